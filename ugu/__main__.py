@@ -1,0 +1,5 @@
+import sys
+
+from ugu.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""argv -> Config -> emperor, vassal, or one of the informational modes.
+
+Configuration errors are printed as one line naming the file, line and
+option, and exit with status 1, as uWSGI exits on a bad config.
+"""
+
+import sys
+
+from ugu import __version__, UWSGI_VERSION
+from ugu.options import registry
+from ugu.options.errors import ConfigError
+from ugu.options.resolve import resolve
+
+EXIT_CONFIG = 1
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        config = resolve(argv)
+        return _dispatch(config)
+    except ConfigError as e:
+        print(f"ugu: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 0
+
+
+def _dispatch(config):
+    if config["help"]:
+        print(help_text())
+        return 0
+    if config["version"]:
+        print(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
+        return 0
+    if config["show-config"]:
+        print(show_config(config))
+        return 0
+    if config["emperor"]:
+        from ugu.emperor.emperor import run as run_emperor
+        return run_emperor(config)
+    from ugu.vassal.master import run as run_vassal
+    return run_vassal(config)
+
+
+def help_text():
+    lines = [f"Usage: ugu [options...] [config.ini...]"]
+    for opt in registry.OPTIONS:
+        names = "|".join(f"--{n}" for n in (opt.name, *opt.aliases))
+        if opt.short:
+            names = f"-{opt.short}|{names}"
+        lines.append(f"    {names:<40}{opt.help}")
+    return "\n".join(lines)
+
+
+def show_config(config):
+    """The resolved configuration, in uWSGI's dump format."""
+    lines = [";uWSGI instance configuration", "[uwsgi]"]
+    for entry in config.entries:
+        if entry.key == "show-config":
+            continue
+        lines.append(f"{entry.key} = {entry.value}")
+    lines.append(";end of configuration")
+    return "\n".join(lines)

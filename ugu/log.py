@@ -1,0 +1,96 @@
+"""Log lines shaped like uWSGI's.
+
+Tutorials, log parsers and monitoring grep for uWSGI's exact wording, so the
+lifecycle lines and the request line keep it, the word "uWSGI" included.
+Every line is one `os.write`, so lines from several processes sharing a
+file or a pipe never interleave mid-line.
+
+Two streams, as in uWSGI: general messages (fd 2, or a `logger`) and
+request lines (fd 2, or a `req-logger`).
+"""
+
+import os
+import sys
+import time
+
+from ugu.options.errors import ConfigError
+
+_MESSAGES_FD = 2
+_requests_fd = 2
+
+
+def log(message):
+    """A general message line, as uWSGI prints it."""
+    _write(_MESSAGES_FD, message)
+
+
+def verbose(message):
+    """A line of uWSGI's verbose logger: prefixed with the ctime."""
+    _write(_MESSAGES_FD, f"{time.ctime()} - {message}")
+
+
+def request(line):
+    _write(_requests_fd, line)
+
+
+def _write(fd, line):
+    data = (line + "\n").encode("utf-8", "backslashreplace")
+    try:
+        os.write(fd, data)
+    except OSError:
+        # A closed log stream must not take a request down with it.
+        pass
+
+
+def open_logger(spec, option):
+    """A file descriptor for a logger spec: file:PATH, fd:N or stdio."""
+    plugin, _, arg = spec.partition(":")
+    if plugin == "file" and arg:
+        try:
+            return os.open(arg, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                           0o644)
+        except OSError as e:
+            raise ConfigError(f"cannot open log file {arg}: {e.strerror}",
+                              option=option) from None
+    if plugin == "fd" and arg.isdigit():
+        return int(arg)
+    if plugin == "stdio":
+        return 1
+    raise ConfigError(f"logger '{spec}' is not supported by ugu (use "
+                      "file:PATH, fd:N or stdio)", option=option)
+
+
+def use_loggers(config):
+    """Point both streams at the config's loggers.
+
+    Messages take over fd 1 and 2 as well, so that the app's prints and
+    tracebacks land in the same file, as with uWSGI's log pipe.
+    """
+    global _requests_fd
+    for name in ("logger", "req-logger"):
+        if len(config[name]) > 1:
+            raise ConfigError("ugu supports one logger of each kind; "
+                              "keep a single line", option=name)
+    if config["logger"]:
+        fd = open_logger(config["logger"][0], "logger")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for target in (1, 2):
+            if fd != target:
+                os.dup2(fd, target)
+        if fd > 2:
+            os.close(fd)
+    if config["req-logger"]:
+        _requests_fd = open_logger(config["req-logger"][0], "req-logger")
+
+
+def request_line(r):
+    """uWSGI's default request log line for a finished RequestRecord."""
+    via = f"via {r.via}() " if r.via else ""
+    return (f"[pid: {r.pid}|app: {r.app_id}|req: {r.app_requests}/"
+            f"{r.worker_requests}] {r.remote_addr} ({r.remote_user}) "
+            f"{{{r.vars_count} vars in {r.vars_size} bytes}} "
+            f"[{time.ctime(r.start)}] {r.method} {r.uri} => generated "
+            f"{r.body_size} bytes in {r.msecs} msecs {via}({r.protocol} "
+            f"{r.status}) {r.header_count} headers in {r.header_size} bytes "
+            f"({r.switches} switches on core {r.core})")

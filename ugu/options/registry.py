@@ -1,0 +1,191 @@
+"""Every option ugu knows, declared once.
+
+The command line, INI files, `strict` checking, `--help` and `--show-config`
+all read this table, so they cannot disagree.  An option's `kind` decides how
+its text becomes a value; `repeat` options keep every occurrence in order,
+the others keep the last one, as uWSGI does.
+
+uWSGI options that ugu does not implement are listed by name in
+`uwsgi-names.txt` (taken from `uwsgi --help`): a config that uses one is
+refused with that reason instead of being accepted and ignored.
+"""
+
+from dataclasses import dataclass
+from importlib import resources
+
+# Option kinds.
+FLAG = "flag"      # boolean; a bare `--opt` on the command line
+INT = "int"
+STR = "str"
+TOGGLE = "toggle"  # boolean words or a number, e.g. http-keepalive = true | 5
+
+# Subsystems that own options (for --help grouping and module ownership).
+CORE = "core"
+CONFIG = "config"
+EMPEROR = "emperor"
+MASTER = "master"
+PYTHON = "python"
+STATIC = "static"
+ROUTING = "routing"
+HTTP = "http"
+LOGGING = "logging"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: str
+    help: str
+    owner: str
+    default: object = None
+    repeat: bool = False
+    short: str | None = None
+    aliases: tuple[str, ...] = ()
+    # Acts while the configuration is being read (uWSGI's "immediate").
+    immediate: bool = False
+    # Setting it turns on the master, as uWSGI silently does.
+    needs_master: bool = False
+
+
+def _opt(name, kind, help, owner, **kw):
+    return Option(name, kind, help, owner, **kw)
+
+
+OPTIONS = (
+    # configuration language
+    _opt("ini", STR, "load config from an INI file (FILE[:SECTION])", CONFIG,
+         repeat=True, immediate=True),
+    _opt("strict", FLAG, "refuse any key that is not a known option", CONFIG,
+         default=False, immediate=True),
+    _opt("set", STR, "set an option or placeholder (KEY=VALUE)", CONFIG,
+         repeat=True, short="S", immediate=True),
+    _opt("set-placeholder", STR, "set a placeholder (KEY=VALUE)", CONFIG,
+         repeat=True, aliases=("set-ph",), immediate=True),
+    _opt("show-config", FLAG, "print the resolved configuration and exit",
+         CONFIG, default=False),
+    _opt("help", FLAG, "list every option and exit", CONFIG, default=False,
+         short="h", aliases=("usage",)),
+    _opt("version", FLAG, "print the version and exit", CONFIG,
+         default=False),
+    # process model
+    _opt("master", FLAG, "enable the master process", MASTER, default=False,
+         short="M"),
+    _opt("processes", INT, "spawn the given number of workers", MASTER,
+         default=1, short="p", aliases=("workers",)),
+    _opt("threads", INT, "run each worker with the given number of threads",
+         MASTER, default=1),
+    _opt("enable-threads", FLAG, "enable Python threads (always on, as in "
+         "uWSGI 2.0.28+)", MASTER, default=True, short="T"),
+    _opt("cheaper", INT, "keep only this many workers when idle, spawning "
+         "more under load", MASTER, default=0, needs_master=True),
+    _opt("cheaper-initial", INT, "workers to start with in cheaper mode "
+         "(default: cheaper)", MASTER, default=0, needs_master=True),
+    _opt("cheaper-step", INT, "workers to spawn at each overload", MASTER,
+         default=1, needs_master=True),
+    _opt("cheaper-overload", INT, "seconds of full load before spawning",
+         MASTER, default=3, needs_master=True),
+    _opt("chdir", STR, "chdir to the directory before loading apps", CORE),
+    _opt("need-app", FLAG, "exit if no app can be loaded", PYTHON,
+         default=False),
+    _opt("listen", INT, "socket listen backlog", CORE, default=100,
+         short="l"),
+    _opt("buffer-size", INT, "largest uwsgi request block accepted (bytes)",
+         CORE, default=4096, short="b"),
+    _opt("auto-procname", FLAG, "name processes 'uWSGI master', "
+         "'uWSGI worker N'", MASTER, default=False),
+    _opt("procname-prefix", STR, "prefix process names with this text",
+         MASTER),
+    _opt("procname-prefix-spaced", STR, "prefix process names with this "
+         "text and a space", MASTER),
+    # sockets
+    _opt("socket", STR, "bind a uwsgi-protocol socket (ADDR or PATH)", CORE,
+         repeat=True, short="s", aliases=("uwsgi-socket",)),
+    _opt("http-socket", STR, "bind an HTTP socket served by the workers",
+         CORE, repeat=True),
+    # python
+    _opt("module", STR, "load a WSGI module (pkg.mod[:callable])", PYTHON,
+         short="w", aliases=("wsgi",)),
+    _opt("wsgi-file", STR, "load a WSGI app from a Python file", PYTHON,
+         aliases=("file",)),
+    _opt("callable", STR, "name of the WSGI callable", PYTHON,
+         default="application"),
+    _opt("pythonpath", STR, "add a directory (or glob) to sys.path", PYTHON,
+         repeat=True, aliases=("python-path", "pp")),
+    _opt("env", STR, "set an environment variable (KEY=VALUE)", CORE,
+         repeat=True),
+    # static files and offloading
+    _opt("check-static", STR, "serve existing files from this directory",
+         STATIC, repeat=True),
+    _opt("static-gzip-all", FLAG, "serve FILE.gz to clients accepting gzip",
+         STATIC, default=False),
+    _opt("offload-threads", INT, "offload threads per worker", STATIC,
+         default=0),
+    _opt("mimefile", STR, "mime types file", STATIC, repeat=True,
+         aliases=("mime-file",)),
+    # internal routing
+    _opt("collect-header", STR, "copy a response header into a request var "
+         "(HEADER VAR)", ROUTING, repeat=True),
+    _opt("response-route-if", STR, "add a response route on a condition",
+         ROUTING, repeat=True),
+    _opt("response-route-if-not", STR, "add a response route on a negated "
+         "condition", ROUTING, repeat=True),
+    _opt("response-route-run", STR, "add an unconditional response route",
+         ROUTING, repeat=True),
+    # http router
+    _opt("http", STR, "run an HTTP router on the address", HTTP,
+         repeat=True),
+    _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
+         repeat=True),
+    _opt("http-keepalive", TOGGLE, "keep client connections open "
+         "(true, or idle seconds)", HTTP, default=0),
+    _opt("http-auto-gzip", FLAG, "gzip responses marked 'uWSGI-Encoding: "
+         "gzip'", HTTP, default=False),
+    _opt("http-timeout", INT, "seconds to wait for a backend", HTTP,
+         default=60),
+    # logging
+    _opt("logger", STR, "send messages to a logger (file:PATH)", LOGGING,
+         repeat=True, needs_master=True),
+    _opt("req-logger", STR, "send request lines to a logger (file:PATH)",
+         LOGGING, repeat=True, needs_master=True,
+         aliases=("logger-req",)),
+    _opt("disable-logging", FLAG, "do not log requests", LOGGING,
+         default=False, short="L"),
+    # emperor
+    _opt("emperor", STR, "run the Emperor on a glob or directory", EMPEROR,
+         repeat=True),
+    _opt("emperor-freq", INT, "seconds between scans", EMPEROR, default=3),
+    _opt("emperor-throttle", INT, "throttle step for bad vassals (ms)",
+         EMPEROR, default=1000),
+    _opt("emperor-max-throttle", INT, "longest throttle delay (ms)", EMPEROR,
+         default=180000),
+)
+
+
+def _index():
+    by_name, by_short = {}, {}
+    for opt in OPTIONS:
+        for name in (opt.name, *opt.aliases):
+            by_name[name] = opt
+        if opt.short:
+            by_short[opt.short] = opt
+    return by_name, by_short
+
+
+BY_NAME, BY_SHORT = _index()
+
+
+def lookup(name):
+    """The Option called `name` (or one of its aliases), else None."""
+    return BY_NAME.get(name)
+
+
+def _uwsgi_names():
+    text = resources.files(__package__).joinpath("uwsgi-names.txt")
+    return frozenset(text.read_text().split())
+
+
+UWSGI_NAMES = _uwsgi_names()
+
+
+def is_unimplemented_uwsgi_option(name):
+    return name not in BY_NAME and name in UWSGI_NAMES

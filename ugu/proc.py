@@ -1,0 +1,108 @@
+"""Process plumbing shared by the emperor, masters and workers.
+
+Signal handlers only record the signal number; the owning loop picks it up
+from `SignalQueue.wait()`, woken through a pipe, so no work ever runs inside
+a handler.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import queue
+import select
+import signal
+
+import setproctitle
+
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+class SignalQueue:
+    """Signals recorded by handlers, delivered to one loop in order."""
+
+    def __init__(self, signals):
+        self._queue = queue.SimpleQueue()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        for signum in signals:
+            signal.signal(signum, self._record)
+
+    def _record(self, signum, frame):
+        self._queue.put(signum)
+
+    def fileno(self):
+        return self._read
+
+    def wait(self, timeout, extra=()):
+        """Signals received, waiting up to timeout; also returns which of
+        the `extra` file objects became readable."""
+        ready = select.select([self._read, *extra], [], [], timeout)[0]
+        if self._read in ready:
+            self._drain()
+        return self._pending(), [f for f in ready if f is not self._read]
+
+    def _drain(self):
+        try:
+            while os.read(self._read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _pending(self):
+        signals = []
+        while not self._queue.empty():
+            signals.append(self._queue.get_nowait())
+        return signals
+
+    def close(self):
+        signal.set_wakeup_fd(-1)
+        os.close(self._read)
+        os.close(self._write)
+
+
+def reset_signals():
+    """Default dispositions, for a freshly forked child."""
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                   signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
+                   signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def die_with_parent(signum=signal.SIGKILL):
+    """Ask the kernel to signal us when our parent exits (no orphans)."""
+    if _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def set_title(config, name):
+    """Process title as uWSGI's auto-procname sets it; the command line is
+    kept otherwise, as uWSGI does by default."""
+    prefix = config["procname-prefix"] or ""
+    if config["procname-prefix-spaced"]:
+        prefix = config["procname-prefix-spaced"] + " "
+    if prefix or config["auto-procname"]:
+        setproctitle.setproctitle(prefix + name)
+
+
+def describe_exit(status):
+    """(exit code, killing signal) from a waitpid status."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status), None
+
+
+def reap():
+    """Yield (pid, status) for every child that has exited, without
+    blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
