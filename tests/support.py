@@ -1,0 +1,199 @@
+"""Running real ugu (and uWSGI, nginx) processes from tests.
+
+Every process starts in a new session, so that it and all of its children
+form one process group that `stop()` can end by its number.  Readiness is
+awaited on the process's log or on a port, never on a sleep.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+UGU = [sys.executable, "-m", "ugu"]
+DEFAULT_TIMEOUT = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=DEFAULT_TIMEOUT, interval=0.02,
+               what="condition"):
+    """Poll predicate until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for "
+                               f"{what}")
+        time.sleep(interval)
+
+
+def wait_for_port(port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
+    def accepting():
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+    wait_until(accepting, timeout, what=f"{host}:{port} to accept")
+
+
+class Process:
+    """A real process with its own process group and a log file."""
+
+    def __init__(self, argv, cwd=None, env=None, log_path=None):
+        self.argv = list(argv)
+        self.log_path = Path(log_path or _temp_log())
+        self._log = open(self.log_path, "wb")
+        full_env = {**os.environ, **(env or {})}
+        full_env.setdefault("PYTHONUNBUFFERED", "1")
+        self.popen = subprocess.Popen(
+            self.argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+            stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        self.pid = self.popen.pid
+        self.pgid = self.pid
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern, timeout=DEFAULT_TIMEOUT, count=1):
+        """Wait until `pattern` (a regex) has matched `count` times in the
+        log; return the last match."""
+        regex = re.compile(pattern)
+
+        def matched():
+            found = list(regex.finditer(self.output()))
+            if len(found) >= count:
+                return found[count - 1]
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"process exited ({self.popen.returncode}) before "
+                    f"logging {pattern!r}:\n{self.output()}")
+            return None
+        try:
+            return wait_until(matched, timeout, what=repr(pattern))
+        except TimeoutError:
+            raise AssertionError(f"no {pattern!r} in log within {timeout}s:"
+                                 f"\n{self.output()}") from None
+
+    def signal(self, signum):
+        os.kill(self.pid, signum)
+
+    def wait(self, timeout=DEFAULT_TIMEOUT):
+        return self.popen.wait(timeout)
+
+    def stop(self, signum=signal.SIGINT, timeout=10):
+        """End the whole process group: `signum` first, SIGKILL after
+        `timeout`.  Returns the leader's exit status."""
+        if self.popen.poll() is None:
+            _killpg(self.pgid, signum)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        _killpg(self.pgid, signal.SIGKILL)
+        self.popen.wait()
+        wait_until(lambda: not group_members(self.pgid), 5,
+                   what=f"process group {self.pgid} to empty")
+        self._log.close()
+        return self.popen.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _killpg(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def group_members(pgid):
+    """PIDs of live (non-zombie) processes in the process group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def children_of(pid):
+    """PIDs of the live direct children of pid."""
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(entry.name))
+    return kids
+
+
+_log_counter = 0
+
+
+def _temp_log():
+    global _log_counter
+    _log_counter += 1
+    folder = Path(os.environ.get("UGU_TEST_LOGS", "/tmp/ugu-test-logs"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{os.getpid()}-{_log_counter}.log"
+
+
+def ugu(*args, **kw):
+    """Start `python -m ugu ARGS` as a Process."""
+    return Process([*UGU, *args], **kw)
+
+
+def write_ini(path, **sections):
+    """Write an INI file from {section: [(key, value), ...]}."""
+    lines = []
+    for section, pairs in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {value}" for key, value in pairs)
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path)
+
+
+def reference_uwsgi():
+    """Path of the real uWSGI binary, installing it if needed; None when it
+    cannot be had here."""
+    explicit = os.environ.get("UGU_REFERENCE_UWSGI")
+    if explicit:
+        return explicit if os.access(explicit, os.X_OK) else None
+    tool = REPO.parent / "shared" / "tools" / "reference-uwsgi"
+    if not tool.exists():
+        return None
+    result = subprocess.run(["bash", str(tool)], capture_output=True,
+                            text=True, timeout=900)
+    if result.returncode != 0:
+        return None
+    path = result.stdout.strip().splitlines()[-1]
+    return path if os.access(path, os.X_OK) else None
