@@ -89,7 +89,7 @@ class Process:
             raise AssertionError(f"no {pattern!r} in log within {timeout}s:"
                                  f"\n{self.output()}") from None
 
-    def signal(self, signum):
+    def send_signal(self, signum):
         os.kill(self.pid, signum)
 
     def wait(self, timeout=DEFAULT_TIMEOUT):
@@ -197,3 +197,45 @@ def reference_uwsgi():
         return None
     path = result.stdout.strip().splitlines()[-1]
     return path if os.access(path, os.X_OK) else None
+
+
+def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",
+                  protocol="HTTP/1.1", extra_vars=(), modifier1=0):
+    """Send one uwsgi-protocol request as a router would; return the raw
+    bytes the worker answers until it closes."""
+    from ugu import protocol as codec
+    path_info, _, query = path.partition("?")
+    pairs = [("REQUEST_METHOD", method), ("REQUEST_URI", path),
+             ("PATH_INFO", path_info), ("QUERY_STRING", query),
+             ("SERVER_PROTOCOL", protocol), ("SCRIPT_NAME", ""),
+             ("SERVER_NAME", "test"), ("SERVER_PORT", "80"),
+             ("REMOTE_ADDR", "127.0.0.1"), ("REMOTE_PORT", "5000")]
+    if body:
+        pairs.append(("CONTENT_LENGTH", str(len(body))))
+    for name, value in headers:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        pairs.append((key, value))
+    pairs.extend(extra_vars)
+    packet = codec.encode([(k.encode("latin-1"), v.encode("latin-1"))
+                           for k, v in pairs], modifier1=modifier1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(packet + body)
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+def split_response(raw):
+    """(status line, {lower-case header: value}, body) of raw HTTP."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return lines[0], headers, body

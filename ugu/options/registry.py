@@ -45,6 +45,10 @@ class Option:
     immediate: bool = False
     # Setting it turns on the master, as uWSGI silently does.
     needs_master: bool = False
+    # On the command line the value is optional: `--opt` or `--opt=VALUE`.
+    optional: bool = False
+    # A larger number is cut down to this, as uWSGI does.
+    maximum: int | None = None
 
 
 def _opt(name, kind, help, owner, **kw):
@@ -86,11 +90,17 @@ OPTIONS = (
          MASTER, default=3, needs_master=True),
     _opt("chdir", STR, "chdir to the directory before loading apps", CORE),
     _opt("need-app", FLAG, "exit if no app can be loaded", PYTHON,
-         default=False),
+         default=False, optional=True),
     _opt("listen", INT, "socket listen backlog", CORE, default=100,
          short="l"),
+    _opt("socket-timeout", INT, "seconds to wait on a stalled client "
+         "connection", CORE, default=4, short="z"),
+    _opt("die-on-term", FLAG, "exit on SIGTERM instead of reloading",
+         MASTER, default=False),
+    _opt("worker-reload-mercy", INT, "seconds a worker may take to finish "
+         "its requests when stopping", MASTER, default=60),
     _opt("buffer-size", INT, "largest uwsgi request block accepted (bytes)",
-         CORE, default=4096, short="b"),
+         CORE, default=4096, short="b", maximum=65535),
     _opt("auto-procname", FLAG, "name processes 'uWSGI master', "
          "'uWSGI worker N'", MASTER, default=False),
     _opt("procname-prefix", STR, "prefix process names with this text",
@@ -131,17 +141,50 @@ OPTIONS = (
          "condition", ROUTING, repeat=True),
     _opt("response-route-run", STR, "add an unconditional response route",
          ROUTING, repeat=True),
+    _opt("response-route-label", STR, "add a response routing label (for "
+         "goto)", ROUTING, repeat=True),
+    _opt("pull-header", STR, "move a response header into a request var "
+         "(HEADER VAR)", ROUTING, repeat=True),
+    _opt("response-route", STR, "add a response route on a regexp of "
+         "PATH_INFO", ROUTING, repeat=True),
+    _opt("response-route-host", STR, "add a response route on a regexp of "
+         "HTTP_HOST", ROUTING, repeat=True),
+    _opt("response-route-uri", STR, "add a response route on a regexp of "
+         "REQUEST_URI", ROUTING, repeat=True),
+    _opt("response-route-qs", STR, "add a response route on a regexp of "
+         "QUERY_STRING", ROUTING, repeat=True),
+    _opt("response-route-remote-addr", STR, "add a response route on a "
+         "regexp of REMOTE_ADDR", ROUTING, repeat=True),
+    _opt("response-route-user-agent", STR, "add a response route on a "
+         "regexp of HTTP_USER_AGENT", ROUTING, repeat=True),
+    _opt("response-route-referer", STR, "add a response route on a regexp of "
+         "HTTP_REFERER", ROUTING, repeat=True),
+    _opt("response-route-remote-user", STR, "add a response route on a "
+         "regexp of REMOTE_USER", ROUTING, repeat=True),
     # http router
     _opt("http", STR, "run an HTTP router on the address", HTTP,
          repeat=True),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
          repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
-         "(true, or idle seconds)", HTTP, default=0),
+         "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-auto-gzip", FLAG, "gzip responses marked 'uWSGI-Encoding: "
          "gzip'", HTTP, default=False),
     _opt("http-timeout", INT, "seconds to wait for a backend", HTTP,
          default=60),
+    # None: the http-timeout value.
+    _opt("http-connect-timeout", INT, "seconds to wait for a backend "
+         "connection (default: http-timeout)", HTTP),
+    _opt("http-headers-timeout", INT, "seconds to wait for a client's "
+         "request headers (default: http-timeout)", HTTP),
+    _opt("http-modifier1", INT, "modifier1 of requests sent to backends",
+         HTTP, default=0),
+    _opt("http-modifier2", INT, "modifier2 of requests sent to backends",
+         HTTP, default=0),
+    _opt("http-var", STR, "add a var to every routed request (KEY=VALUE)",
+         HTTP, repeat=True),
+    _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
+         "router always de-chunks request bodies", HTTP, default=False),
     # logging
     _opt("logger", STR, "send messages to a logger (file:PATH)", LOGGING,
          repeat=True, needs_master=True),
@@ -158,6 +201,13 @@ OPTIONS = (
          EMPEROR, default=1000),
     _opt("emperor-max-throttle", INT, "longest throttle delay (ms)", EMPEROR,
          default=180000),
+    _opt("emperor-no-blacklist", FLAG, "respawn dying vassals without "
+         "throttling them", EMPEROR, default=False),
+    _opt("emperor-curse-tolerance", INT, "seconds a vassal told to stop (or "
+         "whose link broke) may take to die before SIGKILL", EMPEROR,
+         default=30),
+    _opt("reload-mercy", INT, "seconds to wait for vassals (or the Emperor) "
+         "to die at shutdown before SIGKILL", EMPEROR, default=30),
 )
 
 
@@ -185,6 +235,17 @@ def _uwsgi_names():
 
 
 UWSGI_NAMES = _uwsgi_names()
+# uWSGI's one-letter options, so that one ugu lacks is refused by name.
+UWSGI_SHORT = {
+    "A": "sharedarea", "C": "chmod-socket", "H": "home", "J": "test",
+    "L": "disable-logging", "M": "master", "O": "optimize", "Q": "spooler",
+    "R": "max-requests", "S": "set", "T": "enable-threads",
+    "a": "abstract-socket", "b": "buffer-size", "c": "cgi-mode",
+    "d": "daemonize", "h": "help", "i": "single-interpreter", "l": "listen",
+    "m": "memory-report", "p": "processes", "r": "reaper", "s": "socket",
+    "t": "harakiri", "v": "max-vars", "w": "module", "x": "xmlconfig",
+    "y": "yaml", "z": "socket-timeout",
+}
 
 
 def is_unimplemented_uwsgi_option(name):

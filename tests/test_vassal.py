@@ -1,0 +1,274 @@
+"""The worker vassal end to end: a real `ugu --ini` speaking the uwsgi
+protocol on a free port, driven by a raw-socket client."""
+
+import gzip
+import json
+import os
+import re
+import signal
+import textwrap
+
+import pytest
+
+from tests import support
+from tests.support import split_response, uwsgi_request
+
+APP = textwrap.dedent('''
+    import json, os
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/json":
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"ok": true}']
+        if path == "/env":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            safe = {k: v if isinstance(v, str) else repr(v)
+                    for k, v in environ.items()}
+            return [json.dumps(safe).encode()]
+        if path == "/echo":
+            body = environ["wsgi.input"].read()
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [body]
+        if path == "/boom":
+            raise RuntimeError("boom")
+        if path == "/pid":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [str(os.getpid()).encode()]
+        start_response("200 OK", [("Content-Type", "text/html")])
+        return [b"<html>hello</html>"]
+''')
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(APP)
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "base.css").write_text("h1 { color: red; }\n")
+    with gzip.open(tmp_path / "static" / "base.css.gz", "wb") as f:
+        f.write(b"h1 { color: red; }\n")
+    (tmp_path / "secret.txt").write_text("secret")
+    (tmp_path / "static-secret").mkdir()
+    (tmp_path / "static-secret" / "x.txt").write_text("sibling")
+    return tmp_path
+
+
+def worker_ini(site, port, **extra):
+    pairs = [("strict", "true"), ("master", "true"),
+             ("socket", f"127.0.0.1:{port}"), ("processes", "2"),
+             ("threads", "2"), ("pythonpath", "code/"), ("module", "app"),
+             ("offload-threads", "1"), ("check-static", "static/"),
+             ("static-gzip-all", "true"),
+             ("collect-header", "Content-Type RESPONSE_CONTENT_TYPE"),
+             ("response-route-if", "equal:${RESPONSE_CONTENT_TYPE};"
+              "application/json addheader:uWSGI-Encoding: gzip"),
+             ("response-route-if", "startswith:${RESPONSE_CONTENT_TYPE};"
+              "text/html addheader:uWSGI-Encoding: gzip")]
+    pairs += list(extra.items())
+    return support.write_ini(site / "uwsgi.ini", uwsgi=pairs)
+
+
+@pytest.fixture
+def worker(site, procs):
+    port = support.free_port()
+    worker_ini(site, port)
+    p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 2")
+    support.wait_for_port(port)
+    p.port = port
+    return p
+
+
+def test_page_with_routing_header(worker):
+    status, headers, body = split_response(uwsgi_request(worker.port))
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-type"] == "text/html"
+    assert headers["uwsgi-encoding"] == "gzip"
+    assert body == b"<html>hello</html>"
+
+
+def test_json_marked_text_not(worker):
+    _, headers, _ = split_response(uwsgi_request(worker.port, "/json"))
+    assert headers["uwsgi-encoding"] == "gzip"
+    _, headers, _ = split_response(uwsgi_request(worker.port, "/env"))
+    assert "uwsgi-encoding" not in headers
+
+
+def test_status_line_follows_request_protocol(worker):
+    raw = uwsgi_request(worker.port, protocol="HTTP/1.0")
+    assert raw.startswith(b"HTTP/1.0 200 OK\r\n")
+
+
+def test_static_file_offloaded(worker, site):
+    status, headers, body = split_response(
+        uwsgi_request(worker.port, "/base.css"))
+    assert status == "HTTP/1.1 200 OK"
+    assert headers["content-type"] == "text/css"
+    assert headers["content-length"] == str(len(body))
+    assert "last-modified" in headers
+    assert body == b"h1 { color: red; }\n"
+    line = worker.wait_for_log(r"GET /base.css => .*")
+    assert "via offload()" in line.group(0)
+    assert re.search(r"\[pid: \d+\|app: -1\|req: -1/\d+\] ",
+                     worker.output())
+
+
+def test_static_gzip_variant(worker):
+    raw = uwsgi_request(worker.port, "/base.css",
+                        headers=[("Accept-Encoding", "gzip, br")])
+    _, headers, body = split_response(raw)
+    assert headers["content-encoding"] == "gzip"
+    assert headers["content-type"] == "text/css"
+    assert gzip.decompress(body) == b"h1 { color: red; }\n"
+
+
+def test_missing_static_falls_to_app(worker):
+    _, headers, body = split_response(uwsgi_request(worker.port, "/no.css"))
+    assert body == b"<html>hello</html>"
+
+
+@pytest.mark.parametrize("path", ["/../secret.txt", "/%2e%2e/secret.txt",
+                                  "/../static-secret/x.txt",
+                                  "/base.css\x00.txt"])
+def test_static_never_escapes(worker, path):
+    _, _, body = split_response(uwsgi_request(worker.port, path))
+    assert body == b"<html>hello</html>"
+
+
+def test_not_modified_keeps_validators(worker):
+    _, headers, _ = split_response(uwsgi_request(worker.port, "/base.css"))
+    raw = uwsgi_request(worker.port, "/base.css", headers=[
+        ("If-Modified-Since", headers["last-modified"])])
+    status, again, body = split_response(raw)
+    assert status == "HTTP/1.1 304 Not Modified"
+    assert again["last-modified"] == headers["last-modified"]
+    assert body == b""
+
+
+def test_environ(worker):
+    raw = uwsgi_request(worker.port, "/env?a=1", headers=[("X-Dup", "1")])
+    env = json.loads(split_response(raw)[2])
+    assert env["QUERY_STRING"] == "a=1"
+    assert env["HTTP_X_DUP"] == "1"
+    assert env["wsgi.multithread"] == "True"
+    assert env["wsgi.multiprocess"] == "True"
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["uwsgi.version"].startswith("b'2.0")
+
+
+def test_post_body(worker):
+    body = os.urandom(300_000)
+    raw = uwsgi_request(worker.port, "/echo", method="POST", body=body)
+    assert split_response(raw)[2] == body
+
+
+def test_app_exception_gives_500_and_worker_survives(worker):
+    status, _, _ = split_response(uwsgi_request(worker.port, "/boom"))
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    worker.wait_for_log("RuntimeError: boom")
+    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+
+
+def test_request_log_line(worker):
+    uwsgi_request(worker.port)
+    line = worker.wait_for_log(
+        r"\[pid: \d+\|app: 0\|req: \d+/\d+\] 127\.0\.0\.1 \(\) "
+        r"\{\d+ vars in \d+ bytes\} \[\w{3} \w{3} [ \d]\d [\d:]{8} \d{4}\] "
+        r"GET / => generated 18 bytes in \d+ msecs \(HTTP/1\.1 200\) "
+        r"2 headers in 66 bytes \(1 switches on core \d\)")
+    assert line
+
+
+def refused(port, **kw):
+    """True when the worker drops the request without a byte (a reset or
+    a plain close)."""
+    try:
+        return uwsgi_request(port, **kw) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_oversized_block_is_refused_and_next_served(worker):
+    assert refused(worker.port, extra_vars=[("HTTP_X_BIG", "x" * 5000)])
+    worker.wait_for_log(r"invalid request block size: \d+ \(max 4096\)")
+    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+
+
+def test_unknown_modifier_closes(worker):
+    assert refused(worker.port, modifier1=5)
+    worker.wait_for_log(r"-- unavailable modifier requested: 5 --")
+
+
+def test_worker_killed_is_respawned(worker):
+    pid = int(split_response(uwsgi_request(worker.port, "/pid"))[2])
+    os.kill(pid, signal.SIGKILL)
+    worker.wait_for_log(rf"DAMN ! worker \d \(pid: {pid}\) died, killed by "
+                        r"signal 9 :\( trying respawn \.\.\.")
+    worker.wait_for_log(r"Respawned uWSGI worker \d \(new pid: \d+\)")
+    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+
+
+def test_sigint_shuts_down_cleanly(worker):
+    workers = support.children_of(worker.pid)
+    worker.send_signal(signal.SIGINT)
+    assert worker.wait() == 0
+    assert "goodbye to uWSGI." in worker.output()
+    support.wait_until(lambda: not support.group_members(worker.pgid), 5,
+                       what="workers to exit")
+    assert workers
+
+
+def test_graceful_reload_keeps_serving(worker):
+    before = support.children_of(worker.pid)
+    worker.send_signal(signal.SIGHUP)
+    worker.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
+    worker.wait_for_log(r"spawned uWSGI worker 2", count=2)
+    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+    assert not set(before) & set(support.children_of(worker.pid))
+
+
+def test_master_killed_takes_workers_along(worker):
+    workers = support.children_of(worker.pid)
+    assert len(workers) == 2
+    worker.send_signal(signal.SIGKILL)
+    support.wait_until(lambda: not any(os.path.exists(f"/proc/{p}/stat")
+                                       and support.group_members(worker.pgid)
+                                       for p in workers), 2,
+                       what="workers to die with their master")
+
+
+def test_cheaper_starts_at_the_floor(site, procs):
+    port = support.free_port()
+    worker_ini(site, port, processes="4", cheaper="1")
+    p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1 \(pid: \d+, cores: 2\)")
+    support.wait_for_port(port)
+    assert split_response(uwsgi_request(port))[0].endswith("200 OK")
+    assert "spawned uWSGI worker 2" not in p.output()
+
+
+def test_cheaper_must_be_lower_than_processes(site, procs):
+    worker_ini(site, support.free_port(), processes="2", cheaper="2")
+    p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
+    assert p.wait() == 1
+    assert "invalid cheaper value: must be lower than processes" in \
+        p.output()
+
+
+def test_missing_module_runs_in_dynamic_mode(site, procs):
+    port = support.free_port()
+    worker_ini(site, port, module="nosuchapp")
+    p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
+    p.wait_for_log(r"\*\*\* no app loaded\. going in full dynamic mode")
+    support.wait_for_port(port)
+    status, _, _ = split_response(uwsgi_request(port, "/x"))
+    assert status == "HTTP/1.1 500 Internal Server Error"
+    p.wait_for_log("--- no python application found")
+
+
+def test_need_app_exits_22(site, procs):
+    worker_ini(site, support.free_port(), module="nosuchapp")
+    p = procs.ugu("--ini", "uwsgi.ini", "--need-app", cwd=site)
+    assert p.wait() == 22
+    assert "GAME OVER" in p.output()

@@ -1,0 +1,192 @@
+"""Response-phase route actions, registered by name as uWSGI names them.
+
+An action is the `name:args` half of a rule.  Its factory is called once,
+when the config is read, with the args text, and returns a function of the
+request's `Response`.  That function returns None to go on with the next
+rule, `STOP` to end routing, or a `Goto`.
+
+Results follow uWSGI 2.0 in the response phase: `continue`/`last` end
+routing and the response goes out; `break` ends routing and drops the
+app's body, and `break:CODE text` also replaces the app's status and
+headers.  Two things differ, on purpose: `delheader` removes a header the
+app set (uWSGI only filters later additions), and a dropped body leaves
+`Content-Length: 0` behind, not the app's length, so the framing holds.
+"""
+
+import http
+import re
+
+from ugu.options.errors import ConfigError
+from ugu.routing.template import Template
+
+ACTIONS = {}
+
+# uWSGI 2.0 actions that ugu does not run in the response phase (yet):
+# named apart from unknown ones, so the message says what is missing.
+NOT_IMPLEMENTED = frozenset({
+    "return", "logvar", "donotlog", "clearheaders", "setpathinfo", "seturi",
+    "setmethod", "setscriptname", "setdocroot", "setscheme", "setapp",
+    "chdir", "signal", "send", "harakiri", "fixcl", "redirect",
+    "redirect-302", "redirect-permanent", "redirect-301", "rewrite",
+    "rewrite-last", "static", "uwsgi", "http", "basicauth", "cache",
+    "cachestore", "gzip", "expires",
+})
+
+STOP = "stop"
+
+_STATUS = re.compile(r"([0-9]{3})(?: (.*))?")
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+
+
+class Goto:
+    __slots__ = ("label",)
+
+    def __init__(self, label):
+        self.label = label
+
+
+class Response:
+    """A response head being routed; one per request.
+
+    While the rules run, `headers` are the app's and `added` those the
+    rules appended: uWSGI writes the added ones after the app's, and
+    `break:CODE` keeps only them.  `match` is the regexp match of the rule
+    being run, if any.  Once finished, `headers` are the ones to send,
+    `status` is None to keep the app's status line or the one to send
+    instead ("403 Forbidden"), and without `send_body` the app's body
+    must not be sent.
+    """
+
+    __slots__ = ("vars", "headers", "added", "match", "status", "send_body",
+                 "log")
+
+    def __init__(self, variables, headers, log):
+        self.vars = variables
+        self.headers = headers
+        self.added = []
+        self.match = None
+        self.status = None
+        self.send_body = True
+        self.log = log
+
+    def expand(self, template):
+        return template.expand(self.vars, self.match)
+
+    def remove(self, lowered_name):
+        """Drop every header with this (lower-case) name."""
+        self.headers = [h for h in self.headers
+                        if h[0].lower() != lowered_name]
+        self.added = [h for h in self.added if h[0].lower() != lowered_name]
+
+    def abort(self, status=None):
+        """Send no body; with a status, the rules' headers replace the app's
+        response, as uWSGI answers it."""
+        self.send_body = False
+        if status:
+            self.status = status
+            self.headers = [("Connection", "close"),
+                            ("Content-Type", "text/plain")]
+
+    def finish(self):
+        """Settle what to send and return self: the added headers follow
+        the app's, and a dropped body leaves `Content-Length: 0`."""
+        headers = self.headers + self.added
+        if not self.send_body:
+            headers = [h for h in headers if h[0].lower() not in _FRAMING]
+            headers.append(("Content-Length", "0"))
+        self.headers, self.added = headers, []
+        return self
+
+
+def action(*names):
+    """Register an action factory under each of `names`."""
+    def register(factory):
+        for name in names:
+            ACTIONS[name] = factory
+        return factory
+    return register
+
+
+@action("addheader")
+def addheader(args):
+    if ":" not in args:
+        raise ConfigError('addheader needs "Name: value"')
+    template = Template(args)
+    if template.static is not None:
+        header = _header(template.static)
+        return lambda r: r.added.append(header)
+    return lambda r: r.added.append(_header(r.expand(template)))
+
+
+def _header(text):
+    name, _, value = text.partition(":")
+    return name, value.lstrip(" \t")
+
+
+@action("delheader", "remheader")
+def delheader(args):
+    if not args:
+        raise ConfigError("delheader needs a header name")
+    template = Template(args)
+    return lambda r: r.remove(r.expand(template).lower())
+
+
+@action("addvar")
+def addvar(args):
+    key, eq, value = args.partition("=")
+    if not eq:
+        raise ConfigError("invalid addvar syntax, must be KEY=VAL")
+    template = Template(value)
+
+    def run(r):
+        r.vars[key] = r.expand(template)
+    return run
+
+
+@action("log")
+def log(args):
+    template = Template(args)
+
+    def run(r):
+        r.log(r.expand(template))
+    return run
+
+
+@action("continue", "last")
+def stop(args):
+    return lambda r: STOP
+
+
+@action("break")
+def break_(args):
+    # uWSGI does not expand the status text, so neither do we.
+    status = _status(args) if args else None
+
+    def run(r):
+        r.abort(status)
+        return STOP
+    return run
+
+
+def _status(text):
+    m = _STATUS.fullmatch(text)
+    if m is None:
+        raise ConfigError(f'invalid status "{text}" for break (expected '
+                          '"CODE" or "CODE Reason")')
+    code, reason = m.groups()
+    if not reason:
+        # uWSGI completes a bare code with the standard reason phrase.
+        try:
+            reason = http.HTTPStatus(int(code)).phrase
+        except ValueError:
+            return code
+    return f"{code} {reason}"
+
+
+@action("goto")
+def goto(args):
+    template = Template(args)
+    if template.static is not None:
+        jump = Goto(template.static)
+        return lambda r: jump
+    return lambda r: Goto(r.expand(template))

@@ -1,0 +1,137 @@
+"""Run the response routing table on one response head.
+
+The worker builds one ResponseRouter at start-up and, when the app has
+given its status and headers, calls `run` (or `apply`, for the headers
+alone).  Before the rules run, `collect-header` and `pull-header` copy the
+app's headers into request vars, as uWSGI does when it adds them.
+
+Routing results, as in uWSGI: a rule that does not apply, or whose action
+returns nothing, goes on to the next rule; `continue`/`last`/`break` end
+the chain; `goto:LABEL` jumps forward to the rule after the label.  A goto
+whose label is built from vars and turns out missing or behind, or a
+condition that fails on a request, gets uWSGI's treatment: a log line,
+then the chain ends and the body is dropped, as with `break`.
+
+`log:` lines go to the `log` callable given to `from_config` (the worker
+passes `ugu.log.log`); by default they are printed on stderr.
+"""
+
+import re
+import sys
+
+from ugu.routing.actions import STOP, Response
+from ugu.routing.conditions import RouteError
+from ugu.routing.rules import first_labels, parse
+
+TABLE_START = "*** dumping internal response routing table ***"
+TABLE_END = "*** end of the internal response routing table ***"
+GOTO_BACKWARD = ('[uwsgi-route] ERROR "goto" instruction can only jump '
+                 "forward (check your label !!!)")
+
+
+def _stderr(line):
+    print(line, file=sys.stderr, flush=True)
+
+
+class ResponseRouter:
+    """The response routing table of one vassal."""
+
+    def __init__(self, rules, copies, log=_stderr):
+        self.rules = tuple(rules)
+        self.copies = tuple(copies)
+        self._log = log
+        # Labels do nothing when reached, so only the other rules run.
+        self._runnable = tuple(r for r in self.rules if r.label is None)
+        self._targets = self._goto_targets()
+        self._collect = {}
+        for copy in self.copies:
+            self._collect.setdefault(copy.header.lower(), []).append(copy.var)
+        self._pull = frozenset(c.header.lower() for c in self.copies
+                               if c.pull)
+
+    @classmethod
+    def from_config(cls, config, log=_stderr):
+        """Read the table from a Config; ConfigError names a bad line."""
+        rules, copies = parse(config.entries)
+        return cls(rules, copies, log)
+
+    @property
+    def active(self):
+        return bool(self.rules or self.copies)
+
+    def startup_lines(self):
+        """The lines uWSGI logs about this table when it starts."""
+        lines = []
+        if self.rules:
+            lines += [TABLE_START, *(r.dump() for r in self.rules),
+                      TABLE_END]
+        lines += [c.dump() for c in self.copies if not c.pull]
+        lines += [c.dump() for c in self.copies if c.pull]
+        return lines
+
+    def apply(self, request_vars, headers):
+        """The headers to send; `run` also tells status and body."""
+        return self.run(request_vars, headers).headers
+
+    def run(self, request_vars, headers):
+        """Route a response head, into a finished `Response`.
+
+        `request_vars` is a dict, which collected headers and `addvar`
+        extend; `headers`, the app's (name, value) list, is left as it is.
+        """
+        response = Response(request_vars, headers, self._log)
+        if self._collect:
+            self._copy_headers(response)
+        try:
+            self._run_rules(response)
+        except RouteError as e:
+            self._log(f"[uwsgi-route] {e}")
+            response.abort()
+        return response.finish()
+
+    def _copy_headers(self, response):
+        variables, collect = response.vars, self._collect
+        for name, value in response.headers:
+            targets = collect.get(name.lower())
+            if targets:
+                for var in targets:
+                    variables[var] = value
+        if self._pull:
+            response.headers = [h for h in response.headers
+                                if h[0].lower() not in self._pull]
+
+    def _run_rules(self, response):
+        rules, variables = self._runnable, response.vars
+        index, count = 0, len(rules)
+        while index < count:
+            rule = rules[index]
+            index += 1
+            result = None
+            if rule.check is not None:
+                result = rule.check(variables)
+                if rule.negate:
+                    result = None if result else True
+                if not result:
+                    continue
+            response.match = result if type(result) is re.Match else None
+            outcome = rule.action(response)
+            if outcome is None:
+                continue
+            if outcome is STOP:
+                return
+            index = self._jump(outcome.label, index, response)
+
+    def _jump(self, label, after, response):
+        """Where a goto from the rule before `after` leads, or the end."""
+        target = self._targets.get(label)
+        if target is None or target < after:
+            self._log(GOTO_BACKWARD)
+            response.abort()
+            return len(self._runnable)
+        return target
+
+    def _goto_targets(self):
+        """Label -> index in `_runnable` of the first rule after it."""
+        numbers = [r.number for r in self._runnable]
+        return {label: sum(1 for n in numbers if n < number)
+                for label, number in first_labels(self.rules).items()}

@@ -1,0 +1,195 @@
+"""Response route options, read once into Rule objects.
+
+Every `response-route*` option adds one rule to a single table, in the
+order the options were read, whatever their kind; a label is a rule too,
+so rule numbers match uWSGI's start-up dump.  A rule's text is split at
+its first space into a condition and an action (so a condition cannot
+contain a space), and the action at its first colon into a name and
+args, which the action's factory reads at once.  Any mistake stops the
+start-up with the file and line of the option.
+
+`collect-header` and `pull-header` are read here too: they are how a
+response header reaches the rules, as a request var.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ugu.options import registry
+from ugu.options.errors import ConfigError
+from ugu.routing import actions, conditions
+from ugu.routing.template import Template
+
+# Regexp rules: the request var each option matches, and the name uWSGI
+# prints for it in the table.
+REGEXP_SUBJECTS = {
+    "response-route": ("PATH_INFO", "path_info"),
+    "response-route-host": ("HTTP_HOST", "http_host"),
+    "response-route-uri": ("REQUEST_URI", "request_uri"),
+    "response-route-qs": ("QUERY_STRING", "query_string"),
+    "response-route-remote-addr": ("REMOTE_ADDR", "remote_addr"),
+    "response-route-user-agent": ("HTTP_USER_AGENT", "user_agent"),
+    "response-route-referer": ("HTTP_REFERER", "referer"),
+    "response-route-remote-user": ("REMOTE_USER", "remote_user"),
+}
+CONDITION_OPTIONS = {"response-route-if": False, "response-route-if-not": True}
+RULE_OPTIONS = frozenset({*REGEXP_SUBJECTS, *CONDITION_OPTIONS,
+                          "response-route-run", "response-route-label"})
+HEADER_OPTIONS = {"collect-header": "collect", "pull-header": "pull"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line of the table.
+
+    `check` takes the request vars; a falsy result skips the rule (the
+    other way round when `negate`), a regexp match feeds `$N` captures.
+    A label has no action.  `goto` is the label of a goto action whose
+    label is fixed text, so that it can be checked at start-up.
+    """
+
+    number: int
+    description: str
+    entry: object  # the config Entry, to name its file and line
+    check: Callable | None = None
+    negate: bool = False
+    action: Callable | None = None
+    label: str | None = None
+    goto: str | None = None
+
+    def dump(self):
+        return f"[rule: {self.number}] {self.description}"
+
+
+@dataclass(frozen=True)
+class HeaderCopy:
+    """A `collect-header` (or `pull-header`, which also removes it)."""
+
+    header: str
+    var: str
+    pull: bool
+
+    def dump(self):
+        verb = "pulling" if self.pull else "collecting"
+        return f"{verb} header {self.header} to var {self.var}"
+
+
+def parse(entries):
+    """The rules and header copies among config entries, in order."""
+    rules, copies = [], []
+    for entry in entries:
+        opt = registry.lookup(entry.key)
+        name = opt.name if opt else None
+        try:
+            if name in RULE_OPTIONS:
+                rules.append(_rule(name, entry, len(rules)))
+            elif name in HEADER_OPTIONS:
+                copies.append(_header_copy(name, entry.value))
+        except ConfigError as e:
+            raise _located(e.reason, entry) from None
+    _check_gotos(rules)
+    return rules, copies
+
+
+def _located(reason, entry):
+    return ConfigError(reason, entry.file, entry.line, entry.key)
+
+
+def _header_copy(option, value):
+    header, space, var = value.partition(" ")
+    if not space:
+        raise ConfigError(f"invalid {HEADER_OPTIONS[option]} header "
+                          "syntax, must be <header> <var>")
+    return HeaderCopy(header, var, option == "pull-header")
+
+
+def _rule(option, entry, number):
+    value = entry.value
+    if option == "response-route-label":
+        return Rule(number, f"label: {value}", entry, label=value)
+    condition, action = None, value
+    if option != "response-route-run":
+        condition, space, action = value.partition(" ")
+        if not space:
+            raise ConfigError("invalid route syntax (expected a condition, "
+                              "one space, then the action)")
+    check, negate, described = _condition(option, condition)
+    name, colon, args = action.partition(":")
+    if not colon:
+        raise ConfigError("invalid route syntax (an action is name:args, "
+                          f'e.g. "{name}:")')
+    goto = Template(args).static if name == "goto" else None
+    return Rule(number, f"{described}action: {action}", entry, check, negate,
+                _action(name, args, value), goto=goto)
+
+
+def _action(name, args, value):
+    factory = actions.ACTIONS.get(name)
+    if factory is None:
+        reason = f'unable to register route "{value}"'
+        if name in actions.NOT_IMPLEMENTED:
+            reason += f': action "{name}" is not implemented by ugu yet'
+        raise ConfigError(reason)
+    return factory(args)
+
+
+def _condition(option, text):
+    """(check, negate, its description in the dump) for a rule's
+    condition text, None for `response-route-run`."""
+    if text is None:
+        return None, False, ""
+    if option in REGEXP_SUBJECTS:
+        return _regexp_check(option, text)
+    return _condition_check(text, CONDITION_OPTIONS[option])
+
+
+def _regexp_check(option, pattern):
+    var, shown = REGEXP_SUBJECTS[option]
+    compiled = conditions.compile_regexp(pattern)
+    described = f"subject: {shown} regexp: {pattern} "
+    return (lambda v: compiled.search(v.get(var, ""))), False, described
+
+
+def _condition_check(text, negate):
+    name, colon, args = text.partition(":")
+    if not colon:
+        raise ConfigError("invalid route condition syntax (expected "
+                          "name:args)")
+    factory = conditions.CONDITIONS.get(name)
+    if factory is None:
+        reason = f'unable to find "{name}" route condition'
+        if name in conditions.NOT_IMPLEMENTED:
+            reason += " (not implemented by ugu yet)"
+        raise ConfigError(reason)
+    bang = "!" if negate else ""
+    described = f"subject: {args} func: {bang}{name} "
+    return factory(name, args), negate, described
+
+
+def _check_gotos(rules):
+    """A goto to a fixed label must find it after itself.
+
+    uWSGI finds out on a request, logs an error and drops the response;
+    a table that cannot work is better refused at start-up.
+    """
+    labels = first_labels(rules)
+    for rule in rules:
+        if rule.goto is None:
+            continue
+        target = labels.get(rule.goto)
+        if target is None:
+            raise _located(f'"goto" to an unknown label "{rule.goto}"',
+                           rule.entry)
+        if target < rule.number:
+            raise _located(f'"goto" can only jump forward, and label '
+                           f'"{rule.goto}" is rule {target}, before this '
+                           "one", rule.entry)
+
+
+def first_labels(rules):
+    """Label -> rule number; a goto finds the first label of its name."""
+    labels = {}
+    for rule in rules:
+        if rule.label is not None:
+            labels.setdefault(rule.label, rule.number)
+    return labels

@@ -1,0 +1,415 @@
+"""The vassal's master: owns the sockets and the app, keeps the workers.
+
+Start-up binds every socket and loads the app before the first fork, so
+workers share both.  Then one loop: signals (recorded by handlers, handled
+here), orders from the emperor, reaping and respawning children, and the
+cheaper algorithm once a second.  Signal meanings are uWSGI 2.0's: HUP a
+graceful reload, TERM a brutal reload (a shutdown with `die-on-term`),
+INT and QUIT a shutdown.
+
+A reload re-executes the master with the same arguments, keeping the
+listening sockets open (see sockets.py), so no client is refused.
+"""
+
+import os
+import signal
+import sys
+import time
+
+from ugu import UWSGI_VERSION, __version__, log, proc
+from ugu.link import ToEmperor, ToVassal, VassalLink
+from ugu.options.errors import ConfigError
+from ugu.vassal import app as apps
+from ugu.vassal import sockets
+from ugu.vassal.cheaper import Cheaper
+from ugu.vassal.scoreboard import Scoreboard
+from ugu.vassal.static import StaticFiles
+from ugu.vassal.worker import Worker
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+RELOADS_ENV = "UWSGI_RELOADS"
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
+           signal.SIGCHLD)
+# A worker that dies younger than this is respawned only after a pause,
+# so that a crashing app cannot fork-bomb the machine.
+FORKBOMB_AGE = 1.0
+FORKBOMB_DELAY = 2.0
+TICK = 1.0
+
+
+class Shared:
+    """What the master prepares once and every worker inherits."""
+
+    def __init__(self, config, link):
+        from ugu.routing.engine import ResponseRouter
+        self.link = link
+        self.static = StaticFiles(config)
+        self.routing = ResponseRouter.from_config(config)
+        for line in self.routing.startup_lines():
+            log.log(line)
+        self.scoreboard = Scoreboard(config["processes"], config["threads"])
+        self.app = None
+
+
+def run(config):
+    """Run a vassal (master, workers, routers); returns the exit code."""
+    link = VassalLink.from_environment()
+    start_cwd = os.getcwd()
+    _banner(config, link)
+    if config["chdir"]:
+        _chdir(config["chdir"])
+    log.use_loggers(config)
+    _apply_env(config)
+    listeners = _bind_all(config)
+    if not listeners:
+        log.log("The -s/--socket option is missing and stdin is not a "
+                "socket.")
+        return EXIT_FAILED
+    shared = Shared(config, link)
+    apps.add_pythonpath(config)
+    if _worker_sockets(listeners) and config["processes"]:
+        shared.app = apps.load(config)
+        if shared.app.callable is None and apps.report_missing(config):
+            return apps.EXIT_NO_APP
+    if not config["master"]:
+        return _run_single_worker(config, listeners, shared)
+    master = Master(config, listeners, shared, start_cwd)
+    return master.run()
+
+
+def _banner(config, link):
+    log.log(f"*** Starting uWSGI {UWSGI_VERSION} (ugu {__version__}) on "
+            f"[{time.ctime()}] ***")
+    if link:
+        log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
+    for path in config.files:
+        log.log(f"[uWSGI] getting INI configuration from {path}")
+
+
+def _chdir(path):
+    try:
+        os.chdir(path)
+    except OSError as e:
+        raise ConfigError(f"chdir() to {path}: {e.strerror}",
+                          option="chdir") from None
+    log.log(f"chdir() to {path}")
+
+
+def _apply_env(config):
+    for item in config["env"]:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"expected KEY=VALUE, got '{item}'",
+                              option="env")
+        os.environ[key] = value
+
+
+def _bind_all(config):
+    inherited = sockets.inherited_sockets()
+    backlog = config["listen"]
+    wanted = [(name, sockets.UWSGI) for name in config["socket"]]
+    wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
+    wanted += [(name, sockets.ROUTER) for name in config["http"]]
+    listeners = []
+    for index, (name, proto) in enumerate(wanted):
+        listeners.append(sockets.bind(name, proto, backlog, inherited,
+                                      index))
+    if config["http"] and not config["http-to"] and \
+            not _worker_sockets(listeners):
+        # uWSGI's router with no node forwards to a socket of its own.
+        listeners.append(sockets.bind("127.0.0.1:0", sockets.UWSGI,
+                                      backlog, inherited, len(listeners)))
+    sockets.close_unused(inherited)
+    return listeners
+
+
+def _worker_sockets(listeners):
+    return [l for l in listeners if l.proto != sockets.ROUTER]
+
+
+def router_backends(config, listeners):
+    """Nodes the HTTP router forwards to: http-to, else socket 0."""
+    if config["http-to"]:
+        return [sockets.parse_address(node) for node in config["http-to"]]
+    first = _worker_sockets(listeners)[0].sock.getsockname()
+    return [first if isinstance(first, str) else ("127.0.0.1", first[1])]
+
+
+def _operational_mode(config, listeners):
+    processes, threads = config["processes"], config["threads"]
+    if not processes or not _worker_sockets(listeners):
+        return "no-workers"
+    if processes == 1:
+        return "single process" if threads == 1 else "threaded"
+    return "preforking" if threads == 1 else "preforking+threaded"
+
+
+def _run_single_worker(config, listeners, shared):
+    """Without a master uWSGI runs its one worker in the first process."""
+    if config["processes"] != 1:
+        raise ConfigError("ugu runs several workers only under a master: "
+                          "add master = true", option="processes")
+    log.log("*** WARNING: you are running uWSGI without its master process "
+            "manager ***")
+    log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
+            f" ***")
+    log.log(f"spawned uWSGI worker 1 (and the only) (pid: {os.getpid()}, "
+            f"cores: {config['threads']})")
+    Worker(1, config, listeners, shared).run()
+
+
+class Child:
+    """A process the master keeps: a worker or a router."""
+
+    def __init__(self, kind, number, pid):
+        self.kind, self.number, self.pid = kind, number, pid
+        self.born = time.monotonic()
+        self.stopping = False   # asked to stop: do not respawn
+
+
+class Master:
+    def __init__(self, config, listeners, shared, start_cwd):
+        self.config = config
+        self.listeners = listeners
+        self.shared = shared
+        self.start_cwd = start_cwd
+        self.children = {}          # pid -> Child
+        self.respawn_at = {}        # (kind, number) -> monotonic time
+        self.cheaper = Cheaper(config) if config["cheaper"] else None
+        self.pending_exit = None    # "shutdown" | "reload" once decided
+        self.signals = None
+
+    # -- life cycle -------------------------------------------------------
+    def run(self):
+        proc.set_title(self.config, "uWSGI master")
+        self.signals = proc.SignalQueue(HANDLED)
+        reloads = int(os.environ.get(RELOADS_ENV, "0"))
+        verb = "gracefully (RE)spawned" if reloads else "spawned"
+        log.log(f"*** Operational MODE: "
+                f"{_operational_mode(self.config, self.listeners)} ***")
+        log.log(f"{verb} uWSGI master process (pid: {os.getpid()})")
+        if self.shared.link and not reloads:
+            self.shared.link.send(ToEmperor.SPAWNED)
+        self._spawn_initial()
+        return self._loop()
+
+    def _spawn_initial(self):
+        if _worker_sockets(self.listeners):
+            first = self.config["processes"]
+            if self.cheaper:
+                first = self.cheaper.initial
+            for wid in range(1, first + 1):
+                self.spawn_worker(wid)
+        if self.config["http"]:
+            # One router process serves every `http` address.
+            self.spawn_router(1)
+
+    def _loop(self):
+        next_tick = time.monotonic() + TICK
+        while self.pending_exit is None:
+            timeout = max(0.0, min([next_tick, *self.respawn_at.values()])
+                          - time.monotonic())
+            received, ready = self.signals.wait(timeout, self._link_fds())
+            for signum in received:
+                self.handle_signal(signum)
+            if ready:
+                self.handle_emperor_message()
+            self.reap()
+            self.respawn_due()
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK
+                self.tick()
+        return self.finish()
+
+    def _link_fds(self):
+        return [self.shared.link] if self.shared.link else []
+
+    # -- spawning -------------------------------------------------------
+    def spawn_worker(self, wid, respawn=False):
+        self.shared.scoreboard.reset(wid)
+        worker = Worker(wid, self.config, self.listeners, self.shared)
+        pid = os.fork()
+        if pid == 0:
+            worker.run()
+        self.children[pid] = Child("worker", wid, pid)
+        if respawn:
+            log.log(f"Respawned uWSGI worker {wid} (new pid: {pid})")
+        else:
+            log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: "
+                    f"{self.config['threads']})")
+
+    def spawn_router(self, index, respawn=False):
+        from ugu.router.process import run as run_router
+        listeners = [l.sock for l in self.listeners
+                     if l.proto == sockets.ROUTER]
+        backends = router_backends(self.config, self.listeners)
+        pid = os.fork()
+        if pid == 0:
+            proc.reset_signals()
+            proc.die_with_parent()
+            run_router(self.config, listeners, backends, index)
+            os._exit(0)
+        self.children[pid] = Child("router", index, pid)
+        verb = "respawned" if respawn else "spawned"
+        log.log(f"{verb} uWSGI http {index} (pid: {pid})")
+
+    def workers(self):
+        return [c for c in self.children.values() if c.kind == "worker"]
+
+    # -- events -----------------------------------------------------------
+    def handle_signal(self, signum):
+        if signum == signal.SIGCHLD:
+            return
+        if signum == signal.SIGHUP:
+            self.begin_reload(graceful=True)
+        elif signum == signal.SIGTERM and not self.config["die-on-term"]:
+            self.begin_reload(graceful=False)
+        else:
+            self.begin_shutdown()
+
+    def handle_emperor_message(self):
+        message = self.shared.link.receive()
+        if message is None:
+            log.log("lost connection with my emperor !!!")
+            self.begin_shutdown()
+        elif message == ToVassal.RELOAD:
+            log.verbose(f"received message {message} from emperor")
+            self.begin_reload(graceful=True)
+        elif message in (ToVassal.STOP, ToVassal.GRACEFUL_STOP):
+            self.begin_shutdown(graceful=message == ToVassal.GRACEFUL_STOP)
+        else:
+            log.log(f"ignoring unknown message {message} from the emperor")
+
+    def reap(self):
+        for pid, status in proc.reap():
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            if child.kind == "router":
+                self._router_died(child)
+            else:
+                self._worker_died(child, status)
+
+    def _worker_died(self, child, status):
+        if child.stopping:
+            if self.cheaper and self.cheaper.is_cheaped(child.number):
+                log.log(f"worker {child.number} killed successfully "
+                        f"(pid: {child.pid})")
+                log.log(f"uWSGI worker {child.number} cheaped.")
+            return
+        code, killer = proc.describe_exit(status)
+        how = f", killed by signal {killer}" if killer else ""
+        log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
+                f"{how} :( trying respawn ...")
+        delay = 0.0
+        if time.monotonic() - child.born < FORKBOMB_AGE:
+            log.log(f"worker respawning too fast !!! i have to sleep a bit "
+                    f"({int(FORKBOMB_DELAY)} seconds)...")
+            delay = FORKBOMB_DELAY
+        self.respawn_at[("worker", child.number)] = time.monotonic() + delay
+
+    def _router_died(self, child):
+        if not child.stopping:
+            self.respawn_at[("router", child.number)] = time.monotonic()
+
+    def respawn_due(self):
+        now = time.monotonic()
+        for key, when in list(self.respawn_at.items()):
+            if when <= now:
+                del self.respawn_at[key]
+                kind, number = key
+                if kind == "worker":
+                    self.spawn_worker(number, respawn=True)
+                else:
+                    self.spawn_router(number, respawn=True)
+
+    def tick(self):
+        if not self.cheaper:
+            return
+        change = self.cheaper.decide(self.workers(),
+                                     self.shared.scoreboard, self.respawn_at)
+        for wid in change.spawn:
+            self.spawn_worker(wid)
+        for child in change.stop:
+            child.stopping = True
+            self._kill(child.pid, signal.SIGHUP)
+
+    # -- endings ----------------------------------------------------------
+    def begin_shutdown(self, graceful=False):
+        if graceful:
+            log.log("...gracefully killing workers...")
+        else:
+            log.log("SIGINT/SIGTERM received...killing workers...")
+        self._stop_children(signal.SIGHUP if graceful else signal.SIGINT)
+        self.pending_exit = "shutdown"
+
+    def begin_reload(self, graceful):
+        how = "gracefully" if graceful else "brutally"
+        log.log(f"...{how} killing workers...")
+        self._stop_children(signal.SIGHUP if graceful else signal.SIGTERM)
+        self.pending_exit = "reload"
+
+    def _stop_children(self, worker_signal):
+        self.respawn_at.clear()
+        for child in self.children.values():
+            child.stopping = True
+            # Routers hold no request state worth waiting for.
+            signum = worker_signal if child.kind == "worker" else \
+                signal.SIGKILL
+            self._kill(child.pid, signum)
+
+    def _kill(self, pid, signum):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def finish(self):
+        self._bury_children()
+        if self.pending_exit == "reload":
+            self._reexec()
+        log.log("goodbye to uWSGI.")
+        return EXIT_OK
+
+    def _bury_children(self):
+        started = time.monotonic()
+        deadline = started + self.config["worker-reload-mercy"]
+        while self.children:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._no_mercy()
+            self.signals.wait(max(0.0, min(remaining, TICK)))
+            for pid, _ in proc.reap():
+                self._buried(self.children.pop(pid, None), started)
+
+    def _buried(self, child, started):
+        if child is None:
+            return
+        if child.kind == "router":
+            log.log(f'gateway "uWSGI http {child.number}" has been buried '
+                    f"(pid: {child.pid})")
+        else:
+            seconds = int(time.monotonic() - started)
+            log.log(f"worker {child.number} buried after {seconds} seconds")
+
+    def _no_mercy(self):
+        for child in self.children.values():
+            log.verbose(f"worker {child.number} (pid: {child.pid}) is "
+                        f"taking too much time to die...NO MERCY !!!")
+            self._kill(child.pid, signal.SIGKILL)
+
+    def _reexec(self):
+        log.log("binary reloading uWSGI...")
+        os.chdir(self.start_cwd)
+        log.log(f"chdir() to {self.start_cwd}")
+        sockets.export_for_reload(self.listeners)
+        if self.shared.link:
+            os.set_inheritable(self.shared.link.fileno(), True)
+        os.environ[RELOADS_ENV] = str(int(os.environ.get(RELOADS_ENV, "0"))
+                                      + 1)
+        self.signals.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "ugu",
+                                  *sys.argv[1:]])

@@ -1,0 +1,205 @@
+"""One request inside a worker: static file or WSGI app, then the log line.
+
+An Exchange holds a request's vars, the response as the app shapes it, and
+the figures of uWSGI's request log line.  Its transport puts bytes on the
+wire: raw HTTP for the uwsgi protocol (the response ends when the worker
+closes), h11 for an http-socket.
+"""
+
+import email.utils
+import os
+import time
+import traceback
+
+from ugu import log
+from ugu.vassal import wsgi
+from ugu.vassal.offload import send_file
+
+NO_APP_BODY = b"Internal Server Error"
+ERROR_HEADERS = [("Content-Type", "text/plain")]
+
+
+class Exchange:
+    """A request and its response; also the record its log line reads."""
+
+    app_id = -1
+    app_requests = -1
+    via = ""
+    switches = 0
+    status = 0
+    header_count = 0
+    header_size = 0
+    body_size = 0
+
+    def __init__(self, ctx, core, transport, request_vars, vars_count,
+                 vars_size, wsgi_input):
+        self.ctx, self.core, self.transport = ctx, core, transport
+        self.vars = request_vars
+        self.vars_count, self.vars_size = vars_count, vars_size
+        self.input = wsgi_input
+        self.start = time.time()
+        self.pid = ctx.pid
+        self.method = request_vars.get("REQUEST_METHOD", "")
+        self.uri = request_vars.get("REQUEST_URI", "")
+        self.protocol = request_vars.get("SERVER_PROTOCOL", "")
+        self.remote_addr = request_vars.get("REMOTE_ADDR", "")
+        self.remote_user = request_vars.get("REMOTE_USER", "")
+        self._status_line = None
+        self._headers = None
+        self.headers_sent = False
+
+    # -- the WSGI callables -------------------------------------------
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info and self.headers_sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        if self.headers_sent:
+            raise OSError("headers already sent")
+        self._status_line = wsgi.check_status(status)
+        self._headers = wsgi.check_headers(headers)
+        return self.write
+
+    def write(self, data):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"Unhandled object from iterator: {data!r}")
+        if not self.headers_sent:
+            self.send_head(data)
+        elif data:
+            self.transport.write(data)
+        self.body_size += len(data)
+
+    # -- sending ----------------------------------------------------------
+    def send_head(self, first_chunk=b""):
+        if self._status_line is None:
+            raise RuntimeError("the app returned without calling "
+                               "start_response")
+        headers = self._headers
+        if self.ctx.routing.active:
+            headers = self.ctx.routing.apply(self.vars, list(headers))
+        self.header_size = self.transport.start(
+            self.protocol, self._status_line, headers, first_chunk,
+            self.method == "HEAD")
+        self.status = int(self._status_line[:3])
+        self.header_count = len(headers)
+        self.headers_sent = True
+
+    def respond(self, status, headers, body=b""):
+        """A whole response from the server itself (errors, no app)."""
+        self.start_response(status, headers)
+        self.write(body)
+        self.finish()
+
+    def finish(self):
+        if not self.headers_sent:
+            self.send_head()
+        self.transport.finish()
+
+    def log(self):
+        if self.ctx.log_requests:
+            self.msecs = int((time.time() - self.start) * 1000)
+            log.request(log.request_line(self))
+
+
+def handle(ex):
+    """Serve the exchange from a static file or the app, then log it."""
+    ctx = ex.ctx
+    found = ctx.static.lookup(ex.method, ex.vars.get("PATH_INFO", ""),
+                              ex.vars.get("HTTP_ACCEPT_ENCODING", ""))
+    try:
+        if found and serve_static(ex, found):
+            pass
+        elif ctx.app.callable is None:
+            log.log("--- no python application found, check your startup "
+                    "logs for errors ---")
+            ex.respond("500 Internal Server Error", ERROR_HEADERS,
+                       NO_APP_BODY)
+        else:
+            run_app(ex)
+    finally:
+        ctx.count_request(ex)
+        ex.log()
+
+
+def run_app(ex):
+    ctx = ex.ctx
+    ex.app_id = ctx.app.id
+    ex.app_requests = ctx.count_app_request()
+    ex.switches = 1
+    environ = wsgi.build_environ(ex.vars, ex.input, ctx.multithread,
+                                 ctx.multiprocess, ctx.core_id(ex.core))
+    try:
+        result = ctx.app.callable(environ, ex.start_response)
+        try:
+            _send_result(ex, result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+    except Exception:
+        traceback.print_exc()
+        if ex.headers_sent:
+            return
+        ex.respond("500 Internal Server Error", ERROR_HEADERS,
+                   b"Internal Server Error")
+        return
+    ex.finish()
+
+
+def _send_result(ex, result):
+    if isinstance(result, wsgi.FileWrapper) and result.fileno() is not None:
+        _send_wrapped_file(ex, result)
+        return
+    for chunk in result:
+        if chunk:
+            ex.write(chunk)
+
+
+def _send_wrapped_file(ex, wrapper):
+    fd = wrapper.fileno()
+    offset = os.lseek(fd, 0, os.SEEK_CUR)
+    count = os.fstat(fd).st_size - offset
+    ex.send_head()
+    if ex.method != "HEAD":
+        ex.via = "sendfile"
+        ex.transport.send_file(fd, offset, count)
+        ex.body_size = count
+
+
+def serve_static(ex, found):
+    """Send a static file; False when it vanished before it was opened."""
+    if _not_modified(ex, found):
+        ex.respond("304 Not Modified",
+                   [("Last-Modified", found.last_modified)])
+        return True
+    try:
+        fd = os.open(found.path, os.O_RDONLY)
+    except OSError:
+        return False
+    ex.start_response("200 OK", found.headers())
+    ex.send_head()
+    if ex.method == "HEAD":
+        os.close(fd)
+        ex.finish()
+        return True
+    ex.body_size = found.size
+    offload = ex.ctx.offload
+    if offload and ex.transport.can_offload:
+        ex.via = "offload"
+        offload.submit(ex.transport.detach(), fd, 0, found.size)
+        return True
+    ex.via = "sendfile"
+    try:
+        ex.transport.send_file(fd, 0, found.size)
+    finally:
+        os.close(fd)
+    ex.finish()
+    return True
+
+
+def _not_modified(ex, found):
+    since = ex.vars.get("HTTP_IF_MODIFIED_SINCE")
+    if not since:
+        return False
+    try:
+        date = email.utils.parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    return int(found.mtime) <= date.timestamp()

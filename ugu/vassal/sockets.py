@@ -1,0 +1,120 @@
+"""Binding the vassal's listening sockets, and keeping them across reloads.
+
+uWSGI address forms: `HOST:PORT`, `:PORT` (all interfaces), or a path for a
+unix socket.  A reload re-executes the master; the listening sockets stay
+open and their numbers travel in `UGU_INHERITED_SOCKETS`, so no connection
+is refused while the new master starts.
+"""
+
+import os
+import socket
+from dataclasses import dataclass
+
+from ugu import log
+from ugu.options.errors import ConfigError
+
+INHERIT_ENV = "UGU_INHERITED_SOCKETS"
+
+UWSGI = "uwsgi"
+HTTP = "http"
+ROUTER = "router"
+
+
+@dataclass
+class Listener:
+    name: str          # the address as written in the config
+    proto: str         # UWSGI, HTTP (http-socket) or ROUTER (http)
+    sock: socket.socket
+
+    @property
+    def port(self):
+        address = self.sock.getsockname()
+        return str(address[1]) if isinstance(address, tuple) else ""
+
+
+def parse_address(text):
+    """A (host, port) tuple for TCP, or a path string for a unix socket."""
+    if "/" in text or ":" not in text:
+        return text
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"invalid port in address '{text}'")
+    return (host or "0.0.0.0", int(port))
+
+
+def bind(name, proto, backlog, inherited, index):
+    """A listening socket for the address, reusing an inherited one.
+    `index` numbers the socket in the log, as uWSGI's "socket 0"."""
+    key = f"{proto}:{name}"
+    if key in inherited:
+        sock = socket.socket(fileno=inherited.pop(key))
+        _log_bound(name, proto, sock, index, inherited=True)
+        return Listener(name, proto, sock)
+    address = parse_address(name)
+    sock = _new_socket(address, name, proto)
+    sock.listen(backlog)
+    _log_bound(name, proto, sock, index)
+    return Listener(name, proto, sock)
+
+
+def _new_socket(address, name, proto):
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    elif os.path.exists(address):
+        _remove_stale_unix_socket(address)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        option = {UWSGI: "socket", HTTP: "http-socket", ROUTER: "http"}
+        raise ConfigError(f"cannot bind {name}: {e.strerror}",
+                          option=option[proto]) from None
+    return sock
+
+
+def _remove_stale_unix_socket(path):
+    probe = socket.socket(socket.AF_UNIX)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+    except OSError:
+        pass
+    finally:
+        probe.close()
+
+
+def _log_bound(name, proto, sock, index, inherited=False):
+    fd = sock.fileno()
+    if proto == ROUTER:
+        log.log(f"uWSGI http bound on {name} fd {fd}")
+        return
+    kind = "UNIX" if sock.family == socket.AF_UNIX else "TCP"
+    verb = "inherited" if inherited else "bound to"
+    log.log(f"uwsgi socket {index} {verb} {kind} address {name} fd {fd}")
+
+
+def inherited_sockets(environ=os.environ):
+    """{"proto:name": fd} passed by the master we were re-executed from."""
+    text = environ.pop(INHERIT_ENV, "")
+    table = {}
+    for item in filter(None, text.split(",")):
+        key, _, fd = item.rpartition("=")
+        table[key] = int(fd)
+    return table
+
+
+def export_for_reload(listeners):
+    """Mark the sockets inheritable and describe them for the next exec."""
+    for listener in listeners:
+        listener.sock.set_inheritable(True)
+    os.environ[INHERIT_ENV] = ",".join(
+        f"{l.proto}:{l.name}={l.sock.fileno()}" for l in listeners)
+
+
+def close_unused(inherited):
+    """Sockets the old config had and the new one dropped."""
+    for fd in inherited.values():
+        os.close(fd)

@@ -1,0 +1,143 @@
+"""Static files: `check-static` roots, looked up before the app.
+
+Containment is decided on resolved paths (DEVIATIONS 10-11): the file's
+real path must lie inside a root's real path, component by component, so
+neither `..`, a symlink leading out, a sibling folder sharing the root's
+prefix, nor a NUL byte reaches a file outside.
+"""
+
+import email.utils
+import mimetypes
+import os
+from dataclasses import dataclass
+
+from ugu import log
+
+MIME_FILE = "/etc/mime.types"
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    path: str
+    size: int
+    mtime: float
+    content_type: str | None
+    encoding: str | None      # "gzip" when FILE.gz is sent instead
+
+    @property
+    def last_modified(self):
+        return email.utils.formatdate(self.mtime, usegmt=True)
+
+    def headers(self):
+        """Headers in uWSGI's order."""
+        headers = []
+        if self.encoding:
+            headers.append(("Content-Encoding", self.encoding))
+        if self.content_type:
+            headers.append(("Content-Type", self.content_type))
+        headers.append(("Content-Length", str(self.size)))
+        headers.append(("Last-Modified", self.last_modified))
+        return headers
+
+
+class StaticFiles:
+    def __init__(self, config):
+        self.roots = []
+        for root in config["check-static"]:
+            self.roots.append(os.path.realpath(root))
+            log.log(f"[uwsgi-static] added check for {root}")
+        self.gzip_all = config["static-gzip-all"]
+        self.types = _mime_types(config) if self.roots else None
+
+    def lookup(self, method, path_info, accept_encoding):
+        """The StaticFile to send for the request, or None."""
+        if not self.roots or method not in ("GET", "HEAD"):
+            return None
+        if "\0" in path_info:
+            return None
+        for root in self.roots:
+            found = self._in_root(root, path_info, accept_encoding)
+            if found:
+                return found
+        return None
+
+    def _in_root(self, root, path_info, accept_encoding):
+        path = os.path.realpath(os.path.join(root, path_info.lstrip("/")))
+        if not _inside(path, root):
+            log.log(f"[uwsgi-fileserve] security error: {path} is not "
+                    f"under {root}")
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not os.path.isfile(path):
+            return None
+        content_type = self._content_type(path)
+        if self.gzip_all and _accepts_gzip(accept_encoding):
+            gz = _gzip_variant(path)
+            if gz:
+                return StaticFile(path + ".gz", gz.st_size, gz.st_mtime,
+                                  content_type, "gzip")
+        return StaticFile(path, st.st_size, st.st_mtime, content_type, None)
+
+    def _content_type(self, path):
+        return self.types.guess_type(path, strict=False)[0]
+
+
+def _inside(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _gzip_variant(path):
+    try:
+        st = os.stat(path + ".gz")
+    except OSError:
+        return None
+    return st if os.path.isfile(path + ".gz") else None
+
+
+def _accepts_gzip(accept_encoding):
+    """RFC 9110: codings are case-insensitive and q=0 refuses one."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() in ("gzip", "x-gzip", "*"):
+            return not _q_is_zero(params)
+    return False
+
+
+def _q_is_zero(params):
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                return float(value) == 0
+            except ValueError:
+                return False
+    return False
+
+
+def _mime_types(config):
+    files = config["mimefile"] or [MIME_FILE]
+    types = mimetypes.MimeTypes()
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                found = _read_mime_file(types, f)
+        except OSError as e:
+            log.log(f"unable to read mime types file {path}: {e.strerror}")
+            continue
+        log.log(f"building mime-types dictionary from file {path}..."
+                f"{found} entry found")
+    return types
+
+
+def _read_mime_file(types, lines):
+    """Add `type ext ext...` lines; the number of extensions added."""
+    found = 0
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        for ext in fields[1:]:
+            types.add_type(fields[0], "." + ext, strict=False)
+            found += 1
+    return found

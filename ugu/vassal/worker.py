@@ -1,0 +1,234 @@
+"""A worker process: `threads` cores accepting on the shared sockets.
+
+The Worker is built in the master before fork and touches nothing
+process-wide there; `run()` does the per-process set-up after fork.  Each
+core waits on its own epoll with EPOLLEXCLUSIVE, so one connection wakes
+one core instead of every core of every worker.  The main thread only
+handles signals: SIGHUP finishes the requests in flight and exits,
+SIGINT/SIGTERM exit at once, as uWSGI's workers do.
+"""
+
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+
+from ugu import log, proc, protocol
+from ugu.link import ToEmperor
+from ugu.vassal import request, sockets
+from ugu.vassal.http_socket import serve_http
+from ugu.vassal.offload import OffloadEngine
+from ugu.vassal.transport import RawTransport
+from ugu.vassal.wsgi import Input
+
+GRACEFUL = (signal.SIGHUP,)
+IMMEDIATE = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+BUFFER = 65536
+
+
+class Context:
+    """What every core of one worker shares."""
+
+    def __init__(self, worker, shared):
+        config = worker.config
+        self.wid = worker.wid
+        self.pid = os.getpid()
+        self.app = shared.app
+        self.static = shared.static
+        self.routing = shared.routing
+        self.scoreboard = shared.scoreboard
+        self.buffer_size = config["buffer-size"]
+        self.socket_timeout = config["socket-timeout"]
+        self.log_requests = not config["disable-logging"]
+        self.threads = config["threads"]
+        self.multithread = self.threads > 1
+        self.multiprocess = config["processes"] != 1
+        self.offload = None
+        self.listener_vars = {}     # http-socket: ListenerVars per socket
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._loyal_link = shared.link
+
+    def core_id(self, core):
+        return core if self.threads > 1 else None
+
+    def count_app_request(self):
+        with self._lock:
+            self.app.requests += 1
+            return self.app.requests
+
+    def count_request(self, ex):
+        with self._lock:
+            self._requests += 1
+            ex.worker_requests = self._requests
+            first = self._requests == 1
+        self.scoreboard.set_requests(self.wid, ex.worker_requests)
+        if first and self._loyal_link:
+            self._loyal_link.send(ToEmperor.LOYAL)
+
+
+class Worker:
+    def __init__(self, wid, config, listeners, shared):
+        self.wid = wid
+        self.config = config
+        self.listeners = [l for l in listeners
+                          if l.proto in (sockets.UWSGI, sockets.HTTP)]
+        self.shared = shared
+        self._stopping = False
+        self._wake_read = self._wake_write = None
+
+    def run(self):
+        """The worker's life, after fork.  Never returns."""
+        proc.reset_signals()
+        proc.die_with_parent()
+        proc.set_title(self.config, f"uWSGI worker {self.wid}")
+        signals = proc.SignalQueue(GRACEFUL + IMMEDIATE)
+        ctx = Context(self, self.shared)
+        if self.config["offload-threads"]:
+            ctx.offload = OffloadEngine(self.config["offload-threads"],
+                                        self.wid)
+        cores = self._start_cores(ctx)
+        if self.shared.link:
+            self.shared.link.send(ToEmperor.ACCEPTING)
+        self._wait_for_end(signals)
+        self._stop_cores(cores, ctx)
+        os._exit(0)
+
+    def _start_cores(self, ctx):
+        self._wake_read, self._wake_write = os.pipe()
+        for listener in self.listeners:
+            listener.sock.setblocking(False)
+        cores = [threading.Thread(target=self._core_loop, args=(ctx, n),
+                                  name=f"core-{n}", daemon=True)
+                 for n in range(self.config["threads"])]
+        for core in cores:
+            core.start()
+        return cores
+
+    def _wait_for_end(self, signals):
+        while True:
+            received, _ = signals.wait(None)
+            if any(s in IMMEDIATE for s in received):
+                sys.stdout.flush()
+                os._exit(0)
+            if any(s in GRACEFUL for s in received):
+                log.log(f"Gracefully killing worker {self.wid} "
+                        f"(pid: {os.getpid()})...")
+                return
+
+    def _stop_cores(self, cores, ctx):
+        self._stopping = True
+        os.write(self._wake_write, b"x")
+        for core in cores:
+            core.join()
+        if ctx.offload:
+            ctx.offload.stop()
+
+    def _core_loop(self, ctx, core):
+        poller = select.epoll()
+        by_fd = {}
+        for listener in self.listeners:
+            fd = listener.sock.fileno()
+            by_fd[fd] = listener
+            poller.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        poller.register(self._wake_read, select.EPOLLIN)
+        while not self._stopping:
+            for fd, _ in poller.poll():
+                listener = by_fd.get(fd)
+                if listener is None:
+                    return
+                self._accept(ctx, core, listener)
+
+    def _accept(self, ctx, core, listener):
+        try:
+            conn, address = listener.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            log.log(f"accept(): {e.strerror}")
+            return
+        ctx.scoreboard.begin(self.wid, core)
+        try:
+            serve_connection(ctx, core, listener, conn)
+        finally:
+            ctx.scoreboard.end(self.wid, core)
+
+
+def serve_connection(ctx, core, listener, conn):
+    conn.settimeout(ctx.socket_timeout or None)
+    try:
+        if listener.proto == sockets.HTTP:
+            serve_http(ctx, core, listener, conn)
+        else:
+            serve_uwsgi(ctx, core, conn)
+    except (OSError, ValueError) as e:
+        log.log(f"error on request: {e}")
+    finally:
+        if conn.fileno() != -1:
+            conn.close()
+
+
+def serve_uwsgi(ctx, core, conn):
+    stream = conn.makefile("rb", buffering=BUFFER)
+    parsed = read_uwsgi_request(stream, ctx)
+    if parsed is None:
+        _reset(conn)
+        return
+    request_vars, count, size = parsed
+    length = _content_length(request_vars)
+    transport = RawTransport(conn)
+    ex = request.Exchange(ctx, core, transport, request_vars, count, size,
+                          Input(stream, length))
+    request.handle(ex)
+    if transport.conn is not None:
+        ex.input.drain()
+
+
+def read_uwsgi_request(stream, ctx):
+    """(vars, vars count, block size) or None after logging why."""
+    head = stream.read(protocol.HEADER_SIZE)
+    if len(head) < protocol.HEADER_SIZE:
+        return None
+    modifier1, size, _ = protocol.decode_header(head)
+    if size > ctx.buffer_size:
+        log.log(f"invalid request block size: {size} (max "
+                f"{ctx.buffer_size})...skip")
+        return None
+    if modifier1 not in (protocol.MODIFIER_WSGI,
+                         protocol.MODIFIER_WSGI_SCRIPT_NAME):
+        log.log(f"-- unavailable modifier requested: {modifier1} --")
+        return None
+    block = stream.read(size)
+    try:
+        if len(block) < size:
+            raise protocol.ProtocolError("truncated uwsgi vars block")
+        pairs = protocol.decode_vars(block)
+    except protocol.ProtocolError as e:
+        log.log(f"{e}. skip.")
+        return None
+    request_vars = {k.decode("latin-1"): v.decode("latin-1")
+                    for k, v in pairs}
+    if modifier1 == protocol.MODIFIER_WSGI_SCRIPT_NAME:
+        _strip_script_name(request_vars)
+    return request_vars, 2 * len(pairs), size
+
+
+def _strip_script_name(request_vars):
+    script = request_vars.get("SCRIPT_NAME", "")
+    path = request_vars.get("PATH_INFO", "")
+    if script and path.startswith(script):
+        request_vars["PATH_INFO"] = path[len(script):]
+
+
+def _content_length(request_vars):
+    text = request_vars.get("CONTENT_LENGTH", "")
+    return int(text) if text.isdigit() else 0
+
+
+def _reset(conn):
+    """Drop the connection with a TCP reset, as uWSGI does on a bad
+    packet: the peer must not mistake it for an empty response."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    b"\x01\x00\x00\x00\x00\x00\x00\x00")

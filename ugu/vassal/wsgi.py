@@ -1,0 +1,143 @@
+"""The PEP 3333 side of a request: environ, start_response, wsgi.input.
+
+The environ mirrors uWSGI's: every request var as a latin-1 `str`, plus the
+`wsgi.*` keys and uWSGI's `uwsgi.version` / `uwsgi.node` (bytes, as uWSGI
+gives them on Python 3).
+"""
+
+import http
+import socket
+import sys
+
+from ugu import UWSGI_VERSION
+
+_VERSION = UWSGI_VERSION.encode()
+_NODE = socket.gethostname().encode()
+
+
+class Input:
+    """wsgi.input: at most CONTENT_LENGTH bytes of a buffered stream."""
+
+    def __init__(self, stream, length):
+        self._stream = stream
+        self.remaining = length
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        data = self._stream.read(size) if size else b""
+        self.remaining -= len(data)
+        return data
+
+    def readline(self, size=-1):
+        if size is None or size < 0 or size > self.remaining:
+            size = self.remaining
+        data = self._stream.readline(size) if size else b""
+        self.remaining -= len(data)
+        return data
+
+    def readlines(self, hint=-1):
+        lines, total = [], 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def drain(self):
+        """Consume what the app left unread, so the connection stays in
+        step with the peer."""
+        while self.remaining:
+            if not self.read(65536):
+                return
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: lets the worker send a real file with
+    sendfile() instead of reading it through Python."""
+
+    def __init__(self, filelike, blksize=65536):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def fileno(self):
+        try:
+            return self.filelike.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
+
+    def __iter__(self):
+        while True:
+            data = self.filelike.read(self.blksize)
+            if not data:
+                return
+            yield data
+
+
+def build_environ(request_vars, wsgi_input, multithread, multiprocess,
+                  core=None):
+    environ = dict(request_vars)
+    environ.setdefault("SCRIPT_NAME", "")
+    environ.setdefault("PATH_INFO", "")
+    environ["wsgi.input"] = wsgi_input
+    environ["wsgi.errors"] = sys.stderr
+    environ["wsgi.version"] = (1, 0)
+    environ["wsgi.run_once"] = False
+    environ["wsgi.multithread"] = multithread
+    environ["wsgi.multiprocess"] = multiprocess
+    environ["wsgi.url_scheme"] = _scheme(request_vars)
+    environ["wsgi.file_wrapper"] = FileWrapper
+    environ["wsgi.input_terminated"] = True
+    environ["uwsgi.version"] = _VERSION
+    environ["uwsgi.node"] = _NODE
+    if core is not None:
+        environ["uwsgi.core"] = core
+    return environ
+
+
+def _scheme(request_vars):
+    scheme = request_vars.get("UWSGI_SCHEME")
+    if scheme:
+        return scheme
+    https = request_vars.get("HTTPS", "").lower()
+    return "https" if https in ("on", "1") else "http"
+
+
+def check_status(status):
+    """The status line text: validated, with a reason phrase added to a
+    bare code as uWSGI does."""
+    if not isinstance(status, str):
+        raise TypeError("http status must be a string")
+    code = status[:3]
+    if len(status) < 3 or not code.isdigit():
+        raise ValueError(f"invalid http status: {status!r}")
+    if len(status) == 3:
+        try:
+            return f"{code} {http.HTTPStatus(int(code)).phrase}"
+        except ValueError:
+            return f"{code} Unknown"
+    return status
+
+
+def check_headers(headers):
+    if not isinstance(headers, list):
+        raise TypeError("http headers must be in a python list")
+    for item in headers:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise TypeError("http header must be a 2-item tuple")
+        name, value = item
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("http header key and value must be strings")
+        if "\r" in value or "\n" in value or ":" in name:
+            raise ValueError(f"invalid http header {name!r}")
+    return headers
