@@ -1,0 +1,678 @@
+"""The HTTP router (`http = ADDR`) end to end.
+
+ugu's router runs in a real child process, started by a small launcher
+that binds a listener and calls `ugu.router.process.run`, as a vassal's
+master does after fork.  Behind it: the real uWSGI worker running this
+file's app, or raw-socket backends of the test's own (in threads) that
+record what they receive or misbehave on purpose.  Where uWSGI's router
+defines the behaviour, the same requests also go through it.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import queue
+import signal
+import socket
+import struct
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import h11
+import pytest
+import requests
+
+from tests import support
+from ugu.http.gzip import accepts_gzip
+from ugu.http.vars import path_info, remove_dot_segments
+
+APP = textwrap.dedent('''
+    import hashlib, json
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/env":
+            body = environ["wsgi.input"].read()
+            env = {k: v for k, v in environ.items() if isinstance(v, str)}
+            env["body"] = body.decode("latin-1")
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps(env).encode()]
+        if path == "/echo":
+            body = environ["wsgi.input"].read()
+            digest = hashlib.sha256(body).hexdigest()
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"%d %s" % (len(body), digest.encode())]
+        if path == "/gz":
+            start_response("200 OK", [("Content-Type", "text/html"),
+                                      ("uWSGI-Encoding", "gzip")])
+            return [b"<p>compress me</p>" * 40]
+        if path == "/gzcl":
+            page = b"<p>sized</p>" * 40
+            start_response("200 OK", [("Content-Type", "text/html"),
+                                      ("Content-Length", str(len(page))),
+                                      ("uWSGI-Encoding", "gzip")])
+            return [page]
+        if path == "/boom":
+            raise RuntimeError("boom before the response")
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("X-App", "test")])
+        return [b"hello from " + path.encode("latin-1")]
+''')
+
+LAUNCHER = textwrap.dedent('''
+    import json, socket, sys
+    from ugu.options.resolve import resolve
+    from ugu.router.process import run
+
+    nodes = [n if isinstance(n, str) else tuple(n)
+             for n in json.loads(sys.argv[1])]
+    config = resolve(sys.argv[2:], environ={})
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(100)
+    print("router listening on port", listener.getsockname()[1],
+          flush=True)
+    run(config, [listener], nodes, 1)
+''')
+
+
+# Processes.
+
+def ready(process, wait):
+    """process once wait(process) returns; stopped if it never does."""
+    try:
+        wait(process)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+class Router:
+    """ugu's router in its own process, as a master would fork it."""
+
+    def __init__(self, nodes, *options):
+        self.process = ready(support.Process(
+            [sys.executable, "-c", LAUNCHER, json.dumps(nodes), *options],
+            cwd=support.REPO), self._listening)
+
+    def _listening(self, process):
+        found = process.wait_for_log(r"listening on port (\d+)")
+        self.port = int(found.group(1))
+        support.wait_for_port(self.port)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self):
+        return self.process.output()
+
+    def stop(self):
+        self.process.stop()
+
+
+def start_worker(uwsgi_binary, app_dir, address):
+    """The real uWSGI worker serving APP on `address` (uwsgi protocol)."""
+    return ready(support.Process(
+        [uwsgi_binary, "--master", "--socket", address, "--processes", "1",
+         "--wsgi-file", str(app_dir / "app.py")], cwd=app_dir),
+        lambda p: p.wait_for_log(r"spawned uWSGI worker 1"))
+
+
+def start_uwsgi_router(uwsgi_binary, node, *options):
+    """uWSGI's own router, for comparison; returns (process, port)."""
+    port = support.free_port()
+    def wait(process):
+        process.wait_for_log(r"spawned uWSGI http 1")
+        support.wait_for_port(port)
+    return ready(support.Process(
+        [uwsgi_binary, "--master", "--processes", "0", "--http",
+         f"127.0.0.1:{port}", "--http-to", node, *options]), wait), port
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("router-app")
+    (folder / "app.py").write_text(APP)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def worker(uwsgi_binary, app_dir):
+    """The real uWSGI worker; its port."""
+    port = support.free_port()
+    process = start_worker(uwsgi_binary, app_dir, f"127.0.0.1:{port}")
+    yield port
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def router(worker):
+    """ugu's router as the tutorial's http.ini sets it up."""
+    r = Router([["127.0.0.1", worker]], "--http-keepalive",
+               "--http-auto-gzip")
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def start_router():
+    """Start routers with their own options; stopped when the test
+    ends."""
+    started = []
+
+    def start(nodes, *options):
+        r = Router(nodes, *options)
+        started.append(r)
+        return r
+    yield start
+    for r in started:
+        r.stop()
+
+
+# Raw-socket backends, each connection handled in its own thread.
+
+class Backend:
+    """A uwsgi-protocol backend of the test's own: `answer(backend, conn,
+    pairs, body)` handles each request; every request is also queued."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = queue.Queue()
+        self.stopped = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            pairs = read_packet(conn)
+            found = dict(pairs)
+            body = read_exactly(conn, int(found.get(b"CONTENT_LENGTH", 0)))
+            self.requests.put((pairs, body))
+            self.answer(self, conn, pairs, body)
+
+    def stop(self):
+        self.stopped.set()
+        self.listener.close()
+
+
+def read_exactly(conn, size):
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise EOFError(f"got {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+def read_packet(conn):
+    """The (key, value) pairs of one uwsgi request packet."""
+    _, size, _ = struct.unpack("<BHB", read_exactly(conn, 4))
+    block = read_exactly(conn, size)
+    pairs, pos = [], 0
+    while pos < size:
+        for_key = struct.unpack_from("<H", block, pos)[0]
+        key = block[pos + 2:pos + 2 + for_key]
+        pos += 2 + for_key
+        for_value = struct.unpack_from("<H", block, pos)[0]
+        pairs.append((key, block[pos + 2:pos + 2 + for_value]))
+        pos += 2 + for_value
+    return pairs
+
+
+def answer_ok(backend, conn, pairs, body):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def answer_nothing(backend, conn, pairs, body):
+    """An app that fails before its response: the worker just closes."""
+
+
+def answer_late(backend, conn, pairs, body):
+    backend.stopped.wait()
+
+
+def answer_half(backend, conn, pairs, body):
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+
+
+@pytest.fixture
+def backend():
+    """Start raw backends with backend(answer); stopped at the end."""
+    started = []
+
+    def start(answer):
+        b = Backend(answer)
+        started.append(b)
+        return b
+    yield start
+    for b in started:
+        b.stop()
+
+
+# Raw HTTP clients.
+
+def exchange(port, data, timeout=10):
+    """Send raw bytes, read until the router closes the connection."""
+    address = ("127.0.0.1", port)
+    with socket.create_connection(address, timeout=timeout) as s:
+        s.sendall(data)
+        return read_to_eof(s)
+
+
+def read_to_eof(sock):
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def read_responses(sock, methods):
+    """Parse one response per request method from the socket, in order:
+    [(h11.Response, body)]."""
+    buffered, answers = b"", []
+    for method in methods:
+        parser = h11.Connection(h11.CLIENT)
+        parser.send(h11.Request(method=method, target="/",
+                                headers=[("Host", "test")]))
+        parser.send(h11.EndOfMessage())
+        if buffered:
+            # (An empty receive_data would mean end of stream.)
+            parser.receive_data(buffered)
+        answers.append(_one_response(sock, parser))
+        buffered = parser.trailing_data[0]
+    return answers
+
+
+def _one_response(sock, parser):
+    response, body = None, b""
+    while True:
+        event = parser.next_event()
+        if event is h11.NEED_DATA:
+            parser.receive_data(sock.recv(65536))
+        elif type(event) is h11.Response:
+            response = event
+        elif type(event) is h11.Data:
+            body += event.data
+        elif type(event) is h11.EndOfMessage:
+            return response, body
+
+
+def header(response, name):
+    """A header value of an h11 response, or None."""
+    for key, value in response.headers:
+        if key == name.encode():
+            return value.decode()
+    return None
+
+
+# Requests through the real worker.
+
+def test_get_through_the_router(router):
+    r = requests.get(f"{router.url}/some/page?x=1", timeout=10)
+    assert r.status_code == 200
+    assert r.text == "hello from /some/page"
+    assert r.headers["Content-Type"] == "text/plain"
+    assert r.headers["X-App"] == "test"
+
+
+def test_app_sees_the_vars_uwsgi_sends(router):
+    r = requests.get(f"{router.url}/env?a=%20b", timeout=10,
+                     headers={"X-Other": "o"})
+    env = r.json()
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["PATH_INFO"] == "/env"
+    assert env["REQUEST_URI"] == "/env?a=%20b"
+    assert env["QUERY_STRING"] == "a=%20b"
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["SERVER_NAME"] == socket.gethostname()
+    assert env["SERVER_PORT"] == str(router.port)
+    assert env["UWSGI_ROUTER"] == "http"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["HTTP_X_OTHER"] == "o"
+
+
+def test_repeated_headers_reach_the_app_joined(router):
+    raw = exchange(router.port, b"GET /env HTTP/1.1\r\nHost: t\r\n"
+                   b"X-Dup: 1\r\nX-Dup: 2\r\nConnection: close\r\n\r\n")
+    env = json.loads(raw.partition(b"\r\n\r\n")[2].split(b"\r\n")[1])
+    assert env["HTTP_X_DUP"] == "1, 2"
+
+
+def test_keepalive_serves_requests_on_one_connection(router):
+    with requests.Session() as session:
+        ports = {session.get(f"{router.url}/env", timeout=10)
+                 .json()["REMOTE_PORT"] for _ in range(3)}
+    assert len(ports) == 1
+
+
+def test_pipelined_requests_are_all_answered_in_order(router):
+    paths = ["/one", "/two", "/three"]
+    data = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode()
+                    for p in paths)
+    with socket.create_connection(("127.0.0.1", router.port),
+                                  timeout=10) as s:
+        s.sendall(data)
+        answers = read_responses(s, ["GET"] * 3)
+    assert [body.decode() for _, body in answers] == [
+        f"hello from {p}" for p in paths]
+
+
+def test_without_keepalive_the_connection_closes(worker, start_router):
+    r = start_router([["127.0.0.1", worker]])
+    raw = exchange(r.port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"
+                   b"GET /y HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 200") == 1
+    # As uWSGI: no header announces the close.
+    assert b"connection:" not in raw.lower()
+
+
+def test_gzip_when_the_client_accepts_it(router):
+    r = requests.get(f"{router.url}/gz", timeout=10, stream=True,
+                     headers={"Accept-Encoding": "gzip"})
+    raw = r.raw.read(decode_content=False)
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Vary"] == "Accept-Encoding"
+    assert "uWSGI-Encoding" not in r.headers
+    assert gzip.decompress(raw) == b"<p>compress me</p>" * 40
+
+
+def test_gzip_refits_a_sized_response(router):
+    r = requests.get(f"{router.url}/gzcl", timeout=10,
+                     headers={"Accept-Encoding": "deflate, GZIP;q=0.5"})
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.content == b"<p>sized</p>" * 40
+
+
+@pytest.mark.parametrize("accept", ["identity", "gzip;q=0", "br"])
+def test_no_gzip_unless_accepted(router, accept):
+    r = requests.get(f"{router.url}/gz", timeout=10,
+                     headers={"Accept-Encoding": accept})
+    assert "Content-Encoding" not in r.headers
+    assert "uWSGI-Encoding" not in r.headers
+    assert r.content == b"<p>compress me</p>" * 40
+
+
+def test_head_carries_no_body(router):
+    with socket.create_connection(("127.0.0.1", router.port),
+                                  timeout=10) as s:
+        s.sendall(b"HEAD /gz HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip"
+                  b"\r\n\r\nGET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+        (head, head_body), (get, get_body) = read_responses(
+            s, ["HEAD", "GET"])
+    assert head.status_code == 200
+    assert header(head, "content-encoding") == "gzip"
+    assert head_body == b""
+    # Any stray body bytes would have been read as the next response.
+    assert get_body == b"hello from /after"
+
+
+def test_post_body_is_streamed_to_the_app(router):
+    body = bytes(range(256)) * 20000
+    r = requests.post(f"{router.url}/echo", data=body, timeout=30)
+    assert r.text == f"{len(body)} {hashlib.sha256(body).hexdigest()}"
+
+
+def test_chunked_body_reaches_the_app_dechunked(router):
+    pieces = [b"first,", b"second,", b"x" * 100000]
+    r = requests.post(f"{router.url}/env", data=iter(pieces), timeout=30)
+    env = r.json()
+    assert env["body"] == b"".join(pieces).decode()
+    assert env["CONTENT_LENGTH"] == str(sum(map(len, pieces)))
+    assert "HTTP_TRANSFER_ENCODING" not in env
+
+
+def test_expect_100_continue_is_answered(router):
+    with socket.create_connection(("127.0.0.1", router.port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4"
+                  b"\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        expected = b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert read_exactly(s, len(expected)) == expected
+        s.sendall(b"body")
+        raw = read_to_eof(s)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"4 " + hashlib.sha256(b"body").hexdigest()
+                        .encode() + b"\r\n0\r\n\r\n")
+
+
+def test_http_var_is_added_last(backend, start_router):
+    dump = backend(answer_ok)
+    r = start_router([["127.0.0.1", dump.port]], "--http-var",
+                     "DOCUMENT_ROOT=/srv")
+    requests.get(f"{r.url}/", timeout=10)
+    pairs, _ = dump.requests.get(timeout=10)
+    assert pairs[-1] == (b"DOCUMENT_ROOT", b"/srv")
+
+
+def test_unix_socket_node(uwsgi_binary, app_dir, tmp_path, start_router):
+    path = str(tmp_path / "worker.sock")
+    worker = start_worker(uwsgi_binary, app_dir, path)
+    try:
+        r = start_router([path])
+        assert requests.get(f"{r.url}/unix", timeout=10).text == \
+            "hello from /unix"
+    finally:
+        worker.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM,
+                                    signal.SIGQUIT])
+def test_stop_signals_end_the_router(worker, signum):
+    r = Router([["127.0.0.1", worker]], "--auto-procname")
+    try:
+        # Served means started: the title is set by then.
+        assert requests.get(f"{r.url}/", timeout=10).ok
+        title = Path(f"/proc/{r.process.pid}/cmdline").read_bytes()
+        assert title.rstrip(b"\0") == b"uWSGI http 1"
+        os.kill(r.process.pid, signum)
+        assert r.process.wait() == 0
+    finally:
+        r.stop()
+
+
+# Errors.
+
+def test_502_while_the_node_is_down_then_served(
+        uwsgi_binary, app_dir, start_router):
+    port = support.free_port()
+    r = start_router([["127.0.0.1", port]], "--http-keepalive")
+    answer = requests.get(f"{r.url}/", timeout=10)
+    assert answer.status_code == 502
+    r.process.wait_for_log(
+        rf'\[uwsgi-http\] unable to connect\(\) to node "127\.0\.0\.1:'
+        rf'{port}" \(0 retries\): Connection refused')
+    worker = start_worker(uwsgi_binary, app_dir, f"127.0.0.1:{port}")
+    try:
+        # One node: every request tries it again, no grace period.
+        assert requests.get(f"{r.url}/up", timeout=10).text == \
+            "hello from /up"
+    finally:
+        worker.stop()
+
+
+def test_a_failed_node_is_skipped_for_the_next(backend, start_router):
+    live = backend(answer_ok)
+    dead = support.free_port()
+    r = start_router([["127.0.0.1", dead], ["127.0.0.1", live.port]])
+    statuses = [requests.get(f"{r.url}/", timeout=10).status_code
+                for _ in range(4)]
+    assert statuses == [200] * 4
+    assert f'node "127.0.0.1:{dead}"' in r.log()
+
+
+def test_round_robin(backend, start_router):
+    nodes = [backend(answer_ok), backend(answer_ok)]
+    r = start_router([["127.0.0.1", b.port] for b in nodes])
+    for _ in range(4):
+        requests.get(f"{r.url}/", timeout=10)
+    assert [b.requests.qsize() for b in nodes] == [2, 2]
+
+
+def test_504_when_the_backend_is_too_slow(backend, start_router):
+    slow = backend(answer_late)
+    r = start_router([["127.0.0.1", slow.port]], "--http-timeout", "1")
+    assert requests.get(f"{r.url}/", timeout=10).status_code == 504
+    assert "504 backend did not answer within 1 seconds" in r.log()
+
+
+def test_500_when_the_app_fails_before_responding(router):
+    r = requests.get(f"{router.url}/boom", timeout=10)
+    assert r.status_code == 500
+    # The router serves on, on the same connection too.
+    with requests.Session() as session:
+        assert session.get(f"{router.url}/boom", timeout=10) \
+            .status_code == 500
+        assert session.get(f"{router.url}/next", timeout=10).ok
+
+
+def test_500_when_the_backend_closes_without_a_byte(backend,
+                                                    start_router):
+    silent = backend(answer_nothing)
+    r = start_router([["127.0.0.1", silent.port]])
+    assert requests.get(f"{r.url}/", timeout=10).status_code == 500
+    assert "500 backend closed the connection without a response" in \
+        r.log()
+
+
+def test_backend_vanishing_mid_body_cuts_the_response(backend,
+                                                      start_router):
+    half = backend(answer_half)
+    r = start_router([["127.0.0.1", half.port]], "--http-keepalive")
+    raw = exchange(r.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"\r\n\r\npartial")
+    assert "response cut short" in r.log()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+    b"Content-Length: 2\r\n\r\nab",
+    b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"zz\r\nabc\r\n0\r\n\r\n",
+], ids=["request-line", "version", "header", "lengths", "coding", "chunk"])
+def test_400_on_a_malformed_request_then_served(router, request_bytes):
+    raw = exchange(router.port, request_bytes)
+    assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in raw
+    assert requests.get(f"{router.url}/next", timeout=10).ok
+
+
+def test_431_on_huge_headers(router):
+    raw = exchange(router.port, b"GET / HTTP/1.1\r\nHost: t\r\n"
+                   + b"X-Big: %s\r\n" % (b"a" * 100000) + b"\r\n")
+    assert raw.startswith(b"HTTP/1.1 431 ")
+    assert requests.get(f"{router.url}/next", timeout=10).ok
+
+
+# The same requests through uWSGI's router.
+
+VARS_REQUESTS = [
+    b"GET /plain HTTP/1.1\r\nHost: example\r\n\r\n",
+    b"GET /a%20b/./c/../d?x=%20y&z=1?w HTTP/1.1\r\nHost: h\r\n"
+    b"X-Dup: 1\r\nX-Other: o\r\nx-dup: 2\r\nUser-Agent: t\r\n\r\n",
+    b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 5\r\n\r\nhello",
+    b"GET /%7Euser/a%2Fb/%2e%2e/x/.. HTTP/1.0\r\nHost: h\r\n\r\n",
+    b"GET /../../etc//x?only HTTP/1.1\r\nHost: h\r\nX_Under: u\r\n"
+    b"Empty:\r\n\r\n",
+    b"GET http://x.y/a/../b?q HTTP/1.1\r\nHost: x.y\r\n\r\n",
+    b"DELETE /a/b/.. HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+def _vars_seen(port, dump, request):
+    exchange(port, request)
+    pairs, body = dump.requests.get(timeout=10)
+    # The client's port differs per connection, the listener's per router.
+    return [(k, v) for k, v in pairs
+            if k not in (b"REMOTE_PORT", b"SERVER_PORT")], body
+
+
+def test_vars_are_the_ones_uwsgis_router_sends(uwsgi_binary, backend,
+                                               start_router):
+    dump = backend(answer_ok)
+    node = f"127.0.0.1:{dump.port}"
+    theirs, their_port = start_uwsgi_router(uwsgi_binary, node)
+    try:
+        ours = start_router([["127.0.0.1", dump.port]])
+        for request in VARS_REQUESTS:
+            assert _vars_seen(ours.port, dump, request) == \
+                _vars_seen(their_port, dump, request), request
+    finally:
+        theirs.stop()
+
+
+DIFF_REQUESTS = [
+    ("GET", "/", {}, None),
+    ("GET", "/page?x=1&y=%20", {}, None),
+    ("GET", "/env-free/a/../b", {}, None),
+    ("POST", "/echo", {}, b"posted body" * 1000),
+    ("GET", "/gz", {"Accept-Encoding": "identity"}, None),
+    ("PUT", "/echo", {"Content-Type": "application/octet-stream"}, b"x"),
+]
+
+
+def test_same_answers_as_uwsgis_router(uwsgi_binary, worker, router):
+    theirs, their_port = start_uwsgi_router(
+        uwsgi_binary, f"127.0.0.1:{worker}", "--http-keepalive=1")
+    try:
+        for method, path, headers, body in DIFF_REQUESTS:
+            answers = [requests.request(
+                method, f"http://127.0.0.1:{port}{path}", data=body,
+                headers=headers, timeout=10)
+                for port in (router.port, their_port)]
+            ours, expected = answers
+            assert (ours.status_code, ours.content) == \
+                (expected.status_code, expected.content), path
+    finally:
+        theirs.stop()
+
+
+# The pure parts.
+
+@pytest.mark.parametrize("value, accepted", [
+    (b"gzip", True), (b"GZip", True), (b"deflate, gzip;q=0.5", True),
+    (b"x-gzip", True), (b"*", True), (b"br;q=1, *;q=0.1", True),
+    (b"gzip;q=0", False), (b"gzip; q=0.000", False), (b"", False),
+    (b"identity", False), (b"*, gzip;q=0", False), (b"br", False),
+])
+def test_accept_encoding(value, accepted):
+    assert accepts_gzip(value) is accepted
+
+
+@pytest.mark.parametrize("path, removed", [
+    # RFC 3986 section 5.2.4's own examples.
+    (b"/a/b/c/./../../g", b"/a/g"), (b"mid/content=5/../6", b"mid/6"),
+    (b"/a/b/..", b"/a/"), (b"/.", b"/"), (b"/a//../b", b"/a/b"),
+    (b"/a/..b/.c", b"/a/..b/.c"), (b"../x", b"x"),
+])
+def test_dot_segments(path, removed):
+    assert remove_dot_segments(path) == removed
+
+
+def test_path_info_decodes_after_removing_dots():
+    assert path_info(b"/a/%2e%2e/b/../c%20d") == b"/a/../c d"
+    # uWSGI would make these NUL bytes and drop the lone %.
+    assert path_info(b"/a%zzb%4") == b"/a%zzb%4"

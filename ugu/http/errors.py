@@ -1,0 +1,73 @@
+"""The router's own error responses.
+
+uWSGI's router closes the connection without a byte when a request cannot
+be served; ugu answers instead (DEVIATIONS 1, 3, 9).  Each error says what
+status the client gets and why, for the router's one log line.  Pages are
+built once: a short HTML body with its Content-Length.
+"""
+
+import h11
+
+
+class ClientGone(Exception):
+    """The client closed, reset or stalled the connection: nobody is left
+    to answer."""
+
+
+class HttpError(Exception):
+    """A request that ends in the router's own response."""
+
+    status = 500
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BadRequest(HttpError):
+    status = 400
+
+
+class HeadersTooLarge(HttpError):
+    status = 431
+
+
+class AppFailed(HttpError):
+    """The backend closed before a byte of response: the app failed."""
+
+    status = 500
+
+
+class BadGateway(HttpError):
+    status = 502
+
+
+class GatewayTimeout(HttpError):
+    status = 504
+
+
+REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large",
+           500: b"Internal Server Error", 502: b"Bad Gateway",
+           504: b"Gateway Timeout"}
+_CLOSE = [(b"Connection", b"close")]
+
+
+def _page(status):
+    reason = REASONS[status]
+    body = b"<html><body><h1>%d %s</h1></body></html>\n" % (status, reason)
+    headers = [(b"Content-Type", b"text/html"),
+               (b"Content-Length", b"%d" % len(body))]
+    return reason, headers, body
+
+
+PAGES = {status: _page(status) for status in REASONS}
+
+
+def error_response(status, close):
+    """(h11.Response, body) of the page for status; `close` announces
+    that the router closes the connection after it."""
+    reason, headers, body = PAGES[status]
+    if close:
+        headers = headers + _CLOSE
+    return h11.Response(status_code=status, reason=reason,
+                        headers=headers), body

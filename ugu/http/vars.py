@@ -1,0 +1,163 @@
+"""An HTTP request as the uwsgi vars uWSGI's HTTP router sends for it.
+
+Order, as observed from uWSGI 2.0.31's router: REQUEST_METHOD; then
+REQUEST_URI, PATH_INFO and an empty QUERY_STRING, or, when the target has a
+`?`, PATH_INFO, REQUEST_URI and QUERY_STRING; SERVER_PROTOCOL, SCRIPT_NAME,
+SERVER_NAME (the machine's hostname), SERVER_PORT (the listener's port),
+UWSGI_ROUTER, REMOTE_ADDR, REMOTE_PORT; one var per distinct header, in the
+order each name first appears; then the `http-var` extras.
+
+The constant vars are encoded once per listener and the peer's once per
+connection, so a request costs one pass over its headers.
+"""
+
+import socket
+import struct
+from urllib.parse import unquote_to_bytes
+
+from ugu.http.errors import HeadersTooLarge
+from ugu.protocol import MAX_BLOCK, encode_vars
+
+# Header names whose var has no HTTP_ prefix (CGI's names).
+UNPREFIXED = {b"content-length": b"CONTENT_LENGTH",
+              b"content-type": b"CONTENT_TYPE"}
+# The var names of headers seen so far; bounded because clients choose
+# the names.
+_NAMES = dict(UNPREFIXED)
+_NAMES_LIMIT = 512
+JOIN = b", "
+
+
+class ListenerVars:
+    """The vars every request through one listener shares, pre-encoded."""
+
+    def __init__(self, port, extra=(), hostname=None):
+        name = (hostname or socket.gethostname()).encode()
+        self.constants = encode_vars((
+            (b"SCRIPT_NAME", b""), (b"SERVER_NAME", name),
+            (b"SERVER_PORT", str(port).encode()),
+            (b"UWSGI_ROUTER", b"http")))
+        self.extra = encode_vars(extra)
+
+    def peer(self, address):
+        """REMOTE_ADDR and REMOTE_PORT of one client connection."""
+        # IPv6 addresses carry flow info and scope id after the port.
+        host, port = address[:2] if isinstance(address, tuple) else ("", "")
+        return encode_vars(((b"REMOTE_ADDR", host.encode()),
+                            (b"REMOTE_PORT", str(port).encode())))
+
+
+def parse_var(text):
+    """(key, value) bytes from an `http-var = KEY=VALUE` line."""
+    key, _, value = text.partition("=")
+    return key.encode(), value.encode()
+
+
+class RequestVars:
+    """The vars of one request, and the header facts the router acts on."""
+
+    __slots__ = ("target", "headers", "chunked")
+
+    def __init__(self, request):
+        self.target = _target_vars(request)
+        self.headers = headers = {}
+        self.chunked = False
+        for name, value in request.headers:
+            if name == b"transfer-encoding":
+                # h11 lets no transfer coding but `chunked` through.
+                self.chunked = True
+            key = _var_name(name)
+            seen = headers.get(key)
+            headers[key] = value if seen is None else seen + JOIN + value
+
+    @property
+    def host(self):
+        return self.headers.get(b"HTTP_HOST", b"")
+
+    @property
+    def accept_encoding(self):
+        return self.headers.get(b"HTTP_ACCEPT_ENCODING", b"")
+
+    def block(self, listener, peer, body_length=None):
+        """The vars block; body_length replaces the framing headers of a
+        chunked body that the router has de-chunked."""
+        headers = self.headers
+        if body_length is not None:
+            headers = {k: v for k, v in headers.items()
+                       if k not in _DECHUNKED_DROPS}
+            headers[b"CONTENT_LENGTH"] = str(body_length).encode()
+        try:
+            encoded = encode_vars(headers.items())
+        except struct.error:
+            raise HeadersTooLarge("a header exceeds the uwsgi protocol's "
+                                  "64 KiB") from None
+        block = b"".join((self.target, listener.constants, peer, encoded,
+                          listener.extra))
+        if len(block) > MAX_BLOCK:
+            raise HeadersTooLarge(f"uwsgi vars of {len(block)} bytes")
+        return block
+
+
+# The app gets a plain body of known length in place of the chunked one.
+_DECHUNKED_DROPS = {b"HTTP_TRANSFER_ENCODING", b"CONTENT_LENGTH"}
+
+
+def _var_name(name):
+    key = _NAMES.get(name)
+    if key is None:
+        key = b"HTTP_" + name.upper().replace(b"-", b"_")
+        if len(_NAMES) < _NAMES_LIMIT:
+            _NAMES[name] = key
+    return key
+
+
+def _target_vars(request):
+    """The encoded method, URI, path, query and protocol vars."""
+    uri = request.target
+    path, question, query = uri.partition(b"?")
+    path = path_info(path)
+    if question:
+        middle = ((b"PATH_INFO", path), (b"REQUEST_URI", uri))
+    else:
+        middle = ((b"REQUEST_URI", uri), (b"PATH_INFO", path))
+    return encode_vars(((b"REQUEST_METHOD", request.method), *middle,
+                        (b"QUERY_STRING", query),
+                        (b"SERVER_PROTOCOL",
+                         b"HTTP/" + request.http_version)))
+
+
+def path_info(raw):
+    """PATH_INFO from the raw path: dot segments removed, then decoded.
+
+    uWSGI 2.0.31's router removes `.` and `..` segments before decoding,
+    so `/a/%2e%2e/b` keeps its (decoded) dots while `/a/../b` becomes
+    `/b`.  Malformed escapes (`%zz`) stay as they are: uWSGI turns them
+    into NUL bytes, which no app should see.
+    """
+    if b"/." in raw or raw.startswith(b"."):
+        raw = remove_dot_segments(raw)
+    if b"%" in raw:
+        return unquote_to_bytes(raw)
+    return raw
+
+
+def remove_dot_segments(path):
+    """RFC 3986 section 5.2.4, on bytes."""
+    out = []
+    while path:
+        if path.startswith((b"../", b"./")):
+            path = path[path.index(b"/") + 1:]
+        elif path.startswith(b"/./") or path == b"/.":
+            path = b"/" + path[3:]
+        elif path.startswith(b"/../") or path == b"/..":
+            path = b"/" + path[4:]
+            if out:
+                out.pop()
+        elif path in (b".", b".."):
+            path = b""
+        else:
+            end = path.find(b"/", 1)
+            end = len(path) if end < 0 else end
+            out.append(path[:end])
+            path = path[end:]
+    return b"".join(out)

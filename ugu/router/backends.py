@@ -1,0 +1,104 @@
+"""The `http-to` nodes: round robin, with a back-off for failed nodes.
+
+Each router process takes the nodes in turn, as uWSGI's does.  A node that
+refuses a connection is tried last for a while, a delay that doubles with
+each consecutive failure; when every node is in back-off, they are all
+tried anyway, so that one that came back serves at once (DEVIATIONS 2:
+uWSGI refuses every request for 30 s after one failed connect).
+"""
+
+import socket
+import time
+
+from ugu.http.errors import BadGateway
+from ugu.log import log
+
+FIRST_BACKOFF = 1.0
+MAX_BACKOFF = 30.0
+
+
+class Node:
+    """One backend address: ("host", port) or a unix socket path."""
+
+    def __init__(self, address):
+        if isinstance(address, str):
+            self.family, self.address = socket.AF_UNIX, address
+            self.label = address
+        else:
+            host, port = address
+            self.family, self.address = _resolve(host, port)
+            self.label = f"{host}:{port}"
+        self.retry_at = 0.0
+        self.backoff = FIRST_BACKOFF
+
+    def connect(self, timeout):
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            raise
+        if self.family != socket.AF_UNIX:
+            # The packet and the body go out in separate writes.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def failed(self, now):
+        self.retry_at = now + self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+
+    def succeeded(self):
+        self.retry_at = 0.0
+        self.backoff = FIRST_BACKOFF
+
+
+def _resolve(host, port):
+    """Family and address, resolved once so that no request waits on a
+    name lookup."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        # Left to connect(), which fails and logs it per request.
+        return socket.AF_INET, (host, port)
+    family, _, _, _, address = info[0]
+    return family, address
+
+
+class Nodes:
+    """The nodes of one router process, taken in turn."""
+
+    def __init__(self, addresses, connect_timeout):
+        self.nodes = [Node(a) for a in addresses]
+        self.connect_timeout = connect_timeout
+        self._next = 0
+
+    def connect(self, key):
+        """A socket to the next node that accepts; `key` (the Host
+        header) names the request in the log, as in uWSGI's lines."""
+        for retries, node in enumerate(self._order()):
+            try:
+                sock = node.connect(self.connect_timeout)
+            except OSError as e:
+                self._failed(node, retries, key, e)
+                continue
+            node.succeeded()
+            return sock
+        raise BadGateway("no backend node accepted the connection")
+
+    def _order(self):
+        nodes = self.nodes
+        if len(nodes) < 2:
+            return nodes
+        start = self._next
+        self._next = (start + 1) % len(nodes)
+        turn = nodes[start:] + nodes[:start]
+        now = time.monotonic()
+        return sorted(turn, key=lambda node: node.retry_at > now)
+
+    def _failed(self, node, retries, key, error):
+        reason = error.strerror or str(error) or type(error).__name__
+        log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
+            f"({retries} retries): {reason}")
+        log(f"[uwsgi-http] {key} => marking {node.label} as failed")
+        node.failed(time.monotonic())

@@ -1,0 +1,206 @@
+"""One request through a backend: uwsgi packet and body out, HTTP back.
+
+The backend answers with raw HTTP and closes the connection when it is
+done, one connection per request.  Its response is parsed with a
+client-role h11 connection that is first told about a request (so that it
+knows what to expect: no body for HEAD, end of body at EOF when there is
+no framing), then relayed event by event to the client's h11 connection,
+which frames it for the client: chunked when the length is unknown.
+
+Bodies stream both ways; only a chunked request body is spooled first
+(to a file past SPOOL_MEMORY), since the uwsgi packet must carry its
+length (DEVIATIONS 5).
+"""
+
+import tempfile
+
+import h11
+
+from ugu import protocol
+from ugu.http import gzip
+from ugu.http.errors import (AppFailed, BadGateway, BadRequest,
+                             ClientGone, GatewayTimeout)
+
+READ_SIZE = 65536
+SPOOL_MEMORY = 1 << 20
+# What the backend parser is told it asked for: only the method matters.
+# Built once per method, bounded since clients choose methods.
+_PROBES = {}
+_PROBES_LIMIT = 64
+_END = h11.EndOfMessage()
+_NO_BODY_STATUS = (204, 304)
+
+
+class Exchange:
+    def __init__(self, client, request, head):
+        self.client = client
+        self.request = request
+        self.head = head
+        self.settings = client.settings
+        self.received = 0
+
+    def run(self):
+        body = self._spool() if self.head.chunked else None
+        packet = self._packet(body)
+        backend = self.client.router.nodes.connect(
+            self.head.host.decode("latin-1"))
+        try:
+            backend.settimeout(self.settings.timeout)
+            self._send(backend, packet, body)
+            self._relay(backend)
+        finally:
+            backend.close()
+            if body is not None:
+                body.close()
+
+    def _packet(self, body):
+        length = None if body is None else body.tell()
+        block = self.head.block(self.client.listener_vars,
+                                self.client.peer, length)
+        return protocol.HEADER.pack(self.settings.modifier1, len(block),
+                                    self.settings.modifier2) + block
+
+    # Request: client -> backend.
+
+    def _spool(self):
+        body = tempfile.SpooledTemporaryFile(SPOOL_MEMORY)
+        try:
+            for data in self._body_pieces():
+                body.write(data)
+        except h11.RemoteProtocolError as e:
+            body.close()
+            raise BadRequest(f"invalid chunked body: {e}") from None
+        return body
+
+    def _body_pieces(self):
+        self.client.continue_if_expected()
+        while True:
+            event = self.client.next_event(self.settings.timeout)
+            if type(event) is not h11.Data:
+                # EndOfMessage; h11 raises for a body cut short.
+                return
+            yield event.data
+
+    def _send(self, backend, packet, body):
+        try:
+            if body is None:
+                self._send_streamed(backend, packet)
+            else:
+                self._send_spooled(backend, packet, body)
+        except TimeoutError:
+            raise GatewayTimeout("backend stopped reading the request")
+        except OSError:
+            # The backend stopped reading (it may answer without reading
+            # the body); what it says is read next.  The rest of the
+            # client's body stays unread and the connection closes.
+            return
+
+    def _send_streamed(self, backend, packet):
+        pending = packet
+        try:
+            for data in self._body_pieces():
+                backend.sendall(pending + data)
+                pending = b""
+        except h11.RemoteProtocolError as e:
+            # A body with a Content-Length only fails by ending early.
+            raise ClientGone(f"request body cut short: {e}") from None
+        if pending:
+            backend.sendall(pending)
+
+    def _send_spooled(self, backend, packet, body):
+        backend.sendall(packet)
+        body.seek(0)
+        while data := body.read(READ_SIZE):
+            backend.sendall(data)
+
+    # Response: backend -> client.
+
+    def _relay(self, backend):
+        parser = h11.Connection(h11.CLIENT)
+        parser.send(_probe(self.request.method))
+        parser.send(_END)
+        response = self._response_head(backend, parser)
+        compressor = self._start_response(response)
+        self._relay_body(backend, parser, compressor)
+
+    def _response_head(self, backend, parser):
+        while True:
+            event = self._backend_event(backend, parser)
+            if type(event) is h11.Response:
+                return event
+            if type(event) is not h11.InformationalResponse:
+                raise BadGateway(f"unexpected backend event {event!r}")
+            # A 1xx answers a question the client never asked: dropped.
+
+    def _start_response(self, response):
+        status = response.status_code
+        may_gzip = (self.settings.auto_gzip
+                    and status not in _NO_BODY_STATUS
+                    and gzip.accepts_gzip(self.head.accept_encoding))
+        headers, compressor = gzip.prepare(response.headers.raw_items(),
+                                           may_gzip)
+        self.client.queue(h11.Response(status_code=status,
+                                       reason=response.reason,
+                                       headers=headers))
+        return compressor
+
+    def _relay_body(self, backend, parser, compressor):
+        client = self.client
+        while True:
+            event = self._backend_event(backend, parser, client.flush)
+            if type(event) is h11.Data:
+                data = event.data
+                if compressor:
+                    data = compressor.compress(data)
+                client.queue(h11.Data(data=data))
+            elif type(event) is h11.EndOfMessage:
+                if compressor and self.request.method != b"HEAD":
+                    client.queue(h11.Data(data=compressor.finish()))
+                client.queue(_END)
+                client.flush()
+                return
+            else:
+                raise BadGateway(f"unexpected backend event {event!r}")
+
+    def _backend_event(self, backend, parser, before_read=None):
+        """The next event of the backend's response; before_read runs
+        each time more bytes must be awaited."""
+        while True:
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as e:
+                raise BadGateway(f"invalid response from backend: {e}")
+            if event is not h11.NEED_DATA:
+                return event
+            if before_read:
+                before_read()
+            parser.receive_data(self._recv(backend))
+
+    def _recv(self, backend):
+        try:
+            data = backend.recv(READ_SIZE)
+        except TimeoutError:
+            raise GatewayTimeout("backend did not answer within "
+                                 f"{self.settings.timeout} seconds")
+        except OSError as e:
+            if not self.received:
+                raise BadGateway(f"backend connection failed: {e}")
+            # A worker that closes with the request body unread resets
+            # rather than closes; the response has been read by then,
+            # and h11 still tells a body cut short.
+            data = b""
+        if not data and not self.received:
+            raise AppFailed("backend closed the connection without a "
+                            "response")
+        self.received += len(data)
+        return data
+
+
+def _probe(method):
+    probe = _PROBES.get(method)
+    if probe is None:
+        probe = h11.Request(method=method, target=b"/",
+                            headers=[(b"Host", b"backend")])
+        if len(_PROBES) < _PROBES_LIMIT:
+            _PROBES[method] = probe
+    return probe

@@ -1,0 +1,41 @@
+"""The router's tunables, read from the Config once at start-up."""
+
+from dataclasses import dataclass
+
+from ugu.http.vars import parse_var
+
+
+@dataclass(frozen=True)
+class Settings:
+    keepalive: bool
+    # Seconds a kept-alive connection may wait for its next request.
+    idle_timeout: int
+    # Seconds of silence allowed from a backend, and from a client sending
+    # its body or reading the response.
+    timeout: int
+    connect_timeout: int
+    headers_timeout: int
+    auto_gzip: bool
+    modifier1: int
+    modifier2: int
+    extra_vars: tuple
+
+    @classmethod
+    def from_config(cls, config):
+        timeout = config["http-timeout"]
+        keepalive = config["http-keepalive"]
+        return cls(
+            keepalive=keepalive > 0,
+            # `http-keepalive = N` with N > 1 is uWSGI's idle timeout.
+            idle_timeout=keepalive if keepalive > 1 else timeout,
+            timeout=timeout,
+            connect_timeout=_or(config["http-connect-timeout"], timeout),
+            headers_timeout=_or(config["http-headers-timeout"], timeout),
+            auto_gzip=config["http-auto-gzip"],
+            modifier1=config["http-modifier1"],
+            modifier2=config["http-modifier2"],
+            extra_vars=tuple(map(parse_var, config["http-var"])))
+
+
+def _or(value, default):
+    return default if value is None else value
