@@ -1,0 +1,615 @@
+"""The Emperor: pure cores (monitor diff, blacklist, vassal record), then
+real Emperor processes.
+
+Most process tests run a stand-in vassal: a `ugu` package written into the
+watched directory.  A dir monitor starts each vassal there, and `python -m
+ugu` puts its working directory first on sys.path, so the vassal runs the
+stand-in while the Emperor (run elsewhere, with PYTHONPATH at the repo)
+runs the real ugu.  The stand-in speaks the link as its INI's `[fake]`
+section says, so every Emperor behaviour can be driven without depending
+on the vassal master.  Tests at the end run the real vassal master.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import (REPO, children_of, free_port, group_members,
+                           uwsgi_request, wait_for_port, wait_until,
+                           write_ini)
+from ugu.emperor import monitor
+from ugu.emperor.monitor import Added, Changed, Found, Removed
+from ugu.emperor.throttle import Blacklist, Verdict
+from ugu.emperor.vassal import Vassal
+from ugu.link import ToEmperor
+from ugu.options.errors import ConfigError
+
+CTIME = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
+
+FAKE_VASSAL = '''\
+"""Stand-in for `python -m ugu --ini NAME`, driven by its [fake] section."""
+import configparser, json, os, signal, socket, sys
+
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+name = sys.argv[-1]
+ini = configparser.ConfigParser()
+ini.read(name)
+fake = ini["fake"] if ini.has_section("fake") else {}
+
+
+def say(what):
+    print(f"fake vassal {name} {what}", flush=True)
+
+
+def open_fds():
+    fds = []
+    for fd in range(64):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        fds.append(fd)
+    return fds
+
+
+say("up " + json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
+                        "fds": open_fds(), "argv": sys.argv,
+                        "stdin": os.readlink("/proc/self/fd/0"),
+                        "fd": os.environ["UWSGI_EMPEROR_FD"]}))
+link = socket.socket(fileno=int(os.environ["UWSGI_EMPEROR_FD"]))
+for byte in fake.get("send", "").split():
+    link.send(bytes([int(byte)]))
+if "exit" in fake:
+    sys.exit(int(fake["exit"]))
+if fake.get("close-link"):
+    link.close()
+    while True:
+        signal.pause()
+while True:
+    order = link.recv(1)
+    if not order:
+        say("lost its emperor")
+        while fake.get("on-eof") == "ignore":
+            signal.pause()
+        sys.exit(0)
+    if order == b"\\x00":
+        say("told to stop")
+        if fake.get("on-stop") != "ignore":
+            sys.exit(0)
+    elif order == b"\\x01":
+        say("told to reload")
+        link.send(b"\\x05")
+'''
+
+
+# -- monitor: the diff ----------------------------------------------------
+
+def test_diff_reports_added_changed_and_removed():
+    found = [Found("a.ini", 10, "/x"), Found("b.ini", 12, "/x")]
+    events = monitor.diff({"b.ini": 11, "c.ini": 5}, found)
+    assert events == [Added(found[0]), Changed(found[1]), Removed("c.ini")]
+
+
+def test_diff_ignores_an_mtime_that_did_not_grow():
+    found = [Found("a.ini", 10, "/x"), Found("b.ini", 3, "/x")]
+    assert monitor.diff({"a.ini": 10, "b.ini": 4}, found) == []
+
+
+# -- monitor: scanning the filesystem -------------------------------------
+
+def _vassal_tree(tmp_path):
+    (tmp_path / "v").mkdir()
+    for name in ("a.ini", "b.ini", "notes.txt"):
+        (tmp_path / "v" / name).write_text("[uwsgi]\n")
+    (tmp_path / "v" / "dir.ini").mkdir()
+    os.symlink(tmp_path / "missing.ini", tmp_path / "v" / "dangling.ini")
+    os.utime(tmp_path / "v" / "a.ini", (1000, 1000.7))
+    return tmp_path / "v"
+
+
+def test_glob_monitor_names_vassals_as_matched(tmp_path, monkeypatch):
+    _vassal_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    found = monitor.GlobMonitor("v/*").scan()
+    assert found == [Found("v/a.ini", 1000, str(tmp_path)),
+                     Found("v/b.ini", found[1].mtime, str(tmp_path))]
+    absolute = monitor.GlobMonitor(f"{tmp_path}/v/*.ini").scan()
+    assert [f.name for f in absolute] == [f"{tmp_path}/v/a.ini",
+                                          f"{tmp_path}/v/b.ini"]
+
+
+def test_dir_monitor_names_vassals_bare_and_starts_them_inside(tmp_path):
+    directory = _vassal_tree(tmp_path)
+    found = monitor.DirMonitor(str(directory)).scan()
+    assert [(f.name, f.cwd) for f in found] == [
+        ("a.ini", str(directory)), ("b.ini", str(directory))]
+
+
+def test_dir_monitor_on_a_missing_directory_finds_nothing(tmp_path):
+    assert monitor.DirMonitor(str(tmp_path / "gone")).scan() == []
+
+
+def test_monitor_for_chooses_like_uwsgi(tmp_path, monkeypatch):
+    _vassal_tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(monitor.monitor_for("v"), monitor.DirMonitor)
+    assert isinstance(monitor.monitor_for("v*"), monitor.DirMonitor)
+    assert isinstance(monitor.monitor_for("v/*.ini"), monitor.GlobMonitor)
+    assert isinstance(monitor.monitor_for("nothing/*"), monitor.GlobMonitor)
+    forced = monitor.monitor_for("glob://v")
+    assert isinstance(forced, monitor.GlobMonitor) and forced.pattern == "v"
+    assert monitor.monitor_for("dir://v").directory == str(tmp_path / "v")
+    with pytest.raises(ConfigError, match="zmq://"):
+        monitor.monitor_for("zmq://tcp://127.0.0.1:5555")
+
+
+def test_scan_all_keeps_the_first_find_of_a_name(tmp_path):
+    directory = _vassal_tree(tmp_path)
+    first = monitor.DirMonitor(str(directory))
+    second = monitor.GlobMonitor(f"{directory}/*.ini")
+    names = [f.name for f in monitor.scan_all([first, first, second])]
+    assert names == ["a.ini", "b.ini", f"{directory}/a.ini",
+                     f"{directory}/b.ini"]
+
+
+# -- throttle -------------------------------------------------------------
+
+def test_blacklist_first_respawn_is_immediate_then_waits_grow():
+    blacklist = Blacklist(step=1.0, ceiling=180.0)
+    assert blacklist.due("a") == 0.0
+    assert blacklist.failed("a", now=100.0) == []
+    assert blacklist.due("a") == 100.0
+    assert blacklist.failed("a", now=101.0) == []
+    assert blacklist.due("a") == 102.0
+    assert blacklist.failed("a", now=103.0) == [Verdict.BAD_BEHAVING]
+    assert blacklist.due("a") == 105.0
+    assert blacklist.failed("a", now=106.0) == []
+    assert blacklist.due("a") == 109.0
+    assert blacklist.due("b") == 0.0
+
+
+def test_blacklist_halves_a_wait_that_reached_the_ceiling():
+    blacklist = Blacklist(step=1.0, ceiling=2.5)
+    verdicts = [blacklist.failed("a", now=float(t)) for t in range(7)]
+    assert verdicts[4] == [Verdict.MAX_THROTTLE]
+    assert verdicts[6] == [Verdict.MAX_THROTTLE]
+    assert verdicts[5] == []
+    assert blacklist.due("a") == 6.0 + 2.5 / 2
+
+
+def test_loyalty_is_forgiven():
+    blacklist = Blacklist(step=1.0, ceiling=180.0)
+    for t in range(3):
+        blacklist.failed("a", now=float(t))
+    blacklist.forgive("a")
+    assert blacklist.due("a") == 0.0
+    assert blacklist.failed("a", now=10.0) == []
+
+
+# -- the vassal record ----------------------------------------------------
+
+def test_vassal_news_spawned_and_loyal_once_accepting_always():
+    vassal = Vassal("a.ini", 1, None, 0)
+    heard = [vassal.hear(b) for b in (1, 5, 1, 5, 17, 17, 26, 99)]
+    assert heard == [ToEmperor.SPAWNED, ToEmperor.ACCEPTING, None,
+                     ToEmperor.ACCEPTING, ToEmperor.LOYAL, None, None, None]
+    assert vassal.ready and vassal.loyal
+
+
+# -- real Emperor processes -----------------------------------------------
+
+ENV = {"PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture
+def court(tmp_path):
+    """A directory of stand-in vassals: `court.add(name, **fake)`."""
+    directory = tmp_path / "vassals"
+    (directory / "ugu").mkdir(parents=True)
+    (directory / "ugu" / "__init__.py").write_text("")
+    (directory / "ugu" / "__main__.py").write_text(FAKE_VASSAL)
+
+    class Court:
+        path = directory
+
+        def add(self, name, **fake):
+            pairs = [(k.replace("_", "-"), v) for k, v in fake.items()]
+            return write_ini(directory / name, uwsgi=[("master", "true")],
+                             fake=pairs)
+    return Court()
+
+
+def start_emperor(procs, tmp_path, *args):
+    return procs.ugu(*args, cwd=tmp_path, env=ENV)
+
+
+def vassal_up(emperor, name, count=1, timeout=10):
+    """The stand-in's report of its start, as a dict."""
+    match = emperor.wait_for_log(rf"fake vassal {re.escape(name)} up (.*)",
+                                 count=count, timeout=timeout)
+    return json.loads(match.group(1))
+
+
+def count(emperor, pattern):
+    return len(re.findall(pattern, emperor.output()))
+
+
+def gone(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+    except OSError:
+        return True
+    return fields.split()[0] == "Z"
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_vassal_is_spawned_with_its_link_and_nothing_else(procs, tmp_path,
+                                                          court):
+    court.add("a.ini", send="1 5 17")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    up = vassal_up(emperor, "a.ini")
+    assert up["argv"][-2:] == ["--ini", "a.ini"]
+    assert up["cwd"] == str(court.path)
+    assert up["fd"] == "3" and up["fds"] == [0, 1, 2, 3]
+    assert up["stdin"] == "/dev/null"
+    for news in ("has been spawned", "is ready to accept requests",
+                 "is now loyal"):
+        emperor.wait_for_log(rf"(?m)^{CTIME}\[emperor\] vassal a\.ini "
+                             rf"{news}$")
+    assert emperor.output().startswith("*** starting uWSGI Emperor ***\n")
+
+
+def test_broken_vassal_is_throttled_while_others_run(procs, tmp_path,
+                                                     court):
+    """A vassal whose config fails (the real ugu, exiting 1 at once) comes
+    back after 0, 0.3, 0.6, 0.9 s: the waits grow and the Emperor idles
+    in between, while a healthy vassal is left alone."""
+    court.add("good.ini", send="1 5")
+    (tmp_path / "broken").mkdir()
+    write_ini(tmp_path / "broken" / "bad.ini",
+              uwsgi=[("strict", "true"), ("no-such-option", "1")])
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor", "broken/*.ini",
+                            "--emperor-throttle", "300")
+    good = vassal_up(emperor, "good.ini")
+    removed = r"\[emperor\] removed uwsgi instance broken/bad\.ini"
+    emperor.wait_for_log(removed)
+    start, cpu = time.monotonic(), cpu_seconds(emperor.pid)
+    emperor.wait_for_log(removed, count=5)
+    elapsed = time.monotonic() - start
+    cpu = cpu_seconds(emperor.pid) - cpu
+    assert 1.7 <= elapsed < 8
+    assert cpu < 0.5, f"the Emperor used {cpu:.2f}s of CPU throttling"
+    log = emperor.output()
+    unloyal = ("[emperor] unloyal bad behaving vassal found: broken/bad.ini "
+               "throttling it...")
+    assert log.count(unloyal) == 1
+    removals = [m.start() for m in re.finditer(removed, log)]
+    assert removals[2] < log.index(unloyal) < removals[3]
+    assert "[strict-mode] unknown config directive" in log
+    assert count(emperor, r"curse the uwsgi instance good\.ini") == 0
+    assert not gone(good["pid"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM,
+                                    signal.SIGQUIT])
+def test_ragnarok_stops_every_vassal_and_exits_0(procs, tmp_path, court,
+                                                 signum):
+    court.add("a.ini", send="1 5")
+    court.add("b.ini", send="1 5")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    for name in ("a.ini", "b.ini"):
+        emperor.wait_for_log(rf"vassal {name} is ready to accept requests")
+    emperor.send_signal(signum)
+    assert emperor.wait() == 0
+    log = emperor.output()
+    assert "\n[emperor] *** RAGNAROK EVOKED ***\n" in log
+    for name in ("a.ini", "b.ini"):
+        assert f"[emperor] stop the uwsgi instance {name}\n" in log
+        assert f"fake vassal {name} told to stop" in log
+        assert f"[emperor] removed uwsgi instance {name}\n" in log
+    assert re.search(rf"{CTIME}The Emperor is buried\.\n$", log)
+    assert "curse" not in log
+    wait_until(lambda: not group_members(emperor.pgid), 5,
+               what="the Emperor's process group to empty")
+
+
+def test_no_mercy_for_a_vassal_that_ignores_stop(procs, tmp_path, court):
+    court.add("stubborn.ini", send="1", on_stop="ignore")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--reload-mercy", "1")
+    emperor.wait_for_log(r"vassal stubborn\.ini has been spawned")
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0
+    log = emperor.output()
+    assert "fake vassal stubborn.ini told to stop" in log
+    assert re.search(rf"{CTIME}\[emperor\] NO MERCY for vassal "
+                     r"stubborn\.ini !!!\n", log)
+    assert "[emperor] removed uwsgi instance stubborn.ini" in log
+    wait_until(lambda: not group_members(emperor.pgid), 5,
+               what="the Emperor's process group to empty")
+
+
+def test_kill_9_of_the_emperor_takes_every_vassal_down(procs, tmp_path,
+                                                       court):
+    court.add("a.ini", on_eof="ignore")
+    court.add("b.ini", on_eof="ignore")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    pids = [vassal_up(emperor, name)["pid"] for name in ("a.ini", "b.ini")]
+    emperor.send_signal(signal.SIGKILL)
+    # They ignore the link's EOF: only the kernel's parent-death signal
+    # can end them this fast.
+    wait_until(lambda: all(gone(pid) for pid in pids), 2,
+               what="the vassals to die with their Emperor")
+
+
+def test_killed_vassal_is_cursed_and_respawned_at_once(procs, tmp_path,
+                                                       court):
+    court.add("a.ini", send="1 5")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    first = vassal_up(emperor, "a.ini")
+    emperor.wait_for_log(r"vassal a\.ini is ready to accept requests")
+    os.kill(first["pid"], signal.SIGKILL)
+    emperor.wait_for_log(rf"{CTIME}\[emperor\] curse the uwsgi instance "
+                         rf"a\.ini \(pid: {first['pid']}\)\n{CTIME}"
+                         r"\[emperor\] removed uwsgi instance a\.ini\n")
+    # At once, not at the next emperor-freq (3 s) scan.
+    second = vassal_up(emperor, "a.ini", count=2, timeout=2.5)
+    assert second["pid"] != first["pid"]
+    emperor.wait_for_log(r"vassal a\.ini has been spawned", count=2)
+
+
+def test_removed_file_stops_its_vassal_for_good(procs, tmp_path, court):
+    court.add("a.ini", send="1 5")
+    court.add("b.ini", send="1 5")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-freq", "1")
+    a = vassal_up(emperor, "a.ini")
+    vassal_up(emperor, "b.ini")
+    (court.path / "a.ini").unlink()
+    emperor.wait_for_log(rf"{CTIME}\[emperor\] stop the uwsgi instance "
+                         r"a\.ini\n")
+    emperor.wait_for_log(r"fake vassal a\.ini told to stop")
+    emperor.wait_for_log(r"\[emperor\] removed uwsgi instance a\.ini")
+    wait_until(lambda: gone(a["pid"]), 5, what="a.ini to exit")
+    court.add("c.ini")
+    vassal_up(emperor, "c.ini")   # a later scan
+    assert count(emperor, r"fake vassal a\.ini up") == 1
+    assert "curse" not in emperor.output()
+
+
+def test_touched_file_reloads_its_vassal(procs, tmp_path, court):
+    path = court.add("a.ini", send="1 5")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-freq", "1")
+    first = vassal_up(emperor, "a.ini")
+    emperor.wait_for_log(r"vassal a\.ini is ready to accept requests")
+    later = path.stat().st_mtime + 10
+    os.utime(path, (later, later))
+    emperor.wait_for_log(rf"{CTIME}\[emperor\] reload the uwsgi instance "
+                         r"a\.ini\n")
+    emperor.wait_for_log(r"fake vassal a\.ini told to reload")
+    emperor.wait_for_log(r"vassal a\.ini is ready to accept requests",
+                         count=2)
+    assert count(emperor, r"fake vassal a\.ini up") == 1
+    assert not gone(first["pid"])
+
+
+def test_sighup_reloads_and_sigusr1_lists_every_vassal(procs, tmp_path,
+                                                       court):
+    court.add("a.ini", send="1 5 17")
+    court.add("b.ini", send="1 5")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    emperor.wait_for_log(r"vassal a\.ini is now loyal")
+    emperor.wait_for_log(r"vassal b\.ini is ready to accept requests")
+    emperor.send_signal(signal.SIGHUP)
+    for name in ("a.ini", "b.ini"):
+        emperor.wait_for_log(rf"\[emperor\] reload the uwsgi instance "
+                             rf"{name}")
+        emperor.wait_for_log(rf"fake vassal {name} told to reload")
+    emperor.send_signal(signal.SIGUSR1)
+    mtime = int((court.path / "a.ini").stat().st_mtime)
+    emperor.wait_for_log(rf"(?m)^vassal instance a\.ini \(last modified "
+                         rf"{mtime}\) status 0 loyal 1 zerg 0$")
+    emperor.wait_for_log(r"(?m)^vassal instance b\.ini \(last modified "
+                         r"\d+\) status 0 loyal 0 zerg 0$")
+
+
+def test_exit_26_exiles_a_vassal_until_its_file_changes(procs, tmp_path,
+                                                        court):
+    path = court.add("a.ini", exit="26")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-freq", "1")
+    emperor.wait_for_log(r"\[emperor\] removed uwsgi instance a\.ini")
+    court.add("b.ini")
+    vassal_up(emperor, "b.ini")   # a later scan
+    assert count(emperor, r"fake vassal a\.ini up") == 1
+    later = path.stat().st_mtime + 10
+    os.utime(path, (later, later))
+    vassal_up(emperor, "a.ini", count=2)
+
+
+def test_a_loyal_vassal_is_not_throttled(procs, tmp_path, court):
+    """Its loyalty arrives just before it exits: the Emperor reads it
+    before burying it, so the deaths feed no blacklist."""
+    court.add("a.ini", send="1 17", exit="1")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    emperor.wait_for_log(r"removed uwsgi instance a\.ini", count=4,
+                         timeout=5)
+    assert "unloyal" not in emperor.output()
+    assert count(emperor, r"vassal a\.ini is now loyal") >= 4
+
+
+def test_vassal_that_drops_its_link_is_cursed_then_killed(procs, tmp_path,
+                                                          court):
+    court.add("a.ini", close_link="true")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-curse-tolerance", "1")
+    first = vassal_up(emperor, "a.ini")
+    emperor.wait_for_log(rf"curse the uwsgi instance a\.ini "
+                         rf"\(pid: {first['pid']}\)")
+    emperor.wait_for_log(r"NO MERCY for vassal a\.ini !!!")
+    emperor.wait_for_log(r"removed uwsgi instance a\.ini")
+    assert gone(first["pid"])
+    assert vassal_up(emperor, "a.ini", count=2)["pid"] != first["pid"]
+
+
+def test_unknown_monitor_scheme_is_a_config_error(procs, tmp_path):
+    emperor = start_emperor(procs, tmp_path, "--emperor", "zmq://x")
+    assert emperor.wait() == 1
+    assert "glob:// and dir://" in emperor.output()
+
+
+# -- with a master --------------------------------------------------------
+
+def test_master_respawns_the_emperor_and_stops_on_sigint(procs, tmp_path,
+                                                         court):
+    court.add("a.ini", send="1 5", on_eof="ignore")
+    master = start_emperor(procs, tmp_path, "--master", "--emperor",
+                           str(court.path))
+    master.wait_for_log(rf"(?m)^spawned uWSGI master process "
+                        rf"\(pid: {master.pid}\)$")
+    first = vassal_up(master, "a.ini")
+    emperor = wait_until(lambda: children_of(master.pid), 5,
+                         what="the Emperor")[0]
+    os.kill(emperor, signal.SIGKILL)
+    master.wait_for_log(rf"{CTIME}!!! Emperor died !!!")
+    wait_until(lambda: gone(first["pid"]), 2,
+               what="the vassal to die with its Emperor")
+    second = vassal_up(master, "a.ini", count=2)
+    assert count(master, r"\*\*\* starting uWSGI Emperor \*\*\*") == 2
+    master.send_signal(signal.SIGINT)
+    assert master.wait() == 0
+    log = master.output()
+    assert "SIGINT/SIGTERM received...killing workers...\n" in log
+    assert "[emperor] *** RAGNAROK EVOKED ***" in log
+    assert re.search(r"The Emperor has been buried \(pid: \d+\)\n"
+                     r"goodbye to uWSGI\.\n$", log)
+    assert gone(second["pid"])
+    wait_until(lambda: not group_members(master.pgid), 5,
+               what="the master's process group to empty")
+
+
+def test_master_reloads_on_sigterm_in_place(procs, tmp_path, court):
+    court.add("a.ini", send="1 5")
+    master = start_emperor(procs, tmp_path, "--master", "--emperor",
+                           str(court.path))
+    first = vassal_up(master, "a.ini")
+    master.send_signal(signal.SIGTERM)
+    master.wait_for_log(r"\.\.\.brutally killing workers\.\.\.\n")
+    master.wait_for_log(r"binary reloading uWSGI\.\.\.")
+    master.wait_for_log(rf"gracefully \(RE\)spawned uWSGI master process "
+                        rf"\(pid: {master.pid}\)")
+    second = vassal_up(master, "a.ini", count=2)
+    assert gone(first["pid"]) and second["pid"] != first["pid"]
+
+
+# -- with the real vassal master ------------------------------------------
+
+needs_vassal = pytest.mark.skipif(
+    importlib.util.find_spec("ugu.vassal.master") is None,
+    reason="the vassal master (ugu.vassal.master) is not there yet")
+
+APP = textwrap.dedent('''\
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello from the vassal"]
+''')
+
+
+@pytest.fixture
+def app_vassal(tmp_path):
+    """A real vassal config in tmp_path/vassals: (path, port)."""
+    directory = tmp_path / "vassals"
+    directory.mkdir()
+    (directory / "app.py").write_text(APP)
+    port = free_port()
+    path = write_ini(directory / "app.ini", uwsgi=[
+        ("master", "true"), ("socket", f"127.0.0.1:{port}"),
+        ("chdir", "%d"), ("wsgi-file", "app.py")])
+    return path, port
+
+
+@needs_vassal
+def test_real_vassal_reports_spawned_ready_and_loyal(procs, tmp_path,
+                                                     app_vassal):
+    path, port = app_vassal
+    emperor = start_emperor(procs, tmp_path, "--emperor",
+                            "vassals/*.ini")
+    emperor.wait_for_log(r"\[emperor\] vassal vassals/app\.ini has been "
+                         r"spawned")
+    emperor.wait_for_log(r"\[emperor\] vassal vassals/app\.ini is ready to "
+                         r"accept requests")
+    assert b"hello from the vassal" in uwsgi_request(port)
+    emperor.wait_for_log(r"\[emperor\] vassal vassals/app\.ini is now "
+                         r"loyal")
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0
+    wait_until(lambda: not group_members(emperor.pgid), 5,
+               what="the Emperor's process group to empty")
+
+
+@needs_vassal
+def test_real_vassal_respawns_reloads_and_stops(procs, tmp_path,
+                                                app_vassal):
+    path, port = app_vassal
+    emperor = start_emperor(procs, tmp_path, "--emperor",
+                            "vassals/*.ini", "--emperor-freq", "1")
+    ready = r"vassal vassals/app\.ini is ready to accept requests"
+    emperor.wait_for_log(ready)
+    vassal = children_of(emperor.pid)[0]
+    os.kill(vassal, signal.SIGKILL)
+    emperor.wait_for_log(rf"curse the uwsgi instance vassals/app\.ini "
+                         rf"\(pid: {vassal}\)")
+    emperor.wait_for_log(ready, count=2)
+    wait_for_port(port)
+    assert b"hello from the vassal" in uwsgi_request(port)
+    later = path.stat().st_mtime + 10
+    os.utime(path, (later, later))
+    emperor.wait_for_log(r"reload the uwsgi instance vassals/app\.ini")
+    emperor.wait_for_log(ready, count=3)
+    assert b"hello from the vassal" in uwsgi_request(port)
+    path.unlink()
+    emperor.wait_for_log(r"stop the uwsgi instance vassals/app\.ini")
+    emperor.wait_for_log(r"removed uwsgi instance vassals/app\.ini",
+                         count=2)
+    wait_until(lambda: group_members(emperor.pgid) == [emperor.pid], 10,
+               what="only the Emperor to be left")
+
+
+@needs_vassal
+def test_ctrl_c_ends_master_emperor_and_real_vassals(procs, tmp_path,
+                                                     app_vassal):
+    """Ctrl-C signals the whole foreground group at once."""
+    path, port = app_vassal
+    master = start_emperor(procs, tmp_path, "--master", "--emperor",
+                           "vassals/*.ini")
+    master.wait_for_log(r"vassal vassals/app\.ini is ready to accept")
+    assert b"hello from the vassal" in uwsgi_request(port)
+    os.killpg(master.pgid, signal.SIGINT)
+    assert master.wait() == 0
+    assert master.output().endswith("goodbye to uWSGI.\n")
+    wait_until(lambda: not group_members(master.pgid), 5,
+               what="the master's process group to empty")
+
+
+@needs_vassal
+def test_kill_9_of_the_emperor_takes_real_vassals_down(procs, tmp_path,
+                                                       app_vassal):
+    path, port = app_vassal
+    emperor = start_emperor(procs, tmp_path, "--emperor", "vassals/*.ini")
+    emperor.wait_for_log(r"vassal vassals/app\.ini is ready to accept")
+    emperor.send_signal(signal.SIGKILL)
+    wait_until(lambda: not group_members(emperor.pgid), 2,
+               what="the vassal master and its workers to die")

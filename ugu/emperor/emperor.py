@@ -1,0 +1,246 @@
+"""The Emperor: one loop that keeps a process running per vassal file.
+
+Each pass scans the monitors and acts on what changed (spawn, reload,
+stop), then waits in one select for a signal, a message from a vassal, or
+the next moment something is due: the next scan (`emperor-freq`), a
+throttled respawn, or the deadline of a vassal told to die.  Signal
+handlers only queue the signal; SIGCHLD just wakes the loop, which reaps
+on every pass.
+
+A dead vassal's record is dropped; the next pass finds its file again and
+spawns it anew, unless the blacklist (throttle.py) holds it back, or it
+exited with EXIT_EXILE, which parks it until its file changes.
+"""
+
+import os
+import signal
+import time
+
+from ugu import log, proc
+from ugu.emperor import master, monitor, spawn
+from ugu.emperor.throttle import Blacklist, Verdict
+from ugu.emperor.vassal import State, Vassal
+from ugu.link import ToEmperor, ToVassal
+
+BANNER = "*** starting uWSGI Emperor ***"
+# A vassal exiting with this asks not to be respawned (uWSGI's "exile").
+EXIT_EXILE = 26
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
+           signal.SIGUSR1, signal.SIGCHLD)
+# uWSGI 2.0's Emperor ends on all three, unlike its master.
+RAGNAROK_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+NEWS = {
+    ToEmperor.SPAWNED: "has been spawned",
+    ToEmperor.ACCEPTING: "is ready to accept requests",
+    ToEmperor.LOYAL: "is now loyal",
+}
+VERDICTS = {
+    Verdict.BAD_BEHAVING: "[emperor] unloyal bad behaving vassal found: "
+                          "{} throttling it...",
+    Verdict.MAX_THROTTLE: "[emperor] maximum throttle level for vassal {} "
+                          "reached !!!",
+}
+
+
+def run(config):
+    """Reign over the `emperor` patterns; with `master`, from a child of a
+    master that keeps an Emperor alive.  Returns the exit code."""
+    monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
+    if config["master"]:
+        return master.run(config, lambda: Emperor(config, monitors).run())
+    return Emperor(config, monitors).run()
+
+
+class Emperor:
+    def __init__(self, config, monitors, clock=time.monotonic):
+        self.monitors = monitors
+        self.clock = clock
+        # A zero frequency would make the loop spin.
+        self.freq = max(1, config["emperor-freq"])
+        self.tolerance = config["emperor-curse-tolerance"]
+        self.mercy = config["reload-mercy"]
+        self.blacklist = None
+        if not config["emperor-no-blacklist"]:
+            self.blacklist = Blacklist(config["emperor-throttle"] / 1000,
+                                       config["emperor-max-throttle"] / 1000)
+        self.vassals = {}      # name -> Vassal, live processes only
+        self.exiled = {}       # name -> mtime it exited EXIT_EXILE with
+        self.held = []         # when blacklisted vassals may come back
+        self.ending = False
+        self.signals = None
+
+    def run(self):
+        log.log(BANNER)
+        self.signals = proc.SignalQueue(HANDLED)
+        try:
+            while not self.ending or self.vassals:
+                if not self.ending:
+                    self.scan()
+                self.wait(self.timeout())
+        finally:
+            self.signals.close()
+        log.verbose("The Emperor is buried.")
+        return 0
+
+    # scanning
+
+    def scan(self):
+        known = {name: v.mtime for name, v in self.vassals.items()}
+        known.update(self.exiled)
+        self.held = []
+        for event in monitor.diff(known, monitor.scan_all(self.monitors)):
+            match event:
+                case monitor.Added(found):
+                    self.enthrone(found)
+                case monitor.Changed(found):
+                    self.changed(found)
+                case monitor.Removed(name):
+                    self.removed(name)
+
+    def enthrone(self, found):
+        due = self.blacklist.due(found.name) if self.blacklist else 0.0
+        if due > self.clock():
+            self.held.append(due)
+            return
+        try:
+            pid, link = spawn.spawn(found.name, found.cwd)
+        except OSError as e:
+            # Out of processes or fds: the next scan tries again.
+            log.verbose(f"[emperor] cannot spawn {found.name}: {e.strerror}")
+            return
+        self.vassals[found.name] = Vassal(found.name, pid, link, found.mtime)
+
+    def changed(self, found):
+        if found.name in self.exiled:
+            del self.exiled[found.name]
+            self.enthrone(found)
+            return
+        vassal = self.vassals[found.name]
+        if vassal.state is State.RUNNING:
+            vassal.mtime = found.mtime
+            self.reload(vassal)
+
+    def removed(self, name):
+        if name in self.exiled:
+            del self.exiled[name]
+        elif self.vassals[name].state is State.RUNNING:
+            self.stop(self.vassals[name], self.clock() + self.tolerance)
+
+    # orders
+
+    def reload(self, vassal):
+        log.verbose(f"[emperor] reload the uwsgi instance {vassal.name}")
+        vassal.send(ToVassal.RELOAD)
+
+    def stop(self, vassal, deadline):
+        log.verbose(f"[emperor] stop the uwsgi instance {vassal.name}")
+        vassal.send(ToVassal.STOP)
+        vassal.doom(State.STOPPING, deadline)
+
+    def curse(self, vassal):
+        log.verbose(f"[emperor] curse the uwsgi instance {vassal.name} "
+                    f"(pid: {vassal.pid})")
+        vassal.doom(State.CURSED, self.clock() + self.tolerance)
+
+    # waiting
+
+    def timeout(self):
+        """Seconds until something is due; None: until a signal."""
+        now = self.clock()
+        moments = [v.deadline for v in self.vassals.values()
+                   if v.deadline is not None]
+        if not self.ending:
+            moments += [*self.held, now + self.freq]
+        return max(0.0, min(moments) - now) if moments else None
+
+    def wait(self, timeout):
+        links = [v for v in self.vassals.values() if v.link is not None]
+        signums, ready = self.signals.wait(timeout, links)
+        for vassal in ready:
+            self.listen(vassal)
+        self.reap()
+        self.punish_overdue()
+        for signum in signums:
+            self.handle(signum)
+
+    def listen(self, vassal):
+        data, eof = vassal.receive()
+        for byte in data:
+            self.hear(vassal, byte)
+        if eof:
+            vassal.close_link()
+            if vassal.state is State.RUNNING:
+                self.curse(vassal)
+
+    def hear(self, vassal, byte):
+        news = vassal.hear(byte)
+        if news is None:
+            return
+        log.verbose(f"[emperor] vassal {vassal.name} {NEWS[news]}")
+        if news is ToEmperor.LOYAL and self.blacklist:
+            self.blacklist.forgive(vassal.name)
+
+    # deaths
+
+    def reap(self):
+        by_pid = {v.pid: v for v in self.vassals.values()}
+        for pid, status in proc.reap():
+            if pid in by_pid:
+                self.bury(by_pid[pid], status)
+
+    def bury(self, vassal, status):
+        if vassal.link is not None:
+            # Its last words (loyalty, say) may still wait on the link.
+            self.listen(vassal)
+        if vassal.state is State.RUNNING:
+            self.curse(vassal)
+        vassal.close_link()
+        del self.vassals[vassal.name]
+        log.verbose(f"[emperor] removed uwsgi instance {vassal.name}")
+        if proc.describe_exit(status)[0] == EXIT_EXILE:
+            self.exiled[vassal.name] = vassal.mtime
+        if self.blacklist and not vassal.loyal and not self.ending:
+            self.throttle(vassal.name)
+
+    def throttle(self, name):
+        for verdict in self.blacklist.failed(name, self.clock()):
+            log.verbose(VERDICTS[verdict].format(name))
+
+    def punish_overdue(self):
+        now = self.clock()
+        for vassal in self.vassals.values():
+            if vassal.deadline is not None and vassal.deadline <= now:
+                log.verbose(f"[emperor] NO MERCY for vassal {vassal.name} !!!")
+                os.kill(vassal.pid, signal.SIGKILL)
+                # Unreaped, its pid cannot be reused; waitpid will come.
+                vassal.deadline = None
+
+    # signals
+
+    def handle(self, signum):
+        if signum in RAGNAROK_SIGNALS:
+            self.ragnarok()
+        elif signum == signal.SIGHUP:
+            self.reload_all()
+        elif signum == signal.SIGUSR1:
+            self.report()
+
+    def ragnarok(self):
+        if self.ending:
+            return
+        self.ending = True
+        log.log("[emperor] *** RAGNAROK EVOKED ***")
+        deadline = self.clock() + self.mercy
+        for vassal in self.vassals.values():
+            if vassal.state is State.RUNNING:
+                self.stop(vassal, deadline)
+
+    def reload_all(self):
+        for vassal in self.vassals.values():
+            if vassal.state is State.RUNNING:
+                self.reload(vassal)
+
+    def report(self):
+        for v in self.vassals.values():
+            log.log(f"vassal instance {v.name} (last modified {v.mtime}) "
+                    f"status {v.status} loyal {int(v.loyal)} zerg 0")

@@ -1,0 +1,147 @@
+"""`--master --emperor`: a master process that keeps the Emperor alive.
+
+As in uWSGI, the master forks the Emperor as its only child and forks a
+new one when it dies (the vassals die with the old one and come back with
+the new).  INT and QUIT end the Emperor and then the master; TERM and HUP
+end it and re-exec the master, uWSGI 2.0's brutal and graceful reloads,
+alike here since there are no workers to be gentle with.  The Emperor is
+always ended with SIGINT, its ragnarok, and waited for.
+"""
+
+import os
+import signal
+import sys
+import time
+import traceback
+
+from ugu import log, proc
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
+           signal.SIGUSR1, signal.SIGCHLD)
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+RELOAD_LINES = {
+    signal.SIGTERM: "...brutally killing workers...",
+    signal.SIGHUP: "...gracefully killing workers...",
+}
+ENV_RELOADS = "UWSGI_RELOADS"
+# An Emperor that dies younger than this is respawned only when it would
+# have reached this age, so that a crash at start cannot become a fork loop.
+MIN_LIFETIME = 1.0
+EMPEROR_CRASHED = 1
+
+
+def run(config, reign):
+    """Keep `reign()` (the Emperor's loop) running in a child."""
+    return Master(config, reign).run()
+
+
+class Master:
+    def __init__(self, config, reign, clock=time.monotonic):
+        self.config = config
+        self.reign = reign
+        self.clock = clock
+        self.mercy = config["reload-mercy"]
+        self.pid = None       # the Emperor's; None while one is due
+        self.born = -MIN_LIFETIME
+        self.signals = None
+
+    def run(self):
+        self.signals = proc.SignalQueue(HANDLED)
+        proc.set_title(self.config, "uWSGI master")
+        self.spawn()
+        log.log("*** Operational MODE: no-workers ***")
+        again = "gracefully (RE)" if _reloads() else ""
+        log.log(f"{again}spawned uWSGI master process (pid: {os.getpid()})")
+        while True:
+            signums, _ = self.signals.wait(self.timeout())
+            self.reap()
+            for signum in signums:
+                if signum in SHUTDOWN_SIGNALS:
+                    return self.shutdown()
+                if signum in RELOAD_LINES:
+                    self.reexec(signum)
+                if signum == signal.SIGUSR1:
+                    self.report()
+            if self.pid is None and self.timeout() == 0:
+                self.spawn()
+
+    def timeout(self):
+        if self.pid is not None:
+            return None
+        return max(0.0, self.born + MIN_LIFETIME - self.clock())
+
+    def spawn(self):
+        parent = os.getpid()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self._become_emperor(parent)
+        self.born = self.clock()
+
+    def _become_emperor(self, parent):
+        """In the forked child; never returns."""
+        code = EMPEROR_CRASHED
+        try:
+            self.signals.close()
+            proc.reset_signals()
+            proc.die_with_parent()
+            # The master may have died before prctl() took hold.
+            if os.getppid() == parent:
+                proc.set_title(self.config, "uWSGI Emperor")
+                code = self.reign()
+        except BaseException:
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+    def reap(self):
+        for pid, _ in proc.reap():
+            if pid == self.pid:
+                log.verbose("!!! Emperor died !!!")
+                self.pid = None
+
+    def shutdown(self):
+        log.log("SIGINT/SIGTERM received...killing workers...")
+        self.bury()
+        log.log("goodbye to uWSGI.")
+        return 0
+
+    def reexec(self, signum):
+        log.log(RELOAD_LINES[signum])
+        self.bury()
+        log.log("binary reloading uWSGI...")
+        log.log(f"running {sys.executable}")
+        self.signals.close()
+        env = {**os.environ, ENV_RELOADS: str(_reloads() + 1)}
+        os.execve(sys.executable, sys.orig_argv, env)
+
+    def bury(self):
+        """End the Emperor (its ragnarok) and wait for it, at most
+        `reload-mercy` seconds before SIGKILL."""
+        pid, self.pid = self.pid, None
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGINT)
+        deadline = self.clock() + self.mercy
+        while pid not in {p for p, _ in proc.reap()}:
+            if self.clock() >= deadline:
+                log.log(f"the Emperor (pid: {pid}) is taking too much time "
+                        "to die...NO MERCY !!!")
+                os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
+            log.log("waiting for Emperor death...")
+            self.signals.wait(1.0)
+        log.log(f"The Emperor has been buried (pid: {pid})")
+
+    def report(self):
+        """SIGUSR1: what a uWSGI master without workers prints."""
+        lines = ["", ";uWSGI instance configuration", "[uwsgi]"]
+        lines += [f"{e.key} = {e.value}" for e in self.config.entries]
+        lines += [";end of configuration", "", "\tworkers total requests: 0",
+                  "-----------------", ""]
+        log.log("\n".join(lines))
+
+
+def _reloads():
+    value = os.environ.get(ENV_RELOADS, "")
+    return int(value) if value.isdigit() else 0

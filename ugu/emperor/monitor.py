@@ -1,0 +1,128 @@
+"""Which vassal files exist, and what changed since the last look.
+
+A monitor turns one `emperor` value into the vassal files it finds now;
+`diff` compares those with what the Emperor already knows and says what was
+Added, Changed or Removed.  Only the monitors' `scan` reads the filesystem:
+`diff` takes plain values, so tests feed it by hand.  No clock is needed:
+a change is an mtime that grew, in whole seconds, as uWSGI compares them.
+"""
+
+import glob
+import os
+import stat
+from dataclasses import dataclass
+
+from ugu import log
+from ugu.options.errors import ConfigError
+
+# ugu reads INI only; uWSGI also takes .xml, .yml, .yaml, .js and .json.
+EXTENSIONS = (".ini",)
+# uWSGI skips vassal names this long or longer.
+MAX_NAME = 255
+GLOB_SCHEME = "glob://"
+DIR_SCHEME = "dir://"
+
+
+@dataclass(frozen=True)
+class Found:
+    name: str    # the vassal's id: what `--ini` gets and the log shows
+    mtime: int
+    cwd: str     # where the vassal starts
+
+
+@dataclass(frozen=True)
+class Added:
+    found: Found
+
+
+@dataclass(frozen=True)
+class Changed:
+    found: Found
+
+
+@dataclass(frozen=True)
+class Removed:
+    name: str
+
+
+def diff(known, found):
+    """Events that turn `known` ({name: mtime}) into `found` (Founds)."""
+    events = []
+    for f in found:
+        if f.name not in known:
+            events.append(Added(f))
+        elif f.mtime > known[f.name]:
+            events.append(Changed(f))
+    names = {f.name for f in found}
+    events.extend(Removed(name) for name in known if name not in names)
+    return events
+
+
+class GlobMonitor:
+    """Vassals are the pattern's matches, named as matched (absolute only
+    if the pattern is); they start in the Emperor's own directory."""
+
+    def __init__(self, pattern):
+        self.pattern = pattern
+        self.cwd = os.getcwd()
+
+    def scan(self):
+        paths = sorted(glob.glob(self.pattern))
+        return [f for f in (_found(p, p, self.cwd) for p in paths) if f]
+
+
+class DirMonitor:
+    """Vassals are the directory's files, named bare and started in it."""
+
+    def __init__(self, directory):
+        self.directory = os.path.abspath(directory)
+
+    def scan(self):
+        try:
+            names = sorted(os.listdir(self.directory))
+        except OSError as e:
+            # Its vassals are then stopped, as if their files were removed.
+            log.verbose(f"[emperor] cannot scan {self.directory}: "
+                        f"{e.strerror}")
+            return []
+        found = (_found(os.path.join(self.directory, name), name,
+                        self.directory) for name in names)
+        return [f for f in found if f]
+
+
+def _found(path, name, cwd):
+    if not name.endswith(EXTENSIONS) or len(name) >= MAX_NAME:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        # Gone since the listing, or a dangling symlink: not a vassal now.
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return Found(name, int(st.st_mtime), cwd)
+
+
+def monitor_for(spec):
+    """The monitor an `emperor` value asks for, as uWSGI chooses it: a
+    pattern whose only match is a directory watches that directory."""
+    if spec.startswith(GLOB_SCHEME):
+        return GlobMonitor(spec[len(GLOB_SCHEME):])
+    if spec.startswith(DIR_SCHEME):
+        return DirMonitor(spec[len(DIR_SCHEME):])
+    if "://" in spec:
+        raise ConfigError(f"ugu has only the glob:// and dir:// monitors, "
+                          f"not '{spec}'", option="emperor")
+    matches = glob.glob(spec)
+    if len(matches) == 1 and os.path.isdir(matches[0]):
+        return DirMonitor(matches[0])
+    return GlobMonitor(spec)
+
+
+def scan_all(monitors):
+    """Every monitor's files; a name found twice keeps its first find."""
+    found = {}
+    for monitor in monitors:
+        for f in monitor.scan():
+            found.setdefault(f.name, f)
+    return list(found.values())
