@@ -1,0 +1,168 @@
+"""The tutorial's final setup, end to end: `ugu --master --emperor "*.ini"`
+over the examples/ files (ports rewritten to free ones), talked to with a
+real HTTP client."""
+
+import gzip
+import http.client
+import os
+import re
+import shutil
+import signal
+
+import pytest
+import requests
+
+from tests import support
+
+CSS = (support.EXAMPLES / "static" / "base.css").read_bytes()
+
+
+def copy_examples(target, http_port, worker_port):
+    """examples/ in `target`, the INI files pointed at the given ports."""
+    shutil.copytree(support.EXAMPLES, target,
+                    ignore=shutil.ignore_patterns("logs", "__pycache__"))
+    for name in ("http.ini", "uwsgi.ini"):
+        path = target / name
+        text = path.read_text()
+        text = text.replace("http = :8000", f"http = 127.0.0.1:{http_port}")
+        text = text.replace("127.0.0.1:8001", f"127.0.0.1:{worker_port}")
+        path.write_text(text)
+    return target
+
+
+@pytest.fixture
+def setup(tmp_path, procs):
+    http_port, worker_port = support.free_port(), support.free_port()
+    site = copy_examples(tmp_path / "site", http_port, worker_port)
+    emperor = procs.ugu("--master", "--emperor", "*.ini", cwd=site)
+    emperor.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is ready to accept "
+                         r"requests")
+    support.wait_for_port(http_port)
+    emperor.site, emperor.url = site, f"http://127.0.0.1:{http_port}"
+    emperor.worker_port = worker_port
+    return emperor
+
+
+def raw_get(url, path, headers=None):
+    """(response, body) without any client-side decoding."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.request("GET", path, headers=headers or {})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response, body
+
+
+def test_page(setup):
+    r = requests.get(setup.url + "/", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "text/html"
+    assert "Hello from ugu" in r.text
+    assert 'href="base.css"' in r.text
+
+
+def test_page_gzipped_by_the_router(setup):
+    response, body = raw_get(setup.url, "/", {"Accept-Encoding": "gzip"})
+    assert response.status == 200
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert response.getheader("uWSGI-Encoding") is None
+    assert b"Hello from ugu" in gzip.decompress(body)
+
+
+def test_page_plain_without_accept_encoding(setup):
+    response, body = raw_get(setup.url, "/", {"Accept-Encoding": "identity"})
+    assert response.getheader("Content-Encoding") is None
+    assert b"Hello from ugu" in body
+
+
+def test_static_file(setup):
+    response, body = raw_get(setup.url, "/base.css",
+                             {"Accept-Encoding": "identity"})
+    assert response.status == 200
+    assert response.getheader("Content-Type") == "text/css"
+    assert response.getheader("Content-Length") == str(len(CSS))
+    assert response.getheader("Last-Modified")
+    assert body == CSS
+
+
+def test_static_gzip_variant(setup):
+    response, body = raw_get(setup.url, "/base.css",
+                             {"Accept-Encoding": "gzip"})
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(body) == CSS
+
+
+def test_missing_file_falls_through_to_the_app(setup):
+    r = requests.get(setup.url + "/nope.css", timeout=10)
+    assert r.status_code == 200
+    assert "Hello from ugu" in r.text
+
+
+def test_keepalive_serves_several_requests(setup):
+    with requests.Session() as s:
+        for _ in range(5):
+            assert s.get(setup.url + "/", timeout=10).status_code == 200
+
+
+def test_lifecycle_lines(setup):
+    requests.get(setup.url + "/", timeout=10)
+    setup.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is now loyal")
+    out = setup.output()
+    assert re.search(r"\[emperor\] vassal http\.ini has been spawned", out)
+    assert re.search(r"\[emperor\] vassal uwsgi\.ini has been spawned", out)
+    assert re.search(r"spawned uWSGI http 1 \(pid: \d+\)", out)
+    assert re.search(r"spawned uWSGI worker 1 \(pid: \d+, cores: 2\)", out)
+    assert "spawned 1 offload threads for uWSGI worker 1" in out
+    assert re.search(r"\[pid: \d+\|app: 0\|req: \d+/\d+\] 127\.0\.0\.1 \(\) "
+                     r"\{\d+ vars in \d+ bytes\} \[[^]]+\] GET / => "
+                     r"generated \d+ bytes in \d+ msecs \(HTTP/1\.1 200\) "
+                     r"2 headers in \d+ bytes \(1 switches on core \d\)", out)
+
+
+def test_backend_down_gives_502_then_recovers(setup):
+    worker_ini = setup.site / "uwsgi.ini"
+    saved = worker_ini.read_text()
+    worker_ini.unlink()
+    setup.wait_for_log(r"\[emperor\] removed uwsgi instance uwsgi\.ini")
+    r = requests.get(setup.url + "/", timeout=10)
+    assert r.status_code == 502
+    worker_ini.write_text(saved)
+    setup.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is ready to accept "
+                       r"requests", count=2)
+    support.wait_for_port(setup.worker_port)
+    assert requests.get(setup.url + "/", timeout=10).status_code == 200
+
+
+def test_killed_vassal_is_respawned(setup):
+    masters = [int(p) for p in re.findall(
+        r"spawned uWSGI master process \(pid: (\d+)\)", setup.output())]
+    os.kill(_vassal_master(masters), signal.SIGKILL)
+    setup.wait_for_log(r"\[emperor\] vassal uwsgi\.ini has been spawned",
+                       count=2)
+
+    def serving():
+        try:
+            return requests.get(setup.url + "/", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+    support.wait_until(serving, 10, what="the respawned vassal to serve")
+
+
+def _vassal_master(masters):
+    """The pid of the worker vassal's master among the spawned masters."""
+    for pid in masters:
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"uwsgi.ini" in cmdline:
+            return pid
+    raise AssertionError(f"no master of uwsgi.ini among {masters}")
+
+
+def test_sigint_stops_everything(setup):
+    setup.send_signal(signal.SIGINT)
+    assert setup.wait(15) == 0
+    support.wait_until(lambda: not support.group_members(setup.pgid), 5,
+                       what="every vassal to exit")
