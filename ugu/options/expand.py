@@ -127,6 +127,8 @@ def expand_value(values, index, symbol, hook):
     `symbol(inner)` with `hook(inner)`, or leave it when that is None.
     The list is updated after each replacement, so that a hook reading
     the values sees the current text."""
+    # state: 0 outside a reference, 1 just after the symbol, then 2 plus
+    # the number of characters read inside the parentheses.
     value, j, state, depth, start, count = values[index], 0, 0, 0, 0, 0
     while j < len(value):
         ch = value[j]
@@ -164,7 +166,8 @@ def _check_growth(value, count):
 def read_at_file(path):
     """The `@(path)` replacement: the file's text less one final newline."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        with open(path, encoding="utf-8", errors="surrogateescape",
+                  newline="") as f:
             content = f.read()
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)

@@ -227,7 +227,13 @@ def _expanded(entries, environ):
                 return value
         return None
 
-    hooks = (("$", environ.get), ("@", read_at_file),
+    def getenv(name):
+        try:
+            return environ.get(name)
+        except UnicodeEncodeError:
+            return None  # os.environ cannot hold such a name
+
+    hooks = (("$", getenv), ("@", read_at_file),
              ("%", lambda inner: placeholder(inner, lookup)))
     for symbol, hook in hooks:
         for index, entry in enumerate(entries):

@@ -32,13 +32,15 @@ NOT_IMPLEMENTED = frozenset({
     "cachestore", "gzip", "expires",
 })
 
-STOP = "stop"
+STOP = "stop"  # what continue, last and break return
 
 _STATUS = re.compile(r"([0-9]{3})(?: (.*))?")
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 
 
 class Goto:
+    """An action's request to jump to the rule after `label`."""
+
     __slots__ = ("label",)
 
     def __init__(self, label):
@@ -179,7 +181,7 @@ def _status(text):
         try:
             reason = http.HTTPStatus(int(code)).phrase
         except ValueError:
-            return code
+            reason = "Unknown"
     return f"{code} {reason}"
 
 

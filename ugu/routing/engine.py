@@ -12,8 +12,9 @@ whose label is built from vars and turns out missing or behind, or a
 condition that fails on a request, gets uWSGI's treatment: a log line,
 then the chain ends and the body is dropped, as with `break`.
 
-`log:` lines go to the `log` callable given to `from_config` (the worker
-passes `ugu.log.log`); by default they are printed on stderr.
+`log:` lines, and the errors above, go to the `log` callable given to
+`from_config`, one line per call (the worker should pass `ugu.log.log`);
+by default they are printed on stderr.
 """
 
 import re
@@ -57,6 +58,7 @@ class ResponseRouter:
 
     @property
     def active(self):
+        """Whether responses need routing at all."""
         return bool(self.rules or self.copies)
 
     def startup_lines(self):

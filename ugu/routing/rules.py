@@ -32,6 +32,7 @@ REGEXP_SUBJECTS = {
     "response-route-referer": ("HTTP_REFERER", "referer"),
     "response-route-remote-user": ("REMOTE_USER", "remote_user"),
 }
+# Condition rules: whether each option negates its condition.
 CONDITION_OPTIONS = {"response-route-if": False, "response-route-if-not": True}
 RULE_OPTIONS = frozenset({*REGEXP_SUBJECTS, *CONDITION_OPTIONS,
                           "response-route-run", "response-route-label"})

@@ -19,6 +19,8 @@ import time
 from ugu import UWSGI_VERSION, __version__, log, proc
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options.errors import ConfigError
+from ugu.router.process import run as run_router
+from ugu.routing.engine import ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import sockets
 from ugu.vassal.cheaper import Cheaper
@@ -42,10 +44,9 @@ class Shared:
     """What the master prepares once and every worker inherits."""
 
     def __init__(self, config, link):
-        from ugu.routing.engine import ResponseRouter
         self.link = link
         self.static = StaticFiles(config)
-        self.routing = ResponseRouter.from_config(config)
+        self.routing = ResponseRouter.from_config(config, log=log.log)
         for line in self.routing.startup_lines():
             log.log(line)
         self.scoreboard = Scoreboard(config["processes"], config["threads"])
@@ -240,7 +241,6 @@ class Master:
                     f"{self.config['threads']})")
 
     def spawn_router(self, index, respawn=False):
-        from ugu.router.process import run as run_router
         listeners = [l.sock for l in self.listeners
                      if l.proto == sockets.ROUTER]
         backends = router_backends(self.config, self.listeners)

@@ -72,12 +72,16 @@ class Exchange:
         if self._status_line is None:
             raise RuntimeError("the app returned without calling "
                                "start_response")
-        headers = self._headers
+        headers, head_only = self._headers, self.method == "HEAD"
         if self.ctx.routing.active:
-            headers = self.ctx.routing.apply(self.vars, list(headers))
+            routed = self.ctx.routing.run(self.vars, self._headers)
+            headers = routed.headers
+            self._status_line = routed.status or self._status_line
+            # `break` in a response route drops the app's body.
+            head_only = head_only or not routed.send_body
         self.header_size = self.transport.start(
             self.protocol, self._status_line, headers, first_chunk,
-            self.method == "HEAD")
+            head_only)
         self.status = int(self._status_line[:3])
         self.header_count = len(headers)
         self.headers_sent = True
