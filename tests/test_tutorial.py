@@ -166,3 +166,36 @@ def test_sigint_stops_everything(setup):
     assert setup.wait(15) == 0
     support.wait_until(lambda: not support.group_members(setup.pgid), 5,
                        what="every vassal to exit")
+
+
+def test_vassals_across_folders_log_to_their_own_files(tmp_path, procs):
+    """Steps 14-15: `--emperor "/srv/www/*/uwsgi.ini"`, each vassal with
+    `chdir = %d` and its own request and message logs."""
+    http_port, worker_port = support.free_port(), support.free_port()
+    site = copy_examples(tmp_path / "examples", http_port, worker_port)
+    www = tmp_path / "srv" / "www"
+    for folder, source in (("http", "http.ini"), ("project", "uwsgi.ini")):
+        (www / folder / "logs").mkdir(parents=True)
+        text = (site / source).read_text() + (
+            "chdir = %d\n"
+            "req-logger = file:logs/request.log\n"
+            "logger = file:logs/uwsgi.log\n")
+        (www / folder / "uwsgi.ini").write_text(text)
+    shutil.copytree(site / "code", www / "project" / "code")
+    shutil.copytree(site / "static", www / "project" / "static")
+    pattern = f"{www}/*/uwsgi.ini"
+    emperor = procs.ugu("--master", "--emperor", pattern, cwd=tmp_path)
+    project = www / "project" / "uwsgi.ini"
+    emperor.wait_for_log(rf"\[emperor\] vassal {re.escape(str(project))} "
+                         r"is ready to accept requests")
+    support.wait_for_port(http_port)
+    url = f"http://127.0.0.1:{http_port}"
+    assert requests.get(url + "/", timeout=10).status_code == 200
+    request_log = www / "project" / "logs" / "request.log"
+    support.wait_until(lambda: "GET / => generated" in
+                       request_log.read_text(), what="the request line")
+    messages = (www / "project" / "logs" / "uwsgi.log").read_text()
+    assert "spawned uWSGI worker 1" in messages
+    assert "GET / =>" not in messages
+    router_log = (www / "http" / "logs" / "uwsgi.log").read_text()
+    assert "spawned uWSGI http 1" in router_log

@@ -1,0 +1,712 @@
+"""The configuration layer: INI reader, expansion, resolution and the CLI.
+
+Expected values are uWSGI 2.0.31's, observed with `--show-config`; the
+differential tests at the end compare against the real binary.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests import support
+from ugu import cli
+from ugu.options import registry
+from ugu.options.errors import ConfigError
+from ugu.options.expand import djb33x
+from ugu.options.ini import parse_ini, read_ini
+from ugu.options.resolve import resolve
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """Each test runs in its own folder, with no UWSGI_* variable."""
+    for name in list(os.environ):
+        if name.startswith("UWSGI_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def write(name, text):
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return name
+
+
+def pairs(entries):
+    return [(e.key, e.value) for e in entries]
+
+
+def parsed(text, section="uwsgi"):
+    return pairs(parse_ini(text, "app.ini", section))
+
+
+def shown(*argv, env=None):
+    """The entries of the resolved config, as uWSGI's show-config lists
+    them."""
+    return pairs(resolve(list(argv), env or {}).entries)
+
+
+def values(text, key, *argv, env=None):
+    """Every value of `key` once an INI of `text` is resolved."""
+    write("app.ini", text)
+    config = resolve(["--ini", "app.ini", *argv], env or {})
+    return [e.value for e in config.entries if e.key == key]
+
+
+def value_of(path, key):
+    return dict(shown("--ini", path))[key]
+
+
+def value(text, key, env=None):
+    [found] = values(f"[uwsgi]\n{text}\n", key, env=env)
+    return found
+
+
+def error(*argv, env=None):
+    with pytest.raises(ConfigError) as info:
+        resolve(list(argv), env or {})
+    return info.value
+
+
+# -- INI syntax -------------------------------------------------------------
+
+def test_tutorial_repeated_keys_are_all_kept_in_order():
+    entries = read_ini(str(support.EXAMPLES / "uwsgi.ini"))
+    routes = [e.value for e in entries if e.key == "response-route-if"]
+    assert routes == [
+        "equal:${RESPONSE_CONTENT_TYPE};application/json "
+        "addheader:uWSGI-Encoding: gzip",
+        "startswith:${RESPONSE_CONTENT_TYPE};text/html "
+        "addheader:uWSGI-Encoding: gzip",
+    ]
+
+
+def test_only_lines_starting_with_a_comment_sign_are_comments():
+    text = "[uwsgi]\n; one\n# two\n   ;three\nk = x ; y\nh = a # b\n"
+    assert parsed(text) == [("k", "x ; y"), ("h", "a # b")]
+
+
+def test_value_is_split_at_the_first_equals_sign():
+    assert parsed("[uwsgi]\na = b=c\n") == [("a", "b=c")]
+
+
+def test_quotes_are_kept():
+    assert parsed('[uwsgi]\nk = "a b"\nq = \'c\'\n') == [
+        ("k", '"a b"'), ("q", "'c'")]
+
+
+def test_line_without_equals_is_a_key_with_empty_value():
+    assert parsed("[uwsgi]\nnovaluekey\nmaster =\n") == [
+        ("novaluekey", ""), ("master", "")]
+
+
+def test_blanks_around_keys_and_values_are_trimmed():
+    assert parsed("[uwsgi]\n \t spaced key  =  v \t\r\n") == [
+        ("spaced key", "v")]
+
+
+def test_empty_key_is_kept():
+    assert parsed("[uwsgi]\n= value\n") == [("", "value")]
+
+
+def test_section_names_are_not_trimmed():
+    assert parsed("[uwsgi]\na = 1\n[ uwsgi ]\nb = 2\n[UWSGI]\nc = 3\n") == [
+        ("a", "1")]
+
+
+def test_all_blocks_of_a_section_are_used():
+    text = "[uwsgi]\na = 1\n[other]\nb = 2\n[uwsgi]\nc = 3\n"
+    assert parsed(text) == [("a", "1"), ("c", "3")]
+    assert parsed(text, "other") == [("b", "2")]
+
+
+def test_keys_before_any_section_are_ignored():
+    assert parsed("a = 1\n[uwsgi]\nb = 2\n") == [("b", "2")]
+
+
+def test_crlf_line_endings():
+    assert parsed("[uwsgi]\r\na = 1\r\nb = 2\r\n") == [("a", "1"), ("b", "2")]
+
+
+def test_entries_carry_file_and_line():
+    [entry] = parse_ini("[uwsgi]\n\n; c\nk = v\n", "x.ini")
+    assert (entry.file, entry.line) == ("x.ini", 4)
+
+
+def test_missing_section_is_an_error_naming_the_file():
+    with pytest.raises(ConfigError) as info:
+        parse_ini("[other]\na = 1\n", "conf/app.ini")
+    assert str(info.value).startswith("conf/app.ini: cannot find section "
+                                      "[uwsgi] in this INI file")
+
+
+def test_missing_file_is_an_error_naming_it():
+    message = str(error("--ini", "nope.ini"))
+    assert message == ("nope.ini: cannot read config file: No such file or "
+                       "directory")
+
+
+def test_file_colon_section_selects_the_section():
+    write("app.ini", "[uwsgi]\na = 1\n[dev]\na = 2\nx = %x\n")
+    assert shown("--ini", "app.ini:dev") == [
+        ("ini", "app.ini:dev"), ("a", "2"), ("x", "dev")]
+
+
+def test_colon_section_alone_rereads_the_last_file():
+    write("app.ini", "[uwsgi]\na = 1\n[dev]\nb = 2\n")
+    assert shown("--ini", "app.ini", "--ini", ":dev") == [
+        ("ini", "app.ini"), ("a", "1"), ("ini", ":dev"), ("b", "2")]
+
+
+def test_a_file_may_be_read_twice_but_not_include_itself():
+    write("app.ini", "[uwsgi]\na = 1\n")
+    assert shown("--ini", "app.ini", "--ini", "app.ini")[1::2] == [
+        ("a", "1"), ("a", "1")]
+    write("loop.ini", "[uwsgi]\nini = loop.ini\n")
+    assert str(error("--ini", "loop.ini")) == (
+        "loop.ini:2: option 'ini': loop.ini includes itself")
+
+
+def test_nested_ini_entries_stand_at_its_place():
+    write("base.ini", "[uwsgi]\nprocesses = 2\n")
+    write("app.ini", "[uwsgi]\nprocesses = 1\nini = base.ini\nthreads = 3\n")
+    assert shown("--ini", "app.ini") == [
+        ("ini", "app.ini"), ("processes", "1"), ("ini", "base.ini"),
+        ("processes", "2"), ("threads", "3")]
+    assert resolve(["--ini", "app.ini"], {})["processes"] == 2
+
+
+# -- magic variables --------------------------------------------------------
+
+def test_path_magic_of_a_file_in_a_subfolder():
+    write("sub/app.ini", "[uwsgi]\nd = %d\np = %p\ns = %s\nn = %n\n"
+          "e = %e\nc = %c\no = %o\nfile = %dapp.py\nslash = %d/app.py\n")
+    cwd = os.path.realpath(os.getcwd())
+    assert shown("--ini", "sub/app.ini")[1:] == [
+        ("d", f"{cwd}/sub/"), ("p", f"{cwd}/sub/app.ini"), ("s", "app.ini"),
+        ("n", "app"), ("e", "ini"), ("c", "sub"), ("o", "sub/app.ini"),
+        ("file", f"{cwd}/sub/app.py"), ("slash", f"{cwd}/sub//app.py")]
+
+
+def test_numbered_magic_splits_the_folder():
+    write("a/b/app.ini", "[uwsgi]\nparts = %0 %1\n")
+    parts = os.path.realpath("a/b").strip("/").split("/")
+    assert value_of("a/b/app.ini", "parts") == f"{parts[0]} {parts[1]}"
+
+
+def test_magic_hash_is_uwsgis_djb33x():
+    # %j observed from uWSGI for the file /tmp/cfgx/sub/app.ini.
+    digest = djb33x(b"/tmp/cfgx/sub/app.ini").to_bytes(4, "little")
+    assert digest.hex().upper() == "73BEBEED"
+
+
+def test_double_percent_is_a_percent():
+    assert value("stamp = %%Y-%%m-%%d", "stamp") == "%Y-%m-%d"
+
+
+def test_unknown_magic_letter_expands_to_nothing():
+    assert value("a = x%Zy%qz", "a") == "xyz"
+
+
+def test_percent_before_a_line_break_joins_the_lines():
+    assert parsed("[uwsgi]\na = 50%\nb = 2\n") == [("a", "50b = 2")]
+
+
+def test_percent_before_crlf_eats_only_the_cr():
+    write("app.ini", "[uwsgi]\r\na = 1%\r\nb = 2\r\n")
+    assert shown("--ini", "app.ini")[1:] == [("a", "1"), ("b", "2")]
+
+
+def test_percent_ending_the_file_is_dropped():
+    assert parsed("[uwsgi]\na = 50%") == [("a", "50")]
+
+
+def test_magic_is_expanded_in_section_headers():
+    write("dev.ini", "[%n]\na = 1\n")
+    assert shown("--ini", "dev.ini:dev") == [("ini", "dev.ini:dev"),
+                                             ("a", "1")]
+
+
+def test_upper_case_magic_names_the_first_file():
+    write("nest/inner.ini", "[uwsgi]\ninner = %n %N %c %C\n")
+    write("outer.ini", "[uwsgi]\nini = nest/inner.ini\nouter = %n %N\n")
+    config = dict(shown("--ini", "outer.ini"))
+    here = os.path.basename(os.path.realpath("."))
+    assert config["inner"] == f"inner outer nest {here}"
+    assert config["outer"] == "outer outer"
+
+
+def test_config_file_without_option_leaves_upper_case_magic_empty():
+    write("app.ini", "[uwsgi]\nN = %N\nn = %n\n")
+    assert shown("app.ini") == [("N", ""), ("n", "app")]
+
+
+def test_magic_is_not_applied_to_command_line_values():
+    assert shown("--set", "a=%n%%") == [("set", "a=%n%%"), ("a", "%n%%")]
+
+
+# -- $(ENV), @(file), %(name) -----------------------------------------------
+
+def test_env_references_are_resolved_from_the_environment():
+    assert value("where = $(HOME)/x", "where", {"HOME": "/h"}) == "/h/x"
+
+
+def test_unresolved_env_reference_stays_literal():
+    assert value("a = $(NOPE_NOT_SET)", "a") == "$(NOPE_NOT_SET)"
+
+
+def test_env_references_apply_to_command_line_values():
+    assert shown("--set", "a=$(V)", env={"V": "x"})[1] == ("a", "x")
+
+
+def test_at_file_reads_a_file_relative_to_the_cwd():
+    write("content.txt", "secret\n\n")
+    write("conf/app.ini", "[uwsgi]\nf = <@(content.txt)>\n")
+    assert value_of("conf/app.ini", "f") == "<secret\n>"
+
+
+def test_missing_at_file_is_fatal_with_its_place():
+    message = str(error("--set", "a=@(nofile)"))
+    assert message == ("command line: option 'a': @(nofile): No such file "
+                       "or directory")
+
+
+def test_placeholder_takes_the_first_value():
+    assert values("[uwsgi]\ndup = one\ndup = two\nref = %(dup)\n",
+                  "ref") == ["one"]
+
+
+def test_placeholder_may_refer_forward():
+    assert values("[uwsgi]\nref = %(later)\nlater = L\n", "ref") == ["L"]
+
+
+def test_unresolved_placeholder_stays_literal():
+    assert values("[uwsgi]\nref = %(undefined)\n", "ref") == ["%(undefined)"]
+
+
+def test_placeholder_reads_options_and_unknown_keys_alike():
+    assert values("[uwsgi]\nprocesses = 4\nmy = x\nref = %(processes)%(my)\n",
+                  "ref") == ["4x"]
+
+
+def test_placeholder_of_a_valueless_key_is_empty():
+    assert values("[uwsgi]\nc = %(master)\nmaster\n", "c") == [""]
+
+
+def test_expanded_values_are_expanded_again_except_at_the_start():
+    # uWSGI rescans a value from its second character after each
+    # substitution.
+    assert shown("--set", "b=1", "--set", "a=%(b)", "--set", "x=%(a)",
+                 "--set", "y=%(c)", "--set", "c=%(b)",
+                 "--set", "z=v%(c)")[1::2] == [
+        ("b", "1"), ("a", "1"), ("x", "1"), ("y", "%(b)"), ("c", "1"),
+        ("z", "v1")]
+
+
+def test_a_value_that_refers_to_itself_is_an_error():
+    message = str(error("--set", "a=x%(a)"))
+    assert message.startswith("command line: option 'a': the expansion of "
+                              "this value never ends")
+
+
+@pytest.mark.parametrize("expression, result", [
+    ("k + 1", "3"), ("k k 3", "223"), ("k ++", "3"), ("k --", "1"),
+    ("7 / 0", "0"), ("7 / 2", "3"), ("10 - k", "8"), ("k * k", "4"),
+    ("nope x", ""), ("1 + 2 3", "33"),
+])
+def test_placeholder_expressions(expression, result):
+    assert shown("--set", "k=2", "--set", f"e=%({expression})")[3] == (
+        "e", result)
+
+
+# -- set, set-placeholder ---------------------------------------------------
+
+def test_set_adds_an_option_after_itself():
+    assert shown("--set", "processes=3", "-S", "foo=bar") == [
+        ("set", "processes=3"), ("processes", "3"), ("set", "foo=bar"),
+        ("foo", "bar")]
+    assert resolve(["--set", "processes=3"], {})["processes"] == 3
+
+
+def test_set_may_load_an_ini():
+    write("app.ini", "[uwsgi]\na = 1\n")
+    assert shown("--set", "ini=app.ini")[1:] == [("ini", "app.ini"),
+                                                 ("a", "1")]
+
+
+def test_set_without_equals_is_refused():
+    assert str(error("--set", "foo")) == ("command line: option 'set': "
+                                          "expected KEY=VALUE")
+
+
+def test_set_placeholder_keeps_its_text_unexpanded_and_untrimmed():
+    assert shown("--set-placeholder", "ph=$(HOME)", "--set-ph", "sp = v ",
+                 env={"HOME": "/h"})[1::2] == [
+        ("ph", "$(HOME)"), ("sp ", " v ")]
+
+
+def test_set_placeholder_cannot_shadow_an_option():
+    message = str(error("--set-ph", "processes=2"))
+    assert message.endswith("you cannot use processes as a placeholder, it "
+                            "is already available as an option")
+
+
+def test_first_of_placeholder_and_option_wins():
+    assert shown("--set-ph", "k=ph", "--set", "k=opt",
+                 "--set", "r=%(k)")[-1] == ("r", "ph")
+    assert shown("--set", "k=opt", "--set-ph", "k=ph",
+                 "--set", "r=%(k)")[-1] == ("r", "opt")
+
+
+# -- strict and unknown keys ------------------------------------------------
+
+def test_unknown_keys_are_kept_without_strict():
+    write("app.ini", "[uwsgi]\nmy-var = 1\n")
+    assert resolve(["--ini", "app.ini"], {}).unknown_keys == ["my-var"]
+
+
+def test_strict_names_file_line_key_and_a_suggestion():
+    write("app.ini", "[uwsgi]\nstrict = true\nmaster = true\nproceses = 2\n")
+    assert str(error("--ini", "app.ini")) == (
+        "app.ini:4: option 'proceses': [strict-mode] unknown config "
+        "directive (did you mean 'processes'?)")
+
+
+def test_strict_checks_keys_read_before_it():
+    write("app.ini", "[uwsgi]\nfoo = 1\nstrict = true\n")
+    assert error("--ini", "app.ini").line == 2
+
+
+def test_strict_turned_off_later_spares_keys_read_before_it():
+    write("before.ini", "[uwsgi]\nfoo = 1\nstrict = true\nstrict = false\n")
+    assert resolve(["--ini", "before.ini"], {}).unknown_keys == ["foo"]
+    write("during.ini", "[uwsgi]\nstrict = true\nfoo = 1\nstrict = false\n")
+    assert error("--ini", "during.ini").line == 3
+
+
+def test_strict_refuses_set_of_an_unknown_key_but_not_set_placeholder():
+    assert error("--strict", "--set", "foo=1").option == "foo"
+    assert shown("--strict", "--set-ph", "foo=1")[-1] == ("foo", "1")
+
+
+def test_unimplemented_uwsgi_option_is_refused_by_name():
+    write("app.ini", "[uwsgi]\nspooler = /tmp/spool\n")
+    assert str(error("--ini", "app.ini")) == (
+        "app.ini:2: option 'spooler': this uWSGI option is not implemented "
+        "by ugu yet")
+    assert error("--cache2", "name=x").option == "cache2"
+    assert error("-Q", "/tmp/spool").option == "spooler"
+
+
+def test_tutorial_files_pass_strict():
+    for name in ("http.ini", "uwsgi.ini"):
+        config = resolve(["--ini", str(support.EXAMPLES / name)], {})
+        assert config["strict"] is True
+        assert config.unknown_keys == []
+
+
+# -- environment ------------------------------------------------------------
+
+def test_uwsgi_variables_become_options():
+    env = {"UWSGI_HTTP_TO": "127.0.0.1:1", "UWSGI_MY_VAR": "a_B",
+           "HOME": "/h"}
+    assert shown(env=env) == [("http-to", "127.0.0.1:1"),
+                              ("my-var", "a_B")]
+
+
+def test_uwsgi_internal_variables_are_not_options():
+    env = {name: "3" for name in ("UWSGI_RELOADS", "UWSGI_EMPEROR_FD",
+                                  "UWSGI_JAIL_PID", "UWSGI_VASSALS_DIR")}
+    assert shown(env=env) == []
+
+
+def test_command_line_overrides_environment():
+    config = resolve(["--processes", "2"], {"UWSGI_PROCESSES": "7"})
+    assert config["processes"] == 2
+
+
+def test_uwsgi_ini_variable_loads_a_file():
+    write("app.ini", "[uwsgi]\nthreads = 4\n")
+    assert resolve([], {"UWSGI_INI": "app.ini"})["threads"] == 4
+
+
+# -- command line -----------------------------------------------------------
+
+def test_long_options_with_space_or_equals():
+    assert shown("--processes", "2", "--threads=3", "--chdir=") == [
+        ("processes", "2"), ("threads", "3"), ("chdir", "")]
+
+
+def test_flags_refuse_a_value():
+    assert str(error("--master=false")) == (
+        "command line: option '--master' doesn't allow an argument")
+
+
+def test_optional_values():
+    assert shown("--need-app=false", "--need-app", "--http-keepalive") == [
+        ("need-app", "false"), ("need-app", "true"),
+        ("http-keepalive", "true")]
+
+
+def test_missing_value_is_refused():
+    assert str(error("--processes")) == (
+        "command line: option '--processes' requires an argument")
+
+
+def test_the_next_argument_is_a_value_even_if_it_looks_like_an_option():
+    assert shown("--chdir", "--master") == [("chdir", "--master")]
+
+
+def test_short_flags():
+    assert shown("-M", "-p", "4", "-p4", "-Mp3", "-Sa=b") == [
+        ("master", "true"), ("processes", "4"), ("processes", "4"),
+        ("master", "true"), ("processes", "3"), ("set", "a=b"), ("a", "b")]
+
+
+def test_unknown_short_flag():
+    assert str(error("-q")) == "command line: invalid option -- 'q'"
+
+
+def test_unique_prefix_of_a_long_option():
+    assert shown("--emperor-fr", "5") == [("emperor-freq", "5")]
+
+
+def test_ambiguous_prefix_is_refused():
+    assert "is ambiguous; possibilities: '--processes'" in str(
+        error("--proc", "2"))
+
+
+def test_unknown_long_option_with_suggestion():
+    assert str(error("--procsses", "2")) == (
+        "command line: unrecognized option '--procsses' (did you mean "
+        "'processes'?)")
+
+
+def test_config_files_without_option_are_read_after_all_options():
+    write("app.ini", "[uwsgi]\nprocesses = 5\n")
+    config = resolve(["app.ini", "--processes", "9"], {})
+    assert config["processes"] == 5
+    assert config.files == ("app.ini",)
+
+
+def test_double_dash_ends_options():
+    write("--odd.ini", "[uwsgi]\nprocesses = 6\n")
+    assert resolve(["--", "--odd.ini"], {})["processes"] == 6
+
+
+def test_bracketed_arguments_are_skipped():
+    assert shown("[x]") == []
+
+
+def test_other_arguments_are_refused():
+    assert str(error("app.py")).startswith(
+        "command line: unable to load configuration from app.py")
+
+
+# -- typed values -----------------------------------------------------------
+
+def test_scalar_last_value_wins_and_lists_accumulate():
+    write("app.ini", "[uwsgi]\nprocesses = 2\nprocesses = 3\n"
+          "socket = :1\nsocket = :2\n")
+    config = resolve(["--ini", "app.ini", "--socket", ":3"], {})
+    assert config["processes"] == 3
+    assert config["socket"] == [":1", ":2", ":3"]
+
+
+def test_options_after_a_config_override_it():
+    write("app.ini", "[uwsgi]\nprocesses = 2\n")
+    config = resolve(["--ini", "app.ini", "--processes", "8"], {})
+    assert config["processes"] == 8
+    config = resolve(["--processes", "8", "--ini", "app.ini"], {})
+    assert config["processes"] == 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("true", True), ("false", False), ("yes", True), ("no", False),
+    ("on", True), ("off", False), ("1", True), ("0", False), ("", True),
+    ("FALSE", False), ("Off", False), ("2", True), ("00", True),
+])
+def test_booleans(text, expected):
+    write("app.ini", f"[uwsgi]\nmaster = {text}\n")
+    assert resolve(["--ini", "app.ini"], {})["master"] is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("4", 4), ("4 # four", 4), ("3x", 3), ("x3", 0), ("", 0), ("+2", 2),
+    (" 7", 7),
+])
+def test_numbers_read_as_c_atoi(text, expected):
+    assert resolve([f"--processes={text}"], {})["processes"] == expected
+
+
+def test_negative_number_is_refused():
+    assert str(error("-p", "-1")) == (
+        "command line: option 'processes': must be >= 0")
+
+
+def test_buffer_size_is_cut_to_64k():
+    assert resolve(["-b", "99999"], {})["buffer-size"] == 65535
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("true", 1), ("yes", 1), ("on", 1), ("false", 0), ("off", 0),
+    ("5", 5), ("", 0),
+])
+def test_http_keepalive_reads_words_and_numbers(text, expected):
+    assert resolve([f"--http-keepalive={text}"], {})[
+        "http-keepalive"] == expected
+
+
+def test_options_that_need_the_master_turn_it_on():
+    assert resolve(["--cheaper", "0"], {})["master"] is True
+    assert resolve(["--cheaper", "1", "--set", "master=false"],
+                   {})["master"] is False
+
+
+def test_config_api():
+    write("app.ini", "[uwsgi]\nsocket = :1\n")
+    config = resolve(["--ini", "app.ini"], {})
+    assert config.source == "app.ini"
+    assert config.is_set("socket") and not config.is_set("processes")
+    assert config["processes"] == 1 and config["http-to"] == []
+    assert config["uwsgi-socket"] == [":1"]
+    with pytest.raises(KeyError):
+        config["no-such-option"]
+
+
+# -- the ugu command --------------------------------------------------------
+
+def test_show_config_prints_uwsgis_format(capsys):
+    write("app.ini", "[uwsgi]\nprocesses = 2\n")
+    assert cli.main(["--ini", "app.ini", "--show-config"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [";uWSGI instance configuration", "[uwsgi]"]
+    assert "processes = 2" in out
+    assert out[-1] == ";end of configuration"
+
+
+def test_help_lists_the_options(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for opt in registry.OPTIONS:
+        assert f"--{opt.name}" in out
+
+
+def test_config_error_is_one_line_and_exit_1(capsys):
+    write("app.ini", "[uwsgi]\nstrict = true\nprocesess = 2\n")
+    assert cli.main(["--ini", "app.ini"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("ugu: app.ini:3: option 'procesess': ")
+
+
+def test_python_m_ugu_exits_1_naming_file_and_line():
+    write("bad.ini", "[uwsgi]\nstrict = true\n\nnot-an-option = 1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    env["PYTHONPATH"] = str(support.REPO)
+    result = subprocess.run([sys.executable, "-m", "ugu", "--ini", "bad.ini"],
+                            capture_output=True, text=True, env=env,
+                            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 1
+    assert "bad.ini:4: option 'not-an-option'" in result.stderr
+
+
+# -- fuzzing: ConfigError or success, nothing else --------------------------
+
+INI_TEXT = st.text(alphabet="[]=%;#\n\r \t()$@:uwsgiabcx01ZNdn", max_size=120)
+OPTION_WORDS = sorted(registry.BY_NAME)[:40] + ["ini", "set", "set-ph",
+                                                "strict", "spooler"]
+ARG = st.one_of(
+    st.text(alphabet="-=%()$@:.;abcinpMSs0123 ", max_size=16),
+    st.sampled_from(OPTION_WORDS).map(lambda n: f"--{n}"),
+    st.sampled_from(["a.ini", "a.ini:dev", ":dev", "-p", "--", "%(a)",
+                     "a=$(X)", "a=%(a b + 1)", "a=x%(a)"]),
+)
+ENV_NAMES = st.sampled_from(["UWSGI_PROCESSES", "UWSGI_SET", "UWSGI_X", "X"])
+ENV_TEXT = st.text(alphabet="=%()$ax1", max_size=8)
+
+
+@pytest.fixture(scope="module")
+def fuzz_dir():
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "a.ini").write_text("[uwsgi]\na = 1\n[dev]\nb = %n\n")
+        yield folder
+
+
+# The autouse fixture only cleans the environment: sharing it across
+# examples is fine.
+FUZZ = settings(max_examples=300, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ
+@given(st.one_of(INI_TEXT, INI_TEXT.map(lambda t: "[uwsgi]\n" + t)))
+def test_fuzz_parse_ini(text):
+    try:
+        entries = parse_ini(text, "fuzz.ini")
+    except ConfigError:
+        return
+    assert all("\n" not in e.key for e in entries)
+
+
+@FUZZ
+@given(st.lists(ARG, max_size=8), st.dictionaries(ENV_NAMES, ENV_TEXT))
+def test_fuzz_resolve(fuzz_dir, argv, env):
+    with contextlib.chdir(fuzz_dir):
+        try:
+            resolve(argv, env)
+        except ConfigError:
+            pass
+
+
+# -- differential: the same show-config as the real uWSGI -------------------
+
+FIXTURES = {
+    "sub/app.ini": "[uwsgi]\na = 50%\nb = 2\no = %o\nx = %x\nN = %N\n"
+                   "j = %j\np = %p\nd = %d\nc = %c\nk = v ; no comment\n"
+                   'q = "a b"\neq = b=c\nnovalue\ndup = one\ndup = two\n'
+                   "ref = %(dup)\nfwd = %(later)\nlater = L\n"
+                   "undef = %(nope)\nenv = $(HOME)\npct = 100%%\n"
+                   "unk = %Z\n[other]\no2 = %o\n[uwsgi]\nagain = yes\n",
+    "s.ini": "[uwsgi]\no = %o\nx = %x\nX = %X\n[foo]\no = %o\nx = %x\n"
+             "O = %O\n",
+    "outer.ini": "[uwsgi]\nini = nest/inner.ini\nouter = %n %N %o %O\n",
+    "nest/inner.ini": "[uwsgi]\ninner = %n %N %o %O %d %D %c %C\n",
+    "crlf.ini": "[uwsgi]\r\na = 1%\r\nb = %%d %(x) %0\r\n= empty key\r\n"
+                "[ uwsgi ]\nhidden = 1\n[uwsgi]\n# c %n\nlast=%s\n",
+    "content.txt": "file-content\n",
+}
+
+
+@pytest.mark.parametrize("argv", [
+    "--ini sub/app.ini",
+    "--ini s.ini:foo --ini outer.ini",
+    "--ini s.ini --ini :foo",
+    "s.ini --processes 9 outer.ini",
+    "--ini crlf.ini",
+    "--set foo=bar --set-ph ph=$(HOME) --set-ph sp=v -S x=1 -Mp3",
+    "--set-ph k=ph --set k=opt --set r=%(k) --set s=@(content.txt)",
+    "--set x=%(a) --set a=%(b) --set b=1 --set y=v%(a) --set z=%(a)",
+    "--set k=2 --set e=%(k%20+%201) --set f=%(k%20k%203)",
+    "--need-app=false --http-keepalive --wsgi x -- outer.ini",
+])
+def test_show_config_matches_uwsgi(uwsgi_binary, argv):
+    for name, text in FIXTURES.items():
+        write(name, text)
+    args = ["--show-config", *(a.replace("%20", " ") for a in argv.split())]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    real = subprocess.run([uwsgi_binary, *args], env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    lines = real.stdout.splitlines() + real.stderr.splitlines()
+    start = lines.index(";uWSGI instance configuration") + 2
+    expected = lines[start:lines.index(";end of configuration")]
+    ours = [f"{k} = {v}" for k, v in shown(*args, env=env)]
+    assert ours == expected
