@@ -199,3 +199,40 @@ def test_vassals_across_folders_log_to_their_own_files(tmp_path, procs):
     assert "GET / =>" not in messages
     router_log = (www / "http" / "logs" / "uwsgi.log").read_text()
     assert "spawned uWSGI http 1" in router_log
+
+
+@pytest.fixture
+def uwsgi_setup(tmp_path, procs, uwsgi_binary):
+    """The same two files run by the real uWSGI."""
+    http_port, worker_port = support.free_port(), support.free_port()
+    site = copy_examples(tmp_path / "uwsgi-site", http_port, worker_port)
+    emperor = procs.start([uwsgi_binary, "--master", "--emperor", "*.ini"],
+                          cwd=site)
+    emperor.wait_for_log(r"vassal uwsgi\.ini is ready to accept requests")
+    support.wait_for_port(http_port)
+    emperor.url = f"http://127.0.0.1:{http_port}"
+    return emperor
+
+
+CASES = [("/", "identity"), ("/", "gzip"), ("/base.css", "identity"),
+         ("/base.css", "gzip"), ("/nope.css", "identity")]
+
+
+def test_same_answers_as_uwsgi(setup, uwsgi_setup):
+    for path, accept in CASES:
+        headers = {"Accept-Encoding": accept}
+        ours, our_body = raw_get(setup.url, path, headers)
+        theirs, their_body = raw_get(uwsgi_setup.url, path, headers)
+        case = f"{path} with Accept-Encoding: {accept}"
+        assert ours.status == theirs.status, case
+        for name in ("Content-Type", "Content-Encoding", "Last-Modified"):
+            assert ours.getheader(name) == theirs.getheader(name), \
+                f"{name} of {case}"
+        assert _decoded(ours, our_body) == _decoded(theirs, their_body), \
+            case
+
+
+def _decoded(response, body):
+    if response.getheader("Content-Encoding") == "gzip":
+        return gzip.decompress(body)
+    return body
