@@ -125,9 +125,8 @@ def _killpg(pgid, signum):
         pass
 
 
-def group_members(pgid):
-    """PIDs of live (non-zombie) processes in the process group."""
-    members = []
+def _processes():
+    """(pid, state, ppid, pgid) of every process, from /proc."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -135,25 +134,19 @@ def group_members(pgid):
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(entry.name))
-    return members
+        yield int(entry.name), fields[0], int(fields[1]), int(fields[2])
+
+
+def group_members(pgid):
+    """PIDs of live (non-zombie) processes in the process group."""
+    return [pid for pid, state, _, group in _processes()
+            if group == pgid and state != "Z"]
 
 
 def children_of(pid):
     """PIDs of the live direct children of pid."""
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            kids.append(int(entry.name))
-    return kids
+    return [child for child, state, parent, _ in _processes()
+            if parent == pid and state != "Z"]
 
 
 _log_counter = 0

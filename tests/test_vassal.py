@@ -232,10 +232,9 @@ def test_master_killed_takes_workers_along(worker):
     workers = support.children_of(worker.pid)
     assert len(workers) == 2
     worker.send_signal(signal.SIGKILL)
-    support.wait_until(lambda: not any(os.path.exists(f"/proc/{p}/stat")
-                                       and support.group_members(worker.pgid)
-                                       for p in workers), 2,
-                       what="workers to die with their master")
+    support.wait_until(lambda: not set(workers) & set(
+        support.group_members(worker.pgid)), 2,
+        what="workers to die with their master")
 
 
 def test_cheaper_starts_at_the_floor(site, procs):
