@@ -9,7 +9,7 @@ import pytest
 from tests import support
 from tests.support import split_response, uwsgi_request
 
-BIG = 8 * 1024 * 1024
+BIG = 32 * 1024 * 1024
 
 
 @pytest.fixture
@@ -33,7 +33,6 @@ def start_download(port, path):
              (b"REQUEST_URI", path.encode()),
              (b"SERVER_PROTOCOL", b"HTTP/1.1")]
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.sendall(protocol.encode(pairs))
     return s
 
