@@ -5,6 +5,7 @@ differential tests at the end compare against the real binary.
 """
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -172,7 +173,7 @@ def test_a_file_may_be_read_twice_but_not_include_itself():
         ("a", "1"), ("a", "1")]
     write("loop.ini", "[uwsgi]\nini = loop.ini\n")
     assert str(error("--ini", "loop.ini")) == (
-        "loop.ini:2: option 'ini': loop.ini includes itself")
+        "loop.ini:2: option 'ini': recursive include: loop.ini -> loop.ini")
 
 
 def test_nested_ini_entries_stand_at_its_place():
@@ -588,9 +589,9 @@ def test_show_config_prints_uwsgis_format(capsys):
     write("app.ini", "[uwsgi]\nprocesses = 2\n")
     assert cli.main(["--ini", "app.ini", "--show-config"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == [";uWSGI instance configuration", "[uwsgi]"]
-    assert "processes = 2" in out
-    assert out[-1] == ";end of configuration"
+    assert out == [";uWSGI instance configuration", "[uwsgi]",
+                   "ini = app.ini", "processes = 2", "show-config = true",
+                   ";end of configuration"]
 
 
 def test_help_lists_the_options(capsys):
@@ -702,6 +703,390 @@ def test_show_config_matches_uwsgi(uwsgi_binary, argv):
     for name, text in FIXTURES.items():
         write(name, text)
     args = ["--show-config", *(a.replace("%20", " ") for a in argv.split())]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    real = subprocess.run([uwsgi_binary, *args], env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    lines = real.stdout.splitlines() + real.stderr.splitlines()
+    start = lines.index(";uWSGI instance configuration") + 2
+    expected = lines[start:lines.index(";end of configuration")]
+    ours = [f"{k} = {v}" for k, v in shown(*args, env=env)]
+    assert ours == expected
+
+
+# -- include and inherit ----------------------------------------------------
+
+def test_include_inserts_the_keys_at_its_place():
+    write("inc.ini", "[uwsgi]\nin = %n $(V) %(a)\n")
+    write("app.ini", "[uwsgi]\na = 1\ninclude = inc.ini\nafter = x\n")
+    assert shown("--ini", "app.ini", env={"V": "v"})[1:] == [
+        ("a", "1"), ("include", "inc.ini"), ("in", "inc v 1"),
+        ("after", "x")]
+
+
+def test_include_reads_other_formats_by_extension():
+    write("inc.json", '{"uwsgi": {"threads": 3}}')
+    write("app.ini", "[uwsgi]\ninclude = inc.json\n")
+    assert resolve(["--ini", "app.ini"], {})["threads"] == 3
+
+
+def test_include_of_an_unknown_extension_is_refused():
+    write("inc.conf", "[uwsgi]\n")
+    write("app.ini", "[uwsgi]\ninclude = inc.conf\n")
+    assert str(error("--ini", "app.ini")).startswith(
+        "app.ini:2: option 'include': unable to load configuration from "
+        "inc.conf")
+
+
+def test_inherit_appends_unexpanded_keys_that_override_scalars():
+    write("base.ini", "[uwsgi]\nprocesses = 5\nbn = %n\nbe = $(V)\n"
+          "bp = %(a)\n")
+    write("app.ini", "[uwsgi]\na = 1\ninherit = base.ini\nprocesses = 2\n")
+    config = resolve(["--ini", "app.ini"], {"V": "v"})
+    assert pairs(config.entries)[-4:] == [
+        ("processes", "5"), ("bn", "base"), ("be", "$(V)"),
+        ("bp", "%(a)")]
+    assert config["processes"] == 5
+
+
+def test_inherited_files_may_inherit():
+    write("c.ini", "[uwsgi]\nc = 1\n")
+    write("b.ini", "[uwsgi]\ninherit = c.ini\nb = 1\n")
+    write("a.ini", "[uwsgi]\ninherit = b.ini\n")
+    assert [k for k, _ in shown("--ini", "a.ini")] == [
+        "ini", "inherit", "inherit", "b", "c"]
+
+
+def test_recursive_include_shows_the_chain():
+    write("a.ini", "[uwsgi]\ninclude = b.ini\n")
+    write("b.ini", "[uwsgi]\n\ninclude = a.ini\n")
+    assert str(error("--ini", "a.ini")) == (
+        "b.ini:3: option 'include': recursive include: a.ini -> b.ini -> "
+        "a.ini")
+
+
+def test_recursive_inherit_is_an_error():
+    write("a.ini", "[uwsgi]\ninherit = b.ini\n")
+    write("b.ini", "[uwsgi]\ninherit = a.ini\n")
+    assert "recursive inherit" in str(error("--ini", "a.ini"))
+
+
+# -- logic blocks -----------------------------------------------------------
+
+def test_for_repeats_keys_with_the_current_item():
+    assert values("[uwsgi]\nfor = a b  c\nk = x%(_)y\nendfor =\n"
+                  "after = %(_)\n", "k") == ["xay", "xby", "xcy"]
+
+
+def test_for_times_for_glob_and_for_readline():
+    write("g/one.txt", "")
+    write("g/two.txt", "")
+    Path("g/sub").mkdir()
+    write("lines.txt", "l1\nl2\r\n")
+    text = ("[uwsgi]\nfor-times = 3\nt = %(_)\nendfor =\n"
+            "for-glob = g/*\ng = %(_)\nend =\n"
+            "for-glob = nomatch*\nn = %(_)\nendfor =\n"
+            "for-readline = lines.txt\nr = %(_)\nendfor =\n")
+    config = dict((k, []) for k in "tgnr")
+    for k, v in shown_text(text):
+        config.setdefault(k, []).append(v)
+    assert config["t"] == ["1", "2", "3"]
+    assert config["g"] == ["g/one.txt", "g/sub/", "g/two.txt"]
+    assert config["n"] == ["nomatch*"]
+    assert config["r"] == ["l1", "l2"]
+
+
+def shown_text(text, env=None):
+    write("app.ini", text)
+    return shown("--ini", "app.ini", env=env)
+
+
+@pytest.mark.parametrize("test, expected", [
+    ("if-env = V", ["v"]), ("if-env = V=v", ["v"]), ("if-env = V=w", []),
+    ("if-env = NOPE", []), ("if-not-env = NOPE", ["%(_)"]),
+    ("if-not-env = V", []), ("if-not-env = V=w", ["v"]),
+    ("if-opt = processes", ["3"]), ("if-opt = processes=3", ["3"]),
+    ("if-opt = processes=4", []), ("if-not-opt = threads", ["%(_)"]),
+    ("if-exists = here.txt", ["here.txt"]), ("if-exists = nope", []),
+    ("if-not-exists = nope", ["nope"]), ("if-file = here.txt", ["here.txt"]),
+    ("if-file = d", []), ("if-dir = d", ["d"]), ("if-directory = d", ["d"]),
+    ("if-not-dir = here.txt", ["here.txt"]), ("if-not-file = d", ["d"]),
+    ("if-not-reload =", ["%(_)"]), ("if-reload =", []),
+])
+def test_if_blocks_keep_their_keys_when_the_test_holds(test, expected):
+    write("here.txt", "")
+    Path("d").mkdir()
+    text = f"[uwsgi]\nprocesses = 3\n{test}\nk = %(_)\nendif =\nz = 1\n"
+    found = [v for k, v in shown_text(text, env={"V": "v"}) if k == "k"]
+    assert found == expected
+
+
+def test_any_end_key_closes_any_block():
+    text = "[uwsgi]\nif-env = NOPE\nk = 1\nendfor =\nafter = 2\n"
+    assert ("after", "2") in shown_text(text)
+    assert not any(k == "k" for k, _ in shown_text(text))
+
+
+def test_nested_blocks_are_refused_when_reached():
+    assert str(error("--for", "a b", "--for", "1", "--endfor")) == (
+        "command line: option 'for': recursive logic in options is not "
+        "supported (a for block is open)")
+    # A block whose test fails never reads the keys inside it.
+    assert shown("--if-env", "NOPE", "--for", "1", "--endif")[-1] == (
+        "endif", "true")
+
+
+def test_ini_included_inside_a_for_block():
+    write("a.ini", "[uwsgi]\nva = %n\n")
+    write("b.ini", "[uwsgi]\nvb = %n\n")
+    text = "[uwsgi]\nfor = a b\ninclude = %(_).ini\nendfor =\n"
+    assert [p for p in shown_text(text) if p[0] in ("va", "vb")] == [
+        ("va", "a"), ("vb", "b")]
+
+
+# -- other sources: stdin, exec:// ------------------------------------------
+
+def test_at_exec_reads_a_commands_output():
+    assert shown("--set", "a=[@(exec://echo hi; echo there)]")[1] == (
+        "a", "[hi\nthere]")
+
+
+def test_ini_from_a_command_has_empty_path_magic():
+    spec = 'exec://printf "[uwsgi]\\nz = %%n|%%o|%%N\\n"'
+    assert shown("--ini", spec)[1] == ("z", f"|{spec}|")
+
+
+def test_ini_from_stdin(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("[uwsgi]\nthreads = 7\n"))
+    assert resolve(["--ini", "-"], {})["threads"] == 7
+
+
+# -- YAML, XML, JSON --------------------------------------------------------
+
+def test_yaml_repeated_keys_lists_and_sections():
+    write("app.yml", "uwsgi:\n  socket: :1\n  socket: :2\n  http-to: [a, b]\n"
+          "  master: true\n  name: '%n'\ndev:\n  threads: 9\n")
+    assert shown("--yaml", "app.yml") == [
+        ("yaml", "app.yml"), ("socket", ":1"), ("socket", ":2"),
+        ("http-to", "a"), ("http-to", "b"), ("master", "true"),
+        ("name", "app")]
+    assert shown("-y", "app.yml:dev")[1:] == [("threads", "9")]
+    assert resolve(["app.yml"], {})["socket"] == [":1", ":2"]
+
+
+def test_yaml_errors_name_the_file_and_line():
+    write("bad.yml", "uwsgi:\n  a: [1\n")
+    assert str(error("--yaml", "bad.yml")).startswith("bad.yml:3: invalid "
+                                                      "YAML")
+    write("nosec.yml", "other:\n  a: 1\n")
+    assert "cannot find section 'uwsgi'" in str(error("nosec.yml"))
+    write("nested.yml", "uwsgi:\n  a:\n    b: 1\n")
+    assert str(error("nested.yml")).startswith("nested.yml:3: option 'a'")
+
+
+def test_xml_elements_flags_ids_and_apps():
+    write("app.xml", "<uwsgi><socket>:1</socket><master/><name>%n</name>"
+          "<!-- c --><app mountpoint='/x'>x.py</app></uwsgi>")
+    assert shown("--xml", "app.xml")[1:] == [
+        ("socket", ":1"), ("master", "1"), ("name", "app"),
+        ("mount", "/x=x.py"), ("app", "")]
+    write("ids.xml", "<all><uwsgi id='one'><a>1</a></uwsgi><uwsgi id='two'>"
+          "<a>2</a><k id='one'>no</k><k id='two'>yes</k></uwsgi></all>")
+    assert shown("-x", "ids.xml:two")[1:] == [("a", "2"), ("k", "yes")]
+    assert shown("ids.xml")[0:] == [("a", "1")]
+
+
+def test_xml_errors():
+    write("bad.xml", "<uwsgi><a>1</uwsgi>")
+    assert str(error("bad.xml")).startswith("bad.xml:1: invalid XML")
+    write("eval.xml", "<uwsgi><![CDATA[print(1)]]></uwsgi>")
+    assert "text outside option elements" in str(error("eval.xml"))
+
+
+def test_json_values_as_uwsgi_maps_them():
+    write("app.json", '{"uwsgi": {"socket": [":1", ":2"], "master": true, '
+          '"die-on-term": false, "x": null, "processes": 4, "n": "%n"}}')
+    assert shown("--json", "app.json")[1:] == [
+        ("socket", ":1"), ("socket", ":2"), ("master", "1"),
+        ("die-on-term", "0"), ("x", "0"), ("processes", "4"), ("n", "app")]
+    write("float.json", '{"uwsgi": {"processes": 1.5}}')
+    assert error("-j", "float.json").option == "processes"
+    write("none.json", '{"other": {}}')
+    assert "you must define an object named uwsgi" in str(error("none.json"))
+
+
+# -- likely mistakes: warnings, or errors under strict ----------------------
+
+@pytest.mark.parametrize("line, message", [
+    ("chdir = %(undefined)",
+     "option 'chdir': %(undefined) stays literal: no such option or "
+     "placeholder"),
+    ("home = $(NOPE_NOT_SET)/x",
+     "option 'home': $(NOPE_NOT_SET) stays literal: no such environment "
+     "variable"),
+    ("chdir = %Y", "option 'chdir': unknown magic variable %Y expands to "
+     "nothing (write %% for a literal percent)"),
+    ("chdir = 50%", "option 'chdir': a '%' ending a line joins it with the "
+     "next one (write %% for a literal percent)"),
+    ("processes = 4 # four", "option 'processes': '4 # four' is not a "
+     "number; it is read as 4 (write a plain number)"),
+    ("buffer-size = 64k", "option 'buffer-size': '64k' is not a number; "
+     "it is read as 64 (write a plain number)"),
+])
+def test_likely_mistakes_warn_or_fail_under_strict(line, message):
+    write("app.ini", f"[uwsgi]\n{line}\nthreads = 1\n")
+    config = resolve(["--ini", "app.ini"], {})
+    assert config.warnings == (f"app.ini:2: {message}",)
+    assert str(error("--ini", "app.ini", "--strict")) == (
+        f"app.ini:2: {message}")
+
+
+def test_plain_values_give_no_warning():
+    write("app.ini", "[uwsgi]\nprocesses = 4\nhttp-keepalive = true\n"
+          "a = %(processes)\nb = $(HOME)\nc = %%d\n")
+    config = resolve(["--ini", "app.ini"], {"HOME": "/h"})
+    assert config.warnings == ()
+
+
+def test_startup_warnings_name_unknown_keys_once(capsys):
+    write("app.ini", "[uwsgi]\nmy-var = 1\nother = %(nope)\nmy-var = 2\n")
+    lines = resolve(["--ini", "app.ini"], {}).startup_warnings()
+    assert lines == [
+        "ugu: warning: app.ini:3: option 'other': %(nope) stays literal: "
+        "no such option or placeholder",
+        "ugu: these keys are not options and serve as placeholders only "
+        "(strict = true refuses them): my-var, other"]
+
+
+def test_show_config_prints_warnings_on_stderr(capsys):
+    write("app.ini", "[uwsgi]\nmy-var = 1\n")
+    assert cli.main(["--ini", "app.ini", "--show-config"]) == 0
+    assert capsys.readouterr().err == (
+        "ugu: these keys are not options and serve as placeholders only "
+        "(strict = true refuses them): my-var\n")
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[uwsgi]\nstrict = true\nx = %(y)\n", "app.ini:3: option 'x'"),
+    ("[uwsgi]\nstrict = true\nprocesses = many\n",
+     "app.ini:3: option 'processes'"),
+    ("[uwsgi]\ninclude = missing.ini\n",
+     "missing.ini: cannot read config file"),
+    ("[other]\n", "app.ini: cannot find section [uwsgi]"),
+    ("[uwsgi]\nprocesses = -2\n", "app.ini:2: option 'processes'"),
+])
+def test_bad_input_is_one_line_with_exit_1(capsys, text, where):
+    write("app.ini", text)
+    assert cli.main(["--ini", "app.ini"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"ugu: {where}")
+
+
+def test_help_lists_every_alias_and_short_flag(capsys):
+    cli.main(["--help"])
+    out = capsys.readouterr().out
+    for opt in registry.OPTIONS:
+        for name in (opt.name, *opt.aliases):
+            assert f"--{name}" in out
+        if opt.short:
+            assert f"-{opt.short}|" in out
+
+
+# -- fuzzing the new readers ------------------------------------------------
+
+YAML_TEXT = st.text(alphabet="uwsgi: -[]{}#'\"\n\tabc1%&*!|>", max_size=100)
+XML_TEXT = st.text(alphabet="<>/uwsgi=' \"!-[]CDATA&;abc1%\n", max_size=100)
+
+
+@FUZZ
+@given(st.one_of(YAML_TEXT, YAML_TEXT.map(lambda t: "uwsgi:\n  " + t)),
+       st.sampled_from(["yml", "xml", "json"]))
+def test_fuzz_other_formats(fuzz_dir, text, ext):
+    with contextlib.chdir(fuzz_dir):
+        Path(f"f.{ext}").write_text(text)
+        try:
+            resolve([f"f.{ext}"], {})
+        except ConfigError:
+            pass
+
+
+@FUZZ
+@given(XML_TEXT)
+def test_fuzz_xml(fuzz_dir, text):
+    with contextlib.chdir(fuzz_dir):
+        Path("f.xml").write_text(text)
+        try:
+            resolve(["f.xml"], {})
+        except ConfigError:
+            pass
+
+
+LOGIC_LINES = st.lists(st.sampled_from([
+    "for = a b", "for-times = 2", "if-env = X", "if-not-env = X",
+    "if-opt = a", "endfor =", "endif =", "end", "k = %(_)", "a = 1",
+    "include = a.ini", "inherit = a.ini", "for-glob = *.ini",
+    "if-exists = a.ini", "strict = false"]), max_size=10)
+
+
+@FUZZ
+@given(LOGIC_LINES)
+def test_fuzz_logic_blocks(fuzz_dir, lines):
+    with contextlib.chdir(fuzz_dir):
+        Path("l.ini").write_text("[uwsgi]\n" + "\n".join(lines) + "\n")
+        try:
+            resolve(["--ini", "l.ini"], {"X": "1"})
+        except ConfigError:
+            pass
+
+
+# -- differential: a corpus of real-world and tricky files ------------------
+
+# The Flask and Django deployment docs' uWSGI setups, in INI form, with
+# the options ugu implements; the tutorial's files; the logic, include,
+# inherit and format cases.  uWSGI exits at the `chdir` appended to every
+# command line, after it has printed its configuration.
+CORPUS = {
+    "flask.ini": "[uwsgi]\nsocket = /tmp/yourapplication.sock\n"
+                 "manage-script-name = true\n"
+                 "mount = /yourapplication=myapp:app\nmaster = true\n"
+                 "processes = 4\nthreads = 2\n",
+    "django.ini": "[uwsgi]\nchdir = /path/to/your/project\n"
+                  "module = mysite.wsgi:application\nhome = %d/venv\n"
+                  "master = True\nenv = DJANGO_SETTINGS_MODULE=mysite."
+                  "settings\nsocket = 127.0.0.1:49152\nprocesses = 5\n"
+                  "die-on-term = true\n",
+    "logic.ini": "[uwsgi]\nfor = 8001 8002\nhttp-socket = 127.0.0.1:%(_)\n"
+                 "endfor =\nfor-times = 2\nt = n%(_)\nend-for =\n"
+                 "if-env = HOME\nhome-dir = %(_)/x\nendif =\n"
+                 "if-not-env = NOPE_NOT_SET\nnope = [%(_)]\nendif =\n"
+                 "if-opt = t=n1\nfirst = %(_)\nend-if =\n"
+                 "if-exists = base.ini\nbase = %(_)\nendif =\n"
+                 "if-dir = sub\nsubdir = %(_)\nend =\n"
+                 "for-glob = sub/*\ng = %(_)\nendfor =\n"
+                 "for-readline = lines.txt\nline = %(_)\nendfor =\n",
+    "base.ini": "[uwsgi]\nprocesses = 5\nbn = %n %o\nbe = $(HOME)\n"
+                "bp = %(a)\n",
+    "inc.ini": "[uwsgi]\nin = %n %N $(HOME) %(a)\n",
+    "main.ini": "[uwsgi]\na = 1\ninherit = base.ini\nprocesses = 2\n"
+                "include = inc.ini\ninclude = sub/x.yml\n"
+                "include = sub/x.xml\nafter = x\n",
+    "sub/x.yml": "uwsgi:\n  yk: %n\n  yk: second\n  ykey: a b c\n",
+    "sub/x.xml": "<uwsgi><xk>%n</xk><flag/><ab>1</ab></uwsgi>",
+    "lines.txt": "one\ntwo words\n",
+}
+
+
+@pytest.mark.parametrize("argv", [
+    f"--ini {support.EXAMPLES}/uwsgi.ini",
+    f"--ini {support.EXAMPLES}/http.ini",
+    "--ini flask.ini", "--ini django.ini", "--ini logic.ini",
+    "--ini main.ini", "main.ini sub/x.yml", "--yaml sub/x.yml",
+    "-x sub/x.xml", "--set a=1 --inherit base.ini --set b=%(a)",
+    "--for a --set k=%(_) --endfor --if-not-env HOME --set no=1",
+])
+def test_corpus_show_config_matches_uwsgi(uwsgi_binary, argv):
+    for name, text in CORPUS.items():
+        write(name, text)
+    args = ["--show-config", *argv.split(), "--chdir", "/nonexistent/ugu"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
     real = subprocess.run([uwsgi_binary, *args], env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=60)

@@ -14,7 +14,10 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
+import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -24,7 +27,7 @@ import pytest
 from tests.support import (REPO, children_of, free_port, group_members,
                            uwsgi_request, wait_for_port, wait_until,
                            write_ini)
-from ugu.emperor import monitor
+from ugu.emperor import monitor, spawn
 from ugu.emperor.monitor import Added, Changed, Found, Removed
 from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import Vassal
@@ -35,7 +38,7 @@ CTIME = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
 
 FAKE_VASSAL = '''\
 """Stand-in for `python -m ugu --ini NAME`, driven by its [fake] section."""
-import configparser, json, os, signal, socket, sys
+import configparser, json, os, signal, socket, sys, time
 
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 name = sys.argv[-1]
@@ -45,7 +48,8 @@ fake = ini["fake"] if ini.has_section("fake") else {}
 
 
 def say(what):
-    print(f"fake vassal {name} {what}", flush=True)
+    # One write per line, so that vassals starting together never mix.
+    os.write(1, f"fake vassal {name} {what}\\n".encode())
 
 
 def open_fds():
@@ -62,7 +66,11 @@ def open_fds():
 say("up " + json.dumps({"pid": os.getpid(), "cwd": os.getcwd(),
                         "fds": open_fds(), "argv": sys.argv,
                         "stdin": os.readlink("/proc/self/fd/0"),
-                        "fd": os.environ["UWSGI_EMPEROR_FD"]}))
+                        "fd": os.environ["UWSGI_EMPEROR_FD"],
+                        "uid": os.getuid(), "gid": os.getgid(),
+                        "at": time.monotonic(),
+                        "env": {k: v for k, v in os.environ.items()
+                                if k.startswith("UWSGI_")}}))
 link = socket.socket(fileno=int(os.environ["UWSGI_EMPEROR_FD"]))
 for byte in fake.get("send", "").split():
     link.send(bytes([int(byte)]))
@@ -197,10 +205,47 @@ def test_loyalty_is_forgiven():
 
 def test_vassal_news_spawned_and_loyal_once_accepting_always():
     vassal = Vassal("a.ini", 1, None, 0)
-    heard = [vassal.hear(b) for b in (1, 5, 1, 5, 17, 17, 26, 99)]
+    heard = [vassal.hear(b) for b in (1, 5, 1, 5, 17, 17, 26, 26, 22, 99)]
     assert heard == [ToEmperor.SPAWNED, ToEmperor.ACCEPTING, None,
-                     ToEmperor.ACCEPTING, ToEmperor.LOYAL, None, None, None]
-    assert vassal.ready and vassal.loyal
+                     ToEmperor.ACCEPTING, ToEmperor.LOYAL, None,
+                     ToEmperor.HEARTBEAT, ToEmperor.HEARTBEAT,
+                     ToEmperor.STOP_ME, None]
+    assert vassal.ready and vassal.loyal and vassal.accepting
+    assert {"spawned", "accepting", "loyal", "heartbeat"} <= set(
+        vassal.stamps)
+
+
+def test_a_reload_counts_as_a_respawn_and_resets_readiness():
+    vassal = Vassal("a.ini", 1, None, 10)
+    vassal.hear(1)
+    vassal.hear(5)
+    vassal.reloaded(12)
+    assert (vassal.mtime, vassal.respawns) == (12, 1)
+    assert not vassal.ready and not vassal.accepting
+
+
+def test_vassal_argv_puts_templates_around_the_config_as_uwsgi():
+    templates = spawn.Templates(("--set", "a=1"), ("--inherit", "t.ini"))
+    assert spawn.vassal_argv("v.ini", templates)[3:] == [
+        "--set", "a=1", "--ini", "v.ini", "--inherit", "t.ini"]
+
+
+def test_templates_keep_uwsgi_order():
+    config = {"vassals-inherit-before": ["ib"],
+              "vassals-include-before": ["cb"], "vassal-set": ["k=v"],
+              "vassals-inherit": ["ia"], "vassals-include": ["ca"]}
+    templates = spawn.Templates.from_config(config)
+    assert templates.before == ("--inherit", "ib", "--include", "cb",
+                                "--set", "k=v")
+    assert templates.after == ("--inherit", "ia", "--include", "ca")
+
+
+def test_vassal_env_renames_uwsgi_vassal_variables():
+    env = spawn.vassal_env({"UWSGI_VASSAL_PROCESSES": "2",
+                            "UWSGI_PROCESSES": "9", "UWSGI_RELOADS": "3",
+                            "PATH": "/bin"})
+    assert env == {"UWSGI_PROCESSES": "2", "PATH": "/bin",
+                   "UWSGI_EMPEROR_FD": "3"}
 
 
 # -- real Emperor processes -----------------------------------------------
@@ -211,7 +256,10 @@ ENV = {"PYTHONPATH": str(REPO)}
 @pytest.fixture
 def court(tmp_path):
     """A directory of stand-in vassals: `court.add(name, **fake)`."""
-    directory = tmp_path / "vassals"
+    return make_court(tmp_path / "vassals")
+
+
+def make_court(directory):
     (directory / "ugu").mkdir(parents=True)
     (directory / "ugu" / "__init__.py").write_text("")
     (directory / "ugu" / "__main__.py").write_text(FAKE_VASSAL)
@@ -469,6 +517,138 @@ def test_unknown_monitor_scheme_is_a_config_error(procs, tmp_path):
     emperor = start_emperor(procs, tmp_path, "--emperor", "zmq://x")
     assert emperor.wait() == 1
     assert "glob:// and dir://" in emperor.output()
+
+
+def test_file_changes_are_seen_at_once_not_at_the_next_scan(
+        procs, tmp_path, court):
+    """With inotify, a 60 s emperor-freq does not delay anything."""
+    court.add("a.ini", send="1 5")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-freq", "60")
+    vassal_up(emperor, "a.ini")
+    began = time.monotonic()
+    court.add("b.ini", send="1 5")
+    vassal_up(emperor, "b.ini", timeout=1)
+    path = court.path / "a.ini"
+    later = path.stat().st_mtime + 10
+    os.utime(path, (later, later))
+    emperor.wait_for_log(r"fake vassal a\.ini told to reload", timeout=1)
+    (court.path / "b.ini").unlink()
+    emperor.wait_for_log(r"fake vassal b\.ini told to stop", timeout=1)
+    print(f"\nadd, touch, remove seen in {time.monotonic() - began:.3f} s")
+
+
+def test_glob_monitor_watches_where_new_matches_appear(tmp_path):
+    for site in ("a", "b"):
+        (tmp_path / "www" / site).mkdir(parents=True)
+    (tmp_path / "www" / "file.ini").write_text("")
+    watched = monitor.GlobMonitor(f"{tmp_path}/www/*/uwsgi.ini")
+    assert sorted(watched.directories()) == [
+        str(tmp_path / "www"), str(tmp_path / "www" / "a"),
+        str(tmp_path / "www" / "b")]
+    assert monitor.DirMonitor(str(tmp_path)).directories() == [
+        str(tmp_path)]
+
+
+def test_ten_quick_deaths_are_throttled_with_growing_waits(procs, tmp_path,
+                                                           court):
+    court.add("dies.ini", exit="1")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-throttle", "100")
+    cpu = cpu_seconds(emperor.pid)
+    starts = [vassal_up(emperor, "dies.ini", count=n)["at"]
+              for n in range(1, 11)]
+    cpu = cpu_seconds(emperor.pid) - cpu
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    print(f"\ngaps between spawns: {[round(g, 2) for g in gaps]}, "
+          f"Emperor CPU {cpu:.2f} s")
+    # Waits of 0, 0.1, ..., 0.8 s after each death, plus the start-up.
+    for n, gap in enumerate(gaps[1:], start=1):
+        assert gap >= 0.1 * n - 0.02
+    assert sum(gaps) >= 3.6
+    assert cpu < 0.5
+
+
+def test_sigurg_clears_the_blacklist(procs, tmp_path, court):
+    court.add("dies.ini", exit="1")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-throttle", "60000")
+    vassal_up(emperor, "dies.ini", count=2)
+    emperor.wait_for_log(r"removed uwsgi instance dies\.ini", count=2)
+    emperor.send_signal(signal.SIGURG)
+    emperor.wait_for_log(rf"{CTIME}\[emperor\] cleaning up blacklist \.\.\.")
+    vassal_up(emperor, "dies.ini", count=3, timeout=5)
+
+
+def test_stop_me_stops_the_vassal_and_the_scan_brings_it_back(
+        procs, tmp_path, court):
+    court.add("idle.ini", send="1 17 22")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-freq", "1")
+    first = vassal_up(emperor, "idle.ini")
+    emperor.wait_for_log(r"stop the uwsgi instance idle\.ini")
+    emperor.wait_for_log(r"fake vassal idle\.ini told to stop")
+    assert vassal_up(emperor, "idle.ini", count=2)["pid"] != first["pid"]
+    assert "curse" not in emperor.output()
+
+
+def test_a_silent_vassal_is_respawned_once_it_has_beaten(procs, tmp_path,
+                                                         court):
+    court.add("beats.ini", send="1 26")
+    court.add("never.ini", send="1")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-required-heartbeat", "1")
+    first = vassal_up(emperor, "beats.ini")
+    emperor.wait_for_log(r"(?m)^\[emperor\] vassal beats\.ini sent no "
+                         r"heartbeat in last 1 seconds, brutally respawning "
+                         r"it\.\.\.$")
+    assert vassal_up(emperor, "beats.ini", count=2)["pid"] != first["pid"]
+    assert "never.ini sent no heartbeat" not in emperor.output()
+    assert count(emperor, r"fake vassal never\.ini up") == 1
+
+
+def test_vassal_set_and_uwsgi_vassal_variables(procs, tmp_path, court):
+    court.add("a.ini")
+    emperor = procs.ugu("--emperor", str(court.path), "--vassal-set",
+                        "processes=2", "--vassals-set", "x=y", cwd=tmp_path,
+                        env={**ENV, "UWSGI_VASSAL_HARAKIRI": "30"})
+    up = vassal_up(emperor, "a.ini")
+    assert up["argv"][1:] == ["--set", "processes=2", "--set", "x=y",
+                              "--ini", "a.ini"]
+    assert up["env"]["UWSGI_HARAKIRI"] == "30"
+    assert "UWSGI_VASSAL_HARAKIRI" not in up["env"]
+
+
+def _runnable_by_others(path):
+    path = Path(os.path.realpath(path))
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+
+
+def test_tyrant_runs_each_vassal_as_its_files_owner(procs, tmp_path):
+    # Outside pytest's private tmp, so that the owner can read its files.
+    public = Path(tempfile.mkdtemp(prefix="ugu-tyrant-"))
+    try:
+        public.chmod(0o755)
+        court = make_court(public / "vassals")
+        court.path.chmod(0o755)
+        os.chown(court.add("nobody.ini"), 65534, 65534)
+        court.add("root.ini")
+        emperor = start_emperor(procs, tmp_path, "--emperor",
+                                str(court.path), "--emperor-tyrant")
+        emperor.wait_for_log(r"(?m)^\[emperor-tyrant\] dropping privileges "
+                             r"to 65534 65534 for instance nobody\.ini$")
+        if _runnable_by_others(sys.executable):
+            up = vassal_up(emperor, "nobody.ini")
+            assert (up["uid"], up["gid"]) == (65534, 65534)
+        else:
+            # This interpreter lives where nobody may not exec it (/root):
+            # the exec refused for want of permission shows the switch.
+            emperor.wait_for_log(r"PermissionError: \[Errno 13\]")
+        emperor.wait_for_log(r"(?m)^\[emperor-tyrant\] invalid permissions "
+                             r"for vassal root\.ini$")
+        assert "fake vassal root.ini up" not in emperor.output()
+    finally:
+        shutil.rmtree(public)
 
 
 # -- with a master --------------------------------------------------------

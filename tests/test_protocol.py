@@ -114,3 +114,32 @@ def test_random_bytes_decode_or_raise_protocol_error(data):
     except ProtocolError:
         return
     assert protocol.encode_vars(pairs) == data
+
+
+def _both(block):
+    """decode_vars and decode_text on one block: results or error texts."""
+    try:
+        pairs = protocol.decode_vars(block)
+        expected = ({k.decode("latin-1"): v.decode("latin-1")
+                     for k, v in pairs}, len(pairs))
+    except ProtocolError as e:
+        expected = (str(e), e.skip)
+    try:
+        got = protocol.decode_text(block)
+    except ProtocolError as e:
+        got = (str(e), e.skip)
+    return expected, got
+
+
+@given(st.binary(max_size=200))
+def test_decode_text_agrees_with_decode_vars_on_any_bytes(data):
+    expected, got = _both(data)
+    assert got == expected
+
+
+@given(pairs_lists, st.data())
+def test_decode_text_agrees_with_decode_vars_on_cut_blocks(pairs, data):
+    block = protocol.encode_vars(pairs)
+    cut = data.draw(st.integers(0, len(block)))
+    expected, got = _both(block[:cut])
+    assert got == expected

@@ -19,6 +19,7 @@ import struct
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import h11
@@ -63,9 +64,14 @@ APP = textwrap.dedent('''
 ''')
 
 LAUNCHER = textwrap.dedent('''
-    import json, socket, sys
+    import json, os, socket, sys
     from ugu.options.resolve import resolve
+    from ugu.router import exchange
     from ugu.router.process import run
+
+    if os.environ.get("UGU_TEST_RESPONSE_PARSER") == "h11":
+        # Every backend response through h11, as if none were plain.
+        exchange.parse_head = lambda head: None
 
     nodes = [n if isinstance(n, str) else tuple(n)
              for n in json.loads(sys.argv[1])]
@@ -92,12 +98,14 @@ def ready(process, wait):
 
 
 class Router:
-    """ugu's router in its own process, as a master would fork it."""
+    """ugu's router in its own process, as a master would fork it;
+    `parser` names the path backend responses take ("plain" or "h11")."""
 
-    def __init__(self, nodes, *options):
+    def __init__(self, nodes, *options, parser="plain"):
         self.process = ready(support.Process(
             [sys.executable, "-c", LAUNCHER, json.dumps(nodes), *options],
-            cwd=support.REPO), self._listening)
+            cwd=support.REPO, env={"UGU_TEST_RESPONSE_PARSER": parser}),
+            self._listening)
 
     def _listening(self, process):
         found = process.wait_for_log(r"listening on port (\d+)")
@@ -150,23 +158,30 @@ def worker(uwsgi_binary, app_dir):
     process.stop()
 
 
+@pytest.fixture(scope="module", params=["plain", "h11"])
+def parser(request):
+    """Every router test runs on both paths of a backend's response: the
+    plain-head fast path and h11."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def router(worker):
+def router(worker, parser):
     """ugu's router as the tutorial's http.ini sets it up."""
     r = Router([["127.0.0.1", worker]], "--http-keepalive",
-               "--http-auto-gzip")
+               "--http-auto-gzip", parser=parser)
     yield r
     r.stop()
 
 
 @pytest.fixture
-def start_router():
+def start_router(parser):
     """Start routers with their own options; stopped when the test
     ends."""
     started = []
 
     def start(nodes, *options):
-        r = Router(nodes, *options)
+        r = Router(nodes, *options, parser=parser)
         started.append(r)
         return r
     yield start
@@ -562,6 +577,42 @@ def test_backend_vanishing_mid_body_cuts_the_response(backend,
     assert "response cut short" in r.log()
 
 
+def answer_with(raw):
+    """A backend answer of these exact bytes."""
+    def answer(backend, conn, pairs, body):
+        conn.sendall(raw)
+    return answer
+
+
+@pytest.mark.parametrize("raw, status, body", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", 200, b"ok"),
+    (b"HTTP/1.0 201 Made it\r\nX-A:b\r\n\r\nto close", 201, b"to close"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello"
+     b"\r\n0\r\n\r\n", 200, b"hello"),
+    (b"HTTP/1.0 200 OK\nContent-Length: 2\n\nok", 200, b"ok"),
+    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "
+     b"2\r\n\r\nok", 200, b"ok"),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b""),
+    (b"HTTP/1.1 200 OK\r\nX-Fold: a\r\n b\r\nContent-Length: 2\r\n\r\nok",
+     200, b"ok"),
+    (b"garbage\r\n\r\n", 502, None),
+    (b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", 502, None),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+     502, None),
+], ids=["sized", "to-close", "chunked", "bare-lf", "1xx", "204", "fold",
+        "garbage", "nul-in-value", "two-lengths"])
+def test_backend_response_shapes(backend, start_router, raw, status, body):
+    node = backend(answer_with(raw))
+    r = start_router([["127.0.0.1", node.port]], "--http-keepalive")
+    with requests.Session() as session:
+        answer = session.get(f"{r.url}/", timeout=10)
+        assert answer.status_code == status
+        if body is not None:
+            assert answer.content == body
+        # The connection serves on after any of them.
+        assert session.get(f"{r.url}/", timeout=10).status_code == status
+
+
 @pytest.mark.parametrize("request_bytes", [
     b"GARBAGE\r\n\r\n",
     b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
@@ -571,12 +622,104 @@ def test_backend_vanishing_mid_body_cuts_the_response(backend,
     b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"zz\r\nabc\r\n0\r\n\r\n",
-], ids=["request-line", "version", "header", "lengths", "coding", "chunk"])
+    b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"-1\r\nabc\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Length: 3\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +2\r\n\r\nab",
+    b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n",
+    b"GET / HTTP/1.1\r\n Host: t\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost : t\r\n\r\n",
+], ids=["request-line", "version", "header", "lengths", "coding", "chunk",
+        "chunk-negative", "smuggling-cl-te", "smuggling-te-cl",
+        "bad-length", "cr-in-value", "fold-first", "space-before-colon"])
 def test_400_on_a_malformed_request_then_served(router, request_bytes):
     raw = exchange(router.port, request_bytes)
     assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Connection: close\r\n" in raw
     assert requests.get(f"{router.url}/next", timeout=10).ok
+
+
+def test_bare_lf_is_served_at_once(router):
+    started = time.monotonic()
+    raw = exchange(router.port, b"GET /lf HTTP/1.1\nHost: t\n"
+                   b"Connection: close\n\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"hello from /lf" in raw
+    assert time.monotonic() - started < 5
+
+
+def test_obs_fold_never_reaches_the_app_raw(router):
+    raw = exchange(router.port, b"GET /env HTTP/1.1\r\nHost: t\r\n"
+                   b"X-Fold: a\r\n  b\r\nConnection: close\r\n\r\n")
+    env = json.loads(raw.partition(b"\r\n\r\n")[2].split(b"\r\n")[1])
+    assert env["HTTP_X_FOLD"] == "a b"
+
+
+def slow_client(port, stop, result):
+    """A slowloris: one byte of a request head every 0.2 s until the
+    server closes the connection (or `stop` is set)."""
+    head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 100
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for byte in head:
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                break
+            if stop.wait(0.2):
+                break
+        result.append(time.monotonic() - started)
+
+
+def test_slowloris_is_timed_out_without_starving_others(worker,
+                                                        start_router):
+    r = start_router([["127.0.0.1", worker]], "--http-headers-timeout",
+                     "1", "--http-keepalive")
+    stop, result = threading.Event(), []
+    slow = [threading.Thread(target=slow_client,
+                             args=(r.port, stop, result))
+            for _ in range(3)]
+    for thread in slow:
+        thread.start()
+    try:
+        for n in range(5):
+            assert requests.get(f"{r.url}/during/{n}", timeout=10).ok
+        r.process.wait_for_log(r"incomplete request head: timed out",
+                               count=3)
+    finally:
+        stop.set()
+        for thread in slow:
+            thread.join()
+    assert max(result) < 4
+    assert r.log().count("incomplete request head") == 3
+
+
+def test_client_vanishing_mid_body(router):
+    before = router.log().count("client went away")
+    with socket.create_connection(("127.0.0.1", router.port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                  b"100000\r\n\r\npartial")
+    router.process.wait_for_log(r"client went away: request body cut "
+                                r"short", count=before + 1)
+    assert requests.get(f"{router.url}/next", timeout=10).ok
+    assert router.log().count("client went away") == before + 1
+
+
+@pytest.mark.parametrize("size", ["7", "0"])
+def test_http_buffer_size_is_the_read_size(worker, start_router, size):
+    r = start_router([["127.0.0.1", worker]], "--http-buffer-size", size,
+                     "--http-keepalive")
+    body = os.urandom(50000)
+    with requests.Session() as session:
+        answer = session.post(f"{r.url}/echo", data=body, timeout=30)
+        assert answer.text == \
+            f"{len(body)} {hashlib.sha256(body).hexdigest()}"
+        assert session.get(f"{r.url}/gz", timeout=10).content == \
+            b"<p>compress me</p>" * 40
 
 
 def test_431_on_huge_headers(router):

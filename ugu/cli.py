@@ -6,7 +6,7 @@ option, and exit with status 1, as uWSGI exits on a bad config.
 
 import sys
 
-from ugu import __version__, UWSGI_VERSION
+from ugu import UWSGI_VERSION, __version__, log
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
@@ -35,7 +35,12 @@ def _dispatch(config):
         return 0
     if config["show-config"]:
         print(show_config(config))
+        for line in config.startup_warnings():
+            print(line, file=sys.stderr)
         return 0
+    # Said once, by the process the config is for (vassal or emperor).
+    for line in config.startup_warnings():
+        log.log(line)
     if config["emperor"]:
         from ugu.emperor.emperor import run as run_emperor
         return run_emperor(config)
@@ -56,9 +61,7 @@ def help_text():
 def show_config(config):
     """The resolved configuration, in uWSGI's dump format."""
     lines = [";uWSGI instance configuration", "[uwsgi]"]
-    for entry in config.entries:
-        if entry.key == "show-config":
-            continue
-        lines.append(f"{entry.key} = {entry.value}")
+    # Every entry where it was read, `show-config` itself included.
+    lines += [f"{entry.key} = {entry.value}" for entry in config.entries]
     lines.append(";end of configuration")
     return "\n".join(lines)

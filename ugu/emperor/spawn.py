@@ -4,6 +4,8 @@ The child gets its end of a socketpair as fd 3, named in UWSGI_EMPEROR_FD;
 /dev/null as stdin; the Emperor's stdout and stderr, so vassal logs reach
 the Emperor's terminal; and no other fd.  It asks the kernel for SIGKILL
 when the Emperor dies, so even a kill -9 of the Emperor leaves no vassal.
+Its environment has each `UWSGI_VASSAL_X` renamed `UWSGI_X`, which sets
+option X for the vassals and not for the Emperor.
 """
 
 import fcntl
@@ -11,47 +13,82 @@ import os
 import socket
 import sys
 import traceback
+from dataclasses import dataclass
 
-from ugu import link, proc
+from ugu import link, log, proc
+from ugu.emperor.monitor import config_option
 
 LINK_FD = 3
 EXEC_FAILED = 127
 # Not for a vassal: it is a fresh start, not a reload, and systemd's notify
 # socket belongs to the Emperor.
 PRIVATE_ENV = ("UWSGI_RELOADS", "NOTIFY_SOCKET")
+VASSAL_ENV = "UWSGI_VASSAL_"
+# Emperor option -> the vassal option each of its values is passed with.
+BEFORE = (("vassals-inherit-before", "inherit"),
+          ("vassals-include-before", "include"), ("vassal-set", "set"))
+AFTER = (("vassals-inherit", "inherit"), ("vassals-include", "include"))
 
 
-def vassal_argv(name):
-    return [sys.executable, "-m", "ugu", "--ini", name]
+@dataclass(frozen=True)
+class Templates:
+    """The argv every vassal gets around its own config, as uWSGI builds
+    it: templates and `--set`s before the config file, templates after."""
+    before: tuple = ()
+    after: tuple = ()
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(_args(config, BEFORE), _args(config, AFTER))
 
 
-def spawn(name, cwd):
-    """Fork and exec the vassal; return (pid, our end of its link)."""
+def _args(config, pairs):
+    args = []
+    for emperor_option, vassal_option in pairs:
+        for value in config[emperor_option]:
+            args += [f"--{vassal_option}", value]
+    return tuple(args)
+
+
+def vassal_argv(name, templates=Templates()):
+    return [sys.executable, "-m", "ugu", *templates.before,
+            f"--{config_option(name)}", name, *templates.after]
+
+
+def spawn(name, cwd, templates=Templates(), owner=None):
+    """Fork and exec the vassal, as `owner` ((uid, gid)) if given; return
+    (pid, our end of its link)."""
     ours, theirs = socket.socketpair()
-    argv = vassal_argv(name)
-    env = _vassal_env()
+    argv = vassal_argv(name, templates)
+    env = vassal_env(os.environ)
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _become_vassal(argv, cwd, env, theirs.fileno(), parent)
+        _become_vassal(argv, cwd, env, theirs.fileno(), parent,
+                       (name, owner))
     theirs.close()
     ours.setblocking(False)
     return pid, ours
 
 
-def _vassal_env():
-    env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+def vassal_env(environ):
+    env = {k: v for k, v in environ.items()
+           if k not in PRIVATE_ENV and not k.startswith(VASSAL_ENV)}
+    for key, value in environ.items():
+        if key.startswith(VASSAL_ENV):
+            env["UWSGI_" + key[len(VASSAL_ENV):]] = value
     env[link.ENV_FD] = str(LINK_FD)
     return env
 
 
-def _become_vassal(argv, cwd, env, link_fd, parent):
+def _become_vassal(argv, cwd, env, link_fd, parent, identity):
     """In the forked child; never returns."""
     try:
         proc.reset_signals()
         proc.die_with_parent()
         # The Emperor may have died before prctl() took hold.
         if os.getppid() == parent:
+            _drop_privileges(*identity)
             os.chdir(cwd)
             _arrange_fds(link_fd)
             os.execve(argv[0], argv, env)
@@ -60,6 +97,18 @@ def _become_vassal(argv, cwd, env, link_fd, parent):
         sys.stderr.flush()
     finally:
         os._exit(EXEC_FAILED)
+
+
+def _drop_privileges(name, owner):
+    """`emperor-tyrant`: become the config file's owner, for good."""
+    if owner is None:
+        return
+    uid, gid = owner
+    log.log(f"[emperor-tyrant] dropping privileges to {uid} {gid} for "
+            f"instance {name}")
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
 
 
 def _arrange_fds(link_fd):

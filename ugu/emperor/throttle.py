@@ -22,6 +22,7 @@ class Verdict(enum.Enum):
 
 @dataclass
 class _Entry:
+    first: float         # when it first failed
     last: float          # when it last failed
     wait: float = 0.0    # seconds it must stay away after `last`
     failures: int = 1
@@ -38,7 +39,7 @@ class Blacklist:
         """Record a failure; return the Verdicts worth logging."""
         entry = self._entries.get(name)
         if entry is None:
-            self._entries[name] = _Entry(last=now)
+            self._entries[name] = _Entry(first=now, last=now)
             return []
         verdicts = []
         if entry.wait >= self.ceiling:
@@ -59,3 +60,10 @@ class Blacklist:
 
     def forgive(self, name):
         self._entries.pop(name, None)
+
+    def clear(self):
+        """SIGURG: every listed vassal may come back at once."""
+        self._entries.clear()
+
+    def entries(self):
+        return dict(self._entries)

@@ -8,7 +8,8 @@ by the Emperor under the vassal's name.
 
 import enum
 import socket
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from ugu.link import ToEmperor
 
@@ -27,8 +28,15 @@ class Vassal:
     mtime: int                   # of the file it was (re)loaded from
     state: State = State.RUNNING
     deadline: float | None = None
+    monitor: str = ""            # the `emperor` value that found it
+    owner: tuple = (0, 0)        # (uid, gid) it runs as
     ready: bool = False          # it has loaded its apps
+    accepting: bool = False      # a worker of it accepts requests
     loyal: bool = False          # it has served a request
+    beat: float | None = None    # Emperor's clock at its last heartbeat
+    respawns: int = 0            # reloads, as uWSGI counts them
+    # Wall-clock seconds of its news, for the stats; 0 means never.
+    stamps: dict = field(default_factory=lambda: {"born": int(time.time())})
 
     @property
     def status(self):
@@ -67,19 +75,26 @@ class Vassal:
         """The ToEmperor message `byte` brings as news, else None.
 
         "Spawned" and "loyal" are news once; "accepting" every time, as a
-        reloaded vassal accepts anew and uWSGI logs it again.  Other bytes
-        (heartbeat, stop-me, ...) answer options ugu does not have, and are
-        ignored as uWSGI ignores bytes it does not expect.
+        reloaded vassal accepts anew and uWSGI logs it again; heartbeats
+        and stop-me always.  Other bytes answer options ugu does not have,
+        and are ignored as uWSGI ignores bytes it does not expect.
         """
         if byte == ToEmperor.SPAWNED and not self.ready:
             self.ready = True
-            return ToEmperor.SPAWNED
-        if byte == ToEmperor.ACCEPTING:
-            return ToEmperor.ACCEPTING
-        if byte == ToEmperor.LOYAL and not self.loyal:
+        elif byte == ToEmperor.ACCEPTING:
+            self.accepting = True
+        elif byte == ToEmperor.LOYAL and not self.loyal:
             self.loyal = True
-            return ToEmperor.LOYAL
-        return None
+        elif byte not in (ToEmperor.HEARTBEAT, ToEmperor.STOP_ME):
+            return None
+        self.stamps[ToEmperor(byte).name.lower()] = int(time.time())
+        return ToEmperor(byte)
+
+    def reloaded(self, mtime):
+        """It was told to reload from a file of `mtime`."""
+        self.mtime = mtime
+        self.respawns += 1
+        self.ready = self.accepting = False
 
     def close_link(self):
         if self.link is not None:

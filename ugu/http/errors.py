@@ -14,6 +14,12 @@ class ClientGone(Exception):
     to answer."""
 
 
+class BodyCutShort(ConnectionError):
+    """The client closed before sending the whole request body.  An
+    OSError, as uWSGI's wsgi.input raises, so that apps handle it as
+    any I/O error."""
+
+
 class HttpError(Exception):
     """A request that ends in the router's own response."""
 
@@ -71,3 +77,13 @@ def error_response(status, close):
         headers = headers + _CLOSE
     return h11.Response(status_code=status, reason=reason,
                         headers=headers), body
+
+
+def error_bytes(status, head_only=False):
+    """The page for status as raw HTTP/1.1 bytes, announcing the close:
+    for a connection whose h11 state can no longer send."""
+    reason, headers, body = PAGES[status]
+    lines = [b"HTTP/1.1 %d %s" % (status, reason)]
+    lines += [b"%s: %s" % pair for pair in headers + _CLOSE]
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+    return head if head_only else head + body

@@ -15,7 +15,7 @@ import socket
 import struct
 from urllib.parse import unquote_to_bytes
 
-from ugu.http.errors import HeadersTooLarge
+from ugu.http.errors import BadRequest, HeadersTooLarge
 from ugu.protocol import MAX_BLOCK, encode_vars
 
 # Header names whose var has no HTTP_ prefix (CGI's names).
@@ -54,7 +54,8 @@ def parse_var(text):
 
 
 class RequestVars:
-    """The vars of one request, and the header facts the router acts on."""
+    """The vars of one request, and the header facts the router acts on.
+    Raises BadRequest for a request framed two ways."""
 
     __slots__ = ("target", "headers", "chunked")
 
@@ -69,6 +70,10 @@ class RequestVars:
             key = _var_name(name)
             seen = headers.get(key)
             headers[key] = value if seen is None else seen + JOIN + value
+        if self.chunked and b"CONTENT_LENGTH" in headers:
+            # h11 lets chunked framing win (RFC 9112 6.3); two framings are
+            # how requests are smuggled past a proxy, so none is trusted.
+            raise BadRequest("Content-Length with Transfer-Encoding")
 
     @property
     def host(self):

@@ -16,10 +16,12 @@ import grp
 import os
 import pwd
 import socket
+import sys
 import time
 
 from ugu import UWSGI_VERSION
 from ugu.options.errors import ConfigError
+from ugu.options.sources import is_local_file, read_source
 
 # Letters whose upper-case twin names the first config file loaded.
 FIRST_FILE_LETTERS = "odspcenxij"
@@ -49,6 +51,9 @@ def _full_path(path, cwd):
 
 
 def _path_magic(path, cwd):
+    if not is_local_file(path):
+        # stdin and commands have no path: uWSGI leaves these empty.
+        return dict.fromkeys("psdcenji0123456789", "")
     full = _full_path(path, cwd)
     folder, _, base = full.rpartition("/")
     stem, dot, ext = base.rpartition(".")
@@ -84,6 +89,8 @@ def _process_magic():
         group = str(gid)
     return {
         "h": socket.gethostname(),
+        # uWSGI's binary path; ugu's binary is the interpreter running it.
+        "b": sys.executable,
         "k": str(os.cpu_count() or 1),
         "v": os.getcwd(),
         "V": UWSGI_VERSION,
@@ -164,11 +171,10 @@ def _check_growth(value, count):
 
 
 def read_at_file(path):
-    """The `@(path)` replacement: the file's text less one final newline."""
+    """The `@(path)` replacement: the text of the file (or of
+    `exec://COMMAND`'s output) less one final newline."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape",
-                  newline="") as f:
-            content = f.read()
+        content = read_source(path)
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise ConfigError(f"@({path}): {reason}") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ugu.options.errors import ConfigError
 from ugu.options.expand import as_first, magic_table
+from ugu.options.sources import read_source
 
 # A magic variable (`%` and the character after it), a `%` that ends the
 # text, or a line break.
@@ -44,35 +45,36 @@ def read_ini(path, section="uwsgi", magic=None):
 
 
 def read_file(path):
-    """The text of a config file, or a ConfigError naming it."""
+    """The text of a config file (or `-`, or `exec://COMMAND`), or a
+    ConfigError naming it."""
     try:
-        # newline="": a CR stays in the text, where a `%` may eat it.
-        with open(path, encoding="utf-8", errors="surrogateescape",
-                  newline="") as f:
-            return f.read()
+        return read_source(path)
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise ConfigError(f"cannot read config file: {reason}",
                           file=path) from None
 
 
-def parse_ini(text, path, section="uwsgi", magic=None):
-    """Entries of `section` in INI `text`, which was read from `path`."""
+def parse_ini(text, path, section="uwsgi", magic=None, problems=None):
+    """Entries of `section` in INI `text`, which was read from `path`.
+    Magic variables that expand to nothing are reported to `problems`."""
     if magic is None and "%" in text:
         magic = as_first(magic_table(path))
     entries, current, found = [], "", False
-    for number, line in _lines(text, magic or {}):
+    for number, line, unknown in _lines(text, magic or {}):
         line = line.strip(_BLANKS)
         if not line or line[0] in ";#":
-            continue
-        if line[0] == "[":
+            key = None
+        elif line[0] == "[":
             # uWSGI drops the first and last characters, no inner trimming.
-            current = line[1:-1]
+            current, key = line[1:-1], None
             found = found or current == section
         elif current == section:
             key, _, value = line.partition("=")
-            entries.append(Entry(key.rstrip(_BLANKS),
-                                 value.strip(_BLANKS), path, number))
+            key = key.rstrip(_BLANKS)
+            entries.append(Entry(key, value.strip(_BLANKS), path, number))
+        for what in unknown if problems is not None else ():
+            problems.append(ConfigError(what, path, number, key))
     if not found:
         raise ConfigError(f"cannot find section [{section}] in this INI "
                           "file (name another one as FILE:SECTION)",
@@ -80,22 +82,43 @@ def parse_ini(text, path, section="uwsgi", magic=None):
     return entries
 
 
+def substitute_magic(text, magic, path, problems):
+    """`text` with its magic variables substituted, for the formats that
+    are parsed after it."""
+    lines = []
+    for number, line, unknown in _lines(text, magic):
+        lines.append(line)
+        problems.extend(ConfigError(what, path, number) for what in unknown)
+    return "\n".join(lines)
+
+
 def _lines(text, magic):
-    """(line number, line) pairs of `text` with its magic variables
-    substituted.  As uWSGI substitutes over the whole text, a `%` just
-    before a line break eats the break and joins the two lines, and an
-    unknown letter (or a `%` ending the file) gives nothing."""
-    parts, number, start, pos = [], 1, 1, 0
+    """(line number, line, problems) triples of `text` with its magic
+    variables substituted.  As uWSGI substitutes over the whole text, a
+    `%` just before a line break eats the break and joins the two lines,
+    and an unknown letter (or a `%` ending the file) gives nothing."""
+    parts, unknown, number, start, pos = [], [], 1, 1, 0
     for match in _TOKENS.finditer(text):
         parts.append(text[pos:match.start()])
         pos = match.end()
         if match.group() == "\n":
-            yield start, "".join(parts)
-            parts, number = [], number + 1
+            yield start, "".join(parts), unknown
+            parts, unknown, number = [], [], number + 1
             start = number
             continue
         letter = match.group(1)
+        if letter not in magic:
+            unknown.append(_unknown_magic(letter))
         parts.append(magic.get(letter, "") if letter else "")
         number += letter == "\n"
     parts.append(text[pos:])
-    yield start, "".join(parts)
+    yield start, "".join(parts), unknown
+
+
+def _unknown_magic(letter):
+    fix = "write %% for a literal percent"
+    if letter is None:
+        return f"a '%' ending the file is dropped ({fix})"
+    if letter in "\r\n":
+        return f"a '%' ending a line joins it with the next one ({fix})"
+    return f"unknown magic variable %{letter} expands to nothing ({fix})"

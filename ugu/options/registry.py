@@ -65,6 +65,49 @@ OPTIONS = (
          repeat=True, short="S", immediate=True),
     _opt("set-placeholder", STR, "set a placeholder (KEY=VALUE)", CONFIG,
          repeat=True, aliases=("set-ph",), immediate=True),
+    _opt("include", STR, "read a config file (by its extension) at this "
+         "point", CONFIG, repeat=True, immediate=True),
+    _opt("inherit", STR, "use a config file as a template: its options "
+         "are added at the end, overriding scalars", CONFIG, repeat=True),
+    _opt("yaml", STR, "load config from a YAML file (FILE[:SECTION])",
+         CONFIG, repeat=True, immediate=True, short="y", aliases=("yml",)),
+    _opt("xmlconfig", STR, "load config from an XML file (FILE[:ID])",
+         CONFIG, repeat=True, immediate=True, short="x", aliases=("xml",)),
+    _opt("json", STR, "load config from a JSON file (FILE[:OBJECT])",
+         CONFIG, repeat=True, immediate=True, short="j", aliases=("js",)),
+    *(_opt(name, STR, f"(opt logic) {text}", CONFIG, repeat=True,
+           immediate=True, aliases=aliases)
+      for name, text, aliases in (
+          ("for", "repeat the keys up to endfor for each word", ()),
+          ("for-glob", "repeat the keys for each path matching a glob", ()),
+          ("for-times", "repeat the keys N times, %(_) counting from 1",
+           ()),
+          ("for-readline", "repeat the keys for each line of a file", ()),
+          ("if-env", "keep the keys if the variable is set (VAR[=VALUE])",
+           ()),
+          ("if-not-env", "keep the keys if the variable is not set", ()),
+          ("if-opt", "keep the keys if the option is set (KEY[=VALUE])",
+           ()),
+          ("if-not-opt", "keep the keys if the option is not set", ()),
+          ("if-exists", "keep the keys if the path exists", ()),
+          ("if-not-exists", "keep the keys if the path does not exist", ()),
+          ("if-file", "keep the keys if the path is a file", ()),
+          ("if-not-file", "keep the keys if the path is not a file", ()),
+          ("if-dir", "keep the keys if the path is a directory",
+           ("if-directory",)),
+          ("if-not-dir", "keep the keys if the path is not a directory",
+           ()),
+          ("if-hostname", "keep the keys on this host", ()),
+          ("if-not-hostname", "keep the keys on any other host", ()),
+      )),
+    _opt("if-reload", FLAG, "(opt logic) keep the keys after a reload",
+         CONFIG, repeat=True, immediate=True),
+    _opt("if-not-reload", FLAG, "(opt logic) keep the keys at first start",
+         CONFIG, repeat=True, immediate=True),
+    _opt("endfor", STR, "(opt logic) end a for or if block", CONFIG,
+         repeat=True, immediate=True, optional=True, aliases=("end-for",)),
+    _opt("endif", STR, "(opt logic) end an if or for block", CONFIG,
+         repeat=True, immediate=True, optional=True, aliases=("end-if",)),
     _opt("show-config", FLAG, "print the resolved configuration and exit",
          CONFIG, default=False),
     _opt("help", FLAG, "list every option and exit", CONFIG, default=False,
@@ -107,6 +150,44 @@ OPTIONS = (
          MASTER),
     _opt("procname-prefix-spaced", STR, "prefix process names with this "
          "text and a space", MASTER),
+    _opt("procname", STR, "name the workers (and the master) this",
+         MASTER),
+    _opt("procname-master", STR, "name the master process this", MASTER),
+    _opt("lazy-apps", FLAG, "load the app in each worker after fork instead "
+         "of once in the master", MASTER, default=False),
+    _opt("single-interpreter", FLAG, "use one Python interpreter: ugu always "
+         "runs one interpreter per process, so this states the behaviour",
+         PYTHON, default=False, short="i"),
+    _opt("gevent", INT, "serve up to N requests at once per worker as "
+         "greenlets (monkey-patched, app loaded in each worker)", MASTER,
+         default=0),
+    _opt("max-requests", INT, "recycle a worker after this many requests",
+         MASTER, default=0, short="R"),
+    _opt("max-requests-delta", INT, "add worker id * delta to max-requests "
+         "for each worker", MASTER, default=0),
+    _opt("min-worker-lifetime", INT, "seconds a worker must live before "
+         "max-requests or reload-on-rss recycle it", MASTER, default=10),
+    _opt("max-worker-lifetime", INT, "recycle a worker after this many "
+         "seconds", MASTER, default=0),
+    _opt("reload-on-rss", INT, "recycle a worker whose resident memory "
+         "passes this many megabytes", MASTER, default=0),
+    _opt("harakiri", INT, "kill a worker stuck on one request for more "
+         "than this many seconds", MASTER, default=0, short="t"),
+    _opt("touch-reload", STR, "gracefully reload when the file is touched",
+         MASTER, repeat=True),
+    _opt("touch-workers-reload", STR, "reload only the workers when the "
+         "file is touched", MASTER, repeat=True),
+    _opt("touch-chain-reload", STR, "chain-reload the workers (one at a "
+         "time) when the file is touched", MASTER, repeat=True),
+    _opt("master-fifo", STR, "read one-letter commands from this fifo "
+         "(r w c q s R W Q)", MASTER),
+    _opt("pidfile", STR, "write the master's pid to this file", MASTER),
+    _opt("vacuum", FLAG, "remove unix sockets and the pidfile at exit",
+         MASTER, default=False),
+    _opt("chmod-socket", STR, "chmod unix sockets (default 666)", CORE,
+         short="C", aliases=("chmod",), optional=True),
+    _opt("uid", STR, "setuid to this user or uid after binding", MASTER),
+    _opt("gid", STR, "setgid to this group or gid after binding", MASTER),
     # sockets
     _opt("socket", STR, "bind a uwsgi-protocol socket (ADDR or PATH)", CORE,
          repeat=True, short="s", aliases=("uwsgi-socket",)),
@@ -123,6 +204,14 @@ OPTIONS = (
          repeat=True, aliases=("python-path", "pp")),
     _opt("env", STR, "set an environment variable (KEY=VALUE)", CORE,
          repeat=True),
+    _opt("home", STR, "use this virtualenv (or Python home): its "
+         "site-packages go first on sys.path", PYTHON, short="H",
+         aliases=("virtualenv", "venv", "pyhome")),
+    _opt("mount", STR, "load an app under a mountpoint (/MP=FILE or "
+         "/MP=module:callable)", PYTHON, repeat=True),
+    _opt("manage-script-name", FLAG, "take SCRIPT_NAME from the longest "
+         "matching mountpoint and strip it from PATH_INFO", PYTHON,
+         default=False),
     # static files and offloading
     _opt("check-static", STR, "serve existing files from this directory",
          STATIC, repeat=True),
@@ -183,6 +272,9 @@ OPTIONS = (
          HTTP, default=0),
     _opt("http-var", STR, "add a var to every routed request (KEY=VALUE)",
          HTTP, repeat=True),
+    _opt("http-buffer-size", INT, "bytes the router reads from a client "
+         "or backend at a time (its internal buffer size)", HTTP,
+         default=65536),
     _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
          "router always de-chunks request bodies", HTTP, default=False),
     # logging
@@ -208,6 +300,28 @@ OPTIONS = (
          default=30),
     _opt("reload-mercy", INT, "seconds to wait for vassals (or the Emperor) "
          "to die at shutdown before SIGKILL", EMPEROR, default=30),
+    _opt("vassals-include", STR, "include a config template after each "
+         "vassal's own config (--include)", EMPEROR, repeat=True),
+    _opt("vassals-include-before", STR, "include a config template before "
+         "each vassal's own config (--include)", EMPEROR, repeat=True),
+    _opt("vassals-inherit", STR, "add a config template after each vassal's "
+         "own config (--inherit)", EMPEROR, repeat=True),
+    _opt("vassals-inherit-before", STR, "add a config template before each "
+         "vassal's own config (--inherit)", EMPEROR, repeat=True),
+    _opt("vassal-set", STR, "set an option (KEY=VALUE, via --set) for every "
+         "vassal", EMPEROR, repeat=True, aliases=("vassals-set",)),
+    _opt("emperor-required-heartbeat", INT, "seconds a vassal that sent a "
+         "heartbeat may stay silent before it is respawned", EMPEROR,
+         default=30),
+    _opt("emperor-tyrant", FLAG, "run each vassal as the owner of its "
+         "config file", EMPEROR, default=False),
+    _opt("emperor-stats", STR, "serve the Emperor's stats as JSON on ADDR "
+         "(host:port or a unix path)", EMPEROR,
+         aliases=("emperor-stats-server",)),
+    _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
+         EMPEROR),
+    _opt("heartbeat", INT, "announce healthiness to the Emperor every N "
+         "seconds", MASTER, default=0),
 )
 
 
@@ -237,14 +351,14 @@ def _uwsgi_names():
 UWSGI_NAMES = _uwsgi_names()
 # uWSGI's one-letter options, so that one ugu lacks is refused by name.
 UWSGI_SHORT = {
-    "A": "sharedarea", "C": "chmod-socket", "H": "home", "J": "test",
+    "A": "sharedarea", "C": "chmod-socket", "J": "test",
     "L": "disable-logging", "M": "master", "O": "optimize", "Q": "spooler",
     "R": "max-requests", "S": "set", "T": "enable-threads",
     "a": "abstract-socket", "b": "buffer-size", "c": "cgi-mode",
     "d": "daemonize", "h": "help", "i": "single-interpreter", "l": "listen",
     "m": "memory-report", "p": "processes", "r": "reaper", "s": "socket",
-    "t": "harakiri", "v": "max-vars", "w": "module", "x": "xmlconfig",
-    "y": "yaml", "z": "socket-timeout",
+    "t": "harakiri", "v": "max-vars", "w": "module",
+    "z": "socket-timeout",
 }
 
 

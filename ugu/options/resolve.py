@@ -2,39 +2,48 @@
 
 Order, as in uWSGI: `UWSGI_<NAME>` environment variables first, then the
 options of the command line left to right, each `--ini FILE` read in place,
-then the config files named without an option.  "Immediate" options (`ini`,
-`set`, `set-placeholder`, `strict`) act as they are read.  Then the
-`$(ENV)`, `@(file)` and `%(name)` passes run over the other values, unknown
-keys are refused (strict) or kept as placeholders, and each option's text
-becomes a typed value: the last occurrence for a scalar, every one for a
-repeatable.
+then the config files named without an option (see `reader.py`).  Then the
+`$(ENV)`, `@(file)` and `%(name)` passes run over the values of the entries
+that are not immediate; then `inherit` files are read and their entries
+appended, unexpanded.  Unknown keys are refused (strict) or kept as
+placeholders, and each option's text becomes a typed value: the last
+occurrence for a scalar, every one for a repeatable.
+
+Some values uWSGI accepts are likely mistakes: a `%(name)` or `$(VAR)` that
+stays literal, a magic variable that expands to nothing, a number with
+trailing text.  Under `strict` each is an error; otherwise ugu keeps
+uWSGI's reading and the Config lists a warning for it.
 """
 
-import difflib
 import os
+import re
 
 from ugu.options import registry
 from ugu.options.errors import ConfigError
-from ugu.options.expand import (as_first, expand_value, magic_table,
-                                placeholder, read_at_file)
-from ugu.options.ini import Entry, parse_ini, read_file
+from ugu.options.expand import expand_value, placeholder, read_at_file
+from ugu.options.ini import Entry
+from ugu.options.reader import (ANNOUNCE, FALSE_WORDS, Reader, check_keys,
+                                format_of, suggest, to_bool)
 
 ENV_PREFIX = "UWSGI_"
 # Variables uWSGI keeps for itself and never reads as options.
 ENV_INTERNAL = {"RELOADS", "VASSALS_DIR", "EMPEROR_FD", "BROODLORD_NUM",
                 "EMPEROR_FD_CONFIG", "EMPEROR_PROXY", "JAIL_PID",
                 "ORIGINAL_PROC_NAME"}
-FALSE_WORDS = {"false", "off", "no"}
 TRUE_WORDS = {"true", "on", "yes"}
-CONFIG_EXTENSIONS = (".ini",)
+PLAIN_NUMBER = re.compile(r"[ \t]*[+-]?[0-9]+")
+# Inherited files may inherit others; past this many, they loop.
+MAX_INHERITS = 1000
 
 
 class Config:
     """Resolved options: typed values, plus the entries they came from."""
 
-    def __init__(self, entries, files):
+    def __init__(self, entries, files, warnings=(), formats=None):
         self.entries = tuple(entries)
         self.files = tuple(files)
+        self.warnings = tuple(warnings)
+        self._formats = formats or {}
         self._values = _typed_values(self.entries)
 
     def __getitem__(self, name):
@@ -67,158 +76,104 @@ class Config:
         """The first config file, which names a vassal."""
         return self.files[0] if self.files else None
 
+    def loading_lines(self):
+        """uWSGI's start-up line for each config file read."""
+        return [ANNOUNCE[self._formats.get(path, "ini")].format(path)
+                for path in self.files]
+
+    def startup_warnings(self):
+        """What ugu says once at start-up about this configuration."""
+        lines = [f"ugu: warning: {w}" for w in self.warnings]
+        if self.unknown_keys:
+            lines.append("ugu: these keys are not options and serve as "
+                         "placeholders only (strict = true refuses them): "
+                         + ", ".join(self.unknown_keys))
+        return lines
+
 
 def resolve(argv, environ=None):
     """Parse argv (without the program name) into a Config."""
     environ = os.environ if environ is None else environ
-    reader = _Reader()
-    reader.add_environment(environ)
-    reader.add_argv(argv)
-    entries = _expanded(reader.entries, environ)
-    _check_keys(entries, reader.strict)
-    return Config(entries, reader.files)
+    reader = Reader(environ)
+    _add_environment(reader, environ)
+    _add_argv(reader, argv)
+    reader.entries = _expanded(reader, environ)
+    _inherit(reader)
+    check_keys(reader.entries, reader.strict)
+    problems = reader.problems + _number_problems(reader.entries)
+    if reader.strict and problems:
+        raise problems[0]
+    return Config(reader.entries, reader.files, [str(p) for p in problems],
+                  reader.formats)
 
 
-class _Reader:
-    def __init__(self):
-        self.entries, self.files = [], []
-        self.strict = False
-        self.first_magic = None  # magic of the first file read
-        self.last_file = None    # for `--ini :section`
-        self.reading = []        # (file, section) being read, for loops
-
-    def add(self, entry):
-        self.entries.append(entry)
-        if entry.placeholder:
-            return
-        opt = registry.lookup(entry.key)
-        if opt is None and self.strict:
-            # uWSGI checks each key as it is read, while strict is on,
-            # and once more at the end.
-            _check_keys([entry], strict=True)
-        if opt and opt.immediate:
-            self._immediate(opt, entry)
-
-    def _immediate(self, opt, entry):
-        if opt.name == "ini":
-            self.load_ini(entry.value, entry)
-        elif opt.name == "strict":
-            self.strict = _to_bool(entry)
-        elif opt.name in ("set", "set-placeholder"):
-            key, value = _key_value(entry)
-            is_ph = opt.name == "set-placeholder"
-            if is_ph and (registry.lookup(key)
-                          or registry.is_unimplemented_uwsgi_option(key)):
-                raise ConfigError(f"you cannot use {key} as a placeholder, "
-                                  "it is already available as an option",
-                                  entry.file, entry.line, entry.key)
-            self.add(Entry(key, value, entry.file, entry.line, is_ph))
-
-    def load_ini(self, spec, origin=None):
-        path, section, asked = _split_section(spec)
-        name = path
-        if not path:
-            path, name = self.last_file, ""
-        if not path:
-            raise ConfigError("no INI file to read the section from",
-                              *_where(origin), "ini")
-        key = (os.path.abspath(path), section)
-        if key in self.reading:
-            raise ConfigError(f"{spec} includes itself", *_where(origin),
-                              "ini")
-        text = read_file(path)  # first: the magic needs a real file
-        magic = magic_table(path, name, asked, self.first_magic)
-        if self.first_magic is None:
-            magic = as_first(magic)
-            # uWSGI's %O keeps the `:section` that %o drops, once the
-            # first file has been read.
-            self.first_magic = {**magic, "o": spec}
-        self._read(parse_ini(text, path, section, magic), path, key)
-
-    def _read(self, entries, path, key):
-        self.last_file = path
-        if path not in self.files:
-            self.files.append(path)
-        self.reading.append(key)
-        for entry in entries:
-            self.add(entry)
-        self.reading.pop()
-
-    def add_environment(self, environ):
-        for name, value in environ.items():
-            if not name.startswith(ENV_PREFIX):
-                continue
-            bare = name[len(ENV_PREFIX):]
-            if bare in ENV_INTERNAL:
-                continue
-            key = bare.lower().replace("_", "-")
-            self.add(Entry(key, value, f"environment ({name})"))
-
-    def add_argv(self, argv):
-        """Options in order, then config files, as GNU getopt permutes
-        them; `--` ends the options."""
-        args, files = list(argv), []
-        while args:
-            arg = args.pop(0)
-            if arg == "--":
-                files.extend(args)
-                break
-            if arg.startswith("--"):
-                self._long_option(arg[2:], args)
-            elif arg.startswith("-") and len(arg) > 1:
-                self._short_option(arg[1:], args)
-            else:
-                files.append(arg)
-        if files and self.first_magic is None:
-            # uWSGI lets no file named this way set the upper-case magic
-            # letters: they stay empty.
-            self.first_magic = {}
-        for arg in files:
-            self._config_file(arg)
-
-    def _config_file(self, arg):
-        if arg.startswith("["):
-            return  # uWSGI skips these
-        if not arg.endswith(CONFIG_EXTENSIONS):
-            raise ConfigError(f"unable to load configuration from {arg} "
-                              "(options start with --, config files end "
-                              "in .ini)")
-        self.load_ini(arg)
-
-    def _long_option(self, text, args):
-        given, eq, value = text.partition("=")
-        opt, name = _long_name(given)
-        if opt.optional:
-            value = value if eq else "true"
-        elif opt.kind == registry.FLAG:
-            if eq:
-                raise ConfigError(f"option '--{name}' doesn't allow an "
-                                  "argument")
-            value = "true"
-        elif not eq:
-            value = _take_value(name, args)
-        self.add(Entry(name, value))
-
-    def _short_option(self, letters, args):
-        opt = registry.BY_SHORT.get(letters[0])
-        if opt is None:
-            _refuse_short(letters[0])
-        if opt.kind == registry.FLAG:
-            self.add(Entry(opt.name, "true"))
-            if letters[1:]:
-                self._short_option(letters[1:], args)
-            return
-        value = letters[1:] or _take_value(opt.name, args)
-        self.add(Entry(opt.name, value))
+def _add_environment(reader, environ):
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        bare = name[len(ENV_PREFIX):]
+        if bare in ENV_INTERNAL:
+            continue
+        key = bare.lower().replace("_", "-")
+        reader.add(Entry(key, value, f"environment ({name})"))
 
 
-def _where(origin):
-    return (origin.file, origin.line) if origin else (None, None)
+def _add_argv(reader, argv):
+    """Options in order, then config files, as GNU getopt permutes them;
+    `--` ends the options."""
+    args, files = list(argv), []
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            files.extend(args)
+            break
+        if arg.startswith("--"):
+            _long_option(reader, arg[2:], args)
+        elif arg.startswith("-") and len(arg) > 1:
+            _short_option(reader, arg[1:], args)
+        else:
+            files.append(arg)
+    if files and reader.first_magic is None:
+        # uWSGI lets no file named this way set the upper-case magic
+        # letters: they stay empty.
+        reader.first_magic = {}
+    for arg in files:
+        if not arg.startswith("["):  # uWSGI skips these
+            reader.load(arg, fmt=format_of(arg))
 
 
-def _expanded(entries, environ):
+def _long_option(reader, text, args):
+    given, eq, value = text.partition("=")
+    opt, name = _long_name(given)
+    if opt.optional:
+        value = value if eq else "true"
+    elif opt.kind == registry.FLAG:
+        if eq:
+            raise ConfigError(f"option '--{name}' doesn't allow an "
+                              "argument")
+        value = "true"
+    elif not eq:
+        value = _take_value(name, args)
+    reader.add(Entry(name, value))
+
+
+def _short_option(reader, letters, args):
+    opt = registry.BY_SHORT.get(letters[0])
+    if opt is None:
+        _refuse_short(letters[0])
+    if opt.kind == registry.FLAG:
+        reader.add(Entry(opt.name, "true"))
+        if letters[1:]:
+            _short_option(reader, letters[1:], args)
+        return
+    value = letters[1:] or _take_value(opt.name, args)
+    reader.add(Entry(opt.name, value))
+
+
+def _expanded(reader, environ):
     """The three passes, over the entries that are neither placeholders
     nor immediate options (those acted on their raw text already)."""
+    entries = reader.entries
     values = [e.value for e in entries]
 
     def lookup(name):
@@ -233,24 +188,87 @@ def _expanded(entries, environ):
         except UnicodeEncodeError:
             return None  # os.environ cannot hold such a name
 
-    hooks = (("$", getenv), ("@", read_at_file),
-             ("%", lambda inner: placeholder(inner, lookup)))
-    for symbol, hook in hooks:
+    hooks = (("$", getenv, "no such environment variable"),
+             ("@", read_at_file, None),
+             ("%", lambda inner: placeholder(inner, lookup),
+              "no such option or placeholder"))
+    for symbol, hook, missing in hooks:
         for index, entry in enumerate(entries):
-            if _acted(entry):
-                continue
-            try:
-                expand_value(values, index, symbol, hook)
-            except ConfigError as e:
-                raise ConfigError(e.reason, entry.file, entry.line,
-                                  entry.key) from None
+            if not _acted(entry):
+                _expand_entry(values, index, entry, symbol, hook,
+                              _Missing(reader, entry, symbol, missing))
     return [Entry(e.key, v, e.file, e.line, e.placeholder)
             for e, v in zip(entries, values)]
+
+
+class _Missing:
+    """Reports a reference that stays literal as a problem, once."""
+
+    def __init__(self, reader, entry, symbol, reason):
+        self.reader, self.entry = reader, entry
+        self.symbol, self.reason = symbol, reason
+        self.seen = set()
+
+    def __call__(self, inner):
+        if self.reason is None or " " in inner or inner in self.seen:
+            return
+        self.seen.add(inner)
+        e = self.entry
+        self.reader.problems.append(ConfigError(
+            f"{self.symbol}({inner}) stays literal: {self.reason}",
+            e.file, e.line, e.key))
+
+
+def _expand_entry(values, index, entry, symbol, hook, missing):
+    def reporting(inner):
+        found = hook(inner)
+        if found is None:
+            missing(inner)
+        return found
+    try:
+        expand_value(values, index, symbol, reporting)
+    except ConfigError as e:
+        raise ConfigError(e.reason, entry.file, entry.line,
+                          entry.key) from None
 
 
 def _acted(entry):
     opt = registry.lookup(entry.key)
     return entry.placeholder or bool(opt and opt.immediate)
+
+
+def _inherit(reader):
+    """Read each `inherit` file, appending its entries unexpanded, as
+    uWSGI does when it applies the option; they may inherit in turn."""
+    done, index = 0, 0
+    while index < len(reader.entries):
+        entry = reader.entries[index]
+        index += 1
+        if entry.key != "inherit" or entry.placeholder:
+            continue
+        done += 1
+        if done > MAX_INHERITS:
+            raise ConfigError("recursive inherit: the files inherit each "
+                              "other without end", entry.file, entry.line,
+                              entry.key)
+        reader.load(entry.value, entry)
+
+
+def _number_problems(entries):
+    problems = []
+    for e in entries:
+        opt = None if e.placeholder else registry.lookup(e.key)
+        if opt is None or opt.kind not in (registry.INT, registry.TOGGLE):
+            continue
+        words = TRUE_WORDS | FALSE_WORDS
+        if opt.kind == registry.TOGGLE and e.value.lower() in words:
+            continue
+        if not PLAIN_NUMBER.fullmatch(e.value):
+            problems.append(ConfigError(
+                f"'{e.value}' is not a number; it is read as "
+                f"{_atoi(e.value)} (write a plain number)",
+                e.file, e.line, e.key))
+    return problems
 
 
 def _take_value(name, args):
@@ -272,7 +290,7 @@ def _long_name(given):
     if registry.is_unimplemented_uwsgi_option(name):
         raise ConfigError("this uWSGI option is not implemented by ugu yet",
                           option=name)
-    raise ConfigError(f"unrecognized option '--{given}'{_suggest(given)}")
+    raise ConfigError(f"unrecognized option '--{given}'{suggest(given)}")
 
 
 def _only_completion(prefix):
@@ -291,50 +309,6 @@ def _refuse_short(letter):
         raise ConfigError(f"this uWSGI option (-{letter}) is not "
                           "implemented by ugu yet", option=name)
     raise ConfigError(f"invalid option -- '{letter}'")
-
-
-def _check_keys(entries, strict):
-    for e in entries:
-        if e.placeholder or registry.lookup(e.key):
-            continue
-        if registry.is_unimplemented_uwsgi_option(e.key):
-            raise ConfigError("this uWSGI option is not implemented by ugu "
-                              "yet", e.file, e.line, e.key)
-        if strict:
-            raise ConfigError(f"[strict-mode] unknown config directive"
-                              f"{_suggest(e.key)}", e.file, e.line, e.key)
-
-
-def _suggest(name):
-    close = difflib.get_close_matches(name, registry.BY_NAME, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _split_section(spec):
-    """`file.ini:section` -> (file, section to read, section as asked).
-    The colon is the last one; in a `scheme://` URL, the last one after
-    the last slash."""
-    tail = spec.rfind("/") if "://" in spec else -1
-    colon = spec.rfind(":")
-    if colon <= tail:
-        return spec, "uwsgi", ""
-    asked = spec[colon + 1:]
-    return spec[:colon], asked or "uwsgi", asked
-
-
-def _key_value(entry):
-    """`KEY=VALUE`, split at the first `=` and not trimmed, as uWSGI
-    does."""
-    key, eq, value = entry.value.partition("=")
-    if not eq or not key:
-        raise ConfigError("expected KEY=VALUE", entry.file, entry.line,
-                          entry.key)
-    return key, value
-
-
-def _to_bool(entry):
-    word = entry.value
-    return not (word.lower() in FALSE_WORDS or word == "0")
 
 
 def _atoi(text):
@@ -370,7 +344,7 @@ def _to_toggle(entry):
 
 
 CONVERTERS = {
-    registry.FLAG: _to_bool,
+    registry.FLAG: to_bool,
     registry.INT: _to_int,
     registry.STR: lambda entry: entry.value,
     registry.TOGGLE: _to_toggle,

@@ -73,14 +73,14 @@ class Nodes:
         self.connect_timeout = connect_timeout
         self._next = 0
 
-    def connect(self, key):
-        """A socket to the next node that accepts; `key` (the Host
-        header) names the request in the log, as in uWSGI's lines."""
+    def connect(self, head):
+        """A socket to the next node that accepts; the request's Host
+        header (`head.host`) names it in the log, as in uWSGI's lines."""
         for retries, node in enumerate(self._order()):
             try:
                 sock = node.connect(self.connect_timeout)
             except OSError as e:
-                self._failed(node, retries, key, e)
+                self._failed(node, retries, head.host.decode("latin-1"), e)
                 continue
             node.succeeded()
             return sock

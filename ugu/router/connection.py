@@ -22,7 +22,6 @@ from ugu.http.vars import RequestVars
 from ugu.log import log
 from ugu.router.exchange import Exchange
 
-READ_SIZE = 65536
 # The largest request head, as uWSGI's router accepts.
 MAX_HEAD = 65536
 # How long a closing connection keeps reading what the client still
@@ -64,31 +63,34 @@ class ClientConnection:
             error = (HeadersTooLarge if e.error_status_hint == 431
                      else BadRequest)(str(e))
             return self._fail(error, "")
-        except ClientGone:
-            # An idle or silent client leaving is no error.
+        except ClientGone as e:
+            # An idle or silent client leaving is no error; one that
+            # left (or stalled) halfway through a request head is.
+            if self.h11.trailing_data[0]:
+                self._log("", f"incomplete request head: {e}")
             return False
         if request is None:
             return False
         return self._handle(request)
 
     def _handle(self, request):
-        head = RequestVars(request)
-        key = head.host.decode("latin-1")
         try:
             if request.http_version not in HTTP_VERSIONS:
                 # h11 parses any HTTP/d.d; the others are not HTTP/1.
                 raise BadRequest(f"unsupported HTTP/"
                                  f"{request.http_version.decode()}")
-            Exchange(self, request, head).run()
+            Exchange(self, request, RequestVars(request)).run()
         except HttpError as e:
-            return self._fail(e, key, request.method)
+            return self._fail(e, _host(request), request.method)
         except ClientGone as e:
-            self._log(key, f"client went away: {e}")
+            self._log(_host(request), f"client went away: {e}")
             return False
         return self._next_cycle()
 
     def _read_request(self, wait):
-        event = self.next_event(wait)
+        # The whole head within `wait`, not each read: a client trickling
+        # a byte at a time (slowloris) must not hold its connection.
+        event = self.next_event(wait, time.monotonic() + wait)
         if type(event) is h11.Request:
             return event
         # ConnectionClosed: the client is done with the connection.
@@ -104,19 +106,24 @@ class ClientConnection:
 
     # Reading and writing, for the Exchange too.
 
-    def next_event(self, timeout):
-        """The next h11 event from the client, reading as needed."""
+    def next_event(self, timeout, deadline=None):
+        """The next h11 event from the client, reading as needed: each
+        read waits up to `timeout`, all of them end by `deadline`."""
         conn = self.h11
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
+            if deadline is not None:
+                timeout = deadline - time.monotonic()
             conn.receive_data(self._recv(timeout))
 
     def _recv(self, timeout):
-        self.sock.settimeout(timeout)
         try:
-            return self.sock.recv(READ_SIZE)
+            if timeout <= 0:
+                raise TimeoutError("timed out")
+            self.sock.settimeout(timeout)
+            return self.sock.recv(self.settings.read_size)
         except OSError as e:
             raise ClientGone(_reason(e)) from None
 
@@ -179,11 +186,19 @@ class ClientConnection:
             self.sock.shutdown(socket.SHUT_WR)
             while (left := deadline - time.monotonic()) > 0:
                 self.sock.settimeout(left)
-                if not self.sock.recv(READ_SIZE):
+                if not self.sock.recv(self.settings.read_size):
                     return
         except OSError:
             # Reset or timed out: there is nothing left to protect.
             return
+
+
+def _host(request):
+    """The Host header, the request's key in uWSGI's log lines."""
+    for name, value in request.headers:
+        if name == b"host":
+            return value.decode("latin-1")
+    return ""
 
 
 def _describe(address):

@@ -1,11 +1,13 @@
 """One request through a backend: uwsgi packet and body out, HTTP back.
 
 The backend answers with raw HTTP and closes the connection when it is
-done, one connection per request.  Its response is parsed with a
+done, one connection per request.  A plain response head (as workers
+write them) is parsed by ugu.http.response; any other goes to a
 client-role h11 connection that is first told about a request (so that it
 knows what to expect: no body for HEAD, end of body at EOF when there is
-no framing), then relayed event by event to the client's h11 connection,
-which frames it for the client: chunked when the length is unknown.
+no framing).  Either way the response is relayed piece by piece to the
+client's h11 connection, which frames it for the client: chunked when the
+length is unknown.
 
 Bodies stream both ways; only a chunked request body is spooled first
 (to a file past SPOOL_MEMORY), since the uwsgi packet must carry its
@@ -20,9 +22,12 @@ from ugu import protocol
 from ugu.http import gzip
 from ugu.http.errors import (AppFailed, BadGateway, BadRequest,
                              ClientGone, GatewayTimeout)
+from ugu.http.response import END_OF_HEAD, parse_head
 
-READ_SIZE = 65536
 SPOOL_MEMORY = 1 << 20
+# The largest response head looked for before h11 takes over (and
+# refuses it).
+MAX_HEAD = 65536
 # What the backend parser is told it asked for: only the method matters.
 # Built once per method, bounded since clients choose methods.
 _PROBES = {}
@@ -42,8 +47,7 @@ class Exchange:
     def run(self):
         body = self._spool() if self.head.chunked else None
         packet = self._packet(body)
-        backend = self.client.router.nodes.connect(
-            self.head.host.decode("latin-1"))
+        backend = self.client.router.nodes.connect(self.head)
         try:
             backend.settimeout(self.settings.timeout)
             self._send(backend, packet, body)
@@ -110,18 +114,82 @@ class Exchange:
     def _send_spooled(self, backend, packet, body):
         backend.sendall(packet)
         body.seek(0)
-        while data := body.read(READ_SIZE):
+        while data := body.read(self.settings.read_size):
             backend.sendall(data)
 
     # Response: backend -> client.
 
     def _relay(self, backend):
+        buffered, closed = self._read_head(backend)
+        end = buffered.find(END_OF_HEAD)
+        head = parse_head(buffered[:end]) if end >= 0 else None
+        if head is None:
+            compressor, pieces = self._parsed_by_h11(backend, buffered,
+                                                     closed)
+        else:
+            compressor = self._start_response(head.status, head.reason,
+                                              head.headers)
+            pieces = self._body(backend, head, buffered[end + 4:], closed)
+        self._relay_body(pieces, compressor)
+
+    def _read_head(self, backend):
+        """(bytes up to the end of the head, or all the backend sent
+        before closing; whether it closed)."""
+        buffered = self._recv(backend)
+        while END_OF_HEAD not in buffered and len(buffered) < MAX_HEAD:
+            data = self._recv(backend)
+            if not data:
+                return buffered, True
+            buffered += data
+        return buffered, False
+
+    def _body(self, backend, head, data, closed):
+        """The body's pieces, by the plain head's framing."""
+        if (self.request.method == b"HEAD"
+                or head.status in _NO_BODY_STATUS):
+            return ()
+        if head.length is None:
+            return self._body_to_close(backend, data, closed)
+        return self._sized_body(backend, data, head.length)
+
+    def _sized_body(self, backend, data, length):
+        while len(data) < length:
+            if data:
+                yield data
+                length -= len(data)
+            self.client.flush()
+            data = self._recv(backend)
+            if not data:
+                raise BadGateway(f"backend closed the response {length} "
+                                 "bytes short")
+        if length:
+            yield data[:length]
+
+    def _body_to_close(self, backend, data, closed):
+        if data:
+            yield data
+        while not closed:
+            self.client.flush()
+            data = self._recv(backend)
+            closed = not data
+            if data:
+                yield data
+
+    def _parsed_by_h11(self, backend, buffered, closed):
+        """The response through h11, for what the plain parser left:
+        (compressor, the body's pieces) once the head has started the
+        client's response."""
         parser = h11.Connection(h11.CLIENT)
         parser.send(_probe(self.request.method))
         parser.send(_END)
+        parser.receive_data(buffered)
+        if closed:
+            parser.receive_data(b"")
         response = self._response_head(backend, parser)
-        compressor = self._start_response(response)
-        self._relay_body(backend, parser, compressor)
+        compressor = self._start_response(
+            response.status_code, response.reason,
+            response.headers.raw_items())
+        return compressor, self._h11_body(backend, parser)
 
     def _response_head(self, backend, parser):
         while True:
@@ -132,35 +200,38 @@ class Exchange:
                 raise BadGateway(f"unexpected backend event {event!r}")
             # A 1xx answers a question the client never asked: dropped.
 
-    def _start_response(self, response):
-        status = response.status_code
-        may_gzip = (self.settings.auto_gzip
-                    and status not in _NO_BODY_STATUS
-                    and gzip.accepts_gzip(self.head.accept_encoding))
-        headers, compressor = gzip.prepare(response.headers.raw_items(),
-                                           may_gzip)
-        self.client.queue(h11.Response(status_code=status,
-                                       reason=response.reason,
-                                       headers=headers))
-        return compressor
-
-    def _relay_body(self, backend, parser, compressor):
-        client = self.client
+    def _h11_body(self, backend, parser):
         while True:
-            event = self._backend_event(backend, parser, client.flush)
+            event = self._backend_event(backend, parser, self.client.flush)
             if type(event) is h11.Data:
-                data = event.data
-                if compressor:
-                    data = compressor.compress(data)
-                client.queue(h11.Data(data=data))
+                yield event.data
             elif type(event) is h11.EndOfMessage:
-                if compressor and self.request.method != b"HEAD":
-                    client.queue(h11.Data(data=compressor.finish()))
-                client.queue(_END)
-                client.flush()
                 return
             else:
                 raise BadGateway(f"unexpected backend event {event!r}")
+
+    def _start_response(self, status, reason, raw_headers):
+        may_gzip = (self.settings.auto_gzip
+                    and status not in _NO_BODY_STATUS
+                    and gzip.accepts_gzip(self.head.accept_encoding))
+        headers, compressor = gzip.prepare(raw_headers, may_gzip)
+        try:
+            self.client.queue(h11.Response(status_code=status,
+                                           reason=reason, headers=headers))
+        except h11.LocalProtocolError as e:
+            raise BadGateway(f"invalid response from backend: {e}")
+        return compressor
+
+    def _relay_body(self, pieces, compressor):
+        client = self.client
+        for data in pieces:
+            if compressor:
+                data = compressor.compress(data)
+            client.queue(h11.Data(data=data))
+        if compressor and self.request.method != b"HEAD":
+            client.queue(h11.Data(data=compressor.finish()))
+        client.queue(_END)
+        client.flush()
 
     def _backend_event(self, backend, parser, before_read=None):
         """The next event of the backend's response; before_read runs
@@ -178,7 +249,7 @@ class Exchange:
 
     def _recv(self, backend):
         try:
-            data = backend.recv(READ_SIZE)
+            data = backend.recv(self.settings.read_size)
         except TimeoutError:
             raise GatewayTimeout("backend did not answer within "
                                  f"{self.settings.timeout} seconds")

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from ugu.http.vars import parse_var
 
+DEFAULT_READ = 65536
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,6 +21,8 @@ class Settings:
     modifier1: int
     modifier2: int
     extra_vars: tuple
+    # Bytes read from a client or backend at a time.
+    read_size: int
 
     @classmethod
     def from_config(cls, config):
@@ -34,7 +38,9 @@ class Settings:
             auto_gzip=config["http-auto-gzip"],
             modifier1=config["http-modifier1"],
             modifier2=config["http-modifier2"],
-            extra_vars=tuple(map(parse_var, config["http-var"])))
+            extra_vars=tuple(map(parse_var, config["http-var"])),
+            # As in uWSGI, 0 means the default size.
+            read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ)
 
 
 def _or(value, default):

@@ -1,4 +1,14 @@
-"""Finding and loading the WSGI application, with uWSGI's messages.
+"""Finding and loading the WSGI applications, with uWSGI's messages.
+
+App 0 is the one named by `module` or `wsgi-file`; each `mount = /mp=target`
+adds one more, in order, with the ids uWSGI gives them.  A request goes to
+the app whose mountpoint equals its SCRIPT_NAME (or UWSGI_APPID), else to
+the default app, the first one mounted on '' or '/'.  With
+`manage-script-name` the longest mountpoint that prefixes PATH_INFO on a
+'/' boundary becomes SCRIPT_NAME first.
+
+uWSGI gives each mount its own sub-interpreter; ugu loads every app in the
+one interpreter, as uWSGI's `single-interpreter` does.
 
 A load failure is not fatal unless `need-app` is set: the vassal then runs
 in uWSGI's "full dynamic mode" and answers every request with an error, so
@@ -10,51 +20,163 @@ import importlib
 import importlib.util
 import os
 import re
+import site
 import sys
 import time
 import traceback
 
 from ugu import log
+from ugu.options.errors import ConfigError
 
 EXIT_NO_APP = 22
+FILE_SUFFIXES = (".py", ".wsgi")
 
 
 class App:
-    """The loaded callable (or None), as the workers see it."""
+    """A loaded callable and where it is mounted, as the workers see it."""
 
-    def __init__(self, callable_, app_id=0):
+    def __init__(self, callable_, app_id=0, mountpoint=""):
         self.callable = callable_
         self.id = app_id
+        self.mountpoint = mountpoint
         self.requests = 0
+
+
+class Apps:
+    """The loaded apps, and the choice of one for each request."""
+
+    def __init__(self, loaded=(), manage_script_name=False):
+        self.loaded = [app for app in loaded if app.callable is not None]
+        self.manage_script_name = manage_script_name
+        self.default = next((app for app in self.loaded
+                             if app.mountpoint in ("", "/")), None)
+
+    def __bool__(self):
+        return bool(self.loaded)
+
+    def select(self, request_vars):
+        """The app for a request, or None; with manage-script-name, first
+        rewrites SCRIPT_NAME and PATH_INFO in `request_vars`."""
+        if self.manage_script_name:
+            managed = self._manage_script_name(request_vars)
+            if managed:
+                return managed
+        wanted = request_vars.get("UWSGI_APPID") or \
+            request_vars.get("SCRIPT_NAME", "")
+        for app in self.loaded:
+            if app.mountpoint == wanted:
+                return app
+        return self.default
+
+    def _manage_script_name(self, request_vars):
+        """The app whose mountpoint now is SCRIPT_NAME, or None."""
+        path = request_vars.get("PATH_INFO", "")
+        best = _longest_mount(self.loaded, path) if len(path) > 1 else None
+        if best is None:
+            request_vars.setdefault("SCRIPT_NAME", "")
+            return None
+        mountpoint = best.mountpoint
+        if path == mountpoint.rstrip("/"):
+            # `mount = /blog/` and a request for /blog: uWSGI reads past
+            # the end of PATH_INFO; ugu gives SCRIPT_NAME /blog and an
+            # empty PATH_INFO (DEVIATIONS 16).
+            mountpoint = path
+        request_vars["SCRIPT_NAME"] = mountpoint
+        request_vars["PATH_INFO"] = path[len(mountpoint):]
+        return best
+
+
+def _longest_mount(apps, path):
+    """The app whose mountpoint (less a trailing '/') prefixes `path` on
+    a '/' boundary, the longest such; never the default app."""
+    best, best_len = None, 0
+    for app in apps:
+        prefix = app.mountpoint.removesuffix("/")
+        if len(prefix) <= best_len or not path.startswith(prefix):
+            continue
+        if len(path) > len(prefix) and path[len(prefix)] != "/":
+            continue
+        best, best_len = app, len(prefix)
+    return best
+
+
+def prepare(config):
+    """What uWSGI sets up before loading apps: the Python home, then the
+    pythonpath."""
+    if config["home"]:
+        use_home(config["home"])
+    add_pythonpath(config)
+
+
+def use_home(home):
+    """uWSGI sets PYTHONHOME before the interpreter starts, so that the
+    environment's site-packages is on sys.path.  ugu's interpreter is
+    running already: it puts that site-packages (and its .pth files)
+    first on sys.path, ahead of the packages ugu itself runs from."""
+    if os.path.isfile(os.path.join(home, "pyvenv.cfg")):
+        log.log(f"PEP 405 virtualenv detected: {home}")
+    log.log(f"Set PythonHome to {home}")
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    packages = os.path.join(os.path.abspath(home), "lib", version,
+                            "site-packages")
+    if not os.path.isdir(packages):
+        raise ConfigError(f"{home} has no lib/{version}/site-packages: it "
+                          "is not an environment of this Python",
+                          option="home")
+    before = list(sys.path)
+    site.addsitedir(packages)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + before
+    sys.prefix = sys.exec_prefix = os.path.abspath(home)
 
 
 def add_pythonpath(config):
     for pattern in config["pythonpath"]:
-        for path in sorted(glob.glob(pattern)) or [pattern]:
+        for path in _glob_marked(pattern):
             sys.path.insert(0, path)
             log.log(f"added {path} to pythonpath.")
 
 
-def load(config):
-    """Load the configured app; an App whose callable may be None."""
-    started = time.monotonic()
+def _glob_marked(pattern):
+    """uWSGI's glob: folders get a trailing slash, and a pattern that
+    matches nothing stands for itself."""
+    found = sorted(glob.glob(pattern))
+    return [p + "/" if os.path.isdir(p) and not p.endswith("/") else p
+            for p in found] or [pattern]
+
+
+def load_all(config):
+    """Apps of `module`/`wsgi-file` and of every `mount`, as Apps."""
+    loaded = []
     target, name = _target(config)
-    if target is None:
-        return App(None)
+    if target is not None:
+        loaded.append(_load(0, "", target, name, loaded))
+    for spec in config["mount"]:
+        mountpoint, target, name = _mount_target(spec, config)
+        log.log(f"mounting {spec.partition('=')[2]} on {mountpoint}")
+        loaded.append(_load(len(loaded), mountpoint, target, name, loaded))
+    return Apps(loaded, config["manage-script-name"])
+
+
+def _load(app_id, mountpoint, target, name, loaded):
+    started = time.monotonic()
     try:
         app = _find_callable(target(), name)
     except Exception:
         traceback.print_exc()
         app = None
     if app is None:
-        log.log("unable to load app 0 (mountpoint='') (callable not found "
-                "or import error)")
-        return App(None)
+        log.log(f"unable to load app {app_id} (mountpoint='{mountpoint}') "
+                "(callable not found or import error)")
+        return App(None, app_id, mountpoint)
     seconds = int(time.monotonic() - started)
-    log.log(f"WSGI app 0 (mountpoint='') ready in {seconds} seconds on "
-            f"interpreter {id(sys.modules['__main__']):#x} pid: {os.getpid()}"
-            f" (default app)")
-    return App(app)
+    default = ""
+    if mountpoint in ("", "/") and not Apps(loaded).default:
+        default = " (default app)"
+    log.log(f"WSGI app {app_id} (mountpoint='{mountpoint}') ready in "
+            f"{seconds} seconds on interpreter "
+            f"{id(sys.modules['__main__']):#x} pid: {os.getpid()}{default}")
+    return App(app, app_id, mountpoint)
 
 
 def report_missing(config):
@@ -70,18 +192,36 @@ def _target(config):
     """(loader returning the module, callable name); (None, None) when no
     app is configured.  `module = pkg.mod:name` names the callable."""
     if config["module"]:
-        module, _, attr = config["module"].partition(":")
-        return (lambda: importlib.import_module(module),
-                attr or config["callable"])
+        return _module_target(config["module"], config["callable"])
     if config["wsgi-file"]:
-        return (lambda: _load_file(config["wsgi-file"]), config["callable"])
+        path = config["wsgi-file"]
+        return (lambda: _load_file(path), config["callable"])
     return None, None
+
+
+def _module_target(spec, default_name):
+    module, _, attr = spec.partition(":")
+    return (lambda: importlib.import_module(module), attr or default_name)
+
+
+def _mount_target(spec, config):
+    """`/mp=target` -> (mountpoint, loader, callable name).  The target is
+    a .py/.wsgi file or module:callable, as uWSGI's Python plugin takes."""
+    mountpoint, eq, target = spec.partition("=")
+    if not eq:
+        raise ConfigError(f"invalid mountpoint: {spec}", option="mount")
+    if target.endswith(FILE_SUFFIXES):
+        return (mountpoint, lambda: _load_file(target), config["callable"])
+    if ":" in target:
+        return (mountpoint, *_module_target(target, config["callable"]))
+    raise ConfigError(f"cannot mount {target}: name a .py or .wsgi file or "
+                      "module:callable", option="mount")
 
 
 def _find_callable(module, name):
     # `name()` means: call it to get the app (an app factory).
     call = name.endswith("()")
-    obj = getattr(module, name.rstrip("()"), None)
+    obj = getattr(module, name.removesuffix("()"), None)
     if obj is not None and call:
         obj = obj()
     return obj if callable(obj) else None
@@ -92,6 +232,8 @@ def _load_file(path):
         log.log(f"failed to open python file {path}")
         raise FileNotFoundError(path)
     name = "uwsgi_file_" + re.sub(r"[^A-Za-z0-9]", "_", path)
+    if name in sys.modules:
+        return sys.modules[name]  # mounted twice: one module
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -5,14 +5,22 @@ so the app sees one environ whichever way a request came in.  A connection
 is served for as long as the client has requests already waiting on it
 (pipelining, DEVIATIONS 4); an idle connection is closed at once, as
 uWSGI's http-socket does, so a core never waits on a silent client.
+
+The request head must arrive whole within `socket-timeout` and fit in
+`buffer-size`, as must its vars; a malformed head gets 400, an oversized
+one 431, and the connection closes (DEVIATIONS 3, 18).
 """
 
 import select
+import socket
 import tempfile
+import time
 
 import h11
 
 from ugu import log, protocol
+from ugu.http.errors import (BadRequest, BodyCutShort, HeadersTooLarge,
+                             HttpError, error_bytes)
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import request
 from ugu.vassal.offload import send_file
@@ -23,34 +31,117 @@ READ_SIZE = 65536
 # A de-chunked request body stays in memory up to this size, then spills
 # to a temporary file.
 SPOOL_LIMIT = 1 << 20
-BAD_REQUEST = (400, b"Bad Request")
-TOO_LARGE = (431, b"Request Header Fields Too Large")
+HTTP_VERSIONS = (b"1.0", b"1.1")
+# How long a refused connection reads what the client still sends, so
+# that its unread bytes do not reset the error page away.
+LINGER_SECONDS = 1.0
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[],
+                                     reason=b"Continue")
+
+
+class HeadTimeout(Exception):
+    """The request head did not arrive within socket-timeout."""
+
+
+class Client:
+    """The socket and h11 state of one client connection."""
+
+    def __init__(self, conn, ctx):
+        self.conn = conn
+        self.h = h11.Connection(h11.SERVER,
+                                max_incomplete_event_size=ctx.buffer_size)
+        self.timeout = ctx.socket_timeout or None
+        address = conn.getpeername()
+        self.address = address[0] if isinstance(address, tuple) else "unix"
+        self.closed = False
+
+    def next_event(self, deadline=None):
+        h = self.h
+        while True:
+            event = h.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            h.receive_data(self._recv(deadline))
+
+    def _recv(self, deadline):
+        """Read more; with a deadline (the head's), a HeadTimeout once
+        it has passed."""
+        if deadline is None:
+            return self._read()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise HeadTimeout()
+        self.conn.settimeout(left)
+        try:
+            return self._read()
+        except TimeoutError:
+            raise HeadTimeout() from None
+        finally:
+            self.conn.settimeout(self.timeout)
+
+    def _read(self):
+        data = self.conn.recv(READ_SIZE)
+        self.closed = not data
+        return data
+
+    def body_event(self):
+        """The next event of the request body, after a `100 Continue`
+        if the client waits for one."""
+        if self.h.they_are_waiting_for_100_continue:
+            self.conn.sendall(self.h.send(_CONTINUE))
+        try:
+            return self.next_event()
+        except h11.RemoteProtocolError as e:
+            if not self.closed:
+                # Only a chunked body can be malformed, and it is read
+                # whole before the app runs: this is still answerable.
+                raise BadRequest(f"invalid chunked body: {e}") from None
+            raise BodyCutShort(f"request body cut short: {e}") from None
+        except TimeoutError:
+            raise BodyCutShort("request body stalled for "
+                               f"{self.timeout} seconds") from None
+
+    def finish_request(self):
+        """Read up to the end of the request (its unread body)."""
+        while self.h.their_state is h11.SEND_BODY:
+            self.body_event()
 
 
 class BodyReader:
-    """The request body, read through h11 as the app asks for it."""
+    """The request body, read through h11 as the app asks for it; reads
+    return all that was asked for, short only at the end of the body, as
+    a buffered file's do (wsgi.Input relies on it)."""
 
-    def __init__(self, conn, h):
-        self.conn, self.h = conn, h
-        self._pending = b""
+    def __init__(self, client):
+        self.client = client
+        self._pending = bytearray()
+        self._ended = False
 
     def read(self, size):
-        while not self._pending:
-            event = _next_event(self.conn, self.h)
-            if not isinstance(event, h11.Data):
-                return b""
-            self._pending = bytes(event.data)
-        data, self._pending = self._pending[:size], self._pending[size:]
-        return data
+        while len(self._pending) < size and self._more():
+            pass
+        return self._take(size)
 
     def readline(self, size):
-        line = b""
-        while len(line) < size and not line.endswith(b"\n"):
-            chunk = self.read(1)
-            if not chunk:
-                break
-            line += chunk
-        return line
+        while (self._pending.find(b"\n", 0, size) < 0
+               and len(self._pending) < size and self._more()):
+            pass
+        return self._take(self._pending.find(b"\n", 0, size) + 1 or size)
+
+    def _more(self):
+        if self._ended:
+            return False
+        event = self.client.body_event()
+        if type(event) is h11.Data:
+            self._pending += event.data
+        else:
+            self._ended = True
+        return True
+
+    def _take(self, size):
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        return data
 
 
 class H11Transport:
@@ -80,8 +171,14 @@ class H11Transport:
         send_file(self.conn, fd, offset, count)
 
     def finish(self):
-        if self.conn is not None and self.h.our_state is h11.SEND_BODY:
+        if self.conn is None or self.h.our_state is not h11.SEND_BODY:
+            return
+        try:
             self.conn.sendall(self.h.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError as e:
+            # The app sent less than its Content-Length: only closing the
+            # connection tells the client the response is incomplete.
+            log.log(f"response cut short: {e}")
 
     def detach(self):
         """Hand the connection to an offload thread: h11 is told the body
@@ -110,24 +207,45 @@ class _Span:
 
 
 def serve_http(ctx, core, listener, conn):
-    h = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.buffer_size
-                       * 16)
+    client = Client(conn, ctx)
     constants = _listener_vars(ctx, listener)
     peer = constants.peer(conn.getpeername())
     while True:
+        event = _read_request(client, ctx)
+        if event is None:
+            return
         try:
-            event = _next_event(conn, h)
-        except h11.RemoteProtocolError as e:
-            _refuse(conn, e)
+            if not _serve_one(ctx, core, constants, peer, event, client):
+                return
+        except HttpError as e:
+            _refuse(client, e, event.method == b"HEAD")
             return
-        if not isinstance(event, h11.Request):
+        except BodyCutShort as e:
+            _log(client, f"client went away: {e}")
             return
-        transport = H11Transport(conn, h)
-        if not _serve_one(ctx, core, constants, peer, event, conn, h,
-                          transport):
+        if not _next_cycle(client):
             return
-        if not _next_cycle(conn, h):
-            return
+
+
+def _read_request(client, ctx):
+    """The next h11.Request, or None once the connection must end (after
+    answering or logging why, when there is a reason)."""
+    deadline = (time.monotonic() + ctx.socket_timeout
+                if ctx.socket_timeout else None)
+    try:
+        event = client.next_event(deadline)
+    except h11.RemoteProtocolError as e:
+        status = HeadersTooLarge if e.error_status_hint == 431 else \
+            BadRequest
+        _refuse(client, status(str(e)))
+        return None
+    except HeadTimeout:
+        # A silent client is no error; one that stalls mid-head is.
+        if client.h.trailing_data[0]:
+            _log(client, f"request head incomplete after "
+                         f"{ctx.socket_timeout} seconds")
+        return None
+    return event if type(event) is h11.Request else None
 
 
 def _listener_vars(ctx, listener):
@@ -137,65 +255,103 @@ def _listener_vars(ctx, listener):
     return ctx.listener_vars[key]
 
 
-def _serve_one(ctx, core, constants, peer, event, conn, h, transport):
+def _serve_one(ctx, core, constants, peer, event, client):
     """Serve one request; False when the connection must end."""
+    if event.http_version not in HTTP_VERSIONS:
+        # h11 parses any HTTP/d.d; the others are not HTTP/1.
+        raise BadRequest(f"unsupported HTTP/{event.http_version.decode()}")
     rv = RequestVars(event)
-    body, length = _request_body(conn, h, rv)
-    block = rv.block(constants, peer, length if rv.chunked else None)
+    block = _checked_block(rv, ctx, constants, peer)
+    body, length = _request_body(client, rv)
+    if rv.chunked:
+        block = _checked_block(rv, ctx, constants, peer, length)
     pairs = protocol.decode_vars(block)
     request_vars = {k.decode("latin-1"): v.decode("latin-1")
                     for k, v in pairs}
+    transport = H11Transport(client.conn, client.h)
     ex = request.Exchange(ctx, core, transport, request_vars, 2 * len(pairs),
                           len(block), Input(body, length))
-    request.handle(ex)
+    try:
+        request.handle(ex)
+    finally:
+        if rv.chunked:
+            body.close()
     if transport.conn is None:
         return False
     ex.input.drain()
+    client.finish_request()
     return True
 
 
-def _request_body(conn, h, rv):
+def _checked_block(rv, ctx, constants, peer, length=None):
+    """The vars block, which must fit in buffer-size as through a uwsgi
+    socket."""
+    block = rv.block(constants, peer, length)
+    if len(block) > ctx.buffer_size:
+        raise HeadersTooLarge(f"uwsgi vars of {len(block)} bytes exceed "
+                              f"buffer-size ({ctx.buffer_size})")
+    return block
+
+
+def _request_body(client, rv):
     """(stream, length) of the body; a chunked body is de-chunked first
     so that the app sees a CONTENT_LENGTH (DEVIATIONS 5)."""
-    reader = BodyReader(conn, h)
+    reader = BodyReader(client)
     if not rv.chunked:
         length = rv.headers.get(b"CONTENT_LENGTH", b"0")
         return reader, int(length) if length.isdigit() else 0
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
-    while chunk := reader.read(READ_SIZE):
-        spool.write(chunk)
+    try:
+        while chunk := reader.read(READ_SIZE):
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
     length = spool.tell()
     spool.seek(0)
     return spool, length
 
 
-def _next_event(conn, h):
-    while True:
-        event = h.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        data = conn.recv(READ_SIZE)
-        h.receive_data(data)
-        if not data and h.their_state is h11.CLOSED:
-            return h11.ConnectionClosed()
-
-
-def _next_cycle(conn, h):
+def _next_cycle(client):
     """Go on only if the client already sent (part of) its next request:
     it is in h11's buffer or waiting on the socket."""
+    h = client.h
     if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
         return False
     h.start_next_cycle()
     if h.trailing_data[0]:
         return True
-    return bool(select.select([conn], [], [], 0)[0])
+    return bool(select.select([client.conn], [], [], 0)[0])
 
 
-def _refuse(conn, error):
-    status, text = TOO_LARGE if error.error_status_hint == 431 else \
-        BAD_REQUEST
-    log.log(f"invalid HTTP request from {conn.getpeername()[0]}: {error}")
-    reply = (f"HTTP/1.1 {status} {text.decode()}\r\nContent-Type: "
-             f"text/plain\r\nContent-Length: {len(text)}\r\nConnection: "
-             f"close\r\n\r\n").encode() + text
-    conn.sendall(reply)
+def _refuse(client, error, head_only=False):
+    """Answer with the error page, if no response has started, and
+    close; one log line either way."""
+    _log(client, f"{error.status} {error.reason}")
+    if client.h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    try:
+        client.conn.sendall(error_bytes(error.status, head_only))
+    except OSError:
+        # Gone already: the line above said what went wrong.
+        return
+    _linger(client.conn)
+
+
+def _linger(conn):
+    """Half-close, then read and drop what the client still sends, for
+    a moment: closing with unread bytes would reset the answer away."""
+    deadline = time.monotonic() + LINGER_SECONDS
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            conn.settimeout(left)
+            if not conn.recv(READ_SIZE):
+                return
+    except OSError:
+        # Reset or timed out: there is nothing left to protect.
+        return
+
+
+def _log(client, reason):
+    log.log(f"[http-socket client_addr: {client.address}] {reason}")

@@ -22,17 +22,24 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import sockets
+from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
+from ugu.vassal.chain import ChainReload
+from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cheaper import Cheaper
 from ugu.vassal.scoreboard import Scoreboard
 from ugu.vassal.static import StaticFiles
+from ugu.vassal.touch import TouchWatch
 from ugu.vassal.worker import Worker
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 RELOADS_ENV = "UWSGI_RELOADS"
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
-           signal.SIGCHLD)
+           signal.SIGCHLD, signal.SIGUSR1)
+# Without a master nothing would enforce these, so they need one.
+MASTER_ONLY = ("harakiri", "max-worker-lifetime", "touch-reload",
+               "touch-workers-reload", "touch-chain-reload", "master-fifo",
+               "cheaper")
 # A worker that dies younger than this is respawned only after a pause,
 # so that a crashing app cannot fork-bomb the machine.
 FORKBOMB_AGE = 1.0
@@ -49,8 +56,8 @@ class Shared:
         self.routing = ResponseRouter.from_config(config, log=log.log)
         for line in self.routing.startup_lines():
             log.log(line)
-        self.scoreboard = Scoreboard(config["processes"], config["threads"])
-        self.app = None
+        self.scoreboard = Scoreboard(config["processes"], cores(config))
+        self.apps = apps.Apps()
 
 
 def run(config):
@@ -67,11 +74,17 @@ def run(config):
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
         return EXIT_FAILED
+    recycle.check(config)
+    hygiene.chmod_sockets(config, listeners)
+    if config["pidfile"] and not os.environ.get(RELOADS_ENV):
+        hygiene.write_pidfile(config["pidfile"])
+    hygiene.drop_privileges(config)
     shared = Shared(config, link)
-    apps.add_pythonpath(config)
-    if _worker_sockets(listeners) and config["processes"]:
-        shared.app = apps.load(config)
-        if shared.app.callable is None and apps.report_missing(config):
+    apps.prepare(config)
+    if _worker_sockets(listeners) and config["processes"] and \
+            not _lazy(config):
+        shared.apps = apps.load_all(config)
+        if not shared.apps and apps.report_missing(config):
             return apps.EXIT_NO_APP
     if not config["master"]:
         return _run_single_worker(config, listeners, shared)
@@ -79,13 +92,23 @@ def run(config):
     return master.run()
 
 
+def cores(config):
+    """Cores per worker: its threads, or its greenlets in async mode."""
+    return config["gevent"] or config["threads"]
+
+
+def _lazy(config):
+    # gevent patches the worker before its app loads, so it loads there.
+    return config["lazy-apps"] or config["gevent"]
+
+
 def _banner(config, link):
     log.log(f"*** Starting uWSGI {UWSGI_VERSION} (ugu {__version__}) on "
             f"[{time.ctime()}] ***")
     if link:
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
-    for path in config.files:
-        log.log(f"[uWSGI] getting INI configuration from {path}")
+    for line in config.loading_lines():
+        log.log(line)
 
 
 def _chdir(path):
@@ -141,6 +164,8 @@ def _operational_mode(config, listeners):
     processes, threads = config["processes"], config["threads"]
     if not processes or not _worker_sockets(listeners):
         return "no-workers"
+    if config["gevent"]:
+        return "async" if processes == 1 else "preforking+async"
     if processes == 1:
         return "single process" if threads == 1 else "threaded"
     return "preforking" if threads == 1 else "preforking+threaded"
@@ -148,6 +173,10 @@ def _operational_mode(config, listeners):
 
 def _run_single_worker(config, listeners, shared):
     """Without a master uWSGI runs its one worker in the first process."""
+    for option in MASTER_ONLY:
+        if config[option]:
+            raise ConfigError(f"{option} needs the master: add master = "
+                              "true", option=option)
     if config["processes"] != 1:
         raise ConfigError("ugu runs several workers only under a master: "
                           "add master = true", option="processes")
@@ -167,6 +196,7 @@ class Child:
         self.kind, self.number, self.pid = kind, number, pid
         self.born = time.monotonic()
         self.stopping = False   # asked to stop: do not respawn
+        self.recycling = False  # asked to stop: respawn at once
 
 
 class Master:
@@ -179,12 +209,19 @@ class Master:
         self.respawn_at = {}        # (kind, number) -> monotonic time
         self.cheaper = Cheaper(config) if config["cheaper"] else None
         self.pending_exit = None    # "shutdown" | "reload" once decided
+        self.next_beat = 0.0        # when the emperor hears from us next
         self.signals = None
+        self.exit_code = EXIT_OK
+        self.chain = ChainReload(self)
+        self.touch = TouchWatch(config)
+        self.fifo = None
 
     # -- life cycle -------------------------------------------------------
     def run(self):
-        proc.set_title(self.config, "uWSGI master")
+        proc.set_master_title(self.config)
         self.signals = proc.SignalQueue(HANDLED)
+        if self.config["master-fifo"]:
+            self.fifo = MasterFifo(self.config["master-fifo"])
         reloads = int(os.environ.get(RELOADS_ENV, "0"))
         verb = "gracefully (RE)spawned" if reloads else "spawned"
         log.log(f"*** Operational MODE: "
@@ -214,7 +251,9 @@ class Master:
             received, ready = self.signals.wait(timeout, self._link_fds())
             for signum in received:
                 self.handle_signal(signum)
-            if ready:
+            if self.fifo in ready:
+                fifo.dispatch(self, self.fifo.commands())
+            if self.shared.link in ready:
                 self.handle_emperor_message()
             self.reap()
             self.respawn_due()
@@ -224,21 +263,22 @@ class Master:
         return self.finish()
 
     def _link_fds(self):
-        return [self.shared.link] if self.shared.link else []
+        return [f for f in (self.shared.link, self.fifo) if f]
 
     # -- spawning -------------------------------------------------------
     def spawn_worker(self, wid, respawn=False):
         self.shared.scoreboard.reset(wid)
         worker = Worker(wid, self.config, self.listeners, self.shared)
-        pid = os.fork()
-        if pid == 0:
-            worker.run()
+        with proc.signals_blocked(HANDLED):
+            pid = os.fork()
+            if pid == 0:
+                worker.run()
         self.children[pid] = Child("worker", wid, pid)
         if respawn:
             log.log(f"Respawned uWSGI worker {wid} (new pid: {pid})")
         else:
             log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: "
-                    f"{self.config['threads']})")
+                    f"{cores(self.config)})")
 
     def spawn_router(self, index, respawn=False):
         listeners = [l.sock for l in self.listeners
@@ -257,11 +297,38 @@ class Master:
     def workers(self):
         return [c for c in self.children.values() if c.kind == "worker"]
 
+    def worker(self, wid):
+        found = [c for c in self.workers() if c.number == wid]
+        return found[0] if found else None
+
+    def recycle(self, child, signum=signal.SIGHUP):
+        """Stop a worker to respawn it at once (a planned exit)."""
+        child.recycling = True
+        self._kill(child.pid, signum)
+
+    def reload_workers(self, brutal=False):
+        for child in self.workers():
+            if not child.stopping and not child.recycling:
+                self.recycle(child, signal.SIGTERM if brutal else
+                             signal.SIGHUP)
+
+    def touched_reload(self):
+        self.begin_reload(graceful=True)
+
+    def touched_chain(self):
+        self.chain.start()
+
+    def print_stats(self):
+        report.print_stats(self.config, self.shared.scoreboard,
+                           sorted(c.number for c in self.workers()))
+
     # -- events -----------------------------------------------------------
     def handle_signal(self, signum):
         if signum == signal.SIGCHLD:
             return
-        if signum == signal.SIGHUP:
+        if signum == signal.SIGUSR1:
+            self.print_stats()
+        elif signum == signal.SIGHUP:
             self.begin_reload(graceful=True)
         elif signum == signal.SIGTERM and not self.config["die-on-term"]:
             self.begin_reload(graceful=False)
@@ -298,7 +365,17 @@ class Master:
                         f"(pid: {child.pid})")
                 log.log(f"uWSGI worker {child.number} cheaped.")
             return
+        if child.recycling or self.shared.scoreboard.retiring(child.number):
+            log.log(f"worker {child.number} killed successfully "
+                    f"(pid: {child.pid})")
+            self.respawn_at[("worker", child.number)] = time.monotonic()
+            return
         code, killer = proc.describe_exit(status)
+        if code == apps.EXIT_NO_APP and _lazy(self.config):
+            # need-app in a lazy worker: the whole instance gives up.
+            self.exit_code = apps.EXIT_NO_APP
+            self.begin_shutdown()
+            return
         how = f", killed by signal {killer}" if killer else ""
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
                 f"{how} :( trying respawn ...")
@@ -325,6 +402,11 @@ class Master:
                     self.spawn_router(number, respawn=True)
 
     def tick(self):
+        self.heartbeat()
+        self.check_workers()
+        for action in self.touch.touched():
+            getattr(self, action)()
+        self.chain.tick()
         if not self.cheaper:
             return
         change = self.cheaper.decide(self.workers(),
@@ -335,9 +417,33 @@ class Master:
             child.stopping = True
             self._kill(child.pid, signal.SIGHUP)
 
+    def check_workers(self):
+        """harakiri and max-worker-lifetime, once a second."""
+        if self.config["harakiri"]:
+            for child in harakiri.check(self.workers(),
+                                        self.shared.scoreboard,
+                                        self.config["harakiri"]):
+                self._kill(child.pid, signal.SIGKILL)
+        for child in self.workers():
+            if recycle.lifetime_over(child, self.config) and \
+                    not child.recycling:
+                seconds = int(time.monotonic() - child.born)
+                log.log(f"worker {child.number} lifetime reached, it was "
+                        f"running for {seconds} second(s)")
+                self.recycle(child)
+
+    def heartbeat(self):
+        """`heartbeat = N`: tell the emperor every N s that we are alive."""
+        every = self.config["heartbeat"]
+        if self.shared.link and every and time.monotonic() >= self.next_beat:
+            self.shared.link.send(ToEmperor.HEARTBEAT)
+            self.next_beat = time.monotonic() + every
+
     # -- endings ----------------------------------------------------------
-    def begin_shutdown(self, graceful=False):
-        if graceful:
+    def begin_shutdown(self, graceful=False, reason=None):
+        if reason:
+            log.verbose(reason)
+        elif graceful:
             log.log("...gracefully killing workers...")
         else:
             log.log("SIGINT/SIGTERM received...killing workers...")
@@ -367,14 +473,18 @@ class Master:
 
     def finish(self):
         self._bury_children()
+        if self.fifo:
+            self.fifo.close()
         if self.pending_exit == "reload":
             self._reexec()
         log.log("goodbye to uWSGI.")
-        return EXIT_OK
+        if self.config["vacuum"]:
+            hygiene.vacuum(self.config, self.listeners)
+        return self.exit_code
 
     def _bury_children(self):
         started = time.monotonic()
-        deadline = started + self.config["worker-reload-mercy"]
+        deadline = started + self._mercy()
         while self.children:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -398,6 +508,13 @@ class Master:
             log.verbose(f"worker {child.number} (pid: {child.pid}) is "
                         f"taking too much time to die...NO MERCY !!!")
             self._kill(child.pid, signal.SIGKILL)
+
+    def _mercy(self):
+        """worker-reload-mercy, cut short by an explicit reload-mercy."""
+        mercy = self.config["worker-reload-mercy"]
+        if self.config.is_set("reload-mercy"):
+            mercy = min(mercy, self.config["reload-mercy"])
+        return mercy
 
     def _reexec(self):
         log.log("binary reloading uWSGI...")

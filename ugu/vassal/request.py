@@ -12,6 +12,7 @@ import time
 import traceback
 
 from ugu import log
+from ugu.http.errors import BodyCutShort
 from ugu.vassal import wsgi
 from ugu.vassal.offload import send_file
 
@@ -106,39 +107,46 @@ class Exchange:
 def handle(ex):
     """Serve the exchange from a static file or the app, then log it."""
     ctx = ex.ctx
+    ctx.describe(ex)
+    app = ctx.apps.select(ex.vars)
     found = ctx.static.lookup(ex.method, ex.vars.get("PATH_INFO", ""),
                               ex.vars.get("HTTP_ACCEPT_ENCODING", ""))
     try:
         if found and serve_static(ex, found):
             pass
-        elif ctx.app.callable is None:
+        elif app is None:
             log.log("--- no python application found, check your startup "
                     "logs for errors ---")
             ex.respond("500 Internal Server Error", ERROR_HEADERS,
                        NO_APP_BODY)
         else:
-            run_app(ex)
+            run_app(ex, app)
     finally:
         ctx.count_request(ex)
         ex.log()
 
 
-def run_app(ex):
+def run_app(ex, app):
     ctx = ex.ctx
-    ex.app_id = ctx.app.id
-    ex.app_requests = ctx.count_app_request()
+    ex.app_id = app.id
+    ex.app_requests = ctx.count_app_request(app)
     ex.switches = 1
     environ = wsgi.build_environ(ex.vars, ex.input, ctx.multithread,
                                  ctx.multiprocess, ctx.core_id(ex.core))
     try:
-        result = ctx.app.callable(environ, ex.start_response)
+        result = app.callable(environ, ex.start_response)
         try:
             _send_result(ex, result)
         finally:
             if hasattr(result, "close"):
                 result.close()
+    except BodyCutShort:
+        # The client left mid-body: no one to answer, no fault of the app;
+        # the connection's owner logs it.
+        raise
     except Exception:
         traceback.print_exc()
+        ctx.count_exception()
         if ex.headers_sent:
             return
         ex.respond("500 Internal Server Error", ERROR_HEADERS,

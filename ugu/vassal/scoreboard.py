@@ -3,17 +3,20 @@
 An anonymous shared mapping made before the first fork: each worker writes
 only its own slot (each core only its own cell), the master only reads, so
 no lock crosses processes.  The master uses it to decide when the workers
-are all busy (cheaper) and to report statistics.
+are all busy (cheaper), to find requests stuck past `harakiri`, to know a
+new worker is accepting (chain reload) and to print statistics.
 """
 
 import mmap
 import struct
 import time
 
-# Per core: in_request flag, start time of the current request.
-_CORE = struct.Struct("<Bd")
-# Per worker: total requests.
-_WORKER = struct.Struct("<Q")
+# Per worker: total requests, exceptions, accepting flag, retiring flag
+# (the worker is leaving on its own: max-requests, reload-on-rss).
+_WORKER = struct.Struct("<QQBB")
+# Per core: in_request flag, start time, "ADDR - METHOD URI" of the request.
+_CORE = struct.Struct("<Bd240s")
+REQUEST_TEXT = 240
 
 
 class Scoreboard:
@@ -22,30 +25,73 @@ class Scoreboard:
         self._worker_size = _WORKER.size + cores * _CORE.size
         self._map = mmap.mmap(-1, max(1, workers) * self._worker_size)
 
+    def _worker_offset(self, wid):
+        return (wid - 1) * self._worker_size
+
     def _core_offset(self, wid, core):
-        return ((wid - 1) * self._worker_size + _WORKER.size
-                + core * _CORE.size)
+        return self._worker_offset(wid) + _WORKER.size + core * _CORE.size
+
+    def _worker(self, wid):
+        return list(_WORKER.unpack_from(self._map, self._worker_offset(wid)))
+
+    def _set_worker(self, wid, index, value):
+        fields = self._worker(wid)
+        fields[index] = value
+        _WORKER.pack_into(self._map, self._worker_offset(wid), *fields)
 
     def reset(self, wid):
-        start = (wid - 1) * self._worker_size
+        start = self._worker_offset(wid)
         self._map[start:start + self._worker_size] = bytes(self._worker_size)
 
+    # -- written by the worker ------------------------------------------
     def begin(self, wid, core):
         _CORE.pack_into(self._map, self._core_offset(wid, core), 1,
-                        time.time())
+                        time.time(), b"")
+
+    def describe(self, wid, core, addr, method, uri):
+        """Name the request a core is serving, for harakiri and SIGUSR2."""
+        text = f"{addr} - {method} {uri}".encode("latin-1", "replace")
+        struct.pack_into("240s", self._map,
+                         self._core_offset(wid, core) + 9,
+                         text[:REQUEST_TEXT])
 
     def end(self, wid, core):
-        _CORE.pack_into(self._map, self._core_offset(wid, core), 0, 0.0)
+        _CORE.pack_into(self._map, self._core_offset(wid, core), 0, 0.0,
+                        b"")
 
     def set_requests(self, wid, count):
-        _WORKER.pack_into(self._map, (wid - 1) * self._worker_size, count)
+        self._set_worker(wid, 0, count)
 
+    def add_exception(self, wid):
+        self._set_worker(wid, 1, self._worker(wid)[1] + 1)
+
+    def set_accepting(self, wid):
+        self._set_worker(wid, 2, 1)
+
+    def set_retiring(self, wid):
+        self._set_worker(wid, 3, 1)
+
+    # -- read by the master -------------------------------------------
     def requests(self, wid):
-        return _WORKER.unpack_from(self._map,
-                                   (wid - 1) * self._worker_size)[0]
+        return self._worker(wid)[0]
+
+    def exceptions(self, wid):
+        return self._worker(wid)[1]
+
+    def accepting(self, wid):
+        return bool(self._worker(wid)[2])
+
+    def retiring(self, wid):
+        return bool(self._worker(wid)[3])
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""
-        return any(_CORE.unpack_from(self._map,
-                                     self._core_offset(wid, core))[0]
-                   for core in range(self.cores))
+        return any(self.running(wid, core) for core in range(self.cores))
+
+    def running(self, wid, core):
+        """(start time, request text) of the core's request, or None."""
+        busy, start, text = _CORE.unpack_from(self._map,
+                                              self._core_offset(wid, core))
+        if not busy:
+            return None
+        return start, text.rstrip(b"\0").decode("latin-1")

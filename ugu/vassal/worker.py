@@ -14,12 +14,15 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
-from ugu.vassal import request, sockets
+from ugu.vassal import app as apps
+from ugu.vassal import async_worker, request, sockets
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
+from ugu.vassal.recycle import Recycler
 from ugu.vassal.transport import RawTransport
 from ugu.vassal.wsgi import Input
 
@@ -35,7 +38,7 @@ class Context:
         config = worker.config
         self.wid = worker.wid
         self.pid = os.getpid()
-        self.app = shared.app
+        self.apps = shared.apps
         self.static = shared.static
         self.routing = shared.routing
         self.scoreboard = shared.scoreboard
@@ -50,14 +53,22 @@ class Context:
         self._lock = threading.Lock()
         self._requests = 0
         self._loyal_link = shared.link
+        self.recycler = worker.recycler
 
     def core_id(self, core):
         return core if self.threads > 1 else None
 
-    def count_app_request(self):
+    def count_app_request(self, app):
         with self._lock:
-            self.app.requests += 1
-            return self.app.requests
+            app.requests += 1
+            return app.requests
+
+    def describe(self, ex):
+        self.scoreboard.describe(self.wid, ex.core, ex.remote_addr,
+                                 ex.method, ex.uri)
+
+    def count_exception(self):
+        self.scoreboard.add_exception(self.wid)
 
     def count_request(self, ex):
         with self._lock:
@@ -67,6 +78,8 @@ class Context:
         self.scoreboard.set_requests(self.wid, ex.worker_requests)
         if first and self._loyal_link:
             self._loyal_link.send(ToEmperor.LOYAL)
+        if self.recycler.due(ex.worker_requests):
+            self.recycler.retire()
 
 
 class Worker:
@@ -78,26 +91,46 @@ class Worker:
         self.shared = shared
         self._stopping = False
         self._wake_read = self._wake_write = None
+        self.recycler = None
 
     def run(self):
         """The worker's life, after fork.  Never returns."""
         proc.reset_signals()
         proc.die_with_parent()
-        proc.set_title(self.config, f"uWSGI worker {self.wid}")
-        signals = proc.SignalQueue(GRACEFUL + IMMEDIATE)
+        proc.set_worker_title(self.config, self.wid)
+        if self.config["gevent"]:
+            # Before anything else imports socket, threading or the app.
+            async_worker.patch()
+        if not self.shared.apps and _loads_in_worker(self.config):
+            self._load_app()
+        self.recycler = Recycler(self.config, self.wid,
+                                 self.shared.scoreboard)
+        signals = proc.SignalQueue(GRACEFUL + IMMEDIATE + (signal.SIGUSR2,))
+        proc.unblock_signals()
         ctx = Context(self, self.shared)
         if self.config["offload-threads"]:
             ctx.offload = OffloadEngine(self.config["offload-threads"],
                                         self.wid)
         cores = self._start_cores(ctx)
+        self.shared.scoreboard.set_accepting(self.wid)
         if self.shared.link:
             self.shared.link.send(ToEmperor.ACCEPTING)
         self._wait_for_end(signals)
         self._stop_cores(cores, ctx)
         os._exit(0)
 
+    def _load_app(self):
+        self.shared.apps = apps.load_all(self.config)
+        if not self.shared.apps and apps.report_missing(self.config):
+            os._exit(apps.EXIT_NO_APP)
+
     def _start_cores(self, ctx):
         self._wake_read, self._wake_write = os.pipe()
+        if self.config["gevent"]:
+            cores = async_worker.GreenCores(self, ctx, self.config["gevent"],
+                                             serve_connection)
+            cores.start()
+            return cores
         for listener in self.listeners:
             listener.sock.setblocking(False)
         cores = [threading.Thread(target=self._core_loop, args=(ctx, n),
@@ -109,20 +142,39 @@ class Worker:
 
     def _wait_for_end(self, signals):
         while True:
-            received, _ = signals.wait(None)
+            received, retired = signals.wait(None, [self.recycler])
             if any(s in IMMEDIATE for s in received):
                 sys.stdout.flush()
                 os._exit(0)
+            if signal.SIGUSR2 in received:
+                self._what_am_i_doing()
+            if retired:
+                return
             if any(s in GRACEFUL for s in received):
                 log.log(f"Gracefully killing worker {self.wid} "
                         f"(pid: {os.getpid()})...")
                 return
 
+    def _what_am_i_doing(self):
+        """SIGUSR2: log the request each core is serving, as uWSGI."""
+        board = self.shared.scoreboard
+        for core in range(board.cores):
+            running = board.running(self.wid, core)
+            if running:
+                start, text = running
+                uri = text.rpartition(" ")[2]
+                log.log(f"SIGUSR2: --- uWSGI worker {self.wid} (pid: "
+                        f"{os.getpid()}) is managing request {uri} since "
+                        f"{time.ctime(start)} ---")
+
     def _stop_cores(self, cores, ctx):
         self._stopping = True
         os.write(self._wake_write, b"x")
-        for core in cores:
-            core.join()
+        if self.config["gevent"]:
+            cores.stop()
+        else:
+            for core in cores:
+                core.join()
         if ctx.offload:
             ctx.offload.stop()
 
@@ -204,15 +256,13 @@ def read_uwsgi_request(stream, ctx):
     try:
         if len(block) < size:
             raise protocol.ProtocolError("truncated uwsgi vars block")
-        pairs = protocol.decode_vars(block)
+        request_vars, count = protocol.decode_text(block)
     except protocol.ProtocolError as e:
-        log.log(f"{e}. skip.")
+        log.log(f"{e}. {e.skip}.")
         return None
-    request_vars = {k.decode("latin-1"): v.decode("latin-1")
-                    for k, v in pairs}
     if modifier1 == protocol.MODIFIER_WSGI_SCRIPT_NAME:
         _strip_script_name(request_vars)
-    return request_vars, 2 * len(pairs), size
+    return request_vars, 2 * count, size
 
 
 def _strip_script_name(request_vars):
@@ -232,3 +282,8 @@ def _reset(conn):
     packet: the peer must not mistake it for an empty response."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+
+def _loads_in_worker(config):
+    """lazy-apps, and gevent: the app must import the patched modules."""
+    return config["lazy-apps"] or config["gevent"]

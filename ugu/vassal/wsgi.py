@@ -84,22 +84,24 @@ class FileWrapper:
             yield data
 
 
+# The keys that are the same for every request, added in one update.
+_CONSTANT_KEYS = {"wsgi.version": (1, 0), "wsgi.run_once": False,
+                  "wsgi.file_wrapper": FileWrapper,
+                  "wsgi.input_terminated": True, "uwsgi.version": _VERSION,
+                  "uwsgi.node": _NODE}
+
+
 def build_environ(request_vars, wsgi_input, multithread, multiprocess,
                   core=None):
     environ = dict(request_vars)
     environ.setdefault("SCRIPT_NAME", "")
     environ.setdefault("PATH_INFO", "")
+    environ.update(_CONSTANT_KEYS)
     environ["wsgi.input"] = wsgi_input
     environ["wsgi.errors"] = sys.stderr
-    environ["wsgi.version"] = (1, 0)
-    environ["wsgi.run_once"] = False
     environ["wsgi.multithread"] = multithread
     environ["wsgi.multiprocess"] = multiprocess
     environ["wsgi.url_scheme"] = _scheme(request_vars)
-    environ["wsgi.file_wrapper"] = FileWrapper
-    environ["wsgi.input_terminated"] = True
-    environ["uwsgi.version"] = _VERSION
-    environ["uwsgi.node"] = _NODE
     if core is not None:
         environ["uwsgi.core"] = core
     return environ

@@ -1,0 +1,252 @@
+"""Python apps: mount, manage-script-name, app selection, callable, home,
+pythonpath, env, chdir.  Expected values are uWSGI 2.0.31's, observed with
+the same apps and requests."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests import support
+from ugu.options.errors import ConfigError
+from ugu.options.resolve import resolve
+from ugu.vassal import app as apps
+from ugu.vassal.app import App, Apps
+
+ENV_APP = textwrap.dedent("""\
+    import os
+    TAG = os.path.basename(__file__)
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        text = (f"{TAG} SN={environ.get('SCRIPT_NAME', '')!r} "
+                f"PI={environ['PATH_INFO']!r} "
+                f"E={os.environ.get('UGU_T_ENV')} CWD={os.getcwd()}")
+        return [text.encode()]
+    """)
+FACTORY_APP = textwrap.dedent("""\
+    def make():
+        def app(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [f"mod SN={environ['SCRIPT_NAME']!r} "
+                    f"PI={environ['PATH_INFO']!r}".encode()]
+        return app
+    app = make()
+    """)
+
+
+def mounted(*mountpoints, manage=True):
+    return Apps([App(object(), i, mp) for i, mp in enumerate(mountpoints)],
+                manage)
+
+
+def routed(all_apps, path, script_name=None):
+    request_vars = {"PATH_INFO": path}
+    if script_name is not None:
+        request_vars["SCRIPT_NAME"] = script_name
+    app = all_apps.select(request_vars)
+    return (app.id if app else None, request_vars.get("SCRIPT_NAME"),
+            request_vars["PATH_INFO"])
+
+
+# -- selection, as observed from uWSGI --------------------------------------
+
+@pytest.mark.parametrize("path, expected", [
+    ("/", (0, "", "/")),
+    ("/app2", (1, "/app2", "")),
+    ("/app2/", (1, "/app2", "/")),
+    ("/app2/x", (1, "/app2", "/x")),
+    ("/app2x", (0, "", "/app2x")),
+    ("/app2/deeper/env", (2, "/app2/deeper", "/env")),
+    ("/blog/", (3, "/blog/", "")),
+    ("/blog/a", (3, "/blog/", "a")),
+    ("/zzz", (0, "", "/zzz")),
+    # DEVIATIONS 16: uWSGI reads past the end of PATH_INFO here.
+    ("/blog", (3, "/blog", "")),
+])
+def test_manage_script_name_takes_the_longest_mountpoint(path, expected):
+    all_apps = mounted("", "/app2", "/app2/deeper", "/blog/")
+    assert routed(all_apps, path) == expected
+
+
+def test_without_manage_script_name_script_name_selects():
+    all_apps = mounted("", "/app2", manage=False)
+    assert routed(all_apps, "/app2/x") == (0, None, "/app2/x")
+    assert routed(all_apps, "/x", "/app2") == (1, "/app2", "/x")
+    assert all_apps.select({"UWSGI_APPID": "/app2"}).id == 1
+
+
+def test_without_a_default_app_unmatched_requests_find_none():
+    all_apps = mounted("/a")
+    assert routed(all_apps, "/b") == (None, "", "/b")
+    assert not Apps([App(None, 0, "")])
+
+
+def test_first_app_on_slash_is_the_default():
+    all_apps = mounted("/a", "/", "", manage=False)
+    assert all_apps.select({"SCRIPT_NAME": "/zz"}).id == 1
+    assert all_apps.select({"SCRIPT_NAME": ""}).id == 2
+
+
+# -- loading ----------------------------------------------------------------
+
+@pytest.fixture
+def code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    (tmp_path / "envapp.py").write_text(ENV_APP)
+    (tmp_path / "factoryapp.py").write_text(FACTORY_APP)
+    return tmp_path
+
+
+def load(*argv):
+    return apps.load_all(resolve(list(argv), {}))
+
+
+def test_mount_targets_and_ids(code, capfd):
+    loaded = load("--wsgi-file", "envapp.py", "--mount",
+                  "/m=factoryapp:app", "--mount", "/f=factoryapp:make()")
+    assert [(a.id, a.mountpoint) for a in loaded.loaded] == [
+        (0, ""), (1, "/m"), (2, "/f")]
+    err = capfd.readouterr().err
+    assert "mounting factoryapp:app on /m\n" in err
+    assert "WSGI app 1 (mountpoint='/m') ready in 0 seconds" in err
+    assert err.count("(default app)") == 1
+
+
+def test_module_callable_forms(code):
+    [app] = load("--module", "factoryapp:make()").loaded
+    assert app.callable.__name__ == "app"
+    [app] = load("--module", "factoryapp", "--callable", "app").loaded
+    assert app.callable.__name__ == "app"
+
+
+def test_mount_of_a_bare_module_is_refused(code):
+    with pytest.raises(ConfigError) as info:
+        load("--mount", "/x=factoryapp")
+    assert "name a .py or .wsgi file or module:callable" in str(info.value)
+    with pytest.raises(ConfigError):
+        load("--mount", "nomountpoint")
+
+
+def test_failed_mount_is_logged_and_skipped(code, capfd):
+    loaded = load("--mount", "/x=missing.py")
+    assert not loaded
+    assert ("unable to load app 0 (mountpoint='/x') (callable not found or "
+            "import error)") in capfd.readouterr().err
+
+
+def test_home_puts_the_environments_packages_first(code, capfd,
+                                                   monkeypatch):
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    packages = code / "venv" / "lib" / version / "site-packages"
+    (packages / "vpkg").mkdir(parents=True)
+    (packages / "vpkg" / "__init__.py").write_text("X = 1\n")
+    (packages / "extra.pth").write_text(str(code / "extra") + "\n")
+    (code / "extra").mkdir()
+    (code / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    monkeypatch.setattr(sys, "prefix", sys.prefix)
+    monkeypatch.setattr(sys, "exec_prefix", sys.exec_prefix)
+    apps.prepare(resolve(["--virtualenv", "venv"], {}))
+    assert sys.path[:2] == [str(packages), str(code / "extra")]
+    assert sys.prefix == str(code / "venv")
+    assert capfd.readouterr().err == ("PEP 405 virtualenv detected: venv\n"
+                                      "Set PythonHome to venv\n")
+
+
+def test_home_without_site_packages_is_refused(code):
+    with pytest.raises(ConfigError) as info:
+        apps.prepare(resolve(["-H", "nowhere"], {}))
+    assert info.value.option == "home"
+
+
+def test_pythonpath_globs_are_expanded(code, capfd):
+    for name in ("lib1", "lib2"):
+        (code / name).mkdir()
+    (code / "file.py").write_text("")
+    apps.prepare(resolve(["--pythonpath", "lib*", "--pp", "plain",
+                          "--pythonpath", "file.py"], {}))
+    assert sys.path[:4] == ["file.py", "plain", "lib2/", "lib1/"]
+    assert capfd.readouterr().err == (
+        "added lib1/ to pythonpath.\nadded lib2/ to pythonpath.\n"
+        "added plain to pythonpath.\nadded file.py to pythonpath.\n")
+
+
+# -- a real vassal, next to the real uWSGI ----------------------------------
+
+REQUESTS = ["/", "/app2", "/app2/x", "/app2x", "/deep/er/env", "/blog/a"]
+
+
+def serve_and_ask(procs, argv, cwd):
+    port = support.free_port()
+    p = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}"], cwd=cwd)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    support.wait_for_port(port)
+    answers = []
+    for path in REQUESTS:
+        raw = http_get(port, path)
+        answers.append(raw.partition(b"\r\n\r\n")[2].decode())
+    return p, answers
+
+
+def http_get(port, path):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def test_mounts_env_and_chdir_as_uwsgi(procs, tmp_path, uwsgi_binary):
+    (tmp_path / "code").mkdir()
+    for name in ("envapp.py", "app2.py", "app3.py"):
+        (tmp_path / "code" / name).write_text(ENV_APP)
+    (tmp_path / "code" / "factoryapp.py").write_text(FACTORY_APP)
+    ini = tmp_path / "apps.ini"
+    ini.write_text("[uwsgi]\nchdir = %dcode\nwsgi-file = envapp.py\n"
+                   "mount = /app2=app2.py\npythonpath = .\n"
+                   "mount = /deep/er=factoryapp:app\nmount = /blog/=app3.py\n"
+                   "manage-script-name = true\nenv = UGU_T_ENV=set\n"
+                   "disable-logging = true\n")
+    ugu, ours = serve_and_ask(procs, [*support.UGU, "--ini", str(ini)],
+                              tmp_path)
+    real, theirs = serve_and_ask(procs, [uwsgi_binary, "--ini", str(ini)],
+                                 tmp_path)
+    assert ours == theirs
+    assert ours[1] == (f"app2.py SN='/app2' PI='' E=set "
+                       f"CWD={tmp_path / 'code'}")
+    log = ugu.output()
+    assert "mounting factoryapp:app on /deep/er\n" in log
+    assert f"chdir() to {tmp_path}/code\n" in log
+
+
+def test_request_log_names_the_selected_app(procs, tmp_path):
+    (tmp_path / "envapp.py").write_text(ENV_APP)
+    (tmp_path / "app2.py").write_text(ENV_APP)
+    port = support.free_port()
+    p = procs.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+                  "envapp.py", "--mount", "/app2=app2.py",
+                  "--manage-script-name", cwd=tmp_path)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    http_get(port, "/app2/x")
+    http_get(port, "/other")
+    p.wait_for_log(r"\|app: 1\|req: 1/1\].* GET /app2/x ")
+    p.wait_for_log(r"\|app: 0\|req: 1/2\].* GET /other ")
+
+
+def test_a_broken_vassal_config_exits_1_alone(tmp_path):
+    """What the emperor sees of a broken vassal: exit 1 and one line;
+    tests/test_emperor.py checks that the other vassals keep running."""
+    (tmp_path / "bad.ini").write_text("[uwsgi]\nstrict = true\n"
+                                      "processes = four\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    result = subprocess.run([*support.UGU, "--ini", "bad.ini"],
+                            cwd=tmp_path, env=env, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "ugu: bad.ini:3: option 'processes': 'four' is not a number; it is "
+        "read as 0 (write a plain number)\n")

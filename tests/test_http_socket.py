@@ -1,0 +1,322 @@
+"""`http-socket`: HTTP straight into the workers, end to end.
+
+A real `ugu --http-socket` on a free port, driven by raw sockets and
+`requests`; where uWSGI answers wrongly, the DEVIATIONS behaviour is
+checked (400/431 instead of the app's page or a reset, every pipelined
+request answered, chunked bodies de-chunked, HEAD without a body).
+"""
+
+import hashlib
+import json
+import socket
+import textwrap
+import threading
+import time
+
+import pytest
+import requests
+
+from tests import support
+from tests.test_router import read_exactly, read_responses, read_to_eof
+
+APP = textwrap.dedent('''
+    import hashlib, json
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/env":
+            body = environ["wsgi.input"].read()
+            env = {k: v for k, v in environ.items() if isinstance(v, str)}
+            env["body"] = body.decode("latin-1")
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [json.dumps(env).encode()]
+        if path == "/echo":
+            body = environ["wsgi.input"].read()
+            digest = hashlib.sha256(body).hexdigest()
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"%d %s" % (len(body), digest.encode())]
+        if path == "/short":
+            start_response("200 OK", [("Content-Length", "100")])
+            return [b"only this"]
+        if path == "/ignore-body":
+            start_response("200 OK", [("Content-Length", "7")])
+            return [b"ignored"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello from " + path.encode("latin-1")]
+''')
+TIMEOUT = 2
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("http-socket")
+    (folder / "app.py").write_text(APP)
+    (folder / "static").mkdir()
+    (folder / "static" / "page.txt").write_bytes(b"static text\n" * 100)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """ugu with an http-socket: 2 cores, short socket-timeout."""
+    port = support.free_port()
+    process = support.ugu(
+        "--master", "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+        str(site / "app.py"), "--processes", "1", "--threads", "2",
+        "--socket-timeout", str(TIMEOUT), "--check-static",
+        str(site / "static"), "--offload-threads", "1", cwd=site)
+    try:
+        process.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+    except BaseException:
+        process.stop()
+        raise
+    process.port = port
+    process.url = f"http://127.0.0.1:{port}"
+    yield process
+    process.stop()
+
+
+def exchange(port, data, timeout=10):
+    """Send raw bytes, half-close, read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port),
+                                  timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        return read_to_eof(s)
+
+
+def served(server, path="/next"):
+    """The server answers a fresh connection normally."""
+    r = requests.get(f"{server.url}{path}", timeout=10)
+    return r.status_code == 200 and r.text == f"hello from {path}"
+
+
+def log_count(server, text):
+    return server.output().count(text)
+
+
+# Requests.
+
+def test_get_and_keepalive_session(server):
+    with requests.Session() as session:
+        for n in range(3):
+            r = session.get(f"{server.url}/page/{n}?q=1", timeout=10)
+            assert r.text == f"hello from /page/{n}"
+
+
+def test_app_sees_the_router_vars(server):
+    env = requests.get(f"{server.url}/env?a=%20b", timeout=10,
+                       headers={"X-Other": "o"}).json()
+    assert env["PATH_INFO"] == "/env"
+    assert env["QUERY_STRING"] == "a=%20b"
+    assert env["REQUEST_URI"] == "/env?a=%20b"
+    assert env["SERVER_PORT"] == str(server.port)
+    assert env["HTTP_X_OTHER"] == "o"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+
+
+def test_post_body(server):
+    body = bytes(range(256)) * 4000
+    r = requests.post(f"{server.url}/echo", data=body, timeout=10)
+    assert r.text == f"{len(body)} {hashlib.sha256(body).hexdigest()}"
+
+
+def test_chunked_body_reaches_the_app_dechunked(server):
+    pieces = [b"first,", b"second,", b"x" * 100000]
+    env = requests.post(f"{server.url}/env", data=iter(pieces),
+                        timeout=10).json()
+    assert env["body"] == b"".join(pieces).decode()
+    assert env["CONTENT_LENGTH"] == str(sum(map(len, pieces)))
+    assert "HTTP_TRANSFER_ENCODING" not in env
+
+
+def test_pipelined_requests_are_all_answered_in_order(server):
+    paths = ["/one", "/two", "/three"]
+    data = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode()
+                    for p in paths)
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(data)
+        answers = read_responses(s, ["GET"] * 3)
+    assert [body.decode() for _, body in answers] == [
+        f"hello from {p}" for p in paths]
+
+
+def test_pipelined_after_an_unread_body(server):
+    data = (b"POST /ignore-body HTTP/1.1\r\nHost: t\r\nContent-Length: 5"
+            b"\r\n\r\nxxxxxGET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(data)
+        (_, first), (_, second) = read_responses(s, ["POST", "GET"])
+    assert (first, second) == (b"ignored", b"hello from /after")
+
+
+def test_head_carries_no_body(server):
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(b"HEAD /x HTTP/1.1\r\nHost: t\r\n\r\n"
+                  b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+        (head, head_body), (_, get_body) = read_responses(
+            s, ["HEAD", "GET"])
+    assert head.status_code == 200
+    assert head_body == b""
+    # Stray body bytes would have been read as the next response.
+    assert get_body == b"hello from /after"
+
+
+def test_bare_lf_is_served_at_once(server):
+    started = time.monotonic()
+    raw = exchange(server.port, b"GET /lf HTTP/1.1\nHost: t\n\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"hello from /lf\r\n0\r\n\r\n")
+    assert time.monotonic() - started < TIMEOUT
+
+
+def test_obs_fold_never_reaches_the_app_raw(server):
+    raw = exchange(server.port, b"GET /env HTTP/1.1\r\nHost: t\r\n"
+                   b"X-Fold: a\r\n  b\r\n\r\n")
+    body = raw.partition(b"\r\n\r\n")[2].split(b"\r\n")[1]
+    assert json.loads(body)["HTTP_X_FOLD"] == "a b"
+
+
+def test_expect_100_continue_is_answered(server):
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4"
+                  b"\r\nExpect: 100-continue\r\n\r\n")
+        expected = b"HTTP/1.1 100 Continue\r\n\r\n"
+        assert read_exactly(s, len(expected)) == expected
+        s.sendall(b"body")
+        s.shutdown(socket.SHUT_WR)
+        raw = read_to_eof(s)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert hashlib.sha256(b"body").hexdigest().encode() in raw
+
+
+def test_static_file_get_and_head(server):
+    r = requests.get(f"{server.url}/page.txt", timeout=10)
+    assert r.content == b"static text\n" * 100
+    assert r.headers["Content-Length"] == "1200"
+    raw = exchange(server.port, b"HEAD /page.txt HTTP/1.1\r\nHost: t\r\n"
+                   b"\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 1200\r\n" in raw
+
+
+# Bad input: an answer (or a clean close), one log line, then served.
+
+MALFORMED = {
+    "request-line": b"GARBAGE\r\n\r\n",
+    "version": b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
+    "header": b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",
+    "cr-in-value": b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n",
+    "fold-first": b"GET / HTTP/1.1\r\n Host: t\r\n\r\n",
+    "lengths": b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+               b"Content-Length: 2\r\n\r\nab",
+    "bad-length": b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +2\r\n"
+                  b"\r\nab",
+    "smuggling": b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "coding": b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n"
+              b"\r\n",
+    "chunk-size": b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+                  b"chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "chunk-negative": b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding"
+                      b": chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED.values(),
+                         ids=MALFORMED.keys())
+def test_400_on_a_malformed_request_then_served(server, request_bytes):
+    before = log_count(server, "] 400 ")
+    raw = exchange(server.port, request_bytes)
+    assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in raw
+    assert b"hello" not in raw
+    assert served(server)
+    assert log_count(server, "] 400 ") == before + 1
+
+
+@pytest.mark.parametrize("head", [
+    b"X-Big: %s\r\n" % (b"a" * 5000),
+    b"".join(b"X-Many-%d: %s\r\n" % (n, b"v" * 30) for n in range(100)),
+], ids=["one-header", "many-headers"])
+def test_431_when_headers_exceed_buffer_size(server, head):
+    raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n" + head
+                   + b"\r\n")
+    assert raw.startswith(b"HTTP/1.1 431 Request Header Fields Too "
+                          b"Large\r\n")
+    assert served(server)
+
+
+def test_431_when_the_vars_exceed_buffer_size(server):
+    # Under buffer-size as HTTP, over it as uwsgi vars (each header's
+    # var name is longer than its HTTP name).
+    head = b"".join(b"a%d:\r\n" % n for n in range(500))
+    raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n" + head
+                   + b"\r\n")
+    assert len(head) < 4096
+    assert raw.startswith(b"HTTP/1.1 431 ")
+    server.wait_for_log(r"431 uwsgi vars of \d+ bytes exceed buffer-size")
+    assert served(server)
+
+
+def test_client_vanishing_mid_body(server):
+    before = log_count(server, "client went away")
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                  b"1000\r\n\r\npartial")
+    server.wait_for_log(r"client went away: request body cut short",
+                        count=before + 1)
+    assert served(server)
+    assert "Traceback" not in server.output()
+
+
+def slow_client(port, stop, result):
+    """A slowloris: one byte of a request head every 0.2 s until the
+    server closes the connection (or `stop` is set)."""
+    head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 100
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for byte in head:
+            try:
+                s.sendall(bytes([byte]))
+            except OSError:
+                break
+            if stop.wait(0.2):
+                break
+        result.append(time.monotonic() - started)
+
+
+def test_slowloris_is_timed_out_without_starving_others(server):
+    stop, result = threading.Event(), []
+    slow = threading.Thread(target=slow_client,
+                            args=(server.port, stop, result))
+    slow.start()
+    try:
+        # One core is held by the slow client; the other serves.
+        for n in range(5):
+            assert served(server, f"/during/{n}")
+        server.wait_for_log(rf"request head incomplete after {TIMEOUT} "
+                            r"seconds")
+    finally:
+        stop.set()
+        slow.join()
+    assert result[0] < TIMEOUT + 3
+    assert served(server)
+
+
+def test_response_shorter_than_its_length_closes(server):
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
+        raw = read_to_eof(s)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"\r\n\r\nonly this")
+    server.wait_for_log("response cut short: Too little data")
+    assert served(server)

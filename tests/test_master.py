@@ -1,0 +1,493 @@
+"""The vassal master under pressure: recycling, harakiri, cheaper, gevent,
+signals, reload commands and process hygiene, each on a real `ugu`
+serving an http-socket on loopback."""
+
+import http.client
+import os
+import re
+import signal
+import socket
+import stat
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import support
+
+APP = textwrap.dedent('''
+    import os, time
+    leak = []
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/sleep":
+            # Tells a test that the request is being served.
+            open(f"sleeping-{os.getpid()}", "w").close()
+            time.sleep(float(environ["QUERY_STRING"] or 5))
+        if path == "/leak":
+            leak.append(bytearray(20 << 20))
+        if path == "/boom":
+            raise RuntimeError("boom")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+''')
+
+
+@pytest.fixture
+def site():
+    # World-readable, so that a worker that dropped root can read the app.
+    folder = Path(tempfile.mkdtemp(prefix="ugu-master-"))
+    folder.chmod(0o755)
+    (folder / "app.py").write_text(APP)
+    (folder / "app.py").chmod(0o644)
+    yield folder
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    folder.rmdir()
+
+
+class Vassal:
+    """A started ugu with an http-socket, and a tiny HTTP client."""
+
+    def __init__(self, procs, site, **options):
+        self.port = support.free_port()
+        pairs = [("strict", "true"), ("master", "true"),
+                 ("http-socket", f"127.0.0.1:{self.port}"),
+                 ("wsgi-file", "app.py"), ("processes", "2")]
+        pairs += [(k.replace("_", "-"), v) for k, v in options.items()]
+        support.write_ini(site / "vassal.ini", uwsgi=pairs)
+        self.p = procs.ugu("--ini", "vassal.ini", cwd=site)
+        self.site = site
+
+    def ready(self, workers=2):
+        self.p.wait_for_log(rf"spawned uWSGI worker {workers} ")
+        support.wait_for_port(self.port)
+        return self
+
+    def get(self, path="/", timeout=10):
+        url = f"http://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+
+    def pid_of_answer(self, path="/"):
+        return int(self.get(path)[1])
+
+    def log(self, pattern, **kw):
+        return self.p.wait_for_log(pattern, **kw)
+
+    def workers(self):
+        return support.children_of(self.p.pid)
+
+
+def test_harakiri_kills_the_stuck_request_only(procs, site):
+    v = Vassal(procs, site, harakiri="1").ready()
+    stuck = {}
+
+    def call():
+        started = time.monotonic()
+        try:
+            stuck["answer"] = v.get("/sleep?30", timeout=20)
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            stuck["error"] = e
+        stuck["seconds"] = time.monotonic() - started
+    caller = threading.Thread(target=call)
+    caller.start()
+    line = v.log(r"HARAKIRI \[core 0\] 127\.0\.0\.1 - GET /sleep\?30 "
+                 r"since \d+")
+    assert line
+    assert v.get()[0] == 200
+    caller.join(20)
+    assert "error" in stuck and stuck["seconds"] < 5
+    out = v.p.output()
+    assert re.search(r"\*\*\* HARAKIRI ON WORKER \d \(pid: \d+, try: 1, "
+                     r"graceful: yes\) \*\*\*", out)
+    v.log(r"HARAKIRI triggered by worker \d core 0 !!!")
+    v.log(r"DAMN ! worker \d \(pid: \d+\) died, killed by signal 9")
+    v.log(r"Respawned uWSGI worker \d \(new pid: \d+\)")
+    assert v.get()[0] == 200
+
+
+def test_max_requests_recycles_without_a_failure(procs, site):
+    v = Vassal(procs, site, max_requests="100",
+               min_worker_lifetime="0").ready()
+    failures, pids = [], set()
+
+    def client():
+        for _ in range(250):
+            try:
+                status, body = v.get()
+                pids.add(int(body))
+                if status != 200:
+                    failures.append(status)
+            except OSError as e:
+                failures.append(e)
+    clients = [threading.Thread(target=client) for _ in range(4)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+    assert failures == []
+    out = v.p.output()
+    done = re.findall(r"\.\.\.The work of process \d+ is done\. Seeya!",
+                      out)
+    assert len(done) >= 8
+    assert re.search(r"worker \d killed successfully \(pid: \d+\)", out)
+    assert "DAMN" not in out
+    assert len(pids) >= 9
+
+
+def test_min_worker_lifetime_gates_max_requests(procs, site):
+    v = Vassal(procs, site, max_requests="3", processes="1").ready(1)
+    for _ in range(6):
+        assert v.get()[0] == 200
+    assert "is done. Seeya!" not in v.p.output()
+
+
+def test_reload_on_rss_recycles_a_leaking_worker(procs, site):
+    v = Vassal(procs, site, reload_on_rss="100", processes="1",
+               min_worker_lifetime="0").ready(1)
+    first = v.pid_of_answer()
+    for _ in range(6):
+        v.get("/leak")
+    v.log(rf"\.\.\.The work of process {first} is done\. Seeya!")
+    v.log(rf"worker 1 killed successfully \(pid: {first}\)")
+    v.log(r"Respawned uWSGI worker 1")
+    assert v.pid_of_answer() != first
+
+
+def test_max_worker_lifetime(procs, site):
+    v = Vassal(procs, site, max_worker_lifetime="2", processes="1",
+               min_worker_lifetime="1").ready(1)
+    v.log(r"worker 1 lifetime reached, it was running for 2 second\(s\)")
+    v.log(r"worker 1 killed successfully")
+    v.log(r"Respawned uWSGI worker 1")
+
+
+def test_lifetime_floor_must_be_below_ceiling(procs, site):
+    v = Vassal(procs, site, max_worker_lifetime="2")
+    assert v.p.wait() == 1
+    assert "invalid min-worker-lifetime value (10), must be lower than " \
+        "max-worker-lifetime (2)" in v.p.output()
+
+
+def test_cheaper_grows_under_load_and_shrinks_when_idle(procs, site):
+    v = Vassal(procs, site, processes="3", cheaper="1",
+               cheaper_overload="1").ready(1)
+    callers = [threading.Thread(target=v.get, args=("/sleep?3",))
+               for _ in range(3)]
+    for c in callers:
+        c.start()
+    v.log(r"spawned uWSGI worker 2 \(pid: \d+, cores: 1\)")
+    v.log(r"spawned uWSGI worker 3 \(pid: \d+, cores: 1\)", timeout=10)
+    for c in callers:
+        c.join()
+    v.log(r"uWSGI worker \d cheaped\.", timeout=15)
+    v.log(r"uWSGI worker \d cheaped\.", timeout=15, count=2)
+    assert re.search(r"worker \d killed successfully \(pid: \d+\)",
+                     v.p.output())
+    support.wait_until(lambda: len(v.workers()) == 1, 5,
+                       what="one worker left")
+
+
+def test_gevent_serves_concurrently_in_one_worker(procs, site):
+    v = Vassal(procs, site, processes="1", gevent="10").ready(1)
+    v.log(r"\*\*\* running gevent loop engine \[addr:0x[0-9a-f]+\] \*\*\*")
+    assert "*** Operational MODE: async ***" in v.p.output()
+    assert re.search(r"spawned uWSGI worker 1 \(pid: \d+, cores: 10\)",
+                     v.p.output())
+    answers = []
+    started = time.monotonic()
+    calls = [threading.Thread(target=lambda: answers.append(
+        v.get("/sleep?1"))) for _ in range(8)]
+    for c in calls:
+        c.start()
+    for c in calls:
+        c.join()
+    assert len(answers) == 8 and {a[0] for a in answers} == {200}
+    assert time.monotonic() - started < 4
+    # The app loads in the worker, after gevent patched it.
+    worker = v.workers()[0]
+    assert re.search(rf"WSGI app 0 .* pid: {worker} \(default app\)",
+                     v.p.output())
+
+
+def test_lazy_apps_load_in_each_worker(procs, site):
+    v = Vassal(procs, site, lazy_apps="true").ready()
+    for pid in v.workers():
+        v.log(rf"WSGI app 0 \(mountpoint=''\) ready in \d+ seconds on "
+              rf"interpreter 0x[0-9a-f]+ pid: {pid} \(default app\)")
+    assert v.get()[0] == 200
+
+
+def test_lazy_need_app_stops_the_instance(procs, site):
+    v = Vassal(procs, site, lazy_apps="true", need_app="true",
+               wsgi_file="missing.py")
+    assert v.p.wait() == 22
+    assert "*** no app loaded. GAME OVER ***" in v.p.output()
+
+
+def test_sigusr1_prints_stats(procs, site):
+    v = Vassal(procs, site).ready()
+    v.get()
+    with pytest.raises(urllib.error.HTTPError):
+        v.get("/boom")
+    # The counters move once the request is logged, after its answer.
+    v.log(r"GET /boom => generated")
+    v.log(r"GET / => generated")
+    v.p.send_signal(signal.SIGUSR1)
+    v.log(r";uWSGI instance configuration")
+    v.log(r"\tworkers total requests: 2")
+    v.log(r"\tworker 2 app 0 \[\] requests: \d+ exceptions: \d+")
+    counts = re.findall(r"\tworker \d app 0 \[\] requests: (\d+) "
+                        r"exceptions: (\d+)", v.p.output())
+    assert sorted(counts) in ([("0", "0"), ("2", "1")],
+                              [("1", "0"), ("1", "1")])
+
+
+def test_sigusr2_to_a_worker_names_its_request(procs, site):
+    v = Vassal(procs, site, processes="1").ready(1)
+    caller = threading.Thread(target=v.get, args=("/sleep?2",))
+    caller.start()
+    worker = v.workers()[0]
+    support.wait_until((site / f"sleeping-{worker}").exists, 5,
+                       what="the request to start")
+    os.kill(worker, signal.SIGUSR2)
+    v.log(r"SIGUSR2: --- uWSGI worker 1 \(pid: \d+\) is managing request "
+          r"/sleep\?2 since \w{3} \w{3} [ \d]\d [\d:]{8} \d{4} ---")
+    caller.join()
+
+
+def test_touch_reload_files(procs, site):
+    for name in ("reload", "workers", "chain"):
+        (site / name).write_text("")
+    v = Vassal(procs, site, touch_reload="reload",
+               touch_workers_reload="workers",
+               touch_chain_reload="chain").ready()
+    _touch(site / "workers")
+    v.log(r"\*\*\* workers has been touched\.\.\. workers reload !!! \*\*\*")
+    v.log(r"worker 2 killed successfully", timeout=10)
+    _touch(site / "chain")
+    v.log(r"\*\*\* chain has been touched\.\.\. chain reload !!! \*\*\*")
+    v.log(r"chain next victim is worker 1")
+    v.log(r"chain next victim is worker 2", timeout=10)
+    v.log(r"chain reloading complete", timeout=10)
+    _touch(site / "reload")
+    v.log(r"\*\*\* reload has been touched\.\.\. grace them all !!! \*\*\*")
+    v.log(r"gracefully \(RE\)spawned uWSGI master process")
+    v.log(r"spawned uWSGI worker 2", count=2)
+    assert v.get()[0] == 200
+
+
+def _touch(path):
+    later = time.time() + 5
+    os.utime(path, (later, later))
+
+
+def test_master_fifo_commands(procs, site):
+    v = Vassal(procs, site, master_fifo="fifo").ready()
+    fifo = site / "fifo"
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    _write_fifo(fifo, "w")
+    v.log(r"worker 1 killed successfully")
+    v.log(r"worker 2 killed successfully")
+    _write_fifo(fifo, "c")
+    v.log(r"chain reload starting\.\.\.")
+    v.log(r"chain reloading complete", timeout=10)
+    _write_fifo(fifo, "s")
+    v.log(r"workers total requests")
+    _write_fifo(fifo, "r")
+    v.log(r"gracefully \(RE\)spawned uWSGI master process")
+    support.wait_for_port(v.port)
+    v.log(r"spawned uWSGI worker 2", count=2)
+    _write_fifo(fifo, "q")
+    v.log(r"graceful shutdown triggered\.\.\.")
+    assert v.p.wait() == 0
+
+
+def _write_fifo(path, letters):
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    os.write(fd, letters.encode())
+    os.close(fd)
+
+
+def test_unix_socket_pidfile_vacuum_chmod(procs, site):
+    sock = site / "app.sock"
+    pidfile = site / "app.pid"
+    support.write_ini(site / "unix.ini", uwsgi=[
+        ("master", "true"), ("socket", str(sock)), ("chmod-socket", ""),
+        ("wsgi-file", "app.py"), ("pidfile", str(pidfile)),
+        ("vacuum", "true")])
+    p = procs.ugu("--ini", "unix.ini", cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    assert int(pidfile.read_text()) == p.pid
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o666
+    assert "chmod() socket to 666 for lazy and brave users" in p.output()
+    raw = _uwsgi_over_unix(str(sock))
+    assert raw.startswith(b"HTTP/1.1 200 OK")
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
+    assert p.output().count("writing pidfile to") == 1
+    p.send_signal(signal.SIGINT)
+    assert p.wait() == 0
+    assert "VACUUM: pidfile removed." in p.output()
+    assert f"VACUUM: unix socket {sock} removed." in p.output()
+    assert not sock.exists() and not pidfile.exists()
+
+
+def _uwsgi_over_unix(path):
+    from ugu import protocol
+    pairs = [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/"),
+             ("PATH_INFO", "/"), ("SERVER_PROTOCOL", "HTTP/1.1")]
+    packet = protocol.encode([(k.encode(), v.encode()) for k, v in pairs])
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(packet)
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to drop it")
+def test_uid_gid_drop_to_nobody(procs, site):
+    v = Vassal(procs, site, uid="nobody", gid="nogroup").ready()
+    out = v.p.output()
+    assert "setgid() to 65534" in out and "setuid() to 65534" in out
+    for pid in [v.p.pid, *v.workers()]:
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert re.search(r"^Uid:\t65534\t", status, re.M)
+        assert re.search(r"^Gid:\t65534\t", status, re.M)
+    assert v.get()[0] == 200
+
+
+def test_process_titles(procs, site):
+    v = Vassal(procs, site, procname_prefix="pfx-").ready()
+    assert _cmdline(v.p.pid) == "pfx-uWSGI master"
+    titles = sorted(_cmdline(pid) for pid in v.workers())
+    assert titles == ["pfx-uWSGI worker 1", "pfx-uWSGI worker 2"]
+
+
+def test_explicit_procnames(procs, site):
+    v = Vassal(procs, site, procname="busy", procname_master="boss").ready()
+    assert _cmdline(v.p.pid) == "boss"
+    assert {_cmdline(pid) for pid in v.workers()} == {"busy"}
+
+
+def _cmdline(pid):
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return raw.replace(b"\0", b" ").decode().strip()
+
+
+def test_master_sigkill_takes_every_worker_within_2s(procs, site):
+    v = Vassal(procs, site, processes="3", threads="2").ready(3)
+    threading.Thread(target=_ignore_errors, args=(v.get, "/sleep?5"),
+                     daemon=True).start()
+    workers = v.workers()
+    assert len(workers) == 3
+    v.p.send_signal(signal.SIGKILL)
+    support.wait_until(lambda: not any(_alive(p) for p in workers), 2,
+                       what="workers to die with their master")
+
+
+def _ignore_errors(fn, *args):
+    try:
+        fn(*args)
+    except OSError:
+        pass
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+    except OSError:
+        return False
+    return state.split()[0] != "Z"
+
+
+def test_master_only_options_need_the_master(procs, site):
+    v = Vassal(procs, site, master="false", processes="1", harakiri="5")
+    assert v.p.wait() == 1
+    assert "harakiri needs the master" in v.p.output()
+
+
+class Load:
+    """`clients` threads sending GET / on fresh connections until stopped;
+    every outcome is counted, with the phase it happened in."""
+
+    def __init__(self, vassal, clients=20):
+        self.vassal = vassal
+        self.phase = "warmup"
+        self.counts = {}
+        self.errors = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._client, daemon=True)
+                        for _ in range(clients)]
+
+    def _client(self):
+        while not self.stopping.is_set():
+            try:
+                status = self.vassal.get(timeout=15)[0]
+                outcome = "5xx" if status >= 500 else "ok"
+            except urllib.error.HTTPError as e:
+                outcome = "5xx" if e.code >= 500 else "ok"
+            except (OSError, http.client.HTTPException) as e:
+                outcome = "error"
+                self.errors.append((self.phase, repr(e)))
+            # A failure belongs to the phase it happened in: its end.
+            phase = self.phase
+            with self.lock:
+                key = (phase, outcome)
+                self.counts[key] = self.counts.get(key, 0) + 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(20)
+
+    def count(self, phase, outcome):
+        return self.counts.get((phase, outcome), 0)
+
+
+def test_reloads_and_kills_under_load(procs, site):
+    v = Vassal(procs, site, processes="4").ready(4)
+    with Load(v) as load:
+        support.wait_until(lambda: load.count("warmup", "ok") > 50, 10,
+                           what="the load to start")
+        load.phase = "sighup"
+        for n in range(1, 6):
+            v.p.send_signal(signal.SIGHUP)
+            v.log(r"gracefully \(RE\)spawned uWSGI master process", count=n)
+            v.log(r"spawned uWSGI worker 4 ", count=n + 1)
+            support.wait_until(lambda: len(v.workers()) == 4, 10,
+                               what="four workers")
+        load.phase = "kill9"
+        for n in range(1, 6):
+            os.kill(v.workers()[0], signal.SIGKILL)
+            v.log(r"Respawned uWSGI worker \d", count=n)
+        load.phase = "after"
+        support.wait_until(lambda: load.count("after", "ok") > 50, 10,
+                           what="answers after the kills")
+    print(f"\nload figures: {sorted(load.counts.items())} {load.errors}")
+    assert load.count("sighup", "ok") > 100
+    assert load.count("sighup", "error") == 0
+    assert load.count("sighup", "5xx") == 0
+    # One core per worker: a kill -9 loses at most its one request.
+    assert load.count("kill9", "error") <= 5
+    assert load.count("kill9", "5xx") == 0
+    assert load.count("after", "error") == 0

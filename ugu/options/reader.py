@@ -1,0 +1,228 @@
+"""The ordered list of entries, built as uWSGI builds it.
+
+Entries arrive from the environment, the command line and config files.
+"Immediate" options act as they arrive: `ini`, `include` and the format
+options read a file in place; `set` and `set-placeholder` add an entry;
+`strict` turns checking on; the logic options open a block (see
+`logic.py`).  `inherit` is not immediate: its files are read after the
+expansion passes and their entries appended at the end (see `resolve.py`).
+
+A file that includes itself, directly or through others, is an error that
+shows the chain of files (uWSGI recurses until it crashes).
+"""
+
+import difflib
+import os
+
+from ugu.options import registry
+from ugu.options.errors import ConfigError
+from ugu.options.expand import as_first, magic_table
+from ugu.options.formats import read_json, read_xml, read_yaml
+from ugu.options.ini import Entry, parse_ini, read_file, substitute_magic
+from ugu.options.logic import BLOCKS, END_KEYS, Block
+from ugu.options.sources import is_local_file
+
+INI, YAML, XML, JSON = "ini", "yaml", "xml", "json"
+# Formats by file extension, for config files named without an option.
+EXTENSIONS = {".ini": INI, ".xml": XML, ".yaml": YAML, ".yml": YAML,
+              ".json": JSON, ".js": JSON}
+PARSERS = {YAML: read_yaml, XML: read_xml, JSON: read_json}
+FORMAT_OPTIONS = {"ini": INI, "yaml": YAML, "xmlconfig": XML, "json": JSON}
+# uWSGI's start-up line for each format.
+ANNOUNCE = {INI: "[uWSGI] getting INI configuration from {}",
+            YAML: "[uWSGI] getting YAML configuration from {}",
+            XML: "[uWSGI] parsing config file {}",
+            JSON: "[uWSGI] getting JSON configuration from {}"}
+
+
+class Reader:
+    def __init__(self, environ):
+        self.environ = environ
+        self.entries, self.files = [], []
+        self.formats = {}        # file -> format, for the start-up lines
+        self.strict = False
+        self.first_magic = None  # magic of the first file read
+        self.last_file = None    # for `--ini :section`
+        self.reading = []        # (file, section) being read, for loops
+        self.block = None        # the open logic block
+        self.in_block = False    # adding the keys of a block
+        # Values uWSGI accepts but that are likely mistakes: errors under
+        # strict, warnings otherwise.
+        self.problems = []
+
+    def add(self, entry):
+        if entry.key in END_KEYS and not self.in_block:
+            self.block = None
+        elif self.block and not self.in_block:
+            self._add_in_block(entry)
+            return
+        self.entries.append(entry)
+        if entry.placeholder:
+            return
+        opt = registry.lookup(entry.key)
+        if opt is None and self.strict:
+            # uWSGI checks each key as it is read, while strict is on,
+            # and once more at the end.
+            check_keys([entry], strict=True)
+        if opt and opt.immediate:
+            self._immediate(opt, entry)
+
+    def _add_in_block(self, entry):
+        values = self.block.values(entry.value, self.environ, self.lookup)
+        self.in_block = True
+        try:
+            for value in values:
+                self.add(Entry(entry.key, value, entry.file, entry.line))
+        finally:
+            self.in_block = False
+
+    def lookup(self, key):
+        """The raw value of the first entry called `key`, else None."""
+        for entry in self.entries:
+            if entry.key == key:
+                return entry.value
+        return None
+
+    def _immediate(self, opt, entry):
+        if opt.name in BLOCKS:
+            self._open_block(opt, entry)
+        elif opt.name in FORMAT_OPTIONS:
+            self.load(entry.value, entry, FORMAT_OPTIONS[opt.name])
+        elif opt.name == "include":
+            self.load(entry.value, entry)
+        elif opt.name == "strict":
+            self.strict = to_bool(entry)
+        elif opt.name in ("set", "set-placeholder"):
+            self._set(opt, entry)
+
+    def _open_block(self, opt, entry):
+        if self.block:
+            raise ConfigError("recursive logic in options is not supported "
+                              f"(a {self.block.name} block is open)",
+                              entry.file, entry.line, entry.key)
+        self.block = Block(opt.name, entry.value)
+
+    def _set(self, opt, entry):
+        key, value = key_value(entry)
+        is_ph = opt.name == "set-placeholder"
+        if is_ph and (registry.lookup(key)
+                      or registry.is_unimplemented_uwsgi_option(key)):
+            raise ConfigError(f"you cannot use {key} as a placeholder, "
+                              "it is already available as an option",
+                              entry.file, entry.line, entry.key)
+        self.add(Entry(key, value, entry.file, entry.line, is_ph))
+
+    def load(self, spec, origin=None, fmt=None):
+        """Read the config `spec` (FILE[:SECTION]) in the format `fmt`, or
+        by its extension."""
+        option = origin.key if origin else None
+        fmt = fmt or format_of(spec, origin)
+        path, section, asked = split_section(spec, fmt)
+        name = path
+        if not path and fmt == INI:
+            path, name = self.last_file, ""
+        if not path:
+            raise ConfigError("no config file to read the section from",
+                              *where(origin), option)
+        key = (os.path.abspath(path), section)
+        if key in self.reading:
+            raise ConfigError(self._loop(key, spec), *where(origin), option)
+        text = read_file(path)  # first: the magic needs a real file
+        magic = self._magic(path, name, asked, spec)
+        self._read(self._parse(fmt, text, path, section, magic), path, key,
+                   fmt)
+
+    def _loop(self, key, spec):
+        start = self.reading.index(key)
+        chain = [path for path, _ in self.reading[start:]]
+        return "recursive include: " + " -> ".join(
+            [os.path.relpath(p) for p in chain] + [spec])
+
+    def _magic(self, path, name, asked, spec):
+        magic = magic_table(path, name, asked, self.first_magic)
+        if self.first_magic is None and is_local_file(path):
+            magic = as_first(magic)
+            # uWSGI's %O keeps the `:section` that %o drops, once the
+            # first file has been read.
+            self.first_magic = {**magic, "o": spec}
+        return magic
+
+    def _parse(self, fmt, text, path, section, magic):
+        if fmt == INI:
+            return parse_ini(text, path, section, magic, self.problems)
+        text = substitute_magic(text, magic, path, self.problems)
+        return PARSERS[fmt](text, path, section)
+
+    def _read(self, entries, path, key, fmt):
+        self.last_file = path
+        if path not in self.files:
+            self.files.append(path)
+            self.formats[path] = fmt
+        self.reading.append(key)
+        try:
+            for entry in entries:
+                self.add(entry)
+        finally:
+            self.reading.pop()
+
+
+def format_of(spec, origin=None):
+    """The format of a config file named without an option."""
+    for extension, fmt in EXTENSIONS.items():
+        if spec.endswith(extension):
+            return fmt
+    raise ConfigError(f"unable to load configuration from {spec} (config "
+                      "files end in .ini, .yaml, .yml, .xml, .json or .js)",
+                      *where(origin), origin.key if origin else None)
+
+
+def split_section(spec, fmt=INI):
+    """`file.ini:section` -> (file, section to read, section as asked).
+    The colon is the last one; in a `scheme://` URL, the last one after
+    the last slash.  An XML file without one reads any `<uwsgi>`."""
+    default = "" if fmt == XML else "uwsgi"
+    tail = spec.rfind("/") if "://" in spec else -1
+    colon = spec.rfind(":")
+    if colon <= tail:
+        return spec, default, ""
+    asked = spec[colon + 1:]
+    return spec[:colon], asked or default, asked
+
+
+def where(origin):
+    return (origin.file, origin.line) if origin else (None, None)
+
+
+def key_value(entry):
+    """`KEY=VALUE`, split at the first `=` and not trimmed, as uWSGI
+    does."""
+    key, eq, value = entry.value.partition("=")
+    if not eq or not key:
+        raise ConfigError("expected KEY=VALUE", entry.file, entry.line,
+                          entry.key)
+    return key, value
+
+
+FALSE_WORDS = {"false", "off", "no"}
+
+
+def to_bool(entry):
+    word = entry.value
+    return not (word.lower() in FALSE_WORDS or word == "0")
+
+
+def check_keys(entries, strict):
+    for e in entries:
+        if e.placeholder or registry.lookup(e.key):
+            continue
+        if registry.is_unimplemented_uwsgi_option(e.key):
+            raise ConfigError("this uWSGI option is not implemented by ugu "
+                              "yet", e.file, e.line, e.key)
+        if strict:
+            raise ConfigError(f"[strict-mode] unknown config directive"
+                              f"{suggest(e.key)}", e.file, e.line, e.key)
+
+
+def suggest(name):
+    close = difflib.get_close_matches(name, registry.BY_NAME, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,70 @@
+"""`gevent = N`: uWSGI's async mode, one worker serving up to N requests at
+once, each in its own greenlet.
+
+The worker patches the standard library right after fork, before the app
+is imported, so that the app's sockets, sleeps and locks yield to the other
+requests instead of blocking the worker.  The request code itself is plain
+blocking socket code and runs unchanged on the patched sockets.  Each
+greenlet takes a free "core" number while it serves, so the scoreboard,
+harakiri and the log line see N cores per worker, as in uWSGI.
+"""
+
+import os
+
+from ugu import log
+
+
+def patch():
+    """Monkey-patch the standard library in this (freshly forked)
+    worker."""
+    from gevent import monkey
+    monkey.patch_all()
+
+
+class GreenCores:
+    """A gevent StreamServer per listening socket, sharing one pool of
+    `size` greenlets, so the worker never serves more than `size`
+    requests at once."""
+
+    def __init__(self, worker, ctx, size, serve):
+        import gevent.pool
+        self.worker, self.ctx, self.serve = worker, ctx, serve
+        self.pool = gevent.pool.Pool(size)
+        self.free = list(range(size - 1, -1, -1))
+        self.servers = []
+
+    def start(self):
+        import gevent
+        import gevent.server
+        import gevent.socket
+        for listener in self.worker.listeners:
+            # A duplicate of the inherited socket, as a gevent socket.
+            sock = gevent.socket.socket(listener.sock.family,
+                                        listener.sock.type,
+                                        fileno=os.dup(listener.sock.fileno()))
+            server = gevent.server.StreamServer(
+                sock, self._handler(listener), spawn=self.pool)
+            server.start()
+            self.servers.append(server)
+        if self.worker.wid == 1:
+            # uWSGI announces its loop engine once, from the first worker.
+            hub = gevent.get_hub()
+            log.log(f"*** running gevent loop engine [addr:{id(hub):#x}] "
+                    f"***")
+
+    def _handler(self, listener):
+        def handle(conn, address):
+            core = self.free.pop()
+            self.ctx.scoreboard.begin(self.worker.wid, core)
+            try:
+                self.serve(self.ctx, core, listener, conn)
+            finally:
+                self.ctx.scoreboard.end(self.worker.wid, core)
+                self.free.append(core)
+        return handle
+
+    def stop(self):
+        """Stop accepting, then let the requests in flight finish."""
+        for server in self.servers:
+            server.close()
+        self.pool.join()

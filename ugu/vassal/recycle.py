@@ -1,0 +1,77 @@
+"""Recycling workers before they hurt anyone, as uWSGI does.
+
+The worker itself checks `max-requests` (plus `max-requests-delta` times its
+id) and `reload-on-rss` after each request, but only once it has lived
+`min-worker-lifetime` seconds, so that a burst of quick requests cannot
+make it respawn in a loop.  The master checks `max-worker-lifetime`.
+"""
+
+import os
+import threading
+import time
+
+from ugu import log
+from ugu.options.errors import ConfigError
+
+MEGABYTE = 1 << 20
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def check(config):
+    """uWSGI refuses a lifetime floor above the lifetime ceiling."""
+    floor, ceiling = config["min-worker-lifetime"], \
+        config["max-worker-lifetime"]
+    if ceiling and floor >= ceiling:
+        raise ConfigError(f"invalid min-worker-lifetime value ({floor}), "
+                          f"must be lower than max-worker-lifetime "
+                          f"({ceiling})", option="min-worker-lifetime")
+
+
+def rss():
+    """Resident memory of this process, in bytes."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+class Recycler:
+    """Lives in one worker; its pipe wakes the worker's main thread when
+    a core decides that the worker's work is done."""
+
+    def __init__(self, config, wid, scoreboard):
+        self.wid, self.scoreboard = wid, scoreboard
+        limit = config["max-requests"]
+        self.max_requests = limit + wid * config["max-requests-delta"] \
+            if limit else 0
+        self.rss_limit = config["reload-on-rss"] * MEGABYTE
+        self.min_lifetime = config["min-worker-lifetime"]
+        self.born = time.monotonic()
+        self._read, self._write = os.pipe()
+        self._once = threading.Lock()
+
+    def fileno(self):
+        return self._read
+
+    def due(self, requests):
+        if not (self.max_requests or self.rss_limit):
+            return False
+        if time.monotonic() - self.born < self.min_lifetime:
+            return False
+        if self.max_requests and requests >= self.max_requests:
+            return True
+        return bool(self.rss_limit) and rss() > self.rss_limit
+
+    def retire(self):
+        """Tell the master this exit is planned, then end the worker
+        gracefully (once, whichever core gets here first)."""
+        if not self._once.acquire(blocking=False):
+            return
+        self.scoreboard.set_retiring(self.wid)
+        log.log(f"...The work of process {os.getpid()} is done. Seeya!")
+        os.write(self._write, b"x")
+
+
+def lifetime_over(child, config):
+    """True when the master must recycle the worker for its age."""
+    limit = config["max-worker-lifetime"]
+    return bool(limit) and not child.stopping and \
+        time.monotonic() - child.born >= limit

@@ -1,0 +1,47 @@
+"""`touch-reload`, `touch-workers-reload`, `touch-chain-reload`: act when
+a file's modification time changes, or when it appears or disappears, as
+uWSGI does.  The master polls the files once a second."""
+
+import os
+
+from ugu import log
+
+# option -> (words of uWSGI's log line, master action name)
+ACTIONS = {
+    "touch-reload": ("grace them all", "touched_reload"),
+    "touch-workers-reload": ("workers reload", "reload_workers"),
+    "touch-chain-reload": ("chain reload", "touched_chain"),
+}
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+class TouchWatch:
+    def __init__(self, config):
+        self.files = []     # [option, path, last mtime]
+        for option in ACTIONS:
+            for path in config[option]:
+                mtime = _mtime(path)
+                if mtime is None:
+                    log.log(f"unable to stat() {path}, events will be "
+                            f"triggered as soon as the file is created")
+                self.files.append([option, path, mtime])
+
+    def touched(self):
+        """Master action names for the files touched since last time."""
+        actions = []
+        for entry in self.files:
+            option, path, before = entry
+            now = _mtime(path)
+            if now != before:
+                entry[2] = now
+                words, action = ACTIONS[option]
+                log.verbose(f"*** {path} has been touched... {words} !!! "
+                            f"***")
+                actions.append(action)
+        return actions
