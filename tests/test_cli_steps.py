@@ -28,3 +28,26 @@ def test_step1_is_what_uwsgi_does(uwsgi_binary):
     result = run([uwsgi_binary, "--module", "app"])
     assert result.returncode == 1
     assert NO_SOCKET in result.stdout + result.stderr
+
+
+def dump(argv, stdin_text):
+    """The option lines of a `--show-config` run fed `stdin_text`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    env["PYTHONPATH"] = str(support.REPO)
+    result = subprocess.run([*argv, "--show-config", "--chdir",
+                             "/nonexistent/ugu"], cwd=support.EXAMPLES,
+                            env=env, input=stdin_text, capture_output=True,
+                            text=True, timeout=60)
+    lines = (result.stdout + result.stderr).splitlines()
+    start = lines.index(";uWSGI instance configuration")
+    return lines[start:lines.index(";end of configuration") + 1]
+
+
+def test_ini_from_stdin_as_uwsgi(uwsgi_binary):
+    # An unclosed block would take in the options after --ini (uWSGI
+    # crashes on the valueless ones).
+    text = ("[uwsgi]\nmodule = app\nfrom = %n|%o|%d\nfor = a b\n"
+            "k = %(_)\nendfor =\n")
+    ours = dump([*support.UGU, "--ini", "-"], text)
+    assert ours == dump([uwsgi_binary, "--ini", "-"], text)
+    assert "from = |-|" in ours

@@ -66,12 +66,16 @@ APP = textwrap.dedent('''
 LAUNCHER = textwrap.dedent('''
     import json, os, socket, sys
     from ugu.options.resolve import resolve
+    from ugu.http import plain
     from ugu.router import exchange
     from ugu.router.process import run
 
-    if os.environ.get("UGU_TEST_RESPONSE_PARSER") == "h11":
+    if os.environ.get("UGU_TEST_PARSER") == "h11-response":
         # Every backend response through h11, as if none were plain.
         exchange.parse_head = lambda head: None
+    if os.environ.get("UGU_TEST_PARSER") == "h11-request":
+        # Every client request through h11, as if none were plain.
+        plain.parse_request = lambda head: None
 
     nodes = [n if isinstance(n, str) else tuple(n)
              for n in json.loads(sys.argv[1])]
@@ -99,12 +103,13 @@ def ready(process, wait):
 
 class Router:
     """ugu's router in its own process, as a master would fork it;
-    `parser` names the path backend responses take ("plain" or "h11")."""
+    `parser` names the path requests and responses take: "plain" for
+    both, "h11-request" or "h11-response" for h11 on one side."""
 
     def __init__(self, nodes, *options, parser="plain"):
         self.process = ready(support.Process(
             [sys.executable, "-c", LAUNCHER, json.dumps(nodes), *options],
-            cwd=support.REPO, env={"UGU_TEST_RESPONSE_PARSER": parser}),
+            cwd=support.REPO, env={"UGU_TEST_PARSER": parser}),
             self._listening)
 
     def _listening(self, process):
@@ -158,10 +163,11 @@ def worker(uwsgi_binary, app_dir):
     process.stop()
 
 
-@pytest.fixture(scope="module", params=["plain", "h11"])
+@pytest.fixture(scope="module",
+                params=["plain", "h11-response", "h11-request"])
 def parser(request):
-    """Every router test runs on both paths of a backend's response: the
-    plain-head fast path and h11."""
+    """Every router test runs on both paths of a client's request and of
+    a backend's response: the plain fast path and h11."""
     return request.param
 
 
@@ -819,3 +825,78 @@ def test_path_info_decodes_after_removing_dots():
     assert path_info(b"/a/%2e%2e/b/../c%20d") == b"/a/../c d"
     # uWSGI would make these NUL bytes and drop the lone %.
     assert path_info(b"/a%zzb%4") == b"/a%zzb%4"
+
+
+# The plain fast path against h11, byte for byte.
+
+PLAIN_REQUESTS = [
+    b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n"
+    b"Connection: close\r\n\r\n",
+    b"HEAD /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    b"GET /gz HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n"
+    b"HEAD /gzcl HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n"
+    b"Connection: close\r\n\r\n",
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"
+    b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n"
+    b"X-Dup: 1\r\nx-dup: 2\r\n\r\n"
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nab",
+]
+
+
+@pytest.mark.parametrize("request_bytes", PLAIN_REQUESTS,
+                         ids=["pipelined", "head", "gzip", "post-then-500",
+                              "cut-short"])
+def test_the_plain_path_answers_as_h11_does(worker, request_bytes):
+    routers = [Router([["127.0.0.1", worker]], "--http-keepalive",
+                      "--http-auto-gzip", parser=parser)
+               for parser in ("plain", "h11-request")]
+    try:
+        plain, through_h11 = (
+            exchange_half_closed(r.port, request_bytes) for r in routers)
+    finally:
+        for r in routers:
+            r.stop()
+    assert plain == through_h11
+    assert plain.startswith(b"HTTP/1.1 ")
+
+
+def exchange_half_closed(port, data):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        return read_to_eof(s)
+
+
+@pytest.mark.parametrize("head, plain", [
+    (b"GET / HTTP/1.1\r\nHost: t", True),
+    (b"GET / HTTP/1.1\r\nhost: t\r\nContent-Length: 3", True),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nConnection: Close", True),
+    (b"GET / HTTP/1.0\r\nHost: t", False),
+    (b"GET / HTTP/1.1", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nHost: u", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n"
+     b"Content-Length: 1", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: +1", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nConnection: upgrade", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b", False),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX: a\nY: b", False),
+    (b"GET /\x80 HTTP/1.1\r\nHost: t", False),
+    (b"\r\nGET / HTTP/1.1\r\nHost: t", False),
+])
+def test_which_requests_are_plain(head, plain):
+    from ugu.http.plain import parse_request
+    assert (parse_request(head) is not None) is plain
+
+
+@pytest.mark.parametrize("buffer, found", [
+    (b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 23),
+    (b"GET / HTTP/1.1\r\nHost: t\r\n", -1),
+    (b"GET / HTTP/1.1\nHost: t\n", None),
+])
+def test_complete_head_at(buffer, found):
+    from ugu.http.plain import complete_head_at
+    assert complete_head_at(buffer) == found

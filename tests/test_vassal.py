@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import textwrap
 
 import pytest
@@ -271,3 +272,17 @@ def test_need_app_exits_22(site, procs):
     p = procs.ugu("--ini", "uwsgi.ini", "--need-app", cwd=site)
     assert p.wait() == 22
     assert "GAME OVER" in p.output()
+
+
+def test_body_cut_short_is_not_taken_for_a_whole_one(worker):
+    from ugu import protocol
+    pairs = [(b"REQUEST_METHOD", b"POST"), (b"PATH_INFO", b"/echo"),
+             (b"REQUEST_URI", b"/echo"), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+             (b"CONTENT_LENGTH", b"100000")]
+    with socket.create_connection(("127.0.0.1", worker.port)) as s:
+        s.sendall(protocol.encode(pairs) + b"x" * 7)
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(65536) == b""
+    worker.wait_for_log(r"request body cut short")
+    assert "POST /echo => generated 7 bytes" not in worker.output()
+    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")

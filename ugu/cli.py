@@ -49,7 +49,8 @@ def _dispatch(config):
 
 
 def help_text():
-    lines = [f"Usage: ugu [options...] [config.ini...]"]
+    lines = ["Usage: ugu [options...] [config files (.ini .yaml .yml .xml "
+             ".json .js)...]"]
     for opt in registry.OPTIONS:
         names = "|".join(f"--{n}" for n in (opt.name, *opt.aliases))
         if opt.short:

@@ -79,11 +79,14 @@ def error_response(status, close):
                         headers=headers), body
 
 
-def error_bytes(status, head_only=False):
-    """The page for status as raw HTTP/1.1 bytes, announcing the close:
-    for a connection whose h11 state can no longer send."""
+def error_bytes(status, head_only=False, close=True):
+    """The page for status as raw HTTP/1.1 bytes, announcing the close
+    unless told otherwise: for a connection without h11 state, or whose
+    h11 state can no longer send."""
     reason, headers, body = PAGES[status]
+    if close:
+        headers = headers + _CLOSE
     lines = [b"HTTP/1.1 %d %s" % (status, reason)]
-    lines += [b"%s: %s" % pair for pair in headers + _CLOSE]
+    lines += [b"%s: %s" % pair for pair in headers]
     head = b"\r\n".join(lines) + b"\r\n\r\n"
     return head if head_only else head + body

@@ -4,9 +4,9 @@ Workers (ugu's and uWSGI's) answer with `HTTP/1.x NNN reason`, then
 `Name: value` lines, each ended by CRLF, framed by a Content-Length or by
 the close of the connection.  That shape is parsed here, far faster than a
 second h11 connection per request.  Anything else (a 1xx, bare LF, folded
-lines, Transfer-Encoding, an odd Content-Length, a character h11 would
-refuse) gives None, and the router hands the bytes to h11, which knows the
-rest of HTTP/1.1.
+lines, Transfer-Encoding, Connection, an odd Content-Length, a character
+h11 would refuse) gives None, and the router hands the bytes to h11, which
+knows the rest of HTTP/1.1.
 """
 
 import re
@@ -15,9 +15,10 @@ END_OF_HEAD = b"\r\n\r\n"
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([2-5][0-9][0-9])(?: (.*))?")
 # RFC 9110 5.1 and 5.5: a token, then a value of visible characters
 # (obs-text included) with single spaces or tabs between them.
-_FIELD = re.compile(
+FIELD = re.compile(
     rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*"
     rb"((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*")
+_NOT_PLAIN = (b"transfer-encoding", b"connection")
 _REASON = re.compile(rb"[\t \x21-\x7e\x80-\xff]*")
 
 
@@ -42,7 +43,7 @@ def parse_head(head):
         return None
     headers, length = [], None
     for line in lines[1:]:
-        field = _FIELD.fullmatch(line)
+        field = FIELD.fullmatch(line)
         if field is None:
             return None
         name, value = field.groups()
@@ -51,7 +52,8 @@ def parse_head(head):
             if length is not None or not value.isdigit():
                 return None
             length = int(value)
-        elif lower == b"transfer-encoding":
+        elif lower in _NOT_PLAIN:
+            # Framing, or keepalive rules h11 applies for the client.
             return None
         headers.append((name, value))
     return ResponseHead(int(status[1]), status[2] or b"", headers, length)

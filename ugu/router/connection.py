@@ -1,10 +1,11 @@
-"""One client connection: requests read with h11, one after another.
+"""One client connection: requests read one after another, each by the
+plain parser or, for anything unusual, by h11 (ugu.router.cycle).
 
 With `http-keepalive` the connection serves requests until the client
 closes it, sends `Connection: close` or idles past the timeout; pipelined
-requests wait in h11's buffer and are answered in order (DEVIATIONS 4).
-Without it the connection closes after the first response and, as in
-uWSGI, nothing announces it.
+requests wait in the connection's buffer and are answered in order
+(DEVIATIONS 4).  Without it the connection closes after the first
+response and, as in uWSGI, nothing announces it.
 
 Every failure of a request becomes the router's own error page when no
 response has started, else the connection closes; either way it is one
@@ -16,10 +17,12 @@ import time
 
 import h11
 
+from ugu.http import plain
 from ugu.http.errors import (BadRequest, ClientGone, HeadersTooLarge,
-                             HttpError, error_response)
+                             HttpError)
 from ugu.http.vars import RequestVars
 from ugu.log import log
+from ugu.router.cycle import H11Cycle, PlainCycle
 from ugu.router.exchange import Exchange
 
 # The largest request head, as uWSGI's router accepts.
@@ -28,22 +31,20 @@ MAX_HEAD = 65536
 # sends, so that its unread bytes do not reset the answer away.
 LINGER_SECONDS = 2.0
 HTTP_VERSIONS = (b"1.0", b"1.1")
-_CAN_RESPOND = (h11.IDLE, h11.SEND_RESPONSE)
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[],
-                                     reason=b"Continue")
-# The client may still be sending what the router will not read.
-_MAY_BE_SENDING = (h11.SEND_BODY, h11.ERROR)
 
 
 class ClientConnection:
+    max_head = MAX_HEAD
+
     def __init__(self, sock, address, listener_vars, router):
         self.sock = sock
         self.listener_vars = listener_vars
         self.router = router
         self.settings = router.settings
         self.peer = listener_vars.peer(address)
-        self.h11 = h11.Connection(h11.SERVER,
-                                  max_incomplete_event_size=MAX_HEAD)
+        # What the client sent that no cycle has consumed yet.
+        self.buffer = bytearray()
+        self.cycle = None
         self._out = []
         self._who = _describe(address)
 
@@ -66,7 +67,7 @@ class ClientConnection:
         except ClientGone as e:
             # An idle or silent client leaving is no error; one that
             # left (or stalled) halfway through a request head is.
-            if self.h11.trailing_data[0]:
+            if self._unread():
                 self._log("", f"incomplete request head: {e}")
             return False
         if request is None:
@@ -79,7 +80,7 @@ class ClientConnection:
                 # h11 parses any HTTP/d.d; the others are not HTTP/1.
                 raise BadRequest(f"unsupported HTTP/"
                                  f"{request.http_version.decode()}")
-            Exchange(self, request, RequestVars(request)).run()
+            Exchange(self, self.cycle, RequestVars(request)).run()
         except HttpError as e:
             return self._fail(e, _host(request), request.method)
         except ClientGone as e:
@@ -88,37 +89,68 @@ class ClientConnection:
         return self._next_cycle()
 
     def _read_request(self, wait):
-        # The whole head within `wait`, not each read: a client trickling
-        # a byte at a time (slowloris) must not hold its connection.
-        event = self.next_event(wait, time.monotonic() + wait)
+        """The next request (plain, else h11's), or None once the client
+        is done.  The whole head within `wait`, not each read: a client
+        trickling a byte at a time (slowloris) must not hold its
+        connection."""
+        deadline = time.monotonic() + wait
+        self.cycle = None
+        buffer = self.buffer
+        end = plain.complete_head_at(buffer)
+        while end == -1 and len(buffer) < MAX_HEAD:
+            data = self.recv(deadline - time.monotonic())
+            if not data:
+                if not buffer:
+                    return None
+                break
+            buffer += data
+            end = plain.complete_head_at(buffer)
+        request = (plain.parse_request(bytes(buffer[:end]))
+                   if end is not None and end > 0 else None)
+        if request is None:
+            return self._read_h11_request(deadline)
+        del buffer[:end + 4]
+        self.cycle = PlainCycle(self, request)
+        return request
+
+    def _read_h11_request(self, deadline):
+        self.cycle = cycle = H11Cycle(self, bytes(self.buffer))
+        self.buffer.clear()
+        event = cycle.next_event(None, deadline)
         if type(event) is h11.Request:
+            cycle.request = event
             return event
         # ConnectionClosed: the client is done with the connection.
         return None
 
     def _next_cycle(self):
-        conn = self.h11
-        if (self.settings.keepalive and conn.our_state is h11.DONE
-                and conn.their_state is h11.DONE):
-            conn.start_next_cycle()
-            return True
-        return False
+        cycle = self.cycle
+        if not (self.settings.keepalive and cycle.reusable()):
+            return False
+        if type(cycle) is H11Cycle:
+            self.buffer += cycle.leftover()
+        return True
 
-    # Reading and writing, for the Exchange too.
+    def _unread(self):
+        """Whether the client sent bytes the router has not read."""
+        cycle = self.cycle
+        return bool(self.buffer) or (cycle is not None
+                                     and cycle.may_be_sending())
 
-    def next_event(self, timeout, deadline=None):
-        """The next h11 event from the client, reading as needed: each
-        read waits up to `timeout`, all of them end by `deadline`."""
-        conn = self.h11
+    # Reading and writing, for the cycles.
+
+    def next_h11_event(self, conn, timeout, deadline=None):
+        """The next event of h11 connection `conn`, reading as needed:
+        each read waits up to `timeout`, all of them end by `deadline`."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
             if deadline is not None:
                 timeout = deadline - time.monotonic()
-            conn.receive_data(self._recv(timeout))
+            conn.receive_data(self.recv(timeout))
 
-    def _recv(self, timeout):
+    def recv(self, timeout):
         try:
             if timeout <= 0:
                 raise TimeoutError("timed out")
@@ -127,13 +159,14 @@ class ClientConnection:
         except OSError as e:
             raise ClientGone(_reason(e)) from None
 
-    def queue(self, event):
-        self._out.append(self.h11.send(event))
+    def write(self, data):
+        """Queue bytes for the client, sent by the next flush."""
+        self._out.append(data)
 
     def flush(self):
         if not self._out:
             return
-        data = b"".join(self._out)
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
         self.sock.settimeout(self.settings.timeout)
         try:
@@ -141,30 +174,18 @@ class ClientConnection:
         except OSError as e:
             raise ClientGone(_reason(e)) from None
 
-    def continue_if_expected(self):
-        """Answer `Expect: 100-continue` before reading the body, so that
-        the client does not wait for a 100 that never comes."""
-        if self.h11.they_are_waiting_for_100_continue:
-            self.queue(_CONTINUE)
-            self.flush()
-
     # Errors and closing.
 
     def _fail(self, error, key, method=None):
         """Log the error and answer it if no response has started;
         returns whether the connection may serve another request."""
-        if self.h11.our_state not in _CAN_RESPOND:
+        cycle = self.cycle
+        keep = self.settings.keepalive and cycle.request_read()
+        if not cycle.respond_error(error.status, keep, method == b"HEAD"):
             self._log(key, f"response cut short: {error.reason}")
             return False
         self._log(key, f"{error.status} {error.reason}")
-        keep = (self.settings.keepalive
-                and self.h11.their_state is h11.DONE)
-        response, body = error_response(error.status, close=not keep)
         try:
-            self.queue(response)
-            if method != b"HEAD":
-                self.queue(h11.Data(data=body))
-            self.queue(h11.EndOfMessage())
             self.flush()
         except ClientGone:
             return False
@@ -174,8 +195,7 @@ class ClientConnection:
         log(f"[uwsgi-http key: {key} {self._who}] {reason}")
 
     def _close(self):
-        conn = self.h11
-        if conn.their_state in _MAY_BE_SENDING or conn.trailing_data[0]:
+        if self._unread():
             self._drain()
         self.sock.close()
 

@@ -6,8 +6,8 @@ write them) is parsed by ugu.http.response; any other goes to a
 client-role h11 connection that is first told about a request (so that it
 knows what to expect: no body for HEAD, end of body at EOF when there is
 no framing).  Either way the response is relayed piece by piece to the
-client's h11 connection, which frames it for the client: chunked when the
-length is unknown.
+client connection's cycle (ugu.router.cycle), which frames it for the
+client: chunked when the length is unknown.
 
 Bodies stream both ways; only a chunked request body is spooled first
 (to a file past SPOOL_MEMORY), since the uwsgi packet must carry its
@@ -37,9 +37,10 @@ _NO_BODY_STATUS = (204, 304)
 
 
 class Exchange:
-    def __init__(self, client, request, head):
+    def __init__(self, client, cycle, head):
         self.client = client
-        self.request = request
+        self.cycle = cycle
+        self.request = cycle.request
         self.head = head
         self.settings = client.settings
         self.received = 0
@@ -77,13 +78,7 @@ class Exchange:
         return body
 
     def _body_pieces(self):
-        self.client.continue_if_expected()
-        while True:
-            event = self.client.next_event(self.settings.timeout)
-            if type(event) is not h11.Data:
-                # EndOfMessage; h11 raises for a body cut short.
-                return
-            yield event.data
+        return self.cycle.body_pieces(self.settings.timeout)
 
     def _send(self, backend, packet, body):
         try:
@@ -128,7 +123,7 @@ class Exchange:
                                                      closed)
         else:
             compressor = self._start_response(head.status, head.reason,
-                                              head.headers)
+                                              head.headers, head.length)
             pieces = self._body(backend, head, buffered[end + 4:], closed)
         self._relay_body(pieces, compressor)
 
@@ -188,7 +183,7 @@ class Exchange:
         response = self._response_head(backend, parser)
         compressor = self._start_response(
             response.status_code, response.reason,
-            response.headers.raw_items())
+            response.headers.raw_items(), plain_head=False)
         return compressor, self._h11_body(backend, parser)
 
     def _response_head(self, backend, parser):
@@ -210,28 +205,30 @@ class Exchange:
             else:
                 raise BadGateway(f"unexpected backend event {event!r}")
 
-    def _start_response(self, status, reason, raw_headers):
+    def _start_response(self, status, reason, raw_headers, length=None,
+                        plain_head=True):
+        """Start the client's response; its compressor, or None.  A
+        plain head (ugu.http.response) with a length keeps it, unless
+        gzipped."""
         may_gzip = (self.settings.auto_gzip
                     and status not in _NO_BODY_STATUS
                     and gzip.accepts_gzip(self.head.accept_encoding))
         headers, compressor = gzip.prepare(raw_headers, may_gzip)
-        try:
-            self.client.queue(h11.Response(status_code=status,
-                                           reason=reason, headers=headers))
-        except h11.LocalProtocolError as e:
-            raise BadGateway(f"invalid response from backend: {e}")
+        self.cycle.start_response(status, reason, headers,
+                                  length is not None and compressor is None,
+                                  plain_head)
         return compressor
 
     def _relay_body(self, pieces, compressor):
-        client = self.client
+        cycle = self.cycle
         for data in pieces:
             if compressor:
                 data = compressor.compress(data)
-            client.queue(h11.Data(data=data))
+            cycle.send_data(data)
         if compressor and self.request.method != b"HEAD":
-            client.queue(h11.Data(data=compressor.finish()))
-        client.queue(_END)
-        client.flush()
+            cycle.send_data(compressor.finish())
+        cycle.end_response()
+        self.client.flush()
 
     def _backend_event(self, backend, parser, before_read=None):
         """The next event of the backend's response; before_read runs

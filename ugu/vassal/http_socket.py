@@ -2,9 +2,10 @@
 
 The request becomes the same vars the HTTP router would send (ugu.http.vars),
 so the app sees one environ whichever way a request came in.  A connection
-is served for as long as the client has requests already waiting on it
-(pipelining, DEVIATIONS 4); an idle connection is closed at once, as
-uWSGI's http-socket does, so a core never waits on a silent client.
+is served for as long as the client has requests waiting on it
+(pipelining, DEVIATIONS 4) or sends the next one within a moment while no
+other connection waits; an idle connection is then closed, as uWSGI's
+http-socket closes it, so a core never waits long on a silent client.
 
 The request head must arrive whole within `socket-timeout` and fit in
 `buffer-size`, as must its vars; a malformed head gets 400, an oversized
@@ -35,6 +36,11 @@ HTTP_VERSIONS = (b"1.0", b"1.1")
 # How long a refused connection reads what the client still sends, so
 # that its unread bytes do not reset the error page away.
 LINGER_SECONDS = 1.0
+# How long a served connection waits for the client's next request: a
+# client that sends it at once (a browser, a benchmark) keeps its
+# connection instead of racing its close, and an idle one frees the core
+# soon.  Never while another connection waits in the listen queue.
+KEEPALIVE_WAIT = 0.05
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[],
                                      reason=b"Continue")
 
@@ -223,7 +229,7 @@ def serve_http(ctx, core, listener, conn):
         except BodyCutShort as e:
             _log(client, f"client went away: {e}")
             return
-        if not _next_cycle(client):
+        if not _next_cycle(client, listener):
             return
 
 
@@ -265,11 +271,10 @@ def _serve_one(ctx, core, constants, peer, event, client):
     body, length = _request_body(client, rv)
     if rv.chunked:
         block = _checked_block(rv, ctx, constants, peer, length)
-    pairs = protocol.decode_vars(block)
-    request_vars = {k.decode("latin-1"): v.decode("latin-1")
-                    for k, v in pairs}
+    # A repeated var cannot occur: RequestVars joins repeated headers.
+    request_vars, count = protocol.decode_text(block)
     transport = H11Transport(client.conn, client.h)
-    ex = request.Exchange(ctx, core, transport, request_vars, 2 * len(pairs),
+    ex = request.Exchange(ctx, core, transport, request_vars, 2 * count,
                           len(block), Input(body, length))
     try:
         request.handle(ex)
@@ -312,16 +317,21 @@ def _request_body(client, rv):
     return spool, length
 
 
-def _next_cycle(client):
-    """Go on only if the client already sent (part of) its next request:
-    it is in h11's buffer or waiting on the socket."""
+def _next_cycle(client, listener):
+    """Go on only if the client sends (part of) its next request soon:
+    it is in h11's buffer, waiting on the socket, or arrives within
+    KEEPALIVE_WAIT while no other connection waits to be accepted."""
     h = client.h
     if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
         return False
     h.start_next_cycle()
     if h.trailing_data[0]:
         return True
-    return bool(select.select([client.conn], [], [], 0)[0])
+    waiting = [client.conn, listener.sock]
+    ready = select.select(waiting, [], [], 0)[0]
+    if not ready:
+        ready = select.select(waiting, [], [], KEEPALIVE_WAIT)[0]
+    return client.conn in ready
 
 
 def _refuse(client, error, head_only=False):

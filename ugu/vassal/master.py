@@ -18,6 +18,7 @@ import time
 
 from ugu import UWSGI_VERSION, __version__, log, proc
 from ugu.link import ToEmperor, ToVassal, VassalLink
+from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import ResponseRouter
@@ -62,6 +63,26 @@ class Shared:
 
 def run(config):
     """Run a vassal (master, workers, routers); returns the exit code."""
+    try:
+        return _run(config)
+    except ConfigError as e:
+        raise _located(e, config) from None
+
+
+def _located(error, config):
+    """The error, pointing at the config line that set its option: a
+    problem found at start-up (a port taken, a bad value) belongs to the
+    file the user must edit, not to "the command line"."""
+    if error.file is None and error.option:
+        for entry in reversed(config.entries):
+            opt = registry.lookup(entry.key)
+            if opt and opt.name == error.option:
+                error.file, error.line = entry.file, entry.line
+                break
+    return error
+
+
+def _run(config):
     link = VassalLink.from_environment()
     start_cwd = os.getcwd()
     _banner(config, link)
@@ -155,7 +176,8 @@ def _worker_sockets(listeners):
 def router_backends(config, listeners):
     """Nodes the HTTP router forwards to: http-to, else socket 0."""
     if config["http-to"]:
-        return [sockets.parse_address(node) for node in config["http-to"]]
+        return [sockets.parse_address(node, "http-to")
+                for node in config["http-to"]]
     first = _worker_sockets(listeners)[0].sock.getsockname()
     return [first if isinstance(first, str) else ("127.0.0.1", first[1])]
 

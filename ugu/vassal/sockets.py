@@ -15,9 +15,13 @@ from ugu.options.errors import ConfigError
 
 INHERIT_ENV = "UGU_INHERITED_SOCKETS"
 
+MAX_PORT = 65535
+
 UWSGI = "uwsgi"
 HTTP = "http"
 ROUTER = "router"
+# The option that declares each kind of socket, for error messages.
+OPTION = {UWSGI: "socket", HTTP: "http-socket", ROUTER: "http"}
 
 
 @dataclass
@@ -32,13 +36,14 @@ class Listener:
         return str(address[1]) if isinstance(address, tuple) else ""
 
 
-def parse_address(text):
+def parse_address(text, option=None):
     """A (host, port) tuple for TCP, or a path string for a unix socket."""
     if "/" in text or ":" not in text:
         return text
     host, _, port = text.rpartition(":")
-    if not port.isdigit():
-        raise ConfigError(f"invalid port in address '{text}'")
+    if not port.isdigit() or int(port) > MAX_PORT:
+        raise ConfigError(f"invalid port in address '{text}' (a TCP port "
+                          f"is 0 to {MAX_PORT})", option=option)
     return (host or "0.0.0.0", int(port))
 
 
@@ -50,7 +55,7 @@ def bind(name, proto, backlog, inherited, index):
         sock = socket.socket(fileno=inherited.pop(key))
         _log_bound(name, proto, sock, index, inherited=True)
         return Listener(name, proto, sock)
-    address = parse_address(name)
+    address = parse_address(name, OPTION[proto])
     sock = _new_socket(address, name, proto)
     sock.listen(backlog)
     _log_bound(name, proto, sock, index)
@@ -68,9 +73,8 @@ def _new_socket(address, name, proto):
         sock.bind(address)
     except OSError as e:
         sock.close()
-        option = {UWSGI: "socket", HTTP: "http-socket", ROUTER: "http"}
         raise ConfigError(f"cannot bind {name}: {e.strerror}",
-                          option=option[proto]) from None
+                          option=OPTION[proto]) from None
     return sock
 
 

@@ -9,6 +9,7 @@ prefix, nor a NUL byte reaches a file outside.
 import email.utils
 import mimetypes
 import os
+import stat
 from dataclasses import dataclass
 
 from ugu import log
@@ -62,16 +63,19 @@ class StaticFiles:
         return None
 
     def _in_root(self, root, path_info, accept_encoding):
-        path = os.path.realpath(os.path.join(root, path_info.lstrip("/")))
+        # One stat first: most requests name no file and go to the app,
+        # and a realpath costs a syscall per path component.
+        joined = os.path.join(root, path_info.lstrip("/"))
+        try:
+            st = os.stat(joined)
+        except OSError:
+            return None
+        path = os.path.realpath(joined)
         if not _inside(path, root):
             log.log(f"[uwsgi-fileserve] security error: {path} is not "
                     f"under {root}")
             return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             return None
         content_type = self._content_type(path)
         if self.gzip_all and _accepts_gzip(accept_encoding):

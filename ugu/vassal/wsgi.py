@@ -10,6 +10,7 @@ import socket
 import sys
 
 from ugu import UWSGI_VERSION
+from ugu.http.errors import BodyCutShort
 
 _VERSION = UWSGI_VERSION.encode()
 _NODE = socket.gethostname().encode()
@@ -26,6 +27,8 @@ class Input:
         if size is None or size < 0 or size > self.remaining:
             size = self.remaining
         data = self._stream.read(size) if size else b""
+        if len(data) < size:
+            self._cut_short(len(data))
         self.remaining -= len(data)
         return data
 
@@ -33,8 +36,17 @@ class Input:
         if size is None or size < 0 or size > self.remaining:
             size = self.remaining
         data = self._stream.readline(size) if size else b""
+        if len(data) < size and not data.endswith(b"\n"):
+            self._cut_short(len(data))
         self.remaining -= len(data)
         return data
+
+    def _cut_short(self, got):
+        """The stream ended before CONTENT_LENGTH: the app must not take
+        a truncated body for a whole one (uWSGI raises IOError too)."""
+        raise BodyCutShort(f"request body cut short: the client sent "
+                           f"{self.remaining - got} bytes less than its "
+                           f"CONTENT_LENGTH")
 
     def readlines(self, hint=-1):
         lines, total = [], 0

@@ -1,0 +1,117 @@
+"""Plain HTTP/1.1 requests, parsed in one pass, and their responses framed.
+
+Nearly every request a server sees is plain: `METHOD target HTTP/1.1`,
+`Name: value` lines ended by CRLF, a Host, at most one Content-Length and
+no other framing.  Those are parsed here, far faster than by h11; anything
+else (HTTP/1.0 and its keepalive rules, bare LF, folded lines,
+Transfer-Encoding, Expect, Upgrade, a duplicate or odd Content-Length or
+Host, an unusual Connection, a character h11 would refuse) gives None, and
+the caller hands the same bytes to h11, which knows the rest of HTTP/1.1
+and answers its errors.  Responses to plain requests are framed here as
+h11 frames them for an HTTP/1.1 client.
+"""
+
+import re
+
+from ugu.http.response import END_OF_HEAD, FIELD
+
+# RFC 9112 3: a token, a target of visible characters, HTTP/1.1.
+_REQUEST_LINE = re.compile(
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
+# Headers that change how the request is framed or answered: left to h11.
+_NOT_PLAIN = frozenset((b"transfer-encoding", b"expect", b"upgrade",
+                        b"te", b"http2-settings"))
+# Headers a plain request carries at most once.
+_ONCE = frozenset((b"content-length", b"host", b"connection"))
+_CONNECTION = {b"keep-alive": True, b"close": False}
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+CLOSE = b"Connection: close\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class PlainRequest:
+    """What h11.Request gives, for a plain request: names lowercased."""
+
+    __slots__ = ("method", "target", "headers", "length", "keep_alive",
+                 "head")
+
+    # Any other version is left to h11.
+    http_version = b"1.1"
+
+    def __init__(self, method, target, headers, length, keep_alive, head):
+        self.method = method
+        self.target = target
+        self.headers = headers
+        # The Content-Length (0 when there is none).
+        self.length = length
+        # False when the client asked to close after this response.
+        self.keep_alive = keep_alive
+        # The raw head, without its blank line, for h11 when the response
+        # needs it (see ugu.router.cycle).
+        self.head = head
+
+
+def parse_request(head):
+    """A PlainRequest for the bytes before END_OF_HEAD, or None when the
+    request is not plain (h11 then decides)."""
+    lines = head.split(b"\r\n")
+    line = _REQUEST_LINE.fullmatch(lines[0])
+    if line is None:
+        return None
+    headers, length, keep_alive, seen = [], 0, True, set()
+    for raw in lines[1:]:
+        field = FIELD.fullmatch(raw)
+        if field is None:
+            return None
+        name, value = field.groups()
+        name = name.lower()
+        if name in _ONCE:
+            if name in seen:
+                return None
+            seen.add(name)
+            if name == b"content-length":
+                if not value.isdigit():
+                    return None
+                length = int(value)
+            elif name == b"connection":
+                keep_alive = _CONNECTION.get(value.lower())
+                if keep_alive is None:
+                    return None
+        elif name in _NOT_PLAIN:
+            return None
+        headers.append((name, value))
+    if b"host" not in seen:
+        # h11 refuses a request without one.
+        return None
+    return PlainRequest(line[1], line[2], headers, length, keep_alive,
+                        head)
+
+
+def complete_head_at(buffer):
+    """Where END_OF_HEAD starts in buffer, -1 while the head may still be
+    plain and incomplete, or None once it cannot be plain (a bare LF)."""
+    end = buffer.find(END_OF_HEAD)
+    if end >= 0:
+        return end
+    if buffer.count(b"\n") != buffer.count(b"\r\n"):
+        return None
+    return -1
+
+
+def response_head(status, reason, headers, sized, keep_alive):
+    """The head of a response to a plain request, framed as h11 frames it
+    for an HTTP/1.1 client: chunked unless sized (or 204/304), and a
+    `Connection: close` when the client asked for it.  The headers come
+    from ugu.http.response's plain parser: valid, no Connection, no
+    Transfer-Encoding."""
+    out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+    out += [b"%s: %s\r\n" % pair for pair in headers]
+    if not sized and status not in NO_BODY_STATUS:
+        out.append(CHUNKED)
+    if not keep_alive:
+        out.append(CLOSE)
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+NO_BODY_STATUS = (204, 304)
