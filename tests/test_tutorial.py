@@ -17,16 +17,26 @@ from tests import support
 CSS = (support.EXAMPLES / "static" / "base.css").read_bytes()
 
 
+PORTED_KEYS = {"http": "127.0.0.1:{http}", "http-to": "127.0.0.1:{worker}",
+               "socket": "127.0.0.1:{worker}"}
+
+
 def copy_examples(target, http_port, worker_port):
-    """examples/ in `target`, the INI files pointed at the given ports."""
+    """examples/ in `target`, the INI files pointed at the given ports
+    whatever ports the examples name."""
     shutil.copytree(support.EXAMPLES, target,
                     ignore=shutil.ignore_patterns("logs", "__pycache__"))
     for name in ("http.ini", "uwsgi.ini"):
         path = target / name
-        text = path.read_text()
-        text = text.replace("http = :8000", f"http = 127.0.0.1:{http_port}")
-        text = text.replace("127.0.0.1:8001", f"127.0.0.1:{worker_port}")
-        path.write_text(text)
+        lines = []
+        for line in path.read_text().splitlines():
+            key = line.partition("=")[0].strip()
+            if key in PORTED_KEYS:
+                value = PORTED_KEYS[key].format(http=http_port,
+                                                worker=worker_port)
+                line = f"{key} = {value}"
+            lines.append(line)
+        path.write_text("\n".join(lines) + "\n")
     return target
 
 
