@@ -286,3 +286,16 @@ def test_body_cut_short_is_not_taken_for_a_whole_one(worker):
     worker.wait_for_log(r"request body cut short")
     assert "POST /echo => generated 7 bytes" not in worker.output()
     assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+
+
+def test_without_master_worker_1_forks_the_others(site, procs):
+    port = support.free_port()
+    p = procs.ugu("--socket", f"127.0.0.1:{port}", "--processes", "2",
+                  "--pythonpath", "code/", "--module", "app", cwd=site)
+    p.wait_for_log(rf"spawned uWSGI worker 1 \(pid: {p.pid}, cores: 1\)")
+    second = int(p.wait_for_log(r"spawned uWSGI worker 2 \(pid: (\d+)")
+                 .group(1))
+    assert support.children_of(p.pid) == [second]
+    support.wait_for_port(port)
+    assert split_response(uwsgi_request(port))[0].endswith("200 OK")
+    assert "without its master process manager" in p.output()

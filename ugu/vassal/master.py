@@ -107,8 +107,9 @@ def _run(config):
         shared.apps = apps.load_all(config)
         if not shared.apps and apps.report_missing(config):
             return apps.EXIT_NO_APP
-    if not config["master"]:
-        return _run_single_worker(config, listeners, shared)
+    # A vassal always has a master: the emperor talks to it.
+    if not config["master"] and not link:
+        return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd)
     return master.run()
 
@@ -193,21 +194,30 @@ def _operational_mode(config, listeners):
     return "preforking" if threads == 1 else "preforking+threaded"
 
 
-def _run_single_worker(config, listeners, shared):
-    """Without a master uWSGI runs its one worker in the first process."""
+def _run_without_master(config, listeners, shared):
+    """Without a master uWSGI runs worker 1 in the first process, which
+    forks the others; nobody respawns a worker that dies."""
     for option in MASTER_ONLY:
         if config[option]:
             raise ConfigError(f"{option} needs the master: add master = "
                               "true", option=option)
-    if config["processes"] != 1:
-        raise ConfigError("ugu runs several workers only under a master: "
-                          "add master = true", option="processes")
     log.log("*** WARNING: you are running uWSGI without its master process "
             "manager ***")
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
-    log.log(f"spawned uWSGI worker 1 (and the only) (pid: {os.getpid()}, "
-            f"cores: {config['threads']})")
+    count, threads = config["processes"], config["threads"]
+    if count == 1:
+        log.log(f"spawned uWSGI worker 1 (and the only) (pid: "
+                f"{os.getpid()}, cores: {threads})")
+    else:
+        log.log(f"spawned uWSGI worker 1 (pid: {os.getpid()}, cores: "
+                f"{threads})")
+    for wid in range(2, count + 1):
+        worker = Worker(wid, config, listeners, shared)
+        pid = os.fork()
+        if pid == 0:
+            worker.run()
+        log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {threads})")
     Worker(1, config, listeners, shared).run()
 
 
