@@ -75,7 +75,9 @@ class Exchange:
                                "start_response")
         headers, head_only = self._headers, self.method == "HEAD"
         if self.ctx.routing.active:
+            known = set(self.vars)
             routed = self.ctx.routing.run(self.vars, self._headers)
+            self._count_added_vars(known)
             headers = routed.headers
             self._status_line = routed.status or self._status_line
             # `break` in a response route drops the app's body.
@@ -86,6 +88,13 @@ class Exchange:
         self.status = int(self._status_line[:3])
         self.header_count = len(headers)
         self.headers_sent = True
+
+    def _count_added_vars(self, known):
+        """Vars the routes added (collect-header, addvar) count in the log
+        line as if the request had carried them, as in uWSGI."""
+        for key in self.vars.keys() - known:
+            self.vars_count += 2
+            self.vars_size += 4 + len(key) + len(self.vars[key])
 
     def respond(self, status, headers, body=b""):
         """A whole response from the server itself (errors, no app)."""

@@ -77,6 +77,7 @@ class Context:
             first = self._requests == 1
         self.scoreboard.set_requests(self.wid, ex.worker_requests)
         if first and self._loyal_link:
+            log.log("announcing my loyalty to the Emperor...")
             self._loyal_link.send(ToEmperor.LOYAL)
         if self.recycler.due(ex.worker_requests):
             self.recycler.retire()
