@@ -396,6 +396,18 @@ def test_pipelined_requests_are_all_answered_in_order(router):
         f"hello from {p}" for p in paths]
 
 
+def test_auto_chunked_keeps_an_unframed_response_alive(worker,
+                                                      start_router):
+    r = start_router([["127.0.0.1", worker]], "--http-keepalive",
+                     "--http-auto-chunked")
+    with socket.create_connection(("127.0.0.1", r.port), timeout=10) as s:
+        for path in (b"/one", b"/two"):
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path)
+            [(response, body)] = read_responses(s, ["GET"])
+            assert (b"transfer-encoding", b"chunked") in response.headers
+            assert body == b"hello from " + path
+
+
 def test_without_keepalive_the_connection_closes(worker, start_router):
     r = start_router([["127.0.0.1", worker]])
     raw = exchange(r.port, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"

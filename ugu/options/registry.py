@@ -277,6 +277,9 @@ OPTIONS = (
          default=65536),
     _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
          "router always de-chunks request bodies", HTTP, default=False),
+    _opt("http-auto-chunked", FLAG, "accepted for uWSGI configs: the "
+         "router always chunk-encodes a response without a length for an "
+         "HTTP/1.1 client, so keepalive survives it", HTTP, default=False),
     # logging
     _opt("logger", STR, "send messages to a logger (file:PATH)", LOGGING,
          repeat=True, needs_master=True),
