@@ -373,14 +373,21 @@ def test_uid_gid_drop_to_nobody(procs, site):
 def test_process_titles(procs, site):
     v = Vassal(procs, site, procname_prefix="pfx-").ready()
     assert _cmdline(v.p.pid) == "pfx-uWSGI master"
-    titles = sorted(_cmdline(pid) for pid in v.workers())
-    assert titles == ["pfx-uWSGI worker 1", "pfx-uWSGI worker 2"]
+    _wait_for_titles(v, ["pfx-uWSGI worker 1", "pfx-uWSGI worker 2"])
 
 
 def test_explicit_procnames(procs, site):
     v = Vassal(procs, site, procname="busy", procname_master="boss").ready()
     assert _cmdline(v.p.pid) == "boss"
-    assert {_cmdline(pid) for pid in v.workers()} == {"busy"}
+    _wait_for_titles(v, ["busy", "busy"])
+
+
+def _wait_for_titles(vassal, expected):
+    """A worker carries its master's title from fork until it names
+    itself: wait for the names, not for an instant."""
+    support.wait_until(
+        lambda: sorted(_cmdline(pid) for pid in vassal.workers())
+        == expected, 5, what=f"worker titles {expected}")
 
 
 def _cmdline(pid):
