@@ -190,8 +190,8 @@ def test_broken_vassals_are_reported_and_the_others_serve(procs,
     assert "*** no app loaded. GAME OVER ***" in log
     assert re.search(r"getting INI configuration from noapp\.ini\n"
                      r"(.*\n)*?failed to open python file missing\.py", log)
-    assert re.search(rf"cannot bind 127\.0\.0\.1:\d+: Address already in "
-                     rf"use", log)
+    assert re.search(r"busy\.ini:\d+: option 'socket': cannot bind "
+                     r"127\.0\.0\.1:\d+: Address already in use", log)
     for name in ("syntax", "noapp", "busy"):
         assert f"unloyal bad behaving vassal found: {name}.ini" in log
     assert "curse the uwsgi instance good.ini" not in log

@@ -15,6 +15,8 @@ import signal
 
 import setproctitle
 
+from ugu.options.errors import ConfigError
+
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -135,3 +137,13 @@ def reap():
         if pid == 0:
             return
         yield pid, status
+
+
+def write_pidfile(path, option):
+    """Our pid in `path`; a failure names the option that asked for it."""
+    try:
+        with open(path, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror}",
+                          option=option) from None

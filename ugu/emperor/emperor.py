@@ -23,7 +23,6 @@ from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
 from ugu.link import ToEmperor, ToVassal
-from ugu.options.errors import ConfigError
 
 BANNER = "*** starting uWSGI Emperor ***"
 # A vassal exiting with this asks not to be respawned (uWSGI's "exile").
@@ -96,7 +95,8 @@ class Emperor:
 
     def open(self):
         if self.config["emperor-pidfile"]:
-            _write_pidfile(self.config["emperor-pidfile"])
+            proc.write_pidfile(self.config["emperor-pidfile"],
+                               "emperor-pidfile")
         if self.config["emperor-stats"]:
             self.stats = stats.listen(self.config["emperor-stats"])
             log.log(f"*** Emperor stats server enabled on "
@@ -332,12 +332,3 @@ class Emperor:
         for v in self.vassals.values():
             log.log(f"vassal instance {v.name} (last modified {v.mtime}) "
                     f"status {v.status} loyal {int(v.loyal)} zerg 0")
-
-
-def _write_pidfile(path):
-    try:
-        with open(path, "w") as f:
-            f.write(f"{os.getpid()}\n")
-    except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror}",
-                          option="emperor-pidfile") from None

@@ -228,17 +228,21 @@ def _apply(operator, left, right):
     return _int64_str(result)
 
 
-def _strtoll(text):
-    """C's strtoll in base 10: leading digits, else 0; clamped to 64
-    bits."""
+def atoi(text):
+    """C's atoi: optional blanks and sign, then digits; 0 when there are
+    none.  uWSGI reads numbers so, so `processes = 4 # four` means 4."""
     text = text.lstrip(" \t\n\r\f\v")
     sign = -1 if text[:1] == "-" else 1
     digits = text[1:] if text[:1] in "+-" else text
     end = 0
     while end < len(digits) and digits[end] in "0123456789":
         end += 1
-    number = sign * int(digits[:end] or "0")
-    return max(-INT64 // 2, min(INT64 // 2 - 1, number))
+    return sign * int(digits[:end] or "0")
+
+
+def _strtoll(text):
+    """C's strtoll in base 10, clamped to 64 bits."""
+    return max(-INT64 // 2, min(INT64 // 2 - 1, atoi(text)))
 
 
 def _int64_str(number):

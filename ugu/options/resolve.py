@@ -20,7 +20,8 @@ import re
 
 from ugu.options import registry
 from ugu.options.errors import ConfigError
-from ugu.options.expand import expand_value, placeholder, read_at_file
+from ugu.options.expand import (atoi, expand_value, placeholder,
+                                read_at_file)
 from ugu.options.ini import Entry
 from ugu.options.reader import (ANNOUNCE, FALSE_WORDS, Reader, check_keys,
                                 format_of, suggest, to_bool)
@@ -266,7 +267,7 @@ def _number_problems(entries):
         if not PLAIN_NUMBER.fullmatch(e.value):
             problems.append(ConfigError(
                 f"'{e.value}' is not a number; it is read as "
-                f"{_atoi(e.value)} (write a plain number)",
+                f"{atoi(e.value)} (write a plain number)",
                 e.file, e.line, e.key))
     return problems
 
@@ -311,20 +312,8 @@ def _refuse_short(letter):
     raise ConfigError(f"invalid option -- '{letter}'")
 
 
-def _atoi(text):
-    """C's atoi: optional blanks and sign, then digits; 0 when there are
-    none.  uWSGI reads numbers so, so `processes = 4 # four` means 4."""
-    text = text.lstrip(" \t\n\r\f\v")
-    sign = -1 if text[:1] == "-" else 1
-    digits = text[1:] if text[:1] in "+-" else text
-    end = 0
-    while end < len(digits) and digits[end] in "0123456789":
-        end += 1
-    return sign * int(digits[:end] or "0")
-
-
 def _to_int(entry):
-    number = _atoi(entry.value)
+    number = atoi(entry.value)
     if number < 0:
         raise ConfigError("must be >= 0", entry.file, entry.line, entry.key)
     opt = registry.lookup(entry.key)

@@ -6,7 +6,7 @@ import os
 import pwd
 import socket
 
-from ugu import log
+from ugu import log, proc
 from ugu.options.errors import ConfigError
 
 DEFAULT_SOCKET_MODE = "666"
@@ -15,12 +15,7 @@ DEFAULT_SOCKET_MODE = "666"
 def write_pidfile(path):
     """Written once by the first master; reloads keep it (as uWSGI)."""
     log.log(f"writing pidfile to {path}")
-    try:
-        with open(path, "w") as f:
-            f.write(f"{os.getpid()}\n")
-    except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror}",
-                          option="pidfile") from None
+    proc.write_pidfile(path, "pidfile")
 
 
 def chmod_sockets(config, listeners):
