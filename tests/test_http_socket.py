@@ -13,10 +13,16 @@ import textwrap
 import threading
 import time
 
+import h11
 import pytest
 import requests
 
 from tests import support
+from ugu import protocol
+from ugu.http import plain
+from ugu.http.vars import ListenerVars, RequestVars
+from ugu.vassal import plain_http
+from ugu.vassal.transport import head_bytes
 from tests.test_router import read_exactly, read_responses, read_to_eof
 
 APP = textwrap.dedent('''
@@ -38,6 +44,10 @@ APP = textwrap.dedent('''
         if path == "/short":
             start_response("200 OK", [("Content-Length", "100")])
             return [b"only this"]
+        if path == "/app-closes":
+            start_response("200 OK", [("Connection", "close"),
+                                      ("Content-Length", "3")])
+            return [b"bye"]
         if path == "/ignore-body":
             start_response("200 OK", [("Content-Length", "7")])
             return [b"ignored"]
@@ -56,15 +66,23 @@ def site(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module", params=["plain", "h11"])
+def parser(request):
+    """Every test runs on both paths of a request: the plain fast path
+    and h11 (forced by UGU_HTTP_SOCKET_PARSER)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def server(site):
+def server(site, parser):
     """ugu with an http-socket: 2 cores, short socket-timeout."""
     port = support.free_port()
     process = support.ugu(
         "--master", "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
         str(site / "app.py"), "--processes", "1", "--threads", "2",
         "--socket-timeout", str(TIMEOUT), "--check-static",
-        str(site / "static"), "--offload-threads", "1", cwd=site)
+        str(site / "static"), "--offload-threads", "1", cwd=site,
+        env={"UGU_HTTP_SOCKET_PARSER": parser})
     try:
         process.wait_for_log(r"spawned uWSGI worker 1")
         support.wait_for_port(port)
@@ -195,6 +213,47 @@ def test_expect_100_continue_is_answered(server):
     assert hashlib.sha256(b"body").hexdigest().encode() in raw
 
 
+def test_log_line_counts_the_vars_as_a_block(server):
+    request = (b"GET /a/../env?x=1 HTTP/1.1\r\nHost: t\r\nX-Twice: 1\r\n"
+               b"Accept: */*\r\nx-twice: 2\r\nContent-Type: text/x\r\n"
+               b"Connection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        client_port = s.getsockname()[1]
+        s.sendall(request)
+        env = json.loads(read_to_eof(s).split(b"\r\n")[-4])
+    expected = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/env",
+        "REQUEST_URI": "/a/../env?x=1", "QUERY_STRING": "x=1",
+        "SERVER_PROTOCOL": "HTTP/1.1", "SCRIPT_NAME": "",
+        "SERVER_NAME": socket.gethostname(), "SERVER_PORT": str(server.port),
+        "UWSGI_ROUTER": "http", "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": str(client_port), "HTTP_HOST": "t",
+        "HTTP_X_TWICE": "1, 2", "HTTP_ACCEPT": "*/*",
+        "CONTENT_TYPE": "text/x", "HTTP_CONNECTION": "close"}
+    assert {k: env[k] for k in expected} == expected
+    size = sum(4 + len(k) + len(v) for k, v in expected.items())
+    server.wait_for_log(rf"\{{{2 * len(expected)} vars in {size} bytes\}} "
+                        r"\[[^]]*\] GET /a/\.\./env\?x=1 ")
+
+
+def test_response_framing_for_a_closing_client(server):
+    raw = exchange(server.port, b"GET /c HTTP/1.1\r\nHost: t\r\n"
+                   b"Connection: close\r\n\r\n")
+    assert raw == (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                   b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+                   b"\r\nd\r\nhello from /c\r\n0\r\n\r\n")
+
+
+def test_app_connection_header_is_framed_by_h11(server):
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(b"GET /app-closes HTTP/1.1\r\nHost: t\r\n\r\n")
+        raw = read_to_eof(s)
+    assert raw == (b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
+                   b"Content-Length: 3\r\n\r\nbye")
+
+
 def test_static_file_get_and_head(server):
     r = requests.get(f"{server.url}/page.txt", timeout=10)
     assert r.content == b"static text\n" * 100
@@ -320,3 +379,65 @@ def test_response_shorter_than_its_length_closes(server):
     assert raw.endswith(b"\r\n\r\nonly this")
     server.wait_for_log("response cut short: Too little data")
     assert served(server)
+
+
+# The fast path against the block and h11 it stands in for, in-process.
+
+PLAIN_HEADS = [
+    b"GET / HTTP/1.1\r\nHost: t",
+    b"GET /a/./b/../%7Ec?q=%20&r HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n"
+    b"Content-Type: text/x\r\nx-a: 2\r\nContent-Length: 0\r\nX-B:",
+    b"POST /p HTTP/1.1\r\nhost: h\r\nConnection: close\r\nX-Obs: \xe9t\xe9",
+]
+
+
+@pytest.mark.parametrize("head", PLAIN_HEADS)
+def test_plain_vars_are_the_decoded_block(head):
+    request = plain.parse_request(head)
+    assert request is not None
+    listener = ListenerVars(9090, hostname="box")
+    peer = listener.peer(("10.0.0.1", 4321))
+    block = RequestVars(request).block(listener, peer)
+    found, count = protocol.decode_text(block)
+    fixed = plain_http.Fixed(listener.constants, peer)
+    assert plain_http.request_vars(request, fixed) == (found, count,
+                                                       len(block))
+    assert list(plain_http.request_vars(request, fixed)[0]) == list(found)
+
+
+RESPONSES = [
+    ("200 OK", [("Content-Type", "text/plain")]),
+    ("200 OK", [("Content-Length", "5"), ("X-Empty", "")]),
+    ("204 No Content", [("X-A", "b  c")]),
+    ("304 Not Modified", []),
+    ("404 ", [("Content-Length", "0")]),
+]
+
+
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+@pytest.mark.parametrize("status_line, headers", RESPONSES)
+def test_plain_response_head_is_h11s(status_line, headers, method,
+                                     keep_alive):
+    close = b"" if keep_alive else b"Connection: close\r\n"
+    head = method + b" / HTTP/1.1\r\nHost: t\r\n" + close
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(head + b"\r\n")
+    conn.next_event()
+    code, _, reason = status_line.partition(" ")
+    expected = conn.send(h11.Response(status_code=int(code), headers=headers,
+                                      reason=reason.encode()))
+    raw = head_bytes("HTTP/1.1", status_line, headers)
+    status, length = plain.sent_head(raw)
+    assert plain.framed(raw, status, length is not None,
+                        keep_alive) == expected
+
+
+@pytest.mark.parametrize("headers", [
+    [("Connection", "close")], [("Transfer-Encoding", "chunked")],
+    [("X-Space", " leading")], [("X-Latin", "\xe9")],
+    [("Content-Length", "1"), ("content-length", "1")],
+    [("Content-Length", "+1")],
+])
+def test_responses_h11_must_frame_are_not_plain(headers):
+    assert plain.sent_head(head_bytes("HTTP/1.1", "200 OK", headers)) is None

@@ -106,12 +106,51 @@ def response_head(status, reason, headers, sized, keep_alive):
     Transfer-Encoding."""
     out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     out += [b"%s: %s\r\n" % pair for pair in headers]
-    if not sized and status not in NO_BODY_STATUS:
-        out.append(CHUNKED)
-    if not keep_alive:
-        out.append(CLOSE)
     out.append(b"\r\n")
-    return b"".join(out)
+    return framed(b"".join(out), status, sized, keep_alive)
+
+
+def framed(head, status, sized, keep_alive):
+    """A whole response head (blank line included) with the framing
+    headers response_head adds."""
+    chunked = not sized and status not in NO_BODY_STATUS
+    if keep_alive and not chunked:
+        return head
+    return b"".join((head[:-2], CHUNKED if chunked else b"",
+                     b"" if keep_alive else CLOSE, b"\r\n"))
+
+
+# What an app's head must look like for `framed` to send it as h11 would:
+# exactly `HTTP/1.1 NNN reason` and `Name: value` lines, values in ASCII
+# (h11 encodes str so) without the surrounding spaces h11 refuses.
+_SENT_STATUS = re.compile(
+    rb"HTTP/1\.1 ([2-9][0-9][0-9]) [\t \x21-\x7e\x80-\xff]*")
+_SENT_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): "
+                         rb"((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)")
+_NOT_SENT_PLAIN = (b"transfer-encoding", b"connection")
+
+
+def sent_head(head):
+    """(status, Content-Length or None) of a response head encoded as
+    ugu.vassal.transport.head_bytes does, when `framed` can send it as
+    h11 would; None otherwise (h11 then frames the response)."""
+    lines = head[:-4].split(b"\r\n")
+    status = _SENT_STATUS.fullmatch(lines[0])
+    if status is None:
+        return None
+    length = None
+    for line in lines[1:]:
+        field = _SENT_FIELD.fullmatch(line)
+        if field is None:
+            return None
+        name = field[1].lower()
+        if name == b"content-length":
+            if length is not None or not field[2].isdigit():
+                return None
+            length = int(field[2])
+        elif name in _NOT_SENT_PLAIN:
+            return None
+    return int(status[1]), length
 
 
 NO_BODY_STATUS = (204, 304)

@@ -1,4 +1,8 @@
-"""`http-socket`: HTTP straight into a worker, parsed with h11.
+"""`http-socket`: HTTP straight into a worker.
+
+A plain HTTP/1.1 request (ugu.http.plain) is served on the fast path of
+ugu.vassal.plain_http; any other, and every request when the environment
+sets UGU_HTTP_SOCKET_PARSER=h11 (the tests run both paths), through h11.
 
 The request becomes the same vars the HTTP router would send (ugu.http.vars),
 so the app sees one environ whichever way a request came in.  A connection
@@ -12,6 +16,7 @@ The request head must arrive whole within `socket-timeout` and fit in
 one 431, and the connection closes (DEVIATIONS 3, 18).
 """
 
+import os
 import select
 import socket
 import tempfile
@@ -20,10 +25,12 @@ import time
 import h11
 
 from ugu import log, protocol
+from ugu.http import plain
 from ugu.http.errors import (BadRequest, BodyCutShort, HeadersTooLarge,
                              HttpError, error_bytes)
+from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
-from ugu.vassal import request
+from ugu.vassal import plain_http, request
 from ugu.vassal.offload import send_file
 from ugu.vassal.transport import head_bytes
 from ugu.vassal.wsgi import Input
@@ -41,6 +48,9 @@ LINGER_SECONDS = 1.0
 # connection instead of racing its close, and an idle one frees the core
 # soon.  Never while another connection waits in the listen queue.
 KEEPALIVE_WAIT = 0.05
+# Read once, at start-up: the tests force every request through h11.
+PLAIN = os.environ.get("UGU_HTTP_SOCKET_PARSER") != "h11"
+_CAN_RESPOND = (h11.IDLE, h11.SEND_RESPONSE)
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[],
                                      reason=b"Continue")
 
@@ -50,16 +60,63 @@ class HeadTimeout(Exception):
 
 
 class Client:
-    """The socket and h11 state of one client connection."""
+    """One client connection: its socket, the bytes read but not yet
+    consumed, and the h11 state of a request that is not plain."""
 
     def __init__(self, conn, ctx):
         self.conn = conn
-        self.h = h11.Connection(h11.SERVER,
-                                max_incomplete_event_size=ctx.buffer_size)
+        self.buffer = bytearray()
+        self.max_head = ctx.buffer_size
+        self.h = None
         self.timeout = ctx.socket_timeout or None
         address = conn.getpeername()
         self.address = address[0] if isinstance(address, tuple) else "unix"
         self.closed = False
+
+    def plain_request(self, deadline):
+        """The next request if it is plain; else None, with h11 fed
+        what was read (h11 then answers or refuses it)."""
+        while not self.closed:
+            end = plain.complete_head_at(self.buffer)
+            if end is None or (end < 0 and len(self.buffer) > self.max_head):
+                break
+            if end >= 0:
+                found = plain.parse_request(bytes(self.buffer[:end]))
+                if found is not None:
+                    del self.buffer[:end + len(END_OF_HEAD)]
+                    return found
+                break
+            self.buffer += self._recv_by(deadline)
+        self.start_h11()
+        return None
+
+    def start_h11(self):
+        """An h11 connection for the next request, fed the buffer."""
+        self.h = h11.Connection(h11.SERVER,
+                                max_incomplete_event_size=self.max_head)
+        if self.buffer:
+            # b"" would tell h11 the connection closed.
+            self.h.receive_data(bytes(self.buffer))
+            self.buffer.clear()
+        if self.closed:
+            self.h.receive_data(b"")
+
+    def end_h11(self):
+        """Back to the plain path for the next request; False unless
+        the h11 request and its response both ended cleanly."""
+        h, self.h = self.h, None
+        if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            return False
+        h.start_next_cycle()
+        self.buffer += h.trailing_data[0]
+        self.closed = self.closed or h.trailing_data[1]
+        return True
+
+    def pending_head(self):
+        return bool(self.buffer or self.h and self.h.trailing_data[0])
+
+    def can_respond(self):
+        return self.h is None or self.h.our_state in _CAN_RESPOND
 
     def next_event(self, deadline=None):
         h = self.h
@@ -67,25 +124,25 @@ class Client:
             event = h.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            h.receive_data(self._recv(deadline))
+            h.receive_data(self._recv_by(deadline))
 
-    def _recv(self, deadline):
+    def _recv_by(self, deadline):
         """Read more; with a deadline (the head's), a HeadTimeout once
         it has passed."""
         if deadline is None:
-            return self._read()
+            return self.recv()
         left = deadline - time.monotonic()
         if left <= 0:
             raise HeadTimeout()
         self.conn.settimeout(left)
         try:
-            return self._read()
+            return self.recv()
         except TimeoutError:
             raise HeadTimeout() from None
         finally:
             self.conn.settimeout(self.timeout)
 
-    def _read(self):
+    def recv(self):
         data = self.conn.recv(READ_SIZE)
         self.closed = not data
         return data
@@ -212,33 +269,55 @@ class _Span:
         return self.count
 
 
+class Site:
+    """What every request on one connection shares: the listener's and
+    the peer's vars, encoded and, for the plain path, decoded."""
+
+    def __init__(self, ctx, listener, conn):
+        self.constants = _listener_vars(ctx, listener)
+        self.peer = self.constants.peer(conn.getpeername())
+        self.fixed = None
+
+    def fixed_vars(self):
+        if self.fixed is None:
+            self.fixed = plain_http.Fixed(self.constants.constants,
+                                          self.peer)
+        return self.fixed
+
+
 def serve_http(ctx, core, listener, conn):
     client = Client(conn, ctx)
-    constants = _listener_vars(ctx, listener)
-    peer = constants.peer(conn.getpeername())
+    site = Site(ctx, listener, conn)
     while True:
         event = _read_request(client, ctx)
         if event is None:
             return
         try:
-            if not _serve_one(ctx, core, constants, peer, event, client):
-                return
+            if client.h is None:
+                reusable = _serve_plain(ctx, core, site, event, client)
+            else:
+                reusable = _serve_one(ctx, core, site, event, client)
         except HttpError as e:
             _refuse(client, e, event.method == b"HEAD")
             return
         except BodyCutShort as e:
             _log(client, f"client went away: {e}")
             return
-        if not _next_cycle(client, listener):
+        if not (reusable and _next_cycle(client, listener)):
             return
 
 
 def _read_request(client, ctx):
-    """The next h11.Request, or None once the connection must end (after
-    answering or logging why, when there is a reason)."""
+    """The next request (a plain.PlainRequest or an h11.Request), or None
+    once the connection must end (after answering or logging why, when
+    there is a reason)."""
     deadline = (time.monotonic() + ctx.socket_timeout
                 if ctx.socket_timeout else None)
     try:
+        if PLAIN and (found := client.plain_request(deadline)):
+            return found
+        if client.h is None:
+            client.start_h11()
         event = client.next_event(deadline)
     except h11.RemoteProtocolError as e:
         status = HeadersTooLarge if e.error_status_hint == 431 else \
@@ -247,7 +326,7 @@ def _read_request(client, ctx):
         return None
     except HeadTimeout:
         # A silent client is no error; one that stalls mid-head is.
-        if client.h.trailing_data[0]:
+        if client.pending_head():
             _log(client, f"request head incomplete after "
                          f"{ctx.socket_timeout} seconds")
         return None
@@ -261,16 +340,35 @@ def _listener_vars(ctx, listener):
     return ctx.listener_vars[key]
 
 
-def _serve_one(ctx, core, constants, peer, event, client):
-    """Serve one request; False when the connection must end."""
+def _serve_plain(ctx, core, site, found, client):
+    """Serve one plain request; False when the connection must end."""
+    request_vars, count, size = plain_http.request_vars(
+        found, site.fixed_vars())
+    if size > ctx.buffer_size:
+        # Refused with the words of the block's own checks.
+        _checked_block(RequestVars(found), ctx, site)
+    transport = plain_http.PlainTransport(client.conn, found, H11Transport)
+    body = plain_http.PlainBody(client, found.length)
+    ex = request.Exchange(ctx, core, transport, request_vars, 2 * count,
+                          size, Input(body, found.length))
+    request.handle(ex)
+    if transport.conn is None:
+        return False
+    ex.input.drain()
+    return transport.reusable()
+
+
+def _serve_one(ctx, core, site, event, client):
+    """Serve one request through h11; False when the connection must
+    end."""
     if event.http_version not in HTTP_VERSIONS:
         # h11 parses any HTTP/d.d; the others are not HTTP/1.
         raise BadRequest(f"unsupported HTTP/{event.http_version.decode()}")
     rv = RequestVars(event)
-    block = _checked_block(rv, ctx, constants, peer)
+    block = _checked_block(rv, ctx, site)
     body, length = _request_body(client, rv)
     if rv.chunked:
-        block = _checked_block(rv, ctx, constants, peer, length)
+        block = _checked_block(rv, ctx, site, length)
     # A repeated var cannot occur: RequestVars joins repeated headers.
     request_vars, count = protocol.decode_text(block)
     transport = H11Transport(client.conn, client.h)
@@ -285,13 +383,13 @@ def _serve_one(ctx, core, constants, peer, event, client):
         return False
     ex.input.drain()
     client.finish_request()
-    return True
+    return client.end_h11()
 
 
-def _checked_block(rv, ctx, constants, peer, length=None):
+def _checked_block(rv, ctx, site, length=None):
     """The vars block, which must fit in buffer-size as through a uwsgi
     socket."""
-    block = rv.block(constants, peer, length)
+    block = rv.block(site.constants, site.peer, length)
     if len(block) > ctx.buffer_size:
         raise HeadersTooLarge(f"uwsgi vars of {len(block)} bytes exceed "
                               f"buffer-size ({ctx.buffer_size})")
@@ -319,13 +417,9 @@ def _request_body(client, rv):
 
 def _next_cycle(client, listener):
     """Go on only if the client sends (part of) its next request soon:
-    it is in h11's buffer, waiting on the socket, or arrives within
+    it is in the buffer, waiting on the socket, or arrives within
     KEEPALIVE_WAIT while no other connection waits to be accepted."""
-    h = client.h
-    if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
-        return False
-    h.start_next_cycle()
-    if h.trailing_data[0]:
+    if client.buffer:
         return True
     waiting = [client.conn, listener.sock]
     ready = select.select(waiting, [], [], 0)[0]
@@ -338,7 +432,7 @@ def _refuse(client, error, head_only=False):
     """Answer with the error page, if no response has started, and
     close; one log line either way."""
     _log(client, f"{error.status} {error.reason}")
-    if client.h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+    if not client.can_respond():
         return
     try:
         client.conn.sendall(error_bytes(error.status, head_only))

@@ -14,7 +14,6 @@ import traceback
 from ugu import log
 from ugu.http.errors import BodyCutShort
 from ugu.vassal import wsgi
-from ugu.vassal.offload import send_file
 
 NO_APP_BODY = b"Internal Server Error"
 ERROR_HEADERS = [("Content-Type", "text/plain")]
