@@ -33,3 +33,7 @@ def procs():
     yield Starter()
     for p in reversed(started):
         p.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    support.stop_leftovers()

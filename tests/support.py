@@ -50,6 +50,17 @@ def wait_for_port(port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT):
     wait_until(accepting, timeout, what=f"{host}:{port} to accept")
 
 
+# Every Process ever started, so that the session's end can stop any that
+# a test's own teardown never reached (a test killed by its timeout).
+STARTED = []
+
+
+def stop_leftovers():
+    for p in STARTED:
+        if group_members(p.pgid):
+            p.stop(signal.SIGKILL, timeout=1)
+
+
 class Process:
     """A real process with its own process group and a log file."""
 
@@ -65,6 +76,7 @@ class Process:
             start_new_session=True)
         self.pid = self.popen.pid
         self.pgid = self.pid
+        STARTED.append(self)
 
     def output(self):
         return self.log_path.read_text(errors="replace")
