@@ -227,12 +227,15 @@ def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",
                            for k, v in pairs], modifier1=modifier1)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(packet + body)
-        chunks = []
-        while True:
-            data = s.recv(65536)
-            if not data:
-                return b"".join(chunks)
-            chunks.append(data)
+        return read_to_eof(s)
+
+
+def read_to_eof(sock):
+    """Everything the peer sends until it closes the connection."""
+    chunks = []
+    while data := sock.recv(65536):
+        chunks.append(data)
+    return b"".join(chunks)
 
 
 def split_response(raw):

@@ -23,7 +23,8 @@ from ugu.http import plain
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http
 from ugu.vassal.transport import head_bytes
-from tests.test_router import read_exactly, read_responses, read_to_eof
+from tests.support import read_to_eof
+from tests.test_router import read_exactly, read_responses
 
 APP = textwrap.dedent('''
     import hashlib, json

@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from tests import support
-from tests.test_router import (read_responses, read_to_eof,
-                               start_uwsgi_router)
+from tests.support import read_to_eof
+from tests.test_router import read_responses, start_uwsgi_router
 
 APP = textwrap.dedent('''
     import hashlib, json

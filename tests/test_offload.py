@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from tests import support
-from tests.support import split_response, uwsgi_request
+from tests.support import read_to_eof, split_response, uwsgi_request
 
 BIG = 32 * 1024 * 1024
 
@@ -37,13 +37,6 @@ def start_download(port, path):
     return s
 
 
-def read_all(s):
-    chunks = []
-    while data := s.recv(1 << 20):
-        chunks.append(data)
-    return b"".join(chunks)
-
-
 def test_stalled_client_holds_up_no_one_and_gets_its_file(worker):
     stalled = [start_download(worker.port, "/big.bin") for _ in range(3)]
     worker.wait_for_log(r"GET /big\.bin => .* via offload\(\)", count=3)
@@ -53,4 +46,4 @@ def test_stalled_client_holds_up_no_one_and_gets_its_file(worker):
     expected = (worker.root / "static" / "big.bin").read_bytes()
     for s in stalled:
         with s:
-            assert split_response(read_all(s))[2] == expected
+            assert split_response(read_to_eof(s))[2] == expected

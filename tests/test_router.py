@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from tests import support
+from tests.support import read_to_eof
 from ugu.http.gzip import accepts_gzip
 from ugu.http.vars import path_info, remove_dot_segments
 
@@ -294,15 +295,6 @@ def exchange(port, data, timeout=10):
     with socket.create_connection(address, timeout=timeout) as s:
         s.sendall(data)
         return read_to_eof(s)
-
-
-def read_to_eof(sock):
-    chunks = []
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            return b"".join(chunks)
-        chunks.append(data)
 
 
 def read_responses(sock, methods):
