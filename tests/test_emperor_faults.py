@@ -221,9 +221,12 @@ def test_stats_pidfile_and_heartbeat_of_a_real_vassal(procs, tmp_path):
                        v["last_heartbeat"] and v, 5, what="a heartbeat")
     assert (first["id"], first["loyal"], first["respawns"]) == (
         "beat.ini", 1, 0)
-    # A master that beats is left alone; a frozen one is respawned.
-    time.sleep(3)
+    # A master that beats is left alone past the required interval...
+    wait_until(lambda: vassal_stats()["last_heartbeat"]
+               >= first["last_heartbeat"] + 3, 10,
+               what="beats for longer than the required 2 seconds")
     assert "sent no heartbeat" not in emperor.output()
+    # ...and a frozen one is respawned.
     os.kill(first["pid"], signal.SIGSTOP)
     emperor.wait_for_log(r"\[emperor\] vassal beat\.ini sent no heartbeat "
                          r"in last 2 seconds, brutally respawning it\.\.\.")
