@@ -7,6 +7,7 @@ closes), h11 for an http-socket.
 """
 
 import email.utils
+import itertools
 import os
 import time
 import traceback
@@ -74,7 +75,7 @@ class Exchange:
                                "start_response")
         headers, head_only = self._headers, self.method == "HEAD"
         if self.ctx.routing.active:
-            known = set(self.vars)
+            known = len(self.vars)
             routed = self.ctx.routing.run(self.vars, self._headers)
             self._count_added_vars(known)
             headers = routed.headers
@@ -90,8 +91,10 @@ class Exchange:
 
     def _count_added_vars(self, known):
         """Vars the routes added (collect-header, addvar) count in the log
-        line as if the request had carried them, as in uWSGI."""
-        for key in self.vars.keys() - known:
+        line as if the request had carried them, as in uWSGI.  A dict
+        keeps insertion order, so the new keys are the last ones."""
+        added = len(self.vars) - known
+        for key in itertools.islice(reversed(self.vars), added):
             self.vars_count += 2
             self.vars_size += 4 + len(key) + len(self.vars[key])
 
