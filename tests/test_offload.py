@@ -1,5 +1,6 @@
 """Offload threads under slow clients: one client that does not read must
-neither lose its file nor hold up anybody else's."""
+neither lose its file nor hold up anybody else's, whether the cores are
+threads or greenlets (the offload threads are real threads either way)."""
 
 import os
 import socket
@@ -12,15 +13,16 @@ from tests.support import read_to_eof, split_response, uwsgi_request
 BIG = 32 * 1024 * 1024
 
 
-@pytest.fixture
-def worker(tmp_path, procs):
+@pytest.fixture(params=[("--threads", "2"), ("--gevent", "10")],
+                ids=["threads", "gevent"])
+def worker(request, tmp_path, procs):
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "big.bin").write_bytes(os.urandom(BIG))
     (tmp_path / "static" / "small.txt").write_bytes(b"small\n")
     port = support.free_port()
     p = procs.ugu("--master", "--socket", f"127.0.0.1:{port}",
                   "--check-static", "static/", "--offload-threads", "1",
-                  "--threads", "2", cwd=tmp_path)
+                  *request.param, cwd=tmp_path)
     support.wait_for_port(port)
     p.port, p.root = port, tmp_path
     return p

@@ -246,10 +246,10 @@ class H11Transport:
     def detach(self):
         """Hand the connection to an offload thread: h11 is told the body
         went out, and the connection closes when the transfer ends."""
-        # A duplicate, so the caller's close of its own socket cannot cut
-        # the transfer short.
-        conn, self.conn = self.conn.dup(), None
-        return conn
+        # A raw duplicate, so the caller's close of its own socket cannot
+        # cut the transfer short.
+        conn, self.conn = self.conn, None
+        return os.dup(conn.fileno())
 
     def _advance_body(self, count):
         # Only a sized body is sent by sendfile; h11 must count it as sent.

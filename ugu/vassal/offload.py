@@ -8,11 +8,12 @@ moment it is submitted; the thread closes both when the file is sent, the
 client goes away, or the client has taken nothing for STALL_TIMEOUT.
 """
 
+import collections
+import importlib
 import itertools
 import os
-import queue
 import select
-import threading
+import sys
 import time
 
 from ugu import log
@@ -22,9 +23,21 @@ from ugu import log
 STALL_TIMEOUT = 60.0
 
 
+def _unpatched(module, name):
+    """The standard library's own `name`, even in a gevent worker: offload
+    threads are real threads running their own epoll, whatever the cores
+    are."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return monkey.get_original(module, name)
+    return getattr(importlib.import_module(module), name)
+
+
 class Transfer:
-    def __init__(self, conn, fd, offset, count):
-        self.conn, self.fd = conn, fd
+    """A file going out on a client connection; owns both descriptors."""
+
+    def __init__(self, sock_fd, fd, offset, count):
+        self.sock_fd, self.fd = sock_fd, fd
         self.offset, self.count = offset, count
         self.last_progress = time.monotonic()
 
@@ -32,7 +45,7 @@ class Transfer:
         """Send what the socket takes now; True once the file is sent."""
         while self.count > 0:
             try:
-                sent = os.sendfile(self.conn.fileno(), self.fd, self.offset,
+                sent = os.sendfile(self.sock_fd, self.fd, self.offset,
                                    self.count)
             except BlockingIOError:
                 return False
@@ -45,30 +58,47 @@ class Transfer:
 
     def close(self):
         os.close(self.fd)
-        self.conn.close()
+        os.close(self.sock_fd)
 
 
-class OffloadThread(threading.Thread):
+class OffloadThread:
     def __init__(self, number):
-        super().__init__(daemon=True, name=f"offload-{number}")
-        self.tasks = queue.SimpleQueue()
+        self.name = f"offload-{number}"
+        # Appends and pops of a deque are atomic: no lock to share with
+        # the cores, which may be greenlets.
+        self.tasks = collections.deque()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
-        self._poller = select.epoll()
+        self._poller = _unpatched("select", "epoll")()
         self._poller.register(self._wake_read, select.EPOLLIN)
         self._transfers = {}    # socket fd -> Transfer
         self._stopping = False
+        self._ended = _unpatched("_thread", "allocate_lock")()
+
+    def start(self):
+        self._ended.acquire()
+        _unpatched("_thread", "start_new_thread")(self._run, ())
+
+    def join(self):
+        self._ended.acquire()
+        self._ended.release()
 
     def submit(self, transfer):
-        self.tasks.put(transfer)
+        self.tasks.append(transfer)
         os.write(self._wake_write, b"t")
 
     def stop(self):
         """Finish the transfers under way, then end."""
-        self.tasks.put(None)
+        self.tasks.append(None)
         os.write(self._wake_write, b"s")
 
-    def run(self):
+    def _run(self):
+        try:
+            self._loop()
+        finally:
+            self._ended.release()
+
+    def _loop(self):
         while not (self._stopping and not self._transfers):
             for fd, events in self._poller.poll(self._poll_timeout()):
                 if fd == self._wake_read:
@@ -86,18 +116,17 @@ class OffloadThread(threading.Thread):
             os.read(self._wake_read, 4096)
         except BlockingIOError:
             pass
-        while not self.tasks.empty():
-            transfer = self.tasks.get_nowait()
+        while self.tasks:
+            transfer = self.tasks.popleft()
             if transfer is None:
                 self._stopping = True
                 continue
-            transfer.conn.setblocking(False)
+            os.set_blocking(transfer.sock_fd, False)
             if self._step(transfer):
                 transfer.close()
             else:
-                fd = transfer.conn.fileno()
-                self._transfers[fd] = transfer
-                self._poller.register(fd, select.EPOLLOUT)
+                self._transfers[transfer.sock_fd] = transfer
+                self._poller.register(transfer.sock_fd, select.EPOLLOUT)
 
     def _progress(self, transfer, events):
         if events & (select.EPOLLERR | select.EPOLLHUP) or \
@@ -114,9 +143,8 @@ class OffloadThread(threading.Thread):
         return done
 
     def _finish(self, transfer):
-        fd = transfer.conn.fileno()
-        self._poller.unregister(fd)
-        del self._transfers[fd]
+        self._poller.unregister(transfer.sock_fd)
+        del self._transfers[transfer.sock_fd]
         transfer.close()
 
     def _drop_stalled(self):
@@ -136,8 +164,8 @@ class OffloadEngine:
             thread.start()
         log.log(f"spawned {threads} offload threads for uWSGI worker {wid}")
 
-    def submit(self, conn, fd, offset, count):
-        next(self._next).submit(Transfer(conn, fd, offset, count))
+    def submit(self, sock_fd, fd, offset, count):
+        next(self._next).submit(Transfer(sock_fd, fd, offset, count))
 
     def stop(self):
         for thread in self._threads:

@@ -9,6 +9,8 @@ or Transfer-Encoding header from the app, a value h11 would refuse) goes
 through an h11 connection that has read the same request head.
 """
 
+import os
+
 import h11
 
 from ugu import log
@@ -222,10 +224,10 @@ class PlainTransport:
         if self._h11 is not None:
             self.conn = None
             return self._h11.detach()
-        # A duplicate, so the caller's close of its own socket cannot cut
-        # the transfer short.
-        conn, self.conn = self.conn.dup(), None
-        return conn
+        # A raw duplicate, so the caller's close of its own socket cannot
+        # cut the transfer short.
+        conn, self.conn = self.conn, None
+        return os.dup(conn.fileno())
 
     def reusable(self):
         """Whether the response went out whole and the client keeps the

@@ -70,6 +70,10 @@ class StaticFiles:
             st = os.stat(joined)
         except OSError:
             return None
+        if not stat.S_ISREG(st.st_mode) and ".." not in path_info:
+            # Not a file (often the root itself, for "/"): nothing to
+            # serve and, without "..", nothing to warn about either.
+            return None
         path = os.path.realpath(joined)
         if not _inside(path, root):
             log.log(f"[uwsgi-fileserve] security error: {path} is not "

@@ -6,6 +6,8 @@ routes left them, the body, and the end of the response is the close of the
 connection, as in uWSGI.
 """
 
+import os
+
 from ugu.vassal.offload import send_file
 
 DEFAULT_PROTOCOL = "HTTP/1.0"
@@ -49,8 +51,8 @@ class RawTransport:
         """Nothing to frame: closing the connection ends the response."""
 
     def detach(self):
-        """Hand the connection over (to an offload thread)."""
-        # A duplicate, so the caller's close of its own socket cannot cut
-        # the transfer short.
-        conn, self.conn = self.conn.dup(), None
-        return conn
+        """Hand the connection over (to an offload thread) as a raw
+        descriptor of its own, so the caller's close of its socket cannot
+        cut the transfer short."""
+        conn, self.conn = self.conn, None
+        return os.dup(conn.fileno())
