@@ -31,6 +31,13 @@ APP = textwrap.dedent('''
             body = environ["wsgi.input"].read()
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [body]
+        if path == "/lines":
+            stream = environ["wsgi.input"]
+            lines = [stream.readline()]
+            while lines[-1]:
+                lines.append(stream.readline())
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"%d:" % (len(lines) - 1), b"".join(lines)]
         if path == "/boom":
             raise RuntimeError("boom")
         if path == "/pid":
@@ -162,6 +169,17 @@ def test_post_body(worker):
     body = os.urandom(300_000)
     raw = uwsgi_request(worker.port, "/echo", method="POST", body=body)
     assert split_response(raw)[2] == body
+
+
+@pytest.mark.parametrize("size", [100, 200_000])
+def test_body_lines_across_the_packet_and_later_reads(worker, size):
+    # The first recv brings the packet and the body's start; readline
+    # must join what came with it and what the socket brings later.
+    line = b"%s\n" % (b"x" * 99)
+    body = line * (size // len(line)) + b"no newline at the end"
+    raw = uwsgi_request(worker.port, "/lines", method="POST", body=body)
+    lines = body.count(b"\n") + 1
+    assert split_response(raw)[2] == b"%d:" % lines + body
 
 
 def test_app_exception_gives_500_and_worker_survives(worker):

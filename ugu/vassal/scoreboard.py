@@ -14,9 +14,11 @@ import time
 # Per worker: total requests, exceptions, accepting flag, retiring flag
 # (the worker is leaving on its own: max-requests, reload-on-rss).
 _WORKER = struct.Struct("<QQBB")
+_REQUESTS = struct.Struct("<Q")
 # Per core: in_request flag, start time, "ADDR - METHOD URI" of the request.
 _CORE = struct.Struct("<Bd240s")
 REQUEST_TEXT = 240
+_TEXT = struct.Struct(f"{REQUEST_TEXT}s")
 
 
 class Scoreboard:
@@ -51,7 +53,7 @@ class Scoreboard:
     def describe(self, wid, core, addr, method, uri):
         """Name the request a core is serving, for harakiri and SIGUSR2."""
         text = f"{addr} - {method} {uri}".encode("latin-1", "replace")
-        struct.pack_into("240s", self._map,
+        _TEXT.pack_into(self._map,
                          self._core_offset(wid, core) + 9,
                          text[:REQUEST_TEXT])
 
@@ -60,7 +62,8 @@ class Scoreboard:
                         b"")
 
     def set_requests(self, wid, count):
-        self._set_worker(wid, 0, count)
+        # Every request writes it: the one field, not the whole record.
+        _REQUESTS.pack_into(self._map, self._worker_offset(wid), count)
 
     def add_exception(self, wid):
         self._set_worker(wid, 1, self._worker(wid)[1] + 1)

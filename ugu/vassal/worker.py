@@ -19,12 +19,11 @@ import time
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import async_worker, request, sockets
+from ugu.vassal import async_worker, request, sockets, wsgi
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
 from ugu.vassal.transport import RawTransport
-from ugu.vassal.wsgi import Input
 
 GRACEFUL = (signal.SIGHUP,)
 IMMEDIATE = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
@@ -184,24 +183,28 @@ class Worker:
         by_fd = {}
         for listener in self.listeners:
             fd = listener.sock.fileno()
-            by_fd[fd] = listener
+            # The family and type as plain ints: socket.accept() converts
+            # them to enums on every call.
+            kind = (int(listener.sock.family), int(listener.sock.type))
+            by_fd[fd] = listener, kind
             poller.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         poller.register(self._wake_read, select.EPOLLIN)
         while not self._stopping:
             for fd, _ in poller.poll():
-                listener = by_fd.get(fd)
-                if listener is None:
+                found = by_fd.get(fd)
+                if found is None:
                     return
-                self._accept(ctx, core, listener)
+                self._accept(ctx, core, *found)
 
-    def _accept(self, ctx, core, listener):
+    def _accept(self, ctx, core, listener, kind):
         try:
-            conn, address = listener.sock.accept()
+            fd, _ = listener.sock._accept()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
             log.log(f"accept(): {e.strerror}")
             return
+        conn = socket.socket(*kind, fileno=fd)
         ctx.scoreboard.begin(self.wid, core)
         try:
             serve_connection(ctx, core, listener, conn)
@@ -224,27 +227,29 @@ def serve_connection(ctx, core, listener, conn):
 
 
 def serve_uwsgi(ctx, core, conn):
-    stream = conn.makefile("rb", buffering=BUFFER)
-    parsed = read_uwsgi_request(stream, ctx)
+    parsed = read_uwsgi_request(conn, ctx)
     if parsed is None:
         _reset(conn)
         return
-    request_vars, count, size = parsed
+    request_vars, count, size, early_body = parsed
     length = _content_length(request_vars)
     transport = RawTransport(conn)
+    body = wsgi.SocketBody(conn, early_body, BUFFER)
     ex = request.Exchange(ctx, core, transport, request_vars, count, size,
-                          Input(stream, length))
+                          wsgi.Input(body, length))
     request.handle(ex)
     if transport.conn is not None:
         ex.input.drain()
 
 
-def read_uwsgi_request(stream, ctx):
-    """(vars, vars count, block size) or None after logging why."""
-    head = stream.read(protocol.HEADER_SIZE)
-    if len(head) < protocol.HEADER_SIZE:
+def read_uwsgi_request(conn, ctx):
+    """(vars, vars count, block size, the body's bytes read with the
+    block) or None after logging why.  One recv() brings the whole packet
+    of almost every request."""
+    data = _recv_at_least(conn, b"", protocol.HEADER_SIZE)
+    if len(data) < protocol.HEADER_SIZE:
         return None
-    modifier1, size, _ = protocol.decode_header(head)
+    modifier1, size, _ = protocol.decode_header(data)
     if size > ctx.buffer_size:
         log.log(f"invalid request block size: {size} (max "
                 f"{ctx.buffer_size})...skip")
@@ -253,17 +258,29 @@ def read_uwsgi_request(stream, ctx):
                          protocol.MODIFIER_WSGI_SCRIPT_NAME):
         log.log(f"-- unavailable modifier requested: {modifier1} --")
         return None
-    block = stream.read(size)
+    end = protocol.HEADER_SIZE + size
+    data = _recv_at_least(conn, data, end)
     try:
-        if len(block) < size:
+        if len(data) < end:
             raise protocol.ProtocolError("truncated uwsgi vars block")
-        request_vars, count = protocol.decode_text(block)
+        request_vars, count = protocol.decode_text(
+            data[protocol.HEADER_SIZE:end])
     except protocol.ProtocolError as e:
         log.log(f"{e}. {e.skip}.")
         return None
     if modifier1 == protocol.MODIFIER_WSGI_SCRIPT_NAME:
         _strip_script_name(request_vars)
-    return request_vars, 2 * count, size
+    return request_vars, 2 * count, size, data[end:]
+
+
+def _recv_at_least(conn, data, size):
+    """data and what the peer sends next, until size bytes or its end."""
+    while len(data) < size:
+        more = conn.recv(BUFFER)
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _strip_script_name(request_vars):

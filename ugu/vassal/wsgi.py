@@ -16,6 +16,40 @@ _VERSION = UWSGI_VERSION.encode()
 _NODE = socket.gethostname().encode()
 
 
+class SocketBody:
+    """A request body as a buffered stream: the bytes that came with the
+    request's head first, then the socket, whose reader is made only when
+    the body goes past them (never, for most requests)."""
+
+    def __init__(self, conn, early, buffer_size):
+        self._conn, self._early = conn, early
+        self._buffer_size = buffer_size
+        self._stream = None
+
+    def read(self, size):
+        data = self._take(size)
+        if len(data) < size:
+            data += self._socket().read(size - len(data))
+        return data
+
+    def readline(self, size):
+        end = self._early.find(b"\n", 0, size) + 1
+        data = self._take(end or size)
+        if not end and len(data) < size:
+            data += self._socket().readline(size - len(data))
+        return data
+
+    def _take(self, size):
+        data, self._early = self._early[:size], self._early[size:]
+        return data
+
+    def _socket(self):
+        if self._stream is None:
+            self._stream = self._conn.makefile("rb",
+                                               buffering=self._buffer_size)
+        return self._stream
+
+
 class Input:
     """wsgi.input: at most CONTENT_LENGTH bytes of a buffered stream."""
 
