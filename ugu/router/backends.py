@@ -12,7 +12,10 @@ import os
 import socket
 import time
 
+import _socket
+from gevent import get_hub
 from gevent.monkey import get_original
+from gevent.socket import wait as wait_on_watcher
 
 from ugu.http.errors import BadGateway
 from ugu.log import log
@@ -22,7 +25,79 @@ MAX_BACKOFF = 30.0
 # The unpatched poll: a look that must not yield to the loop.
 _poll = get_original("select", "poll")
 _WRITABLE = get_original("select", "POLLOUT")
-_UNDERWAY = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
+_READ, _WRITE = 1, 2
+_STILL_CONNECTING = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
+
+
+class Backend:
+    """A connection to a node: the C socket itself, non-blocking, waited on
+    through the loop.  gevent's socket class costs three times as much to
+    make and close (watchers, Python-level methods), once per request."""
+
+    def __init__(self, family, address, connect_timeout):
+        self.sock = _socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.timeout = connect_timeout
+        self._watchers = {}
+        try:
+            self._connect(address)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, address):
+        # A loopback handshake is over by the time connect() returns: a
+        # look at the socket saves a round of the loop on most requests.
+        err = self.sock.connect_ex(address)
+        if err == errno.EINPROGRESS and _writable_now(self.sock):
+            err = self._pending_error()
+        while err in _STILL_CONNECTING:
+            self._wait(_WRITE)
+            err = self._pending_error() or self.sock.connect_ex(address)
+            if err == errno.EISCONN:
+                err = 0
+        if err:
+            raise OSError(err, os.strerror(err))
+
+    def _pending_error(self):
+        return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    def set_nodelay(self):
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def sendall(self, data):
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view):]
+            except BlockingIOError:
+                self._wait(_WRITE)
+
+    def recv(self, size):
+        while True:
+            try:
+                return self.sock.recv(size)
+            except BlockingIOError:
+                self._wait(_READ)
+
+    def _wait(self, events):
+        watcher = self._watchers.get(events)
+        if watcher is None:
+            watcher = get_hub().loop.io(self.sock.fileno(), events)
+            self._watchers[events] = watcher
+        wait_on_watcher(watcher, self.timeout, TimeoutError("timed out"))
+
+    def close(self):
+        for watcher in self._watchers.values():
+            watcher.close()
+        self._watchers.clear()
+        self.sock.close()
+
+
+def _writable_now(sock):
+    poller = _poll()
+    poller.register(sock.fileno(), _WRITABLE)
+    return bool(poller.poll(0))
 
 
 class Node:
@@ -40,16 +115,11 @@ class Node:
         self.backoff = FIRST_BACKOFF
 
     def connect(self, timeout):
-        sock = socket.socket(self.family, socket.SOCK_STREAM)
-        try:
-            _connect(sock, self.address, timeout)
-        except OSError:
-            sock.close()
-            raise
+        backend = Backend(self.family, self.address, timeout)
         if self.family != socket.AF_UNIX:
             # The packet and the body go out in separate writes.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
+            backend.set_nodelay()
+        return backend
 
     def failed(self, now):
         self.retry_at = now + self.backoff
@@ -58,29 +128,6 @@ class Node:
     def succeeded(self):
         self.retry_at = 0.0
         self.backoff = FIRST_BACKOFF
-
-
-def _connect(sock, address, timeout):
-    """Connect, waiting on the loop only when it must.  A loopback
-    handshake is over by the time connect() returns, so a look at the
-    socket saves the loop's round (and gevent's checks) on almost every
-    request."""
-    sock.setblocking(False)
-    err = sock.connect_ex(address)
-    if err == errno.EINPROGRESS and _writable_now(sock):
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    sock.settimeout(timeout)
-    if err in _UNDERWAY:
-        # Still under way: gevent waits for it, within the timeout.
-        sock.connect(address)
-    elif err:
-        raise OSError(err, os.strerror(err))
-
-
-def _writable_now(sock):
-    poller = _poll()
-    poller.register(sock.fileno(), _WRITABLE)
-    return bool(poller.poll(0))
 
 
 def _resolve(host, port):

@@ -50,7 +50,7 @@ class Exchange:
         packet = self._packet(body)
         backend = self.client.router.nodes.connect(self.head)
         try:
-            backend.settimeout(self.settings.timeout)
+            backend.timeout = self.settings.timeout
             self._send(backend, packet, body)
             self._relay(backend)
         finally:
