@@ -36,8 +36,9 @@ def _unpatched(module, name):
 class Transfer:
     """A file going out on a client connection; owns both descriptors."""
 
-    def __init__(self, sock_fd, fd, offset, count):
+    def __init__(self, sock_fd, fd, offset, count, close_fd):
         self.sock_fd, self.fd = sock_fd, fd
+        self._close_fd = close_fd
         self.offset, self.count = offset, count
         self.last_progress = time.monotonic()
 
@@ -57,8 +58,8 @@ class Transfer:
         return True
 
     def close(self):
-        os.close(self.fd)
-        os.close(self.sock_fd)
+        self._close_fd(self.fd)
+        self._close_fd(self.sock_fd)
 
 
 class OffloadThread:
@@ -122,7 +123,7 @@ class OffloadThread:
                 self._stopping = True
                 continue
             os.set_blocking(transfer.sock_fd, False)
-            if self._step(transfer):
+            if _step(transfer):
                 transfer.close()
             else:
                 self._transfers[transfer.sock_fd] = transfer
@@ -130,17 +131,8 @@ class OffloadThread:
 
     def _progress(self, transfer, events):
         if events & (select.EPOLLERR | select.EPOLLHUP) or \
-                self._step(transfer):
+                _step(transfer):
             self._finish(transfer)
-
-    def _step(self, transfer):
-        """Advance a transfer; True when it is over (sent or failed)."""
-        try:
-            done = transfer.advance()
-        except OSError as e:
-            log.log(f"offload transfer failed: {e.strerror}")
-            done = True
-        return done
 
     def _finish(self, transfer):
         self._poller.unregister(transfer.sock_fd)
@@ -156,8 +148,21 @@ class OffloadThread:
                 self._finish(transfer)
 
 
+def _step(transfer):
+    """Advance a transfer; True when it is over (sent or failed)."""
+    try:
+        return transfer.advance()
+    except OSError as e:
+        log.log(f"offload transfer failed: {e.strerror}")
+        return True
+
+
 class OffloadEngine:
     def __init__(self, threads, wid):
+        # gevent's os.close defers a socket's close to its loop, which
+        # need not run again soon; the transfer's descriptors are no
+        # greenlet's business.
+        self._close_fd = _unpatched("os", "close")
         self._threads = [OffloadThread(n) for n in range(threads)]
         self._next = itertools.cycle(self._threads)
         for thread in self._threads:
@@ -165,7 +170,15 @@ class OffloadEngine:
         log.log(f"spawned {threads} offload threads for uWSGI worker {wid}")
 
     def submit(self, sock_fd, fd, offset, count):
-        next(self._next).submit(Transfer(sock_fd, fd, offset, count))
+        """Take over the transfer.  What the socket takes at once goes
+        from here, without waking a thread: a small file ends here, and
+        the core, never blocked, is as free as with a handover."""
+        transfer = Transfer(sock_fd, fd, offset, count, self._close_fd)
+        os.set_blocking(sock_fd, False)
+        if _step(transfer):
+            transfer.close()
+        else:
+            next(self._next).submit(transfer)
 
     def stop(self):
         for thread in self._threads:

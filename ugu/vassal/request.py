@@ -123,8 +123,8 @@ def handle(ex):
     found = ctx.static.lookup(ex.method, ex.vars.get("PATH_INFO", ""),
                               ex.vars.get("HTTP_ACCEPT_ENCODING", ""))
     try:
-        if found and serve_static(ex, found):
-            pass
+        if found:
+            serve_static(ex, found)
         elif app is None:
             log.log("--- no python application found, check your startup "
                     "logs for errors ---")
@@ -187,34 +187,32 @@ def _send_wrapped_file(ex, wrapper):
 
 
 def serve_static(ex, found):
-    """Send a static file; False when it vanished before it was opened."""
-    if _not_modified(ex, found):
-        ex.respond("304 Not Modified",
-                   [("Last-Modified", found.last_modified)])
-        return True
+    """Send a static file found (and opened) by the lookup; its descriptor
+    is closed here, or by the offload thread it is handed to."""
+    fd = found.fd
     try:
-        fd = os.open(found.path, os.O_RDONLY)
-    except OSError:
-        return False
-    ex.start_response("200 OK", found.headers())
-    ex.send_head()
-    if ex.method == "HEAD":
-        os.close(fd)
-        ex.finish()
-        return True
-    ex.body_size = found.size
-    offload = ex.ctx.offload
-    if offload and ex.transport.can_offload:
-        ex.via = "offload"
-        offload.submit(ex.transport.detach(), fd, 0, found.size)
-        return True
-    ex.via = "sendfile"
-    try:
+        if _not_modified(ex, found):
+            ex.respond("304 Not Modified",
+                       [("Last-Modified", found.last_modified)])
+            return
+        ex.start_response("200 OK", found.headers())
+        ex.send_head()
+        if ex.method == "HEAD":
+            ex.finish()
+            return
+        ex.body_size = found.size
+        offload = ex.ctx.offload
+        if offload and ex.transport.can_offload:
+            ex.via = "offload"
+            sock_fd, fd = ex.transport.detach(), None
+            offload.submit(sock_fd, found.fd, 0, found.size)
+            return
+        ex.via = "sendfile"
         ex.transport.send_file(fd, 0, found.size)
+        ex.finish()
     finally:
-        os.close(fd)
-    ex.finish()
-    return True
+        if fd is not None:
+            os.close(fd)
 
 
 def _not_modified(ex, found):

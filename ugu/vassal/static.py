@@ -17,9 +17,15 @@ from ugu import log
 MIME_FILE = "/etc/mime.types"
 
 
+# Content types found, by file name: guess_type is pure Python and the
+# same few names come back on every request.  Bounded: clients name files.
+_TYPES_CACHED = 4096
+
+
 @dataclass(frozen=True)
 class StaticFile:
     path: str
+    fd: int                   # open for reading; whoever serves it closes it
     size: int
     mtime: float
     content_type: str | None
@@ -49,6 +55,7 @@ class StaticFiles:
             log.log(f"[uwsgi-static] added check for {root}")
         self.gzip_all = config["static-gzip-all"]
         self.types = _mime_types(config) if self.roots else None
+        self._types_by_name = {}
 
     def lookup(self, method, path_info, accept_encoding):
         """The StaticFile to send for the request, or None."""
@@ -63,8 +70,7 @@ class StaticFiles:
         return None
 
     def _in_root(self, root, path_info, accept_encoding):
-        # One stat first: most requests name no file and go to the app,
-        # and a realpath costs a syscall per path component.
+        # One stat first: most requests name no file and go to the app.
         joined = os.path.join(root, path_info.lstrip("/"))
         try:
             st = os.stat(joined)
@@ -74,23 +80,56 @@ class StaticFiles:
             # Not a file (often the root itself, for "/"): nothing to
             # serve and, without "..", nothing to warn about either.
             return None
-        path = os.path.realpath(joined)
+        fd = _open(joined)
+        if fd is None:
+            return None
+        path = _opened_path(fd, joined)
         if not _inside(path, root):
+            os.close(fd)
             log.log(f"[uwsgi-fileserve] security error: {path} is not "
                     f"under {root}")
             return None
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
             return None
         content_type = self._content_type(path)
         if self.gzip_all and _accepts_gzip(accept_encoding):
             gz = _gzip_variant(path)
             if gz:
-                return StaticFile(path + ".gz", gz.st_size, gz.st_mtime,
-                                  content_type, "gzip")
-        return StaticFile(path, st.st_size, st.st_mtime, content_type, None)
+                os.close(fd)
+                gz_fd, gz_st = gz
+                return StaticFile(path + ".gz", gz_fd, gz_st.st_size,
+                                  gz_st.st_mtime, content_type, "gzip")
+        return StaticFile(path, fd, st.st_size, st.st_mtime, content_type,
+                          None)
 
     def _content_type(self, path):
-        return self.types.guess_type(path, strict=False)[0]
+        name = os.path.basename(path)
+        found = self._types_by_name.get(name, False)
+        if found is False:
+            found = self.types.guess_type(path, strict=False)[0]
+            if len(self._types_by_name) < _TYPES_CACHED:
+                self._types_by_name[name] = found
+        return found
+
+
+def _open(path):
+    # Non-blocking, so that a FIFO swapped in after the stat cannot hang
+    # the core; a regular file ignores the flag.
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def _opened_path(fd, path):
+    """The real path of an open file: one readlink of /proc/self/fd/N
+    instead of realpath's lstat per component (and its Python)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
 
 
 def _inside(path, root):
@@ -98,11 +137,15 @@ def _inside(path, root):
 
 
 def _gzip_variant(path):
-    try:
-        st = os.stat(path + ".gz")
-    except OSError:
+    """(fd, stat) of FILE.gz when it is a regular file, else None."""
+    fd = _open(path + ".gz")
+    if fd is None:
         return None
-    return st if os.path.isfile(path + ".gz") else None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return fd, st
 
 
 def _accepts_gzip(accept_encoding):
