@@ -7,52 +7,48 @@ tried anyway, so that one that came back serves at once (DEVIATIONS 2:
 uWSGI refuses every request for 30 s after one failed connect).
 """
 
+import _socket
 import errno
 import os
 import socket
 import time
 
-import _socket
-from gevent import get_hub
 from gevent.monkey import get_original
-from gevent.socket import wait as wait_on_watcher
 
 from ugu.http.errors import BadGateway
 from ugu.log import log
+from ugu.router.channel import WRITE, Channel
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 # The unpatched poll: a look that must not yield to the loop.
 _poll = get_original("select", "poll")
 _WRITABLE = get_original("select", "POLLOUT")
-_READ, _WRITE = 1, 2
 _STILL_CONNECTING = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 
 
-class Backend:
-    """A connection to a node: the C socket itself, non-blocking, waited on
-    through the loop.  gevent's socket class costs three times as much to
-    make and close (watchers, Python-level methods), once per request."""
+class Backend(Channel):
+    """A connection to a node."""
 
     def __init__(self, family, address, connect_timeout):
-        self.sock = _socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setblocking(False)
-        self.timeout = connect_timeout
-        self._watchers = {}
+        sock = _socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        super().__init__(sock)
         try:
-            self._connect(address)
+            self._connect(address, connect_timeout)
         except BaseException:
             self.close()
             raise
 
-    def _connect(self, address):
+    def _connect(self, address, timeout):
         # A loopback handshake is over by the time connect() returns: a
         # look at the socket saves a round of the loop on most requests.
         err = self.sock.connect_ex(address)
         if err == errno.EINPROGRESS and _writable_now(self.sock):
             err = self._pending_error()
+        deadline = time.monotonic() + timeout
         while err in _STILL_CONNECTING:
-            self._wait(_WRITE)
+            self.wait(WRITE, deadline - time.monotonic())
             err = self._pending_error() or self.sock.connect_ex(address)
             if err == errno.EISCONN:
                 err = 0
@@ -64,34 +60,6 @@ class Backend:
 
     def set_nodelay(self):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def sendall(self, data):
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[self.sock.send(view):]
-            except BlockingIOError:
-                self._wait(_WRITE)
-
-    def recv(self, size):
-        while True:
-            try:
-                return self.sock.recv(size)
-            except BlockingIOError:
-                self._wait(_READ)
-
-    def _wait(self, events):
-        watcher = self._watchers.get(events)
-        if watcher is None:
-            watcher = get_hub().loop.io(self.sock.fileno(), events)
-            self._watchers[events] = watcher
-        wait_on_watcher(watcher, self.timeout, TimeoutError("timed out"))
-
-    def close(self):
-        for watcher in self._watchers.values():
-            watcher.close()
-        self._watchers.clear()
-        self.sock.close()
 
 
 def _writable_now(sock):

@@ -12,7 +12,6 @@ response has started, else the connection closes; either way it is one
 log line naming the client, and the next connection is served as usual.
 """
 
-import socket
 import time
 
 import h11
@@ -36,8 +35,8 @@ HTTP_VERSIONS = (b"1.0", b"1.1")
 class ClientConnection:
     max_head = MAX_HEAD
 
-    def __init__(self, sock, address, listener_vars, router):
-        self.sock = sock
+    def __init__(self, channel, address, listener_vars, router):
+        self.channel = channel
         self.listener_vars = listener_vars
         self.router = router
         self.settings = router.settings
@@ -154,8 +153,7 @@ class ClientConnection:
         try:
             if timeout <= 0:
                 raise TimeoutError("timed out")
-            self.sock.settimeout(timeout)
-            return self.sock.recv(self.settings.read_size)
+            return self.channel.recv(self.settings.read_size, timeout)
         except OSError as e:
             raise ClientGone(_reason(e)) from None
 
@@ -168,9 +166,8 @@ class ClientConnection:
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out.clear()
-        self.sock.settimeout(self.settings.timeout)
         try:
-            self.sock.sendall(data)
+            self.channel.sendall(data, self.settings.timeout)
         except OSError as e:
             raise ClientGone(_reason(e)) from None
 
@@ -197,16 +194,15 @@ class ClientConnection:
     def _close(self):
         if self._unread():
             self._drain()
-        self.sock.close()
+        self.channel.close()
 
     def _drain(self):
         """Half-close, then read and drop until the client closes too."""
         deadline = time.monotonic() + LINGER_SECONDS
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.channel.shutdown_write()
             while (left := deadline - time.monotonic()) > 0:
-                self.sock.settimeout(left)
-                if not self.sock.recv(self.settings.read_size):
+                if not self.channel.recv(self.settings.read_size, left):
                     return
         except OSError:
             # Reset or timed out: there is nothing left to protect.

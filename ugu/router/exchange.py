@@ -50,7 +50,6 @@ class Exchange:
         packet = self._packet(body)
         backend = self.client.router.nodes.connect(self.head)
         try:
-            backend.timeout = self.settings.timeout
             self._send(backend, packet, body)
             self._relay(backend)
         finally:
@@ -98,19 +97,19 @@ class Exchange:
         pending = packet
         try:
             for data in self._body_pieces():
-                backend.sendall(pending + data)
+                backend.sendall(pending + data, self.settings.timeout)
                 pending = b""
         except h11.RemoteProtocolError as e:
             # A body with a Content-Length only fails by ending early.
             raise ClientGone(f"request body cut short: {e}") from None
         if pending:
-            backend.sendall(pending)
+            backend.sendall(pending, self.settings.timeout)
 
     def _send_spooled(self, backend, packet, body):
-        backend.sendall(packet)
+        backend.sendall(packet, self.settings.timeout)
         body.seek(0)
         while data := body.read(self.settings.read_size):
-            backend.sendall(data)
+            backend.sendall(data, self.settings.timeout)
 
     # Response: backend -> client.
 
@@ -246,7 +245,8 @@ class Exchange:
 
     def _recv(self, backend):
         try:
-            data = backend.recv(self.settings.read_size)
+            data = backend.recv(self.settings.read_size,
+                                self.settings.timeout)
         except TimeoutError:
             raise GatewayTimeout("backend did not answer within "
                                  f"{self.settings.timeout} seconds")

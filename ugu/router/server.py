@@ -4,6 +4,7 @@ client connection, until a stop signal.
 Imported only after gevent has patched the process (see process.run).
 """
 
+import _socket
 import signal
 import socket
 
@@ -13,6 +14,7 @@ from gevent.server import StreamServer
 
 from ugu.http.vars import ListenerVars
 from ugu.router.backends import Nodes
+from ugu.router.channel import Channel
 from ugu.router.connection import ClientConnection
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
@@ -50,8 +52,12 @@ def _server(sock, router):
     shared = ListenerVars(port, router.settings.extra_vars)
 
     def handle(client, address):
+        # The C socket under gevent's, for a Channel (ugu.router.channel).
+        sock = _socket.socket(client.family, client.type, client.proto,
+                              client.detach())
+        sock.setblocking(False)
         if not unix:
             # Responses may go out in several writes.
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ClientConnection(client, address, shared, router).serve()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ClientConnection(Channel(sock), address, shared, router).serve()
     return StreamServer(listener, handle)
