@@ -58,7 +58,7 @@ def _pick(text, known, default):
 
 
 def make_plan(args):
-    default = setups.QUICK if args.quick else setups.SETUPS
+    default = setups.QUICK if args.quick else setups.DEFAULT
     names = _pick(args.setups, setups.SETUPS, default)
     chosen, skipped = [], {}
     for name in names:

@@ -224,6 +224,33 @@ def launch_behind_nginx(binary, folder, shape):
                    [nginx_log, server_log])
 
 
+def launch_router_alone(router_argv, folder, shape):
+    """A router in front of a uWSGI worker: the worker is C and the same
+    for every router, so the differences are the routers' own."""
+    site = make_site(folder)
+    port, worker_port = free_port(), free_port()
+    worker, worker_log = start(
+        [*_uwsgi(), *worker_args(shape, "socket", worker_port)], folder,
+        site, "worker")
+    router, router_log = start(router_argv(port, worker_port), folder, site,
+                               "router")
+    return Running(folder.name, port, [router, worker], folder,
+                   [router_log, worker_log])
+
+
+def _http_router(binary):
+    def argv(port, worker_port):
+        return [*binary, "--master", "--http", f"127.0.0.1:{port}",
+                "--http-to", f"127.0.0.1:{worker_port}", "--http-keepalive",
+                "--processes", "0"]
+    return argv
+
+
+def _gevent_relay(port, worker_port):
+    return [sys.executable, str(Path(__file__).with_name("relay.py")),
+            str(port), str(worker_port)]
+
+
 def launch_nginx_static(folder, shape):
     site = make_site(folder)
     port = free_port()
@@ -330,7 +357,21 @@ SETUPS = {s.name: s for s in (
     Setup("nginx-static", "nginx serving the file itself",
           lambda f, sh: launch_nginx_static(f, sh),
           ready_path=f"/{STATIC_NAME}", only=("W2",)),
+    Setup("ugu-router", "ugu router alone, before a uWSGI worker",
+          lambda f, sh: launch_router_alone(_http_router(UGU), f, sh),
+          front=True),
+    Setup("uwsgi-router", "uWSGI router alone, before a uWSGI worker",
+          lambda f, sh: launch_router_alone(_http_router(_uwsgi()), f, sh),
+          front=True),
+    Setup("gevent-relay", "bare gevent relay (bench/relay.py), before a "
+          "uWSGI worker",
+          lambda f, sh: launch_router_alone(_gevent_relay, f, sh),
+          only=("W1", "W2", "W3")),
 )}
+
+# The routers alone: on request (--setups), to study the router.
+ROUTER_ALONE = ("ugu-router", "uwsgi-router", "gevent-relay")
+DEFAULT = tuple(name for name in SETUPS if name not in ROUTER_ALONE)
 
 QUICK = ("ugu-emperor", "uwsgi-emperor", "ugu-http", "uwsgi-http",
          "gunicorn-sync")
@@ -348,7 +389,7 @@ def unavailable(setup):
     if setup.name == "ugu-gevent" and not peers.ugu_has_option("gevent"):
         return "ugu has no `gevent` option yet"
     try:
-        if "uwsgi" in setup.name:
+        if "uwsgi" in setup.name or setup.name in ROUTER_ALONE:
             peers.uwsgi()
         if "nginx" in setup.name:
             peers.nginx()
