@@ -3,11 +3,11 @@ on through gevent's loop, with timeouts kept by one sweeping timer.
 
 gevent's socket class costs three times as much to make and close (its
 watchers and Python-level methods), and each of its timed waits starts
-and stops a Timeout of its own: together a quarter of the router's time
-per request.  Here a wait records its deadline, and a timer running every
-SWEEP_INTERVAL throws TimeoutError into the waits past theirs, as uWSGI's
-router checks its timeouts once in a while rather than per operation: a
-timeout fires up to SWEEP_INTERVAL late.
+and stops a Timeout of its own (measured: 15 to 20 us a wait, when a bare
+relay spends about 165 us a request).  Here a wait records its deadline,
+and a timer running every SWEEP_INTERVAL throws TimeoutError into the
+waits past theirs, as uWSGI's router checks its timeouts once in a while
+rather than per operation: a timeout fires up to SWEEP_INTERVAL late.
 """
 
 import socket
