@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests import support
+from tests.test_router import read_responses
 
 APP = textwrap.dedent('''
     import os, time
@@ -218,6 +219,37 @@ def test_gevent_serves_concurrently_in_one_worker(procs, site):
     worker = v.workers()[0]
     assert re.search(rf"WSGI app 0 .* pid: {worker} \(default app\)",
                      v.p.output())
+
+
+def test_gevent_keeps_an_idle_keepalive_connection(procs, site):
+    """A greenlet is cheap: the connection waits for the client's next
+    request (up to socket-timeout), where a thread would close it after
+    KEEPALIVE_WAIT and race a client still reading a big response."""
+    v = Vassal(procs, site, processes="1", gevent="10",
+               socket_timeout="5").ready(1)
+    request = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", v.port), timeout=10) as s:
+        s.sendall(request)
+        [(first, pid)] = read_responses(s, [b"GET"])
+        # The client's pause between requests is the case under test.
+        time.sleep(0.5)
+        s.sendall(request)
+        [(second, same_pid)] = read_responses(s, [b"GET"])
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert pid == same_pid
+
+
+def test_gevent_reload_does_not_wait_for_idle_connections(procs, site):
+    v = Vassal(procs, site, processes="1", gevent="10",
+               socket_timeout="30").ready(1)
+    with socket.create_connection(("127.0.0.1", v.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        read_responses(s, [b"GET"])
+        began = time.monotonic()
+        os.kill(v.p.pid, signal.SIGHUP)
+        assert s.recv(1) == b""
+        assert time.monotonic() - began < 10
+    v.log(r"spawned uWSGI worker 1 ", count=2)
 
 
 def test_lazy_apps_load_in_each_worker(procs, site):

@@ -32,6 +32,25 @@ class GreenCores:
         self.pool = gevent.pool.Pool(size)
         self.free = list(range(size - 1, -1, -1))
         self.servers = []
+        # The greenlets waiting for a keepalive client's next request.
+        self.idle = set()
+
+    def next_request_arrives(self, conn, timeout):
+        """Whether the client sends its next request within timeout
+        seconds.  Here an idle connection holds a greenlet, not a thread,
+        so it is kept (as gevent servers keep them) while a greenlet is
+        spare; when none is, it closes at once, for whoever waits to be
+        accepted.  A reload does not wait for idle connections."""
+        import gevent
+        import gevent.select
+        if not self.pool.free_count():
+            timeout = 0
+        current = gevent.getcurrent()
+        self.idle.add(current)
+        try:
+            return bool(gevent.select.select([conn], [], [], timeout)[0])
+        finally:
+            self.idle.discard(current)
 
     def start(self):
         import gevent
@@ -64,7 +83,10 @@ class GreenCores:
         return handle
 
     def stop(self):
-        """Stop accepting, then let the requests in flight finish."""
+        """Stop accepting, close the idle keepalive connections, then let
+        the requests in flight finish."""
+        import gevent
         for server in self.servers:
             server.close()
+        gevent.killall(list(self.idle), block=False)
         self.pool.join()

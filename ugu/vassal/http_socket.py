@@ -303,7 +303,7 @@ def serve_http(ctx, core, listener, conn):
         except BodyCutShort as e:
             _log(client, f"client went away: {e}")
             return
-        if not (reusable and _next_cycle(client, listener)):
+        if not (reusable and _next_cycle(client, listener, ctx)):
             return
 
 
@@ -415,12 +415,16 @@ def _request_body(client, rv):
     return spool, length
 
 
-def _next_cycle(client, listener):
+def _next_cycle(client, listener, ctx):
     """Go on only if the client sends (part of) its next request soon:
     it is in the buffer, waiting on the socket, or arrives within
-    KEEPALIVE_WAIT while no other connection waits to be accepted."""
+    KEEPALIVE_WAIT while no other connection waits to be accepted (with
+    threads; a gevent worker waits longer, see GreenCores)."""
     if client.buffer:
         return True
+    if ctx.green_cores is not None:
+        return ctx.green_cores.next_request_arrives(client.conn,
+                                                    client.timeout)
     waiting = [client.conn, listener.sock]
     ready = select.select(waiting, [], [], 0)[0]
     if not ready:

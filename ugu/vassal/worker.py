@@ -48,6 +48,8 @@ class Context:
         self.multithread = self.threads > 1
         self.multiprocess = config["processes"] != 1
         self.offload = None
+        # A gevent worker's GreenCores (ugu.vassal.async_worker), else None.
+        self.green_cores = None
         self.listener_vars = {}     # http-socket: ListenerVars per socket
         self._lock = threading.Lock()
         self._requests = 0
@@ -129,6 +131,7 @@ class Worker:
         if self.config["gevent"]:
             cores = async_worker.GreenCores(self, ctx, self.config["gevent"],
                                              serve_connection)
+            ctx.green_cores = cores
             cores.start()
             return cores
         for listener in self.listeners:
