@@ -239,6 +239,33 @@ def test_gevent_keeps_an_idle_keepalive_connection(procs, site):
     assert pid == same_pid
 
 
+def test_gevent_idle_connections_make_room_for_a_new_client(procs, site):
+    """Three idle keepalive clients and a slow request take the four
+    greenlets: the idle ones close, and a new client is served at once,
+    not when the slow request ends or socket-timeout passes."""
+    v = Vassal(procs, site, processes="1", gevent="4",
+               socket_timeout="30").ready(1)
+    request = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
+    idle = []
+    try:
+        for _ in range(3):
+            idle.append(socket.create_connection(("127.0.0.1", v.port),
+                                                 timeout=10))
+            idle[-1].sendall(request)
+            read_responses(idle[-1], [b"GET"])
+        slow = threading.Thread(target=v.get, args=("/sleep?3",))
+        slow.start()
+        support.wait_until(lambda: list(v.site.glob("sleeping-*")), 10,
+                           what="the slow request being served")
+        began = time.monotonic()
+        assert v.get(timeout=20)[0] == 200
+        assert time.monotonic() - began < 2
+        slow.join()
+    finally:
+        for s in idle:
+            s.close()
+
+
 def test_gevent_reload_does_not_wait_for_idle_connections(procs, site):
     v = Vassal(procs, site, processes="1", gevent="10",
                socket_timeout="30").ready(1)

@@ -32,25 +32,38 @@ class GreenCores:
         self.pool = gevent.pool.Pool(size)
         self.free = list(range(size - 1, -1, -1))
         self.servers = []
-        # The greenlets waiting for a keepalive client's next request.
-        self.idle = set()
+        # The greenlets waiting for a keepalive client's next request,
+        # with their connections.
+        self.idle = {}
+        self.stopping = False
 
     def next_request_arrives(self, conn, timeout):
         """Whether the client sends its next request within timeout
         seconds.  Here an idle connection holds a greenlet, not a thread,
         so it is kept (as gevent servers keep them) while a greenlet is
-        spare; when none is, it closes at once, for whoever waits to be
-        accepted.  A reload does not wait for idle connections."""
+        spare; once none is, the idle ones close, for whoever waits to be
+        accepted.  A reload does not wait for idle connections either."""
         import gevent
         import gevent.select
-        if not self.pool.free_count():
+        if self.stopping or not self.free:
             timeout = 0
         current = gevent.getcurrent()
-        self.idle.add(current)
+        self.idle[current] = conn
         try:
             return bool(gevent.select.select([conn], [], [], timeout)[0])
         finally:
-            self.idle.discard(current)
+            del self.idle[current]
+
+    def _close_idle(self):
+        """End the idle waits whose client has sent nothing yet."""
+        import gevent
+        from gevent.monkey import get_original
+        # The unpatched select: a look that must not yield, or the waits
+        # would change under it.
+        select = get_original("select", "select")
+        quiet = [greenlet for greenlet, conn in self.idle.items()
+                 if not select([conn], [], [], 0)[0]]
+        gevent.killall(quiet, block=False)
 
     def start(self):
         import gevent
@@ -74,6 +87,9 @@ class GreenCores:
     def _handler(self, listener):
         def handle(conn, address):
             core = self.free.pop()
+            if not self.free:
+                # The last greenlet: make room for the next connection.
+                self._close_idle()
             self.ctx.scoreboard.begin(self.worker.wid, core)
             try:
                 self.serve(self.ctx, core, listener, conn)
@@ -86,7 +102,8 @@ class GreenCores:
         """Stop accepting, close the idle keepalive connections, then let
         the requests in flight finish."""
         import gevent
+        self.stopping = True
         for server in self.servers:
             server.close()
-        gevent.killall(list(self.idle), block=False)
+        self._close_idle()
         self.pool.join()
