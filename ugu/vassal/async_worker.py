@@ -101,7 +101,6 @@ class GreenCores:
     def stop(self):
         """Stop accepting, close the idle keepalive connections, then let
         the requests in flight finish."""
-        import gevent
         self.stopping = True
         for server in self.servers:
             server.close()

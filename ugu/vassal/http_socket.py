@@ -31,7 +31,7 @@ from ugu.http.errors import (BadRequest, BodyCutShort, HeadersTooLarge,
 from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http, request
-from ugu.vassal.offload import send_file
+from ugu.vassal.offload import handover, send_file
 from ugu.vassal.transport import head_bytes
 from ugu.vassal.wsgi import Input
 
@@ -246,10 +246,8 @@ class H11Transport:
     def detach(self):
         """Hand the connection to an offload thread: h11 is told the body
         went out, and the connection closes when the transfer ends."""
-        # A raw duplicate, so the caller's close of its own socket cannot
-        # cut the transfer short.
         conn, self.conn = self.conn, None
-        return os.dup(conn.fileno())
+        return handover(conn)
 
     def _advance_body(self, count):
         # Only a sized body is sent by sendfile; h11 must count it as sent.

@@ -3,9 +3,9 @@ is free for the next request at once (uWSGI's `offload-threads`).
 
 Each thread runs its own epoll loop over any number of transfers, so one
 slow client never holds up another: a transfer goes on whenever its socket
-has room.  A task owns the client connection and the open file from the
-moment it is submitted; the thread closes both when the file is sent, the
-client goes away, or the client has taken nothing for STALL_TIMEOUT.
+has room.  A transfer owns the client connection and the open file from
+the moment it is submitted; the engine closes both when the file is sent,
+the client goes away, or the client has taken nothing for STALL_TIMEOUT.
 """
 
 import collections
@@ -146,6 +146,12 @@ class OffloadThread:
                 log.log(f"offload transfer abandoned: the client took "
                         f"nothing for {int(STALL_TIMEOUT)} seconds")
                 self._finish(transfer)
+
+
+def handover(conn):
+    """The connection's descriptor for submit(): a duplicate, so that the
+    core's close of its own socket cannot cut the transfer short."""
+    return os.dup(conn.fileno())
 
 
 def _step(transfer):

@@ -9,8 +9,6 @@ or Transfer-Encoding header from the app, a value h11 would refuse) goes
 through an h11 connection that has read the same request head.
 """
 
-import os
-
 import h11
 
 from ugu import log
@@ -18,7 +16,7 @@ from ugu.http import plain
 from ugu.http.errors import BodyCutShort
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
-from ugu.vassal.offload import send_file
+from ugu.vassal.offload import handover, send_file
 from ugu.vassal.transport import head_bytes
 
 # Each var costs its two 2-byte lengths in the block.
@@ -224,10 +222,8 @@ class PlainTransport:
         if self._h11 is not None:
             self.conn = None
             return self._h11.detach()
-        # A raw duplicate, so the caller's close of its own socket cannot
-        # cut the transfer short.
         conn, self.conn = self.conn, None
-        return os.dup(conn.fileno())
+        return handover(conn)
 
     def reusable(self):
         """Whether the response went out whole and the client keeps the

@@ -6,9 +6,7 @@ routes left them, the body, and the end of the response is the close of the
 connection, as in uWSGI.
 """
 
-import os
-
-from ugu.vassal.offload import send_file
+from ugu.vassal.offload import handover, send_file
 
 DEFAULT_PROTOCOL = "HTTP/1.0"
 
@@ -51,8 +49,6 @@ class RawTransport:
         """Nothing to frame: closing the connection ends the response."""
 
     def detach(self):
-        """Hand the connection over (to an offload thread) as a raw
-        descriptor of its own, so the caller's close of its socket cannot
-        cut the transfer short."""
+        """Hand the connection over to the offload engine."""
         conn, self.conn = self.conn, None
-        return os.dup(conn.fileno())
+        return handover(conn)
