@@ -68,12 +68,12 @@ LAUNCHER = textwrap.dedent('''
     import json, os, socket, sys
     from ugu.options.resolve import resolve
     from ugu.http import plain
-    from ugu.router import exchange
+    from ugu.router import exchange, fastpath
     from ugu.router.process import run
 
     if os.environ.get("UGU_TEST_PARSER") == "h11-response":
         # Every backend response through h11, as if none were plain.
-        exchange.parse_head = lambda head: None
+        exchange.parse_head = fastpath.parse_head = lambda head: None
     if os.environ.get("UGU_TEST_PARSER") == "h11-request":
         # Every client request through h11, as if none were plain.
         plain.parse_request = lambda head: None
@@ -592,6 +592,45 @@ def answer_with(raw):
     def answer(backend, conn, pairs, body):
         conn.sendall(raw)
     return answer
+
+
+PIPELINED = 100
+
+
+# 60 000 bytes fit the fast path's whole-answer limit, 300 000 stream
+# through the greenlet code.
+@pytest.mark.parametrize("size", [60_000, 300_000])
+def test_a_slow_reader_gets_every_answer_whole(backend, start_router, size):
+    body = (b"0123456789abcdef" * (size // 16 + 1))[:size]
+    big = backend(answer_with(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                              b"\r\n%s" % (size, body)))
+    r = start_router([["127.0.0.1", big.port]], "--http-keepalive")
+    with socket.socket() as s:
+        # A receive window far smaller than the answer: the router's
+        # sends stop short and wait for the client to read.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", r.port))
+        # Pipelined answers, more than the socket buffers hold, and the
+        # client reads nothing for a while: the router's sends stop short.
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * PIPELINED)
+        time.sleep(0.5)
+        answers = read_responses(s, [b"GET"] * PIPELINED)
+    assert [(a.status_code, b) for a, b in answers] == \
+        [(200, body)] * PIPELINED
+
+
+def test_an_idle_keepalive_connection_closes_after_its_timeout(
+        worker, start_router):
+    r = start_router([["127.0.0.1", worker]], "--http-keepalive=2")
+    with socket.create_connection(("127.0.0.1", r.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        [(response, _)] = read_responses(s, [b"GET"])
+        assert response.status_code == 200
+        began = time.monotonic()
+        assert s.recv(1) == b""
+        # The timeout fires up to a sweep interval late.
+        assert 1.5 < time.monotonic() - began < 5
 
 
 @pytest.mark.parametrize("raw, status, body", [

@@ -24,42 +24,43 @@ MAX_BACKOFF = 30.0
 # The unpatched poll: a look that must not yield to the loop.
 _poll = get_original("select", "poll")
 _WRITABLE = get_original("select", "POLLOUT")
-_STILL_CONNECTING = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
+STILL_CONNECTING = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
 
 
 class Backend(Channel):
     """A connection to a node."""
 
-    def __init__(self, family, address, connect_timeout):
+    def __init__(self, family):
         sock = _socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         super().__init__(sock)
-        try:
-            self._connect(address, connect_timeout)
-        except BaseException:
-            self.close()
-            raise
+        if family != socket.AF_UNIX:
+            # The packet and the body go out in separate writes.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _connect(self, address, timeout):
+    def start_connect(self, address, look=True):
+        """0 once connected, an errno of STILL_CONNECTING while the
+        handshake goes on (or may: without `look`), else the error."""
         # A loopback handshake is over by the time connect() returns: a
         # look at the socket saves a round of the loop on most requests.
         err = self.sock.connect_ex(address)
-        if err == errno.EINPROGRESS and _writable_now(self.sock):
-            err = self._pending_error()
+        if look and err == errno.EINPROGRESS and _writable_now(self.sock):
+            err = self.pending_error()
+        return err
+
+    def connect(self, address, timeout):
+        err = self.start_connect(address)
         deadline = time.monotonic() + timeout
-        while err in _STILL_CONNECTING:
+        while err in STILL_CONNECTING:
             self.wait(WRITE, deadline - time.monotonic())
-            err = self._pending_error() or self.sock.connect_ex(address)
+            err = self.pending_error() or self.sock.connect_ex(address)
             if err == errno.EISCONN:
                 err = 0
         if err:
             raise OSError(err, os.strerror(err))
 
-    def _pending_error(self):
+    def pending_error(self):
         return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-
-    def set_nodelay(self):
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _writable_now(sock):
@@ -83,11 +84,23 @@ class Node:
         self.backoff = FIRST_BACKOFF
 
     def connect(self, timeout):
-        backend = Backend(self.family, self.address, timeout)
-        if self.family != socket.AF_UNIX:
-            # The packet and the body go out in separate writes.
-            backend.set_nodelay()
+        backend = Backend(self.family)
+        try:
+            backend.connect(self.address, timeout)
+        except BaseException:
+            backend.close()
+            raise
         return backend
+
+    def start_connect(self, look):
+        """(Backend, 0 or an errno of STILL_CONNECTING), without waiting;
+        OSError when the node refuses at once."""
+        backend = Backend(self.family)
+        err = backend.start_connect(self.address, look)
+        if err and err not in STILL_CONNECTING:
+            backend.close()
+            raise OSError(err, os.strerror(err))
+        return backend, err
 
     def failed(self, now):
         self.retry_at = now + self.backoff
@@ -125,10 +138,26 @@ class Nodes:
             try:
                 sock = node.connect(self.connect_timeout)
             except OSError as e:
-                self._failed(node, retries, head.host.decode("latin-1"), e)
+                self.failed(node, retries, head.host, e)
                 continue
             node.succeeded()
             return sock
+        raise BadGateway("no backend node accepted the connection")
+
+    def start_connect(self, head, look=True):
+        """(node, Backend, whether it is known to be connected), taking
+        the nodes as connect() does but without waiting for a handshake:
+        the fast path (ugu.router.fastpath) waits for it on the loop.
+        `look`: whether to check a handshake in progress at once."""
+        for retries, node in enumerate(self._order()):
+            try:
+                backend, err = node.start_connect(look)
+            except OSError as e:
+                self.failed(node, retries, head.host, e)
+                continue
+            if not err:
+                node.succeeded()
+            return node, backend, not err
         raise BadGateway("no backend node accepted the connection")
 
     def _order(self):
@@ -141,7 +170,10 @@ class Nodes:
         now = time.monotonic()
         return sorted(turn, key=lambda node: node.retry_at > now)
 
-    def _failed(self, node, retries, key, error):
+    def failed(self, node, retries, key, error):
+        """Log a connect that failed (key: the request's Host header) and
+        put the node in back-off."""
+        key = key.decode("latin-1")
         reason = error.strerror or str(error) or type(error).__name__
         log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
             f"({retries} retries): {reason}")

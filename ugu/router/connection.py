@@ -47,13 +47,17 @@ class ClientConnection:
         self._out = []
         self._who = _describe(address)
 
-    def serve(self):
+    def serve(self, wait, request=None, run=None):
+        """Serve requests until the client is done, the first within
+        `wait` seconds.  The fast path (ugu.router.fastpath) hands a
+        connection over with the request it began, if any, and `run`,
+        what is left of its exchange."""
         try:
-            wait = self.settings.headers_timeout
-            while self._serve_one(wait):
-                wait = self.settings.idle_timeout
+            if request is None or self._handle(request, run):
+                while self._serve_one(wait):
+                    wait = self.settings.idle_timeout
         finally:
-            self._close()
+            self.close()
 
     def _serve_one(self, wait):
         """Serve one request; returns whether another may follow."""
@@ -67,23 +71,26 @@ class ClientConnection:
             # An idle or silent client leaving is no error; one that
             # left (or stalled) halfway through a request head is.
             if self._unread():
-                self._log("", f"incomplete request head: {e}")
+                self.log_error("", f"incomplete request head: {e}")
             return False
         if request is None:
             return False
         return self._handle(request)
 
-    def _handle(self, request):
+    def _handle(self, request, run=None):
         try:
             if request.http_version not in HTTP_VERSIONS:
                 # h11 parses any HTTP/d.d; the others are not HTTP/1.
                 raise BadRequest(f"unsupported HTTP/"
                                  f"{request.http_version.decode()}")
-            Exchange(self, self.cycle, RequestVars(request)).run()
+            if run is None:
+                Exchange(self, self.cycle, RequestVars(request)).run()
+            else:
+                run()
         except HttpError as e:
-            return self._fail(e, _host(request), request.method)
+            return self._fail(e, host(request), request.method)
         except ClientGone as e:
-            self._log(_host(request), f"client went away: {e}")
+            self.log_error(host(request), f"client went away: {e}")
             return False
         return self._next_cycle()
 
@@ -155,7 +162,7 @@ class ClientConnection:
                 raise TimeoutError("timed out")
             return self.channel.recv(self.settings.read_size, timeout)
         except OSError as e:
-            raise ClientGone(_reason(e)) from None
+            raise ClientGone(reason(e)) from None
 
     def write(self, data):
         """Queue bytes for the client, sent by the next flush."""
@@ -169,7 +176,7 @@ class ClientConnection:
         try:
             self.channel.sendall(data, self.settings.timeout)
         except OSError as e:
-            raise ClientGone(_reason(e)) from None
+            raise ClientGone(reason(e)) from None
 
     # Errors and closing.
 
@@ -179,19 +186,25 @@ class ClientConnection:
         cycle = self.cycle
         keep = self.settings.keepalive and cycle.request_read()
         if not cycle.respond_error(error.status, keep, method == b"HEAD"):
-            self._log(key, f"response cut short: {error.reason}")
+            self.log_error(key, f"response cut short: {error.reason}")
+            # What the response queued still goes out: the client tells
+            # a body cut short by its framing.
+            try:
+                self.flush()
+            except ClientGone:
+                pass
             return False
-        self._log(key, f"{error.status} {error.reason}")
+        self.log_error(key, f"{error.status} {error.reason}")
         try:
             self.flush()
         except ClientGone:
             return False
         return self._next_cycle()
 
-    def _log(self, key, reason):
+    def log_error(self, key, reason):
         log(f"[uwsgi-http key: {key} {self._who}] {reason}")
 
-    def _close(self):
+    def close(self):
         if self._unread():
             self._drain()
         self.channel.close()
@@ -209,7 +222,7 @@ class ClientConnection:
             return
 
 
-def _host(request):
+def host(request):
     """The Host header, the request's key in uWSGI's log lines."""
     for name, value in request.headers:
         if name == b"host":
@@ -223,5 +236,5 @@ def _describe(address):
     return "client_addr: unix"
 
 
-def _reason(error):
+def reason(error):
     return error.strerror or str(error) or type(error).__name__

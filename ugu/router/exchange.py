@@ -57,12 +57,22 @@ class Exchange:
             if body is not None:
                 body.close()
 
+    def resume(self, backend, unsent=b"", buffered=b"", closed=False):
+        """Finish an exchange the fast path (ugu.router.fastpath) began on
+        `backend`: the rest of the packet goes out, then the response is
+        relayed, `buffered` being what the backend has sent so far and
+        `closed` whether it has closed since."""
+        self.received = len(buffered)
+        try:
+            if unsent:
+                self._send(backend, unsent, None)
+            self._relay(backend, buffered, closed)
+        finally:
+            backend.close()
+
     def _packet(self, body):
         length = None if body is None else body.tell()
-        block = self.head.block(self.client.listener_vars,
-                                self.client.peer, length)
-        return protocol.HEADER.pack(self.settings.modifier1, len(block),
-                                    self.settings.modifier2) + block
+        return packet(self.client, self.head, length)
 
     # Request: client -> backend.
 
@@ -113,8 +123,8 @@ class Exchange:
 
     # Response: backend -> client.
 
-    def _relay(self, backend):
-        buffered, closed = self._read_head(backend)
+    def _relay(self, backend, buffered=b"", closed=False):
+        buffered, closed = self._read_head(backend, buffered, closed)
         end = buffered.find(END_OF_HEAD)
         head = parse_head(buffered[:end]) if end >= 0 else None
         if head is None:
@@ -126,16 +136,15 @@ class Exchange:
             pieces = self._body(backend, head, buffered[end + 4:], closed)
         self._relay_body(pieces, compressor)
 
-    def _read_head(self, backend):
+    def _read_head(self, backend, buffered, closed):
         """(bytes up to the end of the head, or all the backend sent
         before closing; whether it closed)."""
-        buffered = self._recv(backend)
-        while END_OF_HEAD not in buffered and len(buffered) < MAX_HEAD:
+        while (not closed and END_OF_HEAD not in buffered
+               and len(buffered) < MAX_HEAD):
             data = self._recv(backend)
-            if not data:
-                return buffered, True
+            closed = not data
             buffered += data
-        return buffered, False
+        return buffered, closed
 
     def _body(self, backend, head, data, closed):
         """The body's pieces, by the plain head's framing."""
@@ -272,3 +281,11 @@ def _probe(method):
         if len(_PROBES) < _PROBES_LIMIT:
             _PROBES[method] = probe
     return probe
+
+
+def packet(client, head, body_length=None):
+    """The uwsgi packet of a request: header and vars block."""
+    settings = client.settings
+    block = head.block(client.listener_vars, client.peer, body_length)
+    return protocol.HEADER.pack(settings.modifier1, len(block),
+                                settings.modifier2) + block

@@ -1,5 +1,6 @@
-"""The router's gevent loop: accept on every listener, one greenlet per
-client connection, until a stop signal.
+"""The router's gevent loop: accept on every listener, each client served
+by the fast path (ugu.router.fastpath) and, for anything unusual, by a
+greenlet of its own (ugu.router.connection), until a stop signal.
 
 Imported only after gevent has patched the process (see process.run).
 """
@@ -10,14 +11,22 @@ import socket
 
 import gevent
 import gevent.event
-from gevent.server import StreamServer
+from gevent import get_hub
 
 from ugu.http.vars import ListenerVars
+from ugu.log import log
 from ugu.router.backends import Nodes
-from ugu.router.channel import Channel
+from ugu.router.channel import READ, Channel
 from ugu.router.connection import ClientConnection
+from ugu.router.fastpath import FastPath
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+# Clients accepted per wake of the loop, so that a flood of connections
+# does not starve the ones already open.
+ACCEPT_BATCH = 64
+# How long accepting pauses after an error such as EMFILE, which would
+# otherwise wake the loop again at once.
+ACCEPT_PAUSE = 0.1
 
 
 class Router:
@@ -31,33 +40,60 @@ class Router:
 def serve(settings, listeners, backends):
     """Serve until SIGINT, SIGTERM or SIGQUIT."""
     router = Router(settings, backends)
-    servers = [_server(sock, router) for sock in listeners]
+    acceptors = [Acceptor(sock, router) for sock in listeners]
     stopping = gevent.event.Event()
     for signum in STOP_SIGNALS:
         gevent.signal_handler(signum, stopping.set)
-    for server in servers:
-        server.start()
+    for acceptor in acceptors:
+        acceptor.start()
     stopping.wait()
-    for server in servers:
-        server.close()
+    for acceptor in acceptors:
+        acceptor.close()
 
 
-def _server(sock, router):
-    # The listener was made before gevent patched `socket`: rewrap its
-    # descriptor so that accepting yields to the loop.
-    listener = socket.socket(sock.family, sock.type, sock.proto,
-                             fileno=sock.detach())
-    unix = listener.family == socket.AF_UNIX
-    port = "" if unix else listener.getsockname()[1]
-    shared = ListenerVars(port, router.settings.extra_vars)
+class Acceptor:
+    """Accepts the clients of one listener, from the loop."""
 
-    def handle(client, address):
-        # The C socket under gevent's, for a Channel (ugu.router.channel).
-        sock = _socket.socket(client.family, client.type, client.proto,
-                              client.detach())
+    def __init__(self, sock, router):
+        self.sock = sock
         sock.setblocking(False)
-        if not unix:
+        self.router = router
+        self.unix = sock.family == socket.AF_UNIX
+        # Plain ints: the C socket takes them without enum conversions.
+        self._kind = (int(sock.family), int(sock.type))
+        port = "" if self.unix else sock.getsockname()[1]
+        self.shared = ListenerVars(port, router.settings.extra_vars)
+        loop = get_hub().loop
+        self._watcher = loop.io(sock.fileno(), READ)
+        self._pause = loop.timer(ACCEPT_PAUSE)
+
+    def start(self):
+        self._watcher.start(self._accept)
+
+    def close(self):
+        self._pause.close()
+        self._watcher.close()
+        self.sock.close()
+
+    def _accept(self):
+        for _ in range(ACCEPT_BATCH):
+            try:
+                fd, address = self.sock._accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as e:
+                log(f"[uwsgi-http] accept(): {e.strerror or e}")
+                self._watcher.stop()
+                self._pause.start(self.start)
+                return
+            self._serve(fd, address)
+
+    def _serve(self, fd, address):
+        sock = _socket.socket(*self._kind, 0, fd)
+        sock.setblocking(False)
+        if not self.unix:
             # Responses may go out in several writes.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ClientConnection(Channel(sock), address, shared, router).serve()
-    return StreamServer(listener, handle)
+        client = ClientConnection(Channel(sock), address, self.shared,
+                                  self.router)
+        FastPath(client).start()
