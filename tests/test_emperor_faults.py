@@ -89,7 +89,9 @@ def test_fifty_vassals_start_stop_and_reload_alone(procs, tmp_path):
     for name in doomed:
         (court / name).unlink()
     doomed_pids = [masters[f"court/{n}"] for n in doomed]
-    wait_until(lambda: all(gone(p) for p in doomed_pids), 2,
+    # The time is printed; the bound only catches a hang, since a loaded
+    # machine (the rest of the suite beside) may take seconds.
+    wait_until(lambda: all(gone(p) for p in doomed_pids), 15,
                what="the 25 removed vassals to stop")
     print(f"25 removed vassals stopped in {time.monotonic() - began:.2f} s")
     kept = [n for n in ports if n not in doomed]

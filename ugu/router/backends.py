@@ -31,12 +31,15 @@ class Backend(Channel):
     """A connection to a node."""
 
     def __init__(self, family):
-        sock = _socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        super().__init__(sock)
-        if family != socket.AF_UNIX:
-            # The packet and the body go out in separate writes.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Non-blocking from the start: no ioctl to make it so.
+        super().__init__(_socket.socket(
+            family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK))
+        self.tcp = family != socket.AF_UNIX
+
+    def set_nodelay(self):
+        """For a request that goes out in several writes (packet, body)."""
+        if self.tcp:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def start_connect(self, address, look=True):
         """0 once connected, an errno of STILL_CONNECTING while the
@@ -86,6 +89,7 @@ class Node:
     def connect(self, timeout):
         backend = Backend(self.family)
         try:
+            backend.set_nodelay()
             backend.connect(self.address, timeout)
         except BaseException:
             backend.close()
@@ -94,7 +98,9 @@ class Node:
 
     def start_connect(self, look):
         """(Backend, 0 or an errno of STILL_CONNECTING), without waiting;
-        OSError when the node refuses at once."""
+        OSError when the node refuses at once.  The Backend's packet goes
+        out in one write: no TCP_NODELAY (set_nodelay) unless it must be
+        sent in parts."""
         backend = Backend(self.family)
         err = backend.start_connect(self.address, look)
         if err and err not in STILL_CONNECTING:

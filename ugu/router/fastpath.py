@@ -328,6 +328,8 @@ class FastPath:
     def _resume(self, unsent=b"", closed=False):
         """The greenlet code finishes the exchange with the backend."""
         exchange = Exchange(self.conn, self.conn.cycle, self.head)
+        if unsent:
+            self.backend.set_nodelay()
         run = functools.partial(exchange.resume, self.backend, unsent,
                                 self._answer, closed)
         self._unwatch_backend()
@@ -354,14 +356,19 @@ class FastPath:
         self._on_timeout()
 
     def _watch_backend(self, events, callback):
-        self._backend_watcher = self._loop.io(self.backend.sock.fileno(),
-                                              events)
-        self._backend_watcher.start(callback)
+        fd = self.backend.sock.fileno()
+        watcher = self._backend_watcher
+        if watcher is None:
+            watcher = self._backend_watcher = self._loop.io(fd, events)
+        else:
+            # One watcher for the connection's backends, one after the
+            # other: making one per backend costs a system call too.
+            watcher.fd, watcher.events = fd, events
+        watcher.start(callback)
 
     def _unwatch_backend(self):
         if self._backend_watcher is not None:
-            self._backend_watcher.close()
-            self._backend_watcher = None
+            self._backend_watcher.stop()
 
     def _close_backend(self):
         self._unwatch_backend()
@@ -372,9 +379,9 @@ class FastPath:
     def _stop(self):
         """Let go of the connection's watchers and deadline."""
         _sweeper.clear(self)
-        self._reader.close()
-        if self._writer is not None:
-            self._writer.close()
+        for watcher in (self._reader, self._writer, self._backend_watcher):
+            if watcher is not None:
+                watcher.close()
 
     def close(self):
         self._close_backend()
