@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The WSGI app of the router and http-socket tests.
+ECHO_APP = Path(__file__).with_name("echo_app.py")
 EXAMPLES = REPO / "examples"
 UGU = [sys.executable, "-m", "ugu"]
 DEFAULT_TIMEOUT = 20

@@ -8,8 +8,8 @@ request answered, chunked bodies de-chunked, HEAD without a body).
 
 import hashlib
 import json
+import shutil
 import socket
-import textwrap
 import threading
 import time
 
@@ -24,44 +24,16 @@ from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http
 from ugu.vassal.transport import head_bytes
 from tests.support import read_to_eof
-from tests.test_router import read_exactly, read_responses
+from tests.test_router import (assert_pipelined_in_order, read_exactly,
+                               read_responses, slow_client)
 
-APP = textwrap.dedent('''
-    import hashlib, json
-
-    def application(environ, start_response):
-        path = environ["PATH_INFO"]
-        if path == "/env":
-            body = environ["wsgi.input"].read()
-            env = {k: v for k, v in environ.items() if isinstance(v, str)}
-            env["body"] = body.decode("latin-1")
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [json.dumps(env).encode()]
-        if path == "/echo":
-            body = environ["wsgi.input"].read()
-            digest = hashlib.sha256(body).hexdigest()
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"%d %s" % (len(body), digest.encode())]
-        if path == "/short":
-            start_response("200 OK", [("Content-Length", "100")])
-            return [b"only this"]
-        if path == "/app-closes":
-            start_response("200 OK", [("Connection", "close"),
-                                      ("Content-Length", "3")])
-            return [b"bye"]
-        if path == "/ignore-body":
-            start_response("200 OK", [("Content-Length", "7")])
-            return [b"ignored"]
-        start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"hello from " + path.encode("latin-1")]
-''')
 TIMEOUT = 2
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("http-socket")
-    (folder / "app.py").write_text(APP)
+    shutil.copy(support.ECHO_APP, folder / "app.py")
     (folder / "static").mkdir()
     (folder / "static" / "page.txt").write_bytes(b"static text\n" * 100)
     return folder
@@ -151,15 +123,7 @@ def test_chunked_body_reaches_the_app_dechunked(server):
 
 
 def test_pipelined_requests_are_all_answered_in_order(server):
-    paths = ["/one", "/two", "/three"]
-    data = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode()
-                    for p in paths)
-    with socket.create_connection(("127.0.0.1", server.port),
-                                  timeout=10) as s:
-        s.sendall(data)
-        answers = read_responses(s, ["GET"] * 3)
-    assert [body.decode() for _, body in answers] == [
-        f"hello from {p}" for p in paths]
+    assert_pipelined_in_order(server.port)
 
 
 def test_pipelined_after_an_unread_body(server):
@@ -242,6 +206,7 @@ def test_response_framing_for_a_closing_client(server):
     raw = exchange(server.port, b"GET /c HTTP/1.1\r\nHost: t\r\n"
                    b"Connection: close\r\n\r\n")
     assert raw == (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                   b"X-App: test\r\n"
                    b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
                    b"\r\nd\r\nhello from /c\r\n0\r\n\r\n")
 
@@ -335,22 +300,6 @@ def test_client_vanishing_mid_body(server):
                         count=before + 1)
     assert served(server)
     assert "Traceback" not in server.output()
-
-
-def slow_client(port, stop, result):
-    """A slowloris: one byte of a request head every 0.2 s until the
-    server closes the connection (or `stop` is set)."""
-    head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 100
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        for byte in head:
-            try:
-                s.sendall(bytes([byte]))
-            except OSError:
-                break
-            if stop.wait(0.2):
-                break
-        result.append(time.monotonic() - started)
 
 
 def test_slowloris_is_timed_out_without_starving_others(server):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import struct
@@ -31,38 +32,6 @@ from tests.support import read_to_eof
 from ugu.http.gzip import accepts_gzip
 from ugu.http.vars import path_info, remove_dot_segments
 
-APP = textwrap.dedent('''
-    import hashlib, json
-
-    def application(environ, start_response):
-        path = environ["PATH_INFO"]
-        if path == "/env":
-            body = environ["wsgi.input"].read()
-            env = {k: v for k, v in environ.items() if isinstance(v, str)}
-            env["body"] = body.decode("latin-1")
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [json.dumps(env).encode()]
-        if path == "/echo":
-            body = environ["wsgi.input"].read()
-            digest = hashlib.sha256(body).hexdigest()
-            start_response("200 OK", [("Content-Type", "text/plain")])
-            return [b"%d %s" % (len(body), digest.encode())]
-        if path == "/gz":
-            start_response("200 OK", [("Content-Type", "text/html"),
-                                      ("uWSGI-Encoding", "gzip")])
-            return [b"<p>compress me</p>" * 40]
-        if path == "/gzcl":
-            page = b"<p>sized</p>" * 40
-            start_response("200 OK", [("Content-Type", "text/html"),
-                                      ("Content-Length", str(len(page))),
-                                      ("uWSGI-Encoding", "gzip")])
-            return [page]
-        if path == "/boom":
-            raise RuntimeError("boom before the response")
-        start_response("200 OK", [("Content-Type", "text/plain"),
-                                  ("X-App", "test")])
-        return [b"hello from " + path.encode("latin-1")]
-''')
 
 LAUNCHER = textwrap.dedent('''
     import json, os, socket, sys
@@ -151,7 +120,7 @@ def start_uwsgi_router(uwsgi_binary, node, *options):
 @pytest.fixture(scope="module")
 def app_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("router-app")
-    (folder / "app.py").write_text(APP)
+    shutil.copy(support.ECHO_APP, folder / "app.py")
     return folder
 
 
@@ -377,11 +346,16 @@ def test_keepalive_serves_requests_on_one_connection(router):
 
 
 def test_pipelined_requests_are_all_answered_in_order(router):
+    assert_pipelined_in_order(router.port)
+
+
+def assert_pipelined_in_order(port):
+    """Three pipelined GETs on one connection get their answers in order
+    (the router's and http-socket's tests share it)."""
     paths = ["/one", "/two", "/three"]
     data = b"".join(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % p.encode()
                     for p in paths)
-    with socket.create_connection(("127.0.0.1", router.port),
-                                  timeout=10) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
         answers = read_responses(s, ["GET"] * 3)
     assert [body.decode() for _, body in answers] == [

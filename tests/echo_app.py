@@ -1,0 +1,48 @@
+"""The WSGI app the router and http-socket tests serve, one path per case.
+
+Copied into each test's folder as app.py and loaded by the worker under
+test (real uWSGI's or ugu's), so it uses the standard library only.
+"""
+
+import hashlib
+import json
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/env":
+        body = environ["wsgi.input"].read()
+        env = {k: v for k, v in environ.items() if isinstance(v, str)}
+        env["body"] = body.decode("latin-1")
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(env).encode()]
+    if path == "/echo":
+        body = environ["wsgi.input"].read()
+        digest = hashlib.sha256(body).hexdigest()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d %s" % (len(body), digest.encode())]
+    if path == "/gz":
+        start_response("200 OK", [("Content-Type", "text/html"),
+                                  ("uWSGI-Encoding", "gzip")])
+        return [b"<p>compress me</p>" * 40]
+    if path == "/gzcl":
+        page = b"<p>sized</p>" * 40
+        start_response("200 OK", [("Content-Type", "text/html"),
+                                  ("Content-Length", str(len(page))),
+                                  ("uWSGI-Encoding", "gzip")])
+        return [page]
+    if path == "/boom":
+        raise RuntimeError("boom before the response")
+    if path == "/short":
+        start_response("200 OK", [("Content-Length", "100")])
+        return [b"only this"]
+    if path == "/app-closes":
+        start_response("200 OK", [("Connection", "close"),
+                                  ("Content-Length", "3")])
+        return [b"bye"]
+    if path == "/ignore-body":
+        start_response("200 OK", [("Content-Length", "7")])
+        return [b"ignored"]
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("X-App", "test")])
+    return [b"hello from " + path.encode("latin-1")]
