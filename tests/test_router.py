@@ -498,6 +498,11 @@ def test_502_while_the_node_is_down_then_served(
     r.process.wait_for_log(
         rf'\[uwsgi-http\] unable to connect\(\) to node "127\.0\.0\.1:'
         rf'{port}" \(0 retries\): Connection refused')
+    # Once a request: the fast path hands the failure over, the node
+    # is not tried again.
+    assert requests.get(f"{r.url}/", timeout=10).status_code == 502
+    r.process.wait_for_log(r"=> marking", count=2)
+    assert r.log().count("unable to connect()") == 2
     worker = start_worker(uwsgi_binary, app_dir, f"127.0.0.1:{port}")
     try:
         # One node: every request tries it again, no grace period.
@@ -515,6 +520,23 @@ def test_a_failed_node_is_skipped_for_the_next(backend, start_router):
                 for _ in range(4)]
     assert statuses == [200] * 4
     assert f'node "127.0.0.1:{dead}"' in r.log()
+
+
+def test_a_unix_node_with_a_full_backlog_is_a_failed_connect(
+        tmp_path, start_router):
+    path = str(tmp_path / "full.sock")
+    with socket.socket(socket.AF_UNIX) as node, \
+            socket.socket(socket.AF_UNIX) as queued:
+        node.bind(path)
+        node.listen(0)
+        # Never accepted: the backlog of 0 holds this one and no other.
+        queued.connect(path)
+        r = start_router([path], "--http-connect-timeout", "5")
+        began = time.monotonic()
+        assert requests.get(f"{r.url}/", timeout=10).status_code == 502
+        # At once, not after spinning out the connect timeout.
+        assert time.monotonic() - began < 2
+    assert "Resource temporarily unavailable" in r.log()
 
 
 def test_round_robin(backend, start_router):
@@ -559,6 +581,37 @@ def test_backend_vanishing_mid_body_cuts_the_response(backend,
     assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
     assert raw.endswith(b"\r\n\r\npartial")
     assert "response cut short" in r.log()
+
+
+def test_431_when_the_head_never_ends_before_64_kib(backend, start_router):
+    b = backend(answer_ok)
+    r = start_router([["127.0.0.1", b.port]], "--http-keepalive")
+    head = b"GET /never-finished HTTP/1.1\r\nHost: t\r\n" + \
+        b"X-A: b\r\n" * 9000
+    raw = exchange(r.port, head)
+    assert raw.startswith(b"HTTP/1.1 431 ")
+    assert raw.count(b"HTTP/1.1") == 1
+    assert b.requests.empty()
+
+
+def test_431_for_a_target_beyond_the_uwsgi_protocol(backend, start_router):
+    b = backend(answer_ok)
+    r = start_router([["127.0.0.1", b.port]], "--http-keepalive")
+    target = b"/" + b"a" * 65536
+    raw = exchange(r.port, b"GET %s HTTP/1.1\r\nHost: t\r\n"
+                   b"Connection: close\r\n\r\n" % target)
+    assert raw.startswith(b"HTTP/1.1 431 ")
+    assert b.requests.empty()
+    assert "Traceback" not in r.log()
+
+
+def test_connect_is_refused_with_501(backend, start_router):
+    b = backend(answer_ok)
+    r = start_router([["127.0.0.1", b.port]], "--http-keepalive")
+    raw = exchange(r.port, b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n"
+                   b"Connection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+    assert b.requests.empty()
 
 
 def answer_with(raw):

@@ -44,6 +44,12 @@ class AppFailed(HttpError):
     status = 500
 
 
+class NotImplementedHere(HttpError):
+    """A method the router cannot relay (CONNECT: it is no proxy)."""
+
+    status = 501
+
+
 class BadGateway(HttpError):
     status = 502
 
@@ -53,7 +59,8 @@ class GatewayTimeout(HttpError):
 
 
 REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large",
-           500: b"Internal Server Error", 502: b"Bad Gateway",
+           500: b"Internal Server Error", 501: b"Not Implemented",
+           502: b"Bad Gateway",
            504: b"Gateway Timeout"}
 _CLOSE = [(b"Connection", b"close")]
 

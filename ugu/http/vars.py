@@ -125,10 +125,14 @@ def _target_vars(request):
         middle = ((b"PATH_INFO", path), (b"REQUEST_URI", uri))
     else:
         middle = ((b"REQUEST_URI", uri), (b"PATH_INFO", path))
-    return encode_vars(((b"REQUEST_METHOD", request.method), *middle,
-                        (b"QUERY_STRING", query),
-                        (b"SERVER_PROTOCOL",
-                         b"HTTP/" + request.http_version)))
+    try:
+        return encode_vars(((b"REQUEST_METHOD", request.method), *middle,
+                            (b"QUERY_STRING", query),
+                            (b"SERVER_PROTOCOL",
+                             b"HTTP/" + request.http_version)))
+    except struct.error:
+        raise HeadersTooLarge("the request target exceeds the uwsgi "
+                              "protocol's 64 KiB") from None
 
 
 def path_info(raw):

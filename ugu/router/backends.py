@@ -13,18 +13,17 @@ import os
 import socket
 import time
 
-from gevent.monkey import get_original
-
 from ugu.http.errors import BadGateway
 from ugu.log import log
 from ugu.router.channel import WRITE, Channel
 
 FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
-# The unpatched poll: a look that must not yield to the loop.
-_poll = get_original("select", "poll")
-_WRITABLE = get_original("select", "POLLOUT")
-STILL_CONNECTING = (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY)
+# A unix socket's full backlog (EAGAIN) is a refusal: waiting for it to
+# become writable would spin, since such a socket always polls writable.
+STILL_CONNECTING = (errno.EINPROGRESS, errno.EALREADY)
+# Errors of this process, not of the node: no reason for its back-off.
+_LOCAL_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 class Backend(Channel):
@@ -41,17 +40,17 @@ class Backend(Channel):
         if self.tcp:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def start_connect(self, address, look=True):
+    def start_connect(self, address):
         """0 once connected, an errno of STILL_CONNECTING while the
-        handshake goes on (or may: without `look`), else the error."""
-        # A loopback handshake is over by the time connect() returns: a
-        # look at the socket saves a round of the loop on most requests.
-        err = self.sock.connect_ex(address)
-        if look and err == errno.EINPROGRESS and _writable_now(self.sock):
-            err = self.pending_error()
-        return err
+        handshake goes on, else the error."""
+        return self.sock.connect_ex(address)
 
     def connect(self, address, timeout):
+        # A loopback handshake is over by the time connect() returns, yet
+        # a round of the loop before the packet goes out costs less than
+        # none: sent at once, it reaches the node before the worker has
+        # accepted, and router and worker spent a third more system time
+        # a request (measured before the same uWSGI worker).
         err = self.start_connect(address)
         deadline = time.monotonic() + timeout
         while err in STILL_CONNECTING:
@@ -64,12 +63,6 @@ class Backend(Channel):
 
     def pending_error(self):
         return self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-
-
-def _writable_now(sock):
-    poller = _poll()
-    poller.register(sock.fileno(), _WRITABLE)
-    return bool(poller.poll(0))
 
 
 class Node:
@@ -96,17 +89,16 @@ class Node:
             raise
         return backend
 
-    def start_connect(self, look):
-        """(Backend, 0 or an errno of STILL_CONNECTING), without waiting;
-        OSError when the node refuses at once.  The Backend's packet goes
-        out in one write: no TCP_NODELAY (set_nodelay) unless it must be
-        sent in parts."""
+    def start_connect(self):
+        """A Backend whose handshake has begun, without waiting for it;
+        OSError when the node refuses at once.  Its packet goes out in
+        one write: no TCP_NODELAY (set_nodelay) unless in parts."""
         backend = Backend(self.family)
-        err = backend.start_connect(self.address, look)
+        err = backend.start_connect(self.address)
         if err and err not in STILL_CONNECTING:
             backend.close()
             raise OSError(err, os.strerror(err))
-        return backend, err
+        return backend
 
     def failed(self, now):
         self.retry_at = now + self.backoff
@@ -137,34 +129,43 @@ class Nodes:
         self.connect_timeout = connect_timeout
         self._next = 0
 
-    def connect(self, head):
-        """A socket to the next node that accepts; the request's Host
-        header (`head.host`) names it in the log, as in uWSGI's lines."""
-        for retries, node in enumerate(self._order()):
+    def connect(self, head, tried=()):
+        """A socket to the next node that accepts, of those not `tried`
+        yet; the request's Host header (`head.host`) names it in the log,
+        as in uWSGI's lines."""
+        for retries, node in self._untried(tried):
             try:
                 sock = node.connect(self.connect_timeout)
             except OSError as e:
-                self.failed(node, retries, head.host, e)
+                self._failed(node, retries, head.host, e)
                 continue
             node.succeeded()
             return sock
         raise BadGateway("no backend node accepted the connection")
 
-    def start_connect(self, head, look=True):
-        """(node, Backend, whether it is known to be connected), taking
-        the nodes as connect() does but without waiting for a handshake:
-        the fast path (ugu.router.fastpath) waits for it on the loop.
-        `look`: whether to check a handshake in progress at once."""
-        for retries, node in enumerate(self._order()):
+    def start_connect(self, head):
+        """(node, Backend), taking the nodes as connect() does but without
+        waiting for the handshake: the fast path (ugu.router.fastpath)
+        waits for it on the loop."""
+        for retries, node in self._untried(()):
             try:
-                backend, err = node.start_connect(look)
+                backend = node.start_connect()
             except OSError as e:
-                self.failed(node, retries, head.host, e)
+                self._failed(node, retries, head.host, e)
                 continue
-            if not err:
-                node.succeeded()
-            return node, backend, not err
+            return node, backend
         raise BadGateway("no backend node accepted the connection")
+
+    def _untried(self, tried):
+        """(retries so far, node) for each node to try, in order."""
+        order = [node for node in self._order() if node not in tried]
+        return enumerate(order, start=len(tried))
+
+    def _failed(self, node, retries, key, error):
+        if error.errno in _LOCAL_ERRORS:
+            raise BadGateway(f"no socket for a backend connection: "
+                             f"{error.strerror}") from None
+        self.failed(node, retries, key, error)
 
     def _order(self):
         nodes = self.nodes

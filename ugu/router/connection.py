@@ -18,7 +18,7 @@ import h11
 
 from ugu.http import plain
 from ugu.http.errors import (BadRequest, ClientGone, HeadersTooLarge,
-                             HttpError)
+                             HttpError, NotImplementedHere)
 from ugu.http.vars import RequestVars
 from ugu.log import log
 from ugu.router.cycle import H11Cycle, PlainCycle
@@ -83,6 +83,9 @@ class ClientConnection:
                 # h11 parses any HTTP/d.d; the others are not HTTP/1.
                 raise BadRequest(f"unsupported HTTP/"
                                  f"{request.http_version.decode()}")
+            if request.method == b"CONNECT":
+                # A tunnel after a 2xx answer: a forward proxy's job.
+                raise NotImplementedHere("CONNECT is not supported")
             if run is None:
                 Exchange(self, self.cycle, RequestVars(request)).run()
             else:

@@ -45,10 +45,12 @@ class Exchange:
         self.settings = client.settings
         self.received = 0
 
-    def run(self):
+    def run(self, tried=()):
+        """The whole exchange; `tried`: nodes that already failed to
+        connect for this request."""
         body = self._spool() if self.head.chunked else None
         packet = self._packet(body)
-        backend = self.client.router.nodes.connect(self.head)
+        backend = self.client.router.nodes.connect(self.head, tried)
         try:
             self._send(backend, packet, body)
             self._relay(backend)

@@ -110,8 +110,11 @@ class FastPath:
         end = plain.complete_head_at(buffer)
         if end == -1 and len(buffer) < MAX_HEAD:
             return False
-        request = plain.parse_request(bytes(buffer[:end])) if end else None
-        if request is None or request.length:
+        # A head too long, or not plain (None), or empty (0): h11's.
+        request = (plain.parse_request(bytes(buffer[:end]))
+                   if end is not None and end > 0 else None)
+        if (request is None or request.length
+                or request.method == b"CONNECT"):
             self._hand_over(self._wait_left())
             return True
         del buffer[:end + 4]
@@ -138,16 +141,13 @@ class FastPath:
         try:
             self.head = RequestVars(request)
             self._packet = packet(conn, self.head)
-            # No look at a handshake in progress: sending the packet
-            # tells as much, in one system call fewer.
-            self.node, self.backend, connected = (
-                conn.router.nodes.start_connect(self.head, look=False))
+            self.node, self.backend = (
+                conn.router.nodes.start_connect(self.head))
         except HttpError as e:
             self._fail(e)
             return
-        self._send_packet(connected)
-
-    def _wait_connected(self):
+        # Even when the handshake is over, as on loopback: see
+        # Backend.connect for why the packet waits a round of the loop.
         self._watch_backend(WRITE, self._on_connected)
         self._until(self.settings.connect_timeout, self._connect_timed_out)
 
@@ -174,33 +174,21 @@ class FastPath:
     def _connect_failed(self, error):
         """Log the node's failure; the greenlet code tries the others."""
         self.conn.router.nodes.failed(self.node, 0, self.head.host, error)
+        exchange = Exchange(self.conn, self.conn.cycle, self.head)
+        run = functools.partial(exchange.run, tried=(self.node,))
         self._close_backend()
-        self._hand_over(self.settings.idle_timeout, run=None)
+        self._hand_over(self.settings.idle_timeout, run=run)
 
-    def _send_packet(self, connected=True):
+    def _send_packet(self):
         data = self._packet
         try:
             sent = self.backend.sock.send(data)
         except BlockingIOError:
-            if not connected:
-                # The handshake goes on.
-                self._wait_connected()
-                return
             sent = 0
-        except OSError as e:
-            if not connected:
-                if e.errno == errno.ENOTCONN:
-                    # A unix socket's full backlog (EAGAIN) is waited out.
-                    self._wait_connected()
-                else:
-                    # A refused handshake tells in the send.
-                    self._connect_failed(e)
-                return
+        except OSError:
             # The backend may answer without reading: its answer is
             # read next, as in Exchange._send.
             sent = len(data)
-        if not connected:
-            self.node.succeeded()
         if sent < len(data):
             self._resume(unsent=data[sent:])
             return
@@ -252,6 +240,8 @@ class FastPath:
                 self._resume(closed=closed)
             return
         self._close_backend()
+        # An idle connection holds no answer: up to FAST_ANSWER each.
+        self._answer = self._packet = b""
         cycle = self.conn.cycle
         cycle.started = cycle.done = True
         self._respond(plain.response_head(
