@@ -54,10 +54,9 @@ class Backend(Channel):
         err = self.start_connect(address)
         deadline = time.monotonic() + timeout
         while err in STILL_CONNECTING:
+            # Writable: the handshake is over, its outcome in SO_ERROR.
             self.wait(WRITE, deadline - time.monotonic())
-            err = self.pending_error() or self.sock.connect_ex(address)
-            if err == errno.EISCONN:
-                err = 0
+            err = self.pending_error()
         if err:
             raise OSError(err, os.strerror(err))
 

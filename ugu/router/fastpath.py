@@ -18,7 +18,6 @@ logs as it always does.  Timeouts are deadlines swept by one timer, as in
 ugu.router.channel.
 """
 
-import errno
 import functools
 import os
 import traceback
@@ -31,7 +30,6 @@ from ugu.http.errors import AppFailed, BadGateway, GatewayTimeout, HttpError
 from ugu.http.response import END_OF_HEAD, parse_head
 from ugu.http.vars import RequestVars
 from ugu.log import log
-from ugu.router.backends import STILL_CONNECTING
 from ugu.router.channel import READ, SWEEP_INTERVAL, WRITE
 from ugu.router.connection import MAX_HEAD, host, reason
 from ugu.router.cycle import PlainCycle
@@ -81,7 +79,7 @@ class FastPath:
         """The next request, the whole head within `wait` seconds."""
         self.request = None
         self._until(wait, self._head_timed_out)
-        if not self._take_request():
+        if not (self.conn.buffer and self._take_request()):
             self._reader.start(self._on_client_readable)
 
     @_callback
@@ -153,15 +151,9 @@ class FastPath:
 
     @_callback
     def _on_connected(self):
-        backend = self.backend
-        # As Backend.connect: connecting again tells a unix socket's
-        # outcome, and a TCP one's is EISCONN.
-        err = (backend.pending_error()
-               or backend.sock.connect_ex(self.node.address))
-        if err in STILL_CONNECTING:
-            return
         self._unwatch_backend()
-        if err and err != errno.EISCONN:
+        err = self.backend.pending_error()
+        if err:
             self._connect_failed(OSError(err, os.strerror(err)))
             return
         self.node.succeeded()
@@ -212,7 +204,6 @@ class FastPath:
                                  "a response"))
             return
         self._answer += data
-        self._until(self.settings.timeout, self._backend_timed_out)
         self._take_answer(closed=not data)
 
     def _backend_timed_out(self):
@@ -227,6 +218,8 @@ class FastPath:
         if end == -1:
             if closed or len(answer) >= FAST_ANSWER:
                 self._resume(closed=closed)
+            else:
+                self._more_answer()
             return
         head = parse_head(answer[:end])
         sized = head is not None and head.length is not None
@@ -238,6 +231,8 @@ class FastPath:
         if len(answer) < size:
             if closed:
                 self._resume(closed=closed)
+            else:
+                self._more_answer()
             return
         self._close_backend()
         # An idle connection holds no answer: up to FAST_ANSWER each.
@@ -247,6 +242,10 @@ class FastPath:
         self._respond(plain.response_head(
             head.status, head.reason, headers, True,
             self.request.keep_alive) + answer[end + 4:size])
+
+    def _more_answer(self):
+        """The backend's silence is timed from its last bytes."""
+        self._until(self.settings.timeout, self._backend_timed_out)
 
     def _plain_headers(self, head):
         """The client's headers for a head this path relays as it is,
