@@ -23,7 +23,7 @@ from ugu.vassal import async_worker, request, sockets, wsgi
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
-from ugu.vassal.transport import RawTransport
+from ugu.vassal.transport import RawTransport, recv_some
 
 GRACEFUL = (signal.SIGHUP,)
 IMMEDIATE = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
@@ -186,9 +186,12 @@ class Worker:
         by_fd = {}
         for listener in self.listeners:
             fd = listener.sock.fileno()
-            # The family and type as plain ints: socket.accept() converts
-            # them to enums on every call.
-            kind = (int(listener.sock.family), int(listener.sock.type))
+            # Family, type and protocol as plain ints: socket.accept()
+            # converts them to enums on every call, and a socket made from
+            # a descriptor without all three asks the kernel for them (two
+            # system calls).
+            kind = (int(listener.sock.family), int(listener.sock.type),
+                    listener.sock.proto)
             by_fd[fd] = listener, kind
             poller.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         poller.register(self._wake_read, select.EPOLLIN)
@@ -279,7 +282,7 @@ def read_uwsgi_request(conn, ctx):
 def _recv_at_least(conn, data, size):
     """data and what the peer sends next, until size bytes or its end."""
     while len(data) < size:
-        more = conn.recv(BUFFER)
+        more = recv_some(conn, BUFFER)
         if not more:
             break
         data += more
