@@ -83,7 +83,7 @@ def test_fifty_vassals_start_stop_and_reload_alone(procs, tmp_path):
         wait_until(lambda: serving(port), 60, what=f"port {port}")
     print(f"\n50 vassals serving after {time.monotonic() - started:.2f} s")
     masters = wait_until(lambda: len(m := masters_by_name(emperor.pid)) == 50
-                         and m, 10, what="50 vassal masters")
+                         and m, 30, what="50 vassal masters")
     doomed = sorted(ports)[::2]
     began = time.monotonic()
     for name in doomed:
@@ -96,7 +96,9 @@ def test_fifty_vassals_start_stop_and_reload_alone(procs, tmp_path):
     print(f"25 removed vassals stopped in {time.monotonic() - began:.2f} s")
     kept = [n for n in ports if n not in doomed]
     assert all(not gone(masters[f"court/{n}"]) for n in kept)
-    assert all(serving(ports[n]) for n in kept)
+    # Each answers (a loaded machine may make one slow to, not deaf).
+    for name in kept:
+        wait_until(lambda: serving(ports[name]), 10, what=f"{name} serving")
     touched = court / kept[0]
     later = touched.stat().st_mtime + 10
     os.utime(touched, (later, later))

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import textwrap
 
 import pytest
@@ -43,6 +44,10 @@ APP = textwrap.dedent('''
         if path == "/pid":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [str(os.getpid()).encode()]
+        if path == "/big":
+            # 16 MB in pieces, more than the socket buffers hold.
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return (b"x" * 65536 for _ in range(256))
         start_response("200 OK", [("Content-Type", "text/html")])
         return [b"<html>hello</html>"]
 ''')
@@ -303,6 +308,26 @@ def test_body_cut_short_is_not_taken_for_a_whole_one(worker):
         assert s.recv(65536) == b""
     worker.wait_for_log(r"request body cut short")
     assert "POST /echo => generated 7 bytes" not in worker.output()
+    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+
+
+def test_a_client_gone_mid_response_is_one_line_as_in_uwsgi(worker):
+    from ugu import protocol
+    pairs = [(b"REQUEST_METHOD", b"GET"), (b"PATH_INFO", b"/big"),
+             (b"REQUEST_URI", b"/big"), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+             (b"REMOTE_ADDR", b"127.0.0.9")]
+    with socket.create_connection(("127.0.0.1", worker.port)) as s:
+        s.sendall(protocol.encode(pairs))
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        # Closed with unread bytes: the worker's next write is reset.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+    worker.wait_for_log(
+        r"uwsgi_response_write_body_do\(\): Connection reset by peer "
+        r"\[core/writer\.c line 429\] during GET /big \(127\.0\.0\.9\)\n"
+        r"OSError: write error\n")
+    worker.wait_for_log(r"GET /big => generated \d+ bytes")
+    assert "Traceback" not in worker.output()
     assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
 
 

@@ -18,6 +18,28 @@ from ugu.vassal import wsgi
 
 NO_APP_BODY = b"Internal Server Error"
 ERROR_HEADERS = [("Content-Type", "text/plain")]
+# uWSGI's names for a failed write, with the source lines its log shows.
+WRITEV_HEAD_AND_BODY = ("uwsgi_response_writev_headers_and_body_do()", 306)
+WRITE_HEAD = ("uwsgi_response_write_headers_do()", 248)
+WRITE_BODY = ("uwsgi_response_write_body_do()", 429)
+
+
+class ClientWriteError(OSError):
+    """The client (the router, a front server or a browser) took no more
+    of the response: reset, gone or silent past socket-timeout."""
+
+    def __init__(self, call, error):
+        super().__init__(error.errno, error.strerror or str(error))
+        self.call, self.error = call, error
+
+    def log(self, ex):
+        """One line, as uWSGI's writer words it."""
+        name, line = self.call
+        if isinstance(self.error, TimeoutError):
+            log.log(f"{name} TIMEOUT !!!")
+        else:
+            log.log(f"{name}: {self.strerror} [core/writer.c line {line}] "
+                    f"during {ex.method} {ex.uri} ({ex.remote_addr})")
 
 
 class Exchange:
@@ -65,7 +87,10 @@ class Exchange:
         if not self.headers_sent:
             self.send_head(data)
         elif data:
-            self.transport.write(data)
+            try:
+                self.transport.write(data)
+            except OSError as e:
+                raise ClientWriteError(WRITE_BODY, e) from None
         self.body_size += len(data)
 
     # -- sending ----------------------------------------------------------
@@ -82,9 +107,13 @@ class Exchange:
             self._status_line = routed.status or self._status_line
             # `break` in a response route drops the app's body.
             head_only = head_only or not routed.send_body
-        self.header_size = self.transport.start(
-            self.protocol, self._status_line, headers, first_chunk,
-            head_only)
+        try:
+            self.header_size = self.transport.start(
+                self.protocol, self._status_line, headers, first_chunk,
+                head_only)
+        except OSError as e:
+            call = WRITEV_HEAD_AND_BODY if first_chunk else WRITE_HEAD
+            raise ClientWriteError(call, e) from None
         self.status = int(self._status_line[:3])
         self.header_count = len(headers)
         self.headers_sent = True
@@ -132,6 +161,8 @@ def handle(ex):
                        NO_APP_BODY)
         else:
             run_app(ex, app)
+    except ClientWriteError as e:
+        e.log(ex)
     finally:
         ctx.count_request(ex)
         ex.log()
@@ -155,6 +186,12 @@ def run_app(ex, app):
         # The client left mid-body: no one to answer, no fault of the app;
         # the connection's owner logs it.
         raise
+    except ClientWriteError as e:
+        # No one to answer either; uWSGI reports it to the app as an
+        # exception of its own, and logs that.
+        e.log(ex)
+        log.log("OSError: write error")
+        return
     except Exception:
         traceback.print_exc()
         ctx.count_exception()
