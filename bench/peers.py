@@ -53,9 +53,14 @@ def uwsgi():
     return lines[-1]
 
 
+# What gunicorn's setups import: the server, its gevent worker, the app.
+GUNICORN_NEEDS = ("gunicorn", "gevent", "flask")
+
+
 def gunicorn():
-    """gunicorn in this Python, or in a venv of our own that sees this
-    Python's packages (Flask, gevent) and adds gunicorn from PyPI."""
+    """gunicorn in this Python, or in a venv of our own with gunicorn,
+    gevent and Flask from PyPI (a venv made from inside another one sees
+    the base interpreter's packages, not that venv's)."""
     try:
         import gunicorn as _  # noqa: F401
         return [sys.executable, "-m", "gunicorn"]
@@ -70,15 +75,16 @@ def gunicorn():
 def _has_gunicorn(python):
     if not python.exists():
         return False
-    result = subprocess.run([str(python), "-c", "import gunicorn"],
-                            capture_output=True)
+    result = subprocess.run(
+        [str(python), "-c", "import " + ", ".join(GUNICORN_NEEDS)],
+        capture_output=True)
     return result.returncode == 0
 
 
 def _make_venv(python):
     steps = ([sys.executable, "-m", "venv", "--system-site-packages",
               str(VENV)],
-             [str(python), "-m", "pip", "install", "-q", "gunicorn"])
+             [str(python), "-m", "pip", "install", "-q", *GUNICORN_NEEDS])
     for argv in steps:
         result = subprocess.run(argv, capture_output=True, text=True,
                                 timeout=600)
