@@ -17,7 +17,7 @@ from ugu.http.errors import BodyCutShort
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
 from ugu.vassal.offload import handover, send_file
-from ugu.vassal.transport import head_bytes
+from ugu.vassal.transport import head_bytes, send_all
 
 # Each var costs its two 2-byte lengths in the block.
 _PAIR = 4
@@ -163,14 +163,14 @@ class PlainTransport:
                             self.request.keep_alive)
         if first_chunk and not head_only:
             data += self._frame(first_chunk)
-        self.conn.sendall(data)
+        send_all(self.conn, data)
         return len(head)
 
     def write(self, data):
         if self._h11 is not None:
             self._h11.write(data)
         elif not self.head_only and data:
-            self.conn.sendall(self._frame(data))
+            send_all(self.conn, self._frame(data))
 
     def _frame(self, data):
         if self._chunked:
@@ -193,9 +193,9 @@ class PlainTransport:
         if self._chunked:
             if not count:
                 return
-            self.conn.sendall(b"%x\r\n" % count)
+            send_all(self.conn, b"%x\r\n" % count)
             send_file(self.conn, fd, offset, count)
-            self.conn.sendall(b"\r\n")
+            send_all(self.conn, b"\r\n")
             return
         self._count(count)
         send_file(self.conn, fd, offset, count)
@@ -206,7 +206,7 @@ class PlainTransport:
         elif self.conn is None or self.failed:
             return
         elif self._chunked:
-            self.conn.sendall(plain.LAST_CHUNK)
+            send_all(self.conn, plain.LAST_CHUNK)
             self.done = True
         elif self._left:
             # Only closing the connection tells the client the response
