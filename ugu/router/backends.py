@@ -21,7 +21,7 @@ FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 # A unix socket's full backlog (EAGAIN) is a refusal: waiting for it to
 # become writable would spin, since such a socket always polls writable.
-STILL_CONNECTING = (errno.EINPROGRESS, errno.EALREADY)
+_STILL_CONNECTING = (errno.EINPROGRESS, errno.EALREADY)
 # Errors of this process, not of the node: no reason for its back-off.
 _LOCAL_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
@@ -40,23 +40,16 @@ class Backend(Channel):
         if self.tcp:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def start_connect(self, address):
-        """0 once connected, an errno of STILL_CONNECTING while the
-        handshake goes on, else the error."""
-        return self.sock.connect_ex(address)
-
-    def connect(self, address, timeout):
-        # A loopback handshake is over by the time connect() returns, yet
-        # a round of the loop before the packet goes out costs less than
-        # none: sent at once, it reaches the node before the worker has
-        # accepted, and router and worker spent a third more system time
-        # a request (measured before the same uWSGI worker).
-        err = self.start_connect(address)
-        deadline = time.monotonic() + timeout
-        while err in STILL_CONNECTING:
-            # Writable: the handshake is over, its outcome in SO_ERROR.
-            self.wait(WRITE, deadline - time.monotonic())
-            err = self.pending_error()
+    def wait_connected(self, timeout):
+        """Until the handshake Node.start_connect began is over: the
+        socket turns writable, the outcome is in SO_ERROR.  Even when it
+        is over already, as on loopback: a round of the loop before the
+        packet goes out costs less than none, for sent at once it reaches
+        the node before the worker has accepted, and router and worker
+        spent a third more system time a request (measured before the
+        same uWSGI worker)."""
+        self.wait(WRITE, timeout)
+        err = self.pending_error()
         if err:
             raise OSError(err, os.strerror(err))
 
@@ -79,10 +72,10 @@ class Node:
         self.backoff = FIRST_BACKOFF
 
     def connect(self, timeout):
-        backend = Backend(self.family)
+        backend = self.start_connect()
         try:
             backend.set_nodelay()
-            backend.connect(self.address, timeout)
+            backend.wait_connected(timeout)
         except BaseException:
             backend.close()
             raise
@@ -93,8 +86,8 @@ class Node:
         OSError when the node refuses at once.  Its packet goes out in
         one write: no TCP_NODELAY (set_nodelay) unless in parts."""
         backend = Backend(self.family)
-        err = backend.start_connect(self.address)
-        if err and err not in STILL_CONNECTING:
+        err = backend.sock.connect_ex(self.address)
+        if err and err not in _STILL_CONNECTING:
             backend.close()
             raise OSError(err, os.strerror(err))
         return backend

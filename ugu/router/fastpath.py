@@ -145,7 +145,8 @@ class FastPath:
             self._fail(e)
             return
         # Even when the handshake is over, as on loopback: see
-        # Backend.connect for why the packet waits a round of the loop.
+        # Backend.wait_connected for why the packet waits a round of the
+        # loop.
         self._watch_backend(WRITE, self._on_connected)
         self._until(self.settings.connect_timeout, self._connect_timed_out)
 
@@ -184,7 +185,6 @@ class FastPath:
         if sent < len(data):
             self._resume(unsent=data[sent:])
             return
-        self._answer = b""
         self._watch_backend(READ, self._on_backend_readable)
         self._until(self.settings.timeout, self._backend_timed_out)
 
