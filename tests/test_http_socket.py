@@ -184,7 +184,6 @@ def test_log_line_counts_the_vars_as_a_block(server):
                b"Connection: close\r\n\r\n")
     with socket.create_connection(("127.0.0.1", server.port),
                                   timeout=10) as s:
-        client_port = s.getsockname()[1]
         s.sendall(request)
         env = json.loads(read_to_eof(s).split(b"\r\n")[-4])
     expected = {
@@ -192,14 +191,59 @@ def test_log_line_counts_the_vars_as_a_block(server):
         "REQUEST_URI": "/a/../env?x=1", "QUERY_STRING": "x=1",
         "SERVER_PROTOCOL": "HTTP/1.1", "SCRIPT_NAME": "",
         "SERVER_NAME": socket.gethostname(), "SERVER_PORT": str(server.port),
-        "UWSGI_ROUTER": "http", "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": str(client_port), "HTTP_HOST": "t",
+        "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "t",
         "HTTP_X_TWICE": "1, 2", "HTTP_ACCEPT": "*/*",
         "CONTENT_TYPE": "text/x", "HTTP_CONNECTION": "close"}
     assert {k: env[k] for k in expected} == expected
+    # The router's own vars: an http-socket has no router in front.
+    assert "UWSGI_ROUTER" not in env and "REMOTE_PORT" not in env
     size = sum(4 + len(k) + len(v) for k, v in expected.items())
     server.wait_for_log(rf"\{{{2 * len(expected)} vars in {size} bytes\}} "
                         r"\[[^]]*\] GET /a/\.\./env\?x=1 ")
+
+
+VARS_LOGGED = r"\{(\d+) vars in (\d+) bytes\} \[[^]]*\] GET /a/\.\./env"
+
+
+@pytest.mark.parametrize("http_parser", ["plain", "h11"])
+def test_vars_are_uwsgis_http_socket_vars(procs, site, uwsgi_binary,
+                                          http_parser):
+    """The same request to uWSGI's http-socket and ugu's: the same
+    environ (but for the port each listens on) and the same vars count
+    and size in the log line."""
+    request = (b"GET /a/../env?x=1 HTTP/1.1\r\nHost: t\r\nX-Twice: 1\r\n"
+               b"x-twice: 2\r\nContent-Type: text/x\r\n"
+               b"Connection: close\r\n\r\n")
+    seen = []
+    for argv in ([uwsgi_binary], support.UGU):
+        port = support.free_port()
+        server = procs.start(
+            [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+             "app.py"], cwd=site,
+            env={"UGU_HTTP_SOCKET_PARSER": http_parser})
+        server.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+        env = json.loads(_body(exchange(port, request)))
+        assert env.pop("SERVER_PORT") == str(port)
+        logged = server.wait_for_log(VARS_LOGGED).groups()
+        seen.append((env, logged))
+    (theirs, their_log), (ours, our_log) = seen
+    assert ours == theirs
+    assert our_log == their_log
+
+
+def _body(raw):
+    """The body of a response framed by closing or by chunks."""
+    _, headers, body = support.split_response(raw)
+    if headers.get("transfer-encoding") != "chunked":
+        return body
+    chunks = []
+    while True:
+        size, _, rest = body.partition(b"\r\n")
+        if not int(size, 16):
+            return b"".join(chunks)
+        chunks.append(rest[:int(size, 16)])
+        body = rest[int(size, 16) + 2:]
 
 
 def test_response_framing_for_a_closing_client(server):

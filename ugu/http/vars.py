@@ -5,7 +5,9 @@ REQUEST_URI, PATH_INFO and an empty QUERY_STRING, or, when the target has a
 `?`, PATH_INFO, REQUEST_URI and QUERY_STRING; SERVER_PROTOCOL, SCRIPT_NAME,
 SERVER_NAME (the machine's hostname), SERVER_PORT (the listener's port),
 UWSGI_ROUTER, REMOTE_ADDR, REMOTE_PORT; one var per distinct header, in the
-order each name first appears; then the `http-var` extras.
+order each name first appears; then the `http-var` extras.  An http-socket
+(uWSGI's own HTTP parser in the worker) gives neither UWSGI_ROUTER nor
+REMOTE_PORT.
 
 The constant vars are encoded once per listener and the peer's once per
 connection, so a request costs one pass over its headers.
@@ -29,22 +31,28 @@ JOIN = b", "
 
 
 class ListenerVars:
-    """The vars every request through one listener shares, pre-encoded."""
+    """The vars every request through one listener shares, pre-encoded;
+    `router` False for an http-socket's."""
 
-    def __init__(self, port, extra=(), hostname=None):
+    def __init__(self, port, extra=(), hostname=None, router=True):
         name = (hostname or socket.gethostname()).encode()
-        self.constants = encode_vars((
-            (b"SCRIPT_NAME", b""), (b"SERVER_NAME", name),
-            (b"SERVER_PORT", str(port).encode()),
-            (b"UWSGI_ROUTER", b"http")))
+        constants = [(b"SCRIPT_NAME", b""), (b"SERVER_NAME", name),
+                     (b"SERVER_PORT", str(port).encode())]
+        if router:
+            constants.append((b"UWSGI_ROUTER", b"http"))
+        self.constants = encode_vars(constants)
         self.extra = encode_vars(extra)
+        self.router = router
 
     def peer(self, address):
-        """REMOTE_ADDR and REMOTE_PORT of one client connection."""
+        """REMOTE_ADDR (and, through the router, REMOTE_PORT) of one
+        client connection."""
         # IPv6 addresses carry flow info and scope id after the port.
         host, port = address[:2] if isinstance(address, tuple) else ("", "")
-        return encode_vars(((b"REMOTE_ADDR", host.encode()),
-                            (b"REMOTE_PORT", str(port).encode())))
+        pairs = [(b"REMOTE_ADDR", host.encode())]
+        if self.router:
+            pairs.append((b"REMOTE_PORT", str(port).encode()))
+        return encode_vars(pairs)
 
 
 def parse_var(text):

@@ -345,7 +345,7 @@ def _read_request(client, ctx):
 def _listener_vars(ctx, listener):
     key = listener.sock.fileno()
     if key not in ctx.listener_vars:
-        ctx.listener_vars[key] = ListenerVars(listener.port)
+        ctx.listener_vars[key] = ListenerVars(listener.port, router=False)
     return ctx.listener_vars[key]
 
 
