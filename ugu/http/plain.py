@@ -130,10 +130,26 @@ _SENT_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): "
 _NOT_SENT_PLAIN = (b"transfer-encoding", b"connection")
 
 
+# sent_head's answers by head: an app sends the same few heads again and
+# again, and a look-up costs a hundredth of a parse.  Bounded: emptied
+# when full, as heads with a date or a cookie in them never repeat.
+_SENT_SEEN = {}
+_SENT_SEEN_LIMIT = 512
+
+
 def sent_head(head):
     """(status, Content-Length or None) of a response head encoded as
     ugu.vassal.transport.head_bytes does, when `framed` can send it as
     h11 would; None otherwise (h11 then frames the response)."""
+    found = _SENT_SEEN.get(head, False)
+    if found is False:
+        if len(_SENT_SEEN) >= _SENT_SEEN_LIMIT:
+            _SENT_SEEN.clear()
+        found = _SENT_SEEN[head] = _parse_sent_head(head)
+    return found
+
+
+def _parse_sent_head(head):
     lines = head[:-4].split(b"\r\n")
     status = _SENT_STATUS.fullmatch(lines[0])
     if status is None:

@@ -92,7 +92,7 @@ class GreenCores:
                 self._close_idle()
             self.ctx.scoreboard.begin(self.worker.wid, core)
             try:
-                self.serve(self.ctx, core, listener, conn)
+                self.serve(self.ctx, core, listener, conn, address)
             finally:
                 self.ctx.scoreboard.end(self.worker.wid, core)
                 self.free.append(core)

