@@ -718,6 +718,14 @@ def test_400_on_a_malformed_request_then_served(router, request_bytes):
     assert requests.get(f"{router.url}/next", timeout=10).ok
 
 
+def test_400_log_line_quotes_the_bad_line_as_text(router):
+    exchange(router.port,
+             b"GET / HTTP/1.1\r\nHost: t\r\nNo Colon\x01\r\n\r\n")
+    router.process.wait_for_log(
+        r"\] 400 illegal header line: 'No Colon\\x01'\n")
+    assert "bytearray(" not in router.log()
+
+
 def test_bare_lf_is_served_at_once(router):
     started = time.monotonic()
     raw = exchange(router.port, b"GET /lf HTTP/1.1\nHost: t\n"

@@ -6,7 +6,14 @@ status the client gets and why, for the router's one log line.  Pages are
 built once: a short HTML body with its Content-Length.
 """
 
+import ast
+import re
+
 import h11
+
+# h11 quotes the offending bytes as `bytearray(b'...')`, Python's spelling.
+_BYTES_REPR = re.compile(r"""bytearray\((b'(?:[^'\\]|\\.)*'"""
+                         r"""|b"(?:[^"\\]|\\.)*")\)""")
 
 
 class ClientGone(Exception):
@@ -97,3 +104,10 @@ def error_bytes(status, head_only=False, close=True):
     lines += [b"%s: %s" % pair for pair in headers]
     head = b"\r\n".join(lines) + b"\r\n\r\n"
     return head if head_only else head + body
+
+
+def h11_reason(error):
+    """An h11 protocol error's message for a log line, the offending bytes
+    quoted as text: `illegal header line: 'Bad Header'`."""
+    return _BYTES_REPR.sub(
+        lambda m: repr(ast.literal_eval(m[1]).decode("latin-1")), str(error))

@@ -18,7 +18,7 @@ import h11
 
 from ugu.http import plain
 from ugu.http.errors import (BadRequest, ClientGone, HeadersTooLarge,
-                             HttpError, NotImplementedHere)
+                             HttpError, NotImplementedHere, h11_reason)
 from ugu.http.vars import RequestVars
 from ugu.log import log
 from ugu.router.cycle import H11Cycle, PlainCycle
@@ -65,7 +65,7 @@ class ClientConnection:
             request = self._read_request(wait)
         except h11.RemoteProtocolError as e:
             error = (HeadersTooLarge if e.error_status_hint == 431
-                     else BadRequest)(str(e))
+                     else BadRequest)(h11_reason(e))
             return self._fail(error, "")
         except ClientGone as e:
             # An idle or silent client leaving is no error; one that

@@ -21,7 +21,7 @@ import h11
 from ugu import protocol
 from ugu.http import gzip
 from ugu.http.errors import (AppFailed, BadGateway, BadRequest,
-                             ClientGone, GatewayTimeout)
+                             ClientGone, GatewayTimeout, h11_reason)
 from ugu.http.response import END_OF_HEAD, parse_head
 
 SPOOL_MEMORY = 1 << 20
@@ -85,7 +85,8 @@ class Exchange:
                 body.write(data)
         except h11.RemoteProtocolError as e:
             body.close()
-            raise BadRequest(f"invalid chunked body: {e}") from None
+            raise BadRequest(f"invalid chunked body: {h11_reason(e)}") \
+                from None
         return body
 
     def _body_pieces(self):
@@ -113,7 +114,8 @@ class Exchange:
                 pending = b""
         except h11.RemoteProtocolError as e:
             # A body with a Content-Length only fails by ending early.
-            raise ClientGone(f"request body cut short: {e}") from None
+            raise ClientGone(f"request body cut short: {h11_reason(e)}") \
+                from None
         if pending:
             backend.sendall(pending, self.settings.timeout)
 
@@ -247,7 +249,8 @@ class Exchange:
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as e:
-                raise BadGateway(f"invalid response from backend: {e}")
+                raise BadGateway("invalid response from backend: "
+                                 f"{h11_reason(e)}")
             if event is not h11.NEED_DATA:
                 return event
             if before_read:

@@ -27,7 +27,7 @@ import h11
 from ugu import log, protocol
 from ugu.http import plain
 from ugu.http.errors import (BadRequest, BodyCutShort, HeadersTooLarge,
-                             HttpError, error_bytes)
+                             HttpError, error_bytes, h11_reason)
 from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http, request
@@ -168,8 +168,10 @@ class Client:
             if not self.closed:
                 # Only a chunked body can be malformed, and it is read
                 # whole before the app runs: this is still answerable.
-                raise BadRequest(f"invalid chunked body: {e}") from None
-            raise BodyCutShort(f"request body cut short: {e}") from None
+                raise BadRequest(f"invalid chunked body: {h11_reason(e)}") \
+                    from None
+            raise BodyCutShort(f"request body cut short: {h11_reason(e)}") \
+                from None
         except TimeoutError:
             raise BodyCutShort("request body stalled for "
                                f"{self.timeout} seconds") from None
@@ -330,7 +332,7 @@ def _read_request(client, ctx):
     except h11.RemoteProtocolError as e:
         status = HeadersTooLarge if e.error_status_hint == 431 else \
             BadRequest
-        _refuse(client, status(str(e)))
+        _refuse(client, status(h11_reason(e)))
         return None
     except HeadTimeout:
         # A silent client is no error; one that stalls mid-head is.
