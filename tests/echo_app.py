@@ -40,6 +40,16 @@ def application(environ, start_response):
         start_response("200 OK", [("Connection", "close"),
                                   ("Content-Length", "3")])
         return [b"bye"]
+    if path == "/no-content-with-body":
+        start_response("204 No Content", [("Content-Type", "text/plain")])
+        return [b"a 204 has no body"]
+    if path == "/own-chunks":
+        start_response("200 OK", [("Transfer-Encoding", "chunked")])
+        return [b"5\r\nhello\r\n0\r\n\r\n"]
+    if path == "/latin-1":
+        start_response("200 OK", [("X-Word", "caf\xe9"),
+                                  ("Content-Length", "2")])
+        return [b"ok"]
     if path == "/ignore-body":
         start_response("200 OK", [("Content-Length", "7")])
         return [b"ignored"]

@@ -407,6 +407,19 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
     assert error("-Q", "/tmp/spool").option == "spooler"
 
 
+def test_plugins_ugu_has_built_in_are_accepted_others_refused():
+    """Tutorials for packaged uWSGI load the Python plugin by name."""
+    write("app.ini", "[uwsgi]\nstrict = true\nplugins = python3, http\n"
+                     "plugin = python311 gevent\n")
+    config = resolve(["--ini", "app.ini"], {})
+    assert config["plugins"] == [["python3", "http"], ["python311", "gevent"]]
+    write("app.ini", "[uwsgi]\nplugins = python3,cgi\n")
+    assert str(error("--ini", "app.ini")) == (
+        "app.ini:2: option 'plugins': plugin 'cgi' is not part of ugu: "
+        "python, http, gevent and logfile are built in (remove the others "
+        "from the line)")
+
+
 def test_tutorial_files_pass_strict():
     for name in ("http.ini", "uwsgi.ini"):
         config = resolve(["--ini", str(support.EXAMPLES / name)], {})
@@ -698,6 +711,7 @@ FIXTURES = {
     "--set x=%(a) --set a=%(b) --set b=1 --set y=v%(a) --set z=%(a)",
     "--set k=2 --set e=%(k%20+%201) --set f=%(k%20k%203)",
     "--need-app=false --http-keepalive --wsgi x -- outer.ini",
+    "--plugins python3,http --plugin python3",
 ])
 def test_show_config_matches_uwsgi(uwsgi_binary, argv):
     for name, text in FIXTURES.items():

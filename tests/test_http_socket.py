@@ -232,6 +232,47 @@ def test_vars_are_uwsgis_http_socket_vars(procs, site, uwsgi_binary,
     assert our_log == their_log
 
 
+SWITCHES_APP = """
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if path == "/two":
+        return [b"a", b"b"]
+    if path == "/three":
+        return (x for x in [b"a", b"", b"c"])
+    if path == "/none":
+        return []
+    if path == "/written":
+        write(b"x")
+        write(b"y")
+        return [b"z"]
+    return environ["wsgi.file_wrapper"](open(__file__, "rb"))
+"""
+SWITCHES_PATHS = ["/two", "/three", "/none", "/written", "/file"]
+
+
+def test_switches_in_the_log_line_are_uwsgis(procs, tmp_path,
+                                              uwsgi_binary):
+    """uWSGI counts the items of the response iterable as the request's
+    switches (empty ones too; neither write() nor sendfile)."""
+    (tmp_path / "app.py").write_text(SWITCHES_APP)
+    counts = []
+    for argv in ([uwsgi_binary], support.UGU):
+        port = support.free_port()
+        server = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                              "--wsgi-file", "app.py"], cwd=tmp_path)
+        server.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+        found = []
+        for path in SWITCHES_PATHS:
+            exchange(port, f"GET {path} HTTP/1.1\r\nHost: t\r\n"
+                           f"Connection: close\r\n\r\n".encode())
+            line = server.wait_for_log(rf"GET {path} => .*\((\d+) switches")
+            found.append(int(line[1]))
+        counts.append(found)
+    assert counts[1] == counts[0] == [2, 3, 0, 1, 0]
+
+
 def _body(raw):
     """The body of a response framed by closing or by chunks."""
     _, headers, body = support.split_response(raw)
@@ -262,6 +303,35 @@ def test_app_connection_header_is_framed_by_h11(server):
         raw = read_to_eof(s)
     assert raw == (b"HTTP/1.1 200 OK\r\nConnection: close\r\n"
                    b"Content-Length: 3\r\n\r\nbye")
+
+
+def test_app_own_chunks_go_out_as_written(server):
+    """An app that frames its body itself: sent as it is, as uWSGI
+    sends it, never chunked a second time."""
+    raw = exchange(server.port, b"GET /own-chunks HTTP/1.1\r\nHost: t\r\n"
+                   b"\r\n")
+    assert raw == (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                   b"\r\n5\r\nhello\r\n0\r\n\r\n")
+
+
+def test_latin_1_header_values_go_out(server):
+    raw = exchange(server.port, b"GET /latin-1 HTTP/1.1\r\nHost: t\r\n"
+                   b"Connection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\nX-Word: caf\xe9\r\n")
+    assert raw.endswith(b"\r\n\r\nok")
+
+
+def test_unsendable_response_gets_a_whole_500_and_cores_live_on(server):
+    """A response HTTP cannot carry (a 204 with a body) is replaced by a
+    complete 500, as often as it comes, and every core goes on serving."""
+    for _ in range(3):
+        raw = exchange(server.port, b"GET /no-content-with-body HTTP/1.1\r\n"
+                       b"Host: t\r\n\r\n")
+        status, _, _ = support.split_response(raw)
+        assert status == "HTTP/1.1 500 Internal Server Error"
+        assert _body(raw) == b"Internal Server Error"
+    for _ in range(4):
+        assert served(server)
 
 
 def test_static_file_get_and_head(server):
@@ -336,6 +406,7 @@ def test_431_when_the_vars_exceed_buffer_size(server):
 
 def test_client_vanishing_mid_body(server):
     before = log_count(server, "client went away")
+    seen = len(server.output())
     with socket.create_connection(("127.0.0.1", server.port),
                                   timeout=10) as s:
         s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
@@ -343,7 +414,7 @@ def test_client_vanishing_mid_body(server):
     server.wait_for_log(r"client went away: request body cut short",
                         count=before + 1)
     assert served(server)
-    assert "Traceback" not in server.output()
+    assert "Traceback" not in server.output()[seen:]
 
 
 def test_slowloris_is_timed_out_without_starving_others(server):

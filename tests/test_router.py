@@ -726,6 +726,20 @@ def test_400_log_line_quotes_the_bad_line_as_text(router):
     assert "bytearray(" not in router.log()
 
 
+def test_vars_over_the_workers_buffer_size_are_named_in_the_log(router):
+    """The worker drops a request whose vars exceed its buffer-size (4096
+    bytes unless set) without a word to the router: the router's 502
+    line says what most likely happened, and which option to raise."""
+    r = requests.get(f"{router.url}/env", headers={"X-Big": "x" * 8000},
+                     timeout=10)
+    assert r.status_code == 502
+    router.process.wait_for_log(
+        r"\] 502 backend connection failed: .*\(this request's uwsgi vars "
+        r"are \d+ bytes: a worker drops vars over its buffer-size, 4096 by "
+        r"default; raise buffer-size in the worker's config\)")
+    assert requests.get(f"{router.url}/next", timeout=10).ok
+
+
 def test_bare_lf_is_served_at_once(router):
     started = time.monotonic()
     raw = exchange(router.port, b"GET /lf HTTP/1.1\nHost: t\n"

@@ -4,12 +4,14 @@ Configuration errors are printed as one line naming the file, line and
 option, and exit with status 1, as uWSGI exits on a bad config.
 """
 
+import os
 import sys
 
 from ugu import UWSGI_VERSION, __version__, log
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
+from ugu.routing.engine import ResponseRouter
 
 EXIT_CONFIG = 1
 
@@ -22,21 +24,29 @@ def main(argv=None):
     except ConfigError as e:
         print(f"ugu: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except BrokenPipeError:
+        # A reader that stopped early (`ugu --help | head`) is no error;
+        # what is still buffered goes nowhere instead of to a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 0
 
 
 def _dispatch(config):
     if config["help"]:
-        print(help_text())
+        _say(help_text())
         return 0
     if config["version"]:
-        print(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
+        _say(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
         return 0
     if config["show-config"]:
-        print(show_config(config))
+        _say(show_config(config))
         for line in config.startup_warnings():
             print(line, file=sys.stderr)
+        # The routes are read at start-up, which would refuse a bad one:
+        # refused here as well, so that the check before deploying holds.
+        ResponseRouter.from_config(config)
         return 0
     # Said once, by the process the config is for (vassal or emperor).
     for line in config.startup_warnings():
@@ -46,6 +56,12 @@ def _dispatch(config):
         return run_emperor(config)
     from ugu.vassal.master import run as run_vassal
     return run_vassal(config)
+
+
+def _say(text):
+    """Print and flush: a closed pipe is met here, not at exit."""
+    print(text)
+    sys.stdout.flush()
 
 
 def help_text():

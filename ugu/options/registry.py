@@ -10,6 +10,7 @@ uWSGI options that ugu does not implement are listed by name in
 refused with that reason instead of being accepted and ignored.
 """
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 
@@ -18,6 +19,7 @@ FLAG = "flag"      # boolean; a bare `--opt` on the command line
 INT = "int"
 STR = "str"
 TOGGLE = "toggle"  # boolean words or a number, e.g. http-keepalive = true | 5
+PLUGINS = "plugins"  # plugin names, each one ugu has built in
 
 # Subsystems that own options (for --help grouping and module ownership).
 CORE = "core"
@@ -193,6 +195,10 @@ OPTIONS = (
          repeat=True, short="s", aliases=("uwsgi-socket",)),
     _opt("http-socket", STR, "bind an HTTP socket served by the workers",
          CORE, repeat=True),
+    # plugins: tutorials for packaged uWSGI load the Python one by name
+    _opt("plugins", PLUGINS, "load plugins (ugu has python, http, gevent "
+         "and logfile built in, and refuses any other)", CORE, repeat=True,
+         aliases=("plugin",)),
     # python
     _opt("module", STR, "load a WSGI module (pkg.mod[:callable])", PYTHON,
          short="w", aliases=("wsgi",)),
@@ -339,6 +345,14 @@ def _index():
 
 
 BY_NAME, BY_SHORT = _index()
+_BUILT_IN_PLUGIN = re.compile(r"python3?[0-9]*|http|gevent|logfile")
+
+
+def built_in_plugin(name):
+    """Whether a uWSGI plugin name is one of ugu's parts: the Python plugin
+    under any of its packaged names (python, python3, python311...), the
+    HTTP router, gevent and the file logger."""
+    return bool(_BUILT_IN_PLUGIN.fullmatch(name))
 
 
 def lookup(name):

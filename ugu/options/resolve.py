@@ -332,11 +332,25 @@ def _to_toggle(entry):
     return _to_int(entry)
 
 
+def _to_plugins(entry):
+    """The names of a `plugins` line, as uWSGI splits it; each must be one
+    that ugu has built in."""
+    names = [n for n in re.split(r"[\s,]+", entry.value) if n]
+    for name in names:
+        if not registry.built_in_plugin(name):
+            raise ConfigError(
+                f"plugin '{name}' is not part of ugu: python, http, gevent "
+                "and logfile are built in (remove the others from the line)",
+                entry.file, entry.line, entry.key)
+    return names
+
+
 CONVERTERS = {
     registry.FLAG: to_bool,
     registry.INT: _to_int,
     registry.STR: lambda entry: entry.value,
     registry.TOGGLE: _to_toggle,
+    registry.PLUGINS: _to_plugins,
 }
 
 

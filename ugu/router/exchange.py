@@ -34,6 +34,9 @@ _PROBES = {}
 _PROBES_LIMIT = 64
 _END = h11.EndOfMessage()
 _NO_BODY_STATUS = (204, 304)
+# A uwsgi worker's buffer-size unless its config says otherwise: it drops
+# a request whose vars block is larger, without a word to the router.
+WORKER_BUFFER_SIZE = 4096
 
 
 class Exchange:
@@ -44,12 +47,14 @@ class Exchange:
         self.head = head
         self.settings = client.settings
         self.received = 0
+        self.packet_size = 0
 
     def run(self, tried=()):
         """The whole exchange; `tried`: nodes that already failed to
         connect for this request."""
         body = self._spool() if self.head.chunked else None
         packet = self._packet(body)
+        self.packet_size = len(packet)
         backend = self.client.router.nodes.connect(self.head, tried)
         try:
             self._send(backend, packet, body)
@@ -266,16 +271,39 @@ class Exchange:
                                  f"{self.settings.timeout} seconds")
         except OSError as e:
             if not self.received:
-                raise BadGateway(f"backend connection failed: {e}")
+                raise backend_failed(e, self.packet_size)
             # A worker that closes with the request body unread resets
             # rather than closes; the response has been read by then,
             # and h11 still tells a body cut short.
             data = b""
         if not data and not self.received:
-            raise AppFailed("backend closed the connection without a "
-                            "response")
+            raise backend_closed(self.packet_size)
         self.received += len(data)
         return data
+
+
+def backend_failed(error, packet_size):
+    """The 502 for a backend whose connection failed before it answered."""
+    return BadGateway(f"backend connection failed: {error}"
+                      f"{_dropped_vars_hint(packet_size)}")
+
+
+def backend_closed(packet_size):
+    """The 500 for a backend that closed without answering."""
+    return AppFailed("backend closed the connection without a response"
+                     f"{_dropped_vars_hint(packet_size)}")
+
+
+def _dropped_vars_hint(packet_size):
+    """Why, most likely, when the vars were more than a worker takes by
+    default: the worker logs it, but the router's log is where a user
+    looks for the 502."""
+    block = packet_size - protocol.HEADER_SIZE
+    if block <= WORKER_BUFFER_SIZE:
+        return ""
+    return (f" (this request's uwsgi vars are {block} bytes: a worker "
+            f"drops vars over its buffer-size, {WORKER_BUFFER_SIZE} by "
+            f"default; raise buffer-size in the worker's config)")
 
 
 def _probe(method):

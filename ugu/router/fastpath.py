@@ -26,14 +26,15 @@ import gevent
 from gevent import get_hub
 
 from ugu.http import gzip, plain
-from ugu.http.errors import AppFailed, BadGateway, GatewayTimeout, HttpError
+from ugu.http.errors import GatewayTimeout, HttpError
 from ugu.http.response import END_OF_HEAD, parse_head
 from ugu.http.vars import RequestVars
 from ugu.log import log
 from ugu.router.channel import READ, SWEEP_INTERVAL, WRITE
 from ugu.router.connection import MAX_HEAD, host, reason
 from ugu.router.cycle import PlainCycle
-from ugu.router.exchange import Exchange, packet
+from ugu.router.exchange import (Exchange, backend_closed, backend_failed,
+                                 packet)
 
 # The largest answer (head and body) held whole here; a larger one
 # streams through the greenlet code instead.
@@ -196,12 +197,11 @@ class FastPath:
             return
         except OSError as e:
             if not self._answer:
-                self._fail(BadGateway(f"backend connection failed: {e}"))
+                self._fail(backend_failed(e, len(self._packet)))
                 return
             data = b""
         if not data and not self._answer:
-            self._fail(AppFailed("backend closed the connection without "
-                                 "a response"))
+            self._fail(backend_closed(len(self._packet)))
             return
         self._answer += data
         self._take_answer(closed=not data)

@@ -220,33 +220,68 @@ class BodyReader:
 
 
 class H11Transport:
+    """A response framed by h11; or, when the app frames its body itself
+    (a Transfer-Encoding of its own), sent as the app wrote it, as uWSGI
+    sends it, and the connection closes after it."""
+
     can_offload = True
 
-    def __init__(self, conn, h):
-        self.conn, self.h = conn, h
+    def __init__(self, conn, h, request):
+        self.conn, self.h, self.request = conn, h, request
         self.head_only = False
+        self.raw = False
 
     def start(self, protocol_, status_line, headers, first_chunk, head_only):
         self.head_only = head_only
-        code, _, reason = status_line.partition(" ")
-        response = h11.Response(status_code=int(code), headers=headers,
-                                reason=reason.encode("latin-1"))
-        data = self.h.send(response)
-        if first_chunk and not head_only:
-            data += self.h.send(h11.Data(data=first_chunk))
+        head = head_bytes(protocol_, status_line, headers)
+        self.raw = any(name.lower() == "transfer-encoding"
+                       for name, _ in headers)
+        try:
+            data = head if self.raw else self._h11_head(status_line,
+                                                         headers)
+            if first_chunk and not head_only:
+                data += self._body(first_chunk)
+        except h11.LocalProtocolError:
+            self._restart_h11()
+            raise
         self.conn.sendall(data)
-        return len(head_bytes(protocol_, status_line, headers))
+        return len(head)
+
+    def _h11_head(self, status_line, headers):
+        code, _, reason = status_line.partition(" ")
+        # PEP 3333 headers are latin-1 text; h11 would encode str as ASCII.
+        encoded = [(name.encode("latin-1"), value.encode("latin-1"))
+                   for name, value in headers]
+        return self.h.send(h11.Response(status_code=int(code),
+                                        headers=encoded,
+                                        reason=reason.encode("latin-1")))
+
+    def _body(self, data):
+        return data if self.raw else self.h.send(h11.Data(data=data))
+
+    def _restart_h11(self):
+        """h11 refused the app's response before a byte of it went out
+        and cannot take it back: a fresh h11 frames the server's 500
+        instead, and the connection closes after it (the h11 that read
+        the request stays in its error state)."""
+        request = self.request
+        self.h = h11.Connection(h11.SERVER)
+        self.h.receive_data(b"%s / HTTP/%s\r\nHost: -\r\n"
+                            b"Connection: close\r\n\r\n"
+                            % (request.method, request.http_version))
+        self.h.next_event()
 
     def write(self, data):
         if not self.head_only:
-            self.conn.sendall(self.h.send(h11.Data(data=data)))
+            self.conn.sendall(self._body(data))
 
     def send_file(self, fd, offset, count):
         self._advance_body(count)
         send_file(self.conn, fd, offset, count)
 
     def finish(self):
-        if self.conn is None or self.h.our_state is not h11.SEND_BODY:
+        if self.raw or self.conn is None or \
+                self.h.our_state is not h11.SEND_BODY:
             return
         try:
             self.conn.sendall(self.h.send(h11.EndOfMessage()))
@@ -381,7 +416,7 @@ def _serve_one(ctx, core, site, event, client):
         block = _checked_block(rv, ctx, site, length)
     # A repeated var cannot occur: RequestVars joins repeated headers.
     request_vars, count = protocol.decode_text(block)
-    transport = H11Transport(client.conn, client.h)
+    transport = H11Transport(client.conn, client.h, event)
     ex = request.Exchange(ctx, core, transport, request_vars, 2 * count,
                           len(block), Input(body, length))
     try:

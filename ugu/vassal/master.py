@@ -90,6 +90,12 @@ def _run(config):
         _chdir(config["chdir"])
     log.use_loggers(config)
     _apply_env(config)
+    # A vassal always has a master: the emperor talks to it.
+    masterless = not config["master"] and not link
+    if masterless:
+        # Before anything can fail, as uWSGI warns (tutorial step 1).
+        log.log("*** WARNING: you are running uWSGI without its master "
+                "process manager ***")
     listeners = _bind_all(config)
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
@@ -107,8 +113,7 @@ def _run(config):
         shared.apps = apps.load_all(config)
         if not shared.apps and apps.report_missing(config):
             return apps.EXIT_NO_APP
-    # A vassal always has a master: the emperor talks to it.
-    if not config["master"] and not link:
+    if masterless:
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd)
     return master.run()
@@ -131,6 +136,9 @@ def _banner(config, link):
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
     for line in config.loading_lines():
         log.log(line)
+    for names in config["plugins"]:
+        for name in names:
+            log.log(f"plugin {name}: built into ugu")
 
 
 def _chdir(path):
@@ -201,8 +209,6 @@ def _run_without_master(config, listeners, shared):
         if config[option]:
             raise ConfigError(f"{option} needs the master: add master = "
                               "true", option=option)
-    log.log("*** WARNING: you are running uWSGI without its master process "
-            "manager ***")
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
     count, threads = config["processes"], config["threads"]

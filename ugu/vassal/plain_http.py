@@ -145,12 +145,15 @@ class PlainTransport:
         self._chunked = False
 
     def start(self, protocol_, status_line, headers, first_chunk, head_only):
+        # Again after an app's response that could not be sent: the
+        # server's 500 starts afresh.
+        self._h11, self.failed = None, False
         self.head_only = head_only
         head = head_bytes(protocol_, status_line, headers)
         sent = plain.sent_head(head)
         if sent is None:
-            self._h11 = self.h11_transport(self.conn,
-                                           _h11_for(self.request))
+            self._h11 = self.h11_transport(
+                self.conn, _h11_for(self.request), self.request)
             self._h11.start(protocol_, status_line, headers, first_chunk,
                             head_only)
             return len(head)

@@ -172,7 +172,6 @@ def run_app(ex, app):
     ctx = ex.ctx
     ex.app_id = app.id
     ex.app_requests = ctx.count_app_request(app)
-    ex.switches = 1
     environ = wsgi.build_environ(ex.vars, ex.input, ctx.multithread,
                                  ctx.multiprocess, ctx.core_id(ex.core))
     try:
@@ -208,6 +207,9 @@ def _send_result(ex, result):
         _send_wrapped_file(ex, result)
         return
     for chunk in result:
+        # uWSGI's log line counts the items of the response iterable as
+        # its "switches", empty ones too (not the write() calls).
+        ex.switches += 1
         if chunk:
             ex.write(chunk)
 

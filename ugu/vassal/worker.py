@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
@@ -229,6 +230,10 @@ def serve_connection(ctx, core, listener, conn, address):
             serve_uwsgi(ctx, core, conn)
     except (OSError, ValueError) as e:
         log.log(f"error on request: {e}")
+    except Exception:
+        # Whatever went wrong, the core lives on to serve the next one.
+        log.log("error on request:")
+        traceback.print_exc()
     finally:
         if conn.fileno() != -1:
             conn.close()
