@@ -557,3 +557,46 @@ def test_reloads_and_kills_under_load(procs, site):
     assert load.count("kill9", "error") <= 5
     assert load.count("kill9", "5xx") == 0
     assert load.count("after", "error") == 0
+
+
+# -- socket lines, as uWSGI logs them -------------------------------------
+
+SOCKET_LINE = re.compile(r"^(uWSGI http bound|uwsgi socket \d|closing all "
+                         r"non-uwsgi|found fd).*$", re.M)
+
+
+def socket_lines(procs, site, argv, options, reload):
+    """The socket lines of a start (and of a reload by SIGTERM, uWSGI's
+    brutal one), each `{NAME}` in `options` a free port, those ports and
+    the descriptor numbers named in the text."""
+    ports = {name: support.free_port() for name in ("A", "B")}
+    server = procs.start([*argv, "--master", "--wsgi-file", "app.py",
+                          *(o.format(**ports) for o in options)], cwd=site)
+    server.wait_for_log(r"spawned uWSGI worker 1")
+    if reload:
+        # Once the worker serves: uWSGI's master waits out the mercy
+        # period for a worker signalled before it is ready.
+        support.wait_for_port(ports["B"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['B']}/",
+                                    timeout=10) as answer:
+            assert answer.status == 200
+        server.send_signal(signal.SIGTERM)
+        server.wait_for_log(r"uwsgi socket 1 inherited INET address")
+    text = "\n".join(m[0] for m in SOCKET_LINE.finditer(server.output()))
+    for name, port in ports.items():
+        text = text.replace(f":{port}", f":{name}")
+    return re.sub(r"fd \d+", "fd N", text)
+
+
+@pytest.mark.parametrize("options, reload", [
+    (["--socket", "127.0.0.1:{A}", "--http-socket", "127.0.0.1:{B}"], True),
+    (["--http-socket", "127.0.0.1:{A}", "--http", "127.0.0.1:{B}"], False),
+    (["--http", "127.0.0.1:{A}"], False),
+], ids=["reload", "router-first", "port-auto-assigned"])
+def test_socket_lines_are_uwsgis(procs, site, uwsgi_binary, options,
+                                 reload):
+    theirs = socket_lines(procs, site, [uwsgi_binary], options, reload)
+    ours = socket_lines(procs, site, support.UGU, options, reload)
+    # uWSGI's own socket for a router without http-to takes a free port.
+    auto = r"127\.0\.0\.1:\d+ \(port auto-assigned\)"
+    assert re.sub(auto, "AUTO", ours) == re.sub(auto, "AUTO", theirs)

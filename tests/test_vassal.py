@@ -191,6 +191,9 @@ def test_app_exception_gives_500_and_worker_survives(worker):
     status, _, _ = split_response(uwsgi_request(worker.port, "/boom"))
     assert status == "HTTP/1.1 500 Internal Server Error"
     worker.wait_for_log("RuntimeError: boom")
+    # The app's frames, as uWSGI shows them; none of ugu's.
+    trace = worker.output().rpartition("Traceback")[2]
+    assert 'app.py", line ' in trace and "ugu/vassal" not in trace
     assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
 
 

@@ -12,6 +12,7 @@ request lines (fd 2, or a `req-logger`).
 import os
 import sys
 import time
+import traceback
 
 from ugu.options.errors import ConfigError
 
@@ -40,6 +41,36 @@ def _write(fd, line):
     except OSError:
         # A closed log stream must not take a request down with it.
         pass
+
+
+def app_traceback():
+    """The exception being handled, as uWSGI logs an app's: the frames of
+    the app's code and what it called, not those of ugu or of the import
+    machinery that ran it (a module not found is then one line)."""
+    error = traceback.TracebackException(*sys.exc_info())
+    _keep_app_frames(error, set())
+    sys.stderr.write("".join(error.format()))
+    sys.stderr.flush()
+
+
+_UGU = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_IMPORTLIB = os.path.dirname(os.path.abspath(traceback.__file__)) + \
+    f"{os.sep}importlib{os.sep}"
+
+
+def _keep_app_frames(error, seen):
+    if error is None or id(error) in seen:
+        return
+    seen.add(id(error))
+    error.stack = traceback.StackSummary.from_list(
+        [frame for frame in error.stack if _app_frame(frame.filename)])
+    _keep_app_frames(error.__cause__, seen)
+    _keep_app_frames(error.__context__, seen)
+
+
+def _app_frame(filename):
+    return not (filename.startswith((_UGU, _IMPORTLIB))
+                or filename.startswith("<frozen importlib"))
 
 
 def open_logger(spec, option):

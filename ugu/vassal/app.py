@@ -23,7 +23,6 @@ import re
 import site
 import sys
 import time
-import traceback
 
 from ugu import log
 from ugu.options.errors import ConfigError
@@ -158,12 +157,18 @@ def load_all(config):
     return Apps(loaded, config["manage-script-name"])
 
 
+
+class _Reported(Exception):
+    """A load that failed and has logged why, in uWSGI's words."""
+
 def _load(app_id, mountpoint, target, name, loaded):
     started = time.monotonic()
     try:
         app = _find_callable(target(), name)
+    except _Reported:
+        app = None
     except Exception:
-        traceback.print_exc()
+        log.app_traceback()
         app = None
     if app is None:
         log.log(f"unable to load app {app_id} (mountpoint='{mountpoint}') "
@@ -230,7 +235,7 @@ def _find_callable(module, name):
 def _load_file(path):
     if not os.path.isfile(path):
         log.log(f"failed to open python file {path}")
-        raise FileNotFoundError(path)
+        raise _Reported()
     name = "uwsgi_file_" + re.sub(r"[^A-Za-z0-9]", "_", path)
     if name in sys.modules:
         return sys.modules[name]  # mounted twice: one module

@@ -164,16 +164,19 @@ def _bind_all(config):
     backlog = config["listen"]
     wanted = [(name, sockets.UWSGI) for name in config["socket"]]
     wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
-    wanted += [(name, sockets.ROUTER) for name in config["http"]]
-    listeners = []
-    for index, (name, proto) in enumerate(wanted):
-        listeners.append(sockets.bind(name, proto, backlog, inherited,
-                                      index))
-    if config["http"] and not config["http-to"] and \
-            not _worker_sockets(listeners):
+    routers = [(name, sockets.ROUTER) for name in config["http"]]
+    if inherited:
+        sockets.log_inherited(wanted, inherited)
+    # As uWSGI: the router's sockets first, and not numbered ("uwsgi
+    # socket N" counts the workers' only).
+    listeners = [sockets.bind(name, proto, backlog, inherited, None)
+                 for name, proto in routers]
+    listeners += [sockets.bind(name, proto, backlog, inherited, index)
+                  for index, (name, proto) in enumerate(wanted)]
+    if config["http"] and not config["http-to"] and not wanted:
         # uWSGI's router with no node forwards to a socket of its own.
         listeners.append(sockets.bind("127.0.0.1:0", sockets.UWSGI,
-                                      backlog, inherited, len(listeners)))
+                                      backlog, inherited, 0))
     sockets.close_unused(inherited)
     return listeners
 

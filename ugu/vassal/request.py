@@ -10,7 +10,6 @@ import email.utils
 import itertools
 import os
 import time
-import traceback
 
 from ugu import log
 from ugu.http.errors import BodyCutShort
@@ -192,7 +191,7 @@ def run_app(ex, app):
         log.log("OSError: write error")
         return
     except Exception:
-        traceback.print_exc()
+        log.app_traceback()
         ctx.count_exception()
         if ex.headers_sent:
             return

@@ -7,6 +7,7 @@ is refused while the new master starts.
 """
 
 import os
+import resource
 import socket
 from dataclasses import dataclass
 
@@ -95,9 +96,29 @@ def _log_bound(name, proto, sock, index, inherited=False):
     if proto == ROUTER:
         log.log(f"uWSGI http bound on {name} fd {fd}")
         return
-    kind = "UNIX" if sock.family == socket.AF_UNIX else "TCP"
-    verb = "inherited" if inherited else "bound to"
-    log.log(f"uwsgi socket {index} {verb} {kind} address {name} fd {fd}")
+    unix = sock.family == socket.AF_UNIX
+    if inherited:
+        kind = "UNIX" if unix else "INET"
+        log.log(f"uwsgi socket {index} inherited {kind} address {name} fd "
+                f"{fd}")
+        return
+    auto = ""
+    if not unix and name.endswith(":0"):
+        host, port = sock.getsockname()[:2]
+        name, auto = f"{host}:{port}", " (port auto-assigned)"
+    log.log(f"uwsgi socket {index} bound to {'UNIX' if unix else 'TCP'} "
+            f"address {name}{auto} fd {fd}")
+
+
+def log_inherited(wanted, inherited):
+    """The lines of a reloaded master finding the sockets it kept: the
+    others closed with the exec, as uWSGI closes them."""
+    max_fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    log.log(f"closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})...")
+    for index, (name, proto) in enumerate(wanted):
+        fd = inherited.get(f"{proto}:{name}")
+        if fd is not None:
+            log.log(f"found fd {fd} mapped to socket {index} ({name})")
 
 
 def inherited_sockets(environ=os.environ):
