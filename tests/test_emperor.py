@@ -315,7 +315,10 @@ def test_vassal_is_spawned_with_its_link_and_nothing_else(procs, tmp_path,
                  "is now loyal"):
         emperor.wait_for_log(rf"(?m)^{CTIME}\[emperor\] vassal a\.ini "
                              rf"{news}$")
-    assert emperor.output().startswith("*** starting uWSGI Emperor ***\n")
+    # Every uWSGI instance's first line, then the Emperor's.
+    assert re.match(r"\*\*\* Starting uWSGI 2\.0\.31 .* \*\*\*\n"
+                    r"\*\*\* starting uWSGI Emperor \*\*\*\n",
+                    emperor.output())
 
 
 def test_broken_vassal_is_throttled_while_others_run(procs, tmp_path,

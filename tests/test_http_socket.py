@@ -8,6 +8,7 @@ request answered, chunked bodies de-chunked, HEAD without a body).
 
 import hashlib
 import json
+import re
 import shutil
 import socket
 import threading
@@ -246,9 +247,11 @@ def application(environ, start_response):
         write(b"x")
         write(b"y")
         return [b"z"]
+    if path == "/odd":
+        return ["not-bytes", None, b"ok"]
     return environ["wsgi.file_wrapper"](open(__file__, "rb"))
 """
-SWITCHES_PATHS = ["/two", "/three", "/none", "/written", "/file"]
+SWITCHES_PATHS = ["/two", "/three", "/none", "/written", "/file", "/odd"]
 
 
 def test_switches_in_the_log_line_are_uwsgis(procs, tmp_path,
@@ -270,7 +273,11 @@ def test_switches_in_the_log_line_are_uwsgis(procs, tmp_path,
             line = server.wait_for_log(rf"GET {path} => .*\((\d+) switches")
             found.append(int(line[1]))
         counts.append(found)
-    assert counts[1] == counts[0] == [2, 3, 0, 1, 0]
+        # An item that is not bytes is skipped and named, None silently.
+        odd = re.findall(r"\[ERROR\] Unhandled object from iterator: "
+                         r"(.*) \(0x[0-9a-f]+\)", server.output())
+        assert odd == ["'not-bytes'"]
+    assert counts[1] == counts[0] == [2, 3, 0, 1, 0, 3]
 
 
 def _body(raw):

@@ -119,6 +119,9 @@ def test_lifecycle_lines(setup):
     requests.get(setup.url + "/", timeout=10)
     setup.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is now loyal")
     out = setup.output()
+    # The first request's line, then the loyalty, as uWSGI logs them.
+    assert re.search(r"\|req: 1/1\] .*\n(.*\n)*announcing my loyalty to "
+                     r"the Emperor\.\.\.\n", out)
     assert re.search(r"\[emperor\] vassal http\.ini has been spawned", out)
     assert re.search(r"\[emperor\] vassal uwsgi\.ini has been spawned", out)
     assert re.search(r"spawned uWSGI http 1 \(pid: \d+\)", out)

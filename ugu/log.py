@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 
+from ugu import UWSGI_VERSION, __version__
 from ugu.options.errors import ConfigError
 
 _MESSAGES_FD = 2
@@ -23,6 +24,12 @@ _requests_fd = 2
 def log(message):
     """A general message line, as uWSGI prints it."""
     _write(_MESSAGES_FD, message)
+
+
+def starting():
+    """The first line of every uWSGI instance, vassal or Emperor."""
+    log(f"*** Starting uWSGI {UWSGI_VERSION} (ugu {__version__}) on "
+        f"[{time.ctime()}] ***")
 
 
 def verbose(message):

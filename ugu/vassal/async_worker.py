@@ -76,6 +76,11 @@ class GreenCores:
                                         fileno=os.dup(listener.sock.fileno()))
             server = gevent.server.StreamServer(
                 sock, self._handler(listener), spawn=self.pool)
+            # One connection a wake-up, not gevent's 100: every worker is
+            # woken by a connection, and the first would otherwise take
+            # a whole burst (a client's 16 keepalive connections, say)
+            # and serve them on one CPU while the others idle.
+            server.max_accept = 1
             server.start()
             self.servers.append(server)
         if self.worker.wid == 1:

@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 
-from ugu import UWSGI_VERSION, __version__, log, proc
+from ugu import log, proc
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
@@ -130,8 +130,7 @@ def _lazy(config):
 
 
 def _banner(config, link):
-    log.log(f"*** Starting uWSGI {UWSGI_VERSION} (ugu {__version__}) on "
-            f"[{time.ctime()}] ***")
+    log.starting()
     if link:
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
     for line in config.loading_lines():
@@ -385,6 +384,7 @@ class Master:
             log.verbose(f"received message {message} from emperor")
             self.begin_reload(graceful=True)
         elif message in (ToVassal.STOP, ToVassal.GRACEFUL_STOP):
+            log.verbose(f"received message {message} from emperor")
             self.begin_shutdown(graceful=message == ToVassal.GRACEFUL_STOP)
         else:
             log.log(f"ignoring unknown message {message} from the emperor")

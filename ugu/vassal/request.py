@@ -16,6 +16,7 @@ from ugu.http.errors import BodyCutShort
 from ugu.vassal import wsgi
 
 NO_APP_BODY = b"Internal Server Error"
+BODY_TYPES = (bytes, bytearray, memoryview)
 ERROR_HEADERS = [("Content-Type", "text/plain")]
 # uWSGI's names for a failed write, with the source lines its log shows.
 WRITEV_HEAD_AND_BODY = ("uwsgi_response_writev_headers_and_body_do()", 306)
@@ -81,8 +82,9 @@ class Exchange:
         return self.write
 
     def write(self, data):
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"Unhandled object from iterator: {data!r}")
+        if not isinstance(data, BODY_TYPES):
+            raise TypeError(f"write() takes bytes, not "
+                            f"{type(data).__name__}")
         if not self.headers_sent:
             self.send_head(data)
         elif data:
@@ -165,6 +167,7 @@ def handle(ex):
     finally:
         ctx.count_request(ex)
         ex.log()
+        ctx.request_done(ex)
 
 
 def run_app(ex, app):
@@ -209,8 +212,18 @@ def _send_result(ex, result):
         # uWSGI's log line counts the items of the response iterable as
         # its "switches", empty ones too (not the write() calls).
         ex.switches += 1
-        if chunk:
+        if not isinstance(chunk, BODY_TYPES):
+            _unhandled(chunk)
+        elif chunk:
             ex.write(chunk)
+
+
+def _unhandled(chunk):
+    """An item of the response iterable that is not bytes: skipped, as
+    uWSGI skips it, and named in the log unless it is None."""
+    if chunk is not None:
+        log.log(f"[ERROR] Unhandled object from iterator: {chunk!r} "
+                f"({id(chunk):#x})")
 
 
 def _send_wrapped_file(ex, wrapper):

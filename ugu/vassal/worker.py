@@ -76,9 +76,12 @@ class Context:
         with self._lock:
             self._requests += 1
             ex.worker_requests = self._requests
-            first = self._requests == 1
         self.scoreboard.set_requests(self.wid, ex.worker_requests)
-        if first and self._loyal_link:
+
+    def request_done(self, ex):
+        """After the request's log line, as uWSGI: the first request makes
+        the vassal loyal, and max-requests may retire the worker."""
+        if ex.worker_requests == 1 and self._loyal_link:
             log.log("announcing my loyalty to the Emperor...")
             self._loyal_link.send(ToEmperor.LOYAL)
         if self.recycler.due(ex.worker_requests):
