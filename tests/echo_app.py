@@ -46,6 +46,10 @@ def application(environ, start_response):
     if path == "/own-chunks":
         start_response("200 OK", [("Transfer-Encoding", "chunked")])
         return [b"5\r\nhello\r\n0\r\n\r\n"]
+    if path == "/own-chunks-file":
+        # Not chunked at all: whatever the app frames is its own business.
+        start_response("200 OK", [("Transfer-Encoding", "chunked")])
+        return environ["wsgi.file_wrapper"](open(__file__, "rb"))
     if path == "/latin-1":
         start_response("200 OK", [("X-Word", "caf\xe9"),
                                   ("Content-Length", "2")])

@@ -321,6 +321,14 @@ def test_app_own_chunks_go_out_as_written(server):
                    b"\r\n5\r\nhello\r\n0\r\n\r\n")
 
 
+def test_app_own_framing_with_a_file_goes_out_as_written(server, site):
+    raw = exchange(server.port, b"GET /own-chunks-file HTTP/1.1\r\n"
+                   b"Host: t\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head == b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked"
+    assert body == (site / "app.py").read_bytes()
+
+
 def test_latin_1_header_values_go_out(server):
     raw = exchange(server.port, b"GET /latin-1 HTTP/1.1\r\nHost: t\r\n"
                    b"Connection: close\r\n\r\n")

@@ -157,9 +157,9 @@ def load_all(config):
     return Apps(loaded, config["manage-script-name"])
 
 
-
 class _Reported(Exception):
     """A load that failed and has logged why, in uWSGI's words."""
+
 
 def _load(app_id, mountpoint, target, name, loaded):
     started = time.monotonic()

@@ -276,7 +276,8 @@ class H11Transport:
             self.conn.sendall(self._body(data))
 
     def send_file(self, fd, offset, count):
-        self._advance_body(count)
+        if not self.raw:
+            self._advance_body(count)
         send_file(self.conn, fd, offset, count)
 
     def finish(self):

@@ -71,8 +71,8 @@ class StaticFiles:
 
     def _in_root(self, root, path_info, accept_encoding):
         # Most requests name no file and go to the app: access() tells
-        # them apart without the exception a failed stat() raises (a third
-        # of a microsecond against a whole one).
+        # them apart without the exception a failed stat() raises (0.3 us
+        # against 0.7 us).
         joined = f"{root}/{path_info.lstrip('/')}" if root != "/" else \
             "/" + path_info.lstrip("/")
         if not os.access(joined, os.F_OK):
