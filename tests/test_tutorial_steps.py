@@ -38,9 +38,15 @@ def test_step2_app_not_found_keeps_serving(procs, site):
     # One line, as uWSGI logs it: no frame of ugu or of importlib.
     assert "Traceback" not in p.output()
     support.wait_for_port(port)
-    assert requests.get(p.url + "/", timeout=10).status_code == 500
+    r = requests.get(p.url + "/", timeout=10)
+    assert r.status_code == 500
+    assert r.headers["Connection"] == "close"
+    assert r.text == "Internal Server Error"
     p.wait_for_log("--- no python application found, check your startup "
                    "logs for errors ---")
+    # uWSGI's two headers, in 83 bytes with the status line.
+    p.wait_for_log(r"GET / => generated 21 bytes in \d+ msecs \(HTTP/1\.1 "
+                   r"500\) 2 headers in 83 bytes \(0 switches on core 0\)")
 
 
 def test_step3_pythonpath_serves_the_page(procs, site):

@@ -288,8 +288,11 @@ def test_missing_module_runs_in_dynamic_mode(site, procs):
     p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
     p.wait_for_log(r"\*\*\* no app loaded\. going in full dynamic mode")
     support.wait_for_port(port)
-    status, _, _ = split_response(uwsgi_request(port, "/x"))
-    assert status == "HTTP/1.1 500 Internal Server Error"
+    raw = uwsgi_request(port, "/x")
+    # Byte for byte what uWSGI's worker answers.
+    assert raw == (b"HTTP/1.1 500 Internal Server Error\r\nConnection: close"
+                   b"\r\nContent-Type: text/plain\r\n\r\nInternal Server "
+                   b"Error")
     p.wait_for_log("--- no python application found")
 
 

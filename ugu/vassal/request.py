@@ -16,6 +16,8 @@ from ugu.http.errors import BodyCutShort
 from ugu.vassal import wsgi
 
 NO_APP_BODY = b"Internal Server Error"
+# uWSGI's answer when no app is loaded ("full dynamic mode"), as it sends it.
+NO_APP_HEADERS = [("Connection", "close"), ("Content-Type", "text/plain")]
 BODY_TYPES = (bytes, bytearray, memoryview)
 ERROR_HEADERS = [("Content-Type", "text/plain")]
 # uWSGI's names for a failed write, with the source lines its log shows.
@@ -158,7 +160,7 @@ def handle(ex):
         elif app is None:
             log.log("--- no python application found, check your startup "
                     "logs for errors ---")
-            ex.respond("500 Internal Server Error", ERROR_HEADERS,
+            ex.respond("500 Internal Server Error", NO_APP_HEADERS,
                        NO_APP_BODY)
         else:
             run_app(ex, app)
