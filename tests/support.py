@@ -6,6 +6,7 @@ awaited on the process's log or on a port, never on a sleep.
 """
 
 import os
+import random
 import re
 import signal
 import socket
@@ -22,10 +23,41 @@ UGU = [sys.executable, "-m", "ugu"]
 DEFAULT_TIMEOUT = 20
 
 
+# Ports handed out so far: a test may ask for several before binding one.
+_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1, below the kernel's ephemeral range: a
+    port the kernel picks (bind to 0) is one it may also give to the next
+    outgoing connection, which then takes it from the server meant to
+    listen there."""
+    low = _ephemeral_start()
+    if low < 11000:
+        # No room below the range: the kernel's pick, as a last resort.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(200):
+        port = random.randrange(10000, low)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free port found between 10000 and {low}")
+
+
+def _ephemeral_start():
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def wait_until(predicate, timeout=DEFAULT_TIMEOUT, interval=0.02,
