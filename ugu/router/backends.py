@@ -125,33 +125,27 @@ class Nodes:
         """A socket to the next node that accepts, of those not `tried`
         yet; the request's Host header (`head.host`) names it in the log,
         as in uWSGI's lines."""
-        for retries, node in self._untried(tried):
-            try:
-                sock = node.connect(self.connect_timeout)
-            except OSError as e:
-                self._failed(node, retries, head.host, e)
-                continue
-            node.succeeded()
-            return sock
-        raise BadGateway("no backend node accepted the connection")
+        node, backend = self._first(
+            head, tried, lambda node: node.connect(self.connect_timeout))
+        node.succeeded()
+        return backend
 
     def start_connect(self, head):
         """(node, Backend), taking the nodes as connect() does but without
         waiting for the handshake: the fast path (ugu.router.fastpath)
         waits for it on the loop."""
-        for retries, node in self._untried(()):
+        return self._first(head, (), Node.start_connect)
+
+    def _first(self, head, tried, begin):
+        """(node, begin(node)) for the first node, of those not `tried`,
+        that begin() does not fail on; each failure is logged."""
+        order = [node for node in self._order() if node not in tried]
+        for retries, node in enumerate(order, start=len(tried)):
             try:
-                backend = node.start_connect()
+                return node, begin(node)
             except OSError as e:
                 self._failed(node, retries, head.host, e)
-                continue
-            return node, backend
         raise BadGateway("no backend node accepted the connection")
-
-    def _untried(self, tried):
-        """(retries so far, node) for each node to try, in order."""
-        order = [node for node in self._order() if node not in tried]
-        return enumerate(order, start=len(tried))
 
     def _failed(self, node, retries, key, error):
         if error.errno in _LOCAL_ERRORS:
