@@ -58,3 +58,26 @@ def test_routers_alone_before_a_uwsgi_worker(tmp_path, uwsgi_binary):
     for figures in w1.values():
         assert figures["rate"] > 0
         assert figures["errors"] == 0
+
+
+def test_uwsgi_is_given_the_keepalive_the_tutorial_means(tmp_path):
+    """uwsgi-emperor-ka runs the tutorial's files with `http-keepalive = 1`
+    (uWSGI reads `true` as 0); the plain setups keep the files as written."""
+    from bench import setups
+    for keepalive in ("true", "1"):
+        site = setups.make_site(tmp_path / keepalive)
+        setups.emperor_inis(site, setups.Shape(), 20001, 20002, keepalive)
+        http_ini = (site / "http.ini").read_text()
+        assert f"\nhttp-keepalive = {keepalive}\n" in http_ini
+        assert "http = 127.0.0.1:20001\n" in http_ini
+
+
+def test_static_target_is_read_against_uwsgi_with_keepalive():
+    from bench import targets
+    summary = {"W2": {"ugu-emperor": {"rate": 8000},
+                      "uwsgi-emperor": {"rate": 11000},
+                      "uwsgi-emperor-ka": {"rate": 400}}}
+    [w2] = [c for c in targets.evaluate(summary, {})
+            if c["target"].startswith("W2 ugu-emperor >= 10x")]
+    assert w2 == {"target": "W2 ugu-emperor >= 10x uwsgi-emperor-ka",
+                  "measured": "20.00x", "met": True}
