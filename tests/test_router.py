@@ -660,6 +660,33 @@ def test_an_idle_keepalive_connection_closes_after_its_timeout(
         assert 1.5 < time.monotonic() - began < 5
 
 
+def test_one_backend_head_is_framed_for_each_client(backend, start_router):
+    """The same head from the worker, relayed to clients that differ in
+    keepalive and Accept-Encoding, in turn: each gets its own framing."""
+    body = b"<p>same head</p>" * 20
+    node = backend(answer_with(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nuWSGI-Encoding: "
+        b"gzip\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)))
+    r = start_router([["127.0.0.1", node.port]], "--http-keepalive",
+                     "--http-auto-gzip")
+    plain_get = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", r.port), 10) as s:
+            s.sendall(plain_get)
+            [(kept, got)] = read_responses(s, [b"GET"])
+            assert got == body
+            assert header(kept, "connection") is None
+            assert header(kept, "uwsgi-encoding") is None
+        raw = exchange(r.port, b"GET / HTTP/1.1\r\nHost: t\r\n"
+                       b"Connection: close\r\n\r\n")
+        assert b"\r\nConnection: close\r\n" in raw
+        assert raw.endswith(b"\r\n\r\n" + body)
+        zipped = requests.get(f"{r.url}/", timeout=10, stream=True,
+                              headers={"Accept-Encoding": "gzip"})
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(zipped.raw.read(decode_content=False)) == body
+
+
 @pytest.mark.parametrize("raw, status, body", [
     (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", 200, b"ok"),
     (b"HTTP/1.0 201 Made it\r\nX-A:b\r\n\r\nto close", 201, b"to close"),

@@ -221,13 +221,13 @@ class FastPath:
             else:
                 self._more_answer()
             return
-        head = parse_head(answer[:end])
-        sized = head is not None and head.length is not None
-        size = end + 4 + head.length if sized else None
-        headers = self._plain_headers(head) if size else None
-        if headers is None or size > FAST_ANSWER:
+        relayed = (None if self.request.method == b"HEAD"
+                   else self._relayed_head(answer[:end]))
+        if relayed is None or end + 4 + relayed[0] > FAST_ANSWER:
             self._resume(closed=closed)
             return
+        length, client_head = relayed
+        size = end + 4 + length
         if len(answer) < size:
             if closed:
                 self._resume(closed=closed)
@@ -239,24 +239,28 @@ class FastPath:
         self._answer = self._packet = b""
         cycle = self.conn.cycle
         cycle.started = cycle.done = True
-        self._respond(plain.response_head(
-            head.status, head.reason, headers, True,
-            self.request.keep_alive) + answer[end + 4:size])
+        self._respond(client_head + answer[end + 4:size])
 
     def _more_answer(self):
         """The backend's silence is timed from its last bytes."""
         self._until(self.settings.timeout, self._backend_timed_out)
 
-    def _plain_headers(self, head):
-        """The client's headers for a head this path relays as it is,
-        else None."""
-        if (self.request.method == b"HEAD"
-                or head.status in plain.NO_BODY_STATUS):
-            return None
-        may_gzip = (self.settings.auto_gzip
-                    and gzip.accepts_gzip(self.head.accept_encoding))
-        headers, compressor = gzip.prepare(head.headers, may_gzip)
-        return None if compressor else headers
+    def _relayed_head(self, raw):
+        """(Content-Length, the head for the client) of a backend's head
+        this path relays with its body as it is, else None.  A worker
+        sends the same few heads again and again: each is parsed once for
+        a client's framing and Accept-Encoding."""
+        encodings = (self.head.accept_encoding if self.settings.auto_gzip
+                     else None)
+        key = (raw, encodings, self.request.keep_alive)
+        found = _RELAYED.get(key, False)
+        if found is False:
+            found = _relayed_head(*key)
+            if len(raw) + len(encodings or b"") <= _RELAYED_HEAD_MAX:
+                if len(_RELAYED) >= _RELAYED_LIMIT:
+                    _RELAYED.clear()
+                _RELAYED[key] = found
+        return found
 
     # The answer to the client.
 
@@ -376,6 +380,26 @@ class FastPath:
         self._close_backend()
         self._stop()
         self.conn.channel.close()
+
+
+# _relayed_head's answers, bounded to 2 MB: emptied when full, as heads
+# with a date or a cookie in them never repeat.
+_RELAYED = {}
+_RELAYED_LIMIT = 512
+_RELAYED_HEAD_MAX = 4096
+
+
+def _relayed_head(raw, encodings, keep_alive):
+    head = parse_head(raw)
+    if (head is None or head.length is None
+            or head.status in plain.NO_BODY_STATUS):
+        return None
+    may_gzip = encodings is not None and gzip.accepts_gzip(encodings)
+    headers, compressor = gzip.prepare(head.headers, may_gzip)
+    if compressor:
+        return None
+    return head.length, plain.response_head(head.status, head.reason,
+                                            headers, True, keep_alive)
 
 
 class Sweeper:
