@@ -10,7 +10,8 @@ order each name first appears; then the `http-var` extras.  An http-socket
 REMOTE_PORT.
 
 The constant vars are encoded once per listener and the peer's once per
-connection, so a request costs one pass over its headers.
+connection, so a request costs one pass over its headers; a RequestVars
+the router meets again (ugu.router.fastpath) is not encoded again.
 """
 
 import socket
@@ -65,12 +66,13 @@ class RequestVars:
     """The vars of one request, and the header facts the router acts on.
     Raises BadRequest for a request framed two ways."""
 
-    __slots__ = ("target", "headers", "chunked")
+    __slots__ = ("target", "headers", "chunked", "_encoded")
 
     def __init__(self, request):
         self.target = _target_vars(request)
         self.headers = headers = {}
         self.chunked = False
+        self._encoded = None
         for name, value in request.headers:
             if name == b"transfer-encoding":
                 # h11 lets no transfer coding but `chunked` through.
@@ -94,16 +96,15 @@ class RequestVars:
     def block(self, listener, peer, body_length=None):
         """The vars block; body_length replaces the framing headers of a
         chunked body that the router has de-chunked."""
-        headers = self.headers
-        if body_length is not None:
-            headers = {k: v for k, v in headers.items()
+        if body_length is None:
+            if self._encoded is None:
+                self._encoded = _encode_headers(self.headers)
+            encoded = self._encoded
+        else:
+            headers = {k: v for k, v in self.headers.items()
                        if k not in _DECHUNKED_DROPS}
             headers[b"CONTENT_LENGTH"] = str(body_length).encode()
-        try:
-            encoded = encode_vars(headers.items())
-        except struct.error:
-            raise HeadersTooLarge("a header exceeds the uwsgi protocol's "
-                                  "64 KiB") from None
+            encoded = _encode_headers(headers)
         block = b"".join((self.target, listener.constants, peer, encoded,
                           listener.extra))
         if len(block) > MAX_BLOCK:
@@ -113,6 +114,14 @@ class RequestVars:
 
 # The app gets a plain body of known length in place of the chunked one.
 _DECHUNKED_DROPS = {b"HTTP_TRANSFER_ENCODING", b"CONTENT_LENGTH"}
+
+
+def _encode_headers(headers):
+    try:
+        return encode_vars(headers.items())
+    except struct.error:
+        raise HeadersTooLarge("a header exceeds the uwsgi protocol's "
+                              "64 KiB") from None
 
 
 def _var_name(name):

@@ -110,15 +110,14 @@ class FastPath:
         if end == -1 and len(buffer) < MAX_HEAD:
             return False
         # A head too long, or not plain (None), or empty (0): h11's.
-        request = (plain.parse_request(bytes(buffer[:end]))
-                   if end is not None and end > 0 else None)
-        if (request is None or request.length
-                or request.method == b"CONNECT"):
+        parsed = (_bodiless_request(bytes(buffer[:end]))
+                  if end is not None and end > 0 else None)
+        if parsed is None:
             self._hand_over(self._wait_left())
             return True
         del buffer[:end + 4]
         self._reader.stop()
-        self._begin(request)
+        self._begin(*parsed)
         return True
 
     def _head_timed_out(self):
@@ -133,12 +132,12 @@ class FastPath:
 
     # The exchange with a backend.
 
-    def _begin(self, request):
+    def _begin(self, request, request_vars):
         conn = self.conn
         self.request = request
         conn.cycle = PlainCycle(conn, request)
         try:
-            self.head = RequestVars(request)
+            self.head = request_vars or RequestVars(request)
             self._packet = packet(conn, self.head)
             self.node, self.backend = (
                 conn.router.nodes.start_connect(self.head))
@@ -247,19 +246,15 @@ class FastPath:
 
     def _relayed_head(self, raw):
         """(Content-Length, the head for the client) of a backend's head
-        this path relays with its body as it is, else None.  A worker
-        sends the same few heads again and again: each is parsed once for
-        a client's framing and Accept-Encoding."""
+        this path relays with its body as it is, else None; parsed once
+        for each framing and Accept-Encoding of the client's."""
         encodings = (self.head.accept_encoding if self.settings.auto_gzip
                      else None)
         key = (raw, encodings, self.request.keep_alive)
         found = _RELAYED.get(key, False)
         if found is False:
             found = _relayed_head(*key)
-            if len(raw) + len(encodings or b"") <= _RELAYED_HEAD_MAX:
-                if len(_RELAYED) >= _RELAYED_LIMIT:
-                    _RELAYED.clear()
-                _RELAYED[key] = found
+            _remember(_RELAYED, key, len(raw) + len(encodings or b""), found)
         return found
 
     # The answer to the client.
@@ -382,11 +377,43 @@ class FastPath:
         self.conn.channel.close()
 
 
-# _relayed_head's answers, bounded to 2 MB: emptied when full, as heads
-# with a date or a cookie in them never repeat.
+# Heads seen before, the client's and the worker's, and what they gave:
+# clients send the same heads again and again (the same page, the same
+# cookies) and a worker answers with the same few.  Each memo is bounded
+# to 2 MB: emptied when full, as heads with a date in them never repeat.
+_MEMO_LIMIT = 512
+_MEMO_HEAD_MAX = 4096
+_REQUESTS = {}
 _RELAYED = {}
-_RELAYED_LIMIT = 512
-_RELAYED_HEAD_MAX = 4096
+
+
+def _bodiless_request(head):
+    """(PlainRequest, its RequestVars or None) for a plain request
+    without a body that is not CONNECT, else None."""
+    found = _REQUESTS.get(head, False)
+    if found is False:
+        found = _parse_bodiless(head)
+        if found is not None and found[1] is not None:
+            _remember(_REQUESTS, head, len(head), found)
+    return found
+
+
+def _parse_bodiless(head):
+    request = plain.parse_request(head)
+    if request is None or request.length or request.method == b"CONNECT":
+        return None
+    try:
+        return request, RequestVars(request)
+    except HttpError:
+        # Met again in _begin, which answers it.
+        return request, None
+
+
+def _remember(memo, key, size, value):
+    if size <= _MEMO_HEAD_MAX:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = value
 
 
 def _relayed_head(raw, encodings, keep_alive):
