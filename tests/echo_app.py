@@ -54,6 +54,18 @@ def application(environ, start_response):
         start_response("200 OK", [("X-Word", "caf\xe9"),
                                   ("Content-Length", "2")])
         return [b"ok"]
+    if path == "/cookie-space":
+        # Django starts each Set-Cookie value with a space.
+        start_response("200 OK", [("Set-Cookie", " a=1; Path=/")])
+        return iter([b"o", b"k"])
+    if path == "/cookie-space-empty":
+        start_response("302 Found", [("Location", "/x"),
+                                     ("Content-Length", "0"),
+                                     ("Set-Cookie", " a=1; Path=/")])
+        return [b""]
+    if path == "/bad-name-empty":
+        start_response("200 OK", [("Bad Name", "x")])
+        return []
     if path == "/ignore-body":
         start_response("200 OK", [("Content-Length", "7")])
         return [b"ignored"]

@@ -149,7 +149,8 @@ def test_home_puts_the_environments_packages_first(code, capfd,
     monkeypatch.setattr(sys, "prefix", sys.prefix)
     monkeypatch.setattr(sys, "exec_prefix", sys.exec_prefix)
     apps.prepare(resolve(["--virtualenv", "venv"], {}))
-    assert sys.path[:2] == [str(packages), str(code / "extra")]
+    # After uWSGI's `.` and ``.
+    assert sys.path[:4] == [".", "", str(packages), str(code / "extra")]
     assert sys.prefix == str(code / "venv")
     assert capfd.readouterr().err == ("PEP 405 virtualenv detected: venv\n"
                                       "Set PythonHome to venv\n")
@@ -221,6 +222,39 @@ def test_mounts_env_and_chdir_as_uwsgi(procs, tmp_path, uwsgi_binary):
     log = ugu.output()
     assert "mounting factoryapp:app on /deep/er\n" in log
     assert f"chdir() to {tmp_path}/code\n" in log
+
+
+PATH_APP = """import sys
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [repr(sys.path[:4]).encode()]
+"""
+
+
+def test_a_module_in_the_chdir_folder_loads_as_in_uwsgi(procs, tmp_path,
+                                                        uwsgi_binary):
+    """Django's guide: `chdir` to the project, `module = mysite.wsgi`,
+    no pythonpath.  sys.path starts as uWSGI's: the pythonpath entries
+    (last first), then `.` and ``."""
+    project = tmp_path / "project"
+    (project / "site_pkg").mkdir(parents=True)
+    (project / "site_pkg" / "__init__.py").write_text("")
+    (project / "site_pkg" / "wsgi.py").write_text(PATH_APP)
+    for name in ("x", "y"):
+        (tmp_path / name).mkdir()
+    ini = tmp_path / "django.ini"
+    ini.write_text(f"[uwsgi]\nchdir = {project}\nmodule = site_pkg.wsgi\n"
+                   f"pythonpath = {tmp_path / 'x'}\n"
+                   f"pythonpath = {tmp_path / 'y'}\n")
+    answers = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        p = procs.start([*argv, "--ini", str(ini), "--http-socket",
+                         f"127.0.0.1:{port}"], cwd=tmp_path / "x")
+        p.wait_for_log(r"spawned uWSGI worker 1")
+        answers.append(http_get(port, "/").partition(b"\r\n\r\n")[2])
+    assert answers[0] == answers[1] == repr(
+        [f"{tmp_path}/y/", f"{tmp_path}/x/", ".", ""]).encode()
 
 
 def test_request_log_names_the_selected_app(procs, tmp_path):

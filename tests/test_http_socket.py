@@ -343,6 +343,48 @@ def test_unsendable_response_gets_a_whole_500_and_cores_live_on(server):
         assert served(server)
 
 
+@pytest.mark.parametrize("path, status, body", [
+    (b"/cookie-space", 200, b"ok"), (b"/cookie-space-empty", 302, b"")])
+def test_spaces_around_a_header_value_go_out(server, parser, path, status,
+                                             body):
+    """HTTP allows them; the plain path sends them as given, as uWSGI
+    does, h11 (which refuses them) gets the value without them."""
+    request = b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path
+    response, got = answer(server.port, request)
+    assert (response.status_code, got) == (status, body)
+    assert (b"set-cookie", b"a=1; Path=/") in response.headers
+    sent = b"Set-Cookie:  a=1; Path=/\r\n" if parser == "plain" else \
+        b"Set-Cookie: a=1; Path=/\r\n"
+    assert sent in exchange(server.port, request)
+
+
+def test_a_raw_utf8_target_reaches_the_app_as_sent(server, parser):
+    """As through the router (see test_router): the plain parser passes
+    the bytes on, h11 refuses them."""
+    target = "/env?q=\u2713".encode()
+    response, body = answer(server.port, b"GET %s HTTP/1.1\r\nHost: t\r\n"
+                            b"\r\n" % target)
+    if parser == "h11":
+        assert response.status_code == 400
+        return
+    assert json.loads(body)["REQUEST_URI"] == target.decode("latin-1")
+    # The request log has the bytes as they came, as uWSGI's has.
+    server.wait_for_log("GET /env\\?q=\u2713 => ")
+    # An answer framed by h11 (the app's Connection header) goes out too.
+    raw = exchange(server.port, b"GET /app-closes?q=\xe2\x9c\x93 HTTP/1.1"
+                   b"\r\nHost: t\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n") and raw.endswith(b"bye")
+
+
+def test_unsendable_head_without_a_body_gets_a_500(server):
+    """Sent when the app returns, after the body turned out empty: still
+    replaced by the 500 rather than leaving the client with nothing."""
+    response, body = answer(server.port, b"GET /bad-name-empty HTTP/1.1\r\n"
+                            b"Host: t\r\n\r\n")
+    assert (response.status_code, body) == (500, b"Internal Server Error")
+    assert served(server)
+
+
 def test_static_file_get_and_head(server):
     r = requests.get(f"{server.url}/page.txt", timeout=10)
     assert r.content == b"static text\n" * 100
@@ -509,7 +551,7 @@ def test_plain_response_head_is_h11s(status_line, headers, method,
 
 @pytest.mark.parametrize("headers", [
     [("Connection", "close")], [("Transfer-Encoding", "chunked")],
-    [("X-Space", " leading")], [("X-Latin", "\xe9")],
+    [("X-Latin", "\xe9")],
     [("Content-Length", "1"), ("content-length", "1")],
     [("Content-Length", "+1")],
 ])

@@ -11,6 +11,7 @@ import struct
 import textwrap
 
 import pytest
+import requests
 
 from tests import support
 from tests.support import split_response, uwsgi_request
@@ -348,3 +349,41 @@ def test_without_master_worker_1_forks_the_others(site, procs):
     support.wait_for_port(port)
     assert split_response(uwsgi_request(port))[0].endswith("200 OK")
     assert "without its master process manager" in p.output()
+
+
+STATIC_NAMES = ["a.js", "a.xml", "a.tar.gz", "A.JS", "x.zz", "README",
+                "a.css"]
+
+
+def static_types(procs, argv, root, mimefile=None):
+    port = support.free_port()
+    extra = ["--mimefile", str(mimefile)] if mimefile else []
+    p = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                     "--check-static", str(root), "--master", *extra])
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    found = {}
+    for name in STATIC_NAMES:
+        r = requests.get(f"http://127.0.0.1:{port}/{name}", timeout=10)
+        assert r.status_code == 200
+        found[name] = r.headers.get("Content-Type")
+    return found
+
+
+@pytest.mark.parametrize("own_file", [False, True],
+                         ids=["etc-mime-types", "mimefile"])
+def test_static_content_types_are_uwsgis(procs, tmp_path, uwsgi_binary,
+                                         own_file):
+    """The type of a file's last extension, case and all, from
+    /etc/mime.types or the mimefile alone (its first line for an
+    extension winning)."""
+    root = tmp_path / "static"
+    root.mkdir()
+    for name in STATIC_NAMES:
+        (root / name).write_text("x")
+    mimefile = tmp_path / "my.types"
+    mimefile.write_text("text/first zz\ntext/second zz\ntext/css css\n")
+    mimefile = mimefile if own_file else None
+    ours = static_types(procs, support.UGU, root, mimefile)
+    assert ours == static_types(procs, [uwsgi_binary], root, mimefile)
+    if own_file:
+        assert ours["x.zz"] == "text/first" and ours["a.js"] is None

@@ -38,11 +38,13 @@ def verbose(message):
 
 
 def request(line):
-    _write(_requests_fd, line)
+    # Its fields are the request's bytes as latin-1 text (PEP 3333): they
+    # go out as the bytes that came in, as uWSGI writes them.
+    _write(_requests_fd, line, "latin-1")
 
 
-def _write(fd, line):
-    data = (line + "\n").encode("utf-8", "backslashreplace")
+def _write(fd, line, encoding="utf-8"):
+    data = (line + "\n").encode(encoding, "backslashreplace")
     try:
         os.write(fd, data)
     except OSError:

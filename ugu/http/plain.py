@@ -13,11 +13,15 @@ h11 frames them for an HTTP/1.1 client.
 
 import re
 
+import h11
+
 from ugu.http.response import END_OF_HEAD, FIELD
 
-# RFC 9112 3: a token, a target of visible characters, HTTP/1.1.
+# RFC 9112 3: a token, a target of visible characters, HTTP/1.1.  Bytes
+# over 0x7f in the target are not URI characters, but curl and scripts
+# send UTF-8 queries unescaped and uWSGI passes them to the app as sent.
 _REQUEST_LINE = re.compile(
-    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) ([\x21-\x7e\x80-\xff]+) HTTP/1\.1")
 # Headers that change how the request is framed or answered: left to h11.
 _NOT_PLAIN = frozenset((b"transfer-encoding", b"expect", b"upgrade",
                         b"te", b"http2-settings"))
@@ -87,6 +91,28 @@ def parse_request(head):
                         head)
 
 
+def h11_after(request):
+    """An h11 server connection that has read a plain request's head, to
+    frame a response the plain framing does not cover.  h11 refuses the
+    raw bytes over 0x7f the plain parser lets through in a target: they
+    are escaped for it, which frames the response alike."""
+    head = request.head
+    if not request.target.isascii():
+        line, crlf, fields = head.partition(b"\r\n")
+        head = _NON_ASCII.sub(_escaped, line) + crlf + fields
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(head + END_OF_HEAD)
+    conn.next_event()
+    return conn
+
+
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def _escaped(match):
+    return b"%%%02X" % match[0][0]
+
+
 def complete_head_at(buffer):
     """Where END_OF_HEAD starts in buffer, -1 while the head may still be
     plain and incomplete, or None once it cannot be plain (a bare LF)."""
@@ -122,11 +148,14 @@ def framed(head, status, sized, keep_alive):
 
 # What an app's head must look like for `framed` to send it as h11 would:
 # exactly `HTTP/1.1 NNN reason` and `Name: value` lines, values in ASCII
-# (h11 encodes str so) without the surrounding spaces h11 refuses.
+# (h11 encodes str so).  Spaces around a value are sent as the app gave
+# them, as uWSGI sends them (Django starts every Set-Cookie value with
+# one); HTTP allows them and a client strips them (RFC 9110 5.5).
 _SENT_STATUS = re.compile(
     rb"HTTP/1\.1 ([2-9][0-9][0-9]) [\t \x21-\x7e\x80-\xff]*")
-_SENT_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): "
-                         rb"((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)")
+_SENT_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+): [ \t]*"
+                         rb"((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)"
+                         rb"[ \t]*")
 _NOT_SENT_PLAIN = (b"transfer-encoding", b"connection")
 
 

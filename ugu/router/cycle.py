@@ -56,7 +56,7 @@ class PlainCycle:
     def start_response(self, status, reason, headers, sized, plain_head):
         self.started = True
         if not plain_head:
-            self._h11 = _h11_for(self.request)
+            self._h11 = plain.h11_after(self.request)
             _start_h11(self.client, self._h11, status, reason, headers)
             return
         self._chunked = (not sized and self.request.method != b"HEAD"
@@ -102,14 +102,6 @@ class PlainCycle:
         return (self.done and not self.body_left and self.request.keep_alive
                 and (self._h11 is None or self._h11.our_state is h11.DONE))
 
-
-def _h11_for(request):
-    """An h11 connection that has read the request's head, to frame a
-    response the plain path does not cover."""
-    conn = h11.Connection(h11.SERVER)
-    conn.receive_data(request.head + b"\r\n\r\n")
-    conn.next_event()
-    return conn
 
 
 def _start_h11(client, conn, status, reason, headers):

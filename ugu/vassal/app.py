@@ -100,11 +100,19 @@ def _longest_mount(apps, path):
 
 
 def prepare(config):
-    """What uWSGI sets up before loading apps: the Python home, then the
-    pythonpath."""
+    """What uWSGI sets up before loading apps: the Python home, the
+    current folder, then the pythonpath."""
     if config["home"]:
         use_home(config["home"])
+    current_folder_first()
     add_pythonpath(config)
+
+
+def current_folder_first():
+    """uWSGI's interpreter starts with `.` and `` first on sys.path, so
+    that `module = mysite.wsgi` imports from the folder of `chdir`, as
+    Django's deployment guide has it, without a pythonpath."""
+    sys.path[:] = [".", ""] + [p for p in sys.path if p not in (".", "")]
 
 
 def use_home(home):

@@ -250,7 +250,10 @@ class H11Transport:
     def _h11_head(self, status_line, headers):
         code, _, reason = status_line.partition(" ")
         # PEP 3333 headers are latin-1 text; h11 would encode str as ASCII.
-        encoded = [(name.encode("latin-1"), value.encode("latin-1"))
+        # h11 refuses the spaces around a value that HTTP allows and a
+        # client strips (Django starts every Set-Cookie value with one).
+        encoded = [(name.encode("latin-1"),
+                    value.strip(" \t").encode("latin-1"))
                    for name, value in headers]
         return self.h.send(h11.Response(status_code=int(code),
                                         headers=encoded,

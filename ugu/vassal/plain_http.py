@@ -153,7 +153,7 @@ class PlainTransport:
         sent = plain.sent_head(head)
         if sent is None:
             self._h11 = self.h11_transport(
-                self.conn, _h11_for(self.request), self.request)
+                self.conn, plain.h11_after(self.request), self.request)
             self._h11.start(protocol_, status_line, headers, first_chunk,
                             head_only)
             return len(head)
@@ -235,10 +235,3 @@ class PlainTransport:
             return self._h11.h.our_state is h11.DONE
         return self.done and self.request.keep_alive
 
-
-def _h11_for(request):
-    """An h11 connection that has read the request's head."""
-    conn = h11.Connection(h11.SERVER)
-    conn.receive_data(request.head + b"\r\n\r\n")
-    conn.next_event()
-    return conn

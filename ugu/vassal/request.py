@@ -182,6 +182,10 @@ def run_app(ex, app):
         result = app.callable(environ, ex.start_response)
         try:
             _send_result(ex, result)
+            if not ex.headers_sent:
+                # An empty body: the head goes now, so that a head HTTP
+                # cannot carry gets the 500 below.
+                ex.send_head()
         finally:
             if hasattr(result, "close"):
                 result.close()

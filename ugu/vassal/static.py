@@ -7,7 +7,6 @@ prefix, nor a NUL byte reaches a file outside.
 """
 
 import email.utils
-import mimetypes
 import os
 import stat
 from dataclasses import dataclass
@@ -15,11 +14,6 @@ from dataclasses import dataclass
 from ugu import log
 
 MIME_FILE = "/etc/mime.types"
-
-
-# Content types found, by file name: guess_type is pure Python and the
-# same few names come back on every request.  Bounded: clients name files.
-_TYPES_CACHED = 4096
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,6 @@ class StaticFiles:
             log.log(f"[uwsgi-static] added check for {root}")
         self.gzip_all = config["static-gzip-all"]
         self.types = _mime_types(config) if self.roots else None
-        self._types_by_name = {}
 
     def lookup(self, method, path_info, accept_encoding):
         """The StaticFile to send for the request, or None."""
@@ -110,13 +103,7 @@ class StaticFiles:
                           None)
 
     def _content_type(self, path):
-        name = os.path.basename(path)
-        found = self._types_by_name.get(name, False)
-        if found is False:
-            found = self.types.guess_type(path, strict=False)[0]
-            if len(self._types_by_name) < _TYPES_CACHED:
-                self._types_by_name[name] = found
-        return found
+        return self.types.get(os.path.splitext(path)[1])
 
 
 def _open(path):
@@ -174,8 +161,12 @@ def _q_is_zero(params):
 
 
 def _mime_types(config):
+    """{".ext": type} from the mime files, as uWSGI reads them: the last
+    extension of a name, case and all, and only what the files say.
+    Python's mimetypes answers otherwise (its own table first, `.tar.gz`
+    as a gzipped tar, `.JS` as `.js`)."""
     files = config["mimefile"] or [MIME_FILE]
-    types = mimetypes.MimeTypes()
+    types = {}
     for path in files:
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
@@ -189,11 +180,12 @@ def _mime_types(config):
 
 
 def _read_mime_file(types, lines):
-    """Add `type ext ext...` lines; the number of extensions added."""
+    """Add `type ext ext...` lines, the first line naming an extension
+    winning; the number of extensions read."""
     found = 0
     for line in lines:
         fields = line.split("#", 1)[0].split()
         for ext in fields[1:]:
-            types.add_type(fields[0], "." + ext, strict=False)
+            types.setdefault("." + ext, fields[0])
             found += 1
     return found
