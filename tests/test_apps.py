@@ -3,6 +3,7 @@ pythonpath, env, chdir.  Expected values are uWSGI 2.0.31's, observed with
 the same apps and requests."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -77,16 +78,16 @@ def test_without_manage_script_name_script_name_selects():
     assert all_apps.select({"UWSGI_APPID": "/app2"}).id == 1
 
 
-def test_without_a_default_app_unmatched_requests_find_none():
-    all_apps = mounted("/a")
-    assert routed(all_apps, "/b") == (None, "", "/b")
-    assert not Apps([App(None, 0, "")])
-
-
-def test_first_app_on_slash_is_the_default():
+def test_the_first_app_loaded_is_the_default_wherever_mounted():
+    all_apps = mounted("/a", "/b")
+    assert routed(all_apps, "/b/x") == (1, "/b", "/x")
+    assert routed(all_apps, "/c") == (0, "", "/c")
     all_apps = mounted("/a", "/", "", manage=False)
-    assert all_apps.select({"SCRIPT_NAME": "/zz"}).id == 1
+    assert all_apps.select({"SCRIPT_NAME": "/zz"}).id == 0
     assert all_apps.select({"SCRIPT_NAME": ""}).id == 2
+    # An app that failed to load is none.
+    assert Apps([App(None, 0, ""), App(object(), 1, "/b")]).default.id == 1
+    assert not Apps([App(None, 0, "")])
 
 
 # -- loading ----------------------------------------------------------------
@@ -222,6 +223,28 @@ def test_mounts_env_and_chdir_as_uwsgi(procs, tmp_path, uwsgi_binary):
     log = ugu.output()
     assert "mounting factoryapp:app on /deep/er\n" in log
     assert f"chdir() to {tmp_path}/code\n" in log
+
+
+@pytest.mark.parametrize("manage", [True, False])
+def test_mounts_alone_make_the_first_the_default_as_uwsgi(
+        procs, tmp_path, uwsgi_binary, manage):
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text(ENV_APP)
+    argv = ["--mount", "/app=a.py", "--mount", "/other=b.py"]
+    if manage:
+        argv.append("--manage-script-name")
+    answers = []
+    for binary in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        p = procs.start([*binary, *argv, "--http-socket",
+                         f"127.0.0.1:{port}"], cwd=tmp_path)
+        p.wait_for_log(r"spawned uWSGI worker 1")
+        answers.append([http_get(port, path).partition(b"\r\n\r\n")[2]
+                        for path in ("/app/x", "/other/y", "/zzz")])
+        assert re.search(r"WSGI app 0 \(mountpoint='/app'\) .*"
+                         r"\(default app\)", p.output())
+    assert answers[0] == answers[1]
+    assert answers[0][2].startswith(b"a.py SN='' PI='/zzz'")
 
 
 PATH_APP = """import sys

@@ -402,9 +402,19 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
     write("app.ini", "[uwsgi]\nspooler = /tmp/spool\n")
     assert str(error("--ini", "app.ini")) == (
         "app.ini:2: option 'spooler': this uWSGI option is not implemented "
-        "by ugu yet")
+        "by ugu yet; remove the line to run without it")
     assert error("--cache2", "name=x").option == "cache2"
     assert error("-Q", "/tmp/spool").option == "spooler"
+
+
+@pytest.mark.parametrize("option, fix", [
+    ("logto", "log to a file with `logger = file:PATH`"),
+    ("daemonize", "let a supervisor such as systemd run ugu"),
+    ("static-map", "serve the files with `check-static = ROOT`")])
+def test_a_refused_option_names_what_ugu_has_instead(option, fix):
+    write("app.ini", f"[uwsgi]\n{option} = /x=y\n")
+    assert fix in str(error("--ini", "app.ini"))
+    assert fix in str(error(f"--{option}", "/x=y"))
 
 
 def test_plugins_ugu_has_built_in_are_accepted_others_refused():

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import stat
+import subprocess
 import tempfile
 import textwrap
 import threading
@@ -91,6 +92,9 @@ class Vassal:
 
 def test_harakiri_kills_the_stuck_request_only(procs, site):
     v = Vassal(procs, site, harakiri="1").ready()
+    assert " *** WARNING: you have enabled harakiri without post buffering." \
+        " Slow upload could be rejected on post-unbuffered webservers *** \n" \
+        in v.p.output()
     stuck = {}
 
     def call():
@@ -382,7 +386,7 @@ def test_unix_socket_pidfile_vacuum_chmod(procs, site):
     sock = site / "app.sock"
     pidfile = site / "app.pid"
     support.write_ini(site / "unix.ini", uwsgi=[
-        ("master", "true"), ("socket", str(sock)), ("chmod-socket", ""),
+        ("master", "true"), ("socket", str(sock)), ("chmod-socket", "1"),
         ("wsgi-file", "app.py"), ("pidfile", str(pidfile)),
         ("vacuum", "true")])
     p = procs.ugu("--ini", "unix.ini", cwd=site)
@@ -417,16 +421,41 @@ def _uwsgi_over_unix(path):
     return b"".join(chunks)
 
 
+@pytest.mark.parametrize("die_on_term", [False, True])
+def test_term_and_quit_swap_with_die_on_term(procs, site, die_on_term):
+    """TERM reloads brutally and QUIT stops; die-on-term swaps them."""
+    v = Vassal(procs, site, die_on_term=str(die_on_term).lower()).ready()
+    reload_by, stop_by = (signal.SIGQUIT, signal.SIGTERM) if die_on_term \
+        else (signal.SIGTERM, signal.SIGQUIT)
+    v.p.send_signal(reload_by)
+    v.log(r"binary reloading uWSGI")
+    v.ready()
+    assert v.get()[0] == 200
+    v.p.send_signal(stop_by)
+    assert v.p.wait() == 0
+    assert "goodbye to uWSGI." in v.p.output()
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to drop it")
 def test_uid_gid_drop_to_nobody(procs, site):
-    v = Vassal(procs, site, uid="nobody", gid="nogroup").ready()
-    out = v.p.output()
-    assert "setgid() to 65534" in out and "setuid() to 65534" in out
-    for pid in [v.p.pid, *v.workers()]:
-        status = Path(f"/proc/{pid}/status").read_text()
-        assert re.search(r"^Uid:\t65534\t", status, re.M)
-        assert re.search(r"^Gid:\t65534\t", status, re.M)
-    assert v.get()[0] == 200
+    """Dropped before the sockets are bound, as uWSGI: they belong to
+    the user the workers run as."""
+    # pytest's folders are root's alone: nobody binds in one of its own.
+    with tempfile.TemporaryDirectory(dir="/tmp") as shared:
+        os.chmod(shared, 0o777)
+        path = os.path.join(shared, "w.sock")
+        v = Vassal(procs, site, uid="nobody", gid="nogroup",
+                   socket=path).ready()
+        out = v.p.output()
+        assert out.index("setgid() to 65534") < \
+            out.index("setuid() to 65534") < out.index("bound to UNIX")
+        assert os.stat(path).st_uid == 65534
+        for pid in [v.p.pid, *v.workers()]:
+            status = Path(f"/proc/{pid}/status").read_text()
+            assert re.search(r"^Uid:\t65534\t", status, re.M)
+            assert re.search(r"^Gid:\t65534\t", status, re.M)
+        assert v.get()[0] == 200
+        v.p.stop()
 
 
 def test_process_titles(procs, site):
@@ -600,3 +629,29 @@ def test_socket_lines_are_uwsgis(procs, site, uwsgi_binary, options,
     # uWSGI's own socket for a router without http-to takes a free port.
     auto = r"127\.0\.0\.1:\d+ \(port auto-assigned\)"
     assert re.sub(auto, "AUTO", ours) == re.sub(auto, "AUTO", theirs)
+
+
+def test_a_listen_queue_over_somaxconn_is_refused(tmp_path):
+    """As uWSGI: the kernel would cut it without a word."""
+    limit = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    ini = tmp_path / "big.ini"
+    ini.write_text(f"[uwsgi]\nmaster = true\nlisten = {limit + 1}\n"
+                   f"http-socket = 127.0.0.1:{support.free_port()}\n")
+    done = subprocess.run([*support.UGU, "--ini", str(ini)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert (f"big.ini:3: option 'listen': Listen queue size is greater "
+            f"than the system max net.core.somaxconn ({limit})"
+            in done.stderr)
+
+
+@pytest.mark.parametrize("value", ["", "0660", "rw"])
+def test_a_chmod_value_uwsgi_refuses_is_refused(tmp_path, value):
+    ini = tmp_path / "sock.ini"
+    ini.write_text(f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
+                   f"chmod-socket = {value}\n")
+    done = subprocess.run([*support.UGU, "--ini", str(ini)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert (f"sock.ini:4: option 'chmod-socket': invalid chmod value: "
+            f"{value} (write three octal digits" in done.stderr)

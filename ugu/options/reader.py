@@ -216,8 +216,8 @@ def check_keys(entries, strict):
         if e.placeholder or registry.lookup(e.key):
             continue
         if registry.is_unimplemented_uwsgi_option(e.key):
-            raise ConfigError("this uWSGI option is not implemented by ugu "
-                              "yet", e.file, e.line, e.key)
+            raise ConfigError(registry.unimplemented_message(e.key),
+                              e.file, e.line, e.key)
         if strict:
             raise ConfigError(f"[strict-mode] unknown config directive"
                               f"{suggest(e.key)}", e.file, e.line, e.key)

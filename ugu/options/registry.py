@@ -381,3 +381,23 @@ UWSGI_SHORT = {
 
 def is_unimplemented_uwsgi_option(name):
     return name not in BY_NAME and name in UWSGI_NAMES
+
+
+# What to write instead of a uWSGI option ugu lacks, where ugu has a way.
+_LOG_TO_FILE = ("log to a file with `logger = file:PATH` (and request "
+                "lines with `req-logger = file:PATH`)")
+_INSTEAD = {
+    "logto": _LOG_TO_FILE, "logto2": _LOG_TO_FILE,
+    "daemonize": _LOG_TO_FILE + ", and let a supervisor such as systemd "
+                 "run ugu in the background",
+    "daemonize2": _LOG_TO_FILE + ", and let a supervisor such as systemd "
+                  "run ugu in the background",
+    "static-map": "serve the files with `check-static = ROOT`, ROOT "
+                  "followed by a request's path naming its file",
+}
+
+
+def unimplemented_message(name):
+    """Why a uWSGI option is refused, and what to do about it."""
+    fix = _INSTEAD.get(name, "remove the line to run without it")
+    return f"this uWSGI option is not implemented by ugu yet; {fix}"

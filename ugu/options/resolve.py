@@ -289,8 +289,7 @@ def _long_name(given):
     if opt:
         return opt, name
     if registry.is_unimplemented_uwsgi_option(name):
-        raise ConfigError("this uWSGI option is not implemented by ugu yet",
-                          option=name)
+        raise ConfigError(registry.unimplemented_message(name), option=name)
     raise ConfigError(f"unrecognized option '--{given}'{suggest(given)}")
 
 

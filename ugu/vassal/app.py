@@ -3,7 +3,9 @@
 App 0 is the one named by `module` or `wsgi-file`; each `mount = /mp=target`
 adds one more, in order, with the ids uWSGI gives them.  A request goes to
 the app whose mountpoint equals its SCRIPT_NAME (or UWSGI_APPID), else to
-the default app, the first one mounted on '' or '/'.  With
+the default app: the first one loaded, wherever it is mounted (uWSGI's
+Python plugin means '' or '/' and tests any mountpoint starting with '/';
+a mount = /app=... alone takes every request not for /app).  With
 `manage-script-name` the longest mountpoint that prefixes PATH_INFO on a
 '/' boundary becomes SCRIPT_NAME first.
 
@@ -48,7 +50,7 @@ class Apps:
         self.loaded = [app for app in loaded if app.callable is not None]
         self.manage_script_name = manage_script_name
         self.default = next((app for app in self.loaded
-                             if app.mountpoint in ("", "/")), None)
+                             if _may_be_default(app.mountpoint)), None)
 
     def __bool__(self):
         return bool(self.loaded)
@@ -85,9 +87,13 @@ class Apps:
         return best
 
 
+def _may_be_default(mountpoint):
+    return mountpoint == "" or mountpoint.startswith("/")
+
+
 def _longest_mount(apps, path):
     """The app whose mountpoint (less a trailing '/') prefixes `path` on
-    a '/' boundary, the longest such; never the default app."""
+    a '/' boundary, the longest such; never one on '' or '/'."""
     best, best_len = None, 0
     for app in apps:
         prefix = app.mountpoint.removesuffix("/")
@@ -184,7 +190,7 @@ def _load(app_id, mountpoint, target, name, loaded):
         return App(None, app_id, mountpoint)
     seconds = int(time.monotonic() - started)
     default = ""
-    if mountpoint in ("", "/") and not Apps(loaded).default:
+    if _may_be_default(mountpoint) and not Apps(loaded).default:
         default = " (default app)"
     log.log(f"WSGI app {app_id} (mountpoint='{mountpoint}') ready in "
             f"{seconds} seconds on interpreter "

@@ -4,6 +4,7 @@
 import grp
 import os
 import pwd
+import re
 import socket
 
 from ugu import log, proc
@@ -22,12 +23,16 @@ def chmod_sockets(config, listeners):
     value = config["chmod-socket"]
     if value is None:
         return
-    text = DEFAULT_SOCKET_MODE if value in ("", "true") else value
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        raise ConfigError(f"invalid mode '{value}'",
-                          option="chmod-socket") from None
+    # As uWSGI: the bare option (or 1) means 666, anything else must be
+    # three octal digits (an empty value or `0660` stop the start).  The
+    # command line gives the bare option as `true`, which uWSGI refuses in
+    # an INI file and ugu takes for the bare option there too.
+    text = DEFAULT_SOCKET_MODE if value in ("true", "1") else value
+    if not re.fullmatch("[0-7]{3}", text):
+        raise ConfigError(f"invalid chmod value: {value} (write three octal "
+                          f"digits, as 660, or no value for 666)",
+                          option="chmod-socket")
+    mode = int(text, 8)
     for listener in _unix(listeners):
         if text == DEFAULT_SOCKET_MODE:
             log.log("chmod() socket to 666 for lazy and brave users")

@@ -4,8 +4,8 @@ Start-up binds every socket and loads the app before the first fork, so
 workers share both.  Then one loop: signals (recorded by handlers, handled
 here), orders from the emperor, reaping and respawning children, and the
 cheaper algorithm once a second.  Signal meanings are uWSGI 2.0's: HUP a
-graceful reload, TERM a brutal reload (a shutdown with `die-on-term`),
-INT and QUIT a shutdown.
+graceful reload, TERM a brutal reload, INT and QUIT a shutdown;
+`die-on-term` swaps TERM and QUIT.
 
 A reload re-executes the master with the same arguments, keeping the
 listening sockets open (see sockets.py), so no client is refused.
@@ -96,6 +96,17 @@ def _run(config):
         # Before anything can fail, as uWSGI warns (tutorial step 1).
         log.log("*** WARNING: you are running uWSGI without its master "
                 "process manager ***")
+    if config["harakiri"]:
+        # ugu has no post-buffering: a slow upload counts against the
+        # harakiri deadline, which is what uWSGI warns about.
+        log.log(" *** WARNING: you have enabled harakiri without post "
+                "buffering. Slow upload could be rejected on "
+                "post-unbuffered webservers *** ")
+    if config["pidfile"] and not os.environ.get(RELOADS_ENV):
+        hygiene.write_pidfile(config["pidfile"])
+    # Before binding, as uWSGI: the sockets belong to the user the
+    # workers run as (a port under 1024 then needs another way in).
+    hygiene.drop_privileges(config)
     listeners = _bind_all(config)
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
@@ -103,9 +114,6 @@ def _run(config):
         return EXIT_FAILED
     recycle.check(config)
     hygiene.chmod_sockets(config, listeners)
-    if config["pidfile"] and not os.environ.get(RELOADS_ENV):
-        hygiene.write_pidfile(config["pidfile"])
-    hygiene.drop_privileges(config)
     shared = Shared(config, link)
     apps.prepare(config)
     if _worker_sockets(listeners) and config["processes"] and \
@@ -370,10 +378,16 @@ class Master:
             self.print_stats()
         elif signum == signal.SIGHUP:
             self.begin_reload(graceful=True)
-        elif signum == signal.SIGTERM and not self.config["die-on-term"]:
+        elif signum == self.brutal_reload_signal:
             self.begin_reload(graceful=False)
         else:
             self.begin_shutdown()
+
+    @property
+    def brutal_reload_signal(self):
+        # die-on-term swaps the meanings of TERM and QUIT, as in uWSGI.
+        return signal.SIGQUIT if self.config["die-on-term"] else \
+            signal.SIGTERM
 
     def handle_emperor_message(self):
         message = self.shared.link.receive()

@@ -17,6 +17,7 @@ from ugu.options.errors import ConfigError
 INHERIT_ENV = "UGU_INHERITED_SOCKETS"
 
 MAX_PORT = 65535
+SOMAXCONN = "/proc/sys/net/core/somaxconn"
 
 UWSGI = "uwsgi"
 HTTP = "http"
@@ -57,10 +58,25 @@ def bind(name, proto, backlog, inherited, index):
         _log_bound(name, proto, sock, index, inherited=True)
         return Listener(name, proto, sock)
     address = parse_address(name, OPTION[proto])
+    _check_backlog(backlog)
     sock = _new_socket(address, name, proto)
     sock.listen(backlog)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock)
+
+
+def _check_backlog(backlog, limit_file=SOMAXCONN):
+    """uWSGI refuses a listen queue the kernel would silently cut."""
+    try:
+        with open(limit_file) as f:
+            limit = int(f.read())
+    except (OSError, ValueError):
+        return
+    if backlog > limit:
+        raise ConfigError(f"Listen queue size is greater than the system "
+                          f"max net.core.somaxconn ({limit}): lower "
+                          f"`listen` or raise net.core.somaxconn with "
+                          f"sysctl", option="listen")
 
 
 def _new_socket(address, name, proto):
