@@ -631,27 +631,29 @@ def test_socket_lines_are_uwsgis(procs, site, uwsgi_binary, options,
     assert re.sub(auto, "AUTO", ours) == re.sub(auto, "AUTO", theirs)
 
 
-def test_a_listen_queue_over_somaxconn_is_refused(tmp_path):
-    """As uWSGI: the kernel would cut it without a word."""
-    limit = int(Path("/proc/sys/net/core/somaxconn").read_text())
-    ini = tmp_path / "big.ini"
-    ini.write_text(f"[uwsgi]\nmaster = true\nlisten = {limit + 1}\n"
-                   f"http-socket = 127.0.0.1:{support.free_port()}\n")
+def refused_start(ini, text):
+    """What ugu says when `text` in the INI file `ini` stops its start."""
+    ini.write_text(text)
     done = subprocess.run([*support.UGU, "--ini", str(ini)],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
+    return done.stderr
+
+
+def test_a_listen_queue_over_somaxconn_is_refused(tmp_path):
+    """As uWSGI: the kernel would cut it without a word."""
+    limit = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    said = refused_start(tmp_path / "big.ini", (
+        f"[uwsgi]\nmaster = true\nlisten = {limit + 1}\n"
+        f"http-socket = 127.0.0.1:{support.free_port()}\n"))
     assert (f"big.ini:3: option 'listen': Listen queue size is greater "
-            f"than the system max net.core.somaxconn ({limit})"
-            in done.stderr)
+            f"than the system max net.core.somaxconn ({limit})" in said)
 
 
 @pytest.mark.parametrize("value", ["", "0660", "rw"])
 def test_a_chmod_value_uwsgi_refuses_is_refused(tmp_path, value):
-    ini = tmp_path / "sock.ini"
-    ini.write_text(f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
-                   f"chmod-socket = {value}\n")
-    done = subprocess.run([*support.UGU, "--ini", str(ini)],
-                          capture_output=True, text=True, timeout=30)
-    assert done.returncode == 1
+    said = refused_start(tmp_path / "sock.ini", (
+        f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
+        f"chmod-socket = {value}\n"))
     assert (f"sock.ini:4: option 'chmod-socket': invalid chmod value: "
-            f"{value} (write three octal digits" in done.stderr)
+            f"{value} (write three octal digits" in said)
