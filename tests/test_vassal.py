@@ -387,3 +387,17 @@ def test_static_content_types_are_uwsgis(procs, tmp_path, uwsgi_binary,
     assert ours == static_types(procs, [uwsgi_binary], root, mimefile)
     if own_file:
         assert ours["x.zz"] == "text/first" and ours["a.js"] is None
+
+
+def test_a_vars_block_met_again_gives_a_fresh_dict():
+    """The worker decodes a block once; each request still gets vars of
+    its own to change (routes add to them)."""
+    from ugu import protocol
+    from ugu.vassal.worker import _decoded_vars
+    block = protocol.encode_vars([(b"PATH_INFO", b"/again"),
+                                  (b"REMOTE_PORT", b"40001")])
+    first, count = _decoded_vars(block)
+    first["RESPONSE_CONTENT_TYPE"] = "text/html"
+    second, count_again = _decoded_vars(block)
+    assert second == {"PATH_INFO": "/again", "REMOTE_PORT": "40001"}
+    assert count == count_again == 2
