@@ -378,7 +378,7 @@ def test_strict_names_file_line_key_and_a_suggestion():
     write("app.ini", "[uwsgi]\nstrict = true\nmaster = true\nproceses = 2\n")
     assert str(error("--ini", "app.ini")) == (
         "app.ini:4: option 'proceses': [strict-mode] unknown config "
-        "directive (did you mean 'processes'?)")
+        "directive: proceses (did you mean 'processes'?)")
 
 
 def test_strict_checks_keys_read_before_it():

@@ -348,7 +348,7 @@ def test_broken_vassal_is_throttled_while_others_run(procs, tmp_path,
     assert log.count(unloyal) == 1
     removals = [m.start() for m in re.finditer(removed, log)]
     assert removals[2] < log.index(unloyal) < removals[3]
-    assert "[strict-mode] unknown config directive" in log
+    assert "[strict-mode] unknown config directive: no-such-option" in log
     assert count(emperor, r"curse the uwsgi instance good\.ini") == 0
     assert not gone(good["pid"])
 

@@ -245,6 +245,35 @@ def test_stats_pidfile_and_heartbeat_of_a_real_vassal(procs, tmp_path):
     wait_until(lambda: serving(port), 10, what="the respawned vassal")
 
 
+def test_a_reloaded_vassal_is_loyal_anew_as_in_uwsgi(procs, tmp_path):
+    """Each run of a vassal announces its loyalty after its first request
+    and the Emperor logs it each time; the stats say when it last ran,
+    written as uWSGI writes them (`"key":value`)."""
+    court = tmp_path / "court"
+    court.mkdir()
+    port = free_port()
+    ini = small_vassal(court, "a.ini", port)
+    stats_path = tmp_path / "stats.sock"
+    emperor = procs.ugu("--emperor", str(court), "--emperor-stats",
+                        str(stats_path), cwd=tmp_path)
+    loyal = r"\[emperor\] vassal a\.ini is now loyal"
+    wait_until(lambda: serving(port), 20, what="the vassal")
+    emperor.wait_for_log(loyal)
+    os.utime(ini, (time.time() + 5, time.time() + 5))
+    emperor.wait_for_log(r"\[emperor\] reload the uwsgi instance a\.ini")
+    emperor.wait_for_log(r"vassal a\.ini is ready to accept requests",
+                         count=2)
+    wait_until(lambda: serving(port), 20, what="the reloaded vassal")
+    emperor.wait_for_log(loyal, count=2)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(stats_path))
+        raw = s.makefile("rb").read()
+    assert b'"loyal":1,' in raw
+    [vassal] = json.loads(raw)["vassals"]
+    assert vassal["respawns"] == 1
+    assert vassal["last_run"] >= vassal["first_run"]
+
+
 def test_templates_and_other_formats_reach_real_vassals(procs, tmp_path):
     """`vassals-inherit`/`vassals-include` override the vassal's own
     scalars (uWSGI observed: a template's processes=3 beats the vassal's

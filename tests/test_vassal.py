@@ -401,3 +401,28 @@ def test_a_vars_block_met_again_gives_a_fresh_dict():
     second, count_again = _decoded_vars(block)
     assert second == {"PATH_INFO": "/again", "REMOTE_PORT": "40001"}
     assert count == count_again == 2
+
+
+PATHS_APP = """def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("SN=%r PI=%r" % (environ["SCRIPT_NAME"],
+                              environ["PATH_INFO"])).encode()]
+"""
+
+
+def test_modifier_30_is_served_as_uwsgi_serves_it(procs, tmp_path,
+                                                  uwsgi_binary):
+    """nginx's `uwsgi_modifier1 30` with a SCRIPT_NAME: uWSGI 2.0 on
+    Python 3 leaves PATH_INFO whole, and apps behind it route so."""
+    (tmp_path / "paths.py").write_text(PATHS_APP)
+    answers = []
+    for binary in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        p = procs.start([*binary, "--master", "--socket",
+                         f"127.0.0.1:{port}", "--wsgi-file", "paths.py"],
+                        cwd=tmp_path)
+        p.wait_for_log(r"spawned uWSGI worker 1")
+        raw = uwsgi_request(port, "/app/env", modifier1=30,
+                            extra_vars=[("SCRIPT_NAME", "/app")])
+        answers.append(split_response(raw)[-1])
+    assert answers[0] == answers[1] == b"SN='/app' PI='/app/env'"

@@ -42,7 +42,8 @@ def _vassal(v, clock):
         "last_loyal": stamps.get("loyal", 0),
         "last_ready": stamps.get("spawned", 0),
         "last_accepting": stamps.get("accepting", 0),
-        "first_run": stamps["born"], "last_run": stamps["born"],
+        "first_run": stamps["born"],
+        "last_run": stamps.get("run", stamps["born"]),
         "cursed": stamps.get("cursed", 0), "zerg": 0,
         "on_demand": "", "uid": v.owner[0], "gid": v.owner[1],
         "monitor": v.monitor, "respawns": v.respawns,
@@ -53,7 +54,8 @@ def _blacklist(blacklist, clock):
     if blacklist is None:
         return []
     return [{"id": name, "throttle_level": int(entry.wait),
-             "attempt": entry.failures,
+             # uWSGI counts the failures after the first.
+             "attempt": entry.failures - 1,
              "first_attempt": _wall(entry.first, clock),
              "last_attempt": _wall(entry.last, clock)}
             for name, entry in blacklist.entries().items()]
@@ -67,7 +69,8 @@ def _wall(moment, clock):
 
 
 def encode(doc):
-    return json.dumps(doc, indent="\t").encode()
+    # `"key":value`, as uWSGI writes it, for scripts that grep the text.
+    return json.dumps(doc, indent="\t", separators=(",", ":")).encode()
 
 
 def listen(address):

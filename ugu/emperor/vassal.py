@@ -74,9 +74,9 @@ class Vassal:
     def hear(self, byte):
         """The ToEmperor message `byte` brings as news, else None.
 
-        "Spawned" and "loyal" are news once; "accepting" every time, as a
-        reloaded vassal accepts anew and uWSGI logs it again; heartbeats
-        and stop-me always.  Other bytes answer options ugu does not have,
+        "Spawned" and "loyal" are news once a run (a reloaded vassal is
+        loyal anew after its first request, and uWSGI logs it again);
+        "accepting" every time; heartbeats and stop-me always.  Other bytes answer options ugu does not have,
         and are ignored as uWSGI ignores bytes it does not expect.
         """
         if byte == ToEmperor.SPAWNED and not self.ready:
@@ -94,7 +94,8 @@ class Vassal:
         """It was told to reload from a file of `mtime`."""
         self.mtime = mtime
         self.respawns += 1
-        self.ready = self.accepting = False
+        self.ready = self.accepting = self.loyal = False
+        self.stamps["run"] = int(time.time())
 
     def close_link(self):
         if self.link is not None:

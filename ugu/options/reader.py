@@ -219,8 +219,10 @@ def check_keys(entries, strict):
             raise ConfigError(registry.unimplemented_message(e.key),
                               e.file, e.line, e.key)
         if strict:
-            raise ConfigError(f"[strict-mode] unknown config directive"
-                              f"{suggest(e.key)}", e.file, e.line, e.key)
+            # uWSGI's words, which log watchers grep, then ugu's hint.
+            raise ConfigError(f"[strict-mode] unknown config directive: "
+                              f"{e.key}{suggest(e.key)}", e.file, e.line,
+                              e.key)
 
 
 def suggest(name):

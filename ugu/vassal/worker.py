@@ -283,8 +283,9 @@ def read_uwsgi_request(conn, ctx):
     except protocol.ProtocolError as e:
         log.log(f"{e}. {e.skip}.")
         return None
-    if modifier1 == protocol.MODIFIER_WSGI_SCRIPT_NAME:
-        _strip_script_name(request_vars)
+    # Modifier 30 is meant to strip SCRIPT_NAME from PATH_INFO, and uWSGI
+    # 2.0 on Python 3 does not: apps behind it route on the whole path,
+    # so ugu serves it as it serves 0.
     return request_vars, 2 * count, size, data[end:]
 
 
@@ -319,13 +320,6 @@ def _recv_at_least(conn, data, size):
             break
         data += more
     return data
-
-
-def _strip_script_name(request_vars):
-    script = request_vars.get("SCRIPT_NAME", "")
-    path = request_vars.get("PATH_INFO", "")
-    if script and path.startswith(script):
-        request_vars["PATH_INFO"] = path[len(script):]
 
 
 def _content_length(request_vars):
