@@ -379,8 +379,9 @@ class FastPath:
 
 # Heads seen before, the client's and the worker's, and what they gave:
 # clients send the same heads again and again (the same page, the same
-# cookies) and a worker answers with the same few.  Each memo is bounded
-# to 2 MB: emptied when full, as heads with a date in them never repeat.
+# cookies) and a worker answers with the same few.  Each memo holds up to
+# 512 heads of up to 4 KiB (a few MB with what they gave), and is emptied
+# when full, as heads with a date in them never repeat.
 _MEMO_LIMIT = 512
 _MEMO_HEAD_MAX = 4096
 _REQUESTS = {}

@@ -291,8 +291,8 @@ def read_uwsgi_request(conn, ctx):
 
 # Vars blocks met before, decoded: a router sends the same block for each
 # request a client connection repeats (REMOTE_PORT is the connection's),
-# and a look-up and a copy cost a fortieth of a decode.  Bounded to 2 MB:
-# emptied when full.
+# and a look-up and a copy cost a fortieth of a decode.  Up to 512 blocks
+# of up to 4 KiB, emptied when full.
 _DECODED = {}
 _DECODED_LIMIT = 512
 _DECODED_BLOCK_MAX = 4096
