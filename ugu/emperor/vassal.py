@@ -76,8 +76,9 @@ class Vassal:
 
         "Spawned" and "loyal" are news once a run (a reloaded vassal is
         loyal anew after its first request, and uWSGI logs it again);
-        "accepting" every time; heartbeats and stop-me always.  Other bytes answer options ugu does not have,
-        and are ignored as uWSGI ignores bytes it does not expect.
+        "accepting" every time; heartbeats and stop-me always.  Other
+        bytes answer options ugu does not have, and are ignored as uWSGI
+        ignores bytes it does not expect.
         """
         if byte == ToEmperor.SPAWNED and not self.ready:
             self.ready = True

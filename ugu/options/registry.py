@@ -188,8 +188,8 @@ OPTIONS = (
          MASTER, default=False),
     _opt("chmod-socket", STR, "chmod unix sockets (default 666)", CORE,
          short="C", aliases=("chmod",), optional=True),
-    _opt("uid", STR, "setuid to this user or uid after binding", MASTER),
-    _opt("gid", STR, "setgid to this group or gid after binding", MASTER),
+    _opt("uid", STR, "setuid to this user or uid before binding", MASTER),
+    _opt("gid", STR, "setgid to this group or gid before binding", MASTER),
     # sockets
     _opt("socket", STR, "bind a uwsgi-protocol socket (ADDR or PATH)", CORE,
          repeat=True, short="s", aliases=("uwsgi-socket",)),
