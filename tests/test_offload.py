@@ -6,6 +6,7 @@ import os
 import socket
 
 import pytest
+import requests
 
 from tests import support
 from tests.support import read_to_eof, split_response, uwsgi_request
@@ -49,3 +50,46 @@ def test_stalled_client_holds_up_no_one_and_gets_its_file(worker):
     for s in stalled:
         with s:
             assert split_response(read_to_eof(s))[2] == expected
+
+
+WRAPPER_APP = """import os
+def application(environ, start_response):
+    f = open(os.path.join(os.path.dirname(__file__), "big.bin"), "rb")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](f)
+"""
+
+
+def test_an_apps_file_wrapper_is_offloaded(tmp_path, procs):
+    """As uWSGI does with offload threads: the one core is free while the
+    file goes out to clients that do not read, and the app closing its
+    file (the response's close) cuts nothing."""
+    expected = os.urandom(BIG)
+    (tmp_path / "big.bin").write_bytes(expected)
+    (tmp_path / "wrapper.py").write_text(WRAPPER_APP)
+    port = support.free_port()
+    p = procs.ugu("--master", "--socket", f"127.0.0.1:{port}",
+                  "--wsgi-file", "wrapper.py", "--offload-threads", "1",
+                  "--threads", "1", cwd=tmp_path)
+    support.wait_for_port(port)
+    stalled = [start_download(port, "/any") for _ in range(3)]
+    p.wait_for_log(r"GET /any => generated %d bytes .* via offload\(\)"
+                   % BIG, count=3)
+    for s in stalled:
+        with s:
+            assert split_response(read_to_eof(s))[2] == expected
+
+
+def test_a_file_wrapper_over_http_socket_arrives_whole(tmp_path, procs):
+    """HTTP frames a body of no declared length in chunks, which an
+    offload thread does not write: the core sends it."""
+    expected = os.urandom(1 << 20)
+    (tmp_path / "big.bin").write_bytes(expected)
+    (tmp_path / "wrapper.py").write_text(WRAPPER_APP)
+    port = support.free_port()
+    procs.ugu("--master", "--http-socket", f"127.0.0.1:{port}",
+              "--wsgi-file", "wrapper.py", "--offload-threads", "1",
+              cwd=tmp_path)
+    support.wait_for_port(port)
+    answer = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
+    assert answer.content == expected

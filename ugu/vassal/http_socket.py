@@ -225,6 +225,7 @@ class H11Transport:
     sends it, and the connection closes after it."""
 
     can_offload = True
+    unframed = False
 
     def __init__(self, conn, h, request):
         self.conn, self.h, self.request = conn, h, request

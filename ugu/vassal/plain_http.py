@@ -130,6 +130,7 @@ class PlainTransport:
     ugu.http.plain, its body counted against the length it declared."""
 
     can_offload = True
+    unframed = False
 
     def __init__(self, conn, request, h11_transport):
         self.conn, self.request = conn, request

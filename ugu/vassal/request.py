@@ -237,10 +237,20 @@ def _send_wrapped_file(ex, wrapper):
     offset = os.lseek(fd, 0, os.SEEK_CUR)
     count = os.fstat(fd).st_size - offset
     ex.send_head()
-    if ex.method != "HEAD":
-        ex.via = "sendfile"
-        ex.transport.send_file(fd, offset, count)
-        ex.body_size = count
+    if ex.method == "HEAD":
+        return
+    ex.body_size = count
+    offload = ex.ctx.offload
+    if offload and ex.transport.unframed:
+        # As uWSGI: the core is free while an offload thread sends (on the
+        # uwsgi protocol; HTTP may frame the body in chunks).  The app's
+        # file closes when its response does, so the thread sends from a
+        # descriptor of its own.
+        ex.via = "offload"
+        offload.submit(ex.transport.detach(), os.dup(fd), offset, count)
+        return
+    ex.via = "sendfile"
+    ex.transport.send_file(fd, offset, count)
 
 
 def serve_static(ex, found):
