@@ -426,3 +426,33 @@ def test_modifier_30_is_served_as_uwsgi_serves_it(procs, tmp_path,
                             extra_vars=[("SCRIPT_NAME", "/app")])
         answers.append(split_response(raw)[-1])
     assert answers[0] == answers[1] == b"SN='/app' PI='/app/env'"
+
+
+WRAPPER_APP = """import os
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/text":
+        return [b"hello"]
+    return environ["wsgi.file_wrapper"](open(__file__, "rb"))
+"""
+
+
+@pytest.mark.parametrize("offload", [[], ["--offload-threads", "1"]],
+                         ids=["sendfile", "offload"])
+def test_break_drops_the_body_of_a_file(procs, tmp_path, offload):
+    """A response route's `break` leaves a head with no body: a file,
+    static or the app's file_wrapper, is not sent after it either."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "s.txt").write_text("static body\n")
+    (tmp_path / "wrapper.py").write_text(WRAPPER_APP)
+    port = support.free_port()
+    p = procs.ugu("--master", "--socket", f"127.0.0.1:{port}",
+                  "--wsgi-file", "wrapper.py", "--check-static", "static",
+                  "--response-route-run", "break:", *offload, cwd=tmp_path)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    for path in ("/s.txt", "/app", "/text"):
+        status, headers, body = split_response(uwsgi_request(port, path))
+        assert (status, headers.get("content-length", "0"), body) == \
+            ("HTTP/1.1 200 OK", "0", b"")
+    # As uWSGI logs it: no body went out.
+    p.wait_for_log(r"GET /text => generated 0 bytes")

@@ -224,7 +224,6 @@ class H11Transport:
     (a Transfer-Encoding of its own), sent as the app wrote it, as uWSGI
     sends it, and the connection closes after it."""
 
-    can_offload = True
     unframed = False
 
     def __init__(self, conn, h, request):

@@ -129,7 +129,6 @@ class PlainTransport:
     """The response to a plain request: its head framed by
     ugu.http.plain, its body counted against the length it declared."""
 
-    can_offload = True
     unframed = False
 
     def __init__(self, conn, request, h11_transport):

@@ -55,6 +55,9 @@ class Exchange:
     header_count = 0
     header_size = 0
     body_size = 0
+    # A response route's `break` dropped the app's body: the log line
+    # counts none of it, as uWSGI's does (a HEAD's body counts, as there).
+    body_dropped = False
 
     def __init__(self, ctx, core, transport, request_vars, vars_count,
                  vars_size, wsgi_input):
@@ -94,7 +97,8 @@ class Exchange:
                 self.transport.write(data)
             except OSError as e:
                 raise ClientWriteError(WRITE_BODY, e) from None
-        self.body_size += len(data)
+        if not self.body_dropped:
+            self.body_size += len(data)
 
     # -- sending ----------------------------------------------------------
     def send_head(self, first_chunk=b""):
@@ -109,7 +113,8 @@ class Exchange:
             headers = routed.headers
             self._status_line = routed.status or self._status_line
             # `break` in a response route drops the app's body.
-            head_only = head_only or not routed.send_body
+            self.body_dropped = not routed.send_body
+            head_only = head_only or self.body_dropped
         try:
             self.header_size = self.transport.start(
                 self.protocol, self._status_line, headers, first_chunk,
@@ -237,7 +242,8 @@ def _send_wrapped_file(ex, wrapper):
     offset = os.lseek(fd, 0, os.SEEK_CUR)
     count = os.fstat(fd).st_size - offset
     ex.send_head()
-    if ex.method == "HEAD":
+    if ex.transport.head_only:
+        # HEAD, or a response route's `break`, which dropped the body.
         return
     ex.body_size = count
     offload = ex.ctx.offload
@@ -264,12 +270,12 @@ def serve_static(ex, found):
             return
         ex.start_response("200 OK", found.headers())
         ex.send_head()
-        if ex.method == "HEAD":
+        if ex.transport.head_only:
             ex.finish()
             return
         ex.body_size = found.size
         offload = ex.ctx.offload
-        if offload and ex.transport.can_offload:
+        if offload:
             ex.via = "offload"
             sock_fd, fd = ex.transport.detach(), None
             offload.submit(sock_fd, found.fd, 0, found.size)

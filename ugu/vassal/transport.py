@@ -23,7 +23,6 @@ def head_bytes(protocol, status_line, headers):
 
 
 class RawTransport:
-    can_offload = True
     # The body goes out as written and the close ends it: a body of any
     # length can be handed to an offload thread.
     unframed = True
