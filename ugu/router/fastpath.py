@@ -253,7 +253,7 @@ class FastPath:
         key = (raw, encodings, self.request.keep_alive)
         found = _RELAYED.get(key, False)
         if found is False:
-            found = _relayed_head(*key)
+            found = _parse_relayed(*key)
             _remember(_RELAYED, key, len(raw) + len(encodings or b""), found)
         return found
 
@@ -417,7 +417,7 @@ def _remember(memo, key, size, value):
         memo[key] = value
 
 
-def _relayed_head(raw, encodings, keep_alive):
+def _parse_relayed(raw, encodings, keep_alive):
     head = parse_head(raw)
     if (head is None or head.length is None
             or head.status in plain.NO_BODY_STATUS):
