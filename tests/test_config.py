@@ -981,6 +981,20 @@ def test_startup_warnings_name_unknown_keys_once(capsys):
         "(strict = true refuses them): my-var, other"]
 
 
+@pytest.mark.parametrize("name", ["gevent-monkey-patch",
+                                  "gevent-early-monkey-patch"])
+def test_gevent_patch_options_are_accepted_and_warn_without_gevent(name):
+    """ugu's gevent workers always patch, which is what these ask for;
+    uWSGI reads them in gevent mode only, so alone they do nothing."""
+    write("app.ini", f"[uwsgi]\nstrict = true\n{name} = true\n")
+    assert resolve(["--ini", "app.ini"], {}).startup_warnings() == [
+        f"ugu: warning: app.ini:3: option '{name}': does nothing without "
+        f"`gevent = N`, as in uWSGI: the standard library stays unpatched"]
+    write("app.ini", f"[uwsgi]\nstrict = true\n{name} = true\n"
+          f"gevent = 10\n")
+    assert resolve(["--ini", "app.ini"], {}).startup_warnings() == []
+
+
 def test_show_config_prints_warnings_on_stderr(capsys):
     write("app.ini", "[uwsgi]\nmy-var = 1\n")
     assert cli.main(["--ini", "app.ini", "--show-config"]) == 0

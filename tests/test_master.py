@@ -36,6 +36,13 @@ APP = textwrap.dedent('''
             leak.append(bytearray(20 << 20))
         if path == "/boom":
             raise RuntimeError("boom")
+        if path == "/gevent-timeout":
+            import gevent
+            with gevent.Timeout(0.05):
+                gevent.sleep(1)
+        if path == "/core":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [repr(environ.get("uwsgi.core")).encode()]
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]
 ''')
@@ -58,16 +65,20 @@ def site():
 
 
 class Vassal:
-    """A started ugu with an http-socket, and a tiny HTTP client."""
+    """A started ugu (or the `binary` given: the real uWSGI) with an
+    http-socket, and a tiny HTTP client."""
 
-    def __init__(self, procs, site, **options):
+    def __init__(self, procs, site, binary=None, **options):
         self.port = support.free_port()
         pairs = [("strict", "true"), ("master", "true"),
                  ("http-socket", f"127.0.0.1:{self.port}"),
                  ("wsgi-file", "app.py"), ("processes", "2")]
         pairs += [(k.replace("_", "-"), v) for k, v in options.items()]
         support.write_ini(site / "vassal.ini", uwsgi=pairs)
-        self.p = procs.ugu("--ini", "vassal.ini", cwd=site)
+        if binary:
+            self.p = procs.start([binary, "--ini", "vassal.ini"], cwd=site)
+        else:
+            self.p = procs.ugu("--ini", "vassal.ini", cwd=site)
         self.site = site
 
     def ready(self, workers=2):
@@ -119,6 +130,100 @@ def test_harakiri_kills_the_stuck_request_only(procs, site):
     v.log(r"DAMN ! worker \d \(pid: \d+\) died, killed by signal 9")
     v.log(r"Respawned uWSGI worker \d \(new pid: \d+\)")
     assert v.get()[0] == 200
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_harakiri_is_the_workers_deadline(procs, site, server, request):
+    """As in uWSGI 2.0: one deadline a worker, pushed back by each request
+    that starts and cleared by each that ends, so a slow request outlives
+    `harakiri` while the worker's other core serves short ones."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", threads="2",
+               harakiri="2").ready(1)
+    slow = {}
+    caller = threading.Thread(
+        target=lambda: slow.setdefault("answer", v.get("/sleep?4")))
+    caller.start()
+    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
+                       what="the slow request being served")
+    while caller.is_alive():
+        assert v.get()[0] == 200
+        caller.join(0.25)
+    assert slow["answer"][0] == 200
+    assert "HARAKIRI" not in v.p.output()
+
+
+def test_no_mercy_is_said_once_a_worker(procs, site):
+    v = Vassal(procs, site, processes="1", worker_reload_mercy="1").ready(1)
+
+    def stuck():
+        with pytest.raises(http.client.RemoteDisconnected):
+            v.get("/sleep?30", timeout=20)
+    caller = threading.Thread(target=stuck)
+    caller.start()
+    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
+                       what="the slow request being served")
+    os.kill(v.p.pid, signal.SIGHUP)
+    v.log(r"spawned uWSGI worker 1 ", count=2)
+    caller.join(10)
+    assert len(re.findall(r"worker 1 \(pid: \d+\) is taking too much time "
+                          r"to die\.\.\.NO MERCY !!!", v.p.output())) == 1
+
+
+def test_workers_stopped_with_the_master_are_buried(procs, site):
+    """Ctrl-C signals the whole group: gevent workers die before the
+    master has read its SIGINT, and each still gets its line."""
+    v = Vassal(procs, site, gevent="10").ready()
+    assert v.get()[0] == 200
+    os.killpg(v.p.pgid, signal.SIGINT)
+    assert v.p.wait() == 0
+    for wid in (1, 2):
+        assert re.search(rf"worker {wid} buried after \d+ seconds",
+                         v.p.output())
+    assert "goodbye to uWSGI." in v.p.output()
+
+
+def test_an_app_raising_a_base_exception_gets_a_500(procs, site):
+    """gevent.Timeout is a BaseException, not an Exception: uWSGI answers
+    500 to it, with the app's traceback, as to any other."""
+    v = Vassal(procs, site, processes="1", gevent="10").ready(1)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        v.get("/gevent-timeout")
+    assert caught.value.code == 500
+    line = v.log(r"GET /gevent-timeout => generated \d+ bytes in \d+ "
+                 r"msecs \(HTTP/1\.1 500\)")
+    output = v.p.output()
+    assert "gevent.timeout.Timeout: 0.05 seconds" in output
+    assert output.index("Timeout: 0.05 seconds") < output.index(line[0])
+    assert v.get()[0] == 200
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_gevent_cores_are_taken_from_the_top(procs, site, server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", gevent="10").ready(1)
+    assert v.get("/core") == (200, b"9")
+    v.log(r"GET /core => .* \(1 switches on core 9\)"
+          if server == "ugu" else r"GET /core => .* on core 9\)")
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_a_connection_that_sends_nothing_holds_no_core(procs, site, defer):
+    """TCP_DEFER_ACCEPT, as uWSGI sets it (for socket-timeout seconds): a
+    connection is accepted once it sends, so a silent one does not take
+    the only core until its timeout.  no-defer-accept turns it off."""
+    options = {} if defer else {"no_defer_accept": "true"}
+    v = Vassal(procs, site, processes="1", socket_timeout="3",
+               **options).ready(1)
+    with socket.create_connection(("127.0.0.1", v.port), timeout=10):
+        time.sleep(0.2)  # the silent client's connection comes first
+        began = time.monotonic()
+        assert v.get()[0] == 200
+        waited = time.monotonic() - began
+    # Without it the core waits socket-timeout on the silent one first.
+    assert waited < 1.5 if defer else waited >= 2
 
 
 def test_max_requests_recycles_without_a_failure(procs, site):

@@ -140,6 +140,9 @@ OPTIONS = (
          short="l"),
     _opt("socket-timeout", INT, "seconds to wait on a stalled client "
          "connection", CORE, default=4, short="z"),
+    _opt("no-defer-accept", FLAG, "accept a TCP connection at once, not "
+         "when its first bytes arrive (or after socket-timeout seconds)",
+         CORE, default=False),
     _opt("die-on-term", FLAG, "exit on SIGTERM instead of reloading",
          MASTER, default=False),
     _opt("worker-reload-mercy", INT, "seconds a worker may take to finish "
@@ -163,6 +166,12 @@ OPTIONS = (
     _opt("gevent", INT, "serve up to N requests at once per worker as "
          "greenlets (monkey-patched, app loaded in each worker)", MASTER,
          default=0),
+    _opt("gevent-monkey-patch", FLAG, "call gevent.monkey.patch_all() in "
+         "gevent mode: ugu's gevent workers always do, so this states the "
+         "behaviour", PYTHON, default=False),
+    _opt("gevent-early-monkey-patch", FLAG, "patch before the app loads: "
+         "ugu's gevent workers always do, so this states the behaviour",
+         PYTHON, default=False),
     _opt("max-requests", INT, "recycle a worker after this many requests",
          MASTER, default=0, short="R"),
     _opt("max-requests-delta", INT, "add worker id * delta to max-requests "

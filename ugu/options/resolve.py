@@ -33,6 +33,8 @@ ENV_INTERNAL = {"RELOADS", "VASSALS_DIR", "EMPEROR_FD", "BROODLORD_NUM",
                 "ORIGINAL_PROC_NAME"}
 TRUE_WORDS = {"true", "on", "yes"}
 PLAIN_NUMBER = re.compile(r"[ \t]*[+-]?[0-9]+")
+# uWSGI's gevent plugin reads these in gevent mode only.
+GEVENT_ONLY = ("gevent-monkey-patch", "gevent-early-monkey-patch")
 # Inherited files may inherit others; past this many, they loop.
 MAX_INHERITS = 1000
 
@@ -85,11 +87,24 @@ class Config:
     def startup_warnings(self):
         """What ugu says once at start-up about this configuration."""
         lines = [f"ugu: warning: {w}" for w in self.warnings]
+        lines += [f"ugu: warning: {w}" for w in self._inert()]
         if self.unknown_keys:
             lines.append("ugu: these keys are not options and serve as "
                          "placeholders only (strict = true refuses them): "
                          + ", ".join(self.unknown_keys))
         return lines
+
+
+    def _inert(self):
+        """Options set that do nothing here, in uWSGI too: a warning each,
+        never an error, since uWSGI runs the file."""
+        if self["gevent"]:
+            return []
+        return [ConfigError("does nothing without `gevent = N`, as in "
+                            "uWSGI: the standard library stays unpatched",
+                            e.file, e.line, e.key)
+                for e in self.entries
+                if e.key in GEVENT_ONLY and self[e.key]]
 
 
 def resolve(argv, environ=None):

@@ -30,7 +30,9 @@ class GreenCores:
         import gevent.pool
         self.worker, self.ctx, self.serve = worker, ctx, serve
         self.pool = gevent.pool.Pool(size)
-        self.free = list(range(size - 1, -1, -1))
+        # Taken from the end: the highest core first, as uWSGI's async
+        # queue hands them out (a lone request runs on core N-1).
+        self.free = list(range(size))
         self.servers = []
         # The greenlets waiting for a keepalive client's next request,
         # with their connections.

@@ -1,10 +1,12 @@
-"""Harakiri: the master kills a worker stuck on one request.
+"""Harakiri: the master kills a worker whose request takes too long.
 
-Once a second the master reads each core's request start time from the
-scoreboard.  A request older than `harakiri` seconds gets its worker
-SIGKILLed, with uWSGI's log lines naming the request; the kernel then
-closes the client's connection at once, and the worker is respawned as
-after any other death.
+As in uWSGI 2.0 the deadline is the worker's, not each request's: every
+request that starts sets it `harakiri` seconds ahead and every request
+that ends clears it, so with threads or gevent a request outlives it while
+others come and go.  Once a second the master reads the deadlines from the
+scoreboard; a worker past its own is SIGKILLed, with uWSGI's log lines
+naming the requests it was serving; the kernel then closes their clients'
+connections at once, and the worker is respawned as after any other death.
 """
 
 import time
@@ -12,31 +14,21 @@ import time
 from ugu import log
 
 
-def stuck_cores(scoreboard, wid, limit, now):
-    """(core, start, request text) of every core past the limit."""
-    found = []
-    for core in range(scoreboard.cores):
-        running = scoreboard.running(wid, core)
-        if running and now - running[0] >= limit:
-            found.append((core, *running))
-    return found
-
-
-def check(children, scoreboard, limit):
+def check(children, scoreboard):
     """The workers (Child records) to kill now, after logging why."""
     now = time.time()
     doomed = []
     for child in children:
         if child.stopping:
             continue
-        stuck = stuck_cores(scoreboard, child.number, limit, now)
-        if stuck:
-            _log_harakiri(child, scoreboard, stuck)
+        deadline = scoreboard.harakiri(child.number)
+        if deadline and deadline <= now:
+            _log_harakiri(child, scoreboard)
             doomed.append(child)
     return doomed
 
 
-def _log_harakiri(child, scoreboard, stuck):
+def _log_harakiri(child, scoreboard):
     wid = child.number
     log.verbose(f"*** HARAKIRI ON WORKER {wid} (pid: {child.pid}, try: 1, "
                 f"graceful: yes) ***")
@@ -47,4 +39,6 @@ def _log_harakiri(child, scoreboard, stuck):
             log.verbose(f"HARAKIRI [core {core}] {running[1]} since "
                         f"{int(running[0])}")
     log.verbose(f"HARAKIRI !!! end of worker {wid} status !!!")
-    log.verbose(f"HARAKIRI triggered by worker {wid} core {stuck[0][0]} !!!")
+    # uWSGI 2.0 checks the worker's deadline once per core, from core 0,
+    # so the first check, core 0's, is the one that fires.
+    log.verbose(f"HARAKIRI triggered by worker {wid} core 0 !!!")

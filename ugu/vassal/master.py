@@ -11,6 +11,7 @@ A reload re-executes the master with the same arguments, keeping the
 listening sockets open (see sockets.py), so no client is refused.
 """
 
+import math
 import os
 import signal
 import sys
@@ -176,9 +177,11 @@ def _bind_all(config):
         sockets.log_inherited(wanted, inherited)
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
-    listeners = [sockets.bind(name, proto, backlog, inherited, None)
+    defer = 0 if config["no-defer-accept"] else config["socket-timeout"]
+    listeners = [sockets.bind(name, proto, backlog, inherited, None, defer)
                  for name, proto in routers]
-    listeners += [sockets.bind(name, proto, backlog, inherited, index)
+    listeners += [sockets.bind(name, proto, backlog, inherited, index,
+                               defer)
                   for index, (name, proto) in enumerate(wanted)]
     if config["http"] and not config["http-to"] and not wanted:
         # uWSGI's router with no node forwards to a socket of its own.
@@ -303,6 +306,10 @@ class Master:
                 fifo.dispatch(self, self.fifo.commands())
             if self.shared.link in ready:
                 self.handle_emperor_message()
+            if self.pending_exit is not None:
+                # The children that die from now on are buried by finish(),
+                # each with its line, also those quicker than this loop.
+                break
             self.reap()
             self.respawn_due()
             if time.monotonic() >= next_tick:
@@ -476,8 +483,7 @@ class Master:
         """harakiri and max-worker-lifetime, once a second."""
         if self.config["harakiri"]:
             for child in harakiri.check(self.workers(),
-                                        self.shared.scoreboard,
-                                        self.config["harakiri"]):
+                                        self.shared.scoreboard):
                 self._kill(child.pid, signal.SIGKILL)
         for child in self.workers():
             if recycle.lifetime_over(child, self.config) and \
@@ -544,6 +550,8 @@ class Master:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._no_mercy()
+                # SIGKILL cannot be refused: wait for the deaths, once.
+                deadline = math.inf
             self.signals.wait(max(0.0, min(remaining, TICK)))
             for pid, _ in proc.reap():
                 self._buried(self.children.pop(pid, None), started)

@@ -11,6 +11,8 @@ import itertools
 import os
 import time
 
+from greenlet import GreenletExit
+
 from ugu import log
 from ugu.http.errors import BodyCutShort
 from ugu.vassal import wsgi
@@ -19,6 +21,9 @@ NO_APP_BODY = b"Internal Server Error"
 # uWSGI's answer when no app is loaded ("full dynamic mode"), as it sends it.
 NO_APP_HEADERS = [("Connection", "close"), ("Content-Type", "text/plain")]
 BODY_TYPES = (bytes, bytearray, memoryview)
+# What an app may raise that is not the app's failure but the process's
+# end: it goes on up, past the 500 every other exception gets.
+_PASSED_ON = (SystemExit, KeyboardInterrupt, GreenletExit)
 ERROR_HEADERS = [("Content-Type", "text/plain")]
 # uWSGI's names for a failed write, with the source lines its log shows.
 WRITEV_HEAD_AND_BODY = ("uwsgi_response_writev_headers_and_body_do()", 306)
@@ -204,7 +209,11 @@ def run_app(ex, app):
         e.log(ex)
         log.log("OSError: write error")
         return
-    except Exception:
+    except _PASSED_ON:
+        raise
+    except BaseException:
+        # Not only Exception: gevent.Timeout, say, is a BaseException an
+        # app can raise; uWSGI answers 500 to whatever the app raised.
         log.app_traceback()
         ctx.count_exception()
         if ex.headers_sent:

@@ -12,9 +12,12 @@ import struct
 import time
 
 # Per worker: total requests, exceptions, accepting flag, retiring flag
-# (the worker is leaving on its own: max-requests, reload-on-rss).
-_WORKER = struct.Struct("<QQBB")
+# (the worker is leaving on its own: max-requests, reload-on-rss), and the
+# harakiri deadline (0.0: none).
+_WORKER = struct.Struct("<QQBBd")
 _REQUESTS = struct.Struct("<Q")
+_DEADLINE = struct.Struct("<d")
+_DEADLINE_AT = struct.calcsize("<QQBB")
 # Per core: in_request flag, start time, "ADDR - METHOD URI" of the request.
 _CORE = struct.Struct("<Bd240s")
 REQUEST_TEXT = 240
@@ -65,6 +68,13 @@ class Scoreboard:
         # Every request writes it: the one field, not the whole record.
         _REQUESTS.pack_into(self._map, self._worker_offset(wid), count)
 
+    def set_harakiri(self, wid, deadline):
+        """When the master kills the worker (time.time()), 0.0 for never:
+        one deadline a worker, as in uWSGI 2.0, which each request that
+        starts pushes back and each that ends clears."""
+        _DEADLINE.pack_into(self._map, self._worker_offset(wid) +
+                            _DEADLINE_AT, deadline)
+
     def add_exception(self, wid):
         self._set_worker(wid, 1, self._worker(wid)[1] + 1)
 
@@ -86,6 +96,9 @@ class Scoreboard:
 
     def retiring(self, wid):
         return bool(self._worker(wid)[3])
+
+    def harakiri(self, wid):
+        return self._worker(wid)[4]
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""

@@ -49,9 +49,12 @@ def parse_address(text, option=None):
     return (host or "0.0.0.0", int(port))
 
 
-def bind(name, proto, backlog, inherited, index):
+def bind(name, proto, backlog, inherited, index, defer_accept=0):
     """A listening socket for the address, reusing an inherited one.
-    `index` numbers the socket in the log, as uWSGI's "socket 0"."""
+    `index` numbers the socket in the log, as uWSGI's "socket 0".  With
+    `defer_accept` seconds, as uWSGI sets by default (its socket-timeout),
+    a TCP connection is accepted only once its first bytes arrive, or
+    after that long: a connection that sends nothing holds no core."""
     key = f"{proto}:{name}"
     if key in inherited:
         sock = socket.socket(fileno=inherited.pop(key))
@@ -60,6 +63,9 @@ def bind(name, proto, backlog, inherited, index):
     address = parse_address(name, OPTION[proto])
     _check_backlog(backlog)
     sock = _new_socket(address, name, proto)
+    if defer_accept and sock.family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
+                        defer_accept)
     sock.listen(backlog)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock)

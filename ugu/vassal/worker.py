@@ -44,8 +44,10 @@ class Context:
         self.scoreboard = shared.scoreboard
         self.buffer_size = config["buffer-size"]
         self.socket_timeout = config["socket-timeout"]
+        self.harakiri = config["harakiri"]
         self.log_requests = not config["disable-logging"]
         self.threads = config["threads"]
+        self.cores = config["gevent"] or self.threads
         self.multithread = self.threads > 1
         self.multiprocess = config["processes"] != 1
         self.offload = None
@@ -58,7 +60,9 @@ class Context:
         self.recycler = worker.recycler
 
     def core_id(self, core):
-        return core if self.threads > 1 else None
+        """environ's uwsgi.core: set, as by uWSGI, where a worker has
+        several cores (threads, or gevent's greenlets)."""
+        return core if self.cores > 1 else None
 
     def count_app_request(self, app):
         with self._lock:
@@ -66,8 +70,12 @@ class Context:
             return app.requests
 
     def describe(self, ex):
+        """A request begins: named on the scoreboard, and the worker's
+        harakiri deadline set."""
         self.scoreboard.describe(self.wid, ex.core, ex.remote_addr,
                                  ex.method, ex.uri)
+        if self.harakiri:
+            self.scoreboard.set_harakiri(self.wid, ex.start + self.harakiri)
 
     def count_exception(self):
         self.scoreboard.add_exception(self.wid)
@@ -79,8 +87,11 @@ class Context:
         self.scoreboard.set_requests(self.wid, ex.worker_requests)
 
     def request_done(self, ex):
-        """After the request's log line, as uWSGI: the first request makes
-        the vassal loyal, and max-requests may retire the worker."""
+        """After the request's log line, as uWSGI: the worker's harakiri
+        deadline is cleared, the first request makes the vassal loyal,
+        and max-requests may retire the worker."""
+        if self.harakiri:
+            self.scoreboard.set_harakiri(self.wid, 0.0)
         if ex.worker_requests == 1 and self._loyal_link:
             log.log("announcing my loyalty to the Emperor...")
             self._loyal_link.send(ToEmperor.LOYAL)
