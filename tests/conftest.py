@@ -1,3 +1,6 @@
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from tests import support
@@ -11,6 +14,19 @@ def uwsgi_binary():
         pytest.skip("the reference uWSGI could not be installed here "
                     "(../shared/tools/reference-uwsgi failed)")
     return path
+
+
+@pytest.fixture(scope="session")
+def uwsgi_gevent_binary(uwsgi_binary):
+    """The real uWSGI, where its Python has gevent (.ci/run installs it
+    there; the reference tool alone does not)."""
+    python = Path(uwsgi_binary).with_name("python")
+    found = python.exists() and subprocess.run(
+        [python, "-c", "import gevent"], capture_output=True).returncode == 0
+    if not found:
+        pytest.skip(f"the reference uWSGI's Python ({python}) has no gevent: "
+                    f"`{python.with_name('pip')} install gevent` adds it")
+    return uwsgi_binary
 
 
 @pytest.fixture

@@ -201,12 +201,63 @@ def test_an_app_raising_a_base_exception_gets_a_500(procs, site):
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_gevent_cores_are_taken_from_the_top(procs, site, server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
+    binary = request.getfixturevalue("uwsgi_gevent_binary") \
         if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", gevent="10").ready(1)
     assert v.get("/core") == (200, b"9")
     v.log(r"GET /core => .* \(1 switches on core 9\)"
           if server == "ugu" else r"GET /core => .* on core 9\)")
+
+
+def _req_counts(output):
+    """The `req: A/B` of each request log line, in order."""
+    return [(int(a), int(b)) for a, b in
+            re.findall(r"\|req: (\d+)/(\d+)\]", output)]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_req_counts_the_apps_requests_then_the_instances(procs, site,
+                                                          server, request):
+    """`req: A/B` as uWSGI writes it: A the app's requests in this worker,
+    B those of every worker, so a second worker's first line is 1/N."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary).ready()
+    slow = threading.Thread(target=v.get, args=("/sleep?1",))
+    slow.start()
+    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
+                       what="the slow request being served")
+    for _ in range(3):
+        assert v.get()[0] == 200   # the other worker's
+    slow.join()
+    support.wait_until(lambda: len(_req_counts(v.p.output())) == 4, 5,
+                       what="four request lines")
+    assert _req_counts(v.p.output()) == [(1, 1), (2, 2), (3, 3), (1, 4)]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_req_counts_the_requests_begun_when_the_line_is_written(
+        procs, site, server, request):
+    binary = request.getfixturevalue("uwsgi_gevent_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", gevent="10",
+               gevent_monkey_patch="true").ready(1)
+    calls = [threading.Thread(target=v.get, args=("/sleep?1",))
+             for _ in range(4)]
+    for c in calls:
+        c.start()
+    support.wait_until(lambda: len(list(site.glob("sleeping-*"))) == 1, 10,
+                       what="the slow requests being served")
+    for c in calls:
+        c.join()
+    support.wait_until(lambda: len(_req_counts(v.p.output())) == 4, 5,
+                       what="four request lines")
+    counts = _req_counts(v.p.output())
+    assert [a for a, _ in counts] == [4, 4, 4, 4]
+    # uWSGI's gevent mode also counts the readiness probe's empty
+    # connection (a line of its own, with req: -1/1), ugu does not.
+    first = counts[0][1]
+    assert [b for _, b in counts] == [first, first + 1, first + 2, first + 3]
 
 
 @pytest.mark.parametrize("defer", [True, False])

@@ -329,7 +329,9 @@ def test_a_client_gone_mid_response_is_one_line_as_in_uwsgi(worker):
         # Closed with unread bytes: the worker's next write is reset.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                      struct.pack("ii", 1, 0))
+    # A verbose line, as uWSGI's: the time first.
     worker.wait_for_log(
+        r"\n\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
         r"uwsgi_response_write_body_do\(\): Connection reset by peer "
         r"\[core/writer\.c line 429\] during GET /big \(127\.0\.0\.9\)\n"
         r"OSError: write error\n")

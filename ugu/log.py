@@ -125,10 +125,12 @@ def use_loggers(config):
 
 
 def request_line(r):
-    """uWSGI's default request log line for a finished RequestRecord."""
+    """uWSGI's default request log line for a finished request: `req:`
+    is its app's requests so far in this worker, then the whole
+    instance's."""
     via = f"via {r.via}() " if r.via else ""
     return (f"[pid: {r.pid}|app: {r.app_id}|req: {r.app_requests}/"
-            f"{r.worker_requests}] {r.remote_addr} ({r.remote_user}) "
+            f"{r.total_requests}] {r.remote_addr} ({r.remote_user}) "
             f"{{{r.vars_count} vars in {r.vars_size} bytes}} "
             f"[{_ctime(r.start)}] {r.method} {r.uri} => generated "
             f"{r.body_size} bytes in {r.msecs} msecs {via}({r.protocol} "

@@ -45,13 +45,15 @@ class ClientWriteError(OSError):
         if isinstance(self.error, TimeoutError):
             log.log(f"{name} TIMEOUT !!!")
         else:
-            log.log(f"{name}: {self.strerror} [core/writer.c line {line}] "
-                    f"during {ex.method} {ex.uri} ({ex.remote_addr})")
+            log.verbose(f"{name}: {self.strerror} [core/writer.c line "
+                        f"{line}] during {ex.method} {ex.uri} "
+                        f"({ex.remote_addr})")
 
 
 class Exchange:
     """A request and its response; also the record its log line reads."""
 
+    app = None
     app_id = -1
     app_requests = -1
     via = ""
@@ -154,6 +156,10 @@ class Exchange:
     def log(self):
         if self.ctx.log_requests:
             self.msecs = int((time.time() - self.start) * 1000)
+            if self.app is not None:
+                # As uWSGI: the app's count when the line is written, which
+                # counts the requests that began since this one.
+                self.app_requests = self.app.requests
             log.request(log.request_line(self))
 
 
@@ -184,8 +190,8 @@ def handle(ex):
 
 def run_app(ex, app):
     ctx = ex.ctx
-    ex.app_id = app.id
-    ex.app_requests = ctx.count_app_request(app)
+    ex.app, ex.app_id = app, app.id
+    ctx.count_app_request(app)
     environ = wsgi.build_environ(ex.vars, ex.input, ctx.multithread,
                                  ctx.multiprocess, ctx.core_id(ex.core))
     try:

@@ -18,6 +18,9 @@ _WORKER = struct.Struct("<QQBBd")
 _REQUESTS = struct.Struct("<Q")
 _DEADLINE = struct.Struct("<d")
 _DEADLINE_AT = struct.calcsize("<QQBB")
+# Before the workers: the requests of the whole instance, which uWSGI's
+# request log line counts (the master's slot 0 in uWSGI).
+_TOTAL = struct.Struct("<Q")
 # Per core: in_request flag, start time, "ADDR - METHOD URI" of the request.
 _CORE = struct.Struct("<Bd240s")
 REQUEST_TEXT = 240
@@ -28,10 +31,11 @@ class Scoreboard:
     def __init__(self, workers, cores):
         self.workers, self.cores = workers, cores
         self._worker_size = _WORKER.size + cores * _CORE.size
-        self._map = mmap.mmap(-1, max(1, workers) * self._worker_size)
+        self._map = mmap.mmap(-1, _TOTAL.size +
+                              max(1, workers) * self._worker_size)
 
     def _worker_offset(self, wid):
-        return (wid - 1) * self._worker_size
+        return _TOTAL.size + (wid - 1) * self._worker_size
 
     def _core_offset(self, wid, core):
         return self._worker_offset(wid) + _WORKER.size + core * _CORE.size
@@ -67,6 +71,14 @@ class Scoreboard:
     def set_requests(self, wid, count):
         # Every request writes it: the one field, not the whole record.
         _REQUESTS.pack_into(self._map, self._worker_offset(wid), count)
+
+    def add_to_total(self):
+        """Count a request of the instance; returns the new total.  Not
+        atomic across workers, as uWSGI's is not: two that end at once
+        may count one (it only numbers log lines)."""
+        total = _TOTAL.unpack_from(self._map, 0)[0] + 1
+        _TOTAL.pack_into(self._map, 0, total)
+        return total
 
     def set_harakiri(self, wid, deadline):
         """When the master kills the worker (time.time()), 0.0 for never:

@@ -67,7 +67,6 @@ class Context:
     def count_app_request(self, app):
         with self._lock:
             app.requests += 1
-            return app.requests
 
     def describe(self, ex):
         """A request begins: named on the scoreboard, and the worker's
@@ -84,6 +83,7 @@ class Context:
         with self._lock:
             self._requests += 1
             ex.worker_requests = self._requests
+            ex.total_requests = self.scoreboard.add_to_total()
         self.scoreboard.set_requests(self.wid, ex.worker_requests)
 
     def request_done(self, ex):
