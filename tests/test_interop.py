@@ -410,3 +410,62 @@ def test_garbage_on_the_uwsgi_socket(workers, data, line):
             worker.wait_for_log(re.escape(line), count=before + 1)
         answer = support.split_response(support.uwsgi_request(worker.port))
         assert answer[2] == b"hello from /", name
+
+
+@pytest.fixture(scope="module")
+def precompressed(uwsgi_binary, tmp_path_factory):
+    """{"uwsgi": port, "ugu": port}: http-sockets serving a static folder
+    that holds style.css with its .br and .gz, under static-gzip-all."""
+    folder = tmp_path_factory.mktemp("precompressed")
+    (folder / "app.py").write_text(APP)
+    static = folder / "static"
+    static.mkdir()
+    for name, data in (("style.css", b"plain"), ("style.css.br", b"br"),
+                       ("style.css.gz", b"gz")):
+        (static / name).write_bytes(data)
+    ports, processes = {}, []
+    try:
+        for name, command in (("uwsgi", [uwsgi_binary]),
+                              ("ugu", support.UGU)):
+            port = support.free_port()
+            processes.append(started(
+                [*command, "--master", "--http-socket", f"127.0.0.1:{port}",
+                 "--wsgi-file", "app.py", "--check-static", "static",
+                 "--static-gzip-all"],
+                lambda p: p.wait_for_log(r"spawned uWSGI worker 1"),
+                cwd=folder))
+            support.wait_for_port(port)
+            ports[name] = port
+        yield ports
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def _static_answer(port, accept_encoding):
+    answer = requests.get(f"http://127.0.0.1:{port}/style.css",
+                          headers={"Accept-Encoding": accept_encoding},
+                          stream=True, timeout=10)
+    return answer.headers.get("Content-Encoding"), answer.raw.read()
+
+
+@pytest.mark.parametrize("accept_encoding", [
+    "br", "gzip, deflate, br", "gzip", "x-gzip", "deflate", ""])
+def test_static_gzip_all_serves_the_variant_uwsgi_serves(precompressed,
+                                                         accept_encoding):
+    """FILE.br first, then FILE.gz, as the client accepts them."""
+    ugu = _static_answer(precompressed["ugu"], accept_encoding)
+    assert ugu == _static_answer(precompressed["uwsgi"], accept_encoding)
+    assert ugu[1] in (b"plain", b"br", b"gz")
+
+
+@pytest.mark.parametrize("accept_encoding, expected", [
+    # uWSGI looks for the names anywhere, in this case only: it sends
+    # gzip to "gzip;q=0", and br to "brotli"; it sends "GZIP" plain.
+    ("gzip;q=0", (None, b"plain")), ("br;q=0, gzip", ("gzip", b"gz")),
+    ("brotli", (None, b"plain")), ("GZIP", ("gzip", b"gz")),
+    ("*", ("br", b"br")), ("*, br;q=0", ("gzip", b"gz")),
+])
+def test_static_variants_follow_the_clients_accept_encoding(
+        precompressed, accept_encoding, expected):
+    assert _static_answer(precompressed["ugu"], accept_encoding) == expected

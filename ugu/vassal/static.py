@@ -23,7 +23,7 @@ class StaticFile:
     size: int
     mtime: float
     content_type: str | None
-    encoding: str | None      # "gzip" when FILE.gz is sent instead
+    encoding: str | None      # "br" or "gzip" for FILE.br or FILE.gz
 
     @property
     def last_modified(self):
@@ -92,13 +92,14 @@ class StaticFiles:
             os.close(fd)
             return None
         content_type = self._content_type(path)
-        if self.gzip_all and _accepts_gzip(accept_encoding):
-            gz = _gzip_variant(path)
-            if gz:
-                os.close(fd)
-                gz_fd, gz_st = gz
-                return StaticFile(path + ".gz", gz_fd, gz_st.st_size,
-                                  gz_st.st_mtime, content_type, "gzip")
+        if self.gzip_all and accept_encoding:
+            for coding, suffix in _accepted(accept_encoding):
+                variant = _variant(path + suffix)
+                if variant:
+                    os.close(fd)
+                    v_fd, v_st = variant
+                    return StaticFile(path + suffix, v_fd, v_st.st_size,
+                                      v_st.st_mtime, content_type, coding)
         return StaticFile(path, fd, st.st_size, st.st_mtime, content_type,
                           None)
 
@@ -128,9 +129,10 @@ def _inside(path, root):
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _gzip_variant(path):
-    """(fd, stat) of FILE.gz when it is a regular file, else None."""
-    fd = _open(path + ".gz")
+def _variant(path):
+    """(fd, stat) of a compressed FILE.gz or FILE.br when it is a regular
+    file, else None."""
+    fd = _open(path)
     if fd is None:
         return None
     st = os.fstat(fd)
@@ -140,13 +142,28 @@ def _gzip_variant(path):
     return fd, st
 
 
-def _accepts_gzip(accept_encoding):
-    """RFC 9110: codings are case-insensitive and q=0 refuses one."""
+# The compressed variants uWSGI looks for, in its order of preference:
+# (content coding, file suffix, the names a client accepts it by).
+_VARIANTS = (("br", ".br", ("br",)), ("gzip", ".gz", ("gzip", "x-gzip")))
+
+
+def _accepted(accept_encoding):
+    """(coding, suffix) of each variant the client accepts, best first.
+    RFC 9110: codings are case-insensitive, `*` stands for any other, and
+    q=0 refuses one (uWSGI looks for the name anywhere in the header)."""
+    refused, accepted, star = set(), set(), False
     for item in accept_encoding.lower().split(","):
         coding, _, params = item.strip().partition(";")
-        if coding.strip() in ("gzip", "x-gzip", "*"):
-            return not _q_is_zero(params)
-    return False
+        coding = coding.strip()
+        if _q_is_zero(params):
+            refused.add(coding)
+        elif coding == "*":
+            star = True
+        else:
+            accepted.add(coding)
+    return [(coding, suffix) for coding, suffix, names in _VARIANTS
+            if not refused.intersection(names) and
+            (accepted.intersection(names) or star)]
 
 
 def _q_is_zero(params):
