@@ -177,8 +177,11 @@ def emperor_inis(site, shape, http_port, worker_port, keepalive="true"):
         text = path.read_text()
         text = text.replace("http-keepalive = true",
                             f"http-keepalive = {keepalive}")
-        text = text.replace("http = :8000", f"http = 127.0.0.1:{http_port}")
-        text = text.replace("127.0.0.1:8001", f"127.0.0.1:{worker_port}")
+        # Whatever ports the examples name (the README invites edits).
+        text = re.sub(r"(?m)^http = .*$", f"http = 127.0.0.1:{http_port}",
+                      text)
+        text = re.sub(r"(?m)^(http-to|socket) = .*$",
+                      rf"\1 = 127.0.0.1:{worker_port}", text)
         text = re.sub(r"(?m)^processes = [1-9]\d*$",
                       f"processes = {shape.processes}", text)
         text = re.sub(r"(?m)^threads = \d+$", f"threads = {shape.threads}",

@@ -72,6 +72,25 @@ def test_uwsgi_is_given_the_keepalive_the_tutorial_means(tmp_path):
         assert "http = 127.0.0.1:20001\n" in http_ini
 
 
+def test_the_bench_points_edited_examples_at_its_ports(tmp_path):
+    """The README invites other ports in examples/: whatever they are,
+    the bench's copies use its own."""
+    from bench import setups
+    site = setups.make_site(tmp_path)
+    for name, old, new in (("http.ini", "http = :8000", "http = :9100"),
+                           ("http.ini", "127.0.0.1:8001", "127.0.0.1:9101"),
+                           ("uwsgi.ini", "127.0.0.1:8001", "127.0.0.1:9101")):
+        path = site / name
+        path.write_text(path.read_text().replace(old, new))
+    setups.emperor_inis(site, setups.Shape(), 20001, 20002)
+    http_ini, uwsgi_ini = ((site / n).read_text()
+                           for n in ("http.ini", "uwsgi.ini"))
+    assert "\nhttp = 127.0.0.1:20001\n" in http_ini
+    assert "\nhttp-to = 127.0.0.1:20002\n" in http_ini
+    assert "\nsocket = 127.0.0.1:20002\n" in uwsgi_ini
+    assert "910" not in http_ini + uwsgi_ini
+
+
 def test_static_target_is_read_against_uwsgi_with_keepalive():
     from bench import targets
     summary = {"W2": {"ugu-emperor": {"rate": 8000},

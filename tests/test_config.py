@@ -580,6 +580,10 @@ def test_buffer_size_is_cut_to_64k():
     assert resolve(["-b", "99999"], {})["buffer-size"] == 65535
 
 
+def test_zero_threads_is_one_as_in_uwsgi():
+    assert resolve(["--threads", "0"], {})["threads"] == 1
+
+
 @pytest.mark.parametrize("text, expected", [
     ("true", 1), ("yes", 1), ("on", 1), ("false", 0), ("off", 0),
     ("5", 5), ("", 0),

@@ -1,16 +1,14 @@
 """The Emperor: pure cores (monitor diff, blacklist, vassal record), then
 real Emperor processes.
 
-Most process tests run a stand-in vassal: a `ugu` package written into the
-watched directory.  A dir monitor starts each vassal there, and `python -m
-ugu` puts its working directory first on sys.path, so the vassal runs the
-stand-in while the Emperor (run elsewhere, with PYTHONPATH at the repo)
-runs the real ugu.  The stand-in speaks the link as its INI's `[fake]`
-section says, so every Emperor behaviour can be driven without depending
-on the vassal master.  Tests at the end run the real vassal master.
+Most process tests run a stand-in vassal: the Emperor runs each vassal
+through `emperor-wrapper`, a script beside the INI files that starts the
+stand-in with the arguments a vassal gets.  The stand-in speaks the link
+as its INI's `[fake]` section says, so every Emperor behaviour can be
+driven without depending on the vassal master.  Tests at the end run the
+real vassal master.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -37,14 +35,18 @@ from ugu.options.errors import ConfigError
 CTIME = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
 
 FAKE_VASSAL = '''\
-"""Stand-in for `python -m ugu --ini NAME`, driven by its [fake] section."""
+"""Stand-in for `python -m ugu --ini NAME`, driven by its [fake] section;
+a config without one runs the real ugu."""
 import configparser, json, os, signal, socket, sys, time
 
 signal.signal(signal.SIGINT, signal.SIG_DFL)
 name = sys.argv[-1]
 ini = configparser.ConfigParser()
 ini.read(name)
-fake = ini["fake"] if ini.has_section("fake") else {}
+if not ini.has_section("fake"):
+    os.execv(sys.executable, [sys.executable, "-P", "-m", "ugu",
+                              *sys.argv[1:]])
+fake = ini["fake"]
 
 
 def say(what):
@@ -226,14 +228,20 @@ def test_a_reload_counts_as_a_respawn_and_resets_readiness():
 
 def test_vassal_argv_puts_templates_around_the_config_as_uwsgi():
     templates = spawn.Templates(("--set", "a=1"), ("--inherit", "t.ini"))
-    assert spawn.vassal_argv("v.ini", templates)[3:] == [
-        "--set", "a=1", "--ini", "v.ini", "--inherit", "t.ini"]
+    # -P: a folder named ugu where the vassal starts must not hide ugu.
+    assert spawn.vassal_argv("v.ini", templates) == [
+        sys.executable, "-P", "-m", "ugu", "--set", "a=1", "--ini", "v.ini",
+        "--inherit", "t.ini"]
+    wrapped = spawn.Templates(("--set", "a=1"), (), "my-uwsgi")
+    assert spawn.vassal_argv("v.xml", wrapped) == [
+        "my-uwsgi", "--set", "a=1", "--xml", "v.xml"]
 
 
 def test_templates_keep_uwsgi_order():
     config = {"vassals-inherit-before": ["ib"],
               "vassals-include-before": ["cb"], "vassal-set": ["k=v"],
-              "vassals-inherit": ["ia"], "vassals-include": ["ca"]}
+              "vassals-inherit": ["ia"], "vassals-include": ["ca"],
+              "emperor-wrapper": None}
     templates = spawn.Templates.from_config(config)
     assert templates.before == ("--inherit", "ib", "--include", "cb",
                                 "--set", "k=v")
@@ -259,10 +267,16 @@ def court(tmp_path):
     return make_court(tmp_path / "vassals")
 
 
+WRAPPER = "fake-vassal"
+
+
 def make_court(directory):
-    (directory / "ugu").mkdir(parents=True)
-    (directory / "ugu" / "__init__.py").write_text("")
-    (directory / "ugu" / "__main__.py").write_text(FAKE_VASSAL)
+    directory.mkdir(parents=True)
+    (directory / "fake_vassal.py").write_text(FAKE_VASSAL)
+    wrapper = directory / WRAPPER
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" '
+                       f'"{directory / "fake_vassal.py"}" "$@"\n')
+    wrapper.chmod(0o755)
 
     class Court:
         path = directory
@@ -274,7 +288,12 @@ def make_court(directory):
     return Court()
 
 
-def start_emperor(procs, tmp_path, *args):
+def start_emperor(procs, tmp_path, *args, court_path=None):
+    """The Emperor, run in tmp_path; where a court was made (by default
+    the fixture's, tmp_path/vassals), its vassals are the stand-ins."""
+    wrapper = (court_path or tmp_path / "vassals") / WRAPPER
+    if wrapper.exists():
+        args = (*args, "--emperor-wrapper", str(wrapper))
     return procs.ugu(*args, cwd=tmp_path, env=ENV)
 
 
@@ -613,7 +632,9 @@ def test_a_silent_vassal_is_respawned_once_it_has_beaten(procs, tmp_path,
 def test_vassal_set_and_uwsgi_vassal_variables(procs, tmp_path, court):
     court.add("a.ini")
     emperor = procs.ugu("--emperor", str(court.path), "--vassal-set",
-                        "processes=2", "--vassals-set", "x=y", cwd=tmp_path,
+                        "processes=2", "--vassals-set", "x=y",
+                        "--emperor-wrapper", str(court.path / WRAPPER),
+                        cwd=tmp_path,
                         env={**ENV, "UWSGI_VASSAL_HARAKIRI": "30"})
     up = vassal_up(emperor, "a.ini")
     assert up["argv"][1:] == ["--set", "processes=2", "--set", "x=y",
@@ -637,7 +658,8 @@ def test_tyrant_runs_each_vassal_as_its_files_owner(procs, tmp_path):
         os.chown(court.add("nobody.ini"), 65534, 65534)
         court.add("root.ini")
         emperor = start_emperor(procs, tmp_path, "--emperor",
-                                str(court.path), "--emperor-tyrant")
+                                str(court.path), "--emperor-tyrant",
+                                court_path=court.path)
         emperor.wait_for_log(r"(?m)^\[emperor-tyrant\] dropping privileges "
                              r"to 65534 65534 for instance nobody\.ini$")
         if _runnable_by_others(sys.executable):
@@ -645,8 +667,11 @@ def test_tyrant_runs_each_vassal_as_its_files_owner(procs, tmp_path):
             assert (up["uid"], up["gid"]) == (65534, 65534)
         else:
             # This interpreter lives where nobody may not exec it (/root):
-            # the exec refused for want of permission shows the switch.
-            emperor.wait_for_log(r"PermissionError: \[Errno 13\]")
+            # the wrapper's exec refused for want of permission shows the
+            # switch.
+            emperor.wait_for_log(r"fake_vassal\.py.*[Pp]ermission denied|"
+                                 r"[Pp]ermission denied.*fake_vassal\.py|"
+                                 r"exec: .*: Permission denied")
         emperor.wait_for_log(r"(?m)^\[emperor-tyrant\] invalid permissions "
                              r"for vassal root\.ini$")
         assert "fake vassal root.ini up" not in emperor.output()
@@ -700,10 +725,6 @@ def test_master_reloads_on_sigterm_in_place(procs, tmp_path, court):
 
 # -- with the real vassal master ------------------------------------------
 
-needs_vassal = pytest.mark.skipif(
-    importlib.util.find_spec("ugu.vassal.master") is None,
-    reason="the vassal master (ugu.vassal.master) is not there yet")
-
 APP = textwrap.dedent('''\
     def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -724,7 +745,6 @@ def app_vassal(tmp_path):
     return path, port
 
 
-@needs_vassal
 def test_real_vassal_reports_spawned_ready_and_loyal(procs, tmp_path,
                                                      app_vassal):
     path, port = app_vassal
@@ -743,7 +763,6 @@ def test_real_vassal_reports_spawned_ready_and_loyal(procs, tmp_path,
                what="the Emperor's process group to empty")
 
 
-@needs_vassal
 def test_real_vassal_respawns_reloads_and_stops(procs, tmp_path,
                                                 app_vassal):
     path, port = app_vassal
@@ -771,7 +790,6 @@ def test_real_vassal_respawns_reloads_and_stops(procs, tmp_path,
                what="only the Emperor to be left")
 
 
-@needs_vassal
 def test_ctrl_c_ends_master_emperor_and_real_vassals(procs, tmp_path,
                                                      app_vassal):
     """Ctrl-C signals the whole foreground group at once."""
@@ -787,7 +805,6 @@ def test_ctrl_c_ends_master_emperor_and_real_vassals(procs, tmp_path,
                what="the master's process group to empty")
 
 
-@needs_vassal
 def test_kill_9_of_the_emperor_takes_real_vassals_down(procs, tmp_path,
                                                        app_vassal):
     path, port = app_vassal
@@ -796,3 +813,27 @@ def test_kill_9_of_the_emperor_takes_real_vassals_down(procs, tmp_path,
     emperor.send_signal(signal.SIGKILL)
     wait_until(lambda: not group_members(emperor.pgid), 2,
                what="the vassal master and its workers to die")
+
+
+def test_a_folder_named_ugu_where_vassals_start_is_not_imported(
+        procs, tmp_path, app_vassal):
+    """A checkout of ugu beside the configs: vassals, and a vassal's
+    reload, run the installed ugu, not the folder of that name."""
+    path, port = app_vassal
+    (tmp_path / "ugu").mkdir()
+    (tmp_path / "ugu" / "__init__.py").write_text(
+        'raise SystemExit("the folder named ugu was imported")\n')
+    # As the `ugu` script runs it: the working directory not on sys.path.
+    emperor = procs.start([sys.executable, "-P", "-m", "ugu", "--emperor",
+                           "vassals/*.ini", "--emperor-freq", "1"],
+                          cwd=tmp_path, env=ENV)
+    ready = r"vassal vassals/app\.ini is ready to accept requests"
+    emperor.wait_for_log(ready)
+    assert b"hello from the vassal" in uwsgi_request(port)
+    later = path.stat().st_mtime + 10
+    os.utime(path, (later, later))
+    emperor.wait_for_log(r"binary reloading uWSGI\.\.\.")
+    emperor.wait_for_log(ready, count=2)
+    wait_for_port(port)
+    assert b"hello from the vassal" in uwsgi_request(port)
+    assert "the folder named ugu was imported" not in emperor.output()

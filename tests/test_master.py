@@ -277,6 +277,14 @@ def test_a_connection_that_sends_nothing_holds_no_core(procs, site, defer):
     assert waited < 1.5 if defer else waited >= 2
 
 
+def test_zero_threads_serve_as_one(procs, site):
+    v = Vassal(procs, site, processes="1", threads="0").ready(1)
+    assert v.get()[0] == 200
+    assert "*** Operational MODE: single process ***" in v.p.output()
+    assert re.search(r"spawned uWSGI worker 1 \(pid: \d+, cores: 1\)",
+                     v.p.output())
+
+
 def test_max_requests_recycles_without_a_failure(procs, site):
     v = Vassal(procs, site, max_requests="100",
                min_worker_lifetime="0").ready()

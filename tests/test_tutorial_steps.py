@@ -121,8 +121,8 @@ def test_step7_workers_cheaper_threads(procs, site):
 
 def test_step8_router_in_front_of_its_own_workers(procs, site):
     port = support.free_port()
-    text = (site / "uwsgi.ini").read_text().replace(
-        "socket = 127.0.0.1:8001", f"http = 127.0.0.1:{port}")
+    text = re.sub(r"(?m)^socket = .*$", f"http = 127.0.0.1:{port}",
+                  (site / "uwsgi.ini").read_text())
     (site / "uwsgi.ini").write_text(text)
     p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
     p.wait_for_log(r"spawned uWSGI http 1 \(pid: \d+\)")

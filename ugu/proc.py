@@ -12,6 +12,7 @@ import os
 import queue
 import select
 import signal
+import sys
 
 import setproctitle
 
@@ -92,10 +93,13 @@ def unblock_signals():
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def die_with_parent(signum=signal.SIGKILL):
-    """Ask the kernel to signal us when our parent exits (no orphans)."""
+def die_with_parent(parent, signum=signal.SIGKILL):
+    """Ask the kernel to signal us when our parent exits (no orphans).
+    False if `parent` (its pid, taken before the fork) died before the
+    request took hold: the caller must end at once, as no signal comes."""
     if _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    return os.getppid() == parent
 
 
 def set_title(config, name, explicit=False):
@@ -147,3 +151,11 @@ def write_pidfile(path, option):
     except OSError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror}",
                           option=option) from None
+
+
+def python_m_ugu():
+    """The command that runs ugu again (a vassal, a reload): this Python,
+    with -P so that the working directory is not put first on sys.path,
+    where a folder named `ugu` (a checkout beside the configs) would hide
+    the installed package."""
+    return [sys.executable, "-P", "-m", "ugu"]

@@ -83,9 +83,7 @@ class Master:
         try:
             self.signals.close()
             proc.reset_signals()
-            proc.die_with_parent()
-            # The master may have died before prctl() took hold.
-            if os.getppid() == parent:
+            if proc.die_with_parent(parent):
                 proc.set_title(self.config, "uWSGI Emperor")
                 code = self.reign()
         except BaseException:

@@ -1,4 +1,5 @@
-"""Start one vassal: `python -m ugu --ini NAME`, bound to the Emperor.
+"""Start one vassal: `python -P -m ugu --ini NAME` (or the
+`emperor-wrapper` given, with the same arguments), bound to the Emperor.
 
 The child gets its end of a socketpair as fd 3, named in UWSGI_EMPEROR_FD;
 /dev/null as stdin; the Emperor's stdout and stderr, so vassal logs reach
@@ -33,13 +34,16 @@ AFTER = (("vassals-inherit", "inherit"), ("vassals-include", "include"))
 @dataclass(frozen=True)
 class Templates:
     """The argv every vassal gets around its own config, as uWSGI builds
-    it: templates and `--set`s before the config file, templates after."""
+    it: templates and `--set`s before the config file, templates after;
+    and the program it runs, where `emperor-wrapper` names one."""
     before: tuple = ()
     after: tuple = ()
+    wrapper: str | None = None
 
     @classmethod
     def from_config(cls, config):
-        return cls(_args(config, BEFORE), _args(config, AFTER))
+        return cls(_args(config, BEFORE), _args(config, AFTER),
+                   config["emperor-wrapper"])
 
 
 def _args(config, pairs):
@@ -51,8 +55,10 @@ def _args(config, pairs):
 
 
 def vassal_argv(name, templates=Templates()):
-    return [sys.executable, "-m", "ugu", *templates.before,
-            f"--{config_option(name)}", name, *templates.after]
+    program = [templates.wrapper] if templates.wrapper else \
+        proc.python_m_ugu()
+    return [*program, *templates.before, f"--{config_option(name)}", name,
+            *templates.after]
 
 
 def spawn(name, cwd, templates=Templates(), owner=None):
@@ -85,18 +91,27 @@ def _become_vassal(argv, cwd, env, link_fd, parent, identity):
     """In the forked child; never returns."""
     try:
         proc.reset_signals()
-        proc.die_with_parent()
-        # The Emperor may have died before prctl() took hold.
-        if os.getppid() == parent:
+        if proc.die_with_parent(parent):
             _drop_privileges(*identity)
             os.chdir(cwd)
             _arrange_fds(link_fd)
-            os.execve(argv[0], argv, env)
+            _exec(argv, env)
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
     finally:
         os._exit(EXEC_FAILED)
+
+
+def _exec(argv, env):
+    """Become the vassal's program (found in PATH, as uWSGI's execvp),
+    or say why not, in uWSGI's words."""
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as e:
+        log.log(f"execvp(): {e.strerror}")
+        log.log(f"[emperor] binary path: {argv[0]}")
+        log.log("[emperor] is the uwsgi binary in your system PATH ?")
 
 
 def _drop_privileges(name, owner):

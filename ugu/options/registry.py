@@ -51,6 +51,8 @@ class Option:
     optional: bool = False
     # A larger number is cut down to this, as uWSGI does.
     maximum: int | None = None
+    # A smaller number counts as this, as uWSGI reads it.
+    minimum: int | None = None
 
 
 def _opt(name, kind, help, owner, **kw):
@@ -122,7 +124,7 @@ OPTIONS = (
     _opt("processes", INT, "spawn the given number of workers", MASTER,
          default=1, short="p", aliases=("workers",)),
     _opt("threads", INT, "run each worker with the given number of threads",
-         MASTER, default=1),
+         MASTER, default=1, minimum=1),
     _opt("enable-threads", FLAG, "enable Python threads (always on, as in "
          "uWSGI 2.0.28+)", MASTER, default=True, short="T"),
     _opt("cheaper", INT, "keep only this many workers when idle, spawning "
@@ -333,6 +335,9 @@ OPTIONS = (
          default=30),
     _opt("emperor-tyrant", FLAG, "run each vassal as the owner of its "
          "config file", EMPEROR, default=False),
+    _opt("emperor-wrapper", STR, "run each vassal with this program (a "
+         "name looked up in PATH, or a path) instead of this ugu, with "
+         "the same arguments", EMPEROR),
     _opt("emperor-stats", STR, "serve the Emperor's stats as JSON on ADDR "
          "(host:port or a unix path)", EMPEROR,
          aliases=("emperor-stats-server",)),

@@ -333,6 +333,8 @@ def _to_int(entry):
     opt = registry.lookup(entry.key)
     if opt.maximum is not None:
         number = min(number, opt.maximum)
+    if opt.minimum is not None:
+        number = max(number, opt.minimum)
     return number
 
 

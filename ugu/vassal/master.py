@@ -339,11 +339,12 @@ class Master:
         listeners = [l.sock for l in self.listeners
                      if l.proto == sockets.ROUTER]
         backends = router_backends(self.config, self.listeners)
+        master = os.getpid()
         pid = os.fork()
         if pid == 0:
             proc.reset_signals()
-            proc.die_with_parent()
-            run_router(self.config, listeners, backends, index)
+            if proc.die_with_parent(master):
+                run_router(self.config, listeners, backends, index)
             os._exit(0)
         self.children[pid] = Child("router", index, pid)
         verb = "respawned" if respawn else "spawned"
@@ -591,5 +592,4 @@ class Master:
         self.signals.close()
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-m", "ugu",
-                                  *sys.argv[1:]])
+        os.execv(sys.executable, [*proc.python_m_ugu(), *sys.argv[1:]])

@@ -106,6 +106,9 @@ class Worker:
         self.listeners = [l for l in listeners
                           if l.proto in (sockets.UWSGI, sockets.HTTP)]
         self.shared = shared
+        # Built in the process that forks the worker (the master, or
+        # worker 1 without one): its pid, for the worker to die with.
+        self.master = os.getpid()
         self._stopping = False
         self._wake_read = self._wake_write = None
         self.recycler = None
@@ -113,7 +116,11 @@ class Worker:
     def run(self):
         """The worker's life, after fork.  Never returns."""
         proc.reset_signals()
-        proc.die_with_parent()
+        forked = os.getpid() != self.master
+        # A forked worker dies with its parent; worker 1 without a master
+        # is the process that was started, and lives on its own.
+        if forked and not proc.die_with_parent(self.master):
+            os._exit(0)
         proc.set_worker_title(self.config, self.wid)
         if self.config["gevent"]:
             # Before anything else imports socket, threading or the app.
