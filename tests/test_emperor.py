@@ -205,11 +205,11 @@ def test_loyalty_is_forgiven():
 
 # -- the vassal record ----------------------------------------------------
 
-def test_vassal_news_spawned_and_loyal_once_accepting_always():
+def test_vassal_news_spawned_once_accepting_and_loyal_always():
     vassal = Vassal("a.ini", 1, None, 0)
     heard = [vassal.hear(b) for b in (1, 5, 1, 5, 17, 17, 26, 26, 22, 99)]
     assert heard == [ToEmperor.SPAWNED, ToEmperor.ACCEPTING, None,
-                     ToEmperor.ACCEPTING, ToEmperor.LOYAL, None,
+                     ToEmperor.ACCEPTING, ToEmperor.LOYAL, ToEmperor.LOYAL,
                      ToEmperor.HEARTBEAT, ToEmperor.HEARTBEAT,
                      ToEmperor.STOP_ME, None]
     assert vassal.ready and vassal.loyal and vassal.accepting
@@ -837,3 +837,24 @@ def test_a_folder_named_ugu_where_vassals_start_is_not_imported(
     wait_for_port(port)
     assert b"hello from the vassal" in uwsgi_request(port)
     assert "the folder named ugu was imported" not in emperor.output()
+
+
+def test_each_worker_process_announces_its_loyalty(procs, tmp_path,
+                                                   app_vassal):
+    """As in uWSGI: a worker's first request sends the byte, and a
+    respawned worker is a new process that sends it again."""
+    path, port = app_vassal
+    emperor = start_emperor(procs, tmp_path, "--emperor", "vassals/*.ini")
+    emperor.wait_for_log(r"vassal vassals/app\.ini is ready to accept "
+                         r"requests")
+    assert b"hello from the vassal" in uwsgi_request(port)
+    loyal = r"\[emperor\] vassal vassals/app\.ini is now loyal"
+    emperor.wait_for_log(loyal)
+    [master] = children_of(emperor.pid)
+    [worker] = children_of(master)
+    os.kill(worker, signal.SIGKILL)
+    emperor.wait_for_log(r"Respawned uWSGI worker 1")
+    wait_until(lambda: children_of(master) not in ([], [worker]), 5,
+               what="the new worker")
+    assert b"hello from the vassal" in uwsgi_request(port)
+    emperor.wait_for_log(loyal, count=2)

@@ -74,17 +74,17 @@ class Vassal:
     def hear(self, byte):
         """The ToEmperor message `byte` brings as news, else None.
 
-        "Spawned" and "loyal" are news once a run (a reloaded vassal is
-        loyal anew after its first request, and uWSGI logs it again);
-        "accepting" every time; heartbeats and stop-me always.  Other
-        bytes answer options ugu does not have, and are ignored as uWSGI
-        ignores bytes it does not expect.
+        "Spawned" is news once a run; "accepting" every time; "loyal"
+        too, as uWSGI logs it: each worker process announces its loyalty
+        after its first request, a respawned one as well.  Heartbeats and
+        stop-me always.  Other bytes answer options ugu does not have, and
+        are ignored as uWSGI ignores bytes it does not expect.
         """
         if byte == ToEmperor.SPAWNED and not self.ready:
             self.ready = True
         elif byte == ToEmperor.ACCEPTING:
             self.accepting = True
-        elif byte == ToEmperor.LOYAL and not self.loyal:
+        elif byte == ToEmperor.LOYAL:
             self.loyal = True
         elif byte not in (ToEmperor.HEARTBEAT, ToEmperor.STOP_ME):
             return None
