@@ -210,6 +210,14 @@ def test_vassals_across_folders_log_to_their_own_files(tmp_path, procs):
     messages = (www / "project" / "logs" / "uwsgi.log").read_text()
     assert "spawned uWSGI worker 1" in messages
     assert "GET / =>" not in messages
+    # As uWSGI: the log file has the vassal from its first line on, the
+    # Emperor's output only the name of the config being read.
+    assert messages.startswith("*** Starting uWSGI ")
+    assert f"chdir() to {www / 'project'}/\n" in messages
+    assert f"getting INI configuration from {project}\n" in \
+        emperor.output()
+    assert "*** Starting uWSGI 2.0.31 (ugu" not in emperor.output().split(
+        "*** starting uWSGI Emperor ***")[1]
     router_log = (www / "http" / "logs" / "uwsgi.log").read_text()
     assert "spawned uWSGI http 1" in router_log
 

@@ -86,10 +86,16 @@ def _located(error, config):
 def _run(config):
     link = VassalLink.from_environment()
     start_cwd = os.getcwd()
-    _banner(config, link)
+    # As uWSGI: the config files are named while they are read, before
+    # the loggers (whose paths follow chdir) take the rest.
+    for line in config.loading_lines():
+        log.log(line)
     if config["chdir"]:
         _chdir(config["chdir"])
     log.use_loggers(config)
+    _banner(config, link)
+    if config["chdir"]:
+        log.log(f"chdir() to {config['chdir']}")
     _apply_env(config)
     # A vassal always has a master: the emperor talks to it.
     masterless = not config["master"] and not link
@@ -142,8 +148,6 @@ def _banner(config, link):
     log.starting()
     if link:
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
-    for line in config.loading_lines():
-        log.log(line)
     for names in config["plugins"]:
         for name in names:
             log.log(f"plugin {name}: built into ugu")
@@ -155,7 +159,6 @@ def _chdir(path):
     except OSError as e:
         raise ConfigError(f"chdir() to {path}: {e.strerror}",
                           option="chdir") from None
-    log.log(f"chdir() to {path}")
 
 
 def _apply_env(config):
