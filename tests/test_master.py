@@ -334,11 +334,86 @@ def test_reload_on_rss_recycles_a_leaking_worker(procs, site):
 
 
 def test_max_worker_lifetime(procs, site):
+    """As uWSGI: whole seconds past the limit, and a quiet end (no
+    'Gracefully killing', no 'killed successfully')."""
     v = Vassal(procs, site, max_worker_lifetime="2", processes="1",
                min_worker_lifetime="1").ready(1)
-    v.log(r"worker 1 lifetime reached, it was running for 2 second\(s\)")
-    v.log(r"worker 1 killed successfully")
-    v.log(r"Respawned uWSGI worker 1")
+    v.log(r"worker 1 lifetime reached, it was running for 3 second\(s\)\n"
+          r"Respawned uWSGI worker 1 \(new pid: \d+\)\n")
+    assert "killed successfully" not in v.p.output()
+    assert "Gracefully killing" not in v.p.output()
+
+
+def test_reload_mercy_leaves_a_graceful_reload_alone(procs, site):
+    """uWSGI 2.0's reload-mercy is the Emperor's: a worker finishing its
+    request on SIGHUP has worker-reload-mercy (60 s)."""
+    v = Vassal(procs, site, processes="1", reload_mercy="1").ready(1)
+    answer = {}
+    caller = threading.Thread(
+        target=lambda: answer.setdefault("got", v.get("/sleep?3")))
+    caller.start()
+    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
+                       what="the slow request being served")
+    os.kill(v.p.pid, signal.SIGHUP)
+    caller.join(15)
+    assert answer["got"][0] == 200
+    assert "NO MERCY" not in v.p.output()
+
+
+def test_a_worker_sent_sighup_leaves_quietly_and_comes_back(procs, site):
+    """As uWSGI: its own line, then the respawn; no 'DAMN', and a worker
+    younger than a second is not held back as a fork bomb."""
+    v = Vassal(procs, site, processes="1").ready(1)
+    [worker] = v.workers()
+    os.kill(worker, signal.SIGHUP)
+    v.log(rf"Gracefully killing worker 1 \(pid: {worker}\)\.\.\.\n"
+          rf"Respawned uWSGI worker 1 \(new pid: \d+\)\n")
+    assert "DAMN" not in v.p.output()
+    [young] = support.wait_until(
+        lambda: [w for w in v.workers() if w != worker], 5,
+        what="the new worker")
+    os.kill(young, signal.SIGKILL)
+    v.log(r"Respawned uWSGI worker 1", count=2)
+    assert "respawning too fast" not in v.p.output()
+    assert v.get()[0] == 200
+
+
+def test_respawns_faster_than_processes_are_held_back(procs, site):
+    """uWSGI's fork-bomb guard: more respawns than `processes`, each
+    within a second of the last, and the next one waits 2 s."""
+    v = Vassal(procs, site, processes="1").ready(1)
+    for count in range(1, 4):
+        [worker] = support.wait_until(v.workers, 5, what="a worker")
+        os.kill(worker, signal.SIGKILL)
+        v.log(rf"DAMN ! worker 1 \(pid: {worker}\) died", count=1)
+        if count < 2:
+            v.log(r"Respawned uWSGI worker 1", count=count)
+    v.log(r"worker respawning too fast !!! i have to sleep a bit "
+          r"\(2 seconds\)\.\.\.")
+    assert v.get()[0] == 200
+
+
+def test_without_master_the_other_workers_finish_their_requests(procs,
+                                                                 site):
+    """Worker 1 (the process started) ends on SIGHUP; the workers it
+    forked live on, as in uWSGI, and finish what they serve."""
+    v = Vassal(procs, site, master="false")
+    v.p.wait_for_log(r"spawned uWSGI worker 2 ")
+    support.wait_for_port(v.port)
+    answers = []
+    calls = [threading.Thread(target=lambda t=t: answers.append(
+        v.get(f"/sleep?{t}"))) for t in (1, 3)]
+    for c in calls:
+        c.start()
+    support.wait_until(lambda: len(list(site.glob("sleeping-*"))) == 2, 10,
+                       what="both requests being served")
+    os.kill(v.p.pid, signal.SIGHUP)
+    for c in calls:
+        c.join(15)
+    assert [a[0] for a in answers] == [200, 200]
+    others = [p for p in support.group_members(v.p.pgid) if p != v.p.pid]
+    for pid in others:
+        os.kill(pid, signal.SIGINT)
 
 
 def test_lifetime_floor_must_be_below_ceiling(procs, site):

@@ -28,7 +28,7 @@ from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cheaper import Cheaper
-from ugu.vassal.scoreboard import Scoreboard
+from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
 from ugu.vassal.touch import TouchWatch
 from ugu.vassal.worker import Worker
@@ -42,9 +42,10 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
 MASTER_ONLY = ("harakiri", "max-worker-lifetime", "touch-reload",
                "touch-workers-reload", "touch-chain-reload", "master-fifo",
                "cheaper")
-# A worker that dies younger than this is respawned only after a pause,
+# uWSGI's fork-bomb guard: when more respawns than `processes` follow
+# each other within this many seconds, the next one waits FORKBOMB_DELAY,
 # so that a crashing app cannot fork-bomb the machine.
-FORKBOMB_AGE = 1.0
+RESPAWN_BURST_GAP = 1.0
 FORKBOMB_DELAY = 2.0
 TICK = 1.0
 
@@ -251,6 +252,7 @@ class Child:
         self.born = time.monotonic()
         self.stopping = False   # asked to stop: do not respawn
         self.recycling = False  # asked to stop: respawn at once
+        self.quiet = False      # ... and say nothing when it has stopped
 
 
 class Master:
@@ -269,6 +271,8 @@ class Master:
         self.chain = ChainReload(self)
         self.touch = TouchWatch(config)
         self.fifo = None
+        self._last_respawn = -math.inf
+        self._respawn_burst = 0
 
     # -- life cycle -------------------------------------------------------
     def run(self):
@@ -326,7 +330,8 @@ class Master:
     # -- spawning -------------------------------------------------------
     def spawn_worker(self, wid, respawn=False):
         self.shared.scoreboard.reset(wid)
-        worker = Worker(wid, self.config, self.listeners, self.shared)
+        worker = Worker(wid, self.config, self.listeners, self.shared,
+                        master=os.getpid())
         with proc.signals_blocked(HANDLED):
             pid = os.fork()
             if pid == 0:
@@ -360,9 +365,12 @@ class Master:
         found = [c for c in self.workers() if c.number == wid]
         return found[0] if found else None
 
-    def recycle(self, child, signum=signal.SIGHUP):
-        """Stop a worker to respawn it at once (a planned exit)."""
-        child.recycling = True
+    def recycle(self, child, signum=signal.SIGHUP, quiet=False):
+        """Stop a worker to respawn it at once (a planned exit); a quiet
+        one logs nothing of it, the worker told so on the scoreboard."""
+        child.recycling, child.quiet = True, quiet
+        if quiet:
+            self.shared.scoreboard.set_retiring(child.number, LEAVING)
         self._kill(child.pid, signum)
 
     def reload_workers(self, brutal=False):
@@ -431,10 +439,15 @@ class Master:
                         f"(pid: {child.pid})")
                 log.log(f"uWSGI worker {child.number} cheaped.")
             return
-        if child.recycling or self.shared.scoreboard.retiring(child.number):
-            log.log(f"worker {child.number} killed successfully "
-                    f"(pid: {child.pid})")
-            self.respawn_at[("worker", child.number)] = time.monotonic()
+        leaving = self.shared.scoreboard.retiring(child.number)
+        if child.recycling or leaving:
+            # Stopped by the master, or retired: said, as uWSGI says it;
+            # left on a signal of someone else's: nothing to add.
+            if child.recycling and not child.quiet or leaving == RETIRING:
+                log.log(f"worker {child.number} killed successfully "
+                        f"(pid: {child.pid})")
+            self.respawn_at[("worker", child.number)] = time.monotonic() + \
+                self._respawn_delay()
             return
         code, killer = proc.describe_exit(status)
         if code == apps.EXIT_NO_APP and _lazy(self.config):
@@ -445,12 +458,25 @@ class Master:
         how = f", killed by signal {killer}" if killer else ""
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
                 f"{how} :( trying respawn ...")
-        delay = 0.0
-        if time.monotonic() - child.born < FORKBOMB_AGE:
-            log.log(f"worker respawning too fast !!! i have to sleep a bit "
-                    f"({int(FORKBOMB_DELAY)} seconds)...")
-            delay = FORKBOMB_DELAY
-        self.respawn_at[("worker", child.number)] = time.monotonic() + delay
+        self.respawn_at[("worker", child.number)] = time.monotonic() + \
+            self._respawn_delay()
+
+    def _respawn_delay(self):
+        """0, or FORKBOMB_DELAY once more respawns than `processes` came
+        each within RESPAWN_BURST_GAP of the one before, as uWSGI
+        counts them."""
+        now = time.monotonic()
+        if now - self._last_respawn <= RESPAWN_BURST_GAP:
+            self._respawn_burst += 1
+        else:
+            self._respawn_burst = 0
+        self._last_respawn = now
+        if self._respawn_burst <= self.config["processes"]:
+            return 0.0
+        self._respawn_burst = 0
+        log.log(f"worker respawning too fast !!! i have to sleep a bit "
+                f"({int(FORKBOMB_DELAY)} seconds)...")
+        return FORKBOMB_DELAY
 
     def _router_died(self, child):
         if not child.stopping:
@@ -495,7 +521,7 @@ class Master:
                 seconds = int(time.monotonic() - child.born)
                 log.log(f"worker {child.number} lifetime reached, it was "
                         f"running for {seconds} second(s)")
-                self.recycle(child)
+                self.recycle(child, quiet=True)
 
     def heartbeat(self):
         """`heartbeat = N`: tell the emperor every N s that we are alive."""
@@ -549,7 +575,9 @@ class Master:
 
     def _bury_children(self):
         started = time.monotonic()
-        deadline = started + self._mercy()
+        # Only worker-reload-mercy: uWSGI 2.0's reload-mercy is for the
+        # Emperor and leaves its workers' graceful ends alone.
+        deadline = started + self.config["worker-reload-mercy"]
         while self.children:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -575,13 +603,6 @@ class Master:
             log.verbose(f"worker {child.number} (pid: {child.pid}) is "
                         f"taking too much time to die...NO MERCY !!!")
             self._kill(child.pid, signal.SIGKILL)
-
-    def _mercy(self):
-        """worker-reload-mercy, cut short by an explicit reload-mercy."""
-        mercy = self.config["worker-reload-mercy"]
-        if self.config.is_set("reload-mercy"):
-            mercy = min(mercy, self.config["reload-mercy"])
-        return mercy
 
     def _reexec(self):
         log.log("binary reloading uWSGI...")

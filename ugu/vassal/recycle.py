@@ -73,5 +73,6 @@ class Recycler:
 def lifetime_over(child, config):
     """True when the master must recycle the worker for its age."""
     limit = config["max-worker-lifetime"]
+    # Whole seconds past the limit, as uWSGI counts them.
     return bool(limit) and not child.stopping and \
-        time.monotonic() - child.born >= limit
+        int(time.monotonic() - child.born) > limit

@@ -11,9 +11,9 @@ import mmap
 import struct
 import time
 
-# Per worker: total requests, exceptions, accepting flag, retiring flag
-# (the worker is leaving on its own: max-requests, reload-on-rss), and the
-# harakiri deadline (0.0: none).
+# Per worker: total requests, exceptions, accepting flag, how it is
+# leaving (RETIRING or LEAVING, below), and the harakiri deadline (0.0:
+# none).
 _WORKER = struct.Struct("<QQBBd")
 _REQUESTS = struct.Struct("<Q")
 _DEADLINE = struct.Struct("<d")
@@ -24,6 +24,11 @@ _TOTAL = struct.Struct("<Q")
 # Per core: in_request flag, start time, "ADDR - METHOD URI" of the request.
 _CORE = struct.Struct("<Bd240s")
 REQUEST_TEXT = 240
+# A worker ending on its own: max-requests or reload-on-rss retire it (the
+# master logs it as killed), a SIGHUP or SIGWINCH sent to it makes it
+# leave (nothing more said), as uWSGI's master tells them apart.
+RETIRING = 1
+LEAVING = 2
 _TEXT = struct.Struct(f"{REQUEST_TEXT}s")
 
 
@@ -93,8 +98,8 @@ class Scoreboard:
     def set_accepting(self, wid):
         self._set_worker(wid, 2, 1)
 
-    def set_retiring(self, wid):
-        self._set_worker(wid, 3, 1)
+    def set_retiring(self, wid, how=RETIRING):
+        self._set_worker(wid, 3, how)
 
     # -- read by the master -------------------------------------------
     def requests(self, wid):
@@ -107,7 +112,8 @@ class Scoreboard:
         return bool(self._worker(wid)[2])
 
     def retiring(self, wid):
-        return bool(self._worker(wid)[3])
+        """0, RETIRING or LEAVING."""
+        return self._worker(wid)[3]
 
     def harakiri(self, wid):
         return self._worker(wid)[4]

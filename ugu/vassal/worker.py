@@ -24,6 +24,7 @@ from ugu.vassal import async_worker, request, sockets, wsgi
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
+from ugu.vassal.scoreboard import LEAVING
 from ugu.vassal.transport import RawTransport, recv_some
 
 GRACEFUL = (signal.SIGHUP,)
@@ -100,15 +101,16 @@ class Context:
 
 
 class Worker:
-    def __init__(self, wid, config, listeners, shared):
+    def __init__(self, wid, config, listeners, shared, master=None):
         self.wid = wid
         self.config = config
         self.listeners = [l for l in listeners
                           if l.proto in (sockets.UWSGI, sockets.HTTP)]
         self.shared = shared
-        # Built in the process that forks the worker (the master, or
-        # worker 1 without one): its pid, for the worker to die with.
-        self.master = os.getpid()
+        # The master's pid, for the worker to die with.  Without a master
+        # there is none: as in uWSGI, the workers that worker 1 forked
+        # live on (and finish their requests) when it ends.
+        self.master = master
         self._stopping = False
         self._wake_read = self._wake_write = None
         self.recycler = None
@@ -116,10 +118,7 @@ class Worker:
     def run(self):
         """The worker's life, after fork.  Never returns."""
         proc.reset_signals()
-        forked = os.getpid() != self.master
-        # A forked worker dies with its parent; worker 1 without a master
-        # is the process that was started, and lives on its own.
-        if forked and not proc.die_with_parent(self.master):
+        if self.master and not proc.die_with_parent(self.master):
             os._exit(0)
         proc.set_worker_title(self.config, self.wid)
         if self.config["gevent"]:
@@ -176,9 +175,17 @@ class Worker:
             if retired:
                 return
             if any(s in GRACEFUL for s in received):
-                log.log(f"Gracefully killing worker {self.wid} "
-                        f"(pid: {os.getpid()})...")
+                self._leave()
                 return
+
+    def _leave(self):
+        """A graceful end asked for by a signal: said, unless the master
+        marked it quiet before (max-worker-lifetime, as uWSGI's)."""
+        board = self.shared.scoreboard
+        if board.retiring(self.wid) != LEAVING:
+            log.log(f"Gracefully killing worker {self.wid} "
+                    f"(pid: {os.getpid()})...")
+            board.set_retiring(self.wid, LEAVING)
 
     def _what_am_i_doing(self):
         """SIGUSR2: log the request each core is serving, as uWSGI."""
