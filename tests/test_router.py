@@ -1043,3 +1043,20 @@ def test_which_requests_are_plain(head, plain):
 def test_complete_head_at(buffer, found):
     from ugu.http.plain import complete_head_at
     assert complete_head_at(buffer) == found
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], (60, 60, 60)),
+    (["--http-timeout", "0"], (60, 60, 60)),
+    (["--http-timeout", "5"], (5, 5, 5)),
+    (["--http-timeout", "5", "--http-connect-timeout", "0",
+      "--http-headers-timeout", "0"], (5, 5, 5)),
+    (["--http-connect-timeout", "2", "--http-headers-timeout", "3"],
+     (60, 2, 3)),
+])
+def test_a_timeout_of_0_is_the_default_as_in_uwsgi(argv, expected):
+    from ugu.options.resolve import resolve
+    from ugu.router.settings import Settings
+    settings = Settings.from_config(resolve(argv, {}))
+    assert (settings.timeout, settings.connect_timeout,
+            settings.headers_timeout) == expected

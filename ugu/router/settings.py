@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from ugu.http.vars import parse_var
 
 DEFAULT_READ = 65536
+DEFAULT_TIMEOUT = 60
 
 
 @dataclass(frozen=True)
@@ -26,22 +27,20 @@ class Settings:
 
     @classmethod
     def from_config(cls, config):
-        timeout = config["http-timeout"]
+        # As in uWSGI, 0 (or unset) means the default: 60 s, and the
+        # connect and headers timeouts follow http-timeout.
+        timeout = config["http-timeout"] or DEFAULT_TIMEOUT
         keepalive = config["http-keepalive"]
         return cls(
             keepalive=keepalive > 0,
             # `http-keepalive = N` with N > 1 is uWSGI's idle timeout.
             idle_timeout=keepalive if keepalive > 1 else timeout,
             timeout=timeout,
-            connect_timeout=_or(config["http-connect-timeout"], timeout),
-            headers_timeout=_or(config["http-headers-timeout"], timeout),
+            connect_timeout=config["http-connect-timeout"] or timeout,
+            headers_timeout=config["http-headers-timeout"] or timeout,
             auto_gzip=config["http-auto-gzip"],
             modifier1=config["http-modifier1"],
             modifier2=config["http-modifier2"],
             extra_vars=tuple(map(parse_var, config["http-var"])),
             # As in uWSGI, 0 means the default size.
             read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ)
-
-
-def _or(value, default):
-    return default if value is None else value
