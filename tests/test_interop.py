@@ -33,7 +33,8 @@ APP = textwrap.dedent('''
 
     def application(environ, start_response):
         path = environ["PATH_INFO"]
-        body = environ["wsgi.input"].read()
+        # /early answers an upload without reading it.
+        body = environ["wsgi.input"].read() if path != "/early" else b""
         if path.startswith("/env"):
             env = {k: v for k, v in environ.items()
                    if k in CGI or k.startswith("HTTP_")}
@@ -214,6 +215,25 @@ def outcome(port, request):
         except ConnectionResetError:
             raw = b""
     return int(raw.split(b" ", 2)[1]) if raw else "closed"
+
+
+@pytest.mark.parametrize("pair", [("uwsgi", "uwsgi"), ("uwsgi", "ugu"),
+                                  ("ugu", "uwsgi"), ("ugu", "ugu")])
+def test_an_answer_before_the_upload_ends_reaches_the_client(routers, pair):
+    """An app that answers without reading the body is heard while the
+    client is still sending it, through either router, from either
+    worker."""
+    with socket.create_connection(("127.0.0.1", routers[pair]),
+                                  timeout=10) as s:
+        s.sendall(b"POST /early HTTP/1.1\r\nHost: interop\r\n"
+                  b"Content-Length: 100000\r\n\r\nabc")
+        s.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = s.recv(65536)
+            assert more, f"closed without an answer: {head!r}"
+            head += more
+    assert head.startswith(b"HTTP/1.1 200 OK")
 
 
 def test_vars_over_the_workers_buffer_size(routers, workers):

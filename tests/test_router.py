@@ -1060,3 +1060,22 @@ def test_a_timeout_of_0_is_the_default_as_in_uwsgi(argv, expected):
     settings = Settings.from_config(resolve(argv, {}))
     assert (settings.timeout, settings.connect_timeout,
             settings.headers_timeout) == expected
+
+
+def test_an_answer_before_the_upload_ends_is_relayed_at_once(router):
+    """On each parser's path: the worker's early answer reaches the
+    client while the client still owes most of its body, and the
+    connection then closes, the body unread."""
+    with socket.create_connection(("127.0.0.1", router.port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: t\r\n"
+                  b"Content-Length: 100000\r\n\r\nabc")
+        s.settimeout(5)
+        answer = b""
+        while not answer.endswith(b"ignored"):
+            more = s.recv(65536)
+            assert more, f"closed without the whole answer: {answer!r}"
+            answer += more
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+        s.shutdown(socket.SHUT_WR)
+        assert s.recv(65536) == b""

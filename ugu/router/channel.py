@@ -23,6 +23,7 @@ class Channel:
         """sock: a non-blocking _socket.socket, owned from now on."""
         self.sock = sock
         self._watchers = {}
+        self._interrupt = None
 
     def recv(self, size, timeout):
         while True:
@@ -44,11 +45,32 @@ class Channel:
         timeout seconds."""
         if timeout <= 0:
             raise TimeoutError("timed out")
+        if events == READ and self._interrupt is not None:
+            raise self._interrupt
         watcher = self._watchers.get(events)
         if watcher is None:
             watcher = get_hub().loop.io(self.sock.fileno(), events)
             self._watchers[events] = watcher
         _deadlines.wait(watcher, timeout)
+
+    def interrupt(self, error):
+        """Have the wait to read, the one under way or the next, raise
+        `error` instead; None ends that."""
+        self._interrupt = error
+        watcher = self._watchers.get(READ)
+        if error is not None and watcher is not None and watcher.active:
+            get_hub().cancel_wait(watcher, error)
+
+    def on_readable(self, callback):
+        """A started watcher calling `callback` once, when the socket has
+        something to read (or has closed); close() it when done."""
+        watcher = get_hub().loop.io(self.sock.fileno(), READ)
+
+        def fired():
+            watcher.stop()
+            callback()
+        watcher.start(fired)
+        return watcher
 
     def shutdown_write(self):
         self.sock.shutdown(socket.SHUT_WR)

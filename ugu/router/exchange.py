@@ -39,6 +39,11 @@ _NO_BODY_STATUS = (204, 304)
 WORKER_BUFFER_SIZE = 4096
 
 
+class _Answered(Exception):
+    """The backend answered while the client was still sending."""
+
+
+
 class Exchange:
     def __init__(self, client, cycle, head):
         self.client = client
@@ -112,15 +117,28 @@ class Exchange:
             return
 
     def _send_streamed(self, backend, packet):
+        """The packet, then the body as the client sends it, until the
+        backend answers: an app that answers without reading an upload
+        is heard at once, as through uWSGI's router, and the rest of the
+        body is left unread (the client connection then closes)."""
         pending = packet
+        client = self.client.channel
+        alarm = backend.on_readable(lambda: client.interrupt(_Answered()))
         try:
             for data in self._body_pieces():
                 backend.sendall(pending + data, self.settings.timeout)
                 pending = b""
+        except _Answered:
+            # The worker sees the body end: it need not wait for more.
+            backend.shutdown_write()
+            return
         except h11.RemoteProtocolError as e:
             # A body with a Content-Length only fails by ending early.
             raise ClientGone(f"request body cut short: {h11_reason(e)}") \
                 from None
+        finally:
+            alarm.close()
+            client.interrupt(None)
         if pending:
             backend.sendall(pending, self.settings.timeout)
 
