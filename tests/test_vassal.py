@@ -17,7 +17,7 @@ from tests import support
 from tests.support import split_response, uwsgi_request
 
 APP = textwrap.dedent('''
-    import json, os
+    import json, os, time
 
     def application(environ, start_response):
         path = environ["PATH_INFO"]
@@ -45,6 +45,11 @@ APP = textwrap.dedent('''
         if path == "/pid":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [str(os.getpid()).encode()]
+        if path == "/slow":
+            open("slow-started", "w").close()
+            time.sleep(0.5)
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"late"]
         if path == "/big":
             # 16 MB in pieces, more than the socket buffers hold.
             start_response("200 OK", [("Content-Type", "text/plain")])
@@ -338,6 +343,26 @@ def test_a_client_gone_mid_response_is_one_line_as_in_uwsgi(worker):
     worker.wait_for_log(r"GET /big => generated \d+ bytes")
     assert "Traceback" not in worker.output()
     assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+
+
+def test_a_client_gone_before_the_head_still_logs_its_status(worker, site):
+    """As uWSGI's line: the status and headers the app gave, though the
+    head never reached the client."""
+    from ugu import protocol
+    pairs = [(b"REQUEST_METHOD", b"GET"), (b"PATH_INFO", b"/slow"),
+             (b"REQUEST_URI", b"/slow"), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+             (b"REMOTE_ADDR", b"127.0.0.9")]
+    with socket.create_connection(("127.0.0.1", worker.port)) as s:
+        s.sendall(protocol.encode(pairs))
+        support.wait_until(lambda: (site / "slow-started").exists(), 10,
+                           what="the app to start")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+    worker.wait_for_log(
+        r"uwsgi_response_writev_headers_and_body_do\(\): Connection reset "
+        r"by peer \[core/writer\.c line 306\] during GET /slow")
+    worker.wait_for_log(r"GET /slow => generated \d+ bytes in \d+ msecs "
+                        r"\(HTTP/1\.1 200\) 1 headers in 0 bytes")
 
 
 def test_without_master_worker_1_forks_the_others(site, procs):

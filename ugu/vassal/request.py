@@ -122,6 +122,10 @@ class Exchange:
             # `break` in a response route drops the app's body.
             self.body_dropped = not routed.send_body
             head_only = head_only or self.body_dropped
+        # Counted before the write, so that a client gone by then still
+        # has the status and headers in the log line, as in uWSGI.
+        self.status = int(self._status_line[:3])
+        self.header_count = len(headers)
         try:
             self.header_size = self.transport.start(
                 self.protocol, self._status_line, headers, first_chunk,
@@ -129,8 +133,6 @@ class Exchange:
         except OSError as e:
             call = WRITEV_HEAD_AND_BODY if first_chunk else WRITE_HEAD
             raise ClientWriteError(call, e) from None
-        self.status = int(self._status_line[:3])
-        self.header_count = len(headers)
         self.headers_sent = True
 
     def _count_added_vars(self, known):
