@@ -580,6 +580,10 @@ def test_buffer_size_is_cut_to_64k():
     assert resolve(["-b", "99999"], {})["buffer-size"] == 65535
 
 
+def test_httprouter_is_uwsgis_other_name_for_http():
+    assert resolve(["--httprouter", ":9090"], {})["http"] == [":9090"]
+
+
 def test_zero_threads_is_one_as_in_uwsgi():
     assert resolve(["--threads", "0"], {})["threads"] == 1
 

@@ -269,7 +269,7 @@ OPTIONS = (
          "regexp of REMOTE_USER", ROUTING, repeat=True),
     # http router
     _opt("http", STR, "run an HTTP router on the address", HTTP,
-         repeat=True),
+         repeat=True, aliases=("httprouter",)),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
          repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
