@@ -91,6 +91,17 @@ class Vassal:
         with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status, r.read()
 
+    def get_in_background(self, path):
+        """GET path in a thread of its own, once the app has begun to
+        serve it (its /sleep leaves a file): (thread, {"answer": ...})."""
+        got = {}
+        thread = threading.Thread(
+            target=lambda: got.setdefault("answer", self.get(path)))
+        thread.start()
+        support.wait_until(lambda: list(self.site.glob("sleeping-*")), 10,
+                           what="the slow request being served")
+        return thread, got
+
     def pid_of_answer(self, path="/"):
         return int(self.get(path)[1])
 
@@ -141,12 +152,7 @@ def test_harakiri_is_the_workers_deadline(procs, site, server, request):
         if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", threads="2",
                harakiri="2").ready(1)
-    slow = {}
-    caller = threading.Thread(
-        target=lambda: slow.setdefault("answer", v.get("/sleep?4")))
-    caller.start()
-    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
-                       what="the slow request being served")
+    caller, slow = v.get_in_background("/sleep?4")
     while caller.is_alive():
         assert v.get()[0] == 200
         caller.join(0.25)
@@ -348,15 +354,10 @@ def test_reload_mercy_leaves_a_graceful_reload_alone(procs, site):
     """uWSGI 2.0's reload-mercy is the Emperor's: a worker finishing its
     request on SIGHUP has worker-reload-mercy (60 s)."""
     v = Vassal(procs, site, processes="1", reload_mercy="1").ready(1)
-    answer = {}
-    caller = threading.Thread(
-        target=lambda: answer.setdefault("got", v.get("/sleep?3")))
-    caller.start()
-    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
-                       what="the slow request being served")
+    caller, slow = v.get_in_background("/sleep?3")
     os.kill(v.p.pid, signal.SIGHUP)
     caller.join(15)
-    assert answer["got"][0] == 200
+    assert slow["answer"][0] == 200
     assert "NO MERCY" not in v.p.output()
 
 
