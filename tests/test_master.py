@@ -286,9 +286,11 @@ def test_a_connection_that_sends_nothing_holds_no_core(procs, site, defer):
 def test_zero_threads_serve_as_one(procs, site):
     v = Vassal(procs, site, processes="1", threads="0").ready(1)
     assert v.get()[0] == 200
-    assert "*** Operational MODE: single process ***" in v.p.output()
-    assert re.search(r"spawned uWSGI worker 1 \(pid: \d+, cores: 1\)",
-                     v.p.output())
+    out = v.p.output()
+    assert "*** Operational MODE: single process ***" in out
+    assert re.search(r"spawned uWSGI worker 1 \(pid: \d+, cores: 1\)", out)
+    # uWSGI's order: the mode, then the app loaded in the master.
+    assert out.index("*** Operational MODE") < out.index("WSGI app 0 ")
 
 
 def test_max_requests_recycles_without_a_failure(procs, site):

@@ -123,6 +123,9 @@ def _run(config):
     recycle.check(config)
     hygiene.chmod_sockets(config, listeners)
     shared = Shared(config, link)
+    # Before the app loads, as uWSGI words its start-up.
+    log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
+            f" ***")
     apps.prepare(config)
     if _worker_sockets(listeners) and config["processes"] and \
             not _lazy(config):
@@ -226,8 +229,6 @@ def _run_without_master(config, listeners, shared):
         if config[option]:
             raise ConfigError(f"{option} needs the master: add master = "
                               "true", option=option)
-    log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
-            f" ***")
     count, threads = config["processes"], config["threads"]
     if count == 1:
         log.log(f"spawned uWSGI worker 1 (and the only) (pid: "
@@ -282,8 +283,6 @@ class Master:
             self.fifo = MasterFifo(self.config["master-fifo"])
         reloads = int(os.environ.get(RELOADS_ENV, "0"))
         verb = "gracefully (RE)spawned" if reloads else "spawned"
-        log.log(f"*** Operational MODE: "
-                f"{_operational_mode(self.config, self.listeners)} ***")
         log.log(f"{verb} uWSGI master process (pid: {os.getpid()})")
         if self.shared.link and not reloads:
             self.shared.link.send(ToEmperor.SPAWNED)
