@@ -94,7 +94,6 @@ class Config:
                          + ", ".join(self.unknown_keys))
         return lines
 
-
     def _inert(self):
         """Options set that do nothing here, in uWSGI too: a warning each,
         never an error, since uWSGI runs the file."""

@@ -103,7 +103,6 @@ class PlainCycle:
                 and (self._h11 is None or self._h11.our_state is h11.DONE))
 
 
-
 def _start_h11(client, conn, status, reason, headers):
     try:
         client.write(conn.send(h11.Response(status_code=status,

@@ -43,7 +43,6 @@ class _Answered(Exception):
     """The backend answered while the client was still sending."""
 
 
-
 class Exchange:
     def __init__(self, client, cycle, head):
         self.client = client

@@ -445,8 +445,7 @@ class Master:
             if child.recycling and not child.quiet or leaving == RETIRING:
                 log.log(f"worker {child.number} killed successfully "
                         f"(pid: {child.pid})")
-            self.respawn_at[("worker", child.number)] = time.monotonic() + \
-                self._respawn_delay()
+            self._respawn(child)
             return
         code, killer = proc.describe_exit(status)
         if code == apps.EXIT_NO_APP and _lazy(self.config):
@@ -457,25 +456,25 @@ class Master:
         how = f", killed by signal {killer}" if killer else ""
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
                 f"{how} :( trying respawn ...")
-        self.respawn_at[("worker", child.number)] = time.monotonic() + \
-            self._respawn_delay()
+        self._respawn(child)
 
-    def _respawn_delay(self):
-        """0, or FORKBOMB_DELAY once more respawns than `processes` came
-        each within RESPAWN_BURST_GAP of the one before, as uWSGI
-        counts them."""
+    def _respawn(self, child):
+        """Respawn the worker now, or after FORKBOMB_DELAY once more
+        respawns than `processes` came each within RESPAWN_BURST_GAP of
+        the one before, as uWSGI counts them."""
         now = time.monotonic()
         if now - self._last_respawn <= RESPAWN_BURST_GAP:
             self._respawn_burst += 1
         else:
             self._respawn_burst = 0
         self._last_respawn = now
-        if self._respawn_burst <= self.config["processes"]:
-            return 0.0
-        self._respawn_burst = 0
-        log.log(f"worker respawning too fast !!! i have to sleep a bit "
-                f"({int(FORKBOMB_DELAY)} seconds)...")
-        return FORKBOMB_DELAY
+        delay = 0.0
+        if self._respawn_burst > self.config["processes"]:
+            self._respawn_burst = 0
+            log.log(f"worker respawning too fast !!! i have to sleep a bit "
+                    f"({int(FORKBOMB_DELAY)} seconds)...")
+            delay = FORKBOMB_DELAY
+        self.respawn_at[("worker", child.number)] = now + delay
 
     def _router_died(self, child):
         if not child.stopping:

@@ -234,4 +234,3 @@ class PlainTransport:
         if self._h11 is not None:
             return self._h11.h.our_state is h11.DONE
         return self.done and self.request.keep_alive
-

@@ -1,10 +1,13 @@
 """What each worker is doing, in memory shared by the master and workers.
 
 An anonymous shared mapping made before the first fork: each worker writes
-only its own slot (each core only its own cell), the master only reads, so
-no lock crosses processes.  The master uses it to decide when the workers
-are all busy (cheaper), to find requests stuck past `harakiri`, to know a
-new worker is accepting (chain reload) and to print statistics.
+only its own slot (each core only its own cell); the master reads, and
+writes a slot only to reset it for a new worker or to mark a worker it
+stops quietly, when that worker is not writing it.  So no lock crosses
+processes (the instance's request total is a plain counter, as uWSGI's).
+The master uses it to decide when the workers are all busy (cheaper), to
+find workers past their `harakiri` deadline, to know a new worker is
+accepting (chain reload) and to print statistics.
 """
 
 import mmap
@@ -25,8 +28,9 @@ _TOTAL = struct.Struct("<Q")
 _CORE = struct.Struct("<Bd240s")
 REQUEST_TEXT = 240
 # A worker ending on its own: max-requests or reload-on-rss retire it (the
-# master logs it as killed), a SIGHUP or SIGWINCH sent to it makes it
-# leave (nothing more said), as uWSGI's master tells them apart.
+# master logs it as killed); a SIGHUP makes it leave (the master says
+# nothing more unless it sent the signal itself), as uWSGI's master tells
+# them apart.
 RETIRING = 1
 LEAVING = 2
 _TEXT = struct.Struct(f"{REQUEST_TEXT}s")
