@@ -378,6 +378,30 @@ def test_without_master_worker_1_forks_the_others(site, procs):
     assert "without its master process manager" in p.output()
 
 
+# Without a master, worker 1's exit code is the instance's: uWSGI's end
+# code, and its reload code where a graceful stop finds a lone core idle.
+MASTERLESS_EXITS = [(signal.SIGINT, "1", 30), (signal.SIGTERM, "1", 30),
+                    (signal.SIGHUP, "1", 17), (signal.SIGHUP, "2", 30)]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("signum, threads, code", MASTERLESS_EXITS)
+def test_without_master_exit_codes_are_uwsgis(site, procs, request, server,
+                                               signum, threads, code):
+    port = support.free_port()
+    argv = ["--http-socket", f"127.0.0.1:{port}", "--threads", threads,
+            "--pythonpath", "code/", "--module", "app"]
+    if server == "ugu":
+        p = procs.ugu(*argv, cwd=site)
+    else:
+        p = procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
+                        cwd=site)
+    support.wait_for_port(port)
+    assert requests.get(f"http://127.0.0.1:{port}/").status_code == 200
+    p.send_signal(signum)
+    assert p.wait() == code
+
+
 STATIC_NAMES = ["a.js", "a.xml", "a.tar.gz", "A.JS", "x.zz", "README",
                 "a.css"]
 

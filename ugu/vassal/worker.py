@@ -30,6 +30,11 @@ from ugu.vassal.transport import RawTransport, recv_some
 GRACEFUL = (signal.SIGHUP,)
 IMMEDIATE = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 BUFFER = 65536
+# A worker's exit codes, as uWSGI's: the end of its loop or an immediate
+# stop, and a graceful stop that found the worker idle.  Without a master
+# they are the instance's, which supervisors are told to accept.
+EXIT_END = 30
+EXIT_RELOAD = 17
 
 
 class Context:
@@ -138,9 +143,9 @@ class Worker:
         self.shared.scoreboard.set_accepting(self.wid)
         if self.shared.link:
             self.shared.link.send(ToEmperor.ACCEPTING)
-        self._wait_for_end(signals)
+        code = self._wait_for_end(signals)
         self._stop_cores(cores, ctx)
-        os._exit(0)
+        os._exit(code)
 
     def _load_app(self):
         self.shared.apps = apps.load_all(self.config)
@@ -165,18 +170,28 @@ class Worker:
         return cores
 
     def _wait_for_end(self, signals):
+        """Wait for the end; its exit code."""
         while True:
             received, retired = signals.wait(None, [self.recycler])
             if any(s in IMMEDIATE for s in received):
                 sys.stdout.flush()
-                os._exit(0)
+                os._exit(EXIT_END)
             if signal.SIGUSR2 in received:
                 self._what_am_i_doing()
             if retired:
-                return
+                return EXIT_END
             if any(s in GRACEFUL for s in received):
                 self._leave()
-                return
+                return EXIT_RELOAD if self._idle_alone() else EXIT_END
+
+    def _idle_alone(self):
+        """Whether uWSGI would exit at once with its reload code: a
+        gevent worker always does; a threaded one lets its loop end; a
+        single core does when it is between requests."""
+        if self.config["gevent"]:
+            return True
+        return (self.config["threads"] == 1
+                and self.shared.scoreboard.running(self.wid, 0) is None)
 
     def _leave(self):
         """A graceful end asked for by a signal: said, unless the master
