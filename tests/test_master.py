@@ -441,6 +441,8 @@ def test_cheaper_grows_under_load_and_shrinks_when_idle(procs, site):
     v.log(r"uWSGI worker \d cheaped\.", timeout=15, count=2)
     assert re.search(r"worker \d killed successfully \(pid: \d+\)",
                      v.p.output())
+    # A cheaped worker says nothing of its own end, as in uWSGI.
+    assert "Gracefully killing" not in v.p.output()
     support.wait_until(lambda: len(v.workers()) == 1, 5,
                        what="one worker left")
 

@@ -1,9 +1,11 @@
 """uWSGI's default cheaper algorithm ("spare"), run by the master each
 second.
 
-All running workers busy for `cheaper-overload` checks in a row: spawn
-`cheaper-step` more, up to `processes`.  More than one idle worker above
-the `cheaper` floor for as many checks: stop the oldest idle one.
+All running workers busy at more than `cheaper-overload` checks (each
+check with an idle worker taking one back): spawn `cheaper-step` more, up
+to `processes`.  Once no overload is left, every `cheaper-overload`-th
+check that finds more than one idle worker above the `cheaper` floor
+stops the oldest idle one.
 """
 
 from dataclasses import dataclass, field
@@ -40,20 +42,27 @@ class Cheaper:
         scoreboard and the workers already due to respawn."""
         running = [w for w in workers if not w.stopping]
         idle = [w for w in running if not scoreboard.busy(w.number)]
-        if running and not idle:
-            return self._overload(running, pending)
-        self.overloaded = 0
-        if len(running) > self.floor and len(idle) > 1:
-            return self._spare(idle)
-        self.idle = 0
+        if idle:
+            # One idle check takes back one overloaded check, as in
+            # uWSGI, rather than starting the count again.
+            self.overloaded = max(0, self.overloaded - 1)
+        else:
+            self.overloaded += 1
+            self.idle = 0
+        if self.overloaded > self.overload_limit:
+            self.overloaded = 0
+            return self._spawn(running, pending)
+        # One spare worker is the steady state: it neither counts towards
+        # stopping one nor resets the count.
+        if self.overloaded or len(idle) == 1:
+            return Change()
+        self.idle += 1
+        if len(running) > self.floor and idle and \
+                self.idle % self.overload_limit == 0:
+            return self._stop_oldest(idle)
         return Change()
 
-    def _overload(self, running, pending):
-        self.idle = 0
-        self.overloaded += 1
-        if self.overloaded < self.overload_limit:
-            return Change()
-        self.overloaded = 0
+    def _spawn(self, running, pending):
         taken = {w.number for w in running} | {n for _, n in pending}
         free = [wid for wid in range(1, self.processes + 1)
                 if wid not in taken]
@@ -61,11 +70,7 @@ class Cheaper:
         self._cheaped.difference_update(spawn)
         return Change(spawn=spawn)
 
-    def _spare(self, idle):
-        self.idle += 1
-        if self.idle < self.overload_limit:
-            return Change()
-        self.idle = 0
+    def _stop_oldest(self, idle):
         oldest = min(idle, key=lambda w: w.born)
         self._cheaped.add(oldest.number)
         return Change(stop=[oldest])

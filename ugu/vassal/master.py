@@ -504,7 +504,9 @@ class Master:
         for wid in change.spawn:
             self.spawn_worker(wid)
         for child in change.stop:
+            # Quietly: uWSGI's cheaped worker says nothing of its end.
             child.stopping = True
+            self.shared.scoreboard.set_retiring(child.number, LEAVING)
             self._kill(child.pid, signal.SIGHUP)
 
     def check_workers(self):
