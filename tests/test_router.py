@@ -484,6 +484,20 @@ def test_http_var_is_added_last(backend, start_router):
     assert pairs[-1] == (b"DOCUMENT_ROOT", b"/srv")
 
 
+def test_http_var_without_equals_is_refused_at_its_line(procs, tmp_path):
+    """uWSGI would drop the var without a word; ugu stops the vassal
+    and names the line."""
+    ini = tmp_path / "router.ini"
+    ini.write_text(f"[uwsgi]\nmaster = true\n"
+                   f"http = 127.0.0.1:{support.free_port()}\n"
+                   f"http-to = 127.0.0.1:{support.free_port()}\n"
+                   f"http-var = DOCUMENT_ROOT\n")
+    p = procs.ugu("--ini", str(ini))
+    assert p.wait() == 1
+    assert f"{ini}:5: option 'http-var': expected KEY=VALUE, got " \
+        f"'DOCUMENT_ROOT'" in p.output()
+
+
 def test_unix_socket_node(uwsgi_binary, app_dir, tmp_path, start_router):
     path = str(tmp_path / "worker.sock")
     worker = start_worker(uwsgi_binary, app_dir, path)

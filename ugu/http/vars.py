@@ -18,6 +18,8 @@ import socket
 import struct
 from urllib.parse import unquote_to_bytes
 
+from ugu.options.errors import ConfigError
+
 from ugu.http.errors import BadRequest, HeadersTooLarge
 from ugu.protocol import MAX_BLOCK, encode_vars
 
@@ -57,8 +59,13 @@ class ListenerVars:
 
 
 def parse_var(text):
-    """(key, value) bytes from an `http-var = KEY=VALUE` line."""
-    key, _, value = text.partition("=")
+    """(key, value) bytes from an `http-var = KEY=VALUE` line.  uWSGI
+    skips a line without `=`; ugu refuses it rather than drop a var the
+    user meant to send."""
+    key, eq, value = text.partition("=")
+    if not eq or not key:
+        raise ConfigError(f"expected KEY=VALUE, got '{text}'",
+                          option="http-var")
     return key.encode(), value.encode()
 
 

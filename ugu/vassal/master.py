@@ -18,6 +18,7 @@ import sys
 import time
 
 from ugu import log, proc
+from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
@@ -172,6 +173,9 @@ def _apply_env(config):
             raise ConfigError(f"expected KEY=VALUE, got '{item}'",
                               option="env")
         os.environ[key] = value
+    # Read here, before a router process would fail on them.
+    for item in config["http-var"]:
+        parse_var(item)
 
 
 def _bind_all(config):
