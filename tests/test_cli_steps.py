@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+import requests
+
 from tests import support
 
 NO_SOCKET = "The -s/--socket option is missing and stdin is not a socket."
@@ -60,3 +62,25 @@ def test_ini_from_stdin_as_uwsgi(uwsgi_binary):
     ours = dump([*support.UGU, "--ini", "-"], text)
     assert ours == dump([uwsgi_binary, "--ini", "-"], text)
     assert "from = |-|" in ours
+
+
+def show_config_run(argv, procs, site):
+    """What a server with show-config logs before its banner, and that
+    it then serves."""
+    port = support.free_port()
+    (site / "sc.ini").write_text(f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\n"
+                                 f"pythonpath = {support.EXAMPLES}/code\n"
+                                 f"module = app\n")
+    p = procs.start([*argv, "--ini", "sc.ini", "--show-config"], cwd=site)
+    support.wait_for_port(port)
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).ok
+    lines = p.output().splitlines()
+    banner = next(i for i, line in enumerate(lines)
+                  if line.startswith("*** Starting uWSGI"))
+    return [line.replace(str(port), "PORT") for line in lines[:banner]]
+
+
+def test_show_config_logs_the_dump_and_runs(procs, tmp_path, uwsgi_binary):
+    ours = show_config_run(support.UGU, procs, tmp_path)
+    assert ours[1:3] == ["", ";uWSGI instance configuration"]
+    assert ours == show_config_run([uwsgi_binary], procs, tmp_path)

@@ -616,13 +616,13 @@ def test_config_api():
 
 # -- the ugu command --------------------------------------------------------
 
-def test_show_config_prints_uwsgis_format(capsys):
+def test_show_config_dumps_in_uwsgis_format_after_the_files():
     write("app.ini", "[uwsgi]\nprocesses = 2\n")
-    assert cli.main(["--ini", "app.ini", "--show-config"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out == [";uWSGI instance configuration", "[uwsgi]",
-                   "ini = app.ini", "processes = 2", "show-config = true",
-                   ";end of configuration"]
+    config = resolve(["--ini", "app.ini", "--show-config"], {})
+    assert config.opening_lines() == [
+        "[uWSGI] getting INI configuration from app.ini", "",
+        ";uWSGI instance configuration", "[uwsgi]", "ini = app.ini",
+        "processes = 2", "show-config = true", ";end of configuration", ""]
 
 
 def test_help_lists_the_options(capsys):
@@ -1003,12 +1003,12 @@ def test_gevent_patch_options_are_accepted_and_warn_without_gevent(name):
     assert resolve(["--ini", "app.ini"], {}).startup_warnings() == []
 
 
-def test_show_config_prints_warnings_on_stderr(capsys):
+def test_warnings_follow_the_file_they_are_about():
     write("app.ini", "[uwsgi]\nmy-var = 1\n")
-    assert cli.main(["--ini", "app.ini", "--show-config"]) == 0
-    assert capsys.readouterr().err == (
+    assert resolve(["--ini", "app.ini"], {}).opening_lines() == [
+        "[uWSGI] getting INI configuration from app.ini",
         "ugu: these keys are not options and serve as placeholders only "
-        "(strict = true refuses them): my-var\n")
+        "(strict = true refuses them): my-var"]
 
 
 @pytest.mark.parametrize("text, where", [

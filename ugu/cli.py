@@ -7,11 +7,10 @@ option, and exit with status 1, as uWSGI exits on a bad config.
 import os
 import sys
 
-from ugu import UWSGI_VERSION, __version__, log
+from ugu import UWSGI_VERSION, __version__
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
-from ugu.routing.engine import ResponseRouter
 
 EXIT_CONFIG = 1
 
@@ -40,17 +39,6 @@ def _dispatch(config):
     if config["version"]:
         _say(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
         return 0
-    if config["show-config"]:
-        _say(show_config(config))
-        for line in config.startup_warnings():
-            print(line, file=sys.stderr)
-        # The routes are read at start-up, which would refuse a bad one:
-        # refused here as well, so that the check before deploying holds.
-        ResponseRouter.from_config(config)
-        return 0
-    # Said once, by the process the config is for (vassal or emperor).
-    for line in config.startup_warnings():
-        log.log(line)
     if config["emperor"]:
         from ugu.emperor.emperor import run as run_emperor
         return run_emperor(config)
@@ -72,13 +60,4 @@ def help_text():
         if opt.short:
             names = f"-{opt.short}|{names}"
         lines.append(f"    {names:<40}{opt.help}")
-    return "\n".join(lines)
-
-
-def show_config(config):
-    """The resolved configuration, in uWSGI's dump format."""
-    lines = [";uWSGI instance configuration", "[uwsgi]"]
-    # Every entry where it was read, `show-config` itself included.
-    lines += [f"{entry.key} = {entry.value}" for entry in config.entries]
-    lines.append(";end of configuration")
     return "\n".join(lines)

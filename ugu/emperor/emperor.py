@@ -47,9 +47,9 @@ VERDICTS = {
 def run(config):
     """Reign over the `emperor` patterns; with `master`, from a child of a
     master that keeps an Emperor alive.  Returns the exit code."""
-    log.starting()
-    for line in config.loading_lines():
+    for line in config.opening_lines():
         log.log(line)
+    log.starting()
     monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
     templates = spawn.Templates.from_config(config)
     if config["master"]:

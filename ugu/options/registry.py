@@ -112,7 +112,7 @@ OPTIONS = (
          repeat=True, immediate=True, optional=True, aliases=("end-for",)),
     _opt("endif", STR, "(opt logic) end an if or for block", CONFIG,
          repeat=True, immediate=True, optional=True, aliases=("end-if",)),
-    _opt("show-config", FLAG, "print the resolved configuration and exit",
+    _opt("show-config", FLAG, "log the resolved configuration at start-up",
          CONFIG, default=False),
     _opt("help", FLAG, "list every option and exit", CONFIG, default=False,
          short="h", aliases=("usage",)),

@@ -79,10 +79,24 @@ class Config:
         """The first config file, which names a vassal."""
         return self.files[0] if self.files else None
 
-    def loading_lines(self):
-        """uWSGI's start-up line for each config file read."""
-        return [ANNOUNCE[self._formats.get(path, "ini")].format(path)
-                for path in self.files]
+    def opening_lines(self):
+        """What a vassal or Emperor says first, before chdir and its
+        loggers: uWSGI's line for each config file read, ugu's warnings
+        about them, and with `show-config` the dump, set apart by blank
+        lines as uWSGI sets it."""
+        lines = [ANNOUNCE[self._formats.get(path, "ini")].format(path)
+                 for path in self.files]
+        lines += self.startup_warnings()
+        if self["show-config"]:
+            lines += ["", *self.dump(), ""]
+        return lines
+
+    def dump(self):
+        """The resolved configuration in uWSGI's show-config format: every
+        entry where it was read, `show-config` itself included."""
+        return [";uWSGI instance configuration", "[uwsgi]",
+                *(f"{entry.key} = {entry.value}" for entry in self.entries),
+                ";end of configuration"]
 
     def startup_warnings(self):
         """What ugu says once at start-up about this configuration."""

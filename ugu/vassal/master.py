@@ -90,7 +90,7 @@ def _run(config):
     start_cwd = os.getcwd()
     # As uWSGI: the config files are named while they are read, before
     # the loggers (whose paths follow chdir) take the rest.
-    for line in config.loading_lines():
+    for line in config.opening_lines():
         log.log(line)
     if config["chdir"]:
         _chdir(config["chdir"])
