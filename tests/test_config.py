@@ -894,25 +894,36 @@ def test_ini_from_stdin(monkeypatch):
 
 # -- YAML, XML, JSON --------------------------------------------------------
 
-def test_yaml_repeated_keys_lists_and_sections():
-    write("app.yml", "uwsgi:\n  socket: :1\n  socket: :2\n  http-to: [a, b]\n"
-          "  master: true\n  name: '%n'\ndev:\n  threads: 9\n")
+def test_yaml_is_read_line_by_line_as_uwsgi_reads_it():
+    write("app.yml", "uwsgi:\n  socket: :1\n  socket: :2  # two\n"
+          "  http-to: [a, b]\n  master: true\n  name: '%n'\n"
+          "  rr: addheader:X-A: b\n  ph: %(x)/y\n\tt:\tv\n"
+          "  env:\n    - A=1\n    - B=2\ndev:\n  threads: 9\n")
     assert shown("--yaml", "app.yml") == [
         ("yaml", "app.yml"), ("socket", ":1"), ("socket", ":2"),
-        ("http-to", "a"), ("http-to", "b"), ("master", "true"),
-        ("name", "app")]
+        ("http-to", "[a, b]"), ("master", "true"), ("name", "'app'"),
+        ("rr", "addheader:X-A: b"), ("ph", "%(x)/y"), ("t", "v"),
+        ("env", "A=1"), ("env", "B=2")]
     assert shown("-y", "app.yml:dev")[1:] == [("threads", "9")]
     assert resolve(["app.yml"], {})["socket"] == [":1", ":2"]
 
 
-def test_yaml_errors_name_the_file_and_line():
-    write("bad.yml", "uwsgi:\n  a: [1\n")
-    assert str(error("--yaml", "bad.yml")).startswith("bad.yml:3: invalid "
-                                                      "YAML")
+@pytest.mark.parametrize("text, line", [
+    ("uwsgi:\n  a: 1\n  emptyv:\n  after: 1\n", 3),
+    ("uwsgi:\n  a:\n    b: 1\n", 2),
+    ("uwsgi:\n  - x\n", 2),
+    ("uwsgi:\n  {a: 1}\n", 2),
+])
+def test_yaml_lines_uwsgi_would_stop_at_are_refused_at_their_line(text, line):
+    """uWSGI's reader drops the rest of the section there, unsaid."""
+    write("bad.yml", text)
+    assert str(error("--yaml", "bad.yml")).startswith(
+        f"bad.yml:{line}: uWSGI's YAML reader ends the section at this line")
+
+
+def test_yaml_without_its_section_is_refused():
     write("nosec.yml", "other:\n  a: 1\n")
     assert "cannot find section 'uwsgi'" in str(error("nosec.yml"))
-    write("nested.yml", "uwsgi:\n  a:\n    b: 1\n")
-    assert str(error("nested.yml")).startswith("nested.yml:3: option 'a'")
 
 
 def test_xml_elements_flags_ids_and_apps():
@@ -1116,6 +1127,10 @@ CORPUS = {
                 "include = inc.ini\ninclude = sub/x.yml\n"
                 "include = sub/x.xml\nafter = x\n",
     "sub/x.yml": "uwsgi:\n  yk: %n\n  yk: second\n  ykey: a b c\n",
+    "y.yml": "top: 1\n  deep: 2\nuwsgi: ignored\n  q: \"quoted\" 'too'\n"
+             "  hash: a#b\n  flow: [a, b]\n  ph: %(a)/x\n"
+             "  rr: addheader:X-A: b\n\ttab:\tv\n    deeper: d\n"
+             "  k :  spaced  \n\n  # comment\nafter: 1\nuwsgi:\n  again: 1\n",
     "sub/x.xml": "<uwsgi><xk>%n</xk><flag/><ab>1</ab></uwsgi>",
     "lines.txt": "one\ntwo words\n",
 }
@@ -1126,6 +1141,7 @@ CORPUS = {
     f"--ini {support.EXAMPLES}/http.ini",
     "--ini flask.ini", "--ini django.ini", "--ini logic.ini",
     "--ini main.ini", "main.ini sub/x.yml", "--yaml sub/x.yml",
+    "--set a=1 y.yml",
     "-x sub/x.xml", "--set a=1 --inherit base.ini --set b=%(a)",
     "--for a --set k=%(_) --endfor --if-not-env HOME --set no=1",
 ])

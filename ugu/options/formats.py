@@ -1,14 +1,11 @@
 """Config files in YAML, XML and JSON, read into the INI reader's entries.
 
-Each goes through a maintained parser, after the magic variables are
-substituted over the raw text as for INI files.  The mapping to options is
-uWSGI's:
+Each is read after the magic variables are substituted over the raw
+text, as for INI files.  The mapping to options is uWSGI's:
 
-- YAML: the top-level mapping named by the section (`uwsgi` by default);
-  a key may repeat, and a list gives the key once per item.  PyYAML's
-  composer keeps repeated keys in order, where loading into a dict would
-  keep only the last one.  Scalars are taken as written (`true` stays the
-  text `true`), as uWSGI reads them.
+- YAML: uWSGI's own line reader, not a YAML parser (see read_yaml): a
+  `%(placeholder)` or `addheader:X: y` value, which YAML refuses, reads
+  as uWSGI reads it.
 - XML: the root `<uwsgi>` element, or the first `<uwsgi>` child of the root
   (with `id` equal to the section when one is asked); each child element
   is an option, an empty one meaning `1`; `<app mountpoint="/mp">target
@@ -21,52 +18,102 @@ uWSGI's:
 import json
 import xml.etree.ElementTree as ElementTree
 
-import yaml
-
 from ugu.options.errors import ConfigError
 from ugu.options.ini import Entry
 
 
 def read_yaml(text, path, section):
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}",
-                          path, line) from None
-    block = _yaml_section(root, section, path)
+    """uWSGI's own YAML reader, the one its default build has: line by
+    line, not YAML.  The section is a `name:` line at the left margin; its
+    options are the indented `key: value` lines after it, up to the next
+    line at the margin.  Everything after a `#` is a comment; a value is
+    taken as written, quotes and brackets included; a key may repeat.
+
+    Where uWSGI's reader stops in the middle of the section without a word
+    (a `key:` line, a list, a flow mapping), ugu reads a `key:` followed
+    by `- item` lines as the key once per item, as a libyaml build of
+    uWSGI does, and refuses the rest at its line rather than drop the
+    options after it."""
+    lines = [(number, _yaml_text(raw)) for number, raw in
+             enumerate(text.split("\n"), 1)]
+    lines = [(number, line) for number, line in lines if line.strip(" \t")]
+    body = _yaml_section_lines(lines, section, path)
     entries = []
-    for key, value in block.value:
-        if not isinstance(key, yaml.ScalarNode):
-            raise ConfigError("a key must be a plain word", path,
-                              key.start_mark.line + 1)
-        for item in _yaml_items(key.value, value, path):
-            entries.append(Entry(key.value, item, path,
-                                 value.start_mark.line + 1))
+    while body:
+        number, line = body.pop(0)
+        pair = _yaml_pair(line)
+        if pair:
+            entries.append(Entry(*pair, path, number))
+            continue
+        key = _yaml_list_key(line)
+        items = _yaml_list(body) if key else []
+        if not items:
+            raise ConfigError(
+                "uWSGI's YAML reader ends the section at this line and "
+                "drops the options after it; write `key: value` (a key "
+                "may repeat, or list its values under `key:` as "
+                "`- value` lines)", path, number)
+        entries += [Entry(key, item, path, at) for at, item in items]
     return entries
 
 
-def _yaml_section(root, section, path):
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == section:
-                if isinstance(value, yaml.MappingNode):
-                    return value
-                raise ConfigError(f"'{section}' must be a mapping of "
-                                  "options", path, key.start_mark.line + 1)
+def _yaml_text(raw):
+    """A line less its comment and its end: uWSGI cuts at any `#`.  A
+    CRLF file's `\\r` goes too, which uWSGI would leave in the value."""
+    return raw.split("#", 1)[0].rstrip("\r")
+
+
+def _yaml_depth(line):
+    """uWSGI's indentation count: a tab counts 8."""
+    stripped = line.lstrip(" \t")
+    indent = line[:len(line) - len(stripped)]
+    return indent.count(" ") + 8 * indent.count("\t")
+
+
+def _yaml_section_lines(lines, section, path):
+    """The indented lines of the first `section:` line at the margin."""
+    for at, (_, line) in enumerate(lines):
+        if _yaml_depth(line) == 0 and line.partition(":")[1] and \
+                line.partition(":")[0] == section:
+            body = []
+            for number, inner in lines[at + 1:]:
+                if _yaml_depth(inner) == 0:
+                    break
+                body.append((number, inner))
+            return body
     raise ConfigError(f"cannot find section '{section}' in this YAML file",
                       path)
 
 
-def _yaml_items(key, node, path):
-    if isinstance(node, yaml.ScalarNode):
-        return [node.value]
-    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
-    if all(isinstance(item, yaml.ScalarNode) for item in items):
-        return [item.value for item in items]
-    raise ConfigError("the value must be a word or a list of words",
-                      path, node.start_mark.line + 1, key)
+def _yaml_pair(line):
+    """(key, value) of an option line, split at its first `: ` (else its
+    first `:` and tab) as uWSGI splits it; None for any other line."""
+    line = line.lstrip(" \t")
+    if line[:1] in ("-", "[", "{"):
+        return None
+    cut = line.find(": ")
+    if cut < 0:
+        cut = line.find(":\t")
+    if cut < 0:
+        return None
+    return line[:cut].rstrip(" \t"), line[cut + 2:].strip(" \t")
+
+
+def _yaml_list_key(line):
+    """The key of a `key:` line, which may head a list; else None."""
+    line = line.strip(" \t")
+    if len(line) > 1 and line.endswith(":") and line[0] not in "-[{":
+        return line[:-1].rstrip(" \t")
+    return None
+
+
+def _yaml_list(body):
+    """The `- item` lines at the head of body, taken off it."""
+    items = []
+    while body and body[0][1].lstrip(" \t")[:1] == "-":
+        number, line = body.pop(0)
+        items.append((number, line.lstrip(" \t")[1:].strip(" \t")))
+    return items
 
 
 def read_xml(text, path, section):
