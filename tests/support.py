@@ -96,18 +96,21 @@ def stop_leftovers():
 
 
 class Process:
-    """A real process with its own process group and a log file."""
+    """A real process with its own process group and a log file (its
+    stderr, and its stdout unless `stdout_path` names a file of its own)."""
 
-    def __init__(self, argv, cwd=None, env=None, log_path=None):
+    def __init__(self, argv, cwd=None, env=None, log_path=None,
+                 stdout_path=None):
         self.argv = list(argv)
         self.log_path = Path(log_path or _temp_log())
         self._log = open(self.log_path, "wb")
         full_env = {**os.environ, **(env or {})}
         full_env.setdefault("PYTHONUNBUFFERED", "1")
-        self.popen = subprocess.Popen(
-            self.argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        with open(stdout_path or os.devnull, "wb") as stdout:
+            self.popen = subprocess.Popen(
+                self.argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                stdout=stdout if stdout_path else self._log,
+                stderr=self._log, start_new_session=True)
         self.pid = self.popen.pid
         self.pgid = self.pid
         STARTED.append(self)

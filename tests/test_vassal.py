@@ -402,6 +402,40 @@ def test_without_master_exit_codes_are_uwsgis(site, procs, request, server,
     assert p.wait() == code
 
 
+PRINTER = """
+print("printed at import")
+
+
+def application(environ, start_response):
+    print("printed by a request")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_app_prints_go_to_the_log_on_stderr(site, procs, request, tmp_path,
+                                            server):
+    """uWSGI's Python writes sys.stdout to fd 2 when stdin is no
+    terminal: `>/dev/null` must not hide what an app prints."""
+    (site / "code" / "printer.py").write_text(PRINTER)
+    port = support.free_port()
+    argv = ["--http-socket", f"127.0.0.1:{port}", "--pythonpath", "code/",
+            "--module", "printer"]
+    binary = support.UGU if server == "ugu" else \
+        [request.getfixturevalue("uwsgi_binary")]
+    stdout = tmp_path / "stdout"
+    p = support.Process([*binary, *argv], cwd=site, stdout_path=stdout)
+    try:
+        support.wait_for_port(port)
+        assert requests.get(f"http://127.0.0.1:{port}/").text == "ok"
+        p.wait_for_log("printed by a request")
+        assert "printed at import" in p.output()
+        assert stdout.read_text() == ""
+    finally:
+        p.stop()
+
+
 STATIC_NAMES = ["a.js", "a.xml", "a.tar.gz", "A.JS", "x.zz", "README",
                 "a.css"]
 

@@ -110,8 +110,22 @@ def prepare(config):
     current folder, then the pythonpath."""
     if config["home"]:
         use_home(config["home"])
+    prints_to_the_log()
     current_folder_first()
     add_pythonpath(config)
+
+
+def prints_to_the_log():
+    """As uWSGI's Python: unless stdin is a terminal, sys.stdout and
+    sys.stderr are one line-buffered stream on fd 2, so that an app's
+    print() lands in the log beside the request lines."""
+    if os.isatty(0):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stream = open(2, "w", buffering=1, errors="backslashreplace",
+                  closefd=False)
+    sys.stdout = sys.__stdout__ = sys.stderr = sys.__stderr__ = stream
 
 
 def current_folder_first():
