@@ -650,6 +650,25 @@ def test_unix_socket_pidfile_vacuum_chmod(procs, site):
     assert not sock.exists() and not pidfile.exists()
 
 
+def test_vacuum_spares_a_socket_another_process_bound_since(procs, site):
+    """As uWSGI: the path's inode is no longer the one bound, so the file
+    belongs to someone else now."""
+    sock = site / "app.sock"
+    support.write_ini(site / "unix.ini", uwsgi=[
+        ("master", "true"), ("socket", str(sock)), ("wsgi-file", "app.py"),
+        ("vacuum", "true")])
+    p = procs.ugu("--ini", "unix.ini", cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    sock.unlink()
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(str(sock))
+        p.send_signal(signal.SIGINT)
+        assert p.wait() == 0
+        assert sock.exists()
+    assert f"VACUUM WARNING: unix socket {sock} changed inode. Skip " \
+        f"removal" in p.output()
+
+
 def _uwsgi_over_unix(path):
     from ugu import protocol
     pairs = [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/"),

@@ -8,6 +8,7 @@ import re
 import socket
 
 from ugu import log, proc
+from ugu.vassal import sockets
 from ugu.options.errors import ConfigError
 
 DEFAULT_SOCKET_MODE = "666"
@@ -76,6 +77,10 @@ def vacuum(config, listeners):
         log.log("VACUUM: pidfile removed.")
     for listener in _unix(listeners):
         path = listener.sock.getsockname()
+        if sockets.unix_inode(listener.sock) not in (listener.inode, None):
+            log.log(f"VACUUM WARNING: unix socket {path} changed inode. "
+                    f"Skip removal")
+            continue
         if _remove(path):
             log.log(f"VACUUM: unix socket {path} removed.")
 

@@ -31,6 +31,9 @@ class Listener:
     name: str          # the address as written in the config
     proto: str         # UWSGI, HTTP (http-socket) or ROUTER (http)
     sock: socket.socket
+    # A unix socket's file, as bound: vacuum removes only that file, not
+    # one another process has bound at the same path since.
+    inode: int | None = None
 
     @property
     def port(self):
@@ -59,7 +62,7 @@ def bind(name, proto, backlog, inherited, index, defer_accept=0):
     if key in inherited:
         sock = socket.socket(fileno=inherited.pop(key))
         _log_bound(name, proto, sock, index, inherited=True)
-        return Listener(name, proto, sock)
+        return Listener(name, proto, sock, unix_inode(sock))
     address = parse_address(name, OPTION[proto])
     _check_backlog(backlog)
     sock = _new_socket(address, name, proto)
@@ -68,7 +71,19 @@ def bind(name, proto, backlog, inherited, index, defer_accept=0):
                         defer_accept)
     sock.listen(backlog)
     _log_bound(name, proto, sock, index)
-    return Listener(name, proto, sock)
+    return Listener(name, proto, sock, unix_inode(sock))
+
+
+def unix_inode(sock):
+    """The inode of a unix socket's file, or None (TCP, abstract, gone)."""
+    path = sock.getsockname()
+    if sock.family != socket.AF_UNIX or not isinstance(path, str) or \
+            not path:
+        return None
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _check_backlog(backlog, limit_file=SOMAXCONN):
