@@ -93,3 +93,45 @@ def test_a_file_wrapper_over_http_socket_arrives_whole(tmp_path, procs):
     support.wait_for_port(port)
     answer = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
     assert answer.content == expected
+
+
+PARTLY_READ_APP = """import os
+def application(environ, start_response):
+    path = os.path.join(os.path.dirname(__file__), "data.txt")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/pipe":
+        read_end, write_end = os.pipe()
+        os.write(write_end, b"never sent")
+        os.close(write_end)
+        return environ["wsgi.file_wrapper"](os.fdopen(read_end, "rb"))
+    f = open(path, "rb")
+    if environ["PATH_INFO"] == "/read":
+        f.read(3)
+    elif environ["PATH_INFO"] == "/seek":
+        f.seek(6)
+    return environ["wsgi.file_wrapper"](f)
+"""
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_file_wrapper_sends_the_whole_file_whatever_was_read(
+        tmp_path, procs, request, server):
+    """As uWSGI: from the first byte, however far the app read or sought
+    (a buffered read takes more than it returns); a pipe has nothing."""
+    (tmp_path / "data.txt").write_bytes(b"hello world\n")
+    (tmp_path / "partly.py").write_text(PARTLY_READ_APP)
+    port = support.free_port()
+    argv = ["--master", "--http-socket", f"127.0.0.1:{port}",
+            "--wsgi-file", "partly.py"]
+    if server == "ugu":
+        procs.ugu(*argv, cwd=tmp_path)
+    else:
+        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
+                    cwd=tmp_path)
+    support.wait_for_port(port)
+    for path in ("/", "/read", "/seek"):
+        answer = requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert (answer.status_code, answer.content) == (200,
+                                                        b"hello world\n")
+    answer = requests.get(f"http://127.0.0.1:{port}/pipe", timeout=10)
+    assert (answer.status_code, answer.content) == (200, b"")

@@ -255,11 +255,12 @@ def _unhandled(chunk):
 
 
 def _send_wrapped_file(ex, wrapper):
+    """The whole file, from its first byte whatever the app read of it,
+    as uWSGI sends it (a pipe's size is 0: nothing)."""
     fd = wrapper.fileno()
-    offset = os.lseek(fd, 0, os.SEEK_CUR)
-    count = os.fstat(fd).st_size - offset
+    offset, count = 0, os.fstat(fd).st_size
     ex.send_head()
-    if ex.transport.head_only:
+    if ex.transport.head_only or not count:
         # HEAD, or a response route's `break`, which dropped the body.
         return
     ex.body_size = count
