@@ -474,6 +474,47 @@ def test_static_content_types_are_uwsgis(procs, tmp_path, uwsgi_binary,
         assert ours["x.zz"] == "text/first" and ours["a.js"] is None
 
 
+ESCAPES = ["/%C3%BCn%C3%AF.txt", "/%2e%2e/outside/secret.txt", "/out-link",
+           "/out-dir", "/out-dir/", "/"]
+
+
+def static_escapes(procs, argv, site):
+    """Each request's status and body, then the security lines logged."""
+    port = support.free_port()
+    p = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                     "--check-static", "static", "--master", "--wsgi-file",
+                     "app.py"], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    answers = []
+    for path in ESCAPES:
+        r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        answers.append((path, r.status_code, r.content))
+    p.stop()
+    lines = [line.replace(str(site), "SITE") for line in
+             p.output().splitlines() if "security error" in line]
+    return answers, lines
+
+
+def test_static_names_and_escapes_are_uwsgis(procs, tmp_path, uwsgi_binary):
+    """A UTF-8 file name is served; a file or folder outside the root is
+    not, and is named in the log as uWSGI names it."""
+    (tmp_path / "app.py").write_text(
+        "def application(e, sr):\n"
+        "    sr('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'app ' + e['PATH_INFO'].encode('latin-1')]\n")
+    static, outside = tmp_path / "static", tmp_path / "outside"
+    static.mkdir()
+    outside.mkdir()
+    (static / "ünï.txt").write_text("utf8\n")
+    (outside / "secret.txt").write_text("secret\n")
+    (static / "out-link").symlink_to(outside / "secret.txt")
+    (static / "out-dir").symlink_to(outside)
+    ours = static_escapes(procs, support.UGU, tmp_path)
+    assert ours[0][0] == ("/%C3%BCn%C3%AF.txt", 200, b"utf8\n")
+    assert len(ours[1]) == 3
+    assert ours == static_escapes(procs, [uwsgi_binary], tmp_path)
+
+
 def test_a_vars_block_met_again_gives_a_fresh_dict():
     """The worker decodes a block once; each request still gets vars of
     its own to change (routes add to them)."""

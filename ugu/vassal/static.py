@@ -56,6 +56,10 @@ class StaticFiles:
             return None
         if "\0" in path_info:
             return None
+        if not path_info.isascii():
+            # PATH_INFO holds the request's bytes as latin-1; the file's
+            # name is those bytes (UTF-8, most often).
+            path_info = os.fsdecode(path_info.encode("latin-1"))
         for root in self.roots:
             found = self._in_root(root, path_info, accept_encoding)
             if found:
@@ -74,9 +78,11 @@ class StaticFiles:
             st = os.stat(joined)
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode) and ".." not in path_info:
-            # Not a file (often the root itself, for "/"): nothing to
-            # serve and, without "..", nothing to warn about either.
+        if not stat.S_ISREG(st.st_mode):
+            # Nothing to serve; one outside the root is named, as uWSGI
+            # names it, unless it is the root itself (for "/").
+            if path_info.strip("/"):
+                _inside(os.path.realpath(joined), root)
             return None
         fd = _open(joined)
         if fd is None:
@@ -84,8 +90,6 @@ class StaticFiles:
         path = _opened_path(fd, joined)
         if not _inside(path, root):
             os.close(fd)
-            log.log(f"[uwsgi-fileserve] security error: {path} is not "
-                    f"under {root}")
             return None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -126,7 +130,12 @@ def _opened_path(fd, path):
 
 
 def _inside(path, root):
-    return path == root or path.startswith(root.rstrip("/") + "/")
+    """Whether the real path lies in the root; uWSGI's line if not."""
+    if path == root or path.startswith(root.rstrip("/") + "/"):
+        return True
+    log.log(f"[uwsgi-fileserve] security error: {path} is not under "
+            f"{root} or a safe path")
+    return False
 
 
 def _variant(path):
