@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests import support
-from tests.support import split_response, uwsgi_request
+from tests.support import read_to_eof, split_response, uwsgi_request
 
 APP = textwrap.dedent('''
     import json, os, time
@@ -231,6 +231,81 @@ def test_oversized_block_is_refused_and_next_served(worker):
 def test_unknown_modifier_closes(worker):
     assert refused(worker.port, modifier1=5)
     worker.wait_for_log(r"-- unavailable modifier requested: 5 --")
+
+
+EMPTY_LINE = (r"Empty python request\. skip\.\n\[pid: \d+\|app: -1\|req: "
+              r"-1/\d+\]  \(\) \{0 vars in 0 bytes\} \[[^]]+\]   => "
+              r"generated 0 bytes in 0 msecs \( 0\) 0 headers in 0 bytes "
+              r"\(0 switches on core 0\)")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_empty_vars_block_is_logged_and_closed(site, procs, request,
+                                                  server):
+    """uWSGI's Python refuses it: no app sees an environ without vars."""
+    port = support.free_port()
+    argv = ["--socket", f"127.0.0.1:{port}", "--master", "--pythonpath",
+            "code/", "--module", "app"]
+    p = procs.ugu(*argv, cwd=site) if server == "ugu" else procs.start(
+        [request.getfixturevalue("uwsgi_binary"), *argv], cwd=site)
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"\0\0\0\0")
+        assert s.recv(100) == b""
+    p.wait_for_log(EMPTY_LINE)
+    assert split_response(uwsgi_request(port))[0].endswith("200 OK")
+
+
+BAD_PACKETS = {
+    "modifier 5": struct.pack("<BHB", 5, 4, 0) + b"\x01\0A\0\0",
+    "key overflows": struct.pack("<BHBH", 0, 10, 0, 200) + b"PATH_INF",
+    "value overflows": struct.pack("<BHBH", 0, 8, 0, 1) + b"A\xf4\x01xxx",
+    "zero-length key": struct.pack("<BHBHH", 0, 7, 0, 0, 3) + b"abc",
+}
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_bad_packets_are_closed_not_reset(site, procs, request, server):
+    """As uWSGI: only a block larger than buffer-size is reset."""
+    port = support.free_port()
+    argv = ["--socket", f"127.0.0.1:{port}", "--master", "--pythonpath",
+            "code/", "--module", "app"]
+    if server == "ugu":
+        procs.ugu(*argv, cwd=site)
+    else:
+        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
+                    cwd=site)
+    support.wait_for_port(port)
+    for name, packet in BAD_PACKETS.items():
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(packet)
+            assert s.recv(100) == b"", name
+    with pytest.raises(ConnectionResetError):
+        uwsgi_request(port, extra_vars=[("HTTP_X_BIG", "x" * 5000)])
+
+
+def test_stalled_packets_and_bodies_close_without_stray_lines(site, procs):
+    """socket-timeout: a half packet closes unsaid, as in uWSGI; a body
+    that stalls fails the app's read (its traceback, its 500) and the
+    connection closes, with no second error after it."""
+    from ugu import protocol
+    port = support.free_port()
+    p = procs.ugu("--socket", f"127.0.0.1:{port}", "--master",
+                  "--socket-timeout", "1", "--pythonpath", "code/",
+                  "--module", "app", cwd=site)
+    support.wait_for_port(port)
+    packet = protocol.encode([(b"REQUEST_METHOD", b"POST"),
+                              (b"REQUEST_URI", b"/echo"),
+                              (b"PATH_INFO", b"/echo"),
+                              (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+                              (b"CONTENT_LENGTH", b"100")])
+    for sent in (b"\0\x10", packet + b"abc"):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(sent)
+            read_to_eof(s)
+    p.wait_for_log(r"POST /echo => generated \d+ bytes .*\(HTTP/1\.1 500\)")
+    assert split_response(uwsgi_request(port))[0].endswith("200 OK")
+    assert "error on request" not in p.output()
 
 
 def test_worker_killed_is_respawned(worker):

@@ -185,9 +185,14 @@ def handle(ex):
     except ClientWriteError as e:
         e.log(ex)
     finally:
-        ctx.count_request(ex)
-        ex.log()
-        ctx.request_done(ex)
+        account(ex)
+
+
+def account(ex):
+    """The request counted, logged, and its worker told it ended."""
+    ex.ctx.count_request(ex)
+    ex.log()
+    ex.ctx.request_done(ex)
 
 
 def run_app(ex, app):

@@ -283,11 +283,21 @@ def serve_connection(ctx, core, listener, conn, address):
 
 
 def serve_uwsgi(ctx, core, conn):
-    parsed = read_uwsgi_request(conn, ctx)
+    try:
+        parsed = read_uwsgi_request(conn, ctx)
+    except TimeoutError:
+        # A packet that stalls past socket-timeout: closed, unsaid, as by
+        # uWSGI.
+        return
     if parsed is None:
-        _reset(conn)
         return
     request_vars, count, size, early_body = parsed
+    if not size:
+        # uWSGI's Python plugin refuses an empty block; the line still
+        # counts it, and the connection just closes.
+        log.log("Empty python request. skip.")
+        request.account(request.Exchange(ctx, core, None, {}, 0, 0, None))
+        return
     length = _content_length(request_vars)
     transport = RawTransport(conn)
     body = wsgi.SocketBody(conn, early_body, BUFFER)
@@ -300,8 +310,9 @@ def serve_uwsgi(ctx, core, conn):
 
 def read_uwsgi_request(conn, ctx):
     """(vars, vars count, block size, the body's bytes read with the
-    block) or None after logging why.  One recv() brings the whole packet
-    of almost every request."""
+    block) or None after logging why (the caller then closes, as uWSGI
+    closes on a bad packet).  One recv() brings the whole packet of almost
+    every request."""
     data = _recv_at_least(conn, b"", protocol.HEADER_SIZE)
     if len(data) < protocol.HEADER_SIZE:
         return None
@@ -309,13 +320,17 @@ def read_uwsgi_request(conn, ctx):
     if size > ctx.buffer_size:
         log.log(f"invalid request block size: {size} (max "
                 f"{ctx.buffer_size})...skip")
+        # Reset, as uWSGI resets it: the rest of the block is unread.
+        _reset(conn)
         return None
+    end = protocol.HEADER_SIZE + size
+    # The whole block first, as uWSGI reads it: a refused one then closes
+    # with nothing unread, which the peer sees as a close, not a reset.
+    data = _recv_at_least(conn, data, end)
     if modifier1 not in (protocol.MODIFIER_WSGI,
                          protocol.MODIFIER_WSGI_SCRIPT_NAME):
         log.log(f"-- unavailable modifier requested: {modifier1} --")
         return None
-    end = protocol.HEADER_SIZE + size
-    data = _recv_at_least(conn, data, end)
     try:
         if len(data) < end:
             raise protocol.ProtocolError("truncated uwsgi vars block")
@@ -368,8 +383,7 @@ def _content_length(request_vars):
 
 
 def _reset(conn):
-    """Drop the connection with a TCP reset, as uWSGI does on a bad
-    packet: the peer must not mistake it for an empty response."""
+    """Drop the connection with a TCP reset once it is closed."""
     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
 

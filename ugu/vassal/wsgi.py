@@ -102,12 +102,14 @@ class Input:
         """Consume what the app left unread, so the connection stays in
         step with the peer.  A body that ends early here (a router that
         heard the answer stops sending) is nobody's fault: the response
-        has gone."""
+        has gone.  Nor is one whose stream already failed the app (a
+        timeout leaves a socket's reader unusable): the connection just
+        closes."""
         try:
             while self.remaining:
                 if not self.read(65536):
                     return
-        except BodyCutShort:
+        except (OSError, ValueError):
             return
 
 
