@@ -54,7 +54,8 @@ def routed(all_apps, path, script_name=None):
 # -- selection, as observed from uWSGI --------------------------------------
 
 @pytest.mark.parametrize("path, expected", [
-    ("/", (0, "", "/")),
+    # No SCRIPT_NAME for "/" where the request had none.
+    ("/", (0, None, "/")),
     ("/app2", (1, "/app2", "")),
     ("/app2/", (1, "/app2", "/")),
     ("/app2/x", (1, "/app2", "/x")),

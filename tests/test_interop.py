@@ -172,9 +172,6 @@ def answer(port, method, path, headers, body):
     if r.headers.get("Content-Type") == "application/json":
         env = json.loads(content)
         content = {k: v for k, v in env.items() if k not in PER_FRONT}
-        # uWSGI leaves an empty SCRIPT_NAME out of the environ, ugu sets
-        # it to "" (PEP 3333 allows both; apps read it with a default).
-        content.setdefault("SCRIPT_NAME", "")
         # Its length counts the per-front vars too.
         kept = [(k, v) for k, v in kept if k != "content-length"]
     return r.status_code, kept, content

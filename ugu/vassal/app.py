@@ -72,8 +72,11 @@ class Apps:
     def _manage_script_name(self, request_vars):
         """The app whose mountpoint now is SCRIPT_NAME, or None."""
         path = request_vars.get("PATH_INFO", "")
-        best = _longest_mount(self.loaded, path) if len(path) > 1 else None
+        if len(path) <= 1:
+            return None
+        best = _longest_mount(self.loaded, path)
         if best is None:
+            # uWSGI gives a longer path a SCRIPT_NAME, empty if need be.
             request_vars.setdefault("SCRIPT_NAME", "")
             return None
         mountpoint = best.mountpoint

@@ -146,9 +146,10 @@ _CONSTANT_KEYS = {"wsgi.version": (1, 0), "wsgi.run_once": False,
 
 def build_environ(request_vars, wsgi_input, multithread, multiprocess,
                   core=None):
+    # No SCRIPT_NAME or PATH_INFO where the request has none (nginx's
+    # uwsgi_params send no SCRIPT_NAME), as in uWSGI; PEP 3333 allows an
+    # empty one to be left out.
     environ = dict(request_vars)
-    environ.setdefault("SCRIPT_NAME", "")
-    environ.setdefault("PATH_INFO", "")
     environ.update(_CONSTANT_KEYS)
     environ["wsgi.input"] = wsgi_input
     environ["wsgi.errors"] = sys.stderr
