@@ -135,3 +135,30 @@ def test_a_file_wrapper_sends_the_whole_file_whatever_was_read(
                                                         b"hello world\n")
     answer = requests.get(f"http://127.0.0.1:{port}/pipe", timeout=10)
     assert (answer.status_code, answer.content) == (200, b"")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_client_gone_mid_sendfile_is_logged_as_uwsgi_logs_it(
+        tmp_path, procs, request, server):
+    """The writer's line for the failed sendfile(), and a request line
+    that counts none of the file."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "big.bin").write_bytes(os.urandom(BIG))
+    port = support.free_port()
+    argv = ["--master", "--http-socket", f"127.0.0.1:{port}",
+            "--check-static", "static/"]
+    p = procs.ugu(*argv, cwd=tmp_path) if server == "ugu" else \
+        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
+                    cwd=tmp_path)
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.recv(65536)
+        # A reset, so that the server's next write fails at once.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    p.wait_for_log(r"uwsgi_response_sendfile_do\(\): (Broken pipe|"
+                   r"Connection reset by peer) \[core/writer\.c line 655\] "
+                   r"during GET /big\.bin \(127\.0\.0\.1\)")
+    p.wait_for_log(r"GET /big\.bin => generated 0 bytes in \d+ msecs via "
+                   r"sendfile\(\) \(HTTP/1\.1 200\)")

@@ -590,6 +590,33 @@ def test_static_names_and_escapes_are_uwsgis(procs, tmp_path, uwsgi_binary):
     assert ours == static_escapes(procs, [uwsgi_binary], tmp_path)
 
 
+SINCE = ["Tue, 02 Jan 2024 03:04:05 GMT", "Tue, 02 Jan 2024 03:04:04 GMT",
+         "Wednesday, 03-Jan-24 03:04:05 GMT", "Wed Jan  3 03:04:05 2024",
+         "Wed, 03 jan 2024 03:04:05 GMT", "Tue, 2 Jan 2024 03:04:05 GMT",
+         "Tue, 02 Jan 2024 03:04:05 +0100", "Thu, 01 Jan 1970 00:00:00 GMT",
+         "garbage", "Wed, 03 Jul 2024 03:04:05 GMT"]
+
+
+def not_modified_statuses(procs, argv, root):
+    port = support.free_port()
+    procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                 "--check-static", str(root), "--master"])
+    support.wait_for_port(port)
+    return [requests.get(f"http://127.0.0.1:{port}/a.txt", timeout=10,
+                         headers={"If-Modified-Since": since}).status_code
+            for since in SINCE]
+
+
+def test_if_modified_since_is_read_as_uwsgi_reads_it(procs, tmp_path,
+                                                      uwsgi_binary):
+    """RFC 1123's layout only, by position, the zone ignored."""
+    (tmp_path / "a.txt").write_text("a")
+    os.utime(tmp_path / "a.txt", (1704164645, 1704164645))
+    ours = not_modified_statuses(procs, support.UGU, tmp_path)
+    assert ours == [304, 200, 200, 200, 200, 200, 304, 200, 200, 304]
+    assert ours == not_modified_statuses(procs, [uwsgi_binary], tmp_path)
+
+
 def test_a_vars_block_met_again_gives_a_fresh_dict():
     """The worker decodes a block once; each request still gets vars of
     its own to change (routes add to them)."""

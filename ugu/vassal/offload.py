@@ -159,7 +159,9 @@ def _step(transfer):
     try:
         return transfer.advance()
     except OSError as e:
-        log.log(f"offload transfer failed: {e.strerror}")
+        # uWSGI's line for it, from its offload engine.
+        log.log(f"u_offload_sendfile_do(): {e.strerror} "
+                f"[core/offload.c line 376]")
         return True
 
 
