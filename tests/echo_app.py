@@ -50,6 +50,9 @@ def application(environ, start_response):
         # Not chunked at all: whatever the app frames is its own business.
         start_response("200 OK", [("Transfer-Encoding", "chunked")])
         return environ["wsgi.file_wrapper"](open(__file__, "rb"))
+    if path == "/file":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](open(__file__, "rb"))
     if path == "/latin-1":
         start_response("200 OK", [("X-Word", "caf\xe9"),
                                   ("Content-Length", "2")])

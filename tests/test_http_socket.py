@@ -233,6 +233,13 @@ def test_vars_are_uwsgis_http_socket_vars(procs, site, uwsgi_binary,
     assert our_log == their_log
 
 
+def test_a_file_wrapper_of_no_declared_length_arrives_whole(server):
+    """HTTP/1.1 frames it in chunks around each sendfile()."""
+    answer = requests.get(f"{server.url}/file", timeout=10)
+    assert answer.headers["Transfer-Encoding"] == "chunked"
+    assert answer.content == support.ECHO_APP.read_bytes()
+
+
 SWITCHES_APP = """
 def application(environ, start_response):
     path = environ["PATH_INFO"]

@@ -162,3 +162,32 @@ def test_a_client_gone_mid_sendfile_is_logged_as_uwsgi_logs_it(
                    r"during GET /big\.bin \(127\.0\.0\.1\)")
     p.wait_for_log(r"GET /big\.bin => generated 0 bytes in \d+ msecs via "
                    r"sendfile\(\) \(HTTP/1\.1 200\)")
+
+
+SIZED_WRAPPER_APP = """import os
+def application(environ, start_response):
+    path = os.path.join(os.path.dirname(__file__), "big.bin")
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(os.path.getsize(path)))])
+    return environ["wsgi.file_wrapper"](open(path, "rb"))
+"""
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_sized_file_wrapper_over_http_socket_is_offloaded(
+        tmp_path, procs, request, server):
+    """Its declared length needs no framing: the core hands it over."""
+    expected = os.urandom(1 << 20)
+    (tmp_path / "big.bin").write_bytes(expected)
+    (tmp_path / "sized.py").write_text(SIZED_WRAPPER_APP)
+    port = support.free_port()
+    argv = ["--master", "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+            "sized.py", "--offload-threads", "1"]
+    p = procs.ugu(*argv, cwd=tmp_path) if server == "ugu" else \
+        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
+                    cwd=tmp_path)
+    support.wait_for_port(port)
+    answer = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
+    assert answer.content == expected
+    p.wait_for_log(r"GET / => generated %d bytes .* via offload\(\)"
+                   % len(expected))

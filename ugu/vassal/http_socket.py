@@ -224,18 +224,20 @@ class H11Transport:
     (a Transfer-Encoding of its own), sent as the app wrote it, as uWSGI
     sends it, and the connection closes after it."""
 
-    unframed = False
-
     def __init__(self, conn, h, request):
         self.conn, self.h, self.request = conn, h, request
         self.head_only = False
         self.raw = False
+        # The Content-Length the app declared, as text, if any.
+        self.length = None
 
     def start(self, protocol_, status_line, headers, first_chunk, head_only):
         self.head_only = head_only
         head = head_bytes(protocol_, status_line, headers)
         self.raw = any(name.lower() == "transfer-encoding"
                        for name, _ in headers)
+        self.length = next((value.strip() for name, value in headers
+                            if name.lower() == "content-length"), None)
         try:
             data = head if self.raw else self._h11_head(status_line,
                                                          headers)
@@ -279,9 +281,24 @@ class H11Transport:
             self.conn.sendall(self._body(data))
 
     def send_file(self, fd, offset, count):
-        if not self.raw:
-            self._advance_body(count)
+        """sendfile() inside the framing h11 gives that many bytes: a
+        chunk's size line before them and its CRLF after, or nothing for
+        a body of declared length."""
+        before, after = ([], []) if self.raw else self._framing(count)
+        for piece in before:
+            self.conn.sendall(piece)
         send_file(self.conn, fd, offset, count)
+        for piece in after:
+            self.conn.sendall(piece)
+
+    def offloadable(self, count):
+        """A body of the declared length goes out unframed: an offload
+        thread may send it (h11 counts it sent; the connection then
+        closes).  A chunked one stays with the core."""
+        if self.raw or self.length != str(count):
+            return False
+        self._framing(count)
+        return True
 
     def finish(self):
         if self.raw or self.conn is None or \
@@ -300,12 +317,16 @@ class H11Transport:
         conn, self.conn = self.conn, None
         return handover(conn)
 
-    def _advance_body(self, count):
-        # Only a sized body is sent by sendfile; h11 must count it as sent.
-        for piece in self.h.send_with_data_passthrough(
-                h11.Data(data=_Span(count))):
-            if not isinstance(piece, _Span):
-                self.conn.sendall(piece)
+    def _framing(self, count):
+        """h11 counts `count` body bytes as sent, which sendfile() sends
+        past it; the framing pieces it gives before and after them."""
+        pieces = list(self.h.send_with_data_passthrough(
+            h11.Data(data=_Span(count))))
+        spans = [i for i, piece in enumerate(pieces)
+                 if isinstance(piece, _Span)]
+        if not spans:
+            return pieces, []
+        return pieces[:spans[0]], pieces[spans[0] + 1:]
 
 
 class _Span:

@@ -129,8 +129,6 @@ class PlainTransport:
     """The response to a plain request: its head framed by
     ugu.http.plain, its body counted against the length it declared."""
 
-    unframed = False
-
     def __init__(self, conn, request, h11_transport):
         self.conn, self.request = conn, request
         # ugu.vassal.http_socket's, for what the plain framing leaves.
@@ -202,6 +200,13 @@ class PlainTransport:
             return
         self._count(count)
         send_file(self.conn, fd, offset, count)
+
+    def offloadable(self, count):
+        """A body of the length the head declared goes out as it is: an
+        offload thread may send it (and the connection then closes)."""
+        if self._h11 is not None:
+            return self._h11.offloadable(count)
+        return not self._chunked and self._left == count
 
     def finish(self):
         if self._h11 is not None:

@@ -271,9 +271,9 @@ def _send_wrapped_file(ex, wrapper):
         return
     ex.body_size = count
     offload = ex.ctx.offload
-    if offload and ex.transport.unframed:
-        # As uWSGI: the core is free while an offload thread sends (on the
-        # uwsgi protocol; HTTP may frame the body in chunks).  The app's
+    if offload and ex.transport.offloadable(count):
+        # As uWSGI: the core is free while an offload thread sends the
+        # file as it is (not where HTTP frames it in chunks).  The app's
         # file closes when its response does, so the thread sends from a
         # descriptor of its own.
         ex.via = "offload"

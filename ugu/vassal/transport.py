@@ -23,10 +23,6 @@ def head_bytes(protocol, status_line, headers):
 
 
 class RawTransport:
-    # The body goes out as written and the close ends it: a body of any
-    # length can be handed to an offload thread.
-    unframed = True
-
     def __init__(self, conn):
         self.conn = conn
         self.head_only = False
@@ -48,6 +44,11 @@ class RawTransport:
 
     def send_file(self, fd, offset, count):
         send_file(self.conn, fd, offset, count)
+
+    def offloadable(self, count):
+        """The body goes out as written and the close ends it: a body of
+        any length can be handed to an offload thread."""
+        return True
 
     def finish(self):
         """Nothing to frame: closing the connection ends the response."""
