@@ -303,6 +303,9 @@ def test_stalled_packets_and_bodies_close_without_stray_lines(site, procs):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
             s.sendall(sent)
             read_to_eof(s)
+    p.wait_for_log(r"\[uwsgi-body-read\] Timeout reading 97 bytes\. "
+                   r"Content-Length: 100 consumed: 3 left: 97\n")
+    p.wait_for_log(r"\nOSError: timeout during read\(0\) on wsgi\.input\n")
     p.wait_for_log(r"POST /echo => generated \d+ bytes .*\(HTTP/1\.1 500\)")
     assert split_response(uwsgi_request(port))[0].endswith("200 OK")
     assert "error on request" not in p.output()
@@ -384,18 +387,33 @@ def test_need_app_exits_22(site, procs):
     assert "GAME OVER" in p.output()
 
 
-def test_body_cut_short_is_not_taken_for_a_whole_one(worker):
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_body_cut_short_is_not_taken_for_a_whole_one(site, procs, request,
+                                                     server):
+    """The app's read fails with uWSGI's words, and its line says how
+    much of the body came."""
     from ugu import protocol
+    port = support.free_port()
+    argv = ["--socket", f"127.0.0.1:{port}", "--master", "--pythonpath",
+            "code/", "--module", "app"]
+    p = procs.ugu(*argv, cwd=site) if server == "ugu" else procs.start(
+        [request.getfixturevalue("uwsgi_binary"), *argv], cwd=site)
+    support.wait_for_port(port)
     pairs = [(b"REQUEST_METHOD", b"POST"), (b"PATH_INFO", b"/echo"),
              (b"REQUEST_URI", b"/echo"), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
              (b"CONTENT_LENGTH", b"100000")]
-    with socket.create_connection(("127.0.0.1", worker.port)) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(protocol.encode(pairs) + b"x" * 7)
         s.shutdown(socket.SHUT_WR)
-        assert s.recv(65536) == b""
-    worker.wait_for_log(r"request body cut short")
-    assert "POST /echo => generated 7 bytes" not in worker.output()
-    assert split_response(uwsgi_request(worker.port))[0].endswith("200 OK")
+        read_to_eof(s)
+    p.wait_for_log(r"\[uwsgi-body-read\] Error reading 99993 bytes\. "
+                   r"Content-Length: 100000 consumed: 7 left: 99993 "
+                   r"message: Client closed connection")
+    p.wait_for_log(r"\nOSError: error during read\(0\) on wsgi\.input\n")
+    p.wait_for_log(r"POST /echo => generated \d+ bytes in \d+ msecs "
+                   r"\(HTTP/1\.1 500\)")
+    assert "POST /echo => generated 7 bytes" not in p.output()
+    assert split_response(uwsgi_request(port))[0].endswith("200 OK")
 
 
 def test_a_client_gone_mid_response_is_one_line_as_in_uwsgi(worker):

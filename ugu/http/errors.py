@@ -22,9 +22,11 @@ class ClientGone(Exception):
 
 
 class BodyCutShort(ConnectionError):
-    """The client closed before sending the whole request body.  An
-    OSError, as uWSGI's wsgi.input raises, so that apps handle it as
-    any I/O error."""
+    """The client closed before sending the whole request body."""
+
+
+class BodyStalled(BodyCutShort):
+    """The client sent nothing of the request body for socket-timeout."""
 
 
 class HttpError(Exception):

@@ -26,8 +26,9 @@ import h11
 
 from ugu import log, protocol
 from ugu.http import plain
-from ugu.http.errors import (BadRequest, BodyCutShort, HeadersTooLarge,
-                             HttpError, error_bytes, h11_reason)
+from ugu.http.errors import (BadRequest, BodyCutShort, BodyStalled,
+                             HeadersTooLarge, HttpError, error_bytes,
+                             h11_reason)
 from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http, request
@@ -173,8 +174,8 @@ class Client:
             raise BodyCutShort(f"request body cut short: {h11_reason(e)}") \
                 from None
         except TimeoutError:
-            raise BodyCutShort("request body stalled for "
-                               f"{self.timeout} seconds") from None
+            raise BodyStalled("request body stalled for "
+                              f"{self.timeout} seconds") from None
 
     def finish_request(self):
         """Read up to the end of the request (its unread body)."""
@@ -202,6 +203,10 @@ class BodyReader:
                and len(self._pending) < size and self._more()):
             pass
         return self._take(self._pending.find(b"\n", 0, size) + 1 or size)
+
+    def buffered(self):
+        """Bytes of the body that came and were not read yet."""
+        return len(self._pending)
 
     def _more(self):
         if self._ended:

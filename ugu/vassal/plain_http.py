@@ -13,7 +13,7 @@ import h11
 
 from ugu import log
 from ugu.http import plain
-from ugu.http.errors import BodyCutShort
+from ugu.http.errors import BodyCutShort, BodyStalled
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
 from ugu.vassal.offload import handover, send_file
@@ -105,12 +105,16 @@ class PlainBody:
             self._more()
         return self._take(buffer.find(b"\n", 0, size) + 1 or size)
 
+    def buffered(self):
+        """Bytes of the body that came and were not read yet."""
+        return min(len(self.client.buffer), self.left)
+
     def _more(self):
         try:
             data = self.client.recv()
         except TimeoutError:
-            raise BodyCutShort("request body stalled for "
-                               f"{self.client.timeout} seconds") from None
+            raise BodyStalled("request body stalled for "
+                              f"{self.client.timeout} seconds") from None
         if not data:
             unsent = self.left - len(self.client.buffer)
             raise BodyCutShort(f"request body cut short: the client "

@@ -14,7 +14,6 @@ import time
 from greenlet import GreenletExit
 
 from ugu import log
-from ugu.http.errors import BodyCutShort
 from ugu.vassal import wsgi
 
 NO_APP_BODY = b"Internal Server Error"
@@ -213,10 +212,6 @@ def run_app(ex, app):
         finally:
             if hasattr(result, "close"):
                 result.close()
-    except BodyCutShort:
-        # The client left mid-body: no one to answer, no fault of the app;
-        # the connection's owner logs it.
-        raise
     except ClientWriteError as e:
         # No one to answer either; uWSGI reports it to the app as an
         # exception of its own, and logs that.

@@ -9,8 +9,8 @@ import http
 import socket
 import sys
 
-from ugu import UWSGI_VERSION
-from ugu.http.errors import BodyCutShort
+from ugu import UWSGI_VERSION, log
+from ugu.http.errors import BodyCutShort, BodyStalled
 
 _VERSION = UWSGI_VERSION.encode()
 _NODE = socket.gethostname().encode()
@@ -29,15 +29,29 @@ class SocketBody:
     def read(self, size):
         data = self._take(size)
         if len(data) < size:
-            data += self._socket().read(size - len(data))
+            data += self._from_socket(data, self._socket().read,
+                                      size - len(data))
         return data
 
     def readline(self, size):
         end = self._early.find(b"\n", 0, size) + 1
         data = self._take(end or size)
         if not end and len(data) < size:
-            data += self._socket().readline(size - len(data))
+            data += self._from_socket(data, self._socket().readline,
+                                      size - len(data))
         return data
+
+    def buffered(self):
+        """Bytes that came and were not read yet."""
+        return len(self._early)
+
+    def _from_socket(self, taken, call, size):
+        try:
+            return call(size)
+        except TimeoutError:
+            # Put back, to be counted as come (the reader is spent).
+            self._early = taken + self._early
+            raise
 
     def _take(self, size):
         data, self._early = self._early[:size], self._early[size:]
@@ -51,36 +65,66 @@ class SocketBody:
 
 
 class Input:
-    """wsgi.input: at most CONTENT_LENGTH bytes of a buffered stream."""
+    """wsgi.input: at most CONTENT_LENGTH bytes of a buffered stream,
+    whose reads are short only where the body ends.  A body that ends
+    before CONTENT_LENGTH, or stalls, fails the read as uWSGI's does: its
+    [uwsgi-body-read] line, and an OSError with its words for the app."""
 
     def __init__(self, stream, length):
         self._stream = stream
-        self.remaining = length
+        self.length = self.remaining = length
 
-    def read(self, size=-1):
-        if size is None or size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self._stream.read(size) if size else b""
-        if len(data) < size:
-            self._cut_short(len(data))
+    def read(self, size=None):
+        # uWSGI names a read() without a size read(0).
+        want = self._want(size)
+        data = self._read(self._stream.read, "read", want, size or 0)
+        if len(data) < want:
+            raise self._cut_short("read", size or 0, want, len(data))
         self.remaining -= len(data)
         return data
 
-    def readline(self, size=-1):
-        if size is None or size < 0 or size > self.remaining:
-            size = self.remaining
-        data = self._stream.readline(size) if size else b""
-        if len(data) < size and not data.endswith(b"\n"):
-            self._cut_short(len(data))
+    def readline(self, size=None):
+        want = self._want(size)
+        data = self._read(self._stream.readline, "readline", want,
+                          size or 0)
+        if len(data) < want and not data.endswith(b"\n"):
+            raise self._cut_short("readline", size or 0, want, len(data))
         self.remaining -= len(data)
         return data
 
-    def _cut_short(self, got):
-        """The stream ended before CONTENT_LENGTH: the app must not take
-        a truncated body for a whole one (uWSGI raises IOError too)."""
-        raise BodyCutShort(f"request body cut short: the client sent "
-                           f"{self.remaining - got} bytes less than its "
-                           f"CONTENT_LENGTH")
+    def _want(self, size):
+        if size is None or size < 0 or size > self.remaining:
+            return self.remaining
+        return size
+
+    def _read(self, call, name, want, asked):
+        if not want:
+            return b""
+        try:
+            return call(want)
+        except (TimeoutError, BodyStalled):
+            # What came of the body before it stalled counts as consumed,
+            # as uWSGI counts it.
+            got = min(want, self._stream.buffered())
+            self._log("Timeout", want - got, got, "")
+            raise OSError(f"timeout during {name}({asked}) on "
+                          f"wsgi.input") from None
+        except BodyCutShort:
+            got = min(want, self._stream.buffered())
+            raise self._cut_short(name, asked, want, got) from None
+
+    def _cut_short(self, name, asked, want, got):
+        """The client closed before CONTENT_LENGTH, which the app must not
+        take for a whole body: logged, and the error to raise."""
+        self._log("Error", want - got, got,
+                  " message: Client closed connection")
+        return OSError(f"error during {name}({asked}) on wsgi.input")
+
+    def _log(self, what, missing, got, message):
+        consumed = self.length - self.remaining + got
+        log.log(f"[uwsgi-body-read] {what} reading {missing} bytes. "
+                f"Content-Length: {self.length} consumed: {consumed} "
+                f"left: {self.length - consumed}{message}")
 
     def readlines(self, hint=-1):
         lines, total = [], 0
@@ -101,14 +145,16 @@ class Input:
     def drain(self):
         """Consume what the app left unread, so the connection stays in
         step with the peer.  A body that ends early here (a router that
-        heard the answer stops sending) is nobody's fault: the response
-        has gone.  Nor is one whose stream already failed the app (a
-        timeout leaves a socket's reader unusable): the connection just
-        closes."""
+        heard the answer stops sending) is nobody's fault and not logged:
+        the response has gone.  Nor is one whose stream already failed
+        the app (a timeout leaves a socket's reader unusable): the
+        connection just closes."""
         try:
             while self.remaining:
-                if not self.read(65536):
+                data = self._stream.read(min(self.remaining, 65536))
+                if not data:
                     return
+                self.remaining -= len(data)
         except (OSError, ValueError):
             return
 
