@@ -419,6 +419,39 @@ def test_without_master_the_other_workers_finish_their_requests(procs,
         os.kill(pid, signal.SIGINT)
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_full_listen_queue_is_logged_as_uwsgi_logs_it(procs, site, request,
+                                                       server):
+    """The line monitoring greps for: the workers do not keep up."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", listen="5").ready(1)
+    waiting = []
+    try:
+        for _ in range(10):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", v.port))
+            waiting.append(s)
+        for s in waiting:
+            support.wait_until(lambda s=s: _sent(s, b"GET /sleep?3 HTTP/1.0"
+                                                 b"\r\n\r\n"), 5,
+                               what="a connection")
+        v.log(r' - \*\*\* uWSGI listen queue of socket "127\.0\.0\.1:'
+              rf'{v.port}" \(fd: \d+\) full !!! \(\d+/5\) \*\*\*',
+              timeout=10)
+    finally:
+        for s in waiting:
+            s.close()
+
+
+def _sent(sock, data):
+    try:
+        return sock.send(data) == len(data)
+    except (BlockingIOError, OSError):
+        return False
+
+
 def test_lifetime_floor_must_be_below_ceiling(procs, site):
     v = Vassal(procs, site, max_worker_lifetime="2")
     assert v.p.wait() == 1

@@ -498,6 +498,7 @@ class Master:
     def tick(self):
         self.heartbeat()
         self.check_workers()
+        self.check_listen_queues()
         for action in self.touch.touched():
             getattr(self, action)()
         self.chain.tick()
@@ -526,6 +527,18 @@ class Master:
                 log.log(f"worker {child.number} lifetime reached, it was "
                         f"running for {seconds} second(s)")
                 self.recycle(child, quiet=True)
+
+    def check_listen_queues(self):
+        """uWSGI's alarm line, once a second while a worker socket's
+        listen queue is full: the workers do not keep up."""
+        for listener in _worker_sockets(self.listeners):
+            found = sockets.listen_queue(listener)
+            if found and 0 < found[0] >= found[1]:
+                waiting, size = found
+                log.verbose(f'*** uWSGI listen queue of socket '
+                            f'"{listener.name}" (fd: '
+                            f'{listener.sock.fileno()}) full !!! '
+                            f'({waiting}/{size}) ***')
 
     def heartbeat(self):
         """`heartbeat = N`: tell the emperor every N s that we are alive."""

@@ -9,6 +9,7 @@ is refused while the new master starts.
 import os
 import resource
 import socket
+import struct
 from dataclasses import dataclass
 
 from ugu import log
@@ -72,6 +73,26 @@ def bind(name, proto, backlog, inherited, index, defer_accept=0):
     sock.listen(backlog)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
+
+
+# struct tcp_info up to tcpi_sacked: 8 one-byte fields, then six u32s.
+# On a listening socket Linux reports its accept queue in tcpi_unacked
+# and the queue's size in tcpi_sacked.
+_TCP_INFO = struct.Struct("8B6I")
+
+
+def listen_queue(listener):
+    """(connections waiting to be accepted, the most that may wait) of a
+    TCP listener, or None."""
+    if listener.sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        info = listener.sock.getsockopt(socket.IPPROTO_TCP,
+                                        socket.TCP_INFO, _TCP_INFO.size)
+    except OSError:
+        return None
+    fields = _TCP_INFO.unpack_from(info)
+    return fields[12], fields[13]
 
 
 def unix_inode(sock):
