@@ -653,6 +653,27 @@ def test_master_fifo_commands(procs, site):
     assert v.p.wait() == 0
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_fifo_w_kills_the_workers_and_respawns_them(procs, site, request,
+                                                    server):
+    """uWSGI's brutal workers reload: each worker named, interrupted,
+    reported dead as any worker, and respawned."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1",
+               master_fifo="fifo").ready(1)
+    [worker] = v.workers()
+    # Once it serves: uWSGI's worker loses a SIGINT that comes while it
+    # is still starting.
+    assert v.get()[0] == 200
+    _write_fifo(site / "fifo", "W")
+    v.log(rf" - killing worker 1 \(pid: {worker}\)\n")
+    v.log(rf"DAMN ! worker 1 \(pid: {worker}\) died :\( trying respawn "
+          r"\.\.\.\n")
+    v.log(r"Respawned uWSGI worker 1 \(new pid: \d+\)")
+    assert v.get()[0] == 200
+
+
 def _write_fifo(path, letters):
     fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     os.write(fd, letters.encode())
@@ -887,7 +908,8 @@ def test_reloads_and_kills_under_load(procs, site):
 # -- socket lines, as uWSGI logs them -------------------------------------
 
 SOCKET_LINE = re.compile(r"^(uWSGI http bound|uwsgi socket \d|closing all "
-                         r"non-uwsgi|found fd).*$", re.M)
+                         r"non-uwsgi|found fd|binary reloading|running "
+                         r"|\*\*\* Starting uWSGI).*$", re.M)
 
 
 def socket_lines(procs, site, argv, options, reload):
@@ -910,6 +932,9 @@ def socket_lines(procs, site, argv, options, reload):
     text = "\n".join(m[0] for m in SOCKET_LINE.finditer(server.output()))
     for name, port in ports.items():
         text = text.replace(f":{port}", f":{name}")
+    # The order of the lines, not the binary's path or its banner.
+    text = re.sub(r"(?m)^(running|\*\*\* Starting uWSGI) .*$", r"\1",
+                  text)
     return re.sub(r"fd \d+", "fd N", text)
 
 

@@ -184,8 +184,6 @@ def _bind_all(config):
     wanted = [(name, sockets.UWSGI) for name in config["socket"]]
     wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
     routers = [(name, sockets.ROUTER) for name in config["http"]]
-    if inherited:
-        sockets.log_inherited(wanted, inherited)
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
     defer = 0 if config["no-defer-accept"] else config["socket-timeout"]
@@ -378,9 +376,16 @@ class Master:
 
     def reload_workers(self, brutal=False):
         for child in self.workers():
-            if not child.stopping and not child.recycling:
-                self.recycle(child, signal.SIGTERM if brutal else
-                             signal.SIGHUP)
+            if child.stopping or child.recycling:
+                continue
+            if brutal:
+                # As uWSGI: said, and the worker's end then reported as
+                # any death (DAMN) before its respawn.
+                log.verbose(f"killing worker {child.number} (pid: "
+                            f"{child.pid})")
+                self._kill(child.pid, signal.SIGINT)
+            else:
+                self.recycle(child)
 
     def touched_reload(self):
         self.begin_reload(graceful=True)
@@ -625,12 +630,14 @@ class Master:
         log.log("binary reloading uWSGI...")
         os.chdir(self.start_cwd)
         log.log(f"chdir() to {self.start_cwd}")
+        sockets.log_kept(self.listeners)
         sockets.export_for_reload(self.listeners)
         if self.shared.link:
             os.set_inheritable(self.shared.link.fileno(), True)
         os.environ[RELOADS_ENV] = str(int(os.environ.get(RELOADS_ENV, "0"))
                                       + 1)
         self.signals.close()
+        log.log(f"running {sys.executable}")
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [*proc.python_m_ugu(), *sys.argv[1:]])

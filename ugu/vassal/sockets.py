@@ -168,15 +168,17 @@ def _log_bound(name, proto, sock, index, inherited=False):
             f"address {name}{auto} fd {fd}")
 
 
-def log_inherited(wanted, inherited):
-    """The lines of a reloaded master finding the sockets it kept: the
-    others closed with the exec, as uWSGI closes them."""
+def log_kept(listeners):
+    """What a master says before it re-executes itself, as uWSGI's does:
+    every other descriptor closes with the exec, the worker sockets (in
+    descriptor order) stay open for the new master."""
     max_fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     log.log(f"closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})...")
-    for index, (name, proto) in enumerate(wanted):
-        fd = inherited.get(f"{proto}:{name}")
-        if fd is not None:
-            log.log(f"found fd {fd} mapped to socket {index} ({name})")
+    numbered = [l for l in listeners if l.proto != ROUTER]
+    for index, listener in sorted(enumerate(numbered),
+                                  key=lambda item: item[1].sock.fileno()):
+        log.log(f"found fd {listener.sock.fileno()} mapped to socket "
+                f"{index} ({listener.name})")
 
 
 def inherited_sockets(environ=os.environ):
