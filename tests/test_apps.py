@@ -132,11 +132,12 @@ def test_mount_of_a_bare_module_is_refused(code):
         load("--mount", "nomountpoint")
 
 
-def test_failed_mount_is_logged_and_skipped(code, capfd):
-    loaded = load("--mount", "/x=missing.py")
-    assert not loaded
-    assert ("unable to load app 0 (mountpoint='/x') (callable not found or "
-            "import error)") in capfd.readouterr().err
+def test_a_failed_mount_of_a_file_is_fatal(code, capfd):
+    """As uWSGI's mount loader: the process exits, need-app or not."""
+    with pytest.raises(apps.MountFailed):
+        load("--mount", "/x=missing.py")
+    assert "failed to open python file missing.py\n" in \
+        capfd.readouterr().err
 
 
 def test_home_puts_the_environments_packages_first(code, capfd,
@@ -224,6 +225,73 @@ def test_mounts_env_and_chdir_as_uwsgi(procs, tmp_path, uwsgi_binary):
     log = ugu.output()
     assert "mounting factoryapp:app on /deep/er\n" in log
     assert f"chdir() to {tmp_path}/code\n" in log
+
+
+FILE_APP = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/bytes":
+        return b"a bytes object, not a list"
+    return [("%s %s" % (__name__, __file__)).encode()]
+"""
+
+
+@pytest.mark.parametrize("target", ["apps/app.wsgi", "apps/noext",
+                                    "apps/pkgapp", "apps/my-app.v2.py"])
+def test_file_apps_load_as_uwsgi_loads_them(procs, tmp_path, uwsgi_binary,
+                                            target):
+    """Any extension or none, a package folder; uWSGI's module name, and
+    __file__ as the path was given; a bytes body sent whole."""
+    (tmp_path / "apps" / "pkgapp").mkdir(parents=True)
+    for name in ("app.wsgi", "noext", "pkgapp/__init__.py", "my-app.v2.py"):
+        (tmp_path / "apps" / name).write_text(FILE_APP)
+    answers = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        p = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                         "--wsgi-file", target], cwd=tmp_path)
+        p.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+        answers.append([http_get(port, path).partition(b"\r\n\r\n")[2]
+                        for path in ("/", "/bytes")])
+        p.wait_for_log(r"GET /bytes => generated 26 bytes in \d+ msecs "
+                       r"\(HTTP/1\.0 200\) 1 headers in \d+ bytes "
+                       r"\(0 switches")
+    assert answers[0] == answers[1]
+    assert answers[0][1] == b"a bytes object, not a list"
+
+
+@pytest.mark.parametrize("ini, line", [
+    ("wsgi-file = apps/none.py\ncallable = app",
+     'unable to find "application" callable in file apps/none.py'),
+    ("wsgi-file = apps/none.py\ncallable = five",
+     '"application" must be a callable object in file apps/none.py'),
+    ("wsgi-file = apps/bad.py", "failed to compile apps/bad.py"),
+    ("wsgi-file = apps", 'open("apps/__init__.py"): No such file or '
+     "directory"),
+])
+def test_file_loading_failures_say_what_uwsgi_says(procs, tmp_path, ini,
+                                                    line):
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "none.py").write_text("five = 5\n")
+    (tmp_path / "apps" / "bad.py").write_text("def (\n")
+    (tmp_path / "v.ini").write_text(f"[uwsgi]\nhttp-socket = 127.0.0.1:"
+                                    f"{support.free_port()}\n{ini}\n")
+    p = procs.ugu("--ini", "v.ini", cwd=tmp_path)
+    p.wait_for_log(r"unable to load app 0 \(mountpoint=''\)")
+    assert f"{line}\n" in p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_mount_that_fails_ends_the_instance_with_22(procs, tmp_path,
+                                                       request, server):
+    (tmp_path / "app.py").write_text(FILE_APP)
+    argv = ["--master", "--http-socket", f"127.0.0.1:{support.free_port()}",
+            "--wsgi-file", "app.py", "--mount", "/x=missing.py"]
+    p = procs.ugu(*argv, cwd=tmp_path) if server == "ugu" else procs.start(
+        [request.getfixturevalue("uwsgi_binary"), *argv], cwd=tmp_path)
+    assert p.wait() == 22
+    assert "failed to open python file missing.py\n" in p.output()
 
 
 @pytest.mark.parametrize("manage", [True, False])

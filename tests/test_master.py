@@ -568,11 +568,28 @@ def test_lazy_apps_load_in_each_worker(procs, site):
     assert v.get()[0] == 200
 
 
-def test_lazy_need_app_stops_the_instance(procs, site):
-    v = Vassal(procs, site, lazy_apps="true", need_app="true",
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_lazy_need_app_stops_the_instance(procs, site, request, server):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, lazy_apps="true", need_app="true",
                wsgi_file="missing.py")
     assert v.p.wait() == 22
     assert "*** no app loaded. GAME OVER ***" in v.p.output()
+    assert re.search(r"OOPS ! failed loading app in worker \d \(pid \d+\)\n"
+                     r"(.*\n)*.* - need-app requested, destroying the "
+                     r"instance\.\.\.\n", v.p.output())
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_lazy_worker_whose_mount_fails_tries_again(procs, site, request,
+                                                     server):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, lazy_apps="true", processes="1",
+               mount="/x=missing.py")
+    v.log(r"OOPS ! failed loading app in worker 1 \(pid \d+\) :\( trying "
+          r"again\.\.\.\n", count=2)
 
 
 def test_sigusr1_prints_stats(procs, site):

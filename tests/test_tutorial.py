@@ -277,3 +277,30 @@ def _decoded(response, body):
     if response.getheader("Content-Encoding") == "gzip":
         return gzip.decompress(body)
     return body
+
+
+START_LINES = re.compile(
+    r"^(\[uWSGI\] getting INI|\[uwsgi-static\] added check|\*\*\* Starting "
+    r"uWSGI|\*\*\* dumping internal response|collecting header|building "
+    r"mime-types|uwsgi socket 0 bound|\*\*\* Operational MODE|added code/ "
+    r"to pythonpath|WSGI app 0 |spawned uWSGI master|spawned uWSGI "
+    r"worker 1 )", re.M)
+
+
+def start_lines(procs, argv, site):
+    p = procs.start([*argv, "--ini", "uwsgi.ini"], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    return [m[1] for m in START_LINES.finditer(p.output())]
+
+
+def test_the_worker_vassal_starts_in_uwsgis_order(procs, tmp_path,
+                                                  uwsgi_binary):
+    """The tutorial's uwsgi.ini on its own: its start-up lines come in
+    the order uWSGI's do."""
+    ours = copy_examples(tmp_path / "ugu", support.free_port(),
+                         support.free_port())
+    theirs = copy_examples(tmp_path / "uwsgi", support.free_port(),
+                           support.free_port())
+    order = start_lines(procs, support.UGU, ours)
+    assert len(order) == 12
+    assert order == start_lines(procs, [uwsgi_binary], theirs)

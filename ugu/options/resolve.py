@@ -81,11 +81,14 @@ class Config:
 
     def opening_lines(self):
         """What a vassal or Emperor says first, before chdir and its
-        loggers: uWSGI's line for each config file read, ugu's warnings
-        about them, and with `show-config` the dump, set apart by blank
-        lines as uWSGI sets it."""
+        loggers: uWSGI's line for each config file read and for each
+        static root, ugu's warnings about them, and with `show-config`
+        the dump, set apart by blank lines as uWSGI sets it."""
         lines = [ANNOUNCE[self._formats.get(path, "ini")].format(path)
                  for path in self.files]
+        # uWSGI says these while it reads the option.
+        lines += [f"[uwsgi-static] added check for {root}"
+                  for root in self["check-static"]]
         lines += self.startup_warnings()
         if self["show-config"]:
             lines += ["", *self.dump(), ""]

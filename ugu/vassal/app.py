@@ -21,10 +21,10 @@ import glob
 import importlib
 import importlib.util
 import os
-import re
 import site
 import sys
 import time
+import types
 
 from ugu import log
 from ugu.options.errors import ConfigError
@@ -178,32 +178,45 @@ def _glob_marked(pattern):
 def load_all(config):
     """Apps of `module`/`wsgi-file` and of every `mount`, as Apps."""
     loaded = []
-    target, name = _target(config)
+    target = _target(config)
     if target is not None:
-        loaded.append(_load(0, "", target, name, loaded))
+        loaded.append(_load(0, "", target, loaded))
     for spec in config["mount"]:
-        mountpoint, target, name = _mount_target(spec, config)
+        mountpoint, target, fatal = _mount_target(spec, config)
         log.log(f"mounting {spec.partition('=')[2]} on {mountpoint}")
-        loaded.append(_load(len(loaded), mountpoint, target, name, loaded))
+        app = _load(len(loaded), mountpoint, target, loaded, fatal)
+        if app.callable is None and fatal:
+            raise MountFailed(spec)
+        loaded.append(app)
     return Apps(loaded, config["manage-script-name"])
+
+
+class MountFailed(Exception):
+    """A mounted file did not load: uWSGI's process exits (EXIT_NO_APP)
+    then, need-app or not."""
 
 
 class _Reported(Exception):
     """A load that failed and has logged why, in uWSGI's words."""
 
 
-def _load(app_id, mountpoint, target, name, loaded):
+def _load(app_id, mountpoint, target, loaded, fatal=False):
+    """App `app_id`: its target called for the callable (None if it
+    failed, which it or the traceback logged; a `fatal` failure ends
+    the process, unsaid here)."""
     started = time.monotonic()
     try:
-        app = _find_callable(target(), name)
+        app = target()
     except _Reported:
         app = None
     except Exception:
         log.app_traceback()
         app = None
     if app is None:
-        log.log(f"unable to load app {app_id} (mountpoint='{mountpoint}') "
-                "(callable not found or import error)")
+        if not fatal:
+            log.log(f"unable to load app {app_id} (mountpoint="
+                    f"'{mountpoint}') (callable not found or import "
+                    f"error)")
         return App(None, app_id, mountpoint)
     seconds = int(time.monotonic() - started)
     default = ""
@@ -225,31 +238,34 @@ def report_missing(config):
 
 
 def _target(config):
-    """(loader returning the module, callable name); (None, None) when no
-    app is configured.  `module = pkg.mod:name` names the callable."""
+    """The loader of app 0's callable, or None when no app is configured.
+    `module = pkg.mod:name` names the callable."""
     if config["module"]:
         return _module_target(config["module"], config["callable"])
     if config["wsgi-file"]:
-        path = config["wsgi-file"]
-        return (lambda: _load_file(path), config["callable"])
-    return None, None
+        return _file_target(config["wsgi-file"], config["callable"])
+    return None
 
 
 def _module_target(spec, default_name):
     module, _, attr = spec.partition(":")
-    return (lambda: importlib.import_module(module), attr or default_name)
+    return lambda: _find_callable(importlib.import_module(module),
+                                  attr or default_name)
 
 
 def _mount_target(spec, config):
-    """`/mp=target` -> (mountpoint, loader, callable name).  The target is
-    a .py/.wsgi file or module:callable, as uWSGI's Python plugin takes."""
+    """`/mp=target` -> (mountpoint, loader of its callable, whether its
+    failure is fatal).  The target is a .py/.wsgi file or
+    module:callable, as uWSGI's Python plugin takes."""
     mountpoint, eq, target = spec.partition("=")
     if not eq:
         raise ConfigError(f"invalid mountpoint: {spec}", option="mount")
     if target.endswith(FILE_SUFFIXES):
-        return (mountpoint, lambda: _load_file(target), config["callable"])
+        # uWSGI's process exits when a mounted file fails to load.
+        return mountpoint, _file_target(target, config["callable"]), True
     if ":" in target:
-        return (mountpoint, *_module_target(target, config["callable"]))
+        return (mountpoint, _module_target(target, config["callable"]),
+                False)
     raise ConfigError(f"cannot mount {target}: name a .py or .wsgi file or "
                       "module:callable", option="mount")
 
@@ -263,15 +279,64 @@ def _find_callable(module, name):
     return obj if callable(obj) else None
 
 
+def _file_target(path, name):
+    """Loader of the callable of a file, as uWSGI's file loader: the
+    attribute as named, which must be callable (no factory call)."""
+    def load():
+        module = _load_file(path)
+        obj = getattr(module, name, None)
+        if obj is None:
+            # uWSGI's words, "application" whatever the callable's name.
+            log.log(f'unable to find "application" callable in file '
+                    f'{path}')
+            raise _Reported()
+        if not callable(obj):
+            log.log(f'"application" must be a callable object in file '
+                    f'{path}')
+            raise _Reported()
+        return obj
+    return load
+
+
 def _load_file(path):
-    if not os.path.isfile(path):
-        log.log(f"failed to open python file {path}")
-        raise _Reported()
-    name = "uwsgi_file_" + re.sub(r"[^A-Za-z0-9]", "_", path)
+    """A module run from a file as uWSGI's Python runs it, whatever its
+    extension (app.wsgi, or none): compiled under the path as given, which
+    its __file__ and tracebacks then show; a folder is a package whose
+    __init__.py runs."""
+    source = path
+    if os.path.isdir(path):
+        source = os.path.join(path, "__init__.py")
+    try:
+        with open(source, "rb") as f:
+            text = f.read()
+    except OSError as e:
+        log.log(f"failed to open python file {path}" if source == path
+                else f'open("{source}"): {e.strerror}')
+        raise _Reported() from None
+    name = "uwsgi_file_" + _pythonized(path)
     if name in sys.modules:
         return sys.modules[name]  # mounted twice: one module
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
+    try:
+        code = compile(text, source, "exec")
+    except (SyntaxError, ValueError):
+        log.app_traceback()
+        log.log(f"failed to compile {source}")
+        raise _Reported() from None
+    module = types.ModuleType(name)
+    module.__file__ = source
+    if source != path:
+        module.__path__ = [path]
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
+
+
+def _pythonized(path):
+    """uWSGI's module name for a file: dots and slashes as underscores,
+    less a final `.py`."""
+    name = path.replace(".", "_").replace("/", "_")
+    return name[:-3] if name.endswith("_py") else name

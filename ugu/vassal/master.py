@@ -56,10 +56,11 @@ class Shared:
 
     def __init__(self, config, link):
         self.link = link
-        self.static = StaticFiles(config)
+        # In uWSGI's order: the routing table, then the mime types.
         self.routing = ResponseRouter.from_config(config, log=log.log)
         for line in self.routing.startup_lines():
             log.log(line)
+        self.static = StaticFiles(config)
         self.scoreboard = Scoreboard(config["processes"], cores(config))
         self.apps = apps.Apps()
 
@@ -116,6 +117,7 @@ def _run(config):
     # Before binding, as uWSGI: the sockets belong to the user the
     # workers run as (a port under 1024 then needs another way in).
     hygiene.drop_privileges(config)
+    shared = Shared(config, link)
     listeners = _bind_all(config)
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
@@ -123,14 +125,16 @@ def _run(config):
         return EXIT_FAILED
     recycle.check(config)
     hygiene.chmod_sockets(config, listeners)
-    shared = Shared(config, link)
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
     apps.prepare(config)
     if _worker_sockets(listeners) and config["processes"] and \
             not _lazy(config):
-        shared.apps = apps.load_all(config)
+        try:
+            shared.apps = apps.load_all(config)
+        except apps.MountFailed:
+            return apps.EXIT_NO_APP
         if not shared.apps and apps.report_missing(config):
             return apps.EXIT_NO_APP
     if masterless:
@@ -457,14 +461,26 @@ class Master:
             self._respawn(child)
             return
         code, killer = proc.describe_exit(status)
-        if code == apps.EXIT_NO_APP and _lazy(self.config):
-            # need-app in a lazy worker: the whole instance gives up.
-            self.exit_code = apps.EXIT_NO_APP
-            self.begin_shutdown()
+        if code == apps.EXIT_NO_APP:
+            self._app_failed(child)
             return
         how = f", killed by signal {killer}" if killer else ""
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
                 f"{how} :( trying respawn ...")
+        self._respawn(child)
+
+    def _app_failed(self, child):
+        """A lazy worker's app did not load: with need-app the instance
+        gives up, else the worker tries again, in uWSGI's words."""
+        oops = (f"OOPS ! failed loading app in worker {child.number} "
+                f"(pid {child.pid})")
+        if self.config["need-app"]:
+            log.log(oops)
+            log.verbose("need-app requested, destroying the instance...")
+            self.exit_code = apps.EXIT_NO_APP
+            self.begin_shutdown()
+            return
+        log.log(f"{oops} :( trying again...")
         self._respawn(child)
 
     def _respawn(self, child):

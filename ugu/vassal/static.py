@@ -46,7 +46,6 @@ class StaticFiles:
         self.roots = []
         for root in config["check-static"]:
             self.roots.append(os.path.realpath(root))
-            log.log(f"[uwsgi-static] added check for {root}")
         self.gzip_all = config["static-gzip-all"]
         self.types = _mime_types(config) if self.roots else None
 

@@ -148,7 +148,10 @@ class Worker:
         os._exit(code)
 
     def _load_app(self):
-        self.shared.apps = apps.load_all(self.config)
+        try:
+            self.shared.apps = apps.load_all(self.config)
+        except apps.MountFailed:
+            os._exit(apps.EXIT_NO_APP)
         if not self.shared.apps and apps.report_missing(self.config):
             os._exit(apps.EXIT_NO_APP)
 
