@@ -240,6 +240,37 @@ def test_a_file_wrapper_of_no_declared_length_arrives_whole(server):
     assert answer.content == support.ECHO_APP.read_bytes()
 
 
+BARE_STATUS_APP = """
+def application(environ, start_response):
+    start_response(environ["QUERY_STRING"], [("Content-Type", "text/plain")])
+    return [b"x"]
+"""
+BARE_CODES = ["200", "207", "226", "308", "404", "418", "421", "509",
+              "599"]
+
+
+def test_a_bare_status_code_gets_uwsgis_reason(procs, tmp_path,
+                                               uwsgi_binary):
+    (tmp_path / "status.py").write_text(BARE_STATUS_APP)
+    seen = []
+    for argv in ([uwsgi_binary], support.UGU):
+        port = support.free_port()
+        procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                     "--wsgi-file", "status.py"], cwd=tmp_path)
+        support.wait_for_port(port)
+        lines = []
+        for code in BARE_CODES:
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=10) as s:
+                s.sendall(b"GET /?%s HTTP/1.0\r\n\r\n" % code.encode())
+                # The version differs (README): the code and reason count.
+                lines.append(read_to_eof(s).split(b"\r\n")[0]
+                             .split(b" ", 1)[1])
+        seen.append(lines)
+    assert seen[0] == seen[1]
+    assert seen[1][BARE_CODES.index("418")] == b"418 I'm a teapot"
+
+
 SWITCHES_APP = """
 def application(environ, start_response):
     path = environ["PATH_INFO"]

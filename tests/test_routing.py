@@ -261,16 +261,14 @@ def test_regexp_condition_captures(tmp_path):
     assert route(router, [], HTTP_HOST="blog.example") == [("X-Site", "blog")]
 
 
-def test_regexp_built_from_vars(tmp_path):
-    logged = []
+def test_a_regexp_pattern_is_taken_as_written(tmp_path):
+    """As uWSGI: only the subject is expanded, so no request var (which a
+    client may set) becomes a regexp."""
     router = make_router(
         tmp_path, "response-route-if = regexp:${PATH_INFO};${PATTERN} "
-        "addheader:X-M: $1", log=logged.append)
-    assert route(router, [], PATH_INFO="/ab", PATTERN="(b)") == [("X-M", "b")]
-    # An invalid one fails this request as uWSGI fails it: logged, no body.
-    result = router.run({"PATH_INFO": "/", "PATTERN": "("}, [("X", "1")])
-    assert not result.send_body
-    assert logged[0].startswith('[uwsgi-route] invalid regexp "("')
+        "addheader:X-M: matched")
+    assert route(router, [], PATH_INFO="/ab", PATTERN=".*") == []
+    assert route(router, [], PATH_INFO="${PATTERN}", PATTERN="x") == []
 
 
 def test_a_capture_is_not_expanded_again(tmp_path):
@@ -541,3 +539,50 @@ def test_refusals_match_uwsgi(tmp_path, procs, uwsgi_binary, line):
     # Ours may add a hint in parentheses after uWSGI's wording.
     their_words = info.value.reason.split(" (")[0]
     assert their_words in uwsgi.output()
+
+
+ROUTED_APP = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"app"]
+"""
+SERVED_ROUTES = [
+    "response-route-run = log:route ran for ${PATH_INFO}",
+    "response-route = ^/b102$ break:102",
+    "response-route-run = addheader:X-Euro: 1\u20ac \u00fc",
+]
+
+
+def head_of(port, path):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % path)
+        return support.read_to_eof(s).partition(b"\r\n\r\n")[0]
+
+
+def test_routes_on_a_served_response(tmp_path, procs, uwsgi_binary):
+    """addheader sends the value's bytes as written in the file, as
+    uWSGI does; a status HTTP cannot carry gets the client ugu's 500
+    (README), routed once."""
+    (tmp_path / "app.py").write_text(ROUTED_APP)
+    heads = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
+                                       "wsgi-file = app.py",
+                                       *SERVED_ROUTES])
+        p = procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
+        support.wait_for_port(port)
+        heads.append(head_of(port, b"/"))
+    assert b"\r\nX-Euro: 1\xe2\x82\xac \xc3\xbc" in heads[0]
+    assert b"\r\nX-Euro: 1\xe2\x82\xac \xc3\xbc" in heads[1]
+    ugu = procs.ugu("--ini", str(write_config(
+        tmp_path, [f"http-socket = 127.0.0.1:{(port := support.free_port())}",
+                   "wsgi-file = app.py", *SERVED_ROUTES])), cwd=tmp_path)
+    support.wait_for_port(port)
+    assert head_of(port, b"/b102").startswith(
+        b"HTTP/1.1 500 Internal Server Error\r\n")
+    ugu.wait_for_log(r"response refused: .*102")
+    assert head_of(port, b"/").startswith(b"HTTP/1.1 200 OK")
+    assert ugu.output().count("route ran for /b102") == 1
+    assert "Traceback" not in ugu.output()

@@ -29,6 +29,11 @@ class BodyStalled(BodyCutShort):
     """The client sent nothing of the request body for socket-timeout."""
 
 
+class Unsendable(ValueError):
+    """A response head or body HTTP/1.1 cannot carry (a 1xx final status,
+    a header name with a space, more body than its Content-Length)."""
+
+
 class HttpError(Exception):
     """A request that ends in the router's own response."""
 

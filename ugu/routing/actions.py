@@ -13,9 +13,9 @@ app set (uWSGI only filters later additions), and a dropped body leaves
 `Content-Length: 0` behind, not the app's length, so the framing holds.
 """
 
-import http
 import re
 
+from ugu.http import status as http_status
 from ugu.options.errors import ConfigError
 from ugu.routing.template import Template
 
@@ -113,11 +113,18 @@ def action(*names):
 def addheader(args):
     if ":" not in args:
         raise ConfigError('addheader needs "Name: value"')
-    template = Template(args)
+    template = Template(_as_sent(args))
     if template.static is not None:
         header = _header(template.static)
         return lambda r: r.added.append(header)
     return lambda r: r.added.append(_header(r.expand(template)))
+
+
+def _as_sent(text):
+    """Config text as the latin-1 str of its UTF-8 bytes, the form of a
+    request var and of a PEP 3333 header: what it adds goes out as the
+    bytes written in the file."""
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def _header(text):
@@ -138,7 +145,7 @@ def addvar(args):
     key, eq, value = args.partition("=")
     if not eq:
         raise ConfigError("invalid addvar syntax, must be KEY=VAL")
-    template = Template(value)
+    template = Template(_as_sent(value))
 
     def run(r):
         r.vars[key] = r.expand(template)
@@ -176,13 +183,8 @@ def _status(text):
         raise ConfigError(f'invalid status "{text}" for break (expected '
                           '"CODE" or "CODE Reason")')
     code, reason = m.groups()
-    if not reason:
-        # uWSGI completes a bare code with the standard reason phrase.
-        try:
-            reason = http.HTTPStatus(int(code)).phrase
-        except ValueError:
-            reason = "Unknown"
-    return f"{code} {reason}"
+    # uWSGI completes a bare code with its reason phrase.
+    return f"{code} {reason or http_status.reason(code)}"
 
 
 @action("goto")

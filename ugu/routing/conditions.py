@@ -29,10 +29,6 @@ NOT_IMPLEMENTED = frozenset({"ipv4in", "ipv6in", "lord"})
 _LEADING_INT = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 
-class RouteError(Exception):
-    """A condition that cannot be evaluated for this request."""
-
-
 def condition(*names):
     """Register a condition factory under each of `names`."""
     def register(factory):
@@ -84,11 +80,14 @@ def _text_test(sides, test):
 
 @condition("regexp", "re")
 def regexp(name, args):
-    subject, pattern = _split(name, args)
-    subject = subject.expand
-    if pattern.static is None:
-        return lambda v: _compile(pattern.expand(v)).search(subject(v))
-    compiled = compile_regexp(pattern.static)
+    subject, semicolon, pattern = args.partition(";")
+    if not semicolon:
+        raise ConfigError(f'route condition "{name}" needs two arguments '
+                          'separated by ";"')
+    # As uWSGI: the subject is expanded, the pattern is taken as written,
+    # so that no request can put a regexp of its own there.
+    subject = Template(subject).expand
+    compiled = compile_regexp(pattern)
     return lambda v: compiled.search(subject(v))
 
 
@@ -98,15 +97,6 @@ def compile_regexp(pattern):
         return re.compile(pattern)
     except re.error as e:
         raise ConfigError(f'invalid regexp "{pattern}": {e}') from None
-
-
-def _compile(pattern):
-    # re keeps its own cache of compiled patterns, so a var-built regexp
-    # that repeats costs a dict lookup.
-    try:
-        return re.compile(pattern)
-    except re.error as e:
-        raise RouteError(f'invalid regexp "{pattern}": {e}') from None
 
 
 @condition("empty")

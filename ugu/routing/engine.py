@@ -21,7 +21,6 @@ import re
 import sys
 
 from ugu.routing.actions import STOP, Response
-from ugu.routing.conditions import RouteError
 from ugu.routing.rules import first_labels, parse
 
 TABLE_START = "*** dumping internal response routing table ***"
@@ -84,11 +83,7 @@ class ResponseRouter:
         response = Response(request_vars, headers, self._log)
         if self._collect:
             self._copy_headers(response)
-        try:
-            self._run_rules(response)
-        except RouteError as e:
-            self._log(f"[uwsgi-route] {e}")
-            response.abort()
+        self._run_rules(response)
         return response.finish()
 
     def _copy_headers(self, response):

@@ -27,8 +27,8 @@ import h11
 from ugu import log, protocol
 from ugu.http import plain
 from ugu.http.errors import (BadRequest, BodyCutShort, BodyStalled,
-                             HeadersTooLarge, HttpError, error_bytes,
-                             h11_reason)
+                             HeadersTooLarge, HttpError, Unsendable,
+                             error_bytes, h11_reason)
 from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http, request
@@ -248,7 +248,7 @@ class H11Transport:
                                                          headers)
             if first_chunk and not head_only:
                 data += self._body(first_chunk)
-        except h11.LocalProtocolError:
+        except Unsendable:
             self._restart_h11()
             raise
         self.conn.sendall(data)
@@ -262,12 +262,20 @@ class H11Transport:
         encoded = [(name.encode("latin-1"),
                     value.strip(" \t").encode("latin-1"))
                    for name, value in headers]
-        return self.h.send(h11.Response(status_code=int(code),
-                                        headers=encoded,
-                                        reason=reason.encode("latin-1")))
+        try:
+            return self.h.send(h11.Response(
+                status_code=int(code), headers=encoded,
+                reason=reason.encode("latin-1")))
+        except h11.LocalProtocolError as e:
+            raise Unsendable(h11_reason(e)) from None
 
     def _body(self, data):
-        return data if self.raw else self.h.send(h11.Data(data=data))
+        if self.raw:
+            return data
+        try:
+            return self.h.send(h11.Data(data=data))
+        except h11.LocalProtocolError as e:
+            raise Unsendable(h11_reason(e)) from None
 
     def _restart_h11(self):
         """h11 refused the app's response before a byte of it went out
@@ -325,8 +333,11 @@ class H11Transport:
     def _framing(self, count):
         """h11 counts `count` body bytes as sent, which sendfile() sends
         past it; the framing pieces it gives before and after them."""
-        pieces = list(self.h.send_with_data_passthrough(
-            h11.Data(data=_Span(count))))
+        try:
+            pieces = list(self.h.send_with_data_passthrough(
+                h11.Data(data=_Span(count))))
+        except h11.LocalProtocolError as e:
+            raise Unsendable(h11_reason(e)) from None
         spans = [i for i, piece in enumerate(pieces)
                  if isinstance(piece, _Span)]
         if not spans:

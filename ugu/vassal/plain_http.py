@@ -13,7 +13,7 @@ import h11
 
 from ugu import log
 from ugu.http import plain
-from ugu.http.errors import BodyCutShort, BodyStalled
+from ugu.http.errors import BodyCutShort, BodyStalled, Unsendable
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
 from ugu.vassal.offload import handover, send_file
@@ -187,8 +187,7 @@ class PlainTransport:
         if size > self._left:
             # What h11 raises, and then the connection closes.
             self.failed = True
-            raise h11.LocalProtocolError(
-                "Too much data for declared Content-Length")
+            raise Unsendable("Too much data for declared Content-Length")
         self._left -= size
 
     def send_file(self, fd, offset, count):

@@ -14,6 +14,7 @@ import time
 from greenlet import GreenletExit
 
 from ugu import log
+from ugu.http.errors import Unsendable
 from ugu.vassal import wsgi
 
 NO_APP_BODY = b"Internal Server Error"
@@ -65,6 +66,9 @@ class Exchange:
     # A response route's `break` dropped the app's body: the log line
     # counts none of it, as uWSGI's does (a HEAD's body counts, as there).
     body_dropped = False
+    # Whether the response routes see the response: the server's own 500
+    # for a failed app is not one uWSGI would send, nor route.
+    routed = True
 
     def __init__(self, ctx, core, transport, request_vars, vars_count,
                  vars_size, wsgi_input):
@@ -113,7 +117,7 @@ class Exchange:
             raise RuntimeError("the app returned without calling "
                                "start_response")
         headers, head_only = self._headers, self.method == "HEAD"
-        if self.ctx.routing.active:
+        if self.ctx.routing.active and self.routed:
             known = len(self.vars)
             routed = self.ctx.routing.run(self.vars, self._headers)
             self._count_added_vars(known)
@@ -144,8 +148,9 @@ class Exchange:
             self.vars_count += 2
             self.vars_size += 4 + len(key) + len(self.vars[key])
 
-    def respond(self, status, headers, body=b""):
+    def respond(self, status, headers, body=b"", routed=True):
         """A whole response from the server itself (errors, no app)."""
+        self.routed = routed
         self.start_response(status, headers)
         self.write(body)
         self.finish()
@@ -220,22 +225,37 @@ def run_app(ex, app):
         return
     except _PASSED_ON:
         raise
+    except Unsendable as e:
+        # The app's response, which HTTP cannot carry (README): refused,
+        # in a line, not a traceback of the HTTP library's.
+        log.log(f"response refused: {e} (HTTP/1.1 cannot carry it)")
+        _answer_500(ex)
+        return
     except BaseException:
         # Not only Exception: gevent.Timeout, say, is a BaseException an
         # app can raise; uWSGI answers 500 to whatever the app raised.
         log.app_traceback()
         ctx.count_exception()
-        if ex.headers_sent:
-            return
-        ex.respond("500 Internal Server Error", ERROR_HEADERS,
-                   b"Internal Server Error")
+        _answer_500(ex)
         return
     ex.finish()
+
+
+def _answer_500(ex):
+    """The server's 500 for an app that failed before its response
+    started (DEVIATIONS 9); unrouted, as uWSGI sends none to route."""
+    if not ex.headers_sent:
+        ex.respond("500 Internal Server Error", ERROR_HEADERS,
+                   b"Internal Server Error", routed=False)
 
 
 def _send_result(ex, result):
     if isinstance(result, wsgi.FileWrapper) and result.fileno() is not None:
         _send_wrapped_file(ex, result)
+        return
+    if isinstance(result, bytes):
+        # Not an iterable of bytes, but uWSGI sends it whole (no switch).
+        ex.write(result)
         return
     for chunk in result:
         # uWSGI's log line counts the items of the response iterable as
@@ -300,7 +320,8 @@ def serve_static(ex, found):
             return
         ex.start_response("200 OK", found.headers())
         ex.send_head()
-        if ex.transport.head_only:
+        if ex.transport.head_only or not found.size:
+            # Nothing to send (and, as in uWSGI, no "via" in the line).
             ex.finish()
             return
         ex.body_size = found.size

@@ -5,12 +5,12 @@ The environ mirrors uWSGI's: every request var as a latin-1 `str`, plus the
 gives them on Python 3).
 """
 
-import http
 import socket
 import sys
 
 from ugu import UWSGI_VERSION, log
 from ugu.http.errors import BodyCutShort, BodyStalled
+from ugu.http.status import reason
 
 _VERSION = UWSGI_VERSION.encode()
 _NODE = socket.gethostname().encode()
@@ -216,30 +216,61 @@ def _scheme(request_vars):
 
 
 def check_status(status):
-    """The status line text: validated, with a reason phrase added to a
-    bare code as uWSGI does."""
+    """The status line text, checked in uWSGI's words; a status of up to
+    four characters is its code and uWSGI's reason phrase for it."""
     if not isinstance(status, str):
         raise TypeError("http status must be a string")
+    if not _latin_1(status):
+        raise TypeError("http status string must be encodable in latin1")
     code = status[:3]
     if len(status) < 3 or not code.isdigit():
         raise ValueError(f"invalid http status: {status!r}")
-    if len(status) == 3:
-        try:
-            return f"{code} {http.HTTPStatus(int(code)).phrase}"
-        except ValueError:
-            return f"{code} Unknown"
+    if len(status) <= 4:
+        return f"{code} {reason(code)}"
     return status
 
 
 def check_headers(headers):
+    """The app's headers, checked in uWSGI's words (a tuple's items past
+    the second are ignored, as there); a line break in a value or a colon
+    in a name, which would let a header add others, is refused."""
     if not isinstance(headers, list):
         raise TypeError("http headers must be in a python list")
     for item in headers:
-        if not isinstance(item, tuple) or len(item) != 2:
-            raise TypeError("http header must be a 2-item tuple")
+        # The usual header, in few steps; any other, in all of them.
+        if type(item) is not tuple or len(item) != 2:
+            return [_checked(item) for item in headers]
         name, value = item
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError("http header key and value must be strings")
+        if type(name) is not str or type(value) is not str or \
+                not (name + value).isascii():
+            return [_checked(item) for item in headers]
         if "\r" in value or "\n" in value or ":" in name:
             raise ValueError(f"invalid http header {name!r}")
     return headers
+
+
+def _checked(item):
+    if not isinstance(item, tuple):
+        raise TypeError("http header must be defined in a tuple")
+    if len(item) < 2:
+        raise TypeError("http header must be a 2-item tuple")
+    name, value = item[:2]
+    if not isinstance(name, str):
+        raise TypeError("http header key must be a string")
+    if not isinstance(value, str):
+        raise TypeError("http header value must be a string")
+    if not (_latin_1(name) and _latin_1(value)):
+        raise TypeError("http header must be encodable in latin1")
+    if "\r" in value or "\n" in value or ":" in name:
+        raise ValueError(f"invalid http header {name!r}")
+    return name, value
+
+
+def _latin_1(text):
+    if text.isascii():
+        return True
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
