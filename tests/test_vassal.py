@@ -133,6 +133,16 @@ def test_static_file_offloaded(worker, site):
                      worker.output())
 
 
+def test_an_empty_static_file_is_sent_without_a_via(worker, site):
+    (site / "static" / "empty.txt").write_bytes(b"")
+    status, headers, body = split_response(
+        uwsgi_request(worker.port, "/empty.txt"))
+    assert (status.endswith("200 OK"), body) == (True, b"")
+    assert headers["content-length"] == "0"
+    worker.wait_for_log(r"GET /empty\.txt => generated 0 bytes in \d+ "
+                        r"msecs \(HTTP/1\.1 200\)")
+
+
 def test_static_gzip_variant(worker):
     raw = uwsgi_request(worker.port, "/base.css",
                         headers=[("Accept-Encoding", "gzip, br")])
