@@ -697,6 +697,21 @@ def test_an_idle_keepalive_connection_closes_after_its_timeout(
         assert 1.5 < time.monotonic() - began < 5
 
 
+def test_without_auto_gzip_the_marker_is_any_header(backend, start_router):
+    """uWSGI's router passes uWSGI-Encoding on unless http-auto-gzip
+    acts on it."""
+    node = backend(answer_with(
+        b"HTTP/1.1 200 OK\r\nuWSGI-Encoding: gzip\r\nContent-Length: 2"
+        b"\r\n\r\nok"))
+    r = start_router([["127.0.0.1", node.port]])
+    for _ in range(2):
+        answer = requests.get(f"{r.url}/", timeout=10,
+                              headers={"Accept-Encoding": "gzip"})
+        assert answer.headers["uWSGI-Encoding"] == "gzip"
+        assert "Content-Encoding" not in answer.headers
+        assert answer.content == b"ok"
+
+
 def test_one_backend_head_is_framed_for_each_client(backend, start_router):
     """The same head from the worker, relayed to clients that differ in
     keepalive and Accept-Encoding, in turn: each gets its own framing."""

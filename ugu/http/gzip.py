@@ -3,8 +3,9 @@
 An app (or a response route) marks a response with `uWSGI-Encoding: gzip`.
 The router compresses it when the client accepts gzip and the body is not
 encoded already, re-framing it (no Content-Length) and adding
-`Vary: Accept-Encoding`.  The marker is internal: it never reaches the
-client, compressed or not (DEVIATIONS 8).
+`Vary: Accept-Encoding`.  With the option on, the marker is internal: it
+never reaches the client, compressed or not (DEVIATIONS 8); with it off,
+the router passes it on as any header, as uWSGI's does.
 """
 
 import functools

@@ -244,10 +244,13 @@ class Exchange:
         """Start the client's response; its compressor, or None.  A
         plain head (ugu.http.response) with a length keeps it, unless
         gzipped."""
-        may_gzip = (self.settings.auto_gzip
-                    and status not in _NO_BODY_STATUS
-                    and gzip.accepts_gzip(self.head.accept_encoding))
-        headers, compressor = gzip.prepare(raw_headers, may_gzip)
+        if self.settings.auto_gzip:
+            may_gzip = (status not in _NO_BODY_STATUS
+                        and gzip.accepts_gzip(self.head.accept_encoding))
+            headers, compressor = gzip.prepare(raw_headers, may_gzip)
+        else:
+            # Without http-auto-gzip the marker is any header, as in uWSGI.
+            headers, compressor = raw_headers, None
         self.cycle.start_response(status, reason, headers,
                                   length is not None and compressor is None,
                                   plain_head)

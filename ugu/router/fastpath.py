@@ -422,10 +422,13 @@ def _parse_relayed(raw, encodings, keep_alive):
     if (head is None or head.length is None
             or head.status in plain.NO_BODY_STATUS):
         return None
-    may_gzip = encodings is not None and gzip.accepts_gzip(encodings)
-    headers, compressor = gzip.prepare(head.headers, may_gzip)
-    if compressor:
-        return None
+    headers = head.headers
+    if encodings is not None:
+        # http-auto-gzip: the marker goes; without it, it is any header.
+        headers, compressor = gzip.prepare(headers,
+                                           gzip.accepts_gzip(encodings))
+        if compressor:
+            return None
     return head.length, plain.response_head(head.status, head.reason,
                                             headers, True, keep_alive)
 
