@@ -397,6 +397,19 @@ def test_goto_from_vars_that_fails_breaks(tmp_path, target):
     assert result.headers == [("X-1", "1"), ("Content-Length", "0")]
 
 
+def test_goto_to_a_number_without_such_a_label_goes_to_that_rule(
+        tmp_path):
+    """As uWSGI: rule 0 jumps to rule 2 (the label counts as rule 1)."""
+    router = make_router(
+        tmp_path, "response-route-run = goto:2",
+        "response-route-label = skipped",
+        "response-route-run = addheader:X-2: two",
+        "response-route-run = goto:${N}",
+        "response-route-run = addheader:X-4: four",
+        "response-route-run = addheader:X-5: five")
+    assert route(router, [], N="5") == [("X-2", "two"), ("X-5", "five")]
+
+
 def test_goto_from_vars_that_works(tmp_path):
     router = make_router(
         tmp_path, "response-route-run = goto:${TARGET}",
@@ -448,7 +461,7 @@ def test_rules_keep_their_order_across_options(tmp_path):
     ("response-route-run = break:abc", 'invalid status "abc" for break'),
     ("response-route-run = break:40", 'invalid status "40" for break'),
     ("response-route-run = goto:nowhere",
-     '"goto" to an unknown label "nowhere"'),
+     '"goto" to an unknown label "nowhere" (a number jumps to that rule)'),
     ("response-route-run = log:${cookie[id]}",
      "route var ${cookie[id]} is not implemented by ugu yet"),
     ("collect-header = Content-Type",

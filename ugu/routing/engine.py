@@ -7,7 +7,8 @@ app's headers into request vars, as uWSGI does when it adds them.
 
 Routing results, as in uWSGI: a rule that does not apply, or whose action
 returns nothing, goes on to the next rule; `continue`/`last`/`break` end
-the chain; `goto:LABEL` jumps forward to the rule after the label.  A goto
+the chain; `goto:LABEL` jumps forward to the rule after the label (with
+no such label, a number names the rule to go on from).  A goto
 whose label is built from vars and turns out missing or behind, or a
 condition that fails on a request, gets uWSGI's treatment: a log line,
 then the chain ends and the body is dropped, as with `break`.
@@ -121,6 +122,9 @@ class ResponseRouter:
     def _jump(self, label, after, response):
         """Where a goto from the rule before `after` leads, or the end."""
         target = self._targets.get(label)
+        if target is None and label.isdigit():
+            # No such label: uWSGI goes on from the rule of that number.
+            target = self._index_of(int(label))
         if target is None or target < after:
             self._log(GOTO_BACKWARD)
             response.abort()
@@ -129,6 +133,10 @@ class ResponseRouter:
 
     def _goto_targets(self):
         """Label -> index in `_runnable` of the first rule after it."""
-        numbers = [r.number for r in self._runnable]
-        return {label: sum(1 for n in numbers if n < number)
+        return {label: self._index_of(number)
                 for label, number in first_labels(self.rules).items()}
+
+    def _index_of(self, number):
+        """Index in `_runnable` of the first rule numbered `number` or
+        more (labels are numbered, and skipped)."""
+        return sum(1 for rule in self._runnable if rule.number < number)

@@ -178,9 +178,12 @@ def _check_gotos(rules):
         if rule.goto is None:
             continue
         target = labels.get(rule.goto)
+        if target is None and rule.goto.isdigit():
+            # No such label: uWSGI jumps to the rule of that number.
+            target = int(rule.goto)
         if target is None:
-            raise _located(f'"goto" to an unknown label "{rule.goto}"',
-                           rule.entry)
+            raise _located(f'"goto" to an unknown label "{rule.goto}" (a '
+                           f'number jumps to that rule)', rule.entry)
         if target < rule.number:
             raise _located(f'"goto" can only jump forward, and label '
                            f'"{rule.goto}" is rule {target}, before this '
