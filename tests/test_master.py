@@ -644,6 +644,30 @@ def test_touch_reload_files(procs, site):
     assert v.get()[0] == 200
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_chain_waits_for_each_replacement_to_accept(procs, site, request,
+                                                    server):
+    """As uWSGI: the chain moves on once the old worker is gone, and
+    waits, saying so, while its replacement loads (lazily, slowly)."""
+    (site / "slow.py").write_text("import time\ntime.sleep(2)\n"
+                                  "from app import application\n")
+    (site / "chain").write_text("")
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, lazy_apps="true", wsgi_file="slow.py",
+               pythonpath=".", touch_chain_reload="chain").ready()
+    assert v.get()[0] == 200
+    support.wait_until(lambda: v.p.output().count("WSGI app 0") == 2, 20,
+                       what="both workers' apps")
+    _touch(site / "chain")
+    v.log(r"chain next victim is worker 2", timeout=20)
+    v.log(r"chain reloading complete", timeout=20)
+    log = v.p.output()
+    respawned = log.index("Respawned uWSGI worker 1")
+    waiting = log.index("chain is still waiting for worker 1...")
+    assert respawned < waiting < log.index("chain next victim is worker 2")
+
+
 def _touch(path):
     later = time.time() + 5
     os.utime(path, (later, later))
