@@ -9,10 +9,9 @@ from tests import support
 @pytest.fixture(scope="session")
 def uwsgi_binary():
     """The real uWSGI, for differential tests."""
-    path = support.reference_uwsgi()
+    path, missing = support.reference_uwsgi()
     if path is None:
-        pytest.skip("the reference uWSGI could not be installed here "
-                    "(../shared/tools/reference-uwsgi failed)")
+        pytest.skip(f"no reference uWSGI for this comparison: {missing}")
     return path
 
 

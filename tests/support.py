@@ -225,20 +225,24 @@ def write_ini(path, **sections):
 
 
 def reference_uwsgi():
-    """Path of the real uWSGI binary, installing it if needed; None when it
-    cannot be had here."""
+    """(path of the real uWSGI binary, None), installing it if needed; or
+    (None, why it cannot be had here)."""
     explicit = os.environ.get("UGU_REFERENCE_UWSGI")
     if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
+        if os.access(explicit, os.X_OK):
+            return explicit, None
+        return None, f"UGU_REFERENCE_UWSGI={explicit} is not an executable"
     tool = REPO.parent / "shared" / "tools" / "reference-uwsgi"
     if not tool.exists():
-        return None
+        return None, (f"no {tool} to install it with, and "
+                      f"UGU_REFERENCE_UWSGI does not name a uwsgi binary")
     result = subprocess.run(["bash", str(tool)], capture_output=True,
                             text=True, timeout=900)
-    if result.returncode != 0:
-        return None
-    path = result.stdout.strip().splitlines()[-1]
-    return path if os.access(path, os.X_OK) else None
+    path = result.stdout.strip().splitlines()[-1] if result.stdout else ""
+    if result.returncode != 0 or not os.access(path, os.X_OK):
+        return None, (f"{tool} failed (exit {result.returncode}); set "
+                      f"UGU_REFERENCE_UWSGI to a uwsgi binary instead")
+    return path, None
 
 
 def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",

@@ -374,5 +374,5 @@ def test_a_broken_vassal_config_exits_1_alone(tmp_path):
                             text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == 1
     assert result.stderr == (
-        "ugu: bad.ini:3: option 'processes': 'four' is not a number; it is "
-        "read as 0 (write a plain number)\n")
+        "ugu: bad.ini:3: option 'processes': 'four' is not a number; uWSGI "
+        "reads it as 0 (write a plain number)\n")

@@ -402,7 +402,7 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
     write("app.ini", "[uwsgi]\nspooler = /tmp/spool\n")
     assert str(error("--ini", "app.ini")) == (
         "app.ini:2: option 'spooler': this uWSGI option is not implemented "
-        "by ugu yet; remove the line to run without it")
+        "by ugu yet; remove the option to run without it")
     assert error("--cache2", "name=x").option == "cache2"
     assert error("-Q", "/tmp/spool").option == "spooler"
 
@@ -971,9 +971,9 @@ def test_json_values_as_uwsgi_maps_them():
     ("chdir = 50%", "option 'chdir': a '%' ending a line joins it with the "
      "next one (write %% for a literal percent)"),
     ("processes = 4 # four", "option 'processes': '4 # four' is not a "
-     "number; it is read as 4 (write a plain number)"),
+     "number; uWSGI reads it as 4 (write a plain number)"),
     ("buffer-size = 64k", "option 'buffer-size': '64k' is not a number; "
-     "it is read as 64 (write a plain number)"),
+     "uWSGI reads it as 64 (write a plain number)"),
 ])
 def test_likely_mistakes_warn_or_fail_under_strict(line, message):
     write("app.ini", f"[uwsgi]\n{line}\nthreads = 1\n")

@@ -413,5 +413,5 @@ _INSTEAD = {
 
 def unimplemented_message(name):
     """Why a uWSGI option is refused, and what to do about it."""
-    fix = _INSTEAD.get(name, "remove the line to run without it")
+    fix = _INSTEAD.get(name, "remove the option to run without it")
     return f"this uWSGI option is not implemented by ugu yet; {fix}"

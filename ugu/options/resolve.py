@@ -297,7 +297,7 @@ def _number_problems(entries):
             continue
         if not PLAIN_NUMBER.fullmatch(e.value):
             problems.append(ConfigError(
-                f"'{e.value}' is not a number; it is read as "
+                f"'{e.value}' is not a number; uWSGI reads it as "
                 f"{atoi(e.value)} (write a plain number)",
                 e.file, e.line, e.key))
     return problems
