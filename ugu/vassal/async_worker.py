@@ -97,11 +97,9 @@ class GreenCores:
             if not self.free:
                 # The last greenlet: make room for the next connection.
                 self._close_idle()
-            self.ctx.scoreboard.begin(self.worker.wid, core)
             try:
                 self.serve(self.ctx, core, listener, conn, address)
             finally:
-                self.ctx.scoreboard.end(self.worker.wid, core)
                 self.free.append(core)
         return handle
 

@@ -257,17 +257,15 @@ class Worker:
         except OSError as e:
             log.log(f"accept(): {e.strerror}")
             return
-        conn = socket.socket(*kind, fileno=fd)
-        ctx.scoreboard.begin(self.wid, core)
-        try:
-            serve_connection(ctx, core, listener, conn, address)
-        finally:
-            ctx.scoreboard.end(self.wid, core)
+        serve_connection(ctx, core, listener, socket.socket(*kind, fileno=fd),
+                         address)
 
 
 def serve_connection(ctx, core, listener, conn, address):
     """Serve a connection accepted from `address` (accept's, which a
-    unix socket gives as an empty string)."""
+    unix socket gives as an empty string), the core busy on the
+    scoreboard until the connection ends."""
+    ctx.scoreboard.begin(ctx.wid, core)
     conn.settimeout(ctx.socket_timeout or None)
     try:
         if listener.proto == sockets.HTTP:
@@ -281,6 +279,9 @@ def serve_connection(ctx, core, listener, conn, address):
         log.log("error on request:")
         traceback.print_exc()
     finally:
+        # Idle before the client can see the close (a graceful stop then
+        # finds the core idle, as uWSGI's would).
+        ctx.scoreboard.end(ctx.wid, core)
         if conn.fileno() != -1:
             conn.close()
 
