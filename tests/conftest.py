@@ -50,5 +50,17 @@ def procs():
         p.stop()
 
 
+@pytest.fixture
+def start_server(procs, request):
+    """start_server(server, argv, **kw): ugu ("ugu") or the real uWSGI
+    ("uwsgi") started with the same options, for a test run on both."""
+    def start(server, argv, **kw):
+        if server == "ugu":
+            return procs.ugu(*argv, **kw)
+        binary = request.getfixturevalue("uwsgi_binary")
+        return procs.start([binary, *argv], **kw)
+    return start
+
+
 def pytest_sessionfinish(session, exitstatus):
     support.stop_leftovers()

@@ -283,13 +283,12 @@ def test_file_loading_failures_say_what_uwsgi_says(procs, tmp_path, ini,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_a_mount_that_fails_ends_the_instance_with_22(procs, tmp_path,
-                                                       request, server):
+def test_a_mount_that_fails_ends_the_instance_with_22(start_server,
+                                                       tmp_path, server):
     (tmp_path / "app.py").write_text(FILE_APP)
     argv = ["--master", "--http-socket", f"127.0.0.1:{support.free_port()}",
             "--wsgi-file", "app.py", "--mount", "/x=missing.py"]
-    p = procs.ugu(*argv, cwd=tmp_path) if server == "ugu" else procs.start(
-        [request.getfixturevalue("uwsgi_binary"), *argv], cwd=tmp_path)
+    p = start_server(server, argv, cwd=tmp_path)
     assert p.wait() == 22
     assert "failed to open python file missing.py\n" in p.output()
 

@@ -115,7 +115,7 @@ def application(environ, start_response):
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_a_file_wrapper_sends_the_whole_file_whatever_was_read(
-        tmp_path, procs, request, server):
+        tmp_path, start_server, server):
     """As uWSGI: from the first byte, however far the app read or sought
     (a buffered read takes more than it returns); a pipe has nothing."""
     (tmp_path / "data.txt").write_bytes(b"hello world\n")
@@ -123,11 +123,7 @@ def test_a_file_wrapper_sends_the_whole_file_whatever_was_read(
     port = support.free_port()
     argv = ["--master", "--http-socket", f"127.0.0.1:{port}",
             "--wsgi-file", "partly.py"]
-    if server == "ugu":
-        procs.ugu(*argv, cwd=tmp_path)
-    else:
-        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
-                    cwd=tmp_path)
+    start_server(server, argv, cwd=tmp_path)
     support.wait_for_port(port)
     for path in ("/", "/read", "/seek"):
         answer = requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
@@ -139,7 +135,7 @@ def test_a_file_wrapper_sends_the_whole_file_whatever_was_read(
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_a_client_gone_mid_sendfile_is_logged_as_uwsgi_logs_it(
-        tmp_path, procs, request, server):
+        tmp_path, start_server, server):
     """The writer's line for the failed sendfile(), and a request line
     that counts none of the file."""
     (tmp_path / "static").mkdir()
@@ -147,9 +143,7 @@ def test_a_client_gone_mid_sendfile_is_logged_as_uwsgi_logs_it(
     port = support.free_port()
     argv = ["--master", "--http-socket", f"127.0.0.1:{port}",
             "--check-static", "static/"]
-    p = procs.ugu(*argv, cwd=tmp_path) if server == "ugu" else \
-        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
-                    cwd=tmp_path)
+    p = start_server(server, argv, cwd=tmp_path)
     support.wait_for_port(port)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -175,7 +169,7 @@ def application(environ, start_response):
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_a_sized_file_wrapper_over_http_socket_is_offloaded(
-        tmp_path, procs, request, server):
+        tmp_path, start_server, server):
     """Its declared length needs no framing: the core hands it over."""
     expected = os.urandom(1 << 20)
     (tmp_path / "big.bin").write_bytes(expected)
@@ -183,9 +177,7 @@ def test_a_sized_file_wrapper_over_http_socket_is_offloaded(
     port = support.free_port()
     argv = ["--master", "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
             "sized.py", "--offload-threads", "1"]
-    p = procs.ugu(*argv, cwd=tmp_path) if server == "ugu" else \
-        procs.start([request.getfixturevalue("uwsgi_binary"), *argv],
-                    cwd=tmp_path)
+    p = start_server(server, argv, cwd=tmp_path)
     support.wait_for_port(port)
     answer = requests.get(f"http://127.0.0.1:{port}/", timeout=30)
     assert answer.content == expected

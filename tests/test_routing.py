@@ -584,7 +584,7 @@ def test_routes_on_a_served_response(tmp_path, procs, uwsgi_binary):
         path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
                                        "wsgi-file = app.py",
                                        *SERVED_ROUTES])
-        p = procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
+        procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
         support.wait_for_port(port)
         heads.append(head_of(port, b"/"))
     assert b"\r\nX-Euro: 1\xe2\x82\xac \xc3\xbc" in heads[0]
