@@ -8,8 +8,8 @@ import re
 import socket
 
 from ugu import log, proc
-from ugu.vassal import sockets
 from ugu.options.errors import ConfigError
+from ugu.vassal import sockets
 
 DEFAULT_SOCKET_MODE = "666"
 
