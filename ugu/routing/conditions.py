@@ -38,13 +38,19 @@ def condition(*names):
     return register
 
 
-def _split(name, args):
+def _halves(name, args):
+    """The condition's two arguments, as written."""
     left, semicolon, right = args.partition(";")
     if not semicolon:
         # uWSGI reads this as always false; a rule that can never match is
         # a mistake worth stopping for.
         raise ConfigError(f'route condition "{name}" needs two arguments '
                           'separated by ";"')
+    return left, right
+
+
+def _split(name, args):
+    left, right = _halves(name, args)
     return Template(left), Template(right)
 
 
@@ -80,10 +86,7 @@ def _text_test(sides, test):
 
 @condition("regexp", "re")
 def regexp(name, args):
-    subject, semicolon, pattern = args.partition(";")
-    if not semicolon:
-        raise ConfigError(f'route condition "{name}" needs two arguments '
-                          'separated by ";"')
+    subject, pattern = _halves(name, args)
     # As uWSGI: the subject is expanded, the pattern is taken as written,
     # so that no request can put a regexp of its own there.
     subject = Template(subject).expand

@@ -8,10 +8,10 @@ app's headers into request vars, as uWSGI does when it adds them.
 Routing results, as in uWSGI: a rule that does not apply, or whose action
 returns nothing, goes on to the next rule; `continue`/`last`/`break` end
 the chain; `goto:LABEL` jumps forward to the rule after the label (with
-no such label, a number names the rule to go on from).  A goto
-whose label is built from vars and turns out missing or behind, or a
-condition that fails on a request, gets uWSGI's treatment: a log line,
-then the chain ends and the body is dropped, as with `break`.
+no such label, a number names the rule to go on from).  A goto whose
+label is built from vars and turns out missing or behind gets uWSGI's
+treatment: a log line, then the chain ends and the body is dropped, as
+with `break`.
 
 `log:` lines, and the errors above, go to the `log` callable given to
 `from_config`, one line per call (the worker should pass `ugu.log.log`);

@@ -185,7 +185,7 @@ class PlainTransport:
 
     def _count(self, size):
         if size > self._left:
-            # What h11 raises, and then the connection closes.
+            # Refused as h11 refuses it; the connection then closes.
             self.failed = True
             raise Unsendable("Too much data for declared Content-Length")
         self._left -= size

@@ -279,34 +279,32 @@ def _send_wrapped_file(ex, wrapper):
     """The whole file, from its first byte whatever the app read of it,
     as uWSGI sends it (a pipe's size is 0: nothing)."""
     fd = wrapper.fileno()
-    offset, count = 0, os.fstat(fd).st_size
+    count = os.fstat(fd).st_size
     ex.send_head()
     if ex.transport.head_only or not count:
         # HEAD, or a response route's `break`, which dropped the body.
         return
-    ex.body_size = count
     offload = ex.ctx.offload
     if offload and ex.transport.offloadable(count):
         # As uWSGI: the core is free while an offload thread sends the
         # file as it is (not where HTTP frames it in chunks).  The app's
         # file closes when its response does, so the thread sends from a
         # descriptor of its own.
-        ex.via = "offload"
-        offload.submit(ex.transport.detach(), os.dup(fd), offset, count)
+        ex.via, ex.body_size = "offload", count
+        offload.submit(ex.transport.detach(), os.dup(fd), 0, count)
         return
+    _send_file(ex, fd, count)
+
+
+def _send_file(ex, fd, count):
+    """sendfile() of the whole file on the connection; the log line
+    counts it only once it has all gone, as uWSGI's does."""
     ex.via = "sendfile"
-    _send_file(ex, fd, offset, count)
-
-
-def _send_file(ex, fd, offset, count):
-    """sendfile() on the connection; the log line counts the file only
-    once it has all gone, as uWSGI's does."""
-    body_size, ex.body_size = ex.body_size, 0
     try:
-        ex.transport.send_file(fd, offset, count)
+        ex.transport.send_file(fd, 0, count)
     except OSError as e:
         raise ClientWriteError(SENDFILE, e) from None
-    ex.body_size = body_size
+    ex.body_size = count
 
 
 def serve_static(ex, found):
@@ -324,15 +322,13 @@ def serve_static(ex, found):
             # Nothing to send (and, as in uWSGI, no "via" in the line).
             ex.finish()
             return
-        ex.body_size = found.size
         offload = ex.ctx.offload
         if offload:
-            ex.via = "offload"
+            ex.via, ex.body_size = "offload", found.size
             sock_fd, fd = ex.transport.detach(), None
             offload.submit(sock_fd, found.fd, 0, found.size)
             return
-        ex.via = "sendfile"
-        _send_file(ex, fd, 0, found.size)
+        _send_file(ex, fd, found.size)
         ex.finish()
     finally:
         if fd is not None:
