@@ -53,6 +53,10 @@ class StaticFiles:
         """The StaticFile to send for the request, or None."""
         if not self.roots or method not in ("GET", "HEAD"):
             return None
+        if not path_info.strip("/"):
+            # A root itself, a folder or nothing: never a file to send,
+            # so the site's front page costs no look-up (two system calls).
+            return None
         if "\0" in path_info:
             return None
         if not path_info.isascii():
