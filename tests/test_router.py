@@ -768,6 +768,52 @@ def test_backend_response_shapes(backend, start_router, raw, status, body):
         assert session.get(f"{r.url}/", timeout=10).status_code == status
 
 
+EARLY_HINTS = (b"HTTP/1.1 103 Early Hints\r\n"
+               b"Link: </s.css>; rel=preload\r\n\r\n")
+FINAL_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_a_1xx_is_relayed_as_uwsgis_router_relays_it(uwsgi_binary, backend,
+                                                     start_router):
+    node = backend(answer_with(b"HTTP/1.1 100 Continue\r\n\r\n"
+                               + EARLY_HINTS + FINAL_OK))
+    theirs, their_port = start_uwsgi_router(uwsgi_binary,
+                                            f"127.0.0.1:{node.port}")
+    try:
+        ours = start_router([["127.0.0.1", node.port]])
+        request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        assert exchange(ours.port, request) == \
+            exchange(their_port, request)
+    finally:
+        theirs.stop()
+
+
+def test_an_early_hint_reaches_the_client_before_the_answer(backend,
+                                                            start_router):
+    seen = threading.Event()
+
+    def hint_first(backend, conn, pairs, body):
+        conn.sendall(EARLY_HINTS)
+        # The answer waits until the client has the hint.
+        seen.wait(10)
+        conn.sendall(FINAL_OK)
+    r = start_router([["127.0.0.1", backend(hint_first).port]])
+    with socket.create_connection(("127.0.0.1", r.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert read_exactly(s, len(EARLY_HINTS)) == EARLY_HINTS
+        seen.set()
+        assert read_to_eof(s) == FINAL_OK
+
+
+def test_no_1xx_for_an_http_1_0_client(backend, start_router):
+    """uWSGI's router sends it, though HTTP/1.0 has no 1xx."""
+    node = backend(answer_with(EARLY_HINTS + FINAL_OK))
+    r = start_router([["127.0.0.1", node.port]])
+    raw = exchange(r.port, b"GET / HTTP/1.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw.endswith(b"\r\n\r\nok")
+
+
 @pytest.mark.parametrize("request_bytes", [
     b"GARBAGE\r\n\r\n",
     b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",

@@ -130,10 +130,17 @@ def response_head(status, reason, headers, sized, keep_alive):
     `Connection: close` when the client asked for it.  The headers come
     from ugu.http.response's plain parser: valid, no Connection, no
     Transfer-Encoding."""
+    return framed(head_bytes(status, reason, headers), status, sized,
+                  keep_alive)
+
+
+def head_bytes(status, reason, headers):
+    """A head as given, with no framing added: a response's before
+    `framed`, or a 1xx relayed to a plain request's client."""
     out = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     out += [b"%s: %s\r\n" % pair for pair in headers]
     out.append(b"\r\n")
-    return framed(b"".join(out), status, sized, keep_alive)
+    return b"".join(out)
 
 
 def framed(head, status, sized, keep_alive):

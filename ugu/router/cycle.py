@@ -4,8 +4,8 @@ A plain request (ugu.http.plain) is read and answered by `PlainCycle`
 straight from the connection's buffer; any other goes to `H11Cycle`, a
 fresh h11 connection fed with the same bytes.  Both give the Exchange one
 interface: the request (method, target, http_version, lowercased
-headers), its body's pieces, and the response's head, data and end, queued
-on the client connection.  Bytes the cycle did not consume (a pipelined
+headers), its body's pieces, and the response's 1xx heads, head, data and
+end, queued on the client connection.  Bytes the cycle did not consume (a pipelined
 request) go back to the connection's buffer when it ends.
 """
 
@@ -52,6 +52,9 @@ class PlainCycle:
                 data = data[:self.body_left]
             self.body_left -= len(data)
             yield data
+
+    def send_informational(self, status, reason, headers):
+        self.client.write(plain.head_bytes(status, reason, headers))
 
     def start_response(self, status, reason, headers, sized, plain_head):
         self.started = True
@@ -139,6 +142,10 @@ class H11Cycle:
                 # EndOfMessage; h11 raises for a body cut short.
                 return
             yield event.data
+
+    def send_informational(self, status, reason, headers):
+        self.client.write(self.h11.send(h11.InformationalResponse(
+            status_code=status, reason=reason, headers=headers)))
 
     def start_response(self, status, reason, headers, sized, plain_head):
         _start_h11(self.client, self.h11, status, reason, headers)

@@ -227,7 +227,17 @@ class Exchange:
                 return event
             if type(event) is not h11.InformationalResponse:
                 raise BadGateway(f"unexpected backend event {event!r}")
-            # A 1xx answers a question the client never asked: dropped.
+            self._relay_informational(event)
+
+    def _relay_informational(self, event):
+        """A 1xx (an Early Hints, a 100 Continue) goes to the client at
+        once, as uWSGI's router relays it; never to an HTTP/1.0 client,
+        which knows no 1xx (RFC 9110 15.2), though uWSGI's sends it."""
+        if self.request.http_version != b"1.1":
+            return
+        self.cycle.send_informational(event.status_code, event.reason,
+                                      event.headers.raw_items())
+        self.client.flush()
 
     def _h11_body(self, backend, parser):
         while True:
