@@ -584,6 +584,42 @@ def test_round_robin(backend, start_router):
     assert [b.requests.qsize() for b in nodes] == [2, 2]
 
 
+def unaccepting_node():
+    """A listener whose backlog is full: a connect to it neither
+    succeeds nor is refused."""
+    node = socket.socket()
+    node.bind(("127.0.0.1", 0))
+    node.listen(0)
+    queued = []
+    for _ in range(3):
+        pending = socket.socket()
+        pending.setblocking(False)
+        pending.connect_ex(node.getsockname())
+        queued.append(pending)
+    return node, queued
+
+
+def test_a_connect_timeout_is_logged_in_uwsgis_words(uwsgi_binary,
+                                                     start_router):
+    node, queued = unaccepting_node()
+    port = node.getsockname()[1]
+    theirs, their_port = start_uwsgi_router(
+        uwsgi_binary, f"127.0.0.1:{port}", "--http-connect-timeout", "1")
+    try:
+        ours = start_router([["127.0.0.1", port]],
+                            "--http-connect-timeout", "1")
+        line = (rf'\[uwsgi-http\] unable to connect\(\) to node '
+                rf'"127\.0\.0\.1:{port}" \(0 retries\): timeout\n')
+        for process, router_port in ((ours.process, ours.port),
+                                     (theirs, their_port)):
+            exchange(router_port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            process.wait_for_log(line)
+    finally:
+        theirs.stop()
+        for sock in (node, *queued):
+            sock.close()
+
+
 def test_504_when_the_backend_is_too_slow(backend, start_router):
     slow = backend(answer_late)
     r = start_router([["127.0.0.1", slow.port]], "--http-timeout", "1")

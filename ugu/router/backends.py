@@ -101,6 +101,16 @@ class Node:
         self.backoff = FIRST_BACKOFF
 
 
+def _reason(error):
+    """Why a connect failed, in uWSGI's words: the system's strerror,
+    and `timeout` for a handshake that outlasted http-connect-timeout
+    (the router's own deadline: no errno, unlike the kernel's
+    ETIMEDOUT)."""
+    if isinstance(error, TimeoutError) and error.errno is None:
+        return "timeout"
+    return error.strerror or str(error) or type(error).__name__
+
+
 def _resolve(host, port):
     """Family and address, resolved once so that no request waits on a
     name lookup."""
@@ -167,8 +177,7 @@ class Nodes:
         """Log a connect that failed (key: the request's Host header) and
         put the node in back-off."""
         key = key.decode("latin-1")
-        reason = error.strerror or str(error) or type(error).__name__
         log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
-            f"({retries} retries): {reason}")
+            f"({retries} retries): {_reason(error)}")
         log(f"[uwsgi-http] {key} => marking {node.label} as failed")
         node.failed(time.monotonic())
