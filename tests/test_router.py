@@ -584,6 +584,18 @@ def test_round_robin(backend, start_router):
     assert [b.requests.qsize() for b in nodes] == [2, 2]
 
 
+def test_live_nodes_share_the_requests_while_one_is_down(backend,
+                                                        start_router):
+    """As in uWSGI, the turn passes to the node after the one that took
+    the request: a node down does not double its neighbour's share."""
+    live = [backend(answer_ok), backend(answer_ok)]
+    nodes = [["127.0.0.1", support.free_port()]]
+    r = start_router(nodes + [["127.0.0.1", b.port] for b in live])
+    for _ in range(6):
+        assert requests.get(f"{r.url}/", timeout=10).ok
+    assert [b.requests.qsize() for b in live] == [3, 3]
+
+
 def unaccepting_node():
     """A listener whose backlog is full: a connect to it neither
     succeeds nor is refused."""
