@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -594,6 +595,25 @@ def test_live_nodes_share_the_requests_while_one_is_down(backend,
     for _ in range(6):
         assert requests.get(f"{r.url}/", timeout=10).ok
     assert [b.requests.qsize() for b in live] == [3, 3]
+
+
+def test_a_request_without_host_is_keyed_by_the_machines_name(
+        uwsgi_binary, backend, start_router):
+    dead, live = support.free_port(), backend(answer_ok)
+    theirs, their_port = start_uwsgi_router(
+        uwsgi_binary, f"127.0.0.1:{dead}", "--http-to",
+        f"127.0.0.1:{live.port}")
+    try:
+        ours = start_router([["127.0.0.1", dead], ["127.0.0.1", live.port]])
+        line = (rf"\] {re.escape(socket.gethostname())} => marking "
+                rf"127\.0\.0\.1:{dead} as failed\n")
+        for process, port in ((ours.process, ours.port),
+                              (theirs, their_port)):
+            raw = exchange(port, b"GET / HTTP/1.0\r\n\r\n")
+            assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+            process.wait_for_log(line)
+    finally:
+        theirs.stop()
 
 
 def unaccepting_node():

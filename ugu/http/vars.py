@@ -31,6 +31,9 @@ UNPREFIXED = {b"content-length": b"CONTENT_LENGTH",
 _NAMES = dict(UNPREFIXED)
 _NAMES_LIMIT = 512
 JOIN = b", "
+# A request's key in the router's log lines when it has no Host header:
+# the machine's name, as uWSGI's router keys it.
+DEFAULT_KEY = socket.gethostname().encode()
 
 
 class ListenerVars:
@@ -93,8 +96,10 @@ class RequestVars:
             raise BadRequest("Content-Length with Transfer-Encoding")
 
     @property
-    def host(self):
-        return self.headers.get(b"HTTP_HOST", b"")
+    def key(self):
+        """The request's key in the router's log lines: its Host, else
+        DEFAULT_KEY."""
+        return self.headers.get(b"HTTP_HOST", DEFAULT_KEY)
 
     @property
     def accept_encoding(self):

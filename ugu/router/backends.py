@@ -138,8 +138,8 @@ class Nodes:
 
     def connect(self, head, tried=()):
         """A socket to the next node that accepts, of those not `tried`
-        yet; the request's Host header (`head.host`) names it in the log,
-        as in uWSGI's lines."""
+        yet; the request's key (`head.key`) names it in the log, as in
+        uWSGI's lines."""
         node, backend = self._first(
             head, tried, lambda node: node.connect(self.connect_timeout))
         node.succeeded()
@@ -159,7 +159,7 @@ class Nodes:
             try:
                 begun = begin(node)
             except OSError as e:
-                self._failed(node, retries, head.host, e)
+                self._failed(node, retries, head.key, e)
                 continue
             self._next = self._after[node]
             return node, begun
@@ -181,8 +181,8 @@ class Nodes:
         return sorted(turn, key=lambda node: node.retry_at > now)
 
     def failed(self, node, retries, key, error):
-        """Log a connect that failed (key: the request's Host header) and
-        put the node in back-off."""
+        """Log a connect that failed (key: the request's, RequestVars.key)
+        and put the node in back-off."""
         key = key.decode("latin-1")
         log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
             f"({retries} retries): {_reason(error)}")

@@ -19,7 +19,7 @@ import h11
 from ugu.http import plain
 from ugu.http.errors import (BadRequest, ClientGone, HeadersTooLarge,
                              HttpError, NotImplementedHere, h11_reason)
-from ugu.http.vars import RequestVars
+from ugu.http.vars import DEFAULT_KEY, RequestVars
 from ugu.log import log
 from ugu.router.cycle import H11Cycle, PlainCycle
 from ugu.router.exchange import Exchange
@@ -91,9 +91,9 @@ class ClientConnection:
             else:
                 run()
         except HttpError as e:
-            return self._fail(e, host(request), request.method)
+            return self._fail(e, request_key(request), request.method)
         except ClientGone as e:
-            self.log_error(host(request), f"client went away: {e}")
+            self.log_error(request_key(request), f"client went away: {e}")
             return False
         return self._next_cycle()
 
@@ -225,12 +225,13 @@ class ClientConnection:
             return
 
 
-def host(request):
-    """The Host header, the request's key in uWSGI's log lines."""
+def request_key(request):
+    """The request's key in uWSGI's log lines: its Host header, else the
+    machine's name."""
     for name, value in request.headers:
         if name == b"host":
             return value.decode("latin-1")
-    return ""
+    return DEFAULT_KEY.decode("latin-1")
 
 
 def _describe(address):

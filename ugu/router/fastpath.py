@@ -31,7 +31,7 @@ from ugu.http.response import END_OF_HEAD, parse_head
 from ugu.http.vars import RequestVars
 from ugu.log import log
 from ugu.router.channel import READ, SWEEP_INTERVAL, WRITE
-from ugu.router.connection import MAX_HEAD, host, reason
+from ugu.router.connection import MAX_HEAD, reason, request_key
 from ugu.router.cycle import PlainCycle
 from ugu.router.exchange import (Exchange, backend_closed, backend_failed,
                                  packet)
@@ -166,7 +166,7 @@ class FastPath:
 
     def _connect_failed(self, error):
         """Log the node's failure; the greenlet code tries the others."""
-        self.conn.router.nodes.failed(self.node, 0, self.head.host, error)
+        self.conn.router.nodes.failed(self.node, 0, self.head.key, error)
         exchange = Exchange(self.conn, self.conn.cycle, self.head)
         run = functools.partial(exchange.run, tried=(self.node,))
         self._close_backend()
@@ -270,7 +270,7 @@ class FastPath:
         except BlockingIOError:
             sent = 0
         except OSError as e:
-            self.conn.log_error(host(self.request),
+            self.conn.log_error(request_key(self.request),
                                 f"client went away: {reason(e)}")
             self.close()
             return
@@ -287,7 +287,7 @@ class FastPath:
         self._next()
 
     def _send_timed_out(self):
-        self.conn.log_error(host(self.request), "client went away: "
+        self.conn.log_error(request_key(self.request), "client went away: "
                             "timed out")
         self.close()
 
