@@ -476,6 +476,32 @@ def test_expect_100_continue_is_answered(router):
                         .encode() + b"\r\n0\r\n\r\n")
 
 
+def test_http_manage_expect_refuses_a_body_over_its_limit(
+        uwsgi_binary, backend, start_router):
+    node = backend(answer_ok)
+    theirs, their_port = start_uwsgi_router(
+        uwsgi_binary, f"127.0.0.1:{node.port}", "--http-manage-expect=10")
+    try:
+        ours = start_router([["127.0.0.1", node.port]],
+                            "--http-manage-expect=10")
+        head = (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+                b"Expect: 100-continue\r\n\r\n")
+        for port in (ours.port, their_port):
+            raw = exchange(port, head % 11)
+            assert raw.startswith(b"HTTP/1.1 413 Request Entity Too Large"
+                                  b"\r\n")
+            assert node.requests.empty()
+            with socket.create_connection(("127.0.0.1", port), 10) as s:
+                s.sendall(head % 10)
+                continued = b"HTTP/1.1 100 Continue\r\n\r\n"
+                assert read_exactly(s, len(continued)) == continued
+                s.sendall(b"0123456789")
+                assert read_to_eof(s).endswith(b"\r\n\r\nok")
+            assert node.requests.get(timeout=10)[1] == b"0123456789"
+    finally:
+        theirs.stop()
+
+
 def test_http_var_is_added_last(backend, start_router):
     dump = backend(answer_ok)
     r = start_router([["127.0.0.1", dump.port]], "--http-var",

@@ -48,6 +48,10 @@ class BadRequest(HttpError):
     status = 400
 
 
+class BodyTooLarge(HttpError):
+    status = 413
+
+
 class HeadersTooLarge(HttpError):
     status = 431
 
@@ -72,7 +76,8 @@ class GatewayTimeout(HttpError):
     status = 504
 
 
-REASONS = {400: b"Bad Request", 431: b"Request Header Fields Too Large",
+REASONS = {400: b"Bad Request", 413: b"Request Entity Too Large",
+           431: b"Request Header Fields Too Large",
            500: b"Internal Server Error", 501: b"Not Implemented",
            502: b"Bad Gateway",
            504: b"Gateway Timeout"}

@@ -294,6 +294,10 @@ OPTIONS = (
          default=65536),
     _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
          "router always de-chunks request bodies", HTTP, default=False),
+    _opt("http-manage-expect", TOGGLE, "accepted for uWSGI configs: the "
+         "router always answers 'Expect: 100-continue'; a number N > 1 "
+         "also refuses such a request with a body over N bytes (413)",
+         HTTP, default=0, optional=True),
     _opt("http-auto-chunked", FLAG, "accepted for uWSGI configs: the "
          "router always chunk-encodes a response without a length for an "
          "HTTP/1.1 client, so keepalive survives it", HTTP, default=False),

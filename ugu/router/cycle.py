@@ -97,6 +97,10 @@ class PlainCycle:
     def request_read(self):
         return not self.body_left
 
+    def expects_continue(self):
+        # An Expect header makes a request not plain.
+        return False
+
     def may_be_sending(self):
         return bool(self.body_left)
 
@@ -170,6 +174,9 @@ class H11Cycle:
 
     def request_read(self):
         return self.h11.their_state is h11.DONE
+
+    def expects_continue(self):
+        return self.h11.they_are_waiting_for_100_continue
 
     def may_be_sending(self):
         return (self.h11.their_state in _MAY_BE_SENDING

@@ -21,7 +21,8 @@ import h11
 from ugu import protocol
 from ugu.http import gzip
 from ugu.http.errors import (AppFailed, BadGateway, BadRequest,
-                             ClientGone, GatewayTimeout, h11_reason)
+                             BodyTooLarge, ClientGone, GatewayTimeout,
+                             h11_reason)
 from ugu.http.response import END_OF_HEAD, parse_head
 
 SPOOL_MEMORY = 1 << 20
@@ -56,6 +57,7 @@ class Exchange:
     def run(self, tried=()):
         """The whole exchange; `tried`: nodes that already failed to
         connect for this request."""
+        self._check_expected_body()
         body = self._spool() if self.head.chunked else None
         packet = self._packet(body)
         self.packet_size = len(packet)
@@ -80,6 +82,17 @@ class Exchange:
             self._relay(backend, buffered, closed)
         finally:
             backend.close()
+
+    def _check_expected_body(self):
+        """With `http-manage-expect = N`, as in uWSGI: a request whose
+        client waits for leave to send more than N bytes is refused
+        before any node sees it."""
+        limit = self.settings.expect_limit
+        if limit and self.cycle.expects_continue():
+            length = int(self.head.headers.get(b"CONTENT_LENGTH", 0))
+            if length > limit:
+                raise BodyTooLarge(f"a body of {length} bytes is over "
+                                   f"http-manage-expect ({limit})")
 
     def _packet(self, body):
         length = None if body is None else body.tell()

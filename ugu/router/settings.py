@@ -22,6 +22,9 @@ class Settings:
     modifier1: int
     modifier2: int
     extra_vars: tuple
+    # Bytes over which a request that waits for `100 Continue` is refused
+    # (`http-manage-expect = N`, N > 1); 0: no limit.
+    expect_limit: int
     # Bytes read from a client or backend at a time.
     read_size: int
 
@@ -31,6 +34,7 @@ class Settings:
         # connect and headers timeouts follow http-timeout.
         timeout = config["http-timeout"] or DEFAULT_TIMEOUT
         keepalive = config["http-keepalive"]
+        manage = config["http-manage-expect"]
         return cls(
             keepalive=keepalive > 0,
             # `http-keepalive = N` with N > 1 is uWSGI's idle timeout.
@@ -42,5 +46,7 @@ class Settings:
             modifier1=config["http-modifier1"],
             modifier2=config["http-modifier2"],
             extra_vars=tuple(map(parse_var, config["http-var"])),
+            # As in uWSGI, 1 (or `true`) sets no limit.
+            expect_limit=manage if manage > 1 else 0,
             # As in uWSGI, 0 means the default size.
             read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ)
