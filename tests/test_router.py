@@ -511,6 +511,25 @@ def test_http_var_is_added_last(backend, start_router):
     assert pairs[-1] == (b"DOCUMENT_ROOT", b"/srv")
 
 
+def test_modifiers_keep_their_low_byte_as_in_uwsgi(start_router):
+    """uWSGI stores them in the packet's bytes: 300 is 44, 513 is 1."""
+    with socket.create_server(("127.0.0.1", 0)) as node:
+        node.settimeout(10)
+        r = start_router([["127.0.0.1", node.getsockname()[1]]],
+                         "--http-modifier1", "300", "--http-modifier2",
+                         "513")
+        with socket.create_connection(("127.0.0.1", r.port), 10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            conn, _ = node.accept()
+            with conn:
+                modifier1, _, modifier2 = struct.unpack(
+                    "<BHB", read_exactly(conn, 4))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                             b"\r\nok")
+            assert read_to_eof(s).endswith(b"\r\n\r\nok")
+    assert (modifier1, modifier2) == (44, 1)
+
+
 def test_http_var_without_equals_is_refused_at_its_line(procs, tmp_path):
     """uWSGI would drop the var without a word; ugu stops the vassal
     and names the line."""

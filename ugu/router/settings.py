@@ -43,8 +43,9 @@ class Settings:
             connect_timeout=config["http-connect-timeout"] or timeout,
             headers_timeout=config["http-headers-timeout"] or timeout,
             auto_gzip=config["http-auto-gzip"],
-            modifier1=config["http-modifier1"],
-            modifier2=config["http-modifier2"],
+            # uWSGI keeps only the low byte, the packet's field: 300 is 44.
+            modifier1=config["http-modifier1"] % 256,
+            modifier2=config["http-modifier2"] % 256,
             extra_vars=tuple(map(parse_var, config["http-var"])),
             # As in uWSGI, 1 (or `true`) sets no limit.
             expect_limit=manage if manage > 1 else 0,
