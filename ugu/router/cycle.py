@@ -5,8 +5,8 @@ straight from the connection's buffer; any other goes to `H11Cycle`, a
 fresh h11 connection fed with the same bytes.  Both give the Exchange one
 interface: the request (method, target, http_version, lowercased
 headers), its body's pieces, and the response's 1xx heads, head, data and
-end, queued on the client connection.  Bytes the cycle did not consume (a pipelined
-request) go back to the connection's buffer when it ends.
+end, queued on the client connection.  Bytes the cycle did not consume (a
+pipelined request) go back to the connection's buffer when it ends.
 """
 
 import h11
