@@ -889,6 +889,7 @@ class Load:
 
     def _client(self):
         while not self.stopping.is_set():
+            started = self.phase
             try:
                 status = self.vassal.get(timeout=15)[0]
                 outcome = "5xx" if status >= 500 else "ok"
@@ -897,8 +898,12 @@ class Load:
             except (OSError, http.client.HTTPException) as e:
                 outcome = "error"
                 self.errors.append((self.phase, repr(e)))
-            # A failure belongs to the phase it happened in: its end.
+            # A failure belongs to the phase it happened in: its end.  The
+            # phase after the kills holds only requests begun after them
+            # (the last victim's request may fail once that phase began).
             phase = self.phase
+            if phase == "after" and started != "after":
+                phase = started
             with self.lock:
                 key = (phase, outcome)
                 self.counts[key] = self.counts.get(key, 0) + 1
