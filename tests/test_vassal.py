@@ -502,6 +502,56 @@ def test_without_master_exit_codes_are_uwsgis(site, start_server, server,
     assert p.wait() == code
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_without_master_a_router_alone_warns_and_exits_0(site, start_server,
+                                                         server):
+    port = support.free_port()
+    p = start_server(server, ["--http", f"127.0.0.1:{port}", "--http-to",
+                              f"127.0.0.1:{support.free_port()}"], cwd=site)
+    assert p.wait() == 0
+    p.wait_for_log(r"spawned uWSGI http 1 \(pid: \d+\)\n(?:.*\n)*"
+                   r"\.\.\.you should enable the master process\.\.\. "
+                   r"really\.\.\.\n")
+    assert "Operational MODE" not in p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_without_master_the_router_lives_as_long_as_worker_1(site,
+                                                             start_server,
+                                                             server):
+    port = support.free_port()
+    p = start_server(server, ["--http", f"127.0.0.1:{port}", "--pythonpath",
+                              "code/", "--module", "app"], cwd=site)
+    p.wait_for_log(r"spawned uWSGI http 1 \(pid: \d+\)")
+    p.wait_for_log(r"spawned uWSGI worker 1 \(and the only\)")
+    support.wait_for_port(port)
+    assert requests.get(f"http://127.0.0.1:{port}/").text == \
+        "<html>hello</html>"
+    p.send_signal(signal.SIGINT)
+    assert p.wait() == 30
+    support.wait_until(lambda: not support.group_members(p.pgid),
+                       what="the router to die with worker 1")
+
+
+def test_without_master_a_router_alone_serves_on_orphaned(site, procs):
+    """What uWSGI's router mostly does: it asks to die with its parent
+    only after the fork, and the parent has usually exited by then."""
+    node, port = support.free_port(), support.free_port()
+    procs.ugu("--master", "--socket", f"127.0.0.1:{node}", "--pythonpath",
+              "code/", "--module", "app", cwd=site)
+    p = procs.ugu("--http", f"127.0.0.1:{port}", "--http-to",
+                  f"127.0.0.1:{node}", cwd=site)
+    assert p.wait() == 0
+    router = int(p.wait_for_log(r"spawned uWSGI http 1 \(pid: (\d+)")
+                 .group(1))
+    support.wait_for_port(node)
+    assert requests.get(f"http://127.0.0.1:{port}/").text == \
+        "<html>hello</html>"
+    os.kill(router, signal.SIGINT)
+    support.wait_until(lambda: not support.group_members(p.pgid),
+                       what="the router to stop")
+
+
 PRINTER = """
 print("printed at import")
 

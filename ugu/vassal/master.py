@@ -125,6 +125,11 @@ def _run(config):
         return EXIT_FAILED
     recycle.check(config)
     hygiene.chmod_sockets(config, listeners)
+    if masterless and config["http"]:
+        _router_without_master(config, listeners)
+        if not _worker_sockets(listeners):
+            log.log("...you should enable the master process... really...")
+            return EXIT_OK
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
@@ -251,6 +256,31 @@ def _run_without_master(config, listeners, shared):
     Worker(1, config, listeners, shared).run()
 
 
+def _router_without_master(config, listeners):
+    """Where no master will, uWSGI forks its router at once.  The router
+    dies with the process that forked it, unless that one has no workers
+    to be and exits (0, after a warning) first: the router then serves
+    on alone, orphaned, until it is signalled."""
+    alone = not _worker_sockets(listeners)
+    pid = fork_router(config, listeners, 1,
+                      parent=None if alone else os.getpid())
+    log.log(f"spawned uWSGI http 1 (pid: {pid})")
+
+
+def fork_router(config, listeners, index, parent=None):
+    """Fork router `index` serving every `http` address; its pid.  It
+    dies with `parent` (a pid, ours) where one is given."""
+    addresses = [l.sock for l in listeners if l.proto == sockets.ROUTER]
+    backends = router_backends(config, listeners)
+    pid = os.fork()
+    if pid == 0:
+        proc.reset_signals()
+        if parent is None or proc.die_with_parent(parent):
+            run_router(config, addresses, backends, index)
+        os._exit(0)
+    return pid
+
+
 class Child:
     """A process the master keeps: a worker or a router."""
 
@@ -349,16 +379,8 @@ class Master:
                     f"{cores(self.config)})")
 
     def spawn_router(self, index, respawn=False):
-        listeners = [l.sock for l in self.listeners
-                     if l.proto == sockets.ROUTER]
-        backends = router_backends(self.config, self.listeners)
-        master = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            proc.reset_signals()
-            if proc.die_with_parent(master):
-                run_router(self.config, listeners, backends, index)
-            os._exit(0)
+        pid = fork_router(self.config, self.listeners, index,
+                          parent=os.getpid())
         self.children[pid] = Child("router", index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
