@@ -867,10 +867,38 @@ def _alive(pid):
     return state.split()[0] != "Z"
 
 
-def test_master_only_options_need_the_master(procs, site):
-    v = Vassal(procs, site, master="false", processes="1", harakiri="5")
-    assert v.p.wait() == 1
-    assert "harakiri needs the master" in v.p.output()
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_without_master_harakiri_ends_the_worker_itself(procs, site,
+                                                         request, server):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, master="false", processes="1",
+               harakiri="1").ready(workers=1)
+    assert v.get()[0] == 200
+    with pytest.raises(http.client.RemoteDisconnected):
+        v.get("/sleep?5")
+    assert v.p.wait() == 0
+    v.log(rf"\n\nKilling the current process \(pid: {v.p.pid} app_id: 0\)"
+          r"\.\.\.\n\*\*\* if you want your workers to be automatically "
+          r"respawned consider enabling the uWSGI master process \*\*\*\n")
+
+
+@pytest.mark.parametrize("option", ["touch-reload", "touch-workers-reload",
+                                    "touch-chain-reload", "master-fifo"])
+def test_options_that_need_the_master_turn_it_on(procs, site, option):
+    v = procs.ugu("--http-socket", f"127.0.0.1:{support.free_port()}",
+                  "--wsgi-file", "app.py", f"--{option}",
+                  str(site / "watched"), cwd=site)
+    v.wait_for_log(r"spawned uWSGI master process")
+    v.wait_for_log(r"spawned uWSGI worker 1 ")
+
+
+def test_without_master_max_worker_lifetime_is_accepted(procs, site):
+    """As by uWSGI: only a master would enforce it, and none is asked."""
+    v = Vassal(procs, site, master="false", processes="1",
+               min_worker_lifetime="1", max_worker_lifetime="2").ready(1)
+    assert v.get()[0] == 200
+    assert "spawned uWSGI master" not in v.p.output()
 
 
 class Load:

@@ -187,13 +187,14 @@ OPTIONS = (
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
     _opt("touch-reload", STR, "gracefully reload when the file is touched",
-         MASTER, repeat=True),
+         MASTER, repeat=True, needs_master=True),
     _opt("touch-workers-reload", STR, "reload only the workers when the "
-         "file is touched", MASTER, repeat=True),
+         "file is touched", MASTER, repeat=True, needs_master=True),
     _opt("touch-chain-reload", STR, "chain-reload the workers (one at a "
-         "time) when the file is touched", MASTER, repeat=True),
+         "time) when the file is touched", MASTER, repeat=True,
+         needs_master=True),
     _opt("master-fifo", STR, "read one-letter commands from this fifo "
-         "(r w c q s R W Q)", MASTER),
+         "(r w c q s R W Q)", MASTER, needs_master=True),
     _opt("pidfile", STR, "write the master's pid to this file", MASTER),
     _opt("vacuum", FLAG, "remove unix sockets and the pidfile at exit",
          MASTER, default=False),

@@ -7,11 +7,20 @@ others come and go.  Once a second the master reads the deadlines from the
 scoreboard; a worker past its own is SIGKILLed, with uWSGI's log lines
 naming the requests it was serving; the kernel then closes their clients'
 connections at once, and the worker is respawned as after any other death.
+
+Without a master each worker watches its own deadline, as uWSGI's alarm
+does, and ends itself with exit code 0 and a hint that nobody respawns it.
 """
 
+import os
+import sys
 import time
 
 from ugu import log
+
+# How often a worker without a master looks at its own deadline: as
+# often as a master would.
+SELF_CHECK = 1.0
 
 
 def check(children, scoreboard):
@@ -42,3 +51,22 @@ def _log_harakiri(child, scoreboard):
     # uWSGI 2.0 checks the worker's deadline once per core, from core 0,
     # so the first check, core 0's, is the one that fires.
     log.verbose(f"HARAKIRI triggered by worker {wid} core 0 !!!")
+
+
+def overdue(scoreboard, wid):
+    """Whether worker `wid` is past its deadline."""
+    deadline = scoreboard.harakiri(wid)
+    return bool(deadline) and deadline <= time.time()
+
+
+def end_alone(apps):
+    """A worker without a master ends itself, in uWSGI's words (the
+    blank line first is uWSGI's too).  uWSGI names the running request's
+    app; ugu names the default one, the app of all but mounted requests."""
+    app_id = apps.default.id if apps.default else -1
+    log.log(f"\nKilling the current process (pid: {os.getpid()} app_id: "
+            f"{app_id})...")
+    log.log("*** if you want your workers to be automatically respawned "
+            "consider enabling the uWSGI master process ***")
+    sys.stdout.flush()
+    os._exit(0)

@@ -39,10 +39,6 @@ EXIT_FAILED = 1
 RELOADS_ENV = "UWSGI_RELOADS"
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
            signal.SIGCHLD, signal.SIGUSR1)
-# Without a master nothing would enforce these, so they need one.
-MASTER_ONLY = ("harakiri", "max-worker-lifetime", "touch-reload",
-               "touch-workers-reload", "touch-chain-reload", "master-fifo",
-               "cheaper")
 # uWSGI's fork-bomb guard: when more respawns than `processes` follow
 # each other within this many seconds, the next one waits FORKBOMB_DELAY,
 # so that a crashing app cannot fork-bomb the machine.
@@ -235,11 +231,8 @@ def _operational_mode(config, listeners):
 
 def _run_without_master(config, listeners, shared):
     """Without a master uWSGI runs worker 1 in the first process, which
-    forks the others; nobody respawns a worker that dies."""
-    for option in MASTER_ONLY:
-        if config[option]:
-            raise ConfigError(f"{option} needs the master: add master = "
-                              "true", option=option)
+    forks the others; nobody respawns a worker that dies, and, as in
+    uWSGI, nobody enforces max-worker-lifetime."""
     count, threads = config["processes"], config["threads"]
     if count == 1:
         log.log(f"spawned uWSGI worker 1 (and the only) (pid: "

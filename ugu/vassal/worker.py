@@ -20,7 +20,7 @@ import traceback
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import async_worker, request, sockets, wsgi
+from ugu.vassal import async_worker, harakiri, request, sockets, wsgi
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -174,8 +174,12 @@ class Worker:
 
     def _wait_for_end(self, signals):
         """Wait for the end; its exit code."""
+        alone = self.config["harakiri"] and not self.master
         while True:
-            received, retired = signals.wait(None, [self.recycler])
+            received, retired = signals.wait(
+                harakiri.SELF_CHECK if alone else None, [self.recycler])
+            if alone and harakiri.overdue(self.shared.scoreboard, self.wid):
+                harakiri.end_alone(self.shared.apps)
             if any(s in IMMEDIATE for s in received):
                 sys.stdout.flush()
                 os._exit(EXIT_END)
