@@ -322,6 +322,20 @@ def test_max_requests_recycles_without_a_failure(procs, site):
     assert len(pids) >= 9
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_max_requests_delta_spares_worker_1(procs, site, request, server):
+    """uWSGI 2.0 adds the delta once per worker before this one."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", max_requests="2",
+               max_requests_delta="5", min_worker_lifetime="0").ready(1)
+    first = v.pid_of_answer()
+    assert v.pid_of_answer() == first
+    v.log(rf"\.\.\.The work of process {first} is done\. Seeya!")
+    v.log(r"Respawned uWSGI worker 1")
+    assert v.pid_of_answer() != first
+
+
 def test_min_worker_lifetime_gates_max_requests(procs, site):
     v = Vassal(procs, site, max_requests="3", processes="1").ready(1)
     for _ in range(6):

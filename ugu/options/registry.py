@@ -176,8 +176,8 @@ OPTIONS = (
          PYTHON, default=False),
     _opt("max-requests", INT, "recycle a worker after this many requests",
          MASTER, default=0, short="R"),
-    _opt("max-requests-delta", INT, "add worker id * delta to max-requests "
-         "for each worker", MASTER, default=0),
+    _opt("max-requests-delta", INT, "add (worker id - 1) * delta to "
+         "max-requests for each worker", MASTER, default=0),
     _opt("min-worker-lifetime", INT, "seconds a worker must live before "
          "max-requests or reload-on-rss recycle it", MASTER, default=10),
     _opt("max-worker-lifetime", INT, "recycle a worker after this many "

@@ -1,9 +1,11 @@
 """Recycling workers before they hurt anyone, as uWSGI does.
 
-The worker itself checks `max-requests` (plus `max-requests-delta` times its
-id) and `reload-on-rss` after each request, but only once it has lived
-`min-worker-lifetime` seconds, so that a burst of quick requests cannot
-make it respawn in a loop.  The master checks `max-worker-lifetime`.
+The worker itself checks `max-requests` (plus `max-requests-delta` for each
+worker before it: worker 1 keeps the bare limit, as uWSGI 2.0 counts,
+whatever its help says) and `reload-on-rss` after each request, but only
+once it has lived `min-worker-lifetime` seconds, so that a burst of quick
+requests cannot make it respawn in a loop.  The master checks
+`max-worker-lifetime`.
 """
 
 import os
@@ -40,8 +42,8 @@ class Recycler:
     def __init__(self, config, wid, scoreboard):
         self.wid, self.scoreboard = wid, scoreboard
         limit = config["max-requests"]
-        self.max_requests = limit + wid * config["max-requests-delta"] \
-            if limit else 0
+        self.max_requests = limit + (wid - 1) * \
+            config["max-requests-delta"] if limit else 0
         self.rss_limit = config["reload-on-rss"] * MEGABYTE
         self.min_lifetime = config["min-worker-lifetime"]
         self.born = time.monotonic()
