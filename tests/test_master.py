@@ -842,6 +842,41 @@ def test_explicit_procnames(procs, site):
     _wait_for_titles(v, ["busy", "busy"])
 
 
+# (options, the master's title, its children's), as uWSGI names them:
+# any procname option turns auto-procname on, `procname` names every
+# process (the router too), `procname-append` ends every name.
+PROCNAMES = [
+    ({"procname_master": "boss", "procname_append": "+a"}, "boss+a",
+     ["uWSGI http 1+a", "uWSGI worker 1+a", "uWSGI worker 2+a"]),
+    ({"procname": "busy", "procname_prefix_spaced": "my"}, "my busy",
+     ["my busy", "my busy", "my busy"]),
+]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("options, master, children", PROCNAMES)
+def test_procname_options(procs, site, request, server, options, master,
+                          children):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, http=f"127.0.0.1:{support.free_port()}",
+               **options).ready()
+    _wait_for_titles(v, children)
+    assert _cmdline(v.p.pid) == master
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_without_master_worker_1_keeps_its_command_line(procs, site,
+                                                        request, server):
+    """uWSGI names the processes it forks, and worker 1 is not one."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, master="false",
+               auto_procname="true").ready()
+    _wait_for_titles(v, ["uWSGI worker 2"])
+    assert _cmdline(v.p.pid).endswith("--ini vassal.ini")
+
+
 def _wait_for_titles(vassal, expected):
     """A worker carries its master's title from fork until it names
     itself: wait for the names, not for an instant."""

@@ -102,25 +102,40 @@ def die_with_parent(parent, signum=signal.SIGKILL):
     return os.getppid() == parent
 
 
-def set_title(config, name, explicit=False):
-    """Process title as uWSGI's auto-procname sets it; the command line is
-    kept otherwise, as uWSGI does by default.  An `explicit` name (from
-    `procname` or `procname-master`) is always used."""
-    prefix = config["procname-prefix"] or ""
-    if config["procname-prefix-spaced"]:
-        prefix = config["procname-prefix-spaced"] + " "
-    if prefix or explicit or config["auto-procname"]:
-        setproctitle.setproctitle(prefix + name)
+# Each of these turns uWSGI's auto-procname on.
+PROCNAME_OPTIONS = ("procname", "procname-master", "procname-prefix",
+                    "procname-prefix-spaced", "procname-append")
+
+
+def set_title(config, name):
+    """Title a forked process (a worker, a router, the Emperor) as uWSGI
+    does: with auto-procname, `procname` if set, else its own `name`;
+    without, the command line is kept."""
+    if _auto_procname(config):
+        _retitle(config, config["procname"] or name)
 
 
 def set_worker_title(config, wid):
-    name = config["procname"]
-    set_title(config, name or f"uWSGI worker {wid}", bool(name))
+    set_title(config, f"uWSGI worker {wid}")
 
 
 def set_master_title(config):
-    name = config["procname-master"] or config["procname"]
-    set_title(config, name or "uWSGI master", bool(name))
+    if _auto_procname(config):
+        _retitle(config, config["procname-master"] or config["procname"]
+                 or "uWSGI master")
+
+
+def _auto_procname(config):
+    return config["auto-procname"] or \
+        any(config[name] for name in PROCNAME_OPTIONS)
+
+
+def _retitle(config, name):
+    prefix = config["procname-prefix"] or ""
+    if config["procname-prefix-spaced"]:
+        prefix = config["procname-prefix-spaced"] + " "
+    setproctitle.setproctitle(prefix + name +
+                              (config["procname-append"] or ""))
 
 
 def describe_exit(status):

@@ -47,7 +47,7 @@ class Master:
 
     def run(self):
         self.signals = proc.SignalQueue(HANDLED)
-        proc.set_title(self.config, "uWSGI master")
+        proc.set_master_title(self.config)
         self.spawn()
         log.log("*** Operational MODE: no-workers ***")
         again = "gracefully (RE)" if _reloads() else ""

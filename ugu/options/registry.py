@@ -160,6 +160,8 @@ OPTIONS = (
     _opt("procname", STR, "name the workers (and the master) this",
          MASTER),
     _opt("procname-master", STR, "name the master process this", MASTER),
+    _opt("procname-append", STR, "append this text to process names",
+         MASTER),
     _opt("lazy-apps", FLAG, "load the app in each worker after fork instead "
          "of once in the master", MASTER, default=False),
     _opt("single-interpreter", FLAG, "use one Python interpreter: ugu always "

@@ -125,7 +125,10 @@ class Worker:
         proc.reset_signals()
         if self.master and not proc.die_with_parent(self.master):
             os._exit(0)
-        proc.set_worker_title(self.config, self.wid)
+        if self.master or self.wid > 1:
+            # Worker 1 without a master is the process the user started:
+            # uWSGI names only the processes it forks.
+            proc.set_worker_title(self.config, self.wid)
         if self.config["gevent"]:
             # Before anything else imports socket, threading or the app.
             async_worker.patch()
