@@ -759,6 +759,37 @@ def test_unix_socket_pidfile_vacuum_chmod(procs, site):
     assert not sock.exists() and not pidfile.exists()
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_chmod_socket_acts_and_speaks_as_each_socket_binds(procs, site,
+                                                           request, server):
+    """Said only for the lazy 666, before the bind line; not again for
+    the sockets a reload inherits."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    lazy, strict = site / "lazy.sock", site / "strict.sock"
+    ini = support.write_ini(site / "unix.ini", uwsgi=[
+        ("master", "true"), ("socket", str(lazy)), ("chmod-socket", "1"),
+        ("wsgi-file", "app.py")])
+    argv = [binary] if binary else support.UGU
+    p = procs.start([*argv, "--ini", ini.name], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    p.wait_for_log(rf"chmod\(\) socket to 666 for lazy and brave users\n"
+                   rf"uwsgi socket 0 bound to UNIX address {lazy} fd")
+    assert stat.S_IMODE(lazy.stat().st_mode) == 0o666
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
+    p.wait_for_log(r"spawned uWSGI worker 1", count=2)
+    assert p.output().count("chmod() socket") == 1
+    p.stop()
+    support.write_ini(ini, uwsgi=[
+        ("master", "true"), ("socket", str(strict)), ("chmod-socket", "640"),
+        ("wsgi-file", "app.py")])
+    p = procs.start([*argv, "--ini", ini.name], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    assert stat.S_IMODE(strict.stat().st_mode) == 0o640
+    assert "chmod()" not in p.output()
+
+
 def test_vacuum_spares_a_socket_another_process_bound_since(procs, site):
     """As uWSGI: the path's inode is no longer the one bound, so the file
     belongs to someone else now."""

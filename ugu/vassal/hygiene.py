@@ -11,35 +11,29 @@ from ugu import log, proc
 from ugu.options.errors import ConfigError
 from ugu.vassal import sockets
 
-DEFAULT_SOCKET_MODE = "666"
-
-
 def write_pidfile(path):
     """Written once by the first master; reloads keep it (as uWSGI)."""
     log.log(f"writing pidfile to {path}")
     proc.write_pidfile(path, "pidfile")
 
 
-def chmod_sockets(config, listeners):
+def socket_mode(config):
+    """The mode `chmod-socket` asks for unix sockets: None when it is not
+    set, 0 for the bare option (uWSGI's 666 "for lazy and brave users")."""
     value = config["chmod-socket"]
     if value is None:
-        return
+        return None
     # As uWSGI: the bare option (or 1) means 666, anything else must be
     # three octal digits (an empty value or `0660` stop the start).  The
     # command line gives the bare option as `true`, which uWSGI refuses in
     # an INI file and ugu takes for the bare option there too.
-    text = DEFAULT_SOCKET_MODE if value in ("true", "1") else value
-    if not re.fullmatch("[0-7]{3}", text):
+    if value in ("true", "1"):
+        return 0
+    if not re.fullmatch("[0-7]{3}", value):
         raise ConfigError(f"invalid chmod value: {value} (write three octal "
                           f"digits, as 660, or no value for 666)",
                           option="chmod-socket")
-    mode = int(text, 8)
-    for listener in _unix(listeners):
-        if text == DEFAULT_SOCKET_MODE:
-            log.log("chmod() socket to 666 for lazy and brave users")
-        else:
-            log.log(f"chmod() socket to {text}")
-        os.chmod(listener.sock.getsockname(), mode)
+    return int(value, 8)
 
 
 def _unix(listeners):

@@ -120,7 +120,6 @@ def _run(config):
                 "socket.")
         return EXIT_FAILED
     recycle.check(config)
-    hygiene.chmod_sockets(config, listeners)
     if masterless and config["http"]:
         _router_without_master(config, listeners)
         if not _worker_sockets(listeners):
@@ -192,10 +191,12 @@ def _bind_all(config):
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
     defer = 0 if config["no-defer-accept"] else config["socket-timeout"]
-    listeners = [sockets.bind(name, proto, backlog, inherited, None, defer)
+    mode = hygiene.socket_mode(config)
+    listeners = [sockets.bind(name, proto, backlog, inherited, None, defer,
+                              mode)
                  for name, proto in routers]
     listeners += [sockets.bind(name, proto, backlog, inherited, index,
-                               defer)
+                               defer, mode)
                   for index, (name, proto) in enumerate(wanted)]
     if config["http"] and not config["http-to"] and not wanted:
         # uWSGI's router with no node forwards to a socket of its own.

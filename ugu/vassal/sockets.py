@@ -25,6 +25,8 @@ HTTP = "http"
 ROUTER = "router"
 # The option that declares each kind of socket, for error messages.
 OPTION = {UWSGI: "socket", HTTP: "http-socket", ROUTER: "http"}
+# A bare chmod-socket: uWSGI's mode "for lazy and brave users".
+LAZY_MODE = 0o666
 
 
 @dataclass
@@ -53,12 +55,15 @@ def parse_address(text, option=None):
     return (host or "0.0.0.0", int(port))
 
 
-def bind(name, proto, backlog, inherited, index, defer_accept=0):
+def bind(name, proto, backlog, inherited, index, defer_accept=0,
+         mode=None):
     """A listening socket for the address, reusing an inherited one.
     `index` numbers the socket in the log, as uWSGI's "socket 0".  With
     `defer_accept` seconds, as uWSGI sets by default (its socket-timeout),
     a TCP connection is accepted only once its first bytes arrive, or
-    after that long: a connection that sends nothing holds no core."""
+    after that long: a connection that sends nothing holds no core.  A
+    unix socket bound here gets `mode` (see hygiene.socket_mode); an
+    inherited one keeps what it has."""
     key = f"{proto}:{name}"
     if key in inherited:
         sock = socket.socket(fileno=inherited.pop(key))
@@ -71,6 +76,8 @@ def bind(name, proto, backlog, inherited, index, defer_accept=0):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
                         defer_accept)
     sock.listen(backlog)
+    if mode is not None and sock.family == socket.AF_UNIX:
+        _chmod(sock, mode)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
 
@@ -135,6 +142,15 @@ def _new_socket(address, name, proto):
         raise ConfigError(f"cannot bind {name}: {e.strerror}",
                           option=OPTION[proto]) from None
     return sock
+
+
+def _chmod(sock, mode):
+    """As uWSGI, between binding and saying so; only the lazy mode is
+    said."""
+    if not mode:
+        log.log("chmod() socket to 666 for lazy and brave users")
+        mode = LAZY_MODE
+    os.chmod(sock.getsockname(), mode)
 
 
 def _remove_stale_unix_socket(path):
