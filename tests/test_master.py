@@ -790,6 +790,26 @@ def test_chmod_socket_acts_and_speaks_as_each_socket_binds(procs, site,
     assert "chmod()" not in p.output()
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_without_master_worker_1_vacuums_at_its_end(procs, site, request,
+                                                    server):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    sock, pidfile = site / "app.sock", site / "app.pid"
+    support.write_ini(site / "unix.ini", uwsgi=[
+        ("socket", str(sock)), ("wsgi-file", "app.py"),
+        ("pidfile", str(pidfile)), ("vacuum", "true")])
+    argv = [binary] if binary else support.UGU
+    p = procs.start([*argv, "--ini", "unix.ini"], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1 \(and the only\)")
+    assert _uwsgi_over_unix(str(sock)).startswith(b"HTTP/1.1 200 OK")
+    p.send_signal(signal.SIGINT)
+    assert p.wait() == 30
+    p.wait_for_log(rf"VACUUM: pidfile removed\.\n"
+                   rf"VACUUM: unix socket {sock} removed\.\n")
+    assert not sock.exists() and not pidfile.exists()
+
+
 def test_vacuum_spares_a_socket_another_process_bound_since(procs, site):
     """As uWSGI: the path's inode is no longer the one bound, so the file
     belongs to someone else now."""

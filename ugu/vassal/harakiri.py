@@ -13,7 +13,6 @@ does, and ends itself with exit code 0 and a hint that nobody respawns it.
 """
 
 import os
-import sys
 import time
 
 from ugu import log
@@ -21,6 +20,8 @@ from ugu import log
 # How often a worker without a master looks at its own deadline: as
 # often as a master would.
 SELF_CHECK = 1.0
+# Its exit code then, uWSGI's.
+EXIT_ALONE = 0
 
 
 def check(children, scoreboard):
@@ -59,14 +60,13 @@ def overdue(scoreboard, wid):
     return bool(deadline) and deadline <= time.time()
 
 
-def end_alone(apps):
-    """A worker without a master ends itself, in uWSGI's words (the
-    blank line first is uWSGI's too).  uWSGI names the running request's
-    app; ugu names the default one, the app of all but mounted requests."""
+def say_alone(apps):
+    """The last words of a worker without a master that ends itself
+    (with EXIT_ALONE), in uWSGI's (the blank line first is uWSGI's too).
+    uWSGI names the running request's app; ugu names the default one,
+    the app of all but mounted requests."""
     app_id = apps.default.id if apps.default else -1
     log.log(f"\nKilling the current process (pid: {os.getpid()} app_id: "
             f"{app_id})...")
     log.log("*** if you want your workers to be automatically respawned "
             "consider enabling the uWSGI master process ***")
-    sys.stdout.flush()
-    os._exit(0)

@@ -11,6 +11,7 @@ A reload re-executes the master with the same arguments, keeping the
 listening sockets open (see sockets.py), so no client is refused.
 """
 
+import functools
 import math
 import os
 import signal
@@ -247,7 +248,10 @@ def _run_without_master(config, listeners, shared):
         if pid == 0:
             worker.run()
         log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {threads})")
-    Worker(1, config, listeners, shared).run()
+    # Worker 1 is the instance here: its end tidies up, as a master's.
+    tidy = functools.partial(hygiene.vacuum, config, listeners) \
+        if config["vacuum"] else None
+    Worker(1, config, listeners, shared, at_exit=tidy).run()
 
 
 def _router_without_master(config, listeners):

@@ -106,7 +106,8 @@ class Context:
 
 
 class Worker:
-    def __init__(self, wid, config, listeners, shared, master=None):
+    def __init__(self, wid, config, listeners, shared, master=None,
+                 at_exit=None):
         self.wid = wid
         self.config = config
         self.listeners = [l for l in listeners
@@ -116,6 +117,9 @@ class Worker:
         # there is none: as in uWSGI, the workers that worker 1 forked
         # live on (and finish their requests) when it ends.
         self.master = master
+        # Worker 1 without a master is the instance: what its end must
+        # do besides (vacuum), as uWSGI's exit handlers do.
+        self.at_exit = at_exit
         self._stopping = False
         self._wake_read = self._wake_write = None
         self.recycler = None
@@ -148,15 +152,15 @@ class Worker:
             self.shared.link.send(ToEmperor.ACCEPTING)
         code = self._wait_for_end(signals)
         self._stop_cores(cores, ctx)
-        os._exit(code)
+        self._exit(code)
 
     def _load_app(self):
         try:
             self.shared.apps = apps.load_all(self.config)
         except apps.MountFailed:
-            os._exit(apps.EXIT_NO_APP)
+            self._exit(apps.EXIT_NO_APP)
         if not self.shared.apps and apps.report_missing(self.config):
-            os._exit(apps.EXIT_NO_APP)
+            self._exit(apps.EXIT_NO_APP)
 
     def _start_cores(self, ctx):
         self._wake_read, self._wake_write = os.pipe()
@@ -182,10 +186,10 @@ class Worker:
             received, retired = signals.wait(
                 harakiri.SELF_CHECK if alone else None, [self.recycler])
             if alone and harakiri.overdue(self.shared.scoreboard, self.wid):
-                harakiri.end_alone(self.shared.apps)
+                harakiri.say_alone(self.shared.apps)
+                self._exit(harakiri.EXIT_ALONE)
             if any(s in IMMEDIATE for s in received):
-                sys.stdout.flush()
-                os._exit(EXIT_END)
+                self._exit(EXIT_END)
             if signal.SIGUSR2 in received:
                 self._what_am_i_doing()
             if retired:
@@ -193,6 +197,12 @@ class Worker:
             if any(s in GRACEFUL for s in received):
                 self._leave()
                 return EXIT_RELOAD if self._idle_alone() else EXIT_END
+
+    def _exit(self, code):
+        if self.at_exit:
+            self.at_exit()
+        sys.stdout.flush()
+        os._exit(code)
 
     def _idle_alone(self):
         """Whether uWSGI would exit at once with its reload code: a
