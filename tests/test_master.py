@@ -659,6 +659,19 @@ def test_touch_reload_files(procs, site):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_missing_touch_file_is_said_after_the_spawns(procs, site, request,
+                                                       server):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, http=f"127.0.0.1:{support.free_port()}",
+               touch_reload="later")
+    v.log(r"spawned uWSGI worker 2 .*\n(?:.*\n)*unable to stat\(\) later, "
+          r"events will be triggered as soon as the file is created\n")
+    log = v.p.output()
+    assert log.index("spawned uWSGI http 1") < log.index("unable to stat")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_chain_waits_for_each_replacement_to_accept(procs, site, request,
                                                     server):
     """As uWSGI: the chain moves on once the old worker is gone, and

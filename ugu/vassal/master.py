@@ -304,7 +304,7 @@ class Master:
         self.signals = None
         self.exit_code = EXIT_OK
         self.chain = ChainReload(self)
-        self.touch = TouchWatch(config)
+        self.touch = None           # a TouchWatch once the first spawn
         self.fifo = None
         self._last_respawn = -math.inf
         self._respawn_burst = 0
@@ -321,6 +321,9 @@ class Master:
         if self.shared.link and not reloads:
             self.shared.link.send(ToEmperor.SPAWNED)
         self._spawn_initial()
+        # Only now, as uWSGI's master loop first looks at them: a missing
+        # file is said after the spawn lines.
+        self.touch = TouchWatch(self.config)
         return self._loop()
 
     def _spawn_initial(self):
