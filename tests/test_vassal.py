@@ -475,6 +475,19 @@ def test_without_master_worker_1_forks_the_others(site, procs):
     assert "without its master process manager" in p.output()
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_without_master_no_processes_loads_the_app_and_exits_0(
+        site, start_server, server):
+    port = support.free_port()
+    p = start_server(server, ["--http-socket", f"127.0.0.1:{port}",
+                              "--processes", "0", "--pythonpath", "code/",
+                              "--module", "app"], cwd=site)
+    assert p.wait() == 0
+    p.wait_for_log(r"\*\*\* Operational MODE: no-workers \*\*\*\n"
+                   r"(?:.*\n)*WSGI app 0 \(mountpoint=''\) ready")
+    assert "spawned uWSGI worker" not in p.output()
+
+
 # Without a master, worker 1's exit code is the instance's: uWSGI's end
 # code, and its reload code where a graceful stop finds a lone core idle.
 MASTERLESS_EXITS = [(signal.SIGINT, "1", 30), (signal.SIGTERM, "1", 30),

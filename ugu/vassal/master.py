@@ -130,8 +130,9 @@ def _run(config):
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
     apps.prepare(config)
-    if _worker_sockets(listeners) and config["processes"] and \
-            not _lazy(config):
+    # Also for no processes, as uWSGI: its master (or first process)
+    # loads the app whatever the count.
+    if _worker_sockets(listeners) and not _lazy(config):
         try:
             shared.apps = apps.load_all(config)
         except apps.MountFailed:
@@ -235,7 +236,15 @@ def _run_without_master(config, listeners, shared):
     """Without a master uWSGI runs worker 1 in the first process, which
     forks the others; nobody respawns a worker that dies, and, as in
     uWSGI, nobody enforces max-worker-lifetime."""
+    # Worker 1 is the instance here: its end tidies up, as a master's.
+    tidy = functools.partial(hygiene.vacuum, config, listeners) \
+        if config["vacuum"] else None
     count, threads = config["processes"], config["threads"]
+    if not count:
+        # No worker to be: uWSGI exits at once, through its exit handlers.
+        if tidy:
+            tidy()
+        return EXIT_OK
     if count == 1:
         log.log(f"spawned uWSGI worker 1 (and the only) (pid: "
                 f"{os.getpid()}, cores: {threads})")
@@ -248,9 +257,6 @@ def _run_without_master(config, listeners, shared):
         if pid == 0:
             worker.run()
         log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {threads})")
-    # Worker 1 is the instance here: its end tidies up, as a master's.
-    tidy = functools.partial(hygiene.vacuum, config, listeners) \
-        if config["vacuum"] else None
     Worker(1, config, listeners, shared, at_exit=tidy).run()
 
 
