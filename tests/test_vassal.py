@@ -518,14 +518,17 @@ def test_without_master_exit_codes_are_uwsgis(site, start_server, server,
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_without_master_a_router_alone_warns_and_exits_0(site, start_server,
                                                          server):
-    port = support.free_port()
+    port, pidfile = support.free_port(), site / "router.pid"
     p = start_server(server, ["--http", f"127.0.0.1:{port}", "--http-to",
-                              f"127.0.0.1:{support.free_port()}"], cwd=site)
+                              f"127.0.0.1:{support.free_port()}",
+                              "--pidfile", str(pidfile), "--vacuum"],
+                     cwd=site)
     assert p.wait() == 0
     p.wait_for_log(r"spawned uWSGI http 1 \(pid: \d+\)\n(?:.*\n)*"
                    r"\.\.\.you should enable the master process\.\.\. "
-                   r"really\.\.\.\n")
+                   r"really\.\.\.\nVACUUM: pidfile removed\.\n")
     assert "Operational MODE" not in p.output()
+    assert not pidfile.exists()
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

@@ -125,7 +125,7 @@ def _run(config):
         _router_without_master(config, listeners)
         if not _worker_sockets(listeners):
             log.log("...you should enable the master process... really...")
-            return EXIT_OK
+            return _end_without_master(config, listeners)
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
@@ -236,15 +236,10 @@ def _run_without_master(config, listeners, shared):
     """Without a master uWSGI runs worker 1 in the first process, which
     forks the others; nobody respawns a worker that dies, and, as in
     uWSGI, nobody enforces max-worker-lifetime."""
-    # Worker 1 is the instance here: its end tidies up, as a master's.
-    tidy = functools.partial(hygiene.vacuum, config, listeners) \
-        if config["vacuum"] else None
     count, threads = config["processes"], config["threads"]
     if not count:
-        # No worker to be: uWSGI exits at once, through its exit handlers.
-        if tidy:
-            tidy()
-        return EXIT_OK
+        # No worker to be: uWSGI exits at once.
+        return _end_without_master(config, listeners)
     if count == 1:
         log.log(f"spawned uWSGI worker 1 (and the only) (pid: "
                 f"{os.getpid()}, cores: {threads})")
@@ -257,7 +252,17 @@ def _run_without_master(config, listeners, shared):
         if pid == 0:
             worker.run()
         log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {threads})")
-    Worker(1, config, listeners, shared, at_exit=tidy).run()
+    # Worker 1 is the instance here: its end is the instance's.
+    Worker(1, config, listeners, shared, at_exit=functools.partial(
+        _end_without_master, config, listeners)).run()
+
+
+def _end_without_master(config, listeners):
+    """The instance ends without a master: uWSGI's exit handlers vacuum
+    (the workers' sockets only: a router may be serving on)."""
+    if config["vacuum"]:
+        hygiene.vacuum(config, _worker_sockets(listeners))
+    return EXIT_OK
 
 
 def _router_without_master(config, listeners):
