@@ -687,16 +687,23 @@ def test_chain_waits_for_each_replacement_to_accept(procs, site, request,
     support.wait_until(lambda: v.p.output().count("WSGI app 0") == 2, 20,
                        what="both workers' apps")
     _touch(site / "chain")
+    v.log(r"chain is still waiting for worker 1\.\.\.", timeout=20)
+    _touch(site / "chain", ahead=10)
+    v.log(r"\*\*\* chain has been touched\.\.\. but chain reload is "
+          r"already running \*\*\*")
     v.log(r"chain next victim is worker 2", timeout=20)
     v.log(r"chain reloading complete", timeout=20)
     log = v.p.output()
+    assert log.count("chain reload !!!") == 1
     respawned = log.index("Respawned uWSGI worker 1")
     waiting = log.index("chain is still waiting for worker 1...")
     assert respawned < waiting < log.index("chain next victim is worker 2")
 
 
-def _touch(path):
-    later = time.time() + 5
+def _touch(path, ahead=5):
+    """A new mtime, `ahead` seconds from now: a second touch a moment
+    later must differ in whole seconds, as uWSGI compares them."""
+    later = time.time() + ahead
     os.utime(path, (later, later))
 
 

@@ -20,6 +20,10 @@ class ChainReload:
         self._victim_pid = None  # the process stopped there, while it ends
         self._waiting_said = None
 
+    @property
+    def running(self):
+        return bool(self.position)
+
     def start(self, announce=False):
         """Begin (fifo `c` announces it, touch-chain-reload has its own
         line); a chain under way goes on."""

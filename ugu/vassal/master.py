@@ -554,7 +554,7 @@ class Master:
         self.heartbeat()
         self.check_workers()
         self.check_listen_queues()
-        for action in self.touch.touched():
+        for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
         self.chain.tick()
         if not self.cheaper:

@@ -32,16 +32,21 @@ class TouchWatch:
                             f"triggered as soon as the file is created")
                 self.files.append([option, path, mtime])
 
-    def touched(self):
-        """Master action names for the files touched since last time."""
+    def touched(self, chaining=False):
+        """Master action names for the files touched since last time;
+        a chain reload is not asked for again while one is `chaining`."""
         actions = []
         for entry in self.files:
             option, path, before = entry
             now = _mtime(path)
-            if now != before:
-                entry[2] = now
-                words, action = ACTIONS[option]
-                log.verbose(f"*** {path} has been touched... {words} !!! "
-                            f"***")
-                actions.append(action)
+            if now == before:
+                continue
+            entry[2] = now
+            words, action = ACTIONS[option]
+            if chaining and option == "touch-chain-reload":
+                log.verbose(f"*** {path} has been touched... but chain "
+                            f"reload is already running ***")
+                continue
+            log.verbose(f"*** {path} has been touched... {words} !!! ***")
+            actions.append(action)
         return actions
