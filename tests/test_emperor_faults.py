@@ -297,5 +297,7 @@ def test_templates_and_other_formats_reach_real_vassals(procs, tmp_path):
     for master in masters.values():
         wait_until(lambda: len(children_of(master)) == 3, 10,
                    what="3 workers")
-    assert len(re.findall(r"spawned uWSGI worker \d \(pid: \d+, cores: 2\)",
-                          emperor.output())) == 6
+    # A worker can exist before its master's line about it is read.
+    spawned = r"spawned uWSGI worker \d \(pid: \d+, cores: 2\)"
+    emperor.wait_for_log(spawned, count=6)
+    assert len(re.findall(spawned, emperor.output())) == 6
