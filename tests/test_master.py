@@ -336,6 +336,28 @@ def test_max_requests_delta_spares_worker_1(procs, site, request, server):
     assert v.pid_of_answer() != first
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_respawned_worker_goes_on_counting(procs, site, request, server):
+    """The app's count in the log line and the statistics live in the
+    worker's slot, not in the process: a respawn keeps them."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", max_requests="2",
+               min_worker_lifetime="0").ready(1)
+    first = v.pid_of_answer()
+    v.get()
+    v.log(r"Respawned uWSGI worker 1")
+    # ugu answers 500 (DEVIATIONS 9), uWSGI closes.
+    with pytest.raises(OSError):
+        v.get("/boom")
+    v.log(r"\|app: 0\|req: 3/3\] .* GET /boom => generated")
+    assert v.pid_of_answer() != first
+    v.log(r"\|app: 0\|req: 4/4\] ")
+    v.p.send_signal(signal.SIGUSR1)
+    v.log(r"\tworkers total requests: 4\n")
+    v.log(r"\tworker 1 app 0 \[\] requests: 4 exceptions: 1\n")
+
+
 def test_min_worker_lifetime_gates_max_requests(procs, site):
     v = Vassal(procs, site, max_requests="3", processes="1").ready(1)
     for _ in range(6):

@@ -175,6 +175,11 @@ def _glob_marked(pattern):
             for p in found] or [pattern]
 
 
+def capacity(config):
+    """How many apps the config can load: app 0 and one per mount."""
+    return 1 + len(config["mount"])
+
+
 def load_all(config):
     """Apps of `module`/`wsgi-file` and of every `mount`, as Apps."""
     loaded = []

@@ -58,7 +58,8 @@ class Shared:
         for line in self.routing.startup_lines():
             log.log(line)
         self.static = StaticFiles(config)
-        self.scoreboard = Scoreboard(config["processes"], cores(config))
+        self.scoreboard = Scoreboard(config["processes"], cores(config),
+                                     apps.capacity(config))
         self.apps = apps.Apps()
 
 
@@ -376,7 +377,7 @@ class Master:
 
     # -- spawning -------------------------------------------------------
     def spawn_worker(self, wid, respawn=False):
-        self.shared.scoreboard.reset(wid)
+        self.shared.scoreboard.renew(wid)
         worker = Worker(wid, self.config, self.listeners, self.shared,
                         master=os.getpid())
         with proc.signals_blocked(HANDLED):
@@ -433,7 +434,7 @@ class Master:
 
     def print_stats(self):
         report.print_stats(self.config, self.shared.scoreboard,
-                           sorted(c.number for c in self.workers()))
+                           self.shared.apps)
 
     # -- events -----------------------------------------------------------
     def handle_signal(self, signum):

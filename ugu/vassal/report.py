@@ -6,16 +6,19 @@ from ugu import log
 RULE = "-----------------"
 
 
-def print_stats(config, scoreboard, wids):
+def print_stats(config, scoreboard, apps):
+    """Every worker slot, running or not, with the counts of each app the
+    master loaded (app 0 where the workers load their own: lazy-apps)."""
     lines = ["", ";uWSGI instance configuration", "[uwsgi]"]
     lines += [f"{e.key} = {e.value}" for e in config.entries]
     lines += [";end of configuration", ""]
-    total = sum(scoreboard.requests(wid) for wid in wids)
-    lines += [f"\tworkers total requests: {total}", RULE]
-    for wid in wids:
-        lines.append(f"\tworker {wid} app 0 [] requests: "
-                     f"{scoreboard.requests(wid)} exceptions: "
-                     f"{scoreboard.exceptions(wid)}")
+    lines += [f"\tworkers total requests: {scoreboard.total()}", RULE]
+    named = [(app.id, app.mountpoint) for app in apps.loaded] or [(0, "")]
+    for wid in range(1, scoreboard.workers + 1):
+        for app_id, mountpoint in named:
+            requests, exceptions = scoreboard.app_counts(wid, app_id)
+            lines.append(f"\tworker {wid} app {app_id} [{mountpoint}] "
+                         f"requests: {requests} exceptions: {exceptions}")
         lines.append(RULE)
     lines.append("")
     log.log("\n".join(lines))

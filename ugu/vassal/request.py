@@ -235,7 +235,7 @@ def run_app(ex, app):
         # Not only Exception: gevent.Timeout, say, is a BaseException an
         # app can raise; uWSGI answers 500 to whatever the app raised.
         log.app_traceback()
-        ctx.count_exception()
+        ctx.count_exception(ex.app)
         _answer_500(ex)
         return
     ex.finish()

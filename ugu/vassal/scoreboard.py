@@ -8,19 +8,25 @@ processes (the instance's request total is a plain counter, as uWSGI's).
 The master uses it to decide when the workers are all busy (cheaper), to
 find workers past their `harakiri` deadline, to know a new worker is
 accepting (chain reload) and to print statistics.
+
+A worker's counters (its requests, and each app's requests and
+exceptions) outlive the worker: one respawned in its slot goes on
+counting, as uWSGI's do, in the log line's `req:` and in the statistics.
+A reload starts a new master, and a new scoreboard.
 """
 
 import mmap
 import struct
 import time
 
-# Per worker: total requests, exceptions, accepting flag, how it is
-# leaving (RETIRING or LEAVING, below), and the harakiri deadline (0.0:
-# none).
-_WORKER = struct.Struct("<QQBBd")
+# Per worker: total requests, accepting flag, how it is leaving
+# (RETIRING or LEAVING, below), and the harakiri deadline (0.0: none).
+_WORKER = struct.Struct("<QBBd")
 _REQUESTS = struct.Struct("<Q")
 _DEADLINE = struct.Struct("<d")
-_DEADLINE_AT = struct.calcsize("<QQBB")
+_DEADLINE_AT = struct.calcsize("<QBB")
+# Then per app of the worker (app ids start at 0): requests, exceptions.
+_APP = struct.Struct("<QQ")
 # Before the workers: the requests of the whole instance, which uWSGI's
 # request log line counts (the master's slot 0 in uWSGI).
 _TOTAL = struct.Struct("<Q")
@@ -37,17 +43,21 @@ _TEXT = struct.Struct(f"{REQUEST_TEXT}s")
 
 
 class Scoreboard:
-    def __init__(self, workers, cores):
+    def __init__(self, workers, cores, apps=1):
         self.workers, self.cores = workers, cores
-        self._worker_size = _WORKER.size + cores * _CORE.size
+        self._cores_at = _WORKER.size + apps * _APP.size
+        self._worker_size = self._cores_at + cores * _CORE.size
         self._map = mmap.mmap(-1, _TOTAL.size +
                               max(1, workers) * self._worker_size)
 
     def _worker_offset(self, wid):
         return _TOTAL.size + (wid - 1) * self._worker_size
 
+    def _app_offset(self, wid, app_id):
+        return self._worker_offset(wid) + _WORKER.size + app_id * _APP.size
+
     def _core_offset(self, wid, core):
-        return self._worker_offset(wid) + _WORKER.size + core * _CORE.size
+        return self._worker_offset(wid) + self._cores_at + core * _CORE.size
 
     def _worker(self, wid):
         return list(_WORKER.unpack_from(self._map, self._worker_offset(wid)))
@@ -57,9 +67,14 @@ class Scoreboard:
         fields[index] = value
         _WORKER.pack_into(self._map, self._worker_offset(wid), *fields)
 
-    def reset(self, wid):
-        start = self._worker_offset(wid)
-        self._map[start:start + self._worker_size] = bytes(self._worker_size)
+    def renew(self, wid):
+        """Ready the slot for a new worker: idle, not yet accepting, not
+        leaving, no deadline; the counters go on."""
+        _WORKER.pack_into(self._map, self._worker_offset(wid),
+                          self.requests(wid), 0, 0, 0.0)
+        start = self._core_offset(wid, 0)
+        size = self.cores * _CORE.size
+        self._map[start:start + size] = bytes(size)
 
     # -- written by the worker ------------------------------------------
     def begin(self, wid, core):
@@ -77,9 +92,22 @@ class Scoreboard:
         _CORE.pack_into(self._map, self._core_offset(wid, core), 0, 0.0,
                         b"")
 
-    def set_requests(self, wid, count):
-        # Every request writes it: the one field, not the whole record.
-        _REQUESTS.pack_into(self._map, self._worker_offset(wid), count)
+    def add_request(self, wid):
+        # Every request counts: the one field, not the whole record.
+        offset = self._worker_offset(wid)
+        count = _REQUESTS.unpack_from(self._map, offset)[0] + 1
+        _REQUESTS.pack_into(self._map, offset, count)
+
+    def add_app_request(self, wid, app_id):
+        """Count a request of the worker's app; returns the new count."""
+        offset = self._app_offset(wid, app_id)
+        requests, exceptions = _APP.unpack_from(self._map, offset)
+        _APP.pack_into(self._map, offset, requests + 1, exceptions)
+        return requests + 1
+
+    def total(self):
+        """The requests of the instance."""
+        return _TOTAL.unpack_from(self._map, 0)[0]
 
     def add_to_total(self):
         """Count a request of the instance; returns the new total.  Not
@@ -96,31 +124,34 @@ class Scoreboard:
         _DEADLINE.pack_into(self._map, self._worker_offset(wid) +
                             _DEADLINE_AT, deadline)
 
-    def add_exception(self, wid):
-        self._set_worker(wid, 1, self._worker(wid)[1] + 1)
+    def add_exception(self, wid, app_id):
+        offset = self._app_offset(wid, app_id)
+        requests, exceptions = _APP.unpack_from(self._map, offset)
+        _APP.pack_into(self._map, offset, requests, exceptions + 1)
 
     def set_accepting(self, wid):
-        self._set_worker(wid, 2, 1)
+        self._set_worker(wid, 1, 1)
 
     def set_retiring(self, wid, how=RETIRING):
-        self._set_worker(wid, 3, how)
+        self._set_worker(wid, 2, how)
 
     # -- read by the master -------------------------------------------
     def requests(self, wid):
         return self._worker(wid)[0]
 
-    def exceptions(self, wid):
-        return self._worker(wid)[1]
+    def app_counts(self, wid, app_id):
+        """(requests, exceptions) of one app of the worker."""
+        return _APP.unpack_from(self._map, self._app_offset(wid, app_id))
 
     def accepting(self, wid):
-        return bool(self._worker(wid)[2])
+        return bool(self._worker(wid)[1])
 
     def retiring(self, wid):
         """0, RETIRING or LEAVING."""
-        return self._worker(wid)[3]
+        return self._worker(wid)[2]
 
     def harakiri(self, wid):
-        return self._worker(wid)[4]
+        return self._worker(wid)[3]
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""

@@ -71,8 +71,10 @@ class Context:
         return core if self.cores > 1 else None
 
     def count_app_request(self, app):
+        """Count a request of the app in this worker slot; `app.requests`
+        is the count for the log line."""
         with self._lock:
-            app.requests += 1
+            app.requests = self.scoreboard.add_app_request(self.wid, app.id)
 
     def describe(self, ex):
         """A request begins: named on the scoreboard, and the worker's
@@ -82,15 +84,18 @@ class Context:
         if self.harakiri:
             self.scoreboard.set_harakiri(self.wid, ex.start + self.harakiri)
 
-    def count_exception(self):
-        self.scoreboard.add_exception(self.wid)
+    def count_exception(self, app):
+        with self._lock:
+            self.scoreboard.add_exception(self.wid, app.id)
 
     def count_request(self, ex):
+        """Count the request in the instance, in the worker slot, and in
+        this worker process (for max-requests)."""
         with self._lock:
             self._requests += 1
             ex.worker_requests = self._requests
             ex.total_requests = self.scoreboard.add_to_total()
-        self.scoreboard.set_requests(self.wid, ex.worker_requests)
+            self.scoreboard.add_request(self.wid)
 
     def request_done(self, ex):
         """After the request's log line, as uWSGI: the worker's harakiri
