@@ -259,19 +259,28 @@ def test_a_reloaded_vassal_is_loyal_anew_as_in_uwsgi(procs, tmp_path):
     loyal = r"\[emperor\] vassal a\.ini is now loyal"
     wait_until(lambda: serving(port), 20, what="the vassal")
     emperor.wait_for_log(loyal)
+    [before] = json.loads(_stats(stats_path))["vassals"]
+    # The stamps are whole seconds: reload in a later one than the start.
+    wait_until(lambda: time.time() >= before["first_run"] + 1, 5,
+               what="the next second")
     os.utime(ini, (time.time() + 5, time.time() + 5))
     emperor.wait_for_log(r"\[emperor\] reload the uwsgi instance a\.ini")
     emperor.wait_for_log(r"vassal a\.ini is ready to accept requests",
                          count=2)
     wait_until(lambda: serving(port), 20, what="the reloaded vassal")
     emperor.wait_for_log(loyal, count=2)
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(str(stats_path))
-        raw = s.makefile("rb").read()
+    raw = _stats(stats_path)
     assert b'"loyal":1,' in raw
     [vassal] = json.loads(raw)["vassals"]
     assert vassal["respawns"] == 1
-    assert vassal["last_run"] >= vassal["first_run"]
+    assert vassal["first_run"] == before["first_run"]
+    assert vassal["last_run"] > vassal["first_run"]
+
+
+def _stats(path):
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(path))
+        return s.makefile("rb").read()
 
 
 def test_templates_and_other_formats_reach_real_vassals(procs, tmp_path):
