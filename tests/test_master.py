@@ -93,10 +93,16 @@ class Vassal:
 
     def get_in_background(self, path):
         """GET path in a thread of its own, once the app has begun to
-        serve it (its /sleep leaves a file): (thread, {"answer": ...})."""
+        serve it (its /sleep leaves a file): (thread, {"answer": ...}),
+        or {"error": the OSError} where the GET failed."""
         got = {}
-        thread = threading.Thread(
-            target=lambda: got.setdefault("answer", self.get(path)))
+
+        def call():
+            try:
+                got["answer"] = self.get(path)
+            except OSError as e:
+                got["error"] = e
+        thread = threading.Thread(target=call)
         thread.start()
         support.wait_until(lambda: list(self.site.glob("sleeping-*")), 10,
                            what="the slow request being served")
@@ -163,16 +169,12 @@ def test_harakiri_is_the_workers_deadline(procs, site, server, request):
 def test_no_mercy_is_said_once_a_worker(procs, site):
     v = Vassal(procs, site, processes="1", worker_reload_mercy="1").ready(1)
 
-    def stuck():
-        with pytest.raises(http.client.RemoteDisconnected):
-            v.get("/sleep?30", timeout=20)
-    caller = threading.Thread(target=stuck)
-    caller.start()
-    support.wait_until(lambda: list(site.glob("sleeping-*")), 10,
-                       what="the slow request being served")
+    caller, got = v.get_in_background("/sleep?30")
     os.kill(v.p.pid, signal.SIGHUP)
     v.log(r"spawned uWSGI worker 1 ", count=2)
     caller.join(10)
+    # The killed worker's client is closed on, unanswered.
+    assert isinstance(got.get("error"), http.client.RemoteDisconnected)
     assert len(re.findall(r"worker 1 \(pid: \d+\) is taking too much time "
                           r"to die\.\.\.NO MERCY !!!", v.p.output())) == 1
 
