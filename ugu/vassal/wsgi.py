@@ -208,11 +208,28 @@ def build_environ(request_vars, wsgi_input, multithread, multiprocess,
 
 
 def _scheme(request_vars):
+    """wsgi.url_scheme as uWSGI picks it: UWSGI_SCHEME or the client's
+    X-Forwarded-Proto, whichever comes later in the vars; without one
+    (or with an empty one), https where HTTPS starts with "on" in any
+    case, or with "1"."""
     scheme = request_vars.get("UWSGI_SCHEME")
+    forwarded = request_vars.get("HTTP_X_FORWARDED_PROTO")
+    if forwarded is not None and (scheme is None
+                                  or _forwarded_last(request_vars)):
+        scheme = forwarded
     if scheme:
         return scheme
-    https = request_vars.get("HTTPS", "").lower()
-    return "https" if https in ("on", "1") else "http"
+    https = request_vars.get("HTTPS", "")
+    on = https[:2].lower() == "on" or https[:1] == "1"
+    return "https" if on else "http"
+
+
+def _forwarded_last(request_vars):
+    """Whether X-Forwarded-Proto comes after UWSGI_SCHEME (nginx sends
+    its params before the client's headers)."""
+    keys = list(request_vars)
+    return (keys.index("HTTP_X_FORWARDED_PROTO")
+            > keys.index("UWSGI_SCHEME"))
 
 
 def check_status(status):

@@ -1,0 +1,92 @@
+"""The app's side of a worker, beside the real uWSGI: the environ, the
+wsgi.input it reads and the response it shapes, over a uwsgi socket and
+an http-socket, with the same app behind both servers."""
+
+import json
+import socket
+import textwrap
+
+import pytest
+
+from tests import support
+from tests.support import read_to_eof, split_response, uwsgi_request
+
+APP = textwrap.dedent('''
+    import json
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/scheme":
+            page = environ["wsgi.url_scheme"].encode()
+        else:
+            page = b"hello from " + path.encode("latin-1")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [page]
+''')
+
+
+@pytest.fixture(scope="module")
+def servers(uwsgi_binary, tmp_path_factory):
+    """{"uwsgi": process, "ugu": process}, each with a uwsgi socket
+    (process.port) and an http-socket (process.http_port)."""
+    folder = tmp_path_factory.mktemp("wsgi")
+    (folder / "app.py").write_text(APP)
+    found = {}
+    try:
+        for name, command in (("uwsgi", [uwsgi_binary]),
+                              ("ugu", support.UGU)):
+            port, http_port = support.free_port(), support.free_port()
+            process = support.Process(
+                [*command, "--master", "--processes", "1", "--socket",
+                 f"127.0.0.1:{port}", "--http-socket",
+                 f"127.0.0.1:{http_port}", "--wsgi-file", "app.py"],
+                cwd=folder)
+            found[name] = process
+            process.port, process.http_port = port, http_port
+            process.wait_for_log(r"spawned uWSGI worker 1")
+            support.wait_for_port(port)
+            support.wait_for_port(http_port)
+        yield found
+    finally:
+        for process in found.values():
+            process.stop()
+
+
+def body(raw):
+    return split_response(raw)[2]
+
+
+def over_http(port, request):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        return read_to_eof(s)
+
+
+# The environ.
+
+SCHEME_VARS = [
+    [], [("HTTPS", "on")], [("HTTPS", "ON")], [("HTTPS", "onward")],
+    [("HTTPS", "1")], [("HTTPS", "10")], [("HTTPS", "off")],
+    [("HTTP_X_FORWARDED_PROTO", "https")],
+    [("HTTP_X_FORWARDED_PROTO", "HTTPS")],
+    [("UWSGI_SCHEME", "http"), ("HTTP_X_FORWARDED_PROTO", "https")],
+    [("HTTP_X_FORWARDED_PROTO", "https"), ("UWSGI_SCHEME", "http")],
+    [("HTTPS", "on"), ("HTTP_X_FORWARDED_PROTO", "")],
+]
+
+
+@pytest.mark.parametrize("extra_vars", SCHEME_VARS,
+                         ids=[str(v) for v in SCHEME_VARS])
+def test_url_scheme_is_picked_as_uwsgi_picks_it(servers, extra_vars):
+    schemes = {name: body(uwsgi_request(process.port, "/scheme",
+                                        extra_vars=extra_vars))
+               for name, process in servers.items()}
+    assert schemes["ugu"] == schemes["uwsgi"]
+
+
+def test_x_forwarded_proto_sets_the_url_scheme_on_http_socket(servers):
+    # HTTP/1.0: a body of unknown length, not chunked (README).
+    request = b"GET /scheme HTTP/1.0\r\nX-Forwarded-Proto: https\r\n\r\n"
+    schemes = {name: body(over_http(process.http_port, request))
+               for name, process in servers.items()}
+    assert schemes == {"uwsgi": b"https", "ugu": b"https"}
