@@ -14,10 +14,31 @@ from tests.support import read_to_eof, split_response, uwsgi_request
 APP = textwrap.dedent('''
     import json
 
+    def input_calls(stream, calls):
+        """What each call of wsgi.input returned (lengths for bytes),
+        or the exception it raised."""
+        seen = []
+        for call in calls.split(";"):
+            name, _, arg = call.partition(":")
+            try:
+                got = getattr(stream, name)(*map(eval, filter(None, [arg])))
+            except Exception as e:
+                got = f"{type(e).__name__}: {e}"
+            if isinstance(got, bytes):
+                got = len(got)
+            elif isinstance(got, list):
+                got = [len(line) for line in got]
+            elif name == "fileno":
+                got = isinstance(got, int)
+            seen.append(got)
+        return json.dumps(seen).encode()
+
     def application(environ, start_response):
         path = environ["PATH_INFO"]
         if path == "/scheme":
             page = environ["wsgi.url_scheme"].encode()
+        elif path == "/input":
+            page = input_calls(environ["wsgi.input"], environ["QUERY_STRING"])
         else:
             page = b"hello from " + path.encode("latin-1")
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -90,3 +111,31 @@ def test_x_forwarded_proto_sets_the_url_scheme_on_http_socket(servers):
     schemes = {name: body(over_http(process.http_port, request))
                for name, process in servers.items()}
     assert schemes == {"uwsgi": b"https", "ugu": b"https"}
+
+
+# wsgi.input.
+
+LINES = b"".join(b"line %d\n" % n * (n % 7) for n in range(60))
+INPUT_CALLS = [
+    "read:0;read", "read:-1", "read:5;read:0", "readline:0;readline:0",
+    "readlines", "readlines:20;read", "read:7;tell;read:3;tell",
+    "close;read:3", "seek:0", "fileno", "read:2.5", "read:'3'",
+    "readline:'x'",
+]
+
+
+@pytest.mark.parametrize("over", ["socket", "http-socket"])
+@pytest.mark.parametrize("calls", INPUT_CALLS)
+def test_wsgi_input_answers_as_uwsgis(servers, calls, over):
+    got = {}
+    for name, process in servers.items():
+        path = f"/input?{calls}"
+        if over == "socket":
+            raw = uwsgi_request(process.port, path, method="POST",
+                                body=LINES)
+        else:
+            raw = over_http(process.http_port, (
+                b"POST %s HTTP/1.0\r\nContent-Length: %d\r\n\r\n"
+                % (path.encode(), len(LINES))) + LINES)
+        got[name] = json.loads(body(raw))
+    assert got["ugu"] == got["uwsgi"]

@@ -208,6 +208,9 @@ class BodyReader:
         """Bytes of the body that came and were not read yet."""
         return len(self._pending)
 
+    def fileno(self):
+        return self.client.conn.fileno()
+
     def _more(self):
         if self._ended:
             return False

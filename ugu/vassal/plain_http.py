@@ -109,6 +109,9 @@ class PlainBody:
         """Bytes of the body that came and were not read yet."""
         return min(len(self.client.buffer), self.left)
 
+    def fileno(self):
+        return self.client.conn.fileno()
+
     def _more(self):
         try:
             data = self.client.recv()

@@ -5,6 +5,7 @@ The environ mirrors uWSGI's: every request var as a latin-1 `str`, plus the
 gives them on Python 3).
 """
 
+import operator
 import socket
 import sys
 
@@ -45,6 +46,9 @@ class SocketBody:
         """Bytes that came and were not read yet."""
         return len(self._early)
 
+    def fileno(self):
+        return self._conn.fileno()
+
     def _from_socket(self, taken, call, size):
         try:
             return call(size)
@@ -68,7 +72,10 @@ class Input:
     """wsgi.input: at most CONTENT_LENGTH bytes of a buffered stream,
     whose reads are short only where the body ends.  A body that ends
     before CONTENT_LENGTH, or stalls, fails the read as uWSGI's does: its
-    [uwsgi-body-read] line, and an OSError with its words for the app."""
+    [uwsgi-body-read] line, and an OSError with its words for the app.
+    As in uWSGI, a size of 0 or less means all that is left, readlines()
+    ignores its hint, and close(), tell(), fileno() and seek() are there
+    (seek() refuses: there is no post-buffering to go back in)."""
 
     def __init__(self, stream, length):
         self._stream = stream
@@ -93,7 +100,11 @@ class Input:
         return data
 
     def _want(self, size):
-        if size is None or size < 0 or size > self.remaining:
+        if size is None:
+            return self.remaining
+        # A float or a str fails as in uWSGI, which wants an integer.
+        size = operator.index(size)
+        if size <= 0 or size > self.remaining:
             return self.remaining
         return size
 
@@ -126,14 +137,21 @@ class Input:
                 f"Content-Length: {self.length} consumed: {consumed} "
                 f"left: {self.length - consumed}{message}")
 
-    def readlines(self, hint=-1):
-        lines, total = [], 0
-        for line in self:
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                break
-        return lines
+    def readlines(self, hint=None):
+        return list(self)
+
+    def close(self):
+        """Nothing to do: the worker ends the body with the request."""
+
+    def tell(self):
+        return self.length - self.remaining
+
+    def fileno(self):
+        return self._stream.fileno()
+
+    def seek(self, *args):
+        raise OSError("seeking wsgi.input without post_buffering is "
+                      "IMPOSSIBLE !!!")
 
     def __iter__(self):
         while True:
