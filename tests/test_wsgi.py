@@ -33,10 +33,22 @@ APP = textwrap.dedent('''
             seen.append(got)
         return json.dumps(seen).encode()
 
+    def environ_text(environ):
+        """Every key with its type and value; the objects by type."""
+        seen = {}
+        for key, value in environ.items():
+            if isinstance(value, (str, bytes, bool, int, tuple)):
+                seen[key] = [type(value).__name__, repr(value)]
+            else:
+                seen[key] = callable(value) or hasattr(value, "read")
+        return json.dumps(seen).encode()
+
     def application(environ, start_response):
         path = environ["PATH_INFO"]
         if path == "/scheme":
             page = environ["wsgi.url_scheme"].encode()
+        elif path == "/environ":
+            page = environ_text(environ)
         elif path == "/input":
             page = input_calls(environ["wsgi.input"], environ["QUERY_STRING"])
         else:
@@ -111,6 +123,38 @@ def test_x_forwarded_proto_sets_the_url_scheme_on_http_socket(servers):
     schemes = {name: body(over_http(process.http_port, request))
                for name, process in servers.items()}
     assert schemes == {"uwsgi": b"https", "ugu": b"https"}
+
+
+ENVIRON_REQUESTS = [
+    b"GET /environ HTTP/1.0\r\n\r\n",
+    b"GET /environ?a=1&b=%20x&a=2 HTTP/1.0\r\nHost: h:99\r\n\r\n",
+    b"POST /environ HTTP/1.0\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 5\r\n\r\nhello",
+    b"GET /environ HTTP/1.0\r\nX-Rep: a\r\nX-Rep: b\r\nX_Under: u\r\n"
+    b"X-Under: d\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("request_bytes", ENVIRON_REQUESTS)
+def test_the_environ_is_uwsgis_on_http_socket(servers, request_bytes):
+    """Keys, types and values, but for the port each server listens on
+    and the objects (wsgi.input, wsgi.errors, ...), seen by type."""
+    environs = {}
+    for name, process in servers.items():
+        environ = json.loads(body(over_http(process.http_port,
+                                            request_bytes)))
+        assert environ.pop("SERVER_PORT") == ["str",
+                                              repr(str(process.http_port))]
+        environs[name] = environ
+    assert environs["ugu"] == environs["uwsgi"]
+
+
+def test_the_environ_is_uwsgis_on_a_uwsgi_socket(servers):
+    environs = {name: json.loads(body(uwsgi_request(
+        process.port, "/environ?q=1", method="POST", body=b"abc",
+        headers=[("X-A", "1"), ("Content-Type", "text/x")])))
+        for name, process in servers.items()}
+    assert environs["ugu"] == environs["uwsgi"]
 
 
 # wsgi.input.
