@@ -47,7 +47,7 @@ APP = textwrap.dedent('''
         path = environ["PATH_INFO"]
         if path == "/scheme":
             page = environ["wsgi.url_scheme"].encode()
-        elif path == "/environ":
+        elif path.startswith("/environ"):
             page = environ_text(environ)
         elif path == "/input":
             page = input_calls(environ["wsgi.input"], environ["QUERY_STRING"])
@@ -130,6 +130,8 @@ ENVIRON_REQUESTS = [
     b"GET /environ?a=1&b=%20x&a=2 HTTP/1.0\r\nHost: h:99\r\n\r\n",
     b"POST /environ HTTP/1.0\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 5\r\n\r\nhello",
+    b"GET /environ#top HTTP/1.0\r\n\r\n",
+    b"GET /environ/a%20b/.%2E/#c?q=%41#d HTTP/1.0\r\n\r\n",
     b"GET /environ HTTP/1.0\r\nX-Rep: a\r\nX-Rep: b\r\nX_Under: u\r\n"
     b"X-Under: d\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
 ]

@@ -165,13 +165,17 @@ def _target_vars(request):
 
 
 def path_info(raw):
-    """PATH_INFO from the raw path: dot segments removed, then decoded.
+    """PATH_INFO from the raw path: cut at a `#`, dot segments removed,
+    then decoded.
 
     uWSGI 2.0.31's router removes `.` and `..` segments before decoding,
     so `/a/%2e%2e/b` keeps its (decoded) dots while `/a/../b` becomes
-    `/b`.  Malformed escapes (`%zz`) stay as they are: uWSGI turns them
-    into NUL bytes, which no app should see.
+    `/b`; it ends the path at a fragment (`/p#top` is `/p`, REQUEST_URI
+    keeping it).  Malformed escapes (`%zz`) stay as they are: uWSGI
+    turns them into NUL bytes, which no app should see.
     """
+    if b"#" in raw:
+        raw = raw.partition(b"#")[0]
     if b"/." in raw or raw.startswith(b"."):
         raw = remove_dot_segments(raw)
     if b"%" in raw:
