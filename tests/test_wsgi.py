@@ -185,3 +185,26 @@ def test_wsgi_input_answers_as_uwsgis(servers, calls, over):
                 % (path.encode(), len(LINES))) + LINES)
         got[name] = json.loads(body(raw))
     assert got["ugu"] == got["uwsgi"]
+
+
+
+def test_a_body_cut_short_on_http_socket_ends_the_connection(servers):
+    """The client closes mid-body: the app's read fails (here caught,
+    and answered), and the connection ends there, as in uWSGI; the rest
+    of the body that came is no next request (ugu answered it a 400 and
+    logged one more line)."""
+    request = (b"POST /input?read HTTP/1.1\r\nHost: t\r\n"
+               b"Content-Length: 100\r\n\r\n" + b"x" * 10)
+    for name, process in servers.items():
+        with socket.create_connection(("127.0.0.1", process.http_port),
+                                      timeout=10) as s:
+            s.sendall(request)
+            s.shutdown(socket.SHUT_WR)
+            raw = read_to_eof(s)
+        assert raw.count(b"HTTP/1.1 ") == 1, name
+        assert b"error during read(0) on wsgi.input" in raw, name
+        # A request after it, to be sure that no line is still to come.
+        over_http(process.http_port, b"GET /fence HTTP/1.0\r\n\r\n")
+        between = process.wait_for_log(
+            r"(?s)POST /input\?read => [^\n]*\n(.*?)GET /fence => ")[1]
+        assert "\n" not in between, (name, between)

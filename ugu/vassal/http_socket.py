@@ -443,8 +443,7 @@ def _serve_plain(ctx, core, site, found, client):
     request.handle(ex)
     if transport.conn is None:
         return False
-    ex.input.drain()
-    return transport.reusable()
+    return ex.input.drain() and transport.reusable()
 
 
 def _serve_one(ctx, core, site, event, client):
@@ -468,9 +467,8 @@ def _serve_one(ctx, core, site, event, client):
     finally:
         if rv.chunked:
             body.close()
-    if transport.conn is None:
+    if transport.conn is None or not ex.input.drain():
         return False
-    ex.input.drain()
     client.finish_request()
     return client.end_h11()
 

@@ -80,6 +80,8 @@ class Input:
     def __init__(self, stream, length):
         self._stream = stream
         self.length = self.remaining = length
+        # The body ended early or stalled under a read of the app's.
+        self._failed = False
 
     def read(self, size=None):
         # uWSGI names a read() without a size read(0).
@@ -116,6 +118,7 @@ class Input:
         except (TimeoutError, BodyStalled):
             # What came of the body before it stalled counts as consumed,
             # as uWSGI counts it.
+            self._failed = True
             got = min(want, self._stream.buffered())
             self._log("Timeout", want - got, got, "")
             raise OSError(f"timeout during {name}({asked}) on "
@@ -127,6 +130,7 @@ class Input:
     def _cut_short(self, name, asked, want, got):
         """The client closed before CONTENT_LENGTH, which the app must not
         take for a whole body: logged, and the error to raise."""
+        self._failed = True
         self._log("Error", want - got, got,
                   " message: Client closed connection")
         return OSError(f"error during {name}({asked}) on wsgi.input")
@@ -162,19 +166,24 @@ class Input:
 
     def drain(self):
         """Consume what the app left unread, so the connection stays in
-        step with the peer.  A body that ends early here (a router that
-        heard the answer stops sending) is nobody's fault and not logged:
-        the response has gone.  Nor is one whose stream already failed
-        the app (a timeout leaves a socket's reader unusable): the
-        connection just closes."""
+        step with the peer; False where it cannot, and the connection
+        must close (what is left of the body is no next request).  A
+        body that ends early here (a router that heard the answer stops
+        sending) is nobody's fault and not logged: the response has
+        gone.  Nor is one whose stream already failed the app, which is
+        not waited on again (a timeout leaves a socket's reader
+        unusable)."""
+        if self._failed:
+            return False
         try:
             while self.remaining:
                 data = self._stream.read(min(self.remaining, 65536))
                 if not data:
-                    return
+                    return False
                 self.remaining -= len(data)
         except (OSError, ValueError):
-            return
+            return False
+        return True
 
 
 class FileWrapper:
