@@ -12,7 +12,7 @@ from tests import support
 from tests.support import read_to_eof, split_response, uwsgi_request
 
 APP = textwrap.dedent('''
-    import json
+    import json, sys
 
     def input_calls(stream, calls):
         """What each call of wsgi.input returned (lengths for bytes),
@@ -43,10 +43,21 @@ APP = textwrap.dedent('''
                 seen[key] = callable(value) or hasattr(value, "read")
         return json.dumps(seen).encode()
 
+    def late_error(start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"sent"
+        try:
+            raise ValueError("after the head")
+        except ValueError:
+            start_response("500 Oops", [], sys.exc_info())
+        yield b"never"
+
     def application(environ, start_response):
         path = environ["PATH_INFO"]
         if path == "/scheme":
             page = environ["wsgi.url_scheme"].encode()
+        elif path == "/late-error":
+            return late_error(start_response)
         elif path.startswith("/environ"):
             page = environ_text(environ)
         elif path == "/input":
@@ -208,3 +219,18 @@ def test_a_body_cut_short_on_http_socket_ends_the_connection(servers):
         between = process.wait_for_log(
             r"(?s)POST /input\?read => [^\n]*\n(.*?)GET /fence => ")[1]
         assert "\n" not in between, (name, between)
+
+
+# The response.
+
+def test_start_response_after_the_head_raises_uwsgis_error(servers):
+    """With exc_info too: uWSGI raises "headers already sent", the app's
+    own exception being only its context, and the body so far stays."""
+    for name, process in servers.items():
+        raw = uwsgi_request(process.port, "/late-error")
+        assert body(raw) == b"sent", name
+        logged = process.wait_for_log(
+            r"(?s)ValueError: after the head\n\n(.*?)\n\[pid")[1]
+        assert logged.startswith("During handling of the above "
+                                 "exception, another exception"), name
+        assert logged.endswith("OSError: headers already sent"), name

@@ -89,8 +89,8 @@ class Exchange:
 
     # -- the WSGI callables -------------------------------------------
     def start_response(self, status, headers, exc_info=None):
-        if exc_info and self.headers_sent:
-            raise exc_info[1].with_traceback(exc_info[2])
+        # Once the head has gone, uWSGI raises its own error whether or
+        # not exc_info is given (the app's exception is its context).
         if self.headers_sent:
             raise OSError("headers already sent")
         self._status_line = wsgi.check_status(status)
