@@ -56,6 +56,13 @@ APP = textwrap.dedent('''
         path = environ["PATH_INFO"]
         if path == "/scheme":
             page = environ["wsgi.url_scheme"].encode()
+        elif path == "/big-head":
+            # COUNTxSIZE: that many headers of SIZE bytes with their
+            # name, colon, space and line end.
+            count, size = map(int, environ["QUERY_STRING"].split("x"))
+            start_response("200 OK", [("X-%04d" % n, "v" * (size - 10))
+                                      for n in range(count)])
+            page = b"big head"
         elif path == "/late-error":
             return late_error(start_response)
         elif path.startswith("/environ"):
@@ -234,3 +241,29 @@ def test_start_response_after_the_head_raises_uwsgis_error(servers):
         assert logged.startswith("During handling of the above "
                                  "exception, another exception"), name
         assert logged.endswith("OSError: headers already sent"), name
+
+
+# (count, size) of the app's headers: a head that ends under 64 KiB can
+# still be refused (13x5000), as uWSGI grows its buffer.  (Not a value
+# of 64 KiB or more, which uWSGI cuts to its length modulo 65536 and
+# sends: ugu refuses it.)
+HEADS = [(60, 1000), (65, 1000), (100, 1000), (12, 5000), (13, 5000),
+         (1, 61000), (1, 65400), (1, 65520), (2, 32700), (15, 4300),
+         (16, 4300)]
+
+
+def test_a_response_head_over_uwsgis_limit_is_refused(servers):
+    """uWSGI's start_response() raises a TypeError for a head its buffer
+    cannot take (and sends nothing); ugu's too, then answers 500
+    (DEVIATIONS 9)."""
+    taken = {}
+    for name, process in servers.items():
+        taken[name] = []
+        for count, size in HEADS:
+            raw = uwsgi_request(process.port, f"/big-head?{count}x{size}")
+            taken[name].append(body(raw) == b"big head")
+        refusals = process.output().count(
+            "TypeError: unable to add header to the response")
+        assert refusals == taken[name].count(False), name
+    assert taken["ugu"] == taken["uwsgi"]
+    assert taken["ugu"].count(False) == 7

@@ -93,8 +93,11 @@ class Exchange:
         # not exc_info is given (the app's exception is its context).
         if self.headers_sent:
             raise OSError("headers already sent")
-        self._status_line = wsgi.check_status(status)
-        self._headers = wsgi.check_headers(headers)
+        status_line = wsgi.check_status(status)
+        headers = wsgi.check_headers(headers)
+        if not wsgi.head_fits(self.protocol, status_line, headers):
+            raise TypeError("unable to add header to the response")
+        self._status_line, self._headers = status_line, headers
         return self.write
 
     def write(self, data):

@@ -275,6 +275,35 @@ def check_status(status):
     return status
 
 
+# uWSGI lays a response head out in a buffer of at most 64 KiB (its
+# response-headers-limit, which ugu does not implement), grown by a page
+# at a time, or by just the piece where a page would pass the limit.
+HEAD_LIMIT = 65535
+PAGE_SIZE = 4096
+
+
+def head_fits(protocol, status_line, headers):
+    """Whether uWSGI's buffer takes the head: the status line, then a
+    `name: value` line per header.  A head well under the limit always
+    fits; one near it is laid out as uWSGI lays it out, which can refuse
+    a head of less than 64 KiB."""
+    sizes = [len(protocol or "HTTP/1.0") + len(status_line) + 3]
+    sizes += [len(name) + len(value) + 4 for name, value in headers]
+    if sum(sizes) + max(sizes) <= HEAD_LIMIT:
+        return True
+    allocated, used = PAGE_SIZE, 0
+    for size in sizes:
+        if size > allocated - used:
+            grow = max(size, PAGE_SIZE)
+            if allocated + grow > HEAD_LIMIT:
+                grow = size
+            if allocated + grow > HEAD_LIMIT:
+                return False
+            allocated += grow
+        used += size
+    return True
+
+
 def check_headers(headers):
     """The app's headers, checked in uWSGI's words (a tuple's items past
     the second are ignored, as there); a line break in a value or a colon
