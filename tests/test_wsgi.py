@@ -2,6 +2,7 @@
 wsgi.input it reads and the response it shapes, over a uwsgi socket and
 an http-socket, with the same app behind both servers."""
 
+import http.client
 import json
 import socket
 import textwrap
@@ -43,6 +44,13 @@ APP = textwrap.dedent('''
                 seen[key] = callable(value) or hasattr(value, "read")
         return json.dumps(seen).encode()
 
+    class FailingClose:
+        def __iter__(self):
+            return iter([b"all ", b"of it"])
+
+        def close(self):
+            raise RuntimeError("close failed")
+
     def late_error(start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         yield b"sent"
@@ -63,6 +71,9 @@ APP = textwrap.dedent('''
             start_response("200 OK", [("X-%04d" % n, "v" * (size - 10))
                                       for n in range(count)])
             page = b"big head"
+        elif path == "/close-fails":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return FailingClose()
         elif path == "/late-error":
             return late_error(start_response)
         elif path.startswith("/environ"):
@@ -267,3 +278,18 @@ def test_a_response_head_over_uwsgis_limit_is_refused(servers):
         assert refusals == taken[name].count(False), name
     assert taken["ugu"] == taken["uwsgi"]
     assert taken["ugu"].count(False) == 7
+
+
+def test_a_close_that_raises_ends_a_whole_response(servers):
+    """Logged once, and the body that went is complete: ugu left an
+    HTTP/1.1 client's chunked body unended."""
+    for name, process in servers.items():
+        client = http.client.HTTPConnection("127.0.0.1", process.http_port,
+                                            timeout=10)
+        try:
+            client.request("GET", "/close-fails")
+            assert client.getresponse().read() == b"all of it", name
+        finally:
+            client.close()
+        process.wait_for_log(r"GET /close-fails => ")
+        assert process.output().count("RuntimeError: close failed") == 1

@@ -209,17 +209,14 @@ def run_app(ex, app):
     ctx.count_app_request(app)
     environ = wsgi.build_environ(ex.vars, ex.input, ctx.multithread,
                                  ctx.multiprocess, ctx.core_id(ex.core))
+    result = None
     try:
         result = app.callable(environ, ex.start_response)
-        try:
-            _send_result(ex, result)
-            if not ex.headers_sent:
-                # An empty body: the head goes now, so that a head HTTP
-                # cannot carry gets the 500 below.
-                ex.send_head()
-        finally:
-            if hasattr(result, "close"):
-                result.close()
+        _send_result(ex, result)
+        if not ex.headers_sent:
+            # An empty body: the head goes now, so that a head HTTP
+            # cannot carry gets the 500 below.
+            ex.send_head()
     except ClientWriteError as e:
         # No one to answer either; uWSGI reports it to the app as an
         # exception of its own, and logs that.
@@ -241,7 +238,24 @@ def run_app(ex, app):
         ctx.count_exception(ex.app)
         _answer_500(ex)
         return
+    finally:
+        # After a failure's lines, as uWSGI closes the response.
+        _close(ex, result)
     ex.finish()
+
+
+def _close(ex, result):
+    """The response's close(), whose failure is logged and counted as
+    uWSGI does, and ends nothing: the body may have gone whole."""
+    if not hasattr(result, "close"):
+        return
+    try:
+        result.close()
+    except _PASSED_ON:
+        raise
+    except BaseException:
+        log.app_traceback()
+        ex.ctx.count_exception()
 
 
 def _answer_500(ex):
