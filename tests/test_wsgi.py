@@ -293,3 +293,16 @@ def test_a_close_that_raises_ends_a_whole_response(servers):
             client.close()
         process.wait_for_log(r"GET /close-fails => ")
         assert process.output().count("RuntimeError: close failed") == 1
+
+
+@pytest.mark.parametrize("length", ["5x", "abc", "-5", " 5", "\xb2", "3"])
+def test_content_length_is_read_as_uwsgi_reads_it(servers, length):
+    """Over a uwsgi socket: its leading ASCII digits, else 0 (a `\xb2`,
+    a digit to Python, killed ugu's request without an answer).  The
+    var comes after the helper's own CONTENT_LENGTH, and counts, in
+    both."""
+    got = {name: body(uwsgi_request(
+        process.port, "/input?read", method="POST", body=b"hello",
+        extra_vars=[("CONTENT_LENGTH", length)]))
+        for name, process in servers.items()}
+    assert got["ugu"] == got["uwsgi"]

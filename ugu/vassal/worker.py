@@ -9,6 +9,7 @@ SIGINT/SIGTERM exit at once, as uWSGI's workers do.
 """
 
 import os
+import re
 import select
 import signal
 import socket
@@ -403,9 +404,16 @@ def _recv_at_least(conn, data, size):
     return data
 
 
+_LEADING_DIGITS = re.compile(r"[0-9]*")
+
+
 def _content_length(request_vars):
+    """CONTENT_LENGTH as uWSGI reads it: the ASCII digits it starts with
+    (`5x` is 5; `abc`, `-5` and ` 5` are 0)."""
     text = request_vars.get("CONTENT_LENGTH", "")
-    return int(text) if text.isdigit() else 0
+    if text.isascii() and text.isdigit():
+        return int(text)
+    return int(_LEADING_DIGITS.match(text)[0] or 0)
 
 
 def _reset(conn):
