@@ -175,6 +175,14 @@ def test_not_modified_keeps_validators(worker):
     assert body == b""
 
 
+def test_a_date_with_a_digit_python_alone_reads_is_not_placed(worker):
+    """A superscript two is no digit of a date: the file is sent (the
+    request died without an answer)."""
+    raw = uwsgi_request(worker.port, "/base.css", headers=[
+        ("If-Modified-Since", "Sat, \xb25 Dec 2026 10:00:00 GMT")])
+    assert split_response(raw)[0] == "HTTP/1.1 200 OK"
+
+
 def test_environ(worker):
     raw = uwsgi_request(worker.port, "/env?a=1", headers=[("X-Dup", "1")])
     env = json.loads(split_response(raw)[2])

@@ -366,7 +366,8 @@ def _http_date(text):
     month = _month(text[8:11])
     numbers = [text[5:7], text[12:16], text[17:19], text[20:22],
                text[23:25]]
-    if not month or not all(n.isdigit() for n in numbers):
+    # ASCII digits: "\xb2" is a digit to str.isdigit(), not to int().
+    if not month or not all(n.isascii() and n.isdigit() for n in numbers):
         return 0
     day, year, hour, minute, second = map(int, numbers)
     try:
