@@ -255,7 +255,7 @@ def _close(ex, result):
         raise
     except BaseException:
         log.app_traceback()
-        ex.ctx.count_exception()
+        ex.ctx.count_exception(ex.app)
 
 
 def _answer_500(ex):

@@ -287,9 +287,15 @@ def head_fits(protocol, status_line, headers):
     `name: value` line per header.  A head well under the limit always
     fits; one near it is laid out as uWSGI lays it out, which can refuse
     a head of less than 64 KiB."""
-    sizes = [len(protocol or "HTTP/1.0") + len(status_line) + 3]
-    sizes += [len(name) + len(value) + 4 for name, value in headers]
-    if sum(sizes) + max(sizes) <= HEAD_LIMIT:
+    first = len(protocol or "HTTP/1.0") + len(status_line) + 3
+    total = first
+    for name, value in headers:
+        total += len(name) + len(value) + 4
+    if 2 * total <= HEAD_LIMIT:
+        # No piece is larger than the whole: the usual head, at once.
+        return True
+    sizes = [first] + [len(name) + len(value) + 4 for name, value in headers]
+    if total + max(sizes) <= HEAD_LIMIT:
         return True
     allocated, used = PAGE_SIZE, 0
     for size in sizes:
