@@ -92,18 +92,12 @@ class Scoreboard:
         _CORE.pack_into(self._map, self._core_offset(wid, core), 0, 0.0,
                         b"")
 
-    def add_request(self, wid):
-        # Every request counts: the one field, not the whole record.
-        offset = self._worker_offset(wid)
-        count = _REQUESTS.unpack_from(self._map, offset)[0] + 1
-        _REQUESTS.pack_into(self._map, offset, count)
+    # Every request writes these two: the one field, not the whole record.
+    def set_requests(self, wid, count):
+        _REQUESTS.pack_into(self._map, self._worker_offset(wid), count)
 
-    def add_app_request(self, wid, app_id):
-        """Count a request of the worker's app; returns the new count."""
-        offset = self._app_offset(wid, app_id)
-        requests, exceptions = _APP.unpack_from(self._map, offset)
-        _APP.pack_into(self._map, offset, requests + 1, exceptions)
-        return requests + 1
+    def set_app_requests(self, wid, app_id, count):
+        _REQUESTS.pack_into(self._map, self._app_offset(wid, app_id), count)
 
     def total(self):
         """The requests of the instance."""

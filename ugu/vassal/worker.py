@@ -62,7 +62,13 @@ class Context:
         self.green_cores = None
         self.listener_vars = {}     # http-socket: ListenerVars per socket
         self._lock = threading.Lock()
+        # This process's requests (max-requests counts them), and those of
+        # its scoreboard slot, which go on from the slot's earlier workers
+        # as the counts of its apps do.
         self._requests = 0
+        self._slot_requests = self.scoreboard.requests(self.wid)
+        for app in self.apps.loaded:
+            app.requests = self.scoreboard.app_counts(self.wid, app.id)[0]
         self._loyal_link = shared.link
         self.recycler = worker.recycler
 
@@ -72,10 +78,9 @@ class Context:
         return core if self.cores > 1 else None
 
     def count_app_request(self, app):
-        """Count a request of the app in this worker slot; `app.requests`
-        is the count for the log line."""
         with self._lock:
-            app.requests = self.scoreboard.add_app_request(self.wid, app.id)
+            app.requests += 1
+            self.scoreboard.set_app_requests(self.wid, app.id, app.requests)
 
     def describe(self, ex):
         """A request begins: named on the scoreboard, and the worker's
@@ -90,13 +95,12 @@ class Context:
             self.scoreboard.add_exception(self.wid, app.id)
 
     def count_request(self, ex):
-        """Count the request in the instance, in the worker slot, and in
-        this worker process (for max-requests)."""
         with self._lock:
             self._requests += 1
+            self._slot_requests += 1
             ex.worker_requests = self._requests
             ex.total_requests = self.scoreboard.add_to_total()
-            self.scoreboard.add_request(self.wid)
+            self.scoreboard.set_requests(self.wid, self._slot_requests)
 
     def request_done(self, ex):
         """After the request's log line, as uWSGI: the worker's harakiri
@@ -410,7 +414,9 @@ _LEADING_DIGITS = re.compile(r"[0-9]*")
 def _content_length(request_vars):
     """CONTENT_LENGTH as uWSGI reads it: the ASCII digits it starts with
     (`5x` is 5; `abc`, `-5` and ` 5` are 0)."""
-    text = request_vars.get("CONTENT_LENGTH", "")
+    text = request_vars.get("CONTENT_LENGTH")
+    if not text:
+        return 0
     if text.isascii() and text.isdigit():
         return int(text)
     return int(_LEADING_DIGITS.match(text)[0] or 0)

@@ -247,7 +247,9 @@ def _scheme(request_vars):
         scheme = forwarded
     if scheme:
         return scheme
-    https = request_vars.get("HTTPS", "")
+    https = request_vars.get("HTTPS")
+    if not https:
+        return "http"
     on = https[:2].lower() == "on" or https[:1] == "1"
     return "https" if on else "http"
 
