@@ -155,6 +155,26 @@ def test_missing_file_is_an_error_naming_it():
                        "directory")
 
 
+def test_missing_included_file_is_named_at_the_including_line():
+    """A user who writes `include = x.ini` for the file beside this one
+    learns that uWSGI reads it from the current folder, and how to write
+    it; the error is at the line that names it."""
+    write("conf/app.ini", "[uwsgi]\nmaster = true\ninclude = extra.ini\n")
+    write("conf/extra.ini", "[uwsgi]\nprocesses = 2\n")
+    assert str(error("--ini", "conf/app.ini")) == (
+        "conf/app.ini:3: option 'include': cannot read config file "
+        "extra.ini: No such file or directory (a relative path is read "
+        f"from the current directory, {os.getcwd()}; for conf/extra.ini, "
+        "beside conf/app.ini, write `include = %dextra.ini`)")
+    write("conf/app.ini", "[uwsgi]\ninherit = base.ini\n")
+    assert str(error("--ini", "conf/app.ini")) == (
+        "conf/app.ini:2: option 'inherit': cannot read config file "
+        "base.ini: No such file or directory (a relative path is read "
+        f"from the current directory, {os.getcwd()})")
+    write("conf/app.ini", "[uwsgi]\ninclude = %dextra.ini\n")
+    assert ("processes", "2") in shown("--ini", "conf/app.ini")
+
+
 def test_file_colon_section_selects_the_section():
     write("app.ini", "[uwsgi]\na = 1\n[dev]\na = 2\nx = %x\n")
     assert shown("--ini", "app.ini:dev") == [
@@ -1034,7 +1054,7 @@ def test_warnings_follow_the_file_they_are_about():
     ("[uwsgi]\nstrict = true\nprocesses = many\n",
      "app.ini:3: option 'processes'"),
     ("[uwsgi]\ninclude = missing.ini\n",
-     "missing.ini: cannot read config file"),
+     "app.ini:2: option 'include': cannot read config file missing.ini"),
     ("[other]\n", "app.ini: cannot find section [uwsgi]"),
     ("[uwsgi]\nprocesses = -2\n", "app.ini:2: option 'processes'"),
 ])

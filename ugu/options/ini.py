@@ -50,9 +50,13 @@ def read_file(path):
     try:
         return read_source(path)
     except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-        raise ConfigError(f"cannot read config file: {reason}",
+        raise ConfigError(f"cannot read config file: {why(e)}",
                           file=path) from None
+
+
+def why(error):
+    """What an OSError (or ValueError) from reading a file says."""
+    return getattr(error, "strerror", None) or str(error)
 
 
 def parse_ini(text, path, section="uwsgi", magic=None, problems=None):

@@ -18,9 +18,10 @@ from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.options.expand import as_first, magic_table
 from ugu.options.formats import read_json, read_xml, read_yaml
-from ugu.options.ini import Entry, parse_ini, read_file, substitute_magic
+from ugu.options.ini import (Entry, parse_ini, read_file, substitute_magic,
+                              why)
 from ugu.options.logic import BLOCKS, END_KEYS, Block
-from ugu.options.sources import is_local_file
+from ugu.options.sources import is_local_file, read_source
 
 INI, YAML, XML, JSON = "ini", "yaml", "xml", "json"
 # Formats by file extension, for config files named without an option.
@@ -127,7 +128,7 @@ class Reader:
         key = (os.path.abspath(path), section)
         if key in self.reading:
             raise ConfigError(self._loop(key, spec), *where(origin), option)
-        text = read_file(path)  # first: the magic needs a real file
+        text = _text(path, origin)  # first: the magic needs a real file
         magic = self._magic(path, name, asked, spec)
         self._read(self._parse(fmt, text, path, section, magic), path, key,
                    fmt)
@@ -164,6 +165,36 @@ class Reader:
                 self.add(entry)
         finally:
             self.reading.pop()
+
+
+def _text(path, origin):
+    """The text of a config file; one named in another file that cannot
+    be read is an error at the line that names it, saying where it was
+    looked for."""
+    if origin is None or origin.file is None:
+        return read_file(path)
+    try:
+        return read_source(path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read config file {path}: {why(e)}"
+                          f"{_relative_hint(path, origin)}", origin.file,
+                          origin.line, origin.key) from None
+
+
+def _relative_hint(path, origin):
+    """A relative path is read from the current directory, as uWSGI reads
+    it, not from the folder of the file that names it: say where it was
+    looked for and, when the file is beside the one that names it, how to
+    write that."""
+    if not is_local_file(path) or os.path.isabs(path):
+        return ""
+    hint = (" (a relative path is read from the current directory, "
+            f"{os.getcwd()}")
+    beside = os.path.join(os.path.dirname(origin.file), path)
+    if os.path.dirname(origin.file) and os.path.exists(beside):
+        hint += (f"; for {beside}, beside {origin.file}, write "
+                 f"`{origin.key} = %d{path}`")
+    return hint + ")"
 
 
 def format_of(spec, origin=None):
