@@ -1027,6 +1027,33 @@ def test_startup_warnings_name_unknown_keys_once(capsys):
         "(strict = true refuses them): my-var, other"]
 
 
+def test_a_misspelt_key_or_a_line_without_equals_is_named_with_the_fix():
+    """uWSGI keeps `modul = app` as a placeholder without a word, and the
+    app is never loaded; ugu says which line and what was meant.  A key
+    used as `%(key)`, or far from every option, is a placeholder on
+    purpose and gets no warning."""
+    write("app.ini", "[uwsgi]\nmodul = app\nhttp-socket 127.0.0.1:9090\n"
+          "proceses = 2\nbase = /srv\nprocess = 1\npythonpath = %(process)\n"
+          "modul = again\n")
+    lines = resolve(["--ini", "app.ini"], {}).startup_warnings()
+    assert lines == [
+        "ugu: warning: app.ini:2: option 'modul': not an option, so kept "
+        "as a placeholder only (did you mean 'module'?)",
+        "ugu: warning: app.ini:3: option 'http-socket 127.0.0.1:9090': not "
+        "an option, so kept as a placeholder only (the line has no '=': "
+        "did you mean `http-socket = 127.0.0.1:9090`?)",
+        "ugu: warning: app.ini:4: option 'proceses': not an option, so kept "
+        "as a placeholder only (did you mean 'processes'?)",
+        "ugu: these keys are not options and serve as placeholders only "
+        "(strict = true refuses them): base, http-socket 127.0.0.1:9090, "
+        "modul, proceses, process"]
+    write("app.ini", "[uwsgi]\nstrict = true\nmodule: app\n")
+    assert str(error("--ini", "app.ini")) == (
+        "app.ini:3: option 'module: app': [strict-mode] unknown config "
+        "directive: module: app (the line has no '=': did you mean "
+        "`module = app`?)")
+
+
 @pytest.mark.parametrize("name", ["gevent-monkey-patch",
                                   "gevent-early-monkey-patch"])
 def test_gevent_patch_options_are_accepted_and_warn_without_gevent(name):

@@ -13,6 +13,7 @@ shows the chain of files (uWSGI recurses until it crashes).
 
 import difflib
 import os
+import re
 
 from ugu.options import registry
 from ugu.options.errors import ConfigError
@@ -252,10 +253,55 @@ def check_keys(entries, strict):
         if strict:
             # uWSGI's words, which log watchers grep, then ugu's hint.
             raise ConfigError(f"[strict-mode] unknown config directive: "
-                              f"{e.key}{suggest(e.key)}", e.file, e.line,
-                              e.key)
+                              f"{e.key}{suggest(e.key, e.value)}", e.file,
+                              e.line, e.key)
 
 
-def suggest(name):
-    close = difflib.get_close_matches(name, registry.BY_NAME, n=1)
+# How close to an option name a key must be for a warning without
+# `strict`, where keys may be placeholders on purpose.
+TYPO_CUTOFF = 0.8
+# `http-socket 127.0.0.1:8000` or `module: app`: a key, then its value.
+_WITHOUT_EQUALS = re.compile(r"([A-Za-z0-9_.-]+):?[ \t]+:?[ \t]*(\S.*)|"
+                             r"([A-Za-z0-9_.-]+):(\S.*)")
+
+
+def names_used(entries):
+    """The names the values refer to as `%(name)`."""
+    return {name for e in entries
+            for name in re.findall(r"%\(([^)]*)\)", e.value)}
+
+
+def likely_typos(entries, used):
+    """Warnings for keys that are not options and look like one misspelt
+    or written without its `=`: uWSGI keeps them as placeholders without
+    a word.  A key `used` as `%(key)` is a placeholder on purpose and is
+    left alone."""
+    seen, found = set(), []
+    for e in entries:
+        if (e.placeholder or e.key in seen or e.key in used
+                or registry.lookup(e.key)
+                or registry.is_unimplemented_uwsgi_option(e.key)):
+            continue
+        seen.add(e.key)
+        hint = suggest(e.key, e.value, cutoff=TYPO_CUTOFF)
+        if hint:
+            found.append(ConfigError("not an option, so kept as a "
+                                     f"placeholder only{hint}", e.file,
+                                     e.line, e.key))
+    return found
+
+
+def suggest(name, value=None, cutoff=0.6):
+    """` (did you mean ...?)` for a key that is not an option, or ''.
+    A line without `=` (value '') whose first word is an option gets the
+    line as it should be written."""
+    match = _WITHOUT_EQUALS.fullmatch(name) if value == "" else None
+    if match:
+        key = match.group(1) or match.group(3)
+        rest = match.group(2) or match.group(4)
+        if registry.lookup(key) or registry.is_unimplemented_uwsgi_option(
+                key):
+            return f" (the line has no '=': did you mean `{key} = {rest}`?)"
+    close = difflib.get_close_matches(name, registry.BY_NAME, n=1,
+                                      cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""

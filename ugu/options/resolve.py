@@ -24,7 +24,8 @@ from ugu.options.expand import (atoi, expand_value, placeholder,
                                 read_at_file)
 from ugu.options.ini import Entry
 from ugu.options.reader import (ANNOUNCE, FALSE_WORDS, Reader, check_keys,
-                                format_of, suggest, to_bool)
+                                format_of, likely_typos, names_used, suggest,
+                                to_bool)
 
 ENV_PREFIX = "UWSGI_"
 # Variables uWSGI keeps for itself and never reads as options.
@@ -129,10 +130,13 @@ def resolve(argv, environ=None):
     reader = Reader(environ)
     _add_environment(reader, environ)
     _add_argv(reader, argv)
+    used = names_used(reader.entries)  # before the passes replace them
     reader.entries = _expanded(reader, environ)
     _inherit(reader)
     check_keys(reader.entries, reader.strict)
-    problems = reader.problems + _number_problems(reader.entries)
+    problems = (reader.problems + _number_problems(reader.entries)
+                + likely_typos(reader.entries,
+                               used | names_used(reader.entries)))
     if reader.strict and problems:
         raise problems[0]
     return Config(reader.entries, reader.files, [str(p) for p in problems],
