@@ -2,7 +2,10 @@
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import requests
 
 from tests import support
@@ -84,3 +87,28 @@ def test_show_config_logs_the_dump_and_runs(procs, tmp_path, uwsgi_binary):
     ours = show_config_run(support.UGU, procs, tmp_path)
     assert ours[1:3] == ["", ";uWSGI instance configuration"]
     assert ours == show_config_run([uwsgi_binary], procs, tmp_path)
+
+
+@pytest.mark.parametrize("command", ["python -m ugu", "ugu"])
+def test_ctrl_c_while_ugu_imports_ends_it_without_a_traceback(tmp_path,
+                                                              command):
+    """Ctrl-C in the first tenth of a second lands while Python imports
+    ugu, in the Emperor and in every vassal it has just started (Ctrl-C
+    reaches the whole group).  A module ugu imports is shadowed by one
+    that sends its process a terminal's SIGINT at that point; ugu ends as
+    it ends on Ctrl-C later, where uWSGI dies of the signal, silently."""
+    (tmp_path / "difflib.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(30)\n")
+    argv = support.UGU
+    if command == "ugu":
+        argv = [str(Path(sys.executable).with_name("ugu"))]
+        if not Path(argv[0]).exists():
+            pytest.skip(f"no ugu command beside {sys.executable}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    env["PYTHONPATH"] = f"{tmp_path}:{support.REPO}"
+    result = subprocess.run([*argv, "--version"], env=env,
+                            stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
