@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -858,3 +859,47 @@ def test_each_worker_process_announces_its_loyalty(procs, tmp_path,
                what="the new worker")
     assert b"hello from the vassal" in uwsgi_request(port)
     emperor.wait_for_log(loyal, count=2)
+
+
+# Ctrl-C just as the master forks the Emperor.  The child holds the
+# master's handlers until it drops them: a signal that comes then must wait
+# for it to have its own, not be lost with them.  This runner sends the
+# group a SIGINT right after the fork and makes the child slow to drop the
+# handlers, as a loaded machine may.
+FORK_RACE = '''
+import os, signal, sys, time
+from ugu import proc
+from ugu.cli import main
+
+top = os.getpid()
+real_fork, real_reset = os.fork, proc.reset_signals
+
+
+def fork():
+    pid = real_fork()
+    if pid and os.getpid() == top:
+        os.killpg(0, signal.SIGINT)
+    return pid
+
+
+def reset_signals():
+    if os.getpid() != top:
+        time.sleep(1)
+    real_reset()
+
+
+os.fork, proc.reset_signals = fork, reset_signals
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_ctrl_c_as_the_emperor_is_forked_ends_it(procs, tmp_path):
+    p = procs.start([sys.executable, "-c", FORK_RACE, "--master",
+                     "--emperor", str(tmp_path / "*.ini")], cwd=tmp_path,
+                    env={"PYTHONPATH": str(REPO)})
+    try:
+        assert p.wait(timeout=15) == 0
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running after Ctrl-C:\n{p.output()}")
+    assert re.search(r"The Emperor has been buried \(pid: \d+\)\n"
+                     r"goodbye to uWSGI.\n$", p.output())

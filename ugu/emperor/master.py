@@ -72,9 +72,10 @@ class Master:
 
     def spawn(self):
         parent = os.getpid()
-        self.pid = os.fork()
-        if self.pid == 0:
-            self._become_emperor(parent)
+        with proc.signals_blocked(HANDLED):
+            self.pid = os.fork()
+            if self.pid == 0:
+                self._become_emperor(parent)
         self.born = self.clock()
 
     def _become_emperor(self, parent):
@@ -83,6 +84,9 @@ class Master:
         try:
             self.signals.close()
             proc.reset_signals()
+            # A Ctrl-C that came since the fork ends this Emperor now,
+            # before it has vassals; with our handlers it was lost.
+            proc.unblock_signals()
             if proc.die_with_parent(parent):
                 proc.set_title(self.config, "uWSGI Emperor")
                 code = self.reign()
