@@ -201,7 +201,9 @@ def test_broken_vassals_are_reported_and_the_others_serve(procs,
     assert re.search(r"getting INI configuration from noapp\.ini\n"
                      r"(.*\n)*?failed to open python file missing\.py", log)
     assert re.search(r"busy\.ini:\d+: option 'socket': cannot bind "
-                     r"127\.0\.0\.1:\d+: Address already in use", log)
+                     r"127\.0\.0\.1:\d+: Address already in use \(another "
+                     r"process holds this address: stop it, or choose "
+                     r"another one\)\n", log)
     for name in ("syntax", "noapp", "busy"):
         assert f"unloyal bad behaving vassal found: {name}.ini" in log
     assert "curse the uwsgi instance good.ini" not in log

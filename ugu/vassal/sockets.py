@@ -6,6 +6,7 @@ open and their numbers travel in `UGU_INHERITED_SOCKETS`, so no connection
 is refused while the new master starts.
 """
 
+import errno
 import os
 import resource
 import socket
@@ -139,7 +140,11 @@ def _new_socket(address, name, proto):
         sock.bind(address)
     except OSError as e:
         sock.close()
-        raise ConfigError(f"cannot bind {name}: {e.strerror}",
+        hint = ""
+        if e.errno == errno.EADDRINUSE:
+            hint = (" (another process holds this address: stop it, or "
+                    "choose another one)")
+        raise ConfigError(f"cannot bind {name}: {e.strerror}{hint}",
                           option=OPTION[proto]) from None
     return sock
 
