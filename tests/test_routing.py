@@ -5,6 +5,7 @@ it directly; the differential tests start the real uWSGI on the same rules
 and compare its start-up dump and its refusals with ours.
 """
 
+import re
 import signal
 
 import pytest
@@ -605,3 +606,57 @@ def test_routes_on_a_served_response(tmp_path, procs, uwsgi_binary):
     assert head_of(port, b"/").startswith(b"HTTP/1.1 200 OK")
     assert ugu.output().count("route ran for /b102") == 1
     assert "Traceback" not in ugu.output()
+
+
+COPYING_APP = """
+def application(environ, start_response):
+    value = "v" * 5000 if environ["PATH_INFO"] == "/long" else "two"
+    start_response("200 OK", [("X-A", "one"), ("Content-Type", "text/plain"),
+                              ("x-a", value)])
+    return [b"app"]
+"""
+COPYING_ROUTES = [
+    "collect-header = X-A C1",
+    "pull-header = X-A P1",
+    "pull-header = x-a P2",
+    "collect-header = content-type CT",
+    "collect-header = Content-Type CT",
+    "response-route-run = addheader:X-Seen: [${C1}] [${P1}] [${P2}] [${CT}]",
+    "response-route = ^/big addvar:BIG=" + "${PATH_INFO}" * 10,
+    "response-route-run = addheader:X-After: yes",
+]
+
+
+def test_vars_from_headers_and_routes_as_uwsgi_appends_them(
+        tmp_path, procs, uwsgi_binary):
+    """A header pulled goes to the first pull-header of its name alone;
+    each copy and addvar counts in the log line's vars, even of a name
+    met again; a var over buffer-size is refused with uWSGI's line (the
+    header, in start_response(); addvar, ending routing as break)."""
+    (tmp_path / "app.py").write_text(COPYING_APP)
+    big = b"/big" + b"x" * 380
+    results = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
+                                       "wsgi-file = app.py",
+                                       *COPYING_ROUTES])
+        server = procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
+        support.wait_for_port(port)
+        heads = [head_of(port, p) for p in (b"/", big, b"/long")]
+        server.wait_for_log(r"GET /long ")
+        results.append((heads, server.output()))
+    for heads, output in results:
+        assert b"\r\nX-Seen: [] [two] [] [text/plain]\r\nX-After: yes" \
+            in heads[0]
+        assert b"X-Seen: [] [two] [] [text/plain]" in heads[1]
+        assert b"X-After" not in heads[1]
+        counts = re.findall(r"\{(\d+ vars in \d+ bytes)\} \[[^]]*\] "
+                            r"GET (/|/big)[ x]", output)
+        assert counts == [("26 vars in 220 bytes", "/"),
+                          ("26 vars in 986 bytes", "/big")]
+        for var in ("BIG", "P1"):
+            assert (f"not enough buffer space to add {var} variable, "
+                    "consider increasing it with the --buffer-size "
+                    "option") in output
+        assert "TypeError: unable to add header to the response" in output

@@ -34,6 +34,10 @@ NOT_IMPLEMENTED = frozenset({
 
 STOP = "stop"  # what continue, last and break return
 
+# What uWSGI logs when a var does not fit in the request's buffer.
+VARS_FULL = ("not enough buffer space to add {} variable, consider "
+             "increasing it with the --buffer-size option")
+
 _STATUS = re.compile(r"([0-9]{3})(?: (.*))?")
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 
@@ -53,19 +57,23 @@ class Response:
     While the rules run, `headers` are the app's and `added` those the
     rules appended: uWSGI writes the added ones after the app's, and
     `break:CODE` keeps only them.  `match` is the regexp match of the rule
-    being run, if any.  Once finished, `headers` are the ones to send,
+    being run, if any.  `appended` are the vars added to the request, in
+    order, and `room` the bytes left for more in its buffer (None: no
+    limit).  Once finished, `headers` are the ones to send,
     `status` is None to keep the app's status line or the one to send
     instead ("403 Forbidden"), and without `send_body` the app's body
     must not be sent.
     """
 
     __slots__ = ("vars", "headers", "added", "match", "status", "send_body",
-                 "log")
+                 "log", "appended", "room")
 
-    def __init__(self, variables, headers, log):
+    def __init__(self, variables, headers, log, room=None):
         self.vars = variables
         self.headers = headers
         self.added = []
+        self.appended = []
+        self.room = room
         self.match = None
         self.status = None
         self.send_body = True
@@ -73,6 +81,20 @@ class Response:
 
     def expand(self, template):
         return template.expand(self.vars, self.match)
+
+    def append_var(self, key, value):
+        """Add a request var as uWSGI appends one to the request's buffer
+        (a name met again is another var, the last one read): False, and
+        uWSGI's log line, when it does not fit."""
+        if self.room is not None:
+            size = 4 + len(key) + len(value)
+            if size > self.room:
+                self.log(VARS_FULL.format(key))
+                return False
+            self.room -= size
+        self.vars[key] = value
+        self.appended.append((key, value))
+        return True
 
     def remove(self, lowered_name):
         """Drop every header with this (lower-case) name."""
@@ -148,7 +170,10 @@ def addvar(args):
     template = Template(_as_sent(value))
 
     def run(r):
-        r.vars[key] = r.expand(template)
+        # As uWSGI: a var that does not fit ends routing, as break does.
+        if not r.append_var(key, r.expand(template)):
+            r.abort()
+            return STOP
     return run
 
 

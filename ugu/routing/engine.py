@@ -21,7 +21,7 @@ by default they are printed on stderr.
 import re
 import sys
 
-from ugu.routing.actions import STOP, Response
+from ugu.routing.actions import STOP, VARS_FULL, Response
 from ugu.routing.rules import first_labels, parse
 
 TABLE_START = "*** dumping internal response routing table ***"
@@ -44,11 +44,18 @@ class ResponseRouter:
         # Labels do nothing when reached, so only the other rules run.
         self._runnable = tuple(r for r in self.rules if r.label is None)
         self._targets = self._goto_targets()
+        # Header name -> the vars it is copied to.  As uWSGI: a header
+        # pulled goes to the first pull-header of its name alone.
         self._collect = {}
         for copy in self.copies:
-            self._collect.setdefault(copy.header.lower(), []).append(copy.var)
-        self._pull = frozenset(c.header.lower() for c in self.copies
-                               if c.pull)
+            if not copy.pull:
+                self._collect.setdefault(copy.header.lower(), []).append(
+                    copy.var)
+        self._pull = {}
+        for copy in self.copies:
+            if copy.pull:
+                self._pull.setdefault(copy.header.lower(), [copy.var])
+        self._collect.update(self._pull)
 
     @classmethod
     def from_config(cls, config, log=_stderr):
@@ -75,25 +82,40 @@ class ResponseRouter:
         """The headers to send; `run` also tells status and body."""
         return self.run(request_vars, headers).headers
 
-    def run(self, request_vars, headers):
+    def run(self, request_vars, headers, room=None):
         """Route a response head, into a finished `Response`.
 
         `request_vars` is a dict, which collected headers and `addvar`
-        extend; `headers`, the app's (name, value) list, is left as it is.
+        extend (within `room` bytes, when given, as in the request's
+        buffer); `headers`, the app's (name, value) list, is left as it
+        is.
         """
-        response = Response(request_vars, headers, self._log)
+        response = Response(request_vars, headers, self._log, room)
         if self._collect:
             self._copy_headers(response)
         self._run_rules(response)
         return response.finish()
 
+    def copies_fit(self, headers, room):
+        """Whether the vars that collect-header and pull-header make of
+        `headers` fit in `room` bytes; when not, uWSGI's line is logged,
+        as uWSGI refuses the header when the app adds it."""
+        for var, value in self._copies(headers):
+            room -= 4 + len(var) + len(value)
+            if room < 0:
+                self._log(VARS_FULL.format(var))
+                return False
+        return True
+
+    def _copies(self, headers):
+        collect = self._collect
+        for name, value in headers:
+            for var in collect.get(name.lower(), ()):
+                yield var, value
+
     def _copy_headers(self, response):
-        variables, collect = response.vars, self._collect
-        for name, value in response.headers:
-            targets = collect.get(name.lower())
-            if targets:
-                for var in targets:
-                    variables[var] = value
+        for var, value in self._copies(response.headers):
+            response.append_var(var, value)
         if self._pull:
             response.headers = [h for h in response.headers
                                 if h[0].lower() not in self._pull]

@@ -7,7 +7,6 @@ closes), h11 for an http-socket.
 """
 
 import calendar
-import itertools
 import os
 import time
 
@@ -97,6 +96,12 @@ class Exchange:
         headers = wsgi.check_headers(headers)
         if not wsgi.head_fits(self.protocol, status_line, headers):
             raise TypeError("unable to add header to the response")
+        routing = self.ctx.routing
+        # As uWSGI: a header copied to a var that does not fit in the
+        # request's buffer is refused as it is added.
+        if routing.copies and self.routed and not routing.copies_fit(
+                headers, self.ctx.buffer_size - self.vars_size):
+            raise TypeError("unable to add header to the response")
         self._status_line, self._headers = status_line, headers
         return self.write
 
@@ -121,9 +126,10 @@ class Exchange:
                                "start_response")
         headers, head_only = self._headers, self.method == "HEAD"
         if self.ctx.routing.active and self.routed:
-            known = len(self.vars)
-            routed = self.ctx.routing.run(self.vars, self._headers)
-            self._count_added_vars(known)
+            routed = self.ctx.routing.run(
+                self.vars, self._headers,
+                self.ctx.buffer_size - self.vars_size)
+            self._count_added_vars(routed.appended)
             headers = routed.headers
             self._status_line = routed.status or self._status_line
             # `break` in a response route drops the app's body.
@@ -142,14 +148,13 @@ class Exchange:
             raise ClientWriteError(call, e) from None
         self.headers_sent = True
 
-    def _count_added_vars(self, known):
+    def _count_added_vars(self, appended):
         """Vars the routes added (collect-header, addvar) count in the log
-        line as if the request had carried them, as in uWSGI.  A dict
-        keeps insertion order, so the new keys are the last ones."""
-        added = len(self.vars) - known
-        for key in itertools.islice(reversed(self.vars), added):
+        line as if the request had carried them, as in uWSGI, each time
+        one is added."""
+        for key, value in appended:
             self.vars_count += 2
-            self.vars_size += 4 + len(key) + len(self.vars[key])
+            self.vars_size += 4 + len(key) + len(value)
 
     def respond(self, status, headers, body=b"", routed=True):
         """A whole response from the server itself (errors, no app)."""
