@@ -82,39 +82,46 @@ class ResponseRouter:
         """The headers to send; `run` also tells status and body."""
         return self.run(request_vars, headers).headers
 
-    def run(self, request_vars, headers, room=None):
+    def run(self, request_vars, headers, room=None, copied=None):
         """Route a response head, into a finished `Response`.
 
         `request_vars` is a dict, which collected headers and `addvar`
         extend (within `room` bytes, when given, as in the request's
         buffer); `headers`, the app's (name, value) list, is left as it
-        is.
+        is; `copied` is what `copied_vars` gave for them, if known.
         """
         response = Response(request_vars, headers, self._log, room)
         if self._collect:
-            self._copy_headers(response)
+            if copied is None:
+                copied = self.copied_vars(headers)
+            self._copy_headers(response, copied)
         self._run_rules(response)
         return response.finish()
 
-    def copies_fit(self, headers, room):
-        """Whether the vars that collect-header and pull-header make of
-        `headers` fit in `room` bytes; when not, uWSGI's line is logged,
-        as uWSGI refuses the header when the app adds it."""
-        for var, value in self._copies(headers):
+    def copied_vars(self, headers):
+        """(var, value) for each var collect-header and pull-header make
+        of `headers`, in order."""
+        collect, found = self._collect, []
+        for name, value in headers:
+            targets = collect.get(name.lower())
+            if targets:
+                for var in targets:
+                    found.append((var, value))
+        return found
+
+    def fit(self, copied, room):
+        """Whether the vars `copied` fit in `room` bytes; when not,
+        uWSGI's line is logged, as uWSGI refuses the header when the app
+        adds it."""
+        for var, value in copied:
             room -= 4 + len(var) + len(value)
             if room < 0:
                 self._log(VARS_FULL.format(var))
                 return False
         return True
 
-    def _copies(self, headers):
-        collect = self._collect
-        for name, value in headers:
-            for var in collect.get(name.lower(), ()):
-                yield var, value
-
-    def _copy_headers(self, response):
-        for var, value in self._copies(response.headers):
+    def _copy_headers(self, response, copied):
+        for var, value in copied:
             response.append_var(var, value)
         if self._pull:
             response.headers = [h for h in response.headers

@@ -69,6 +69,10 @@ class Exchange:
     # for a failed app is not one uWSGI would send, nor route.
     routed = True
 
+    # The vars collect-header and pull-header make of the headers given
+    # to start_response, found there.
+    _copied = None
+
     def __init__(self, ctx, core, transport, request_vars, vars_count,
                  vars_size, wsgi_input):
         self.ctx, self.core, self.transport = ctx, core, transport
@@ -96,13 +100,15 @@ class Exchange:
         headers = wsgi.check_headers(headers)
         if not wsgi.head_fits(self.protocol, status_line, headers):
             raise TypeError("unable to add header to the response")
-        routing = self.ctx.routing
-        # As uWSGI: a header copied to a var that does not fit in the
-        # request's buffer is refused as it is added.
-        if routing.copies and self.routed and not routing.copies_fit(
-                headers, self.ctx.buffer_size - self.vars_size):
-            raise TypeError("unable to add header to the response")
+        routing, copied = self.ctx.routing, None
+        if routing.copies and self.routed:
+            # As uWSGI: a header copied to a var that does not fit in the
+            # request's buffer is refused as it is added.
+            copied = routing.copied_vars(headers)
+            if not routing.fit(copied, self.ctx.buffer_size - self.vars_size):
+                raise TypeError("unable to add header to the response")
         self._status_line, self._headers = status_line, headers
+        self._copied = copied
         return self.write
 
     def write(self, data):
@@ -128,7 +134,7 @@ class Exchange:
         if self.ctx.routing.active and self.routed:
             routed = self.ctx.routing.run(
                 self.vars, self._headers,
-                self.ctx.buffer_size - self.vars_size)
+                self.ctx.buffer_size - self.vars_size, self._copied)
             self._count_added_vars(routed.appended)
             headers = routed.headers
             self._status_line = routed.status or self._status_line
