@@ -660,3 +660,34 @@ def test_vars_from_headers_and_routes_as_uwsgi_appends_them(
                     "consider increasing it with the --buffer-size "
                     "option") in output
         assert "TypeError: unable to add header to the response" in output
+
+
+ARRIVAL_ROUTES = [
+    "response-route-run = addvar:PATH_INFO=/changed",
+    "response-route-run = addvar:HTTP_REFERER=/from",
+    "response-route = ^/changed addheader:X-Regexp-Path: new",
+    "response-route = ^/$ addheader:X-Regexp-Path: arrived",
+    "response-route-referer = from addheader:X-Regexp-Referer: new",
+    "response-route-if = equal:${PATH_INFO};/changed addheader:X-If: new",
+]
+
+
+def test_regexp_rules_match_the_vars_the_request_arrived_with(
+        tmp_path, procs, uwsgi_binary):
+    """As uWSGI's: a regexp rule's subject is the request's own value,
+    whatever addvar made of it since; `${VAR}` is the latest value."""
+    (tmp_path / "app.py").write_text(ROUTED_APP)
+    heads = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
+                                       "wsgi-file = app.py",
+                                       *ARRIVAL_ROUTES])
+        procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
+        support.wait_for_port(port)
+        heads.append(head_of(port, b"/"))
+    for head in heads:
+        assert b"\r\nX-Regexp-Path: arrived\r\n" in head
+        assert b"X-Regexp-Path: new" not in head
+        assert b"X-Regexp-Referer" not in head
+        assert b"\r\nX-If: new" in head

@@ -58,21 +58,22 @@ class Response:
     rules appended: uWSGI writes the added ones after the app's, and
     `break:CODE` keeps only them.  `match` is the regexp match of the rule
     being run, if any.  `appended` are the vars added to the request, in
-    order, and `room` the bytes left for more in its buffer (None: no
-    limit).  Once finished, `headers` are the ones to send,
+    order, `arrived` the values those vars had before ("" for none), and
+    `room` the bytes left for more in its buffer (None: no limit).  Once finished, `headers` are the ones to send,
     `status` is None to keep the app's status line or the one to send
     instead ("403 Forbidden"), and without `send_body` the app's body
     must not be sent.
     """
 
     __slots__ = ("vars", "headers", "added", "match", "status", "send_body",
-                 "log", "appended", "room")
+                 "log", "appended", "arrived", "room")
 
     def __init__(self, variables, headers, log, room=None):
         self.vars = variables
         self.headers = headers
         self.added = []
         self.appended = []
+        self.arrived = {}
         self.room = room
         self.match = None
         self.status = None
@@ -92,9 +93,17 @@ class Response:
                 self.log(VARS_FULL.format(key))
                 return False
             self.room -= size
+        self.arrived.setdefault(key, self.vars.get(key, ""))
         self.vars[key] = value
         self.appended.append((key, value))
         return True
+
+    def arrival_vars(self):
+        """The request vars as the request brought them, which uWSGI's
+        regexp rules match (its `${VAR}` sees the latest value)."""
+        if not self.arrived:
+            return self.vars
+        return {**self.vars, **self.arrived}
 
     def remove(self, lowered_name):
         """Drop every header with this (lower-case) name."""

@@ -135,7 +135,8 @@ class ResponseRouter:
             index += 1
             result = None
             if rule.check is not None:
-                result = rule.check(variables)
+                result = rule.check(response.arrival_vars()
+                                    if rule.on_arrival else variables)
                 if rule.negate:
                     result = None if result else True
                 if not result:

@@ -43,7 +43,8 @@ HEADER_OPTIONS = {"collect-header": "collect", "pull-header": "pull"}
 class Rule:
     """One line of the table.
 
-    `check` takes the request vars; a falsy result skips the rule (the
+    `check` takes the request vars (those the request arrived with, for
+    a regexp rule: `on_arrival`); a falsy result skips the rule (the
     other way round when `negate`), a regexp match feeds `$N` captures.
     A label has no action.  `goto` is the label of a goto action whose
     label is fixed text, so that it can be checked at start-up.
@@ -54,6 +55,7 @@ class Rule:
     entry: object  # the config Entry, to name its file and line
     check: Callable | None = None
     negate: bool = False
+    on_arrival: bool = False
     action: Callable | None = None
     label: str | None = None
     goto: str | None = None
@@ -121,7 +123,8 @@ def _rule(option, entry, number):
                           f'e.g. "{name}:")')
     goto = Template(args).static if name == "goto" else None
     return Rule(number, f"{described}action: {action}", entry, check, negate,
-                _action(name, args, value), goto=goto)
+                option in REGEXP_SUBJECTS, _action(name, args, value),
+                goto=goto)
 
 
 def _action(name, args, value):
