@@ -716,6 +716,51 @@ def test_if_modified_since_is_read_as_uwsgi_reads_it(procs, tmp_path,
     assert ours == not_modified_statuses(procs, [uwsgi_binary], tmp_path)
 
 
+SHRINKING = 24 * 1024 * 1024
+
+
+def shrunk_mid_send(procs, argv, root):
+    """The body bytes a keepalive client gets of a file cut to half its
+    size while it is sent, then the lines logged about it."""
+    big = root / "big.bin"
+    big.write_bytes(b"x" * SHRINKING)
+    port = support.free_port()
+    p = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                     "--check-static", str(root), "--master"])
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    requests.get(f"http://127.0.0.1:{port}/", timeout=10)  # worker ready
+    with socket.socket() as s:
+        # A small window: most of the file is still unsent at the cut.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = s.recv(65536)
+        os.truncate(big, SHRINKING // 2)
+        # The connection ends: the client is not left waiting for the
+        # rest of the Content-Length.
+        raw += read_to_eof(s)
+    p.wait_for_log(r"GET /big\.bin => ")
+    lines = [re.sub(r"^.* - |\[pid.*\] GET| in \d+ msecs| \(\d+ switc.*",
+                    "", line)
+             for line in p.output().splitlines() if "big.bin" in line]
+    return len(raw.partition(b"\r\n\r\n")[2]), lines
+
+
+def test_a_file_that_shrinks_while_sent_fails_as_in_uwsgi(procs, tmp_path,
+                                                          uwsgi_binary):
+    """sendfile() finding the file's end early is a failed write: logged
+    with errno 0's words, nothing counted as generated, connection
+    closed."""
+    ours = shrunk_mid_send(procs, support.UGU, tmp_path)
+    assert ours == (SHRINKING // 2, [
+        "uwsgi_response_sendfile_do(): Success [core/writer.c line 655] "
+        "during GET /big.bin (127.0.0.1)",
+        " /big.bin => generated 0 bytes via sendfile() (HTTP/1.1 200) "
+        "3 headers in 131 bytes"])
+    assert ours == shrunk_mid_send(procs, [uwsgi_binary], tmp_path)
+
+
 def test_a_vars_block_met_again_gives_a_fresh_dict():
     """The worker decodes a block once; each request still gets vars of
     its own to change (routes add to them)."""

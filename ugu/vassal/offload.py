@@ -199,7 +199,7 @@ def send_file(conn, fd, offset, count):
     """sendfile() the whole range from a core, however many calls it
     takes.  The connection may be non-blocking (it has a timeout): wait
     for room up to that timeout, then give up on a client that stopped
-    reading."""
+    reading.  A file that ends before `count` bytes fails the send."""
     timeout = conn.gettimeout()
     while count > 0:
         try:
@@ -209,6 +209,8 @@ def send_file(conn, fd, offset, count):
                 raise TimeoutError("client stopped reading") from None
             continue
         if sent == 0:
-            return
+            # The file shrank under us: uWSGI's sendfile loop takes this
+            # for a failed write with no errno, and so does its caller.
+            raise OSError(0, os.strerror(0))
         offset += sent
         count -= sent
