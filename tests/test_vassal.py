@@ -9,6 +9,7 @@ import signal
 import socket
 import struct
 import textwrap
+import time
 
 import pytest
 import requests
@@ -759,6 +760,53 @@ def test_a_file_that_shrinks_while_sent_fails_as_in_uwsgi(procs, tmp_path,
         " /big.bin => generated 0 bytes via sendfile() (HTTP/1.1 200) "
         "3 headers in 131 bytes"])
     assert ours == shrunk_mid_send(procs, [uwsgi_binary], tmp_path)
+
+
+def slow_get(port, request):
+    """The bytes answered to a request by a client that takes a pause
+    after the first ones: the server's socket fills, and its sendfile()
+    has to wait (a client that keeps pace may never make it wait)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        s.sendall(request)
+        first = s.recv(65536)
+        time.sleep(0.3)     # the client's pace, not a wait for readiness
+        return first + read_to_eof(s)
+
+
+def sendfile_switches(procs, argv, root):
+    """The switches in the log lines of a big static file sent through an
+    http-socket and through a uwsgi socket."""
+    from ugu import protocol
+    http_port, uwsgi_port = support.free_port(), support.free_port()
+    p = procs.start([*argv, "--http-socket", f"127.0.0.1:{http_port}",
+                     "--socket", f"127.0.0.1:{uwsgi_port}", "--check-static",
+                     str(root), "--master"])
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    support.wait_for_port(uwsgi_port)
+    packet = protocol.encode([(b"REQUEST_METHOD", b"GET"),
+                              (b"REQUEST_URI", b"/big.bin"),
+                              (b"PATH_INFO", b"/big.bin")])
+    for port, request in ((http_port, b"GET /big.bin HTTP/1.0\r\n\r\n"),
+                          (uwsgi_port, packet)):
+        raw = slow_get(port, request)
+        assert len(split_response(raw)[2]) == SHRINKING
+    p.wait_for_log(r"GET /big\.bin => ", count=2)
+    lines = re.findall(r"GET /big\.bin => .*", p.output())
+    return [int(re.search(r"(\d+) switches", line)[1]) for line in lines]
+
+
+def test_sendfile_counts_its_waits_as_switches_as_uwsgi_does(
+        procs, tmp_path, uwsgi_binary):
+    """A file bigger than the socket's buffer makes sendfile() wait for
+    room; uWSGI's log line counts each wait among the switches (how many
+    depends on the client's pace: only that there are some is compared)."""
+    (tmp_path / "big.bin").write_bytes(b"x" * SHRINKING)
+    for argv in (support.UGU, [uwsgi_binary]):
+        switches = sendfile_switches(procs, argv, tmp_path)
+        assert all(count > 0 for count in switches), (argv, switches)
 
 
 def test_a_vars_block_met_again_gives_a_fresh_dict():

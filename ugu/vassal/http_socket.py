@@ -296,14 +296,14 @@ class H11Transport:
         if not self.head_only:
             self.conn.sendall(self._body(data))
 
-    def send_file(self, fd, offset, count):
+    def send_file(self, fd, offset, count, on_wait=None):
         """sendfile() inside the framing h11 gives that many bytes: a
         chunk's size line before them and its CRLF after, or nothing for
         a body of declared length."""
         before, after = ([], []) if self.raw else self._framing(count)
         for piece in before:
             self.conn.sendall(piece)
-        send_file(self.conn, fd, offset, count)
+        send_file(self.conn, fd, offset, count, on_wait)
         for piece in after:
             self.conn.sendall(piece)
 

@@ -195,16 +195,19 @@ class OffloadEngine:
             thread.join()
 
 
-def send_file(conn, fd, offset, count):
+def send_file(conn, fd, offset, count, on_wait=None):
     """sendfile() the whole range from a core, however many calls it
     takes.  The connection may be non-blocking (it has a timeout): wait
-    for room up to that timeout, then give up on a client that stopped
-    reading.  A file that ends before `count` bytes fails the send."""
+    for room up to that timeout (calling `on_wait` each time), then give
+    up on a client that stopped reading.  A file that ends before `count`
+    bytes fails the send."""
     timeout = conn.gettimeout()
     while count > 0:
         try:
             sent = os.sendfile(conn.fileno(), fd, offset, count)
         except BlockingIOError:
+            if on_wait:
+                on_wait()
             if not select.select([], [conn], [], timeout)[1]:
                 raise TimeoutError("client stopped reading") from None
             continue

@@ -193,19 +193,19 @@ class PlainTransport:
             raise Unsendable("Too much data for declared Content-Length")
         self._left -= size
 
-    def send_file(self, fd, offset, count):
+    def send_file(self, fd, offset, count, on_wait=None):
         if self._h11 is not None:
-            self._h11.send_file(fd, offset, count)
+            self._h11.send_file(fd, offset, count, on_wait)
             return
         if self._chunked:
             if not count:
                 return
             send_all(self.conn, b"%x\r\n" % count)
-            send_file(self.conn, fd, offset, count)
+            send_file(self.conn, fd, offset, count, on_wait)
             send_all(self.conn, b"\r\n")
             return
         self._count(count)
-        send_file(self.conn, fd, offset, count)
+        send_file(self.conn, fd, offset, count, on_wait)
 
     def offloadable(self, count):
         """A body of the length the head declared goes out as it is: an

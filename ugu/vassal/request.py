@@ -126,6 +126,11 @@ class Exchange:
             self.body_size += len(data)
 
     # -- sending ----------------------------------------------------------
+    def waited(self):
+        """The client's socket was full and the core waited for room:
+        uWSGI counts each such wait of sendfile() among the switches."""
+        self.switches += 1
+
     def send_head(self, first_chunk=b""):
         if self._status_line is None:
             raise RuntimeError("the app returned without calling "
@@ -329,7 +334,7 @@ def _send_file(ex, fd, count):
     counts it only once it has all gone, as uWSGI's does."""
     ex.via = "sendfile"
     try:
-        ex.transport.send_file(fd, 0, count)
+        ex.transport.send_file(fd, 0, count, ex.waited)
     except OSError as e:
         raise ClientWriteError(SENDFILE, e) from None
     ex.body_size = count

@@ -42,8 +42,8 @@ class RawTransport:
         if not self.head_only:
             send_all(self.conn, data)
 
-    def send_file(self, fd, offset, count):
-        send_file(self.conn, fd, offset, count)
+    def send_file(self, fd, offset, count, on_wait=None):
+        send_file(self.conn, fd, offset, count, on_wait)
 
     def offloadable(self, count):
         """The body goes out as written and the close ends it: a body of
