@@ -649,6 +649,28 @@ def test_static_content_types_are_uwsgis(procs, tmp_path, uwsgi_binary,
         assert ours["x.zz"] == "text/first" and ours["a.js"] is None
 
 
+def test_a_missing_mimefile_is_named_as_uwsgi_names_it(procs, tmp_path,
+                                                       uwsgi_binary):
+    """Each mimefile's line, in order; one that cannot be read is passed
+    over with uWSGI's words and the others still count."""
+    (tmp_path / "my.types").write_text("text/first zz\n")
+    lines = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        p = procs.start([*argv, "--http-socket", f"127.0.0.1:{port}",
+                         "--check-static", str(tmp_path), "--master",
+                         "--mimefile", str(tmp_path / "missing.types"),
+                         "--mimefile", str(tmp_path / "my.types")])
+        p.wait_for_log(r"spawned uWSGI worker 1")
+        lines.append([line.replace(str(tmp_path), "DIR")
+                      for line in p.output().splitlines()
+                      if ".types" in line])
+    assert lines[0] == ["!!! no DIR/missing.types file found !!!",
+                        "building mime-types dictionary from file "
+                        "DIR/my.types...1 entry found"]
+    assert lines[0] == lines[1]
+
+
 ESCAPES = ["/%C3%BCn%C3%AF.txt", "/%2e%2e/outside/secret.txt", "/out-link",
            "/out-dir", "/out-dir/", "/", "//"]
 

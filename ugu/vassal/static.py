@@ -200,8 +200,9 @@ def _mime_types(config):
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 found = _read_mime_file(types, f)
-        except OSError as e:
-            log.log(f"unable to read mime types file {path}: {e.strerror}")
+        except OSError:
+            # uWSGI's line, for a file it cannot read as for a missing one.
+            log.log(f"!!! no {path} file found !!!")
             continue
         log.log(f"building mime-types dictionary from file {path}..."
                 f"{found} entry found")
