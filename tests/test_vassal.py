@@ -612,7 +612,7 @@ def test_app_prints_go_to_the_log_on_stderr(site, procs, request, tmp_path,
 
 
 STATIC_NAMES = ["a.js", "a.xml", "a.tar.gz", "A.JS", "x.zz", "README",
-                "a.css"]
+                "a.css", "x.ii", "x.cm"]
 
 
 def static_types(procs, argv, root, mimefile=None):
@@ -641,12 +641,15 @@ def test_static_content_types_are_uwsgis(procs, tmp_path, uwsgi_binary,
     for name in STATIC_NAMES:
         (root / name).write_text("x")
     mimefile = tmp_path / "my.types"
-    mimefile.write_text("text/first zz\ntext/second zz\ntext/css css\n")
+    mimefile.write_text("text/first zz\ntext/second zz\ntext/css css\n"
+                        "  text/indented ii\n# text/comment cm\n"
+                        "text/x-hash hh # cm\n")
     mimefile = mimefile if own_file else None
     ours = static_types(procs, support.UGU, root, mimefile)
     assert ours == static_types(procs, [uwsgi_binary], root, mimefile)
     if own_file:
         assert ours["x.zz"] == "text/first" and ours["a.js"] is None
+        assert ours["x.ii"] is None and ours["x.cm"] == "text/x-hash"
 
 
 def test_a_missing_mimefile_is_named_as_uwsgi_names_it(procs, tmp_path,

@@ -211,10 +211,14 @@ def _mime_types(config):
 
 def _read_mime_file(types, lines):
     """Add `type ext ext...` lines, the first line naming an extension
-    winning; the number of extensions read."""
+    winning; the number of extensions read.  As in uWSGI, a line that
+    does not start with a letter or digit (a comment, an indented line)
+    is skipped, and a `#` further on is one more extension."""
     found = 0
     for line in lines:
-        fields = line.split("#", 1)[0].split()
+        if not (line[:1].isascii() and line[:1].isalnum()):
+            continue
+        fields = line.split()
         for ext in fields[1:]:
             types.setdefault("." + ext, fields[0])
             found += 1
