@@ -580,26 +580,27 @@ def head_of(port, path):
         return support.read_to_eof(s).partition(b"\r\n\r\n")[0]
 
 
+def serve_routes(tmp_path, procs, argv, routes):
+    """`argv` (ugu's or uWSGI's) serving tmp_path's app.py on an
+    http-socket with `routes`, once it listens: (process, port)."""
+    port = support.free_port()
+    path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
+                                   "wsgi-file = app.py", *routes])
+    server = procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
+    support.wait_for_port(port)
+    return server, port
+
+
 def test_routes_on_a_served_response(tmp_path, procs, uwsgi_binary):
     """addheader sends the value's bytes as written in the file, as
     uWSGI does; a status HTTP cannot carry gets the client ugu's 500
     (README), routed once."""
     (tmp_path / "app.py").write_text(ROUTED_APP)
-    heads = []
-    for argv in (support.UGU, [uwsgi_binary]):
-        port = support.free_port()
-        path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
-                                       "wsgi-file = app.py",
-                                       *SERVED_ROUTES])
-        procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
-        support.wait_for_port(port)
-        heads.append(head_of(port, b"/"))
-    assert b"\r\nX-Euro: 1\xe2\x82\xac \xc3\xbc" in heads[0]
-    assert b"\r\nX-Euro: 1\xe2\x82\xac \xc3\xbc" in heads[1]
-    ugu = procs.ugu("--ini", str(write_config(
-        tmp_path, [f"http-socket = 127.0.0.1:{(port := support.free_port())}",
-                   "wsgi-file = app.py", *SERVED_ROUTES])), cwd=tmp_path)
-    support.wait_for_port(port)
+    for argv in ([uwsgi_binary], support.UGU):
+        server, port = serve_routes(tmp_path, procs, argv, SERVED_ROUTES)
+        assert b"\r\nX-Euro: 1\xe2\x82\xac \xc3\xbc" in \
+            head_of(port, b"/")
+    ugu = server  # the last one: the rest is ugu's own
     assert head_of(port, b"/b102").startswith(
         b"HTTP/1.1 500 Internal Server Error\r\n")
     ugu.wait_for_log(r"response refused: .*102")
@@ -637,12 +638,7 @@ def test_vars_from_headers_and_routes_as_uwsgi_appends_them(
     big = b"/big" + b"x" * 380
     results = []
     for argv in (support.UGU, [uwsgi_binary]):
-        port = support.free_port()
-        path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
-                                       "wsgi-file = app.py",
-                                       *COPYING_ROUTES])
-        server = procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
-        support.wait_for_port(port)
+        server, port = serve_routes(tmp_path, procs, argv, COPYING_ROUTES)
         heads = [head_of(port, p) for p in (b"/", big, b"/long")]
         server.wait_for_log(r"GET /long ")
         results.append((heads, server.output()))
@@ -677,16 +673,9 @@ def test_regexp_rules_match_the_vars_the_request_arrived_with(
     """As uWSGI's: a regexp rule's subject is the request's own value,
     whatever addvar made of it since; `${VAR}` is the latest value."""
     (tmp_path / "app.py").write_text(ROUTED_APP)
-    heads = []
     for argv in (support.UGU, [uwsgi_binary]):
-        port = support.free_port()
-        path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
-                                       "wsgi-file = app.py",
-                                       *ARRIVAL_ROUTES])
-        procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
-        support.wait_for_port(port)
-        heads.append(head_of(port, b"/"))
-    for head in heads:
+        head = head_of(serve_routes(tmp_path, procs, argv,
+                                    ARRIVAL_ROUTES)[1], b"/")
         assert b"\r\nX-Regexp-Path: arrived\r\n" in head
         assert b"X-Regexp-Path: new" not in head
         assert b"X-Regexp-Referer" not in head
