@@ -149,6 +149,13 @@ OPTIONS = (
          MASTER, default=False),
     _opt("worker-reload-mercy", INT, "seconds a worker may take to finish "
          "its requests when stopping", MASTER, default=60),
+    _opt("ignore-sigpipe", FLAG, "do not log a worker's SIGPIPE (a write "
+         "to a closed pipe or socket)", CORE, default=False),
+    _opt("ignore-write-errors", FLAG, "do not log a failed write of a "
+         "response to its client", CORE, default=False),
+    _opt("disable-write-exception", FLAG, "do not raise OSError in the app "
+         "when a response cannot be written to its client", PYTHON,
+         default=False),
     _opt("buffer-size", INT, "largest uwsgi request block accepted (bytes)",
          CORE, default=4096, short="b", maximum=65535),
     _opt("auto-procname", FLAG, "name processes 'uWSGI master', "

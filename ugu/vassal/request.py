@@ -40,11 +40,12 @@ class ClientWriteError(OSError):
         self.call, self.error = call, error
 
     def log(self, ex):
-        """One line, as uWSGI's writer words it."""
+        """One line, as uWSGI's writer words it; `ignore-write-errors`
+        keeps all but a timeout's quiet, as in uWSGI."""
         name, line = self.call
         if isinstance(self.error, TimeoutError):
             log.log(f"{name} TIMEOUT !!!")
-        else:
+        elif not ex.ctx.ignore_write_errors:
             log.verbose(f"{name}: {self.strerror} [core/writer.c line "
                         f"{line}] during {ex.method} {ex.uri} "
                         f"({ex.remote_addr})")
@@ -68,6 +69,9 @@ class Exchange:
     # Whether the response routes see the response: the server's own 500
     # for a failed app is not one uWSGI would send, nor route.
     routed = True
+    # The app's write() failed: the client is gone, and the rest of the
+    # response is dropped unsaid.
+    write_failed = False
 
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
@@ -109,7 +113,7 @@ class Exchange:
                 raise TypeError("unable to add header to the response")
         self._status_line, self._headers = status_line, headers
         self._copied = copied
-        return self.write
+        return self.app_write
 
     def write(self, data):
         if not isinstance(data, BODY_TYPES):
@@ -124,6 +128,21 @@ class Exchange:
                 raise ClientWriteError(WRITE_BODY, e) from None
         if not self.body_dropped:
             self.body_size += len(data)
+
+    def app_write(self, data):
+        """The write() start_response() gives the app.  As in uWSGI, the
+        first write that fails is logged and each one after it fails
+        without a word; the app sees OSError("write error"), or nothing
+        under `disable-write-exception`."""
+        if not self.write_failed:
+            try:
+                self.write(data)
+                return
+            except ClientWriteError as e:
+                self.write_failed = True
+                e.log(self)
+        if not self.ctx.quiet_writes:
+            raise OSError("write error")
 
     # -- sending ----------------------------------------------------------
     def waited(self):
@@ -234,10 +253,16 @@ def run_app(ex, app):
             # cannot carry gets the 500 below.
             ex.send_head()
     except ClientWriteError as e:
-        # No one to answer either; uWSGI reports it to the app as an
-        # exception of its own, and logs that.
+        if ex.write_failed:
+            # Said when the app's write() failed.
+            return
+        # No one to answer either; uWSGI makes it the app's exception (of
+        # its own wording), counted, and logged unless
+        # disable-write-exception.
         e.log(ex)
-        log.log("OSError: write error")
+        ctx.count_exception(app)
+        if not ctx.quiet_writes:
+            log.log("OSError: write error")
         return
     except _PASSED_ON:
         raise

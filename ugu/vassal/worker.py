@@ -53,6 +53,8 @@ class Context:
         self.socket_timeout = config["socket-timeout"]
         self.harakiri = config["harakiri"]
         self.log_requests = not config["disable-logging"]
+        self.ignore_write_errors = config["ignore-write-errors"]
+        self.quiet_writes = config["disable-write-exception"]
         self.threads = config["threads"]
         self.cores = config["gevent"] or self.threads
         self.multithread = self.threads > 1
@@ -151,6 +153,8 @@ class Worker:
         self.recycler = Recycler(self.config, self.wid,
                                  self.shared.scoreboard)
         signals = proc.SignalQueue(GRACEFUL + IMMEDIATE + (signal.SIGUSR2,))
+        if not self.config["ignore-sigpipe"]:
+            signal.signal(signal.SIGPIPE, self._warn_pipe)
         proc.unblock_signals()
         ctx = Context(self, self.shared)
         if self.config["offload-threads"]:
@@ -243,6 +247,23 @@ class Worker:
                 log.log(f"SIGUSR2: --- uWSGI worker {self.wid} (pid: "
                         f"{os.getpid()}) is managing request {uri} since "
                         f"{time.ctime(start)} ---")
+
+    def _warn_pipe(self, signum, frame):
+        """A write to a closed pipe or socket (a client gone, mostly):
+        said as uWSGI says it, naming the request where the worker has a
+        single core.  The write itself fails with EPIPE either way."""
+        running = None
+        if self.config["threads"] == 1 and not self.config["gevent"]:
+            running = self.shared.scoreboard.running(self.wid, 0)
+        if running is None:
+            log.verbose("SIGPIPE: writing to a closed pipe/socket/fd "
+                        "(probably the client disconnected) !!!")
+            return
+        addr, _, request = running[1].partition(" - ")
+        uri = request.rpartition(" ")[2]
+        log.verbose(f"SIGPIPE: writing to a closed pipe/socket/fd (probably "
+                    f"the client disconnected) on request {uri} (ip {addr}) "
+                    f"!!!")
 
     def _stop_cores(self, cores, ctx):
         self._stopping = True

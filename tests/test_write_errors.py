@@ -1,0 +1,152 @@
+"""A client gone mid-response, and the options that quiet what the
+worker says of it: ignore-write-errors, disable-write-exception and
+ignore-sigpipe, each run on ugu and on the real uWSGI."""
+
+import re
+import signal
+import socket
+import struct
+import textwrap
+
+import pytest
+import requests
+
+from tests import support
+
+APP = textwrap.dedent('''
+    import os, time
+
+    def application(environ, start_response):
+        return ROUTES[environ["PATH_INFO"]](environ, start_response)
+
+    def stream(environ, start_response):
+        """An iterable, far longer than the socket buffers."""
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return (b"x" * 65536 for _ in range(400))
+
+    def writes(environ, start_response):
+        """The write() callable, its failure caught by the app."""
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        for n in range(400):
+            try:
+                write(b"x" * 65536)
+            except OSError as e:
+                print(f"app: {type(e).__name__}: {e}", flush=True)
+                return []
+        print("app: every write returned", flush=True)
+        return []
+
+    def pipe(environ, start_response):
+        """A write to a pipe whose reader is closed: SIGPIPE."""
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            os.write(write_end, b"x")
+            body = b"written"
+        except BrokenPipeError:
+            body = b"EPIPE"
+        os.close(write_end)
+        # The request still runs when the signal is said.
+        time.sleep(0.3)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+
+    ROUTES = {"/stream": stream, "/writes": writes, "/pipe": pipe}
+''')
+
+WRITER_LINE = (r"uwsgi_response_write_body_do\(\): Connection reset by peer "
+               r"\[core/writer\.c line 429\] during GET /(stream|writes) "
+               r"\(127\.0\.0\.1\)")
+SERVERS = ["ugu", "uwsgi"]
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    return tmp_path
+
+
+def serve(start_server, server, site, *options):
+    port = support.free_port()
+    p = start_server(server, ["--http-socket", f"127.0.0.1:{port}",
+                              "--master", "--wsgi-file", "app.py",
+                              *options], cwd=site)
+    support.wait_for_port(port)
+    p.port = port
+    return p
+
+
+def reset_mid_response(port, path):
+    """Read the head, then close with unread bytes: a reset, so the
+    server's next write fails."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+
+
+def exceptions_counted(p):
+    """The app's exceptions, as SIGUSR1's statistics count them."""
+    p.send_signal(signal.SIGUSR1)
+    found = p.wait_for_log(r"\tworker 1 app 0 \[\] requests: 1 "
+                           r"exceptions: (\d+)")
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("options, writer_line, exception_line", [
+    ((), True, True),
+    (("--ignore-write-errors",), False, True),
+    (("--disable-write-exception",), True, False),
+])
+def test_a_failed_iterable_is_counted_and_said_as_the_options_allow(
+        site, start_server, server, options, writer_line, exception_line):
+    p = serve(start_server, server, site, *options)
+    reset_mid_response(p.port, "/stream")
+    p.wait_for_log(r"GET /stream => generated \d+ bytes")
+    # Counted whatever is said: uWSGI makes the failure the app's.
+    assert exceptions_counted(p) == 1
+    log = p.output()
+    assert bool(re.search(WRITER_LINE, log)) == writer_line
+    assert ("\nOSError: write error\n" in log) == exception_line
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_apps_write_raises_oserror_once_its_client_is_gone(
+        site, start_server, server):
+    p = serve(start_server, server, site)
+    reset_mid_response(p.port, "/writes")
+    p.wait_for_log(r"\napp: OSError: write error\n")
+    p.wait_for_log(r"GET /writes => generated \d+ bytes")
+    # Said once, at the failure; caught by the app, so not its exception.
+    assert len(re.findall(WRITER_LINE, p.output())) == 1
+    assert exceptions_counted(p) == 0
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_disable_write_exception_lets_the_apps_writes_go_on(
+        site, start_server, server):
+    p = serve(start_server, server, site, "--disable-write-exception")
+    reset_mid_response(p.port, "/writes")
+    p.wait_for_log(r"\napp: every write returned\n")
+    p.wait_for_log(r"GET /writes => generated \d+ bytes")
+    # The writes after the first failure fail without a word.
+    assert len(re.findall(WRITER_LINE, p.output())) == 1
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_sigpipe_is_said_with_the_request_unless_ignore_sigpipe(
+        site, start_server, server):
+    said = serve(start_server, server, site)
+    quiet = serve(start_server, server, site, "--ignore-sigpipe")
+    for p in (said, quiet):
+        response = requests.get(f"http://127.0.0.1:{p.port}/pipe"
+                                         f"?q=1", timeout=10)
+        assert response.text == "EPIPE"
+        p.wait_for_log(r"GET /pipe\?q=1 => generated 5 bytes")
+    said.wait_for_log(r"\n\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
+                      r"SIGPIPE: writing to a closed pipe/socket/fd "
+                      r"\(probably the client disconnected\) on request "
+                      r"/pipe\?q=1 \(ip 127\.0\.0\.1\) !!!\n")
+    assert "SIGPIPE" not in quiet.output()
