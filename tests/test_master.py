@@ -1172,6 +1172,38 @@ def test_socket_lines_are_uwsgis(procs, site, uwsgi_binary, options,
     assert re.sub(auto, "AUTO", ours) == re.sub(auto, "AUTO", theirs)
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_umask_shapes_the_files_and_sockets_the_instance_makes(
+        procs, site, request, server):
+    """A unix socket without chmod-socket and the pidfile take the modes
+    the umask leaves them; thunder-lock, which ugu's accept already
+    does, is taken too."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    sock, pidfile = site / "app.sock", site / "app.pid"
+    ini = support.write_ini(site / "umask.ini", uwsgi=[
+        ("master", "true"), ("umask", "0027"), ("thunder-lock", "true"),
+        ("socket", str(sock)), ("pidfile", str(pidfile)),
+        ("wsgi-file", "app.py")])
+    argv = [binary] if binary else support.UGU
+    p = procs.start([*argv, "--ini", ini.name], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    assert _uwsgi_over_unix(str(sock)).startswith(b"HTTP/1.1 200 OK")
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o750
+    assert stat.S_IMODE(pidfile.stat().st_mode) == 0o640
+
+
+@pytest.mark.parametrize("value", ["22", "0o22", "099", "u=rwx"])
+def test_a_umask_that_is_not_octal_digits_is_refused(tmp_path, value):
+    """uWSGI reads such a value as a mask of its own making (or 0, so
+    world-writable files): ugu stops instead."""
+    said = refused_start(tmp_path / "umask.ini", (
+        f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
+        f"umask = {value}\n"))
+    assert (f"umask.ini:4: option 'umask': invalid umask: {value} (write "
+            f"three octal digits, as 022)" in said)
+
+
 def refused_start(ini, text):
     """What ugu says when `text` in the INI file `ini` stops its start."""
     ini.write_text(text)

@@ -39,6 +39,10 @@ def _dispatch(config):
     if config["version"]:
         _say(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
         return 0
+    if config["umask"] is not None:
+        # Before any file or socket is made, as uWSGI sets it while it
+        # reads the option; the vassals an Emperor starts inherit it.
+        os.umask(config["umask"])
     if config["emperor"]:
         from ugu.emperor.emperor import run as run_emperor
         return run_emperor(config)

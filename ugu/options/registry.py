@@ -20,6 +20,7 @@ INT = "int"
 STR = "str"
 TOGGLE = "toggle"  # boolean words or a number, e.g. http-keepalive = true | 5
 PLUGINS = "plugins"  # plugin names, each one ugu has built in
+MODE = "mode"      # a file mode in octal digits, e.g. umask = 022
 
 # Subsystems that own options (for --help grouping and module ownership).
 CORE = "core"
@@ -149,6 +150,11 @@ OPTIONS = (
          MASTER, default=False),
     _opt("worker-reload-mercy", INT, "seconds a worker may take to finish "
          "its requests when stopping", MASTER, default=60),
+    _opt("umask", MODE, "set the umask (octal, as 022) before anything "
+         "is created", CORE),
+    _opt("thunder-lock", FLAG, "serialize accept(): ugu's workers always "
+         "take turns (EPOLLEXCLUSIVE), so this states the behaviour", CORE,
+         default=False),
     _opt("ignore-sigpipe", FLAG, "do not log a worker's SIGPIPE (a write "
          "to a closed pipe or socket)", CORE, default=False),
     _opt("ignore-write-errors", FLAG, "do not log a failed write of a "
@@ -420,6 +426,7 @@ _INSTEAD = {
                  "run ugu in the background",
     "daemonize2": _LOG_TO_FILE + ", and let a supervisor such as systemd "
                   "run ugu in the background",
+    "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     "static-map": "serve the files with `check-static = ROOT`, ROOT "
                   "followed by a request's path naming its file",
 }

@@ -381,12 +381,23 @@ def _to_plugins(entry):
     return names
 
 
+def _to_mode(entry):
+    """uWSGI's reading of a mode: three octal digits, or four whose first
+    it skips (`0022`)."""
+    if not re.fullmatch("[0-7]{3,4}", entry.value):
+        raise ConfigError(f"invalid {entry.key}: {entry.value} (write three "
+                          f"octal digits, as 022)", entry.file, entry.line,
+                          entry.key)
+    return int(entry.value[-3:], 8)
+
+
 CONVERTERS = {
     registry.FLAG: to_bool,
     registry.INT: _to_int,
     registry.STR: lambda entry: entry.value,
     registry.TOGGLE: _to_toggle,
     registry.PLUGINS: _to_plugins,
+    registry.MODE: _to_mode,
 }
 
 
