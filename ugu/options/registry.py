@@ -199,6 +199,11 @@ OPTIONS = (
          "seconds", MASTER, default=0),
     _opt("reload-on-rss", INT, "recycle a worker whose resident memory "
          "passes this many megabytes", MASTER, default=0),
+    _opt("post-buffering", INT, "read a request's whole body before the "
+         "app runs: in memory under this many bytes, else in a temporary "
+         "file (wsgi.input can then seek)", CORE, default=0),
+    _opt("post-buffering-bufsize", INT, "bytes read at a time while a body "
+         "is buffered (at least post-buffering)", CORE, default=8192),
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
     _opt("touch-reload", STR, "gracefully reload when the file is touched",

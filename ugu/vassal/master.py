@@ -104,9 +104,9 @@ def _run(config):
         # Before anything can fail, as uWSGI warns (tutorial step 1).
         log.log("*** WARNING: you are running uWSGI without its master "
                 "process manager ***")
-    if config["harakiri"]:
-        # ugu has no post-buffering: a slow upload counts against the
-        # harakiri deadline, which is what uWSGI warns about.
+    if config["harakiri"] and not config["post-buffering"]:
+        # A slow upload then counts against the harakiri deadline, which
+        # is what uWSGI warns about.
         log.log(" *** WARNING: you have enabled harakiri without post "
                 "buffering. Slow upload could be rejected on "
                 "post-unbuffered webservers *** ")
@@ -127,6 +127,9 @@ def _run(config):
         if not _worker_sockets(listeners):
             log.log("...you should enable the master process... really...")
             return _end_without_master(config, listeners)
+    if config["post-buffering"] > config["post-buffering-bufsize"]:
+        log.log(f"setting request body buffering size to "
+                f"{config['post-buffering']} bytes")
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")

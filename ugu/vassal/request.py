@@ -211,6 +211,8 @@ class Exchange:
 def handle(ex):
     """Serve the exchange from a static file or the app, then log it."""
     ctx = ex.ctx
+    if ctx.post_buffering and not _buffer_body(ex):
+        return
     ctx.describe(ex)
     app = ctx.apps.select(ex.vars)
     found = ctx.static.lookup(ex.method, ex.vars.get("PATH_INFO", ""),
@@ -229,6 +231,22 @@ def handle(ex):
         e.log(ex)
     finally:
         account(ex)
+
+
+def _buffer_body(ex):
+    """post-buffering, before the request counts for harakiri (a slow
+    upload is not the app's): False if the body did not come, which
+    ends the request unanswered with uWSGI's line for it, a 500 served
+    by no app."""
+    ctx = ex.ctx
+    buffered = wsgi.buffer_body(ex.input, ctx.post_buffering,
+                                ctx.post_buffering_bufsize)
+    if buffered is None:
+        ex.status = 500
+        account(ex)
+        return False
+    ex.input = buffered
+    return True
 
 
 def account(ex):

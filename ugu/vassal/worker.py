@@ -55,6 +55,9 @@ class Context:
         self.log_requests = not config["disable-logging"]
         self.ignore_write_errors = config["ignore-write-errors"]
         self.quiet_writes = config["disable-write-exception"]
+        self.post_buffering = config["post-buffering"]
+        self.post_buffering_bufsize = max(config["post-buffering-bufsize"],
+                                          self.post_buffering)
         self.threads = config["threads"]
         self.cores = config["gevent"] or self.threads
         self.multithread = self.threads > 1

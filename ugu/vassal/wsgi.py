@@ -5,9 +5,11 @@ The environ mirrors uWSGI's: every request var as a latin-1 `str`, plus the
 gives them on Python 3).
 """
 
+import io
 import operator
 import socket
 import sys
+import tempfile
 
 from ugu import UWSGI_VERSION, log
 from ugu.http.errors import BodyCutShort, BodyStalled
@@ -75,7 +77,8 @@ class Input:
     [uwsgi-body-read] line, and an OSError with its words for the app.
     As in uWSGI, a size of 0 or less means all that is left, readlines()
     ignores its hint, and close(), tell(), fileno() and seek() are there
-    (seek() refuses: there is no post-buffering to go back in)."""
+    (seek() refuses: without post-buffering there is nothing to go back
+    in)."""
 
     def __init__(self, stream, length):
         self._stream = stream
@@ -184,6 +187,48 @@ class Input:
         except (OSError, ValueError):
             return False
         return True
+
+
+class BufferedInput(Input):
+    """wsgi.input under `post-buffering`: the whole body, read before the
+    app ran, from memory or a temporary file; seek() moves in it as
+    uWSGI's does.  fileno() is still the connection's, as in uWSGI."""
+
+    def __init__(self, store, length, fileno):
+        super().__init__(store, length)
+        self._fileno = fileno
+
+    def fileno(self):
+        return self._fileno
+
+    def seek(self, pos, whence=0):
+        if whence == 1:
+            pos += self.length - self.remaining
+        elif whence == 2:
+            pos += self.length
+        if pos < 0 or pos > self.length:
+            raise OSError("invalid seek position for wsgi.input")
+        self._stream.seek(pos)
+        self.remaining = self.length - pos
+
+
+def buffer_body(wsgi_input, memory_limit, read_size):
+    """post-buffering: the whole body read from the client before the app
+    runs, in memory under `memory_limit` bytes, else in a temporary file.
+    None if the client failed to send it (said as a read of the app's
+    would have been)."""
+    length = wsgi_input.length
+    store = (io.BytesIO() if length < memory_limit
+             else tempfile.TemporaryFile())
+    try:
+        while wsgi_input.remaining:
+            store.write(wsgi_input.read(min(wsgi_input.remaining,
+                                            read_size)))
+    except OSError:
+        store.close()
+        return None
+    store.seek(0)
+    return BufferedInput(store, length, wsgi_input.fileno())
 
 
 class FileWrapper:
