@@ -63,5 +63,5 @@ def help_text():
         names = "|".join(f"--{n}" for n in (opt.name, *opt.aliases))
         if opt.short:
             names = f"-{opt.short}|{names}"
-        lines.append(f"    {names:<40}{opt.help}")
+        lines.append(f"    {names:<39} {opt.help}")
     return "\n".join(lines)

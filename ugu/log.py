@@ -37,10 +37,13 @@ def verbose(message):
     _write(_MESSAGES_FD, f"{time.ctime()} - {message}")
 
 
-def request(line):
-    # Its fields are the request's bytes as latin-1 text (PEP 3333): they
-    # go out as the bytes that came in, as uWSGI writes them.
-    _write(_requests_fd, line, "latin-1")
+def request_writer(line_of):
+    """A function that logs a finished request with line_of(request)."""
+    def write(r):
+        # The line's fields are the request's bytes as latin-1 text (PEP
+        # 3333): they go out as the bytes that came in, as uWSGI's do.
+        _write(_requests_fd, line_of(r), "latin-1")
+    return write
 
 
 def _write(fd, line, encoding="utf-8"):

@@ -328,8 +328,34 @@ OPTIONS = (
     _opt("req-logger", STR, "send request lines to a logger (file:PATH)",
          LOGGING, repeat=True, needs_master=True,
          aliases=("logger-req",)),
-    _opt("disable-logging", FLAG, "do not log requests", LOGGING,
-         default=False, short="L"),
+    _opt("disable-logging", FLAG, "do not log requests (but those the "
+         "log-4xx, log-5xx, log-slow, log-big, log-zero, log-sendfile and "
+         "log-ioerror options name)", LOGGING, default=False, short="L"),
+    _opt("log-format", STR, "request lines in this format: %(name) tokens "
+         "(uri, method, status, msecs, var.NAME...) in text", LOGGING,
+         aliases=("logformat",)),
+    _opt("log-format-strftime", FLAG, "%(ftime) in logdate's format (ugu "
+         "refuses logdate, so ftime is ltime, as in uWSGI without it)",
+         LOGGING, default=False, aliases=("logformat-strftime",)),
+    _opt("log-x-forwarded-for", FLAG, "log the X-Forwarded-For header as "
+         "the client's address", LOGGING, default=False),
+    _opt("log-4xx", FLAG, "with disable-logging, still log 4xx responses",
+         LOGGING, default=False),
+    _opt("log-5xx", FLAG, "with disable-logging, still log 5xx responses",
+         LOGGING, default=False),
+    _opt("log-slow", INT, "with disable-logging, still log requests of "
+         "this many milliseconds or more", LOGGING, default=0),
+    _opt("log-big", INT, "with disable-logging, still log responses whose "
+         "body has this many bytes or more", LOGGING, default=0),
+    _opt("log-zero", FLAG, "with disable-logging, still log responses "
+         "without a body", LOGGING, default=False),
+    # uWSGI 2.0 wants a value for these two (`--log-sendfile 1`).
+    _opt("log-sendfile", FLAG, "with disable-logging, still log files "
+         "sent by sendfile() (not those of an offload thread)", LOGGING,
+         default=False, optional=True),
+    _opt("log-ioerror", FLAG, "with disable-logging, still log requests "
+         "whose body read and response write both failed", LOGGING,
+         default=False, optional=True),
     # emperor
     _opt("emperor", STR, "run the Emperor on a glob or directory", EMPEROR,
          repeat=True),

@@ -438,8 +438,8 @@ def _serve_plain(ctx, core, site, found, client):
         _checked_block(RequestVars(found), ctx, site)
     transport = plain_http.PlainTransport(client.conn, found, H11Transport)
     body = plain_http.PlainBody(client, found.length)
-    ex = request.Exchange(ctx, core, transport, request_vars, 2 * count,
-                          size, Input(body, found.length))
+    ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
+                      size, Input(body, found.length))
     request.handle(ex)
     if transport.conn is None:
         return False
@@ -460,8 +460,8 @@ def _serve_one(ctx, core, site, event, client):
     # A repeated var cannot occur: RequestVars joins repeated headers.
     request_vars, count = protocol.decode_text(block)
     transport = H11Transport(client.conn, client.h, event)
-    ex = request.Exchange(ctx, core, transport, request_vars, 2 * count,
-                          len(block), Input(body, length))
+    ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
+                      len(block), Input(body, length))
     try:
         request.handle(ex)
     finally:

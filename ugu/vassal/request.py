@@ -40,8 +40,10 @@ class ClientWriteError(OSError):
         self.call, self.error = call, error
 
     def log(self, ex):
-        """One line, as uWSGI's writer words it; `ignore-write-errors`
-        keeps all but a timeout's quiet, as in uWSGI."""
+        """One line, as uWSGI's writer words it (`ignore-write-errors`
+        keeps all but a timeout's quiet, as in uWSGI); the request's log
+        line counts the failure (werr) either way."""
+        ex.write_errors += 1
         name, line = self.call
         if isinstance(self.error, TimeoutError):
             log.log(f"{name} TIMEOUT !!!")
@@ -59,6 +61,13 @@ class Exchange:
     app_requests = -1
     via = ""
     switches = 0
+    write_errors = 0
+    # The uwsgi packet's modifiers, as log-format names them: uWSGI logs
+    # modifier1 30 as 0, the only other one served.
+    modifier1 = modifier2 = 0
+    # Values the log line names (log-format's other tokens), set with
+    # set_logvar(); None until one is.
+    logvars = None
     status = 0
     header_count = 0
     header_size = 0
@@ -198,14 +207,33 @@ class Exchange:
             self.send_head()
         self.transport.finish()
 
+    def set_logvar(self, name, value):
+        """A value for the log line (`%(name)` in log-format); a name set
+        again keeps its place and takes the new value."""
+        if self.logvars is None:
+            self.logvars = {}
+        self.logvars[name] = value
+
     def log(self):
-        if self.ctx.log_requests:
+        log_request = self.ctx.log_request
+        if log_request is not None:
             self.msecs = int((time.time() - self.start) * 1000)
             if self.app is not None:
                 # As uWSGI: the app's count when the line is written, which
                 # counts the requests that began since this one.
                 self.app_requests = self.app.requests
-            log.request(log.request_line(self))
+            log_request(self)
+
+
+class ForwardedExchange(Exchange):
+    """An exchange under log-x-forwarded-for: the client is named by its
+    X-Forwarded-For header as sent (a proxy's whole list), wherever uWSGI
+    names it: the log line, the scoreboard, a failed write's line."""
+
+    def __init__(self, ctx, core, transport, request_vars, *args):
+        super().__init__(ctx, core, transport, request_vars, *args)
+        self.remote_addr = (request_vars.get("HTTP_X_FORWARDED_FOR")
+                            or self.remote_addr)
 
 
 def handle(ex):

@@ -21,7 +21,8 @@ import traceback
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import async_worker, harakiri, request, sockets, wsgi
+from ugu.vassal import (async_worker, harakiri, reqlog, request, sockets,
+                         wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -52,7 +53,10 @@ class Context:
         self.buffer_size = config["buffer-size"]
         self.socket_timeout = config["socket-timeout"]
         self.harakiri = config["harakiri"]
-        self.log_requests = not config["disable-logging"]
+        self.log_request = reqlog.request_logger(config, self.wid)
+        self.exchange = (request.ForwardedExchange
+                         if config["log-x-forwarded-for"]
+                         else request.Exchange)
         self.ignore_write_errors = config["ignore-write-errors"]
         self.quiet_writes = config["disable-write-exception"]
         self.post_buffering = config["post-buffering"]
@@ -346,7 +350,7 @@ def serve_uwsgi(ctx, core, conn):
         return
     if parsed is None:
         return
-    request_vars, count, size, early_body = parsed
+    request_vars, count, size, early_body, modifier2 = parsed
     if not size:
         # uWSGI's Python plugin refuses an empty block; the line still
         # counts it, and the connection just closes.
@@ -356,8 +360,11 @@ def serve_uwsgi(ctx, core, conn):
     length = _content_length(request_vars)
     transport = RawTransport(conn)
     body = wsgi.SocketBody(conn, early_body, BUFFER)
-    ex = request.Exchange(ctx, core, transport, request_vars, count, size,
-                          wsgi.Input(body, length))
+    ex = ctx.exchange(ctx, core, transport, request_vars, count, size,
+                      wsgi.Input(body, length))
+    if modifier2:
+        # Only log-format shows it (a router's http-modifier2).
+        ex.modifier2 = modifier2
     request.handle(ex)
     if transport.conn is not None:
         ex.input.drain()
@@ -365,13 +372,13 @@ def serve_uwsgi(ctx, core, conn):
 
 def read_uwsgi_request(conn, ctx):
     """(vars, vars count, block size, the body's bytes read with the
-    block) or None after logging why (the caller then closes, as uWSGI
-    closes on a bad packet).  One recv() brings the whole packet of almost
-    every request."""
+    block, modifier2) or None after logging why (the caller then closes,
+    as uWSGI closes on a bad packet).  One recv() brings the whole packet
+    of almost every request."""
     data = _recv_at_least(conn, b"", protocol.HEADER_SIZE)
     if len(data) < protocol.HEADER_SIZE:
         return None
-    modifier1, size, _ = protocol.decode_header(data)
+    modifier1, size, modifier2 = protocol.decode_header(data)
     if size > ctx.buffer_size:
         log.log(f"invalid request block size: {size} (max "
                 f"{ctx.buffer_size})...skip")
@@ -396,7 +403,7 @@ def read_uwsgi_request(conn, ctx):
     # Modifier 30 is meant to strip SCRIPT_NAME from PATH_INFO, and uWSGI
     # 2.0 on Python 3 does not: apps behind it route on the whole path,
     # so ugu serves it as it serves 0.
-    return request_vars, 2 * count, size, data[end:]
+    return request_vars, 2 * count, size, data[end:], modifier2
 
 
 # Vars blocks met before, decoded: a router sends the same block for each

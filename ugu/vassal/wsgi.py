@@ -80,6 +80,10 @@ class Input:
     (seek() refuses: without post-buffering there is nothing to go back
     in)."""
 
+    # Reads the socket failed (a reset): the log line's rerr.  As in
+    # uWSGI, a body cut short or stalled is not one.
+    read_errors = 0
+
     def __init__(self, stream, length):
         self._stream = stream
         self.length = self.remaining = length
@@ -129,6 +133,9 @@ class Input:
         except BodyCutShort:
             got = min(want, self._stream.buffered())
             raise self._cut_short(name, asked, want, got) from None
+        except OSError:
+            self.read_errors += 1
+            raise
 
     def _cut_short(self, name, asked, want, got):
         """The client closed before CONTENT_LENGTH, which the app must not
