@@ -269,3 +269,27 @@ def test_logvars_set_on_the_request_are_logged_by_name():
     ex.set_logvar("a", "2")
     ex.set_logvar("b", "")
     assert line(ex) == "/x 2 - 2"
+
+
+MEMORY = re.compile(r"\{address space usage: (\d+) bytes/(\d+)MB\} "
+                    r"\{rss usage: (\d+) bytes/(\d+)MB\} \[pid: ")
+
+
+@pytest.mark.parametrize("fmt", [None, "L: %(vsz) %(vszM) %(rss) %(rssM)"],
+                         ids=["default", "log-format"])
+def test_memory_report_logs_the_workers_memory_as_uwsgi_does(
+        site, uwsgi_binary, fmt):
+    """Before the default line (as uWSGI words it), or as log-format's
+    vsz and rss (0 without memory-report): bytes and whole MB."""
+    options = ["--log-format", fmt] if fmt else []
+    for argv in (support.UGU, [uwsgi_binary]):
+        with_report = serve(site, argv, [*options, "--memory-report"],
+                            ["/hello"])
+        line, = with_report
+        if fmt:
+            vsz, vsz_mb, rss, rss_mb = map(int, line.split()[1:])
+            assert serve(site, argv, options, ["/hello"]) == ["L: 0 0 0 0"]
+        else:
+            vsz, vsz_mb, rss, rss_mb = map(int, MEMORY.match(line).groups())
+        assert vsz_mb == vsz // 2**20 and rss_mb == rss // 2**20
+        assert 0 < rss_mb < vsz_mb

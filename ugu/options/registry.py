@@ -337,6 +337,9 @@ OPTIONS = (
     _opt("log-format-strftime", FLAG, "%(ftime) in logdate's format (ugu "
          "refuses logdate, so ftime is ltime, as in uWSGI without it)",
          LOGGING, default=False, aliases=("logformat-strftime",)),
+    _opt("memory-report", FLAG, "measure each worker's memory after "
+         "every request, and log it in the request line", LOGGING,
+         default=False, short="m"),
     _opt("log-x-forwarded-for", FLAG, "log the X-Forwarded-For header as "
          "the client's address", LOGGING, default=False),
     _opt("log-4xx", FLAG, "with disable-logging, still log 4xx responses",

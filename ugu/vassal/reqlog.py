@@ -30,7 +30,8 @@ _TEXT = {
     "referer": "r.vars.get('HTTP_REFERER')",
 }
 # Tokens that are numbers (or dates, never empty): `now` is the time the
-# line is written, `f` this module's helpers.
+# line is written, `mem` the worker's memory then, `f` this module's
+# helpers.
 _FIGURES = {
     "status": "r.status", "rsize": "r.body_size", "hsize": "r.header_size",
     "size": "r.header_size + r.body_size", "cl": "f.post_cl(r)",
@@ -42,9 +43,8 @@ _FIGURES = {
     "ftime": "(f.ftime(r.start) or '-')", "epoch": "int(now)",
     "pid": "r.pid", "wid": "f.wid",
     "switches": "r.switches", "vars": "r.vars_count", "core": "r.core",
-    "vsz": "f.memory()[0]", "rss": "f.memory()[1]",
-    "vszM": "f.memory()[0] // f.MEGABYTE",
-    "rssM": "f.memory()[1] // f.MEGABYTE",
+    "vsz": "mem[0]", "rss": "mem[1]",
+    "vszM": "mem[0] // f.MEGABYTE", "rssM": "mem[1] // f.MEGABYTE",
     "pktsize": "r.vars_size", "modifier1": "r.modifier1",
     "modifier2": "r.modifier2", "headers": "r.header_count",
     "werr": "r.write_errors", "rerr": "f.read_errors(r)",
@@ -152,8 +152,11 @@ def compile_format(fmt, wid, date_format=None, measures_memory=False):
         values.append(_expression(text, names))
     helpers = _Helpers(wid, date_format or _DEFAULT_STRFTIME,
                        measures_memory)
-    source = (f"def line(r):\n    now = time.time()\n"
-              f"    return TEMPLATE % ({''.join(v + ', ' for v in values)})")
+    body = ["now = time.time()"]
+    if any("mem[" in value for value in values):
+        body.append("mem = f.memory()")
+    body.append(f"return TEMPLATE % ({''.join(v + ', ' for v in values)})")
+    source = "def line(r):\n" + "".join(f"    {line}\n" for line in body)
     namespace = {"TEMPLATE": "".join(template), "f": helpers, "time": time,
                  **names}
     exec(source, namespace)
@@ -196,12 +199,25 @@ def request_logger(config, wid):
 
 def _line_of(config, wid):
     fmt = config["log-format"]
-    if fmt is None:
-        return log.request_line
-    # logformat-strftime gives ftime logdate's format; ugu refuses
-    # logdate, so ftime is ltime, as in uWSGI without logdate.
-    return compile_format(fmt, wid,
-                          measures_memory=bool(config["reload-on-rss"]))
+    # As uWSGI: memory-report and reload-on-rss measure the worker after
+    # each request; log-format's vsz and rss are 0 otherwise.
+    measures_memory = config["memory-report"] or config["reload-on-rss"]
+    if fmt is not None:
+        # logformat-strftime gives ftime logdate's format; ugu refuses
+        # logdate, so ftime is ltime, as in uWSGI without logdate.
+        return compile_format(fmt, wid, measures_memory=measures_memory)
+    if config["memory-report"]:
+        return _with_memory_report
+    return log.request_line
+
+
+def _with_memory_report(r):
+    """The default line after the worker's memory, as memory-report has
+    uWSGI write it."""
+    vsz, rss = process_memory()
+    return (f"{{address space usage: {vsz} bytes/{vsz // _MEGABYTE}MB}} "
+            f"{{rss usage: {rss} bytes/{rss // _MEGABYTE}MB}} "
+            f"{log.request_line(r)}")
 
 
 def _exceptions(config):
