@@ -165,10 +165,11 @@ def test_log_format_times_are_uwsgis(site, uwsgi_binary):
 
 def test_log_x_forwarded_for_names_the_client_as_uwsgi_does(site,
                                                             uwsgi_binary):
-    """The header's value as sent, in the default line and log-format's
-    addr; a request without it keeps REMOTE_ADDR."""
+    """The header's value as sent (an empty one too), in the default line
+    and log-format's addr; a request without it keeps REMOTE_ADDR."""
     packets = [uwsgi_packet("/hello", extra=[
-        ("HTTP_X_FORWARDED_FOR", "1.2.3.4, 5.6.7.8")])]
+        ("HTTP_X_FORWARDED_FOR", "1.2.3.4, 5.6.7.8")]),
+        uwsgi_packet("/hello", extra=[("HTTP_X_FORWARDED_FOR", "")])]
     found = []
     for argv in (support.UGU, [uwsgi_binary]):
         default = serve(site, argv, ["--log-x-forwarded-for"],
@@ -179,8 +180,9 @@ def test_log_x_forwarded_for_names_the_client_as_uwsgi_does(site,
         addresses = [re.search(r"\|req: \S+\] (.*?) \(", line)[1]
                      for line in default]
         found.append((addresses, formatted))
-    assert found[0] == (["9.9.9.9", "1.2.3.4, 5.6.7.8"],
-                        ["L: 9.9.9.9", "L: 127.0.0.2", "L: 1.2.3.4, 5.6.7.8"])
+    assert found[0] == (["9.9.9.9", "1.2.3.4, 5.6.7.8", ""],
+                        ["L: 9.9.9.9", "L: 127.0.0.2", "L: 1.2.3.4, 5.6.7.8",
+                         "L: -"])
     assert found[0] == found[1]
 
 

@@ -227,13 +227,14 @@ class Exchange:
 
 class ForwardedExchange(Exchange):
     """An exchange under log-x-forwarded-for: the client is named by its
-    X-Forwarded-For header as sent (a proxy's whole list), wherever uWSGI
-    names it: the log line, the scoreboard, a failed write's line."""
+    X-Forwarded-For header as sent (a proxy's whole list, or nothing),
+    wherever uWSGI names it: the log line, the scoreboard, a failed
+    write's line."""
 
     def __init__(self, ctx, core, transport, request_vars, *args):
         super().__init__(ctx, core, transport, request_vars, *args)
-        self.remote_addr = (request_vars.get("HTTP_X_FORWARDED_FOR")
-                            or self.remote_addr)
+        self.remote_addr = request_vars.get("HTTP_X_FORWARDED_FOR",
+                                            self.remote_addr)
 
 
 def handle(ex):
