@@ -295,3 +295,23 @@ def test_memory_report_logs_the_workers_memory_as_uwsgi_does(
             vsz, vsz_mb, rss, rss_mb = map(int, MEMORY.match(line).groups())
         assert vsz_mb == vsz // 2**20 and rss_mb == rss // 2**20
         assert 0 < rss_mb < vsz_mb
+
+
+def test_a_log_format_in_an_ini_file_keeps_its_tokens(site, uwsgi_binary):
+    """Its %(name) are not placeholders left unresolved (strict starts),
+    but one that names a placeholder is replaced, as by uWSGI."""
+    lines = []
+    for argv in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        support.write_ini(site / "log.ini", uwsgi=[
+            ("strict", "true"), ("http-socket", f"127.0.0.1:{port}"),
+            ("wsgi-file", "app.py"), ("set-ph", "where=here"),
+            ("log-format", "L: %(where) %(method) %(uri) %(status)")])
+        p = support.Process([*argv, "--ini", "log.ini"], cwd=site)
+        try:
+            support.wait_for_port(port)
+            requests.get(f"http://127.0.0.1:{port}/404", timeout=10)
+            lines.append(p.wait_for_log(r"L: .*")[0])
+        finally:
+            p.stop()
+    assert lines == ["L: here GET /404 404"] * 2

@@ -231,8 +231,9 @@ def _expanded(reader, environ):
     for symbol, hook, missing in hooks:
         for index, entry in enumerate(entries):
             if not _acted(entry):
+                reason = None if _own_tokens(entry, symbol) else missing
                 _expand_entry(values, index, entry, symbol, hook,
-                              _Missing(reader, entry, symbol, missing))
+                              _Missing(reader, entry, symbol, reason))
     return [Entry(e.key, v, e.file, e.line, e.placeholder)
             for e, v in zip(entries, values)]
 
@@ -266,6 +267,14 @@ def _expand_entry(values, index, entry, symbol, hook, missing):
     except ConfigError as e:
         raise ConfigError(e.reason, entry.file, entry.line,
                           entry.key) from None
+
+
+def _own_tokens(entry, symbol):
+    """Whether the option's value is meant to keep `SYMBOL(name)` literal:
+    log-format's %(name) tokens are its own, read at each request (one
+    that names an option or placeholder is still replaced, as by uWSGI)."""
+    opt = registry.lookup(entry.key)
+    return symbol == "%" and opt is not None and opt.name == "log-format"
 
 
 def _acted(entry):
