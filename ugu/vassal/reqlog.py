@@ -1,10 +1,10 @@
 """Which finished requests get a log line, and how it reads.
 
-Decided once, when a worker starts: the default line (`log.request_line`)
-unless `log-format` is set, for every request unless `disable-logging`,
-which then still logs the requests its exceptions name (`log-4xx`,
-`log-slow`...).  Without these options the worker runs the default line's
-code and nothing more.
+Decided once, when a worker starts: the default line (`log.request_line`,
+after the worker's memory under `memory-report`) unless `log-format` is
+set, for every request unless `disable-logging`, which then still logs
+the requests its exceptions name (`log-4xx`, `log-slow`...).  Without
+these options the worker runs the default line's code and nothing more.
 
 A `log-format` is compiled into one Python function: its text between
 `%(name)` tokens goes into a %-template, each token into an expression of
