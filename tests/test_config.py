@@ -429,12 +429,22 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 
 @pytest.mark.parametrize("option, fix", [
     ("logto", "log to a file with `logger = file:PATH`"),
-    ("daemonize", "let a supervisor such as systemd run ugu"),
-    ("static-map", "serve the files with `check-static = ROOT`")])
+    ("daemonize", "let a supervisor such as systemd run ugu")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
     write("app.ini", f"[uwsgi]\n{option} = /x=y\n")
     assert fix in str(error("--ini", "app.ini"))
     assert fix in str(error(f"--{option}", "/x=y"))
+
+
+def test_a_static_map_without_equals_is_refused_at_its_line():
+    """uWSGI's words, and where the line is."""
+    write("app.ini", "[uwsgi]\nstatic-map = /static=static\n"
+                     "static-map2 = /media\n")
+    assert str(error("--ini", "app.ini")) == (
+        "app.ini:3: option 'static-map2': invalid document root in static "
+        "map, syntax mountpoint=docroot")
+    config = resolve(["--static-map", "/s=a=b", "--static-map", "=/srv"], {})
+    assert config["static-map"] == [("/s", "a=b"), ("", "/srv")]
 
 
 def test_plugins_ugu_has_built_in_are_accepted_others_refused():

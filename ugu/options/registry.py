@@ -21,6 +21,7 @@ STR = "str"
 TOGGLE = "toggle"  # boolean words or a number, e.g. http-keepalive = true | 5
 PLUGINS = "plugins"  # plugin names, each one ugu has built in
 MODE = "mode"      # a file mode in octal digits, e.g. umask = 022
+MAPPING = "mapping"  # MOUNT=PATH, split at the first '='
 
 # Subsystems that own options (for --help grouping and module ownership).
 CORE = "core"
@@ -252,7 +253,16 @@ OPTIONS = (
          default=False),
     # static files and offloading
     _opt("check-static", STR, "serve existing files from this directory",
-         STATIC, repeat=True),
+         STATIC, repeat=True, aliases=("static-check",)),
+    _opt("static-map", MAPPING, "serve the files under a directory (or one "
+         "file) for the paths starting with a mountpoint, the mountpoint "
+         "stripped (MOUNT=PATH)", STATIC, repeat=True),
+    _opt("static-map2", MAPPING, "like static-map, the whole path "
+         "appended to PATH", STATIC, repeat=True),
+    _opt("static-index", STR, "for a directory, serve the first of these "
+         "files it holds", STATIC, repeat=True),
+    _opt("static-safe", STR, "also serve static files whose real path is "
+         "under this one", STATIC, repeat=True),
     _opt("static-gzip-all", FLAG, "serve FILE.gz to clients accepting gzip",
          STATIC, default=False),
     _opt("offload-threads", INT, "offload threads per worker", STATIC,
@@ -461,8 +471,6 @@ _INSTEAD = {
     "daemonize2": _LOG_TO_FILE + ", and let a supervisor such as systemd "
                   "run ugu in the background",
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
-    "static-map": "serve the files with `check-static = ROOT`, ROOT "
-                  "followed by a request's path naming its file",
 }
 
 

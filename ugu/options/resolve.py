@@ -87,12 +87,26 @@ class Config:
         the dump, set apart by blank lines as uWSGI sets it."""
         lines = [ANNOUNCE[self._formats.get(path, "ini")].format(path)
                  for path in self.files]
-        # uWSGI says these while it reads the option.
-        lines += [f"[uwsgi-static] added check for {root}"
-                  for root in self["check-static"]]
+        lines += self._static_lines()
         lines += self.startup_warnings()
         if self["show-config"]:
             lines += ["", *self.dump(), ""]
+        return lines
+
+    def _static_lines(self):
+        """uWSGI's line for each static root and mapping, said while it
+        reads the option, so in the order of the config."""
+        lines = []
+        for entry in self.entries:
+            opt = None if entry.placeholder else registry.lookup(entry.key)
+            if opt is None or opt.owner != registry.STATIC:
+                continue
+            if opt.name == "check-static":
+                lines.append(f"[uwsgi-static] added check for {entry.value}")
+            elif opt.kind == registry.MAPPING:
+                mount, _, path = entry.value.partition("=")
+                lines.append(f"[uwsgi-static] added mapping for {mount} => "
+                             f"{path}")
         return lines
 
     def dump(self):
@@ -400,6 +414,16 @@ def _to_mode(entry):
     return int(entry.value[-3:], 8)
 
 
+def _to_mapping(entry):
+    """(MOUNT, PATH) of a static-map; uWSGI's words when there is no '='."""
+    mount, eq, path = entry.value.partition("=")
+    if not eq:
+        raise ConfigError("invalid document root in static map, syntax "
+                          "mountpoint=docroot", entry.file, entry.line,
+                          entry.key)
+    return mount, path
+
+
 CONVERTERS = {
     registry.FLAG: to_bool,
     registry.INT: _to_int,
@@ -407,6 +431,7 @@ CONVERTERS = {
     registry.TOGGLE: _to_toggle,
     registry.PLUGINS: _to_plugins,
     registry.MODE: _to_mode,
+    registry.MAPPING: _to_mapping,
 }
 
 

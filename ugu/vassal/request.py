@@ -195,6 +195,12 @@ class Exchange:
             self.vars_count += 2
             self.vars_size += 4 + len(key) + len(value)
 
+    def add_var(self, key, value):
+        """A var set after the request arrived (a static index file's
+        PATH_INFO), counted in the log line as uWSGI counts one."""
+        self.vars[key] = value
+        self._count_added_vars([(key, value)])
+
     def respond(self, status, headers, body=b"", routed=True):
         """A whole response from the server itself (errors, no app)."""
         self.routed = routed
@@ -244,8 +250,7 @@ def handle(ex):
         return
     ctx.describe(ex)
     app = ctx.apps.select(ex.vars)
-    found = ctx.static.lookup(ex.method, ex.vars.get("PATH_INFO", ""),
-                              ex.vars.get("HTTP_ACCEPT_ENCODING", ""))
+    found = ctx.static.lookup(ex)
     try:
         if found:
             serve_static(ex, found)

@@ -1,9 +1,17 @@
-"""Static files: `check-static` roots, looked up before the app.
+"""Static files: `check-static` roots and `static-map` mountpoints,
+looked up before the app, in uWSGI's order.
+
+uWSGI's order: `check-static` roots (the whole PATH_INFO under each), then
+`static-map` (a mountpoint that prefixes PATH_INFO, stripped, names a path
+under a directory or, for a file, the file itself), then `static-map2`
+(the same, the whole PATH_INFO appended).  The first file found is sent;
+a directory sends its first `static-index` file.  Anything else (nothing
+there, a method other than GET and HEAD) falls to the app.
 
 Containment is decided on resolved paths (DEVIATIONS 10-11): the file's
-real path must lie inside a root's real path, component by component, so
-neither `..`, a symlink leading out, a sibling folder sharing the root's
-prefix, nor a NUL byte reaches a file outside.
+real path must lie inside its root's real path (or a `static-safe` path),
+component by component, so neither `..`, a symlink leading out, a sibling
+folder sharing the root's prefix, nor a NUL byte reaches a file outside.
 """
 
 import email.utils
@@ -14,6 +22,10 @@ from dataclasses import dataclass
 from ugu import log
 
 MIME_FILE = "/etc/mime.types"
+# Setting any of these builds the mime types, as in uWSGI (its MIME flag).
+MIME_OPTIONS = ("check-static", "static-map", "static-map2", "static-index",
+                "static-safe", "static-gzip-all", "mimefile")
+SERVED_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -41,63 +53,176 @@ class StaticFile:
         return headers
 
 
+class Root:
+    """A `check-static` root: the whole PATH_INFO names a path under it."""
+
+    def __init__(self, path):
+        self.path = os.path.realpath(path)
+
+    def filename(self, path_info):
+        """(the root's real path, the file the request names)."""
+        return self.path, f"{self.path}/{_fs_name(path_info)}"
+
+
+class Mapping:
+    """A `static-map` (or, appending, `static-map2`) MOUNT=PATH.
+
+    As in uWSGI, the mountpoint is a plain prefix of PATH_INFO (`/static`
+    also takes `/staticfoo`), and PATH is resolved in each worker when a
+    request first reaches it: a PATH missing then serves nothing for the
+    worker's life; a file is served for every path under the mountpoint.
+    """
+
+    def __init__(self, mount, path, append):
+        # As PATH_INFO holds it: the request's bytes as latin-1.
+        self.mount = os.fsencode(mount).decode("latin-1")
+        self.path = path
+        self.append = append
+        self.resolved = False
+        self.root = None
+        self.is_file = False
+
+    def filename(self, path_info):
+        """(PATH's real path, the file the request names), or None."""
+        if not path_info.startswith(self.mount):
+            return None
+        if not self.resolved:
+            self._resolve()
+        if self.root is None:
+            return None
+        if self.is_file:
+            return self.root, self.root
+        rest = path_info if self.append else path_info[len(self.mount):]
+        return self.root, f"{self.root}/{_fs_name(rest)}"
+
+    def _resolve(self):
+        try:
+            self.root = os.path.realpath(self.path, strict=True)
+        except OSError:
+            self.root = None
+        else:
+            self.is_file = os.path.isfile(self.root)
+        self.resolved = True
+
+
 class StaticFiles:
     def __init__(self, config):
-        self.roots = []
-        for root in config["check-static"]:
-            self.roots.append(os.path.realpath(root))
+        self.docroots = [Root(root) for root in config["check-static"]]
+        self.docroots += [Mapping(mount, path, False)
+                          for mount, path in config["static-map"]]
+        self.docroots += [Mapping(mount, path, True)
+                          for mount, path in config["static-map2"]]
+        self.index = tuple(config["static-index"])
+        self.safe = tuple(config["static-safe"])
         self.gzip_all = config["static-gzip-all"]
-        self.types = _mime_types(config) if self.roots else None
+        # A path of slashes names a check-static root itself: with no
+        # index file to look for, no file to send, so the site's front
+        # page costs no look-up (two system calls).
+        self.front_page_is_app = not self.index and all(
+            isinstance(docroot, Root) for docroot in self.docroots)
+        self.types = _mime_types(config) if any(
+            config.is_set(name) for name in MIME_OPTIONS) else None
+        if not self.docroots:
+            self.lookup = _nothing
 
-    def lookup(self, method, path_info, accept_encoding):
-        """The StaticFile to send for the request, or None."""
-        if not self.roots or method not in ("GET", "HEAD"):
-            return None
-        if not path_info.strip("/"):
-            # A root itself, a folder or nothing: never a file to send,
-            # so the site's front page costs no look-up (two system calls).
+    def lookup(self, ex):
+        """The StaticFile to send for the request, or None (the app's)."""
+        path_info = ex.vars.get("PATH_INFO", "")
+        if self.front_page_is_app and not path_info.strip("/"):
             return None
         if "\0" in path_info:
             return None
-        if not path_info.isascii():
-            # PATH_INFO holds the request's bytes as latin-1; the file's
-            # name is those bytes (UTF-8, most often).
-            path_info = os.fsdecode(path_info.encode("latin-1"))
-        for root in self.roots:
-            found = self._in_root(root, path_info, accept_encoding)
+        for docroot in self.docroots:
+            named = docroot.filename(path_info)
+            if named is None:
+                continue
+            found = self._find(ex, *named)
             if found:
                 return found
+            # An index file found for another method than GET or HEAD
+            # changed PATH_INFO, and uWSGI looks on with the new one.
+            path_info = ex.vars.get("PATH_INFO", "")
         return None
 
-    def _in_root(self, root, path_info, accept_encoding):
+    def _find(self, ex, root, filename):
+        """uWSGI's file_serve: the file named, or a directory's index,
+        if it lies inside the root and the method is GET or HEAD."""
         # Most requests name no file and go to the app: access() tells
         # them apart without the exception a failed stat() raises (0.3 us
         # against 0.7 us).
-        joined = f"{root}/{path_info.lstrip('/')}" if root != "/" else \
-            "/" + path_info.lstrip("/")
-        if not os.access(joined, os.F_OK):
+        if not os.access(filename, os.F_OK):
             return None
         try:
-            st = os.stat(joined)
+            st = os.stat(filename)
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode):
+        if stat.S_ISREG(st.st_mode):
+            opened = self._open_inside(filename, root)
+        elif stat.S_ISDIR(st.st_mode) and self.index:
+            opened = self._index(ex, filename, root)
+        else:
             # Nothing to serve; one outside the root is named, as uWSGI
-            # names it, unless it is the root itself (for "/").
-            if path_info.strip("/"):
-                _inside(os.path.realpath(joined), root)
+            # names it.
+            self._inside(os.path.realpath(filename), root)
             return None
-        fd = _open(joined)
+        if opened is None:
+            return None
+        fd, st, name = opened
+        if ex.method not in SERVED_METHODS:
+            os.close(fd)
+            return None
+        return self._static_file(fd, st, name,
+                                 ex.vars.get("HTTP_ACCEPT_ENCODING", ""))
+
+    def _open_inside(self, filename, root):
+        """(fd, stat, real path) of a regular file inside the root."""
+        fd = _open(filename)
         if fd is None:
             return None
-        path = _opened_path(fd, joined)
-        if not _inside(path, root):
+        path = _opened_path(fd, filename)
+        if not self._inside(path, root):
             os.close(fd)
             return None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return None
+        return fd, st, path
+
+    def _index(self, ex, directory, root):
+        """A directory's first index file, as (fd, stat, name); PATH_INFO
+        gets its name, as uWSGI appends it (for the app too, when the
+        method is not one to serve)."""
+        directory = os.path.realpath(directory)
+        if not self._inside(directory, root):
+            return None
+        for index in self.index:
+            name = os.path.join(directory, index)
+            if not os.path.isfile(name):
+                continue
+            opened = self._open_inside(name, root)
+            if opened is None:
+                return None
+            _append_to_path_info(ex, index)
+            fd, st, _ = opened
+            # uWSGI's name for the file (its type, its variants) is the
+            # index's, even where a symlink leads elsewhere in the root.
+            return fd, st, name
+        return None
+
+    def _inside(self, path, root):
+        """Whether the real path lies in the root or a static-safe path;
+        uWSGI's line if not."""
+        if _under(path, root):
+            return True
+        for safe in self.safe:
+            if _under(path, safe):
+                return True
+        log.log(f"[uwsgi-fileserve] security error: {path} is not under "
+                f"{root} or a safe path")
+        return False
+
+    def _static_file(self, fd, st, path, accept_encoding):
         content_type = self._content_type(path)
         if self.gzip_all and accept_encoding:
             for coding, suffix in _accepted(accept_encoding):
@@ -112,6 +237,33 @@ class StaticFiles:
 
     def _content_type(self, path):
         return self.types.get(os.path.splitext(path)[1])
+
+
+def _nothing(ex):
+    """The lookup where no static option names a place for files."""
+    return None
+
+
+def _fs_name(path_info):
+    """A file name from PATH_INFO, which holds the request's bytes as
+    latin-1: those bytes (UTF-8, most often) as the file system names."""
+    if path_info.isascii():
+        return path_info
+    return os.fsdecode(path_info.encode("latin-1"))
+
+
+def _under(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _append_to_path_info(ex, index):
+    """PATH_INFO with the index file's name, a '/' between where needed,
+    added as a new var (uWSGI's log line counts it)."""
+    path_info = ex.vars.get("PATH_INFO", "")
+    if path_info and not path_info.endswith("/"):
+        path_info += "/"
+    path_info += os.fsencode(index).decode("latin-1")
+    ex.add_var("PATH_INFO", path_info)
 
 
 def _open(path):
@@ -130,15 +282,6 @@ def _opened_path(fd, path):
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return os.path.realpath(path)
-
-
-def _inside(path, root):
-    """Whether the real path lies in the root; uWSGI's line if not."""
-    if path == root or path.startswith(root.rstrip("/") + "/"):
-        return True
-    log.log(f"[uwsgi-fileserve] security error: {path} is not under "
-            f"{root} or a safe path")
-    return False
 
 
 def _variant(path):

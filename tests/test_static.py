@@ -1,0 +1,292 @@
+"""Static files under mountpoints (static-map, static-map2), index files
+and safe paths, side by side with the real uWSGI.
+
+Requests go over the uwsgi protocol, as a front server sends them: the
+PATH_INFO is the one given, `..` and all, where an HTTP parser would have
+folded it.  Each answer is compared with uWSGI's, and so are the lines
+logged (start-up, security errors, the request lines with their vars).
+"""
+
+import os
+import re
+
+import pytest
+
+from tests import support
+
+APP = """def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("app %s %s" % (environ["REQUEST_METHOD"],
+                            environ["PATH_INFO"])).encode("latin-1")]
+"""
+
+# name -> text, or -> ("link", target)
+TREE = {
+    "app.py": APP,
+    "static/a.txt": "A\n",
+    "static/foo": "FOO\n",
+    "static/noext": "NOEXT\n",
+    "static/ünï.txt": "UTF8\n",
+    "static/sp ace.txt": "SPACE\n",
+    "static/index.html": "ROOT INDEX\n",
+    "static/sub/index.html": "SUB INDEX\n",
+    "static/sub/b.css": "B\n",
+    "static/only-css/b.css": "ONLY CSS\n",
+    "static/empty/.keep": "",
+    "static/link-in": ("link", "a.txt"),
+    "static/link-out": ("link", "../outside/secret.txt"),
+    "static/dir-out": ("link", "../outside"),
+    "static/broken": ("link", "nowhere"),
+    "outside/secret.txt": "SECRET\n",
+    "outside/index.html": "OUTSIDE INDEX\n",
+    "favicon.ico": "ICO\n",
+    "site2/static2/x.txt": "MAP2\n",
+    "cs/c.txt": "CHECK\n",
+    "cs/static/a.txt": "CHECK FIRST\n",
+}
+
+
+def build(site):
+    for name, content in TREE.items():
+        path = site / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, tuple):
+            path.symlink_to(content[1])
+        else:
+            path.write_text(content)
+
+
+@pytest.fixture
+def site(tmp_path):
+    build(tmp_path)
+    return tmp_path
+
+
+def utf8(path):
+    """A path whose UTF-8 bytes a front server puts in PATH_INFO."""
+    return path.encode().decode("latin-1")
+
+
+def exchange(port, method, path):
+    """(status, headers but Last-Modified, body) of one request."""
+    raw = support.uwsgi_request(port, path, method=method)
+    status, headers, body = support.split_response(raw)
+    headers.pop("last-modified", None)
+    return status, headers, body
+
+
+def normalized(output, site):
+    """The lines a user greps: static start-up lines, security errors,
+    request lines (less pid, date and time taken)."""
+    lines = []
+    for line in output.splitlines():
+        if not re.search(r"\[uwsgi-static\]|\[uwsgi-fileserve\]|=> gen",
+                         line):
+            continue
+        line = re.sub(r"\[pid: \d+\|", "[", line)
+        line = re.sub(r"\] \[[^]]*\] ", "] ", line)
+        line = re.sub(r" in \d+ msecs", "", line)
+        lines.append(line.replace(str(site), "SITE"))
+    return lines
+
+
+def run(procs, argv, site, options, requests):
+    """Every request's answer, then the lines logged, from one server."""
+    port = support.free_port()
+    p = procs.start([*argv, "--socket", f"127.0.0.1:{port}", "--master",
+                     "--wsgi-file", "app.py", *options], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    support.wait_for_port(port)
+    answers = [(method, path, *exchange(port, method, path))
+               for method, path in requests]
+    p.wait_for_log(r"=> generated", count=len(requests))
+    p.stop()
+    return answers, normalized(p.output(), site)
+
+
+def side_by_side(procs, uwsgi_binary, site, options, requests):
+    ours = run(procs, support.UGU, site, options, requests)
+    theirs = run(procs, [uwsgi_binary], site, options, requests)
+    for mine, real in zip(ours[0], theirs[0]):
+        assert mine == real
+    assert ours[1] == theirs[1]
+    return ours
+
+
+MAPS = ["--check-static", "cs",
+        "--static-map", "/static=static",
+        "--static-map", "/media/=static",
+        "--static-map", "/nowhere=missing-folder",
+        "--static-map", "/favicon.ico=favicon.ico",
+        "--static-map2", "/static2=site2/"]
+
+MAP_REQUESTS = [
+    ("GET", "/static/a.txt"),          # check-static's cs/static/a.txt first
+    ("GET", "/static/sub/b.css"),
+    ("GET", "/staticfoo"),             # a plain prefix: static/foo
+    ("GET", "/static-x"),
+    ("GET", "/static"),                # a folder: to the app
+    ("GET", "/static/"),
+    ("GET", "/static/sub"),
+    ("GET", "/static/../outside/secret.txt"),
+    ("GET", "/static/sub/../../outside/secret.txt"),
+    ("GET", "/static/sub/../a.txt"),
+    ("GET", "/static/link-in"),
+    ("GET", "/static/link-out"),
+    ("GET", "/static/dir-out/secret.txt"),
+    ("GET", "/static/dir-out"),
+    ("GET", "/static/broken"),
+    ("GET", "/static/missing.txt"),
+    ("GET", "/static//a.txt"),
+    ("GET", "//static/a.txt"),
+    ("GET", "/static/noext"),
+    ("GET", utf8("/static/ünï.txt")),
+    ("GET", "/static/sp ace.txt"),
+    ("GET", "/static/a.txt?x=1"),
+    ("HEAD", "/static/sub/b.css"),
+    ("POST", "/static/sub/b.css"),
+    ("PUT", "/static/sub/b.css"),
+    ("POST", "/static/link-out"),       # still named in the log
+    ("GET", "/media/sub/b.css"),
+    ("GET", "/media"),
+    ("GET", "/mediab.css"),
+    ("GET", "/nowhere/a.txt"),
+    ("GET", "/favicon.ico"),
+    ("GET", "/favicon.ico/x"),
+    ("GET", "/favicon.icox"),
+    ("GET", "/static2/x.txt"),
+    ("GET", "/static2/../static/a.txt"),
+    ("GET", "/c.txt"),
+    ("GET", "/"),
+]
+
+
+def test_static_maps_serve_and_refuse_as_uwsgi_does(procs, uwsgi_binary,
+                                                    site):
+    """Django's `static-map = /static=DIR`, a file mapped, static-map2,
+    and a check-static root before them: every answer and every line
+    logged as uWSGI's."""
+    answers, lines = side_by_side(procs, uwsgi_binary, site, MAPS,
+                                  MAP_REQUESTS)
+    found = {(method, path): body for method, path, _, _, body in answers}
+    assert found["GET", "/static/a.txt"] == b"CHECK FIRST\n"
+    assert found["GET", "/staticfoo"] == b"FOO\n"
+    assert found["GET", "/static/sub/b.css"] == b"B\n"
+    assert found["GET", "/favicon.ico/x"] == b"ICO\n"
+    assert found["GET", "/static2/x.txt"] == b"MAP2\n"
+    assert found["GET", "/static/link-out"] == b"app GET /static/link-out"
+    assert found["POST", "/static/sub/b.css"] == \
+        b"app POST /static/sub/b.css"
+    assert found["HEAD", "/static/sub/b.css"] == b""
+    assert lines[:6] == [
+        "[uwsgi-static] added check for cs",
+        "[uwsgi-static] added mapping for /static => static",
+        "[uwsgi-static] added mapping for /media/ => static",
+        "[uwsgi-static] added mapping for /nowhere => missing-folder",
+        "[uwsgi-static] added mapping for /favicon.ico => favicon.ico",
+        "[uwsgi-static] added mapping for /static2 => site2/"]
+    assert ("[uwsgi-fileserve] security error: SITE/outside/secret.txt is "
+            "not under SITE/static or a safe path") in lines
+
+
+INDEX_REQUESTS = [
+    ("GET", "/static"),
+    ("GET", "/static/"),
+    ("GET", "/static/sub"),
+    ("GET", "/static/sub/"),
+    ("HEAD", "/static/sub/"),
+    ("GET", "/static/only-css"),       # the second index name
+    ("GET", "/static/empty/"),         # none of them: to the app
+    ("POST", "/static/sub"),           # to the app, PATH_INFO and all
+    ("GET", "/static/dir-out/"),
+    ("GET", "/"),
+    ("GET", ""),
+]
+
+
+def test_a_folder_serves_its_index_file_as_in_uwsgi(procs, uwsgi_binary,
+                                                    site):
+    """No redirect: the folder's path, with or without its '/', sends the
+    first index file there; uWSGI appends the name to PATH_INFO (the log
+    line counts the var; a POST reaches the app with it)."""
+    options = ["--check-static", "static", "--static-map", "/static=static",
+               "--static-index", "index.html", "--static-index", "b.css"]
+    answers, lines = side_by_side(procs, uwsgi_binary, site, options,
+                                  INDEX_REQUESTS)
+    found = {(method, path): body for method, path, _, _, body in answers}
+    assert found["GET", "/static"] == found["GET", "/"] == b"ROOT INDEX\n"
+    assert found["GET", "/static/sub"] == b"SUB INDEX\n"
+    assert found["GET", "/static/only-css"] == b"ONLY CSS\n"
+    assert found["POST", "/static/sub"] == b"app POST /static/sub/index.html"
+    assert any("{22 vars" in line and "GET /static/sub =>" in line
+               for line in lines)
+
+
+def test_static_safe_admits_a_path_outside_as_in_uwsgi(procs, uwsgi_binary,
+                                                       site):
+    """A symlink leading out of the root is served where static-safe
+    covers its target, a folder's index file too."""
+    options = ["--static-map", "/static=static", "--static-index",
+               "index.html", "--static-safe", str(site / "outside")]
+    requests = [("GET", "/static/link-out"), ("GET", "/static/dir-out/"),
+                ("GET", "/static/dir-out/secret.txt"),
+                ("GET", "/static/a.txt")]
+    answers, lines = side_by_side(procs, uwsgi_binary, site, options,
+                                  requests)
+    assert [body for *_, body in answers] == [
+        b"SECRET\n", b"OUTSIDE INDEX\n", b"SECRET\n", b"A\n"]
+    assert not any("security error" in line for line in lines)
+
+
+def test_containment_is_decided_on_resolved_paths(procs, site):
+    """DEVIATIONS 10: a root (or safe path) never admits a sibling that
+    shares its name's prefix, where uWSGI compares strings; nor does an
+    index file that leads out of the root."""
+    (site / "static-secret").mkdir()
+    (site / "static-secret" / "s.txt").write_text("SIBLING\n")
+    (site / "static" / "sub2").mkdir()
+    (site / "static" / "sub2" / "index.html").symlink_to(
+        site / "outside" / "index.html")
+    options = ["--static-map", "/static=static", "--static-index",
+               "index.html", "--static-safe", str(site / "out")]
+    requests = [("GET", "/static/../static-secret/s.txt"),
+                ("GET", "/static/link-out"), ("GET", "/static/sub2/")]
+    answers, lines = run(procs, support.UGU, site, options, requests)
+    assert [body for *_, body in answers] == [
+        b"app GET /static/../static-secret/s.txt",
+        b"app GET /static/link-out", b"app GET /static/sub2/"]
+    assert [line for line in lines if "security" in line] == [
+        f"[uwsgi-fileserve] security error: SITE/{name} is not under "
+        "SITE/static or a safe path"
+        for name in ("static-secret/s.txt", "outside/secret.txt",
+                     "outside/index.html")]
+
+
+def test_a_mapping_to_a_missing_path_serves_nothing_till_respawn(procs,
+                                                               site):
+    """As uWSGI: PATH is resolved at the first request a worker gives the
+    mapping; missing then, it stays missing for that worker."""
+    options = ["--static-map", "/late=late", "--static-map", "/early=early"]
+    (site / "early").mkdir()
+    port = support.free_port()
+    p = procs.ugu("--socket", f"127.0.0.1:{port}", "--master",
+                  "--wsgi-file", "app.py", *options, cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    (site / "early" / "e.txt").write_text("E\n")
+    assert exchange(port, "GET", "/late/l.txt")[2] == b"app GET /late/l.txt"
+    (site / "late").mkdir()
+    (site / "late" / "l.txt").write_text("L\n")
+    assert exchange(port, "GET", "/late/l.txt")[2] == b"app GET /late/l.txt"
+    assert exchange(port, "GET", "/early/e.txt")[2] == b"E\n"
+
+
+def test_no_static_option_leaves_every_request_to_the_app(procs, site):
+    """Without check-static or a mapping, files are the app's business."""
+    port = support.free_port()
+    p = procs.ugu("--socket", f"127.0.0.1:{port}", "--master",
+                  "--wsgi-file", "app.py", "--static-index", "index.html",
+                  cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    assert exchange(port, "GET", "/static/a.txt")[2] == \
+        b"app GET /static/a.txt"
+    assert "building mime-types dictionary" in p.output()
