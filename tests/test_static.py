@@ -7,8 +7,10 @@ folded it.  Each answer is compared with uWSGI's, and so are the lines
 logged (start-up, security errors, the request lines with their vars).
 """
 
+import email.utils
 import os
 import re
+import time
 
 import pytest
 
@@ -84,7 +86,7 @@ def normalized(output, site):
                          line):
             continue
         line = re.sub(r"\[pid: \d+\|", "[", line)
-        line = re.sub(r"\] \[[^]]*\] ", "] ", line)
+        line = re.sub(r"\} \[[^]]*\] ", "} ", line)
         line = re.sub(r" in \d+ msecs", "", line)
         lines.append(line.replace(str(site), "SITE"))
     return lines
@@ -290,3 +292,103 @@ def test_no_static_option_leaves_every_request_to_the_app(procs, site):
     assert exchange(port, "GET", "/static/a.txt")[2] == \
         b"app GET /static/a.txt"
     assert "building mime-types dictionary" in p.output()
+
+
+MTIME = 1704164645      # Tue, 02 Jan 2024 03:04:05 GMT
+EXPIRES = ["--static-map", "/static=static", "--static-index", "index.html",
+           "--static-skip-ext", ".txt", "--static-skip-ext", "oo",
+           "--static-expires-type", "text/css=3600",
+           "--static-expires-type-mtime", "text/html=100",
+           "--static-expires", r"\.css$ 60",
+           "--static-expires-mtime", r"b\.css 70",
+           "--static-expires-uri", "x=1 80",
+           "--static-expires-path-info-mtime", "^/static/sub 90",
+           "--static-expires-path-info", "^/static/sub/b 95",
+           "--static-expires-mtime", "noext 1000000000"]
+NOW_SECONDS = (60, 80, 95, 3600)
+
+
+def expiry(value):
+    """An Expires date as the rule that made it: MTIME+N, or NOW+N for
+    one counted from the request (within a second or two of now)."""
+    when = email.utils.parsedate_to_datetime(value).timestamp()
+    if when - MTIME in (70, 90, 100, 1000000000):
+        return f"MTIME+{int(when - MTIME)}"
+    for seconds in NOW_SECONDS:
+        if abs(when - seconds - time.time()) <= 3:
+            return f"NOW+{seconds}"
+    return value
+
+
+def expires_answers(procs, argv, site):
+    for path in site.rglob("*"):
+        os.utime(path, (MTIME, MTIME), follow_symlinks=False)
+    port = support.free_port()
+    p = procs.start([*argv, "--socket", f"127.0.0.1:{port}", "--master",
+                     "--wsgi-file", "app.py", *EXPIRES], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    answers = []
+    for path in ("/static/sub/b.css", "/static/sub/b.css?x=1",
+                 "/static/sub", "/static/noext", "/static/a.txt",
+                 "/static/link-in", "/static/foo"):
+        raw = support.uwsgi_request(port, path)
+        head = raw.partition(b"\r\n\r\n")[0].decode("latin-1")
+        answers.append([expiry(line[9:]) if line.startswith("Expires: ")
+                        else line for line in head.split("\r\n")])
+    return answers
+
+
+def test_expires_and_skipped_extensions_are_uwsgis(procs, uwsgi_binary,
+                                                   site):
+    """Up to one Expires header by the file's name, PATH_INFO, URI (these
+    first) and Content-Type (after it), each the first rule matching,
+    plain before -mtime; skipped extensions go to the app, by PATH_INFO
+    or by the file's real name."""
+    ours = expires_answers(procs, support.UGU, site)
+    assert ours == expires_answers(procs, [uwsgi_binary], site)
+    last_modified = "Last-Modified: Tue, 02 Jan 2024 03:04:05 GMT"
+    assert ours[1] == ["HTTP/1.1 200 OK", "NOW+60", "NOW+95", "NOW+80",
+                       "Content-Type: text/css", "NOW+3600",
+                       "Content-Length: 2", last_modified]
+    assert ours[2][1:3] == ["MTIME+90", "Content-Type: text/html"]
+    assert ours[3][1] == "MTIME+1000000000"
+    assert [answer[0] for answer in ours[4:]] == [
+        "HTTP/1.1 200 OK"] * 3 and all(
+        "Expires" not in " ".join(answer) for answer in ours[4:])
+
+
+def test_a_304_keeps_the_expires_headers(procs, site):
+    """DEVIATIONS 12: the validators and caching headers of the 200."""
+    os.utime(site / "static" / "sub" / "b.css", (MTIME, MTIME))
+    port = support.free_port()
+    p = procs.ugu("--socket", f"127.0.0.1:{port}", "--master",
+                  "--wsgi-file", "app.py", *EXPIRES, cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    raw = support.uwsgi_request(port, "/static/sub/b.css", headers=[
+        ("If-Modified-Since", "Tue, 02 Jan 2024 03:04:05 GMT")])
+    status, headers, body = support.split_response(raw)
+    assert status == "HTTP/1.1 304 Not Modified"
+    lines = raw.partition(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+    assert [expiry(line[9:]) for line in lines[:3]] == [
+        "NOW+60", "NOW+95", "NOW+3600"]
+    assert lines[3:] == ["Last-Modified: Tue, 02 Jan 2024 03:04:05 GMT"]
+
+
+@pytest.mark.parametrize("option, value, reason", [
+    ("static-expires", r"\.css$", "invalid dictionary syntax for "
+     "static-expires"),
+    ("static-expires-type", "text/css 60", "invalid dictionary syntax for "
+     "static-expires-type"),
+    ("static-expires-uri", "x 1h", "'1h' is not a number of seconds"),
+    ("static-expires-path-info", "([ 60", 'invalid regexp "(["')])
+def test_an_expires_rule_uwsgi_cannot_read_is_refused_at_its_line(
+        tmp_path, option, value, reason):
+    from ugu.options.errors import ConfigError
+    from ugu.options.resolve import resolve
+    from ugu.vassal.expires import Expires
+    ini = support.write_ini(tmp_path / "app.ini", uwsgi=[
+        ("static-expires", r"\.js$ 60"), (option, value)])
+    with pytest.raises(ConfigError) as info:
+        Expires.from_config(resolve(["--ini", str(ini)], {}))
+    assert str(info.value).startswith(
+        f"{ini}:3: option '{option}': {reason}")

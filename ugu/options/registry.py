@@ -263,6 +263,21 @@ OPTIONS = (
          "files it holds", STATIC, repeat=True),
     _opt("static-safe", STR, "also serve static files whose real path is "
          "under this one", STATIC, repeat=True),
+    _opt("static-skip-ext", STR, "never serve a static file whose path "
+         "ends so (the app has the request)", STATIC, repeat=True),
+    *(_opt(f"static-expires{name}", STR, f"add an Expires header to a "
+           f"static file: {start} plus SECONDS, where {what}", STATIC,
+           repeat=True)
+      for name, start, what in (
+          ("", "now", "the regexp finds the file's name (REGEXP SECONDS)"),
+          ("-mtime", "its mtime", "the regexp finds the file's name"),
+          ("-path-info", "now", "the regexp finds PATH_INFO"),
+          ("-path-info-mtime", "its mtime", "the regexp finds PATH_INFO"),
+          ("-uri", "now", "the regexp finds REQUEST_URI"),
+          ("-uri-mtime", "its mtime", "the regexp finds REQUEST_URI"),
+          ("-type", "now", "the file's type is TYPE (TYPE=SECONDS)"),
+          ("-type-mtime", "its mtime", "the file's type is TYPE"),
+      )),
     _opt("static-gzip-all", FLAG, "serve FILE.gz to clients accepting gzip",
          STATIC, default=False),
     _opt("offload-threads", INT, "offload threads per worker", STATIC,

@@ -423,8 +423,7 @@ def serve_static(ex, found):
     fd = found.fd
     try:
         if _not_modified(ex, found):
-            ex.respond("304 Not Modified",
-                       [("Last-Modified", found.last_modified)])
+            ex.respond("304 Not Modified", found.not_modified_headers())
             return
         ex.start_response("200 OK", found.headers())
         ex.send_head()
