@@ -72,12 +72,18 @@ class StaticFile:
 class Root:
     """A `check-static` root: the whole PATH_INFO names a path under it."""
 
-    def __init__(self, path):
-        self.path = os.path.realpath(path)
+    def __init__(self, path, index):
+        self.root = os.path.realpath(path)
+        # A path of slashes names the root itself: with no index file to
+        # look for, no file to send, so the site's front page costs no
+        # look-up (two system calls and a realpath()).
+        self.front_page_is_app = not index
 
     def filename(self, path_info):
-        """(the root's real path, the file the request names)."""
-        return self.path, f"{self.path}/{_fs_name(path_info)}"
+        """The path the request names, or None."""
+        if self.front_page_is_app and not path_info.strip("/"):
+            return None
+        return f"{self.root}/{_fs_name(path_info)}"
 
 
 class Mapping:
@@ -99,7 +105,8 @@ class Mapping:
         self.is_file = False
 
     def filename(self, path_info):
-        """(PATH's real path, the file the request names), or None."""
+        """The path the request names (PATH itself for a file), or
+        None."""
         if not path_info.startswith(self.mount):
             return None
         if not self.resolved:
@@ -107,9 +114,9 @@ class Mapping:
         if self.root is None:
             return None
         if self.is_file:
-            return self.root, self.root
+            return self.root
         rest = path_info if self.append else path_info[len(self.mount):]
-        return self.root, f"{self.root}/{_fs_name(rest)}"
+        return f"{self.root}/{_fs_name(rest)}"
 
     def _resolve(self):
         try:
@@ -123,12 +130,13 @@ class Mapping:
 
 class StaticFiles:
     def __init__(self, config):
-        self.docroots = [Root(root) for root in config["check-static"]]
+        self.index = tuple(config["static-index"])
+        self.docroots = [Root(root, self.index)
+                         for root in config["check-static"]]
         self.docroots += [Mapping(mount, path, False)
                           for mount, path in config["static-map"]]
         self.docroots += [Mapping(mount, path, True)
                           for mount, path in config["static-map2"]]
-        self.index = tuple(config["static-index"])
         self.safe = tuple(config["static-safe"])
         # As uWSGI: PATH_INFO's end before any look-up, and then the end
         # of the file's name (an index file's, a symlink's target).
@@ -137,11 +145,6 @@ class StaticFiles:
             os.fsencode(ext).decode("latin-1") for ext in self.skip_ext)
         self.expires = expires.Expires.from_config(config)
         self.gzip_all = config["static-gzip-all"]
-        # A path of slashes names a check-static root itself: with no
-        # index file to look for, no file to send, so the site's front
-        # page costs no look-up (two system calls).
-        self.front_page_is_app = not self.index and all(
-            isinstance(docroot, Root) for docroot in self.docroots)
         self.types = _mime_types(config) if any(
             config.is_set(name) for name in MIME_OPTIONS) else None
         if not self.docroots:
@@ -150,17 +153,15 @@ class StaticFiles:
     def lookup(self, ex):
         """The StaticFile to send for the request, or None (the app's)."""
         path_info = ex.vars.get("PATH_INFO", "")
-        if self.front_page_is_app and not path_info.strip("/"):
-            return None
         if self.skip_ext and path_info.endswith(self.skip_ext_path_info):
             return None
         if "\0" in path_info:
             return None
         for docroot in self.docroots:
-            named = docroot.filename(path_info)
-            if named is None:
+            filename = docroot.filename(path_info)
+            if filename is None:
                 continue
-            found = self._find(ex, *named)
+            found = self._find(ex, docroot.root, filename)
             if found:
                 return found
             # An index file found for another method than GET or HEAD
