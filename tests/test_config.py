@@ -443,8 +443,14 @@ def test_a_static_map_without_equals_is_refused_at_its_line():
     assert str(error("--ini", "app.ini")) == (
         "app.ini:3: option 'static-map2': invalid document root in static "
         "map, syntax mountpoint=docroot")
-    config = resolve(["--static-map", "/s=a=b", "--static-map", "=/srv"], {})
+    config = resolve(["--static-map", "/s=a=b", "--static-map", "=/srv",
+                      "--static-check", "x", "--check-static", "y"], {})
     assert config["static-map"] == [("/s", "a=b"), ("", "/srv")]
+    assert config.opening_lines() == [
+        "[uwsgi-static] added mapping for /s => a=b",
+        "[uwsgi-static] added mapping for  => /srv",
+        "[uwsgi-static] added check for x",
+        "[uwsgi-static] added check for y"]
 
 
 def test_plugins_ugu_has_built_in_are_accepted_others_refused():
