@@ -32,3 +32,9 @@ _PHRASES = {
 def reason(code):
     """uWSGI's phrase for the three-digit code, else "Unknown"."""
     return _PHRASES.get(int(code), "Unknown")
+
+
+def known(code):
+    """uWSGI's phrase for the three-digit code, or None where it has
+    none (a route's `return` then answers nothing)."""
+    return _PHRASES.get(int(code))

@@ -284,7 +284,32 @@ OPTIONS = (
          default=0),
     _opt("mimefile", STR, "mime types file", STATIC, repeat=True,
          aliases=("mime-file",)),
-    # internal routing
+    # internal routing: request routes, run before the app (or a static
+    # file), then response routes, run on the response head
+    _opt("route", STR, "add a request route on a regexp of PATH_INFO",
+         ROUTING, repeat=True),
+    _opt("route-host", STR, "add a request route on a regexp of HTTP_HOST",
+         ROUTING, repeat=True),
+    _opt("route-uri", STR, "add a request route on a regexp of REQUEST_URI",
+         ROUTING, repeat=True),
+    _opt("route-qs", STR, "add a request route on a regexp of QUERY_STRING",
+         ROUTING, repeat=True),
+    _opt("route-remote-addr", STR, "add a request route on a regexp of "
+         "REMOTE_ADDR", ROUTING, repeat=True),
+    _opt("route-user-agent", STR, "add a request route on a regexp of "
+         "HTTP_USER_AGENT", ROUTING, repeat=True),
+    _opt("route-referer", STR, "add a request route on a regexp of "
+         "HTTP_REFERER", ROUTING, repeat=True),
+    _opt("route-remote-user", STR, "add a request route on a regexp of "
+         "REMOTE_USER", ROUTING, repeat=True),
+    _opt("route-if", STR, "add a request route on a condition", ROUTING,
+         repeat=True),
+    _opt("route-if-not", STR, "add a request route on a negated condition",
+         ROUTING, repeat=True),
+    _opt("route-run", STR, "add an unconditional request route", ROUTING,
+         repeat=True),
+    _opt("route-label", STR, "add a request routing label (for goto)",
+         ROUTING, repeat=True),
     _opt("collect-header", STR, "copy a response header into a request var "
          "(HEADER VAR)", ROUTING, repeat=True),
     _opt("response-route-if", STR, "add a response route on a condition",

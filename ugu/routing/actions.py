@@ -1,35 +1,61 @@
-"""Response-phase route actions, registered by name as uWSGI names them.
+"""Route actions, registered by name as uWSGI names them, per phase.
 
 An action is the `name:args` half of a rule.  Its factory is called once,
 when the config is read, with the args text, and returns a function of the
-request's `Response`.  That function returns None to go on with the next
-rule, `STOP` to end routing, or a `Goto`.
+request being routed (a `Request` before the app, a `Response` on the
+response head).  That function returns None to go on with the next rule,
+`STOP` to end routing, or a `Goto`.
 
-Results follow uWSGI 2.0 in the response phase: `continue`/`last` end
-routing and the response goes out; `break` ends routing and drops the
-app's body, and `break:CODE text` also replaces the app's status and
-headers.  Two things differ, on purpose: `delheader` removes a header the
-app set (uWSGI only filters later additions), and a dropped body leaves
-`Content-Length: 0` behind, not the app's length, so the framing holds.
+Results follow uWSGI 2.0.  Before the app, `continue`/`last` end routing
+and the request goes on; `break` ends the request (with `break:CODE text`
+answering that status with an empty body), as do `return` and the
+redirects, which answer it.  In the response phase `continue`/`last` end
+routing and the response goes out; `break` drops the app's body, and
+`break:CODE text` also replaces the app's status and headers.  Two things
+differ, on purpose: `delheader` removes a header the app set, or an
+earlier `addheader` added (uWSGI only filters later additions), and a
+dropped body leaves `Content-Length: 0` behind, not the app's length, so
+the framing holds.
 """
 
 import re
 
 from ugu.http import status as http_status
+from ugu.http.vars import path_info
 from ugu.options.errors import ConfigError
 from ugu.routing.template import Template
 
-ACTIONS = {}
+REQUEST = "request"
+RESPONSE = "response"
+ACTIONS = {REQUEST: {}, RESPONSE: {}}
 
-# uWSGI 2.0 actions that ugu does not run in the response phase (yet):
-# named apart from unknown ones, so the message says what is missing.
-NOT_IMPLEMENTED = frozenset({
-    "return", "logvar", "donotlog", "clearheaders", "setpathinfo", "seturi",
-    "setmethod", "setscriptname", "setdocroot", "setscheme", "setapp",
-    "chdir", "signal", "send", "harakiri", "fixcl", "redirect",
-    "redirect-302", "redirect-permanent", "redirect-301", "rewrite",
-    "rewrite-last", "static", "uwsgi", "http", "basicauth", "cache",
-    "cachestore", "gzip", "expires",
+# uWSGI 2.0's actions (its core's and its plugins'): those ugu does not run
+# in a phase are named apart from unknown ones, so the message says what
+# is missing.
+UWSGI_ACTIONS = frozenset({
+    "*", "+", "-", "/", "access", "addheader", "addvar", "alarm",
+    "basicauth", "basicauth-next", "break", "break-with-status", "cache",
+    "cache-continue", "cache-store", "cachedec", "cachediv", "cacheinc",
+    "cachemul", "cacheset", "cachestore", "cachevar", "call", "cgi",
+    "cgihelper", "chdir", "chunked", "clearheaders", "continue",
+    "delheader", "disableheaders", "donotlog", "donotoffload", "expires",
+    "fastfile", "fastfile-next", "file", "file-next", "fixcl",
+    "fixpathinfo", "flush", "forcecl", "goto", "gridfs", "gzip",
+    "harakiri", "hash", "http", "httpconnect", "httpdumb", "last",
+    "ldapauth", "ldapauth-next", "log", "logvar", "memcached",
+    "memcached-continue", "memcached-store", "memcachedstore", "metricdec",
+    "metricdiv", "metricinc", "metricmul", "metricset", "offload",
+    "proxyhttp", "proxyhttpconnect", "proxyuwsgi", "radius", "radius-next",
+    "redirect", "redirect-301", "redirect-302", "redirect-permanent",
+    "redis", "redis-continue", "redis-store", "redisstore", "remheader",
+    "resetheaders", "return", "rewrite", "rewrite-last", "rpc", "rpcblob",
+    "rpcnext", "rpcraw", "rpcret", "rpcvar", "send", "send-crnl",
+    "sendfile", "sendfile-next", "setapp", "setdocroot", "setfile",
+    "sethome", "setmethod", "setmodifier1", "setmodifier2", "setpathinfo",
+    "setprocname", "setremoteaddr", "setscheme", "setscriptname", "seturi",
+    "setuser", "signal", "spnego", "spnego-next", "ssi", "static",
+    "static-next", "symcall", "symcall-next", "template", "to-file",
+    "tofile", "toupper", "toxslt", "uwsgi", "xmldir", "xslt",
 })
 
 STOP = "stop"  # what continue, last and break return
@@ -40,6 +66,13 @@ VARS_FULL = ("not enough buffer space to add {} variable, consider "
 
 _STATUS = re.compile(r"([0-9]{3})(?: (.*))?")
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
+# The head uWSGI gives the answer of `break:CODE`, in either phase.
+_BREAK_HEADERS = (("Connection", "close"), ("Content-Type", "text/plain"))
+
+
+def not_implemented(name, phase):
+    """Whether `name` is a uWSGI action that ugu does not run in `phase`."""
+    return name in UWSGI_ACTIONS and name not in ACTIONS[phase]
 
 
 class Goto:
@@ -51,33 +84,28 @@ class Goto:
         self.label = label
 
 
-class Response:
-    """A response head being routed; one per request.
+class Routed:
+    """What both phases route: the request's vars and the headers the
+    rules add to the response.
 
-    While the rules run, `headers` are the app's and `added` those the
-    rules appended: uWSGI writes the added ones after the app's, and
-    `break:CODE` keeps only them.  `match` is the regexp match of the rule
-    being run, if any.  `appended` are the vars added to the request, in
-    order, `arrived` the values those vars had before ("" for none), and
-    `room` the bytes left for more in its buffer (None: no limit).  Once finished, `headers` are the ones to send,
-    `status` is None to keep the app's status line or the one to send
-    instead ("403 Forbidden"), and without `send_body` the app's body
-    must not be sent.
+    `added` are the headers the rules appended (uWSGI writes them after
+    the response's own).  `match` is the regexp match of the rule being
+    run, if any.  `appended` are the vars added to the request, in order,
+    `arrived` the values their names had in the request's own fields,
+    which regexp rules match ("" for none), and `room` the bytes left for
+    more in its buffer (None: no limit).
     """
 
-    __slots__ = ("vars", "headers", "added", "match", "status", "send_body",
-                 "log", "appended", "arrived", "room")
+    __slots__ = ("vars", "added", "match", "log", "appended", "arrived",
+                 "room")
 
-    def __init__(self, variables, headers, log, room=None):
+    def __init__(self, variables, log, room=None):
         self.vars = variables
-        self.headers = headers
         self.added = []
         self.appended = []
         self.arrived = {}
         self.room = room
         self.match = None
-        self.status = None
-        self.send_body = True
         self.log = log
 
     def expand(self, template):
@@ -94,16 +122,61 @@ class Response:
                 return False
             self.room -= size
         self.arrived.setdefault(key, self.vars.get(key, ""))
+        # Last in order too, as uWSGI appends it (wsgi.url_scheme, say,
+        # takes the later of UWSGI_SCHEME and X-Forwarded-Proto).
+        self.vars.pop(key, None)
         self.vars[key] = value
         self.appended.append((key, value))
         return True
 
+    def set_field(self, key, value):
+        """Append a var that the request's own field then points at (a
+        `setpathinfo`): regexp rules match it from now on."""
+        if not self.append_var(key, value):
+            return False
+        del self.arrived[key]
+        return True
+
+    def field(self, key):
+        """The value of one of the request's own fields."""
+        return self.arrived.get(key, self.vars.get(key, ""))
+
     def arrival_vars(self):
-        """The request vars as the request brought them, which uWSGI's
-        regexp rules match (its `${VAR}` sees the latest value)."""
+        """The request vars as the request's fields hold them, which
+        uWSGI's regexp rules match (its `${VAR}` sees the latest value)."""
         if not self.arrived:
             return self.vars
         return {**self.vars, **self.arrived}
+
+
+class Response(Routed):
+    """A response head being routed; one per request.
+
+    While the rules run, `headers` are the response's and `added` also
+    holds what request routes added before.  Once finished, `headers`
+    are the ones to send, `status` is None to keep the app's status line
+    or the one to send instead ("403 Forbidden"), and without
+    `send_body` the app's body must not be sent.
+    """
+
+    __slots__ = ("headers", "status", "send_body")
+
+    def __init__(self, variables, headers, log, room=None, request=None):
+        super().__init__(variables, log, room)
+        self.headers = headers
+        self.status = None
+        self.send_body = True
+        if request is not None:
+            self._follow(request)
+
+    def _follow(self, request):
+        """Go on from what the request routes did: their headers, the
+        names they removed and the fields they moved."""
+        self.added = list(request.added)
+        self.arrived = dict(request.arrived)
+        if request.removed:
+            self.headers = [h for h in self.headers
+                            if h[0].lower() not in request.removed]
 
     def remove(self, lowered_name):
         """Drop every header with this (lower-case) name."""
@@ -117,8 +190,7 @@ class Response:
         self.send_body = False
         if status:
             self.status = status
-            self.headers = [("Connection", "close"),
-                            ("Content-Type", "text/plain")]
+            self.headers = list(_BREAK_HEADERS)
 
     def finish(self):
         """Settle what to send and return self: the added headers follow
@@ -131,11 +203,45 @@ class Response:
         return self
 
 
-def action(*names):
-    """Register an action factory under each of `names`."""
+class Request(Routed):
+    """A request being routed before the app; one per request.
+
+    `removed` are the (lower-case) header names `delheader` took out of
+    the response to come.  `ended` tells the request is over (`break`,
+    `return`, a redirect); `answer`, when it is, is the (status line,
+    headers, body) to send (None: nothing).  `quiet` stops its log line.
+    """
+
+    __slots__ = ("removed", "ended", "answer", "quiet")
+
+    def __init__(self, variables, log, room=None):
+        super().__init__(variables, log, room)
+        self.removed = set()
+        self.ended = False
+        self.answer = None
+        self.quiet = False
+
+    def remove(self, lowered_name):
+        self.added = [h for h in self.added if h[0].lower() != lowered_name]
+        self.removed.add(lowered_name)
+
+    def abort(self, status=None):
+        """End the request; with a status, answer it with an empty body."""
+        self.ended = True
+        if status:
+            self.answer = (status, list(_BREAK_HEADERS), b"")
+
+    def respond(self, status, headers, body):
+        self.ended = True
+        self.answer = (status, headers, body)
+
+
+def action(*names, phases=(REQUEST, RESPONSE)):
+    """Register an action factory under each of `names`, for `phases`."""
     def register(factory):
-        for name in names:
-            ACTIONS[name] = factory
+        for phase in phases:
+            for name in names:
+                ACTIONS[phase][name] = factory
         return factory
     return register
 
@@ -228,3 +334,98 @@ def goto(args):
         jump = Goto(template.static)
         return lambda r: jump
     return lambda r: Goto(r.expand(template))
+
+
+# --- request phase: what only a request on its way to the app can do ---
+
+@action("return", "break-with-status", phases=(REQUEST,))
+def return_(args):
+    phrase = http_status.known(args) if args.isdigit() and \
+        len(args) == 3 else None
+    if phrase is None:
+        # uWSGI answers nothing for a code it has no phrase for.
+        raise ConfigError(f'invalid status "{args}" for return (expected '
+                          'a code uWSGI knows, e.g. "404")')
+    answer = (f"{args} {phrase}", [("Content-Type", "text/plain"),
+                                   ("Content-Length", str(len(phrase)))],
+              phrase.encode("latin-1"))
+
+    def run(r):
+        r.respond(*answer)
+        return STOP
+    return run
+
+
+def _redirect(status, body):
+    def factory(args):
+        template = Template(_as_sent(args))
+
+        def run(r):
+            r.respond(status, [("Location", r.expand(template))], body)
+            return STOP
+        return run
+    return factory
+
+
+action("redirect", "redirect-302", phases=(REQUEST,))(
+    _redirect("302 Found", b"Moved"))
+action("redirect-permanent", "redirect-301", phases=(REQUEST,))(
+    _redirect("301 Moved Permanently", b"Moved Permanently"))
+
+
+def _rewrite(last):
+    def factory(args):
+        template = Template(_as_sent(args))
+
+        def run(r):
+            path, question, query = r.expand(template).partition("?")
+            # As uWSGI: a query string in the target comes first, the
+            # request's own after it; without one the request's stays.
+            kept = r.field("QUERY_STRING")
+            if not question:
+                query = kept
+            elif kept:
+                query = f"{query}&{kept}"
+            decoded = path_info(path.encode("latin-1")).decode("latin-1")
+            if not (r.set_field("PATH_INFO", decoded)
+                    and r.set_field("QUERY_STRING", query)):
+                r.abort()
+                return STOP
+            return STOP if last else None
+        return run
+    return factory
+
+
+action("rewrite", phases=(REQUEST,))(_rewrite(last=False))
+action("rewrite-last", phases=(REQUEST,))(_rewrite(last=True))
+
+
+def _setter(key):
+    """An action that points one of the request's fields at a new var."""
+    def factory(args):
+        template = Template(_as_sent(args))
+
+        def run(r):
+            # As uWSGI: a var that does not fit ends routing, as break does.
+            if not r.set_field(key, r.expand(template)):
+                r.abort()
+                return STOP
+        return run
+    return factory
+
+
+for _name, _key in (("setpathinfo", "PATH_INFO"), ("seturi", "REQUEST_URI"),
+                    ("setmethod", "REQUEST_METHOD"),
+                    ("setscriptname", "SCRIPT_NAME"),
+                    ("setscheme", "UWSGI_SCHEME"),
+                    ("setremoteaddr", "REMOTE_ADDR"),
+                    ("setapp", "UWSGI_APPID"),
+                    ("setdocroot", "DOCUMENT_ROOT")):
+    action(_name, phases=(REQUEST,))(_setter(_key))
+
+
+@action("donotlog", phases=(REQUEST,))
+def donotlog(args):
+    def run(r):
+        r.quiet = True
+    return run

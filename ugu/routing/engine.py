@@ -1,17 +1,21 @@
-"""Run the response routing table on one response head.
+"""Run a routing table: the request's before the app, the response's on
+the response head.
 
-The worker builds one ResponseRouter at start-up and, when the app has
-given its status and headers, calls `run` (or `apply`, for the headers
-alone).  Before the rules run, `collect-header` and `pull-header` copy the
-app's headers into request vars, as uWSGI does when it adds them.
+The worker builds one RequestRouter and one ResponseRouter at start-up.
+Before serving a request it calls the RequestRouter's `run`, which gives
+a finished `Request` (the request ends there when it is `ended`); when the
+app has given its status and headers, it calls the ResponseRouter's `run`
+(or `apply`, for the headers alone).  Before the response rules run,
+`collect-header` and `pull-header` copy the app's headers into request
+vars, as uWSGI does when it adds them.
 
 Routing results, as in uWSGI: a rule that does not apply, or whose action
 returns nothing, goes on to the next rule; `continue`/`last`/`break` end
 the chain; `goto:LABEL` jumps forward to the rule after the label (with
 no such label, a number names the rule to go on from).  A goto whose
 label is built from vars and turns out missing or behind gets uWSGI's
-treatment: a log line, then the chain ends and the body is dropped, as
-with `break`.
+treatment: a log line, then the chain ends as with `break` (the request
+ends unanswered, or the response body is dropped).
 
 `log:` lines, and the errors above, go to the `log` callable given to
 `from_config`, one line per call (the worker should pass `ugu.log.log`);
@@ -21,11 +25,10 @@ by default they are printed on stderr.
 import re
 import sys
 
-from ugu.routing.actions import STOP, VARS_FULL, Response
-from ugu.routing.rules import first_labels, parse
+from ugu.routing.actions import (REQUEST, RESPONSE, STOP, VARS_FULL,
+                                 Request, Response)
+from ugu.routing.rules import first_labels, header_copies, parse
 
-TABLE_START = "*** dumping internal response routing table ***"
-TABLE_END = "*** end of the internal response routing table ***"
 GOTO_BACKWARD = ('[uwsgi-route] ERROR "goto" instruction can only jump '
                  "forward (check your label !!!)")
 
@@ -34,16 +37,107 @@ def _stderr(line):
     print(line, file=sys.stderr, flush=True)
 
 
-class ResponseRouter:
-    """The response routing table of one vassal."""
+class _Table:
+    """One routing table and the running of its rules; `name` is how
+    uWSGI's start-up dump names it ("" for the request table)."""
 
-    def __init__(self, rules, copies, log=_stderr):
+    name = ""
+
+    def __init__(self, rules, log=_stderr):
         self.rules = tuple(rules)
-        self.copies = tuple(copies)
         self._log = log
         # Labels do nothing when reached, so only the other rules run.
         self._runnable = tuple(r for r in self.rules if r.label is None)
         self._targets = self._goto_targets()
+
+    def dump(self):
+        """The lines uWSGI logs about this table's rules at start-up."""
+        if not self.rules:
+            return []
+        name = f"{self.name} " if self.name else ""
+        return [f"*** dumping internal {name}routing table ***",
+                *(r.dump() for r in self.rules),
+                f"*** end of the internal {name}routing table ***"]
+
+    def _run_rules(self, routed):
+        rules, variables = self._runnable, routed.vars
+        index, count = 0, len(rules)
+        while index < count:
+            rule = rules[index]
+            index += 1
+            result = None
+            if rule.check is not None:
+                result = rule.check(routed.arrival_vars()
+                                    if rule.on_arrival else variables)
+                if rule.negate:
+                    result = None if result else True
+                if not result:
+                    continue
+            routed.match = result if type(result) is re.Match else None
+            outcome = rule.action(routed)
+            if outcome is None:
+                continue
+            if outcome is STOP:
+                return
+            index = self._jump(outcome.label, index, routed)
+
+    def _jump(self, label, after, routed):
+        """Where a goto from the rule before `after` leads, or the end."""
+        target = self._targets.get(label)
+        if target is None and label.isdigit():
+            # No such label: uWSGI goes on from the rule of that number.
+            target = self._index_of(int(label))
+        if target is None or target < after:
+            self._log(GOTO_BACKWARD)
+            routed.abort()
+            return len(self._runnable)
+        return target
+
+    def _goto_targets(self):
+        """Label -> index in `_runnable` of the first rule after it."""
+        return {label: self._index_of(number)
+                for label, number in first_labels(self.rules).items()}
+
+    def _index_of(self, number):
+        """Index in `_runnable` of the first rule numbered `number` or
+        more (labels are numbered, and skipped)."""
+        return sum(1 for rule in self._runnable if rule.number < number)
+
+
+class RequestRouter(_Table):
+    """The request routing table of one vassal."""
+
+    @classmethod
+    def from_config(cls, config, log=_stderr):
+        """Read the table from a Config; ConfigError names a bad line."""
+        return cls(parse(config.entries, REQUEST), log)
+
+    @property
+    def active(self):
+        """Whether requests need routing at all."""
+        return bool(self.rules)
+
+    def run(self, request_vars, room=None):
+        """Route a request, into a finished `Request`: `request_vars`, a
+        dict, gets the vars the rules add (within `room` bytes, when
+        given, as in the request's buffer)."""
+        request = Request(request_vars, self._log, room)
+        self._run_rules(request)
+        return request
+
+
+class ResponseRouter(_Table):
+    """The response routing table of one vassal, and its header copies.
+
+    `after_requests` makes it run on every response, as it must when
+    request routes may have added headers to it."""
+
+    name = "response"
+
+    def __init__(self, rules, copies, log=_stderr, after_requests=False):
+        super().__init__(rules, log)
+        self.copies = tuple(copies)
+        self.active = bool(self.rules or self.copies or after_requests)
         # Header name -> the vars it is copied to.  As uWSGI: a header
         # pulled goes to the first pull-header of its name alone.
         self._collect = {}
@@ -58,22 +152,15 @@ class ResponseRouter:
         self._collect.update(self._pull)
 
     @classmethod
-    def from_config(cls, config, log=_stderr):
+    def from_config(cls, config, log=_stderr, after_requests=False):
         """Read the table from a Config; ConfigError names a bad line."""
-        rules, copies = parse(config.entries)
-        return cls(rules, copies, log)
-
-    @property
-    def active(self):
-        """Whether responses need routing at all."""
-        return bool(self.rules or self.copies)
+        rules = parse(config.entries, RESPONSE)
+        return cls(rules, header_copies(config.entries), log,
+                   after_requests)
 
     def startup_lines(self):
         """The lines uWSGI logs about this table when it starts."""
-        lines = []
-        if self.rules:
-            lines += [TABLE_START, *(r.dump() for r in self.rules),
-                      TABLE_END]
+        lines = self.dump()
         lines += [c.dump() for c in self.copies if not c.pull]
         lines += [c.dump() for c in self.copies if c.pull]
         return lines
@@ -82,15 +169,17 @@ class ResponseRouter:
         """The headers to send; `run` also tells status and body."""
         return self.run(request_vars, headers).headers
 
-    def run(self, request_vars, headers, room=None, copied=None):
+    def run(self, request_vars, headers, room=None, copied=None,
+            request=None):
         """Route a response head, into a finished `Response`.
 
         `request_vars` is a dict, which collected headers and `addvar`
         extend (within `room` bytes, when given, as in the request's
         buffer); `headers`, the app's (name, value) list, is left as it
-        is; `copied` is what `copied_vars` gave for them, if known.
+        is; `copied` is what `copied_vars` gave for them, if known;
+        `request` is the request routes' `Request`, if they ran.
         """
-        response = Response(request_vars, headers, self._log, room)
+        response = Response(request_vars, headers, self._log, room, request)
         if self._collect:
             if copied is None:
                 copied = self.copied_vars(headers)
@@ -126,47 +215,3 @@ class ResponseRouter:
         if self._pull:
             response.headers = [h for h in response.headers
                                 if h[0].lower() not in self._pull]
-
-    def _run_rules(self, response):
-        rules, variables = self._runnable, response.vars
-        index, count = 0, len(rules)
-        while index < count:
-            rule = rules[index]
-            index += 1
-            result = None
-            if rule.check is not None:
-                result = rule.check(response.arrival_vars()
-                                    if rule.on_arrival else variables)
-                if rule.negate:
-                    result = None if result else True
-                if not result:
-                    continue
-            response.match = result if type(result) is re.Match else None
-            outcome = rule.action(response)
-            if outcome is None:
-                continue
-            if outcome is STOP:
-                return
-            index = self._jump(outcome.label, index, response)
-
-    def _jump(self, label, after, response):
-        """Where a goto from the rule before `after` leads, or the end."""
-        target = self._targets.get(label)
-        if target is None and label.isdigit():
-            # No such label: uWSGI goes on from the rule of that number.
-            target = self._index_of(int(label))
-        if target is None or target < after:
-            self._log(GOTO_BACKWARD)
-            response.abort()
-            return len(self._runnable)
-        return target
-
-    def _goto_targets(self):
-        """Label -> index in `_runnable` of the first rule after it."""
-        return {label: self._index_of(number)
-                for label, number in first_labels(self.rules).items()}
-
-    def _index_of(self, number):
-        """Index in `_runnable` of the first rule numbered `number` or
-        more (labels are numbered, and skipped)."""
-        return sum(1 for rule in self._runnable if rule.number < number)

@@ -1,15 +1,16 @@
-"""Response route options, read once into Rule objects.
+"""Route options, read once into Rule objects.
 
-Every `response-route*` option adds one rule to a single table, in the
-order the options were read, whatever their kind; a label is a rule too,
-so rule numbers match uWSGI's start-up dump.  A rule's text is split at
-its first space into a condition and an action (so a condition cannot
-contain a space), and the action at its first colon into a name and
-args, which the action's factory reads at once.  Any mistake stops the
-start-up with the file and line of the option.
+Request routes (`route*`) and response routes (`response-route*`) make two
+tables.  Every option of a table adds one rule to it, in the order the
+options were read, whatever their kind; a label is a rule too, so rule
+numbers match uWSGI's start-up dump.  A rule's text is split at its first
+space into a condition and an action (so a condition cannot contain a
+space), and the action at its first colon into a name and args, which the
+action's factory for that table's phase reads at once.  Any mistake stops
+the start-up with the file and line of the option.
 
 `collect-header` and `pull-header` are read here too: they are how a
-response header reaches the rules, as a request var.
+response header reaches the response rules, as a request var.
 """
 
 from dataclasses import dataclass
@@ -20,22 +21,23 @@ from ugu.options.errors import ConfigError
 from ugu.routing import actions, conditions
 from ugu.routing.template import Template
 
-# Regexp rules: the request var each option matches, and the name uWSGI
+# Each table's options: this prefix, then one of the suffixes below.
+PREFIXES = {actions.REQUEST: "route", actions.RESPONSE: "response-route"}
+# Regexp rules: the request var each suffix matches, and the name uWSGI
 # prints for it in the table.
 REGEXP_SUBJECTS = {
-    "response-route": ("PATH_INFO", "path_info"),
-    "response-route-host": ("HTTP_HOST", "http_host"),
-    "response-route-uri": ("REQUEST_URI", "request_uri"),
-    "response-route-qs": ("QUERY_STRING", "query_string"),
-    "response-route-remote-addr": ("REMOTE_ADDR", "remote_addr"),
-    "response-route-user-agent": ("HTTP_USER_AGENT", "user_agent"),
-    "response-route-referer": ("HTTP_REFERER", "referer"),
-    "response-route-remote-user": ("REMOTE_USER", "remote_user"),
+    "": ("PATH_INFO", "path_info"),
+    "-host": ("HTTP_HOST", "http_host"),
+    "-uri": ("REQUEST_URI", "request_uri"),
+    "-qs": ("QUERY_STRING", "query_string"),
+    "-remote-addr": ("REMOTE_ADDR", "remote_addr"),
+    "-user-agent": ("HTTP_USER_AGENT", "user_agent"),
+    "-referer": ("HTTP_REFERER", "referer"),
+    "-remote-user": ("REMOTE_USER", "remote_user"),
 }
-# Condition rules: whether each option negates its condition.
-CONDITION_OPTIONS = {"response-route-if": False, "response-route-if-not": True}
-RULE_OPTIONS = frozenset({*REGEXP_SUBJECTS, *CONDITION_OPTIONS,
-                          "response-route-run", "response-route-label"})
+# Condition rules: whether each suffix negates its condition.
+CONDITION_SUFFIXES = {"-if": False, "-if-not": True}
+RUN, LABEL = "-run", "-label"
 HEADER_OPTIONS = {"collect-header": "collect", "pull-header": "pull"}
 
 
@@ -77,21 +79,35 @@ class HeaderCopy:
         return f"{verb} header {self.header} to var {self.var}"
 
 
-def parse(entries):
-    """The rules and header copies among config entries, in order."""
-    rules, copies = [], []
+def parse(entries, phase):
+    """The rules of `phase`'s table among config entries, in order."""
+    prefix, rules = PREFIXES[phase], []
     for entry in entries:
         opt = registry.lookup(entry.key)
-        name = opt.name if opt else None
-        try:
-            if name in RULE_OPTIONS:
-                rules.append(_rule(name, entry, len(rules)))
-            elif name in HEADER_OPTIONS:
-                copies.append(_header_copy(name, entry.value))
-        except ConfigError as e:
-            raise _located(e.reason, entry) from None
+        if opt is None or not opt.name.startswith(prefix):
+            continue
+        suffix = opt.name[len(prefix):]
+        if suffix in REGEXP_SUBJECTS or suffix in CONDITION_SUFFIXES or \
+                suffix in (RUN, LABEL):
+            try:
+                rules.append(_rule(suffix, phase, entry, len(rules)))
+            except ConfigError as e:
+                raise _located(e.reason, entry) from None
     _check_gotos(rules)
-    return rules, copies
+    return rules
+
+
+def header_copies(entries):
+    """The collect-header and pull-header entries, in order."""
+    copies = []
+    for entry in entries:
+        opt = registry.lookup(entry.key)
+        if opt is not None and opt.name in HEADER_OPTIONS:
+            try:
+                copies.append(_header_copy(opt.name, entry.value))
+            except ConfigError as e:
+                raise _located(e.reason, entry) from None
+    return copies
 
 
 def _located(reason, entry):
@@ -106,49 +122,51 @@ def _header_copy(option, value):
     return HeaderCopy(header, var, option == "pull-header")
 
 
-def _rule(option, entry, number):
+def _rule(suffix, phase, entry, number):
     value = entry.value
-    if option == "response-route-label":
+    if suffix == LABEL:
         return Rule(number, f"label: {value}", entry, label=value)
     condition, action = None, value
-    if option != "response-route-run":
+    if suffix != RUN:
         condition, space, action = value.partition(" ")
         if not space:
             raise ConfigError("invalid route syntax (expected a condition, "
                               "one space, then the action)")
-    check, negate, described = _condition(option, condition)
+    check, negate, described = _condition(suffix, condition)
     name, colon, args = action.partition(":")
     if not colon:
         raise ConfigError("invalid route syntax (an action is name:args, "
                           f'e.g. "{name}:")')
     goto = Template(args).static if name == "goto" else None
     return Rule(number, f"{described}action: {action}", entry, check, negate,
-                option in REGEXP_SUBJECTS, _action(name, args, value),
+                suffix in REGEXP_SUBJECTS, _action(name, args, value, phase),
                 goto=goto)
 
 
-def _action(name, args, value):
-    factory = actions.ACTIONS.get(name)
+def _action(name, args, value, phase):
+    factory = actions.ACTIONS[phase].get(name)
     if factory is None:
         reason = f'unable to register route "{value}"'
-        if name in actions.NOT_IMPLEMENTED:
-            reason += f': action "{name}" is not implemented by ugu yet'
+        if actions.not_implemented(name, phase):
+            reason += (f': action "{name}" is not implemented by ugu in '
+                       f"{PREFIXES[phase]}* rules yet; remove the rule, or "
+                       "do its work in the app")
         raise ConfigError(reason)
     return factory(args)
 
 
-def _condition(option, text):
+def _condition(suffix, text):
     """(check, negate, its description in the dump) for a rule's
-    condition text, None for `response-route-run`."""
+    condition text, None for a `-run` rule."""
     if text is None:
         return None, False, ""
-    if option in REGEXP_SUBJECTS:
-        return _regexp_check(option, text)
-    return _condition_check(text, CONDITION_OPTIONS[option])
+    if suffix in REGEXP_SUBJECTS:
+        return _regexp_check(suffix, text)
+    return _condition_check(text, CONDITION_SUFFIXES[suffix])
 
 
-def _regexp_check(option, pattern):
-    var, shown = REGEXP_SUBJECTS[option]
+def _regexp_check(suffix, pattern):
+    var, shown = REGEXP_SUBJECTS[suffix]
     compiled = conditions.compile_regexp(pattern)
     described = f"subject: {shown} regexp: {pattern} "
     return (lambda v: compiled.search(v.get(var, ""))), False, described

@@ -24,7 +24,7 @@ from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
-from ugu.routing.engine import ResponseRouter
+from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
 from ugu.vassal.chain import ChainReload
@@ -53,9 +53,12 @@ class Shared:
 
     def __init__(self, config, link):
         self.link = link
-        # In uWSGI's order: the routing table, then the mime types.
-        self.routing = ResponseRouter.from_config(config, log=log.log)
-        for line in self.routing.startup_lines():
+        # In uWSGI's order: the routing tables, then the mime types.
+        self.request_routing = RequestRouter.from_config(config, log=log.log)
+        self.routing = ResponseRouter.from_config(
+            config, log=log.log, after_requests=self.request_routing.active)
+        for line in (self.request_routing.dump()
+                     + self.routing.startup_lines()):
             log.log(line)
         self.static = StaticFiles(config)
         self.scoreboard = Scoreboard(config["processes"], cores(config),

@@ -81,6 +81,8 @@ class Exchange:
     # The app's write() failed: the client is gone, and the rest of the
     # response is dropped unsaid.
     write_failed = False
+    # What the request routes did (a routing.actions.Request), if they ran.
+    routed_request = None
 
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
@@ -167,7 +169,8 @@ class Exchange:
         if self.ctx.routing.active and self.routed:
             routed = self.ctx.routing.run(
                 self.vars, self._headers,
-                self.ctx.buffer_size - self.vars_size, self._copied)
+                self.ctx.buffer_size - self.vars_size, self._copied,
+                self.routed_request)
             self._count_added_vars(routed.appended)
             headers = routed.headers
             self._status_line = routed.status or self._status_line
@@ -252,15 +255,10 @@ def handle(ex):
     app = ctx.apps.select(ex.vars)
     found = ctx.static.lookup(ex)
     try:
-        if found:
-            serve_static(ex, found)
-        elif app is None:
-            log.log("--- no python application found, check your startup "
-                    "logs for errors ---")
-            ex.respond("500 Internal Server Error", NO_APP_HEADERS,
-                       NO_APP_BODY)
+        if ctx.request_routing is None:
+            serve(ex, app, found)
         else:
-            run_app(ex, app)
+            route_then_serve(ex, app, found)
     except ClientWriteError as e:
         e.log(ex)
     finally:
@@ -281,6 +279,57 @@ def _buffer_body(ex):
         return False
     ex.input = buffered
     return True
+
+
+def serve(ex, app, found):
+    """Send the static file found, or run the app."""
+    if found:
+        serve_static(ex, found)
+    elif app is None:
+        log.log("--- no python application found, check your startup "
+                "logs for errors ---")
+        ex.respond("500 Internal Server Error", NO_APP_HEADERS, NO_APP_BODY)
+    else:
+        run_app(ex, app)
+
+
+def route_then_serve(ex, app, found):
+    """The request routes first, as uWSGI runs them before the app, or
+    just before it sends a static file found for the request (whatever
+    found it: a `break` then keeps the file back)."""
+    ctx = ex.ctx
+    routed = ctx.request_routing.run(ex.vars,
+                                     ctx.buffer_size - ex.vars_size)
+    ex.routed_request = routed
+    ex._count_added_vars(routed.appended)
+    # The log line reads the request's fields, which set* actions move.
+    ex.method = routed.field("REQUEST_METHOD")
+    ex.uri = routed.field("REQUEST_URI")
+    ex.remote_addr = routed.field("REMOTE_ADDR")
+    if routed.quiet:
+        # donotlog: replaced, not tested on every request.
+        ex.log = _unlogged
+    if not routed.ended:
+        if any(key in _APP_KEYS for key, _ in routed.appended):
+            app = ctx.apps.select(ex.vars)
+        serve(ex, app, found)
+        return
+    if found:
+        os.close(found.fd)
+    if routed.answer is None:
+        # Nothing answers it: the connection just closes, and the log
+        # line has uWSGI's status for a request not served.
+        ex.status = 500
+        return
+    ex.respond(*routed.answer)
+
+
+# The vars that choose the app: after a route set one, it is chosen again.
+_APP_KEYS = frozenset({"SCRIPT_NAME", "UWSGI_APPID"})
+
+
+def _unlogged():
+    """The log line of a request a `donotlog` route silenced."""
 
 
 def account(ex):

@@ -49,6 +49,9 @@ class Context:
         self.apps = shared.apps
         self.static = shared.static
         self.routing = shared.routing
+        # None without request routes: the one test a request pays then.
+        self.request_routing = (shared.request_routing
+                                if shared.request_routing.active else None)
         self.scoreboard = shared.scoreboard
         self.buffer_size = config["buffer-size"]
         self.socket_timeout = config["socket-timeout"]
