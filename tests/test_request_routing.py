@@ -1,0 +1,358 @@
+"""Request routing: `route*` rules run before the app, or just before a
+static file is sent.
+
+The engine is pure, so some tests build a router from an INI file and
+call it on vars; the differential tests replay one table of rules and
+requests against ugu and the real uWSGI, on a uwsgi socket (where the
+answers must be the same bytes) and on an http-socket (the same status,
+headers and body, framed by h11), and compare their log lines.
+"""
+
+import re
+import socket
+
+import pytest
+
+from tests import support
+from ugu.options.errors import ConfigError
+from ugu.options.resolve import resolve
+from ugu.routing.engine import RequestRouter, ResponseRouter
+
+
+def write_config(tmp_path, lines):
+    path = tmp_path / "routes.ini"
+    path.write_text("[uwsgi]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def make_router(tmp_path, *lines, log=None):
+    """A request router for `lines` (options); their INI lines start at 2."""
+    config = resolve(["--ini", str(write_config(tmp_path, lines))],
+                     environ={})
+    return RequestRouter.from_config(config, log=log or (lambda line: None))
+
+
+def route(router, path="/", **variables):
+    variables.setdefault("PATH_INFO", path)
+    variables.setdefault("REQUEST_URI", path)
+    return router.run(variables)
+
+
+# --- the engine -------------------------------------------------------------
+
+def test_without_route_options_the_router_is_idle(tmp_path):
+    """The worker then skips request routing, and response routing runs
+    only for the response routes (or after request routes, which may
+    have added headers)."""
+    router = make_router(tmp_path, "response-route-run = addheader:X: 1")
+    assert not router.active
+    assert router.dump() == []
+    config = resolve(["--ini", str(write_config(tmp_path, []))], environ={})
+    assert not ResponseRouter.from_config(config).active
+    assert ResponseRouter.from_config(config, after_requests=True).active
+
+
+def test_rules_run_in_order_until_continue(tmp_path):
+    router = make_router(tmp_path, "route-run = addheader:X-A: 1",
+                         "route = ^/stop continue:",
+                         "route-run = addheader:X-B: 2")
+    assert route(router, "/stop").added == [("X-A", "1")]
+    assert route(router, "/on").added == [("X-A", "1"), ("X-B", "2")]
+    assert not route(router, "/on").ended
+
+
+@pytest.mark.parametrize("action, answer", [
+    ("break:", None),
+    ("break:403", ("403 Forbidden", [("Connection", "close"),
+                                     ("Content-Type", "text/plain")], b"")),
+    ("return:404", ("404 Not Found", [("Content-Type", "text/plain"),
+                                      ("Content-Length", "9")],
+                    b"Not Found")),
+    ("redirect:/to/$1", ("302 Found", [("Location", "/to/x")], b"Moved")),
+    ("redirect-301:/to/$1", ("301 Moved Permanently",
+                             [("Location", "/to/x")], b"Moved Permanently")),
+])
+def test_actions_that_end_the_request(tmp_path, action, answer):
+    router = make_router(tmp_path, f"route = ^/(.*) {action}",
+                         "route-run = addheader:X-Never: 1")
+    routed = route(router, "/x")
+    assert routed.ended and routed.answer == answer
+    assert routed.added == []
+
+
+@pytest.mark.parametrize("target, query, path, qs", [
+    ("/new/$1?added=1", "orig=2", "/new/a b", "added=1&orig=2"),
+    ("/new/$1?added=1", "", "/new/a b", "added=1"),
+    ("/new/$1", "orig=2", "/new/a b", "orig=2"),
+    ("/new/../x/%%2e", "", "/x/.", ""),
+])
+def test_rewrite_changes_path_info_and_the_query_string(
+        tmp_path, target, query, path, qs):
+    router = make_router(tmp_path, f"route = ^/old/(.*) rewrite:{target}",
+                         "route = ^/new/ addheader:X-Matched: new")
+    routed = route(router, "/old/a%20b", QUERY_STRING=query)
+    assert (routed.vars["PATH_INFO"], routed.vars["QUERY_STRING"]) == \
+        (path, qs)
+    assert routed.vars["REQUEST_URI"] == "/old/a%20b"
+    assert not routed.ended
+    # The next regexp rules match the rewritten path.
+    assert routed.added == ([("X-Matched", "new")]
+                            if path.startswith("/new/") else [])
+
+
+def test_rewrite_last_ends_routing(tmp_path):
+    router = make_router(tmp_path, "route = ^/(.*) rewrite-last:/new/$1",
+                         "route-run = addheader:X-After: 1")
+    routed = route(router, "/a")
+    assert routed.vars["PATH_INFO"] == "/new/a"
+    assert routed.added == [] and not routed.ended
+
+
+def test_a_set_action_moves_the_field_that_regexp_rules_match(tmp_path):
+    """setpathinfo moves the request's PATH_INFO; addvar:PATH_INFO only
+    adds a var, which `${PATH_INFO}` sees and regexp rules do not."""
+    router = make_router(tmp_path, "route = ^/a$ addvar:PATH_INFO=/b",
+                         "route = ^/b$ addheader:X-B: regexp",
+                         "route-if = equal:${PATH_INFO};/b addheader:X-B: if",
+                         "route = ^/a$ setpathinfo:/c",
+                         "route = ^/c$ addheader:X-C: regexp")
+    routed = route(router, "/a")
+    assert routed.added == [("X-B", "if"), ("X-C", "regexp")]
+    assert routed.vars["PATH_INFO"] == "/c"
+    assert routed.appended == [("PATH_INFO", "/b"), ("PATH_INFO", "/c")]
+
+
+def test_a_var_that_does_not_fit_ends_the_request(tmp_path):
+    lines = []
+    router = make_router(tmp_path, "route-run = addvar:BIG=${X}",
+                         "route-run = addheader:X-After: 1",
+                         log=lines.append)
+    routed = router.run({"X": "x" * 100}, room=100)
+    assert routed.ended and routed.answer is None
+    assert lines == ["not enough buffer space to add BIG variable, "
+                     "consider increasing it with the --buffer-size option"]
+
+
+def test_a_goto_built_from_vars_that_leads_back_ends_the_request(tmp_path):
+    lines = []
+    router = make_router(tmp_path, "route-label = top",
+                         "route-run = goto:${TO}", "route-label = end",
+                         "route-run = addheader:X-End: 1", log=lines.append)
+    assert route(router, TO="end").added == [("X-End", "1")]
+    routed = route(router, TO="top")
+    assert routed.ended and routed.answer is None and routed.added == []
+    assert lines == ['[uwsgi-route] ERROR "goto" instruction can only jump '
+                     "forward (check your label !!!)"]
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("route = ^/x static:/srv/x",
+     'unable to register route "^/x static:/srv/x": action "static" is '
+     "not implemented by ugu in route* rules yet; remove the rule, or do "
+     "its work in the app"),
+    ("route-run = logvar:k=v", 'unable to register route "logvar:k=v": '
+     'action "logvar" is not implemented'),
+    ("route-run = uwsgi:127.0.0.1:3031,0,0",
+     'action "uwsgi" is not implemented'),
+    ("route-run = nosuch:", 'unable to register route "nosuch:"'),
+    ("route-run = return:299", 'invalid status "299" for return'),
+    ("route-run = return:", 'invalid status "" for return'),
+    ("route-run = break:40", 'invalid status "40" for break'),
+    ("route-if = bogus:x break:", 'unable to find "bogus" route condition'),
+    ("route-run = goto:nowhere", '"goto" to an unknown label "nowhere"'),
+    ("route = ^/(x log:x", 'invalid regexp "^/(x"'),
+    ("route = ^/x", "invalid route syntax"),
+])
+def test_refused_at_start_up(tmp_path, line, reason):
+    with pytest.raises(ConfigError) as info:
+        make_router(tmp_path, "route-label = before", line)
+    error = info.value
+    assert reason in error.reason
+    assert (error.file, error.line) == (str(tmp_path / "routes.ini"), 3)
+    assert error.option == line.partition(" = ")[0]
+
+
+def test_response_only_actions_stay_refused_in_request_routes(tmp_path):
+    """What the response phase refuses it still refuses, in its words."""
+    config = resolve(["--ini", str(write_config(
+        tmp_path, ["response-route-run = redirect:/x"]))], environ={})
+    with pytest.raises(ConfigError) as info:
+        ResponseRouter.from_config(config)
+    assert 'action "redirect" is not implemented by ugu in ' \
+        "response-route* rules yet" in info.value.reason
+
+
+# --- against the real uWSGI ---------------------------------------------------
+
+ECHO_APP = """
+import json
+
+KEYS = ["PATH_INFO", "QUERY_STRING", "REQUEST_URI", "REQUEST_METHOD",
+        "SCRIPT_NAME", "UWSGI_SCHEME", "MYVAR", "wsgi.url_scheme",
+        "REMOTE_ADDR", "DOCUMENT_ROOT"]
+
+
+def application(environ, start_response):
+    body = json.dumps({k: environ.get(k) for k in KEYS}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("X-App", "1"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+BIG = "/big" + "x" * 600
+ROUTES = [
+    "route-run = addheader:X-First: ${REQUEST_METHOD}",
+    "route = ^/redir redirect:/elsewhere",
+    "route = ^/perm(.*) redirect-permanent:http://example.com$1",
+    "route = ^/ret return:404",
+    "route = ^/brk$ break:",
+    "route = ^/brk403 break:403",
+    "route = ^/brk418 break:418 I'm a teapot",
+    "route = ^/rw/(.*) rewrite:/new/$1?added=1",
+    "route = ^/rwl/(.*) rewrite-last:/newl/$1",
+    "route = ^/blocked.txt$ break:403",
+    "route-qs = foo addvar:MYVAR=qs",
+    "route-if = equal:${PATH_INFO};/set setpathinfo:/changed",
+    "route = ^/set seturi:/never",
+    "route = ^/goto goto:later",
+    "route = ^/cont continue:",
+    "route = ^/del delheader:X-App",
+    "route = ^/meth setmethod:PUT",
+    "route = ^/sn setscriptname:/sn",
+    "route = ^/scheme setscheme:https",
+    "route = ^/quiet donotlog:",
+    "route = ^/ra setremoteaddr:192.0.2.1",
+    "route = ^/uri seturi:/other?x",
+    "route = ^/doc setdocroot:/srv",
+    "route = ^/big addvar:BIG=" + "${REQUEST_URI}" * 8,
+    "route-host = ^(hostx) addheader:X-Host: $1",
+    "route-uri = \\?u=1 addheader:X-Uri: yes",
+    "route-if-not = empty:${QUERY_STRING} addheader:X-Qs: ${QUERY_STRING}",
+    "route-if = startswith:${PATH_INFO};/back goto:${PATH_INFO}",
+    "route-label = later",
+    "route-run = addheader:X-Later: 1",
+    "route-label = /back",
+    "route-run = log:routed ${REQUEST_METHOD} ${PATH_INFO} ${QUERY_STRING}",
+    "response-route-run = addheader:X-Response: ${MYVAR}",
+]
+REQUESTS = [
+    ("GET", "/redir", {}), ("GET", "/perm/x", {}), ("GET", "/ret", {}),
+    ("GET", "/brk", {}), ("GET", "/brk403", {}), ("GET", "/brk418", {}),
+    ("GET", "/rw/z?orig=2", {}), ("GET", "/rw/z", {}),
+    ("GET", "/rwl/q?x=1", {}), ("GET", "/a.txt", {}),
+    ("HEAD", "/a.txt", {}), ("POST", "/a.txt", {}),
+    ("GET", "/blocked.txt", {}), ("GET", "/x?foo=1", {}),
+    ("GET", "/set", {}), ("GET", "/goto", {}), ("GET", "/cont", {}),
+    ("GET", "/del", {}), ("GET", "/meth", {}), ("GET", "/sn/x", {}),
+    ("GET", "/scheme", {}), ("GET", "/quiet", {}), ("GET", "/ra", {}),
+    ("GET", "/uri", {}), ("GET", "/doc", {}), ("GET", BIG, {}),
+    ("GET", "/h", {"Host": "hostx:80"}), ("GET", "/u?u=1", {}),
+    ("GET", "/back", {}), ("GET", "/z", {}),
+]
+# A request's log line, with what differs from run to run left out.
+REQUEST_LINE = re.compile(r"^\[pid: \d+\|(app: .*) \[[^]]+\] (.*) in \d+ "
+                          r"msecs (.*)$")
+
+
+def serve(argv, tmp_path, http):
+    """Start `argv` on the routes, answer REQUESTS; (answers, log)."""
+    port = support.free_port()
+    kind = "http-socket" if http else "socket"
+    path = write_config(tmp_path, [f"{kind} = 127.0.0.1:{port}",
+                                   "wsgi-file = app.py",
+                                   "check-static = static", *ROUTES])
+    server = support.Process([*argv, "--ini", str(path)], cwd=tmp_path)
+    try:
+        support.wait_for_port(port)
+        answers = [ask(port, http, *request) for request in REQUESTS]
+        server.wait_for_log(r"GET /z ")
+    finally:
+        server.stop()
+    return answers, server.output()
+
+
+def ask(port, http, method, target, headers):
+    if not http:
+        return support.uwsgi_request(port, target, method=method,
+                                     headers=list(headers.items()))
+    fields = {"Host": "test", **headers}
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"{method} {target} HTTP/1.0\r\n{head}\r\n".encode())
+        return support.read_to_eof(s)
+
+
+def routing_lines(output):
+    """The request lines (without pid, time and duration) and the route
+    log lines, in order."""
+    lines = []
+    for line in output.splitlines():
+        m = REQUEST_LINE.match(line)
+        if m:
+            lines.append(" ".join(m.groups()))
+        elif line.startswith(("routed ", "not enough buffer space")):
+            lines.append(line)
+    return lines
+
+
+def as_http(raw):
+    """What an HTTP client makes of an answer: the status code, the
+    headers but Connection (h11 adds it for an HTTP/1.0 client) and the
+    body."""
+    status, headers, body = support.split_response(raw)
+    headers.pop("connection", None)
+    return status.partition(" ")[2], headers, body
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "app.py").write_text(ECHO_APP)
+    (tmp_path / "static").mkdir()
+    for name in ("a.txt", "blocked.txt"):
+        (tmp_path / "static" / name).write_text("hello\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("http", [False, True], ids=["uwsgi", "http"])
+def test_routes_answer_and_log_as_uwsgi(site, uwsgi_binary, http):
+    theirs, their_log = serve([uwsgi_binary], site, http)
+    ours, our_log = serve(support.UGU, site, http)
+    for request, their, our in zip(REQUESTS, theirs, ours):
+        if http:
+            assert as_http(our) == as_http(their), request
+        else:
+            assert our == their, request
+    assert routing_lines(our_log) == routing_lines(their_log)
+    # The table held what it is meant to show.
+    lines = routing_lines(our_log)
+    logged = [line for line in lines if line.startswith("app: ")]
+    assert len(logged) == len(REQUESTS) - 1  # all but donotlog's
+    assert not any(" GET /quiet " in line for line in logged)
+    assert "routed GET /quiet " in lines
+    assert "routed PUT /meth " in lines
+    assert any(" 192.0.2.1 () " in line and "GET /ra " in line
+               for line in logged)
+    assert "not enough buffer space to add BIG variable, consider " \
+        "increasing it with the --buffer-size option" in lines
+
+
+def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):
+    port = support.free_port()
+    path = write_config(tmp_path, [f"socket = 127.0.0.1:{port}", *ROUTES,
+                                   "collect-header = X-A A"])
+    uwsgi = procs.start([uwsgi_binary, "--ini", str(path)], cwd=tmp_path)
+    try:
+        uwsgi.wait_for_log(r"spawned uWSGI worker")
+    finally:
+        uwsgi.stop()
+    theirs = [line for line in uwsgi.output().splitlines()
+              if line.startswith(("*** dumping", "[rule: ", "*** end of",
+                                  "collecting header"))]
+    ugu = procs.ugu("--ini", str(path), cwd=tmp_path)
+    ugu.wait_for_log(r"spawned uWSGI worker")
+    ours = [line for line in ugu.output().splitlines()
+            if line.startswith(("*** dumping", "[rule: ", "*** end of",
+                                "collecting header"))]
+    assert ours == theirs
+    assert len(theirs) == len(ROUTES) + 4 + 1
+    assert theirs[0] == "*** dumping internal routing table ***"
