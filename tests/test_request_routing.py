@@ -146,10 +146,10 @@ def test_a_goto_built_from_vars_that_leads_back_ends_the_request(tmp_path):
 
 
 @pytest.mark.parametrize("line, reason", [
-    ("route = ^/x static:/srv/x",
-     'unable to register route "^/x static:/srv/x": action "static" is '
-     "not implemented by ugu in route* rules yet; remove the rule, or do "
-     "its work in the app"),
+    ("route = ^/x static-next:/srv/x",
+     'unable to register route "^/x static-next:/srv/x": action '
+     '"static-next" is not implemented by ugu in route* rules yet; remove '
+     "the rule, or do its work in the app"),
     ("route-run = logvar:k=v", 'unable to register route "logvar:k=v": '
      'action "logvar" is not implemented'),
     ("route-run = uwsgi:127.0.0.1:3031,0,0",
@@ -203,6 +203,7 @@ BIG = "/big" + "x" * 600
 ROUTES = [
     "route-run = addheader:X-First: ${REQUEST_METHOD}",
     "route = ^/redir redirect:/elsewhere",
+    "route = ^/file/(.*) static:%dstatic/$1",
     "route = ^/perm(.*) redirect-permanent:http://example.com$1",
     "route = ^/ret return:404",
     "route = ^/brk$ break:",
@@ -237,6 +238,7 @@ ROUTES = [
 ]
 REQUESTS = [
     ("GET", "/redir", {}), ("GET", "/perm/x", {}), ("GET", "/ret", {}),
+    ("GET", "/file/a.txt", {}), ("HEAD", "/file/a.txt", {}),
     ("GET", "/brk", {}), ("GET", "/brk403", {}), ("GET", "/brk418", {}),
     ("GET", "/rw/z?orig=2", {}), ("GET", "/rw/z", {}),
     ("GET", "/rwl/q?x=1", {}), ("GET", "/a.txt", {}),
@@ -265,7 +267,7 @@ def serve(argv, tmp_path, http):
     try:
         support.wait_for_port(port)
         answers = [ask(port, http, *request) for request in REQUESTS]
-        server.wait_for_log(r"GET /z ")
+        server.wait_for_log(r"GET /z => ")
     finally:
         server.stop()
     return answers, server.output()
@@ -334,6 +336,45 @@ def test_routes_answer_and_log_as_uwsgi(site, uwsgi_binary, http):
                for line in logged)
     assert "not enough buffer space to add BIG variable, consider " \
         "increasing it with the --buffer-size option" in lines
+
+
+def test_a_static_route_answers_404_for_a_file_it_cannot_send(site, procs):
+    """DEVIATIONS 15: uWSGI closes the connection unanswered; a path
+    that is not the file's real one is also named in uWSGI's line."""
+    port = support.free_port()
+    path = write_config(site, [f"socket = 127.0.0.1:{port}",
+                               "wsgi-file = app.py",
+                               "route = ^/rel static:static/a.txt",
+                               "route = ^/(.*) static:%dstatic/$1"])
+    ugu = procs.ugu("--ini", str(path), cwd=site)
+    support.wait_for_port(port)
+    assert support.uwsgi_request(port, "/a.txt").endswith(b"\r\n\r\nhello\n")
+    for target, method in (("/nope.txt", "GET"), ("/", "GET"),
+                           ("/a.txt", "POST"), ("/rel", "GET")):
+        status, headers, body = support.split_response(
+            support.uwsgi_request(port, target, method=method))
+        assert (status, body) == ("HTTP/1.1 404 Not Found", b"Not Found")
+    ugu.wait_for_log(r"GET /rel => ")
+    assert f"[uwsgi-fileserve] security error: {site}/static/a.txt is " \
+        "not under static/a.txt or a safe path" in ugu.output()
+
+
+def test_a_redirect_that_a_request_breaks_gets_a_500(site, procs):
+    """A line break the request put in a Location is refused as an app's
+    would be; uWSGI sends it, and the request adds a header of its own."""
+    port = support.free_port()
+    path = write_config(site, [f"socket = 127.0.0.1:{port}",
+                               "wsgi-file = app.py",
+                               "route = ^/r(.*) redirect:$1"])
+    ugu = procs.ugu("--ini", str(path), cwd=site)
+    support.wait_for_port(port)
+    raw = support.uwsgi_request(port, "/r/a\r\nX-Evil: 1")
+    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"X-Evil" not in raw
+    ugu.wait_for_log(r"route answer refused: invalid http header "
+                     r"'Location'")
+    assert support.uwsgi_request(port, "/r/b").startswith(
+        b"HTTP/1.1 302 Found\r\nLocation: /b\r\n")
 
 
 def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):

@@ -208,17 +208,18 @@ class Request(Routed):
 
     `removed` are the (lower-case) header names `delheader` took out of
     the response to come.  `ended` tells the request is over (`break`,
-    `return`, a redirect); `answer`, when it is, is the (status line,
-    headers, body) to send (None: nothing).  `quiet` stops its log line.
+    `return`, a redirect, `static:`); `answer`, when it is, is the
+    (status line, headers, body) to send, or `file` the path of the file
+    to send (both None: nothing).  `quiet` stops its log line.
     """
 
-    __slots__ = ("removed", "ended", "answer", "quiet")
+    __slots__ = ("removed", "ended", "answer", "file", "quiet")
 
     def __init__(self, variables, log, room=None):
         super().__init__(variables, log, room)
         self.removed = set()
         self.ended = False
-        self.answer = None
+        self.answer = self.file = None
         self.quiet = False
 
     def remove(self, lowered_name):
@@ -234,6 +235,10 @@ class Request(Routed):
     def respond(self, status, headers, body):
         self.ended = True
         self.answer = (status, headers, body)
+
+    def send_file(self, path):
+        self.ended = True
+        self.file = path
 
 
 def action(*names, phases=(REQUEST, RESPONSE)):
@@ -428,4 +433,14 @@ for _name, _key in (("setpathinfo", "PATH_INFO"), ("seturi", "REQUEST_URI"),
 def donotlog(args):
     def run(r):
         r.quiet = True
+    return run
+
+
+@action("static", phases=(REQUEST,))
+def static(args):
+    template = Template(_as_sent(args))
+
+    def run(r):
+        r.send_file(r.expand(template))
+        return STOP
     return run

@@ -169,6 +169,18 @@ class StaticFiles:
             path_info = ex.vars.get("PATH_INFO", "")
         return None
 
+    def open_file(self, ex, path):
+        """The StaticFile a route's `static:PATH` names, or None.  As in
+        uWSGI, the file's real path must be PATH itself: a relative path,
+        or one through a symlink, is refused with uWSGI's line."""
+        path = _fs_name(path)
+        if "\0" in path or not os.access(path, os.F_OK):
+            return None
+        opened = self._open_inside(path, path)
+        if opened is None:
+            return None
+        return self._static_file(ex, *opened)
+
     def _find(self, ex, root, filename):
         """uWSGI's file_serve: the file named, or a directory's index,
         if it lies inside the root and the method is GET or HEAD."""
@@ -281,6 +293,10 @@ class StaticFiles:
             type_expires=by_type)
 
     def _content_type(self, path):
+        # Without check-static uWSGI reads no mime file, and a `static:`
+        # route's file goes out without a Content-Type.
+        if self.types is None:
+            return None
         return self.types.get(os.path.splitext(path)[1])
 
 
