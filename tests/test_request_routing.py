@@ -228,6 +228,10 @@ ROUTES = [
     "route = ^/big addvar:BIG=" + "${REQUEST_URI}" * 8,
     "route-host = ^(hostx) addheader:X-Host: $1",
     "route-uri = \\?u=1 addheader:X-Uri: yes",
+    "route-user-agent = ^(curl)/ addheader:X-UA: $1",
+    "route-referer = ^http://ref/ addheader:X-Referer: 1",
+    "route-remote-addr = ^127\\. addheader:X-Local: 1",
+    "route-remote-user = . addheader:X-User: 1",
     "route-if-not = empty:${QUERY_STRING} addheader:X-Qs: ${QUERY_STRING}",
     "route-if = startswith:${PATH_INFO};/back goto:${PATH_INFO}",
     "route-label = later",
@@ -249,6 +253,7 @@ REQUESTS = [
     ("GET", "/scheme", {}), ("GET", "/quiet", {}), ("GET", "/ra", {}),
     ("GET", "/uri", {}), ("GET", "/doc", {}), ("GET", BIG, {}),
     ("GET", "/h", {"Host": "hostx:80"}), ("GET", "/u?u=1", {}),
+    ("GET", "/ua", {"User-Agent": "curl/8", "Referer": "http://ref/x"}),
     ("GET", "/back", {}), ("GET", "/z", {}),
 ]
 # A request's log line, with what differs from run to run left out.
