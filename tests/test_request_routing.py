@@ -199,6 +199,12 @@ def application(environ, start_response):
                               ("Content-Length", str(len(body)))])
     return [body]
 """
+MOUNTED_APP = """
+def application(environ, start_response):
+    body = "mounted {SCRIPT_NAME} {PATH_INFO}".format(**environ).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+"""
 BIG = "/big" + "x" * 600
 ROUTES = [
     "route-run = addheader:X-First: ${REQUEST_METHOD}",
@@ -220,6 +226,8 @@ ROUTES = [
     "route = ^/del delheader:X-App",
     "route = ^/meth setmethod:PUT",
     "route = ^/sn setscriptname:/sn",
+    "route = ^/tom setscriptname:/m",
+    "route = ^/byid setapp:/m",
     "route = ^/scheme setscheme:https",
     "route = ^/quiet donotlog:",
     "route = ^/ra setremoteaddr:192.0.2.1",
@@ -250,6 +258,7 @@ REQUESTS = [
     ("GET", "/blocked.txt", {}), ("GET", "/x?foo=1", {}),
     ("GET", "/set", {}), ("GET", "/goto", {}), ("GET", "/cont", {}),
     ("GET", "/del", {}), ("GET", "/meth", {}), ("GET", "/sn/x", {}),
+    ("GET", "/tom/x", {}), ("GET", "/byid/y", {}),
     ("GET", "/scheme", {}), ("GET", "/quiet", {}), ("GET", "/ra", {}),
     ("GET", "/uri", {}), ("GET", "/doc", {}), ("GET", BIG, {}),
     ("GET", "/h", {"Host": "hostx:80"}), ("GET", "/u?u=1", {}),
@@ -267,6 +276,7 @@ def serve(argv, tmp_path, http):
     kind = "http-socket" if http else "socket"
     path = write_config(tmp_path, [f"{kind} = 127.0.0.1:{port}",
                                    "wsgi-file = app.py",
+                                   "mount = /m=mounted.py",
                                    "check-static = static", *ROUTES])
     server = support.Process([*argv, "--ini", str(path)], cwd=tmp_path)
     try:
@@ -314,6 +324,7 @@ def as_http(raw):
 @pytest.fixture
 def site(tmp_path):
     (tmp_path / "app.py").write_text(ECHO_APP)
+    (tmp_path / "mounted.py").write_text(MOUNTED_APP)
     (tmp_path / "static").mkdir()
     for name in ("a.txt", "blocked.txt"):
         (tmp_path / "static" / name).write_text("hello\n")
@@ -337,6 +348,8 @@ def test_routes_answer_and_log_as_uwsgi(site, uwsgi_binary, http):
     assert not any(" GET /quiet " in line for line in logged)
     assert "routed GET /quiet " in lines
     assert "routed PUT /meth " in lines
+    assert any(line.startswith("app: 1|") and "GET /byid/y " in line
+               for line in logged)
     assert any(" 192.0.2.1 () " in line and "GET /ra " in line
                for line in logged)
     assert "not enough buffer space to add BIG variable, consider " \

@@ -62,6 +62,11 @@ class Apps:
             managed = self._manage_script_name(request_vars)
             if managed:
                 return managed
+        return self.lookup(request_vars)
+
+    def lookup(self, request_vars):
+        """The app UWSGI_APPID or SCRIPT_NAME names, or the default: how
+        uWSGI chooses again after a request route set one of them."""
         wanted = request_vars.get("UWSGI_APPID") or \
             request_vars.get("SCRIPT_NAME", "")
         for app in self.loaded:

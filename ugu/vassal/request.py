@@ -314,7 +314,7 @@ def route_then_serve(ex, app, found):
         ex.log = _unlogged
     if not routed.ended:
         if any(key in _APP_KEYS for key, _ in routed.appended):
-            app = ctx.apps.select(ex.vars)
+            app = ctx.apps.lookup(ex.vars)
         serve(ex, app, found)
         return
     if found:
