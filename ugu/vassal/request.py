@@ -258,10 +258,19 @@ def handle(ex):
     app = ctx.apps.select(ex.vars)
     found = ctx.static.lookup(ex)
     try:
-        if ctx.request_routing is None:
-            serve(ex, app, found)
+        if ctx.request_routing is not None:
+            app = route_request(ex, app, found)
+            if app is ENDED:
+                return
+        if found:
+            serve_static(ex, found)
+        elif app is None:
+            log.log("--- no python application found, check your startup "
+                    "logs for errors ---")
+            ex.respond("500 Internal Server Error", NO_APP_HEADERS,
+                       NO_APP_BODY)
         else:
-            route_then_serve(ex, app, found)
+            run_app(ex, app)
     except ClientWriteError as e:
         e.log(ex)
     finally:
@@ -284,22 +293,15 @@ def _buffer_body(ex):
     return True
 
 
-def serve(ex, app, found):
-    """Send the static file found, or run the app."""
-    if found:
-        serve_static(ex, found)
-    elif app is None:
-        log.log("--- no python application found, check your startup "
-                "logs for errors ---")
-        ex.respond("500 Internal Server Error", NO_APP_HEADERS, NO_APP_BODY)
-    else:
-        run_app(ex, app)
+# What route_request gives for a request its routes ended.
+ENDED = object()
 
 
-def route_then_serve(ex, app, found):
-    """The request routes first, as uWSGI runs them before the app, or
-    just before it sends a static file found for the request (whatever
-    found it: a `break` then keeps the file back)."""
+def route_request(ex, app, found):
+    """The request routes, as uWSGI runs them before the app, or just
+    before it sends a static file found for the request (whatever found
+    it: a `break` then keeps the file back).  The app to run then, or
+    ENDED once the routes answered the request (or dropped it)."""
     ctx = ex.ctx
     routed = ctx.request_routing.run(ex.vars,
                                      ctx.buffer_size - ex.vars_size)
@@ -314,9 +316,8 @@ def route_then_serve(ex, app, found):
         ex.log = _unlogged
     if not routed.ended:
         if any(key in _APP_KEYS for key, _ in routed.appended):
-            app = ctx.apps.lookup(ex.vars)
-        serve(ex, app, found)
-        return
+            return ctx.apps.lookup(ex.vars)
+        return app
     if found:
         os.close(found.fd)
     if routed.file is not None:
@@ -327,6 +328,7 @@ def route_then_serve(ex, app, found):
         # Nothing answers it: the connection just closes, and the log
         # line has uWSGI's status for a request not served.
         ex.status = 500
+    return ENDED
 
 
 def _answer_route(ex, answer):
