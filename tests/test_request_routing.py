@@ -146,6 +146,19 @@ def test_a_goto_built_from_vars_that_leads_back_ends_the_request(tmp_path):
                      "forward (check your label !!!)"]
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("${qs[a]}", "1"), ("${qs[b]}", ""), ("${qs[]}", "z"), ("${qs[c]}", ""),
+    ("${qs[d]}", "%20x+y"), ("${cookie[sid]}", "abc"), ("${cookie[x]}", "1"),
+    ("${cookie[y]}", ""), ("${cookie[e]}", ""), ("${cookie[n]}", "a=b"),
+])
+def test_computed_vars_find_the_first_item_as_written(tmp_path, text,
+                                                      expected):
+    router = make_router(tmp_path, f"route-run = addheader:X: {text}")
+    routed = route(router, QUERY_STRING="a=1&b=&a=2&=z&c&d=%20x+y",
+                   HTTP_COOKIE=" sid=abc ; x=1;x=2;e=; y =3; n=a=b ")
+    assert routed.added == [("X", expected)]
+
+
 @pytest.mark.parametrize("line, reason", [
     ("route = ^/x static-next:/srv/x",
      'unable to register route "^/x static-next:/srv/x": action '
@@ -163,6 +176,8 @@ def test_a_goto_built_from_vars_that_leads_back_ends_the_request(tmp_path):
     ("route-run = goto:nowhere", '"goto" to an unknown label "nowhere"'),
     ("route = ^/(x log:x", 'invalid regexp "^/(x"'),
     ("route = ^/x", "invalid route syntax"),
+    ("route-run = log:${uwsgi[wid]}",
+     "route var ${uwsgi[wid]} is not implemented by ugu yet"),
 ])
 def test_refused_at_start_up(tmp_path, line, reason):
     with pytest.raises(ConfigError) as info:
@@ -242,6 +257,9 @@ ROUTES = [
     "route-remote-addr = ^127\\. addheader:X-Local: 1",
     "route-remote-user = . addheader:X-User: 1",
     "route-if-not = empty:${QUERY_STRING} addheader:X-Qs: ${QUERY_STRING}",
+    "route-if = equal:${qs[go]};yes addheader:X-Go: [${qs[a]}] [${qs[]}]",
+    "route-if-not = empty:${HTTP_COOKIE} addheader:X-Cookie: "
+    "[${cookie[sid]}] [${cookie[x]}] [${cookie[e]}]",
     "route-if = startswith:${PATH_INFO};/back goto:${PATH_INFO}",
     "route-label = later",
     "route-run = addheader:X-Later: 1",
@@ -264,6 +282,8 @@ REQUESTS = [
     ("GET", "/uri", {}), ("GET", "/doc", {}), ("GET", BIG, {}),
     ("GET", "/h", {"Host": "hostx:80"}), ("GET", "/u?u=1", {}),
     ("GET", "/ua", {"User-Agent": "curl/8", "Referer": "http://ref/x"}),
+    ("GET", "/c?a=1&b=&a=2&=z&c&go=yes",
+     {"Cookie": "sid=abc ; x=1;x=2;e=; y =3"}),
     ("GET", "/back", {}), ("GET", "/z", {}),
 ]
 # A request's log line, with what differs from run to run left out.

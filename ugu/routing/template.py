@@ -8,6 +8,8 @@ capture 1 then `0`) but expand in a single pass: a capture whose text
 contains `${VAR}` is not expanded again, so a client cannot pull server
 vars into a header through its request path, as it can with uWSGI.
 
+`${qs[KEY]}` and `${cookie[NAME]}` are uWSGI's computed vars of those
+names: the first such item of QUERY_STRING or of HTTP_COOKIE, as written.
 Unknown vars and missing captures expand to the empty string.
 """
 
@@ -73,16 +75,61 @@ def _capture_pass(text):
 def _var_pass(literal):
     parts, last = [], 0
     for m in _VAR.finditer(literal):
-        name = m.group(1)
-        # `${name[key]}` is uWSGI's syntax for computed vars (cookie, qs,
-        # time, mime, ...); expanding one to "" would hide the gap.
-        if "[" in name:
-            raise ConfigError(f"route var ${{{name}}} is not implemented by "
-                              "ugu yet (only plain request vars are)")
-        parts += [literal[last:m.start()], _Var(name)]
+        parts += [literal[last:m.start()], _var(m.group(1))]
         last = m.end()
     parts.append(literal[last:])
     return parts
+
+
+def _var(name):
+    """A `${...}` part: a request var, or `${name[key]}`, uWSGI's syntax
+    for a computed one."""
+    if "[" not in name:
+        return _Var(name)
+    kind, _, key = name.partition("[")
+    if kind in _COMPUTED and key.endswith("]"):
+        return _Computed(_COMPUTED[kind], key[:-1])
+    # The others (uwsgi, time, httptime, mime, base64, hex): expanding
+    # one to "" would hide the gap.
+    raise ConfigError(f"route var ${{{name}}} is not implemented by ugu yet "
+                      "(plain request vars, qs[...] and cookie[...] are)")
+
+
+class _Computed:
+    """`${qs[key]}` or `${cookie[key]}`: a value found in a var."""
+
+    __slots__ = ("find", "key")
+
+    def __init__(self, find, key):
+        self.find, self.key = find, key
+
+    def __call__(self, variables):
+        return self.find(variables, self.key)
+
+
+def _qs(variables, key):
+    """The value of the first `key=` of the query string, as it is
+    written; "" when it is missing or empty."""
+    for item in variables.get("QUERY_STRING", "").split("&"):
+        name, equal, value = item.partition("=")
+        if equal and name == key:
+            return value
+    return ""
+
+
+def _cookie(variables, key):
+    """The value of the first `key=` cookie, as uWSGI finds it: each
+    `;`-separated item stripped of blanks, the value as it is written."""
+    for item in variables.get("HTTP_COOKIE", "").split(";"):
+        name, equal, value = item.strip(_BLANKS).partition("=")
+        if equal and name == key:
+            return value
+    return ""
+
+
+_COMPUTED = {"qs": _qs, "cookie": _cookie}
+# What C's isspace() takes for a blank.
+_BLANKS = " \t\n\v\f\r"
 
 
 def _merge_literals(parts):
@@ -117,6 +164,8 @@ def _single(part):
     if isinstance(part, _Var):
         name = str(part)
         return lambda variables, match=None: variables.get(name, "")
+    if isinstance(part, _Computed):
+        return lambda variables, match=None: part(variables)
     if isinstance(part, int):
         return lambda variables, match=None: group(match, part)
     return lambda variables, match=None: part
@@ -130,6 +179,8 @@ def _joiner(parts):
                 out.append(part)
             elif type(part) is int:
                 out.append(group(match, part))
+            elif type(part) is _Computed:
+                out.append(part(variables))
             else:
                 out.append(variables.get(part, ""))
         return "".join(out)
