@@ -262,14 +262,8 @@ def test_a_body_cut_short_under_post_buffering_never_reaches_the_app(
         buffered_servers):
     """The body is read before the app: a client that stops sending
     gets no answer, and the line says 500, served by no app."""
-    request = (b"POST /input?read HTTP/1.1\r\nHost: t\r\n"
-               b"Content-Length: 100\r\n\r\n" + b"x" * 10)
     for name, process in buffered_servers.items():
-        with socket.create_connection(("127.0.0.1", process.http_port),
-                                      timeout=10) as s:
-            s.sendall(request)
-            s.shutdown(socket.SHUT_WR)
-            assert read_to_eof(s) == b"", name
+        assert send_cut_short(process.http_port) == b"", name
         process.wait_for_log(
             r"\[uwsgi-body-read\] (Error|Timeout) reading \d+ bytes\. "
             r"Content-Length: 100 consumed: \d+ left: \d+")
@@ -279,20 +273,24 @@ def test_a_body_cut_short_under_post_buffering_never_reaches_the_app(
             r"in 0 bytes")
 
 
+def send_cut_short(http_port):
+    """A POST whose client stops after 10 of its 100 bytes; what came
+    back."""
+    with socket.create_connection(("127.0.0.1", http_port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /input?read HTTP/1.1\r\nHost: t\r\n"
+                  b"Content-Length: 100\r\n\r\n" + b"x" * 10)
+        s.shutdown(socket.SHUT_WR)
+        return read_to_eof(s)
+
 
 def test_a_body_cut_short_on_http_socket_ends_the_connection(servers):
     """The client closes mid-body: the app's read fails (here caught,
     and answered), and the connection ends there, as in uWSGI; the rest
     of the body that came is no next request (ugu answered it a 400 and
     logged one more line)."""
-    request = (b"POST /input?read HTTP/1.1\r\nHost: t\r\n"
-               b"Content-Length: 100\r\n\r\n" + b"x" * 10)
     for name, process in servers.items():
-        with socket.create_connection(("127.0.0.1", process.http_port),
-                                      timeout=10) as s:
-            s.sendall(request)
-            s.shutdown(socket.SHUT_WR)
-            raw = read_to_eof(s)
+        raw = send_cut_short(process.http_port)
         assert raw.count(b"HTTP/1.1 ") == 1, name
         assert b"error during read(0) on wsgi.input" in raw, name
         # A request after it, to be sure that no line is still to come.
