@@ -285,6 +285,28 @@ def _stats(path):
         return s.makefile("rb").read()
 
 
+def test_the_emperor_stats_heed_stats_http_and_minified(procs, tmp_path):
+    """As uWSGI's Emperor: an HTTP request is answered with a head, and
+    the document is written without newlines."""
+    court = tmp_path / "court"
+    court.mkdir()
+    stats_path = tmp_path / "stats.sock"
+    emperor = procs.ugu("--emperor", str(court), "--emperor-stats",
+                        str(stats_path), "--stats-minified", "--stats-http",
+                        cwd=tmp_path)
+    emperor.wait_for_log(r"\*\*\* Emperor stats server enabled")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(stats_path))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = s.makefile("rb").read()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n") == [
+        b"HTTP/1.0 200 OK", b"Connection: close",
+        b"Access-Control-Allow-Origin: *", b"Content-Type: application/json"]
+    assert b"\n" not in body
+    assert set(json.loads(body)) == STATS_KEYS
+
+
 def test_templates_and_other_formats_reach_real_vassals(procs, tmp_path):
     """`vassals-inherit`/`vassals-include` override the vassal's own
     scalars (uWSGI observed: a template's processes=3 beats the vassal's

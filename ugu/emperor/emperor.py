@@ -18,7 +18,9 @@ import signal
 import time
 
 from ugu import log, proc
+from ugu import stats as stats_server
 from ugu.emperor import master, monitor, spawn, stats
+from ugu.options.errors import ConfigError
 from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
@@ -81,7 +83,7 @@ class Emperor:
         self.ending = False
         self.signals = None
         self.watcher = None
-        self.stats = None      # the stats server's listening socket
+        self.stats = None      # a StatsServer (ugu/stats.py)
 
     def run(self):
         log.log(BANNER)
@@ -100,10 +102,16 @@ class Emperor:
         if self.config["emperor-pidfile"]:
             proc.write_pidfile(self.config["emperor-pidfile"],
                                "emperor-pidfile")
-        if self.config["emperor-stats"]:
-            self.stats = stats.listen(self.config["emperor-stats"])
-            log.log(f"*** Emperor stats server enabled on "
-                    f"{self.config['emperor-stats']} fd: "
+        address = self.config["emperor-stats"]
+        if address:
+            try:
+                self.stats = stats_server.from_config(
+                    self.config, address, lambda: stats.document(self))
+            except OSError as e:
+                raise ConfigError(f"cannot bind {address}: "
+                                  f"{e.strerror or e}",
+                                  option="emperor-stats") from None
+            log.log(f"*** Emperor stats server enabled on {address} fd: "
                     f"{self.stats.fileno()} ***")
         self.watcher = Watcher.create()
         self.signals = proc.SignalQueue(HANDLED)
@@ -211,11 +219,16 @@ class Emperor:
                     for v in self.vassals.values() if v.beat is not None]
         if not self.ending:
             moments += [*self.held, now + self.freq]
+        if self.stats is not None and self.stats.deadline() is not None:
+            moments.append(self.stats.deadline())
         return max(0.0, min(moments) - now) if moments else None
 
     def wait(self, timeout):
         waiting = [v for v in self.vassals.values() if v.link is not None]
-        waiting += [x for x in (self.watcher, self.stats) if x is not None]
+        if self.watcher is not None:
+            waiting.append(self.watcher)
+        if self.stats is not None:
+            waiting += self.stats.waiting()
         signums, ready = self.signals.wait(timeout, waiting)
         for source in ready:
             self.answer(source)
@@ -229,10 +242,10 @@ class Emperor:
         if source is self.watcher:
             # Every wake-up scans; the events only had to wake us.
             self.watcher.changed()
-        elif source is self.stats:
-            stats.serve_one(self.stats, self)
-        else:
+        elif isinstance(source, Vassal):
             self.listen(source)
+        else:
+            self.stats.answer(source)
 
     def listen(self, vassal):
         data, eof = vassal.receive()

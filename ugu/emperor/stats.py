@@ -1,23 +1,15 @@
 """`emperor-stats`: the Emperor's state as one JSON document per connection.
 
-The document has uWSGI's keys (reference 5.6), tab-indented as uWSGI
-writes it; the server writes it to each client and closes.  Keys for
-features ugu has no part of (zerg, on-demand, a global throttle) keep
-uWSGI's "none" values, so that dashboards reading them still work.
+The document has uWSGI's keys (reference 5.6); ugu/stats.py serves it,
+as it serves the vassal's.  Keys for features ugu has no part of (zerg,
+on-demand, a global throttle) keep uWSGI's "none" values, so that
+dashboards reading them still work.
 """
 
-import json
 import os
-import socket
-import stat
 import time
 
 from ugu import UWSGI_VERSION
-from ugu.options.errors import ConfigError
-
-# A client that does not read must not hold the Emperor up.
-SEND_TIMEOUT = 1.0
-BACKLOG = 16
 
 
 def document(emperor):
@@ -66,54 +58,3 @@ def _wall(moment, clock):
     if moment is None:
         return 0
     return int(time.time() - (clock() - moment))
-
-
-def encode(doc):
-    # `"key":value`, as uWSGI writes it, for scripts that grep the text.
-    return json.dumps(doc, indent="\t", separators=(",", ":")).encode()
-
-
-def listen(address):
-    """A listening socket on `host:port` (`:port` for every address) or
-    a unix socket path."""
-    host, colon, port = address.rpartition(":")
-    try:
-        if colon and port.isdigit():
-            return _listen_tcp(host or "0.0.0.0", int(port))
-        return _listen_unix(address)
-    except OSError as e:
-        raise ConfigError(f"cannot bind {address}: {e.strerror}",
-                          option="emperor-stats") from None
-
-
-def _listen_tcp(host, port):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(BACKLOG)
-    return sock
-
-
-def _listen_unix(path):
-    # A socket left by an Emperor that died is in the way; a file is not
-    # ours to remove.
-    if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
-        os.unlink(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    sock.listen(BACKLOG)
-    return sock
-
-
-def serve_one(listener, emperor):
-    """Answer one waiting client with the document."""
-    try:
-        client, _ = listener.accept()
-    except OSError:
-        return      # it went away before we got to it
-    with client:
-        client.settimeout(SEND_TIMEOUT)
-        try:
-            client.sendall(encode(document(emperor)))
-        except OSError:
-            pass    # a client that does not read gets what fitted

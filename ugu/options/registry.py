@@ -445,6 +445,13 @@ OPTIONS = (
     _opt("emperor-stats", STR, "serve the Emperor's stats as JSON on ADDR "
          "(host:port or a unix path)", EMPEROR,
          aliases=("emperor-stats-server",)),
+    # how stats servers write their document
+    _opt("stats-http", FLAG, "stats servers answer an HTTP request, "
+         "with a response head before the JSON", MASTER, default=False,
+         needs_master=True),
+    _opt("stats-minified", FLAG, "stats servers write their JSON "
+         "without indentation or newlines", MASTER, default=False,
+         needs_master=True, aliases=("stats-min",)),
     _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
          EMPEROR),
     _opt("heartbeat", INT, "announce healthiness to the Emperor every N "
