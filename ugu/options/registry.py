@@ -445,13 +445,18 @@ OPTIONS = (
     _opt("emperor-stats", STR, "serve the Emperor's stats as JSON on ADDR "
          "(host:port or a unix path)", EMPEROR,
          aliases=("emperor-stats-server",)),
-    # how stats servers write their document
+    # stats server (the master's, and the Emperor's format)
+    _opt("stats", STR, "serve the instance's stats as JSON on ADDR "
+         "(host:port or a unix path), one document per connection",
+         MASTER, needs_master=True, aliases=("stats-server",)),
     _opt("stats-http", FLAG, "stats servers answer an HTTP request, "
          "with a response head before the JSON", MASTER, default=False,
          needs_master=True),
     _opt("stats-minified", FLAG, "stats servers write their JSON "
          "without indentation or newlines", MASTER, default=False,
          needs_master=True, aliases=("stats-min",)),
+    _opt("stats-no-cores", FLAG, "leave each worker's cores out of the "
+         "stats", MASTER, default=False, needs_master=True),
     _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
          EMPEROR),
     _opt("heartbeat", INT, "announce healthiness to the Emperor every N "

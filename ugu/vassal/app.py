@@ -36,10 +36,11 @@ FILE_SUFFIXES = (".py", ".wsgi")
 class App:
     """A loaded callable and where it is mounted, as the workers see it."""
 
-    def __init__(self, callable_, app_id=0, mountpoint=""):
+    def __init__(self, callable_, app_id=0, mountpoint="", startup_time=0):
         self.callable = callable_
         self.id = app_id
         self.mountpoint = mountpoint
+        self.startup_time = startup_time    # whole seconds its load took
         self.requests = 0
 
 
@@ -235,7 +236,7 @@ def _load(app_id, mountpoint, target, loaded, fatal=False):
     log.log(f"WSGI app {app_id} (mountpoint='{mountpoint}') ready in "
             f"{seconds} seconds on interpreter "
             f"{id(sys.modules['__main__']):#x} pid: {os.getpid()}{default}")
-    return App(app, app_id, mountpoint)
+    return App(app, app_id, mountpoint, seconds)
 
 
 def report_missing(config):

@@ -7,7 +7,7 @@ import pwd
 import re
 import socket
 
-from ugu import log, proc
+from ugu import log, proc, stats
 from ugu.options.errors import ConfigError
 from ugu.vassal import sockets
 
@@ -77,6 +77,13 @@ def vacuum(config, listeners):
             continue
         if _remove(path):
             log.log(f"VACUUM: unix socket {path} removed.")
+
+
+def vacuum_stats(config):
+    """The stats server's unix socket, after the others, as uWSGI."""
+    address = config["stats"]
+    if address and not stats.is_tcp(address) and _remove(address):
+        log.log(f"VACUUM: unix socket {address} (stats) removed.")
 
 
 def _remove(path):

@@ -19,6 +19,7 @@ import sys
 import time
 
 from ugu import log, proc
+from ugu import stats as stats_server
 from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
@@ -27,6 +28,7 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
+from ugu.vassal import stats
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cheaper import Cheaper
@@ -324,6 +326,9 @@ class Master:
         self.chain = ChainReload(self)
         self.touch = None           # a TouchWatch once the first spawn
         self.fifo = None
+        self.stats = None           # a StatsServer with `stats`
+        self.spawns = {}            # wid -> (spawns, time of the last)
+        self.harakiri_kills = {}    # wid -> workers harakiri killed there
         self._last_respawn = -math.inf
         self._respawn_burst = 0
 
@@ -338,11 +343,28 @@ class Master:
         log.log(f"{verb} uWSGI master process (pid: {os.getpid()})")
         if self.shared.link and not reloads:
             self.shared.link.send(ToEmperor.SPAWNED)
+        # Every slot lists the master's apps until its worker lists its
+        # own, as uWSGI's stats show a slot the cheaper never filled.
+        for wid in range(1, self.config["processes"] + 1):
+            self.shared.scoreboard.set_apps(wid, self.shared.apps.loaded)
         self._spawn_initial()
         # Only now, as uWSGI's master loop first looks at them: a missing
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config)
+        if self.config["stats"]:
+            self.stats = self._open_stats(self.config["stats"])
         return self._loop()
+
+    def _open_stats(self, address):
+        try:
+            server = stats_server.from_config(
+                self.config, address, lambda: stats.document(self))
+        except OSError as e:
+            raise ConfigError(f"cannot bind {address}: {e.strerror or e}",
+                              option="stats") from None
+        log.log(f"*** Stats server enabled on {address} fd: "
+                f"{server.fileno()} ***")
+        return server
 
     def _spawn_initial(self):
         if _worker_sockets(self.listeners):
@@ -363,6 +385,10 @@ class Master:
             received, ready = self.signals.wait(timeout, self._link_fds())
             for signum in received:
                 self.handle_signal(signum)
+            if self.stats:
+                for source in ready:
+                    if source not in (self.fifo, self.shared.link):
+                        self.stats.answer(source)
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
             if self.shared.link in ready:
@@ -379,11 +405,16 @@ class Master:
         return self.finish()
 
     def _link_fds(self):
-        return [f for f in (self.shared.link, self.fifo) if f]
+        fds = [f for f in (self.shared.link, self.fifo) if f]
+        if self.stats:
+            fds += self.stats.waiting()
+        return fds
 
     # -- spawning -------------------------------------------------------
     def spawn_worker(self, wid, respawn=False):
         self.shared.scoreboard.renew(wid)
+        spawns = self.spawns.get(wid, (0, 0))[0]
+        self.spawns[wid] = (spawns + 1, int(time.time()))
         worker = Worker(wid, self.config, self.listeners, self.shared,
                         master=os.getpid())
         with proc.signals_blocked(HANDLED):
@@ -582,6 +613,8 @@ class Master:
             for child in harakiri.check(self.workers(),
                                         self.shared.scoreboard):
                 self._kill(child.pid, signal.SIGKILL)
+                self.harakiri_kills[child.number] = \
+                    self.harakiri_kills.get(child.number, 0) + 1
         for child in self.workers():
             if recycle.lifetime_over(child, self.config) and \
                     not child.recycling:
@@ -645,11 +678,14 @@ class Master:
         self._bury_children()
         if self.fifo:
             self.fifo.close()
+        if self.stats:
+            self.stats.close()
         if self.pending_exit == "reload":
             self._reexec()
         log.log("goodbye to uWSGI.")
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
+            hygiene.vacuum_stats(self.config)
         return self.exit_code
 
     def _bury_children(self):

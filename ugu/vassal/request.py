@@ -86,6 +86,8 @@ class Exchange:
     write_failed = False
     # What the request routes did (a routing.actions.Request), if they ran.
     routed_request = None
+    # For the stats server's per-core counts.
+    static = False
 
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
@@ -498,6 +500,7 @@ def _send_file(ex, fd, count):
 def serve_static(ex, found):
     """Send a static file found (and opened) by the lookup; its descriptor
     is closed here, or by the offload thread it is handed to."""
+    ex.static = True
     fd = found.fd
     try:
         if _not_modified(ex, found):

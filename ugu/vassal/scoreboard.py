@@ -13,6 +13,11 @@ A worker's counters (its requests, and each app's requests and
 exceptions) outlive the worker: one respawned in its slot goes on
 counting, as uWSGI's do, in the log line's `req:` and in the statistics.
 A reload starts a new master, and a new scoreboard.
+
+With a stats server (`stats`) the workers also keep what its document
+shows and nothing else needs: each worker its traffic and response
+times, each core its requests by kind, as uWSGI's shared worker table
+holds them.
 """
 
 import mmap
@@ -25,13 +30,23 @@ _WORKER = struct.Struct("<QBBd")
 _REQUESTS = struct.Struct("<Q")
 _DEADLINE = struct.Struct("<d")
 _DEADLINE_AT = struct.calcsize("<QBB")
-# Then per app of the worker (app ids start at 0): requests, exceptions.
+# Then, for the stats: requests since the worker was spawned, bytes sent,
+# microseconds spent in requests, and the running average of a request's
+# microseconds (uWSGI's: halfway from the last average to each request).
+_TRAFFIC = struct.Struct("<QQQQ")
+# Then per app of the worker (app ids start at 0): requests, exceptions;
+# and whether the worker loaded it, the seconds its loading took, and its
+# mountpoint.
 _APP = struct.Struct("<QQ")
+_APP_INFO = struct.Struct("<BQ255s")
 # Before the workers: the requests of the whole instance, which uWSGI's
 # request log line counts (the master's slot 0 in uWSGI).
 _TOTAL = struct.Struct("<Q")
-# Per core: in_request flag, start time, "ADDR - METHOD URI" of the request.
+# Per core: in_request flag, start time, "ADDR - METHOD URI" of the
+# request; then, for the stats, its requests in all, of static files,
+# offloaded, and that failed writing to the client.
 _CORE = struct.Struct("<Bd240s")
+_CORE_COUNTS = struct.Struct("<QQQQ")
 REQUEST_TEXT = 240
 # A worker ending on its own: max-requests or reload-on-rss retire it (the
 # master logs it as killed); a SIGHUP makes it leave (the master says
@@ -40,13 +55,16 @@ REQUEST_TEXT = 240
 RETIRING = 1
 LEAVING = 2
 _TEXT = struct.Struct(f"{REQUEST_TEXT}s")
+_APP_SLOT = _APP.size + _APP_INFO.size
+_CORE_SLOT = _CORE.size + _CORE_COUNTS.size
+_MOUNTPOINT = 255
 
 
 class Scoreboard:
     def __init__(self, workers, cores, apps=1):
-        self.workers, self.cores = workers, cores
-        self._cores_at = _WORKER.size + apps * _APP.size
-        self._worker_size = self._cores_at + cores * _CORE.size
+        self.workers, self.cores, self.apps = workers, cores, apps
+        self._cores_at = _WORKER.size + _TRAFFIC.size + apps * _APP_SLOT
+        self._worker_size = self._cores_at + cores * _CORE_SLOT
         self._map = mmap.mmap(-1, _TOTAL.size +
                               max(1, workers) * self._worker_size)
 
@@ -54,10 +72,11 @@ class Scoreboard:
         return _TOTAL.size + (wid - 1) * self._worker_size
 
     def _app_offset(self, wid, app_id):
-        return self._worker_offset(wid) + _WORKER.size + app_id * _APP.size
+        return self._worker_offset(wid) + _WORKER.size + _TRAFFIC.size + \
+            app_id * _APP_SLOT
 
     def _core_offset(self, wid, core):
-        return self._worker_offset(wid) + self._cores_at + core * _CORE.size
+        return self._worker_offset(wid) + self._cores_at + core * _CORE_SLOT
 
     def _worker(self, wid):
         return list(_WORKER.unpack_from(self._map, self._worker_offset(wid)))
@@ -69,12 +88,17 @@ class Scoreboard:
 
     def renew(self, wid):
         """Ready the slot for a new worker: idle, not yet accepting, not
-        leaving, no deadline; the counters go on."""
+        leaving, no deadline, no request since its spawn, no app loaded;
+        the other counters go on."""
         _WORKER.pack_into(self._map, self._worker_offset(wid),
                           self.requests(wid), 0, 0, 0.0)
-        start = self._core_offset(wid, 0)
-        size = self.cores * _CORE.size
-        self._map[start:start + size] = bytes(size)
+        offset = self._worker_offset(wid) + _WORKER.size
+        _REQUESTS.pack_into(self._map, offset, 0)
+        for app_id in range(self.apps):
+            self._map[self._app_offset(wid, app_id) + _APP.size] = 0
+        for core in range(self.cores):
+            offset = self._core_offset(wid, core)
+            self._map[offset:offset + _CORE.size] = bytes(_CORE.size)
 
     # -- written by the worker ------------------------------------------
     def begin(self, wid, core):
@@ -123,6 +147,22 @@ class Scoreboard:
         requests, exceptions = _APP.unpack_from(self._map, offset)
         _APP.pack_into(self._map, offset, requests, exceptions + 1)
 
+    def set_apps(self, wid, apps):
+        """The apps the worker loaded (App records), for the stats."""
+        for app in apps:
+            mountpoint = app.mountpoint.encode("utf-8", "replace")
+            _APP_INFO.pack_into(self._map, self._app_offset(wid, app.id) +
+                                _APP.size, 1, app.startup_time,
+                                mountpoint[:_MOUNTPOINT])
+
+    def set_traffic(self, wid, delta, tx, running_time, avg_rt):
+        _TRAFFIC.pack_into(self._map, self._worker_offset(wid) +
+                           _WORKER.size, delta, tx, running_time, avg_rt)
+
+    def set_core_counts(self, wid, core, counts):
+        _CORE_COUNTS.pack_into(self._map, self._core_offset(wid, core) +
+                               _CORE.size, *counts)
+
     def set_accepting(self, wid):
         self._set_worker(wid, 1, 1)
 
@@ -146,6 +186,29 @@ class Scoreboard:
 
     def harakiri(self, wid):
         return self._worker(wid)[3]
+
+    def traffic(self, wid):
+        """(requests since its spawn, bytes sent, microseconds in
+        requests, average microseconds of a request) of the worker."""
+        return _TRAFFIC.unpack_from(self._map, self._worker_offset(wid) +
+                                    _WORKER.size)
+
+    def apps_of(self, wid):
+        """(app id, startup seconds, mountpoint) of each app the worker
+        loaded."""
+        found = []
+        for app_id in range(self.apps):
+            loaded, startup, mountpoint = _APP_INFO.unpack_from(
+                self._map, self._app_offset(wid, app_id) + _APP.size)
+            if loaded:
+                found.append((app_id, startup, mountpoint.rstrip(b"\0")
+                              .decode("utf-8", "replace")))
+        return found
+
+    def core_counts(self, wid, core):
+        """[requests, static, offloaded, write errors] of one core."""
+        return list(_CORE_COUNTS.unpack_from(
+            self._map, self._core_offset(wid, core) + _CORE.size))
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""

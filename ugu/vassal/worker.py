@@ -81,8 +81,15 @@ class Context:
         self._slot_requests = self.scoreboard.requests(self.wid)
         for app in self.apps.loaded:
             app.requests = self.scoreboard.app_counts(self.wid, app.id)[0]
+        self.scoreboard.set_apps(self.wid, self.apps.loaded)
         self._loyal_link = shared.link
         self.recycler = worker.recycler
+        if config["stats"]:
+            # Decided once: without a stats server no request pays for it.
+            self._traffic = list(self.scoreboard.traffic(self.wid))
+            self._core_counts = [self.scoreboard.core_counts(self.wid, core)
+                                 for core in range(self.cores)]
+            self.count_request = self._count_request_for_stats
 
     def core_id(self, core):
         """environ's uwsgi.core: set, as by uWSGI, where a worker has
@@ -113,6 +120,26 @@ class Context:
             ex.worker_requests = self._requests
             ex.total_requests = self.scoreboard.add_to_total()
             self.scoreboard.set_requests(self.wid, self._slot_requests)
+
+    def _count_request_for_stats(self, ex):
+        """count_request, and what the stats server shows of it, as
+        uWSGI's workers account a request."""
+        Context.count_request(self, ex)
+        micros = int((time.time() - ex.start) * 1_000_000)
+        with self._lock:
+            traffic = self._traffic
+            traffic[0] = self._requests
+            traffic[1] += ex.header_size + ex.body_size
+            traffic[2] += micros
+            traffic[3] = (traffic[3] + micros) // 2
+            self.scoreboard.set_traffic(self.wid, *traffic)
+        # Each core writes only its own counts: no lock.
+        counts = self._core_counts[ex.core]
+        counts[0] += 1
+        counts[1] += ex.static
+        counts[2] += ex.via == "offload"
+        counts[3] += ex.write_errors
+        self.scoreboard.set_core_counts(self.wid, ex.core, counts)
 
     def request_done(self, ex):
         """After the request's log line, as uWSGI: the worker's harakiri

@@ -1,0 +1,248 @@
+"""The stats server (`stats`): one JSON document per connection, as
+uWSGI's master serves it, read the way uwsgitop reads it (connect, read
+to EOF)."""
+
+import json
+import os
+import re
+import signal
+import socket
+import textwrap
+import threading
+
+import pytest
+
+from tests.support import (free_port, uwsgi_request, wait_for_port,
+                           wait_until, write_ini)
+
+APP = textwrap.dedent('''\
+    def application(environ, start_response):
+        if environ["PATH_INFO"] == "/boom":
+            raise RuntimeError("boom")
+        if environ["PATH_INFO"] == "/wait":
+            # The client sends no body: the core waits on it.
+            environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hi"]
+''')
+HTTP_HEAD = (b"HTTP/1.0 200 OK\r\nConnection: close\r\n"
+             b"Access-Control-Allow-Origin: *\r\n"
+             b"Content-Type: application/json\r\n\r\n")
+ENABLED = r"\*\*\* Stats server enabled on {} fd: \d+ \*\*\*"
+
+
+def read_stats(address, request=b""):
+    """What a client gets: connect, send `request` if any, read to EOF."""
+    if isinstance(address, int):
+        sock = socket.create_connection(("127.0.0.1", address), timeout=10)
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(10)
+        sock.connect(str(address))
+    with sock:
+        sock.sendall(request)
+        return sock.makefile("rb").read()
+
+
+def shape(value):
+    """The keys and types of a document, lists by their first item."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def start(start_server, server, tmp_path, **options):
+    (tmp_path / "app.py").write_text(APP)
+    pairs = [("master", "true"), ("wsgi-file", "app.py"),
+             *((key.replace("_", "-"), value)
+               for key, value in options.items())]
+    ini = write_ini(tmp_path / "stats.ini", uwsgi=pairs)
+    return start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+
+
+def serve_both(procs, start_server, tmp_path, **options):
+    """The document of ugu and of uWSGI for the same INI, each after one
+    good request and one that raises, on the same paths in turn."""
+    docs = {}
+    for server in ("ugu", "uwsgi"):
+        port, stats_port = free_port(), free_port()
+        p = start(start_server, server, tmp_path, socket=f"127.0.0.1:{port}",
+                  stats=f"127.0.0.1:{stats_port}", **options)
+        p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+        wait_for_port(port)
+        uwsgi_request(port, "/")
+        uwsgi_request(port, "/boom")
+        docs[server] = wait_until(
+            lambda: (d := json.loads(read_stats(stats_port))) and
+            sum(w["requests"] for w in d["workers"]) == 2 and
+            all(w["accepting"] for w in d["workers"]) and d,
+            what=f"{server}'s two requests in its stats")
+        p.stop()
+    return docs["ugu"], docs["uwsgi"]
+
+
+def test_the_document_has_uwsgis_keys_and_types(procs, start_server,
+                                                tmp_path):
+    ugu, uwsgi = serve_both(procs, start_server, tmp_path, processes="2",
+                            threads="2", offload_threads="1")
+    assert shape(ugu) == shape(uwsgi)
+    # Key order too: uwsgitop and the plugins print them in turn.
+    assert list(ugu) == list(uwsgi)
+    assert list(ugu["workers"][0]) == list(uwsgi["workers"][0])
+    for doc in (ugu, uwsgi):
+        assert doc["sockets"][0]["can_offload"] == 1
+        assert [w["id"] for w in doc["workers"]] == [1, 2]
+        assert sum(w["exceptions"] for w in doc["workers"]) == 1
+        for worker in doc["workers"]:
+            assert (worker["status"], worker["accepting"],
+                    worker["respawn_count"]) == ("idle", 1, 1)
+            assert len(worker["cores"]) == 2
+            assert worker["requests"] == worker["delta_requests"] == \
+                sum(c["requests"] for c in worker["cores"]) == \
+                sum(a["requests"] for a in worker["apps"])
+            assert worker["running_time"] >= worker["avg_rt"]
+    # uWSGI reads the queues once a second, ugu when asked.
+    assert ugu["sockets"][0]["max_queue"] == 100
+    busy = [w for w in ugu["workers"] if w["requests"]]
+    assert all(w["rss"] > 0 and w["vsz"] > w["rss"] for w in busy)
+    # The good request's 2 body bytes and its head.
+    assert sum(w["tx"] for w in ugu["workers"]) > 2
+
+
+def test_minified_over_a_unix_socket_is_uwsgis_text(procs, start_server,
+                                                    tmp_path):
+    """Byte for byte as uWSGI's, numbers aside; the socket is vacuumed
+    with uWSGI's line."""
+    texts = {}
+    path = tmp_path / "stats.sock"
+    for server in ("ugu", "uwsgi"):
+        port = free_port()
+        p = start(start_server, server, tmp_path, socket=f"127.0.0.1:{port}",
+                  stats=str(path), stats_min="true", stats_no_cores="true",
+                  vacuum="true")
+        p.wait_for_log(ENABLED.format(re.escape(str(path))))
+        wait_for_port(port)
+        uwsgi_request(port, "/")
+        texts[server] = wait_until(
+            lambda: (t := read_stats(path)) and b'"requests":1,' in t and
+            b'"idle"' in t and t, what=f"{server}'s request in its stats")
+        p.stop()
+        p.wait_for_log(re.escape(f"VACUUM: unix socket {path} (stats) "
+                                 f"removed."))
+        assert not path.exists()
+    ugu, uwsgi = (re.sub(rb"\d+", b"N", texts[s]) for s in ("ugu", "uwsgi"))
+    assert b"\n" not in ugu and b'"cores"' not in ugu
+    assert ugu == uwsgi
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_stats_http_answers_a_request(procs, start_server, tmp_path, server):
+    stats_port = free_port()
+    p = start(start_server, server, tmp_path, socket=f"127.0.0.1:{free_port()}",
+              stats=f"127.0.0.1:{stats_port}", stats_http="true")
+    p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+    answer = read_stats(stats_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, body = answer[:len(HTTP_HEAD)], answer[len(HTTP_HEAD):]
+    assert head == HTTP_HEAD
+    assert json.loads(body)["pid"] == p.pid
+
+
+def test_a_client_that_says_nothing_holds_no_one_up(procs, start_server,
+                                                    tmp_path):
+    """With stats-http the request is awaited beside the master's loop
+    (uWSGI waits for it inside, socket-timeout seconds): the next client
+    is answered meanwhile, and the silent one is closed in time."""
+    stats_port = free_port()
+    p = start(start_server, "ugu", tmp_path, socket=f"127.0.0.1:{free_port()}",
+              stats=f"127.0.0.1:{stats_port}", stats_http="true",
+              socket_timeout="2")
+    p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+    with socket.create_connection(("127.0.0.1", stats_port)) as silent:
+        silent.settimeout(1)
+        answer = read_stats(stats_port, b"GET / HTTP/1.0\r\n\r\n")
+        assert answer.startswith(HTTP_HEAD)
+        with pytest.raises(TimeoutError):
+            silent.recv(1)
+        silent.settimeout(10)
+        assert silent.recv(1) == b""
+
+
+def test_a_client_that_never_reads_does_not_hang_the_master(
+        procs, start_server, tmp_path):
+    """A document larger than the socket holds, to a client that reads
+    none of it: the master drops the client and goes on (here: it
+    respawns a worker killed meanwhile)."""
+    path = tmp_path / "stats.sock"
+    port = free_port()
+    p = start(start_server, "ugu", tmp_path, socket=f"127.0.0.1:{port}",
+              stats=str(path), gevent="2000")
+    p.wait_for_log(ENABLED.format(re.escape(str(path))))
+    wait_for_port(port)
+    # Twice what a unix socket holds by default (212992 bytes).
+    assert len(read_stats(path)) > 2 * 212992
+    with socket.socket(socket.AF_UNIX) as stuck:
+        stuck.connect(str(path))
+        os.kill(_worker_pid(p), signal.SIGKILL)
+        p.wait_for_log(r"Respawned uWSGI worker 1 \(new pid: \d+\)")
+        wait_for_port(port)
+        assert b"hi" in uwsgi_request(port, "/")
+
+
+def _worker_pid(p):
+    found = re.search(r"spawned uWSGI worker 1 \(pid: (\d+)", p.output())
+    return int(found.group(1))
+
+
+def test_a_request_in_progress_and_the_workers_respawns(procs, start_server,
+                                                        tmp_path):
+    """A core inside a request is busy with its start time; a worker
+    killed by harakiri counts it, and its respawn."""
+    port, stats_port = free_port(), free_port()
+    p = start(start_server, "ugu", tmp_path, socket=f"127.0.0.1:{port}",
+              stats=f"127.0.0.1:{stats_port}", harakiri="1")
+    p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+    wait_for_port(port)
+    first = json.loads(read_stats(stats_port))["workers"][0]
+    waiting = threading.Thread(target=_request_without_body, args=(port,))
+    waiting.start()
+    worker = wait_until(
+        lambda: (w := json.loads(read_stats(stats_port))["workers"][0]) and
+        w["status"] == "busy" and w, what="a busy worker")
+    assert worker["cores"][0]["in_request"] == 1
+    assert worker["cores"][0]["req_info"]["request_start"] >= \
+        first["last_spawn"]
+    p.wait_for_log(r"Respawned uWSGI worker 1 \(new pid: \d+\)")
+    waiting.join(10)
+    after = wait_until(
+        lambda: (w := json.loads(read_stats(stats_port))["workers"][0]) and
+        w["accepting"] and w, what="the respawned worker")
+    assert (after["harakiri_count"], after["respawn_count"]) == (1, 2)
+    assert after["pid"] != first["pid"]
+    assert (after["status"], after["cores"][0]["req_info"]) == ("idle", {})
+
+
+def _request_without_body(port):
+    try:
+        uwsgi_request(port, "/wait", headers=[("Content-Length", "10")])
+    except OSError:
+        pass    # the worker died under it
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_slot_the_cheaper_never_filled(procs, start_server, tmp_path,
+                                         server):
+    path = tmp_path / "stats.sock"
+    p = start(start_server, server, tmp_path,
+              socket=f"127.0.0.1:{free_port()}", stats=str(path),
+              processes="2", cheaper="1")
+    p.wait_for_log(ENABLED.format(re.escape(str(path))))
+    first, second = json.loads(read_stats(path))["workers"]
+    assert (first["id"], first["status"], first["respawn_count"]) == (
+        1, "idle", 1)
+    assert (second["id"], second["pid"], second["status"],
+            second["respawn_count"], second["last_spawn"]) == (
+        0, 0, "cheap", 0, 0)
+    # The master's app, as every slot lists it.
+    assert [app["id"] for app in second["apps"]] == [0]

@@ -1,0 +1,113 @@
+"""`stats`: the instance's state as one JSON document per connection.
+
+The master builds it when a client connects, from the scoreboard (what
+the workers write), its own records of the workers (pids, spawns,
+harakiri kills) and the sockets, with uWSGI's keys and nesting
+(reference 10), and ugu/stats.py serves it.  For what ugu has no part of
+(uWSGI's signal framework, locks, request vars kept in shared memory)
+the keys are there with the values uWSGI gives an instance that does
+not use it, so that uwsgitop and the monitoring plugins read it.
+"""
+
+import os
+
+from ugu import UWSGI_VERSION
+from ugu.vassal import sockets
+
+# uWSGI's built-in locks, each free (no pid holding it), as its stats
+# list them for an instance that has neither caches nor `locks`.
+LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
+         "snmp")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def document(master):
+    listeners = [l for l in master.listeners if l.proto != sockets.ROUTER]
+    queues = [sockets.listen_queue(l) or (0, 0) for l in listeners]
+    # uWSGI's listen_queue and load: the longest queue of any socket.
+    backlog = max((waiting for waiting, _ in queues), default=0)
+    can_offload = int(bool(master.config["offload-threads"]))
+    return {
+        "version": UWSGI_VERSION, "listen_queue": backlog,
+        "listen_queue_errors": 0, "signal_queue": 0, "load": backlog,
+        "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
+        "cwd": os.getcwd(), "locks": [{name: 0} for name in LOCKS],
+        "sockets": [_socket(l, queue, can_offload)
+                    for l, queue in zip(listeners, queues)],
+        "workers": [_worker(master, wid)
+                    for wid in range(1, master.config["processes"] + 1)],
+    }
+
+
+def _socket(listener, queue, can_offload):
+    return {"name": listener.name, "proto": listener.proto,
+            "queue": queue[0], "max_queue": queue[1], "shared": 0,
+            "can_offload": can_offload}
+
+
+def _worker(master, wid):
+    board = master.shared.scoreboard
+    child = master.worker(wid)
+    pid = child.pid if child else 0
+    delta, tx, running_time, avg_rt = board.traffic(wid)
+    apps = [_app(board, wid, *app) for app in board.apps_of(wid)]
+    rss, vsz = _memory(pid)
+    spawns, last_spawn = master.spawns.get(wid, (0, 0))
+    worker = {
+        # As uWSGI: a slot gets its id when its first worker spawns.
+        "id": wid if spawns else 0, "pid": pid, "accepting": int(board.accepting(wid)),
+        "requests": board.requests(wid), "delta_requests": delta,
+        "exceptions": sum(app["exceptions"] for app in apps),
+        "harakiri_count": master.harakiri_kills.get(wid, 0),
+        "signals": 0, "signal_queue": 0, "status": _status(master, wid),
+        "rss": rss, "vsz": vsz, "running_time": running_time,
+        "last_spawn": last_spawn, "respawn_count": spawns, "tx": tx,
+        "avg_rt": avg_rt, "apps": apps,
+    }
+    if not master.config["stats-no-cores"]:
+        worker["cores"] = [_core(board, wid, core)
+                           for core in range(board.cores)]
+    return worker
+
+
+def _status(master, wid):
+    # A slot the cheaper algorithm keeps empty, or has not filled yet.
+    if master.cheaper and (master.cheaper.is_cheaped(wid) or
+                           master.worker(wid) is None):
+        return "cheap"
+    return "busy" if master.shared.scoreboard.busy(wid) else "idle"
+
+
+def _app(board, wid, app_id, startup_time, mountpoint):
+    requests, exceptions = board.app_counts(wid, app_id)
+    # uWSGI's chdir is the one a mount of another language sets: none.
+    return {"id": app_id, "modifier1": 0, "mountpoint": mountpoint,
+            "startup_time": startup_time, "requests": requests,
+            "exceptions": exceptions, "chdir": ""}
+
+
+def _core(board, wid, core):
+    requests, static, offloaded, write_errors = board.core_counts(wid, core)
+    running = board.running(wid, core)
+    # uWSGI also lists a running request's vars: ugu's workers keep them
+    # in their own memory, not the scoreboard, so none are listed.
+    return {"id": core, "requests": requests, "static_requests": static,
+            "routed_requests": 0, "offloaded_requests": offloaded,
+            "write_errors": write_errors, "read_errors": 0,
+            "in_request": int(running is not None), "vars": [],
+            "req_info": {"request_start": int(running[0])} if running
+            else {}}
+
+
+def _memory(pid):
+    """(resident, virtual) bytes of a worker; (0, 0) when there is none.
+    uWSGI measures them only with memory-report; ugu reads them when asked,
+    which costs the workers nothing."""
+    if not pid:
+        return 0, 0
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            size, resident = f.read().split()[:2]
+    except OSError:
+        return 0, 0
+    return int(resident) * _PAGE, int(size) * _PAGE
