@@ -246,3 +246,34 @@ def test_a_slot_the_cheaper_never_filled(procs, start_server, tmp_path,
         0, 0, "cheap", 0, 0)
     # The master's app, as every slot lists it.
     assert [app["id"] for app in second["apps"]] == [0]
+
+
+def test_a_cores_requests_by_kind_as_uwsgi_counts_them(procs, start_server,
+                                                       tmp_path):
+    """A static file sent by an offload thread, then the app: the same
+    counts, and the same bytes sent, from both."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "f.txt").write_text("hello\n")
+    path = tmp_path / "stats.sock"
+    seen = {}
+    for server in ("ugu", "uwsgi"):
+        port = free_port()
+        p = start(start_server, server, tmp_path,
+                  **{"http-socket": f"127.0.0.1:{port}"}, stats=str(path),
+                  check_static="static", offload_threads="1")
+        p.wait_for_log(ENABLED.format(re.escape(str(path))))
+        wait_for_port(port)
+        for target in ("/f.txt", "/"):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(f"GET {target} HTTP/1.0\r\n\r\n".encode())
+                s.makefile("rb").read()
+        worker = wait_until(
+            lambda: (w := json.loads(read_stats(path))["workers"][0]) and
+            w["requests"] == 2 and w["status"] == "idle" and w,
+            what=f"{server}'s two requests")
+        [core] = worker["cores"]
+        seen[server] = (worker["tx"], core["requests"],
+                        core["static_requests"], core["offloaded_requests"],
+                        worker["apps"][0]["requests"])
+        p.stop()
+    assert seen["ugu"] == seen["uwsgi"] == (seen["ugu"][0], 2, 1, 1, 1)
