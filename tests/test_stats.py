@@ -77,7 +77,8 @@ def serve_both(procs, start_server, tmp_path, **options):
         docs[server] = wait_until(
             lambda: (d := json.loads(read_stats(stats_port))) and
             sum(w["requests"] for w in d["workers"]) == 2 and
-            all(w["accepting"] for w in d["workers"]) and d,
+            all(w["accepting"] and w["status"] == "idle"
+                for w in d["workers"]) and d,
             what=f"{server}'s two requests in its stats")
         p.stop()
     return docs["ugu"], docs["uwsgi"]
@@ -277,3 +278,22 @@ def test_a_cores_requests_by_kind_as_uwsgi_counts_them(procs, start_server,
                         worker["apps"][0]["requests"])
         p.stop()
     assert seen["ugu"] == seen["uwsgi"] == (seen["ugu"][0], 2, 1, 1, 1)
+
+
+def test_the_master_of_an_emperor_serves_an_empty_instance(
+        procs, start_server, tmp_path):
+    """`stats` beside `emperor`: uWSGI's master, which keeps the Emperor,
+    serves a document with no socket and no worker; so does ugu's."""
+    (tmp_path / "court").mkdir()
+    docs = {}
+    for server in ("ugu", "uwsgi"):
+        stats_port = free_port()
+        p = start_server(server, ["--emperor", str(tmp_path / "court"),
+                                  "--stats", f"127.0.0.1:{stats_port}"],
+                         cwd=tmp_path)
+        p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+        docs[server] = json.loads(read_stats(stats_port))
+        assert docs[server]["pid"] == p.pid
+        p.stop()
+    assert docs["ugu"]["workers"] == docs["ugu"]["sockets"] == []
+    assert shape(docs["ugu"]) == shape(docs["uwsgi"])

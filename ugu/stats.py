@@ -2,7 +2,9 @@
 get one JSON document, then the close.
 
 The vassal's master (`stats`) and the Emperor (`emperor-stats`) each
-build their own document; this module binds the address, writes the
+build their own document (a master's in the frame `instance()` gives,
+which the master keeping an Emperor serves empty); this module binds
+the address, writes the
 document as uWSGI writes it (tab-indented, or compact with
 `stats-minified`) and serves each client from the owner's loop without
 holding it up.  With `stats-http` a client first sends a request, which
@@ -15,6 +17,9 @@ import os
 import socket
 import stat
 import time
+
+from ugu import UWSGI_VERSION
+from ugu.options.errors import ConfigError
 
 # A client that does not read must not hold the loop up: what does not
 # fit in its socket within this long is dropped.
@@ -31,6 +36,28 @@ HTTP_HEAD = (b"HTTP/1.0 200 OK\r\n"
              b"\r\n")
 
 
+# uWSGI's built-in locks, each free (no pid holding it), as its stats
+# list them for an instance that has neither caches nor `locks`.
+LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
+         "snmp")
+
+
+def instance(listen_queue=0, sockets=(), workers=()):
+    """A master's document, in uWSGI's order, around its sockets and
+    workers.  For what ugu has no part of (uWSGI's signal framework, its
+    locks) the keys keep the values uWSGI gives an instance that does
+    not use it, so that uwsgitop and the monitoring plugins read it."""
+    return {
+        "version": UWSGI_VERSION, "listen_queue": listen_queue,
+        "listen_queue_errors": 0, "signal_queue": 0,
+        # uWSGI's load is its longest listen queue too.
+        "load": listen_queue,
+        "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
+        "cwd": os.getcwd(), "locks": [{name: 0} for name in LOCKS],
+        "sockets": list(sockets), "workers": list(workers),
+    }
+
+
 def encode(doc, minified=False):
     """`"key":value`, as uWSGI writes it, for scripts that grep the text."""
     if minified:
@@ -45,7 +72,7 @@ def is_tcp(address):
 
 def listen(address):
     """A listening socket on `host:port` (`:port` for every address) or
-    a unix socket path; OSError when it cannot be bound."""
+    a unix socket path."""
     if is_tcp(address):
         host, _, port = address.rpartition(":")
         if not port.isdigit():
@@ -73,10 +100,16 @@ def _listen_unix(path):
     return sock
 
 
-def from_config(config, address, document):
-    """The server on `address`, written as the config's stats-http and
-    stats-minified say; OSError when it cannot be bound."""
-    return StatsServer(listen(address), document, config["stats-http"],
+def from_config(config, option, document):
+    """The server on the address of `option` (`stats`, `emperor-stats`),
+    written as the config's stats-http and stats-minified say."""
+    address = config[option]
+    try:
+        listener = listen(address)
+    except OSError as e:
+        raise ConfigError(f"cannot bind {address}: {e.strerror or e}",
+                          option=option) from None
+    return StatsServer(listener, document, config["stats-http"],
                        config["stats-minified"], config["socket-timeout"])
 
 

@@ -20,7 +20,6 @@ import time
 from ugu import log, proc
 from ugu import stats as stats_server
 from ugu.emperor import master, monitor, spawn, stats
-from ugu.options.errors import ConfigError
 from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
@@ -104,13 +103,8 @@ class Emperor:
                                "emperor-pidfile")
         address = self.config["emperor-stats"]
         if address:
-            try:
-                self.stats = stats_server.from_config(
-                    self.config, address, lambda: stats.document(self))
-            except OSError as e:
-                raise ConfigError(f"cannot bind {address}: "
-                                  f"{e.strerror or e}",
-                                  option="emperor-stats") from None
+            self.stats = stats_server.from_config(
+                self.config, "emperor-stats", lambda: stats.document(self))
             log.log(f"*** Emperor stats server enabled on {address} fd: "
                     f"{self.stats.fileno()} ***")
         self.watcher = Watcher.create()

@@ -5,7 +5,9 @@ new one when it dies (the vassals die with the old one and come back with
 the new).  INT and QUIT end the Emperor and then the master; TERM and HUP
 end it and re-exec the master, uWSGI 2.0's brutal and graceful reloads,
 alike here since there are no workers to be gentle with.  The Emperor is
-always ended with SIGINT, its ragnarok, and waited for.
+always ended with SIGINT, its ragnarok, and waited for.  With `stats`
+it serves what uWSGI's serves: a master's document with no socket and
+no worker.
 """
 
 import os
@@ -14,7 +16,7 @@ import sys
 import time
 import traceback
 
-from ugu import log, proc
+from ugu import log, proc, stats
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
            signal.SIGUSR1, signal.SIGCHLD)
@@ -44,6 +46,7 @@ class Master:
         self.pid = None       # the Emperor's; None while one is due
         self.born = -MIN_LIFETIME
         self.signals = None
+        self.stats = None     # a StatsServer with `stats`
 
     def run(self):
         self.signals = proc.SignalQueue(HANDLED)
@@ -52,8 +55,16 @@ class Master:
         log.log("*** Operational MODE: no-workers ***")
         again = "gracefully (RE)" if _reloads() else ""
         log.log(f"{again}spawned uWSGI master process (pid: {os.getpid()})")
+        if self.config["stats"]:
+            self.stats = stats.from_config(self.config, "stats",
+                                           stats.instance)
+            log.log(f"*** Stats server enabled on {self.config['stats']} "
+                    f"fd: {self.stats.fileno()} ***")
         while True:
-            signums, _ = self.signals.wait(self.timeout())
+            signums, ready = self.signals.wait(self.timeout(),
+                                               self._stats_files())
+            for source in ready:
+                self.stats.answer(source)
             self.reap()
             for signum in signums:
                 if signum in SHUTDOWN_SIGNALS:
@@ -62,13 +73,22 @@ class Master:
                     self.reexec(signum)
                 if signum == signal.SIGUSR1:
                     self.report()
-            if self.pid is None and self.timeout() == 0:
+            if self.pid is None and \
+                    self.clock() >= self.born + MIN_LIFETIME:
                 self.spawn()
 
     def timeout(self):
-        if self.pid is not None:
-            return None
-        return max(0.0, self.born + MIN_LIFETIME - self.clock())
+        """Seconds until the Emperor is due again, or a stats client that
+        sent no request must be dropped; None: until a signal."""
+        waits = []
+        if self.pid is None:
+            waits.append(self.born + MIN_LIFETIME - self.clock())
+        if self.stats and self.stats.deadline() is not None:
+            waits.append(self.stats.deadline() - time.monotonic())
+        return max(0.0, min(waits)) if waits else None
+
+    def _stats_files(self):
+        return self.stats.waiting() if self.stats else []
 
     def spawn(self):
         parent = os.getpid()
@@ -83,6 +103,8 @@ class Master:
         code = EMPEROR_CRASHED
         try:
             self.signals.close()
+            if self.stats:
+                self.stats.close()
             proc.reset_signals()
             # A Ctrl-C that came since the fork ends this Emperor now,
             # before it has vassals; with our handlers it was lost.
@@ -105,6 +127,8 @@ class Master:
     def shutdown(self):
         log.log("SIGINT/SIGTERM received...killing workers...")
         self.bury()
+        if self.stats:
+            self.stats.close()
         log.log("goodbye to uWSGI.")
         return 0
 

@@ -352,19 +352,11 @@ class Master:
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config)
         if self.config["stats"]:
-            self.stats = self._open_stats(self.config["stats"])
+            self.stats = stats_server.from_config(
+                self.config, "stats", lambda: stats.document(self))
+            log.log(f"*** Stats server enabled on {self.config['stats']} "
+                    f"fd: {self.stats.fileno()} ***")
         return self._loop()
-
-    def _open_stats(self, address):
-        try:
-            server = stats_server.from_config(
-                self.config, address, lambda: stats.document(self))
-        except OSError as e:
-            raise ConfigError(f"cannot bind {address}: {e.strerror or e}",
-                              option="stats") from None
-        log.log(f"*** Stats server enabled on {address} fd: "
-                f"{server.fileno()} ***")
-        return server
 
     def _spawn_initial(self):
         if _worker_sockets(self.listeners):

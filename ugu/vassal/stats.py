@@ -3,40 +3,29 @@
 The master builds it when a client connects, from the scoreboard (what
 the workers write), its own records of the workers (pids, spawns,
 harakiri kills) and the sockets, with uWSGI's keys and nesting
-(reference 10), and ugu/stats.py serves it.  For what ugu has no part of
-(uWSGI's signal framework, locks, request vars kept in shared memory)
-the keys are there with the values uWSGI gives an instance that does
-not use it, so that uwsgitop and the monitoring plugins read it.
+(reference 10), and ugu/stats.py frames and serves it.
 """
 
 import os
 
-from ugu import UWSGI_VERSION
+from ugu import stats
 from ugu.vassal import sockets
 
-# uWSGI's built-in locks, each free (no pid holding it), as its stats
-# list them for an instance that has neither caches nor `locks`.
-LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
-         "snmp")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def document(master):
     listeners = [l for l in master.listeners if l.proto != sockets.ROUTER]
     queues = [sockets.listen_queue(l) or (0, 0) for l in listeners]
-    # uWSGI's listen_queue and load: the longest queue of any socket.
+    # uWSGI's listen_queue: the longest queue of any socket.
     backlog = max((waiting for waiting, _ in queues), default=0)
     can_offload = int(bool(master.config["offload-threads"]))
-    return {
-        "version": UWSGI_VERSION, "listen_queue": backlog,
-        "listen_queue_errors": 0, "signal_queue": 0, "load": backlog,
-        "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
-        "cwd": os.getcwd(), "locks": [{name: 0} for name in LOCKS],
-        "sockets": [_socket(l, queue, can_offload)
-                    for l, queue in zip(listeners, queues)],
-        "workers": [_worker(master, wid)
-                    for wid in range(1, master.config["processes"] + 1)],
-    }
+    return stats.instance(
+        backlog,
+        [_socket(l, queue, can_offload)
+         for l, queue in zip(listeners, queues)],
+        [_worker(master, wid)
+         for wid in range(1, master.config["processes"] + 1)])
 
 
 def _socket(listener, queue, can_offload):
