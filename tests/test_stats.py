@@ -40,7 +40,8 @@ def read_stats(address, request=b""):
         sock.settimeout(10)
         sock.connect(str(address))
     with sock:
-        sock.sendall(request)
+        if request:
+            sock.sendall(request)
         return sock.makefile("rb").read()
 
 

@@ -4,12 +4,11 @@ get one JSON document, then the close.
 The vassal's master (`stats`) and the Emperor (`emperor-stats`) each
 build their own document (a master's in the frame `instance()` gives,
 which the master keeping an Emperor serves empty); this module binds
-the address, writes the
-document as uWSGI writes it (tab-indented, or compact with
-`stats-minified`) and serves each client from the owner's loop without
-holding it up.  With `stats-http` a client first sends a request, which
-is awaited beside the loop's other files rather than in it, and the
-document goes out under an HTTP response head.
+the address, writes the document as uWSGI writes it (tab-indented, or
+compact with `stats-minified`) and serves each client from the owner's
+loop without holding it up.  With `stats-http` a client first sends a
+request, which is awaited beside the loop's other files rather than in
+it, and the document goes out under an HTTP response head.
 """
 
 import json
@@ -34,8 +33,6 @@ HTTP_HEAD = (b"HTTP/1.0 200 OK\r\n"
              b"Access-Control-Allow-Origin: *\r\n"
              b"Content-Type: application/json\r\n"
              b"\r\n")
-
-
 # uWSGI's built-in locks, each free (no pid holding it), as its stats
 # list them for an instance that has neither caches nor `locks`.
 LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
@@ -119,12 +116,11 @@ class StatsServer:
     `answer()`."""
 
     def __init__(self, listener, document, http=False, minified=False,
-                 request_timeout=4, clock=time.monotonic):
+                 request_timeout=4):
         self.listener = listener
         self.document = document
         self.http, self.minified = http, minified
         self.request_timeout = request_timeout
-        self.clock = clock
         self._clients = {}      # client socket -> when it must have sent
 
     def fileno(self):
@@ -137,8 +133,8 @@ class StatsServer:
         return [self.listener, *self._clients]
 
     def deadline(self):
-        """When the first client still to send its request is dropped
-        (the loop's clock), or None."""
+        """When (time.monotonic()) the first client still to send its
+        request is dropped, or None."""
         return min(self._clients.values(), default=None)
 
     def answer(self, source):
@@ -166,7 +162,7 @@ class StatsServer:
             oldest = next(iter(self._clients))
             del self._clients[oldest]
             oldest.close()
-        self._clients[client] = self.clock() + self.request_timeout
+        self._clients[client] = time.monotonic() + self.request_timeout
 
     def _answer_request(self, client):
         try:
@@ -179,7 +175,7 @@ class StatsServer:
         self._send(client, HTTP_HEAD)
 
     def _drop_late(self):
-        now = self.clock()
+        now = time.monotonic()
         for client, deadline in list(self._clients.items()):
             if deadline <= now:
                 del self._clients[client]

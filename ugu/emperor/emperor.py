@@ -214,7 +214,8 @@ class Emperor:
         if not self.ending:
             moments += [*self.held, now + self.freq]
         if self.stats is not None and self.stats.deadline() is not None:
-            moments.append(self.stats.deadline())
+            # The stats server keeps time.monotonic(), moments self.clock().
+            moments.append(now + self.stats.deadline() - time.monotonic())
         return max(0.0, min(moments) - now) if moments else None
 
     def wait(self, timeout):
