@@ -2,11 +2,19 @@
 uWSGI's master serves it, read the way uwsgitop reads it (connect, read
 to EOF)."""
 
+import fcntl
 import json
 import os
+import pty
 import re
+import select
+import shutil
 import signal
 import socket
+import struct
+import subprocess
+import sys
+import termios
 import textwrap
 import threading
 
@@ -298,3 +306,58 @@ def test_the_master_of_an_emperor_serves_an_empty_instance(
         p.stop()
     assert docs["ugu"]["workers"] == docs["ugu"]["sockets"] == []
     assert shape(docs["ugu"]) == shape(docs["uwsgi"])
+
+
+@pytest.fixture
+def uwsgitop():
+    path = shutil.which("uwsgitop") or \
+        shutil.which("uwsgitop", path=os.path.dirname(sys.executable))
+    if path is None:
+        pytest.skip("uwsgitop is not installed (`pip install uwsgitop`)")
+    return path
+
+
+@pytest.mark.parametrize("http", [False, True])
+def test_uwsgitop_shows_the_workers(procs, start_server, tmp_path, uwsgitop,
+                                    http):
+    """The real uwsgitop, on a terminal, over TCP and over stats-http."""
+    port, stats_port = free_port(), free_port()
+    options = {"stats_http": "true"} if http else {}
+    p = start(start_server, "ugu", tmp_path, socket=f"127.0.0.1:{port}",
+              stats=f"127.0.0.1:{stats_port}", **options)
+    p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+    wait_for_port(port)
+    for _ in range(3):
+        uwsgi_request(port, "/")
+    address = f"127.0.0.1:{stats_port}"
+    # The head line, then the worker's line with its pid and requests.
+    screen = _run_on_a_terminal(
+        [uwsgitop, f"http://{address}/" if http else address],
+        until=rb"req: 3 .*\b%d\b\D+3\b" % _worker_pid(p))
+    assert b"Traceback" not in screen
+
+
+def _run_on_a_terminal(argv, until):
+    """What `argv` writes on a 40x160 terminal until `until` shows; then
+    it is told to quit (q) and waited for."""
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    top = subprocess.Popen(argv, stdin=side, stdout=side, stderr=side,
+                           env={**os.environ, "TERM": "xterm"},
+                           start_new_session=True)
+    os.close(side)
+    screen = b""
+    try:
+        while not re.search(until, screen, re.S):
+            ready, _, _ = select.select([main], [], [], 10)
+            assert ready, f"no {until!r} in {screen[-2000:]!r}"
+            screen += os.read(main, 65536)
+            assert top.poll() is None, screen
+        os.write(main, b"q")
+        top.wait(10)
+    finally:
+        if top.poll() is None:
+            os.killpg(top.pid, signal.SIGKILL)
+            top.wait()
+        os.close(main)
+    return screen
