@@ -429,7 +429,8 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 
 @pytest.mark.parametrize("option, fix", [
     ("logto", "log to a file with `logger = file:PATH`"),
-    ("daemonize", "let a supervisor such as systemd run ugu")])
+    ("daemonize", "let a supervisor such as systemd run ugu"),
+    ("stats-push", "serve the stats with `stats = ADDR`")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
     write("app.ini", f"[uwsgi]\n{option} = /x=y\n")
     assert fix in str(error("--ini", "app.ini"))

@@ -131,7 +131,7 @@ def test_minified_over_a_unix_socket_is_uwsgis_text(procs, start_server,
         port = free_port()
         p = start(start_server, server, tmp_path, socket=f"127.0.0.1:{port}",
                   stats=str(path), stats_min="true", stats_no_cores="true",
-                  vacuum="true")
+                  stats_no_metrics="true", vacuum="true")
         p.wait_for_log(ENABLED.format(re.escape(str(path))))
         wait_for_port(port)
         uwsgi_request(port, "/")

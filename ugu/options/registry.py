@@ -457,6 +457,9 @@ OPTIONS = (
          needs_master=True, aliases=("stats-min",)),
     _opt("stats-no-cores", FLAG, "leave each worker's cores out of the "
          "stats", MASTER, default=False, needs_master=True),
+    _opt("stats-no-metrics", FLAG, "accepted for uWSGI configs: ugu has "
+         "no metrics, so its stats never list them", MASTER, default=False,
+         needs_master=True),
     _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
          EMPEROR),
     _opt("heartbeat", INT, "announce healthiness to the Emperor every N "
@@ -523,6 +526,11 @@ _INSTEAD = {
     "daemonize2": _LOG_TO_FILE + ", and let a supervisor such as systemd "
                   "run ugu in the background",
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
+    **dict.fromkeys(
+        ("stats-push", "stats-pusher-default-freq",
+         "stats-pushers-default-freq"),
+        "serve the stats with `stats = ADDR` and have the collector read "
+        "them there (ugu pushes them nowhere)"),
 }
 
 
