@@ -150,7 +150,8 @@ def test_minified_over_a_unix_socket_is_uwsgis_text(procs, start_server,
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_stats_http_answers_a_request(procs, start_server, tmp_path, server):
     stats_port = free_port()
-    p = start(start_server, server, tmp_path, socket=f"127.0.0.1:{free_port()}",
+    p = start(start_server, server, tmp_path,
+              socket=f"127.0.0.1:{free_port()}",
               stats=f"127.0.0.1:{stats_port}", stats_http="true")
     p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
     answer = read_stats(stats_port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

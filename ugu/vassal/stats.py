@@ -44,7 +44,8 @@ def _worker(master, wid):
     spawns, last_spawn = master.spawns.get(wid, (0, 0))
     worker = {
         # As uWSGI: a slot gets its id when its first worker spawns.
-        "id": wid if spawns else 0, "pid": pid, "accepting": int(board.accepting(wid)),
+        "id": wid if spawns else 0, "pid": pid,
+        "accepting": int(board.accepting(wid)),
         "requests": board.requests(wid), "delta_requests": delta,
         "exceptions": sum(app["exceptions"] for app in apps),
         "harakiri_count": master.harakiri_kills.get(wid, 0),
@@ -69,7 +70,8 @@ def _status(master, wid):
 
 def _app(board, wid, app_id, startup_time, mountpoint):
     requests, exceptions = board.app_counts(wid, app_id)
-    # uWSGI's chdir is the one a mount of another language sets: none.
+    # uWSGI's chdir is the UWSGI_CHDIR var of an app that a request's
+    # vars load, which ugu's workers never do.
     return {"id": app_id, "modifier1": 0, "mountpoint": mountpoint,
             "startup_time": startup_time, "requests": requests,
             "exceptions": exceptions, "chdir": ""}

@@ -124,6 +124,7 @@ class Context:
     def _count_request_for_stats(self, ex):
         """count_request, and what the stats server shows of it, as
         uWSGI's workers account a request."""
+        # The class's: this instance's count_request is this method.
         Context.count_request(self, ex)
         micros = int((time.time() - ex.start) * 1_000_000)
         with self._lock:
