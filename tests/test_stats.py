@@ -362,3 +362,16 @@ def _run_on_a_terminal(argv, until):
             top.wait()
         os.close(main)
     return screen
+
+
+def test_an_abstract_unix_socket(procs, start_server, tmp_path):
+    """`@NAME`, as uWSGI binds it: no file, and nothing to vacuum."""
+    name = f"ugu-stats-{free_port()}"
+    p = start(start_server, "ugu", tmp_path,
+              socket=f"127.0.0.1:{free_port()}", stats=f"@{name}",
+              vacuum="true")
+    p.wait_for_log(ENABLED.format(f"@{name}"))
+    assert json.loads(read_stats(f"\0{name}"))["pid"] == p.pid
+    assert not list(tmp_path.glob("@*"))
+    p.stop()
+    assert "(stats) removed" not in p.output()

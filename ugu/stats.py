@@ -67,9 +67,14 @@ def is_tcp(address):
     return ":" in address
 
 
+def is_abstract(address):
+    """`@NAME`: a unix socket in Linux's abstract namespace, no file."""
+    return address.startswith("@")
+
+
 def listen(address):
-    """A listening socket on `host:port` (`:port` for every address) or
-    a unix socket path."""
+    """A listening socket on `host:port` (`:port` for every address), a
+    unix socket path or `@NAME`."""
     if is_tcp(address):
         host, _, port = address.rpartition(":")
         if not port.isdigit():
@@ -87,9 +92,11 @@ def _listen_tcp(host, port):
 
 
 def _listen_unix(path):
-    # A socket left by a process that died is in the way; a file is not
-    # ours to remove.
-    if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+    if is_abstract(path):
+        path = "\0" + path[1:]
+    elif os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
+        # A socket left by a process that died is in the way; a file is
+        # not ours to remove.
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)

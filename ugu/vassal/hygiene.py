@@ -82,7 +82,8 @@ def vacuum(config, listeners):
 def vacuum_stats(config):
     """The stats server's unix socket, after the others, as uWSGI."""
     address = config["stats"]
-    if address and not stats.is_tcp(address) and _remove(address):
+    if address and not stats.is_tcp(address) and \
+            not stats.is_abstract(address) and _remove(address):
         log.log(f"VACUUM: unix socket {address} (stats) removed.")
 
 
