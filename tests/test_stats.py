@@ -64,9 +64,12 @@ def shape(value):
 
 def start(start_server, server, tmp_path, **options):
     (tmp_path / "app.py").write_text(APP)
+    # A list is a repeated option, each value on a line of its own.
     pairs = [("master", "true"), ("wsgi-file", "app.py"),
              *((key.replace("_", "-"), value)
-               for key, value in options.items())]
+               for key, values in options.items()
+               for value in (values if isinstance(values, list)
+                             else [values]))]
     ini = write_ini(tmp_path / "stats.ini", uwsgi=pairs)
     return start_server(server, ["--ini", str(ini)], cwd=tmp_path)
 
@@ -288,6 +291,25 @@ def test_a_cores_requests_by_kind_as_uwsgi_counts_them(procs, start_server,
                         worker["apps"][0]["requests"])
         p.stop()
     assert seen["ugu"] == seen["uwsgi"] == (seen["ugu"][0], 2, 1, 1, 1)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_requests_a_route_ended_are_routed_requests(procs, start_server,
+                                                    tmp_path, server):
+    """A route that answers (return:) counts; one that goes on to the app
+    (continue) does not."""
+    port, path = free_port(), tmp_path / "stats.sock"
+    p = start(start_server, server, tmp_path, socket=f"127.0.0.1:{port}",
+              stats=str(path), route=["^/r return:403", "^/c continue:"])
+    p.wait_for_log(ENABLED.format(re.escape(str(path))))
+    wait_for_port(port)
+    for target in ("/r", "/c", "/r", "/"):
+        uwsgi_request(port, target)
+    worker = wait_until(
+        lambda: (w := json.loads(read_stats(path))["workers"][0]) and
+        w["requests"] == 4 and w["status"] == "idle" and w,
+        what="the four requests")
+    assert worker["cores"][0]["routed_requests"] == 2
 
 
 def test_the_master_of_an_emperor_serves_an_empty_instance(

@@ -88,6 +88,7 @@ class Exchange:
     routed_request = None
     # For the stats server's per-core counts.
     static = False
+    routed_end = False
 
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
@@ -320,6 +321,7 @@ def route_request(ex, app, found):
         if any(key in _APP_KEYS for key, _ in routed.appended):
             return ctx.apps.lookup(ex.vars)
         return app
+    ex.routed_end = True
     if found:
         os.close(found.fd)
     if routed.file is not None:

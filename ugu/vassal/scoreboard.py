@@ -46,7 +46,7 @@ _TOTAL = struct.Struct("<Q")
 # request; then, for the stats, its requests in all, of static files,
 # offloaded, and that failed writing to the client.
 _CORE = struct.Struct("<Bd240s")
-_CORE_COUNTS = struct.Struct("<QQQQ")
+_CORE_COUNTS = struct.Struct("<QQQQQ")
 REQUEST_TEXT = 240
 # A worker ending on its own: max-requests or reload-on-rss retire it (the
 # master logs it as killed); a SIGHUP makes it leave (the master says
@@ -206,7 +206,8 @@ class Scoreboard:
         return found
 
     def core_counts(self, wid, core):
-        """[requests, static, offloaded, write errors] of one core."""
+        """[requests, static, offloaded, write errors, routed] of one
+        core."""
         return list(_CORE_COUNTS.unpack_from(
             self._map, self._core_offset(wid, core) + _CORE.size))
 

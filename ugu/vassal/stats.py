@@ -78,12 +78,13 @@ def _app(board, wid, app_id, startup_time, mountpoint):
 
 
 def _core(board, wid, core):
-    requests, static, offloaded, write_errors = board.core_counts(wid, core)
+    requests, static, offloaded, write_errors, routed = board.core_counts(
+        wid, core)
     running = board.running(wid, core)
     # uWSGI also lists a running request's vars: ugu's workers keep them
     # in their own memory, not the scoreboard, so none are listed.
     return {"id": core, "requests": requests, "static_requests": static,
-            "routed_requests": 0, "offloaded_requests": offloaded,
+            "routed_requests": routed, "offloaded_requests": offloaded,
             "write_errors": write_errors, "read_errors": 0,
             "in_request": int(running is not None), "vars": [],
             "req_info": {"request_start": int(running[0])} if running

@@ -140,6 +140,7 @@ class Context:
         counts[1] += ex.static
         counts[2] += ex.via == "offload"
         counts[3] += ex.write_errors
+        counts[4] += ex.routed_end
         self.scoreboard.set_core_counts(self.wid, ex.core, counts)
 
     def request_done(self, ex):
