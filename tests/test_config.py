@@ -428,7 +428,7 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 
 
 @pytest.mark.parametrize("option, fix", [
-    ("logto", "log to a file with `logger = file:PATH`"),
+    ("daemonize2", "log to a file with `logto = PATH`"),
     ("daemonize", "let a supervisor such as systemd run ugu"),
     ("stats-push", "serve the stats with `stats = ADDR`")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
@@ -447,7 +447,7 @@ def test_a_static_map_without_equals_is_refused_at_its_line():
     config = resolve(["--static-map", "/s=a=b", "--static-map", "=/srv",
                       "--static-check", "x", "--check-static", "y"], {})
     assert config["static-map"] == [("/s", "a=b"), ("", "/srv")]
-    assert config.opening_lines() == [
+    assert config.reading_lines() == [
         "[uwsgi-static] added mapping for /s => a=b",
         "[uwsgi-static] added mapping for  => /srv",
         "[uwsgi-static] added check for x",
@@ -656,10 +656,11 @@ def test_config_api():
 def test_show_config_dumps_in_uwsgis_format_after_the_files():
     write("app.ini", "[uwsgi]\nprocesses = 2\n")
     config = resolve(["--ini", "app.ini", "--show-config"], {})
-    assert config.opening_lines() == [
-        "[uWSGI] getting INI configuration from app.ini", "",
-        ";uWSGI instance configuration", "[uwsgi]", "ini = app.ini",
-        "processes = 2", "show-config = true", ";end of configuration", ""]
+    assert config.announce_lines() == [
+        "[uWSGI] getting INI configuration from app.ini"]
+    assert config.dump() == [
+        "\n;uWSGI instance configuration\n[uwsgi]", "ini = app.ini",
+        "processes = 2", "show-config = true", ";end of configuration\n"]
 
 
 def help_names(out):
@@ -1087,7 +1088,8 @@ def test_gevent_patch_options_are_accepted_and_warn_without_gevent(name):
 
 def test_warnings_follow_the_file_they_are_about():
     write("app.ini", "[uwsgi]\nmy-var = 1\n")
-    assert resolve(["--ini", "app.ini"], {}).opening_lines() == [
+    config = resolve(["--ini", "app.ini"], {})
+    assert config.announce_lines() + config.reading_lines() == [
         "[uWSGI] getting INI configuration from app.ini",
         "ugu: these keys are not options and serve as placeholders only "
         "(strict = true refuses them): my-var"]

@@ -6,7 +6,10 @@ Every line is one `os.write`, so lines from several processes sharing a
 file or a pipe never interleave mid-line.
 
 Two streams, as in uWSGI: general messages (fd 2, or a `logger`) and
-request lines (fd 2, or a `req-logger`).
+request lines (fd 2, or a `req-logger`).  `logto` points fd 1 and 2 at a
+file, so that both streams and the app's prints land there; `logdate`
+prefixes general messages (never request lines, nor what the app
+prints) with the date.
 """
 
 import os
@@ -19,10 +22,23 @@ from ugu.options.errors import ConfigError
 
 _MESSAGES_FD = 2
 _requests_fd = 2
+# logdate: whether general messages carry the date, and the strftime
+# format of the date (None: ctime's), which verbose lines use too.
+_dated = False
+_date_format = None
+# uWSGI formats the date into a buffer of this many bytes: a longer one
+# leaves the prefix without a date.
+_DATE_ROOM = 64
+# What `logdate = VALUE` takes for the bare option (ctime's date), as
+# uWSGI compares them, ignoring case; any other value is a format.
+_CTIME_WORDS = ("true", "1", "on", "yes")
 
 
 def log(message):
-    """A general message line, as uWSGI prints it."""
+    """A general message, as uWSGI prints it: one line, or several
+    written at once (the date, with logdate, prefixes the first)."""
+    if _dated:
+        message = f"{_date()} - {message}"
     _write(_MESSAGES_FD, message)
 
 
@@ -32,9 +48,35 @@ def starting():
         f"[{time.ctime()}] ***")
 
 
+def log_all(messages):
+    """General messages in one write, each dated with logdate, so that
+    no other process's line comes between them."""
+    if _dated:
+        messages = [f"{_date()} - {m}" for m in messages]
+    _write(_MESSAGES_FD, "\n".join(messages))
+
+
 def verbose(message):
-    """A line of uWSGI's verbose logger: prefixed with the ctime."""
-    _write(_MESSAGES_FD, f"{time.ctime()} - {message}")
+    """A line of uWSGI's verbose logger: always dated, with logdate's
+    format where it gives one."""
+    _write(_MESSAGES_FD, f"{_date()} - {message}")
+
+
+def _date():
+    if _date_format is None:
+        return time.ctime()
+    text = time.strftime(_date_format)
+    return text if len(text.encode()) < _DATE_ROOM else ""
+
+
+def use_logdate(value):
+    """`logdate` (or `log-date`): None leaves messages undated."""
+    global _dated, _date_format
+    if value is None:
+        return
+    _dated = True
+    if value.lower() not in _CTIME_WORDS:
+        _date_format = value
 
 
 def request_writer(line_of):
@@ -103,6 +145,55 @@ def open_logger(spec, option):
                       "file:PATH, fd:N or stdio)", option=option)
 
 
+def start(config, reloaded):
+    """A vassal's or Emperor's first lines, in uWSGI's order: the config
+    files read (undated: logdate is an option of theirs), then what the
+    options said while being read, then `logto` takes fd 1 and 2 (kept
+    from the instance before a reload, unless `log-reopen`), then the
+    show-config dump, there already."""
+    for line in config.announce_lines():
+        log(line)
+    use_logdate(config["logdate"])
+    for line in config.reading_lines():
+        log(line)
+    if config["logto"] and (config["log-reopen"] or not reloaded):
+        logto(config["logto"], "logto")
+    if config["show-config"]:
+        for message in config.dump():
+            log(message)
+
+
+def logto(path, option, folder=""):
+    """Point fd 1 and 2 at the file, created or appended to, as uWSGI's
+    logto: messages, request lines and the app's prints go there, from
+    this process and every one it forks or re-executes.  A relative
+    path is taken from `folder`."""
+    if ":" in path:
+        # uWSGI's logto sends to HOST:PORT over UDP where the value has
+        # a colon; ugu would write a file named so instead.
+        raise ConfigError(f"'{path}' is a UDP address (HOST:PORT) to "
+                          "uWSGI, which ugu cannot log to: name a file",
+                          option=option)
+    path = os.path.join(folder, path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+    except OSError as e:
+        raise ConfigError(f"cannot open log file {path}: {e.strerror}",
+                          option=option) from None
+    _take_stdio(fd)
+
+
+def _take_stdio(fd):
+    """fd becomes fd 1 and 2 (and is closed, if it was another)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for target in (1, 2):
+        if fd != target:
+            os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
 def use_loggers(config):
     """Point both streams at the config's loggers.
 
@@ -115,14 +206,7 @@ def use_loggers(config):
             raise ConfigError("ugu supports one logger of each kind; "
                               "keep a single line", option=name)
     if config["logger"]:
-        fd = open_logger(config["logger"][0], "logger")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        for target in (1, 2):
-            if fd != target:
-                os.dup2(fd, target)
-        if fd > 2:
-            os.close(fd)
+        _take_stdio(open_logger(config["logger"][0], "logger"))
     if config["req-logger"]:
         _requests_fd = open_logger(config["req-logger"][0], "req-logger")
 

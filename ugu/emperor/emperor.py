@@ -48,8 +48,11 @@ VERDICTS = {
 def run(config):
     """Reign over the `emperor` patterns; with `master`, from a child of a
     master that keeps an Emperor alive.  Returns the exit code."""
-    for line in config.opening_lines():
-        log.log(line)
+    log.start(config, reloaded=master.reloads() > 0)
+    log.use_loggers(config)
+    if config["logto2"] and not config["logger"]:
+        # The Emperor drops no privileges: after them is now.
+        log.logto(config["logto2"], "logto2")
     log.starting()
     monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
     templates = spawn.Templates.from_config(config)

@@ -53,7 +53,7 @@ class Master:
         proc.set_master_title(self.config)
         self.spawn()
         log.log("*** Operational MODE: no-workers ***")
-        again = "gracefully (RE)" if _reloads() else ""
+        again = "gracefully (RE)" if reloads() else ""
         log.log(f"{again}spawned uWSGI master process (pid: {os.getpid()})")
         if self.config["stats"]:
             self.stats = stats.from_config(self.config, "stats",
@@ -138,7 +138,7 @@ class Master:
         log.log("binary reloading uWSGI...")
         log.log(f"running {sys.executable}")
         self.signals.close()
-        env = {**os.environ, ENV_RELOADS: str(_reloads() + 1)}
+        env = {**os.environ, ENV_RELOADS: str(reloads() + 1)}
         os.execve(sys.executable, sys.orig_argv, env)
 
     def bury(self):
@@ -161,13 +161,10 @@ class Master:
 
     def report(self):
         """SIGUSR1: what a uWSGI master without workers prints."""
-        lines = ["", ";uWSGI instance configuration", "[uwsgi]"]
-        lines += [f"{e.key} = {e.value}" for e in self.config.entries]
-        lines += [";end of configuration", "", "\tworkers total requests: 0",
-                  "-----------------", ""]
-        log.log("\n".join(lines))
+        log.log_all([*self.config.dump(), "\tworkers total requests: 0",
+                     "-----------------", ""])
 
 
-def _reloads():
+def reloads():
     value = os.environ.get(ENV_RELOADS, "")
     return int(value) if value.isdigit() else 0

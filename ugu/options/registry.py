@@ -409,6 +409,15 @@ OPTIONS = (
     _opt("log-ioerror", FLAG, "with disable-logging, still log requests "
          "whose body read and response write both failed", LOGGING,
          default=False, optional=True),
+    _opt("logto", STR, "log to a file: messages, request lines and what "
+         "the app prints", LOGGING),
+    _opt("logto2", STR, "log to a file opened after privileges are "
+         "dropped", LOGGING),
+    _opt("log-reopen", FLAG, "reopen the logto file after a reload",
+         LOGGING, default=False),
+    # None: undated; the bare option (or true, 1, on, yes) ctime's date.
+    _opt("logdate", STR, "prefix messages with the date, or with a "
+         "strftime format", LOGGING, optional=True, aliases=("log-date",)),
     # emperor
     _opt("emperor", STR, "run the Emperor on a glob or directory", EMPEROR,
          repeat=True),
@@ -517,14 +526,10 @@ def is_unimplemented_uwsgi_option(name):
 
 
 # What to write instead of a uWSGI option ugu lacks, where ugu has a way.
-_LOG_TO_FILE = ("log to a file with `logger = file:PATH` (and request "
-                "lines with `req-logger = file:PATH`)")
+_IN_THE_BACKGROUND = ("log to a file with `logto = PATH` and let a "
+                      "supervisor such as systemd run ugu in the background")
 _INSTEAD = {
-    "logto": _LOG_TO_FILE, "logto2": _LOG_TO_FILE,
-    "daemonize": _LOG_TO_FILE + ", and let a supervisor such as systemd "
-                 "run ugu in the background",
-    "daemonize2": _LOG_TO_FILE + ", and let a supervisor such as systemd "
-                  "run ugu in the background",
+    "daemonize": _IN_THE_BACKGROUND, "daemonize2": _IN_THE_BACKGROUND,
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",

@@ -36,6 +36,10 @@ TRUE_WORDS = {"true", "on", "yes"}
 PLAIN_NUMBER = re.compile(r"[ \t]*[+-]?[0-9]+")
 # uWSGI's gevent plugin reads these in gevent mode only.
 GEVENT_ONLY = ("gevent-monkey-patch", "gevent-early-monkey-patch")
+# The log files that a `logger` leaves empty, and the options that act on
+# them only.
+LOG_FILES = ("logto", "logto2")
+LOG_FILE_ONLY = ("log-reopen",)
 # Inherited files may inherit others; past this many, they loop.
 MAX_INHERITS = 1000
 
@@ -80,18 +84,16 @@ class Config:
         """The first config file, which names a vassal."""
         return self.files[0] if self.files else None
 
-    def opening_lines(self):
-        """What a vassal or Emperor says first, before chdir and its
-        loggers: uWSGI's line for each config file read and for each
-        static root, ugu's warnings about them, and with `show-config`
-        the dump, set apart by blank lines as uWSGI sets it."""
-        lines = [ANNOUNCE[self._formats.get(path, "ini")].format(path)
-                 for path in self.files]
-        lines += self._static_lines()
-        lines += self.startup_warnings()
-        if self["show-config"]:
-            lines += ["", *self.dump(), ""]
-        return lines
+    def announce_lines(self):
+        """uWSGI's line for each config file read."""
+        return [ANNOUNCE[self._formats.get(path, "ini")].format(path)
+                for path in self.files]
+
+    def reading_lines(self):
+        """What follows, before chdir and the log files: uWSGI's line for
+        each static root and mapping, and ugu's warnings about the
+        files."""
+        return self._static_lines() + self.startup_warnings()
 
     def _static_lines(self):
         """uWSGI's line for each static root and mapping, said while it
@@ -111,10 +113,12 @@ class Config:
 
     def dump(self):
         """The resolved configuration in uWSGI's show-config format: every
-        entry where it was read, `show-config` itself included."""
-        return [";uWSGI instance configuration", "[uwsgi]",
+        entry where it was read, `show-config` itself included.  Each item
+        is one of uWSGI's messages (a date prefix, with logdate, goes
+        before each), the first and last set apart by blank lines."""
+        return ["\n;uWSGI instance configuration\n[uwsgi]",
                 *(f"{entry.key} = {entry.value}" for entry in self.entries),
-                ";end of configuration"]
+                ";end of configuration\n"]
 
     def startup_warnings(self):
         """What ugu says once at start-up about this configuration."""
@@ -129,13 +133,24 @@ class Config:
     def _inert(self):
         """Options set that do nothing here, in uWSGI too: a warning each,
         never an error, since uWSGI runs the file."""
-        if self["gevent"]:
-            return []
-        return [ConfigError("does nothing without `gevent = N`, as in "
-                            "uWSGI: the standard library stays unpatched",
-                            e.file, e.line, e.key)
-                for e in self.entries
-                if e.key in GEVENT_ONLY and self[e.key]]
+        found = []
+        for e in self.entries:
+            opt = registry.lookup(e.key)
+            why = opt and self[opt.name] and self._why_inert(opt.name)
+            if why:
+                found.append(ConfigError(why, e.file, e.line, e.key))
+        return found
+
+    def _why_inert(self, name):
+        if name in GEVENT_ONLY and not self["gevent"]:
+            return ("does nothing without `gevent = N`, as in uWSGI: the "
+                    "standard library stays unpatched")
+        if name in LOG_FILES and self["logger"]:
+            return ("does nothing beside `logger`, as in uWSGI: the logger "
+                    "takes every message")
+        if name in LOG_FILE_ONLY and not (self["logto"] or self["logto2"]):
+            return "does nothing without `logto = FILE`, as in uWSGI"
+        return None
 
 
 def resolve(argv, environ=None):
@@ -149,6 +164,7 @@ def resolve(argv, environ=None):
     _inherit(reader)
     check_keys(reader.entries, reader.strict)
     problems = (reader.problems + _number_problems(reader.entries)
+                + _logdate_problems(reader.entries)
                 + likely_typos(reader.entries,
                                used | names_used(reader.entries)))
     if reader.strict and problems:
@@ -328,6 +344,18 @@ def _number_problems(entries):
                 f"{atoi(e.value)} (write a plain number)",
                 e.file, e.line, e.key))
     return problems
+
+
+def _logdate_problems(entries):
+    """`logdate = false` (or 0, off, no) turns the date on in uWSGI too,
+    with the word as its strftime format: every message starts `false -`."""
+    return [ConfigError(f"'{e.value}' is taken as a strftime format, as "
+                        f"uWSGI takes it: every message starts '{e.value} "
+                        f"- ' (remove the line for undated messages)",
+                        e.file, e.line, e.key)
+            for e in entries if not e.placeholder
+            and registry.lookup(e.key) is registry.lookup("logdate")
+            and e.value.lower() in FALSE_WORDS | {"0"}]
 
 
 def _take_value(name, args):

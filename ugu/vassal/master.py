@@ -92,17 +92,29 @@ def _located(error, config):
 def _run(config):
     link = VassalLink.from_environment()
     start_cwd = os.getcwd()
-    # As uWSGI: the config files are named while they are read, before
-    # the loggers (whose paths follow chdir) take the rest.
-    for line in config.opening_lines():
-        log.log(line)
+    reloaded = bool(os.environ.get(RELOADS_ENV))
+    if link:
+        # Said as uWSGI finds the link, before its config is read: in the
+        # Emperor's log, not in the vassal's logto file.
+        log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
+    log.start(config, reloaded)
+    # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
     log.use_loggers(config)
-    _banner(config, link)
+    _banner(config)
+    _apply_env(config)
+    if config["pidfile"] and not reloaded:
+        hygiene.write_pidfile(config["pidfile"])
+    # Before binding, as uWSGI: the sockets belong to the user the
+    # workers run as (a port under 1024 then needs another way in).
+    hygiene.drop_privileges(config)
+    if config["logto2"] and not config["logger"] and \
+            (config["log-reopen"] or not reloaded):
+        # As uWSGI opens it: as that user, from the folder ugu started in.
+        log.logto(config["logto2"], "logto2", start_cwd)
     if config["chdir"]:
         log.log(f"chdir() to {config['chdir']}")
-    _apply_env(config)
     # A vassal always has a master: the emperor talks to it.
     masterless = not config["master"] and not link
     if masterless:
@@ -115,11 +127,6 @@ def _run(config):
         log.log(" *** WARNING: you have enabled harakiri without post "
                 "buffering. Slow upload could be rejected on "
                 "post-unbuffered webservers *** ")
-    if config["pidfile"] and not os.environ.get(RELOADS_ENV):
-        hygiene.write_pidfile(config["pidfile"])
-    # Before binding, as uWSGI: the sockets belong to the user the
-    # workers run as (a port under 1024 then needs another way in).
-    hygiene.drop_privileges(config)
     shared = Shared(config, link)
     listeners = _bind_all(config)
     if not listeners:
@@ -164,10 +171,8 @@ def _lazy(config):
     return config["lazy-apps"] or config["gevent"]
 
 
-def _banner(config, link):
+def _banner(config):
     log.starting()
-    if link:
-        log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
     for names in config["plugins"]:
         for name in names:
             log.log(f"plugin {name}: built into ugu")

@@ -9,10 +9,8 @@ RULE = "-----------------"
 def print_stats(config, scoreboard, apps):
     """Every worker slot, running or not, with the counts of each app the
     master loaded (app 0 where the workers load their own: lazy-apps)."""
-    lines = ["", ";uWSGI instance configuration", "[uwsgi]"]
-    lines += [f"{e.key} = {e.value}" for e in config.entries]
-    lines += [";end of configuration", ""]
-    lines += [f"\tworkers total requests: {scoreboard.total()}", RULE]
+    lines = [*config.dump(),
+             f"\tworkers total requests: {scoreboard.total()}", RULE]
     named = [(app.id, app.mountpoint) for app in apps.loaded] or [(0, "")]
     for wid in range(1, scoreboard.workers + 1):
         for app_id, mountpoint in named:
@@ -21,4 +19,4 @@ def print_stats(config, scoreboard, apps):
                          f"requests: {requests} exceptions: {exceptions}")
         lines.append(RULE)
     lines.append("")
-    log.log("\n".join(lines))
+    log.log_all(lines)

@@ -1,0 +1,285 @@
+"""Log files and dates: `logto`, `logto2`, `log-reopen`, `logdate`, each
+run on ugu and on the real uWSGI with the same INI file where both can."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests import support
+from ugu.options.resolve import resolve
+
+APP = textwrap.dedent('''
+    import sys
+    print("app imported")
+
+    def application(environ, start_response):
+        print("print from", environ["PATH_INFO"])
+        sys.stderr.write("stderr from " + environ["PATH_INFO"] + "\\n")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+''')
+CTIME = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"
+SERVERS = ["ugu", "uwsgi"]
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    (tmp_path / "sub").mkdir()
+    return tmp_path
+
+
+def serve(start_server, server, site, *pairs, name="app.ini"):
+    """A master serving the app on an http-socket, started in `site`;
+    (process, port)."""
+    port = support.free_port()
+    support.write_ini(site / name, uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", site / "app.py"), ("master", "true"), *pairs])
+    p = start_server(server, ["--ini", name], cwd=site)
+    support.wait_for_port(port)
+    return p, port
+
+
+def get(port, path):
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        return support.read_to_eof(s)
+
+
+def wait_in_file(path, pattern, count=1):
+    """Wait until `pattern` has matched `count` times in the file."""
+    def found():
+        text = path.read_text() if path.exists() else ""
+        return len(re.findall(pattern, text, re.M)) >= count
+    support.wait_until(found, what=f"{pattern!r} in {path}")
+    return path.read_text()
+
+
+def request_line(path):
+    return rf"\[pid: \d+\|app: 0\|req: \d+/\d+\] .* GET {path} => "
+
+
+def lines(p):
+    """The process's own output (its terminal), without uWSGI's lines
+    about running as root."""
+    return [line for line in p.output().splitlines()
+            if "as root" not in line]
+
+
+# -- logto ------------------------------------------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_logto_takes_messages_requests_and_prints(start_server, site,
+                                                  server):
+    """After the line naming the config, everything goes to the file:
+    the workers' and the master's messages, request lines, and what the
+    app prints on stdout and stderr.  A relative path is taken from where
+    the instance started, before `chdir`."""
+    p, port = serve(start_server, server, site, ("processes", "2"),
+                    ("chdir", site / "sub"), ("logto", "app.log"))
+    assert get(port, "/x").endswith(b"ok")
+    log_file = site / "app.log"
+    wait_in_file(log_file, request_line("/x"))
+    p.send_signal(signal.SIGINT)
+    p.wait()
+    assert lines(p) == ["[uWSGI] getting INI configuration from app.ini"]
+    assert not (site / "sub" / "app.log").exists()
+    assert log_file.stat().st_mode & 0o777 == 0o640 & ~_umask()
+    text = log_file.read_text()
+    for line in ("app imported", "spawned uWSGI worker 2 ",
+                 "print from /x", "stderr from /x", "goodbye to uWSGI."):
+        assert line in text
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("reopen", [False, True])
+def test_a_reload_keeps_the_file_unless_log_reopen(start_server, site,
+                                                    server, reopen):
+    """What logrotate meets: the file renamed, then a reload (HUP).  The
+    instance keeps writing to the renamed file, unless `log-reopen`
+    makes the new master open the path again once it has read its
+    config."""
+    p, port = serve(start_server, server, site, ("logto", "app.log"),
+                    ("log-reopen", "true" if reopen else "false"))
+    log_file, rotated = site / "app.log", site / "app.log.1"
+    # Once a request is served: uWSGI's worker may miss a HUP sent
+    # sooner, and never stop.
+    assert get(port, "/before").endswith(b"ok")
+    wait_in_file(log_file, request_line("/before"))
+    log_file.rename(rotated)
+    p.send_signal(signal.SIGHUP)
+    after_reload = log_file if reopen else rotated
+    wait_in_file(after_reload, r"^gracefully \(RE\)spawned uWSGI master")
+    wait_in_file(after_reload, r"^spawned uWSGI worker 1 ")
+    support.wait_for_port(port)
+    assert get(port, "/after").endswith(b"ok")
+    wait_in_file(after_reload, request_line("/after"))
+    # The new master names its config before it reopens the file.
+    wait_in_file(rotated, r"^\[uWSGI\] getting INI configuration")
+    assert log_file.exists() == reopen
+    p.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_an_emperor_and_its_vassal_each_log_to_their_file(start_server,
+                                                          site, server):
+    """The Emperor's logto takes what a vassal says until the vassal
+    opens its own file: that it found the Emperor, and its config."""
+    (site / "vassals").mkdir()
+    port = support.free_port()
+    support.write_ini(site / "vassals" / "v.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", site / "app.py"), ("logto", site / "v.log")])
+    support.write_ini(site / "emperor.ini", uwsgi=[
+        ("emperor", site / "vassals"), ("logto", "emperor.log")])
+    p = start_server(server, ["--ini", "emperor.ini"], cwd=site)
+    support.wait_for_port(port)
+    assert get(port, "/v").endswith(b"ok")
+    vassal_log = wait_in_file(site / "v.log", request_line("/v"))
+    emperor_log = wait_in_file(site / "emperor.log",
+                               r"\[emperor\] vassal v\.ini is ready")
+    p.stop()
+    assert lines(p) == ["[uWSGI] getting INI configuration from "
+                        "emperor.ini"]
+    assert "*** has_emperor mode detected (fd: " in emperor_log
+    assert "[uWSGI] getting INI configuration from v.ini" in emperor_log
+    assert "*** starting uWSGI Emperor ***" in emperor_log
+    assert "spawned uWSGI worker 1 " not in emperor_log
+    assert "has_emperor" not in vassal_log
+    assert vassal_log.startswith("*** Starting uWSGI ")
+    assert "print from /v" in vassal_log
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_logto2_opens_after_the_banner(start_server, site, server):
+    """logto2 is opened once privileges are dropped: the banner is
+    written where the instance started, what follows (from the chdir
+    line) in the file, whose path is taken from the start folder."""
+    p, port = serve(start_server, server, site, ("chdir", site / "sub"),
+                    ("logto2", "app.log"))
+    assert get(port, "/x").endswith(b"ok")
+    text = wait_in_file(site / "app.log", request_line("/x"))
+    p.stop()
+    out = "\n".join(lines(p))
+    assert "*** Starting uWSGI " in out and "chdir() to" not in out
+    assert text.startswith(f"chdir() to {site / 'sub'}\n")
+    assert "spawned uWSGI worker 1 " in text
+
+
+def test_logto_that_cannot_be_opened_stops_the_start(site):
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", "127.0.0.1:0"), ("logto", site / "no" / "x.log")])
+    result = run_ugu(site, "--ini", "app.ini")
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        f"app.ini:3: option 'logto': cannot open log file "
+        f"{site / 'no' / 'x.log'}: No such file or directory\n")
+
+
+def test_logto_to_a_udp_address_is_refused(site):
+    """uWSGI sends to HOST:PORT over UDP; ugu says it does not, rather
+    than write a file named so."""
+    result = run_ugu(site, "--http-socket", "127.0.0.1:0", "--logto",
+                     "127.0.0.1:1717")
+    assert result.returncode == 1
+    assert "option 'logto': '127.0.0.1:1717' is a UDP address" in \
+        result.stderr
+    assert not (site / "127.0.0.1:1717").exists()
+
+
+def run_ugu(site, *args):
+    return subprocess.run([*support.UGU, *args], cwd=site, text=True,
+                          capture_output=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+
+
+# -- logdate ------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, prefix", [
+    ("true", CTIME + " - "), ("ON", CTIME + " - "), ("1", CTIME + " - "),
+    ("%%Y-%%m-%%d", r"\d{4}-\d\d-\d\d - "), ("false", "false - "),
+    ("", " - "),
+    # uWSGI has room for 63 bytes of date: a longer one is left out.
+    ("x" * 64, " - ")])
+def test_logdate_prefixes_messages_as_uwsgi(site, uwsgi_binary, value,
+                                            prefix):
+    """Every message after the line naming the config carries the date
+    (`processes = 0`: the instance says its first lines and ends)."""
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", "127.0.0.1:0"), ("processes", "0"),
+        ("logdate", value)])
+    for argv in (support.UGU, [uwsgi_binary]):
+        result = subprocess.run([*argv, "--ini", "app.ini"], cwd=site,
+                                capture_output=True, text=True,
+                                timeout=30, stdin=subprocess.DEVNULL)
+        out = [line for line in result.stderr.splitlines()
+               if "ugu: warning" not in line]
+        assert out[0] == "[uWSGI] getting INI configuration from app.ini"
+        assert re.fullmatch(prefix + r"\*\*\* Starting uWSGI .*", out[1])
+        assert re.fullmatch(prefix + r"\*\*\* WARNING: you are running "
+                            r"uWSGI without its master process manager "
+                            r"\*\*\*", _line(out, "without its master"))
+
+
+def _line(lines, text):
+    return next(line for line in lines if text in line)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_logdate_leaves_request_lines_and_prints_alone(start_server, site,
+                                                       server):
+    p, port = serve(start_server, server, site, ("logdate", "true"),
+                    ("show-config", "true"))
+    assert get(port, "/x").endswith(b"ok")
+    p.wait_for_log(request_line("/x"))
+    p.stop()
+    out = p.output()
+    assert re.search(rf"^{CTIME} - spawned uWSGI worker 1 ", out, re.M)
+    assert re.search(rf"^{CTIME} - goodbye to uWSGI\.$", out, re.M)
+    assert re.search(r"^print from /x$", out, re.M)
+    assert re.search(r"^app imported$", out, re.M)
+    # show-config's dump: the date before each of uWSGI's messages.
+    assert re.search(rf"^{CTIME} - \n;uWSGI instance configuration\n"
+                     rf"\[uwsgi\]\n{CTIME} - ini = app.ini\n", out, re.M)
+    assert re.search(rf"^{CTIME} - ;end of configuration\n\n", out, re.M)
+
+
+def test_verbose_lines_take_logdates_format(site):
+    """Lines uWSGI always dates (the Emperor's news) use logdate's
+    format where it gives one."""
+    code = ("from ugu import log; log.use_logdate('%Y'); "
+            "log.verbose('[emperor] news'); log.request('request')")
+    result = subprocess.run([sys.executable, "-c", code],
+                            capture_output=True, text=True, timeout=30,
+                            cwd=support.REPO)
+    assert re.fullmatch(r"\d{4} - \[emperor\] news\nrequest\n",
+                        result.stderr)
+
+
+# -- warnings -----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, warning", [
+    ("log-reopen = true\n", "option 'log-reopen': does nothing without "
+     "`logto = FILE`, as in uWSGI"),
+    ("logto = a.log\nlogger = file:b.log\n", "option 'logto': does nothing "
+     "beside `logger`, as in uWSGI: the logger takes every message"),
+    ("log-date = off\n", "option 'log-date': 'off' is taken as a strftime "
+     "format, as uWSGI takes it: every message starts 'off - ' (remove "
+     "the line for undated messages)")])
+def test_likely_mistakes_are_warned_about(site, text, warning):
+    (site / "app.ini").write_text(f"[uwsgi]\n{text}")
+    config = resolve(["--ini", str(site / "app.ini")], {})
+    assert [w for w in config.startup_warnings() if warning in w]
