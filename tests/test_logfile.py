@@ -87,14 +87,13 @@ def test_logto_takes_messages_requests_and_prints(start_server, site,
     assert get(port, "/x").endswith(b"ok")
     log_file = site / "app.log"
     wait_in_file(log_file, request_line("/x"))
-    p.send_signal(signal.SIGINT)
-    p.wait()
+    p.stop()
     assert lines(p) == ["[uWSGI] getting INI configuration from app.ini"]
     assert not (site / "sub" / "app.log").exists()
     assert log_file.stat().st_mode & 0o777 == 0o640 & ~_umask()
     text = log_file.read_text()
     for line in ("app imported", "spawned uWSGI worker 2 ",
-                 "print from /x", "stderr from /x", "goodbye to uWSGI."):
+                 "print from /x", "stderr from /x"):
         assert line in text
 
 
@@ -278,8 +277,98 @@ def test_verbose_lines_take_logdates_format(site):
      "beside `logger`, as in uWSGI: the logger takes every message"),
     ("log-date = off\n", "option 'log-date': 'off' is taken as a strftime "
      "format, as uWSGI takes it: every message starts 'off - ' (remove "
-     "the line for undated messages)")])
+     "the line for undated messages)"),
+    ("log-maxsize = 1000\n", "option 'log-maxsize': does nothing without "
+     "`logto = FILE`, as in uWSGI")])
 def test_likely_mistakes_are_warned_about(site, text, warning):
     (site / "app.ini").write_text(f"[uwsgi]\n{text}")
     config = resolve(["--ini", str(site / "app.ini")], {})
     assert [w for w in config.startup_warnings() if warning in w]
+
+
+# -- the log master: log-maxsize, touch-logreopen -----------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("backupname", [None, "app.old"])
+def test_log_maxsize_rotates_the_file(start_server, site, server,
+                                      backupname):
+    """Once a second the master looks at the file's size: past
+    log-maxsize, it says so at the end of the file, renames it (to
+    log-backupname, else PATH.TIMESTAMP) and goes on in a new one, where
+    the workers' lines follow too."""
+    extra = [("log-backupname", backupname)] if backupname else []
+    p, port = serve(start_server, server, site, ("processes", "2"),
+                    ("logto", "app.log"), ("log-maxsize", "2000"), *extra)
+    log_file = site / "app.log"
+    for n in range(8):
+        assert get(port, f"/r{n}").endswith(b"ok")
+    rotated = support.wait_until(
+        lambda: [f for f in site.glob("app.[lo]*") if f != log_file],
+        what="a rotated log file")[0]
+    said = wait_in_file(rotated, r"triggering rotation").splitlines()[-1]
+    found = re.fullmatch(rf"{CTIME} - logsize: (\d+), triggering rotation "
+                         rf"to ([\w.]+)\.\.\.", said)
+    assert found and int(found[1]) > 2000 and found[2] == rotated.name
+    if backupname:
+        assert rotated.name == backupname
+    else:
+        assert re.fullmatch(r"app\.log\.\d{10}", rotated.name)
+    assert os.stat(rotated).st_size == int(found[1]) + len(said) + 1
+    assert get(port, "/after").endswith(b"ok")
+    wait_in_file(log_file, request_line("/after"))
+    assert "print from /after" in log_file.read_text()
+    p.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_touch_logreopen_reopens_the_file(start_server, site, server):
+    """logrotate's way: the file moved away, then the trigger touched.
+    The master says so at the end of the old file, and in the new one,
+    where every process then writes."""
+    trigger = site / "reopen"
+    trigger.touch()
+    p, port = serve(start_server, server, site, ("processes", "2"),
+                    ("logto", "app.log"), ("touch-logreopen", trigger))
+    log_file, moved = site / "app.log", site / "app.log.1"
+    assert get(port, "/one").endswith(b"ok")
+    wait_in_file(log_file, request_line("/one"))
+    log_file.rename(moved)
+    # Later by seconds: uWSGI compares whole seconds.
+    later = trigger.stat().st_mtime + 10
+    os.utime(trigger, (later, later))
+    text = wait_in_file(log_file, r"^\[\d+\] app\.log reopened\.$")
+    assert text.startswith("[")
+    assert re.search(r"^\[\d+\] logsize: \d+, triggering log-reopen\.\.\.\n"
+                     r"\Z", moved.read_text(), re.M)
+    for n in range(4):
+        assert get(port, f"/two{n}").endswith(b"ok")
+    text = wait_in_file(log_file, request_line(r"/two\d"), count=4)
+    assert "print from /two0" in text
+    assert "has been touched" not in text + moved.read_text()
+    p.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_log_master_keeps_the_workers_last_lines_in_order(
+        start_server, site, server):
+    """A graceful reload: each worker's farewell, written into the pipe,
+    is in the file before the master's line about its end."""
+    p, port = serve(start_server, server, site, ("processes", "2"),
+                    ("logto", "app.log"), ("log-maxsize", "1000000"))
+    log_file = site / "app.log"
+    assert get(port, "/one").endswith(b"ok")
+    wait_in_file(log_file, request_line("/one"))
+    p.send_signal(signal.SIGHUP)
+    text = wait_in_file(log_file, r"^gracefully \(RE\)spawned uWSGI master")
+    for wid in (1, 2):
+        assert text.index(f"Gracefully killing worker {wid} ") < \
+            text.index(f"worker {wid} buried after ")
+    p.stop()
+
+
+def test_the_emperor_refuses_log_rotation(site):
+    result = run_ugu(site, "--emperor", str(site), "--logto", "e.log",
+                     "--log-maxsize", "1000")
+    assert result.returncode == 1
+    assert "option 'log-maxsize': ugu rotates and reopens a vassal's " \
+        "logto file, not the Emperor's yet" in result.stderr

@@ -29,6 +29,8 @@ _date_format = None
 # uWSGI formats the date into a buffer of this many bytes: a longer one
 # leaves the prefix without a date.
 _DATE_ROOM = 64
+# uWSGI's mode for the files it logs to (before the umask).
+LOG_FILE_MODE = 0o640
 # What `logdate = VALUE` takes for the bare option (ctime's date), as
 # uWSGI compares them, ignoring case; any other value is a format.
 _CTIME_WORDS = ("true", "1", "on", "yes")
@@ -86,6 +88,12 @@ def request_writer(line_of):
         # 3333): they go out as the bytes that came in, as uWSGI's do.
         _write(_requests_fd, line_of(r), "latin-1")
     return write
+
+
+def raw(line):
+    """A line as it is, never dated: uWSGI writes its lines about
+    rotating the log file so."""
+    _write(_MESSAGES_FD, line)
 
 
 def _write(fd, line, encoding="utf-8"):
@@ -176,14 +184,15 @@ def logto(path, option, folder=""):
                           option=option)
     path = os.path.join(folder, path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
+                     LOG_FILE_MODE)
     except OSError as e:
         raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                           option=option) from None
-    _take_stdio(fd)
+    take_stdio(fd)
 
 
-def _take_stdio(fd):
+def take_stdio(fd):
     """fd becomes fd 1 and 2 (and is closed, if it was another)."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -206,7 +215,7 @@ def use_loggers(config):
             raise ConfigError("ugu supports one logger of each kind; "
                               "keep a single line", option=name)
     if config["logger"]:
-        _take_stdio(open_logger(config["logger"][0], "logger"))
+        take_stdio(open_logger(config["logger"][0], "logger"))
     if config["req-logger"]:
         _requests_fd = open_logger(config["req-logger"][0], "req-logger")
 

@@ -24,6 +24,7 @@ from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
 from ugu.link import ToEmperor, ToVassal
+from ugu.options.errors import ConfigError
 
 BANNER = "*** starting uWSGI Emperor ***"
 # A vassal exiting with this asks not to be respawned (uWSGI's "exile").
@@ -48,6 +49,12 @@ VERDICTS = {
 def run(config):
     """Reign over the `emperor` patterns; with `master`, from a child of a
     master that keeps an Emperor alive.  Returns the exit code."""
+    for name in ("log-maxsize", "touch-logreopen"):
+        if config[name]:
+            raise ConfigError("ugu rotates and reopens a vassal's logto "
+                              "file, not the Emperor's yet: set it in the "
+                              "vassals, or let logrotate copytruncate the "
+                              "Emperor's file", option=name)
     log.start(config, reloaded=master.reloads() > 0)
     log.use_loggers(config)
     if config["logto2"] and not config["logger"]:

@@ -415,6 +415,12 @@ OPTIONS = (
          "dropped", LOGGING),
     _opt("log-reopen", FLAG, "reopen the logto file after a reload",
          LOGGING, default=False),
+    _opt("touch-logreopen", STR, "reopen the logto file when this file is "
+         "touched", LOGGING, repeat=True, needs_master=True),
+    _opt("log-maxsize", INT, "rotate the logto file once larger than this "
+         "many bytes", LOGGING, default=0, needs_master=True),
+    _opt("log-backupname", STR, "name the rotated logto file this "
+         "(default: its path, a dot and the time)", LOGGING),
     # None: undated; the bare option (or true, 1, on, yes) ctime's date.
     _opt("logdate", STR, "prefix messages with the date, or with a "
          "strftime format", LOGGING, optional=True, aliases=("log-date",)),

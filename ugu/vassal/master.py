@@ -31,6 +31,7 @@ from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
 from ugu.vassal import stats
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
+from ugu.vassal.logmaster import LogMaster
 from ugu.vassal.cheaper import Cheaper
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
@@ -290,7 +291,7 @@ def _router_without_master(config, listeners):
     log.log(f"spawned uWSGI http 1 (pid: {pid})")
 
 
-def fork_router(config, listeners, index, parent=None):
+def fork_router(config, listeners, index, parent=None, logmaster=None):
     """Fork router `index` serving every `http` address; its pid.  It
     dies with `parent` (a pid, ours) where one is given."""
     addresses = [l.sock for l in listeners if l.proto == sockets.ROUTER]
@@ -298,6 +299,8 @@ def fork_router(config, listeners, index, parent=None):
     pid = os.fork()
     if pid == 0:
         proc.reset_signals()
+        if logmaster:
+            logmaster.attach()
         if parent is None or proc.die_with_parent(parent):
             run_router(config, addresses, backends, index)
         os._exit(0)
@@ -334,6 +337,7 @@ class Master:
         self.stats = None           # a StatsServer with `stats`
         self.spawns = {}            # wid -> (spawns, time of the last)
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
+        self.logmaster = None
         self._last_respawn = -math.inf
         self._respawn_burst = 0
 
@@ -343,6 +347,8 @@ class Master:
         self.signals = proc.SignalQueue(HANDLED)
         if self.config["master-fifo"]:
             self.fifo = MasterFifo(self.config["master-fifo"])
+        # Before the first fork: every child writes into its pipe.
+        self.logmaster = LogMaster.from_config(self.config, self.start_cwd)
         reloads = int(os.environ.get(RELOADS_ENV, "0"))
         verb = "gracefully (RE)spawned" if reloads else "spawned"
         log.log(f"{verb} uWSGI master process (pid: {os.getpid()})")
@@ -380,11 +386,14 @@ class Master:
             timeout = max(0.0, min([next_tick, *self.respawn_at.values()])
                           - time.monotonic())
             received, ready = self.signals.wait(timeout, self._link_fds())
+            if self.logmaster in ready:
+                self.logmaster.drain()
             for signum in received:
                 self.handle_signal(signum)
             if self.stats:
                 for source in ready:
-                    if source not in (self.fifo, self.shared.link):
+                    if source not in (self.fifo, self.shared.link,
+                                      self.logmaster):
                         self.stats.answer(source)
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
@@ -402,7 +411,8 @@ class Master:
         return self.finish()
 
     def _link_fds(self):
-        fds = [f for f in (self.shared.link, self.fifo) if f]
+        fds = [f for f in (self.shared.link, self.fifo, self.logmaster)
+               if f]
         if self.stats:
             fds += self.stats.waiting()
         return fds
@@ -417,6 +427,8 @@ class Master:
         with proc.signals_blocked(HANDLED):
             pid = os.fork()
             if pid == 0:
+                if self.logmaster:
+                    self.logmaster.attach()
                 worker.run()
         self.children[pid] = Child("worker", wid, pid)
         if respawn:
@@ -427,7 +439,7 @@ class Master:
 
     def spawn_router(self, index, respawn=False):
         pid = fork_router(self.config, self.listeners, index,
-                          parent=os.getpid())
+                          parent=os.getpid(), logmaster=self.logmaster)
         self.children[pid] = Child("router", index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
@@ -465,6 +477,11 @@ class Master:
 
     def touched_chain(self):
         self.chain.start()
+
+    def touched_logreopen(self):
+        # As uWSGI: without a logto file to reopen, nothing to do.
+        if self.logmaster:
+            self.logmaster.reopen_due = True
 
     def print_stats(self):
         report.print_stats(self.config, self.shared.scoreboard,
@@ -591,6 +608,8 @@ class Master:
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
+        if self.logmaster:
+            self.logmaster.tick()
         self.chain.tick()
         if not self.cheaper:
             return
@@ -696,9 +715,16 @@ class Master:
                 self._no_mercy()
                 # SIGKILL cannot be refused: wait for the deaths, once.
                 deadline = math.inf
-            self.signals.wait(max(0.0, min(remaining, TICK)))
+            ready = self.signals.wait(max(0.0, min(remaining, TICK)),
+                                      self._logmaster())[1]
+            # A child's last lines before its death is told.
+            if ready:
+                self.logmaster.drain()
             for pid, _ in proc.reap():
                 self._buried(self.children.pop(pid, None), started)
+
+    def _logmaster(self):
+        return [self.logmaster] if self.logmaster else []
 
     def _buried(self, child, started):
         if child is None:

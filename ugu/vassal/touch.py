@@ -1,14 +1,17 @@
-"""`touch-reload`, `touch-workers-reload`, `touch-chain-reload`: act when
-a file's modification time changes, or when it appears or disappears, as
-uWSGI does.  The master polls the files once a second."""
+"""`touch-reload`, `touch-workers-reload`, `touch-chain-reload`,
+`touch-logreopen`: act when a file's modification time changes, or when
+it appears or disappears, as uWSGI does.  The master polls the files once
+a second."""
 
 import os
 
 from ugu import log
 
-# option -> (words of uWSGI's log line, master action name)
+# option -> (words of uWSGI's log line, master action name); uWSGI says
+# nothing of a touch that reopens the log, but in the log file itself.
 ACTIONS = {
     "touch-reload": ("grace them all", "touched_reload"),
+    "touch-logreopen": (None, "touched_logreopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
 }
@@ -47,6 +50,8 @@ class TouchWatch:
                 log.verbose(f"*** {path} has been touched... but chain "
                             f"reload is already running ***")
                 continue
-            log.verbose(f"*** {path} has been touched... {words} !!! ***")
+            if words:
+                log.verbose(f"*** {path} has been touched... {words} "
+                            f"!!! ***")
             actions.append(action)
         return actions

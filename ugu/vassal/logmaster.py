@@ -1,0 +1,117 @@
+"""uWSGI's log master, for `log-maxsize` and `touch-logreopen`: the master
+alone holds the `logto` file, so that it can rotate or reopen it for every
+process at once.  Its children (workers, the router) write their messages,
+request lines and prints into a pipe instead, which the master copies into
+the file as it comes; the master writes its own lines there directly.
+
+Off unless one of the two options asks for it, with a logto file to act
+on; then each line a child writes costs the master a read and a write, as
+in uWSGI.
+"""
+
+import os
+import time
+
+from ugu import log
+
+READ_SIZE = 65536
+
+
+class LogMaster:
+    def __init__(self, config, start_cwd):
+        # As uWSGI names the file in its lines: as written.  It is opened
+        # again from the folder ugu started in, whatever chdir did since.
+        self.path = config["logto2"] or config["logto"]
+        self.where = os.path.join(start_cwd, self.path)
+        self.maxsize = config["log-maxsize"]
+        self.backupname = config["log-backupname"]
+        self.reopen_due = False     # touch-logreopen's file was touched
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+
+    @classmethod
+    def from_config(cls, config, start_cwd):
+        """A LogMaster where the config asks for one, else None."""
+        wanted = config["log-maxsize"] or config["touch-logreopen"]
+        # A logger takes every message, leaving the logto file empty.
+        has_file = (config["logto"] or config["logto2"]) and \
+            not config["logger"]
+        return cls(config, start_cwd) if wanted and has_file else None
+
+    def fileno(self):
+        return self._read
+
+    def attach(self):
+        """In a freshly forked child: its fd 1 and 2 write into the
+        pipe."""
+        log.take_stdio(self._write)
+        os.close(self._read)
+
+    def drain(self):
+        """Copy what the children wrote so far into the file."""
+        while True:
+            try:
+                data = os.read(self._read, READ_SIZE)
+            except BlockingIOError:
+                return
+            _write_all(data)
+
+    def tick(self):
+        """Once a second, as uWSGI's master looks: rotate the file once
+        it is larger than log-maxsize, else reopen it if asked."""
+        try:
+            size = os.lseek(2, 0, os.SEEK_CUR)
+        except OSError as e:
+            # Not a file (logto = /dev/stdout, a fifo): no size to go by.
+            log.log(f"uwsgi_check_logrotate()/lseek(): {e.strerror}")
+            return
+        if self.maxsize and size > self.maxsize:
+            self.rotate(size)
+        elif self.reopen_due:
+            self.reopen(size)
+        self.reopen_due = False
+
+    def rotate(self, size):
+        """Rename the file (to log-backupname, else PATH.TIMESTAMP) and
+        go on in a new, empty one."""
+        stamp = int(time.time())
+        name = self.backupname or f"{self.path}.{stamp}"
+        target = self.backupname or f"{self.where}.{stamp}"
+        log.raw(f"{time.ctime()} - logsize: {size}, triggering rotation "
+                f"to {name}...")
+        try:
+            os.rename(self.where, target)
+        except OSError as e:
+            log.log(f"unable to rotate log: rename(): {e.strerror}")
+            return
+        self._open(os.O_TRUNC)
+
+    def reopen(self, size):
+        """Open the path again (logrotate moved the file away)."""
+        log.raw(f"[{int(time.time())}] logsize: {size}, triggering "
+                f"log-reopen...")
+        if self._open(os.O_APPEND):
+            log.raw(f"[{int(time.time())}] {self.path} reopened.")
+
+    def _open(self, flag):
+        """The master's fd 1 and 2 become the file at the path; where it
+        cannot be opened, they stay on the old one, which says why."""
+        try:
+            fd = os.open(self.where, os.O_RDWR | os.O_CREAT | flag,
+                         log.LOG_FILE_MODE)
+        except OSError as e:
+            log.log(f"open(\"{self.where}\"): {e.strerror}")
+            return False
+        log.take_stdio(fd)
+        return True
+
+
+def _write_all(data):
+    while data:
+        try:
+            written = os.write(2, data)
+        except OSError:
+            # A full disk must not stop the master: the lines are lost,
+            # as a worker's would be.
+            return
+        data = data[written:]
