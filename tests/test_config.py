@@ -428,8 +428,7 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 
 
 @pytest.mark.parametrize("option, fix", [
-    ("daemonize2", "log to a file with `logto = PATH`"),
-    ("daemonize", "let a supervisor such as systemd run ugu"),
+    ("lazy", "write `lazy-apps = true`"),
     ("stats-push", "serve the stats with `stats = ADDR`")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
     write("app.ini", f"[uwsgi]\n{option} = /x=y\n")

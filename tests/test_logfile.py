@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -372,3 +373,129 @@ def test_the_emperor_refuses_log_rotation(site):
     assert result.returncode == 1
     assert "option 'log-maxsize': ugu rotates and reopens a vassal's " \
         "logto file, not the Emperor's yet" in result.stderr
+
+
+# -- daemonize ----------------------------------------------------------------
+
+def detached(site, argv):
+    """Run a daemonizing instance from `site`: (the output of the command,
+    which ends at once, and the daemon's pid, read from its pidfile)."""
+    result = subprocess.run(argv, cwd=site, capture_output=True, text=True,
+                            timeout=30, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    pidfile = site / "app.pid"
+    text = support.wait_until(lambda: pidfile.exists() and
+                              pidfile.read_text().strip(), what="a pidfile")
+    return result.stderr, int(text)
+
+
+def session_of(pid):
+    fields = (Path(f"/proc/{pid}/stat").read_text()
+              .rsplit(")", 1)[1].split())
+    return int(fields[2]), int(fields[3])  # its group and session
+
+
+def stop_daemon(pid, group):
+    """SIGINT to the daemon, as to any master; what is left of its
+    process group is killed, so that nothing outlives the test."""
+    try:
+        os.kill(pid, signal.SIGINT)
+        support.wait_until(lambda: pid not in support.group_members(group),
+                           what="the daemon to end")
+    finally:
+        for member in support.group_members(group):
+            os.kill(member, signal.SIGKILL)
+
+
+def daemon_binary(server, request):
+    if server == "ugu":
+        return support.UGU
+    return [request.getfixturevalue("uwsgi_binary")]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_daemonize_detaches_and_logs_to_the_file(site, server, request):
+    """The command ends (0) once the instance is in the background: a
+    grandchild, in a session of its own that it does not lead, reading
+    /dev/null, logging to the file.  A reload keeps it there."""
+    port = support.free_port()
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", site / "app.py"), ("master", "true"),
+        ("daemonize", "app.log"), ("pidfile", site / "app.pid")])
+    out, pid = detached(site, [*daemon_binary(server, request),
+                               "--ini", "app.ini"])
+    group, session = session_of(pid)
+    try:
+        assert out.splitlines() == [
+            "[uWSGI] getting INI configuration from app.ini"]
+        assert session not in (pid, os.getsid(0)) and group == session
+        assert os.readlink(f"/proc/{pid}/fd/0") == "/dev/null"
+        assert os.readlink(f"/proc/{pid}/fd/2") == str(site / "app.log")
+        support.wait_for_port(port)
+        assert get(port, "/d").endswith(b"ok")
+        text = wait_in_file(site / "app.log", request_line("/d"))
+        assert f"spawned uWSGI master process (pid: {pid})" in text
+        os.kill(pid, signal.SIGHUP)
+        wait_in_file(site / "app.log",
+                     rf"^gracefully \(RE\)spawned uWSGI master process "
+                     rf"\(pid: {pid}\)")
+        support.wait_for_port(port)
+        assert get(port, "/again").endswith(b"ok")
+        wait_in_file(site / "app.log", request_line("/again"))
+    finally:
+        stop_daemon(pid, group)
+    assert "goodbye to uWSGI." in (site / "app.log").read_text()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_daemonize2_detaches_once_the_app_is_loaded(site, server, request):
+    """What comes before (the app loading, a failure) is said where the
+    command runs; the file, opened from the chdir folder, has the rest,
+    and the pidfile the daemon's pid."""
+    port = support.free_port()
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", site / "app.py"), ("master", "true"),
+        ("chdir", site / "sub"), ("daemonize2", "app.log"),
+        ("pidfile", site / "app.pid")])
+    out, pid = detached(site, [*daemon_binary(server, request),
+                               "--ini", "app.ini"])
+    group = session_of(pid)[0]
+    try:
+        assert "app imported" in out
+        assert out.rstrip().endswith("*** daemonizing uWSGI ***")
+        text = wait_in_file(site / "sub" / "app.log",
+                            rf"spawned uWSGI master process \(pid: {pid}\)")
+        assert text.startswith(f"writing pidfile to {site / 'app.pid'}\n")
+        support.wait_for_port(port)
+        assert get(port, "/d").endswith(b"ok")
+        wait_in_file(site / "sub" / "app.log", request_line("/d"))
+    finally:
+        stop_daemon(pid, group)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_vassal_does_not_daemonize(start_server, site, server):
+    """Under an Emperor, which keeps its vassal's pid, daemonize only
+    names the vassal's log file."""
+    (site / "vassals").mkdir()
+    port = support.free_port()
+    support.write_ini(site / "vassals" / "v.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", site / "app.py"), ("daemonize", site / "v.log")])
+    p = start_server(server, ["--emperor", site / "vassals"], cwd=site)
+    support.wait_for_port(port)
+    assert get(port, "/v").endswith(b"ok")
+    text = wait_in_file(site / "v.log", request_line("/v"))
+    master = int(re.search(r"spawned uWSGI master process \(pid: (\d+)\)",
+                           text)[1])
+    assert master in support.children_of(p.pid)
+    p.stop()
+
+
+def test_daemonize2_is_refused_to_the_emperor(site):
+    result = run_ugu(site, "--emperor", str(site), "--daemonize2", "e.log")
+    assert result.returncode == 1
+    assert "option 'daemonize2': the Emperor has no app to load first: " \
+        "use daemonize" in result.stderr

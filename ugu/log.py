@@ -153,22 +153,15 @@ def open_logger(spec, option):
                       "file:PATH, fd:N or stdio)", option=option)
 
 
-def start(config, reloaded):
+def start(config):
     """A vassal's or Emperor's first lines, in uWSGI's order: the config
     files read (undated: logdate is an option of theirs), then what the
-    options said while being read, then `logto` takes fd 1 and 2 (kept
-    from the instance before a reload, unless `log-reopen`), then the
-    show-config dump, there already."""
+    options said while being read."""
     for line in config.announce_lines():
         log(line)
     use_logdate(config["logdate"])
     for line in config.reading_lines():
         log(line)
-    if config["logto"] and (config["log-reopen"] or not reloaded):
-        logto(config["logto"], "logto")
-    if config["show-config"]:
-        for message in config.dump():
-            log(message)
 
 
 def logto(path, option, folder=""):

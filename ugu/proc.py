@@ -16,6 +16,7 @@ import sys
 
 import setproctitle
 
+from ugu import log
 from ugu.options.errors import ConfigError
 
 PR_SET_PDEATHSIG = 1
@@ -100,6 +101,43 @@ def die_with_parent(parent, signum=signal.SIGKILL):
     if _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     return os.getppid() == parent
+
+
+def start_log(config, reloaded, under_emperor=False):
+    """The log at start-up, in uWSGI's order: the first lines (see
+    log.start), then `daemonize` detaches, and its file takes fd 1 and 2,
+    or logto's does; then the show-config dump, there already.  A reload
+    keeps the file of the instance before, unless `log-reopen`; under an
+    Emperor, which must keep its vassal's pid, daemonize is a logto that
+    every start opens."""
+    log.start(config)
+    option = "daemonize" if config["daemonize"] else "logto"
+    if config["daemonize"] and not under_emperor and not reloaded:
+        daemonize()
+    again = config["log-reopen"] or under_emperor and option == "daemonize"
+    if config[option] and (again or not reloaded):
+        log.logto(config[option], option)
+    if config["show-config"]:
+        for message in config.dump():
+            log.log(message)
+
+
+def daemonize():
+    """Go to the background as uWSGI's daemonize does: fork and let the
+    parent exit 0 (the shell gets its prompt back), start a session of
+    our own, fork again (a session leader could take a terminal), clear
+    the umask, read stdin from /dev/null.  Returns in the grandchild."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    os.umask(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
 
 
 # Each of these turns uWSGI's auto-procname on.

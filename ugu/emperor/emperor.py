@@ -55,7 +55,12 @@ def run(config):
                               "file, not the Emperor's yet: set it in the "
                               "vassals, or let logrotate copytruncate the "
                               "Emperor's file", option=name)
-    log.start(config, reloaded=master.reloads() > 0)
+    if config["daemonize2"]:
+        # uWSGI's Emperor starts before daemonize2 detaches the master,
+        # which leaves the Emperor behind.
+        raise ConfigError("the Emperor has no app to load first: use "
+                          "daemonize", option="daemonize2")
+    proc.start_log(config, reloaded=master.reloads() > 0)
     log.use_loggers(config)
     if config["logto2"] and not config["logger"]:
         # The Emperor drops no privileges: after them is now.

@@ -413,6 +413,10 @@ OPTIONS = (
          "the app prints", LOGGING),
     _opt("logto2", STR, "log to a file opened after privileges are "
          "dropped", LOGGING),
+    _opt("daemonize", STR, "go to the background, logging to the file",
+         LOGGING, short="d"),
+    _opt("daemonize2", STR, "go to the background once the app is loaded, "
+         "logging to the file", LOGGING),
     _opt("log-reopen", FLAG, "reopen the logto file after a reload",
          LOGGING, default=False),
     _opt("touch-logreopen", STR, "reopen the logto file when this file is "
@@ -532,10 +536,7 @@ def is_unimplemented_uwsgi_option(name):
 
 
 # What to write instead of a uWSGI option ugu lacks, where ugu has a way.
-_IN_THE_BACKGROUND = ("log to a file with `logto = PATH` and let a "
-                      "supervisor such as systemd run ugu in the background")
 _INSTEAD = {
-    "daemonize": _IN_THE_BACKGROUND, "daemonize2": _IN_THE_BACKGROUND,
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",

@@ -149,7 +149,9 @@ class Config:
         if name in LOG_FILES and self["logger"]:
             return ("does nothing beside `logger`, as in uWSGI: the logger "
                     "takes every message")
-        if name in LOG_FILE_ONLY and not (self["logto"] or self["logto2"]):
+        if name in LOG_FILE_ONLY and not any(
+                self[file] for file in ("logto", "logto2", "daemonize",
+                                        "daemonize2")):
             return "does nothing without `logto = FILE`, as in uWSGI"
         return None
 

@@ -17,12 +17,19 @@ from ugu import log
 READ_SIZE = 65536
 
 
+# The options that name the file, the one opened last first.
+FILE_OPTIONS = ("daemonize2", "logto2", "daemonize", "logto")
+
+
 class LogMaster:
     def __init__(self, config, start_cwd):
         # As uWSGI names the file in its lines: as written.  It is opened
-        # again from the folder ugu started in, whatever chdir did since.
-        self.path = config["logto2"] or config["logto"]
-        self.where = os.path.join(start_cwd, self.path)
+        # again from the folder it was first opened from, whatever chdir
+        # did since: where ugu started, but for daemonize2's.
+        option = next(name for name in FILE_OPTIONS if config[name])
+        self.path = config[option]
+        folder = os.getcwd() if option == "daemonize2" else start_cwd
+        self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
         self.backupname = config["log-backupname"]
         self.reopen_due = False     # touch-logreopen's file was touched
@@ -34,7 +41,7 @@ class LogMaster:
         """A LogMaster where the config asks for one, else None."""
         wanted = config["log-maxsize"] or config["touch-logreopen"]
         # A logger takes every message, leaving the logto file empty.
-        has_file = (config["logto"] or config["logto2"]) and \
+        has_file = any(config[name] for name in FILE_OPTIONS) and \
             not config["logger"]
         return cls(config, start_cwd) if wanted and has_file else None
 

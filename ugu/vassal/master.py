@@ -98,7 +98,7 @@ def _run(config):
         # Said as uWSGI finds the link, before its config is read: in the
         # Emperor's log, not in the vassal's logto file.
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
-    log.start(config, reloaded)
+    proc.start_log(config, reloaded, under_emperor=bool(link))
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
@@ -156,10 +156,26 @@ def _run(config):
             return apps.EXIT_NO_APP
         if not shared.apps and apps.report_missing(config):
             return apps.EXIT_NO_APP
+    if config["daemonize2"]:
+        _daemonize2(config, link, reloaded)
     if masterless:
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd)
     return master.run()
+
+
+def _daemonize2(config, link, reloaded):
+    """daemonize2: as daemonize, once the app is loaded, so that a start
+    that fails says so where it was started.  The file is opened from
+    the folder of chdir, and the pidfile written again, for the new
+    pid."""
+    if not link and not reloaded:
+        log.log("*** daemonizing uWSGI ***")
+        proc.daemonize()
+    if link or config["log-reopen"] or not reloaded:
+        log.logto(config["daemonize2"], "daemonize2")
+    if config["pidfile"] and not reloaded:
+        hygiene.write_pidfile(config["pidfile"])
 
 
 def cores(config):
