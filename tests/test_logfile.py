@@ -499,3 +499,13 @@ def test_daemonize2_is_refused_to_the_emperor(site):
     assert result.returncode == 1
     assert "option 'daemonize2': the Emperor has no app to load first: " \
         "use daemonize" in result.stderr
+
+
+def test_daemonize2_is_refused_to_a_router_without_master(site):
+    """uWSGI's router dies with the process daemonize2 leaves."""
+    result = run_ugu(site, "--http", "127.0.0.1:0", "--wsgi-file",
+                     str(site / "app.py"), "--daemonize2", "x.log")
+    assert result.returncode == 1
+    assert "option 'daemonize2': without a master the http router would " \
+        "die" in result.stderr
+    assert not (site / "x.log").exists()

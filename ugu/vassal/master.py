@@ -136,6 +136,12 @@ def _run(config):
         return EXIT_FAILED
     recycle.check(config)
     if masterless and config["http"]:
+        if config["daemonize2"]:
+            # uWSGI's router dies as daemonize2 leaves it behind.
+            raise ConfigError("without a master the http router would "
+                              "die as the instance goes to the background: "
+                              "set master = true, or use daemonize",
+                              option="daemonize2")
         _router_without_master(config, listeners)
         if not _worker_sockets(listeners):
             log.log("...you should enable the master process... really...")
