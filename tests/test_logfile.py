@@ -350,6 +350,25 @@ def test_touch_logreopen_reopens_the_file(start_server, site, server):
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_touch_logrotate_rotates_the_file(start_server, site, server):
+    trigger = site / "rotate"
+    trigger.touch()
+    p, port = serve(start_server, server, site, ("logto", "app.log"),
+                    ("touch-logrotate", trigger),
+                    ("log-backupname", "app.old"))
+    assert get(port, "/one").endswith(b"ok")
+    wait_in_file(site / "app.log", request_line("/one"))
+    later = trigger.stat().st_mtime + 10
+    os.utime(trigger, (later, later))
+    text = wait_in_file(site / "app.old", r"triggering rotation")
+    assert re.search(rf"^{CTIME} - logsize: \d+, triggering rotation to "
+                     rf"app\.old\.\.\.\n\Z", text, re.M)
+    assert get(port, "/two").endswith(b"ok")
+    wait_in_file(site / "app.log", request_line("/two"))
+    p.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_the_log_master_keeps_the_workers_last_lines_in_order(
         start_server, site, server):
     """A graceful reload: each worker's farewell, written into the pipe,

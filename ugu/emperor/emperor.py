@@ -49,7 +49,7 @@ VERDICTS = {
 def run(config):
     """Reign over the `emperor` patterns; with `master`, from a child of a
     master that keeps an Emperor alive.  Returns the exit code."""
-    for name in ("log-maxsize", "touch-logreopen"):
+    for name in ("log-maxsize", "touch-logrotate", "touch-logreopen"):
         if config[name]:
             raise ConfigError("ugu rotates and reopens a vassal's logto "
                               "file, not the Emperor's yet: set it in the "

@@ -419,6 +419,8 @@ OPTIONS = (
          "logging to the file", LOGGING),
     _opt("log-reopen", FLAG, "reopen the logto file after a reload",
          LOGGING, default=False),
+    _opt("touch-logrotate", STR, "rotate the logto file when this file is "
+         "touched", LOGGING, repeat=True, needs_master=True),
     _opt("touch-logreopen", STR, "reopen the logto file when this file is "
          "touched", LOGGING, repeat=True, needs_master=True),
     _opt("log-maxsize", INT, "rotate the logto file once larger than this "

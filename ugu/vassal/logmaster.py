@@ -1,10 +1,11 @@
-"""uWSGI's log master, for `log-maxsize` and `touch-logreopen`: the master
+"""uWSGI's log master, for `log-maxsize`, `touch-logrotate` and
+`touch-logreopen`: the master
 alone holds the `logto` file, so that it can rotate or reopen it for every
 process at once.  Its children (workers, the router) write their messages,
 request lines and prints into a pipe instead, which the master copies into
 the file as it comes; the master writes its own lines there directly.
 
-Off unless one of the two options asks for it, with a logto file to act
+Off unless one of these options asks for it, with a logto file to act
 on; then each line a child writes costs the master a read and a write, as
 in uWSGI.
 """
@@ -32,14 +33,16 @@ class LogMaster:
         self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
         self.backupname = config["log-backupname"]
-        self.reopen_due = False     # touch-logreopen's file was touched
+        # The files of touch-logrotate, touch-logreopen were touched.
+        self.rotate_due = self.reopen_due = False
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
 
     @classmethod
     def from_config(cls, config, start_cwd):
         """A LogMaster where the config asks for one, else None."""
-        wanted = config["log-maxsize"] or config["touch-logreopen"]
+        wanted = config["log-maxsize"] or config["touch-logrotate"] or \
+            config["touch-logreopen"]
         # A logger takes every message, leaving the logto file empty.
         has_file = any(config[name] for name in FILE_OPTIONS) and \
             not config["logger"]
@@ -65,18 +68,19 @@ class LogMaster:
 
     def tick(self):
         """Once a second, as uWSGI's master looks: rotate the file once
-        it is larger than log-maxsize, else reopen it if asked."""
+        it is larger than log-maxsize, or if asked, else reopen it if
+        asked."""
         try:
             size = os.lseek(2, 0, os.SEEK_CUR)
         except OSError as e:
             # Not a file (logto = /dev/stdout, a fifo): no size to go by.
             log.log(f"uwsgi_check_logrotate()/lseek(): {e.strerror}")
             return
-        if self.maxsize and size > self.maxsize:
+        if (self.maxsize and size > self.maxsize) or self.rotate_due:
             self.rotate(size)
         elif self.reopen_due:
             self.reopen(size)
-        self.reopen_due = False
+        self.rotate_due = self.reopen_due = False
 
     def rotate(self, size):
         """Rename the file (to log-backupname, else PATH.TIMESTAMP) and

@@ -500,8 +500,12 @@ class Master:
     def touched_chain(self):
         self.chain.start()
 
+    def touched_logrotate(self):
+        # As uWSGI: without a logto file, nothing to do.
+        if self.logmaster:
+            self.logmaster.rotate_due = True
+
     def touched_logreopen(self):
-        # As uWSGI: without a logto file to reopen, nothing to do.
         if self.logmaster:
             self.logmaster.reopen_due = True
 

@@ -1,5 +1,5 @@
 """`touch-reload`, `touch-workers-reload`, `touch-chain-reload`,
-`touch-logreopen`: act when a file's modification time changes, or when
+`touch-logrotate`, `touch-logreopen`: act when a file's modification time changes, or when
 it appears or disappears, as uWSGI does.  The master polls the files once
 a second."""
 
@@ -8,9 +8,10 @@ import os
 from ugu import log
 
 # option -> (words of uWSGI's log line, master action name); uWSGI says
-# nothing of a touch that reopens the log, but in the log file itself.
+# nothing of a touch that rotates or reopens the log, but in the log file.
 ACTIONS = {
     "touch-reload": ("grace them all", "touched_reload"),
+    "touch-logrotate": (None, "touched_logrotate"),
     "touch-logreopen": (None, "touched_logreopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
