@@ -114,7 +114,8 @@ def start_log(config, reloaded, under_emperor=False):
     option = "daemonize" if config["daemonize"] else "logto"
     if config["daemonize"] and not under_emperor and not reloaded:
         daemonize()
-    again = config["log-reopen"] or under_emperor and option == "daemonize"
+    again = config["log-reopen"] or (under_emperor and
+                                     option == "daemonize")
     if config[option] and (again or not reloaded):
         log.logto(config[option], option)
     if config["show-config"]:

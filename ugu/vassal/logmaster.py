@@ -1,9 +1,9 @@
 """uWSGI's log master, for `log-maxsize`, `touch-logrotate` and
-`touch-logreopen`: the master
-alone holds the `logto` file, so that it can rotate or reopen it for every
-process at once.  Its children (workers, the router) write their messages,
-request lines and prints into a pipe instead, which the master copies into
-the file as it comes; the master writes its own lines there directly.
+`touch-logreopen`: the master alone holds the `logto` file, so that it can
+rotate or reopen it for every process at once.  Its children (workers, the
+router) write their messages, request lines and prints into a pipe
+instead, which the master copies into the file as it comes; the master
+writes its own lines there directly.
 
 Off unless one of these options asks for it, with a logto file to act
 on; then each line a child writes costs the master a read and a write, as
@@ -16,8 +16,6 @@ import time
 from ugu import log
 
 READ_SIZE = 65536
-
-
 # The options that name the file, the one opened last first.
 FILE_OPTIONS = ("daemonize2", "logto2", "daemonize", "logto")
 

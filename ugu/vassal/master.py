@@ -31,8 +31,8 @@ from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
 from ugu.vassal import stats
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
-from ugu.vassal.logmaster import LogMaster
 from ugu.vassal.cheaper import Cheaper
+from ugu.vassal.logmaster import LogMaster
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
 from ugu.vassal.touch import TouchWatch

@@ -1,7 +1,7 @@
 """`touch-reload`, `touch-workers-reload`, `touch-chain-reload`,
-`touch-logrotate`, `touch-logreopen`: act when a file's modification time changes, or when
-it appears or disappears, as uWSGI does.  The master polls the files once
-a second."""
+`touch-logrotate`, `touch-logreopen`: act when a file's modification time
+changes, or when it appears or disappears, as uWSGI does.  The master
+polls the files once a second."""
 
 import os
 
