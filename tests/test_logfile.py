@@ -371,18 +371,18 @@ def test_touch_logrotate_rotates_the_file(start_server, site, server):
 @pytest.mark.parametrize("server", SERVERS)
 def test_the_log_master_keeps_the_workers_last_lines_in_order(
         start_server, site, server):
-    """A graceful reload: each worker's farewell, written into the pipe,
+    """A graceful reload: the worker's farewell, written into the pipe,
     is in the file before the master's line about its end."""
-    p, port = serve(start_server, server, site, ("processes", "2"),
-                    ("logto", "app.log"), ("log-maxsize", "1000000"))
+    # One worker, that has served: uWSGI's may miss a HUP before.
+    p, port = serve(start_server, server, site, ("logto", "app.log"),
+                    ("log-maxsize", "1000000"))
     log_file = site / "app.log"
     assert get(port, "/one").endswith(b"ok")
     wait_in_file(log_file, request_line("/one"))
     p.send_signal(signal.SIGHUP)
     text = wait_in_file(log_file, r"^gracefully \(RE\)spawned uWSGI master")
-    for wid in (1, 2):
-        assert text.index(f"Gracefully killing worker {wid} ") < \
-            text.index(f"worker {wid} buried after ")
+    assert text.index("Gracefully killing worker 1 ") < \
+        text.index("worker 1 buried after ")
     p.stop()
 
 
