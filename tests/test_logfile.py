@@ -208,19 +208,22 @@ def run_ugu(site, *args):
 
 # -- logdate ------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, prefix", [
-    ("true", CTIME + " - "), ("ON", CTIME + " - "), ("1", CTIME + " - "),
-    ("%%Y-%%m-%%d", r"\d{4}-\d\d-\d\d - "), ("false", "false - "),
-    ("", " - "),
+@pytest.mark.parametrize("option, value, prefix", [
+    ("logdate", "true", CTIME + " - "), ("logdate", "ON", CTIME + " - "),
+    ("log-date", "1", CTIME + " - "),
+    ("logdate", "%%Y-%%m-%%d", r"\d{4}-\d\d-\d\d - "),
+    ("logdate", "false", "false - "), ("logdate", "", " - "),
+    # log-prefix is logdate under another name, in uWSGI too.
+    ("log-prefix", "[app %%Y]", r"\[app \d{4}\] - "),
     # uWSGI has room for 63 bytes of date: a longer one is left out.
-    ("x" * 64, " - ")])
-def test_logdate_prefixes_messages_as_uwsgi(site, uwsgi_binary, value,
-                                            prefix):
+    ("logdate", "x" * 64, " - ")])
+def test_logdate_prefixes_messages_as_uwsgi(site, uwsgi_binary, option,
+                                            value, prefix):
     """Every message after the line naming the config carries the date
     (`processes = 0`: the instance says its first lines and ends)."""
     support.write_ini(site / "app.ini", uwsgi=[
         ("http-socket", "127.0.0.1:0"), ("processes", "0"),
-        ("logdate", value)])
+        (option, value)])
     for argv in (support.UGU, [uwsgi_binary]):
         result = subprocess.run([*argv, "--ini", "app.ini"], cwd=site,
                                 capture_output=True, text=True,
@@ -528,3 +531,17 @@ def test_daemonize2_is_refused_to_a_router_without_master(site):
     assert "option 'daemonize2': without a master the http router would " \
         "die" in result.stderr
     assert not (site / "x.log").exists()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_log_truncate_empties_the_file_at_start(site, server, request):
+    (site / "app.log").write_text("from before\n")
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", "127.0.0.1:0"), ("processes", "0"),
+        ("logto", "app.log"), ("log-truncate", "true")])
+    subprocess.run([*daemon_binary(server, request), "--ini", "app.ini"],
+                   cwd=site, timeout=30, capture_output=True,
+                   stdin=subprocess.DEVNULL)
+    text = (site / "app.log").read_text()
+    assert text.startswith("*** Starting uWSGI ")
+    assert "from before" not in text

@@ -164,11 +164,12 @@ def start(config):
         log(line)
 
 
-def logto(path, option, folder=""):
-    """Point fd 1 and 2 at the file, created or appended to, as uWSGI's
-    logto: messages, request lines and the app's prints go there, from
-    this process and every one it forks or re-executes.  A relative
-    path is taken from `folder`."""
+def logto(config, option, folder=""):
+    """Point fd 1 and 2 at the file the option names, created or appended
+    to (emptied, with log-truncate), as uWSGI's logto: messages, request
+    lines and the app's prints go there, from this process and every one
+    it forks or re-executes.  A relative path is taken from `folder`."""
+    path = config[option]
     if ":" in path:
         # uWSGI's logto sends to HOST:PORT over UDP where the value has
         # a colon; ugu would write a file named so instead.
@@ -176,9 +177,9 @@ def logto(path, option, folder=""):
                           "uWSGI, which ugu cannot log to: name a file",
                           option=option)
     path = os.path.join(folder, path)
+    how = os.O_TRUNC if config["log-truncate"] else os.O_APPEND
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND,
-                     LOG_FILE_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | how, LOG_FILE_MODE)
     except OSError as e:
         raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                           option=option) from None

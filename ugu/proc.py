@@ -117,7 +117,7 @@ def start_log(config, reloaded, under_emperor=False):
     again = config["log-reopen"] or (under_emperor and
                                      option == "daemonize")
     if config[option] and (again or not reloaded):
-        log.logto(config[option], option)
+        log.logto(config, option)
     if config["show-config"]:
         for message in config.dump():
             log.log(message)

@@ -64,7 +64,7 @@ def run(config):
     log.use_loggers(config)
     if config["logto2"] and not config["logger"]:
         # The Emperor drops no privileges: after them is now.
-        log.logto(config["logto2"], "logto2")
+        log.logto(config, "logto2")
     log.starting()
     monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
     templates = spawn.Templates.from_config(config)

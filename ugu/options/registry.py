@@ -419,6 +419,8 @@ OPTIONS = (
          "logging to the file", LOGGING),
     _opt("log-reopen", FLAG, "reopen the logto file after a reload",
          LOGGING, default=False),
+    _opt("log-truncate", FLAG, "empty the logto file when opening it",
+         LOGGING, default=False),
     _opt("touch-logrotate", STR, "rotate the logto file when this file is "
          "touched", LOGGING, repeat=True, needs_master=True),
     _opt("touch-logreopen", STR, "reopen the logto file when this file is "
@@ -428,8 +430,10 @@ OPTIONS = (
     _opt("log-backupname", STR, "name the rotated logto file this "
          "(default: its path, a dot and the time)", LOGGING),
     # None: undated; the bare option (or true, 1, on, yes) ctime's date.
+    # log-prefix is the same option in uWSGI, its text a strftime format.
     _opt("logdate", STR, "prefix messages with the date, or with a "
-         "strftime format", LOGGING, optional=True, aliases=("log-date",)),
+         "strftime format", LOGGING, optional=True,
+         aliases=("log-date", "log-prefix")),
     # emperor
     _opt("emperor", STR, "run the Emperor on a glob or directory", EMPEROR,
          repeat=True),

@@ -39,8 +39,8 @@ GEVENT_ONLY = ("gevent-monkey-patch", "gevent-early-monkey-patch")
 # The log files that a `logger` leaves empty, and the options that act on
 # them only.
 LOG_FILES = ("logto", "logto2")
-LOG_FILE_ONLY = ("log-reopen", "touch-logreopen", "touch-logrotate",
-                 "log-maxsize", "log-backupname")
+LOG_FILE_ONLY = ("log-reopen", "log-truncate", "touch-logreopen",
+                 "touch-logrotate", "log-maxsize", "log-backupname")
 # Inherited files may inherit others; past this many, they loop.
 MAX_INHERITS = 1000
 

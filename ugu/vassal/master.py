@@ -113,7 +113,7 @@ def _run(config):
     if config["logto2"] and not config["logger"] and \
             (config["log-reopen"] or not reloaded):
         # As uWSGI opens it: as that user, from the folder ugu started in.
-        log.logto(config["logto2"], "logto2", start_cwd)
+        log.logto(config, "logto2", start_cwd)
     if config["chdir"]:
         log.log(f"chdir() to {config['chdir']}")
     # A vassal always has a master: the emperor talks to it.
@@ -179,7 +179,7 @@ def _daemonize2(config, link, reloaded):
         log.log("*** daemonizing uWSGI ***")
         proc.daemonize()
     if link or config["log-reopen"] or not reloaded:
-        log.logto(config["daemonize2"], "daemonize2")
+        log.logto(config, "daemonize2")
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
 
