@@ -248,6 +248,8 @@ def test_logdate_leaves_request_lines_and_prints_alone(start_server, site,
                     ("show-config", "true"))
     assert get(port, "/x").endswith(b"ok")
     p.wait_for_log(request_line("/x"))
+    p.send_signal(signal.SIGUSR1)
+    p.wait_for_log(rf"{CTIME} - \tworker 1 app 0 \[\] requests: 1 ")
     p.stop()
     out = p.output()
     assert re.search(rf"^{CTIME} - spawned uWSGI worker 1 ", out, re.M)
@@ -258,6 +260,9 @@ def test_logdate_leaves_request_lines_and_prints_alone(start_server, site,
     assert re.search(rf"^{CTIME} - \n;uWSGI instance configuration\n"
                      rf"\[uwsgi\]\n{CTIME} - ini = app.ini\n", out, re.M)
     assert re.search(rf"^{CTIME} - ;end of configuration\n\n", out, re.M)
+    # SIGUSR1's dump too, and each line of its counters.
+    assert re.search(rf"^{CTIME} - \tworkers total requests: 1\n{CTIME} - "
+                     rf"-+\n{CTIME} - \tworker 1 app 0 ", out, re.M)
 
 
 def test_verbose_lines_take_logdates_format(site):
