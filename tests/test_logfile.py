@@ -394,6 +394,33 @@ def test_the_log_master_keeps_the_workers_last_lines_in_order(
     p.stop()
 
 
+def test_master_fifo_reopens_and_rotates_the_file(start_server, site):
+    """`l` and `L` to the master fifo: the file reopened, then rotated,
+    for the workers' lines too (uWSGI, without its log master, moves
+    the master's lines alone)."""
+    fifo = site / "fifo"
+    p, port = serve(start_server, "ugu", site, ("processes", "2"),
+                    ("logto", "app.log"), ("master-fifo", fifo))
+    log_file, moved = site / "app.log", site / "app.log.1"
+    assert get(port, "/one").endswith(b"ok")
+    wait_in_file(log_file, request_line("/one"))
+    log_file.rename(moved)
+    fifo.write_text("l")
+    wait_in_file(log_file, r"^\[\d+\] app\.log reopened\.$")
+    assert moved.read_text().endswith(" triggering log-reopen...\n")
+    for n in range(3):
+        assert get(port, f"/two{n}").endswith(b"ok")
+    wait_in_file(log_file, request_line(r"/two\d"), count=3)
+    fifo.write_text("L")
+    rotated = support.wait_until(lambda: list(site.glob("app.log.??*")),
+                                 what="the rotated file")[0]
+    text = wait_in_file(rotated, r"triggering rotation to app\.log\.\d+")
+    assert "GET /two2 =>" in text
+    assert get(port, "/three").endswith(b"ok")
+    wait_in_file(log_file, request_line("/three"))
+    p.stop()
+
+
 def test_the_emperor_refuses_log_rotation(site):
     result = run_ugu(site, "--emperor", str(site), "--logto", "e.log",
                      "--log-maxsize", "1000")

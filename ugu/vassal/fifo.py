@@ -2,7 +2,8 @@
 
 The letters are uWSGI's: `r` graceful reload, `R` brutal reload, `w`
 reload the workers gracefully, `W` brutally, `c` chain reload, `q`
-graceful shutdown, `Q` brutal shutdown, `s` print the statistics.  The
+graceful shutdown, `Q` brutal shutdown, `s` print the statistics, `l`
+reopen the logto file, `L` rotate it.  The
 fifo is opened read-write, so that it never reads end-of-file between two
 writers.
 """
@@ -59,6 +60,8 @@ def dispatch(master, letters):
                                                   "triggered..."),
         "Q": lambda: master.begin_shutdown(),
         "s": lambda: master.print_stats(),
+        "l": master.want_log_reopen,
+        "L": master.want_log_rotation,
     }
     for letter in letters:
         if letter in table:

@@ -1,6 +1,7 @@
 """uWSGI's log master, for `log-maxsize`, `touch-logrotate` and
-`touch-logreopen`: the master alone holds the `logto` file, so that it can
-rotate or reopen it for every process at once.  Its children (workers, the
+`touch-logreopen` (and the `L` and `l` of `master-fifo`): the master alone
+holds the `logto` file, so that it can rotate or reopen it for every
+process at once.  Its children (workers, the
 router) write their messages, request lines and prints into a pipe
 instead, which the master copies into the file as it comes; the master
 writes its own lines there directly.
@@ -31,7 +32,7 @@ class LogMaster:
         self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
         self.backupname = config["log-backupname"]
-        # The files of touch-logrotate, touch-logreopen were touched.
+        # Asked for by touch-logrotate, touch-logreopen, the fifo.
         self.rotate_due = self.reopen_due = False
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
@@ -39,8 +40,10 @@ class LogMaster:
     @classmethod
     def from_config(cls, config, start_cwd):
         """A LogMaster where the config asks for one, else None."""
+        # uWSGI's master-fifo reopens its master's file alone, without
+        # one: the workers' lines would stay in the old file.
         wanted = config["log-maxsize"] or config["touch-logrotate"] or \
-            config["touch-logreopen"]
+            config["touch-logreopen"] or config["master-fifo"]
         # A logger takes every message, leaving the logto file empty.
         has_file = any(config[name] for name in FILE_OPTIONS) and \
             not config["logger"]

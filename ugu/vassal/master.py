@@ -500,12 +500,12 @@ class Master:
     def touched_chain(self):
         self.chain.start()
 
-    def touched_logrotate(self):
-        # As uWSGI: without a logto file, nothing to do.
+    def want_log_rotation(self):
+        """At the next tick; as uWSGI, without a logto file, nothing."""
         if self.logmaster:
             self.logmaster.rotate_due = True
 
-    def touched_logreopen(self):
+    def want_log_reopen(self):
         if self.logmaster:
             self.logmaster.reopen_due = True
 

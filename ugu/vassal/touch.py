@@ -11,8 +11,8 @@ from ugu import log
 # nothing of a touch that rotates or reopens the log, but in the log file.
 ACTIONS = {
     "touch-reload": ("grace them all", "touched_reload"),
-    "touch-logrotate": (None, "touched_logrotate"),
-    "touch-logreopen": (None, "touched_logreopen"),
+    "touch-logrotate": (None, "want_log_rotation"),
+    "touch-logreopen": (None, "want_log_reopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
 }
