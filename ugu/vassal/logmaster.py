@@ -71,6 +71,8 @@ class LogMaster:
         """Once a second, as uWSGI's master looks: rotate the file once
         it is larger than log-maxsize, or if asked, else reopen it if
         asked."""
+        if not (self.maxsize or self.rotate_due or self.reopen_due):
+            return
         try:
             size = os.lseek(2, 0, os.SEEK_CUR)
         except OSError as e:
