@@ -1,4 +1,6 @@
-"""Log files and dates: `logto`, `logto2`, `log-reopen`, `logdate`, each
+"""Log files and dates: `logto`, `logto2`, `log-reopen`, `log-truncate`,
+`logdate`, the log master (`log-maxsize`, `touch-logrotate`,
+`touch-logreopen`, the master fifo's `l` and `L`) and `daemonize`, each
 run on ugu and on the real uWSGI with the same INI file where both can."""
 
 import os
@@ -36,14 +38,14 @@ def site(tmp_path):
     return tmp_path
 
 
-def serve(start_server, server, site, *pairs, name="app.ini"):
+def serve(start_server, server, site, *pairs):
     """A master serving the app on an http-socket, started in `site`;
     (process, port)."""
     port = support.free_port()
-    support.write_ini(site / name, uwsgi=[
+    support.write_ini(site / "app.ini", uwsgi=[
         ("http-socket", f"127.0.0.1:{port}"),
         ("wsgi-file", site / "app.py"), ("master", "true"), *pairs])
-    p = start_server(server, ["--ini", name], cwd=site)
+    p = start_server(server, ["--ini", "app.ini"], cwd=site)
     support.wait_for_port(port)
     return p, port
 
