@@ -435,14 +435,20 @@ def test_the_emperor_refuses_log_rotation(site):
 
 def detached(site, argv):
     """Run a daemonizing instance from `site`: (the output of the command,
-    which ends at once, and the daemon's pid, read from its pidfile)."""
+    which ends at once, and the daemon's pid, read from its pidfile once
+    it names a live process: daemonize2 writes it before it detaches
+    too)."""
     result = subprocess.run(argv, cwd=site, capture_output=True, text=True,
                             timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     pidfile = site / "app.pid"
-    text = support.wait_until(lambda: pidfile.exists() and
-                              pidfile.read_text().strip(), what="a pidfile")
-    return result.stderr, int(text)
+
+    def daemon():
+        text = pidfile.read_text().strip() if pidfile.exists() else ""
+        if text and Path(f"/proc/{text}/stat").exists():
+            return int(text)
+        return None
+    return result.stderr, support.wait_until(daemon, what="a pidfile")
 
 
 def session_of(pid):
