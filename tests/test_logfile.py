@@ -435,9 +435,9 @@ def test_the_emperor_refuses_log_rotation(site):
 
 def detached(site, argv):
     """Run a daemonizing instance from `site`: (the output of the command,
-    which ends at once, and the daemon's pid, read from its pidfile once
-    it names a live process: daemonize2 writes it before it detaches
-    too)."""
+    which ends at once, and the daemon's pid, process group and session),
+    once its pidfile names a live process (daemonize2 writes it before it
+    detaches too)."""
     result = subprocess.run(argv, cwd=site, capture_output=True, text=True,
                             timeout=30, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
@@ -445,16 +445,13 @@ def detached(site, argv):
 
     def daemon():
         text = pidfile.read_text().strip() if pidfile.exists() else ""
-        if text and Path(f"/proc/{text}/stat").exists():
-            return int(text)
-        return None
-    return result.stderr, support.wait_until(daemon, what="a pidfile")
-
-
-def session_of(pid):
-    fields = (Path(f"/proc/{pid}/stat").read_text()
-              .rsplit(")", 1)[1].split())
-    return int(fields[2]), int(fields[3])  # its group and session
+        try:
+            stat = Path(f"/proc/{text}/stat").read_text() if text else ""
+        except FileNotFoundError:
+            return None
+        fields = stat.rsplit(")", 1)[-1].split()
+        return fields and (int(text), int(fields[2]), int(fields[3]))
+    return result.stderr, *support.wait_until(daemon, what="a pidfile")
 
 
 def stop_daemon(pid, group):
@@ -485,9 +482,8 @@ def test_daemonize_detaches_and_logs_to_the_file(site, server, request):
         ("http-socket", f"127.0.0.1:{port}"),
         ("wsgi-file", site / "app.py"), ("master", "true"),
         ("daemonize", "app.log"), ("pidfile", site / "app.pid")])
-    out, pid = detached(site, [*daemon_binary(server, request),
-                               "--ini", "app.ini"])
-    group, session = session_of(pid)
+    out, pid, group, session = detached(
+        site, [*daemon_binary(server, request), "--ini", "app.ini"])
     try:
         assert out.splitlines() == [
             "[uWSGI] getting INI configuration from app.ini"]
@@ -521,9 +517,8 @@ def test_daemonize2_detaches_once_the_app_is_loaded(site, server, request):
         ("wsgi-file", site / "app.py"), ("master", "true"),
         ("chdir", site / "sub"), ("daemonize2", "app.log"),
         ("pidfile", site / "app.pid")])
-    out, pid = detached(site, [*daemon_binary(server, request),
-                               "--ini", "app.ini"])
-    group = session_of(pid)[0]
+    out, pid, group, _ = detached(
+        site, [*daemon_binary(server, request), "--ini", "app.ini"])
     try:
         assert "app imported" in out
         assert out.rstrip().endswith("*** daemonizing uWSGI ***")
