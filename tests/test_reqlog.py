@@ -163,6 +163,25 @@ def test_log_format_times_are_uwsgis(site, uwsgi_binary):
     assert shapes[0] == shapes[1]
 
 
+def test_ftime_takes_logdates_format_under_logformat_strftime(
+        site, uwsgi_binary):
+    """Not without logformat-strftime, nor with a bare logdate."""
+    lines = {}
+    for argv in (support.UGU, [uwsgi_binary]):
+        lines[argv[0]] = [
+            serve(site, argv, ["--logformat", "L: %(ftime)", *extra],
+                  ["/hello"])[0]
+            for extra in (["--logformat-strftime", "--logdate=%Y=%j"],
+                          ["--logdate=%Y=%j"],
+                          ["--logformat-strftime", "--logdate"])]
+    ours, theirs = lines.values()
+    year_day = time.strftime("%Y=%j")
+    assert ours[0] == f"L: {year_day}"
+    assert ours[1].startswith("L: ") and year_day not in ours[1]
+    assert [_times_as_shapes(line) for line in ours] == \
+        [_times_as_shapes(line) for line in theirs]
+
+
 def test_log_x_forwarded_for_names_the_client_as_uwsgi_does(site,
                                                             uwsgi_binary):
     """The header's value as sent (an empty one too), in the default line

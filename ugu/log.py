@@ -81,6 +81,11 @@ def use_logdate(value):
         _date_format = value
 
 
+def logdate_format():
+    """logdate's strftime format, or None (no logdate, or ctime's)."""
+    return _date_format
+
+
 def request_writer(line_of):
     """A function that logs a finished request with line_of(request)."""
     def write(r):

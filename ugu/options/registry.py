@@ -384,8 +384,8 @@ OPTIONS = (
     _opt("log-format", STR, "request lines in this format: %(name) tokens "
          "(uri, method, status, msecs, var.NAME...) in text", LOGGING,
          aliases=("logformat",)),
-    _opt("log-format-strftime", FLAG, "%(ftime) in logdate's format (ugu "
-         "refuses logdate, so ftime is ltime, as in uWSGI without it)",
+    _opt("log-format-strftime", FLAG, "%(ftime) in logdate's strftime "
+         "format (without one, ftime is ltime)",
          LOGGING, default=False, aliases=("logformat-strftime",)),
     _opt("memory-report", FLAG, "measure each worker's memory after "
          "every request, and log it in the request line", LOGGING,

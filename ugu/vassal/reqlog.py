@@ -204,9 +204,12 @@ def _line_of(config, wid):
     # each request; log-format's vsz and rss are 0 otherwise.
     measures_memory = config["memory-report"] or config["reload-on-rss"]
     if fmt is not None:
-        # logformat-strftime gives ftime logdate's format; ugu refuses
-        # logdate, so ftime is ltime, as in uWSGI without logdate.
-        return compile_format(fmt, wid, measures_memory=measures_memory)
+        # As uWSGI: ftime is ltime but under logformat-strftime, with a
+        # logdate that names a format.
+        date_format = None
+        if config["log-format-strftime"]:
+            date_format = log.logdate_format()
+        return compile_format(fmt, wid, date_format, measures_memory)
     if config["memory-report"]:
         return _with_memory_report
     return log.request_line
