@@ -271,7 +271,8 @@ def test_verbose_lines_take_logdates_format(site):
     """Lines uWSGI always dates (the Emperor's news) use logdate's
     format where it gives one."""
     code = ("from ugu import log; log.use_logdate('%Y'); "
-            "log.verbose('[emperor] news'); log.request('request')")
+            "log.verbose('[emperor] news'); "
+            "log.request_writer(str)('request')")
     result = subprocess.run([sys.executable, "-c", code],
                             capture_output=True, text=True, timeout=30,
                             cwd=support.REPO)
