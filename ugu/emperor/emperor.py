@@ -84,7 +84,7 @@ class Emperor:
         # A zero frequency would make the loop spin.
         self.freq = max(1, config["emperor-freq"])
         self.tolerance = config["emperor-curse-tolerance"]
-        self.mercy = config["reload-mercy"]
+        self.mercy = config["reload-mercy"] or master.DEFAULT_MERCY
         self.required_heartbeat = config["emperor-required-heartbeat"]
         self.tyrant = config["emperor-tyrant"]
         self.blacklist = None

@@ -30,6 +30,9 @@ ENV_RELOADS = "UWSGI_RELOADS"
 # have reached this age, so that a crash at start cannot become a fork loop.
 MIN_LIFETIME = 1.0
 EMPEROR_CRASHED = 1
+# Seconds the Emperor and its vassals have to die where `reload-mercy` is
+# not set (0), as uWSGI's Emperor reads it.
+DEFAULT_MERCY = 30
 
 
 def run(config, reign):
@@ -42,7 +45,7 @@ class Master:
         self.config = config
         self.reign = reign
         self.clock = clock
-        self.mercy = config["reload-mercy"]
+        self.mercy = config["reload-mercy"] or DEFAULT_MERCY
         self.pid = None       # the Emperor's; None while one is due
         self.born = -MIN_LIFETIME
         self.signals = None

@@ -217,6 +217,14 @@ OPTIONS = (
     _opt("master-fifo", STR, "read one-letter commands from this fifo "
          "(r w c q s R W Q)", MASTER, needs_master=True),
     _opt("pidfile", STR, "write the master's pid to this file", MASTER),
+    # external daemons
+    _opt("attach-daemon", STR, "run a command beside the workers, through "
+         "/bin/sh, respawned when it exits and stopped with the instance "
+         "(it must not go to the background)", MASTER, repeat=True,
+         needs_master=True),
+    _opt("daemons-honour-stdin", FLAG, "leave the daemons the master's "
+         "stdin (else /dev/null)", MASTER, default=False,
+         needs_master=True),
     _opt("vacuum", FLAG, "remove unix sockets and the pidfile at exit",
          MASTER, default=False),
     _opt("chmod-socket", STR, "chmod unix sockets (default 666)", CORE,
@@ -447,8 +455,10 @@ OPTIONS = (
     _opt("emperor-curse-tolerance", INT, "seconds a vassal told to stop (or "
          "whose link broke) may take to die before SIGKILL", EMPEROR,
          default=30),
+    # 0: 30 s for the Emperor's vassals, 3 s for a vassal's daemons.
     _opt("reload-mercy", INT, "seconds to wait for vassals (or the Emperor) "
-         "to die at shutdown before SIGKILL", EMPEROR, default=30),
+         "to die at shutdown before SIGKILL, and for a vassal's daemons "
+         "(default 30, for daemons 3)", EMPEROR, default=0),
     _opt("vassals-include", STR, "include a config template after each "
          "vassal's own config (--include)", EMPEROR, repeat=True),
     _opt("vassals-include-before", STR, "include a config template before "

@@ -32,6 +32,7 @@ from ugu.vassal import stats
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cheaper import Cheaper
+from ugu.vassal.daemons import Daemons
 from ugu.vassal.logmaster import LogMaster
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
@@ -354,6 +355,7 @@ class Master:
         self.signals = None
         self.exit_code = EXIT_OK
         self.chain = ChainReload(self)
+        self.daemons = Daemons(config)
         self.touch = None           # a TouchWatch once the first spawn
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
@@ -381,6 +383,7 @@ class Master:
         for wid in range(1, self.config["processes"] + 1):
             self.shared.scoreboard.set_apps(wid, self.shared.apps.loaded)
         self._spawn_initial()
+        self.daemons.spawn_all()
         # Only now, as uWSGI's master loop first looks at them: a missing
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config)
@@ -550,6 +553,7 @@ class Master:
         for pid, status in proc.reap():
             child = self.children.pop(pid, None)
             if child is None:
+                self.daemons.died(pid)
                 continue
             if child.kind == "router":
                 self._router_died(child)
@@ -692,10 +696,13 @@ class Master:
             log.log("...gracefully killing workers...")
         else:
             log.log("SIGINT/SIGTERM received...killing workers...")
+        self.daemons.stop()
         self._stop_children(signal.SIGHUP if graceful else signal.SIGINT)
         self.pending_exit = "shutdown"
 
     def begin_reload(self, graceful):
+        # As uWSGI: the daemons are stopped before the workers are told.
+        self.daemons.stop()
         how = "gracefully" if graceful else "brutally"
         log.log(f"...{how} killing workers...")
         self._stop_children(signal.SIGHUP if graceful else signal.SIGTERM)
@@ -735,19 +742,22 @@ class Master:
         # Only worker-reload-mercy: uWSGI 2.0's reload-mercy is for the
         # Emperor and leaves its workers' graceful ends alone.
         deadline = started + self.config["worker-reload-mercy"]
-        while self.children:
+        while self.children or self.daemons.alive():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._no_mercy()
                 # SIGKILL cannot be refused: wait for the deaths, once.
                 deadline = math.inf
-            ready = self.signals.wait(max(0.0, min(remaining, TICK)),
-                                      self._logmaster())[1]
+            ready = self.signals.wait(
+                max(0.0, min(remaining, TICK, self.daemons.wait_time())),
+                self._logmaster())[1]
             # A child's last lines before its death is told.
             if ready:
                 self.logmaster.drain()
             for pid, _ in proc.reap():
-                self._buried(self.children.pop(pid, None), started)
+                if not self.daemons.reaped(pid):
+                    self._buried(self.children.pop(pid, None), started)
+            self.daemons.check_stop()
 
     def _logmaster(self):
         return [self.logmaster] if self.logmaster else []
