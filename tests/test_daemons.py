@@ -1,0 +1,383 @@
+"""External daemons (`attach-daemon`): spawned beside the workers,
+respawned when they die, stopped with the instance, each compared with the
+real uWSGI where both behave alike.
+
+A daemon runs in a session of its own, out of the test's process group:
+every test records the groups its daemons ran in and `daemons` kills any
+still alive at its end, after checking that none is.
+"""
+
+import json
+import os
+import re
+import signal
+import stat
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import support
+from tests.support import group_members, wait_until
+from ugu.vassal.daemons import Daemon
+
+APP = textwrap.dedent('''
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+''')
+
+# A daemon that reports how it was started (daemon-PID.json), then idles;
+# a signal is noted in signals.log and ends it, unless it is "stubborn".
+DAEMON = textwrap.dedent('''
+    import json, os, signal, sys, time
+
+    def noted(signum, frame):
+        with open("signals.log", "a") as f:
+            f.write(f"{os.getpid()} {signum}\\n")
+        sys.exit(0)
+
+    if sys.argv[1:] == ["stubborn"]:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGTERM, noted)
+    fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+    report = {"pid": os.getpid(), "ppid": os.getppid(),
+              "pgid": os.getpgid(0), "sid": os.getsid(0),
+              "cwd": os.getcwd(), "fds": fds,
+              "stdin": os.readlink("/proc/self/fd/0"),
+              "foo": os.environ.get("FOO"), "at": time.monotonic()}
+    with open(f"daemon-{os.getpid()}.tmp", "w") as f:
+        json.dump(report, f)
+    os.rename(f"daemon-{os.getpid()}.tmp", f"daemon-{os.getpid()}.json")
+    while True:
+        time.sleep(1)
+''')
+
+
+@pytest.fixture
+def site():
+    folder = Path(tempfile.mkdtemp(prefix="ugu-daemons-"))
+    (folder / "app.py").write_text(APP)
+    (folder / "daemon.py").write_text(DAEMON)
+    yield folder
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+    folder.rmdir()
+
+
+@pytest.fixture
+def daemons(site):
+    """The daemons' reports.  Asked for first, so that its end comes after
+    the instance's (`procs`): every group a daemon ran in must then be
+    empty (it is emptied either way)."""
+    watch = Reports(site)
+    yield watch
+    left = {pgid: group_members(pgid) for pgid in watch.groups()}
+    for pgid, members in left.items():
+        if members:
+            os.killpg(pgid, signal.SIGKILL)
+    assert not any(left.values()), f"daemons left running: {left}"
+
+
+class Reports:
+    def __init__(self, site):
+        self.site = site
+
+    def all(self):
+        found = []
+        for path in sorted(self.site.glob("daemon-*.json")):
+            found.append(json.loads(path.read_text()))
+        return found
+
+    def wait(self, count=1, timeout=20):
+        """The `count`th report, in the order the daemons started."""
+        def enough():
+            reports = sorted(self.all(), key=lambda r: r["at"])
+            return reports if len(reports) >= count else None
+        reports = wait_until(enough, timeout, what=f"{count} daemon(s)")
+        return reports[count - 1]
+
+    def groups(self):
+        return {r["pgid"] for r in self.all()}
+
+    def signals(self):
+        path = self.site / "signals.log"
+        if not path.exists():
+            return []
+        return [tuple(map(int, line.split()))
+                for line in path.read_text().splitlines()]
+
+
+def command(*args):
+    return " ".join([sys.executable, "daemon.py", *args])
+
+
+class Instance:
+    """ugu, or the real uWSGI (`binary`), with an http-socket and the
+    given options, in `site`."""
+
+    def __init__(self, procs, site, binary=None, pairs=(), stdin=None):
+        self.port = support.free_port()
+        options = [("master", "true"), ("http-socket",
+                                        f"127.0.0.1:{self.port}"),
+                   ("wsgi-file", "app.py"), ("processes", "2"), *pairs]
+        if binary is None:
+            options.insert(0, ("strict", "true"))
+        elif ("daemons-honour-stdin", "true") in options:
+            # uWSGI's own stdin is /dev/null unless it honours it too:
+            # ugu keeps its stdin as it was given.
+            options.append(("honour-stdin", "true"))
+        support.write_ini(site / "instance.ini", uwsgi=options)
+        argv = [binary] if binary else [*support.UGU]
+        argv += ["--ini", "instance.ini"]
+        if stdin:
+            # The instance's own stdin, for the daemons to keep or not.
+            argv = ["sh", "-c", 'exec "$@" < ' + stdin, "sh", *argv]
+        self.p = procs.start(argv, cwd=site)
+
+    def log(self, pattern, **kw):
+        return self.p.wait_for_log(pattern, **kw)
+
+    def ready(self):
+        self.log(r"spawned uWSGI worker 2 ")
+        support.wait_for_port(self.port)
+        return self
+
+
+@pytest.fixture(params=["ugu", "uwsgi"])
+def server(request):
+    """None for ugu, else the real uWSGI's path."""
+    if request.param == "ugu":
+        return None
+    return request.getfixturevalue("uwsgi_binary")
+
+
+def _alive(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+    except OSError:
+        return False
+    return fields.split()[0] != "Z"
+
+
+# -- the throttle, as uWSGI computes it ------------------------------------
+
+def test_throttle_follows_uwsgi_rule():
+    daemon = Daemon("cmd")
+    assert daemon.throttle(100) == 0          # never spawned
+    daemon.respawns, daemon.last_spawn = 1, 100
+    assert daemon.throttle(100) == 1          # died at once
+    assert daemon.throttle(104) == 0          # lived past the window
+    daemon.respawns = 5
+    assert daemon.throttle(101) == 4          # respawns - seconds lived
+    assert daemon.throttle(103) == 2
+    daemon.respawns = 2
+    assert daemon.throttle(103) == 1          # never under a second
+    daemon.respawns = 1000
+    assert daemon.throttle(100) == 300        # uWSGI's cap
+
+
+# -- lifecycle, side by side with uWSGI ------------------------------------
+
+def test_a_daemon_starts_after_the_workers_and_stops_with_sigint(
+        daemons, procs, site, server):
+    cmd = command()
+    v = Instance(procs, site, server, [("attach-daemon", cmd),
+                                       ("env", "FOO=bar")]).ready()
+    report = daemons.wait()
+    shell = report["ppid"]
+    # Its shell leads a session of its own, out of the master's group.
+    assert report["sid"] == report["pgid"] == shell != v.p.pgid
+    assert Path(f"/proc/{shell}/cmdline").read_bytes() == \
+        b"/bin/sh\0-c\0" + cmd.encode() + b"\0"
+    assert int(Path(f"/proc/{shell}/stat").read_text().rsplit(")", 1)[1]
+               .split()[1]) == v.p.pid
+    assert report["cwd"] == str(site)
+    assert report["stdin"] == "/dev/null"
+    # stdio only (and the descriptor that listed them).
+    assert report["fds"] == [0, 1, 2, 3]
+    assert report["foo"] == "bar"
+    log = v.p.output()
+    assert f'[uwsgi-daemons] spawning "{cmd}" (uid: {os.getuid()} gid: ' \
+           f'{os.getgid()})\n' in log
+    assert log.index("spawned uWSGI worker 2") < \
+        log.index("[uwsgi-daemons] spawning")
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    assert re.search(rf"SIGINT/SIGTERM received\.\.\.killing workers\.\.\.\n"
+                     rf"\[uwsgi-daemons\] stopping daemon \(pid: {shell}\): "
+                     rf"{re.escape(cmd)}\n", v.p.output())
+    assert daemons.signals() == [(report["pid"], signal.SIGTERM)]
+    assert not group_members(report["pgid"])
+
+
+def test_a_dead_daemon_is_respawned_and_a_quick_death_throttled(
+        daemons, procs, site, server):
+    cmd = command()
+    v = Instance(procs, site, server, [("attach-daemon", cmd)]).ready()
+    first = daemons.wait()
+    os.kill(first["pid"], signal.SIGKILL)
+    second = daemons.wait(2)
+    assert second["pgid"] != first["pgid"]
+    v.log(rf'\[uwsgi-daemons\] throttling "{re.escape(cmd)}" for 1 '
+          rf'seconds\n\[uwsgi-daemons\] respawning "{re.escape(cmd)}" '
+          rf'\(uid: \d+ gid: \d+\)\n')
+    assert not group_members(first["pgid"])
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    v.log(rf"stopping daemon \(pid: {second['ppid']}\)")
+
+
+@pytest.mark.parametrize("signum, words", [
+    (signal.SIGHUP, "gracefully"), (signal.SIGTERM, "brutally")])
+def test_a_reload_stops_the_daemon_first_and_starts_it_again(
+        daemons, procs, site, server, signum, words):
+    cmd = command()
+    v = Instance(procs, site, server, [("attach-daemon", cmd)]).ready()
+    first = daemons.wait()
+    v.p.send_signal(signum)
+    v.log(rf"\[uwsgi-daemons\] stopping daemon \(pid: {first['ppid']}\): "
+          rf"{re.escape(cmd)}\n\.\.\.{words} killing workers\.\.\.\n")
+    second = daemons.wait(2)
+    # A new instance: its first spawn, not a respawn.
+    v.log(rf'gracefully \(RE\)spawned uWSGI master process(.*\n)*'
+          rf'\[uwsgi-daemons\] spawning "{re.escape(cmd)}"')
+    assert "respawning" not in v.p.output()
+    assert not group_members(first["pgid"])
+    assert (first["pid"], signal.SIGTERM) in daemons.signals()
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    assert not group_members(second["pgid"])
+
+
+def test_a_reload_of_the_workers_leaves_the_daemon_alone(
+        daemons, procs, site, server):
+    for name in ("workers", "chain"):
+        (site / name).write_text("")
+    v = Instance(procs, site, server, [
+        ("attach-daemon", command()), ("touch-workers-reload", "workers"),
+        ("touch-chain-reload", "chain")]).ready()
+    report = daemons.wait()
+    _touch(site / "workers")
+    v.log(r"worker 2 killed successfully")
+    _touch(site / "chain")
+    v.log(r"chain reloading complete", timeout=20)
+    assert "stopping daemon" not in v.p.output()
+    assert _alive(report["pid"]) and len(daemons.all()) == 1
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+
+
+def test_a_daemon_deaf_to_sigterm_is_killed_after_reload_mercy(
+        daemons, procs, site, server):
+    # The shell, and the daemon after it, ignore SIGTERM.
+    cmd = "trap '' TERM; " + command("stubborn")
+    v = Instance(procs, site, server, [("attach-daemon", cmd),
+                                       ("reload-mercy", "1")]).ready()
+    report = daemons.wait()
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    v.log(rf"\[uwsgi-daemons\] daemon did not die in time, killing "
+          rf"\(pid: {report['ppid']}\): {re.escape(cmd)}\n")
+    wait_until(lambda: not group_members(report["pgid"]), 5,
+               what="the daemon's group to empty")
+
+
+def test_daemons_honour_stdin_keeps_the_instance_stdin(
+        daemons, procs, site, server):
+    (site / "input.txt").write_text("")
+    v = Instance(procs, site, server, [("attach-daemon", command()),
+                                       ("daemons-honour-stdin", "true")],
+                 stdin="input.txt").ready()
+    assert daemons.wait()["stdin"] == str(site / "input.txt")
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+
+
+# -- where ugu does more than uWSGI ----------------------------------------
+
+def test_what_outlives_the_shell_is_still_stopped(daemons, procs, site):
+    """uWSGI waits for the shell only: a program it started that ignores
+    SIGTERM runs on after the instance.  ugu waits for the daemon's whole
+    process group, and kills it after reload-mercy."""
+    cmd = command("stubborn")
+    v = Instance(procs, site, pairs=[("attach-daemon", cmd)]).ready()
+    report = daemons.wait()
+    started = time.monotonic()
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    # The default mercy, 3 s, as uWSGI's where reload-mercy is unset.
+    assert time.monotonic() - started >= 2.5
+    v.log(rf"\[uwsgi-daemons\] daemon did not die in time, killing "
+          rf"\(pid: {report['ppid']}\)")
+    wait_until(lambda: not group_members(report["pgid"]), 5,
+               what="the daemon's group to empty")
+
+
+def test_a_throttled_respawn_does_not_hold_the_master(procs, site):
+    """The throttle sleeps in the new child: meanwhile the master keeps
+    its workers, and a shutdown ends the sleeping child at once.  (uWSGI's
+    sleeping child still has its master's signal handlers: the SIGTERM
+    that stops it makes it act as a second master, killing workers and
+    holding the shutdown for worker-reload-mercy.)"""
+    v = Instance(procs, site, pairs=[("attach-daemon", "exit 1")]).ready()
+    v.log(r'throttling "exit 1" for 2 seconds')
+    [sleeping] = [pid for pid in support.children_of(v.p.pid)
+                  if os.getsid(pid) == pid]
+    worker = [pid for pid in support.children_of(v.p.pid)
+              if pid != sleeping][0]
+    os.kill(worker, signal.SIGKILL)
+    v.log(rf"DAMN ! worker \d \(pid: {worker}\) died, killed by signal 9 "
+          rf":\( trying respawn \.\.\.\nRespawned uWSGI worker \d", timeout=1)
+    started = time.monotonic()
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    # Not a second more of the throttle's two.
+    assert time.monotonic() - started < 1.2
+    v.log(rf'stopping daemon \(pid: {sleeping}\): exit 1')
+    wait_until(lambda: not group_members(sleeping), 5,
+               what="the sleeping daemon to end")
+
+
+# -- under the Emperor ------------------------------------------------------
+
+def test_the_emperor_stops_a_vassals_daemon(daemons, procs, site):
+    vassals = site / "vassals"
+    vassals.mkdir()
+    port = support.free_port()
+    ini = support.write_ini(vassals / "app.ini", uwsgi=[
+        ("master", "true"), ("http-socket", f"127.0.0.1:{port}"),
+        ("chdir", str(site)), ("wsgi-file", "app.py"),
+        ("attach-daemon", command())])
+    emperor = procs.ugu("--emperor", "vassals/*.ini", cwd=site,
+                        env={"PYTHONPATH": str(support.REPO)})
+    emperor.wait_for_log(r"vassal vassals/app\.ini is ready to accept")
+    first = daemons.wait()
+    later = ini.stat().st_mtime + 10
+    os.utime(ini, (later, later))
+    second = daemons.wait(2)
+    assert not group_members(first["pgid"])
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0
+    assert not group_members(second["pgid"])
+
+
+def _touch(path, ahead=5):
+    later = time.time() + ahead
+    os.utime(path, (later, later))
+
+
+def _write_fifo(path, letters):
+    assert stat.S_ISFIFO(path.stat().st_mode)
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, letters.encode())
+    finally:
+        os.close(fd)
