@@ -222,6 +222,13 @@ OPTIONS = (
          "/bin/sh, respawned when it exits and stopped with the instance "
          "(it must not go to the background)", MASTER, repeat=True,
          needs_master=True),
+    _opt("smart-attach-daemon", STR, "run a command that goes to the "
+         "background and writes PIDFILE (PIDFILE[,CHECKS] COMMAND): "
+         "spawned again when that pid is gone, left running at reload and "
+         "exit", MASTER, repeat=True, needs_master=True),
+    _opt("smart-attach-daemon2", STR, "as smart-attach-daemon, for a "
+         "command that stays in the foreground: the master detaches it "
+         "and writes PIDFILE", MASTER, repeat=True, needs_master=True),
     _opt("daemons-honour-stdin", FLAG, "leave the daemons the master's "
          "stdin (else /dev/null)", MASTER, default=False,
          needs_master=True),

@@ -1,22 +1,32 @@
 """External daemons the master keeps beside its workers (uWSGI's
-`attach-daemon`): a queue consumer or a scheduler that should live and die
-with the app.
+`attach-daemon` family): a queue consumer or a scheduler that should live
+and die with the app.
 
 Each daemon runs its command through /bin/sh in a session of its own, so
-the master can signal the whole process group the shell starts.  The
-master respawns one that dies; a respawn within THROTTLE_WINDOW seconds of
-the previous spawn is held back, by a sleep in the new child before it
-runs the command, so the master itself never waits for a daemon.  A
-shutdown or a reload of the instance stops every daemon; a reload of the
-workers alone (touch, fifo, chain) leaves them running.
+the master can signal the whole process group the shell starts.  A plain
+daemon is the master's child: it is respawned when it exits, and stopped
+by a shutdown or a reload of the instance; a reload of the workers alone
+(touch, fifo, chain) leaves it running.  A respawn within THROTTLE_WINDOW
+seconds of the previous spawn is held back by a sleep in the new child
+before it runs the command, so the master itself never waits for a
+daemon.
+
+A smart daemon (`smart-attach-daemon`) is watched through its pidfile
+instead, once a second, and spawned again when the pid there is gone; as
+in uWSGI it outlives reloads and the instance itself.  With
+`smart-attach-daemon2` the command stays in the foreground and the master
+detaches it and writes the pidfile.
 """
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
 
 from ugu import log, proc
+from ugu.options import registry
+from ugu.options.errors import ConfigError
 
 SHELL = "/bin/sh"
 PREFIX = "[uwsgi-daemons]"
@@ -26,17 +36,29 @@ MAX_THROTTLE = 300      # seconds: uWSGI's cap, against endless sleeps
 DEFAULT_MERCY = 3
 # How often a stopping daemon is asked again, as uWSGI asks.
 STOP_REPEAT = 1.0
+# Pidfile checks a smart daemon's first pidfile may take to appear.
+DEFAULT_FREQ = 10
+SMART = ("smart-attach-daemon", "smart-attach-daemon2")
+DAEMON_OPTIONS = ("attach-daemon", *SMART)
 
 
 class Daemon:
-    """One `attach-daemon` command and the process group running it."""
+    """One daemon's command, how it is kept, and its current process."""
 
-    def __init__(self, command):
+    def __init__(self, command, pidfile=None, freq=DEFAULT_FREQ,
+                 daemonize=False):
         self.command = command
-        self.pid = None         # the shell, our child, until reaped
-        self.group = None       # its process group, until found empty
+        self.pidfile = pidfile      # set for a smart daemon
+        self.freq = freq
+        self.daemonize = daemonize  # the master detaches it
+        self.pid = None         # plain: the shell, our child, until reaped;
+                                # smart: the pid its pidfile names
+        self.group = None       # plain: its process group, until empty
         self.respawns = 0       # spawns so far (uWSGI's count)
         self.last_spawn = None  # whole seconds, as uWSGI compares them
+        self.monitored = False  # smart: its pidfile was found good
+        self.has_daemonized = False  # smart: the shell we forked exited
+        self.pidfile_checks = 0
 
     def throttle(self, now):
         """Seconds the next spawn waits: uWSGI's rule, where the more
@@ -49,14 +71,52 @@ class Daemon:
         return min(max(self.respawns - since, 1), MAX_THROTTLE)
 
 
+def from_config(config):
+    """The daemons of the config's daemon options, in the config's
+    order; a malformed one is refused at its line."""
+    daemons = []
+    for entry in config.entries:
+        opt = None if entry.placeholder else registry.lookup(entry.key)
+        if opt is None or opt.name not in DAEMON_OPTIONS:
+            continue
+        try:
+            daemons.append(_parse(opt.name, entry.value))
+        except ConfigError as e:
+            e.file, e.line = entry.file, entry.line
+            raise
+    return daemons
+
+
+def _parse(option, value):
+    if option == "attach-daemon":
+        return Daemon(value)
+    # smart-attach-daemon[2] = PIDFILE[,FREQ] COMMAND
+    target, _, command = value.partition(" ")
+    if not command:
+        raise ConfigError(f"invalid {option} syntax: {value} (expected "
+                          f"PIDFILE COMMAND)", option=option)
+    pidfile, _, freq = target.partition(",")
+    return Daemon(command, pidfile, _number(freq or str(DEFAULT_FREQ),
+                                            option),
+                  daemonize=option == "smart-attach-daemon2")
+
+
+def _number(text, option):
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"'{text}' is not a number", option=option) \
+            from None
+
+
 class Daemons:
     """The instance's daemons: spawned after the workers, respawned by
     the master's loop, stopped by its shutdown and reload paths."""
 
     def __init__(self, config):
         self.config = config
-        self.daemons = [Daemon(command)
-                        for command in config["attach-daemon"]]
+        self.daemons = from_config(config)
+        self.smart = [d for d in self.daemons if d.pidfile]
         self.honour_stdin = config["daemons-honour-stdin"]
         self.mercy = config["reload-mercy"] or DEFAULT_MERCY
         self.kill_at = None     # monotonic time, once stopping
@@ -65,7 +125,14 @@ class Daemons:
     # -- running ----------------------------------------------------------
     def spawn_all(self):
         for daemon in self.daemons:
-            self.spawn(daemon)
+            pid = daemon.pidfile and read_pidfile(daemon.pidfile)
+            if pid:
+                # Left running by an earlier instance: watched, not spawned.
+                daemon.pid = pid
+                log.log(f'{PREFIX} found valid/active pidfile for '
+                        f'"{daemon.command}" (pid: {pid})')
+            else:
+                self.spawn(daemon)
 
     def spawn(self, daemon):
         now = int(time.monotonic())
@@ -77,7 +144,11 @@ class Daemons:
             pid = os.fork()
             if pid == 0:
                 self._run_in_child(daemon, throttle, parent)
-        daemon.pid = daemon.group = pid
+        daemon.pid = pid
+        if not daemon.pidfile:
+            daemon.group = pid
+        daemon.monitored = daemon.has_daemonized = False
+        daemon.pidfile_checks = 0
         daemon.respawns += 1
         daemon.last_spawn = now
 
@@ -91,10 +162,15 @@ class Daemons:
             # The master's sockets, pipes and log files are not the
             # daemon's.
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            if daemon.daemonize:
+                if os.fork():
+                    os._exit(0)
+                _write_pidfile(daemon.pidfile)
             if not self.honour_stdin:
                 _stdin_from_devnull()
             os.setsid()
-            if not proc.die_with_parent(parent):
+            # A smart daemon is meant to outlive the master.
+            if not daemon.pidfile and not proc.die_with_parent(parent):
                 os._exit(0)
             if throttle:
                 log.log(f'{PREFIX} throttling "{daemon.command}" for '
@@ -111,9 +187,14 @@ class Daemons:
             os._exit(1)
 
     def died(self, pid):
-        """Respawn the daemon whose shell `pid` was, if it was one."""
+        """A child of the master that is no worker has exited: respawn a
+        plain daemon; a smart one's shell has done its job."""
         daemon = self._by_pid(pid)
-        if daemon is not None:
+        if daemon is None:
+            return
+        if daemon.pidfile:
+            daemon.has_daemonized = True
+        else:
             self.spawn(daemon)
 
     def _by_pid(self, pid):
@@ -122,21 +203,51 @@ class Daemons:
                 return daemon
         return None
 
+    def check_pidfiles(self):
+        """Once a second: respawn a smart daemon whose pid is gone, follow
+        one whose pidfile names a new pid, as uWSGI does."""
+        for daemon in self.smart:
+            pid = read_pidfile(daemon.pidfile)
+            if pid is None:
+                self._pidfile_missing(daemon)
+            elif pid != daemon.pid:
+                log.log(f'{PREFIX} found changed pid for "{daemon.command}" '
+                        f'(old_pid: {daemon.pid} new_pid: {pid})')
+                daemon.pid = pid
+            else:
+                daemon.monitored = True
+
+    def _pidfile_missing(self, daemon):
+        if daemon.monitored:
+            self.spawn(daemon)
+            return
+        # Just spawned: its pidfile may take `freq` checks to appear.
+        daemon.pidfile_checks += 1
+        if daemon.pidfile_checks < daemon.freq:
+            return
+        if not daemon.has_daemonized:
+            log.verbose(f'{PREFIX} "{daemon.command}" (pid: {daemon.pid}) '
+                        f'did not daemonize !!!')
+            daemon.pidfile_checks = 0
+        else:
+            log.log(f'{PREFIX} found changed pidfile for "{daemon.command}" '
+                    f'(old_pid: {daemon.pid} new_pid: -1)')
+            self.spawn(daemon)
+
     # -- stopping ---------------------------------------------------------
     def stop(self):
-        """Ask every daemon to end; the master then waits, with `alive()`
-        and `check_stop()`, for up to `reload-mercy` seconds (3 if unset),
-        and then kills what is left."""
+        """Ask every plain daemon to end; the master then waits, with
+        `alive()` and `check_stop()`, for up to `reload-mercy` seconds (3
+        if unset), and then kills what is left."""
         for daemon in self.daemons:
-            if daemon.pid is not None:
+            if daemon.group is not None:
                 log.log(f"{PREFIX} stopping daemon (pid: {daemon.pid}): "
                         f"{daemon.command}")
         self.kill_at = time.monotonic() + self.mercy
         self._ask_again()
 
     def alive(self):
-        return any(d.pid is not None or d.group is not None
-                   for d in self.daemons)
+        return any(d.group is not None for d in self.daemons)
 
     def reaped(self, pid):
         """Whether the stopping master's `pid` was a daemon's shell."""
@@ -180,6 +291,36 @@ class Daemons:
             _signal_group(daemon.group, signal.SIGKILL)
             # SIGKILL cannot be refused: only the shell is left to reap.
             daemon.group = None
+
+
+def read_pidfile(path):
+    """The live pid a pidfile names, else None; a pidfile that cannot be
+    opened is said, in uWSGI's words."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError as e:
+        log.log(f'open("{path}"): {e.strerror} [core/daemons.c line 161]')
+        return None
+    # Its leading number, as atoi() reads it.
+    found = re.match(r"\s*\+?(\d+)", text)
+    pid = int(found.group(1)) if found else 0
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        # Gone, or another user's: uWSGI's kill(pid, 0) fails alike.
+        return None
+    return pid
+
+
+def _write_pidfile(path):
+    log.log(f"writing pidfile to {path}")
+    try:
+        Path(path).write_text(f"{os.getpid()}\n")
+    except OSError:
+        # As uWSGI: said, and the daemon runs all the same.
+        log.log("could not write pidfile.")
 
 
 def _stdin_from_devnull():

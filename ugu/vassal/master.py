@@ -117,6 +117,7 @@ def _run(config):
         log.logto(config, "logto2", start_cwd)
     if config["chdir"]:
         log.log(f"chdir() to {config['chdir']}")
+    daemons = Daemons(config)
     # A vassal always has a master: the emperor talks to it.
     masterless = not config["master"] and not link
     if masterless:
@@ -167,7 +168,7 @@ def _run(config):
         _daemonize2(config, link, reloaded)
     if masterless:
         return _run_without_master(config, listeners, shared)
-    master = Master(config, listeners, shared, start_cwd)
+    master = Master(config, listeners, shared, start_cwd, daemons)
     return master.run()
 
 
@@ -342,7 +343,7 @@ class Child:
 
 
 class Master:
-    def __init__(self, config, listeners, shared, start_cwd):
+    def __init__(self, config, listeners, shared, start_cwd, daemons):
         self.config = config
         self.listeners = listeners
         self.shared = shared
@@ -355,7 +356,7 @@ class Master:
         self.signals = None
         self.exit_code = EXIT_OK
         self.chain = ChainReload(self)
-        self.daemons = Daemons(config)
+        self.daemons = daemons
         self.touch = None           # a TouchWatch once the first spawn
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
@@ -635,6 +636,7 @@ class Master:
     def tick(self):
         self.heartbeat()
         self.check_workers()
+        self.daemons.check_pidfiles()
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
