@@ -16,6 +16,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,12 @@ class Reports:
     def groups(self):
         return {r["pgid"] for r in self.all()}
 
+    def end(self, report):
+        """Stop a daemon the instance leaves running, as a smart one."""
+        os.killpg(report["pgid"], signal.SIGKILL)
+        wait_until(lambda: not group_members(report["pgid"]), 5,
+                   what="the daemon's group to empty")
+
     def signals(self):
         path = self.site / "signals.log"
         if not path.exists():
@@ -149,6 +156,11 @@ class Instance:
         self.log(r"spawned uWSGI worker 2 ")
         support.wait_for_port(self.port)
         return self
+
+    def serving(self):
+        url = f"http://127.0.0.1:{self.port}/"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.read() == b"ok"
 
 
 @pytest.fixture(params=["ugu", "uwsgi"])
@@ -299,6 +311,77 @@ def test_daemons_honour_stdin_keeps_the_instance_stdin(
     assert daemons.wait()["stdin"] == str(site / "input.txt")
     v.p.send_signal(signal.SIGINT)
     assert v.p.wait() == 0
+
+
+# -- smart daemons, watched through a pidfile -----------------------------
+
+def test_smart2_daemon_is_detached_respawned_and_left_running(
+        daemons, procs, site, server):
+    cmd = command()
+    pidfile = site / "daemon.pid"
+    v = Instance(procs, site, server, [
+        ("smart-attach-daemon2", f"{pidfile} {cmd}")]).ready()
+    first = daemons.wait()
+    # The master wrote the pidfile: the shell's pid, a session leader.
+    assert int(pidfile.read_text()) == first["pgid"] == first["ppid"]
+    v.log(rf"writing pidfile to {re.escape(str(pidfile))}\n"
+          rf'\[uwsgi-daemons\] spawning "{re.escape(cmd)}" \(uid: \d+ '
+          rf"gid: \d+\)\n")
+    v.log(rf'\[uwsgi-daemons\] found changed pid for "{re.escape(cmd)}" '
+          rf"\(old_pid: \d+ new_pid: {first['pgid']}\)")
+    os.killpg(first["pgid"], signal.SIGKILL)
+    second = daemons.wait(2)
+    v.log(rf'\[uwsgi-daemons\] respawning "{re.escape(cmd)}"')
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    assert "stopping daemon" not in v.p.output()
+    # Left running, as uWSGI leaves it: the next instance takes it over.
+    assert group_members(second["pgid"])
+    again = Instance(procs, site, server, [
+        ("smart-attach-daemon2", f"{pidfile} {cmd}")]).ready()
+    again.log(rf'\[uwsgi-daemons\] found valid/active pidfile for '
+              rf'"{re.escape(cmd)}" \(pid: {second["pgid"]}\)')
+    again.serving()
+    assert "spawning" not in again.p.output()
+    # Not the daemon's group: it is in a session of its own.
+    again.p.stop(signal.SIGKILL)
+    assert len(daemons.all()) == 2
+    daemons.end(second)
+
+
+def test_smart_daemon_is_followed_from_its_shell_to_its_pidfile(
+        daemons, procs, site, server):
+    """A smart daemon's command goes to the background by itself: here a
+    shell that starts the daemon and writes its pid."""
+    pidfile = site / "daemon.pid"
+    cmd = f"{command()} & echo $! > {pidfile}"
+    v = Instance(procs, site, server, [
+        ("smart-attach-daemon", f"{pidfile},5 {cmd}")]).ready()
+    report = daemons.wait()
+    v.log(rf'\[uwsgi-daemons\] found changed pid for "{re.escape(cmd)}" '
+          rf"\(old_pid: {report['pgid']} new_pid: {report['pid']}\)")
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    assert _alive(report["pid"])
+    daemons.end(report)
+
+
+@pytest.mark.parametrize("value", ["daemon.pid", "daemon.pid,x sleep 9"])
+def test_a_malformed_smart_daemon_is_refused_at_its_line(procs, site,
+                                                         value):
+    v = Instance(procs, site, pairs=[("smart-attach-daemon", value)])
+    assert v.p.wait() == 1
+    assert re.search(r"instance\.ini:\d+: option 'smart-attach-daemon': ",
+                     v.p.output())
+
+
+def test_a_smart_daemon_without_pidfile_is_refused_as_by_uwsgi(
+        procs, site, uwsgi_binary):
+    v = Instance(procs, site, uwsgi_binary,
+                 [("smart-attach-daemon", "daemon.pid")])
+    assert v.p.wait() == 1
+    assert "invalid smart-attach-daemon syntax: daemon.pid\n" in \
+        v.p.output()
 
 
 # -- where ugu does more than uWSGI ----------------------------------------
