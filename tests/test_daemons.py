@@ -23,7 +23,9 @@ import pytest
 
 from tests import support
 from tests.support import group_members, wait_until
-from ugu.vassal.daemons import Daemon
+from ugu.options.errors import ConfigError
+from ugu.vassal.daemon_options import Daemon, parse
+from ugu.vassal.daemons import throttle
 
 APP = textwrap.dedent('''
     def application(environ, start_response):
@@ -134,7 +136,7 @@ class Instance:
         self.port = support.free_port()
         options = [("master", "true"), ("http-socket",
                                         f"127.0.0.1:{self.port}"),
-                   ("wsgi-file", "app.py"), ("processes", "2"), *pairs]
+                   ("wsgi-file", "app.py"), *pairs]
         if binary is None:
             options.insert(0, ("strict", "true"))
         elif ("daemons-honour-stdin", "true") in options:
@@ -153,8 +155,11 @@ class Instance:
         return self.p.wait_for_log(pattern, **kw)
 
     def ready(self):
-        self.log(r"spawned uWSGI worker 2 ")
+        """Once its one worker has answered: uWSGI's worker loses a SIGINT
+        that comes while it is still starting."""
+        self.log(r"spawned uWSGI worker 1 ")
         support.wait_for_port(self.port)
+        self.serving()
         return self
 
     def serving(self):
@@ -183,17 +188,52 @@ def _alive(pid):
 
 def test_throttle_follows_uwsgi_rule():
     daemon = Daemon("cmd")
-    assert daemon.throttle(100) == 0          # never spawned
+    assert throttle(daemon, 100) == 0         # never spawned
     daemon.respawns, daemon.last_spawn = 1, 100
-    assert daemon.throttle(100) == 1          # died at once
-    assert daemon.throttle(104) == 0          # lived past the window
+    assert throttle(daemon, 100) == 1         # died at once
+    assert throttle(daemon, 104) == 0         # lived past the window
     daemon.respawns = 5
-    assert daemon.throttle(101) == 4          # respawns - seconds lived
-    assert daemon.throttle(103) == 2
+    assert throttle(daemon, 101) == 4         # respawns - seconds lived
+    assert throttle(daemon, 103) == 2
     daemon.respawns = 2
-    assert daemon.throttle(103) == 1          # never under a second
+    assert throttle(daemon, 103) == 1         # never under a second
     daemon.respawns = 1000
-    assert daemon.throttle(100) == 300        # uWSGI's cap
+    assert throttle(daemon, 100) == 300       # uWSGI's cap
+    daemon.max_throttle = 7
+    assert throttle(daemon, 100) == 7         # attach-daemon2's own
+
+
+# -- the option lines --------------------------------------------------------
+
+def test_attach_daemon2_reads_uwsgi_keys_and_escapes():
+    d = parse("attach-daemon2", r"cmd=celery -Q a\,b,pidfile=/p,freq=3,"
+                                r"daemonize=1,stopsignal=2,reload_signal=1,"
+                                r"stdin=y,uid=65534,gid=65534,chdir=/tmp,"
+                                r"max_throttle=9,notifypid=1,touch=/a;/b,"
+                                r"control=yes")
+    assert (d.command, d.pidfile, d.freq, d.daemonize) == \
+        ("celery -Q a,b", "/p", 3, True)
+    assert (d.stop_signal, d.reload_signal, d.honour_stdin) == (2, 1, True)
+    assert (d.uid, d.gid, d.chdir, d.max_throttle) == (65534, 65534,
+                                                        "/tmp", 9)
+    assert (d.notifypid, d.touch, d.control) == (True, ("/a", "/b"), True)
+    assert parse("attach-daemon2", "exec=x").stop_signal == signal.SIGTERM
+    smart = parse("smart-attach-daemon2", "/run/d.pid,4 cmd -x")
+    assert (smart.pidfile, smart.freq, smart.command, smart.daemonize) == \
+        ("/run/d.pid", 4, "cmd -x", True)
+
+
+@pytest.mark.parametrize("value, words", [
+    ("pidfile=/p", "you need to specify a 'command' key"),
+    ("cmd=x,ns_pid=1", "key 'ns_pid': a daemon in a PID namespace"),
+    ("cmd=x,legion=a", "unknown key 'legion'"),
+    ("cmd=x,daemonize=0", "key 'daemonize' is on whatever its value"),
+    ("cmd=x,stopsignal=TERM", "'TERM' is not a number"),
+    ("cmd=x,y", "'y' is not KEY=VALUE"),
+])
+def test_attach_daemon2_refuses_what_it_cannot_honour(value, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        parse("attach-daemon2", value)
 
 
 # -- lifecycle, side by side with uWSGI ------------------------------------
@@ -219,7 +259,7 @@ def test_a_daemon_starts_after_the_workers_and_stops_with_sigint(
     log = v.p.output()
     assert f'[uwsgi-daemons] spawning "{cmd}" (uid: {os.getuid()} gid: ' \
            f'{os.getgid()})\n' in log
-    assert log.index("spawned uWSGI worker 2") < \
+    assert log.index("spawned uWSGI worker 1") < \
         log.index("[uwsgi-daemons] spawning")
     v.p.send_signal(signal.SIGINT)
     assert v.p.wait() == 0
@@ -278,7 +318,7 @@ def test_a_reload_of_the_workers_leaves_the_daemon_alone(
         ("touch-chain-reload", "chain")]).ready()
     report = daemons.wait()
     _touch(site / "workers")
-    v.log(r"worker 2 killed successfully")
+    v.log(r"worker 1 killed successfully")
     _touch(site / "chain")
     v.log(r"chain reloading complete", timeout=20)
     assert "stopping daemon" not in v.p.output()
@@ -341,7 +381,6 @@ def test_smart2_daemon_is_detached_respawned_and_left_running(
         ("smart-attach-daemon2", f"{pidfile} {cmd}")]).ready()
     again.log(rf'\[uwsgi-daemons\] found valid/active pidfile for '
               rf'"{re.escape(cmd)}" \(pid: {second["pgid"]}\)')
-    again.serving()
     assert "spawning" not in again.p.output()
     # Not the daemon's group: it is in a session of its own.
     again.p.stop(signal.SIGKILL)

@@ -222,6 +222,14 @@ OPTIONS = (
          "/bin/sh, respawned when it exits and stopped with the instance "
          "(it must not go to the background)", MASTER, repeat=True,
          needs_master=True),
+    _opt("attach-control-daemon", STR, "as attach-daemon, but the "
+         "instance shuts down (gracefully) when the command exits", MASTER,
+         repeat=True, needs_master=True),
+    _opt("attach-daemon2", STR, "attach-daemon with keys: cmd=COMMAND and "
+         "any of pidfile, freq, daemonize, control, touch, stopsignal, "
+         "reloadsignal, stdin, uid, gid, chdir, max_throttle, notifypid "
+         "(commas in a value escaped as \\,)", MASTER, repeat=True,
+         needs_master=True),
     _opt("smart-attach-daemon", STR, "run a command that goes to the "
          "background and writes PIDFILE (PIDFILE[,CHECKS] COMMAND): "
          "spawned again when that pid is gone, left running at reload and "

@@ -4,8 +4,9 @@ and die with the app.
 
 Each daemon runs its command through /bin/sh in a session of its own, so
 the master can signal the whole process group the shell starts.  A plain
-daemon is the master's child: it is respawned when it exits, and stopped
-by a shutdown or a reload of the instance; a reload of the workers alone
+daemon is the master's child: it is respawned when it exits (a control
+daemon's end ends the instance instead, gracefully), and stopped by a
+shutdown or a reload of the instance; a reload of the workers alone
 (touch, fifo, chain) leaves it running.  A respawn within THROTTLE_WINDOW
 seconds of the previous spawn is held back by a sleep in the new child
 before it runs the command, so the master itself never waits for a
@@ -15,7 +16,8 @@ A smart daemon (`smart-attach-daemon`) is watched through its pidfile
 instead, once a second, and spawned again when the pid there is gone; as
 in uWSGI it outlives reloads and the instance itself.  With
 `smart-attach-daemon2` the command stays in the foreground and the master
-detaches it and writes the pidfile.
+detaches it and writes the pidfile.  `attach-daemon2` describes either
+kind with keys (daemon_options.py).
 """
 
 import os
@@ -25,8 +27,8 @@ import time
 from pathlib import Path
 
 from ugu import log, proc
-from ugu.options import registry
-from ugu.options.errors import ConfigError
+from ugu.vassal import daemon_options
+from ugu.vassal.touch import mtime
 
 SHELL = "/bin/sh"
 PREFIX = "[uwsgi-daemons]"
@@ -36,77 +38,18 @@ MAX_THROTTLE = 300      # seconds: uWSGI's cap, against endless sleeps
 DEFAULT_MERCY = 3
 # How often a stopping daemon is asked again, as uWSGI asks.
 STOP_REPEAT = 1.0
-# Pidfile checks a smart daemon's first pidfile may take to appear.
-DEFAULT_FREQ = 10
-SMART = ("smart-attach-daemon", "smart-attach-daemon2")
-DAEMON_OPTIONS = ("attach-daemon", *SMART)
 
 
-class Daemon:
-    """One daemon's command, how it is kept, and its current process."""
-
-    def __init__(self, command, pidfile=None, freq=DEFAULT_FREQ,
-                 daemonize=False):
-        self.command = command
-        self.pidfile = pidfile      # set for a smart daemon
-        self.freq = freq
-        self.daemonize = daemonize  # the master detaches it
-        self.pid = None         # plain: the shell, our child, until reaped;
-                                # smart: the pid its pidfile names
-        self.group = None       # plain: its process group, until empty
-        self.respawns = 0       # spawns so far (uWSGI's count)
-        self.last_spawn = None  # whole seconds, as uWSGI compares them
-        self.monitored = False  # smart: its pidfile was found good
-        self.has_daemonized = False  # smart: the shell we forked exited
-        self.pidfile_checks = 0
-
-    def throttle(self, now):
-        """Seconds the next spawn waits: uWSGI's rule, where the more
-        spawns so far, the longer a quick death holds the next one back."""
-        if self.last_spawn is None:
-            return 0
-        since = now - self.last_spawn
-        if since > THROTTLE_WINDOW:
-            return 0
-        return min(max(self.respawns - since, 1), MAX_THROTTLE)
-
-
-def from_config(config):
-    """The daemons of the config's daemon options, in the config's
-    order; a malformed one is refused at its line."""
-    daemons = []
-    for entry in config.entries:
-        opt = None if entry.placeholder else registry.lookup(entry.key)
-        if opt is None or opt.name not in DAEMON_OPTIONS:
-            continue
-        try:
-            daemons.append(_parse(opt.name, entry.value))
-        except ConfigError as e:
-            e.file, e.line = entry.file, entry.line
-            raise
-    return daemons
-
-
-def _parse(option, value):
-    if option == "attach-daemon":
-        return Daemon(value)
-    # smart-attach-daemon[2] = PIDFILE[,FREQ] COMMAND
-    target, _, command = value.partition(" ")
-    if not command:
-        raise ConfigError(f"invalid {option} syntax: {value} (expected "
-                          f"PIDFILE COMMAND)", option=option)
-    pidfile, _, freq = target.partition(",")
-    return Daemon(command, pidfile, _number(freq or str(DEFAULT_FREQ),
-                                            option),
-                  daemonize=option == "smart-attach-daemon2")
-
-
-def _number(text, option):
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigError(f"'{text}' is not a number", option=option) \
-            from None
+def throttle(daemon, now):
+    """Seconds the daemon's next spawn waits: uWSGI's rule, where the more
+    spawns so far, the longer a quick death holds the next one back."""
+    if daemon.last_spawn is None:
+        return 0
+    since = now - daemon.last_spawn
+    if since > THROTTLE_WINDOW:
+        return 0
+    return min(max(daemon.respawns - since, 1),
+               daemon.max_throttle or MAX_THROTTLE)
 
 
 class Daemons:
@@ -115,10 +58,12 @@ class Daemons:
 
     def __init__(self, config):
         self.config = config
-        self.daemons = from_config(config)
+        self.daemons = daemon_options.from_config(config)
         self.smart = [d for d in self.daemons if d.pidfile]
         self.honour_stdin = config["daemons-honour-stdin"]
         self.mercy = config["reload-mercy"] or DEFAULT_MERCY
+        self.touched_at = {}    # (daemon index, path) -> last mtime
+        self.reloading = False  # once stopping: for a reload
         self.kill_at = None     # monotonic time, once stopping
         self.next_ask = None
 
@@ -133,17 +78,25 @@ class Daemons:
                         f'"{daemon.command}" (pid: {pid})')
             else:
                 self.spawn(daemon)
+        # As uWSGI's master loop first looks at them: after the spawns.
+        for index, daemon in enumerate(self.daemons):
+            for path in daemon.touch:
+                when = mtime(path)
+                if when is None:
+                    log.log(f"unable to stat() {path}, events will be "
+                            f"triggered as soon as the file is created")
+                self.touched_at[index, path] = when
 
     def spawn(self, daemon):
         now = int(time.monotonic())
-        throttle = daemon.throttle(now)
+        wait = throttle(daemon, now)
         parent = os.getpid()
         # Until the child has its own handlers, a signal must not run the
         # master's.
         with proc.signals_blocked(signal.valid_signals()):
             pid = os.fork()
             if pid == 0:
-                self._run_in_child(daemon, throttle, parent)
+                self._run_in_child(daemon, wait, parent)
         daemon.pid = pid
         if not daemon.pidfile:
             daemon.group = pid
@@ -152,7 +105,7 @@ class Daemons:
         daemon.respawns += 1
         daemon.last_spawn = now
 
-    def _run_in_child(self, daemon, throttle, parent):
+    def _run_in_child(self, daemon, wait, parent):
         """The forked child: its own session, only stdio kept, then the
         shell.  Never returns."""
         try:
@@ -162,20 +115,26 @@ class Daemons:
             # The master's sockets, pipes and log files are not the
             # daemon's.
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            if daemon.chdir:
+                os.chdir(daemon.chdir)
+            if daemon.gid:
+                os.setgid(daemon.gid)
+            if daemon.uid:
+                os.setuid(daemon.uid)
             if daemon.daemonize:
                 if os.fork():
                     os._exit(0)
                 _write_pidfile(daemon.pidfile)
-            if not self.honour_stdin:
+            if not (self.honour_stdin or daemon.honour_stdin):
                 _stdin_from_devnull()
             os.setsid()
             # A smart daemon is meant to outlive the master.
             if not daemon.pidfile and not proc.die_with_parent(parent):
                 os._exit(0)
-            if throttle:
+            if wait:
                 log.log(f'{PREFIX} throttling "{daemon.command}" for '
-                        f'{throttle} seconds')
-                time.sleep(throttle)
+                        f'{wait} seconds')
+                time.sleep(wait)
             again = "re" if daemon.respawns else ""
             log.log(f'{PREFIX} {again}spawning "{daemon.command}" (uid: '
                     f'{os.getuid()} gid: {os.getgid()})')
@@ -187,15 +146,23 @@ class Daemons:
             os._exit(1)
 
     def died(self, pid):
-        """A child of the master that is no worker has exited: respawn a
-        plain daemon; a smart one's shell has done its job."""
+        """A child of the master that is no worker has exited: a plain
+        daemon is respawned, a smart one's shell has done its job.  Returns
+        a control daemon that died: the instance must then end."""
         daemon = self._by_pid(pid)
         if daemon is None:
-            return
-        if daemon.pidfile:
+            return None
+        if self.kill_at is not None:
+            # Stopping (the control daemon's end): buried, not respawned.
+            daemon.pid = None
+        elif daemon.pidfile:
             daemon.has_daemonized = True
+        elif daemon.control:
+            daemon.pid = None
+            return daemon
         else:
             self.spawn(daemon)
+        return None
 
     def _by_pid(self, pid):
         for daemon in self.daemons:
@@ -203,9 +170,14 @@ class Daemons:
                 return daemon
         return None
 
-    def check_pidfiles(self):
-        """Once a second: respawn a smart daemon whose pid is gone, follow
-        one whose pidfile names a new pid, as uWSGI does."""
+    def tick(self):
+        """Once a second: the pidfiles and the touch files."""
+        self._check_pidfiles()
+        self._check_touches()
+
+    def _check_pidfiles(self):
+        """Respawn a smart daemon whose pid is gone, follow one whose
+        pidfile names a new pid, as uWSGI does."""
         for daemon in self.smart:
             pid = read_pidfile(daemon.pidfile)
             if pid is None:
@@ -234,15 +206,38 @@ class Daemons:
                     f'(old_pid: {daemon.pid} new_pid: -1)')
             self.spawn(daemon)
 
+    def _check_touches(self):
+        """A daemon whose touch file changed is sent its stop signal: a
+        plain one is then respawned, a smart one found gone."""
+        for (index, path), before in self.touched_at.items():
+            daemon = self.daemons[index]
+            if daemon.pid is None:
+                continue
+            now = mtime(path)
+            if now == before:
+                continue
+            self.touched_at[index, path] = now
+            log.verbose(f'*** {path} has been touched... reloading daemon '
+                        f'"{daemon.command}" (pid: {daemon.pid}) !!! ***')
+            if not _signal_group(daemon.pid, daemon.stop_signal):
+                _signal(daemon.pid, daemon.stop_signal)
+
     # -- stopping ---------------------------------------------------------
-    def stop(self):
+    def stop(self, reloading):
         """Ask every plain daemon to end; the master then waits, with
         `alive()` and `check_stop()`, for up to `reload-mercy` seconds (3
-        if unset), and then kills what is left."""
+        if unset), and then kills what is left.  A smart daemon is left
+        running, told only where it asked (notifypid)."""
+        self.reloading = reloading
         for daemon in self.daemons:
             if daemon.group is not None:
-                log.log(f"{PREFIX} stopping daemon (pid: {daemon.pid}): "
+                log.log(f"{PREFIX} stopping daemon (pid: {daemon.group}): "
                         f"{daemon.command}")
+            elif daemon.notifypid and daemon.pid:
+                signum = daemon.stop_signal
+                if reloading:
+                    signum = daemon.reload_signal or signal.SIGHUP
+                _signal_group(daemon.pid, signum)
         self.kill_at = time.monotonic() + self.mercy
         self._ask_again()
 
@@ -278,8 +273,12 @@ class Daemons:
 
     def _ask_again(self):
         for daemon in self.daemons:
-            if daemon.group is not None:
-                _signal_group(daemon.group, signal.SIGTERM)
+            if daemon.group is None:
+                continue
+            signum = daemon.stop_signal
+            if self.reloading and daemon.reload_signal:
+                signum = daemon.reload_signal
+            _signal_group(daemon.group, signum)
         self.next_ask = time.monotonic() + STOP_REPEAT
 
     def _no_mercy(self):
@@ -331,10 +330,19 @@ def _stdin_from_devnull():
 
 
 def _signal_group(pgid, signum):
+    """Whether the group could be signalled."""
     try:
         os.killpg(pgid, signum)
-    except ProcessLookupError:
-        pass
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _signal(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError) as e:
+        log.log(f"[uwsgi-daemon/touch] kill(): {e.strerror}")
 
 
 def _group_alive(pgid):

@@ -554,12 +554,20 @@ class Master:
         for pid, status in proc.reap():
             child = self.children.pop(pid, None)
             if child is None:
-                self.daemons.died(pid)
+                self._daemon_died(pid)
                 continue
             if child.kind == "router":
                 self._router_died(child)
             else:
                 self._worker_died(child, status)
+
+    def _daemon_died(self, pid):
+        control = self.daemons.died(pid)
+        if control:
+            # A control daemon's end is the instance's, as in uWSGI.
+            self.begin_shutdown(graceful=True,
+                                reason="graceful shutdown triggered...")
+            log.log(f'daemon "{control.command}" (pid: {pid}) annihilated')
 
     def _worker_died(self, child, status):
         if child.stopping:
@@ -636,7 +644,7 @@ class Master:
     def tick(self):
         self.heartbeat()
         self.check_workers()
-        self.daemons.check_pidfiles()
+        self.daemons.tick()
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
@@ -698,13 +706,13 @@ class Master:
             log.log("...gracefully killing workers...")
         else:
             log.log("SIGINT/SIGTERM received...killing workers...")
-        self.daemons.stop()
+        self.daemons.stop(reloading=False)
         self._stop_children(signal.SIGHUP if graceful else signal.SIGINT)
         self.pending_exit = "shutdown"
 
     def begin_reload(self, graceful):
         # As uWSGI: the daemons are stopped before the workers are told.
-        self.daemons.stop()
+        self.daemons.stop(reloading=True)
         how = "gracefully" if graceful else "brutally"
         log.log(f"...{how} killing workers...")
         self._stop_children(signal.SIGHUP if graceful else signal.SIGTERM)

@@ -18,7 +18,8 @@ ACTIONS = {
 }
 
 
-def _mtime(path):
+def mtime(path):
+    """The file's modification time, None while it does not exist."""
     try:
         return os.stat(path).st_mtime
     except OSError:
@@ -30,11 +31,11 @@ class TouchWatch:
         self.files = []     # [option, path, last mtime]
         for option in ACTIONS:
             for path in config[option]:
-                mtime = _mtime(path)
-                if mtime is None:
+                when = mtime(path)
+                if when is None:
                     log.log(f"unable to stat() {path}, events will be "
                             f"triggered as soon as the file is created")
-                self.files.append([option, path, mtime])
+                self.files.append([option, path, when])
 
     def touched(self, chaining=False):
         """Master action names for the files touched since last time;
@@ -42,7 +43,7 @@ class TouchWatch:
         actions = []
         for entry in self.files:
             option, path, before = entry
-            now = _mtime(path)
+            now = mtime(path)
             if now == before:
                 continue
             entry[2] = now
