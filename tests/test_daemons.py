@@ -34,7 +34,8 @@ APP = textwrap.dedent('''
 ''')
 
 # A daemon that reports how it was started (daemon-PID.json), then idles;
-# a signal is noted in signals.log and ends it, unless it is "stubborn".
+# TERM, INT or HUP is noted in signals.log and ends it; a "stubborn" one
+# ignores TERM.
 DAEMON = textwrap.dedent('''
     import json, os, signal, sys, time
 
@@ -46,7 +47,8 @@ DAEMON = textwrap.dedent('''
     if sys.argv[1:] == ["stubborn"]:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
-        signal.signal(signal.SIGTERM, noted)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, noted)
     fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
     report = {"pid": os.getpid(), "ppid": os.getppid(),
               "pgid": os.getpgid(0), "sid": os.getsid(0),
@@ -421,6 +423,107 @@ def test_a_smart_daemon_without_pidfile_is_refused_as_by_uwsgi(
     assert v.p.wait() == 1
     assert "invalid smart-attach-daemon syntax: daemon.pid\n" in \
         v.p.output()
+
+
+# -- attach-daemon2 and control daemons ----------------------------------
+
+def test_attach_daemon2_stop_and_reload_signals(daemons, procs, site,
+                                                 server):
+    cmd = command()
+    v = Instance(procs, site, server, [("attach-daemon2", (
+        f"cmd={cmd},stopsignal={int(signal.SIGINT)},"
+        f"reloadsignal={int(signal.SIGHUP)}"))]).ready()
+    first = daemons.wait()
+    v.p.send_signal(signal.SIGHUP)
+    second = daemons.wait(2)
+    v.serving()
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    assert sorted(daemons.signals()) == sorted([
+        (first["pid"], signal.SIGHUP), (second["pid"], signal.SIGINT)])
+
+
+def test_attach_daemon2_notifypid_tells_a_smart_daemon(daemons, procs,
+                                                      site, server):
+    """A smart daemon left running is still told of the end, with its
+    stopsignal, once its pidfile has been followed to it."""
+    cmd = command()
+    v = Instance(procs, site, server, [("attach-daemon2", (
+        f"cmd={cmd},pidfile={site / 'daemon.pid'},daemonize=1,"
+        f"notifypid=1"))]).ready()
+    report = daemons.wait()
+    v.log(rf"found changed pid for .* new_pid: {report['pgid']}\)")
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    wait_until(daemons.signals, 10, what="the daemon to be told")
+    assert daemons.signals() == [(report["pid"], signal.SIGTERM)]
+    assert "stopping daemon" not in v.p.output()
+
+
+def test_attach_daemon2_chdir_uid_and_gid(procs, site, server):
+    site.chmod(0o755)
+    (site / "open").mkdir()
+    (site / "open").chmod(0o777)
+    # Backquotes: $(...) in a config is an environment variable.
+    cmd = "echo $$ `id -u` `id -g` `pwd` > who; exec sleep 60"
+    v = Instance(procs, site, server, [("attach-daemon2", (
+        f"cmd={cmd},chdir={site / 'open'},uid=65534,gid=65534"))]).ready()
+    who = wait_until(lambda: (site / "open" / "who").exists() and
+                     (site / "open" / "who").read_text().split(), 20,
+                     what="the daemon's report")
+    group = int(who[0])
+    try:
+        assert who[1:] == ["65534", "65534", str(site / "open")]
+        v.log(rf'spawning "{re.escape(cmd)}" \(uid: 65534 gid: 65534\)')
+        v.p.send_signal(signal.SIGINT)
+        assert v.p.wait() == 0
+        assert not group_members(group)
+    finally:
+        if group_members(group):
+            os.killpg(group, signal.SIGKILL)
+
+
+def test_attach_daemon2_touch_restarts_the_daemon(daemons, procs, site,
+                                                  server):
+    (site / "restart").write_text("")
+    cmd = command()
+    v = Instance(procs, site, server, [
+        ("attach-daemon2", f"cmd={cmd},touch=restart;later")]).ready()
+    first = daemons.wait()
+    v.log(r"unable to stat\(\) later, events will be triggered as soon as "
+          r"the file is created")
+    _touch(site / "restart")
+    v.log(rf'\*\*\* restart has been touched\.\.\. reloading daemon '
+          rf'"{re.escape(cmd)}" \(pid: {first["ppid"]}\) !!! \*\*\*')
+    second = daemons.wait(2)
+    assert (first["pid"], signal.SIGTERM) in daemons.signals()
+    v.p.send_signal(signal.SIGINT)
+    assert v.p.wait() == 0
+    assert not group_members(second["pgid"])
+
+
+def test_a_control_daemon_ends_the_instance_gracefully(daemons, procs, site,
+                                                       server):
+    (site / "go").write_text("")
+    control = f"{command()} & while [ -e go ]; do sleep 0.1; done; exit 3"
+    v = Instance(procs, site, server, [
+        ("attach-control-daemon", control)]).ready()
+    report = daemons.wait()
+    (site / "go").unlink()
+    assert v.p.wait() == 0
+    out = v.p.output()
+    assert re.search(rf" - graceful shutdown triggered\.\.\.\n(.*\n)*"
+                     rf"\[uwsgi-daemons\] stopping daemon \(pid: "
+                     rf"{report['pgid']}\): {re.escape(control)}\n(.*\n)*"
+                     rf'daemon "{re.escape(control)}" \(pid: '
+                     rf"{report['pgid']}\) annihilated\n", out)
+    if server is None:
+        # What the control daemon's shell left behind is stopped too.
+        assert (report["pid"], signal.SIGTERM) in daemons.signals()
+    else:
+        # uWSGI looks for the shell only, and leaves the rest running.
+        assert _alive(report["pid"])
+        daemons.end(report)
 
 
 # -- where ugu does more than uWSGI ----------------------------------------
