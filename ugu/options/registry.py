@@ -271,6 +271,12 @@ OPTIONS = (
          aliases=("virtualenv", "venv", "pyhome")),
     _opt("mount", STR, "load an app under a mountpoint (/MP=FILE or "
          "/MP=module:callable)", PYTHON, repeat=True),
+    _opt("py-autoreload", INT, "every N seconds, reload the instance if "
+         "the file of a loaded module changed (for development)", PYTHON,
+         default=0, needs_master=True, aliases=(
+             "py-auto-reload", "python-autoreload", "python-auto-reload")),
+    _opt("py-auto-reload-ignore", STR, "leave this module out of "
+         "py-autoreload's look", PYTHON, repeat=True, needs_master=True),
     _opt("manage-script-name", FLAG, "take SCRIPT_NAME from the longest "
          "matching mountpoint and strip it from PATH_INFO", PYTHON,
          default=False),

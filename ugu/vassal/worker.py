@@ -21,8 +21,8 @@ import traceback
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import (async_worker, harakiri, reqlog, request, sockets,
-                         wsgi)
+from ugu.vassal import (async_worker, autoreload, harakiri, reqlog, request,
+                         sockets, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -171,6 +171,9 @@ class Worker:
         # Worker 1 without a master is the instance: what its end must
         # do besides (vacuum), as uWSGI's exit handlers do.
         self.at_exit = at_exit
+        # Built where the workers are forked: the master, else the first
+        # process, the one uWSGI's workers signal to reload the instance.
+        self.instance = os.getpid()
         self._stopping = False
         self._wake_read = self._wake_write = None
         self.recycler = None
@@ -191,6 +194,8 @@ class Worker:
             self._load_app()
         self.recycler = Recycler(self.config, self.wid,
                                  self.shared.scoreboard)
+        autoreload.start(self.config, self.wid, self.shared.apps,
+                         self.instance)
         signals = proc.SignalQueue(GRACEFUL + IMMEDIATE + (signal.SIGUSR2,))
         if not self.config["ignore-sigpipe"]:
             signal.signal(signal.SIGPIPE, self._warn_pipe)
