@@ -307,6 +307,8 @@ OPTIONS = (
           ("-type", "now", "the file's type is TYPE (TYPE=SECONDS)"),
           ("-type-mtime", "its mtime", "the file's type is TYPE"),
       )),
+    _opt("honour-range", FLAG, "answer a static file's Range header with "
+         "the part asked for (206), or 416", STATIC, default=False),
     _opt("static-gzip-all", FLAG, "serve FILE.gz to clients accepting gzip",
          STATIC, default=False),
     _opt("offload-threads", INT, "offload threads per worker", STATIC,

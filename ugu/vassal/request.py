@@ -14,7 +14,7 @@ from greenlet import GreenletExit
 
 from ugu import log
 from ugu.http.errors import Unsendable
-from ugu.vassal import wsgi
+from ugu.vassal import ranges, wsgi
 
 NO_APP_BODY = b"Internal Server Error"
 # uWSGI's answer when no app is loaded ("full dynamic mode"), as it sends it.
@@ -27,6 +27,8 @@ ERROR_HEADERS = [("Content-Type", "text/plain")]
 # A `static:` route's answer for a file it cannot send (`return:404`'s).
 NOT_FOUND = ("404 Not Found", [("Content-Type", "text/plain"),
                                ("Content-Length", "9")], b"Not Found")
+PARTIAL_CONTENT = "206 Partial Content"
+RANGE_NOT_SATISFIABLE = "416 Requested Range Not Satisfiable"
 # uWSGI's names for a failed write, with the source lines its log shows.
 WRITEV_HEAD_AND_BODY = ("uwsgi_response_writev_headers_and_body_do()", 306)
 WRITE_HEAD = ("uwsgi_response_write_headers_do()", 248)
@@ -266,7 +268,7 @@ def handle(ex):
             if app is ENDED:
                 return
         if found:
-            serve_static(ex, found)
+            ctx.serve_static(ex, found)
         elif app is None:
             log.log("--- no python application found, check your startup "
                     "logs for errors ---")
@@ -352,7 +354,7 @@ def _serve_route_file(ex, path):
     if ex.method in ("GET", "HEAD"):
         found = ex.ctx.static.open_file(ex, path)
     if found:
-        serve_static(ex, found)
+        ex.ctx.serve_static(ex, found)
     else:
         ex.respond(*NOT_FOUND)
 
@@ -485,15 +487,16 @@ def _send_wrapped_file(ex, wrapper):
         ex.via, ex.body_size = "offload", count
         offload.submit(ex.transport.detach(), os.dup(fd), 0, count)
         return
-    _send_file(ex, fd, count)
+    _send_file(ex, fd, 0, count)
 
 
-def _send_file(ex, fd, count):
-    """sendfile() of the whole file on the connection; the log line
-    counts it only once it has all gone, as uWSGI's does."""
+def _send_file(ex, fd, offset, count):
+    """sendfile() of `count` bytes of the file from `offset` on the
+    connection; the log line counts them only once they have all gone,
+    as uWSGI's does."""
     ex.via = "sendfile"
     try:
-        ex.transport.send_file(fd, 0, count, ex.waited)
+        ex.transport.send_file(fd, offset, count, ex.waited)
     except OSError as e:
         raise ClientWriteError(SENDFILE, e) from None
     ex.body_size = count
@@ -503,28 +506,61 @@ def serve_static(ex, found):
     """Send a static file found (and opened) by the lookup; its descriptor
     is closed here, or by the offload thread it is handed to."""
     ex.static = True
-    fd = found.fd
+    handed = False
     try:
         if _not_modified(ex, found):
             ex.respond("304 Not Modified", found.not_modified_headers())
             return
         ex.start_response("200 OK", found.headers())
-        ex.send_head()
-        if ex.transport.head_only or not found.size:
-            # Nothing to send (and, as in uWSGI, no "via" in the line).
-            ex.finish()
-            return
-        offload = ex.ctx.offload
-        if offload:
-            ex.via, ex.body_size = "offload", found.size
-            sock_fd, fd = ex.transport.detach(), None
-            offload.submit(sock_fd, found.fd, 0, found.size)
-            return
-        _send_file(ex, fd, found.size)
-        ex.finish()
+        handed = _send_static(ex, found, 0, found.size)
     finally:
-        if fd is not None:
-            os.close(fd)
+        if not handed:
+            os.close(found.fd)
+
+
+def serve_static_range(ex, found):
+    """serve_static under `honour-range`: the part of the file a Range
+    header asks for (ranges.py reads it as uWSGI does), or 416."""
+    ex.static = True
+    handed = False
+    try:
+        if _not_modified(ex, found):
+            ex.respond("304 Not Modified", found.not_modified_headers())
+            return
+        wanted = ranges.part(ex.vars, found.size, found.mtime, _http_date)
+        if wanted is ranges.UNSATISFIABLE:
+            ex.respond(RANGE_NOT_SATISFIABLE, found.unsatisfiable_headers())
+        elif wanted is None:
+            ex.start_response("200 OK", found.headers())
+            handed = _send_static(ex, found, 0, found.size)
+        else:
+            first, last = wanted
+            ex.start_response(PARTIAL_CONTENT,
+                              found.partial_headers(first, last))
+            handed = _send_static(ex, found, first, last - first + 1)
+            # uWSGI's line says 200 for the 206 it sent.
+            ex.status = 200
+    finally:
+        if not handed:
+            os.close(found.fd)
+
+
+def _send_static(ex, found, offset, count):
+    """The head, then `count` bytes of the file from `offset`; True when
+    an offload thread took the file (and closes it)."""
+    ex.send_head()
+    if ex.transport.head_only or not count:
+        # Nothing to send (and, as in uWSGI, no "via" in the line).
+        ex.finish()
+        return False
+    offload = ex.ctx.offload
+    if offload:
+        ex.via, ex.body_size = "offload", count
+        offload.submit(ex.transport.detach(), found.fd, offset, count)
+        return True
+    _send_file(ex, found.fd, offset, count)
+    ex.finish()
+    return False
 
 
 def _not_modified(ex, found):

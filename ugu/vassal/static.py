@@ -59,6 +59,19 @@ class StaticFile:
         headers.append(("Last-Modified", self.last_modified))
         return headers
 
+    def partial_headers(self, first, last):
+        """A 206's: the part's length, and where it lies in the file
+        (uWSGI's place for it, before Last-Modified)."""
+        headers = self.headers()
+        headers[-2] = ("Content-Length", str(last - first + 1))
+        headers.insert(-1, ("Content-Range",
+                            f"bytes {first}-{last}/{self.size}"))
+        return headers
+
+    def unsatisfiable_headers(self):
+        """A 416's, uWSGI's only one: the file's size."""
+        return [("Content-Range", f"bytes */{self.size}")]
+
     def not_modified_headers(self):
         """A 304's: the validator and caching headers of the 200
         (DEVIATIONS 12; uWSGI's 304 has none)."""

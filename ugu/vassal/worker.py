@@ -57,6 +57,9 @@ class Context:
         self.socket_timeout = config["socket-timeout"]
         self.harakiri = config["harakiri"]
         self.log_request = reqlog.request_logger(config, self.wid)
+        self.serve_static = (request.serve_static_range
+                             if config["honour-range"]
+                             else request.serve_static)
         self.exchange = (request.ForwardedExchange
                          if config["log-x-forwarded-for"]
                          else request.Exchange)
