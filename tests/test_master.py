@@ -151,6 +151,41 @@ def test_harakiri_kills_the_stuck_request_only(procs, site):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("mode", [{}, {"threads": "2"}, {"gevent": "4"}],
+                         ids=["single", "threads", "gevent"])
+def test_harakiri_verbose_says_where_core_0_is_stuck(procs, site, server,
+                                                     mode, request):
+    """Core 0's thread, sleeping in the app: its system call and where
+    the kernel sleeps it, right after uWSGI's first harakiri line."""
+    if server == "uwsgi":
+        fixture = "uwsgi_gevent_binary" if "gevent" in mode else \
+            "uwsgi_binary"
+        binary = request.getfixturevalue(fixture)
+    else:
+        binary = None
+    if "gevent" in mode:
+        # A sleep gevent does not turn into a switch: the process sleeps.
+        (site / "app.py").write_text(APP.replace(
+            "time.sleep(float(", "__import__('gevent.monkey').monkey."
+            "get_original('time', 'sleep')(float("))
+    if "gevent" in mode and server == "uwsgi":
+        mode = {**mode, "gevent_monkey_patch": "true"}
+    v = Vassal(procs, site, binary, processes="1", harakiri="1",
+               harakiri_verbose="true", **mode).ready(1)
+    if "threads" in mode:
+        # Both cores busy, so that core 0 is in the app whichever thread
+        # took the first request.
+        v.get_in_background("/sleep?30")
+        for path in v.site.glob("sleeping-*"):
+            path.unlink()
+    v.get_in_background("/sleep?30")
+    v.log(r"\*\*\* HARAKIRI ON WORKER 1 \(pid: \d+, try: 1, graceful: "
+          r"yes\) \*\*\*\nHARAKIRI: -- syscall> \d+ (0x[0-9a-f]+ ?)+\n"
+          r"HARAKIRI: -- wchan> hrtimer_nanosleep\n.* - HARAKIRI !!! "
+          r"worker 1 status !!!\n")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_harakiri_is_the_workers_deadline(procs, site, server, request):
     """As in uWSGI 2.0: one deadline a worker, pushed back by each request
     that starts and cleared by each that ends, so a slow request outlives

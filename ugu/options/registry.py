@@ -207,6 +207,9 @@ OPTIONS = (
          "is buffered (at least post-buffering)", CORE, default=8192),
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
+    _opt("harakiri-verbose", FLAG, "when harakiri kills a worker, also "
+         "log the system call it is stuck in and where the kernel sleeps "
+         "it", MASTER, default=False),
     _opt("touch-reload", STR, "gracefully reload when the file is touched",
          MASTER, repeat=True, needs_master=True),
     _opt("touch-workers-reload", STR, "reload only the workers when the "

@@ -22,10 +22,13 @@ from ugu import log
 SELF_CHECK = 1.0
 # Its exit code then, uWSGI's.
 EXIT_ALONE = 0
+# As much of a /proc file as uWSGI reads for harakiri-verbose.
+PROC_READ = 4096
 
 
-def check(children, scoreboard):
-    """The workers (Child records) to kill now, after logging why."""
+def check(children, scoreboard, verbose=False):
+    """The workers (Child records) to kill now, after logging why (with
+    `harakiri-verbose`, also where in the kernel they are stuck)."""
     now = time.time()
     doomed = []
     for child in children:
@@ -33,15 +36,17 @@ def check(children, scoreboard):
             continue
         deadline = scoreboard.harakiri(child.number)
         if deadline and deadline <= now:
-            _log_harakiri(child, scoreboard)
+            _log_harakiri(child, scoreboard, verbose)
             doomed.append(child)
     return doomed
 
 
-def _log_harakiri(child, scoreboard):
+def _log_harakiri(child, scoreboard, verbose):
     wid = child.number
     log.verbose(f"*** HARAKIRI ON WORKER {wid} (pid: {child.pid}, try: 1, "
                 f"graceful: yes) ***")
+    if verbose:
+        _log_stuck_in(child.pid, scoreboard.core_thread(wid))
     log.verbose(f"HARAKIRI !!! worker {wid} status !!!")
     for core in range(scoreboard.cores):
         running = scoreboard.running(wid, core)
@@ -52,6 +57,24 @@ def _log_harakiri(child, scoreboard):
     # uWSGI 2.0 checks the worker's deadline once per core, from core 0,
     # so the first check, core 0's, is the one that fires.
     log.verbose(f"HARAKIRI triggered by worker {wid} core 0 !!!")
+
+
+def _log_stuck_in(pid, tid):
+    """uWSGI's lines of the system call core 0's thread is in and where
+    the kernel sleeps it, read from /proc.  uWSGI reads its worker's
+    main thread, which serves its core 0; ugu's core 0 has a thread of
+    its own (`tid`), but in a gevent worker, where the main thread runs
+    every core."""
+    folder = f"/proc/{pid}/task/{tid}" if tid else f"/proc/{pid}"
+    for name in ("syscall", "wchan"):
+        try:
+            with open(f"{folder}/{name}") as f:
+                text = f.read(PROC_READ).rstrip("\n")
+        except OSError:
+            # Gone, or not ours to read: unsaid, as in uWSGI.
+            continue
+        if text:
+            log.log(f"HARAKIRI: -- {name}> {text}")
 
 
 def overdue(scoreboard, wid):

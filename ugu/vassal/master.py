@@ -667,7 +667,8 @@ class Master:
         """harakiri and max-worker-lifetime, once a second."""
         if self.config["harakiri"]:
             for child in harakiri.check(self.workers(),
-                                        self.shared.scoreboard):
+                                        self.shared.scoreboard,
+                                        self.config["harakiri-verbose"]):
                 self._kill(child.pid, signal.SIGKILL)
                 self.harakiri_kills[child.number] = \
                     self.harakiri_kills.get(child.number, 0) + 1

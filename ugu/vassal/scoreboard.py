@@ -25,11 +25,14 @@ import struct
 import time
 
 # Per worker: total requests, accepting flag, how it is leaving
-# (RETIRING or LEAVING, below), and the harakiri deadline (0.0: none).
-_WORKER = struct.Struct("<QBBd")
+# (RETIRING or LEAVING, below), the harakiri deadline (0.0: none), and
+# the kernel's id of the thread serving core 0 (0: the main thread).
+_WORKER = struct.Struct("<QBBdi")
 _REQUESTS = struct.Struct("<Q")
 _DEADLINE = struct.Struct("<d")
 _DEADLINE_AT = struct.calcsize("<QBB")
+_THREAD = struct.Struct("<i")
+_THREAD_AT = struct.calcsize("<QBBd")
 # Then, for the stats: requests since the worker was spawned, bytes sent,
 # microseconds spent in requests, and the running average of a request's
 # microseconds (uWSGI's: halfway from the last average to each request).
@@ -91,7 +94,7 @@ class Scoreboard:
         leaving, no deadline, no request since its spawn, no app loaded;
         the other counters go on."""
         _WORKER.pack_into(self._map, self._worker_offset(wid),
-                          self.requests(wid), 0, 0, 0.0)
+                          self.requests(wid), 0, 0, 0.0, 0)
         offset = self._worker_offset(wid) + _WORKER.size
         _REQUESTS.pack_into(self._map, offset, 0)
         for app_id in range(self.apps):
@@ -141,6 +144,11 @@ class Scoreboard:
         starts pushes back and each that ends clears."""
         _DEADLINE.pack_into(self._map, self._worker_offset(wid) +
                             _DEADLINE_AT, deadline)
+
+    def set_core_thread(self, wid, tid):
+        """The thread serving core 0, for harakiri-verbose to look at."""
+        _THREAD.pack_into(self._map, self._worker_offset(wid) + _THREAD_AT,
+                          tid)
 
     def add_exception(self, wid, app_id):
         offset = self._app_offset(wid, app_id)
@@ -210,6 +218,8 @@ class Scoreboard:
         core."""
         return list(_CORE_COUNTS.unpack_from(
             self._map, self._core_offset(wid, core) + _CORE.size))
+    def core_thread(self, wid):
+        return self._worker(wid)[4]
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""

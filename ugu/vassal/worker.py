@@ -324,6 +324,10 @@ class Worker:
             ctx.offload.stop()
 
     def _core_loop(self, ctx, core):
+        if core == 0:
+            # uWSGI's core 0 is its worker's main thread, the one
+            # harakiri-verbose looks at; ugu's is this one.
+            ctx.scoreboard.set_core_thread(ctx.wid, threading.get_native_id())
         poller = select.epoll()
         by_fd = {}
         for listener in self.listeners:
