@@ -186,6 +186,46 @@ def test_harakiri_verbose_says_where_core_0_is_stuck(procs, site, server,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("option", [("reload_on_exception", "true"),
+                                    ("reload_on_exception_value", "boom"),
+                                    ("reload_on_exception_type", "boom")],
+                         ids=["any", "value", "type"])
+def test_reload_on_exception_ends_the_worker_at_once(procs, site, server,
+                                                     option, request):
+    """After the traceback: no answer, no request line, and uWSGI's line
+    when the master respawns the worker.  uWSGI 2.0 matches `-type`
+    against the message too."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", **dict([option])).ready(1)
+    first = v.pid_of_answer()
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        v.get("/boom")
+    v.log(rf"RuntimeError: boom\n(.*\n)?\.\.\. monitored exception "
+          rf"detected, respawning worker 1 \(pid: {first}\)\.\.\.\n")
+    v.log(r"Respawned uWSGI worker 1 \(new pid: \d+\)")
+    assert v.pid_of_answer() != first
+    assert "GET /boom =>" not in v.p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_reload_on_exception_type_and_repr_read_the_message(procs, site,
+                                                            server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1",
+               reload_on_exception_type="RuntimeError",
+               reload_on_exception_repr="RuntimeError: boom").ready(1)
+    first = v.pid_of_answer()
+    # ugu's 500 (DEVIATIONS 9), or uWSGI's close.
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        v.get("/boom")
+    v.log(r"GET /boom => generated \d+ bytes in \d+ msecs \(HTTP/1\.1 500\)")
+    assert v.pid_of_answer() == first
+    assert "monitored exception" not in v.p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_harakiri_is_the_workers_deadline(procs, site, server, request):
     """As in uWSGI 2.0: one deadline a worker, pushed back by each request
     that starts and cleared by each that ends, so a slow request outlives

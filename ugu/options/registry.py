@@ -207,6 +207,14 @@ OPTIONS = (
          "is buffered (at least post-buffering)", CORE, default=8192),
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
+    _opt("reload-on-exception", FLAG, "end the worker (the master "
+         "respawns it) when its app raises, right after the traceback",
+         MASTER, default=False),
+    *(_opt(f"reload-on-exception-{name}", STR, f"end the worker when its "
+           f"app raises an exception whose message is this (uWSGI 2.0 "
+           f"compares the message{why})", MASTER, repeat=True)
+      for name, why in (("type", ", not the type"), ("value", ""),
+                        ("repr", ", not 'Type: message'"))),
     _opt("harakiri-verbose", FLAG, "when harakiri kills a worker, also "
          "log the system call it is stuck in and where the kernel sleeps "
          "it", MASTER, default=False),

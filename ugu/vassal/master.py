@@ -27,8 +27,8 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import fifo, harakiri, hygiene, recycle, report, sockets
-from ugu.vassal import stats
+from ugu.vassal import (exceptions, fifo, harakiri, hygiene, recycle,
+                        report, sockets, stats)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cheaper import Cheaper
@@ -588,6 +588,11 @@ class Master:
         code, killer = proc.describe_exit(status)
         if code == apps.EXIT_NO_APP:
             self._app_failed(child)
+            return
+        if code == exceptions.EXIT_EXCEPTION:
+            log.log(f"... monitored exception detected, respawning worker "
+                    f"{child.number} (pid: {child.pid})...")
+            self._respawn(child)
             return
         how = f", killed by signal {killer}" if killer else ""
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"

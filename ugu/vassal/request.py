@@ -27,6 +27,9 @@ ERROR_HEADERS = [("Content-Type", "text/plain")]
 # A `static:` route's answer for a file it cannot send (`return:404`'s).
 NOT_FOUND = ("404 Not Found", [("Content-Type", "text/plain"),
                                ("Content-Length", "9")], b"Not Found")
+# The app's exception for a response that could not be written, as
+# uWSGI words it.
+WRITE_ERROR = OSError("write error")
 PARTIAL_CONTENT = "206 Partial Content"
 RANGE_NOT_SATISFIABLE = "416 Requested Range Not Satisfiable"
 # uWSGI's names for a failed write, with the source lines its log shows.
@@ -396,9 +399,11 @@ def run_app(ex, app):
         # its own wording), counted, and logged unless
         # disable-write-exception.
         e.log(ex)
-        ctx.count_exception(app)
-        if not ctx.quiet_writes:
-            log.log("OSError: write error")
+        if ctx.quiet_writes:
+            ctx.count_exception(app, None)
+            return
+        log.log("OSError: write error")
+        ctx.count_exception(app, WRITE_ERROR)
         return
     except _PASSED_ON:
         raise
@@ -408,11 +413,11 @@ def run_app(ex, app):
         log.log(f"response refused: {e} (HTTP/1.1 cannot carry it)")
         _answer_500(ex)
         return
-    except BaseException:
+    except BaseException as error:
         # Not only Exception: gevent.Timeout, say, is a BaseException an
         # app can raise; uWSGI answers 500 to whatever the app raised.
         log.app_traceback()
-        ctx.count_exception(ex.app)
+        ctx.count_exception(ex.app, error)
         _answer_500(ex)
         return
     finally:
@@ -430,9 +435,9 @@ def _close(ex, result):
         result.close()
     except _PASSED_ON:
         raise
-    except BaseException:
+    except BaseException as error:
         log.app_traceback()
-        ex.ctx.count_exception(ex.app)
+        ex.ctx.count_exception(ex.app, error)
 
 
 def _answer_500(ex):

@@ -21,8 +21,8 @@ import traceback
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import (async_worker, autoreload, harakiri, reqlog, request,
-                         sockets, wsgi)
+from ugu.vassal import (async_worker, autoreload, exceptions, harakiri,
+                         reqlog, request, sockets, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -93,6 +93,9 @@ class Context:
             self._core_counts = [self.scoreboard.core_counts(self.wid, core)
                                  for core in range(self.cores)]
             self.count_request = self._count_request_for_stats
+        self._exception_reload = exceptions.from_config(config)
+        if self._exception_reload:
+            self.count_exception = self._count_or_reload
 
     def core_id(self, core):
         """environ's uwsgi.core: set, as by uWSGI, where a worker has
@@ -112,7 +115,20 @@ class Context:
         if self.harakiri:
             self.scoreboard.set_harakiri(self.wid, ex.start + self.harakiri)
 
-    def count_exception(self, app):
+    def count_exception(self, app, error):
+        """The app raised `error` (None: a failed write that raises
+        nothing in it, under disable-write-exception)."""
+        self._add_exception(app)
+
+    def _count_or_reload(self, app, error):
+        """count_exception under reload-on-exception (exceptions.py):
+        the worker may end here."""
+        if not self._exception_reload.always:
+            self._add_exception(app)
+        if self._exception_reload.wanted(error):
+            exceptions.end_worker()
+
+    def _add_exception(self, app):
         with self._lock:
             self.scoreboard.add_exception(self.wid, app.id)
 
