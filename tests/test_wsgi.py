@@ -200,6 +200,17 @@ def test_the_environ_is_uwsgis_on_a_uwsgi_socket(servers):
     assert environs["ugu"] == environs["uwsgi"]
 
 
+def test_wsgi_disable_file_wrapper_leaves_it_out(uwsgi_binary, tmp_path):
+    for servers in _servers(uwsgi_binary, tmp_path,
+                            "--wsgi-disable-file-wrapper"):
+        environs = {name: json.loads(body(uwsgi_request(process.port,
+                                                        "/environ")))
+                    for name, process in servers.items()}
+    assert "wsgi.file_wrapper" not in environs["ugu"]
+    assert "wsgi.errors" in environs["ugu"]
+    assert environs["ugu"] == environs["uwsgi"]
+
+
 # wsgi.input.
 
 LINES = b"".join(b"line %d\n" % n * (n % 7) for n in range(60))

@@ -288,6 +288,8 @@ OPTIONS = (
              "py-auto-reload", "python-autoreload", "python-auto-reload")),
     _opt("py-auto-reload-ignore", STR, "leave this module out of "
          "py-autoreload's look", PYTHON, repeat=True, needs_master=True),
+    _opt("wsgi-disable-file-wrapper", FLAG, "give the app no "
+         "wsgi.file_wrapper", PYTHON, default=False),
     _opt("manage-script-name", FLAG, "take SCRIPT_NAME from the longest "
          "matching mountpoint and strip it from PATH_INFO", PYTHON,
          default=False),

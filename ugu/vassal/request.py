@@ -381,8 +381,9 @@ def run_app(ex, app):
     ctx = ex.ctx
     ex.app, ex.app_id = app, app.id
     ctx.count_app_request(app)
-    environ = wsgi.build_environ(ex.vars, ex.input, ctx.multithread,
-                                 ctx.multiprocess, ctx.core_id(ex.core))
+    environ = wsgi.build_environ(ex.vars, ex.input, ctx.environ_keys,
+                                 ctx.multithread, ctx.multiprocess,
+                                 ctx.core_id(ex.core))
     result = None
     try:
         result = app.callable(environ, ex.start_response)

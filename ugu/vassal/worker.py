@@ -71,6 +71,7 @@ class Context:
         self.threads = config["threads"]
         self.cores = config["gevent"] or self.threads
         self.multithread = self.threads > 1
+        self.environ_keys = wsgi.constant_keys(config)
         self.multiprocess = config["processes"] != 1
         self.offload = None
         # A gevent worker's GreenCores (ugu.vassal.async_worker), else None.

@@ -270,13 +270,22 @@ _CONSTANT_KEYS = {"wsgi.version": (1, 0), "wsgi.run_once": False,
                   "uwsgi.version": _VERSION, "uwsgi.node": _NODE}
 
 
-def build_environ(request_vars, wsgi_input, multithread, multiprocess,
-                  core=None):
+def constant_keys(config):
+    """The keys every environ of the worker gets: wsgi.file_wrapper
+    among them, but under wsgi-disable-file-wrapper, as in uWSGI."""
+    if config["wsgi-disable-file-wrapper"]:
+        return {key: value for key, value in _CONSTANT_KEYS.items()
+                if key != "wsgi.file_wrapper"}
+    return _CONSTANT_KEYS
+
+
+def build_environ(request_vars, wsgi_input, constants, multithread,
+                  multiprocess, core=None):
     # No SCRIPT_NAME or PATH_INFO where the request has none (nginx's
     # uwsgi_params send no SCRIPT_NAME), as in uWSGI; PEP 3333 allows an
     # empty one to be left out.
     environ = dict(request_vars)
-    environ.update(_CONSTANT_KEYS)
+    environ.update(constants)
     environ["wsgi.input"] = wsgi_input
     environ["wsgi.errors"] = sys.stderr
     environ["wsgi.multithread"] = multithread
