@@ -226,6 +226,35 @@ def test_reload_on_exception_type_and_repr_read_the_message(procs, site,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("lazy", ["false", "true"])
+def test_chdir2_moves_each_worker_after_its_app_loads(procs, site, server,
+                                                      lazy, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    (site / "sub").mkdir()
+    (site / "cwd.py").write_text(
+        "import os\nfrom app import application as app\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [os.getcwd().encode()]\n")
+    v = Vassal(procs, site, binary, wsgi_file="cwd.py", pythonpath=".",
+               chdir2="sub", lazy_apps=lazy).ready()
+    assert v.get()[1] == str(site / "sub").encode()
+    v.log(r"spawned uWSGI worker 2 .*\n(.*\n)*chdir\(\) to sub\n"
+          r"(.*\n)*chdir\(\) to sub\n")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_worker_that_cannot_chdir2_dies(procs, site, server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", chdir2="nowhere")
+    v.log(r"chdir\(\) to nowhere\nchdir\(\): No such file or directory "
+          r"\[core/uwsgi\.c line 3522\]\n")
+    v.log(r"DAMN ! worker 1 \(pid: \d+\) died :\( trying respawn \.\.\.")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_harakiri_is_the_workers_deadline(procs, site, server, request):
     """As in uWSGI 2.0: one deadline a worker, pushed back by each request
     that starts and cleared by each that ends, so a slow request outlives
@@ -1085,8 +1114,11 @@ def _cmdline(pid):
     return raw.replace(b"\0", b" ").decode().strip()
 
 
-def test_master_sigkill_takes_every_worker_within_2s(procs, site):
-    v = Vassal(procs, site, processes="3", threads="2").ready(3)
+@pytest.mark.parametrize("options", [{}, {"no_orphans": "true"}],
+                         ids=["default", "no-orphans"])
+def test_master_sigkill_takes_every_worker_within_2s(procs, site, options):
+    """Always, as uWSGI's no-orphans does (which ugu accepts for it)."""
+    v = Vassal(procs, site, processes="3", threads="2", **options).ready(3)
     threading.Thread(target=_ignore_errors, args=(v.get, "/sleep?5"),
                      daemon=True).start()
     workers = v.workers()

@@ -138,6 +138,8 @@ OPTIONS = (
     _opt("cheaper-overload", INT, "seconds of full load before spawning",
          MASTER, default=3, needs_master=True),
     _opt("chdir", STR, "chdir to the directory before loading apps", CORE),
+    _opt("chdir2", STR, "chdir each worker to the directory after the "
+         "apps are loaded", CORE),
     _opt("need-app", FLAG, "exit if no app can be loaded", PYTHON,
          default=False, optional=True),
     _opt("listen", INT, "socket listen backlog", CORE, default=100,
@@ -156,6 +158,9 @@ OPTIONS = (
     _opt("thunder-lock", FLAG, "serialize accept(): ugu's workers always "
          "take turns (EPOLLEXCLUSIVE), so this states the behaviour", CORE,
          default=False),
+    _opt("no-orphans", FLAG, "kill the workers when the master dies: "
+         "ugu's workers always die with their master, so this states the "
+         "behaviour", MASTER, default=False),
     _opt("ignore-sigpipe", FLAG, "do not log a worker's SIGPIPE (a write "
          "to a closed pipe or socket)", CORE, default=False),
     _opt("ignore-write-errors", FLAG, "do not log a failed write of a "

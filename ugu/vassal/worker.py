@@ -37,6 +37,8 @@ BUFFER = 65536
 # they are the instance's, which supervisors are told to accept.
 EXIT_END = 30
 EXIT_RELOAD = 17
+# A worker that cannot enter its chdir2 folder, as uWSGI's.
+EXIT_CHDIR2 = 1
 
 
 class Context:
@@ -220,6 +222,8 @@ class Worker:
         if not self.config["ignore-sigpipe"]:
             signal.signal(signal.SIGPIPE, self._warn_pipe)
         proc.unblock_signals()
+        if self.config["chdir2"]:
+            self._chdir2(self.config["chdir2"])
         ctx = Context(self, self.shared)
         if self.config["offload-threads"]:
             ctx.offload = OffloadEngine(self.config["offload-threads"],
@@ -231,6 +235,17 @@ class Worker:
         code = self._wait_for_end(signals)
         self._stop_cores(cores, ctx)
         self._exit(code)
+
+    def _chdir2(self, path):
+        """chdir2: the worker's folder once its app has loaded (in the
+        master, or here), as uWSGI's workers go there; a failure ends
+        the worker with uWSGI's line."""
+        log.log(f"chdir() to {path}")
+        try:
+            os.chdir(path)
+        except OSError as e:
+            log.log(f"chdir(): {e.strerror} [core/uwsgi.c line 3522]")
+            self._exit(EXIT_CHDIR2)
 
     def _load_app(self):
         try:
