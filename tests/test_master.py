@@ -5,6 +5,7 @@ serving an http-socket on loopback."""
 import http.client
 import os
 import re
+import resource
 import signal
 import socket
 import stat
@@ -1360,3 +1361,27 @@ def test_a_chmod_value_uwsgi_refuses_is_refused(tmp_path, value):
         f"chmod-socket = {value}\n"))
     assert (f"sock.ini:4: option 'chmod-socket': invalid chmod value: "
             f"{value} (write three octal digits" in said)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("limit, refused", [("1234", False),
+                                            ("99999999", True)])
+def test_max_fd_sets_the_open_files_limit(procs, site, server, limit,
+                                          refused, request):
+    """For the workers too; a limit the kernel refuses is said, and the
+    start goes on with the old one."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    (site / "limits.py").write_text(
+        "import resource\n"
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [repr(resource.getrlimit(resource.RLIMIT_NOFILE))"
+        ".encode()]\n")
+    before = repr(resource.getrlimit(resource.RLIMIT_NOFILE)).encode()
+    v = Vassal(procs, site, binary, wsgi_file="limits.py",
+               max_fd=limit).ready()
+    said = "setrlimit(): Operation not permitted [core/uwsgi.c line 2710]"
+    assert (said in v.p.output()) == refused
+    assert v.get()[1] == (before if refused else f"({limit}, {limit})"
+                          .encode())

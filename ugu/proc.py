@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import queue
+import resource
 import select
 import signal
 import sys
@@ -92,6 +93,24 @@ def signals_blocked(signals):
 
 def unblock_signals():
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("rlim_cur", ctypes.c_ulong), ("rlim_max", ctypes.c_ulong)]
+
+
+def set_max_fd(config):
+    """max-fd: both limits on open files, for this process and all it
+    starts, as uWSGI sets them; a refusal is said in uWSGI's words and
+    the start goes on.  Through the C library, whose errno uWSGI shows
+    (Python's resource module turns it into a ValueError's text)."""
+    wanted = config["max-fd"]
+    if not wanted:
+        return
+    limit = _Rlimit(wanted, wanted)
+    if _libc.setrlimit(resource.RLIMIT_NOFILE, ctypes.byref(limit)) != 0:
+        log.log(f"setrlimit(): {os.strerror(ctypes.get_errno())} "
+                f"[core/uwsgi.c line 2710]")
 
 
 def die_with_parent(parent, signum=signal.SIGKILL):

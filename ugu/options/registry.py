@@ -153,6 +153,8 @@ OPTIONS = (
          MASTER, default=False),
     _opt("worker-reload-mercy", INT, "seconds a worker may take to finish "
          "its requests when stopping", MASTER, default=60),
+    _opt("max-fd", INT, "set the limit of open files (soft and hard; "
+         "raising it needs root)", CORE, default=0),
     _opt("umask", MODE, "set the umask (octal, as 022) before anything "
          "is created", CORE),
     _opt("thunder-lock", FLAG, "serialize accept(): ugu's workers always "

@@ -105,6 +105,7 @@ def _run(config):
         _chdir(config["chdir"])
     log.use_loggers(config)
     _banner(config)
+    proc.set_max_fd(config)
     _apply_env(config)
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
