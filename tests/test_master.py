@@ -193,9 +193,9 @@ def test_harakiri_verbose_says_where_core_0_is_stuck(procs, site, server,
                          ids=["any", "value", "type"])
 def test_reload_on_exception_ends_the_worker_at_once(procs, site, server,
                                                      option, request):
-    """After the traceback: no answer, no request line, and uWSGI's line
-    when the master respawns the worker.  uWSGI 2.0 matches `-type`
-    against the message too."""
+    """After the traceback (and ugu's 500, DEVIATIONS 9): no request
+    line, and uWSGI's line when the master respawns the worker.  uWSGI
+    2.0 matches `-type` against the message too."""
     binary = request.getfixturevalue("uwsgi_binary") \
         if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", **dict([option])).ready(1)
@@ -207,6 +207,23 @@ def test_reload_on_exception_ends_the_worker_at_once(procs, site, server,
     v.log(r"Respawned uWSGI worker 1 \(new pid: \d+\)")
     assert v.pid_of_answer() != first
     assert "GET /boom =>" not in v.p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_catch_exceptions_page_goes_before_the_worker_ends(procs, site,
+                                                           server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", catch_exceptions="true",
+               reload_on_exception="true").ready(1)
+    first = v.pid_of_answer()
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        v.get("/boom")
+    assert raised.value.read().startswith(
+        b'uWSGI exceptions catcher for "GET /boom" (request plugin: '
+        b'"python", modifier1: 0)\n\nException: builtins.RuntimeError: '
+        b"boom\n\n")
+    v.log(rf"respawning worker 1 \(pid: {first}\)")
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

@@ -77,6 +77,8 @@ APP = textwrap.dedent('''
             return FailingClose()
         elif path == "/late-error":
             return late_error(start_response)
+        elif path == "/raise":
+            raise RuntimeError("raised")
         elif path.startswith("/environ"):
             page = environ_text(environ)
         elif path == "/input":
@@ -209,6 +211,32 @@ def test_wsgi_disable_file_wrapper_leaves_it_out(uwsgi_binary, tmp_path):
     assert "wsgi.file_wrapper" not in environs["ugu"]
     assert "wsgi.errors" in environs["ugu"]
     assert environs["ugu"] == environs["uwsgi"]
+
+
+def test_catch_exceptions_answers_with_uwsgis_page(uwsgi_binary, tmp_path):
+    """The page of an app that raised, over both sockets (the ports each
+    server listens on set aside)."""
+    pages = {}
+    for servers in _servers(uwsgi_binary, tmp_path, "--catch-exceptions"):
+        for name, process in servers.items():
+            raw = over_http(process.http_port,
+                            b"GET /raise?x=1 HTTP/1.0\r\nX-A: b\r\n\r\n")
+            status, headers, page = split_response(raw)
+            assert status.endswith("500 Internal Server Error")
+            assert headers["content-type"] == "text/plain"
+            text = page.decode().replace(str(process.http_port), "PORT")
+            raw = uwsgi_request(process.port, "/raise", headers=[("X-B",
+                                                                   "c")])
+            pages[name] = text, body(raw)
+    assert pages["ugu"] == pages["uwsgi"]
+    page, _ = pages["ugu"]
+    assert page.startswith('uWSGI exceptions catcher for "GET /raise?x=1" '
+                           '(request plugin: "python", modifier1: 0)\n\n'
+                           "Exception: builtins.RuntimeError: raised\n\n"
+                           "Exception class: builtins.RuntimeError\n\n"
+                           "Exception message: raised\n\nBacktrace:\n"
+                           'filename: "app.py" line: ')
+    assert "\nHTTP_X_A = b\n" in page
 
 
 # wsgi.input.

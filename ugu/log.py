@@ -129,10 +129,15 @@ def _keep_app_frames(error, seen):
     if error is None or id(error) in seen:
         return
     seen.add(id(error))
-    error.stack = traceback.StackSummary.from_list(
-        [frame for frame in error.stack if _app_frame(frame.filename)])
+    error.stack = traceback.StackSummary.from_list(app_frames(error.stack))
     _keep_app_frames(error.__cause__, seen)
     _keep_app_frames(error.__context__, seen)
+
+
+def app_frames(stack):
+    """The frames of a stack that are the app's: not ugu's, nor those of
+    the import machinery that ran it."""
+    return [frame for frame in stack if _app_frame(frame.filename)]
 
 
 def _app_frame(filename):

@@ -295,6 +295,9 @@ OPTIONS = (
              "py-auto-reload", "python-autoreload", "python-auto-reload")),
     _opt("py-auto-reload-ignore", STR, "leave this module out of "
          "py-autoreload's look", PYTHON, repeat=True, needs_master=True),
+    _opt("catch-exceptions", FLAG, "answer an app's exception with a page "
+         "describing it and the request's vars (for testing only)", PYTHON,
+         default=False),
     _opt("wsgi-disable-file-wrapper", FLAG, "give the app no "
          "wsgi.file_wrapper", PYTHON, default=False),
     _opt("manage-script-name", FLAG, "take SCRIPT_NAME from the longest "

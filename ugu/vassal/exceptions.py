@@ -1,7 +1,8 @@
 """`reload-on-exception` and its `-type`, `-value` and `-repr` forms: a
 worker whose app raised ends at once, as uWSGI's does, right after the
-traceback: the request gets no answer and no log line, and the master
-respawns the worker with uWSGI's line for it.
+traceback and the answer (catch-exceptions' page, or ugu's 500 where
+uWSGI sends nothing, DEVIATIONS 9): the request gets no log line, and
+the master respawns the worker with uWSGI's line for it.
 
 `reload-on-exception` takes every exception the app raises (or a failed
 write of its response, which uWSGI makes the app's exception); it is

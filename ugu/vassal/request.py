@@ -418,8 +418,12 @@ def run_app(ex, app):
         # Not only Exception: gevent.Timeout, say, is a BaseException an
         # app can raise; uWSGI answers 500 to whatever the app raised.
         log.app_traceback()
-        ctx.count_exception(ex.app, error)
-        _answer_500(ex)
+        try:
+            ctx.answer_exception(ex, error)
+        finally:
+            # After the answer: reload-on-exception may end the worker
+            # here, once catch-exceptions' page has gone, as in uWSGI.
+            ctx.count_exception(ex.app, error)
         return
     finally:
         # After a failure's lines, as uWSGI closes the response.
@@ -439,6 +443,12 @@ def _close(ex, result):
     except BaseException as error:
         log.app_traceback()
         ex.ctx.count_exception(ex.app, error)
+
+
+def answer_500(ex, error):
+    """An app's exception answered without catch-exceptions (catch.py):
+    the server's 500."""
+    _answer_500(ex)
 
 
 def _answer_500(ex):

@@ -21,8 +21,8 @@ import traceback
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import (async_worker, autoreload, exceptions, harakiri,
-                         reqlog, request, sockets, wsgi)
+from ugu.vassal import (async_worker, autoreload, catch, exceptions,
+                         harakiri, reqlog, request, sockets, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -74,6 +74,8 @@ class Context:
         self.cores = config["gevent"] or self.threads
         self.multithread = self.threads > 1
         self.environ_keys = wsgi.constant_keys(config)
+        self.answer_exception = (catch.answer if config["catch-exceptions"]
+                                 else request.answer_500)
         self.multiprocess = config["processes"] != 1
         self.offload = None
         # A gevent worker's GreenCores (ugu.vassal.async_worker), else None.
