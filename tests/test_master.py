@@ -258,8 +258,8 @@ def test_chdir2_moves_each_worker_after_its_app_loads(procs, site, server,
     v = Vassal(procs, site, binary, wsgi_file="cwd.py", pythonpath=".",
                chdir2="sub", lazy_apps=lazy).ready()
     assert v.get()[1] == str(site / "sub").encode()
-    v.log(r"spawned uWSGI worker 2 .*\n(.*\n)*chdir\(\) to sub\n"
-          r"(.*\n)*chdir\(\) to sub\n")
+    # Said by each worker.
+    v.log(r"chdir\(\) to sub\n", count=2)
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
