@@ -311,6 +311,27 @@ def test_post_buffering_keeps_a_slow_upload_off_the_harakiri_clock(
     assert "harakiri without post buffering" not in output
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_post_buffering_pushes_harakiri_at_each_read_of_the_body(
+        procs, site, server, request):
+    """Each read of a buffered body pushes the worker's deadline
+    `harakiri` seconds further, as uWSGI's inc_harakiri() does: an upload
+    slower than `harakiri` leaves the app its time (4 reads, deadline
+    10 s after the start) rather than a deadline already past."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1", harakiri="2",
+               post_buffering="10000").ready(1)
+    with socket.create_connection(("127.0.0.1", v.port), timeout=20) as s:
+        s.sendall(b"POST /sleep?2.5 HTTP/1.0\r\nContent-Length: 4\r\n\r\n")
+        for piece in b"slow":
+            # The client's own pace, past the deadline: not a wait.
+            time.sleep(0.8)
+            s.sendall(bytes([piece]))
+        assert read_to_eof(s).split(b"\r\n")[0].endswith(b" 200 OK")
+    assert "HARAKIRI" not in v.p.output()
+
+
 def test_no_mercy_is_said_once_a_worker(procs, site):
     v = Vassal(procs, site, processes="1", worker_reload_mercy="1").ready(1)
 

@@ -198,6 +198,12 @@ class BodyReader:
             pass
         return self._take(size)
 
+    def read1(self, size):
+        """What came, else one wait for more (b"" where the body ends)."""
+        while not self._pending and self._more():
+            pass
+        return self._take(size)
+
     def readline(self, size):
         while (self._pending.find(b"\n", 0, size) < 0
                and len(self._pending) < size and self._more()):

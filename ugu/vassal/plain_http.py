@@ -98,6 +98,12 @@ class PlainBody:
             self._more()
         return self._take(min(size, self.left))
 
+    def read1(self, size):
+        """What came, else one wait for more."""
+        if not self.client.buffer:
+            self._more()
+        return self._take(min(size, self.left))
+
     def readline(self, size):
         buffer = self.client.buffer
         size = min(size, self.left)

@@ -260,9 +260,9 @@ class ForwardedExchange(Exchange):
 def handle(ex):
     """Serve the exchange from a static file or the app, then log it."""
     ctx = ex.ctx
+    ctx.describe(ex)
     if ctx.post_buffering and not _buffer_body(ex):
         return
-    ctx.describe(ex)
     app = ctx.apps.select(ex.vars)
     found = ctx.static.lookup(ex)
     try:
@@ -286,13 +286,14 @@ def handle(ex):
 
 
 def _buffer_body(ex):
-    """post-buffering, before the request counts for harakiri (a slow
+    """post-buffering, each read pushing the harakiri deadline (a slow
     upload is not the app's): False if the body did not come, which
     ends the request unanswered with uWSGI's line for it, a 500 served
     by no app."""
     ctx = ex.ctx
     buffered = wsgi.buffer_body(ex.input, ctx.post_buffering,
-                                ctx.post_buffering_bufsize)
+                                ctx.post_buffering_bufsize,
+                                ctx.push_harakiri if ctx.harakiri else None)
     if buffered is None:
         ex.status = 500
         account(ex)

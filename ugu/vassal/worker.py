@@ -120,6 +120,15 @@ class Context:
         if self.harakiri:
             self.scoreboard.set_harakiri(self.wid, ex.start + self.harakiri)
 
+    def push_harakiri(self):
+        """Before each read of a buffered body, as uWSGI's inc_harakiri():
+        the worker's deadline goes `harakiri` seconds further, so an
+        upload that keeps coming is not counted against the app (and the
+        app then has that much more)."""
+        deadline = self.scoreboard.harakiri(self.wid)
+        if deadline:
+            self.scoreboard.set_harakiri(self.wid, deadline + self.harakiri)
+
     def count_exception(self, app, error):
         """The app raised `error` (None: a failed write that raises
         nothing in it, under disable-write-exception)."""

@@ -36,6 +36,12 @@ class SocketBody:
                                       size - len(data))
         return data
 
+    def read1(self, size):
+        """What came, else one wait for more (b"" where the body ends)."""
+        if self._early:
+            return self._take(size)
+        return self._from_socket(b"", self._socket().read1, size)
+
     def readline(self, size):
         end = self._early.find(b"\n", 0, size) + 1
         data = self._take(end or size)
@@ -96,6 +102,16 @@ class Input:
         data = self._read(self._stream.read, "read", want, size or 0)
         if len(data) < want:
             raise self._cut_short("read", size or 0, want, len(data))
+        self.remaining -= len(data)
+        return data
+
+    def read1(self, size):
+        """Up to `size` bytes of those that came, waiting only while none
+        has: post-buffering's read, one per arrival as uWSGI's."""
+        want = min(size, self.remaining)
+        data = self._read(self._stream.read1, "read", want, want)
+        if not data:
+            raise self._cut_short("read", want, want, 0)
         self.remaining -= len(data)
         return data
 
@@ -219,18 +235,19 @@ class BufferedInput(Input):
         self.remaining = self.length - pos
 
 
-def buffer_body(wsgi_input, memory_limit, read_size):
+def buffer_body(wsgi_input, memory_limit, read_size, before_read=None):
     """post-buffering: the whole body read from the client before the app
-    runs, in memory under `memory_limit` bytes, else in a temporary file.
-    None if the client failed to send it (said as a read of the app's
-    would have been)."""
+    runs, in memory under `memory_limit` bytes, else in a temporary file,
+    calling `before_read` (if any) before each read.  None if the client
+    failed to send it (said as a read of the app's would have been)."""
     length = wsgi_input.length
     store = (io.BytesIO() if length < memory_limit
              else tempfile.TemporaryFile())
     try:
         while wsgi_input.remaining:
-            store.write(wsgi_input.read(min(wsgi_input.remaining,
-                                            read_size)))
+            if before_read is not None:
+                before_read()
+            store.write(wsgi_input.read1(read_size))
     except OSError:
         store.close()
         return None
