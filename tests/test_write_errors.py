@@ -51,7 +51,22 @@ APP = textwrap.dedent('''
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
 
-    ROUTES = {"/stream": stream, "/writes": writes, "/pipe": pipe}
+    class Lingering(list):
+        def close(self):
+            # The client reads the whole body and goes meanwhile.
+            time.sleep(0.5)
+
+    def lingers(environ, start_response):
+        """A whole response, then a close() that takes its time."""
+        start_response("200 OK", [("Content-Length", "2")])
+        return Lingering([b"ok"])
+
+    def ok(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    ROUTES = {"/stream": stream, "/writes": writes, "/pipe": pipe,
+              "/lingers": lingers, "/ok": ok}
 ''')
 
 WRITER_LINE = (r"uwsgi_response_write_body_do\(\): Connection reset by peer "
@@ -76,12 +91,12 @@ def serve(start_server, server, site, *options):
     return p
 
 
-def reset_mid_response(port, path):
+def reset_mid_response(port, path, version="1.1"):
     """Read the head, then close with unread bytes: a reset, so the
     server's next write fails."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        s.sendall(f"GET {path} HTTP/{version}\r\nHost: x\r\n\r\n".encode())
+        assert b" 200 OK\r\n" in s.recv(65536)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                      struct.pack("ii", 1, 0))
 
@@ -150,3 +165,42 @@ def test_sigpipe_is_said_with_the_request_unless_ignore_sigpipe(
                       r"\(probably the client disconnected\) on request "
                       r"/pipe\?q=1 \(ip 127\.0\.0\.1\) !!!\n")
     assert "SIGPIPE" not in quiet.output()
+
+
+def nothing_more_said(p):
+    """The worker's lines after a request: another request served (one
+    worker, one core) and logged brings them all in."""
+    assert requests.get(f"http://127.0.0.1:{p.port}/ok",
+                        timeout=10).text == "ok"
+    p.wait_for_log(r"GET /ok => generated 2 bytes")
+    assert "error on request" not in p.output()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_nothing_more_is_written_once_the_apps_write_failed(
+        site, start_server, server, version):
+    """The app caught its write()'s failure and returned: the response
+    ends with no more writes (uWSGI's), so no other failure is said."""
+    p = serve(start_server, server, site)
+    reset_mid_response(p.port, "/writes", version)
+    p.wait_for_log(r"GET /writes => generated \d+ bytes")
+    nothing_more_said(p)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_client_gone_after_the_whole_response_is_not_an_error(
+        site, start_server, server):
+    """Over HTTP/1.0 (h11's), a response of declared length has nothing
+    left to send at its end: a client that read it all and reset the
+    connection meanwhile is not said."""
+    p = serve(start_server, server, site)
+    with socket.create_connection(("127.0.0.1", p.port), timeout=10) as s:
+        s.sendall(b"GET /lingers HTTP/1.0\r\nHost: x\r\n\r\n")
+        response = b""
+        while not response.endswith(b"\r\n\r\nok"):
+            response += s.recv(65536)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+    p.wait_for_log(r"GET /lingers => generated 2 bytes")
+    nothing_more_said(p)

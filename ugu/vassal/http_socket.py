@@ -327,11 +327,16 @@ class H11Transport:
                 self.h.our_state is not h11.SEND_BODY:
             return
         try:
-            self.conn.sendall(self.h.send(h11.EndOfMessage()))
+            end = self.h.send(h11.EndOfMessage())
         except h11.LocalProtocolError as e:
             # The app sent less than its Content-Length: only closing the
             # connection tells the client the response is incomplete.
             log.log(f"response cut short: {e}")
+            return
+        # Empty for a body of declared length, whose client may have
+        # read it all and gone: a send of nothing would fail then.
+        if end:
+            self.conn.sendall(end)
 
     def detach(self):
         """Hand the connection to an offload thread: h11 is told the body

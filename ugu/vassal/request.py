@@ -223,6 +223,10 @@ class Exchange:
         self.finish()
 
     def finish(self):
+        if self.write_failed:
+            # The client is gone, as said at the failure: nothing more is
+            # written (uWSGI's), and the connection closes.
+            return
         if not self.headers_sent:
             self.send_head()
         self.transport.finish()
