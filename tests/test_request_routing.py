@@ -423,6 +423,51 @@ def test_a_redirect_that_a_request_breaks_gets_a_500(site, procs):
         b"HTTP/1.1 302 Found\r\nLocation: /b\r\n")
 
 
+def hosts_seen(argv, site, http):
+    """What route-host and log-format's %(host) make of a request with
+    no Host, an empty one and a Host: [X-Host headers], [log lines]."""
+    port = support.free_port()
+    kind = "http-socket" if http else "socket"
+    path = write_config(site, [f"{kind} = 127.0.0.1:{port}",
+                               "wsgi-file = app.py",
+                               "route-host = ^(.*)$ addheader:X-Host: [$1]",
+                               "log-format = host=[%(host)] %(uri)"])
+    server = support.Process([*argv, "--ini", str(path)], cwd=site)
+    answers = []
+    try:
+        support.wait_for_port(port)
+        for target, host in (("/none", None), ("/empty", ""),
+                             ("/named", "h.example")):
+            headers = {} if host is None else {"Host": host}
+            if http:
+                head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                with socket.create_connection(("127.0.0.1", port),
+                                              timeout=10) as s:
+                    s.sendall(f"GET {target} HTTP/1.0\r\n{head}\r\n"
+                              .encode())
+                    raw = support.read_to_eof(s)
+            else:
+                raw = support.uwsgi_request(port, target,
+                                            headers=list(headers.items()))
+            answers.append(support.split_response(raw)[1].get("x-host"))
+        server.wait_for_log(r"\] /named\n")
+    finally:
+        server.stop()
+    return answers, re.findall(r"^host=.*$", server.output(), re.M)
+
+
+@pytest.mark.parametrize("http", [False, True], ids=["uwsgi", "http"])
+def test_the_host_is_uwsgis_with_no_host_or_an_empty_one(site, uwsgi_binary,
+                                                         http):
+    """uWSGI's request host is HTTP_HOST, even empty, or SERVER_NAME when
+    there is no HTTP_HOST (or an empty one came before SERVER_NAME):
+    route-host matches it and %(host) logs it."""
+    theirs = hosts_seen([uwsgi_binary], site, http)
+    ours = hosts_seen(support.UGU, site, http)
+    assert ours == theirs
+    assert theirs[0][2] == "[h.example]"
+
+
 def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):
     port = support.free_port()
     path = write_config(tmp_path, [f"socket = 127.0.0.1:{port}", *ROUTES,

@@ -23,17 +23,43 @@ from ugu.routing.template import Template
 
 # Each table's options: this prefix, then one of the suffixes below.
 PREFIXES = {actions.REQUEST: "route", actions.RESPONSE: "response-route"}
-# Regexp rules: the request var each suffix matches, and the name uWSGI
-# prints for it in the table.
+
+
+def _var(name):
+    return lambda variables: variables.get(name, "")
+
+
+def request_host(variables):
+    """The request's host as uWSGI's parser keeps it (route-host's
+    subject, log-format's %(host)): each HTTP_HOST, even empty, sets it,
+    and SERVER_NAME only while it is empty; so SERVER_NAME without an
+    HTTP_HOST, or after an empty one."""
+    host = variables.get("HTTP_HOST")
+    if host:
+        return host
+    server_name = variables.get("SERVER_NAME", "")
+    if host is None:
+        return server_name
+    # An empty HTTP_HOST, rare: which of the two came last.
+    for name in variables:
+        if name == "SERVER_NAME":
+            return ""
+        if name == "HTTP_HOST":
+            return server_name
+    return ""
+
+
+# Regexp rules: what each suffix matches in the request vars, and the
+# name uWSGI prints for it in the table.
 REGEXP_SUBJECTS = {
-    "": ("PATH_INFO", "path_info"),
-    "-host": ("HTTP_HOST", "http_host"),
-    "-uri": ("REQUEST_URI", "request_uri"),
-    "-qs": ("QUERY_STRING", "query_string"),
-    "-remote-addr": ("REMOTE_ADDR", "remote_addr"),
-    "-user-agent": ("HTTP_USER_AGENT", "user_agent"),
-    "-referer": ("HTTP_REFERER", "referer"),
-    "-remote-user": ("REMOTE_USER", "remote_user"),
+    "": (_var("PATH_INFO"), "path_info"),
+    "-host": (request_host, "http_host"),
+    "-uri": (_var("REQUEST_URI"), "request_uri"),
+    "-qs": (_var("QUERY_STRING"), "query_string"),
+    "-remote-addr": (_var("REMOTE_ADDR"), "remote_addr"),
+    "-user-agent": (_var("HTTP_USER_AGENT"), "user_agent"),
+    "-referer": (_var("HTTP_REFERER"), "referer"),
+    "-remote-user": (_var("REMOTE_USER"), "remote_user"),
 }
 # Condition rules: whether each suffix negates its condition.
 CONDITION_SUFFIXES = {"-if": False, "-if-not": True}
@@ -166,10 +192,10 @@ def _condition(suffix, text):
 
 
 def _regexp_check(suffix, pattern):
-    var, shown = REGEXP_SUBJECTS[suffix]
+    subject, shown = REGEXP_SUBJECTS[suffix]
     compiled = conditions.compile_regexp(pattern)
     described = f"subject: {shown} regexp: {pattern} "
-    return (lambda v: compiled.search(v.get(var, ""))), False, described
+    return (lambda v: compiled.search(subject(v))), False, described
 
 
 def _condition_check(text, negate):

@@ -15,6 +15,7 @@ import os
 import time
 
 from ugu import log
+from ugu.routing.rules import request_host
 
 _DEFAULT_STRFTIME = "%d/%b/%Y:%H:%M:%S %z"
 # uWSGI formats dates into 64 bytes: a longer one is empty (so "-").
@@ -25,7 +26,7 @@ _MEGABYTE = 1024 * 1024
 _TEXT = {
     "uri": "r.uri", "method": "r.method", "user": "r.remote_user",
     "addr": "r.remote_addr", "proto": "r.protocol",
-    "host": "r.vars.get('HTTP_HOST') or r.vars.get('SERVER_NAME')",
+    "host": "f.request_host(r.vars)",
     "uagent": "r.vars.get('HTTP_USER_AGENT')",
     "referer": "r.vars.get('HTTP_REFERER')",
 }
@@ -86,6 +87,7 @@ class _Helpers:
     """What the compiled line reads beyond the request itself."""
 
     MEGABYTE = _MEGABYTE
+    request_host = staticmethod(request_host)
 
     def __init__(self, wid, date_format, measures_memory):
         self.wid = wid
