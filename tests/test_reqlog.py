@@ -334,3 +334,15 @@ def test_a_log_format_in_an_ini_file_keeps_its_tokens(site, uwsgi_binary):
         finally:
             p.stop()
     assert lines == ["L: here GET /404 404"] * 2
+
+
+def test_log_x_forwarded_for_holds_beside_request_routes(site, uwsgi_binary):
+    """Request routes leave the client named by the header, unless one
+    moves REMOTE_ADDR (setremoteaddr), whose value is then logged."""
+    options = ["--log-x-forwarded-for", "--log-format", "L: %(addr) %(uri)",
+               "--route", "^/never addheader:X-N: 1",
+               "--route", "^/moved setremoteaddr:10.0.0.9"]
+    found = [serve(site, argv, options, ["/hello", "/moved"])
+             for argv in (support.UGU, [uwsgi_binary])]
+    assert found[1] == ["L: 9.9.9.9 /hello", "L: 10.0.0.9 /moved"]
+    assert found[0] == found[1]

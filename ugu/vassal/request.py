@@ -316,6 +316,7 @@ def route_request(ex, app, found):
     it: a `break` then keeps the file back).  The app to run then, or
     ENDED once the routes answered the request (or dropped it)."""
     ctx = ex.ctx
+    arrived_addr = ex.vars.get("REMOTE_ADDR", "")
     routed = ctx.request_routing.run(ex.vars,
                                      ctx.buffer_size - ex.vars_size)
     ex.routed_request = routed
@@ -323,7 +324,11 @@ def route_request(ex, app, found):
     # The log line reads the request's fields, which set* actions move.
     ex.method = routed.field("REQUEST_METHOD")
     ex.uri = routed.field("REQUEST_URI")
-    ex.remote_addr = routed.field("REMOTE_ADDR")
+    remote_addr = routed.field("REMOTE_ADDR")
+    if remote_addr != arrived_addr:
+        # Moved (setremoteaddr); otherwise the client stays as named,
+        # by X-Forwarded-For under log-x-forwarded-for.
+        ex.remote_addr = remote_addr
     if routed.quiet:
         # donotlog: replaced, not tested on every request.
         ex.log = _unlogged
