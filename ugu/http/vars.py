@@ -4,7 +4,8 @@ Order, as observed from uWSGI 2.0.31's router: REQUEST_METHOD; then
 REQUEST_URI, PATH_INFO and an empty QUERY_STRING, or, when the target has a
 `?`, PATH_INFO, REQUEST_URI and QUERY_STRING; SERVER_PROTOCOL, SCRIPT_NAME,
 SERVER_NAME (the machine's hostname), SERVER_PORT (the listener's port),
-UWSGI_ROUTER, REMOTE_ADDR, REMOTE_PORT; one var per distinct header, in the
+UWSGI_ROUTER, HTTPS (`on`, through an `https` listener only), REMOTE_ADDR,
+REMOTE_PORT; one var per distinct header, in the
 order each name first appears; then the `http-var` extras.  An http-socket
 (uWSGI's own HTTP parser in the worker) gives neither UWSGI_ROUTER nor
 REMOTE_PORT.
@@ -38,14 +39,20 @@ DEFAULT_KEY = socket.gethostname().encode()
 
 class ListenerVars:
     """The vars every request through one listener shares, pre-encoded;
-    `router` False for an http-socket's."""
+    `router` False for an http-socket's, `https` True for the router's
+    TLS listeners."""
 
-    def __init__(self, port, extra=(), hostname=None, router=True):
+    def __init__(self, port, extra=(), hostname=None, router=True,
+                 https=False):
         name = (hostname or socket.gethostname()).encode()
         constants = [(b"SCRIPT_NAME", b""), (b"SERVER_NAME", name),
                      (b"SERVER_PORT", str(port).encode())]
         if router:
             constants.append((b"UWSGI_ROUTER", b"http"))
+        if https:
+            # Where uWSGI's router puts it; the worker makes wsgi.url_scheme
+            # https of it.
+            constants.append((b"HTTPS", b"on"))
         self.constants = encode_vars(constants)
         self.extra = encode_vars(extra)
         self.router = router

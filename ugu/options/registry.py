@@ -395,6 +395,9 @@ OPTIONS = (
     # http router
     _opt("http", STR, "run an HTTP router on the address", HTTP,
          repeat=True, aliases=("httprouter",)),
+    _opt("https", STR, "run an HTTPS router on the address, with a "
+         "certificate and key (ADDR,CERT,KEY[,CIPHERS])", HTTP,
+         repeat=True),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
          repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "

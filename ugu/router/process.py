@@ -1,6 +1,6 @@
 """The HTTP router process ("uWSGI http N"), forked by a vassal's master.
 
-The master binds the `http` listeners, logs them, resets signals and asks
+The master binds the `http` and `https` listeners, logs them, resets signals and asks
 for death with itself, then calls `run` in the child.  Only this process
 uses gevent, so it patches the standard library here, before any gevent
 machinery exists; that is also why nothing at this module's top imports
@@ -14,9 +14,9 @@ from ugu import proc
 
 
 def run(config, listeners, backends, index):
-    """Serve HTTP on `listeners`, forwarding to `backends` (("host",
-    port) tuples or unix socket paths), until a stop signal; then exit
-    the process."""
+    """Serve HTTP on `listeners` ((socket, ssl.SSLContext or None)
+    pairs), forwarding to `backends` (("host", port) tuples or unix
+    socket paths), until a stop signal; then exit the process."""
     from gevent import monkey
     monkey.patch_all()
     from ugu.router.server import serve

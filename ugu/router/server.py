@@ -1,6 +1,8 @@
 """The router's gevent loop: accept on every listener, each client served
 by the fast path (ugu.router.fastpath) and, for anything unusual, by a
-greenlet of its own (ugu.router.connection), until a stop signal.
+greenlet of its own (ugu.router.connection), until a stop signal.  A
+client of an `https` listener has a greenlet from the start
+(ugu.router.tls).
 
 Imported only after gevent has patched the process (see process.run).
 """
@@ -15,6 +17,7 @@ from gevent import get_hub
 
 from ugu.http.vars import ListenerVars
 from ugu.log import log
+from ugu.router import tls
 from ugu.router.backends import Nodes
 from ugu.router.channel import READ, Channel
 from ugu.router.connection import ClientConnection
@@ -38,9 +41,12 @@ class Router:
 
 
 def serve(settings, listeners, backends):
-    """Serve until SIGINT, SIGTERM or SIGQUIT."""
+    """Serve until SIGINT, SIGTERM or SIGQUIT; `listeners`: (socket, its
+    ssl.SSLContext for `https`, else None) pairs."""
     router = Router(settings, backends)
-    acceptors = [Acceptor(sock, router) for sock in listeners]
+    acceptors = [TlsAcceptor(sock, router, context) if context
+                 else Acceptor(sock, router)
+                 for sock, context in listeners]
     stopping = gevent.event.Event()
     for signum in STOP_SIGNALS:
         gevent.signal_handler(signum, stopping.set)
@@ -54,6 +60,8 @@ def serve(settings, listeners, backends):
 class Acceptor:
     """Accepts the clients of one listener, from the loop."""
 
+    https = False
+
     def __init__(self, sock, router):
         self.sock = sock
         sock.setblocking(False)
@@ -62,7 +70,8 @@ class Acceptor:
         # Plain ints: the C socket takes them without enum conversions.
         self._kind = (int(sock.family), int(sock.type))
         port = "" if self.unix else sock.getsockname()[1]
-        self.shared = ListenerVars(port, router.settings.extra_vars)
+        self.shared = ListenerVars(port, router.settings.extra_vars,
+                                   https=self.https)
         loop = get_hub().loop
         self._watcher = loop.io(sock.fileno(), READ)
         self._pause = loop.timer(ACCEPT_PAUSE)
@@ -97,3 +106,22 @@ class Acceptor:
         client = ClientConnection(Channel(sock), address, self.shared,
                                   self.router)
         FastPath(client).start()
+
+
+class TlsAcceptor(Acceptor):
+    """Accepts the clients of an `https` listener: each is served by a
+    greenlet, from its TLS handshake on."""
+
+    https = True
+
+    def __init__(self, sock, router, context):
+        super().__init__(sock, router)
+        self.context = context
+
+    def _serve(self, fd, address):
+        sock = _socket.socket(*self._kind, 0, fd)
+        sock.setblocking(False)
+        if not self.unix:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        channel = tls.TlsChannel(Channel(sock), self.context)
+        tls.serve(channel, address, self.shared, self.router)

@@ -24,6 +24,7 @@ from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
+from ugu.router import https as router_https
 from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
@@ -138,7 +139,7 @@ def _run(config):
                 "socket.")
         return EXIT_FAILED
     recycle.check(config)
-    if masterless and config["http"]:
+    if masterless and has_router(config):
         if config["daemonize2"]:
             # uWSGI's router dies as daemonize2 leaves it behind.
             raise ConfigError("without a master the http router would "
@@ -229,23 +230,33 @@ def _bind_all(config):
     backlog = config["listen"]
     wanted = [(name, sockets.UWSGI) for name in config["socket"]]
     wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
-    routers = [(name, sockets.ROUTER) for name in config["http"]]
+    # Certificates first: a bad one stops the instance before it binds.
+    https = [router_https.parse(value) for value in config["https"]]
+    routers = [(name, None) for name in config["http"]] + https
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
     defer = 0 if config["no-defer-accept"] else config["socket-timeout"]
     mode = hygiene.socket_mode(config)
-    listeners = [sockets.bind(name, proto, backlog, inherited, None, defer,
-                              mode)
-                 for name, proto in routers]
+    listeners = []
+    for name, context in routers:
+        listener = sockets.bind(name, sockets.ROUTER, backlog, inherited,
+                                None, defer, mode)
+        listener.tls = context
+        listeners.append(listener)
     listeners += [sockets.bind(name, proto, backlog, inherited, index,
                                defer, mode)
                   for index, (name, proto) in enumerate(wanted)]
-    if config["http"] and not config["http-to"] and not wanted:
+    if has_router(config) and not config["http-to"] and not wanted:
         # uWSGI's router with no node forwards to a socket of its own.
         listeners.append(sockets.bind("127.0.0.1:0", sockets.UWSGI,
                                       backlog, inherited, 0))
     sockets.close_unused(inherited)
     return listeners
+
+
+def has_router(config):
+    """Whether the instance runs the HTTP router (`http`, `https`)."""
+    return bool(config["http"] or config["https"])
 
 
 def _worker_sockets(listeners):
@@ -317,9 +328,10 @@ def _router_without_master(config, listeners):
 
 
 def fork_router(config, listeners, index, parent=None, logmaster=None):
-    """Fork router `index` serving every `http` address; its pid.  It
-    dies with `parent` (a pid, ours) where one is given."""
-    addresses = [l.sock for l in listeners if l.proto == sockets.ROUTER]
+    """Fork router `index` serving every `http` and `https` address; its
+    pid.  It dies with `parent` (a pid, ours) where one is given."""
+    addresses = [(l.sock, l.tls) for l in listeners
+                 if l.proto == sockets.ROUTER]
     backends = router_backends(config, listeners)
     pid = os.fork()
     if pid == 0:
@@ -403,8 +415,8 @@ class Master:
                 first = self.cheaper.initial
             for wid in range(1, first + 1):
                 self.spawn_worker(wid)
-        if self.config["http"]:
-            # One router process serves every `http` address.
+        if has_router(self.config):
+            # One router process serves every `http` and `https` address.
             self.spawn_router(1)
 
     def _loop(self):

@@ -38,6 +38,8 @@ class Listener:
     # A unix socket's file, as bound: vacuum removes only that file, not
     # one another process has bound at the same path since.
     inode: int | None = None
+    # An `https` router address's ssl.SSLContext (ugu.router.https).
+    tls: object = None
 
     @property
     def port(self):

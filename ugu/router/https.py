@@ -1,0 +1,80 @@
+"""`https = ADDR,CERT,KEY[,CIPHERS]`: an address of the HTTP router where
+clients speak TLS, read in the master at start-up.
+
+The certificate and key are loaded before any socket is bound, so a bad
+file stops the instance with uWSGI's line, as uWSGI stops while reading
+its options.  The context is made here and inherited by the router process
+(ugu.router.tls serves its connections).  As in uWSGI: OpenSSL's defaults
+(no compression, no session cache), and a CIPHERS list, when given, is
+the server's order of preference.
+
+This module uses the standard library only: the master imports it, and
+only the router process may load gevent (see ugu.router.process).
+"""
+
+import ssl
+
+from ugu.options.errors import ConfigError
+from ugu.vassal.sockets import parse_address
+
+OPTION = "https"
+_SYNTAX = ("invalid https syntax must be socket,crt,key (write "
+           "ADDR,CERT,KEY[,CIPHERS])")
+
+
+def parse(value):
+    """(ADDR, its ssl.SSLContext) of one `https` line."""
+    fields = value.split(",", 4)
+    if len(fields) < 3:
+        raise ConfigError(_SYNTAX, option=OPTION)
+    address, crt, key = fields[:3]
+    ciphers = fields[3] if len(fields) > 3 else ""
+    if len(fields) > 4:
+        # uWSGI's fifth field asks for client certificates, which ugu
+        # does not verify: refused rather than served without them.
+        raise ConfigError(f"a client CA ('{fields[4]}') is not supported "
+                          "by ugu: remove it and its comma, and check "
+                          "client certificates in front of ugu",
+                          option=OPTION)
+    parse_address(address, OPTION)
+    return address, server_context(f"http-{address}", crt, key, ciphers)
+
+
+def server_context(name, crt, key, ciphers):
+    """The server context of certificate file `crt`, key file `key` and
+    `ciphers` (OpenSSL's list, or empty); `name` is the context's name in
+    uWSGI's messages."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        # A key protected by a passphrase fails here rather than prompt.
+        context.load_cert_chain(crt, key, password="")
+    except OSError as e:
+        what, path = (("certificate", crt) if not _has_certificate(crt)
+                      else ("key", key))
+        raise ConfigError(f"[uwsgi-ssl] unable to assign {what} {path} for "
+                          f"context \"{name}\" ({_reason(e)})",
+                          option=OPTION) from None
+    if ciphers:
+        try:
+            context.set_ciphers(ciphers)
+        except ssl.SSLError as e:
+            raise ConfigError(f"[uwsgi-ssl] unable to set requested ciphers "
+                              f"({ciphers}) for context \"{name}\" "
+                              f"({_reason(e)})", option=OPTION) from None
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    return context
+
+
+def _has_certificate(path):
+    """Whether `path` holds a PEM certificate: told apart from the key
+    when the pair fails to load, as uWSGI loads them one by one."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        probe.load_verify_locations(cafile=path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _reason(error):
+    return getattr(error, "reason", None) or error.strerror or str(error)
