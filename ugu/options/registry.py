@@ -396,8 +396,10 @@ OPTIONS = (
     _opt("http", STR, "run an HTTP router on the address", HTTP,
          repeat=True, aliases=("httprouter",)),
     _opt("https", STR, "run an HTTPS router on the address, with a "
-         "certificate and key (ADDR,CERT,KEY[,CIPHERS])", HTTP,
-         repeat=True),
+         "certificate and key (ADDR,CERT,KEY[,CIPHERS[,CA]]; !CA requires "
+         "a client certificate)", HTTP, repeat=True),
+    _opt("https-export-cert", FLAG, "pass a client certificate to the app "
+         "as PEM too (HTTPS_CC)", HTTP, default=False),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
          repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "

@@ -27,6 +27,8 @@ class Settings:
     expect_limit: int
     # Bytes read from a client or backend at a time.
     read_size: int
+    # Whether a client certificate also reaches the app as PEM (HTTPS_CC).
+    https_export_cert: bool
 
     @classmethod
     def from_config(cls, config):
@@ -50,4 +52,5 @@ class Settings:
             # As in uWSGI, 1 (or `true`) sets no limit.
             expect_limit=manage if manage > 1 else 0,
             # As in uWSGI, 0 means the default size.
-            read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ)
+            read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ,
+            https_export_cert=config["https-export-cert"])

@@ -10,7 +10,10 @@ path reads and writes the socket itself.
 
 As in uWSGI (without ssl-verbose), a handshake that fails, a plain HTTP
 client among them, closes the connection without a word, and a closing
-connection says close_notify first.
+connection says close_notify first.  A client's verified certificate
+(`https = ...,CA`) reaches the app as uWSGI passes it: DER in
+HTTPS_CLIENT_CERTIFICATE, its subject in HTTPS_DN, and, with
+`https-export-cert`, PEM in HTTPS_CC, between HTTPS and REMOTE_ADDR.
 """
 
 import ssl
@@ -18,6 +21,7 @@ import time
 
 import gevent
 
+from ugu.protocol import encode_vars
 from ugu.router.connection import ClientConnection
 
 # Bytes read from the socket at a time during the handshake.
@@ -130,4 +134,47 @@ def _serve(channel, address, listener_vars, router):
         channel.close()
         return
     client = ClientConnection(channel, address, listener_vars, router)
+    certificate = channel.tls.getpeercert(binary_form=True)
+    if certificate:
+        # The peer vars follow HTTPS, the last of the listener's.
+        client.peer = _certificate_vars(
+            channel.tls, certificate,
+            router.settings.https_export_cert) + client.peer
     client.serve(deadline - time.monotonic())
+
+
+def _certificate_vars(tls, certificate, export):
+    pairs = [(b"HTTPS_CLIENT_CERTIFICATE", certificate),
+             (b"HTTPS_DN", distinguished_name(tls.getpeercert()["subject"]))]
+    if export:
+        pairs.append((b"HTTPS_CC",
+                      ssl.DER_cert_to_PEM_cert(certificate).encode()))
+    return encode_vars(pairs)
+
+
+def distinguished_name(subject):
+    """A subject as ssl gives it, in OpenSSL's one-line form
+    (`/C=IT/O=Acme/CN=name`, short names, bytes outside printable ASCII
+    as \\xXX), as uWSGI's HTTPS_DN has it."""
+    parts = []
+    for rdn in subject:
+        for name, value in rdn:
+            parts += (b"/", _short_name(name).encode(), b"=",
+                      _escaped(value))
+    return b"".join(parts)
+
+
+def _short_name(name):
+    """OpenSSL's short name of an attribute ssl names by its long one
+    (commonName: CN); the ssl module's own lookup, though private, is
+    OpenSSL's table itself."""
+    try:
+        return ssl._ASN1Object.fromname(name).shortname or name
+    except ValueError:
+        # An attribute OpenSSL has no name for: ssl gives its OID.
+        return name
+
+
+def _escaped(value):
+    return b"".join(bytes([c]) if 0x20 <= c <= 0x7e else b"\\x%02X" % c
+                    for c in value.encode())
