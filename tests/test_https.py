@@ -1,13 +1,16 @@
-"""The HTTP router's TLS listeners (`https = ADDR,CERT,KEY[,CIPHERS]`),
-beside uWSGI's.
+"""The HTTP router's TLS listeners (`https = ADDR,CERT,KEY[,CIPHERS[,CA]]`
+and `https-export-cert`), beside uWSGI's.
 
-One instance of each server (master, one worker running the echo app, an
-`http` and an `https` address, keepalive) answers the same TLS clients:
-Python's ssl and requests verifying a self-signed certificate made for
-the test, and curl.  Start-up errors are compared on their own.
+A pair of instances, ugu and the real uWSGI (master, one worker running
+the echo app, an `http` and an `https` address, keepalive), answers the
+same TLS clients: Python's ssl and requests verifying a self-signed
+certificate made for the test, and curl.  Other pairs ask clients for a
+certificate signed by a CA made for the test.  Start-up errors are
+compared on their own.
 """
 
 import json
+import re
 import shutil
 import socket
 import ssl
@@ -25,39 +28,53 @@ CIPHERS = "ECDHE-RSA-AES128-GCM-SHA256"
 SERVERS = ("ugu", "uwsgi")
 
 
+def _openssl(*args):
+    subprocess.run([shutil.which("openssl"), *map(str, args)], check=True,
+                   capture_output=True)
+
+
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    """(folder, certificate, key): a self-signed certificate for
-    localhost, with the echo app beside it."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("no openssl command to make the test certificate with")
+    """The test's folder of certificates: cert.pem and key.pem, the
+    server's, self-signed for localhost; ca.pem, a CA, and client.pem
+    (with client.key), a client's certificate it signed; the echo app
+    beside them."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make the test certificates with")
     folder = tmp_path_factory.mktemp("https")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-subj", "/CN=localhost", "-days", "1",
-                    "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+             "/CN=localhost", "-days", "1", "-addext",
+             "subjectAltName=DNS:localhost", "-keyout", folder / "key.pem",
+             "-out", folder / "cert.pem")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+             "/C=IT/O=Test CA/CN=ca", "-days", "1", "-keyout",
+             folder / "ca.key", "-out", folder / "ca.pem")
+    # A subject with a comma, an e-mail address and a byte past ASCII.
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-utf8", "-subj",
+             "/C=IT/ST=Lazio/O=Acme, Inc./OU=dev/CN=cli\u00e9nt one"
+             .encode().decode("unicode_escape") + "/emailAddress=a@b.c",
+             "-keyout", folder / "client.key", "-out", folder / "client.csr")
+    _openssl("x509", "-req", "-in", folder / "client.csr", "-CA",
+             folder / "ca.pem", "-CAkey", folder / "ca.key",
+             "-CAcreateserial", "-days", "1", "-out", folder / "client.pem")
     shutil.copy(support.ECHO_APP, folder / "app.py")
-    return folder, cert, key
+    return folder
 
 
 class Instance:
-    """ugu or the real uWSGI with an `http` and an `https` address."""
+    """ugu or the real uWSGI with an `http` address and an `https` one
+    with `https` after its address."""
 
-    def __init__(self, command, certs):
-        folder, cert, key = certs
+    def __init__(self, command, folder, https, *options):
         self.http_port = support.free_port()
         self.port = support.free_port()
         ini = support.write_ini(
-            folder / f"{command[-1]}.ini",
+            folder / f"{command[-1]}-{self.port}.ini",
             uwsgi=[("master", "true"), ("processes", "1"),
                    ("wsgi-file", "app.py"), ("http-keepalive", "1"),
                    ("http-auto-chunked", "true"),
                    ("http", f"127.0.0.1:{self.http_port}"),
-                   ("https", f"127.0.0.1:{self.port},{cert},{key},"
-                             f"{CIPHERS}")])
+                   ("https", f"127.0.0.1:{self.port},{https}"), *options])
         self.process = support.Process([*command, "--ini", ini],
                                        cwd=folder)
         try:
@@ -66,7 +83,8 @@ class Instance:
         except BaseException:
             self.process.stop()
             raise
-        self.cert = str(cert)
+        self.folder = folder
+        self.cert = str(folder / "cert.pem")
 
     def url(self, path):
         return f"https://localhost:{self.port}{path}"
@@ -84,17 +102,31 @@ class Instance:
             raise
 
 
-@pytest.fixture(scope="module")
-def instances(certs, uwsgi_binary):
+def start_pair(uwsgi_binary, folder, https, *options):
+    """{"ugu": Instance, "uwsgi": Instance} started alike; stopped by
+    stop_pair."""
     started = {}
     try:
         for name, command in (("ugu", support.UGU),
                               ("uwsgi", [uwsgi_binary])):
-            started[name] = Instance(command, certs)
-        yield started
-    finally:
-        for instance in started.values():
-            instance.process.stop()
+            started[name] = Instance(command, folder, https, *options)
+    except BaseException:
+        stop_pair(started)
+        raise
+    return started
+
+
+def stop_pair(started):
+    for instance in started.values():
+        instance.process.stop()
+
+
+@pytest.fixture(scope="module")
+def instances(certs, uwsgi_binary):
+    pair = start_pair(uwsgi_binary, certs,
+                      f"cert.pem,key.pem,{CIPHERS}")
+    yield pair
+    stop_pair(pair)
 
 
 @pytest.fixture(params=SERVERS)
@@ -274,6 +306,74 @@ def test_failed_handshakes_leave_no_error_in_the_log(instances):
         assert "fast path failed" not in output
 
 
+# Client certificates (`https = ...,CA` and `...,!CA`).
+
+@pytest.fixture(scope="module")
+def ca_instances(certs, uwsgi_binary):
+    """Servers asking for a client certificate signed by ca.pem, and
+    passing it as PEM too."""
+    pair = start_pair(uwsgi_binary, certs, "cert.pem,key.pem,,ca.pem",
+                      ("https-export-cert", "true"))
+    yield pair
+    stop_pair(pair)
+
+
+@pytest.fixture(scope="module")
+def ca_required(certs, uwsgi_binary):
+    pair = start_pair(uwsgi_binary, certs, "cert.pem,key.pem,,!ca.pem")
+    yield pair
+    stop_pair(pair)
+
+
+def _with_client_cert(instance, cert="client.pem", key="client.key"):
+    return env_of(instance, "/env", cert=(str(instance.folder / cert),
+                                          str(instance.folder / key)))
+
+
+def test_a_client_certificate_reaches_the_app_as_uwsgi_passes_it(
+        ca_instances):
+    seen = {name: _with_client_cert(instance)
+            for name, instance in ca_instances.items()}
+    ugu_env = seen["ugu"]
+    pem = (ca_instances["ugu"].folder / "client.pem").read_text()
+    assert ugu_env["HTTPS_CC"] == pem
+    # The name's bytes past ASCII written \xXX, as OpenSSL writes them.
+    assert re.fullmatch(r"/C=IT/ST=Lazio/O=Acme, Inc\./OU=dev/"
+                        r"CN=cli(\\x[0-9A-F]{2})+nt one/emailAddress=a@b\.c",
+                        ugu_env["HTTPS_DN"])
+    assert ugu_env["HTTPS_CLIENT_CERTIFICATE"].encode("latin-1") == \
+        ssl.PEM_cert_to_DER_cert(pem)
+    keys = {}
+    for name, env in seen.items():
+        keys[name] = [key for key in env if key.isupper()]
+        for key in ("HTTPS", "HTTPS_CLIENT_CERTIFICATE", "HTTPS_DN",
+                    "HTTPS_CC"):
+            assert env[key] == ugu_env[key], (name, key)
+    assert keys["ugu"] == keys["uwsgi"]
+
+
+def test_without_a_client_certificate_only_https_is_said(ca_instances):
+    for instance in ca_instances.values():
+        env = env_of(instance)
+        assert [key for key in env if key.startswith("HTTPS")] == ["HTTPS"]
+
+
+def test_a_certificate_of_another_ca_is_refused(ca_instances):
+    for instance in ca_instances.values():
+        with pytest.raises(requests.exceptions.SSLError):
+            _with_client_cert(instance, "cert.pem", "key.pem")
+        assert "HTTPS_DN" in _with_client_cert(instance)
+
+
+def test_a_required_client_certificate(ca_required):
+    for instance in ca_required.values():
+        with pytest.raises(requests.exceptions.ConnectionError):
+            env_of(instance)
+        env = _with_client_cert(instance)
+        assert "HTTPS_DN" in env
+        assert "HTTPS_CC" not in env
+
+
 # Start-up errors.
 
 def _start_up_error(command, folder, value):
@@ -298,25 +398,17 @@ def _start_up_error(command, folder, value):
     ("{addr},{cert},{key},NO-SUCH-CIPHER", '[uwsgi-ssl] unable to set '
      'requested ciphers (NO-SUCH-CIPHER) for context "http-{addr}"'),
     ("{addr},{cert}", "invalid https syntax must be socket,crt,key"),
+    ("{addr},{cert},{key},,nope.pem", '[uwsgi-ssl] unable to set ssl '
+     'verify locations (nope.pem) for context "http-{addr}"'),
 ])
 def test_start_up_errors_say_what_uwsgi_says(certs, uwsgi_binary, fields,
                                              line):
-    folder, cert, key = certs
-    names = {"addr": f"127.0.0.1:{support.free_port()}", "cert": cert,
-             "key": key}
+    names = {"addr": f"127.0.0.1:{support.free_port()}",
+             "cert": "cert.pem", "key": "key.pem"}
     expected = line.format(**names)
     for command in (support.UGU, [uwsgi_binary]):
-        status, output = _start_up_error(command, folder,
+        status, output = _start_up_error(command, certs,
                                          fields.format(**names))
         assert status == 1, output
         assert expected in output
         assert "spawned uWSGI http" not in output
-
-
-def test_a_client_ca_is_refused_by_name(certs):
-    folder, cert, key = certs
-    status, output = _start_up_error(
-        support.UGU, folder,
-        f"127.0.0.1:{support.free_port()},{cert},{key},,{cert}")
-    assert status == 1
-    assert "bad.ini:4: option 'https': a client CA" in output

@@ -56,7 +56,7 @@ LAUNCHER = textwrap.dedent('''
     listener.listen(100)
     print("router listening on port", listener.getsockname()[1],
           flush=True)
-    run(config, [listener], nodes, 1)
+    run(config, [(listener, None)], nodes, 1)
 ''')
 
 
