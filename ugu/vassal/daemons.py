@@ -91,12 +91,11 @@ class Daemons:
         now = int(time.monotonic())
         wait = throttle(daemon, now)
         parent = os.getpid()
-        # Until the child has its own handlers, a signal must not run the
-        # master's.
-        with proc.signals_blocked(signal.valid_signals()):
-            pid = os.fork()
-            if pid == 0:
-                self._run_in_child(daemon, wait, parent)
+        pid = fork_shell(
+            daemon.command,
+            before_session=lambda: self._prepare(daemon),
+            in_session=lambda: self._hold(daemon, wait, parent),
+            failure=f'{PREFIX} unable to spawn "{daemon.command}"')
         daemon.pid = pid
         if not daemon.pidfile:
             daemon.group = pid
@@ -105,45 +104,35 @@ class Daemons:
         daemon.respawns += 1
         daemon.last_spawn = now
 
-    def _run_in_child(self, daemon, wait, parent):
-        """The forked child: its own session, only stdio kept, then the
-        shell.  Never returns."""
-        try:
-            proc.reset_signals()
-            proc.unblock_signals()
-            proc.set_title(self.config, "uWSGI external daemon")
-            # The master's sockets, pipes and log files are not the
-            # daemon's.
-            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-            if daemon.chdir:
-                os.chdir(daemon.chdir)
-            if daemon.gid:
-                os.setgid(daemon.gid)
-            if daemon.uid:
-                os.setuid(daemon.uid)
-            if daemon.daemonize:
-                if os.fork():
-                    os._exit(0)
-                _write_pidfile(daemon.pidfile)
-            if not (self.honour_stdin or daemon.honour_stdin):
-                _stdin_from_devnull()
-            os.setsid()
-            # A smart daemon is meant to outlive the master.
-            if not daemon.pidfile and not proc.die_with_parent(parent):
+    def _prepare(self, daemon):
+        """In the child, before its session starts."""
+        proc.set_title(self.config, "uWSGI external daemon")
+        if daemon.chdir:
+            os.chdir(daemon.chdir)
+        if daemon.gid:
+            os.setgid(daemon.gid)
+        if daemon.uid:
+            os.setuid(daemon.uid)
+        if daemon.daemonize:
+            if os.fork():
                 os._exit(0)
-            if wait:
-                log.log(f'{PREFIX} throttling "{daemon.command}" for '
-                        f'{wait} seconds')
-                time.sleep(wait)
-            again = "re" if daemon.respawns else ""
-            log.log(f'{PREFIX} {again}spawning "{daemon.command}" (uid: '
-                    f'{os.getuid()} gid: {os.getgid()})')
-            os.execv(SHELL, [SHELL, "-c", daemon.command])
-        except OSError as e:
-            log.log(str(e))
-            log.log(f'{PREFIX} unable to spawn "{daemon.command}"')
-        finally:
-            os._exit(1)
+            _write_pidfile(daemon.pidfile)
+        if not (self.honour_stdin or daemon.honour_stdin):
+            _stdin_from_devnull()
+
+    def _hold(self, daemon, wait, parent):
+        """In the child's session, before the shell: the throttle's sleep
+        (the master can stop the group meanwhile), then the spawn line."""
+        # A smart daemon is meant to outlive the master.
+        if not daemon.pidfile and not proc.die_with_parent(parent):
+            os._exit(0)
+        if wait:
+            log.log(f'{PREFIX} throttling "{daemon.command}" for '
+                    f'{wait} seconds')
+            time.sleep(wait)
+        again = "re" if daemon.respawns else ""
+        log.log(f'{PREFIX} {again}spawning "{daemon.command}" (uid: '
+                f'{os.getuid()} gid: {os.getgid()})')
 
     def died(self, pid):
         """A child of the master that is no worker has exited: a plain
@@ -290,6 +279,44 @@ class Daemons:
             _signal_group(daemon.group, signal.SIGKILL)
             # SIGKILL cannot be refused: only the shell is left to reap.
             daemon.group = None
+
+
+def fork_shell(command, before_session=None, in_session=None,
+               failure=None):
+    """Fork a child that runs `command` through /bin/sh in a session of
+    its own, so that its pid is also the process group of all the shell
+    starts; returns that pid.  The child first resets the master's signal
+    handlers and closes its descriptors (sockets, pipes, log files), then
+    calls `before_session()`, starts the session, calls `in_session()`
+    and runs the shell.  What fails there is logged, `failure` after it,
+    and the child exits 1."""
+    # Until the child has its own handlers, a signal must not run the
+    # master's.
+    with proc.signals_blocked(signal.valid_signals()):
+        pid = os.fork()
+        if pid == 0:
+            _run_shell(command, before_session, in_session, failure)
+    return pid
+
+
+def _run_shell(command, before_session, in_session, failure):
+    """The forked child of fork_shell.  Never returns."""
+    try:
+        proc.reset_signals()
+        proc.unblock_signals()
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        if before_session:
+            before_session()
+        os.setsid()
+        if in_session:
+            in_session()
+        os.execv(SHELL, [SHELL, "-c", command])
+    except OSError as e:
+        log.log(str(e))
+        if failure:
+            log.log(failure)
+    finally:
+        os._exit(1)
 
 
 def read_pidfile(path):
