@@ -258,6 +258,19 @@ OPTIONS = (
     _opt("daemons-honour-stdin", FLAG, "leave the daemons the master's "
          "stdin (else /dev/null)", MASTER, default=False,
          needs_master=True),
+    # the master's cron
+    _opt("cron", STR, "run a command through /bin/sh when the local time "
+         "matches: MINUTE HOUR DAY MONTH WEEKDAY COMMAND (-1 any, -N every "
+         "N)", MASTER, repeat=True, needs_master=True),
+    _opt("unique-cron", STR, "as cron, but not started again while it "
+         "runs", MASTER, repeat=True, needs_master=True),
+    _opt("cron2", STR, "cron with keys before the command: "
+         "[minute=,hour=,day=,month=,week=,unique=1,harakiri=SECONDS ]"
+         "COMMAND (a key left out: any)", MASTER, repeat=True,
+         needs_master=True),
+    _opt("cron-harakiri", INT, "kill a cron command (its process group) "
+         "still running after this many seconds (0: never)", MASTER,
+         default=0),
     _opt("vacuum", FLAG, "remove unix sockets and the pidfile at exit",
          MASTER, default=False),
     _opt("chmod-socket", STR, "chmod unix sockets (default 666)", CORE,

@@ -33,6 +33,7 @@ from ugu.vassal import (exceptions, fifo, harakiri, hygiene, recycle,
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cheaper import Cheaper
+from ugu.vassal.cron import Crons
 from ugu.vassal.daemons import Daemons
 from ugu.vassal.logmaster import LogMaster
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
@@ -120,6 +121,7 @@ def _run(config):
     if config["chdir"]:
         log.log(f"chdir() to {config['chdir']}")
     daemons = Daemons(config)
+    crons = Crons.from_config(config)
     # A vassal always has a master: the emperor talks to it.
     masterless = not config["master"] and not link
     if masterless:
@@ -153,6 +155,7 @@ def _run(config):
     if config["post-buffering"] > config["post-buffering-bufsize"]:
         log.log(f"setting request body buffering size to "
                 f"{config['post-buffering']} bytes")
+    crons.log_registered()
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
@@ -170,7 +173,7 @@ def _run(config):
         _daemonize2(config, link, reloaded)
     if masterless:
         return _run_without_master(config, listeners, shared)
-    master = Master(config, listeners, shared, start_cwd, daemons)
+    master = Master(config, listeners, shared, start_cwd, daemons, crons)
     return master.run()
 
 
@@ -356,7 +359,8 @@ class Child:
 
 
 class Master:
-    def __init__(self, config, listeners, shared, start_cwd, daemons):
+    def __init__(self, config, listeners, shared, start_cwd, daemons,
+                 crons):
         self.config = config
         self.listeners = listeners
         self.shared = shared
@@ -370,6 +374,7 @@ class Master:
         self.exit_code = EXIT_OK
         self.chain = ChainReload(self)
         self.daemons = daemons
+        self.crons = crons
         self.touch = None           # a TouchWatch once the first spawn
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
@@ -567,7 +572,8 @@ class Master:
         for pid, status in proc.reap():
             child = self.children.pop(pid, None)
             if child is None:
-                self._daemon_died(pid)
+                if not self.crons.died(pid, status):
+                    self._daemon_died(pid)
                 continue
             if child.kind == "router":
                 self._router_died(child)
@@ -663,6 +669,7 @@ class Master:
         self.heartbeat()
         self.check_workers()
         self.daemons.tick()
+        self.crons.tick(int(time.time()))
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
