@@ -145,8 +145,9 @@ def test_a_malformed_cron_line_is_refused(option, value, words):
                                     "unique-legion-cron",
                                     "unique-cron-legion"])
 def test_legion_crons_stay_refused(procs, tmp_path, option):
+    port = support.free_port()
     ini = support.write_ini(tmp_path / "app.ini", uwsgi=[
-        ("master", "true"), ("http-socket", f"127.0.0.1:{support.free_port()}"),
+        ("master", "true"), ("http-socket", f"127.0.0.1:{port}"),
         (option, "mine -1 -1 -1 -1 -1 true")])
     p = procs.ugu("--ini", str(ini))
     assert p.wait() == 1
@@ -228,6 +229,8 @@ def test_harakiri_kills_the_commands_group(capfd, groups, mercy,
     crons.tick(now)
     pid = cron.pid
     groups.add(pid)
+    # The child is its group once it has started its session.
+    wait_until(lambda: group_members(pid), 5, what="the command's group")
     crons.tick(now + 1)
     assert group_members(pid)
     crons.tick(now + 2)
