@@ -66,6 +66,23 @@ class Config:
     def is_set(self, name):
         return registry.lookup(name).name in self._values
 
+    def parsed(self, names, parse):
+        """parse(option, value) of each entry of the options `names`, in
+        the config's order, for options whose lines mix several forms
+        (daemons, crons); a ConfigError it raises names the entry's file
+        and line."""
+        found = []
+        for entry in self.entries:
+            opt = None if entry.placeholder else registry.lookup(entry.key)
+            if opt is None or opt.name not in names:
+                continue
+            try:
+                found.append(parse(opt.name, entry.value))
+            except ConfigError as e:
+                e.file, e.line = entry.file, entry.line
+                raise
+        return found
+
     @property
     def placeholders(self):
         """Placeholder-only entries (set-placeholder), first value kept."""

@@ -27,7 +27,6 @@ import signal
 import time
 
 from ugu import log, proc
-from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.vassal.daemon_options import split_escaped
 from ugu.vassal.daemons import fork_shell
@@ -173,17 +172,7 @@ def _said_subprocess(pid, status):
 def parse_all(config):
     """The Cron of every cron option, in the config's order; a malformed
     one is refused at its line."""
-    crons = []
-    for entry in config.entries:
-        opt = None if entry.placeholder else registry.lookup(entry.key)
-        if opt is None or opt.name not in ("cron", "unique-cron", "cron2"):
-            continue
-        try:
-            crons.append(parse(opt.name, entry.value))
-        except ConfigError as e:
-            e.file, e.line = entry.file, entry.line
-            raise
-    return crons
+    return config.parsed(("cron", "unique-cron", "cron2"), parse)
 
 
 def parse(option, value):

@@ -17,7 +17,6 @@ keys, are refused by name.
 import re
 import signal
 
-from ugu.options import registry
 from ugu.options.errors import ConfigError
 
 # Pidfile checks a smart daemon's first pidfile may take to appear.
@@ -79,17 +78,7 @@ class Daemon:
 def from_config(config):
     """The daemons of the config's daemon options, in the config's
     order; a malformed one is refused at its line."""
-    daemons = []
-    for entry in config.entries:
-        opt = None if entry.placeholder else registry.lookup(entry.key)
-        if opt is None or opt.name not in OPTIONS:
-            continue
-        try:
-            daemons.append(parse(opt.name, entry.value))
-        except ConfigError as e:
-            e.file, e.line = entry.file, entry.line
-            raise
-    return daemons
+    return config.parsed(OPTIONS, parse)
 
 
 def parse(option, value):
