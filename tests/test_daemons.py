@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 import sys
 import tempfile
@@ -608,3 +609,25 @@ def _write_fifo(path, letters):
         os.write(fd, letters.encode())
     finally:
         os.close(fd)
+
+
+def test_the_stats_list_the_daemons_as_uwsgis_do(daemons, procs, site,
+                                                 server):
+    """Between cwd and locks: each daemon's command, pid and respawns
+    (uWSGI's is always 0: ugu's counts the spawns after the first)."""
+    stats = support.free_port()
+    cmd = command()
+    v = Instance(procs, site, server, [("attach-daemon", cmd),
+                                       ("stats", f"127.0.0.1:{stats}")])
+    v.ready()
+    report = daemons.wait()
+    doc = json.loads(read_to_eof_from(stats))
+    keys = list(doc)
+    assert keys[keys.index("cwd") + 1:keys.index("locks")] == ["daemons"]
+    assert doc["daemons"] == [{"cmd": cmd, "pid": report["ppid"],
+                               "respawns": 0}]
+
+
+def read_to_eof_from(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        return support.read_to_eof(s)

@@ -39,20 +39,25 @@ LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
          "snmp")
 
 
-def instance(listen_queue=0, sockets=(), workers=()):
+def instance(listen_queue=0, sockets=(), workers=(), daemons=()):
     """A master's document, in uWSGI's order, around its sockets and
-    workers.  For what ugu has no part of (uWSGI's signal framework, its
-    locks) the keys keep the values uWSGI gives an instance that does
-    not use it, so that uwsgitop and the monitoring plugins read it."""
-    return {
+    workers (and its external daemons, listed as uWSGI lists them only
+    when there are some).  For what ugu has no part of (uWSGI's signal
+    framework, its locks) the keys keep the values uWSGI gives an
+    instance that does not use it, so that uwsgitop and the monitoring
+    plugins read it."""
+    doc = {
         "version": UWSGI_VERSION, "listen_queue": listen_queue,
         "listen_queue_errors": 0, "signal_queue": 0,
         # uWSGI's load is its longest listen queue too.
         "load": listen_queue,
         "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
-        "cwd": os.getcwd(), "locks": [{name: 0} for name in LOCKS],
-        "sockets": list(sockets), "workers": list(workers),
-    }
+        "cwd": os.getcwd()}
+    if daemons:
+        doc["daemons"] = list(daemons)
+    doc.update({"locks": [{name: 0} for name in LOCKS],
+                "sockets": list(sockets), "workers": list(workers)})
+    return doc
 
 
 def encode(doc, minified=False):

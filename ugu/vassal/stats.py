@@ -25,7 +25,15 @@ def document(master):
         [_socket(l, queue, can_offload)
          for l, queue in zip(listeners, queues)],
         [_worker(master, wid)
-         for wid in range(1, master.config["processes"] + 1)])
+         for wid in range(1, master.config["processes"] + 1)],
+        [_daemon(d) for d in master.daemons.daemons])
+
+
+def _daemon(daemon):
+    # uWSGI's respawns is always 0 (its test is the wrong way round):
+    # ugu counts the spawns after the first.
+    return {"cmd": daemon.command, "pid": max(daemon.pid or 0, 0),
+            "respawns": max(daemon.respawns - 1, 0)}
 
 
 def _socket(listener, queue, can_offload):
