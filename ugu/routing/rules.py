@@ -177,6 +177,10 @@ def _action(name, args, value, phase):
             reason += (f': action "{name}" is not implemented by ugu in '
                        f"{PREFIXES[phase]}* rules yet; remove the rule, or "
                        "do its work in the app")
+        else:
+            known = ", ".join(sorted(actions.ACTIONS[phase]))
+            reason += (f' (ugu has no action "{name}" in '
+                       f"{PREFIXES[phase]}* rules; it has {known})")
         raise ConfigError(reason)
     return factory(args)
 
