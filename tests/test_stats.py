@@ -20,7 +20,7 @@ import threading
 
 import pytest
 
-from tests.support import (free_port, uwsgi_request, wait_for_port,
+from tests.support import (UGU, free_port, uwsgi_request, wait_for_port,
                            wait_until, write_ini)
 
 APP = textwrap.dedent('''\
@@ -397,3 +397,27 @@ def test_an_abstract_unix_socket(procs, start_server, tmp_path):
     assert not list(tmp_path.glob("@*"))
     p.stop()
     assert "(stats) removed" not in p.output()
+
+
+def test_connect_and_read_logs_a_stats_document(procs, start_server,
+                                                tmp_path, uwsgi_binary):
+    """uWSGI's docs read a stats server with `uwsgi --connect-and-read`:
+    the document on stderr, exit 0; a socket that is not there, uWSGI's
+    line and exit 1."""
+    stats_port = free_port()
+    p = start(start_server, "ugu", tmp_path, stats=f"127.0.0.1:{stats_port}",
+              **{"http-socket": f"127.0.0.1:{free_port()}"})
+    p.wait_for_log(ENABLED.format(f"127.0.0.1:{stats_port}"))
+    for argv in (UGU, [uwsgi_binary]):
+        read = subprocess.run([*argv, "--connect-and-read",
+                               f"127.0.0.1:{stats_port}"],
+                              capture_output=True, timeout=30)
+        assert read.returncode == 0 and read.stdout == b""
+        assert json.loads(read.stderr)["workers"][0]["id"] == 1
+        missing = subprocess.run([*argv, "--connect-and-read",
+                                  str(tmp_path / "no.sock")],
+                                 capture_output=True, text=True, timeout=30)
+        assert missing.returncode == 1
+        assert missing.stderr.endswith(
+            "uwsgi_connect(): No such file or directory [core/uwsgi.c line "
+            "4945]\n")

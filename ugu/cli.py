@@ -39,6 +39,9 @@ def _dispatch(config):
     if config["version"]:
         _say(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
         return 0
+    if config["connect-and-read"]:
+        from ugu.stats import read_from
+        return read_from(config["connect-and-read"])
     if config["umask"] is not None:
         # Before any file or socket is made, as uWSGI sets it while it
         # reads the option; the vassals an Emperor starts inherit it.

@@ -11,13 +11,14 @@ request, which is awaited beside the loop's other files rather than in
 it, and the document goes out under an HTTP response head.
 """
 
+import errno
 import json
 import os
 import socket
 import stat
 import time
 
-from ugu import UWSGI_VERSION
+from ugu import UWSGI_VERSION, log
 from ugu.options.errors import ConfigError
 
 # A client that does not read must not hold the loop up: what does not
@@ -86,6 +87,38 @@ def listen(address):
             raise OSError(f"invalid port '{port}'")
         return _listen_tcp(host or "0.0.0.0", int(port))
     return _listen_unix(address)
+
+
+def read_from(address):
+    """`connect-and-read`: what the socket at `address` sends (a stats
+    server's document, as uWSGI's docs read one), to the log until it
+    closes; the exit status."""
+    try:
+        sock = _connect(address)
+    except OSError as e:
+        log.log(f"uwsgi_connect(): {e.strerror or e} [core/uwsgi.c line "
+                f"4945]")
+        return 1
+    with sock:
+        while data := sock.recv(8192):
+            os.write(2, data)
+    return 0
+
+
+def _connect(address):
+    if is_tcp(address):
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return socket.create_connection((host or "127.0.0.1", int(port)))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect("\0" + address[1:] if is_abstract(address)
+                     else address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _listen_tcp(host, port):

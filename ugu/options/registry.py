@@ -120,6 +120,9 @@ OPTIONS = (
          short="h", aliases=("usage",)),
     _opt("version", FLAG, "print the version and exit", CONFIG,
          default=False),
+    _opt("connect-and-read", STR, "connect to a socket (HOST:PORT or a "
+         "unix PATH), log what it sends until it closes, and exit: a stats "
+         "server's document, say", CONFIG),
     # process model
     _opt("master", FLAG, "enable the master process", MASTER, default=False,
          short="M"),
