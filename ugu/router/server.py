@@ -17,7 +17,6 @@ from gevent import get_hub
 
 from ugu.http.vars import ListenerVars
 from ugu.log import log
-from ugu.router import tls
 from ugu.router.backends import Nodes
 from ugu.router.channel import READ, Channel
 from ugu.router.connection import ClientConnection
@@ -116,6 +115,10 @@ class TlsAcceptor(Acceptor):
 
     def __init__(self, sock, router, context):
         super().__init__(sock, router)
+        # Here, not at the top: ssl weighs some 5 MB in each process,
+        # and a router without `https` has no use for it.
+        from ugu.router import tls
+        self.tls = tls
         self.context = context
 
     def _serve(self, fd, address):
@@ -123,5 +126,5 @@ class TlsAcceptor(Acceptor):
         sock.setblocking(False)
         if not self.unix:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        channel = tls.TlsChannel(Channel(sock), self.context)
-        tls.serve(channel, address, self.shared, self.router)
+        channel = self.tls.TlsChannel(Channel(sock), self.context)
+        self.tls.serve(channel, address, self.shared, self.router)

@@ -24,7 +24,6 @@ from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
-from ugu.router import https as router_https
 from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
@@ -234,7 +233,11 @@ def _bind_all(config):
     wanted = [(name, sockets.UWSGI) for name in config["socket"]]
     wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
     # Certificates first: a bad one stops the instance before it binds.
-    https = [router_https.parse(value) for value in config["https"]]
+    https = []
+    if config["https"]:
+        # Only then: ssl weighs some 5 MB in each process of the tree.
+        from ugu.router import https as router_https
+        https = [router_https.parse(value) for value in config["https"]]
     routers = [(name, None) for name in config["http"]] + https
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
