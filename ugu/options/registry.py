@@ -140,6 +140,14 @@ OPTIONS = (
          default=1, needs_master=True),
     _opt("cheaper-overload", INT, "seconds of full load before spawning",
          MASTER, default=3, needs_master=True),
+    _opt("cheaper-algo", STR, "the cheaper algorithm: spare (the "
+         "default), backlog or manual", MASTER, needs_master=True),
+    _opt("cheaper-rss-limit-soft", INT, "spawn no more workers while their "
+         "resident memory together reaches this many bytes (needs "
+         "memory-report)", MASTER, default=0, needs_master=True),
+    _opt("cheaper-rss-limit-hard", INT, "stop a worker each second while "
+         "their resident memory together reaches this many bytes",
+         MASTER, default=0, needs_master=True),
     _opt("chdir", STR, "chdir to the directory before loading apps", CORE),
     _opt("chdir2", STR, "chdir each worker to the directory after the "
          "apps are loaded", CORE),
@@ -205,11 +213,22 @@ OPTIONS = (
     _opt("max-requests-delta", INT, "add (worker id - 1) * delta to "
          "max-requests for each worker", MASTER, default=0),
     _opt("min-worker-lifetime", INT, "seconds a worker must live before "
-         "max-requests or reload-on-rss recycle it", MASTER, default=10),
+         "max-requests, reload-on-rss or reload-on-as recycle it", MASTER,
+         default=10),
     _opt("max-worker-lifetime", INT, "recycle a worker after this many "
          "seconds", MASTER, default=0),
     _opt("reload-on-rss", INT, "recycle a worker whose resident memory "
-         "passes this many megabytes", MASTER, default=0),
+         "reaches this many megabytes after a request", MASTER, default=0),
+    _opt("reload-on-as", INT, "recycle a worker whose address space "
+         "reaches this many megabytes after a request", MASTER, default=0),
+    _opt("evil-reload-on-rss", INT, "the master kills (SIGKILL) and "
+         "respawns a worker whose resident memory reaches this many "
+         "megabytes, checked each second", MASTER, default=0,
+         needs_master=True),
+    _opt("evil-reload-on-as", INT, "the master kills (SIGKILL) and "
+         "respawns a worker whose address space reaches this many "
+         "megabytes, checked each second", MASTER, default=0,
+         needs_master=True),
     _opt("post-buffering", INT, "read a request's whole body before the "
          "app runs: in memory under this many bytes, else in a temporary "
          "file (wsgi.input can then seek)", CORE, default=0),

@@ -1,22 +1,101 @@
-"""uWSGI's default cheaper algorithm ("spare"), run by the master each
-second.
+"""The cheaper: adaptive process spawning, run by the master each second,
+with uWSGI 2.0's built-in algorithms (`cheaper-algo`).
 
-All running workers busy at more than `cheaper-overload` checks (each
-check with an idle worker taking one back): spawn `cheaper-step` more, up
-to `processes`.  Once no overload is left, every `cheaper-overload`-th
-check that finds more than one idle worker above the `cheaper` floor
-stops the oldest idle one.
+An algorithm tells how many workers to add (a positive count) or that one
+should go (-1); the master then spawns workers into the first free slots,
+or stops the oldest idle worker.
+
+- `spare` (the default): all running workers busy at more than
+  `cheaper-overload` checks (each check with an idle worker taking one
+  back): spawn `cheaper-step` more, up to `processes`.  Once no overload
+  is left, every `cheaper-overload`-th check that finds more than one idle
+  worker above the `cheaper` floor stops one.
+- `backlog`: spawn `cheaper-step` more while the worker sockets' listen
+  queue holds more than `cheaper-overload` connections; stop one while it
+  holds fewer and more than `cheaper` workers run.
+- `manual`: nothing of its own; the master fifo's `+` and `-` add or stop
+  one worker (with any algorithm, as in uWSGI).
+
+`cheaper-rss-limit-soft` stops the algorithm from spawning while the
+workers' resident memory together reaches it; `cheaper-rss-limit-hard`
+then stops one worker each check.
 """
 
 from dataclasses import dataclass, field
 
+from ugu import log
 from ugu.options.errors import ConfigError
+
+# Algorithms that uWSGI 2.0 builds in by default but ugu has not.
+_NOT_IN_UGU = {"busyness"}
 
 
 @dataclass
 class Change:
     spawn: list = field(default_factory=list)   # worker ids to start
     stop: list = field(default_factory=list)    # Child records to stop
+
+
+@dataclass
+class Census:
+    """What an algorithm sees at one check."""
+    running: list       # Child records of the workers not stopping
+    idle: list          # those of them outside any request
+    free: int           # slots where a worker could be spawned
+    backlog: int        # connections waiting in the worker sockets' queues
+
+
+class Spare:
+    def __init__(self, cheaper):
+        self.cheaper = cheaper
+        self.overloaded = 0
+        self.idle_checks = 0
+
+    def needed(self, census, can_spawn):
+        c = self.cheaper
+        if census.idle:
+            # One idle check takes back one overloaded check, as in
+            # uWSGI, rather than starting the count again.
+            self.overloaded = max(0, self.overloaded - 1)
+        else:
+            self.overloaded += 1
+            self.idle_checks = 0
+        if can_spawn and self.overloaded > c.overload:
+            self.overloaded = 0
+            return min(c.step, census.free)
+        # One spare worker is the steady state: it neither counts towards
+        # stopping one nor resets the count.
+        if self.overloaded or len(census.idle) == 1:
+            return 0
+        self.idle_checks += 1
+        if len(census.running) > c.floor and \
+                self.idle_checks % c.overload == 0:
+            return -1
+        return 0
+
+
+class Backlog:
+    def __init__(self, cheaper):
+        self.cheaper = cheaper
+
+    def needed(self, census, can_spawn):
+        c = self.cheaper
+        if can_spawn and census.backlog > c.overload:
+            return min(c.step, census.free)
+        if census.backlog < c.overload and len(census.running) > c.floor:
+            return -1
+        return 0
+
+
+class Manual:
+    def __init__(self, cheaper):
+        pass
+
+    def needed(self, census, can_spawn):
+        return 0
+
+
+ALGORITHMS = {"spare": Spare, "backlog": Backlog, "manual": Manual}
 
 
 class Cheaper:
@@ -29,48 +108,93 @@ class Cheaper:
         self.initial = min(self.processes,
                            config["cheaper-initial"] or self.floor)
         self.step = max(1, config["cheaper-step"])
-        self.overload_limit = max(1, config["cheaper-overload"])
-        self.overloaded = 0
-        self.idle = 0
+        self.overload = max(1, config["cheaper-overload"])
+        self.rss_soft = config["cheaper-rss-limit-soft"]
+        self.rss_hard = config["cheaper-rss-limit-hard"]
+        self.algorithm = ALGORITHMS.get(config["cheaper-algo"], Spare)(self)
+        # Workers asked for (+) or away (-) by the master fifo, and stops
+        # that found no idle worker, retried at the next check.
+        self.delta = 0
         self._cheaped = set()
 
     def is_cheaped(self, wid):
         return wid in self._cheaped
 
-    def decide(self, workers, scoreboard, pending):
-        """What to change, given the running workers (Child records), the
-        scoreboard and the workers already due to respawn."""
+    def decide(self, workers, scoreboard, pending, backlog, rss):
+        """What to change, given the workers (Child records), the
+        scoreboard, the workers already due to respawn, the worker
+        sockets' listen queue and a function giving a pid's resident
+        bytes."""
         running = [w for w in workers if not w.stopping]
         idle = [w for w in running if not scoreboard.busy(w.number)]
-        if idle:
-            # One idle check takes back one overloaded check, as in
-            # uWSGI, rather than starting the count again.
-            self.overloaded = max(0, self.overloaded - 1)
-        else:
-            self.overloaded += 1
-            self.idle = 0
-        if self.overloaded > self.overload_limit:
-            self.overloaded = 0
-            return self._spawn(running, pending)
-        # One spare worker is the steady state: it neither counts towards
-        # stopping one nor resets the count.
-        if self.overloaded or len(idle) == 1:
-            return Change()
-        self.idle += 1
-        if len(running) > self.floor and idle and \
-                self.idle % self.overload_limit == 0:
-            return self._stop_oldest(idle)
-        return Change()
+        free = self._free_slots(workers, pending)
+        needed, can_spawn = self._memory_limits(running, rss)
+        if self.delta:
+            if can_spawn:
+                needed = self.delta
+            self.delta = 0
+        elif not needed:
+            needed = self.algorithm.needed(
+                Census(running, idle, len(free), backlog), can_spawn)
+        if needed > 0:
+            spawn = free[:needed]
+            self._cheaped.difference_update(spawn)
+            return Change(spawn=spawn)
+        return Change(stop=self._stop_oldest(idle, -needed))
 
-    def _spawn(self, running, pending):
-        taken = {w.number for w in running} | {n for _, n in pending}
-        free = [wid for wid in range(1, self.processes + 1)
+    def _memory_limits(self, running, rss):
+        """(workers to stop as a negative count, whether spawning is
+        allowed) under cheaper-rss-limit-soft and -hard."""
+        if not self.rss_soft:
+            return 0, True
+        total = sum(rss(w.pid) for w in running)
+        if self.rss_hard and len(running) > 1 and total >= self.rss_hard:
+            log.log(f"cheaper hard rss memory limit exceeded, cheap one of "
+                    f"{len(running)} workers")
+            return -1, False
+        return 0, total < self.rss_soft
+
+    def _free_slots(self, workers, pending):
+        taken = {w.number for w in workers} | {n for _, n in pending}
+        return [wid for wid in range(1, self.processes + 1)
                 if wid not in taken]
-        spawn = free[:self.step]
-        self._cheaped.difference_update(spawn)
-        return Change(spawn=spawn)
 
-    def _stop_oldest(self, idle):
-        oldest = min(idle, key=lambda w: w.born)
-        self._cheaped.add(oldest.number)
-        return Change(stop=[oldest])
+    def _stop_oldest(self, idle, count):
+        """The `count` oldest idle workers; a stop that finds none is
+        kept for the next check, as uWSGI keeps it."""
+        stop = sorted(idle, key=lambda w: w.born)[:count]
+        self.delta -= count - len(stop)
+        self._cheaped.update(w.number for w in stop)
+        return stop
+
+
+def check(config):
+    """uWSGI's start-up checks, made with or without `cheaper`."""
+    name = config["cheaper-algo"]
+    if name in _NOT_IN_UGU:
+        raise ConfigError(f"the {name} cheaper algorithm is not "
+                          f"implemented by ugu; write spare (the default), "
+                          f"backlog or manual", option="cheaper-algo")
+    soft, hard = config["cheaper-rss-limit-soft"], \
+        config["cheaper-rss-limit-hard"]
+    if soft and not config["memory-report"]:
+        raise ConfigError("enabling cheaper-rss-limit-soft requires "
+                          "enabling also memory-report",
+                          option="cheaper-rss-limit-soft")
+    if hard and not soft:
+        raise ConfigError("enabling cheaper-rss-limit-hard requires "
+                          "setting also cheaper-rss-limit-soft",
+                          option="cheaper-rss-limit-hard")
+    if hard and hard <= soft:
+        raise ConfigError("cheaper-rss-limit-hard value must be higher "
+                          "than cheaper-rss-limit-soft value",
+                          option="cheaper-rss-limit-hard")
+
+
+def announce(config):
+    """After the first spawn, as uWSGI's master loop says it, whether the
+    cheaper is on or not."""
+    name = config["cheaper-algo"]
+    if name and name not in ALGORITHMS:
+        log.log("unable to find requested cheaper algorithm, falling back "
+                "to spare")

@@ -3,7 +3,8 @@
 The letters are uWSGI's: `r` graceful reload, `R` brutal reload, `w`
 reload the workers gracefully, `W` brutally, `c` chain reload, `q`
 graceful shutdown, `Q` brutal shutdown, `s` print the statistics, `l`
-reopen the logto file, `L` rotate it.  The
+reopen the logto file, `L` rotate it, `+` and `-` one worker more or
+fewer at the cheaper's next check.  The
 fifo is opened read-write, so that it never reads end-of-file between two
 writers.
 """
@@ -62,6 +63,8 @@ def dispatch(master, letters):
         "s": lambda: master.print_stats(),
         "l": master.want_log_reopen,
         "L": master.want_log_rotation,
+        "+": master.cheaper_more,
+        "-": master.cheaper_fewer,
     }
     for letter in letters:
         if letter in table:

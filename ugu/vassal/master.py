@@ -27,11 +27,10 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (exceptions, fifo, harakiri, hygiene, recycle,
-                        report, sockets, stats)
+from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
+                        recycle, report, sockets, stats)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
-from ugu.vassal.cheaper import Cheaper
 from ugu.vassal.cron import Crons
 from ugu.vassal.daemons import Daemons
 from ugu.vassal.logmaster import LogMaster
@@ -140,6 +139,7 @@ def _run(config):
                 "socket.")
         return EXIT_FAILED
     recycle.check(config)
+    cheaper.check(config)
     if masterless and has_router(config):
         if config["daemonize2"]:
             # uWSGI's router dies as daemonize2 leaves it behind.
@@ -370,7 +370,9 @@ class Master:
         self.start_cwd = start_cwd
         self.children = {}          # pid -> Child
         self.respawn_at = {}        # (kind, number) -> monotonic time
-        self.cheaper = Cheaper(config) if config["cheaper"] else None
+        self.cheaper = cheaper.Cheaper(config) if config["cheaper"] \
+            else None
+        self.backlog = 0            # the longest worker socket queue
         self.pending_exit = None    # "shutdown" | "reload" once decided
         self.next_beat = 0.0        # when the emperor hears from us next
         self.signals = None
@@ -405,6 +407,7 @@ class Master:
         for wid in range(1, self.config["processes"] + 1):
             self.shared.scoreboard.set_apps(wid, self.shared.apps.loaded)
         self._spawn_initial()
+        cheaper.announce(self.config)
         self.daemons.spawn_all()
         # Only now, as uWSGI's master loop first looks at them: a missing
         # file is said after the spawn lines.
@@ -533,6 +536,16 @@ class Master:
     def want_log_reopen(self):
         if self.logmaster:
             self.logmaster.reopen_due = True
+
+    def cheaper_more(self):
+        """The master fifo's `+`: one more worker at the cheaper's next
+        check (nothing without a cheaper, as in uWSGI)."""
+        if self.cheaper:
+            self.cheaper.delta += 1
+
+    def cheaper_fewer(self):
+        if self.cheaper:
+            self.cheaper.delta -= 1
 
     def print_stats(self):
         report.print_stats(self.config, self.shared.scoreboard,
@@ -682,7 +695,8 @@ class Master:
         if not self.cheaper:
             return
         change = self.cheaper.decide(self.workers(),
-                                     self.shared.scoreboard, self.respawn_at)
+                                     self.shared.scoreboard, self.respawn_at,
+                                     self.backlog, recycle.resident)
         for wid in change.spawn:
             self.spawn_worker(wid)
         for child in change.stop:
@@ -692,7 +706,8 @@ class Master:
             self._kill(child.pid, signal.SIGHUP)
 
     def check_workers(self):
-        """harakiri and max-worker-lifetime, once a second."""
+        """harakiri, the evil memory checks and max-worker-lifetime, once
+        a second."""
         if self.config["harakiri"]:
             for child in harakiri.check(self.workers(),
                                         self.shared.scoreboard,
@@ -700,6 +715,9 @@ class Master:
                 self._kill(child.pid, signal.SIGKILL)
                 self.harakiri_kills[child.number] = \
                     self.harakiri_kills.get(child.number, 0) + 1
+        if self.config["evil-reload-on-as"] or \
+                self.config["evil-reload-on-rss"]:
+            self.check_evil_memory()
         for child in self.workers():
             if recycle.lifetime_over(child, self.config) and \
                     not child.recycling:
@@ -708,11 +726,26 @@ class Master:
                         f"running for {seconds} second(s)")
                 self.recycle(child, quiet=True)
 
+    def check_evil_memory(self):
+        """SIGKILL to a worker past an evil limit: its death is then told
+        as any other (DAMN) and it is respawned, as in uWSGI."""
+        for child in self.workers():
+            lines = [] if child.stopping else recycle.evil(child,
+                                                           self.config)
+            for line in lines:
+                log.log(line)
+            if lines:
+                self._kill(child.pid, signal.SIGKILL)
+
     def check_listen_queues(self):
         """uWSGI's alarm line, once a second while a worker socket's
-        listen queue is full: the workers do not keep up."""
+        listen queue is full: the workers do not keep up.  The longest
+        queue is kept for the cheaper's backlog algorithm."""
+        self.backlog = 0
         for listener in _worker_sockets(self.listeners):
             found = sockets.listen_queue(listener)
+            if found:
+                self.backlog = max(self.backlog, found[0])
             if found and 0 < found[0] >= found[1]:
                 waiting, size = found
                 log.verbose(f'*** uWSGI listen queue of socket '

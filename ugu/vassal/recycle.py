@@ -2,10 +2,12 @@
 
 The worker itself checks `max-requests` (plus `max-requests-delta` for each
 worker before it: worker 1 keeps the bare limit, as uWSGI 2.0 counts,
-whatever its help says) and `reload-on-rss` after each request, but only
-once it has lived `min-worker-lifetime` seconds, so that a burst of quick
-requests cannot make it respawn in a loop.  The master checks
-`max-worker-lifetime`.
+whatever its help says), `reload-on-rss` and `reload-on-as` after each
+request, but only once it has lived `min-worker-lifetime` seconds, so
+that a burst of quick requests cannot make it respawn in a loop.  The
+master checks `max-worker-lifetime`, and `evil-reload-on-rss` and
+`evil-reload-on-as` once a second: those kill a worker whatever it is
+doing, as a request that never ends never reaches the worker's own check.
 """
 
 import os
@@ -29,10 +31,18 @@ def check(config):
                           f"({ceiling})", option="min-worker-lifetime")
 
 
-def rss():
-    """Resident memory of this process, in bytes."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
+def memory(pid="self"):
+    """(resident, virtual) bytes of a process; (0, 0) when it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            size, resident = f.read().split()[:2]
+    except OSError:
+        return 0, 0
+    return int(resident) * _PAGE, int(size) * _PAGE
+
+
+def resident(pid):
+    return memory(pid)[0]
 
 
 class Recycler:
@@ -45,6 +55,7 @@ class Recycler:
         self.max_requests = limit + (wid - 1) * \
             config["max-requests-delta"] if limit else 0
         self.rss_limit = config["reload-on-rss"] * MEGABYTE
+        self.as_limit = config["reload-on-as"] * MEGABYTE
         self.min_lifetime = config["min-worker-lifetime"]
         self.born = time.monotonic()
         self._read, self._write = os.pipe()
@@ -54,13 +65,18 @@ class Recycler:
         return self._read
 
     def due(self, requests):
-        if not (self.max_requests or self.rss_limit):
+        if not (self.max_requests or self.rss_limit or self.as_limit):
             return False
         if time.monotonic() - self.born < self.min_lifetime:
             return False
         if self.max_requests and requests >= self.max_requests:
             return True
-        return bool(self.rss_limit) and rss() > self.rss_limit
+        if not (self.rss_limit or self.as_limit):
+            return False
+        rss, vsz = memory()
+        # At the limit already, as uWSGI compares.
+        return bool(self.as_limit) and vsz >= self.as_limit or \
+            bool(self.rss_limit) and rss >= self.rss_limit
 
     def retire(self):
         """Tell the master this exit is planned, then end the worker
@@ -78,3 +94,20 @@ def lifetime_over(child, config):
     # Whole seconds past the limit, as uWSGI counts them.
     return bool(limit) and not child.stopping and \
         int(time.monotonic() - child.born) > limit
+
+
+def evil(child, config):
+    """uWSGI's lines when the master must kill the worker for its memory
+    (evil-reload-on-as, then evil-reload-on-rss: both when both are
+    passed, as uWSGI says them); none while it may live."""
+    rss, vsz = memory(child.pid)
+    lines = []
+    as_limit = config["evil-reload-on-as"] * MEGABYTE
+    if as_limit and vsz >= as_limit:
+        lines.append(f"*** EVIL RELOAD ON WORKER {child.number} ADDRESS "
+                     f"SPACE: {vsz} (pid: {child.pid}) ***")
+    rss_limit = config["evil-reload-on-rss"] * MEGABYTE
+    if rss_limit and rss >= rss_limit:
+        lines.append(f"*** EVIL RELOAD ON WORKER {child.number} RSS: {rss} "
+                     f"(pid: {child.pid}) ***")
+    return lines

@@ -202,9 +202,11 @@ def request_logger(config, wid):
 
 def _line_of(config, wid):
     fmt = config["log-format"]
-    # As uWSGI: memory-report and reload-on-rss measure the worker after
-    # each request; log-format's vsz and rss are 0 otherwise.
-    measures_memory = config["memory-report"] or config["reload-on-rss"]
+    # As uWSGI: memory-report and the reload-on-rss family measure the
+    # worker after each request; log-format's vsz and rss are 0 otherwise.
+    measures_memory = config["memory-report"] or any(
+        config[name] for name in ("reload-on-rss", "reload-on-as",
+                                  "evil-reload-on-rss", "evil-reload-on-as"))
     if fmt is not None:
         # As uWSGI: ftime is ltime but under logformat-strftime, with a
         # logdate that names a format.

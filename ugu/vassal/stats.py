@@ -6,12 +6,8 @@ harakiri kills) and the sockets, with uWSGI's keys and nesting
 (reference 10), and ugu/stats.py frames and serves it.
 """
 
-import os
-
 from ugu import stats
-from ugu.vassal import sockets
-
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+from ugu.vassal import recycle, sockets
 
 
 def document(master):
@@ -48,7 +44,9 @@ def _worker(master, wid):
     pid = child.pid if child else 0
     delta, tx, running_time, avg_rt = board.traffic(wid)
     apps = [_app(board, wid, *app) for app in board.apps_of(wid)]
-    rss, vsz = _memory(pid)
+    # uWSGI measures them only with memory-report; ugu reads them when
+    # asked, which costs the workers nothing.
+    rss, vsz = recycle.memory(pid) if pid else (0, 0)
     spawns, last_spawn = master.spawns.get(wid, (0, 0))
     worker = {
         # As uWSGI: a slot gets its id when its first worker spawns.
@@ -97,17 +95,3 @@ def _core(board, wid, core):
             "in_request": int(running is not None), "vars": [],
             "req_info": {"request_start": int(running[0])} if running
             else {}}
-
-
-def _memory(pid):
-    """(resident, virtual) bytes of a worker; (0, 0) when there is none.
-    uWSGI measures them only with memory-report; ugu reads them when asked,
-    which costs the workers nothing."""
-    if not pid:
-        return 0, 0
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            size, resident = f.read().split()[:2]
-    except OSError:
-        return 0, 0
-    return int(resident) * _PAGE, int(size) * _PAGE
