@@ -36,6 +36,10 @@ APP = textwrap.dedent('''
             time.sleep(float(environ["QUERY_STRING"] or 5))
         if path == "/leak":
             leak.append(bytearray(20 << 20))
+        if path == "/reserve":
+            # Address space only: pages never touched stay out of the RSS.
+            leak.append(__import__("mmap").mmap(
+                -1, int(environ["QUERY_STRING"]) << 20))
         if path == "/boom":
             raise RuntimeError("boom")
         if path == "/gevent-timeout":
@@ -665,6 +669,120 @@ def test_cheaper_grows_under_load_and_shrinks_when_idle(procs, site):
     assert "Gracefully killing" not in v.p.output()
     support.wait_until(lambda: len(v.workers()) == 1, 5,
                        what="one worker left")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_reload_on_as_recycles_a_worker_after_its_request(procs, site,
+                                                          server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, reload_on_as="1024", processes="1",
+               min_worker_lifetime="0").ready(1)
+    first = v.pid_of_answer()
+    assert v.get("/reserve?512")[0] == 200
+    assert v.pid_of_answer() == first
+    assert v.get("/reserve?600")[0] == 200
+    v.log(rf"\.\.\.The work of process {first} is done\. Seeya!")
+    v.log(rf"worker 1 killed successfully \(pid: {first}\)")
+    v.log(r"Respawned uWSGI worker 1")
+    assert v.pid_of_answer() != first
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("limit, grow, words", [
+    ("evil_reload_on_rss", ["/leak"] * 5, "RSS"),
+    ("evil_reload_on_as", ["/reserve?1200"], "ADDRESS SPACE"),
+], ids=["rss", "as"])
+def test_evil_reload_kills_the_worker_from_the_master(procs, site, server,
+                                                      limit, grow, words,
+                                                      request):
+    """The master's check, whatever the worker is doing: SIGKILL, then
+    the death told as any other, and the respawn."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="1",
+               **{limit: "1024" if "as" in limit else "90"}).ready(1)
+    first = v.pid_of_answer()
+    for path in grow:
+        v.get(path)
+    v.log(rf"\*\*\* EVIL RELOAD ON WORKER 1 {words}: \d+ \(pid: {first}\) "
+          rf"\*\*\*\n(?:.*\n)*?DAMN ! worker 1 \(pid: {first}\) died, "
+          rf"killed by signal 9 :\( trying respawn \.\.\.\n(?:.*\n)*?"
+          rf"Respawned uWSGI worker 1 \(new pid: \d+\)\n", timeout=15)
+    assert v.pid_of_answer() != first
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_manual_cheaper_moves_on_the_master_fifo(procs, site, server,
+                                                 request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    fifo = site / "fifo"
+    v = Vassal(procs, site, binary, processes="3", cheaper="1",
+               cheaper_algo="manual", cheaper_overload="1",
+               master_fifo=str(fifo)).ready(1)
+    support.wait_until(fifo.exists, 10, what="the master fifo")
+    # Overloaded: manual spawns nothing of its own.
+    caller, _ = v.get_in_background("/sleep?3")
+    caller.join()
+    assert "spawned uWSGI worker 2" not in v.p.output()
+    with open(fifo, "w") as f:
+        f.write("+")
+    v.log(r"spawned uWSGI worker 2 \(pid: \d+, cores: 1\)")
+    with open(fifo, "w") as f:
+        f.write("-")
+    v.log(r"worker 1 killed successfully \(pid: \d+\)\n(?:.*\n)*?"
+          r"uWSGI worker 1 cheaped\.\n")
+    support.wait_until(lambda: len(v.workers()) == 1, 10,
+                       what="one worker left")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_backlog_cheaper_follows_the_listen_queue(procs, site, server,
+                                                  request):
+    """Connections waiting behind a slow request spawn a worker; an
+    empty queue stops the oldest idle one."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="2", cheaper="1",
+               cheaper_algo="backlog", cheaper_overload="1").ready(1)
+    # A busy worker and an empty queue: spare would spawn, backlog not.
+    caller, _ = v.get_in_background("/sleep?3")
+    caller.join()
+    assert "spawned uWSGI worker 2" not in v.p.output()
+    for path in v.site.glob("sleeping-*"):
+        path.unlink()
+    caller, _ = v.get_in_background("/sleep?4")
+    waiting = [socket.create_connection(("127.0.0.1", v.port))
+               for _ in range(3)]
+    for conn in waiting:
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    v.log(r"spawned uWSGI worker 2 \(pid: \d+, cores: 1\)", timeout=10)
+    for conn in waiting:
+        read_to_eof(conn)
+        conn.close()
+    caller.join()
+    v.log(r"uWSGI worker \d cheaped\.\n", timeout=15)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_unknown_cheaper_algorithm_falls_back_to_spare(procs, site,
+                                                         server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, cheaper_algo="nosuch").ready()
+    v.log(r"spawned uWSGI worker 2 \(pid: \d+, cores: 1\)\n(?:.*\n)*?"
+          r"unable to find requested cheaper algorithm, falling back to "
+          r"spare\n")
+
+
+def test_the_busyness_cheaper_algorithm_is_refused(tmp_path):
+    said = refused_start(tmp_path / "busy.ini", (
+        f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
+        f"processes = 4\ncheaper = 1\ncheaper-algo = busyness\n"))
+    assert ("busy.ini:6: option 'cheaper-algo': the busyness cheaper "
+            "algorithm is not implemented by ugu; write spare (the "
+            "default), backlog or manual" in said)
 
 
 def test_gevent_serves_concurrently_in_one_worker(procs, site):
