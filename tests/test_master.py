@@ -785,6 +785,54 @@ def test_the_busyness_cheaper_algorithm_is_refused(tmp_path):
             "default), backlog or manual" in said)
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("cheaper, woken", [("0", 3), ("1", 1)],
+                         ids=["all", "cheaper"])
+def test_cheap_mode_spawns_the_workers_on_the_first_connection(
+        procs, site, server, cheaper, woken, request):
+    """Every worker, or the cheaper's floor of them."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, cheap="true", processes="3",
+               cheaper=cheaper)
+    v.log(r"spawned uWSGI master process \(pid: \d+\)\n(?:.*\n)*?"
+          r"cheap mode enabled: waiting for socket connection\.\.\.\n")
+    support.wait_for_port(v.port)
+    assert v.workers() == []
+    assert v.get()[0] == 200
+    v.log(rf"spawned uWSGI worker {woken} \(pid: \d+, cores: 1\)")
+    assert len(v.workers()) == woken
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_idle_goes_back_to_cheap_mode(procs, site, server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, idle="1").ready()
+    assert v.get()[0] == 200
+    v.log(r"workers have been inactive for more than 1 seconds "
+          r"\((\d+)-(\d+)\)\n(?:.*\n)*?cheap mode enabled: waiting for "
+          r"socket connection\.\.\.\n", timeout=15)
+    assert v.workers() == []
+    assert v.get()[0] == 200
+    v.log(r"Respawned uWSGI worker 2 \(new pid: \d+\)")
+    assert len(v.workers()) == 2
+    # The idle time is counted afresh.
+    v.log(r"cheap mode enabled", count=2, timeout=15)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_die_on_idle_ends_the_instance(procs, site, server, request):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, idle="1", die_on_idle="true").ready()
+    assert v.p.wait(timeout=15) == 0
+    v.log(r"workers have been inactive for more than 1 seconds "
+          r"\(\d+-\d+\)\nSIGINT/SIGTERM received\.\.\.killing workers"
+          r"\.\.\.\n(?:.*\n)*?goodbye to uWSGI\.\n")
+    assert "cheap mode enabled" not in v.p.output()
+
+
 def test_gevent_serves_concurrently_in_one_worker(procs, site):
     v = Vassal(procs, site, processes="1", gevent="10").ready(1)
     v.log(r"\*\*\* running gevent loop engine \[addr:0x[0-9a-f]+\] \*\*\*")

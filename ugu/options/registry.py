@@ -140,6 +140,14 @@ OPTIONS = (
          default=1, needs_master=True),
     _opt("cheaper-overload", INT, "seconds of full load before spawning",
          MASTER, default=3, needs_master=True),
+    _opt("cheap", FLAG, "spawn no worker until the first connection "
+         "waits on a worker socket", MASTER, default=False,
+         needs_master=True),
+    _opt("idle", INT, "back to cheap mode (the workers stopped) after this "
+         "many seconds without a request", MASTER, default=0,
+         needs_master=True),
+    _opt("die-on-idle", FLAG, "with idle, end the instance instead of "
+         "going cheap", MASTER, default=False),
     _opt("cheaper-algo", STR, "the cheaper algorithm: spare (the "
          "default), backlog or manual", MASTER, needs_master=True),
     _opt("cheaper-rss-limit-soft", INT, "spawn no more workers while their "

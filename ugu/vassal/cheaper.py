@@ -120,6 +120,10 @@ class Cheaper:
     def is_cheaped(self, wid):
         return wid in self._cheaped
 
+    def filled(self, wid):
+        """A worker was spawned in the slot, by the cheaper or not."""
+        self._cheaped.discard(wid)
+
     def decide(self, workers, scoreboard, pending, backlog, rss):
         """What to change, given the workers (Child records), the
         scoreboard, the workers already due to respawn, the worker
@@ -137,9 +141,7 @@ class Cheaper:
             needed = self.algorithm.needed(
                 Census(running, idle, len(free), backlog), can_spawn)
         if needed > 0:
-            spawn = free[:needed]
-            self._cheaped.difference_update(spawn)
-            return Change(spawn=spawn)
+            return Change(spawn=free[:needed])
         return Change(stop=self._stop_oldest(idle, -needed))
 
     def _memory_limits(self, running, rss):

@@ -28,7 +28,7 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
-                        recycle, report, sockets, stats)
+                        idle, recycle, report, sockets, stats)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.cron import Crons
@@ -373,6 +373,11 @@ class Master:
         self.cheaper = cheaper.Cheaper(config) if config["cheaper"] \
             else None
         self.backlog = 0            # the longest worker socket queue
+        # Cheap mode: no worker until a connection waits (`cheap`, `idle`).
+        self.cheap = config["cheap"]
+        self.idle = idle.IdleWatch(config["idle"]) if config["idle"] \
+            else None
+        self.going_cheap = None     # SIGKILL time of workers gone idle
         self.pending_exit = None    # "shutdown" | "reload" once decided
         self.next_beat = 0.0        # when the emperor hears from us next
         self.signals = None
@@ -420,7 +425,9 @@ class Master:
         return self._loop()
 
     def _spawn_initial(self):
-        if _worker_sockets(self.listeners):
+        if self.cheap:
+            log.log(idle.CHEAP_LINE)
+        elif _worker_sockets(self.listeners):
             first = self.config["processes"]
             if self.cheaper:
                 first = self.cheaper.initial
@@ -440,10 +447,13 @@ class Master:
                 self.logmaster.drain()
             for signum in received:
                 self.handle_signal(signum)
+            woken = [s for s in self._cheap_socks() if s in ready]
+            if woken and self.pending_exit is None:
+                self.leave_cheap_mode()
             if self.stats:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
-                                      self.logmaster):
+                                      self.logmaster, *woken):
                         self.stats.answer(source)
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
@@ -465,11 +475,20 @@ class Master:
                if f]
         if self.stats:
             fds += self.stats.waiting()
-        return fds
+        return fds + self._cheap_socks()
+
+    def _cheap_socks(self):
+        """The worker sockets, watched while cheap mode waits for a
+        connection (not while the idle workers are still going)."""
+        if not self.cheap or self.going_cheap is not None:
+            return []
+        return [l.sock for l in _worker_sockets(self.listeners)]
 
     # -- spawning -------------------------------------------------------
     def spawn_worker(self, wid, respawn=False):
         self.shared.scoreboard.renew(wid)
+        if self.cheaper:
+            self.cheaper.filled(wid)
         spawns = self.spawns.get(wid, (0, 0))[0]
         self.spawns[wid] = (spawns + 1, int(time.time()))
         worker = Worker(wid, self.config, self.listeners, self.shared,
@@ -595,6 +614,7 @@ class Master:
                 self._router_died(child)
             else:
                 self._worker_died(child, status)
+        self.cheap_mode_reached()
 
     def _daemon_died(self, pid):
         control = self.daemons.died(pid)
@@ -683,6 +703,8 @@ class Master:
 
     def tick(self):
         self.heartbeat()
+        if self.idle and not self.cheap:
+            self.check_idle()
         self.check_workers()
         self.daemons.tick()
         self.crons.tick(int(time.time()))
@@ -692,7 +714,9 @@ class Master:
         if self.logmaster:
             self.logmaster.tick()
         self.chain.tick()
-        if not self.cheaper:
+        if self.going_cheap is not None:
+            self.hasten_cheap_mode()
+        if not self.cheaper or self.cheap:
             return
         change = self.cheaper.decide(self.workers(),
                                      self.shared.scoreboard, self.respawn_at,
@@ -704,6 +728,48 @@ class Master:
             child.stopping = True
             self.shared.scoreboard.set_retiring(child.number, LEAVING)
             self._kill(child.pid, signal.SIGHUP)
+
+    # -- cheap mode ---------------------------------------------------
+    def check_idle(self):
+        busy = any(self.shared.scoreboard.busy(w.number)
+                   for w in self.workers() if not w.stopping)
+        if not self.idle.expired(self.shared.scoreboard.total(), busy):
+            return
+        self.cheap = True
+        if self.config["die-on-idle"]:
+            if self.shared.link:
+                self.shared.link.send(ToEmperor.STOP_ME)
+            else:
+                self.begin_shutdown()
+            return
+        self.respawn_at = {key: when for key, when in self.respawn_at.items()
+                           if key[0] != "worker"}
+        for child in self.workers():
+            child.stopping = True
+            self._kill(child.pid, signal.SIGINT)
+        self.going_cheap = time.monotonic() + idle.IDLE_MERCY
+        self.cheap_mode_reached()
+
+    def hasten_cheap_mode(self):
+        """SIGKILL for the workers still there IDLE_MERCY seconds after
+        they were told to go."""
+        if time.monotonic() >= self.going_cheap:
+            for child in self.workers():
+                self._kill(child.pid, signal.SIGKILL)
+
+    def cheap_mode_reached(self):
+        """Said once the last worker has gone, as uWSGI says it."""
+        if self.going_cheap is not None and not self.workers():
+            self.going_cheap = None
+            log.log(idle.CHEAP_LINE)
+
+    def leave_cheap_mode(self):
+        """A connection waits: the workers come back (the cheaper's
+        floor of them with the cheaper on)."""
+        self.cheap = False
+        needed = self.config["cheaper"] or self.config["processes"]
+        for wid in range(1, needed + 1):
+            self.spawn_worker(wid, respawn=wid in self.spawns)
 
     def check_workers(self):
         """harakiri, the evil memory checks and max-worker-lifetime, once

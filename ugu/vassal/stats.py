@@ -67,9 +67,10 @@ def _worker(master, wid):
 
 
 def _status(master, wid):
-    # A slot the cheaper algorithm keeps empty, or has not filled yet.
-    if master.cheaper and (master.cheaper.is_cheaped(wid) or
-                           master.worker(wid) is None):
+    # A slot the cheaper algorithm keeps empty, or has not filled yet;
+    # every slot in cheap mode.
+    if master.cheap or master.cheaper and (
+            master.cheaper.is_cheaped(wid) or master.worker(wid) is None):
         return "cheap"
     return "busy" if master.shared.scoreboard.busy(wid) else "idle"
 
