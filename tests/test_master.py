@@ -79,7 +79,9 @@ class Vassal:
         pairs = [("strict", "true"), ("master", "true"),
                  ("http-socket", f"127.0.0.1:{self.port}"),
                  ("wsgi-file", "app.py"), ("processes", "2")]
-        pairs += [(k.replace("_", "-"), v) for k, v in options.items()]
+        # A list: the option once per value.
+        pairs += [(k.replace("_", "-"), each) for k, v in options.items()
+                  for each in (v if isinstance(v, list) else [v])]
         support.write_ini(site / "vassal.ini", uwsgi=pairs)
         if binary:
             self.p = procs.start([binary, "--ini", "vassal.ini"], cwd=site)
@@ -995,6 +997,38 @@ def test_touch_reload_files(procs, site):
     v.log(r"gracefully \(RE\)spawned uWSGI master process")
     v.log(r"spawned uWSGI worker 2", count=2)
     assert v.get()[0] == 200
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_touch_exec_runs_its_command_and_tells_its_end(procs, site,
+                                                      request, server):
+    """Through /bin/sh, its output in the log, its end told as a
+    subprocess's; without a command, the file itself is run."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    (site / "hook").write_text("")
+    script = site / "script.sh"
+    script.write_text("#!/bin/sh\necho ran-the-file\n")
+    script.chmod(0o755)
+    v = Vassal(procs, site, binary, processes="1",
+               touch_exec=["hook echo touched-$((6 * 7)); exit 3",
+                           f"{script}"]).ready(1)
+    _touch(site / "hook")
+    v.log(r" - \[uwsgi-touch-exec\] running echo touched-\$\(\(6 \* 7\)\); "
+          r"exit 3\n(?:.*\n)*?touched-42\n(?:.*\n)*?subprocess \d+ exited "
+          r"with code 3\n")
+    assert v.pid_of_answer()
+    _touch(script)
+    v.log(rf" - \[uwsgi-touch-exec\] running {script}\n(?:.*\n)*?"
+          rf"ran-the-file\n(?:.*\n)*?subprocess \d+ exited with code 0\n")
+
+
+def test_touch_signal_is_refused_for_touch_exec(tmp_path):
+    said = refused_start(tmp_path / "signal.ini", (
+        f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
+        f"touch-signal = /tmp/x 17\n"))
+    assert "ugu has no uWSGI signal framework" in said
+    assert "`touch-exec = FILE COMMAND`" in said
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

@@ -203,6 +203,15 @@ def describe_exit(status):
     return os.waitstatus_to_exitcode(status), None
 
 
+def said_subprocess(pid, status):
+    """As uWSGI tells the end of a child it no longer follows."""
+    code, killer = describe_exit(status)
+    if killer:
+        log.log(f"subprocess {pid} exited by signal {killer}")
+    else:
+        log.log(f"subprocess {pid} exited with code {code}")
+
+
 def reap():
     """Yield (pid, status) for every child that has exited, without
     blocking."""

@@ -259,6 +259,9 @@ OPTIONS = (
          MASTER, repeat=True, needs_master=True),
     _opt("touch-workers-reload", STR, "reload only the workers when the "
          "file is touched", MASTER, repeat=True, needs_master=True),
+    _opt("touch-exec", STR, "run a command through /bin/sh when the file "
+         "is touched (FILE COMMAND)", MASTER, repeat=True,
+         needs_master=True),
     _opt("touch-chain-reload", STR, "chain-reload the workers (one at a "
          "time) when the file is touched", MASTER, repeat=True,
          needs_master=True),
@@ -647,6 +650,9 @@ def is_unimplemented_uwsgi_option(name):
 
 # What to write instead of a uWSGI option ugu lacks, where ugu has a way.
 _INSTEAD = {
+    "touch-signal": "ugu has no uWSGI signal framework to raise the "
+                    "signal in; `touch-exec = FILE COMMAND` runs a command "
+                    "(`kill -HUP`, say) when the file is touched",
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",

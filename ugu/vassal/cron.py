@@ -148,7 +148,7 @@ class Crons:
         is said."""
         if pid in self.superseded:
             self.superseded.discard(pid)
-            _said_subprocess(pid, status)
+            proc.said_subprocess(pid, status)
             return True
         for cron in self.crons:
             if cron.pid == pid:
@@ -158,15 +158,6 @@ class Crons:
                 cron.pid = None
                 return True
         return False
-
-
-def _said_subprocess(pid, status):
-    """As uWSGI tells the end of a child it no longer follows."""
-    code, killer = proc.describe_exit(status)
-    if killer:
-        log.log(f"subprocess {pid} exited by signal {killer}")
-    else:
-        log.log(f"subprocess {pid} exited with code {code}")
 
 
 def parse_all(config):

@@ -607,7 +607,8 @@ class Master:
         for pid, status in proc.reap():
             child = self.children.pop(pid, None)
             if child is None:
-                if not self.crons.died(pid, status):
+                if not (self.touch.died(pid, status) or
+                        self.crons.died(pid, status)):
                     self._daemon_died(pid)
                 continue
             if child.kind == "router":

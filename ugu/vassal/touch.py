@@ -1,11 +1,17 @@
 """`touch-reload`, `touch-workers-reload`, `touch-chain-reload`,
-`touch-logrotate`, `touch-logreopen`: act when a file's modification time
-changes, or when it appears or disappears, as uWSGI does.  The master
-polls the files once a second."""
+`touch-logrotate`, `touch-logreopen`, `touch-exec`: act when a file's
+modification time changes, or when it appears or disappears, as uWSGI
+does.  The master polls the files once a second.
+
+`touch-exec = FILE COMMAND` runs COMMAND through /bin/sh (in a session of
+its own, never waited for); without a command, uWSGI runs FILE itself.
+"""
 
 import os
 
-from ugu import log
+from ugu import log, proc
+# The module, not the function: daemons imports this module's mtime.
+from ugu.vassal import daemons
 
 # option -> (words of uWSGI's log line, master action name); uWSGI says
 # nothing of a touch that rotates or reopens the log, but in the log file.
@@ -15,6 +21,8 @@ ACTIONS = {
     "touch-logreopen": (None, "want_log_reopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
+    # Said by TouchWatch once the command runs.
+    "touch-exec": (None, None),
 }
 
 
@@ -28,21 +36,26 @@ def mtime(path):
 
 class TouchWatch:
     def __init__(self, config):
-        self.files = []     # [option, path, last mtime]
+        self.files = []     # [option, path, last mtime, command]
+        self.commands = set()   # pids of touch-exec commands running
         for option in ACTIONS:
-            for path in config[option]:
+            for value in config[option]:
+                path, command = value, None
+                if option == "touch-exec":
+                    path, _, command = value.partition(" ")
+                    command = command or path
                 when = mtime(path)
                 if when is None:
                     log.log(f"unable to stat() {path}, events will be "
                             f"triggered as soon as the file is created")
-                self.files.append([option, path, when])
+                self.files.append([option, path, when, command])
 
     def touched(self, chaining=False):
         """Master action names for the files touched since last time;
         a chain reload is not asked for again while one is `chaining`."""
         actions = []
         for entry in self.files:
-            option, path, before = entry
+            option, path, before, command = entry
             now = mtime(path)
             if now == before:
                 continue
@@ -52,8 +65,24 @@ class TouchWatch:
                 log.verbose(f"*** {path} has been touched... but chain "
                             f"reload is already running ***")
                 continue
+            if command:
+                self._run(command)
+                continue
             if words:
                 log.verbose(f"*** {path} has been touched... {words} "
                             f"!!! ***")
             actions.append(action)
         return actions
+
+    def _run(self, command):
+        self.commands.add(daemons.fork_shell(command))
+        log.verbose(f"[uwsgi-touch-exec] running {command}")
+
+    def died(self, pid, status):
+        """Whether the master's child `pid` was a touch-exec command; its
+        end is said, as uWSGI says a child it does not follow."""
+        if pid not in self.commands:
+            return False
+        self.commands.discard(pid)
+        proc.said_subprocess(pid, status)
+        return True
