@@ -1032,6 +1032,50 @@ def test_touch_signal_is_refused_for_touch_exec(tmp_path):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_fs_reload_watches_a_directory(procs, site, request, server):
+    """A new entry in the directory: a graceful reload; a path not there
+    is said and left out."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    (site / "watched").mkdir()
+    v = Vassal(procs, site, binary, processes="1",
+               fs_reload=[str(site / "watched"), str(site / "nosuch")]
+               ).ready(1)
+    v.log(rf'spawned uWSGI worker 1 .*\n(?:.*\n)*?\[uwsgi-fsmon\] '
+          rf'registered monitor for "{site}/watched"\n'
+          rf'fsmon_add\(\)/inotify_add_watch\(\): No such file or directory '
+          rf'\[core/fsmon\.c line 28\]\n'
+          rf'\[uwsgi-fsmon\] unable to register monitor for '
+          rf'"{site}/nosuch"\n')
+    # Served: uWSGI's young worker can miss the master's signal.
+    assert v.get()[0] == 200
+    (site / "watched" / "new").write_text("x")
+    v.log(rf' - \[uwsgi-fsmon\] detected event on "{site}/watched"\n'
+          rf'\.\.\.gracefully killing workers\.\.\.\n')
+    v.log(r"gracefully \(RE\)spawned uWSGI master process")
+    v.log(r"spawned uWSGI worker 1 ", count=2)
+    assert v.get()[0] == 200
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_fs_brutal_reload_watches_a_file(procs, site, request, server):
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    (site / "brutal").write_text("")
+    v = Vassal(procs, site, binary, processes="1",
+               fs_brutal_reload=str(site / "brutal")).ready(1)
+    v.log(rf'\[uwsgi-fsmon\] registered monitor for "{site}/brutal"\n')
+    # Served: uWSGI's young worker can miss the master's signal.
+    assert v.get()[0] == 200
+    (site / "brutal").write_text("changed")
+    v.log(rf' - \[uwsgi-fsmon\] detected event on "{site}/brutal"\n'
+          rf'\.\.\.brutally killing workers\.\.\.\n')
+    v.log(r"gracefully \(RE\)spawned uWSGI master process")
+    v.log(r"spawned uWSGI worker 1 ", count=2)
+    assert v.get()[0] == 200
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_a_missing_touch_file_is_said_after_the_spawns(procs, site, request,
                                                        server):
     binary = request.getfixturevalue("uwsgi_binary") \

@@ -259,6 +259,12 @@ OPTIONS = (
          MASTER, repeat=True, needs_master=True),
     _opt("touch-workers-reload", STR, "reload only the workers when the "
          "file is touched", MASTER, repeat=True, needs_master=True),
+    _opt("fs-reload", STR, "gracefully reload when the file or directory "
+         "(one of its entries) changes, seen through inotify", MASTER,
+         repeat=True, needs_master=True),
+    _opt("fs-brutal-reload", STR, "brutally reload when the file or "
+         "directory (one of its entries) changes, seen through inotify",
+         MASTER, repeat=True, needs_master=True),
     _opt("touch-exec", STR, "run a command through /bin/sh when the file "
          "is touched (FILE COMMAND)", MASTER, repeat=True,
          needs_master=True),

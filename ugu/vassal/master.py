@@ -31,6 +31,7 @@ from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
                         idle, recycle, report, sockets, stats)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
+from ugu.vassal.fsmon import FsMonitor
 from ugu.vassal.cron import Crons
 from ugu.vassal.daemons import Daemons
 from ugu.vassal.logmaster import LogMaster
@@ -386,6 +387,7 @@ class Master:
         self.daemons = daemons
         self.crons = crons
         self.touch = None           # a TouchWatch once the first spawn
+        self.fsmon = None           # a FsMonitor, with fs-reload
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
         self.spawns = {}            # wid -> (spawns, time of the last)
@@ -417,6 +419,7 @@ class Master:
         # Only now, as uWSGI's master loop first looks at them: a missing
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config)
+        self.fsmon = FsMonitor.from_config(self.config)
         if self.config["stats"]:
             self.stats = stats_server.from_config(
                 self.config, "stats", lambda: stats.document(self))
@@ -453,12 +456,14 @@ class Master:
             if self.stats:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
-                                      self.logmaster, *woken):
+                                      self.logmaster, self.fsmon, *woken):
                         self.stats.answer(source)
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
             if self.shared.link in ready:
                 self.handle_emperor_message()
+            if self.fsmon in ready:
+                self.handle_fs_event()
             if self.pending_exit is not None:
                 # The children that die from now on are buried by finish(),
                 # each with its line, also those quicker than this loop.
@@ -471,8 +476,8 @@ class Master:
         return self.finish()
 
     def _link_fds(self):
-        fds = [f for f in (self.shared.link, self.fifo, self.logmaster)
-               if f]
+        fds = [f for f in (self.shared.link, self.fifo, self.logmaster,
+                           self.fsmon) if f]
         if self.stats:
             fds += self.stats.waiting()
         return fds + self._cheap_socks()
@@ -602,6 +607,11 @@ class Master:
             self.begin_shutdown(graceful=message == ToVassal.GRACEFUL_STOP)
         else:
             log.log(f"ignoring unknown message {message} from the emperor")
+
+    def handle_fs_event(self):
+        found = self.fsmon.event()
+        if found:
+            self.begin_reload(graceful=found[1])
 
     def reap(self):
         for pid, status in proc.reap():
@@ -866,6 +876,8 @@ class Master:
         self._bury_children()
         if self.fifo:
             self.fifo.close()
+        if self.fsmon:
+            self.fsmon.close()
         if self.stats:
             self.stats.close()
         if self.pending_exit == "reload":

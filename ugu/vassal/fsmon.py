@@ -1,0 +1,95 @@
+"""`fs-reload` and `fs-brutal-reload`: reload the instance when a file or
+directory changes, as uWSGI 2.0's fsmon does it on Linux, through inotify.
+
+A directory's watch sees its entries appear, change, move or go, not what
+happens deeper down.  One reading of the inotify descriptor acts once, for
+the path of its first event (a burst of writes is one reload).  The
+watches are made after the first spawn; a path that cannot be watched is
+said, in uWSGI's words, and left out.
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import struct
+import termios
+
+from ugu import log
+
+# <sys/inotify.h>: what uWSGI watches for.
+IN_MODIFY = 0x002
+IN_ATTRIB = 0x004
+IN_MOVED_FROM = 0x040
+IN_MOVED_TO = 0x080
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+WATCHED = (IN_ATTRIB | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MODIFY
+           | IN_MOVE_SELF | IN_MOVED_FROM | IN_MOVED_TO)
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+# struct inotify_event begins with the watch descriptor (int).
+_EVENT_WD = struct.Struct("i")
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+# option -> whether its reload is graceful
+OPTIONS = {"fs-reload": True, "fs-brutal-reload": False}
+
+
+class FsMonitor:
+    """The master's inotify descriptor and what each watch reloads."""
+
+    def __init__(self, fd, watches):
+        self.fd = fd
+        self.watches = watches      # watch descriptor -> (path, graceful)
+
+    @classmethod
+    def from_config(cls, config):
+        """None without fs-reload or fs-brutal-reload."""
+        wanted = [(path, graceful) for option, graceful in OPTIONS.items()
+                  for path in config[option]]
+        if not wanted:
+            return None
+        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1()")
+        watches = {}
+        for path, graceful in wanted:
+            wd = _libc.inotify_add_watch(fd, os.fsencode(path), WATCHED)
+            if wd < 0:
+                error = os.strerror(ctypes.get_errno())
+                log.log(f"fsmon_add()/inotify_add_watch(): {error} "
+                        f"[core/fsmon.c line 28]")
+                log.log(f'[uwsgi-fsmon] unable to register monitor for '
+                        f'"{path}"')
+                continue
+            watches[wd] = (path, graceful)
+            log.log(f'[uwsgi-fsmon] registered monitor for "{path}"')
+        return cls(fd, watches)
+
+    def fileno(self):
+        return self.fd
+
+    def event(self):
+        """(path, graceful) of the first event waiting, the others read
+        with it; None when there is none."""
+        pending = struct.unpack(
+            "i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0" * 4))[0]
+        if not pending:
+            return None
+        try:
+            data = os.read(self.fd, pending)
+        except OSError as e:
+            if e.errno != errno.EAGAIN:
+                log.log(f"uwsgi_fsmon_ack()/read(): {e.strerror}")
+            return None
+        found = self.watches.get(_EVENT_WD.unpack_from(data)[0])
+        if found:
+            log.verbose(f'[uwsgi-fsmon] detected event on "{found[0]}"')
+        return found
+
+    def close(self):
+        os.close(self.fd)
