@@ -835,6 +835,24 @@ def test_die_on_idle_ends_the_instance(procs, site, server, request):
     assert "cheap mode enabled" not in v.p.output()
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_die_on_idle_asks_the_emperor_to_stop_the_vassal(procs, site,
+                                                         start_server,
+                                                         server):
+    (site / "vassals").mkdir()
+    support.write_ini(site / "vassals" / "idle.ini", uwsgi=[
+        ("master", "true"), ("chdir", str(site)),
+        ("http-socket", f"127.0.0.1:{support.free_port()}"),
+        ("wsgi-file", "app.py"), ("idle", "1"), ("die-on-idle", "true")])
+    emperor = start_server(server, ["--emperor", "vassals/*.ini"], cwd=site)
+    emperor.wait_for_log(r"workers have been inactive for more than 1 "
+                         r"seconds \(\d+-\d+\)\n(?:.*\n)*?.* - \[emperor\] "
+                         r"stop the uwsgi instance vassals/idle\.ini\n",
+                         timeout=15)
+    emperor.wait_for_log(r"\[emperor\] removed uwsgi instance "
+                         r"vassals/idle\.ini\n")
+
+
 def test_gevent_serves_concurrently_in_one_worker(procs, site):
     v = Vassal(procs, site, processes="1", gevent="10").ready(1)
     v.log(r"\*\*\* running gevent loop engine \[addr:0x[0-9a-f]+\] \*\*\*")

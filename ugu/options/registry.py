@@ -656,6 +656,9 @@ def is_unimplemented_uwsgi_option(name):
 
 # What to write instead of a uWSGI option ugu lacks, where ugu has a way.
 _INSTEAD = {
+    "mem-collector-freq": "remove it: ugu's master reads each worker's "
+                          "memory itself, once a second, for "
+                          "evil-reload-on-rss and evil-reload-on-as",
     "touch-signal": "ugu has no uWSGI signal framework to raise the "
                     "signal in; `touch-exec = FILE COMMAND` runs a command "
                     "(`kill -HUP`, say) when the file is touched",
