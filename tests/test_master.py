@@ -768,6 +768,26 @@ def test_backlog_cheaper_follows_the_listen_queue(procs, site, server,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_cheaper_rss_limit_hard_cheaps_a_worker(procs, site, server,
+                                                request):
+    """After a request (uWSGI counts a worker's memory from its first),
+    the workers together are over the limit: one goes, the last stays."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    v = Vassal(procs, site, binary, processes="3", cheaper="1",
+               cheaper_initial="2", memory_report="true",
+               cheaper_rss_limit_soft="1000",
+               cheaper_rss_limit_hard="2000").ready(2)
+    assert v.get()[0] == 200
+    v.log(r"cheaper hard rss memory limit exceeded, cheap one of 2 workers"
+          r"\n(?:.*\n)*?worker 1 killed successfully \(pid: \d+\)\n"
+          r"(?:.*\n)*?uWSGI worker 1 cheaped\.\n", timeout=15)
+    support.wait_until(lambda: len(v.workers()) == 1, 10,
+                       what="one worker left")
+    assert "cheap one of 1 workers" not in v.p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_an_unknown_cheaper_algorithm_falls_back_to_spare(procs, site,
                                                          server, request):
     binary = request.getfixturevalue("uwsgi_binary") \
