@@ -417,7 +417,13 @@ OPTIONS = (
     _opt("route-label", STR, "add a request routing label (for goto)",
          ROUTING, repeat=True),
     _opt("collect-header", STR, "copy a response header into a request var "
-         "(HEADER VAR)", ROUTING, repeat=True),
+         "(HEADER VAR)", ROUTING, repeat=True,
+         aliases=("response-header-collect",)),
+    _opt("add-header", STR, "add this header (Name: value) to every "
+         "response, after the response routes", ROUTING, repeat=True),
+    _opt("del-header", STR, "remove the header of this name from every "
+         "response (but those add-header and routes add)", ROUTING,
+         repeat=True, aliases=("rem-header",)),
     _opt("response-route-if", STR, "add a response route on a condition",
          ROUTING, repeat=True),
     _opt("response-route-if-not", STR, "add a response route on a negated "

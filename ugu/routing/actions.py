@@ -192,10 +192,15 @@ class Response(Routed):
             self.status = status
             self.headers = list(_BREAK_HEADERS)
 
-    def finish(self):
-        """Settle what to send and return self: the added headers follow
-        the app's, and a dropped body leaves `Content-Length: 0`."""
-        headers = self.headers + self.added
+    def finish(self, removed=frozenset(), always=()):
+        """Settle what to send and return self: the headers `removed`
+        names (lower-case, del-header's) leave the response's own, then
+        come the headers sent `always` (add-header's) and the ones the
+        rules added, and a dropped body leaves `Content-Length: 0`."""
+        headers = self.headers
+        if removed:
+            headers = [h for h in headers if h[0].lower() not in removed]
+        headers = headers + list(always) + self.added
         if not self.send_body:
             headers = [h for h in headers if h[0].lower() not in _FRAMING]
             headers.append(("Content-Length", "0"))

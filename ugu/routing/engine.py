@@ -27,7 +27,8 @@ import sys
 
 from ugu.routing.actions import (REQUEST, RESPONSE, STOP, VARS_FULL,
                                  Request, Response)
-from ugu.routing.rules import first_labels, header_copies, parse
+from ugu.routing.rules import (FixedHeaders, first_labels, fixed_headers,
+                               header_copies, parse)
 
 GOTO_BACKWARD = ('[uwsgi-route] ERROR "goto" instruction can only jump '
                  "forward (check your label !!!)")
@@ -134,21 +135,27 @@ class ResponseRouter(_Table):
 
     name = "response"
 
-    def __init__(self, rules, copies, log=_stderr, after_requests=False):
+    def __init__(self, rules, copies, log=_stderr, after_requests=False,
+                 fixed=None):
         super().__init__(rules, log)
         self.copies = tuple(copies)
-        self.active = bool(self.rules or self.copies or after_requests)
+        self.fixed = fixed or FixedHeaders()
+        self.active = bool(self.rules or self.copies or after_requests
+                           or self.fixed)
+        removed = self.fixed.removed
         # Header name -> the vars it is copied to.  As uWSGI: a header
-        # pulled goes to the first pull-header of its name alone.
+        # pulled goes to the first pull-header of its name alone, and
+        # one del-header removes is neither.
         self._collect = {}
         for copy in self.copies:
-            if not copy.pull:
-                self._collect.setdefault(copy.header.lower(), []).append(
-                    copy.var)
+            name = copy.header.lower()
+            if not copy.pull and name not in removed:
+                self._collect.setdefault(name, []).append(copy.var)
         self._pull = {}
         for copy in self.copies:
-            if copy.pull:
-                self._pull.setdefault(copy.header.lower(), [copy.var])
+            name = copy.header.lower()
+            if copy.pull and name not in removed:
+                self._pull.setdefault(name, [copy.var])
         self._collect.update(self._pull)
 
     @classmethod
@@ -156,7 +163,7 @@ class ResponseRouter(_Table):
         """Read the table from a Config; ConfigError names a bad line."""
         rules = parse(config.entries, RESPONSE)
         return cls(rules, header_copies(config.entries), log,
-                   after_requests)
+                   after_requests, fixed_headers(config.entries))
 
     def startup_lines(self):
         """The lines uWSGI logs about this table when it starts."""
@@ -185,7 +192,16 @@ class ResponseRouter(_Table):
                 copied = self.copied_vars(headers)
             self._copy_headers(response, copied)
         self._run_rules(response)
-        return response.finish()
+        return response.finish(self.fixed.removed, self.fixed.added)
+
+    def unrouted(self, headers):
+        """The headers of a response the rules do not see (the server's
+        own 500): add-header and del-header still apply, as in uWSGI."""
+        if not self.fixed:
+            return headers
+        removed = self.fixed.removed
+        return [*(h for h in headers if h[0].lower() not in removed),
+                *self.fixed.added]
 
     def copied_vars(self, headers):
         """(var, value) for each var collect-header and pull-header make

@@ -10,9 +10,12 @@ action's factory for that table's phase reads at once.  Any mistake stops
 the start-up with the file and line of the option.
 
 `collect-header` and `pull-header` are read here too: they are how a
-response header reaches the response rules, as a request var.
+response header reaches the response rules, as a request var.  So are
+`add-header` and `del-header`, which change every response after (and
+outside) the rules.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -134,6 +137,52 @@ def header_copies(entries):
             except ConfigError as e:
                 raise _located(e.reason, entry) from None
     return copies
+
+
+@dataclass(frozen=True)
+class FixedHeaders:
+    """What every response gets, as uWSGI sends it: `removed`, the
+    (lower-case) names del-header takes out of the response's own headers
+    (the app's, a static file's, a route's answer), and `added`, the
+    (name, value) pairs add-header puts after them, past the response
+    rules (so that no rule sees or removes them)."""
+
+    removed: frozenset = frozenset()
+    added: tuple = ()
+
+    def __bool__(self):
+        return bool(self.removed or self.added)
+
+
+# A header name, as HTTP has it (RFC 9110's token).
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+
+
+def fixed_headers(entries):
+    """The add-header and del-header entries, read into FixedHeaders."""
+    removed, added = set(), []
+    for entry in entries:
+        opt = registry.lookup(entry.key)
+        if opt is None:
+            continue
+        if opt.name == "del-header":
+            removed.add(entry.value.lower())
+        elif opt.name == "add-header":
+            added.append(_added_header(entry))
+    return FixedHeaders(frozenset(removed), tuple(added))
+
+
+def _added_header(entry):
+    """An add-header line's (name, value).  uWSGI sends the line as it
+    is written; one that is not `Name: value` would break the head, so
+    it is refused here."""
+    name, colon, value = entry.value.partition(":")
+    value = value.strip(" \t")
+    if not colon or not _TOKEN.fullmatch(name) or "\r" in value or \
+            "\n" in value:
+        raise _located("add-header takes a whole header line, "
+                       f"Name: value (not {entry.value!r})", entry)
+    return name, value
 
 
 def _located(reason, entry):

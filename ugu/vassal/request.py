@@ -177,16 +177,8 @@ class Exchange:
             raise RuntimeError("the app returned without calling "
                                "start_response")
         headers, head_only = self._headers, self.method == "HEAD"
-        if self.ctx.routing.active and self.routed:
-            routed = self.ctx.routing.run(
-                self.vars, self._headers,
-                self.ctx.buffer_size - self.vars_size, self._copied,
-                self.routed_request)
-            self._count_added_vars(routed.appended)
-            headers = routed.headers
-            self._status_line = routed.status or self._status_line
-            # `break` in a response route drops the app's body.
-            self.body_dropped = not routed.send_body
+        if self.ctx.routing.active:
+            headers = self._route_head()
             head_only = head_only or self.body_dropped
         # Counted before the write, so that a client gone by then still
         # has the status and headers in the log line, as in uWSGI.
@@ -200,6 +192,22 @@ class Exchange:
             call = WRITEV_HEAD_AND_BODY if first_chunk else WRITE_HEAD
             raise ClientWriteError(call, e) from None
         self.headers_sent = True
+
+    def _route_head(self):
+        """The headers to send, as the response routes (and add-header,
+        del-header) leave them; the status line too may change."""
+        routing = self.ctx.routing
+        if not self.routed:
+            return routing.unrouted(self._headers)
+        routed = routing.run(
+            self.vars, self._headers,
+            self.ctx.buffer_size - self.vars_size, self._copied,
+            self.routed_request)
+        self._count_added_vars(routed.appended)
+        self._status_line = routed.status or self._status_line
+        # `break` in a response route drops the app's body.
+        self.body_dropped = not routed.send_body
+        return routed.headers
 
     def _count_added_vars(self, appended):
         """Vars the routes added (collect-header, addvar) count in the log
