@@ -237,6 +237,9 @@ OPTIONS = (
          "respawns a worker whose address space reaches this many "
          "megabytes, checked each second", MASTER, default=0,
          needs_master=True),
+    _opt("limit-post", INT, "refuse a request whose body is declared "
+         "longer than this many bytes (the connection closes unanswered)",
+         CORE, default=0),
     _opt("post-buffering", INT, "read a request's whole body before the "
          "app runs: in memory under this many bytes, else in a temporary "
          "file (wsgi.input can then seek)", CORE, default=0),

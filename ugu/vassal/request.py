@@ -273,7 +273,7 @@ def handle(ex):
     """Serve the exchange from a static file or the app, then log it."""
     ctx = ex.ctx
     ctx.describe(ex)
-    if ctx.post_buffering and not _buffer_body(ex):
+    if ctx.admit_body is not None and not ctx.admit_body(ex):
         return
     app = ctx.apps.select(ex.vars)
     found = ctx.static.lookup(ex)
@@ -295,6 +295,47 @@ def handle(ex):
         e.log(ex)
     finally:
         account(ex)
+
+
+def body_admission(config):
+    """What handle() does with a request's body before serving it,
+    chosen once: a function that takes the exchange and answers False
+    when the request ended there (limit-post, post-buffering), or None."""
+    if config["limit-post"] and config["post-buffering"]:
+        return lambda ex: _within_limit(ex) and _buffer_body(ex)
+    if config["limit-post"]:
+        return _within_limit
+    if config["post-buffering"]:
+        return _buffer_body
+    return None
+
+
+# What uWSGI's parser says of a request whose body is over limit-post.
+TOO_BIG = "Invalid (too big) CONTENT_LENGTH. skip."
+
+
+def _within_limit(ex):
+    """limit-post: a body declared longer is refused as uWSGI refuses the
+    request where its parser meets CONTENT_LENGTH: said, the connection
+    closed unanswered and the body unread, and the log line counting the
+    vars read before it (the block's whole size), with a 500 served by
+    no app."""
+    if ex.input.length <= ex.ctx.limit_post:
+        return True
+    log.log(TOO_BIG)
+    ex.input.abandon()
+    read = {}
+    for key, value in ex.vars.items():
+        if key == "CONTENT_LENGTH":
+            break
+        read[key] = value
+    # The line names only what came before: a client, method or URI
+    # sent after CONTENT_LENGTH is left out, as in uWSGI's.
+    refused = ex.ctx.exchange(ex.ctx, ex.core, ex.transport, read,
+                              2 * len(read), ex.vars_size, ex.input)
+    refused.start, refused.status = ex.start, 500
+    account(refused)
+    return False
 
 
 def _buffer_body(ex):

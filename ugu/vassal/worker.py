@@ -67,6 +67,8 @@ class Context:
                          else request.Exchange)
         self.ignore_write_errors = config["ignore-write-errors"]
         self.quiet_writes = config["disable-write-exception"]
+        self.limit_post = config["limit-post"]
+        self.admit_body = request.body_admission(config)
         self.post_buffering = config["post-buffering"]
         self.post_buffering_bufsize = max(config["post-buffering-bufsize"],
                                           self.post_buffering)

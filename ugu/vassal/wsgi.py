@@ -190,6 +190,11 @@ class Input:
                 return
             yield line
 
+    def abandon(self):
+        """The body is not to be read: drain() then ends the connection,
+        unread, as after a failed read."""
+        self._failed = True
+
     def drain(self):
         """Consume what the app left unread, so the connection stays in
         step with the peer; False where it cannot, and the connection
