@@ -459,6 +459,9 @@ OPTIONS = (
     _opt("https", STR, "run an HTTPS router on the address, with a "
          "certificate and key (ADDR,CERT,KEY[,CIPHERS[,CA]]; !CA requires "
          "a client certificate)", HTTP, repeat=True),
+    _opt("http-to-https", STR, "run an HTTP router address that "
+         "redirects every request to https on the same host "
+         "(ADDR[,PORT]: PORT named in the redirects)", HTTP, repeat=True),
     _opt("https-export-cert", FLAG, "pass a client certificate to the app "
          "as PEM too (HTTPS_CC)", HTTP, default=False),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,

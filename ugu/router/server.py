@@ -2,7 +2,8 @@
 by the fast path (ugu.router.fastpath) and, for anything unusual, by a
 greenlet of its own (ugu.router.connection), until a stop signal.  A
 client of an `https` listener has a greenlet from the start
-(ugu.router.tls).
+(ugu.router.tls), and so has one of an `http-to-https` listener, which
+only redirects (ugu.router.redirect).
 
 Imported only after gevent has patched the process (see process.run).
 """
@@ -21,6 +22,7 @@ from ugu.router.backends import Nodes
 from ugu.router.channel import READ, Channel
 from ugu.router.connection import ClientConnection
 from ugu.router.fastpath import FastPath
+from ugu.router.redirect import Redirect, answer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 # Clients accepted per wake of the loop, so that a flood of connections
@@ -43,8 +45,7 @@ def serve(settings, listeners, backends):
     """Serve until SIGINT, SIGTERM or SIGQUIT; `listeners`: (socket, its
     ssl.SSLContext for `https`, else None) pairs."""
     router = Router(settings, backends)
-    acceptors = [TlsAcceptor(sock, router, context) if context
-                 else Acceptor(sock, router)
+    acceptors = [_acceptor(sock, router, context)
                  for sock, context in listeners]
     stopping = gevent.event.Event()
     for signum in STOP_SIGNALS:
@@ -54,6 +55,16 @@ def serve(settings, listeners, backends):
     stopping.wait()
     for acceptor in acceptors:
         acceptor.close()
+
+
+def _acceptor(sock, router, context):
+    """`context`: None for `http`, an ssl.SSLContext for `https`, a
+    redirect.Redirect for `http-to-https`."""
+    if context is None:
+        return Acceptor(sock, router)
+    if isinstance(context, Redirect):
+        return RedirectAcceptor(sock, router, context)
+    return TlsAcceptor(sock, router, context)
 
 
 class Acceptor:
@@ -128,3 +139,19 @@ class TlsAcceptor(Acceptor):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         channel = self.tls.TlsChannel(Channel(sock), self.context)
         self.tls.serve(channel, address, self.shared, self.router)
+
+
+class RedirectAcceptor(Acceptor):
+    """Accepts the clients of an `http-to-https` listener: each gets a
+    greenlet that answers its request with the redirect, apart from the
+    fast path and the backends."""
+
+    def __init__(self, sock, router, redirect):
+        super().__init__(sock, router)
+        self.redirect = redirect
+
+    def _serve(self, fd, address):
+        settings = self.router.settings
+        sock = socket.socket(*self._kind, 0, fd)
+        gevent.spawn(answer, sock, self.redirect, settings.headers_timeout,
+                     settings.read_size)

@@ -240,6 +240,10 @@ def _bind_all(config):
         from ugu.router import https as router_https
         https = [router_https.parse(value) for value in config["https"]]
     routers = [(name, None) for name in config["http"]] + https
+    if config["http-to-https"]:
+        from ugu.router import redirect
+        routers += [redirect.parse(value)
+                    for value in config["http-to-https"]]
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
     defer = 0 if config["no-defer-accept"] else config["socket-timeout"]
@@ -262,8 +266,10 @@ def _bind_all(config):
 
 
 def has_router(config):
-    """Whether the instance runs the HTTP router (`http`, `https`)."""
-    return bool(config["http"] or config["https"])
+    """Whether the instance runs the HTTP router (`http`, `https`,
+    `http-to-https`)."""
+    return bool(config["http"] or config["https"]
+                or config["http-to-https"])
 
 
 def _worker_sockets(listeners):
@@ -335,8 +341,9 @@ def _router_without_master(config, listeners):
 
 
 def fork_router(config, listeners, index, parent=None, logmaster=None):
-    """Fork router `index` serving every `http` and `https` address; its
-    pid.  It dies with `parent` (a pid, ours) where one is given."""
+    """Fork router `index` serving every router address (`http`,
+    `https`, `http-to-https`); its pid.  It dies with `parent` (a pid,
+    ours) where one is given."""
     addresses = [(l.sock, l.tls) for l in listeners
                  if l.proto == sockets.ROUTER]
     backends = router_backends(config, listeners)

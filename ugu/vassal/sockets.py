@@ -38,7 +38,9 @@ class Listener:
     # A unix socket's file, as bound: vacuum removes only that file, not
     # one another process has bound at the same path since.
     inode: int | None = None
-    # An `https` router address's ssl.SSLContext (ugu.router.https).
+    # How the router serves the address: an ssl.SSLContext for `https`
+    # (ugu.router.https), a Redirect for `http-to-https`
+    # (ugu.router.redirect), None for `http`.
     tls: object = None
 
     @property
