@@ -346,3 +346,34 @@ def test_log_x_forwarded_for_holds_beside_request_routes(site, uwsgi_binary):
              for argv in (support.UGU, [uwsgi_binary])]
     assert found[1] == ["L: 9.9.9.9 /hello", "L: 10.0.0.9 /moved"]
     assert found[0] == found[1]
+
+
+TOOK = re.compile(r" => generated \d+ bytes in (\d+) (\w+) ")
+
+
+@pytest.mark.parametrize("memory", [False, True],
+                         ids=["default", "memory-report"])
+def test_log_micros_gives_the_time_in_microseconds_as_uwsgi_does(
+        site, uwsgi_binary, memory):
+    """The default line says `in N micros` (after memory-report's
+    figures too); a log-format's msecs stays milliseconds."""
+    options = ["--log-micros", *(["--memory-report"] if memory else [])]
+    paths = ["/hello", "/slow"]
+    lines = {}
+    for name, argv in (("ugu", support.UGU), ("uwsgi", [uwsgi_binary])):
+        found = serve(site, argv, options, paths, UWSGI_PACKETS[:1])
+        lines[name] = [_times_as_shapes(TOOK.sub(" => TOOK ", line))
+                       for line in found]
+        took = [TOOK.search(line).groups() for line in found]
+        assert [unit for _, unit in took] == ["micros"] * 3
+        # /slow sleeps 0.3 s.
+        assert 300_000 <= int(took[1][0]) < 30_000_000
+        if memory:
+            assert all(MEMORY.match(line) for line in found)
+        line, = serve(site, argv, ["--log-micros", "--log-format",
+                                   "L: %(msecs)"], ["/slow"])
+        assert 300 <= int(line.split()[1]) < 30_000
+    # Pids and memory figures differ between the two servers.
+    shapes = {name: [re.sub(r"^.*\[pid: \d+", "", line) for line in found]
+              for name, found in lines.items()}
+    assert shapes["ugu"] == shapes["uwsgi"]

@@ -510,6 +510,9 @@ OPTIONS = (
     _opt("log-format-strftime", FLAG, "%(ftime) in logdate's strftime "
          "format (without one, ftime is ltime)",
          LOGGING, default=False, aliases=("logformat-strftime",)),
+    _opt("log-micros", FLAG, "the request line's response time in "
+         "microseconds ('in N micros'), not milliseconds", LOGGING,
+         default=False),
     _opt("memory-report", FLAG, "measure each worker's memory after "
          "every request, and log it in the request line", LOGGING,
          default=False, short="m"),

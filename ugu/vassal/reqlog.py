@@ -214,18 +214,22 @@ def _line_of(config, wid):
         if config["log-format-strftime"]:
             date_format = log.logdate_format()
         return compile_format(fmt, wid, date_format, measures_memory)
+    line = (log.request_line_micros if config["log-micros"]
+            else log.request_line)
     if config["memory-report"]:
-        return _with_memory_report
-    return log.request_line
+        return _with_memory_report(line)
+    return line
 
 
-def _with_memory_report(r):
+def _with_memory_report(line):
     """The default line after the worker's memory, as memory-report has
     uWSGI write it."""
-    vsz, rss = process_memory()
-    return (f"{{address space usage: {vsz} bytes/{vsz // _MEGABYTE}MB}} "
-            f"{{rss usage: {rss} bytes/{rss // _MEGABYTE}MB}} "
-            f"{log.request_line(r)}")
+    def line_with_memory(r):
+        vsz, rss = process_memory()
+        return (f"{{address space usage: {vsz} bytes/{vsz // _MEGABYTE}MB}}"
+                f" {{rss usage: {rss} bytes/{rss // _MEGABYTE}MB}} "
+                f"{line(r)}")
+    return line_with_memory
 
 
 def _exceptions(config):
