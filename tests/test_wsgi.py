@@ -406,3 +406,54 @@ def test_content_length_is_read_as_uwsgi_reads_it(servers, length):
         extra_vars=[("CONTENT_LENGTH", length)]))
         for name, process in servers.items()}
     assert got["ugu"] == got["uwsgi"]
+
+
+KEEPING_APP = '''
+kept = []
+
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/keep":
+        environ["app.mark"] = "set"
+        kept.append(environ)
+        text = "kept"
+    else:
+        # The environ the first request kept, as this one finds it.
+        first = kept[0]
+        text = "same=%s mark=%s path=%s" % (
+            first is environ, first.get("app.mark"), first.get("PATH_INFO"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [text.encode()]
+'''
+
+
+@pytest.mark.parametrize("behaviour", [None, "holy", "cheat"])
+def test_wsgi_env_behaviour_keeps_or_reuses_the_environ_as_uwsgi(
+        uwsgi_binary, tmp_path, behaviour):
+    """cheat, the default: one dict per core, emptied when its request
+    ends (an environ the app kept becomes the next request's); holy: a
+    new dict each time, kept as the app left it."""
+    (tmp_path / "app.py").write_text(KEEPING_APP)
+    option = ["--wsgi-env-behavior", behaviour] if behaviour else []
+    answers = {}
+    for name, argv in (("ugu", support.UGU), ("uwsgi", [uwsgi_binary])):
+        port = support.free_port()
+        with support.Process([*argv, "--socket", f"127.0.0.1:{port}",
+                              "--wsgi-file", "app.py", *option],
+                             cwd=tmp_path):
+            support.wait_for_port(port)
+            answers[name] = [body(uwsgi_request(port, path))
+                             for path in ("/keep", "/next", "/last")]
+    assert answers["ugu"] == answers["uwsgi"]
+    if behaviour == "holy":
+        assert answers["ugu"][2] == b"same=False mark=set path=/keep"
+    else:
+        assert answers["ugu"][2] == b"same=True mark=None path=/last"
+
+
+def test_an_unknown_wsgi_env_behaviour_stops_the_start(tmp_path, procs):
+    server = procs.ugu("--http-socket", f"127.0.0.1:{support.free_port()}",
+                       "--wsgi-env-behaviour", "saintly", cwd=tmp_path)
+    assert server.wait() == 1
+    assert "option 'wsgi-env-behaviour': invalid wsgi-env-behaviour " \
+        "value: saintly (write holy or cheat)" in server.output()

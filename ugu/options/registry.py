@@ -207,6 +207,10 @@ OPTIONS = (
     _opt("single-interpreter", FLAG, "use one Python interpreter: ugu always "
          "runs one interpreter per process, so this states the behaviour",
          PYTHON, default=False, short="i"),
+    _opt("wsgi-env-behaviour", STR, "the environ of each request: cheat "
+         "(the default) reuses one dict per core, emptied when its request "
+         "ends; holy makes a new one, which the app may keep", PYTHON,
+         aliases=("wsgi-env-behavior",)),
     _opt("gevent", INT, "serve up to N requests at once per worker as "
          "greenlets (monkey-patched, app loaded in each worker)", MASTER,
          default=0),

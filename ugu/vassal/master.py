@@ -28,7 +28,7 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
-                        idle, recycle, report, sockets, stats)
+                        idle, recycle, report, sockets, stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -66,6 +66,7 @@ class Shared:
                      + self.routing.startup_lines()):
             log.log(line)
         self.static = StaticFiles(config)
+        self.env_behaviour = wsgi.env_behaviour(config)
         self.scoreboard = Scoreboard(config["processes"], cores(config),
                                      apps.capacity(config))
         self.apps = apps.Apps()

@@ -290,7 +290,7 @@ def handle(ex):
             ex.respond("500 Internal Server Error", NO_APP_HEADERS,
                        NO_APP_BODY)
         else:
-            run_app(ex, app)
+            ctx.run_app(ex, app)
     except ClientWriteError as e:
         e.log(ex)
     finally:
@@ -436,13 +436,30 @@ def account(ex):
     ex.ctx.request_done(ex)
 
 
-def run_app(ex, app):
+def run_app_holy(ex, app):
+    """run_app under `wsgi-env-behaviour = holy`: each request's environ
+    is a new dict, which the app may keep."""
+    run_app(ex, app, {})
+
+
+def run_app_cheat(ex, app):
+    """run_app under `wsgi-env-behaviour = cheat`, uWSGI's default: the
+    core's one environ, emptied once the response is over (an environ
+    the app kept is then empty, and the next request's)."""
+    environ = ex.ctx.environs[ex.core]
+    try:
+        run_app(ex, app, environ)
+    finally:
+        environ.clear()
+
+
+def run_app(ex, app, environ):
     ctx = ex.ctx
     ex.app, ex.app_id = app, app.id
     ctx.count_app_request(app)
-    environ = wsgi.build_environ(ex.vars, ex.input, ctx.environ_keys,
-                                 ctx.multithread, ctx.multiprocess,
-                                 ctx.core_id(ex.core))
+    wsgi.build_environ(environ, ex.vars, ex.input, ctx.environ_keys,
+                       ctx.multithread, ctx.multiprocess,
+                       ctx.core_id(ex.core))
     result = None
     try:
         result = app.callable(environ, ex.start_response)

@@ -76,6 +76,11 @@ class Context:
         self.cores = config["gevent"] or self.threads
         self.multithread = self.threads > 1
         self.environ_keys = wsgi.constant_keys(config)
+        if shared.env_behaviour == wsgi.HOLY:
+            self.run_app = request.run_app_holy
+        else:
+            self.run_app = request.run_app_cheat
+            self.environs = [{} for _ in range(self.cores)]
         self.answer_exception = (catch.answer if config["catch-exceptions"]
                                  else request.answer_500)
         self.multiprocess = config["processes"] != 1

@@ -14,6 +14,7 @@ import tempfile
 from ugu import UWSGI_VERSION, log
 from ugu.http.errors import BodyCutShort, BodyStalled
 from ugu.http.status import reason
+from ugu.options.errors import ConfigError
 
 _VERSION = UWSGI_VERSION.encode()
 _NODE = socket.gethostname().encode()
@@ -301,12 +302,29 @@ def constant_keys(config):
     return _CONSTANT_KEYS
 
 
-def build_environ(request_vars, wsgi_input, constants, multithread,
-                  multiprocess, core=None):
+# wsgi-env-behaviour: a new environ for each request, or (uWSGI's
+# default) one per core, emptied when its request ends.
+HOLY, CHEAT = "holy", "cheat"
+
+
+def env_behaviour(config):
+    """wsgi-env-behaviour's value, refused in uWSGI's words when it is
+    neither holy nor cheat."""
+    value = config["wsgi-env-behaviour"] or CHEAT
+    if value not in (HOLY, CHEAT):
+        raise ConfigError(f"invalid wsgi-env-behaviour value: {value} "
+                          f"(write {HOLY} or {CHEAT})",
+                          option="wsgi-env-behaviour")
+    return value
+
+
+def build_environ(environ, request_vars, wsgi_input, constants,
+                  multithread, multiprocess, core=None):
+    """Fill `environ`, an empty dict, for a request."""
     # No SCRIPT_NAME or PATH_INFO where the request has none (nginx's
     # uwsgi_params send no SCRIPT_NAME), as in uWSGI; PEP 3333 allows an
     # empty one to be left out.
-    environ = dict(request_vars)
+    environ.update(request_vars)
     environ.update(constants)
     environ["wsgi.input"] = wsgi_input
     environ["wsgi.errors"] = sys.stderr
