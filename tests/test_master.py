@@ -278,6 +278,43 @@ def test_a_worker_that_cannot_chdir2_dies(procs, site, server, request):
     v.log(r"DAMN ! worker 1 \(pid: \d+\) died :\( trying respawn \.\.\.")
 
 
+HARAKIRI_TRY = (r"\*\*\* HARAKIRI ON WORKER 1 \(pid: {pid}, try: {n}, "
+                r"graceful: {graceful}\) \*\*\*\n(?:.*\n)*?.* - HARAKIRI: "
+                r"graceful termination attempt on worker 1 with signal "
+                r"{signum}\. Next harakiri: (\d+)\n.* - HARAKIRI triggered "
+                r"by worker 1 core 0 !!!\n")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("signum", [None, 28], ids=["sigterm", "sigwinch"])
+def test_a_graceful_harakiri_signals_then_kills(procs, site, server,
+                                                signum, request):
+    """harakiri-graceful-timeout: the first try sends the signal (SIGTERM,
+    on which the worker exits; or SIGWINCH, which a worker stuck in the
+    app outlives) and moves the deadline on by the timeout; the second
+    try kills.  Each try logs the graceful line, as uWSGI's does."""
+    binary = request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+    options = {"harakiri_graceful_signal": str(signum)} if signum else {}
+    v = Vassal(procs, site, binary, processes="1", harakiri="1",
+               harakiri_graceful_timeout="2", **options).ready(1)
+    caller, got = v.get_in_background("/sleep?30")
+    pid = support.children_of(v.p.pid)[0]
+    first = v.log(HARAKIRI_TRY.format(pid=pid, n=1, graceful="yes",
+                                      signum=signum or 15))
+    if signum is None:
+        v.log(rf"DAMN ! worker 1 \(pid: {pid}\) died :\( trying respawn")
+    else:
+        second = v.log(HARAKIRI_TRY.format(pid=pid, n=2, graceful="no",
+                                           signum=signum))
+        assert int(second[1]) == int(first[1]) + 2
+        v.log(rf"DAMN ! worker 1 \(pid: {pid}\) died, killed by signal 9 "
+              rf":\( trying respawn")
+    caller.join(10)
+    assert "error" in got
+    assert "try: 3" not in v.p.output()
+
+
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_harakiri_is_the_workers_deadline(procs, site, server, request):
     """As in uWSGI 2.0: one deadline a worker, pushed back by each request

@@ -251,6 +251,11 @@ OPTIONS = (
          "is buffered (at least post-buffering)", CORE, default=8192),
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
+    _opt("harakiri-graceful-timeout", INT, "a worker's first harakiri "
+         "sends harakiri-graceful-signal and gives it this many more "
+         "seconds before the kill (0: kill at once)", MASTER, default=0),
+    _opt("harakiri-graceful-signal", INT, "the signal of a graceful "
+         "harakiri (a number)", MASTER, default=15),
     _opt("reload-on-exception", FLAG, "end the worker (the master "
          "respawns it) when its app raises, right after the traceback",
          MASTER, default=False),

@@ -7,13 +7,18 @@ others come and go.  Once a second the master reads the deadlines from the
 scoreboard; a worker past its own is SIGKILLed, with uWSGI's log lines
 naming the requests it was serving; the kernel then closes their clients'
 connections at once, and the worker is respawned as after any other death.
+With harakiri-graceful-timeout the first harakiri sends a gentler signal
+(SIGTERM, on which a worker exits at once) and the deadline moves on by
+the timeout; a worker still there then is killed.
 
 Without a master each worker watches its own deadline, as uWSGI's alarm
 does, and ends itself with exit code 0 and a hint that nobody respawns it.
 """
 
 import os
+import signal
 import time
+from dataclasses import dataclass
 
 from ugu import log
 
@@ -26,9 +31,26 @@ EXIT_ALONE = 0
 PROC_READ = 4096
 
 
-def check(children, scoreboard, verbose=False):
-    """The workers (Child records) to kill now, after logging why (with
-    `harakiri-verbose`, also where in the kernel they are stuck)."""
+@dataclass(frozen=True)
+class Graceful:
+    """harakiri-graceful-timeout and -signal: a worker's first harakiri
+    sends `signum` and gives it `timeout` more seconds; the next one
+    kills it.  A timeout of 0: every harakiri kills at once."""
+
+    timeout: int = 0
+    signum: int = signal.SIGTERM
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["harakiri-graceful-timeout"],
+                   config["harakiri-graceful-signal"])
+
+
+def check(children, scoreboard, verbose=False, graceful=Graceful()):
+    """(worker's Child record, signal) for each worker to signal now,
+    after logging why (with `harakiri-verbose`, also where in the kernel
+    it is stuck).  A worker signalled gracefully has a harakiri pending
+    (`child.harakiri_tries`) until it ends, as in uWSGI."""
     now = time.time()
     doomed = []
     for child in children:
@@ -36,15 +58,16 @@ def check(children, scoreboard, verbose=False):
             continue
         deadline = scoreboard.harakiri(child.number)
         if deadline and deadline <= now:
-            _log_harakiri(child, scoreboard, verbose)
-            doomed.append(child)
+            doomed.append((child, _harakiri(child, deadline, scoreboard,
+                                            verbose, graceful)))
     return doomed
 
 
-def _log_harakiri(child, scoreboard, verbose):
-    wid = child.number
-    log.verbose(f"*** HARAKIRI ON WORKER {wid} (pid: {child.pid}, try: 1, "
-                f"graceful: yes) ***")
+def _harakiri(child, deadline, scoreboard, verbose, graceful):
+    """The lines of one harakiri; the signal it sends."""
+    wid, tries = child.number, child.harakiri_tries
+    log.verbose(f"*** HARAKIRI ON WORKER {wid} (pid: {child.pid}, try: "
+                f"{tries + 1}, graceful: {'no' if tries else 'yes'}) ***")
     if verbose:
         _log_stuck_in(child.pid, scoreboard.core_thread(wid))
     log.verbose(f"HARAKIRI !!! worker {wid} status !!!")
@@ -54,9 +77,22 @@ def _log_harakiri(child, scoreboard, verbose):
             log.verbose(f"HARAKIRI [core {core}] {running[1]} since "
                         f"{int(running[0])}")
     log.verbose(f"HARAKIRI !!! end of worker {wid} status !!!")
+    child.harakiri_tries += 1
+    signum = signal.SIGKILL
+    if graceful.timeout:
+        if not tries:
+            signum = graceful.signum
+        # As uWSGI: said on every try, the next one counted from this
+        # deadline.
+        deadline += graceful.timeout
+        scoreboard.set_harakiri(wid, deadline)
+        log.verbose(f"HARAKIRI: graceful termination attempt on worker "
+                    f"{wid} with signal {graceful.signum}. Next harakiri: "
+                    f"{int(deadline)}")
     # uWSGI 2.0 checks the worker's deadline once per core, from core 0,
     # so the first check, core 0's, is the one that fires.
     log.verbose(f"HARAKIRI triggered by worker {wid} core 0 !!!")
+    return signum
 
 
 def _log_stuck_in(pid, tid):

@@ -368,6 +368,7 @@ class Child:
         self.stopping = False   # asked to stop: do not respawn
         self.recycling = False  # asked to stop: respawn at once
         self.quiet = False      # ... and say nothing when it has stopped
+        self.harakiri_tries = 0  # harakiri signals sent it so far
 
 
 class Master:
@@ -400,6 +401,7 @@ class Master:
         self.stats = None           # a StatsServer with `stats`
         self.spawns = {}            # wid -> (spawns, time of the last)
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
+        self.graceful = harakiri.Graceful.from_config(config)
         self.logmaster = None
         self._last_respawn = -math.inf
         self._respawn_burst = 0
@@ -794,12 +796,14 @@ class Master:
         """harakiri, the evil memory checks and max-worker-lifetime, once
         a second."""
         if self.config["harakiri"]:
-            for child in harakiri.check(self.workers(),
-                                        self.shared.scoreboard,
-                                        self.config["harakiri-verbose"]):
-                self._kill(child.pid, signal.SIGKILL)
-                self.harakiri_kills[child.number] = \
-                    self.harakiri_kills.get(child.number, 0) + 1
+            for child, signum in harakiri.check(
+                    self.workers(), self.shared.scoreboard,
+                    self.config["harakiri-verbose"], self.graceful):
+                self._kill(child.pid, signum)
+                if child.harakiri_tries == 1:
+                    # As uWSGI counts them: once a worker, graceful or not.
+                    self.harakiri_kills[child.number] = \
+                        self.harakiri_kills.get(child.number, 0) + 1
         if self.config["evil-reload-on-as"] or \
                 self.config["evil-reload-on-rss"]:
             self.check_evil_memory()
