@@ -200,7 +200,7 @@ class Response(Routed):
         headers = self.headers
         if removed:
             headers = [h for h in headers if h[0].lower() not in removed]
-        headers = headers + list(always) + self.added
+        headers = [*headers, *always, *self.added]
         if not self.send_body:
             headers = [h for h in headers if h[0].lower() not in _FRAMING]
             headers.append(("Content-Length", "0"))
