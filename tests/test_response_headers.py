@@ -41,10 +41,13 @@ OPTIONS = [
     "route = ^/redir redirect:/elsewhere",
     # Headers the routes add are neither removed nor moved.
     "route = ^/route addheader:X-App: from-route",
+    # A header a request route removes is not collected either.
+    "route = ^/uncollected delheader:Server",
     "response-route-run = addheader:X-Seen: [${SERVER}] [${SECRET}]",
     "response-route = ^/resp delheader:X-Added",
 ]
-REQUESTS = ["/", "/a.txt", "/ret", "/redir", "/route", "/resp"]
+REQUESTS = ["/", "/a.txt", "/ret", "/redir", "/route", "/uncollected",
+            "/resp"]
 REQUEST_LINE = re.compile(r"^\[pid: \d+\|(app: .*) \[[^]]+\] (.*) in \d+ "
                           r"msecs (.*)$", re.M)
 
@@ -87,7 +90,7 @@ def test_headers_added_and_removed_as_uwsgi(site, uwsgi_binary):
         assert our == their, target
     assert our_lines == their_lines
     # What the comparison covered.
-    app, static, ret, redirect, routed, resp = ours
+    app, static, ret, redirect, routed, uncollected, resp = ours
     assert app.startswith(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: app\r\n"
         b"X-Added: one\r\nContent-Type: text/added\r\nX-Added: two\r\n"
@@ -96,6 +99,8 @@ def test_headers_added_and_removed_as_uwsgi(site, uwsgi_binary):
     assert ret.startswith(b"HTTP/1.1 403 ") and b"Content-Length" not in ret
     assert b"\r\nLocation: /elsewhere\r\nX-Added: one\r\n" in redirect
     assert b"X-Added: two\r\nX-App: from-route\r\nX-Seen: " in routed
+    assert b"Server" not in uncollected
+    assert b"\r\nX-Seen: [] []\r\n" in uncollected
     assert resp.count(b"X-Added") == 2
     assert len(our_lines) == len(REQUESTS)
 

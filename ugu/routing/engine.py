@@ -189,7 +189,7 @@ class ResponseRouter(_Table):
         response = Response(request_vars, headers, self._log, room, request)
         if self._collect:
             if copied is None:
-                copied = self.copied_vars(headers)
+                copied = self.copied_vars(headers, request)
             self._copy_headers(response, copied)
         self._run_rules(response)
         return response.finish(self.fixed.removed, self.fixed.added)
@@ -203,13 +203,16 @@ class ResponseRouter(_Table):
         return [*(h for h in headers if h[0].lower() not in removed),
                 *self.fixed.added]
 
-    def copied_vars(self, headers):
+    def copied_vars(self, headers, request=None):
         """(var, value) for each var collect-header and pull-header make
-        of `headers`, in order."""
+        of `headers`, in order; none of a header that `request`, the
+        request routes' `Request` if they ran, removed (`delheader`), as
+        uWSGI removes it before it would copy it."""
         collect, found = self._collect, []
+        removed = request.removed if request is not None else ()
         for name, value in headers:
             targets = collect.get(name.lower())
-            if targets:
+            if targets and name.lower() not in removed:
                 for var in targets:
                     found.append((var, value))
         return found

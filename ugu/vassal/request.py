@@ -130,7 +130,7 @@ class Exchange:
         if routing.copies and self.routed:
             # As uWSGI: a header copied to a var that does not fit in the
             # request's buffer is refused as it is added.
-            copied = routing.copied_vars(headers)
+            copied = routing.copied_vars(headers, self.routed_request)
             if not routing.fit(copied, self.ctx.buffer_size - self.vars_size):
                 raise TypeError("unable to add header to the response")
         self._status_line, self._headers = status_line, headers
