@@ -113,7 +113,8 @@ def ask_http(port, target):
 
 def test_an_http_socket_and_the_exceptions_page_get_them_too(site, procs):
     """On an http-socket too (h11 frames what del-header left without a
-    length), and on catch-exceptions' page, as uWSGI sends them."""
+    length), and on catch-exceptions' page, which the response routes
+    see, as uWSGI sends them."""
     port = support.free_port()
     path = write_config(site, [f"http-socket = 127.0.0.1:{port}",
                                "catch-exceptions = true", *OPTIONS])
@@ -125,6 +126,8 @@ def test_an_http_socket_and_the_exceptions_page_get_them_too(site, procs):
     status, headers, body = ask_http(port, "/raise")
     assert status == "HTTP/1.1 500 Internal Server Error"
     assert headers["content-type"] == "text/added"
+    # The response routes ran on it too.
+    assert headers["x-seen"] == "[] []"
     assert body.startswith(b'uWSGI exceptions catcher for "GET /raise"')
 
 

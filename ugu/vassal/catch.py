@@ -21,7 +21,7 @@ NOT_AVAILABLE = "-Not available-"
 def answer(ex, error):
     """The page, where the response has not begun."""
     if not ex.headers_sent:
-        ex.respond(STATUS, HEADERS, page(ex, error), routed=False)
+        ex.respond(STATUS, HEADERS, page(ex, error))
 
 
 def page(ex, error):
