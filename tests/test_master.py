@@ -315,6 +315,15 @@ def test_a_graceful_harakiri_signals_then_kills(procs, site, server,
     assert "try: 3" not in v.p.output()
 
 
+def test_a_graceful_harakiri_signal_that_is_none_stops_the_start(procs,
+                                                                 site):
+    v = Vassal(procs, site, harakiri="1", harakiri_graceful_timeout="2",
+               harakiri_graceful_signal="99")
+    assert v.p.wait() == 1
+    assert "option 'harakiri-graceful-signal': 99 is not a signal number " \
+        "(SIGTERM is 15)" in v.p.output()
+
+
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_harakiri_is_the_workers_deadline(procs, site, server, request):
     """As in uWSGI 2.0: one deadline a worker, pushed back by each request

@@ -14,8 +14,8 @@ from ugu import proc
 
 
 def run(config, listeners, backends, index):
-    """Serve HTTP on `listeners` ((socket, ssl.SSLContext or None)
-    pairs), forwarding to `backends` (("host", port) tuples or unix
+    """Serve HTTP on `listeners` ((socket, ssl.SSLContext, Redirect or
+    None) pairs), forwarding to `backends` (("host", port) tuples or unix
     socket paths), until a stop signal; then exit the process."""
     from gevent import monkey
     monkey.patch_all()

@@ -43,7 +43,7 @@ class Router:
 
 def serve(settings, listeners, backends):
     """Serve until SIGINT, SIGTERM or SIGQUIT; `listeners`: (socket, its
-    ssl.SSLContext for `https`, else None) pairs."""
+    context) pairs, as _acceptor takes them."""
     router = Router(settings, backends)
     acceptors = [_acceptor(sock, router, context)
                  for sock, context in listeners]

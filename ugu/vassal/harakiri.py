@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ugu import log
+from ugu.options.errors import ConfigError
 
 # How often a worker without a master looks at its own deadline: as
 # often as a master would.
@@ -42,8 +43,14 @@ class Graceful:
 
     @classmethod
     def from_config(cls, config):
-        return cls(config["harakiri-graceful-timeout"],
-                   config["harakiri-graceful-signal"])
+        signum = config["harakiri-graceful-signal"]
+        if signum not in signal.valid_signals():
+            # uWSGI's kill() would fail unsaid, leaving the worker to the
+            # next harakiri's SIGKILL.
+            raise ConfigError(f"{signum} is not a signal number (SIGTERM "
+                              f"is {int(signal.SIGTERM)})",
+                              option="harakiri-graceful-signal")
+        return cls(config["harakiri-graceful-timeout"], signum)
 
 
 def check(children, scoreboard, verbose=False, graceful=Graceful()):
