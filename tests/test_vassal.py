@@ -372,6 +372,40 @@ def test_cheaper_starts_at_the_floor(site, procs):
     assert "spawned uWSGI worker 2" not in p.output()
 
 
+@pytest.mark.parametrize("option", ["processes", "threads",
+                                    "socket-timeout"])
+def test_a_number_past_a_c_int_stops_the_start_at_its_line(
+        site, procs, uwsgi_binary, option):
+    """uWSGI reads these into a C int, and refuses the overflowed value
+    (`must be > 0`); ugu names the file, line and limit, where Python
+    would take the number whole and fail in mmap or setsockopt."""
+    worker_ini(site, support.free_port(), **{option: "9" * 20})
+    p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
+    assert p.wait() == 1
+    assert re.search(rf"uwsgi\.ini:\d+: option '{option}': 9{{20}} is too "
+                     r"large: uWSGI keeps this option in a C int, at most "
+                     r"2147483647", p.output())
+    assert "Traceback" not in p.output()
+    theirs = procs.start([uwsgi_binary, "--ini", "uwsgi.ini"], cwd=site)
+    assert theirs.wait() == 1
+
+
+@pytest.mark.parametrize("option", ["processes", "threads"])
+def test_workers_past_the_memory_stop_the_start(site, procs, uwsgi_binary,
+                                                option):
+    """Within a C int but past any memory: uWSGI says it cannot allocate
+    its shared memory and exits 1; ugu too, naming the option."""
+    worker_ini(site, support.free_port(), **{option: "2147483647"})
+    p = procs.ugu("--ini", "uwsgi.ini", cwd=site)
+    assert p.wait() == 1
+    assert re.search(rf"option '{option}': unable to allocate the shared "
+                     rf"memory of .* \(lower {option}\)", p.output())
+    assert "Traceback" not in p.output()
+    theirs = procs.start([uwsgi_binary, "--ini", "uwsgi.ini"], cwd=site)
+    assert theirs.wait() == 1
+    assert "unable to allocate" in theirs.output()
+
+
 def test_cheaper_must_be_lower_than_processes(site, procs):
     worker_ini(site, support.free_port(), processes="2", cheaper="2")
     p = procs.ugu("--ini", "uwsgi.ini", cwd=site)

@@ -55,6 +55,9 @@ class Option:
     maximum: int | None = None
     # A smaller number counts as this, as uWSGI reads it.
     minimum: int | None = None
+    # uWSGI keeps the number in 64 bits (its uwsgi_opt_set_64bit); the
+    # others are a C int, which a larger value overflows into garbage.
+    wide: bool = False
 
 
 def _opt(name, kind, help, owner, **kw):
@@ -139,7 +142,7 @@ OPTIONS = (
     _opt("cheaper-step", INT, "workers to spawn at each overload", MASTER,
          default=1, needs_master=True),
     _opt("cheaper-overload", INT, "seconds of full load before spawning",
-         MASTER, default=3, needs_master=True),
+         MASTER, default=3, needs_master=True, wide=True),
     _opt("cheap", FLAG, "spawn no worker until the first connection "
          "waits on a worker socket", MASTER, default=False,
          needs_master=True),
@@ -152,10 +155,11 @@ OPTIONS = (
          "default), backlog or manual", MASTER, needs_master=True),
     _opt("cheaper-rss-limit-soft", INT, "spawn no more workers while their "
          "resident memory together reaches this many bytes (needs "
-         "memory-report)", MASTER, default=0, needs_master=True),
+         "memory-report)", MASTER, default=0, needs_master=True,
+         wide=True),
     _opt("cheaper-rss-limit-hard", INT, "stop a worker each second while "
          "their resident memory together reaches this many bytes",
-         MASTER, default=0, needs_master=True),
+         MASTER, default=0, needs_master=True, wide=True),
     _opt("chdir", STR, "chdir to the directory before loading apps", CORE),
     _opt("chdir2", STR, "chdir each worker to the directory after the "
          "apps are loaded", CORE),
@@ -221,34 +225,37 @@ OPTIONS = (
          "ugu's gevent workers always do, so this states the behaviour",
          PYTHON, default=False),
     _opt("max-requests", INT, "recycle a worker after this many requests",
-         MASTER, default=0, short="R"),
+         MASTER, default=0, short="R", wide=True),
     _opt("max-requests-delta", INT, "add (worker id - 1) * delta to "
-         "max-requests for each worker", MASTER, default=0),
+         "max-requests for each worker", MASTER, default=0, wide=True),
     _opt("min-worker-lifetime", INT, "seconds a worker must live before "
          "max-requests, reload-on-rss or reload-on-as recycle it", MASTER,
-         default=10),
+         default=10, wide=True),
     _opt("max-worker-lifetime", INT, "recycle a worker after this many "
-         "seconds", MASTER, default=0),
+         "seconds", MASTER, default=0, wide=True),
     _opt("reload-on-rss", INT, "recycle a worker whose resident memory "
-         "reaches this many megabytes after a request", MASTER, default=0),
+         "reaches this many megabytes after a request", MASTER, default=0,
+         wide=True),
     _opt("reload-on-as", INT, "recycle a worker whose address space "
-         "reaches this many megabytes after a request", MASTER, default=0),
+         "reaches this many megabytes after a request", MASTER, default=0,
+         wide=True),
     _opt("evil-reload-on-rss", INT, "the master kills (SIGKILL) and "
          "respawns a worker whose resident memory reaches this many "
          "megabytes, checked each second", MASTER, default=0,
-         needs_master=True),
+         needs_master=True, wide=True),
     _opt("evil-reload-on-as", INT, "the master kills (SIGKILL) and "
          "respawns a worker whose address space reaches this many "
          "megabytes, checked each second", MASTER, default=0,
-         needs_master=True),
+         needs_master=True, wide=True),
     _opt("limit-post", INT, "refuse a request whose body is declared "
          "longer than this many bytes (the connection closes unanswered)",
-         CORE, default=0),
+         CORE, default=0, wide=True),
     _opt("post-buffering", INT, "read a request's whole body before the "
          "app runs: in memory under this many bytes, else in a temporary "
-         "file (wsgi.input can then seek)", CORE, default=0),
+         "file (wsgi.input can then seek)", CORE, default=0, wide=True),
     _opt("post-buffering-bufsize", INT, "bytes read at a time while a body "
-         "is buffered (at least post-buffering)", CORE, default=8192),
+         "is buffered (at least post-buffering)", CORE, default=8192,
+         wide=True),
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
     _opt("harakiri-graceful-timeout", INT, "a worker's first harakiri "
@@ -494,13 +501,13 @@ OPTIONS = (
          HTTP, repeat=True),
     _opt("http-buffer-size", INT, "bytes the router reads from a client "
          "or backend at a time (its internal buffer size)", HTTP,
-         default=65536),
+         default=65536, wide=True),
     _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
          "router always de-chunks request bodies", HTTP, default=False),
     _opt("http-manage-expect", TOGGLE, "accepted for uWSGI configs: the "
          "router always answers 'Expect: 100-continue'; a number N > 1 "
          "also refuses such a request with a body over N bytes (413)",
-         HTTP, default=0, optional=True),
+         HTTP, default=0, optional=True, wide=True),
     _opt("http-auto-chunked", FLAG, "accepted for uWSGI configs: the "
          "router always chunk-encodes a response without a length for an "
          "HTTP/1.1 client, so keepalive survives it", HTTP, default=False),
@@ -534,7 +541,8 @@ OPTIONS = (
     _opt("log-slow", INT, "with disable-logging, still log requests of "
          "this many milliseconds or more", LOGGING, default=0),
     _opt("log-big", INT, "with disable-logging, still log responses whose "
-         "body has this many bytes or more", LOGGING, default=0),
+         "body has this many bytes or more", LOGGING, default=0,
+         wide=True),
     _opt("log-zero", FLAG, "with disable-logging, still log responses "
          "without a body", LOGGING, default=False),
     # uWSGI 2.0 wants a value for these two (`--log-sendfile 1`).
@@ -561,7 +569,8 @@ OPTIONS = (
     _opt("touch-logreopen", STR, "reopen the logto file when this file is "
          "touched", LOGGING, repeat=True, needs_master=True),
     _opt("log-maxsize", INT, "rotate the logto file once larger than this "
-         "many bytes", LOGGING, default=0, needs_master=True),
+         "many bytes", LOGGING, default=0, needs_master=True,
+         wide=True),
     _opt("log-backupname", STR, "name the rotated logto file this "
          "(default: its path, a dot and the time)", LOGGING),
     # None: undated; the bare option (or true, 1, on, yes) ctime's date.

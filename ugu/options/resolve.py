@@ -43,6 +43,9 @@ LOG_FILE_ONLY = ("log-reopen", "log-truncate", "touch-logreopen",
                  "touch-logrotate", "log-maxsize", "log-backupname")
 # Inherited files may inherit others; past this many, they loop.
 MAX_INHERITS = 1000
+# The largest numbers uWSGI's option readers hold: a C int, 64 bits.
+INT_MAX = (1 << 31) - 1
+INT64_MAX = (1 << 63) - 1
 
 
 class Config:
@@ -422,6 +425,14 @@ def _to_int(entry):
     if number < 0:
         raise ConfigError("must be >= 0", entry.file, entry.line, entry.key)
     opt = registry.lookup(entry.key)
+    limit = INT64_MAX if opt.wide else INT_MAX
+    if opt.maximum is None and number > limit:
+        # uWSGI would read the number overflowed, as garbage; Python's
+        # would reach a system call or mmap and fail there.
+        width = "a 64-bit number" if opt.wide else "a C int"
+        raise ConfigError(f"{number} is too large: uWSGI keeps this option "
+                          f"in {width}, at most {limit}",
+                          entry.file, entry.line, entry.key)
     if opt.maximum is not None:
         number = min(number, opt.maximum)
     if opt.minimum is not None:

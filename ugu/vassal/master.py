@@ -67,8 +67,7 @@ class Shared:
             log.log(line)
         self.static = StaticFiles(config)
         self.env_behaviour = wsgi.env_behaviour(config)
-        self.scoreboard = Scoreboard(config["processes"], cores(config),
-                                     apps.capacity(config))
+        self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps()
 
 
@@ -207,6 +206,23 @@ def _banner(config):
     for names in config["plugins"]:
         for name in names:
             log.log(f"plugin {name}: built into ugu")
+
+
+def _scoreboard(config):
+    workers, per_worker = config["processes"], cores(config)
+    try:
+        return Scoreboard(workers, per_worker, apps.capacity(config))
+    except (OSError, OverflowError) as e:
+        # Workers and cores that pass the memory there is, as uWSGI says
+        # it: before anything starts.
+        reason = getattr(e, "strerror", None) or str(e)
+        option = "processes"
+        if per_worker > workers:
+            option = "gevent" if config["gevent"] else "threads"
+        raise ConfigError(f"unable to allocate the shared memory of "
+                          f"{workers} workers of {per_worker} cores: "
+                          f"{reason} (lower {option})",
+                          option=option) from None
 
 
 def _chdir(path):
