@@ -1045,6 +1045,25 @@ def test_client_vanishing_mid_body(router):
     assert router.log().count("client went away") == before + 1
 
 
+def test_an_app_that_ignores_the_body_answers_before_it_comes(
+        uwsgi_binary, worker, router):
+    """The backend hears the request once its head is read, as through
+    uWSGI's router: an app that answers without reading the body
+    answers a client that has sent none of it yet (one that waits for
+    an answer before it sends, or sends late)."""
+    uwsgi, uwsgi_port = start_uwsgi_router(uwsgi_binary,
+                                           f"127.0.0.1:{worker}")
+    try:
+        for port in (router.port, uwsgi_port):
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=5) as s:
+                s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: t\r\n"
+                          b"Content-Length: 1000\r\n\r\n")
+                assert s.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        uwsgi.stop()
+
+
 @pytest.mark.parametrize("size", ["7", "0"])
 def test_http_buffer_size_is_the_read_size(worker, start_router, size):
     r = start_router([["127.0.0.1", worker]], "--http-buffer-size", size,

@@ -101,6 +101,11 @@ class PlainCycle:
         # An Expect header makes a request not plain.
         return False
 
+    def body_arrived(self):
+        """Whether body bytes came with the head (and wait in the
+        buffer)."""
+        return bool(self.client.buffer)
+
     def may_be_sending(self):
         return bool(self.body_left)
 
@@ -134,6 +139,9 @@ class H11Cycle:
         return self.client.next_h11_event(self.h11, timeout, deadline)
 
     def pending_head(self):
+        return bool(self.h11.trailing_data[0])
+
+    def body_arrived(self):
         return bool(self.h11.trailing_data[0])
 
     def body_pieces(self, timeout):

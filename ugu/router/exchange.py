@@ -134,6 +134,13 @@ class Exchange:
         is heard at once, as through uWSGI's router, and the rest of the
         body is left unread (the client connection then closes)."""
         pending = packet
+        if not self.cycle.body_arrived():
+            # Sent with the body's first bytes when they came with the
+            # head; otherwise now, as uWSGI's router sends it, so that an
+            # app that answers without the body is not kept waiting for
+            # a client that sends it late (or only after an answer).
+            backend.sendall(packet, self.settings.timeout)
+            pending = b""
         client = self.client.channel
         alarm = backend.on_readable(lambda: client.interrupt(_Answered()))
         try:
