@@ -1033,6 +1033,45 @@ def test_slowloris_is_timed_out_without_starving_others(worker,
     assert r.log().count("incomplete request head") == 3
 
 
+# ugu's router under a file limit of its own (the rest of the command).
+LOW_FD_LIMIT = ("import os, resource, sys; "
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)); "
+                "os.execv(sys.executable, [sys.executable, '-m', 'ugu', "
+                "*sys.argv[1:]])")
+
+
+def test_out_of_file_descriptors_the_router_pauses_accepting(procs):
+    """Clients that hold every descriptor the router may open: each
+    accept() then fails, and the router waits a moment before the next
+    try instead of retrying (and logging) in a tight loop; once they
+    go, it serves again."""
+    port = support.free_port()
+    p = procs.start([sys.executable, "-c", LOW_FD_LIMIT, "--master",
+                     "--processes", "0", "--http", f"127.0.0.1:{port}",
+                     "--http-to", f"127.0.0.1:{support.free_port()}"],
+                    cwd=support.REPO)
+    support.wait_for_port(port)
+    held = []
+    began = time.monotonic()
+    try:
+        for _ in range(80):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
+            held.append(s)
+        line = r"\[uwsgi-http\] accept\(\): Too many open files"
+        p.wait_for_log(line, count=4)
+        # A try each 0.1 s pause at most; a tight loop logs thousands.
+        tries = len(re.findall(line, p.output()))
+        assert tries <= (time.monotonic() - began) / 0.1 + 1
+    finally:
+        for s in held:
+            s.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close"
+                  b"\r\n\r\n")
+        assert read_to_eof(s).startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+
+
 def test_client_vanishing_mid_body(router):
     before = router.log().count("client went away")
     with socket.create_connection(("127.0.0.1", router.port),

@@ -82,15 +82,16 @@ class Acceptor:
         port = "" if self.unix else sock.getsockname()[1]
         self.shared = ListenerVars(port, router.settings.extra_vars,
                                    https=self.https)
-        loop = get_hub().loop
-        self._watcher = loop.io(sock.fileno(), READ)
-        self._pause = loop.timer(ACCEPT_PAUSE)
+        self._loop = get_hub().loop
+        self._watcher = self._loop.io(sock.fileno(), READ)
+        self._pause = None
 
     def start(self):
         self._watcher.start(self._accept)
 
     def close(self):
-        self._pause.close()
+        if self._pause is not None:
+            self._pause.close()
         self._watcher.close()
         self.sock.close()
 
@@ -103,9 +104,19 @@ class Acceptor:
             except OSError as e:
                 log(f"[uwsgi-http] accept(): {e.strerror or e}")
                 self._watcher.stop()
-                self._pause.start(self.start)
+                self._pause_accepting()
                 return
             self._serve(fd, address)
+
+    def _pause_accepting(self):
+        # A new timer each time: libev leaves a one-shot timer that has
+        # fired with nothing left of its delay, so starting it again
+        # fires at once, and accept() failed in a tight loop (EMFILE:
+        # all CPU, and the log filled at 100k lines a second).
+        if self._pause is not None:
+            self._pause.close()
+        self._pause = self._loop.timer(ACCEPT_PAUSE)
+        self._pause.start(self.start)
 
     def _serve(self, fd, address):
         sock = _socket.socket(*self._kind, 0, fd)
