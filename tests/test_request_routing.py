@@ -424,6 +424,32 @@ def test_a_redirect_that_a_request_breaks_gets_a_500(site, procs):
         b"HTTP/1.1 302 Found\r\nLocation: /b\r\n")
 
 
+@pytest.mark.parametrize("option", ["route", "response-route"])
+def test_an_added_header_that_a_request_breaks_gets_a_500(site, procs,
+                                                          option):
+    """An `addheader` value taken from the request (PATH_INFO, with a
+    decoded %0D%0A) is refused as an app's header with a line break is;
+    uWSGI sends it, and the request adds a header of its own."""
+    port = support.free_port()
+    path = write_config(site, [f"http-socket = 127.0.0.1:{port}",
+                               "wsgi-file = app.py",
+                               f"{option} = ^/ addheader:X-Path: "
+                               "${PATH_INFO}"])
+    ugu = procs.ugu("--ini", str(path), cwd=site)
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /a%0D%0AX-Evil:%201 HTTP/1.0\r\n\r\n")
+        raw = support.read_to_eof(s)
+    assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"X-Evil" not in raw
+    ugu.wait_for_log(r"invalid http header 'X-Path'")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /b HTTP/1.0\r\n\r\n")
+        raw = support.read_to_eof(s)
+    assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"\r\nX-Path: /b\r\n" in raw
+
+
 def hosts_seen(argv, site, http):
     """What route-host and log-format's %(host) make of a request with
     no Host, an empty one and a Host: [X-Host headers], [log lines]."""

@@ -264,7 +264,16 @@ def addheader(args):
     if template.static is not None:
         header = _header(template.static)
         return lambda r: r.added.append(header)
-    return lambda r: r.added.append(_header(r.expand(template)))
+
+    def add(r):
+        name, value = _header(r.expand(template))
+        if "\r" in value or "\n" in value:
+            # A value the request filled (a decoded %0D%0A in PATH_INFO)
+            # would add headers of the client's choosing: refused as an
+            # app's header with a line break is, with a 500.
+            raise ValueError(f"invalid http header {name!r}")
+        r.added.append((name, value))
+    return add
 
 
 def _as_sent(text):

@@ -366,8 +366,18 @@ def route_request(ex, app, found):
     ENDED once the routes answered the request (or dropped it)."""
     ctx = ex.ctx
     arrived_addr = ex.vars.get("REMOTE_ADDR", "")
-    routed = ctx.request_routing.run(ex.vars,
-                                     ctx.buffer_size - ex.vars_size)
+    try:
+        routed = ctx.request_routing.run(ex.vars,
+                                         ctx.buffer_size - ex.vars_size)
+    except ValueError as e:
+        # An addheader value the request filled with a line break: the
+        # 500 an app's header with one gets.
+        log.log(f"route refused: {e}")
+        ex.routed_end = True
+        if found:
+            os.close(found.fd)
+        _answer_500(ex)
+        return ENDED
     ex.routed_request = routed
     ex._count_added_vars(routed.appended)
     # The log line reads the request's fields, which set* actions move.
