@@ -1,6 +1,7 @@
 """The tutorial's steps that end at the command line (TUTORIAL-STEPS.md)."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -108,7 +109,11 @@ def test_ctrl_c_while_ugu_imports_ends_it_without_a_traceback(tmp_path,
             pytest.skip(f"no ugu command beside {sys.executable}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
     env["PYTHONPATH"] = f"{tmp_path}:{support.REPO}"
+    # A terminal's process takes SIGINT; one started from a shell's
+    # background job (the suite run as `pytest &`) inherits it ignored.
     result = subprocess.run([*argv, "--version"], env=env,
                             stdin=subprocess.DEVNULL, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60,
+                            preexec_fn=lambda: signal.signal(
+                                signal.SIGINT, signal.SIG_DFL))
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
