@@ -340,6 +340,28 @@ OPTIONS = (
          repeat=True, short="s", aliases=("uwsgi-socket",)),
     _opt("http-socket", STR, "bind an HTTP socket served by the workers",
          CORE, repeat=True),
+    _opt("chown-socket", STR, "chown unix sockets to USER[:GROUP] (names "
+         "or ids) as they are bound; root is dropped (uid, gid) only "
+         "after", CORE),
+    _opt("so-keepalive", FLAG, "enable TCP keepalives on the TCP sockets "
+         "(and so on the connections they accept)", CORE, default=False),
+    _opt("reuse-port", FLAG, "set SO_REUSEPORT on the TCP sockets (other "
+         "processes may bind the same address)", CORE, default=False),
+    _opt("freebind", FLAG, "set IP_FREEBIND on the TCP sockets (bind an "
+         "address the machine does not have yet)", CORE, default=False),
+    _opt("close-on-exec", FLAG, "close the client connection in a "
+         "program the app executes: ugu's connections always have "
+         "FD_CLOEXEC, so this states the behaviour", CORE, default=False),
+    _opt("close-on-exec2", FLAG, "close the listening sockets in a program "
+         "the app executes: they always have FD_CLOEXEC (until a reload, "
+         "as in uWSGI), so this states the behaviour", CORE,
+         default=False),
+    # A number in a file; bare on the command line, 1, as uWSGI reads it.
+    _opt("so-send-timeout", TOGGLE, "set SO_SNDTIMEO (seconds) on the TCP "
+         "sockets (and so on the connections they accept)", CORE,
+         default=0, optional=True, aliases=(
+             "socket-send-timeout", "so-write-timeout",
+             "socket-write-timeout")),
     # plugins: tutorials for packaged uWSGI load the Python one by name
     _opt("plugins", PLUGINS, "load plugins (ugu has python, http, gevent "
          "and logfile built in, and refuses any other)", CORE, repeat=True,

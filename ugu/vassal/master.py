@@ -11,6 +11,7 @@ A reload re-executes the master with the same arguments, keeping the
 listening sockets open (see sockets.py), so no client is refused.
 """
 
+import dataclasses
 import functools
 import math
 import os
@@ -112,7 +113,10 @@ def _run(config):
         hygiene.write_pidfile(config["pidfile"])
     # Before binding, as uWSGI: the sockets belong to the user the
     # workers run as (a port under 1024 then needs another way in).
-    hygiene.drop_privileges(config)
+    # chown-socket needs root to give a socket away: uWSGI then binds
+    # first, and drops only after.
+    if not config["chown-socket"]:
+        hygiene.drop_privileges(config)
     if config["logto2"] and not config["logger"] and \
             (config["log-reopen"] or not reloaded):
         # As uWSGI opens it: as that user, from the folder ugu started in.
@@ -135,6 +139,8 @@ def _run(config):
                 "post-unbuffered webservers *** ")
     shared = Shared(config, link)
     listeners = _bind_all(config)
+    if config["chown-socket"]:
+        hygiene.drop_privileges(config)
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
@@ -263,21 +269,21 @@ def _bind_all(config):
                     for value in config["http-to-https"]]
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
-    defer = 0 if config["no-defer-accept"] else config["socket-timeout"]
-    mode = hygiene.socket_mode(config)
+    tuning = sockets.Tuning.from_config(config, hygiene.socket_mode(config))
     listeners = []
     for name, context in routers:
         listener = sockets.bind(name, sockets.ROUTER, backlog, inherited,
-                                None, defer, mode)
+                                None, tuning)
         listener.tls = context
         listeners.append(listener)
     listeners += [sockets.bind(name, proto, backlog, inherited, index,
-                               defer, mode)
+                               tuning)
                   for index, (name, proto) in enumerate(wanted)]
     if has_router(config) and not config["http-to"] and not wanted:
         # uWSGI's router with no node forwards to a socket of its own.
-        listeners.append(sockets.bind("127.0.0.1:0", sockets.UWSGI,
-                                      backlog, inherited, 0))
+        listeners.append(sockets.bind(
+            "127.0.0.1:0", sockets.UWSGI, backlog, inherited, 0,
+            dataclasses.replace(tuning, defer_accept=0)))
     sockets.close_unused(inherited)
     return listeners
 

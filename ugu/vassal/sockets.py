@@ -7,7 +7,9 @@ is refused while the new master starts.
 """
 
 import errno
+import grp
 import os
+import pwd
 import resource
 import socket
 import struct
@@ -28,6 +30,32 @@ ROUTER = "router"
 OPTION = {UWSGI: "socket", HTTP: "http-socket", ROUTER: "http"}
 # A bare chmod-socket: uWSGI's mode "for lazy and brave users".
 LAZY_MODE = 0o666
+# Linux's IP_FREEBIND (Python's socket module does not name it).
+IP_FREEBIND = 15
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the config asks of each socket bound here, read once: uWSGI
+    sets the TCP options on every TCP socket it binds (the router's
+    too), chmod and chown on the unix ones."""
+    defer_accept: int = 0      # seconds; see bind
+    mode: int | None = None    # chmod-socket (hygiene.socket_mode)
+    owner: str | None = None   # chown-socket: USER[:GROUP], names or ids
+    keepalive: bool = False    # so-keepalive
+    reuse_port: bool = False
+    freebind: bool = False
+    send_timeout: int = 0      # so-send-timeout, seconds
+
+    @classmethod
+    def from_config(cls, config, mode):
+        return cls(
+            defer_accept=(0 if config["no-defer-accept"]
+                          else config["socket-timeout"]),
+            mode=mode, owner=config["chown-socket"],
+            keepalive=config["so-keepalive"],
+            reuse_port=config["reuse-port"], freebind=config["freebind"],
+            send_timeout=config["so-send-timeout"])
 
 
 @dataclass
@@ -60,15 +88,15 @@ def parse_address(text, option=None):
     return (host or "0.0.0.0", int(port))
 
 
-def bind(name, proto, backlog, inherited, index, defer_accept=0,
-         mode=None):
+def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     """A listening socket for the address, reusing an inherited one.
     `index` numbers the socket in the log, as uWSGI's "socket 0".  With
-    `defer_accept` seconds, as uWSGI sets by default (its socket-timeout),
-    a TCP connection is accepted only once its first bytes arrive, or
-    after that long: a connection that sends nothing holds no core.  A
-    unix socket bound here gets `mode` (see hygiene.socket_mode); an
-    inherited one keeps what it has."""
+    `tuning.defer_accept` seconds, as uWSGI sets by default (its
+    socket-timeout), a TCP connection is accepted only once its first
+    bytes arrive, or after that long: a connection that sends nothing
+    holds no core.  A unix socket bound here gets the tuning's mode and
+    owner (the router's no owner, as uWSGI's); an inherited socket keeps
+    what it has."""
     key = f"{proto}:{name}"
     if key in inherited:
         sock = socket.socket(fileno=inherited.pop(key))
@@ -76,15 +104,41 @@ def bind(name, proto, backlog, inherited, index, defer_accept=0,
         return Listener(name, proto, sock, unix_inode(sock))
     address = parse_address(name, OPTION[proto])
     _check_backlog(backlog)
-    sock = _new_socket(address, name, proto)
-    if defer_accept and sock.family == socket.AF_INET:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
-                        defer_accept)
+    sock = _new_socket(address)
+    if sock.family == socket.AF_INET:
+        _tune_tcp(sock, tuning)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise _bind_error(e, name, proto) from None
     sock.listen(backlog)
-    if mode is not None and sock.family == socket.AF_UNIX:
-        _chmod(sock, mode)
+    if sock.family == socket.AF_UNIX:
+        if tuning.mode is not None:
+            _chmod(sock, tuning.mode)
+        if tuning.owner and proto != ROUTER:
+            _chown(sock.getsockname(), tuning.owner)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
+
+
+def _tune_tcp(sock, tuning):
+    """uWSGI's options of a TCP socket, set before it binds; each
+    connection accepted from it starts with the same (Linux copies
+    them), so keepalive and the send timeout reach the workers'
+    connections with no work per request."""
+    if tuning.freebind:
+        sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+    if tuning.reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if tuning.send_timeout:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                        struct.pack("ll", tuning.send_timeout, 0))
+    if tuning.defer_accept:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
+                        tuning.defer_accept)
+    if tuning.keepalive:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 # struct tcp_info up to tcpi_sacked: 8 one-byte fields, then six u32s.
@@ -133,24 +187,23 @@ def _check_backlog(backlog, limit_file=SOMAXCONN):
                           f"sysctl", option="listen")
 
 
-def _new_socket(address, name, proto):
+def _new_socket(address):
     family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     if family == socket.AF_INET:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     elif os.path.exists(address):
         _remove_stale_unix_socket(address)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        hint = ""
-        if e.errno == errno.EADDRINUSE:
-            hint = (" (another process holds this address: stop it, or "
-                    "choose another one)")
-        raise ConfigError(f"cannot bind {name}: {e.strerror}{hint}",
-                          option=OPTION[proto]) from None
     return sock
+
+
+def _bind_error(error, name, proto):
+    hint = ""
+    if error.errno == errno.EADDRINUSE:
+        hint = (" (another process holds this address: stop it, or "
+                "choose another one)")
+    return ConfigError(f"cannot bind {name}: {error.strerror}{hint}",
+                       option=OPTION[proto])
 
 
 def _chmod(sock, mode):
@@ -160,6 +213,32 @@ def _chmod(sock, mode):
         log.log("chmod() socket to 666 for lazy and brave users")
         mode = LAZY_MODE
     os.chmod(sock.getsockname(), mode)
+
+
+def _chown(path, owner):
+    """chown-socket's USER[:GROUP], each a name or a number (an empty one
+    is 0, as uWSGI reads it); a group left out stays as it is.  A name
+    that is not there stops the start in uWSGI's words, the socket's
+    file left behind, as uWSGI leaves it."""
+    user, colon, group = owner.partition(":")
+    uid = _owner_id(user, pwd.getpwnam, "pw_uid", "user")
+    gid = _owner_id(group, grp.getgrnam, "gr_gid", "group") \
+        if colon else -1
+    try:
+        os.chown(path, uid, gid)
+    except OSError as e:
+        raise ConfigError(f"chown() {path}: {e.strerror}",
+                          option="chown-socket") from None
+
+
+def _owner_id(name, getter, field, kind):
+    if all(c in "0123456789" for c in name):
+        return int(name or 0)
+    try:
+        return getattr(getter(name), field)
+    except KeyError:
+        raise ConfigError(f"unable to find {kind} {name}",
+                          option="chown-socket") from None
 
 
 def _remove_stale_unix_socket(path):

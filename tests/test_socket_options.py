@@ -1,0 +1,266 @@
+"""The listening sockets' options (so-keepalive, reuse-port, freebind,
+so-send-timeout, close-on-exec and close-on-exec2), chown-socket,
+limit-as and honour-stdin, each read back from the running processes
+(getsockopt on their descriptors, stat, /proc), beside the real uWSGI."""
+
+import ctypes
+import fcntl
+import grp
+import json
+import os
+import pwd
+import re
+import socket
+import struct
+import tempfile
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests import support
+
+# An app that reads back the options of its worker's sockets: the
+# listening one, and the connection it is answering (the TCP socket
+# whose local port is SERVER_PORT).
+INSPECT_APP = textwrap.dedent('''
+    import fcntl, json, os, socket, struct
+
+    def _options(fd):
+        sock = socket.socket(fileno=os.dup(fd))
+        try:
+            if sock.family != socket.AF_INET:
+                return None, None
+            get = sock.getsockopt
+            timeout = get(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+            return str(sock.getsockname()[1]), {
+                "listening": get(socket.SOL_SOCKET, socket.SO_ACCEPTCONN),
+                "keepalive": get(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                "reuse_port": get(socket.SOL_SOCKET, socket.SO_REUSEPORT),
+                "freebind": get(socket.SOL_IP, 15),
+                "send_timeout": struct.unpack("ll", timeout)[0],
+                "cloexec": bool(flags & fcntl.FD_CLOEXEC),
+            }
+        finally:
+            sock.close()
+
+    def application(environ, start_response):
+        found = {}
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                link = os.readlink(f"/proc/self/fd/{name}")
+            except FileNotFoundError:
+                continue  # listdir's own descriptor, closed since
+            if link.startswith("socket:"):
+                port, options = _options(int(name))
+                if options is None:
+                    continue
+                if options.pop("listening"):
+                    found["listener"] = options
+                elif port == environ["SERVER_PORT"]:
+                    found["connection"] = options
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(found).encode()]
+''')
+
+STDIN_APP = textwrap.dedent('''
+    import os
+
+    def application(environ, start_response):
+        worker = os.readlink("/proc/self/fd/0")
+        master = os.readlink(f"/proc/{os.getppid()}/fd/0")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{worker} {master}".encode()]
+''')
+
+HELLO_APP = textwrap.dedent('''
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello"]
+''')
+
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_PIDFD_GETFD = 438
+O_CLOEXEC = 0o2000000
+
+
+@pytest.fixture
+def site():
+    # World-readable, so that a worker that dropped root can read the app.
+    folder = Path(tempfile.mkdtemp(prefix="ugu-sockopt-"))
+    folder.chmod(0o755)
+    for name, text in (("sockopts_app.py", INSPECT_APP),
+                       ("stdin_app.py", STDIN_APP), ("app.py", HELLO_APP)):
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o644)
+    yield folder
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_dir():
+            path.rmdir()
+        else:
+            path.unlink()
+    folder.rmdir()
+
+
+def _start(start_server, server, site, pairs, **kw):
+    ini = support.write_ini(site / "vassal.ini", uwsgi=[
+        ("master", "true"), *pairs])
+    p = start_server(server, ["--ini", str(ini)], cwd=site, **kw)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    return p
+
+
+def _get(port, path="/"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}",
+                                timeout=10) as response:
+        return response.read().decode()
+
+
+def _inspect(start_server, server, site, options):
+    port = support.free_port()
+    p = _start(start_server, server, site, [
+        ("http-socket", f"127.0.0.1:{port}"), ("wsgi-file", "sockopts_app.py"),
+        *options])
+    support.wait_for_port(port)
+    found = json.loads(_get(port))
+    p.stop()
+    return found
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_tcp_options_on_the_socket_and_its_connections(start_server, site,
+                                                       server):
+    """Set on the listening socket before it binds; Linux copies them
+    to each connection accepted."""
+    found = _inspect(start_server, server, site, [
+        ("so-keepalive", "true"), ("reuse-port", "true"),
+        ("freebind", "true"), ("so-write-timeout", "7"),
+        ("close-on-exec", "true"), ("close-on-exec2", "true")])
+    tuned = {"keepalive": 1, "reuse_port": 1, "freebind": 1,
+             "send_timeout": 7, "cloexec": True}
+    assert found == {"listener": tuned, "connection": tuned}
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_tcp_options_off_by_default(start_server, site, server):
+    found = _inspect(start_server, server, site, [])
+    for options in found.values():
+        assert (options["keepalive"], options["reuse_port"],
+                options["freebind"], options["send_timeout"]) == (0, 0, 0, 0)
+
+
+def _fd_of(pid, fd):
+    """A copy of another process's descriptor (pidfd_getfd, as root),
+    and whether it has FD_CLOEXEC there."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        copy = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+    finally:
+        os.close(pidfd)
+    if copy < 0:
+        pytest.skip(f"pidfd_getfd: {os.strerror(ctypes.get_errno())}")
+    info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+    flags = int(re.search(r"flags:\s+([0-7]+)", info).group(1), 8)
+    return socket.socket(fileno=copy), bool(flags & O_CLOEXEC)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_router_socket_tuned_too_and_reload_keeps_it(start_server, site,
+                                                     server):
+    """The router's socket is bound as uWSGI binds every TCP socket;
+    close-on-exec2 holds until a reload, whose exec needs the sockets
+    open (uWSGI clears the flag for it, and nothing sets it again)."""
+    port, node = support.free_port(), support.free_port()
+    p = _start(start_server, server, site, [
+        ("http", f"127.0.0.1:{port}"), ("socket", f"127.0.0.1:{node}"),
+        ("wsgi-file", "app.py"), ("so-keepalive", "true"),
+        ("so-send-timeout", "3"), ("close-on-exec2", "true")])
+    bound = p.wait_for_log(rf"uWSGI http bound on 127.0.0.1:{port} fd (\d+)")
+    sock, cloexec = _fd_of(p.pid, int(bound.group(1)))
+    with sock:
+        assert sock.getsockname()[1] == port
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        timeout = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
+        assert struct.unpack("ll", timeout)[0] == 3
+    assert cloexec
+    support.wait_for_port(port)
+    assert _get(port) == "hello"
+    p.send_signal(1)  # SIGHUP
+    p.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
+    p.wait_for_log(r"spawned uWSGI worker 1", count=2)
+    worker_socket = p.wait_for_log(
+        rf"uwsgi socket 0 inherited INET address 127.0.0.1:{node} fd (\d+)")
+    sock, cloexec = _fd_of(p.pid, int(worker_socket.group(1)))
+    sock.close()
+    assert not cloexec
+
+
+def _root_only():
+    if os.geteuid() != 0:
+        pytest.skip("chown-socket's tests run as root (to give sockets "
+                    "away)")
+
+
+def _nobody():
+    return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+
+
+# ugu only: the reference uWSGI's Python lives under /root, which a
+# worker running as nobody cannot read.
+def test_chown_socket_binds_as_root_then_drops(start_server, site):
+    """A folder only root may write: the socket is bound there (before
+    uid and gid drop root), given to nobody, and served by a worker
+    running as nobody."""
+    server = "ugu"
+    _root_only()
+    uid, gid = _nobody()
+    sock = site / "app.sock"
+    p = _start(start_server, server, site, [
+        ("http-socket", str(sock)), ("wsgi-file", "app.py"),
+        ("chown-socket", "nobody:nogroup"), ("uid", "nobody"),
+        ("gid", "nogroup")])
+    assert (sock.stat().st_uid, sock.stat().st_gid) == (uid, gid)
+    p.wait_for_log(rf"uwsgi socket 0 bound to UNIX address {sock} fd \d+\n"
+                   rf"(?:.*\n)*?setgid\(\) to {gid}\n(?:.*\n)*?"
+                   rf"setuid\(\) to {uid}")
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(10)
+        client.connect(str(sock))
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        raw = support.read_to_eof(client)
+    assert raw.startswith(b"HTTP/1.") and raw.endswith(b"hello")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_chown_socket_user_alone_keeps_the_group(start_server, site,
+                                                  server):
+    _root_only()
+    uid, _ = _nobody()
+    sock = site / "app.sock"
+    _start(start_server, server, site, [
+        ("socket", str(sock)), ("wsgi-file", "app.py"),
+        ("chown-socket", str(uid))])
+    assert (sock.stat().st_uid, sock.stat().st_gid) == (uid, os.getgid())
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("owner, said", [
+    ("nosuchuser", "unable to find user nosuchuser"),
+    ("nobody:nosuchgroup", "unable to find group nosuchgroup")])
+def test_chown_socket_to_a_name_not_there_stops(procs, site, request,
+                                                server, owner, said):
+    """After the bind (its file is left), in uWSGI's words, exit 1."""
+    _root_only()
+    sock = site / "app.sock"
+    ini = support.write_ini(site / "vassal.ini", uwsgi=[
+        ("master", "true"), ("socket", str(sock)), ("wsgi-file", "app.py"),
+        ("chown-socket", owner)])
+    argv = [request.getfixturevalue("uwsgi_binary")] \
+        if server == "uwsgi" else support.UGU
+    p = procs.start([*argv, "--ini", str(ini)], cwd=site)
+    assert p.wait() == 1
+    assert said in p.output()
+    assert "uwsgi socket 0 bound" not in p.output()
+    assert sock.exists()
