@@ -264,3 +264,20 @@ def test_chown_socket_to_a_name_not_there_stops(procs, site, request,
     assert said in p.output()
     assert "uwsgi socket 0 bound" not in p.output()
     assert sock.exists()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_limit_as(start_server, site, server):
+    port = support.free_port()
+    p = _start(start_server, server, site, [
+        ("http-socket", f"127.0.0.1:{port}"), ("wsgi-file", "app.py"),
+        ("limit-as", "2048")])
+    p.wait_for_log(r"limiting address space of processes\.\.\.\n(?:.*\n)*?"
+                   r"your process address space limit is 2147483648 bytes "
+                   r"\(2048 MB\)\n")
+    support.wait_for_port(port)
+    assert _get(port) == "hello"
+    for pid in [p.pid, *support.children_of(p.pid)]:
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        assert re.search(r"Max address space\s+2147483648\s+2147483648",
+                         limits)

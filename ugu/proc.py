@@ -113,6 +113,26 @@ def set_max_fd(config):
                 f"[core/uwsgi.c line 2710]")
 
 
+_MEGABYTE = 1024 * 1024
+
+
+def limit_address_space(config):
+    """limit-as: both limits on the address space (MB), for this process
+    and all it starts, as uWSGI sets them; then, limited by it or from
+    outside, the hard limit said as uWSGI says it."""
+    wanted = config["limit-as"] * _MEGABYTE
+    if wanted:
+        log.log("limiting address space of processes...")
+        limit = _Rlimit(wanted, wanted)
+        if _libc.setrlimit(resource.RLIMIT_AS, ctypes.byref(limit)) != 0:
+            log.log(f"setrlimit(): {os.strerror(ctypes.get_errno())} "
+                    f"[core/uwsgi.c line 2675]")
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY:
+        log.log(f"your process address space limit is {hard} bytes "
+                f"({hard // _MEGABYTE} MB)")
+
+
 def die_with_parent(parent, signum=signal.SIGKILL):
     """Ask the kernel to signal us when our parent exits (no orphans).
     False if `parent` (its pid, taken before the fork) died before the

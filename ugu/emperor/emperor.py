@@ -66,6 +66,7 @@ def run(config):
         # The Emperor drops no privileges: after them is now.
         log.logto(config, "logto2")
     log.starting()
+    proc.limit_address_space(config)
     proc.set_max_fd(config)
     monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
     templates = spawn.Templates.from_config(config)

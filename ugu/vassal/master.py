@@ -107,6 +107,7 @@ def _run(config):
         _chdir(config["chdir"])
     log.use_loggers(config)
     _banner(config)
+    proc.limit_address_space(config)
     proc.set_max_fd(config)
     _apply_env(config)
     if config["pidfile"] and not reloaded:
