@@ -97,10 +97,11 @@ def stop_leftovers():
 
 class Process:
     """A real process with its own process group and a log file (its
-    stderr, and its stdout unless `stdout_path` names a file of its own)."""
+    stderr, and its stdout unless `stdout_path` names a file of its own);
+    its stdin /dev/null unless `stdin` gives another (a pipe's end)."""
 
     def __init__(self, argv, cwd=None, env=None, log_path=None,
-                 stdout_path=None):
+                 stdout_path=None, stdin=subprocess.DEVNULL):
         self.argv = list(argv)
         self.log_path = Path(log_path or _temp_log())
         self._log = open(self.log_path, "wb")
@@ -108,7 +109,7 @@ class Process:
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         with open(stdout_path or os.devnull, "wb") as stdout:
             self.popen = subprocess.Popen(
-                self.argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
+                self.argv, cwd=cwd, env=full_env, stdin=stdin,
                 stdout=stdout if stdout_path else self._log,
                 stderr=self._log, start_new_session=True)
         self.pid = self.popen.pid

@@ -142,9 +142,9 @@ class Instance:
                    ("wsgi-file", "app.py"), *pairs]
         if binary is None:
             options.insert(0, ("strict", "true"))
-        elif ("daemons-honour-stdin", "true") in options:
-            # uWSGI's own stdin is /dev/null unless it honours it too:
-            # ugu keeps its stdin as it was given.
+        if ("daemons-honour-stdin", "true") in options:
+            # The instance's own stdin is /dev/null unless it honours it
+            # too.
             options.append(("honour-stdin", "true"))
         support.write_ini(site / "instance.ini", uwsgi=options)
         argv = [binary] if binary else [*support.UGU]

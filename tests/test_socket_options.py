@@ -8,11 +8,13 @@ import fcntl
 import grp
 import json
 import os
+import pty
 import pwd
 import re
 import socket
 import struct
 import tempfile
+import termios
 import textwrap
 import urllib.request
 from pathlib import Path
@@ -281,3 +283,60 @@ def test_limit_as(start_server, site, server):
         limits = Path(f"/proc/{pid}/limits").read_text()
         assert re.search(r"Max address space\s+2147483648\s+2147483648",
                          limits)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("honour", [False, True])
+def test_stdin_is_dev_null_unless_honour_stdin(start_server, site, server,
+                                               honour):
+    port = support.free_port()
+    reader, writer = os.pipe()
+    try:
+        p = _start(start_server, server, site, [
+            ("http-socket", f"127.0.0.1:{port}"),
+            ("wsgi-file", "stdin_app.py"),
+            *([("honour-stdin", "true")] if honour else [])],
+            stdin=reader)
+        support.wait_for_port(port)
+        worker, master = _get(port).split()
+    finally:
+        os.close(reader)
+        os.close(writer)
+    expected = re.compile(r"pipe:\[\d+\]") if honour else \
+        re.compile(re.escape(os.devnull))
+    assert expected.fullmatch(worker) and expected.fullmatch(master)
+
+
+TTY_APP = textwrap.dedent('''
+    import termios
+
+    def application(environ, start_response):
+        modes = termios.tcgetattr(0)
+        modes[3] &= ~termios.ECHO
+        termios.tcsetattr(0, termios.TCSANOW, modes)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"echo off"]
+''')
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_honour_stdin_sets_the_terminal_back_at_exit(start_server, site,
+                                                      server):
+    """An app that turns the terminal's echo off: the master that kept
+    the terminal sets its modes back as it ends."""
+    (site / "tty_app.py").write_text(TTY_APP)
+    port = support.free_port()
+    controller, terminal = pty.openpty()
+    try:
+        p = _start(start_server, server, site, [
+            ("http-socket", f"127.0.0.1:{port}"),
+            ("wsgi-file", "tty_app.py"), ("honour-stdin", "true")],
+            stdin=terminal)
+        support.wait_for_port(port)
+        assert _get(port) == "echo off"
+        assert not termios.tcgetattr(terminal)[3] & termios.ECHO
+        assert p.stop() == 0
+        assert termios.tcgetattr(terminal)[3] & termios.ECHO
+    finally:
+        os.close(controller)
+        os.close(terminal)

@@ -178,6 +178,8 @@ OPTIONS = (
          "its requests when stopping", MASTER, default=60),
     _opt("max-fd", INT, "set the limit of open files (soft and hard; "
          "raising it needs root)", CORE, default=0),
+    _opt("honour-stdin", FLAG, "keep stdin as it was given (else it is "
+         "/dev/null once the sockets are bound)", CORE, default=False),
     _opt("limit-as", INT, "limit the address space (virtual memory) of "
          "every process to this many megabytes", CORE, default=0),
     _opt("umask", MODE, "set the umask (octal, as 022) before anything "

@@ -1,11 +1,13 @@
 """Process hygiene: pidfile, unix socket permissions, dropping root, and
-`vacuum` (removing what the instance created when it ends)."""
+`vacuum` (removing what the instance created when it ends), stdin."""
 
+import atexit
 import grp
 import os
 import pwd
 import re
 import socket
+import termios
 
 from ugu import log, proc, stats
 from ugu.options.errors import ConfigError
@@ -34,6 +36,38 @@ def socket_mode(config):
                           f"digits, as 660, or no value for 666)",
                           option="chmod-socket")
     return int(value, 8)
+
+
+def remap_stdin(config):
+    """As uWSGI once its sockets are bound: stdin becomes /dev/null, so
+    that no worker or app reads the terminal (or pipe) ugu was started
+    from.  honour-stdin keeps it, and a terminal's modes are set back
+    when the process that kept them exits, as uWSGI's vacuum does."""
+    if config["honour-stdin"]:
+        _keep_terminal_modes()
+        return
+    fd = os.open(os.devnull, os.O_RDONLY)
+    if fd != 0:
+        os.dup2(fd, 0)
+        os.close(fd)
+
+
+def _keep_terminal_modes():
+    try:
+        modes = termios.tcgetattr(0)
+    except termios.error:
+        return  # not a terminal
+    atexit.register(_restore_terminal_modes, os.getpid(), modes)
+
+
+def _restore_terminal_modes(pid, modes):
+    # Forked children inherit the handler; only the master restores.
+    if os.getpid() != pid:
+        return
+    try:
+        termios.tcsetattr(0, termios.TCSANOW, modes)
+    except termios.error as e:
+        log.log(f"vacuum()/tcsetattr(): {e.args[-1]}")
 
 
 def _unix(listeners):

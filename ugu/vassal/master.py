@@ -142,6 +142,7 @@ def _run(config):
     listeners = _bind_all(config)
     if config["chown-socket"]:
         hygiene.drop_privileges(config)
+    hygiene.remap_stdin(config)
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
