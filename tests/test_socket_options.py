@@ -1,7 +1,8 @@
 """The listening sockets' options (so-keepalive, reuse-port, freebind,
-so-send-timeout, close-on-exec and close-on-exec2), chown-socket,
-limit-as and honour-stdin, each read back from the running processes
-(getsockopt on their descriptors, stat, /proc), beside the real uWSGI."""
+so-send-timeout, close-on-exec and close-on-exec2), chown-socket, and
+the processes' limit-as, honour-stdin and cpu-affinity, each read back
+from the running processes (getsockopt on their descriptors, stat,
+/proc), beside the real uWSGI."""
 
 import ctypes
 import fcntl
@@ -340,3 +341,43 @@ def test_honour_stdin_sets_the_terminal_back_at_exit(start_server, site,
     finally:
         os.close(controller)
         os.close(terminal)
+
+
+def _cpu_mapping(start_server, site, server):
+    """{worker id: (the CPUs its line names, the CPUs it may run on)}."""
+    p = _start(start_server, server, site, [
+        ("socket", "127.0.0.1:0"), ("wsgi-file", "app.py"),
+        ("processes", "3"), ("cpu-affinity", "3")])
+    mapping = {}
+    for wid in (1, 2, 3):
+        said = p.wait_for_log(rf"mapping worker {wid} to CPUs: ([\d ]+)\n")
+        pid = int(p.wait_for_log(
+            rf"spawned uWSGI worker {wid} \(pid: (\d+)").group(1))
+        status = Path(f"/proc/{pid}/status").read_text()
+        allowed = re.search(r"Cpus_allowed_list:\s+(\S+)", status).group(1)
+        mapping[wid] = (said.group(1), allowed)
+    return mapping
+
+
+def test_cpu_affinity_maps_workers_as_uwsgi(start_server, site):
+    """Worker N from CPU (N - 1) * 3 on, wrapping round the CPUs (0 1 0,
+    1 0 1, 0 1 0 on two): the same lines and masks as uWSGI's."""
+    ours = _cpu_mapping(start_server, site, "ugu")
+    cpus = os.cpu_count()
+    for wid, (said, allowed) in ours.items():
+        first = (wid - 1) * 3
+        assert said.split() == [str((first + i) % cpus) for i in range(3)]
+        wanted = sorted({int(cpu) for cpu in said.split()})
+        assert allowed == _cpu_list(wanted)
+    assert ours == _cpu_mapping(start_server, site, "uwsgi")
+
+
+def _cpu_list(cpus):
+    """The kernel's form of a CPU set: 0-2,5."""
+    runs = []
+    for cpu in cpus:
+        if runs and runs[-1][1] == cpu - 1:
+            runs[-1][1] = cpu
+        else:
+            runs.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -133,6 +133,23 @@ def limit_address_space(config):
                 f"({hard // _MEGABYTE} MB)")
 
 
+def set_cpu_affinity(wid, count):
+    """cpu-affinity: worker N runs on `count` CPUs from (N - 1) * count
+    on, wrapping round the CPUs online, as uWSGI maps them (with 2 CPUs
+    and 3 each, worker 1 gets 0 1 0 and worker 2 gets 1 0 1)."""
+    cpus = os.cpu_count() or 1
+    first = (wid - 1) * count % cpus
+    chosen = [(first + i) % cpus for i in range(count)]
+    try:
+        os.sched_setaffinity(0, chosen)
+    except OSError as e:
+        # uWSGI's source line; its failure could not be provoked here.
+        log.log(f"sched_setaffinity(): {e.strerror} "
+                f"[core/utils.c line 3688]")
+    log.log(f"mapping worker {wid} to CPUs: "
+            f"{' '.join(str(cpu) for cpu in chosen)}")
+
+
 def die_with_parent(parent, signum=signal.SIGKILL):
     """Ask the kernel to signal us when our parent exits (no orphans).
     False if `parent` (its pid, taken before the fork) died before the

@@ -228,6 +228,9 @@ OPTIONS = (
     _opt("gevent-early-monkey-patch", FLAG, "patch before the app loads: "
          "ugu's gevent workers always do, so this states the behaviour",
          PYTHON, default=False),
+    _opt("cpu-affinity", INT, "run each worker on this many CPUs: worker "
+         "N from CPU (N - 1) * count on, wrapping round", MASTER,
+         default=0),
     _opt("max-requests", INT, "recycle a worker after this many requests",
          MASTER, default=0, short="R", wide=True),
     _opt("max-requests-delta", INT, "add (worker id - 1) * delta to "

@@ -227,6 +227,8 @@ class Worker:
             # Worker 1 without a master is the process the user started:
             # uWSGI names only the processes it forks.
             proc.set_worker_title(self.config, self.wid)
+        if self.config["cpu-affinity"]:
+            proc.set_cpu_affinity(self.wid, self.config["cpu-affinity"])
         if self.config["gevent"]:
             # Before anything else imports socket, threading or the app.
             async_worker.patch()
