@@ -381,3 +381,43 @@ def _cpu_list(cpus):
         else:
             runs.append([cpu, cpu])
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+SETENV_APP = textwrap.dedent('''
+    import ctypes
+    ctypes.CDLL(None).setenv(b"UGU_C_ONLY", b"set in C", 1)
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"first"]
+''')
+
+GETENV_APP = textwrap.dedent('''
+    import os
+    seen = os.environ.get("UGU_C_ONLY", "unseen")
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [seen.encode()]
+''')
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("reload_env, seen", [(False, "unseen"),
+                                              (True, "set in C")])
+def test_reload_os_env_before_each_app(start_server, site, server,
+                                       reload_env, seen):
+    """A variable the first app sets through the C library reaches the
+    second app's os.environ only with reload-os-env (one interpreter:
+    uWSGI gives each mount a fresh one otherwise, ugu never)."""
+    (site / "setenv_app.py").write_text(SETENV_APP)
+    (site / "getenv_app.py").write_text(GETENV_APP)
+    port = support.free_port()
+    _start(start_server, server, site, [
+        ("http-socket", f"127.0.0.1:{port}"), ("single-interpreter", "true"),
+        ("mount", "/first=setenv_app.py"), ("mount", "/second=getenv_app.py"),
+        ("manage-script-name", "true"),
+        *([("reload-os-env", "true")] if reload_env else [])])
+    support.wait_for_port(port)
+    assert _get(port, "/first") == "first"
+    assert _get(port, "/second") == seen

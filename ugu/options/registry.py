@@ -395,6 +395,9 @@ OPTIONS = (
              "py-auto-reload", "python-autoreload", "python-auto-reload")),
     _opt("py-auto-reload-ignore", STR, "leave this module out of "
          "py-autoreload's look", PYTHON, repeat=True, needs_master=True),
+    _opt("reload-os-env", FLAG, "before each app loads, copy the C "
+         "library's environment into os.environ (a variable set with "
+         "setenv() past Python is then seen)", PYTHON, default=False),
     _opt("catch-exceptions", FLAG, "answer an app's exception with a page "
          "describing it and the request's vars (for testing only)", PYTHON,
          default=False),

@@ -17,6 +17,7 @@ in uWSGI's "full dynamic mode" and answers every request with an error, so
 that a typo in a module name does not put the instance in a restart loop.
 """
 
+import ctypes
 import glob
 import importlib
 import importlib.util
@@ -189,17 +190,39 @@ def capacity(config):
 def load_all(config):
     """Apps of `module`/`wsgi-file` and of every `mount`, as Apps."""
     loaded = []
+    reload_env = config["reload-os-env"]
     target = _target(config)
     if target is not None:
+        if reload_env:
+            reload_os_environ()
         loaded.append(_load(0, "", target, loaded))
     for spec in config["mount"]:
         mountpoint, target, fatal = _mount_target(spec, config)
         log.log(f"mounting {spec.partition('=')[2]} on {mountpoint}")
+        if reload_env:
+            reload_os_environ()
         app = _load(len(loaded), mountpoint, target, loaded, fatal)
         if app.callable is None and fatal:
             raise MountFailed(spec)
         loaded.append(app)
     return Apps(loaded, config["manage-script-name"])
+
+
+def reload_os_environ():
+    """reload-os-env, before each app loads, as uWSGI's Python does:
+    every variable of the C library's environment into os.environ, so
+    that one set there past Python (by a C extension's setenv(), say)
+    is seen; none is removed."""
+    entries = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.pythonapi,
+                                                     "environ")
+    found = {}
+    index = 0
+    while entries[index] is not None:
+        name, eq, value = entries[index].partition(b"=")
+        if eq:
+            found[os.fsdecode(name)] = os.fsdecode(value)
+        index += 1
+    os.environ.update(found)
 
 
 class MountFailed(Exception):
