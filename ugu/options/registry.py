@@ -181,7 +181,7 @@ OPTIONS = (
     _opt("honour-stdin", FLAG, "keep stdin as it was given (else it is "
          "/dev/null once the sockets are bound)", CORE, default=False),
     _opt("limit-as", INT, "limit the address space (virtual memory) of "
-         "every process to this many megabytes", CORE, default=0),
+         "every process to this many megabytes", CORE, default=0, wide=True),
     _opt("umask", MODE, "set the umask (octal, as 022) before anything "
          "is created", CORE),
     _opt("thunder-lock", FLAG, "serialize accept(): ugu's workers always "
