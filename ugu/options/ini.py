@@ -33,6 +33,9 @@ class Entry:
     line: int | None = None
     # Set by set-placeholder: usable as %(key), never read as an option.
     placeholder: bool = False
+    # A flag on the command line without a value (`--master`): its value
+    # is "true", and uwsgi.opt shows it as True, as uWSGI does.
+    bare: bool = False
 
 
 def read_ini(path, section="uwsgi", magic=None):

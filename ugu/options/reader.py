@@ -44,6 +44,7 @@ class Reader:
         self.formats = {}        # file -> format, for the start-up lines
         self.strict = False
         self.first_magic = None  # magic of the first file read
+        self.magic = None        # ... and of the last
         self.last_file = None    # for `--ini :section`
         self.reading = []        # (file, section) being read, for loops
         self.block = None        # the open logic block
@@ -147,6 +148,7 @@ class Reader:
             # uWSGI's %O keeps the `:section` that %o drops, once the
             # first file has been read.
             self.first_magic = {**magic, "o": spec}
+        self.magic = magic
         return magic
 
     def _parse(self, fmt, text, path, section, magic):

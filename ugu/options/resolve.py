@@ -15,6 +15,7 @@ trailing text.  Under `strict` each is an error; otherwise ugu keeps
 uWSGI's reading and the Config lists a warning for it.
 """
 
+import dataclasses
 import os
 import re
 
@@ -51,9 +52,13 @@ INT64_MAX = (1 << 63) - 1
 class Config:
     """Resolved options: typed values, plus the entries they came from."""
 
-    def __init__(self, entries, files, warnings=(), formats=None):
+    def __init__(self, entries, files, warnings=(), formats=None,
+                 magic=None):
         self.entries = tuple(entries)
         self.files = tuple(files)
+        # The magic variables of the last config file read, as uWSGI
+        # keeps them (its Python module shows them as magic_table).
+        self.magic = magic or {}
         self.warnings = tuple(warnings)
         self._formats = formats or {}
         self._values = _typed_values(self.entries)
@@ -193,7 +198,7 @@ def resolve(argv, environ=None):
     if reader.strict and problems:
         raise problems[0]
     return Config(reader.entries, reader.files, [str(p) for p in problems],
-                  reader.formats)
+                  reader.formats, reader.magic)
 
 
 def _add_environment(reader, environ):
@@ -243,7 +248,8 @@ def _long_option(reader, text, args):
         value = "true"
     elif not eq:
         value = _take_value(name, args)
-    reader.add(Entry(name, value))
+    bare = not eq and (opt.optional or opt.kind == registry.FLAG)
+    reader.add(Entry(name, value, bare=bare))
 
 
 def _short_option(reader, letters, args):
@@ -251,7 +257,7 @@ def _short_option(reader, letters, args):
     if opt is None:
         _refuse_short(letters[0])
     if opt.kind == registry.FLAG:
-        reader.add(Entry(opt.name, "true"))
+        reader.add(Entry(opt.name, "true", bare=True))
         if letters[1:]:
             _short_option(reader, letters[1:], args)
         return
@@ -287,8 +293,7 @@ def _expanded(reader, environ):
                 reason = None if _own_tokens(entry, symbol) else missing
                 _expand_entry(values, index, entry, symbol, hook,
                               _Missing(reader, entry, symbol, reason))
-    return [Entry(e.key, v, e.file, e.line, e.placeholder)
-            for e, v in zip(entries, values)]
+    return [dataclasses.replace(e, value=v) for e, v in zip(entries, values)]
 
 
 class _Missing:
