@@ -525,11 +525,11 @@ class Master:
 
     # -- spawning -------------------------------------------------------
     def spawn_worker(self, wid, respawn=False):
-        self.shared.scoreboard.renew(wid)
         if self.cheaper:
             self.cheaper.filled(wid)
         spawns = self.spawns.get(wid, (0, 0))[0]
         self.spawns[wid] = (spawns + 1, int(time.time()))
+        self.shared.scoreboard.renew(wid, *self.spawns[wid])
         worker = Worker(wid, self.config, self.listeners, self.shared,
                         master=os.getpid())
         with proc.signals_blocked(HANDLED):

@@ -25,9 +25,10 @@ import struct
 import time
 
 # Per worker: total requests, accepting flag, how it is leaving
-# (RETIRING or LEAVING, below), the harakiri deadline (0.0: none), and
-# the kernel's id of the thread serving core 0 (0: the main thread).
-_WORKER = struct.Struct("<QBBdi")
+# (RETIRING or LEAVING, below), the harakiri deadline (0.0: none), the
+# kernel's id of the thread serving core 0 (0: the main thread); its pid,
+# the spawns of its slot and the time of the last (for uwsgi.workers()).
+_WORKER = struct.Struct("<QBBdiiIq")
 _REQUESTS = struct.Struct("<Q")
 _DEADLINE = struct.Struct("<d")
 _DEADLINE_AT = struct.calcsize("<QBB")
@@ -89,12 +90,14 @@ class Scoreboard:
         fields[index] = value
         _WORKER.pack_into(self._map, self._worker_offset(wid), *fields)
 
-    def renew(self, wid):
-        """Ready the slot for a new worker: idle, not yet accepting, not
-        leaving, no deadline, no request since its spawn, no app loaded;
-        the other counters go on."""
+    def renew(self, wid, spawns, last_spawn):
+        """Ready the slot for a new worker, its `spawns`th, spawned at
+        `last_spawn`: idle, not yet accepting, not leaving, no deadline,
+        no request since its spawn, no app loaded; the other counters go
+        on."""
         _WORKER.pack_into(self._map, self._worker_offset(wid),
-                          self.requests(wid), 0, 0, 0.0, 0)
+                          self.requests(wid), 0, 0, 0.0, 0, 0, spawns,
+                          last_spawn)
         offset = self._worker_offset(wid) + _WORKER.size
         _REQUESTS.pack_into(self._map, offset, 0)
         for app_id in range(self.apps):
@@ -171,6 +174,9 @@ class Scoreboard:
         _CORE_COUNTS.pack_into(self._map, self._core_offset(wid, core) +
                                _CORE.size, *counts)
 
+    def set_pid(self, wid, pid):
+        self._set_worker(wid, 5, pid)
+
     def set_accepting(self, wid):
         self._set_worker(wid, 1, 1)
 
@@ -220,6 +226,10 @@ class Scoreboard:
             self._map, self._core_offset(wid, core) + _CORE.size))
     def core_thread(self, wid):
         return self._worker(wid)[4]
+
+    def spawn(self, wid):
+        """(pid, spawns, time of the last spawn) of the worker's slot."""
+        return tuple(self._worker(wid)[5:])
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""
