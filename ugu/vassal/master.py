@@ -29,7 +29,8 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
-                        idle, recycle, report, sockets, stats, wsgi)
+                        idle, pymodule, recycle, report, sockets, stats,
+                        wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -167,6 +168,10 @@ def _run(config):
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
+    # Before any app can import it, in the process that loads them (the
+    # workers inherit it), as uWSGI makes it.
+    pymodule.install(config, shared.scoreboard, reloaded, not masterless)
+    pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
     apps.prepare(config)
     # Also for no processes, as uWSGI: its master (or first process)
     # loads the app whatever the count.

@@ -200,6 +200,12 @@ def request_logger(config, wid):
     return write_exceptions
 
 
+def forced_logger(config, wid):
+    """The logger of a request that must be logged whatever
+    disable-logging and its exceptions say (uwsgi.log_this_request())."""
+    return log.request_writer(_line_of(config, wid))
+
+
 def _line_of(config, wid):
     fmt = config["log-format"]
     # As uWSGI: memory-report and the reload-on-rss family measure the

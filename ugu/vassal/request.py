@@ -249,12 +249,17 @@ class Exchange:
     def log(self):
         log_request = self.ctx.log_request
         if log_request is not None:
-            self.msecs = int((time.time() - self.start) * 1000)
-            if self.app is not None:
-                # As uWSGI: the app's count when the line is written, which
-                # counts the requests that began since this one.
-                self.app_requests = self.app.requests
-            log_request(self)
+            self.write_log(log_request)
+
+    def write_log(self, log_request):
+        """The request's line, by the worker's `log_request` (or the one
+        uwsgi.log_this_request() chose)."""
+        self.msecs = int((time.time() - self.start) * 1000)
+        if self.app is not None:
+            # As uWSGI: the app's count when the line is written, which
+            # counts the requests that began since this one.
+            self.app_requests = self.app.requests
+        log_request(self)
 
 
 class ForwardedExchange(Exchange):

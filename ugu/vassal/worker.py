@@ -22,7 +22,7 @@ from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, catch, exceptions,
-                         harakiri, reqlog, request, sockets, wsgi)
+                         harakiri, pymodule, reqlog, request, sockets, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -232,6 +232,8 @@ class Worker:
         if self.config["gevent"]:
             # Before anything else imports socket, threading or the app.
             async_worker.patch()
+        self.shared.scoreboard.set_pid(self.wid, os.getpid())
+        pymodule.enter_worker(self.wid, self.shared)
         if not self.shared.apps and _loads_in_worker(self.config):
             self._load_app()
         self.recycler = Recycler(self.config, self.wid,
@@ -312,6 +314,7 @@ class Worker:
                 return EXIT_RELOAD if self._idle_alone() else EXIT_END
 
     def _exit(self, code):
+        pymodule.worker_exit(self.shared.scoreboard.busy(self.wid))
         if self.at_exit:
             self.at_exit()
         sys.stdout.flush()

@@ -1,0 +1,426 @@
+"""The `uwsgi` module that uWSGI's Python plugin gives the apps it runs.
+
+uWSGI makes it in the process that loads the apps (the master, or each
+worker under lazy-apps), before the first app is imported, so
+`import uwsgi` works in the app's module and in its requests; the
+workers inherit it.  ugu does the same: `install()` puts a fresh module
+in sys.modules as `uwsgi`, and `enter_worker()` runs in each worker
+after fork.  The emperor and the router process never run an app, and
+have none.
+
+Its values are those uWSGI's gives, with their types: Python 3's uWSGI
+makes its strings bytes (version, hostname, opt's values, magic_table),
+and opt keeps the last value of a repeated option (its check for a key
+seen before looks for a bytes key among str ones, and never finds it).
+
+The functions that need the current request (env, request_id,
+set_logvar, connection_fd...) find it on the caller's own stack: the
+frames of the worker's request code below the app hold the exchange,
+the environ and the connection.  So a request pays nothing for the
+module, used or not; a call pays a walk up its stack.  As in uWSGI,
+outside a request they raise SystemError (see `_request_frame`).
+
+What uWSGI's module has and ugu lacks the subsystem for (the cache, the
+spooler, mules, signals...) is not in the module: reading such a name
+raises `Lacking`, an AttributeError naming the function and what ugu
+lacks.  Being an AttributeError, hasattr() answers False and
+getattr(uwsgi, name, None) None, so an app that probes for a feature
+takes its fallback, and one that calls it fails on that line, saying
+why.
+"""
+
+import os
+import signal
+import socket
+import sys
+import time
+import types
+
+import _multiprocessing
+import setproctitle
+
+from ugu import UWSGI_VERSION, log
+from ugu.vassal import reqlog, request, worker
+
+# uWSGI's version_info: base, major, minor, revision, custom.
+VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
+# _multiprocessing.SemLock's kind for a plain (non-recursive) lock.
+_SEMAPHORE = 1
+_NO_REQUEST = "you can call uwsgi api function only from the main callable"
+
+
+class Lacking(AttributeError):
+    """A name of uWSGI's module whose subsystem ugu does not have."""
+
+
+def _names(prefix, suffixes):
+    return " ".join(prefix + suffix for suffix in suffixes.split())
+
+
+# What ugu lacks -> the names of uWSGI 2.0's module (its Python 3 build's
+# dir()) that need it.
+_LACKING_GROUPS = {
+    "cache (uWSGI's cache2)": _names(
+        "cache_", "get set update del exists clear inc dec mul div num "
+        "keys"),
+    "spooler": "spool send_to_spooler set_spooler_frequency spooler_jobs "
+               "spooler_pid spooler_pids spooler_get_task i_am_the_spooler "
+               "spoolers SPOOL_OK SPOOL_RETRY SPOOL_IGNORE",
+    "mules": "mule_id mule_msg mule_get_msg farm_msg farm_get_msg in_farm",
+    "uWSGI signals and timers": "signal register_signal signal_wait "
+                                "signal_registered signal_received "
+                                "add_timer add_rb_timer add_file_monitor "
+                                "add_cron alarm",
+    "sharedarea": _names(
+        "sharedarea_", "read write readbyte writebyte read8 write8 "
+        "readlong writelong read64 write64 read32 write32 read16 write16 "
+        "inclong inc64 inc32 dec64 dec32 rlock wlock unlock memoryview "
+        "object"),
+    "queue (uWSGI's queue option)": _names(
+        "queue_", "get set last push pull pop slot pull_slot"),
+    "websockets": _names(
+        "websocket_", "recv recv_nb send send_binary handshake"),
+    "RPC": "register_rpc rpc rpc_list call",
+    "metrics": _names(
+        "metric_", "inc dec mul div get set set_max set_min"),
+    "async loop engine of uWSGI's (its gevent workers run without one)":
+        "async_sleep async_connect green_schedule suspend wait_fd_read "
+        "wait_fd_write ready_fd",
+    "legions": "i_am_the_lord lord_scroll scrolls",
+    "internal routing from Python": "route",
+    "version of this function yet": (
+        "add_var accepting chunked_read chunked_read_nb close connect "
+        "send recv is_connected embedded_data extract parsefile sendfile "
+        "offload set_user_harakiri set_warning_message logsize "
+        "listen_queue ready start_response SymbolsImporter "
+        "SymbolsZipImporter ZipImporter"),
+}
+LACKING = {name: what for what, names in _LACKING_GROUPS.items()
+           for name in names.split()}
+
+
+class _State:
+    """What the module's functions read of the process they run in."""
+
+    def __init__(self, config, scoreboard, master):
+        self.config = config
+        self.scoreboard = scoreboard
+        self.wid = 0
+        # The process a reload or stop is asked of (the first process
+        # without a master, as uWSGI's workers[0]), and masterpid()'s.
+        self.instance = os.getpid()
+        self.master = os.getpid() if master else 0
+        # uWSGI's user lock 0, shared by every worker: made before fork.
+        self.lock = _multiprocessing.SemLock(
+            _SEMAPHORE, 1, 1, f"/ugu-lock-{os.getpid()}-{id(self)}", True)
+        self.forced_log = None
+        self.shared = None      # a worker's master.Shared
+
+
+_state = None
+_module = None
+
+
+def install(config, scoreboard, reloaded, master):
+    """Make the `uwsgi` module of this instance, importable from now on:
+    in the process that loads the apps, before it loads them (`master`:
+    whether that process is a master)."""
+    global _state, _module
+    _state = _State(config, scoreboard, master)
+    module = types.ModuleType("uwsgi")
+    module.__dict__.update(_values(config, reloaded))
+    module.__dict__.update(_FUNCTIONS)
+    module.__getattr__ = _missing
+    sys.modules["uwsgi"] = _module = module
+
+
+def _values(config, reloaded):
+    values = {
+        "version": UWSGI_VERSION.encode(),
+        "version_info": VERSION_INFO,
+        "hostname": socket.gethostname().encode(),
+        "numproc": config["processes"],
+        # uWSGI 2.0.28 and later always run with threads enabled.
+        "has_threads": 1,
+        "cores": config["gevent"] or config["threads"],
+        "loop": None,
+        "opt": options(config),
+        "sockets": [],
+        "magic_table": {key.encode(): value.encode()
+                        for key, value in sorted(config.magic.items())
+                        if value},
+        "unbit": None,
+        "buffer_size": config["buffer-size"],
+        "started_on": int(time.time()),
+        "applications": None,
+        "is_a_reload": reloaded,
+    }
+    if config["pidfile"]:
+        values["pidfile"] = config["pidfile"].encode()
+    return values
+
+
+def options(config):
+    """uwsgi.opt: each option as written (a short one by its long name),
+    str keys and bytes values, True for a flag given without one; a
+    repeated option keeps its last value, in its first place."""
+    found = {}
+    for entry in config.entries:
+        if entry.placeholder:
+            continue
+        found[entry.key] = True if entry.bare else entry.value.encode()
+    return found
+
+
+def set_sockets(fds):
+    """uwsgi.sockets: the descriptors of the instance's bound sockets."""
+    _module.sockets = list(fds)
+
+
+def enter_worker(wid, shared):
+    """In worker `wid`, after fork: its id and the apps it serves (or will
+    load), then the app's post_fork_hook, as uWSGI calls it in each
+    worker."""
+    _state.wid = wid
+    _state.shared = shared
+    _call_hook("post_fork_hook")
+
+
+def worker_exit(busy):
+    """A worker ends: the app's atexit hook, which uWSGI skips in a
+    worker that ends in the middle of a request."""
+    if not busy:
+        _call_hook("atexit")
+
+
+def _call_hook(name):
+    hook = _module.__dict__.get(name)
+    if hook is None:
+        return
+    try:
+        hook()
+    except Exception:
+        # As uWSGI: the traceback is logged, the process goes on.
+        log.app_traceback()
+
+
+def _missing(name):
+    if name == "env":
+        return _environ()
+    if name in LACKING:
+        raise Lacking(f"uwsgi.{name} is not available: ugu has no "
+                      f"{LACKING[name]}")
+    raise AttributeError(f"module 'uwsgi' has no attribute '{name}'")
+
+
+def _request_frame(code):
+    """The frame of `code` (a function of the worker's request code) that
+    is serving the caller's request: on the caller's stack, whatever
+    thread or greenlet it runs in."""
+    frame = _find_frame(code)
+    if frame is None:
+        raise SystemError(_NO_REQUEST)
+    return frame
+
+
+def _find_frame(code):
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code is not code:
+        frame = frame.f_back
+    return frame
+
+
+def _exchange():
+    return _request_frame(request.run_app.__code__).f_locals["ex"]
+
+
+def _connection():
+    return _request_frame(worker.serve_connection.__code__).f_locals["conn"]
+
+
+def _environ():
+    """uwsgi.env: uWSGI sets it for each request of a worker without
+    threads, and never with them."""
+    if _state.config["threads"] < 2:
+        frame = _find_frame(request.run_app.__code__)
+        if frame is not None:
+            return frame.f_locals["environ"]
+    raise AttributeError("module 'uwsgi' has no attribute 'env'")
+
+
+# -- the functions ----------------------------------------------------------
+def worker_id():
+    return _state.wid
+
+
+def masterpid():
+    return _state.master
+
+
+def total_requests():
+    """The instance's requests that have ended (this one is counted when
+    its log line is written)."""
+    return _state.scoreboard.total()
+
+
+def request_id():
+    """The requests the worker's slot has served before this one."""
+    ex = _exchange()
+    return ex.ctx.scoreboard.requests(ex.ctx.wid)
+
+
+def reload():
+    """A graceful reload of the instance, as SIGHUP asks for it."""
+    os.kill(_state.instance, signal.SIGHUP)
+    return True
+
+
+def stop():
+    """uWSGI's stop(): SIGQUIT to the master, a shutdown in 2.0."""
+    os.kill(_state.instance, signal.SIGQUIT)
+    return True
+
+
+def log_line(message):
+    """uwsgi.log(): a line in the log, as the server's own."""
+    if not isinstance(message, str):
+        raise TypeError(f"log() argument must be str, not "
+                        f"{type(message).__name__}")
+    log.log(message)
+    return True
+
+
+def set_logvar(key, value):
+    """A value for `%(key)` in log-format, for this request's line."""
+    _exchange().set_logvar(_line_text(key), _line_text(value))
+
+
+def get_logvar(key):
+    found = (_exchange().logvars or {}).get(_line_text(key))
+    return None if found is None else found.encode("latin-1")
+
+
+def _line_text(value):
+    """A str or bytes as the log line's text, whose latin-1 is the bytes
+    uWSGI would write: a str's UTF-8, a bytes as it is."""
+    if isinstance(value, str):
+        value = value.encode()
+    if not isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"a str or bytes is required, not "
+                        f"{type(value).__name__}")
+    return bytes(value).decode("latin-1")
+
+
+def log_this_request():
+    """This request gets its line even under disable-logging."""
+    ex = _exchange()
+    if _state.forced_log is None:
+        _state.forced_log = reqlog.forced_logger(_state.config, _state.wid)
+    ex.log = lambda: ex.write_log(_state.forced_log)
+
+
+def connection_fd():
+    return _connection().fileno()
+
+
+def disconnect():
+    """The client's connection closes now, as uWSGI closes it: what the
+    app writes after it is a write error (EBADF)."""
+    _connection().close()
+
+
+def cl():
+    """The request body's length, as its CONTENT_LENGTH gave it."""
+    ex = _exchange()
+    return ex.input.length if ex.input is not None else 0
+
+
+def mem():
+    """(rss, vsz) of this process, in bytes."""
+    vsz, rss = reqlog.process_memory()
+    return rss, vsz
+
+
+def micros():
+    return time.time_ns() // 1000
+
+
+def setprocname(name):
+    if not isinstance(name, str):
+        raise TypeError(f"setprocname() argument must be str, not "
+                        f"{type(name).__name__}")
+    setproctitle.setproctitle(name)
+
+
+def workers():
+    """A dict for each worker, with the keys and types of uWSGI's."""
+    return tuple(_worker(wid)
+                 for wid in range(1, _state.config["processes"] + 1))
+
+
+def _worker(wid):
+    board = _state.scoreboard
+    pid, spawns, last_spawn = board.spawn(wid)
+    delta, tx, running_time, avg_rt = board.traffic(wid)
+    apps = tuple(_app(wid, *app) for app in board.apps_of(wid))
+    return {
+        "id": wid if spawns or pid else 0, "pid": pid,
+        "requests": board.requests(wid), "delta_requests": delta,
+        "signals": 0,
+        "exceptions": sum(app["exceptions"] for app in apps),
+        "status": b"busy" if board.busy(wid) else b"idle",
+        # As uWSGI's: measured only under memory-report or
+        # reload-on-rss, which ugu's workers do not store.
+        "rss": 0, "vsz": 0,
+        "running_time": running_time, "last_spawn": last_spawn,
+        "respawn_count": max(spawns - 1, 0), "tx": tx, "avg_rt": avg_rt,
+        "apps": apps,
+    }
+
+
+def _app(wid, app_id, startup_time, mountpoint):
+    requests, exceptions = _state.scoreboard.app_counts(wid, app_id)
+    loaded = _state.shared.apps.loaded if _state.shared else []
+    found = [app.callable for app in loaded if app.id == app_id]
+    return {
+        "id": app_id, "modifier1": 0, "mountpoint": mountpoint.encode(),
+        "startup_time": startup_time,
+        # Addresses, as uWSGI's: the one interpreter, the app's callable
+        # (as this process holds it).
+        "interpreter": id(sys.modules["__main__"]),
+        "callable": id(found[0]) if found else 0,
+        "requests": requests, "exceptions": exceptions, "chdir": b"",
+    }
+
+
+def _lock_number(number):
+    # ugu has uWSGI's lock 0 only (no `locks` option).
+    if number != 0:
+        raise ValueError("Invalid lock number")
+
+
+def lock(number=0):
+    _lock_number(number)
+    _state.lock.acquire()
+
+
+def unlock(number=0):
+    _lock_number(number)
+    # uWSGI's mutex ignores the unlock of a lock that is not held.
+    if _state.lock._is_zero():
+        _state.lock.release()
+
+
+def is_locked(number=0):
+    _lock_number(number)
+    if not _state.lock.acquire(False):
+        return True
+    _state.lock.release()
+    return False
+
+
+_FUNCTIONS = {f.__name__: f for f in (
+    worker_id, masterpid, total_requests, request_id, workers, reload, stop,
+    set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
+    cl, mem, micros, setprocname, lock, unlock, is_locked)}
+_FUNCTIONS["log"] = log_line
