@@ -1,0 +1,270 @@
+"""The `uwsgi` module an app imports: what it holds and does, beside the
+real uWSGI on the same INI file, and what ugu lacks said by name."""
+
+import http.client
+import json
+import re
+import signal
+import textwrap
+
+import pytest
+
+from tests.support import free_port, wait_for_port, write_ini
+
+APP = textwrap.dedent('''\
+    import json
+    import os
+    import threading
+
+    import uwsgi
+
+    AT_IMPORT = {"pid": os.getpid(), "worker_id": uwsgi.worker_id()}
+
+
+    def post_fork():
+        print(f"post_fork_hook in worker {uwsgi.worker_id()}", flush=True)
+
+
+    def at_exit():
+        print(f"atexit in worker {uwsgi.worker_id()}", flush=True)
+
+
+    uwsgi.post_fork_hook = post_fork
+    uwsgi.atexit = at_exit
+
+
+    def shape(value):
+        """A value with its types: bytes and str told apart."""
+        if isinstance(value, dict):
+            return {repr(k): shape(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [type(value).__name__] + [shape(v) for v in value]
+        return [type(value).__name__, repr(value)]
+
+
+    def values(environ):
+        names = ["opt", "numproc", "version", "version_info", "buffer_size",
+                 "cores", "has_threads", "applications", "is_a_reload",
+                 "sockets", "loop", "unbit"]
+        found = {name: shape(getattr(uwsgi, name)) for name in names}
+        found["types"] = {name: type(getattr(uwsgi, name)).__name__
+                          for name in ("hostname", "started_on",
+                                       "magic_table")}
+        found["magic"] = {k.decode(): v.decode()
+                          for k, v in uwsgi.magic_table.items()
+                          if k in b"dpsneco0DPSNE"}
+        found["env is environ"] = uwsgi.env is environ
+        found["worker_id"] = uwsgi.worker_id() in (1, 2)
+        found["masterpid"] = uwsgi.masterpid()
+        found["at_import"] = AT_IMPORT
+        found["pid"] = os.getpid()
+        found["mem"] = [type(n).__name__ for n in uwsgi.mem()]
+        found["workers"] = [{key: type(value).__name__
+                             for key, value in worker.items()}
+                            for worker in uwsgi.workers()]
+        found["my worker"] = [w["pid"] for w in uwsgi.workers()
+                              if w["id"] == uwsgi.worker_id()]
+        found["status"] = [w["status"] for w in uwsgi.workers()
+                           if w["id"] == uwsgi.worker_id()][0].decode()
+        found["counts"] = [uwsgi.request_id(), uwsgi.total_requests()]
+        found["fd"] = uwsgi.connection_fd() > 2
+        uwsgi.lock()
+        locked = uwsgi.is_locked()
+        uwsgi.unlock()
+        try:
+            uwsgi.lock(1)
+        except ValueError as e:
+            refused = str(e)
+        found["lock"] = [locked, uwsgi.is_locked(), refused]
+        found["probes"] = [hasattr(uwsgi, "no_such_thing"),
+                           hasattr(uwsgi, "worker_id")]
+        outside = {}
+        def elsewhere():
+            try:
+                uwsgi.request_id()
+            except SystemError as e:
+                outside["error"] = str(e)
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        found["outside"] = outside
+        return found
+
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        body = b""
+        if path == "/values":
+            body = json.dumps(values(environ)).encode()
+        elif path == "/logvar":
+            uwsgi.set_logvar("who", "alice")
+            uwsgi.set_logvar("n", "1")
+            uwsgi.set_logvar("n", b"22")
+            body = repr([uwsgi.get_logvar("n"),
+                         uwsgi.get_logvar("none")]).encode()
+        elif path == "/logthis":
+            uwsgi.log_this_request()
+        elif path == "/log":
+            body = repr(uwsgi.log("a line from the app")).encode()
+        elif path == "/reload":
+            body = repr(uwsgi.reload()).encode()
+        elif path == "/disconnect":
+            uwsgi.disconnect()
+            body = b"too late"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+''')
+
+
+def get(port, path):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def start(start_server, tmp_path, server, *pairs, args=()):
+    """The app on an http-socket of its own, with 2 workers and `pairs`
+    more options; (process, port)."""
+    (tmp_path / "app.py").write_text(APP)
+    port = free_port()
+    ini = write_ini(tmp_path / "app.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"), ("master", "true"),
+        ("processes", "2"), ("wsgi-file", "app.py"),
+        ("env", "FIRST=1"), ("env", "SECOND=2"), ("myplaceholder", "hello"),
+        *pairs])
+    p = start_server(server, ["--ini", str(ini), *args], cwd=tmp_path)
+    wait_for_port(port)
+    p.wait_for_log(r"spawned uWSGI worker 2")
+    return p, port
+
+
+def values(start_server, tmp_path, server):
+    p, port = start(start_server, tmp_path, server, args=["--vacuum"])
+    found = json.loads(get(port, "/values"))
+    master = int(p.wait_for_log(r"spawned uWSGI master process \(pid: "
+                                r"(\d+)\)")[1])
+    p.stop()
+    # Each its own port.
+    del found["opt"]["'http-socket'"]
+    return found, master
+
+
+def test_the_module_holds_what_uwsgis_holds(start_server, tmp_path):
+    """Values and their types, on the same INI file: opt's str keys and
+    bytes values, the last of a repeated option, True for a bare flag on
+    the command line; the ids, counts, lock and hooks."""
+    ugu, ugu_master = values(start_server, tmp_path, "ugu")
+    uwsgi, uwsgi_master = values(start_server, tmp_path, "uwsgi")
+    assert ugu["opt"]["'env'"] == ["bytes", "b'SECOND=2'"]
+    assert ugu["opt"]["'vacuum'"] == ["bool", "True"]
+    assert ugu["opt"]["'myplaceholder'"] == ["bytes", "b'hello'"]
+    assert ugu["at_import"] == {"pid": ugu_master, "worker_id": 0}
+    assert uwsgi["at_import"] == {"pid": uwsgi_master, "worker_id": 0}
+    assert ugu["masterpid"] == ugu_master
+    assert uwsgi["masterpid"] == uwsgi_master
+    assert ugu["my worker"] == [ugu["pid"]]
+    assert uwsgi["my worker"] == [uwsgi["pid"]]
+    # uWSGI finds the request of a worker's single core from any thread;
+    # ugu finds it on the caller's stack (README).
+    assert ugu.pop("outside") == {"error": "you can call uwsgi api "
+                                           "function only from the main "
+                                           "callable"}
+    assert uwsgi.pop("outside") == {}
+    for found in (ugu, uwsgi):
+        for key in ("at_import", "masterpid", "pid", "my worker"):
+            del found[key]
+    assert ugu == uwsgi
+    assert ugu["magic"]["s"] == "app.ini"
+
+
+def test_set_logvar_fills_the_log_format(start_server, tmp_path, server):
+    p, port = start(start_server, tmp_path, server, (
+        "log-format", "LINE %(uri) who=%(who) n=%(n) status=%(status)"))
+    assert get(port, "/logvar") == b"[b'22', None]"
+    p.wait_for_log(r"LINE /logvar who=alice n=22 status=200\n")
+    get(port, "/other")
+    p.wait_for_log(r"LINE /other who=- n=- status=200\n")
+
+
+def test_log_this_request_logs_under_disable_logging(start_server, tmp_path,
+                                                     server):
+    p, port = start(start_server, tmp_path, server,
+                    ("disable-logging", "true"))
+    get(port, "/unlogged")
+    get(port, "/log")
+    get(port, "/logthis")
+    p.wait_for_log(r"GET /logthis => generated 0 bytes")
+    output = p.output()
+    assert "a line from the app\n" in output
+    assert "/unlogged" not in output and "GET /log " not in output
+
+
+def test_reload_is_a_graceful_reload(start_server, tmp_path, server):
+    """uwsgi.reload(): the master's graceful reload, in uWSGI's lines,
+    each worker's atexit hook as it goes and post_fork_hook in the new
+    ones."""
+    p, port = start(start_server, tmp_path, server)
+    p.wait_for_log(r"post_fork_hook in worker 2\n")
+    assert get(port, "/reload") == b"True"
+    p.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
+    p.wait_for_log(r"post_fork_hook in worker 2\n", count=2)
+    wait_for_port(port)
+    text = p.output()
+    lines = [r"\.\.\.gracefully killing workers\.\.\.",
+             r"Gracefully killing worker \d \(pid: \d+\)\.\.\.",
+             r"atexit in worker \d", r"worker \d buried after \d+ seconds",
+             r"binary reloading uWSGI\.\.\.",
+             r"gracefully \(RE\)spawned uWSGI master process",
+             r"post_fork_hook in worker 1"]
+    assert re.search(r".*\n(?:.*\n)*?".join(lines), text), text
+    p.stop()
+    assert "atexit in worker 1" in p.output()
+
+
+def test_disconnect_closes_the_connection(start_server, tmp_path, server):
+    p, port = start(start_server, tmp_path, server)
+    with pytest.raises(http.client.RemoteDisconnected):
+        get(port, "/disconnect")
+    p.wait_for_log(r"uwsgi_response_writev_headers_and_body_do\(\): Bad "
+                   r"file descriptor \[core/writer\.c line 306\] during "
+                   r"GET /disconnect")
+
+
+def test_what_ugu_lacks_is_named(procs, tmp_path):
+    """A name of uWSGI's module whose subsystem ugu lacks: hasattr() is
+    False, and a call fails naming the function and what is missing."""
+    (tmp_path / "app.py").write_text(textwrap.dedent('''\
+        import uwsgi
+
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            try:
+                uwsgi.cache_get("k")
+            except AttributeError as e:
+                error = str(e)
+            try:
+                uwsgi.no_such_thing
+            except AttributeError as e:
+                unknown = str(e)
+            return [repr([hasattr(uwsgi, "cache_get"),
+                          hasattr(uwsgi, "spool"), error,
+                          unknown]).encode()]
+    '''))
+    port = free_port()
+    p = procs.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+                  "app.py", cwd=tmp_path)
+    wait_for_port(port)
+    assert get(port, "/") == repr([
+        False, False,
+        "uwsgi.cache_get is not available: ugu has no cache (uWSGI's "
+        "cache2)",
+        "module 'uwsgi' has no attribute 'no_such_thing'"]).encode()
+    p.stop(signal.SIGINT)
+
+
+@pytest.fixture(params=["ugu", "uwsgi"])
+def server(request):
+    return request.param
