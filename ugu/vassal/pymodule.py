@@ -16,8 +16,9 @@ seen before looks for a bytes key among str ones, and never finds it).
 The functions that need the current request (env, request_id,
 set_logvar, connection_fd...) find it on the caller's own stack: the
 frames of the worker's request code below the app hold the exchange,
-the environ and the connection.  So a request pays nothing for the
-module, used or not; a call pays a walk up its stack.  As in uWSGI,
+the environ and the connection (in a worker of one core, on the core's
+stack when another thread calls).  So a request pays nothing for the
+module, used or not; a call pays a walk up a stack.  As in uWSGI,
 outside a request they raise SystemError (see `_request_frame`).
 
 What uWSGI's module has and ugu lacks the subsystem for (the cache, the
@@ -115,6 +116,7 @@ class _State:
             _SEMAPHORE, 1, 1, f"/ugu-lock-{os.getpid()}-{id(self)}", True)
         self.forced_log = None
         self.shared = None      # a worker's master.Shared
+        self.single_core = not config["gevent"] and config["threads"] == 1
 
 
 _state = None
@@ -224,7 +226,17 @@ def _request_frame(code):
 
 
 def _find_frame(code):
-    frame = sys._getframe(2)
+    """The caller's frame of `code`; in a worker of a single core, also
+    one in another thread (the core's), as uWSGI finds that core's
+    request from any thread of the app's."""
+    found = _frame_below(sys._getframe(2), code)
+    if found is None and _state.single_core:
+        for frame in sys._current_frames().values():
+            found = found or _frame_below(frame, code)
+    return found
+
+
+def _frame_below(frame, code):
     while frame is not None and frame.f_code is not code:
         frame = frame.f_back
     return frame
