@@ -109,6 +109,13 @@ APP = textwrap.dedent('''\
             body = repr(uwsgi.log("a line from the app")).encode()
         elif path == "/reload":
             body = repr(uwsgi.reload()).encode()
+        elif path == "/die-locked":
+            uwsgi.lock()
+            os.kill(os.getpid(), 9)
+        elif path == "/locked":
+            uwsgi.lock()
+            uwsgi.unlock()
+            body = b"lock taken"
         elif path == "/disconnect":
             uwsgi.disconnect()
             body = b"too late"
@@ -223,6 +230,20 @@ def test_reload_is_a_graceful_reload(start_server, tmp_path, server):
     assert re.search(r".*\n(?:.*\n)*?".join(lines), text), text
     p.stop()
     assert "atexit in worker 1" in p.output()
+
+
+def test_a_lock_held_by_a_dead_worker_is_free(start_server, tmp_path,
+                                              server):
+    """A worker killed while it holds lock 0 does not leave it held: the
+    next locker gets it, as with uWSGI's robust mutex."""
+    p, port = start(start_server, tmp_path, server)
+    with pytest.raises(http.client.RemoteDisconnected):
+        get(port, "/die-locked")
+    p.wait_for_log(r"DAMN ! worker \d \(pid: \d+\) died, killed by signal "
+                   r"9")
+    p.wait_for_log(r"Respawned uWSGI worker \d")
+    for _ in range(4):
+        assert get(port, "/locked") == b"lock taken"
 
 
 def test_disconnect_closes_the_connection(start_server, tmp_path, server):

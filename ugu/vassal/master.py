@@ -675,6 +675,7 @@ class Master:
             log.log(f'daemon "{control.command}" (pid: {pid}) annihilated')
 
     def _worker_died(self, child, status):
+        pymodule.worker_died(child.pid)
         if child.stopping:
             if self.cheaper and self.cheaper.is_cheaped(child.number):
                 log.log(f"worker {child.number} killed successfully "

@@ -30,9 +30,11 @@ takes its fallback, and one that calls it fails on that line, saying
 why.
 """
 
+import mmap
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 import types
@@ -47,6 +49,8 @@ from ugu.vassal import reqlog, request, worker
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
 # _multiprocessing.SemLock's kind for a plain (non-recursive) lock.
 _SEMAPHORE = 1
+# The pid of the process holding lock 0 (0: none), shared by all.
+_HOLDER = struct.Struct("<i")
 _NO_REQUEST = "you can call uwsgi api function only from the main callable"
 
 
@@ -111,9 +115,12 @@ class _State:
         # without a master, as uWSGI's workers[0]), and masterpid()'s.
         self.instance = os.getpid()
         self.master = os.getpid() if master else 0
-        # uWSGI's user lock 0, shared by every worker: made before fork.
+        # uWSGI's user lock 0, shared by every worker: made before fork,
+        # with the pid of its holder, so that the master can free it
+        # when the holder dies (uWSGI's lock is a robust mutex).
         self.lock = _multiprocessing.SemLock(
             _SEMAPHORE, 1, 1, f"/ugu-lock-{os.getpid()}-{id(self)}", True)
+        self.holder = mmap.mmap(-1, _HOLDER.size)
         self.forced_log = None
         self.shared = None      # a worker's master.Shared
         self.single_core = not config["gevent"] and config["threads"] == 1
@@ -414,13 +421,26 @@ def _lock_number(number):
 def lock(number=0):
     _lock_number(number)
     _state.lock.acquire()
+    _HOLDER.pack_into(_state.holder, 0, os.getpid())
 
 
 def unlock(number=0):
     _lock_number(number)
     # uWSGI's mutex ignores the unlock of a lock that is not held.
     if _state.lock._is_zero():
-        _state.lock.release()
+        _release()
+
+
+def _release():
+    _HOLDER.pack_into(_state.holder, 0, 0)
+    _state.lock.release()
+
+
+def worker_died(pid):
+    """In the master: a worker ended; the lock it held, if any, is free
+    again, as uWSGI's robust mutex is to its next locker."""
+    if _HOLDER.unpack_from(_state.holder)[0] == pid:
+        _release()
 
 
 def is_locked(number=0):
