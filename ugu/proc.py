@@ -159,14 +159,17 @@ def die_with_parent(parent, signum=signal.SIGKILL):
     return os.getppid() == parent
 
 
-def start_log(config, reloaded, under_emperor=False):
+def start_log(config, reloaded, under_emperor=False, asap=None):
     """The log at start-up, in uWSGI's order: the first lines (see
-    log.start), then `daemonize` detaches, and its file takes fd 1 and 2,
-    or logto's does; then the show-config dump, there already.  A reload
-    keeps the file of the instance before, unless `log-reopen`; under an
-    Emperor, which must keep its vassal's pid, daemonize is a logto that
-    every start opens."""
+    log.start), the `asap` hooks where given (a callable), then
+    `daemonize` detaches, and its file takes fd 1 and 2, or logto's does;
+    then the show-config dump, there already.  A reload keeps the file of
+    the instance before, unless `log-reopen`; under an Emperor, which
+    must keep its vassal's pid, daemonize is a logto that every start
+    opens."""
     log.start(config)
+    if asap:
+        asap()
     option = "daemonize" if config["daemonize"] else "logto"
     if config["daemonize"] and not under_emperor and not reloaded:
         daemonize()

@@ -60,6 +60,10 @@ class Option:
     wide: bool = False
 
 
+# What an exec-PHASE option's help adds where its failure is fatal.
+_FAILS = " (its failure ends the instance)"
+
+
 def _opt(name, kind, help, owner, **kw):
     return Option(name, kind, help, owner, **kw)
 
@@ -336,6 +340,46 @@ OPTIONS = (
     _opt("cron-harakiri", INT, "kill a cron command (its process group) "
          "still running after this many seconds (0: never)", MASTER,
          default=0),
+    # hooks (uWSGI's core/hooks.c): a shell command, or an ACTION:ARGS,
+    # at a phase of the instance's life
+    *(_opt(f"exec-{phase}", STR, f"run a shell command {when}{fails}",
+           MASTER, repeat=True)
+      for phase, when, fails in (
+          ("asap", "as soon as possible", _FAILS),
+          ("pre-jail", "before jailing (at the first start)", _FAILS),
+          ("in-jail", "in jail after initialization", _FAILS),
+          ("as-root", "before privileges drop (when started as root)",
+           _FAILS),
+          ("as-user", "after privileges drop (when started as root)",
+           _FAILS),
+          ("as-user-atexit", "before the master exits or reloads", ""),
+          ("pre-app", "before the apps load", _FAILS),
+          ("post-app", "after the apps load", _FAILS),
+      )),
+    *(_opt(f"hook-{phase}", STR, f"run an ACTION:ARGS hook {when}",
+           MASTER, repeat=True)
+      for phase, when in (
+          ("asap", "as soon as possible"),
+          ("pre-jail", "before jailing (at the first start)"),
+          ("in-jail", "in jail after initialization"),
+          ("as-root", "before privileges drop (when started as root)"),
+          ("as-user", "after privileges drop (when started as root)"),
+          ("as-user-atexit", "before the master exits or reloads"),
+          ("pre-app", "before the apps load"),
+          ("post-app", "after the apps load"),
+          ("post-fork", "in each worker after its fork"),
+          ("accepting", "when each worker starts accepting"),
+          ("accepting-once", "when each worker starts accepting, on its "
+           "first spawn only"),
+          ("accepting1", "when worker 1 starts accepting"),
+          ("accepting1-once", "when worker 1 starts accepting, on its "
+           "first spawn only"),
+          ("master-start", "when the master's loop starts"),
+          ("touch", "when a file is touched (FILE ACTION:ARGS)"),
+          ("emperor-stop", "when the Emperor asks the vassal to stop"),
+          ("emperor-reload", "when the Emperor asks the vassal to reload"),
+          ("emperor-lost", "when the link with the Emperor is lost"),
+      )),
     _opt("vacuum", FLAG, "remove unix sockets and the pidfile at exit",
          MASTER, default=False),
     _opt("chmod-socket", STR, "chmod unix sockets (default 666)", CORE,
@@ -389,6 +433,13 @@ OPTIONS = (
          aliases=("virtualenv", "venv", "pyhome")),
     _opt("mount", STR, "load an app under a mountpoint (/MP=FILE or "
          "/MP=module:callable)", PYTHON, repeat=True),
+    _opt("import", STR, "import a Python module (or run a .py file) "
+         "where the apps load, before them", PYTHON, repeat=True,
+         aliases=("pyimport", "py-import", "python-import")),
+    _opt("shared-import", STR, "import a Python module (or run a .py "
+         "file) in the master, before the workers fork", PYTHON,
+         repeat=True, aliases=("shared-pyimport", "shared-py-import",
+                               "shared-python-import")),
     _opt("py-autoreload", INT, "every N seconds, reload the instance if "
          "the file of a loaded module changed (for development)", PYTHON,
          default=0, needs_master=True, aliases=(
@@ -733,6 +784,20 @@ _INSTEAD = {
          "stats-pushers-default-freq"),
         "serve the stats with `stats = ADDR` and have the collector read "
         "them there (ugu pushes them nowhere)"),
+    **dict.fromkeys(
+        ("exec-post-jail", "hook-post-jail"),
+        "uWSGI runs it only after a jail (chroot, namespace, `jailed`), "
+        "which ugu has none of: exec-in-jail and hook-in-jail run at "
+        "every start"),
+    **dict.fromkeys(
+        ("exec-as-vassal", "hook-as-vassal", "exec-as-emperor",
+         "hook-as-emperor", "hook-emperor-start"),
+        "ugu's Emperor runs no hooks: put exec-asap or hook-asap in the "
+        "vassal's own file instead"),
+    "hook-as-mule": "ugu has no mules (remove it)",
+    "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
+                       "hook-master-start, which runs once the router is "
+                       "spawned",
 }
 
 

@@ -187,6 +187,36 @@ def capacity(config):
     return 1 + len(config["mount"])
 
 
+def init_all(config, hooks, on_fatal=None):
+    """uWSGI's app initialisation, in the master or in a lazy worker:
+    the pre-app hooks, the `import` modules, the apps, the post-app
+    hooks.  The Apps; raises NoApp where the process must exit.  A fatal
+    hook calls `on_fatal` (hooks.py)."""
+    hooks.run("pre-app", on_fatal)
+    import_all(config["import"])
+    loaded = load_all(config)
+    if not loaded and report_missing(config):
+        raise NoApp()
+    hooks.run("post-app", on_fatal)
+    return loaded
+
+
+def import_all(names):
+    """`import` and `shared-import`: a module by name, or a file (a name
+    with a '/' or ending in .py) run as a module named after its path.
+    A failure is logged and the start goes on, as in uWSGI."""
+    for name in names:
+        try:
+            if "/" in name or name.endswith(".py"):
+                _load_file(name, _pythonized(name))
+            else:
+                importlib.import_module(name)
+        except _Reported:
+            pass
+        except Exception:
+            log.app_traceback()
+
+
 def load_all(config):
     """Apps of `module`/`wsgi-file` and of every `mount`, as Apps."""
     loaded = []
@@ -225,7 +255,12 @@ def reload_os_environ():
     os.environ.update(found)
 
 
-class MountFailed(Exception):
+class NoApp(Exception):
+    """No app loaded and need-app wants one: the process exits
+    (EXIT_NO_APP)."""
+
+
+class MountFailed(NoApp):
     """A mounted file did not load: uWSGI's process exits (EXIT_NO_APP)
     then, need-app or not."""
 
@@ -317,7 +352,7 @@ def _file_target(path, name):
     """Loader of the callable of a file, as uWSGI's file loader: the
     attribute as named, which must be callable (no factory call)."""
     def load():
-        module = _load_file(path)
+        module = _load_file(path, "uwsgi_file_" + _pythonized(path))
         obj = getattr(module, name, None)
         if obj is None:
             # uWSGI's words, "application" whatever the callable's name.
@@ -332,11 +367,11 @@ def _file_target(path, name):
     return load
 
 
-def _load_file(path):
-    """A module run from a file as uWSGI's Python runs it, whatever its
-    extension (app.wsgi, or none): compiled under the path as given, which
-    its __file__ and tracebacks then show; a folder is a package whose
-    __init__.py runs."""
+def _load_file(path, name):
+    """Module `name` run from a file as uWSGI's Python runs it, whatever
+    its extension (app.wsgi, or none): compiled under the path as given,
+    which its __file__ and tracebacks then show; a folder is a package
+    whose __init__.py runs."""
     source = path
     if os.path.isdir(path):
         source = os.path.join(path, "__init__.py")
@@ -347,7 +382,6 @@ def _load_file(path):
         log.log(f"failed to open python file {path}" if source == path
                 else f'open("{source}"): {e.strerror}')
         raise _Reported() from None
-    name = "uwsgi_file_" + _pythonized(path)
     if name in sys.modules:
         return sys.modules[name]  # mounted twice: one module
     try:

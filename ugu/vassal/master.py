@@ -36,6 +36,7 @@ from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
 from ugu.vassal.cron import Crons
 from ugu.vassal.daemons import Daemons
+from ugu.vassal.hooks import Hooks
 from ugu.vassal.logmaster import LogMaster
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
@@ -58,8 +59,9 @@ TICK = 1.0
 class Shared:
     """What the master prepares once and every worker inherits."""
 
-    def __init__(self, config, link):
+    def __init__(self, config, link, hooks):
         self.link = link
+        self.hooks = hooks
         # In uWSGI's order: the routing tables, then the mime types.
         self.request_routing = RequestRouter.from_config(config, log=log.log)
         self.routing = ResponseRouter.from_config(
@@ -102,7 +104,9 @@ def _run(config):
         # Said as uWSGI finds the link, before its config is read: in the
         # Emperor's log, not in the vassal's logto file.
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
-    proc.start_log(config, reloaded, under_emperor=bool(link))
+    hooks = Hooks(config)
+    proc.start_log(config, reloaded, under_emperor=bool(link),
+                   asap=lambda: hooks.run("asap"))
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
@@ -113,12 +117,7 @@ def _run(config):
     _apply_env(config)
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
-    # Before binding, as uWSGI: the sockets belong to the user the
-    # workers run as (a port under 1024 then needs another way in).
-    # chown-socket needs root to give a socket away: uWSGI then binds
-    # first, and drops only after.
-    if not config["chown-socket"]:
-        hygiene.drop_privileges(config)
+    _privileged_hooks(config, hooks, start_cwd, reloaded)
     if config["logto2"] and not config["logger"] and \
             (config["log-reopen"] or not reloaded):
         # As uWSGI opens it: as that user, from the folder ugu started in.
@@ -139,10 +138,10 @@ def _run(config):
         log.log(" *** WARNING: you have enabled harakiri without post "
                 "buffering. Slow upload could be rejected on "
                 "post-unbuffered webservers *** ")
-    shared = Shared(config, link)
+    shared = Shared(config, link, hooks)
     listeners = _bind_all(config)
     if config["chown-socket"]:
-        hygiene.drop_privileges(config)
+        _as_root(config, hooks)
     hygiene.remap_stdin(config)
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
@@ -173,14 +172,13 @@ def _run(config):
     pymodule.install(config, shared.scoreboard, reloaded, not masterless)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
     apps.prepare(config)
+    apps.import_all(config["shared-import"])
     # Also for no processes, as uWSGI: its master (or first process)
     # loads the app whatever the count.
     if _worker_sockets(listeners) and not _lazy(config):
         try:
-            shared.apps = apps.load_all(config)
-        except apps.MountFailed:
-            return apps.EXIT_NO_APP
-        if not shared.apps and apps.report_missing(config):
+            shared.apps = apps.init_all(config, hooks)
+        except apps.NoApp:
             return apps.EXIT_NO_APP
     if config["daemonize2"]:
         _daemonize2(config, link, reloaded)
@@ -188,6 +186,36 @@ def _run(config):
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd, daemons, crons)
     return master.run()
+
+
+def _privileged_hooks(config, hooks, start_cwd, reloaded):
+    """The hooks of the start before privileges drop, and the drop.
+    uWSGI runs them from the folder it started in (its chdir comes
+    after), pre-jail's at the first start only, and those as root and
+    as user only when started as root."""
+    os.chdir(start_cwd)
+    if not reloaded:
+        hooks.run("pre-jail")
+    hooks.run("in-jail")
+    # Before binding, as uWSGI: the sockets belong to the user the
+    # workers run as (a port under 1024 then needs another way in).
+    # chown-socket needs root to give a socket away: uWSGI then binds
+    # first, and drops only after.
+    if not config["chown-socket"]:
+        _as_root(config, hooks)
+    if config["chdir"]:
+        _chdir(config["chdir"])
+
+
+def _as_root(config, hooks):
+    """The hooks as root, the drop of privileges, the hooks as user:
+    those hooks only when started as root, as uWSGI runs them."""
+    as_root = os.getuid() == 0
+    if as_root:
+        hooks.run("as-root")
+    hygiene.drop_privileges(config)
+    if as_root:
+        hooks.run("as-user")
 
 
 def _daemonize2(config, link, reloaded):
@@ -333,7 +361,7 @@ def _run_without_master(config, listeners, shared):
     count, threads = config["processes"], config["threads"]
     if not count:
         # No worker to be: uWSGI exits at once.
-        return _end_without_master(config, listeners)
+        return _end_without_master(config, listeners, shared.hooks)
     if count == 1:
         log.log(f"spawned uWSGI worker 1 (and the only) (pid: "
                 f"{os.getpid()}, cores: {threads})")
@@ -348,12 +376,15 @@ def _run_without_master(config, listeners, shared):
         log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {threads})")
     # Worker 1 is the instance here: its end is the instance's.
     Worker(1, config, listeners, shared, at_exit=functools.partial(
-        _end_without_master, config, listeners)).run()
+        _end_without_master, config, listeners, shared.hooks)).run()
 
 
-def _end_without_master(config, listeners):
-    """The instance ends without a master: uWSGI's exit handlers vacuum
-    (the workers' sockets only: a router may be serving on)."""
+def _end_without_master(config, listeners, hooks=None):
+    """The instance ends without a master: uWSGI's exit handlers run the
+    atexit hooks (where it had started), then vacuum (the workers'
+    sockets only: a router may be serving on)."""
+    if hooks:
+        hooks.run("as-user-atexit")
     if config["vacuum"]:
         hygiene.vacuum(config, _worker_sockets(listeners))
     return EXIT_OK
@@ -459,11 +490,13 @@ class Master:
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config)
         self.fsmon = FsMonitor.from_config(self.config)
+        self.shared.hooks.watch_touches()
         if self.config["stats"]:
             self.stats = stats_server.from_config(
                 self.config, "stats", lambda: stats.document(self))
             log.log(f"*** Stats server enabled on {self.config['stats']} "
                     f"fd: {self.stats.fileno()} ***")
+        self.shared.hooks.run("master-start", on_fatal=self.begin_shutdown)
         return self._loop()
 
     def _spawn_initial(self):
@@ -537,6 +570,7 @@ class Master:
         self.shared.scoreboard.renew(wid, *self.spawns[wid])
         worker = Worker(wid, self.config, self.listeners, self.shared,
                         master=os.getpid())
+        worker.first_spawn = not spawns
         with proc.signals_blocked(HANDLED):
             pid = os.fork()
             if pid == 0:
@@ -635,14 +669,18 @@ class Master:
 
     def handle_emperor_message(self):
         message = self.shared.link.receive()
+        hooks = self.shared.hooks
         if message is None:
             log.log("lost connection with my emperor !!!")
+            hooks.run("emperor-lost")
             self.begin_shutdown()
         elif message == ToVassal.RELOAD:
             log.verbose(f"received message {message} from emperor")
+            hooks.run("emperor-reload")
             self.begin_reload(graceful=True)
         elif message in (ToVassal.STOP, ToVassal.GRACEFUL_STOP):
             log.verbose(f"received message {message} from emperor")
+            hooks.run("emperor-stop")
             self.begin_shutdown(graceful=message == ToVassal.GRACEFUL_STOP)
         else:
             log.log(f"ignoring unknown message {message} from the emperor")
@@ -762,6 +800,7 @@ class Master:
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
+        self.shared.hooks.run_touched()
         if self.logmaster:
             self.logmaster.tick()
         self.chain.tick()
@@ -925,6 +964,7 @@ class Master:
         if self.pending_exit == "reload":
             self._reexec()
         log.log("goodbye to uWSGI.")
+        self.shared.hooks.run("as-user-atexit")
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
             hygiene.vacuum_stats(self.config)
@@ -972,6 +1012,7 @@ class Master:
             self._kill(child.pid, signal.SIGKILL)
 
     def _reexec(self):
+        self.shared.hooks.run("as-user-atexit")
         log.log("binary reloading uWSGI...")
         os.chdir(self.start_cwd)
         log.log(f"chdir() to {self.start_cwd}")

@@ -22,7 +22,8 @@ from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, catch, exceptions,
-                         harakiri, pymodule, reqlog, request, sockets, wsgi)
+                         harakiri, hooks, pymodule, reqlog, request, sockets,
+                         wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -217,6 +218,9 @@ class Worker:
         self._stopping = False
         self._wake_read = self._wake_write = None
         self.recycler = None
+        # Whether this is the slot's first spawn since the master started
+        # (the -once accepting hooks run then only).
+        self.first_spawn = True
 
     def run(self):
         """The worker's life, after fork.  Never returns."""
@@ -234,6 +238,7 @@ class Worker:
             async_worker.patch()
         self.shared.scoreboard.set_pid(self.wid, os.getpid())
         pymodule.enter_worker(self.wid, self.shared)
+        self.shared.hooks.run("post-fork", self._on_fatal_hook())
         if not self.shared.apps and _loads_in_worker(self.config):
             self._load_app()
         self.recycler = Recycler(self.config, self.wid,
@@ -254,6 +259,7 @@ class Worker:
         self.shared.scoreboard.set_accepting(self.wid)
         if self.shared.link:
             self.shared.link.send(ToEmperor.ACCEPTING)
+        self._accepting_hooks()
         code = self._wait_for_end(signals)
         self._stop_cores(cores, ctx)
         self._exit(code)
@@ -271,11 +277,24 @@ class Worker:
 
     def _load_app(self):
         try:
-            self.shared.apps = apps.load_all(self.config)
-        except apps.MountFailed:
+            self.shared.apps = apps.init_all(self.config, self.shared.hooks,
+                                             self._on_fatal_hook())
+        except apps.NoApp:
             self._exit(apps.EXIT_NO_APP)
-        if not self.shared.apps and apps.report_missing(self.config):
-            self._exit(apps.EXIT_NO_APP)
+
+    def _on_fatal_hook(self):
+        """Under a master a worker's fatal hook asks the master to end
+        the instance, as uWSGI's does; without one it exits 1."""
+        return hooks.signal_master(self.master) if self.master else None
+
+    def _accepting_hooks(self):
+        phases = ["accepting", "accepting-once"]
+        if self.wid == 1:
+            phases += ["accepting1", "accepting1-once"]
+        if not self.first_spawn:
+            phases = [p for p in phases if not p.endswith("-once")]
+        for phase in phases:
+            self.shared.hooks.run(phase, self._on_fatal_hook())
 
     def _start_cores(self, ctx):
         self._wake_read, self._wake_write = os.pipe()
