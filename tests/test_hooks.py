@@ -1,0 +1,349 @@
+"""Hooks (`exec-PHASE`, `hook-PHASE`) and Python imports (`import`,
+`shared-import`), run with real processes: the phases' order beside the
+real uWSGI, what each phase's command or action leaves behind (files the
+test reads, pids), how a failure ends the instance, and the values
+refused at start-up.
+"""
+
+import os
+import re
+import signal
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests import support
+from tests.support import free_port, wait_until, write_ini
+
+APP = textwrap.dedent('''
+    import os
+    print("APP LOADING", os.getpid())
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+''')
+# A module that says where it ran and appends its pid to PIDS.
+MODULE = textwrap.dedent('''
+    import os
+    print("IMPORTED {name}", os.getpid())
+    with open({pids!r}, "a") as f:
+        f.write(f"{{os.getpid()}}\\n")
+''')
+
+
+def _module(folder, name):
+    path = folder / f"{name}.py"
+    path.write_text(MODULE.format(name=name, pids=str(folder / f"{name}.pids")))
+    return folder / f"{name}.pids"
+
+
+def _pids(path):
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _base(tmp_path, port, *pairs, processes=2):
+    (tmp_path / "app.py").write_text(APP)
+    return write_ini(tmp_path / "hooks.ini", uwsgi=[
+        ("master", "true"), ("processes", processes),
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", tmp_path / "app.py"), ("pythonpath", tmp_path),
+        *pairs])
+
+
+# Every phase a test instance passes, in uWSGI's order; as-root and
+# as-user, which uWSGI runs up to four times as root, are left to
+# test_as_root_and_as_user_once.
+PHASE_PAIRS = [
+    ("hook-asap", "print:HOOK asap"), ("exec-asap", "echo EXEC asap"),
+    ("hook-pre-jail", "print:HOOK pre-jail"),
+    ("exec-pre-jail", "echo EXEC pre-jail"),
+    ("hook-in-jail", "print:HOOK in-jail"),
+    ("exec-in-jail", "echo EXEC in-jail"),
+    ("hook-pre-app", "print:HOOK pre-app"),
+    ("exec-pre-app", "echo EXEC pre-app"),
+    ("hook-post-app", "print:HOOK post-app"),
+    ("exec-post-app", "echo EXEC post-app"),
+    ("hook-master-start", "print:HOOK master-start"),
+    ("hook-post-fork", "print:HOOK post-fork"),
+    ("hook-accepting", "print:HOOK accepting"),
+    ("hook-accepting-once", "print:HOOK accepting-once"),
+    ("hook-accepting1", "print:HOOK accepting1"),
+    ("hook-accepting1-once", "print:HOOK accepting1-once"),
+    ("hook-as-user-atexit", "print:HOOK atexit"),
+    ("exec-as-user-atexit", "echo EXEC atexit"),
+    ("import", "imported"), ("shared-import", "shared"),
+]
+_MARK = re.compile(r"^(?:running .*|HOOK .*|EXEC .*|IMPORTED \w+|"
+                   r"APP LOADING|spawned uWSGI (?:master|worker \d).*|"
+                   r"goodbye to uWSGI\.)", re.M)
+
+
+def _marks(text):
+    """The hook lines and landmarks of a log, without pids."""
+    return [re.sub(r" \(pid: .*| \d+$", "", m.group(0))
+            for m in _MARK.finditer(text)]
+
+
+def _run_phases(start, server, tmp_path):
+    port = free_port()
+    _module(tmp_path, "imported")
+    _module(tmp_path, "shared")
+    ini = _base(tmp_path, port, *PHASE_PAIRS)
+    p = start(server, ["--ini", str(ini)], cwd=tmp_path)
+    for _ in range(2):
+        p.wait_for_log(r"(?m)^HOOK accepting$", count=2)
+    p.wait_for_log(r"(?m)^HOOK accepting1-once$")
+    p.stop()
+    return p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_phases_in_uwsgis_order(start_server, tmp_path, server):
+    """Each phase's hooks, then its commands; the master's phases in
+    uWSGI's order around the app's load and the spawns; each worker's
+    after its spawn (post-fork, then accepting, -once on a first spawn,
+    the 1 forms in worker 1 only); atexit after goodbye."""
+    marks = _marks(_run_phases(start_server, server, tmp_path))
+    master = marks[:marks.index("spawned uWSGI master process")]
+    assert master == [
+        'running "print:HOOK asap" (asap)...', "HOOK asap",
+        'running "echo EXEC asap" (asap)...', "EXEC asap",
+        'running "print:HOOK pre-jail" (pre-jail)...', "HOOK pre-jail",
+        'running "echo EXEC pre-jail" (pre-jail)...', "EXEC pre-jail",
+        'running "print:HOOK in-jail" (in-jail)...', "HOOK in-jail",
+        'running "echo EXEC in-jail" (in-jail)...', "EXEC in-jail",
+        "IMPORTED shared",
+        'running "print:HOOK pre-app" (pre app)...', "HOOK pre-app",
+        'running "echo EXEC pre-app" (pre app)...', "EXEC pre-app",
+        "IMPORTED imported", "APP LOADING",
+        'running "print:HOOK post-app" (post app)...', "HOOK post-app",
+        'running "echo EXEC post-app" (post app)...', "EXEC post-app",
+    ]
+    rest = marks[len(master):]
+    assert rest.index('running "print:HOOK master-start" (master-start)...') \
+        > rest.index("spawned uWSGI worker 2")
+    for phase, times in (("post-fork", 2), ("accepting", 2),
+                         ("accepting-once", 2), ("accepting1", 1),
+                         ("accepting1-once", 1)):
+        assert rest.count(f'running "print:HOOK {phase}" ({phase})...') \
+            == times, phase
+    assert rest[rest.index("goodbye to uWSGI."):] == [
+        "goodbye to uWSGI.",
+        'running "print:HOOK atexit" (atexit)...', "HOOK atexit",
+        f'running "echo EXEC atexit" (as uid: {os.getuid()} gid: '
+        f'{os.getgid()}) ...', "EXEC atexit"]
+
+
+def test_as_root_and_as_user_once(procs, tmp_path):
+    """Started as root, as uWSGI: the as-root phase, the drop, then the
+    as-user phase, its commands said with the ids they run as; once
+    (uWSGI runs both again at each of its later privilege checks)."""
+    if os.getuid() != 0:
+        pytest.skip("the as-root and as-user phases run only as root")
+    ini = _base(tmp_path, free_port(),
+                ("hook-as-root", "print:ROOT"), ("exec-as-root", "id -u"),
+                ("hook-as-user", "print:USER"), ("exec-as-user", "id -u"),
+                ("uid", "nobody"), ("gid", "nogroup"),
+                processes=1)
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    nobody = int(support.subprocess.run(
+        ["id", "-u", "nobody"], capture_output=True, text=True).stdout)
+    p.wait_for_log(
+        r'running "print:ROOT" \(as root\)\.\.\.\nROOT\n'
+        r'running "id -u" \(as root\)\.\.\.\n0\n'
+        r"(?:.*\n)*?setuid\(\) to \d+\n"
+        r'running "print:USER" \(as user\)\.\.\.\nUSER\n'
+        rf'running "id -u" \(as uid: {nobody} gid: \d+\) \.\.\.\n{nobody}\n')
+    assert p.output().count("(as root)") == 2
+
+
+def test_import_in_master_or_in_each_lazy_worker(procs, tmp_path):
+    """import runs where the apps load: once in the master, or in each
+    worker with lazy-apps; shared-import always in the master, before
+    the fork; a file path runs as a module named after it."""
+    imported = _module(tmp_path, "imported")
+    shared = _module(tmp_path, "shared")
+    ini = _base(tmp_path, free_port(), ("lazy-apps", "true"),
+                ("import", "imported"),
+                ("shared-py-import", tmp_path / "shared.py"))
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    p.wait_for_log(r"WSGI app 0 .*", count=2)
+    workers = [int(m) for m in re.findall(
+        r"spawned uWSGI worker \d \(pid: (\d+)", p.output())]
+    assert _pids(shared) == [p.pid]
+    wait_until(lambda: len(_pids(imported)) == 2, what="both imports")
+    assert sorted(_pids(imported)) == sorted(workers)
+    p.stop()
+
+    (tmp_path / "imported.pids").unlink()
+    ini = _base(tmp_path, free_port(), ("pyimport", "imported"))
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    p.wait_for_log(r"spawned uWSGI worker 2")
+    assert _pids(imported) == [p.pid]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_failed_imports_are_said_and_the_app_loads(start_server, tmp_path,
+                                                   server):
+    """As uWSGI: a missing module or file is said, and the start goes
+    on (the modules after it are imported, the app loads)."""
+    imported = _module(tmp_path, "imported")
+    ini = _base(tmp_path, free_port(), ("import", "no_such_module"),
+                ("import", tmp_path / "missing.py"),
+                ("import", "imported"), processes=1)
+    p = start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+    p.wait_for_log(
+        r"ModuleNotFoundError: No module named 'no_such_module'\n"
+        rf"failed to open python file {tmp_path}/missing\.py\n"
+        r"IMPORTED imported \d+\nAPP LOADING")
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    assert len(_pids(imported)) == 1
+
+
+def test_accepting_hooks_once_per_spawn(procs, tmp_path):
+    """accepting in every worker at each spawn, accepting1 in worker 1;
+    the -once forms at a slot's first spawn only: a respawned worker 1
+    runs accepting and accepting1 again, not the -once ones."""
+    log = tmp_path / "accepting.log"
+    ini = _base(tmp_path, free_port(),
+                *((f"hook-{phase}", f"appendn:{log} {phase}")
+                  for phase in ("accepting", "accepting-once",
+                                "accepting1", "accepting1-once")))
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    wait_until(lambda: log.exists() and
+               len(log.read_text().split()) == 6, what="6 hook lines")
+    first = sorted(log.read_text().split())
+    assert first == sorted(["accepting"] * 2 + ["accepting-once"] * 2
+                           + ["accepting1", "accepting1-once"])
+    pid = int(re.search(r"spawned uWSGI worker 1 \(pid: (\d+)",
+                        p.output()).group(1))
+    os.kill(pid, signal.SIGKILL)
+    p.wait_for_log(r"Respawned uWSGI worker 1")
+    wait_until(lambda: len(log.read_text().split()) == 8,
+               what="the respawn's hooks")
+    assert sorted(log.read_text().split()[6:]) == ["accepting",
+                                                   "accepting1"]
+
+
+def test_actions_leave_their_files(procs, tmp_path):
+    """The actions ugu has, run at start-up: what each leaves behind."""
+    made = tmp_path / "made"
+    ini = _base(tmp_path, free_port(),
+                ("hook-pre-app", f"mkdir:{made}"),
+                ("hook-pre-app", f"write:{made}/w one two"),
+                ("hook-pre-app", f"writen:{made}/n line"),
+                ("hook-pre-app", f"append:{made}/n more"),
+                ("hook-pre-app", f"appendn:{made}/n end"),
+                ("hook-pre-app", f"creat:{made}/empty"),
+                ("hook-pre-app", f"creat:{made}/gone"),
+                ("hook-pre-app", f"unlink:{made}/gone"),
+                ("hook-pre-app", f"chmod:{made}/w 600"),
+                ("hook-pre-app", f"sticky:{made}"),
+                ("hook-pre-app", "putenv:HOOKED=yes"),
+                ("hook-pre-app", f"chdir:{made}"),
+                ("hook-pre-app", "exec:echo $HOOKED > env"),
+                ("hook-pre-app", "!safeexec:exit 7"),
+                processes=1)
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    assert (made / "w").read_text() == "one two"
+    assert (made / "n").read_text() == "line\nmoreend\n"
+    assert (made / "empty").read_text() == ""
+    assert not (made / "gone").exists()
+    assert (made / "w").stat().st_mode & 0o777 == 0o600
+    assert made.stat().st_mode & 0o1000
+    assert (made / "env").read_text() == "yes\n"
+    # A private hook is not named; safeexec's failure is said, not fatal.
+    p.wait_for_log(r'running --- PRIVATE HOOK --- \(pre app\)\.\.\.\n'
+                   r'command "exit 7" exited with non-zero code: 7\n')
+
+
+def test_hook_touch(procs, tmp_path):
+    """hook-touch FILE ACTION: the action, as the master sees the file
+    change (or appear)."""
+    touched, out = tmp_path / "touch-me", tmp_path / "out"
+    ini = _base(tmp_path, free_port(),
+                ("hook-touch", f"{touched} appendn:{out} touched"),
+                processes=1)
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    p.wait_for_log(rf"unable to stat\(\) {touched}, events will be "
+                   rf"triggered as soon as the file is created")
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    touched.write_text("")
+    p.wait_for_log(rf'running "appendn:{out} touched" \(touch\)\.\.\.')
+    wait_until(out.exists, what="the touch hook's file")
+    assert out.read_text() == "touched\n"
+
+
+def _ini_file(tmp_path, *pairs, processes=1):
+    return ["--ini", str(_base(tmp_path, free_port(), *pairs,
+                               processes=processes))]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_failed_command_ends_the_start(start_server, tmp_path, server):
+    """A failed exec-pre-app command ends the start (exit 1) with its
+    status, in uWSGI's words; the app never loads."""
+    p = start_server(server, _ini_file(tmp_path,
+                                       ("exec-pre-app", "exit 3")),
+                     cwd=tmp_path)
+    assert p.wait() == 1
+    assert re.search(r'running "exit 3" \(pre app\)\.\.\.\n'
+                     r'command "exit 3" exited with non-zero code: 3\n',
+                     p.output())
+    assert "APP LOADING" not in p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_fatal_hook_in_a_worker_destroys_the_instance(start_server,
+                                                      tmp_path, server):
+    """A fatal hook failing in a worker: uWSGI's FATAL line, and the
+    master, told by the worker, kills the workers and exits."""
+    p = start_server(server, _ini_file(tmp_path,
+                                       ("hook-accepting1", "exec:false")),
+                     cwd=tmp_path)
+    p.wait_for_log(r'running "exec:false" \(accepting1\)\.\.\.\n'
+                   r'command "false" exited with non-zero code: 1\n'
+                   r".* - FATAL hook failed, destroying instance\n")
+    p.wait_for_log(r"SIGINT/SIGTERM received\.\.\.killing workers\.\.\.")
+    assert p.wait() == 0
+    p.wait_for_log(r"goodbye to uWSGI\.")
+
+
+def test_fatal_hook_in_the_master_before_the_workers(procs, tmp_path):
+    """Before the fork ugu ends the start there (uWSGI goes on to load
+    the app and spawn the workers, then kills them)."""
+    p = procs.ugu(*_ini_file(tmp_path, ("hook-pre-app",
+                                        f"write:{tmp_path}/no/such x")),
+                  cwd=tmp_path)
+    assert p.wait() == 1
+    assert re.search(
+        rf'running "write:{tmp_path}/no/such x" \(pre app\)\.\.\.\n'
+        rf'open\("{tmp_path}/no/such"\): No such file or directory '
+        rf"\[core/hooks\.c line 162\]\n"
+        r".* - FATAL hook failed, destroying instance\n", p.output())
+    assert "APP LOADING" not in p.output()
+
+
+@pytest.mark.parametrize("pairs, message", [
+    ([("hook-pre-app", "call:some_c_function")],
+     r"option 'hook-pre-app': hook action 'call' is not one ugu has .*"
+     r"ugu has append, appendn, cd, chdir"),
+    ([("hook-accepting", "print")],
+     r"option 'hook-accepting': 'print' is not ACTION:ARGS"),
+    ([("hook-touch", "/tmp/file")],
+     r"option 'hook-touch': '/tmp/file' is not FILE ACTION:ARGS"),
+    ([("exec-post-jail", "true")],
+     r"exec-post-jail.*only after a jail"),
+    ([("hook-as-vassal", "print:x")], r"hook-as-vassal.*Emperor"),
+])
+def test_refused_at_start(procs, tmp_path, pairs, message):
+    """What ugu cannot run as uWSGI does stops the start, naming the
+    file, the option and what it has instead."""
+    p = procs.ugu(*_ini_file(tmp_path, *pairs), cwd=tmp_path)
+    assert p.wait() == 1
+    assert re.search(message, p.output()), p.output()
+    assert "hooks.ini" in p.output()
