@@ -347,3 +347,83 @@ def test_refused_at_start(procs, tmp_path, pairs, message):
     assert p.wait() == 1
     assert re.search(message, p.output()), p.output()
     assert "hooks.ini" in p.output()
+
+
+def test_emperor_messages_run_their_hooks(procs, tmp_path):
+    """A vassal's emperor-reload hook when its file is touched, its
+    emperor-stop hook when the file is removed: after uWSGI's
+    "received message" line, before the workers are told."""
+    court = tmp_path / "court"
+    court.mkdir()
+    out = tmp_path / "out"
+    (tmp_path / "app.py").write_text(APP)
+    vassal = write_ini(court / "v.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{free_port()}"),
+        ("wsgi-file", tmp_path / "app.py"),
+        ("hook-emperor-reload", f"appendn:{out} reload"),
+        ("hook-emperor-stop", f"appendn:{out} stop")])
+    emperor = procs.ugu("--emperor", str(court), "--emperor-freq", "1",
+                        cwd=tmp_path)
+    emperor.wait_for_log(r"spawned uWSGI worker 1")
+    os.utime(vassal, (vassal.stat().st_mtime + 5,) * 2)
+    emperor.wait_for_log(
+        r"received message 1 from emperor\n"
+        rf'running "appendn:{out} reload" \(emperor-reload\)\.\.\.\n'
+        r"\.\.\.gracefully killing workers\.\.\.")
+    emperor.wait_for_log(r"spawned uWSGI worker 1", count=2)
+    vassal.unlink()
+    emperor.wait_for_log(
+        r"received message 0 from emperor\n"
+        rf'running "appendn:{out} stop" \(emperor-stop\)\.\.\.\n')
+    emperor.wait_for_log(r"goodbye to uWSGI")
+    assert out.read_text() == "reload\nstop\n"
+
+
+ATEXIT_APP = textwrap.dedent('''
+    import atexit
+    import os
+
+    def bye():
+        with open({out!r}, "a") as f:
+            f.write(f"{{os.getpid()}}\\n")
+
+    atexit.register(bye)
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+''')
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("options, on_int, on_hup", [
+    ((), True, True),
+    (("--lazy-apps",), True, True),
+    (("--skip-atexit",), False, True),
+    (("--skip-atexit-teardown",), False, False),
+])
+def test_atexit_functions_run_in_the_workers(start_server, tmp_path, server,
+                                             options, on_int, on_hup):
+    """The app's atexit functions run in each worker at its end (a
+    reload's graceful end, SIGINT's), never in the master; skip-atexit
+    leaves them out at SIGINT's, skip-atexit-teardown always."""
+    out = tmp_path / "atexit.pids"
+    (tmp_path / "ae.py").write_text(ATEXIT_APP.format(out=str(out)))
+    p = start_server(server, [
+        "--master", "--processes", "2", "--http-socket",
+        f"127.0.0.1:{free_port()}", "--wsgi-file", str(tmp_path / "ae.py"),
+        # Signalled before then, uWSGI's worker may not have its handlers.
+        "--hook-accepting", "print:READY", *options], cwd=tmp_path)
+    p.wait_for_log(r"(?m)^READY$", count=2)
+    first = {int(m) for m in re.findall(r"spawned uWSGI worker \d \(pid: "
+                                        r"(\d+)", p.output())}
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"(?m)^READY$", count=4)
+    assert set(_pids(out)) == (first if on_hup else set())
+    spawned = {int(m) for m in re.findall(r"spawned uWSGI worker \d \(pid: "
+                                          r"(\d+)", p.output())}
+    p.send_signal(signal.SIGINT)
+    p.wait()
+    p.wait_for_log(r"goodbye to uWSGI")
+    second = spawned - first if on_int else set()
+    assert set(_pids(out)) == (first if on_hup else set()) | second

@@ -449,6 +449,10 @@ OPTIONS = (
     _opt("reload-os-env", FLAG, "before each app loads, copy the C "
          "library's environment into os.environ (a variable set with "
          "setenv() past Python is then seen)", PYTHON, default=False),
+    _opt("skip-atexit", FLAG, "a worker ended by SIGINT or SIGTERM skips "
+         "the app's atexit functions", PYTHON, default=False),
+    _opt("skip-atexit-teardown", FLAG, "workers never run the app's "
+         "atexit functions", PYTHON, default=False),
     _opt("catch-exceptions", FLAG, "answer an app's exception with a page "
          "describing it and the request's vars (for testing only)", PYTHON,
          default=False),

@@ -11,6 +11,7 @@ A reload re-executes the master with the same arguments, keeping the
 listening sockets open (see sockets.py), so no client is refused.
 """
 
+import atexit
 import dataclasses
 import functools
 import math
@@ -968,6 +969,10 @@ class Master:
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
             hygiene.vacuum_stats(self.config)
+        # The app's atexit functions ran in the workers; uWSGI's master
+        # does not run them (the master loaded the app, but it serves no
+        # request).
+        atexit._clear()
         return self.exit_code
 
     def _bury_children(self):

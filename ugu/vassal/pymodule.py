@@ -195,11 +195,9 @@ def enter_worker(wid, shared):
     _call_hook("post_fork_hook")
 
 
-def worker_exit(busy):
-    """A worker ends: the app's atexit hook, which uWSGI skips in a
-    worker that ends in the middle of a request."""
-    if not busy:
-        _call_hook("atexit")
+def worker_exit():
+    """A worker ends: the app's atexit hook (the worker decides when)."""
+    _call_hook("atexit")
 
 
 def _call_hook(name):

@@ -8,6 +8,7 @@ handles signals: SIGHUP finishes the requests in flight and exits,
 SIGINT/SIGTERM exit at once, as uWSGI's workers do.
 """
 
+import atexit
 import os
 import re
 import select
@@ -323,7 +324,7 @@ class Worker:
                 harakiri.say_alone(self.shared.apps)
                 self._exit(harakiri.EXIT_ALONE)
             if any(s in IMMEDIATE for s in received):
-                self._exit(EXIT_END)
+                self._exit(EXIT_END, signalled=True)
             if signal.SIGUSR2 in received:
                 self._what_am_i_doing()
             if retired:
@@ -332,12 +333,30 @@ class Worker:
                 self._leave()
                 return EXIT_RELOAD if self._idle_alone() else EXIT_END
 
-    def _exit(self, code):
-        pymodule.worker_exit(self.shared.scoreboard.busy(self.wid))
+    def _exit(self, code, signalled=False):
+        """The worker's end, with uWSGI's exit handlers in their order:
+        the app's uwsgi.atexit and atexit functions, then the end of the
+        instance where this worker is it (`at_exit`)."""
+        self._run_atexit(signalled)
         if self.at_exit:
             self.at_exit()
         sys.stdout.flush()
         os._exit(code)
+
+    def _run_atexit(self, signalled):
+        """The app's exit functions, as uWSGI's Python runs them at a
+        worker's end: none at an end by SIGINT or SIGTERM with
+        skip-atexit, in gevent mode or while a request runs (uWSGI skips
+        them in async mode and when busy); uwsgi.atexit, then the atexit
+        module's, which skip-atexit-teardown leaves out (they run in the
+        interpreter's teardown there)."""
+        config = self.config
+        if config["gevent"] or (signalled and config["skip-atexit"]) or \
+                self.shared.scoreboard.busy(self.wid):
+            return
+        pymodule.worker_exit()
+        if not config["skip-atexit-teardown"]:
+            atexit._run_exitfuncs()
 
     def _idle_alone(self):
         """Whether uWSGI would exit at once with its reload code: a
