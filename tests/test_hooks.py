@@ -34,9 +34,10 @@ MODULE = textwrap.dedent('''
 
 
 def _module(folder, name):
-    path = folder / f"{name}.py"
-    path.write_text(MODULE.format(name=name, pids=str(folder / f"{name}.pids")))
-    return folder / f"{name}.pids"
+    pids = folder / f"{name}.pids"
+    (folder / f"{name}.py").write_text(MODULE.format(name=name,
+                                                     pids=str(pids)))
+    return pids
 
 
 def _pids(path):
