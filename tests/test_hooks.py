@@ -428,3 +428,15 @@ def test_atexit_functions_run_in_the_workers(start_server, tmp_path, server,
     p.wait_for_log(r"goodbye to uWSGI")
     second = spawned - first if on_int else set()
     assert set(_pids(out)) == (first if on_hup else set()) | second
+
+
+@pytest.mark.parametrize("option", ["--hook-asap", "--exec-pre-app",
+                                    "--shared-import"])
+def test_the_emperor_refuses_hooks_and_imports(procs, tmp_path, option):
+    """The Emperor runs no hooks of ugu's: its own are refused, not left
+    unrun."""
+    p = procs.ugu("--emperor", str(tmp_path / "*.ini"), option, "x:y",
+                  cwd=tmp_path)
+    assert p.wait() == 1
+    assert re.search(rf"option '{option[2:]}': ugu's Emperor runs no hooks",
+                     p.output()), p.output()

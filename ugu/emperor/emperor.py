@@ -24,6 +24,7 @@ from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
 from ugu.link import ToEmperor, ToVassal
+from ugu.options import registry
 from ugu.options.errors import ConfigError
 
 BANNER = "*** starting uWSGI Emperor ***"
@@ -55,6 +56,13 @@ def run(config):
                               "file, not the Emperor's yet: set it in the "
                               "vassals, or let logrotate copytruncate the "
                               "Emperor's file", option=name)
+    for opt in registry.OPTIONS:
+        if (opt.name.startswith(("exec-", "hook-"))
+                or opt.name in ("import", "shared-import")) and \
+                config[opt.name]:
+            raise ConfigError("ugu's Emperor runs no hooks and imports "
+                              "nothing, its vassals do: set it in their "
+                              "files (or with vassal-set)", option=opt.name)
     if config["daemonize2"]:
         # uWSGI's Emperor starts before daemonize2 detaches the master,
         # which leaves the Emperor behind.
