@@ -8,8 +8,9 @@ refused at start-up.
 import os
 import re
 import signal
+import socket
+import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -150,7 +151,7 @@ def test_as_root_and_as_user_once(procs, tmp_path):
                 processes=1)
     p = procs.ugu("--ini", str(ini), cwd=tmp_path)
     p.wait_for_log(r"spawned uWSGI worker 1")
-    nobody = int(support.subprocess.run(
+    nobody = int(subprocess.run(
         ["id", "-u", "nobody"], capture_output=True, text=True).stdout)
     p.wait_for_log(
         r'running "print:ROOT" \(as root\)\.\.\.\nROOT\n'
@@ -440,3 +441,20 @@ def test_the_emperor_refuses_hooks_and_imports(procs, tmp_path, option):
     assert p.wait() == 1
     assert re.search(rf"option '{option[2:]}': ugu's Emperor runs no hooks",
                      p.output()), p.output()
+
+
+def test_commands_in_a_gevent_worker(procs, tmp_path):
+    """A gevent worker's commands (after its monkey-patch) run and are
+    waited for as anywhere else, and the worker goes on to serve."""
+    port = free_port()
+    ini = _base(tmp_path, port, ("gevent", 10),
+                ("hook-post-fork", "exec:echo forked"),
+                ("exec-pre-app", "echo pre-app"),
+                ("hook-accepting", "exec:echo accepting"), processes=1)
+    p = procs.ugu("--ini", str(ini), cwd=tmp_path)
+    p.wait_for_log(r"(?m)^forked\n(?:.*\n)*?^pre-app\n(?:.*\n)*?"
+                   r"^APP LOADING \d+\n(?:.*\n)*?^accepting$")
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert support.read_to_eof(s).endswith(b"ok")

@@ -17,7 +17,6 @@ import pwd
 import signal
 import socket
 import stat
-import subprocess
 import sys
 
 from ugu import log
@@ -57,13 +56,22 @@ EXEC_PHASES = ("asap", "pre-jail", "in-jail", "as-root", "as-user",
 _SAID_WITH_IDS = ("as-user", "as-user-atexit")
 
 
+# The system's own, taken before a gevent worker's monkey-patch: a hook
+# blocks its process until the command ends, as uWSGI's does, and
+# gevent's waits on its hub, which a worker's hooks run outside of.
+_posix_spawn, _waitpid = os.posix_spawn, os.waitpid
+
+
 def run_command(command):
     """Run `command` through /bin/sh and wait for it; its exit status as
-    uWSGI reads it (WEXITSTATUS: a command killed by a signal counts 0)."""
+    uWSGI reads it (WEXITSTATUS: a command killed by a signal counts 0).
+    The shell starts with no signal blocked and SIGPIPE at its default."""
     sys.stdout.flush()
     sys.stderr.flush()
-    code = subprocess.run([SHELL, "-c", command]).returncode
-    return max(code, 0)
+    pid = _posix_spawn(SHELL, [SHELL, "-c", command], os.environ,
+                       setsigmask=(),
+                       setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+    return os.WEXITSTATUS(_waitpid(pid, 0)[1])
 
 
 def _said_failed(command, code):
