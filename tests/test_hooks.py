@@ -458,3 +458,23 @@ def test_commands_in_a_gevent_worker(procs, tmp_path):
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         assert support.read_to_eof(s).endswith(b"ok")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_reload_runs_the_phases_again_but_pre_jail(start_server, tmp_path,
+                                                     server):
+    """A reload re-runs the start's phases but pre-jail (a first start's
+    only), the atexit ones before it, and the -once hooks again: a
+    reloaded master's spawns are first spawns, as in uWSGI."""
+    phases = ("asap", "pre-jail", "in-jail", "pre-app", "post-app",
+              "master-start", "accepting-once", "as-user-atexit")
+    ini = _base(tmp_path, free_port(),
+                *((f"hook-{phase}", f"print:PHASE {phase}")
+                  for phase in phases), processes=1)
+    p = start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+    p.wait_for_log(r"(?m)^PHASE accepting-once$")
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"(?m)^PHASE accepting-once$", count=2)
+    said = re.findall(r"(?m)^PHASE (\S+)$", p.output())
+    assert said == [*phases[:-1], "as-user-atexit",
+                    *(phase for phase in phases[:-1] if phase != "pre-jail")]
