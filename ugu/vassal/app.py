@@ -256,8 +256,8 @@ def reload_os_environ():
 
 
 class NoApp(Exception):
-    """No app loaded and need-app wants one: the process exits
-    (EXIT_NO_APP)."""
+    """The process exits for want of its apps (EXIT_NO_APP): none loaded
+    and need-app wants one."""
 
 
 class MountFailed(NoApp):

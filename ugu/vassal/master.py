@@ -382,8 +382,9 @@ def _run_without_master(config, listeners, shared):
 
 def _end_without_master(config, listeners, hooks=None):
     """The instance ends without a master: uWSGI's exit handlers run the
-    atexit hooks (where it had started), then vacuum (the workers'
-    sockets only: a router may be serving on)."""
+    atexit hooks, where given (a router alone exits before uWSGI sets
+    them), then vacuum (the workers' sockets only: a router may be
+    serving on)."""
     if hooks:
         hooks.run("as-user-atexit")
     if config["vacuum"]:
