@@ -29,7 +29,7 @@ import time
 from ugu import log, proc
 from ugu.options.errors import ConfigError
 from ugu.vassal.daemon_options import split_escaped
-from ugu.vassal.daemons import fork_shell
+from ugu.vassal.shell import fork_shell
 
 PREFIX = "[uwsgi-cron]"
 ANY = -1

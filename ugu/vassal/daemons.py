@@ -28,9 +28,9 @@ from pathlib import Path
 
 from ugu import log, proc
 from ugu.vassal import daemon_options
+from ugu.vassal.shell import fork_shell
 from ugu.vassal.touch import mtime
 
-SHELL = "/bin/sh"
 PREFIX = "[uwsgi-daemons]"
 THROTTLE_WINDOW = 3     # seconds
 MAX_THROTTLE = 300      # seconds: uWSGI's cap, against endless sleeps
@@ -279,44 +279,6 @@ class Daemons:
             _signal_group(daemon.group, signal.SIGKILL)
             # SIGKILL cannot be refused: only the shell is left to reap.
             daemon.group = None
-
-
-def fork_shell(command, before_session=None, in_session=None,
-               failure=None):
-    """Fork a child that runs `command` through /bin/sh in a session of
-    its own, so that its pid is also the process group of all the shell
-    starts; returns that pid.  The child first resets the master's signal
-    handlers and closes its descriptors (sockets, pipes, log files), then
-    calls `before_session()`, starts the session, calls `in_session()`
-    and runs the shell.  What fails there is logged, `failure` after it,
-    and the child exits 1."""
-    # Until the child has its own handlers, a signal must not run the
-    # master's.
-    with proc.signals_blocked(signal.valid_signals()):
-        pid = os.fork()
-        if pid == 0:
-            _run_shell(command, before_session, in_session, failure)
-    return pid
-
-
-def _run_shell(command, before_session, in_session, failure):
-    """The forked child of fork_shell.  Never returns."""
-    try:
-        proc.reset_signals()
-        proc.unblock_signals()
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        if before_session:
-            before_session()
-        os.setsid()
-        if in_session:
-            in_session()
-        os.execv(SHELL, [SHELL, "-c", command])
-    except OSError as e:
-        log.log(str(e))
-        if failure:
-            log.log(failure)
-    finally:
-        os._exit(1)
 
 
 def read_pidfile(path):

@@ -21,9 +21,9 @@ import sys
 
 from ugu import log
 from ugu.options.errors import ConfigError
+from ugu.vassal.shell import SHELL
 from ugu.vassal.touch import mtime
 
-SHELL = "/bin/sh"
 EXIT_FAILED = 1
 
 # Option suffix -> (the phase's name in uWSGI's lines, whether a failed

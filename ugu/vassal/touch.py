@@ -10,8 +10,7 @@ its own, never waited for); without a command, uWSGI runs FILE itself.
 import os
 
 from ugu import log, proc
-# The module, not the function: daemons imports this module's mtime.
-from ugu.vassal import daemons
+from ugu.vassal.shell import fork_shell
 
 # option -> (words of uWSGI's log line, master action name); uWSGI says
 # nothing of a touch that rotates or reopens the log, but in the log file.
@@ -75,7 +74,7 @@ class TouchWatch:
         return actions
 
     def _run(self, command):
-        self.commands.add(daemons.fork_shell(command))
+        self.commands.add(fork_shell(command))
         log.verbose(f"[uwsgi-touch-exec] running {command}")
 
     def died(self, pid, status):
