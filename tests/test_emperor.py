@@ -764,6 +764,23 @@ def test_real_vassal_reports_spawned_ready_and_loyal(procs, tmp_path,
                what="the Emperor's process group to empty")
 
 
+def test_a_vassal_of_many_workers_is_ready_once(procs, tmp_path,
+                                                app_vassal):
+    """Worker 1 alone tells the Emperor the vassal accepts, as uWSGI's:
+    one line a vassal, not one a worker."""
+    path, port = app_vassal
+    with path.open("a") as ini:
+        ini.write("processes = 3\nhook-accepting = print:worker up\n")
+    emperor = start_emperor(procs, tmp_path, "--emperor",
+                            "vassals/*.ini")
+    emperor.wait_for_log(r"worker up\n", count=3)
+    assert b"hello from the vassal" in uwsgi_request(port)
+    # The loyal byte comes after every worker's own on the one link.
+    emperor.wait_for_log(r"vassal vassals/app\.ini is now loyal")
+    assert count(emperor, r"vassal vassals/app\.ini is ready to accept "
+                          r"requests") == 1
+
+
 def test_real_vassal_respawns_reloads_and_stops(procs, tmp_path,
                                                 app_vassal):
     path, port = app_vassal

@@ -258,7 +258,9 @@ class Worker:
                                         self.wid)
         cores = self._start_cores(ctx)
         self.shared.scoreboard.set_accepting(self.wid)
-        if self.shared.link:
+        if self.shared.link and self.wid == 1:
+            # Worker 1 speaks for the instance, as in uWSGI: the Emperor
+            # says a vassal is ready once, not once a worker.
             self.shared.link.send(ToEmperor.ACCEPTING)
         self._accepting_hooks()
         code = self._wait_for_end(signals)
