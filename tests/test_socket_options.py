@@ -5,7 +5,6 @@ from the running processes (getsockopt on their descriptors, stat,
 /proc), beside the real uWSGI."""
 
 import ctypes
-import fcntl
 import grp
 import json
 import os
@@ -293,7 +292,7 @@ def test_stdin_is_dev_null_unless_honour_stdin(start_server, site, server,
     port = support.free_port()
     reader, writer = os.pipe()
     try:
-        p = _start(start_server, server, site, [
+        _start(start_server, server, site, [
             ("http-socket", f"127.0.0.1:{port}"),
             ("wsgi-file", "stdin_app.py"),
             *([("honour-stdin", "true")] if honour else [])],
