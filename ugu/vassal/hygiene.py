@@ -52,18 +52,27 @@ def remap_stdin(config):
         os.close(fd)
 
 
+_kept_terminal = None    # (pid of the master, modes) under honour-stdin
+
+
 def _keep_terminal_modes():
+    global _kept_terminal
     try:
         modes = termios.tcgetattr(0)
     except termios.error:
         return  # not a terminal
-    atexit.register(_restore_terminal_modes, os.getpid(), modes)
+    _kept_terminal = (os.getpid(), modes)
+    # For an end that does not pass the master's own (an error at start).
+    atexit.register(restore_terminal_modes)
 
 
-def _restore_terminal_modes(pid, modes):
-    # Forked children inherit the handler; only the master restores.
-    if os.getpid() != pid:
+def restore_terminal_modes():
+    """The terminal's modes as the master found them, once, by the
+    master alone (forked children inherit what it kept)."""
+    global _kept_terminal
+    if _kept_terminal is None or _kept_terminal[0] != os.getpid():
         return
+    modes, _kept_terminal = _kept_terminal[1], None
     try:
         termios.tcsetattr(0, termios.TCSANOW, modes)
     except termios.error as e:

@@ -970,6 +970,7 @@ class Master:
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
             hygiene.vacuum_stats(self.config)
+        hygiene.restore_terminal_modes()
         # The app's atexit functions ran in the workers; uWSGI's master
         # does not run them (the master loaded the app, but it serves no
         # request).
