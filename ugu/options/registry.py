@@ -556,6 +556,61 @@ OPTIONS = (
          "HTTP_REFERER", ROUTING, repeat=True),
     _opt("response-route-remote-user", STR, "add a response route on a "
          "regexp of REMOTE_USER", ROUTING, repeat=True),
+    # error routes: run on every response head, with its status, before
+    # the response routes
+    _opt("error-route", STR, "add an error route on a regexp of "
+         "PATH_INFO", ROUTING, repeat=True),
+    _opt("error-route-status", STR, "add an error route on a status code",
+         ROUTING, repeat=True),
+    _opt("error-route-host", STR, "add an error route on a regexp of "
+         "HTTP_HOST", ROUTING, repeat=True),
+    _opt("error-route-uri", STR, "add an error route on a regexp of "
+         "REQUEST_URI", ROUTING, repeat=True),
+    _opt("error-route-qs", STR, "add an error route on a regexp of "
+         "QUERY_STRING", ROUTING, repeat=True),
+    _opt("error-route-remote-addr", STR, "add an error route on a regexp of "
+         "REMOTE_ADDR", ROUTING, repeat=True),
+    _opt("error-route-user-agent", STR, "add an error route on a regexp of "
+         "HTTP_USER_AGENT", ROUTING, repeat=True),
+    _opt("error-route-remote-user", STR, "add an error route on a regexp of "
+         "REMOTE_USER", ROUTING, repeat=True),
+    _opt("error-route-referer", STR, "add an error route on a regexp of "
+         "HTTP_REFERER", ROUTING, repeat=True),
+    _opt("error-route-label", STR, "add an error routing label (for "
+         "goto)", ROUTING, repeat=True),
+    _opt("error-route-if", STR, "add an error route on a condition",
+         ROUTING, repeat=True),
+    _opt("error-route-if-not", STR, "add an error route on a negated "
+         "condition", ROUTING, repeat=True),
+    _opt("error-route-run", STR, "add an unconditional error route",
+         ROUTING, repeat=True),
+    # final routes: run once the response is sent, before its log line
+    _opt("final-route", STR, "add a final route on a regexp of "
+         "PATH_INFO", ROUTING, repeat=True),
+    _opt("final-route-status", STR, "add a final route on a status code",
+         ROUTING, repeat=True),
+    _opt("final-route-host", STR, "add a final route on a regexp of "
+         "HTTP_HOST", ROUTING, repeat=True),
+    _opt("final-route-uri", STR, "add a final route on a regexp of "
+         "REQUEST_URI", ROUTING, repeat=True),
+    _opt("final-route-qs", STR, "add a final route on a regexp of "
+         "QUERY_STRING", ROUTING, repeat=True),
+    _opt("final-route-remote-addr", STR, "add a final route on a regexp of "
+         "REMOTE_ADDR", ROUTING, repeat=True),
+    _opt("final-route-user-agent", STR, "add a final route on a regexp of "
+         "HTTP_USER_AGENT", ROUTING, repeat=True),
+    _opt("final-route-remote-user", STR, "add a final route on a regexp of "
+         "REMOTE_USER", ROUTING, repeat=True),
+    _opt("final-route-referer", STR, "add a final route on a regexp of "
+         "HTTP_REFERER", ROUTING, repeat=True),
+    _opt("final-route-label", STR, "add a final routing label (for "
+         "goto)", ROUTING, repeat=True),
+    _opt("final-route-if", STR, "add a final route on a condition",
+         ROUTING, repeat=True),
+    _opt("final-route-if-not", STR, "add a final route on a negated "
+         "condition", ROUTING, repeat=True),
+    _opt("final-route-run", STR, "add an unconditional final route",
+         ROUTING, repeat=True),
     # http router
     _opt("http", STR, "run an HTTP router on the address", HTTP,
          repeat=True, aliases=("httprouter",)),

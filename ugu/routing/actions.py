@@ -16,6 +16,13 @@ differ, on purpose: `delheader` removes a header the app set, or an
 earlier `addheader` added (uWSGI only filters later additions), and a
 dropped body leaves `Content-Length: 0` behind, not the app's length, so
 the framing holds.
+
+The error table (`error-route*`) runs on every response head, with the
+status the response was given (whatever it is: uWSGI runs it whenever a
+status is set), before collect-header and the response routes; it takes
+the response phase's actions.  The final table (`final-route*`) runs once
+the response is sent, before the request's log line: only what still
+means something then is taken (log, donotlog, the chain's own actions).
 """
 
 import re
@@ -27,7 +34,9 @@ from ugu.routing.template import Template
 
 REQUEST = "request"
 RESPONSE = "response"
-ACTIONS = {REQUEST: {}, RESPONSE: {}}
+ERROR = "error"
+FINAL = "final"
+ACTIONS = {REQUEST: {}, RESPONSE: {}, ERROR: {}, FINAL: {}}
 
 # uWSGI 2.0's actions (its core's and its plugins'): those ugu does not run
 # in a phase are named apart from unknown ones, so the message says what
@@ -159,13 +168,17 @@ class Response(Routed):
     `send_body` the app's body must not be sent.
     """
 
-    __slots__ = ("headers", "status", "send_body")
+    __slots__ = ("headers", "status", "send_body", "code")
 
-    def __init__(self, variables, headers, log, room=None, request=None):
+    def __init__(self, variables, headers, log, room=None, request=None,
+                 code=0):
         super().__init__(variables, log, room)
         self.headers = headers
         self.status = None
         self.send_body = True
+        # The status code the response was given, which `-status` rules
+        # of the error table test.
+        self.code = code
         if request is not None:
             self._follow(request)
 
@@ -246,7 +259,28 @@ class Request(Routed):
         self.file = path
 
 
-def action(*names, phases=(REQUEST, RESPONSE)):
+class Final(Routed):
+    """A request whose response is over, routed by the final table.
+
+    `code` is the status it was logged with; `quiet` stops its log
+    line.  Nothing can change the response any more: a `break` only ends
+    the chain."""
+
+    __slots__ = ("code", "quiet")
+
+    def __init__(self, variables, log, code):
+        super().__init__(variables, log)
+        self.code = code
+        self.quiet = False
+
+    def abort(self, status=None):
+        """Nothing to drop: the response is sent."""
+
+
+ALL = (REQUEST, RESPONSE, ERROR, FINAL)
+
+
+def action(*names, phases=(REQUEST, RESPONSE, ERROR)):
     """Register an action factory under each of `names`, for `phases`."""
     def register(factory):
         for phase in phases:
@@ -311,7 +345,7 @@ def addvar(args):
     return run
 
 
-@action("log")
+@action("log", phases=ALL)
 def log(args):
     template = Template(args)
 
@@ -320,12 +354,12 @@ def log(args):
     return run
 
 
-@action("continue", "last")
+@action("continue", "last", phases=ALL)
 def stop(args):
     return lambda r: STOP
 
 
-@action("break")
+@action("break", phases=ALL)
 def break_(args):
     # uWSGI does not expand the status text, so neither do we.
     status = _status(args) if args else None
@@ -346,7 +380,7 @@ def _status(text):
     return f"{code} {reason or http_status.reason(code)}"
 
 
-@action("goto")
+@action("goto", phases=ALL)
 def goto(args):
     template = Template(args)
     if template.static is not None:
@@ -443,7 +477,7 @@ for _name, _key in (("setpathinfo", "PATH_INFO"), ("seturi", "REQUEST_URI"),
     action(_name, phases=(REQUEST,))(_setter(_key))
 
 
-@action("donotlog", phases=(REQUEST,))
+@action("donotlog", phases=(REQUEST, FINAL))
 def donotlog(args):
     def run(r):
         r.quiet = True

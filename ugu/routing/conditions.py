@@ -138,14 +138,15 @@ def isexec(name, args):
     return _path_test(args, lambda path: os.access(path, os.X_OK))
 
 
-def _number(text):
+def leading_int(text):
+    """The number C's strtoll() reads at the start of `text`."""
     m = _LEADING_INT.match(text)
     return int(m.group(1)) if m else 0
 
 
 def _number_test(sides, test):
     left, right = sides[0].expand, sides[1].expand
-    return lambda v: test(_number(left(v)), _number(right(v)))
+    return lambda v: test(leading_int(left(v)), leading_int(right(v)))
 
 
 @condition("ishigher", ">")

@@ -1,13 +1,17 @@
-"""Run a routing table: the request's before the app, the response's on
-the response head.
+"""Run a routing table: the request's before the app, the error and
+response ones on the response head, the final one after the response.
 
-The worker builds one RequestRouter and one ResponseRouter at start-up.
+The worker builds one RequestRouter, one ResponseRouter (which runs the
+error table too) and one FinalRouter at start-up.
 Before serving a request it calls the RequestRouter's `run`, which gives
 a finished `Request` (the request ends there when it is `ended`); when the
 app has given its status and headers, it calls the ResponseRouter's `run`
 (or `apply`, for the headers alone).  Before the response rules run,
 `collect-header` and `pull-header` copy the app's headers into request
-vars, as uWSGI does when it adds them.
+vars, as uWSGI does when it adds them; the error rules run before that,
+as uWSGI runs them when the status is set, before the headers are added.
+Once the response is sent and counted, the FinalRouter's `run` routes the
+request again, before its log line is written.
 
 Routing results, as in uWSGI: a rule that does not apply, or whose action
 returns nothing, goes on to the next rule; `continue`/`last`/`break` end
@@ -25,8 +29,8 @@ by default they are printed on stderr.
 import re
 import sys
 
-from ugu.routing.actions import (REQUEST, RESPONSE, STOP, VARS_FULL,
-                                 Request, Response)
+from ugu.routing.actions import (ERROR, FINAL, REQUEST, RESPONSE, STOP,
+                                 VARS_FULL, Final, Request, Response)
 from ugu.routing.rules import (FixedHeaders, first_labels, fixed_headers,
                                header_copies, parse)
 
@@ -68,8 +72,8 @@ class _Table:
             index += 1
             result = None
             if rule.check is not None:
-                result = rule.check(routed.arrival_vars()
-                                    if rule.on_arrival else variables)
+                result = rule.check(variables if rule.subject is None
+                                    else rule.subject(routed))
                 if rule.negate:
                     result = None if result else True
                 if not result:
@@ -136,12 +140,15 @@ class ResponseRouter(_Table):
     name = "response"
 
     def __init__(self, rules, copies, log=_stderr, after_requests=False,
-                 fixed=None):
+                 fixed=None, errors=()):
         super().__init__(rules, log)
         self.copies = tuple(copies)
         self.fixed = fixed or FixedHeaders()
+        # The error table, None without one: the one test a response
+        # pays then.
+        self.errors = ErrorTable(errors, log) if errors else None
         self.active = bool(self.rules or self.copies or after_requests
-                           or self.fixed)
+                           or self.fixed or self.errors)
         removed = self.fixed.removed
         # Header name -> the vars it is copied to.  As uWSGI: a header
         # pulled goes to the first pull-header of its name alone, and
@@ -163,11 +170,16 @@ class ResponseRouter(_Table):
         """Read the table from a Config; ConfigError names a bad line."""
         rules = parse(config.entries, RESPONSE)
         return cls(rules, header_copies(config.entries), log,
-                   after_requests, fixed_headers(config.entries))
+                   after_requests, fixed_headers(config.entries),
+                   parse(config.entries, ERROR))
 
-    def startup_lines(self):
-        """The lines uWSGI logs about this table when it starts."""
-        lines = self.dump()
+    def startup_lines(self, final=None):
+        """The lines uWSGI logs about this table when it starts, with
+        the error table's before them and the `final` table's after."""
+        lines = self.errors.dump() if self.errors is not None else []
+        lines += self.dump()
+        if final is not None:
+            lines += final.dump()
         lines += [c.dump() for c in self.copies if not c.pull]
         lines += [c.dump() for c in self.copies if c.pull]
         return lines
@@ -177,16 +189,20 @@ class ResponseRouter(_Table):
         return self.run(request_vars, headers).headers
 
     def run(self, request_vars, headers, room=None, copied=None,
-            request=None):
+            request=None, code=0):
         """Route a response head, into a finished `Response`.
 
         `request_vars` is a dict, which collected headers and `addvar`
         extend (within `room` bytes, when given, as in the request's
         buffer); `headers`, the app's (name, value) list, is left as it
         is; `copied` is what `copied_vars` gave for them, if known;
-        `request` is the request routes' `Request`, if they ran.
+        `request` is the request routes' `Request`, if they ran; `code`
+        is the response's status code, which error rules test.
         """
-        response = Response(request_vars, headers, self._log, room, request)
+        response = Response(request_vars, headers, self._log, room, request,
+                            code)
+        if self.errors is not None:
+            self.errors.run_rules(response)
         if self._collect:
             if copied is None:
                 copied = self.copied_vars(headers, request)
@@ -234,3 +250,35 @@ class ResponseRouter(_Table):
         if self._pull:
             response.headers = [h for h in response.headers
                                 if h[0].lower() not in self._pull]
+
+
+class ErrorTable(_Table):
+    """The error routing table, which the ResponseRouter runs first."""
+
+    name = "error"
+
+    def run_rules(self, response):
+        self._run_rules(response)
+
+
+class FinalRouter(_Table):
+    """The final routing table of one vassal, run after the response."""
+
+    name = "final"
+
+    @classmethod
+    def from_config(cls, config, log=_stderr):
+        """Read the table from a Config; ConfigError names a bad line."""
+        return cls(parse(config.entries, FINAL), log)
+
+    @property
+    def active(self):
+        """Whether requests need final routing at all."""
+        return bool(self.rules)
+
+    def run(self, request_vars, code):
+        """Route a request whose response was sent with status `code`,
+        into a `Final` (its `quiet` says to write no log line)."""
+        final = Final(request_vars, self._log, code)
+        self._run_rules(final)
+        return final

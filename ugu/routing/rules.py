@@ -1,6 +1,7 @@
 """Route options, read once into Rule objects.
 
-Request routes (`route*`) and response routes (`response-route*`) make two
+Request routes (`route*`), response routes (`response-route*`), error
+routes (`error-route*`) and final routes (`final-route*`) make four
 tables.  Every option of a table adds one rule to it, in the order the
 options were read, whatever their kind; a label is a rule too, so rule
 numbers match uWSGI's start-up dump.  A rule's text is split at its first
@@ -25,7 +26,8 @@ from ugu.routing import actions, conditions
 from ugu.routing.template import Template
 
 # Each table's options: this prefix, then one of the suffixes below.
-PREFIXES = {actions.REQUEST: "route", actions.RESPONSE: "response-route"}
+PREFIXES = {actions.REQUEST: "route", actions.RESPONSE: "response-route",
+            actions.ERROR: "error-route", actions.FINAL: "final-route"}
 
 
 def _var(name):
@@ -67,6 +69,10 @@ REGEXP_SUBJECTS = {
 # Condition rules: whether each suffix negates its condition.
 CONDITION_SUFFIXES = {"-if": False, "-if-not": True}
 RUN, LABEL = "-run", "-label"
+# A rule on the response's status code, which only the error and final
+# tables have (the others run before there is one).
+STATUS = "-status"
+STATUS_PHASES = frozenset({actions.ERROR, actions.FINAL})
 HEADER_OPTIONS = {"collect-header": "collect", "pull-header": "pull"}
 
 
@@ -74,8 +80,9 @@ HEADER_OPTIONS = {"collect-header": "collect", "pull-header": "pull"}
 class Rule:
     """One line of the table.
 
-    `check` takes the request vars (those the request arrived with, for
-    a regexp rule: `on_arrival`); a falsy result skips the rule (the
+    `check` takes the request vars, or what `subject` gives of the
+    routed request (the vars it arrived with, for a regexp rule; the
+    status code, for a status rule); a falsy result skips the rule (the
     other way round when `negate`), a regexp match feeds `$N` captures.
     A label has no action.  `goto` is the label of a goto action whose
     label is fixed text, so that it can be checked at start-up.
@@ -86,7 +93,7 @@ class Rule:
     entry: object  # the config Entry, to name its file and line
     check: Callable | None = None
     negate: bool = False
-    on_arrival: bool = False
+    subject: Callable | None = None
     action: Callable | None = None
     label: str | None = None
     goto: str | None = None
@@ -117,7 +124,8 @@ def parse(entries, phase):
             continue
         suffix = opt.name[len(prefix):]
         if suffix in REGEXP_SUBJECTS or suffix in CONDITION_SUFFIXES or \
-                suffix in (RUN, LABEL):
+                suffix in (RUN, LABEL) or \
+                (suffix == STATUS and phase in STATUS_PHASES):
             try:
                 rules.append(_rule(suffix, phase, entry, len(rules)))
             except ConfigError as e:
@@ -214,15 +222,29 @@ def _rule(suffix, phase, entry, number):
                           f'e.g. "{name}:")')
     goto = Template(args).static if name == "goto" else None
     return Rule(number, f"{described}action: {action}", entry, check, negate,
-                suffix in REGEXP_SUBJECTS, _action(name, args, value, phase),
+                _SUBJECTS.get(suffix), _action(name, args, value, phase),
                 goto=goto)
+
+
+def _status_code(routed):
+    return routed.code
+
+
+# What a rule's check takes, by suffix, when not the request vars.
+_SUBJECTS = {**dict.fromkeys(REGEXP_SUBJECTS, actions.Routed.arrival_vars),
+             STATUS: _status_code}
 
 
 def _action(name, args, value, phase):
     factory = actions.ACTIONS[phase].get(name)
     if factory is None:
         reason = f'unable to register route "{value}"'
-        if actions.not_implemented(name, phase):
+        if phase == actions.FINAL and name in actions.ACTIONS[actions.ERROR]:
+            reason += (f': final routes run once the response is sent, '
+                       f'where "{name}" can change nothing (uWSGI accepts '
+                       "it and does nothing); remove the rule, or make it "
+                       "an error-route or response-route one")
+        elif actions.not_implemented(name, phase):
             reason += (f': action "{name}" is not implemented by ugu in '
                        f"{PREFIXES[phase]}* rules yet; remove the rule, or "
                        "do its work in the app")
@@ -241,6 +263,8 @@ def _condition(suffix, text):
         return None, False, ""
     if suffix in REGEXP_SUBJECTS:
         return _regexp_check(suffix, text)
+    if suffix == STATUS:
+        return _status_check(text)
     return _condition_check(text, CONDITION_SUFFIXES[suffix])
 
 
@@ -249,6 +273,14 @@ def _regexp_check(suffix, pattern):
     compiled = conditions.compile_regexp(pattern)
     described = f"subject: {shown} regexp: {pattern} "
     return (lambda v: compiled.search(subject(v))), False, described
+
+
+def _status_check(text):
+    """A `-status` rule: the status code equals the number (as uWSGI
+    reads it, with atoi: leading digits, 0 for none)."""
+    code = conditions.leading_int(text)
+    described = f"subject: {text} func: {text} "
+    return (lambda status: status == code), False, described
 
 
 def _condition_check(text, negate):

@@ -27,7 +27,7 @@ from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
-from ugu.routing.engine import RequestRouter, ResponseRouter
+from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
                         idle, pymodule, recycle, report, sockets, stats,
@@ -67,8 +67,9 @@ class Shared:
         self.request_routing = RequestRouter.from_config(config, log=log.log)
         self.routing = ResponseRouter.from_config(
             config, log=log.log, after_requests=self.request_routing.active)
+        self.final_routing = FinalRouter.from_config(config, log=log.log)
         for line in (self.request_routing.dump()
-                     + self.routing.startup_lines()):
+                     + self.routing.startup_lines(self.final_routing)):
             log.log(line)
         self.static = StaticFiles(config)
         self.env_behaviour = wsgi.env_behaviour(config)

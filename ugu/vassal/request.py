@@ -202,7 +202,7 @@ class Exchange:
         routed = routing.run(
             self.vars, self._headers,
             self.ctx.buffer_size - self.vars_size, self._copied,
-            self.routed_request)
+            self.routed_request, int(self._status_line[:3]))
         self._count_added_vars(routed.appended)
         self._status_line = routed.status or self._status_line
         # `break` in a response route drops the app's body.
@@ -445,10 +445,21 @@ def _unlogged():
 
 
 def account(ex):
-    """The request counted, logged, and its worker told it ended."""
-    ex.ctx.count_request(ex)
+    """The request counted, routed by the final routes (if any), logged,
+    and its worker told it ended."""
+    ctx = ex.ctx
+    ctx.count_request(ex)
+    if ctx.final_routing is not None:
+        _route_final(ex)
     ex.log()
-    ex.ctx.request_done(ex)
+    ctx.request_done(ex)
+
+
+def _route_final(ex):
+    """The final routes, as uWSGI runs them once a request is counted,
+    before its log line (which `donotlog` then silences)."""
+    if ex.ctx.final_routing.run(ex.vars, ex.status).quiet:
+        ex.log = _unlogged
 
 
 def run_app_holy(ex, app):

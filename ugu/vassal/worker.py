@@ -56,6 +56,9 @@ class Context:
         # None without request routes: the one test a request pays then.
         self.request_routing = (shared.request_routing
                                 if shared.request_routing.active else None)
+        # None without final routes, likewise.
+        self.final_routing = (shared.final_routing
+                              if shared.final_routing.active else None)
         self.scoreboard = shared.scoreboard
         self.buffer_size = config["buffer-size"]
         self.socket_timeout = config["socket-timeout"]
