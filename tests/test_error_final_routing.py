@@ -23,7 +23,9 @@ def application(environ, start_response):
 """
 ROUTES = [
     "route = ^/gone$ return:410",
+    "collect-header = X-App APP",
     "error-route-run = log:ERR ${PATH_INFO}",
+    "error-route-if = empty:${APP} addheader:X-Collected: not yet",
     "error-route-status = 404 addheader:X-Err: nf",
     "error-route-status = 410 addheader:X-Gone: yes",
     "error-route-status = 418 break:503 Gone Away",
@@ -38,7 +40,8 @@ ROUTES = [
     "final-route-status = 503 log:FIN was 503",
 ]
 DUMP = re.compile(r"^(\*\*\* (dumping|end of the) internal .*routing table"
-                  r" \*\*\*|\[rule: \d+\] .*)$", re.MULTILINE)
+                  r" \*\*\*|\[rule: \d+\] .*|collecting header .*)$",
+                  re.MULTILINE)
 
 
 def write_config(tmp_path, lines):
@@ -88,16 +91,15 @@ def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):
     """uWSGI dumps the tables in its order: request, error, response,
     final, then the header copies; a status rule shows its number as
     subject and func."""
-    lines = [*ROUTES, "collect-header = X-App APP"]
     dumps = []
     for argv in ([uwsgi_binary], support.UGU):
-        server, _ = serve(tmp_path, procs, argv, lines)
+        server, _ = serve(tmp_path, procs, argv, ROUTES)
         server.wait_for_log(r"spawned uWSGI worker")
         dumps.append([m.group(0) for m in DUMP.finditer(server.output())])
         server.stop(signal.SIGINT)
     theirs, ours = dumps
     assert ours == theirs
-    assert "[rule: 1] subject: 404 func: 404 action: addheader:X-Err: nf" \
+    assert "[rule: 2] subject: 404 func: 404 action: addheader:X-Err: nf" \
         in ours
     assert ours.index("*** dumping internal error routing table ***") < \
         ours.index("*** dumping internal response routing table ***") < \
@@ -106,7 +108,8 @@ def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):
 
 def test_error_routes_run_on_every_status(tmp_path, procs, uwsgi_binary):
     """Not only on errors: on every response head, with its status,
-    before the response routes; the request routes' answers too."""
+    before collect-header and the response routes; the request routes'
+    answers too."""
     paths = ["/200", "/404", "/401", "/500", "/302", "/gone"]
     for answers, output in both(tmp_path, procs, uwsgi_binary, paths):
         for path in paths:
@@ -114,6 +117,7 @@ def test_error_routes_run_on_every_status(tmp_path, procs, uwsgi_binary):
         ok, _ = answers["/200"]
         assert ok[0] == "200 X"
         assert "X-App: yes" in ok and "X-Response: ran" in ok
+        assert "X-Collected: not yet" in ok
         assert not any(h.startswith(("X-Err", "X-Five")) for h in ok)
         assert "X-Err: nf" in answers["/404"][0]
         # delheader takes out the app's header, which comes after it.
