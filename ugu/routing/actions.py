@@ -20,7 +20,8 @@ the framing holds.
 The error table (`error-route*`) runs on every response head, with the
 status the response was given (whatever it is: uWSGI runs it whenever a
 status is set), before collect-header and the response routes; it takes
-the response phase's actions.  The final table (`final-route*`) runs once
+the response phase's actions, and return and the redirects, whose answer
+replaces the app's response.  The final table (`final-route*`) runs once
 the response is sent, before the request's log line: only what still
 means something then is taken (log, donotlog, the chain's own actions).
 """
@@ -168,7 +169,7 @@ class Response(Routed):
     `send_body` the app's body must not be sent.
     """
 
-    __slots__ = ("headers", "status", "send_body", "code")
+    __slots__ = ("headers", "status", "send_body", "code", "body")
 
     def __init__(self, variables, headers, log, room=None, request=None,
                  code=0):
@@ -176,6 +177,7 @@ class Response(Routed):
         self.headers = headers
         self.status = None
         self.send_body = True
+        self.body = None
         # The status code the response was given, which `-status` rules
         # of the error table test.
         self.code = code
@@ -205,18 +207,28 @@ class Response(Routed):
             self.status = status
             self.headers = list(_BREAK_HEADERS)
 
+    def respond(self, status, headers, body):
+        """Answer with this response instead of the app's (an error
+        route's `return` or redirect): `body` takes the app's body's
+        place."""
+        self.abort(status)
+        self.headers = list(headers)
+        self.body = body
+
     def finish(self, removed=frozenset(), always=()):
         """Settle what to send and return self: the headers `removed`
         names (lower-case, del-header's) leave the response's own, then
         come the headers sent `always` (add-header's) and the ones the
-        rules added, and a dropped body leaves `Content-Length: 0`."""
+        rules added, and a dropped body leaves the length of the `body`
+        sent instead (0 without one)."""
         headers = self.headers
         if removed:
             headers = [h for h in headers if h[0].lower() not in removed]
         headers = [*headers, *always, *self.added]
         if not self.send_body:
             headers = [h for h in headers if h[0].lower() not in _FRAMING]
-            headers.append(("Content-Length", "0"))
+            length = len(self.body) if self.body is not None else 0
+            headers.append(("Content-Length", str(length)))
         self.headers, self.added = headers, []
         return self
 
@@ -389,9 +401,10 @@ def goto(args):
     return lambda r: Goto(r.expand(template))
 
 
-# --- request phase: what only a request on its way to the app can do ---
+# --- request phase: what only a request on its way to the app can do (and,
+# for the answers, an error route, which answers instead of the app) ---
 
-@action("return", "break-with-status", phases=(REQUEST,))
+@action("return", "break-with-status", phases=(REQUEST, ERROR))
 def return_(args):
     phrase = http_status.known(args) if args.isdigit() and \
         len(args) == 3 else None
@@ -420,9 +433,9 @@ def _redirect(status, body):
     return factory
 
 
-action("redirect", "redirect-302", phases=(REQUEST,))(
+action("redirect", "redirect-302", phases=(REQUEST, ERROR))(
     _redirect("302 Found", b"Moved"))
-action("redirect-permanent", "redirect-301", phases=(REQUEST,))(
+action("redirect-permanent", "redirect-301", phases=(REQUEST, ERROR))(
     _redirect("301 Moved Permanently", b"Moved Permanently"))
 
 

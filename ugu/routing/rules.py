@@ -242,8 +242,8 @@ def _action(name, args, value, phase):
         if phase == actions.FINAL and name in actions.ACTIONS[actions.ERROR]:
             reason += (f': final routes run once the response is sent, '
                        f'where "{name}" can change nothing (uWSGI accepts '
-                       "it and does nothing); remove the rule, or make it "
-                       "an error-route or response-route one")
+                       "it and does nothing); remove the rule, or make it an "
+                       "error-route one")
         elif actions.not_implemented(name, phase):
             reason += (f': action "{name}" is not implemented by ugu in '
                        f"{PREFIXES[phase]}* rules yet; remove the rule, or "

@@ -91,6 +91,8 @@ class Exchange:
     write_failed = False
     # What the request routes did (a routing.actions.Request), if they ran.
     routed_request = None
+    # The body of an error route's answer, which replaces the app's.
+    answer = None
     # For the stats server's per-core counts.
     static = False
     routed_end = False
@@ -179,6 +181,9 @@ class Exchange:
         headers, head_only = self._headers, self.method == "HEAD"
         if self.ctx.routing.active:
             headers = self._route_head()
+            if self.answer is not None:
+                self._send_answer(headers)
+                return
             head_only = head_only or self.body_dropped
         # Counted before the write, so that a client gone by then still
         # has the status and headers in the log line, as in uWSGI.
@@ -207,7 +212,24 @@ class Exchange:
         self._status_line = routed.status or self._status_line
         # `break` in a response route drops the app's body.
         self.body_dropped = not routed.send_body
+        self.answer = routed.body
         return routed.headers
+
+    def _send_answer(self, headers):
+        """An error route's answer (return, a redirect) instead of the
+        app's response: its body goes in the head's write, and the
+        app's (or a static file's) after it goes nowhere."""
+        self.status = int(self._status_line[:3])
+        self.header_count = len(headers)
+        self.body_size = len(self.answer)
+        try:
+            self.header_size = self.transport.start(
+                self.protocol, self._status_line, headers, self.answer,
+                self.method == "HEAD")
+        except OSError as e:
+            raise ClientWriteError(WRITEV_HEAD_AND_BODY, e) from None
+        self.transport.head_only = True
+        self.headers_sent = True
 
     def _count_added_vars(self, appended):
         """Vars the routes added (collect-header, addvar) count in the log
