@@ -13,13 +13,14 @@ from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
 from ugu.routing.engine import FinalRouter, ResponseRouter
 
-# The app answers the status its path names ("/404" -> 404).
+# The app answers the status its path names ("/404" -> 404), in two
+# writes.
 APP = """
 def application(environ, start_response):
     code = environ["PATH_INFO"].strip("/").split("/")[0] or "200"
     start_response(code + " X", [("Content-Type", "text/plain"),
                                  ("X-App", "yes")])
-    return [b"body of " + environ["PATH_INFO"].encode()]
+    return [b"body of ", environ["PATH_INFO"].encode()]
 """
 ROUTES = [
     "route = ^/gone$ return:410",
@@ -96,7 +97,9 @@ def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):
         server, _ = serve(tmp_path, procs, argv, ROUTES)
         server.wait_for_log(r"spawned uWSGI worker")
         dumps.append([m.group(0) for m in DUMP.finditer(server.output())])
-        server.stop(signal.SIGINT)
+        # Just started, uWSGI may not handle SIGINT yet; nothing more is
+        # needed of either.
+        server.stop(signal.SIGKILL)
     theirs, ours = dumps
     assert ours == theirs
     assert "[rule: 2] subject: 404 func: 404 action: addheader:X-Err: nf" \
@@ -146,6 +149,46 @@ def test_error_break_with_a_status_replaces_the_response(
                          output)
 
 
+ANSWERS = [
+    "error-route-run = addheader:X-Early: 1",
+    "error-route-status = 403 redirect:/login",
+    "error-route-status = 404 return:404",
+    "error-route-status = 410 redirect-301:/new${PATH_INFO}",
+    "response-route-run = addheader:X-Response: ran",
+]
+# The framing each server gives a body (uWSGI none to HTTP/1.0, ugu its
+# length and the close), which the comparison leaves out.
+FRAMING = ("Content-Length:", "Connection:", "Transfer-Encoding:")
+
+
+def test_error_routes_answer_instead_of_the_app(tmp_path, procs,
+                                                 uwsgi_binary):
+    """return and the redirects in an error route send their answer, with
+    the headers routes add, and the app's body goes nowhere; the log
+    line counts the answer's body."""
+    results = both(tmp_path, procs, uwsgi_binary, ["/403", "/404", "/410"],
+                   ANSWERS)
+    (theirs, their_log), (ours, our_log) = results
+    for path in ("/403", "/404", "/410"):
+        their_head, their_body = theirs[path]
+        our_head, our_body = ours[path]
+        assert [h for h in our_head if not h.startswith(FRAMING)] == \
+            [h for h in their_head if not h.startswith(FRAMING)]
+        assert our_body == their_body
+    assert ours["/404"] == (["404 Not Found", "Content-Type: text/plain",
+                             "X-Early: 1", "X-Response: ran",
+                             "Content-Length: 9", "Connection: close"],
+                            b"Not Found")
+    assert ours["/410"][0][1] == "Location: /new/410"
+    # The app's second write went nowhere, not into the answer's framing.
+    assert "refused" not in our_log
+    for output in (their_log, our_log):
+        assert re.search(r"GET /403 => generated 5 bytes .*\(HTTP/1.0 302\)",
+                         output)
+        assert re.search(r"GET /404 => generated 9 bytes .*\(HTTP/1.0 404\)",
+                         output)
+
+
 def test_final_routes_run_before_the_log_line(tmp_path, procs,
                                               uwsgi_binary):
     """After the response (the error line before them), before the
@@ -178,8 +221,8 @@ def test_final_routes_that_would_change_the_response_are_refused(
 
 
 @pytest.mark.parametrize("router, line", [
-    (ResponseRouter, "error-route-status = 404 redirect:/x"),
-    (FinalRouter, "final-route-status = 404 return:404"),
+    (ResponseRouter, "error-route-status = 404 rewrite:/x"),
+    (FinalRouter, "final-route-status = 404 rewrite:/x"),
 ])
 def test_request_phase_actions_are_refused_by_name(tmp_path, router, line):
     config = resolve(["--ini", str(write_config(tmp_path, [line]))],
