@@ -68,6 +68,37 @@ def _opt(name, kind, help, owner, **kw):
     return Option(name, kind, help, owner, **kw)
 
 
+# The request vars a routing table's PREFIX-SUFFIX options match their
+# regexp on (PREFIX alone: PATH_INFO).
+_ROUTE_VARS = (("host", "HTTP_HOST"), ("uri", "REQUEST_URI"),
+               ("qs", "QUERY_STRING"), ("remote-addr", "REMOTE_ADDR"),
+               ("user-agent", "HTTP_USER_AGENT"),
+               ("remote-user", "REMOTE_USER"), ("referer", "HTTP_REFERER"))
+
+
+def _route_options(prefix, table, status=False):
+    """One routing table's options, as uWSGI names them: a rule on a
+    regexp of a var, on a status code (the tables that have one), on a
+    condition or its negation, always (-run), and labels for goto."""
+    article = "an" if table[0] in "aeiou" else "a"
+
+    def rule(name, on):
+        return _opt(name, STR, f"add {article} {table} route{on}", ROUTING,
+                    repeat=True)
+
+    yield rule(prefix, " on a regexp of PATH_INFO")
+    for suffix, var in _ROUTE_VARS:
+        yield rule(f"{prefix}-{suffix}", f" on a regexp of {var}")
+    if status:
+        yield rule(f"{prefix}-status", " on a status code")
+    yield rule(f"{prefix}-if", " on a condition")
+    yield rule(f"{prefix}-if-not", " on a negated condition")
+    yield _opt(f"{prefix}-run", STR, f"add an unconditional {table} route",
+               ROUTING, repeat=True)
+    yield _opt(f"{prefix}-label", STR, f"add {article} {table} routing "
+               "label (for goto)", ROUTING, repeat=True)
+
+
 OPTIONS = (
     # configuration language
     _opt("ini", STR, "load config from an INI file (FILE[:SECTION])", CONFIG,
@@ -496,32 +527,14 @@ OPTIONS = (
          default=0),
     _opt("mimefile", STR, "mime types file", STATIC, repeat=True,
          aliases=("mime-file",)),
-    # internal routing: request routes, run before the app (or a static
-    # file), then response routes, run on the response head
-    _opt("route", STR, "add a request route on a regexp of PATH_INFO",
-         ROUTING, repeat=True),
-    _opt("route-host", STR, "add a request route on a regexp of HTTP_HOST",
-         ROUTING, repeat=True),
-    _opt("route-uri", STR, "add a request route on a regexp of REQUEST_URI",
-         ROUTING, repeat=True),
-    _opt("route-qs", STR, "add a request route on a regexp of QUERY_STRING",
-         ROUTING, repeat=True),
-    _opt("route-remote-addr", STR, "add a request route on a regexp of "
-         "REMOTE_ADDR", ROUTING, repeat=True),
-    _opt("route-user-agent", STR, "add a request route on a regexp of "
-         "HTTP_USER_AGENT", ROUTING, repeat=True),
-    _opt("route-referer", STR, "add a request route on a regexp of "
-         "HTTP_REFERER", ROUTING, repeat=True),
-    _opt("route-remote-user", STR, "add a request route on a regexp of "
-         "REMOTE_USER", ROUTING, repeat=True),
-    _opt("route-if", STR, "add a request route on a condition", ROUTING,
-         repeat=True),
-    _opt("route-if-not", STR, "add a request route on a negated condition",
-         ROUTING, repeat=True),
-    _opt("route-run", STR, "add an unconditional request route", ROUTING,
-         repeat=True),
-    _opt("route-label", STR, "add a request routing label (for goto)",
-         ROUTING, repeat=True),
+    # internal routing, in the order a request meets its tables: request
+    # routes run before the app (or a static file), error routes on every
+    # response head with its status, then response routes, final routes
+    # once the response is sent, before its log line
+    *_route_options("route", "request"),
+    *_route_options("error-route", "error", status=True),
+    *_route_options("response-route", "response"),
+    *_route_options("final-route", "final", status=True),
     _opt("collect-header", STR, "copy a response header into a request var "
          "(HEADER VAR)", ROUTING, repeat=True,
          aliases=("response-header-collect",)),
@@ -530,87 +543,8 @@ OPTIONS = (
     _opt("del-header", STR, "remove the header of this name from every "
          "response (but those add-header and routes add)", ROUTING,
          repeat=True, aliases=("rem-header",)),
-    _opt("response-route-if", STR, "add a response route on a condition",
-         ROUTING, repeat=True),
-    _opt("response-route-if-not", STR, "add a response route on a negated "
-         "condition", ROUTING, repeat=True),
-    _opt("response-route-run", STR, "add an unconditional response route",
-         ROUTING, repeat=True),
-    _opt("response-route-label", STR, "add a response routing label (for "
-         "goto)", ROUTING, repeat=True),
     _opt("pull-header", STR, "move a response header into a request var "
          "(HEADER VAR)", ROUTING, repeat=True),
-    _opt("response-route", STR, "add a response route on a regexp of "
-         "PATH_INFO", ROUTING, repeat=True),
-    _opt("response-route-host", STR, "add a response route on a regexp of "
-         "HTTP_HOST", ROUTING, repeat=True),
-    _opt("response-route-uri", STR, "add a response route on a regexp of "
-         "REQUEST_URI", ROUTING, repeat=True),
-    _opt("response-route-qs", STR, "add a response route on a regexp of "
-         "QUERY_STRING", ROUTING, repeat=True),
-    _opt("response-route-remote-addr", STR, "add a response route on a "
-         "regexp of REMOTE_ADDR", ROUTING, repeat=True),
-    _opt("response-route-user-agent", STR, "add a response route on a "
-         "regexp of HTTP_USER_AGENT", ROUTING, repeat=True),
-    _opt("response-route-referer", STR, "add a response route on a regexp of "
-         "HTTP_REFERER", ROUTING, repeat=True),
-    _opt("response-route-remote-user", STR, "add a response route on a "
-         "regexp of REMOTE_USER", ROUTING, repeat=True),
-    # error routes: run on every response head, with its status, before
-    # the response routes
-    _opt("error-route", STR, "add an error route on a regexp of "
-         "PATH_INFO", ROUTING, repeat=True),
-    _opt("error-route-status", STR, "add an error route on a status code",
-         ROUTING, repeat=True),
-    _opt("error-route-host", STR, "add an error route on a regexp of "
-         "HTTP_HOST", ROUTING, repeat=True),
-    _opt("error-route-uri", STR, "add an error route on a regexp of "
-         "REQUEST_URI", ROUTING, repeat=True),
-    _opt("error-route-qs", STR, "add an error route on a regexp of "
-         "QUERY_STRING", ROUTING, repeat=True),
-    _opt("error-route-remote-addr", STR, "add an error route on a regexp of "
-         "REMOTE_ADDR", ROUTING, repeat=True),
-    _opt("error-route-user-agent", STR, "add an error route on a regexp of "
-         "HTTP_USER_AGENT", ROUTING, repeat=True),
-    _opt("error-route-remote-user", STR, "add an error route on a regexp of "
-         "REMOTE_USER", ROUTING, repeat=True),
-    _opt("error-route-referer", STR, "add an error route on a regexp of "
-         "HTTP_REFERER", ROUTING, repeat=True),
-    _opt("error-route-label", STR, "add an error routing label (for "
-         "goto)", ROUTING, repeat=True),
-    _opt("error-route-if", STR, "add an error route on a condition",
-         ROUTING, repeat=True),
-    _opt("error-route-if-not", STR, "add an error route on a negated "
-         "condition", ROUTING, repeat=True),
-    _opt("error-route-run", STR, "add an unconditional error route",
-         ROUTING, repeat=True),
-    # final routes: run once the response is sent, before its log line
-    _opt("final-route", STR, "add a final route on a regexp of "
-         "PATH_INFO", ROUTING, repeat=True),
-    _opt("final-route-status", STR, "add a final route on a status code",
-         ROUTING, repeat=True),
-    _opt("final-route-host", STR, "add a final route on a regexp of "
-         "HTTP_HOST", ROUTING, repeat=True),
-    _opt("final-route-uri", STR, "add a final route on a regexp of "
-         "REQUEST_URI", ROUTING, repeat=True),
-    _opt("final-route-qs", STR, "add a final route on a regexp of "
-         "QUERY_STRING", ROUTING, repeat=True),
-    _opt("final-route-remote-addr", STR, "add a final route on a regexp of "
-         "REMOTE_ADDR", ROUTING, repeat=True),
-    _opt("final-route-user-agent", STR, "add a final route on a regexp of "
-         "HTTP_USER_AGENT", ROUTING, repeat=True),
-    _opt("final-route-remote-user", STR, "add a final route on a regexp of "
-         "REMOTE_USER", ROUTING, repeat=True),
-    _opt("final-route-referer", STR, "add a final route on a regexp of "
-         "HTTP_REFERER", ROUTING, repeat=True),
-    _opt("final-route-label", STR, "add a final routing label (for "
-         "goto)", ROUTING, repeat=True),
-    _opt("final-route-if", STR, "add a final route on a condition",
-         ROUTING, repeat=True),
-    _opt("final-route-if-not", STR, "add a final route on a negated "
-         "condition", ROUTING, repeat=True),
-    _opt("final-route-run", STR, "add an unconditional final route",
-         ROUTING, repeat=True),
     # http router
     _opt("http", STR, "run an HTTP router on the address", HTTP,
          repeat=True, aliases=("httprouter",)),
