@@ -335,6 +335,21 @@ OPTIONS = (
     _opt("master-fifo", STR, "read one-letter commands from this fifo "
          "(r w c q s R W Q)", MASTER, needs_master=True),
     _opt("pidfile", STR, "write the master's pid to this file", MASTER),
+    # mules
+    _opt("mule", STR, "add a mule: a process beside the workers running "
+         "a Python script (FILE.py, as __main__) or a callable "
+         "(module:callable); empty, a bare mule that takes messages",
+         MASTER, repeat=True, optional=True, needs_master=True),
+    _opt("mules", INT, "add this many bare mules", MASTER, repeat=True,
+         needs_master=True),
+    _opt("farm", STR, "add a mule farm (NAME:MULE_ID[,MULE_ID...]): "
+         "uwsgi.mule_msg(msg, b\"NAME\") reaches one of its mules", MASTER,
+         repeat=True, needs_master=True),
+    _opt("mule-msg-size", INT, "the socket buffers of the mules' message "
+         "queues, in bytes (0: the kernel's default)", MASTER, default=0,
+         optional=True, needs_master=True),
+    _opt("mule-reload-mercy", INT, "seconds a mule may take to stop at a "
+         "reload or shutdown before it is killed", MASTER, default=60),
     # external daemons
     _opt("attach-daemon", STR, "run a command beside the workers, through "
          "/bin/sh, respawned when it exits and stopped with the instance "
@@ -771,6 +786,9 @@ _INSTEAD = {
     "touch-signal": "ugu has no uWSGI signal framework to raise the "
                     "signal in; `touch-exec = FILE COMMAND` runs a command "
                     "(`kill -HUP`, say) when the file is touched",
+    "mule-harakiri": "ugu has no uWSGI signal framework, whose "
+                     "handlers are the mule tasks it times; time a "
+                     "mule's own work in its script",
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",

@@ -30,8 +30,8 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
-                        idle, pymodule, recycle, report, sockets, stats,
-                        wsgi)
+                        idle, mules, pymodule, recycle, report, sockets,
+                        stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -55,6 +55,8 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
 RESPAWN_BURST_GAP = 1.0
 FORKBOMB_DELAY = 2.0
 TICK = 1.0
+# The least a mule lives before its respawn (see Master._mule_died).
+MULE_RESPAWN_GAP = 1.0
 
 
 class Shared:
@@ -75,6 +77,7 @@ class Shared:
         self.env_behaviour = wsgi.env_behaviour(config)
         self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps()
+        self.mules = mules.Mules.from_config(config)
 
 
 def run(config):
@@ -171,7 +174,8 @@ def _run(config):
             f" ***")
     # Before any app can import it, in the process that loads them (the
     # workers inherit it), as uWSGI makes it.
-    pymodule.install(config, shared.scoreboard, reloaded, not masterless)
+    pymodule.install(config, shared.scoreboard, reloaded, not masterless,
+                     shared.mules)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
     apps.prepare(config)
     apps.import_all(config["shared-import"])
@@ -423,7 +427,7 @@ def fork_router(config, listeners, index, parent=None, logmaster=None):
 
 
 class Child:
-    """A process the master keeps: a worker or a router."""
+    """A process the master keeps: a worker, a mule or a router."""
 
     def __init__(self, kind, number, pid):
         self.kind, self.number, self.pid = kind, number, pid
@@ -511,6 +515,9 @@ class Master:
                 first = self.cheaper.initial
             for wid in range(1, first + 1):
                 self.spawn_worker(wid)
+        # Also in cheap mode: uWSGI's mules wait for no connection.
+        for mule_id in range(1, len(self.shared.mules or ()) + 1):
+            self.spawn_mule(mule_id)
         if has_router(self.config):
             # One router process serves every `http` and `https` address.
             self.spawn_router(1)
@@ -586,6 +593,19 @@ class Master:
         else:
             log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: "
                     f"{cores(self.config)})")
+
+    def spawn_mule(self, mule_id):
+        master = os.getpid()
+        with proc.signals_blocked(HANDLED):
+            pid = os.fork()
+            if pid == 0:
+                if self.logmaster:
+                    self.logmaster.attach()
+                mules.run(self.shared.mules, mule_id, self.config, master,
+                          pymodule.enter_mule, pymodule.message_hook)
+        self.children[pid] = Child("mule", mule_id, pid)
+        # A respawned mule is told as a new one, as uWSGI tells it.
+        log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
 
     def spawn_router(self, index, respawn=False):
         pid = fork_router(self.config, self.listeners, index,
@@ -703,6 +723,8 @@ class Master:
                 continue
             if child.kind == "router":
                 self._router_died(child)
+            elif child.kind == "mule":
+                self._mule_died(child)
             else:
                 self._worker_died(child, status)
         self.cheap_mode_reached()
@@ -778,6 +800,17 @@ class Master:
             delay = FORKBOMB_DELAY
         self.respawn_at[("worker", child.number)] = now + delay
 
+    def _mule_died(self, child):
+        """Respawned, as uWSGI's master respawns a mule that ends: at
+        once, or a second after its birth (a script that ends at once
+        must not fork without rest)."""
+        if child.stopping:
+            return
+        log.log(f"OOOPS mule {child.number} (pid: {child.pid}) "
+                f"crippled...trying respawn...")
+        self.respawn_at[("mule", child.number)] = max(
+            time.monotonic(), child.born + MULE_RESPAWN_GAP)
+
     def _router_died(self, child):
         if not child.stopping:
             self.respawn_at[("router", child.number)] = time.monotonic()
@@ -790,6 +823,8 @@ class Master:
                 kind, number = key
                 if kind == "worker":
                     self.spawn_worker(number, respawn=True)
+                elif kind == "mule":
+                    self.spawn_mule(number)
                 else:
                     self.spawn_router(number, respawn=True)
 
@@ -945,9 +980,10 @@ class Master:
         self.respawn_at.clear()
         for child in self.children.values():
             child.stopping = True
-            # Routers hold no request state worth waiting for.
-            signum = worker_signal if child.kind == "worker" else \
-                signal.SIGKILL
+            # Mules are told as the workers are, as in uWSGI; routers
+            # hold no request state worth waiting for.
+            signum = signal.SIGKILL if child.kind == "router" else \
+                worker_signal
             self._kill(child.pid, signum)
 
     def _kill(self, pid, signum):
@@ -981,14 +1017,18 @@ class Master:
     def _bury_children(self):
         started = time.monotonic()
         # Only worker-reload-mercy: uWSGI 2.0's reload-mercy is for the
-        # Emperor and leaves its workers' graceful ends alone.
-        deadline = started + self.config["worker-reload-mercy"]
+        # Emperor and leaves its workers' graceful ends alone.  The mules
+        # have their own.
+        deadlines = {
+            "worker": started + self.config["worker-reload-mercy"],
+            "mule": started + self.config["mule-reload-mercy"]}
         while self.children or self.daemons.alive():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._no_mercy()
-                # SIGKILL cannot be refused: wait for the deaths, once.
-                deadline = math.inf
+            for kind, deadline in deadlines.items():
+                if deadline <= time.monotonic():
+                    self._no_mercy(kind)
+                    # SIGKILL cannot be refused: wait for the deaths, once.
+                    deadlines[kind] = math.inf
+            remaining = min(deadlines.values()) - time.monotonic()
             ready = self.signals.wait(
                 max(0.0, min(remaining, TICK, self.daemons.wait_time())),
                 self._logmaster())[1]
@@ -1009,13 +1049,19 @@ class Master:
         if child.kind == "router":
             log.log(f'gateway "uWSGI http {child.number}" has been buried '
                     f"(pid: {child.pid})")
+        elif child.kind == "mule":
+            log.log(f"mule {child.number} (pid: {child.pid}) annihilated")
         else:
             seconds = int(time.monotonic() - started)
             log.log(f"worker {child.number} buried after {seconds} seconds")
 
-    def _no_mercy(self):
+    def _no_mercy(self, kind):
+        """SIGKILL for the children past their mercy: the mules past
+        mule-reload-mercy, the others past worker-reload-mercy."""
         for child in self.children.values():
-            log.verbose(f"worker {child.number} (pid: {child.pid}) is "
+            if (child.kind == "mule") != (kind == "mule"):
+                continue
+            log.verbose(f"{kind} {child.number} (pid: {child.pid}) is "
                         f"taking too much time to die...NO MERCY !!!")
             self._kill(child.pid, signal.SIGKILL)
 

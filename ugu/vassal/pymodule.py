@@ -22,7 +22,7 @@ module, used or not; a call pays a walk up a stack.  As in uWSGI,
 outside a request they raise SystemError (see `_request_frame`).
 
 What uWSGI's module has and ugu lacks the subsystem for (the cache, the
-spooler, mules, signals...) is not in the module: reading such a name
+spooler, signals...) is not in the module: reading such a name
 raises `Lacking`, an AttributeError naming the function and what ugu
 lacks.  Being an AttributeError, hasattr() answers False and
 getattr(uwsgi, name, None) None, so an app that probes for a feature
@@ -43,7 +43,7 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import reqlog, request, worker
+from ugu.vassal import mules, reqlog, request, worker
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -71,7 +71,6 @@ _LACKING_GROUPS = {
     "spooler": "spool send_to_spooler set_spooler_frequency spooler_jobs "
                "spooler_pid spooler_pids spooler_get_task i_am_the_spooler "
                "spoolers SPOOL_OK SPOOL_RETRY SPOOL_IGNORE",
-    "mules": "mule_id mule_msg mule_get_msg farm_msg farm_get_msg in_farm",
     "uWSGI signals and timers": "signal register_signal signal_wait "
                                 "signal_registered signal_received "
                                 "add_timer add_rb_timer add_file_monitor "
@@ -107,10 +106,12 @@ LACKING = {name: what for what, names in _LACKING_GROUPS.items()
 class _State:
     """What the module's functions read of the process they run in."""
 
-    def __init__(self, config, scoreboard, master):
+    def __init__(self, config, scoreboard, master, mules):
         self.config = config
         self.scoreboard = scoreboard
+        self.mules = mules      # a mules.Mules, or None
         self.wid = 0
+        self.mule_id = 0
         # The process a reload or stop is asked of (the first process
         # without a master, as uWSGI's workers[0]), and masterpid()'s.
         self.instance = os.getpid()
@@ -130,12 +131,12 @@ _state = None
 _module = None
 
 
-def install(config, scoreboard, reloaded, master):
+def install(config, scoreboard, reloaded, master, mules=None):
     """Make the `uwsgi` module of this instance, importable from now on:
     in the process that loads the apps, before it loads them (`master`:
     whether that process is a master)."""
     global _state, _module
-    _state = _State(config, scoreboard, master)
+    _state = _State(config, scoreboard, master, mules)
     module = types.ModuleType("uwsgi")
     module.__dict__.update(_values(config, reloaded))
     module.__dict__.update(_FUNCTIONS)
@@ -193,6 +194,18 @@ def enter_worker(wid, shared):
     _state.wid = wid
     _state.shared = shared
     _call_hook("post_fork_hook")
+
+
+def enter_mule(mule_id):
+    """In mule `mule_id`, after fork: its id, then the app's
+    post_fork_hook, as uWSGI calls it in mules too."""
+    _state.mule_id = mule_id
+    _call_hook("post_fork_hook")
+
+
+def message_hook():
+    """The app's uwsgi.mule_msg_hook, for a bare mule's messages."""
+    return _module.__dict__.get("mule_msg_hook")
 
 
 def worker_exit():
@@ -449,8 +462,108 @@ def is_locked(number=0):
     return False
 
 
+# -- mules ------------------------------------------------------------------
+def mule_id():
+    return _state.mule_id
+
+
+def mule_msg(message, mule=None):
+    """Queue a message for a mule: any free one, mule N (0: any), or one
+    of farm b"NAME" (as uWSGI's Python 3 module, a farm's name is bytes:
+    a str is an invalid mule).  False when the queue refuses it."""
+    message = _message(message, "mule_msg")
+    found = _state.mules
+    if not found:
+        raise ValueError("no mule configured")
+    if mule is None or (isinstance(mule, int) and mule == 0):
+        return found.shared.send(message)
+    if isinstance(mule, bytes):
+        farm = found.farm(mule.decode("latin-1"))
+        if farm is None:
+            raise ValueError("unknown farm")
+        return farm.queue.send(message)
+    if not isinstance(mule, int):
+        raise ValueError("invalid mule")
+    if not 1 <= mule <= len(found):
+        # uWSGI writes to no queue there, and says so.
+        log.log("mule_send_msg(): Bad file descriptor [core/mule.c line 28]")
+        return False
+    return found.queues[mule - 1].send(message)
+
+
+def _message(message, function):
+    """A message as uWSGI's module takes it: bytes, a read-only buffer,
+    or a str (its UTF-8)."""
+    if isinstance(message, str):
+        return message.encode()
+    try:
+        view = memoryview(message)
+    except TypeError:
+        raise TypeError(f"a bytes-like object is required, not "
+                        f"'{type(message).__name__}'") from None
+    if not view.readonly:
+        raise TypeError(f"{function}() argument 1 must be read-only "
+                        f"bytes-like object, not {type(message).__name__}")
+    return view.tobytes()
+
+
+def _in_mule(what):
+    if not _state.mule_id:
+        raise ValueError(f"you can receive {what} messages only in a mule "
+                         f"!!!")
+
+
+def mule_get_msg(signals=True, farms=True,
+                 buffer_size=mules.MESSAGE_BUFFER, timeout=-1):
+    """The next message for this mule (its own, any mule's, and its
+    farms' unless `farms` is None or False), cut to `buffer_size`; b""
+    once `timeout` seconds pass.  `signals` is uWSGI's: ugu has no
+    signals to take."""
+    _in_mule("mule")
+    ends = _state.mules.inbox(_state.mule_id,
+                              farms=farms is not None and farms is not False)
+    return mules.receive(ends, buffer_size,
+                         None if timeout < 0 else timeout)
+
+
+def farm_msg(farm, message):
+    """Queue a message for a mule of farm `farm` (a str here); nothing
+    for a farm not there, as in uWSGI."""
+    if not isinstance(farm, str):
+        raise TypeError(f"farm_msg() argument 1 must be str, not "
+                        f"{type(farm).__name__}")
+    message = _message(message, "farm_msg")
+    found = _state.mules.farm(farm) if _state.mules else None
+    if found is not None:
+        try:
+            found.queue.send_end.send(message)
+        except OSError as e:
+            log.log(f"write(): {e.strerror} "
+                    f"[plugins/python/uwsgi_pymodule.c line 1235]")
+
+
+def farm_get_msg():
+    """The next message for the farms of this mule (waits for ever in a
+    mule of none, as uWSGI's)."""
+    _in_mule("farm")
+    ends = [farm.queue.receive_end
+            for farm in _state.mules.farms_of(_state.mule_id)]
+    return mules.receive(ends, mules.MESSAGE_BUFFER)
+
+
+def in_farm(name=None):
+    """True in a mule of a farm (of farm `name`), else None."""
+    if not _state.mule_id:
+        return None
+    for farm in _state.mules.farms_of(_state.mule_id):
+        if name is None or farm.name == name:
+            return True
+    return None
+
+
 _FUNCTIONS = {f.__name__: f for f in (
     worker_id, masterpid, total_requests, request_id, workers, reload, stop,
     set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
-    cl, mem, micros, setprocname, lock, unlock, is_locked)}
+    cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
+    mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm)}
 _FUNCTIONS["log"] = log_line
