@@ -492,19 +492,20 @@ def mule_msg(message, mule=None):
 
 
 def _message(message, function):
-    """A message as uWSGI's module takes it: bytes, a read-only buffer,
-    or a str (its UTF-8)."""
+    """A message as uWSGI's module takes it: bytes, or a str (its
+    UTF-8); Python refuses it any other buffer, as one that could
+    change."""
     if isinstance(message, str):
         return message.encode()
+    if isinstance(message, bytes):
+        return bytes(message)
     try:
-        view = memoryview(message)
+        memoryview(message)
     except TypeError:
         raise TypeError(f"a bytes-like object is required, not "
                         f"'{type(message).__name__}'") from None
-    if not view.readonly:
-        raise TypeError(f"{function}() argument 1 must be read-only "
-                        f"bytes-like object, not {type(message).__name__}")
-    return view.tobytes()
+    raise TypeError(f"{function}() argument 1 must be read-only "
+                    f"bytes-like object, not {type(message).__name__}")
 
 
 def _in_mule(what):
