@@ -91,6 +91,8 @@ SLEEPER = textwrap.dedent('''\
 
     if open("ignore-hup").read():
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with open("sleeping.txt", "a") as f:
+        f.write("sleeping\\n")
     while True:
         time.sleep(60)
 ''')
@@ -249,10 +251,12 @@ def test_mules_respawn_reload_and_stop(start_server, tmp_path, server):
                    rf"mule 1 \(pid: {second}\) annihilated\n(?:.*\n)*?"
                    rf"binary reloading uWSGI")
     third = mule_pid(p, 1, count=3)
+    # Once the new worker serves (uWSGI's may miss a SIGINT before).
+    assert get(port, "/") == ["True"]
     p.stop(signal.SIGINT)
     assert re.search(rf"SIGINT/SIGTERM received\.\.\.killing workers\.\.\."
                      rf"\n(?:.*\n)*?mule 1 \(pid: {third}\) annihilated\n"
-                     rf"(?:.*\n)*?goodbye to uWSGI\.", p.output())
+                     rf"(?:.*\n)*?goodbye to uWSGI\.", p.output()), p.output()
 
 
 def _title(pid):
@@ -265,16 +269,27 @@ def _title(pid):
 
 def test_a_mule_script_that_ends_is_respawned(start_server, tmp_path,
                                               server):
+    """A script (FILE.py) or a callable (module:callable) that returns
+    ends its mule, which the master respawns."""
     (tmp_path / "once.py").write_text(
         "import uwsgi\n"
         "with open('runs.txt', 'a') as f:\n"
-        "    f.write(str(uwsgi.mule_id()) + '\\n')\n")
-    p, _ = start(start_server, tmp_path, server, ("mule", "once.py"))
-    first = mule_pid(p, 1)
-    p.wait_for_log(rf"OOOPS mule 1 \(pid: {first}\) crippled\.\.\.trying "
-                   rf"respawn\.\.\.\n")
-    mule_pid(p, 1, count=2)
-    assert wait_for_lines(tmp_path, 2, "runs.txt")[:2] == ["1", "1"]
+        "    f.write(f'script in {uwsgi.mule_id()}\\n')\n")
+    (tmp_path / "jobs.py").write_text(
+        "import uwsgi\n"
+        "def main():\n"
+        "    with open('runs.txt', 'a') as f:\n"
+        "        f.write(f'callable in {uwsgi.mule_id()}\\n')\n")
+    p, _ = start(start_server, tmp_path, server, ("mule", "once.py"),
+                 ("mule", "jobs:main"))
+    for mule_id in (1, 2):
+        first = mule_pid(p, mule_id)
+        p.wait_for_log(rf"OOOPS mule {mule_id} \(pid: {first}\) crippled"
+                       rf"\.\.\.trying respawn\.\.\.\n")
+        mule_pid(p, mule_id, count=2)
+    # Each ran twice: before and after its respawn.
+    runs = wait_for_lines(tmp_path, 4, "runs.txt")
+    assert sorted(set(runs)) == ["callable in 2", "script in 1"]
 
 
 def test_a_mule_past_its_mercy_is_killed(start_server, tmp_path, server):
@@ -284,6 +299,7 @@ def test_a_mule_past_its_mercy_is_killed(start_server, tmp_path, server):
     p, _ = start(start_server, tmp_path, server, ("mule", "sleeper.py"),
                  ("mule-reload-mercy", "1"))
     first = mule_pid(p, 1)
+    wait_for_lines(tmp_path, 1, "sleeping.txt")
     p.send_signal(signal.SIGHUP)
     p.wait_for_log(rf"mule 1 \(pid: {first}\) is taking too much time to "
                    rf"die\.\.\.NO MERCY !!!\n(?:.*\n)*?mule 1 \(pid: "
