@@ -602,7 +602,8 @@ class Master:
                 if self.logmaster:
                     self.logmaster.attach()
                 mules.run(self.shared.mules, mule_id, self.config, master,
-                          pymodule.enter_mule, pymodule.message_hook)
+                          self.listeners, pymodule.enter_mule,
+                          pymodule.message_hook)
         self.children[pid] = Child("mule", mule_id, pid)
         # A respawned mule is told as a new one, as uWSGI tells it.
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")

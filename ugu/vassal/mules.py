@@ -162,12 +162,15 @@ def receive(ends, buffer_size, timeout=None):
                     break
 
 
-def run(mules, mule_id, config, master, enter, hook):
+def run(mules, mule_id, config, master, listeners, enter, hook):
     """Mule `mule_id`'s life, after fork, `enter` called with its id once
     it is one, `hook` giving the app's mule_msg_hook.  Never returns."""
     proc.reset_signals()
     if not proc.die_with_parent(master):
         os._exit(0)
+    # A mule serves no connection: the sockets are closed, as uWSGI's.
+    for listener in listeners:
+        listener.sock.close()
     # As uWSGI's mules: ended by HUP, INT and TERM (the defaults).
     for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
