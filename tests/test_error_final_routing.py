@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from tests import support
+from tests.test_routing import serve_routes, write_config
 from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
 from ugu.routing.engine import FinalRouter, ResponseRouter
@@ -45,22 +46,11 @@ DUMP = re.compile(r"^(\*\*\* (dumping|end of the) internal .*routing table"
                   re.MULTILINE)
 
 
-def write_config(tmp_path, lines):
-    path = tmp_path / "routes.ini"
-    path.write_text("[uwsgi]\n" + "\n".join(lines) + "\n")
-    return path
-
-
 def serve(tmp_path, procs, argv, routes):
     """`argv` serving the app on an http-socket with `routes`:
     (process, port), once it listens."""
     (tmp_path / "app.py").write_text(APP)
-    port = support.free_port()
-    path = write_config(tmp_path, [f"http-socket = 127.0.0.1:{port}",
-                                   "wsgi-file = app.py", *routes])
-    server = procs.start([*argv, "--ini", str(path)], cwd=tmp_path)
-    support.wait_for_port(port)
-    return server, port
+    return serve_routes(tmp_path, procs, argv, routes)
 
 
 def get(port, path):
