@@ -70,6 +70,14 @@ def site():
     folder.rmdir()
 
 
+@pytest.fixture
+def binary(server, request):
+    """The server a test parametrized on `server` runs: the real uWSGI's
+    binary for "uwsgi", None (ugu) for "ugu"."""
+    return request.getfixturevalue("uwsgi_binary") \
+        if server == "uwsgi" else None
+
+
 class Vassal:
     """A started ugu (or the `binary` given: the real uWSGI) with an
     http-socket, and a tiny HTTP client."""
@@ -198,12 +206,10 @@ def test_harakiri_verbose_says_where_core_0_is_stuck(procs, site, server,
                                     ("reload_on_exception_type", "boom")],
                          ids=["any", "value", "type"])
 def test_reload_on_exception_ends_the_worker_at_once(procs, site, server,
-                                                     option, request):
+                                                     option, binary):
     """After the traceback (and ugu's 500, DEVIATIONS 9): no request
     line, and uWSGI's line when the master respawns the worker.  uWSGI
     2.0 matches `-type` against the message too."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", **dict([option])).ready(1)
     first = v.pid_of_answer()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
@@ -217,9 +223,8 @@ def test_reload_on_exception_ends_the_worker_at_once(procs, site, server,
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_catch_exceptions_page_goes_before_the_worker_ends(procs, site,
-                                                           server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+                                                           server, request,
+                                                           binary):
     v = Vassal(procs, site, binary, processes="1", catch_exceptions="true",
                reload_on_exception="true").ready(1)
     first = v.pid_of_answer()
@@ -234,9 +239,7 @@ def test_catch_exceptions_page_goes_before_the_worker_ends(procs, site,
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_reload_on_exception_type_and_repr_read_the_message(procs, site,
-                                                            server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+                                                            server, binary):
     v = Vassal(procs, site, binary, processes="1",
                reload_on_exception_type="RuntimeError",
                reload_on_exception_repr="RuntimeError: boom").ready(1)
@@ -252,9 +255,7 @@ def test_reload_on_exception_type_and_repr_read_the_message(procs, site,
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 @pytest.mark.parametrize("lazy", ["false", "true"])
 def test_chdir2_moves_each_worker_after_its_app_loads(procs, site, server,
-                                                      lazy, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+                                                      lazy, binary):
     (site / "sub").mkdir()
     (site / "cwd.py").write_text(
         "import os\nfrom app import application as app\n"
@@ -269,9 +270,7 @@ def test_chdir2_moves_each_worker_after_its_app_loads(procs, site, server,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_a_worker_that_cannot_chdir2_dies(procs, site, server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+def test_a_worker_that_cannot_chdir2_dies(procs, site, server, binary):
     v = Vassal(procs, site, binary, processes="1", chdir2="nowhere")
     v.log(r"chdir\(\) to nowhere\nchdir\(\): No such file or directory "
           r"\[core/uwsgi\.c line 3522\]\n")
@@ -288,13 +287,11 @@ HARAKIRI_TRY = (r"\*\*\* HARAKIRI ON WORKER 1 \(pid: {pid}, try: {n}, "
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 @pytest.mark.parametrize("signum", [None, 28], ids=["sigterm", "sigwinch"])
 def test_a_graceful_harakiri_signals_then_kills(procs, site, server,
-                                                signum, request):
+                                                signum, binary):
     """harakiri-graceful-timeout: the first try sends the signal (SIGTERM,
     on which the worker exits; or SIGWINCH, which a worker stuck in the
     app outlives) and moves the deadline on by the timeout; the second
     try kills.  Each try logs the graceful line, as uWSGI's does."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     options = {"harakiri_graceful_signal": str(signum)} if signum else {}
     v = Vassal(procs, site, binary, processes="1", harakiri="1",
                harakiri_graceful_timeout="2", **options).ready(1)
@@ -325,12 +322,10 @@ def test_a_graceful_harakiri_signal_that_is_none_stops_the_start(procs,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_harakiri_is_the_workers_deadline(procs, site, server, request):
+def test_harakiri_is_the_workers_deadline(procs, site, server, binary):
     """As in uWSGI 2.0: one deadline a worker, pushed back by each request
     that starts and cleared by each that ends, so a slow request outlives
     `harakiri` while the worker's other core serves short ones."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", threads="2",
                harakiri="2").ready(1)
     caller, slow = v.get_in_background("/sleep?4")
@@ -342,14 +337,13 @@ def test_harakiri_is_the_workers_deadline(procs, site, server, request):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_post_buffering_pushes_harakiri_at_each_read_of_the_body(
-        procs, site, server, request):
+def test_post_buffering_pushes_harakiri_at_each_read_of_the_body(procs, site,
+                                                                 server,
+                                                                 binary):
     """Each read of a buffered body pushes the worker's deadline
     `harakiri` seconds further, as uWSGI's inc_harakiri() does: an upload
     slower than `harakiri` leaves the app its time (4 reads, deadline
     10 s after the start) rather than a deadline already past."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", harakiri="2",
                post_buffering="10000").ready(1)
     with socket.create_connection(("127.0.0.1", v.port), timeout=20) as s:
@@ -425,12 +419,10 @@ def _req_counts(output):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_req_counts_the_apps_requests_then_the_instances(procs, site,
-                                                          server, request):
+def test_req_counts_the_apps_requests_then_the_instances(procs, site, server,
+                                                         binary):
     """`req: A/B` as uWSGI writes it: A the app's requests in this worker,
     B those of every worker, so a second worker's first line is 1/N."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary).ready()
     slow = threading.Thread(target=v.get, args=("/sleep?1",))
     slow.start()
@@ -526,10 +518,8 @@ def test_max_requests_recycles_without_a_failure(procs, site):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_max_requests_delta_spares_worker_1(procs, site, request, server):
+def test_max_requests_delta_spares_worker_1(procs, site, binary, server):
     """uWSGI 2.0 adds the delta once per worker before this one."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", max_requests="2",
                max_requests_delta="5", min_worker_lifetime="0").ready(1)
     first = v.pid_of_answer()
@@ -540,11 +530,9 @@ def test_max_requests_delta_spares_worker_1(procs, site, request, server):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_a_respawned_worker_goes_on_counting(procs, site, request, server):
+def test_a_respawned_worker_goes_on_counting(procs, site, binary, server):
     """The app's count in the log line and the statistics live in the
     worker's slot, not in the process: a respawn keeps them."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", max_requests="2",
                min_worker_lifetime="0").ready(1)
     first = v.pid_of_answer()
@@ -659,11 +647,9 @@ def test_without_master_the_other_workers_finish_their_requests(procs,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_a_full_listen_queue_is_logged_as_uwsgi_logs_it(procs, site, request,
+def test_a_full_listen_queue_is_logged_as_uwsgi_logs_it(procs, site, binary,
                                                        server):
     """The line monitoring greps for: the workers do not keep up."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1", listen="5").ready(1)
     waiting = []
     try:
@@ -721,9 +707,7 @@ def test_cheaper_grows_under_load_and_shrinks_when_idle(procs, site):
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_reload_on_as_recycles_a_worker_after_its_request(procs, site,
-                                                          server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+                                                          server, binary):
     v = Vassal(procs, site, binary, reload_on_as="1024", processes="1",
                min_worker_lifetime="0").ready(1)
     first = v.pid_of_answer()
@@ -743,11 +727,9 @@ def test_reload_on_as_recycles_a_worker_after_its_request(procs, site,
 ], ids=["rss", "as"])
 def test_evil_reload_kills_the_worker_from_the_master(procs, site, server,
                                                       limit, grow, words,
-                                                      request):
+                                                      binary):
     """The master's check, whatever the worker is doing: SIGKILL, then
     the death told as any other, and the respawn."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1",
                **{limit: "1024" if "as" in limit else "90"}).ready(1)
     first = v.pid_of_answer()
@@ -762,9 +744,7 @@ def test_evil_reload_kills_the_worker_from_the_master(procs, site, server,
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_manual_cheaper_moves_on_the_master_fifo(procs, site, server,
-                                                 request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+                                                 binary):
     fifo = site / "fifo"
     v = Vassal(procs, site, binary, processes="3", cheaper="1",
                cheaper_algo="manual", cheaper_overload="1",
@@ -786,12 +766,9 @@ def test_manual_cheaper_moves_on_the_master_fifo(procs, site, server,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_backlog_cheaper_follows_the_listen_queue(procs, site, server,
-                                                  request):
+def test_backlog_cheaper_follows_the_listen_queue(procs, site, server, binary):
     """Connections waiting behind a slow request spawn a worker; an
     empty queue stops the oldest idle one."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="2", cheaper="1",
                cheaper_algo="backlog", cheaper_overload="1").ready(1)
     # A busy worker and an empty queue: spare would spawn, backlog not.
@@ -814,12 +791,9 @@ def test_backlog_cheaper_follows_the_listen_queue(procs, site, server,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_cheaper_rss_limit_hard_cheaps_a_worker(procs, site, server,
-                                                request):
+def test_cheaper_rss_limit_hard_cheaps_a_worker(procs, site, server, binary):
     """After a request (uWSGI counts a worker's memory from its first),
     the workers together are over the limit: one goes, the last stays."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="3", cheaper="1",
                cheaper_initial="2", memory_report="true",
                cheaper_rss_limit_soft="1000",
@@ -834,10 +808,8 @@ def test_cheaper_rss_limit_hard_cheaps_a_worker(procs, site, server,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_an_unknown_cheaper_algorithm_falls_back_to_spare(procs, site,
-                                                         server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+def test_an_unknown_cheaper_algorithm_falls_back_to_spare(procs, site, server,
+                                                          binary):
     v = Vassal(procs, site, binary, cheaper_algo="nosuch").ready()
     v.log(r"spawned uWSGI worker 2 \(pid: \d+, cores: 1\)\n(?:.*\n)*?"
           r"unable to find requested cheaper algorithm, falling back to "
@@ -857,10 +829,8 @@ def test_the_busyness_cheaper_algorithm_is_refused(tmp_path):
 @pytest.mark.parametrize("cheaper, woken", [("0", 3), ("1", 1)],
                          ids=["all", "cheaper"])
 def test_cheap_mode_spawns_the_workers_on_the_first_connection(
-        procs, site, server, cheaper, woken, request):
+        procs, site, server, cheaper, woken, binary):
     """Every worker, or the cheaper's floor of them."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, cheap="true", processes="3",
                cheaper=cheaper)
     v.log(r"spawned uWSGI master process \(pid: \d+\)\n(?:.*\n)*?"
@@ -874,9 +844,7 @@ def test_cheap_mode_spawns_the_workers_on_the_first_connection(
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_idle_goes_back_to_cheap_mode(procs, site, server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+def test_idle_goes_back_to_cheap_mode(procs, site, server, binary):
     v = Vassal(procs, site, binary, idle="1").ready()
     assert v.get()[0] == 200
     v.log(r"workers have been inactive for more than 1 seconds "
@@ -891,9 +859,7 @@ def test_idle_goes_back_to_cheap_mode(procs, site, server, request):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_die_on_idle_ends_the_instance(procs, site, server, request):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+def test_die_on_idle_ends_the_instance(procs, site, server, binary):
     v = Vassal(procs, site, binary, idle="1", die_on_idle="true").ready()
     assert v.p.wait(timeout=15) == 0
     v.log(r"workers have been inactive for more than 1 seconds "
@@ -1009,9 +975,7 @@ def test_lazy_apps_load_in_each_worker(procs, site):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_lazy_need_app_stops_the_instance(procs, site, request, server):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+def test_lazy_need_app_stops_the_instance(procs, site, binary, server):
     v = Vassal(procs, site, binary, lazy_apps="true", need_app="true",
                wsgi_file="missing.py")
     assert v.p.wait() == 22
@@ -1022,10 +986,8 @@ def test_lazy_need_app_stops_the_instance(procs, site, request, server):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_a_lazy_worker_whose_mount_fails_tries_again(procs, site, request,
+def test_a_lazy_worker_whose_mount_fails_tries_again(procs, site, binary,
                                                      server):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, lazy_apps="true", processes="1",
                mount="/x=missing.py")
     v.log(r"OOPS ! failed loading app in worker 1 \(pid \d+\) :\( trying "
@@ -1086,11 +1048,9 @@ def test_touch_reload_files(procs, site):
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_touch_exec_runs_its_command_and_tells_its_end(procs, site,
-                                                      request, server):
+                                                      binary, server):
     """Through /bin/sh, its output in the log, its end told as a
     subprocess's; without a command, the file itself is run."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     (site / "hook").write_text("")
     script = site / "script.sh"
     script.write_text("#!/bin/sh\necho ran-the-file\n")
@@ -1117,11 +1077,9 @@ def test_touch_signal_is_refused_for_touch_exec(tmp_path):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_fs_reload_watches_a_directory(procs, site, request, server):
+def test_fs_reload_watches_a_directory(procs, site, binary, server):
     """A new entry in the directory: a graceful reload; a path not there
     is said and left out."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     (site / "watched").mkdir()
     v = Vassal(procs, site, binary, processes="1",
                fs_reload=[str(site / "watched"), str(site / "nosuch")]
@@ -1143,9 +1101,7 @@ def test_fs_reload_watches_a_directory(procs, site, request, server):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_fs_brutal_reload_watches_a_file(procs, site, request, server):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+def test_fs_brutal_reload_watches_a_file(procs, site, binary, server):
     (site / "brutal").write_text("")
     v = Vassal(procs, site, binary, processes="1",
                fs_brutal_reload=str(site / "brutal")).ready(1)
@@ -1161,10 +1117,8 @@ def test_fs_brutal_reload_watches_a_file(procs, site, request, server):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_a_missing_touch_file_is_said_after_the_spawns(procs, site, request,
+def test_a_missing_touch_file_is_said_after_the_spawns(procs, site, binary,
                                                        server):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, http=f"127.0.0.1:{support.free_port()}",
                touch_reload="later")
     v.log(r"spawned uWSGI worker 2 .*\n(?:.*\n)*unable to stat\(\) later, "
@@ -1174,15 +1128,13 @@ def test_a_missing_touch_file_is_said_after_the_spawns(procs, site, request,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_chain_waits_for_each_replacement_to_accept(procs, site, request,
+def test_chain_waits_for_each_replacement_to_accept(procs, site, binary,
                                                     server):
     """As uWSGI: the chain moves on once the old worker is gone, and
     waits, saying so, while its replacement loads (lazily, slowly)."""
     (site / "slow.py").write_text("import time\ntime.sleep(2)\n"
                                   "from app import application\n")
     (site / "chain").write_text("")
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, lazy_apps="true", wsgi_file="slow.py",
                pythonpath=".", touch_chain_reload="chain").ready()
     assert v.get()[0] == 200
@@ -1231,12 +1183,10 @@ def test_master_fifo_commands(procs, site):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_fifo_w_kills_the_workers_and_respawns_them(procs, site, request,
+def test_fifo_w_kills_the_workers_and_respawns_them(procs, site, binary,
                                                     server):
     """uWSGI's brutal workers reload: each worker named, interrupted,
     reported dead as any worker, and respawned."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, processes="1",
                master_fifo="fifo").ready(1)
     [worker] = v.workers()
@@ -1282,12 +1232,10 @@ def test_unix_socket_pidfile_vacuum_chmod(procs, site):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_chmod_socket_acts_and_speaks_as_each_socket_binds(procs, site,
-                                                           request, server):
+def test_chmod_socket_acts_and_speaks_as_each_socket_binds(procs, site, binary,
+                                                           server):
     """Said only for the lazy 666, before the bind line; not again for
     the sockets a reload inherits."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     lazy, strict = site / "lazy.sock", site / "strict.sock"
     ini = support.write_ini(site / "unix.ini", uwsgi=[
         ("master", "true"), ("socket", str(lazy)), ("chmod-socket", "1"),
@@ -1315,10 +1263,8 @@ def test_chmod_socket_acts_and_speaks_as_each_socket_binds(procs, site,
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
-def test_without_master_worker_1_vacuums_at_its_end(procs, site, request,
+def test_without_master_worker_1_vacuums_at_its_end(procs, site, binary,
                                                     server):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     sock, pidfile = site / "app.sock", site / "app.pid"
     support.write_ini(site / "unix.ini", uwsgi=[
         ("socket", str(sock)), ("wsgi-file", "app.py"),
@@ -1430,10 +1376,8 @@ PROCNAMES = [
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 @pytest.mark.parametrize("options, master, children", PROCNAMES)
-def test_procname_options(procs, site, request, server, options, master,
+def test_procname_options(procs, site, binary, server, options, master,
                           children):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, http=f"127.0.0.1:{support.free_port()}",
                **options).ready()
     _wait_for_titles(v, children)
@@ -1442,10 +1386,8 @@ def test_procname_options(procs, site, request, server, options, master,
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_without_master_worker_1_keeps_its_command_line(procs, site,
-                                                        request, server):
+                                                        binary, server):
     """uWSGI names the processes it forks, and worker 1 is not one."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     v = Vassal(procs, site, binary, master="false",
                auto_procname="true").ready()
     _wait_for_titles(v, ["uWSGI worker 2"])
@@ -1496,9 +1438,7 @@ def _alive(pid):
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_without_master_harakiri_ends_the_worker_itself(procs, site,
-                                                         request, server):
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
+                                                         binary, server):
     v = Vassal(procs, site, binary, master="false", processes="1",
                harakiri="1").ready(workers=1)
     assert v.get()[0] == 200
@@ -1655,12 +1595,10 @@ def test_socket_lines_are_uwsgis(procs, site, uwsgi_binary, options,
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_umask_shapes_the_files_and_sockets_the_instance_makes(
-        procs, site, request, server):
+        procs, site, binary, server):
     """A unix socket without chmod-socket and the pidfile take the modes
     the umask leaves them; thunder-lock, which ugu's accept already
     does, is taken too."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     sock, pidfile = site / "app.sock", site / "app.pid"
     ini = support.write_ini(site / "umask.ini", uwsgi=[
         ("master", "true"), ("umask", "0027"), ("thunder-lock", "true"),
@@ -1717,11 +1655,9 @@ def test_a_chmod_value_uwsgi_refuses_is_refused(tmp_path, value):
 @pytest.mark.parametrize("limit, refused", [("1234", False),
                                             ("99999999", True)])
 def test_max_fd_sets_the_open_files_limit(procs, site, server, limit,
-                                          refused, request):
+                                          refused, binary):
     """For the workers too; a limit the kernel refuses is said, and the
     start goes on with the old one."""
-    binary = request.getfixturevalue("uwsgi_binary") \
-        if server == "uwsgi" else None
     (site / "limits.py").write_text(
         "import resource\n"
         "def application(environ, start_response):\n"
