@@ -5,6 +5,7 @@ form one process group that `stop()` can end by its number.  Readiness is
 awaited on the process's log or on a port, never on a sleep.
 """
 
+import fcntl
 import os
 import random
 import re
@@ -12,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,8 +40,9 @@ def free_port():
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
+    first, end = _slice(10000, low)
     for _ in range(200):
-        port = random.randrange(10000, low)
+        port = random.randrange(first, end)
         if port in _GIVEN:
             continue
         with socket.socket() as s:
@@ -49,7 +52,19 @@ def free_port():
                 continue
         _GIVEN.add(port)
         return port
-    raise RuntimeError(f"no free port found between 10000 and {low}")
+    raise RuntimeError(f"no free port found between {first} and {end}")
+
+
+def _slice(first, end):
+    """This test process's share of the ports [first, end): under
+    pytest-xdist each worker draws from its own slice, so that two
+    workers never hand out the same port between its check and its
+    bind."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw"))
+    size = (end - first) // count
+    return first + index * size, first + (index + 1) * size
 
 
 def _ephemeral_start():
@@ -237,8 +252,13 @@ def reference_uwsgi():
     if not tool.exists():
         return None, (f"no {tool} to install it with, and "
                       f"UGU_REFERENCE_UWSGI does not name a uwsgi binary")
-    result = subprocess.run(["bash", str(tool)], capture_output=True,
-                            text=True, timeout=900)
+    # One install at a time: pytest-xdist's workers all ask at once, and
+    # the tool's virtualenv is not made to be built twice in parallel.
+    with open(Path(tempfile.gettempdir()) / "ugu-reference-uwsgi.lock",
+              "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(["bash", str(tool)], capture_output=True,
+                                text=True, timeout=900)
     path = result.stdout.strip().splitlines()[-1] if result.stdout else ""
     if result.returncode != 0 or not os.access(path, os.X_OK):
         return None, (f"{tool} failed (exit {result.returncode}); set "
