@@ -10,6 +10,7 @@ still alive at its end, after checking that none is.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import stat
@@ -70,12 +71,7 @@ def site():
     (folder / "app.py").write_text(APP)
     (folder / "daemon.py").write_text(DAEMON)
     yield folder
-    for path in sorted(folder.rglob("*"), reverse=True):
-        if path.is_dir():
-            path.rmdir()
-        else:
-            path.unlink()
-    folder.rmdir()
+    shutil.rmtree(folder)
 
 
 @pytest.fixture

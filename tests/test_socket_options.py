@@ -11,6 +11,7 @@ import os
 import pty
 import pwd
 import re
+import shutil
 import socket
 import struct
 import tempfile
@@ -98,12 +99,7 @@ def site():
         (folder / name).write_text(text)
         (folder / name).chmod(0o644)
     yield folder
-    for path in sorted(folder.rglob("*"), reverse=True):
-        if path.is_dir():
-            path.rmdir()
-        else:
-            path.unlink()
-    folder.rmdir()
+    shutil.rmtree(folder)
 
 
 def _start(start_server, server, site, pairs, **kw):
