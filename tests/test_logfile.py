@@ -1,14 +1,19 @@
 """Log files and dates: `logto`, `logto2`, `log-reopen`, `log-truncate`,
-`logdate`, the log master (`log-maxsize`, `touch-logrotate`,
-`touch-logreopen`, the master fifo's `l` and `L`) and `daemonize`, each
-run on ugu and on the real uWSGI with the same INI file where both can."""
+`logdate`, the log master (`log-master`, `log-maxsize`, `touch-logrotate`,
+`touch-logreopen`, the master fifo's `l` and `L`, `log-drain`,
+`log-filter`), `logfile-chmod`, `logfile-chown` and `daemonize`, each run
+on ugu and on the real uWSGI with the same INI file where both can."""
 
+import grp
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -432,6 +437,15 @@ def test_the_emperor_refuses_log_rotation(site):
         "logto file, not the Emperor's yet" in result.stderr
 
 
+@pytest.mark.parametrize("option, args", [("log-master", []),
+                                          ("log-drain", ["x"])])
+def test_the_emperor_refuses_a_log_master(site, option, args):
+    result = run_ugu(site, "--emperor", str(site), f"--{option}", *args)
+    assert result.returncode == 1
+    assert f"option '{option}': ugu's log master runs in vassals, not in " \
+        f"the Emperor yet" in result.stderr
+
+
 # -- daemonize ----------------------------------------------------------------
 
 def detached(site, argv):
@@ -581,3 +595,122 @@ def test_log_truncate_empties_the_file_at_start(site, server, request):
     text = (site / "app.log").read_text()
     assert text.startswith("*** Starting uWSGI ")
     assert "from before" not in text
+
+
+# -- the log master's regexps, and the file's owner and mode ---------------
+
+DAEMON_SAYS = "echo daemon says hi; echo secret daemon; exec sleep 60"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_log_drain_and_log_filter_choose_the_lines(start_server, site,
+                                                   server):
+    """log-drain drops what it matches, then log-filter keeps only what
+    one of its regexps matches: the app's and the daemon's output too,
+    which the log master reads from its pipe, and the master's own."""
+    p, port = serve(start_server, server, site, ("processes", "2"),
+                    ("logto", "app.log"), ("log-drain", "^secret"),
+                    ("log-filter", "(print|stderr) from|daemon|app imp"),
+                    ("log-filter", r"GET /b\b"),
+                    ("attach-daemon", DAEMON_SAYS))
+    log_file = site / "app.log"
+    for path in ("/a", "/b"):
+        assert get(port, path).endswith(b"ok")
+    wait_in_file(log_file, request_line("/b"))
+    wait_in_file(log_file, "daemon says hi")
+    p.stop()
+    text = log_file.read_text()
+    assert re.search(request_line("/b"), text)
+    assert not re.search(request_line("/a"), text)
+    for kept in ("app imported", "daemon says hi", "print from /a",
+                 "print from /b", "stderr from /a"):
+        assert kept in text
+    assert "\nsecret" not in text
+    for dropped in ("spawned uWSGI worker", "GET /a"):
+        assert dropped not in text
+
+
+def test_a_line_written_in_pieces_is_matched_whole(site):
+    """A line a child writes in pieces is matched whole, once its end
+    comes."""
+    site.joinpath("app.py").write_text(textwrap.dedent('''
+        import os
+
+        def application(environ, start_response):
+            for piece in (b"sec", b"ret ", b"line\\n", b"kept ", b"line\\n"):
+                os.write(2, piece)
+            start_response("200 OK", [])
+            return [b"ok"]
+    '''))
+    port = support.free_port()
+    p = support.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+                    site / "app.py", "--log-drain", "^secret", cwd=site)
+    try:
+        support.wait_for_port(port)
+        assert get(port, "/").endswith(b"ok")
+        p.wait_for_log("kept line")
+    finally:
+        p.stop()
+    assert "secret" not in p.output()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_log_master_alone_writes_what_the_children_write(start_server,
+                                                         site, server):
+    """Without a file: the master copies the children's lines to its
+    own terminal."""
+    p, port = serve(start_server, server, site, ("log-master", "true"))
+    assert get(port, "/x").endswith(b"ok")
+    p.wait_for_log(request_line("/x"))
+    p.wait_for_log("print from /x")
+    p.stop()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_logfile_chmod_gives_the_file_its_mode(start_server, site, server):
+    p, port = serve(start_server, server, site, ("logto", "app.log"),
+                    ("logfile-chmod", "604"))
+    assert get(port, "/x").endswith(b"ok")
+    wait_in_file(site / "app.log", request_line("/x"))
+    p.stop()
+    assert (site / "app.log").stat().st_mode & 0o777 == 0o604
+
+
+@pytest.mark.parametrize("value", ["0644", "64", "648"])
+def test_logfile_chmod_wants_three_octal_digits(site, uwsgi_binary, value):
+    """uWSGI's words, and neither starts."""
+    ini = support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", "127.0.0.1:0"), ("logfile-chmod", value)])
+    ugu = run_ugu(site, "--ini", "app.ini")
+    uwsgi = subprocess.run([uwsgi_binary, "--ini", ini], cwd=site,
+                           capture_output=True, text=True, timeout=20)
+    assert ugu.returncode == uwsgi.returncode == 1
+    said = f"invalid chmod value: {value}"
+    assert ugu.stderr.endswith(f"app.ini:3: option 'logfile-chmod': "
+                               f"{said}\n")
+    assert said in uwsgi.stdout + uwsgi.stderr
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="logfile-chown acts as root "
+                    "only, and these tests do not run as root")
+@pytest.mark.parametrize("chown", [False, True])
+def test_logfile_chown_gives_the_file_to_uid(start_server, chown):
+    """Before privileges drop, so that the user can reopen the file.
+    (ugu alone: the reference uWSGI's Python, under /root, does not load
+    as nobody.)"""
+    # Where nobody can read the app (pytest's own folders are root's).
+    site = Path(tempfile.mkdtemp(prefix="ugu-logfile-"))
+    site.chmod(0o755)
+    site.joinpath("app.py").write_text(APP)
+    site.joinpath("app.py").chmod(0o644)
+    extra = [("logfile-chown", "true")] if chown else []
+    p, port = serve(start_server, "ugu", site, ("logto", "app.log"),
+                    ("uid", "nobody"), ("gid", "nogroup"), *extra)
+    assert get(port, "/x").endswith(b"ok")
+    wait_in_file(site / "app.log", request_line("/x"))
+    p.stop()
+    owner = (site / "app.log").stat()
+    shutil.rmtree(site)
+    nobody = pwd.getpwnam("nobody").pw_uid
+    assert (owner.st_uid == nobody) is chown
+    assert (owner.st_gid == grp.getgrnam("nogroup").gr_gid) is chown

@@ -22,6 +22,9 @@ from ugu.options.errors import ConfigError
 
 _MESSAGES_FD = 2
 _requests_fd = 2
+# In a log master under log-drain or log-filter: whether one of its own
+# writes (bytes) is shown.  None everywhere else.
+_shown = None
 # logdate: whether general messages carry the date, and the strftime
 # format of the date (None: ctime's), which verbose lines use too.
 _dated = False
@@ -101,8 +104,17 @@ def raw(line):
     _write(_MESSAGES_FD, line)
 
 
+def filter_writes(shown):
+    """From now on, this process writes only what `shown` lets through
+    (None: everything)."""
+    global _shown
+    _shown = shown
+
+
 def _write(fd, line, encoding="utf-8"):
     data = (line + "\n").encode(encoding, "backslashreplace")
+    if _shown is not None and not _shown(data):
+        return
     try:
         os.write(fd, data)
     except OSError:
@@ -194,6 +206,12 @@ def logto(config, option, folder=""):
         raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                           option=option) from None
     take_stdio(fd)
+    if config["logfile-chmod"] is not None:
+        try:
+            os.chmod(path, config["logfile-chmod"])
+        except OSError as e:
+            # As uWSGI: said, and the instance goes on.
+            log(f"chmod(): {e.strerror} [core/logging.c line 295]")
 
 
 def take_stdio(fd):

@@ -56,6 +56,11 @@ def run(config):
                               "file, not the Emperor's yet: set it in the "
                               "vassals, or let logrotate copytruncate the "
                               "Emperor's file", option=name)
+    for name in ("log-master", "log-drain", "log-filter"):
+        if config[name]:
+            raise ConfigError("ugu's log master runs in vassals, not in "
+                              "the Emperor yet: set it in the vassals' "
+                              "files", option=name)
     for opt in registry.OPTIONS:
         if (opt.name.startswith(("exec-", "hook-"))
                 or opt.name in ("import", "shared-import")) and \

@@ -22,6 +22,7 @@ TOGGLE = "toggle"  # boolean words or a number, e.g. http-keepalive = true | 5
 PLUGINS = "plugins"  # plugin names, each one ugu has built in
 MODE = "mode"      # a file mode in octal digits, e.g. umask = 022
 MAPPING = "mapping"  # MOUNT=PATH, split at the first '='
+CHMOD = "chmod"    # exactly three octal digits, e.g. logfile-chmod = 644
 
 # Subsystems that own options (for --help grouping and module ownership).
 CORE = "core"
@@ -664,6 +665,18 @@ OPTIONS = (
          wide=True),
     _opt("log-backupname", STR, "name the rotated logto file this "
          "(default: its path, a dot and the time)", LOGGING),
+    _opt("log-master", FLAG, "the master writes every line: the other "
+         "processes write theirs into a pipe it reads", LOGGING,
+         default=False, needs_master=True),
+    _opt("log-drain", STR, "drop the lines this regexp matches (turns the "
+         "log master on)", LOGGING, repeat=True, needs_master=True),
+    _opt("log-filter", STR, "write only the lines one of these regexps "
+         "matches (turns the log master on)", LOGGING, repeat=True,
+         needs_master=True),
+    _opt("logfile-chmod", CHMOD, "give the logto file this mode (three "
+         "octal digits) once opened", LOGGING),
+    _opt("logfile-chown", FLAG, "give the log file to uid and gid before "
+         "dropping root", LOGGING, default=False),
     # None: undated; the bare option (or true, 1, on, yes) ctime's date.
     # log-prefix is the same option in uWSGI, its text a strftime format.
     _opt("logdate", STR, "prefix messages with the date, or with a "

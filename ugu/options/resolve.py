@@ -478,6 +478,14 @@ def _to_mode(entry):
     return int(entry.value[-3:], 8)
 
 
+def _to_chmod(entry):
+    """uWSGI's reading of logfile-chmod: exactly three octal digits."""
+    if not re.fullmatch("[0-7]{3}", entry.value):
+        raise ConfigError(f"invalid chmod value: {entry.value}", entry.file,
+                          entry.line, entry.key)
+    return int(entry.value, 8)
+
+
 def _to_mapping(entry):
     """(MOUNT, PATH) of a static-map; uWSGI's words when there is no '='."""
     mount, eq, path = entry.value.partition("=")
@@ -495,6 +503,7 @@ CONVERTERS = {
     registry.TOGGLE: _to_toggle,
     registry.PLUGINS: _to_plugins,
     registry.MODE: _to_mode,
+    registry.CHMOD: _to_chmod,
     registry.MAPPING: _to_mapping,
 }
 

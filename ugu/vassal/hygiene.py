@@ -87,15 +87,31 @@ def drop_privileges(config):
     """setgid, then setuid, as uWSGI does when started as root."""
     if os.getuid() != 0:
         return
+    gid = uid = 0
     if config["gid"]:
         gid = _lookup(config["gid"], grp.getgrnam, "gr_gid", "gid")
+    if config["uid"]:
+        uid = _lookup(config["uid"], pwd.getpwnam, "pw_uid", "uid")
+    if config["logfile-chown"]:
+        _chown_log(uid, gid)
+    if config["gid"]:
         os.setgroups([])
         os.setgid(gid)
         log.log(f"setgid() to {gid}")
     if config["uid"]:
-        uid = _lookup(config["uid"], pwd.getpwnam, "pw_uid", "uid")
         os.setuid(uid)
         log.log(f"setuid() to {uid}")
+
+
+def _chown_log(uid, gid):
+    """logfile-chown: the log file goes to uid and gid (root where one
+    is unset, as uWSGI's), so that the instance can still reopen or
+    rotate it once it is no longer root."""
+    try:
+        os.fchown(2, uid, gid)
+    except OSError as e:
+        raise ConfigError(f"cannot give the log file to {uid}:{gid}: "
+                          f"{e.strerror}", option="logfile-chown") from None
 
 
 def _lookup(name, getter, field, option):

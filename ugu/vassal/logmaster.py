@@ -1,20 +1,23 @@
-"""uWSGI's log master, for `log-maxsize`, `touch-logrotate` and
-`touch-logreopen` (and the `L` and `l` of `master-fifo`): the master alone
-holds the `logto` file, so that it can rotate or reopen it for every
-process at once.  Its children (workers, the
-router) write their messages, request lines and prints into a pipe
-instead, which the master copies into the file as it comes; the master
-writes its own lines there directly.
+"""uWSGI's log master: the master alone writes the log, so that it can
+rotate or reopen the `logto` file for every process at once (`log-maxsize`,
+`touch-logrotate`, `touch-logreopen`, the `L` and `l` of `master-fifo`),
+and drop or keep lines by regexp (`log-drain`, `log-filter`).  `log-master`
+asks for it alone.  Its children (workers, mules, the router, daemons and
+the commands it runs) write their messages, request lines and prints into
+a pipe instead, which the master copies to its own log as it comes; the
+master writes its own lines there directly, through the same regexps.
 
-Off unless one of these options asks for it, with a logto file to act
-on; then each line a child writes costs the master a read and a write, as
-in uWSGI.
+Off unless one of these options asks for it; then each line a child
+writes costs the master a read and a write, as in uWSGI.
 """
 
 import os
+import re
 import time
 
 from ugu import log
+from ugu.options.errors import ConfigError
+from ugu.vassal import shell
 
 READ_SIZE = 65536
 # The options that name the file, the one opened last first.
@@ -22,15 +25,21 @@ FILE_OPTIONS = ("daemonize2", "logto2", "daemonize", "logto")
 
 
 class LogMaster:
-    def __init__(self, config, start_cwd):
+    def __init__(self, config, start_cwd, has_file):
         # As uWSGI names the file in its lines: as written.  It is opened
         # again from the folder it was first opened from, whatever chdir
-        # did since: where ugu started, but for daemonize2's.
-        option = next(name for name in FILE_OPTIONS if config[name])
-        self.path = config[option]
-        folder = os.getcwd() if option == "daemonize2" else start_cwd
-        self.where = os.path.join(folder, self.path)
+        # did since: where ugu started, but for daemonize2's.  Without a
+        # file (the terminal, a logger) there is nothing to rotate.
+        self.path = self.where = None
+        if has_file:
+            option = next(name for name in FILE_OPTIONS if config[name])
+            self.path = config[option]
+            folder = os.getcwd() if option == "daemonize2" else start_cwd
+            self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
+        self.shown = line_filter(config)
+        # A line a child has not ended yet (None: lines are not looked at).
+        self._partial = b"" if self.shown else None
         self.backupname = config["log-backupname"]
         # Asked for by touch-logrotate, touch-logreopen, the fifo.
         self.rotate_due = self.reopen_due = False
@@ -47,7 +56,11 @@ class LogMaster:
         # A logger takes every message, leaving the logto file empty.
         has_file = any(config[name] for name in FILE_OPTIONS) and \
             not config["logger"]
-        return cls(config, start_cwd) if wanted and has_file else None
+        asked = config["log-master"] or config["log-drain"] or \
+            config["log-filter"]
+        if asked or (wanted and has_file):
+            return cls(config, start_cwd, has_file)
+        return None
 
     def fileno(self):
         return self._read
@@ -57,21 +70,44 @@ class LogMaster:
         pipe."""
         log.take_stdio(self._write)
         os.close(self._read)
+        # The master looks at the lines, and the child's commands write
+        # where it does: into the pipe.
+        log.filter_writes(None)
+        shell.send_output_to(None)
+
+    def output(self):
+        """The pipe's end a command the master runs writes into."""
+        return self._write
 
     def drain(self):
-        """Copy what the children wrote so far into the file."""
+        """Copy what the children wrote so far into the log."""
         while True:
             try:
                 data = os.read(self._read, READ_SIZE)
             except BlockingIOError:
                 return
+            if self._partial is not None:
+                data = self._shown_lines(data)
             _write_all(data)
+
+    def _shown_lines(self, data):
+        """The whole lines of `data` (after what came before) that
+        log-drain and log-filter let through; an unended line waits for
+        its end, unless it is already longer than a read."""
+        data = self._partial + data
+        end = data.rfind(b"\n") + 1
+        if not end and len(data) >= READ_SIZE:
+            end = len(data)
+        self._partial = data[end:]
+        return b"".join(line for line in data[:end].splitlines(True)
+                        if self.shown(line))
 
     def tick(self):
         """Once a second, as uWSGI's master looks: rotate the file once
         it is larger than log-maxsize, or if asked, else reopen it if
         asked."""
-        if not (self.maxsize or self.rotate_due or self.reopen_due):
+        if self.path is None or not (
+                self.maxsize or self.rotate_due or self.reopen_due):
             return
         try:
             size = os.lseek(2, 0, os.SEEK_CUR)
@@ -118,6 +154,31 @@ class LogMaster:
             return False
         log.take_stdio(fd)
         return True
+
+
+def line_filter(config):
+    """Whether a line (bytes, with its line end) is written, by
+    log-drain (never those it matches) then log-filter (only those one
+    of its regexps matches); None where neither is set."""
+    drains = [_compile(p, "log-drain") for p in config["log-drain"]]
+    keeps = [_compile(p, "log-filter") for p in config["log-filter"]]
+    if not drains and not keeps:
+        return None
+
+    def shown(line):
+        if any(r.search(line) for r in drains):
+            return False
+        return not keeps or any(r.search(line) for r in keeps)
+    return shown
+
+
+def _compile(pattern, option):
+    """A regexp matched on a line's bytes, as uWSGI's PCRE matches them."""
+    try:
+        return re.compile(pattern.encode())
+    except re.error as e:
+        raise ConfigError(f'invalid regexp "{pattern}": {e}',
+                          option=option) from None
 
 
 def _write_all(data):

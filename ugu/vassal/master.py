@@ -30,15 +30,15 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
-                        idle, mules, pymodule, recycle, report, sockets,
-                        stats, wsgi)
+                        idle, mules, pymodule, recycle, report, shell,
+                        sockets, stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
 from ugu.vassal.cron import Crons
 from ugu.vassal.daemons import Daemons
 from ugu.vassal.hooks import Hooks
-from ugu.vassal.logmaster import LogMaster
+from ugu.vassal.logmaster import LogMaster, line_filter
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
 from ugu.vassal.touch import TouchWatch
@@ -116,6 +116,9 @@ def _run(config):
     if config["chdir"]:
         _chdir(config["chdir"])
     log.use_loggers(config)
+    # From the first line on, as uWSGI's log master is made before its
+    # banner: the children's lines go through the same regexps later.
+    log.filter_writes(line_filter(config))
     _banner(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
@@ -481,6 +484,8 @@ class Master:
             self.fifo = MasterFifo(self.config["master-fifo"])
         # Before the first fork: every child writes into its pipe.
         self.logmaster = LogMaster.from_config(self.config, self.start_cwd)
+        if self.logmaster:
+            shell.send_output_to(self.logmaster.output())
         reloads = int(os.environ.get(RELOADS_ENV, "0"))
         verb = "gracefully (RE)spawned" if reloads else "spawned"
         log.log(f"{verb} uWSGI master process (pid: {os.getpid()})")

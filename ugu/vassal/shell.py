@@ -8,6 +8,14 @@ import signal
 from ugu import log, proc
 
 SHELL = "/bin/sh"
+# In a log master: its pipe, where a command's output goes, as a child's
+# does (None: the command writes where this process does).
+_output = None
+
+
+def send_output_to(fd):
+    global _output
+    _output = fd
 
 
 def fork_shell(command, before_session=None, in_session=None,
@@ -33,6 +41,8 @@ def _run_shell(command, before_session, in_session, failure):
     try:
         proc.reset_signals()
         proc.unblock_signals()
+        if _output is not None:
+            log.take_stdio(_output)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         if before_session:
             before_session()
