@@ -336,6 +336,32 @@ OPTIONS = (
     _opt("master-fifo", STR, "read one-letter commands from this fifo "
          "(r w c q s R W Q)", MASTER, needs_master=True),
     _opt("pidfile", STR, "write the master's pid to this file", MASTER),
+    # the cache
+    _opt("cache2", STR, "create a shared cache (KEY=VALUE,...: name, "
+         "items, blocksize, blocks, bitmap, keysize, hashsize, store, "
+         "store_sync, store_delete, purge_lru, lazy_expire, no_expire, "
+         "ignore_full, sweep_on_full, clear_on_full, math_initial)", MASTER,
+         repeat=True),
+    _opt("cache", INT, "create the shared cache \"default\" of this many "
+         "items (the first is never used)", MASTER, default=0, wide=True),
+    _opt("cache-blocksize", INT, "the size of an item of the cache "
+         "\"default\" (0: 65536)", MASTER, default=0, wide=True),
+    _opt("cache-store", STR, "keep the cache \"default\" in this file, "
+         "across restarts", MASTER, needs_master=True),
+    _opt("cache-store-sync", INT, "sync the caches' store files every "
+         "this many seconds (0: when the instance ends)", MASTER, default=0),
+    _opt("cache-no-expire", FLAG, "sweep no cache's expired items",
+         MASTER, default=False),
+    _opt("cache-expire-freq", INT, "sweep the caches' expired items every "
+         "this many seconds (0: 3)", MASTER, default=0),
+    _opt("cache-report-freed-items", FLAG, "log how many expired items "
+         "each sweep frees", MASTER, default=False),
+    _opt("add-cache-item", STR, "store an item in the caches at start-up "
+         "([CACHE ]KEY=VALUE; without CACHE, in every cache)", MASTER,
+         repeat=True),
+    _opt("load-file-in-cache", STR, "store a file in the caches at "
+         "start-up, its path as the key ([CACHE ]PATH)", MASTER,
+         repeat=True),
     # mules
     _opt("mule", STR, "add a mule: a process beside the workers running "
          "a Python script (FILE.py, as __main__) or a callable "

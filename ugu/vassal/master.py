@@ -29,9 +29,9 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (cheaper, exceptions, fifo, harakiri, hygiene,
-                        idle, mules, pymodule, recycle, report, shell,
-                        sockets, stats, wsgi)
+from ugu.vassal import (cache, cheaper, exceptions, fifo, harakiri, hygiene,
+                        idle, mules, pymodule, recycle, report, shell, sockets,
+                        stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -78,6 +78,7 @@ class Shared:
         self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps()
         self.mules = mules.Mules.from_config(config)
+        self.caches = cache.create_all(config)   # a cache.Caches, or None
 
 
 def run(config):
@@ -496,6 +497,8 @@ class Master:
         for wid in range(1, self.config["processes"] + 1):
             self.shared.scoreboard.set_apps(wid, self.shared.apps.loaded)
         self._spawn_initial()
+        if self.shared.caches:
+            self.shared.caches.announce()
         cheaper.announce(self.config)
         self.daemons.spawn_all()
         # Only now, as uWSGI's master loop first looks at them: a missing
@@ -727,6 +730,9 @@ class Master:
                         self.crons.died(pid, status)):
                     self._daemon_died(pid)
                 continue
+            if self.shared.caches:
+                # A worker or mule killed holding a cache's lock.
+                self.shared.caches.died(pid)
             if child.kind == "router":
                 self._router_died(child)
             elif child.kind == "mule":
@@ -841,6 +847,8 @@ class Master:
         self.check_workers()
         self.daemons.tick()
         self.crons.tick(int(time.time()))
+        if self.shared.caches:
+            self.shared.caches.tick()
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
@@ -1000,6 +1008,8 @@ class Master:
 
     def finish(self):
         self._bury_children()
+        if self.shared.caches:
+            self.shared.caches.close()
         if self.fifo:
             self.fifo.close()
         if self.fsmon:

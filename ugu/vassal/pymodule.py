@@ -21,8 +21,8 @@ stack when another thread calls).  So a request pays nothing for the
 module, used or not; a call pays a walk up a stack.  As in uWSGI,
 outside a request they raise SystemError (see `_request_frame`).
 
-What uWSGI's module has and ugu lacks the subsystem for (the cache, the
-spooler, signals...) is not in the module: reading such a name
+What uWSGI's module has and ugu lacks the subsystem for (the spooler,
+signals...) is not in the module: reading such a name
 raises `Lacking`, an AttributeError naming the function and what ugu
 lacks.  Being an AttributeError, hasattr() answers False and
 getattr(uwsgi, name, None) None, so an app that probes for a feature
@@ -43,7 +43,7 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import mules, reqlog, request, worker
+from ugu.vassal import cache, mules, reqlog, request, worker
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -65,9 +65,6 @@ def _names(prefix, suffixes):
 # What ugu lacks -> the names of uWSGI 2.0's module (its Python 3 build's
 # dir()) that need it.
 _LACKING_GROUPS = {
-    "cache (uWSGI's cache2)": _names(
-        "cache_", "get set update del exists clear inc dec mul div num "
-        "keys"),
     "spooler": "spool send_to_spooler set_spooler_frequency spooler_jobs "
                "spooler_pid spooler_pids spooler_get_task i_am_the_spooler "
                "spoolers SPOOL_OK SPOOL_RETRY SPOOL_IGNORE",
@@ -568,3 +565,4 @@ _FUNCTIONS = {f.__name__: f for f in (
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
     mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm)}
 _FUNCTIONS["log"] = log_line
+_FUNCTIONS.update(cache.FUNCTIONS)
