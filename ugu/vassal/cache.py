@@ -581,17 +581,28 @@ def create_all(config):
     global _caches
     made = []
     if config["cache"]:
-        made.append(_filled(config, Cache(
-            "default", config["cache"],
-            blocksize=config["cache-blocksize"] or DEFAULT_BLOCKSIZE,
-            store=config["cache-store"] or None,
-            store_sync=config["cache-store-sync"])))
-    made += config.parsed(("cache2",), lambda _, value: _filled(
-        config, _cache2(value, config["cache-store-sync"])))
+        made.append(_filled(config, _legacy(config)))
+    # Read first, so that a line's error names its own line; made in turn.
+    made += [_filled(config, Cache(name, items, **settings))
+             for name, items, settings in config.parsed(
+                 ("cache2",), lambda _, value: _cache2(
+                     value, config["cache-store-sync"]))]
     if not made:
         return None
     _caches = Caches(made, config)
     return _caches
+
+
+def _legacy(config):
+    """The cache "default" of the options before cache2."""
+    try:
+        return Cache("default", config["cache"],
+                     blocksize=config["cache-blocksize"] or DEFAULT_BLOCKSIZE,
+                     store=config["cache-store"] or None,
+                     store_sync=config["cache-store-sync"])
+    except ConfigError as e:
+        e.option = "cache-store"
+        raise
 
 
 def _filled(config, cache):
@@ -605,7 +616,8 @@ def _filled(config, cache):
 
 
 def _cache2(value, store_sync):
-    """A Cache from cache2's KEY=VALUE,... as uWSGI 2.0 reads them."""
+    """(name, items, the other settings) of cache2's KEY=VALUE,... as
+    uWSGI 2.0 reads them."""
     given = {}
     for pair in value.split(","):
         key, equal, text = pair.partition("=")
@@ -635,7 +647,7 @@ def _cache2(value, store_sync):
         raise ConfigError(f'invalid number of cache blocks for "{name}", '
                           f"must be higher than max_items ({items})",
                           option="cache2")
-    return Cache(name, items, **settings)
+    return name, items, settings
 
 
 def _check_hash(name, text):
@@ -692,9 +704,10 @@ def _load_file(cache, value):
     try:
         with open(path, "rb") as f:
             content = f.read()
-    except OSError:
-        log.log(f'[cache-error] unable to read file "{path}"')
-        return
+    except OSError as e:
+        # uWSGI's start ends there too, saying what open() said.
+        raise ConfigError(f'open("{path}"): {e.strerror}',
+                          option="load-file-in-cache") from None
     _store_at_start(cache, path.encode(), content)
 
 
