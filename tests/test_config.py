@@ -423,7 +423,8 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
     assert str(error("--ini", "app.ini")) == (
         "app.ini:2: option 'spooler': this uWSGI option is not implemented "
         "by ugu yet; remove the option to run without it")
-    assert error("--cache2", "name=x").option == "cache2"
+    assert error("--cache-udp-node", "127.0.0.1:9").option == \
+        "cache-udp-node"
     assert error("-Q", "/tmp/spool").option == "spooler"
 
 

@@ -265,14 +265,14 @@ def test_what_ugu_lacks_is_named(procs, tmp_path):
         def application(environ, start_response):
             start_response("200 OK", [])
             try:
-                uwsgi.cache_get("k")
+                uwsgi.queue_get(0)
             except AttributeError as e:
                 error = str(e)
             try:
                 uwsgi.no_such_thing
             except AttributeError as e:
                 unknown = str(e)
-            return [repr([hasattr(uwsgi, "cache_get"),
+            return [repr([hasattr(uwsgi, "queue_get"),
                           hasattr(uwsgi, "spool"), error,
                           unknown]).encode()]
     '''))
@@ -282,8 +282,8 @@ def test_what_ugu_lacks_is_named(procs, tmp_path):
     wait_for_port(port)
     assert get(port, "/") == repr([
         False, False,
-        "uwsgi.cache_get is not available: ugu has no cache (uWSGI's "
-        "cache2)",
+        "uwsgi.queue_get is not available: ugu has no queue (uWSGI's "
+        "queue option)",
         "module 'uwsgi' has no attribute 'no_such_thing'"]).encode()
     p.stop(signal.SIGINT)
 
