@@ -415,8 +415,7 @@ class Cache:
 
     def keys(self):
         found = []
-        for bucket in range(self.hashsize):
-            slot = self.table[bucket]
+        for slot in filter(None, self.table.tolist()):
             while slot:
                 head = self._head(slot)
                 found.append(bytes(self._key_of(slot, head[KEYSIZE])))
