@@ -243,18 +243,25 @@ def test_every_worker_shares_the_cache(start_server, tmp_path, server):
 
 def test_expired_items_are_swept(start_server, tmp_path, server):
     """An item set to expire is served until the master's sweep drops
-    it; one without an expiry stays."""
+    it; one without an expiry stays.  A lazy_expire cache is not swept:
+    its expired item goes when it is next looked up."""
     p, port = start(start_server, tmp_path, server,
                     ("cache2", "name=short,items=10"),
+                    ("cache2", "name=lazy,items=10,lazy_expire=1"),
                     ("cache-expire-freq", "1"),
                     ("cache-report-freed-items", "true"))
     assert answers(port, 'uwsgi.cache_set("gone", b"1", 1)',
                    'uwsgi.cache_set("kept", b"1")',
-                   'uwsgi.cache_get("gone")') == ["True", "True", "b'1'"]
+                   'uwsgi.cache_set("gone", b"1", 1, "lazy")',
+                   'uwsgi.cache_get("gone")') == ["True"] * 3 + ["b'1'"]
     wait_until(lambda: answers(port, 'uwsgi.cache_get("gone")') == ["None"],
                timeout=6)
     p.wait_for_log(r'freed 1 items for cache "short"\n')
-    assert answers(port, "uwsgi.cache_keys()") == ["[b'kept']"]
+    assert answers(port, "uwsgi.cache_keys()", 'uwsgi.cache_keys("lazy")',
+                   'uwsgi.cache_get("gone", "lazy")',
+                   'uwsgi.cache_keys("lazy")') == [
+        "[b'kept']", "[b'gone']", "None", "[]"]
+    assert 'for cache "lazy"' not in p.output()
 
 
 @pytest.mark.parametrize("first, second", [
