@@ -40,13 +40,13 @@ LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
          "snmp")
 
 
-def instance(listen_queue=0, sockets=(), workers=(), daemons=()):
+def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=()):
     """A master's document, in uWSGI's order, around its sockets and
-    workers (and its external daemons, listed as uWSGI lists them only
-    when there are some).  For what ugu has no part of (uWSGI's signal
-    framework, its locks) the keys keep the values uWSGI gives an
-    instance that does not use it, so that uwsgitop and the monitoring
-    plugins read it."""
+    workers (and its external daemons and caches, listed as uWSGI lists
+    them only when there are some; a cache has its lock too).  For what
+    ugu has no part of (uWSGI's signal framework, its locks) the keys
+    keep the values uWSGI gives an instance that does not use it, so
+    that uwsgitop and the monitoring plugins read it."""
     doc = {
         "version": UWSGI_VERSION, "listen_queue": listen_queue,
         "listen_queue_errors": 0, "signal_queue": 0,
@@ -56,8 +56,11 @@ def instance(listen_queue=0, sockets=(), workers=(), daemons=()):
         "cwd": os.getcwd()}
     if daemons:
         doc["daemons"] = list(daemons)
-    doc.update({"locks": [{name: 0} for name in LOCKS],
-                "sockets": list(sockets), "workers": list(workers)})
+    doc["locks"] = [{name: 0} for name in LOCKS] + [
+        {f"cache_{cache['name']}": 0} for cache in caches]
+    if caches:
+        doc["caches"] = list(caches)
+    doc.update({"sockets": list(sockets), "workers": list(workers)})
     return doc
 
 

@@ -39,10 +39,11 @@ ITEM = struct.Struct("=11Q")
  LRU_PREV, LRU_NEXT) = range(11)
 _FIELD = struct.Struct("=Q")
 _NUMBER = struct.Struct("=q")
-# The shared counters ahead of the hash table.
+# The shared counters ahead of the hash table (the last three: the
+# stats' hits, miss and full).
 (HOLDER, N_ITEMS, FREE_TOP, NEXT_SCAN, LRU_HEAD, LRU_TAIL, BITMAP_POS,
- FULL) = range(8)
-_COUNTERS = 8
+ GOT, MISSED, FULL) = range(10)
+_COUNTERS = 10
 
 # uWSGI's item flags (those its Python functions pass, and store).
 UNGETTABLE, UPDATE, MATH, INC, DEC, MUL, DIV, FIXEXPIRE = (
@@ -261,10 +262,13 @@ class Cache:
     def get(self, key):
         slot = self.find(key)
         if not slot:
+            self.counters[MISSED] += 1
             return None
         head = self._head(slot)
         if head[FLAGS] & UNGETTABLE:
             return None
+        self.counters[GOT] += 1
+        self._set_field(slot, HITS, head[HITS] + 1)
         if self.purge_lru:
             self._lru_unlink(slot, head)
             self._lru_append(slot)
@@ -490,6 +494,17 @@ class Cache:
                 elif expires:
                     self._plan_scan(expires)
         return dropped
+
+    def stats(self):
+        """The cache in the stats server's document, as uWSGI's."""
+        return {
+            "name": self.name, "hash": "djb33x", "hashsize": self.hashsize,
+            "keysize": self.keysize, "max_items": self.max_items,
+            "blocks": self.blocks, "blocksize": self.blocksize,
+            "items": self.counters[N_ITEMS], "hits": self.counters[GOT],
+            "miss": self.counters[MISSED], "full": self.counters[FULL],
+            # Changed only by the lastmod key, which ugu refuses.
+            "last_modified_at": 0}
 
     def flush(self):
         if self.store:

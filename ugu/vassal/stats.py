@@ -22,7 +22,9 @@ def document(master):
          for l, queue in zip(listeners, queues)],
         [_worker(master, wid)
          for wid in range(1, master.config["processes"] + 1)],
-        [_daemon(d) for d in master.daemons.daemons])
+        [_daemon(d) for d in master.daemons.daemons],
+        [c.stats() for c in master.shared.caches.all]
+        if master.shared.caches else ())
 
 
 def _daemon(daemon):
