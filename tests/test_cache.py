@@ -4,6 +4,7 @@ in a store across restarts; each test run on ugu and on the real uWSGI
 with the same INI file and app."""
 
 import http.client
+import json
 import os
 import signal
 import textwrap
@@ -12,6 +13,7 @@ import pytest
 
 from tests.support import (free_port, ugu, wait_for_port, wait_until,
                            write_ini)
+from tests.test_stats import read_stats
 
 # Evaluates each line of the request's body with the uwsgi module at
 # hand: the repr of what it gives or raises, a line each.
@@ -405,3 +407,31 @@ def test_a_worker_killed_holding_the_lock_frees_it(procs, tmp_path):
         answers(port, hold)
     assert answers(port, 'uwsgi.cache_set("k", b"v")',
                    'uwsgi.cache_get("k")') == ["True", "b'v'"]
+
+
+def test_the_stats_list_the_caches(start_server, tmp_path, server):
+    """The stats server's document has each cache, with uWSGI's keys and
+    counts (a get's hit or miss; exists and set count nothing), and its
+    lock."""
+    stats_port = free_port()
+    _, port = start(start_server, tmp_path, server, ("cache", "3"),
+                    ("cache2", "name=a,items=5"),
+                    ("stats", f"127.0.0.1:{stats_port}"))
+    assert answers(port, 'uwsgi.cache_get("x")',
+                   'uwsgi.cache_set("x", b"1", 0, "a")',
+                   'uwsgi.cache_get("x", "a")', 'uwsgi.cache_num("x", "a")',
+                   'uwsgi.cache_exists("x", "a")',
+                   'uwsgi.cache_get("y", "a")',
+                   'uwsgi.cache_set("x", b"1", 0, "a")') == [
+        "None", "True", "b'1'", "0", "True", "None", "None"]
+    document = json.loads(read_stats(stats_port))
+    assert document["locks"][-2:] == [{"cache_default": 0}, {"cache_a": 0}]
+    assert list(document).index("caches") == \
+        list(document).index("locks") + 1
+    common = {"hash": "djb33x", "hashsize": 65536, "keysize": 2048,
+              "blocksize": 65536, "full": 0, "last_modified_at": 0}
+    assert document["caches"] == [
+        {"name": "default", **common, "max_items": 3, "blocks": 3,
+         "items": 0, "hits": 0, "miss": 1},
+        {"name": "a", **common, "max_items": 5, "blocks": 5, "items": 1,
+         "hits": 2, "miss": 1}]
