@@ -845,6 +845,21 @@ _INSTEAD = {
         "ugu's Emperor runs no hooks: put exec-asap or hook-asap in the "
         "vassal's own file instead"),
     "hook-as-mule": "ugu has no mules (remove it)",
+    **dict.fromkeys(
+        ("cache-udp-server", "cache-udp-node", "cache-sync"),
+        "ugu's caches are local to the instance: it has no cache UDP "
+        "servers or nodes to sync with (remove it)"),
+    "cache-use-last-modified": "ugu has none of the cache routes that "
+                               "read the time of the last change (remove "
+                               "it)",
+    "load-file-in-cache-gzip": "store the file with `load-file-in-cache`, "
+                               "or gzip it in the app before cache_set()",
+    **dict.fromkeys(
+        ("check-cache", "http-use-cache", "fastrouter-use-cache",
+         "rawrouter-use-cache", "sslrouter-use-cache", "static-cache-paths",
+         "static-cache-paths-name"),
+        "ugu's cache is the apps' (the uwsgi module's cache functions): "
+        "its server and routers answer nothing from it (remove it)"),
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",
