@@ -6,6 +6,7 @@ with the same INI file and app."""
 import http.client
 import json
 import os
+import re
 import signal
 import textwrap
 
@@ -435,3 +436,30 @@ def test_the_stats_list_the_caches(start_server, tmp_path, server):
          "items": 0, "hits": 0, "miss": 1},
         {"name": "a", **common, "max_items": 5, "blocks": 5, "items": 1,
          "hits": 2, "miss": 1}]
+
+
+def test_a_mule_shares_the_cache(start_server, tmp_path, server):
+    """A mule reads and writes the workers' cache."""
+    (tmp_path / "mule.py").write_text(textwrap.dedent('''\
+        import uwsgi
+
+        uwsgi.cache_set("from-mule", uwsgi.cache_get("at-start") + b"!")
+        uwsgi.mule_get_msg()
+    '''))
+    _, port = start(start_server, tmp_path, server,
+                    ("cache2", "name=x,items=4"),
+                    ("add-cache-item", "at-start=yes"), ("mule", "mule.py"))
+    wait_until(lambda: answers(port, 'uwsgi.cache_get("from-mule")') == [
+        "b'yes!'"])
+
+
+@pytest.mark.parametrize("option, fix", [
+    ("cache-udp-node", "ugu's caches are local to the instance"),
+    ("check-cache", "its server and routers answer nothing from it"),
+    ("load-file-in-cache-gzip", "store the file with `load-file-in-cache`")])
+def test_the_cache_options_ugu_lacks_say_why(tmp_path, option, fix):
+    with ugu(f"--{option}", "x", "--http-socket",
+             f"127.0.0.1:{free_port()}", cwd=tmp_path) as p:
+        assert p.wait() == 1
+        p.wait_for_log(rf"option '{option}': this uWSGI option is not "
+                       rf"implemented by ugu yet; .*{re.escape(fix)}")
