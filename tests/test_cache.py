@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -20,13 +21,25 @@ from tests.test_stats import read_stats
 # hand: the repr of what it gives or raises, a line each.
 APP = textwrap.dedent('''\
     import os
+    import time
 
     import uwsgi
 
 
+    def wait_for_keys(count):
+        """The cache's keys, sorted, once it has `count` (5 s at most)."""
+        for _ in range(500):
+            keys = uwsgi.cache_keys()
+            if len(keys) >= count:
+                break
+            time.sleep(0.01)
+        return sorted(keys)
+
+
     def attempt(expression):
+        names = {"uwsgi": uwsgi, "os": os, "wait_for_keys": wait_for_keys}
         try:
-            return repr(eval(expression, {"uwsgi": uwsgi}))
+            return repr(eval(expression, names))
         except Exception as e:
             return repr(e)
 
@@ -218,30 +231,20 @@ def test_lru_bitmap_and_clear_on_full(start_server, tmp_path, server):
 
 
 def test_every_worker_shares_the_cache(start_server, tmp_path, server):
-    """What a worker sets, another reads; it outlives a worker killed
-    (its lock freed, were it held)."""
+    """What a worker sets, another reads: two requests at once, each
+    holding its worker until the cache has the other's key too; the
+    items outlive a worker killed."""
     p, port = start(start_server, tmp_path, server,
                     ("cache2", "name=shared,items=10"), processes=2)
-    seen = {}
-    for _ in range(200):
-        found, pid = call(port, "uwsgi.cache_set(str(__import__('os')."
-                                "getpid()), b'1')", "uwsgi.cache_keys()")
-        seen[pid] = found[1]
-        if len(seen) == 2:
-            break
-    assert len(seen) == 2, "one worker served every request"
-    pids = sorted(str(pid).encode() for pid in seen)
-    last = eval(found[1])
-    assert sorted(last) == pids, "a worker did not see another's key"
-    os.kill(pid, signal.SIGKILL)
+    lines = ("uwsgi.cache_set(str(os.getpid()), b'1')", "wait_for_keys(2)")
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: call(port, *lines), range(2)))
+    pids = sorted(str(pid).encode() for _, pid in both)
+    assert pids[0] != pids[1]
+    assert [found for found, _ in both] == [["True", repr(pids)]] * 2
+    os.kill(both[0][1], signal.SIGKILL)
     p.wait_for_log(r"Respawned uWSGI worker \d+ \(new pid: \d+\)")
-    survivors = set()
-    for _ in range(200):
-        found, pid = call(port, "sorted(uwsgi.cache_keys())")
-        survivors.add(pid)
-        assert eval(found[0]) == pids
-        if len(survivors) == 2:
-            break
+    assert answers(port, "sorted(uwsgi.cache_keys())") == [repr(pids)]
 
 
 def test_expired_items_are_swept(start_server, tmp_path, server):
