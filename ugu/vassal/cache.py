@@ -17,10 +17,10 @@ One cross-process lock guards a cache.  Its holder's pid is kept, so
 that the master frees the lock of a worker that dies holding it.  The
 master sweeps expired items every cache-expire-freq seconds in its tick,
 as uWSGI's sweeper thread does: an expired item is served until then.
+The uwsgi module's functions over the caches are in cacheapi.py.
 """
 
 import mmap
-import operator
 import os
 import stat
 import struct
@@ -38,7 +38,7 @@ ITEM = struct.Struct("=11Q")
 (FLAGS, KEYSIZE, HASH, VALSIZE, FIRST_BLOCK, EXPIRES, HITS, PREV, NEXT,
  LRU_PREV, LRU_NEXT) = range(11)
 _FIELD = struct.Struct("=Q")
-_NUMBER = struct.Struct("=q")
+NUMBER = struct.Struct("=q")
 # The shared counters ahead of the hash table (the last three: the
 # stats' hits, miss and full).
 (HOLDER, N_ITEMS, FREE_TOP, NEXT_SCAN, LRU_HEAD, LRU_TAIL, BITMAP_POS,
@@ -48,7 +48,7 @@ _COUNTERS = 10
 # uWSGI's item flags (those its Python functions pass, and store).
 UNGETTABLE, UPDATE, MATH, INC, DEC, MUL, DIV, FIXEXPIRE = (
     1, 1 << 1, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 8, 1 << 9)
-_MASK64 = (1 << 64) - 1
+MASK64 = (1 << 64) - 1
 _SEMAPHORE = 1
 DEFAULT_BLOCKSIZE = 65536
 DEFAULT_KEYSIZE = 2048
@@ -327,7 +327,7 @@ class Cache:
                 return False
             head[FIRST_BLOCK] = first
         if not self.purge_lru and expires:
-            expires = (expires + int(time.time())) & _MASK64
+            expires = (expires + int(time.time())) & MASK64
             self._plan_scan(expires)
         hashed = djb33x(key)
         head[EXPIRES], head[HASH], head[HITS], head[FLAGS] = (
@@ -359,7 +359,7 @@ class Cache:
                 self._lru_append(slot)
                 head = self._head(slot)
             elif expires:
-                expires = (expires + int(time.time())) & _MASK64
+                expires = (expires + int(time.time())) & MASK64
                 self._plan_scan(expires)
             head[EXPIRES] = expires
         if self.bitmap:
@@ -383,9 +383,9 @@ class Cache:
             self.items[start:start + len(value)] = value
             return
         number = self.math_initial if fresh else \
-            _NUMBER.unpack_from(self.items, start)[0]
-        _NUMBER.pack_into(self.items, start, _operate(
-            number, _NUMBER.unpack(value)[0], flags))
+            NUMBER.unpack_from(self.items, start)[0]
+        NUMBER.pack_into(self.items, start, _operate(
+            number, NUMBER.unpack(value)[0], flags))
 
     def _full(self):
         """No slot or block left: uWSGI's warning, then what the cache's
@@ -588,6 +588,12 @@ class Caches:
 _caches = None
 
 
+def by_name(name):
+    """The instance's cache named `name` (None or "": its first), or
+    None."""
+    return _caches.by_name(name) if _caches else None
+
+
 def create_all(config):
     """Make the instance's caches (in the master, before any fork) and
     fill them from add-cache-item and load-file-in-cache; None without
@@ -735,161 +741,3 @@ def _store_at_start(cache, key, value):
         log.log(f'[cache-error] unable to store "{shown}" in '
                 f'"{cache.name}"')
 
-
-# -- the uwsgi module's functions ------------------------------------------
-# Each takes its arguments as uWSGI's C function parses them: keys and
-# values as str (their UTF-8) or read-only bytes ("s#"), a cache's name
-# as a str ("s"), numbers as ints ("l"), by position only.  A name with
-# "@" is uWSGI's remote cache, which ugu lacks.
-def _arguments(function, args, kwargs, form, defaults=()):
-    if kwargs:
-        raise TypeError(f"{function}() takes no keyword arguments")
-    needed, _, optional = form.partition("|")
-    least, most = len(needed), len(needed) + len(optional)
-    if not least <= len(args) <= most:
-        bound, limit = ("at least", least) if len(args) < least else \
-            ("at most", most)
-        raise TypeError(f"{function}() takes {bound} {limit} argument"
-                        f"{'' if limit == 1 else 's'} ({len(args)} given)")
-    values = [_argument(function, position, kind, value) for position,
-              (kind, value) in enumerate(zip(needed + optional, args), 1)]
-    defaults = defaults or (None,) * len(optional)
-    return values + list(defaults[len(values) - least:])
-
-
-def _argument(function, position, kind, value):
-    if kind == "b":
-        return _buffer(function, position, value)
-    if kind == "l":
-        number = operator.index(value)
-        if not -(1 << 63) <= number < (1 << 63):
-            raise OverflowError("Python int too large to convert to C long")
-        return number
-    if not isinstance(value, str):
-        raise TypeError(f"{function}() argument {position} must be str, not "
-                        f"{type(value).__name__}")
-    if "\0" in value:
-        raise ValueError("embedded null character")
-    if "@" in value:
-        raise ValueError(f"{function}(): {value!r} names a remote cache "
-                         f"(NAME@SERVER), and ugu's caches are local: "
-                         f"name a cache of this instance's cache2 lines")
-    return value
-
-
-def _buffer(function, position, value):
-    if isinstance(value, str):
-        return value.encode()
-    try:
-        view = memoryview(value)
-    except TypeError:
-        raise TypeError(f"a bytes-like object is required, not "
-                        f"'{type(value).__name__}'") from None
-    if not view.readonly:
-        raise TypeError(f"{function}() argument {position} must be "
-                        f"read-only bytes-like object, not "
-                        f"{type(value).__name__}")
-    return view.tobytes()
-
-
-def _named(name):
-    return _caches.by_name(name) if _caches else None
-
-
-def cache_get(*args, **kwargs):
-    key, name = _arguments("cache_get", args, kwargs, "b|s")
-    cache = _named(name)
-    if cache is None:
-        return None
-    with cache:
-        return cache.get(key)
-
-
-def cache_num(*args, **kwargs):
-    """The number an 8-byte value holds (cache_inc's); 0 for any other."""
-    key, name = _arguments("cache_num", args, kwargs, "b|s")
-    cache = _named(name)
-    if cache is None:
-        return 0
-    with cache:
-        value = cache.get(key)
-    return _NUMBER.unpack(value)[0] if value and len(value) == 8 else 0
-
-
-def cache_exists(*args, **kwargs):
-    key, name = _arguments("cache_exists", args, kwargs, "b|s")
-    cache = _named(name)
-    if cache is None:
-        return None
-    with cache:
-        return True if cache.find(key) else None
-
-
-def cache_del(*args, **kwargs):
-    key, name = _arguments("cache_del", args, kwargs, "b|s")
-    cache = _named(name)
-    if cache is None:
-        return None
-    with cache:
-        slot = cache.find(key)
-        if slot:
-            cache.delete(slot)
-    return True if slot else None
-
-
-def cache_clear(*args, **kwargs):
-    (name,) = _arguments("cache_clear", args, kwargs, "|s")
-    cache = _named(name)
-    if cache is None:
-        return None
-    with cache:
-        cache.clear()
-    return True
-
-
-def cache_keys(*args, **kwargs):
-    (name,) = _arguments("cache_keys", args, kwargs, "|s")
-    cache = _named(name)
-    if cache is None:
-        raise ValueError("no local uWSGI cache available")
-    with cache:
-        return cache.keys()
-
-
-def _setter(function, flags):
-    def store(*args, **kwargs):
-        key, value, expires, name = _arguments(
-            function, args, kwargs, "bb|ls", (0, None))
-        return _store(name, key, value, expires, flags)
-    store.__name__ = store.__qualname__ = function
-    return store
-
-
-def _arithmetic(function, flag, default):
-    """cache_inc and its kin: the number at the key (math_initial for a
-    new one) changed by `value`, its expiry kept."""
-    def change(*args, **kwargs):
-        key, value, expires, name = _arguments(
-            function, args, kwargs, "b|lls", (default, 0, None))
-        return _store(name, key, _NUMBER.pack(value), expires,
-                      UPDATE | MATH | FIXEXPIRE | flag)
-    change.__name__ = change.__qualname__ = function
-    return change
-
-
-def _store(name, key, value, expires, flags):
-    cache = _named(name)
-    if cache is None:
-        return None
-    with cache:
-        stored = cache.set(key, value, expires & _MASK64, flags)
-    return True if stored else None
-
-
-cache_set = _setter("cache_set", 0)
-cache_update = _setter("cache_update", UPDATE)
-FUNCTIONS = {f.__name__: f for f in (
-    cache_get, cache_set, cache_update, cache_del, cache_exists, cache_clear,
-    cache_num, cache_keys, _arithmetic("cache_inc", INC, 1),
-    _arithmetic("cache_dec", DEC, 1), _arithmetic("cache_mul", MUL, 2),
-    _arithmetic("cache_div", DIV, 2))}

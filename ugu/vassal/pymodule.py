@@ -43,7 +43,7 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import cache, mules, reqlog, request, worker
+from ugu.vassal import cacheapi, mules, reqlog, request, worker
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -565,4 +565,4 @@ _FUNCTIONS = {f.__name__: f for f in (
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
     mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm)}
 _FUNCTIONS["log"] = log_line
-_FUNCTIONS.update(cache.FUNCTIONS)
+_FUNCTIONS.update(cacheapi.FUNCTIONS)
