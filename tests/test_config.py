@@ -419,13 +419,14 @@ def test_strict_refuses_set_of_an_unknown_key_but_not_set_placeholder():
 
 
 def test_unimplemented_uwsgi_option_is_refused_by_name():
-    write("app.ini", "[uwsgi]\nspooler = /tmp/spool\n")
+    write("app.ini", "[uwsgi]\ncache2 = name=x\n")
     assert str(error("--ini", "app.ini")) == (
-        "app.ini:2: option 'spooler': this uWSGI option is not implemented "
+        "app.ini:2: option 'cache2': this uWSGI option is not implemented "
         "by ugu yet; remove the option to run without it")
     assert error("--cache-udp-node", "127.0.0.1:9").option == \
         "cache-udp-node"
-    assert error("-Q", "/tmp/spool").option == "spooler"
+    assert error("--sharedarea", "4").option == "sharedarea"
+    assert error("-A", "4").option == "sharedarea"
 
 
 @pytest.mark.parametrize("option, fix", [

@@ -377,6 +377,30 @@ OPTIONS = (
          optional=True, needs_master=True),
     _opt("mule-reload-mercy", INT, "seconds a mule may take to stop at a "
          "reload or shutdown before it is killed", MASTER, default=60),
+    # the spooler
+    _opt("spooler", STR, "run a spooler on this folder (its tasks are "
+         "files there; repeat for several)", MASTER, repeat=True,
+         short="Q", needs_master=True),
+    _opt("spooler-processes", INT, "spooler processes for each spooler "
+         "folder", MASTER, default=0),
+    _opt("spooler-frequency", INT, "seconds between the scans of a "
+         "spooler's folder", MASTER, default=30,
+         aliases=("spooler-freq",)),
+    _opt("spooler-max-tasks", INT, "tasks a spooler process runs before "
+         "it is respawned (0: no limit)", MASTER, default=0),
+    _opt("spooler-chdir", STR, "chdir() to this folder before each "
+         "spooler task", MASTER),
+    _opt("spooler-import", STR, "import a Python module (or a FILE.py) "
+         "in the spooler processes", PYTHON, repeat=True,
+         aliases=("spooler-pyimport", "spooler-py-import",
+                  "spooler-python-import")),
+    _opt("spooler-quiet", FLAG, "do not log each spooler task", MASTER,
+         default=False),
+    _opt("spooler-ordered", FLAG, "run the spooler tasks in the order of "
+         "their names, priority subfolders first", MASTER, default=False),
+    _opt("spooler-harakiri", INT, "kill a spooler process whose task "
+         "runs longer than this many seconds (0: never)", MASTER,
+         default=0),
     # external daemons
     _opt("attach-daemon", STR, "run a command beside the workers, through "
          "/bin/sh, respawned when it exits and stopped with the instance "
@@ -803,7 +827,7 @@ UWSGI_NAMES = _uwsgi_names()
 # uWSGI's one-letter options, so that one ugu lacks is refused by name.
 UWSGI_SHORT = {
     "A": "sharedarea", "C": "chmod-socket", "J": "test",
-    "L": "disable-logging", "M": "master", "O": "optimize", "Q": "spooler",
+    "L": "disable-logging", "M": "master", "O": "optimize",
     "R": "max-requests", "S": "set", "T": "enable-threads",
     "a": "abstract-socket", "b": "buffer-size", "c": "cgi-mode",
     "d": "daemonize", "h": "help", "i": "single-interpreter", "l": "listen",
@@ -828,6 +852,12 @@ _INSTEAD = {
     "mule-harakiri": "ugu has no uWSGI signal framework, whose "
                      "handlers are the mule tasks it times; time a "
                      "mule's own work in its script",
+    "spooler-external": "ugu's spoolers run only the folders of their own "
+                        "instance (`spooler = DIR`): give the instance "
+                        "that runs the folder's spooler the tasks",
+    "touch-spoolers-reload": "uWSGI 2.0's spoolers ignore the SIGHUP it "
+                             "sends them; touch-reload reloads the "
+                             "instance, spoolers with it",
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",

@@ -29,33 +29,19 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (cache, cheaper, exceptions, fifo, harakiri, hygiene,
-                        idle, mules, pymodule, recycle, report, shell, sockets,
-                        stats, wsgi)
-from ugu.vassal.chain import ChainReload
-from ugu.vassal.fifo import MasterFifo
-from ugu.vassal.fsmon import FsMonitor
-from ugu.vassal.cron import Crons
-from ugu.vassal.daemons import Daemons
-from ugu.vassal.hooks import Hooks
-from ugu.vassal.logmaster import LogMaster, line_filter
-from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
-from ugu.vassal.static import StaticFiles
-from ugu.vassal.touch import TouchWatch
-from ugu.vassal.worker import Worker
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-RELOADS_ENV = "UWSGI_RELOADS"
-HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
-           signal.SIGCHLD, signal.SIGUSR1)
+from ugu.vassal import (cache, chain, cheaper, cron, daemons, exceptions, fifo,
+                        fsmon, harakiri, hooks, hygiene, idle, line_filter,
+                        logmaster, mules, pymodule, recycle, report,
+                        scoreboard, shell, signal, sockets, spooler, static,
+                        stats, touch, worker, wsgi)
 # uWSGI's fork-bomb guard: when more respawns than `processes` follow
 # each other within this many seconds, the next one waits FORKBOMB_DELAY,
 # so that a crashing app cannot fork-bomb the machine.
 RESPAWN_BURST_GAP = 1.0
 FORKBOMB_DELAY = 2.0
 TICK = 1.0
-# The least a mule lives before its respawn (see Master._mule_died).
+# The least a mule or a spooler lives before its respawn (see
+# Master._mule_died).
 MULE_RESPAWN_GAP = 1.0
 
 
@@ -79,6 +65,7 @@ class Shared:
         self.apps = apps.Apps()
         self.mules = mules.Mules.from_config(config)
         self.caches = cache.create_all(config)   # a cache.Caches, or None
+        self.spoolers = spooler.Spoolers.from_config(config)
 
 
 def run(config):
@@ -179,7 +166,7 @@ def _run(config):
     # Before any app can import it, in the process that loads them (the
     # workers inherit it), as uWSGI makes it.
     pymodule.install(config, shared.scoreboard, reloaded, not masterless,
-                     shared.mules)
+                     shared.mules, shared.spoolers)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
     apps.prepare(config)
     apps.import_all(config["shared-import"])
@@ -431,7 +418,8 @@ def fork_router(config, listeners, index, parent=None, logmaster=None):
 
 
 class Child:
-    """A process the master keeps: a worker, a mule or a router."""
+    """A process the master keeps: a worker, a mule, a spooler or a
+    router."""
 
     def __init__(self, kind, number, pid):
         self.kind, self.number, self.pid = kind, number, pid
@@ -515,6 +503,9 @@ class Master:
         return self._loop()
 
     def _spawn_initial(self):
+        # Before the workers, as uWSGI spawns them, also in cheap mode.
+        for index in range(len(self.shared.spoolers or ())):
+            self.spawn_spooler(index)
         if self.cheap:
             log.log(idle.CHEAP_LINE)
         elif _worker_sockets(self.listeners):
@@ -615,6 +606,22 @@ class Master:
         self.children[pid] = Child("mule", mule_id, pid)
         # A respawned mule is told as a new one, as uWSGI tells it.
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
+
+    def spawn_spooler(self, index):
+        master = os.getpid()
+        with proc.signals_blocked(HANDLED):
+            pid = os.fork()
+            if pid == 0:
+                if self.logmaster:
+                    self.logmaster.attach()
+                spooler.run(self.shared.spoolers, index, self.config, master,
+                            self.listeners, pymodule.enter_spooler,
+                            pymodule.spooler_function)
+        # Known at once to the workers, which wake it and list it.
+        self.shared.spoolers.set_state(index, pid=pid)
+        self.children[pid] = Child("spooler", index, pid)
+        log.log(f"spawned the uWSGI spooler on dir "
+                f"{self.shared.spoolers.dirs[index]} with pid {pid}")
 
     def spawn_router(self, index, respawn=False):
         pid = fork_router(self.config, self.listeners, index,
@@ -737,6 +744,8 @@ class Master:
                 self._router_died(child)
             elif child.kind == "mule":
                 self._mule_died(child)
+            elif child.kind == "spooler":
+                self._spooler_died(child)
             else:
                 self._worker_died(child, status)
         self.cheap_mode_reached()
@@ -823,6 +832,16 @@ class Master:
         self.respawn_at[("mule", child.number)] = max(
             time.monotonic(), child.born + MULE_RESPAWN_GAP)
 
+    def _spooler_died(self, child):
+        """Respawned as a mule is (uWSGI's at once: see _mule_died)."""
+        if child.stopping:
+            return
+        self.shared.spoolers.set_state(child.number, pid=0, running=0,
+                                       deadline=0)
+        log.log("OOOPS the spooler is no more...trying respawn...")
+        self.respawn_at[("spooler", child.number)] = max(
+            time.monotonic(), child.born + MULE_RESPAWN_GAP)
+
     def _router_died(self, child):
         if not child.stopping:
             self.respawn_at[("router", child.number)] = time.monotonic()
@@ -837,11 +856,15 @@ class Master:
                     self.spawn_worker(number, respawn=True)
                 elif kind == "mule":
                     self.spawn_mule(number)
+                elif kind == "spooler":
+                    self.spawn_spooler(number)
                 else:
                     self.spawn_router(number, respawn=True)
 
     def tick(self):
         self.heartbeat()
+        if self.config["spooler-harakiri"] and self.shared.spoolers:
+            self.check_spoolers()
         if self.idle and not self.cheap:
             self.check_idle()
         self.check_workers()
@@ -936,6 +959,18 @@ class Master:
                         f"running for {seconds} second(s)")
                 self.recycle(child, quiet=True)
 
+    def check_spoolers(self):
+        """spooler-harakiri: SIGKILL to a spooler whose task runs past
+        its deadline; its death is then told and it is respawned, as
+        uWSGI's."""
+        board = self.shared.spoolers
+        for index in range(len(board)):
+            pid, _, deadline = board.state(index)
+            if pid > 0 and 0 < deadline < time.time():
+                log.log(f"*** HARAKIRI ON THE SPOOLER (pid: {pid}) ***")
+                board.set_state(index, deadline=0)
+                self._kill(pid, signal.SIGKILL)
+
     def check_evil_memory(self):
         """SIGKILL to a worker past an evil limit: its death is then told
         as any other (DAMN) and it is respawned, as in uWSGI."""
@@ -978,6 +1013,7 @@ class Master:
             log.log("...gracefully killing workers...")
         else:
             log.log("SIGINT/SIGTERM received...killing workers...")
+        self._kill_spoolers()
         self.daemons.stop(reloading=False)
         self._stop_children(signal.SIGHUP if graceful else signal.SIGINT)
         self.pending_exit = "shutdown"
@@ -985,14 +1021,28 @@ class Master:
     def begin_reload(self, graceful):
         # As uWSGI: the daemons are stopped before the workers are told.
         self.daemons.stop(reloading=True)
+        self._kill_spoolers()
         how = "gracefully" if graceful else "brutally"
         log.log(f"...{how} killing workers...")
         self._stop_children(signal.SIGHUP if graceful else signal.SIGTERM)
         self.pending_exit = "reload"
 
+    def _kill_spoolers(self):
+        """uWSGI's spoolers end at once, in uWSGI's words: SIGKILL (a
+        task cut short stays in its folder, and runs again)."""
+        self.respawn_at = {key: when for key, when in self.respawn_at.items()
+                           if key[0] != "spooler"}
+        for child in self.children.values():
+            if child.kind == "spooler" and not child.stopping:
+                child.stopping = True
+                self._kill(child.pid, signal.SIGKILL)
+                log.log(f"killing the spooler with pid {child.pid}")
+
     def _stop_children(self, worker_signal):
         self.respawn_at.clear()
         for child in self.children.values():
+            if child.kind == "spooler":
+                continue
             child.stopping = True
             # Mules are told as the workers are, as in uWSGI; routers
             # hold no request state worth waiting for.
@@ -1067,6 +1117,8 @@ class Master:
                     f"(pid: {child.pid})")
         elif child.kind == "mule":
             log.log(f"mule {child.number} (pid: {child.pid}) annihilated")
+        elif child.kind == "spooler":
+            log.log(f"spooler (pid: {child.pid}) annihilated")
         else:
             seconds = int(time.monotonic() - started)
             log.log(f"worker {child.number} buried after {seconds} seconds")

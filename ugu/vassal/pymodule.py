@@ -21,8 +21,9 @@ stack when another thread calls).  So a request pays nothing for the
 module, used or not; a call pays a walk up a stack.  As in uWSGI,
 outside a request they raise SystemError (see `_request_frame`).
 
-What uWSGI's module has and ugu lacks the subsystem for (the spooler,
-signals...) is not in the module: reading such a name
+What uWSGI's module has and ugu lacks the subsystem for (the
+sharedarea, the queue, websockets...) is not in the module: reading such
+a name
 raises `Lacking`, an AttributeError naming the function and what ugu
 lacks.  Being an AttributeError, hasattr() answers False and
 getattr(uwsgi, name, None) None, so an app that probes for a feature
@@ -43,7 +44,7 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import cacheapi, mules, reqlog, request, worker
+from ugu.vassal import cacheapi, mules, reqlog, request, spooler, worker
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -65,9 +66,10 @@ def _names(prefix, suffixes):
 # What ugu lacks -> the names of uWSGI 2.0's module (its Python 3 build's
 # dir()) that need it.
 _LACKING_GROUPS = {
-    "spooler": "spool send_to_spooler set_spooler_frequency spooler_jobs "
-               "spooler_pid spooler_pids spooler_get_task i_am_the_spooler "
-               "spoolers SPOOL_OK SPOOL_RETRY SPOOL_IGNORE",
+    # As uWSGI's module has them only with a spooler.
+    "spooler configured (add `spooler = DIR` to the config)":
+        "spool send_to_spooler set_spooler_frequency spooler_jobs "
+        "spooler_pid spooler_pids spooler_get_task spoolers",
     "uWSGI signals and timers": "signal register_signal signal_wait "
                                 "signal_registered signal_received "
                                 "add_timer add_rb_timer add_file_monitor "
@@ -103,12 +105,14 @@ LACKING = {name: what for what, names in _LACKING_GROUPS.items()
 class _State:
     """What the module's functions read of the process they run in."""
 
-    def __init__(self, config, scoreboard, master, mules):
+    def __init__(self, config, scoreboard, master, mules, spoolers):
         self.config = config
         self.scoreboard = scoreboard
         self.mules = mules      # a mules.Mules, or None
+        self.spoolers = spoolers    # a spooler.Spoolers, or None
         self.wid = 0
         self.mule_id = 0
+        self.spooler = None     # in a spooler process, its index
         # The process a reload or stop is asked of (the first process
         # without a master, as uWSGI's workers[0]), and masterpid()'s.
         self.instance = os.getpid()
@@ -128,15 +132,19 @@ _state = None
 _module = None
 
 
-def install(config, scoreboard, reloaded, master, mules=None):
+def install(config, scoreboard, reloaded, master, mules=None,
+            spoolers=None):
     """Make the `uwsgi` module of this instance, importable from now on:
     in the process that loads the apps, before it loads them (`master`:
     whether that process is a master)."""
     global _state, _module
-    _state = _State(config, scoreboard, master, mules)
+    _state = _State(config, scoreboard, master, mules, spoolers)
     module = types.ModuleType("uwsgi")
     module.__dict__.update(_values(config, reloaded))
     module.__dict__.update(_FUNCTIONS)
+    if spoolers:
+        module.__dict__.update(_SPOOLER_FUNCTIONS)
+        module.spoolers = tuple(folder.encode() for folder in spoolers.dirs)
     module.__getattr__ = _missing
     sys.modules["uwsgi"] = _module = module
 
@@ -161,6 +169,9 @@ def _values(config, reloaded):
         "started_on": int(time.time()),
         "applications": None,
         "is_a_reload": reloaded,
+        "SPOOL_OK": spooler.SPOOL_OK,
+        "SPOOL_RETRY": spooler.SPOOL_RETRY,
+        "SPOOL_IGNORE": spooler.SPOOL_IGNORE,
     }
     if config["pidfile"]:
         values["pidfile"] = config["pidfile"].encode()
@@ -198,6 +209,17 @@ def enter_mule(mule_id):
     post_fork_hook, as uWSGI calls it in mules too."""
     _state.mule_id = mule_id
     _call_hook("post_fork_hook")
+
+
+def enter_spooler(index):
+    """In spooler process `index`, after fork, as enter_mule."""
+    _state.spooler = index
+    _call_hook("post_fork_hook")
+
+
+def spooler_function():
+    """The app's uwsgi.spooler, for a spooler's tasks."""
+    return _module.__dict__.get("spooler")
 
 
 def message_hook():
@@ -421,6 +443,8 @@ def _app(wid, app_id, startup_time, mountpoint):
 
 
 def _lock_number(number):
+    if _state.spooler is not None:
+        raise ValueError("The spooler cannot lock/unlock resources")
     # ugu has uWSGI's lock 0 only (no `locks` option).
     if number != 0:
         raise ValueError("Invalid lock number")
@@ -559,10 +583,60 @@ def in_farm(name=None):
     return None
 
 
+# -- the spooler ------------------------------------------------------------
+def i_am_the_spooler():
+    return True if _state.spooler is not None else None
+
+
+def spool(*args, **kwargs):
+    """Spool a task (a dict of bytes, or keyword arguments, which
+    Python 3 makes str keys and uWSGI refuses); its file, as bytes."""
+    task = args[0] if args else (kwargs or None)
+    return spooler.spool(_state.spoolers, task,
+                         _state.config["spooler-quiet"])
+
+
+def set_spooler_frequency(seconds):
+    """The spoolers' scan period from their next wait, for all of
+    them."""
+    if not isinstance(seconds, int):
+        raise TypeError(f"'{type(seconds).__name__}' object cannot be "
+                        f"interpreted as an integer")
+    _state.spoolers.set_frequency(seconds)
+    return True
+
+
+def spooler_jobs():
+    return spooler.jobs(_state.spoolers)
+
+
+def spooler_pid():
+    return _state.spoolers.pids()[0]
+
+
+def spooler_pids():
+    return _state.spoolers.pids()
+
+
+def spooler_get_task(path):
+    """The dict the spooler function would get for the task file at
+    `path` (a str), or None."""
+    if not isinstance(path, str):
+        raise TypeError(f"spooler_get_task() argument 1 must be str, not "
+                        f"{type(path).__name__}")
+    return spooler.read_task(path)
+
+
+_SPOOLER_FUNCTIONS = {f.__name__: f for f in (
+    spool, set_spooler_frequency, spooler_jobs, spooler_pid, spooler_pids,
+    spooler_get_task)}
+_SPOOLER_FUNCTIONS["send_to_spooler"] = spool
+
 _FUNCTIONS = {f.__name__: f for f in (
     worker_id, masterpid, total_requests, request_id, workers, reload, stop,
     set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
-    mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm)}
+    mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm,
+    i_am_the_spooler)}
 _FUNCTIONS["log"] = log_line
 _FUNCTIONS.update(cacheapi.FUNCTIONS)
