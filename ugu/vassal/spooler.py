@@ -270,7 +270,7 @@ def _listdir(folder):
     try:
         return os.listdir(folder)
     except OSError as e:
-        log.log(f"opendir(): {e.strerror}")
+        log.log(f"opendir(): {e.strerror} [core/spooler.c line 516]")
         return []
 
 
@@ -335,7 +335,8 @@ class Spooler:
 
     def run(self):
         while True:
-            _chdir(self.dir, fatal=True)
+            if not _chdir(self.dir, 437):
+                _end(1)
             self.scan(self.dir)
             seconds = self.spoolers.frequency(
                 self.config["spooler-frequency"])
@@ -359,9 +360,9 @@ class Spooler:
             # A task for later (`at`).
             return
         if os.path.isdir(name) and self.config["spooler-ordered"]:
-            _chdir(name)
+            _chdir(name, 602)
             self.scan(os.path.realpath("."))
-            _chdir(folder)
+            _chdir(folder, 609)
             return
         if not os.path.isfile(name) or os.path.islink(name) or \
                 not os.access(name, os.R_OK | os.W_OK):
@@ -380,7 +381,8 @@ class Spooler:
                     f"number of tasks reached "
                     f"({self.config['spooler-max-tasks']}) recycling ...")
             _end(EXIT_RECYCLE)
-        _chdir(folder, fatal=True)
+        if not _chdir(folder, 697):
+            _horrible()
 
     def run_task(self, folder, name, found):
         self.spoolers.set_state(self.index, running=1)
@@ -388,7 +390,7 @@ class Spooler:
         if not self.quiet:
             log.log(f"{here} managing request {name} ...")
         if self.config["spooler-chdir"]:
-            _chdir(self.config["spooler-chdir"])
+            _chdir(self.config["spooler-chdir"], 651)
         started = int(time.time())
         answer = self.call(name, *found)
         if answer == SPOOL_IGNORE:
@@ -435,26 +437,34 @@ def _version_key(name):
             for i, part in enumerate(re.split(r"(\d+)", name))]
 
 
-def _chdir(folder, fatal=False):
+def _chdir(folder, line):
+    """chdir(); its failure said as uWSGI says it, with the line of its
+    spooler.c."""
     try:
         os.chdir(folder)
+        return True
     except OSError as e:
-        log.log(f"chdir(): {e.strerror} ({folder})")
-        if fatal:
-            _end(1)
+        log.log(f"chdir(): {e.strerror} [core/spooler.c line {line}]")
+        return False
 
 
 def _destroy(folder, name):
-    """The task done: its file goes; a spooler that cannot remove it
-    would run it for ever, so it ends, as uWSGI's does."""
+    """The task done: its file goes."""
+    if not _chdir(folder, 158):
+        _horrible()
     try:
-        os.chdir(folder)
         os.unlink(name)
     except OSError as e:
-        log.log(f"unlink(): {e.strerror} ({folder}/{name})")
-        log.log("[spooler] something horrible happened to the spooler. "
-                "Better to kill it.")
-        _end(1)
+        log.log(f"unlink(): {e.strerror} [core/spooler.c line 164]")
+        _horrible()
+
+
+def _horrible():
+    """A spooler that cannot leave its tasks behind, or get back to its
+    folder, would run them for ever: it ends, as uWSGI's does."""
+    log.log("[spooler] something horrible happened to the spooler. "
+            "Better to kill it.")
+    _end(1)
 
 
 def _end(code):
