@@ -340,3 +340,61 @@ def test_spooler_options_refused_by_name():
         resolve(["--spooler-external", "x"], {})
     assert "give the instance that runs the folder's spooler" in \
         str(info.value)
+
+
+TASKS = textwrap.dedent('''\
+    import json
+    import os
+
+    import uwsgi
+
+
+    def run(args):
+        with open(os.environ["NOTES"], "a") as f:
+            f.write(json.dumps([args[b"id"].decode(), os.getcwd()]) + "\\n")
+        return uwsgi.SPOOL_OK
+
+
+    uwsgi.spooler = run
+''')
+
+
+def task_file(path, pairs, modified=None):
+    """A task file as uWSGI writes one, at `path`."""
+    packet = b"".join(len(text).to_bytes(2, "little") + text
+                      for pair in pairs for text in pair)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x11" + len(packet).to_bytes(2, "little") + b"\x00" +
+                     packet)
+    if modified:
+        os.utime(path, (modified, modified))
+
+
+def test_ordered_priorities_chdir_import_and_quiet(start_server, tmp_path,
+                                                   server):
+    """spooler-ordered runs the priority folders first, in number order,
+    then the tasks beside them; a task for later (its mtime, `at`) waits;
+    spooler-import brings the function, spooler-chdir is where it runs,
+    spooler-quiet leaves out the task lines."""
+    (tmp_path / "tasks.py").write_text(TASKS)
+    elsewhere = (tmp_path / "elsewhere").resolve()
+    elsewhere.mkdir()
+    name = "uwsgi_spoolfile_on_h_1_{}_2_3_4"
+    folder = tmp_path / "spool"
+    for priority, number in (("10", "1"), ("2", "2"), (None, "3")):
+        where = folder / priority if priority else folder
+        task_file(where / name.format(number), [(b"id", number.encode())])
+    task_file(folder / name.format(4), [(b"id", b"later")],
+              modified=2 ** 31 - 1)
+    p, port = start(start_server, tmp_path, server, ("spooler-ordered", "true"),
+                    ("spooler-import", "tasks.py"),
+                    ("spooler-chdir", elsewhere), ("spooler-quiet", "true"),
+                    env={"NO_FUNCTION": "1",
+                         "NOTES": str(tmp_path / "notes.txt")})
+    found = notes(tmp_path, 3, "notes.txt")
+    assert found == [[number, str(elsewhere)] for number in "213"]
+    assert tasks_in(folder) == [name.format(4)]
+    assert tasks_in(folder / "2") == tasks_in(folder / "10") == []
+    p.stop()
+    assert "managing request" not in p.output()
+    assert "done with task" not in p.output()
