@@ -43,7 +43,7 @@ APP = textwrap.dedent('''\
         note("done.txt", {
             "items": [[repr(k), repr(v)] for k, v in args.items()],
             "spooler": uwsgi.i_am_the_spooler(), "pid": os.getpid(),
-            "cwd": os.getcwd()})
+            "cwd": os.getcwd(), "lock": attempt(uwsgi.lock)})
         act = args.get(b"act")
         if act == b"retry-once" and attempts(args) == 1:
             return uwsgi.SPOOL_RETRY
@@ -163,8 +163,9 @@ def test_a_request_spools_a_task_the_spooler_runs(start_server, tmp_path,
                                                   server):
     """The spooler is spawned before the worker; a spooled task's file is
     named as uWSGI names it, the spooler is woken at once, hands the
-    app's function the task's dict (in the spooler's folder) and removes
-    the file on SPOOL_OK, each step logged in uWSGI's words."""
+    app's function the task's dict (in the spooler's folder, where
+    uwsgi.lock is refused) and removes the file on SPOOL_OK, each step
+    logged in uWSGI's words."""
     p, port = start(start_server, tmp_path, server)
     folder = os.path.realpath(tmp_path / "spool")
     spooler_pid = int(p.wait_for_log(
@@ -185,7 +186,8 @@ def test_a_request_spools_a_task_the_spooler_runs(start_server, tmp_path,
         "items": [["'spooler_task_name'", repr(name.encode())],
                   ["b'act'", "b'ok'"], ["b'id'", "b'1'"],
                   ["'body'", "b'the body'"]],
-        "spooler": True, "pid": spooler_pid, "cwd": folder}
+        "spooler": True, "pid": spooler_pid, "cwd": folder,
+        "lock": "ValueError('The spooler cannot lock/unlock resources')"}
     escaped = re.escape(name)
     here = rf"\[spooler {re.escape(folder)} pid: {spooler_pid}\]"
     p.wait_for_log(
@@ -386,7 +388,8 @@ def test_ordered_priorities_chdir_import_and_quiet(start_server, tmp_path,
         task_file(where / name.format(number), [(b"id", number.encode())])
     task_file(folder / name.format(4), [(b"id", b"later")],
               modified=2 ** 31 - 1)
-    p, port = start(start_server, tmp_path, server, ("spooler-ordered", "true"),
+    p, port = start(start_server, tmp_path, server,
+                    ("spooler-ordered", "true"),
                     ("spooler-import", "tasks.py"),
                     ("spooler-chdir", elsewhere), ("spooler-quiet", "true"),
                     env={"NO_FUNCTION": "1",
