@@ -40,12 +40,13 @@ LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
          "snmp")
 
 
-def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=()):
+def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=(),
+             spoolers=()):
     """A master's document, in uWSGI's order, around its sockets and
-    workers (and its external daemons and caches, listed as uWSGI lists
-    them only when there are some; a cache has its lock too).  For what
-    ugu has no part of (uWSGI's signal framework, its locks) the keys
-    keep the values uWSGI gives an instance that does not use it, so
+    workers (and its external daemons, caches and spoolers, listed as
+    uWSGI lists them only when there are some; a cache has its lock too).
+    For what ugu has no part of (uWSGI's signal framework, its locks) the
+    keys keep the values uWSGI gives an instance that does not use it, so
     that uwsgitop and the monitoring plugins read it."""
     doc = {
         "version": UWSGI_VERSION, "listen_queue": listen_queue,
@@ -61,6 +62,8 @@ def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=()):
     if caches:
         doc["caches"] = list(caches)
     doc.update({"sockets": list(sockets), "workers": list(workers)})
+    if spoolers:
+        doc["spoolers"] = list(spoolers)
     return doc
 
 

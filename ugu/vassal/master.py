@@ -836,8 +836,9 @@ class Master:
         """Respawned as a mule is (uWSGI's at once: see _mule_died)."""
         if child.stopping:
             return
-        self.shared.spoolers.set_state(child.number, pid=0, running=0,
-                                       deadline=0)
+        board = self.shared.spoolers
+        board.set_state(child.number, pid=0, running=0, deadline=0,
+                        respawns=board.state(child.number).respawns + 1)
         log.log("OOOPS the spooler is no more...trying respawn...")
         self.respawn_at[("spooler", child.number)] = max(
             time.monotonic(), child.born + MULE_RESPAWN_GAP)
@@ -965,11 +966,12 @@ class Master:
         uWSGI's."""
         board = self.shared.spoolers
         for index in range(len(board)):
-            pid, _, deadline = board.state(index)
-            if pid > 0 and 0 < deadline < time.time():
-                log.log(f"*** HARAKIRI ON THE SPOOLER (pid: {pid}) ***")
+            found = board.state(index)
+            if found.pid > 0 and 0 < found.deadline < time.time():
+                log.log(f"*** HARAKIRI ON THE SPOOLER (pid: {found.pid}) "
+                        f"***")
                 board.set_state(index, deadline=0)
-                self._kill(pid, signal.SIGKILL)
+                self._kill(found.pid, signal.SIGKILL)
 
     def check_evil_memory(self):
         """SIGKILL to a worker past an evil limit: its death is then told

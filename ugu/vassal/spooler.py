@@ -27,6 +27,7 @@ spoolers honour as uWSGI's do.  uWSGI's spoolers also run its signal
 handlers; ugu has no uWSGI signals.
 """
 
+import collections
 import fcntl
 import importlib
 import mmap
@@ -56,11 +57,14 @@ EXIT_RECYCLE = 30
 NICEST = 19
 _ARGS_LIMIT = 0xFFFF
 # The board, shared by every process of the instance: the frequency
-# set by uwsgi.set_spooler_frequency (0: the option's), then for each
-# spooler process its pid, whether it runs a task, and the time its
-# spooler-harakiri ends (0: none).
+# set by uwsgi.set_spooler_frequency (0: the option's), then a State
+# for each spooler process.
 _FREQUENCY = struct.Struct("<i")
-_SLOT = struct.Struct("<iiq")
+_SLOT = struct.Struct("<iiqQQ")
+# deadline: when its spooler-harakiri ends (0: none); tasks: run since
+# its spawn; respawns: since the instance's start (the stats').
+State = collections.namedtuple(
+    "State", "pid running deadline tasks respawns")
 
 
 class Spoolers:
@@ -92,17 +96,24 @@ class Spoolers:
         return _FREQUENCY.size + _SLOT.size * index
 
     def state(self, index):
-        """(pid, running, harakiri deadline) of spooler `index`."""
-        return _SLOT.unpack_from(self.board, self._slot(index))
+        return State._make(_SLOT.unpack_from(self.board, self._slot(index)))
 
-    def set_state(self, index, pid=None, running=None, deadline=None):
-        old = self.state(index)
-        new = [old[i] if value is None else value
-               for i, value in enumerate((pid, running, deadline))]
-        _SLOT.pack_into(self.board, self._slot(index), *new)
+    def set_state(self, index, **changes):
+        _SLOT.pack_into(self.board, self._slot(index),
+                        *self.state(index)._replace(**changes))
 
     def pids(self):
-        return [self.state(index)[0] for index in range(len(self))]
+        return [self.state(index).pid for index in range(len(self))]
+
+    def stats(self):
+        """The stats document's `spoolers`, as uWSGI lists them."""
+        found = []
+        for index, folder in enumerate(self.dirs):
+            state = self.state(index)
+            found.append({"dir": folder, "pid": state.pid,
+                          "tasks": state.tasks, "respawns": state.respawns,
+                          "running": state.running})
+        return found
 
     def frequency(self, default):
         return _FREQUENCY.unpack_from(self.board)[0] or default
@@ -245,10 +256,10 @@ def _unlink(path):
 def _wake(spoolers, folder):
     """The spoolers of `folder` that wait scan it now (SIGUSR1)."""
     for index, other in enumerate(spoolers.dirs):
-        pid, running, _ = spoolers.state(index)
-        if other == folder and pid > 0 and not running:
+        found = spoolers.state(index)
+        if other == folder and found.pid > 0 and not found.running:
             try:
-                os.kill(pid, signal.SIGUSR1)
+                os.kill(found.pid, signal.SIGUSR1)
             except ProcessLookupError:
                 pass
 
@@ -398,6 +409,7 @@ class Spooler:
                     "it into the spooler process ?")
         else:
             self.tasks += 1
+            self.spoolers.set_state(self.index, tasks=self.tasks)
         if answer == SPOOL_OK:
             if not self.quiet:
                 log.log(f"{here} done with task {name} after "
@@ -487,7 +499,8 @@ def run(spoolers, index, config, master, listeners, enter, find_function):
     for signum in (signal.SIGHUP, signal.SIGUSR2, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     proc.set_title(config, "uWSGI spooler")
-    spoolers.set_state(index, pid=os.getpid(), running=0, deadline=0)
+    spoolers.set_state(index, pid=os.getpid(), running=0, deadline=0,
+                       tasks=0)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

@@ -24,7 +24,8 @@ def document(master):
          for wid in range(1, master.config["processes"] + 1)],
         [_daemon(d) for d in master.daemons.daemons],
         [c.stats() for c in master.shared.caches.all]
-        if master.shared.caches else ())
+        if master.shared.caches else (),
+        master.shared.spoolers.stats() if master.shared.spoolers else ())
 
 
 def _daemon(daemon):
