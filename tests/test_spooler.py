@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import textwrap
 from urllib.parse import quote
 
@@ -15,7 +16,8 @@ import pytest
 
 from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
-from tests.support import free_port, wait_for_port, wait_until, write_ini
+from tests.support import (free_port, read_to_eof, wait_for_port,
+                           wait_until, write_ini)
 
 APP = textwrap.dedent('''\
     import json
@@ -401,3 +403,32 @@ def test_ordered_priorities_chdir_import_and_quiet(start_server, tmp_path,
     p.stop()
     assert "managing request" not in p.output()
     assert "done with task" not in p.output()
+
+
+def read_stats(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        return json.loads(read_to_eof(conn))
+
+
+def test_the_stats_list_the_spoolers(start_server, tmp_path, server):
+    """Each spooler process with its tasks and respawns, after the
+    workers, with uWSGI's keys."""
+    stats = free_port()
+    p, port = start(start_server, tmp_path, server,
+                    ("stats", f"127.0.0.1:{stats}"))
+    folder = os.path.realpath(tmp_path / "spool")
+    first = int(p.wait_for_log(r"spawned the uWSGI spooler on dir .* with "
+                               r"pid (\d+)\n")[1])
+    get(port, "/spool?act=ok&id=1")
+    notes(tmp_path, 1)
+    p.wait_for_log(r"done with task")
+    found = read_stats(stats)
+    assert list(found)[-1] == "spoolers"
+    assert found["spoolers"] == [{"dir": folder, "pid": first, "tasks": 1,
+                                  "respawns": 0, "running": 0}]
+    os.kill(first, signal.SIGKILL)
+    second = int(p.wait_for_log(r"spawned the uWSGI spooler on dir .* with "
+                                r"pid (\d+)\n", count=2)[1])
+    wait_until(lambda: read_stats(stats)["spoolers"] == [
+        {"dir": folder, "pid": second, "tasks": 0, "respawns": 1,
+         "running": 0}])
