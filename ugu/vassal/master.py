@@ -29,11 +29,26 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (cache, chain, cheaper, cron, daemons, exceptions, fifo,
-                        fsmon, harakiri, hooks, hygiene, idle, line_filter,
-                        logmaster, mules, pymodule, recycle, report,
-                        scoreboard, shell, signal, sockets, spooler, static,
-                        stats, touch, worker, wsgi)
+from ugu.vassal import (cache, cheaper, exceptions, fifo, harakiri,
+                        hygiene, idle, mules, pymodule, recycle, report,
+                        shell, sockets, spooler, stats, wsgi)
+from ugu.vassal.chain import ChainReload
+from ugu.vassal.fifo import MasterFifo
+from ugu.vassal.fsmon import FsMonitor
+from ugu.vassal.cron import Crons
+from ugu.vassal.daemons import Daemons
+from ugu.vassal.hooks import Hooks
+from ugu.vassal.logmaster import LogMaster, line_filter
+from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
+from ugu.vassal.static import StaticFiles
+from ugu.vassal.touch import TouchWatch
+from ugu.vassal.worker import Worker
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+RELOADS_ENV = "UWSGI_RELOADS"
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
+           signal.SIGCHLD, signal.SIGUSR1)
 # uWSGI's fork-bomb guard: when more respawns than `processes` follow
 # each other within this many seconds, the next one waits FORKBOMB_DELAY,
 # so that a crashing app cannot fork-bomb the machine.
