@@ -401,6 +401,18 @@ OPTIONS = (
     _opt("spooler-harakiri", INT, "kill a spooler process whose task "
          "runs longer than this many seconds (0: never)", MASTER,
          default=0),
+    # uWSGI signals (ugu/vassal/signals.py)
+    _opt("timer", STR, "raise a uWSGI signal every N seconds (SIGNAL "
+         "SECONDS)", MASTER, repeat=True, needs_master=True,
+         aliases=("signal-timer",)),
+    _opt("rbtimer", STR, "raise a uWSGI signal every N seconds, from the "
+         "master's red-black timers (SIGNAL SECONDS)", MASTER, repeat=True,
+         needs_master=True, aliases=("signal-rbtimer",)),
+    _opt("signal-bufsize", INT, "the socket buffers of the uWSGI signal "
+         "queues, in bytes (0: the kernel's default)", MASTER, default=0,
+         aliases=("signals-bufsize",)),
+    _opt("touch-signal", STR, "raise a uWSGI signal when the file is "
+         "touched (FILE SIGNAL)", MASTER, repeat=True, needs_master=True),
     # external daemons
     _opt("attach-daemon", STR, "run a command beside the workers, through "
          "/bin/sh, respawned when it exits and stopped with the instance "
@@ -846,12 +858,8 @@ _INSTEAD = {
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",
-    "touch-signal": "ugu has no uWSGI signal framework to raise the "
-                    "signal in; `touch-exec = FILE COMMAND` runs a command "
-                    "(`kill -HUP`, say) when the file is touched",
-    "mule-harakiri": "ugu has no uWSGI signal framework, whose "
-                     "handlers are the mule tasks it times; time a "
-                     "mule's own work in its script",
+    "mule-harakiri": "ugu does not time a mule's signal handlers; time "
+                     "a mule's own work in its script or handler",
     "spooler-external": "ugu's spoolers run only the folders of their own "
                         "instance (`spooler = DIR`): give the instance "
                         "that runs the folder's spooler the tasks",

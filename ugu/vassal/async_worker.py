@@ -91,6 +91,19 @@ class GreenCores:
             log.log(f"*** running gevent loop engine [addr:{id(hub):#x}] "
                     f"***")
 
+    def watch_signals(self, uwsgi_signals):
+        """A greenlet for each socket uWSGI signals come on, running their
+        handlers in the worker's loop, as uWSGI's gevent loop does."""
+        import gevent
+        import gevent.socket
+
+        def watch(end):
+            while True:
+                gevent.socket.wait_read(end.fileno())
+                uwsgi_signals.receive(end)
+        for end in uwsgi_signals.inbox:
+            gevent.spawn(watch, end)
+
     def _handler(self, listener):
         def handle(conn, address):
             core = self.free.pop()

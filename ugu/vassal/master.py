@@ -31,7 +31,7 @@ from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cache, cheaper, exceptions, fifo, harakiri,
                         hygiene, idle, mules, pymodule, recycle, report,
-                        shell, sockets, spooler, stats, wsgi)
+                        shell, signals, sockets, spooler, stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -81,6 +81,7 @@ class Shared:
         self.mules = mules.Mules.from_config(config)
         self.caches = cache.create_all(config)   # a cache.Caches, or None
         self.spoolers = spooler.Spoolers.from_config(config)
+        self.uwsgi_signals = None   # made once the sockets are bound
 
 
 def run(config):
@@ -180,8 +181,12 @@ def _run(config):
             f" ***")
     # Before any app can import it, in the process that loads them (the
     # workers inherit it), as uWSGI makes it.
+    # After the sockets, as uWSGI makes its signal sockets (so the app
+    # finds its listening sockets where uWSGI's would be).
+    shared.uwsgi_signals = signals.UwsgiSignals.from_config(
+        config, shared.mules, not masterless)
     pymodule.install(config, shared.scoreboard, reloaded, not masterless,
-                     shared.mules, shared.spoolers)
+                     shared.mules, shared.spoolers, shared.uwsgi_signals)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
     apps.prepare(config)
     apps.import_all(config["shared-import"])
@@ -506,7 +511,7 @@ class Master:
         self.daemons.spawn_all()
         # Only now, as uWSGI's master loop first looks at them: a missing
         # file is said after the spawn lines.
-        self.touch = TouchWatch(self.config)
+        self.touch = TouchWatch(self.config, self.route_signal)
         self.fsmon = FsMonitor.from_config(self.config)
         self.shared.hooks.watch_touches()
         if self.config["stats"]:
@@ -538,10 +543,18 @@ class Master:
 
     def _loop(self):
         next_tick = time.monotonic() + TICK
+        uwsgi_signals = self.shared.uwsgi_signals
+        signal_ends = uwsgi_signals.master_ends() if uwsgi_signals else []
         while self.pending_exit is None:
-            timeout = max(0.0, min([next_tick, *self.respawn_at.values()])
-                          - time.monotonic())
-            received, ready = self.signals.wait(timeout, self._link_fds())
+            due = [next_tick, *self.respawn_at.values()]
+            if uwsgi_signals:
+                uwsgi_signals.tick(self.active_workers)
+                due += [uwsgi_signals.next_due() or next_tick]
+            timeout = max(0.0, min(due) - time.monotonic())
+            received, ready = self.signals.wait(
+                timeout, self._link_fds() + signal_ends)
+            if uwsgi_signals:
+                uwsgi_signals.serve(ready, self.active_workers)
             if self.logmaster in ready:
                 self.logmaster.drain()
             for signum in received:
@@ -552,7 +565,8 @@ class Master:
             if self.stats:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
-                                      self.logmaster, self.fsmon, *woken):
+                                      self.logmaster, self.fsmon, *woken,
+                                      *signal_ends):
                         self.stats.answer(source)
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
@@ -617,7 +631,7 @@ class Master:
                     self.logmaster.attach()
                 mules.run(self.shared.mules, mule_id, self.config, master,
                           self.listeners, pymodule.enter_mule,
-                          pymodule.message_hook)
+                          pymodule.message_hook, self.shared.uwsgi_signals)
         self.children[pid] = Child("mule", mule_id, pid)
         # A respawned mule is told as a new one, as uWSGI tells it.
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
@@ -647,6 +661,14 @@ class Master:
 
     def workers(self):
         return [c for c in self.children.values() if c.kind == "worker"]
+
+    def active_workers(self):
+        """The wids of the workers alive and not being stopped or
+        cheaped (uWSGI's active-workers signal target)."""
+        return {c.number for c in self.workers() if not c.stopping}
+
+    def route_signal(self, signum):
+        self.shared.uwsgi_signals.route(signum, self.active_workers)
 
     def worker(self, wid):
         found = [c for c in self.workers() if c.number == wid]

@@ -15,8 +15,9 @@ queue fails at once, and a read with a smaller buffer cuts the message
 short.  `mule-msg-size` sets their socket buffers (uWSGI leaves the
 kernel's default without it).
 
-uWSGI's mules also run its signal handlers (mule-harakiri times them);
-ugu has no uWSGI signals, so a mule only takes messages.
+A mule also runs the uWSGI signal handlers meant for it (signals.py):
+a bare mule as they come, a script's mule while it waits in
+mule_get_msg.  uWSGI's mule-harakiri, which times them, ugu lacks.
 """
 
 import importlib
@@ -142,11 +143,13 @@ def _farm(value, count, size):
     return Farm(name, numbers, size)
 
 
-def receive(ends, buffer_size, timeout=None):
+def receive(ends, buffer_size, timeout=None, uwsgi_signals=None):
     """The first message waiting on `ends`, cut to `buffer_size`; b""
-    when `timeout` seconds pass first."""
+    when `timeout` seconds pass first; None once a uWSGI signal came
+    and its handler ran, where `uwsgi_signals` are taken."""
+    inbox = uwsgi_signals.inbox if uwsgi_signals else []
     poller = select.poll()
-    for end in ends:
+    for end in ends + inbox:
         poller.register(end, select.POLLIN)
     wait = None if timeout is None else timeout * 1000
     while True:
@@ -160,9 +163,13 @@ def receive(ends, buffer_size, timeout=None):
                 except BlockingIOError:
                     # Another mule took it first.
                     break
+        for end in inbox:
+            if end.fileno() in ready and uwsgi_signals.receive(end):
+                return None
 
 
-def run(mules, mule_id, config, master, listeners, enter, hook):
+def run(mules, mule_id, config, master, listeners, enter, hook,
+        uwsgi_signals=None):
     """Mule `mule_id`'s life, after fork, `enter` called with its id once
     it is one, `hook` giving the app's mule_msg_hook.  Never returns."""
     proc.reset_signals()
@@ -185,7 +192,7 @@ def run(mules, mule_id, config, master, listeners, enter, hook):
             module, _, name = patch.partition(":")
             getattr(importlib.import_module(module), name)()
         else:
-            _wait_for_messages(mules, mule_id, hook)
+            _wait_for_messages(mules, mule_id, hook, uwsgi_signals)
     except SystemExit:
         pass
     except BaseException:
@@ -196,11 +203,14 @@ def run(mules, mule_id, config, master, listeners, enter, hook):
     os._exit(1)
 
 
-def _wait_for_messages(mules, mule_id, hook):
-    """A bare mule: each message to the app's mule_msg_hook, or said."""
+def _wait_for_messages(mules, mule_id, hook, uwsgi_signals):
+    """A bare mule: each message to the app's mule_msg_hook, or said;
+    each uWSGI signal to its handler."""
     ends = mules.inbox(mule_id)
     while True:
-        message = receive(ends, MESSAGE_BUFFER)
+        message = receive(ends, MESSAGE_BUFFER, None, uwsgi_signals)
+        if message is None:
+            continue
         found = hook()
         if found is None:
             log.log(f"*** mule {mule_id} received a {len(message)} bytes "

@@ -32,7 +32,9 @@ why.
 """
 
 import mmap
+import operator
 import os
+import select
 import signal
 import socket
 import struct
@@ -44,7 +46,8 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import cacheapi, mules, reqlog, request, spooler, worker
+from ugu.vassal import (cacheapi, mules, reqlog, request, signals, spooler,
+                        worker)
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -70,10 +73,8 @@ _LACKING_GROUPS = {
     "spooler configured (add `spooler = DIR` to the config)":
         "spool send_to_spooler set_spooler_frequency spooler_jobs "
         "spooler_pid spooler_pids spooler_get_task spoolers",
-    "uWSGI signals and timers": "signal register_signal signal_wait "
-                                "signal_registered signal_received "
-                                "add_timer add_rb_timer add_file_monitor "
-                                "add_cron alarm",
+    "file monitors (uWSGI's fs-signal)": "add_file_monitor",
+    "alarms (uWSGI's alarm subsystem)": "alarm",
     "sharedarea": _names(
         "sharedarea_", "read write readbyte writebyte read8 write8 "
         "readlong writelong read64 write64 read32 write32 read16 write16 "
@@ -105,11 +106,14 @@ LACKING = {name: what for what, names in _LACKING_GROUPS.items()
 class _State:
     """What the module's functions read of the process they run in."""
 
-    def __init__(self, config, scoreboard, master, mules, spoolers):
+    def __init__(self, config, scoreboard, master, mules, spoolers,
+                 uwsgi_signals):
         self.config = config
         self.scoreboard = scoreboard
         self.mules = mules      # a mules.Mules, or None
         self.spoolers = spoolers    # a spooler.Spoolers, or None
+        # A signals.UwsgiSignals, or None without a master.
+        self.signals = uwsgi_signals
         self.wid = 0
         self.mule_id = 0
         self.spooler = None     # in a spooler process, its index
@@ -133,12 +137,13 @@ _module = None
 
 
 def install(config, scoreboard, reloaded, master, mules=None,
-            spoolers=None):
+            spoolers=None, uwsgi_signals=None):
     """Make the `uwsgi` module of this instance, importable from now on:
     in the process that loads the apps, before it loads them (`master`:
     whether that process is a master)."""
     global _state, _module
-    _state = _State(config, scoreboard, master, mules, spoolers)
+    _state = _State(config, scoreboard, master, mules, spoolers,
+                    uwsgi_signals)
     module = types.ModuleType("uwsgi")
     module.__dict__.update(_values(config, reloaded))
     module.__dict__.update(_FUNCTIONS)
@@ -201,6 +206,8 @@ def enter_worker(wid, shared):
     worker."""
     _state.wid = wid
     _state.shared = shared
+    if _state.signals:
+        _state.signals.enter_worker(wid)
     _call_hook("post_fork_hook")
 
 
@@ -208,6 +215,8 @@ def enter_mule(mule_id):
     """In mule `mule_id`, after fork: its id, then the app's
     post_fork_hook, as uWSGI calls it in mules too."""
     _state.mule_id = mule_id
+    if _state.signals:
+        _state.signals.enter_mule(mule_id)
     _call_hook("post_fork_hook")
 
 
@@ -539,13 +548,16 @@ def mule_get_msg(signals=True, farms=True,
                  buffer_size=mules.MESSAGE_BUFFER, timeout=-1):
     """The next message for this mule (its own, any mule's, and its
     farms' unless `farms` is None or False), cut to `buffer_size`; b""
-    once `timeout` seconds pass.  `signals` is uWSGI's: ugu has no
-    signals to take."""
+    once `timeout` seconds pass.  Unless `signals` is None or False,
+    a uWSGI signal for the mule is handled while it waits, and then the
+    answer is None, as uWSGI's."""
     _in_mule("mule")
     ends = _state.mules.inbox(_state.mule_id,
                               farms=farms is not None and farms is not False)
+    handled = signals is not None and signals is not False
     return mules.receive(ends, buffer_size,
-                         None if timeout < 0 else timeout)
+                         None if timeout < 0 else timeout,
+                         _state.signals if handled else None)
 
 
 def farm_msg(farm, message):
@@ -632,11 +644,110 @@ _SPOOLER_FUNCTIONS = {f.__name__: f for f in (
     spooler_get_task)}
 _SPOOLER_FUNCTIONS["send_to_spooler"] = spool
 
+# -- uWSGI signals (signals.py) -------------------------------------------
+def _signum(value):
+    return operator.index(value) & 0xFF
+
+
+def _framework(what):
+    """The instance's signals; without a master, uWSGI refuses `what`."""
+    if _state.signals is None:
+        raise ValueError(f"unable to {what}")
+    return _state.signals
+
+
+def register_signal(signum, who, handler):
+    """Run `handler(signum)` where `who` names ("", "worker", "workers",
+    "workerN", "active-workers", "mule", "mules", "muleN", "farmN",
+    "farm_NAME") when the signal is raised."""
+    signum = _signum(signum)
+    if not isinstance(who, str):
+        raise TypeError(f"register_signal() argument 2 must be str, not "
+                        f"{type(who).__name__}")
+    if _state.signals is None:
+        log.log("you cannot register signals without a master")
+    if not _framework("register signal").register(signum, who, handler):
+        raise ValueError("unable to register signal")
+
+
+def raise_signal(signum, remote=None):
+    """uwsgi.signal(): the master routes the number to its target."""
+    signum = _signum(signum)
+    if remote is not None:
+        # uWSGI's remote signals speak its modifier 110, which ugu does
+        # not serve nor send.
+        raise OSError(f"unable to deliver signal {signum} to node {remote}: "
+                      f"ugu sends no remote signals")
+    if _state.signals is None:
+        signals.send(None, signum)
+    else:
+        _state.signals.raise_signal(signum)
+
+
+def signal_registered(signum):
+    signum = _signum(signum)
+    if _state.signals and _state.signals.registered(signum):
+        return True
+    return None
+
+
+def add_timer(signum, seconds):
+    """Raise the signal every `seconds`, from the master."""
+    signum, seconds = _signum(signum), operator.index(seconds)
+    table = _framework("add timer").table
+    if not table.add(signals.TIMER, signum, seconds):
+        raise ValueError("unable to add timer")
+
+
+def add_rb_timer(signum, seconds, iterations=0):
+    """add_timer, `iterations` times (0: for ever)."""
+    signum, seconds = _signum(signum), operator.index(seconds)
+    iterations = operator.index(iterations)
+    table = _framework("add rb_timer").table
+    if not table.add(signals.RB_TIMER, signum, seconds, iterations):
+        raise ValueError("unable to add rb_timer")
+
+
+def add_cron(signum, minute, hour, day, month, week):
+    """Raise the signal when the local time matches, as the cron
+    option's fields read (-1 any, -N every N)."""
+    fields = [operator.index(f) for f in (minute, hour, day, month, week)]
+    table = _framework("add cron").table
+    if not table.add(signals.CRON, _signum(signum), *fields):
+        raise ValueError("unable to add cron")
+    return True
+
+
+def signal_wait(*signum):
+    """In a request: wait for a signal for this worker (that one, if
+    given), run its handler, and answer b"" (signal_received() then
+    gives its number)."""
+    wanted = _signum(signum[0]) if signum else None
+    ex = _exchange()
+    ex.signal_received = -1
+    found = _state.signals
+    if found is None or not found.inbox:
+        raise SystemError("error waiting for signal")
+    while True:
+        for end in select.select(found.inbox, [], [])[0]:
+            received = found.receive(end)
+            if received and (wanted is None or wanted in received):
+                ex.signal_received = received[-1] if wanted is None \
+                    else wanted
+                return b""
+
+
+def signal_received():
+    return getattr(_exchange(), "signal_received", 0)
+
+
 _FUNCTIONS = {f.__name__: f for f in (
     worker_id, masterpid, total_requests, request_id, workers, reload, stop,
     set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
     mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm,
-    i_am_the_spooler)}
+    i_am_the_spooler, register_signal, signal_registered, add_timer,
+    add_rb_timer, add_cron, signal_wait, signal_received)}
 _FUNCTIONS["log"] = log_line
+_FUNCTIONS["signal"] = raise_signal
 _FUNCTIONS.update(cacheapi.FUNCTIONS)

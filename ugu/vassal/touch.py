@@ -5,11 +5,13 @@ does.  The master polls the files once a second.
 
 `touch-exec = FILE COMMAND` runs COMMAND through /bin/sh (in a session of
 its own, never waited for); without a command, uWSGI runs FILE itself.
+`touch-signal = FILE SIGNAL` raises a uWSGI signal (signals.py).
 """
 
 import os
 
 from ugu import log, proc
+from ugu.vassal import signals
 from ugu.vassal.shell import fork_shell
 
 # option -> (words of uWSGI's log line, master action name); uWSGI says
@@ -20,8 +22,9 @@ ACTIONS = {
     "touch-logreopen": (None, "want_log_reopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
-    # Said by TouchWatch once the command runs.
+    # Said by TouchWatch once the command runs, or the signal raised.
     "touch-exec": (None, None),
+    "touch-signal": (None, None),
 }
 
 
@@ -34,15 +37,20 @@ def mtime(path):
 
 
 class TouchWatch:
-    def __init__(self, config):
-        self.files = []     # [option, path, last mtime, command]
+    def __init__(self, config, raise_signal=None):
+        # [option, path, last mtime, command (touch-signal's number)]
+        self.files = []
         self.commands = set()   # pids of touch-exec commands running
+        # The master's router of uWSGI signals (touch-signal).
+        self.raise_signal = raise_signal
         for option in ACTIONS:
             for value in config[option]:
                 path, command = value, None
                 if option == "touch-exec":
                     path, _, command = value.partition(" ")
                     command = command or path
+                elif option == "touch-signal":
+                    path, command = signals.touch_signal(value)
                 when = mtime(path)
                 if when is None:
                     log.log(f"unable to stat() {path}, events will be "
@@ -63,6 +71,10 @@ class TouchWatch:
             if chaining and option == "touch-chain-reload":
                 log.verbose(f"*** {path} has been touched... but chain "
                             f"reload is already running ***")
+                continue
+            if option == "touch-signal":
+                self.raise_signal(command)
+                log.verbose(f"[uwsgi-touch-signal] raising {command}")
                 continue
             if command:
                 self._run(command)
@@ -85,3 +97,4 @@ class TouchWatch:
         self.commands.discard(pid)
         proc.said_subprocess(pid, status)
         return True
+

@@ -309,6 +309,8 @@ class Worker:
                                              serve_connection)
             ctx.green_cores = cores
             cores.start()
+            if self.shared.uwsgi_signals:
+                cores.watch_signals(self.shared.uwsgi_signals)
             return cores
         for listener in self.listeners:
             listener.sock.setblocking(False)
@@ -439,12 +441,21 @@ class Worker:
             by_fd[fd] = listener, kind
             poller.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         poller.register(self._wake_read, select.EPOLLIN)
+        # uWSGI signals for this worker: handled by whichever core is idle.
+        uwsgi_signals = self.shared.uwsgi_signals
+        inbox = {end.fileno(): end
+                 for end in (uwsgi_signals.inbox if uwsgi_signals else ())}
+        for fd in inbox:
+            poller.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         while not self._stopping:
             for fd, _ in poller.poll():
                 found = by_fd.get(fd)
-                if found is None:
+                if found is not None:
+                    self._accept(ctx, core, *found)
+                elif fd in inbox:
+                    uwsgi_signals.receive(inbox[fd])
+                else:
                     return
-                self._accept(ctx, core, *found)
 
     def _accept(self, ctx, core, listener, kind):
         try:
