@@ -1068,14 +1068,6 @@ def test_touch_exec_runs_its_command_and_tells_its_end(procs, site,
           rf"ran-the-file\n(?:.*\n)*?subprocess \d+ exited with code 0\n")
 
 
-def test_touch_signal_is_refused_for_touch_exec(tmp_path):
-    said = refused_start(tmp_path / "signal.ini", (
-        f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
-        f"touch-signal = /tmp/x 17\n"))
-    assert "ugu has no uWSGI signal framework" in said
-    assert "`touch-exec = FILE COMMAND`" in said
-
-
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_fs_reload_watches_a_directory(procs, site, binary, server):
     """A new entry in the directory: a graceful reload; a path not there
