@@ -207,7 +207,8 @@ def enter_worker(wid, shared):
     _state.wid = wid
     _state.shared = shared
     if _state.signals:
-        _state.signals.enter_worker(wid)
+        _state.signals.enter_worker(wid, _state.scoreboard,
+                                    _state.config["harakiri"])
     _call_hook("post_fork_hook")
 
 

@@ -185,6 +185,7 @@ class UwsgiSignals:
         self.timers = []
         self.crons = []
         self._seen = 0
+        self._harakiri = None
 
     @classmethod
     def from_config(cls, config, mules, has_master):
@@ -201,8 +202,12 @@ class UwsgiSignals:
         return found
 
     # -- the process's role ----------------------------------------------
-    def enter_worker(self, wid):
+    def enter_worker(self, wid, scoreboard=None, harakiri=0):
+        """In worker `wid`: its handlers run under `harakiri` (seconds,
+        0: none), as uWSGI times them, on its `scoreboard` deadline."""
         self.wid = wid
+        if harakiri:
+            self._harakiri = (scoreboard, harakiri)
         self.out = self.pool[1]
         self.inbox = [self.pool[1], self.workers[wid - 1][1]]
 
@@ -242,10 +247,11 @@ class UwsgiSignals:
 
     # -- running handlers (workers, mules) ------------------------------
     def receive(self, end):
-        """Read what the master sent on `end` and run each handler; the
-        numbers read."""
+        """Read a number the master sent on `end` and run its handler;
+        the numbers read.  One at a time, as uWSGI reads them: the next
+        one may go to another idle worker."""
         try:
-            data = end.recv(64)
+            data = end.recv(1)
         except (BlockingIOError, InterruptedError):
             # Another core or mule took it first.
             return b""
@@ -257,11 +263,16 @@ class UwsgiSignals:
         found = self.handlers.get(signum)
         ok = False
         if found is not None:
+            if self._harakiri:
+                board, seconds = self._harakiri
+                board.set_harakiri(self.wid, time.time() + seconds)
             try:
                 found.function(signum)
                 ok = True
             except Exception:
                 log.app_traceback()
+            if self._harakiri:
+                board.set_harakiri(self.wid, 0.0)
         if not ok:
             who = ("worker", self.wid) if self.wid else \
                 ("mule", self.mule_id)
