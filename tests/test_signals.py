@@ -16,6 +16,7 @@ from tests.support import free_port, wait_for_port, wait_until, write_ini
 APP = textwrap.dedent('''\
     import json
     import os
+    import time
 
     import uwsgi
 
@@ -38,7 +39,8 @@ APP = textwrap.dedent('''\
 
     TARGETS = {10: "", 11: "workers", 12: "worker2", 13: "mule",
                14: "mules", 15: "mule1", 16: "active-workers",
-               17: "worker9", 18: "bogus", 19: "mule7"}
+               17: "worker9", 18: "bogus", 19: "mule7", 22: "farm_f1",
+               23: "farm1", 24: "farm_nope", 25: "farm2"}
     AT_IMPORT = []
     if os.environ.get("TARGETS"):
         for signum, target in TARGETS.items():
@@ -60,6 +62,8 @@ APP = textwrap.dedent('''\
     if os.environ.get("MARK"):
         for signum in map(int, os.environ["MARK"].split()):
             uwsgi.register_signal(signum, "worker", mark)
+    if os.environ.get("SLOW"):
+        uwsgi.register_signal(3, "worker", lambda signum: time.sleep(30))
     if os.environ.get("ALONE"):
         AT_IMPORT += [attempt(uwsgi.register_signal, 10, "", mark),
                       attempt(uwsgi.add_timer, 10, 1),
@@ -77,6 +81,9 @@ APP = textwrap.dedent('''\
         elif path == "/register":
             found = [attempt(uwsgi.register_signal, 40, "workers", mark),
                      uwsgi.signal_registered(40), uwsgi.signal(40)]
+        elif path == "/wait":
+            uwsgi.signal(8)
+            found = [repr(uwsgi.signal_wait(8)), uwsgi.signal_received()]
         elif path == "/slow":
             uwsgi.signal(10)
             with open("marks.txt", "a") as f:
@@ -153,13 +160,13 @@ def test_each_target_reaches_its_processes(start_server, tmp_path, server):
     """uwsgi.signal() from a request: the master routes the number to
     the processes its registration named."""
     p, port = start(start_server, tmp_path, server, ("processes", "2"),
-                    ("mules", "2"), ("env", "TARGETS=1"))
+                    ("mules", "2"), ("farm", "f1:2"), ("env", "TARGETS=1"))
     p.wait_for_log(r"spawned uWSGI mule 2 \(pid: \d+\)")
-    for signum in range(10, 17):
+    for signum in (*range(10, 17), 22, 23):
         assert get(port, f"/signal/{signum}") is None
     found = wait_for_marks(tmp_path, [
         "11 1 0", "11 2 0", "12 2 0", "14 0 1", "14 0 2", "15 0 1",
-        "16 1 0", "16 2 0"])
+        "16 1 0", "16 2 0", "22 0 2", "23 0 2"])
     assert len([m for m in found if m.startswith("10 ")]) == 1
     assert [m for m in found if m.startswith("13 ")] in (
         ["13 0 1"], ["13 0 2"])
@@ -170,8 +177,8 @@ def test_what_uwsgi_says_of_signals(start_server, tmp_path, server):
     runs, and numbers that cannot go where their target says, in
     uWSGI's words, with what the module answers."""
     p, port = start(start_server, tmp_path, server, ("processes", "1"),
-                    ("mules", "1"), ("env", "TARGETS=1"))
-    assert get(port, "/") == ["None"] * 11 + [
+                    ("mules", "1"), ("farm", "f1:1"), ("env", "TARGETS=1"))
+    assert get(port, "/") == ["None"] * 15 + [
         "ValueError('unable to register signal')",
         "ValueError('unable to register signal')", "True", "None", "None",
         "TypeError(\"'str' object cannot be interpreted as an integer\")"]
@@ -184,12 +191,14 @@ def test_what_uwsgi_says_of_signals(start_server, tmp_path, server):
         r"!!!\n(?:.*\n)*?"
         r"uwsgi_signal_send\(\): Bad file descriptor \[core/signal\.c line "
         r"306\]\n")
-    for signum in (17, 18, 19, 20, 99):
+    for signum in (17, 18, 19, 20, 24, 25, 99):
         assert get(port, f"/signal/{signum}") is None
     p.wait_for_log(r"invalid signal target: worker9\n(?:.*\n)*?"
                    r"could not deliver signal 17 to worker 9\n")
     p.wait_for_log(r"\^\^\^ UNSUPPORTED SIGNAL TARGET: bogus \^\^\^\n")
     p.wait_for_log(r"invalid signal target: mule7\n")
+    p.wait_for_log(r"unknown farm: nope\n(?:.*\n)*?"
+                   r"invalid signal target: farm2\n")
     p.wait_for_log(r"RuntimeError: boom 20\n(?:.*\n)*?.* - error managing "
                    r"signal 20 on worker 1\n")
     p.wait_for_log(r"\d{4} - error managing signal 99 on worker 1\n")
@@ -264,3 +273,23 @@ def test_threads_and_gevent_run_handlers(procs, tmp_path):
         wait_for_marks(tmp_path, ["30 1 0"])
         p.stop()
         (tmp_path / "marks.txt").unlink()
+
+
+def test_signal_wait_runs_the_handler_in_the_request(start_server,
+                                                     tmp_path, server):
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("env", "MARK=8"))
+    assert get(port, "/wait") == ["b''", 8]
+    assert marks(tmp_path) == ["8 1 0"]
+
+
+def test_harakiri_times_a_handler(start_server, tmp_path, server):
+    """A worker's handler runs under harakiri, as a request does: the
+    master kills a worker stuck in one, in harakiri's lines."""
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("harakiri", "1"), ("env", "SLOW=1"))
+    assert get(port, "/signal/3") is None
+    p.wait_for_log(r"\*\*\* HARAKIRI ON WORKER 1 \(pid: \d+, try: 1, "
+                   r"graceful: yes\) \*\*\*\n(?:.*\n)*?"
+                   r"DAMN ! worker 1 \(pid: \d+\) died, killed by signal 9 "
+                   r":\( trying respawn \.\.\.\n")
