@@ -413,6 +413,9 @@ OPTIONS = (
          aliases=("signals-bufsize",)),
     _opt("touch-signal", STR, "raise a uWSGI signal when the file is "
          "touched (FILE SIGNAL)", MASTER, repeat=True, needs_master=True),
+    _opt("fs-signal", STR, "raise a uWSGI signal when the file or "
+         "directory (one of its entries) changes, seen through inotify "
+         "(PATH SIGNAL)", MASTER, repeat=True, needs_master=True),
     # external daemons
     _opt("attach-daemon", STR, "run a command beside the workers, through "
          "/bin/sh, respawned when it exits and stopped with the instance "

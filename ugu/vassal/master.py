@@ -544,12 +544,13 @@ class Master:
     def _loop(self):
         next_tick = time.monotonic() + TICK
         uwsgi_signals = self.shared.uwsgi_signals
-        signal_ends = uwsgi_signals.master_ends() if uwsgi_signals else []
+        signal_ends = []
         while self.pending_exit is None:
             due = [next_tick, *self.respawn_at.values()]
             if uwsgi_signals:
                 uwsgi_signals.tick(self.active_workers)
                 due += [uwsgi_signals.next_due() or next_tick]
+                signal_ends = uwsgi_signals.master_ends()
             timeout = max(0.0, min(due) - time.monotonic())
             received, ready = self.signals.wait(
                 timeout, self._link_fds() + signal_ends)
@@ -763,7 +764,9 @@ class Master:
 
     def handle_fs_event(self):
         found = self.fsmon.event()
-        if found:
+        if found and found[2] is not None:
+            self.route_signal(found[2])
+        elif found:
             self.begin_reload(graceful=found[1])
 
     def reap(self):

@@ -73,7 +73,6 @@ _LACKING_GROUPS = {
     "spooler configured (add `spooler = DIR` to the config)":
         "spool send_to_spooler set_spooler_frequency spooler_jobs "
         "spooler_pid spooler_pids spooler_get_task spoolers",
-    "file monitors (uWSGI's fs-signal)": "add_file_monitor",
     "alarms (uWSGI's alarm subsystem)": "alarm",
     "sharedarea": _names(
         "sharedarea_", "read write readbyte writebyte read8 write8 "
@@ -719,6 +718,20 @@ def add_cron(signum, minute, hour, day, month, week):
     return True
 
 
+def add_file_monitor(signum, filename):
+    """Raise the signal when the file (or an entry of the directory)
+    changes, as inotify tells the master.  Without a master, as uWSGI's,
+    it is kept where nobody looks."""
+    signum = _signum(signum)
+    if not isinstance(filename, str):
+        raise TypeError(f"add_file_monitor() argument 2 must be str, not "
+                        f"{type(filename).__name__}")
+    if _state.signals and \
+            not _state.signals.table.add_file_monitor(signum,
+                                                      filename.encode()):
+        raise ValueError("unable to add file monitor")
+
+
 def signal_wait(*signum):
     """In a request: wait for a signal for this worker (that one, if
     given), run its handler, and answer b"" (signal_received() then
@@ -748,7 +761,7 @@ _FUNCTIONS = {f.__name__: f for f in (
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
     mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm,
     i_am_the_spooler, register_signal, signal_registered, add_timer,
-    add_rb_timer, add_cron, signal_wait, signal_received)}
+    add_rb_timer, add_cron, add_file_monitor, signal_wait, signal_received)}
 _FUNCTIONS["log"] = log_line
 _FUNCTIONS["signal"] = raise_signal
 _FUNCTIONS.update(cacheapi.FUNCTIONS)

@@ -39,17 +39,24 @@ from ugu import log
 from ugu.options.errors import ConfigError
 from ugu.options.expand import atoi
 from ugu.vassal import cron as crons
+from ugu.vassal import fsmon
 
 COUNT = 256
-# uWSGI's table sizes (MAX_TIMERS, MAX_CRONS).
+# uWSGI's table sizes (MAX_TIMERS, MAX_CRONS, its file monitors').
 MAX_TIMERS = 64
 MAX_CRONS = 64
+MAX_FILE_MONITORS = 64
 RECEIVER_MAX = 63
-TIMER, RB_TIMER, CRON = range(3)
+# The longest file name add_file_monitor takes, in bytes.
+FILE_NAME_MAX = 254
+TIMER, RB_TIMER, CRON, FILE_MONITOR = range(4)
 _LIMITS = {TIMER: ("timers", MAX_TIMERS), RB_TIMER: ("rb_timers", MAX_TIMERS),
-           CRON: ("cron", MAX_CRONS)}
-# A timer, rb-timer or cron: kind, signal, then up to five numbers
-# (seconds, iterations; or the cron's five fields).
+           CRON: ("cron", MAX_CRONS),
+           FILE_MONITOR: ("file monitors", MAX_FILE_MONITORS)}
+_ENTRIES = 2 * MAX_TIMERS + MAX_CRONS + MAX_FILE_MONITORS
+# A timer, rb-timer, cron or file monitor: kind, signal, then up to five
+# numbers (seconds, iterations; the cron's five fields; the file name's
+# length).
 _ENTRY = struct.Struct("<2i5i")
 _COUNT = struct.Struct("<i")
 _SEMAPHORE = 1
@@ -103,32 +110,49 @@ class Table:
     master reads the entries added since its last look."""
 
     def __init__(self):
-        self.memory = mmap.mmap(-1, _COUNT.size + _ENTRY.size
-                                * (2 * MAX_TIMERS + MAX_CRONS))
+        self.memory = mmap.mmap(-1, _COUNT.size + _ENTRY.size * _ENTRIES)
+        # A file monitor's name, in the room of its entry's index.
+        self.names = mmap.mmap(-1, FILE_NAME_MAX * _ENTRIES)
         self.lock = _multiprocessing.SemLock(_SEMAPHORE, 1, 1,
                                              f"/ugu-signals-{id(self)}", True)
 
-    def add(self, kind, signum, *values):
+    def add(self, kind, signum, *values, name=b""):
         """False, said in uWSGI's words, once the kind's table is full."""
         with self.lock:
             count = _COUNT.unpack_from(self.memory)[0]
             entries = list(self.entries(0, count))
-            name, limit = _LIMITS[kind]
-            if sum(1 for entry in entries if entry[0] == kind) >= limit:
-                log.log(f"you can register max {limit} {name} !!!")
+            what, limit = _LIMITS[kind]
+            if sum(1 for entry in entries if entry[1] == kind) >= limit:
+                log.log(f"you can register max {limit} {what} !!!")
                 return False
             values = (values + (0,) * 5)[:5]
             _ENTRY.pack_into(self.memory, _COUNT.size + count * _ENTRY.size,
                              kind, signum, *values)
+            self.names[count * FILE_NAME_MAX:
+                       count * FILE_NAME_MAX + len(name)] = name
             _COUNT.pack_into(self.memory, 0, count + 1)
         return True
 
     def entries(self, start, end=None):
+        """(index, kind, signal, five numbers) of each entry from
+        `start`."""
         if end is None:
             end = _COUNT.unpack_from(self.memory)[0]
         for index in range(start, end):
-            yield _ENTRY.unpack_from(self.memory,
-                                     _COUNT.size + index * _ENTRY.size)
+            yield (index, *_ENTRY.unpack_from(
+                self.memory, _COUNT.size + index * _ENTRY.size))
+
+    def name(self, index, length):
+        start = index * FILE_NAME_MAX
+        return self.names[start:start + length]
+
+    def add_file_monitor(self, signum, path):
+        """add_file_monitor: False, said as uWSGI says it, for a name
+        too long or a full table."""
+        if len(path) > FILE_NAME_MAX - 1:
+            log.log("uwsgi_add_file_monitor: invalid filename length")
+            return False
+        return self.add(FILE_MONITOR, signum, len(path), name=path)
 
 
 class Timer:
@@ -186,6 +210,7 @@ class UwsgiSignals:
         self.crons = []
         self._seen = 0
         self._harakiri = None
+        self.monitors = None    # a FileMonitors once one is added
 
     @classmethod
     def from_config(cls, config, mules, has_master):
@@ -281,7 +306,11 @@ class UwsgiSignals:
 
     # -- the master ----------------------------------------------------------
     def master_ends(self):
-        """What the master reads: the numbers workers and mules raise."""
+        """What the master reads: the numbers workers and mules raise,
+        and the file monitors' events once there are some."""
+        return self._raised_on() + ([self.monitors] if self.monitors else [])
+
+    def _raised_on(self):
         ends = [self.pool[0]]
         if self.mule_pool:
             ends.append(self.mule_pool[0])
@@ -290,7 +319,11 @@ class UwsgiSignals:
     def serve(self, ready, active):
         """Route what was raised on the `ready` ends; `active` gives the
         wids of the workers alive and not cheaped."""
-        for end in self.master_ends():
+        if self.monitors in ready:
+            found = self.monitors.event()
+            if found is not None:
+                self.route(found, active)
+        for end in self._raised_on():
             if end in ready:
                 try:
                     data = end.recv(64)
@@ -316,14 +349,21 @@ class UwsgiSignals:
             self._crons(int(time.time()), active)
 
     def _pick_up(self):
-        for kind, signum, *values in self.table.entries(self._seen):
+        for index, kind, signum, *values in self.table.entries(self._seen):
             self._seen += 1
-            if kind == CRON:
+            if kind == FILE_MONITOR:
+                self._watch(self.table.name(index, values[0]), signum)
+            elif kind == CRON:
                 self.crons.append(SignalCron(signum, *values))
             elif kind == RB_TIMER:
                 self.timers.append(Timer(signum, values[0], values[1]))
             else:
                 self.timers.append(Timer(signum, values[0]))
+
+    def _watch(self, path, signum):
+        if self.monitors is None:
+            self.monitors = FileMonitors()
+        self.monitors.add(path, signum)
 
     def _crons(self, now, active):
         when = time.localtime(now)
@@ -406,6 +446,32 @@ class UwsgiSignals:
         if not send(pair[0], signum):
             log.log(f"could not deliver signal {signum} to farm {index} "
                     f"({farm.name})")
+
+
+class FileMonitors:
+    """The master's inotify descriptor for add_file_monitor's files (as
+    uWSGI's, apart from fs-signal's): each event of a read raises the
+    signal of the last file it names, once."""
+
+    def __init__(self):
+        self.fd = fsmon.inotify()
+        self.signals = {}   # watch descriptor -> signal number
+
+    def add(self, path, signum):
+        # uWSGI says nothing of a watch that fails: it never fires.
+        wd = fsmon.add_watch(self.fd, path)
+        if wd >= 0:
+            self.signals[wd] = signum
+
+    def fileno(self):
+        return self.fd
+
+    def event(self):
+        """The signal to raise for the events waiting, or None."""
+        found = None
+        for wd in fsmon.read_events(self.fd):
+            found = self.signals.get(wd, found)
+        return found
 
 
 def touch_signal(value):
