@@ -64,6 +64,10 @@ APP = textwrap.dedent('''\
             uwsgi.register_signal(signum, "worker", mark)
     if os.environ.get("SLOW"):
         uwsgi.register_signal(3, "worker", lambda signum: time.sleep(30))
+    if os.environ.get("MONITOR"):
+        AT_IMPORT += [attempt(uwsgi.add_file_monitor, 4,
+                              os.environ["MONITOR"]),
+                      attempt(uwsgi.add_file_monitor, 4, "x" * 300)]
     if os.environ.get("ALONE"):
         AT_IMPORT += [attempt(uwsgi.register_signal, 10, "", mark),
                       attempt(uwsgi.add_timer, 10, 1),
@@ -293,3 +297,29 @@ def test_harakiri_times_a_handler(start_server, tmp_path, server):
                    r"graceful: yes\) \*\*\*\n(?:.*\n)*?"
                    r"DAMN ! worker 1 \(pid: \d+\) died, killed by signal 9 "
                    r":\( trying respawn \.\.\.\n")
+
+
+def test_file_monitors_raise_signals(start_server, tmp_path, server):
+    """add_file_monitor's file and fs-signal's directory, watched by the
+    master through inotify, raise their signals when they change."""
+    watched = tmp_path / "watched"
+    watched.write_text("")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("env", "MARK=4 5"), ("env", f"MONITOR={watched}"),
+                    ("fs-signal", f"{folder} 5"), ("fs-signal", "bad"))
+    assert get(port, "/") == ["None", "ValueError('unable to add file "
+                                      "monitor')"]
+    p.wait_for_log(r"uwsgi_add_file_monitor: invalid filename length\n")
+    p.wait_for_log(rf'\[uwsgi-fsmon\] invalid syntax: "bad"\n(?:.*\n)*?'
+                   rf'\[uwsgi-fsmon\] registered monitor for "{folder}"\n')
+
+    def changed(path, line):
+        # The master may not watch yet: changed until it has seen it.
+        with open(path, "a") as f:
+            f.write("x")
+        return line in marks(tmp_path)
+    wait_until(lambda: changed(watched, "4 1 0"))
+    wait_until(lambda: changed(folder / "entry", "5 1 0"))
+    p.wait_for_log(rf' - \[uwsgi-fsmon\] detected event on "{folder}"\n')
