@@ -375,6 +375,9 @@ OPTIONS = (
     _opt("mule-msg-size", INT, "the socket buffers of the mules' message "
          "queues, in bytes (0: the kernel's default)", MASTER, default=0,
          optional=True, needs_master=True),
+    _opt("mule-harakiri", INT, "kill a mule whose uWSGI signal handler "
+         "runs longer than this many seconds (it is respawned)", MASTER,
+         default=0),
     _opt("mule-reload-mercy", INT, "seconds a mule may take to stop at a "
          "reload or shutdown before it is killed", MASTER, default=60),
     # the spooler
@@ -861,8 +864,6 @@ _INSTEAD = {
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",
-    "mule-harakiri": "ugu does not time a mule's signal handlers; time "
-                     "a mule's own work in its script or handler",
     "spooler-external": "ugu's spoolers run only the folders of their own "
                         "instance (`spooler = DIR`): give the instance "
                         "that runs the folder's spooler the tasks",

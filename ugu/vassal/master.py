@@ -909,6 +909,8 @@ class Master:
         if self.idle and not self.cheap:
             self.check_idle()
         self.check_workers()
+        if self.config["mule-harakiri"]:
+            self.check_mules()
         self.daemons.tick()
         self.crons.tick(int(time.time()))
         if self.shared.caches:
@@ -976,6 +978,17 @@ class Master:
         needed = self.config["cheaper"] or self.config["processes"]
         for wid in range(1, needed + 1):
             self.spawn_worker(wid, respawn=wid in self.spawns)
+
+    def check_mules(self):
+        """mule-harakiri, once a second: SIGKILL for a mule stuck in a
+        signal handler (the master then respawns it)."""
+        uwsgi_signals = self.shared.uwsgi_signals
+        for mule_id, signum in uwsgi_signals.overdue_mules(time.time()):
+            for child in self.children.values():
+                if child.kind == "mule" and child.number == mule_id:
+                    log.log(f"*** HARAKIRI ON MULE {mule_id} HANDLING SIGNAL "
+                            f"{signum} (pid: {child.pid}) ***")
+                    self._kill(child.pid, signal.SIGKILL)
 
     def check_workers(self):
         """harakiri, the evil memory checks and max-worker-lifetime, once

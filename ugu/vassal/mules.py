@@ -17,7 +17,7 @@ kernel's default without it).
 
 A mule also runs the uWSGI signal handlers meant for it (signals.py):
 a bare mule as they come, a script's mule while it waits in
-mule_get_msg.  uWSGI's mule-harakiri, which times them, ugu lacks.
+mule_get_msg, under mule-harakiri.
 """
 
 import importlib

@@ -59,6 +59,8 @@ _ENTRIES = 2 * MAX_TIMERS + MAX_CRONS + MAX_FILE_MONITORS
 # length).
 _ENTRY = struct.Struct("<2i5i")
 _COUNT = struct.Struct("<i")
+# A mule's mule-harakiri deadline (time.time(), 0 for none), its signal.
+_MULE_DEADLINE = struct.Struct("<di")
 _SEMAPHORE = 1
 # What uWSGI says when a byte has nowhere to go (its signal socket is -1).
 _BAD_FD = ("uwsgi_signal_send(): Bad file descriptor "
@@ -211,6 +213,11 @@ class UwsgiSignals:
         self._seen = 0
         self._harakiri = None
         self.monitors = None    # a FileMonitors once one is added
+        # Each mule's mule-harakiri deadline (0: none) and the signal its
+        # handler runs for, for the master to read.
+        self.mule_harakiri = 0
+        self.mule_deadlines = mmap.mmap(
+            -1, _MULE_DEADLINE.size * max(len(self.mules), 1))
 
     @classmethod
     def from_config(cls, config, mules, has_master):
@@ -218,6 +225,7 @@ class UwsgiSignals:
         if not has_master:
             return None
         found = cls(config["processes"], mules, config["signal-bufsize"])
+        found.mule_harakiri = config["mule-harakiri"]
         for option, kind in (("timer", TIMER), ("rbtimer", RB_TIMER)):
             for value in config[option]:
                 found.table.add(kind, *_timer_option(option, value))
@@ -288,23 +296,47 @@ class UwsgiSignals:
         found = self.handlers.get(signum)
         ok = False
         if found is not None:
-            if self._harakiri:
-                board, seconds = self._harakiri
-                board.set_harakiri(self.wid, time.time() + seconds)
+            self._set_harakiri(signum, True)
             try:
                 found.function(signum)
                 ok = True
             except Exception:
                 log.app_traceback()
-            if self._harakiri:
-                board.set_harakiri(self.wid, 0.0)
+            self._set_harakiri(signum, False)
         if not ok:
             who = ("worker", self.wid) if self.wid else \
                 ("mule", self.mule_id)
             log.verbose(f"error managing signal {signum} on {who[0]} "
                         f"{who[1]}")
 
+    def _set_harakiri(self, signum, running):
+        """A handler's harakiri, as uWSGI times it: a worker's under
+        `harakiri`, on its scoreboard deadline; a mule's under
+        mule-harakiri."""
+        if self._harakiri:
+            board, seconds = self._harakiri
+            board.set_harakiri(self.wid, time.time() + seconds
+                               if running else 0.0)
+        elif self.mule_id and self.mule_harakiri:
+            deadline = time.time() + self.mule_harakiri if running else 0
+            _MULE_DEADLINE.pack_into(
+                self.mule_deadlines, (self.mule_id - 1) * _MULE_DEADLINE.size,
+                deadline, signum)
+
     # -- the master ----------------------------------------------------------
+    def overdue_mules(self, now):
+        """(mule id, signal) of each mule past its mule-harakiri deadline,
+        said in uWSGI's words; the deadline is cleared."""
+        found = []
+        for index in range(len(self.mules) if self.mule_harakiri else 0):
+            at = index * _MULE_DEADLINE.size
+            deadline, signum = _MULE_DEADLINE.unpack_from(
+                self.mule_deadlines, at)
+            if 0 < deadline < now:
+                found.append((index + 1, signum))
+                _MULE_DEADLINE.pack_into(self.mule_deadlines, at, 0, 0)
+        return found
+
     def master_ends(self):
         """What the master reads: the numbers workers and mules raise,
         and the file monitors' events once there are some."""
