@@ -63,7 +63,8 @@ APP = textwrap.dedent('''\
         for signum in map(int, os.environ["MARK"].split()):
             uwsgi.register_signal(signum, "worker", mark)
     if os.environ.get("SLOW"):
-        uwsgi.register_signal(3, "worker", lambda signum: time.sleep(30))
+        uwsgi.register_signal(3, os.environ["SLOW"],
+                              lambda signum: time.sleep(30))
     if os.environ.get("MONITOR"):
         AT_IMPORT += [attempt(uwsgi.add_file_monitor, 4,
                               os.environ["MONITOR"]),
@@ -291,7 +292,7 @@ def test_harakiri_times_a_handler(start_server, tmp_path, server):
     """A worker's handler runs under harakiri, as a request does: the
     master kills a worker stuck in one, in harakiri's lines."""
     p, port = start(start_server, tmp_path, server, ("processes", "1"),
-                    ("harakiri", "1"), ("env", "SLOW=1"))
+                    ("harakiri", "1"), ("env", "SLOW=worker"))
     assert get(port, "/signal/3") is None
     p.wait_for_log(r"\*\*\* HARAKIRI ON WORKER 1 \(pid: \d+, try: 1, "
                    r"graceful: yes\) \*\*\*\n(?:.*\n)*?"
@@ -323,3 +324,15 @@ def test_file_monitors_raise_signals(start_server, tmp_path, server):
     wait_until(lambda: changed(watched, "4 1 0"))
     wait_until(lambda: changed(folder / "entry", "5 1 0"))
     p.wait_for_log(rf' - \[uwsgi-fsmon\] detected event on "{folder}"\n')
+
+
+def test_mule_harakiri_times_a_mules_handler(start_server, tmp_path,
+                                             server):
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("mules", "1"), ("mule-harakiri", "1"),
+                    ("env", "SLOW=mule1"))
+    p.wait_for_log(r"spawned uWSGI mule 1 \(pid: \d+\)")
+    assert get(port, "/signal/3") is None
+    p.wait_for_log(r"\*\*\* HARAKIRI ON MULE 1 HANDLING SIGNAL 3 \(pid: "
+                   r"\d+\) \*\*\*\n(?:.*\n)*?OOOPS mule 1 \(pid: \d+\) "
+                   r"crippled\.\.\.trying respawn\.\.\.\n")
