@@ -41,16 +41,16 @@ LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
 
 
 def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=(),
-             spoolers=()):
+             spoolers=(), signal_queue=0):
     """A master's document, in uWSGI's order, around its sockets and
     workers (and its external daemons, caches and spoolers, listed as
     uWSGI lists them only when there are some; a cache has its lock too).
-    For what ugu has no part of (uWSGI's signal framework, its locks) the
-    keys keep the values uWSGI gives an instance that does not use it, so
-    that uwsgitop and the monitoring plugins read it."""
+    For what ugu has no part of (uWSGI's other locks) the keys keep the
+    values uWSGI gives an instance that does not use it, so that uwsgitop
+    and the monitoring plugins read it."""
     doc = {
         "version": UWSGI_VERSION, "listen_queue": listen_queue,
-        "listen_queue_errors": 0, "signal_queue": 0,
+        "listen_queue_errors": 0, "signal_queue": signal_queue,
         # uWSGI's load is its longest listen queue too.
         "load": listen_queue,
         "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),

@@ -424,7 +424,8 @@ def _worker(wid):
     return {
         "id": wid if spawns or pid else 0, "pid": pid,
         "requests": board.requests(wid), "delta_requests": delta,
-        "signals": 0,
+        "signals": (_state.signals.worker_signals(wid)[0]
+                    if _state.signals else 0),
         "exceptions": sum(app["exceptions"] for app in apps),
         "status": b"busy" if board.busy(wid) else b"idle",
         # As uWSGI's: measured only under memory-report or

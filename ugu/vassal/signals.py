@@ -28,9 +28,11 @@ framework: registering is refused and a raised signal goes nowhere, in
 uWSGI's words.
 """
 
+import fcntl
 import mmap
 import socket
 import struct
+import termios
 import time
 
 import _multiprocessing
@@ -59,6 +61,7 @@ _ENTRIES = 2 * MAX_TIMERS + MAX_CRONS + MAX_FILE_MONITORS
 # length).
 _ENTRY = struct.Struct("<2i5i")
 _COUNT = struct.Struct("<i")
+_RUN = struct.Struct("<Q")
 # A mule's mule-harakiri deadline (time.time(), 0 for none), its signal.
 _MULE_DEADLINE = struct.Struct("<di")
 _SEMAPHORE = 1
@@ -216,6 +219,9 @@ class UwsgiSignals:
         # Each mule's mule-harakiri deadline (0: none) and the signal its
         # handler runs for, for the master to read.
         self.mule_harakiri = 0
+        # The handlers each worker has run, for uwsgi.workers() and the
+        # stats.
+        self.counts = mmap.mmap(-1, _RUN.size * max(workers, 1))
         self.mule_deadlines = mmap.mmap(
             -1, _MULE_DEADLINE.size * max(len(self.mules), 1))
 
@@ -296,6 +302,10 @@ class UwsgiSignals:
         found = self.handlers.get(signum)
         ok = False
         if found is not None:
+            if self.wid:
+                at = (self.wid - 1) * _RUN.size
+                _RUN.pack_into(self.counts, at,
+                               _RUN.unpack_from(self.counts, at)[0] + 1)
             self._set_harakiri(signum, True)
             try:
                 found.function(signum)
@@ -324,6 +334,16 @@ class UwsgiSignals:
                 deadline, signum)
 
     # -- the master ----------------------------------------------------------
+    def worker_signals(self, wid):
+        """(handlers worker `wid` has run, bytes of signals waiting for
+        it), as uWSGI's stats count them."""
+        ran = _RUN.unpack_from(self.counts, (wid - 1) * _RUN.size)[0]
+        return ran, _waiting(self.workers[wid - 1][1])
+
+    def queue(self):
+        """The bytes of signals waiting for any worker."""
+        return _waiting(self.pool[1])
+
     def overdue_mules(self, now):
         """(mule id, signal) of each mule past its mule-harakiri deadline,
         said in uWSGI's words; the deadline is cleared."""
@@ -504,6 +524,11 @@ class FileMonitors:
         for wd in fsmon.read_events(self.fd):
             found = self.signals.get(wd, found)
         return found
+
+
+def _waiting(end):
+    return struct.unpack("i", fcntl.ioctl(end, termios.FIONREAD,
+                                          b"\0" * 4))[0]
 
 
 def touch_signal(value):

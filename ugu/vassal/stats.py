@@ -16,6 +16,7 @@ def document(master):
     # uWSGI's listen_queue: the longest queue of any socket.
     backlog = max((waiting for waiting, _ in queues), default=0)
     can_offload = int(bool(master.config["offload-threads"]))
+    uwsgi_signals = master.shared.uwsgi_signals
     return stats.instance(
         backlog,
         [_socket(l, queue, can_offload)
@@ -25,7 +26,8 @@ def document(master):
         [_daemon(d) for d in master.daemons.daemons],
         [c.stats() for c in master.shared.caches.all]
         if master.shared.caches else (),
-        master.shared.spoolers.stats() if master.shared.spoolers else ())
+        master.shared.spoolers.stats() if master.shared.spoolers else (),
+        uwsgi_signals.queue() if uwsgi_signals else 0)
 
 
 def _daemon(daemon):
@@ -51,6 +53,8 @@ def _worker(master, wid):
     # asked, which costs the workers nothing.
     rss, vsz = recycle.memory(pid) if pid else (0, 0)
     spawns, last_spawn = master.spawns.get(wid, (0, 0))
+    signals, signal_queue = (master.shared.uwsgi_signals.worker_signals(wid)
+                             if master.shared.uwsgi_signals else (0, 0))
     worker = {
         # As uWSGI: a slot gets its id when its first worker spawns.
         "id": wid if spawns else 0, "pid": pid,
@@ -58,7 +62,8 @@ def _worker(master, wid):
         "requests": board.requests(wid), "delta_requests": delta,
         "exceptions": sum(app["exceptions"] for app in apps),
         "harakiri_count": master.harakiri_kills.get(wid, 0),
-        "signals": 0, "signal_queue": 0, "status": _status(master, wid),
+        "signals": signals, "signal_queue": signal_queue,
+        "status": _status(master, wid),
         "rss": rss, "vsz": vsz, "running_time": running_time,
         "last_spawn": last_spawn, "respawn_count": spawns, "tx": tx,
         "avg_rt": avg_rt, "apps": apps,
