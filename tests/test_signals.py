@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from tests.support import free_port, wait_for_port, wait_until, write_ini
+from tests.test_stats import read_stats
 
 APP = textwrap.dedent('''\
     import json
@@ -86,6 +87,8 @@ APP = textwrap.dedent('''\
         elif path == "/register":
             found = [attempt(uwsgi.register_signal, 40, "workers", mark),
                      uwsgi.signal_registered(40), uwsgi.signal(40)]
+        elif path == "/workers":
+            found = [worker["signals"] for worker in uwsgi.workers()]
         elif path == "/wait":
             uwsgi.signal(8)
             found = [repr(uwsgi.signal_wait(8)), uwsgi.signal_received()]
@@ -236,7 +239,7 @@ def test_a_handler_waits_for_the_request(start_server, tmp_path, server):
     """A worker of one core runs a handler between requests: the one the
     request raised runs once the request has ended."""
     p, port = start(start_server, tmp_path, server, ("processes", "1"),
-                    ("env", "MARK=10"))
+                    ("env", "MARK=10"), ("stats", tmp_path / "stats.sock"))
     answer = []
     request = threading.Thread(target=lambda: answer.append(
         get(port, "/slow")))
@@ -246,6 +249,12 @@ def test_a_handler_waits_for_the_request(start_server, tmp_path, server):
     request.join(10)
     assert wait_for_marks(tmp_path, ["10 1 0"]) == [
         "slow started", "slow ended", "10 1 0"]
+    # Counted in uwsgi.workers() and the stats, as uWSGI counts the
+    # handlers run.
+    assert get(port, "/workers") == [1]
+    doc = json.loads(read_stats(str(tmp_path / "stats.sock")))
+    assert [w["signals"] for w in doc["workers"]] == [1]
+    assert doc["signal_queue"] == doc["workers"][0]["signal_queue"] == 0
 
 
 def test_timer_options_and_touch_signal(start_server, tmp_path, server):
