@@ -1,6 +1,6 @@
 """uWSGI's signals: 256 numbers an app gives handlers to, raised by
-uwsgi.signal(), by the master's timers and crons, and by touched files,
-and run by the process the handler's target names.
+uwsgi.signal(), by the master's timers and crons, and by touched or
+changed files, and run by the process the handler's target names.
 
     uwsgi.register_signal(99, "workers", handler)
     uwsgi.add_timer(99, 5)
@@ -16,9 +16,11 @@ in uWSGI, a handler a worker registers at run time is that worker's
 alone, and its number is routed as one the master does not know: to
 any worker, which says it cannot manage it unless it is the one.
 
-Timers, rb-timers and crons go in a table in shared memory, so that
-those a worker adds (under lazy-apps, or in a request) reach the
-master, which picks them up on its next pass, as uWSGI's does.
+Timers, rb-timers, crons and file monitors go in a table in shared
+memory, so that those a worker adds (under lazy-apps, or in a request)
+reach the master, which picks them up on its next pass, as uWSGI's
+does.  A worker's handlers run under harakiri, a mule's under
+mule-harakiri.
 
 A worker core waits on the signal sockets beside its listeners (a
 request pays nothing for them), so a handler runs on an idle core,
@@ -43,7 +45,6 @@ from ugu.options.expand import atoi
 from ugu.vassal import cron as crons
 from ugu.vassal import fsmon
 
-COUNT = 256
 # uWSGI's table sizes (MAX_TIMERS, MAX_CRONS, its file monitors').
 MAX_TIMERS = 64
 MAX_CRONS = 64
@@ -106,8 +107,8 @@ def send(end, signum):
 
 
 class Handler:
-    def __init__(self, receiver, function, wid):
-        self.receiver, self.function, self.wid = receiver, function, wid
+    def __init__(self, receiver, function):
+        self.receiver, self.function = receiver, function
 
 
 class Table:
@@ -270,7 +271,7 @@ class UwsgiSignals:
             log.log("[uwsgi-signal] you cannot re-register a signal as the "
                     "master !!!")
             return False
-        self.handlers[signum] = Handler(receiver, function, self.wid)
+        self.handlers[signum] = Handler(receiver, function)
         target = receiver or "default, any worker"
         log.log(f"[uwsgi-signal] signum {signum} registered (wid: "
                 f"{self.wid} modifier1: 0 target: {target})")
