@@ -419,9 +419,9 @@ def test_strict_refuses_set_of_an_unknown_key_but_not_set_placeholder():
 
 
 def test_unimplemented_uwsgi_option_is_refused_by_name():
-    write("app.ini", "[uwsgi]\ncache2 = name=x\n")
+    write("app.ini", "[uwsgi]\nqueue = 10\n")
     assert str(error("--ini", "app.ini")) == (
-        "app.ini:2: option 'cache2': this uWSGI option is not implemented "
+        "app.ini:2: option 'queue': this uWSGI option is not implemented "
         "by ugu yet; remove the option to run without it")
     assert error("--cache-udp-node", "127.0.0.1:9").option == \
         "cache-udp-node"
