@@ -72,9 +72,30 @@ class SocketBody:
 
     def _socket(self):
         if self._stream is None:
-            self._stream = self._conn.makefile("rb",
-                                               buffering=self._buffer_size)
+            self._stream = io.BufferedReader(_SocketReader(self._conn),
+                                             self._buffer_size)
         return self._stream
+
+
+class _SocketReader(io.RawIOBase):
+    """The connection as a raw stream.  Not makefile()'s: a socket does
+    not close while a file made from it is open, and an app that keeps
+    wsgi.input in a reference cycle (a framework's request object)
+    would keep its client's connection open until the garbage collector
+    came by; the worker closes this one when the request ends, as uWSGI
+    does, whoever holds the stream."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        return self._conn.recv_into(buffer)
+
+    def fileno(self):
+        return self._conn.fileno()
 
 
 class Input:
