@@ -33,7 +33,7 @@ from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http, request
 from ugu.vassal.offload import handover, send_file
-from ugu.vassal.transport import head_bytes
+from ugu.vassal.transport import head_bytes, send_with_head, size_line
 from ugu.vassal.wsgi import Input
 
 READ_SIZE = 65536
@@ -255,12 +255,14 @@ class H11Transport:
         try:
             data = head if self.raw else self._h11_head(status_line,
                                                          headers)
+            framed = b""
             if first_chunk and not head_only:
-                data += self._body(first_chunk)
+                framed = self._body(first_chunk)
         except Unsendable:
             self._restart_h11()
             raise
-        self.conn.sendall(data)
+        send_with_head(self.conn, data + framed,
+                       len(data) + size_line(framed, first_chunk), len(head))
         return len(head)
 
     def _h11_head(self, status_line, headers):

@@ -17,7 +17,8 @@ from ugu.http.errors import BodyCutShort, BodyStalled, Unsendable
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
 from ugu.vassal.offload import handover, send_file
-from ugu.vassal.transport import head_bytes, send_all
+from ugu.vassal.transport import (head_bytes, send_all, send_with_head,
+                                  size_line)
 
 # Each var costs its two 2-byte lengths in the block.
 _PAIR = 4
@@ -176,8 +177,12 @@ class PlainTransport:
         data = plain.framed(head, status, length is not None,
                             self.request.keep_alive)
         if first_chunk and not head_only:
-            data += self._frame(first_chunk)
-        send_all(self.conn, data)
+            framed = self._frame(first_chunk)
+            send_with_head(self.conn, data + framed,
+                           len(data) + size_line(framed, first_chunk),
+                           len(head))
+        else:
+            send_all(self.conn, data)
         return len(head)
 
     def write(self, data):

@@ -15,6 +15,7 @@ from greenlet import GreenletExit
 from ugu import log
 from ugu.http.errors import Unsendable
 from ugu.vassal import ranges, wsgi
+from ugu.vassal.transport import HeadSent
 
 NO_APP_BODY = b"Internal Server Error"
 # uWSGI's answer when no app is loaded ("full dynamic mode"), as it sends it.
@@ -36,6 +37,8 @@ RANGE_NOT_SATISFIABLE = "416 Requested Range Not Satisfiable"
 WRITEV_HEAD_AND_BODY = ("uwsgi_response_writev_headers_and_body_do()", 306)
 WRITE_HEAD = ("uwsgi_response_write_headers_do()", 248)
 WRITE_BODY = ("uwsgi_response_write_body_do()", 429)
+# The rest of a first chunk whose head went with part of it (HeadSent).
+WRITE_BODY_AFTER_HEAD = ("uwsgi_response_write_body_do()", 341)
 SENDFILE = ("uwsgi_response_sendfile_do()", 655)
 
 
@@ -193,9 +196,19 @@ class Exchange:
             self.header_size = self.transport.start(
                 self.protocol, self._status_line, headers, first_chunk,
                 head_only)
+        except HeadSent as e:
+            self._count_head_sent(e, first_chunk)
+            raise ClientWriteError(WRITE_BODY_AFTER_HEAD, e.error) from None
         except OSError as e:
             call = WRITEV_HEAD_AND_BODY if first_chunk else WRITE_HEAD
             raise ClientWriteError(call, e) from None
+        self.headers_sent = True
+
+    def _count_head_sent(self, sent, chunk):
+        """The log line's figures for a head that went with part of
+        the chunk (not the chunk's framing, which uWSGI does not send)."""
+        self.header_size = sent.head_size
+        self.body_size += min(sent.body_sent, len(chunk))
         self.headers_sent = True
 
     def _route_head(self):
@@ -221,13 +234,16 @@ class Exchange:
         app's (or a static file's) after it goes nowhere."""
         self.status = int(self._status_line[:3])
         self.header_count = len(headers)
-        self.body_size = len(self.answer)
         try:
             self.header_size = self.transport.start(
                 self.protocol, self._status_line, headers, self.answer,
                 self.method == "HEAD")
+        except HeadSent as e:
+            self._count_head_sent(e, self.answer)
+            raise ClientWriteError(WRITE_BODY_AFTER_HEAD, e.error) from None
         except OSError as e:
             raise ClientWriteError(WRITEV_HEAD_AND_BODY, e) from None
+        self.body_size = len(self.answer)
         self.transport.head_only = True
         self.headers_sent = True
 

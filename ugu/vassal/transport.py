@@ -33,7 +33,8 @@ class RawTransport:
         head = head_bytes(protocol, status_line, headers)
         self.head_only = head_only
         if first_chunk and not head_only:
-            send_all(self.conn, head + first_chunk)
+            send_with_head(self.conn, head + first_chunk, len(head),
+                           len(head))
         else:
             send_all(self.conn, head)
         return len(head)
@@ -70,6 +71,44 @@ def send_all(conn, data):
         sent = 0
     if sent < len(data):
         conn.sendall(memoryview(data)[sent:])
+
+
+class HeadSent(OSError):
+    """A response's head and first body chunk, written together, failed
+    after the head had gone whole.  uWSGI writes the two with writev()
+    until the head has gone, then the rest of the chunk with write(): its
+    log line counts the head, and the body bytes that went with it (not
+    those written after), and names write()'s caller for the failure."""
+
+    def __init__(self, error, head_size, body_sent):
+        super().__init__(error.errno, error.strerror or str(error))
+        self.error = error
+        self.head_size, self.body_sent = head_size, body_sent
+
+
+def send_with_head(conn, data, body_at, head_size):
+    """send_all() of a head and the first body chunk, the app's bytes
+    starting at `body_at` in `data`; HeadSent (for a head of `head_size`
+    bytes in the log line) if a write after the first fails once the
+    head has gone."""
+    try:
+        sent = os.write(conn.fileno(), data)
+    except BlockingIOError:
+        sent = 0
+    if sent < len(data):
+        try:
+            conn.sendall(memoryview(data)[sent:])
+        except OSError as e:
+            if sent < body_at:
+                raise
+            raise HeadSent(e, head_size, sent - body_at) from None
+
+
+def size_line(framed, chunk):
+    """The length of the size line before `chunk` in `framed`: the
+    chunk in HTTP's chunked framing (size line, chunk, CRLF), or as it
+    is (0)."""
+    return len(framed) - len(chunk) - 2 if len(framed) > len(chunk) else 0
 
 
 def recv_some(conn, size):
