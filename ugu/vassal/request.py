@@ -275,7 +275,12 @@ class Exchange:
             return
         if not self.headers_sent:
             self.send_head()
-        self.transport.finish()
+        try:
+            self.transport.finish()
+        except OSError as e:
+            # The end of a chunked body, which HTTP/1.1 frames and uWSGI
+            # does not: a body write that failed, in uWSGI's words.
+            raise ClientWriteError(WRITE_BODY, e) from None
 
     def set_logvar(self, name, value):
         """A value for the log line (`%(name)` in log-format); a name set
