@@ -18,7 +18,7 @@ from tests import support
 # and part of the body go, and a later write meets the reset.
 BIG = 16 << 20
 APP = textwrap.dedent(f'''
-    import os
+    import os, time
 
     BIG = b"x" * {BIG}
     HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,10 +32,17 @@ APP = textwrap.dedent(f'''
             return [BIG]
         if path == "/chunks":
             return (b"c" * 65536 for _ in range({BIG} // 65536))
+        if path == "/slow":
+            return slow()
         if path == "/wrapper":
             return environ["wsgi.file_wrapper"](
                 open(os.path.join(HERE, "static", "big.bin"), "rb"))
         return [b"ok"]
+
+    def slow():
+        yield b"s" * 1000
+        # The client goes meanwhile; the body ends after it has.
+        time.sleep(0.5)
 ''')
 # The head of the app's response: status line, its header, blank line.
 HEAD_SIZE = len("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
@@ -124,6 +131,22 @@ def test_a_file_cut_short_counts_none_of_it(site, start_server, server,
                                 655)
     assert body == 0
     assert head == (head_size or head)
+
+
+def test_the_end_of_a_chunked_body_cut_short_is_a_failed_body_write(
+        site, procs):
+    """The last chunk, which HTTP/1.1 frames for a body of no declared
+    length (uWSGI does not, and writes nothing there): its failure said
+    as uWSGI's writer says a body write's, before the request's line."""
+    port = support.free_port()
+    p = procs.ugu("--http-socket", f"127.0.0.1:{port}", "--master",
+                  "--wsgi-file", "app.py", cwd=site)
+    support.wait_for_port(port)
+    p.port = port
+    body, head = failed_request(p, "/slow", "uwsgi_response_write_body_do()",
+                                429)
+    assert (body, head) == (1000, HEAD_SIZE)
+    assert "error on request" not in p.output()
 
 
 # An app whose request object is in a reference cycle, as a framework's
