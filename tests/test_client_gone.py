@@ -133,6 +133,21 @@ def test_a_file_cut_short_counts_none_of_it(site, start_server, server,
     assert head == (head_size or head)
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_an_offloaded_file_counts_whole_when_its_client_goes(
+        site, start_server, server):
+    """The line counts the file whole, as it was handed over; the
+    engine says it met the gone client (in either order: ugu's core
+    sends what the socket takes at once before it hands over)."""
+    p = serve(start_server, server, site, "--http-socket",
+              "--check-static", str(site), "--offload-threads", "1")
+    leave_mid_response(p.port, "/static/big.bin")
+    p.wait_for_log(rf"GET /static/big\.bin => generated {BIG} bytes in "
+                   rf"\d+ msecs via offload\(\) \(HTTP/1\.1 200\)")
+    p.wait_for_log(rf"u_offload_sendfile_do\(\): {GONE} "
+                   rf"\[core/offload\.c line 376\]")
+
+
 def test_the_end_of_a_chunked_body_cut_short_is_a_failed_body_write(
         site, procs):
     """The last chunk, which HTTP/1.1 frames for a body of no declared
