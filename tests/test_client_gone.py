@@ -53,9 +53,14 @@ SERVERS = ["ugu", "uwsgi"]
 @pytest.fixture
 def site(tmp_path):
     (tmp_path / "app.py").write_text(APP)
-    (tmp_path / "static").mkdir()
-    (tmp_path / "static" / "big.bin").write_bytes(b"f" * BIG)
     return tmp_path
+
+
+@pytest.fixture
+def file_site(site):
+    (site / "static").mkdir()
+    (site / "static" / "big.bin").write_bytes(b"f" * BIG)
+    return site
 
 
 def serve(start_server, server, site, socket_option, *options):
@@ -123,10 +128,10 @@ def test_a_later_chunk_cut_short_counts_the_chunks_that_went(
 @pytest.mark.parametrize("server", SERVERS)
 @pytest.mark.parametrize("path, head_size", [
     ("/wrapper", HEAD_SIZE), ("/static/big.bin", None)])
-def test_a_file_cut_short_counts_none_of_it(site, start_server, server,
+def test_a_file_cut_short_counts_none_of_it(file_site, start_server, server,
                                             path, head_size):
-    p = serve(start_server, server, site, "--http-socket",
-              "--check-static", str(site))
+    p = serve(start_server, server, file_site, "--http-socket",
+              "--check-static", str(file_site))
     body, head = failed_request(p, path, "uwsgi_response_sendfile_do()",
                                 655)
     assert body == 0
@@ -135,12 +140,12 @@ def test_a_file_cut_short_counts_none_of_it(site, start_server, server,
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_an_offloaded_file_counts_whole_when_its_client_goes(
-        site, start_server, server):
+        file_site, start_server, server):
     """The line counts the file whole, as it was handed over; the
     engine says it met the gone client (in either order: ugu's core
     sends what the socket takes at once before it hands over)."""
-    p = serve(start_server, server, site, "--http-socket",
-              "--check-static", str(site), "--offload-threads", "1")
+    p = serve(start_server, server, file_site, "--http-socket",
+              "--check-static", str(file_site), "--offload-threads", "1")
     leave_mid_response(p.port, "/static/big.bin")
     p.wait_for_log(rf"GET /static/big\.bin => generated {BIG} bytes in "
                    rf"\d+ msecs via offload\(\) \(HTTP/1\.1 200\)")
