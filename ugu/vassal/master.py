@@ -601,6 +601,18 @@ class Master:
         return [l.sock for l in _worker_sockets(self.listeners)]
 
     # -- spawning -------------------------------------------------------
+    def _fork(self, run):
+        """Fork a child that writes into the log master's pipe (if any)
+        and runs `run`, which never returns; its pid.  No signal of the
+        master's runs the master's handler in the child meanwhile."""
+        with proc.signals_blocked(HANDLED):
+            pid = os.fork()
+            if pid == 0:
+                if self.logmaster:
+                    self.logmaster.attach()
+                run()
+        return pid
+
     def spawn_worker(self, wid, respawn=False):
         if self.cheaper:
             self.cheaper.filled(wid)
@@ -610,12 +622,7 @@ class Master:
         worker = Worker(wid, self.config, self.listeners, self.shared,
                         master=os.getpid())
         worker.first_spawn = not spawns
-        with proc.signals_blocked(HANDLED):
-            pid = os.fork()
-            if pid == 0:
-                if self.logmaster:
-                    self.logmaster.attach()
-                worker.run()
+        pid = self._fork(worker.run)
         self.children[pid] = Child("worker", wid, pid)
         if respawn:
             log.log(f"Respawned uWSGI worker {wid} (new pid: {pid})")
@@ -625,28 +632,19 @@ class Master:
 
     def spawn_mule(self, mule_id):
         master = os.getpid()
-        with proc.signals_blocked(HANDLED):
-            pid = os.fork()
-            if pid == 0:
-                if self.logmaster:
-                    self.logmaster.attach()
-                mules.run(self.shared.mules, mule_id, self.config, master,
-                          self.listeners, pymodule.enter_mule,
-                          pymodule.message_hook, self.shared.uwsgi_signals)
+        pid = self._fork(lambda: mules.run(
+            self.shared.mules, mule_id, self.config, master, self.listeners,
+            pymodule.enter_mule, pymodule.message_hook,
+            self.shared.uwsgi_signals))
         self.children[pid] = Child("mule", mule_id, pid)
         # A respawned mule is told as a new one, as uWSGI tells it.
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
 
     def spawn_spooler(self, index):
         master = os.getpid()
-        with proc.signals_blocked(HANDLED):
-            pid = os.fork()
-            if pid == 0:
-                if self.logmaster:
-                    self.logmaster.attach()
-                spooler.run(self.shared.spoolers, index, self.config, master,
-                            self.listeners, pymodule.enter_spooler,
-                            pymodule.spooler_function)
+        pid = self._fork(lambda: spooler.run(
+            self.shared.spoolers, index, self.config, master, self.listeners,
+            pymodule.enter_spooler, pymodule.spooler_function))
         # Known at once to the workers, which wake it and list it.
         self.shared.spoolers.set_state(index, pid=pid)
         self.children[pid] = Child("spooler", index, pid)
