@@ -6,6 +6,8 @@ awaited on the process's log or on a port, never on a sleep.
 """
 
 import fcntl
+import http.client
+import json
 import os
 import random
 import re
@@ -264,6 +266,21 @@ def reference_uwsgi():
         return None, (f"{tool} failed (exit {result.returncode}); set "
                       f"UGU_REFERENCE_UWSGI to a uwsgi binary instead")
     return path, None
+
+
+def get_body(port, path):
+    """The body of a GET on its own HTTP/1.1 connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def get_json(port, path):
+    """The JSON a test app answers a GET with."""
+    return json.loads(get_body(port, path))
 
 
 def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",

@@ -2,8 +2,6 @@
 to with uwsgi.mule_msg(), each test run on ugu and on the real uWSGI
 with the same INI file."""
 
-import http.client
-import json
 import os
 import re
 import signal
@@ -11,6 +9,7 @@ import textwrap
 
 import pytest
 
+from tests.support import get_json as get
 from tests.support import free_port, wait_for_port, wait_until, write_ini
 
 APP = textwrap.dedent('''\
@@ -101,15 +100,6 @@ SLEEPER = textwrap.dedent('''\
 @pytest.fixture(params=["ugu", "uwsgi"])
 def server(request):
     return request.param
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
 
 
 def start(start_server, tmp_path, server, *pairs):

@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 
+from tests.support import get_body as get
 from tests.support import free_port, wait_for_port, write_ini
 
 APP = textwrap.dedent('''\
@@ -122,15 +123,6 @@ APP = textwrap.dedent('''\
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
 ''')
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().read()
-    finally:
-        conn.close()
 
 
 def start(start_server, tmp_path, server, *pairs, args=()):

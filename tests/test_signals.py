@@ -3,7 +3,6 @@ crons, touched files and uwsgi.signal() raise, run by the process their
 target names; each test run on ugu and on the real uWSGI with the same
 INI file, and the same log lines looked for in both."""
 
-import http.client
 import json
 import os
 import textwrap
@@ -11,6 +10,7 @@ import threading
 
 import pytest
 
+from tests.support import get_json as get
 from tests.support import free_port, wait_for_port, wait_until, write_ini
 from tests.test_stats import read_stats
 
@@ -108,15 +108,6 @@ APP = textwrap.dedent('''\
 @pytest.fixture(params=["ugu", "uwsgi"])
 def server(request):
     return request.param
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
 
 
 def start(start_server, tmp_path, server, *pairs, master=True):

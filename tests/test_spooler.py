@@ -3,7 +3,6 @@ processes beside the workers, each test run on ugu and on the real
 uWSGI with the same INI file; and task files one writes and the other
 runs."""
 
-import http.client
 import json
 import os
 import re
@@ -16,6 +15,7 @@ import pytest
 
 from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
+from tests.support import get_json as get
 from tests.support import (free_port, read_to_eof, wait_for_port,
                            wait_until, write_ini)
 
@@ -119,15 +119,6 @@ TASK_NAME = r"uwsgi_spoolfile_on_[^_/]+_\d+_\d+_\d+_\d+_\d+"
 @pytest.fixture(params=["ugu", "uwsgi"])
 def server(request):
     return request.param
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        return json.loads(conn.getresponse().read())
-    finally:
-        conn.close()
 
 
 def start(start_server, tmp_path, server, *pairs, env=None):
