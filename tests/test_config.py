@@ -1103,6 +1103,10 @@ def test_warnings_follow_the_file_they_are_about():
     ("[uwsgi]\ninclude = missing.ini\n",
      "app.ini:2: option 'include': cannot read config file missing.ini"),
     ("[other]\n", "app.ini: cannot find section [uwsgi]"),
+    ("\ufeff[uwsgi]\nmaster = true\n",
+     "app.ini:1: the file starts with a byte order mark (BOM)"),
+    ("# app\n [uwsgi \nmaster = true\n",
+     "app.ini:2: the section header [uwsgi has no closing ']'"),
     ("[uwsgi]\nprocesses = -2\n", "app.ini:2: option 'processes'"),
 ])
 def test_bad_input_is_one_line_with_exit_1(capsys, text, where):

@@ -196,7 +196,8 @@ def test_broken_vassals_are_reported_and_the_others_serve(procs,
                                  count=3)
             assert serving(good_port)
     log = emperor.output()
-    assert "ugu: syntax.ini: cannot find section [uwsgi]" in log
+    assert "ugu: syntax.ini:1: the section header [uwsgi has no closing ']'" \
+        in log
     assert "*** no app loaded. GAME OVER ***" in log
     assert re.search(r"getting INI configuration from noapp\.ini\n"
                      r"(.*\n)*?failed to open python file missing\.py", log)

@@ -47,6 +47,15 @@ def log(message):
     _write(_MESSAGES_FD, message)
 
 
+def log_sent(message):
+    """log(), for a message held as the latin-1 str of its bytes (a
+    route's `log:` line, made of the rule's text and request vars):
+    written as those bytes."""
+    if _dated:
+        message = f"{_date()} - {message}"
+    _write(_MESSAGES_FD, message, "latin-1")
+
+
 def starting():
     """The first line of every uWSGI instance, vassal or Emperor."""
     log(f"*** Starting uWSGI {UWSGI_VERSION} (ugu {__version__}) on "

@@ -83,10 +83,27 @@ def parse_ini(text, path, section="uwsgi", magic=None, problems=None):
         for what in unknown if problems is not None else ():
             problems.append(ConfigError(what, path, number, key))
     if not found:
-        raise ConfigError(f"cannot find section [{section}] in this INI "
-                          "file (name another one as FILE:SECTION)",
-                          file=path)
+        number, reason = _near_miss(text, section)
+        raise ConfigError(reason or f"cannot find section [{section}] in "
+                          "this INI file (name another one as "
+                          "FILE:SECTION)", file=path, line=number)
     return entries
+
+
+def _near_miss(text, section):
+    """(line, why) for a file whose section header is there but does not
+    read as one (uWSGI misses it too); (None, None) otherwise."""
+    if text.startswith("\ufeff"):
+        return 1, (f"the file starts with a byte order mark (BOM), which "
+                   f"hides [{section}] on its first line: save the file "
+                   f"as UTF-8 without BOM")
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.strip(_BLANKS)
+        if line.startswith("[") and not line.endswith("]") and \
+                line[1:].strip() == section:
+            return number, (f"the section header {line} has no closing "
+                            f"']'")
+    return None, None
 
 
 def substitute_magic(text, magic, path, problems):

@@ -1,5 +1,9 @@
 """Where config text comes from: a file, stdin (`-`) or a command's output
 (`exec://COMMAND`), as uWSGI reads config files and `@(...)` references.
+
+The text is the source's bytes read as UTF-8, any other byte kept as a
+surrogate (a file saved in Latin-1 still starts), so that `as_sent` gives
+back the bytes uWSGI would use where a value meets the wire.
 """
 
 import subprocess
@@ -31,3 +35,16 @@ def _command_output(command):
     result = subprocess.run(command, shell=True, stdout=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     return result.stdout.decode("utf-8", "surrogateescape")
+
+
+def as_sent(text):
+    """Config text as the latin-1 str of the bytes it was written as: the
+    form of a request var, a PEP 3333 header and a request log line, in
+    which ugu matches, adds and writes what a config says, as uWSGI does
+    with the bytes themselves."""
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def as_written(text):
+    """as_sent's text back as the config held it (for a message)."""
+    return text.encode("latin-1").decode("utf-8", "surrogateescape")

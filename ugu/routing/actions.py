@@ -306,7 +306,7 @@ def action(*names, phases=(REQUEST, RESPONSE, ERROR)):
 def addheader(args):
     if ":" not in args:
         raise ConfigError('addheader needs "Name: value"')
-    template = Template(_as_sent(args))
+    template = Template(args)
     if template.static is not None:
         header = _header(template.static)
         return lambda r: r.added.append(header)
@@ -320,13 +320,6 @@ def addheader(args):
             raise ValueError(f"invalid http header {name!r}")
         r.added.append((name, value))
     return add
-
-
-def _as_sent(text):
-    """Config text as the latin-1 str of its UTF-8 bytes, the form of a
-    request var and of a PEP 3333 header: what it adds goes out as the
-    bytes written in the file."""
-    return text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def _header(text):
@@ -347,7 +340,7 @@ def addvar(args):
     key, eq, value = args.partition("=")
     if not eq:
         raise ConfigError("invalid addvar syntax, must be KEY=VAL")
-    template = Template(_as_sent(value))
+    template = Template(value)
 
     def run(r):
         # As uWSGI: a var that does not fit ends routing, as break does.
@@ -424,7 +417,7 @@ def return_(args):
 
 def _redirect(status, body):
     def factory(args):
-        template = Template(_as_sent(args))
+        template = Template(args)
 
         def run(r):
             r.respond(status, [("Location", r.expand(template))], body)
@@ -441,7 +434,7 @@ action("redirect-permanent", "redirect-301", phases=(REQUEST, ERROR))(
 
 def _rewrite(last):
     def factory(args):
-        template = Template(_as_sent(args))
+        template = Template(args)
 
         def run(r):
             path, question, query = r.expand(template).partition("?")
@@ -469,7 +462,7 @@ action("rewrite-last", phases=(REQUEST,))(_rewrite(last=True))
 def _setter(key):
     """An action that points one of the request's fields at a new var."""
     def factory(args):
-        template = Template(_as_sent(args))
+        template = Template(args)
 
         def run(r):
             # As uWSGI: a var that does not fit ends routing, as break does.
@@ -499,7 +492,7 @@ def donotlog(args):
 
 @action("static", phases=(REQUEST,))
 def static(args):
-    template = Template(_as_sent(args))
+    template = Template(args)
 
     def run(r):
         r.send_file(r.expand(template))

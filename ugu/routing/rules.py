@@ -22,6 +22,7 @@ from typing import Callable
 
 from ugu.options import registry
 from ugu.options.errors import ConfigError
+from ugu.options.sources import as_sent, as_written
 from ugu.routing import actions, conditions
 from ugu.routing.template import Template
 
@@ -190,7 +191,7 @@ def _added_header(entry):
             "\n" in value:
         raise _located("add-header takes a whole header line, "
                        f"Name: value (not {entry.value!r})", entry)
-    return name, value
+    return name, as_sent(value)
 
 
 def _located(reason, entry):
@@ -206,9 +207,12 @@ def _header_copy(option, value):
 
 
 def _rule(suffix, phase, entry, number):
-    value = entry.value
+    # Matched and sent as the bytes written in the file, as uWSGI's
+    # rules are: a request var is the latin-1 str of its bytes, and so
+    # is the rule from here on (its description in the dump goes back).
+    value = as_sent(entry.value)
     if suffix == LABEL:
-        return Rule(number, f"label: {value}", entry, label=value)
+        return Rule(number, f"label: {entry.value}", entry, label=value)
     condition, action = None, value
     if suffix != RUN:
         condition, space, action = value.partition(" ")
@@ -221,9 +225,9 @@ def _rule(suffix, phase, entry, number):
         raise ConfigError("invalid route syntax (an action is name:args, "
                           f'e.g. "{name}:")')
     goto = Template(args).static if name == "goto" else None
-    return Rule(number, f"{described}action: {action}", entry, check, negate,
-                _SUBJECTS.get(suffix), _action(name, args, value, phase),
-                goto=goto)
+    return Rule(number, as_written(f"{described}action: {action}"), entry,
+                check, negate, _SUBJECTS.get(suffix),
+                _action(name, args, entry.value, phase), goto=goto)
 
 
 def _status_code(routed):

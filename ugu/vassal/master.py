@@ -67,10 +67,12 @@ class Shared:
         self.link = link
         self.hooks = hooks
         # In uWSGI's order: the routing tables, then the mime types.
-        self.request_routing = RequestRouter.from_config(config, log=log.log)
+        self.request_routing = RequestRouter.from_config(config,
+                                                         log=log.log_sent)
         self.routing = ResponseRouter.from_config(
-            config, log=log.log, after_requests=self.request_routing.active)
-        self.final_routing = FinalRouter.from_config(config, log=log.log)
+            config, log=log.log_sent,
+            after_requests=self.request_routing.active)
+        self.final_routing = FinalRouter.from_config(config, log=log.log_sent)
         for line in (self.request_routing.dump()
                      + self.routing.startup_lines(self.final_routing)):
             log.log(line)

@@ -190,7 +190,10 @@ def options(config):
     for entry in config.entries:
         if entry.placeholder:
             continue
-        found[entry.key] = True if entry.bare else entry.value.encode()
+        # The bytes as written: a file in Latin-1 was read with its
+        # non-UTF-8 bytes kept as surrogates.
+        found[entry.key] = True if entry.bare else entry.value.encode(
+            "utf-8", "surrogateescape")
     return found
 
 

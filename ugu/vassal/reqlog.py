@@ -15,6 +15,7 @@ import os
 import time
 
 from ugu import log
+from ugu.options.sources import as_sent
 from ugu.routing.rules import request_host
 
 _DEFAULT_STRFTIME = "%d/%b/%Y:%H:%M:%S %z"
@@ -149,7 +150,8 @@ def compile_format(fmt, wid, date_format=None, measures_memory=False):
     template, values, names = [], [], {}
     for kind, text in chunks(fmt):
         if kind == "text":
-            template.append(text.replace("%", "%%"))
+            # Written as the bytes the config holds: the line is latin-1.
+            template.append(as_sent(text).replace("%", "%%"))
             continue
         template.append("%s")
         values.append(_expression(text, names))
