@@ -341,6 +341,13 @@ def test_fatal_hook_in_the_master_before_the_workers(procs, tmp_path):
     ([("exec-post-jail", "true")],
      r"exec-post-jail.*only after a jail"),
     ([("hook-as-vassal", "print:x")], r"hook-as-vassal.*Emperor"),
+    ([("hook-master-start", "unix_signal:20 suspend_resume_them_all")],
+     r"option 'hook-master-start': unix_signal names "
+     r"'suspend_resume_them_all', which ugu's master does not have .*"
+     r"ugu's has gracefully_kill_them_all, kill_them_all"),
+    ([("hook-pre-app", "unix_signal:15 kill_them_all")],
+     r"option 'hook-pre-app': hook action 'unix_signal' binds a signal of "
+     r"ugu's master: write it in hook-master-start"),
 ])
 def test_refused_at_start(procs, tmp_path, pairs, message):
     """What ugu cannot run as uWSGI does stops the start, naming the
@@ -478,3 +485,94 @@ def test_a_reload_runs_the_phases_again_but_pre_jail(start_server, tmp_path,
     said = re.findall(r"(?m)^PHASE (\S+)$", p.output())
     assert said == [*phases[:-1], "as-user-atexit",
                     *(phase for phase in phases[:-1] if phase != "pre-jail")]
+
+
+def _get(port):
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        return support.read_to_eof(client)
+
+
+SLOW_APP = textwrap.dedent('''
+    import time
+
+    def application(environ, start_response):
+        print("SLOW START", flush=True)
+        time.sleep(0.5)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"finished"]
+''')
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_unix_signal_makes_sigterm_graceful(start_server, tmp_path, server):
+    """uWSGI's recipe: unix_signal:15 gracefully_kill_them_all.  SIGTERM
+    then ends the instance (not a reload), the request in flight
+    answered first; a number no handler takes is said in uWSGI's line,
+    and the hook still succeeds."""
+    port = free_port()
+    (tmp_path / "slow.py").write_text(SLOW_APP)
+    ini = write_ini(tmp_path / "hooks.ini", uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", tmp_path / "slow.py"),
+        ("hook-master-start", "unix_signal:15 gracefully_kill_them_all"),
+        ("hook-master-start", "unix_signal:9 kill_them_all")])
+    p = start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+    p.wait_for_log(r'running "unix_signal:9 kill_them_all" '
+                   r'\(master-start\)\.\.\.\n'
+                   r"sigaction\(\): Invalid argument "
+                   r"\[core/utils\.c line 1958\]\n")
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        p.wait_for_log(r"SLOW START")
+        p.send_signal(signal.SIGTERM)
+        assert support.read_to_eof(client).endswith(b"finished")
+    assert p.wait() == 0
+    assert re.search(r".* - graceful shutdown triggered\.\.\.\n(?:.*\n)*?"
+                     r"Gracefully killing worker 1 \(pid: \d+\)\.\.\.\n"
+                     r"(?:.*\n)*?goodbye to uWSGI\.\n", p.output())
+    assert "reloading" not in p.output()
+    # uWSGI's gracefully_kill_them_all waits for its workers unsaid.
+    assert "buried" not in p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_unix_signal_binds_the_reload_and_the_shutdown(start_server,
+                                                       tmp_path, server):
+    """grace_them_all on SIGUSR2 reloads gracefully (bound again by the
+    reloaded master's hook); kill_them_all on SIGHUP ends the instance
+    brutally, in uWSGI's line."""
+    port = free_port()
+    ini = _base(tmp_path, port,
+                ("hook-master-start", "unix_signal:12 grace_them_all"),
+                ("hook-master-start", "unix_signal:1 kill_them_all"),
+                processes=1)
+    p = start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+    bound = r'running "unix_signal:1 kill_them_all" \(master-start\)'
+    p.wait_for_log(bound)
+    # A worker that has served: uWSGI's may miss a HUP before.
+    support.wait_for_port(port)
+    assert _get(port).endswith(b"ok")
+    p.send_signal(signal.SIGUSR2)
+    p.wait_for_log(r"\.\.\.gracefully killing workers\.\.\.\n(?:.*\n)*?"
+                   r"gracefully \(RE\)spawned uWSGI master process")
+    p.wait_for_log(bound, count=2)
+    assert _get(port).endswith(b"ok")
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"SIGINT/SIGTERM received\.\.\.killing workers\.\.\.")
+    assert p.wait() == 0
+    p.wait_for_log(r"goodbye to uWSGI\.")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_unix_signal_without_its_function(start_server, tmp_path, server):
+    """A value without SIGNUM FUNCTION fails when the master runs it, in
+    uWSGI's line, and the failed hook ends the instance."""
+    p = start_server(server, _ini_file(
+        tmp_path, ("hook-master-start", "unix_signal:15")), cwd=tmp_path)
+    p.wait_for_log(r'running "unix_signal:15" \(master-start\)\.\.\.\n'
+                   r"invalid unix_signal syntax, must be <signum> <func>\n"
+                   r".* - FATAL hook failed, destroying instance\n")
+    p.wait_for_log(r"SIGINT/SIGTERM received\.\.\.killing workers\.\.\.")

@@ -22,6 +22,9 @@ from ugu.options.errors import ConfigError
 
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The signals a fresh child sets back to their default.
+_RESET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+          signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2}
 
 
 class SignalQueue:
@@ -35,6 +38,13 @@ class SignalQueue:
         signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         for signum in signals:
             signal.signal(signum, self._record)
+
+    def add(self, signum):
+        """Record `signum` too (a unix_signal hook's); a child forked
+        later sets it back to its default.  ValueError or OSError for a
+        number no handler can take."""
+        signal.signal(signum, self._record)
+        _RESET.add(signum)
 
     def _record(self, signum, frame):
         self._queue.put(signum)
@@ -72,9 +82,7 @@ class SignalQueue:
 def reset_signals():
     """Default dispositions, for a freshly forked child."""
     signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
-                   signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1,
-                   signal.SIGUSR2):
+    for signum in _RESET:
         signal.signal(signum, signal.SIG_DFL)
 
 

@@ -9,11 +9,15 @@ once per process where uWSGI's does, never on a request's path.
 
 Actions that need uWSGI's C side (call:, mount:, rpc:, alarm:...) are
 refused at start-up, naming the option and the actions ugu has.
+`unix_signal`, which uWSGI's recipes use to make SIGTERM graceful, binds
+a signal of the master to one of uWSGI's master functions that ugu's
+master has: it is taken in hook-master-start, where the master runs it.
 """
 
 import grp
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
@@ -322,11 +326,47 @@ ACTIONS = {
 }
 
 
+# uWSGI's master functions (its own signal handlers, which uWSGI finds
+# by their C name) that a unix_signal hook may name -> the Master method
+# that does the same in ugu.
+MASTER_FUNCTIONS = {
+    "gracefully_kill_them_all": "gracefully_kill_them_all",
+    "kill_them_all": "kill_them_all",
+    "grace_them_all": "grace_them_all",
+    "reap_them_all": "reap_them_all",
+    "stats": "print_stats",
+}
+# The phase whose hooks the master runs, and so may bind its signals.
+MASTER_PHASE = "master-start"
+_ATOI = re.compile(r"\s*[+-]?[0-9]+")
+
+
+def _unix_signal(arg, master):
+    """unix_signal SIGNUM FUNCTION: from now on the master runs FUNCTION
+    when it gets SIGNUM.  A number no handler can take is said in the
+    line of uWSGI's failed sigaction(), and the hook still succeeds, as
+    uWSGI's does."""
+    number, space, name = arg.partition(" ")
+    if not space:
+        log.log("invalid unix_signal syntax, must be <signum> <func>")
+        return -1
+    found = _ATOI.match(number)     # C's atoi(): 0 where no digits lead
+    try:
+        master.unix_signal(int(found[0]) if found else 0,
+                           MASTER_FUNCTIONS[name])
+    except (OSError, ValueError):
+        log.log("sigaction(): Invalid argument [core/utils.c line 1958]")
+    return 0
+
+
+MASTER_ACTIONS = {"unix_signal": _unix_signal}
+
+
 class Hook:
     """One hook-PHASE value: ACTION:ARGS, a `!` before the action keeping
     the value out of the log (uWSGI's private hook)."""
 
-    def __init__(self, value, option):
+    def __init__(self, value, option, in_master=False):
         action, colon, self.arg = value.partition(":")
         if not colon:
             raise ConfigError(f"'{value}' is not ACTION:ARGS (uWSGI: "
@@ -334,40 +374,63 @@ class Hook:
                               option=option)
         self.private = action.startswith("!")
         self.action = action.removeprefix("!")
-        if self.action not in ACTIONS:
+        if self.action in MASTER_ACTIONS:
+            _check_master_action(self.action, self.arg, option, in_master)
+        elif self.action not in ACTIONS:
             raise ConfigError(
                 f"hook action '{self.action}' is not one ugu has (those "
                 f"that call C functions, mount, or use uWSGI's alarms, "
                 f"RPC or waits are not); ugu has "
-                f"{', '.join(sorted(ACTIONS))}", option=option)
+                f"{', '.join(sorted([*ACTIONS, *MASTER_ACTIONS]))}",
+                option=option)
         self.value = value
 
-    def run(self, phase_word):
+    def run(self, phase_word, master=None):
         if self.private:
             log.log(f"running --- PRIVATE HOOK --- ({phase_word})...")
         else:
             log.log(f'running "{self.value}" ({phase_word})...')
+        if self.action in MASTER_ACTIONS:
+            return MASTER_ACTIONS[self.action](self.arg, master)
         return ACTIONS[self.action](self.arg)
+
+
+def _check_master_action(action, arg, option, in_master):
+    """unix_signal only where the master runs it, naming a function ugu's
+    master has (a value without its space fails when it runs, in
+    uWSGI's line)."""
+    if not in_master:
+        raise ConfigError(f"hook action '{action}' binds a signal of "
+                          f"ugu's master: write it in hook-{MASTER_PHASE}",
+                          option=option)
+    number, space, name = arg.partition(" ")
+    if space and name not in MASTER_FUNCTIONS:
+        raise ConfigError(
+            f"unix_signal names '{name}', which ugu's master does not have "
+            f"(uWSGI finds any of its C functions by name); ugu's has "
+            f"{', '.join(MASTER_FUNCTIONS)}", option=option)
 
 
 class Hooks:
     """Every phase's hooks and commands, read once at start-up."""
 
     def __init__(self, config):
-        self.hooks = {phase: [Hook(value, f"hook-{phase}")
+        self.hooks = {phase: [Hook(value, f"hook-{phase}",
+                                   phase == MASTER_PHASE)
                               for value in config[f"hook-{phase}"]]
                       for phase in PHASES if phase != "touch"}
         self.commands = {phase: config[f"exec-{phase}"]
                          for phase in EXEC_PHASES}
         self.touches = [_touch_hook(value) for value in config["hook-touch"]]
 
-    def run(self, phase, on_fatal=None):
+    def run(self, phase, on_fatal=None, master=None):
         """Run the phase's hooks, then its commands.  A fatal failure
         calls `on_fatal` (what ends the instance from where the phase
-        runs), or exits 1 where none is given."""
+        runs), or exits 1 where none is given.  `master`: the Master
+        that runs the phase, for the actions that bind its signals."""
         word, fatal = PHASES[phase]
         for hook in self.hooks[phase]:
-            if hook.run(word) and fatal:
+            if hook.run(word, master) and fatal:
                 log.verbose("FATAL hook failed, destroying instance")
                 if on_fatal is None:
                     _exit_failed()

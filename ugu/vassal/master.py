@@ -470,8 +470,12 @@ class Master:
             else None
         self.going_cheap = None     # SIGKILL time of workers gone idle
         self.pending_exit = None    # "shutdown" | "reload" once decided
+        # A graceful shutdown buries its workers without a line: uWSGI's
+        # gracefully_kill_them_all waits for them itself.
+        self.bury_quietly = False
         self.next_beat = 0.0        # when the emperor hears from us next
         self.signals = None
+        self.unix_signals = {}      # signum -> method (unix_signal hooks)
         self.exit_code = EXIT_OK
         self.chain = ChainReload(self)
         self.daemons = daemons
@@ -521,7 +525,8 @@ class Master:
                 self.config, "stats", lambda: stats.document(self))
             log.log(f"*** Stats server enabled on {self.config['stats']} "
                     f"fd: {self.stats.fileno()} ***")
-        self.shared.hooks.run("master-start", on_fatal=self.begin_shutdown)
+        self.shared.hooks.run("master-start", on_fatal=self.begin_shutdown,
+                              master=self)
         return self._loop()
 
     def _spawn_initial(self):
@@ -727,6 +732,10 @@ class Master:
 
     # -- events -----------------------------------------------------------
     def handle_signal(self, signum):
+        bound = self.unix_signals.get(signum)
+        if bound:
+            bound()
+            return
         if signum == signal.SIGCHLD:
             return
         if signum == signal.SIGUSR1:
@@ -737,6 +746,27 @@ class Master:
             self.begin_reload(graceful=False)
         else:
             self.begin_shutdown()
+
+    def unix_signal(self, signum, function):
+        """A unix_signal hook: `signum` runs the method `function` from
+        now on, in place of the meaning the master gives it."""
+        self.signals.add(signum)
+        self.unix_signals[signum] = getattr(self, function)
+
+    # uWSGI's master functions, by their names in uWSGI (what a
+    # unix_signal hook names; see hooks.MASTER_FUNCTIONS).
+    def gracefully_kill_them_all(self):
+        self.begin_shutdown(graceful=True,
+                            reason="graceful shutdown triggered...")
+
+    def kill_them_all(self):
+        self.begin_shutdown()
+
+    def grace_them_all(self):
+        self.begin_reload(graceful=True)
+
+    def reap_them_all(self):
+        self.begin_reload(graceful=False)
 
     @property
     def brutal_reload_signal(self):
@@ -1072,6 +1102,7 @@ class Master:
         self.daemons.stop(reloading=False)
         self._stop_children(signal.SIGHUP if graceful else signal.SIGINT)
         self.pending_exit = "shutdown"
+        self.bury_quietly = graceful
 
     def begin_reload(self, graceful):
         # As uWSGI: the daemons are stopped before the workers are told.
@@ -1174,7 +1205,7 @@ class Master:
             log.log(f"mule {child.number} (pid: {child.pid}) annihilated")
         elif child.kind == "spooler":
             log.log(f"spooler (pid: {child.pid}) annihilated")
-        else:
+        elif not self.bury_quietly:
             seconds = int(time.monotonic() - started)
             log.log(f"worker {child.number} buried after {seconds} seconds")
 
