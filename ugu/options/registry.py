@@ -336,6 +336,11 @@ OPTIONS = (
     _opt("master-fifo", STR, "read one-letter commands from this fifo "
          "(r w c q s R W Q)", MASTER, needs_master=True),
     _opt("pidfile", STR, "write the master's pid to this file", MASTER),
+    _opt("safe-pidfile", STR, "write the master's pid to this file once "
+         "the first workers are spawned (vacuum leaves it where uid is "
+         "set)", MASTER),
+    _opt("safe-pidfile2", STR, "write the master's pid to this file once "
+         "the first workers are spawned (vacuum removes it)", MASTER),
     # the cache
     _opt("cache2", STR, "create a shared cache (KEY=VALUE,...: name, "
          "items, blocksize, blocks, bitmap, keysize, hashsize, store, "

@@ -19,6 +19,17 @@ def write_pidfile(path):
     proc.write_pidfile(path, "pidfile")
 
 
+def write_safe_pidfiles(config):
+    """safe-pidfile2, then safe-pidfile: the master's pid (the instance's
+    without one) once the first workers are spawned, the app loaded and
+    privileges dropped, so that a pid there is an instance that has
+    started; once, as pidfile."""
+    for option in ("safe-pidfile2", "safe-pidfile"):
+        if config[option]:
+            log.log(f"writing pidfile to {config[option]}")
+            proc.write_pidfile(config[option], option)
+
+
 def socket_mode(config):
     """The mode `chmod-socket` asks for unix sockets: None when it is not
     set, 0 for the bare option (uWSGI's 666 "for lazy and brave users")."""
@@ -128,6 +139,12 @@ def vacuum(config, listeners):
     """Remove the pidfile and the unix sockets; uWSGI's VACUUM lines."""
     if config["pidfile"] and _remove(config["pidfile"]):
         log.log("VACUUM: pidfile removed.")
+    # As uWSGI: safe-pidfile is left where uid is set, safe-pidfile2 not.
+    if config["safe-pidfile"] and not config["uid"] and \
+            _remove(config["safe-pidfile"]):
+        log.log("VACUUM: safe pidfile removed.")
+    if config["safe-pidfile2"] and _remove(config["safe-pidfile2"]):
+        log.log("VACUUM: safe pidfile2 removed.")
     for listener in _unix(listeners):
         path = listener.sock.getsockname()
         if sockets.unix_inode(listener.sock) not in (listener.inode, None):

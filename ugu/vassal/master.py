@@ -393,6 +393,8 @@ def _run_without_master(config, listeners, shared):
         if pid == 0:
             worker.run()
         log.log(f"spawned uWSGI worker {wid} (pid: {pid}, cores: {threads})")
+    if not os.environ.get(RELOADS_ENV):
+        hygiene.write_safe_pidfiles(config)
     # Worker 1 is the instance here: its end is the instance's.
     Worker(1, config, listeners, shared, at_exit=functools.partial(
         _end_without_master, config, listeners, shared.hooks)).run()
@@ -511,6 +513,8 @@ class Master:
         for wid in range(1, self.config["processes"] + 1):
             self.shared.scoreboard.set_apps(wid, self.shared.apps.loaded)
         self._spawn_initial()
+        if not reloads:
+            hygiene.write_safe_pidfiles(self.config)
         if self.shared.caches:
             self.shared.caches.announce()
         cheaper.announce(self.config)

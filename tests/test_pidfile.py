@@ -1,0 +1,87 @@
+"""safe-pidfile and safe-pidfile2, beside the real uWSGI: the master's pid
+once its first workers are spawned, at the first start only, and vacuum's
+lines for them.
+"""
+
+import re
+import signal
+import socket
+import textwrap
+
+import pytest
+
+from tests import support
+from tests.support import free_port, write_ini
+
+APP = textwrap.dedent('''
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+''')
+
+
+def _get(port):
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        return support.read_to_eof(client)
+
+
+def _pid_in(path):
+    """The pid in the file, once there: uWSGI's workers write the file
+    again (truncated first) as they start."""
+    return int(support.wait_until(lambda: path.read_text().strip(),
+                                  what=f"a pid in {path}"))
+
+
+def _instance(start_server, server, tmp_path, *pairs):
+    port = free_port()
+    (tmp_path / "app.py").write_text(APP)
+    ini = write_ini(tmp_path / "app.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", tmp_path / "app.py"), *pairs])
+    return start_server(server, ["--ini", str(ini)], cwd=tmp_path), port
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_safe_pidfiles_once_the_workers_are_spawned(start_server, tmp_path,
+                                                    server):
+    """Both files hold the master's pid, written after the first workers'
+    spawn and before the master-start hooks; a reload leaves them
+    alone; vacuum removes them after the pidfile, in uWSGI's lines."""
+    safe, safe2 = tmp_path / "safe.pid", tmp_path / "safe2.pid"
+    p, port = _instance(
+        start_server, server, tmp_path, ("master", "true"),
+        ("processes", 1), ("pidfile", tmp_path / "plain.pid"),
+        ("safe-pidfile", safe), ("safe-pidfile2", safe2),
+        ("vacuum", "true"), ("hook-master-start", "print:MASTER START"))
+    p.wait_for_log(r"(?m)^MASTER START$")
+    assert re.search(rf"spawned uWSGI worker 1 .*\n(?:.*\n)*?"
+                     rf"writing pidfile to {safe2}\n(?:.*\n)*?"
+                     rf"writing pidfile to {safe}\n(?:.*\n)*?"
+                     rf"MASTER START\n", p.output()), p.output()
+    assert _pid_in(safe) == _pid_in(safe2) == p.pid
+    support.wait_for_port(port)
+    assert _get(port).endswith(b"ok")
+    safe.unlink()
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"(?m)^MASTER START$", count=2)
+    assert not safe.exists()
+    safe.write_text("kept\n")
+    # Workers that have served: uWSGI's may miss a signal before.
+    assert _get(port).endswith(b"ok")
+    assert p.stop() == 0
+    assert re.search(r"VACUUM: pidfile removed\.\n"
+                     r"VACUUM: safe pidfile removed\.\n"
+                     r"VACUUM: safe pidfile2 removed\.\n", p.output())
+    assert not safe.exists() and not safe2.exists()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_safe_pidfile_without_a_master(start_server, tmp_path, server):
+    """Without a master: the pid of the process that is worker 1."""
+    safe = tmp_path / "safe.pid"
+    p, port = _instance(start_server, server, tmp_path,
+                        ("safe-pidfile", safe))
+    p.wait_for_log(rf"writing pidfile to {safe}\n")
+    support.wait_for_port(port)
+    assert _pid_in(safe) == p.pid
