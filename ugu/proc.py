@@ -18,6 +18,7 @@ import sys
 import setproctitle
 
 from ugu import log
+from ugu.options import registry
 from ugu.options.errors import ConfigError
 
 PR_SET_PDEATHSIG = 1
@@ -165,6 +166,34 @@ def die_with_parent(parent, signum=signal.SIGKILL):
     if _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     return os.getppid() == parent
+
+
+def apply_env(config):
+    """env and unenv, in the order they are written, as uWSGI applies
+    them (unenv after env removes the variable, env after unenv sets
+    it); the children inherit them."""
+    for entry in config.entries:
+        opt = None if entry.placeholder else registry.lookup(entry.key)
+        if opt and opt.name == "env":
+            _setenv(entry.value)
+        elif opt and opt.name == "unenv":
+            _unenv(entry.value)
+
+
+def _setenv(item):
+    key, eq, value = item.partition("=")
+    if not eq or not key:
+        raise ConfigError(f"expected KEY=VALUE, got '{item}'", option="env")
+    os.environ[key] = value
+
+
+def _unenv(name):
+    """A name unsetenv() refuses is said in uWSGI's line; the start goes
+    on."""
+    if not name or "=" in name:
+        log.log("unsetenv(): Invalid argument [core/uwsgi.c line 4409]")
+    else:
+        os.environ.pop(name, None)
 
 
 def start_log(config, reloaded, under_emperor=False, asap=None):

@@ -74,6 +74,8 @@ def run(config):
         raise ConfigError("the Emperor has no app to load first: use "
                           "daemonize", option="daemonize2")
     proc.start_log(config, reloaded=master.reloads() > 0)
+    # The vassals inherit them, as uWSGI's.
+    proc.apply_env(config)
     log.use_loggers(config)
     if config["logto2"] and not config["logger"]:
         # The Emperor drops no privileges: after them is now.

@@ -548,6 +548,8 @@ OPTIONS = (
          repeat=True, aliases=("python-path", "pp")),
     _opt("env", STR, "set an environment variable (KEY=VALUE)", CORE,
          repeat=True),
+    _opt("unenv", STR, "unset an environment variable (in its place "
+         "among the env options)", CORE, repeat=True),
     _opt("home", STR, "use this virtualenv (or Python home): its "
          "site-packages go first on sys.path", PYTHON, short="H",
          aliases=("virtualenv", "venv", "pyhome")),

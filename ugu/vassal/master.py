@@ -116,8 +116,12 @@ def _run(config):
         # Emperor's log, not in the vassal's logto file.
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
     hooks = Hooks(config)
-    proc.start_log(config, reloaded, under_emperor=bool(link),
-                   asap=lambda: hooks.run("asap"))
+
+    def asap():
+        # env and unenv first, as uWSGI applies them with its options.
+        _apply_env(config)
+        hooks.run("asap")
+    proc.start_log(config, reloaded, under_emperor=bool(link), asap=asap)
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
@@ -128,7 +132,6 @@ def _run(config):
     _banner(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
-    _apply_env(config)
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
     _privileged_hooks(config, hooks, start_cwd, reloaded)
@@ -294,12 +297,7 @@ def _chdir(path):
 
 
 def _apply_env(config):
-    for item in config["env"]:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ConfigError(f"expected KEY=VALUE, got '{item}'",
-                              option="env")
-        os.environ[key] = value
+    proc.apply_env(config)
     # Read here, before a router process would fail on them.
     for item in config["http-var"]:
         parse_var(item)
