@@ -208,6 +208,8 @@ OPTIONS = (
     _opt("no-defer-accept", FLAG, "accept a TCP connection at once, not "
          "when its first bytes arrive (or after socket-timeout seconds)",
          CORE, default=False),
+    _opt("exit-on-reload", FLAG, "end the instance (exit 0) where a "
+         "reload would restart it", MASTER, default=False),
     _opt("die-on-term", FLAG, "exit on SIGTERM instead of reloading",
          MASTER, default=False),
     _opt("worker-reload-mercy", INT, "seconds a worker may take to finish "

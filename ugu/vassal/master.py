@@ -1154,9 +1154,14 @@ class Master:
             self.fsmon.close()
         if self.stats:
             self.stats.close()
-        if self.pending_exit == "reload":
+        if self.pending_exit != "reload":
+            log.log("goodbye to uWSGI.")
+        elif self.config["exit-on-reload"]:
+            # Where uWSGI would re-exec: it exits 0 instead, unsaid but
+            # for this line, then ends as at a shutdown.
+            log.log("uWSGI: GAME OVER (insert coin)")
+        else:
             self._reexec()
-        log.log("goodbye to uWSGI.")
         self.shared.hooks.run("as-user-atexit")
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
