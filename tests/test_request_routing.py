@@ -517,3 +517,19 @@ def test_startup_dump_matches_uwsgi(tmp_path, procs, uwsgi_binary):
     assert ours == theirs
     assert len(theirs) == len(ROUTES) + 4 + 1
     assert theirs[0] == "*** dumping internal routing table ***"
+
+
+def test_pcre_jit_changes_nothing_but_its_line(site, procs):
+    """ugu's regexps have no JIT: as a uWSGI whose PCRE lacks one, the
+    start says so after its first line, and the routes match as
+    without it."""
+    port = support.free_port()
+    path = write_config(site, [f"http-socket = 127.0.0.1:{port}",
+                               "wsgi-file = app.py", "pcre-jit = true",
+                               "route = ^/gone$ break:410 Gone"])
+    ugu = procs.ugu("--ini", str(path), cwd=site)
+    support.wait_for_port(port)
+    assert ask(port, True, "GET", "/gone", {}).startswith(
+        b"HTTP/1.1 410 Gone\r\n")
+    assert re.search(r"\*\*\* Starting uWSGI .*\npcre jit disabled\n",
+                     ugu.output())

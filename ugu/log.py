@@ -56,10 +56,14 @@ def log_sent(message):
     _write(_MESSAGES_FD, message, "latin-1")
 
 
-def starting():
-    """The first line of every uWSGI instance, vassal or Emperor."""
+def starting(pcre_jit=False):
+    """The first line of every uWSGI instance, vassal or Emperor; after
+    it, with pcre-jit, the line of a uWSGI whose PCRE has no JIT: ugu's
+    regexps are Python's, which has none."""
     log(f"*** Starting uWSGI {UWSGI_VERSION} (ugu {__version__}) on "
         f"[{time.ctime()}] ***")
+    if pcre_jit:
+        log("pcre jit disabled")
 
 
 def log_all(messages):

@@ -80,7 +80,7 @@ def run(config):
     if config["logto2"] and not config["logger"]:
         # The Emperor drops no privileges: after them is now.
         log.logto(config, "logto2")
-    log.starting()
+    log.starting(config["pcre-jit"])
     proc.limit_address_space(config)
     proc.set_max_fd(config)
     monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]

@@ -625,6 +625,10 @@ OPTIONS = (
     # response head with its status, then response routes, final routes
     # once the response is sent, before its log line
     *_route_options("route", "request"),
+    _opt("pcre-jit", FLAG, "compile regexps with PCRE's JIT where it has "
+         "one: ugu's (Python's re) have none, so, as in a uWSGI whose "
+         "PCRE lacks it, this changes nothing but a start-up line ('pcre "
+         "jit disabled')", ROUTING, default=False),
     *_route_options("error-route", "error", status=True),
     *_route_options("response-route", "response"),
     *_route_options("final-route", "final", status=True),

@@ -265,7 +265,7 @@ def _lazy(config):
 
 
 def _banner(config):
-    log.starting()
+    log.starting(config["pcre-jit"])
     for names in config["plugins"]:
         for name in names:
             log.log(f"plugin {name}: built into ugu")
