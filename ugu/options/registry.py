@@ -266,6 +266,11 @@ OPTIONS = (
     _opt("gevent-early-monkey-patch", FLAG, "patch before the app loads: "
          "ugu's gevent workers always do, so this states the behaviour",
          PYTHON, default=False),
+    _opt("py-call-osafterfork", FLAG, "tell Python of each fork (the "
+         "child hooks of os.register_at_fork run, threading forgets the "
+         "master's threads): ugu's workers are forked by os.fork(), which "
+         "always does, so this states the behaviour", PYTHON,
+         default=False),
     _opt("cpu-affinity", INT, "run each worker on this many CPUs: worker "
          "N from CPU (N - 1) * count on, wrapping round", MASTER,
          default=0),
