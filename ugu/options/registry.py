@@ -889,6 +889,10 @@ _INSTEAD = {
                              "sends them; touch-reload reloads the "
                              "instance, spoolers with it",
     "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
+    "master-as-root": "ugu's master drops to uid and gid itself, before "
+                      "binding, and every process it forks inherits "
+                      "that: remove it (hook-as-root and exec-as-root "
+                      "still run as root, before the drop)",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",
          "stats-pushers-default-freq"),
