@@ -173,6 +173,8 @@ def test_import_in_master_or_in_each_lazy_worker(procs, tmp_path):
                 ("shared-py-import", tmp_path / "shared.py"))
     p = procs.ugu("--ini", str(ini), cwd=tmp_path)
     p.wait_for_log(r"WSGI app 0 .*", count=2)
+    # A lazy worker may load the app before the master says its spawn.
+    p.wait_for_log(r"spawned uWSGI worker 2 ")
     workers = [int(m) for m in re.findall(
         r"spawned uWSGI worker \d \(pid: (\d+)", p.output())]
     assert _pids(shared) == [p.pid]
