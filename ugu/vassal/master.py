@@ -189,7 +189,7 @@ def _run(config):
     # After the sockets, as uWSGI makes its signal sockets (so the app
     # finds its listening sockets where uWSGI's would be).
     shared.uwsgi_signals = signals.UwsgiSignals.from_config(
-        config, shared.mules, not masterless)
+        config, shared.mules, not masterless, shared.spoolers)
     pymodule.install(config, shared.scoreboard, reloaded, not masterless,
                      shared.mules, shared.spoolers, shared.uwsgi_signals)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
@@ -653,7 +653,8 @@ class Master:
         master = os.getpid()
         pid = self._fork(lambda: spooler.run(
             self.shared.spoolers, index, self.config, master, self.listeners,
-            pymodule.enter_spooler, pymodule.spooler_function))
+            pymodule.enter_spooler, pymodule.spooler_function,
+            self.shared.uwsgi_signals))
         # Known at once to the workers, which wake it and list it.
         self.shared.spoolers.set_state(index, pid=pid)
         self.children[pid] = Child("spooler", index, pid)

@@ -8,8 +8,8 @@ changed files, and run by the process the handler's target names.
 The numbers travel as single bytes over non-blocking stream socket
 pairs made in the master before the app loads, as uWSGI's do: one
 shared by the workers (any of them takes a byte the master writes; the
-master reads what any of them raises), one per worker, and the same for
-the mules (and one per farm).  The master routes each number by its own
+master reads what any of them raises), one per worker, the same for
+the mules (and one per farm), and one the spoolers share.  The master routes each number by its own
 table (the handlers registered before fork, whose targets every process
 inherits); a worker or mule runs the handler of its own table.  So, as
 in uWSGI, a handler a worker registers at run time is that worker's
@@ -25,13 +25,14 @@ mule-harakiri.
 A worker core waits on the signal sockets beside its listeners (a
 request pays nothing for them), so a handler runs on an idle core,
 between requests, never inside one; a mule runs them in mule_get_msg's
-wait and in a bare mule's loop.  Without a master there is no signal
+wait and in a bare mule's loop, a spooler between its scans.  Without a master there is no signal
 framework: registering is refused and a raised signal goes nowhere, in
 uWSGI's words.
 """
 
 import fcntl
 import mmap
+import os
 import socket
 import struct
 import termios
@@ -199,16 +200,18 @@ class UwsgiSignals:
     """The instance's signal sockets, tables and, in each process, its
     own handlers and the ends it reads."""
 
-    def __init__(self, workers, mules, bufsize):
+    def __init__(self, workers, mules, bufsize, spoolers=0):
         self.pool = _pair(bufsize)
         self.workers = [_pair(bufsize) for _ in range(workers)]
         self.mule_pool = _pair(bufsize) if mules else None
         self.mules = [_pair(bufsize) for _ in range(len(mules or ()))]
         self.farms = [(farm, _pair(bufsize))
                       for farm in (mules.farms if mules else ())]
+        self.spoolers = _pair(bufsize) if spoolers else None
         self.table = Table()
         self.handlers = {}      # this process's: number -> Handler
         self.wid = self.mule_id = 0
+        self.spooler_pid = 0    # in a spooler, its pid (uWSGI's id)
         self.out = None         # where this process raises a signal
         self.inbox = []         # the ends this process reads
         # The master's.
@@ -227,11 +230,12 @@ class UwsgiSignals:
             -1, _MULE_DEADLINE.size * max(len(self.mules), 1))
 
     @classmethod
-    def from_config(cls, config, mules, has_master):
+    def from_config(cls, config, mules, has_master, spoolers=None):
         """None without a master (uWSGI's signals need one)."""
         if not has_master:
             return None
-        found = cls(config["processes"], mules, config["signal-bufsize"])
+        found = cls(config["processes"], mules, config["signal-bufsize"],
+                    len(spoolers or ()))
         found.mule_harakiri = config["mule-harakiri"]
         for option, kind in (("timer", TIMER), ("rbtimer", RB_TIMER)):
             for value in config[option]:
@@ -257,6 +261,14 @@ class UwsgiSignals:
         self.inbox = [self.mule_pool[1], self.mules[mule_id - 1][1]]
         self.inbox += [pair[1] for farm, pair in self.farms
                        if mule_id in farm.ids]
+
+    def enter_spooler(self, spooler_harakiri):
+        """In a spooler: its handlers run under `spooler_harakiri` (a
+        function of whether one runs), as uWSGI times them."""
+        self.spooler_pid = os.getpid()
+        self._harakiri = spooler_harakiri
+        self.out = self.spoolers[1]
+        self.inbox = [self.spoolers[1]]
 
     # -- the app's calls ---------------------------------------------------
     def register(self, signum, receiver, function):
@@ -315,16 +327,22 @@ class UwsgiSignals:
                 log.app_traceback()
             self._set_harakiri(signum, False)
         if not ok:
-            who = ("worker", self.wid) if self.wid else \
-                ("mule", self.mule_id)
-            log.verbose(f"error managing signal {signum} on {who[0]} "
-                        f"{who[1]}")
+            log.verbose(f"error managing signal {signum} on {self._who()}")
+
+    def _who(self):
+        if self.wid:
+            return f"worker {self.wid}"
+        if self.mule_id:
+            return f"mule {self.mule_id}"
+        return f"spooler {self.spooler_pid}"
 
     def _set_harakiri(self, signum, running):
         """A handler's harakiri, as uWSGI times it: a worker's under
         `harakiri`, on its scoreboard deadline; a mule's under
-        mule-harakiri."""
-        if self._harakiri:
+        mule-harakiri, a spooler's under spooler-harakiri."""
+        if self.spooler_pid:
+            self._harakiri(running)
+        elif self._harakiri:
             board, seconds = self._harakiri
             board.set_harakiri(self.wid, time.time() + seconds
                                if running else 0.0)
@@ -365,8 +383,9 @@ class UwsgiSignals:
 
     def _raised_on(self):
         ends = [self.pool[0]]
-        if self.mule_pool:
-            ends.append(self.mule_pool[0])
+        for pair in (self.mule_pool, self.spoolers):
+            if pair:
+                ends.append(pair[0])
         return ends
 
     def serve(self, ready, active):
@@ -448,9 +467,9 @@ class UwsgiSignals:
         elif receiver == "subscribed":
             pass
         elif receiver == "spooler":
-            # ugu has no spooler to deliver to.
-            send(None, signum)
-            log.log(f"could not deliver signal {signum} to the spooler")
+            # Any spooler takes it; without one, there is nowhere to write.
+            if not send(self.spoolers[0] if self.spoolers else None, signum):
+                log.log(f"could not deliver signal {signum} to the spooler")
         elif receiver == "mules":
             for mule_id in range(1, len(self.mules) + 1):
                 self._to_mule(signum, mule_id)

@@ -20,11 +20,15 @@ uwsgi.spoolers names it, to spool to another spooler than the first),
 mtime) and `priority` (a subfolder, which only `spooler-ordered`
 visits, in number order).
 
+Between scans a spooler also waits on the signal socket the spoolers
+share: it runs the handler of a uWSGI signal the master routes to the
+"spooler" target (one signal a wake-up, under spooler-harakiri), then
+scans again, as uWSGI's spoolers do.
+
 Where ugu differs: a task file is written under a temporary name and
 renamed into place, so no spooler (ugu's or uWSGI's) meets it half
 written; uWSGI writes it in place under an fcntl lock, which ugu's
-spoolers honour as uWSGI's do.  uWSGI's spoolers also run its signal
-handlers; ugu has no uWSGI signals.
+spoolers honour as uWSGI's do.
 """
 
 import collections
@@ -335,7 +339,8 @@ def task_dict(name, block, body):
 class Spooler:
     """One spooler process's life, after fork."""
 
-    def __init__(self, spoolers, index, config, find_function, wakeups):
+    def __init__(self, spoolers, index, config, find_function, wakeups,
+                 uwsgi_signals=None):
         self.spoolers, self.index = spoolers, index
         self.dir = spoolers.dirs[index]
         self.config = config
@@ -343,6 +348,17 @@ class Spooler:
         self.tasks = 0
         self.quiet = config["spooler-quiet"]
         self.wakeups = wakeups      # SIGUSR1, from a worker that spooled
+        self.signals = uwsgi_signals    # None without a master
+        if uwsgi_signals:
+            uwsgi_signals.enter_spooler(self.set_harakiri)
+
+    def set_harakiri(self, running):
+        """A signal handler runs (or ends) under spooler-harakiri."""
+        seconds = self.config["spooler-harakiri"]
+        if seconds:
+            self.spoolers.set_state(
+                self.index,
+                deadline=int(time.time()) + seconds if running else 0)
 
     def run(self):
         while True:
@@ -351,7 +367,9 @@ class Spooler:
             self.scan(self.dir)
             seconds = self.spoolers.frequency(
                 self.config["spooler-frequency"])
-            self.wakeups.wait(seconds)
+            ends = self.signals.inbox if self.signals else ()
+            for end in self.wakeups.wait(seconds, ends)[1]:
+                self.signals.receive(end)
 
     def scan(self, folder):
         ordered = self.config["spooler-ordered"]
@@ -485,10 +503,12 @@ def _end(code):
     os._exit(code)
 
 
-def run(spoolers, index, config, master, listeners, enter, find_function):
+def run(spoolers, index, config, master, listeners, enter, find_function,
+        uwsgi_signals=None):
     """Spooler `index`'s life, after fork: `enter` called with its index
     once it is one, `find_function` giving the app's uwsgi.spooler (or
-    None).  Never returns."""
+    None), `uwsgi_signals` the instance's (None without a master).
+    Never returns."""
     proc.reset_signals()
     if not proc.die_with_parent(master):
         os._exit(0)
@@ -511,10 +531,12 @@ def run(spoolers, index, config, master, listeners, enter, find_function):
     # would end a spooler without its handler.
     wakeups = proc.SignalQueue([signal.SIGUSR1])
     proc.unblock_signals()
+    spooler = Spooler(spoolers, index, config, find_function, wakeups,
+                      uwsgi_signals)
     enter(index)
     for name in config["spooler-import"]:
         _import(name)
-    Spooler(spoolers, index, config, find_function, wakeups).run()
+    spooler.run()
 
 
 def _import(name):
