@@ -21,10 +21,21 @@ APP = textwrap.dedent('''\
 
     import uwsgi
 
+    # A spooler works in its own folder.
+    MARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "marks.txt")
+
 
     def mark(signum):
-        with open("marks.txt", "a") as f:
+        with open(MARKS, "a") as f:
             f.write(f"{signum} {uwsgi.worker_id()} {uwsgi.mule_id()}\\n")
+
+
+    def spooler_mark(signum):
+        with open(MARKS, "a") as f:
+            f.write(f"{signum} spooler {os.getpid() in uwsgi.spooler_pids()}"
+                    f"\\n")
+        uwsgi.signal(33)
 
 
     def boom(signum):
@@ -63,6 +74,10 @@ APP = textwrap.dedent('''\
     if os.environ.get("MARK"):
         for signum in map(int, os.environ["MARK"].split()):
             uwsgi.register_signal(signum, "worker", mark)
+    if os.environ.get("SPOOLER"):
+        uwsgi.register_signal(30, "spooler", spooler_mark)
+        uwsgi.register_signal(31, "spooler", boom)
+        uwsgi.register_signal(33, "workers", mark)
     if os.environ.get("SLOW"):
         uwsgi.register_signal(3, os.environ["SLOW"],
                               lambda signum: time.sleep(30))
@@ -336,3 +351,31 @@ def test_mule_harakiri_times_a_mules_handler(start_server, tmp_path,
     p.wait_for_log(r"\*\*\* HARAKIRI ON MULE 1 HANDLING SIGNAL 3 \(pid: "
                    r"\d+\) \*\*\*\n(?:.*\n)*?OOOPS mule 1 \(pid: \d+\) "
                    r"crippled\.\.\.trying respawn\.\.\.\n")
+
+
+def test_a_spooler_runs_the_spoolers_handlers(start_server, tmp_path,
+                                              server):
+    """A signal for the "spooler" target reaches a spooler between its
+    scans; what its handler raises goes through the master; a failing
+    handler is said with the spooler's pid."""
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("spooler", str(tmp_path / "spool")),
+                    ("env", "SPOOLER=1"))
+    p.wait_for_log(r"\[uwsgi-signal\] signum 30 registered \(wid: 0 "
+                   r"modifier1: 0 target: spooler\)\n")
+    pid = p.wait_for_log(r"spawned the uWSGI spooler on dir .* with pid "
+                         r"(\d+)\n").group(1)
+    assert get(port, "/signal/30") is None
+    wait_for_marks(tmp_path, ["30 spooler True", "33 1 0"])
+    assert get(port, "/signal/31") is None
+    p.wait_for_log(rf"RuntimeError: boom 31\n(?:.*\n)*?.* - error managing "
+                   rf"signal 31 on spooler {pid}\n")
+
+
+def test_a_signal_for_no_spooler(start_server, tmp_path, server):
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("env", "MARK=1"), ("env", "SPOOLER=1"))
+    assert get(port, "/signal/30") is None
+    p.wait_for_log(r"uwsgi_signal_send\(\): Bad file descriptor \[core/"
+                   r"signal\.c line 306\]\n(?:.*\n)*?"
+                   r"could not deliver signal 30 to the spooler\n")
