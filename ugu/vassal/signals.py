@@ -9,25 +9,26 @@ The numbers travel as single bytes over non-blocking stream socket
 pairs made in the master before the app loads, as uWSGI's do: one
 shared by the workers (any of them takes a byte the master writes; the
 master reads what any of them raises), one per worker, the same for
-the mules (and one per farm), and one the spoolers share.  The master routes each number by its own
-table (the handlers registered before fork, whose targets every process
-inherits); a worker or mule runs the handler of its own table.  So, as
-in uWSGI, a handler a worker registers at run time is that worker's
-alone, and its number is routed as one the master does not know: to
-any worker, which says it cannot manage it unless it is the one.
+the mules (and one per farm), and one the spoolers share.  The master
+routes each number by its own table (the handlers registered before
+fork, whose targets every process inherits); a worker, mule or spooler
+runs the handler of its own table.  So, as in uWSGI, a handler a
+worker registers at run time is that worker's alone, and its number is
+routed as one the master does not know: to any worker, which says it
+cannot manage it unless it is the one.
 
 Timers, rb-timers, crons and file monitors go in a table in shared
 memory, so that those a worker adds (under lazy-apps, or in a request)
 reach the master, which picks them up on its next pass, as uWSGI's
 does.  A worker's handlers run under harakiri, a mule's under
-mule-harakiri.
+mule-harakiri, a spooler's under spooler-harakiri.
 
 A worker core waits on the signal sockets beside its listeners (a
 request pays nothing for them), so a handler runs on an idle core,
 between requests, never inside one; a mule runs them in mule_get_msg's
-wait and in a bare mule's loop, a spooler between its scans.  Without a master there is no signal
-framework: registering is refused and a raised signal goes nowhere, in
-uWSGI's words.
+wait and in a bare mule's loop, a spooler between its scans.  Without
+a master there is no signal framework: registering is refused and a
+raised signal goes nowhere, in uWSGI's words.
 """
 
 import fcntl
