@@ -379,3 +379,15 @@ def test_a_signal_for_no_spooler(start_server, tmp_path, server):
     p.wait_for_log(r"uwsgi_signal_send\(\): Bad file descriptor \[core/"
                    r"signal\.c line 306\]\n(?:.*\n)*?"
                    r"could not deliver signal 30 to the spooler\n")
+
+
+def test_spooler_harakiri_times_a_spoolers_handler(start_server, tmp_path,
+                                                   server):
+    p, port = start(start_server, tmp_path, server, ("processes", "1"),
+                    ("spooler", str(tmp_path / "spool")),
+                    ("spooler-harakiri", "1"), ("env", "SLOW=spooler"))
+    pid = p.wait_for_log(r"spawned the uWSGI spooler on dir .* with pid "
+                         r"(\d+)\n").group(1)
+    assert get(port, "/signal/3") is None
+    p.wait_for_log(rf"\*\*\* HARAKIRI ON THE SPOOLER \(pid: {pid}\) "
+                   rf"\*\*\*\n")
