@@ -6,7 +6,8 @@ worker under lazy-apps), before the first app is imported, so
 workers inherit it.  ugu does the same: `install()` puts a fresh module
 in sys.modules as `uwsgi`, and `enter_worker()` runs in each worker
 after fork.  The emperor and the router process never run an app, and
-have none.
+have none.  `install()` also puts ugu/appmodules at the end of
+sys.path, for ugu's own `uwsgidecorators` (see that file).
 
 Its values are those uWSGI's gives, with their types: Python 3's uWSGI
 makes its strings bytes (version, hostname, opt's values, magic_table),
@@ -56,6 +57,9 @@ _SEMAPHORE = 1
 # The pid of the process holding lock 0 (0: none), shared by all.
 _HOLDER = struct.Struct("<i")
 _NO_REQUEST = "you can call uwsgi api function only from the main callable"
+# Modules ugu gives apps beside `uwsgi` (uwsgidecorators).
+APP_MODULES = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "appmodules")
 
 
 class Lacking(AttributeError):
@@ -151,6 +155,9 @@ def install(config, scoreboard, reloaded, master, mules=None,
         module.spoolers = tuple(folder.encode() for folder in spoolers.dirs)
     module.__getattr__ = _missing
     sys.modules["uwsgi"] = _module = module
+    # Last: a uwsgidecorators installed for the app (uWSGI's) comes first.
+    if APP_MODULES not in sys.path:
+        sys.path.append(APP_MODULES)
 
 
 def _values(config, reloaded):
