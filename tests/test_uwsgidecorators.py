@@ -194,7 +194,7 @@ ORDERS = textwrap.dedent('''\
         note(f"mulemsg {message!r} {uwsgi.mule_id()}")
 
 
-    @ud.farm("f1")
+    @ud.farm(name="f1")
     def farmed(message):
         note(f"farm {message!r} {uwsgi.mule_id()}")
 

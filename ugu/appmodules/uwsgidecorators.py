@@ -266,21 +266,44 @@ class farm_loop:
                 self.f(message)
 
 
-def _after_fork(name, loop):
-    """The decorator `name`: given a number or name, it chains its
-    function after fork, inside `loop`."""
-    def __init__(self, what=None, **kwargs):
+class _after_fork:
+    """A decorator whose function is chained after fork, inside its
+    `loop`, with the decorator's argument."""
+
+    loop = None
+
+    def __init__(self, what):
         self.what = what
 
     def __call__(self, f):
-        postfork_chain.append(loop(f, self.what))
-    return type(name, (), {"__init__": __init__, "__call__": __call__})
+        postfork_chain.append(self.loop(f, self.what))
 
 
-mule = _after_fork("mule", mule_brain)
-muleloop = _after_fork("muleloop", mule_brainloop)
-mulemsg = _after_fork("mulemsg", mulemsg_loop)
-farm = _after_fork("farm", farm_loop)
+class mule(_after_fork):
+    """@mule(N): the function runs once in mule N."""
+    loop = mule_brain
+
+    def __init__(self, num):
+        super().__init__(num)
+
+
+class muleloop(mule):
+    """@muleloop(N): the function runs again and again in mule N."""
+    loop = mule_brainloop
+
+
+class mulemsg(mule):
+    """@mulemsg(N): mule N's messages go to the function."""
+    loop = mulemsg_loop
+
+
+class farm(_after_fork):
+    """@farm(name): the farm's messages go to the function, in its
+    mules (in any farm's without a name)."""
+    loop = farm_loop
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name)
 
 
 # -- signals ---------------------------------------------------------------
