@@ -113,17 +113,18 @@ class postfork:
 
 
 # -- the spooler -----------------------------------------------------------
-class _spoolraw:
+class _Spooled:
     """A function spooled by calling it: the call becomes a task, which a
     spooler runs through manage_spool_request."""
 
+    decorator = "spoolraw"
     answer = None   # the spooler's answer, None: the function's
 
     def __init__(self, f, pass_arguments):
         if "spooler" not in uwsgi.opt:
             raise RuntimeError(
-                f"@{type(self).__name__.lstrip('_')} needs a spooler: add "
-                f"`spooler = DIR` to the config")
+                f"@{self.decorator} needs a spooler: add `spooler = DIR` "
+                f"to the config")
         self.f = f
         self.pass_arguments = pass_arguments
         spooler_functions[f.__name__] = f
@@ -151,11 +152,13 @@ class _spoolraw:
     spool = __call__
 
 
-class _spool(_spoolraw):
+class _Done(_Spooled):
+    decorator = "spool"
     answer = uwsgi.SPOOL_OK
 
 
-class _spoolforever(_spoolraw):
+class _Forever(_Spooled):
+    decorator = "spoolforever"
     answer = uwsgi.SPOOL_RETRY
 
 
@@ -167,17 +170,17 @@ def _spooled(kind, f, pass_arguments):
 
 def spool(f=None, pass_arguments=False):
     """@spool: the task is done once the function returns."""
-    return _spooled(_spool, f, pass_arguments)
+    return _spooled(_Done, f, pass_arguments)
 
 
 def spoolforever(f=None, pass_arguments=False):
     """@spoolforever: the task runs again on every scan."""
-    return _spooled(_spoolforever, f, pass_arguments)
+    return _spooled(_Forever, f, pass_arguments)
 
 
 def spoolraw(f=None, pass_arguments=False):
     """@spoolraw: the function returns the spooler's answer itself."""
-    return _spooled(_spoolraw, f, pass_arguments)
+    return _spooled(_Spooled, f, pass_arguments)
 
 
 # -- mules -----------------------------------------------------------------
