@@ -1098,7 +1098,8 @@ def test_warnings_follow_the_file_they_are_about():
 
 
 @pytest.mark.parametrize("text, where", [
-    ("[uwsgi]\nstrict = true\nx = %(y)\n", "app.ini:3: option 'x'"),
+    ("[uwsgi]\nstrict = true\nchdir = %(y)\n",
+     "app.ini:3: option 'chdir'"),
     ("[uwsgi]\nstrict = true\nprocesses = many\n",
      "app.ini:3: option 'processes'"),
     ("[uwsgi]\ninclude = missing.ini\n",

@@ -1,7 +1,7 @@
 """argv -> Config -> emperor, vassal, or one of the informational modes.
 
-Configuration errors are printed as one line naming the file, line and
-option, and exit with status 1, as uWSGI exits on a bad config.
+Configuration errors are printed one a line, each naming the file, line
+and option, and exit with status 1, as uWSGI exits on a bad config.
 """
 
 import os
@@ -21,7 +21,8 @@ def main(argv=None):
         config = resolve(argv)
         return _dispatch(config)
     except ConfigError as e:
-        print(f"ugu: {e}", file=sys.stderr)
+        for error in e.errors:
+            print(f"ugu: {error}", file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:
         # A reader that stopped early (`ugu --help | head`) is no error;

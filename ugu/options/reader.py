@@ -9,6 +9,10 @@ expansion passes and their entries appended at the end (see `resolve.py`).
 
 A file that includes itself, directly or through others, is an error that
 shows the chain of files (uWSGI recurses until it crashes).
+
+An entry that is an error (an unknown key under strict, a file that cannot
+be read, a `set` without `=`) is noted and reading goes on, where uWSGI
+exits at the first: the user sees every problem of the files in one run.
 """
 
 import difflib
@@ -47,13 +51,29 @@ class Reader:
         self.magic = None        # ... and of the last
         self.last_file = None    # for `--ini :section`
         self.reading = []        # (file, section) being read, for loops
+        self.opened = []         # every file, in the order it was opened
         self.block = None        # the open logic block
         self.in_block = False    # adding the keys of a block
         # Values uWSGI accepts but that are likely mistakes: errors under
         # strict, warnings otherwise.
         self.problems = []
+        self.errors = []         # what stops the start, said at the end
+
+    def order(self, error):
+        """Where an error sorts: its file in the order the files were
+        opened (the environment and the command line first), then its
+        line."""
+        rank = (self.opened.index(error.file) if error.file in self.opened
+                else -1)
+        return rank, error.line or 0
 
     def add(self, entry):
+        try:
+            self._add(entry)
+        except ConfigError as e:
+            self.errors.append(e)
+
+    def _add(self, entry):
         if entry.key in END_KEYS and not self.in_block:
             self.block = None
         elif self.block and not self.in_block:
@@ -66,7 +86,7 @@ class Reader:
         if opt is None and self.strict:
             # uWSGI checks each key as it is read, while strict is on,
             # and once more at the end.
-            check_keys([entry], strict=True)
+            self.errors += key_errors([entry], strict=True)
         if opt and opt.immediate:
             self._immediate(opt, entry)
 
@@ -128,6 +148,8 @@ class Reader:
             raise ConfigError("no config file to read the section from",
                               *where(origin), option)
         key = (os.path.abspath(path), section)
+        if path not in self.opened:
+            self.opened.append(path)
         if key in self.reading:
             raise ConfigError(self._loop(key, spec), *where(origin), option)
         text = _text(path, origin)  # first: the magic needs a real file
@@ -245,18 +267,22 @@ def to_bool(entry):
     return not (word.lower() in FALSE_WORDS or word == "0")
 
 
-def check_keys(entries, strict):
+def key_errors(entries, strict):
+    """An error for each key uWSGI has but ugu refuses, and under strict
+    for each key that is no option."""
+    found = []
     for e in entries:
         if e.placeholder or registry.lookup(e.key):
             continue
         if registry.is_unimplemented_uwsgi_option(e.key):
-            raise ConfigError(registry.unimplemented_message(e.key),
-                              e.file, e.line, e.key)
-        if strict:
+            found.append(ConfigError(registry.unimplemented_message(e.key),
+                                     e.file, e.line, e.key))
+        elif strict:
             # uWSGI's words, which log watchers grep, then ugu's hint.
-            raise ConfigError(f"[strict-mode] unknown config directive: "
-                              f"{e.key}{suggest(e.key, e.value)}", e.file,
-                              e.line, e.key)
+            found.append(ConfigError(
+                f"[strict-mode] unknown config directive: "
+                f"{e.key}{suggest(e.key, e.value)}", e.file, e.line, e.key))
+    return found
 
 
 # How close to an option name a key must be for a warning without

@@ -13,6 +13,10 @@ Some values uWSGI accepts are likely mistakes: a `%(name)` or `$(VAR)` that
 stays literal, a magic variable that expands to nothing, a number with
 trailing text.  Under `strict` each is an error; otherwise ugu keeps
 uWSGI's reading and the Config lists a warning for it.
+
+Every error found on the way is collected and all are raised together at
+the end (ConfigErrors), each file's in line order: uWSGI stops at the
+first, and a user fixing a file would restart once per problem.
 """
 
 import dataclasses
@@ -20,13 +24,13 @@ import os
 import re
 
 from ugu.options import registry
-from ugu.options.errors import ConfigError
+from ugu.options.errors import ConfigError, raise_all
 from ugu.options.expand import (atoi, expand_value, placeholder,
                                 read_at_file)
 from ugu.options.ini import Entry
-from ugu.options.reader import (ANNOUNCE, FALSE_WORDS, Reader, check_keys,
-                                format_of, likely_typos, names_used, suggest,
-                                to_bool)
+from ugu.options.reader import (ANNOUNCE, FALSE_WORDS, Reader, format_of,
+                                key_errors, likely_typos, names_used,
+                                suggest, to_bool)
 
 ENV_PREFIX = "UWSGI_"
 # Variables uWSGI keeps for itself and never reads as options.
@@ -186,19 +190,31 @@ def resolve(argv, environ=None):
     environ = os.environ if environ is None else environ
     reader = Reader(environ)
     _add_environment(reader, environ)
-    _add_argv(reader, argv)
+    try:
+        _add_argv(reader, argv)
+    except ConfigError as e:
+        # A word of the command line that getopt cannot read ends the
+        # reading, as it ends uWSGI's: what follows may be its value.
+        raise_all([*reader.errors, e], reader.order)
     used = names_used(reader.entries)  # before the passes replace them
     reader.entries = _expanded(reader, environ)
     _inherit(reader)
-    check_keys(reader.entries, reader.strict)
+    errors = reader.errors + key_errors(reader.entries, reader.strict)
     problems = (reader.problems + _number_problems(reader.entries)
-                + _logdate_problems(reader.entries)
-                + likely_typos(reader.entries,
-                               used | names_used(reader.entries)))
-    if reader.strict and problems:
-        raise problems[0]
-    return Config(reader.entries, reader.files, [str(p) for p in problems],
-                  reader.formats, reader.magic)
+                + _logdate_problems(reader.entries))
+    if reader.strict:
+        errors += problems  # its unknown keys are errors, typos or not
+    problems += likely_typos(reader.entries,
+                             used | names_used(reader.entries))
+    config = None
+    try:
+        config = Config(reader.entries, reader.files,
+                        [str(p) for p in problems], reader.formats,
+                        reader.magic)
+    except ConfigError as e:
+        errors.append(e)
+    raise_all(errors, reader.order)
+    return config
 
 
 def _add_environment(reader, environ):
@@ -233,7 +249,14 @@ def _add_argv(reader, argv):
         reader.first_magic = {}
     for arg in files:
         if not arg.startswith("["):  # uWSGI skips these
-            reader.load(arg, fmt=format_of(arg))
+            _load_named(reader, arg)
+
+
+def _load_named(reader, arg):
+    try:
+        reader.load(arg, fmt=format_of(arg))
+    except ConfigError as e:
+        reader.errors.append(e)
 
 
 def _long_option(reader, text, args):
@@ -291,8 +314,11 @@ def _expanded(reader, environ):
         for index, entry in enumerate(entries):
             if not _acted(entry):
                 reason = None if _own_tokens(entry, symbol) else missing
-                _expand_entry(values, index, entry, symbol, hook,
-                              _Missing(reader, entry, symbol, reason))
+                try:
+                    _expand_entry(values, index, entry, symbol, hook,
+                                  _Missing(reader, entry, symbol, reason))
+                except ConfigError as e:
+                    reader.errors.append(e)
     return [dataclasses.replace(e, value=v) for e, v in zip(entries, values)]
 
 
@@ -351,10 +377,14 @@ def _inherit(reader):
             continue
         done += 1
         if done > MAX_INHERITS:
-            raise ConfigError("recursive inherit: the files inherit each "
-                              "other without end", entry.file, entry.line,
-                              entry.key)
-        reader.load(entry.value, entry)
+            reader.errors.append(ConfigError(
+                "recursive inherit: the files inherit each other without "
+                "end", entry.file, entry.line, entry.key))
+            return
+        try:
+            reader.load(entry.value, entry)
+        except ConfigError as e:
+            reader.errors.append(e)
 
 
 def _number_problems(entries):
@@ -509,12 +539,16 @@ CONVERTERS = {
 
 
 def _typed_values(entries):
-    values, needs_master = {}, False
+    values, errors, needs_master = {}, [], False
     for entry in entries:
         opt = None if entry.placeholder else registry.lookup(entry.key)
         if opt is None:
             continue
-        value = CONVERTERS[opt.kind](entry)
+        try:
+            value = CONVERTERS[opt.kind](entry)
+        except ConfigError as e:
+            errors.append(e)
+            continue
         if opt.repeat:
             values.setdefault(opt.name, []).append(value)
         else:
@@ -524,4 +558,5 @@ def _typed_values(entries):
     # applies an explicit `master` setting over that.
     if needs_master and "master" not in values:
         values["master"] = True
+    raise_all(errors)
     return values
