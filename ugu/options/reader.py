@@ -62,10 +62,17 @@ class Reader:
     def order(self, error):
         """Where an error sorts: its file in the order the files were
         opened (the environment and the command line first), then its
-        line."""
+        line, then its entry's place (JSON and XML entries have no
+        line)."""
         rank = (self.opened.index(error.file) if error.file in self.opened
                 else -1)
-        return rank, error.line or 0
+        return rank, error.line or 0, self._place(error)
+
+    def _place(self, error):
+        for index, entry in enumerate(self.entries):
+            if (entry.file, entry.key) == (error.file, error.option):
+                return index
+        return -1
 
     def add(self, entry):
         try:

@@ -261,6 +261,11 @@ def _load_named(reader, arg):
 
 def _long_option(reader, text, args):
     given, eq, value = text.partition("=")
+    if eq and registry.is_unimplemented_uwsgi_option(given):
+        # Refused as a file's line is, at the end: its value is known, so
+        # the reading can go on.
+        reader.add(Entry(given, value))
+        return
     opt, name = _long_name(given)
     if opt.optional:
         value = value if eq else "true"
