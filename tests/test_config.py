@@ -469,6 +469,85 @@ def test_plugins_ugu_has_built_in_are_accepted_others_refused():
         "from the line)")
 
 
+# -- every problem in one run ----------------------------------------------
+
+MULTI_INI = ("[uwsgi]\nstrict = true\nprocesses = lots\nharakiri = 5s\n"
+             "modul = app\nhttp-socket = 127.0.0.1:0\nfoo = bar\n")
+
+
+def test_every_problem_of_a_file_is_said_in_one_run_in_line_order(capsys):
+    """uWSGI stops at the first unknown key (and reads the numbers as
+    atoi does); ugu goes on and says each problem, one a line."""
+    write("multi.ini", MULTI_INI)
+    assert cli.main(["--ini", "multi.ini"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "ugu: multi.ini:3: option 'processes': 'lots' is not a number; "
+        "uWSGI reads it as 0 (write a plain number)",
+        "ugu: multi.ini:4: option 'harakiri': '5s' is not a number; uWSGI "
+        "reads it as 5 (write a plain number)",
+        "ugu: multi.ini:5: option 'modul': [strict-mode] unknown config "
+        "directive: modul (did you mean 'module'?)",
+        "ugu: multi.ini:7: option 'foo': [strict-mode] unknown config "
+        "directive: foo (did you mean 'for'?)"]
+    # Without strict, the same file runs with uWSGI's readings, warned.
+    write("multi.ini", MULTI_INI.replace("strict = true", "strict = false"))
+    config = resolve(["--ini", "multi.ini"], {})
+    assert (config["processes"], config["harakiri"]) == (0, 5)
+    assert [w.split(": ")[0] for w in config.warnings] == [
+        "multi.ini:3", "multi.ini:4", "multi.ini:5"]
+
+
+def test_problems_without_strict_are_all_said_too():
+    write("app.ini", "[uwsgi]\nqueue = 10\nprocesses = -2\n"
+          "include = missing.ini\nstatic-map = /s\nsharedarea = 4\n")
+    assert [(e.line, e.option) for e in error("--ini", "app.ini").errors] \
+        == [(2, "queue"), (3, "processes"), (4, "include"),
+            (5, "static-map"), (6, "sharedarea")]
+
+
+def test_problems_follow_the_files_as_read_and_the_command_line_first():
+    """Each file's problems in line order, the files in the order they
+    were opened; the environment and command line before them, in the
+    order written."""
+    write("inc.ini", "[uwsgi]\nbar = 1\nthreads = x\n")
+    write("app.ini", "[uwsgi]\nbaz = 1\ninclude = inc.ini\nqux = 1\n")
+    found = error("--ini", "app.ini", "--processes", "many", "--set",
+                  "foo=1", "--lazy=1", "--strict",
+                  env={"UWSGI_HARAKIRI": "5s"}).errors
+    assert [(e.file, e.line, e.option) for e in found] == [
+        ("environment (UWSGI_HARAKIRI)", None, "harakiri"),
+        (None, None, "processes"), (None, None, "foo"), (None, None, "lazy"),
+        ("app.ini", 2, "baz"), ("app.ini", 4, "qux"),
+        ("inc.ini", 2, "bar"), ("inc.ini", 3, "threads")]
+
+
+@pytest.mark.parametrize("name, text", [
+    ("app.json", '{"uwsgi": {"strict": true, "processes": "lots", '
+                 '"modul": "app", "queue": "1", "foo": "1"}}'),
+    ("app.yaml", "uwsgi:\n  strict: true\n  processes: lots\n"
+                 "  modul: app\n  queue: 1\n  foo: 1\n"),
+    ("app.xml", "<uwsgi>\n<strict/>\n<processes>lots</processes>\n"
+                "<modul>app</modul>\n<queue>1</queue>\n<foo>1</foo>\n"
+                "</uwsgi>\n"),
+])
+def test_every_problem_of_each_format_in_the_order_written(name, text):
+    write(name, text)
+    assert [e.option for e in error(name).errors] == [
+        "processes", "modul", "queue", "foo"]
+
+
+def test_a_word_the_command_line_cannot_read_ends_the_reading():
+    """As getopt's error ends uWSGI's: the next word may be its value.
+    What was read before it is said first."""
+    write("app.ini", "[uwsgi]\nstrict = true\nfoo = 1\n")
+    found = error("--strict", "--set", "a=1", "--nope", "x",
+                  "app.ini").errors
+    assert len(found) == 2
+    assert str(found[0]) == ("command line: option 'a': [strict-mode] "
+                             "unknown config directive: a")
+    assert found[1].reason.startswith("unrecognized option '--nope'")
+
+
 def test_tutorial_files_pass_strict():
     for name in ("http.ini", "uwsgi.ini"):
         config = resolve(["--ini", str(support.EXAMPLES / name)], {})
