@@ -7,6 +7,7 @@ differential tests at the end compare against the real binary.
 import contextlib
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -546,6 +547,38 @@ def test_a_word_the_command_line_cannot_read_ends_the_reading():
     assert str(found[0]) == ("command line: option 'a': [strict-mode] "
                              "unknown config directive: a")
     assert found[1].reason.startswith("unrecognized option '--nope'")
+
+
+def test_one_run_says_what_uwsgi_says_over_several(uwsgi_binary, capsys):
+    """uWSGI exits at the first unknown key under strict (those read
+    before `strict` at the end); run again with that line removed, until
+    strict passes, it names each in turn.  ugu names them all in one run,
+    in line order, in uWSGI's words."""
+    lines = ["[uwsgi]", "foo = 1", "strict = true", "modul = app",
+             "master = true", "baz = 2"]
+    write("app.ini", "\n".join(lines) + "\n")
+    assert cli.main(["--ini", "app.ini"]) == 1
+    ours = re.findall(r"^ugu: app\.ini:\d+: option '[^']*': "
+                      r"(\[strict-mode\] unknown config directive: \S+)",
+                      capsys.readouterr().err, re.M)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    theirs = []
+    while len(theirs) < len(lines):
+        write("app.ini", "\n".join(lines) + "\n")
+        real = subprocess.run([uwsgi_binary, "--ini", "app.ini"], env=env,
+                              capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=60)
+        said = re.search(r"^\[strict-mode\] unknown config directive: "
+                         r"(.*)$", real.stdout + real.stderr, re.M)
+        if not said:
+            break
+        assert real.returncode == 1
+        theirs.append(said.group(0))
+        lines = [line for line in lines
+                 if not line.startswith(f"{said.group(1)} = ")]
+    unknown = "[strict-mode] unknown config directive: "
+    assert theirs == [unknown + "modul", unknown + "baz", unknown + "foo"]
+    assert ours == [unknown + "foo", unknown + "modul", unknown + "baz"]
 
 
 def test_tutorial_files_pass_strict():

@@ -182,6 +182,8 @@ def test_broken_vassals_are_reported_and_the_others_serve(procs,
     good_port = free_port()
     small_vassal(court, "good.ini", good_port)
     (court / "syntax.ini").write_text("[uwsgi\nmaster = true\n")
+    (court / "strict.ini").write_text("[uwsgi]\nstrict = true\nmodul = app\n"
+                                      "processes = lots\n")
     small_vassal(court, "noapp.ini", free_port(), **{
         "wsgi-file": "missing.py", "need-app": "true"})
     with socket.socket() as taken:
@@ -191,13 +193,17 @@ def test_broken_vassals_are_reported_and_the_others_serve(procs,
         emperor = procs.ugu("--emperor", str(court),
                             "--emperor-throttle", "200", cwd=tmp_path)
         wait_until(lambda: serving(good_port), 20, what="good.ini")
-        for name in ("syntax", "noapp", "busy"):
+        for name in ("syntax", "strict", "noapp", "busy"):
             emperor.wait_for_log(rf"removed uwsgi instance {name}\.ini",
                                  count=3)
             assert serving(good_port)
     log = emperor.output()
     assert "ugu: syntax.ini:1: the section header [uwsgi has no closing ']'" \
         in log
+    assert re.search(r"ugu: strict\.ini:3: option 'modul': \[strict-mode\] "
+                     r"unknown config directive: modul.*\n(?:.*\n)*?"
+                     r"ugu: strict\.ini:4: option 'processes': 'lots' is "
+                     r"not a number", log)
     assert "*** no app loaded. GAME OVER ***" in log
     assert re.search(r"getting INI configuration from noapp\.ini\n"
                      r"(.*\n)*?failed to open python file missing\.py", log)
@@ -205,7 +211,7 @@ def test_broken_vassals_are_reported_and_the_others_serve(procs,
                      r"127\.0\.0\.1:\d+: Address already in use \(another "
                      r"process holds this address: stop it, or choose "
                      r"another one\)\n", log)
-    for name in ("syntax", "noapp", "busy"):
+    for name in ("syntax", "strict", "noapp", "busy"):
         assert f"unloyal bad behaving vassal found: {name}.ini" in log
     assert "curse the uwsgi instance good.ini" not in log
 
