@@ -537,6 +537,15 @@ def test_every_problem_of_each_format_in_the_order_written(name, text):
         "processes", "modul", "queue", "foo"]
 
 
+def test_a_block_that_cannot_read_its_file_is_said_where_it_is_met():
+    write("app.ini", "[uwsgi]\nfor-readline = missing.txt\nchdir = %(_)\n"
+          "endfor =\nset = novalue\n")
+    assert [str(e) for e in error("--ini", "app.ini").errors] == [
+        "app.ini:3: option 'chdir': for-readline: cannot read missing.txt: "
+        "No such file or directory",
+        "app.ini:5: option 'set': expected KEY=VALUE"]
+
+
 def test_a_word_the_command_line_cannot_read_ends_the_reading():
     """As getopt's error ends uWSGI's: the next word may be its value.
     What was read before it is said first."""

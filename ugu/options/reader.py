@@ -78,6 +78,11 @@ class Reader:
         try:
             self._add(entry)
         except ConfigError as e:
+            if e.file is None:
+                # A block's test (for-readline) knows no line: the entry
+                # that ran it does.
+                e.file, e.line = entry.file, entry.line
+                e.option = e.option or entry.key
             self.errors.append(e)
 
     def _add(self, entry):
