@@ -286,10 +286,13 @@ def test_a_mule_past_its_mercy_is_killed(start_server, tmp_path, server):
     """A mule that ignores the reload's SIGHUP is killed once
     mule-reload-mercy has passed."""
     (tmp_path / "ignore-hup").write_text("yes")
-    p, _ = start(start_server, tmp_path, server, ("mule", "sleeper.py"),
-                 ("mule-reload-mercy", "1"))
+    p, port = start(start_server, tmp_path, server, ("mule", "sleeper.py"),
+                    ("mule-reload-mercy", "1"))
     first = mule_pid(p, 1)
     wait_for_lines(tmp_path, 1, "sleeping.txt")
+    # Served first: uWSGI's young worker can miss the reload's signal,
+    # and its reload then waits out the workers' 60 s mercy.
+    get(port, "/errors")
     p.send_signal(signal.SIGHUP)
     p.wait_for_log(rf"mule 1 \(pid: {first}\) is taking too much time to "
                    rf"die\.\.\.NO MERCY !!!\n(?:.*\n)*?mule 1 \(pid: "
