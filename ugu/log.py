@@ -22,9 +22,12 @@ from ugu.options.errors import ConfigError
 
 _MESSAGES_FD = 2
 _requests_fd = 2
-# In a log master under log-drain or log-filter: whether one of its own
-# writes (bytes) is shown.  None everywhere else.
-_shown = None
+# In a log master under log-drain, log-filter or log-encoder: what one of
+# its own writes (bytes) becomes in the log.  None everywhere else.
+_through = None
+# With a req-logger and log-req-encoder: what a request line (bytes)
+# becomes in the request log.  None everywhere else.
+_request_encoder = None
 # logdate: whether general messages carry the date, and the strftime
 # format of the date (None: ctime's), which verbose lines use too.
 _dated = False
@@ -104,11 +107,24 @@ def logdate_format():
 
 def request_writer(line_of):
     """A function that logs a finished request with line_of(request)."""
-    def write(r):
-        # The line's fields are the request's bytes as latin-1 text (PEP
-        # 3333): they go out as the bytes that came in, as uWSGI's do.
-        _write(_requests_fd, line_of(r), "latin-1")
-    return write
+    # The line's fields are the request's bytes as latin-1 text (PEP
+    # 3333): they go out as the bytes that came in, as uWSGI's do.
+    if _request_encoder is None:
+        def write(r):
+            _write(_requests_fd, line_of(r), "latin-1")
+        return write
+    encode = _request_encoder
+
+    def write_encoded(r):
+        _send(_requests_fd, encode(_bytes(line_of(r), "latin-1")))
+    return write_encoded
+
+
+def encode_requests(encode):
+    """From now on, request lines written to the req-logger are
+    encode(line) (bytes, with its newline)."""
+    global _request_encoder
+    _request_encoder = encode
 
 
 def raw(line):
@@ -117,16 +133,26 @@ def raw(line):
     _write(_MESSAGES_FD, line)
 
 
-def filter_writes(shown):
-    """From now on, this process writes only what `shown` lets through
-    (None: everything)."""
-    global _shown
-    _shown = shown
+def write_through(through):
+    """From now on, what this process writes (bytes) goes out as
+    through(data) (None: as it is)."""
+    global _through
+    _through = through
+
+
+def _bytes(line, encoding):
+    return (line + "\n").encode(encoding, "backslashreplace")
 
 
 def _write(fd, line, encoding="utf-8"):
-    data = (line + "\n").encode(encoding, "backslashreplace")
-    if _shown is not None and not _shown(data):
+    data = _bytes(line, encoding)
+    if _through is not None:
+        data = _through(data)
+    _send(fd, data)
+
+
+def _send(fd, data):
+    if not data:
         return
     try:
         os.write(fd, data)

@@ -759,6 +759,13 @@ OPTIONS = (
     _opt("log-filter", STR, "write only the lines one of these regexps "
          "matches (turns the log master on)", LOGGING, repeat=True,
          needs_master=True),
+    _opt("log-encoder", STR, "rewrite every message with this encoder "
+         "(prefix TEXT, suffix TEXT, nl, format TEMPLATE, json TEMPLATE, "
+         "gzip, compress), after those before it (turns the log master "
+         "on)", LOGGING, repeat=True, needs_master=True),
+    _opt("log-req-encoder", STR, "rewrite every request line a "
+         "req-logger writes with this encoder (as log-encoder's)",
+         LOGGING, repeat=True, needs_master=True),
     _opt("logfile-chmod", CHMOD, "give the logto file this mode (three "
          "octal digits) once opened", LOGGING),
     _opt("logfile-chown", FLAG, "give the log file to uid and gid before "

@@ -6,6 +6,9 @@ asks for it alone.  Its children (workers, mules, the router, daemons and
 the commands it runs) write their messages, request lines and prints into
 a pipe instead, which the master copies to its own log as it comes; the
 master writes its own lines there directly, through the same regexps.
+`log-encoder` turns it on too: then every line, the master's and those of
+the pipe, is rewritten by the encoders (see logencoders) once the regexps
+have let it through.
 
 Off unless one of these options asks for it; then each line a child
 writes costs the master a read and a write, as in uWSGI.
@@ -17,9 +20,11 @@ import time
 
 from ugu import log
 from ugu.options.errors import ConfigError
-from ugu.vassal import shell
+from ugu.vassal import logencoders, shell
 
 READ_SIZE = 65536
+# A line with its end, or the unended rest.
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 # The options that name the file, the one opened last first.
 FILE_OPTIONS = ("daemonize2", "logto2", "daemonize", "logto")
 
@@ -37,9 +42,9 @@ class LogMaster:
             folder = os.getcwd() if option == "daemonize2" else start_cwd
             self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
-        self.shown = line_filter(config)
+        self.lines = line_pipeline(config)
         # A line a child has not ended yet (None: lines are not looked at).
-        self._partial = b"" if self.shown else None
+        self._partial = b"" if self.lines else None
         self.backupname = config["log-backupname"]
         # Asked for by touch-logrotate, touch-logreopen, the fifo.
         self.rotate_due = self.reopen_due = False
@@ -57,7 +62,7 @@ class LogMaster:
         has_file = any(config[name] for name in FILE_OPTIONS) and \
             not config["logger"]
         asked = config["log-master"] or config["log-drain"] or \
-            config["log-filter"]
+            config["log-filter"] or config["log-encoder"]
         if asked or (wanted and has_file):
             return cls(config, start_cwd, has_file)
         return None
@@ -72,7 +77,7 @@ class LogMaster:
         os.close(self._read)
         # The master looks at the lines, and the child's commands write
         # where it does: into the pipe.
-        log.filter_writes(None)
+        log.write_through(None)
         shell.send_output_to(None)
 
     def output(self):
@@ -87,20 +92,19 @@ class LogMaster:
             except BlockingIOError:
                 return
             if self._partial is not None:
-                data = self._shown_lines(data)
+                data = self.lines(self._whole_lines(data))
             _write_all(data)
 
-    def _shown_lines(self, data):
-        """The whole lines of `data` (after what came before) that
-        log-drain and log-filter let through; an unended line waits for
-        its end, unless it is already longer than a read."""
+    def _whole_lines(self, data):
+        """The whole lines of `data` (after what came before); an unended
+        line waits for its end, unless it is already longer than a
+        read."""
         data = self._partial + data
         end = data.rfind(b"\n") + 1
         if not end and len(data) >= READ_SIZE:
             end = len(data)
         self._partial = data[end:]
-        return b"".join(line for line in data[:end].splitlines(True)
-                        if self.shown(line))
+        return data[:end]
 
     def tick(self):
         """Once a second, as uWSGI's master looks: rotate the file once
@@ -154,6 +158,26 @@ class LogMaster:
             return False
         log.take_stdio(fd)
         return True
+
+
+def line_pipeline(config):
+    """What lines (bytes, each with its line end) become in the log:
+    those log-drain and log-filter let through, each rewritten by the
+    log-encoder chain; None where none of these is set.
+
+    uWSGI's pipe keeps each write apart, and encodes a write as one
+    message; a write of several lines (ugu's master writes some so) is
+    encoded line by line here, since the pipe keeps no bounds."""
+    shown = line_filter(config)
+    encoders = logencoders.chain(config, "log-encoder")
+    if shown is None and not encoders:
+        return None
+
+    def through(data):
+        return b"".join(logencoders.encode(encoders, line)
+                        for line in _LINE.findall(data)
+                        if shown is None or shown(line))
+    return through
 
 
 def line_filter(config):

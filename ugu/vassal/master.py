@@ -30,15 +30,16 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (cache, cheaper, exceptions, fifo, harakiri,
-                        hygiene, idle, mules, pymodule, recycle, report,
-                        shell, signals, sockets, spooler, stats, wsgi)
+                        hygiene, idle, logencoders, mules, pymodule,
+                        recycle, report, shell, signals, sockets, spooler,
+                        stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
 from ugu.vassal.cron import Crons
 from ugu.vassal.daemons import Daemons
 from ugu.vassal.hooks import Hooks
-from ugu.vassal.logmaster import LogMaster, line_filter
+from ugu.vassal.logmaster import LogMaster, line_pipeline
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
 from ugu.vassal.touch import TouchWatch
@@ -121,6 +122,15 @@ def _run(config):
         # env and unenv first, as uWSGI applies them with its options.
         _apply_env(config)
         hooks.run("asap")
+        # Before logto or daemonize take the log, as uWSGI sets them up.
+        requests_encoders = logencoders.chain(config, "log-req-encoder")
+        for line in logencoders.registered_lines(config):
+            log.log(line)
+        # As uWSGI, they encode the lines of a req-logger only: without
+        # one, request lines are messages, which log-encoder encodes.
+        if requests_encoders and config["req-logger"]:
+            log.encode_requests(
+                functools.partial(logencoders.encode, requests_encoders))
     proc.start_log(config, reloaded, under_emperor=bool(link), asap=asap)
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
@@ -128,7 +138,7 @@ def _run(config):
     log.use_loggers(config)
     # From the first line on, as uWSGI's log master is made before its
     # banner: the children's lines go through the same regexps later.
-    log.filter_writes(line_filter(config))
+    log.write_through(line_pipeline(config))
     _banner(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
