@@ -766,6 +766,9 @@ OPTIONS = (
     _opt("log-req-encoder", STR, "rewrite every request line a "
          "req-logger writes with this encoder (as log-encoder's)",
          LOGGING, repeat=True, needs_master=True),
+    _opt("threaded-logger", FLAG, "a thread of the master copies the "
+         "other processes' lines to the log (turns the log master on)",
+         LOGGING, default=False, needs_master=True),
     _opt("logfile-chmod", CHMOD, "give the logto file this mode (three "
          "octal digits) once opened", LOGGING),
     _opt("logfile-chown", FLAG, "give the log file to uid and gid before "

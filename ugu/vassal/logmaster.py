@@ -8,14 +8,19 @@ a pipe instead, which the master copies to its own log as it comes; the
 master writes its own lines there directly, through the same regexps.
 `log-encoder` turns it on too: then every line, the master's and those of
 the pipe, is rewritten by the encoders (see logencoders) once the regexps
-have let it through.
+have let it through.  With `threaded-logger`, a thread of the master
+copies the pipe, rather than its loop, so that a slow log never holds the
+loop up; rotating the file takes turns with it.
 
 Off unless one of these options asks for it; then each line a child
 writes costs the master a read and a write, as in uWSGI.
 """
 
+import contextlib
 import os
 import re
+import select
+import threading
 import time
 
 from ugu import log
@@ -50,6 +55,11 @@ class LogMaster:
         self.rotate_due = self.reopen_due = False
         self._read, self._write = os.pipe()
         os.set_blocking(self._read, False)
+        self.threaded = config["threaded-logger"]
+        # Held while the pipe is copied or the file rotated, where a
+        # thread copies it.
+        self._turn = threading.Lock() if self.threaded else \
+            contextlib.nullcontext()
 
     @classmethod
     def from_config(cls, config, start_cwd):
@@ -62,7 +72,8 @@ class LogMaster:
         has_file = any(config[name] for name in FILE_OPTIONS) and \
             not config["logger"]
         asked = config["log-master"] or config["log-drain"] or \
-            config["log-filter"] or config["log-encoder"]
+            config["log-filter"] or config["log-encoder"] or \
+            config["threaded-logger"]
         if asked or (wanted and has_file):
             return cls(config, start_cwd, has_file)
         return None
@@ -83,6 +94,23 @@ class LogMaster:
     def output(self):
         """The pipe's end a command the master runs writes into."""
         return self._write
+
+    def start_thread(self):
+        """threaded-logger: from now on a thread copies the pipe."""
+        threading.Thread(target=self._copy_forever, name="logger",
+                         daemon=True).start()
+
+    def _copy_forever(self):
+        while True:
+            select.select([self._read], [], [])
+            with self._turn:
+                self.drain()
+
+    def catch_up(self):
+        """Copy what the children wrote so far, whoever copies the pipe:
+        their last lines before the master's last."""
+        with self._turn:
+            self.drain()
 
     def drain(self):
         """Copy what the children wrote so far into the log."""
@@ -119,10 +147,11 @@ class LogMaster:
             # Not a file (logto = /dev/stdout, a fifo): no size to go by.
             log.log(f"uwsgi_check_logrotate()/lseek(): {e.strerror}")
             return
-        if (self.maxsize and size > self.maxsize) or self.rotate_due:
-            self.rotate(size)
-        elif self.reopen_due:
-            self.reopen(size)
+        with self._turn:
+            if (self.maxsize and size > self.maxsize) or self.rotate_due:
+                self.rotate(size)
+            elif self.reopen_due:
+                self.reopen(size)
         self.rotate_due = self.reopen_due = False
 
     def rotate(self, size):

@@ -498,6 +498,8 @@ class Master:
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
         self.graceful = harakiri.Graceful.from_config(config)
         self.logmaster = None
+        # The log master where this loop copies its pipe (not a thread).
+        self.logpipe = None
         self._last_respawn = -math.inf
         self._respawn_burst = 0
 
@@ -511,6 +513,10 @@ class Master:
         self.logmaster = LogMaster.from_config(self.config, self.start_cwd)
         if self.logmaster:
             shell.send_output_to(self.logmaster.output())
+            if self.logmaster.threaded:
+                self.logmaster.start_thread()
+            else:
+                self.logpipe = self.logmaster
         reloads = int(os.environ.get(RELOADS_ENV, "0"))
         verb = "gracefully (RE)spawned" if reloads else "spawned"
         log.log(f"{verb} uWSGI master process (pid: {os.getpid()})")
@@ -575,8 +581,8 @@ class Master:
                 timeout, self._link_fds() + signal_ends)
             if uwsgi_signals:
                 uwsgi_signals.serve(ready, self.active_workers)
-            if self.logmaster in ready:
-                self.logmaster.drain()
+            if self.logpipe in ready:
+                self.logpipe.drain()
             for signum in received:
                 self.handle_signal(signum)
             woken = [s for s in self._cheap_socks() if s in ready]
@@ -585,7 +591,7 @@ class Master:
             if self.stats:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
-                                      self.logmaster, self.fsmon, *woken,
+                                      self.logpipe, self.fsmon, *woken,
                                       *signal_ends):
                         self.stats.answer(source)
             if self.fifo in ready:
@@ -606,7 +612,7 @@ class Master:
         return self.finish()
 
     def _link_fds(self):
-        fds = [f for f in (self.shared.link, self.fifo, self.logmaster,
+        fds = [f for f in (self.shared.link, self.fifo, self.logpipe,
                            self.fsmon) if f]
         if self.stats:
             fds += self.stats.waiting()
@@ -1157,6 +1163,8 @@ class Master:
 
     def finish(self):
         self._bury_children()
+        if self.logmaster:
+            self.logmaster.catch_up()
         if self.shared.caches:
             self.shared.caches.close()
         if self.fifo:
@@ -1201,17 +1209,17 @@ class Master:
             remaining = min(deadlines.values()) - time.monotonic()
             ready = self.signals.wait(
                 max(0.0, min(remaining, TICK, self.daemons.wait_time())),
-                self._logmaster())[1]
+                self._logpipe())[1]
             # A child's last lines before its death is told.
             if ready:
-                self.logmaster.drain()
+                self.logpipe.drain()
             for pid, _ in proc.reap():
                 if not self.daemons.reaped(pid):
                     self._buried(self.children.pop(pid, None), started)
             self.daemons.check_stop()
 
-    def _logmaster(self):
-        return [self.logmaster] if self.logmaster else []
+    def _logpipe(self):
+        return [self.logpipe] if self.logpipe else []
 
     def _buried(self, child, started):
         if child is None:
