@@ -3,6 +3,7 @@ bytes each encoder writes for a message, the chain's order, the lines
 that announce them, and which lines each option encodes."""
 
 import gzip
+import os
 import re
 import socket
 import subprocess
@@ -219,3 +220,22 @@ def test_an_encoder_for_a_named_logger_is_refused(site):
     assert done.returncode == 1
     assert "option 'log-encoder': 'json:mylog {}' encodes for the logger " \
         "named 'mylog', and ugu has no named loggers" in done.stderr
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_threaded_logger_copies_the_children_lines(start_server, site,
+                                                   server):
+    """threaded-logger turns the log master on, a thread of the master
+    copying the pipe: the children's lines reach the file, encoded, and
+    the workers' last ones come before the master's last."""
+    p, port = serve(start_server, server, site, ("logto", "app.log"),
+                    ("threaded-logger", "true"),
+                    ("log-encoder", "prefix [T]"))
+    assert get(port, "/x").endswith(b"ok")
+    wait_in_file(site / "app.log", rb"^\[T\]say ")
+    wait_in_file(site / "app.log", rb"^\[T\]" + request_line("/x"))
+    if server == "ugu":
+        assert len(os.listdir(f"/proc/{p.pid}/task")) >= 2
+    p.stop()
+    text = (site / "app.log").read_bytes()
+    assert text.endswith(b"[T]goodbye to uWSGI.\n")
