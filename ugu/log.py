@@ -210,6 +210,11 @@ def open_logger(spec, option):
         return int(arg)
     if plugin == "stdio":
         return 1
+    if plugin == "syslog":
+        raise ConfigError(f"logger '{spec}': ugu has no syslog logger: "
+                          "write file:PATH, or stdio where systemd's "
+                          "journal or a pipe collects the output",
+                          option=option)
     raise ConfigError(f"logger '{spec}' is not supported by ugu (use "
                       "file:PATH, fd:N or stdio)", option=option)
 

@@ -934,6 +934,9 @@ _INSTEAD = {
          "static-cache-paths-name"),
         "ugu's cache is the apps' (the uwsgi module's cache functions): "
         "its server and routers answer nothing from it (remove it)"),
+    "log-syslog": "ugu has no syslog logger: write `logger = file:PATH`, "
+                  "or `logger = stdio` where systemd's journal or a pipe "
+                  "collects the output",
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",
