@@ -116,7 +116,8 @@ def request_writer(line_of):
     encode = _request_encoder
 
     def write_encoded(r):
-        _send(_requests_fd, encode(_bytes(line_of(r), "latin-1")))
+        line = (line_of(r) + "\n").encode("latin-1", "backslashreplace")
+        _send(_requests_fd, encode(line))
     return write_encoded
 
 
@@ -140,24 +141,26 @@ def write_through(through):
     _through = through
 
 
-def _bytes(line, encoding):
-    return (line + "\n").encode(encoding, "backslashreplace")
-
-
 def _write(fd, line, encoding="utf-8"):
-    data = _bytes(line, encoding)
+    # Every request line comes here: one call, nothing more when off.
+    data = (line + "\n").encode(encoding, "backslashreplace")
     if _through is not None:
         data = _through(data)
-    _send(fd, data)
-
-
-def _send(fd, data):
-    if not data:
-        return
+        if not data:
+            return
     try:
         os.write(fd, data)
     except OSError:
         # A closed log stream must not take a request down with it.
+        pass
+
+
+def _send(fd, data):
+    """_write, for bytes already encoded."""
+    try:
+        os.write(fd, data)
+    except OSError:
+        # As in _write: the request goes on.
         pass
 
 
