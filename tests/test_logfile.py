@@ -437,8 +437,10 @@ def test_the_emperor_refuses_log_rotation(site):
         "logto file, not the Emperor's yet" in result.stderr
 
 
-@pytest.mark.parametrize("option, args", [("log-master", []),
-                                          ("log-drain", ["x"])])
+@pytest.mark.parametrize("option, args", [
+    ("log-master", []), ("log-drain", ["x"]),
+    ("log-encoder", ["prefix [e]"]), ("log-req-encoder", ["nl"]),
+    ("threaded-logger", [])])
 def test_the_emperor_refuses_a_log_master(site, option, args):
     result = run_ugu(site, "--emperor", str(site), f"--{option}", *args)
     assert result.returncode == 1

@@ -56,7 +56,8 @@ def run(config):
                               "file, not the Emperor's yet: set it in the "
                               "vassals, or let logrotate copytruncate the "
                               "Emperor's file", option=name)
-    for name in ("log-master", "log-drain", "log-filter"):
+    for name in ("log-master", "log-drain", "log-filter", "log-encoder",
+                 "log-req-encoder", "threaded-logger"):
         if config[name]:
             raise ConfigError("ugu's log master runs in vassals, not in "
                               "the Emperor yet: set it in the vassals' "
