@@ -40,8 +40,8 @@ _JSON_SPECIAL = re.compile(rb'[\t\n\r"\\]')
 
 
 def chain(config, option):
-    """The encoders of an option's lines, in order, each announced as
-    uWSGI does; an empty list where it has none."""
+    """The encoders of an option's lines, in order; an empty list where
+    it has none."""
     return [_encoder(spec, option) for spec in config[option]]
 
 
