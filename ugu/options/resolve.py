@@ -195,8 +195,10 @@ def resolve(argv, environ=None):
     except ConfigError as e:
         # A word of the command line that getopt cannot read ends the
         # reading, as it ends uWSGI's: what follows may be its value.
-        raise_all([*reader.errors, e],
-                  lambda error: (error is e, reader.order(error)))
+        # Said last, after the errors read before it.
+        stop = e
+        raise_all([*reader.errors, stop],
+                  lambda error: (error is stop, reader.order(error)))
     used = names_used(reader.entries)  # before the passes replace them
     reader.entries = _expanded(reader, environ)
     _inherit(reader)
