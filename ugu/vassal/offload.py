@@ -101,11 +101,11 @@ class OffloadThread:
 
     def _loop(self):
         while not (self._stopping and not self._transfers):
-            for fd, events in self._poller.poll(self._poll_timeout()):
+            for fd, _ in self._poller.poll(self._poll_timeout()):
                 if fd == self._wake_read:
                     self._take_tasks()
                 else:
-                    self._progress(self._transfers[fd], events)
+                    self._progress(self._transfers[fd])
             self._drop_stalled()
         self._poller.close()
 
@@ -129,9 +129,10 @@ class OffloadThread:
                 self._transfers[transfer.sock_fd] = transfer
                 self._poller.register(transfer.sock_fd, select.EPOLLOUT)
 
-    def _progress(self, transfer, events):
-        if events & (select.EPOLLERR | select.EPOLLHUP) or \
-                _step(transfer):
+    def _progress(self, transfer):
+        # Also on EPOLLERR or EPOLLHUP (a client gone): the next
+        # sendfile() fails, and says so in uWSGI's line.
+        if _step(transfer):
             self._finish(transfer)
 
     def _finish(self, transfer):
