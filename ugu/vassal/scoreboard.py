@@ -24,20 +24,26 @@ import mmap
 import struct
 import time
 
-# Per worker: total requests, accepting flag, how it is leaving
-# (RETIRING or LEAVING, below), the harakiri deadline (0.0: none), the
-# kernel's id of the thread serving core 0 (0: the main thread); its pid,
-# the spawns of its slot and the time of the last (for uwsgi.workers()).
-_WORKER = struct.Struct("<QBBdiiIq")
+# Per worker: total requests and the microseconds they took (uWSGI's
+# running_time, which the stats and the busyness cheaper read), accepting
+# flag, how it is leaving (RETIRING or LEAVING, below), the harakiri
+# deadline (0.0: none), the kernel's id of the thread serving core 0 (0:
+# the main thread); its pid, the spawns of its slot and the time of the
+# last (for uwsgi.workers()).
+_WORKER = struct.Struct("<QQBBdiiIq")
 _REQUESTS = struct.Struct("<Q")
+# The two first fields, side by side so that a request that is timed
+# writes both at once.
+_ACCOUNT = struct.Struct("<QQ")
+_RUNNING_TIME_AT = _REQUESTS.size
 _DEADLINE = struct.Struct("<d")
-_DEADLINE_AT = struct.calcsize("<QBB")
+_DEADLINE_AT = struct.calcsize("<QQBB")
 _THREAD = struct.Struct("<i")
-_THREAD_AT = struct.calcsize("<QBBd")
+_THREAD_AT = struct.calcsize("<QQBBd")
 # Then, for the stats: requests since the worker was spawned, bytes sent,
-# microseconds spent in requests, and the running average of a request's
-# microseconds (uWSGI's: halfway from the last average to each request).
-_TRAFFIC = struct.Struct("<QQQQ")
+# and the running average of a request's microseconds (uWSGI's: halfway
+# from the last average to each request).
+_TRAFFIC = struct.Struct("<QQQ")
 # Then per app of the worker (app ids start at 0): requests, exceptions;
 # and whether the worker loaded it, the seconds its loading took, and its
 # mountpoint.
@@ -96,8 +102,8 @@ class Scoreboard:
         no request since its spawn, no app loaded; the other counters go
         on."""
         _WORKER.pack_into(self._map, self._worker_offset(wid),
-                          self.requests(wid), 0, 0, 0.0, 0, 0, spawns,
-                          last_spawn)
+                          self.requests(wid), self.running_time(wid), 0, 0,
+                          0.0, 0, 0, spawns, last_spawn)
         offset = self._worker_offset(wid) + _WORKER.size
         _REQUESTS.pack_into(self._map, offset, 0)
         for app_id in range(self.apps):
@@ -122,9 +128,16 @@ class Scoreboard:
         _CORE.pack_into(self._map, self._core_offset(wid, core), 0, 0.0,
                         b"")
 
-    # Every request writes these two: the one field, not the whole record.
+    # Every request writes set_requests (or set_account) and
+    # set_app_requests: the fields, not the whole record.
     def set_requests(self, wid, count):
         _REQUESTS.pack_into(self._map, self._worker_offset(wid), count)
+
+    def set_account(self, wid, count, running_time):
+        """set_requests for a worker that times its requests: the
+        microseconds they took go in the same write."""
+        _ACCOUNT.pack_into(self._map, self._worker_offset(wid), count,
+                           running_time)
 
     def set_app_requests(self, wid, app_id, count):
         _REQUESTS.pack_into(self._map, self._app_offset(wid, app_id), count)
@@ -166,22 +179,22 @@ class Scoreboard:
                                 _APP.size, 1, app.startup_time,
                                 mountpoint[:_MOUNTPOINT])
 
-    def set_traffic(self, wid, delta, tx, running_time, avg_rt):
+    def set_traffic(self, wid, delta, tx, avg_rt):
         _TRAFFIC.pack_into(self._map, self._worker_offset(wid) +
-                           _WORKER.size, delta, tx, running_time, avg_rt)
+                           _WORKER.size, delta, tx, avg_rt)
 
     def set_core_counts(self, wid, core, counts):
         _CORE_COUNTS.pack_into(self._map, self._core_offset(wid, core) +
                                _CORE.size, *counts)
 
     def set_pid(self, wid, pid):
-        self._set_worker(wid, 5, pid)
+        self._set_worker(wid, 6, pid)
 
     def set_accepting(self, wid):
-        self._set_worker(wid, 1, 1)
+        self._set_worker(wid, 2, 1)
 
     def set_retiring(self, wid, how=RETIRING):
-        self._set_worker(wid, 2, how)
+        self._set_worker(wid, 3, how)
 
     # -- read by the master -------------------------------------------
     def requests(self, wid):
@@ -191,21 +204,27 @@ class Scoreboard:
         """(requests, exceptions) of one app of the worker."""
         return _APP.unpack_from(self._map, self._app_offset(wid, app_id))
 
+    def running_time(self, wid):
+        """The microseconds the worker's timed requests took, in all."""
+        return _REQUESTS.unpack_from(self._map, self._worker_offset(wid) +
+                                     _RUNNING_TIME_AT)[0]
+
     def accepting(self, wid):
-        return bool(self._worker(wid)[1])
+        return bool(self._worker(wid)[2])
 
     def retiring(self, wid):
         """0, RETIRING or LEAVING."""
-        return self._worker(wid)[2]
+        return self._worker(wid)[3]
 
     def harakiri(self, wid):
-        return self._worker(wid)[3]
+        return self._worker(wid)[4]
 
     def traffic(self, wid):
         """(requests since its spawn, bytes sent, microseconds in
         requests, average microseconds of a request) of the worker."""
-        return _TRAFFIC.unpack_from(self._map, self._worker_offset(wid) +
-                                    _WORKER.size)
+        delta, tx, avg_rt = _TRAFFIC.unpack_from(
+            self._map, self._worker_offset(wid) + _WORKER.size)
+        return delta, tx, self.running_time(wid), avg_rt
 
     def apps_of(self, wid):
         """(app id, startup seconds, mountpoint) of each app the worker
@@ -225,11 +244,11 @@ class Scoreboard:
         return list(_CORE_COUNTS.unpack_from(
             self._map, self._core_offset(wid, core) + _CORE.size))
     def core_thread(self, wid):
-        return self._worker(wid)[4]
+        return self._worker(wid)[5]
 
     def spawn(self, wid):
         """(pid, spawns, time of the last spawn) of the worker's slot."""
-        return tuple(self._worker(wid)[5:])
+        return tuple(self._worker(wid)[6:])
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""

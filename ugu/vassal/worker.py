@@ -106,7 +106,9 @@ class Context:
         self.recycler = worker.recycler
         if config["stats"]:
             # Decided once: without a stats server no request pays for it.
-            self._traffic = list(self.scoreboard.traffic(self.wid))
+            self._running_time = self.scoreboard.running_time(self.wid)
+            delta, tx, _, avg_rt = self.scoreboard.traffic(self.wid)
+            self._traffic = [delta, tx, avg_rt]
             self._core_counts = [self.scoreboard.core_counts(self.wid, core)
                                  for core in range(self.cores)]
             self.count_request = self._count_request_for_stats
@@ -166,18 +168,27 @@ class Context:
             ex.total_requests = self.scoreboard.add_to_total()
             self.scoreboard.set_requests(self.wid, self._slot_requests)
 
+    def _add_timed(self, ex, micros):
+        """Under the lock: the counts and the running time, in one
+        scoreboard write."""
+        self._requests += 1
+        self._slot_requests += 1
+        self._running_time += micros
+        ex.worker_requests = self._requests
+        ex.total_requests = self.scoreboard.add_to_total()
+        self.scoreboard.set_account(self.wid, self._slot_requests,
+                                    self._running_time)
+
     def _count_request_for_stats(self, ex):
         """count_request, and what the stats server shows of it, as
         uWSGI's workers account a request."""
-        # The class's: this instance's count_request is this method.
-        Context.count_request(self, ex)
         micros = int((time.time() - ex.start) * 1_000_000)
         with self._lock:
+            self._add_timed(ex, micros)
             traffic = self._traffic
             traffic[0] = self._requests
             traffic[1] += ex.header_size + ex.body_size
-            traffic[2] += micros
-            traffic[3] = (traffic[3] + micros) // 2
+            traffic[2] = (traffic[2] + micros) // 2
             self.scoreboard.set_traffic(self.wid, *traffic)
         # Each core writes only its own counts: no lock.
         counts = self._core_counts[ex.core]
