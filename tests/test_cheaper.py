@@ -135,8 +135,6 @@ def test_rss_limits_hold_back_spawning_and_stop_one_worker():
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--cheaper-algo", "busyness"], "busyness cheaper algorithm is not "
-                                     "implemented by ugu"),
     (["--cheaper-rss-limit-soft", "10"], "enabling cheaper-rss-limit-soft "
                                          "requires enabling also "
                                          "memory-report"),

@@ -816,15 +816,6 @@ def test_an_unknown_cheaper_algorithm_falls_back_to_spare(procs, site, server,
           r"spare\n")
 
 
-def test_the_busyness_cheaper_algorithm_is_refused(tmp_path):
-    said = refused_start(tmp_path / "busy.ini", (
-        f"[uwsgi]\nmaster = true\nsocket = {tmp_path}/s.sock\n"
-        f"processes = 4\ncheaper = 1\ncheaper-algo = busyness\n"))
-    assert ("busy.ini:6: option 'cheaper-algo': the busyness cheaper "
-            "algorithm is not implemented by ugu; write spare (the "
-            "default), backlog or manual" in said)
-
-
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 @pytest.mark.parametrize("cheaper, woken", [("0", 3), ("1", 1)],
                          ids=["all", "cheaper"])

@@ -188,7 +188,33 @@ OPTIONS = (
     _opt("die-on-idle", FLAG, "with idle, end the instance instead of "
          "going cheap", MASTER, default=False),
     _opt("cheaper-algo", STR, "the cheaper algorithm: spare (the "
-         "default), backlog or manual", MASTER, needs_master=True),
+         "default), backlog, busyness or manual", MASTER, needs_master=True),
+    # The busyness algorithm's; 0 takes the default, as uWSGI reads them.
+    _opt("cheaper-busyness-max", INT, "busyness: average percent of "
+         "time in requests above which workers are spawned", MASTER,
+         default=50, wide=True),
+    _opt("cheaper-busyness-min", INT, "busyness: average percent of "
+         "time in requests below which a worker may be stopped", MASTER,
+         default=25, wide=True),
+    _opt("cheaper-busyness-multiplier", INT, "busyness: the workers stay "
+         "idle this many times cheaper-overload seconds before one is "
+         "stopped", MASTER, default=10, wide=True),
+    _opt("cheaper-busyness-penalty", INT, "busyness: added to the "
+         "multiplier when workers come back soon after a stop", MASTER,
+         default=2, wide=True),
+    _opt("cheaper-busyness-verbose", FLAG, "busyness: log every measure "
+         "and decision", MASTER, default=False),
+    _opt("cheaper-busyness-backlog-alert", INT, "busyness: spawn "
+         "emergency workers at once when more connections than this "
+         "wait in the listen queue", MASTER, default=33),
+    _opt("cheaper-busyness-backlog-multiplier", INT, "busyness: the "
+         "multiplier while emergency workers run", MASTER, default=3,
+         wide=True),
+    _opt("cheaper-busyness-backlog-step", INT, "busyness: emergency "
+         "workers spawned at a time", MASTER, default=1),
+    _opt("cheaper-busyness-backlog-nonzero", INT, "busyness: spawn "
+         "emergency workers when connections have waited in the listen "
+         "queue this many seconds", MASTER, default=60, wide=True),
     _opt("cheaper-rss-limit-soft", INT, "spawn no more workers while their "
          "resident memory together reaches this many bytes (needs "
          "memory-report)", MASTER, default=0, needs_master=True,

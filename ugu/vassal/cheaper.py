@@ -13,6 +13,8 @@ or stops the oldest idle worker.
 - `backlog`: spawn `cheaper-step` more while the worker sockets' listen
   queue holds more than `cheaper-overload` connections; stop one while it
   holds fewer and more than `cheaper` workers run.
+- `busyness`: from the share of each `cheaper-overload` seconds the
+  workers spent in requests, and the listen queue (busyness.py).
 - `manual`: nothing of its own; the master fifo's `+` and `-` add or stop
   one worker (with any algorithm, as in uWSGI).
 
@@ -25,9 +27,7 @@ from dataclasses import dataclass, field
 
 from ugu import log
 from ugu.options.errors import ConfigError
-
-# Algorithms that uWSGI 2.0 builds in by default but ugu has not.
-_NOT_IN_UGU = {"busyness"}
+from ugu.vassal import busyness
 
 
 @dataclass
@@ -43,10 +43,11 @@ class Census:
     idle: list          # those of them outside any request
     free: int           # slots where a worker could be spawned
     backlog: int        # connections waiting in the worker sockets' queues
+    scoreboard: object  # the workers' running times, for busyness
 
 
 class Spare:
-    def __init__(self, cheaper):
+    def __init__(self, cheaper, config):
         self.cheaper = cheaper
         self.overloaded = 0
         self.idle_checks = 0
@@ -75,7 +76,7 @@ class Spare:
 
 
 class Backlog:
-    def __init__(self, cheaper):
+    def __init__(self, cheaper, config):
         self.cheaper = cheaper
 
     def needed(self, census, can_spawn):
@@ -88,14 +89,15 @@ class Backlog:
 
 
 class Manual:
-    def __init__(self, cheaper):
+    def __init__(self, cheaper, config):
         pass
 
     def needed(self, census, can_spawn):
         return 0
 
 
-ALGORITHMS = {"spare": Spare, "backlog": Backlog, "manual": Manual}
+ALGORITHMS = {"spare": Spare, "backlog": Backlog, "manual": Manual,
+              busyness.ALGORITHM: busyness.Busyness}
 
 
 class Cheaper:
@@ -111,7 +113,8 @@ class Cheaper:
         self.overload = max(1, config["cheaper-overload"])
         self.rss_soft = config["cheaper-rss-limit-soft"]
         self.rss_hard = config["cheaper-rss-limit-hard"]
-        self.algorithm = ALGORITHMS.get(config["cheaper-algo"], Spare)(self)
+        self.algorithm = ALGORITHMS.get(config["cheaper-algo"],
+                                        Spare)(self, config)
         # Workers asked for (+) or away (-) by the master fifo, and stops
         # that found no idle worker, retried at the next check.
         self.delta = 0
@@ -139,7 +142,8 @@ class Cheaper:
             self.delta = 0
         elif not needed:
             needed = self.algorithm.needed(
-                Census(running, idle, len(free), backlog), can_spawn)
+                Census(running, idle, len(free), backlog, scoreboard),
+                can_spawn)
         if needed > 0:
             return Change(spawn=free[:needed])
         return Change(stop=self._stop_oldest(idle, -needed))
@@ -172,11 +176,6 @@ class Cheaper:
 
 def check(config):
     """uWSGI's start-up checks, made with or without `cheaper`."""
-    name = config["cheaper-algo"]
-    if name in _NOT_IN_UGU:
-        raise ConfigError(f"the {name} cheaper algorithm is not "
-                          f"implemented by ugu; write spare (the default), "
-                          f"backlog or manual", option="cheaper-algo")
     soft, hard = config["cheaper-rss-limit-soft"], \
         config["cheaper-rss-limit-hard"]
     if soft and not config["memory-report"]:

@@ -29,10 +29,10 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (cache, cheaper, exceptions, fifo, harakiri,
-                        hygiene, idle, logencoders, mules, pymodule,
-                        recycle, report, shell, signals, sockets, spooler,
-                        stats, wsgi)
+from ugu.vassal import (busyness, cache, cheaper, exceptions, fifo,
+                        harakiri, hygiene, idle, logencoders, mules,
+                        pymodule, recycle, report, shell, signals, sockets,
+                        spooler, stats, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -165,6 +165,8 @@ def _run(config):
         log.log(" *** WARNING: you have enabled harakiri without post "
                 "buffering. Slow upload could be rejected on "
                 "post-unbuffered webservers *** ")
+    # Before the sockets, as uWSGI's plugin says its settings.
+    busyness.announce(config)
     shared = Shared(config, link, hooks)
     listeners = _bind_all(config)
     if config["chown-socket"]:

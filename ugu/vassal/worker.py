@@ -22,9 +22,9 @@ import traceback
 from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import (async_worker, autoreload, catch, exceptions,
-                         harakiri, hooks, pymodule, reqlog, request, sockets,
-                         wsgi)
+from ugu.vassal import (async_worker, autoreload, busyness, catch,
+                         exceptions, harakiri, hooks, pymodule, reqlog,
+                         request, sockets, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -104,9 +104,12 @@ class Context:
         self.scoreboard.set_apps(self.wid, self.apps.loaded)
         self._loyal_link = shared.link
         self.recycler = worker.recycler
+        # Decided once: a request pays for timing only where the stats
+        # server or the busyness cheaper reads it.
+        self._running_time = self.scoreboard.running_time(self.wid)
+        if busyness.timed(config):
+            self.count_request = self._count_timed_request
         if config["stats"]:
-            # Decided once: without a stats server no request pays for it.
-            self._running_time = self.scoreboard.running_time(self.wid)
             delta, tx, _, avg_rt = self.scoreboard.traffic(self.wid)
             self._traffic = [delta, tx, avg_rt]
             self._core_counts = [self.scoreboard.core_counts(self.wid, core)
@@ -167,6 +170,13 @@ class Context:
             ex.worker_requests = self._requests
             ex.total_requests = self.scoreboard.add_to_total()
             self.scoreboard.set_requests(self.wid, self._slot_requests)
+
+    def _count_timed_request(self, ex):
+        """count_request, and the microseconds the request took added to
+        the worker's running time."""
+        micros = int((time.time() - ex.start) * 1_000_000)
+        with self._lock:
+            self._add_timed(ex, micros)
 
     def _add_timed(self, ex, micros):
         """Under the lock: the counts and the running time, in one
