@@ -791,6 +791,56 @@ def test_backlog_cheaper_follows_the_listen_queue(procs, site, server, binary):
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_busyness_cheaper_grows_under_load_and_shrinks_when_idle(
+        procs, site, server, binary):
+    """Slow requests keep the workers busy without CPU: workers are
+    spawned at the cycles that find them busy, and stopped after
+    multiplier cycles without requests, with uWSGI's lines."""
+    v = Vassal(procs, site, binary, processes="2", cheaper="1",
+               cheaper_algo="busyness", cheaper_overload="1",
+               cheaper_busyness_multiplier="1").ready(1)
+    v.log(r"\[busyness\] settings: min=25%, max=50%, overload=1, "
+          r"multiplier=1, respawn penalty=2\n\[busyness\] backlog alert is "
+          r"set to 33 request\(s\), step is 1\n\[busyness\] backlog "
+          r"non-zero alert is set to 60 second\(s\)\n(?:.*\n)*?uwsgi socket "
+          r"0 bound to TCP address")
+    callers = [threading.Thread(target=v.get, args=("/sleep?1.5",))
+               for _ in range(2)]
+    for c in callers:
+        c.start()
+    v.log(r"\[busyness\] 1s average busyness is at 100%, will spawn 1 new "
+          r"worker\(s\)\n(?:.*\n)*?spawned uWSGI worker 2 ", timeout=10)
+    for c in callers:
+        c.join()
+    v.log(r"\[busyness\] 1s average busyness is at 0%, cheap one of 2 "
+          r"running workers\n(?:.*\n)*?uWSGI worker \d cheaped\.\n",
+          timeout=10)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_busyness_cheaper_spawns_an_emergency_worker_on_the_queue(
+        procs, site, server, binary):
+    """Connections waiting behind a slow request, more than the alert:
+    a worker at the next check, before any busyness cycle ends."""
+    v = Vassal(procs, site, binary, processes="2", cheaper="1",
+               cheaper_algo="busyness", cheaper_overload="10",
+               cheaper_busyness_backlog_alert="1").ready(1)
+    caller, _ = v.get_in_background("/sleep?2")
+    waiting = [socket.create_connection(("127.0.0.1", v.port))
+               for _ in range(3)]
+    for conn in waiting:
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    v.log(r"\[busyness\] [23] requests in listen queue, spawning 1 "
+          r"emergency worker\(s\) \(1\)!\n(?:.*\n)*?spawned uWSGI worker 2 ",
+          timeout=10)
+    for conn in waiting:
+        read_to_eof(conn)
+        conn.close()
+    caller.join()
+    assert "average busyness" not in v.p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_cheaper_rss_limit_hard_cheaps_a_worker(procs, site, server, binary):
     """After a request (uWSGI counts a worker's memory from its first),
     the workers together are over the limit: one goes, the last stays."""
