@@ -818,6 +818,20 @@ def test_busyness_cheaper_grows_under_load_and_shrinks_when_idle(
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_busyness_counts_the_time_of_finished_requests(procs, site, server,
+                                                       binary):
+    """A worker's busyness over a cycle is the time its requests that
+    ended in it took: the workers' running time, as uWSGI's."""
+    v = Vassal(procs, site, binary, processes="2", cheaper="1",
+               cheaper_initial="2", cheaper_algo="busyness",
+               cheaper_overload="1", cheaper_busyness_verbose="true",
+               cheaper_busyness_max="99").ready(2)
+    v.get("/sleep?0.6")
+    v.log(r"\[busyness\] worker nr \d 1s average busyness is at "
+          r"(59|6\d)%\n", timeout=5)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_busyness_cheaper_spawns_an_emergency_worker_on_the_queue(
         procs, site, server, binary):
     """Connections waiting behind a slow request, more than the alert:
