@@ -268,6 +268,14 @@ def reference_uwsgi():
     return path, None
 
 
+def http10_get(port, path="/"):
+    """The raw answer to an HTTP/1.0 GET on its own connection, read
+    until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        return read_to_eof(s)
+
+
 def get_body(port, path):
     """The body of a GET on its own HTTP/1.1 connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -5,7 +5,6 @@ UTF-8 text likewise goes out as its UTF-8 bytes.  Run on ugu and on the
 real uWSGI with the same file."""
 
 import re
-import socket
 
 import pytest
 
@@ -41,10 +40,7 @@ def _ini(port):
         b""])
 
 
-def _get(port, path):
-    with socket.create_connection(("127.0.0.1", port), 10) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        return support.read_to_eof(s)
+_get = support.http10_get
 
 
 @pytest.mark.parametrize("server", SERVERS)

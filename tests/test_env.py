@@ -3,7 +3,6 @@ written, before the asap hooks, inherited by the app; a name unsetenv()
 refuses said in uWSGI's line.
 """
 
-import socket
 import textwrap
 
 import pytest
@@ -21,10 +20,7 @@ APP = textwrap.dedent('''
 ''')
 
 
-def _get(port):
-    with socket.create_connection(("127.0.0.1", port)) as client:
-        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        return support.read_to_eof(client)
+_get = support.http10_get
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

@@ -2,7 +2,6 @@
 
 import re
 import signal
-import socket
 import textwrap
 
 import pytest
@@ -17,10 +16,7 @@ APP = textwrap.dedent('''
 ''')
 
 
-def _get(port):
-    with socket.create_connection(("127.0.0.1", port)) as client:
-        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        return support.read_to_eof(client)
+_get = support.http10_get
 
 
 @pytest.mark.parametrize("reload", [signal.SIGHUP, signal.SIGTERM])

@@ -1,7 +1,6 @@
 """py-call-osafterfork beside the real uWSGI: Python is told of each
 worker's fork (os.register_at_fork's child hooks, threading's reset)."""
 
-import socket
 import textwrap
 
 import pytest
@@ -26,10 +25,7 @@ APP = textwrap.dedent('''
 ''')
 
 
-def _get(port):
-    with socket.create_connection(("127.0.0.1", port)) as client:
-        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        return support.read_to_eof(client)
+_get = support.http10_get
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

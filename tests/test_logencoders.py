@@ -5,7 +5,6 @@ that announce them, and which lines each option encodes."""
 import gzip
 import os
 import re
-import socket
 import subprocess
 import textwrap
 import time
@@ -14,6 +13,7 @@ import zlib
 import pytest
 
 from tests import support
+from tests.test_logfile import serve
 
 APP = textwrap.dedent('''
     def application(environ, start_response):
@@ -30,20 +30,7 @@ def site(tmp_path):
     return tmp_path
 
 
-def serve(start_server, server, site, *pairs):
-    port = support.free_port()
-    support.write_ini(site / "app.ini", uwsgi=[
-        ("http-socket", f"127.0.0.1:{port}"),
-        ("wsgi-file", site / "app.py"), ("master", "true"), *pairs])
-    p = start_server(server, ["--ini", "app.ini"], cwd=site)
-    support.wait_for_port(port)
-    return p, port
-
-
-def get(port, path):
-    with socket.create_connection(("127.0.0.1", port), 10) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        return support.read_to_eof(s)
+get = support.http10_get
 
 
 def wait_in_file(path, pattern):

@@ -10,7 +10,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,10 +54,7 @@ def serve(start_server, server, site, *pairs):
     return p, port
 
 
-def get(port, path):
-    with socket.create_connection(("127.0.0.1", port), 10) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        return support.read_to_eof(s)
+get = support.http10_get
 
 
 def wait_in_file(path, pattern, count=1):

@@ -5,7 +5,6 @@ lines for them.
 
 import re
 import signal
-import socket
 import textwrap
 
 import pytest
@@ -20,10 +19,7 @@ APP = textwrap.dedent('''
 ''')
 
 
-def _get(port):
-    with socket.create_connection(("127.0.0.1", port)) as client:
-        client.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        return support.read_to_eof(client)
+_get = support.http10_get
 
 
 def _pid_in(path):
