@@ -1325,3 +1325,24 @@ def test_an_answer_before_the_upload_ends_is_relayed_at_once(router):
         assert answer.startswith(b"HTTP/1.1 200 OK")
         s.shutdown(socket.SHUT_WR)
         assert s.recv(65536) == b""
+
+
+@pytest.mark.parametrize("first, warned", [("http-socket", True),
+                                           ("socket", False)])
+def test_a_router_before_an_http_socket_is_warned_about(procs, first,
+                                                        warned):
+    """The router forwards uwsgi packets to the first socket: where that
+    is an http-socket, no request through it can be answered (uWSGI's
+    gets nothing, ugu's a 400), which the start says once."""
+    router_port, socket_port = support.free_port(), support.free_port()
+    p = procs.ugu("--http", f"127.0.0.1:{router_port}",
+                  f"--{first}", f"127.0.0.1:{socket_port}",
+                  "--wsgi-file", str(support.ECHO_APP), "--master")
+    support.wait_for_port(router_port)
+    support.wait_for_port(socket_port)
+    status = requests.get(f"http://127.0.0.1:{router_port}/",
+                          timeout=10).status_code
+    assert status == (400 if warned else 200)
+    said = "WARNING: the http router forwards to the first socket, an " \
+           "http-socket"
+    assert (said in p.output()) is warned

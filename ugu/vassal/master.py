@@ -189,6 +189,7 @@ def _run(config):
         if not _worker_sockets(listeners):
             log.log("...you should enable the master process... really...")
             return _end_without_master(config, listeners)
+    _warn_router_to_http_socket(config, listeners)
     if config["post-buffering"] > config["post-buffering-bufsize"]:
         log.log(f"setting request body buffering size to "
                 f"{config['post-buffering']} bytes")
@@ -370,6 +371,19 @@ def router_backends(config, listeners):
                 for node in config["http-to"]]
     first = _worker_sockets(listeners)[0].sock.getsockname()
     return [first if isinstance(first, str) else ("127.0.0.1", first[1])]
+
+
+def _warn_router_to_http_socket(config, listeners):
+    """The router forwards uwsgi packets to the first socket; where that
+    is an http-socket no request is ever answered (uWSGI's gets no
+    answer, ugu's a 400 each): said once, at start-up."""
+    workers = _worker_sockets(listeners)
+    if has_router(config) and not config["http-to"] and workers and \
+            workers[0].proto == sockets.HTTP:
+        log.log("*** WARNING: the http router forwards to the first "
+                "socket, an http-socket, which does not speak the uwsgi "
+                "protocol: every request through it will fail; add "
+                "`socket = ADDR` before it, or set `http-to` ***")
 
 
 def _operational_mode(config, listeners):
