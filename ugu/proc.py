@@ -168,6 +168,22 @@ def die_with_parent(parent, signum=signal.SIGKILL):
     return os.getppid() == parent
 
 
+def enter_side_process(config, master, listeners, ignored, title):
+    """After fork, in a process of the master's that serves no
+    connection (a mule, a spooler): the master's handlers undone, its
+    death ours, the listening sockets closed, the `ignored` signals
+    ignored and the process titled.  Ends at once if the master is gone
+    already."""
+    reset_signals()
+    if not die_with_parent(master):
+        os._exit(0)
+    for listener in listeners:
+        listener.sock.close()
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_IGN)
+    set_title(config, title)
+
+
 def apply_env(config):
     """env and unenv, in the order they are written, as uWSGI applies
     them (unenv after env removes the variable, env after unenv sets

@@ -172,16 +172,11 @@ def run(mules, mule_id, config, master, listeners, enter, hook,
         uwsgi_signals=None):
     """Mule `mule_id`'s life, after fork, `enter` called with its id once
     it is one, `hook` giving the app's mule_msg_hook.  Never returns."""
-    proc.reset_signals()
-    if not proc.die_with_parent(master):
-        os._exit(0)
-    # A mule serves no connection: the sockets are closed, as uWSGI's.
-    for listener in listeners:
-        listener.sock.close()
     # As uWSGI's mules: ended by HUP, INT and TERM (the defaults).
-    for signum in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE):
-        signal.signal(signum, signal.SIG_IGN)
-    proc.set_title(config, f"uWSGI mule {mule_id}")
+    proc.enter_side_process(
+        config, master, listeners,
+        (signal.SIGUSR1, signal.SIGUSR2, signal.SIGPIPE),
+        f"uWSGI mule {mule_id}")
     proc.unblock_signals()
     enter(mule_id)
     patch = mules.patches[mule_id - 1]

@@ -509,16 +509,10 @@ def run(spoolers, index, config, master, listeners, enter, find_function,
     once it is one, `find_function` giving the app's uwsgi.spooler (or
     None), `uwsgi_signals` the instance's (None without a master).
     Never returns."""
-    proc.reset_signals()
-    if not proc.die_with_parent(master):
-        os._exit(0)
-    # It serves no connection: the sockets are closed, as uWSGI's.
-    for listener in listeners:
-        listener.sock.close()
     # As uWSGI's: INT and TERM end it, HUP does not, USR1 wakes it.
-    for signum in (signal.SIGHUP, signal.SIGUSR2, signal.SIGPIPE):
-        signal.signal(signum, signal.SIG_IGN)
-    proc.set_title(config, "uWSGI spooler")
+    proc.enter_side_process(
+        config, master, listeners,
+        (signal.SIGHUP, signal.SIGUSR2, signal.SIGPIPE), "uWSGI spooler")
     spoolers.set_state(index, pid=os.getpid(), running=0, deadline=0,
                        tasks=0)
     null = os.open(os.devnull, os.O_RDONLY)
