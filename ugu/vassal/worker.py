@@ -222,6 +222,12 @@ class Context:
             self.recycler.retire()
 
 
+def core_name(wid, core):
+    """A core's thread name, uWSGI's: what an app listing its threads,
+    and the tracebacker, show."""
+    return f"uWSGIWorker{wid}Core{core}"
+
+
 class Worker:
     def __init__(self, wid, config, listeners, shared, master=None,
                  at_exit=None):
@@ -326,6 +332,8 @@ class Worker:
     def _start_cores(self, ctx):
         self._wake_read, self._wake_write = os.pipe()
         if self.config["gevent"]:
+            # The thread that runs every greenlet: uWSGI's core 0.
+            threading.main_thread().name = core_name(self.wid, 0)
             cores = async_worker.GreenCores(self, ctx, self.config["gevent"],
                                              serve_connection)
             ctx.green_cores = cores
@@ -336,7 +344,7 @@ class Worker:
         for listener in self.listeners:
             listener.sock.setblocking(False)
         cores = [threading.Thread(target=self._core_loop, args=(ctx, n),
-                                  name=f"core-{n}", daemon=True)
+                                  name=core_name(self.wid, n), daemon=True)
                  for n in range(self.config["threads"])]
         for core in cores:
             core.start()
