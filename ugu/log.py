@@ -191,10 +191,12 @@ def _keep_app_frames(error, seen):
 def app_frames(stack):
     """The frames of a stack that are the app's: not ugu's, nor those of
     the import machinery that ran it."""
-    return [frame for frame in stack if _app_frame(frame.filename)]
+    return [frame for frame in stack if app_file(frame.filename)]
 
 
-def _app_frame(filename):
+def app_file(filename):
+    """Whether code in `filename` is the app's (or a library's it
+    uses): not ugu's, nor the import machinery's."""
     return not (filename.startswith((_UGU, _IMPORTLIB))
                 or filename.startswith("<frozen importlib"))
 

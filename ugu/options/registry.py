@@ -161,7 +161,7 @@ OPTIONS = (
          default=False),
     _opt("connect-and-read", STR, "connect to a socket (HOST:PORT or a "
          "unix PATH), log what it sends until it closes, and exit: a stats "
-         "server's document, say", CONFIG),
+         "server's document, or a py-tracebacker's stacks", CONFIG),
     # process model
     _opt("master", FLAG, "enable the master process", MASTER, default=False,
          short="M"),
@@ -599,6 +599,9 @@ OPTIONS = (
          "the file of a loaded module changed (for development)", PYTHON,
          default=0, needs_master=True, aliases=(
              "py-auto-reload", "python-autoreload", "python-auto-reload")),
+    _opt("py-tracebacker", STR, "each worker tells the Python stacks of "
+         "its threads on the unix socket named by this and its id (read "
+         "them with connect-and-read)", PYTHON, needs_master=True),
     _opt("py-auto-reload-ignore", STR, "leave this module out of "
          "py-autoreload's look", PYTHON, repeat=True, needs_master=True),
     _opt("reload-os-env", FLAG, "before each app loads, copy the C "

@@ -9,7 +9,9 @@ greenlet takes a free "core" number while it serves, so the scoreboard,
 harakiri and the log line see N cores per worker, as in uWSGI.
 """
 
+import importlib
 import os
+import sys
 
 from ugu import log
 
@@ -19,6 +21,16 @@ def patch():
     worker."""
     from gevent import monkey
     monkey.patch_all()
+
+
+def unpatched(module, name):
+    """The standard library's own `name`, even in a gevent worker: for
+    the real threads (offload, tracebacker) that must block on their
+    own, whatever the cores are."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        return monkey.get_original(module, name)
+    return getattr(importlib.import_module(module), name)
 
 
 class GreenCores:

@@ -53,11 +53,14 @@ class Graceful:
         return cls(config["harakiri-graceful-timeout"], signum)
 
 
-def check(children, scoreboard, verbose=False, graceful=Graceful()):
+def check(children, scoreboard, verbose=False, graceful=Graceful(),
+          look=None):
     """(worker's Child record, signal) for each worker to signal now,
     after logging why (with `harakiri-verbose`, also where in the kernel
-    it is stuck).  A worker signalled gracefully has a harakiri pending
-    (`child.harakiri_tries`) until it ends, as in uWSGI."""
+    it is stuck; with `look`, a function of the worker id, what it
+    tells: py-tracebacker's stacks).  A worker signalled gracefully has
+    a harakiri pending (`child.harakiri_tries`) until it ends, as in
+    uWSGI."""
     now = time.time()
     doomed = []
     for child in children:
@@ -66,17 +69,19 @@ def check(children, scoreboard, verbose=False, graceful=Graceful()):
         deadline = scoreboard.harakiri(child.number)
         if deadline and deadline <= now:
             doomed.append((child, _harakiri(child, deadline, scoreboard,
-                                            verbose, graceful)))
+                                            verbose, graceful, look)))
     return doomed
 
 
-def _harakiri(child, deadline, scoreboard, verbose, graceful):
+def _harakiri(child, deadline, scoreboard, verbose, graceful, look):
     """The lines of one harakiri; the signal it sends."""
     wid, tries = child.number, child.harakiri_tries
     log.verbose(f"*** HARAKIRI ON WORKER {wid} (pid: {child.pid}, try: "
                 f"{tries + 1}, graceful: {'no' if tries else 'yes'}) ***")
     if verbose:
         _log_stuck_in(child.pid, scoreboard.core_thread(wid))
+    if look:
+        look(wid)
     log.verbose(f"HARAKIRI !!! worker {wid} status !!!")
     for core in range(scoreboard.cores):
         running = scoreboard.running(wid, core)

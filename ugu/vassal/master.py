@@ -32,7 +32,7 @@ from ugu.vassal import app as apps
 from ugu.vassal import (busyness, cache, cheaper, exceptions, fifo,
                         harakiri, hygiene, idle, logencoders, mules,
                         pymodule, recycle, report, shell, signals, sockets,
-                        spooler, stats, wsgi)
+                        spooler, stats, tracebacker, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -1061,7 +1061,8 @@ class Master:
         if self.config["harakiri"]:
             for child, signum in harakiri.check(
                     self.workers(), self.shared.scoreboard,
-                    self.config["harakiri-verbose"], self.graceful):
+                    self.config["harakiri-verbose"], self.graceful,
+                    tracebacker.harakiri_look(self.config)):
                 self._kill(child.pid, signum)
                 if child.harakiri_tries == 1:
                     # As uWSGI counts them: once a worker, graceful or not.
@@ -1201,6 +1202,7 @@ class Master:
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
             hygiene.vacuum_stats(self.config)
+            tracebacker.vacuum(self.config)
         hygiene.restore_terminal_modes()
         # The app's atexit functions ran in the workers; uWSGI's master
         # does not run them (the master loaded the app, but it serves no

@@ -9,28 +9,17 @@ the client goes away, or the client has taken nothing for STALL_TIMEOUT.
 """
 
 import collections
-import importlib
 import itertools
 import os
 import select
-import sys
 import time
 
 from ugu import log
+from ugu.vassal.async_worker import unpatched
 
 # A client that accepts no byte for this long is given up on.  uWSGI's
 # offload engine waits on such a client for ever, leaking the file.
 STALL_TIMEOUT = 60.0
-
-
-def _unpatched(module, name):
-    """The standard library's own `name`, even in a gevent worker: offload
-    threads are real threads running their own epoll, whatever the cores
-    are."""
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None:
-        return monkey.get_original(module, name)
-    return getattr(importlib.import_module(module), name)
 
 
 class Transfer:
@@ -70,15 +59,15 @@ class OffloadThread:
         self.tasks = collections.deque()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
-        self._poller = _unpatched("select", "epoll")()
+        self._poller = unpatched("select", "epoll")()
         self._poller.register(self._wake_read, select.EPOLLIN)
         self._transfers = {}    # socket fd -> Transfer
         self._stopping = False
-        self._ended = _unpatched("_thread", "allocate_lock")()
+        self._ended = unpatched("_thread", "allocate_lock")()
 
     def start(self):
         self._ended.acquire()
-        _unpatched("_thread", "start_new_thread")(self._run, ())
+        unpatched("_thread", "start_new_thread")(self._run, ())
 
     def join(self):
         self._ended.acquire()
@@ -171,7 +160,7 @@ class OffloadEngine:
         # gevent's os.close defers a socket's close to its loop, which
         # need not run again soon; the transfer's descriptors are no
         # greenlet's business.
-        self._close_fd = _unpatched("os", "close")
+        self._close_fd = unpatched("os", "close")
         self._threads = [OffloadThread(n) for n in range(threads)]
         self._next = itertools.cycle(self._threads)
         for thread in self._threads:

@@ -115,7 +115,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     sock.listen(backlog)
     if sock.family == socket.AF_UNIX:
         if tuning.mode is not None:
-            _chmod(sock, tuning.mode)
+            chmod(sock, tuning.mode)
         if tuning.owner and proto != ROUTER:
             _chown(sock.getsockname(), tuning.owner)
     _log_bound(name, proto, sock, index)
@@ -206,7 +206,7 @@ def _bind_error(error, name, proto):
                        option=OPTION[proto])
 
 
-def _chmod(sock, mode):
+def chmod(sock, mode):
     """As uWSGI, between binding and saying so; only the lazy mode is
     said."""
     if not mode:

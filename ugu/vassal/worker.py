@@ -24,7 +24,7 @@ from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, busyness, catch,
                          exceptions, harakiri, hooks, pymodule, reqlog,
-                         request, sockets, wsgi)
+                         request, sockets, tracebacker, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -276,6 +276,7 @@ class Worker:
                                  self.shared.scoreboard)
         autoreload.start(self.config, self.wid, self.shared.apps,
                          self.instance)
+        tracebacker.start(self.config, self.wid)
         signals = proc.SignalQueue(GRACEFUL + IMMEDIATE + (signal.SIGUSR2,))
         if not self.config["ignore-sigpipe"]:
             signal.signal(signal.SIGPIPE, self._warn_pipe)
