@@ -35,6 +35,8 @@ HEADER = "*** uWSGI Python tracebacker output ***\n\n"
 # not know (one started with _thread).
 THREAD_NAME = "uWSGITraceBacker"
 UNNAMED = "<UnnamedPythonThread>"
+# The pause after a failed accept() before the next one.
+ACCEPT_RETRY_SECONDS = 1
 
 # As much as a read takes, uWSGI's.
 BUFFER = 8192
@@ -102,9 +104,12 @@ def _serve(sock, main):
         try:
             conn, _ = sock.accept()
         except OSError as e:
-            # Out of descriptors, say: uWSGI's line, and the next try.
+            # Out of descriptors, say: uWSGI's line.  uWSGI then tries
+            # again at once, spinning and filling the log while the cause
+            # lasts; a second's pause keeps both in bounds.
             log.log(f"accept(): {e.strerror} [plugins/python/"
                     f"tracebacker.c line 103]")
+            unpatched("time", "sleep")(ACCEPT_RETRY_SECONDS)
             continue
         with conn:
             try:
