@@ -1,5 +1,6 @@
 """The listening sockets' options (so-keepalive, reuse-port, freebind,
-so-send-timeout, close-on-exec and close-on-exec2), chown-socket, and
+so-send-timeout, tcp-fast-open, close-on-exec and close-on-exec2), the
+connections' tcp-nodelay, chown-socket, and
 the processes' limit-as, honour-stdin and cpu-affinity, each read back
 from the running processes (getsockopt on their descriptors, stat,
 /proc), beside the real uWSGI."""
@@ -37,6 +38,7 @@ INSPECT_APP = textwrap.dedent('''
                 return None, None
             get = sock.getsockopt
             timeout = get(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
+            tcp = socket.IPPROTO_TCP
             flags = fcntl.fcntl(fd, fcntl.F_GETFD)
             return str(sock.getsockname()[1]), {
                 "listening": get(socket.SOL_SOCKET, socket.SO_ACCEPTCONN),
@@ -45,6 +47,8 @@ INSPECT_APP = textwrap.dedent('''
                 "freebind": get(socket.SOL_IP, 15),
                 "send_timeout": struct.unpack("ll", timeout)[0],
                 "cloexec": bool(flags & fcntl.FD_CLOEXEC),
+                "nodelay": get(tcp, socket.TCP_NODELAY),
+                "fast_open": get(tcp, socket.TCP_FASTOPEN),
             }
         finally:
             sock.close()
@@ -137,7 +141,8 @@ def test_tcp_options_on_the_socket_and_its_connections(start_server, site,
         ("freebind", "true"), ("so-write-timeout", "7"),
         ("close-on-exec", "true"), ("close-on-exec2", "true")])
     tuned = {"keepalive": 1, "reuse_port": 1, "freebind": 1,
-             "send_timeout": 7, "cloexec": True}
+             "send_timeout": 7, "cloexec": True, "nodelay": 0,
+             "fast_open": 0}
     assert found == {"listener": tuned, "connection": tuned}
 
 
@@ -146,7 +151,46 @@ def test_tcp_options_off_by_default(start_server, site, server):
     found = _inspect(start_server, server, site, [])
     for options in found.values():
         assert (options["keepalive"], options["reuse_port"],
-                options["freebind"], options["send_timeout"]) == (0, 0, 0, 0)
+                options["freebind"], options["send_timeout"],
+                options["nodelay"], options["fast_open"]) == (0,) * 6
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_tcp_nodelay_and_fast_open(start_server, site, server):
+    """TCP_FASTOPEN's queue is the listening socket's (the connections
+    have none of their own); TCP_NODELAY is set on each connection as
+    it is accepted (a listening socket would not pass it on)."""
+    port = support.free_port()
+    p = _start(start_server, server, site, [
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", "sockopts_app.py"), ("tcp-nodelay", "true"),
+        ("tcp-fast-open", "7")])
+    p.wait_for_log(rf"TCP_FASTOPEN enabled on 127.0.0.1:{port}\n"
+                   rf"uwsgi socket 0 bound to TCP address 127.0.0.1:{port}")
+    support.wait_for_port(port)
+    found = json.loads(_get(port))
+    assert (found["listener"]["nodelay"], found["listener"]["fast_open"],
+            found["connection"]["nodelay"],
+            found["connection"]["fast_open"]) == (0, 7, 1, 0)
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_tcp_nodelay_on_a_unix_socket_says_it_cannot(start_server, site,
+                                                     server):
+    """uWSGI tries it on every connection, a unix one too, and says so
+    on each; the request is served all the same."""
+    sock = site / "app.sock"
+    p = _start(start_server, server, site, [
+        ("http-socket", str(sock)), ("wsgi-file", "app.py"),
+        ("tcp-nodelay", "true")])
+    for _ in range(2):
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(10)
+            client.connect(str(sock))
+            client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert support.read_to_eof(client).endswith(b"hello")
+    p.wait_for_log(r"uwsgi_tcp_nodelay\(\)/setsockopt\(\): Operation not "
+                   r"supported \[core/socket.c line 1901\]\n\[pid", count=2)
 
 
 def _fd_of(pid, fd):
@@ -174,12 +218,15 @@ def test_router_socket_tuned_too_and_reload_keeps_it(start_server, site,
     p = _start(start_server, server, site, [
         ("http", f"127.0.0.1:{port}"), ("socket", f"127.0.0.1:{node}"),
         ("wsgi-file", "app.py"), ("so-keepalive", "true"),
-        ("so-send-timeout", "3"), ("close-on-exec2", "true")])
-    bound = p.wait_for_log(rf"uWSGI http bound on 127.0.0.1:{port} fd (\d+)")
+        ("so-send-timeout", "3"), ("close-on-exec2", "true"),
+        ("tcp-fastopen", "5")])
+    bound = p.wait_for_log(rf"TCP_FASTOPEN enabled on 127.0.0.1:{port}\n"
+                           rf"uWSGI http bound on 127.0.0.1:{port} fd (\d+)")
     sock, cloexec = _fd_of(p.pid, int(bound.group(1)))
     with sock:
         assert sock.getsockname()[1] == port
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN) == 5
         timeout = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
         assert struct.unpack("ll", timeout)[0] == 3
     assert cloexec

@@ -549,6 +549,12 @@ OPTIONS = (
          "after", CORE),
     _opt("so-keepalive", FLAG, "enable TCP keepalives on the TCP sockets "
          "(and so on the connections they accept)", CORE, default=False),
+    _opt("tcp-nodelay", FLAG, "set TCP_NODELAY on each connection the "
+         "workers accept (on a unix socket's, uWSGI's line says it "
+         "cannot)", CORE, default=False),
+    _opt("tcp-fast-open", INT, "enable TCP Fast Open on the TCP sockets, "
+         "with a queue of this many pending requests", CORE, default=0,
+         aliases=("tcp-fastopen",)),
     _opt("reuse-port", FLAG, "set SO_REUSEPORT on the TCP sockets (other "
          "processes may bind the same address)", CORE, default=False),
     _opt("freebind", FLAG, "set IP_FREEBIND on the TCP sockets (bind an "

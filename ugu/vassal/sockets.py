@@ -46,6 +46,7 @@ class Tuning:
     reuse_port: bool = False
     freebind: bool = False
     send_timeout: int = 0      # so-send-timeout, seconds
+    fast_open: int = 0         # tcp-fast-open: the queue of TFO requests
 
     @classmethod
     def from_config(cls, config, mode):
@@ -55,7 +56,8 @@ class Tuning:
             mode=mode, owner=config["chown-socket"],
             keepalive=config["so-keepalive"],
             reuse_port=config["reuse-port"], freebind=config["freebind"],
-            send_timeout=config["so-send-timeout"])
+            send_timeout=config["so-send-timeout"],
+            fast_open=config["tcp-fast-open"])
 
 
 @dataclass
@@ -106,7 +108,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     _check_backlog(backlog)
     sock = _new_socket(address)
     if sock.family == socket.AF_INET:
-        _tune_tcp(sock, tuning)
+        _tune_tcp(sock, tuning, name)
     try:
         sock.bind(address)
     except OSError as e:
@@ -122,7 +124,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     return Listener(name, proto, sock, unix_inode(sock))
 
 
-def _tune_tcp(sock, tuning):
+def _tune_tcp(sock, tuning, name):
     """uWSGI's options of a TCP socket, set before it binds; each
     connection accepted from it starts with the same (Linux copies
     them), so keepalive and the send timeout reach the workers'
@@ -131,6 +133,8 @@ def _tune_tcp(sock, tuning):
         sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
     if tuning.reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if tuning.fast_open:
+        _enable_fast_open(sock, tuning.fast_open, name)
     if tuning.send_timeout:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
                         struct.pack("ll", tuning.send_timeout, 0))
@@ -139,6 +143,30 @@ def _tune_tcp(sock, tuning):
                         tuning.defer_accept)
     if tuning.keepalive:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def _enable_fast_open(sock, queue, name):
+    """TCP Fast Open: a client's data may come with its SYN, up to
+    `queue` such connections pending.  As in uWSGI, a kernel that
+    refuses it costs a line, not the start."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, queue)
+    except OSError as e:
+        log.log(f"TCP_FASTOPEN setsockopt(): {e.strerror} "
+                f"[core/socket.c line 719]")
+    else:
+        log.log(f"TCP_FASTOPEN enabled on {name}")
+
+
+def set_nodelay(conn):
+    """tcp-nodelay, on a connection just accepted: as uWSGI, on every
+    one, so that a unix socket's says it cannot (each time, in uWSGI's
+    words)."""
+    try:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as e:
+        log.log(f"uwsgi_tcp_nodelay()/setsockopt(): {e.strerror} "
+                f"[core/socket.c line 1901]")
 
 
 # struct tcp_info up to tcpi_sacked: 8 one-byte fields, then six u32s.

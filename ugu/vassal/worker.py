@@ -63,6 +63,7 @@ class Context:
         self.buffer_size = config["buffer-size"]
         self.socket_timeout = config["socket-timeout"]
         self.harakiri = config["harakiri"]
+        self.tcp_nodelay = config["tcp-nodelay"]
         self.log_request = reqlog.request_logger(config, self.wid)
         self.serve_static = (request.serve_static_range
                              if config["honour-range"]
@@ -503,6 +504,8 @@ def serve_connection(ctx, core, listener, conn, address):
     """Serve a connection accepted from `address` (accept's, which a
     unix socket gives as an empty string), the core busy on the
     scoreboard until the connection ends."""
+    if ctx.tcp_nodelay:
+        sockets.set_nodelay(conn)
     ctx.scoreboard.begin(ctx.wid, core)
     conn.settimeout(ctx.socket_timeout or None)
     try:
