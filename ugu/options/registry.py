@@ -332,6 +332,9 @@ OPTIONS = (
     _opt("post-buffering-bufsize", INT, "bytes read at a time while a body "
          "is buffered (at least post-buffering)", CORE, default=8192,
          wide=True),
+    _opt("reaper", FLAG, "after each request, reap the worker's children "
+         "that ended (waitpid(-1, WNOHANG)), so that the app leaves no "
+         "zombies", CORE, default=False, short="r"),
     _opt("harakiri", INT, "kill a worker stuck on one request for more "
          "than this many seconds", MASTER, default=0, short="t"),
     _opt("harakiri-graceful-timeout", INT, "a worker's first harakiri "

@@ -64,6 +64,7 @@ class Context:
         self.socket_timeout = config["socket-timeout"]
         self.harakiri = config["harakiri"]
         self.tcp_nodelay = config["tcp-nodelay"]
+        self.reaper = config["reaper"]
         self.log_request = reqlog.request_logger(config, self.wid)
         self.serve_static = (request.serve_static_range
                              if config["honour-range"]
@@ -212,10 +213,14 @@ class Context:
 
     def request_done(self, ex):
         """After the request's log line, as uWSGI: the worker's harakiri
-        deadline is cleared, the first request makes the vassal loyal,
-        and max-requests may retire the worker."""
+        deadline is cleared, `reaper` collects the children the app left
+        to end as zombies, the first request makes the vassal loyal, and
+        max-requests may retire the worker."""
         if self.harakiri:
             self.scoreboard.set_harakiri(self.wid, 0.0)
+        if self.reaper:
+            for _ in proc.reap():
+                pass
         if ex.worker_requests == 1 and self._loyal_link:
             log.log("announcing my loyalty to the Emperor...")
             self._loyal_link.send(ToEmperor.LOYAL)
