@@ -392,3 +392,75 @@ def test_an_expires_rule_uwsgi_cannot_read_is_refused_at_its_line(
         Expires.from_config(resolve(["--ini", str(ini)], {}))
     assert str(info.value).startswith(
         f"{ini}:3: option '{option}': {reason}")
+
+
+SERVE_MODE_OPTIONS = ["--static-map", "/static=static", "--static-index",
+                      "index.html", "--static-gzip-all", "--honour-range",
+                      "--offload-threads", "1"]
+SERVE_MODE_REQUESTS = [
+    ("GET", "/static/a.txt", ()),
+    ("HEAD", "/static/sub/b.css", ()),
+    ("GET", "/static/sub/", ()),                   # an index file
+    ("GET", "/static/link-in", ()),                # its target's name
+    ("GET", "/static/sub/b.css", [("Accept-Encoding", "gzip")]),
+    ("GET", "/static/a.txt", [("Range", "bytes=0-0")]),
+    ("GET", "/static/a.txt", [("Range", "bytes=9-")]),
+    ("POST", "/static/a.txt", ()),
+]
+
+
+def serve_mode_answers(procs, argv, site, mode):
+    """The raw answers, then the request lines, of one server."""
+    port = support.free_port()
+    p = procs.start([*argv, "--socket", f"127.0.0.1:{port}", "--master",
+                     "--wsgi-file", "app.py", "--file-serve-mode", mode,
+                     *SERVE_MODE_OPTIONS], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    answers = [support.uwsgi_request(port, path, method, headers)
+               for method, path, headers in SERVE_MODE_REQUESTS]
+    p.wait_for_log(r"=> generated", count=len(SERVE_MODE_REQUESTS))
+    return answers, normalized(p.output(), site)
+
+
+@pytest.mark.parametrize("mode, header", [
+    ("x-sendfile", "X-Sendfile"), ("XSendFile", "X-Sendfile"),
+    ("nginx", "X-Accel-Redirect"), ("x-accel-redirect", "X-Accel-Redirect")])
+def test_file_serve_mode_names_the_file_for_the_server_in_front(
+        procs, uwsgi_binary, site, mode, header):
+    """No body and no Content-Length: the header names the file's real
+    path (a gzip variant's, an index file's); a 206 names the whole file
+    with nothing of the part, and a 416 stays one.  Byte for byte, and
+    line for line, as uWSGI's."""
+    (site / "static" / "sub" / "b.css.gz").write_bytes(b"GZ")
+    for path in site.rglob("*"):
+        os.utime(path, (MTIME, MTIME), follow_symlinks=False)
+    ours = serve_mode_answers(procs, support.UGU, site, mode)
+    assert ours == serve_mode_answers(procs, [uwsgi_binary], site, mode)
+    real = os.path.realpath(site / "static")
+    heads = [raw.decode() for raw in ours[0]]
+    assert heads[0] == (
+        f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+        f"{header}: {real}/a.txt\r\n"
+        f"Last-Modified: Tue, 02 Jan 2024 03:04:05 GMT\r\n\r\n")
+    assert f"{header}: {real}/sub/index.html\r\n" in heads[2]
+    assert f"{header}: {real}/a.txt\r\n" in heads[3]
+    assert f"Content-Encoding: gzip\r\nContent-Type: text/css\r\n" \
+           f"{header}: {real}/sub/b.css.gz\r\n" in heads[4]
+    assert heads[5].startswith("HTTP/1.1 206 Partial Content\r\n")
+    assert "Content-Range" not in heads[5]
+    assert heads[6].startswith("HTTP/1.1 416 ")
+    assert heads[7].endswith("app POST /static/a.txt")
+    assert not any("Content-Length" in head for head in heads[:6])
+
+
+def test_a_file_serve_mode_uwsgi_does_not_know_is_refused(tmp_path):
+    """uWSGI would ignore it, and send the files itself."""
+    from ugu.options.errors import ConfigError
+    from ugu.options.resolve import resolve
+    from ugu.vassal.static import StaticFiles
+    ini = support.write_ini(tmp_path / "app.ini", uwsgi=[
+        ("file-serve-mode", "apache")])
+    with pytest.raises(ConfigError) as info:
+        StaticFiles(resolve(["--ini", str(ini)], {}))
+    assert "invalid file-serve-mode value: apache (write x-sendfile, " \
+           "x-accel-redirect or nginx)" in str(info.value)

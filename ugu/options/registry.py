@@ -659,6 +659,10 @@ OPTIONS = (
          "the part asked for (206), or 416", STATIC, default=False),
     _opt("static-gzip-all", FLAG, "serve FILE.gz to clients accepting gzip",
          STATIC, default=False),
+    _opt("file-serve-mode", STR, "answer a static file with a header "
+         "naming it, for the web server in front to send: x-sendfile "
+         "(Apache's X-Sendfile), x-accel-redirect or nginx (nginx's "
+         "X-Accel-Redirect)", STATIC),
     _opt("offload-threads", INT, "offload threads per worker", STATIC,
          default=0),
     _opt("mimefile", STR, "mime types file", STATIC, repeat=True,

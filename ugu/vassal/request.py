@@ -710,8 +710,9 @@ def _send_static(ex, found, offset, count):
     """The head, then `count` bytes of the file from `offset`; True when
     an offload thread took the file (and closes it)."""
     ex.send_head()
-    if ex.transport.head_only or not count:
-        # Nothing to send (and, as in uWSGI, no "via" in the line).
+    if ex.transport.head_only or not count or found.serve_header:
+        # Nothing to send (and, as in uWSGI, no "via" in the line); under
+        # file-serve-mode, the server in front sends the file.
         ex.finish()
         return False
     offload = ex.ctx.offload

@@ -21,14 +21,22 @@ import stat
 from dataclasses import dataclass
 
 from ugu import log
+from ugu.options.errors import ConfigError
 from ugu.vassal import expires
 
 MIME_FILE = "/etc/mime.types"
 # Setting any of these builds the mime types, as in uWSGI (its MIME flag).
 MIME_OPTIONS = ("check-static", "static-map", "static-map2", "static-index",
                 "static-safe", "static-skip-ext", "static-gzip-all",
-                "mimefile", *expires.OPTIONS)
+                "mimefile", "file-serve-mode", *expires.OPTIONS)
 SERVED_METHODS = ("GET", "HEAD")
+# file-serve-mode's values, as uWSGI reads them (any case), and the
+# header each answers with: the file's path, for the web server in front
+# to send.
+SERVE_HEADERS = {"x-sendfile": "X-Sendfile", "xsendfile": "X-Sendfile",
+                 "x-accel-redirect": "X-Accel-Redirect",
+                 "xaccelredirect": "X-Accel-Redirect",
+                 "nginx": "X-Accel-Redirect"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,9 @@ class StaticFile:
     encoding: str | None      # "br" or "gzip" for FILE.br or FILE.gz
     expires: tuple = ()       # Expires headers by name, path, URI
     type_expires: tuple | None = None   # the one by Content-Type
+    # file-serve-mode's header (X-Sendfile, X-Accel-Redirect): it names
+    # the file and no body goes; None, and the file is sent.
+    serve_header: str | None = None
 
     @property
     def last_modified(self):
@@ -55,14 +66,21 @@ class StaticFile:
             headers.append(("Content-Type", self.content_type))
             if self.type_expires:
                 headers.append(self.type_expires)
-        headers.append(("Content-Length", str(self.size)))
+        if self.serve_header:
+            headers.append((self.serve_header, self.path))
+        else:
+            headers.append(("Content-Length", str(self.size)))
         headers.append(("Last-Modified", self.last_modified))
         return headers
 
     def partial_headers(self, first, last):
         """A 206's: the part's length, and where it lies in the file
-        (uWSGI's place for it, before Last-Modified)."""
+        (uWSGI's place for it, before Last-Modified).  Under
+        file-serve-mode, uWSGI's 206 has the 200's headers: nothing says
+        which part."""
         headers = self.headers()
+        if self.serve_header:
+            return headers
         headers[-2] = ("Content-Length", str(last - first + 1))
         headers.insert(-1, ("Content-Range",
                             f"bytes {first}-{last}/{self.size}"))
@@ -158,6 +176,7 @@ class StaticFiles:
             os.fsencode(ext).decode("latin-1") for ext in self.skip_ext)
         self.expires = expires.Expires.from_config(config)
         self.gzip_all = config["static-gzip-all"]
+        self.serve_header = _serve_header(config["file-serve-mode"])
         self.types = _mime_types(config) if any(
             config.is_set(name) for name in MIME_OPTIONS) else None
         if not self.docroots:
@@ -285,7 +304,7 @@ class StaticFiles:
                     path, encoding = path + suffix, coding
                     break
         found = StaticFile(path, fd, st.st_size, st.st_mtime, content_type,
-                           encoding)
+                           encoding, serve_header=self.serve_header)
         if self.expires:
             found = self._with_expires(ex, found)
         return found
@@ -311,6 +330,20 @@ class StaticFiles:
         if self.types is None:
             return None
         return self.types.get(os.path.splitext(path)[1])
+
+
+def _serve_header(mode):
+    """file-serve-mode's header, or None where the option is not set.
+    A value uWSGI does not know is refused: uWSGI would send the files
+    itself without a word."""
+    if mode is None:
+        return None
+    try:
+        return SERVE_HEADERS[mode.lower()]
+    except KeyError:
+        raise ConfigError(f"invalid file-serve-mode value: {mode} (write "
+                          f"x-sendfile, x-accel-redirect or nginx)",
+                          option="file-serve-mode") from None
 
 
 def _nothing(ex):
