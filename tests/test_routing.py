@@ -453,8 +453,9 @@ def test_rules_keep_their_order_across_options(tmp_path):
      'unable to register route "empty:x foo:"'),
     ("response-route-if = empty:a  log:x",
      'unable to register route "empty:a  log:x"'),
-    ("response-route-run = gzip:",
-     'unable to register route "gzip:": action "gzip" is not implemented'),
+    ("response-route-run = chunked:",
+     'unable to register route "chunked:": action "chunked" is not '
+     'implemented'),
     ("response-route-if = eq:abc log:x",
      'route condition "eq" needs two arguments separated by ";"'),
     ("response-route = ^/(x log:x", 'invalid regexp "^/(x"'),

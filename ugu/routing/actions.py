@@ -15,7 +15,8 @@ routing and the response goes out; `break` drops the app's body, and
 differ, on purpose: `delheader` removes a header the app set, or an
 earlier `addheader` added (uWSGI only filters later additions), and a
 dropped body leaves `Content-Length: 0` behind, not the app's length, so
-the framing holds.
+the framing holds.  `gzip` only counts a layer of compression, which the
+worker applies to the body (ugu.vassal.transform).
 
 The error table (`error-route*`) runs on every response head, with the
 status the response was given (whatever it is: uWSGI runs it whenever a
@@ -103,11 +104,12 @@ class Routed:
     run, if any.  `appended` are the vars added to the request, in order,
     `arrived` the values their names had in the request's own fields,
     which regexp rules match ("" for none), and `room` the bytes left for
-    more in its buffer (None: no limit).
+    more in its buffer (None: no limit).  `gzip` counts the `gzip`
+    actions met, each a layer of compression of the response's body.
     """
 
     __slots__ = ("vars", "added", "match", "log", "appended", "arrived",
-                 "room")
+                 "room", "gzip")
 
     def __init__(self, variables, log, room=None):
         self.vars = variables
@@ -117,6 +119,7 @@ class Routed:
         self.room = room
         self.match = None
         self.log = log
+        self.gzip = 0
 
     def expand(self, template):
         return template.expand(self.vars, self.match)
@@ -166,10 +169,13 @@ class Response(Routed):
     holds what request routes added before.  Once finished, `headers`
     are the ones to send, `status` is None to keep the app's status line
     or the one to send instead ("403 Forbidden"), and without
-    `send_body` the app's body must not be sent.
+    `send_body` the app's body must not be sent.  `coding_at` is where in `headers` a gzip layer's
+    Content-Encoding goes: after the response's own, before the ones
+    add-header and the rules add.
     """
 
-    __slots__ = ("headers", "status", "send_body", "code", "body")
+    __slots__ = ("headers", "status", "send_body", "code", "body",
+                 "coding_at")
 
     def __init__(self, variables, headers, log, room=None, request=None,
                  code=0):
@@ -178,6 +184,7 @@ class Response(Routed):
         self.status = None
         self.send_body = True
         self.body = None
+        self.coding_at = 0
         # The status code the response was given, which `-status` rules
         # of the error table test.
         self.code = code
@@ -189,6 +196,7 @@ class Response(Routed):
         names they removed and the fields they moved."""
         self.added = list(request.added)
         self.arrived = dict(request.arrived)
+        self.gzip = request.gzip
         if request.removed:
             self.headers = [h for h in self.headers
                             if h[0].lower() not in request.removed]
@@ -221,15 +229,17 @@ class Response(Routed):
         come the headers sent `always` (add-header's) and the ones the
         rules added, and a dropped body leaves the length of the `body`
         sent instead (0 without one)."""
-        headers = self.headers
+        own = self.headers
         if removed:
-            headers = [h for h in headers if h[0].lower() not in removed]
-        headers = [*headers, *always, *self.added]
+            own = [h for h in own if h[0].lower() not in removed]
+        later = [*always, *self.added]
         if not self.send_body:
-            headers = [h for h in headers if h[0].lower() not in _FRAMING]
+            own = [h for h in own if h[0].lower() not in _FRAMING]
+            later = [h for h in later if h[0].lower() not in _FRAMING]
             length = len(self.body) if self.body is not None else 0
-            headers.append(("Content-Length", str(length)))
-        self.headers, self.added = headers, []
+            later.append(("Content-Length", str(length)))
+        self.coding_at = len(own)
+        self.headers, self.added = [*own, *later], []
         return self
 
 
@@ -392,6 +402,14 @@ def goto(args):
         jump = Goto(template.static)
         return lambda r: jump
     return lambda r: Goto(r.expand(template))
+
+
+@action("gzip")
+def gzip(args):
+    # uWSGI reads no args, and goes on with the next rule.
+    def run(r):
+        r.gzip += 1
+    return run
 
 
 # --- request phase: what only a request on its way to the app can do (and,

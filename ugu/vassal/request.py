@@ -15,6 +15,7 @@ from greenlet import GreenletExit
 from ugu import log
 from ugu.http.errors import Unsendable
 from ugu.vassal import ranges, wsgi
+from ugu.vassal.transform import Layers
 from ugu.vassal.transport import HeadSent
 
 NO_APP_BODY = b"Internal Server Error"
@@ -99,6 +100,12 @@ class Exchange:
     # For the stats server's per-core counts.
     static = False
     routed_end = False
+    # The `gzip` actions the routes met, and where their Content-Encoding
+    # goes in the routed head; `gzip` is their Layers once the body
+    # started with them.
+    _gzip_layers = 0
+    _coding_at = 0
+    gzip = None
 
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
@@ -147,14 +154,19 @@ class Exchange:
             raise TypeError(f"write() takes bytes, not "
                             f"{type(data).__name__}")
         if not self.headers_sent:
-            self.send_head(data)
+            data = self.send_head(data, body_follows=True)
         elif data:
-            try:
-                self.transport.write(data)
-            except OSError as e:
-                raise ClientWriteError(WRITE_BODY, e) from None
+            if self.gzip is not None:
+                data = self.gzip.chunk(data)
+            self._write_body(data)
         if not self.body_dropped:
             self.body_size += len(data)
+
+    def _write_body(self, data):
+        try:
+            self.transport.write(data)
+        except OSError as e:
+            raise ClientWriteError(WRITE_BODY, e) from None
 
     def app_write(self, data):
         """The write() start_response() gives the app.  As in uWSGI, the
@@ -177,7 +189,10 @@ class Exchange:
         uWSGI counts each such wait of sendfile() among the switches."""
         self.switches += 1
 
-    def send_head(self, first_chunk=b""):
+    def send_head(self, first_chunk=b"", body_follows=False):
+        """Send the head, with the body's `first_chunk`; `body_follows`
+        tells that the app may write more.  Returns the body bytes the
+        head went with (the chunk as the routes' gzip left it)."""
         if self._status_line is None:
             raise RuntimeError("the app returned without calling "
                                "start_response")
@@ -186,8 +201,12 @@ class Exchange:
             headers = self._route_head()
             if self.answer is not None:
                 self._send_answer(headers)
-                return
+                return b""
             head_only = head_only or self.body_dropped
+            if self._gzip_layers and not self.body_dropped and (
+                    first_chunk or body_follows):
+                headers, first_chunk = self._start_gzip(headers,
+                                                        first_chunk)
         # Counted before the write, so that a client gone by then still
         # has the status and headers in the log line, as in uWSGI.
         self.status = int(self._status_line[:3])
@@ -203,6 +222,17 @@ class Exchange:
             call = WRITEV_HEAD_AND_BODY if first_chunk else WRITE_HEAD
             raise ClientWriteError(call, e) from None
         self.headers_sent = True
+        return first_chunk
+
+    def _start_gzip(self, headers, first_chunk):
+        """The head and first chunk of a body the routes' `gzip` layers
+        compress.  As in uWSGI, a body that starts is compressed, and one
+        that never does (no body, a file sent by sendfile()) is not; an
+        empty first write starts it, so that what comes after it goes
+        out with its Content-Encoding (uWSGI's goes without)."""
+        self.gzip = Layers(self._gzip_layers)
+        return (self.gzip.headers(headers, self._coding_at),
+                self.gzip.chunk(first_chunk))
 
     def _count_head_sent(self, sent, chunk):
         """The log line's figures for a head that went with part of
@@ -226,24 +256,32 @@ class Exchange:
         # `break` in a response route drops the app's body.
         self.body_dropped = not routed.send_body
         self.answer = routed.body
+        self._gzip_layers, self._coding_at = routed.gzip, routed.coding_at
         return routed.headers
 
     def _send_answer(self, headers):
         """An error route's answer (return, a redirect) instead of the
         app's response: its body goes in the head's write, and the
-        app's (or a static file's) after it goes nowhere."""
+        app's (or a static file's) after it goes nowhere.  The routes'
+        gzip compresses it, as uWSGI's does (whose member stops short,
+        its stale Content-Length kept)."""
+        answer = self.answer
+        if self._gzip_layers and answer:
+            headers, answer = self._start_gzip(headers, answer)
+            answer += self.gzip.final()
+            self.gzip = None
         self.status = int(self._status_line[:3])
         self.header_count = len(headers)
         try:
             self.header_size = self.transport.start(
-                self.protocol, self._status_line, headers, self.answer,
+                self.protocol, self._status_line, headers, answer,
                 self.method == "HEAD")
         except HeadSent as e:
-            self._count_head_sent(e, self.answer)
+            self._count_head_sent(e, answer)
             raise ClientWriteError(WRITE_BODY_AFTER_HEAD, e.error) from None
         except OSError as e:
             raise ClientWriteError(WRITEV_HEAD_AND_BODY, e) from None
-        self.body_size = len(self.answer)
+        self.body_size = len(answer)
         self.transport.head_only = True
         self.headers_sent = True
 
@@ -265,7 +303,8 @@ class Exchange:
         """A whole response from the server itself (errors, no app)."""
         self.routed = routed
         self.start_response(status, headers)
-        self.write(body)
+        if body:
+            self.write(body)
         self.finish()
 
     def finish(self):
@@ -275,6 +314,10 @@ class Exchange:
             return
         if not self.headers_sent:
             self.send_head()
+        if self.gzip is not None:
+            tail, self.gzip = self.gzip.final(), None
+            self._write_body(tail)
+            self.body_size += len(tail)
         try:
             self.transport.finish()
         except OSError as e:
