@@ -1,10 +1,11 @@
-"""Routing actions that change the body: `gzip`.
+"""Routing actions that change the body: `gzip` and the X-Sendfile
+emulation (a response route's `static:`).
 
 The differential test replays requests against ugu and the real uWSGI on
 a uwsgi socket, where the answers must be the same bytes but for
-DEVIATIONS 14 (no stale Content-Length); the others check the framing
-over an http-socket and through the router, and the cases where uWSGI's
-reply is broken.
+DEVIATIONS 14 (no stale Content-Length) and 15 (404 for a file that
+cannot be sent); the others check the framing over an http-socket and
+through the router, and the cases where uWSGI's reply is broken.
 """
 
 import gzip
@@ -56,8 +57,13 @@ def application(environ, start_response):
     if path == "/wrapped":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return environ["wsgi.file_wrapper"](open("static/f.txt", "rb"))
-    start_response("404 Not Found", [("Content-Length", "0")])
-    return []
+    # X-Sendfile: the file the query names, instead of this body.
+    body = b"the app's body"
+    start_response("201 Created", [
+        ("Content-Type", "text/html"), ("X-App", "1"),
+        ("X-Sendfile", environ["QUERY_STRING"]),
+        ("Content-Length", str(len(body)))])
+    return [body]
 """
 ROUTES = [
     "route-run = addheader:X-Request-Route: 1",
@@ -67,7 +73,9 @@ ROUTES = [
     "route = ^/twice rewrite:/cl",
     "add-header = X-Always: 1",
     "error-route-status = 418 return:403",
+    "collect-header = X-Sendfile X_SENDFILE",
     "response-route-run = addheader:X-Response-Route: 1",
+    "response-route-if-not = empty:${X_SENDFILE} static:${X_SENDFILE}",
 ]
 GZIP = {"Accept-Encoding": "gzip, deflate"}
 # What a request's log line says, with what differs from run to run out.
@@ -80,6 +88,7 @@ def site(tmp_path):
     (tmp_path / "app.py").write_text(APP)
     (tmp_path / "static").mkdir()
     (tmp_path / "static" / "f.txt").write_text("file body\n")
+    (tmp_path / "static" / "sub").mkdir()
     (tmp_path / "routes.ini").write_text("\n".join(["[uwsgi]", *ROUTES,
                                                     "wsgi-file = app.py"]))
     return tmp_path
@@ -147,27 +156,36 @@ def test_headers_say_the_encoding_where_uwsgi_adds_it():
 # --- against the real uWSGI ------------------------------------------------
 
 def requests_for(site):
+    f = site / "static" / "f.txt"
     return {
         # The same bytes.
         "same": [("GET", "/cl", {}), ("GET", "/pieces", GZIP),
-                 ("GET", "/empty", GZIP), ("GET", "/wrapped", GZIP)],
+                 ("GET", "/empty", GZIP), ("GET", f"/x?{f}", {}),
+                 ("GET", f"/x?{f}", GZIP), ("HEAD", f"/x?{f}", {}),
+                 ("GET", "/wrapped", GZIP)],
         # DEVIATIONS 14: uWSGI leaves the app's Content-Length.
         "stale": [("GET", "/cl", GZIP), ("GET", "/encoded", GZIP),
                   ("GET", "/twice", {})],
         # Also DEVIATIONS 14: uWSGI's gzip member of the answer ends
         # short, without its last block.
         "cut": [("GET", "/teapot", GZIP)],
+        # DEVIATIONS 15: uWSGI sends the app's head and no body.
+        "404": [("GET", f"/x?{site}/static/nope", {}),
+                ("GET", f"/x?{site}/static/../static/f.txt", {}),
+                ("GET", f"/x?{site}/static/sub", {}),
+                ("GET", "/x?static/f.txt", {}),
+                ("POST", f"/x?{f}", {})],
     }
 
 
-def test_gzip_answers_as_uwsgi(site, procs, uwsgi_binary):
+def test_gzip_and_x_sendfile_answer_as_uwsgi(site, procs, uwsgi_binary):
     cases = requests_for(site)
     answers, logs = {}, {}
     for name, binary in (("uwsgi", uwsgi_binary), ("ugu", None)):
         port, p = start(procs, site, binary)
         answers[name] = {kind: [ask(port, *r) for r in reqs]
                          for kind, reqs in cases.items()}
-        p.wait_for_log(r"GET /teapot ")
+        p.wait_for_log(r"POST /x\?")
         logs[name] = p.output()
     theirs, ours = answers["uwsgi"], answers["ugu"]
     for request, their, our in zip(cases["same"], theirs["same"],
@@ -183,6 +201,14 @@ def test_gzip_answers_as_uwsgi(site, procs, uwsgi_binary):
     their, our = theirs["cut"][0], ours["cut"][0]
     assert our.startswith(without_length(their))
     assert gunzip(our.partition(b"\r\n\r\n")[2]) == b"Forbidden"
+    for request, their, our in zip(cases["404"], theirs["404"],
+                                   ours["404"]):
+        assert their.startswith(b"HTTP/1.1 201 Created\r\n")
+        assert their.endswith(b"\r\n\r\n"), request
+        assert our == (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain"
+                       b"\r\nContent-Length: 9\r\nX-Always: 1\r\n"
+                       b"X-Request-Route: 1\r\nX-Response-Route: 1\r\n\r\n"
+                       b"Not Found"), request
     # The log lines of what both serve alike (the compressed size, the
     # file's sendfile() and size), which come first.
     count = len(cases["same"])
@@ -237,9 +263,22 @@ def test_http_socket_frames_the_gzipped_body(site, procs):
     assert gunzip(body) == TEXT
 
 
+def test_x_sendfile_through_an_offload_thread(site, procs):
+    port, p = start(procs, site, None, "--offload-threads", "1",
+                    kind="http-socket")
+    response = requests.get(f"http://127.0.0.1:{port}/x?"
+                            f"{site}/static/f.txt", timeout=10)
+    assert (response.status_code, response.content) == (200, b"file body\n")
+    assert "X-Sendfile" not in response.headers
+    assert response.headers["Content-Length"] == "10"
+    p.wait_for_log(r"GET /x\?\S+ => generated 10 bytes in \d+ msecs via "
+                   r"offload\(\)")
+
+
 def test_through_the_router(site, procs):
     """The router relays the gzipped body (its end is the worker's
-    close), framed for the client."""
+    close) and the file, framed for the client (a connection each: the
+    router closes after one response, as uWSGI's)."""
     router_port = support.free_port()
     start(procs, site, None, "--master", "--http", f"127.0.0.1:{router_port}")
     support.wait_for_port(router_port)
@@ -247,3 +286,7 @@ def test_through_the_router(site, procs):
     response = requests.get(f"{url}/cl", headers=GZIP, timeout=10)
     assert response.headers["Content-Encoding"] == "gzip"
     assert response.content == TEXT
+    response = requests.get(f"{url}/x?{site}/static/f.txt", timeout=10)
+    assert response.content == b"file body\n"
+    response = requests.get(f"{url}/x?{site}/nope", timeout=10)
+    assert (response.status_code, response.content) == (404, b"Not Found")

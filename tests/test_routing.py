@@ -348,6 +348,22 @@ def test_break_ends_routing_and_drops_the_body(tmp_path):
                               ("Content-Length", "0")]
 
 
+def test_static_sends_a_file_instead_of_the_response(tmp_path):
+    """X-Sendfile emulation: the file's own head replaces the app's, and
+    the headers routes add go after it, as in uWSGI."""
+    router = make_router(
+        tmp_path, "collect-header = X-Sendfile X_SENDFILE",
+        "add-header = X-Always: 1",
+        "response-route-run = addheader:X-1: 1",
+        "response-route-if-not = empty:${X_SENDFILE} static:${X_SENDFILE}",
+        "response-route-run = addheader:X-Never: 1")
+    result = router.run({}, [("X-Sendfile", "/srv/f.txt"),
+                             ("Content-Length", "3")])
+    assert result.file == "/srv/f.txt"
+    assert result.headers == [("X-Always", "1"), ("X-1", "1")]
+    assert router.run({}, [("Content-Length", "3")]).file is None
+
+
 @pytest.mark.parametrize("arg, status", [
     ("403", "403 Forbidden"), ("403 Go away", "403 Go away"),
     ("499", "499 Unknown"), ("418 ${PATH_INFO}", "418 ${PATH_INFO}")])

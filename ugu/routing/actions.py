@@ -16,7 +16,9 @@ differ, on purpose: `delheader` removes a header the app set, or an
 earlier `addheader` added (uWSGI only filters later additions), and a
 dropped body leaves `Content-Length: 0` behind, not the app's length, so
 the framing holds.  `gzip` only counts a layer of compression, which the
-worker applies to the body (ugu.vassal.transform).
+worker applies to the body (ugu.vassal.transform); a response route's
+`static:` names a file that goes out instead of the app's response (the
+X-Sendfile emulation), served as a request route's is.
 
 The error table (`error-route*`) runs on every response head, with the
 status the response was given (whatever it is: uWSGI runs it whenever a
@@ -169,12 +171,15 @@ class Response(Routed):
     holds what request routes added before.  Once finished, `headers`
     are the ones to send, `status` is None to keep the app's status line
     or the one to send instead ("403 Forbidden"), and without
-    `send_body` the app's body must not be sent.  `coding_at` is where in `headers` a gzip layer's
+    `send_body` the app's body must not be sent.  `file`, when a
+    `static:` rule named one, is the path of the file to send instead of
+    the app's response, and `headers` then only those that go after the
+    file's own.  `coding_at` is where in `headers` a gzip layer's
     Content-Encoding goes: after the response's own, before the ones
     add-header and the rules add.
     """
 
-    __slots__ = ("headers", "status", "send_body", "code", "body",
+    __slots__ = ("headers", "status", "send_body", "code", "body", "file",
                  "coding_at")
 
     def __init__(self, variables, headers, log, room=None, request=None,
@@ -184,6 +189,7 @@ class Response(Routed):
         self.status = None
         self.send_body = True
         self.body = None
+        self.file = None
         self.coding_at = 0
         # The status code the response was given, which `-status` rules
         # of the error table test.
@@ -223,13 +229,20 @@ class Response(Routed):
         self.headers = list(headers)
         self.body = body
 
+    def send_file(self, path):
+        """Send this file instead of the app's response (X-Sendfile
+        emulation): uWSGI serves it as a static file, whose head
+        replaces the app's."""
+        self.file = path
+
     def finish(self, removed=frozenset(), always=()):
         """Settle what to send and return self: the headers `removed`
         names (lower-case, del-header's) leave the response's own, then
         come the headers sent `always` (add-header's) and the ones the
         rules added, and a dropped body leaves the length of the `body`
-        sent instead (0 without one)."""
-        own = self.headers
+        sent instead (0 without one).  A file to send keeps only the
+        headers that go after its own."""
+        own = [] if self.file is not None else self.headers
         if removed:
             own = [h for h in own if h[0].lower() not in removed]
         later = [*always, *self.added]
@@ -508,7 +521,9 @@ def donotlog(args):
     return run
 
 
-@action("static", phases=(REQUEST,))
+# As a response route, X-Sendfile emulation: the file a header named
+# (collect-header) goes out instead of the app's response.
+@action("static", phases=(REQUEST, RESPONSE))
 def static(args):
     template = Template(args)
 

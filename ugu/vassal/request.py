@@ -106,6 +106,10 @@ class Exchange:
     _gzip_layers = 0
     _coding_at = 0
     gzip = None
+    # A response route's `static:` file (X-Sendfile emulation), and once
+    # it is being sent, the headers the routes left to go after its own.
+    _routed_file = None
+    _after_file = None
 
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
@@ -197,10 +201,15 @@ class Exchange:
             raise RuntimeError("the app returned without calling "
                                "start_response")
         headers, head_only = self._headers, self.method == "HEAD"
-        if self.ctx.routing.active:
+        if self._after_file is not None:
+            headers = [*headers, *self._after_file]
+        elif self.ctx.routing.active:
             headers = self._route_head()
             if self.answer is not None:
                 self._send_answer(headers)
+                return b""
+            if self._routed_file is not None:
+                self._send_routed_file(headers)
                 return b""
             head_only = head_only or self.body_dropped
             if self._gzip_layers and not self.body_dropped and (
@@ -257,7 +266,19 @@ class Exchange:
         self.body_dropped = not routed.send_body
         self.answer = routed.body
         self._gzip_layers, self._coding_at = routed.gzip, routed.coding_at
+        self._routed_file = routed.file
         return routed.headers
+
+    def _send_routed_file(self, after):
+        """A response route's `static:` file instead of the app's
+        response, as a request route's is sent (its own head, then the
+        headers `after` it that add-header and the routes add, as in
+        uWSGI), or 404 (DEVIATIONS 15: uWSGI sends the app's head with
+        no body).  What the app writes after it goes nowhere."""
+        self._after_file = after
+        _serve_route_file(self, self._routed_file)
+        self.body_dropped = True
+        self.transport.head_only = True
 
     def _send_answer(self, headers):
         """An error route's answer (return, a redirect) instead of the
