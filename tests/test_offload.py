@@ -183,3 +183,26 @@ def test_a_sized_file_wrapper_over_http_socket_is_offloaded(
     assert answer.content == expected
     p.wait_for_log(r"GET / => generated %d bytes .* via offload\(\)"
                    % len(expected))
+
+
+@pytest.mark.parametrize("path", ["/small.txt", "/"])
+def test_an_offloaded_answer_on_a_keepalive_connection_says_it_closes(
+        tmp_path, procs, path):
+    """The offload thread closes the connection after the file: the head
+    says so, and the client's next request goes on a new one instead of
+    into the close (a static file, and an app's sized file_wrapper)."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "small.txt").write_bytes(b"small\n")
+    (tmp_path / "big.bin").write_bytes(b"wrapped\n")
+    (tmp_path / "sized.py").write_text(SIZED_WRAPPER_APP)
+    port = support.free_port()
+    procs.ugu("--master", "--http-socket", f"127.0.0.1:{port}",
+              "--wsgi-file", "sized.py", "--check-static", "static/",
+              "--offload-threads", "1", cwd=tmp_path)
+    support.wait_for_port(port)
+    with requests.Session() as session:
+        for _ in range(3):
+            answer = session.get(f"http://127.0.0.1:{port}{path}",
+                                 timeout=30)
+            assert answer.headers["Connection"] == "close"
+            assert answer.content in (b"small\n", b"wrapped\n")

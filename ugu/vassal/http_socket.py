@@ -244,6 +244,7 @@ class H11Transport:
         self.raw = False
         # The Content-Length the app declared, as text, if any.
         self.length = None
+        self.closing = False
 
     def start(self, protocol_, status_line, headers, first_chunk, head_only):
         self.head_only = head_only
@@ -273,6 +274,9 @@ class H11Transport:
         encoded = [(name.encode("latin-1"),
                     value.strip(" \t").encode("latin-1"))
                    for name, value in headers]
+        if self.closing:
+            # h11 then frames the head for a close, and keeps to it.
+            encoded.append((b"Connection", b"close"))
         try:
             return self.h.send(h11.Response(
                 status_code=int(code), headers=encoded,
@@ -323,6 +327,10 @@ class H11Transport:
             return False
         self._framing(count)
         return True
+
+    def close_after(self):
+        """The connection closes after this response: its head says so."""
+        self.closing = True
 
     def finish(self):
         if self.raw or self.conn is None or \

@@ -145,6 +145,7 @@ class PlainTransport:
 
     def __init__(self, conn, request, h11_transport):
         self.conn, self.request = conn, request
+        self.keep_alive = request.keep_alive
         # ugu.vassal.http_socket's, for what the plain framing leaves.
         self.h11_transport = h11_transport
         self.head_only = False
@@ -166,6 +167,8 @@ class PlainTransport:
         if sent is None:
             self._h11 = self.h11_transport(
                 self.conn, plain.h11_after(self.request), self.request)
+            if not self.keep_alive:
+                self._h11.close_after()
             self._h11.start(protocol_, status_line, headers, first_chunk,
                             head_only)
             return len(head)
@@ -175,7 +178,7 @@ class PlainTransport:
         self._left = 0 if no_body else length
         self._chunked = self._left is None
         data = plain.framed(head, status, length is not None,
-                            self.request.keep_alive)
+                            self.keep_alive)
         if first_chunk and not head_only:
             framed = self._frame(first_chunk)
             send_with_head(self.conn, data + framed,
@@ -225,6 +228,10 @@ class PlainTransport:
             return self._h11.offloadable(count)
         return not self._chunked and self._left == count
 
+    def close_after(self):
+        """The connection closes after this response: its head says so."""
+        self.keep_alive = False
+
     def finish(self):
         if self._h11 is not None:
             self._h11.finish()
@@ -255,4 +262,4 @@ class PlainTransport:
         connection."""
         if self._h11 is not None:
             return self._h11.h.our_state is h11.DONE
-        return self.done and self.request.keep_alive
+        return self.done and self.keep_alive

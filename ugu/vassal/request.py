@@ -699,6 +699,7 @@ def _send_wrapped_file(ex, wrapper):
     as uWSGI sends it (a pipe's size is 0: nothing)."""
     fd = wrapper.fileno()
     count = os.fstat(fd).st_size
+    _announce_offload(ex, count)
     ex.send_head()
     if ex.transport.head_only or not count:
         # HEAD, or a response route's `break`, which dropped the body.
@@ -713,6 +714,15 @@ def _send_wrapped_file(ex, wrapper):
         offload.submit(ex.transport.detach(), os.dup(fd), 0, count)
         return
     _send_file(ex, fd, 0, count)
+
+
+def _announce_offload(ex, count):
+    """A body an offload thread will send ends with the connection's
+    close (the thread cannot give it back to the core): on a keepalive
+    HTTP connection the head says so, or the client would send its next
+    request into the close."""
+    if ex.ctx.offload and count and ex.method != "HEAD":
+        ex.transport.close_after()
 
 
 def _send_file(ex, fd, offset, count):
@@ -773,6 +783,8 @@ def serve_static_range(ex, found):
 def _send_static(ex, found, offset, count):
     """The head, then `count` bytes of the file from `offset`; True when
     an offload thread took the file (and closes it)."""
+    if not found.serve_header:
+        _announce_offload(ex, count)
     ex.send_head()
     if ex.transport.head_only or not count or found.serve_header:
         # Nothing to send (and, as in uWSGI, no "via" in the line); under

@@ -51,6 +51,9 @@ class RawTransport:
         any length can be handed to an offload thread."""
         return True
 
+    def close_after(self):
+        """Every response of the uwsgi protocol ends with the close."""
+
     def finish(self):
         """Nothing to frame: closing the connection ends the response."""
 
