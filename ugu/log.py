@@ -25,6 +25,8 @@ _requests_fd = 2
 # In a log master under log-drain, log-filter or log-encoder: what one of
 # its own writes (bytes) becomes in the log.  None everywhere else.
 _through = None
+# Called after each of those writes (the log-alarms due then), or None.
+_then = None
 # With a req-logger and log-req-encoder: what a request line (bytes)
 # becomes in the request log.  None everywhere else.
 _request_encoder = None
@@ -77,10 +79,11 @@ def log_all(messages):
     _write(_MESSAGES_FD, "\n".join(messages))
 
 
-def verbose(message):
+def verbose(message, encoding="utf-8"):
     """A line of uWSGI's verbose logger: always dated, with logdate's
-    format where it gives one."""
-    _write(_MESSAGES_FD, f"{_date()} - {message}")
+    format where it gives one (`encoding`: as log_sent's, "latin-1" for
+    a message held as the str of its bytes)."""
+    _write(_MESSAGES_FD, f"{_date()} - {message}", encoding)
 
 
 def _date():
@@ -134,11 +137,11 @@ def raw(line):
     _write(_MESSAGES_FD, line)
 
 
-def write_through(through):
+def write_through(through, then=None):
     """From now on, what this process writes (bytes) goes out as
-    through(data) (None: as it is)."""
-    global _through
-    _through = through
+    through(data) (None: as it is), then() called once it is out."""
+    global _through, _then
+    _through, _then = through, then
 
 
 def _write(fd, line, encoding="utf-8"):
@@ -146,13 +149,14 @@ def _write(fd, line, encoding="utf-8"):
     data = (line + "\n").encode(encoding, "backslashreplace")
     if _through is not None:
         data = _through(data)
-        if not data:
-            return
     try:
-        os.write(fd, data)
+        if data:
+            os.write(fd, data)
     except OSError:
         # A closed log stream must not take a request down with it.
         pass
+    if _then is not None:
+        _then()
 
 
 def _send(fd, data):

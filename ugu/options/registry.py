@@ -811,6 +811,20 @@ OPTIONS = (
     _opt("threaded-logger", FLAG, "a thread of the master copies the "
          "other processes' lines to the log (turns the log master on)",
          LOGGING, default=False, needs_master=True),
+    _opt("alarm", STR, "name an alarm (NAME KIND:ARGS): cmd:COMMAND runs "
+         "it with the line on its stdin, signal:N raises uWSGI signal N, "
+         "mule:N queues the line for mule N (0: any), log:TEXT logs it",
+         LOGGING, repeat=True, needs_master=True),
+    _opt("log-alarm", STR, "raise these alarms for the log lines this "
+         "regexp matches (ALARM[,ALARM...] REGEXP; turns the log master "
+         "on)", LOGGING, repeat=True, needs_master=True,
+         aliases=("alarm-log",)),
+    _opt("not-log-alarm", STR, "a log line this regexp matches raises "
+         "no alarm of the log-alarm rules after this one (ALARM[,ALARM...] "
+         "REGEXP)", LOGGING, repeat=True, needs_master=True,
+         aliases=("not-alarm-log",)),
+    _opt("alarm-freq", INT, "seconds an alarm waits before it is raised "
+         "again for the same line", LOGGING, default=3),
     _opt("logfile-chmod", CHMOD, "give the logto file this mode (three "
          "octal digits) once opened", LOGGING),
     _opt("logfile-chown", FLAG, "give the log file to uid and gid before "

@@ -8,7 +8,8 @@ a pipe instead, which the master copies to its own log as it comes; the
 master writes its own lines there directly, through the same regexps.
 `log-encoder` turns it on too: then every line, the master's and those of
 the pipe, is rewritten by the encoders (see logencoders) once the regexps
-have let it through.  With `threaded-logger`, a thread of the master
+have let it through.  So does `log-alarm`: every line, before the
+regexps, may raise alarms (see alarms), once it is written.  With `threaded-logger`, a thread of the master
 copies the pipe, rather than its loop, so that a slow log never holds the
 loop up; rotating the file takes turns with it.
 
@@ -35,7 +36,7 @@ FILE_OPTIONS = ("daemonize2", "logto2", "daemonize", "logto")
 
 
 class LogMaster:
-    def __init__(self, config, start_cwd, has_file):
+    def __init__(self, config, start_cwd, has_file, alarms=None):
         # As uWSGI names the file in its lines: as written.  It is opened
         # again from the folder it was first opened from, whatever chdir
         # did since: where ugu started, but for daemonize2's.  Without a
@@ -47,7 +48,8 @@ class LogMaster:
             folder = os.getcwd() if option == "daemonize2" else start_cwd
             self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
-        self.lines = line_pipeline(config)
+        self.lines = line_pipeline(config, alarms)
+        self.alarms = alarms
         # A line a child has not ended yet (None: lines are not looked at).
         self._partial = b"" if self.lines else None
         self.backupname = config["log-backupname"]
@@ -62,8 +64,9 @@ class LogMaster:
             contextlib.nullcontext()
 
     @classmethod
-    def from_config(cls, config, start_cwd):
-        """A LogMaster where the config asks for one, else None."""
+    def from_config(cls, config, start_cwd, alarms=None):
+        """A LogMaster where the config asks for one (`alarms`: those of
+        the instance, an alarms.Alarms or None), else None."""
         # uWSGI's master-fifo reopens its master's file alone, without
         # one: the workers' lines would stay in the old file.
         wanted = config["log-maxsize"] or config["touch-logrotate"] or \
@@ -73,9 +76,9 @@ class LogMaster:
             not config["logger"]
         asked = config["log-master"] or config["log-drain"] or \
             config["log-filter"] or config["log-encoder"] or \
-            config["threaded-logger"]
+            config["threaded-logger"] or (alarms and alarms.watches_lines())
         if asked or (wanted and has_file):
-            return cls(config, start_cwd, has_file)
+            return cls(config, start_cwd, has_file, alarms)
         return None
 
     def fileno(self):
@@ -122,6 +125,8 @@ class LogMaster:
             if self._partial is not None:
                 data = self.lines(self._whole_lines(data))
             _write_all(data)
+            if self.alarms:
+                self.alarms.raise_due()
 
     def _whole_lines(self, data):
         """The whole lines of `data` (after what came before); an unended
@@ -189,22 +194,29 @@ class LogMaster:
         return True
 
 
-def line_pipeline(config):
+def line_pipeline(config, alarms=None):
     """What lines (bytes, each with its line end) become in the log:
     those log-drain and log-filter let through, each rewritten by the
-    log-encoder chain; None where none of these is set.
+    log-encoder chain; None where none of these is set.  Every line
+    is first shown to the log-alarm rules of `alarms`, as uWSGI checks
+    them before its regexps.
 
     uWSGI's pipe keeps each write apart, and encodes a write as one
     message; a write of several lines (ugu's master writes some so) is
     encoded line by line here, since the pipe keeps no bounds."""
     shown = line_filter(config)
     encoders = logencoders.chain(config, "log-encoder")
-    if shown is None and not encoders:
+    watched = alarms if alarms and alarms.watches_lines() else None
+    if shown is None and not encoders and watched is None:
         return None
 
     def through(data):
+        lines = _LINE.findall(data)
+        if watched:
+            for line in lines:
+                watched.check(line)
         return b"".join(logencoders.encode(encoders, line)
-                        for line in _LINE.findall(data)
+                        for line in lines
                         if shown is None or shown(line))
     return through
 

@@ -29,7 +29,7 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (busyness, cache, cheaper, exceptions, fifo,
+from ugu.vassal import (alarms, busyness, cache, cheaper, exceptions, fifo,
                         harakiri, hygiene, idle, logencoders, mules,
                         pymodule, recycle, report, shell, signals, sockets,
                         spooler, stats, tracebacker, wsgi)
@@ -64,9 +64,10 @@ MULE_RESPAWN_GAP = 1.0
 class Shared:
     """What the master prepares once and every worker inherits."""
 
-    def __init__(self, config, link, hooks):
+    def __init__(self, config, link, hooks, alarms):
         self.link = link
         self.hooks = hooks
+        self.alarms = alarms    # an alarms.Alarms, or None
         # In uWSGI's order: the routing tables, then the mime types.
         self.request_routing = RequestRouter.from_config(config,
                                                          log=log.log_sent)
@@ -138,7 +139,11 @@ def _run(config):
     log.use_loggers(config)
     # From the first line on, as uWSGI's log master is made before its
     # banner: the children's lines go through the same regexps later.
-    log.write_through(line_pipeline(config))
+    # Its alarms too see the banner (raised once the master runs).
+    raised = alarms.Alarms.from_config(config, mules.count(config))
+    watching = raised and raised.watches_lines()
+    log.write_through(line_pipeline(config, raised),
+                      raised.raise_due if watching else None)
     _banner(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
@@ -167,7 +172,7 @@ def _run(config):
                 "post-unbuffered webservers *** ")
     # Before the sockets, as uWSGI's plugin says its settings.
     busyness.announce(config)
-    shared = Shared(config, link, hooks)
+    shared = Shared(config, link, hooks, raised)
     listeners = _bind_all(config)
     if config["chown-socket"]:
         _as_root(config, hooks)
@@ -526,7 +531,10 @@ class Master:
         if self.config["master-fifo"]:
             self.fifo = MasterFifo(self.config["master-fifo"])
         # Before the first fork: every child writes into its pipe.
-        self.logmaster = LogMaster.from_config(self.config, self.start_cwd)
+        self.logmaster = LogMaster.from_config(self.config, self.start_cwd,
+                                               self.shared.alarms)
+        if self.shared.alarms:
+            self.shared.alarms.bind(self.route_signal, self.shared.mules)
         if self.logmaster:
             shell.send_output_to(self.logmaster.output())
             if self.logmaster.threaded:
@@ -839,7 +847,8 @@ class Master:
             child = self.children.pop(pid, None)
             if child is None:
                 if not (self.touch.died(pid, status) or
-                        self.crons.died(pid, status)):
+                        self.crons.died(pid, status) or
+                        self._alarm_died(pid, status)):
                     self._daemon_died(pid)
                 continue
             if self.shared.caches:
@@ -854,6 +863,9 @@ class Master:
             else:
                 self._worker_died(child, status)
         self.cheap_mode_reached()
+
+    def _alarm_died(self, pid, status):
+        return self.shared.alarms and self.shared.alarms.died(pid, status)
 
     def _daemon_died(self, pid):
         control = self.daemons.died(pid)

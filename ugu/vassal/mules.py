@@ -115,6 +115,11 @@ class Mules:
         return ends
 
 
+def count(config):
+    """How many mules the config asks for."""
+    return len(_patches(config))
+
+
 def _patches(config):
     """Each mule's script ("" for a bare one), in the order the `mule`
     and `mules` lines came, as uWSGI numbers them."""

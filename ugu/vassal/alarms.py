@@ -1,0 +1,226 @@
+"""uWSGI's alarms: named actions the master takes when a log line
+matches a regexp.
+
+`alarm = NAME KIND:ARG` names an alarm of a kind uWSGI 2.0 builds in:
+`cmd` runs ARG through /bin/sh with the line on its stdin, `signal`
+raises uWSGI signal ARG, `mule` queues the line for mule ARG (0: any
+mule), `log` logs it after `ALARM: ARG`.  `log-alarm = NAME[,NAME...]
+REGEXP` raises those alarms for every line of the log master (the
+master's own, and what every child writes into its pipe) the regexp
+matches; rules are tried in order, and a `not-log-alarm` rule that
+matches ends the search for that line, whatever alarms it names.  An
+alarm raised again with the line it was last raised with waits
+`alarm-freq` seconds, so that a repeating line does not flood.
+
+As in uWSGI, the master raises them as it reads the line (or its
+threaded-logger thread does); unlike it, the lines the alarms themselves
+log (a `log` alarm's) are not checked, so that an alarm whose regexp
+matches its own line does not raise itself forever.
+"""
+
+import os
+import re
+import threading
+import time
+
+from ugu import log, proc
+from ugu.options import registry
+from ugu.options.errors import ConfigError
+from ugu.options.expand import atoi
+from ugu.vassal import shell
+
+KINDS = ("cmd", "signal", "mule", "log")
+# The rule options, and whether a match ends the search instead.
+RULE_OPTIONS = {"log-alarm": False, "not-log-alarm": True}
+# Lines uWSGI never checks: the alarm subsystem's own.
+OWN_PREFIX = b"[uwsgi-alarm"
+
+
+class Alarm:
+    """One `alarm` line: what it does, and the line it last did it
+    for."""
+
+    def __init__(self, name, kind, arg, mules_count):
+        self.name, self.kind, self.arg = name, kind, arg
+        self.last_line, self.last_run = None, 0
+        if kind == "signal":
+            # A byte, as uWSGI keeps the number.
+            self.number = atoi(arg) % 256
+        elif kind == "mule":
+            self.number = atoi(arg)
+            if not 0 <= self.number <= mules_count:
+                log.log(f"[uwsgi-alarm] invalid mule_id ({mules_count} "
+                        f"mules available), fallback to 0")
+                self.number = 0
+
+
+class Alarms:
+    """The instance's alarms and log-alarm rules, made once in the
+    master before its first line."""
+
+    def __init__(self, alarms, rules, freq):
+        self.alarms = alarms
+        self.rules = rules          # [(regexp, negate, [Alarm])]
+        self.freq = freq
+        # The master's: set by bind, once it has them.
+        self.route_signal = self.mules = None
+        self.bound = False
+        # (alarm, line) to raise once the line is written (and the
+        # master bound), as uWSGI's alarm lines follow the line.
+        self._due = []
+        self.commands = set()       # pids of the cmd alarms' shells
+        # The master's loop and a threaded-logger thread both check.
+        self._lock = threading.RLock()
+        self._raising = False
+
+    @classmethod
+    def from_config(cls, config, mules_count):
+        """None without alarms; a ConfigError, naming the line, for a
+        syntax uWSGI refuses, a kind ugu does not have, or a rule naming
+        no alarm (which uWSGI ignores where no alarm is named at all)."""
+        alarms = [_alarm(entry, mules_count)
+                  for entry in _entries(config, ("alarm",))]
+        rules = [_rule(entry, alarms)
+                 for entry in _entries(config, RULE_OPTIONS)]
+        if not alarms:
+            return None
+        return cls(alarms, rules, config["alarm-freq"])
+
+    def watches_lines(self):
+        return bool(self.rules)
+
+    def bind(self, route_signal, mules):
+        """The master is ready: alarms can route signals and queue mule
+        messages; those due so far are raised."""
+        self.route_signal, self.mules = route_signal, mules
+        self.bound = True
+        self.raise_due()
+
+    def check(self, line):
+        """The alarms of the rules `line` (bytes, with its end) matches
+        are due."""
+        if line.startswith(OWN_PREFIX):
+            return
+        with self._lock:
+            if self._raising:
+                return
+            for regexp, negate, alarms in self.rules:
+                if not regexp.search(line):
+                    continue
+                if negate:
+                    return
+                self._due += [(alarm, line) for alarm in alarms]
+
+    def raise_due(self):
+        """Raise the alarms due, once the master is bound."""
+        with self._lock:
+            if not self.bound or self._raising:
+                return
+            due, self._due = self._due, []
+            for alarm, line in due:
+                self._raise(alarm, line)
+
+    def _raise(self, alarm, line):
+        """Run the alarm, unless it ran for this very line less than
+        alarm-freq seconds ago."""
+        now = int(time.time())
+        if line == alarm.last_line and now - alarm.last_run < self.freq:
+            return
+        self._raising = True
+        try:
+            getattr(self, f"_raise_{alarm.kind}")(alarm, line)
+        finally:
+            self._raising = False
+        alarm.last_line, alarm.last_run = line, int(time.time())
+
+    def _raise_cmd(self, alarm, line):
+        read, write = os.pipe()
+        try:
+            # What the pipe takes: as much as uWSGI's log master reads.
+            os.set_blocking(write, False)
+            os.write(write, line)
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(write)
+        try:
+            self.commands.add(shell.fork_shell(alarm.arg, stdin=read))
+        finally:
+            os.close(read)
+
+    def _raise_signal(self, alarm, line):
+        self.route_signal(alarm.number)
+
+    def _raise_mule(self, alarm, line):
+        if not self.mules:
+            return
+        queue = self.mules.queues[alarm.number - 1] if alarm.number \
+            else self.mules.shared
+        queue.send(line)
+
+    def _raise_log(self, alarm, line):
+        # The line's bytes as they came, after the alarm's own text.
+        text = line[:-1] if line.endswith(b"\n") else line
+        if alarm.arg:
+            text = alarm.arg.encode() + b" " + text
+        log.verbose(f"ALARM: {text.decode('latin-1')}", "latin-1")
+
+    def died(self, pid, status):
+        """Whether the master's child `pid` was a cmd alarm's shell; its
+        end is said, as uWSGI says a child it does not follow."""
+        if pid not in self.commands:
+            return False
+        self.commands.discard(pid)
+        proc.said_subprocess(pid, status)
+        return True
+
+
+def _entries(config, names):
+    """The entries of the options `names`, under any of their names."""
+    for entry in config.entries:
+        opt = None if entry.placeholder else registry.lookup(entry.key)
+        if opt is not None and opt.name in names:
+            yield entry
+
+
+def _alarm(entry, mules_count):
+    """The Alarm of `NAME KIND:ARG`."""
+    name, space, rest = entry.value.partition(" ")
+    kind, colon, arg = rest.partition(":")
+    if not space or not colon:
+        raise _error(entry, f"invalid alarm syntax: {entry.value} "
+                     f"(write it NAME KIND:ARGS, e.g. "
+                     f"\"mail cmd:mail -s alarm root\")")
+    if kind not in KINDS:
+        raise _error(entry, f"invalid alarm: {entry.value} (ugu has the "
+                     f"alarm kinds uWSGI 2.0 builds in: "
+                     f"{', '.join(KINDS)}; \"{kind}\" is not one)")
+    return Alarm(name, kind, arg, mules_count)
+
+
+def _rule(entry, alarms):
+    """(regexp, negate, alarms) of `NAME[,NAME...] REGEXP`."""
+    names, space, pattern = entry.value.partition(" ")
+    if not space:
+        raise _error(entry, f"invalid {entry.key} syntax: {entry.value} "
+                     f"(write it ALARM[,ALARM...] REGEXP)")
+    found = []
+    for name in filter(None, names.split(",")):
+        # The first alarm of that name, as uWSGI finds it.
+        alarm = next((a for a in alarms if a.name == name), None)
+        if alarm is None:
+            raise _error(entry, f"invalid {entry.key}: {entry.value} "
+                         f"(no alarm is named \"{name}\": add an `alarm "
+                         f"= {name} KIND:ARGS` line)")
+        found.append(alarm)
+    try:
+        regexp = re.compile(pattern.encode())
+    except re.error as e:
+        raise _error(entry, f"invalid {entry.key}: {entry.value} (the "
+                     f"regexp: {e})") from None
+    return regexp, RULE_OPTIONS[registry.lookup(entry.key).name], found
+
+
+def _error(entry, reason):
+    return ConfigError(reason, file=entry.file, line=entry.line,
+                       option=entry.key)
