@@ -200,3 +200,14 @@ def test_bad_alarms_stop_the_start(site, uwsgi_binary, pairs, line, option,
 def start_once(argv, site):
     return subprocess.run(argv, cwd=site, capture_output=True, text=True,
                           timeout=30, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("alarm", "x log:"), ("log-alarm", "x BOOM"),
+    ("not-log-alarm", "x BOOM")])
+def test_the_emperor_refuses_alarms(site, option, value):
+    done = start_once([*support.UGU, "--emperor", str(site),
+                       f"--{option}", value], site)
+    assert done.returncode == 1
+    assert f"option '{option}': ugu's alarms run in vassals, not in the " \
+        f"Emperor yet" in done.stderr

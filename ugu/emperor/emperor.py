@@ -62,6 +62,11 @@ def run(config):
             raise ConfigError("ugu's log master runs in vassals, not in "
                               "the Emperor yet: set it in the vassals' "
                               "files", option=name)
+    for name in ("alarm", "log-alarm", "not-log-alarm"):
+        if config[name]:
+            raise ConfigError("ugu's alarms run in vassals, not in the "
+                              "Emperor yet: set them in the vassals' files",
+                              option=name)
     for opt in registry.OPTIONS:
         if (opt.name.startswith(("exec-", "hook-"))
                 or opt.name in ("import", "shared-import")) and \
