@@ -77,7 +77,8 @@ _LACKING_GROUPS = {
     "spooler configured (add `spooler = DIR` to the config)":
         "spool send_to_spooler set_spooler_frequency spooler_jobs "
         "spooler_pid spooler_pids spooler_get_task spoolers",
-    "alarms (uWSGI's alarm subsystem)": "alarm",
+    "way for the app to raise an alarm (log-alarm rules raise them: "
+    "print a line one matches)": "alarm",
     "sharedarea": _names(
         "sharedarea_", "read write readbyte writebyte read8 write8 "
         "readlong writelong read64 write64 read32 write32 read16 write16 "
