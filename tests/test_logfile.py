@@ -209,6 +209,21 @@ def run_ugu(site, *args):
                           stdin=subprocess.DEVNULL)
 
 
+# -- loggers: logger, req-logger ---------------------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_file_loggers_make_files_of_logtos_mode(start_server, site, server):
+    """`file:` loggers create their files as logto does: readable by the
+    owner's group, not by everyone."""
+    p, port = serve(start_server, server, site, ("logger", "file:msg.log"),
+                    ("req-logger", "file:req.log"))
+    assert get(port, "/x").endswith(b"ok")
+    wait_in_file(site / "req.log", request_line("/x"))
+    p.stop()
+    for name in ("msg.log", "req.log"):
+        assert (site / name).stat().st_mode & 0o777 == 0o640 & ~_umask()
+
+
 # -- logdate ------------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, prefix", [

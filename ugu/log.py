@@ -211,7 +211,7 @@ def open_logger(spec, option):
     if plugin == "file" and arg:
         try:
             return os.open(arg, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                           0o644)
+                           LOG_FILE_MODE)
         except OSError as e:
             raise ConfigError(f"cannot open log file {arg}: {e.strerror}",
                               option=option) from None
