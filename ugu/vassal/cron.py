@@ -28,7 +28,7 @@ import time
 
 from ugu import log, proc
 from ugu.options.errors import ConfigError
-from ugu.vassal.daemon_options import split_escaped
+from ugu.options.kvlist import split_escaped
 from ugu.vassal.shell import fork_shell
 
 PREFIX = "[uwsgi-cron]"

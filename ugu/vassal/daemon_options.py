@@ -18,6 +18,7 @@ import re
 import signal
 
 from ugu.options.errors import ConfigError
+from ugu.options.kvlist import split_escaped
 
 # Pidfile checks a smart daemon's first pidfile may take to appear.
 DEFAULT_FREQ = 10
@@ -132,26 +133,6 @@ def _typed(setting, key, text, option):
     if setting == "touch":
         return [path for path in split_escaped(text, ";") if path]
     return text
-
-
-def split_escaped(text, separator):
-    """Items between unescaped separators, each backslash dropped and the
-    character after it kept."""
-    items, current, escaped = [], [], False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == separator:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if current:
-        items.append("".join(current))
-    return items
 
 
 def _number(text, option):
