@@ -224,6 +224,37 @@ def test_file_loggers_make_files_of_logtos_mode(start_server, site, server):
         assert (site / name).stat().st_mode & 0o777 == 0o640 & ~_umask()
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_file_logger_reads_uwsgis_logfile_key(start_server, site, server):
+    """`file:logfile=PATH` names the file, a backslash keeping a comma in
+    it, as uWSGI's key=value lists do."""
+    p, port = serve(start_server, server, site,
+                    ("req-logger", "file:logfile=a\\,b.log"))
+    assert get(port, "/x").endswith(b"ok")
+    wait_in_file(site / "a,b.log", request_line("/x"))
+    p.stop()
+
+
+@pytest.mark.parametrize("value, said", [
+    ("logfile=a.log,maxsize=1000", "key 'maxsize': ugu's file: logger "
+     "does not rotate its file; `logto = PATH` with `log-maxsize` (and "
+     "`log-backupname`) does, for messages"),
+    ("logfile=a.log,backupname=b.log", "key 'backupname': ugu's file: "),
+    ("logfile=a.log,mode=600", "file: logger: 'mode=600' is not "
+     "logfile=PATH (write file:PATH, or file:logfile=PATH)"),
+    ("logfile=", "file: logger: the logfile key names no file")])
+def test_a_file_logger_refuses_what_it_cannot_do(site, value, said):
+    """uWSGI rotates the file at maxsize and ignores keys it does not
+    know; ugu says so, rather than write to a file named `logfile=...`."""
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", "127.0.0.1:0"), ("master", "true"),
+        ("logger", f"file:{value}")])
+    result = run_ugu(site, "--ini", "app.ini")
+    assert result.returncode == 1
+    assert f"app.ini:4: option 'logger': {said}" in result.stderr
+    assert sorted(os.listdir(site)) == ["app.ini", "app.py", "sub"]
+
+
 # -- logdate ------------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, prefix", [

@@ -19,6 +19,7 @@ import traceback
 
 from ugu import UWSGI_VERSION, __version__
 from ugu.options.errors import ConfigError
+from ugu.options.kvlist import split_escaped
 
 _MESSAGES_FD = 2
 _requests_fd = 2
@@ -209,11 +210,12 @@ def open_logger(spec, option):
     """A file descriptor for a logger spec: file:PATH, fd:N or stdio."""
     plugin, _, arg = spec.partition(":")
     if plugin == "file" and arg:
+        path = _logfile_path(arg, option)
         try:
-            return os.open(arg, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                            LOG_FILE_MODE)
         except OSError as e:
-            raise ConfigError(f"cannot open log file {arg}: {e.strerror}",
+            raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                               option=option) from None
     if plugin == "fd" and arg.isdigit():
         return int(arg)
@@ -226,6 +228,32 @@ def open_logger(spec, option):
                           option=option)
     raise ConfigError(f"logger '{spec}' is not supported by ugu (use "
                       "file:PATH, fd:N or stdio)", option=option)
+
+
+def _logfile_path(arg, option):
+    """The file a `file:` logger writes to: its argument, or, where that
+    has an `=` (as uWSGI tells them apart), the `logfile` key of a
+    key=value list.  uWSGI's other keys rotate the file, which ugu's
+    logger does not do: they are refused, as are keys uWSGI ignores."""
+    if "=" not in arg:
+        return arg
+    path = None
+    for item in split_escaped(arg, ","):
+        key, eq, value = item.partition("=")
+        if key in ("maxsize", "backupname"):
+            raise ConfigError(f"key '{key}': ugu's file: logger does not "
+                              "rotate its file; `logto = PATH` with "
+                              "`log-maxsize` (and `log-backupname`) does, "
+                              "for messages", option=option)
+        if not eq or key != "logfile":
+            raise ConfigError(f"file: logger: '{item}' is not "
+                              "logfile=PATH (write file:PATH, or "
+                              "file:logfile=PATH)", option=option)
+        path = value
+    if not path:
+        raise ConfigError("file: logger: the logfile key names no file",
+                          option=option)
+    return path
 
 
 def start(config):
