@@ -5,6 +5,7 @@ and option, and exit with status 1, as uWSGI exits on a bad config.
 """
 
 import os
+import signal
 import sys
 
 from ugu import UWSGI_VERSION, __version__
@@ -13,6 +14,8 @@ from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
 
 EXIT_CONFIG = 1
+# The options that signal the instance a pidfile names, then exit.
+PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
 
 
 def main(argv=None):
@@ -43,6 +46,10 @@ def _dispatch(config):
     if config["connect-and-read"]:
         from ugu.stats import read_from
         return read_from(config["connect-and-read"])
+    for option, signum in PIDFILE_SIGNALS.items():
+        if config[option]:
+            from ugu.proc import signal_pidfile
+            return signal_pidfile(config[option], signum, option)
     if config["umask"] is not None:
         # Before any file or socket is made, as uWSGI sets it while it
         # reads the option; the vassals an Emperor starts inherit it.

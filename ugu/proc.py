@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import queue
+import re
 import resource
 import select
 import signal
@@ -326,6 +327,31 @@ def write_pidfile(path, option):
     except OSError as e:
         raise ConfigError(f"cannot write {path}: {e.strerror}",
                           option=option) from None
+
+
+def signal_pidfile(path, signum, option):
+    """`stop`, `reload`: send `signum` to the pid in a pidfile; the exit
+    status, with uWSGI's lines for a missing file or process."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError as e:
+        log.log(f'open("{path}"): {e.strerror} [core/io.c line 525]')
+        return 1
+    # uWSGI takes the leading digits; where there are none it signals
+    # pid 0, its own process group: the shell that ran the command.
+    digits = re.match(rb"\s*(\d+)", text)
+    if digits is None or int(digits[1]) == 0:
+        raise ConfigError(f"{path} holds no process id: name the pidfile "
+                          "the instance writes (its `pidfile` option)",
+                          option=option)
+    try:
+        os.kill(int(digits[1]), signum)
+    except OSError as e:
+        log.log(f"signal_pidfile()/kill(): {e.strerror} "
+                "[core/uwsgi.c line 1707]")
+        return 255
+    return 0
 
 
 def python_m_ugu():

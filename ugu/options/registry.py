@@ -162,6 +162,10 @@ OPTIONS = (
     _opt("connect-and-read", STR, "connect to a socket (HOST:PORT or a "
          "unix PATH), log what it sends until it closes, and exit: a stats "
          "server's document, or a py-tracebacker's stacks", CONFIG),
+    _opt("stop", STR, "send SIGINT (stop) to the instance whose pidfile "
+         "this is, and exit", CONFIG),
+    _opt("reload", STR, "send SIGHUP (graceful reload) to the instance "
+         "whose pidfile this is, and exit", CONFIG),
     # process model
     _opt("master", FLAG, "enable the master process", MASTER, default=False,
          short="M"),
