@@ -255,6 +255,19 @@ def test_a_file_logger_refuses_what_it_cannot_do(site, value, said):
     assert sorted(os.listdir(site)) == ["app.ini", "app.py", "sub"]
 
 
+@pytest.mark.parametrize("option", ["logger", "req-logger"])
+def test_an_fd_logger_wants_an_open_descriptor(site, option):
+    """uWSGI writes every line to a descriptor that is not open, and so
+    loses them; ugu, started without fd 63, says so (and no traceback)."""
+    result = run_ugu(site, "--http-socket", "127.0.0.1:0", "--master",
+                     f"--{option}", "fd:63")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"ugu: command line: option '{option}': logger 'fd:63': fd 63 is "
+        "not open (Bad file descriptor): pass it to ugu open, or log to "
+        "file:PATH\n")
+
+
 # -- logdate ------------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, prefix", [

@@ -218,7 +218,7 @@ def open_logger(spec, option):
             raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                               option=option) from None
     if plugin == "fd" and arg.isdigit():
-        return int(arg)
+        return _open_fd(spec, int(arg), option)
     if plugin == "stdio":
         return 1
     if plugin == "syslog":
@@ -228,6 +228,18 @@ def open_logger(spec, option):
                           option=option)
     raise ConfigError(f"logger '{spec}' is not supported by ugu (use "
                       "file:PATH, fd:N or stdio)", option=option)
+
+
+def _open_fd(spec, fd, option):
+    """An fd: logger's descriptor, which must be one ugu was started
+    with: uWSGI writes to one that is not open and loses every line."""
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        raise ConfigError(f"logger '{spec}': fd {fd} is not open "
+                          f"({e.strerror}): pass it to ugu open, or "
+                          "log to file:PATH", option=option) from None
+    return fd
 
 
 def _logfile_path(arg, option):
