@@ -551,6 +551,9 @@ OPTIONS = (
          repeat=True, short="s", aliases=("uwsgi-socket",)),
     _opt("http-socket", STR, "bind an HTTP socket served by the workers",
          CORE, repeat=True),
+    _opt("http11-socket", STR, "bind an HTTP socket served by the workers "
+         "whose connections stay open between requests (for up to "
+         "socket-timeout)", CORE, repeat=True),
     _opt("chown-socket", STR, "chown unix sockets to USER[:GROUP] (names "
          "or ids) as they are bound; root is dropped (uid, gid) only "
          "after", CORE),

@@ -10,6 +10,8 @@ is served for as long as the client has requests waiting on it
 (pipelining, DEVIATIONS 4) or sends the next one within a moment while no
 other connection waits; an idle connection is then closed, as uWSGI's
 http-socket closes it, so a core never waits long on a silent client.
+An http11-socket is served here too, and waits longer for the next
+request (ugu.vassal.http11).
 
 The request head must arrive whole within `socket-timeout` and fit in
 `buffer-size`, as must its vars; a malformed head gets 400, an oversized
@@ -31,7 +33,7 @@ from ugu.http.errors import (BadRequest, BodyCutShort, BodyStalled,
                              error_bytes, h11_reason)
 from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
-from ugu.vassal import plain_http, request
+from ugu.vassal import http11, plain_http, request, sockets
 from ugu.vassal.offload import handover, send_file
 from ugu.vassal.transport import head_bytes, send_with_head, size_line
 from ugu.vassal.wsgi import Input
@@ -413,7 +415,7 @@ def serve_http(ctx, core, listener, conn, address):
         except BodyCutShort as e:
             _log(client, f"client went away: {e}")
             return
-        if not (reusable and _next_cycle(client, listener, ctx)):
+        if not (reusable and _next_cycle(client, listener, ctx, core)):
             return
 
 
@@ -523,16 +525,20 @@ def _request_body(client, rv):
     return spool, length
 
 
-def _next_cycle(client, listener, ctx):
+def _next_cycle(client, listener, ctx, core):
     """Go on only if the client sends (part of) its next request soon:
     it is in the buffer, waiting on the socket, or arrives within
     KEEPALIVE_WAIT while no other connection waits to be accepted (with
-    threads; a gevent worker waits longer, see GreenCores)."""
+    threads; a gevent worker waits longer, see GreenCores, and so does
+    an http11-socket, see ugu.vassal.http11)."""
     if client.buffer:
         return True
     if ctx.green_cores is not None:
         return ctx.green_cores.next_request_arrives(client.conn,
                                                     client.timeout)
+    if listener.proto == sockets.HTTP11:
+        return http11.next_request_arrives(ctx, core, client.conn,
+                                           listener)
     ready = select.select([client.conn, listener.sock], [], [],
                           KEEPALIVE_WAIT)[0]
     return client.conn in ready

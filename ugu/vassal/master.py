@@ -326,6 +326,7 @@ def _bind_all(config):
     backlog = config["listen"]
     wanted = [(name, sockets.UWSGI) for name in config["socket"]]
     wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
+    wanted += [(name, sockets.HTTP11) for name in config["http11-socket"]]
     # Certificates first: a bad one stops the instance before it binds.
     https = []
     if config["https"]:
@@ -380,15 +381,18 @@ def router_backends(config, listeners):
 
 def _warn_router_to_http_socket(config, listeners):
     """The router forwards uwsgi packets to the first socket; where that
-    is an http-socket no request is ever answered (uWSGI's gets no
-    answer, ugu's a 400 each): said once, at start-up."""
+    speaks HTTP no request is ever answered (uWSGI's gets no answer,
+    ugu's a 400 each): said once, at start-up."""
     workers = _worker_sockets(listeners)
-    if has_router(config) and not config["http-to"] and workers and \
-            workers[0].proto == sockets.HTTP:
-        log.log("*** WARNING: the http router forwards to the first "
-                "socket, an http-socket, which does not speak the uwsgi "
-                "protocol: every request through it will fail; add "
-                "`socket = ADDR` before it, or set `http-to` ***")
+    if not (has_router(config) and not config["http-to"] and workers
+            and workers[0].proto in sockets.HTTP_PROTOCOLS):
+        return
+    first = workers[0]
+    which = f"an {sockets.OPTION[first.proto]}"
+    fix = "add `socket = ADDR` before it, or set `http-to`"
+    log.log(f"*** WARNING: the http router forwards to the first socket, "
+            f"{which}, which does not speak the uwsgi protocol: every "
+            f"request through it will fail; {fix} ***")
 
 
 def _operational_mode(config, listeners):

@@ -25,9 +25,14 @@ SOMAXCONN = "/proc/sys/net/core/somaxconn"
 
 UWSGI = "uwsgi"
 HTTP = "http"
+HTTP11 = "http11"   # http11-socket: HTTP whose connections stay open
 ROUTER = "router"
 # The option that declares each kind of socket, for error messages.
-OPTION = {UWSGI: "socket", HTTP: "http-socket", ROUTER: "http"}
+OPTION = {UWSGI: "socket", HTTP: "http-socket", HTTP11: "http11-socket",
+          ROUTER: "http"}
+# The kinds of socket the workers serve, and of them those that speak HTTP.
+WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11)
+HTTP_PROTOCOLS = (HTTP, HTTP11)
 # A bare chmod-socket: uWSGI's mode "for lazy and brave users".
 LAZY_MODE = 0o666
 # Linux's IP_FREEBIND (Python's socket module does not name it).
@@ -63,7 +68,7 @@ class Tuning:
 @dataclass
 class Listener:
     name: str          # the address as written in the config
-    proto: str         # UWSGI, HTTP (http-socket) or ROUTER (http)
+    proto: str         # UWSGI, HTTP (http-socket), HTTP11 or ROUTER (http)
     sock: socket.socket
     # A unix socket's file, as bound: vacuum removes only that file, not
     # one another process has bound at the same path since.

@@ -94,6 +94,9 @@ class Context:
         self.offload = None
         # A gevent worker's GreenCores (ugu.vassal.async_worker), else None.
         self.green_cores = None
+        # The read end of the pipe that wakes the threads to stop, for a
+        # wait on an idle connection (ugu.vassal.http11) to end with it.
+        self.wake = None
         self.listener_vars = {}     # http-socket: ListenerVars per socket
         self._lock = threading.Lock()
         # This process's requests (max-requests counts them), and those of
@@ -240,7 +243,7 @@ class Worker:
         self.wid = wid
         self.config = config
         self.listeners = [l for l in listeners
-                          if l.proto in (sockets.UWSGI, sockets.HTTP)]
+                          if l.proto in sockets.WORKER_PROTOCOLS]
         self.shared = shared
         # The master's pid, for the worker to die with.  Without a master
         # there is none: as in uWSGI, the workers that worker 1 forked
@@ -338,6 +341,7 @@ class Worker:
 
     def _start_cores(self, ctx):
         self._wake_read, self._wake_write = os.pipe()
+        ctx.wake = self._wake_read
         if self.config["gevent"]:
             # The thread that runs every greenlet: uWSGI's core 0.
             threading.main_thread().name = core_name(self.wid, 0)
@@ -514,7 +518,7 @@ def serve_connection(ctx, core, listener, conn, address):
     ctx.scoreboard.begin(ctx.wid, core)
     conn.settimeout(ctx.socket_timeout or None)
     try:
-        if listener.proto == sockets.HTTP:
+        if listener.proto in sockets.HTTP_PROTOCOLS:
             serve_http(ctx, core, listener, conn, address)
         else:
             serve_uwsgi(ctx, core, conn)
