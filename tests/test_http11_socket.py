@@ -1,4 +1,4 @@
-"""`http11-socket`: an HTTP socket whose connections stay open.
+"""`http11-socket` and `protocol`: HTTP sockets whose connections stay open.
 
 Real ugu (and, where both behave alike, the real uWSGI with the same
 options) driven by http.client, requests and raw sockets: a connection
@@ -12,6 +12,7 @@ one), ugu's behaviour is checked alone.
 import http.client
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -128,6 +129,37 @@ def test_a_graceful_reload_closes_an_idle_connection_at_once(start,
     p.wait_for_log(r"spawned uWSGI worker 1 \(pid", count=2)
 
 
+@BOTH
+@pytest.mark.parametrize("setting", ["protocol", "socket-protocol"])
+def test_protocol_http11_makes_socket_keep_alive(start, server, setting):
+    p = start(server, f"--{setting}", "http11", socket_option="--socket")
+    conn = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+    assert get(conn, "/one") == "/one 0 HTTP/1.1"
+    sock = conn.sock
+    assert get(conn, "/two") == "/two 0 HTTP/1.1"
+    assert conn.sock is sock
+    conn.close()
+
+
+@BOTH
+def test_protocol_http_makes_socket_an_http_socket(start, server):
+    p = start(server, "--protocol", "http", socket_option="--socket")
+    answer = requests.get(f"http://127.0.0.1:{p.port}/x", timeout=10)
+    assert answer.text == "/x 0 HTTP/1.1"
+
+
+@BOTH
+def test_protocol_leaves_a_uwsgi_socket_speaking_uwsgi(start, server):
+    uwsgi_port = support.free_port()
+    p = start(server, "--uwsgi-socket", f"127.0.0.1:{uwsgi_port}",
+              "--protocol", "http", socket_option="--socket")
+    support.wait_for_port(uwsgi_port)
+    answer = support.uwsgi_request(uwsgi_port, "/packet")
+    assert answer.endswith(b"\r\n\r\n/packet 0 HTTP/1.1")
+    answer = requests.get(f"http://127.0.0.1:{p.port}/x", timeout=10)
+    assert answer.text == "/x 0 HTTP/1.1"
+
+
 # -- where uWSGI breaks HTTP (README "Where ugu differs") -------------------
 
 def test_an_unframed_response_is_chunked_and_the_connection_kept(start):
@@ -180,3 +212,34 @@ def test_an_idle_connection_does_not_keep_a_new_client_waiting(start):
         assert answer.text == "/second 0 HTTP/1.1"
         assert time.monotonic() - began < 2
         assert read_to_eof(idle) == b""
+
+
+@pytest.mark.parametrize("name, said", [
+    ("fastcgi", "ugu does not speak the fastcgi protocol; have the web "
+                "server speak uwsgi"),
+    ("https", "ugu does not speak the https protocol; its workers speak "
+              "no TLS"),
+    ("bogus", "unable to find protocol bogus (write uwsgi, http or "
+              "http11)"),
+])
+def test_a_protocol_ugu_does_not_speak_is_refused(tmp_path, name, said):
+    ini = support.write_ini(tmp_path / "app.ini", uwsgi=[
+        ("socket", f"127.0.0.1:{support.free_port()}"),
+        ("socket-protocol", name), ("module", "app")])
+    done = subprocess.run([*support.UGU, str(ini)], capture_output=True,
+                          text=True, timeout=20)
+    assert done.returncode != 0
+    assert f"app.ini:3: option 'protocol': {said}" in done.stderr
+
+
+def test_a_router_before_a_socket_made_http_is_warned_about(procs,
+                                                             tmp_path):
+    router_port, socket_port = support.free_port(), support.free_port()
+    p = procs.ugu("--http", f"127.0.0.1:{router_port}",
+                  "--socket", f"127.0.0.1:{socket_port}",
+                  "--protocol", "http11", "--module", "app",
+                  cwd=tmp_path)
+    p.wait_for_log("WARNING: the http router forwards to the first socket, "
+                   "a socket that `protocol = http11` makes speak HTTP, "
+                   "which does not speak the uwsgi protocol: every request "
+                   "through it will fail; set `http-to`")

@@ -554,6 +554,9 @@ OPTIONS = (
     _opt("http11-socket", STR, "bind an HTTP socket served by the workers "
          "whose connections stay open between requests (for up to "
          "socket-timeout)", CORE, repeat=True),
+    _opt("protocol", STR, "what the `socket` addresses speak: uwsgi (the "
+         "default), http (as http-socket) or http11 (as http11-socket)",
+         CORE, aliases=("socket-protocol",)),
     _opt("chown-socket", STR, "chown unix sockets to USER[:GROUP] (names "
          "or ids) as they are bound; root is dropped (uid, gid) only "
          "after", CORE),

@@ -324,7 +324,7 @@ def _apply_env(config):
 def _bind_all(config):
     inherited = sockets.inherited_sockets()
     backlog = config["listen"]
-    wanted = [(name, sockets.UWSGI) for name in config["socket"]]
+    wanted = _default_sockets(config)
     wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
     wanted += [(name, sockets.HTTP11) for name in config["http11-socket"]]
     # Certificates first: a bad one stops the instance before it binds.
@@ -359,6 +359,18 @@ def _bind_all(config):
     return listeners
 
 
+def _default_sockets(config):
+    """(address, kind) of each `socket`: the kind `protocol` names, but
+    uwsgi for one written `uwsgi-socket`, as in uWSGI (ugu reads both
+    names as one option)."""
+    default = sockets.socket_protocol(config["protocol"])
+    keys = [entry.key for entry in config.entries
+            if not entry.placeholder and (opt := registry.lookup(entry.key))
+            and opt.name == "socket"]
+    return [(name, sockets.UWSGI if key == "uwsgi-socket" else default)
+            for name, key in zip(config["socket"], keys)]
+
+
 def has_router(config):
     """Whether the instance runs the HTTP router (`http`, `https`,
     `http-to-https`)."""
@@ -388,8 +400,13 @@ def _warn_router_to_http_socket(config, listeners):
             and workers[0].proto in sockets.HTTP_PROTOCOLS):
         return
     first = workers[0]
-    which = f"an {sockets.OPTION[first.proto]}"
-    fix = "add `socket = ADDR` before it, or set `http-to`"
+    if config["protocol"] and first.name in config["socket"]:
+        # `protocol` turns every `socket` into HTTP: only http-to helps.
+        which, fix = (f"a socket that `protocol = {config['protocol']}` "
+                      f"makes speak HTTP"), "set `http-to`"
+    else:
+        which = f"an {sockets.OPTION[first.proto]}"
+        fix = "add `socket = ADDR` before it, or set `http-to`"
     log.log(f"*** WARNING: the http router forwards to the first socket, "
             f"{which}, which does not speak the uwsgi protocol: every "
             f"request through it will fail; {fix} ***")

@@ -33,6 +33,23 @@ OPTION = {UWSGI: "socket", HTTP: "http-socket", HTTP11: "http11-socket",
 # The kinds of socket the workers serve, and of them those that speak HTTP.
 WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11)
 HTTP_PROTOCOLS = (HTTP, HTTP11)
+# `protocol` (`socket-protocol`): what the `socket` addresses speak, by
+# uWSGI's names; those ugu speaks, as its kinds of socket.
+SPOKEN = {"uwsgi": UWSGI, "http": HTTP, "http11": HTTP11}
+# uWSGI 2.0's other protocols, and what to use instead of each.
+_UNSPOKEN = {
+    **dict.fromkeys(
+        ("fastcgi", "fastcgi-nph", "scgi", "scgi-nph"),
+        "have the web server speak uwsgi (nginx's uwsgi_pass) or HTTP "
+        "(proxy_pass) to it, with `protocol = uwsgi` or `http`"),
+    "puwsgi": "write `protocol = uwsgi` (the web server then opens one "
+              "connection per request)",
+    **dict.fromkeys(
+        ("suwsgi", "https"),
+        "its workers speak no TLS: end TLS in the HTTP router "
+        "(`https = ADDR,CERT,KEY`) or in the web server"),
+    "raw": "its workers serve WSGI apps over uwsgi or HTTP only",
+}
 # A bare chmod-socket: uWSGI's mode "for lazy and brave users".
 LAZY_MODE = 0o666
 # Linux's IP_FREEBIND (Python's socket module does not name it).
@@ -93,6 +110,21 @@ def parse_address(text, option=None):
         raise ConfigError(f"invalid port in address '{text}' (a TCP port "
                           f"is 0 to {MAX_PORT})", option=option)
     return (host or "0.0.0.0", int(port))
+
+
+def socket_protocol(name):
+    """The kind of socket `socket = ADDR` binds where `protocol = name`
+    (None: unset, uwsgi as in uWSGI)."""
+    if name is None:
+        return UWSGI
+    if name in SPOKEN:
+        return SPOKEN[name]
+    if name in _UNSPOKEN:
+        raise ConfigError(f"ugu does not speak the {name} protocol; "
+                          f"{_UNSPOKEN[name]}", option="protocol")
+    # uWSGI's words; it stops the start too.
+    raise ConfigError(f"unable to find protocol {name} (write uwsgi, "
+                      f"http or http11)", option="protocol")
 
 
 def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
