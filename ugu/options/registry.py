@@ -235,6 +235,15 @@ OPTIONS = (
          short="l"),
     _opt("socket-timeout", INT, "seconds to wait on a stalled client "
          "connection", CORE, default=4, short="z"),
+    _opt("websocket-ping-freq", INT, "seconds between the pings a "
+         "websocket receive sends while it waits", CORE, default=30,
+         aliases=("websockets-ping-freq",)),
+    _opt("websocket-pong-tolerance", INT, "seconds a websocket waits for "
+         "the pong to its ping before it ends", CORE, default=3,
+         aliases=("websockets-pong-tolerance",)),
+    _opt("websocket-max-size", INT, "largest websocket frame received, in "
+         "KiB (a larger one ends the websocket)", CORE, default=1024,
+         wide=True, aliases=("websockets-max-size",)),
     _opt("no-defer-accept", FLAG, "accept a TCP connection at once, not "
          "when its first bytes arrive (or after socket-timeout seconds)",
          CORE, default=False),
@@ -1003,6 +1012,11 @@ _INSTEAD = {
     "log-syslog": "ugu has no syslog logger: write `logger = file:PATH`, "
                   "or `logger = stdio` where systemd's journal or a pipe "
                   "collects the output",
+    **dict.fromkeys(
+        ("http-websockets", "http-raw-body"),
+        "ugu's HTTP router does not relay websockets: serve them with "
+        "`http-socket` straight to the workers (uwsgi.websocket_* work "
+        "there), or put nginx in front of a uwsgi socket"),
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",

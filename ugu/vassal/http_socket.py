@@ -219,6 +219,13 @@ class BodyReader:
     def fileno(self):
         return self.client.conn.fileno()
 
+    def unread(self):
+        """The bytes that came past the body (a websocket's first
+        frames), which h11 holds once the body is read; the connection
+        ends with this request, its next request never read."""
+        self.client.finish_request()
+        return self.client.h.trailing_data[0]
+
     def _more(self):
         if self._ended:
             return False

@@ -119,6 +119,12 @@ class PlainBody:
     def fileno(self):
         return self.client.conn.fileno()
 
+    def unread(self):
+        """Take the bytes that came past the body."""
+        data = bytes(self.client.buffer[self.left:])
+        del self.client.buffer[self.left:]
+        return data
+
     def _more(self):
         try:
             data = self.client.recv()

@@ -23,7 +23,7 @@ module, used or not; a call pays a walk up a stack.  As in uWSGI,
 outside a request they raise SystemError (see `_request_frame`).
 
 What uWSGI's module has and ugu lacks the subsystem for (the
-sharedarea, the queue, websockets...) is not in the module: reading such
+sharedarea, the queue, RPC...) is not in the module: reading such
 a name
 raises `Lacking`, an AttributeError naming the function and what ugu
 lacks.  Being an AttributeError, hasattr() answers False and
@@ -48,7 +48,7 @@ import setproctitle
 
 from ugu import UWSGI_VERSION, log
 from ugu.vassal import (cacheapi, mules, reqlog, request, signals, spooler,
-                        worker)
+                        websocket, worker)
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -86,8 +86,6 @@ _LACKING_GROUPS = {
         "object"),
     "queue (uWSGI's queue option)": _names(
         "queue_", "get set last push pull pop slot pull_slot"),
-    "websockets": _names(
-        "websocket_", "recv recv_nb send send_binary handshake"),
     "RPC": "register_rpc rpc rpc_list call",
     "metrics": _names(
         "metric_", "inc dec mul div get set set_max set_min"),
@@ -134,6 +132,7 @@ class _State:
         self.forced_log = None
         self.shared = None      # a worker's master.Shared
         self.single_core = not config["gevent"] and config["threads"] == 1
+        self.websockets = websocket.Settings(config)
 
 
 _state = None
@@ -767,13 +766,77 @@ def signal_received():
     return getattr(_exchange(), "signal_received", 0)
 
 
+# -- websockets (websocket.py) ----------------------------------------------
+def _websocket():
+    """The request's websocket, made by its first websocket call (as in
+    uWSGI, a receive needs no handshake before it)."""
+    ex = _exchange()
+    if ex.websocket is None:
+        ex.websocket = websocket.WebSocket(ex, _state.websockets)
+    return ex.websocket
+
+
+def websocket_handshake(*args):
+    """Answer the request with 101.  Its arguments (key, origin, proto:
+    str or bytes, positional and each optional, as uWSGI takes them)
+    stand for the request's Sec-WebSocket-Key, Origin and
+    Sec-WebSocket-Protocol; one left out or empty, the request's."""
+    if len(args) > 3:
+        raise TypeError(f"websocket_handshake() takes at most 3 arguments "
+                        f"({len(args)} given)")
+    given = [_message(value, "websocket_handshake") for value in args]
+    key, origin, proto = given + [b""] * (3 - len(given))
+    ws = _websocket()
+    request_vars = ws.ex.vars
+    if not ws.handshake(
+            key or _var(request_vars, "HTTP_SEC_WEBSOCKET_KEY"),
+            origin or _var(request_vars, "HTTP_ORIGIN"),
+            proto or _var(request_vars, "HTTP_SEC_WEBSOCKET_PROTOCOL")):
+        raise OSError("unable to complete websocket handshake")
+
+
+def _var(request_vars, key):
+    return request_vars.get(key, "").encode("latin-1")
+
+
+def websocket_recv():
+    """The next message (bytes), waiting for it."""
+    message = _websocket().receive()
+    if message is None:
+        raise OSError("unable to receive websocket message")
+    return message
+
+
+def websocket_recv_nb():
+    """The next message, or b"" when none has come."""
+    message = _websocket().receive(wait=False)
+    if message is None:
+        raise OSError("unable to receive websocket message")
+    return message
+
+
+def websocket_send(message):
+    """Send a text message (a str goes as its UTF-8)."""
+    message = _message(message, "websocket_send")
+    if not _websocket().send(websocket.TEXT, message):
+        raise OSError("unable to send websocket message")
+
+
+def websocket_send_binary(message):
+    message = _message(message, "websocket_send_binary")
+    if not _websocket().send(websocket.BINARY, message):
+        raise OSError("unable to send websocket binary message")
+
+
 _FUNCTIONS = {f.__name__: f for f in (
     worker_id, masterpid, total_requests, request_id, workers, reload, stop,
     set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
     mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm,
     i_am_the_spooler, register_signal, signal_registered, add_timer,
-    add_rb_timer, add_cron, add_file_monitor, signal_wait, signal_received)}
+    add_rb_timer, add_cron, add_file_monitor, signal_wait, signal_received,
+    websocket_handshake, websocket_recv, websocket_recv_nb, websocket_send,
+    websocket_send_binary)}
 _FUNCTIONS["log"] = log_line
 _FUNCTIONS["signal"] = raise_signal
 _FUNCTIONS.update(cacheapi.FUNCTIONS)

@@ -114,6 +114,9 @@ class Exchange:
     # The vars collect-header and pull-header make of the headers given
     # to start_response, found there.
     _copied = None
+    # The request's websocket (ugu.vassal.websocket), once the app
+    # called a uwsgi.websocket_* function.
+    websocket = None
 
     def __init__(self, ctx, core, transport, request_vars, vars_count,
                  vars_size, wsgi_input):

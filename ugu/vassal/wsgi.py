@@ -58,6 +58,13 @@ class SocketBody:
     def fileno(self):
         return self._conn.fileno()
 
+    def unread(self):
+        """Take the bytes that came past the body (a websocket's first
+        frames), short of a reader's buffer: the app read no body past
+        the handshake's head, whose body is empty."""
+        data, self._early = self._early, b""
+        return data
+
     def _from_socket(self, taken, call, size):
         try:
             return call(size)
@@ -211,6 +218,14 @@ class Input:
             if not line:
                 return
             yield line
+
+    def unread(self):
+        """Take the bytes read from the connection past the body (a
+        websocket's first frames, see ugu.vassal.websocket); none from
+        a body read whole before the app ran (post-buffering, a
+        de-chunked one), whose stream keeps no such bytes."""
+        unread = getattr(self._stream, "unread", None)
+        return unread() if unread is not None else b""
 
     def abandon(self):
         """The body is not to be read: drain() then ends the connection,
