@@ -118,13 +118,13 @@ def server(request):
 
 @pytest.fixture
 def serve(procs, server, request, tmp_path):
-    """serve(mode, *options): the app on an http-socket of `server`;
-    its port and process."""
+    """serve(mode, *options): the app on an http-socket of `server` (or
+    behind its router: http="--http"); its port and process."""
     (tmp_path / "app.py").write_text(APP)
 
-    def start(mode, *options):
+    def start(mode, *options, http="--http-socket"):
         port = support.free_port()
-        argv = ["--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+        argv = [http, f"127.0.0.1:{port}", "--wsgi-file",
                 str(tmp_path / "app.py"), "--master", *MODES[mode],
                 *options]
         if server == "ugu":
@@ -244,6 +244,40 @@ def test_a_uwsgi_socket_takes_the_frames_sent_with_the_request(
         assert read_frame(s) == (0x88, b"")
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_router_relays_a_websocket_both_ways(serve, server, mode):
+    """http-websockets: the node's 101 and frames, the client's frames,
+    until either side closes; other requests as before.  A frame sent
+    with the request, before the 101 (which RFC 6455 4.1 forbids), is
+    relayed too; uWSGI's router drops it."""
+    port, p = serve(mode, "--http-websockets", http="--http")
+    early = client_frame(1, b"early")
+    sock, head = connect(port, then=early if server == "ugu" else b"")
+    assert head.startswith("HTTP/1.1 101 Web Socket Protocol Handshake\r\n")
+    with sock:
+        if server == "uwsgi":
+            sock.sendall(early)
+        assert read_frame(sock) == (0x81, b"early")
+        sock.sendall(client_frame(1, b"x" * 70000))
+        assert read_frame(sock) == (0x81, b"x" * 70000)
+        sock.sendall(client_frame(8, b""))
+        assert read_frame(sock) == (0x88, b"")
+        assert support.read_to_eof(sock) == b""
+    p.wait_for_log(r"\{32 vars in \d+ bytes\} .* GET /echo => generated "
+                   r"70019 bytes in \d+ msecs \(HTTP/1.1 101\) 4 headers")
+    # A client that leaves without a close frame ends the app's too.
+    sock, head = connect(port)
+    sock.sendall(client_frame(1, b"bye"))
+    assert read_frame(sock) == (0x81, b"bye")
+    sock.close()
+    p.wait_for_log(r"OSError: unable to receive websocket message", count=2)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /nokey HTTP/1.1\r\nHost: t\r\n"
+                  b"Connection: close\r\n\r\n")
+        assert support.read_to_eof(s).startswith(
+            b"HTTP/1.1 400 Bad Request\r\n")
+
+
 def test_a_request_without_a_key_gets_no_handshake(serve):
     port, p = serve("threads")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -302,6 +336,28 @@ def test_a_length_past_the_limit_is_refused_before_its_payload():
     assert found.value.size == 300
 
 
+_KEYED = [("Sec-WebSocket-Key", KEY)]
+
+
+@pytest.mark.parametrize("headers, asks", [
+    ([("Upgrade", "WebSocket"), ("Connection", "Upgrade"),
+      ("Sec-WebSocket-Version", "13"), *_KEYED], True),
+    # Firefox's: its Connection is not uWSGI's sign, the other two are.
+    ([("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"),
+      ("Sec-WebSocket-Version", "13"), *_KEYED], True),
+    ([("Upgrade", "websocket"), *_KEYED], False),
+    ([("Upgrade", "websocket"), ("Connection", "upgrade"),
+      ("Sec-WebSocket-Version", "13")], False)])
+def test_the_router_knows_a_websocket_by_uwsgis_signs(headers, asks):
+    import h11
+
+    from ugu.http.vars import RequestVars
+    from ugu.router.tunnel import asks_for_websocket
+    request = h11.Request(method="GET", target="/",
+                          headers=[("Host", "t"), *headers])
+    assert asks_for_websocket(RequestVars(request)) is asks
+
+
 # -- the options --------------------------------------------------------------
 def test_options_take_uwsgis_names_and_defaults():
     settings = websocket.Settings(resolve([], {}))
@@ -315,8 +371,7 @@ def test_options_take_uwsgis_names_and_defaults():
             settings.max_size) == (5, 7, 2048)
 
 
-@pytest.mark.parametrize("option", ["--http-websockets", "--http-raw-body"])
-def test_the_routers_websockets_are_refused_with_the_way_that_works(option):
+def test_http_raw_body_is_refused_for_http_websockets():
     with pytest.raises(ConfigError) as found:
-        resolve([option], {})
-    assert "serve them with `http-socket`" in str(found.value)
+        resolve(["--http-raw-body"], {})
+    assert "write `http-websockets = true`" in str(found.value)

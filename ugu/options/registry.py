@@ -723,6 +723,8 @@ OPTIONS = (
          repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
+    _opt("http-websockets", FLAG, "relay a websocket's request to a node "
+         "and then its raw bytes both ways", HTTP, default=False),
     _opt("http-auto-gzip", FLAG, "gzip responses marked 'uWSGI-Encoding: "
          "gzip'", HTTP, default=False),
     _opt("http-timeout", INT, "seconds to wait for a backend", HTTP,
@@ -1012,11 +1014,8 @@ _INSTEAD = {
     "log-syslog": "ugu has no syslog logger: write `logger = file:PATH`, "
                   "or `logger = stdio` where systemd's journal or a pipe "
                   "collects the output",
-    **dict.fromkeys(
-        ("http-websockets", "http-raw-body"),
-        "ugu's HTTP router does not relay websockets: serve them with "
-        "`http-socket` straight to the workers (uwsgi.websocket_* work "
-        "there), or put nginx in front of a uwsgi socket"),
+    "http-raw-body": "for websockets, write `http-websockets = true`; "
+                     "ugu's router relays no other raw body (Icecast)",
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",

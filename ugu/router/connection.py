@@ -23,6 +23,7 @@ from ugu.http.vars import DEFAULT_KEY, RequestVars
 from ugu.log import log
 from ugu.router.cycle import H11Cycle, PlainCycle
 from ugu.router.exchange import Exchange
+from ugu.router.tunnel import Tunnel, asks_for_websocket
 
 # The largest request head, as uWSGI's router accepts.
 MAX_HEAD = 65536
@@ -86,16 +87,28 @@ class ClientConnection:
             if request.method == b"CONNECT":
                 # A tunnel after a 2xx answer: a forward proxy's job.
                 raise NotImplementedHere("CONNECT is not supported")
-            if run is None:
-                Exchange(self, self.cycle, RequestVars(request)).run()
-            else:
+            if run is not None:
                 run()
+            elif not self._through_node(request):
+                # Nothing follows a websocket on its connection.
+                return False
         except HttpError as e:
             return self._fail(e, request_key(request), request.method)
         except ClientGone as e:
             self.log_error(request_key(request), f"client went away: {e}")
             return False
         return self._next_cycle()
+
+    def _through_node(self, request):
+        """Serve the request through a node; False after a websocket
+        session (http-websockets), which ends the connection."""
+        head = RequestVars(request)
+        if (self.settings.websockets and type(self.cycle) is H11Cycle
+                and asks_for_websocket(head)):
+            Tunnel(self, self.cycle, head).run()
+            return False
+        Exchange(self, self.cycle, head).run()
+        return True
 
     def _read_request(self, wait):
         """The next request (plain, else h11's), or None once the client

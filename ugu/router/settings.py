@@ -29,6 +29,8 @@ class Settings:
     read_size: int
     # Whether a client certificate also reaches the app as PEM (HTTPS_CC).
     https_export_cert: bool
+    # Whether a websocket's request opens a raw session (ugu.router.tunnel).
+    websockets: bool
 
     @classmethod
     def from_config(cls, config):
@@ -53,4 +55,5 @@ class Settings:
             expect_limit=manage if manage > 1 else 0,
             # As in uWSGI, 0 means the default size.
             read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ,
-            https_export_cert=config["https-export-cert"])
+            https_export_cert=config["https-export-cert"],
+            websockets=config["http-websockets"])
