@@ -214,6 +214,24 @@ def test_frames_sent_with_the_request_are_the_first(serve, mode):
         assert read_frame(sock) == (0x82, b"binary")
 
 
+def test_fragmented_messages_of_two_websockets_stay_apart(procs, tmp_path):
+    """uWSGI keeps one buffer of fragments per process: there the first
+    gets b"b1a2" and the second's websocket ends."""
+    (tmp_path / "app.py").write_text(APP)
+    port = support.free_port()
+    procs.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+              str(tmp_path / "app.py"), "--gevent", "10")
+    support.wait_for_port(port)
+    (a, _), (b, _) = connect(port), connect(port)
+    with a, b:
+        for sock, text in ((a, b"a1"), (b, b"b1")):
+            sock.sendall(client_frame(1, text, fin=False))
+            assert read_frame(sock) == (0x81, b"\0")
+        for sock, text in ((a, b"a"), (b, b"b")):
+            sock.sendall(client_frame(0, text + b"2"))
+            assert read_frame(sock) == (0x81, text + b"1" + text + b"2")
+
+
 def test_a_uwsgi_socket_takes_the_frames_sent_with_the_request(
         procs, server, request, tmp_path):
     """As behind a router: the frames that came in the packet's read

@@ -16,6 +16,8 @@ closes when the request ends).  As uWSGI's:
 - a frame over `websocket-max-size` KiB ends it, unanswered;
 - the frames of a fragmented message are joined, and each frame before
   the last gives the app b"\\0" (uWSGI's "wait for the rest" answer);
+  each websocket joins its own (uWSGI's one buffer per process mixes
+  two websockets' fragments: README, differences);
 - once ended, every receive and send fails.
 
 The frame codec (`parse_frame`, `frame`) is pure; `WebSocket` holds one
