@@ -306,6 +306,20 @@ def said_subprocess(pid, status):
         log.log(f"subprocess {pid} exited with code {code}")
 
 
+class Subprocesses(set):
+    """The pids of commands the master started and does not follow
+    (touch-exec's, cmd alarms', a superseded cron's)."""
+
+    def died(self, pid, status):
+        """Whether `pid` was one of them; its end is said, as uWSGI
+        says a child it does not follow."""
+        if pid not in self:
+            return False
+        self.discard(pid)
+        said_subprocess(pid, status)
+        return True
+
+
 def reap():
     """Yield (pid, status) for every child that has exited, without
     blocking."""

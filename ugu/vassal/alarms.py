@@ -68,7 +68,7 @@ class Alarms:
         # (alarm, line) to raise once the line is written (and the
         # master bound), as uWSGI's alarm lines follow the line.
         self._due = []
-        self.commands = set()       # pids of the cmd alarms' shells
+        self.commands = proc.Subprocesses()       # pids of the cmd alarms' shells
         # The master's loop and a threaded-logger thread both check.
         self._lock = threading.RLock()
         self._raising = False
@@ -166,13 +166,8 @@ class Alarms:
         log.verbose(f"ALARM: {text.decode('latin-1')}", "latin-1")
 
     def died(self, pid, status):
-        """Whether the master's child `pid` was a cmd alarm's shell; its
-        end is said, as uWSGI says a child it does not follow."""
-        if pid not in self.commands:
-            return False
-        self.commands.discard(pid)
-        proc.said_subprocess(pid, status)
-        return True
+        """Whether the master's child `pid` was a cmd alarm's shell."""
+        return self.commands.died(pid, status)
 
 
 def _entries(config, names):

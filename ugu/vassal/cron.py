@@ -97,7 +97,7 @@ class Crons:
         self.crons = crons
         self.harakiri = harakiri    # cron-harakiri
         # Runs that a newer run of the same command replaced.
-        self.superseded = set()
+        self.superseded = proc.Subprocesses()
 
     @classmethod
     def from_config(cls, config):
@@ -146,9 +146,7 @@ class Crons:
     def died(self, pid, status):
         """Whether the master's child `pid` was a cron command; its end
         is said."""
-        if pid in self.superseded:
-            self.superseded.discard(pid)
-            proc.said_subprocess(pid, status)
+        if self.superseded.died(pid, status):
             return True
         for cron in self.crons:
             if cron.pid == pid:

@@ -40,7 +40,7 @@ class TouchWatch:
     def __init__(self, config, raise_signal=None):
         # [option, path, last mtime, command (touch-signal's number)]
         self.files = []
-        self.commands = set()   # pids of touch-exec commands running
+        self.commands = proc.Subprocesses()   # pids of touch-exec commands running
         # The master's router of uWSGI signals (touch-signal).
         self.raise_signal = raise_signal
         for option in ACTIONS:
@@ -90,11 +90,6 @@ class TouchWatch:
         log.verbose(f"[uwsgi-touch-exec] running {command}")
 
     def died(self, pid, status):
-        """Whether the master's child `pid` was a touch-exec command; its
-        end is said, as uWSGI says a child it does not follow."""
-        if pid not in self.commands:
-            return False
-        self.commands.discard(pid)
-        proc.said_subprocess(pid, status)
-        return True
+        """Whether the master's child `pid` was a touch-exec command."""
+        return self.commands.died(pid, status)
 
