@@ -197,16 +197,20 @@ def test_an_unknown_encoder_ends_the_instance(site, server, request):
     assert 'log encoder "rot13" not found' in done.stdout + done.stderr
 
 
-def test_an_encoder_for_a_named_logger_is_refused(site):
-    """uWSGI's NAME:LOGGER encodes for the logger of that id; ugu has
-    none, and says so rather than encoding nothing."""
+def test_an_encoder_for_a_logger_no_line_names_is_refused(site):
+    """uWSGI's NAME:LOGGER encodes for the logger of that name alone;
+    where no `logger` line has it, it would encode nothing, and ugu
+    says so."""
     done = subprocess.run(
         [*support.UGU, "--http-socket", "127.0.0.1:0", "--master",
+         "--logger", "other file:other.log",
          "--log-encoder", "json:mylog {}"], cwd=site, timeout=30,
         capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 1
     assert "option 'log-encoder': 'json:mylog {}' encodes for the logger " \
-        "named 'mylog', and ugu has no named loggers" in done.stderr
+        "named 'mylog', and no `logger = mylog KIND:ARGS` line names " \
+        "one" in done.stderr
+    assert "registered" not in done.stderr
 
 
 @pytest.mark.parametrize("server", SERVERS)

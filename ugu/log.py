@@ -9,10 +9,13 @@ Two streams, as in uWSGI: general messages (fd 2, or a `logger`) and
 request lines (fd 2, or a `req-logger`).  `logto` points fd 1 and 2 at a
 file, so that both streams and the app's prints land there; `logdate`
 prefixes general messages (never request lines, nor what the app
-prints) with the date.
+prints) with the date.  A logger may have a name (`logger = NAME
+file:PATH`): then it takes only the lines a route sends it (see
+vassal/logroutes).
 """
 
 import os
+import re
 import sys
 import time
 import traceback
@@ -23,14 +26,22 @@ from ugu.options.kvlist import split_escaped
 
 _MESSAGES_FD = 2
 _requests_fd = 2
+# The descriptors that are copies of the log as it was before the
+# loggers (named stdio loggers, and _requests_fd where request lines go
+# there): a file opened for the log later (logto2, daemonize2) takes
+# them over too, as uWSGI's.
+_log_copies = []
+# Whether a logger without a name took fd 1 and 2 (use_loggers).
+_logger_has_stdio = False
 # In a log master under log-drain, log-filter or log-encoder: what one of
 # its own writes (bytes) becomes in the log.  None everywhere else.
 _through = None
 # Called after each of those writes (the log-alarms due then), or None.
 _then = None
-# With a req-logger and log-req-encoder: what a request line (bytes)
-# becomes in the request log.  None everywhere else.
-_request_encoder = None
+# With a req-logger and log-req-encoder, or log-req-route: a function
+# that writes a request line (bytes, with its newline) where it goes,
+# encoded.  None everywhere else: request lines go to _requests_fd.
+_send_request = None
 # logdate: whether general messages carry the date, and the strftime
 # format of the date (None: ctime's), which verbose lines use too.
 _dated = False
@@ -38,6 +49,11 @@ _date_format = None
 # uWSGI formats the date into a buffer of this many bytes: a longer one
 # leaves the prefix without a date.
 _DATE_ROOM = 64
+# A `logger` line's name, before a space: letters and digits, as uWSGI
+# tells a name apart from a logger written without one.
+_NAMED = re.compile(r"([A-Za-z0-9]+) (.*)", re.DOTALL)
+# The named loggers' descriptors, by name.
+_named = {}
 # uWSGI's mode for the files it logs to (before the umask).
 LOG_FILE_MODE = 0o640
 # What `logdate = VALUE` takes for the bare option (ctime's date), as
@@ -113,23 +129,28 @@ def request_writer(line_of):
     """A function that logs a finished request with line_of(request)."""
     # The line's fields are the request's bytes as latin-1 text (PEP
     # 3333): they go out as the bytes that came in, as uWSGI's do.
-    if _request_encoder is None:
+    if _send_request is None:
         def write(r):
             _write(_requests_fd, line_of(r), "latin-1")
         return write
-    encode = _request_encoder
+    send = _send_request
 
-    def write_encoded(r):
-        line = (line_of(r) + "\n").encode("latin-1", "backslashreplace")
-        _send(_requests_fd, encode(line))
-    return write_encoded
+    def write_sent(r):
+        send((line_of(r) + "\n").encode("latin-1", "backslashreplace"))
+    return write_sent
 
 
-def encode_requests(encode):
-    """From now on, request lines written to the req-logger are
-    encode(line) (bytes, with its newline)."""
-    global _request_encoder
-    _request_encoder = encode
+def send_requests(send):
+    """From now on, request lines are send(line) (bytes, with its
+    newline) rather than written to the request log as they are."""
+    global _send_request
+    _send_request = send
+
+
+def requests_fd():
+    """Where request lines go that nothing else sends elsewhere: the
+    req-logger, or the log."""
+    return _requests_fd
 
 
 def raw(line):
@@ -160,7 +181,7 @@ def _write(fd, line, encoding="utf-8"):
         _then()
 
 
-def _send(fd, data):
+def send(fd, data):
     """_write, for bytes already encoded."""
     try:
         os.write(fd, data)
@@ -298,13 +319,27 @@ def logto(config, option, folder=""):
     except OSError as e:
         raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                           option=option) from None
-    take_stdio(fd)
+    for copy in _log_copies:
+        os.dup2(fd, copy, inheritable=False)
+    if _logger_has_stdio:
+        # The logger keeps the messages, as in uWSGI.
+        os.close(fd)
+    else:
+        take_stdio(fd)
     if config["logfile-chmod"] is not None:
         try:
             os.chmod(path, config["logfile-chmod"])
         except OSError as e:
             # As uWSGI: said, and the instance goes on.
             log(f"chmod(): {e.strerror} [core/logging.c line 295]")
+
+
+def move_log(fd):
+    """fd becomes the log: fd 1 and 2, and the copies of the log that
+    named stdio loggers and request lines write to."""
+    for copy in _log_copies:
+        os.dup2(fd, copy, inheritable=False)
+    take_stdio(fd)
 
 
 def take_stdio(fd):
@@ -318,21 +353,128 @@ def take_stdio(fd):
         os.close(fd)
 
 
+def split_logger(spec):
+    """(name, logger) of a `logger` or `req-logger` line: the name is
+    None where it has none."""
+    named = _NAMED.fullmatch(spec)
+    return named.groups() if named else (None, spec)
+
+
+def unnamed_loggers(config, option):
+    """The option's loggers that have no name: those that take every
+    line no route sent elsewhere."""
+    return [spec for spec in config[option]
+            if split_logger(spec)[0] is None]
+
+
+def logger_names(config):
+    """The names of the config's `logger` lines."""
+    return [name for name, _ in map(split_logger, config["logger"])
+            if name is not None]
+
+
+def log_file_taken(config):
+    """Whether a logto file gets lines beside the loggers: where no
+    logger without a name takes the messages, where request lines that
+    no log-req-route takes go to the log (no req-logger), or where a
+    named logger is stdio."""
+    named_stdio = any(name is not None and logger.partition(":")[0] ==
+                      "stdio"
+                      for name, logger in map(split_logger,
+                                              config["logger"]))
+    return not unnamed_loggers(config, "logger") or named_stdio or \
+        bool(config["log-req-route"] and not config["req-logger"])
+
+
+def routed_names(config):
+    """The names of the loggers log-route and log-req-route send lines
+    to."""
+    return {spec.partition(" ")[0]
+            for option in ("log-route", "log-req-route")
+            for spec in config[option]}
+
+
+def named_logger(name):
+    """The descriptor of the logger of that name (use_loggers opened
+    it)."""
+    return _named[name]
+
+
+def check_loggers(config):
+    """Refuse the `logger` and `req-logger` lines ugu cannot follow,
+    before any is opened."""
+    for option in ("logger", "req-logger"):
+        unnamed = unnamed_loggers(config, option)
+        for spec in unnamed:
+            if " " in spec.partition(":")[0]:
+                # uWSGI reads a name before the space only where it has
+                # letters and digits alone, and otherwise looks for a
+                # kind of logger with a space in it.
+                raise ConfigError(f"logger '{spec}': a logger's name is "
+                                  "made of letters and digits only, as in "
+                                  "uWSGI (write NAME file:PATH)",
+                                  option=option)
+        if len(unnamed) > 1:
+            raise ConfigError("ugu supports one logger of each kind "
+                              "without a name; keep a single line",
+                              option=option)
+    for spec in config["req-logger"]:
+        name, _ = split_logger(spec)
+        if name is not None:
+            # uWSGI 2.0 skips it, and its log-req-route looks the name
+            # up among the `logger` lines: it never writes a line there.
+            raise ConfigError(f"req-logger '{spec}': uWSGI never writes "
+                              f"to a named req-logger; write `logger = "
+                              f"{spec}` and `log-req-route = {name} "
+                              f"REGEX`, whose names are those of `logger` "
+                              f"lines", option="req-logger")
+    names = logger_names(config)
+    for name in set(names):
+        if names.count(name) > 1:
+            raise ConfigError(f"two loggers are named '{name}': give "
+                              "each its own name", option="logger")
+
+
 def use_loggers(config):
-    """Point both streams at the config's loggers.
+    """Point both streams at the config's loggers, and open its named
+    loggers, which only routes write to.
 
     Messages take over fd 1 and 2 as well, so that the app's prints and
     tracebacks land in the same file, as with uWSGI's log pipe.
     """
-    global _requests_fd
-    for name in ("logger", "req-logger"):
-        if len(config[name]) > 1:
-            raise ConfigError("ugu supports one logger of each kind; "
-                              "keep a single line", option=name)
-    if config["logger"]:
-        take_stdio(open_logger(config["logger"][0], "logger"))
+    global _requests_fd, _logger_has_stdio
+    check_loggers(config)
+    _open_named(config)
+    if config["log-req-route"] and not config["req-logger"]:
+        # As uWSGI: request lines no route takes go to the log as it was
+        # before any logger (logto2 and daemonize2 take it later), not to
+        # the loggers of messages.
+        _requests_fd = os.dup(2)
+        _log_copies.append(_requests_fd)
+    unnamed = unnamed_loggers(config, "logger")
+    if unnamed:
+        take_stdio(open_logger(unnamed[0], "logger"))
+        _logger_has_stdio = True
     if config["req-logger"]:
         _requests_fd = open_logger(config["req-logger"][0], "req-logger")
+
+
+def _open_named(config):
+    routed = routed_names(config)
+    for spec in config["logger"]:
+        name, logger = split_logger(spec)
+        if name is None:
+            continue
+        if name not in routed:
+            # As uWSGI, which opens a logger as it first writes to it,
+            # leaves a logger no route names unopened (said at start-up).
+            continue
+        fd = open_logger(logger, "logger")
+        if fd == 1:
+            # stdio: the log as it was before any logger took fd 1.
+            fd = os.dup(fd)
+            _log_copies.append(fd)
+        _named[name] = fd
 
 
 def request_line(r):

@@ -57,7 +57,8 @@ def run(config):
                               "vassals, or let logrotate copytruncate the "
                               "Emperor's file", option=name)
     for name in ("log-master", "log-drain", "log-filter", "log-encoder",
-                 "log-req-encoder", "threaded-logger"):
+                 "log-req-encoder", "threaded-logger", "log-route",
+                 "log-req-route"):
         if config[name]:
             raise ConfigError("ugu's log master runs in vassals, not in "
                               "the Emperor yet: set it in the vassals' "
@@ -83,7 +84,7 @@ def run(config):
     # The vassals inherit them, as uWSGI's.
     proc.apply_env(config)
     log.use_loggers(config)
-    if config["logto2"] and not config["logger"]:
+    if config["logto2"] and log.log_file_taken(config):
         # The Emperor drops no privileges: after them is now.
         log.logto(config, "logto2")
     log.starting(config["pcre-jit"])

@@ -753,11 +753,20 @@ OPTIONS = (
          "router always chunk-encodes a response without a length for an "
          "HTTP/1.1 client, so keepalive survives it", HTTP, default=False),
     # logging
-    _opt("logger", STR, "send messages to a logger (file:PATH)", LOGGING,
+    _opt("logger", STR, "send messages to a logger (file:PATH, fd:N, "
+         "stdio); NAME file:PATH names one, which takes only the lines "
+         "log-route and log-req-route send it", LOGGING,
          repeat=True, needs_master=True),
     _opt("req-logger", STR, "send request lines to a logger (file:PATH)",
          LOGGING, repeat=True, needs_master=True,
          aliases=("logger-req",)),
+    _opt("log-route", STR, "NAME REGEX: send the lines REGEX matches to "
+         "the logger named NAME alone (turns the log master on)", LOGGING,
+         repeat=True, needs_master=True),
+    _opt("log-req-route", STR, "NAME REGEX: send the request lines REGEX "
+         "matches to the logger named NAME alone; the others go to the "
+         "req-logger, else the log", LOGGING, repeat=True,
+         needs_master=True),
     _opt("disable-logging", FLAG, "do not log requests (but those the "
          "log-4xx, log-5xx, log-slow, log-big, log-zero, log-sendfile and "
          "log-ioerror options name)", LOGGING, default=False, short="L"),

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import re
 
+from ugu import log
 from ugu.options import registry
 from ugu.options.errors import ConfigError, raise_all
 from ugu.options.expand import (atoi, expand_value, placeholder,
@@ -166,16 +167,26 @@ class Config:
         found = []
         for e in self.entries:
             opt = registry.lookup(e.key)
-            why = opt and self[opt.name] and self._why_inert(opt.name)
+            why = opt and self[opt.name] and (
+                self._why_inert(opt.name) or
+                (opt.name == "logger" and self._why_unrouted(e.value)))
             if why:
                 found.append(ConfigError(why, e.file, e.line, e.key))
         return found
+
+    def _why_unrouted(self, spec):
+        name, _ = log.split_logger(spec)
+        if name is None or name in log.routed_names(self):
+            return None
+        return (f"the logger named '{name}' takes only the lines that a "
+                f"log-route or log-req-route naming it sends, as in uWSGI, "
+                f"and none does")
 
     def _why_inert(self, name):
         if name in GEVENT_ONLY and not self["gevent"]:
             return ("does nothing without `gevent = N`, as in uWSGI: the "
                     "standard library stays unpatched")
-        if name in LOG_FILES and self["logger"]:
+        if name in LOG_FILES and not log.log_file_taken(self):
             return ("does nothing beside `logger`, as in uWSGI: the logger "
                     "takes every message")
         if name in LOG_FILE_ONLY and not any(

@@ -14,13 +14,16 @@ before it is written.
     gzip, compress             the message as a gzip member, a zlib stream
 
 A message is a line with its newline, as a process wrote it.  An encoder
-is a function of bytes to bytes, chosen once at start-up.
+is a function of bytes to bytes, chosen once at start-up.  One written
+`NAME:LOGGER[ ARGS]` rewrites only the lines a route sends to the logger
+named LOGGER (see logroutes).
 """
 
 import re
 import time
 import zlib
 
+from ugu import log
 from ugu.options.errors import ConfigError
 
 # The bytes uWSGI's gzip encoder starts each message with: no name, no
@@ -39,10 +42,18 @@ _JSON_ESCAPES = {b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r",
 _JSON_SPECIAL = re.compile(rb'[\t\n\r"\\]')
 
 
-def chain(config, option):
-    """The encoders of an option's lines, in order; an empty list where
-    it has none."""
-    return [_encoder(spec, option) for spec in config[option]]
+def chain(config, option, logger=None):
+    """The encoders of an option's lines, in order, that encode for the
+    logger of that name: those written without a name, and those that
+    name it (None: the log, or a logger without a name, which only the
+    former encode); an empty list where there are none."""
+    names = log.logger_names(config)
+    encoders = []
+    for spec in config[option]:
+        encoder, for_logger = _encoder(spec, option, names)
+        if for_logger in (None, logger):
+            encoders.append(encoder)
+    return encoders
 
 
 def encode(encoders, message):
@@ -51,19 +62,21 @@ def encode(encoders, message):
     return message
 
 
-def _encoder(spec, option):
+def _encoder(spec, option, names):
+    """(encoder, the name of the logger it encodes for, or None)."""
     name, _, args = spec.partition(" ")
     base, colon, logger = name.partition(":")
     if base not in _MAKERS:
         raise ConfigError(f'log encoder "{base}" not found (ugu has '
                           f'{", ".join(_MAKERS)})', option=option)
-    if colon:
-        # uWSGI applies NAME:LOGGER to the logger of that id alone.
+    if colon and logger not in names:
+        # uWSGI applies NAME:LOGGER to the logger of that name alone, and
+        # to nothing where no `logger` line has it.
         raise ConfigError(f"'{spec}' encodes for the logger named "
-                          f"'{logger}', and ugu has no named loggers: "
-                          f"write '{base}' for every message",
-                          option=option)
-    return _MAKERS[base](args.encode())
+                          f"'{logger}', and no `logger = {logger or 'NAME'}"
+                          f" KIND:ARGS` line names one: write '{base}' for "
+                          f"every line, or name the logger", option=option)
+    return _MAKERS[base](args.encode()), (logger if colon else None)
 
 
 def registered_lines(config):

@@ -6,10 +6,12 @@ asks for it alone.  Its children (workers, mules, the router, daemons and
 the commands it runs) write their messages, request lines and prints into
 a pipe instead, which the master copies to its own log as it comes; the
 master writes its own lines there directly, through the same regexps.
-`log-encoder` turns it on too: then every line, the master's and those of
-the pipe, is rewritten by the encoders (see logencoders) once the regexps
-have let it through.  So does `log-alarm`: every line, before the
-regexps, may raise alarms (see alarms), once it is written.  With `threaded-logger`, a thread of the master
+`log-route` turns it on too, to send the lines it matches to named
+loggers instead (see logroutes).  So does `log-encoder`: then every
+line, the master's and those of the pipe, is rewritten by the encoders
+(see logencoders) once the regexps have let it through.  So does
+`log-alarm`: every line, before the regexps, may raise alarms (see
+alarms), once it is written.  With `threaded-logger`, a thread of the master
 copies the pipe, rather than its loop, so that a slow log never holds the
 loop up; rotating the file takes turns with it.
 
@@ -26,7 +28,7 @@ import time
 
 from ugu import log
 from ugu.options.errors import ConfigError
-from ugu.vassal import logencoders, shell
+from ugu.vassal import logencoders, logroutes, shell
 
 READ_SIZE = 65536
 # A line with its end, or the unended rest.
@@ -67,19 +69,28 @@ class LogMaster:
     def from_config(cls, config, start_cwd, alarms=None):
         """A LogMaster where the config asks for one (`alarms`: those of
         the instance, an alarms.Alarms or None), else None."""
-        # uWSGI's master-fifo reopens its master's file alone, without
-        # one: the workers' lines would stay in the old file.
-        wanted = config["log-maxsize"] or config["touch-logrotate"] or \
-            config["touch-logreopen"] or config["master-fifo"]
-        # A logger takes every message, leaving the logto file empty.
-        has_file = any(config[name] for name in FILE_OPTIONS) and \
-            not config["logger"]
+        has_file = _has_file(config)
         asked = config["log-master"] or config["log-drain"] or \
             config["log-filter"] or config["log-encoder"] or \
+            config["log-route"] or \
             config["threaded-logger"] or (alarms and alarms.watches_lines())
-        if asked or (wanted and has_file):
+        if asked or (_rotates(config) and has_file):
             return cls(config, start_cwd, has_file, alarms)
         return None
+
+    @staticmethod
+    def check_request_routes(config):
+        """Refuse log-req-route where the log master would rotate the
+        file that the request lines no route takes go to: the workers
+        write them there themselves, and would go on in the old file."""
+        if config["log-req-route"] and not config["req-logger"] and \
+                _rotates(config) and _has_file(config):
+            raise ConfigError("request lines that no log-req-route takes "
+                              "go to the logto file, which ugu's workers "
+                              "write to themselves and would not follow "
+                              "once it is rotated or reopened: add "
+                              "`req-logger = file:PATH` for them",
+                              option="log-req-route")
 
     def fileno(self):
         return self._read
@@ -190,34 +201,54 @@ class LogMaster:
         except OSError as e:
             log.log(f"open(\"{self.where}\"): {e.strerror}")
             return False
-        log.take_stdio(fd)
+        log.move_log(fd)
         return True
+
+
+def _rotates(config):
+    """Whether the config asks for the logto file to be rotated or
+    reopened."""
+    # uWSGI's master-fifo reopens its master's file alone, without a log
+    # master: the workers' lines would stay in the old file.
+    return bool(config["log-maxsize"] or config["touch-logrotate"] or
+                config["touch-logreopen"] or config["master-fifo"])
+
+
+def _has_file(config):
+    """Whether the messages go to a logto file: not where a logger
+    without a name takes every message, leaving it empty."""
+    return any(config[name] for name in FILE_OPTIONS) and \
+        not log.unnamed_loggers(config, "logger")
 
 
 def line_pipeline(config, alarms=None):
     """What lines (bytes, each with its line end) become in the log:
-    those log-drain and log-filter let through, each rewritten by the
-    log-encoder chain; None where none of these is set.  Every line
-    is first shown to the log-alarm rules of `alarms`, as uWSGI checks
-    them before its regexps.
+    those log-drain and log-filter let through and no log-route sends
+    to a named logger (see logroutes), each rewritten by the log-encoder
+    chain; None where none of these is set.  Every line is first shown
+    to the log-alarm rules of `alarms`, as uWSGI checks them before its
+    regexps.
 
     uWSGI's pipe keeps each write apart, and encodes a write as one
     message; a write of several lines (ugu's master writes some so) is
     encoded line by line here, since the pipe keeps no bounds."""
     shown = line_filter(config)
     encoders = logencoders.chain(config, "log-encoder")
+    routes = logroutes.routes(config, "log-route", "log-encoder")
     watched = alarms if alarms and alarms.watches_lines() else None
-    if shown is None and not encoders and watched is None:
+    if shown is None and not encoders and not routes and watched is None:
         return None
 
     def through(data):
-        lines = _LINE.findall(data)
-        if watched:
-            for line in lines:
+        kept = []
+        for line in _LINE.findall(data):
+            if watched:
                 watched.check(line)
-        return b"".join(logencoders.encode(encoders, line)
-                        for line in lines
-                        if shown is None or shown(line))
+            if shown is not None and not shown(line):
+                continue
+            if not logroutes.routed(routes, line):
+                kept.append(logencoders.encode(encoders, line))
+        return b"".join(kept)
     return through
 
 
@@ -225,8 +256,8 @@ def line_filter(config):
     """Whether a line (bytes, with its line end) is written, by
     log-drain (never those it matches) then log-filter (only those one
     of its regexps matches); None where neither is set."""
-    drains = [_compile(p, "log-drain") for p in config["log-drain"]]
-    keeps = [_compile(p, "log-filter") for p in config["log-filter"]]
+    drains = [logroutes.regexp(p, "log-drain") for p in config["log-drain"]]
+    keeps = [logroutes.regexp(p, "log-filter") for p in config["log-filter"]]
     if not drains and not keeps:
         return None
 
@@ -235,15 +266,6 @@ def line_filter(config):
             return False
         return not keeps or any(r.search(line) for r in keeps)
     return shown
-
-
-def _compile(pattern, option):
-    """A regexp matched on a line's bytes, as uWSGI's PCRE matches them."""
-    try:
-        return re.compile(pattern.encode())
-    except re.error as e:
-        raise ConfigError(f'invalid regexp "{pattern}": {e}',
-                          option=option) from None
 
 
 def _write_all(data):

@@ -30,9 +30,9 @@ from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (alarms, busyness, cache, cheaper, exceptions, fifo,
-                        harakiri, hygiene, idle, logencoders, mules,
-                        pymodule, recycle, report, shell, signals, sockets,
-                        spooler, stats, tracebacker, wsgi)
+                        harakiri, hygiene, idle, logencoders, logroutes,
+                        mules, pymodule, recycle, report, shell, signals,
+                        sockets, spooler, stats, tracebacker, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -124,19 +124,21 @@ def _run(config):
         _apply_env(config)
         hooks.run("asap")
         # Before logto or daemonize take the log, as uWSGI sets them up.
-        requests_encoders = logencoders.chain(config, "log-req-encoder")
+        # Refused, where one is wrong, before any file is made and
+        # before the lines that announce the encoders.
+        log.check_loggers(config)
+        logroutes.check(config)
+        LogMaster.check_request_routes(config)
+        logencoders.chain(config, "log-encoder")
+        logencoders.chain(config, "log-req-encoder")
         for line in logencoders.registered_lines(config):
             log.log(line)
-        # As uWSGI, they encode the lines of a req-logger only: without
-        # one, request lines are messages, which log-encoder encodes.
-        if requests_encoders and config["req-logger"]:
-            log.encode_requests(
-                functools.partial(logencoders.encode, requests_encoders))
     proc.start_log(config, reloaded, under_emperor=bool(link), asap=asap)
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
     log.use_loggers(config)
+    log.send_requests(logroutes.request_sender(config))
     # From the first line on, as uWSGI's log master is made before its
     # banner: the children's lines go through the same regexps later.
     # Its alarms too see the banner (raised once the master runs).
@@ -150,7 +152,7 @@ def _run(config):
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
     _privileged_hooks(config, hooks, start_cwd, reloaded)
-    if config["logto2"] and not config["logger"] and \
+    if config["logto2"] and log.log_file_taken(config) and \
             (config["log-reopen"] or not reloaded):
         # As uWSGI opens it: as that user, from the folder ugu started in.
         log.logto(config, "logto2", start_cwd)
