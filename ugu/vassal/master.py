@@ -326,9 +326,7 @@ def _apply_env(config):
 def _bind_all(config):
     inherited = sockets.inherited_sockets()
     backlog = config["listen"]
-    wanted = _default_sockets(config)
-    wanted += [(name, sockets.HTTP) for name in config["http-socket"]]
-    wanted += [(name, sockets.HTTP11) for name in config["http11-socket"]]
+    wanted = _worker_addresses(config)
     # Certificates first: a bad one stops the instance before it binds.
     https = []
     if config["https"]:
@@ -361,16 +359,22 @@ def _bind_all(config):
     return listeners
 
 
-def _default_sockets(config):
-    """(address, kind) of each `socket`: the kind `protocol` names, but
-    uwsgi for one written `uwsgi-socket`, as in uWSGI (ugu reads both
+def _worker_addresses(config):
+    """(address, kind) of each socket the workers serve, numbered as
+    uWSGI numbers them: in the order the config gives them, whatever
+    their option.  A `socket` speaks what `protocol` names, but one
+    written `uwsgi-socket` speaks uwsgi, as in uWSGI (ugu reads both
     names as one option)."""
     default = sockets.socket_protocol(config["protocol"])
-    keys = [entry.key for entry in config.entries
-            if not entry.placeholder and (opt := registry.lookup(entry.key))
-            and opt.name == "socket"]
-    return [(name, sockets.UWSGI if key == "uwsgi-socket" else default)
-            for name, key in zip(config["socket"], keys)]
+    kinds = {"socket": default, "uwsgi-socket": sockets.UWSGI,
+             "http-socket": sockets.HTTP, "http11-socket": sockets.HTTP11}
+    wanted = []
+    for entry in config.entries:
+        opt = None if entry.placeholder else registry.lookup(entry.key)
+        if opt is not None and opt.name in kinds:
+            key = entry.key if entry.key in kinds else opt.name
+            wanted.append((entry.value, kinds[key]))
+    return wanted
 
 
 def has_router(config):
