@@ -386,14 +386,19 @@ def _run_on_a_terminal(argv, until):
     return screen
 
 
-def test_an_abstract_unix_socket(procs, start_server, tmp_path):
-    """`@NAME`, as uWSGI binds it: no file, and nothing to vacuum."""
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_abstract_unix_socket(procs, start_server, tmp_path, server):
+    """`@NAME`, as uWSGI binds it: no file, nothing to vacuum, and the
+    kernel's name ends with a NUL as uWSGI's does, so that the other's
+    clients (uwsgitop, --connect-and-read) reach it."""
     name = f"ugu-stats-{free_port()}"
-    p = start(start_server, "ugu", tmp_path,
+    p = start(start_server, server, tmp_path,
               socket=f"127.0.0.1:{free_port()}", stats=f"@{name}",
               vacuum="true")
     p.wait_for_log(ENABLED.format(f"@{name}"))
-    assert json.loads(read_stats(f"\0{name}"))["pid"] == p.pid
+    assert "setting abstract socket mode (warning: only Linux supports " \
+        "this)\n*** Stats server enabled" in p.output()
+    assert json.loads(read_stats(f"\0{name}\0"))["pid"] == p.pid
     assert not list(tmp_path.glob("@*"))
     p.stop()
     assert "(stats) removed" not in p.output()

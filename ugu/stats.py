@@ -18,7 +18,7 @@ import socket
 import stat
 import time
 
-from ugu import UWSGI_VERSION, log
+from ugu import UWSGI_VERSION, abstract, log
 from ugu.options.errors import ConfigError
 
 # A client that does not read must not hold the loop up: what does not
@@ -79,11 +79,6 @@ def is_tcp(address):
     return ":" in address
 
 
-def is_abstract(address):
-    """`@NAME`: a unix socket in Linux's abstract namespace, no file."""
-    return address.startswith("@")
-
-
 def listen(address):
     """A listening socket on `host:port` (`:port` for every address), a
     unix socket path or `@NAME`."""
@@ -119,8 +114,7 @@ def _connect(address):
         return socket.create_connection((host or "127.0.0.1", int(port)))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect("\0" + address[1:] if is_abstract(address)
-                     else address)
+        sock.connect(abstract.sockaddr(address))
     except OSError:
         sock.close()
         raise
@@ -136,14 +130,14 @@ def _listen_tcp(host, port):
 
 
 def _listen_unix(path):
-    if is_abstract(path):
-        path = "\0" + path[1:]
+    if abstract.is_abstract(path):
+        abstract.announce()
     elif os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
         # A socket left by a process that died is in the way; a file is
         # not ours to remove.
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
+    sock.bind(abstract.sockaddr(path))
     sock.listen(BACKLOG)
     return sock
 

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 
+from ugu import abstract
 from ugu.http.errors import BadGateway
 from ugu.log import log
 from ugu.router.channel import WRITE, Channel
@@ -60,11 +61,13 @@ class Backend(Channel):
 
 
 class Node:
-    """One backend address: ("host", port) or a unix socket path."""
+    """One backend address: ("host", port), a unix socket path or
+    `@NAME`."""
 
     def __init__(self, address):
         if isinstance(address, str):
-            self.family, self.address = socket.AF_UNIX, address
+            self.family = socket.AF_UNIX
+            self.address = abstract.sockaddr(address)
             self.label = address
         else:
             host, port = address

@@ -9,7 +9,7 @@ import re
 import socket
 import termios
 
-from ugu import log, proc, stats
+from ugu import abstract, log, proc, stats
 from ugu.options.errors import ConfigError
 from ugu.vassal import sockets
 
@@ -90,8 +90,10 @@ def restore_terminal_modes():
         log.log(f"vacuum()/tcsetattr(): {e.args[-1]}")
 
 
-def _unix(listeners):
-    return [l for l in listeners if l.sock.family == socket.AF_UNIX]
+def _socket_files(listeners):
+    """The unix sockets that have a file (an abstract one has none)."""
+    return [l for l in listeners if l.sock.family == socket.AF_UNIX
+            and not abstract.is_abstract(l.name)]
 
 
 def drop_privileges(config):
@@ -145,7 +147,7 @@ def vacuum(config, listeners):
         log.log("VACUUM: safe pidfile removed.")
     if config["safe-pidfile2"] and _remove(config["safe-pidfile2"]):
         log.log("VACUUM: safe pidfile2 removed.")
-    for listener in _unix(listeners):
+    for listener in _socket_files(listeners):
         path = listener.sock.getsockname()
         if sockets.unix_inode(listener.sock) not in (listener.inode, None):
             log.log(f"VACUUM WARNING: unix socket {path} changed inode. "
@@ -159,7 +161,7 @@ def vacuum_stats(config):
     """The stats server's unix socket, after the others, as uWSGI."""
     address = config["stats"]
     if address and not stats.is_tcp(address) and \
-            not stats.is_abstract(address) and _remove(address):
+            not abstract.is_abstract(address) and _remove(address):
         log.log(f"VACUUM: unix socket {address} (stats) removed.")
 
 

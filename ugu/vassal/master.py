@@ -393,8 +393,11 @@ def router_backends(config, listeners):
     if config["http-to"]:
         return [sockets.parse_address(node, "http-to")
                 for node in config["http-to"]]
-    first = _worker_sockets(listeners)[0].sock.getsockname()
-    return [first if isinstance(first, str) else ("127.0.0.1", first[1])]
+    first = _worker_sockets(listeners)[0]
+    address = first.sock.getsockname()
+    if isinstance(address, tuple):
+        return [("127.0.0.1", address[1])]
+    return [first.name]     # a path, or `@NAME` as written
 
 
 def _warn_router_to_http_socket(config, listeners):

@@ -1,9 +1,10 @@
 """Binding the vassal's listening sockets, and keeping them across reloads.
 
-uWSGI address forms: `HOST:PORT`, `:PORT` (all interfaces), or a path for a
-unix socket.  A reload re-executes the master; the listening sockets stay
-open and their numbers travel in `UGU_INHERITED_SOCKETS`, so no connection
-is refused while the new master starts.
+uWSGI address forms: `HOST:PORT`, `:PORT` (all interfaces), a path for a
+unix socket, or `@NAME` for one in Linux's abstract namespace (no file).  A
+reload re-executes the master; the listening sockets stay open and their
+numbers travel in `UGU_INHERITED_SOCKETS`, so no connection is refused
+while the new master starts.
 """
 
 import errno
@@ -15,7 +16,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from ugu import log
+from ugu import abstract, log
 from ugu.options.errors import ConfigError
 
 INHERIT_ENV = "UGU_INHERITED_SOCKETS"
@@ -146,6 +147,10 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     sock = _new_socket(address)
     if sock.family == socket.AF_INET:
         _tune_tcp(sock, tuning, name)
+    else:
+        if abstract.is_abstract(address):
+            abstract.announce()
+        address = abstract.sockaddr(address)
     try:
         sock.bind(address)
     except OSError as e:
@@ -153,10 +158,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
         raise _bind_error(e, name, proto) from None
     sock.listen(backlog)
     if sock.family == socket.AF_UNIX:
-        if tuning.mode is not None:
-            chmod(sock, tuning.mode)
-        if tuning.owner and proto != ROUTER:
-            _chown(sock.getsockname(), tuning.owner)
+        _set_file_mode(sock, name, tuning, proto != ROUTER)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
 
@@ -257,7 +259,7 @@ def _new_socket(address):
     sock = socket.socket(family, socket.SOCK_STREAM)
     if family == socket.AF_INET:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    elif os.path.exists(address):
+    elif not abstract.is_abstract(address) and os.path.exists(address):
         _remove_stale_unix_socket(address)
     return sock
 
@@ -269,6 +271,21 @@ def _bind_error(error, name, proto):
                 "choose another one)")
     return ConfigError(f"cannot bind {name}: {error.strerror}{hint}",
                        option=OPTION[proto])
+
+
+def _set_file_mode(sock, name, tuning, owned):
+    """chmod-socket, then chown-socket where `owned`, on a unix socket's
+    file.  An abstract socket has none: uWSGI leaves its mode, and its
+    chown() fails and stops the start; so does ugu's, saying why."""
+    if not abstract.is_abstract(name):
+        if tuning.mode is not None:
+            chmod(sock, tuning.mode)
+        if tuning.owner and owned:
+            _chown(sock.getsockname(), tuning.owner)
+    elif tuning.owner and owned:
+        raise ConfigError(f"chown() {name}: an abstract socket has no "
+                          f"file to chown (drop chown-socket, or bind a "
+                          f"path)", option="chown-socket")
 
 
 def chmod(sock, mode):

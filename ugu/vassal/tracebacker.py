@@ -26,7 +26,7 @@ import sys
 import threading
 import traceback
 
-from ugu import log
+from ugu import abstract, log
 from ugu.vassal import hygiene, sockets
 from ugu.vassal.async_worker import unpatched
 
@@ -74,8 +74,9 @@ def _bind(path, backlog, mode):
     earlier socket's file replaced, as uWSGI binds it."""
     sock = unpatched("socket", "socket")(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        if path.startswith("@"):
-            sock.bind("\0" + path[1:])
+        if abstract.is_abstract(path):
+            abstract.announce()
+            sock.bind(abstract.sockaddr(path))
         else:
             _remove_socket_file(path)
             sock.bind(path)
@@ -183,7 +184,7 @@ def _log_stacks(path, timeout):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
-        sock.connect("\0" + path[1:] if path.startswith("@") else path)
+        sock.connect(abstract.sockaddr(path))
         while data := sock.recv(BUFFER):
             told.append(data)
     except OSError as e:
