@@ -14,6 +14,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import struct
 import tempfile
 import termios
@@ -106,10 +107,10 @@ def site():
     shutil.rmtree(folder)
 
 
-def _start(start_server, server, site, pairs, **kw):
+def _start(start_server, server, site, pairs, argv=(), **kw):
     ini = support.write_ini(site / "vassal.ini", uwsgi=[
         ("master", "true"), *pairs])
-    p = start_server(server, ["--ini", str(ini)], cwd=site, **kw)
+    p = start_server(server, ["--ini", str(ini), *argv], cwd=site, **kw)
     p.wait_for_log(r"spawned uWSGI worker 1")
     return p
 
@@ -240,6 +241,57 @@ def test_router_socket_tuned_too_and_reload_keeps_it(start_server, site,
     sock, cloexec = _fd_of(p.pid, int(worker_socket.group(1)))
     sock.close()
     assert not cloexec
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_stats_socket_tuned_as_every_socket(start_server, site, server):
+    """uWSGI binds the stats server's TCP socket as any other, with the
+    `listen` queue, but no deferred accept (its clients send nothing)."""
+    stats = support.free_port()
+    p = _start(start_server, server, site, [
+        ("http-socket", f"127.0.0.1:{support.free_port()}"),
+        ("wsgi-file", "app.py"), ("stats", f"127.0.0.1:{stats}"),
+        ("so-keepalive", "true"), ("so-send-timeout", "3"),
+        ("reuse-port", "true"), ("freebind", "true"),
+        ("tcp-fast-open", "5"), ("listen", "77")])
+    bound = p.wait_for_log(
+        rf"TCP_FASTOPEN enabled on 127.0.0.1:{stats}\n"
+        rf"\*\*\* Stats server enabled on 127.0.0.1:{stats} fd: (\d+) ")
+    sock, _ = _fd_of(p.pid, int(bound.group(1)))
+    with sock:
+        get = sock.getsockopt
+        assert sock.getsockname()[1] == stats
+        assert get(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert get(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+        assert get(socket.SOL_IP, 15) == 1    # IP_FREEBIND
+        assert get(socket.IPPROTO_TCP, socket.TCP_FASTOPEN) == 5
+        assert get(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) == 0
+        timeout = get(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16)
+        assert struct.unpack("ll", timeout)[0] == 3
+        # A listening socket's queue size, as Linux reports it.
+        info = get(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        assert struct.unpack_from("8B6I", info)[13] == 77
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("mode", ["640", "true"])
+def test_stats_unix_socket_gets_chmod_socket(start_server, site, server,
+                                             mode):
+    """chmod-socket applies to the stats server's unix socket too (its
+    bare form with uWSGI's lazy line); chown-socket does not."""
+    path = site / f"stats-{mode}.sock"
+    pairs = [("http-socket", f"127.0.0.1:{support.free_port()}"),
+             ("wsgi-file", "app.py"), ("stats", path)]
+    # The bare option on the command line: uWSGI's INI wants a value.
+    argv = ["--chmod-socket"] if mode == "true" else \
+        [f"--chmod-socket={mode}"]
+    p = _start(start_server, server, site, pairs, argv=argv)
+    lazy = "chmod() socket to 666 for lazy and brave users\n"
+    p.wait_for_log(rf"\*\*\* Stats server enabled on {path} fd: ")
+    assert stat.S_IMODE(path.stat().st_mode) == \
+        (0o640 if mode == "640" else 0o666)
+    assert (f"{lazy}*** Stats server enabled" in p.output()) == \
+        (mode == "true")
 
 
 def _root_only():

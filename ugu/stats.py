@@ -11,6 +11,7 @@ request, which is awaited beside the loop's other files rather than in
 it, and the document goes out under an HTTP response head.
 """
 
+import dataclasses
 import errno
 import json
 import os
@@ -20,11 +21,11 @@ import time
 
 from ugu import UWSGI_VERSION, abstract, log
 from ugu.options.errors import ConfigError
+from ugu.vassal import sockets
 
 # A client that does not read must not hold the loop up: what does not
 # fit in its socket within this long is dropped.
 SEND_TIMEOUT = 1.0
-BACKLOG = 16
 # With stats-http: the most clients waiting to send their request, and
 # how much of a request is read (uWSGI reads it once, 4 KB).
 MAX_WAITING = 16
@@ -79,15 +80,17 @@ def is_tcp(address):
     return ":" in address
 
 
-def listen(address):
+def listen(address, backlog, tuning):
     """A listening socket on `host:port` (`:port` for every address), a
-    unix socket path or `@NAME`."""
+    unix socket path or `@NAME`, with the options of `tuning`
+    (sockets.Tuning)."""
     if is_tcp(address):
         host, _, port = address.rpartition(":")
         if not port.isdigit():
             raise OSError(f"invalid port '{port}'")
-        return _listen_tcp(host or "0.0.0.0", int(port))
-    return _listen_unix(address)
+        return _listen_tcp(host or "0.0.0.0", int(port), address, backlog,
+                           tuning)
+    return _listen_unix(address, backlog, tuning)
 
 
 def read_from(address):
@@ -121,15 +124,20 @@ def _connect(address):
     return sock
 
 
-def _listen_tcp(host, port):
+def _listen_tcp(host, port, address, backlog, tuning):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(BACKLOG)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sockets.tune_tcp(sock, tuning, address)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-def _listen_unix(path):
+def _listen_unix(path, backlog, tuning):
     if abstract.is_abstract(path):
         abstract.announce()
     elif os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
@@ -137,8 +145,14 @@ def _listen_unix(path):
         # not ours to remove.
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(abstract.sockaddr(path))
-    sock.listen(BACKLOG)
+    try:
+        sock.bind(abstract.sockaddr(path))
+        sock.listen(backlog)
+        if tuning.mode is not None and not abstract.is_abstract(path):
+            sockets.chmod(sock, tuning.mode)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -146,8 +160,12 @@ def from_config(config, option, document):
     """The server on the address of `option` (`stats`, `emperor-stats`),
     written as the config's stats-http and stats-minified say."""
     address = config[option]
+    # The options uWSGI sets on every socket it binds, and its listen
+    # queue; but no deferred accept, as uWSGI's: a client sends nothing.
+    tuning = dataclasses.replace(sockets.Tuning.from_config(config),
+                                 defer_accept=0)
     try:
-        listener = listen(address)
+        listener = listen(address, config["listen"], tuning)
     except OSError as e:
         raise ConfigError(f"cannot bind {address}: {e.strerror or e}",
                           option=option) from None

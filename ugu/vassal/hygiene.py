@@ -1,11 +1,10 @@
-"""Process hygiene: pidfile, unix socket permissions, dropping root, and
-`vacuum` (removing what the instance created when it ends), stdin."""
+"""Process hygiene: pidfile, dropping root, and `vacuum` (removing what
+the instance created when it ends), stdin."""
 
 import atexit
 import grp
 import os
 import pwd
-import re
 import socket
 import termios
 
@@ -28,25 +27,6 @@ def write_safe_pidfiles(config):
         if config[option]:
             log.log(f"writing pidfile to {config[option]}")
             proc.write_pidfile(config[option], option)
-
-
-def socket_mode(config):
-    """The mode `chmod-socket` asks for unix sockets: None when it is not
-    set, 0 for the bare option (uWSGI's 666 "for lazy and brave users")."""
-    value = config["chmod-socket"]
-    if value is None:
-        return None
-    # As uWSGI: the bare option (or 1) means 666, anything else must be
-    # three octal digits (an empty value or `0660` stop the start).  The
-    # command line gives the bare option as `true`, which uWSGI refuses in
-    # an INI file and ugu takes for the bare option there too.
-    if value in ("true", "1"):
-        return 0
-    if not re.fullmatch("[0-7]{3}", value):
-        raise ConfigError(f"invalid chmod value: {value} (write three octal "
-                          f"digits, as 660, or no value for 666)",
-                          option="chmod-socket")
-    return int(value, 8)
 
 
 def remap_stdin(config):

@@ -340,7 +340,7 @@ def _bind_all(config):
                     for value in config["http-to-https"]]
     # As uWSGI: the router's sockets first, and not numbered ("uwsgi
     # socket N" counts the workers' only).
-    tuning = sockets.Tuning.from_config(config, hygiene.socket_mode(config))
+    tuning = sockets.Tuning.from_config(config)
     listeners = []
     for name, context in routers:
         listener = sockets.bind(name, sockets.ROUTER, backlog, inherited,

@@ -11,6 +11,7 @@ import errno
 import grp
 import os
 import pwd
+import re
 import resource
 import socket
 import struct
@@ -63,7 +64,7 @@ class Tuning:
     sets the TCP options on every TCP socket it binds (the router's
     too), chmod and chown on the unix ones."""
     defer_accept: int = 0      # seconds; see bind
-    mode: int | None = None    # chmod-socket (hygiene.socket_mode)
+    mode: int | None = None    # chmod-socket (socket_mode)
     owner: str | None = None   # chown-socket: USER[:GROUP], names or ids
     keepalive: bool = False    # so-keepalive
     reuse_port: bool = False
@@ -72,15 +73,34 @@ class Tuning:
     fast_open: int = 0         # tcp-fast-open: the queue of TFO requests
 
     @classmethod
-    def from_config(cls, config, mode):
+    def from_config(cls, config):
         return cls(
             defer_accept=(0 if config["no-defer-accept"]
                           else config["socket-timeout"]),
-            mode=mode, owner=config["chown-socket"],
+            mode=socket_mode(config), owner=config["chown-socket"],
             keepalive=config["so-keepalive"],
             reuse_port=config["reuse-port"], freebind=config["freebind"],
             send_timeout=config["so-send-timeout"],
             fast_open=config["tcp-fast-open"])
+
+
+def socket_mode(config):
+    """The mode `chmod-socket` asks for unix sockets: None when it is not
+    set, 0 for the bare option (uWSGI's 666 "for lazy and brave users")."""
+    value = config["chmod-socket"]
+    if value is None:
+        return None
+    # As uWSGI: the bare option (or 1) means 666, anything else must be
+    # three octal digits (an empty value or `0660` stop the start).  The
+    # command line gives the bare option as `true`, which uWSGI refuses in
+    # an INI file and ugu takes for the bare option there too.
+    if value in ("true", "1"):
+        return 0
+    if not re.fullmatch("[0-7]{3}", value):
+        raise ConfigError(f"invalid chmod value: {value} (write three octal "
+                          f"digits, as 660, or no value for 666)",
+                          option="chmod-socket")
+    return int(value, 8)
 
 
 @dataclass
@@ -146,7 +166,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     _check_backlog(backlog)
     sock = _new_socket(address)
     if sock.family == socket.AF_INET:
-        _tune_tcp(sock, tuning, name)
+        tune_tcp(sock, tuning, name)
     else:
         if abstract.is_abstract(address):
             abstract.announce()
@@ -163,7 +183,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     return Listener(name, proto, sock, unix_inode(sock))
 
 
-def _tune_tcp(sock, tuning, name):
+def tune_tcp(sock, tuning, name):
     """uWSGI's options of a TCP socket, set before it binds; each
     connection accepted from it starts with the same (Linux copies
     them), so keepalive and the send timeout reach the workers'

@@ -27,7 +27,7 @@ import threading
 import traceback
 
 from ugu import abstract, log
-from ugu.vassal import hygiene, sockets
+from ugu.vassal import sockets
 from ugu.vassal.async_worker import unpatched
 
 HEADER = "*** uWSGI Python tracebacker output ***\n\n"
@@ -56,7 +56,7 @@ def start(config, wid):
         return
     path = address(prefix, wid)
     try:
-        sock = _bind(path, config["listen"], hygiene.socket_mode(config))
+        sock = _bind(path, config["listen"], sockets.socket_mode(config))
     except OSError as e:
         log.log(f"bind(): {e.strerror or e} [core/socket.c line 230]")
         log.log(f"worker {wid} has no tracebacker: py-tracebacker cannot "
