@@ -128,3 +128,18 @@ def test_py_tracebacker_on_an_abstract_socket(start_server, tmp_path,
                           capture_output=True, text=True, timeout=30)
     assert read.returncode == 0, read.stderr
     assert read.stderr.startswith("*** uWSGI Python tracebacker output ***")
+
+
+@BOTH
+def test_backslash_zero_names_the_same_socket(start_server, tmp_path,
+                                              server):
+    """uWSGI reads `\\0NAME` (a backslash and a zero) as `@NAME`: the
+    same kernel name, said as written, and no file."""
+    (tmp_path / "app.py").write_text(APP)
+    name = _name("bs")[1:]
+    p = start_server(server, ["--http-socket", f"\\0{name}",
+                              "--wsgi-file", "app.py"], cwd=tmp_path)
+    p.wait_for_log(re.escape(f"{ANNOUNCE}uwsgi socket 0 bound to UNIX "
+                             f"address \\0{name} fd "))
+    assert _http_get(f"@{name}").endswith(b"hello")
+    assert list(tmp_path.iterdir()) == [tmp_path / "app.py"]

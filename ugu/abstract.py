@@ -1,4 +1,5 @@
-"""`@NAME`: a unix socket in Linux's abstract namespace, as uWSGI writes one.
+"""`@NAME`: a unix socket in Linux's abstract namespace, as uWSGI writes one
+(it reads `\\0NAME`, a backslash and a zero, as the same).
 
 Such a socket has no file: nothing to remove before binding it, to chmod,
 chown or vacuum.  uWSGI's address for it counts the name's terminating
@@ -9,14 +10,20 @@ of the router, `--connect-and-read`) find each other.
 
 from ugu import log
 
+# What starts such an address: `@`, or a backslash and a zero.
+PREFIXES = ("@", "\\0")
+
 
 def is_abstract(address):
-    return address.startswith("@")
+    return address.startswith(PREFIXES)
 
 
 def sockaddr(address):
     """What to bind or connect to for `address`: a path as it is."""
-    return f"\0{address[1:]}\0" if is_abstract(address) else address
+    for prefix in PREFIXES:
+        if address.startswith(prefix):
+            return f"\0{address[len(prefix):]}\0"
+    return address
 
 
 def announce():

@@ -203,7 +203,7 @@ def vacuum(config):
     which uWSGI's vacuum leaves (a file that is not a socket is not
     ours)."""
     prefix = config["py-tracebacker"]
-    if not prefix or prefix.startswith("@"):
+    if not prefix or abstract.is_abstract(prefix):
         return
     for wid in range(1, config["processes"] + 1):
         path = address(prefix, wid)
