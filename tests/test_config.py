@@ -489,7 +489,7 @@ def test_every_problem_of_a_file_is_said_in_one_run_in_line_order(capsys):
         "ugu: multi.ini:5: option 'modul': [strict-mode] unknown config "
         "directive: modul (did you mean 'module'?)",
         "ugu: multi.ini:7: option 'foo': [strict-mode] unknown config "
-        "directive: foo (did you mean 'for'?)"]
+        "directive: foo"]
     # Without strict, the same file runs with uWSGI's readings, warned.
     write("multi.ini", MULTI_INI.replace("strict = true", "strict = false"))
     config = resolve(["--ini", "multi.ini"], {})
@@ -672,6 +672,19 @@ def test_unknown_long_option_with_suggestion():
     assert str(error("--procsses", "2")) == (
         "command line: unrecognized option '--procsses' (did you mean "
         "'processes'?)")
+
+
+def test_suggestions_are_options_not_logic_keywords():
+    """`foo` is no misspelt `for`: a logic keyword is proposed only for a
+    key that starts as one does."""
+    assert str(error("--foo")) == (
+        "command line: unrecognized option '--foo'")
+    assert str(error("--if-envv", "X")).endswith("(did you mean 'if-env'?)")
+    assert str(error("--endiff")).endswith("(did you mean 'endif'?)")
+    write("logic.ini", "[uwsgi]\nstrict = true\nfo = 1\n")
+    assert str(error("--ini", "logic.ini")) == (
+        "logic.ini:3: option 'fo': [strict-mode] unknown config directive: "
+        "fo")
 
 
 def test_config_files_without_option_are_read_after_all_options():

@@ -331,6 +331,15 @@ def likely_typos(entries, used):
     return found
 
 
+# The names a misspelt key may be meant as.  The logic keywords only for a
+# key that starts as they do: `foo` is no misspelt `for` (and a block
+# opened by mistake would swallow the lines after it), `if-envv` is one of
+# `if-env`.
+_LOGIC = sorted(BLOCKS.keys() | END_KEYS)
+_OPTIONS = sorted(registry.BY_NAME.keys() - set(_LOGIC))
+_LOGIC_PREFIXES = ("if-", "for-", "end")
+
+
 def suggest(name, value=None, cutoff=0.6):
     """` (did you mean ...?)` for a key that is not an option, or ''.
     A line without `=` (value '') whose first word is an option gets the
@@ -342,6 +351,6 @@ def suggest(name, value=None, cutoff=0.6):
         if registry.lookup(key) or registry.is_unimplemented_uwsgi_option(
                 key):
             return f" (the line has no '=': did you mean `{key} = {rest}`?)"
-    close = difflib.get_close_matches(name, registry.BY_NAME, n=1,
-                                      cutoff=cutoff)
+    names = _OPTIONS + (_LOGIC if name.startswith(_LOGIC_PREFIXES) else [])
+    close = difflib.get_close_matches(name, names, n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""
