@@ -1371,3 +1371,14 @@ def test_corpus_show_config_matches_uwsgi(uwsgi_binary, argv):
     expected = lines[start:lines.index(";end of configuration")]
     ours = [f"{k} = {v}" for k, v in shown(*args, env=env)]
     assert ours == expected
+
+
+@pytest.mark.parametrize("name", ["py-programname", "py-program-name"])
+def test_py_programname_is_refused_with_the_way_to_another_python(name):
+    """uWSGI names the program before Python starts, and Python derives
+    sys.executable and sys.prefix from it; ugu's Python is running."""
+    message = str(error(f"--{name}", "/venv/bin/python"))
+    assert message.startswith(f"command line: option '{name}': this uWSGI "
+                              "option is not implemented by ugu yet;")
+    assert "`/venv/bin/python -m ugu`" in message
+    assert "`home = /venv`" in message

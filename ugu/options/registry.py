@@ -310,6 +310,11 @@ OPTIONS = (
          "master's threads): ugu's workers are forked by os.fork(), which "
          "always does, so this states the behaviour", PYTHON,
          default=False),
+    _opt("py-call-uwsgi-fork-hooks", FLAG, "run os.register_at_fork's "
+         "hooks at each fork (before and after_in_parent in the forking "
+         "process, after_in_child in the new one): ugu forks with "
+         "os.fork(), which always does, so this states the behaviour",
+         PYTHON, default=False),
     _opt("cpu-affinity", INT, "run each worker on this many CPUs: worker "
          "N from CPU (N - 1) * count on, wrapping round", MASTER,
          default=0),
@@ -1023,6 +1028,13 @@ _INSTEAD = {
     "log-syslog": "ugu has no syslog logger: write `logger = file:PATH`, "
                   "or `logger = stdio` where systemd's journal or a pipe "
                   "collects the output",
+    **dict.fromkeys(
+        ("py-programname", "py-program-name"),
+        "uWSGI gives the name to Python before it starts, which derives "
+        "sys.executable, sys.prefix and sys.path from it; ugu runs in the "
+        "Python that started it, where they are already set: start ugu "
+        "with the Python you name (`/venv/bin/python -m ugu`), or write "
+        "`home = /venv` to put a virtualenv's packages on sys.path"),
     "http-raw-body": "for websockets, write `http-websockets = true`; "
                      "ugu's router relays no other raw body (Icecast)",
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
