@@ -36,6 +36,15 @@ class Entry:
     # A flag on the command line without a value (`--master`): its value
     # is "true", and uwsgi.opt shows it as True, as uWSGI does.
     bare: bool = False
+    # The line of an option declared by declare-option (see custom.py):
+    # not an option itself, what its template sets is.
+    use: bool = False
+    # Set by a declared option's template: applied, but never listed nor
+    # seen by %(name), and never expanded again.
+    derived: bool = False
+    # Acted on as read, before every option that is not immediate (the
+    # use of a declare-option's option, and what it sets).
+    early: bool = False
 
 
 def read_ini(path, section="uwsgi", magic=None):

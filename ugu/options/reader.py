@@ -15,11 +15,12 @@ be read, a `set` without `=`) is noted and reading goes on, where uWSGI
 exits at the first: the user sees every problem of the files in one run.
 """
 
+import dataclasses
 import difflib
 import os
 import re
 
-from ugu.options import registry
+from ugu.options import custom, registry
 from ugu.options.errors import ConfigError
 from ugu.options.expand import as_first, magic_table
 from ugu.options.formats import read_json, read_xml, read_yaml
@@ -54,6 +55,8 @@ class Reader:
         self.opened = []         # every file, in the order it was opened
         self.block = None        # the open logic block
         self.in_block = False    # adding the keys of a block
+        self.declared = {}       # name -> Custom, by declare-option
+        self.depth = 0           # declared options expanding others
         # Values uWSGI accepts but that are likely mistakes: errors under
         # strict, warnings otherwise.
         self.problems = []
@@ -91,6 +94,8 @@ class Reader:
         elif self.block and not self.in_block:
             self._add_in_block(entry)
             return
+        if self._use(entry):
+            return
         self.entries.append(entry)
         if entry.placeholder:
             return
@@ -98,9 +103,21 @@ class Reader:
         if opt is None and self.strict:
             # uWSGI checks each key as it is read, while strict is on,
             # and once more at the end.
-            self.errors += key_errors([entry], strict=True)
+            self.errors += self._strict_errors(entry)
         if opt and opt.immediate:
             self._immediate(opt, entry)
+
+    def _strict_errors(self, entry):
+        found = key_errors([entry], strict=True)
+        if found and any(e.key == custom.CONFIGURED and
+                         e.value.partition("=")[0] == entry.key
+                         for e in self.entries):
+            found = [ConfigError(
+                f"[strict-mode] unknown config directive: {entry.key} "
+                "(declare-option2 declares it once the files are read, so "
+                "strict refuses it in uWSGI too: declare it with "
+                "declare-option)", entry.file, entry.line, entry.key)]
+        return found
 
     def _add_in_block(self, entry):
         values = self.block.values(entry.value, self.environ, self.lookup)
@@ -111,10 +128,39 @@ class Reader:
         finally:
             self.in_block = False
 
+    def _use(self, entry):
+        """Apply a line of an option that declare-option declared, as
+        uWSGI does: at once, on its raw text.  False for any other."""
+        declared = None if entry.placeholder else self.declared.get(
+            entry.key)
+        if declared is None:
+            return False
+        self.entries.append(dataclasses.replace(entry, use=True,
+                                                early=True))
+        if re.search(r"[$@%]\(", entry.value):
+            self.problems.append(ConfigError(
+                "declare-option's options act on the line as written, as "
+                "in uWSGI: its $(...), @(...) and %(...) stay literal "
+                "(declare it with declare-option2 to have them replaced)",
+                entry.file, entry.line, entry.key))
+        if self.depth >= custom.MAX_DEPTH:
+            raise ConfigError("declared options set each other without "
+                              "end: fix their templates", entry.file,
+                              entry.line, entry.key)
+        self.depth += 1
+        try:
+            for derived in custom.expand(declared, entry, early=True):
+                custom.check_key(declared, derived, self.declared)
+                self.add(derived)
+        finally:
+            self.depth -= 1
+        return True
+
     def lookup(self, key):
-        """The raw value of the first entry called `key`, else None."""
+        """The raw value of the first entry called `key`, else None (what
+        a declared option's template set is not seen, as in uWSGI)."""
         for entry in self.entries:
-            if entry.key == key:
+            if entry.key == key and not entry.derived:
                 return entry.value
         return None
 
@@ -129,6 +175,9 @@ class Reader:
             self.strict = to_bool(entry)
         elif opt.name in ("set", "set-placeholder"):
             self._set(opt, entry)
+        elif opt.name == custom.IMMEDIATE:
+            declared = custom.declare(entry, self.declared)
+            self.declared[declared.name] = declared
 
     def _open_block(self, opt, entry):
         if self.block:
@@ -284,7 +333,7 @@ def key_errors(entries, strict):
     for each key that is no option."""
     found = []
     for e in entries:
-        if e.placeholder or registry.lookup(e.key):
+        if e.placeholder or e.use or registry.lookup(e.key):
             continue
         if registry.is_unimplemented_uwsgi_option(e.key):
             found.append(ConfigError(registry.unimplemented_message(e.key),
@@ -318,7 +367,7 @@ def likely_typos(entries, used):
     left alone."""
     seen, found = set(), []
     for e in entries:
-        if (e.placeholder or e.key in seen or e.key in used
+        if (e.placeholder or e.use or e.key in seen or e.key in used
                 or registry.lookup(e.key)
                 or registry.is_unimplemented_uwsgi_option(e.key)):
             continue

@@ -112,6 +112,12 @@ OPTIONS = (
          repeat=True, aliases=("set-ph",), immediate=True),
     _opt("include", STR, "read a config file (by its extension) at this "
          "point", CONFIG, repeat=True, immediate=True),
+    _opt("declare-option", STR, "declare an option (NAME=KEY=VALUE;...; "
+         "$1, $2... in the template are its value's words), applied as "
+         "read", CONFIG, repeat=True, immediate=True),
+    _opt("declare-option2", STR, "declare an option as declare-option "
+         "does, once the files are read, where the line stands", CONFIG,
+         repeat=True),
     _opt("inherit", STR, "use a config file as a template: its options "
          "are added at the end, overriding scalars", CONFIG, repeat=True),
     _opt("yaml", STR, "load config from a YAML file (FILE[:SECTION])",

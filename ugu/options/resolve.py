@@ -5,9 +5,11 @@ options of the command line left to right, each `--ini FILE` read in place,
 then the config files named without an option (see `reader.py`).  Then the
 `$(ENV)`, `@(file)` and `%(name)` passes run over the values of the entries
 that are not immediate; then `inherit` files are read and their entries
-appended, unexpanded.  Unknown keys are refused (strict) or kept as
-placeholders, and each option's text becomes a typed value: the last
-occurrence for a scalar, every one for a repeatable.
+appended, unexpanded; then the lines of options declared by
+`declare-option` or `declare-option2` that did not act as read are
+expanded in place (see `custom.py`).  Unknown keys are refused (strict)
+or kept as placeholders, and each option's text becomes a typed value:
+the last occurrence for a scalar, every one for a repeatable.
 
 Some values uWSGI accepts are likely mistakes: a `%(name)` or `$(VAR)` that
 stays literal, a magic variable that expands to nothing, a number with
@@ -24,7 +26,7 @@ import os
 import re
 
 from ugu import log
-from ugu.options import registry
+from ugu.options import custom, registry
 from ugu.options.errors import ConfigError, raise_all
 from ugu.options.expand import (atoi, expand_value, placeholder,
                                 read_at_file)
@@ -59,7 +61,14 @@ class Config:
 
     def __init__(self, entries, files, warnings=(), formats=None,
                  magic=None):
-        self.entries = tuple(entries)
+        # In the order uWSGI applies them: what immediate declared options
+        # set first (see custom.py), then the others.
+        self.entries = tuple(
+            [e for e in entries if e.derived and e.early]
+            + [e for e in entries if not (e.derived and e.early)])
+        # As uWSGI lists them (show-config, uwsgi.opt): without what
+        # declared options set.
+        self.exported = tuple(e for e in entries if not e.derived)
         self.files = tuple(files)
         # The magic variables of the last config file read, as uWSGI
         # keeps them (its Python module shows them as magic_table).
@@ -108,7 +117,7 @@ class Config:
     @property
     def unknown_keys(self):
         return sorted({e.key for e in self.entries if not e.placeholder
-                       and registry.lookup(e.key) is None})
+                       and not e.use and registry.lookup(e.key) is None})
 
     @property
     def source(self):
@@ -148,7 +157,8 @@ class Config:
         is one of uWSGI's messages (a date prefix, with logdate, goes
         before each), the first and last set apart by blank lines."""
         return ["\n;uWSGI instance configuration\n[uwsgi]",
-                *(f"{entry.key} = {entry.value}" for entry in self.entries),
+                *(f"{entry.key} = {entry.value}"
+                  for entry in self.exported),
                 ";end of configuration\n"]
 
     def startup_warnings(self):
@@ -213,6 +223,7 @@ def resolve(argv, environ=None):
     used = names_used(reader.entries)  # before the passes replace them
     reader.entries = _expanded(reader, environ)
     _inherit(reader)
+    _apply_declared(reader)
     errors = reader.errors + key_errors(reader.entries, reader.strict)
     problems = (reader.problems + _number_problems(reader.entries)
                 + _logdate_problems(reader.entries))
@@ -275,6 +286,9 @@ def _load_named(reader, arg):
 
 def _long_option(reader, text, args):
     given, eq, value = text.partition("=")
+    if given in reader.declared:
+        _declared_option(reader, reader.declared[given], eq, value, args)
+        return
     if eq and registry.is_unimplemented_uwsgi_option(given):
         # Refused as a file's line is, at the end: its value is known, so
         # the reading can go on.
@@ -292,6 +306,19 @@ def _long_option(reader, text, args):
         value = _take_value(name, args)
     bare = not eq and (opt.optional or opt.kind == registry.FLAG)
     reader.add(Entry(name, value, bare=bare))
+
+
+def _declared_option(reader, declared, eq, value, args):
+    """`--NAME` of an option declared by declare-option: with a value
+    when its template uses $1, $2 or $3, as uWSGI's getopt reads it."""
+    name = declared.name
+    if declared.takes_value:
+        value = value if eq else _take_value(name, args)
+    elif eq:
+        raise ConfigError(f"option '--{name}' doesn't allow an argument")
+    else:
+        value = "true"
+    reader.add(Entry(name, value, bare=not declared.takes_value))
 
 
 def _short_option(reader, letters, args):
@@ -315,7 +342,7 @@ def _expanded(reader, environ):
 
     def lookup(name):
         for entry, value in zip(entries, values):
-            if entry.key == name:
+            if entry.key == name and not entry.derived:
                 return value
         return None
 
@@ -382,7 +409,8 @@ def _own_tokens(entry, symbol):
 
 def _acted(entry):
     opt = registry.lookup(entry.key)
-    return entry.placeholder or bool(opt and opt.immediate)
+    return (entry.placeholder or entry.derived or entry.early
+            or bool(opt and opt.immediate))
 
 
 def _inherit(reader):
@@ -404,6 +432,69 @@ def _inherit(reader):
             reader.load(entry.value, entry)
         except ConfigError as e:
             reader.errors.append(e)
+
+
+def _apply_declared(reader):
+    """Apply, once the files are read and the passes done, the lines of
+    declared options not applied as read, as uWSGI's configure step does:
+    each at its place, a declare-option2 declaring its option where it
+    stands.  One set before its declare-option2 is refused."""
+    declared, later, applied = dict(reader.declared), {}, []
+    for entry in reader.entries:
+        if entry.key == custom.CONFIGURED and not entry.placeholder:
+            try:
+                found = custom.declare(entry, reader.declared | later)
+                later[found.name] = found
+            except ConfigError as e:
+                reader.errors.append(e)
+    for entry in reader.entries:
+        applied.append(entry)
+        if entry.placeholder or entry.early or entry.derived:
+            continue
+        if entry.key == custom.CONFIGURED and entry.value.partition(
+                "=")[0] in later:
+            name = entry.value.partition("=")[0]
+            declared[name] = later[name]
+        elif entry.key in declared:
+            applied[-1] = dataclasses.replace(entry, use=True)
+            try:
+                applied += _configured(declared[entry.key], entry,
+                                       declared, 0)
+            except ConfigError as e:
+                reader.errors.append(e)
+        elif entry.key in later:
+            reader.errors.append(ConfigError(
+                f"{entry.key} is declared by declare-option2 at "
+                f"{later[entry.key].where}, after this line: uWSGI keeps "
+                "the line as a placeholder, its template unused; move it "
+                "after the declaration", entry.file, entry.line, entry.key))
+    reader.entries = applied
+
+
+def _configured(declared, use, names, depth):
+    """The entries a declared option's line sets, once the files are
+    read: those of a declared option it sets in turn included."""
+    if depth >= custom.MAX_DEPTH:
+        raise ConfigError("declared options set each other without end: "
+                          "fix their templates", use.file, use.line,
+                          use.key)
+    found = []
+    for entry in custom.expand(declared, use):
+        custom.check_key(declared, entry, names)
+        opt = registry.lookup(entry.key)
+        if entry.key in names and opt is None:
+            found.append(dataclasses.replace(entry, use=True))
+            found += _configured(names[entry.key], entry, names, depth + 1)
+        elif opt is not None and opt.immediate:
+            raise ConfigError(
+                f"the template of {declared.name} (declared at "
+                f"{declared.where}) sets '{entry.key}', which acts while "
+                "the files are read, before this line is applied: declare "
+                "it with declare-option, before its use", use.file,
+                use.line, use.key)
+        else:
+            found.append(entry)
+    return found
 
 
 def _number_problems(entries):
@@ -572,7 +663,9 @@ def _typed_values(entries):
             values.setdefault(opt.name, []).append(value)
         else:
             values[opt.name] = value
-        needs_master = needs_master or opt.needs_master
+        # What a declared option sets turns on nothing more, in uWSGI.
+        needs_master = needs_master or (opt.needs_master
+                                        and not entry.derived)
     # uWSGI turns the master on as soon as such an option is read, then
     # applies an explicit `master` setting over that.
     if needs_master and "master" not in values:

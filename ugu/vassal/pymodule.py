@@ -194,7 +194,7 @@ def options(config):
     str keys and bytes values, True for a flag given without one; a
     repeated option keeps its last value, in its first place."""
     found = {}
-    for entry in config.entries:
+    for entry in config.exported:
         if entry.placeholder:
             continue
         # The bytes as written: a file in Latin-1 was read with its
