@@ -137,10 +137,12 @@ def test_stop_says_what_it_cannot_signal(tmp_path, server, uwsgi_binary):
                                 "[core/uwsgi.c line 1707]\n")
 
 
-@pytest.mark.parametrize("text", ["", "\n", "abc\n", "0\n", "-1\n"])
+@pytest.mark.parametrize("text", ["", "\n", "abc\n", "0\n", "-1\n",
+                                  "4294967295\n", "99999999999999999999\n"])
 def test_stop_refuses_a_pidfile_without_a_process_id(tmp_path, text):
-    """uWSGI reads these as pid 0 (or -1) and signals its own process
-    group, or every process it may; ugu names the file instead."""
+    """uWSGI reads these as pid 0 (or -1, a number past its C int
+    wrapping there) and signals its own process group, or every process
+    it may; ugu names the file instead."""
     (tmp_path / "bad.pid").write_text(text)
     result = _run([*support.UGU, "--stop", "bad.pid"], tmp_path)
     assert result.returncode == 1

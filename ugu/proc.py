@@ -343,6 +343,10 @@ def write_pidfile(path, option):
                           option=option) from None
 
 
+# The largest pid_t: os.kill() takes no larger number.
+PID_MAX = 2**31 - 1
+
+
 def signal_pidfile(path, signum, option):
     """`stop`, `reload`: send `signum` to the pid in a pidfile; the exit
     status, with uWSGI's lines for a missing file or process."""
@@ -353,14 +357,17 @@ def signal_pidfile(path, signum, option):
         log.log(f'open("{path}"): {e.strerror} [core/io.c line 525]')
         return 1
     # uWSGI takes the leading digits; where there are none it signals
-    # pid 0, its own process group: the shell that ran the command.
+    # pid 0, its own process group: the shell that ran the command.  A
+    # number past a pid_t's range wraps in its C int, to 0 or to -1
+    # (every process it may signal).
     digits = re.match(rb"\s*(\d+)", text)
-    if digits is None or int(digits[1]) == 0:
+    pid = int(digits[1]) if digits else 0
+    if not 0 < pid <= PID_MAX:
         raise ConfigError(f"{path} holds no process id: name the pidfile "
                           "the instance writes (its `pidfile` option)",
                           option=option)
     try:
-        os.kill(int(digits[1]), signum)
+        os.kill(pid, signum)
     except OSError as e:
         log.log(f"signal_pidfile()/kill(): {e.strerror} "
                 "[core/uwsgi.c line 1707]")
