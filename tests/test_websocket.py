@@ -296,6 +296,23 @@ def test_the_router_relays_a_websocket_both_ways(serve, server, mode):
             b"HTTP/1.1 400 Bad Request\r\n")
 
 
+def test_a_router_without_http_websockets_says_what_it_lacks(procs, tmp_path):
+    """The app's 101 comes to a router that relays no websocket: the
+    client gets a 502 at once and the log names the option (uWSGI's
+    router relays the 101, then none of the frames: the client waits)."""
+    (tmp_path / "app.py").write_text(APP)
+    port = support.free_port()
+    p = procs.ugu("--http", f"127.0.0.1:{port}", "--wsgi-file",
+                  str(tmp_path / "app.py"), "--master", "--threads", "2")
+    support.wait_for_port(port)
+    sock, head = connect(port)
+    with sock:
+        assert head.startswith("HTTP/1.1 502 Bad Gateway\r\n")
+    p.wait_for_log(r"\] 502 backend answered 101 Switching Protocols \(a "
+                   r"websocket's handshake\): the router relays websockets "
+                   r"with http-websockets = true")
+
+
 def test_a_request_without_a_key_gets_no_handshake(serve):
     port, p = serve("threads")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

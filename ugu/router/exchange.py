@@ -14,6 +14,7 @@ Bodies stream both ways; only a chunked request body is spooled first
 length (DEVIATIONS 5).
 """
 
+import re
 import tempfile
 
 import h11
@@ -35,6 +36,9 @@ _PROBES = {}
 _PROBES_LIMIT = 64
 _END = h11.EndOfMessage()
 _NO_BODY_STATUS = (204, 304)
+# A backend switching protocols: an app's websocket handshake, which
+# only an http-websockets session (ugu.router.tunnel) can carry on.
+_SWITCHING = re.compile(rb"HTTP/1\.[01] 101\b")
 # A uwsgi worker's buffer-size unless its config says otherwise: it drops
 # a request whose vars block is larger, without a word to the router.
 WORKER_BUFFER_SIZE = 4096
@@ -171,6 +175,12 @@ class Exchange:
 
     def _relay(self, backend, buffered=b"", closed=False):
         buffered, closed = self._read_head(backend, buffered, closed)
+        if _SWITCHING.match(buffered):
+            # uWSGI's router relays the 101 and then none of the frames:
+            # the client waits for ever for its websocket.
+            raise BadGateway("backend answered 101 Switching Protocols (a "
+                             "websocket's handshake): the router relays "
+                             "websockets with http-websockets = true")
         end = buffered.find(END_OF_HEAD)
         head = parse_head(buffered[:end]) if end >= 0 else None
         if head is None:
