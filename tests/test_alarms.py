@@ -2,6 +2,7 @@
 `alarm-freq`, with the kinds uWSGI 2.0 builds in (cmd, signal, mule,
 log), on ugu and on the real uWSGI side by side."""
 
+import signal
 import subprocess
 import textwrap
 
@@ -211,3 +212,17 @@ def test_the_emperor_refuses_alarms(site, option, value):
     assert done.returncode == 1
     assert f"option '{option}': ugu's alarms run in vassals, not in the " \
         f"Emperor yet" in done.stderr
+
+
+def test_children_that_flood_the_log_do_not_hold_the_master(procs, site):
+    """Daemons that print without end keep the log master's pipe full;
+    the master still takes its SIGINT and stops (it would copy lines,
+    each checked against the rules, for ever), as uWSGI's does."""
+    p, port = serve(lambda _, argv, **kw: procs.ugu(*argv, **kw), "ugu",
+                    site, ("alarm", "said log:"),
+                    ("log-alarm", "said BOOM"), ("log-drain", "^y$"),
+                    ("attach-daemon", "yes"), ("attach-daemon", "yes"))
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 0
+    p.wait_for_log("goodbye to uWSGI")

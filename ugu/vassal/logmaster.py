@@ -31,6 +31,12 @@ from ugu.options.errors import ConfigError
 from ugu.vassal import logencoders, logroutes, shell
 
 READ_SIZE = 65536
+# The most a drain reads: more than a full pipe holds (what was written
+# before it), but a bound, so that children that keep the pipe full (a
+# daemon printing without end) cannot hold the master's loop, and its
+# signals, for ever; the pipe, still readable, is drained again at the
+# loop's next turn.
+DRAIN_READS = 16
 # A line with its end, or the unended rest.
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 # The options that name the file, the one opened last first.
@@ -128,7 +134,7 @@ class LogMaster:
 
     def drain(self):
         """Copy what the children wrote so far into the log."""
-        while True:
+        for _ in range(DRAIN_READS):
             try:
                 data = os.read(self._read, READ_SIZE)
             except BlockingIOError:
