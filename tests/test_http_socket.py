@@ -526,6 +526,40 @@ def test_slowloris_is_timed_out_without_starving_others(server):
     assert served(server)
 
 
+def test_an_unread_body_sent_slowly_does_not_hold_the_core(server):
+    """Clients on both cores trickle long bodies the app never reads:
+    each core reads on for the next request only a moment, then closes
+    (uWSGI's closes at once), so a third client is served."""
+    stop, threads, socks = threading.Event(), [], []
+
+    def trickle(sock):
+        while not stop.is_set():
+            try:
+                sock.sendall(b"x" * 100)
+            except OSError:
+                return
+            stop.wait(0.2)
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", server.port),
+                                         timeout=10)
+            socks.append(s)
+            s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: t\r\n"
+                      b"Content-Length: 100000000\r\n\r\nxxxx")
+            assert read_responses(s, ["POST"])[0][1] == b"ignored"
+            threads.append(threading.Thread(target=trickle, args=(s,)))
+            threads[-1].start()
+        started = time.monotonic()
+        assert served(server)
+        assert time.monotonic() - started < TIMEOUT + 2
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        for s in socks:
+            s.close()
+
+
 def test_response_shorter_than_its_length_closes(server):
     with socket.create_connection(("127.0.0.1", server.port),
                                   timeout=10) as s:

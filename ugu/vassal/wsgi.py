@@ -10,12 +10,16 @@ import operator
 import socket
 import sys
 import tempfile
+import time
 
 from ugu import UWSGI_VERSION, log
 from ugu.http.errors import BodyCutShort, BodyStalled
 from ugu.http.status import reason
 from ugu.options.errors import ConfigError
 
+# How long drain() reads a body the app left unread, to keep the
+# connection for the next request; past it, the connection closes.
+DRAIN_SECONDS = 1.0
 _VERSION = UWSGI_VERSION.encode()
 _NODE = socket.gethostname().encode()
 
@@ -240,12 +244,19 @@ class Input:
         sending) is nobody's fault and not logged: the response has
         gone.  Nor is one whose stream already failed the app, which is
         not waited on again (a timeout leaves a socket's reader
-        unusable)."""
+        unusable).  Nor one still coming after DRAIN_SECONDS: a client
+        that trickles a long body nobody reads must not hold the core
+        (uWSGI's closes at once)."""
         if self._failed:
             return False
+        deadline = time.monotonic() + DRAIN_SECONDS
         try:
             while self.remaining:
-                data = self._stream.read(min(self.remaining, 65536))
+                if time.monotonic() > deadline:
+                    return False
+                # What came, not a whole 64 KiB: the deadline is looked
+                # at between reads.
+                data = self._stream.read1(min(self.remaining, 65536))
                 if not data:
                     return False
                 self.remaining -= len(data)
