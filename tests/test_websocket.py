@@ -214,6 +214,17 @@ def test_frames_sent_with_the_request_are_the_first(serve, mode):
         assert read_frame(sock) == (0x82, b"binary")
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_post_buffering_keeps_the_frames_sent_with_the_request(serve, mode):
+    """The body read before the app runs is empty; the frames past it
+    are still the websocket's first."""
+    port, _ = serve(mode, "--post-buffering", "4096")
+    sock, head = connect(port, then=client_frame(1, b"early"))
+    with sock:
+        assert head.startswith("HTTP/1.1 101 ")
+        assert read_frame(sock) == (0x81, b"early")
+
+
 def test_fragmented_messages_of_two_websockets_stay_apart(procs, tmp_path):
     """uWSGI keeps one buffer of fragments per process: there the first
     gets b"b1a2" and the second's websocket ends."""

@@ -226,8 +226,8 @@ class Input:
     def unread(self):
         """Take the bytes read from the connection past the body (a
         websocket's first frames, see ugu.vassal.websocket); none from
-        a body read whole before the app ran (post-buffering, a
-        de-chunked one), whose stream keeps no such bytes."""
+        a de-chunked body, read whole before the app ran, whose stream
+        keeps no such bytes."""
         unread = getattr(self._stream, "unread", None)
         return unread() if unread is not None else b""
 
@@ -268,14 +268,18 @@ class Input:
 class BufferedInput(Input):
     """wsgi.input under `post-buffering`: the whole body, read before the
     app ran, from memory or a temporary file; seek() moves in it as
-    uWSGI's does.  fileno() is still the connection's, as in uWSGI."""
+    uWSGI's does.  fileno() is still the connection's, as in uWSGI, and
+    so are the bytes past the body (a websocket's first frames)."""
 
-    def __init__(self, store, length, fileno):
+    def __init__(self, store, length, source):
         super().__init__(store, length)
-        self._fileno = fileno
+        self._source = source
 
     def fileno(self):
-        return self._fileno
+        return self._source.fileno()
+
+    def unread(self):
+        return self._source.unread()
 
     def seek(self, pos, whence=0):
         if whence == 1:
@@ -305,7 +309,7 @@ def buffer_body(wsgi_input, memory_limit, read_size, before_read=None):
         store.close()
         return None
     store.seek(0)
-    return BufferedInput(store, length, wsgi_input.fileno())
+    return BufferedInput(store, length, wsgi_input)
 
 
 class FileWrapper:
