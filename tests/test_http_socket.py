@@ -137,6 +137,19 @@ def test_pipelined_after_an_unread_body(server):
     assert (first, second) == (b"ignored", b"hello from /after")
 
 
+def test_pipelined_after_an_unread_chunked_body(server):
+    """The de-chunked body the app did not read is drained from its
+    spool; the next request is answered (uWSGI answers the first)."""
+    data = (b"POST /ignore-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+            b"chunked\r\n\r\n5\r\nxxxxx\r\n0\r\n\r\n"
+            b"GET /after HTTP/1.1\r\nHost: t\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", server.port),
+                                  timeout=10) as s:
+        s.sendall(data)
+        (_, first), (_, second) = read_responses(s, ["POST", "GET"])
+    assert (first, second) == (b"ignored", b"hello from /after")
+
+
 def test_head_carries_no_body(server):
     with socket.create_connection(("127.0.0.1", server.port),
                                   timeout=10) as s:

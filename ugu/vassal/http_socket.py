@@ -494,10 +494,13 @@ def _serve_one(ctx, core, site, event, client):
                       len(block), Input(body, length))
     try:
         request.handle(ex)
+        # Before the spool closes: a de-chunked body the app left unread
+        # is drained from there.
+        drained = transport.conn is not None and ex.input.drain()
     finally:
         if rv.chunked:
             body.close()
-    if transport.conn is None or not ex.input.drain():
+    if not drained:
         return False
     client.finish_request()
     return client.end_h11()
