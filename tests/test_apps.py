@@ -39,14 +39,21 @@ FACTORY_APP = textwrap.dedent("""\
 
 def mounted(*mountpoints, manage=True):
     return Apps([App(object(), i, mp) for i, mp in enumerate(mountpoints)],
-                manage)
+                resolve(["--manage-script-name"] if manage else [], {}))
+
+
+def chosen(all_apps, request_vars):
+    """The app a worker serves the request with, as request.handle
+    picks it."""
+    return all_apps.select(request_vars) or \
+        all_apps.choose(request_vars)[0]
 
 
 def routed(all_apps, path, script_name=None):
     request_vars = {"PATH_INFO": path}
     if script_name is not None:
         request_vars["SCRIPT_NAME"] = script_name
-    app = all_apps.select(request_vars)
+    app = chosen(all_apps, request_vars)
     return (app.id if app else None, request_vars.get("SCRIPT_NAME"),
             request_vars["PATH_INFO"])
 
@@ -76,7 +83,7 @@ def test_without_manage_script_name_script_name_selects():
     all_apps = mounted("", "/app2", manage=False)
     assert routed(all_apps, "/app2/x") == (0, None, "/app2/x")
     assert routed(all_apps, "/x", "/app2") == (1, "/app2", "/x")
-    assert all_apps.select({"UWSGI_APPID": "/app2"}).id == 1
+    assert chosen(all_apps, {"UWSGI_APPID": "/app2"}).id == 1
 
 
 def test_the_first_app_loaded_is_the_default_wherever_mounted():
@@ -84,11 +91,13 @@ def test_the_first_app_loaded_is_the_default_wherever_mounted():
     assert routed(all_apps, "/b/x") == (1, "/b", "/x")
     assert routed(all_apps, "/c") == (0, "", "/c")
     all_apps = mounted("/a", "/", "", manage=False)
-    assert all_apps.select({"SCRIPT_NAME": "/zz"}).id == 0
-    assert all_apps.select({"SCRIPT_NAME": ""}).id == 2
+    assert chosen(all_apps, {"SCRIPT_NAME": "/zz"}).id == 0
+    assert chosen(all_apps, {"SCRIPT_NAME": ""}).id == 2
     # An app that failed to load is none.
-    assert Apps([App(None, 0, ""), App(object(), 1, "/b")]).default.id == 1
-    assert not Apps([App(None, 0, "")])
+    config = resolve([], {})
+    assert Apps([App(None, 0, ""), App(object(), 1, "/b")],
+                config).default.id == 1
+    assert not Apps([App(None, 0, "")], config)
 
 
 # -- loading ----------------------------------------------------------------

@@ -658,6 +658,11 @@ OPTIONS = (
     _opt("manage-script-name", FLAG, "take SCRIPT_NAME from the longest "
          "matching mountpoint and strip it from PATH_INFO", PYTHON,
          default=False),
+    _opt("no-default-app", FLAG, "answer a request no app is mounted for "
+         "with an error, not with the default app", PYTHON, default=False),
+    _opt("max-apps", INT, "the most apps a worker loads, configured and "
+         "dynamic (UWSGI_SCRIPT, UWSGI_MODULE, UWSGI_FILE) together",
+         PYTHON, default=64),
     # static files and offloading
     _opt("check-static", STR, "serve existing files from this directory",
          STATIC, repeat=True, aliases=("static-check",)),

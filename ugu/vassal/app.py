@@ -3,9 +3,10 @@
 App 0 is the one named by `module` or `wsgi-file`; each `mount = /mp=target`
 adds one more, in order, with the ids uWSGI gives them.  A request goes to
 the app whose mountpoint equals its SCRIPT_NAME (or UWSGI_APPID), else to
-the default app: the first one loaded, wherever it is mounted (uWSGI's
-Python plugin means '' or '/' and tests any mountpoint starting with '/';
-a mount = /app=... alone takes every request not for /app).  With
+the default app (none under `no-default-app`): the first one loaded,
+wherever it is mounted (uWSGI's Python plugin means '' or '/' and tests
+any mountpoint starting with '/'; a mount = /app=... alone takes every
+request not for /app).  With
 `manage-script-name` the longest mountpoint that prefixes PATH_INFO on a
 '/' boundary becomes SCRIPT_NAME first.
 
@@ -13,8 +14,15 @@ uWSGI gives each mount its own sub-interpreter; ugu loads every app in the
 one interpreter, as uWSGI's `single-interpreter` does.
 
 A load failure is not fatal unless `need-app` is set: the vassal then runs
-in uWSGI's "full dynamic mode" and answers every request with an error, so
-that a typo in a module name does not put the instance in a restart loop.
+in uWSGI's "full dynamic mode", so that a typo in a module name does not
+put the instance in a restart loop.
+
+Dynamic apps: a request no app is mounted for that carries UWSGI_SCRIPT,
+UWSGI_MODULE (and UWSGI_CALLABLE) or UWSGI_FILE, as nginx's uwsgi_param
+sends them, has its worker load that app there and then, on the request's
+UWSGI_APPID or SCRIPT_NAME, for that worker's later requests; up to
+`max-apps` apps in a worker.  uWSGI 2.0 always loads them: whoever can
+reach the socket names the module.
 """
 
 import ctypes
@@ -24,6 +32,7 @@ import importlib.util
 import os
 import site
 import sys
+import threading
 import time
 import types
 
@@ -37,44 +46,97 @@ FILE_SUFFIXES = (".py", ".wsgi")
 class App:
     """A loaded callable and where it is mounted, as the workers see it."""
 
-    def __init__(self, callable_, app_id=0, mountpoint="", startup_time=0):
+    def __init__(self, callable_, app_id=0, mountpoint="", startup_time=0,
+                 chdir=""):
         self.callable = callable_
         self.id = app_id
         self.mountpoint = mountpoint
         self.startup_time = startup_time    # whole seconds its load took
+        self.chdir = chdir      # a dynamic app's UWSGI_CHDIR, for each request
         self.requests = 0
 
 
 class Apps:
     """The loaded apps, and the choice of one for each request."""
 
-    def __init__(self, loaded=(), manage_script_name=False):
+    def __init__(self, loaded, config):
         self.loaded = [app for app in loaded if app.callable is not None]
-        self.manage_script_name = manage_script_name
-        self.default = next((app for app in self.loaded
-                             if _may_be_default(app.mountpoint)), None)
+        self.config = config
+        self.manage_script_name = config["manage-script-name"]
+        self.no_default = config["no-default-app"]
+        self.default = None
+        if not self.no_default:
+            self.default = next((app for app in self.loaded
+                                 if _may_be_default(app.mountpoint)), None)
+        self._loading = None
+        self._on_load = None
 
     def __bool__(self):
         return bool(self.loaded)
 
-    def select(self, request_vars):
-        """The app for a request, or None; with manage-script-name, first
-        rewrites SCRIPT_NAME and PATH_INFO in `request_vars`."""
-        if self.manage_script_name:
-            managed = self._manage_script_name(request_vars)
-            if managed:
-                return managed
-        return self.lookup(request_vars)
+    def serve_in_worker(self, on_load):
+        """Ready the apps for a worker's requests, where dynamic apps load:
+        `on_load(app)` is told of each.  Its threads (or greenlets, made
+        after gevent's patch, hence here) load one app at a time, as in
+        uWSGI."""
+        self._loading = threading.Lock()
+        self._on_load = on_load
 
-    def lookup(self, request_vars):
-        """The app UWSGI_APPID or SCRIPT_NAME names, or the default: how
-        uWSGI chooses again after a request route set one of them."""
-        wanted = request_vars.get("UWSGI_APPID") or \
-            request_vars.get("SCRIPT_NAME", "")
+    def select(self, request_vars):
+        """With manage-script-name, rewrites SCRIPT_NAME and PATH_INFO in
+        `request_vars` and answers the app now mounted there, else None:
+        done as the request arrives, before its routes and static files."""
+        if self.manage_script_name:
+            return self._manage_script_name(request_vars)
+        return None
+
+    def choose(self, request_vars):
+        """The app for a request about to be served, or None: the one its
+        key names (UWSGI_APPID, else SCRIPT_NAME), else a dynamic app the
+        request asks for, else the default.  Answers (app, vars added to
+        the request)."""
+        added = []
+        key = request_vars.get("UWSGI_APPID")
+        if not key:
+            key = request_vars.get("SCRIPT_NAME", "")
+        app = self.find(key)
+        if app is None and self._loading and \
+                _DYNAMIC_KEYS.intersection(request_vars):
+            with self._loading:
+                app = self.find(key) or self._load_dynamic(key, request_vars)
+        return app or self.default, added
+
+    def find(self, key):
         for app in self.loaded:
-            if app.mountpoint == wanted:
+            if app.mountpoint == key:
                 return app
-        return self.default
+        return None
+
+    def _load_dynamic(self, key, request_vars):
+        """The app the request's UWSGI_* vars name, loaded in this worker
+        on `key`, or None (logged why)."""
+        if len(self.loaded) >= self.config["max-apps"]:
+            log.log(f"ERROR: you cannot load more than "
+                    f"{self.config['max-apps']} apps in a worker")
+            return None
+        app_id = len(self.loaded)
+        chdir = request_vars.get("UWSGI_CHDIR", "")
+        if chdir:
+            change_folder(chdir, "plugins/python/pyloader.c line 111")
+        target = _dynamic_target(request_vars, self.config["callable"])
+        app = _load(app_id, key, target, self._may_default(key))
+        if app.callable is None:
+            return None
+        app.chdir = chdir
+        self.loaded.append(app)
+        if self.default is None and self._may_default(key):
+            self.default = app
+        self._on_load(app)
+        return app
+
+    def _may_default(self, mountpoint):
+        return (not self.no_default and self.default is None and
+                _may_be_default(mountpoint))
 
     def _manage_script_name(self, request_vars):
         """The app whose mountpoint now is SCRIPT_NAME, or None."""
@@ -95,6 +157,54 @@ class Apps:
         request_vars["SCRIPT_NAME"] = mountpoint
         request_vars["PATH_INFO"] = path[len(mountpoint):]
         return best
+
+
+# The request vars that ask for a dynamic app (UWSGI_CALLABLE alone asks,
+# and loads nothing, as in uWSGI).
+_DYNAMIC_KEYS = frozenset({"UWSGI_SCRIPT", "UWSGI_MODULE", "UWSGI_CALLABLE",
+                           "UWSGI_FILE"})
+
+
+def _dynamic_target(request_vars, default_name):
+    """The loader of the app a request's UWSGI_* vars name, in uWSGI's
+    order: UWSGI_SCRIPT, UWSGI_MODULE (with UWSGI_CALLABLE), UWSGI_FILE."""
+    home = request_vars.get("UWSGI_PYHOME") or request_vars.get("UWSGI_HOME")
+    if home and not _is_running_home(home):
+        return lambda: _refuse_home(home)
+    script = request_vars.get("UWSGI_SCRIPT")
+    module = request_vars.get("UWSGI_MODULE")
+    name = request_vars.get("UWSGI_CALLABLE")
+    if script:
+        return _module_target(script, default_name)
+    if module:
+        return _module_target(module, name or default_name)
+    if request_vars.get("UWSGI_FILE"):
+        return _file_target(request_vars["UWSGI_FILE"], default_name)
+    return lambda: None
+
+
+def _is_running_home(home):
+    return os.path.realpath(home) == os.path.realpath(sys.prefix)
+
+
+def _refuse_home(home):
+    """uWSGI gives a dynamic app with UWSGI_PYHOME an interpreter of its
+    own on that virtualenv; ugu's apps share the worker's one
+    interpreter, where another app's packages would then be shadowed."""
+    log.log(f"ugu cannot load an app on UWSGI_PYHOME {home}: a worker's "
+            f"apps share one Python, which runs on {sys.prefix}; drop that "
+            f"uwsgi_param, or run an instance with home = {home}")
+    raise _Reported()
+
+
+def change_folder(path, where):
+    """chdir to a dynamic app's UWSGI_CHDIR; a failure is logged as
+    uWSGI logs it, with its source line `where`, and the request goes on
+    in the current folder."""
+    try:
+        os.chdir(path)
+    except OSError as e:
+        log.log(f"chdir(): {e.strerror} [{where}]")
 
 
 def _may_be_default(mountpoint):
@@ -183,8 +293,9 @@ def _glob_marked(pattern):
 
 
 def capacity(config):
-    """How many apps the config can load: app 0 and one per mount."""
-    return 1 + len(config["mount"])
+    """How many apps a worker can hold: `max-apps` (dynamic apps may
+    come), at least one for the scoreboard's sake."""
+    return max(1, config["max-apps"])
 
 
 def init_all(config, hooks, on_fatal=None):
@@ -218,24 +329,39 @@ def import_all(names):
 
 
 def load_all(config):
-    """Apps of `module`/`wsgi-file` and of every `mount`, as Apps."""
+    """Apps of `module`/`wsgi-file` and of every `mount`, as Apps.  A
+    failed load takes no id: the next app gets it, as in uWSGI."""
     loaded = []
     reload_env = config["reload-os-env"]
     target = _target(config)
     if target is not None:
         if reload_env:
             reload_os_environ()
-        loaded.append(_load(0, "", target, loaded))
+        _load_into(loaded, "", target, config)
     for spec in config["mount"]:
         mountpoint, target, fatal = _mount_target(spec, config)
         log.log(f"mounting {spec.partition('=')[2]} on {mountpoint}")
         if reload_env:
             reload_os_environ()
-        app = _load(len(loaded), mountpoint, target, loaded, fatal)
-        if app.callable is None and fatal:
+        if not _load_into(loaded, mountpoint, target, config, fatal) \
+                and fatal:
             raise MountFailed(spec)
-        loaded.append(app)
-    return Apps(loaded, config["manage-script-name"])
+    return Apps(loaded, config)
+
+
+def _load_into(loaded, mountpoint, target, config, fatal=False):
+    """Loads one configured app at the end of `loaded`; True if it did."""
+    if len(loaded) >= config["max-apps"]:
+        log.log(f"ERROR: you cannot load more than {config['max-apps']} "
+                f"apps in a worker")
+        return False
+    first = not config["no-default-app"] and _may_be_default(mountpoint) \
+        and not any(_may_be_default(app.mountpoint) for app in loaded)
+    app = _load(len(loaded), mountpoint, target, first, fatal)
+    if app.callable is None:
+        return False
+    loaded.append(app)
+    return True
 
 
 def reload_os_environ():
@@ -269,10 +395,10 @@ class _Reported(Exception):
     """A load that failed and has logged why, in uWSGI's words."""
 
 
-def _load(app_id, mountpoint, target, loaded, fatal=False):
+def _load(app_id, mountpoint, target, default=False, fatal=False):
     """App `app_id`: its target called for the callable (None if it
     failed, which it or the traceback logged; a `fatal` failure ends
-    the process, unsaid here)."""
+    the process, unsaid here).  `default`: it is the default app."""
     started = time.monotonic()
     try:
         app = target()
@@ -288,12 +414,10 @@ def _load(app_id, mountpoint, target, loaded, fatal=False):
                     f"error)")
         return App(None, app_id, mountpoint)
     seconds = int(time.monotonic() - started)
-    default = ""
-    if _may_be_default(mountpoint) and not Apps(loaded).default:
-        default = " (default app)"
     log.log(f"WSGI app {app_id} (mountpoint='{mountpoint}') ready in "
             f"{seconds} seconds on interpreter "
-            f"{id(sys.modules['__main__']):#x} pid: {os.getpid()}{default}")
+            f"{id(sys.modules['__main__']):#x} pid: {os.getpid()}"
+            f"{' (default app)' if default else ''}")
     return App(app, app_id, mountpoint, seconds)
 
 

@@ -8,8 +8,8 @@ mtime in whole seconds; the first later look that finds another one logs
 uWSGI's line and sends SIGHUP to the master, a graceful reload of the
 whole instance, and the thread ends.  Without a master the signal goes to
 the instance's first process, worker 1, which then ends gracefully, as in
-uWSGI.  A lazy worker that loaded no app never looks (uWSGI waits for an
-app that ugu, with no dynamic apps, would never load).
+uWSGI.  A lazy worker that loaded no app looks once it has one (a dynamic
+app), as uWSGI's.
 """
 
 import os
@@ -33,16 +33,21 @@ def start(config, wid, apps, instance):
     if not every:
         return
     watch = ModuleWatch(config["py-auto-reload-ignore"])
-    waits = not (config["lazy-apps"] and not apps)
-    threading.Thread(target=_run, args=(every, watch, wid, waits, instance),
+    awaited = apps if config["lazy-apps"] else None
+    threading.Thread(target=_run, args=(every, watch, wid, awaited,
+                                        instance),
                      name=THREAD_NAME, daemon=True).start()
 
 
-def _run(every, watch, wid, waits, instance):
+def _run(every, watch, wid, awaited, instance):
+    """`awaited`: the lazy worker's Apps, none looked at until one is
+    loaded; None where the apps came from the master."""
     if wid == 1:
         log.log("Python auto-reloader enabled")
-    while waits:
+    while True:
         time.sleep(every)
+        if awaited is not None and not awaited:
+            continue
         path = watch.modified()
         if path is not None:
             log.log(f"[uwsgi-python-reloader] module/file {path} has been "

@@ -81,7 +81,7 @@ class Shared:
         self.static = StaticFiles(config)
         self.env_behaviour = wsgi.env_behaviour(config)
         self.scoreboard = _scoreboard(config)
-        self.apps = apps.Apps()
+        self.apps = apps.Apps((), config)  # none loaded yet
         self.mules = mules.Mules.from_config(config)
         self.caches = cache.create_all(config)   # a cache.Caches, or None
         self.spoolers = spooler.Spoolers.from_config(config)

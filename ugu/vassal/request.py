@@ -14,7 +14,7 @@ from greenlet import GreenletExit
 
 from ugu import log
 from ugu.http.errors import Unsendable
-from ugu.vassal import ranges, wsgi
+from ugu.vassal import app as apps, ranges, wsgi
 from ugu.vassal.transform import Layers
 from ugu.vassal.transport import HeadSent
 
@@ -399,17 +399,31 @@ def handle(ex):
                 return
         if found:
             ctx.serve_static(ex, found)
-        elif app is None:
+            return
+        app = app or _choose_app(ex)
+        if app is None:
             log.log("--- no python application found, check your startup "
                     "logs for errors ---")
             ex.respond("500 Internal Server Error", NO_APP_HEADERS,
                        NO_APP_BODY)
         else:
+            if app.chdir:
+                apps.change_folder(app.chdir,
+                                   "plugins/python/wsgi_handlers.c line 387")
             ctx.run_app(ex, app)
     except ClientWriteError as e:
         e.log(ex)
     finally:
         account(ex)
+
+
+def _choose_app(ex):
+    """The app for the request (ugu.vassal.app), after its routes: the
+    UWSGI_APPID vhost adds counts among its vars, as in uWSGI's line."""
+    app, added = ex.ctx.apps.choose(ex.vars)
+    if added:
+        ex._count_added_vars(added)
+    return app
 
 
 def body_admission(config):
@@ -477,8 +491,9 @@ ENDED = object()
 def route_request(ex, app, found):
     """The request routes, as uWSGI runs them before the app, or just
     before it sends a static file found for the request (whatever found
-    it: a `break` then keeps the file back).  The app to run then, or
-    ENDED once the routes answered the request (or dropped it)."""
+    it: a `break` then keeps the file back).  The app to run then (None
+    to choose it as the routes left the request), or ENDED once the
+    routes answered the request (or dropped it)."""
     ctx = ex.ctx
     arrived_addr = ex.vars.get("REMOTE_ADDR", "")
     try:
@@ -508,7 +523,7 @@ def route_request(ex, app, found):
         ex.log = _unlogged
     if not routed.ended:
         if any(key in _APP_KEYS for key, _ in routed.appended):
-            return ctx.apps.lookup(ex.vars)
+            return None     # chosen again, on the vars the routes set
         return app
     ex.routed_end = True
     if found:

@@ -105,8 +105,9 @@ class Context:
         self._requests = 0
         self._slot_requests = self.scoreboard.requests(self.wid)
         for app in self.apps.loaded:
-            app.requests = self.scoreboard.app_counts(self.wid, app.id)[0]
+            self._count_from_slot(app)
         self.scoreboard.set_apps(self.wid, self.apps.loaded)
+        self.apps.serve_in_worker(self._dynamic_app_loaded)
         self._loyal_link = shared.link
         self.recycler = worker.recycler
         # Decided once: a request pays for timing only where the stats
@@ -123,6 +124,15 @@ class Context:
         self._exception_reload = exceptions.from_config(config)
         if self._exception_reload:
             self.count_exception = self._count_or_reload
+
+    def _count_from_slot(self, app):
+        app.requests = self.scoreboard.app_counts(self.wid, app.id)[0]
+
+    def _dynamic_app_loaded(self, app):
+        """A dynamic app (ugu.vassal.app) shows in the stats as this
+        worker's configured ones do."""
+        self._count_from_slot(app)
+        self.scoreboard.set_apps(self.wid, [app])
 
     def core_id(self, core):
         """environ's uwsgi.core: set, as by uWSGI, where a worker has
