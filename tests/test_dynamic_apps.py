@@ -1,6 +1,6 @@
 """Dynamic apps (UWSGI_SCRIPT, UWSGI_MODULE, UWSGI_CALLABLE, UWSGI_FILE,
-UWSGI_CHDIR as a front server's uwsgi_param sends them), no-default-app
-and max-apps: the same requests to ugu and to the real
+UWSGI_CHDIR as a front server's uwsgi_param sends them), vhost,
+no-default-app and max-apps: the same requests to ugu and to the real
 uWSGI get the same answers and the same log lines."""
 
 import re
@@ -114,6 +114,28 @@ def test_the_worker_loads_what_the_request_names(uwsgi_binary, apps_folder):
     loader = re.search(r"pid: (\d+)", lines[0])[1]
     assert loader == re.search(r"\[pid: (\d+)", lines[1])[1]
     assert loader != str(master)
+
+
+def test_vhost_keys_apps_by_host_and_script_name(uwsgi_binary, apps_folder):
+    host = "HTTP_HOST"
+    requests = [
+        ("/", [(host, "a.example"), ("UWSGI_SCRIPT", "appa")]),
+        ("/", [(host, "b.example"), ("UWSGI_SCRIPT", "appb:app")]),
+        ("/", [(host, "a.example")]),
+        # No default app: a key with a host starts with no '/'.
+        ("/", [(host, "c.example")]),
+        ("/", []),      # SERVER_NAME "test" stands for the host
+        ("/s", [("SCRIPT_NAME", "/s"), ("UWSGI_SCRIPT", "appa")]),
+        ("/s", [("SCRIPT_NAME", "/s"), (host, "z")]),
+        ("/q", [("UWSGI_APPID", "a.example|")]),
+    ]
+    for option in ("--vhost", "--vhost-host"):
+        answers, lines, _ = assert_as_uwsgi(uwsgi_binary, [option],
+                                            requests, apps_folder)
+        assert answers[0].endswith(b" '' 'a.example|'")
+        assert b" 500 " in answers[3]
+        assert lines[0] == "VirtualHosting mode enabled."
+        assert lines[2].startswith("a.example [pid: ")
 
 
 def test_no_default_app_and_max_apps(uwsgi_binary, apps_folder):

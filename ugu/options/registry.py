@@ -663,6 +663,11 @@ OPTIONS = (
     _opt("max-apps", INT, "the most apps a worker loads, configured and "
          "dynamic (UWSGI_SCRIPT, UWSGI_MODULE, UWSGI_FILE) together",
          PYTHON, default=64),
+    _opt("vhost", FLAG, "virtual hosting: apps are mounted and chosen by "
+         "HOST|SCRIPT_NAME (Host header, else SERVER_NAME)", PYTHON,
+         default=False),
+    _opt("vhost-host", FLAG, "the same as vhost (the Host header is "
+         "preferred to SERVER_NAME either way)", PYTHON, default=False),
     # static files and offloading
     _opt("check-static", STR, "serve existing files from this directory",
          STATIC, repeat=True, aliases=("static-check",)),

@@ -22,7 +22,9 @@ UWSGI_MODULE (and UWSGI_CALLABLE) or UWSGI_FILE, as nginx's uwsgi_param
 sends them, has its worker load that app there and then, on the request's
 UWSGI_APPID or SCRIPT_NAME, for that worker's later requests; up to
 `max-apps` apps in a worker.  uWSGI 2.0 always loads them: whoever can
-reach the socket names the module.
+reach the socket names the module.  With `vhost` the key is
+"HOST|SCRIPT_NAME" (HTTP_HOST, else SERVER_NAME), added to the request
+as UWSGI_APPID.
 """
 
 import ctypes
@@ -38,6 +40,7 @@ import types
 
 from ugu import log
 from ugu.options.errors import ConfigError
+from ugu.routing.rules import request_host
 
 EXIT_NO_APP = 22
 FILE_SUFFIXES = (".py", ".wsgi")
@@ -63,6 +66,7 @@ class Apps:
         self.loaded = [app for app in loaded if app.callable is not None]
         self.config = config
         self.manage_script_name = config["manage-script-name"]
+        self.vhost = config["vhost"] or config["vhost-host"]
         self.no_default = config["no-default-app"]
         self.default = None
         if not self.no_default:
@@ -92,13 +96,17 @@ class Apps:
 
     def choose(self, request_vars):
         """The app for a request about to be served, or None: the one its
-        key names (UWSGI_APPID, else SCRIPT_NAME), else a dynamic app the
-        request asks for, else the default.  Answers (app, vars added to
-        the request)."""
+        key names (UWSGI_APPID, else SCRIPT_NAME, or HOST|SCRIPT_NAME
+        under vhost), else a dynamic app the request asks for, else the
+        default.  Answers (app, vars added to the request)."""
         added = []
         key = request_vars.get("UWSGI_APPID")
         if not key:
             key = request_vars.get("SCRIPT_NAME", "")
+            if self.vhost:
+                key = f"{request_host(request_vars)}|{key}"
+                request_vars["UWSGI_APPID"] = key
+                added.append(("UWSGI_APPID", key))
         app = self.find(key)
         if app is None and self._loading and \
                 _DYNAMIC_KEYS.intersection(request_vars):

@@ -172,6 +172,8 @@ def _run(config):
         log.log(" *** WARNING: you have enabled harakiri without post "
                 "buffering. Slow upload could be rejected on "
                 "post-unbuffered webservers *** ")
+    if config["vhost"] or config["vhost-host"]:
+        log.log("VirtualHosting mode enabled.")
     # Before the sockets, as uWSGI's plugin says its settings.
     busyness.announce(config)
     shared = Shared(config, link, hooks, raised)

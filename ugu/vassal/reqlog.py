@@ -225,8 +225,18 @@ def _line_of(config, wid):
     line = (log.request_line_micros if config["log-micros"]
             else log.request_line)
     if config["memory-report"]:
-        return _with_memory_report(line)
+        line = _with_memory_report(line)
+    if config["vhost"] or config["vhost-host"]:
+        return _with_vhost(line)
     return line
+
+
+def _with_vhost(line):
+    """The default line after the request's virtual host, as uWSGI
+    writes it under vhost."""
+    def line_with_host(r):
+        return f"{request_host(r.vars)} {line(r)}"
+    return line_with_host
 
 
 def _with_memory_report(line):
