@@ -24,10 +24,12 @@ _get = support.http10_get
 
 
 def _pid_in(path):
-    """The pid in the file, once there: uWSGI's workers write the file
-    again (truncated first) as they start."""
-    return int(support.wait_until(lambda: path.read_text().strip(),
-                                  what=f"a pid in {path}"))
+    """The pid in the file, once there: both servers log "writing
+    pidfile" before they create it, and uWSGI's workers write it again
+    (truncated first) as they start."""
+    return int(support.wait_until(
+        lambda: path.exists() and path.read_text().strip(),
+        what=f"a pid in {path}"))
 
 
 def _instance(start_server, server, tmp_path, *pairs):
@@ -109,12 +111,16 @@ def test_reload_then_stop_signal_the_pidfiles_instance(
                         ("pidfile", pidfile))
     support.wait_until(pidfile.exists, what=f"{pidfile}")
     pid = _pid_in(pidfile)
-    support.wait_for_port(port)
+    # Each signal only once a worker has served: one signalled before it
+    # is ready holds uWSGI's master for its mercy.
+    support.http10_get(port)
     command = _command(server, uwsgi_binary)
     assert _run([*command, "--reload", str(pidfile), "--http-socket",
                  f"127.0.0.1:{port}"], tmp_path).returncode == 0
     p.wait_for_log(rf"gracefully \(RE\)spawned uWSGI master process "
                    rf"\(pid: {pid}\)")
+    p.wait_for_log(r"spawned uWSGI worker 1", count=2)
+    support.http10_get(port)
     assert _run([*command, "--stop", str(pidfile)], tmp_path).returncode == 0
     assert p.wait() == 0
     assert "goodbye to uWSGI." in p.output()
