@@ -175,6 +175,17 @@ def test_the_command_line_takes_a_value_as_getopt_does():
         resolve([*flag, "--y=1"], {})
 
 
+def test_the_command_line_takes_a_declared_option_by_its_prefix():
+    """getopt, as uWSGI rebuilds its options, knows the declared ones:
+    `--web-on` is `--web-only` where no other option begins so."""
+    declare = ["--declare-option", "web-only=socket=$1;processes=$2"]
+    c = resolve([*declare, "--web-on", ":3031 3"], {})
+    assert (c["socket"], c["processes"]) == ([":3031"], 3)
+    with pytest.raises(ConfigError, match="'--web' is ambiguous; "
+                                          "possibilities: .*'--web-only'"):
+        resolve([*declare, "--web", ":3031 3"], {})
+
+
 APP = textwrap.dedent('''
     import json
     import uwsgi

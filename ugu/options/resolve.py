@@ -286,8 +286,9 @@ def _load_named(reader, arg):
 
 def _long_option(reader, text, args):
     given, eq, value = text.partition("=")
-    if given in reader.declared:
-        _declared_option(reader, reader.declared[given], eq, value, args)
+    declared = _declared_name(given, reader.declared)
+    if declared:
+        _declared_option(reader, reader.declared[declared], eq, value, args)
         return
     if eq and registry.is_unimplemented_uwsgi_option(given):
         # Refused as a file's line is, at the end: its value is known, so
@@ -532,6 +533,18 @@ def _take_value(name, args):
     return args.pop(0)
 
 
+def _declared_name(given, declared):
+    """The declared option `--given` names: its exact name, else the only
+    option of any kind that begins so, as getopt reads the options uWSGI
+    rebuilds with the declared ones; None for any other option."""
+    if given in declared:
+        return given
+    if registry.lookup(given) or given in registry.UWSGI_NAMES:
+        return None
+    name = _only_completion(given, declared)
+    return name if name in declared else None
+
+
 def _long_name(given):
     """The option for `--given`: its exact name, else the only name that
     begins so, as GNU getopt allows.  Unimplemented uWSGI names are
@@ -547,8 +560,8 @@ def _long_name(given):
     raise ConfigError(f"unrecognized option '--{given}'{suggest(given)}")
 
 
-def _only_completion(prefix):
-    known = registry.BY_NAME.keys() | registry.UWSGI_NAMES
+def _only_completion(prefix, declared=()):
+    known = registry.BY_NAME.keys() | registry.UWSGI_NAMES | set(declared)
     matches = sorted(n for n in known if prefix and n.startswith(prefix))
     if len(matches) > 1:
         listed = " ".join(f"'--{m}'" for m in matches[:6])
