@@ -80,6 +80,28 @@ def test_log_route_sends_the_lines_it_matches_to_its_logger_alone(
     assert has(rest, r"^\*\*\* Starting uWSGI")
 
 
+def test_a_line_longer_than_a_read_goes_whole_where_its_head_goes(
+        start_server, site):
+    """The log master reads the pipe 64 KiB at a time: the rest of a
+    longer line follows its head to the route's logger, whatever its
+    own bytes match (uWSGI keeps the first 8 KiB and drops the rest)."""
+    (site / "app.py").write_text(textwrap.dedent('''
+        def application(environ, start_response):
+            print("say long", "x" * 150000, "end")
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+    '''))
+    p, port = serve(start_server, "ugu", site,
+                    ("logger", "a file:a.log"), ("logger", "file:rest.log"),
+                    ("log-route", "a ^say"), ("disable-logging", "true"))
+    requests(port, "/x")
+    wait_in_file(site / "a.log", "end$")
+    p.stop()
+    assert (site / "a.log").read_text() == \
+        "say long " + "x" * 150000 + " end\n"
+    assert not has(site / "rest.log", "x{100}")
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_log_drain_and_log_filter_come_before_the_routes(start_server,
                                                          site, server):

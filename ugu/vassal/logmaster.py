@@ -245,14 +245,24 @@ def line_pipeline(config, alarms=None):
     if shown is None and not encoders and not routes and watched is None:
         return None
 
+    # Where the head of a line longer than a read went (whether it was
+    # shown, the routes that took it): its rest goes there too, not
+    # where its own bytes would send it.
+    head = None
+
     def through(data):
+        nonlocal head
         kept = []
         for line in _LINE.findall(data):
             if watched:
                 watched.check(line)
-            if shown is not None and not shown(line):
-                continue
-            if not logroutes.routed(routes, line):
+            if head is None:
+                head = (shown is None or shown(line),
+                        logroutes.matching(routes, line))
+            show, taken = head
+            if line.endswith(b"\n"):
+                head = None
+            if show and not logroutes.send(taken, line):
                 kept.append(logencoders.encode(encoders, line))
         return b"".join(kept)
     return through

@@ -67,12 +67,20 @@ def _parsed(config, option):
 def routed(found, line):
     """Whether a route takes the line (bytes, with its end): then it is
     written to the logger of each route that matches it."""
-    taken = False
-    for pattern, fd, encoders in found:
-        if pattern.search(line):
-            log.send(fd, logencoders.encode(encoders, line))
-            taken = True
-    return taken
+    return send(matching(found, line), line)
+
+
+def matching(found, line):
+    """The routes of `found` whose regexp matches the line."""
+    return [route for route in found if route[0].search(line)]
+
+
+def send(taken, line):
+    """Write the line to the logger of each route taken; whether there
+    was one."""
+    for _, fd, encoders in taken:
+        log.send(fd, logencoders.encode(encoders, line))
+    return bool(taken)
 
 
 def request_sender(config):
