@@ -114,6 +114,10 @@ def test_a_wrong_number_of_words_is_refused(value, got):
      "as KEY=VALUE, joined by ';'"),
     ("processes=socket=$1", "processes is already a uWSGI option, which "
      "uWSGI would run instead: give the new one another name"),
+    ("myopt = socket=$1", "the name 'myopt ' has a space at its end or "
+     "start, so no line can use it (uWSGI declares it all the same): "
+     "write `declare-option = myopt=socket=$1`, no spaces around the "
+     "first '='"),
     ("myopt=for=$1", "the template of myopt opens a logic block (for), "
      "which would take in the lines after its use: write the block in "
      "the file"),

@@ -75,6 +75,14 @@ def declare(entry, declared):
                           "newoption=template (as in `myopt=socket=$1;"
                           "processes=$2`)", entry.file, entry.line,
                           entry.key)
+    if name != name.strip():
+        # A file's keys are stripped, so no line could use this name.
+        raise ConfigError(f"the name '{name}' has a space at its end or "
+                          "start, so no line can use it (uWSGI declares "
+                          "it all the same): write `declare-option = "
+                          f"{name.strip()}={template.strip()}`, no spaces "
+                          "around the first '='", entry.file, entry.line,
+                          entry.key)
     if registry.lookup(name) or registry.is_unimplemented_uwsgi_option(name):
         raise ConfigError(f"{name} is already a uWSGI option, which uWSGI "
                           "would run instead: give the new one another name",
