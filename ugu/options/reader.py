@@ -336,8 +336,11 @@ def key_errors(entries, strict):
         if e.placeholder or e.use or registry.lookup(e.key):
             continue
         if registry.is_unimplemented_uwsgi_option(e.key):
-            found.append(ConfigError(registry.unimplemented_message(e.key),
-                                     e.file, e.line, e.key))
+            # The line names the declared option, not this one.
+            origin = (" (set by the template of the declared option used "
+                      "here)") if e.derived else ""
+            found.append(ConfigError(registry.unimplemented_message(e.key)
+                                     + origin, e.file, e.line, e.key))
         elif strict:
             # uWSGI's words, which log watchers grep, then ugu's hint.
             found.append(ConfigError(
