@@ -80,6 +80,23 @@ def test_log_route_sends_the_lines_it_matches_to_its_logger_alone(
     assert has(rest, r"^\*\*\* Starting uWSGI")
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_posix_class_in_a_route_matches_as_in_pcre(start_server, site,
+                                                    server):
+    """`[[:digit:]]` is PCRE's class of digits, not Python's set of
+    `[:digt` followed by `]`."""
+    p, port = serve(start_server, server, site,
+                    ("logger", "a file:a.log"), ("logger", "file:rest.log"),
+                    ("log-route", "a ^say /[[:digit:]]+$"),
+                    ("log-route", "a ^say /[^[:alnum:][:space:]]+$"))
+    requests(port, "/123", "/x", "/-_-")
+    wait_in_file(site / "a.log", said("/123"), said("/-_-"))
+    wait_in_file(site / "rest.log", said("/x"))
+    p.stop()
+    assert (site / "a.log").read_text() == "say /123\nsay /-_-\n"
+    assert "Warning" not in p.output()
+
+
 def test_a_line_longer_than_a_read_goes_whole_where_its_head_goes(
         start_server, site):
     """The log master reads the pipe 64 KiB at a time: the rest of a

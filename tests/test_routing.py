@@ -262,6 +262,22 @@ def test_regexp_condition_captures(tmp_path):
     assert route(router, [], HTTP_HOST="blog.example") == [("X-Site", "blog")]
 
 
+def test_a_posix_class_reads_as_pcre_reads_it(tmp_path):
+    """`[[:digit:]]` is PCRE's class of digits in a rule and in a
+    condition, not Python's set of `[:digt` followed by `]`; a class
+    PCRE lacks stops the start."""
+    router = make_router(
+        tmp_path, "response-route = ^/([[:digit:]]+)$ addheader:X-N: $1\n"
+        "response-route-if = regexp:${PATH_INFO};^/[^[:alnum:]]+$ "
+        "addheader:X-P: 1")
+    assert route(router, [], PATH_INFO="/42") == [("X-N", "42")]
+    assert route(router, [], PATH_INFO="/:d]") == []
+    assert route(router, [], PATH_INFO="/-.-") == [("X-P", "1")]
+    with pytest.raises(ConfigError, match="unknown POSIX class name "
+                                          r"\[:digits:\]"):
+        make_router(tmp_path, "response-route = ^/[[:digits:]] break:404")
+
+
 def test_a_regexp_pattern_is_taken_as_written(tmp_path):
     """As uWSGI: only the subject is expanded, so no request var (which a
     client may set) becomes a regexp."""

@@ -16,6 +16,7 @@ import operator
 import os
 import re
 
+from ugu import pcre
 from ugu.options.errors import ConfigError
 from ugu.routing.template import Template
 
@@ -97,7 +98,7 @@ def regexp(name, args):
 def compile_regexp(pattern):
     """A regexp read from the config, compiled at start-up."""
     try:
-        return re.compile(pattern)
+        return pcre.compile(pattern)
     except re.error as e:
         raise ConfigError(f'invalid regexp "{pattern}": {e}') from None
 

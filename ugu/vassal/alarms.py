@@ -23,7 +23,7 @@ import re
 import threading
 import time
 
-from ugu import log, proc
+from ugu import log, pcre, proc
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.options.expand import atoi
@@ -209,7 +209,7 @@ def _rule(entry, alarms):
                          f"= {name} KIND:ARGS` line)")
         found.append(alarm)
     try:
-        regexp = re.compile(pattern.encode())
+        regexp = pcre.compile(pattern.encode())
     except re.error as e:
         raise _error(entry, f"invalid {entry.key}: {entry.value} (the "
                      f"regexp: {e})") from None

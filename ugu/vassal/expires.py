@@ -12,6 +12,7 @@ type's header follows Content-Type; the others come first.
 import re
 import time
 
+from ugu import pcre
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 
@@ -87,7 +88,7 @@ def _rule(entry, subject, mtime):
     if subject == "type":
         return (lambda value: value == key), int(seconds), mtime
     try:
-        pattern = re.compile(key)
+        pattern = pcre.compile(key)
     except re.error as e:
         raise ConfigError(f'invalid regexp "{key}": {e}', entry.file,
                           entry.line, entry.key) from None

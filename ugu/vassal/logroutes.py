@@ -17,7 +17,7 @@ logger, as uWSGI's master would have.
 
 import re
 
-from ugu import log
+from ugu import log, pcre
 from ugu.options.errors import ConfigError
 from ugu.vassal import logencoders
 
@@ -25,7 +25,7 @@ from ugu.vassal import logencoders
 def regexp(pattern, option):
     """A regexp matched on a line's bytes, as uWSGI's PCRE matches them."""
     try:
-        return re.compile(pattern.encode())
+        return pcre.compile(pattern.encode())
     except re.error as e:
         raise ConfigError(f'invalid regexp "{pattern}": {e}',
                           option=option) from None

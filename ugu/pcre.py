@@ -1,0 +1,77 @@
+"""The regexps of a config (routes, log routes, log-drain and log-filter,
+log alarms, static-expires) are PCRE's in uWSGI; ugu compiles them with
+Python's re, which reads nearly all of them the same way.
+
+The one common difference is rewritten here: PCRE's POSIX classes inside a
+bracket (`[[:digit:]]`, `[^[:space:]]`), which Python reads as a set of
+the letters `[:digt` followed by a `]`, matching nothing the author
+meant, and warns about.  Each becomes the ASCII range PCRE gives it.
+"""
+
+import re
+import warnings
+
+# PCRE's POSIX classes (without UCP: ASCII only), as Python writes their
+# content inside a bracket.
+_CLASSES = {
+    "alnum": "a-zA-Z0-9", "alpha": "a-zA-Z", "ascii": r"\x00-\x7f",
+    "blank": r" \t", "cntrl": r"\x00-\x1f\x7f", "digit": "0-9",
+    "graph": r"\x21-\x7e", "lower": "a-z", "print": r"\x20-\x7e",
+    "punct": r"!-/:-@\[-`{-~", "space": r"\t\n\x0b\f\r ", "upper": "A-Z",
+    "word": "a-zA-Z0-9_", "xdigit": "0-9A-Fa-f",
+}
+# The negated ones Python can say inside a bracket.
+_NEGATED = {"digit": r"\D", "space": r"\S", "word": r"\W"}
+_POSIX = re.compile(r"\[:(\^?)([a-z]*):\]")
+
+
+def compile(pattern):
+    """The compiled regexp (str or bytes, as `pattern`); re.error for one
+    neither PCRE nor Python can read."""
+    is_bytes = isinstance(pattern, bytes)
+    text = pattern.decode("latin-1") if is_bytes else pattern
+    text = _rewrite(text)
+    with warnings.catch_warnings():
+        # "Possible nested set": a `[` in a bracket, which both read as
+        # the character today.
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(text.encode("latin-1") if is_bytes else text)
+
+
+def _rewrite(text):
+    """The pattern with each POSIX class inside a bracket written out."""
+    out, i, inside = [], 0, False
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if not inside and char == "[":
+            # `[]...]` and `[^]...]`: the first `]` is a character.
+            start = i + 1 + (text[i + 1:i + 2] == "^")
+            start += text[start:start + 1] == "]"
+            out.append(text[i:start])
+            i, inside = start, True
+            continue
+        if inside:
+            posix = _POSIX.match(text, i)
+            if posix:
+                out.append(_posix(*posix.groups()))
+                i = posix.end()
+                continue
+            inside = char != "]"
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _posix(negated, name):
+    if name not in _CLASSES:
+        raise re.error(f"unknown POSIX class name [:{negated}{name}:]")
+    if not negated:
+        return _CLASSES[name]
+    if name not in _NEGATED:
+        raise re.error(f"[:^{name}:] is not supported inside a bracket: "
+                       f"write a bracket of its own, [^[:{name}:]]")
+    return _NEGATED[name]
