@@ -1206,6 +1206,11 @@ def test_a_misspelt_key_or_a_line_without_equals_is_named_with_the_fix():
         "app.ini:3: option 'module: app': [strict-mode] unknown config "
         "directive: module: app (the line has no '=': did you mean "
         "`module = app`?)")
+    # A value's own leading ':' (a port on every address) stays.
+    for line in ("socket :3031", "socket: :3031", "socket : :3031"):
+        write("app.ini", f"[uwsgi]\nstrict = true\n{line}\n")
+        assert str(error("--ini", "app.ini")).endswith(
+            "(the line has no '=': did you mean `socket = :3031`?)")
 
 
 @pytest.mark.parametrize("name", ["gevent-monkey-patch",

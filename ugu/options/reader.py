@@ -352,8 +352,9 @@ def key_errors(entries, strict):
 # How close to an option name a key must be for a warning without
 # `strict`, where keys may be placeholders on purpose.
 TYPO_CUTOFF = 0.8
-# `http-socket 127.0.0.1:8000` or `module: app`: a key, then its value.
-_WITHOUT_EQUALS = re.compile(r"([A-Za-z0-9_.-]+):?[ \t]+:?[ \t]*(\S.*)|"
+# `http-socket 127.0.0.1:8000` or `module: app`: a key, then its value,
+# whose own leading `:` (`socket :3031`) stays in it.
+_WITHOUT_EQUALS = re.compile(r"([A-Za-z0-9_.-]+)(?:[ \t]*:)?[ \t]+(\S.*)|"
                              r"([A-Za-z0-9_.-]+):(\S.*)")
 
 
