@@ -146,3 +146,17 @@ def test_backslash_zero_names_the_same_socket(start_server, tmp_path,
                              f"address \\0{name} fd "))
     assert _http_get(f"@{name}").endswith(b"hello")
     assert list(tmp_path.iterdir()) == [tmp_path / "app.py"]
+
+
+@pytest.mark.parametrize("option", ["socket", "http-socket", "http"])
+@pytest.mark.parametrize("long_name", ["@" + "n" * 120, "/tmp/" + "p" * 120])
+def test_a_name_too_long_for_a_unix_socket_says_so(procs, tmp_path, option,
+                                                   long_name):
+    """uWSGI says `invalid socket name`; ugu names the limit, not None."""
+    (tmp_path / "app.py").write_text(APP)
+    p = procs.ugu(f"--{option}", long_name, "--socket", _name("long"),
+                  "--wsgi-file", "app.py", cwd=tmp_path)
+    assert p.wait(30) == 1
+    assert (f"option '{option}': cannot bind {long_name}: AF_UNIX path too "
+            "long (Linux keeps a unix socket's name, @NAME's too, in 108 "
+            "bytes: choose a shorter one)") in p.output()

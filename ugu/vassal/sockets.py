@@ -289,7 +289,12 @@ def _bind_error(error, name, proto):
     if error.errno == errno.EADDRINUSE:
         hint = (" (another process holds this address: stop it, or "
                 "choose another one)")
-    return ConfigError(f"cannot bind {name}: {error.strerror}{hint}",
+    elif error.errno is None:
+        # Python's own check, before the kernel's: a name too long.
+        hint = (" (Linux keeps a unix socket's name, @NAME's too, in 108 "
+                "bytes: choose a shorter one)")
+    return ConfigError(f"cannot bind {name}: "
+                       f"{error.strerror or error}{hint}",
                        option=OPTION[proto])
 
 
