@@ -97,6 +97,24 @@ def test_a_posix_class_in_a_route_matches_as_in_pcre(start_server, site,
     assert "Warning" not in p.output()
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_subjects_end_in_a_route_is_pcres(start_server, site, server):
+    """A line is matched with its newline: PCRE's `\\Z` matches before
+    it (Python's would not), its `\\z` only after it."""
+    p, port = serve(start_server, server, site,
+                    ("logger", "a file:a.log"), ("logger", "b file:b.log"),
+                    ("logger", "file:rest.log"),
+                    ("log-route", "a ^say /z\\Z"),
+                    ("log-route", "b ^say /z\\z"))
+    requests(port, "/z", "/x")
+    wait_in_file(site / "a.log", said("/z"))
+    wait_in_file(site / "rest.log", said("/x"))
+    p.stop()
+    assert (site / "a.log").read_text() == "say /z\n"
+    assert not (site / "b.log").exists() or \
+        "say" not in (site / "b.log").read_text()
+
+
 def test_a_line_longer_than_a_read_goes_whole_where_its_head_goes(
         start_server, site):
     """The log master reads the pipe 64 KiB at a time: the rest of a

@@ -2,10 +2,12 @@
 log alarms, static-expires) are PCRE's in uWSGI; ugu compiles them with
 Python's re, which reads nearly all of them the same way.
 
-The one common difference is rewritten here: PCRE's POSIX classes inside a
+The common differences are rewritten here: PCRE's POSIX classes inside a
 bracket (`[[:digit:]]`, `[^[:space:]]`), which Python reads as a set of
 the letters `[:digt` followed by a `]`, matching nothing the author
-meant, and warns about.  Each becomes the ASCII range PCRE gives it.
+meant, and warns about (each becomes the ASCII range PCRE gives it); and
+PCRE's `\\Z` and `\\z`, the ends of the subject, which a log line (matched
+with its newline) tells apart.
 """
 
 import re
@@ -23,6 +25,10 @@ _CLASSES = {
 # The negated ones Python can say inside a bracket.
 _NEGATED = {"digit": r"\D", "space": r"\S", "word": r"\W"}
 _POSIX = re.compile(r"\[:(\^?)([a-z]*):\]")
+# PCRE's ends of the subject, in Python's words: its \Z also matches
+# before a newline that ends the subject (Python's only at the very
+# end), and its \z is Python's \Z.
+_END = {"\\Z": r"(?=\n?\Z)", "\\z": r"\Z"}
 
 
 def compile(pattern):
@@ -44,7 +50,8 @@ def _rewrite(text):
     while i < len(text):
         char = text[i]
         if char == "\\":
-            out.append(text[i:i + 2])
+            escape = text[i:i + 2]
+            out.append(_END.get(escape, escape) if not inside else escape)
             i += 2
             continue
         if not inside and char == "[":
