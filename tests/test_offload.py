@@ -206,3 +206,23 @@ def test_an_offloaded_answer_on_a_keepalive_connection_says_it_closes(
                                  timeout=30)
             assert answer.headers["Connection"] == "close"
             assert answer.content in (b"small\n", b"wrapped\n")
+
+
+def test_an_offloaded_answer_drops_the_apps_own_connection_header(
+        tmp_path, procs):
+    """An app's `Connection: keep-alive` would contradict the close the
+    head must announce: only `Connection: close` goes."""
+    (tmp_path / "big.bin").write_bytes(b"wrapped\n")
+    (tmp_path / "sized.py").write_text(SIZED_WRAPPER_APP.replace(
+        '("Content-Length",', '("Connection", "keep-alive"), '
+        '("Content-Length",'))
+    port = support.free_port()
+    procs.ugu("--master", "--http-socket", f"127.0.0.1:{port}",
+              "--wsgi-file", "sized.py", "--offload-threads", "1",
+              cwd=tmp_path)
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head = read_to_eof(s).split(b"\r\n\r\n")[0].lower()
+    assert head.count(b"connection:") == 1
+    assert b"connection: close" in head

@@ -284,7 +284,10 @@ class H11Transport:
                     value.strip(" \t").encode("latin-1"))
                    for name, value in headers]
         if self.closing:
-            # h11 then frames the head for a close, and keeps to it.
+            # h11 then frames the head for a close, and keeps to it; an
+            # app's own Connection header would contradict it.
+            encoded = [(name, value) for name, value in encoded
+                       if name.lower() != b"connection"]
             encoded.append((b"Connection", b"close"))
         try:
             return self.h.send(h11.Response(
