@@ -427,6 +427,21 @@ OPTIONS = (
     _opt("load-file-in-cache", STR, "store a file in the caches at "
          "start-up, its path as the key ([CACHE ]PATH)", MASTER,
          repeat=True),
+    # the sharedarea, the queue and RPC
+    _opt("sharedarea", STR, "map a raw memory area every process shares "
+         "(PAGES, or pages=N / size=BYTES / file=PATH,size=BYTES"
+         "[,offset=BYTES]); the Nth line is area N-1", MASTER, repeat=True,
+         short="A"),
+    _opt("queue", INT, "make the shared queue of this many slots", MASTER,
+         default=0, wide=True),
+    _opt("queue-blocksize", INT, "the size of a slot of the queue, its "
+         "16-byte header included (0: 8192)", MASTER, default=0, wide=True),
+    _opt("queue-store", STR, "keep the queue in this file, across "
+         "restarts", MASTER, needs_master=True),
+    _opt("queue-store-sync", INT, "sync the queue's store file every this "
+         "many seconds (0: when the instance ends)", MASTER, default=0),
+    _opt("rpc-max", INT, "the most RPC functions a process registers",
+         MASTER, default=64, wide=True),
     # mules
     _opt("mule", STR, "add a mule: a process beside the workers running "
          "a Python script (FILE.py, as __main__) or a callable "
@@ -979,7 +994,7 @@ def _uwsgi_names():
 UWSGI_NAMES = _uwsgi_names()
 # uWSGI's one-letter options, so that one ugu lacks is refused by name.
 UWSGI_SHORT = {
-    "A": "sharedarea", "C": "chmod-socket", "J": "test",
+    "C": "chmod-socket", "J": "test",
     "L": "disable-logging", "M": "master", "O": "optimize",
     "R": "max-requests", "S": "set", "T": "enable-threads",
     "a": "abstract-socket", "b": "buffer-size", "c": "cgi-mode",

@@ -31,8 +31,9 @@ from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (alarms, busyness, cache, cheaper, exceptions, fifo,
                         harakiri, hygiene, idle, logencoders, logroutes,
-                        mules, pymodule, recycle, report, shell, signals,
-                        sockets, spooler, stats, tracebacker, wsgi)
+                        mules, pymodule, queue, recycle, report, sharedarea,
+                        shell, signals, sockets, spooler, stats, tracebacker,
+                        wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -83,6 +84,9 @@ class Shared:
         self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps((), config)  # none loaded yet
         self.mules = mules.Mules.from_config(config)
+        # In uWSGI's order: the sharedareas, the queue, the caches.
+        self.sharedareas = sharedarea.create_all(config)
+        self.queue = queue.create(config)   # a queue.Queue, or None
         self.caches = cache.create_all(config)   # a cache.Caches, or None
         self.spoolers = spooler.Spoolers.from_config(config)
         self.uwsgi_signals = None   # made once the sockets are bound
@@ -1024,6 +1028,8 @@ class Master:
         self.crons.tick(int(time.time()))
         if self.shared.caches:
             self.shared.caches.tick()
+        if self.shared.queue:
+            self.shared.queue.tick()
         self.check_listen_queues()
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
@@ -1228,6 +1234,8 @@ class Master:
             self.logmaster.catch_up()
         if self.shared.caches:
             self.shared.caches.close()
+        if self.shared.queue:
+            self.shared.queue.close()
         if self.fifo:
             self.fifo.close()
         if self.fsmon:

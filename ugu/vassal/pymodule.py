@@ -22,10 +22,9 @@ stack when another thread calls).  So a request pays nothing for the
 module, used or not; a call pays a walk up a stack.  As in uWSGI,
 outside a request they raise SystemError (see `_request_frame`).
 
-What uWSGI's module has and ugu lacks the subsystem for (the
-sharedarea, the queue, RPC...) is not in the module: reading such
-a name
-raises `Lacking`, an AttributeError naming the function and what ugu
+What uWSGI's module has and ugu lacks the subsystem for (metrics,
+legions...), or has only when configured (the spooler, the sharedarea,
+the queue), is not in the module: reading such a name raises `Lacking`, an AttributeError naming the function and what ugu
 lacks.  Being an AttributeError, hasattr() answers False and
 getattr(uwsgi, name, None) None, so an app that probes for a feature
 takes its fallback, and one that calls it fails on that line, saying
@@ -47,8 +46,8 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import (cacheapi, mules, reqlog, request, signals, spooler,
-                        websocket, worker)
+from ugu.vassal import (cacheapi, mules, pyargs, queue, reqlog, request, rpc,
+                        sharedarea, signals, spooler, websocket, worker)
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -79,14 +78,10 @@ _LACKING_GROUPS = {
         "spooler_pid spooler_pids spooler_get_task spoolers",
     "way for the app to raise an alarm (log-alarm rules raise them: "
     "print a line one matches)": "alarm",
-    "sharedarea": _names(
-        "sharedarea_", "read write readbyte writebyte read8 write8 "
-        "readlong writelong read64 write64 read32 write32 read16 write16 "
-        "inclong inc64 inc32 dec64 dec32 rlock wlock unlock memoryview "
-        "object"),
-    "queue (uWSGI's queue option)": _names(
-        "queue_", "get set last push pull pop slot pull_slot"),
-    "RPC": "register_rpc rpc rpc_list call",
+    "sharedarea configured (add `sharedarea = PAGES` to the config)":
+        " ".join(sharedarea.FUNCTIONS),
+    "queue configured (add `queue = SLOTS` to the config)":
+        " ".join(queue.FUNCTIONS) + " queue_size",
     "metrics": _names(
         "metric_", "inc dec mul div get set set_max set_min"),
     "async loop engine of uWSGI's (its gevent workers run without one)":
@@ -153,6 +148,12 @@ def install(config, scoreboard, reloaded, master, mules=None,
     if spoolers:
         module.__dict__.update(_SPOOLER_FUNCTIONS)
         module.spoolers = tuple(folder.encode() for folder in spoolers.dirs)
+    if sharedarea.configured():
+        module.__dict__.update(sharedarea.FUNCTIONS)
+    if queue.configured():
+        module.__dict__.update(queue.FUNCTIONS)
+        module.queue_size = queue.size()
+    rpc.install(config["rpc-max"])
     module.__getattr__ = _missing
     sys.modules["uwsgi"] = _module = module
     # Last: a uwsgidecorators installed for the app (uWSGI's) comes first.
@@ -766,6 +767,59 @@ def signal_received():
     return getattr(_exchange(), "signal_received", 0)
 
 
+# -- RPC (rpc.py) -------------------------------------------------------------
+def register_rpc(*args, **kwargs):
+    """Register `function` under `name` (a str) in this process's table
+    (the master's: every worker's)."""
+    name, function, _ = pyargs.parse("register_rpc", args, kwargs, "sO|B",
+                                     (0,))
+    if _state.mule_id or _state.spooler is not None:
+        where = None
+    else:
+        where = f"worker {_state.wid}" if _state.wid else "master"
+    if not rpc.table().register(name, function, where):
+        raise ValueError("unable to register rpc function")
+    return True
+
+
+def rpc_list(*args):
+    return rpc.table().names()
+
+
+def call(*args):
+    """A function of this process's table, by name (bytes), with bytes
+    arguments; its bytes, or None."""
+    if not args:
+        raise ValueError(rpc._FAILED)
+    return _rpc_call(None, args[0], args[1:])
+
+
+def rpc_call(*args):
+    """uwsgi.rpc(node, name, *args): `node` a "HOST:PORT" or a unix
+    socket's path (str or bytes), or anything else (None, "") for this
+    process's table."""
+    if len(args) < 2:
+        raise ValueError(rpc._FAILED)
+    node = args[0]
+    if isinstance(node, bytes):
+        node = node.decode("latin-1")
+    elif not isinstance(node, str):
+        node = None
+    return _rpc_call(node or None, args[1], args[2:])
+
+
+def _rpc_call(node, name, args):
+    # uWSGI's Python 3 module wants bytes for the name and each argument;
+    # past 255 arguments it overruns its array (ugu refuses).
+    if not isinstance(name, bytes) or len(args) > rpc.MAX_ARGS or \
+            not all(isinstance(arg, bytes) for arg in args):
+        raise ValueError(rpc._FAILED)
+    if node is None:
+        return rpc.table().call(name, args)
+    return rpc.call_node(node, name, args,
+                         _state.config["socket-timeout"] or None)
+
+
 # -- websockets (websocket.py) ----------------------------------------------
 def _websocket():
     """The request's websocket, made by its first websocket call (as in
@@ -836,7 +890,8 @@ _FUNCTIONS = {f.__name__: f for f in (
     i_am_the_spooler, register_signal, signal_registered, add_timer,
     add_rb_timer, add_cron, add_file_monitor, signal_wait, signal_received,
     websocket_handshake, websocket_recv, websocket_recv_nb, websocket_send,
-    websocket_send_binary)}
+    websocket_send_binary, register_rpc, rpc_list, call)}
 _FUNCTIONS["log"] = log_line
+_FUNCTIONS["rpc"] = rpc_call
 _FUNCTIONS["signal"] = raise_signal
 _FUNCTIONS.update(cacheapi.FUNCTIONS)

@@ -24,7 +24,7 @@ from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, busyness, catch,
                          exceptions, harakiri, hooks, pymodule, reqlog,
-                         request, sockets, tracebacker, wsgi)
+                         request, rpc, sockets, tracebacker, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -555,6 +555,9 @@ def serve_uwsgi(ctx, core, conn):
         return
     if parsed is None:
         return
+    if isinstance(parsed, RpcRequest):
+        rpc.serve(conn, parsed.block, parsed.modifier2)
+        return
     request_vars, count, size, early_body, modifier2 = parsed
     if not size:
         # uWSGI's Python plugin refuses an empty block; the line still
@@ -575,9 +578,16 @@ def serve_uwsgi(ctx, core, conn):
         ex.input.drain()
 
 
+class RpcRequest:
+    """A packet of modifier1 173 (uWSGI's RPC): its block, read whole."""
+
+    def __init__(self, block, modifier2):
+        self.block, self.modifier2 = block, modifier2
+
+
 def read_uwsgi_request(conn, ctx):
     """(vars, vars count, block size, the body's bytes read with the
-    block, modifier2) or None after logging why (the caller then closes,
+    block, modifier2), an RpcRequest, or None after logging why (the caller then closes,
     as uWSGI closes on a bad packet).  One recv() brings the whole packet
     of almost every request."""
     data = _recv_at_least(conn, b"", protocol.HEADER_SIZE)
@@ -594,6 +604,11 @@ def read_uwsgi_request(conn, ctx):
     # The whole block first, as uWSGI reads it: a refused one then closes
     # with nothing unread, which the peer sees as a close, not a reset.
     data = _recv_at_least(conn, data, end)
+    if modifier1 == rpc.MODIFIER_RPC:
+        if len(data) < end:
+            log.log("Invalid RPC request. skip.")
+            return None
+        return RpcRequest(data[protocol.HEADER_SIZE:end], modifier2)
     if modifier1 not in (protocol.MODIFIER_WSGI,
                          protocol.MODIFIER_WSGI_SCRIPT_NAME):
         log.log(f"-- unavailable modifier requested: {modifier1} --")

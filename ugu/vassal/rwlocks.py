@@ -1,0 +1,102 @@
+"""Readers-writer locks shared by every process of the instance, for the
+sharedarea and the queue (uWSGI's process-shared pthread rwlocks).
+
+Each lock is a byte of an anonymous file that the master makes before it
+forks, locked with Linux's open file description locks (F_OFD_SETLKW).
+Each thread opens the file once, so the kernel sees each thread as its
+own owner: two threads of a worker exclude each other as two workers do.
+The kernel drops a dead process's locks with its files, so a worker that
+harakiri kills holding a lock cannot leave the others waiting for ever
+(uWSGI's rwlocks are not robust: its other workers hang).
+
+A thread that holds a lock and asks for it again gets it at once (a
+read inside its own write lock, as an app reads the area it has
+wlock()ed), and unlock() of a lock the thread does not hold does
+nothing.  What must not happen is a write under the thread's own read
+lock: asking for the write lock there raises (see `WouldDeadlock`).
+"""
+
+import fcntl
+import os
+import struct
+import threading
+
+# struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks).
+_FLOCK = struct.Struct("hhqqi4x")
+READ, WRITE = "read", "write"
+
+
+class WouldDeadlock(ValueError):
+    """A thread asked for the write lock while holding the read lock."""
+
+
+class Locks:
+    """`count` readers-writer locks, numbered from 0."""
+
+    def __init__(self, name, count):
+        self.fd = os.memfd_create(f"ugu-{name}-locks")
+        os.ftruncate(self.fd, max(count, 1))
+        self.local = threading.local()
+
+    def _state(self):
+        """This thread's file and the locks it holds: opened again after
+        a fork, so that a child never shares its parent's locks."""
+        found = self.local
+        if getattr(found, "pid", None) != os.getpid():
+            found.pid = os.getpid()
+            found.fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDWR)
+            found.held = {}
+        return found
+
+    def _lock(self, state, number, kind):
+        fcntl.fcntl(state.fd, fcntl.F_OFD_SETLKW,
+                    _FLOCK.pack(kind, os.SEEK_SET, number, 1, 0))
+
+    def rlock(self, number):
+        """Take lock `number` to read; True if this call took it (and
+        unlock must follow), False if the thread already held it."""
+        state = self._state()
+        if number in state.held:
+            return False
+        self._lock(state, number, fcntl.F_RDLCK)
+        state.held[number] = READ
+        return True
+
+    def wlock(self, number):
+        state = self._state()
+        held = state.held.get(number)
+        if held == WRITE:
+            return False
+        if held == READ:
+            raise WouldDeadlock(
+                "this thread holds the read lock it asks to write under: "
+                "unlock it first (uWSGI waits there for ever)")
+        self._lock(state, number, fcntl.F_WRLCK)
+        state.held[number] = WRITE
+        return True
+
+    def unlock(self, number):
+        state = self._state()
+        if state.held.pop(number, None) is not None:
+            self._lock(state, number, fcntl.F_UNLCK)
+
+    def reading(self, number):
+        return _Held(self, number, self.rlock)
+
+    def writing(self, number):
+        return _Held(self, number, self.wlock)
+
+
+class _Held:
+    """`with locks.reading(n):`, releasing only what it took."""
+
+    def __init__(self, locks, number, take):
+        self.locks, self.number, self.take = locks, number, take
+        self.taken = False
+
+    def __enter__(self):
+        self.taken = self.take(self.number)
+
+    def __exit__(self, *exc):
+        if self.taken:
+            self.locks.unlock(self.number)
