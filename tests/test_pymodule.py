@@ -274,8 +274,8 @@ def test_what_ugu_lacks_is_named(procs, tmp_path):
     wait_for_port(port)
     assert get(port, "/") == repr([
         False, False,
-        "uwsgi.queue_get is not available: ugu has no queue (uWSGI's "
-        "queue option)",
+        "uwsgi.queue_get is not available: ugu has no queue configured "
+        "(add `queue = SLOTS` to the config)",
         "module 'uwsgi' has no attribute 'no_such_thing'"]).encode()
     p.stop(signal.SIGINT)
 

@@ -367,8 +367,7 @@ class filemon(_raised):
 
 # -- the rest --------------------------------------------------------------
 class rpc:
-    """@rpc(name): uWSGI's RPC, which ugu lacks (its uwsgi module says
-    so)."""
+    """@rpc(name): the function is uWSGI's RPC function `name`."""
 
     def __init__(self, name):
         self.name = name
