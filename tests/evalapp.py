@@ -22,9 +22,9 @@ APP = textwrap.dedent('''\
     def wait_for(check, seconds=10):
         """check()'s first true answer, polled until `seconds` pass."""
         deadline = time.monotonic() + seconds
-        while not check() and time.monotonic() < deadline:
+        while not (found := check()) and time.monotonic() < deadline:
             time.sleep(0.01)
-        return check()
+        return found
 
 
     def hello(*args):
