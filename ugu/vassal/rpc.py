@@ -101,11 +101,12 @@ def encode_array(items):
 def call_node(node, name, args, timeout):
     """The result of `name` on the instance at `node` (HOST:PORT or a
     unix socket's path), or None."""
-    block = encode_array([name, *args])
-    if len(block) > protocol.MAX_BLOCK:
+    size = sum(2 + len(item) for item in (name, *args))
+    if size > protocol.MAX_BLOCK:
         log.log(f"RPC packet length overflow!!! Must be less than or equal "
-                f"to {protocol.MAX_BLOCK}, have {len(block)}")
+                f"to {protocol.MAX_BLOCK}, have {size}")
         return None
+    block = encode_array([name, *args])
     packet = protocol.HEADER.pack(MODIFIER_RPC, len(block), 0) + block
     try:
         with _connect(node, timeout) as conn:
