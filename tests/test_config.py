@@ -524,17 +524,17 @@ def test_problems_follow_the_files_as_read_and_the_command_line_first():
 
 @pytest.mark.parametrize("name, text", [
     ("app.json", '{"uwsgi": {"strict": true, "processes": "lots", '
-                 '"modul": "app", "queue": "1", "foo": "1"}}'),
+                 '"modul": "app", "optimize": "1", "foo": "1"}}'),
     ("app.yaml", "uwsgi:\n  strict: true\n  processes: lots\n"
-                 "  modul: app\n  queue: 1\n  foo: 1\n"),
+                 "  modul: app\n  optimize: 1\n  foo: 1\n"),
     ("app.xml", "<uwsgi>\n<strict/>\n<processes>lots</processes>\n"
-                "<modul>app</modul>\n<queue>1</queue>\n<foo>1</foo>\n"
+                "<modul>app</modul>\n<optimize>1</optimize>\n<foo>1</foo>\n"
                 "</uwsgi>\n"),
 ])
 def test_every_problem_of_each_format_in_the_order_written(name, text):
     write(name, text)
     assert [e.option for e in error(name).errors] == [
-        "processes", "modul", "queue", "foo"]
+        "processes", "modul", "optimize", "foo"]
 
 
 def test_a_block_that_cannot_read_its_file_is_said_where_it_is_met():
