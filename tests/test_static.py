@@ -464,3 +464,79 @@ def test_a_file_serve_mode_uwsgi_does_not_know_is_refused(tmp_path):
         StaticFiles(resolve(["--ini", str(ini)], {}))
     assert "invalid file-serve-mode value: apache (write x-sendfile, " \
            "x-accel-redirect or nginx)" in str(info.value)
+
+
+def gzip_answers(procs, argv, site, options, requests):
+    """The raw answers, then the request lines, of one server."""
+    port = support.free_port()
+    p = procs.start([*argv, "--socket", f"127.0.0.1:{port}", "--master",
+                     "--wsgi-file", "app.py", "--static-map",
+                     "/static=static", *options], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    answers = [support.uwsgi_request(port, path, "GET", headers)
+               for path, headers in requests]
+    p.wait_for_log(r"=> generated", count=len(requests))
+    return answers, normalized(p.output(), site)
+
+
+GZIP_REQUESTS = [
+    (path, [("Accept-Encoding", coding)] if coding else [])
+    for path in ("/static/a.txt", "/static/foo", "/static/sub/b.css",
+                 "/static/only-css/b.css", "/static/noext")
+    for coding in ("gzip", "br", "gzip, br", "")]
+
+
+@pytest.mark.parametrize("options", [
+    ["--static-gzip-dir", "SUB"],
+    ["--static-gzip-prefix", "SUB", "--static-gzip-suffix", "t"],
+    ["--static-gzip-ext", ".txt", "--static-gzip-ext", "foo"],
+    ["--static-gzip", r"only-css/b\.css$"],
+    ["--static-gzip", "o", "--static-gzip-dir", "/nowhere"],
+], ids=["dir", "prefix-suffix", "ext", "regexp", "regexp-anywhere"])
+def test_static_gzip_picks_files_by_name_as_uwsgi_does(
+        procs, uwsgi_binary, site, options):
+    """static-gzip's regexp, -dir (-prefix) and -ext (-suffix) on the
+    file's real path: FILE.br or FILE.gz for a client that takes it, for
+    the files they pick; byte for byte as uWSGI's."""
+    real = os.path.realpath(site)
+    options = [value.replace("SUB", f"{real}/static/sub")
+               for value in options]
+    for name in ("a.txt", "foo", "sub/b.css", "only-css/b.css", "noext"):
+        (site / "static" / f"{name}.gz").write_bytes(b"GZ " + name.encode())
+    (site / "static" / "sub" / "b.css.br").write_bytes(b"BR")
+    for path in site.rglob("*"):
+        os.utime(path, (MTIME, MTIME), follow_symlinks=False)
+    ours = gzip_answers(procs, support.UGU, site, options, GZIP_REQUESTS)
+    assert ours == gzip_answers(procs, [uwsgi_binary], site, options,
+                                GZIP_REQUESTS)
+    assert any(b"Content-Encoding: gzip" in raw for raw in ours[0])
+    assert any(not raw.endswith(b"GZ") and b"Content-Encoding" not in raw
+               for raw in ours[0][:-4])
+
+
+def test_static_gzip_dir_sends_brotli_first(procs, site):
+    """A client taking both gets FILE.br where there is one, as from
+    uWSGI; a regexp uWSGI cannot read stops the start."""
+    (site / "static" / "sub" / "b.css.gz").write_bytes(b"GZ")
+    (site / "static" / "sub" / "b.css.br").write_bytes(b"BR")
+    answers, _ = gzip_answers(
+        procs, support.UGU, site,
+        ["--static-gzip-ext", ".css"],
+        [("/static/sub/b.css", [("Accept-Encoding", "gzip, br")]),
+         ("/static/sub/b.css", [("Accept-Encoding", "gzip")])])
+    assert answers[0].endswith(b"\r\n\r\nBR")
+    assert b"Content-Encoding: br\r\n" in answers[0]
+    assert answers[1].endswith(b"\r\n\r\nGZ")
+
+
+def test_a_static_gzip_regexp_that_does_not_compile_is_refused(tmp_path):
+    from ugu.options.errors import ConfigError
+    from ugu.options.resolve import resolve
+    from ugu.vassal.static import StaticFiles
+    ini = support.write_ini(tmp_path / "app.ini", uwsgi=[
+        ("static-map", "/s=s"), ("static-gzip", "a(")])
+    with pytest.raises(ConfigError) as info:
+        StaticFiles(resolve(["--ini", str(ini)], {}))
+    assert 'invalid regexp "a("' in str(info.value)
+    assert "app.ini" in str(info.value)
+    assert "static-gzip" in str(info.value)

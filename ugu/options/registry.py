@@ -714,6 +714,15 @@ OPTIONS = (
          "the part asked for (206), or 416", STATIC, default=False),
     _opt("static-gzip-all", FLAG, "serve FILE.gz to clients accepting gzip",
          STATIC, default=False),
+    _opt("static-gzip", STR, "serve FILE.gz (FILE.br) to clients accepting "
+         "gzip (br), for the files whose real path this regexp finds",
+         STATIC, repeat=True),
+    _opt("static-gzip-dir", STR, "serve FILE.gz (FILE.br) to clients "
+         "accepting gzip (br), for the files whose real path starts with "
+         "this", STATIC, repeat=True, aliases=("static-gzip-prefix",)),
+    _opt("static-gzip-ext", STR, "serve FILE.gz (FILE.br) to clients "
+         "accepting gzip (br), for the files whose name ends with this",
+         STATIC, repeat=True, aliases=("static-gzip-suffix",)),
     _opt("file-serve-mode", STR, "answer a static file with a header "
          "naming it, for the web server in front to send: x-sendfile "
          "(Apache's X-Sendfile), x-accel-redirect or nginx (nginx's "

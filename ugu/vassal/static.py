@@ -17,18 +17,24 @@ folder sharing the root's prefix, nor a NUL byte reaches a file outside.
 import dataclasses
 import email.utils
 import os
+import re
 import stat
 from dataclasses import dataclass
 
-from ugu import log
+from ugu import log, pcre
+from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.vassal import expires
 
 MIME_FILE = "/etc/mime.types"
+# The options that have a file's compressed variant looked for.
+GZIP_OPTIONS = ("static-gzip-all", "static-gzip", "static-gzip-dir",
+                "static-gzip-ext")
 # Setting any of these builds the mime types, as in uWSGI (its MIME flag).
 MIME_OPTIONS = ("check-static", "static-map", "static-map2", "static-index",
-                "static-safe", "static-skip-ext", "static-gzip-all",
+                "static-safe", "static-skip-ext", *GZIP_OPTIONS,
                 "mimefile", "file-serve-mode", *expires.OPTIONS)
+_GZIP_REGEXP = registry.lookup("static-gzip")
 SERVED_METHODS = ("GET", "HEAD")
 # file-serve-mode's values, as uWSGI reads them (any case), and the
 # header each answers with: the file's path, for the web server in front
@@ -175,7 +181,7 @@ class StaticFiles:
         self.skip_ext_path_info = tuple(
             os.fsencode(ext).decode("latin-1") for ext in self.skip_ext)
         self.expires = expires.Expires.from_config(config)
-        self.gzip_all = config["static-gzip-all"]
+        self.wants_variant = _variant_rule(config)
         self.serve_header = _serve_header(config["file-serve-mode"])
         self.types = _mime_types(config) if any(
             config.is_set(name) for name in MIME_OPTIONS) else None
@@ -295,7 +301,8 @@ class StaticFiles:
         content_type = self._content_type(path)
         encoding = None
         accept_encoding = ex.vars.get("HTTP_ACCEPT_ENCODING", "")
-        if self.gzip_all and accept_encoding:
+        if self.wants_variant and accept_encoding and \
+                self.wants_variant(path):
             for coding, suffix in _accepted(accept_encoding):
                 variant = _variant(path + suffix)
                 if variant:
@@ -344,6 +351,41 @@ def _serve_header(mode):
         raise ConfigError(f"invalid file-serve-mode value: {mode} (write "
                           f"x-sendfile, x-accel-redirect or nginx)",
                           option="file-serve-mode") from None
+
+
+def _variant_rule(config):
+    """Whether to look for a file's compressed variant, by its name (None:
+    never), as uWSGI decides it: every file (static-gzip-all), else one under a
+    static-gzip-dir (or -prefix: a plain prefix of the name), one
+    ending with a static-gzip-ext (or -suffix), or one a static-gzip
+    regexp finds."""
+    if config["static-gzip-all"]:
+        return _always
+    prefixes = tuple(config["static-gzip-dir"])
+    suffixes = tuple(config["static-gzip-ext"])
+    patterns = [_compiled(entry) for entry in config.entries
+                if not entry.placeholder
+                and registry.lookup(entry.key) is _GZIP_REGEXP]
+    if not (prefixes or suffixes or patterns):
+        return None
+
+    def wants(path):
+        return (path.startswith(prefixes) or path.endswith(suffixes)
+                or any(pattern.search(path) for pattern in patterns))
+    return wants
+
+
+def _compiled(entry):
+    try:
+        return pcre.compile(entry.value)
+    except re.error as e:
+        raise ConfigError(f"invalid regexp \"{entry.value}\": {e} (write "
+                          f"a PCRE regexp for the files' names)",
+                          entry.file, entry.line, entry.key) from None
+
+
+def _always(path):
+    return True
 
 
 def _nothing(ex):
