@@ -515,3 +515,56 @@ def test_reload_os_env_before_each_app(start_server, site, server,
     support.wait_for_port(port)
     assert _get(port, "/first") == "first"
     assert _get(port, "/second") == seen
+
+
+BUFFERS_APP = textwrap.dedent('''
+    import json, os, socket
+
+    def application(environ, start_response):
+        found = {}
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                link = os.readlink(f"/proc/self/fd/{name}")
+            except FileNotFoundError:
+                continue  # listdir's own descriptor, closed since
+            if not link.startswith("socket:"):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+            with sock:
+                if sock.family != socket.AF_INET or \\
+                        sock.type != socket.SOCK_STREAM:
+                    continue
+                get = sock.getsockopt
+                kind = ("listener" if get(socket.SOL_SOCKET,
+                                          socket.SO_ACCEPTCONN)
+                        else "connection")
+                if kind == "connection" and \\
+                        str(sock.getsockname()[1]) != environ["SERVER_PORT"]:
+                    continue
+                found[kind] = [get(socket.SOL_SOCKET, socket.SO_SNDBUF),
+                               get(socket.SOL_SOCKET, socket.SO_RCVBUF)]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(found).encode()]
+''')
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_socket_buffers_on_every_socket_bound(start_server, site, server):
+    """socket-sndbuf and socket-rcvbuf on the workers' socket, its
+    connections and the router's socket; Linux doubles the sizes."""
+    (site / "buffers_app.py").write_text(BUFFERS_APP)
+    (site / "buffers_app.py").chmod(0o644)
+    port, router = support.free_port(), support.free_port()
+    p = _start(start_server, server, site, [
+        ("http-socket", f"127.0.0.1:{port}"), ("http", f"127.0.0.1:{router}"),
+        ("http-to", f"127.0.0.1:{port}"), ("wsgi-file", "buffers_app.py"),
+        ("socket-sndbuf", "40000"), ("socket-rcvbuf", "50000")])
+    bound = p.wait_for_log(rf"uWSGI http bound on 127.0.0.1:{router} "
+                           rf"fd (\d+)")
+    support.wait_for_port(port)
+    assert json.loads(_get(port)) == {"listener": [80000, 100000],
+                                      "connection": [80000, 100000]}
+    sock, _ = _fd_of(p.pid, int(bound.group(1)))
+    with sock:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 80000
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 100000

@@ -128,6 +128,7 @@ def _listen_tcp(host, port, address, backlog, tuning):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sockets.set_buffers(sock, tuning)
         sockets.tune_tcp(sock, tuning, address)
         sock.bind((host, port))
         sock.listen(backlog)
@@ -146,6 +147,7 @@ def _listen_unix(path, backlog, tuning):
         os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
+        sockets.set_buffers(sock, tuning)
         sock.bind(abstract.sockaddr(path))
         sock.listen(backlog)
         if tuning.mode is not None and not abstract.is_abstract(path):

@@ -620,6 +620,12 @@ OPTIONS = (
          default=0, optional=True, aliases=(
              "socket-send-timeout", "so-write-timeout",
              "socket-write-timeout")),
+    _opt("socket-sndbuf", INT, "set SO_SNDBUF (bytes; Linux doubles it) "
+         "on every socket bound, and so on the connections they accept",
+         CORE, default=0, wide=True),
+    _opt("socket-rcvbuf", INT, "set SO_RCVBUF (bytes; Linux doubles it) "
+         "on every socket bound, and so on the connections they accept",
+         CORE, default=0, wide=True),
     # plugins: tutorials for packaged uWSGI load the Python one by name
     _opt("plugins", PLUGINS, "load plugins (ugu has python, http, gevent "
          "and logfile built in, and refuses any other)", CORE, repeat=True,

@@ -71,6 +71,8 @@ class Tuning:
     freebind: bool = False
     send_timeout: int = 0      # so-send-timeout, seconds
     fast_open: int = 0         # tcp-fast-open: the queue of TFO requests
+    send_buffer: int = 0       # socket-sndbuf, bytes
+    receive_buffer: int = 0    # socket-rcvbuf, bytes
 
     @classmethod
     def from_config(cls, config):
@@ -81,7 +83,9 @@ class Tuning:
             keepalive=config["so-keepalive"],
             reuse_port=config["reuse-port"], freebind=config["freebind"],
             send_timeout=config["so-send-timeout"],
-            fast_open=config["tcp-fast-open"])
+            fast_open=config["tcp-fast-open"],
+            send_buffer=config["socket-sndbuf"],
+            receive_buffer=config["socket-rcvbuf"])
 
 
 def socket_mode(config):
@@ -165,6 +169,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     address = parse_address(name, OPTION[proto])
     _check_backlog(backlog)
     sock = _new_socket(address)
+    set_buffers(sock, tuning)
     if sock.family == socket.AF_INET:
         tune_tcp(sock, tuning, name)
     else:
@@ -202,6 +207,26 @@ def tune_tcp(sock, tuning, name):
                         tuning.defer_accept)
     if tuning.keepalive:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+
+def set_buffers(sock, tuning):
+    """socket-sndbuf and socket-rcvbuf, on a stream socket of either
+    family before it binds; the connections it accepts start with the
+    same sizes.  As uWSGI, the number goes to the kernel as an unsigned
+    32-bit one, which caps it (at net.core.wmem_max, rmem_max)."""
+    for name, size, option in (
+            ("SO_SNDBUF", tuning.send_buffer, "socket-sndbuf"),
+            ("SO_RCVBUF", tuning.receive_buffer, "socket-rcvbuf")):
+        if not size:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, getattr(socket, name),
+                            struct.pack("I", size & 0xFFFFFFFF))
+        except OSError as e:
+            sock.close()
+            raise ConfigError(f"{name} setsockopt(): {e.strerror} (give "
+                              f"{option} a size in bytes the kernel "
+                              f"takes)", option=option) from None
 
 
 def _enable_fast_open(sock, queue, name):
