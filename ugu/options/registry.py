@@ -729,6 +729,16 @@ OPTIONS = (
     _opt("static-gzip-ext", STR, "serve FILE.gz (FILE.br) to clients "
          "accepting gzip (br), for the files whose name ends with this",
          STATIC, repeat=True, aliases=("static-gzip-suffix",)),
+    _opt("error-page-500", STR, "answer the server's own 500s (no app "
+         "loaded, an app that failed) with the first of these HTML files "
+         "that can be read", STATIC, repeat=True),
+    _opt("error-page-404", STR, "answer the server's own 404s (a static: "
+         "route without its file) with the first of these HTML files that "
+         "can be read", STATIC, repeat=True),
+    _opt("error-page-403", STR, "accepted for uWSGI configs: uWSGI's "
+         "403s and 405s, which this page answers, come from plugins ugu "
+         "has none of (cgi, php, webdav...), and ugu answers none itself",
+         STATIC, repeat=True),
     _opt("file-serve-mode", STR, "answer a static file with a header "
          "naming it, for the web server in front to send: x-sendfile "
          "(Apache's X-Sendfile), x-accel-redirect or nginx (nginx's "

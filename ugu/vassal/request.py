@@ -18,6 +18,7 @@ from ugu.vassal import app as apps, ranges, wsgi
 from ugu.vassal.transform import Layers
 from ugu.vassal.transport import HeadSent
 
+SERVER_ERROR = "500 Internal Server Error"
 NO_APP_BODY = b"Internal Server Error"
 # uWSGI's answer when no app is loaded ("full dynamic mode"), as it sends it.
 NO_APP_HEADERS = [("Connection", "close"), ("Content-Type", "text/plain")]
@@ -404,8 +405,7 @@ def handle(ex):
         if app is None:
             log.log("--- no python application found, check your startup "
                     "logs for errors ---")
-            ex.respond("500 Internal Server Error", NO_APP_HEADERS,
-                       NO_APP_BODY)
+            _answer_no_app(ex)
         else:
             if app.chdir:
                 apps.change_folder(app.chdir,
@@ -415,6 +415,17 @@ def handle(ex):
         e.log(ex)
     finally:
         account(ex)
+
+
+def _answer_no_app(ex):
+    """uWSGI's 500 for a request no app is loaded for, with the
+    error-page-500 page where there is one."""
+    page = ex.ctx.error_pages.page(500)
+    if page is None:
+        ex.respond(SERVER_ERROR, NO_APP_HEADERS, NO_APP_BODY)
+    else:
+        headers, body = page
+        ex.respond(SERVER_ERROR, [NO_APP_HEADERS[0], *headers], body)
 
 
 def _choose_app(ex):
@@ -557,8 +568,12 @@ def _serve_route_file(ex, path):
         found = ex.ctx.static.open_file(ex, path)
     if found:
         ex.ctx.serve_static(ex, found)
-    else:
+        return
+    page = ex.ctx.error_pages.page(404)
+    if page is None:
         ex.respond(*NOT_FOUND)
+    else:
+        ex.respond(NOT_FOUND[0], *page)
 
 
 # The vars that choose the app: after a route set one, it is chosen again.
@@ -681,9 +696,13 @@ def answer_500(ex, error):
 def _answer_500(ex):
     """The server's 500 for an app that failed before its response
     started (DEVIATIONS 9); unrouted, as uWSGI sends none to route."""
-    if not ex.headers_sent:
-        ex.respond("500 Internal Server Error", ERROR_HEADERS,
-                   b"Internal Server Error", routed=False)
+    if ex.headers_sent:
+        return
+    page = ex.ctx.error_pages.page(500)
+    if page is None:
+        ex.respond(SERVER_ERROR, ERROR_HEADERS, NO_APP_BODY, routed=False)
+    else:
+        ex.respond(SERVER_ERROR, *page, routed=False)
 
 
 def _send_result(ex, result):

@@ -23,8 +23,8 @@ from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, busyness, catch,
-                         exceptions, harakiri, hooks, pymodule, reqlog,
-                         request, rpc, sockets, tracebacker, wsgi)
+                         errorpages, exceptions, harakiri, hooks, pymodule,
+                         reqlog, request, rpc, sockets, tracebacker, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -88,6 +88,7 @@ class Context:
         else:
             self.run_app = request.run_app_cheat
             self.environs = [{} for _ in range(self.cores)]
+        self.error_pages = errorpages.ErrorPages(config)
         self.answer_exception = (catch.answer if config["catch-exceptions"]
                                  else request.answer_500)
         self.multiprocess = config["processes"] != 1
