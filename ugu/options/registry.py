@@ -586,6 +586,20 @@ OPTIONS = (
          repeat=True, short="s", aliases=("uwsgi-socket",)),
     _opt("http-socket", STR, "bind an HTTP socket served by the workers",
          CORE, repeat=True),
+    _opt("http-socket-modifier1", INT, "modifier1 of the http-socket's "
+         "requests: 0 or 30 for the Python plugin; any other, which no "
+         "plugin of ugu's serves, leaves them unanswered but by the "
+         "request routes", CORE, default=0, wide=True),
+    _opt("http-socket-modifier2", INT, "modifier2 of the http-socket's "
+         "requests (log-format's %(modifier2))", CORE, default=0,
+         wide=True),
+    _opt("https-socket-modifier1", INT, "modifier1 of an https-socket's "
+         "requests: accepted for uWSGI configs, as ugu refuses "
+         "https-socket (end TLS in the router or the web server)", CORE,
+         default=0, wide=True),
+    _opt("https-socket-modifier2", INT, "modifier2 of an https-socket's "
+         "requests: accepted for uWSGI configs, as ugu refuses "
+         "https-socket", CORE, default=0, wide=True),
     _opt("http11-socket", STR, "bind an HTTP socket served by the workers "
          "whose connections stay open between requests (for up to "
          "socket-timeout)", CORE, repeat=True),

@@ -54,6 +54,9 @@ KEEPALIVE_WAIT = 0.05
 # Read once, at start-up: the tests force every request through h11.
 PLAIN = os.environ.get("UGU_HTTP_SOCKET_PARSER") != "h11"
 _CAN_RESPOND = (h11.IDLE, h11.SEND_RESPONSE)
+# The modifier1 values the Python plugin serves.
+SERVED_MODIFIERS = (protocol.MODIFIER_WSGI,
+                    protocol.MODIFIER_WSGI_SCRIPT_NAME)
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[],
                                      reason=b"Continue")
 
@@ -473,7 +476,11 @@ def _serve_plain(ctx, core, site, found, client):
     body = plain_http.PlainBody(client, found.length)
     ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
                       size, Input(body, found.length))
-    request.handle(ex)
+    if ctx.http_modifiers is not None:
+        if not _handle_modified(ex, ctx.http_modifiers):
+            return False
+    else:
+        request.handle(ex)
     if transport.conn is None:
         return False
     return ex.input.drain() and transport.reusable()
@@ -496,7 +503,10 @@ def _serve_one(ctx, core, site, event, client):
     ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
                       len(block), Input(body, length))
     try:
-        request.handle(ex)
+        if ctx.http_modifiers is None:
+            request.handle(ex)
+        elif not _handle_modified(ex, ctx.http_modifiers):
+            return False
         # Before the spool closes: a de-chunked body the app left unread
         # is drained from there.
         drained = transport.conn is not None and ex.input.drain()
@@ -507,6 +517,20 @@ def _serve_one(ctx, core, site, event, client):
         return False
     client.finish_request()
     return client.end_h11()
+
+
+def _handle_modified(ex, modifiers):
+    """Serve a request under http-socket-modifier1/2; False once the
+    connection must close: a modifier1 the Python plugin does not serve
+    (0 and 30 it does) leaves the request unanswered, or answered by its
+    routes alone, and uWSGI closes the connection then."""
+    modifier1, modifier2 = modifiers
+    ex.modifier1, ex.modifier2 = modifier1, modifier2
+    if modifier1 in SERVED_MODIFIERS:
+        request.handle(ex)
+        return True
+    request.handle_unserved(ex, modifier1)
+    return False
 
 
 def _checked_block(rv, ctx, site, length=None):

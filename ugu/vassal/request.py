@@ -76,7 +76,8 @@ class Exchange:
     switches = 0
     write_errors = 0
     # The uwsgi packet's modifiers, as log-format names them: uWSGI logs
-    # modifier1 30 as 0, the only other one served.
+    # modifier1 30 as 0 once the app runs (and, through a uwsgi socket,
+    # ugu always does).
     modifier1 = modifier2 = 0
     # Values the log line names (log-format's other tokens), set with
     # set_logvar(); None until one is.
@@ -417,6 +418,31 @@ def handle(ex):
         account(ex)
 
 
+def handle_unserved(ex, modifier1):
+    """A request whose modifier1 (`http-socket-modifier1`) names none of
+    the Python plugin's, as a uWSGI with only that plugin serves it:
+    where there are request routes, a static file or the routes may
+    answer it (uWSGI looks for the files before it routes); else
+    uWSGI's line, and nothing is sent.  No request line either way (the
+    absent plugin's to write)."""
+    ctx = ex.ctx
+    ctx.describe(ex)
+    ex.log = _unlogged
+    try:
+        if ctx.request_routing is not None:
+            found = ctx.static.lookup(ex)
+            if route_request(ex, None, found) is ENDED:
+                return
+            if found:
+                ctx.serve_static(ex, found)
+                return
+        log.log(f"-- unavailable modifier requested: {modifier1} --")
+    except ClientWriteError as e:
+        e.log(ex)
+    finally:
+        account(ex)
+
+
 def _answer_no_app(ex):
     """uWSGI's 500 for a request no app is loaded for, with the
     error-page-500 page where there is one."""
@@ -626,6 +652,10 @@ def run_app(ex, app, environ):
     wsgi.build_environ(environ, ex.vars, ex.input, ctx.environ_keys,
                        ctx.multithread, ctx.multiprocess,
                        ctx.core_id(ex.core))
+    if ex.modifier1:
+        # 30 (http-socket-modifier1), which uWSGI's Python plugin turns
+        # into its own 0 once the environ is built.
+        ex.modifier1 = 0
     result = None
     try:
         result = app.callable(environ, ex.start_response)

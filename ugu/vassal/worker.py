@@ -99,6 +99,11 @@ class Context:
         # wait on an idle connection (ugu.vassal.http11) to end with it.
         self.wake = None
         self.listener_vars = {}     # http-socket: ListenerVars per socket
+        # http-socket-modifier1 and -modifier2, as the packet's bytes hold
+        # them; None where both are 0, as nearly always.
+        modifiers = (config["http-socket-modifier1"] % 256,
+                     config["http-socket-modifier2"] % 256)
+        self.http_modifiers = modifiers if any(modifiers) else None
         self._lock = threading.Lock()
         # This process's requests (max-requests counts them), and those of
         # its scoreboard slot, which go on from the slot's earlier workers
