@@ -600,6 +600,10 @@ OPTIONS = (
     _opt("https-socket-modifier2", INT, "modifier2 of an https-socket's "
          "requests: accepted for uWSGI configs, as ugu refuses "
          "https-socket", CORE, default=0, wide=True),
+    _opt("enable-proxy-protocol", FLAG, "read a PROXY (v1) line before "
+         "a connection's first request, on the http-sockets and the HTTP "
+         "router: the client it names is REMOTE_ADDR and REMOTE_PORT",
+         CORE, default=False),
     _opt("http11-socket", STR, "bind an HTTP socket served by the workers "
          "whose connections stay open between requests (for up to "
          "socket-timeout)", CORE, repeat=True),
@@ -818,6 +822,10 @@ OPTIONS = (
     _opt("http-buffer-size", INT, "bytes the router reads from a client "
          "or backend at a time (its internal buffer size)", HTTP,
          default=65536, wide=True),
+    _opt("http-enable-proxy-protocol", FLAG, "the router reads a PROXY "
+         "(v1) line before a connection's first request: the client it "
+         "names is REMOTE_ADDR and REMOTE_PORT", HTTP, default=False,
+         optional=True),
     _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
          "router always de-chunks request bodies", HTTP, default=False),
     _opt("http-manage-expect", TOGGLE, "accepted for uWSGI configs: the "

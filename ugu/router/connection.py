@@ -16,11 +16,12 @@ import time
 
 import h11
 
-from ugu.http import plain
+from ugu.http import plain, proxyline
 from ugu.http.errors import (BadRequest, ClientGone, HeadersTooLarge,
                              HttpError, NotImplementedHere, h11_reason)
 from ugu.http.vars import DEFAULT_KEY, RequestVars
 from ugu.log import log
+from ugu.protocol import encode_vars
 from ugu.router.cycle import H11Cycle, PlainCycle
 from ugu.router.exchange import Exchange
 from ugu.router.tunnel import Tunnel, asks_for_websocket
@@ -59,6 +60,28 @@ class ClientConnection:
                     wait = self.settings.idle_timeout
         finally:
             self.close()
+
+    def read_proxy_line(self, wait):
+        """A PROXY line before the first request (enable-proxy-protocol)
+        names the client for every request of the connection; False once
+        the client left or stalled before its end."""
+        deadline = time.monotonic() + wait
+        buffer = self.buffer
+        try:
+            while (found := proxyline.parse(buffer, MAX_HEAD)) \
+                    is proxyline.INCOMPLETE:
+                data = self.recv(deadline - time.monotonic())
+                if not data:
+                    return not buffer
+                buffer += data
+        except ClientGone:
+            return False
+        if found is not None:
+            size, source, port = found
+            del buffer[:size]
+            if source is not None:
+                self.peer = encode_vars(proxyline.peer_pairs(source, port))
+        return True
 
     def _serve_one(self, wait):
         """Serve one request; returns whether another may follow."""

@@ -126,7 +126,19 @@ class Acceptor:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client = ClientConnection(Channel(sock), address, self.shared,
                                   self.router)
+        if self.router.settings.proxy_protocol:
+            gevent.spawn(_serve_proxied, client)
+        else:
+            FastPath(client).start()
+
+
+def _serve_proxied(client):
+    """A client whose PROXY line comes first: read in a greenlet, then the
+    requests on the fast path as any other client's."""
+    if client.read_proxy_line(client.settings.headers_timeout):
         FastPath(client).start()
+    else:
+        client.close()
 
 
 class TlsAcceptor(Acceptor):

@@ -31,6 +31,8 @@ class Settings:
     https_export_cert: bool
     # Whether a websocket's request opens a raw session (ugu.router.tunnel).
     websockets: bool
+    # Whether a PROXY line may come before a connection's first request.
+    proxy_protocol: bool
 
     @classmethod
     def from_config(cls, config):
@@ -56,4 +58,6 @@ class Settings:
             # As in uWSGI, 0 means the default size.
             read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ,
             https_export_cert=config["https-export-cert"],
-            websockets=config["http-websockets"])
+            websockets=config["http-websockets"],
+            proxy_protocol=(config["enable-proxy-protocol"]
+                            or config["http-enable-proxy-protocol"]))

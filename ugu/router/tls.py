@@ -134,6 +134,11 @@ def _serve(channel, address, listener_vars, router):
         channel.close()
         return
     client = ClientConnection(channel, address, listener_vars, router)
+    # As uWSGI's router reads it: in the request's stream, inside TLS.
+    if router.settings.proxy_protocol and not client.read_proxy_line(
+            deadline - time.monotonic()):
+        client.close()
+        return
     certificate = channel.tls.getpeercert(binary_form=True)
     if certificate:
         # The peer vars follow HTTPS, the last of the listener's.

@@ -27,7 +27,7 @@ import time
 import h11
 
 from ugu import log, protocol
-from ugu.http import plain
+from ugu.http import plain, proxyline
 from ugu.http.errors import (BadRequest, BodyCutShort, BodyStalled,
                              HeadersTooLarge, HttpError, Unsendable,
                              error_bytes, h11_reason)
@@ -413,6 +413,8 @@ class Site:
 def serve_http(ctx, core, listener, conn, address):
     client = Client(conn, ctx, address)
     site = Site(ctx, listener, address)
+    if ctx.proxy_protocol and not _read_proxy_line(client, site, ctx):
+        return
     while True:
         event = _read_request(client, ctx)
         if event is None:
@@ -430,6 +432,29 @@ def serve_http(ctx, core, listener, conn, address):
             return
         if not (reusable and _next_cycle(client, listener, ctx, core)):
             return
+
+
+def _read_proxy_line(client, site, ctx):
+    """enable-proxy-protocol: a PROXY line before the first request names
+    the client for every request of the connection; False once the
+    client left or stalled before its end."""
+    deadline = (time.monotonic() + ctx.socket_timeout
+                if ctx.socket_timeout else None)
+    try:
+        while (found := proxyline.parse(client.buffer, client.max_head)) \
+                is proxyline.INCOMPLETE and not client.closed:
+            client.buffer += client._recv_by(deadline)
+    except HeadTimeout:
+        return False
+    if found is proxyline.INCOMPLETE:
+        return not client.buffer
+    if found is not None:
+        size, source, port = found
+        del client.buffer[:size]
+        if source is not None:
+            site.peer = protocol.encode_vars(
+                proxyline.peer_pairs(source, port))
+    return True
 
 
 def _read_request(client, ctx):

@@ -104,6 +104,7 @@ class Context:
         modifiers = (config["http-socket-modifier1"] % 256,
                      config["http-socket-modifier2"] % 256)
         self.http_modifiers = modifiers if any(modifiers) else None
+        self.proxy_protocol = config["enable-proxy-protocol"]
         self._lock = threading.Lock()
         # This process's requests (max-requests counts them), and those of
         # its scoreboard slot, which go on from the slot's earlier workers
