@@ -48,6 +48,12 @@ class BadRequest(HttpError):
     status = 400
 
 
+class NotFound(HttpError):
+    """No node for the request's Host (the router's subscriptions)."""
+
+    status = 404
+
+
 class BodyTooLarge(HttpError):
     status = 413
 
@@ -76,7 +82,7 @@ class GatewayTimeout(HttpError):
     status = 504
 
 
-REASONS = {400: b"Bad Request", 413: b"Request Entity Too Large",
+REASONS = {400: b"Bad Request", 404: b"Not Found", 413: b"Request Entity Too Large",
            431: b"Request Header Fields Too Large",
            500: b"Internal Server Error", 501: b"Not Implemented",
            502: b"Bad Gateway",

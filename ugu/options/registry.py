@@ -835,6 +835,31 @@ OPTIONS = (
     _opt("http-auto-chunked", FLAG, "accepted for uWSGI configs: the "
          "router always chunk-encodes a response without a length for an "
          "HTTP/1.1 client, so keepalive survives it", HTTP, default=False),
+    _opt("http-subscription-server", STR, "run a subscription server "
+         "on the address (UDP HOST:PORT, or a unix datagram PATH): the "
+         "router sends each request to the nodes subscribed for its Host",
+         HTTP, repeat=True),
+    _opt("http-subscription-fallback-key", STR, "the subscription key "
+         "whose nodes serve a request whose Host has none", HTTP),
+    _opt("subscription-tolerance", INT, "seconds a subscribed node is "
+         "kept without a new announce", HTTP, default=17),
+    # subscriptions (the instance's side)
+    _opt("subscribe-to", STR, "subscribe to a router's subscription "
+         "server ([ADDR=]SERVER:KEY[,MODIFIER1], or SERVER:@FILE of keys)",
+         MASTER, repeat=True, needs_master=True,
+         aliases=("st", "subscribe")),
+    _opt("subscribe2", STR, "subscribe to a router's subscription server "
+         "(server=SERVER,key=KEY[,addr=ADDR][,socket=N][,weight=N]"
+         "[,modifier1=N][,modifier2=N][,check=FILE])", MASTER,
+         repeat=True, needs_master=True),
+    _opt("subscribe-freq", INT, "seconds between the subscription "
+         "announces", MASTER, default=10),
+    _opt("unsubscribe-on-graceful-reload", FLAG, "unsubscribe also at a "
+         "graceful reload", MASTER, default=False),
+    _opt("start-unsubscribed", FLAG, "send no subscription until the "
+         "master fifo's S", MASTER, default=False),
+    _opt("weight", INT, "the instance's weight in its subscriptions",
+         MASTER, default=0, wide=True),
     # logging
     _opt("logger", STR, "send messages to a logger (file:PATH, fd:N, "
          "stdio); NAME file:PATH names one, which takes only the lines "

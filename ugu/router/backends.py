@@ -64,6 +64,10 @@ class Node:
     """One backend address: ("host", port), a unix socket path or
     `@NAME`."""
 
+    # A node whose requests go with modifiers of their own sets a method
+    # that puts them in the packet (a subscribed one does).
+    retag = None
+
     def __init__(self, address):
         if isinstance(address, str):
             self.family = socket.AF_UNIX
@@ -140,13 +144,13 @@ class Nodes:
         self._next = 0
 
     def connect(self, head, tried=()):
-        """A socket to the next node that accepts, of those not `tried`
-        yet; the request's key (`head.key`) names it in the log, as in
-        uWSGI's lines."""
+        """(node, a socket to it) for the next node that accepts, of those
+        not `tried` yet; the request's key (`head.key`) names it in the
+        log, as in uWSGI's lines."""
         node, backend = self._first(
             head, tried, lambda node: node.connect(self.connect_timeout))
         node.succeeded()
-        return backend
+        return node, backend
 
     def start_connect(self, head):
         """(node, Backend), taking the nodes as connect() does but without

@@ -65,7 +65,9 @@ class Exchange:
         body = self._spool() if self.head.chunked else None
         packet = self._packet(body)
         self.packet_size = len(packet)
-        backend = self.client.router.nodes.connect(self.head, tried)
+        node, backend = self.client.router.nodes.connect(self.head, tried)
+        if node.retag is not None:
+            packet = node.retag(packet, self.settings)
         try:
             self._send(backend, packet, body)
             self._relay(backend)

@@ -141,6 +141,8 @@ class FastPath:
             self._packet = packet(conn, self.head)
             self.node, self.backend = (
                 conn.router.nodes.start_connect(self.head))
+            if self.node.retag is not None:
+                self._packet = self.node.retag(self._packet, self.settings)
         except HttpError as e:
             self._fail(e)
             return

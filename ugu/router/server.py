@@ -16,6 +16,7 @@ import gevent
 import gevent.event
 from gevent import get_hub
 
+from ugu import subscription
 from ugu.http.vars import ListenerVars
 from ugu.log import log
 from ugu.router.backends import Nodes
@@ -23,6 +24,8 @@ from ugu.router.channel import READ, Channel
 from ugu.router.connection import ClientConnection
 from ugu.router.fastpath import FastPath
 from ugu.router.redirect import Redirect, answer
+from ugu.router.subscriptions import (SubscribedNodes, SubscriptionServer,
+                                      Table)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 # Clients accepted per wake of the loop, so that a flood of connections
@@ -34,17 +37,27 @@ ACCEPT_PAUSE = 0.1
 
 
 class Router:
-    """What every connection of this router process shares."""
+    """What every connection of this router process shares; with
+    subscription servers, the nodes are those subscribed (`table`)."""
 
-    def __init__(self, settings, backends):
+    def __init__(self, settings, backends, subscribed=False):
         self.settings = settings
-        self.nodes = Nodes(backends, settings.connect_timeout)
+        self.table = None
+        if subscribed:
+            self.table = Table(settings.subscription_tolerance)
+            self.nodes = SubscribedNodes(self.table,
+                                         settings.connect_timeout,
+                                         settings.fallback_key)
+        else:
+            self.nodes = Nodes(backends, settings.connect_timeout)
 
 
 def serve(settings, listeners, backends):
     """Serve until SIGINT, SIGTERM or SIGQUIT; `listeners`: (socket, its
     context) pairs, as _acceptor takes them."""
-    router = Router(settings, backends)
+    subscribed = any(isinstance(context, subscription.Server)
+                     for _, context in listeners)
+    router = Router(settings, backends, subscribed)
     acceptors = [_acceptor(sock, router, context)
                  for sock, context in listeners]
     stopping = gevent.event.Event()
@@ -59,9 +72,12 @@ def serve(settings, listeners, backends):
 
 def _acceptor(sock, router, context):
     """`context`: None for `http`, an ssl.SSLContext for `https`, a
-    redirect.Redirect for `http-to-https`."""
+    redirect.Redirect for `http-to-https`, a subscription.Server for
+    `http-subscription-server` (read, not accepted on)."""
     if context is None:
         return Acceptor(sock, router)
+    if isinstance(context, subscription.Server):
+        return SubscriptionServer(sock, router.table)
     if isinstance(context, Redirect):
         return RedirectAcceptor(sock, router, context)
     return TlsAcceptor(sock, router, context)

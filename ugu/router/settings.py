@@ -33,6 +33,11 @@ class Settings:
     websockets: bool
     # Whether a PROXY line may come before a connection's first request.
     proxy_protocol: bool
+    # Seconds a subscribed node stays without an announce
+    # (ugu.router.subscriptions), and the key of the pool that serves a
+    # Host without one (bytes, or None).
+    subscription_tolerance: int = 17
+    fallback_key: bytes | None = None
 
     @classmethod
     def from_config(cls, config):
@@ -60,4 +65,10 @@ class Settings:
             https_export_cert=config["https-export-cert"],
             websockets=config["http-websockets"],
             proxy_protocol=(config["enable-proxy-protocol"]
-                            or config["http-enable-proxy-protocol"]))
+                            or config["http-enable-proxy-protocol"]),
+            subscription_tolerance=config["subscription-tolerance"],
+            fallback_key=_bytes(config["http-subscription-fallback-key"]))
+
+
+def _bytes(text):
+    return None if not text else text.encode()

@@ -47,9 +47,9 @@ class Tunnel:
         """Relay until either side is done.  A node that cannot be
         reached, or takes no request, gets the usual 502 or 504 (no
         response has started then)."""
-        backend = self.client.router.nodes.connect(self.head)
+        node, backend = self.client.router.nodes.connect(self.head)
         try:
-            self._send_request(backend)
+            self._send_request(node, backend)
             pipes = [gevent.spawn(self._pipe, self.client.channel, backend),
                      gevent.spawn(self._pipe, backend, self.client.channel)]
             try:
@@ -59,13 +59,15 @@ class Tunnel:
         finally:
             backend.close()
 
-    def _send_request(self, backend):
+    def _send_request(self, node, backend):
         """The vars, then what the client sent past its head: its first
         frames, if it did not wait for the 101."""
         early = self.cycle.h11.trailing_data[0]
+        data = packet(self.client, self.head)
+        if node.retag is not None:
+            data = node.retag(data, self.client.settings)
         try:
-            backend.sendall(packet(self.client, self.head) + early,
-                            self.timeout)
+            backend.sendall(data + early, self.timeout)
         except TimeoutError:
             raise GatewayTimeout("backend stopped reading the request") \
                 from None

@@ -63,6 +63,7 @@ def dispatch(master, letters):
         "s": lambda: master.print_stats(),
         "l": master.want_log_reopen,
         "L": master.want_log_rotation,
+        "S": master.toggle_subscriptions,
         "+": master.cheaper_more,
         "-": master.cheaper_fewer,
     }

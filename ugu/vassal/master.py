@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 
-from ugu import log, proc
+from ugu import log, proc, subscription
 from ugu import stats as stats_server
 from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
@@ -43,6 +43,7 @@ from ugu.vassal.hooks import Hooks
 from ugu.vassal.logmaster import LogMaster, line_pipeline
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
+from ugu.vassal.subscriber import Subscriber
 from ugu.vassal.touch import TouchWatch
 from ugu.vassal.worker import Worker
 
@@ -191,6 +192,8 @@ def _run(config):
         return EXIT_FAILED
     recycle.check(config)
     cheaper.check(config)
+    subscriber = Subscriber.from_config(
+        config, [l.name for l in _worker_sockets(listeners)])
     if masterless and has_router(config):
         if config["daemonize2"]:
             # uWSGI's router dies as daemonize2 leaves it behind.
@@ -232,7 +235,8 @@ def _run(config):
         _daemonize2(config, link, reloaded)
     if masterless:
         return _run_without_master(config, listeners, shared)
-    master = Master(config, listeners, shared, start_cwd, daemons, crons)
+    master = Master(config, listeners, shared, start_cwd, daemons, crons,
+                    subscriber)
     return master.run()
 
 
@@ -353,16 +357,39 @@ def _bind_all(config):
                                 None, tuning)
         listener.tls = context
         listeners.append(listener)
+    listeners += _bind_subscription_servers(config, inherited)
     listeners += [sockets.bind(name, proto, backlog, inherited, index,
                                tuning)
                   for index, (name, proto) in enumerate(wanted)]
-    if has_router(config) and not config["http-to"] and not wanted:
+    if has_router(config) and not config["http-to"] and not wanted \
+            and not config["http-subscription-server"]:
         # uWSGI's router with no node forwards to a socket of its own.
         listeners.append(sockets.bind(
             "127.0.0.1:0", sockets.UWSGI, backlog, inherited, 0,
             dataclasses.replace(tuning, defer_accept=0)))
     sockets.close_unused(inherited)
     return listeners
+
+
+def _bind_subscription_servers(config, inherited):
+    """The router's subscription servers, after its listeners, as uWSGI
+    binds them."""
+    servers = config["http-subscription-server"]
+    if servers and not has_router(config):
+        raise ConfigError("a subscription server is the HTTP router's: "
+                          "add `http = ADDR` for it to serve",
+                          option="http-subscription-server")
+    if servers and config["http-to"]:
+        raise ConfigError("the router sends each request to the nodes "
+                          "subscribed for its Host, as uWSGI's does, "
+                          "never to http-to: remove http-to (or the "
+                          "subscription server)", option="http-to")
+    found = []
+    for name in servers:
+        listener = sockets.bind_datagram(name, inherited)
+        listener.tls = subscription.Server()
+        found.append(listener)
+    return found
 
 
 def _worker_addresses(config):
@@ -395,7 +422,10 @@ def _worker_sockets(listeners):
 
 
 def router_backends(config, listeners):
-    """Nodes the HTTP router forwards to: http-to, else socket 0."""
+    """Nodes the HTTP router forwards to: http-to, else socket 0 (none
+    with a subscription server: those it hears of)."""
+    if config["http-subscription-server"]:
+        return []
     if config["http-to"]:
         return [sockets.parse_address(node, "http-to")
                 for node in config["http-to"]]
@@ -412,6 +442,7 @@ def _warn_router_to_http_socket(config, listeners):
     ugu's a 400 each): said once, at start-up."""
     workers = _worker_sockets(listeners)
     if not (has_router(config) and not config["http-to"] and workers
+            and not config["http-subscription-server"]
             and workers[0].proto in sockets.HTTP_PROTOCOLS):
         return
     first = workers[0]
@@ -521,8 +552,10 @@ class Child:
 
 class Master:
     def __init__(self, config, listeners, shared, start_cwd, daemons,
-                 crons):
+                 crons, subscriber=None):
         self.config = config
+        # The instance's subscriptions to routers (`subscribe-to`), or None.
+        self.subscriber = subscriber
         self.listeners = listeners
         self.shared = shared
         self.start_cwd = start_cwd
@@ -593,6 +626,8 @@ class Master:
             self.shared.caches.announce()
         cheaper.announce(self.config)
         self.daemons.spawn_all()
+        if self.subscriber:
+            self.subscriber.subscribe_all()
         # Only now, as uWSGI's master loop first looks at them: a missing
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config, self.route_signal)
@@ -804,6 +839,12 @@ class Master:
     def cheaper_fewer(self):
         if self.cheaper:
             self.cheaper.delta -= 1
+
+    def toggle_subscriptions(self):
+        """The master fifo's `S`: block the subscription packets, or let
+        them go again."""
+        if self.subscriber:
+            self.subscriber.toggle_block()
 
     def print_stats(self):
         report.print_stats(self.config, self.shared.scoreboard,
@@ -1017,6 +1058,8 @@ class Master:
 
     def tick(self):
         self.heartbeat()
+        if self.subscriber:
+            self.subscriber.tick()
         if self.config["spooler-harakiri"] and self.shared.spoolers:
             self.check_spoolers()
         if self.idle and not self.cheap:
@@ -1178,6 +1221,9 @@ class Master:
 
     # -- endings ----------------------------------------------------------
     def begin_shutdown(self, graceful=False, reason=None):
+        # As uWSGI: before anything is said or stopped.
+        if self.subscriber:
+            self.subscriber.unsubscribe_all()
         if reason:
             log.verbose(reason)
         elif graceful:
@@ -1196,6 +1242,9 @@ class Master:
         self._kill_spoolers()
         how = "gracefully" if graceful else "brutally"
         log.log(f"...{how} killing workers...")
+        if self.subscriber and (not graceful
+                                or self.subscriber.on_graceful_reload):
+            self.subscriber.unsubscribe_all()
         self._stop_children(signal.SIGHUP if graceful else signal.SIGTERM)
         self.pending_exit = "reload"
 
@@ -1230,6 +1279,8 @@ class Master:
 
     def finish(self):
         self._bury_children()
+        if self.subscriber:
+            self.subscriber.close()
         if self.logmaster:
             self.logmaster.catch_up()
         if self.shared.caches:

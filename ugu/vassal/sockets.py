@@ -14,6 +14,7 @@ import pwd
 import re
 import resource
 import socket
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -186,6 +187,41 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
         _set_file_mode(sock, name, tuning, proto != ROUTER)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
+
+
+# The name a subscription server's socket is passed on under at a reload,
+# apart from an `http` listener's at the same address.
+_DATAGRAM = "dgram:"
+
+
+def bind_datagram(name, inherited, owner="uWSGI http"):
+    """A router's subscription server (`http-subscription-server`): a
+    UDP socket on HOST:PORT, or a unix datagram socket on a path, reusing
+    an inherited one; a Listener of the router's, announced in uWSGI's
+    words."""
+    key = f"{ROUTER}:{_DATAGRAM}{name}"
+    if key in inherited:
+        sock = socket.socket(fileno=inherited.pop(key))
+    else:
+        address = parse_address(name, "http-subscription-server")
+        if isinstance(address, tuple):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        else:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            if not abstract.is_abstract(address):
+                # As uWSGI: a socket file there goes (no peer to ask).
+                _remove_socket_file(address)
+            address = abstract.sockaddr(address)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            sock.close()
+            raise ConfigError(f"cannot bind the subscription server on "
+                              f"{name}: {e.strerror or e}",
+                              option="http-subscription-server") from None
+    log.log(f"{owner} subscription server bound on {name} fd "
+            f"{sock.fileno()}")
+    return Listener(_DATAGRAM + name, ROUTER, sock, unix_inode(sock))
 
 
 def tune_tcp(sock, tuning, name):
@@ -371,6 +407,14 @@ def _owner_id(name, getter, field, kind):
     except KeyError:
         raise ConfigError(f"unable to find {kind} {name}",
                           option="chown-socket") from None
+
+
+def _remove_socket_file(path):
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _remove_stale_unix_socket(path):

@@ -1,0 +1,238 @@
+"""The router's subscription system (`http-subscription-server`).
+
+Instances announce themselves in datagrams (ugu.subscription): each names
+a key, the Host whose requests it serves, and its address.  The router
+keeps a pool of nodes per key and sends a request to a node of its Host's
+pool, taking the pool's nodes by uWSGI's weighted round robin.  A node
+leaves its pool when it unsubscribes, when it refuses a connection, or
+when it has not announced itself for `subscription-tolerance` seconds
+(seen when its pool is next used, as in uWSGI); a pool without nodes goes
+too.  A request whose Host has no pool (nor `http-subscription-
+fallback-key` one) gets 404 and one whose nodes all fail 502, where
+uWSGI closes the connection unanswered (README, differences).
+"""
+
+import os
+import socket
+import time
+
+import gevent
+
+from ugu import subscription
+from ugu.http.errors import BadGateway, NotFound
+from ugu.log import log
+from ugu.options.expand import djb33x
+from ugu.router.backends import Node, Nodes, _LOCAL_ERRORS
+from ugu.subscription import MAX_PACKET, SUBSCRIBE
+
+# uWSGI's slots are a table of this many lists, the key's hash modulo it:
+# the number its "new pool" line shows.
+_HASH_SLOTS = 0xFFFF
+
+
+class SubscribedNode(Node):
+    """A node of a pool, as announced."""
+
+    def __init__(self, announce, now):
+        self.name = announce.address.decode("latin-1")
+        super().__init__(_address(self.name))
+        self.label = self.name
+        self.modifiers = (announce.modifier1, announce.modifier2)
+        self.weight = max(announce.weight, 1)
+        self.wrr = 0
+        self.last_check = now
+
+    def refresh(self, announce, now):
+        self.last_check = now
+        self.weight = max(announce.weight, 1)
+
+    def retag(self, packet, settings):
+        """The request's packet with this node's modifiers, unless the
+        router sets its own (`http-modifier1`, `http-modifier2`), as in
+        uWSGI."""
+        modifier1 = settings.modifier1 or self.modifiers[0]
+        modifier2 = settings.modifier2 or self.modifiers[1]
+        if (modifier1, modifier2) == (packet[0], packet[3]):
+            return packet
+        return bytes((modifier1,)) + packet[1:3] + bytes((modifier2,)) \
+            + packet[4:]
+
+
+def _address(name):
+    """A Node address of an announced one: HOST:PORT, a unix path or
+    @NAME (an empty HOST is this machine)."""
+    if name.startswith(("/", "@")) or ":" not in name:
+        return name
+    host, _, port = name.rpartition(":")
+    return (host or "127.0.0.1", int(port) if port.isdigit() else 0)
+
+
+class Pool:
+    def __init__(self, key):
+        self.key = key
+        self.nodes = []
+
+
+class Table:
+    """The pools of one router process, by key (bytes)."""
+
+    def __init__(self, tolerance, clock=time.monotonic):
+        self.tolerance = tolerance
+        self.pools = {}
+        self.clock = clock
+        self.pid = os.getpid()
+
+    def announce(self, announce):
+        if announce.command == SUBSCRIBE:
+            self._subscribe(announce)
+        else:
+            self._unsubscribe(announce)
+
+    def _subscribe(self, announce):
+        now = self.clock()
+        key = announce.key
+        pool = self.pools.get(key)
+        text = key.decode("latin-1")
+        if pool is None:
+            pool = self.pools[key] = Pool(key)
+            log(f"[uwsgi-subscription for pid {self.pid}] new pool: {text} "
+                f"(hash key: {djb33x(key) % _HASH_SLOTS})")
+        name = announce.address.decode("latin-1")
+        for node in pool.nodes:
+            if node.name == name:
+                node.refresh(announce, now)
+                return
+        pool.nodes.append(SubscribedNode(announce, now))
+        log(f"[uwsgi-subscription for pid {self.pid}] {text} => new node: "
+            f"{name}")
+
+    def _unsubscribe(self, announce):
+        pool = self.pools.get(announce.key)
+        name = announce.address.decode("latin-1")
+        for node in pool.nodes if pool else ():
+            if node.name == name:
+                log(f"[uWSGI http pid {self.pid}] "
+                    f"{announce.key.decode('latin-1')} => marking {name} as "
+                    f"failed")
+                self.remove(pool, node)
+                return
+
+    def remove(self, pool, node):
+        if node in pool.nodes:
+            pool.nodes.remove(node)
+        if not pool.nodes and self.pools.get(pool.key) is pool:
+            del self.pools[pool.key]
+
+    def pool(self, key):
+        """The pool of `key` without its nodes gone silent, or None."""
+        pool = self.pools.get(key)
+        if pool is None:
+            return None
+        now = self.clock()
+        for node in list(pool.nodes):
+            if now - node.last_check > self.tolerance:
+                log(f"[uwsgi-subscription for pid {self.pid}] "
+                    f"{key.decode('latin-1')} => marking {node.name} as "
+                    f"failed (no announce received in {self.tolerance} "
+                    f"seconds)")
+                self.remove(pool, node)
+        return self.pools.get(key)
+
+    @staticmethod
+    def pick(pool, tried=()):
+        """The pool's next node by weighted round robin, uWSGI's `wrr`:
+        each node takes as many requests in a row as its weight is
+        times the smallest, the last node first."""
+        nodes = [node for node in pool.nodes if node not in tried]
+        if not nodes:
+            return None
+        for node in nodes:
+            if node.wrr > 0:
+                node.wrr -= 1
+                return node
+        smallest = min(node.weight for node in nodes)
+        for node in nodes:
+            node.wrr = node.weight // smallest
+        chosen = nodes[-1]
+        chosen.wrr -= 1
+        return chosen
+
+
+class SubscribedNodes(Nodes):
+    """The nodes of a router with a subscription server: those of the
+    request's key (Nodes' interface, for the fast path and the greenlet
+    code)."""
+
+    def __init__(self, table, connect_timeout, fallback_key=None):
+        self.table = table
+        self.connect_timeout = connect_timeout
+        self.fallback_key = fallback_key
+
+    def start_connect(self, head):
+        return self._first(head, (), Node.start_connect)
+
+    def _first(self, head, tried, begin):
+        pool = self._pool(head.key)
+        if pool is None and tried:
+            # Its last node has just failed and taken the pool with it.
+            raise BadGateway("no subscribed node accepted the connection")
+        if pool is None:
+            raise NotFound(f"no subscribed node for the key "
+                           f"{head.key.decode('latin-1')}")
+        retries = len(tried)
+        while (node := self.table.pick(pool, tried)) is not None:
+            try:
+                return node, begin(node)
+            except OSError as e:
+                if e.errno in _LOCAL_ERRORS:
+                    raise BadGateway(f"no socket for a backend "
+                                     f"connection: {e.strerror}") from None
+                self.failed(node, retries, head.key, e)
+                retries += 1
+        raise BadGateway("no subscribed node accepted the connection")
+
+    def _pool(self, key):
+        pool = self.table.pool(key)
+        if pool is None and self.fallback_key:
+            pool = self.table.pool(self.fallback_key)
+        return pool
+
+    def failed(self, node, retries, key, error):
+        """A subscribed node that refused leaves its pool, as in uWSGI."""
+        super().failed(node, retries, key, error)
+        for pool in list(self.table.pools.values()):
+            if node in pool.nodes:
+                self.table.remove(pool, node)
+
+
+class SubscriptionServer:
+    """Reads the announces of one datagram socket into the table, in a
+    greenlet of its own."""
+
+    def __init__(self, sock, table):
+        self.sock = sock
+        self.table = table
+        self.greenlet = None
+
+    def start(self):
+        self.greenlet = gevent.spawn(self._serve)
+
+    def close(self):
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+        self.sock.close()
+
+    def _serve(self):
+        sock = socket.socket(fileno=self.sock.detach())
+        self.sock = sock
+        while True:
+            try:
+                data = sock.recv(MAX_PACKET)
+            except OSError as e:
+                log(f"[uwsgi-subscription for pid {self.table.pid}] "
+                    f"recv(): {e.strerror or e}")
+                gevent.sleep(0.1)
+                continue
+            announce = subscription.decode(data)
+            if announce is not None:
+                self.table.announce(announce)
