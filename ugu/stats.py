@@ -42,13 +42,16 @@ LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
 
 
 def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=(),
-             spoolers=(), signal_queue=0):
+             spoolers=(), signal_queue=0, metrics=None,
+             show_metrics=True):
     """A master's document, in uWSGI's order, around its sockets and
     workers (and its external daemons, caches and spoolers, listed as
     uWSGI lists them only when there are some; a cache has its lock too).
-    For what ugu has no part of (uWSGI's other locks) the keys keep the
-    values uWSGI gives an instance that does not use it, so that uwsgitop
-    and the monitoring plugins read it."""
+    With metrics (a dict), their lock, and their values before the
+    sockets unless not `show_metrics` (stats-no-metrics).  For what ugu
+    has no part of (uWSGI's other locks) the keys keep the values uWSGI
+    gives an instance that does not use it, so that uwsgitop and the
+    monitoring plugins read it."""
     doc = {
         "version": UWSGI_VERSION, "listen_queue": listen_queue,
         "listen_queue_errors": 0, "signal_queue": signal_queue,
@@ -60,8 +63,12 @@ def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=(),
         doc["daemons"] = list(daemons)
     doc["locks"] = [{name: 0} for name in LOCKS] + [
         {f"cache_{cache['name']}": 0} for cache in caches]
+    if metrics is not None:
+        doc["locks"].append({"metrics": 0})
     if caches:
         doc["caches"] = list(caches)
+    if metrics is not None and show_metrics:
+        doc["metrics"] = metrics
     doc.update({"sockets": list(sockets), "workers": list(workers)})
     if spoolers:
         doc["spoolers"] = list(spoolers)

@@ -1022,9 +1022,57 @@ OPTIONS = (
          needs_master=True, aliases=("stats-min",)),
     _opt("stats-no-cores", FLAG, "leave each worker's cores out of the "
          "stats", MASTER, default=False, needs_master=True),
-    _opt("stats-no-metrics", FLAG, "accepted for uWSGI configs: ugu has "
-         "no metrics, so its stats never list them", MASTER, default=False,
+    _opt("stats-no-metrics", FLAG, "leave the metrics out of the stats",
+         MASTER, default=False, needs_master=True),
+    # metrics (each option but enable-metrics also turns them on, as in
+    # uWSGI: see ugu/vassal/metrics.py)
+    _opt("enable-metrics", FLAG, "enable the metrics subsystem", MASTER,
+         default=False, needs_master=True),
+    _opt("metric", STR, "add a custom metric (NAME, or KEY=VALUE,...: "
+         "name, oid, type, collector, freq, initial_value, children, "
+         "alias, arg1, arg1n, reset_after_push)", MASTER, repeat=True,
          needs_master=True),
+    _opt("metric-threshold", STR, "add a metric threshold/alarm "
+         "(key=METRIC,value=N[,alarm=NAME,rate=S,msg=TEXT,reset=N])",
+         MASTER, repeat=True, needs_master=True,
+         aliases=("metric-alarm", "alarm-metric")),
+    _opt("metrics-dir", STR, "export metrics as text files to the "
+         "specified directory", MASTER, needs_master=True,
+         aliases=("metric-dir",)),
+    _opt("metrics-dir-restore", FLAG, "restore last value taken from the "
+         "metrics dir", MASTER, default=False, needs_master=True,
+         aliases=("metric-dir-restore",)),
+    _opt("metrics-no-cores", FLAG, "disable generation of cores-related "
+         "metrics", MASTER, default=False, needs_master=True),
+    # carbon (uWSGI's carbon plugin: ugu/vassal/carbon.py)
+    _opt("carbon", STR, "push statistics to the specified carbon server "
+         "(HOST:PORT)", MASTER, repeat=True, needs_master=True),
+    _opt("carbon-timeout", INT, "set carbon connection timeout in seconds "
+         "(default 3)", MASTER, default=0),
+    _opt("carbon-freq", INT, "set carbon push frequency in seconds "
+         "(default 60)", MASTER, default=0),
+    _opt("carbon-id", STR, "set carbon id (default: the first socket's "
+         "name, its dots made underscores)", MASTER),
+    _opt("carbon-no-workers", FLAG, "disable generation of single worker "
+         "metrics", MASTER, default=False),
+    _opt("carbon-max-retry", INT, "set maximum number of retries in case "
+         "of connection errors (default 0)", MASTER, default=0),
+    _opt("carbon-retry-delay", INT, "set connection retry delay in seconds "
+         "(default 7)", MASTER, default=0),
+    _opt("carbon-root", STR, "set carbon metrics root node (default "
+         "'uwsgi')", MASTER),
+    _opt("carbon-hostname-dots", STR, "set char to use as a replacement "
+         "for dots in hostname (dots are not replaced by default)",
+         MASTER),
+    _opt("carbon-name-resolve", FLAG, "allow using hostname as carbon "
+         "server address (default disabled)", MASTER, default=False,
+         aliases=("carbon-resolve-names",)),
+    _opt("carbon-idle-avg", STR, "average values source during idle "
+         "period (no requests), can be \"last\", \"zero\", \"none\" "
+         "(default is last)", MASTER),
+    _opt("carbon-use-metrics", FLAG, "push the metrics subsystem's values "
+         "instead of the computed statistics (key names differ)", MASTER,
+         default=False),
     _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
          EMPEROR),
     _opt("heartbeat", INT, "announce healthiness to the Emperor every N "

@@ -111,6 +111,17 @@ class Alarms:
                     return
                 self._due += [(alarm, line) for alarm in alarms]
 
+    def trigger(self, name, message):
+        """Raise the alarm `name` (its first of that name) for `message`
+        (bytes), as a metric's threshold does: as for a line, not again
+        within alarm-freq seconds for the same message."""
+        alarm = next((a for a in self.alarms if a.name == name), None)
+        if alarm is None:
+            return
+        with self._lock:
+            if not self._raising:
+                self._raise(alarm, message)
+
     def raise_due(self):
         """Raise the alarms due, once the master is bound."""
         with self._lock:

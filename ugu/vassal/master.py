@@ -31,9 +31,9 @@ from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (alarms, busyness, cache, cheaper, exceptions, fifo,
                         harakiri, hygiene, idle, logencoders, logroutes,
-                        mules, pymodule, queue, recycle, report, sharedarea,
-                        shell, signals, sockets, spooler, stats, tracebacker,
-                        wsgi)
+                        metrics, mules, pymodule, queue, recycle, report,
+                        sharedarea, shell, signals, sockets, spooler, stats,
+                        tracebacker, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -91,6 +91,7 @@ class Shared:
         self.caches = cache.create_all(config)   # a cache.Caches, or None
         self.spoolers = spooler.Spoolers.from_config(config)
         self.uwsgi_signals = None   # made once the sockets are bound
+        self.metrics = None     # a metrics.Metrics, made after them
 
 
 def run(config):
@@ -213,6 +214,9 @@ def _run(config):
     # Before the app loads, as uWSGI words its start-up.
     log.log(f"*** Operational MODE: {_operational_mode(config, listeners)}"
             f" ***")
+    # Then, as uWSGI sets them up, before the app loads (it may use them).
+    shared.metrics = metrics.create(config, _worker_sockets(listeners),
+                                    cores(config))
     # Before any app can import it, in the process that loads them (the
     # workers inherit it), as uWSGI makes it.
     # After the sockets, as uWSGI makes its signal sockets (so the app
@@ -622,6 +626,8 @@ class Master:
         self._spawn_initial()
         if not reloads:
             hygiene.write_safe_pidfiles(self.config)
+        if self.shared.metrics:
+            self.shared.metrics.announce()
         if self.shared.caches:
             self.shared.caches.announce()
         cheaper.announce(self.config)
@@ -701,6 +707,9 @@ class Master:
                 break
             self.reap()
             self.respawn_due()
+            if self.shared.metrics:
+                self.shared.metrics.update_load(
+                    self.active_workers(), self.shared.scoreboard.busy)
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + TICK
                 self.tick()
@@ -931,6 +940,8 @@ class Master:
             if self.shared.caches:
                 # A worker or mule killed holding a cache's lock.
                 self.shared.caches.died(pid)
+            if self.shared.metrics:
+                self.shared.metrics.died(pid)
             if child.kind == "router":
                 self._router_died(child)
             elif child.kind == "mule":
@@ -1074,6 +1085,9 @@ class Master:
         if self.shared.queue:
             self.shared.queue.tick()
         self.check_listen_queues()
+        if self.shared.metrics:
+            self.shared.metrics.collect(self, int(time.time()),
+                                        self.shared.alarms)
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
         self.shared.hooks.run_touched()
@@ -1201,10 +1215,12 @@ class Master:
         listen queue is full: the workers do not keep up.  The longest
         queue is kept for the cheaper's backlog algorithm."""
         self.backlog = 0
-        for listener in _worker_sockets(self.listeners):
+        queues = self.shared.metrics.queues if self.shared.metrics else {}
+        for index, listener in enumerate(_worker_sockets(self.listeners)):
             found = sockets.listen_queue(listener)
             if found:
                 self.backlog = max(self.backlog, found[0])
+                queues[index] = found[0]
             if found and 0 < found[0] >= found[1]:
                 waiting, size = found
                 log.verbose(f'*** uWSGI listen queue of socket '

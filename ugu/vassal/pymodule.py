@@ -46,8 +46,9 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
-from ugu.vassal import (cacheapi, mules, pyargs, queue, reqlog, request, rpc,
-                        sharedarea, signals, spooler, websocket, worker)
+from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, reqlog,
+                        request, rpc, sharedarea, signals, spooler, websocket,
+                        worker)
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -82,8 +83,6 @@ _LACKING_GROUPS = {
         " ".join(sharedarea.FUNCTIONS),
     "queue configured (add `queue = SLOTS` to the config)":
         " ".join(queue.FUNCTIONS) + " queue_size",
-    "metrics": _names(
-        "metric_", "inc dec mul div get set set_max set_min"),
     "async loop engine of uWSGI's (its gevent workers run without one)":
         "async_sleep async_connect green_schedule suspend wait_fd_read "
         "wait_fd_write ready_fd",
@@ -895,3 +894,4 @@ _FUNCTIONS["log"] = log_line
 _FUNCTIONS["rpc"] = rpc_call
 _FUNCTIONS["signal"] = raise_signal
 _FUNCTIONS.update(cacheapi.FUNCTIONS)
+_FUNCTIONS.update(metrics.FUNCTIONS)

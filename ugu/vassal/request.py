@@ -673,10 +673,10 @@ def run_app(ex, app, environ):
         # disable-write-exception.
         e.log(ex)
         if ctx.quiet_writes:
-            ctx.count_exception(app, None)
+            ctx.count_exception(app, None, ex.core)
             return
         log.log("OSError: write error")
-        ctx.count_exception(app, WRITE_ERROR)
+        ctx.count_exception(app, WRITE_ERROR, ex.core)
         return
     except _PASSED_ON:
         raise
@@ -695,7 +695,7 @@ def run_app(ex, app, environ):
         finally:
             # After the answer: reload-on-exception may end the worker
             # here, once catch-exceptions' page has gone, as in uWSGI.
-            ctx.count_exception(ex.app, error)
+            ctx.count_exception(ex.app, error, ex.core)
         return
     finally:
         # After a failure's lines, as uWSGI closes the response.
@@ -714,7 +714,7 @@ def _close(ex, result):
         raise
     except BaseException as error:
         log.app_traceback()
-        ex.ctx.count_exception(ex.app, error)
+        ex.ctx.count_exception(ex.app, error, ex.core)
 
 
 def answer_500(ex, error):

@@ -53,10 +53,11 @@ _APP_INFO = struct.Struct("<BQ255s")
 # request log line counts (the master's slot 0 in uWSGI).
 _TOTAL = struct.Struct("<Q")
 # Per core: in_request flag, start time, "ADDR - METHOD URI" of the
-# request; then, for the stats, its requests in all, of static files,
-# offloaded, and that failed writing to the client.
+# request; then, for the stats and the metrics, its requests in all, of
+# static files, offloaded, that failed writing to the client, routed, and
+# its app's exceptions.
 _CORE = struct.Struct("<Bd240s")
-_CORE_COUNTS = struct.Struct("<QQQQQ")
+_CORE_COUNTS = struct.Struct("<QQQQQQ")
 REQUEST_TEXT = 240
 # A worker ending on its own: max-requests or reload-on-rss retire it (the
 # master logs it as killed); a SIGHUP makes it leave (the master says
@@ -239,8 +240,8 @@ class Scoreboard:
         return found
 
     def core_counts(self, wid, core):
-        """[requests, static, offloaded, write errors, routed] of one
-        core."""
+        """[requests, static, offloaded, write errors, routed,
+        exceptions] of one core."""
         return list(_CORE_COUNTS.unpack_from(
             self._map, self._core_offset(wid, core) + _CORE.size))
     def core_thread(self, wid):

@@ -45,7 +45,7 @@ from ugu import log
 from ugu.options.errors import ConfigError
 from ugu.options.expand import atoi
 from ugu.vassal import cron as crons
-from ugu.vassal import fsmon
+from ugu.vassal import fsmon, metrics
 
 # uWSGI's table sizes (MAX_TIMERS, MAX_CRONS, its file monitors').
 MAX_TIMERS = 64
@@ -91,7 +91,16 @@ def _pair(bufsize):
 
 
 def send(end, signum):
-    """Write the number; False, said as uWSGI says it, when it cannot."""
+    """Write the number; False, said as uWSGI says it, when it cannot.
+    With metrics, counted as routed or unrouted, as uWSGI counts it."""
+    sent = _send(end, signum)
+    found = metrics.instance()
+    if found:
+        found.count_signal(sent)
+    return sent
+
+
+def _send(end, signum):
     if end is None:
         log.log(_BAD_FD)
         return False

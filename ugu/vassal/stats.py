@@ -7,7 +7,14 @@ harakiri kills) and the sockets, with uWSGI's keys and nesting
 """
 
 from ugu import stats
-from ugu.vassal import recycle, sockets
+from ugu.vassal import metrics, recycle, sockets
+
+
+def accounted(config):
+    """Whether the workers keep what only the stats document, the
+    metrics and carbon read (their traffic, their cores' counts)."""
+    return bool(config["stats"] or config["carbon"]
+                or metrics.enabled(config))
 
 
 def document(master):
@@ -17,6 +24,7 @@ def document(master):
     backlog = max((waiting for waiting, _ in queues), default=0)
     can_offload = int(bool(master.config["offload-threads"]))
     uwsgi_signals = master.shared.uwsgi_signals
+    found = master.shared.metrics
     return stats.instance(
         backlog,
         [_socket(l, queue, can_offload)
@@ -27,7 +35,9 @@ def document(master):
         [c.stats() for c in master.shared.caches.all]
         if master.shared.caches else (),
         master.shared.spoolers.stats() if master.shared.spoolers else (),
-        uwsgi_signals.queue() if uwsgi_signals else 0)
+        uwsgi_signals.queue() if uwsgi_signals else 0,
+        found.stats() if found else None,
+        not master.config["stats-no-metrics"])
 
 
 def _daemon(daemon):
@@ -93,8 +103,8 @@ def _app(board, wid, app_id, startup_time, mountpoint):
 
 
 def _core(board, wid, core):
-    requests, static, offloaded, write_errors, routed = board.core_counts(
-        wid, core)
+    requests, static, offloaded, write_errors, routed, _ = \
+        board.core_counts(wid, core)
     running = board.running(wid, core)
     # uWSGI also lists a running request's vars: ugu's workers keep them
     # in their own memory, not the scoreboard, so none are listed.

@@ -24,7 +24,8 @@ from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, busyness, catch,
                          errorpages, exceptions, harakiri, hooks, pymodule,
-                         reqlog, request, rpc, sockets, tracebacker, wsgi)
+                         reqlog, request, rpc, sockets, stats, tracebacker,
+                         wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -122,7 +123,8 @@ class Context:
         self._running_time = self.scoreboard.running_time(self.wid)
         if busyness.timed(config):
             self.count_request = self._count_timed_request
-        if config["stats"]:
+        self._core_counts = None
+        if stats.accounted(config):
             delta, tx, _, avg_rt = self.scoreboard.traffic(self.wid)
             self._traffic = [delta, tx, avg_rt]
             self._core_counts = [self.scoreboard.core_counts(self.wid, core)
@@ -168,22 +170,27 @@ class Context:
         if deadline:
             self.scoreboard.set_harakiri(self.wid, deadline + self.harakiri)
 
-    def count_exception(self, app, error):
+    def count_exception(self, app, error, core=None):
         """The app raised `error` (None: a failed write that raises
-        nothing in it, under disable-write-exception)."""
-        self._add_exception(app)
+        nothing in it, under disable-write-exception) on `core`."""
+        self._add_exception(app, core)
 
-    def _count_or_reload(self, app, error):
+    def _count_or_reload(self, app, error, core=None):
         """count_exception under reload-on-exception (exceptions.py):
         the worker may end here."""
         if not self._exception_reload.always:
-            self._add_exception(app)
+            self._add_exception(app, core)
         if self._exception_reload.wanted(error):
             exceptions.end_worker()
 
-    def _add_exception(self, app):
+    def _add_exception(self, app, core):
         with self._lock:
             self.scoreboard.add_exception(self.wid, app.id)
+        if self._core_counts and core is not None:
+            # The core's own count (the metrics'), written by its thread.
+            counts = self._core_counts[core]
+            counts[5] += 1
+            self.scoreboard.set_core_counts(self.wid, core, counts)
 
     def count_request(self, ex):
         with self._lock:
