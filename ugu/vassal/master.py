@@ -29,11 +29,11 @@ from ugu.options.errors import ConfigError
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (alarms, busyness, cache, cheaper, exceptions, fifo,
-                        harakiri, hygiene, idle, logencoders, logroutes,
-                        metrics, mules, pymodule, queue, recycle, report,
-                        sharedarea, shell, signals, sockets, spooler, stats,
-                        tracebacker, wsgi)
+from ugu.vassal import (alarms, busyness, cache, carbon, cheaper,
+                        exceptions, fifo, harakiri, hygiene, idle,
+                        logencoders, logroutes, metrics, mules, pymodule,
+                        queue, recycle, report, sharedarea, shell, signals,
+                        sockets, spooler, stats, tracebacker, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -92,6 +92,7 @@ class Shared:
         self.spoolers = spooler.Spoolers.from_config(config)
         self.uwsgi_signals = None   # made once the sockets are bound
         self.metrics = None     # a metrics.Metrics, made after them
+        self.carbon = None      # a carbon.Carbon, with `carbon`
 
 
 def run(config):
@@ -195,6 +196,10 @@ def _run(config):
     cheaper.check(config)
     subscriber = Subscriber.from_config(
         config, [l.name for l in _worker_sockets(listeners)])
+    # Once the sockets are bound (the first names the instance), as
+    # uWSGI's plugin starts.
+    shared.carbon = carbon.Carbon.from_config(config,
+                                              _worker_sockets(listeners))
     if masterless and has_router(config):
         if config["daemonize2"]:
             # uWSGI's router dies as daemonize2 leaves it behind.
@@ -1088,6 +1093,8 @@ class Master:
         if self.shared.metrics:
             self.shared.metrics.collect(self, int(time.time()),
                                         self.shared.alarms)
+        if self.shared.carbon:
+            self.shared.carbon.tick(self)
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
         self.shared.hooks.run_touched()
@@ -1297,6 +1304,8 @@ class Master:
         self._bury_children()
         if self.subscriber:
             self.subscriber.close()
+        if self.shared.carbon:
+            self.shared.carbon.cleanup(self)
         if self.logmaster:
             self.logmaster.catch_up()
         if self.shared.caches:
