@@ -602,7 +602,7 @@ def _arguments(function, args, kwargs, least):
         raise TypeError(f"{function}() takes no keyword arguments")
     most = 1 if function == "metric_get" else 2
     if most == 1 and len(args) != 1:
-        raise TypeError(f"{function}() takes exactly one argument "
+        raise TypeError(f"{function}() takes exactly 1 argument "
                         f"({len(args)} given)")
     if not least <= len(args) <= most:
         bound, limit = ("at least", least) if len(args) < least else \
