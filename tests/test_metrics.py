@@ -311,3 +311,11 @@ def test_a_failed_push_is_retried_as_uwsgi_says(procs, tmp_path):
         rf"\[carbon\] Could not connect to carbon server at "
         rf"127\.0\.0\.1:{dead}\n\[uwsgi-stats-pusher\] carbon failed and "
         rf"maximum number of retries was reached \(1\)\n")
+
+
+def test_log_format_shows_a_metric(procs, tmp_path):
+    p, port = start(lambda s, a, **kw: procs.ugu(*a, **kw), "ugu", tmp_path,
+                    ("metric", "m"),
+                    ("log-format", "m=%(metric.m) x=%(metric.nope)"))
+    call(port, "metric_set", "m", 5)
+    p.wait_for_log(r"\nm=5 x=0\n")

@@ -17,6 +17,7 @@ import time
 from ugu import log
 from ugu.options.sources import as_sent
 from ugu.routing.rules import request_host
+from ugu.vassal import metrics
 
 _DEFAULT_STRFTIME = "%d/%b/%Y:%H:%M:%S %z"
 # uWSGI formats dates into 64 bytes: a longer one is empty (so "-").
@@ -180,10 +181,17 @@ def _expression(token, names):
         names[name] = token[4:]
         return f"(r.vars.get({name}) or '-')"
     if token.startswith("metric."):
-        # ugu keeps no metrics: uWSGI logs an unknown metric as 0.
-        return "0"
+        # As uWSGI: 0 for one that is not there, or without metrics.
+        names[name] = token[7:]
+        names["METRIC"] = _metric
+        return f"METRIC({name})"
     names[name] = token
     return f"((r.logvars or {{}}).get({name}) or '-')"
+
+
+def _metric(name):
+    found = metrics.instance()
+    return str(found.get(name)) if found else "0"
 
 
 def request_logger(config, wid):
