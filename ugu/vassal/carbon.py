@@ -66,6 +66,7 @@ class Carbon:
         self.last_busy = [0] * workers
         self.was_busy = [0] * workers
         self.last_requests = 0
+        self.measured = {}      # wid -> its last (rss, vsz)
         # The stats pusher's schedule (uWSGI's uspi).
         self.last_run = 0
         self.needs_retry = False
@@ -243,9 +244,7 @@ class Carbon:
                 totals["busyness"] += busyness
                 self.was_busy[wid - 1] = 0
                 if self.memory:
-                    child = master.worker(wid)
-                    rss, vsz = recycle.memory(child.pid) if child \
-                        else (0, 0)
+                    rss, vsz = self._memory_of(master, wid)
                     totals["rss"] += rss
                     totals["vsz"] += vsz
             if self.no_workers:
@@ -275,6 +274,14 @@ class Carbon:
             add("cheaped_workers", len(self.last_busy) - active)
         add("harakiri", totals["harakiri"])
         return "".join(lines).encode()
+
+    def _memory_of(self, master, wid):
+        """The worker's memory now; for one gone (a last push), its last
+        measure, as uWSGI keeps it."""
+        child = master.worker(wid)
+        if child:
+            self.measured[wid] = recycle.memory(child.pid)
+        return self.measured.get(wid, (0, 0))
 
     # -- the sending thread ---------------------------------------------
     def _send_all(self, jobs, results):
@@ -306,7 +313,7 @@ class Carbon:
                 sock.sendall(payload)
             except OSError as e:
                 said.append(f"carbon_write(): {e.strerror or e} "
-                            f"[plugins/carbon/carbon.c line 175]")
+                            f"[plugins/carbon/carbon.c line 182]")
         return True
 
 

@@ -582,7 +582,7 @@ def _from_file(path, position):
         with open(path, "rb") as f:
             data = f.read(4096)
     except OSError as e:
-        log.log(f'open("{path}"): {e.strerror} [core/metrics.c line 86]')
+        log.log(f'open("{path}"): {e.strerror} [core/metrics.c line 78]')
         return 0
     words = data.replace(b"\0", b" ").split()
     if not 0 <= position < len(words):
