@@ -1149,7 +1149,8 @@ _INSTEAD = {
         ("stats-push", "stats-pusher-default-freq",
          "stats-pushers-default-freq"),
         "serve the stats with `stats = ADDR` and have the collector read "
-        "them there (ugu pushes them nowhere)"),
+        "them there; for Graphite, `carbon = HOST:PORT` pushes uWSGI's "
+        "carbon lines (ugu has no other pusher)"),
     **dict.fromkeys(
         ("exec-post-jail", "hook-post-jail"),
         "uWSGI runs it only after a jail (chroot, namespace, `jailed`), "
