@@ -4,6 +4,7 @@ them, each run on ugu and on the real uWSGI with the same INI file; and
 what ugu refuses about them."""
 
 import re
+import signal
 import subprocess
 import textwrap
 
@@ -336,3 +337,53 @@ def test_logto_beside_a_logger_is_inert_unless_requests_go_there(site):
         "log-req-route = x GET\n")
     config = resolve(["--ini", str(site / "app.ini")], {})
     assert not [w for w in config.startup_warnings() if "logto" in w]
+
+
+PID_APP = textwrap.dedent('''
+    import os
+
+    def application(environ, start_response):
+        print("say", environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(os.getpid()).encode()]
+''')
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("loggers", [
+    [("logger", "s file:logs/said.log"), ("log-route", "s ^say")],
+    [("logger", "file:logs/said.log")],
+    [("req-logger", "file:logs/said.log")],
+], ids=["named", "unnamed", "req-logger"])
+def test_a_reload_goes_on_without_a_loggers_file(start_server, site, server,
+                                                 loggers):
+    """A logger's file that cannot be opened at a reload (its folder
+    gone) does not end the instance: its lines are dropped, and the file
+    is tried again at each line, so that it gets the lines that come once
+    the folder is back, as uWSGI's file logger does."""
+    (site / "app.py").write_text(PID_APP)
+    (site / "logs").mkdir()
+    p, port = serve(start_server, server, site, *loggers)
+    before = support.get_body(port, "/first")
+    wait_in_file(site / "logs" / "said.log", "/first")
+    (site / "logs" / "said.log").unlink()
+    (site / "logs").rmdir()
+    p.send_signal(signal.SIGHUP)
+    # The new worker answers: the reload is over.
+    support.wait_until(lambda: support.get_body(port, "/probe") != before,
+                       what="a worker of the reloaded instance")
+    named = loggers[0][1].startswith("s ")
+    if named:
+        # Its print is dropped before its request line reaches the log.
+        support.get_body(port, "/lost")
+        p.wait_for_log("(?m)" + request_line("/lost"))
+    (site / "logs").mkdir()
+    mark = "/found" if loggers[0][0] == "req-logger" else "say /found"
+    support.wait_until(
+        lambda: support.get_body(port, "/found") and
+        (site / "logs" / "said.log").exists() and
+        mark in (site / "logs" / "said.log").read_text(),
+        what="the line in the file made again")
+    assert p.popen.poll() is None
+    if named:
+        assert "/lost" not in (site / "logs" / "said.log").read_text()

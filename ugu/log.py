@@ -54,6 +54,13 @@ _DATE_ROOM = 64
 _NAMED = re.compile(r"([A-Za-z0-9]+) (.*)", re.DOTALL)
 # The named loggers' descriptors, by name.
 _named = {}
+# The `file:` loggers a reload could not open (their folder gone): the
+# path of each, with the descriptors it is to take over, which meanwhile
+# write to /dev/null.  As uWSGI's file logger, which opens its file as it
+# writes its first line and tries again at each line until it can, their
+# lines are dropped, and the file is tried again as lines come (see
+# retry_loggers), by every process on its own.
+_waiting = {}
 # uWSGI's mode for the files it logs to (before the umask).
 LOG_FILE_MODE = 0o640
 # What `logdate = VALUE` takes for the bare option (ctime's date), as
@@ -129,15 +136,20 @@ def request_writer(line_of):
     """A function that logs a finished request with line_of(request)."""
     # The line's fields are the request's bytes as latin-1 text (PEP
     # 3333): they go out as the bytes that came in, as uWSGI's do.
-    if _send_request is None:
+    if _send_request is None and _requests_fd not in _waiting_fds():
         def write(r):
             _write(_requests_fd, line_of(r), "latin-1")
         return write
-    send = _send_request
+    # A req-logger waiting for its file is tried again at each line.
+    sender = _send_request or _send_to_requests
 
     def write_sent(r):
-        send((line_of(r) + "\n").encode("latin-1", "backslashreplace"))
+        sender((line_of(r) + "\n").encode("latin-1", "backslashreplace"))
     return write_sent
+
+
+def _send_to_requests(line):
+    send(_requests_fd, line)
 
 
 def send_requests(send):
@@ -183,6 +195,8 @@ def _write(fd, line, encoding="utf-8"):
 
 def send(fd, data):
     """_write, for bytes already encoded."""
+    if _waiting:
+        retry_loggers()
     try:
         os.write(fd, data)
     except OSError:
@@ -227,17 +241,25 @@ def app_file(filename):
                 or filename.startswith("<frozen importlib"))
 
 
-def open_logger(spec, option):
-    """A file descriptor for a logger spec: file:PATH, fd:N or stdio."""
+def open_logger(spec, option, reloaded=False):
+    """A file descriptor for a logger spec: file:PATH, fd:N or stdio.
+    A file that cannot be opened stops the start; at a reload, where
+    the instance must go on serving, it is said, and waited for (see
+    _waiting) on a descriptor to /dev/null."""
     plugin, _, arg = spec.partition(":")
     if plugin == "file" and arg:
         path = _logfile_path(arg, option)
         try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                           LOG_FILE_MODE)
+            return _open_log_file(path)
         except OSError as e:
-            raise ConfigError(f"cannot open log file {path}: {e.strerror}",
-                              option=option) from None
+            if not reloaded:
+                raise ConfigError(f"cannot open log file {path}: "
+                                  f"{e.strerror}", option=option) from None
+            log(f"cannot open log file {path} ({option}): {e.strerror}: "
+                "its lines are dropped until it can be opened")
+            fd = os.open(os.devnull, os.O_WRONLY)
+            _waiting.setdefault(path, []).append(fd)
+            return fd
     if plugin == "fd" and arg.isdigit():
         return _open_fd(spec, int(arg), option)
     if plugin == "stdio":
@@ -249,6 +271,44 @@ def open_logger(spec, option):
                           option=option)
     raise ConfigError(f"logger '{spec}' is not supported by ugu (use "
                       "file:PATH, fd:N or stdio)", option=option)
+
+
+def _open_log_file(path):
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                   LOG_FILE_MODE)
+
+
+def _waiting_fds():
+    return [fd for fds in _waiting.values() for fd in fds]
+
+
+def retry_loggers():
+    """Open the files of the loggers a reload could not open, where they
+    can be now: each takes over its descriptors, in this process."""
+    for path, fds in list(_waiting.items()):
+        try:
+            fd = _open_log_file(path)
+        except OSError:
+            continue
+        for target in fds:
+            os.dup2(fd, target, inheritable=os.get_inheritable(target))
+        os.close(fd)
+        del _waiting[path]
+
+
+def retrying(through):
+    """write_through's `through` (or None) for a master whose logger
+    without a name waits for its file: tried again at each line first."""
+    def retried(data):
+        retry_loggers()
+        return data if through is None else through(data)
+    return retried
+
+
+def stdio_waiting():
+    """Whether the logger without a name waits for its file: then only
+    the log master, which copies every line, can try it again."""
+    return 2 in _waiting_fds()
 
 
 def _open_fd(spec, fd, option):
@@ -435,16 +495,17 @@ def check_loggers(config):
                               "each its own name", option="logger")
 
 
-def use_loggers(config):
+def use_loggers(config, reloaded=False):
     """Point both streams at the config's loggers, and open its named
-    loggers, which only routes write to.
+    loggers, which only routes write to (`reloaded`: at a reload, a file
+    that cannot be opened is waited for rather than fatal).
 
     Messages take over fd 1 and 2 as well, so that the app's prints and
     tracebacks land in the same file, as with uWSGI's log pipe.
     """
     global _requests_fd, _logger_has_stdio
     check_loggers(config)
-    _open_named(config)
+    _open_named(config, reloaded)
     if config["log-req-route"] and not config["req-logger"]:
         # As uWSGI: request lines no route takes go to the log as it was
         # before any logger (logto2 and daemonize2 take it later), not to
@@ -453,13 +514,18 @@ def use_loggers(config):
         _log_copies.append(_requests_fd)
     unnamed = unnamed_loggers(config, "logger")
     if unnamed:
-        take_stdio(open_logger(unnamed[0], "logger"))
+        fd = open_logger(unnamed[0], "logger", reloaded)
+        take_stdio(fd)
+        for fds in _waiting.values():
+            if fd in fds:
+                fds[:] = [1, 2]
         _logger_has_stdio = True
     if config["req-logger"]:
-        _requests_fd = open_logger(config["req-logger"][0], "req-logger")
+        _requests_fd = open_logger(config["req-logger"][0], "req-logger",
+                                   reloaded)
 
 
-def _open_named(config):
+def _open_named(config, reloaded):
     routed = routed_names(config)
     for spec in config["logger"]:
         name, logger = split_logger(spec)
@@ -469,7 +535,7 @@ def _open_named(config):
             # As uWSGI, which opens a logger as it first writes to it,
             # leaves a logger no route names unopened (said at start-up).
             continue
-        fd = open_logger(logger, "logger")
+        fd = open_logger(logger, "logger", reloaded)
         if fd == 1:
             # stdio: the log as it was before any logger took fd 1.
             fd = os.dup(fd)

@@ -13,7 +13,9 @@ line, the master's and those of the pipe, is rewritten by the encoders
 `log-alarm`: every line, before the regexps, may raise alarms (see
 alarms), once it is written.  With `threaded-logger`, a thread of the master
 copies the pipe, rather than its loop, so that a slow log never holds the
-loop up; rotating the file takes turns with it.
+loop up; rotating the file takes turns with it.  So does a logger
+without a name whose file a reload could not open: the master alone
+tries it again, as lines come (see log.retry_loggers).
 
 Off unless one of these options asks for it; then each line a child
 writes costs the master a read and a write, as in uWSGI.
@@ -78,8 +80,8 @@ class LogMaster:
         has_file = _has_file(config)
         asked = config["log-master"] or config["log-drain"] or \
             config["log-filter"] or config["log-encoder"] or \
-            config["log-route"] or \
-            config["threaded-logger"] or (alarms and alarms.watches_lines())
+            config["log-route"] or config["threaded-logger"] or \
+            (alarms and alarms.watches_lines()) or log.stdio_waiting()
         if asked or (_rotates(config) and has_file):
             return cls(config, start_cwd, has_file, alarms)
         return None
@@ -141,6 +143,8 @@ class LogMaster:
                 return
             if self._partial is not None:
                 data = self.lines(self._whole_lines(data))
+            # A logger a reload could not open is tried again.
+            log.retry_loggers()
             _write_all(data)
             if self.alarms:
                 self.alarms.raise_due()

@@ -144,15 +144,17 @@ def _run(config):
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
-    log.use_loggers(config)
+    log.use_loggers(config, reloaded)
     log.send_requests(logroutes.request_sender(config))
     # From the first line on, as uWSGI's log master is made before its
     # banner: the children's lines go through the same regexps later.
     # Its alarms too see the banner (raised once the master runs).
     raised = alarms.Alarms.from_config(config, mules.count(config))
     watching = raised and raised.watches_lines()
-    log.write_through(line_pipeline(config, raised),
-                      raised.raise_due if watching else None)
+    through = line_pipeline(config, raised)
+    if log.stdio_waiting():
+        through = log.retrying(through)
+    log.write_through(through, raised.raise_due if watching else None)
     _banner(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
