@@ -131,6 +131,27 @@ def test_a_log_alarm_does_not_raise_itself(procs, site):
     assert p.output().count("ALARM:") == 1
 
 
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_cmd_alarm_does_not_raise_itself(procs, site, threaded):
+    """What a cmd alarm's command prints is logged, but never checked:
+    uWSGI reads it back, and a command that prints what its rule
+    matches raises itself again without end (hundreds a second)."""
+    p, port = serve(lambda _, argv, **kw: procs.ugu(*argv, **kw), "ugu",
+                    site, ("alarm", "echo cmd:read line; echo SEEN $line"),
+                    ("log-alarm", "echo BOOM"),
+                    ("threaded-logger", "true" if threaded else "false"))
+    for n in range(3):
+        say(port, f"BOOM-{n}")
+    for n in range(3):
+        p.wait_for_log(f"(?m)^SEEN BOOM-{n}$")
+    p.wait_for_log(r"subprocess \d+ exited with code 0", count=3)
+    say(port, "after")
+    p.wait_for_log("(?m)^after$")
+    p.stop()
+    assert p.output().count("SEEN") == 3
+    assert p.output().count("exited with code") == 3
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_signal_and_mule_alarms(start_server, site, server):
     """signal:N raises uWSGI signal N (here one no worker handles); mule:N

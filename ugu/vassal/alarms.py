@@ -14,8 +14,9 @@ alarm raised again with the line it was last raised with waits
 
 As in uWSGI, the master raises them as it reads the line (or its
 threaded-logger thread does); unlike it, the lines the alarms themselves
-log (a `log` alarm's) are not checked, so that an alarm whose regexp
-matches its own line does not raise itself forever.
+log (a `log` alarm's, what a `cmd` alarm's command prints) are not
+checked, so that an alarm whose regexp matches its own line does not
+raise itself forever.
 """
 
 import os
@@ -69,6 +70,9 @@ class Alarms:
         # master bound), as uWSGI's alarm lines follow the line.
         self._due = []
         self.commands = proc.Subprocesses()       # pids of the cmd alarms' shells
+        # Where the cmd alarms' commands write: the log master's pipe
+        # that no rule checks (None: where the master's commands do).
+        self.command_output = None
         # The master's loop and a threaded-logger thread both check.
         self._lock = threading.RLock()
         self._raising = False
@@ -88,6 +92,9 @@ class Alarms:
 
     def watches_lines(self):
         return bool(self.rules)
+
+    def runs_commands(self):
+        return any(alarm.kind == "cmd" for alarm in self.alarms)
 
     def bind(self, route_signal, mules):
         """The master is ready: alarms can route signals and queue mule
@@ -155,7 +162,8 @@ class Alarms:
         finally:
             os.close(write)
         try:
-            self.commands.add(shell.fork_shell(alarm.arg, stdin=read))
+            self.commands.add(shell.fork_shell(
+                alarm.arg, stdin=read, output=self.command_output))
         finally:
             os.close(read)
 

@@ -58,15 +58,24 @@ class LogMaster:
             folder = os.getcwd() if option == "daemonize2" else start_cwd
             self.where = os.path.join(folder, self.path)
         self.maxsize = config["log-maxsize"]
-        self.lines = line_pipeline(config, alarms)
         self.alarms = alarms
-        # A line a child has not ended yet (None: lines are not looked at).
-        self._partial = b"" if self.lines else None
         self.backupname = config["log-backupname"]
         # Asked for by touch-logrotate, touch-logreopen, the fifo.
         self.rotate_due = self.reopen_due = False
-        self._read, self._write = os.pipe()
-        os.set_blocking(self._read, False)
+        self._pipe = _Pipe(line_pipeline(config, alarms))
+        self._pipes = [self._pipe]
+        # What cmd alarms write: a pipe of its own, logged as the
+        # children's are but never checked for alarms, so that a
+        # command that prints what its rule matches does not raise
+        # itself again without end.  Both pipes are then watched
+        # through one epoll descriptor.
+        self._alarm_pipe = self._poll = None
+        if alarms and alarms.watches_lines() and alarms.runs_commands():
+            self._alarm_pipe = _Pipe(line_pipeline(config))
+            self._pipes.append(self._alarm_pipe)
+            self._poll = select.epoll()
+            for pipe in self._pipes:
+                self._poll.register(pipe.read, select.EPOLLIN)
         self.threaded = config["threaded-logger"]
         # Held while the pipe is copied or the file rotated, where a
         # thread copies it.
@@ -101,13 +110,18 @@ class LogMaster:
                               option="log-req-route")
 
     def fileno(self):
-        return self._read
+        """What is readable once a pipe is."""
+        return self._poll.fileno() if self._poll else self._pipe.read
 
     def attach(self):
         """In a freshly forked child: its fd 1 and 2 write into the
         pipe."""
-        log.take_stdio(self._write)
-        os.close(self._read)
+        log.take_stdio(self._pipe.write)
+        os.close(self._pipe.read)
+        if self._poll:
+            self._poll.close()
+            os.close(self._alarm_pipe.read)
+            os.close(self._alarm_pipe.write)
         # The master looks at the lines, and the child's commands write
         # where it does: into the pipe.
         log.write_through(None)
@@ -115,7 +129,12 @@ class LogMaster:
 
     def output(self):
         """The pipe's end a command the master runs writes into."""
-        return self._write
+        return self._pipe.write
+
+    def alarm_output(self):
+        """The pipe's end a cmd alarm's command writes into (None: the
+        other pipe's, where no rule could match what it writes)."""
+        return self._alarm_pipe.write if self._alarm_pipe else None
 
     def start_thread(self):
         """threaded-logger: from now on a thread copies the pipe."""
@@ -124,7 +143,7 @@ class LogMaster:
 
     def _copy_forever(self):
         while True:
-            select.select([self._read], [], [])
+            select.select([self.fileno()], [], [])
             with self._turn:
                 self.drain()
 
@@ -136,29 +155,22 @@ class LogMaster:
 
     def drain(self):
         """Copy what the children wrote so far into the log."""
+        for pipe in self._pipes:
+            self._drain(pipe)
+
+    def _drain(self, pipe):
         for _ in range(DRAIN_READS):
             try:
-                data = os.read(self._read, READ_SIZE)
+                data = os.read(pipe.read, READ_SIZE)
             except BlockingIOError:
                 return
-            if self._partial is not None:
-                data = self.lines(self._whole_lines(data))
+            if pipe.lines is not None:
+                data = pipe.lines(pipe.whole_lines(data))
             # A logger a reload could not open is tried again.
             log.retry_loggers()
             _write_all(data)
             if self.alarms:
                 self.alarms.raise_due()
-
-    def _whole_lines(self, data):
-        """The whole lines of `data` (after what came before); an unended
-        line waits for its end, unless it is already longer than a
-        read."""
-        data = self._partial + data
-        end = data.rfind(b"\n") + 1
-        if not end and len(data) >= READ_SIZE:
-            end = len(data)
-        self._partial = data[end:]
-        return data[:end]
 
     def tick(self):
         """Once a second, as uWSGI's master looks: rotate the file once
@@ -213,6 +225,29 @@ class LogMaster:
             return False
         log.move_log(fd)
         return True
+
+
+class _Pipe:
+    """A pipe into the log master, and what its lines become in the log
+    (`lines`: see line_pipeline)."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        # A line a child has not ended yet.
+        self._partial = b""
+        self.read, self.write = os.pipe()
+        os.set_blocking(self.read, False)
+
+    def whole_lines(self, data):
+        """The whole lines of `data` (after what came before); an unended
+        line waits for its end, unless it is already longer than a
+        read."""
+        data = self._partial + data
+        end = data.rfind(b"\n") + 1
+        if not end and len(data) >= READ_SIZE:
+            end = len(data)
+        self._partial = data[end:]
+        return data[:end]
 
 
 def _rotates(config):

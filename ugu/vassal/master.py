@@ -614,6 +614,9 @@ class Master:
         self.logmaster = LogMaster.from_config(self.config, self.start_cwd,
                                                self.shared.alarms)
         if self.shared.alarms:
+            if self.logmaster:
+                self.shared.alarms.command_output = \
+                    self.logmaster.alarm_output()
             self.shared.alarms.bind(self.route_signal, self.shared.mules)
         if self.logmaster:
             shell.send_output_to(self.logmaster.output())

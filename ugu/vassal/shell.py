@@ -19,13 +19,14 @@ def send_output_to(fd):
 
 
 def fork_shell(command, before_session=None, in_session=None,
-               failure=None, stdin=None):
+               failure=None, stdin=None, output=None):
     """Fork a child that runs `command` through /bin/sh in a session of
     its own, so that its pid is also the process group of all the shell
     starts; returns that pid.  The child first resets the master's signal
     handlers and closes its descriptors (sockets, pipes, log files), then
     calls `before_session()`, starts the session, calls `in_session()`
-    and runs the shell, its stdin the descriptor `stdin` where given.
+    and runs the shell, its stdin the descriptor `stdin` where given,
+    its stdout and stderr `output` (else where send_output_to said).
     What fails there is logged, `failure` after it, and the child exits
     1."""
     # Until the child has its own handlers, a signal must not run the
@@ -33,17 +34,21 @@ def fork_shell(command, before_session=None, in_session=None,
     with proc.signals_blocked(signal.valid_signals()):
         pid = os.fork()
         if pid == 0:
-            _run_shell(command, before_session, in_session, failure, stdin)
+            _run_shell(command, before_session, in_session, failure, stdin,
+                       output)
     return pid
 
 
-def _run_shell(command, before_session, in_session, failure, stdin):
+def _run_shell(command, before_session, in_session, failure, stdin,
+               output):
     """The forked child of fork_shell.  Never returns."""
     try:
         proc.reset_signals()
         proc.unblock_signals()
-        if _output is not None:
-            log.take_stdio(_output)
+        if output is None:
+            output = _output
+        if output is not None:
+            log.take_stdio(output)
         if stdin is not None:
             os.dup2(stdin, 0)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
