@@ -225,6 +225,32 @@ def test_post_buffering_keeps_the_frames_sent_with_the_request(serve, mode):
         assert read_frame(sock) == (0x81, b"early")
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_fragmented_message_is_bounded_by_websocket_max_size(serve, server,
+                                                              mode):
+    """Each fragment is within websocket-max-size (1 KiB), the message
+    they join is not: ugu ends the websocket with a close of status 1009
+    (Message Too Big) once the joined bytes pass it; uWSGI joins them
+    without a bound, and echoes the whole message."""
+    port, p = serve(mode, "--websocket-max-size", "1")
+    sock, _ = connect(port)
+    with sock:
+        sock.sendall(client_frame(1, b"x" * 1000, fin=False))
+        assert read_frame(sock) == (0x81, b"\0")
+        sock.sendall(client_frame(0, b"y" * 24, fin=False))
+        assert read_frame(sock) == (0x81, b"\0")
+        sock.sendall(client_frame(0, b"z"))
+        if server == "uwsgi":
+            assert read_frame(sock) == (0x81, b"x" * 1000 + b"y" * 24 + b"z")
+            return
+        assert read_frame(sock) == (0x88, struct.pack("!H", 1009))
+        assert support.read_to_eof(sock) == b""
+    p.wait_for_log(r'\[uwsgi-websocket\] "GET /echo" \(127.0.0.1\) '
+                   r"fragmented message too large: 1025 bytes joined, max "
+                   r"allowed: 1024")
+    p.wait_for_log(r"OSError: unable to receive websocket message")
+
+
 def test_fragmented_messages_of_two_websockets_stay_apart(procs, tmp_path):
     """uWSGI keeps one buffer of fragments per process: there the first
     gets b"b1a2" and the second's websocket ends."""

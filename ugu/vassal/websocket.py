@@ -18,6 +18,9 @@ closes when the request ends).  As uWSGI's:
   the last gives the app b"\\0" (uWSGI's "wait for the rest" answer);
   each websocket joins its own (uWSGI's one buffer per process mixes
   two websockets' fragments: README, differences);
+- a fragmented message joined past `websocket-max-size` ends it, with a
+  close frame of status 1009 (Message Too Big); uWSGI joins without a
+  bound, as long as the client sends (README, differences);
 - once ended, every receive and send fails.
 
 The frame codec (`parse_frame`, `frame`) is pure; `WebSocket` holds one
@@ -40,6 +43,8 @@ STATUS = "101 Web Socket Protocol Handshake"
 # Opcodes (RFC 6455 5.2).
 CONTINUATION, TEXT, BINARY = 0x0, 0x1, 0x2
 CLOSE, PING, PONG = 0x8, 0x9, 0xA
+# The close frame's status for a message past the limit (RFC 6455 7.4.1).
+MESSAGE_TOO_BIG = struct.pack("!H", 1009)
 FIN = 0x80
 MASKED = 0x80
 LENGTH_BITS = 0x7F
@@ -61,6 +66,10 @@ class TooLarge(Ended):
     def __init__(self, size):
         super().__init__(size)
         self.size = size
+
+
+class JoinedTooLarge(TooLarge):
+    """A fragmented message grew past the limit."""
 
 
 def accept_key(key):
@@ -159,8 +168,10 @@ class WebSocket:
         self.ended = False
         self.last_ping = 0
         self.last_pong = 0
-        # The payloads of a fragmented message so far, or None.
+        # The payloads of a fragmented message so far, or None, and
+        # their size.
         self.fragments = None
+        self.joined = 0
 
     def handshake(self, key, origin, proto):
         """Answer the request with 101; False (nothing sent) without a
@@ -197,6 +208,10 @@ class WebSocket:
             return None
         try:
             return self._receive(wait)
+        except JoinedTooLarge as e:
+            self._write(frame(CLOSE, MESSAGE_TOO_BIG))
+            self._log(f"fragmented message too large: {e.size} bytes "
+                      f"joined, max allowed: {self.settings.max_size}")
         except TooLarge as e:
             self._log(f"invalid packet size received: {e.size}, max "
                       f"allowed: {self.settings.max_size}")
@@ -240,8 +255,13 @@ class WebSocket:
                 log.log("Error continuation with empty previous buffer")
                 raise Ended()
             self.fragments.append(payload)
+            self.joined += len(payload)
+            # A frame alone is bounded by parse_frame.
+            if self.joined > self.settings.max_size:
+                raise JoinedTooLarge(self.joined)
         else:
             self.fragments = [payload]
+            self.joined = len(payload)
         if not fin:
             return MORE_TO_COME
         message, self.fragments = b"".join(self.fragments), None
