@@ -4,6 +4,7 @@ lines), next to an `http` address that still reaches the app."""
 
 import re
 import socket
+import time
 
 from tests import support
 
@@ -90,3 +91,21 @@ def test_a_silent_client_is_closed_after_the_headers_timeout(tmp_path,
         assert support.read_to_eof(s) == b""
     # The router serves the next client.
     assert send(port, REQUESTS[0]).startswith(b"HTTP/1.1 301 ")
+
+
+def test_a_head_trickled_within_the_timeout_of_each_read_is_redirected(
+        tmp_path, procs):
+    """As uWSGI's router, the headers timeout starts again at each read:
+    a head taking longer, but never that long between two parts, is
+    answered."""
+    (tmp_path / "app.py").write_text(APP)
+    port = support.free_port()
+    procs.ugu("--http-to-https", f"127.0.0.1:{port}", "--wsgi-file",
+              "app.py", "--http-headers-timeout", "1", cwd=tmp_path)
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for part in (b"GET /t HTTP/1.1\r\n", b"Host: h\r\n", b"X: 1\r\n",
+                     b"\r\n"):
+            s.sendall(part)
+            time.sleep(0.6)
+        assert support.read_to_eof(s).startswith(b"HTTP/1.1 301 ")

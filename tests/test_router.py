@@ -994,9 +994,9 @@ def test_obs_fold_never_reaches_the_app_raw(router):
     assert env["HTTP_X_FOLD"] == "a b"
 
 
-def slow_client(port, stop, result):
-    """A slowloris: one byte of a request head every 0.2 s until the
-    server closes the connection (or `stop` is set)."""
+def slow_client(port, stop, result, gap=0.2):
+    """A slowloris: one byte of a request head every `gap` seconds until
+    the server closes the connection (or `stop` is set)."""
     head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 100
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -1005,18 +1005,20 @@ def slow_client(port, stop, result):
                 s.sendall(bytes([byte]))
             except OSError:
                 break
-            if stop.wait(0.2):
+            if stop.wait(gap):
                 break
         result.append(time.monotonic() - started)
 
 
-def test_slowloris_is_timed_out_without_starving_others(worker,
-                                                        start_router):
+def test_a_client_silent_past_the_timeout_is_cut_without_starving_others(
+        worker, start_router):
+    """As in uWSGI, the headers timeout starts again at each read: a
+    client silent for longer between two bytes of its head is cut."""
     r = start_router([["127.0.0.1", worker]], "--http-headers-timeout",
                      "1", "--http-keepalive")
     stop, result = threading.Event(), []
     slow = [threading.Thread(target=slow_client,
-                             args=(r.port, stop, result))
+                             args=(r.port, stop, result, 3))
             for _ in range(3)]
     for thread in slow:
         thread.start()
@@ -1031,6 +1033,50 @@ def test_slowloris_is_timed_out_without_starving_others(worker,
             thread.join()
     assert max(result) < 4
     assert r.log().count("incomplete request head") == 3
+
+
+def trickled(port, pieces, gap):
+    """The answer to a request head sent in `pieces` parts, `gap` seconds
+    apart, and the seconds it took."""
+    head = (b"GET /trickled HTTP/1.0\r\nHost: t\r\nX-Pad: " + b"p" * 20
+            + b"\r\n\r\n")
+    size = -(-len(head) // pieces)
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for at in range(0, len(head), size):
+            if at:
+                time.sleep(gap)
+            s.sendall(head[at:at + size])
+        return read_to_eof(s), time.monotonic() - started
+
+
+def test_a_head_trickled_within_the_timeout_of_each_read_is_served(
+        uwsgi_binary, worker, start_router):
+    """uWSGI's router starts its timeout again at each read: a client
+    whose head takes longer than http-timeout, but never that long
+    between two of its parts, is served, by both routers."""
+    options = ("--http-timeout", "2")
+    theirs, their_port = start_uwsgi_router(
+        uwsgi_binary, f"127.0.0.1:{worker}", *options)
+    try:
+        ours = start_router([["127.0.0.1", worker]], *options)
+        results = {}
+        clients = [threading.Thread(
+            target=lambda name, port: results.update(
+                {name: trickled(port, 6, 0.5)}), args=(name, port))
+            for name, port in (("ugu", ours.port), ("uwsgi", their_port))]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+    finally:
+        theirs.stop()
+    for name in ("ugu", "uwsgi"):
+        answer, took = results[name]
+        assert took > 2
+        # ugu's status line says HTTP/1.1 (README).
+        assert answer.split(b"\r\n")[0].endswith(b" 200 OK"), name
+        assert b"hello from /trickled" in answer, name
 
 
 # ugu's router under a file limit of its own (the rest of the command).

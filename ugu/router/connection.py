@@ -135,15 +135,13 @@ class ClientConnection:
 
     def _read_request(self, wait):
         """The next request (plain, else h11's), or None once the client
-        is done.  The whole head within `wait`, not each read: a client
-        trickling a byte at a time (slowloris) must not hold its
-        connection."""
-        deadline = time.monotonic() + wait
+        is done.  Each read of its head waits up to `wait`, as uWSGI's
+        router starts its timeout again at each read."""
         self.cycle = None
         buffer = self.buffer
         end = plain.complete_head_at(buffer)
         while end == -1 and len(buffer) < MAX_HEAD:
-            data = self.recv(deadline - time.monotonic())
+            data = self.recv(wait)
             if not data:
                 if not buffer:
                     return None
@@ -153,15 +151,15 @@ class ClientConnection:
         request = (plain.parse_request(bytes(buffer[:end]))
                    if end is not None and end > 0 else None)
         if request is None:
-            return self._read_h11_request(deadline)
+            return self._read_h11_request(wait)
         del buffer[:end + 4]
         self.cycle = PlainCycle(self, request)
         return request
 
-    def _read_h11_request(self, deadline):
+    def _read_h11_request(self, wait):
         self.cycle = cycle = H11Cycle(self, bytes(self.buffer))
         self.buffer.clear()
-        event = cycle.next_event(None, deadline)
+        event = cycle.next_event(wait)
         if type(event) is h11.Request:
             cycle.request = event
             return event
@@ -184,15 +182,13 @@ class ClientConnection:
 
     # Reading and writing, for the cycles.
 
-    def next_h11_event(self, conn, timeout, deadline=None):
+    def next_h11_event(self, conn, timeout):
         """The next event of h11 connection `conn`, reading as needed:
-        each read waits up to `timeout`, all of them end by `deadline`."""
+        each read waits up to `timeout`."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            if deadline is not None:
-                timeout = deadline - time.monotonic()
             conn.receive_data(self.recv(timeout))
 
     def recv(self, timeout):

@@ -133,10 +133,10 @@ class H11Cycle:
         conn.receive_data(data)
         self.request = None
 
-    def next_event(self, timeout, deadline=None):
+    def next_event(self, timeout):
         """The next h11 event from the client, reading as needed: each
-        read waits up to `timeout`, all of them end by `deadline`."""
-        return self.client.next_h11_event(self.h11, timeout, deadline)
+        read waits up to `timeout`."""
+        return self.client.next_h11_event(self.h11, timeout)
 
     def pending_head(self):
         return bool(self.h11.trailing_data[0])

@@ -70,6 +70,8 @@ class FastPath:
         self.node = self.backend = self._backend_watcher = None
         self._packet = self._answer = self._out = b""
         self._on_timeout = None
+        # Seconds each read of a request head may wait.
+        self._head_wait = 0
 
     def start(self):
         self._wait_request(self.settings.headers_timeout)
@@ -77,8 +79,10 @@ class FastPath:
     # The request.
 
     def _wait_request(self, wait):
-        """The next request, the whole head within `wait` seconds."""
+        """The next request, each read of its head within `wait`
+        seconds."""
         self.request = None
+        self._head_wait = wait
         self._until(wait, self._head_timed_out)
         if not (self.conn.buffer and self._take_request()):
             self._reader.start(self._on_client_readable)
@@ -95,12 +99,14 @@ class FastPath:
         if not data:
             if self.conn.buffer:
                 # A head cut short: the greenlet code tells why, as ever.
-                self._hand_over(self._wait_left())
+                self._hand_over(self._head_wait)
             else:
                 self.close()
             return
         self.conn.buffer += data
-        self._take_request()
+        if not self._take_request():
+            # As uWSGI's router: the timeout starts again at each read.
+            _sweeper.set(self, self._head_wait)
 
     def _take_request(self):
         """Begin the exchange of a plain request without a body, or hand
@@ -113,7 +119,8 @@ class FastPath:
         parsed = (_bodiless_request(bytes(buffer[:end]))
                   if end is not None and end > 0 else None)
         if parsed is None:
-            self._hand_over(self._wait_left())
+            # Just read (or just waited for): its reads wait in full.
+            self._hand_over(self._head_wait)
             return True
         del buffer[:end + 4]
         self._reader.stop()
@@ -334,9 +341,6 @@ class FastPath:
         self._stop()
         gevent.spawn(self.conn.serve, wait, self.request, run)
 
-    def _wait_left(self):
-        return max(_sweeper.left(self), 0.0)
-
     def _until(self, seconds, on_timeout):
         self._on_timeout = on_timeout
         _sweeper.set(self, seconds)
@@ -451,9 +455,6 @@ class Sweeper:
             self._timer.ref = False
             self._timer.start(self._sweep)
         self._due[path] = loop.now() + seconds
-
-    def left(self, path):
-        return self._due.get(path, 0.0) - get_hub().loop.now()
 
     def clear(self, path):
         self._due.pop(path, None)

@@ -13,7 +13,6 @@ socket gevent has patched.
 """
 
 import socket
-import time
 from dataclasses import dataclass
 
 from ugu.vassal.sockets import parse_address
@@ -41,8 +40,9 @@ def parse(value):
 
 
 def answer(sock, redirect, timeout, limit):
-    """Read one request head from `sock` (within `timeout` seconds and
-    `limit` bytes) and answer it with the redirect; then close."""
+    """Read one request head from `sock` (each read within `timeout`
+    seconds, the head within `limit` bytes) and answer it with the
+    redirect; then close."""
     try:
         head = _read_head(sock, timeout, limit)
         location = head and _location(head, redirect)
@@ -56,14 +56,14 @@ def answer(sock, redirect, timeout, limit):
 
 
 def _read_head(sock, timeout, limit):
-    """The head without its blank line, or None."""
-    deadline = time.monotonic() + timeout
+    """The head without its blank line, or None.  Each read waits up to
+    `timeout`, as uWSGI's router starts its timeout again at each
+    read."""
+    sock.settimeout(timeout)
     data = b""
     while (end := data.find(END_OF_HEAD)) < 0:
-        left = deadline - time.monotonic()
-        if left <= 0 or len(data) >= limit:
+        if len(data) >= limit:
             return None
-        sock.settimeout(left)
         more = sock.recv(limit - len(data))
         if not more:
             return None

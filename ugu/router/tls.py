@@ -17,7 +17,6 @@ HTTPS_CLIENT_CERTIFICATE, its subject in HTTPS_DN, and, with
 """
 
 import ssl
-import time
 
 import gevent
 
@@ -120,13 +119,13 @@ class TlsChannel:
 
 def serve(channel, address, listener_vars, router):
     """Serve one TLS client from its handshake on, in a greenlet: the
-    handshake and the first request head within http-headers-timeout."""
+    handshake, then each read of the first request head, within
+    http-headers-timeout."""
     gevent.spawn(_serve, channel, address, listener_vars, router)
 
 
 def _serve(channel, address, listener_vars, router):
     wait = router.settings.headers_timeout
-    deadline = time.monotonic() + wait
     try:
         channel.handshake(wait)
     except OSError:
@@ -145,7 +144,7 @@ def _serve(channel, address, listener_vars, router):
         client.peer = _certificate_vars(
             channel.tls, certificate,
             router.settings.https_export_cert) + client.peer
-    client.serve(deadline - time.monotonic())
+    client.serve(wait)
 
 
 def _certificate_vars(tls, certificate, export):
