@@ -64,13 +64,13 @@ class ClientConnection:
     def read_proxy_line(self, wait):
         """A PROXY line before the first request (enable-proxy-protocol)
         names the client for every request of the connection; False once
-        the client left or stalled before its end."""
-        deadline = time.monotonic() + wait
+        the client left or stalled before its end (`wait` seconds at each
+        read, as for a request head)."""
         buffer = self.buffer
         try:
             while (found := proxyline.parse(buffer, MAX_HEAD)) \
                     is proxyline.INCOMPLETE:
-                data = self.recv(deadline - time.monotonic())
+                data = self.recv(wait)
                 if not data:
                     return not buffer
                 buffer += data

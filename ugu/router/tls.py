@@ -134,8 +134,7 @@ def _serve(channel, address, listener_vars, router):
         return
     client = ClientConnection(channel, address, listener_vars, router)
     # As uWSGI's router reads it: in the request's stream, inside TLS.
-    if router.settings.proxy_protocol and not client.read_proxy_line(
-            deadline - time.monotonic()):
+    if router.settings.proxy_protocol and not client.read_proxy_line(wait):
         client.close()
         return
     certificate = channel.tls.getpeercert(binary_form=True)
