@@ -10,23 +10,32 @@ import sys
 
 from ugu import UWSGI_VERSION, __version__
 from ugu.options import registry
-from ugu.options.errors import ConfigError
+from ugu.options.errors import ConfigError, ConfigExit
 from ugu.options.resolve import resolve
 
 EXIT_CONFIG = 1
+# The status that starts fallback-config, the one of a failed start.
+EXIT_FALLBACK = 1
 # The options that signal the instance a pidfile names, then exit.
 PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    pid, fallback = os.getpid(), None
     try:
         config = resolve(argv)
-        return _dispatch(config)
+        fallback = config["fallback-config"]
+        status = _dispatch(config)
+    except ConfigExit as e:
+        sys.stdout.flush()
+        for line in e.announce:
+            print(line, file=sys.stderr)
+        status, fallback = e.status, e.fallback
     except ConfigError as e:
         for error in e.errors:
             print(f"ugu: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        status, fallback = EXIT_CONFIG, getattr(e, "fallback", None)
     except BrokenPipeError:
         # A reader that stopped early (`ugu --help | head`) is no error;
         # what is still buffered goes nowhere instead of to a traceback.
@@ -34,9 +43,31 @@ def main(argv=None):
         return 0
     except KeyboardInterrupt:
         return 0
+    # Only the process ugu started as: its children never return here.
+    if fallback and status == EXIT_FALLBACK and os.getpid() == pid:
+        _fall_back(fallback, status)
+    return status
+
+
+def _fall_back(path, status):
+    """fallback-config: the instance ended with status 1, so ugu starts
+    again in its place, with that file alone, as uWSGI does at exit."""
+    from ugu import log
+    from ugu.proc import python_m_ugu
+    log.verbose(f"!!! {sys.executable} (pid: {os.getpid()}) exited with "
+                f"status {status} !!!")
+    log.verbose(f"!!! Fallback config to {path} !!!")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*python_m_ugu(), path])
 
 
 def _dispatch(config):
+    for text in config["print"]:
+        # Once the files are read, before anything starts, as uWSGI
+        # prints them.
+        print(text)
+    sys.stdout.flush()
     if config["help"]:
         _say(help_text())
         return 0

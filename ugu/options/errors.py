@@ -29,6 +29,15 @@ class ConfigError(Exception):
         return [self]
 
 
+class ConfigExit(Exception):
+    """The `exit` option, met while the configuration is read: the
+    instance ends at once with `status`."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
 class ConfigErrors(ConfigError):
     """Several problems of one configuration; its file, line and option
     are the first one's, so that a reader of one error still finds it."""

@@ -19,9 +19,10 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 
 from ugu.options import custom, registry
-from ugu.options.errors import ConfigError
+from ugu.options.errors import ConfigError, ConfigExit
 from ugu.options.expand import as_first, magic_table
 from ugu.options.formats import read_json, read_xml, read_yaml
 from ugu.options.ini import (Entry, parse_ini, read_file, substitute_magic,
@@ -61,6 +62,7 @@ class Reader:
         # strict, warnings otherwise.
         self.problems = []
         self.errors = []         # what stops the start, said at the end
+        self.fallback = None     # fallback-config, as soon as it is read
 
     def order(self, error):
         """Where an error sorts: its file in the order the files were
@@ -178,6 +180,13 @@ class Reader:
         elif opt.name == custom.IMMEDIATE:
             declared = custom.declare(entry, self.declared)
             self.declared[declared.name] = declared
+        elif opt.name == "iprint":
+            print(entry.value)
+            sys.stdout.flush()
+        elif opt.name == "fallback-config":
+            self.fallback = entry.value
+        elif opt.name == "exit":
+            raise ConfigExit(exit_status(entry))
 
     def _open_block(self, opt, entry):
         if self.block:
@@ -321,6 +330,19 @@ def key_value(entry):
 
 
 FALSE_WORDS = {"false", "off", "no"}
+
+
+def exit_status(entry):
+    """The status of an `exit` line: 1 when bare on the command line, its
+    number otherwise (an empty value: 0, as uWSGI's atoi reads it)."""
+    if entry.bare:
+        return 1
+    value = entry.value.strip()
+    if not re.fullmatch(r"[+-]?[0-9]*", value):
+        raise ConfigError(f"'{entry.value}' is not an exit status (write "
+                          "a number, as exit = 2)", entry.file, entry.line,
+                          entry.key)
+    return int(value) & 0xFF if value.strip("+-") else 0
 
 
 def to_bool(entry):

@@ -172,6 +172,15 @@ OPTIONS = (
          "this is, and exit", CONFIG),
     _opt("reload", STR, "send SIGHUP (graceful reload) to the instance "
          "whose pidfile this is, and exit", CONFIG),
+    _opt("print", STR, "print the text on stdout once the config is "
+         "read", CONFIG, repeat=True),
+    _opt("iprint", STR, "print the text on stdout as the line is read "
+         "(before $(), %() and @() are replaced)", CONFIG, repeat=True,
+         immediate=True),
+    _opt("exit", STR, "exit at once with this status (bare: 1), as the "
+         "line is read", CONFIG, immediate=True, optional=True),
+    _opt("fallback-config", STR, "start ugu again with this config file "
+         "when the instance exits with status 1", CONFIG, immediate=True),
     # process model
     _opt("master", FLAG, "enable the master process", MASTER, default=False,
          short="M"),
@@ -235,6 +244,28 @@ OPTIONS = (
     _opt("chdir", STR, "chdir to the directory before loading apps", CORE),
     _opt("chdir2", STR, "chdir each worker to the directory after the "
          "apps are loaded", CORE),
+    # Waited for, as root only, before the hooks as root.
+    _opt("wait-for-fs", STR, "wait for the file or directory to appear "
+         "(as root, before the hooks as root)", CORE, repeat=True,
+         aliases=("wait-for-file", "wait-for-dir")),
+    _opt("wait-for-mountpoint", STR, "wait for a filesystem to be mounted "
+         "on the directory (as root, before the hooks as root)", CORE,
+         repeat=True),
+    _opt("wait-for-fs-timeout", INT, "seconds to wait for each "
+         "wait-for-fs, -file, -dir and -mountpoint (0: 60)", CORE,
+         default=0),
+    _opt("wait-for-interface", STR, "wait for the network interface to "
+         "exist (as root, before the hooks as root)", CORE, repeat=True,
+         aliases=("wait-interface", "wait-for-iface", "wait-iface")),
+    _opt("wait-for-interface-timeout", INT, "seconds to wait for each "
+         "wait-for-interface (0: 60)", CORE, default=0, aliases=(
+             "wait-interface-timeout", "wait-for-iface-timeout",
+             "wait-iface-timeout")),
+    _opt("wait-for-socket", STR, "wait until the socket (HOST:PORT or a "
+         "unix PATH) accepts a connection, before the app is loaded", CORE,
+         repeat=True),
+    _opt("wait-for-socket-timeout", INT, "seconds to wait for each "
+         "wait-for-socket (0: 60)", CORE, default=0),
     _opt("need-app", FLAG, "exit if no app can be loaded", PYTHON,
          default=False, optional=True),
     _opt("listen", INT, "socket listen backlog", CORE, default=100,
@@ -280,6 +311,12 @@ OPTIONS = (
     _opt("disable-write-exception", FLAG, "do not raise OSError in the app "
          "when a response cannot be written to its client", PYTHON,
          default=False),
+    _opt("map-socket", STR, "only these workers accept on the socket "
+         "(SOCKET:WORKER[,WORKER...], sockets numbered from 0)", CORE,
+         repeat=True),
+    _opt("max-vars", INT, "a request may have twice this many vars (a "
+         "header is one): one more and it is refused", CORE, default=64,
+         short="v"),
     _opt("buffer-size", INT, "largest uwsgi request block accepted (bytes)",
          CORE, default=4096, short="b", maximum=65535),
     _opt("auto-procname", FLAG, "name processes 'uWSGI master', "
@@ -333,6 +370,9 @@ OPTIONS = (
          default=10, wide=True),
     _opt("max-worker-lifetime", INT, "recycle a worker after this many "
          "seconds", MASTER, default=0, wide=True),
+    _opt("max-worker-lifetime-delta", INT, "add this many seconds to "
+         "max-worker-lifetime for each worker before it (worker N gets "
+         "(N-1) times this)", MASTER, default=0),
     _opt("reload-on-rss", INT, "recycle a worker whose resident memory "
          "reaches this many megabytes after a request", MASTER, default=0,
          wide=True),
@@ -401,6 +441,8 @@ OPTIONS = (
          "set)", MASTER),
     _opt("safe-pidfile2", STR, "write the master's pid to this file once "
          "the first workers are spawned (vacuum removes it)", MASTER),
+    _opt("pidfile2", STR, "write the master's pid to this file after "
+         "privileges drop (vacuum removes it)", MASTER),
     # the cache
     _opt("cache2", STR, "create a shared cache (KEY=VALUE,...: name, "
          "items, blocksize, blocks, bitmap, keysize, hashsize, store, "
@@ -648,6 +690,13 @@ OPTIONS = (
     _opt("plugins", PLUGINS, "load plugins (ugu has python, http, gevent "
          "and logfile built in, and refuses any other)", CORE, repeat=True,
          aliases=("plugin",)),
+    _opt("need-plugins", PLUGINS, "load plugins, exiting when one is "
+         "missing (as plugins: ugu has python, http, gevent and logfile "
+         "built in, and refuses any other)", CORE, repeat=True,
+         aliases=("need-plugin",)),
+    _opt("plugins-dir", STR, "add a folder to the plugins' search path "
+         "(ugu's plugins are built in: it looks in none)", CORE,
+         repeat=True, aliases=("plugin-dir",)),
     # python
     _opt("module", STR, "load a WSGI module (pkg.mod[:callable])", PYTHON,
          short="w", aliases=("wsgi",)),
@@ -963,6 +1012,10 @@ OPTIONS = (
          aliases=("not-alarm-log",)),
     _opt("alarm-freq", INT, "seconds an alarm waits before it is raised "
          "again for the same line", LOGGING, default=3),
+    _opt("alarm-backlog", STR, "raise this alarm when a socket's listen "
+         "queue is full", LOGGING, repeat=True, needs_master=True,
+         aliases=("backlog-alarm", "lq-alarm", "alarm-lq",
+                  "alarm-listen-queue", "listen-queue-alarm")),
     _opt("logfile-chmod", CHMOD, "give the logto file this mode (three "
          "octal digits) once opened", LOGGING),
     _opt("logfile-chown", FLAG, "give the log file to uid and gid before "
@@ -1187,6 +1240,15 @@ _INSTEAD = {
         "Python that started it, where they are already set: start ugu "
         "with the Python you name (`/venv/bin/python -m ugu`), or write "
         "`home = /venv` to put a virtualenv's packages on sys.path"),
+    **dict.fromkeys(
+        ("shared-socket", "undeferred-shared-socket"),
+        "uWSGI binds it before jailing (chroot, namespaces), for another "
+        "option to name as =N; ugu has no jails and binds every socket "
+        "itself: write the address in socket, http-socket or http"),
+    "config": "uWSGI loads it only through a plugin's configurator (lua "
+              "or v8 programs), which ugu does not have; for an INI, "
+              "YAML, XML or JSON file write `include = FILE`, or name it "
+              "with ini, yaml, xml or json",
     "http-raw-body": "for websockets, write `http-websockets = true`; "
                      "ugu's router relays no other raw body (Icecast)",
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "

@@ -27,7 +27,7 @@ import re
 
 from ugu import log
 from ugu.options import custom, registry
-from ugu.options.errors import ConfigError, raise_all
+from ugu.options.errors import ConfigError, ConfigExit, raise_all
 from ugu.options.expand import (atoi, expand_value, placeholder,
                                 read_at_file)
 from ugu.options.ini import Entry
@@ -207,9 +207,33 @@ class Config:
 
 
 def resolve(argv, environ=None):
-    """Parse argv (without the program name) into a Config."""
+    """Parse argv (without the program name) into a Config.  The error
+    (or the ConfigExit of an `exit` line) that ends the reading carries
+    `fallback`: the fallback-config read before it, else None."""
     environ = os.environ if environ is None else environ
     reader = Reader(environ)
+    try:
+        return _resolve(reader, argv, environ)
+    except ConfigExit as e:
+        e.fallback = reader.fallback
+        # The files read up to the line, which uWSGI announced as it
+        # read them.
+        e.announce = [ANNOUNCE[reader.formats[path]].format(path)
+                      for path in reader.files]
+        # What was found wrong before the line ends the start first, as
+        # uWSGI stops at the first such line.
+        try:
+            raise_all(reader.errors, reader.order)
+        except ConfigError as error:
+            error.fallback = reader.fallback
+            raise error from None
+        raise
+    except ConfigError as e:
+        e.fallback = reader.fallback
+        raise
+
+
+def _resolve(reader, argv, environ):
     _add_environment(reader, environ)
     try:
         _add_argv(reader, argv)
