@@ -11,6 +11,8 @@ matches; rules are tried in order, and a `not-log-alarm` rule that
 matches ends the search for that line, whatever alarms it names.  An
 alarm raised again with the line it was last raised with waits
 `alarm-freq` seconds, so that a repeating line does not flood.
+`alarm-backlog = NAME` raises the alarm with uWSGI's message whenever the
+master finds a socket's listen queue full.
 
 As in uWSGI, the master raises them as it reads the line (or its
 threaded-logger thread does); unlike it, the lines the alarms themselves
@@ -59,9 +61,10 @@ class Alarms:
     """The instance's alarms and log-alarm rules, made once in the
     master before its first line."""
 
-    def __init__(self, alarms, rules, freq):
+    def __init__(self, alarms, rules, freq, backlog=()):
         self.alarms = alarms
         self.rules = rules          # [(regexp, negate, [Alarm])]
+        self.backlog = backlog      # [Alarm] raised for a full listen queue
         self.freq = freq
         # The master's: set by bind, once it has them.
         self.route_signal = self.mules = None
@@ -86,9 +89,11 @@ class Alarms:
                   for entry in _entries(config, ("alarm",))]
         rules = [_rule(entry, alarms)
                  for entry in _entries(config, RULE_OPTIONS)]
+        backlog = [_named(entry, alarms)
+                   for entry in _entries(config, ("alarm-backlog",))]
         if not alarms:
             return None
-        return cls(alarms, rules, config["alarm-freq"])
+        return cls(alarms, rules, config["alarm-freq"], backlog)
 
     def watches_lines(self):
         return bool(self.rules)
@@ -123,11 +128,18 @@ class Alarms:
         (bytes), as a metric's threshold does: as for a line, not again
         within alarm-freq seconds for the same message."""
         alarm = next((a for a in self.alarms if a.name == name), None)
-        if alarm is None:
-            return
+        if alarm is not None:
+            self._raise_now([(alarm, message)])
+
+    def raise_backlog(self, message):
+        """alarm-backlog's alarms, for a listen queue found full (the
+        message without a line end, as uWSGI gives it)."""
+        self._raise_now([(alarm, message) for alarm in self.backlog])
+
+    def _raise_now(self, due):
         with self._lock:
-            if not self._raising:
-                self._raise(alarm, message)
+            self._due += due
+        self.raise_due()
 
     def raise_due(self):
         """Raise the alarms due, once the master is bound."""
@@ -210,6 +222,16 @@ def _alarm(entry, mules_count):
                      f"alarm kinds uWSGI 2.0 builds in: "
                      f"{', '.join(KINDS)}; \"{kind}\" is not one)")
     return Alarm(name, kind, arg, mules_count)
+
+
+def _named(entry, alarms):
+    """The first alarm called as alarm-backlog's value (uWSGI raises
+    none for a name no alarm has, and says nothing)."""
+    alarm = next((a for a in alarms if a.name == entry.value), None)
+    if alarm is None:
+        raise _error(entry, f"no alarm is named \"{entry.value}\" (add "
+                     f"an `alarm = {entry.value} KIND:ARGS` line)")
+    return alarm
 
 
 def _rule(entry, alarms):

@@ -524,6 +524,10 @@ def _serve_one(ctx, core, site, event, client):
         block = _checked_block(rv, ctx, site, length)
     # A repeated var cannot occur: RequestVars joins repeated headers.
     request_vars, count = protocol.decode_text(block)
+    if count > ctx.max_vars:
+        # uWSGI closes the connection unanswered (DEVIATIONS 3).
+        raise HeadersTooLarge(f"{count} uwsgi vars exceed max-vars "
+                              f"({ctx.max_vars // 2}: {ctx.max_vars} vars)")
     transport = H11Transport(client.conn, client.h, event)
     ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
                       len(block), Input(body, length))

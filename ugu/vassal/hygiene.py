@@ -12,10 +12,10 @@ from ugu import abstract, log, proc, stats
 from ugu.options.errors import ConfigError
 from ugu.vassal import sockets
 
-def write_pidfile(path):
+def write_pidfile(path, option="pidfile"):
     """Written once by the first master; reloads keep it (as uWSGI)."""
     log.log(f"writing pidfile to {path}")
-    proc.write_pidfile(path, "pidfile")
+    proc.write_pidfile(path, option)
 
 
 def write_safe_pidfiles(config):
@@ -121,6 +121,8 @@ def vacuum(config, listeners):
     """Remove the pidfile and the unix sockets; uWSGI's VACUUM lines."""
     if config["pidfile"] and _remove(config["pidfile"]):
         log.log("VACUUM: pidfile removed.")
+    if config["pidfile2"] and _remove(config["pidfile2"]):
+        log.log("VACUUM: pidfile2 removed.")
     # As uWSGI: safe-pidfile is left where uid is set, safe-pidfile2 not.
     if config["safe-pidfile"] and not config["uid"] and \
             _remove(config["safe-pidfile"]):

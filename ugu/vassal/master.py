@@ -33,7 +33,7 @@ from ugu.vassal import (alarms, busyness, cache, carbon, cheaper,
                         exceptions, fifo, harakiri, hygiene, idle,
                         logencoders, logroutes, metrics, mules, pymodule,
                         queue, recycle, report, sharedarea, shell, signals,
-                        sockets, spooler, stats, tracebacker, wsgi)
+                        sockets, spooler, stats, tracebacker, waits, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -101,6 +101,8 @@ def run(config):
         return _run(config)
     except ConfigError as e:
         raise _located(e, config) from None
+    except waits.WaitFailed:
+        return EXIT_FAILED
 
 
 def _located(error, config):
@@ -167,6 +169,8 @@ def _run(config):
         log.logto(config, "logto2", start_cwd)
     if config["chdir"]:
         log.log(f"chdir() to {config['chdir']}")
+    if config["pidfile2"] and not reloaded:
+        hygiene.write_pidfile(config["pidfile2"], "pidfile2")
     daemons = Daemons(config)
     crons = Crons.from_config(config)
     # A vassal always has a master: the emperor talks to it.
@@ -190,6 +194,8 @@ def _run(config):
     if config["chown-socket"]:
         _as_root(config, hooks)
     hygiene.remap_stdin(config)
+    # Refused here, where uWSGI's workers exit on a bad line.
+    sockets.socket_map(config, len(_worker_sockets(listeners)))
     if not listeners:
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
@@ -266,6 +272,7 @@ def _privileged_hooks(config, hooks, start_cwd, reloaded):
     # first, and drops only after.
     if not config["chown-socket"]:
         _as_root(config, hooks)
+    waits.sockets(config)
     if config["chdir"]:
         _chdir(config["chdir"])
 
@@ -275,6 +282,7 @@ def _as_root(config, hooks):
     those hooks only when started as root, as uWSGI runs them."""
     as_root = os.getuid() == 0
     if as_root:
+        waits.as_root(config)
         hooks.run("as-root")
     hygiene.drop_privileges(config)
     if as_root:
@@ -307,7 +315,7 @@ def _lazy(config):
 
 def _banner(config):
     log.starting(config["pcre-jit"])
-    for names in config["plugins"]:
+    for names in config["plugins"] + config["need-plugins"]:
         for name in names:
             log.log(f"plugin {name}: built into ugu")
 
@@ -1235,10 +1243,12 @@ class Master:
                 queues[index] = found[0]
             if found and 0 < found[0] >= found[1]:
                 waiting, size = found
-                log.verbose(f'*** uWSGI listen queue of socket '
-                            f'"{listener.name}" (fd: '
-                            f'{listener.sock.fileno()}) full !!! '
-                            f'({waiting}/{size}) ***')
+                full = (f'listen queue of socket "{listener.name}" (fd: '
+                        f'{listener.sock.fileno()}) full !!! '
+                        f'({waiting}/{size})')
+                log.verbose(f"*** uWSGI {full} ***")
+                if self.shared.alarms:
+                    self.shared.alarms.raise_backlog(full.encode())
 
     def heartbeat(self):
         """`heartbeat = N`: tell the emperor every N s that we are alive."""

@@ -5,7 +5,8 @@ worker before it: worker 1 keeps the bare limit, as uWSGI 2.0 counts,
 whatever its help says), `reload-on-rss` and `reload-on-as` after each
 request, but only once it has lived `min-worker-lifetime` seconds, so
 that a burst of quick requests cannot make it respawn in a loop.  The
-master checks `max-worker-lifetime`, and `evil-reload-on-rss` and
+master checks `max-worker-lifetime` (plus `max-worker-lifetime-delta` for
+each worker before it), and `evil-reload-on-rss` and
 `evil-reload-on-as` once a second: those kill a worker whatever it is
 doing, as a request that never ends never reaches the worker's own check.
 """
@@ -91,9 +92,14 @@ class Recycler:
 def lifetime_over(child, config):
     """True when the master must recycle the worker for its age."""
     limit = config["max-worker-lifetime"]
+    if not limit:
+        return False
+    # Each worker after the first lives max-worker-lifetime-delta
+    # seconds longer than the one before it, so that they do not all
+    # recycle at once.
+    limit += (child.number - 1) * config["max-worker-lifetime-delta"]
     # Whole seconds past the limit, as uWSGI counts them.
-    return bool(limit) and not child.stopping and \
-        int(time.monotonic() - child.born) > limit
+    return not child.stopping and int(time.monotonic() - child.born) > limit
 
 
 def evil(child, config):

@@ -483,3 +483,53 @@ def close_unused(inherited):
     """Sockets the old config had and the new one dropped."""
     for fd in inherited.values():
         os.close(fd)
+
+
+def socket_map(config, worker_sockets):
+    """map-socket's `SOCKET:WORKER[,WORKER...]` lines as {socket number:
+    the workers that accept on it}; a socket no line names stays every
+    worker's.  What uWSGI refuses as each worker starts (no ':', a worker
+    out of 1..processes) stops the start here, naming the line; so does
+    a socket number the instance does not have, which uWSGI skips."""
+    found = {}
+    for value in config["map-socket"]:
+        number, colon, workers = value.partition(":")
+        if not colon or not number.strip().isdigit():
+            raise ConfigError(f"invalid socket mapping '{value}', must be "
+                              "socket:worker[,worker...]",
+                              option="map-socket")
+        if int(number) >= worker_sockets:
+            raise ConfigError(f"socket mapping '{value}' names socket "
+                              f"{int(number)}, and the workers have "
+                              f"{worker_sockets} (numbered from 0)",
+                              option="map-socket")
+        # A later line for the same socket decides alone, as in uWSGI.
+        wids = found[int(number)] = set()
+        for word in filter(None, workers.split(",")):
+            wid = int(word) if word.strip().isdigit() else 0
+            if not 1 <= wid <= config["processes"]:
+                raise ConfigError(f"invalid worker num: {word} (workers "
+                                  f"are 1 to {config['processes']})",
+                                  option="map-socket")
+            wids.add(wid)
+    return found
+
+
+def map_for_worker(mapping, wid, listeners):
+    """The worker's own listeners, uWSGI's line for each one mapped to
+    it; the others are closed in it (their fds then read /dev/null, as
+    uWSGI leaves them)."""
+    kept = []
+    for number, listener in enumerate(listeners):
+        wids = mapping.get(number)
+        if wids is None:
+            kept.append(listener)
+        elif wid in wids:
+            log.log(f"mapped socket {number} ({listener.name}) to worker "
+                    f"{wid}")
+            kept.append(listener)
+        else:
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, listener.sock.fileno())
+            os.close(null)
+    return kept

@@ -62,6 +62,8 @@ class Context:
                               if shared.final_routing.active else None)
         self.scoreboard = shared.scoreboard
         self.buffer_size = config["buffer-size"]
+        # uWSGI keeps two slots a var, four per max-vars.
+        self.max_vars = 2 * config["max-vars"]
         self.socket_timeout = config["socket-timeout"]
         self.harakiri = config["harakiri"]
         self.tcp_nodelay = config["tcp-nodelay"]
@@ -295,6 +297,10 @@ class Worker:
             # Worker 1 without a master is the process the user started:
             # uWSGI names only the processes it forks.
             proc.set_worker_title(self.config, self.wid)
+        if self.config["map-socket"]:
+            self.listeners = sockets.map_for_worker(
+                sockets.socket_map(self.config, len(self.listeners)),
+                self.wid, self.listeners)
         if self.config["cpu-affinity"]:
             proc.set_cpu_affinity(self.wid, self.config["cpu-affinity"])
         if self.config["gevent"]:
@@ -631,6 +637,9 @@ def read_uwsgi_request(conn, ctx):
         if len(data) < end:
             raise protocol.ProtocolError("truncated uwsgi vars block")
         request_vars, count = _decoded_vars(data[protocol.HEADER_SIZE:end])
+        if count > ctx.max_vars:
+            raise protocol.ProtocolError("max vec size reached",
+                                         skip="skip this var")
     except protocol.ProtocolError as e:
         log.log(f"{e}. {e.skip}.")
         return None
