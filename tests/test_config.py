@@ -420,14 +420,14 @@ def test_strict_refuses_set_of_an_unknown_key_but_not_set_placeholder():
 
 
 def test_unimplemented_uwsgi_option_is_refused_by_name():
-    write("app.ini", "[uwsgi]\nenable-metrics = 1\n")
+    write("app.ini", "[uwsgi]\nlegion = 1\n")
     assert str(error("--ini", "app.ini")) == (
-        "app.ini:2: option 'enable-metrics': this uWSGI option is not implemented "
+        "app.ini:2: option 'legion': this uWSGI option is not implemented "
         "by ugu yet; remove the option to run without it")
     assert error("--cache-udp-node", "127.0.0.1:9").option == \
         "cache-udp-node"
-    assert error("--optimize", "2").option == "optimize"
-    assert error("-O", "2").option == "optimize"
+    assert error("--zerg", "/tmp/z").option == "zerg"
+    assert error("-a", "name").option == "abstract-socket"
 
 
 @pytest.mark.parametrize("option, fix", [
@@ -499,11 +499,11 @@ def test_every_problem_of_a_file_is_said_in_one_run_in_line_order(capsys):
 
 
 def test_problems_without_strict_are_all_said_too():
-    write("app.ini", "[uwsgi]\nenable-metrics = 1\nprocesses = -2\n"
-          "include = missing.ini\nstatic-map = /s\noptimize = 2\n")
+    write("app.ini", "[uwsgi]\nlegion = 1\nprocesses = -2\n"
+          "include = missing.ini\nstatic-map = /s\nzerg = /z\n")
     assert [(e.line, e.option) for e in error("--ini", "app.ini").errors] \
-        == [(2, "enable-metrics"), (3, "processes"), (4, "include"),
-            (5, "static-map"), (6, "optimize")]
+        == [(2, "legion"), (3, "processes"), (4, "include"),
+            (5, "static-map"), (6, "zerg")]
 
 
 def test_problems_follow_the_files_as_read_and_the_command_line_first():
@@ -524,17 +524,17 @@ def test_problems_follow_the_files_as_read_and_the_command_line_first():
 
 @pytest.mark.parametrize("name, text", [
     ("app.json", '{"uwsgi": {"strict": true, "processes": "lots", '
-                 '"modul": "app", "optimize": "1", "foo": "1"}}'),
+                 '"modul": "app", "zerg": "/z", "foo": "1"}}'),
     ("app.yaml", "uwsgi:\n  strict: true\n  processes: lots\n"
-                 "  modul: app\n  optimize: 1\n  foo: 1\n"),
+                 "  modul: app\n  zerg: /z\n  foo: 1\n"),
     ("app.xml", "<uwsgi>\n<strict/>\n<processes>lots</processes>\n"
-                "<modul>app</modul>\n<optimize>1</optimize>\n<foo>1</foo>\n"
+                "<modul>app</modul>\n<zerg>/z</zerg>\n<foo>1</foo>\n"
                 "</uwsgi>\n"),
 ])
 def test_every_problem_of_each_format_in_the_order_written(name, text):
     write(name, text)
     assert [e.option for e in error(name).errors] == [
-        "processes", "modul", "optimize", "foo"]
+        "processes", "modul", "zerg", "foo"]
 
 
 def test_a_block_that_cannot_read_its_file_is_said_where_it_is_met():

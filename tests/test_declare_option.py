@@ -144,8 +144,8 @@ def test_a_template_key_that_is_no_option_is_refused():
 def test_an_unimplemented_option_a_template_sets_is_named_as_such():
     """The line names the declared option: the error says the template
     set the option it refuses."""
-    assert error("declare-option = say=sharedarea=$1\nsay = hi\n") == (
-        "app.ini:3: option 'sharedarea': this uWSGI option is not implemented "
+    assert error("declare-option = say=legion=$1\nsay = hi\n") == (
+        "app.ini:3: option 'legion': this uWSGI option is not implemented "
         "by ugu yet; remove the option to run without it (set by the "
         "template of the declared option used here)")
 
