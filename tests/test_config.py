@@ -457,6 +457,22 @@ def test_a_static_map_without_equals_is_refused_at_its_line():
         "[uwsgi-static] added check for y"]
 
 
+def test_an_empty_socket_address_is_refused_at_its_line():
+    """`socket =` would bind a unix socket without a name; uWSGI stops
+    with these words, ugu says where too."""
+    write("app.ini", "[uwsgi]\nsocket = :3031\nsocket =\n"
+                     "http-socket = \t\nuwsgi-socket\n")
+    lines = str(error("--ini", "app.ini")).splitlines()
+    assert lines == [
+        f"app.ini:{number}: option '{option}': invalid/empty uwsgi socket "
+        f"name (write HOST:PORT, :PORT, a unix socket's path or @NAME)"
+        for number, option in [(3, "socket"), (4, "http-socket"),
+                               (5, "uwsgi-socket")]]
+    assert error("--http11-socket=").option == "http11-socket"
+    assert resolve(["--socket", "/run/app.sock"], {})["socket"] == \
+        ["/run/app.sock"]
+
+
 def test_plugins_ugu_has_built_in_are_accepted_others_refused():
     """Tutorials for packaged uWSGI load the Python plugin by name."""
     write("app.ini", "[uwsgi]\nstrict = true\nplugins = python3, http\n"

@@ -110,3 +110,22 @@ def test_router_forwards_to_the_first_socket_given(procs, tmp_path):
     p.wait_for_log(r"forwards to the first socket, an http-socket")
     assert _bound(p, 2) == {0: f"127.0.0.1:{first}",
                             1: f"127.0.0.1:{second}"}
+
+
+@BOTH
+@pytest.mark.parametrize("option", ["socket", "http-socket"])
+def test_an_empty_socket_address_stops_the_start(start_server, tmp_path,
+                                                 server, option):
+    """`socket =` left empty: uWSGI stops with its words, rather than
+    bind a unix socket without a name; so does ugu, naming the line."""
+    (tmp_path / "app.py").write_text(APP)
+    ini = tmp_path / "empty.ini"
+    ini.write_text(f"[uwsgi]\nhttp-socket = 127.0.0.1:"
+                   f"{support.free_port()}\n{option} =\n"
+                   f"wsgi-file = app.py\n")
+    p = start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+    assert p.wait(30) == 1
+    assert "invalid/empty uwsgi socket name" in p.output()
+    assert "bound to UNIX address" not in p.output()
+    if server == "ugu":
+        assert f"empty.ini:3: option '{option}'" in p.output()

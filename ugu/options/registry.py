@@ -23,6 +23,7 @@ PLUGINS = "plugins"  # plugin names, each one ugu has built in
 MODE = "mode"      # a file mode in octal digits, e.g. umask = 022
 MAPPING = "mapping"  # MOUNT=PATH, split at the first '='
 CHMOD = "chmod"    # exactly three octal digits, e.g. logfile-chmod = 644
+ADDRESS = "address"  # a socket's address, never empty
 
 # Subsystems that own options (for --help grouping and module ownership).
 CORE = "core"
@@ -624,10 +625,10 @@ OPTIONS = (
     _opt("uid", STR, "setuid to this user or uid before binding", MASTER),
     _opt("gid", STR, "setgid to this group or gid before binding", MASTER),
     # sockets
-    _opt("socket", STR, "bind a uwsgi-protocol socket (ADDR or PATH)", CORE,
-         repeat=True, short="s", aliases=("uwsgi-socket",)),
-    _opt("http-socket", STR, "bind an HTTP socket served by the workers",
-         CORE, repeat=True),
+    _opt("socket", ADDRESS, "bind a uwsgi-protocol socket (ADDR or PATH)",
+         CORE, repeat=True, short="s", aliases=("uwsgi-socket",)),
+    _opt("http-socket", ADDRESS, "bind an HTTP socket served by the "
+         "workers", CORE, repeat=True),
     _opt("http-socket-modifier1", INT, "modifier1 of the http-socket's "
          "requests: 0 or 30 for the Python plugin; any other, which no "
          "plugin of ugu's serves, leaves them unanswered but by the "
@@ -646,9 +647,9 @@ OPTIONS = (
          "a connection's first request, on the http-sockets and the HTTP "
          "router: the client it names is REMOTE_ADDR and REMOTE_PORT",
          CORE, default=False),
-    _opt("http11-socket", STR, "bind an HTTP socket served by the workers "
-         "whose connections stay open between requests (for up to "
-         "socket-timeout)", CORE, repeat=True),
+    _opt("http11-socket", ADDRESS, "bind an HTTP socket served by the "
+         "workers whose connections stay open between requests (for up "
+         "to socket-timeout)", CORE, repeat=True),
     _opt("protocol", STR, "what the `socket` addresses speak: uwsgi (the "
          "default), http (as http-socket) or http11 (as http11-socket)",
          CORE, aliases=("socket-protocol",)),

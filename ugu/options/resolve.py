@@ -673,6 +673,16 @@ def _to_mapping(entry):
     return mount, path
 
 
+def _to_address(entry):
+    """A workers' socket address: uWSGI stops at an empty one, which
+    would bind a unix socket without a name."""
+    if not entry.value.strip():
+        raise ConfigError("invalid/empty uwsgi socket name (write "
+                          "HOST:PORT, :PORT, a unix socket's path or "
+                          "@NAME)", entry.file, entry.line, entry.key)
+    return entry.value
+
+
 CONVERTERS = {
     registry.FLAG: to_bool,
     registry.INT: _to_int,
@@ -682,6 +692,7 @@ CONVERTERS = {
     registry.MODE: _to_mode,
     registry.CHMOD: _to_chmod,
     registry.MAPPING: _to_mapping,
+    registry.ADDRESS: _to_address,
 }
 
 
