@@ -1243,6 +1243,23 @@ def test_gevent_patch_options_are_accepted_and_warn_without_gevent(name):
     assert resolve(["--ini", "app.ini"], {}).startup_warnings() == []
 
 
+def test_a_section_header_without_its_bracket_later_in_the_file_warns():
+    """uWSGI reads `[uwsgi` as the section `uwsg` and drops, unsaid, the
+    lines under it; ugu says so (and strict stops)."""
+    write("app.ini", "[uwsgi]\nmaster = true\n[uwsgi\nprocesses = 3\n")
+    config = resolve(["--ini", "app.ini"], {})
+    assert config["processes"] == 1
+    assert config.startup_warnings() == [
+        "ugu: warning: app.ini:3: the section header [uwsgi has no "
+        "closing ']': uWSGI reads it as [uwsg], so the lines under it are "
+        "not read (write [uwsgi])"]
+    write("app.ini", "[uwsgi]\nstrict = true\n[app\nprocesses = 3\n")
+    assert str(error("--ini", "app.ini")).startswith(
+        "app.ini:3: the section header [app has no closing ']'")
+    write("app.ini", "[uwsgi]\nmaster = true\n[app]\nprocesses = 3\n")
+    assert resolve(["--ini", "app.ini"], {}).startup_warnings() == []
+
+
 def test_warnings_follow_the_file_they_are_about():
     write("app.ini", "[uwsgi]\nmy-var = 1\n")
     config = resolve(["--ini", "app.ini"], {})

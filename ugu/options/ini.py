@@ -85,6 +85,11 @@ def parse_ini(text, path, section="uwsgi", magic=None, problems=None):
             # uWSGI drops the first and last characters, no inner trimming.
             current, key = line[1:-1], None
             found = found or current == section
+            if not line.endswith("]") and problems is not None:
+                problems.append(ConfigError(
+                    f"the section header {line} has no closing ']': "
+                    f"uWSGI reads it as [{current}], so the lines under "
+                    f"it are not read (write {line}])", path, number))
         elif current == section:
             key, _, value = line.partition("=")
             key = key.rstrip(_BLANKS)
