@@ -167,6 +167,41 @@ def test_sigpipe_is_said_with_the_request_unless_ignore_sigpipe(
     assert "SIGPIPE" not in quiet.output()
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_client_gone_mid_response_has_sigpipe_said_with_its_request(
+        site, start_server, server, tmp_path):
+    """A front server (nginx over a unix socket) that closes its end:
+    the worker's next write fails with EPIPE and raises SIGPIPE, said
+    with the request and before the writer's line, once."""
+    from ugu import protocol as codec
+    path = str(tmp_path / "app.sock")
+    port = support.free_port()
+    p = start_server(server, ["--socket", path, "--http-socket",
+                              f"127.0.0.1:{port}", "--master",
+                              "--wsgi-file", "app.py"], cwd=site)
+    support.wait_for_port(port)
+    p.port = port
+    pairs = [("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/stream?s=1"),
+             ("PATH_INFO", "/stream"), ("QUERY_STRING", "s=1"),
+             ("SERVER_PROTOCOL", "HTTP/1.1"), ("REMOTE_ADDR", "10.0.0.7")]
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(codec.encode([(k.encode(), v.encode()) for k, v in pairs]))
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    p.wait_for_log(r"GET /stream\?s=1 => generated \d+ bytes")
+    nothing_more_said(p)
+    log = p.output()
+    said = (r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - SIGPIPE: writing to "
+            r"a closed pipe/socket/fd \(probably the client disconnected\) "
+            r"on request /stream\?s=1 \(ip 10\.0\.0\.7\) !!!\n")
+    writer = (r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
+              r"uwsgi_response_write_body_do\(\): Broken pipe \[core/writer"
+              r"\.c line 429\] during GET /stream\?s=1 \(10\.0\.0\.7\)\n")
+    assert re.search(said + writer, log), log
+    assert log.count("SIGPIPE") == 1, log
+
+
 def nothing_more_said(p):
     """The worker's lines after a request: another request served (one
     worker, one core) and logged brings them all in."""

@@ -7,6 +7,7 @@ closes), h11 for an http-socket.
 """
 
 import calendar
+import errno
 import os
 import time
 
@@ -57,6 +58,8 @@ class ClientWriteError(OSError):
         keeps all but a timeout's quiet, as in uWSGI); the request's log
         line counts the failure (werr) either way."""
         ex.write_errors += 1
+        if self.errno == errno.EPIPE and ex.ctx.sigpipe:
+            ex.ctx.sigpipe.client_gone(ex)
         name, line = self.call
         if isinstance(self.error, TimeoutError):
             log.log(f"{name} TIMEOUT !!!")

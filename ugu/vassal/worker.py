@@ -44,6 +44,67 @@ EXIT_RELOAD = 17
 EXIT_CHDIR2 = 1
 
 
+class PipeLines:
+    """uWSGI's `SIGPIPE: writing to a closed pipe/socket/fd ...` line.
+
+    uWSGI says it in the thread that wrote, before the write returns, and
+    names the request where the worker has one core.  Python runs the
+    handler in the main thread once it gets there, which, for a client
+    gone mid-response, is mostly after the core has ended the request:
+    too late to name it, and after the request's own lines.  So, with a
+    single core, the core that failed to write to its client says the
+    line itself, before the writer's line, and the handler that follows
+    passes; the handler still says the signals of the app's own writes
+    (a pipe whose reader is gone), and those of a handler that ran first.
+    """
+
+    def __init__(self, config, wid, scoreboard):
+        self.wid, self.scoreboard = wid, scoreboard
+        self.single_core = config["threads"] == 1 and not config["gevent"]
+        self._lock = threading.Lock()
+        # Lines a core said before their signal's handler ran.
+        self._ahead = 0
+        # The request the handler last named, which a core then knows
+        # was said.
+        self._named = None
+
+    def _running(self):
+        if not self.single_core:
+            return None
+        return self.scoreboard.running(self.wid, 0)
+
+    def handle(self, signum, frame):
+        with self._lock:
+            if self._ahead:
+                # Signals that came together are handled once.
+                self._ahead = 0
+                return
+            running = self._named = self._running()
+        if running is None:
+            log.verbose("SIGPIPE: writing to a closed pipe/socket/fd "
+                        "(probably the client disconnected) !!!")
+            return
+        addr, _, request = running[1].partition(" - ")
+        self._say(request.rpartition(" ")[2], addr)
+
+    def client_gone(self, ex):
+        """A core's write to its client failed with EPIPE, which raised
+        the signal: said now, unless the handler said it first."""
+        with self._lock:
+            running = self._running()
+            if running is not None and running == self._named:
+                self._named = None
+                return
+            self._ahead += 1
+        self._say(ex.uri, ex.remote_addr)
+
+    @staticmethod
+    def _say(uri, addr):
+        log.verbose(f"SIGPIPE: writing to a closed pipe/socket/fd (probably "
+                    f"the client disconnected) on request {uri} (ip {addr}) "
+                    f"!!!")
+
+
 class Context:
     """What every core of one worker shares."""
 
@@ -76,6 +137,9 @@ class Context:
                          if config["log-x-forwarded-for"]
                          else request.Exchange)
         self.ignore_write_errors = config["ignore-write-errors"]
+        # Where the core that failed to write says SIGPIPE (single core).
+        self.sigpipe = worker.pipe_lines if worker.pipe_lines and \
+            worker.pipe_lines.single_core else None
         self.quiet_writes = config["disable-write-exception"]
         self.limit_post = config["limit-post"]
         self.admit_body = request.body_admission(config)
@@ -284,6 +348,8 @@ class Worker:
         self._stopping = False
         self._wake_read = self._wake_write = None
         self.recycler = None
+        # What says SIGPIPE (PipeLines), unless ignore-sigpipe.
+        self.pipe_lines = None
         # Whether this is the slot's first spawn since the master started
         # (the -once accepting hooks run then only).
         self.first_spawn = True
@@ -318,7 +384,9 @@ class Worker:
         tracebacker.start(self.config, self.wid)
         signals = proc.SignalQueue(GRACEFUL + IMMEDIATE + (signal.SIGUSR2,))
         if not self.config["ignore-sigpipe"]:
-            signal.signal(signal.SIGPIPE, self._warn_pipe)
+            self.pipe_lines = PipeLines(self.config, self.wid,
+                                        self.shared.scoreboard)
+            signal.signal(signal.SIGPIPE, self.pipe_lines.handle)
         proc.unblock_signals()
         if self.config["chdir2"]:
             self._chdir2(self.config["chdir2"])
@@ -464,23 +532,6 @@ class Worker:
                 log.log(f"SIGUSR2: --- uWSGI worker {self.wid} (pid: "
                         f"{os.getpid()}) is managing request {uri} since "
                         f"{time.ctime(start)} ---")
-
-    def _warn_pipe(self, signum, frame):
-        """A write to a closed pipe or socket (a client gone, mostly):
-        said as uWSGI says it, naming the request where the worker has a
-        single core.  The write itself fails with EPIPE either way."""
-        running = None
-        if self.config["threads"] == 1 and not self.config["gevent"]:
-            running = self.shared.scoreboard.running(self.wid, 0)
-        if running is None:
-            log.verbose("SIGPIPE: writing to a closed pipe/socket/fd "
-                        "(probably the client disconnected) !!!")
-            return
-        addr, _, request = running[1].partition(" - ")
-        uri = request.rpartition(" ")[2]
-        log.verbose(f"SIGPIPE: writing to a closed pipe/socket/fd (probably "
-                    f"the client disconnected) on request {uri} (ip {addr}) "
-                    f"!!!")
 
     def _stop_cores(self, cores, ctx):
         self._stopping = True
