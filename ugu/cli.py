@@ -16,6 +16,9 @@ from ugu.options.resolve import resolve
 EXIT_CONFIG = 1
 # The status that starts fallback-config, the one of a failed start.
 EXIT_FALLBACK = 1
+# Set in the environment of the process `optimize` starts again under
+# Python's -O flags, so that it does so once only.
+OPTIMIZE_ENV = "UGU_OPTIMIZE_RESTART"
 # The options that signal the instance a pidfile names, then exit.
 PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
 
@@ -23,9 +26,12 @@ PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     pid, fallback = os.getpid(), None
+    # Not the app's: gone before anything reads the environment.
+    restarted = os.environ.pop(OPTIMIZE_ENV, None) is not None
     try:
         config = resolve(argv)
         fallback = config["fallback-config"]
+        _match_optimize(config, restarted, argv)
         status = _dispatch(config)
     except ConfigExit as e:
         sys.stdout.flush()
@@ -60,6 +66,32 @@ def _fall_back(path, status):
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [*python_m_ugu(), path])
+
+
+def _match_optimize(config, restarted, argv):
+    """optimize: uWSGI sets Python's optimisation level before its
+    interpreter starts, so every module is compiled at it (asserts
+    skipped, docstrings dropped, `__debug__` false, sys.flags.optimize
+    set).  A running Python cannot change it: ugu starts itself again,
+    in the same process, under as many -O flags, before doing anything
+    (the config is read again there)."""
+    level = config["optimize"]
+    if level is None or level == sys.flags.optimize or \
+            config["help"] or config["version"]:
+        return
+    if restarted:
+        raise ConfigError(f"Python started with -{'O' * level} runs at "
+                          f"optimisation level {sys.flags.optimize}: "
+                          f"start ugu with that Python yourself",
+                          option="optimize")
+    from ugu import proc
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
+    env[OPTIMIZE_ENV] = "1"
+    flags = [f"-{'O' * level}"] if level else []
+    python, *rest = proc.python_m_ugu()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(python, [python, *flags, *rest, *argv], env)
 
 
 def _dispatch(config):

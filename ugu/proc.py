@@ -23,6 +23,11 @@ from ugu.options import registry
 from ugu.options.errors import ConfigError
 
 PR_SET_PDEATHSIG = 1
+# How this process was started, before the app's own sys.argv and
+# sys.executable (pyargv, py-executable) replace them: what ugu runs
+# again (a binary reload, a vassal, optimize's restart).
+ARGV = tuple(sys.argv)
+EXECUTABLE = sys.executable
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 # The signals a fresh child sets back to their default.
 _RESET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -380,4 +385,4 @@ def python_m_ugu():
     with -P so that the working directory is not put first on sys.path,
     where a folder named `ugu` (a checkout beside the configs) would hide
     the installed package."""
-    return [sys.executable, "-P", "-m", "ugu"]
+    return [EXECUTABLE, "-P", "-m", "ugu"]

@@ -35,7 +35,10 @@ INI, YAML, XML, JSON = "ini", "yaml", "xml", "json"
 EXTENSIONS = {".ini": INI, ".xml": XML, ".yaml": YAML, ".yml": YAML,
               ".json": JSON, ".js": JSON}
 PARSERS = {YAML: read_yaml, XML: read_xml, JSON: read_json}
-FORMAT_OPTIONS = {"ini": INI, "yaml": YAML, "xmlconfig": XML, "json": JSON}
+FORMAT_OPTIONS = {"ini": INI, "yaml": YAML, "xmlconfig": XML, "json": JSON,
+                  # A PasteDeploy file's [uwsgi] section, read as uWSGI
+                  # reads it (the app is loaded from the file later).
+                  "ini-paste": INI, "ini-paste-logged": INI}
 # uWSGI's start-up line for each format.
 ANNOUNCE = {INI: "[uWSGI] getting INI configuration from {}",
             YAML: "[uWSGI] getting YAML configuration from {}",

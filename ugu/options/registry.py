@@ -705,6 +705,45 @@ OPTIONS = (
          aliases=("file",)),
     _opt("callable", STR, "name of the WSGI callable", PYTHON,
          default="application"),
+    _opt("eval", STR, "load a WSGI app from this Python code (its "
+         "callable, `application` by default)", PYTHON),
+    _opt("paste", STR, "load a WSGI app from a PasteDeploy URI "
+         "(config:/path/file.ini, egg:...)", PYTHON),
+    _opt("paste-logger", FLAG, "configure Python's logging from the "
+         "paste config file (logging.config.fileConfig) before its app "
+         "loads", PYTHON, default=False),
+    _opt("ini-paste", STR, "read the [uwsgi] section of a PasteDeploy "
+         "INI file and load its app", PYTHON, immediate=True),
+    _opt("ini-paste-logged", STR, "as ini-paste, configuring Python's "
+         "logging from the file too", PYTHON, immediate=True),
+    _opt("pecan", STR, "load a Pecan app from its config file "
+         "(pecan.deploy.deploy)", PYTHON),
+    _opt("pyargv", STR, "the app's sys.argv after its first item "
+         "(words split at spaces and tabs)", PYTHON),
+    _opt("optimize", INT, "Python's optimisation level (as python -O: "
+         "1 skips asserts, 2 drops docstrings too)", PYTHON, short="O"),
+    _opt("py-executable", STR, "the value of the app's sys.executable",
+         PYTHON, aliases=("py-sys-executable",)),
+    _opt("pymodule-alias", STR, "make a module importable under another "
+         "name (ALIAS=MODULE or ALIAS=/path/file.py), before the apps "
+         "load", PYTHON, repeat=True),
+    _opt("post-pymodule-alias", STR, "as pymodule-alias, after the "
+         "`import` modules", PYTHON, repeat=True),
+    _opt("pyrun", STR, "run a Python script (as __main__) instead of "
+         "serving, then exit", PYTHON, aliases=("python", "py")),
+    _opt("python-worker-override", STR, "each worker runs this Python "
+         "script (as __main__) instead of serving requests, and exits "
+         "when it ends", PYTHON),
+    _opt("wsgi-strict", FLAG, "send a bytes object an app returns as the "
+         "iterable it is (an item per byte, none of which is bytes), not "
+         "whole", PYTHON, default=False),
+    _opt("wsgi-accept-buffer", FLAG, "accept any object of the buffer "
+         "protocol (array.array, mmap...) as a response item", PYTHON,
+         default=False, aliases=("wsgi-accept-buffers",)),
+    _opt("thread-stacksize", INT, "the stack size of the cores' threads, "
+         "in KiB", MASTER, default=0, aliases=(
+             "threads-stacksize", "thread-stack-size",
+             "threads-stack-size")),
     _opt("pythonpath", STR, "add a directory (or glob) to sys.path", PYTHON,
          repeat=True, aliases=("python-path", "pp")),
     _opt("env", STR, "set an environment variable (KEY=VALUE)", CORE,
@@ -1255,6 +1294,15 @@ _INSTEAD = {
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",
+    "web3": "Web3 (the withdrawn PEP 444) never became a standard and "
+            "no framework serves it: wrap the callable as a WSGI app "
+            "and load it with module",
+    "wsgi-lite": "uWSGI 2.0 loads such an app but has no handler for its "
+                 "requests: load it with module, as a WSGI app",
+    **dict.fromkeys(
+        ("pyshell", "pyshell-oneshot"),
+        "ugu runs no interactive shell in a worker: run your code with "
+        "`pyrun = FILE.py`, which has the uwsgi module and the config"),
 }
 
 

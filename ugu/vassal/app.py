@@ -32,6 +32,7 @@ import glob
 import importlib
 import importlib.util
 import os
+import re
 import site
 import sys
 import threading
@@ -233,14 +234,61 @@ def _longest_mount(apps, path):
     return best
 
 
-def prepare(config):
+def prepare(config, start_cwd=None):
     """What uWSGI sets up before loading apps: the Python home, the
-    current folder, then the pythonpath."""
+    app's sys.argv and sys.executable, the current folder, the
+    pythonpath, then the module aliases.  `start_cwd`: the folder ugu
+    started in, which a relative ini-paste is read from."""
+    global _START_CWD
+    _START_CWD = start_cwd or os.getcwd()
     if config["home"]:
         use_home(config["home"])
+    set_argv(config)
+    if config["py-executable"]:
+        sys.executable = config["py-executable"]
     prints_to_the_log()
     current_folder_first()
     add_pythonpath(config)
+    alias_modules(config["pymodule-alias"], "pymodule-alias")
+
+
+# The folder ugu started in (uWSGI's cwd, which ini-paste's path is
+# relative to, whatever chdir says).
+_START_CWD = None
+
+
+def set_argv(config):
+    """The app's sys.argv, as uWSGI's Python has it: "uwsgi" (or the
+    pyrun script) and pyargv's words, split at spaces and tabs; never
+    ugu's own options (an app that parses sys.argv at import would take
+    them for its own)."""
+    words = [w for w in re.split(r"[ \t]", config["pyargv"] or "") if w]
+    sys.argv[:] = [config["pyrun"] or "uwsgi", *words]
+
+
+def alias_modules(specs, option):
+    """pymodule-alias and post-pymodule-alias: ALIAS=MODULE imports the
+    module and puts it in sys.modules under the alias too; ALIAS=PATH
+    (a value with a '/') runs the file as the module ALIAS.  A failed
+    import ends the process (1) after its traceback, as in uWSGI."""
+    for spec in specs:
+        alias, eq, target = spec.partition("=")
+        if not eq or not alias or not target:
+            raise ConfigError(f"invalid {option} syntax: {spec} (write "
+                              f"ALIAS=MODULE or ALIAS=/path/file.py)",
+                              option=option)
+        try:
+            if "/" in target:
+                _load_file(target, alias)
+            else:
+                sys.modules[alias] = importlib.import_module(target)
+        except _Reported:
+            raise ImportFailed() from None
+        except Exception:
+            log.app_traceback()
+            raise ImportFailed() from None
+        log.log(f'mapped virtual pymodule "{alias}" to real pymodule '
+                f'"{target}"')
 
 
 def prints_to_the_log():
@@ -313,8 +361,10 @@ def init_all(config, hooks, on_fatal=None):
     hook calls `on_fatal` (hooks.py)."""
     hooks.run("pre-app", on_fatal)
     import_all(config["import"])
+    alias_modules(config["post-pymodule-alias"], "post-pymodule-alias")
     loaded = load_all(config)
-    if not loaded and report_missing(config):
+    # pyrun's command mode wants no app (uWSGI says nothing of one).
+    if not loaded and not config["pyrun"] and report_missing(config):
         raise NoApp()
     hooks.run("post-app", on_fatal)
     return loaded
@@ -341,8 +391,12 @@ def load_all(config):
     failed load takes no id: the next app gets it, as in uWSGI."""
     loaded = []
     reload_env = config["reload-os-env"]
-    target = _target(config)
-    if target is not None:
+    for target in _targets(config):
+        if any(app.mountpoint == "" for app in loaded):
+            # uWSGI's words: app 0's loaders after the first that loaded
+            # do not run.
+            log.log("mountpoint  already configured. skip.")
+            continue
         if reload_env:
             reload_os_environ()
         _load_into(loaded, "", target, config)
@@ -393,6 +447,14 @@ class NoApp(Exception):
     """The process exits for want of its apps (EXIT_NO_APP): none loaded
     and need-app wants one."""
 
+    exit_code = EXIT_NO_APP
+
+
+class ImportFailed(NoApp):
+    """A module alias did not import: uWSGI's process exits 1."""
+
+    exit_code = 1
+
 
 class MountFailed(NoApp):
     """A mounted file did not load: uWSGI's process exits (EXIT_NO_APP)
@@ -410,6 +472,8 @@ def _load(app_id, mountpoint, target, default=False, fatal=False):
     started = time.monotonic()
     try:
         app = target()
+    except NoApp:
+        raise
     except _Reported:
         app = None
     except Exception:
@@ -438,14 +502,116 @@ def report_missing(config):
     return False
 
 
-def _target(config):
-    """The loader of app 0's callable, or None when no app is configured.
-    `module = pkg.mod:name` names the callable."""
+def _targets(config):
+    """The loaders of app 0's callable, in uWSGI's order: module
+    (`pkg.mod:name` names the callable), wsgi-file, pecan, paste (or
+    ini-paste), eval.  The first that loads is app 0."""
+    name = config["callable"]
     if config["module"]:
-        return _module_target(config["module"], config["callable"])
+        yield _module_target(config["module"], name)
     if config["wsgi-file"]:
-        return _file_target(config["wsgi-file"], config["callable"])
-    return None
+        yield _file_target(config["wsgi-file"], name)
+    if config["pecan"]:
+        yield _pecan_target(config["pecan"])
+    paste, logged = _paste_uri(config)
+    if paste:
+        yield _paste_target(paste, logged)
+    if config["eval"] is not None:
+        yield _eval_target(config["eval"], name)
+
+
+def _fatal(load):
+    """A loader whose failure ends the process (EXIT_NO_APP) after its
+    traceback, as uWSGI's paste, pecan and eval loaders exit."""
+    def fatal_load():
+        try:
+            return load()
+        except _Reported:
+            raise NoApp() from None
+        except Exception:
+            log.app_traceback()
+            raise NoApp() from None
+    return fatal_load
+
+
+def _paste_uri(config):
+    """The PasteDeploy URI of app 0 (the last of paste, ini-paste and
+    ini-paste-logged, as uWSGI sets one value from each) and whether
+    logging is configured from it."""
+    uri = None
+    logged = config["paste-logger"]
+    for entry in config.entries:
+        if entry.placeholder:
+            continue
+        if entry.key == "paste":
+            uri = entry.value
+        elif entry.key in ("ini-paste", "ini-paste-logged"):
+            path = os.path.join(_START_CWD or os.getcwd(), entry.value)
+            uri = "config:" + (entry.value if entry.value.startswith("/")
+                               else path)
+            logged = logged or entry.key == "ini-paste-logged"
+    return uri, logged
+
+
+def _paste_target(uri, logged):
+    """Loader of a PasteDeploy app, as uWSGI's: logging configured from
+    the file first (paste-logger: the URI less its `config:`), then
+    paste.deploy.loadapp(URI).  A failure ends the process."""
+    @_fatal
+    def load():
+        log.log(f"Loading paste environment: {uri}")
+        if logged:
+            import logging.config
+            try:
+                logging.config.fileConfig(uri[len("config:"):])
+            except Exception:
+                log.app_traceback()
+        import paste.deploy
+        return paste.deploy.loadapp(uri)
+    return load
+
+
+def _pecan_target(path):
+    """Loader of a Pecan app: pecan.deploy.deploy(config file), as
+    uWSGI's.  A failure ends the process."""
+    @_fatal
+    def load():
+        log.log(f"Loading pecan environment: {path}")
+        import pecan.deploy
+        return pecan.deploy.deploy(path)
+    return load
+
+
+EVAL_MODULE = "uwsgi_eval_config"
+
+
+def _eval_target(code, name):
+    """Loader of the callable of `eval`'s code, run as the module
+    uwsgi_eval_config, as uWSGI's: a failure to compile or run it, or a
+    callable that is not one, ends the process; none of that name is a
+    failed load."""
+    @_fatal
+    def load():
+        try:
+            compiled = compile(code, EVAL_MODULE, "exec")
+        except (SyntaxError, ValueError):
+            log.app_traceback()
+            log.log("failed to compile eval code")
+            raise _Reported() from None
+        module = types.ModuleType(EVAL_MODULE)
+        module.__file__ = EVAL_MODULE
+        sys.modules[EVAL_MODULE] = module
+        try:
+            exec(compiled, module.__dict__)
+        except BaseException:
+            del sys.modules[EVAL_MODULE]
+            raise
+        obj = getattr(module, name, None)
+        if obj is not None and not callable(obj):
+            log.log("you must define a callable object in your code")
+            raise _Reported()
+        return obj
+    return load
 
 
 def _module_target(spec, default_name):
@@ -464,6 +630,11 @@ def _mount_target(spec, config):
     if target.endswith(FILE_SUFFIXES):
         # uWSGI's process exits when a mounted file fails to load.
         return mountpoint, _file_target(target, config["callable"]), True
+    if target.endswith(".ini"):
+        # A PasteDeploy URI, as uWSGI's mount loader reads one
+        # (config:/path/app.ini); its failure ends the process.
+        return (mountpoint, _paste_target(target, _paste_uri(config)[1]),
+                True)
     if ":" in target:
         return (mountpoint, _module_target(target, config["callable"]),
                 False)

@@ -18,6 +18,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 
 from ugu import log, proc, subscription
@@ -158,6 +159,7 @@ def _run(config):
         through = log.retrying(through)
     log.write_through(through, raised.raise_due if watching else None)
     _banner(config)
+    _thread_stack(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
     if config["pidfile"] and not reloaded:
@@ -190,13 +192,17 @@ def _run(config):
     # Before the sockets, as uWSGI's plugin says its settings.
     busyness.announce(config)
     shared = Shared(config, link, hooks, raised)
-    listeners = _bind_all(config)
+    # pyrun's command mode: a script runs in worker 1, on no socket,
+    # reading the instance's stdin, as uWSGI's.
+    command = bool(config["pyrun"])
+    listeners = [] if command else _bind_all(config)
     if config["chown-socket"]:
         _as_root(config, hooks)
-    hygiene.remap_stdin(config)
+    if not command:
+        hygiene.remap_stdin(config)
     # Refused here, where uWSGI's workers exit on a bad line.
     sockets.socket_map(config, len(_worker_sockets(listeners)))
-    if not listeners:
+    if not listeners and not command:
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
         return EXIT_FAILED
@@ -239,15 +245,18 @@ def _run(config):
     pymodule.install(config, shared.scoreboard, reloaded, not masterless,
                      shared.mules, shared.spoolers, shared.uwsgi_signals)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
-    apps.prepare(config)
+    try:
+        apps.prepare(config, start_cwd)
+    except apps.NoApp as e:
+        return e.exit_code
     apps.import_all(config["shared-import"])
     # Also for no processes, as uWSGI: its master (or first process)
     # loads the app whatever the count.
-    if _worker_sockets(listeners) and not _lazy(config):
+    if (_worker_sockets(listeners) or command) and not _lazy(config):
         try:
             shared.apps = apps.init_all(config, hooks)
-        except apps.NoApp:
-            return apps.EXIT_NO_APP
+        except apps.NoApp as e:
+            return e.exit_code
     if config["daemonize2"]:
         _daemonize2(config, link, reloaded)
     if masterless:
@@ -318,6 +327,23 @@ def _banner(config):
     for names in config["plugins"] + config["need-plugins"]:
         for name in names:
             log.log(f"plugin {name}: built into ugu")
+
+
+def _thread_stack(config):
+    """thread-stacksize (KiB): the stack of every thread made from now
+    on (the cores', offload threads'), set before the workers fork, with
+    uWSGI's line.  Python refuses a stack under 32 KiB, which uWSGI's
+    pthreads take from 16 KiB: said, not left at the default."""
+    size = config["thread-stacksize"]
+    if not size:
+        return
+    try:
+        threading.stack_size(size * 1024)
+    except ValueError:
+        raise ConfigError(f"Python's threads need a stack of 32 KiB or "
+                          f"more, not {size}: set thread-stacksize = 32 "
+                          f"or more", option="thread-stacksize") from None
+    log.log(f"threads stack size set to {size}k")
 
 
 def _scoreboard(config):
@@ -479,6 +505,8 @@ def _warn_router_to_http_socket(config, listeners):
 
 def _operational_mode(config, listeners):
     processes, threads = config["processes"], config["threads"]
+    if config["pyrun"]:
+        return "command"
     if not processes or not _worker_sockets(listeners):
         return "no-workers"
     if config["gevent"]:
@@ -493,6 +521,12 @@ def _run_without_master(config, listeners, shared):
     forks the others; nobody respawns a worker that dies, and, as in
     uWSGI, nobody enforces max-worker-lifetime."""
     count, threads = config["processes"], config["threads"]
+    if config["pyrun"]:
+        # Command mode: this process is worker 1, which runs the script
+        # and exits with its code.
+        log.log(f"spawned uWSGI worker 1 (and the only) (pid: "
+                f"{os.getpid()}, cores: {threads})")
+        Worker(1, config, listeners, shared).run()
     if not count:
         # No worker to be: uWSGI exits at once.
         return _end_without_master(config, listeners, shared.hooks)
@@ -672,6 +706,9 @@ class Master:
             self.spawn_spooler(index)
         if self.cheap:
             log.log(idle.CHEAP_LINE)
+        elif self.config["pyrun"]:
+            # Command mode: worker 1 alone, which runs the script.
+            self.spawn_worker(1)
         elif _worker_sockets(self.listeners):
             first = self.config["processes"]
             if self.cheaper:
@@ -983,6 +1020,9 @@ class Master:
 
     def _worker_died(self, child, status):
         pymodule.worker_died(child.pid)
+        if self.config["pyrun"] and not child.stopping:
+            self._command_done(child)
+            return
         if child.stopping:
             if self.cheaper and self.cheaper.is_cheaped(child.number):
                 log.log(f"worker {child.number} killed successfully "
@@ -1011,6 +1051,17 @@ class Master:
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
                 f"{how} :( trying respawn ...")
         self._respawn(child)
+
+    def _command_done(self, child):
+        """pyrun's script has ended, and the instance with it, as
+        uWSGI's: the worker buried, the other children stopped, then
+        goodbye (exit 0, whatever the script's code)."""
+        log.log(f"worker {child.number} buried after "
+                f"{int(time.monotonic() - child.born)} seconds")
+        self._kill_spoolers()
+        self.daemons.stop(reloading=False)
+        self._stop_children(signal.SIGINT)
+        self.pending_exit = "shutdown"
 
     def _app_failed(self, child):
         """A lazy worker's app did not load: with need-app the instance
@@ -1418,7 +1469,8 @@ class Master:
         os.environ[RELOADS_ENV] = str(int(os.environ.get(RELOADS_ENV, "0"))
                                       + 1)
         self.signals.close()
-        log.log(f"running {sys.executable}")
+        log.log(f"running {proc.EXECUTABLE}")
         sys.stdout.flush()
         sys.stderr.flush()
-        os.execv(sys.executable, [*proc.python_m_ugu(), *sys.argv[1:]])
+        os.execv(proc.EXECUTABLE, [*proc.python_m_ugu(),
+                                   *proc.ARGV[1:]])

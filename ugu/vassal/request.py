@@ -742,18 +742,36 @@ def _send_result(ex, result):
     if isinstance(result, wsgi.FileWrapper) and result.fileno() is not None:
         _send_wrapped_file(ex, result)
         return
-    if isinstance(result, bytes):
-        # Not an iterable of bytes, but uWSGI sends it whole (no switch).
-        ex.write(result)
-        return
+    accept_buffer = ex.ctx.accept_buffer
+    if not ex.ctx.wsgi_strict:
+        # Not an iterable of bytes, but uWSGI sends it whole (no switch),
+        # unless wsgi-strict; with wsgi-accept-buffer, any buffer too.
+        whole = result if isinstance(result, bytes) else (
+            _as_buffer(result) if accept_buffer else None)
+        if whole is not None:
+            ex.write(whole)
+            return
     for chunk in result:
         # uWSGI's log line counts the items of the response iterable as
         # its "switches", empty ones too (not the write() calls).
         ex.switches += 1
         if not isinstance(chunk, BODY_TYPES):
-            _unhandled(chunk)
+            data = _as_buffer(chunk) if accept_buffer else None
+            if data is None:
+                _unhandled(chunk)
+            elif data:
+                ex.write(data)
         elif chunk:
             ex.write(chunk)
+
+
+def _as_buffer(obj):
+    """wsgi-accept-buffer: the bytes of an object of the buffer protocol
+    (array.array, mmap...), as a flat memoryview, else None."""
+    try:
+        return memoryview(obj).cast("B")
+    except (TypeError, ValueError):
+        return None
 
 
 def _unhandled(chunk):

@@ -11,6 +11,7 @@ SIGINT/SIGTERM exit at once, as uWSGI's workers do.
 import atexit
 import os
 import re
+import runpy
 import select
 import signal
 import socket
@@ -156,6 +157,8 @@ class Context:
             self.run_app = request.run_app_cheat
             self.environs = [{} for _ in range(self.cores)]
         self.error_pages = errorpages.ErrorPages(config)
+        self.wsgi_strict = config["wsgi-strict"]
+        self.accept_buffer = config["wsgi-accept-buffer"]
         self.answer_exception = (catch.answer if config["catch-exceptions"]
                                  else request.answer_500)
         self.multiprocess = config["processes"] != 1
@@ -321,6 +324,33 @@ class Context:
             self.recycler.retire()
 
 
+def run_script(path, where):
+    """Run a Python file as __main__, as uWSGI's Python runs pyrun's:
+    its exception's traceback logged; the exit code its SystemExit
+    gives (a message is printed, and is 1), else 0.  A file that cannot
+    be opened is said in uWSGI's words (with its source line `where`),
+    and is 1."""
+    try:
+        open(path, "rb").close()
+    except OSError as e:
+        log.log(f'open("{path}"): {e.strerror} [{where}]')
+        return 1
+    code = 0
+    try:
+        runpy.run_path(path, run_name="__main__")
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        log.app_traceback()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
 def core_name(wid, core):
     """A core's thread name, uWSGI's: what an app listing its threads,
     and the tracebacker, show."""
@@ -377,6 +407,10 @@ class Worker:
         self.shared.hooks.run("post-fork", self._on_fatal_hook())
         if not self.shared.apps and _loads_in_worker(self.config):
             self._load_app()
+        script = self.config["pyrun"] or \
+            self.config["python-worker-override"]
+        if script:
+            self._hijack(script)
         self.recycler = Recycler(self.config, self.wid,
                                  self.shared.scoreboard)
         autoreload.start(self.config, self.wid, self.shared.apps,
@@ -405,6 +439,19 @@ class Worker:
         self._stop_cores(cores, ctx)
         self._exit(code)
 
+    def _hijack(self, path):
+        """pyrun and python-worker-override: the worker runs the script
+        (as __main__, with the uwsgi module and the apps loaded) instead
+        of serving, and exits once it ends, with the code of its
+        SystemExit (else 0), skipping the app's atexit functions, as
+        uWSGI's hijacked worker does.  Under a master, a pyrun worker's
+        end is the instance's; an overriding one is respawned."""
+        proc.unblock_signals()
+        sys.stdout.flush()
+        line = 1940 if self.config["pyrun"] else 2128
+        os._exit(run_script(path, f"plugins/python/python_plugin.c line "
+                                  f"{line}"))
+
     def _chdir2(self, path):
         """chdir2: the worker's folder once its app has loaded (in the
         master, or here), as uWSGI's workers go there; a failure ends
@@ -420,8 +467,8 @@ class Worker:
         try:
             self.shared.apps = apps.init_all(self.config, self.shared.hooks,
                                              self._on_fatal_hook())
-        except apps.NoApp:
-            self._exit(apps.EXIT_NO_APP)
+        except apps.NoApp as e:
+            self._exit(e.exit_code)
 
     def _on_fatal_hook(self):
         """Under a master a worker's fatal hook asks the master to end
