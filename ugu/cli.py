@@ -60,12 +60,13 @@ def _fall_back(path, status):
     again in its place, with that file alone, as uWSGI does at exit."""
     from ugu import log
     from ugu.proc import python_m_ugu
-    log.verbose(f"!!! {sys.executable} (pid: {os.getpid()}) exited with "
+    command = python_m_ugu()
+    log.verbose(f"!!! {command[0]} (pid: {os.getpid()}) exited with "
                 f"status {status} !!!")
     log.verbose(f"!!! Fallback config to {path} !!!")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [*python_m_ugu(), path])
+    os.execv(command[0], [*command, path])
 
 
 def _match_optimize(config, restarted, argv):
