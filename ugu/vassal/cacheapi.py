@@ -9,64 +9,26 @@ finds nothing, as in uWSGI; one with "@" is uWSGI's remote cache, which
 ugu lacks, and raises.
 """
 
-import operator
-
-from ugu.vassal import cache
+from ugu.vassal import cache, pyargs
 
 
-def _arguments(function, args, kwargs, form, defaults=()):
-    if kwargs:
-        raise TypeError(f"{function}() takes no keyword arguments")
-    needed, _, optional = form.partition("|")
-    least, most = len(needed), len(needed) + len(optional)
-    if not least <= len(args) <= most:
-        bound, limit = ("at least", least) if len(args) < least else \
-            ("at most", most)
-        raise TypeError(f"{function}() takes {bound} {limit} argument"
-                        f"{'' if limit == 1 else 's'} ({len(args)} given)")
-    values = [_argument(function, position, kind, value) for position,
-              (kind, value) in enumerate(zip(needed + optional, args), 1)]
-    defaults = defaults or (None,) * len(optional)
-    return values + list(defaults[len(values) - least:])
-
-
-def _argument(function, position, kind, value):
-    if kind == "b":
-        return _buffer(function, position, value)
-    if kind == "l":
-        number = operator.index(value)
-        if not -(1 << 63) <= number < (1 << 63):
-            raise OverflowError("Python int too large to convert to C long")
-        return number
-    if not isinstance(value, str):
-        raise TypeError(f"{function}() argument {position} must be str, not "
-                        f"{type(value).__name__}")
-    if "\0" in value:
-        raise ValueError("embedded null character")
-    if "@" in value:
-        raise ValueError(f"{function}(): {value!r} names a remote cache "
-                         f"(NAME@SERVER), and ugu's caches are local: "
-                         f"name a cache of this instance's cache2 lines")
-    return value
-
-
-def _buffer(function, position, value):
-    if isinstance(value, str):
-        return value.encode()
-    try:
-        view = memoryview(value)
-    except TypeError:
-        raise TypeError(f"a bytes-like object is required, not "
-                        f"'{type(value).__name__}'") from None
-    if not view.readonly:
-        raise TypeError(f"{function}() argument {position} must be "
-                        f"read-only bytes-like object, not "
-                        f"{type(value).__name__}")
-    return view.tobytes()
+def _arguments(function, args, kwargs, form, defaults=None):
+    """The arguments as pyargs.parse() reads them (an optional one left
+    out is None unless `defaults` says), a cache name ("s") local only."""
+    optional = form.partition("|")[2]
+    values = pyargs.parse(function, args, kwargs, form,
+                          defaults or (None,) * len(optional))
+    for code, value in zip(form.replace("|", ""), values):
+        if code == "s" and value is not None and "@" in value:
+            raise ValueError(f"{function}(): {value!r} names a remote "
+                             f"cache (NAME@SERVER), and ugu's caches are "
+                             f"local: name a cache of this instance's "
+                             f"cache2 lines")
+    return values
 
 
 def cache_get(*args, **kwargs):
-    key, name = _arguments("cache_get", args, kwargs, "b|s")
+    key, name = _arguments("cache_get", args, kwargs, "y|s")
     found = cache.by_name(name)
     if found is None:
         return None
@@ -76,7 +38,7 @@ def cache_get(*args, **kwargs):
 
 def cache_num(*args, **kwargs):
     """The number an 8-byte value holds (cache_inc's); 0 for any other."""
-    key, name = _arguments("cache_num", args, kwargs, "b|s")
+    key, name = _arguments("cache_num", args, kwargs, "y|s")
     found = cache.by_name(name)
     if found is None:
         return 0
@@ -88,7 +50,7 @@ def cache_num(*args, **kwargs):
 
 
 def cache_exists(*args, **kwargs):
-    key, name = _arguments("cache_exists", args, kwargs, "b|s")
+    key, name = _arguments("cache_exists", args, kwargs, "y|s")
     found = cache.by_name(name)
     if found is None:
         return None
@@ -97,7 +59,7 @@ def cache_exists(*args, **kwargs):
 
 
 def cache_del(*args, **kwargs):
-    key, name = _arguments("cache_del", args, kwargs, "b|s")
+    key, name = _arguments("cache_del", args, kwargs, "y|s")
     found = cache.by_name(name)
     if found is None:
         return None
@@ -130,7 +92,7 @@ def cache_keys(*args, **kwargs):
 def _setter(function, flags):
     def store(*args, **kwargs):
         key, value, expires, name = _arguments(
-            function, args, kwargs, "bb|ls", (0, None))
+            function, args, kwargs, "yy|ls", (0, None))
         return _store(name, key, value, expires, flags)
     store.__name__ = store.__qualname__ = function
     return store
@@ -141,7 +103,7 @@ def _arithmetic(function, flag, default):
     new one) changed by `value`, its expiry kept."""
     def change(*args, **kwargs):
         key, value, expires, name = _arguments(
-            function, args, kwargs, "b|lls", (default, 0, None))
+            function, args, kwargs, "y|lls", (default, 0, None))
         return _store(name, key, cache.NUMBER.pack(value), expires,
                       cache.UPDATE | cache.MATH | cache.FIXEXPIRE | flag)
     change.__name__ = change.__qualname__ = function

@@ -1,7 +1,7 @@
 """Arguments as uWSGI's C functions in its `uwsgi` module parse them
-(CPython's PyArg_ParseTuple), with the same errors, for the sharedarea,
-queue and RPC functions: by position only, each converted as its C type
-takes it.
+(CPython's PyArg_ParseTuple), with the same errors, for the cache,
+sharedarea, queue and RPC functions: by position only, each converted as
+its C type takes it.
 
 Codes, as PyArg_ParseTuple's: i (C int), l (long), L (long long),
 b (unsigned char, checked), B (unsigned char, masked), I (unsigned int,
