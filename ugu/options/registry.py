@@ -34,6 +34,7 @@ PYTHON = "python"
 STATIC = "static"
 ROUTING = "routing"
 HTTP = "http"
+FASTROUTER = "fastrouter"
 LOGGING = "logging"
 
 
@@ -688,12 +689,14 @@ OPTIONS = (
          "on every socket bound, and so on the connections they accept",
          CORE, default=0, wide=True),
     # plugins: tutorials for packaged uWSGI load the Python one by name
-    _opt("plugins", PLUGINS, "load plugins (ugu has python, http, gevent "
-         "and logfile built in, and refuses any other)", CORE, repeat=True,
+    _opt("plugins", PLUGINS, "load plugins (ugu has python, http, "
+         "fastrouter, gevent and logfile built in, and refuses any "
+         "other)", CORE, repeat=True,
          aliases=("plugin",)),
     _opt("need-plugins", PLUGINS, "load plugins, exiting when one is "
-         "missing (as plugins: ugu has python, http, gevent and logfile "
-         "built in, and refuses any other)", CORE, repeat=True,
+         "missing (as plugins: ugu has python, http, fastrouter, gevent "
+         "and logfile built in, and refuses any other)", CORE,
+         repeat=True,
          aliases=("need-plugin",)),
     _opt("plugins-dir", STR, "add a folder to the plugins' search path "
          "(ugu's plugins are built in: it looks in none)", CORE,
@@ -932,6 +935,59 @@ OPTIONS = (
          "whose nodes serve a request whose Host has none", HTTP),
     _opt("subscription-tolerance", INT, "seconds a subscribed node is "
          "kept without a new announce", HTTP, default=17),
+    # fastrouter (uwsgi in, to a node chosen by the request's key)
+    _opt("fastrouter", STR, "run the fastrouter on the address: it reads "
+         "a uwsgi request and passes it to a node chosen by its key "
+         "(SERVER_NAME, HTTP_HOST or UWSGI_FASTROUTER_KEY)", FASTROUTER,
+         repeat=True),
+    _opt("fastrouter-to", STR, "forward fastrouter requests to this uwsgi "
+         "node (repeat it: the nodes take the requests in turn)",
+         FASTROUTER, repeat=True),
+    _opt("fastrouter-use-pattern", STR, "the node of a request: this "
+         "address with %s replaced by the request's key", FASTROUTER),
+    _opt("fastrouter-use-base", STR, "the node of a request: this "
+         "prefix (a directory of unix sockets) followed by the request's "
+         "key", FASTROUTER),
+    _opt("fastrouter-subscription-server", STR, "run the fastrouter's "
+         "subscription server on the address (UDP HOST:PORT, or a unix "
+         "datagram PATH): each request goes to the nodes subscribed for "
+         "its key", FASTROUTER, repeat=True),
+    _opt("fastrouter-subscription-fallback-key", STR, "the subscription "
+         "key whose nodes serve a request whose key has none",
+         FASTROUTER),
+    _opt("fastrouter-fallback", STR, "a node tried when the request's "
+         "own cannot be reached (repeat it: tried in order)", FASTROUTER,
+         repeat=True),
+    _opt("fastrouter-fallback-on-no-key", FLAG, "a request whose key "
+         "maps to no node goes to the fastrouter-fallback nodes",
+         FASTROUTER, default=False),
+    _opt("fastrouter-timeout", INT, "seconds of silence from both the "
+         "client and the node before the fastrouter ends a request (also "
+         "the connect timeout; 0: 60)", FASTROUTER, default=0),
+    _opt("fastrouter-gracetime", INT, "seconds a fastrouter-to node that "
+         "failed waits before it is tried again (0: 30)", FASTROUTER,
+         default=0),
+    _opt("fastrouter-processes", INT, "prefork this many fastrouter "
+         "processes", FASTROUTER, default=1,
+         aliases=("fastrouter-workers",)),
+    _opt("fastrouter-quiet", FLAG, "do not log the connects to nodes "
+         "that fail", FASTROUTER, default=False),
+    _opt("fastrouter-buffer-size", INT, "bytes the fastrouter reads at a "
+         "time from a client or node (0: the page size)", FASTROUTER,
+         default=0, wide=True),
+    _opt("fastrouter-post-buffering", INT, "read a request body of up to "
+         "this many bytes into memory (a larger one to a temporary file) "
+         "before connecting to the node", FASTROUTER, default=0,
+         wide=True),
+    _opt("fastrouter-stats", STR, "run the fastrouter stats server on the "
+         "address", FASTROUTER,
+         aliases=("fastrouter-stats-server", "fastrouter-ss")),
+    _opt("fastrouter-events", INT, "accepted for uWSGI configs: the most "
+         "events uWSGI's fastrouter takes per wait; gevent's loop takes "
+         "every ready one", FASTROUTER, default=64),
+    _opt("fastrouter-cheap", FLAG, "accept no connection while no node is "
+         "subscribed (with a fastrouter-subscription-server)", FASTROUTER,
+         default=False),
     # subscriptions (the instance's side)
     _opt("subscribe-to", STR, "subscribe to a router's subscription "
          "server ([ADDR=]SERVER:KEY[,MODIFIER1], or SERVER:@FILE of keys)",
@@ -1184,13 +1240,15 @@ def _index():
 
 
 BY_NAME, BY_SHORT = _index()
-_BUILT_IN_PLUGIN = re.compile(r"python3?[0-9]*|http|gevent|logfile")
+_BUILT_IN_PLUGIN = re.compile(
+    r"python3?[0-9]*|http|gevent|logfile|fastrouter|corerouter")
 
 
 def built_in_plugin(name):
     """Whether a uWSGI plugin name is one of ugu's parts: the Python plugin
     under any of its packaged names (python, python3, python311...), the
-    HTTP router, gevent and the file logger."""
+    HTTP router, the fastrouter (and corerouter, which both are in
+    uWSGI), gevent and the file logger."""
     return bool(_BUILT_IN_PLUGIN.fullmatch(name))
 
 
@@ -1224,6 +1282,10 @@ def is_unimplemented_uwsgi_option(name):
 
 # What to write instead of a uWSGI option ugu lacks, where ugu has a way.
 _INSTEAD = {
+    "fastrouter-harakiri": "ugu's fastrouter serves each connection in "
+                           "a greenlet of its own, so one stuck request "
+                           "holds no other: remove it, and bound each "
+                           "request with fastrouter-timeout",
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",

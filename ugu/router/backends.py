@@ -67,6 +67,11 @@ class Node:
     # A node whose requests go with modifiers of their own sets a method
     # that puts them in the packet (a subscribed one does).
     retag = None
+    # The delay before a failed node is tried again, doubling up to the
+    # most; a fastrouter's fastrouter-gracetime makes both that many
+    # seconds, as uWSGI's static nodes wait.
+    first_backoff = FIRST_BACKOFF
+    max_backoff = MAX_BACKOFF
 
     def __init__(self, address):
         if isinstance(address, str):
@@ -78,7 +83,7 @@ class Node:
             self.family, self.address = _resolve(host, port)
             self.label = f"{host}:{port}"
         self.retry_at = 0.0
-        self.backoff = FIRST_BACKOFF
+        self.backoff = self.first_backoff
 
     def connect(self, timeout):
         backend = self.start_connect()
@@ -103,11 +108,11 @@ class Node:
 
     def failed(self, now):
         self.retry_at = now + self.backoff
-        self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+        self.backoff = min(self.backoff * 2, self.max_backoff)
 
     def succeeded(self):
         self.retry_at = 0.0
-        self.backoff = FIRST_BACKOFF
+        self.backoff = self.first_backoff
 
 
 def _reason(error):
@@ -133,10 +138,15 @@ def _resolve(host, port):
 
 
 class Nodes:
-    """The nodes of one router process, taken in turn."""
+    """The nodes of one router process, taken in turn.  `name`: the
+    router's short name in the log lines (uwsgi-http, uwsgi-fastrouter);
+    `quiet`: no line for a failed connect (fastrouter-quiet)."""
 
-    def __init__(self, addresses, connect_timeout):
-        self.nodes = nodes = [Node(a) for a in addresses]
+    name = "http"
+    quiet = False
+
+    def __init__(self, addresses, connect_timeout, node=Node):
+        self.nodes = nodes = [node(a) for a in addresses]
         self.connect_timeout = connect_timeout
         # Where the turn goes once a node has taken a request.
         self._after = {node: (i + 1) % len(nodes)
@@ -191,7 +201,8 @@ class Nodes:
         """Log a connect that failed (key: the request's, RequestVars.key)
         and put the node in back-off."""
         key = key.decode("latin-1")
-        log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
-            f"({retries} retries): {_reason(error)}")
-        log(f"[uwsgi-http] {key} => marking {node.label} as failed")
+        if not self.quiet:
+            log(f'[uwsgi-{self.name}] unable to connect() to node '
+                f'"{node.label}" ({retries} retries): {_reason(error)}')
+        log(f"[uwsgi-{self.name}] {key} => marking {node.label} as failed")
         node.failed(time.monotonic())

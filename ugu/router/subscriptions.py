@@ -76,8 +76,10 @@ class Pool:
 class Table:
     """The pools of one router process, by key (bytes)."""
 
-    def __init__(self, tolerance, clock=time.monotonic):
+    def __init__(self, tolerance, clock=time.monotonic, gateway="uWSGI http"):
         self.tolerance = tolerance
+        # The router's name in the line for a node that unsubscribes.
+        self.gateway = gateway
         self.pools = {}
         self.clock = clock
         self.pid = os.getpid()
@@ -111,7 +113,7 @@ class Table:
         name = announce.address.decode("latin-1")
         for node in pool.nodes if pool else ():
             if node.name == name:
-                log(f"[uWSGI http pid {self.pid}] "
+                log(f"[{self.gateway} pid {self.pid}] "
                     f"{announce.key.decode('latin-1')} => marking {name} as "
                     f"failed")
                 self.remove(pool, node)

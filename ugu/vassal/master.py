@@ -27,6 +27,7 @@ from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
+from ugu.router import fastrouter
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
@@ -222,6 +223,12 @@ def _run(config):
                               "set master = true, or use daemonize",
                               option="daemonize2")
         _router_without_master(config, listeners)
+    if masterless and has_fastrouter(config):
+        for index in range(1, config["fastrouter-processes"] + 1):
+            pid = fork_fastrouter(config, listeners, index, parent=(
+                os.getpid() if _worker_sockets(listeners) else None))
+            log.log(f"spawned {fastrouter.GATEWAY} {index} (pid: {pid})")
+    if masterless and (has_router(config) or has_fastrouter(config)):
         if not _worker_sockets(listeners):
             log.log("...you should enable the master process... really...")
             return _end_without_master(config, listeners)
@@ -403,6 +410,7 @@ def _bind_all(config):
         listener.tls = context
         listeners.append(listener)
     listeners += _bind_subscription_servers(config, inherited)
+    listeners += _bind_fastrouter(config, backlog, inherited, tuning)
     listeners += [sockets.bind(name, proto, backlog, inherited, index,
                                tuning)
                   for index, (name, proto) in enumerate(wanted)]
@@ -437,6 +445,60 @@ def _bind_subscription_servers(config, inherited):
     return found
 
 
+def _bind_fastrouter(config, backlog, inherited, tuning):
+    """The fastrouter's sockets and subscription servers, as uWSGI binds
+    them once the HTTP router's; its settings checked first."""
+    _check_fastrouter(config)
+    found = [sockets.bind(name, sockets.FASTROUTER, backlog, inherited,
+                          None, tuning)
+             for name in config["fastrouter"]]
+    found += [sockets.bind_datagram(name, inherited, sockets.FASTROUTER)
+              for name in config["fastrouter-subscription-server"]]
+    if found and config["fastrouter-cheap"]:
+        log.log(f"starting {fastrouter.GATEWAY} in cheap mode")
+    return found
+
+
+def _check_fastrouter(config):
+    used = [opt.name for opt in registry.OPTIONS
+            if opt.owner == registry.FASTROUTER and opt.name != "fastrouter"
+            and config[opt.name] not in (opt.default, None, [], ())]
+    if not config["fastrouter"]:
+        if used:
+            raise ConfigError("it is the fastrouter's: add `fastrouter = "
+                              "ADDR` for it to serve", option=used[0])
+        return
+    mappers = [name for name in ("fastrouter-to", "fastrouter-use-pattern",
+                                 "fastrouter-use-base",
+                                 "fastrouter-subscription-server")
+               if config[name]]
+    if not mappers:
+        raise ConfigError("the fastrouter has no node to pass requests to "
+                          "(uWSGI's closes every connection): add "
+                          "fastrouter-to, fastrouter-use-pattern, "
+                          "fastrouter-use-base or "
+                          "fastrouter-subscription-server",
+                          option="fastrouter")
+    if len(mappers) > 1:
+        raise ConfigError(f"{mappers[0]} and {mappers[1]} both choose the "
+                          f"node of a request, and uWSGI's fastrouter "
+                          f"would use only one: keep one of them",
+                          option=mappers[1])
+    if config["fastrouter-cheap"] and \
+            not config["fastrouter-subscription-server"]:
+        raise ConfigError("in cheap mode the fastrouter accepts only once "
+                          "a node subscribes, which takes a "
+                          "fastrouter-subscription-server: add one, or "
+                          "remove fastrouter-cheap",
+                          option="fastrouter-cheap")
+    if config["fastrouter-processes"] < 1:
+        raise ConfigError("write 1 or more", option="fastrouter-processes")
+
+
+def has_fastrouter(config):
+    return bool(config["fastrouter"])
+
+
 def _worker_addresses(config):
     """(address, kind) of each socket the workers serve, numbered as
     uWSGI numbers them: in the order the config gives them, whatever
@@ -463,7 +525,7 @@ def has_router(config):
 
 
 def _worker_sockets(listeners):
-    return [l for l in listeners if l.proto != sockets.ROUTER]
+    return [l for l in listeners if l.proto not in sockets.GATEWAYS]
 
 
 def router_backends(config, listeners):
@@ -588,6 +650,26 @@ def fork_router(config, listeners, index, parent=None, logmaster=None):
             run_router(config, addresses, backends, index)
         os._exit(0)
     return pid
+
+
+def fork_fastrouter(config, listeners, index, parent=None,
+                    logmaster=None):
+    """Fork fastrouter `index`; its pid.  It dies with `parent` (a pid,
+    ours) where one is given."""
+    own = [l for l in listeners if l.proto == sockets.FASTROUTER]
+    pid = os.fork()
+    if pid == 0:
+        proc.reset_signals()
+        if logmaster:
+            logmaster.attach()
+        if parent is None or proc.die_with_parent(parent):
+            fastrouter.run(config, own, index)
+        os._exit(0)
+    return pid
+
+
+# The gateways' kinds of Child, and their names in uWSGI's lines.
+_GATEWAYS = {"router": "uWSGI http", "fastrouter": fastrouter.GATEWAY}
 
 
 class Child:
@@ -721,6 +803,9 @@ class Master:
         if has_router(self.config):
             # One router process serves every `http` and `https` address.
             self.spawn_router(1)
+        if has_fastrouter(self.config):
+            for index in range(1, self.config["fastrouter-processes"] + 1):
+                self.spawn_fastrouter(index)
 
     def _loop(self):
         next_tick = time.monotonic() + TICK
@@ -842,6 +927,13 @@ class Master:
         self.children[pid] = Child("router", index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
+
+    def spawn_fastrouter(self, index, respawn=False):
+        pid = fork_fastrouter(self.config, self.listeners, index,
+                              parent=os.getpid(), logmaster=self.logmaster)
+        self.children[pid] = Child("fastrouter", index, pid)
+        verb = "respawned" if respawn else "spawned"
+        log.log(f"{verb} {fastrouter.GATEWAY} {index} (pid: {pid})")
 
     def workers(self):
         return [c for c in self.children.values() if c.kind == "worker"]
@@ -997,7 +1089,7 @@ class Master:
                 self.shared.caches.died(pid)
             if self.shared.metrics:
                 self.shared.metrics.died(pid)
-            if child.kind == "router":
+            if child.kind in _GATEWAYS:
                 self._router_died(child)
             elif child.kind == "mule":
                 self._mule_died(child)
@@ -1119,7 +1211,7 @@ class Master:
 
     def _router_died(self, child):
         if not child.stopping:
-            self.respawn_at[("router", child.number)] = time.monotonic()
+            self.respawn_at[(child.kind, child.number)] = time.monotonic()
 
     def respawn_due(self):
         now = time.monotonic()
@@ -1133,6 +1225,8 @@ class Master:
                     self.spawn_mule(number)
                 elif kind == "spooler":
                     self.spawn_spooler(number)
+                elif kind == "fastrouter":
+                    self.spawn_fastrouter(number, respawn=True)
                 else:
                     self.spawn_router(number, respawn=True)
 
@@ -1356,7 +1450,7 @@ class Master:
             child.stopping = True
             # Mules are told as the workers are, as in uWSGI; routers
             # hold no request state worth waiting for.
-            signum = signal.SIGKILL if child.kind == "router" else \
+            signum = signal.SIGKILL if child.kind in _GATEWAYS else \
                 worker_signal
             self._kill(child.pid, signum)
 
@@ -1436,9 +1530,9 @@ class Master:
     def _buried(self, child, started):
         if child is None:
             return
-        if child.kind == "router":
-            log.log(f'gateway "uWSGI http {child.number}" has been buried '
-                    f"(pid: {child.pid})")
+        if child.kind in _GATEWAYS:
+            log.log(f'gateway "{_GATEWAYS[child.kind]} {child.number}" has '
+                    f"been buried (pid: {child.pid})")
         elif child.kind == "mule":
             log.log(f"mule {child.number} (pid: {child.pid}) annihilated")
         elif child.kind == "spooler":

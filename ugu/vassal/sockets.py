@@ -30,9 +30,14 @@ UWSGI = "uwsgi"
 HTTP = "http"
 HTTP11 = "http11"   # http11-socket: HTTP whose connections stay open
 ROUTER = "router"
+FASTROUTER = "fastrouter"   # uwsgi in, passed on to a node (fastrouter)
+# The sockets of the gateways (the routers' processes), not the workers'.
+GATEWAYS = (ROUTER, FASTROUTER)
+# The name each gateway goes by in uWSGI's lines.
+GATEWAY_NAMES = {ROUTER: "uWSGI http", FASTROUTER: "uWSGI fastrouter"}
 # The option that declares each kind of socket, for error messages.
 OPTION = {UWSGI: "socket", HTTP: "http-socket", HTTP11: "http11-socket",
-          ROUTER: "http"}
+          ROUTER: "http", FASTROUTER: "fastrouter"}
 # The kinds of socket the workers serve, and of them those that speak HTTP.
 WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11)
 HTTP_PROTOCOLS = (HTTP, HTTP11)
@@ -111,7 +116,8 @@ def socket_mode(config):
 @dataclass
 class Listener:
     name: str          # the address as written in the config
-    proto: str         # UWSGI, HTTP (http-socket), HTTP11 or ROUTER (http)
+    proto: str         # UWSGI, HTTP (http-socket), HTTP11, ROUTER (http)
+                       # or FASTROUTER
     sock: socket.socket
     # A unix socket's file, as bound: vacuum removes only that file, not
     # one another process has bound at the same path since.
@@ -184,7 +190,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
         raise _bind_error(e, name, proto) from None
     sock.listen(backlog)
     if sock.family == socket.AF_UNIX:
-        _set_file_mode(sock, name, tuning, proto != ROUTER)
+        _set_file_mode(sock, name, tuning, proto not in GATEWAYS)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
 
@@ -194,16 +200,18 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
 _DATAGRAM = "dgram:"
 
 
-def bind_datagram(name, inherited, owner="uWSGI http"):
-    """A router's subscription server (`http-subscription-server`): a
-    UDP socket on HOST:PORT, or a unix datagram socket on a path, reusing
-    an inherited one; a Listener of the router's, announced in uWSGI's
-    words."""
-    key = f"{ROUTER}:{_DATAGRAM}{name}"
+def bind_datagram(name, inherited, proto=ROUTER):
+    """A router's subscription server (`http-subscription-server`,
+    `fastrouter-subscription-server`): a UDP socket on HOST:PORT, or a
+    unix datagram socket on a path, reusing an inherited one; a Listener
+    of the gateway `proto`, announced in uWSGI's words."""
+    owner = GATEWAY_NAMES[proto]
+    option = f"{OPTION[proto]}-subscription-server"
+    key = f"{proto}:{_DATAGRAM}{name}"
     if key in inherited:
         sock = socket.socket(fileno=inherited.pop(key))
     else:
-        address = parse_address(name, "http-subscription-server")
+        address = parse_address(name, option)
         if isinstance(address, tuple):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         else:
@@ -218,10 +226,10 @@ def bind_datagram(name, inherited, owner="uWSGI http"):
             sock.close()
             raise ConfigError(f"cannot bind the subscription server on "
                               f"{name}: {e.strerror or e}",
-                              option="http-subscription-server") from None
+                              option=option) from None
     log.log(f"{owner} subscription server bound on {name} fd "
             f"{sock.fileno()}")
-    return Listener(_DATAGRAM + name, ROUTER, sock, unix_inode(sock))
+    return Listener(_DATAGRAM + name, proto, sock, unix_inode(sock))
 
 
 def tune_tcp(sock, tuning, name):
@@ -431,8 +439,8 @@ def _remove_stale_unix_socket(path):
 
 def _log_bound(name, proto, sock, index, inherited=False):
     fd = sock.fileno()
-    if proto == ROUTER:
-        log.log(f"uWSGI http bound on {name} fd {fd}")
+    if proto in GATEWAYS:
+        log.log(f"{GATEWAY_NAMES[proto]} bound on {name} fd {fd}")
         return
     unix = sock.family == socket.AF_UNIX
     if inherited:
@@ -454,7 +462,7 @@ def log_kept(listeners):
     descriptor order) stay open for the new master."""
     max_fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     log.log(f"closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})...")
-    numbered = [l for l in listeners if l.proto != ROUTER]
+    numbered = [l for l in listeners if l.proto not in GATEWAYS]
     for index, listener in sorted(enumerate(numbered),
                                   key=lambda item: item[1].sock.fileno()):
         log.log(f"found fd {listener.sock.fileno()} mapped to socket "

@@ -18,7 +18,8 @@ def accounted(config):
 
 
 def document(master):
-    listeners = [l for l in master.listeners if l.proto != sockets.ROUTER]
+    listeners = [l for l in master.listeners
+                 if l.proto not in sockets.GATEWAYS]
     queues = [sockets.listen_queue(l) or (0, 0) for l in listeners]
     # uWSGI's listen_queue: the longest queue of any socket.
     backlog = max((waiting for waiting, _ in queues), default=0)

@@ -1,0 +1,111 @@
+"""uWSGI's fastrouter (`fastrouter = ADDR`): the "uWSGI fastrouter N"
+processes.
+
+A client (nginx's uwsgi_pass, most often) sends a uwsgi packet; its vars
+name a key, and the key a node, which gets the packet (with the node's
+modifiers, 0 for all but subscribed nodes, as uWSGI sets them) and then
+whatever the client sends; what the node answers goes back as it comes,
+until the node closes.  The fastrouter never reads HTTP: a request it
+cannot place (no key, no node, no node that accepts) is closed without a
+byte, as uWSGI's is, and the web server in front answers it (nginx: 502).
+
+This module is what the master needs (the settings, the entry point) and
+the pure parts; the process itself is ugu.router.fastserver, imported
+once gevent has patched it.
+"""
+
+import os
+import sys
+from dataclasses import dataclass
+
+from ugu import protocol
+
+NAME = "fastrouter"
+GATEWAY = "uWSGI fastrouter"
+# uWSGI's defaults: its socket timeout, and the seconds a failed static
+# node is left aside.
+DEFAULT_TIMEOUT = 60
+DEFAULT_GRACETIME = 30
+# The longest key uWSGI takes; a longer value leaves the key unset.
+MAX_KEY = 0xFF
+_KEY_VARS = (b"SERVER_NAME", b"HTTP_HOST", b"UWSGI_FASTROUTER_KEY")
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout: int
+    read_size: int
+    gracetime: int
+    quiet: bool
+    post_buffering: int
+    static: tuple
+    pattern: str | None
+    base: str | None
+    fallback: tuple
+    fallback_on_no_key: bool
+    fallback_key: bytes | None
+    tolerance: int
+    cheap: bool
+    stats: str | None
+
+    @classmethod
+    def from_config(cls, config):
+        key = config["fastrouter-subscription-fallback-key"]
+        return cls(
+            timeout=config["fastrouter-timeout"] or DEFAULT_TIMEOUT,
+            # uWSGI's default: the page size.
+            read_size=(max(config["fastrouter-buffer-size"], 0)
+                       or os.sysconf("SC_PAGE_SIZE")),
+            gracetime=config["fastrouter-gracetime"] or DEFAULT_GRACETIME,
+            quiet=config["fastrouter-quiet"],
+            post_buffering=max(config["fastrouter-post-buffering"], 0),
+            static=tuple(config["fastrouter-to"]),
+            pattern=config["fastrouter-use-pattern"],
+            base=config["fastrouter-use-base"],
+            fallback=tuple(config["fastrouter-fallback"]),
+            fallback_on_no_key=config["fastrouter-fallback-on-no-key"],
+            fallback_key=key.encode() if key else None,
+            tolerance=config["subscription-tolerance"],
+            cheap=config["fastrouter-cheap"],
+            stats=config["fastrouter-stats"])
+
+
+def request_key(block):
+    """(the request's key or None, its CONTENT_LENGTH) from a vars block,
+    as uWSGI's fastrouter reads them: UWSGI_FASTROUTER_KEY, else
+    HTTP_HOST, else SERVER_NAME; a value over 255 bytes is no key."""
+    found = {}
+    length = 0
+    for name, value in protocol.decode_vars(block):
+        if name in _KEY_VARS:
+            if len(value) <= MAX_KEY:
+                found.setdefault(name, value)
+        elif name == b"CONTENT_LENGTH":
+            length = int(value) if value.isdigit() else 0
+    for name in reversed(_KEY_VARS):
+        if found.get(name):
+            return found[name], length
+    return None, length
+
+
+def mapped_address(settings, key):
+    """The node address fastrouter-use-pattern or -use-base gives `key`."""
+    text = key.decode("latin-1")
+    if settings.pattern is not None:
+        return settings.pattern.replace("%s", text)
+    return settings.base + text
+
+
+def run(config, listeners, index):
+    """Serve as fastrouter `index` on `listeners` (the fastrouter's
+    Listeners, its subscription servers among them) until a stop signal;
+    then exit the process."""
+    from gevent import monkey
+    monkey.patch_all()
+    from ugu import proc
+    from ugu.router.fastserver import Fastrouter
+    proc.set_title(config, f"{GATEWAY} {index}")
+    Fastrouter(Settings.from_config(config), listeners, index).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
