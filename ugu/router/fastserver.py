@@ -157,7 +157,9 @@ class Fastrouter:
                 if not self.settings.fallback_on_no_key:
                     return None
             except HttpError:
-                pass
+                found = self._fallback_pool(head)
+                if found:
+                    return found
         else:
             node = self._node(mapped_address(self.settings, key))
             found = self._try(node, 0)
@@ -169,6 +171,17 @@ class Fastrouter:
                 return found
             retries += 1
         return None
+
+    def _fallback_pool(self, head):
+        """When the nodes of a key all failed (and left their pool), the
+        request goes to the fallback key's, as uWSGI's retry finds it."""
+        if self.table is None or self.settings.fallback_key is None \
+                or head.key == self.settings.fallback_key:
+            return None
+        try:
+            return self.nodes.connect(head)
+        except HttpError:
+            return None
 
     def _node(self, address):
         if isinstance(address, str):
