@@ -278,3 +278,16 @@ def test_nginx_uwsgi_pass_to_the_fastrouter(start_server, app, procs,
     env = r.json()
     assert (r.status_code, env["HTTP_HOST"], env["QUERY_STRING"],
             env["body"]) == (200, "n.example", "q=1", "abc")
+
+
+def test_a_client_that_half_closes_still_gets_the_answer(start_server,
+                                                         app):
+    """README difference 33: uWSGI's fastrouter drops the answer."""
+    proc, front, _ = _fastrouter(start_server, "ugu", app)
+    block = _block(BASE_VARS + [("HTTP_HOST", "h")])
+    with socket.create_connection(("127.0.0.1", front), timeout=10) as s:
+        s.sendall(bytes([0]) + len(block).to_bytes(2, "little")
+                  + bytes([0]) + block)
+        s.shutdown(socket.SHUT_WR)
+        raw = support.read_to_eof(s)
+    assert raw.startswith(b"HTTP/1.1 200 OK")
