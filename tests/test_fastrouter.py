@@ -57,6 +57,10 @@ def test_pattern_and_base():
     assert mapped_address(settings(pattern="/run/%s.sock"), b"a.org") == \
         "/run/a.org.sock"
     assert mapped_address(settings(base="/run/"), b"a.org") == "/run/a.org"
+    # A key never leads out of the folder: no node, as for no key.
+    assert mapped_address(settings(base="/run/"), b"../x") is None
+    assert mapped_address(settings(pattern="/run/%s.sock"), b"a/b") is None
+    assert mapped_address(settings(base="/run/"), b"a\0b") is None
 
 
 # Options refused with their reason.
@@ -241,6 +245,23 @@ def test_use_pattern(start_server, app):
     proc.wait_for_log(r"spawned uWSGI worker 1 \(pid")
     support.wait_for_port(front)
     assert _env(front, [("UWSGI_FASTROUTER_KEY", str(back))]) is not None
+
+
+def test_use_base_keeps_keys_in_its_folder(start_server, app, tmp_path):
+    """A key naming a socket of the base folder is served; one that climbs
+    out of it (`../`) reaches nothing, though a socket is there."""
+    front = support.free_port()
+    (tmp_path / "sites").mkdir()
+    inside, outside = tmp_path / "sites" / "a.org", tmp_path / "admin"
+    proc = start_server("ugu", [
+        "--master", "--fastrouter", f"127.0.0.1:{front}",
+        "--fastrouter-use-base", f"{tmp_path}/sites/",
+        "--socket", str(inside), "--socket", str(outside),
+        "--wsgi-file", str(app)])
+    proc.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    assert _env(front, [("UWSGI_FASTROUTER_KEY", "a.org")]) is not None
+    assert _env(front, [("UWSGI_FASTROUTER_KEY", "../admin")]) is None
 
 
 # nginx before the fastrouter.

@@ -89,8 +89,13 @@ def request_key(block):
 
 
 def mapped_address(settings, key):
-    """The node address fastrouter-use-pattern or -use-base gives `key`."""
+    """The node address fastrouter-use-pattern or -use-base gives `key`;
+    None for a key with a "/" or a NUL, which would lead out of the
+    folder the base or pattern names (uWSGI puts any Host there, so
+    `../admin` reaches another socket)."""
     text = key.decode("latin-1")
+    if "/" in text or "\0" in text:
+        return None
     if settings.pattern is not None:
         return settings.pattern.replace("%s", text)
     return settings.base + text

@@ -160,9 +160,8 @@ class Fastrouter:
                 found = self._fallback_pool(head)
                 if found:
                     return found
-        else:
-            node = self._node(mapped_address(self.settings, key))
-            found = self._try(node, 0)
+        elif (address := mapped_address(self.settings, key)) is not None:
+            found = self._try(self._node(address), 0)
             if found:
                 return found
         for address in self.fallback:
