@@ -4,3 +4,9 @@ conditions and actions registered by name (`conditions`, `actions`),
 `$N`/`${VAR}` text (`template`), and the tables that run them (`engine`).
 Pure: values in, values out.
 """
+
+# The actions over the caches, metrics and RPC (`backed`) register with
+# the others whichever module is imported first.
+from ugu.routing import backed
+
+__all__ = ["backed"]

@@ -263,16 +263,18 @@ class Request(Routed):
     the response to come.  `ended` tells the request is over (`break`,
     `return`, a redirect, `static:`); `answer`, when it is, is the
     (status line, headers, body) to send, or `file` the path of the file
-    to send (both None: nothing).  `quiet` stops its log line.
+    to send (both None: nothing).  `quiet` stops its log line.  `stores`
+    are the `cachestore` rules met (ugu.routing.backed.CacheStore), None
+    for none.
     """
 
-    __slots__ = ("removed", "ended", "answer", "file", "quiet")
+    __slots__ = ("removed", "ended", "answer", "file", "quiet", "stores")
 
     def __init__(self, variables, log, room=None):
         super().__init__(variables, log, room)
         self.removed = set()
         self.ended = False
-        self.answer = self.file = None
+        self.answer = self.file = self.stores = None
         self.quiet = False
 
     def remove(self, lowered_name):

@@ -260,6 +260,12 @@ class Cache:
         return 0
 
     def get(self, key):
+        found = self.get_item(key)
+        return found[0] if found is not None else None
+
+    def get_item(self, key):
+        """(value, expires) of the item at `key` (expires: when, in Unix
+        time; 0 for never), or None."""
         slot = self.find(key)
         if not slot:
             self.counters[MISSED] += 1
@@ -273,7 +279,7 @@ class Cache:
             self._lru_unlink(slot, head)
             self._lru_append(slot)
         start = self._block(head)
-        return bytes(self.items[start:start + head[VALSIZE]])
+        return bytes(self.items[start:start + head[VALSIZE]]), head[EXPIRES]
 
     def delete(self, slot):
         """Empty `slot` (one already empty too: uWSGI's clear walks them

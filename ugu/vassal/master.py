@@ -34,8 +34,9 @@ from ugu.vassal import app as apps
 from ugu.vassal import (alarms, busyness, cache, carbon, cheaper,
                         exceptions, fifo, harakiri, hygiene, idle,
                         logencoders, logroutes, metrics, mules, pymodule,
-                        queue, recycle, report, sharedarea, shell, signals,
-                        sockets, spooler, stats, tracebacker, waits, wsgi)
+                        queue, recycle, report, routestores, sharedarea,
+                        shell, signals, sockets, spooler, stats,
+                        tracebacker, waits, wsgi)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -83,6 +84,7 @@ class Shared:
                      + self.routing.startup_lines(self.final_routing)):
             log.log(line)
         self.static = StaticFiles(config)
+        routestores.install(config, self.static.types)
         self.env_behaviour = wsgi.env_behaviour(config)
         self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps((), config)  # none loaded yet

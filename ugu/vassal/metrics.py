@@ -643,6 +643,10 @@ _OPERATIONS = {
 }
 
 
+# What the route actions (metricinc...) apply, by the same names.
+OPERATIONS = _OPERATIONS
+
+
 def _api(function):
     operation = _OPERATIONS[function]
 

@@ -15,7 +15,7 @@ from greenlet import GreenletExit
 
 from ugu import log
 from ugu.http.errors import Unsendable
-from ugu.vassal import app as apps, ranges, wsgi
+from ugu.vassal import app as apps, ranges, routestores, wsgi
 from ugu.vassal.transform import Layers
 from ugu.vassal.transport import HeadSent
 
@@ -561,6 +561,8 @@ def route_request(ex, app, found):
     if routed.quiet:
         # donotlog: replaced, not tested on every request.
         ex.log = _unlogged
+    if routed.stores and not routed.ended:
+        routestores.capture(ex, routed.stores)
     if not routed.ended:
         if any(key in _APP_KEYS for key, _ in routed.appended):
             return None     # chosen again, on the vars the routes set
