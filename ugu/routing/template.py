@@ -9,13 +9,15 @@ contains `${VAR}` is not expanded again, so a client cannot pull server
 vars into a header through its request path, as it can with uWSGI.
 
 `${qs[KEY]}` and `${cookie[NAME]}` are uWSGI's computed vars of those
-names: the first such item of QUERY_STRING or of HTTP_COOKIE, as written.
+names: the first such item of QUERY_STRING or of HTTP_COOKIE, as written;
+`${metric[NAME]}` is an apps' metric's value (router_metrics').
 Unknown vars and missing captures expand to the empty string.
 """
 
 import re
 
 from ugu.options.errors import ConfigError
+from ugu.routing import backends
 
 _PAIR = re.compile(r"\$(.)", re.DOTALL)
 _DIGITS = frozenset("0123456789")
@@ -89,10 +91,16 @@ def _var(name):
     kind, _, key = name.partition("[")
     if kind in _COMPUTED and key.endswith("]"):
         return _Computed(_COMPUTED[kind], key[:-1])
+    if kind == "cache":
+        raise ConfigError(f"route var ${{{name}}}: uWSGI 2.0 has no cache "
+                          "route var (it expands it to nothing); put the "
+                          "item in a var first with "
+                          "`cachevar:key=KEY,var=VAR`, then write ${VAR}")
     # The others (uwsgi, time, httptime, mime, base64, hex): expanding
     # one to "" would hide the gap.
     raise ConfigError(f"route var ${{{name}}} is not implemented by ugu yet "
-                      "(plain request vars, qs[...] and cookie[...] are)")
+                      "(plain request vars, qs[...], cookie[...] and "
+                      "metric[...] are)")
 
 
 class _Computed:
@@ -127,7 +135,12 @@ def _cookie(variables, key):
     return ""
 
 
-_COMPUTED = {"qs": _qs, "cookie": _cookie}
+def _metric(variables, key):
+    """An apps' metric's value, in digits (0 for none)."""
+    return str(backends.metric_get(key))
+
+
+_COMPUTED = {"qs": _qs, "cookie": _cookie, "metric": _metric}
 # What C's isspace() takes for a blank.
 _BLANKS = " \t\n\v\f\r"
 
