@@ -326,7 +326,6 @@ def start_or_fail(start_server, tmp_path, server, *pairs):
 @pytest.mark.parametrize("value, reason", [
     ("name=x,items=10,udp=127.0.0.1:9", "cache2 key 'udp': ugu's caches "
      "are local"),
-    ("name=x,items=10,lastmod=1", "cache2 key 'lastmod'"),
     ("name=x,items=10,hash=murmur2", 'invalid cache hash for "x"'),
     ("name=x,itemz=10", "'itemz=10' is not a cache2 KEY=VALUE"),
     ("items=10", "you have to specify a cache name"),
@@ -458,8 +457,7 @@ def test_a_mule_shares_the_cache(start_server, tmp_path, server):
 
 @pytest.mark.parametrize("option, fix", [
     ("cache-udp-node", "ugu's caches are local to the instance"),
-    ("check-cache", "its server and routers answer nothing from it"),
-    ("load-file-in-cache-gzip", "store the file with `load-file-in-cache`")])
+    ("check-cache", "its server and routers answer nothing from it")])
 def test_the_cache_options_ugu_lacks_say_why(tmp_path, option, fix):
     with ugu(f"--{option}", "x", "--http-socket",
              f"127.0.0.1:{free_port()}", cwd=tmp_path) as p:

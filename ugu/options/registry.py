@@ -471,6 +471,12 @@ OPTIONS = (
     _opt("load-file-in-cache", STR, "store a file in the caches at "
          "start-up, its path as the key ([CACHE ]PATH)", MASTER,
          repeat=True),
+    _opt("load-file-in-cache-gzip", STR, "store a file gzipped in the "
+         "caches at start-up, its path as the key ([CACHE ]PATH)", MASTER,
+         repeat=True),
+    _opt("cache-use-last-modified", FLAG, "keep the time of the last "
+         "change of the cache \"default\" (the stats' last_modified_at)",
+         MASTER),
     # the sharedarea, the queue and RPC
     _opt("sharedarea", STR, "map a raw memory area every process shares "
          "(PAGES, or pages=N / size=BYTES / file=PATH,size=BYTES"
@@ -1321,11 +1327,6 @@ _INSTEAD = {
         ("cache-udp-server", "cache-udp-node", "cache-sync"),
         "ugu's caches are local to the instance: it has no cache UDP "
         "servers or nodes to sync with (remove it)"),
-    "cache-use-last-modified": "ugu has none of the cache routes that "
-                               "read the time of the last change (remove "
-                               "it)",
-    "load-file-in-cache-gzip": "store the file with `load-file-in-cache`, "
-                               "or gzip it in the app before cache_set()",
     **dict.fromkeys(
         ("check-cache", "http-use-cache", "fastrouter-use-cache",
          "rawrouter-use-cache", "sslrouter-use-cache", "static-cache-paths",

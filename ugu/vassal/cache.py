@@ -31,6 +31,7 @@ import _multiprocessing
 from ugu import log
 from ugu.options.errors import ConfigError
 from ugu.options.expand import atoi
+from ugu.vassal.transform import Gzip
 
 # An item's header: flags, keysize, hash, valsize, first_block, expires,
 # hits, prev, next, lru_prev, lru_next (uWSGI's struct uwsgi_cache_item).
@@ -42,8 +43,8 @@ NUMBER = struct.Struct("=q")
 # The shared counters ahead of the hash table (the last three: the
 # stats' hits, miss and full).
 (HOLDER, N_ITEMS, FREE_TOP, NEXT_SCAN, LRU_HEAD, LRU_TAIL, BITMAP_POS,
- GOT, MISSED, FULL) = range(10)
-_COUNTERS = 10
+ GOT, MISSED, FULL, LAST_MODIFIED) = range(11)
+_COUNTERS = 11
 
 # uWSGI's item flags (those its Python functions pass, and store).
 UNGETTABLE, UPDATE, MATH, INC, DEC, MUL, DIV, FIXEXPIRE = (
@@ -67,7 +68,7 @@ _KEYS = {
     "ignore_full": "ignore_full", "purge_lru": "purge_lru",
     "lru": "purge_lru", "lazy_expire": "lazy_expire", "lazy": "lazy_expire",
     "sweep_on_full": "sweep_on_full", "clear_on_full": "clear_on_full",
-    "no_expire": "no_expire",
+    "no_expire": "no_expire", "lastmod": "lastmod",
 }
 # The keys uWSGI 2.0 knows that ugu refuses, and why.
 _REFUSED = {
@@ -75,8 +76,6 @@ _REFUSED = {
                      "udp_server", "udpservers", "udpserver"),
                     "ugu's caches are local: it has no cache UDP servers "
                     "or nodes to sync with; remove the key"),
-    "lastmod": "ugu has none of the cache routes that read the time of "
-               "the last change; remove the key",
 }
 
 
@@ -97,7 +96,7 @@ class Cache:
                  bitmap=False, store=None, store_sync=0, store_delete=False,
                  math_initial=0, ignore_full=False, purge_lru=False,
                  lazy_expire=False, sweep_on_full=0, clear_on_full=False,
-                 no_expire=False):
+                 no_expire=False, lastmod=False):
         self.name = name
         self.max_items = items
         self.blocksize = blocksize
@@ -111,6 +110,8 @@ class Cache:
         self.ignore_full, self.purge_lru = ignore_full, purge_lru
         self.lazy_expire, self.no_expire = lazy_expire, no_expire
         self.sweep_on_full, self.clear_on_full = sweep_on_full, clear_on_full
+        # Whether a change sets the stats' last_modified_at.
+        self.lastmod = lastmod
         self.stride = ITEM.size + keysize
         self.data = self.stride * items
         self.filesize = self.data + blocksize * self.blocks
@@ -298,6 +299,8 @@ class Cache:
             if self.purge_lru:
                 self._lru_unlink(slot, head)
             self.counters[N_ITEMS] -= 1
+            if self.lastmod:
+                self.counters[LAST_MODIFIED] = int(time.time())
         head[KEYSIZE] = head[VALSIZE] = head[HASH] = head[PREV] = 0
         head[NEXT] = head[EXPIRES] = 0
         self._put(slot, head)
@@ -311,10 +314,14 @@ class Cache:
             return False
         slot = self.find(key)
         if not slot:
-            return self._add(key, value, expires, flags)
-        if flags & UPDATE:
-            return self._update(slot, value, expires, flags)
-        return False
+            stored = self._add(key, value, expires, flags)
+        elif flags & UPDATE:
+            stored = self._update(slot, value, expires, flags)
+        else:
+            return False
+        if stored and self.lastmod:
+            self.counters[LAST_MODIFIED] = int(time.time())
+        return stored
 
     def _add(self, key, value, expires, flags):
         if not self.counters[FREE_TOP]:
@@ -509,8 +516,7 @@ class Cache:
             "blocks": self.blocks, "blocksize": self.blocksize,
             "items": self.counters[N_ITEMS], "hits": self.counters[GOT],
             "miss": self.counters[MISSED], "full": self.counters[FULL],
-            # Changed only by the lastmod key, which ugu refuses.
-            "last_modified_at": 0}
+            "last_modified_at": self.counters[LAST_MODIFIED]}
 
     def flush(self):
         if self.store:
@@ -625,7 +631,8 @@ def _legacy(config):
         return Cache("default", config["cache"],
                      blocksize=config["cache-blocksize"] or DEFAULT_BLOCKSIZE,
                      store=config["cache-store"] or None,
-                     store_sync=config["cache-store-sync"])
+                     store_sync=config["cache-store-sync"],
+                     lastmod=config["cache-use-last-modified"])
     except ConfigError as e:
         e.option = "cache-store"
         raise
@@ -636,6 +643,8 @@ def _filled(config, cache):
     in uWSGI's order, said after its own start-up lines."""
     config.parsed(("load-file-in-cache",),
                   lambda _, value: _load_file(cache, value))
+    config.parsed(("load-file-in-cache-gzip",),
+                  lambda _, value: _load_file(cache, value, gzipped=True))
     config.parsed(("add-cache-item",),
                   lambda _, value: _add_item(cache, value))
     return cache
@@ -687,7 +696,7 @@ def _setting(name, key, text):
     if key == "store":
         return text
     if key in ("bitmap", "store_delete", "ignore_full", "purge_lru",
-               "lazy_expire", "clear_on_full", "no_expire"):
+               "lazy_expire", "clear_on_full", "no_expire", "lastmod"):
         # uWSGI turns these on whatever their value.
         return True
     number = atoi(text)
@@ -723,18 +732,28 @@ def _add_item(cache, value):
     _store_at_start(cache, key.encode(), text.encode())
 
 
-def _load_file(cache, value):
+def _load_file(cache, value, gzipped=False):
     path = _target(cache, value)
     if path is None:
         return
+    option = "load-file-in-cache-gzip" if gzipped else "load-file-in-cache"
     try:
         with open(path, "rb") as f:
             content = f.read()
     except OSError as e:
         # uWSGI's start ends there too, saying what open() said.
         raise ConfigError(f'open("{path}"): {e.strerror}',
-                          option="load-file-in-cache") from None
-    _store_at_start(cache, path.encode(), content)
+                          option=option) from None
+    if not gzipped:
+        _store_at_start(cache, path.encode(), content)
+        return
+    layer = Gzip()
+    with cache:
+        stored = cache.set(path.encode(), layer.chunk(content)
+                           + layer.final(), 0, 0)
+    if stored:
+        # uWSGI says nothing of a gzipped file it could not store.
+        log.log(f'[cache-gzip] stored "{path}" in "{cache.name}"')
 
 
 def _store_at_start(cache, key, value):
