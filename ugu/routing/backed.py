@@ -193,6 +193,8 @@ def cachestore(args):
     conf = kvlist("cachestore", args, _STORE_KEYS, ("key",))
     key = Template(conf["key"])
     name = Template(conf["name"]) if conf.get("name") else None
+    if name is not None and name.static is not None:
+        _cache_name(name.static)    # refuses a remote cache
     gzip_key = Template(conf["gzip"]) if "gzip" in conf else None
     value = Template(conf["value"]) if "value" in conf else None
     expires = _seconds(conf.get("expires"))
@@ -201,7 +203,10 @@ def cachestore(args):
     def run(r):
         cache = r.expand(name) if name is not None else None
         if cache is not None and "@" in cache:
-            return None     # a remote cache: nothing stored, as uWSGI
+            # A remote cache a var named: ugu's are local.
+            r.log(f'cachestore: "{cache}" names a remote cache, and '
+                  "ugu's caches are local: nothing stored")
+            return None
         if r.stores is None:
             r.stores = []
         r.stores.append(CacheStore(
