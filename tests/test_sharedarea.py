@@ -232,3 +232,33 @@ def test_a_bad_line_stops_the_start(procs, tmp_path, value, said):
     p = procs.ugu("--ini", str(ini), cwd=tmp_path)
     assert p.wait() != 0
     assert "option 'sharedarea'" in p.output() and said in p.output()
+
+
+THREADS_TOUCH_THE_AREA = (
+    "[t.start() or t.join() for t in [threading.Thread(target=lambda: ("
+    "uwsgi.sharedarea_inc64(0, 0), uwsgi.queue_push(b'x'))) "
+    "for _ in range(200)]] and len(os.listdir('/proc/self/fd'))")
+
+
+def test_a_thread_per_job_leaks_no_descriptor(start_server, tmp_path):
+    """Each thread locks through a file of its own; a thread that ends
+    closes it (before, 200 threads left 400 descriptors open, and an app
+    starting a thread per job ran out of them)."""
+    _, port = start(start_server, tmp_path, "ugu", ("sharedarea", "1"),
+                    ("queue", "4"), ("enable-threads", "true"))
+    before = int(one(port, "len(os.listdir('/proc/self/fd'))"))
+    after = int(one(port, THREADS_TOUCH_THE_AREA))
+    assert after - before < 10
+    assert one(port, "uwsgi.sharedarea_read64(0, 0)") == "200"
+
+
+def test_a_thread_that_ends_holding_the_lock_frees_it(start_server,
+                                                      tmp_path):
+    """uWSGI's other threads and workers would wait on it for ever."""
+    _, port = start(start_server, tmp_path, "ugu", ("sharedarea", "1"),
+                    ("processes", "2"), ("enable-threads", "true"))
+    assert one(port, "(lambda t: (t.start(), t.join()))(threading.Thread("
+                     "target=lambda: uwsgi.sharedarea_wlock(0)))") == \
+        "(None, None)"
+    assert run(port, "uwsgi.sharedarea_read8(0, 0)", timeout=5) == ["0"]
+    assert run(port, "uwsgi.sharedarea_read8(0, 0)", timeout=5) == ["0"]

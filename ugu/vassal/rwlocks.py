@@ -7,7 +7,10 @@ Each thread opens the file once, so the kernel sees each thread as its
 own owner: two threads of a worker exclude each other as two workers do.
 The kernel drops a dead process's locks with its files, so a worker that
 harakiri kills holding a lock cannot leave the others waiting for ever
-(uWSGI's rwlocks are not robust: its other workers hang).
+(uWSGI's rwlocks are not robust: its other workers hang).  A thread's
+file is closed as the thread ends, which frees what it still held: an
+app that starts a thread per job neither runs out of descriptors nor
+leaves a lock behind.
 
 A thread that holds a lock and asks for it again gets it at once (a
 read inside its own write lock, as an app reads the area it has
@@ -41,11 +44,9 @@ class Locks:
     def _state(self):
         """This thread's file and the locks it holds: opened again after
         a fork, so that a child never shares its parent's locks."""
-        found = self.local
-        if getattr(found, "pid", None) != os.getpid():
-            found.pid = os.getpid()
-            found.fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDWR)
-            found.held = {}
+        found = getattr(self.local, "owner", None)
+        if found is None or found.pid != os.getpid():
+            found = self.local.owner = _Owner(self.fd)
         return found
 
     def _lock(self, state, number, kind):
@@ -85,6 +86,25 @@ class Locks:
 
     def writing(self, number):
         return _Held(self, number, self.wlock)
+
+
+class _Owner:
+    """A thread's own file of the locks, closed when the thread's local
+    data goes (the thread ended).  A child of a fork leaves its parent's
+    alone: the number may name another file of the child's by then."""
+
+    def __init__(self, shared_fd):
+        self.pid = os.getpid()
+        self.fd = os.open(f"/proc/self/fd/{shared_fd}",
+                          os.O_RDWR | os.O_CLOEXEC)
+        self.held = {}
+
+    def __del__(self):
+        if self.pid == os.getpid():
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
 
 class _Held:
