@@ -3,6 +3,7 @@ module's functions answering as uWSGI's, on ugu and the real uWSGI
 with the same app; two workers sharing it; a store file that either
 server recovers from the other."""
 
+import struct
 import threading
 
 import pytest
@@ -163,3 +164,25 @@ def test_a_store_of_another_size_stops_the_start(procs, tmp_path):
     p = procs.ugu("--ini", str(ini), cwd=tmp_path)
     assert p.wait() != 0
     assert "invalid queue store file. Please remove it" in p.output()
+
+
+def test_a_damaged_store_is_mended(start_server, tmp_path):
+    """A header naming slots past the last and a slot that says it holds
+    more than it can (uWSGI's worker dies on the first and reads past
+    the slot on the second; ugu pushed nothing any more, and read the
+    next slots' bytes for the message)."""
+    store = bytearray(16 + 4 * 4096)
+    struct.pack_into("=QQ", store, 0, 1000, 7)
+    struct.pack_into("=QQ", store, 16 + 4096, 100000, 0)
+    struct.pack_into("=QQ4s", store, 16 + 2 * 4096, 4, 0, b"kept")
+    (tmp_path / "queue.store").write_bytes(store)
+    p, port = start(start_server, tmp_path, "ugu", ("queue", "4"),
+                    ("queue-blocksize", "4096"),
+                    ("queue-store", str(tmp_path / "queue.store")))
+    p.wait_for_log(r"the push and pull slots \(1000, 7\) are not all under "
+                   r"4, set to \(0, 0\)")
+    p.wait_for_log("slot 1 says it holds 100000 bytes, more than its 4080: "
+                   "emptied")
+    assert run(port, "uwsgi.queue_get(1)", "uwsgi.queue_get(2)",
+               "uwsgi.queue_push(b'new')", "uwsgi.queue_slot()") == [
+        "None", "b'kept'", "True", "1"]

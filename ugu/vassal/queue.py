@@ -15,7 +15,10 @@ A size of 0 is an empty slot.
 
 Where uWSGI writes past a slot (queue_set of a message up to 16 bytes
 longer than the slot, any message with a slot of 16 bytes or less) or
-crashes (queue_last(-1)), ugu refuses.
+crashes (queue_last(-1)), ugu refuses.  A store file whose header names
+a slot the queue does not have, or whose slot says it holds more than a
+slot does (a damaged file), is mended as it is recovered, saying so:
+uWSGI's workers read and write past the queue on it, and die.
 """
 
 import mmap
@@ -65,12 +68,33 @@ class Queue:
         try:
             if found is None:
                 os.ftruncate(fd, self.filesize)
-            else:
-                log.log(f"recovered queue from backing store file: "
-                        f"{self.store}")
-            return mmap.mmap(fd, self.filesize)
+                return mmap.mmap(fd, self.filesize)
+            log.log(f"recovered queue from backing store file: "
+                    f"{self.store}")
+            mapped = mmap.mmap(fd, self.filesize)
+            self._mend(mapped)
+            return mapped
         finally:
             os.close(fd)
+
+    def _mend(self, mapped):
+        """Put right what a damaged store file says: a push or pull slot
+        past the last is 0, a slot holding more than it can is empty."""
+        given = HEADER.unpack_from(mapped, 0)
+        slots = tuple(slot if slot < self.size else 0 for slot in given)
+        if slots != given:
+            log.log(f"queue store {self.store}: the push and pull slots "
+                    f"{given} are not all under {self.size}, set to "
+                    f"{slots}")
+            HEADER.pack_into(mapped, 0, *slots)
+        for slot in range(self.size):
+            start = self._start(slot)
+            size = ITEM.unpack_from(mapped, start)[0]
+            if size > self.room:
+                log.log(f"queue store {self.store}: slot {slot} says it "
+                        f"holds {size} bytes, more than its {self.room}: "
+                        f"emptied")
+                ITEM.pack_into(mapped, start, 0, 0)
 
     # -- the slots (each under the lock) ------------------------------------
     @property
