@@ -297,6 +297,20 @@ def test_carbon_use_metrics_pushes_every_metric(procs, tmp_path,
     wait_until(lambda: call(port, "metric_get", "hits") == "0")
 
 
+def test_reset_after_push_waits_for_a_server_to_have_it(procs, tmp_path):
+    """With the carbon server down, the metric keeps its value, as
+    uWSGI's does (ugu reset it at each push that went nowhere)."""
+    dead = free_port()
+    p, port = start(lambda s, a, **kw: procs.ugu(*a, **kw), "ugu", tmp_path,
+                    ("carbon", f"127.0.0.1:{dead}"),
+                    ("carbon-use-metrics", "true"), ("carbon-freq", "1"),
+                    ("metric", "name=hits,reset_after_push=1"))
+    call(port, "metric_set", "hits", 7)
+    p.wait_for_log(r"maximum number of retries was reached", count=2)
+    assert call(port, "metric_inc", "hits") == "True"
+    assert call(port, "metric_get", "hits") == "8"
+
+
 def test_a_failed_push_is_retried_as_uwsgi_says(procs, tmp_path):
     dead = free_port()
     p, port = start(lambda s, a, **kw: procs.ugu(*a, **kw), "ugu", tmp_path,

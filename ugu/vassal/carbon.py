@@ -16,7 +16,11 @@ with uWSGI's stats-pusher lines.
 uWSGI pushes from a thread of its master.  ugu's master takes the values
 in its tick and a thread sends them, so that a server slow to answer
 (up to `carbon-timeout` seconds) never holds the master up; the lines a
-push has to say are said in the next tick.
+push has to say are said in the next tick.  A metric's
+`reset_after_push` takes off what was pushed once a server has it, as
+uWSGI resets only what it wrote: with every server down the metric
+keeps counting, and what was counted while the push was under way
+stays.
 """
 
 import socket
@@ -72,7 +76,7 @@ class Carbon:
         self.needs_retry = False
         self.retries = 0
         self.next_retry = 0
-        self._pushing = None    # (thread, results) of a push under way
+        self._pushing = None    # (thread, results, resets) under way
 
     @classmethod
     def from_config(cls, config, listeners):
@@ -119,11 +123,11 @@ class Carbon:
         """Each second of the master: say how the last push went, and
         push when due (uWSGI's stats pusher loop)."""
         if self._pushing:
-            thread, results = self._pushing
+            thread, results, resets = self._pushing
             if thread.is_alive():
                 return
             self._pushing = None
-            self._pushed(results)
+            self._pushed(master, results, resets)
         now = int(time.time())
         if not (self.last_run + self.freq <= now or
                 (self.needs_retry and self.next_retry <= now)):
@@ -132,26 +136,39 @@ class Carbon:
             self.retries += 1
         retry_cycle = self.retries
         self.last_run = now
-        jobs = self._jobs(master, now, retry_cycle)
+        jobs, resets = self._jobs(master, now, retry_cycle)
         results = []
         thread = threading.Thread(target=self._send_all,
                                   args=(jobs, results), daemon=True)
-        self._pushing = (thread, results)
+        self._pushing = (thread, results, resets)
         thread.start()
 
     def cleanup(self, master):
         """The master ends or reloads: one last push, as uWSGI's
         carbon_cleanup, waited for."""
         if self._pushing:
-            self._pushing[0].join(self.timeout * 2)
+            thread, results, resets = self._pushing
+            thread.join(self.timeout * 2)
             self._pushing = None
+            if not thread.is_alive():
+                self._say(results)
+                self._reset(master, results, resets)
+        jobs, resets = self._jobs(master, int(time.time()), 0)
         results = []
-        self._send_all(self._jobs(master, int(time.time()), 0), results)
+        self._send_all(jobs, results)
         self._say(results)
+        self._reset(master, results, resets)
 
-    def _pushed(self, results):
+    def _reset(self, master, results, resets):
+        """The reset_after_push metrics, once a server has their values."""
+        if any(sent for *_, sent in results):
+            for metric, pushed in resets:
+                master.shared.metrics.reset_after_push(metric, pushed)
+
+    def _pushed(self, master, results, resets):
         self._say(results)
-        failed = any(not ok for _, ok, _ in results)
+        self._reset(master, results, resets)
+        failed = any(not ok for _, ok, _, _ in results)
         self.needs_retry = failed
         if failed and self.max_retries > 0 and \
                 self.retries < self.max_retries:
@@ -168,7 +185,7 @@ class Carbon:
             self.retries = 0
 
     def _say(self, results):
-        for server, ok, lines in results:
+        for server, ok, lines, _ in results:
             for line in lines:
                 log.log(line)
             if ok:
@@ -189,7 +206,8 @@ class Carbon:
             busy_times.append(running - self.last_busy[index])
             self.last_busy[index] = running
             self.was_busy[index] += board.busy(wid)
-        payload = self._payload(master, now, busy_times)
+        resets = []
+        payload = self._payload(master, now, busy_times, resets)
         self.last_requests = board.total()
         jobs = []
         for server in self.servers:
@@ -202,9 +220,9 @@ class Carbon:
             if not retry_cycle:
                 server.healthy, server.errors = True, 0
             jobs.append((server, said, payload))
-        return jobs
+        return jobs, resets
 
-    def _payload(self, master, now, busy_times):
+    def _payload(self, master, now, busy_times, resets):
         prefix = f"{self.root}{self.hostname}.{self.id}."
         lines = []
 
@@ -213,8 +231,11 @@ class Carbon:
         if self.use_metrics:
             found = master.shared.metrics
             for metric in found.all:
-                add(metric.name, found.value(metric))
-                found.reset_after_push(metric)
+                value = found.value(metric)
+                add(metric.name, value)
+                if metric.reset_after_push and \
+                        all(m.slot != metric.slot for m, _ in resets):
+                    resets.append((metric, value))
             return "".join(lines).encode()
         board = master.shared.scoreboard
         total_requests = board.total()
@@ -286,10 +307,11 @@ class Carbon:
     # -- the sending thread ---------------------------------------------
     def _send_all(self, jobs, results):
         for server, said, payload in jobs:
-            ok = self._send(server, said, payload)
-            results.append((server, ok, said))
+            ok, sent = self._send(server, said, payload)
+            results.append((server, ok, said, sent))
 
     def _send(self, server, said, payload):
+        """(whether the server is well, whether it has the payload)."""
         host = server.host
         if self.resolve:
             try:
@@ -298,7 +320,7 @@ class Carbon:
             except (OSError, UnicodeError):
                 said.append(f"[carbon] Could not resolve hostname "
                             f"{server.host}")
-                return True     # as uWSGI: skipped, not retried
+                return True, False  # as uWSGI: skipped, not retried
         address = f"{host}:{server.port}"
         try:
             sock = socket.create_connection((host, int(server.port)),
@@ -306,7 +328,7 @@ class Carbon:
         except (OSError, ValueError):
             said.append(f"[carbon] Could not connect to carbon server at "
                         f"{address}")
-            return False
+            return False, False
         with sock:
             try:
                 sock.settimeout(self.timeout)
@@ -314,7 +336,8 @@ class Carbon:
             except OSError as e:
                 said.append(f"carbon_write(): {e.strerror or e} "
                             f"[plugins/carbon/carbon.c line 182]")
-        return True
+                return True, False
+        return True, True
 
 
 def _cheaped(master, wid):

@@ -233,10 +233,12 @@ class Metrics:
         return {m.name: {"type": m.type, "oid": m.oid or "",
                          "value": self.values[m.slot]} for m in self.all}
 
-    def reset_after_push(self, metric):
-        if metric.reset_after_push:
-            with self:
-                self.values[metric.slot] = wrap(metric.initial)
+    def reset_after_push(self, metric, pushed):
+        """Carbon has `pushed`: the metric back to its initial value,
+        keeping what was counted since the value was taken."""
+        with self:
+            self.values[metric.slot] = wrap(
+                metric.initial + self.values[metric.slot] - pushed)
 
     # -- the master's collector -------------------------------------------
     def announce(self):
