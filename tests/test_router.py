@@ -1392,3 +1392,20 @@ def test_a_router_before_an_http_socket_is_warned_about(procs, first,
     said = "WARNING: the http router forwards to the first socket, an " \
            "http-socket"
     assert (said in p.output()) is warned
+
+
+def test_an_http_to_host_no_resolver_takes_is_a_502(procs):
+    """A host of a label over 63 bytes, which Python's idna codec refuses
+    with a UnicodeError, fails as a name nobody knows: each request gets
+    502 (uWSGI's resolver says the same); the router died at its start."""
+    port = support.free_port()
+    node = "a" * 64 + ":80"
+    p = procs.ugu("--http", f"127.0.0.1:{port}", "--http-to", node,
+                  "--master")
+    support.wait_for_port(port)
+    for _ in range(2):
+        assert requests.get(f"http://127.0.0.1:{port}/",
+                            timeout=10).status_code == 502
+    p.wait_for_log(rf'unable to connect\(\) to node "{node}" \(0 retries\): '
+                   rf'Name or service not known')
+    assert "Traceback" not in p.output()

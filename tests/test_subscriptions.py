@@ -336,3 +336,27 @@ def test_refused_configs(procs, args, words):
     proc = procs.ugu("--master", *argv)
     assert proc.wait() == 1
     assert words in proc.output()
+
+
+# A host no resolver takes (a label over 63 bytes: Python's idna codec
+# raises UnicodeError, no gaierror) and a port of a digit that is no
+# ASCII one ("\xb2", superscript two, which str.isdigit() accepts).
+ODD_ADDRESSES = [b"a" * 64 + b":80", b"127.0.0.1:\xb2"]
+
+
+@pytest.mark.parametrize("router", ["ugu", "uwsgi"])
+def test_an_odd_address_leaves_the_server_reading(start_server, tmp_path,
+                                                  router):
+    proc, http, udp = _router(start_server, router, tmp_path)
+    for i, address in enumerate(ODD_ADDRESSES):
+        send(udp, Announce(SUBSCRIBE, b"odd%d.example" % i, address))
+    dead = support.free_port()
+    send(udp, Announce(SUBSCRIBE, b"e.example", b"127.0.0.1:%d" % dead))
+    proc.wait_for_log(rf"e.example => new node: 127.0.0.1:{dead}")
+    if router == "uwsgi":
+        return
+    # Each odd node fails as a name nobody knows, and takes its pool.
+    for i, address in enumerate(ODD_ADDRESSES):
+        assert _get(http, f"odd{i}.example").status_code == 502
+    assert _get(http, "e.example").status_code == 502
+    assert "Traceback" not in proc.output()

@@ -100,7 +100,13 @@ class Node:
         OSError when the node refuses at once.  Its packet goes out in
         one write: no TCP_NODELAY (set_nodelay) unless in parts."""
         backend = Backend(self.family)
-        err = backend.sock.connect_ex(self.address)
+        try:
+            err = backend.sock.connect_ex(self.address)
+        except UnicodeError:
+            # A host no resolver takes (a label over 63 bytes): Python's
+            # idna codec says so, where a resolver says gaierror.
+            backend.close()
+            raise _unknown_name() from None
         if err and err not in _STILL_CONNECTING:
             backend.close()
             raise OSError(err, os.strerror(err))
@@ -129,12 +135,20 @@ def _resolve(host, port):
     """Family and address, resolved once so that no request waits on a
     name lookup."""
     try:
+        # A host idna cannot encode (a label over 63 bytes) is no name
+        # either: checked here, as gevent's resolver thread would print
+        # its UnicodeError's traceback.
+        host.encode("idna")
         info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror:
+    except (socket.gaierror, UnicodeError):
         # Left to connect(), which fails and logs it per request.
         return socket.AF_INET, (host, port)
     family, _, _, _, address = info[0]
     return family, address
+
+
+def _unknown_name():
+    return socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 class Nodes:

@@ -64,7 +64,9 @@ def _address(name):
     if name.startswith(("/", "@")) or ":" not in name:
         return name
     host, _, port = name.rpartition(":")
-    return (host or "127.0.0.1", int(port) if port.isdigit() else 0)
+    # ASCII digits only: str.isdigit() takes "\xb2" too, int() not.
+    digits = port.isascii() and port.isdigit()
+    return (host or "127.0.0.1", int(port) if digits else 0)
 
 
 class Pool:
@@ -236,5 +238,13 @@ class SubscriptionServer:
                 gevent.sleep(0.1)
                 continue
             announce = subscription.decode(data)
-            if announce is not None:
+            if announce is None:
+                continue
+            try:
                 self.table.announce(announce)
+            except Exception as e:
+                # No packet may end the server: the nodes announced
+                # after it would be dropped at their tolerance.
+                log(f"[uwsgi-subscription for pid {self.table.pid}] "
+                    f"{announce.key.decode('latin-1')}: cannot add "
+                    f"{announce.address.decode('latin-1')}: {e}")
