@@ -540,3 +540,30 @@ def test_a_static_gzip_regexp_that_does_not_compile_is_refused(tmp_path):
     assert 'invalid regexp "a("' in str(info.value)
     assert "app.ini" in str(info.value)
     assert "static-gzip" in str(info.value)
+
+
+def test_a_gzip_variant_leading_out_of_the_root_is_not_served(procs, site):
+    """DEVIATIONS 10 holds for FILE.gz and FILE.br too: a variant that is
+    a symlink out of the roots is refused (with uWSGI's security line)
+    and the file itself goes out, where uWSGI sends what the link names;
+    one that stays inside, or that static-safe covers, is served."""
+    static = site / "static"
+    (static / "a.txt.gz").symlink_to(site / "outside" / "secret.txt")
+    (static / "foo.br").symlink_to(site / "outside" / "secret.txt")
+    (static / "foo.gz").write_bytes(b"GZ foo")
+    (static / "noext.gz").symlink_to("foo.gz")
+    requests = [(path, [("Accept-Encoding", "gzip, br")])
+                for path in ("/static/a.txt", "/static/foo",
+                             "/static/noext")]
+    answers, lines = gzip_answers(procs, support.UGU, site,
+                                  ["--static-gzip-all"], requests)
+    bodies = [support.split_response(raw)[2] for raw in answers]
+    assert bodies == [b"A\n", b"GZ foo", b"GZ foo"]
+    assert b"Content-Encoding" not in answers[0]
+    assert [line for line in lines if "security" in line] == [
+        "[uwsgi-fileserve] security error: SITE/outside/secret.txt is "
+        "not under SITE/static or a safe path"] * 2
+    answers, lines = gzip_answers(
+        procs, support.UGU, site, ["--static-gzip-all", "--static-safe",
+                                   str(site / "outside")], requests[:1])
+    assert support.split_response(answers[0])[2] == b"SECRET\n"

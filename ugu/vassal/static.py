@@ -217,7 +217,7 @@ class StaticFiles:
         opened = self._open_inside(path, path)
         if opened is None:
             return None
-        return self._static_file(ex, *opened)
+        return self._static_file(ex, *opened, root=None)
 
     def _find(self, ex, root, filename):
         """uWSGI's file_serve: the file named, or a directory's index,
@@ -247,7 +247,7 @@ class StaticFiles:
                 self.skip_ext and name.endswith(self.skip_ext)):
             os.close(fd)
             return None
-        return self._static_file(ex, fd, st, name)
+        return self._static_file(ex, fd, st, name, root)
 
     def _open_inside(self, filename, root):
         """(fd, stat, real path) of a regular file inside the root."""
@@ -297,14 +297,18 @@ class StaticFiles:
                 f"{root} or a safe path")
         return False
 
-    def _static_file(self, ex, fd, st, path):
+    def _static_file(self, ex, fd, st, path, root):
+        """The StaticFile of an open file, or of its FILE.br or FILE.gz
+        for a client that takes it; `root`: where a variant must lie (as
+        the file itself, README difference 10), None for a `static:`
+        route's file, whose variant must be its own real path."""
         content_type = self._content_type(path)
         encoding = None
         accept_encoding = ex.vars.get("HTTP_ACCEPT_ENCODING", "")
         if self.wants_variant and accept_encoding and \
                 self.wants_variant(path):
             for coding, suffix in _accepted(accept_encoding):
-                variant = _variant(path + suffix)
+                variant = self._variant(path + suffix, root)
                 if variant:
                     os.close(fd)
                     fd, st = variant
@@ -315,6 +319,18 @@ class StaticFiles:
         if self.expires:
             found = self._with_expires(ex, found)
         return found
+
+    def _variant(self, name, root):
+        """(fd, stat) of the variant `name` where it is a regular file
+        that lies inside `root` (or is `name` itself), else None."""
+        variant = _variant(name)
+        if variant is None:
+            return None
+        real = _opened_path(variant[0], name)
+        if real == name if root is None else self._inside(real, root):
+            return variant
+        os.close(variant[0])
+        return None
 
     def _with_expires(self, ex, found):
         """As uWSGI: the name matched is the one sent (FILE.gz), and
