@@ -657,8 +657,33 @@ OPTIONS = (
     _opt("http11-socket", ADDRESS, "bind an HTTP socket served by the "
          "workers whose connections stay open between requests (for up "
          "to socket-timeout)", CORE, repeat=True),
+    _opt("fastcgi-socket", ADDRESS, "bind a FastCGI socket served by "
+         "the workers (a web server's fastcgi_pass)", CORE, repeat=True),
+    _opt("fastcgi-nph-socket", ADDRESS, "bind a FastCGI socket whose "
+         "responses start with HTTP's status line (nph)", CORE,
+         repeat=True),
+    _opt("fastcgi-modifier1", INT, "modifier1 of the FastCGI sockets' "
+         "requests: 0 or 30 for the Python plugin; any other leaves them "
+         "unanswered but by the request routes", CORE, default=0,
+         wide=True),
+    _opt("fastcgi-modifier2", INT, "modifier2 of the FastCGI sockets' "
+         "requests (log-format's %(modifier2))", CORE, default=0,
+         wide=True),
+    _opt("scgi-socket", ADDRESS, "bind an SCGI socket served by the "
+         "workers (a web server's scgi_pass)", CORE, repeat=True),
+    _opt("scgi-nph-socket", ADDRESS, "bind an SCGI socket whose "
+         "responses start with HTTP's status line (nph)", CORE,
+         repeat=True),
+    _opt("scgi-modifier1", INT, "modifier1 of the SCGI sockets' "
+         "requests: 0 or 30 for the Python plugin; any other leaves them "
+         "unanswered but by the request routes", CORE, default=0,
+         wide=True),
+    _opt("scgi-modifier2", INT, "modifier2 of the SCGI sockets' "
+         "requests (log-format's %(modifier2))", CORE, default=0,
+         wide=True),
     _opt("protocol", STR, "what the `socket` addresses speak: uwsgi (the "
-         "default), http (as http-socket) or http11 (as http11-socket)",
+         "default), http (as http-socket), http11 (as http11-socket), "
+         "fastcgi, fastcgi-nph, scgi or scgi-nph",
          CORE, aliases=("socket-protocol",)),
     _opt("chown-socket", STR, "chown unix sockets to USER[:GROUP] (names "
          "or ids) as they are bound; root is dropped (uid, gid) only "

@@ -509,7 +509,11 @@ def _worker_addresses(config):
     names as one option)."""
     default = sockets.socket_protocol(config["protocol"])
     kinds = {"socket": default, "uwsgi-socket": sockets.UWSGI,
-             "http-socket": sockets.HTTP, "http11-socket": sockets.HTTP11}
+             "http-socket": sockets.HTTP, "http11-socket": sockets.HTTP11,
+             "fastcgi-socket": sockets.FASTCGI,
+             "fastcgi-nph-socket": sockets.FASTCGI_NPH,
+             "scgi-socket": sockets.SCGI,
+             "scgi-nph-socket": sockets.SCGI_NPH}
     wanted = []
     for entry in config.entries:
         opt = None if entry.placeholder else registry.lookup(entry.key)

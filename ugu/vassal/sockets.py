@@ -31,25 +31,32 @@ HTTP = "http"
 HTTP11 = "http11"   # http11-socket: HTTP whose connections stay open
 ROUTER = "router"
 FASTROUTER = "fastrouter"   # uwsgi in, passed on to a node (fastrouter)
+FASTCGI = "fastcgi"
+FASTCGI_NPH = "fastcgi-nph"     # the response head has HTTP's status line
+SCGI = "scgi"
+SCGI_NPH = "scgi-nph"
 # The sockets of the gateways (the routers' processes), not the workers'.
 GATEWAYS = (ROUTER, FASTROUTER)
 # The name each gateway goes by in uWSGI's lines.
 GATEWAY_NAMES = {ROUTER: "uWSGI http", FASTROUTER: "uWSGI fastrouter"}
 # The option that declares each kind of socket, for error messages.
 OPTION = {UWSGI: "socket", HTTP: "http-socket", HTTP11: "http11-socket",
-          ROUTER: "http", FASTROUTER: "fastrouter"}
-# The kinds of socket the workers serve, and of them those that speak HTTP.
-WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11)
+          ROUTER: "http", FASTROUTER: "fastrouter",
+          FASTCGI: "fastcgi-socket", FASTCGI_NPH: "fastcgi-nph-socket",
+          SCGI: "scgi-socket", SCGI_NPH: "scgi-nph-socket"}
+# The kinds of socket the workers serve, and of them those that speak HTTP
+# and those that speak a CGI gateway protocol (FastCGI, SCGI).
+WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11, FASTCGI, FASTCGI_NPH, SCGI,
+                    SCGI_NPH)
 HTTP_PROTOCOLS = (HTTP, HTTP11)
+CGI_PROTOCOLS = (FASTCGI, FASTCGI_NPH, SCGI, SCGI_NPH)
 # `protocol` (`socket-protocol`): what the `socket` addresses speak, by
 # uWSGI's names; those ugu speaks, as its kinds of socket.
-SPOKEN = {"uwsgi": UWSGI, "http": HTTP, "http11": HTTP11}
+SPOKEN = {"uwsgi": UWSGI, "http": HTTP, "http11": HTTP11,
+          "fastcgi": FASTCGI, "fastcgi-nph": FASTCGI_NPH, "scgi": SCGI,
+          "scgi-nph": SCGI_NPH}
 # uWSGI 2.0's other protocols, and what to use instead of each.
 _UNSPOKEN = {
-    **dict.fromkeys(
-        ("fastcgi", "fastcgi-nph", "scgi", "scgi-nph"),
-        "have the web server speak uwsgi (nginx's uwsgi_pass) or HTTP "
-        "(proxy_pass) to it, with `protocol = uwsgi` or `http`"),
     "puwsgi": "write `protocol = uwsgi` (the web server then opens one "
               "connection per request)",
     **dict.fromkeys(
@@ -117,7 +124,7 @@ def socket_mode(config):
 class Listener:
     name: str          # the address as written in the config
     proto: str         # UWSGI, HTTP (http-socket), HTTP11, ROUTER (http)
-                       # or FASTROUTER
+                       # FASTROUTER, or a CGI kind (FASTCGI...)
     sock: socket.socket
     # A unix socket's file, as bound: vacuum removes only that file, not
     # one another process has bound at the same path since.
@@ -156,7 +163,8 @@ def socket_protocol(name):
                           f"{_UNSPOKEN[name]}", option="protocol")
     # uWSGI's words; it stops the start too.
     raise ConfigError(f"unable to find protocol {name} (write uwsgi, "
-                      f"http or http11)", option="protocol")
+                      f"http, http11, fastcgi, fastcgi-nph, scgi or "
+                      f"scgi-nph)", option="protocol")
 
 
 def bind(name, proto, backlog, inherited, index, tuning=Tuning()):

@@ -24,9 +24,9 @@ from ugu import log, proc, protocol
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, busyness, catch,
-                         errorpages, exceptions, harakiri, hooks, pymodule,
-                         reqlog, request, rpc, sockets, stats, tracebacker,
-                         wsgi)
+                         errorpages, exceptions, fastcgi, harakiri, hooks,
+                         pymodule, reqlog, request, rpc, scgi, sockets,
+                         stats, tracebacker, wsgi)
 from ugu.vassal.http_socket import serve_http
 from ugu.vassal.offload import OffloadEngine
 from ugu.vassal.recycle import Recycler
@@ -174,6 +174,11 @@ class Context:
         modifiers = (config["http-socket-modifier1"] % 256,
                      config["http-socket-modifier2"] % 256)
         self.http_modifiers = modifiers if any(modifiers) else None
+        # fastcgi-modifier1/2 and scgi-modifier1/2, likewise (always set).
+        self.fastcgi_modifiers = (config["fastcgi-modifier1"] % 256,
+                                  config["fastcgi-modifier2"] % 256)
+        self.scgi_modifiers = (config["scgi-modifier1"] % 256,
+                               config["scgi-modifier2"] % 256)
         self.proxy_protocol = config["enable-proxy-protocol"]
         self._lock = threading.Lock()
         # This process's requests (max-requests counts them), and those of
@@ -648,6 +653,8 @@ def serve_connection(ctx, core, listener, conn, address):
     try:
         if listener.proto in sockets.HTTP_PROTOCOLS:
             serve_http(ctx, core, listener, conn, address)
+        elif listener.proto in sockets.CGI_PROTOCOLS:
+            serve_cgi(ctx, core, listener.proto, conn)
         else:
             serve_uwsgi(ctx, core, conn)
     except (OSError, ValueError) as e:
@@ -662,6 +669,19 @@ def serve_connection(ctx, core, listener, conn, address):
         ctx.scoreboard.end(ctx.wid, core)
         if conn.fileno() != -1:
             conn.close()
+
+
+# The FastCGI and SCGI sockets: (module, nph) by kind.
+_CGI_SERVERS = {sockets.FASTCGI: (fastcgi, False),
+                sockets.FASTCGI_NPH: (fastcgi, True),
+                sockets.SCGI: (scgi, False), sockets.SCGI_NPH: (scgi, True)}
+
+
+def serve_cgi(ctx, core, proto, conn):
+    module, nph = _CGI_SERVERS[proto]
+    modifiers = (ctx.fastcgi_modifiers if module is fastcgi
+                 else ctx.scgi_modifiers)
+    module.serve(ctx, core, conn, nph, modifiers, BUFFER)
 
 
 def serve_uwsgi(ctx, core, conn):
