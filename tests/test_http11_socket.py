@@ -215,12 +215,12 @@ def test_an_idle_connection_does_not_keep_a_new_client_waiting(start):
 
 
 @pytest.mark.parametrize("name, said", [
-    ("fastcgi", "ugu does not speak the fastcgi protocol; have the web "
-                "server speak uwsgi"),
+    ("puwsgi", "ugu does not speak the puwsgi protocol; write "
+               "`protocol = uwsgi`"),
     ("https", "ugu does not speak the https protocol; its workers speak "
               "no TLS"),
-    ("bogus", "unable to find protocol bogus (write uwsgi, http or "
-              "http11)"),
+    ("bogus", "unable to find protocol bogus (write uwsgi, http, "
+              "http11, fastcgi, fastcgi-nph, scgi or scgi-nph)"),
 ])
 def test_a_protocol_ugu_does_not_speak_is_refused(tmp_path, name, said):
     ini = support.write_ini(tmp_path / "app.ini", uwsgi=[

@@ -74,6 +74,8 @@ class CgiTransport(RawTransport):
         return len(head) - (len(first_chunk) if first_chunk and
                             not head_only else 0)
 
+    can_offload = False
+
     def offloadable(self, count):
         return False
 

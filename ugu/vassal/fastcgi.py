@@ -220,6 +220,8 @@ class FastCgiTransport(RawTransport):
             offset += size
             count -= size
 
+    can_offload = False
+
     def offloadable(self, count):
         return False
 

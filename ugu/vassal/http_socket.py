@@ -250,6 +250,9 @@ class H11Transport:
     (a Transfer-Encoding of its own), sent as the app wrote it, as uWSGI
     sends it, and the connection closes after it."""
 
+    # As RawTransport's.
+    can_offload = True
+
     def __init__(self, conn, h, request):
         self.conn, self.h, self.request = conn, h, request
         self.head_only = False

@@ -149,6 +149,9 @@ class PlainTransport:
     """The response to a plain request: its head framed by
     ugu.http.plain, its body counted against the length it declared."""
 
+    # As RawTransport's.
+    can_offload = True
+
     def __init__(self, conn, request, h11_transport):
         self.conn, self.request = conn, request
         self.keep_alive = request.keep_alive

@@ -882,7 +882,7 @@ def _send_static(ex, found, offset, count):
         ex.finish()
         return False
     offload = ex.ctx.offload
-    if offload:
+    if offload and ex.transport.can_offload:
         ex.via, ex.body_size = "offload", count
         offload.submit(ex.transport.detach(), found.fd, offset, count)
         return True

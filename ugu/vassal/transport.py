@@ -23,6 +23,10 @@ def head_bytes(protocol, status_line, headers):
 
 
 class RawTransport:
+    # Whether an offload thread may send a static file's body (uWSGI's
+    # can_offload of the socket, set where offload-threads are).
+    can_offload = True
+
     def __init__(self, conn):
         self.conn = conn
         self.head_only = False
