@@ -97,6 +97,28 @@ def test_fallback_config_on_status_1(request, tmp_path, server):
     assert (done.returncode, done.stdout) == (2, "")
 
 
+@BOTH
+def test_fallback_config_after_a_failed_bind(request, tmp_path, server):
+    """A start that fails once the config is read (a socket that cannot be
+    bound) exits 1 and falls back too, also from the daemon daemonize
+    made, where the fallback then runs."""
+    fallback = write_ini(tmp_path / "f.ini", uwsgi=[("iprint", "fallen"),
+                                                    ("exit", 0)])
+    failing = ["--fallback-config", str(fallback), "--master",
+               "--socket", str(tmp_path / "nowhere" / "s.sock")]
+    done = _run(server, request, failing, tmp_path)
+    assert (done.returncode, done.stdout) == (0, "fallen\n"), done.stderr
+    assert "!!! Fallback config to " in done.stderr
+    daemon_log = tmp_path / "d.log"
+    done = _run(server, request, [*failing, "--daemonize", str(daemon_log)],
+                tmp_path)
+    assert done.returncode == 0
+    support.wait_until(lambda: daemon_log.exists() and
+                       "fallen\n" in daemon_log.read_text(),
+                       what="the daemon's fallback")
+    assert "!!! Fallback config to " in daemon_log.read_text()
+
+
 @AS_ROOT
 @BOTH
 def test_wait_for_file_then_start(start_server, tmp_path, server):

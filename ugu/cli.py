@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from ugu import UWSGI_VERSION, __version__
+from ugu import UWSGI_VERSION, __version__, proc
 from ugu.options import registry
 from ugu.options.errors import ConfigError, ConfigExit
 from ugu.options.resolve import resolve
@@ -41,7 +41,10 @@ def main(argv=None):
     except ConfigError as e:
         for error in e.errors:
             print(f"ugu: {error}", file=sys.stderr)
-        status, fallback = EXIT_CONFIG, getattr(e, "fallback", None)
+        # One raised once the config is read (a socket that cannot be
+        # bound) falls back to the fallback-config that config named.
+        status = EXIT_CONFIG
+        fallback = getattr(e, "fallback", fallback)
     except BrokenPipeError:
         # A reader that stopped early (`ugu --help | head`) is no error;
         # what is still buffered goes nowhere instead of to a traceback.
@@ -49,8 +52,10 @@ def main(argv=None):
         return 0
     except KeyboardInterrupt:
         return 0
-    # Only the process ugu started as: its children never return here.
-    if fallback and status == EXIT_FALLBACK and os.getpid() == pid:
+    # Only the process ugu started as, or the one daemonize made of it:
+    # their other children never return here.
+    if fallback and status == EXIT_FALLBACK and \
+            os.getpid() in (pid, proc.daemon_pid()):
         _fall_back(fallback, status)
     return status
 
@@ -59,8 +64,7 @@ def _fall_back(path, status):
     """fallback-config: the instance ended with status 1, so ugu starts
     again in its place, with that file alone, as uWSGI does at exit."""
     from ugu import log
-    from ugu.proc import python_m_ugu
-    command = python_m_ugu()
+    command = proc.python_m_ugu()
     log.verbose(f"!!! {command[0]} (pid: {os.getpid()}) exited with "
                 f"status {status} !!!")
     log.verbose(f"!!! Fallback config to {path} !!!")
@@ -85,7 +89,6 @@ def _match_optimize(config, restarted, argv):
                           f"optimisation level {sys.flags.optimize}: "
                           f"start ugu with that Python yourself",
                           option="optimize")
-    from ugu import proc
     env = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
     env[OPTIMIZE_ENV] = "1"
     flags = [f"-{'O' * level}"] if level else []

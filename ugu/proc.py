@@ -28,6 +28,7 @@ PR_SET_PDEATHSIG = 1
 # again (a binary reload, a vassal, optimize's restart).
 ARGV = tuple(sys.argv)
 EXECUTABLE = sys.executable
+_daemon_pid = None
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 # The signals a fresh child sets back to their default.
 _RESET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -257,6 +258,14 @@ def daemonize():
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    global _daemon_pid
+    _daemon_pid = os.getpid()
+
+
+def daemon_pid():
+    """The pid of the daemon daemonize made of this process, else None:
+    it ends the instance in its place (fallback-config)."""
+    return _daemon_pid
 
 
 # Each of these turns uWSGI's auto-procname on.
