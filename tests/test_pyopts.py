@@ -353,6 +353,8 @@ def test_pyrun_without_master_exits_with_the_scripts_code(
     os.close(r)
     assert code == 3
     assert "*** Operational MODE: command ***" in out
+    # Command mode has no master to warn about.
+    assert "without its master" not in out
     assert "script ['script.py', 'a', 'b'] __main__ 1" in out
     assert "stdin from stdin" in out
 

@@ -180,8 +180,9 @@ def _run(config):
     crons = Crons.from_config(config)
     # A vassal always has a master: the emperor talks to it.
     masterless = not config["master"] and not link
-    if masterless:
-        # Before anything can fail, as uWSGI warns (tutorial step 1).
+    if masterless and not config["pyrun"]:
+        # Before anything can fail, as uWSGI warns (tutorial step 1);
+        # not in pyrun's command mode, which needs no master.
         log.log("*** WARNING: you are running uWSGI without its master "
                 "process manager ***")
     if config["harakiri"] and not config["post-buffering"]:
