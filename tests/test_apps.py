@@ -302,6 +302,28 @@ def test_a_mount_that_fails_ends_the_instance_with_22(start_server,
     assert "failed to open python file missing.py\n" in p.output()
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_apps_traceback_keeps_the_frames_of_importlib_metadata(
+        start_server, tmp_path, server):
+    """Only the import machinery that ran the app is left out: a library
+    in the importlib package that the app calls (importlib.metadata, as
+    PasteDeploy's egg: URIs) keeps its frames, and its first exception
+    of a chain keeps its Traceback line."""
+    (tmp_path / "app.py").write_text(
+        "import importlib.metadata\n"
+        "importlib.metadata.version('no-such-distribution-here')\n")
+    argv = ["--http-socket", f"127.0.0.1:{support.free_port()}",
+            "--wsgi-file", "app.py", "--need-app"]
+    p = start_server(server, argv, cwd=tmp_path)
+    assert p.wait() == 22
+    out = p.output()
+    assert re.search(r'Traceback \(most recent call last\):\n  File "[^"]*'
+                     r'/importlib/metadata/__init__\.py", line \d+, in '
+                     r'from_name\n.*\nStopIteration\n', out, re.S), out
+    assert "PackageNotFoundError: No package metadata was found for "\
+        "no-such-distribution-here\n" in out
+
+
 @pytest.mark.parametrize("manage", [True, False])
 def test_mounts_alone_make_the_first_the_default_as_uwsgi(
         procs, tmp_path, uwsgi_binary, manage):

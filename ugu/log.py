@@ -215,8 +215,13 @@ def app_traceback():
 
 
 _UGU = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_IMPORTLIB = os.path.dirname(os.path.abspath(traceback.__file__)) + \
-    f"{os.sep}importlib{os.sep}"
+# The import machinery's own files, not the libraries beside them in the
+# importlib package (importlib.metadata, importlib.resources), which an
+# app calls as any other library.
+_IMPORTLIB = os.path.join(os.path.dirname(os.path.abspath(
+    traceback.__file__)), "importlib")
+_IMPORT_MACHINERY = {os.path.join(_IMPORTLIB, name) for name in (
+    "__init__.py", "_bootstrap.py", "_bootstrap_external.py")}
 
 
 def _keep_app_frames(error, seen):
@@ -237,7 +242,7 @@ def app_frames(stack):
 def app_file(filename):
     """Whether code in `filename` is the app's (or a library's it
     uses): not ugu's, nor the import machinery's."""
-    return not (filename.startswith((_UGU, _IMPORTLIB))
+    return not (filename.startswith(_UGU) or filename in _IMPORT_MACHINERY
                 or filename.startswith("<frozen importlib"))
 
 
