@@ -119,6 +119,30 @@ def test_fallback_config_after_a_failed_bind(request, tmp_path, server):
     assert "!!! Fallback config to " in daemon_log.read_text()
 
 
+def test_a_fallback_that_fails_again_ends_the_chain(tmp_path):
+    """A fallback-config already started in this chain of fallbacks is
+    not started again: the instance exits 1 saying so.  uWSGI starts it
+    again without end, as fast as it can exec."""
+    nowhere = tmp_path / "nowhere" / "s.sock"
+    a, b = tmp_path / "a.ini", tmp_path / "b.ini"
+    write_ini(a, uwsgi=[("socket", nowhere), ("fallback-config", b)])
+    write_ini(b, uwsgi=[("socket", nowhere), ("fallback-config", a)])
+    for first, chain in ((b, [b, a, b]), (a, [a, b, a])):
+        done = subprocess.run([*UGU, "--socket", str(nowhere),
+                               "--fallback-config", str(first)],
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count("!!! Fallback config to ") == 2
+        assert re.search(
+            r" - !!! \S+ \(pid: \d+\) exited with status 1 !!!\n"
+            r"ugu: option 'fallback-config': " + re.escape(
+                f"{chain[-1]} failed already in this chain of fallbacks "
+                f"({' -> '.join(map(str, chain))}): not started again; "
+                f"name another file, or make this one start") + "\n$",
+            done.stderr), done.stderr
+
+
 @AS_ROOT
 @BOTH
 def test_wait_for_file_then_start(start_server, tmp_path, server):

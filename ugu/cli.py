@@ -4,6 +4,7 @@ Configuration errors are printed one a line, each naming the file, line
 and option, and exit with status 1, as uWSGI exits on a bad config.
 """
 
+import json
 import os
 import signal
 import sys
@@ -19,6 +20,9 @@ EXIT_FALLBACK = 1
 # Set in the environment of the process `optimize` starts again under
 # Python's -O flags, so that it does so once only.
 OPTIMIZE_ENV = "UGU_OPTIMIZE_RESTART"
+# The fallback-config files started so far in a chain of fallbacks, kept
+# in the environment across the exec of each: one is not started twice.
+FALLBACK_ENV = "UGU_FALLBACK_CHAIN"
 # The options that signal the instance a pidfile names, then exit.
 PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
 
@@ -28,10 +32,11 @@ def main(argv=None):
     pid, fallback = os.getpid(), None
     # Not the app's: gone before anything reads the environment.
     restarted = os.environ.pop(OPTIMIZE_ENV, None) is not None
+    chain = _chain(os.environ.pop(FALLBACK_ENV, None))
     try:
         config = resolve(argv)
         fallback = config["fallback-config"]
-        _match_optimize(config, restarted, argv)
+        _match_optimize(config, restarted, argv, chain)
         status = _dispatch(config)
     except ConfigExit as e:
         sys.stdout.flush()
@@ -56,24 +61,44 @@ def main(argv=None):
     # their other children never return here.
     if fallback and status == EXIT_FALLBACK and \
             os.getpid() in (pid, proc.daemon_pid()):
-        _fall_back(fallback, status)
+        _fall_back(fallback, status, chain)
     return status
 
 
-def _fall_back(path, status):
+def _chain(text):
+    try:
+        chain = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [path for path in chain if isinstance(path, str)] \
+        if isinstance(chain, list) else []
+
+
+def _fall_back(path, status, chain):
     """fallback-config: the instance ended with status 1, so ugu starts
-    again in its place, with that file alone, as uWSGI does at exit."""
+    again in its place, with that file alone, as uWSGI does at exit;
+    unless that file was started already in this chain of fallbacks
+    (a file naming itself, two naming each other), which uWSGI would
+    start again without end."""
     from ugu import log
     command = proc.python_m_ugu()
     log.verbose(f"!!! {command[0]} (pid: {os.getpid()}) exited with "
                 f"status {status} !!!")
+    started = os.path.realpath(path)
+    if started in map(os.path.realpath, chain):
+        steps = " -> ".join([*chain, path])
+        print(f"ugu: option 'fallback-config': {path} failed already in "
+              f"this chain of fallbacks ({steps}): not started again; name "
+              f"another file, or make this one start", file=sys.stderr)
+        return
     log.verbose(f"!!! Fallback config to {path} !!!")
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(command[0], [*command, path])
+    env = dict(os.environ, **{FALLBACK_ENV: json.dumps([*chain, path])})
+    os.execve(command[0], [*command, path], env)
 
 
-def _match_optimize(config, restarted, argv):
+def _match_optimize(config, restarted, argv, chain):
     """optimize: uWSGI sets Python's optimisation level before its
     interpreter starts, so every module is compiled at it (asserts
     skipped, docstrings dropped, `__debug__` false, sys.flags.optimize
@@ -91,6 +116,8 @@ def _match_optimize(config, restarted, argv):
                           option="optimize")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
     env[OPTIMIZE_ENV] = "1"
+    if chain:
+        env[FALLBACK_ENV] = json.dumps(chain)
     flags = [f"-{'O' * level}"] if level else []
     python, *rest = proc.python_m_ugu()
     sys.stdout.flush()
