@@ -104,6 +104,22 @@ def test_short_optimize_flag_restarts_once_in_the_same_process(procs,
     assert p.output().count("*** Starting uWSGI") == 1
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_optimize_says_iprint_once(tmp_path, request, server):
+    """ugu reads the config again under -O; what iprint said as the
+    first reading read it is not said again."""
+    ini = write_ini(tmp_path / "a.ini", uwsgi=[
+        ("iprint", "said as read"), ("print", "said once read"),
+        ("optimize", "1"), ("socket", tmp_path / "nowhere" / "s.sock")])
+    argv = list(UGU) if server == "ugu" else \
+        [request.getfixturevalue("uwsgi_binary")]
+    done = subprocess.run([*argv, str(ini)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == \
+        (1, "said as read\nsaid once read\n"), done.stderr
+
+
 # One line, as an INI value is.
 EVAL = ('application = lambda environ, start_response: start_response('
         '"200 OK", [("Content-Type", "text/plain")]) and '

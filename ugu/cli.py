@@ -34,7 +34,7 @@ def main(argv=None):
     restarted = os.environ.pop(OPTIMIZE_ENV, None) is not None
     chain = _chain(os.environ.pop(FALLBACK_ENV, None))
     try:
-        config = resolve(argv)
+        config = resolve(argv, again=restarted)
         fallback = config["fallback-config"]
         _match_optimize(config, restarted, argv, chain)
         status = _dispatch(config)

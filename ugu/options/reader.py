@@ -47,8 +47,11 @@ ANNOUNCE = {INI: "[uWSGI] getting INI configuration from {}",
 
 
 class Reader:
-    def __init__(self, environ):
+    def __init__(self, environ, again=False):
         self.environ = environ
+        # Read again by the process optimize started: what iprint said
+        # as the first reading read it is not said twice.
+        self.again = again
         self.entries, self.files = [], []
         self.formats = {}        # file -> format, for the start-up lines
         self.strict = False
@@ -183,7 +186,7 @@ class Reader:
         elif opt.name == custom.IMMEDIATE:
             declared = custom.declare(entry, self.declared)
             self.declared[declared.name] = declared
-        elif opt.name == "iprint":
+        elif opt.name == "iprint" and not self.again:
             print(entry.value)
             sys.stdout.flush()
         elif opt.name == "fallback-config":

@@ -206,12 +206,13 @@ class Config:
         return None
 
 
-def resolve(argv, environ=None):
+def resolve(argv, environ=None, again=False):
     """Parse argv (without the program name) into a Config.  The error
     (or the ConfigExit of an `exit` line) that ends the reading carries
-    `fallback`: the fallback-config read before it, else None."""
+    `fallback`: the fallback-config read before it, else None.  `again`:
+    the config is read again (by the process optimize started)."""
     environ = os.environ if environ is None else environ
-    reader = Reader(environ)
+    reader = Reader(environ, again)
     try:
         return _resolve(reader, argv, environ)
     except ConfigExit as e:
