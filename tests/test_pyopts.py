@@ -120,6 +120,22 @@ def test_optimize_says_iprint_once(tmp_path, request, server):
         (1, "said as read\nsaid once read\n"), done.stderr
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_optimize_in_a_config_read_from_stdin(tmp_path, request, server):
+    """The config read from stdin (`--ini -`) is read again by the
+    process optimize starts, though stdin was read to its end."""
+    argv = list(UGU) if server == "ugu" else \
+        [request.getfixturevalue("uwsgi_binary")]
+    text = (f"[uwsgi]\noptimize = 1\nprint = from stdin\n"
+            f"socket = {tmp_path / 'nowhere' / 's.sock'}\n")
+    done = subprocess.run([*argv, "--ini", "-"], cwd=tmp_path, input=text,
+                          capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (1, "from stdin\n"), \
+        done.stderr
+    assert "No such file or directory" in done.stderr
+    assert "cannot find section" not in done.stderr
+
+
 # One line, as an INI value is.
 EVAL = ('application = lambda environ, start_response: start_response('
         '"200 OK", [("Content-Type", "text/plain")]) and '

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from ugu import UWSGI_VERSION, __version__, proc
-from ugu.options import registry
+from ugu.options import registry, sources
 from ugu.options.errors import ConfigError, ConfigExit
 from ugu.options.resolve import resolve
 
@@ -120,6 +120,7 @@ def _match_optimize(config, restarted, argv, chain):
         env[FALLBACK_ENV] = json.dumps(chain)
     flags = [f"-{'O' * level}"] if level else []
     python, *rest = proc.python_m_ugu()
+    sources.stdin_again()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(python, [python, *flags, *rest, *argv], env)

@@ -6,10 +6,13 @@ surrogate (a file saved in Latin-1 still starts), so that `as_sent` gives
 back the bytes uWSGI would use where a value meets the wire.
 """
 
+import os
 import subprocess
 import sys
 
 EXEC = "exec://"
+# What a `-` source read from stdin, to be read again (optimize).
+_stdin_read = []
 
 
 def is_local_file(spec):
@@ -20,13 +23,29 @@ def read_source(spec):
     """The text of `spec`; OSError (or ValueError) when it cannot be
     read."""
     if spec == "-":
-        return sys.stdin.read()
+        text = sys.stdin.read()
+        _stdin_read.append(text)
+        return text
     if spec.startswith(EXEC):
         return _command_output(spec[len(EXEC):])
     # newline="": a CR stays in the text, where a `%` may eat it.
     with open(spec, encoding="utf-8", errors="surrogateescape",
               newline="") as f:
         return f.read()
+
+
+def stdin_again():
+    """Give stdin back what the config sources read from it, for the
+    process optimize starts in this one to read the same config: a
+    memory file in its place, holding that text."""
+    if not _stdin_read:
+        return
+    fd = os.memfd_create("ugu-stdin")
+    os.write(fd, "".join(_stdin_read).encode(sys.stdin.encoding,
+                                             "surrogateescape"))
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0)
+    os.close(fd)
 
 
 def _command_output(command):
