@@ -681,6 +681,16 @@ OPTIONS = (
     _opt("scgi-modifier2", INT, "modifier2 of the SCGI sockets' "
          "requests (log-format's %(modifier2))", CORE, default=0,
          wide=True),
+    # zerg mode: sockets passed between instances over a unix socket
+    _opt("zerg-server", STR, "pass the workers' sockets to each zerg "
+         "that connects to this unix socket (PATH or @NAME)", MASTER,
+         needs_master=True),
+    _opt("zerg", STR, "take the sockets of the zerg server at PATH and "
+         "serve them, besides any bound here (at the first start; a "
+         "reload keeps them)", CORE, repeat=True),
+    _opt("zerg-fallback", FLAG, "where a zerg server does not answer, "
+         "start with the sockets bound here instead of exiting", CORE,
+         default=False),
     _opt("protocol", STR, "what the `socket` addresses speak: uwsgi (the "
          "default), http (as http-socket), http11 (as http11-socket), "
          "fastcgi, fastcgi-nph, scgi or scgi-nph",

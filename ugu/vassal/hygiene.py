@@ -71,9 +71,11 @@ def restore_terminal_modes():
 
 
 def _socket_files(listeners):
-    """The unix sockets that have a file (an abstract one has none)."""
+    """The unix sockets that have a file (an abstract one has none), but
+    a zerg server's: uWSGI's zerg removes them as it exits, and the
+    server, still listening, is found by no new client."""
     return [l for l in listeners if l.sock.family == socket.AF_UNIX
-            and not abstract.is_abstract(l.name)]
+            and not abstract.is_abstract(l.name) and not l.zerg]
 
 
 def drop_privileges(config):

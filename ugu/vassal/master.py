@@ -36,7 +36,7 @@ from ugu.vassal import (alarms, busyness, cache, carbon, cheaper,
                         logencoders, logroutes, metrics, mules, pymodule,
                         queue, recycle, report, routestores, sharedarea,
                         shell, signals, sockets, spooler, stats,
-                        tracebacker, waits, wsgi)
+                        tracebacker, waits, wsgi, zerg)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -199,7 +199,10 @@ def _run(config):
     # pyrun's command mode: a script runs in worker 1, on no socket,
     # reading the instance's stdin, as uWSGI's.
     command = bool(config["pyrun"])
-    listeners = [] if command else _bind_all(config)
+    try:
+        listeners = [] if command else _bind_all(config, reloaded)
+    except zerg.ZergError:
+        return EXIT_FAILED
     if config["chown-socket"]:
         _as_root(config, hooks)
     if not command:
@@ -388,7 +391,7 @@ def _apply_env(config):
         parse_var(item)
 
 
-def _bind_all(config):
+def _bind_all(config, reloaded):
     inherited = sockets.inherited_sockets()
     backlog = config["listen"]
     wanted = _worker_addresses(config)
@@ -414,11 +417,19 @@ def _bind_all(config):
         listeners.append(listener)
     listeners += _bind_subscription_servers(config, inherited)
     listeners += _bind_fastrouter(config, backlog, inherited, tuning)
+    # A zerg's sockets come before its own are bound, and are numbered
+    # after them, as uWSGI's: only at the first start, a reload keeps
+    # them.
+    default = sockets.socket_protocol(config["protocol"])
+    zergs = zerg.inherited(inherited, default, len(wanted))
+    if config["zerg"] and not reloaded:
+        zergs = zerg.attach(config, default, len(wanted))
     listeners += [sockets.bind(name, proto, backlog, inherited, index,
                                tuning)
                   for index, (name, proto) in enumerate(wanted)]
+    listeners += zergs
     if has_router(config) and not config["http-to"] and not wanted \
-            and not config["http-subscription-server"]:
+            and not zergs and not config["http-subscription-server"]:
         # uWSGI's router with no node forwards to a socket of its own.
         listeners.append(sockets.bind(
             "127.0.0.1:0", sockets.UWSGI, backlog, inherited, 0,
@@ -726,6 +737,7 @@ class Master:
         self.fsmon = None           # a FsMonitor, with fs-reload
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
+        self.zerg_server = None     # a ZergServer with `zerg-server`
         self.spawns = {}            # wid -> (spawns, time of the last)
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
         self.graceful = harakiri.Graceful.from_config(config)
@@ -780,6 +792,12 @@ class Master:
         self.touch = TouchWatch(self.config, self.route_signal)
         self.fsmon = FsMonitor.from_config(self.config)
         self.shared.hooks.watch_touches()
+        if self.config["zerg-server"]:
+            # Once the workers run, as uWSGI's master starts it.
+            self.zerg_server = zerg.ZergServer(
+                self.config["zerg-server"], self.config["listen"],
+                lambda: [l.sock.fileno()
+                         for l in _worker_sockets(self.listeners)])
         if self.config["stats"]:
             self.stats = stats_server.from_config(
                 self.config, "stats", lambda: stats.document(self))
@@ -839,9 +857,12 @@ class Master:
             if self.stats:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
-                                      self.logpipe, self.fsmon, *woken,
+                                      self.logpipe, self.fsmon,
+                                      self.zerg_server, *woken,
                                       *signal_ends):
                         self.stats.answer(source)
+            if self.zerg_server in ready:
+                self.zerg_server.answer()
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
             if self.shared.link in ready:
@@ -864,7 +885,7 @@ class Master:
 
     def _link_fds(self):
         fds = [f for f in (self.shared.link, self.fifo, self.logpipe,
-                           self.fsmon) if f]
+                           self.fsmon, self.zerg_server) if f]
         if self.stats:
             fds += self.stats.waiting()
         return fds + self._cheap_socks()
@@ -884,6 +905,10 @@ class Master:
         with proc.signals_blocked(HANDLED):
             pid = os.fork()
             if pid == 0:
+                if self.zerg_server:
+                    # Else a child that outlives the master would keep
+                    # the zergs' connections open, and unanswered.
+                    self.zerg_server.close()
                 if self.logmaster:
                     self.logmaster.attach()
                 run()

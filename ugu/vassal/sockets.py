@@ -133,6 +133,9 @@ class Listener:
     # (ugu.router.https), a Redirect for `http-to-https`
     # (ugu.router.redirect), None for `http`.
     tls: object = None
+    # Handed over by a zerg server (`zerg`): its file is the server's,
+    # never vacuumed here.
+    zerg: bool = False
 
     @property
     def port(self):
@@ -201,6 +204,21 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
         _set_file_mode(sock, name, tuning, proto not in GATEWAYS)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
+
+
+def bind_unix(path, backlog, option):
+    """A listening unix socket of the master's own (a zerg server's) at a
+    path or @NAME; a stale file there goes, a live one stops the start."""
+    sock = _new_socket(path)
+    if abstract.is_abstract(path):
+        abstract.announce()
+    try:
+        sock.bind(abstract.sockaddr(path))
+    except OSError as e:
+        sock.close()
+        raise _bind_error(e, path, None, option) from None
+    sock.listen(backlog)
+    return sock
 
 
 # The name a subscription server's socket is passed on under at a reload,
@@ -361,7 +379,7 @@ def _new_socket(address):
     return sock
 
 
-def _bind_error(error, name, proto):
+def _bind_error(error, name, proto, option=None):
     hint = ""
     if error.errno == errno.EADDRINUSE:
         hint = (" (another process holds this address: stop it, or "
@@ -372,7 +390,7 @@ def _bind_error(error, name, proto):
                 "bytes: choose a shorter one)")
     return ConfigError(f"cannot bind {name}: "
                        f"{error.strerror or error}{hint}",
-                       option=OPTION[proto])
+                       option=option or OPTION[proto])
 
 
 def _set_file_mode(sock, name, tuning, owned):
@@ -492,7 +510,8 @@ def export_for_reload(listeners):
     for listener in listeners:
         listener.sock.set_inheritable(True)
     os.environ[INHERIT_ENV] = ",".join(
-        f"{l.proto}:{l.name}={l.sock.fileno()}" for l in listeners)
+        f"{'zerg:' if l.zerg else ''}{l.proto}:{l.name}={l.sock.fileno()}"
+        for l in listeners)
 
 
 def close_unused(inherited):
