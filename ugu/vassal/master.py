@@ -203,6 +203,12 @@ def _run(config):
         listeners = [] if command else _bind_all(config, reloaded)
     except zerg.ZergError:
         return EXIT_FAILED
+    # Bound with the others (its errors stop the start before a fork),
+    # announced once the workers run.
+    zerg_server = None
+    if config["zerg-server"] is not None and not command:
+        zerg_server = zerg.ZergServer(config["zerg-server"],
+                                      config["listen"])
     if config["chown-socket"]:
         _as_root(config, hooks)
     if not command:
@@ -275,7 +281,7 @@ def _run(config):
     if masterless:
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd, daemons, crons,
-                    subscriber)
+                    subscriber, zerg_server)
     return master.run()
 
 
@@ -705,7 +711,7 @@ class Child:
 
 class Master:
     def __init__(self, config, listeners, shared, start_cwd, daemons,
-                 crons, subscriber=None):
+                 crons, subscriber=None, zerg_server=None):
         self.config = config
         # The instance's subscriptions to routers (`subscribe-to`), or None.
         self.subscriber = subscriber
@@ -737,7 +743,7 @@ class Master:
         self.fsmon = None           # a FsMonitor, with fs-reload
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
-        self.zerg_server = None     # a ZergServer with `zerg-server`
+        self.zerg_server = zerg_server  # a ZergServer, `zerg-server`
         self.spawns = {}            # wid -> (spawns, time of the last)
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
         self.graceful = harakiri.Graceful.from_config(config)
@@ -792,10 +798,9 @@ class Master:
         self.touch = TouchWatch(self.config, self.route_signal)
         self.fsmon = FsMonitor.from_config(self.config)
         self.shared.hooks.watch_touches()
-        if self.config["zerg-server"]:
+        if self.zerg_server:
             # Once the workers run, as uWSGI's master starts it.
-            self.zerg_server = zerg.ZergServer(
-                self.config["zerg-server"], self.config["listen"],
+            self.zerg_server.announce(
                 lambda: [l.sock.fileno()
                          for l in _worker_sockets(self.listeners)])
         if self.config["stats"]:

@@ -131,11 +131,15 @@ ZERG_KEY = "zerg:"
 class ZergServer:
     """The master's unix socket where zergs come for the sockets."""
 
-    def __init__(self, path, backlog, fds):
+    def __init__(self, path, backlog):
         self.path = path
-        self.fds = fds      # called for the descriptors to hand out
+        self.fds = list     # called for the descriptors to hand out
         self.sock = bind(path, backlog, "zerg-server")
-        log.log(f"*** Zerg server enabled on {path} ***")
+
+    def announce(self, fds):
+        """Answer from now on with the descriptors `fds()` gives."""
+        self.fds = fds
+        log.log(f"*** Zerg server enabled on {self.path} ***")
 
     def fileno(self):
         return self.sock.fileno()
@@ -170,8 +174,8 @@ def bind(path, backlog, option):
     """A listening unix socket for zergs: non-blocking, so that a client
     gone before its accept costs the master no wait."""
     if not path:
-        raise ConfigError(f"{option} needs the path of a unix socket",
-                          option=option)
+        raise ConfigError(f"{option} needs the path of a unix socket (a "
+                          f"path or @NAME)", option=option)
     if ":" in path and not abstract.is_abstract(path) and "/" not in path:
         raise ConfigError(f"{option} = {path}: a zerg server listens on a "
                           f"unix socket; write a path or @NAME",
