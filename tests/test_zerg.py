@@ -214,3 +214,43 @@ def test_zerg_server_wants_a_unix_socket(procs, app, value):
     assert p.wait() == 1
     assert "zerg-server" in p.output()
     assert "unix socket" in p.output()
+
+
+@pytest.mark.parametrize("server, router", [("ugu", "ugu"),
+                                            ("uwsgi", "ugu"),
+                                            ("ugu", "uwsgi")])
+def test_the_http_router_serves_a_zerg_servers_sockets(
+        start_server, app, tmp_path, server, router):
+    port, node, own = (support.free_port() for _ in range(3))
+    srv = zerg_server(start_server, server, app, tmp_path, port)
+    backend = instance(start_server, "ugu", app, "backend", "--socket",
+                       f"127.0.0.1:{node}")
+    backend.wait_for_log(SPAWNED)
+    r = start_server(router, ["--master", "--http", f"127.0.0.1:{own}",
+                              "--http-zerg", str(tmp_path / "zs.sock"),
+                              "--http-to", f"127.0.0.1:{node}"])
+    r.wait_for_log(r"spawned uWSGI http 1")
+    assert re.search(rf"^uWSGI http bound on 127.0.0.1:{port} fd \d+$",
+                     r.output(), re.M)
+    srv.stop()
+    for address in (port, own):
+        assert support.get_body(address, "/") == b"backend"
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_http_zerg_without_its_server_stops_the_start(start_server,
+                                                      tmp_path, server):
+    r = start_server(server, ["--master", "--http",
+                              f"127.0.0.1:{support.free_port()}",
+                              "--http-zerg", str(tmp_path / "none.sock"),
+                              "--http-to", "127.0.0.1:9"])
+    assert r.wait() == 1
+    assert "--- unable to connect to zerg server ---" in r.output()
+
+
+def test_http_zerg_without_the_router_is_refused(procs, tmp_path):
+    """uWSGI starts no router then, and the option does nothing."""
+    p = procs.ugu("--http-zerg", str(tmp_path / "zs.sock"), "--socket",
+                  f"127.0.0.1:{support.free_port()}")
+    assert p.wait() == 1
+    assert "add `http = ADDR`" in p.output()

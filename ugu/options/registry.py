@@ -933,6 +933,9 @@ OPTIONS = (
          "as PEM too (HTTPS_CC)", HTTP, default=False),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
          repeat=True),
+    _opt("http-zerg", STR, "the HTTP router also serves the sockets of "
+         "the zerg server at PATH (at the first start; a reload keeps "
+         "them)", HTTP, repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "

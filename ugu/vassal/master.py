@@ -421,13 +421,21 @@ def _bind_all(config, reloaded):
                                 None, tuning)
         listener.tls = context
         listeners.append(listener)
+    if config["http-zerg"] and not has_router(config):
+        # uWSGI's router then never starts, and the option does nothing.
+        raise ConfigError("the HTTP router serves the sockets of an "
+                          "http-zerg server beside its own: add `http = "
+                          "ADDR` (or remove http-zerg)", option="http-zerg")
+    listeners += zerg.inherited(inherited, True)
+    if config["http-zerg"] and not reloaded:
+        listeners += zerg.attach_router(config)
     listeners += _bind_subscription_servers(config, inherited)
     listeners += _bind_fastrouter(config, backlog, inherited, tuning)
     # A zerg's sockets come before its own are bound, and are numbered
     # after them, as uWSGI's: only at the first start, a reload keeps
     # them.
     default = sockets.socket_protocol(config["protocol"])
-    zergs = zerg.inherited(inherited, default, len(wanted))
+    zergs = zerg.inherited(inherited, False, len(wanted))
     if config["zerg"] and not reloaded:
         zergs = zerg.attach(config, default, len(wanted))
     listeners += [sockets.bind(name, proto, backlog, inherited, index,

@@ -110,17 +110,44 @@ def attach(config, proto, first_index):
     return found
 
 
-def inherited(table, proto, first_index):
-    """The zerg sockets a reload passed on (keys `zerg:PROTO:NAME`), as
-    Listeners: uWSGI closes them at a reload, and the zerg stops serving
-    its server's addresses (or exits, where it has no other)."""
+def attach_router(config):
+    """The HTTP router's sockets from each `http-zerg` server, said as
+    its own are; none stops the start, in uWSGI's words (which name no
+    server here)."""
+    found = []
+    for path in config["http-zerg"]:
+        try:
+            fds = receive(path, config["socket-timeout"])
+        except ZergError as e:
+            said = str(e).replace(f" {path} ---", " ---")
+            log.log(said)
+            raise ZergError(said) from None
+        for fd in fds:
+            sock = socket.socket(fileno=fd)
+            listener = Listener(name_of(sock), sockets.ROUTER, sock,
+                                zerg=True)
+            log.log(f"uWSGI http bound on {listener.name} fd {fd}")
+            found.append(listener)
+    return found
+
+
+def inherited(table, router, first_index=0):
+    """The zerg sockets a reload passed on (keys `zerg:KIND:NAME`), the
+    router's or the workers', as Listeners: uWSGI closes them at a
+    reload, and the zerg stops serving its server's addresses (or exits,
+    where it has no other)."""
     found = []
     for key in [k for k in table if k.startswith(ZERG_KEY)]:
         _, kind, name = key.split(":", 2)
+        if (kind == sockets.ROUTER) != router:
+            continue
         sock = socket.socket(fileno=table.pop(key))
-        index = first_index + len(found)
-        log.log(f"uwsgi zerg socket {index} inherited {family_word(sock)} "
-                f"address {name} fd {sock.fileno()}")
+        if router:
+            log.log(f"uWSGI http bound on {name} fd {sock.fileno()}")
+        else:
+            log.log(f"uwsgi zerg socket {first_index + len(found)} "
+                    f"inherited {family_word(sock)} address {name} fd "
+                    f"{sock.fileno()}")
         found.append(Listener(name, kind, sock, zerg=True))
     return found
 
