@@ -254,3 +254,68 @@ def test_http_zerg_without_the_router_is_refused(procs, tmp_path):
                   f"127.0.0.1:{support.free_port()}")
     assert p.wait() == 1
     assert "add `http = ADDR`" in p.output()
+
+
+@pytest.mark.parametrize("zerg", ["ugu", "uwsgi"])
+def test_a_zergpool_hands_its_own_sockets(start_server, app, tmp_path,
+                                          zerg):
+    port = support.free_port()
+    pool = tmp_path / "zp.sock"
+    p = start_server("ugu", ["--master", "--zergpool",
+                             f"{pool}:127.0.0.1:{port},{tmp_path}/pw.sock"])
+    p.wait_for_log(r"spawned uWSGI zergpool 1 \(pid: \d+\)")
+    lines = p.output()
+    assert f"zergpool {pool} bound to TCP socket 127.0.0.1:{port} (fd: " \
+        in lines
+    assert f"zergpool {pool} bound to UNIX socket {tmp_path}/pw.sock" \
+        in lines
+    assert "*** Operational MODE: no-workers ***" in lines
+    z = instance(start_server, zerg, app, "zerg", "--zerg", str(pool))
+    z.wait_for_log(SPAWNED)
+    assert who(port) == "zerg"
+
+
+def test_a_zergpool_reload_keeps_the_address_its_zergs_hold(
+        start_server, app, tmp_path):
+    """uWSGI binds the pool's addresses again after its exec, which the
+    zergs' sockets make fail: the instance stops."""
+    port = support.free_port()
+    pool = tmp_path / "zp.sock"
+    p = start_server("ugu", ["--master", "--zergpool",
+                             f"{pool}:127.0.0.1:{port}"])
+    p.wait_for_log(r"spawned uWSGI zergpool 1")
+    first = instance(start_server, "ugu", app, "first", "--zerg", str(pool))
+    first.wait_for_log(SPAWNED)
+    p.send_signal(signal.SIGHUP)
+    p.wait_for_log(r"gracefully \(RE\)spawned uWSGI master")
+    p.wait_for_log(r"spawned uWSGI zergpool 1", count=2)
+    first.stop()
+    second = instance(start_server, "ugu", app, "second", "--zerg",
+                      str(pool))
+    second.wait_for_log(SPAWNED)
+    assert who(port) == "second"
+
+
+def test_a_dead_zergpool_process_is_respawned(start_server, tmp_path):
+    pool = tmp_path / "zp.sock"
+    p = start_server("ugu", ["--master", "--zergpool",
+                             f"{pool}:127.0.0.1:{support.free_port()}"])
+    pid = int(p.wait_for_log(r"spawned uWSGI zergpool 1 \(pid: (\d+)\)")
+              .group(1))
+    os.kill(pid, signal.SIGKILL)
+    p.wait_for_log(r"respawned uWSGI zergpool 1 \(pid: \d+\)")
+
+
+@pytest.mark.parametrize("value", ["nocolon", ":127.0.0.1:9", "/zp.sock:"])
+def test_a_zergpool_without_path_and_addresses_is_refused(procs, value):
+    p = procs.ugu("--zergpool", value)
+    assert p.wait() == 1
+    assert f"invalid zergpool syntax: {value}" in p.output()
+
+
+@pytest.mark.parametrize("option", ["fastrouter-zerg", "rawrouter-zerg",
+                                    "sslrouter-zerg"])
+def test_the_routers_ugu_lacks_name_http_zerg_instead(procs, option):
+    p = procs.ugu(f"--{option}", "/zs.sock")
+    assert p.wait() == 1
+    assert "http-zerg = PATH" in p.output()

@@ -688,6 +688,10 @@ OPTIONS = (
     _opt("zerg", STR, "take the sockets of the zerg server at PATH and "
          "serve them, besides any bound here (at the first start; a "
          "reload keeps them)", CORE, repeat=True),
+    _opt("zergpool", STR, "PATH:ADDR[,ADDR...]: bind the addresses and "
+         "hand them to each zerg that connects to the unix socket PATH, "
+         "from a process of their own", MASTER, repeat=True,
+         needs_master=True, aliases=("zerg-pool",)),
     _opt("zerg-fallback", FLAG, "where a zerg server does not answer, "
          "start with the sockets bound here instead of exiting", CORE,
          default=False),
@@ -1392,6 +1396,11 @@ _INSTEAD = {
               "with ini, yaml, xml or json",
     "http-raw-body": "for websockets, write `http-websockets = true`; "
                      "ugu's router relays no other raw body (Icecast)",
+    **dict.fromkeys(
+        ("fastrouter-zerg", "rawrouter-zerg", "sslrouter-zerg"),
+        "ugu has none of uWSGI's fastrouter, rawrouter or sslrouter: its "
+        "HTTP router takes a zerg server's sockets with `http-zerg = "
+        "PATH`, and an instance's workers with `zerg = PATH`"),
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",

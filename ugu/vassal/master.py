@@ -200,7 +200,8 @@ def _run(config):
     # reading the instance's stdin, as uWSGI's.
     command = bool(config["pyrun"])
     try:
-        listeners = [] if command else _bind_all(config, reloaded)
+        listeners, pools = ([], []) if command else \
+            _bind_all(config, reloaded)
     except zerg.ZergError:
         return EXIT_FAILED
     # Bound with the others (its errors stop the start before a fork),
@@ -215,7 +216,7 @@ def _run(config):
         hygiene.remap_stdin(config)
     # Refused here, where uWSGI's workers exit on a bad line.
     sockets.socket_map(config, len(_worker_sockets(listeners)))
-    if not listeners and not command:
+    if not listeners and not command and not pools:
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
         return EXIT_FAILED
@@ -281,7 +282,7 @@ def _run(config):
     if masterless:
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd, daemons, crons,
-                    subscriber, zerg_server)
+                    subscriber, zerg_server, pools)
     return master.run()
 
 
@@ -398,8 +399,11 @@ def _apply_env(config):
 
 
 def _bind_all(config, reloaded):
+    """The instance's listeners, and its zergpools."""
     inherited = sockets.inherited_sockets()
     backlog = config["listen"]
+    # First, as uWSGI's plugin binds them as it starts.
+    pools = zerg.pools(config, inherited)
     wanted = _worker_addresses(config)
     # Certificates first: a bad one stops the instance before it binds.
     https = []
@@ -449,7 +453,7 @@ def _bind_all(config, reloaded):
             "127.0.0.1:0", sockets.UWSGI, backlog, inherited, 0,
             dataclasses.replace(tuning, defer_accept=0)))
     sockets.close_unused(inherited)
-    return listeners
+    return listeners, pools
 
 
 def _bind_subscription_servers(config, inherited):
@@ -701,7 +705,8 @@ def fork_fastrouter(config, listeners, index, parent=None,
 
 
 # The gateways' kinds of Child, and their names in uWSGI's lines.
-_GATEWAYS = {"router": "uWSGI http", "fastrouter": fastrouter.GATEWAY}
+_GATEWAYS = {"router": "uWSGI http", "fastrouter": fastrouter.GATEWAY,
+             "zergpool": "uWSGI zergpool"}
 
 
 class Child:
@@ -719,7 +724,7 @@ class Child:
 
 class Master:
     def __init__(self, config, listeners, shared, start_cwd, daemons,
-                 crons, subscriber=None, zerg_server=None):
+                 crons, subscriber=None, zerg_server=None, pools=()):
         self.config = config
         # The instance's subscriptions to routers (`subscribe-to`), or None.
         self.subscriber = subscriber
@@ -752,6 +757,7 @@ class Master:
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
         self.zerg_server = zerg_server  # a ZergServer, `zerg-server`
+        self.pools = pools          # ZergPools, served by a child
         self.spawns = {}            # wid -> (spawns, time of the last)
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
         self.graceful = harakiri.Graceful.from_config(config)
@@ -844,6 +850,9 @@ class Master:
         if has_fastrouter(self.config):
             for index in range(1, self.config["fastrouter-processes"] + 1):
                 self.spawn_fastrouter(index)
+        if self.pools:
+            # After the router, as uWSGI's gateways are registered.
+            self.spawn_zergpool()
 
     def _loop(self):
         next_tick = time.monotonic() + TICK
@@ -911,10 +920,11 @@ class Master:
         return [l.sock for l in _worker_sockets(self.listeners)]
 
     # -- spawning -------------------------------------------------------
-    def _fork(self, run):
+    def _fork(self, run, pools=False):
         """Fork a child that writes into the log master's pipe (if any)
         and runs `run`, which never returns; its pid.  No signal of the
-        master's runs the master's handler in the child meanwhile."""
+        master's runs the master's handler in the child meanwhile.  Only
+        the zergpool process (`pools`) keeps the zergpools' sockets."""
         with proc.signals_blocked(HANDLED):
             pid = os.fork()
             if pid == 0:
@@ -922,6 +932,9 @@ class Master:
                     # Else a child that outlives the master would keep
                     # the zergs' connections open, and unanswered.
                     self.zerg_server.close()
+                if not pools:
+                    for pool in self.pools:
+                        pool.close()
                 if self.logmaster:
                     self.logmaster.attach()
                 run()
@@ -979,6 +992,18 @@ class Master:
         self.children[pid] = Child("fastrouter", index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} {fastrouter.GATEWAY} {index} (pid: {pid})")
+    def spawn_zergpool(self, respawn=False):
+        parent = os.getpid()
+
+        def run():
+            proc.reset_signals()
+            if proc.die_with_parent(parent):
+                zerg.serve_pools(self.config, self.pools)
+            os._exit(0)
+        pid = self._fork(run, pools=True)
+        self.children[pid] = Child("zergpool", 1, pid)
+        verb = "respawned" if respawn else "spawned"
+        log.log(f"{verb} uWSGI zergpool 1 (pid: {pid})")
 
     def workers(self):
         return [c for c in self.children.values() if c.kind == "worker"]
@@ -1272,6 +1297,8 @@ class Master:
                     self.spawn_spooler(number)
                 elif kind == "fastrouter":
                     self.spawn_fastrouter(number, respawn=True)
+                elif kind == "zergpool":
+                    self.spawn_zergpool(respawn=True)
                 else:
                     self.spawn_router(number, respawn=True)
 
@@ -1602,7 +1629,9 @@ class Master:
         os.chdir(self.start_cwd)
         log.log(f"chdir() to {self.start_cwd}")
         sockets.log_kept(self.listeners)
-        sockets.export_for_reload(self.listeners)
+        sockets.export_for_reload(
+            self.listeners,
+            [pair for pool in self.pools for pair in pool.exported()])
         if self.shared.link:
             os.set_inheritable(self.shared.link.fileno(), True)
         os.environ[RELOADS_ENV] = str(int(os.environ.get(RELOADS_ENV, "0"))

@@ -221,6 +221,23 @@ def bind_unix(path, backlog, option):
     return sock
 
 
+def bind_plain(name, backlog, option):
+    """A listening socket on HOST:PORT, :PORT or a unix path, bound for
+    another process to serve (a zergpool's), with none of the workers'
+    tuning."""
+    address = parse_address(name, option)
+    if not isinstance(address, tuple):
+        return bind_unix(address, backlog, option)
+    sock = _new_socket(address)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise _bind_error(e, name, None, option) from None
+    sock.listen(backlog)
+    return sock
+
+
 # The name a subscription server's socket is passed on under at a reload,
 # apart from an `http` listener's at the same address.
 _DATAGRAM = "dgram:"
@@ -505,13 +522,15 @@ def inherited_sockets(environ=os.environ):
     return table
 
 
-def export_for_reload(listeners):
-    """Mark the sockets inheritable and describe them for the next exec."""
-    for listener in listeners:
-        listener.sock.set_inheritable(True)
+def export_for_reload(listeners, others=()):
+    """Mark the sockets inheritable and describe them for the next exec;
+    `others` are (key, socket) pairs of sockets that serve no worker."""
+    pairs = [(f"{'zerg:' if l.zerg else ''}{l.proto}:{l.name}", l.sock)
+             for l in listeners] + list(others)
+    for _, sock in pairs:
+        sock.set_inheritable(True)
     os.environ[INHERIT_ENV] = ",".join(
-        f"{'zerg:' if l.zerg else ''}{l.proto}:{l.name}={l.sock.fileno()}"
-        for l in listeners)
+        f"{key}={sock.fileno()}" for key, sock in pairs)
 
 
 def close_unused(inherited):

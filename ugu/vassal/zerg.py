@@ -211,3 +211,76 @@ def bind(path, backlog, option):
     sock.setblocking(False)
     return sock
 
+
+
+class ZergPool:
+    """`zergpool = PATH:ADDR[,ADDR...]`: sockets bound here for no worker
+    of ours, handed to each zerg that connects to PATH by a process of
+    their own (uWSGI's "zergpool" gateway)."""
+
+    def __init__(self, value, backlog, inherited):
+        path, colon, addresses = value.partition(":")
+        if not colon or not path or not addresses.strip(","):
+            raise ConfigError(f"invalid zergpool syntax: {value} (write "
+                              f"PATH:ADDR[,ADDR...])", option="zergpool")
+        self.path = path
+        self.sock = self._take(inherited, "") or \
+            bind(path, backlog, "zergpool")
+        self.sockets = []
+        for address in filter(None, addresses.split(",")):
+            sock = self._take(inherited, address)
+            if sock is None:
+                sock = sockets.bind_plain(address, backlog, "zergpool")
+            word = "UNIX" if sock.family == socket.AF_UNIX else "TCP"
+            log.log(f"zergpool {path} bound to {word} socket "
+                    f"{name_of(sock)} (fd: {sock.fileno()})")
+            self.sockets.append((address, sock))
+
+    def _take(self, inherited, address):
+        fd = inherited.pop(f"{POOL_KEY}{self.path}:{address}", None)
+        if fd is None:
+            return None
+        sock = socket.socket(fileno=fd)
+        if not address:
+            sock.setblocking(False)
+        return sock
+
+    def exported(self):
+        """(key, socket) of each socket a reload passes on: uWSGI binds
+        them again after its exec, which the zergs still holding a TCP
+        address make fail, and the instance stops."""
+        yield f"{POOL_KEY}{self.path}:", self.sock
+        for address, sock in self.sockets:
+            yield f"{POOL_KEY}{self.path}:{address}", sock
+
+    def answer(self):
+        serve_one(self.sock, [sock.fileno() for _, sock in self.sockets])
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+        for _, sock in self.sockets:
+            sock.close()
+
+
+POOL_KEY = "zergpool:"
+
+
+def pools(config, inherited):
+    return [ZergPool(value, config["listen"], inherited)
+            for value in config["zergpool"]]
+
+
+def serve_pools(config, pools):
+    """The zergpool process: answer each pool's zergs, until killed."""
+    import selectors
+    from ugu import proc
+    proc.set_title(config, "uWSGI zergpool 1")
+    selector = selectors.DefaultSelector()
+    for pool in pools:
+        selector.register(pool, selectors.EVENT_READ)
+    while True:
+        for key, _ in selector.select():
+            key.fileobj.answer()
