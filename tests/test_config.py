@@ -426,7 +426,7 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
         "by ugu yet; remove the option to run without it")
     assert error("--cache-udp-node", "127.0.0.1:9").option == \
         "cache-udp-node"
-    assert error("--fastrouter", "/tmp/f").option == "fastrouter"
+    assert error("--legion-node", "x").option == "legion-node"
     assert error("-a", "name").option == "abstract-socket"
 
 
@@ -516,10 +516,10 @@ def test_every_problem_of_a_file_is_said_in_one_run_in_line_order(capsys):
 
 def test_problems_without_strict_are_all_said_too():
     write("app.ini", "[uwsgi]\nlegion = 1\nprocesses = -2\n"
-          "include = missing.ini\nstatic-map = /s\nfastrouter = /f\n")
+          "include = missing.ini\nstatic-map = /s\nlegion-node = x\n")
     assert [(e.line, e.option) for e in error("--ini", "app.ini").errors] \
         == [(2, "legion"), (3, "processes"), (4, "include"),
-            (5, "static-map"), (6, "fastrouter")]
+            (5, "static-map"), (6, "legion-node")]
 
 
 def test_problems_follow_the_files_as_read_and_the_command_line_first():
@@ -540,17 +540,17 @@ def test_problems_follow_the_files_as_read_and_the_command_line_first():
 
 @pytest.mark.parametrize("name, text", [
     ("app.json", '{"uwsgi": {"strict": true, "processes": "lots", '
-                 '"modul": "app", "fastrouter": "/f", "foo": "1"}}'),
+                 '"modul": "app", "legion-node": "x", "foo": "1"}}'),
     ("app.yaml", "uwsgi:\n  strict: true\n  processes: lots\n"
-                 "  modul: app\n  fastrouter: /f\n  foo: 1\n"),
+                 "  modul: app\n  legion-node: x\n  foo: 1\n"),
     ("app.xml", "<uwsgi>\n<strict/>\n<processes>lots</processes>\n"
-                "<modul>app</modul>\n<fastrouter>/f</fastrouter>\n<foo>1</foo>\n"
+                "<modul>app</modul>\n<legion-node>x</legion-node>\n<foo>1</foo>\n"
                 "</uwsgi>\n"),
 ])
 def test_every_problem_of_each_format_in_the_order_written(name, text):
     write(name, text)
     assert [e.option for e in error(name).errors] == [
-        "processes", "modul", "fastrouter", "foo"]
+        "processes", "modul", "legion-node", "foo"]
 
 
 def test_a_block_that_cannot_read_its_file_is_said_where_it_is_met():

@@ -1398,9 +1398,9 @@ _INSTEAD = {
                      "ugu's router relays no other raw body (Icecast)",
     **dict.fromkeys(
         ("fastrouter-zerg", "rawrouter-zerg", "sslrouter-zerg"),
-        "ugu has none of uWSGI's fastrouter, rawrouter or sslrouter: its "
-        "HTTP router takes a zerg server's sockets with `http-zerg = "
-        "PATH`, and an instance's workers with `zerg = PATH`"),
+        "only ugu's HTTP router takes a zerg server's sockets (`http-zerg "
+        "= PATH`), and an instance's workers (`zerg = PATH`): give the "
+        "other routers sockets of their own"),
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",
