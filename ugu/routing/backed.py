@@ -37,6 +37,7 @@ import re
 import time
 
 from ugu.options.errors import ConfigError
+from ugu.options.kvlist import split_escaped
 from ugu.routing import backends
 from ugu.routing.actions import (ALL, ERROR, REQUEST, RESPONSE, STOP, Goto,
                                  _status, action)
@@ -54,7 +55,7 @@ def kvlist(action_name, args, known, required=()):
     """{key: text} of uWSGI's `key=value,...` args: the last of a key
     wins; an unknown key or an item without `=` is refused."""
     found = {}
-    for item in _items(args):
+    for item in split_escaped(args, ","):
         key, equal, value = item.partition("=")
         if not equal:
             raise ConfigError(f'invalid {action_name} route syntax: '
@@ -73,26 +74,6 @@ def kvlist(action_name, args, known, required=()):
 
 def required_text(required):
     return " and ".join(f"a {key}" for key in required)
-
-
-def _items(args):
-    """The comma-separated items, a backslash escaping the next
-    character (kept as it is)."""
-    items, current, escaped = [], [], False
-    for char in args:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ",":
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if current:
-        items.append("".join(current))
-    return items
 
 
 def _raw(r, template):
