@@ -677,15 +677,9 @@ def fork_router(config, listeners, index, parent=None, logmaster=None):
     addresses = [(l.sock, l.tls) for l in listeners
                  if l.proto == sockets.ROUTER]
     backends = router_backends(config, listeners)
-    pid = os.fork()
-    if pid == 0:
-        proc.reset_signals()
-        if logmaster:
-            logmaster.attach()
-        if parent is None or proc.die_with_parent(parent):
-            run_router(config, addresses, backends, index)
-        os._exit(0)
-    return pid
+    return _fork_gateway(
+        lambda: run_router(config, addresses, backends, index), parent,
+        logmaster)
 
 
 def fork_fastrouter(config, listeners, index, parent=None,
@@ -693,13 +687,20 @@ def fork_fastrouter(config, listeners, index, parent=None,
     """Fork fastrouter `index`; its pid.  It dies with `parent` (a pid,
     ours) where one is given."""
     own = [l for l in listeners if l.proto == sockets.FASTROUTER]
+    return _fork_gateway(lambda: fastrouter.run(config, own, index), parent,
+                         logmaster)
+
+
+def _fork_gateway(run, parent, logmaster):
+    """Fork a gateway process that runs `run`, then exits; its pid.  It
+    dies with `parent` (a pid, ours) where one is given."""
     pid = os.fork()
     if pid == 0:
         proc.reset_signals()
         if logmaster:
             logmaster.attach()
         if parent is None or proc.die_with_parent(parent):
-            fastrouter.run(config, own, index)
+            run()
         os._exit(0)
     return pid
 
