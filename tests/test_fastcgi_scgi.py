@@ -130,6 +130,10 @@ FASTCGI_CASES = [
     fastcgi_request("/file.bin", padding=3),
     fastcgi_request("/stream"),
     fastcgi_request("/big", request_id=7),
+    # Another request's record after the body, then the close: the
+    # answer and its END_REQUEST keep the request's id.
+    fastcgi_request("/y", b"hello", request_id=7)[:-8]
+    + record(BEGIN, struct.pack(">HB5x", 1, 1), 9),
 ]
 FASTCGI_MALFORMED = [
     b"",                                          # nothing at all
@@ -166,6 +170,7 @@ def test_fastcgi_as_uwsgi(start_server, tmp_path, option):
     # The static file in records of up to 65535 bytes.
     assert RECORD.pack(1, 6, 1, 65535, 0) in answers[2]
     assert "GET /x => generated 14 bytes" in lines[0]
+    assert answers[5].endswith(RECORD.pack(1, 3, 7, 8, 0) + bytes(8))
 
 
 SCGI_CASES = [

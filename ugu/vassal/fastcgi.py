@@ -8,7 +8,8 @@ first STDIN record's header; PARAMS records before it give the vars (each
 record read alone: a name-value pair split across two records is
 malformed), and every other record (BEGIN_REQUEST with its role and
 FCGI_KEEP_CONN flag, management records) is skipped.  The request id is
-that of the last header read, and the response echoes it.  The body is
+that of the last header read before the request starts (later records'
+ids change nothing), and the response echoes it.  The body is
 the STDIN records' content, up to the empty STDIN record.
 
 The response goes out in STDOUT records of up to 65535 bytes: the head
@@ -107,6 +108,9 @@ class Records:
         self.conn = conn
         self.buffer = bytearray()
         self.request_id = 0
+        # The request started (its first STDIN header read): its id is
+        # kept, whatever ids the records after it carry.
+        self.started = False
         # The empty STDIN record came, or the client closed.
         self.ended = False
         # STDIN content read and not yet taken.
@@ -120,8 +124,10 @@ class Records:
         at the buffer's start, or None before its header is whole."""
         if len(self.buffer) < RECORD.size:
             return None
-        _, kind, self.request_id, length, padding = \
+        _, kind, request_id, length, padding = \
             RECORD.unpack_from(self.buffer)
+        if not self.started:
+            self.request_id = request_id
         return kind, length, RECORD.size + length + padding
 
     def _more(self):
@@ -139,6 +145,7 @@ class Records:
             while (header := self._header()) is not None:
                 kind, length, whole = header
                 if kind == STDIN:
+                    self.started = True
                     return True
                 if len(self.buffer) < whole:
                     break
