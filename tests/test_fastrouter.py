@@ -40,6 +40,17 @@ def _block(pairs):
     ([("UWSGI_FASTROUTER_KEY", "k"), ("HTTP_HOST", "hh")], b"k"),
     ([("HTTP_HOST", "x" * 256), ("SERVER_NAME", "sn")], b"sn"),
     ([("REQUEST_METHOD", "GET")], None),
+    # Var by var, as uWSGI's reads them (each case tried on it): the
+    # last HTTP_HOST, an empty one over SERVER_NAME, an empty
+    # UWSGI_FASTROUTER_KEY, a SERVER_NAME after an empty one.
+    ([("HTTP_HOST", "h1"), ("HTTP_HOST", "h2")], b"h2"),
+    ([("SERVER_NAME", "sn"), ("HTTP_HOST", "")], None),
+    ([("HTTP_HOST", ""), ("SERVER_NAME", "sn")], b"sn"),
+    ([("HTTP_HOST", "hh"), ("UWSGI_FASTROUTER_KEY", "")], None),
+    ([("UWSGI_FASTROUTER_KEY", "k"), ("UWSGI_FASTROUTER_KEY", "")], None),
+    ([("SERVER_NAME", ""), ("SERVER_NAME", "sn")], b"sn"),
+    ([("SERVER_NAME", "s1"), ("SERVER_NAME", "s2")], b"s1"),
+    ([("HTTP_HOST", "hh"), ("HTTP_HOST", "x" * 256)], b"hh"),
 ])
 def test_the_key_is_uwsgis(pairs, key):
     assert request_key(_block(pairs))[0] == key

@@ -72,20 +72,25 @@ class Settings:
 
 def request_key(block):
     """(the request's key or None, its CONTENT_LENGTH) from a vars block,
-    as uWSGI's fastrouter reads them: UWSGI_FASTROUTER_KEY, else
-    HTTP_HOST, else SERVER_NAME; a value over 255 bytes is no key."""
-    found = {}
-    length = 0
+    as uWSGI's fastrouter reads them, var by var: SERVER_NAME where no
+    key was read yet, HTTP_HOST unless UWSGI_FASTROUTER_KEY came, and
+    UWSGI_FASTROUTER_KEY always (each over what was read before, so the
+    last wins, and an empty one leaves no key); a value over 255 bytes
+    is skipped."""
+    key, has_key, length = b"", False, 0
     for name, value in protocol.decode_vars(block):
-        if name in _KEY_VARS:
-            if len(value) <= MAX_KEY:
-                found.setdefault(name, value)
-        elif name == b"CONTENT_LENGTH":
+        if name == b"CONTENT_LENGTH":
             length = int(value) if value.isdigit() else 0
-    for name in reversed(_KEY_VARS):
-        if found.get(name):
-            return found[name], length
-    return None, length
+        elif name not in _KEY_VARS or len(value) > MAX_KEY:
+            continue
+        elif name == b"UWSGI_FASTROUTER_KEY":
+            key, has_key = value, True
+        elif name == b"HTTP_HOST":
+            if not has_key:
+                key = value
+        elif not key:
+            key = value
+    return key or None, length
 
 
 def mapped_address(settings, key):
