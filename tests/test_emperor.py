@@ -920,3 +920,30 @@ def test_ctrl_c_as_the_emperor_is_forked_ends_it(procs, tmp_path):
         raise AssertionError(f"still running after Ctrl-C:\n{p.output()}")
     assert re.search(r"The Emperor has been buried \(pid: \d+\)\n"
                      r"goodbye to uWSGI.\n$", p.output())
+
+
+def test_a_reload_goes_on_without_its_loggers_file(procs, tmp_path, court):
+    """A master Emperor reloaded (SIGHUP) once its logger's folder is
+    gone goes on, as uWSGI's: its lines are dropped until the file can
+    be made again, and then reach it."""
+    court.add("a.ini")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    said = logs / "emperor.log"
+    emperor = start_emperor(procs, tmp_path, "--master", "--emperor",
+                            str(court.path), "--emperor-freq", "1",
+                            "--logger", f"file:{said}")
+    wait_until(lambda: said.exists() and "fake vassal a.ini up"
+               in said.read_text(), what="the Emperor's first lines")
+    said.unlink()
+    logs.rmdir()
+    emperor.send_signal(signal.SIGHUP)
+    # The reloaded Emperor writes where its file will be, /dev/null.
+    wait_until(lambda: os.readlink(f"/proc/{emperor.pid}/fd/2")
+               == os.devnull, what="the reloaded Emperor")
+    logs.mkdir()
+    court.add("b.ini", send="1 5")
+    wait_until(lambda: said.exists() and "vassal b.ini is ready to "
+               "accept requests" in said.read_text(),
+               what="a line of the reloaded Emperor in the file")
+    assert emperor.popen.poll() is None

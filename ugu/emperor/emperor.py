@@ -80,10 +80,16 @@ def run(config):
         # which leaves the Emperor behind.
         raise ConfigError("the Emperor has no app to load first: use "
                           "daemonize", option="daemonize2")
-    proc.start_log(config, reloaded=master.reloads() > 0)
+    reloaded = master.reloads() > 0
+    proc.start_log(config, reloaded=reloaded)
     # The vassals inherit them, as uWSGI's.
     proc.apply_env(config)
-    log.use_loggers(config)
+    # At a reload a logger's file that cannot be opened (its folder
+    # gone) is waited for, as uWSGI's opens it at its first line: the
+    # Emperor's lines try it again, and the vassals spawned after take it.
+    log.use_loggers(config, reloaded)
+    if log.stdio_waiting():
+        log.write_through(log.retrying(None))
     if config["logto2"] and log.log_file_taken(config):
         # The Emperor drops no privileges: after them is now.
         log.logto(config, "logto2")
