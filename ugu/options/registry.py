@@ -35,6 +35,7 @@ STATIC = "static"
 ROUTING = "routing"
 HTTP = "http"
 FASTROUTER = "fastrouter"
+RAWROUTER = "rawrouter"
 LOGGING = "logging"
 
 
@@ -735,13 +736,13 @@ OPTIONS = (
          CORE, default=0, wide=True),
     # plugins: tutorials for packaged uWSGI load the Python one by name
     _opt("plugins", PLUGINS, "load plugins (ugu has python, http, "
-         "fastrouter, gevent and logfile built in, and refuses any "
-         "other)", CORE, repeat=True,
+         "fastrouter, rawrouter, gevent and logfile built in, and "
+         "refuses any other)", CORE, repeat=True,
          aliases=("plugin",)),
     _opt("need-plugins", PLUGINS, "load plugins, exiting when one is "
-         "missing (as plugins: ugu has python, http, fastrouter, gevent "
-         "and logfile built in, and refuses any other)", CORE,
-         repeat=True,
+         "missing (as plugins: ugu has python, http, fastrouter, "
+         "rawrouter, gevent and logfile built in, and refuses any "
+         "other)", CORE, repeat=True,
          aliases=("need-plugin",)),
     _opt("plugins-dir", STR, "add a folder to the plugins' search path "
          "(ugu's plugins are built in: it looks in none)", CORE,
@@ -1036,6 +1037,54 @@ OPTIONS = (
     _opt("fastrouter-cheap", FLAG, "accept no connection while no node is "
          "subscribed (with a fastrouter-subscription-server)", FASTROUTER,
          default=False),
+    # rawrouter (a TCP proxy: bytes in, bytes out to a node)
+    _opt("rawrouter", STR, "run the rawrouter on the address: a TCP "
+         "proxy passing each connection to a node, its key being the "
+         "address as written", RAWROUTER, repeat=True),
+    _opt("rawrouter-to", STR, "pass rawrouter connections to this node "
+         "(repeat it: the nodes take the connections in turn)",
+         RAWROUTER, repeat=True),
+    _opt("rawrouter-use-pattern", STR, "the node of a connection: this "
+         "address with %s replaced by the rawrouter's address",
+         RAWROUTER),
+    _opt("rawrouter-use-base", STR, "the node of a connection: this "
+         "prefix followed by the rawrouter's address", RAWROUTER),
+    _opt("rawrouter-subscription-server", STR, "run the rawrouter's "
+         "subscription server on the address (UDP HOST:PORT, or a unix "
+         "datagram PATH): each connection goes to the nodes subscribed "
+         "for the rawrouter's address", RAWROUTER, repeat=True),
+    _opt("rawrouter-fallback", STR, "a node tried when the connection's "
+         "own cannot be reached (repeat it: tried in order, each a "
+         "retry)", RAWROUTER, repeat=True),
+    _opt("rawrouter-max-retries", INT, "nodes tried after the first "
+         "fails, fallback nodes included (0: 3)", RAWROUTER, default=0),
+    _opt("rawrouter-timeout", INT, "seconds of silence from both the "
+         "client and the node before the rawrouter ends a connection "
+         "(also the connect timeout; 0: 60)", RAWROUTER, default=0),
+    _opt("rawrouter-gracetime", INT, "seconds a rawrouter-to node that "
+         "failed waits before it is tried again (0: 30)", RAWROUTER,
+         default=0),
+    _opt("rawrouter-processes", INT, "prefork this many rawrouter "
+         "processes", RAWROUTER, default=1,
+         aliases=("rawrouter-workers",)),
+    _opt("rawrouter-quiet", FLAG, "do not log the connects to nodes "
+         "that fail", RAWROUTER, default=False),
+    _opt("rawrouter-buffer-size", INT, "bytes the rawrouter reads at a "
+         "time from a client or node (0: the page size)", RAWROUTER,
+         default=0, wide=True),
+    _opt("rawrouter-stats", STR, "run the rawrouter stats server on the "
+         "address", RAWROUTER,
+         aliases=("rawrouter-stats-server", "rawrouter-ss")),
+    _opt("rawrouter-events", INT, "accepted for uWSGI configs: the most "
+         "events uWSGI's rawrouter takes per wait; gevent's loop takes "
+         "every ready one", RAWROUTER, default=64),
+    _opt("rawrouter-cheap", FLAG, "accept no connection while no node is "
+         "subscribed (with a rawrouter-subscription-server)", RAWROUTER,
+         default=False),
+    _opt("rawrouter-xclient", FLAG, "pass an IPv4 client's address to "
+         "the node with the XCLIENT protocol (SMTP, Postfix): the node's "
+         "first line is replaced by `XCLIENT ADDR=IP`", RAWROUTER,
+         default=False),
     # subscriptions (the instance's side)
     _opt("subscribe-to", STR, "subscribe to a router's subscription "
          "server ([ADDR=]SERVER:KEY[,MODIFIER1], or SERVER:@FILE of keys)",
@@ -1289,14 +1338,15 @@ def _index():
 
 BY_NAME, BY_SHORT = _index()
 _BUILT_IN_PLUGIN = re.compile(
-    r"python3?[0-9]*|http|gevent|logfile|fastrouter|corerouter")
+    r"python3?[0-9]*|http|gevent|logfile|fastrouter|rawrouter|"
+    r"corerouter")
 
 
 def built_in_plugin(name):
     """Whether a uWSGI plugin name is one of ugu's parts: the Python plugin
     under any of its packaged names (python, python3, python311...), the
-    HTTP router, the fastrouter (and corerouter, which both are in
-    uWSGI), gevent and the file logger."""
+    HTTP router, the fastrouter and the rawrouter (and corerouter, which
+    they are in uWSGI), gevent and the file logger."""
     return bool(_BUILT_IN_PLUGIN.fullmatch(name))
 
 
@@ -1334,6 +1384,26 @@ _INSTEAD = {
                            "a greenlet of its own, so one stuck request "
                            "holds no other: remove it, and bound each "
                            "request with fastrouter-timeout",
+    "rawrouter-harakiri": "ugu's rawrouter serves each connection in "
+                          "a greenlet of its own, so one stuck "
+                          "connection holds no other: remove it, and "
+                          "bound each connection with rawrouter-timeout",
+    **{f"{router}-zerg": "ugu has no zerg servers to take sockets from: "
+                         f"bind the address with `{router} = ADDR`"
+       for router in ("fastrouter", "rawrouter")},
+    **{f"{router}-use-code-string": "ugu's routers run no plugin's "
+                                    "code as a mapper: use "
+                                    f"{router}-to, -use-pattern or a "
+                                    "subscription server"
+       for router in ("fastrouter", "rawrouter")},
+    **{f"{router}-use-socket": "write the node's address in "
+                               f"{router}-to (ugu's routers pass nothing "
+                               "to an instance's sockets by number)"
+       for router in ("fastrouter", "rawrouter")},
+    **{f"{router}-subscription-slot": "remove it: uWSGI deprecates it "
+                                      "as useless since its "
+                                      "subscription tables grow alone"
+       for router in ("fastrouter", "rawrouter")},
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",

@@ -167,12 +167,19 @@ class Nodes:
                        for i, node in enumerate(nodes)}
         self._next = 0
 
-    def connect(self, head, tried=()):
+    def connect(self, head, tried=(), most=None):
         """(node, a socket to it) for the next node that accepts, of those
-        not `tried` yet; the request's key (`head.key`) names it in the
-        log, as in uWSGI's lines."""
-        node, backend = self._first(
-            head, tried, lambda node: node.connect(self.connect_timeout))
+        not `tried` yet, trying `most` of them at most; the request's key
+        (`head.key`) names it in the log, as in uWSGI's lines."""
+        attempts = 0
+
+        def begin(node):
+            nonlocal attempts
+            if most is not None and attempts >= most:
+                raise BadGateway(f"{most} nodes tried, none accepted")
+            attempts += 1
+            return node.connect(self.connect_timeout)
+        node, backend = self._first(head, tried, begin)
         node.succeeded()
         return node, backend
 

@@ -90,7 +90,7 @@ class Corerouter:
                    for l in self.subscribed]
         for server in servers:
             server.start()
-        greenlets = [gevent.spawn(self._accept, l.sock)
+        greenlets = [gevent.spawn(self._accept, l)
                      for l in self.listeners if l not in self.subscribed]
         stats = self._stats_server()
         stopping.wait()
@@ -114,14 +114,15 @@ class Corerouter:
             self.cheap = True
             self.accepting.clear()
 
-    def _accept(self, sock):
+    def _accept(self, listener):
+        sock = listener.sock
         sock.setblocking(False)
         waiter = Channel(sock)
         kind = (int(sock.family), int(sock.type))
         while True:
             self.accepting.wait()
             try:
-                fd, _ = sock._accept()
+                fd, peer = sock._accept()
             except (BlockingIOError, InterruptedError,
                     ConnectionAbortedError):
                 waiter.wait(READ, _FOREVER)
@@ -133,21 +134,26 @@ class Corerouter:
                 continue
             conn = _socket.socket(*kind, 0, fd)
             conn.setblocking(False)
-            gevent.spawn(self._session, Channel(conn))
+            gevent.spawn(self._session, Channel(conn), listener.name, peer)
 
     @staticmethod
     def _pause():
         gevent.sleep(ACCEPT_PAUSE)
 
-    def _session(self, client):
+    def _session(self, client, address, peer):
         self.sessions += 1
         try:
-            self.session(self, client).run()
+            self.session(self, client, address, peer).run()
         finally:
             self.sessions -= 1
             client.close()
 
     # The nodes.
+
+    def connect(self, key):
+        """(the node, a connected Backend) for a session of `key`, or
+        None when no node takes it."""
+        raise NotImplementedError
 
     def _node(self, address):
         if isinstance(address, str):
@@ -249,8 +255,12 @@ class Session:
     # node gone or silent (and, for a router that reads them, garbled).
     errors = (OSError, ValueError)
 
-    def __init__(self, router, client):
+    def __init__(self, router, client, address, peer):
+        """address: the router's, as the config names it; peer: the
+        client's (as accept() gives it)."""
         self.router = router
+        self.address = address
+        self.peer = peer
         self.settings = router.settings
         self.client = client
         # Either side's bytes keep both alive, as in uWSGI, whose every

@@ -28,6 +28,9 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_GRACETIME = 30
 # The longest key uWSGI takes; a longer value leaves the key unset.
 MAX_KEY = 0xFF
+# Its sockets accept a connection once its first bytes come (unless
+# no-defer-accept), as uWSGI's.
+UNDEFERRED = False
 _KEY_VARS = (b"SERVER_NAME", b"HTTP_HOST", b"UWSGI_FASTROUTER_KEY")
 
 

@@ -27,7 +27,7 @@ from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
-from ugu.router import fastrouter
+from ugu.router import fastrouter, rawrouter
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
@@ -236,12 +236,12 @@ def _run(config):
                               "set master = true, or use daemonize",
                               option="daemonize2")
         _router_without_master(config, listeners)
-    if masterless and has_fastrouter(config):
-        for index in range(1, config["fastrouter-processes"] + 1):
-            pid = fork_fastrouter(config, listeners, index, parent=(
+    for router in _corerouters(config) if masterless else ():
+        for index in range(1, config[f"{router.NAME}-processes"] + 1):
+            pid = fork_corerouter(config, listeners, router, index, parent=(
                 os.getpid() if _worker_sockets(listeners) else None))
-            log.log(f"spawned {fastrouter.GATEWAY} {index} (pid: {pid})")
-    if masterless and (has_router(config) or has_fastrouter(config)):
+            log.log(f"spawned {router.GATEWAY} {index} (pid: {pid})")
+    if masterless and (has_router(config) or _corerouters(config)):
         if not _worker_sockets(listeners):
             log.log("...you should enable the master process... really...")
             return _end_without_master(config, listeners)
@@ -434,7 +434,9 @@ def _bind_all(config, reloaded):
     if config["http-zerg"] and not reloaded:
         listeners += zerg.attach_router(config)
     listeners += _bind_subscription_servers(config, inherited)
-    listeners += _bind_fastrouter(config, backlog, inherited, tuning)
+    for router in COREROUTERS:
+        listeners += _bind_corerouter(config, router, backlog, inherited,
+                                      tuning)
     # A zerg's sockets come before its own are bound, and are numbered
     # after them, as uWSGI's: only at the first start, a reload keeps
     # them.
@@ -477,58 +479,64 @@ def _bind_subscription_servers(config, inherited):
     return found
 
 
-def _bind_fastrouter(config, backlog, inherited, tuning):
-    """The fastrouter's sockets and subscription servers, as uWSGI binds
+# The corerouters (uWSGI's plugins on its corerouter): each module names
+# its options' prefix and its processes (NAME, GATEWAY) and runs one.
+COREROUTERS = (fastrouter, rawrouter)
+
+
+def _bind_corerouter(config, router, backlog, inherited, tuning):
+    """A corerouter's sockets and subscription servers, as uWSGI binds
     them once the HTTP router's; its settings checked first."""
-    _check_fastrouter(config)
-    found = [sockets.bind(name, sockets.FASTROUTER, backlog, inherited,
-                          None, tuning)
-             for name in config["fastrouter"]]
-    found += [sockets.bind_datagram(name, inherited, sockets.FASTROUTER)
-              for name in config["fastrouter-subscription-server"]]
-    if found and config["fastrouter-cheap"]:
-        log.log(f"starting {fastrouter.GATEWAY} in cheap mode")
+    name = router.NAME
+    _check_corerouter(config, name)
+    if router.UNDEFERRED:
+        tuning = dataclasses.replace(tuning, defer_accept=0)
+    found = [sockets.bind(address, name, backlog, inherited, None, tuning)
+             for address in config[name]]
+    found += [sockets.bind_datagram(address, inherited, name)
+              for address in config[f"{name}-subscription-server"]]
+    if found and config[f"{name}-cheap"]:
+        log.log(f"starting {router.GATEWAY} in cheap mode")
     return found
 
 
-def _check_fastrouter(config):
+def _check_corerouter(config, name):
     used = [opt.name for opt in registry.OPTIONS
-            if opt.owner == registry.FASTROUTER and opt.name != "fastrouter"
+            if opt.owner == name and opt.name != name
             and config[opt.name] not in (opt.default, None, [], ())]
-    if not config["fastrouter"]:
+    if not config[name]:
         if used:
-            raise ConfigError("it is the fastrouter's: add `fastrouter = "
-                              "ADDR` for it to serve", option=used[0])
+            raise ConfigError(f"it is the {name}'s: add `{name} = ADDR` "
+                              f"for it to serve", option=used[0])
         return
-    mappers = [name for name in ("fastrouter-to", "fastrouter-use-pattern",
-                                 "fastrouter-use-base",
-                                 "fastrouter-subscription-server")
-               if config[name]]
+    mappers = [option for option in (f"{name}-to", f"{name}-use-pattern",
+                                     f"{name}-use-base",
+                                     f"{name}-subscription-server")
+               if config[option]]
     if not mappers:
-        raise ConfigError("the fastrouter has no node to pass requests to "
-                          "(uWSGI's closes every connection): add "
-                          "fastrouter-to, fastrouter-use-pattern, "
-                          "fastrouter-use-base or "
-                          "fastrouter-subscription-server",
-                          option="fastrouter")
+        raise ConfigError(f"the {name} has no node to pass requests to "
+                          f"(uWSGI's closes every connection): add "
+                          f"{name}-to, {name}-use-pattern, "
+                          f"{name}-use-base or "
+                          f"{name}-subscription-server", option=name)
     if len(mappers) > 1:
         raise ConfigError(f"{mappers[0]} and {mappers[1]} both choose the "
-                          f"node of a request, and uWSGI's fastrouter "
+                          f"node of a request, and uWSGI's {name} "
                           f"would use only one: keep one of them",
                           option=mappers[1])
-    if config["fastrouter-cheap"] and \
-            not config["fastrouter-subscription-server"]:
-        raise ConfigError("in cheap mode the fastrouter accepts only once "
-                          "a node subscribes, which takes a "
-                          "fastrouter-subscription-server: add one, or "
-                          "remove fastrouter-cheap",
-                          option="fastrouter-cheap")
-    if config["fastrouter-processes"] < 1:
-        raise ConfigError("write 1 or more", option="fastrouter-processes")
+    if config[f"{name}-cheap"] and \
+            not config[f"{name}-subscription-server"]:
+        raise ConfigError(f"in cheap mode the {name} accepts only once "
+                          f"a node subscribes, which takes a "
+                          f"{name}-subscription-server: add one, or "
+                          f"remove {name}-cheap", option=f"{name}-cheap")
+    if config[f"{name}-processes"] < 1:
+        raise ConfigError("write 1 or more", option=f"{name}-processes")
 
 
-def has_fastrouter(config):
-    return bool(config["fastrouter"])
+def _corerouters(config):
+    """The corerouters the config runs."""
+    return [router for router in COREROUTERS if config[router.NAME]]
 
 
 def _worker_addresses(config):
@@ -682,12 +690,12 @@ def fork_router(config, listeners, index, parent=None, logmaster=None):
         logmaster)
 
 
-def fork_fastrouter(config, listeners, index, parent=None,
+def fork_corerouter(config, listeners, router, index, parent=None,
                     logmaster=None):
-    """Fork fastrouter `index`; its pid.  It dies with `parent` (a pid,
-    ours) where one is given."""
-    own = [l for l in listeners if l.proto == sockets.FASTROUTER]
-    return _fork_gateway(lambda: fastrouter.run(config, own, index), parent,
+    """Fork process `index` of the corerouter `router` (its module); its
+    pid.  It dies with `parent` (a pid, ours) where one is given."""
+    own = [l for l in listeners if l.proto == router.NAME]
+    return _fork_gateway(lambda: router.run(config, own, index), parent,
                          logmaster)
 
 
@@ -706,8 +714,9 @@ def _fork_gateway(run, parent, logmaster):
 
 
 # The gateways' kinds of Child, and their names in uWSGI's lines.
-_GATEWAYS = {"router": "uWSGI http", "fastrouter": fastrouter.GATEWAY,
-             "zergpool": "uWSGI zergpool"}
+_GATEWAYS = {"router": "uWSGI http", "zergpool": "uWSGI zergpool",
+             **{router.NAME: router.GATEWAY for router in COREROUTERS}}
+_BY_NAME = {router.NAME: router for router in COREROUTERS}
 
 
 class Child:
@@ -848,9 +857,10 @@ class Master:
         if has_router(self.config):
             # One router process serves every `http` and `https` address.
             self.spawn_router(1)
-        if has_fastrouter(self.config):
-            for index in range(1, self.config["fastrouter-processes"] + 1):
-                self.spawn_fastrouter(index)
+        for router in _corerouters(self.config):
+            for index in range(1, self.config[f"{router.NAME}-processes"]
+                               + 1):
+                self.spawn_corerouter(router, index)
         if self.pools:
             # After the router, as uWSGI's gateways are registered.
             self.spawn_zergpool()
@@ -987,12 +997,13 @@ class Master:
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
 
-    def spawn_fastrouter(self, index, respawn=False):
-        pid = fork_fastrouter(self.config, self.listeners, index,
+    def spawn_corerouter(self, router, index, respawn=False):
+        pid = fork_corerouter(self.config, self.listeners, router, index,
                               parent=os.getpid(), logmaster=self.logmaster)
-        self.children[pid] = Child("fastrouter", index, pid)
+        self.children[pid] = Child(router.NAME, index, pid)
         verb = "respawned" if respawn else "spawned"
-        log.log(f"{verb} {fastrouter.GATEWAY} {index} (pid: {pid})")
+        log.log(f"{verb} {router.GATEWAY} {index} (pid: {pid})")
+
     def spawn_zergpool(self, respawn=False):
         parent = os.getpid()
 
@@ -1296,8 +1307,9 @@ class Master:
                     self.spawn_mule(number)
                 elif kind == "spooler":
                     self.spawn_spooler(number)
-                elif kind == "fastrouter":
-                    self.spawn_fastrouter(number, respawn=True)
+                elif kind in _BY_NAME:
+                    self.spawn_corerouter(_BY_NAME[kind], number,
+                                          respawn=True)
                 elif kind == "zergpool":
                     self.spawn_zergpool(respawn=True)
                 else:

@@ -1,0 +1,98 @@
+"""uWSGI's rawrouter (`rawrouter = ADDR`): the "uWSGI rawrouter N"
+processes, a TCP proxy.
+
+Each connection goes to a node, byte for byte both ways, until the node
+closes.  The key is the address the client came in on, as written in
+the config (`rawrouter = 127.0.0.1:2525` keys 127.0.0.1:2525): it names
+the nodes subscribed for that address, or fills the pattern or base.
+A connection no node takes is closed without a byte, as uWSGI's is.
+rawrouter-xclient starts each connection from an IPv4 client with the
+node's first line (an SMTP greeting) swallowed and `XCLIENT ADDR=IP`
+sent in its place, as for Postfix.
+
+This module is what the master needs (the settings, the entry point);
+the process itself is ugu.router.rawserver, imported once gevent has
+patched it.
+"""
+
+import os
+import sys
+from dataclasses import dataclass
+
+NAME = "rawrouter"
+GATEWAY = "uWSGI rawrouter"
+# uWSGI's defaults: its socket timeout, the seconds a failed static node
+# is left aside, and the nodes tried after the first fails.
+DEFAULT_TIMEOUT = 60
+DEFAULT_GRACETIME = 30
+DEFAULT_MAX_RETRIES = 3
+# Its sockets accept a connection at once, not when its first bytes come
+# (TCP_DEFER_ACCEPT), as uWSGI's: the node may speak first (SMTP).
+UNDEFERRED = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout: int
+    read_size: int
+    gracetime: int
+    quiet: bool
+    static: tuple
+    pattern: str | None
+    base: str | None
+    fallback: tuple
+    max_retries: int
+    xclient: bool
+    tolerance: int
+    cheap: bool
+    stats: str | None
+    # The corerouters' settings a rawrouter has no option for.
+    fallback_key = None
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            timeout=config["rawrouter-timeout"] or DEFAULT_TIMEOUT,
+            read_size=(max(config["rawrouter-buffer-size"], 0)
+                       or os.sysconf("SC_PAGE_SIZE")),
+            gracetime=config["rawrouter-gracetime"] or DEFAULT_GRACETIME,
+            quiet=config["rawrouter-quiet"],
+            static=tuple(config["rawrouter-to"]),
+            pattern=config["rawrouter-use-pattern"],
+            base=config["rawrouter-use-base"],
+            fallback=tuple(config["rawrouter-fallback"]),
+            max_retries=(config["rawrouter-max-retries"]
+                         or DEFAULT_MAX_RETRIES),
+            xclient=config["rawrouter-xclient"],
+            tolerance=config["subscription-tolerance"],
+            cheap=config["rawrouter-cheap"],
+            stats=config["rawrouter-stats"])
+
+
+def mapped_address(settings, key):
+    """The node rawrouter-use-pattern or -use-base gives `key` (the
+    address of the config, so no client chooses where it leads)."""
+    if settings.pattern is not None:
+        return settings.pattern.replace("%s", key)
+    return settings.base + key
+
+
+def xclient_line(address):
+    """What the node gets in place of its greeting, for a client at
+    `address` (an IPv4 address)."""
+    return f"XCLIENT ADDR={address}\r\n".encode("ascii")
+
+
+def run(config, listeners, index):
+    """Serve as rawrouter `index` on `listeners` (its Listeners, its
+    subscription servers among them) until a stop signal; then exit the
+    process."""
+    from gevent import monkey
+    monkey.patch_all()
+    from ugu import proc
+    from ugu.router.rawserver import Rawrouter
+    proc.set_title(config, f"{GATEWAY} {index}")
+    Rawrouter(Settings.from_config(config), listeners, index).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
