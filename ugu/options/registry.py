@@ -36,6 +36,7 @@ ROUTING = "routing"
 HTTP = "http"
 FASTROUTER = "fastrouter"
 RAWROUTER = "rawrouter"
+SSLROUTER = "sslrouter"
 LOGGING = "logging"
 
 
@@ -736,13 +737,13 @@ OPTIONS = (
          CORE, default=0, wide=True),
     # plugins: tutorials for packaged uWSGI load the Python one by name
     _opt("plugins", PLUGINS, "load plugins (ugu has python, http, "
-         "fastrouter, rawrouter, gevent and logfile built in, and "
-         "refuses any other)", CORE, repeat=True,
+         "fastrouter, rawrouter, sslrouter, gevent and logfile built "
+         "in, and refuses any other)", CORE, repeat=True,
          aliases=("plugin",)),
     _opt("need-plugins", PLUGINS, "load plugins, exiting when one is "
          "missing (as plugins: ugu has python, http, fastrouter, "
-         "rawrouter, gevent and logfile built in, and refuses any "
-         "other)", CORE, repeat=True,
+         "rawrouter, sslrouter, gevent and logfile built in, and "
+         "refuses any other)", CORE, repeat=True,
          aliases=("need-plugin",)),
     _opt("plugins-dir", STR, "add a folder to the plugins' search path "
          "(ugu's plugins are built in: it looks in none)", CORE,
@@ -1085,6 +1086,59 @@ OPTIONS = (
          "the node with the XCLIENT protocol (SMTP, Postfix): the node's "
          "first line is replaced by `XCLIENT ADDR=IP`", RAWROUTER,
          default=False),
+    # sslrouter (TLS in, its bytes out to a node)
+    _opt("sslrouter", STR, "run the sslrouter on ADDR,CERT,KEY[,CIPHERS"
+         "[,CA]]: it ends the clients' TLS and passes their bytes to a "
+         "node, its key being the address (or with sslrouter-sni the name "
+         "the client asks for)", SSLROUTER, repeat=True),
+    _opt("sslrouter2", STR, "run the sslrouter on addr=ADDR,cert=CERT,"
+         "key=KEY[,ciphers=LIST][,clientca=CA]", SSLROUTER, repeat=True),
+    _opt("sslrouter-sni", FLAG, "the key of a connection is the name "
+         "its client asks for (SNI), when it gives one", SSLROUTER,
+         default=False),
+    _opt("sslrouter-session-context", STR, "the name of the sslrouter's "
+         "TLS contexts in its lines (uWSGI's session id context: with "
+         "the session cache off, only a name)", SSLROUTER),
+    _opt("sslrouter-to", STR, "pass sslrouter connections to this node "
+         "(repeat it: the nodes take the connections in turn)",
+         SSLROUTER, repeat=True),
+    _opt("sslrouter-use-pattern", STR, "the node of a connection: this "
+         "address with %s replaced by the connection's key", SSLROUTER),
+    _opt("sslrouter-use-base", STR, "the node of a connection: this "
+         "prefix followed by the connection's key", SSLROUTER),
+    _opt("sslrouter-subscription-server", STR, "run the sslrouter's "
+         "subscription server on the address (UDP HOST:PORT, or a unix "
+         "datagram PATH): each connection goes to the nodes subscribed "
+         "for its key", SSLROUTER, repeat=True),
+    _opt("sslrouter-fallback", STR, "a node tried when the connection's "
+         "own cannot be reached (repeat it: tried in order, each a "
+         "retry)", SSLROUTER, repeat=True),
+    _opt("sslrouter-max-retries", INT, "nodes tried after the first "
+         "fails, fallback nodes included (0: 3)", SSLROUTER, default=0),
+    _opt("sslrouter-timeout", INT, "seconds of silence from both the "
+         "client and the node before the sslrouter ends a connection "
+         "(also the connect and handshake timeout; 0: 60)", SSLROUTER,
+         default=0),
+    _opt("sslrouter-gracetime", INT, "seconds a sslrouter-to node that "
+         "failed waits before it is tried again (0: 30)", SSLROUTER,
+         default=0),
+    _opt("sslrouter-processes", INT, "prefork this many sslrouter "
+         "processes", SSLROUTER, default=1,
+         aliases=("sslrouter-workers",)),
+    _opt("sslrouter-quiet", FLAG, "do not log the connects to nodes "
+         "that fail", SSLROUTER, default=False),
+    _opt("sslrouter-buffer-size", INT, "bytes the sslrouter reads at a "
+         "time from a client or node (0: the page size)", SSLROUTER,
+         default=0, wide=True),
+    _opt("sslrouter-stats", STR, "run the sslrouter stats server on the "
+         "address", SSLROUTER,
+         aliases=("sslrouter-stats-server", "sslrouter-ss")),
+    _opt("sslrouter-events", INT, "accepted for uWSGI configs: the most "
+         "events uWSGI's sslrouter takes per wait; gevent's loop takes "
+         "every ready one", SSLROUTER, default=64),
+    _opt("sslrouter-cheap", FLAG, "accept no connection while no node is "
+         "subscribed (with a sslrouter-subscription-server)", SSLROUTER,
+         default=False),
     # subscriptions (the instance's side)
     _opt("subscribe-to", STR, "subscribe to a router's subscription "
          "server ([ADDR=]SERVER:KEY[,MODIFIER1], or SERVER:@FILE of keys)",
@@ -1339,14 +1393,14 @@ def _index():
 BY_NAME, BY_SHORT = _index()
 _BUILT_IN_PLUGIN = re.compile(
     r"python3?[0-9]*|http|gevent|logfile|fastrouter|rawrouter|"
-    r"corerouter")
+    r"sslrouter|corerouter")
 
 
 def built_in_plugin(name):
     """Whether a uWSGI plugin name is one of ugu's parts: the Python plugin
     under any of its packaged names (python, python3, python311...), the
-    HTTP router, the fastrouter and the rawrouter (and corerouter, which
-    they are in uWSGI), gevent and the file logger."""
+    HTTP router, the fastrouter, rawrouter and sslrouter (and
+    corerouter, which they are in uWSGI), gevent and the file logger."""
     return bool(_BUILT_IN_PLUGIN.fullmatch(name))
 
 
@@ -1384,26 +1438,28 @@ _INSTEAD = {
                            "a greenlet of its own, so one stuck request "
                            "holds no other: remove it, and bound each "
                            "request with fastrouter-timeout",
-    "rawrouter-harakiri": "ugu's rawrouter serves each connection in "
-                          "a greenlet of its own, so one stuck "
-                          "connection holds no other: remove it, and "
-                          "bound each connection with rawrouter-timeout",
+    **{f"{router}-harakiri": f"ugu's {router} serves each connection "
+                             "in a greenlet of its own, so one stuck "
+                             "connection holds no other: remove it, and "
+                             "bound each connection with "
+                             f"{router}-timeout"
+       for router in ("rawrouter", "sslrouter")},
     **{f"{router}-zerg": "ugu has no zerg servers to take sockets from: "
                          f"bind the address with `{router} = ADDR`"
-       for router in ("fastrouter", "rawrouter")},
+       for router in ("fastrouter", "rawrouter", "sslrouter")},
     **{f"{router}-use-code-string": "ugu's routers run no plugin's "
                                     "code as a mapper: use "
                                     f"{router}-to, -use-pattern or a "
                                     "subscription server"
-       for router in ("fastrouter", "rawrouter")},
+       for router in ("fastrouter", "rawrouter", "sslrouter")},
     **{f"{router}-use-socket": "write the node's address in "
                                f"{router}-to (ugu's routers pass nothing "
                                "to an instance's sockets by number)"
-       for router in ("fastrouter", "rawrouter")},
+       for router in ("fastrouter", "rawrouter", "sslrouter")},
     **{f"{router}-subscription-slot": "remove it: uWSGI deprecates it "
                                       "as useless since its "
                                       "subscription tables grow alone"
-       for router in ("fastrouter", "rawrouter")},
+       for router in ("fastrouter", "rawrouter", "sslrouter")},
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",

@@ -134,16 +134,16 @@ class Corerouter:
                 continue
             conn = _socket.socket(*kind, 0, fd)
             conn.setblocking(False)
-            gevent.spawn(self._session, Channel(conn), listener.name, peer)
+            gevent.spawn(self._session, Channel(conn), listener, peer)
 
     @staticmethod
     def _pause():
         gevent.sleep(ACCEPT_PAUSE)
 
-    def _session(self, client, address, peer):
+    def _session(self, client, listener, peer):
         self.sessions += 1
         try:
-            self.session(self, client, address, peer).run()
+            self.session(self, client, listener, peer).run()
         finally:
             self.sessions -= 1
             client.close()
@@ -255,11 +255,13 @@ class Session:
     # node gone or silent (and, for a router that reads them, garbled).
     errors = (OSError, ValueError)
 
-    def __init__(self, router, client, address, peer):
-        """address: the router's, as the config names it; peer: the
-        client's (as accept() gives it)."""
+    def __init__(self, router, client, listener, peer):
+        """listener: the router's that accepted it (its name: the address
+        as the config writes it); peer: the client's address, as
+        accept() gives it."""
         self.router = router
-        self.address = address
+        self.listener = listener
+        self.address = listener.name
         self.peer = peer
         self.settings = router.settings
         self.client = client

@@ -31,6 +31,10 @@ MAX_KEY = 0xFF
 # Its sockets accept a connection once its first bytes come (unless
 # no-defer-accept), as uWSGI's.
 UNDEFERRED = False
+# The options that bind its sockets.
+LISTEN = (NAME,)
+# What its first option takes, for the line saying to add it.
+ADDRESS = "ADDR"
 _KEY_VARS = (b"SERVER_NAME", b"HTTP_HOST", b"UWSGI_FASTROUTER_KEY")
 
 
@@ -107,6 +111,11 @@ def mapped_address(settings, key):
     if settings.pattern is not None:
         return settings.pattern.replace("%s", text)
     return settings.base + text
+
+
+def listening(config):
+    """(address, None: no TLS) of each socket to bind."""
+    return [(address, None) for address in config[NAME]]
 
 
 def run(config, listeners, index):

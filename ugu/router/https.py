@@ -36,11 +36,12 @@ def parse(value):
                                    client_ca)
 
 
-def server_context(name, crt, key, ciphers, client_ca=None):
+def server_context(name, crt, key, ciphers, client_ca=None, option=OPTION):
     """The server context of certificate file `crt`, key file `key`,
     `ciphers` (OpenSSL's list, or empty) and `client_ca` (a CA file, `!`
     before it to require a client certificate, or None); `name` is the
-    context's name in uWSGI's messages."""
+    context's name in uWSGI's messages, `option` the one its errors
+    name."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         # A key protected by a passphrase fails here rather than prompt.
@@ -50,21 +51,21 @@ def server_context(name, crt, key, ciphers, client_ca=None):
                       else ("key", key))
         raise ConfigError(f"[uwsgi-ssl] unable to assign {what} {path} for "
                           f"context \"{name}\" ({_reason(e)})",
-                          option=OPTION) from None
+                          option=option) from None
     if ciphers:
         try:
             context.set_ciphers(ciphers)
         except ssl.SSLError as e:
             raise ConfigError(f"[uwsgi-ssl] unable to set requested ciphers "
                               f"({ciphers}) for context \"{name}\" "
-                              f"({_reason(e)})", option=OPTION) from None
+                              f"({_reason(e)})", option=option) from None
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     if client_ca is not None:
-        _verify_clients(context, name, client_ca)
+        _verify_clients(context, name, client_ca, option)
     return context
 
 
-def _verify_clients(context, name, client_ca):
+def _verify_clients(context, name, client_ca, option):
     """Ask clients for a certificate signed by a CA of file `client_ca`;
     one that fails verification fails the handshake."""
     if client_ca.startswith("!"):
@@ -77,7 +78,7 @@ def _verify_clients(context, name, client_ca):
     except (OSError, ValueError) as e:
         raise ConfigError(f"[uwsgi-ssl] unable to set ssl verify locations "
                           f"({client_ca}) for context \"{name}\" "
-                          f"({_reason(e)})", option=OPTION) from None
+                          f"({_reason(e)})", option=option) from None
 
 
 def _has_certificate(path):

@@ -29,6 +29,10 @@ DEFAULT_MAX_RETRIES = 3
 # Its sockets accept a connection at once, not when its first bytes come
 # (TCP_DEFER_ACCEPT), as uWSGI's: the node may speak first (SMTP).
 UNDEFERRED = True
+# The options that bind its sockets.
+LISTEN = (NAME,)
+# What its first option takes, for the line saying to add it.
+ADDRESS = "ADDR"
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,11 @@ def xclient_line(address):
     """What the node gets in place of its greeting, for a client at
     `address` (an IPv4 address)."""
     return f"XCLIENT ADDR={address}\r\n".encode("ascii")
+
+
+def listening(config):
+    """(address, None: no TLS) of each socket to bind."""
+    return [(address, None) for address in config[NAME]]
 
 
 def run(config, listeners, index):

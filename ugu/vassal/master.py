@@ -27,7 +27,7 @@ from ugu.http.vars import parse_var
 from ugu.link import ToEmperor, ToVassal, VassalLink
 from ugu.options import registry
 from ugu.options.errors import ConfigError
-from ugu.router import fastrouter, rawrouter
+from ugu.router import fastrouter, rawrouter, sslrouter
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
@@ -481,18 +481,24 @@ def _bind_subscription_servers(config, inherited):
 
 # The corerouters (uWSGI's plugins on its corerouter): each module names
 # its options' prefix and its processes (NAME, GATEWAY) and runs one.
-COREROUTERS = (fastrouter, rawrouter)
+COREROUTERS = (fastrouter, rawrouter, sslrouter)
 
 
 def _bind_corerouter(config, router, backlog, inherited, tuning):
     """A corerouter's sockets and subscription servers, as uWSGI binds
     them once the HTTP router's; its settings checked first."""
     name = router.NAME
-    _check_corerouter(config, name)
+    # Certificates first: a bad one stops the start before any bind.
+    wanted = router.listening(config)
+    _check_corerouter(config, router)
     if router.UNDEFERRED:
         tuning = dataclasses.replace(tuning, defer_accept=0)
-    found = [sockets.bind(address, name, backlog, inherited, None, tuning)
-             for address in config[name]]
+    found = []
+    for address, context in wanted:
+        listener = sockets.bind(address, name, backlog, inherited, None,
+                                tuning)
+        listener.tls = context
+        found.append(listener)
     found += [sockets.bind_datagram(address, inherited, name)
               for address in config[f"{name}-subscription-server"]]
     if found and config[f"{name}-cheap"]:
@@ -500,14 +506,16 @@ def _bind_corerouter(config, router, backlog, inherited, tuning):
     return found
 
 
-def _check_corerouter(config, name):
+def _check_corerouter(config, router):
+    name = router.NAME
     used = [opt.name for opt in registry.OPTIONS
-            if opt.owner == name and opt.name != name
+            if opt.owner == name and opt.name not in router.LISTEN
             and config[opt.name] not in (opt.default, None, [], ())]
-    if not config[name]:
+    if not _runs(config, router):
         if used:
-            raise ConfigError(f"it is the {name}'s: add `{name} = ADDR` "
-                              f"for it to serve", option=used[0])
+            raise ConfigError(f"it is the {name}'s: add `{name} = "
+                              f"{router.ADDRESS}` for it to serve",
+                              option=used[0])
         return
     mappers = [option for option in (f"{name}-to", f"{name}-use-pattern",
                                      f"{name}-use-base",
@@ -536,7 +544,11 @@ def _check_corerouter(config, name):
 
 def _corerouters(config):
     """The corerouters the config runs."""
-    return [router for router in COREROUTERS if config[router.NAME]]
+    return [router for router in COREROUTERS if _runs(config, router)]
+
+
+def _runs(config, router):
+    return any(config[option] for option in router.LISTEN)
 
 
 def _worker_addresses(config):

@@ -32,18 +32,20 @@ HTTP11 = "http11"   # http11-socket: HTTP whose connections stay open
 ROUTER = "router"
 FASTROUTER = "fastrouter"   # uwsgi in, passed on to a node (fastrouter)
 RAWROUTER = "rawrouter"     # bytes in, passed on to a node (rawrouter)
+SSLROUTER = "sslrouter"     # TLS in, its bytes passed on (sslrouter)
 FASTCGI = "fastcgi"
 FASTCGI_NPH = "fastcgi-nph"     # the response head has HTTP's status line
 SCGI = "scgi"
 SCGI_NPH = "scgi-nph"
 # The sockets of the gateways (the routers' processes), not the workers'.
-GATEWAYS = (ROUTER, FASTROUTER, RAWROUTER)
+GATEWAYS = (ROUTER, FASTROUTER, RAWROUTER, SSLROUTER)
 # The name each gateway goes by in uWSGI's lines.
 GATEWAY_NAMES = {ROUTER: "uWSGI http", FASTROUTER: "uWSGI fastrouter",
-                 RAWROUTER: "uWSGI rawrouter"}
+                 RAWROUTER: "uWSGI rawrouter", SSLROUTER: "uWSGI sslrouter"}
 # The option that declares each kind of socket, for error messages.
 OPTION = {UWSGI: "socket", HTTP: "http-socket", HTTP11: "http11-socket",
           ROUTER: "http", FASTROUTER: "fastrouter", RAWROUTER: "rawrouter",
+          SSLROUTER: "sslrouter",
           FASTCGI: "fastcgi-socket", FASTCGI_NPH: "fastcgi-nph-socket",
           SCGI: "scgi-socket", SCGI_NPH: "scgi-nph-socket"}
 # The kinds of socket the workers serve, and of them those that speak HTTP
