@@ -1,0 +1,120 @@
+"""uWSGI's sslrouter (`sslrouter = ADDR,CERT,KEY`): TLS in, the bytes
+passed to a node as the rawrouter passes them; its key the address, or
+with sslrouter-sni the name the client asks for.
+
+The nodes are the rawrouter tests'; ugu's sslrouter and the real uWSGI's
+are checked on the same options.
+"""
+
+import shutil
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from tests import support, test_rawrouter
+from tests.test_subscriptions import free_udp_port, send
+from ugu.subscription import SUBSCRIBE, Announce
+
+# The rawrouter tests' nodes.
+nodes = test_rawrouter.nodes
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    """(certificate, key) files, self-signed for localhost."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make the test certificate with")
+    folder = tmp_path_factory.mktemp("sslrouter")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                    "-keyout", folder / "key.pem", "-out",
+                    folder / "cert.pem"], check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def _sslrouter(start_server, server, cert, *args, option="sslrouter"):
+    front = support.free_port()
+    crt, key = cert
+    value = (f"127.0.0.1:{front},{crt},{key}" if option == "sslrouter"
+             else f"addr=127.0.0.1:{front},cert={crt},key={key}")
+    proc = start_server(server, ["--master", f"--{option}", value, *args])
+    # No probe of the port: a connection would be a session.
+    proc.wait_for_log(r"spawned uWSGI sslrouter 1 \(pid")
+    return proc, front
+
+
+def _talk(port, name=None, line=b"hello\n"):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with context.wrap_socket(raw, server_hostname=name) as s:
+        s.sendall(line)
+        try:
+            return s.recv(4096)
+        except (ssl.SSLError, ConnectionResetError):
+            return b""
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("option", ["sslrouter", "sslrouter2"])
+def test_tls_in_plain_out(start_server, nodes, cert, server, option):
+    node = nodes()
+    proc, front = _sslrouter(start_server, server, cert, "--sslrouter-to",
+                             f"127.0.0.1:{node.port}", option=option)
+    assert _talk(front) == b"echo:hello\n"
+    assert node.lines == [b"hello\n"]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_sni_names_the_subscribed_node(start_server, nodes, cert,
+                                       server):
+    """With sslrouter-sni the name asked for is the key; without a name,
+    the address is."""
+    a, b = nodes(), nodes()
+    udp = free_udp_port()
+    proc, front = _sslrouter(
+        start_server, server, cert, "--sslrouter-sni",
+        "--sslrouter-subscription-server", f"127.0.0.1:{udp}")
+    send(udp, Announce(SUBSCRIBE, b"a.example",
+                       f"127.0.0.1:{a.port}".encode()))
+    send(udp, Announce(SUBSCRIBE, f"127.0.0.1:{front}".encode(),
+                       f"127.0.0.1:{b.port}".encode()))
+    proc.wait_for_log(f"127.0.0.1:{front} => new node: ")
+    proc.wait_for_log("a.example => new node: ")
+    assert _talk(front, "a.example", b"to a\n") == b"echo:to a\n"
+    assert _talk(front, None, b"to b\n") == b"echo:to b\n"
+    # A name no node has: closed, as uWSGI's.
+    assert _talk(front, "none.example") == b""
+    assert (a.lines, b.lines) == ([b"to a\n"], [b"to b\n"])
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_missing_certificate_stops_the_start(start_server, tmp_path,
+                                               cert, server):
+    proc = start_server(server, [
+        "--master", "--sslrouter",
+        f"127.0.0.1:{support.free_port()},{tmp_path}/none.pem,{cert[1]}",
+        "--sslrouter-to", "127.0.0.1:1"])
+    assert proc.wait() != 0
+    assert f"unable to assign certificate {tmp_path}/none.pem for " \
+           f"context \"sslrouter-127.0.0.1:" in proc.output()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--sslrouter", "127.0.0.1:1,only-a-cert"],
+     "invalid sslrouter syntax must be socket,crt,key"),
+    (["--sslrouter2", "addr=127.0.0.1:1,cert=x"],
+     "needs addr, cert and key items"),
+    (["--sslrouter2", "addr=127.0.0.1:1,bogus=x"], "is not one of addr="),
+    (["--sslrouter-to", "127.0.0.1:1", "--socket",
+      "127.0.0.1:{free}"], "add `sslrouter = ADDR,CERT,KEY`"),
+    (["--sslrouter-harakiri", "3"], "one stuck connection holds no other"),
+])
+def test_refused(procs, args, words):
+    args = [a.format(free=support.free_port()) for a in args]
+    proc = procs.ugu("--master", *args)
+    assert proc.wait() != 0
+    assert words in proc.output()
