@@ -242,7 +242,9 @@ def test_templates_keep_uwsgi_order():
     config = {"vassals-inherit-before": ["ib"],
               "vassals-include-before": ["cb"], "vassal-set": ["k=v"],
               "vassals-inherit": ["ia"], "vassals-include": ["ca"],
-              "emperor-wrapper": None}
+              "emperor-wrapper": None, "emperor-wrapper-override": [],
+              "emperor-wrapper-fallback": [], "emperor-magic-exec": False,
+              "vassals-start-hook": None}
     templates = spawn.Templates.from_config(config)
     assert templates.before == ("--inherit", "ib", "--include", "cb",
                                 "--set", "k=v")

@@ -296,6 +296,12 @@ def _auto_procname(config):
         any(config[name] for name in PROCNAME_OPTIONS)
 
 
+def name_process(config, name):
+    """Title this process `name` (with procname-prefix and -append),
+    auto-procname or not."""
+    _retitle(config, name)
+
+
 def _retitle(config, name):
     prefix = config["procname-prefix"] or ""
     if config["procname-prefix-spaced"]:

@@ -96,11 +96,15 @@ def run(config):
     log.starting(config["pcre-jit"])
     proc.limit_address_space(config)
     proc.set_max_fd(config)
-    monitors = [monitor.monitor_for(spec) for spec in config["emperor"]]
+    monitors = [monitor.monitor_for(spec, config["emperor-nofollow"])
+                for spec in config["emperor"]]
     templates = spawn.Templates.from_config(config)
     if config["master"]:
         return master.run(config, lambda: Emperor(config, monitors,
                                                   templates).run())
+    if config["emperor-procname"]:
+        # uWSGI names a lone Emperor so even without auto-procname.
+        proc.name_process(config, config["emperor-procname"])
     return Emperor(config, monitors, templates).run()
 
 
@@ -117,6 +121,13 @@ class Emperor:
         self.mercy = config["reload-mercy"] or master.DEFAULT_MERCY
         self.required_heartbeat = config["emperor-required-heartbeat"]
         self.tyrant = config["emperor-tyrant"]
+        # uWSGI takes the owner from the stat the monitor made, a link's
+        # own with emperor-nofollow, or from lstat with tyrant-nofollow.
+        self.owner_of = os.lstat if config["emperor-nofollow"] or \
+            config["emperor-tyrant-nofollow"] else os.stat
+        self.stop_order = ToVassal.GRACEFUL_STOP if \
+            config["emperor-graceful-shutdown"] else ToVassal.STOP
+        self.stop_hook = config["vassals-stop-hook"]
         self.blacklist = None
         if not config["emperor-no-blacklist"]:
             self.blacklist = Blacklist(config["emperor-throttle"] / 1000,
@@ -190,7 +201,7 @@ class Emperor:
             return
         try:
             pid, link = spawn.spawn(found.name, found.cwd, self.templates,
-                                    owner)
+                                    owner, self.home(found.monitor))
         except OSError as e:
             # Out of processes or fds: the next scan tries again.
             log.verbose(f"[emperor] cannot spawn {found.name}: {e.strerror}")
@@ -199,13 +210,20 @@ class Emperor:
             found.name, pid, link, found.mtime, monitor=found.monitor,
             owner=owner or (os.getuid(), os.getgid()))
 
+    def home(self, spec):
+        """The folder of the monitor `spec` names, for the hooks."""
+        for m in self.monitors:
+            if m.spec == spec:
+                return m.home()
+        return None
+
     def owner(self, found):
         """`emperor-tyrant`: (uid, gid) of the vassal's file; False for a
         file root may own, which uWSGI refuses to run.  None otherwise."""
         if not self.tyrant:
             return None
         try:
-            st = os.stat(found.path)
+            st = self.owner_of(found.path)
         except OSError:
             return False    # gone: the next scan stops it
         if st.st_uid == 0 or st.st_gid == 0:
@@ -238,7 +256,7 @@ class Emperor:
 
     def stop(self, vassal, deadline):
         log.verbose(f"[emperor] stop the uwsgi instance {vassal.name}")
-        vassal.send(ToVassal.STOP)
+        vassal.send(self.stop_order)
         vassal.doom(State.STOPPING, deadline)
 
     def curse(self, vassal):
@@ -324,6 +342,9 @@ class Emperor:
             self.curse(vassal)
         vassal.close_link()
         del self.vassals[vassal.name]
+        if self.stop_hook:
+            spawn.run_hook("stop", self.stop_hook, vassal.name,
+                           self.home(vassal.monitor))
         log.verbose(f"[emperor] removed uwsgi instance {vassal.name}")
         if proc.describe_exit(status)[0] == EXIT_EXILE:
             self.exiled[vassal.name] = vassal.mtime

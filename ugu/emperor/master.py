@@ -113,7 +113,9 @@ class Master:
             # before it has vassals; with our handlers it was lost.
             proc.unblock_signals()
             if proc.die_with_parent(parent):
-                proc.set_title(self.config, "uWSGI Emperor")
+                proc.set_title(self.config,
+                               self.config["emperor-procname"]
+                               or "uWSGI Emperor")
                 code = self.reign()
         except BaseException:
             traceback.print_exc()

@@ -72,14 +72,20 @@ class GlobMonitor:
     """Vassals are the pattern's matches, named as matched (absolute only
     if the pattern is); they start in the Emperor's own directory."""
 
-    def __init__(self, pattern, spec=None):
+    def __init__(self, pattern, spec=None, nofollow=False):
         self.pattern = pattern
         self.spec = spec or pattern   # the `emperor` value, for the stats
         self.cwd = os.getcwd()
+        self.nofollow = nofollow
 
     def scan(self):
         paths = sorted(glob.glob(self.pattern))
-        return [f for f in (_found(p, p, self.cwd) for p in paths) if f]
+        found = (_found(p, p, self.cwd, self.nofollow) for p in paths)
+        return [f for f in found if f]
+
+    def home(self):
+        """The folder its vassals are named from (UWSGI_VASSALS_DIR)."""
+        return self.cwd
 
     def directories(self):
         """Where a new match would appear: the folders the pattern's last
@@ -96,9 +102,10 @@ class GlobMonitor:
 class DirMonitor:
     """Vassals are the directory's files, named bare and started in it."""
 
-    def __init__(self, directory, spec=None):
+    def __init__(self, directory, spec=None, nofollow=False):
         self.directory = os.path.abspath(directory)
         self.spec = spec or directory
+        self.nofollow = nofollow
 
     def scan(self):
         try:
@@ -109,22 +116,28 @@ class DirMonitor:
                         f"{e.strerror}")
             return []
         found = (_found(os.path.join(self.directory, name), name,
-                        self.directory) for name in names)
+                        self.directory, self.nofollow) for name in names)
         return [f for f in found if f]
 
     def directories(self):
         return [self.directory]
 
+    def home(self):
+        return os.path.realpath(self.directory)
 
-def _found(path, name, cwd):
+
+def _found(path, name, cwd, nofollow=False):
+    """`nofollow` (emperor-nofollow): a symlink is a vassal file of its
+    own, its mtime the link's, as uWSGI's lstat() gives them."""
     if not name.endswith(EXTENSIONS) or len(name) >= MAX_NAME:
         return None
     try:
-        st = os.stat(path)
+        st = os.lstat(path) if nofollow else os.stat(path)
     except OSError:
         # Gone since the listing, or a dangling symlink: not a vassal now.
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if not (stat.S_ISREG(st.st_mode)
+            or (nofollow and stat.S_ISLNK(st.st_mode))):
         return None
     return Found(name, int(st.st_mtime), cwd)
 
@@ -134,20 +147,20 @@ def config_option(name):
     return FORMATS[os.path.splitext(name)[1]]
 
 
-def monitor_for(spec):
+def monitor_for(spec, nofollow=False):
     """The monitor an `emperor` value asks for, as uWSGI chooses it: a
     pattern whose only match is a directory watches that directory."""
     if spec.startswith(GLOB_SCHEME):
-        return GlobMonitor(spec[len(GLOB_SCHEME):], spec)
+        return GlobMonitor(spec[len(GLOB_SCHEME):], spec, nofollow)
     if spec.startswith(DIR_SCHEME):
-        return DirMonitor(spec[len(DIR_SCHEME):], spec)
+        return DirMonitor(spec[len(DIR_SCHEME):], spec, nofollow)
     if "://" in spec:
         raise ConfigError(f"ugu has only the glob:// and dir:// monitors, "
                           f"not '{spec}'", option="emperor")
     matches = glob.glob(spec)
     if len(matches) == 1 and os.path.isdir(matches[0]):
-        return DirMonitor(matches[0], spec)
-    return GlobMonitor(spec)
+        return DirMonitor(matches[0], spec, nofollow)
+    return GlobMonitor(spec, nofollow=nofollow)
 
 
 def scan_all(monitors):

@@ -12,12 +12,14 @@ option X for the vassals and not for the Emperor.
 import fcntl
 import os
 import socket
+import subprocess
 import sys
 import traceback
 from dataclasses import dataclass
 
 from ugu import link, log, proc
 from ugu.emperor.monitor import config_option
+from ugu.options.sources import EXEC as EXEC_SCHEME
 
 LINK_FD = 3
 EXEC_FAILED = 127
@@ -39,11 +41,22 @@ class Templates:
     before: tuple = ()
     after: tuple = ()
     wrapper: str | None = None
+    # emperor-wrapper-override and -fallback: tried before and after it.
+    overrides: tuple = ()
+    fallbacks: tuple = ()
+    # emperor-magic-exec: an executable file is run for its config.
+    magic_exec: bool = False
+    # vassals-start-hook: a program run with the vassal's name first.
+    start_hook: str | None = None
 
     @classmethod
     def from_config(cls, config):
         return cls(_args(config, BEFORE), _args(config, AFTER),
-                   config["emperor-wrapper"])
+                   config["emperor-wrapper"],
+                   tuple(config["emperor-wrapper-override"]),
+                   tuple(config["emperor-wrapper-fallback"]),
+                   config["emperor-magic-exec"],
+                   config["vassals-start-hook"])
 
 
 def _args(config, pairs):
@@ -54,24 +67,40 @@ def _args(config, pairs):
     return tuple(args)
 
 
-def vassal_argv(name, templates=Templates()):
-    program = [templates.wrapper] if templates.wrapper else \
+def vassal_argv(name, templates=Templates(), cwd="."):
+    return [*program(templates), *vassal_args(name, templates, cwd)]
+
+
+def program(templates):
+    """The argv's start that runs a vassal: the wrapper, or this ugu."""
+    return [templates.wrapper] if templates.wrapper else \
         proc.python_m_ugu()
-    return [*program, *templates.before, f"--{config_option(name)}", name,
+
+
+def vassal_args(name, templates=Templates(), cwd="."):
+    """What follows the program in a vassal's argv."""
+    source = name
+    if templates.magic_exec and \
+            os.access(os.path.join(cwd, name), os.R_OK | os.X_OK):
+        # uWSGI hands the shell the name as it is: a bare one is looked
+        # up in PATH, not in the vassals' folder.
+        source = EXEC_SCHEME + name
+    return [*templates.before, f"--{config_option(name)}", source,
             *templates.after]
 
 
-def spawn(name, cwd, templates=Templates(), owner=None):
+def spawn(name, cwd, templates=Templates(), owner=None, home=None):
     """Fork and exec the vassal, as `owner` ((uid, gid)) if given; return
-    (pid, our end of its link)."""
+    (pid, our end of its link).  `home` is the monitor's folder, given to
+    the start hook as UWSGI_VASSALS_DIR."""
     ours, theirs = socket.socketpair()
-    argv = vassal_argv(name, templates)
+    args = vassal_args(name, templates, cwd)
     env = vassal_env(os.environ)
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _become_vassal(argv, cwd, env, theirs.fileno(), parent,
-                       (name, owner))
+        _become_vassal(args, cwd, env, theirs.fileno(), parent,
+                       (name, owner), templates, home)
     theirs.close()
     ours.setblocking(False)
     return pid, ours
@@ -87,7 +116,8 @@ def vassal_env(environ):
     return env
 
 
-def _become_vassal(argv, cwd, env, link_fd, parent, identity):
+def _become_vassal(args, cwd, env, link_fd, parent, identity, templates,
+                   home):
     """In the forked child; never returns."""
     try:
         proc.reset_signals()
@@ -95,7 +125,9 @@ def _become_vassal(argv, cwd, env, link_fd, parent, identity):
             _drop_privileges(*identity)
             os.chdir(cwd)
             _arrange_fds(link_fd)
-            _exec(argv, env)
+            if templates.start_hook:
+                run_hook("start", templates.start_hook, identity[0], home)
+            _exec(args, env, templates)
     except BaseException:
         traceback.print_exc()
         sys.stderr.flush()
@@ -103,15 +135,46 @@ def _become_vassal(argv, cwd, env, link_fd, parent, identity):
         os._exit(EXEC_FAILED)
 
 
-def _exec(argv, env):
-    """Become the vassal's program (found in PATH, as uWSGI's execvp),
-    or say why not, in uWSGI's words."""
+def run_hook(kind, program, name, home):
+    """vassals-start-hook or -stop-hook: run `program NAME` (no shell,
+    found in PATH) and wait for it; it cannot stop what goes on."""
+    log.log(f"[emperor] running vassal {kind}-hook: {program} {name}")
+    env = dict(os.environ)
+    if home:
+        env["UWSGI_VASSALS_DIR"] = home
+    try:
+        status = subprocess.run([program, name], env=env).returncode
+    except OSError as e:
+        # uWSGI's forked child says it and exits 1.
+        log.log(f"execvp(): {e.strerror}")
+        status = 1
+    # A hook killed by a signal reads as 0, as uWSGI's WEXITSTATUS.
+    log.log(f"[emperor] {name} {kind}-hook returned {max(status, 0)}")
+
+
+def _exec(args, env, templates=Templates()):
+    """Become the vassal's program (found in PATH, as uWSGI's execvp):
+    each emperor-wrapper-override first, then the wrapper (or ugu), then
+    each emperor-wrapper-fallback; or say why not, in uWSGI's words."""
+    for wrapper in templates.overrides:
+        log.log(f"[emperor] trying to use {wrapper} as binary wrapper ...")
+        _try_exec([wrapper, *args], env)
+    argv = [*program(templates), *args]
+    error = _try_exec(argv, env)
+    log.log(f"execvp(): {error.strerror}")
+    log.log(f"[emperor] binary path: {argv[0]}")
+    log.log("[emperor] is the uwsgi binary in your system PATH ?")
+    for wrapper in templates.fallbacks:
+        log.log(f"[emperor] trying to use {wrapper} as binary fallback ...")
+        _try_exec([wrapper, *args], env)
+
+
+def _try_exec(argv, env):
+    """Exec argv; the OSError if it failed."""
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as e:
-        log.log(f"execvp(): {e.strerror}")
-        log.log(f"[emperor] binary path: {argv[0]}")
-        log.log("[emperor] is the uwsgi binary in your system PATH ?")
+        return e
 
 
 def _drop_privileges(name, owner):

@@ -1307,6 +1307,30 @@ OPTIONS = (
     _opt("emperor-wrapper", STR, "run each vassal with this program (a "
          "name looked up in PATH, or a path) instead of this ugu, with "
          "the same arguments", EMPEROR),
+    _opt("emperor-wrapper-override", STR, "try this program first to run "
+         "each vassal, before emperor-wrapper (or this ugu)", EMPEROR,
+         repeat=True),
+    _opt("emperor-wrapper-fallback", STR, "try this program to run a "
+         "vassal when emperor-wrapper (or this ugu) cannot be run",
+         EMPEROR, repeat=True),
+    _opt("emperor-nofollow", FLAG, "take a symlinked vassal file's mtime "
+         "from the link, not from the file it points to", EMPEROR,
+         default=False),
+    _opt("emperor-tyrant-nofollow", FLAG, "emperor-tyrant: take the owner "
+         "from a symlink, not from the file it points to", EMPEROR,
+         default=False),
+    _opt("emperor-procname", STR, "name the Emperor's process this",
+         EMPEROR),
+    _opt("emperor-graceful-shutdown", FLAG, "stop vassals gracefully: "
+         "their workers finish the requests they run", EMPEROR,
+         default=False),
+    _opt("emperor-magic-exec", FLAG, "run an executable vassal file and "
+         "read its output as the config (exec://FILE)", EMPEROR,
+         default=False),
+    _opt("vassals-start-hook", STR, "run this program with the vassal's "
+         "name before each vassal starts", EMPEROR),
+    _opt("vassals-stop-hook", STR, "run this program with the vassal's "
+         "name after each vassal dies", EMPEROR),
     _opt("emperor-stats", STR, "serve the Emperor's stats as JSON on ADDR "
          "(host:port or a unix path)", EMPEROR,
          aliases=("emperor-stats-server",)),
@@ -1490,6 +1514,46 @@ _INSTEAD = {
          "hook-as-emperor", "hook-emperor-start"),
         "ugu's Emperor runs no hooks: put exec-asap or hook-asap in the "
         "vassal's own file instead"),
+    **dict.fromkeys(
+        ("emperor-on-demand-directory", "emperor-on-demand-dir",
+         "emperor-on-demand-extension", "emperor-on-demand-ext",
+         "emperor-on-demand-exec"),
+        "uWSGI hands an on-demand vassal the socket its Emperor bound as "
+        "stdin (fd 0), and ugu's vassals take no socket from stdin: give "
+        "each vassal its own socket in its file, and the Emperor starts "
+        "it at once"),
+    **dict.fromkeys(
+        ("emperor-extra-extension", "emperor-extra-ext"),
+        "uWSGI starts such a vassal with --config, which loads a file "
+        "only through a plugin's configurator (lua or v8 programs; any "
+        "other file ends the vassal with 'unable to load configuration'), "
+        "and ugu has none: name the vassal files .ini, .xml, .yml, "
+        ".yaml, .json or .js"),
+    "emperor-use-clone": "uWSGI clone()s each vassal into the new Linux "
+                         "namespaces its unshare flags name; ugu forks "
+                         "vassals in the Emperor's own namespaces and "
+                         "makes none: remove it, or start the whole "
+                         "Emperor under unshare(1)",
+    "emperor-proxy-socket": "it makes the vassal hand its Emperor link, "
+                            "through a unix socket, to vassals in a jail "
+                            "(chroot or namespace) that cannot inherit "
+                            "it; ugu has no jails and its Emperor passes "
+                            "each vassal its link itself: remove it",
+    "emperor-broodlord": "broodlord mode answers a vassal's call for "
+                         "reinforcements by spawning zerg vassals "
+                         "(zerg-server), and ugu has no zerg mode yet: "
+                         "remove it",
+    **dict.fromkeys(
+        ("vassal-sos", "vassal-sos-backlog"),
+        "the call for reinforcements is answered only by an Emperor in "
+        "broodlord mode spawning zergs, and ugu has no zerg mode yet: "
+        "remove it, and give the vassal more processes (or cheaper "
+        "options to grow them under load)"),
+    "early-emperor": "it starts the Emperor of an instance that also "
+                     "serves apps before that instance's hooks, jail and "
+                     "privilege drop; ugu's Emperor is an instance of "
+                     "its own that serves nothing and starts first "
+                     "already: remove it, and run the apps as vassals",
     "hook-as-mule": "ugu has no mules (remove it)",
     **dict.fromkeys(
         ("cache-udp-server", "cache-udp-node", "cache-sync"),
