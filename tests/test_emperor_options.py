@@ -1,0 +1,268 @@
+"""The Emperor options of uWSGI 2.0 that ugu added late: wrappers tried
+in turn, start and stop hooks, nofollow, tyrant-nofollow, procname,
+graceful shutdown, magic exec; and those it refuses, saying why.
+
+Stand-in vassals (tests/test_emperor.py's court) report their start on the
+Emperor's output; each test waits on those lines, never on a clock.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support import wait_until
+from tests.test_emperor import (CTIME, ENV, WRAPPER, make_court,
+                                start_emperor, vassal_up)
+from ugu.emperor import monitor, spawn
+from ugu.emperor.emperor import Emperor
+from ugu.emperor.vassal import Vassal
+from ugu.link import ToVassal
+from ugu.options import registry
+
+
+@pytest.fixture
+def court(tmp_path):
+    return make_court(tmp_path / "vassals")
+
+
+def defaults(**options):
+    config = {o.name: [] if o.repeat else o.default
+              for o in registry.OPTIONS}
+    config.update({k.replace("_", "-"): v for k, v in options.items()})
+    return config
+
+
+# -- wrappers -------------------------------------------------------------
+
+def test_override_is_tried_first_then_the_wrapper_then_fallbacks(
+        procs, tmp_path, court):
+    court.add("a.ini", send="1")
+    fake = str(court.path / WRAPPER)
+    emperor = procs.ugu("--emperor", str(court.path),
+                        "--emperor-wrapper", "/nonexistent/wrapper",
+                        "--emperor-wrapper-override", "/nonexistent/first",
+                        "--emperor-wrapper-fallback", "/nonexistent/last",
+                        "--emperor-wrapper-fallback", fake,
+                        cwd=tmp_path, env=ENV)
+    up = vassal_up(emperor, "a.ini")
+    # The vassal's arguments, not ugu's interpreter flags, follow each.
+    assert up["argv"][1:] == ["--ini", "a.ini"]
+    assert ("[emperor] trying to use /nonexistent/first as binary "
+            "wrapper ...\n"
+            "execvp(): No such file or directory\n"
+            "[emperor] binary path: /nonexistent/wrapper\n"
+            "[emperor] is the uwsgi binary in your system PATH ?\n"
+            "[emperor] trying to use /nonexistent/last as binary "
+            "fallback ...\n"
+            f"[emperor] trying to use {fake} as binary fallback ...\n"
+            ) in emperor.output()
+
+
+def test_an_override_that_runs_is_the_vassal(procs, tmp_path, court):
+    court.add("a.ini", send="1")
+    emperor = procs.ugu("--emperor", str(court.path),
+                        "--emperor-wrapper", "/nonexistent/wrapper",
+                        "--emperor-wrapper-override",
+                        str(court.path / WRAPPER), cwd=tmp_path, env=ENV)
+    vassal_up(emperor, "a.ini")
+    assert "binary path" not in emperor.output()
+
+
+# -- hooks ----------------------------------------------------------------
+
+HOOK = """#!/bin/sh
+echo "$HOOK_KIND $1 dir=$UWSGI_VASSALS_DIR pwd=$PWD uid=$(id -u)" >> "{log}"
+exit 3
+"""
+
+
+def test_start_and_stop_hooks_run_with_the_vassals_name(procs, tmp_path,
+                                                        court):
+    court.add("a.ini", send="1 5")
+    calls = tmp_path / "calls"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(HOOK.format(log=calls))
+    hook.chmod(0o755)
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--vassals-start-hook", str(hook),
+                            "--vassals-stop-hook", str(hook))
+    vassal_up(emperor, "a.ini")
+    here = os.path.realpath(court.path)
+    assert calls.read_text() == f" a.ini dir={here} pwd={court.path} uid=0\n"
+    assert (f"[emperor] running vassal start-hook: {hook} a.ini\n"
+            "[emperor] a.ini start-hook returned 3\n") in emperor.output()
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0
+    log = emperor.output()
+    # Stopped at ragnarok (uWSGI forgets to stop them when a stop hook
+    # is set) and hooked once, after its death.
+    assert "fake vassal a.ini told to stop" in log
+    assert re.search(rf"\[emperor\] running vassal stop-hook: {hook} a\.ini\n"
+                     r"\[emperor\] a\.ini stop-hook returned 3\n"
+                     rf"{CTIME}\[emperor\] removed uwsgi instance a\.ini\n",
+                     log)
+    assert log.count("stop-hook returned") == 1
+    assert calls.read_text().count("a.ini") == 2
+
+
+def test_a_missing_hook_is_said_and_the_vassal_starts(procs, tmp_path,
+                                                      court):
+    court.add("a.ini", send="1")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--vassals-start-hook", "/nonexistent/hook")
+    vassal_up(emperor, "a.ini")
+    assert ("[emperor] running vassal start-hook: /nonexistent/hook a.ini\n"
+            "execvp(): No such file or directory\n"
+            "[emperor] a.ini start-hook returned 1\n") in emperor.output()
+
+
+def test_hooks_are_given_a_glob_monitors_folder(tmp_path):
+    assert monitor.GlobMonitor("x/*.ini").home() == os.getcwd()
+
+
+# -- nofollow -------------------------------------------------------------
+
+def _linked(tmp_path):
+    target = tmp_path / "target.ini"
+    target.write_text("[uwsgi]\n")
+    court = tmp_path / "court"
+    court.mkdir()
+    link = court / "link.ini"
+    link.symlink_to(target)
+    os.utime(target, (2000, 2000))
+    os.utime(link, (1000, 1000), follow_symlinks=False)
+    (court / "dangling.ini").symlink_to(tmp_path / "none.ini")
+    return court, target
+
+
+def test_nofollow_takes_a_links_own_mtime_and_keeps_dangling_links(
+        tmp_path):
+    court, _ = _linked(tmp_path)
+    followed = monitor.DirMonitor(str(court)).scan()
+    assert [(f.name, f.mtime) for f in followed] == [("link.ini", 2000)]
+    kept = monitor.DirMonitor(str(court), nofollow=True).scan()
+    assert [f.name for f in kept] == ["dangling.ini", "link.ini"]
+    assert kept[1].mtime == 1000
+    glob = monitor.monitor_for(str(court / "*.ini"), nofollow=True)
+    assert [Path(f.name).name for f in glob.scan()] == ["dangling.ini",
+                                                        "link.ini"]
+
+
+def test_tyrant_nofollow_takes_the_owner_of_the_link(procs, tmp_path):
+    public = Path(tempfile.mkdtemp(prefix="ugu-tyrant-"))
+    try:
+        public.chmod(0o755)
+        court = make_court(public / "vassals")
+        court.path.chmod(0o755)
+        target = court.add("root-owned.txt")
+        link = court.path / "link.ini"
+        link.symlink_to(target)
+        os.lchown(link, 65534, 65534)
+        emperor = start_emperor(procs, tmp_path, "--emperor",
+                                str(court.path), "--emperor-tyrant",
+                                "--emperor-tyrant-nofollow",
+                                court_path=court.path)
+        emperor.wait_for_log(r"(?m)^\[emperor-tyrant\] dropping privileges "
+                             r"to 65534 65534 for instance link\.ini$")
+    finally:
+        shutil.rmtree(public)
+
+
+def test_tyrant_follows_links_by_default(tmp_path):
+    target = tmp_path / "t.ini"
+    target.write_text("")
+    link = tmp_path / "l.ini"
+    link.symlink_to(target)
+    os.lchown(link, 65534, 65534)
+    found = monitor.Found("l.ini", 0, str(tmp_path))
+    tyrant = Emperor(defaults(emperor_tyrant=True), [])
+    assert tyrant.owner(found) is False     # root's file: refused
+    for option in ("emperor_tyrant_nofollow", "emperor_nofollow"):
+        nofollow = Emperor(defaults(emperor_tyrant=True, **{option: True}),
+                           [])
+        assert nofollow.owner(found) == (65534, 65534)
+
+
+# -- procname, graceful shutdown, magic exec ------------------------------
+
+def test_procname_names_a_lone_emperor(procs, tmp_path, court):
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path),
+                            "--emperor-procname", "my emperor")
+    emperor.wait_for_log(r"starting uWSGI Emperor")
+    wait_until(lambda: Path(f"/proc/{emperor.pid}/cmdline").read_bytes()
+               .startswith(b"my emperor"), 5, what="the Emperor's title")
+
+
+def test_graceful_shutdown_sends_the_graceful_stop():
+    for graceful, order in ((False, ToVassal.STOP),
+                            (True, ToVassal.GRACEFUL_STOP)):
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            emperor = Emperor(
+                defaults(emperor_graceful_shutdown=graceful), [])
+            emperor.stop(Vassal("a.ini", 1, ours, 0), 0.0)
+            assert theirs.recv(1) == bytes([order])
+
+
+def test_magic_exec_runs_executable_files_by_their_name(tmp_path):
+    plain = tmp_path / "plain.ini"
+    plain.write_text("[uwsgi]\n")
+    script = tmp_path / "script.ini"
+    script.write_text("#!/bin/sh\necho '[uwsgi]'\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    magic = spawn.Templates(magic_exec=True)
+    cwd = str(tmp_path)
+    assert spawn.vassal_args("plain.ini", magic, cwd) == ["--ini",
+                                                          "plain.ini"]
+    # As uWSGI's: the name as the monitor has it (bare for a folder, so
+    # the shell looks it up in PATH).
+    assert spawn.vassal_args("script.ini", magic, cwd) == [
+        "--ini", "exec://script.ini"]
+    assert spawn.vassal_args("script.ini", spawn.Templates(), cwd) == [
+        "--ini", "script.ini"]
+
+
+def test_magic_exec_vassal_reads_its_scripts_output(procs, tmp_path):
+    (tmp_path / "v").mkdir()
+    script = tmp_path / "v" / "s.ini"
+    script.write_text("#!/bin/sh\nprintf '[uwsgi]\\nsocket = 127.0.0.1:0"
+                      "\\nmaster = true\\n'\n")
+    script.chmod(0o755)
+    emperor = procs.ugu("--emperor", "v/*.ini", "--emperor-magic-exec",
+                        cwd=tmp_path, env=ENV)
+    emperor.wait_for_log(r"getting INI configuration from exec://v/s\.ini")
+    emperor.wait_for_log(r"vassal v/s\.ini is ready to accept requests")
+
+
+# -- refused --------------------------------------------------------------
+
+@pytest.mark.parametrize("option, reason", [
+    ("emperor-on-demand-dir", "ugu's vassals take no socket from stdin"),
+    ("emperor-on-demand-extension", "stdin (fd 0)"),
+    ("emperor-on-demand-exec", "stdin (fd 0)"),
+    ("emperor-extra-ext", "configurator"),
+    ("emperor-use-clone", "namespaces"),
+    ("emperor-proxy-socket", "jail"),
+    ("emperor-broodlord", "no zerg mode yet"),
+    ("vassal-sos", "no zerg mode yet"),
+    ("vassal-sos-backlog", "no zerg mode yet"),
+    ("early-emperor", "serves nothing"),
+])
+def test_options_ugu_lacks_are_refused_saying_why(procs, tmp_path, option,
+                                                  reason):
+    ini = tmp_path / "e.ini"
+    value = "" if option == "early-emperor" else "x"
+    ini.write_text(f"[uwsgi]\nemperor = {tmp_path}/none\n"
+                   f"{option} = {value or 'true'}\n")
+    process = procs.ugu("--ini", str(ini), cwd=tmp_path, env=ENV)
+    assert process.wait() == 1
+    out = process.output()
+    assert f"e.ini:3: option '{option}'" in out
+    assert reason in out
