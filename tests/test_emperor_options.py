@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import wait_until
+from tests.support import free_port, http10_get, wait_until
 from tests.test_emperor import (CTIME, ENV, WRAPPER, make_court,
                                 start_emperor, vassal_up)
-from ugu.emperor import monitor, spawn
+from ugu.emperor import monitor, ondemand, spawn
 from ugu.emperor.emperor import Emperor
 from ugu.emperor.vassal import Vassal
 from ugu.link import ToVassal
@@ -244,9 +244,6 @@ def test_magic_exec_vassal_reads_its_scripts_output(procs, tmp_path):
 # -- refused --------------------------------------------------------------
 
 @pytest.mark.parametrize("option, reason", [
-    ("emperor-on-demand-dir", "ugu's vassals take no socket from stdin"),
-    ("emperor-on-demand-extension", "stdin (fd 0)"),
-    ("emperor-on-demand-exec", "stdin (fd 0)"),
     ("emperor-extra-ext", "configurator"),
     ("emperor-use-clone", "namespaces"),
     ("emperor-proxy-socket", "jail"),
@@ -266,3 +263,81 @@ def test_options_ugu_lacks_are_refused_saying_why(procs, tmp_path, option,
     out = process.output()
     assert f"e.ini:3: option '{option}'" in out
     assert reason in out
+
+
+# -- on demand ------------------------------------------------------------
+
+def test_on_demand_socket_names_as_uwsgi_finds_them(tmp_path):
+    found = monitor.Found("a.ini", 0, str(tmp_path))
+    (tmp_path / "a.ini.sock").write_text("127.0.0.1:9\tcomment\nmore\n")
+    assert ondemand.Finder(extension=".sock").socket_name(found) == \
+        "127.0.0.1:9"
+    (tmp_path / "a.ini.sock").write_text("\n")
+    assert ondemand.Finder(extension=".sock").socket_name(found) is None
+    assert ondemand.Finder(extension=".none").socket_name(found) is None
+    assert ondemand.Finder(directory="/run/x").socket_name(
+        monitor.Found("v/app.prod.ini", 0, "/")) == "/run/x/app.prod.socket"
+    # The command gets the name as its argument, run where the vassal is.
+    command = ondemand.Finder(command="echo $PWD/")
+    assert command.socket_name(found) == f"{tmp_path}/ a.ini"
+    assert ondemand.Finder(command="true").socket_name(found) is None
+
+
+def test_on_demand_vassal_starts_at_the_first_connection_and_goes_back(
+        procs, tmp_path, court):
+    court.add("a.ini", send="1 22")
+    socks = tmp_path / "socks"
+    socks.mkdir()
+    emperor = start_emperor(procs, tmp_path, "--emperor",
+                            str(court.path / "*.ini"),
+                            "--emperor-on-demand-dir", str(socks))
+    path = socks / "a.socket"
+    emperor.wait_for_log(
+        rf'(?m)^\[uwsgi-emperor\] {re.escape(str(court.path))}/a\.ini -> '
+        rf'"on demand" instance detected, waiting for connections on '
+        rf'socket "{re.escape(str(path))}" \.\.\.$')
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    assert "fake vassal" not in emperor.output()
+    name = f"{court.path}/a.ini"
+    for run in (1, 2):
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(path))
+            up = vassal_up(emperor, name, count=run)
+        assert up["stdin"].startswith("socket:[")
+        assert up["fds"] == [0, 1, 2, 3]
+        # It asks to stop (22): it waits on its socket again.
+        emperor.wait_for_log(rf"{CTIME}\[emperor\] bringing back instance "
+                             rf"{re.escape(name)} to on-demand mode",
+                             count=run)
+        emperor.wait_for_log(
+            rf'(?m)^\[uwsgi-emperor\] {re.escape(name)} -> back to '
+            rf'"on demand" mode, waiting for connections on socket '
+            rf'"{re.escape(str(path))}" \.\.\.$', count=run)
+    assert "removed uwsgi instance" not in emperor.output()
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0
+
+
+def test_on_demand_vassal_serves_on_the_emperors_socket(procs, tmp_path):
+    port = free_port()
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    (tmp_path / "app.py").write_text(
+        "def application(env, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'woken']\n")
+    (vassals / "a.ini").write_text(
+        "[uwsgi]\nmaster = true\nprocesses = 1\nprotocol = http\n"
+        f"wsgi-file = {tmp_path / 'app.py'}\n")
+    (vassals / "a.ini.sock").write_text(f"127.0.0.1:{port}\n")
+    emperor = procs.ugu("--emperor", str(vassals),
+                        "--emperor-on-demand-ext", ".sock",
+                        cwd=tmp_path, env=ENV)
+    emperor.wait_for_log(r'"on demand" instance detected')
+    answer = http10_get(port)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and \
+        answer.endswith(b"\r\n\r\nwoken")
+    emperor.wait_for_log(rf"(?m)^uwsgi socket 0 inherited INET address "
+                         rf"127\.0\.0\.1:{port} fd 0$")
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0

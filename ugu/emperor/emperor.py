@@ -19,7 +19,7 @@ import time
 
 from ugu import log, proc
 from ugu import stats as stats_server
-from ugu.emperor import master, monitor, spawn, stats
+from ugu.emperor import master, monitor, ondemand, spawn, stats
 from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
@@ -128,6 +128,9 @@ class Emperor:
         self.stop_order = ToVassal.GRACEFUL_STOP if \
             config["emperor-graceful-shutdown"] else ToVassal.STOP
         self.stop_hook = config["vassals-stop-hook"]
+        self.on_demand = ondemand.Finder.from_config(config)
+        self.backlog = config["listen"]
+        self.sleepers = {}     # name -> ondemand.Sleeper, waiting on it
         self.blacklist = None
         if not config["emperor-no-blacklist"]:
             self.blacklist = Blacklist(config["emperor-throttle"] / 1000,
@@ -168,6 +171,11 @@ class Emperor:
 
     def close(self):
         self.signals.close()
+        for sleeper in self.sleepers.values():
+            sleeper.close()
+        for vassal in self.vassals.values():
+            if vassal.on_demand is not None:
+                vassal.on_demand.close()
         for resource in (self.watcher, self.stats):
             if resource is not None:
                 resource.close()
@@ -181,6 +189,7 @@ class Emperor:
                                 for d in m.directories()})
         known = {name: v.mtime for name, v in self.vassals.items()}
         known.update(self.exiled)
+        known.update({name: s.mtime for name, s in self.sleepers.items()})
         self.held = []
         for event in monitor.diff(known, monitor.scan_all(self.monitors)):
             match event:
@@ -199,16 +208,56 @@ class Emperor:
         owner = self.owner(found)
         if owner is False:
             return
+        socket_name = self.on_demand and self.on_demand.socket_name(found)
+        if socket_name:
+            self.sleep(found, socket_name, owner)
+            return
+        self.start(found.name, found.cwd, found.mtime, found.monitor, owner)
+
+    def start(self, name, cwd, mtime, spec, owner, sleeper=None):
+        """Spawn a vassal; from `sleeper`, with its socket as stdin."""
         try:
-            pid, link = spawn.spawn(found.name, found.cwd, self.templates,
-                                    owner, self.home(found.monitor))
+            pid, link = spawn.spawn(
+                name, cwd, self.templates, owner, self.home(spec),
+                stdin=sleeper.fileno() if sleeper else None)
         except OSError as e:
             # Out of processes or fds: the next scan tries again.
-            log.verbose(f"[emperor] cannot spawn {found.name}: {e.strerror}")
+            log.verbose(f"[emperor] cannot spawn {name}: {e.strerror}")
+            return False
+        self.vassals[name] = Vassal(
+            name, pid, link, mtime, monitor=spec,
+            owner=owner or (os.getuid(), os.getgid()), on_demand=sleeper)
+        return True
+
+    # on demand
+
+    def sleep(self, found, socket_name, owner):
+        try:
+            sock = ondemand.bind(socket_name, self.backlog)
+        except OSError as e:
+            # As uWSGI's; the next scan tries again.
+            log.log(f"emperor_add()/bind(): {e.strerror}")
             return
-        self.vassals[found.name] = Vassal(
-            found.name, pid, link, found.mtime, monitor=found.monitor,
-            owner=owner or (os.getuid(), os.getgid()))
+        self.sleepers[found.name] = ondemand.Sleeper(
+            found.name, sock, socket_name, found.mtime, found.cwd,
+            found.monitor, owner)
+        ondemand.detected(found.name, socket_name)
+
+    def wake(self, sleeper):
+        """A first connection came: start the vassal on it."""
+        del self.sleepers[sleeper.name]
+        if not self.start(sleeper.name, sleeper.cwd, sleeper.mtime,
+                          sleeper.monitor, sleeper.owner, sleeper):
+            self.sleepers[sleeper.name] = sleeper
+
+    def back_to_sleep(self, vassal, asked):
+        sleeper = vassal.on_demand
+        sleeper.mtime = vassal.mtime
+        self.sleepers[vassal.name] = sleeper
+        if asked:
+            ondemand.back(vassal.name, sleeper.socket_name)
+        else:
+            ondemand.detected(vassal.name, sleeper.socket_name)
 
     def home(self, spec):
         """The folder of the monitor `spec` names, for the hooks."""
@@ -233,6 +282,11 @@ class Emperor:
         return st.st_uid, st.st_gid
 
     def changed(self, found):
+        if found.name in self.sleepers:
+            self.sleepers[found.name].mtime = found.mtime
+            log.verbose(f'[emperor] updated configuration for "on demand" '
+                        f'instance {found.name}')
+            return
         if found.name in self.exiled:
             del self.exiled[found.name]
             self.enthrone(found)
@@ -243,7 +297,11 @@ class Emperor:
             self.reload(vassal)
 
     def removed(self, name):
-        if name in self.exiled:
+        if name in self.sleepers:
+            self.sleepers.pop(name).close()
+            log.verbose(f"[emperor] stop the uwsgi instance {name}")
+            log.verbose(f"[emperor] removed uwsgi instance {name}")
+        elif name in self.exiled:
             del self.exiled[name]
         elif self.vassals[name].state is State.RUNNING:
             self.stop(self.vassals[name], self.clock() + self.tolerance)
@@ -263,7 +321,9 @@ class Emperor:
         log.verbose(f"[emperor] curse the uwsgi instance {vassal.name} "
                     f"(pid: {vassal.pid})")
         vassal.stamps["cursed"] = int(time.time())
-        vassal.doom(State.CURSED, self.clock() + self.tolerance)
+        if not vassal.asleep:
+            # One going back to sleep keeps the deadline it has.
+            vassal.doom(State.CURSED, self.clock() + self.tolerance)
 
     # waiting
 
@@ -287,6 +347,7 @@ class Emperor:
             waiting.append(self.watcher)
         if self.stats is not None:
             waiting += self.stats.waiting()
+        waiting += list(self.sleepers.values())
         signums, ready = self.signals.wait(timeout, waiting)
         for source in ready:
             self.answer(source)
@@ -302,6 +363,8 @@ class Emperor:
             self.watcher.changed()
         elif isinstance(source, Vassal):
             self.listen(source)
+        elif isinstance(source, ondemand.Sleeper):
+            self.wake(source)
         else:
             self.stats.answer(source)
 
@@ -311,7 +374,7 @@ class Emperor:
             self.hear(vassal, byte)
         if eof:
             vassal.close_link()
-            if vassal.state is State.RUNNING:
+            if vassal.state is State.RUNNING or vassal.asleep:
                 self.curse(vassal)
 
     def hear(self, vassal, byte):
@@ -319,7 +382,13 @@ class Emperor:
         if news is ToEmperor.HEARTBEAT:
             vassal.beat = self.clock()
         elif news is ToEmperor.STOP_ME:
-            if vassal.state is State.RUNNING:
+            if vassal.state is State.RUNNING and vassal.on_demand:
+                log.verbose(f"[emperor] bringing back instance "
+                            f"{vassal.name} to on-demand mode")
+                vassal.send(self.stop_order)
+                vassal.doom(State.STOPPING, self.clock() + self.tolerance)
+                vassal.asleep = True
+            elif vassal.state is State.RUNNING:
                 self.stop(vassal, self.clock() + self.tolerance)
         elif news is not None:
             log.verbose(f"[emperor] vassal {vassal.name} {NEWS[news]}")
@@ -338,16 +407,28 @@ class Emperor:
         if vassal.link is not None:
             # Its last words (loyalty, say) may still wait on the link.
             self.listen(vassal)
+        unexpected = vassal.state is State.RUNNING
         if vassal.state is State.RUNNING:
             self.curse(vassal)
         vassal.close_link()
         del self.vassals[vassal.name]
+        exiled = proc.describe_exit(status)[0] == EXIT_EXILE
+        if vassal.asleep and not self.ending:
+            # Its record lives on in uWSGI: nothing is removed.
+            self.back_to_sleep(vassal, asked=True)
+            return
         if self.stop_hook:
             spawn.run_hook("stop", self.stop_hook, vassal.name,
                            self.home(vassal.monitor))
         log.verbose(f"[emperor] removed uwsgi instance {vassal.name}")
-        if proc.describe_exit(status)[0] == EXIT_EXILE:
+        if exiled:
             self.exiled[vassal.name] = vassal.mtime
+        if vassal.on_demand is not None:
+            if unexpected and not exiled and not self.ending:
+                # Waits again on its socket, as uWSGI adds it anew.
+                self.back_to_sleep(vassal, asked=False)
+            else:
+                vassal.on_demand.close()
         if self.blacklist and not vassal.loyal and not self.ending:
             self.throttle(vassal.name)
 
@@ -395,6 +476,9 @@ class Emperor:
             return
         self.ending = True
         log.log("[emperor] *** RAGNAROK EVOKED ***")
+        for sleeper in self.sleepers.values():
+            sleeper.close()
+        self.sleepers.clear()
         deadline = self.clock() + self.mercy
         for vassal in self.vassals.values():
             if vassal.state is State.RUNNING:

@@ -89,17 +89,19 @@ def vassal_args(name, templates=Templates(), cwd="."):
             *templates.after]
 
 
-def spawn(name, cwd, templates=Templates(), owner=None, home=None):
+def spawn(name, cwd, templates=Templates(), owner=None, home=None,
+          stdin=None):
     """Fork and exec the vassal, as `owner` ((uid, gid)) if given; return
     (pid, our end of its link).  `home` is the monitor's folder, given to
-    the start hook as UWSGI_VASSALS_DIR."""
+    the start hook as UWSGI_VASSALS_DIR; `stdin` an fd (an on-demand
+    socket) the vassal gets as its stdin, instead of /dev/null."""
     ours, theirs = socket.socketpair()
     args = vassal_args(name, templates, cwd)
     env = vassal_env(os.environ)
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
-        _become_vassal(args, cwd, env, theirs.fileno(), parent,
+        _become_vassal(args, cwd, env, (theirs.fileno(), stdin), parent,
                        (name, owner), templates, home)
     theirs.close()
     ours.setblocking(False)
@@ -116,7 +118,7 @@ def vassal_env(environ):
     return env
 
 
-def _become_vassal(args, cwd, env, link_fd, parent, identity, templates,
+def _become_vassal(args, cwd, env, fds, parent, identity, templates,
                    home):
     """In the forked child; never returns."""
     try:
@@ -124,7 +126,7 @@ def _become_vassal(args, cwd, env, link_fd, parent, identity, templates,
         if proc.die_with_parent(parent):
             _drop_privileges(*identity)
             os.chdir(cwd)
-            _arrange_fds(link_fd)
+            _arrange_fds(*fds)
             if templates.start_hook:
                 run_hook("start", templates.start_hook, identity[0], home)
             _exec(args, env, templates)
@@ -189,10 +191,12 @@ def _drop_privileges(name, owner):
     os.setuid(uid)
 
 
-def _arrange_fds(link_fd):
-    # Lift the link clear of fds 0-3 first, so no dup2() below hits it.
+def _arrange_fds(link_fd, stdin=None):
+    # Lift them clear of fds 0-3 first, so no dup2() below hits them.
     high = fcntl.fcntl(link_fd, fcntl.F_DUPFD, LINK_FD + 1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
+    if stdin is None:
+        stdin = os.open(os.devnull, os.O_RDONLY)
+    stdin = fcntl.fcntl(stdin, fcntl.F_DUPFD, LINK_FD + 1)
+    os.dup2(stdin, 0)
     os.dup2(high, LINK_FD)
     os.closerange(LINK_FD + 1, os.sysconf("SC_OPEN_MAX"))

@@ -37,7 +37,8 @@ def _vassal(v, clock):
         "first_run": stamps["born"],
         "last_run": stamps.get("run", stamps["born"]),
         "cursed": stamps.get("cursed", 0), "zerg": 0,
-        "on_demand": "", "uid": v.owner[0], "gid": v.owner[1],
+        "on_demand": v.on_demand.socket_name if v.on_demand else "",
+        "uid": v.owner[0], "gid": v.owner[1],
         "monitor": v.monitor, "respawns": v.respawns,
     }
 

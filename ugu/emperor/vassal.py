@@ -35,6 +35,9 @@ class Vassal:
     loyal: bool = False          # it has served a request
     beat: float | None = None    # Emperor's clock at its last heartbeat
     respawns: int = 0            # reloads, as uWSGI counts them
+    # ondemand.Sleeper it was woken from; asleep: it asked to go back.
+    on_demand: object = None
+    asleep: bool = False
     # Wall-clock seconds of its news, for the stats; 0 means never.
     stamps: dict = field(default_factory=lambda: {"born": int(time.time())})
 

@@ -1327,6 +1327,15 @@ OPTIONS = (
     _opt("emperor-magic-exec", FLAG, "run an executable vassal file and "
          "read its output as the config (exec://FILE)", EMPEROR,
          default=False),
+    _opt("emperor-on-demand-extension", STR, "on-demand vassals: the "
+         "socket a vassal waits on is the first line of its file's name "
+         "+ EXT", EMPEROR, aliases=("emperor-on-demand-ext",)),
+    _opt("emperor-on-demand-directory", STR, "on-demand vassals: each "
+         "waits on the unix socket DIR/NAME.socket (NAME: its file's name "
+         "less the extension)", EMPEROR,
+         aliases=("emperor-on-demand-dir",)),
+    _opt("emperor-on-demand-exec", STR, "on-demand vassals: the socket a "
+         "vassal waits on is the output of COMMAND \"FILE\"", EMPEROR),
     _opt("vassals-start-hook", STR, "run this program with the vassal's "
          "name before each vassal starts", EMPEROR),
     _opt("vassals-stop-hook", STR, "run this program with the vassal's "
@@ -1514,14 +1523,6 @@ _INSTEAD = {
          "hook-as-emperor", "hook-emperor-start"),
         "ugu's Emperor runs no hooks: put exec-asap or hook-asap in the "
         "vassal's own file instead"),
-    **dict.fromkeys(
-        ("emperor-on-demand-directory", "emperor-on-demand-dir",
-         "emperor-on-demand-extension", "emperor-on-demand-ext",
-         "emperor-on-demand-exec"),
-        "uWSGI hands an on-demand vassal the socket its Emperor bound as "
-        "stdin (fd 0), and ugu's vassals take no socket from stdin: give "
-        "each vassal its own socket in its file, and the Emperor starts "
-        "it at once"),
     **dict.fromkeys(
         ("emperor-extra-extension", "emperor-extra-ext"),
         "uWSGI starts such a vassal with --config, which loads a file "

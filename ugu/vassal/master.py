@@ -212,7 +212,7 @@ def _run(config):
                                       config["listen"])
     if config["chown-socket"]:
         _as_root(config, hooks)
-    if not command:
+    if not command and not any(l.sock.fileno() == 0 for l in listeners):
         hygiene.remap_stdin(config)
     # Refused here, where uWSGI's workers exit on a bad line.
     sockets.socket_map(config, len(_worker_sockets(listeners)))
@@ -448,6 +448,11 @@ def _bind_all(config, reloaded):
                                tuning)
                   for index, (name, proto) in enumerate(wanted)]
     listeners += zergs
+    # A listening socket on stdin (an on-demand vassal's, from its
+    # Emperor) is one more, numbered after them.
+    stdin = sockets.adopt_stdin(default, len(wanted) + len(zergs), inherited)
+    if stdin is not None:
+        listeners.append(stdin)
     if has_router(config) and not config["http-to"] and not wanted \
             and not zergs and not config["http-subscription-server"]:
         # uWSGI's router with no node forwards to a socket of its own.

@@ -516,6 +516,38 @@ def log_kept(listeners):
                 f"{index} ({listener.name})")
 
 
+def adopt_stdin(proto, index, inherited):
+    """A listening socket found as stdin (an on-demand vassal's, which its
+    Emperor bound) is one more socket of the instance, numbered `index`,
+    as uWSGI takes it.  None where stdin is no listening socket."""
+    for key, fd in list(inherited.items()):
+        if fd == 0:
+            # Passed on by the master re-executed: adopted again below.
+            del inherited[key]
+    try:
+        if not stat.S_ISSOCK(os.fstat(0).st_mode):
+            return None
+    except OSError:
+        return None
+    sock = socket.socket(fileno=0)
+    try:
+        listening = sock.type == socket.SOCK_STREAM and \
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        address = sock.getsockname()
+    except OSError:
+        listening = False
+    if not listening:
+        sock.detach()   # not ours to close
+        return None
+    if sock.family == socket.AF_UNIX:
+        name, kind = address if isinstance(address, str) else \
+            address.decode("utf-8", "replace"), "UNIX"
+    else:
+        name, kind = f"{address[0]}:{address[1]}", "INET"
+    log.log(f"uwsgi socket {index} inherited {kind} address {name} fd 0")
+    return Listener(name, proto, sock, unix_inode(sock))
+
+
 def inherited_sockets(environ=os.environ):
     """{"proto:name": fd} passed by the master we were re-executed from."""
     text = environ.pop(INHERIT_ENV, "")
