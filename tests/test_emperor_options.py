@@ -6,6 +6,7 @@ Stand-in vassals (tests/test_emperor.py's court) report their start on the
 Emperor's output; each test waits on those lines, never on a clock.
 """
 
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, http10_get, wait_until
+from tests.support import free_port, http10_get, read_to_eof, wait_until
 from tests.test_emperor import (CTIME, ENV, WRAPPER, make_court,
                                 start_emperor, vassal_up)
 from ugu.emperor import monitor, ondemand, spawn
@@ -330,10 +331,16 @@ def test_on_demand_vassal_serves_on_the_emperors_socket(procs, tmp_path):
         "[uwsgi]\nmaster = true\nprocesses = 1\nprotocol = http\n"
         f"wsgi-file = {tmp_path / 'app.py'}\n")
     (vassals / "a.ini.sock").write_text(f"127.0.0.1:{port}\n")
+    stats_port = free_port()
     emperor = procs.ugu("--emperor", str(vassals),
                         "--emperor-on-demand-ext", ".sock",
+                        "--emperor-stats", f"127.0.0.1:{stats_port}",
                         cwd=tmp_path, env=ENV)
     emperor.wait_for_log(r'"on demand" instance detected')
+    with socket.create_connection(("127.0.0.1", stats_port), 5) as s:
+        (waiting,) = json.loads(read_to_eof(s))["vassals"]
+    assert (waiting["id"], waiting["pid"], waiting["on_demand"]) == (
+        "a.ini", -1, f"127.0.0.1:{port}")
     answer = http10_get(port)
     assert answer.startswith(b"HTTP/1.1 200 OK") and \
         answer.endswith(b"\r\n\r\nwoken")

@@ -12,7 +12,8 @@ while a vassal comes and goes.
 import os
 import socket
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from ugu import log
 
@@ -107,6 +108,8 @@ class Sleeper:
     cwd: str
     monitor: str
     owner: tuple | None
+    # Wall-clock seconds it was first found, for the stats.
+    born: int = field(default_factory=lambda: int(time.time()))
 
     def fileno(self):
         return self.sock.fileno()

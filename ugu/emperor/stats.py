@@ -2,7 +2,7 @@
 
 The document has uWSGI's keys (reference 5.6); ugu/stats.py serves it,
 as it serves the vassal's.  Keys for features ugu has no part of (zerg,
-on-demand, a global throttle) keep uWSGI's "none" values, so that
+a global throttle) keep uWSGI's "none" values, so that
 dashboards reading them still work.
 """
 
@@ -19,7 +19,8 @@ def document(emperor):
         "emperor": [m.spec for m in emperor.monitors],
         "emperor_tyrant": int(emperor.tyrant), "throttle_level": 0,
         "vassals": [_vassal(v, emperor.clock)
-                    for v in emperor.vassals.values()],
+                    for v in emperor.vassals.values()]
+        + [_sleeper(s) for s in emperor.sleepers.values()],
         "blacklist": _blacklist(emperor.blacklist, emperor.clock),
     }
 
@@ -40,6 +41,20 @@ def _vassal(v, clock):
         "on_demand": v.on_demand.socket_name if v.on_demand else "",
         "uid": v.owner[0], "gid": v.owner[1],
         "monitor": v.monitor, "respawns": v.respawns,
+    }
+
+
+def _sleeper(s):
+    """An on-demand vassal waiting on its socket: no process (pid -1),
+    as uWSGI lists it."""
+    owner = s.owner or (os.getuid(), os.getgid())
+    return {
+        "id": s.name, "pid": -1, "born": s.born, "last_mod": s.mtime,
+        "last_heartbeat": 0, "loyal": 0, "ready": 0, "accepting": 0,
+        "last_loyal": 0, "last_ready": 0, "last_accepting": 0,
+        "first_run": s.born, "last_run": s.born, "cursed": 0, "zerg": 0,
+        "on_demand": s.socket_name, "uid": owner[0], "gid": owner[1],
+        "monitor": s.monitor, "respawns": 0,
     }
 
 
