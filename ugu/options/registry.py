@@ -1541,9 +1541,10 @@ _INSTEAD = {
                             "it; ugu has no jails and its Emperor passes "
                             "each vassal its link itself: remove it",
     "emperor-broodlord": "broodlord mode answers a vassal's call for "
-                         "reinforcements by spawning zerg vassals "
-                         "(zerg-server), and ugu has no zerg mode yet: "
-                         "remove it",
+                         "reinforcements (vassal-sos) by spawning zerg "
+                         "vassals, which ugu's Emperor does not: run the "
+                         "zergs as vassals of their own (`zerg = PATH`) "
+                         "or remove it",
     **dict.fromkeys(
         ("vassal-sos", "vassal-sos-backlog"),
         "the call for reinforcements is answered only by an Emperor in "
