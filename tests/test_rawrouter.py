@@ -128,7 +128,7 @@ def test_pattern_base_and_xclient_line():
 @pytest.mark.parametrize("args, words", [
     (["--rawrouter-harakiri", "5"], "one stuck connection holds no other"),
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-zerg", "x"],
-     "no zerg servers"),
+     "only ugu's HTTP router takes a zerg server's sockets"),
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-use-socket"],
      "write the node's address in rawrouter-to"),
     ([], "the rawrouter has no node to pass requests to"),

@@ -1477,9 +1477,6 @@ _INSTEAD = {
                              "bound each connection with "
                              f"{router}-timeout"
        for router in ("rawrouter", "sslrouter")},
-    **{f"{router}-zerg": "ugu has no zerg servers to take sockets from: "
-                         f"bind the address with `{router} = ADDR`"
-       for router in ("fastrouter", "rawrouter", "sslrouter")},
     **{f"{router}-use-code-string": "ugu's routers run no plugin's "
                                     "code as a mapper: use "
                                     f"{router}-to, -use-pattern or a "
@@ -1548,7 +1545,7 @@ _INSTEAD = {
     **dict.fromkeys(
         ("vassal-sos", "vassal-sos-backlog"),
         "the call for reinforcements is answered only by an Emperor in "
-        "broodlord mode spawning zergs, and ugu has no zerg mode yet: "
+        "broodlord mode spawning zergs, which ugu's Emperor does not: "
         "remove it, and give the vassal more processes (or cheaper "
         "options to grow them under load)"),
     "early-emperor": "it starts the Emperor of an instance that also "
@@ -1588,11 +1585,11 @@ _INSTEAD = {
               "with ini, yaml, xml or json",
     "http-raw-body": "for websockets, write `http-websockets = true`; "
                      "ugu's router relays no other raw body (Icecast)",
-    **dict.fromkeys(
-        ("fastrouter-zerg", "rawrouter-zerg", "sslrouter-zerg"),
-        "only ugu's HTTP router takes a zerg server's sockets (`http-zerg "
-        "= PATH`), and an instance's workers (`zerg = PATH`): give the "
-        "other routers sockets of their own"),
+    **{f"{router}-zerg": "only ugu's HTTP router takes a zerg server's "
+                         "sockets (`http-zerg = PATH`), and an instance's "
+                         "workers (`zerg = PATH`): bind the address with "
+                         f"`{router} = ADDR`"
+       for router in ("fastrouter", "rawrouter", "sslrouter")},
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",
