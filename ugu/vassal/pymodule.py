@@ -38,6 +38,7 @@ import select
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 import types
@@ -46,6 +47,7 @@ import _multiprocessing
 import setproctitle
 
 from ugu import UWSGI_VERSION, log
+from ugu.options import sources
 from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, reqlog,
                         request, rpc, sharedarea, signals, spooler, websocket,
                         worker)
@@ -88,12 +90,13 @@ _LACKING_GROUPS = {
         "wait_fd_write ready_fd",
     "legions": "i_am_the_lord lord_scroll scrolls",
     "internal routing from Python": "route",
+    "chunked request body reader (its http-socket takes a chunked body "
+    "whole, as wsgi.input: read that)": "chunked_read chunked_read_nb",
     "version of this function yet": (
-        "add_var accepting chunked_read chunked_read_nb close connect "
-        "send recv is_connected embedded_data extract parsefile sendfile "
-        "offload set_user_harakiri set_warning_message logsize "
-        "listen_queue ready start_response SymbolsImporter "
-        "SymbolsZipImporter ZipImporter"),
+        "accepting set_warning_message logsize listen_queue "
+        "start_response"),
+    "symbols of the binary to import from (apps import from files)":
+        "SymbolsImporter SymbolsZipImporter ZipImporter",
 }
 LACKING = {name: what for what, names in _LACKING_GROUPS.items()
            for name in names.split()}
@@ -881,7 +884,282 @@ def websocket_send_binary(message):
         raise OSError("unable to send websocket binary message")
 
 
+# -- descriptors, files and request vars -----------------------------------
+def close(fd):
+    """Close a descriptor the app has (connect()'s)."""
+    try:
+        os.close(operator.index(fd))
+    except OSError:
+        pass    # as uWSGI: the result of close() is not looked at
+
+
+def connect(address, timeout=0):
+    """A connected socket's descriptor (-1 when the connection fails):
+    HOST:PORT, or else a unix socket's path (@NAME: abstract)."""
+    if not isinstance(address, str):
+        raise TypeError(f"connect() argument 1 must be str, not "
+                        f"{type(address).__name__}")
+    host, colon, port = address.partition(":")
+    if colon:
+        family, target = socket.AF_INET, (host, _atoi(port))
+    else:
+        family = socket.AF_UNIX
+        target = "\0" + address[1:] if address.startswith("@") else address
+    conn = socket.socket(family, socket.SOCK_STREAM)
+    conn.settimeout(timeout or None)
+    try:
+        conn.connect(target)
+    except (OSError, OverflowError):
+        conn.close()
+        return -1
+    conn.setblocking(True)
+    return conn.detach()
+
+
+def _atoi(text):
+    """C's atoi(): the leading digits, 0 without any."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits] or 0)
+
+
+def is_connected(fd):
+    """Whether the socket `fd` has no pending error (SO_ERROR)."""
+    try:
+        sock = socket.socket(fileno=os.dup(operator.index(fd)))
+    except OSError:
+        return False
+    with sock:
+        try:
+            return not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:
+            return False
+
+
+def send(*args):
+    """send(data) on the request's connection, or send(fd, data):
+    True, or None once the write failed (and said so)."""
+    if not 1 <= len(args) <= 2:
+        raise TypeError(f"send() takes 1 or 2 arguments ({len(args)} "
+                        f"given)")
+    data = args[-1]
+    if not isinstance(data, bytes):
+        raise TypeError(f"send() data must be bytes, not "
+                        f"{type(data).__name__}")
+    fd = operator.index(args[0]) if len(args) == 2 else connection_fd()
+    try:
+        _write_all(fd, data)
+    except OSError as e:
+        log.log(f"write(): {e.strerror} [plugins/python/uwsgi_pymodule.c "
+                f"line 706]")
+        return None
+    return True
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])
+
+
+def recv(fd, max_size=4096):
+    """Up to `max_size` bytes (4096 at most) read from `fd`; None at
+    its end or on an error."""
+    fd, max_size = operator.index(fd), min(operator.index(max_size), 4096)
+    try:
+        data = os.read(fd, max(max_size, 0))
+    except BlockingIOError:
+        select.select([fd], [], [])
+        return recv(fd, max_size)
+    except OSError:
+        return None
+    return data or None
+
+
+def add_var(key, value):
+    """Add a var to the request's own (the log line's %(var.KEY), the
+    routes'); the app's environ, made already, does not change."""
+    ex = _exchange()
+    key, value = _line_text(key), _line_text(value)
+    if ex.vars_size + 4 + len(key) + len(value) > ex.ctx.buffer_size:
+        log.log(f"not enough buffer space to add {key} variable, consider "
+                f"increasing it with the --buffer-size option")
+        raise ValueError("unable to add request var, check your buffer "
+                         "size")
+    ex.add_var(key, value)
+    return True
+
+
+def sendfile(what, chunk=0, pos=0, filesize=0):
+    """Send a file (a path, or an object with fileno()) as the response
+    body's next bytes: from `pos`, `filesize` of them (0: all it has);
+    the head goes first if it has not.  `chunk` is not used, as in
+    uWSGI.  True; None for a file that cannot be opened."""
+    ex = _exchange()
+    for number in (chunk, pos, filesize):
+        operator.index(number)
+    if isinstance(what, (str, bytes)):
+        path = what.encode("latin-1") if isinstance(what, str) else what
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            log.log(f'open("{os.fsdecode(path)}"): {e.strerror} '
+                    f'[plugins/python/uwsgi_pymodule.c line 800]')
+            return None
+        try:
+            _send_file(ex, fd, pos, filesize)
+        finally:
+            os.close(fd)
+    else:
+        # The app's file stays open, its own to close (uWSGI closes its
+        # descriptor under it).
+        _send_file(ex, _fileno(what), pos, filesize)
+    return True
+
+
+def _fileno(what):
+    fd = what if isinstance(what, int) else what.fileno()
+    return operator.index(fd)
+
+
+def _send_file(ex, fd, pos, count):
+    if ex.write_failed:
+        raise OSError("write error")
+    try:
+        if not ex.headers_sent:
+            ex.send_head()
+        if not count:
+            size = os.fstat(fd).st_size
+            if pos >= size:
+                return
+            count = size - pos
+        if ex.transport.head_only:
+            # A HEAD's line counts the body it did not send, as uWSGI's.
+            ex.body_size += 0 if ex.body_dropped else count
+            return
+        ex.via = "sendfile"
+        try:
+            ex.transport.send_file(fd, pos, count, ex.waited)
+        except OSError as e:
+            raise request.ClientWriteError(request.SENDFILE, e) from None
+        ex.body_size += count
+    except request.ClientWriteError as e:
+        ex.write_failed = True
+        e.log(ex)
+        if not ex.ctx.quiet_writes:
+            raise OSError("write error") from None
+
+
+def offload(*args):
+    """uWSGI 2.0's offload() does nothing (its body, arguments included,
+    is commented out) and answers b"": so does ugu's.  An app offloads a
+    file by returning wsgi.file_wrapper's, under offload-threads."""
+    return b""
+
+
+def extract(name):
+    """The bytes of a file (or of `exec://COMMAND`'s output, or of
+    stdin for `-`); None when it is empty."""
+    if not isinstance(name, str):
+        raise TypeError(f"extract() argument 1 must be str, not "
+                        f"{type(name).__name__}")
+    scheme, found, _ = name.partition("://")
+    if found and scheme != "exec":
+        raise ValueError(f"uwsgi.extract: ugu reads files, `-` and "
+                         f"exec:// only, not {scheme}://")
+    try:
+        data = _read_source(name)
+    except OSError as e:
+        # uWSGI's worker exits there; ugu's app gets the error.
+        log.log(f'open("{name}"): {e.strerror} [core/io.c line 525]')
+        raise
+    return data or None
+
+
+def _read_source(name):
+    if name.startswith(sources.EXEC):
+        return subprocess.run(name[len(sources.EXEC):], shell=True,
+                              stdout=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL).stdout
+    if name == "-":
+        return sys.stdin.buffer.read()
+    with open(name, "rb") as f:
+        return f.read()
+
+
+def parsefile(filename):
+    """The vars of a uwsgi packet stored in a file (modifier1 0 or 17,
+    a spool file's), as a dict of bytes; None when it holds none."""
+    if not isinstance(filename, str):
+        raise TypeError(f"parsefile() argument 1 must be str, not "
+                        f"{type(filename).__name__}")
+    try:
+        with open(filename, "rb") as f:
+            head = f.read(4)
+            if len(head) != 4:
+                return None
+            modifier1, size, _ = struct.unpack("<BHB", head)
+            block = f.read(size)
+    except OSError as e:
+        # uWSGI's says the read() it then does not do, with open()'s
+        # error.
+        log.log(f'open("{filename}"): {e.strerror} '
+                f'[plugins/python/uwsgi_pymodule.c line 2451]')
+        log.log(f'read(): {e.strerror} '
+                f'[plugins/python/uwsgi_pymodule.c line 2471]')
+        return None
+    if len(block) != size or modifier1 not in (0, 17):
+        return None
+    return _packet_vars(block)
+
+
+def _packet_vars(block):
+    found, at = {}, 0
+    while at < len(block):
+        if at + 2 >= len(block):
+            return None
+        key_size = int.from_bytes(block[at:at + 2], "little")
+        if not key_size:
+            log.log("uwsgi key cannot be null.")
+            return None
+        at += 2
+        if at + key_size >= len(block):
+            return None
+        key = block[at:at + key_size]
+        at += key_size
+        if at + 2 > len(block):
+            return None
+        value_size = int.from_bytes(block[at:at + 2], "little")
+        at += 2
+        if at + value_size > len(block):
+            return None
+        found[key] = block[at:at + value_size]
+        at += value_size
+    return found
+
+
+def embedded_data(name):
+    """uWSGI's data linked into its binary (_binary_NAME_start); ugu is
+    no binary and has none."""
+    if not isinstance(name, str):
+        raise TypeError(f"embedded_data() argument 1 must be str, not "
+                        f"{type(name).__name__}")
+    raise ValueError(f"unable to find symbol {name}")
+
+
+def ready():
+    """True once the instance is ready: in its workers, mules and
+    spoolers; None while the master loads the apps."""
+    if _state.wid or _state.mule_id or _state.spooler is not None:
+        return True
+    return None
+
+
 _FUNCTIONS = {f.__name__: f for f in (
+    close, connect, is_connected, send, recv, add_var, sendfile, offload,
+    extract, parsefile, embedded_data, ready,
     worker_id, masterpid, total_requests, request_id, workers, reload, stop,
     set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,
