@@ -67,13 +67,19 @@ def check(children, scoreboard, verbose=False, graceful=Graceful(),
         if child.stopping:
             continue
         deadline = scoreboard.harakiri(child.number)
+        user = ""
+        if not deadline or deadline > now:
+            # Then the app's own (uwsgi.set_user_harakiri), as uWSGI
+            # looks at it after the worker's.
+            deadline, user = scoreboard.user_harakiri(child.number), " (user)"
         if deadline and deadline <= now:
             doomed.append((child, _harakiri(child, deadline, scoreboard,
-                                            verbose, graceful, look)))
+                                            verbose, graceful, look, user)))
     return doomed
 
 
-def _harakiri(child, deadline, scoreboard, verbose, graceful, look):
+def _harakiri(child, deadline, scoreboard, verbose, graceful, look,
+              user=""):
     """The lines of one harakiri; the signal it sends."""
     wid, tries = child.number, child.harakiri_tries
     log.verbose(f"*** HARAKIRI ON WORKER {wid} (pid: {child.pid}, try: "
@@ -103,7 +109,7 @@ def _harakiri(child, deadline, scoreboard, verbose, graceful, look):
                     f"{int(deadline)}")
     # uWSGI 2.0 checks the worker's deadline once per core, from core 0,
     # so the first check, core 0's, is the one that fires.
-    log.verbose(f"HARAKIRI triggered by worker {wid} core 0 !!!")
+    log.verbose(f"HARAKIRI{user} triggered by worker {wid} core 0 !!!")
     return signum
 
 

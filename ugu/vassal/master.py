@@ -1431,17 +1431,16 @@ class Master:
 
     def check_workers(self):
         """harakiri, the evil memory checks and max-worker-lifetime, once
-        a second."""
-        if self.config["harakiri"]:
-            for child, signum in harakiri.check(
-                    self.workers(), self.shared.scoreboard,
-                    self.config["harakiri-verbose"], self.graceful,
-                    tracebacker.harakiri_look(self.config)):
-                self._kill(child.pid, signum)
-                if child.harakiri_tries == 1:
-                    # As uWSGI counts them: once a worker, graceful or not.
-                    self.harakiri_kills[child.number] = \
-                        self.harakiri_kills.get(child.number, 0) + 1
+        a second (a user harakiri, which an app sets, too)."""
+        for child, signum in harakiri.check(
+                self.workers(), self.shared.scoreboard,
+                self.config["harakiri-verbose"], self.graceful,
+                tracebacker.harakiri_look(self.config)):
+            self._kill(child.pid, signum)
+            if child.harakiri_tries == 1:
+                # As uWSGI counts them: once a worker, graceful or not.
+                self.harakiri_kills[child.number] = \
+                    self.harakiri_kills.get(child.number, 0) + 1
         if self.config["evil-reload-on-as"] or \
                 self.config["evil-reload-on-rss"]:
             self.check_evil_memory()

@@ -93,8 +93,7 @@ _LACKING_GROUPS = {
     "chunked request body reader (its http-socket takes a chunked body "
     "whole, as wsgi.input: read that)": "chunked_read chunked_read_nb",
     "version of this function yet": (
-        "accepting set_warning_message logsize listen_queue "
-        "start_response"),
+        "accepting set_warning_message logsize listen_queue "),
     "symbols of the binary to import from (apps import from files)":
         "SymbolsImporter SymbolsZipImporter ZipImporter",
 }
@@ -1149,6 +1148,23 @@ def embedded_data(name):
     raise ValueError(f"unable to find symbol {name}")
 
 
+def set_user_harakiri(seconds):
+    """The master kills this worker `seconds` from now (0: never), as
+    harakiri does, unless the request ends before: its end clears it."""
+    seconds = operator.index(seconds)
+    if not _state.master:
+        log.log("!!! unable to set user harakiri without the master "
+                "process !!!")
+        return None
+    if _state.mule_id or _state.spooler is not None:
+        raise ValueError("uwsgi.set_user_harakiri() is for workers in ugu: "
+                         "use mule-harakiri or spooler-harakiri in the "
+                         "config for mules and spoolers")
+    _state.scoreboard.set_user_harakiri(
+        _state.wid, time.time() + seconds if seconds else 0.0)
+    return None
+
+
 def ready():
     """True once the instance is ready: in its workers, mules and
     spoolers; None while the master loads the apps."""
@@ -1159,7 +1175,7 @@ def ready():
 
 _FUNCTIONS = {f.__name__: f for f in (
     close, connect, is_connected, send, recv, add_var, sendfile, offload,
-    extract, parsefile, embedded_data, ready,
+    extract, parsefile, embedded_data, ready, set_user_harakiri,
     worker_id, masterpid, total_requests, request_id, workers, reload, stop,
     set_logvar, get_logvar, log_this_request, connection_fd, disconnect,
     cl, mem, micros, setprocname, lock, unlock, is_locked, mule_id,

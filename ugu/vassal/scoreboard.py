@@ -29,8 +29,9 @@ import time
 # flag, how it is leaving (RETIRING or LEAVING, below), the harakiri
 # deadline (0.0: none), the kernel's id of the thread serving core 0 (0:
 # the main thread); its pid, the spawns of its slot and the time of the
-# last (for uwsgi.workers()).
-_WORKER = struct.Struct("<QQBBdiiIq")
+# last (for uwsgi.workers()); the deadline the app set with
+# uwsgi.set_user_harakiri() (0.0: none).
+_WORKER = struct.Struct("<QQBBdiiIqd")
 _REQUESTS = struct.Struct("<Q")
 # The two first fields, side by side so that a request that is timed
 # writes both at once.
@@ -72,6 +73,10 @@ _MOUNTPOINT = 255
 
 
 class Scoreboard:
+    # In a worker: whether its app set a user harakiri, for the request's
+    # end to clear it (no read of the slot otherwise).
+    user_deadline_set = False
+
     def __init__(self, workers, cores, apps=1):
         self.workers, self.cores, self.apps = workers, cores, apps
         self._cores_at = _WORKER.size + _TRAFFIC.size + apps * _APP_SLOT
@@ -104,7 +109,7 @@ class Scoreboard:
         on."""
         _WORKER.pack_into(self._map, self._worker_offset(wid),
                           self.requests(wid), self.running_time(wid), 0, 0,
-                          0.0, 0, 0, spawns, last_spawn)
+                          0.0, 0, 0, spawns, last_spawn, 0.0)
         offset = self._worker_offset(wid) + _WORKER.size
         _REQUESTS.pack_into(self._map, offset, 0)
         for app_id in range(self.apps):
@@ -161,6 +166,12 @@ class Scoreboard:
         starts pushes back and each that ends clears."""
         _DEADLINE.pack_into(self._map, self._worker_offset(wid) +
                             _DEADLINE_AT, deadline)
+
+    def set_user_harakiri(self, wid, deadline):
+        """The app's own deadline for the worker (0.0: none), which the
+        end of the request clears, as uWSGI's user harakiri."""
+        self._set_worker(wid, 9, deadline)
+        self.user_deadline_set = bool(deadline)
 
     def set_core_thread(self, wid, tid):
         """The thread serving core 0, for harakiri-verbose to look at."""
@@ -220,6 +231,9 @@ class Scoreboard:
     def harakiri(self, wid):
         return self._worker(wid)[4]
 
+    def user_harakiri(self, wid):
+        return self._worker(wid)[9]
+
     def traffic(self, wid):
         """(requests since its spawn, bytes sent, microseconds in
         requests, average microseconds of a request) of the worker."""
@@ -249,7 +263,7 @@ class Scoreboard:
 
     def spawn(self, wid):
         """(pid, spawns, time of the last spawn) of the worker's slot."""
-        return tuple(self._worker(wid)[6:])
+        return tuple(self._worker(wid)[6:9])
 
     def busy(self, wid):
         """True while any core of the worker is inside a request."""

@@ -319,6 +319,8 @@ class Context:
         max-requests may retire the worker."""
         if self.harakiri:
             self.scoreboard.set_harakiri(self.wid, 0.0)
+        if self.scoreboard.user_deadline_set:
+            self.scoreboard.set_user_harakiri(self.wid, 0.0)
         if self.reaper:
             for _ in proc.reap():
                 pass
