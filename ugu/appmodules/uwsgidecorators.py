@@ -11,7 +11,7 @@ uwsgi.spooler (the functions spooled through @spool, @spoolforever and
 loops of @mule, @muleloop, @mulemsg and @farm) and uwsgi.mule_msg_hook
 (the @mulefunc calls a mule receives).
 
-What a decorator needs and ugu lacks (RPC, Erlang, user harakiri) is
+What a decorator needs and ugu lacks (Erlang) is
 said when the decorator is used, by the error it raises.
 """
 
@@ -416,7 +416,7 @@ def thread(f):
 
 class harakiri:
     """@harakiri(seconds): a call longer than `seconds` ends its worker
-    (uwsgi.set_user_harakiri, which ugu lacks yet: a call says so)."""
+    (uwsgi.set_user_harakiri)."""
 
     def __init__(self, seconds):
         self.seconds = seconds
