@@ -1229,6 +1229,17 @@ def test_a_misspelt_key_or_a_line_without_equals_is_named_with_the_fix():
             "(the line has no '=': did you mean `socket = :3031`?)")
 
 
+def test_warnings_of_different_kinds_come_in_line_order():
+    """A line that is likely a mistake is named where it stands: the
+    warnings of a file come in its line order whatever found them, as the
+    errors of a file read under strict do."""
+    write("app.ini", "[uwsgi]\nhttp-socket :8000\nmodul = app\n"
+          "processes = 4x\nfoo = %(bar)\nthreads = 2y\n")
+    lines = resolve(["--ini", "app.ini"], {}).startup_warnings()
+    assert [line.split(":")[3] for line in lines[:-1]] == [
+        "2", "3", "4", "5", "6"], lines
+
+
 @pytest.mark.parametrize("name", ["gevent-monkey-patch",
                                   "gevent-early-monkey-patch"])
 def test_gevent_patch_options_are_accepted_and_warn_without_gevent(name):

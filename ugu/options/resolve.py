@@ -256,6 +256,9 @@ def _resolve(reader, argv, environ):
         errors += problems  # its unknown keys are errors, typos or not
     problems += likely_typos(reader.entries,
                              used | names_used(reader.entries))
+    # Said in the files' line order, as the errors are, whichever pass
+    # found them.
+    problems.sort(key=reader.order)
     config = None
     try:
         config = Config(reader.entries, reader.files,
