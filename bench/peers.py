@@ -44,7 +44,11 @@ def uwsgi():
     if explicit and os.access(explicit, os.X_OK):
         return explicit
     if not REFERENCE_TOOL.exists():
-        raise Missing(f"no {REFERENCE_TOOL} to build the reference uWSGI")
+        given = (f", and UGU_REFERENCE_UWSGI={explicit} is not an "
+                 f"executable file" if explicit else "")
+        raise Missing(f"no {REFERENCE_TOOL} to build the reference uWSGI"
+                      f"{given} (set UGU_REFERENCE_UWSGI to a uwsgi binary "
+                      f"built with PCRE)")
     result = subprocess.run(["bash", str(REFERENCE_TOOL)],
                             capture_output=True, text=True, timeout=900)
     lines = result.stdout.strip().splitlines()

@@ -100,3 +100,24 @@ def test_static_target_is_read_against_uwsgi_with_keepalive():
             if c["target"].startswith("W2 ugu-emperor >= 10x")]
     assert w2 == {"target": "W2 ugu-emperor >= 10x uwsgi-emperor-ka",
                   "measured": "20.00x", "met": True}
+
+
+def test_a_missing_reference_uwsgi_names_both_ways_to_give_one(
+        tmp_path, monkeypatch):
+    """In a clone that does not sit beside ../shared, the uWSGI setups
+    are skipped with a reason that says how to run them: the variable the
+    tests read too, or the tool."""
+    from bench import peers
+    monkeypatch.setattr(peers, "REFERENCE_TOOL", tmp_path / "nowhere")
+    for value in (None, str(tmp_path / "no-uwsgi")):
+        if value is None:
+            monkeypatch.delenv("UGU_REFERENCE_UWSGI", raising=False)
+        else:
+            monkeypatch.setenv("UGU_REFERENCE_UWSGI", value)
+        with pytest.raises(peers.Missing) as missing:
+            peers.uwsgi()
+        message = str(missing.value)
+        assert "UGU_REFERENCE_UWSGI" in message, message
+        assert str(tmp_path / "nowhere") in message, message
+        if value is not None:
+            assert value in message, message
