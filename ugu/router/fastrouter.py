@@ -15,7 +15,6 @@ once gevent has patched it.
 """
 
 import os
-import sys
 from dataclasses import dataclass
 
 from ugu import protocol
@@ -122,12 +121,10 @@ def run(config, listeners, index):
     """Serve as fastrouter `index` on `listeners` (the fastrouter's
     Listeners, its subscription servers among them) until a stop signal;
     then exit the process."""
-    from gevent import monkey
-    monkey.patch_all()
-    from ugu import proc
-    from ugu.router.fastserver import Fastrouter
-    proc.set_title(config, f"{GATEWAY} {index}")
-    Fastrouter(Settings.from_config(config), listeners, index).serve()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    from ugu.router.process import run_corerouter
+
+    def server():
+        from ugu.router.fastserver import Fastrouter
+        return Fastrouter
+    run_corerouter(config, listeners, index, GATEWAY, server,
+                   Settings.from_config(config))

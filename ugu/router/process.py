@@ -1,4 +1,5 @@
-"""The HTTP router process ("uWSGI http N"), forked by a vassal's master.
+"""The routers' processes ("uWSGI http N", "uWSGI fastrouter N"...),
+forked by a vassal's master.
 
 The master binds the `http` and `https` listeners, logs them, resets signals and asks
 for death with itself, then calls `run` in the child.  Only this process
@@ -27,4 +28,18 @@ def run(config, listeners, backends, index):
     sys.stdout.flush()
     sys.stderr.flush()
     # A forked child: the parent's exit handlers are not ours to run.
+    os._exit(0)
+
+
+def run_corerouter(config, listeners, index, gateway, server, settings):
+    """Serve as `gateway` `index` (the fastrouter, rawrouter or
+    sslrouter) on `listeners` until a stop signal, then exit the process:
+    `server()` gives the router's class, from a module imported once
+    gevent has patched the standard library."""
+    from gevent import monkey
+    monkey.patch_all()
+    proc.set_title(config, f"{gateway} {index}")
+    server()(settings, listeners, index).serve()
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(0)

@@ -16,7 +16,6 @@ patched it.
 """
 
 import os
-import sys
 from dataclasses import dataclass
 
 NAME = "rawrouter"
@@ -96,12 +95,10 @@ def run(config, listeners, index):
     """Serve as rawrouter `index` on `listeners` (its Listeners, its
     subscription servers among them) until a stop signal; then exit the
     process."""
-    from gevent import monkey
-    monkey.patch_all()
-    from ugu import proc
-    from ugu.router.rawserver import Rawrouter
-    proc.set_title(config, f"{GATEWAY} {index}")
-    Rawrouter(Settings.from_config(config), listeners, index).serve()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    from ugu.router.process import run_corerouter
+
+    def server():
+        from ugu.router.rawserver import Rawrouter
+        return Rawrouter
+    run_corerouter(config, listeners, index, GATEWAY, server,
+                   Settings.from_config(config))

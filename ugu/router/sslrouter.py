@@ -18,7 +18,6 @@ itself is ugu.router.sslserver, imported once gevent has patched it.
 """
 
 import os
-import sys
 from dataclasses import dataclass
 
 from ugu.options.errors import ConfigError
@@ -110,12 +109,10 @@ def _kv_fields(value):
 def run(config, listeners, index):
     """Serve as sslrouter `index` on `listeners` (each with its context
     in `tls`) until a stop signal; then exit the process."""
-    from gevent import monkey
-    monkey.patch_all()
-    from ugu import proc
-    from ugu.router.sslserver import Sslrouter
-    proc.set_title(config, f"{GATEWAY} {index}")
-    Sslrouter(Settings.from_config(config), listeners, index).serve()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    from ugu.router.process import run_corerouter
+
+    def server():
+        from ugu.router.sslserver import Sslrouter
+        return Sslrouter
+    run_corerouter(config, listeners, index, GATEWAY, server,
+                   Settings.from_config(config))
