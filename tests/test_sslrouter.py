@@ -15,6 +15,7 @@ import pytest
 
 from tests import support, test_rawrouter
 from tests.test_subscriptions import free_udp_port, send
+from ugu.router.sslrouter import sni_key
 from ugu.subscription import SUBSCRIBE, Announce
 
 # The rawrouter tests' nodes.
@@ -118,3 +119,15 @@ def test_refused(procs, args, words):
     proc = procs.ugu("--master", *args)
     assert proc.wait() != 0
     assert words in proc.output()
+
+
+def test_an_sni_name_never_leads_out_of_a_base_folder():
+    """The SNI name is the client's: one with a "/" or a NUL (or no
+    usable IDNA form) is no key, and the router's address is used."""
+    assert sni_key("a.example") == b"a.example"
+    assert sni_key("b\u00fccher.example") == b"xn--bcher-kva.example"
+    assert sni_key("admin/x") is None
+    assert sni_key("a\0b") is None
+    assert sni_key("../admin") is None
+    assert sni_key("x" * 256) is None
+    assert sni_key(None) is None

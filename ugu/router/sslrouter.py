@@ -36,6 +36,19 @@ _KV_NAMES = {"addr": "addr", "cert": "cert", "crt": "cert", "key": "key",
              "client_ca": "clientca"}
 
 
+def sni_key(name):
+    """The key of a client's SNI `name`: its IDNA bytes, where it has
+    255 at most and no "/" or NUL, which would lead a base or pattern
+    out of its folder (uWSGI's takes any); None for no usable name."""
+    try:
+        key = name.encode("idna") if name else None
+    except UnicodeError:
+        return None
+    if key and len(key) <= MAX_KEY and b"/" not in key and b"\0" not in key:
+        return key
+    return None
+
+
 @dataclass(frozen=True)
 class Settings(rawrouter.Settings):
     sni: bool = False

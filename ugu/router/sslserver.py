@@ -6,7 +6,7 @@ rawserver); imported once gevent has patched the process.
 import ssl
 
 from ugu.router.rawserver import Rawrouter, RawSession
-from ugu.router.sslrouter import GATEWAY, MAX_KEY, NAME
+from ugu.router.sslrouter import GATEWAY, NAME, sni_key
 from ugu.router.tls import TlsChannel
 
 
@@ -37,16 +37,10 @@ class SslSession(RawSession):
             backend.close()
 
     def _key(self, tls):
-        """sslrouter-sni: the name the client asked for, if it gave one
-        of 255 bytes at most; else the router's address."""
-        name = getattr(tls.tls, "sni", None)
-        try:
-            key = name.encode("idna") if name else None
-        except UnicodeError:
-            key = None
-        if key and len(key) <= MAX_KEY:
-            return key
-        return self.address.encode("latin-1")
+        """sslrouter-sni: the name the client asked for (see sni_key);
+        else the router's address."""
+        return sni_key(getattr(tls.tls, "sni", None)) or \
+            self.address.encode("latin-1")
 
 
 class Sslrouter(Rawrouter):
