@@ -14,17 +14,13 @@ the pure parts; the process itself is ugu.router.fastserver, imported
 once gevent has patched it.
 """
 
-import os
 from dataclasses import dataclass
 
 from ugu import protocol
+from ugu.router import rawrouter
 
 NAME = "fastrouter"
 GATEWAY = "uWSGI fastrouter"
-# uWSGI's defaults: its socket timeout, and the seconds a failed static
-# node is left aside.
-DEFAULT_TIMEOUT = 60
-DEFAULT_GRACETIME = 30
 # The longest key uWSGI takes; a longer value leaves the key unset.
 MAX_KEY = 0xFF
 # Its sockets accept a connection once its first bytes come (unless
@@ -57,23 +53,10 @@ class Settings:
     @classmethod
     def from_config(cls, config):
         key = config["fastrouter-subscription-fallback-key"]
-        return cls(
-            timeout=config["fastrouter-timeout"] or DEFAULT_TIMEOUT,
-            # uWSGI's default: the page size.
-            read_size=(max(config["fastrouter-buffer-size"], 0)
-                       or os.sysconf("SC_PAGE_SIZE")),
-            gracetime=config["fastrouter-gracetime"] or DEFAULT_GRACETIME,
-            quiet=config["fastrouter-quiet"],
-            post_buffering=max(config["fastrouter-post-buffering"], 0),
-            static=tuple(config["fastrouter-to"]),
-            pattern=config["fastrouter-use-pattern"],
-            base=config["fastrouter-use-base"],
-            fallback=tuple(config["fastrouter-fallback"]),
-            fallback_on_no_key=config["fastrouter-fallback-on-no-key"],
-            fallback_key=key.encode() if key else None,
-            tolerance=config["subscription-tolerance"],
-            cheap=config["fastrouter-cheap"],
-            stats=config["fastrouter-stats"])
+        return cls(**rawrouter.shared_settings(config, NAME),
+                   post_buffering=max(config["fastrouter-post-buffering"], 0),
+                   fallback_on_no_key=config["fastrouter-fallback-on-no-key"],
+                   fallback_key=key.encode() if key else None)
 
 
 def request_key(block):

@@ -54,22 +54,29 @@ class Settings:
 
     @classmethod
     def from_config(cls, config):
-        return cls(
-            timeout=config["rawrouter-timeout"] or DEFAULT_TIMEOUT,
-            read_size=(max(config["rawrouter-buffer-size"], 0)
-                       or os.sysconf("SC_PAGE_SIZE")),
-            gracetime=config["rawrouter-gracetime"] or DEFAULT_GRACETIME,
-            quiet=config["rawrouter-quiet"],
-            static=tuple(config["rawrouter-to"]),
-            pattern=config["rawrouter-use-pattern"],
-            base=config["rawrouter-use-base"],
-            fallback=tuple(config["rawrouter-fallback"]),
-            max_retries=(config["rawrouter-max-retries"]
-                         or DEFAULT_MAX_RETRIES),
-            xclient=config["rawrouter-xclient"],
-            tolerance=config["subscription-tolerance"],
-            cheap=config["rawrouter-cheap"],
-            stats=config["rawrouter-stats"])
+        return cls(**shared_settings(config, NAME),
+                   max_retries=(config["rawrouter-max-retries"]
+                                or DEFAULT_MAX_RETRIES),
+                   xclient=config["rawrouter-xclient"])
+
+
+def shared_settings(config, prefix):
+    """The settings every corerouter (`prefix`: fastrouter, rawrouter,
+    sslrouter) reads from its own options of the same names."""
+    return dict(
+        timeout=config[f"{prefix}-timeout"] or DEFAULT_TIMEOUT,
+        # uWSGI's default: the page size.
+        read_size=(max(config[f"{prefix}-buffer-size"], 0)
+                   or os.sysconf("SC_PAGE_SIZE")),
+        gracetime=config[f"{prefix}-gracetime"] or DEFAULT_GRACETIME,
+        quiet=config[f"{prefix}-quiet"],
+        static=tuple(config[f"{prefix}-to"]),
+        pattern=config[f"{prefix}-use-pattern"],
+        base=config[f"{prefix}-use-base"],
+        fallback=tuple(config[f"{prefix}-fallback"]),
+        tolerance=config["subscription-tolerance"],
+        cheap=config[f"{prefix}-cheap"],
+        stats=config[f"{prefix}-stats"])
 
 
 def mapped_address(settings, key):

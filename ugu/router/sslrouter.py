@@ -17,7 +17,6 @@ has an sslrouter (ugu.router.https makes the contexts), and the process
 itself is ugu.router.sslserver, imported once gevent has patched it.
 """
 
-import os
 from dataclasses import dataclass
 
 from ugu.options.errors import ConfigError
@@ -55,24 +54,10 @@ class Settings(rawrouter.Settings):
 
     @classmethod
     def from_config(cls, config):
-        return cls(
-            timeout=config["sslrouter-timeout"] or rawrouter.DEFAULT_TIMEOUT,
-            read_size=(max(config["sslrouter-buffer-size"], 0)
-                       or os.sysconf("SC_PAGE_SIZE")),
-            gracetime=(config["sslrouter-gracetime"]
-                       or rawrouter.DEFAULT_GRACETIME),
-            quiet=config["sslrouter-quiet"],
-            static=tuple(config["sslrouter-to"]),
-            pattern=config["sslrouter-use-pattern"],
-            base=config["sslrouter-use-base"],
-            fallback=tuple(config["sslrouter-fallback"]),
-            max_retries=(config["sslrouter-max-retries"]
-                         or rawrouter.DEFAULT_MAX_RETRIES),
-            xclient=False,
-            tolerance=config["subscription-tolerance"],
-            cheap=config["sslrouter-cheap"],
-            stats=config["sslrouter-stats"],
-            sni=config["sslrouter-sni"])
+        return cls(**rawrouter.shared_settings(config, NAME),
+                   max_retries=(config["sslrouter-max-retries"]
+                                or rawrouter.DEFAULT_MAX_RETRIES),
+                   xclient=False, sni=config["sslrouter-sni"])
 
 
 def listening(config):
