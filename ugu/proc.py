@@ -7,7 +7,6 @@ a handler.
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import queue
 import re
@@ -29,7 +28,9 @@ PR_SET_PDEATHSIG = 1
 ARGV = tuple(sys.argv)
 EXECUTABLE = sys.executable
 _daemon_pid = None
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The C library through the symbols this process already has: finding
+# it by name (ctypes.util) would cost every process 2 MB of modules.
+libc = ctypes.CDLL(None, use_errno=True)
 # The signals a fresh child sets back to their default.
 _RESET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
           signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2}
@@ -124,7 +125,7 @@ def set_max_fd(config):
     if not wanted:
         return
     limit = _Rlimit(wanted, wanted)
-    if _libc.setrlimit(resource.RLIMIT_NOFILE, ctypes.byref(limit)) != 0:
+    if libc.setrlimit(resource.RLIMIT_NOFILE, ctypes.byref(limit)) != 0:
         log.log(f"setrlimit(): {os.strerror(ctypes.get_errno())} "
                 f"[core/uwsgi.c line 2710]")
 
@@ -140,7 +141,7 @@ def limit_address_space(config):
     if wanted:
         log.log("limiting address space of processes...")
         limit = _Rlimit(wanted, wanted)
-        if _libc.setrlimit(resource.RLIMIT_AS, ctypes.byref(limit)) != 0:
+        if libc.setrlimit(resource.RLIMIT_AS, ctypes.byref(limit)) != 0:
             log.log(f"setrlimit(): {os.strerror(ctypes.get_errno())} "
                     f"[core/uwsgi.c line 2675]")
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
@@ -170,7 +171,7 @@ def die_with_parent(parent, signum=signal.SIGKILL):
     """Ask the kernel to signal us when our parent exits (no orphans).
     False if `parent` (its pid, taken before the fork) died before the
     request took hold: the caller must end at once, as no signal comes."""
-    if _libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     return os.getppid() == parent
 

@@ -15,8 +15,6 @@ text, as for INI files.  The mapping to options is uWSGI's:
   once per item.
 """
 
-import json
-import xml.etree.ElementTree as ElementTree
 
 from ugu.options.errors import ConfigError
 from ugu.options.ini import Entry
@@ -117,6 +115,7 @@ def _yaml_list(body):
 
 
 def read_xml(text, path, section):
+    from xml.etree import ElementTree   # only for an XML config
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as e:
@@ -176,6 +175,7 @@ def _xml_text(node, path):
 
 
 def read_json(text, path, section):
+    import json         # only for a JSON config
     try:
         root = json.loads(text)
     except ValueError as e:

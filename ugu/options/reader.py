@@ -16,7 +16,6 @@ exits at the first: the user sees every problem of the files in one run.
 """
 
 import dataclasses
-import difflib
 import os
 import re
 import sys
@@ -433,5 +432,6 @@ def suggest(name, value=None, cutoff=0.6):
                 key):
             return f" (the line has no '=': did you mean `{key} = {rest}`?)"
     names = _OPTIONS + (_LOGIC if name.startswith(_LOGIC_PREFIXES) else [])
+    import difflib     # only when a name is wrong
     close = difflib.get_close_matches(name, names, n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""

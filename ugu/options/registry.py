@@ -12,7 +12,7 @@ refused with that reason instead of being accepted and ignored.
 
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 # Option kinds.
 FLAG = "flag"      # boolean; a bare `--opt` on the command line
@@ -1443,8 +1443,8 @@ def lookup(name):
 
 
 def _uwsgi_names():
-    text = resources.files(__package__).joinpath("uwsgi-names.txt")
-    return frozenset(text.read_text().split())
+    text = Path(__file__).with_name("uwsgi-names.txt").read_text()
+    return frozenset(text.split())
 
 
 UWSGI_NAMES = _uwsgi_names()

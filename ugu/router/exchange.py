@@ -15,7 +15,6 @@ length (DEVIATIONS 5).
 """
 
 import re
-import tempfile
 
 import h11
 
@@ -107,6 +106,7 @@ class Exchange:
     # Request: client -> backend.
 
     def _spool(self):
+        import tempfile     # only for a body to spool (its modules cost)
         body = tempfile.SpooledTemporaryFile(SPOOL_MEMORY)
         try:
             for data in self._body_pieces():

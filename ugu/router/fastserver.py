@@ -3,7 +3,6 @@ a uwsgi packet for the key and pass it on; the rest is the corerouters'
 (ugu.router.coreserver), imported once gevent has patched the process.
 """
 
-import tempfile
 import time
 
 from ugu import protocol
@@ -65,6 +64,7 @@ class FastSession(Session):
     def _buffer_body(self, rest, length):
         """fastrouter-post-buffering: the whole body, read before any
         node is connected (in memory up to the setting, else a file)."""
+        import tempfile     # only with post-buffering (its modules cost)
         body = tempfile.SpooledTemporaryFile(self.settings.post_buffering)
         body.write(rest[:length])
         left = length - len(rest)

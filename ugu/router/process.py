@@ -18,8 +18,7 @@ def run(config, listeners, backends, index):
     """Serve HTTP on `listeners` ((socket, ssl.SSLContext, Redirect or
     None) pairs), forwarding to `backends` (("host", port) tuples or unix
     socket paths), until a stop signal; then exit the process."""
-    from gevent import monkey
-    monkey.patch_all()
+    _patch_stdlib()
     from ugu.router.server import serve
     from ugu.router.settings import Settings
 
@@ -36,10 +35,21 @@ def run_corerouter(config, listeners, index, gateway, server, settings):
     sslrouter) on `listeners` until a stop signal, then exit the process:
     `server()` gives the router's class, from a module imported once
     gevent has patched the standard library."""
-    from gevent import monkey
-    monkey.patch_all()
+    _patch_stdlib()
     proc.set_title(config, f"{gateway} {index}")
     server()(settings, listeners, index).serve()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _patch_stdlib():
+    """gevent's patches of the standard library, less two costs a router
+    need not pay: ssl's (the routers speak TLS through memory BIOs, never
+    an SSLSocket, and the patch loads OpenSSL's 3 MB whether or not TLS
+    is configured) and, at each patch, the search of every installed
+    package's metadata for gevent plugins (4 MB of modules; no user code
+    runs in a router to plug into it)."""
+    from gevent import events, monkey
+    events.notify_and_call_entry_points = events.notify
+    monkey.patch_all(ssl=False)

@@ -34,7 +34,6 @@ not read is refused here, where uWSGI ignores it.  Unless named
 """
 
 import re
-import time
 
 from ugu.options.errors import ConfigError
 from ugu.options.kvlist import split_escaped
@@ -43,6 +42,7 @@ from ugu.routing.actions import (ALL, ERROR, REQUEST, RESPONSE, STOP, Goto,
                                  _status, action)
 from ugu.routing.conditions import condition, leading_int
 from ugu.routing.template import Template
+from ugu.vassal.expires import http_date
 
 # uWSGI's limit on an rpc action's arguments.
 RPC_MAX_ARGS = 255
@@ -135,18 +135,6 @@ def _cache(go_on):
 
 action("cache", phases=_ON_REQUEST)(_cache(go_on=False))
 action("cache-continue", phases=_ON_REQUEST)(_cache(go_on=True))
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
-           "Oct", "Nov", "Dec")
-
-
-def http_date(when):
-    """uWSGI's HTTP date (RFC 1123)."""
-    t = time.gmtime(int(when))
-    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} "
-            f"{t.tm_year:4d} {t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d} GMT")
 
 
 class CacheStore:

@@ -10,14 +10,13 @@ said, in uWSGI's words, and left out.
 """
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
 import struct
 import termios
 
-from ugu import log
+from ugu import log, proc
 from ugu.options.expand import atoi
 
 # <sys/inotify.h>: what uWSGI watches for.
@@ -37,7 +36,6 @@ IN_CLOEXEC = os.O_CLOEXEC
 _EVENT_WD = struct.Struct("i")
 # The whole head: wd, mask, cookie, the length of the name that follows.
 _EVENT = struct.Struct("iIII")
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 # option -> whether its reload is graceful
 OPTIONS = {"fs-reload": True, "fs-brutal-reload": False}
@@ -103,7 +101,7 @@ class FsMonitor:
 
 def inotify():
     """A new inotify descriptor, non-blocking, not inherited."""
-    fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    fd = proc.libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
     if fd < 0:
         raise OSError(ctypes.get_errno(), "inotify_init1()")
     return fd
@@ -126,7 +124,7 @@ def read_events(fd):
 def add_watch(fd, path):
     """A watch of `path` on inotify descriptor `fd`, as uWSGI's watches;
     its descriptor, or -1 (errno set)."""
-    return _libc.inotify_add_watch(fd, os.fsencode(path), WATCHED)
+    return proc.libc.inotify_add_watch(fd, os.fsencode(path), WATCHED)
 
 
 def _signals(values):

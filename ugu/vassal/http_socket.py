@@ -21,7 +21,6 @@ one 431, and the connection closes (DEVIATIONS 3, 18).
 import os
 import select
 import socket
-import tempfile
 import time
 
 import h11
@@ -582,6 +581,7 @@ def _request_body(client, rv):
     if not rv.chunked:
         length = rv.headers.get(b"CONTENT_LENGTH", b"0")
         return reader, int(length) if length.isdigit() else 0
+    import tempfile         # only for a chunked body (its modules cost)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
     try:
         while chunk := reader.read(READ_SIZE):

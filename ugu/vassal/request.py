@@ -6,12 +6,10 @@ wire: raw HTTP for the uwsgi protocol (the response ends when the worker
 closes), h11 for an http-socket.
 """
 
-import calendar
 import errno
 import os
+import sys
 import time
-
-from greenlet import GreenletExit
 
 from ugu import log
 from ugu.http.errors import Unsendable
@@ -24,9 +22,6 @@ NO_APP_BODY = b"Internal Server Error"
 # uWSGI's answer when no app is loaded ("full dynamic mode"), as it sends it.
 NO_APP_HEADERS = [("Connection", "close"), ("Content-Type", "text/plain")]
 BODY_TYPES = (bytes, bytearray, memoryview)
-# What an app may raise that is not the app's failure but the process's
-# end: it goes on up, past the 500 every other exception gets.
-_PASSED_ON = (SystemExit, KeyboardInterrupt, GreenletExit)
 ERROR_HEADERS = [("Content-Type", "text/plain")]
 # A `static:` route's answer for a file it cannot send (`return:404`'s).
 NOT_FOUND = ("404 Not Found", [("Content-Type", "text/plain"),
@@ -683,8 +678,6 @@ def run_app(ex, app, environ):
         log.log("OSError: write error")
         ctx.count_exception(app, WRITE_ERROR, ex.core)
         return
-    except _PASSED_ON:
-        raise
     except Unsendable as e:
         # The app's response, which HTTP cannot carry (README): refused,
         # in a line, not a traceback of the HTTP library's.
@@ -692,6 +685,8 @@ def run_app(ex, app, environ):
         _answer_500(ex)
         return
     except BaseException as error:
+        if _process_end(error):
+            raise
         # Not only Exception: gevent.Timeout, say, is a BaseException an
         # app can raise; uWSGI answers 500 to whatever the app raised.
         log.app_traceback()
@@ -715,11 +710,22 @@ def _close(ex, result):
         return
     try:
         result.close()
-    except _PASSED_ON:
-        raise
     except BaseException as error:
+        if _process_end(error):
+            raise
         log.app_traceback()
         ex.ctx.count_exception(ex.app, error, ex.core)
+
+
+def _process_end(error):
+    """Whether what the app raised is not its failure but the process's
+    end, which goes on up, past the 500 every other exception gets.  A
+    GreenletExit exists only once gevent mode has imported greenlet,
+    which other modes need not pay for."""
+    if isinstance(error, (SystemExit, KeyboardInterrupt)):
+        return True
+    greenlet = sys.modules.get("greenlet")
+    return greenlet is not None and isinstance(error, greenlet.GreenletExit)
 
 
 def answer_500(ex, error):
@@ -910,6 +916,7 @@ def _http_date(text):
         return 0
     day, year, hour, minute, second = map(int, numbers)
     try:
+        import calendar     # only for a conditional request
         return calendar.timegm((year, month, day, hour, minute, second))
     except (ValueError, OverflowError):
         return 0

@@ -15,7 +15,6 @@ folder sharing the root's prefix, nor a NUL byte reaches a file outside.
 """
 
 import dataclasses
-import email.utils
 import os
 import re
 import stat
@@ -61,7 +60,7 @@ class StaticFile:
 
     @property
     def last_modified(self):
-        return email.utils.formatdate(self.mtime, usegmt=True)
+        return expires.http_date(self.mtime)
 
     def headers(self):
         """Headers in uWSGI's order."""

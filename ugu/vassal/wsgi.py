@@ -9,7 +9,6 @@ import io
 import operator
 import socket
 import sys
-import tempfile
 import time
 
 from ugu import UWSGI_VERSION, log
@@ -298,8 +297,11 @@ def buffer_body(wsgi_input, memory_limit, read_size, before_read=None):
     calling `before_read` (if any) before each read.  None if the client
     failed to send it (said as a read of the app's would have been)."""
     length = wsgi_input.length
-    store = (io.BytesIO() if length < memory_limit
-             else tempfile.TemporaryFile())
+    if length < memory_limit:
+        store = io.BytesIO()
+    else:
+        import tempfile     # only for a body this large
+        store = tempfile.TemporaryFile()
     try:
         while wsgi_input.remaining:
             if before_read is not None:
