@@ -138,6 +138,10 @@ def _dispatch(config):
     if config["version"]:
         _say(f"ugu {__version__} (uWSGI {UWSGI_VERSION} compatible)")
         return 0
+    if config["dump-options"]:
+        from ugu.inventory import option_names
+        _say("\n".join(option_names()))
+        return 0
     if config["connect-and-read"]:
         from ugu.stats import read_from
         return read_from(config["connect-and-read"])

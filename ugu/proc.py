@@ -241,6 +241,19 @@ def start_log(config, reloaded, under_emperor=False, asap=None):
     if config["show-config"]:
         for message in config.dump():
             log.log(message)
+    if _lists_asked(config):
+        from ugu import inventory
+        inventory.log_lists(config)
+
+
+def _lists_asked(config):
+    return any(config[name] for name in LIST_OPTIONS)
+
+
+# The options whose lists are logged at start-up (see ugu/inventory.py).
+LIST_OPTIONS = ("plugins-list", "logger-list", "cheaper-algo-list",
+                "router-list", "loop-list", "imperial-monitor-list",
+                "clock-list", "alarm-list")
 
 
 def daemonize():

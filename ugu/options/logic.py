@@ -11,6 +11,7 @@ again for each key of the block, and any end key closes any block.
 
 import glob
 import os
+import re
 import socket
 
 from ugu.options.errors import ConfigError
@@ -91,6 +92,39 @@ def _hostname(wanted):
     return check
 
 
+def _hostname_regexp(arg):
+    """The pattern of an if-hostname-match; ConfigError for one that is
+    no regexp."""
+    from ugu import pcre
+    try:
+        return pcre.compile(arg)
+    except re.error as e:
+        raise ConfigError(f"'{arg}' is no regular expression ({e}): fix "
+                          "the pattern") from None
+
+
+def _hostname_match(wanted):
+    def check(arg, env, lookup):
+        # uWSGI searches the hostname with the pattern, as PCRE does (see
+        # README: its 2.0 built on PCRE2 finds no match).  A pattern that
+        # is no regexp was refused as the block opened: its keys are
+        # dropped whichever the test.
+        try:
+            regexp = _hostname_regexp(arg)
+        except ConfigError:
+            return []
+        found = regexp.search(socket.gethostname()) is not None
+        return [arg] if found == wanted else []
+    return check
+
+
+def _plugin(wanted):
+    def check(arg, env, lookup):
+        from ugu import inventory
+        return [arg] if inventory.has_plugin(arg) == wanted else []
+    return check
+
+
 def _reload(wanted):
     def check(arg, env, lookup):
         # The master counts its reloads in UWSGI_RELOADS.
@@ -116,6 +150,10 @@ BLOCKS = {
     "if-not-dir": _path_test(os.path.isdir, False),
     "if-hostname": _hostname(True),
     "if-not-hostname": _hostname(False),
+    "if-hostname-match": _hostname_match(True),
+    "if-not-hostname-match": _hostname_match(False),
+    "if-plugin": _plugin(True),
+    "if-not-plugin": _plugin(False),
     "if-reload": _reload(True),
     "if-not-reload": _reload(False),
 }
@@ -126,6 +164,11 @@ class Block:
 
     def __init__(self, name, arg):
         self.name, self.arg = name, arg
+
+    def check(self):
+        """ConfigError for an argument the test cannot read."""
+        if self.name.endswith("hostname-match"):
+            _hostname_regexp(self.arg)
 
     def values(self, value, env, lookup):
         """The values `value` takes inside the block, one per repetition.

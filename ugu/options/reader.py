@@ -192,6 +192,12 @@ class Reader:
             self.fallback = entry.value
         elif opt.name == "exit":
             raise ConfigExit(exit_status(entry))
+        elif opt.name == "python-version" and to_bool(entry):
+            # As the line is read, as uWSGI prints it: the version alone.
+            import platform
+            print(platform.python_version())
+            sys.stdout.flush()
+            raise ConfigExit(0)
 
     def _open_block(self, opt, entry):
         if self.block:
@@ -199,6 +205,7 @@ class Reader:
                               f"(a {self.block.name} block is open)",
                               entry.file, entry.line, entry.key)
         self.block = Block(opt.name, entry.value)
+        self.block.check()
 
     def _set(self, opt, entry):
         key, value = key_value(entry)

@@ -1,0 +1,192 @@
+"""Config logic aliases and tests, the listing options, and the other
+options of the config and Python layers that uWSGI users write: each run
+in a real ugu process, compared with the real uWSGI where it has the same
+thing."""
+
+import re
+import socket
+import subprocess
+
+import pytest
+
+from tests import support
+
+TIMEOUT = 20
+
+
+def run(*argv, cwd=None, binary=None, stdin=subprocess.DEVNULL):
+    """Run ugu (or `binary`) to its end: (status, stdout, stderr)."""
+    command = [binary] if binary else support.UGU
+    done = subprocess.run([*command, *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=TIMEOUT, stdin=stdin)
+    return done.returncode, done.stdout, done.stderr
+
+
+def iprinted(*argv, binary=None):
+    """What the iprint lines of `argv` print as it is read (the config
+    then exits, bare `exit`: status 1)."""
+    status, out, err = run(*argv, "--exit", binary=binary)
+    assert status == 1, err
+    return out.split()
+
+
+# -- logic: aliases and the other tests --------------------------------------
+
+def test_the_short_logic_names_test_as_the_long_ones(tmp_path):
+    (tmp_path / "d").mkdir()
+    argv = ["--ifenv", "HOME", "--iprint", "env=%(_)", "--endif",
+            "--ifenv", "UGU_NO_SUCH_VAR", "--iprint", "noenv", "--endif",
+            "--ifexists", str(tmp_path), "--iprint", "exists", "--endif",
+            "--ifexists", str(tmp_path / "nope"), "--iprint", "noexists",
+            "--endif",
+            "--ifdir", str(tmp_path / "d"), "--iprint", "dir=%(_)",
+            "--endif"]
+    found = iprinted(*argv)
+    assert found == [f"env={support.os.environ['HOME']}", "exists",
+                     f"dir={tmp_path / 'd'}"]
+
+
+def test_the_short_logic_names_in_an_ini(tmp_path):
+    ini = tmp_path / "a.ini"
+    ini.write_text("[uwsgi]\nifenv = HOME\niprint = env\nendif =\n"
+                   "ifdir = /\niprint = dir%(_)\nendif =\n"
+                   "ifplugin = python\niprint = py\nendif =\n")
+    assert iprinted("--ini", str(ini)) == ["env", "dir/", "py"]
+
+
+def test_if_hostname_match_searches_the_hostname():
+    host = socket.gethostname()
+    first = re.escape(host[0])
+    argv = ["--if-hostname-match", f"^{first}", "--iprint", "m1=%(_)",
+            "--endif",
+            "--if-hostname-match", f"^{re.escape(host)}$", "--iprint",
+            "m2", "--endif",
+            "--if-hostname-match", "^ugu-no-such-host$", "--iprint", "m3",
+            "--endif",
+            "--if-not-hostname-match", "^ugu-no-such-host$", "--iprint",
+            "n1", "--endif",
+            "--if-not-hostname-match", f"^{first}", "--iprint", "n2",
+            "--endif"]
+    assert iprinted(*argv) == [f"m1=^{first}", "m2", "n1"]
+
+
+def test_if_hostname_match_refuses_a_pattern_that_is_no_regexp():
+    status, out, err = run("--if-hostname-match", "(", "--iprint", "in",
+                           "--endif", "--iprint", "after", "--exit")
+    # Reading goes on, the block's keys dropped; the start is refused.
+    assert out.split() == ["after"]
+    assert "option 'if-hostname-match': '(' is no regular expression" in err
+    assert "fix the pattern" in err
+
+
+# Plugins both have; and names neither has, or not by that name (uWSGI's
+# Python plugin is "python" whatever its build).
+BOTH_HAVE = ("python", "http", "gevent", "logfile", "corerouter",
+             "fastrouter", "rawrouter", "sslrouter", "carbon", "zergpool",
+             "cheaper_busyness", "router_static", "router_cache", "rpc")
+NEITHER = ("python3", "nosuchplugin")
+
+
+@pytest.mark.parametrize("binary", ["ugu", "uwsgi"])
+def test_if_plugin_holds_for_the_plugins_ugu_has(binary, request):
+    binary = None if binary == "ugu" else request.getfixturevalue(
+        "uwsgi_binary")
+    argv = []
+    for name in BOTH_HAVE + NEITHER:
+        argv += ["--if-plugin", name, "--iprint", f"+{name}", "--endif",
+                 "--if-not-plugin", name, "--iprint", f"-{name}",
+                 "--endif"]
+    assert iprinted(*argv, binary=binary) == [
+        *(f"+{n}" for n in BOTH_HAVE), *(f"-{n}" for n in NEITHER)]
+
+
+# -- listing options ---------------------------------------------------------
+
+def listed(output, title):
+    """The names a list logged, between its title and its end line."""
+    lines = output.splitlines()
+    start = lines.index(f"*** uWSGI loaded {title} ***")
+    end = next(i for i, line in enumerate(lines)
+               if i > start and line.startswith("--- end of "))
+    return lines[start + 1:end]
+
+
+LISTS = [
+    ("logger-list", "loggers"), ("loggers-list", "loggers"),
+    ("loop-list", "loop engines"), ("router-list", "routers"),
+    ("routers-list", "routers"), ("alarm-list", "alarms"),
+    ("alarms-list", "alarms"), ("cheaper-algo-list", "cheaper algorithms"),
+    ("clock-list", "clocks"), ("imperial-monitor-list", "imperial monitors"),
+]
+# The lists where ugu has all that the reference uWSGI has.
+SAME = {"alarms", "cheaper algorithms", "clocks", "imperial monitors"}
+
+
+@pytest.mark.parametrize("option, title", LISTS)
+def test_a_list_is_logged_in_uwsgis_words(option, title, uwsgi_binary):
+    _, _, ours = run(f"--{option}")
+    _, _, theirs = run(f"--{option}", binary=uwsgi_binary)
+    # The block, byte for byte in form: a blank line, the title, the
+    # names, the end line, a blank line.
+    block = re.search(r"\n\*\*\* uWSGI loaded .*? \*\*\*\n(.*\n)*?"
+                      r"--- end of .* list ---\n\n", ours)
+    assert block, ours
+    end = f"--- end of {title} list ---"
+    assert end in ours and end in theirs
+    mine, real = listed(ours, title), listed(theirs, title)
+    assert mine, ours
+    if title in SAME:
+        assert mine == real
+    else:
+        # Only what ugu has, in uWSGI's order.
+        assert [name for name in real if name in mine] == mine
+
+
+def test_plugins_list_names_ugus_plugins_in_uwsgis_form(uwsgi_binary):
+    _, _, ours = run("--plugin-list")
+    _, _, theirs = run("--plugins-list", binary=uwsgi_binary)
+    generic = listed(ours, "generic plugins")
+    real = listed(theirs, "generic plugins")
+    assert [name for name in real if name in generic] == generic
+    request = ours.split("*** uWSGI loaded request plugins ***\n")[1]
+    assert request.startswith("0: python\n173: rpc\n"
+                              "--- end of plugins list ---\n\n")
+    assert "0: python\n" in theirs and "173: rpc\n" in theirs
+
+
+def test_lists_come_after_show_config_and_the_instance_starts(tmp_path):
+    port = support.free_port()
+    ini = tmp_path / "a.ini"
+    ini.write_text(f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\n"
+                   "module = tests.echo_app\nshow-config = true\n"
+                   "clock-list = true\nloop-list = true\n")
+    with support.ugu(str(ini), cwd=support.REPO) as p:
+        support.wait_for_port(port)
+        out = p.output()
+    config = out.index(";end of configuration")
+    loops = out.index("*** uWSGI loaded loop engines ***")
+    clocks = out.index("*** uWSGI loaded clocks ***")
+    # uWSGI's order: the loop engines before the clocks.
+    assert config < loops < clocks < out.index("*** Starting uWSGI")
+
+
+def test_dump_options_prints_every_name_and_exits(uwsgi_binary):
+    status, out, err = run("--dump-options", "--socket", ":0")
+    assert status == 0 and err == ""
+    names = out.split("\n")[:-1]
+    assert names[:5] == ["ini", "strict", "set", "set-placeholder",
+                         "set-ph"]
+    assert "dump-options" in names and "workers" in names
+    # Options ugu refuses are not its own.
+    assert "legion" not in names
+    _, theirs, _ = run("--dump-options", binary=uwsgi_binary)
+    # Else uWSGI's names (the reference is built without JSON).
+    assert set(names) - set(theirs.split()) <= {
+        "usage", "connect-and-read", "json", "js"}
+
+
+def test_python_version_prints_and_exits_as_read(uwsgi_binary):
+    ours = run("--python-version", "--socket", ":0", "--iprint", "later")
+    assert ours[:2] == (0, f"{support.sys.version.split()[0]}\n")
+    theirs = run("--python-version", binary=uwsgi_binary)
+    assert re.fullmatch(r"3\.[0-9]+\.[0-9]+\S*\n", theirs[1])
