@@ -431,7 +431,7 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 
 
 @pytest.mark.parametrize("option, fix", [
-    ("lazy", "write `lazy-apps = true`"),
+    ("log-syslog", "ugu has no syslog logger"),
     ("stats-push", "serve the stats with `stats = ADDR`"),
     ("master-as-root", "ugu's master drops to uid and gid itself")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
@@ -529,11 +529,12 @@ def test_problems_follow_the_files_as_read_and_the_command_line_first():
     write("inc.ini", "[uwsgi]\nbar = 1\nthreads = x\n")
     write("app.ini", "[uwsgi]\nbaz = 1\ninclude = inc.ini\nqux = 1\n")
     found = error("--ini", "app.ini", "--processes", "many", "--set",
-                  "foo=1", "--lazy=1", "--strict",
+                  "foo=1", "--legion=1", "--strict",
                   env={"UWSGI_HARAKIRI": "5s"}).errors
     assert [(e.file, e.line, e.option) for e in found] == [
         ("environment (UWSGI_HARAKIRI)", None, "harakiri"),
-        (None, None, "processes"), (None, None, "foo"), (None, None, "lazy"),
+        (None, None, "processes"), (None, None, "foo"),
+        (None, None, "legion"),
         ("app.ini", 2, "baz"), ("app.ini", 4, "qux"),
         ("inc.ini", 2, "bar"), ("inc.ini", 3, "threads")]
 

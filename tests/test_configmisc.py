@@ -190,3 +190,82 @@ def test_python_version_prints_and_exits_as_read(uwsgi_binary):
     assert ours[:2] == (0, f"{support.sys.version.split()[0]}\n")
     theirs = run("--python-version", binary=uwsgi_binary)
     assert re.fullmatch(r"3\.[0-9]+\.[0-9]+\S*\n", theirs[1])
+
+
+# -- lazy, mode, offload-thread, py-sharedarea -------------------------------
+
+READY = r"WSGI app 0 \(mountpoint=''\) ready"
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_lazy_loads_in_the_workers_and_a_reload_keeps_the_master(
+        start_server, tmp_path, server):
+    (tmp_path / "app.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'hi']\n")
+    port = support.free_port()
+    ini = support.write_ini(tmp_path / "app.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"), ("master", "true"),
+        ("lazy", "true"), ("processes", "2"), ("wsgi-file", "app.py")])
+    p = start_server(server, ["--ini", str(ini)], cwd=tmp_path)
+    p.wait_for_log(READY, count=2)
+    support.wait_for_port(port)
+    p.send_signal(support.signal.SIGHUP)
+    p.wait_for_log(r"Respawned uWSGI worker 2", timeout=30)
+    p.wait_for_log(READY, count=4)
+    assert support.http10_get(port).endswith(b"hi")
+    out = p.output()
+    assert "Gracefully killing worker 1 (pid: " in out
+    assert "Gracefully killing worker 2 (pid: " in out
+    # The master neither says a reload nor reads its config again.
+    assert "...gracefully killing workers..." not in out
+    assert out.count("getting INI configuration from") == 1
+    assert p.popen.poll() is None
+
+
+def test_lazy_with_need_app_ends_the_worker_without_a_word(tmp_path):
+    (tmp_path / "app.py").write_text("x = 1\n")
+    status, out, err = run("--lazy", "--need-app", "--http-socket",
+                           f"127.0.0.1:{support.free_port()}",
+                           "--wsgi-file", "app.py", cwd=tmp_path)
+    assert status != 0
+    assert "GAME OVER" not in err
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_mode_is_the_apps_uwsgi_mode(start_server, tmp_path, server):
+    from tests.evalapp import run as ask
+    from tests.evalapp import start
+    _, port = start(start_server, tmp_path, server, ("mode", "staging"),
+                    ("offload-thread", "1"))
+    assert ask(port, "uwsgi.mode") == ["b'staging'"]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_py_sharedarea_is_a_bytearray_each_process_has(start_server,
+                                                       tmp_path, server):
+    from tests.evalapp import run as ask
+    from tests.evalapp import start
+    p, port = start(start_server, tmp_path, server, ("sharedarea", "1"),
+                    ("py-sharedarea", "100"), ("py-sharedarea", "10"))
+    assert ask(port, "uwsgi.sharedarea_write(1, 0, b'hello')",
+               "uwsgi.sharedarea_read(1, 0, 5)",
+               "len(uwsgi.sharedarea_memoryview(1))",
+               "bytes(uwsgi.sharedarea_object(1)[:5])",
+               "type(uwsgi.sharedarea_object(2)).__name__",
+               "len(uwsgi.sharedarea_object(2))",
+               "uwsgi.sharedarea_read(3, 0, 1)") == [
+        "None", "b'hello'", "100", "b'hello'", "'bytearray'", "10",
+        "ValueError: error calling uwsgi_sharedarea_read()"]
+    out = p.output()
+    for number in range(3):
+        assert re.search(rf"sharedarea {number} created at 0x[0-9a-f]+ "
+                         r"\(1 pages, area at 0x[0-9a-f]+\)", out)
+
+
+def test_py_sharedarea_needs_a_size(tmp_path):
+    status, _, err = run("--py-sharedarea", "0", "--http-socket",
+                         f"127.0.0.1:{support.free_port()}", cwd=tmp_path)
+    assert status == 1
+    assert "option 'py-sharedarea': '0' is not a size" in err

@@ -361,6 +361,12 @@ OPTIONS = (
          MASTER),
     _opt("lazy-apps", FLAG, "load the app in each worker after fork instead "
          "of once in the master", MASTER, default=False),
+    _opt("mode", STR, "a name for the instance's mode, which the apps "
+         "read as uwsgi.mode", PYTHON),
+    _opt("lazy", FLAG, "lazy-apps, and a graceful reload (SIGHUP, "
+         "touch-reload...) reloads the workers only, the master "
+         "keeping its config (uWSGI deprecates it)", MASTER,
+         default=False),
     _opt("single-interpreter", FLAG, "use one Python interpreter: ugu always "
          "runs one interpreter per process, so this states the behaviour",
          PYTHON, default=False, short="i"),
@@ -509,6 +515,10 @@ OPTIONS = (
          "(PAGES, or pages=N / size=BYTES / file=PATH,size=BYTES"
          "[,offset=BYTES]); the Nth line is area N-1", MASTER, repeat=True,
          short="A"),
+    _opt("py-sharedarea", STR, "add a sharedarea of this many bytes "
+         "that is a Python bytearray (sharedarea_object): made before "
+         "the fork, each process has its own copy, as in uWSGI", PYTHON,
+         repeat=True),
     _opt("queue", INT, "make the shared queue of this many slots", MASTER,
          default=0, wide=True),
     _opt("queue-blocksize", INT, "the size of a slot of the queue, its "
@@ -926,7 +936,7 @@ OPTIONS = (
          "(Apache's X-Sendfile), x-accel-redirect or nginx (nginx's "
          "X-Accel-Redirect)", STATIC),
     _opt("offload-threads", INT, "offload threads per worker", STATIC,
-         default=0),
+         default=0, aliases=("offload-thread",)),
     _opt("mimefile", STR, "mime types file", STATIC, repeat=True,
          aliases=("mime-file",)),
     # internal routing, in the order a request meets its tables: request
@@ -1524,7 +1534,6 @@ _INSTEAD = {
     "touch-spoolers-reload": "uWSGI 2.0's spoolers ignore the SIGHUP it "
                              "sends them; touch-reload reloads the "
                              "instance, spoolers with it",
-    "lazy": "write `lazy-apps = true` (uWSGI deprecates `lazy` for it)",
     "master-as-root": "ugu's master drops to uid and gid itself, before "
                       "binding, and every process it forks inherits "
                       "that: remove it (hook-as-root and exec-as-root "

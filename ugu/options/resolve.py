@@ -722,5 +722,9 @@ def _typed_values(entries):
     # applies an explicit `master` setting over that.
     if needs_master and "master" not in values:
         values["master"] = True
+    # uWSGI's lazy mode loads the apps where lazy-apps does, whatever
+    # lazy-apps says.
+    if values.get("lazy"):
+        values["lazy-apps"] = True
     raise_all(errors)
     return values

@@ -496,7 +496,9 @@ def _load(app_id, mountpoint, target, default=False, fatal=False):
 def report_missing(config):
     """uWSGI's words when no app loaded; True if the vassal must exit."""
     if config["need-app"]:
-        log.log("*** no app loaded. GAME OVER ***")
+        # uWSGI's lazy mode ends the worker without a word.
+        if not config["lazy"]:
+            log.log("*** no app loaded. GAME OVER ***")
         return True
     log.log("*** no app loaded. going in full dynamic mode ***")
     return False

@@ -1521,6 +1521,10 @@ class Master:
         self.bury_quietly = graceful
 
     def begin_reload(self, graceful):
+        if graceful and self.config["lazy"]:
+            # uWSGI's lazy mode: the master stays, its workers are told.
+            self.reload_workers()
+            return
         # As uWSGI: the daemons are stopped before the workers are told.
         self.daemons.stop(reloading=True)
         self._kill_spoolers()

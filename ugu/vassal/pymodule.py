@@ -186,6 +186,8 @@ def _values(config, reloaded):
         "SPOOL_RETRY": spooler.SPOOL_RETRY,
         "SPOOL_IGNORE": spooler.SPOOL_IGNORE,
     }
+    if config["mode"] is not None:
+        values["mode"] = config["mode"].encode()
     if config["pidfile"]:
         values["pidfile"] = config["pidfile"].encode()
     return values

@@ -62,6 +62,24 @@ class Area:
         return 0 <= pos < self.size and 0 <= length <= self.size - pos
 
 
+class ObjectArea(Area):
+    """py-sharedarea: a bytearray of `size` bytes, made in the master
+    before it forks, as uWSGI's Python plugin makes it: each process
+    then has its own copy (uWSGI leaves it uninitialised; here it is
+    zeroed), which sharedarea_object returns, and only the lock is
+    shared."""
+
+    def __init__(self, number, size):
+        self.number = number
+        self.obj = bytearray(size)
+        self.map = None
+        self.view = memoryview(self.obj)
+        self.size = size
+        self.pages = -(-size // PAGE)
+        log.log(f"sharedarea {number} created at {hex(id(self))} "
+                f"({self.pages} pages, area at {hex(_address(self.obj))})")
+
+
 def _address(found):
     return ctypes.addressof(ctypes.c_char.from_buffer(found))
 
@@ -102,12 +120,24 @@ def create_all(config):
     None without any."""
     global _areas
     lines = config.parsed(("sharedarea",), lambda _, value: _settings(value))
-    if not lines:
+    # The Python plugin's, after the core's, as uWSGI numbers them.
+    sizes = config.parsed(("py-sharedarea",), lambda _, value: _size(value))
+    if not lines and not sizes:
         _areas = None
         return None
-    _areas = Areas([Area(number, **settings)
-                    for number, settings in enumerate(lines)])
+    made = [Area(number, **settings) for number, settings in enumerate(lines)]
+    made += [ObjectArea(number, size)
+             for number, size in enumerate(sizes, len(made))]
+    _areas = Areas(made)
     return _areas
+
+
+def _size(value):
+    size = atoi(value)
+    if size <= 0:
+        raise ConfigError(f"'{value}' is not a size: give py-sharedarea = "
+                          "BYTES (more than 0)", option="py-sharedarea")
+    return size
 
 
 def _settings(value):
@@ -258,6 +288,9 @@ def sharedarea_object(*args, **kwargs):
     (number,) = pyargs.parse("sharedarea_object", args, kwargs, "i")
     if not 0 <= number < len(_areas.all):
         raise ValueError(f"cannot get an object from sharedarea {number}")
+    found = _areas.all[number]
+    if isinstance(found, ObjectArea):
+        return found.obj
     # uWSGI returns its C NULL here, which Python reports as this.
     raise SystemError(f"sharedarea {number} holds no Python object (only "
                       f"uWSGI's py-sharedarea makes one)")
