@@ -269,3 +269,61 @@ def test_py_sharedarea_needs_a_size(tmp_path):
                          f"127.0.0.1:{support.free_port()}", cwd=tmp_path)
     assert status == 1
     assert "option 'py-sharedarea': '0' is not a size" in err
+
+
+# -- pyshell -----------------------------------------------------------------
+
+def shell_instance(start_server, tmp_path, server, *options):
+    (tmp_path / "app.py").write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'served']\n")
+    port = support.free_port()
+    p = start_server(server, ["--master", "--http-socket",
+                              f"127.0.0.1:{port}", "--wsgi-file", "app.py",
+                              *options], cwd=tmp_path,
+                     stdin=subprocess.PIPE)
+    return p, port
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_pyshell_oneshot_reads_stdin_then_the_worker_serves(
+        start_server, tmp_path, server):
+    p, port = shell_instance(start_server, tmp_path, server,
+                             "--pyshell-oneshot")
+    p.popen.stdin.write(b"import uwsgi\nprint('shell says', 6 * 7, "
+                        b"uwsgi.numproc)\nfor i in range(2):\n"
+                        b"    print('line', i)\n\n")
+    p.popen.stdin.close()
+    p.wait_for_log(r"\.\.\.restoring worker 1 \(pid: [0-9]+\)\.\.\.")
+    p.wait_for_log(r"Respawned uWSGI worker 1 \(new pid: [0-9]+\)")
+    support.wait_for_port(port)
+    assert support.http10_get(port).endswith(b"served")
+    out = p.output()
+    assert "shell says 42 1" in out
+    assert "line 0\nline 1\n" in out
+    assert ">>> " in out and "DAMN" not in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_pyshell_runs_again_at_each_respawn(start_server, tmp_path, server):
+    p, _ = shell_instance(start_server, tmp_path, server, "--pyshell")
+    p.popen.stdin.write(b"print('first', 1 + 1)\n")
+    p.popen.stdin.close()
+    p.wait_for_log(r"Respawned uWSGI worker 1 \(new pid: [0-9]+\)")
+    # The respawned worker is in the shell again, at the end of stdin.
+    p.wait_for_log(r">>> \nRespawned uWSGI worker 1", count=2)
+    out = p.output()
+    assert "first 2" in out
+    assert "restoring" not in out and "DAMN" not in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_pyshell_with_code_runs_it(start_server, tmp_path, server):
+    p, port = shell_instance(start_server, tmp_path, server,
+                             "--pyshell-oneshot=import uwsgi; "
+                             "print('code ran', uwsgi.numproc)")
+    p.wait_for_log(r"code ran 1")
+    p.wait_for_log(r"\.\.\.restoring worker 1")
+    support.wait_for_port(port)
+    assert support.http10_get(port).endswith(b"served")

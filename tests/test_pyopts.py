@@ -478,7 +478,6 @@ def test_a_stack_python_refuses_is_said(tmp_path):
 
 @pytest.mark.parametrize("option, words", [
     ("web3", "PEP 444"), ("wsgi-lite", "no handler"),
-    ("pyshell", "interactive shell"),
 ])
 def test_refused_with_why(tmp_path, option, words):
     result = run_ugu(f"--{option}=x", cwd=tmp_path)

@@ -68,6 +68,9 @@ class Reader:
         self.problems = []
         self.errors = []         # what stops the start, said at the end
         self.fallback = None     # fallback-config, as soon as it is read
+        # inject-before and inject-after: the text files put around each
+        # config file read after them, as the lines naming them were read.
+        self.inject = {"inject-before": [], "inject-after": []}
 
     def order(self, error):
         """Where an error sorts: its file in the order the files were
@@ -190,6 +193,8 @@ class Reader:
             sys.stdout.flush()
         elif opt.name == "fallback-config":
             self.fallback = entry.value
+        elif opt.name in self.inject:
+            self.inject[opt.name].append(entry)
         elif opt.name == "exit":
             raise ConfigExit(exit_status(entry))
         elif opt.name == "python-version" and to_bool(entry):
@@ -235,9 +240,24 @@ class Reader:
         if key in self.reading:
             raise ConfigError(self._loop(key, spec), *where(origin), option)
         text = _text(path, origin)  # first: the magic needs a real file
+        text, parts = self._injected(text, path)
         magic = self._magic(path, name, asked, spec)
-        self._read(self._parse(fmt, text, path, section, magic), path, key,
-                   fmt)
+        entries = self._parse(fmt, text, path, section, magic)
+        self._read(_placed(entries, parts) if len(parts) > 1 else entries,
+                   path, key, fmt)
+
+    def _injected(self, text, path):
+        """The text of a config file with the inject-before files' texts
+        before it and the inject-after files' after it, joined as they
+        are, as uWSGI joins them before it replaces the magic; and the
+        parts, (file, lines), in that order."""
+        before, after = (self.inject["inject-before"],
+                         self.inject["inject-after"])
+        texts = ([(e.value, _injected_text(e)) for e in before]
+                 + [(path, text)]
+                 + [(e.value, _injected_text(e)) for e in after])
+        return ("".join(t for _, t in texts),
+                [(name, t.count("\n")) for name, t in texts])
 
     def _loop(self, key, spec):
         start = self.reading.index(key)
@@ -272,6 +292,29 @@ class Reader:
                 self.add(entry)
         finally:
             self.reading.pop()
+
+
+def _placed(entries, parts):
+    """The entries of a config file read with injected texts, each
+    said at its line of the file its text came from."""
+    for entry in entries:
+        line = entry.line
+        if line is not None:
+            for name, count in parts:
+                if line <= count or name == parts[-1][0]:
+                    entry = dataclasses.replace(entry, file=name, line=line)
+                    break
+                line -= count
+        yield entry
+
+
+def _injected_text(entry):
+    try:
+        return read_source(entry.value)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read {entry.value}: {why(e)} (it is put "
+                          "around each config file read after it)",
+                          entry.file, entry.line, entry.key) from None
 
 
 def _text(path, origin):

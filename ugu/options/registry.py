@@ -24,6 +24,7 @@ MODE = "mode"      # a file mode in octal digits, e.g. umask = 022
 MAPPING = "mapping"  # MOUNT=PATH, split at the first '='
 CHMOD = "chmod"    # exactly three octal digits, e.g. logfile-chmod = 644
 ADDRESS = "address"  # a socket's address, never empty
+CODE = "code"      # Python code; bare on the command line, none ('')
 
 # Subsystems that own options (for --help grouping and module ownership).
 CORE = "core"
@@ -116,6 +117,12 @@ OPTIONS = (
          repeat=True, aliases=("set-ph",), immediate=True),
     _opt("include", STR, "read a config file (by its extension) at this "
          "point", CONFIG, repeat=True, immediate=True),
+    _opt("inject-before", STR, "put this text file's text before each "
+         "config file read after this line, as it is, before its magic "
+         "variables are replaced", CONFIG, repeat=True, immediate=True),
+    _opt("inject-after", STR, "put this text file's text after each "
+         "config file read after this line", CONFIG, repeat=True,
+         immediate=True),
     _opt("declare-option", STR, "declare an option (NAME=KEY=VALUE;...; "
          "$1, $2... in the template are its value's words), applied as "
          "read", CONFIG, repeat=True, immediate=True),
@@ -361,6 +368,12 @@ OPTIONS = (
          MASTER),
     _opt("lazy-apps", FLAG, "load the app in each worker after fork instead "
          "of once in the master", MASTER, default=False),
+    _opt("pyshell", CODE, "worker 1 runs an interactive Python shell on "
+         "stdin (kept) once the apps are loaded, instead of serving, and "
+         "again at each respawn; given code, runs it instead", PYTHON,
+         optional=True),
+    _opt("pyshell-oneshot", CODE, "as pyshell, once: worker 1 then "
+         "serves as the others do", PYTHON, optional=True),
     _opt("mode", STR, "a name for the instance's mode, which the apps "
          "read as uwsgi.mode", PYTHON),
     _opt("lazy", FLAG, "lazy-apps, and a graceful reload (SIGHUP, "
@@ -1632,10 +1645,6 @@ _INSTEAD = {
             "and load it with module",
     "wsgi-lite": "uWSGI 2.0 loads such an app but has no handler for its "
                  "requests: load it with module, as a WSGI app",
-    **dict.fromkeys(
-        ("pyshell", "pyshell-oneshot"),
-        "ugu runs no interactive shell in a worker: run your code with "
-        "`pyrun = FILE.py`, which has the uwsgi module and the config"),
 }
 
 

@@ -691,6 +691,7 @@ CONVERTERS = {
     registry.FLAG: to_bool,
     registry.INT: _to_int,
     registry.STR: lambda entry: entry.value,
+    registry.CODE: lambda entry: "" if entry.bare else entry.value,
     registry.TOGGLE: _to_toggle,
     registry.PLUGINS: _to_plugins,
     registry.MODE: _to_mode,

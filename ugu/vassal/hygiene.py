@@ -34,7 +34,9 @@ def remap_stdin(config):
     that no worker or app reads the terminal (or pipe) ugu was started
     from.  honour-stdin keeps it, and a terminal's modes are set back
     when the process that kept them exits, as uWSGI's vacuum does."""
-    if config["honour-stdin"]:
+    # pyshell reads it, as uWSGI's turns honour-stdin on.
+    if config["honour-stdin"] or config["pyshell"] is not None or \
+            config["pyshell-oneshot"] is not None:
         _keep_terminal_modes()
         return
     fd = os.open(os.devnull, os.O_RDONLY)

@@ -73,6 +73,8 @@ class Shared:
         self.link = link
         self.hooks = hooks
         self.alarms = alarms    # an alarms.Alarms, or None
+        # Set once a pyshell-oneshot shell has ended: worker 1 serves.
+        self.shell_restored = False
         # In uWSGI's order: the routing tables, then the mime types.
         self.request_routing = RequestRouter.from_config(config,
                                                          log=log.log_sent)
@@ -1230,6 +1232,9 @@ class Master:
             self._respawn(child)
             return
         code, killer = proc.describe_exit(status)
+        if self._shell_ended(child, code):
+            self._respawn(child)
+            return
         if code == apps.EXIT_NO_APP:
             self._app_failed(child)
             return
@@ -1242,6 +1247,20 @@ class Master:
         log.log(f"DAMN ! worker {child.number} (pid: {child.pid}) died"
                 f"{how} :( trying respawn ...")
         self._respawn(child)
+
+    def _shell_ended(self, child, code):
+        """A pyshell's end, as uWSGI's master reads it: respawned into
+        the shell without a word, or (one-shot) restored to serve."""
+        if self.config["pyshell"] is None and \
+                self.config["pyshell-oneshot"] is None:
+            return False
+        from ugu.vassal import pyshell
+        if code == pyshell.EXIT_DE_HIJACKED:
+            log.log(f"...restoring worker {child.number} (pid: "
+                    f"{child.pid})...")
+            self.shared.shell_restored = True
+            return True
+        return code == pyshell.EXIT_QUIET
 
     def _command_done(self, child):
         """pyrun's script has ended, and the instance with it, as

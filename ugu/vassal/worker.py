@@ -414,6 +414,7 @@ class Worker:
         self.shared.hooks.run("post-fork", self._on_fatal_hook())
         if not self.shared.apps and _loads_in_worker(self.config):
             self._load_app()
+        self._shell()
         script = self.config["pyrun"] or \
             self.config["python-worker-override"]
         if script:
@@ -445,6 +446,17 @@ class Worker:
         code = self._wait_for_end(signals)
         self._stop_cores(cores, ctx)
         self._exit(code)
+
+    def _shell(self):
+        """pyshell, pyshell-oneshot: worker 1 runs the shell and ends;
+        until a one-shot shell has ended (see ugu/vassal/pyshell.py)."""
+        if self.wid != 1 or self.shared.shell_restored or (
+                self.config["pyshell"] is None
+                and self.config["pyshell-oneshot"] is None):
+            return
+        from ugu.vassal import pyshell
+        proc.unblock_signals()
+        pyshell.run(*pyshell.wanted(self.config))
 
     def _hijack(self, path):
         """pyrun and python-worker-override: the worker runs the script
