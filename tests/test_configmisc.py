@@ -327,3 +327,53 @@ def test_pyshell_with_code_runs_it(start_server, tmp_path, server):
     p.wait_for_log(r"\.\.\.restoring worker 1")
     support.wait_for_port(port)
     assert support.http10_get(port).endswith(b"served")
+
+
+# -- inject-before, inject-after ---------------------------------------------
+
+def shown_config(output):
+    lines = output.splitlines()
+    start = lines.index(";uWSGI instance configuration") + 2
+    return lines[start:lines.index(";end of configuration")]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--inject-before", "b.txt", "--inject-after", "a.txt", "--ini",
+     "main.ini", "--ini", "other.ini"],
+    ["--ini", "main.ini", "--inject-after", "a.txt", "--ini", "other.ini"],
+    ["--ini", "inside.ini"],
+])
+def test_injected_texts_go_around_each_file_read_after_them(
+        tmp_path, uwsgi_binary, argv):
+    """As uWSGI joins them: the texts as they are, the magic variables
+    of the file they go around replaced in them."""
+    (tmp_path / "b.txt").write_text("[uwsgi]\nk1 = before %n\n")
+    (tmp_path / "main.ini").write_text("[uwsgi]\nk2 = main %n\n")
+    (tmp_path / "a.txt").write_text("k3 = after %n\n")
+    (tmp_path / "other.ini").write_text("[uwsgi]\nk4 = other\n")
+    (tmp_path / "inside.ini").write_text(
+        "[uwsgi]\ninject-after = a.txt\ninclude = other.ini\n")
+    argv = [*argv, "--show-config"]
+    ours = shown_config(run(*argv, cwd=tmp_path)[2])
+    theirs = shown_config(run(*argv, cwd=tmp_path, binary=uwsgi_binary)[2])
+    assert ours == theirs
+    assert "k3 = after other" in ours
+
+
+def test_a_line_of_an_injected_text_is_said_at_its_own_file(tmp_path):
+    (tmp_path / "a.txt").write_text("k5 = x\n")
+    (tmp_path / "s.ini").write_text("[uwsgi]\nstrict = true\nk2 = 1\n")
+    status, _, err = run("--inject-after", "a.txt", "--ini", "s.ini",
+                         cwd=tmp_path)
+    assert status == 1
+    assert "a.txt:1: option 'k5': [strict-mode] unknown config " \
+        "directive: k5" in err
+    assert "s.ini:3: option 'k2'" in err
+
+
+def test_an_injected_file_that_cannot_be_read_is_said(tmp_path):
+    (tmp_path / "s.ini").write_text("[uwsgi]\nprocesses = 1\n")
+    status, _, err = run("--inject-before", "nope.txt", "--ini", "s.ini",
+                         cwd=tmp_path)
+    assert status == 1
+    assert "option 'inject-before': cannot read nope.txt" in err
