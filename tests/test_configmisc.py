@@ -377,3 +377,20 @@ def test_an_injected_file_that_cannot_be_read_is_said(tmp_path):
                          cwd=tmp_path)
     assert status == 1
     assert "option 'inject-before': cannot read nope.txt" in err
+
+
+# -- refused, with why --------------------------------------------------------
+
+@pytest.mark.parametrize("argv, words", [
+    (["--python-raw", "raw.py"], "never calls the callable"),
+    (["--no-site"], "put what the app imports on sys.path"),
+    (["--dot-h"], "ugu is Python and loads none"),
+    (["--config", "app.lua"], "configurator"),
+    (["--py-programname", "/venv/bin/python"], "`home = /venv`"),
+])
+def test_refused_naming_the_option_and_the_fix(tmp_path, argv, words):
+    status, _, err = run(*argv, cwd=tmp_path)
+    assert status == 1
+    assert f"option '{argv[0][2:]}': this uWSGI option is not " \
+        "implemented by ugu yet;" in err
+    assert words in err

@@ -1640,6 +1640,16 @@ _INSTEAD = {
     "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
                        "hook-master-start, which runs once the router is "
                        "spawned",
+    "python-raw": "uWSGI 2.0 runs the file where it loads the apps and "
+                  "never calls the callable it finds there (it has no "
+                  "raw mode to hand it connections): remove it, or "
+                  "import the file with `import = FILE.py`",
+    "no-site": "uWSGI starts its Python without importing site; ugu "
+               "runs in a Python that has (ugu and its packages come "
+               "from site-packages): remove it, and put what the app "
+               "imports on sys.path with pythonpath or home",
+    "dot-h": "it prints the uwsgi.h uWSGI was built with, for building "
+             "its C plugins; ugu is Python and loads none: remove it",
     "web3": "Web3 (the withdrawn PEP 444) never became a standard and "
             "no framework serves it: wrap the callable as a WSGI app "
             "and load it with module",
