@@ -121,6 +121,9 @@ def test_a_wrong_number_of_words_is_refused(value, got):
     ("myopt=for=$1", "the template of myopt opens a logic block (for), "
      "which would take in the lines after its use: write the block in "
      "the file"),
+    ("myopt=ifenv=$1", "the template of myopt opens a logic block "
+     "(ifenv), which would take in the lines after its use: write the "
+     "block in the file"),
 ])
 def test_a_bad_declaration_is_refused(declaration, message):
     assert error(f"declare-option = {declaration}\n") == (

@@ -102,7 +102,8 @@ def declare(entry, declared):
                               "after it): write each part as KEY=VALUE, "
                               "joined by ';'", entry.file, entry.line,
                               entry.key)
-        if key in BLOCKS or key in END_KEYS:
+        opt = registry.lookup(key)
+        if (opt.name if opt else key) in BLOCKS or key in END_KEYS:
             raise ConfigError(f"the template of {name} opens a logic block "
                               f"({key}), which would take in the lines "
                               "after its use: write the block in the file",
