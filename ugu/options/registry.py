@@ -693,13 +693,42 @@ OPTIONS = (
     _opt("http-socket-modifier2", INT, "modifier2 of the http-socket's "
          "requests (log-format's %(modifier2))", CORE, default=0,
          wide=True),
-    _opt("https-socket-modifier1", INT, "modifier1 of an https-socket's "
-         "requests: accepted for uWSGI configs, as ugu refuses "
-         "https-socket (end TLS in the router or the web server)", CORE,
-         default=0, wide=True),
-    _opt("https-socket-modifier2", INT, "modifier2 of an https-socket's "
-         "requests: accepted for uWSGI configs, as ugu refuses "
-         "https-socket", CORE, default=0, wide=True),
+    _opt("https-socket", STR, "bind an HTTPS socket served by the "
+         "workers: HTTP over TLS (ADDR,CERT,KEY[,CIPHERS[,CA]]; !CA "
+         "requires a client certificate)", CORE, repeat=True),
+    _opt("https-socket-modifier1", INT, "modifier1 of the https-socket's "
+         "requests, as http-socket-modifier1", CORE, default=0, wide=True),
+    _opt("https-socket-modifier2", INT, "modifier2 of the https-socket's "
+         "requests (log-format's %(modifier2))", CORE, default=0,
+         wide=True),
+    _opt("ssl-socket", STR, "bind a socket served by the workers that "
+         "speaks the uwsgi protocol over TLS (ADDR,CERT,KEY[,CIPHERS"
+         "[,CA]])", CORE, repeat=True, aliases=("suwsgi-socket",)),
+    # TLS contexts (ugu.sslcontext): every https, https-socket, ssl-socket
+    # and sslrouter address's
+    _opt("sni", STR, "serve a client that asks for NAME (SNI) this "
+         "certificate (NAME CERT,KEY[,CIPHERS[,CA]])", CORE, repeat=True),
+    _opt("sni-regexp", STR, "serve a client whose SNI name matches REGEXP "
+         "this certificate (REGEXP CERT,KEY[,CIPHERS[,CA]])", CORE,
+         repeat=True),
+    _opt("sni-dir", STR, "serve a client that asks for NAME the "
+         "certificate DIR/NAME.crt with DIR/NAME.key (and DIR/NAME.ca to "
+         "verify clients), loaded at its first use", CORE),
+    _opt("sni-dir-ciphers", STR, "the ciphers of sni-dir's contexts",
+         CORE),
+    _opt("ssl-option", STR, "add OpenSSL's option bits N (a decimal "
+         "number) to every TLS context", CORE, repeat=True),
+    _opt("ssl-verbose", FLAG, "log a client certificate that fails "
+         "verification", CORE, default=False),
+    _opt("ssl-enable-tlsv1", FLAG, "allow TLS 1.0 and 1.1 (insecure; "
+         "OpenSSL's security level may still refuse them)", CORE,
+         default=False),
+    _opt("ssl-enable-sslv3", FLAG, "allow SSLv3: refused where OpenSSL "
+         "has none, as here", CORE, default=False,
+         aliases=("ssl-enable3",)),
+    _opt("ssl-tmp-dir", STR, "write a certificate, key or CA given as PEM "
+         "text to this folder (NAME.crt, .key, .ca) and load it from "
+         "there", CORE),
     _opt("enable-proxy-protocol", FLAG, "read a PROXY (v1) line before "
          "a connection's first request, on the http-sockets and the HTTP "
          "router: the client it names is REMOTE_ADDR and REMOTE_PORT",
@@ -983,6 +1012,9 @@ OPTIONS = (
     _opt("http-to-https", STR, "run an HTTP router address that "
          "redirects every request to https on the same host "
          "(ADDR[,PORT]: PORT named in the redirects)", HTTP, repeat=True),
+    _opt("https-session-context", STR, "the name of the https "
+         "listeners' TLS contexts in their lines (uWSGI's session id "
+         "context: with the session cache off, only a name)", HTTP),
     _opt("https-export-cert", FLAG, "pass a client certificate to the app "
          "as PEM too (HTTPS_CC)", HTTP, default=False),
     _opt("http-to", STR, "forward router requests to this uwsgi node", HTTP,
@@ -1538,6 +1570,10 @@ _INSTEAD = {
                                       "as useless since its "
                                       "subscription tables grow alone"
        for router in ("fastrouter", "rawrouter", "sslrouter")},
+    "ssl-verify-depth": "Python's ssl module cannot set OpenSSL's "
+                        "verification depth: ugu verifies client "
+                        "certificate chains to OpenSSL's default depth "
+                        "(100); remove the option",
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",

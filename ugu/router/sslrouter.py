@@ -13,7 +13,7 @@ sslrouter-session-context (uWSGI's session id context, which with its
 session cache off, as ugu's, only names the context).
 
 This module is what the master needs; it loads no ssl until the config
-has an sslrouter (ugu.router.https makes the contexts), and the process
+has an sslrouter (ugu.sslcontext makes the contexts), and the process
 itself is ugu.router.sslserver, imported once gevent has patched it.
 """
 
@@ -68,7 +68,7 @@ def listening(config):
               for value in config["sslrouter2"]]
     if not found:
         return []
-    from ugu.router.https import server_context
+    from ugu.sslcontext import server_context
     from ugu.vassal.sockets import parse_address
     contexts = []
     for (address, crt, key, ciphers, client_ca), option in found:

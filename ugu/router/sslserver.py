@@ -50,7 +50,9 @@ class Sslrouter(Rawrouter):
         super().__init__(settings, listeners, index)
         if settings.sni:
             for listener in listeners:
-                if listener.tls is not None:
+                # The `sni` options' callback keeps the name too.
+                if listener.tls is not None and \
+                        listener.tls.sni_callback is None:
                     listener.tls.sni_callback = _keep_name
 
 

@@ -404,6 +404,9 @@ class Site:
         self.constants = _listener_vars(ctx, listener)
         self.peer = self.constants.peer(address)
         self.fixed = None
+        self.modifiers = (ctx.https_modifiers
+                          if listener.proto == sockets.HTTPS
+                          else ctx.http_modifiers)
 
     def fixed_vars(self):
         if self.fixed is None:
@@ -488,7 +491,9 @@ def _read_request(client, ctx):
 def _listener_vars(ctx, listener):
     key = listener.sock.fileno()
     if key not in ctx.listener_vars:
-        ctx.listener_vars[key] = ListenerVars(listener.port, router=False)
+        ctx.listener_vars[key] = ListenerVars(
+            listener.port, router=False,
+            https=listener.proto == sockets.HTTPS)
     return ctx.listener_vars[key]
 
 
@@ -503,8 +508,8 @@ def _serve_plain(ctx, core, site, found, client):
     body = plain_http.PlainBody(client, found.length)
     ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
                       size, Input(body, found.length))
-    if ctx.http_modifiers is not None:
-        if not _handle_modified(ex, ctx.http_modifiers):
+    if site.modifiers is not None:
+        if not _handle_modified(ex, site.modifiers):
             return False
     else:
         request.handle(ex)
@@ -534,9 +539,9 @@ def _serve_one(ctx, core, site, event, client):
     ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
                       len(block), Input(body, length))
     try:
-        if ctx.http_modifiers is None:
+        if site.modifiers is None:
             request.handle(ex)
-        elif not _handle_modified(ex, ctx.http_modifiers):
+        elif not _handle_modified(ex, site.modifiers):
             return False
         # Before the spool closes: a de-chunked body the app left unread
         # is drained from there.

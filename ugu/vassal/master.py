@@ -408,11 +408,12 @@ def _bind_all(config, reloaded):
     pools = zerg.pools(config, inherited)
     wanted = _worker_addresses(config)
     # Certificates first: a bad one stops the instance before it binds.
+    contexts = _tls_contexts(config, wanted)
     https = []
     if config["https"]:
-        # Only then: ssl weighs some 5 MB in each process of the tree.
         from ugu.router import https as router_https
-        https = [router_https.parse(value) for value in config["https"]]
+        https = [router_https.parse(value, config["https-session-context"])
+                 for value in config["https"]]
     routers = [(name, None) for name in config["http"]] + https
     if config["http-to-https"]:
         from ugu.router import redirect
@@ -446,9 +447,11 @@ def _bind_all(config, reloaded):
     zergs = zerg.inherited(inherited, False, len(wanted))
     if config["zerg"] and not reloaded:
         zergs = zerg.attach(config, default, len(wanted))
-    listeners += [sockets.bind(name, proto, backlog, inherited, index,
-                               tuning)
-                  for index, (name, proto) in enumerate(wanted)]
+    own = [sockets.bind(name, proto, backlog, inherited, index, tuning)
+           for index, (name, proto) in enumerate(wanted)]
+    for listener, context in zip(own, contexts):
+        listener.tls = context
+    listeners += own
     listeners += zergs
     # A listening socket on stdin (an on-demand vassal's, from its
     # Emperor) is one more, numbered after them.
@@ -569,6 +572,7 @@ def _worker_addresses(config):
              "http-socket": sockets.HTTP, "http11-socket": sockets.HTTP11,
              "fastcgi-socket": sockets.FASTCGI,
              "fastcgi-nph-socket": sockets.FASTCGI_NPH,
+             "https-socket": sockets.HTTPS, "ssl-socket": sockets.SUWSGI,
              "scgi-socket": sockets.SCGI,
              "scgi-nph-socket": sockets.SCGI_NPH}
     wanted = []
@@ -578,6 +582,40 @@ def _worker_addresses(config):
             key = entry.key if entry.key in kinds else opt.name
             wanted.append((entry.value, kinds[key]))
     return wanted
+
+
+# The options that act on every TLS context (ugu.sslcontext).
+_TLS_WIDE = ("sni", "sni-regexp", "sni-dir", "ssl-option", "ssl-tmp-dir",
+             "ssl-verbose", "ssl-enable-tlsv1", "ssl-enable-sslv3")
+# The options whose addresses speak TLS.
+_TLS_LISTENERS = ("https", "https-socket", "ssl-socket", "sslrouter",
+                  "sslrouter2")
+
+
+def _tls_contexts(config, wanted):
+    """The TLS context of each worker socket in `wanted` (None for one
+    that speaks no TLS), its address now the ADDR of its
+    `ADDR,CERT,KEY[,CIPHERS[,CA]]`; the options that act on every
+    context read first.  ssl is imported only here, where the config has
+    a TLS option: it weighs some 5 MB in each process of the tree."""
+    if not any(config[name] for name in _TLS_WIDE + _TLS_LISTENERS):
+        return [None] * len(wanted)
+    from ugu import sslcontext
+    sslcontext.configure(config)
+    contexts = []
+    for index, (value, proto) in enumerate(wanted):
+        if proto not in sockets.TLS_PROTOCOLS:
+            contexts.append(None)
+            continue
+        option = sockets.OPTION[proto]
+        address, crt, key, ciphers, client_ca = sslcontext.parse(value,
+                                                                 option)
+        sockets.parse_address(address, option)
+        wanted[index] = (address, proto)
+        # uWSGI names a worker socket's context by its address.
+        contexts.append(sslcontext.server_context(
+            address, crt, key, ciphers, client_ca, option=option))
+    return contexts
 
 
 def has_router(config):

@@ -29,6 +29,8 @@ SOMAXCONN = "/proc/sys/net/core/somaxconn"
 UWSGI = "uwsgi"
 HTTP = "http"
 HTTP11 = "http11"   # http11-socket: HTTP whose connections stay open
+HTTPS = "https"     # https-socket: HTTP over TLS
+SUWSGI = "suwsgi"   # ssl-socket: the uwsgi protocol over TLS
 ROUTER = "router"
 FASTROUTER = "fastrouter"   # uwsgi in, passed on to a node (fastrouter)
 RAWROUTER = "rawrouter"     # bytes in, passed on to a node (rawrouter)
@@ -44,15 +46,19 @@ GATEWAY_NAMES = {ROUTER: "uWSGI http", FASTROUTER: "uWSGI fastrouter",
                  RAWROUTER: "uWSGI rawrouter", SSLROUTER: "uWSGI sslrouter"}
 # The option that declares each kind of socket, for error messages.
 OPTION = {UWSGI: "socket", HTTP: "http-socket", HTTP11: "http11-socket",
+          HTTPS: "https-socket", SUWSGI: "ssl-socket",
           ROUTER: "http", FASTROUTER: "fastrouter", RAWROUTER: "rawrouter",
           SSLROUTER: "sslrouter",
           FASTCGI: "fastcgi-socket", FASTCGI_NPH: "fastcgi-nph-socket",
           SCGI: "scgi-socket", SCGI_NPH: "scgi-nph-socket"}
 # The kinds of socket the workers serve, and of them those that speak HTTP
 # and those that speak a CGI gateway protocol (FastCGI, SCGI).
-WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11, FASTCGI, FASTCGI_NPH, SCGI,
-                    SCGI_NPH)
-HTTP_PROTOCOLS = (HTTP, HTTP11)
+WORKER_PROTOCOLS = (UWSGI, HTTP, HTTP11, HTTPS, SUWSGI, FASTCGI,
+                    FASTCGI_NPH, SCGI, SCGI_NPH)
+HTTP_PROTOCOLS = (HTTP, HTTP11, HTTPS)
+# The worker sockets that speak TLS (ugu.vassal.tls_socket), each with
+# its context in the Listener's `tls`.
+TLS_PROTOCOLS = (HTTPS, SUWSGI)
 CGI_PROTOCOLS = (FASTCGI, FASTCGI_NPH, SCGI, SCGI_NPH)
 # `protocol` (`socket-protocol`): what the `socket` addresses speak, by
 # uWSGI's names; those ugu speaks, as its kinds of socket.
@@ -65,8 +71,8 @@ _UNSPOKEN = {
               "connection per request)",
     **dict.fromkeys(
         ("suwsgi", "https"),
-        "its workers speak no TLS: end TLS in the HTTP router "
-        "(`https = ADDR,CERT,KEY`) or in the web server"),
+        "a socket speaking TLS needs its certificate: write "
+        "`https-socket = ADDR,CERT,KEY` or `ssl-socket = ADDR,CERT,KEY`"),
     "raw": "its workers serve WSGI apps over uwsgi or HTTP only",
 }
 # A bare chmod-socket: uWSGI's mode "for lazy and brave users".
@@ -135,7 +141,8 @@ class Listener:
     inode: int | None = None
     # How the router serves the address: an ssl.SSLContext for `https`
     # (ugu.router.https), a Redirect for `http-to-https`
-    # (ugu.router.redirect), None for `http`.
+    # (ugu.router.redirect), None for `http`; a worker socket's
+    # ssl.SSLContext for `https-socket` and `ssl-socket`.
     tls: object = None
     # Handed over by a zerg server (`zerg`): its file is the server's,
     # never vacuumed here.

@@ -174,6 +174,10 @@ class Context:
         modifiers = (config["http-socket-modifier1"] % 256,
                      config["http-socket-modifier2"] % 256)
         self.http_modifiers = modifiers if any(modifiers) else None
+        # https-socket-modifier1 and -modifier2, likewise.
+        modifiers = (config["https-socket-modifier1"] % 256,
+                     config["https-socket-modifier2"] % 256)
+        self.https_modifiers = modifiers if any(modifiers) else None
         # fastcgi-modifier1/2 and scgi-modifier1/2, likewise (always set).
         self.fastcgi_modifiers = (config["fastcgi-modifier1"] % 256,
                                   config["fastcgi-modifier2"] % 256)
@@ -664,8 +668,19 @@ def serve_connection(ctx, core, listener, conn, address):
         sockets.set_nodelay(conn)
     ctx.scoreboard.begin(ctx.wid, core)
     conn.settimeout(ctx.socket_timeout or None)
+    relay = None
     try:
-        if listener.proto in sockets.HTTP_PROTOCOLS:
+        if listener.tls is not None:
+            # https-socket, ssl-socket: served on the end of a socketpair
+            # whose other end a relay carries to the client through TLS.
+            from ugu.vassal import tls_socket
+            relay = tls_socket.accept(conn, listener.tls,
+                                      ctx.socket_timeout or None)
+            conn = relay and relay.core_end
+        if conn is None:
+            # The handshake failed: closed already.
+            pass
+        elif listener.proto in sockets.HTTP_PROTOCOLS:
             serve_http(ctx, core, listener, conn, address)
         elif listener.proto in sockets.CGI_PROTOCOLS:
             serve_cgi(ctx, core, listener.proto, conn)
@@ -680,8 +695,10 @@ def serve_connection(ctx, core, listener, conn, address):
     finally:
         # Idle before the client can see the close (a graceful stop then
         # finds the core idle, as uWSGI's would).
+        if relay is not None:
+            relay.finish()
         ctx.scoreboard.end(ctx.wid, core)
-        if conn.fileno() != -1:
+        if conn is not None and conn.fileno() != -1:
             conn.close()
 
 
