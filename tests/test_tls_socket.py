@@ -413,3 +413,66 @@ def test_ssl_tmp_dir_loads_pem_text(certs, tmp_path):
         assert response.json()["HTTPS"] == "on"
     finally:
         process.stop()
+
+
+def test_sni_reaches_the_http_router_too(certs, uwsgi_binary):
+    for command in (support.UGU, [uwsgi_binary]):
+        port = support.free_port()
+        ini = support.write_ini(
+            certs / f"router-{port}.ini",
+            uwsgi=[("sni", "other other.crt,other.key"), ("master", "true"),
+                   ("wsgi-file", "app.py"),
+                   ("https", f"127.0.0.1:{port},localhost.crt,"
+                             f"localhost.key"),
+                   ("socket", f"127.0.0.1:{support.free_port()}")])
+        process = support.Process([*command, "--ini", ini], cwd=certs)
+        try:
+            process.wait_for_log(r"spawned uWSGI http 1")
+            support.wait_for_port(port)
+            context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=10) as raw:
+                with context.wrap_socket(raw,
+                                         server_hostname="other") as conn:
+                    conn.sendall(b"GET /env HTTP/1.0\r\nHost: other\r\n\r\n")
+                    assert b'"HTTPS": "on"' in support.read_to_eof(conn)
+        finally:
+            process.stop()
+
+
+def test_a_ca_in_sni_is_refused(certs):
+    status, output = _start_up_error(
+        support.UGU, certs, ("sni", "other other.crt,other.key,,ca.crt"),
+        ("https-socket", f"127.0.0.1:{support.free_port()},localhost.crt,"
+                         f"localhost.key"))
+    assert status == 1, output
+    assert "option 'sni'" in output
+    assert "verify clients on the listener" in output
+
+
+def test_a_gevent_worker_serves_tls(certs):
+    pytest.importorskip("gevent")
+    port = support.free_port()
+    process = support.Process([
+        *support.UGU, "--master", "--wsgi-file", "app.py", "--gevent", "8",
+        "--https-socket", f"127.0.0.1:{port},localhost.crt,localhost.key"],
+        cwd=certs)
+    try:
+        process.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+        body = b"z" * 300000
+        results = []
+
+        def client():
+            response = requests.post(f"https://localhost:{port}/env",
+                                     data=body, timeout=10,
+                                     verify=str(certs / "ca.crt"))
+            results.append(response.json()["body"] == body.decode())
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results == [True] * 4
+    finally:
+        process.stop()

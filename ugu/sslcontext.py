@@ -8,10 +8,14 @@ asks clients for a certificate signed by it (`!CA`: refuses clients
 without one).  The options that act on every context are read once by
 `configure`, before the first context is made:
 
-- `sni = NAME CERT,KEY[,CIPHERS[,CA]]` (and `sni-regexp`, NAME being a
-  regexp): a client asking for NAME is served that certificate;
-  `sni-dir = DIR`: one asking for NAME gets DIR/NAME.crt and .key (and
-  .ca, if there), loaded at its first request, with `sni-dir-ciphers`.
+- `sni = NAME CERT,KEY[,CIPHERS]` (and `sni-regexp`, NAME being a
+  regexp, with a CA field too): a client asking for NAME is served that
+  certificate; `sni-dir = DIR`: one asking for NAME gets DIR/NAME.crt
+  and .key (and .ca, if there), loaded at its first request, with
+  `sni-dir-ciphers`.  Python's ssl switches the certificate, not whether
+  the connection asks for a client's: that stays the listener's, and so
+  does the CA a client's is verified with, unless the SNI line or
+  folder gives one (uWSGI's `sni` switches both: a CA there is refused).
 - `ssl-option = N`: OpenSSL's option bits N (a decimal number) on each
   context; `ssl-enable-tlsv1`: TLS 1.0 and 1.1 allowed (OpenSSL's
   security level may still refuse them, as it refuses uWSGI's).
@@ -41,12 +45,14 @@ class Settings:
     options: int = 0
     tmp_dir: str | None = None
     verbose: bool = False
-    # (name, context) of each `sni`; (regexp, context) of `sni-regexp`.
+    # (name, spec) of each `sni`, (regexp, spec) of each `sni-regexp`,
+    # spec being (name, cert, key, ciphers, CA, False).
     names: list = field(default_factory=list)
     patterns: list = field(default_factory=list)
     directory: str | None = None
     directory_ciphers: str = ""
-    # sni-dir's contexts, by name (None: no files for it).
+    # The SNI contexts made, by (spec, the listener's CA); None where
+    # sni-dir's files failed.
     loaded: dict = field(default_factory=dict)
 
     @property
@@ -81,15 +87,29 @@ def configure(config):
                           ("sni-regexp", settings.patterns)):
         for value in config[option]:
             name, crt, key, ciphers, client_ca = _sni_fields(value, option)
-            context = server_context(name, crt, key, ciphers, client_ca,
-                                     option=option)
+            if option == "sni" and client_ca:
+                raise ConfigError(_SNI_CA, option=option)
+            # Made now for its errors; a connection gets one made for
+            # its listener (see _pick_context).
+            server_context(name, crt, key, ciphers, client_ca,
+                           option=option)
+            key_of = name
             if option == "sni-regexp":
                 try:
-                    name = pcre.compile(name)
+                    key_of = pcre.compile(name)
                 except Exception as e:
                     raise ConfigError(f"invalid regexp {name!r}: {e}",
                                       option=option) from None
-            found.append((name, context))
+            found.append((key_of, (name, crt, key, ciphers, client_ca,
+                                   False)))
+
+
+# Why `sni = NAME CERT,KEY,CIPHERS,CA` is refused.
+_SNI_CA = ("a client certificate asked for by one SNI name cannot be "
+           "had: Python's ssl switches a connection's certificate for "
+           "its name, not whether it asks the client for one (uWSGI's "
+           "sni does both); drop the CA field and verify clients on the "
+           "listener (https-socket = ADDR,CERT,KEY,,CA)")
 
 
 def _options(values):
@@ -161,6 +181,9 @@ def server_context(name, crt, key, ciphers, client_ca=None, option=None):
         context.options |= settings.options
     if settings.sni:
         context.sni_callback = _pick_context
+    # What an SNI certificate's context for this one must verify clients
+    # with (see _pick_context).
+    context.client_ca = client_ca
     return context
 
 
@@ -207,44 +230,57 @@ def _pick_context(tls, server_name, context):
     tls.sni = server_name
     if not server_name:
         return None
-    found = _context_for(server_name)
+    spec = _spec_for(server_name)
+    if spec is None:
+        return None
+    # Python's ssl keeps the connection asking for a client certificate
+    # as its listener's context does: the SNI context verifies one as
+    # that context would, where its own line gives no CA.
+    listener_ca = getattr(context, "client_ca", None)
+    key = (spec, listener_ca)
+    if key not in SETTINGS.loaded:
+        SETTINGS.loaded[key] = _load(spec, listener_ca)
+    found = SETTINGS.loaded[key]
     if found is not None:
         tls.context = found
     return None
 
 
-def _context_for(name):
+def _spec_for(name):
+    """(name, cert, key, ciphers, CA, from sni-dir) of the certificate
+    for a client asking for `name`, or None."""
     settings = SETTINGS
-    for known, context in settings.names:
+    for known, spec in settings.names:
         if known == name:
-            return context
-    for pattern, context in settings.patterns:
+            return spec
+    for pattern, spec in settings.patterns:
         if pattern.search(name):
-            return context
+            return spec
     if not settings.directory or any(c in name for c in _UNSAFE) \
             or name.startswith("."):
         return None
-    if name not in settings.loaded:
-        settings.loaded[name] = _load_from_directory(name)
-    return settings.loaded[name]
-
-
-def _load_from_directory(name):
-    base = os.path.join(SETTINGS.directory, name)
+    base = os.path.join(settings.directory, name)
     if not (os.path.isfile(base + ".crt") and os.path.isfile(base + ".key")):
         return None
     client_ca = base + ".ca" if os.path.isfile(base + ".ca") else None
+    return (name, base + ".crt", base + ".key", settings.directory_ciphers,
+            client_ca, True)
+
+
+def _load(spec, listener_ca):
+    name, crt, key, ciphers, client_ca, from_directory = spec
     try:
-        context = server_context(name, base + ".crt", base + ".key",
-                                 SETTINGS.directory_ciphers, client_ca,
-                                 option="sni-dir")
+        context = server_context(name, crt, key, ciphers,
+                                 client_ca or listener_ca, option="sni")
     except ConfigError as e:
+        # A file of sni-dir's that fails, as uWSGI says it.
         log.log(f"{e.reason}")
         log.log(f"[uwsgi-ssl] DANGER unable to initialize context for "
                 f"\"{name}\"")
         return None
-    log.log(f"[uwsgi-sni for pid {os.getpid()}] added SSL context for "
-            f"{name}")
+    if from_directory:
+        log.log(f"[uwsgi-sni for pid {os.getpid()}] added SSL context for "
+                f"{name}")
     return context
 
 
