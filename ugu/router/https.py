@@ -17,14 +17,12 @@ from ugu import sslcontext
 from ugu.vassal.sockets import parse_address
 
 OPTION = "https"
-# Kept for the callers that make a context through this module.
-server_context = sslcontext.server_context
 
 
 def parse(value, session_context=None):
     """(ADDR, its ssl.SSLContext) of one `https` line."""
     address, crt, key, ciphers, client_ca = sslcontext.parse(value, OPTION)
     parse_address(address, OPTION)
-    return address, server_context(session_context or f"http-{address}",
-                                   crt, key, ciphers, client_ca,
-                                   option=OPTION)
+    return address, sslcontext.server_context(
+        session_context or f"http-{address}", crt, key, ciphers, client_ca,
+        option=OPTION)
