@@ -154,8 +154,12 @@ def _dispatch(config):
         # reads the option; the vassals an Emperor starts inherit it.
         os.umask(config["umask"])
     if config["emperor"]:
-        from ugu.emperor.emperor import run as run_emperor
-        return run_emperor(config)
+        from ugu.emperor import beside
+        if not beside.serves(config):
+            beside.refuse_app(config)
+            from ugu.emperor.emperor import run as run_emperor
+            return run_emperor(config)
+        # Else the instance runs it beside its own sockets, as uWSGI's.
     from ugu.vassal.master import run as run_vassal
     return run_vassal(config)
 

@@ -178,6 +178,7 @@ def _run(config):
         log.log(f"chdir() to {config['chdir']}")
     if config["pidfile2"] and not reloaded:
         hygiene.write_pidfile(config["pidfile2"], "pidfile2")
+    emperor = _start_emperor(config, link)
     daemons = Daemons(config)
     crons = Crons.from_config(config)
     # A vassal always has a master: the emperor talks to it.
@@ -284,8 +285,25 @@ def _run(config):
     if masterless:
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd, daemons, crons,
-                    subscriber, zerg_server, pools)
+                    subscriber, zerg_server, pools, emperor)
     return master.run()
+
+
+def _start_emperor(config, link):
+    """`emperor` beside sockets or routers: uWSGI forks the Emperor here,
+    its privileges dropped and nothing bound yet; a Beside, or None."""
+    if not config["emperor"]:
+        return None
+    if config["daemonize2"]:
+        # uWSGI's dies with the process daemonize2 leaves.
+        raise ConfigError("the Emperor, started before the app loads, "
+                          "would die as daemonize2 sends the instance to "
+                          "the background: use daemonize",
+                          option="daemonize2")
+    from ugu.emperor.beside import Beside
+    emperor = Beside(config)
+    emperor.fork([link.sock] if link else [])
+    return emperor
 
 
 def _privileged_hooks(config, hooks, start_cwd, reloaded):
@@ -791,8 +809,11 @@ class Child:
 
 class Master:
     def __init__(self, config, listeners, shared, start_cwd, daemons,
-                 crons, subscriber=None, zerg_server=None, pools=()):
+                 crons, subscriber=None, zerg_server=None, pools=(),
+                 emperor=None):
         self.config = config
+        # The Emperor this instance runs beside it (emperor/beside.py).
+        self.emperor = emperor
         # The instance's subscriptions to routers (`subscribe-to`), or None.
         self.subscriber = subscriber
         self.listeners = listeners
@@ -1061,6 +1082,14 @@ class Master:
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} {router.GATEWAY} {index} (pid: {pid})")
 
+    def spawn_emperor(self):
+        parent = os.getpid()
+        closing = [l.sock for l in self.listeners]
+        if self.shared.link:
+            closing.append(self.shared.link.sock)
+        self.emperor.forked(self._fork(
+            lambda: self.emperor.reign(parent, closing)))
+
     def spawn_zergpool(self, respawn=False):
         parent = os.getpid()
 
@@ -1216,6 +1245,9 @@ class Master:
 
     def reap(self):
         for pid, status in proc.reap():
+            if self.emperor and self.emperor.died(pid):
+                self.respawn_at[("emperor", 1)] = self.emperor.respawn_at()
+                continue
             child = self.children.pop(pid, None)
             if child is None:
                 if not (self.touch.died(pid, status) or
@@ -1386,6 +1418,8 @@ class Master:
                                           respawn=True)
                 elif kind == "zergpool":
                     self.spawn_zergpool(respawn=True)
+                elif kind == "emperor":
+                    self.spawn_emperor()
                 else:
                     self.spawn_router(number, respawn=True)
 
@@ -1615,6 +1649,9 @@ class Master:
             signum = signal.SIGKILL if child.kind in _GATEWAYS else \
                 worker_signal
             self._kill(child.pid, signum)
+        if self.emperor:
+            # Then waited for, as uWSGI's master does before any other.
+            self.emperor.bury()
 
     def _kill(self, pid, signum):
         try:
@@ -1623,6 +1660,8 @@ class Master:
             pass
 
     def finish(self):
+        if self.emperor:
+            self.emperor.bury()
         self._bury_children()
         if self.subscriber:
             self.subscriber.close()
