@@ -248,9 +248,6 @@ def test_magic_exec_vassal_reads_its_scripts_output(procs, tmp_path):
     ("emperor-extra-ext", "configurator"),
     ("emperor-use-clone", "namespaces"),
     ("emperor-proxy-socket", "jail"),
-    ("emperor-broodlord", "which ugu's Emperor does not"),
-    ("vassal-sos", "which ugu's Emperor does not"),
-    ("vassal-sos-backlog", "which ugu's Emperor does not"),
     ("early-emperor", "serves nothing"),
 ])
 def test_options_ugu_lacks_are_refused_saying_why(procs, tmp_path, option,

@@ -24,6 +24,8 @@ class ToEmperor(enum.IntEnum):
     LOYAL = 17
     STOP_ME = 22
     HEARTBEAT = 26
+    # vassal-sos: send reinforcements (a zerg, in broodlord mode).
+    SOS = 30
 
 
 class VassalLink:

@@ -135,7 +135,11 @@ class Emperor:
         if not config["emperor-no-blacklist"]:
             self.blacklist = Blacklist(config["emperor-throttle"] / 1000,
                                        config["emperor-max-throttle"] / 1000)
-        self.vassals = {}      # name -> Vassal, live processes only
+        self.vassals = {}      # key (name) -> Vassal, live processes only
+        # emperor-broodlord: the most zergs at once, and how many were
+        # spawned so far (each zerg's UWSGI_BROODLORD_NUM).
+        self.broodlord = config["emperor-broodlord"]
+        self.broods = 0
         self.exiled = {}       # name -> mtime it exited EXIT_EXILE with
         self.held = []         # when blacklisted vassals may come back
         self.ending = False
@@ -187,11 +191,13 @@ class Emperor:
             # Before the scan, so a file made in between is seen by it.
             self.watcher.watch({d for m in self.monitors
                                 for d in m.directories()})
-        known = {name: v.mtime for name, v in self.vassals.items()}
+        known = {name: v.mtime for name, v in self.vassals.items()
+                 if not v.zerg}
         known.update(self.exiled)
         known.update({name: s.mtime for name, s in self.sleepers.items()})
         self.held = []
-        for event in monitor.diff(known, monitor.scan_all(self.monitors)):
+        scanned = monitor.scan_all(self.monitors)
+        for event in monitor.diff(known, scanned):
             match event:
                 case monitor.Added(found):
                     self.enthrone(found)
@@ -199,6 +205,7 @@ class Emperor:
                     self.changed(found)
                 case monitor.Removed(name):
                     self.removed(name)
+        self.orphan_zergs({f.name for f in scanned})
 
     def enthrone(self, found):
         due = self.blacklist.due(found.name) if self.blacklist else 0.0
@@ -214,20 +221,52 @@ class Emperor:
             return
         self.start(found.name, found.cwd, found.mtime, found.monitor, owner)
 
-    def start(self, name, cwd, mtime, spec, owner, sleeper=None):
+    def start(self, name, cwd, mtime, spec, owner, sleeper=None,
+              zerg=False):
         """Spawn a vassal; from `sleeper`, with its socket as stdin."""
+        brood = self.broods + 1 if zerg else None
         try:
             pid, link = spawn.spawn(
                 name, cwd, self.templates, owner, self.home(spec),
-                stdin=sleeper.fileno() if sleeper else None)
+                stdin=sleeper.fileno() if sleeper else None, brood=brood)
         except OSError as e:
             # Out of processes or fds: the next scan tries again.
             log.verbose(f"[emperor] cannot spawn {name}: {e.strerror}")
             return False
-        self.vassals[name] = Vassal(
+        vassal = Vassal(
             name, pid, link, mtime, monitor=spec,
-            owner=owner or (os.getuid(), os.getgid()), on_demand=sleeper)
+            owner=owner or (os.getuid(), os.getgid()), on_demand=sleeper,
+            cwd=cwd, zerg=zerg, key=f"{name}#{pid}" if zerg else name)
+        if zerg:
+            self.broods = brood
+        self.vassals[vassal.key] = vassal
         return True
+
+    # broodlord
+
+    def sos(self, vassal):
+        """A vassal calls for reinforcements: in broodlord mode, and while
+        fewer zergs than emperor-broodlord live, a zerg of its own, from
+        its file's [zerg] section (uWSGI names it FILE:zerg)."""
+        zergs = sum(1 for v in self.vassals.values() if v.zerg)
+        if not self.broodlord or zergs >= self.broodlord:
+            return
+        log.verbose(f"[emperor] going in broodlord mode: launching zergs "
+                    f"for {vassal.name}")
+        name = vassal.name + spawn.ZERG_SUFFIX
+        if self.blacklist and self.blacklist.due(name) > self.clock():
+            return
+        owner = vassal.owner if self.tyrant else None
+        self.start(name, vassal.cwd, int(time.time()), vassal.monitor,
+                   owner, zerg=True)
+
+    def orphan_zergs(self, names):
+        """Stop the zergs whose vassal's file is gone, as uWSGI's scan
+        does (a zerg is not reloaded when the file changes)."""
+        for vassal in list(self.vassals.values()):
+            if vassal.zerg and vassal.state is State.RUNNING and \
+                    vassal.name[:-len(spawn.ZERG_SUFFIX)] not in names:
+                self.stop(vassal, self.clock() + self.tolerance)
 
     # on demand
 
@@ -390,6 +429,9 @@ class Emperor:
                 vassal.asleep = True
             elif vassal.state is State.RUNNING:
                 self.stop(vassal, self.clock() + self.tolerance)
+        elif news is ToEmperor.SOS:
+            if vassal.state is State.RUNNING:
+                self.sos(vassal)
         elif news is not None:
             log.verbose(f"[emperor] vassal {vassal.name} {NEWS[news]}")
         if news is ToEmperor.LOYAL and self.blacklist:
@@ -411,8 +453,10 @@ class Emperor:
         if vassal.state is State.RUNNING:
             self.curse(vassal)
         vassal.close_link()
-        del self.vassals[vassal.name]
-        exiled = proc.describe_exit(status)[0] == EXIT_EXILE
+        del self.vassals[vassal.key]
+        # A zerg has no file to be found again by: it is not parked.
+        exiled = proc.describe_exit(status)[0] == EXIT_EXILE and \
+            not vassal.zerg
         if vassal.asleep and not self.ending:
             # Its record lives on in uWSGI: nothing is removed.
             self.back_to_sleep(vassal, asked=True)
@@ -492,4 +536,5 @@ class Emperor:
     def report(self):
         for v in self.vassals.values():
             log.log(f"vassal instance {v.name} (last modified {v.mtime}) "
-                    f"status {v.status} loyal {int(v.loyal)} zerg 0")
+                    f"status {v.status} loyal {int(v.loyal)} zerg "
+                    f"{int(v.zerg)}")

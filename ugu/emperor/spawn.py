@@ -27,6 +27,9 @@ EXEC_FAILED = 127
 # socket belongs to the Emperor.
 PRIVATE_ENV = ("UWSGI_RELOADS", "NOTIFY_SOCKET")
 VASSAL_ENV = "UWSGI_VASSAL_"
+BROOD_ENV = "UWSGI_BROODLORD_NUM"
+# What a zerg's name adds to its vassal's (emperor-broodlord).
+ZERG_SUFFIX = ":zerg"
 # Emperor option -> the vassal option each of its values is passed with.
 BEFORE = (("vassals-inherit-before", "inherit"),
           ("vassals-include-before", "include"), ("vassal-set", "set"))
@@ -78,26 +81,32 @@ def program(templates):
 
 
 def vassal_args(name, templates=Templates(), cwd="."):
-    """What follows the program in a vassal's argv."""
+    """What follows the program in a vassal's argv.  A zerg's name is its
+    vassal's file and the section to read, `FILE:zerg`: the option is
+    the file's."""
     source = name
+    path = name.split(":", 1)[0] if name.endswith(ZERG_SUFFIX) else name
     if templates.magic_exec and \
             os.access(os.path.join(cwd, name), os.R_OK | os.X_OK):
         # uWSGI hands the shell the name as it is: a bare one is looked
         # up in PATH, not in the vassals' folder.
         source = EXEC_SCHEME + name
-    return [*templates.before, f"--{config_option(name)}", source,
+    return [*templates.before, f"--{config_option(path)}", source,
             *templates.after]
 
 
 def spawn(name, cwd, templates=Templates(), owner=None, home=None,
-          stdin=None):
+          stdin=None, brood=None):
     """Fork and exec the vassal, as `owner` ((uid, gid)) if given; return
     (pid, our end of its link).  `home` is the monitor's folder, given to
     the start hook as UWSGI_VASSALS_DIR; `stdin` an fd (an on-demand
-    socket) the vassal gets as its stdin, instead of /dev/null."""
+    socket) the vassal gets as its stdin, instead of /dev/null; `brood`
+    a zerg's number, as uWSGI's UWSGI_BROODLORD_NUM."""
     ours, theirs = socket.socketpair()
     args = vassal_args(name, templates, cwd)
     env = vassal_env(os.environ)
+    if brood is not None:
+        env[BROOD_ENV] = str(brood)
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:

@@ -1,9 +1,9 @@
 """`emperor-stats`: the Emperor's state as one JSON document per connection.
 
 The document has uWSGI's keys (reference 5.6); ugu/stats.py serves it,
-as it serves the vassal's.  Keys for features ugu has no part of (zerg,
-a global throttle) keep uWSGI's "none" values, so that
-dashboards reading them still work.
+as it serves the vassal's.  Keys for features ugu has no part of (a
+global throttle) keep uWSGI's "none" values, so that dashboards reading
+them still work.
 """
 
 import os
@@ -37,7 +37,7 @@ def _vassal(v, clock):
         "last_accepting": stamps.get("accepting", 0),
         "first_run": stamps["born"],
         "last_run": stamps.get("run", stamps["born"]),
-        "cursed": stamps.get("cursed", 0), "zerg": 0,
+        "cursed": stamps.get("cursed", 0), "zerg": int(v.zerg),
         "on_demand": v.on_demand.socket_name if v.on_demand else "",
         "uid": v.owner[0], "gid": v.owner[1],
         "monitor": v.monitor, "respawns": v.respawns,

@@ -29,6 +29,7 @@ class Vassal:
     state: State = State.RUNNING
     deadline: float | None = None
     monitor: str = ""            # the `emperor` value that found it
+    cwd: str = "."               # the folder it was started in
     owner: tuple = (0, 0)        # (uid, gid) it runs as
     ready: bool = False          # it has loaded its apps
     accepting: bool = False      # a worker of it accepts requests
@@ -38,6 +39,11 @@ class Vassal:
     # ondemand.Sleeper it was woken from; asleep: it asked to go back.
     on_demand: object = None
     asleep: bool = False
+    # emperor-broodlord: a zerg, spawned from the [zerg] section of the
+    # file of the vassal that called for it; the Emperor keeps it under
+    # `key`, as several share the name.
+    zerg: bool = False
+    key: str = ""
     # Wall-clock seconds of its news, for the stats; 0 means never.
     stamps: dict = field(default_factory=lambda: {"born": int(time.time())})
 
@@ -89,10 +95,14 @@ class Vassal:
             self.accepting = True
         elif byte == ToEmperor.LOYAL:
             self.loyal = True
-        elif byte not in (ToEmperor.HEARTBEAT, ToEmperor.STOP_ME):
+        elif byte not in (ToEmperor.HEARTBEAT, ToEmperor.STOP_ME,
+                          ToEmperor.SOS):
             return None
         self.stamps[ToEmperor(byte).name.lower()] = int(time.time())
         return ToEmperor(byte)
+
+    def __post_init__(self):
+        self.key = self.key or self.name
 
     def reloaded(self, mtime):
         """It was told to reload from a file of `mtime`."""

@@ -1360,6 +1360,9 @@ OPTIONS = (
          EMPEROR, default=1000),
     _opt("emperor-max-throttle", INT, "longest throttle delay (ms)", EMPEROR,
          default=180000),
+    _opt("emperor-broodlord", INT, "spawn up to N zerg vassals, each "
+         "from the [zerg] section of the file of a vassal that calls for "
+         "reinforcements (vassal-sos)", EMPEROR, default=0),
     _opt("emperor-no-blacklist", FLAG, "respawn dying vassals without "
          "throttling them", EMPEROR, default=False),
     _opt("emperor-curse-tolerance", INT, "seconds a vassal told to stop (or "
@@ -1490,6 +1493,12 @@ OPTIONS = (
          EMPEROR),
     _opt("heartbeat", INT, "announce healthiness to the Emperor every N "
          "seconds", MASTER, default=0),
+    _opt("vassal-sos", INT, "ask the Emperor for reinforcements (a zerg, "
+         "in broodlord mode) while every worker is busy, at most once in "
+         "N seconds", MASTER, default=0),
+    _opt("vassal-sos-backlog", INT, "ask the Emperor for reinforcements "
+         "each second a worker socket's listen queue holds N or more "
+         "connections", MASTER, default=0),
 )
 
 
@@ -1620,17 +1629,6 @@ _INSTEAD = {
                             "(chroot or namespace) that cannot inherit "
                             "it; ugu has no jails and its Emperor passes "
                             "each vassal its link itself: remove it",
-    "emperor-broodlord": "broodlord mode answers a vassal's call for "
-                         "reinforcements (vassal-sos) by spawning zerg "
-                         "vassals, which ugu's Emperor does not: run the "
-                         "zergs as vassals of their own (`zerg = PATH`) "
-                         "or remove it",
-    **dict.fromkeys(
-        ("vassal-sos", "vassal-sos-backlog"),
-        "the call for reinforcements is answered only by an Emperor in "
-        "broodlord mode spawning zergs, which ugu's Emperor does not: "
-        "remove it, and give the vassal more processes (or cheaper "
-        "options to grow them under load)"),
     "early-emperor": "it starts the Emperor of an instance that also "
                      "serves apps before that instance's hooks, jail and "
                      "privilege drop; ugu's Emperor is an instance of "

@@ -834,6 +834,10 @@ class Master:
         # gracefully_kill_them_all waits for them itself.
         self.bury_quietly = False
         self.next_beat = 0.0        # when the emperor hears from us next
+        # vassal-sos: the ticks every worker was busy, and the time of
+        # the last call for reinforcements.
+        self.overloaded = 0
+        self.last_sos = 0
         self.signals = None
         self.unix_signals = {}      # signum -> method (unix_signal hooks)
         self.exit_code = EXIT_OK
@@ -1425,6 +1429,7 @@ class Master:
 
     def tick(self):
         self.heartbeat()
+        self.check_overload()
         if self.subscriber:
             self.subscriber.tick()
         if self.config["spooler-harakiri"] and self.shared.spoolers:
@@ -1586,6 +1591,31 @@ class Master:
                 log.verbose(f"*** uWSGI {full} ***")
                 if self.shared.alarms:
                     self.shared.alarms.raise_backlog(full.encode())
+        least = self.config["vassal-sos-backlog"]
+        if least > 0 and self.shared.link and self.backlog >= least:
+            log.verbose(f"asking Emperor for reinforcements (backlog: "
+                        f"{self.backlog})...")
+            self.shared.link.send(ToEmperor.SOS)
+
+    def check_overload(self):
+        """vassal-sos = N: while every worker is busy, call the Emperor
+        for reinforcements, at most once in N seconds; without an
+        Emperor, say there is none, as uWSGI."""
+        busy = sum(1 for c in self.workers() if not c.stopping
+                   and self.shared.scoreboard.busy(c.number))
+        if busy < self.config["processes"]:
+            return
+        self.overloaded += 1
+        every, now = self.config["vassal-sos"], int(time.time())
+        if not every or now - self.last_sos <= every:
+            return
+        log.verbose(f"asking Emperor for reinforcements (overload: "
+                    f"{self.overloaded})...")
+        if self.shared.link:
+            self.shared.link.send(ToEmperor.SOS)
+        else:
+            log.log("[broodlord] instance not governed by an Emperor !!!")
+        self.last_sos = now
 
     def heartbeat(self):
         """`heartbeat = N`: tell the emperor every N s that we are alive."""
