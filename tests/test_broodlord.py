@@ -126,3 +126,18 @@ def test_without_an_emperor_the_call_goes_unanswered(start_server, brood,
                           r"by an Emperor !!!\n")
     release.touch()
     held.close()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_the_fifo_b_calls_for_reinforcements(start_server, brood, server):
+    tmp_path, _ = brood
+    port = free_port()
+    ini = _vassal(tmp_path, port, f"master-fifo = {tmp_path}/fifo\n",
+                  zerg=False)
+    instance = start_server(server, ["--ini", str(ini)], cwd=tmp_path,
+                            env=ENV)
+    wait_for_port(port)
+    with open(tmp_path / "fifo", "w") as fifo:
+        fifo.write("B")
+    instance.wait_for_log(r"\[broodlord\] instance not governed by an "
+                          r"Emperor !!!\n")

@@ -4,8 +4,8 @@ The letters are uWSGI's: `r` graceful reload, `R` brutal reload, `w`
 reload the workers gracefully, `W` brutally, `c` chain reload, `q`
 graceful shutdown, `Q` brutal shutdown, `s` print the statistics, `l`
 reopen the logto file, `L` rotate it, `+` and `-` one worker more or
-fewer at the cheaper's next check.  The
-fifo is opened read-write, so that it never reads end-of-file between two
+fewer at the cheaper's next check, `B` call the Emperor for
+reinforcements (vassal-sos).  The fifo is opened read-write, so that it never reads end-of-file between two
 writers.
 """
 
@@ -66,6 +66,7 @@ def dispatch(master, letters):
         "S": master.toggle_subscriptions,
         "+": master.cheaper_more,
         "-": master.cheaper_fewer,
+        "B": master.sos,
     }
     for letter in letters:
         if letter in table:

@@ -1611,11 +1611,15 @@ class Master:
             return
         log.verbose(f"asking Emperor for reinforcements (overload: "
                     f"{self.overloaded})...")
+        self.sos()
+        self.last_sos = now
+
+    def sos(self):
+        """Call the Emperor for reinforcements (also the fifo's B)."""
         if self.shared.link:
             self.shared.link.send(ToEmperor.SOS)
         else:
             log.log("[broodlord] instance not governed by an Emperor !!!")
-        self.last_sos = now
 
     def heartbeat(self):
         """`heartbeat = N`: tell the emperor every N s that we are alive."""
