@@ -448,8 +448,8 @@ def test_the_emperor_refuses_hooks_and_imports(procs, tmp_path, option):
     p = procs.ugu("--emperor", str(tmp_path / "*.ini"), option, "x:y",
                   cwd=tmp_path)
     assert p.wait() == 1
-    assert re.search(rf"option '{option[2:]}': ugu's Emperor runs no hooks",
-                     p.output()), p.output()
+    assert re.search(rf"option '{option[2:]}': ugu's Emperor runs only its "
+                     rf"own hooks", p.output()), p.output()
 
 
 def test_commands_in_a_gevent_worker(procs, tmp_path):

@@ -25,6 +25,9 @@ OPTIMIZE_ENV = "UGU_OPTIMIZE_RESTART"
 FALLBACK_ENV = "UGU_FALLBACK_CHAIN"
 # The options that signal the instance a pidfile names, then exit.
 PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
+# Options only an Emperor acts on: refused where there is none.
+EMPEROR_ONLY = ("hook-emperor-start", "hook-as-emperor", "exec-as-emperor",
+                "hook-as-vassal", "exec-as-vassal", "emperor-broodlord")
 
 
 def main(argv=None):
@@ -160,8 +163,23 @@ def _dispatch(config):
             from ugu.emperor.emperor import run as run_emperor
             return run_emperor(config)
         # Else the instance runs it beside its own sockets, as uWSGI's.
+    else:
+        _refuse_emperor_only(config)
     from ugu.vassal.master import run as run_vassal
     return run_vassal(config)
+
+
+def _refuse_emperor_only(config):
+    """Refused at the line that sets one (uWSGI's would ignore it)."""
+    if not any(config[name] for name in EMPEROR_ONLY):
+        return
+    for entry in config.entries:
+        opt = None if entry.placeholder else registry.lookup(entry.key)
+        if opt is not None and opt.name in EMPEROR_ONLY:
+            raise ConfigError("only an Emperor acts on it, and this "
+                              "instance runs none: set it beside `emperor` "
+                              "in the Emperor's config", file=entry.file,
+                              line=entry.line, option=opt.name)
 
 
 def _say(text):

@@ -115,8 +115,9 @@ class Beside:
                 proc.set_title(self.config,
                                self.config["emperor-procname"]
                                or "uWSGI Emperor")
-                code = Emperor(self.config, self.monitors,
-                               self.templates).run()
+                code = Emperor(self.config, self.monitors, self.templates,
+                               master_pid=parent if self.config["master"]
+                               else None).run()
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()

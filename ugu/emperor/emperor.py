@@ -39,6 +39,9 @@ NEWS = {
     ToEmperor.ACCEPTING: "is ready to accept requests",
     ToEmperor.LOYAL: "is now loyal",
 }
+# The hooks an Emperor runs (ugu/vassal/hooks.py runs them).
+HOOK_OPTIONS = ("hook-emperor-start", "hook-as-emperor", "exec-as-emperor",
+                "hook-as-vassal", "exec-as-vassal")
 VERDICTS = {
     Verdict.BAD_BEHAVING: "[emperor] unloyal bad behaving vassal found: "
                           "{} throttling it...",
@@ -71,8 +74,9 @@ def run(config):
     for opt in registry.OPTIONS:
         if (opt.name.startswith(("exec-", "hook-"))
                 or opt.name in ("import", "shared-import")) and \
-                config[opt.name]:
-            raise ConfigError("ugu's Emperor runs no hooks and imports "
+                opt.name not in HOOK_OPTIONS and config[opt.name]:
+            raise ConfigError("ugu's Emperor runs only its own hooks ("
+                              f"{', '.join(HOOK_OPTIONS)}) and imports "
                               "nothing, its vassals do: set it in their "
                               "files (or with vassal-set)", option=opt.name)
     if config["daemonize2"]:
@@ -100,8 +104,8 @@ def run(config):
                 for spec in config["emperor"]]
     templates = spawn.Templates.from_config(config)
     if config["master"]:
-        return master.run(config, lambda: Emperor(config, monitors,
-                                                  templates).run())
+        return master.run(config, lambda: Emperor(
+            config, monitors, templates, master_pid=os.getppid()).run())
     if config["emperor-procname"]:
         # uWSGI names a lone Emperor so even without auto-procname.
         proc.name_process(config, config["emperor-procname"])
@@ -110,8 +114,15 @@ def run(config):
 
 class Emperor:
     def __init__(self, config, monitors, templates=spawn.Templates(),
-                 clock=time.monotonic):
+                 clock=time.monotonic, master_pid=None):
         self.config = config
+        # The master that keeps this Emperor (a pid), if any: a fatal
+        # emperor-start hook asks it to end the instance.
+        self.master_pid = master_pid
+        self.hooks = None   # a vassal.hooks.Hooks, where one is set
+        if any(config[name] for name in HOOK_OPTIONS):
+            from ugu.vassal.hooks import Hooks
+            self.hooks = Hooks(config)
         self.monitors = monitors
         self.templates = templates
         self.clock = clock
@@ -150,6 +161,8 @@ class Emperor:
     def run(self):
         log.log(BANNER)
         self.open()
+        if self.hooks:
+            self.hooks.run("emperor-start", on_fatal=self.fatal())
         try:
             while not self.ending or self.vassals:
                 if not self.ending:
@@ -172,6 +185,14 @@ class Emperor:
                     f"{self.stats.fileno()} ***")
         self.watcher = Watcher.create()
         self.signals = proc.SignalQueue(HANDLED)
+
+    def fatal(self):
+        """What a fatal emperor-start hook does: as uWSGI, ask the master
+        to end the instance (the Emperor goes on until it is ended);
+        without one, exit 1 (None: the hooks' default)."""
+        if self.master_pid is None:
+            return None
+        return lambda: os.kill(self.master_pid, signal.SIGINT)
 
     def close(self):
         self.signals.close()
@@ -228,7 +249,8 @@ class Emperor:
         try:
             pid, link = spawn.spawn(
                 name, cwd, self.templates, owner, self.home(spec),
-                stdin=sleeper.fileno() if sleeper else None, brood=brood)
+                stdin=sleeper.fileno() if sleeper else None, brood=brood,
+                hooks=self.hooks)
         except OSError as e:
             # Out of processes or fds: the next scan tries again.
             log.verbose(f"[emperor] cannot spawn {name}: {e.strerror}")
@@ -240,7 +262,22 @@ class Emperor:
         if zerg:
             self.broods = brood
         self.vassals[vassal.key] = vassal
+        if self.hooks:
+            self.hooks.run_as_emperor(self.config["exec-as-emperor"], name,
+                                      pid, *self.ids(name, cwd, owner))
         return True
+
+    def ids(self, name, cwd, owner):
+        """The uid and gid a vassal is said with: its file's, as uWSGI
+        takes them (the owner it runs as, in tyrant mode)."""
+        if owner:
+            return owner
+        path = name.removesuffix(spawn.ZERG_SUFFIX)
+        try:
+            st = os.stat(os.path.join(cwd, os.path.basename(path)))
+        except OSError:
+            return os.getuid(), os.getgid()
+        return st.st_uid, st.st_gid
 
     # broodlord
 

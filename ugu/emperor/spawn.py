@@ -96,12 +96,14 @@ def vassal_args(name, templates=Templates(), cwd="."):
 
 
 def spawn(name, cwd, templates=Templates(), owner=None, home=None,
-          stdin=None, brood=None):
+          stdin=None, brood=None, hooks=None):
     """Fork and exec the vassal, as `owner` ((uid, gid)) if given; return
     (pid, our end of its link).  `home` is the monitor's folder, given to
     the start hook as UWSGI_VASSALS_DIR; `stdin` an fd (an on-demand
     socket) the vassal gets as its stdin, instead of /dev/null; `brood`
-    a zerg's number, as uWSGI's UWSGI_BROODLORD_NUM."""
+    a zerg's number, as uWSGI's UWSGI_BROODLORD_NUM; `hooks` the
+    Emperor's (vassal/hooks.py), whose as-vassal ones run before the
+    exec."""
     ours, theirs = socket.socketpair()
     args = vassal_args(name, templates, cwd)
     env = vassal_env(os.environ)
@@ -111,7 +113,7 @@ def spawn(name, cwd, templates=Templates(), owner=None, home=None,
     pid = os.fork()
     if pid == 0:
         _become_vassal(args, cwd, env, (theirs.fileno(), stdin), parent,
-                       (name, owner), templates, home)
+                       (name, owner), templates, home, hooks)
     theirs.close()
     ours.setblocking(False)
     return pid, ours
@@ -128,7 +130,7 @@ def vassal_env(environ):
 
 
 def _become_vassal(args, cwd, env, fds, parent, identity, templates,
-                   home):
+                   home, hooks=None):
     """In the forked child; never returns."""
     try:
         proc.reset_signals()
@@ -138,6 +140,9 @@ def _become_vassal(args, cwd, env, fds, parent, identity, templates,
             _arrange_fds(*fds)
             if templates.start_hook:
                 run_hook("start", templates.start_hook, identity[0], home)
+            if hooks:
+                # A failure exits 1, before the exec, as uWSGI's.
+                hooks.run("as-vassal")
             _exec(args, env, templates)
     except BaseException:
         traceback.print_exc()

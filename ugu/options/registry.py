@@ -670,6 +670,9 @@ OPTIONS = (
           ("accepting1-once", "when worker 1 starts accepting, on its "
            "first spawn only"),
           ("master-start", "when the master's loop starts"),
+          ("as-mule", "in each mule after its fork"),
+          ("as-gateway", "in each router (gateway) process after its "
+           "fork"),
           ("touch", "when a file is touched (FILE ACTION:ARGS)"),
           ("emperor-stop", "when the Emperor asks the vassal to stop"),
           ("emperor-reload", "when the Emperor asks the vassal to reload"),
@@ -1360,6 +1363,20 @@ OPTIONS = (
          EMPEROR, default=1000),
     _opt("emperor-max-throttle", INT, "longest throttle delay (ms)", EMPEROR,
          default=180000),
+    _opt("hook-emperor-start", STR, "run an ACTION:ARGS hook in the "
+         "Emperor as it starts (its failure ends the instance)", EMPEROR,
+         repeat=True),
+    _opt("hook-as-emperor", STR, "run an ACTION:ARGS hook in the Emperor "
+         "after each vassal is spawned", EMPEROR, repeat=True),
+    _opt("exec-as-emperor", STR, "run a shell command in the Emperor after "
+         "each vassal is spawned, with UWSGI_VASSAL_CONFIG, _PID, _UID "
+         "and _GID set", EMPEROR, repeat=True),
+    _opt("hook-as-vassal", STR, "run an ACTION:ARGS hook in each vassal's "
+         "process before it starts ugu (its failure ends the vassal)",
+         EMPEROR, repeat=True),
+    _opt("exec-as-vassal", STR, "run a shell command in each vassal's "
+         "process before it starts ugu (its failure ends the vassal)",
+         EMPEROR, repeat=True),
     _opt("emperor-broodlord", INT, "spawn up to N zerg vassals, each "
          "from the [zerg] section of the file of a vassal that calls for "
          "reinforcements (vassal-sos)", EMPEROR, default=0),
@@ -1608,11 +1625,6 @@ _INSTEAD = {
         "which ugu has none of: exec-in-jail and hook-in-jail run at "
         "every start"),
     **dict.fromkeys(
-        ("exec-as-vassal", "hook-as-vassal", "exec-as-emperor",
-         "hook-as-emperor", "hook-emperor-start"),
-        "ugu's Emperor runs no hooks: put exec-asap or hook-asap in the "
-        "vassal's own file instead"),
-    **dict.fromkeys(
         ("emperor-extra-extension", "emperor-extra-ext"),
         "uWSGI starts such a vassal with --config, which loads a file "
         "only through a plugin's configurator (lua or v8 programs; any "
@@ -1634,7 +1646,6 @@ _INSTEAD = {
                      "privilege drop; ugu's Emperor is an instance of "
                      "its own that serves nothing and starts first "
                      "already: remove it, and run the apps as vassals",
-    "hook-as-mule": "ugu has no mules (remove it)",
     **dict.fromkeys(
         ("cache-udp-server", "cache-udp-node", "cache-sync"),
         "ugu's caches are local to the instance: it has no cache UDP "
@@ -1671,9 +1682,6 @@ _INSTEAD = {
                          "workers (`zerg = PATH`): bind the address with "
                          f"`{router} = ADDR`"
        for router in ("fastrouter", "rawrouter", "sslrouter")},
-    "hook-as-gateway": "ugu's HTTP router runs no hooks: use "
-                       "hook-master-start, which runs once the router is "
-                       "spawned",
     "python-raw": "uWSGI 2.0 runs the file where it loads the apps and "
                   "never calls the callable it finds there (it has no "
                   "raw mode to hand it connections): remove it, or "

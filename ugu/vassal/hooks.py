@@ -51,11 +51,19 @@ PHASES = {
     "emperor-stop": ("emperor-stop", False),
     "emperor-reload": ("emperor-reload", False),
     "emperor-lost": ("emperor-lost", False),
+    "as-mule": ("as-mule", True),
+    "as-gateway": ("as-gateway", True),
+    # The Emperor's: as it starts, after each spawn, and in the vassal's
+    # process before its exec.
+    "emperor-start": ("emperor-start", True),
+    "as-emperor": ("as-emperor", False),
+    "as-vassal": ("as-vassal", True),
 }
 # The phases that have an exec-PHASE option; a failed command ends the
-# instance but at exit.
+# instance but at exit.  exec-as-emperor is the Emperor's own (see
+# run_as_emperor).
 EXEC_PHASES = ("asap", "pre-jail", "in-jail", "as-root", "as-user",
-               "as-user-atexit", "pre-app", "post-app")
+               "as-user-atexit", "pre-app", "post-app", "as-vassal")
 # exec-PHASE's commands said with the process's ids, as uWSGI says them.
 _SAID_WITH_IDS = ("as-user", "as-user-atexit")
 
@@ -66,13 +74,15 @@ _SAID_WITH_IDS = ("as-user", "as-user-atexit")
 _posix_spawn, _waitpid = os.posix_spawn, os.waitpid
 
 
-def run_command(command):
+def run_command(command, env=None):
     """Run `command` through /bin/sh and wait for it; its exit status as
     uWSGI reads it (WEXITSTATUS: a command killed by a signal counts 0).
-    The shell starts with no signal blocked and SIGPIPE at its default."""
+    The shell starts with no signal blocked and SIGPIPE at its default,
+    in `env` where given, else in ours."""
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = _posix_spawn(SHELL, [SHELL, "-c", command], os.environ,
+    pid = _posix_spawn(SHELL, [SHELL, "-c", command],
+                       os.environ if env is None else env,
                        setsigmask=(),
                        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
     return os.WEXITSTATUS(_waitpid(pid, 0)[1])
@@ -448,6 +458,24 @@ class Hooks:
                 _said_failed(command, code)
                 if phase != "as-user-atexit":
                     _exit_failed()
+
+    def has(self, phase):
+        return bool(self.hooks[phase] or self.commands.get(phase))
+
+    def run_as_emperor(self, commands, name, pid, uid, gid):
+        """In the Emperor, a vassal just spawned: the as-emperor hooks
+        (a failure ends nothing), then each exec-as-emperor command with
+        the vassal's config, pid, uid and gid in its environment, said
+        with its exit code, as uWSGI's."""
+        self.run("as-emperor")
+        env = dict(os.environ, UWSGI_VASSAL_CONFIG=name,
+                   UWSGI_VASSAL_PID=str(pid), UWSGI_VASSAL_UID=str(uid),
+                   UWSGI_VASSAL_GID=str(gid))
+        for command in commands:
+            log.log(f'running "{command}" (as-emperor for vassal "{name}" '
+                    f'pid: {pid} uid: {uid} gid: {gid})...')
+            code = run_command(command, env)
+            log.log(f'command "{command}" exited with code: {code}')
 
     def watch_touches(self):
         """Start watching the hook-touch files (the master, once):

@@ -753,28 +753,30 @@ def _router_without_master(config, listeners):
     log.log(f"spawned uWSGI http 1 (pid: {pid})")
 
 
-def fork_router(config, listeners, index, parent=None, logmaster=None):
+def fork_router(config, listeners, index, parent=None, logmaster=None,
+                master=False):
     """Fork router `index` serving every router address (`http`,
     `https`, `http-to-https`); its pid.  It dies with `parent` (a pid,
-    ours) where one is given."""
+    ours) where one is given, the `master` where that is it."""
     addresses = [(l.sock, l.tls) for l in listeners
                  if l.proto == sockets.ROUTER]
     backends = router_backends(config, listeners)
     return _fork_gateway(
-        lambda: run_router(config, addresses, backends, index), parent,
-        logmaster)
+        config, lambda: run_router(config, addresses, backends, index),
+        parent, logmaster, master)
 
 
 def fork_corerouter(config, listeners, router, index, parent=None,
-                    logmaster=None):
+                    logmaster=None, master=False):
     """Fork process `index` of the corerouter `router` (its module); its
-    pid.  It dies with `parent` (a pid, ours) where one is given."""
+    pid.  It dies with `parent` (a pid, ours) where one is given, the
+    `master` where that is it."""
     own = [l for l in listeners if l.proto == router.NAME]
-    return _fork_gateway(lambda: router.run(config, own, index), parent,
-                         logmaster)
+    return _fork_gateway(config, lambda: router.run(config, own, index),
+                         parent, logmaster, master)
 
 
-def _fork_gateway(run, parent, logmaster):
+def _fork_gateway(config, run, parent, logmaster, master=False):
     """Fork a gateway process that runs `run`, then exits; its pid.  It
     dies with `parent` (a pid, ours) where one is given."""
     pid = os.fork()
@@ -783,9 +785,20 @@ def _fork_gateway(run, parent, logmaster):
         if logmaster:
             logmaster.attach()
         if parent is None or proc.die_with_parent(parent):
+            _as_gateway(config, parent if master else None)
             run()
         os._exit(0)
     return pid
+
+
+def _as_gateway(config, master):
+    """hook-as-gateway, in a gateway process after its fork: a fatal
+    failure asks the `master` (a pid) to end the instance, as uWSGI's;
+    without one, the process exits 1."""
+    if config["hook-as-gateway"]:
+        from ugu.vassal import hooks
+        hooks.Hooks(config).run("as-gateway", on_fatal=(
+            hooks.signal_master(master) if master else None))
 
 
 # The gateways' kinds of Child, and their names in uWSGI's lines.
@@ -1055,7 +1068,7 @@ class Master:
         pid = self._fork(lambda: mules.run(
             self.shared.mules, mule_id, self.config, master, self.listeners,
             pymodule.enter_mule, pymodule.message_hook,
-            self.shared.uwsgi_signals))
+            self.shared.uwsgi_signals, self.shared.hooks))
         self.children[pid] = Child("mule", mule_id, pid)
         # A respawned mule is told as a new one, as uWSGI tells it.
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
@@ -1074,14 +1087,16 @@ class Master:
 
     def spawn_router(self, index, respawn=False):
         pid = fork_router(self.config, self.listeners, index,
-                          parent=os.getpid(), logmaster=self.logmaster)
+                          parent=os.getpid(), logmaster=self.logmaster,
+                          master=True)
         self.children[pid] = Child("router", index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
 
     def spawn_corerouter(self, router, index, respawn=False):
         pid = fork_corerouter(self.config, self.listeners, router, index,
-                              parent=os.getpid(), logmaster=self.logmaster)
+                              parent=os.getpid(), logmaster=self.logmaster,
+                              master=True)
         self.children[pid] = Child(router.NAME, index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} {router.GATEWAY} {index} (pid: {pid})")
@@ -1100,6 +1115,7 @@ class Master:
         def run():
             proc.reset_signals()
             if proc.die_with_parent(parent):
+                _as_gateway(self.config, parent)
                 zerg.serve_pools(self.config, self.pools)
             os._exit(0)
         pid = self._fork(run, pools=True)

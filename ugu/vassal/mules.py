@@ -174,9 +174,11 @@ def receive(ends, buffer_size, timeout=None, uwsgi_signals=None):
 
 
 def run(mules, mule_id, config, master, listeners, enter, hook,
-        uwsgi_signals=None):
+        uwsgi_signals=None, hooks=None):
     """Mule `mule_id`'s life, after fork, `enter` called with its id once
-    it is one, `hook` giving the app's mule_msg_hook.  Never returns."""
+    it is one, `hook` giving the app's mule_msg_hook, then the as-mule
+    `hooks` run (a fatal failure asks the master to end the instance,
+    and the mule goes on, as uWSGI's).  Never returns."""
     # As uWSGI's mules: ended by HUP, INT and TERM (the defaults).
     proc.enter_side_process(
         config, master, listeners,
@@ -184,6 +186,9 @@ def run(mules, mule_id, config, master, listeners, enter, hook,
         f"uWSGI mule {mule_id}")
     proc.unblock_signals()
     enter(mule_id)
+    if hooks:
+        from ugu.vassal.hooks import signal_master
+        hooks.run("as-mule", on_fatal=signal_master(master))
     patch = mules.patches[mule_id - 1]
     try:
         if patch.endswith(".py"):
