@@ -249,6 +249,9 @@ def test_magic_exec_vassal_reads_its_scripts_output(procs, tmp_path):
     ("emperor-use-clone", "namespaces"),
     ("emperor-proxy-socket", "jail"),
     ("early-emperor", "serves nothing"),
+    ("call-as-emperor2", "dlsym"),
+    ("call-as-vassal", "exec-as-vassal"),
+    ("umount-as-emperor", "mount(2)"),
 ])
 def test_options_ugu_lacks_are_refused_saying_why(procs, tmp_path, option,
                                                   reason):
@@ -345,3 +348,15 @@ def test_on_demand_vassal_serves_on_the_emperors_socket(procs, tmp_path):
                          rf"127\.0\.0\.1:{port} fd 0$")
     emperor.send_signal(signal.SIGINT)
     assert emperor.wait() == 0
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_imperial_monitor_list_names_the_schemes(start_server, tmp_path,
+                                                 server):
+    (tmp_path / "v").mkdir()
+    emperor = start_server(server, ["--emperor", str(tmp_path / "v"),
+                                    "--imperial-monitors-list"],
+                           cwd=tmp_path, env=ENV)
+    emperor.wait_for_log(r"\*\*\* starting uWSGI Emperor \*\*\*")
+    assert ("\n*** uWSGI loaded imperial monitors ***\ndir\nglob\n"
+            "--- end of imperial monitors list ---\n\n") in emperor.output()

@@ -238,6 +238,10 @@ def start_log(config, reloaded, under_emperor=False, asap=None):
                                      option == "daemonize")
     if config[option] and (again or not reloaded):
         log.logto(config, option)
+    if config["imperial-monitor-list"]:
+        # uWSGI's, once its log is set up; ugu's Emperor has these two.
+        log.log_all(["", "*** uWSGI loaded imperial monitors ***", "dir",
+                     "glob", "--- end of imperial monitors list ---", ""])
     if config["show-config"]:
         for message in config.dump():
             log.log(message)

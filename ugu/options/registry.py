@@ -1363,6 +1363,9 @@ OPTIONS = (
          EMPEROR, default=1000),
     _opt("emperor-max-throttle", INT, "longest throttle delay (ms)", EMPEROR,
          default=180000),
+    _opt("imperial-monitor-list", FLAG, "list the imperial monitors (the "
+         "`emperor` schemes) as the instance starts", EMPEROR,
+         aliases=("imperial-monitors-list",), default=False),
     _opt("hook-emperor-start", STR, "run an ACTION:ARGS hook in the "
          "Emperor as it starts (its failure ends the instance)", EMPEROR,
          repeat=True),
@@ -1631,6 +1634,25 @@ _INSTEAD = {
         "other file ends the vassal with 'unable to load configuration'), "
         "and ugu has none: name the vassal files .ini, .xml, .yml, "
         ".yaml, .json or .js"),
+    **dict.fromkeys(
+        ("call-as-emperor", "call-as-emperor1", "call-as-emperor2",
+         "call-as-emperor4"),
+        "uWSGI calls a C function of its binary or plugins by name "
+        "(dlsym), and ugu has none to call: run a command with "
+        "exec-as-emperor, which gets the vassal's config, pid, uid and "
+        "gid in UWSGI_VASSAL_CONFIG, _PID, _UID and _GID"),
+    **dict.fromkeys(
+        ("call-as-vassal", "call-as-vassal1", "call-as-vassal3"),
+        "uWSGI calls a C function of its binary or plugins by name "
+        "(dlsym), and ugu has none to call: run a command in the "
+        "vassal's process with exec-as-vassal (or a hook-as-vassal "
+        "action)"),
+    **dict.fromkeys(
+        ("mount-as-emperor", "umount-as-emperor", "mount-as-vassal",
+         "umount-as-vassal"),
+        "ugu makes no mount(2) call of its own (no hook's mount: action "
+        "either): run mount(8) or umount(8) with exec-as-emperor, or "
+        "exec-as-vassal in the vassal's process"),
     "emperor-use-clone": "uWSGI clone()s each vassal into the new Linux "
                          "namespaces its unshare flags name; ugu forks "
                          "vassals in the Emperor's own namespaces and "
