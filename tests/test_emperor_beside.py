@@ -159,3 +159,27 @@ def test_daemonize2_beside_an_emperor_is_refused(procs, tree):
                                 str(path / "d.log")), cwd=path, env=ENV)
     assert instance.wait() == 1
     assert "option 'daemonize2': the Emperor" in instance.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("early", [False, True])
+def test_early_emperor_starts_before_the_pre_jail_hooks(start_server, tree,
+                                                        server, early):
+    path = tree[0]
+    release = path / "release"
+    extra = ["--exec-pre-jail", f"while [ ! -e {release} ]; do sleep "
+             f"0.02; done; echo pre-jail done"]
+    instance = start_server(server, _argv(tree, *extra, *(
+        ["--early-emperor"] if early else [])), cwd=path, env=ENV)
+    instance.wait_for_log(r"\(pre-jail\)\.\.\.\n")
+    if early:
+        # The hook still waits, and the Emperor is up.
+        instance.wait_for_log(r"\*\*\* starting uWSGI Emperor \*\*\*")
+    release.touch()
+    instance.wait_for_log(r"\*\*\* starting uWSGI Emperor \*\*\*")
+    instance.wait_for_log(r"(?m)^pre-jail done\n")
+    out = instance.output()
+    before = out.index("*** starting uWSGI Emperor ***") < \
+        out.index("\npre-jail done\n")
+    assert before == early
+    _serving(tree)

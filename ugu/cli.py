@@ -27,7 +27,8 @@ FALLBACK_ENV = "UGU_FALLBACK_CHAIN"
 PIDFILE_SIGNALS = {"stop": signal.SIGINT, "reload": signal.SIGHUP}
 # Options only an Emperor acts on: refused where there is none.
 EMPEROR_ONLY = ("hook-emperor-start", "hook-as-emperor", "exec-as-emperor",
-                "hook-as-vassal", "exec-as-vassal", "emperor-broodlord")
+                "hook-as-vassal", "exec-as-vassal", "emperor-broodlord",
+                "early-emperor")
 
 
 def main(argv=None):

@@ -1363,6 +1363,9 @@ OPTIONS = (
          EMPEROR, default=1000),
     _opt("emperor-max-throttle", INT, "longest throttle delay (ms)", EMPEROR,
          default=180000),
+    _opt("early-emperor", FLAG, "start the Emperor beside the instance "
+         "before its pre-jail hooks and privilege drop", EMPEROR,
+         default=False),
     _opt("imperial-monitor-list", FLAG, "list the imperial monitors (the "
          "`emperor` schemes) as the instance starts", EMPEROR,
          aliases=("imperial-monitors-list",), default=False),
@@ -1663,11 +1666,6 @@ _INSTEAD = {
                             "(chroot or namespace) that cannot inherit "
                             "it; ugu has no jails and its Emperor passes "
                             "each vassal its link itself: remove it",
-    "early-emperor": "it starts the Emperor of an instance that also "
-                     "serves apps before that instance's hooks, jail and "
-                     "privilege drop; ugu's Emperor is an instance of "
-                     "its own that serves nothing and starts first "
-                     "already: remove it, and run the apps as vassals",
     **dict.fromkeys(
         ("cache-udp-server", "cache-udp-node", "cache-sync"),
         "ugu's caches are local to the instance: it has no cache UDP "

@@ -169,6 +169,9 @@ def _run(config):
     proc.set_max_fd(config)
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
+    # early-emperor: before the hooks and the privilege drop, as uWSGI's.
+    emperor = _start_emperor(config, link) if config["early-emperor"] \
+        else None
     _privileged_hooks(config, hooks, start_cwd, reloaded)
     if config["logto2"] and log.log_file_taken(config) and \
             (config["log-reopen"] or not reloaded):
@@ -178,7 +181,8 @@ def _run(config):
         log.log(f"chdir() to {config['chdir']}")
     if config["pidfile2"] and not reloaded:
         hygiene.write_pidfile(config["pidfile2"], "pidfile2")
-    emperor = _start_emperor(config, link)
+    if emperor is None:
+        emperor = _start_emperor(config, link)
     daemons = Daemons(config)
     crons = Crons.from_config(config)
     # A vassal always has a master: the emperor talks to it.
