@@ -141,3 +141,11 @@ def test_the_fifo_b_calls_for_reinforcements(start_server, brood, server):
         fifo.write("B")
     instance.wait_for_log(r"\[broodlord\] instance not governed by an "
                           r"Emperor !!!\n")
+
+
+def test_a_call_for_reinforcements_needs_a_master(procs, tmp_path):
+    p = procs.ugu("--http-socket", f"127.0.0.1:{free_port()}",
+                  "--vassal-sos-backlog", "4", cwd=tmp_path)
+    assert p.wait() == 1
+    assert ("option 'vassal-sos-backlog': the master calls the Emperor "
+            "for reinforcements: set master = true") in p.output()

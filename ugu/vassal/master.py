@@ -187,6 +187,12 @@ def _run(config):
     crons = Crons.from_config(config)
     # A vassal always has a master: the emperor talks to it.
     masterless = not config["master"] and not link
+    for name in ("vassal-sos", "vassal-sos-backlog"):
+        if masterless and config[name]:
+            # uWSGI's master is the one that calls; without it, nobody.
+            raise ConfigError("the master calls the Emperor for "
+                              "reinforcements: set master = true",
+                              option=name)
     if masterless and not config["pyrun"]:
         # Before anything can fail, as uWSGI warns (tutorial step 1);
         # not in pyrun's command mode, which needs no master.
