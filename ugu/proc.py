@@ -150,6 +150,19 @@ def limit_address_space(config):
                 f"({hard // _MEGABYTE} MB)")
 
 
+def lock_memory():
+    """never-swap: every page of this process, and all it maps from now
+    on, kept in RAM, as uWSGI locks them once its log is set up (the
+    kernel passes no lock on to a forked child, in uWSGI as here); a
+    refusal is said in uWSGI's words and the start goes on."""
+    if _libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+        log.log(f"mlockall(): {os.strerror(ctypes.get_errno())} "
+                f"[core/uwsgi.c line 2308]")
+
+
+_MCL_CURRENT, _MCL_FUTURE = 1, 2
+
+
 def set_cpu_affinity(wid, count):
     """cpu-affinity: worker N runs on `count` CPUs from (N - 1) * count
     on, wrapping round the CPUs online, as uWSGI maps them (with 2 CPUs

@@ -38,6 +38,9 @@ FORMAT_OPTIONS = {"ini": INI, "yaml": YAML, "xmlconfig": XML, "json": JSON,
                   # A PasteDeploy file's [uwsgi] section, read as uWSGI
                   # reads it (the app is loaded from the file later).
                   "ini-paste": INI, "ini-paste-logged": INI}
+# Acted on as the line is read, by ugu/vassal/privileges.py.
+PRIVILEGED = ("immediate-uid", "immediate-gid", "flock", "flock-wait",
+              "early-envdir")
 # uWSGI's start-up line for each format.
 ANNOUNCE = {INI: "[uWSGI] getting INI configuration from {}",
             YAML: "[uWSGI] getting YAML configuration from {}",
@@ -203,6 +206,11 @@ class Reader:
             print(platform.python_version())
             sys.stdout.flush()
             raise ConfigExit(0)
+        elif opt.name in PRIVILEGED and not self.again:
+            # Read again by optimize's process: done already, in the
+            # process it replaced.
+            from ugu.vassal import privileges
+            privileges.immediate(opt.name, entry.value)
 
     def _open_block(self, opt, entry):
         if self.block:

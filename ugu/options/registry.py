@@ -684,6 +684,45 @@ OPTIONS = (
          short="C", aliases=("chmod",), optional=True),
     _opt("uid", STR, "setuid to this user or uid before binding", MASTER),
     _opt("gid", STR, "setgid to this group or gid before binding", MASTER),
+    _opt("add-gid", STR, "with gid, the additional groups (names or ids) "
+         "instead of the user's", MASTER, repeat=True),
+    _opt("no-initgroups", FLAG, "with uid and gid, no additional groups "
+         "(else the user's groups, by initgroups())", MASTER,
+         default=False),
+    _opt("immediate-uid", STR, "setuid to this user or uid as the line "
+         "is read", MASTER, immediate=True),
+    _opt("immediate-gid", STR, "setgid to this group or gid (and drop "
+         "the additional groups) as the line is read", MASTER,
+         immediate=True),
+    _opt("chroot", STR, "chroot() to the directory as root, at the first "
+         "start, before privileges drop", MASTER),
+    _opt("prio", INT, "the scheduler priority (nice) of every process",
+         MASTER, default=0),
+    _opt("limit-nproc", INT, "limit the processes of the user (fewer "
+         "workers where they do not fit)", MASTER, default=0),
+    _opt("never-swap", FLAG, "lock every memory page in RAM (mlockall)",
+         MASTER, default=False),
+    _opt("flock", STR, "lock the file (fcntl) as the line is read; exit if "
+         "another process holds it", MASTER, immediate=True),
+    _opt("flock-wait", STR, "lock the file (fcntl) as the line is read; "
+         "wait while another process holds it", MASTER, immediate=True),
+    _opt("flock2", STR, "lock the file once the log is set up; exit if "
+         "another process holds it", MASTER),
+    _opt("flock-wait2", STR, "lock the file once the log is set up; wait "
+         "while another process holds it", MASTER),
+    _opt("force-cwd", STR, "the folder said as the current working "
+         "directory, and run from where a reload starts again", MASTER),
+    _opt("binsh", STR, "a shell for the exec hooks, crons and daemons "
+         "instead of /bin/sh (the first executable one; else /bin/sh)",
+         MASTER, repeat=True),
+    _opt("envdir", STR, "set the environment from a daemontools envdir "
+         "(one file a variable) after the asap hooks", MASTER,
+         repeat=True),
+    _opt("early-envdir", STR, "set the environment from a daemontools "
+         "envdir as the line is read", MASTER, repeat=True,
+         immediate=True),
+    _opt("file-write", STR, "write VALUE and a newline to FILE "
+         "(FILE=VALUE) before privileges drop", MASTER, repeat=True),
     # sockets
     _opt("socket", ADDRESS, "bind a uwsgi-protocol socket (ADDR or PATH)",
          CORE, repeat=True, short="s", aliases=("uwsgi-socket",)),

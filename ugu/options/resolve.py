@@ -88,6 +88,11 @@ class Config:
     def is_set(self, name):
         return registry.lookup(name).name in self._values
 
+    def adjust(self, name, value):
+        """Change a value at start-up, where uWSGI changes its own (the
+        workers cut down to the process limit)."""
+        self._values[registry.lookup(name).name] = value
+
     def parsed(self, names, parse):
         """parse(option, value) of each entry of the options `names`, in
         the config's order, for options whose lines mix several forms

@@ -25,7 +25,7 @@ import sys
 
 from ugu import log
 from ugu.options.errors import ConfigError
-from ugu.vassal.shell import SHELL
+from ugu.vassal import shell
 from ugu.vassal.touch import mtime
 
 EXIT_FAILED = 1
@@ -75,13 +75,14 @@ _posix_spawn, _waitpid = os.posix_spawn, os.waitpid
 
 
 def run_command(command, env=None):
-    """Run `command` through /bin/sh and wait for it; its exit status as
-    uWSGI reads it (WEXITSTATUS: a command killed by a signal counts 0).
-    The shell starts with no signal blocked and SIGPIPE at its default,
-    in `env` where given, else in ours."""
+    """Run `command` through /bin/sh (or binsh) and wait for it; its exit
+    status as uWSGI reads it (WEXITSTATUS: a command killed by a signal
+    counts 0).  The shell starts with no signal blocked and SIGPIPE at its
+    default, in `env` where given, else in ours."""
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = _posix_spawn(SHELL, [SHELL, "-c", command],
+    sh = shell.SHELL
+    pid = _posix_spawn(sh, [sh, "-c", command],
                        os.environ if env is None else env,
                        setsigmask=(),
                        setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))

@@ -82,6 +82,11 @@ def _socket_files(listeners):
 
 def drop_privileges(config):
     """setgid, then setuid, as uWSGI does when started as root."""
+    if config["add-gid"] and not config["gid"]:
+        raise ConfigError("add-gid sets the additional groups with the "
+                          "setgid() of gid, as uWSGI's does (without it "
+                          "uWSGI ignores them): set gid too",
+                          option="add-gid")
     if os.getuid() != 0:
         return
     gid = uid = 0
@@ -92,12 +97,48 @@ def drop_privileges(config):
     if config["logfile-chown"]:
         _chown_log(uid, gid)
     if config["gid"]:
-        os.setgroups([])
-        os.setgid(gid)
         log.log(f"setgid() to {gid}")
+        os.setgid(gid)
+        _set_groups(config, uid, gid)
     if config["uid"]:
         os.setuid(uid)
         log.log(f"setuid() to {uid}")
+
+
+def _set_groups(config, uid, gid):
+    """The additional groups, as uWSGI sets them with gid: none with
+    no-initgroups or no uid, else the user's (initgroups()); add-gid's
+    instead of those where given.  Each one said but the group itself."""
+    if config["no-initgroups"] or not uid:
+        os.setgroups([])
+    else:
+        try:
+            name = config["uid"] if not config["uid"].isdigit() else \
+                pwd.getpwuid(uid).pw_name
+        except KeyError:
+            name = str(uid)
+        os.initgroups(name, gid)
+    if config["add-gid"]:
+        os.setgroups([_added_group(value) for value in config["add-gid"]])
+    for other in os.getgroups():
+        if other == gid:
+            continue
+        try:
+            log.log(f"set additional group {other} "
+                    f"({grp.getgrgid(other).gr_name})")
+        except KeyError:
+            log.log(f"set additional group {other}")
+
+
+def _added_group(value):
+    """add-gid: a number other than 0, else a group's name."""
+    if value.isdigit() and int(value):
+        return int(value)
+    try:
+        return grp.getgrnam(value).gr_gid
+    except KeyError:
+        raise ConfigError(f"unable to find group {value}",
+                          option="add-gid") from None
 
 
 def _chown_log(uid, gid):

@@ -133,11 +133,16 @@ def _run(config):
         # Emperor's log, not in the vassal's logto file.
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
     hooks = Hooks(config)
+    if config["binsh"]:
+        shell.use_binsh(config["binsh"])
 
     def asap():
         # env and unenv first, as uWSGI applies them with its options.
         _apply_env(config)
         hooks.run("asap")
+        if config["envdir"]:
+            from ugu.vassal import privileges
+            privileges.envdirs(config)
         # Before logto or daemonize take the log, as uWSGI sets them up.
         # Refused, where one is wrong, before any file is made and
         # before the lines that announce the encoders.
@@ -149,6 +154,11 @@ def _run(config):
         for line in logencoders.registered_lines(config):
             log.log(line)
     proc.start_log(config, reloaded, under_emperor=bool(link), asap=asap)
+    if config["never-swap"]:
+        proc.lock_memory()
+    if config["flock2"] or config["flock-wait2"]:
+        from ugu.vassal import privileges
+        privileges.lock_after_log(config)
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
         _chdir(config["chdir"])
@@ -198,6 +208,12 @@ def _run(config):
         # not in pyrun's command mode, which needs no master.
         log.log("*** WARNING: you are running uWSGI without its master "
                 "process manager ***")
+    if config["limit-nproc"] or config["prio"]:
+        from ugu.vassal import privileges
+        if config["limit-nproc"]:
+            privileges.limit_nproc(config)
+        if config["prio"]:
+            privileges.set_priority(config)
     if config["harakiri"] and not config["post-buffering"]:
         # A slow upload then counts against the harakiri deadline, which
         # is what uWSGI warns about.
@@ -224,7 +240,7 @@ def _run(config):
         zerg_server = zerg.ZergServer(config["zerg-server"],
                                       config["listen"])
     if config["chown-socket"]:
-        _as_root(config, hooks)
+        _as_root(config, hooks, reloaded)
     if not command and not any(l.sock.fileno() == 0 for l in listeners):
         hygiene.remap_stdin(config)
     # Refused here, where uWSGI's workers exit on a bad line.
@@ -279,7 +295,7 @@ def _run(config):
                      shared.mules, shared.spoolers, shared.uwsgi_signals)
     pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
     try:
-        apps.prepare(config, start_cwd)
+        apps.prepare(config, config["force-cwd"] or start_cwd)
     except apps.NoApp as e:
         return e.exit_code
     apps.import_all(config["shared-import"])
@@ -325,20 +341,27 @@ def _privileged_hooks(config, hooks, start_cwd, reloaded):
     if not reloaded:
         hooks.run("pre-jail")
     hooks.run("in-jail")
+    if config["file-write"]:
+        from ugu.vassal import privileges
+        privileges.file_write(config)
     # Before binding, as uWSGI: the sockets belong to the user the
     # workers run as (a port under 1024 then needs another way in).
     # chown-socket needs root to give a socket away: uWSGI then binds
     # first, and drops only after.
     if not config["chown-socket"]:
-        _as_root(config, hooks)
+        _as_root(config, hooks, reloaded)
     waits.sockets(config)
     if config["chdir"]:
         _chdir(config["chdir"])
 
 
-def _as_root(config, hooks):
-    """The hooks as root, the drop of privileges, the hooks as user:
-    those hooks only when started as root, as uWSGI runs them."""
+def _as_root(config, hooks, reloaded):
+    """The chroot, the hooks as root, the drop of privileges, the hooks
+    as user: those hooks only when started as root, as uWSGI runs them;
+    the chroot at the first start only (a reload stays in it)."""
+    if config["chroot"] and not reloaded:
+        from ugu.vassal import privileges
+        privileges.chroot(config)
     as_root = os.getuid() == 0
     if as_root:
         waits.as_root(config)
@@ -1815,8 +1838,10 @@ class Master:
     def _reexec(self):
         self.shared.hooks.run("as-user-atexit")
         log.log("binary reloading uWSGI...")
-        os.chdir(self.start_cwd)
-        log.log(f"chdir() to {self.start_cwd}")
+        # force-cwd: where uWSGI starts again, whatever the folder.
+        folder = self.config["force-cwd"] or self.start_cwd
+        os.chdir(folder)
+        log.log(f"chdir() to {folder}")
         sockets.log_kept(self.listeners)
         sockets.export_for_reload(
             self.listeners,

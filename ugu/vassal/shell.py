@@ -13,6 +13,15 @@ SHELL = "/bin/sh"
 _output = None
 
 
+def use_binsh(paths):
+    """binsh: the first of these shells that is an executable file runs
+    the commands from now on; /bin/sh where none is, as uWSGI falls
+    back."""
+    global SHELL
+    SHELL = next((path for path in paths if os.path.isfile(path)
+                  and os.access(path, os.X_OK)), "/bin/sh")
+
+
 def send_output_to(fd):
     global _output
     _output = fd
