@@ -1,0 +1,303 @@
+"""uWSGI's process and privilege options, run as root with real ids
+beside the real uWSGI: the groups gid, add-gid and initgroups() give, the
+ids taken as the config is read, chroot, file locks, envdirs, file-write,
+binsh, prio, limit-nproc and force-cwd.
+
+The real uWSGI cannot start its Python once it is no longer root here
+(its Python lives under /root), so where a test drops the uid it compares
+the lines said up to the drop, and serves requests with ugu alone.
+"""
+
+import ast
+import grp
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests import support
+from tests.support import free_port, write_ini
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0,
+                                reason="privileges are dropped by root")
+
+APP = textwrap.dedent('''
+    import os
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        seen = {"uid": os.getuid(), "gid": os.getgid(),
+                "groups": sorted(os.getgroups()), "cwd": os.getcwd(),
+                "prio": os.getpriority(os.PRIO_PROCESS, 0),
+                "root": sorted(os.listdir("/")),
+                "env": {k: v for k, v in os.environ.items()
+                        if k.startswith("PRIV_")}}
+        return [repr(seen).encode()]
+''')
+
+
+@pytest.fixture
+def site():
+    """A folder every user can read (pytest's own are root's alone)."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:
+        os.chmod(folder, 0o755)
+        path = Path(folder)
+        (path / "app.py").write_text(APP)
+        yield path
+
+
+def _start(start_server, server, site, *pairs, name="priv.ini"):
+    port = free_port()
+    ini = write_ini(site / name, uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("http-socket", f"127.0.0.1:{port}"), *pairs])
+    return start_server(server, ["--ini", str(ini)], cwd=site), port
+
+
+def _seen(port):
+    support.wait_for_port(port)
+    return ast.literal_eval(support.get_body(port, "/").decode())
+
+
+def _lines(p, first, last):
+    """The lines of p's log from the one that starts with `first` to the
+    one that starts with `last`, both kept."""
+    lines = p.output().splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith(first))
+    end = next(i for i, l in enumerate(lines) if l.startswith(last)
+               and i >= start)
+    return lines[start:end + 1]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_add_gid_gives_the_additional_groups(start_server, site, server):
+    """With gid, add-gid's groups (names or numbers) replace any other,
+    and each is said but the group itself; the app sees them."""
+    adm, data = grp.getgrnam("adm").gr_gid, grp.getgrnam("www-data").gr_gid
+    p, port = _start(start_server, server, site, ("wsgi-file", "app.py"),
+                     ("gid", "nogroup"), ("add-gid", "www-data"),
+                     ("add-gid", str(adm)))
+    seen = _seen(port)
+    assert (seen["uid"], seen["gid"]) == (0, 65534)
+    assert seen["groups"] == sorted([adm, data])
+    assert _lines(p, "setgid()", "set additional group 33")[:3] == [
+        "setgid() to 65534",
+        *(f"set additional group {g} ({grp.getgrgid(g).gr_name})"
+          for g in sorted([adm, data]))]
+
+
+def _user_with_groups():
+    """A user that /etc/group names as a member of a group other than
+    its own (initgroups() gives it that group), else None."""
+    for group in grp.getgrall():
+        for name in group.gr_mem:
+            try:
+                user = pwd.getpwnam(name)
+            except KeyError:
+                continue
+            if user.pw_uid and group.gr_gid != user.pw_gid:
+                return user, group
+    return None
+
+
+@pytest.mark.parametrize("no_initgroups", [False, True])
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_uid_and_gid_take_the_users_groups(start_server, site, server,
+                                           no_initgroups):
+    """uid and gid: the user's groups, as initgroups() finds them, unless
+    no-initgroups leaves none."""
+    found = _user_with_groups()
+    if found is None:
+        pytest.skip("no user here is a member of another group")
+    user, group = found
+    extra = [("no-initgroups", "true")] if no_initgroups else []
+    p, port = _start(start_server, server, site, ("wsgi-file", "app.py"),
+                     ("uid", user.pw_name), ("gid", "nogroup"), *extra)
+    p.wait_for_log(r"setuid\(\) to")
+    said = [] if no_initgroups else \
+        [f"set additional group {group.gr_gid} ({group.gr_name})"]
+    assert _lines(p, "setgid()", "setuid()") == [
+        "setgid() to 65534", *said, f"setuid() to {user.pw_uid}"]
+    if server == "ugu":
+        seen = _seen(port)
+        assert (seen["uid"], seen["gid"]) == (user.pw_uid, 65534)
+        assert set(seen["groups"]) == (set() if no_initgroups
+                                       else {group.gr_gid, 65534})
+
+
+def test_add_gid_without_gid_is_refused(procs, site):
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{free_port()}"),
+        ("wsgi-file", "app.py"), ("add-gid", "adm")])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    assert p.wait() == 1
+    assert re.search(r"priv\.ini:4: option 'add-gid': add-gid sets the "
+                     r"additional groups .*set gid too", p.output())
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_immediate_ids_are_taken_as_the_line_is_read(start_server, site,
+                                                     server):
+    """immediate-gid and immediate-uid act as their lines are read: a
+    file included after them is read as that user (here one only root
+    may read, which stops the start)."""
+    secret = site / "secret.ini"
+    secret.write_text("[uwsgi]\nprocesses = 1\n")
+    secret.chmod(0o600)
+    p, _ = _start(start_server, server, site, ("immediate-gid", "nogroup"),
+                  ("immediate-uid", "nobody"), ("include", str(secret)),
+                  ("wsgi-file", "app.py"))
+    assert p.wait() == 1
+    out = p.output()
+    assert "immediate gid: 65534\nimmediate uid: 65534\n" in out
+    assert "Permission denied" in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_flock_refuses_a_locked_file(procs, start_server, site, server):
+    """flock: a file another instance holds stops the start; flock-wait
+    waits for it."""
+    lock = site / "the.lock"
+    lock.touch()
+    holder, port = _start(start_server, "ugu", site, ("flock", str(lock)),
+                          ("wsgi-file", "app.py"), name="holder.ini")
+    support.wait_for_port(port)
+    p, _ = _start(start_server, server, site, ("flock", str(lock)),
+                  ("wsgi-file", "app.py"))
+    assert p.wait() == 1
+    assert f"{lock} is locked by another instance" in p.output()
+    waiter, port = _start(start_server, server, site,
+                          ("flock-wait", str(lock)),
+                          ("wsgi-file", "app.py"), name="waiter.ini")
+    with pytest.raises(AssertionError):
+        waiter.wait_for_log(r"spawned uWSGI worker 1", timeout=1)
+    holder.stop()
+    waiter.wait_for_log(r"spawned uWSGI worker 1")
+
+
+def test_flock_of_a_missing_file_is_refused(procs, site):
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("flock2", str(site / "missing")), ("wsgi-file", "app.py"),
+        ("http-socket", f"127.0.0.1:{free_port()}")])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    assert p.wait() == 1
+    assert re.search(r"priv\.ini:2: option 'flock2': open\(\".*missing\"\)"
+                     r": No such file or directory", p.output())
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_envdirs_binsh_file_write_and_prio(start_server, site, server):
+    """early-envdir and envdir set the app's environment (an empty file
+    unsets, hidden files are skipped, trailing blanks go); binsh runs
+    the hooks' commands; file-write writes before the drop; prio is the
+    workers' nice."""
+    early, late = site / "early", site / "late"
+    early.mkdir()
+    late.mkdir()
+    (early / "PRIV_A").write_text("one\n\n")
+    (late / "PRIV_B").write_text("two \t\n")
+    (late / "PRIV_GONE").write_text("")
+    (late / ".PRIV_HIDDEN").write_text("x")
+    target = site / "written"
+    p, port = _start(
+        start_server, server, site, ("early-envdir", str(early)),
+        ("envdir", str(late)), ("binsh", str(site / "nowhere")),
+        ("binsh", "/bin/bash"), ("exec-asap", "echo SHELL=$0 $PRIV_A"),
+        ("file-write", f"{target}=hello world"), ("prio", 7),
+        ("wsgi-file", "app.py"))
+    seen = _seen(port)
+    assert seen["env"] == {"PRIV_A": "one", "PRIV_B": "two"}
+    assert seen["prio"] == 7
+    assert target.read_text() == "hello world\n"
+    out = p.output()
+    assert "SHELL=/bin/bash one\n" in out
+    assert f'writing "hello world" to "{target}" ...\n' in out
+    assert "scheduler priority set to 7\n" in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_limit_nproc_cuts_the_workers(start_server, site, server):
+    p, port = _start(start_server, server, site, ("limit-nproc", 3),
+                     ("processes", 4), ("wsgi-file", "app.py"))
+    support.wait_for_port(port)
+    assert _lines(p, "limiting number", "!!!") == [
+        "limiting number of processes to 3...",
+        "your processes number limit is 3",
+        "!!! number of workers adjusted to 2 due to system limits !!!"]
+    p.wait_for_log(r"spawned uWSGI worker 2 ")
+    assert "spawned uWSGI worker 3 " not in p.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_force_cwd_is_where_a_reload_starts(start_server, site, server):
+    forced = site / "forced"
+    forced.mkdir()
+    shutil.copy(site / "app.py", forced / "app.py")
+    p, port = _start(start_server, server, site, ("force-cwd", str(forced)),
+                     ("wsgi-file", str(site / "app.py")))
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    _seen(port)
+    # The real uWSGI may miss a SIGHUP that comes before its master's
+    # loop has begun: sent again until it reloads.
+    for attempt in range(5):
+        p.send_signal(signal.SIGHUP)
+        try:
+            p.wait_for_log(r"chdir\(\) to ", timeout=2)
+            break
+        except AssertionError:
+            continue
+    p.wait_for_log(rf"chdir\(\) to {re.escape(str(forced))}\n")
+    p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+
+
+def _unshare_works():
+    return shutil.which("unshare") and subprocess.run(
+        ["unshare", "--mount", "true"], capture_output=True).returncode == 0
+
+
+JAIL = textwrap.dedent('''\
+    set -e
+    J=$1; shift
+    mkdir -p $J/usr $J/etc $J/dev $J/root $J/work $J/tmp
+    ln -sfn usr/lib $J/lib; ln -sfn usr/lib64 $J/lib64; ln -sfn usr/bin $J/bin
+    for d in usr etc dev root work tmp; do mount --bind /$d $J/$d; done
+    exec "$@"
+''')
+
+
+@pytest.mark.skipif(not _unshare_works(),
+                    reason="needs unshare(1) and mounts of its own")
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_chroot_before_the_drop(procs, request, site, server):
+    """chroot: said and done before the drop; the folder is not changed
+    (chdir then moves in the jail), the app sees the jail's root.  The
+    jail gets the system's folders, mounted in a mount namespace of the
+    test's own that ends with the instance."""
+    jail = site / "jail"
+    jail.mkdir()
+    shutil.copy(site / "app.py", jail / "app.py")
+    script = site / "jail.sh"
+    script.write_text(JAIL)
+    port = free_port()
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("http-socket", f"127.0.0.1:{port}"), ("chroot", str(jail)),
+        ("chdir", "/"), ("wsgi-file", "/app.py"), ("gid", "nogroup")])
+    binary = support.UGU if server == "ugu" else \
+        [request.getfixturevalue("uwsgi_binary")]
+    p = procs.start(["unshare", "--mount", "--propagation", "private",
+                     "sh", str(script), str(jail), *binary,
+                     "--ini", str(ini)], cwd=site)
+    seen = _seen(port)
+    assert seen["root"] == ["app.py", "bin", "dev", "etc", "lib", "lib64",
+                            "root", "tmp", "usr", "work"]
+    assert (seen["cwd"], seen["uid"], seen["gid"]) == ("/", 0, 65534)
+    assert _lines(p, "chroot()", "setgid()") == [
+        f"chroot() to {jail}", "setgid() to 65534"]
