@@ -643,6 +643,7 @@ OPTIONS = (
           ("asap", "as soon as possible", _FAILS),
           ("pre-jail", "before jailing (at the first start)", _FAILS),
           ("in-jail", "in jail after initialization", _FAILS),
+          ("post-jail", "after unshare (at the first start)", _FAILS),
           ("as-root", "before privileges drop (when started as root)",
            _FAILS),
           ("as-user", "after privileges drop (when started as root)",
@@ -657,6 +658,7 @@ OPTIONS = (
           ("asap", "as soon as possible"),
           ("pre-jail", "before jailing (at the first start)"),
           ("in-jail", "in jail after initialization"),
+          ("post-jail", "after unshare (at the first start)"),
           ("as-root", "before privileges drop (when started as root)"),
           ("as-user", "after privileges drop (when started as root)"),
           ("as-user-atexit", "before the master exits or reloads"),
@@ -696,6 +698,18 @@ OPTIONS = (
          immediate=True),
     _opt("chroot", STR, "chroot() to the directory as root, at the first "
          "start, before privileges drop", MASTER),
+    _opt("unshare", STR, "as root, at the first start, move the instance "
+         "into new Linux namespaces (a comma-separated list of: files, "
+         "ipc, net, pid, ns/fs/mount/mnt, sysvsem, uts, user), before "
+         "the post-jail hooks and chroot", MASTER, repeat=True),
+    _opt("unshare2", STR, "as unshare, after chroot and pivot-root",
+         MASTER, repeat=True),
+    _opt("jailed", FLAG, "run the post-jail hooks as after unshare (for "
+         "an instance started jailed already)", MASTER, default=False),
+    _opt("pivot-root", STR, "as root, at the first start, pivot_root() "
+         "to NEW_ROOT, the old root put at PUT_OLD (NEW_ROOT PUT_OLD, "
+         "PUT_OLD inside NEW_ROOT), after chroot", MASTER,
+         aliases=("pivot_root",)),
     _opt("prio", INT, "the scheduler priority (nice) of every process",
          MASTER, default=0),
     _opt("limit-nproc", INT, "limit the processes of the user (fewer "
@@ -1664,11 +1678,6 @@ _INSTEAD = {
         "serve the stats with `stats = ADDR` and have the collector read "
         "them there; for Graphite, `carbon = HOST:PORT` pushes uWSGI's "
         "carbon lines (ugu has no other pusher)"),
-    **dict.fromkeys(
-        ("exec-post-jail", "hook-post-jail"),
-        "uWSGI runs it only after a jail (chroot, namespace, `jailed`), "
-        "which ugu has none of: exec-in-jail and hook-in-jail run at "
-        "every start"),
     **dict.fromkeys(
         ("emperor-extra-extension", "emperor-extra-ext"),
         "uWSGI starts such a vassal with --config, which loads a file "

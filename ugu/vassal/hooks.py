@@ -36,6 +36,7 @@ PHASES = {
     "asap": ("asap", True),
     "pre-jail": ("pre-jail", True),
     "in-jail": ("in-jail", True),
+    "post-jail": ("post-jail", True),
     "as-root": ("as root", True),
     "as-user": ("as user", True),
     "as-user-atexit": ("atexit", False),
@@ -62,8 +63,9 @@ PHASES = {
 # The phases that have an exec-PHASE option; a failed command ends the
 # instance but at exit.  exec-as-emperor is the Emperor's own (see
 # run_as_emperor).
-EXEC_PHASES = ("asap", "pre-jail", "in-jail", "as-root", "as-user",
-               "as-user-atexit", "pre-app", "post-app", "as-vassal")
+EXEC_PHASES = ("asap", "pre-jail", "in-jail", "post-jail", "as-root",
+               "as-user", "as-user-atexit", "pre-app", "post-app",
+               "as-vassal")
 # exec-PHASE's commands said with the process's ids, as uWSGI says them.
 _SAID_WITH_IDS = ("as-user", "as-user-atexit")
 

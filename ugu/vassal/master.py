@@ -133,6 +133,11 @@ def _run(config):
         # Emperor's log, not in the vassal's logto file.
         log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
     hooks = Hooks(config)
+    if config["unshare"] or config["unshare2"]:
+        # Refused before anything starts, as uWSGI reads them.
+        from ugu.vassal import privileges
+        privileges.unshare_mask(config, "unshare")
+        privileges.unshare_mask(config, "unshare2")
     if config["binsh"]:
         shell.use_binsh(config["binsh"])
 
@@ -359,9 +364,8 @@ def _as_root(config, hooks, reloaded):
     """The chroot, the hooks as root, the drop of privileges, the hooks
     as user: those hooks only when started as root, as uWSGI runs them;
     the chroot at the first start only (a reload stays in it)."""
-    if config["chroot"] and not reloaded:
-        from ugu.vassal import privileges
-        privileges.chroot(config)
+    if _jails(config) and not reloaded:
+        _jail(config, hooks)
     as_root = os.getuid() == 0
     if as_root:
         waits.as_root(config)
@@ -369,6 +373,40 @@ def _as_root(config, hooks, reloaded):
     hygiene.drop_privileges(config)
     if as_root:
         hooks.run("as-user")
+
+
+def _jails(config):
+    return any(config[option] for option in (
+        "unshare", "unshare2", "chroot", "pivot-root", "jailed"))
+
+
+def _jail(config, hooks):
+    """As uWSGI jails itself at the first start: unshare, the post-jail
+    hooks (after unshare, or where `jailed` says the instance is in a
+    jail already), chroot, pivot-root, unshare2.  As root only: a
+    non-root start is refused (uWSGI ignores unshare, pivot-root and
+    jailed there)."""
+    from ugu.vassal import privileges
+    if os.getuid() != 0:
+        option = next(option for option in (
+            "unshare", "unshare2", "chroot", "pivot-root", "jailed")
+            if config[option])
+        said = {"chroot": "chroot()", "unshare": "unshare()",
+                "unshare2": "unshare()", "pivot-root": "pivot_root()",
+                "jailed": "run the post-jail hooks"}[option]
+        raise ConfigError(f"cannot {said} as non-root user: start the "
+                          f"instance as root, or remove {option}",
+                          option=option)
+    if config["unshare"]:
+        privileges.unshare(config, "unshare")
+    if config["unshare"] or config["jailed"]:
+        hooks.run("post-jail")
+    if config["chroot"]:
+        privileges.chroot(config)
+    if config["pivot-root"]:
+        privileges.pivot_root(config)
+    if config["unshare2"]:
+        privileges.unshare(config, "unshare2")
 
 
 def _daemonize2(config, link, reloaded):

@@ -175,10 +175,6 @@ def chroot(config):
     """chroot, as root at the first start, before the waits and the
     as-root hooks; the folder is not changed (chdir moves into it)."""
     path = config["chroot"]
-    if os.getuid() != 0:
-        raise ConfigError("cannot chroot() as non-root user: start the "
-                          "instance as root, or remove chroot",
-                          option="chroot")
     log.log(f"chroot() to {path}")
     try:
         os.chroot(path)
@@ -221,3 +217,93 @@ def set_priority(config):
         log.log(f"setpriority(): {e.strerror}")
         return
     log.log(f"scheduler priority set to {prio}")
+
+
+# unshare's names, as uWSGI reads them, and the kernel's CLONE_ flags.
+_NAMESPACES = {"files": 0x400, "ipc": 0x08000000, "net": 0x40000000,
+               "io": 0x80000000, "parent": 0x8000, "pid": 0x20000000,
+               "ns": 0x20000, "fs": 0x20000, "mount": 0x20000,
+               "mnt": 0x20000, "sysvsem": 0x40000, "uts": 0x04000000,
+               "user": 0x10000000}
+_CLONE_NEWUSER = 0x10000000
+
+
+def unshare_mask(config, option):
+    """The flags of every line of unshare (or unshare2), together; an
+    unknown name refused."""
+    mask = 0
+    for value in config[option]:
+        for name in value.split(","):
+            if name not in _NAMESPACES:
+                raise ConfigError(
+                    f"unknown namespace subsystem: {name} (write some of "
+                    f"{', '.join(sorted(_NAMESPACES))}, comma-separated)",
+                    option=option)
+            mask |= _NAMESPACES[name]
+    return mask
+
+
+def unshare(config, option):
+    """unshare, unshare2: the instance in new namespaces, said with the
+    mask as uWSGI says it (a C int); in a new user namespace, uid 0
+    there.  Only root may: a refusal ends the start."""
+    from ugu import proc
+    import ctypes
+    mask = unshare_mask(config, option)
+    signed = mask - (1 << 32) if mask >= 1 << 31 else mask
+    if proc._libc.unshare(ctypes.c_int(signed)) != 0:
+        raise ConfigError(f"unshare(): {os.strerror(ctypes.get_errno())}",
+                          option=option)
+    log.log(f"[linux-namespace] applied unshare() mask: {signed}")
+    if mask & _CLONE_NEWUSER:
+        try:
+            os.setuid(0)
+        except OSError as e:
+            raise ConfigError(f"uwsgi_as_root()/setuid(0): {e.strerror} "
+                              f"(the new user namespace maps no uid 0)",
+                              option=option) from None
+
+
+# pivot_root has no C library function: its system call's number.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41,
+                   "i686": 217, "i386": 217, "armv7l": 218, "ppc64le": 203,
+                   "s390x": 217}
+_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+
+
+def pivot_root(config):
+    """pivot-root NEW_ROOT PUT_OLD: every mount made private, then the
+    root moved to NEW_ROOT (a mount point), the old one put at PUT_OLD
+    (a folder in NEW_ROOT: its full path, or relative to NEW_ROOT), and
+    the folder the new root, as uWSGI does."""
+    from ugu import proc
+    import ctypes
+    value = config["pivot-root"]
+    new_root, space, put_old = value.partition(" ")
+    if not space:
+        raise ConfigError("invalid pivot_root syntax, new_root and put_old "
+                          "must be separated by a space",
+                          option="pivot-root")
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise ConfigError(f"ugu knows no pivot_root system call on "
+                          f"{os.uname().machine}: use chroot",
+                          option="pivot-root")
+    libc = proc._libc
+    if libc.mount(None, b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE),
+                  None) != 0:
+        raise ConfigError(f"mount(): {os.strerror(ctypes.get_errno())}",
+                          option="pivot-root")
+    try:
+        os.chdir(new_root)
+    except OSError as e:
+        raise ConfigError(f"pivot_root()/chdir() to {new_root}: "
+                          f"{e.strerror}", option="pivot-root") from None
+    if libc.syscall(number, b".", os.fsencode(put_old)) != 0:
+        raise ConfigError(f"pivot_root(): "
+                          f"{os.strerror(ctypes.get_errno())}",
+                          option="pivot-root")
+    if config["memory-report"]:
+        log.log("*** Warning, on linux system you have to bind-mount the "
+                "/proc fs in your chroot to get memory debug/report.")
+    os.chdir("/")
