@@ -315,7 +315,7 @@ def test_alarm_backlog_raised_when_the_queue_is_full(procs, tmp_path):
     (["--alarm-backlog", "none"], 'no alarm is named "none"'),
     (["--need-plugin", "php"], "plugin 'php' is not part of ugu"),
     (["--config", "x.lua"], "configurator"),
-    (["--shared-socket", ":0"], "ugu has no jails"),
+    (["--shared-socket", ":0"], "ugu names no socket by number"),
 ])
 def test_refusals(args, said):
     done = subprocess.run([*UGU, "--socket", "127.0.0.1:0", *args],

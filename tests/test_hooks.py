@@ -340,8 +340,8 @@ def test_fatal_hook_in_the_master_before_the_workers(procs, tmp_path):
      r"option 'hook-accepting': 'print' is not ACTION:ARGS"),
     ([("hook-touch", "/tmp/file")],
      r"option 'hook-touch': '/tmp/file' is not FILE ACTION:ARGS"),
-    ([("exec-post-jail", "true")],
-     r"exec-post-jail.*only after a jail"),
+    ([("call-post-jail", "some_c_function")],
+     r"call-post-jail.*C function.*exec- option"),
     ([("hook-as-vassal", "print:x")], r"hook-as-vassal.*Emperor"),
     ([("hook-master-start", "unix_signal:20 suspend_resume_them_all")],
      r"option 'hook-master-start': unix_signal names "

@@ -1,7 +1,8 @@
 """uWSGI's process and privilege options, run as root with real ids
 beside the real uWSGI: the groups gid, add-gid and initgroups() give, the
 ids taken as the config is read, chroot, file locks, envdirs, file-write,
-binsh, prio, limit-nproc and force-cwd.
+binsh, prio, limit-nproc and force-cwd; unshare, the post-jail hooks
+and pivot-root.
 
 The real uWSGI cannot start its Python once it is no longer root here
 (its Python lives under /root), so where a test drops the uid it compares
@@ -33,7 +34,7 @@ APP = textwrap.dedent('''
 
     def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
-        seen = {"uid": os.getuid(), "gid": os.getgid(),
+        seen = {"node": os.uname().nodename, "uid": os.getuid(), "gid": os.getgid(),
                 "groups": sorted(os.getgroups()), "cwd": os.getcwd(),
                 "prio": os.getpriority(os.PRIO_PROCESS, 0),
                 "root": sorted(os.listdir("/")),
@@ -68,8 +69,10 @@ def _seen(port):
 
 def _lines(p, first, last):
     """The lines of p's log from the one that starts with `first` to the
-    one that starts with `last`, both kept."""
-    lines = p.output().splitlines()
+    one that starts with `last`, both kept; without the real uWSGI's
+    reminder that it runs as root, which ugu does not say."""
+    lines = [line for line in p.output().splitlines()
+             if not line.startswith("uWSGI running as root")]
     start = next(i for i, l in enumerate(lines) if l.startswith(first))
     end = next(i for i, l in enumerate(lines) if l.startswith(last)
                and i >= start)
@@ -301,3 +304,73 @@ def test_chroot_before_the_drop(procs, request, site, server):
     assert (seen["cwd"], seen["uid"], seen["gid"]) == ("/", 0, 65534)
     assert _lines(p, "chroot()", "setgid()") == [
         f"chroot() to {jail}", "setgid() to 65534"]
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs namespaces")
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_unshare_then_the_post_jail_hooks(start_server, site, server):
+    """unshare's lines add up; the post-jail phase runs after it (hooks
+    then commands), between pre-jail and the drop; the app is in the new
+    namespaces (its own host name), the machine's is left alone."""
+    host = os.uname().nodename
+    p, port = _start(start_server, server, site, ("unshare", "uts"),
+                     ("unshare", "ipc"), ("exec-pre-jail", "echo PRE"),
+                     ("exec-post-jail", "hostname jailhost"),
+                     ("hook-post-jail", "print:POST"),
+                     ("wsgi-file", "app.py"))
+    assert _seen(port)["node"] == "jailhost"
+    assert os.uname().nodename == host
+    assert _lines(p, 'running "echo PRE"', 'running "hostname') == [
+        'running "echo PRE" (pre-jail)...', "PRE",
+        "[linux-namespace] applied unshare() mask: 201326592",
+        'running "print:POST" (post-jail)...', "POST",
+        'running "hostname jailhost" (post-jail)...']
+
+
+def test_jailed_runs_the_post_jail_hooks(procs, site):
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{free_port()}"), ("jailed", "true"),
+        ("exec-post-jail", "echo IN A JAIL"), ("wsgi-file", "app.py")])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    p.wait_for_log(r'running "echo IN A JAIL" \(post-jail\)\.\.\.\n'
+                   r"IN A JAIL\n")
+
+
+def test_an_unknown_namespace_is_refused(procs, site):
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{free_port()}"),
+        ("unshare", "net,bogus"), ("wsgi-file", "app.py")])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    assert p.wait() == 1
+    assert re.search(r"priv\.ini:3: option 'unshare': unknown namespace "
+                     r"subsystem: bogus \(write some of ", p.output())
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs namespaces")
+def test_pivot_root_after_a_mount_namespace(procs, site):
+    """pivot-root in the instance's own mount namespace (unshare =
+    mount), the new root mounted by a post-jail command: the app sees
+    the new root, the old one under PUT_OLD, and runs from /.  (The real
+    uWSGI jails itself again at each of its later privilege checks,
+    where the post-jail command, left outside, fails: see README.)"""
+    jail = site / "jail"
+    (jail / "old").mkdir(parents=True)
+    shutil.copy(site / "app.py", jail / "app.py")
+    script = site / "jail.sh"
+    script.write_text("mount --bind $1 $1\n" + JAIL.replace(
+        "exec \"$@\"\n", ""))
+    port = free_port()
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("http-socket", f"127.0.0.1:{port}"), ("unshare", "mount"),
+        ("exec-post-jail", f"sh {script} {jail}"),
+        ("pivot-root", f"{jail} {jail}/old"),
+        ("exec-as-root", f"test -f /old{jail}/app.py"),
+        ("wsgi-file", "/app.py")])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    seen = _seen(port)
+    assert seen["cwd"] == "/"
+    assert "old" in seen["root"] and "app.py" in seen["root"]
+    assert "[linux-namespace] applied unshare() mask: 131072" in p.output()
+    with open("/proc/self/mountinfo") as mounts:
+        assert str(jail) not in mounts.read()

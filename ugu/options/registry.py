@@ -1736,9 +1736,20 @@ _INSTEAD = {
         "`home = /venv` to put a virtualenv's packages on sys.path"),
     **dict.fromkeys(
         ("shared-socket", "undeferred-shared-socket"),
-        "uWSGI binds it before jailing (chroot, namespaces), for another "
-        "option to name as =N; ugu has no jails and binds every socket "
-        "itself: write the address in socket, http-socket or http"),
+        "uWSGI binds it before the jail (unshare, chroot) and the drop of "
+        "privileges, for another option to name as =N, and ugu names no "
+        "socket by number: write the address in socket, http-socket or "
+        "http (bound after the jail and the drop, as uWSGI binds them; a "
+        "port under 1024 then needs CAP_NET_BIND_SERVICE)"),
+    **dict.fromkeys(
+        ("call-asap", "call-pre-jail", "call-post-jail", "call-in-jail",
+         "call-as-root", "call-as-user", "call-as-user-atexit",
+         "call-pre-app", "call-post-app", "call-as-vassal",
+         "call-as-vassal1", "call-as-vassal3", "call-as-emperor",
+         "call-as-emperor1", "call-as-emperor2", "call-as-emperor4"),
+        "uWSGI calls a C function of its own binary or plugins by name, "
+        "and ugu has no C functions to call: run a command with the "
+        "phase's exec- option, or an action with its hook- option"),
     "config": "uWSGI loads it only through a plugin's configurator (lua "
               "or v8 programs), which ugu does not have; for an INI, "
               "YAML, XML or JSON file write `include = FILE`, or name it "
