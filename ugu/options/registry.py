@@ -710,8 +710,8 @@ OPTIONS = (
          "to NEW_ROOT, the old root put at PUT_OLD (NEW_ROOT PUT_OLD, "
          "PUT_OLD inside NEW_ROOT), after chroot", MASTER,
          aliases=("pivot_root",)),
-    _opt("prio", INT, "the scheduler priority (nice) of every process",
-         MASTER, default=0),
+    _opt("prio", STR, "the scheduler priority (nice, -20 to 19) of every "
+         "process", MASTER),
     _opt("limit-nproc", INT, "limit the processes of the user (fewer "
          "workers where they do not fit)", MASTER, default=0),
     _opt("never-swap", FLAG, "lock every memory page in RAM (mlockall)",

@@ -213,11 +213,11 @@ def _run(config):
         # not in pyrun's command mode, which needs no master.
         log.log("*** WARNING: you are running uWSGI without its master "
                 "process manager ***")
-    if config["limit-nproc"] or config["prio"]:
+    if config["limit-nproc"] or config["prio"] is not None:
         from ugu.vassal import privileges
         if config["limit-nproc"]:
             privileges.limit_nproc(config)
-        if config["prio"]:
+        if config["prio"] is not None:
             privileges.set_priority(config)
     if config["harakiri"] and not config["post-buffering"]:
         # A slow upload then counts against the harakiri deadline, which

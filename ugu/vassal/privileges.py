@@ -210,7 +210,10 @@ def limit_nproc(config):
 def set_priority(config):
     """prio: the scheduler priority (nice) of the instance, which every
     process it forks inherits."""
-    prio = config["prio"]
+    from ugu.options.expand import atoi
+    prio = atoi(config["prio"])  # read as uWSGI reads it, sign and all
+    if not prio:
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, 0, prio)
     except OSError as e:
