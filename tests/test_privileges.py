@@ -200,7 +200,7 @@ def test_envdirs_binsh_file_write_and_prio(start_server, site, server):
     """early-envdir and envdir set the app's environment (an empty file
     unsets, hidden files are skipped, trailing blanks go); binsh runs
     the hooks' commands; file-write writes before the drop; prio is the
-    workers' nice."""
+    workers' nice (negative too)."""
     early, late = site / "early", site / "late"
     early.mkdir()
     late.mkdir()
@@ -213,16 +213,16 @@ def test_envdirs_binsh_file_write_and_prio(start_server, site, server):
         start_server, server, site, ("early-envdir", str(early)),
         ("envdir", str(late)), ("binsh", str(site / "nowhere")),
         ("binsh", "/bin/bash"), ("exec-asap", "echo SHELL=$0 $PRIV_A"),
-        ("file-write", f"{target}=hello world"), ("prio", 7),
+        ("file-write", f"{target}=hello world"), ("prio", -3),
         ("wsgi-file", "app.py"))
     seen = _seen(port)
     assert seen["env"] == {"PRIV_A": "one", "PRIV_B": "two"}
-    assert seen["prio"] == 7
+    assert seen["prio"] == -3
     assert target.read_text() == "hello world\n"
     out = p.output()
     assert "SHELL=/bin/bash one\n" in out
     assert f'writing "hello world" to "{target}" ...\n' in out
-    assert "scheduler priority set to 7\n" in out
+    assert "scheduler priority set to -3\n" in out
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

@@ -1668,10 +1668,26 @@ _INSTEAD = {
     "touch-spoolers-reload": "uWSGI 2.0's spoolers ignore the SIGHUP it "
                              "sends them; touch-reload reloads the "
                              "instance, spoolers with it",
-    "master-as-root": "ugu's master drops to uid and gid itself, before "
-                      "binding, and every process it forks inherits "
-                      "that: remove it (hook-as-root and exec-as-root "
-                      "still run as root, before the drop)",
+    "master-as-root": "ugu's master jails itself and drops to uid and "
+                      "gid, before binding, and every process it forks "
+                      "inherits that: remove it (hook-as-root and "
+                      "exec-as-root still run as root, before the drop)",
+    **dict.fromkeys(
+        ("namespace", "ns", "namespace-keep-mount", "namespace-net",
+         "ns-net"),
+        "ugu does not clone() the instance into a namespace rooted at a "
+        "folder yet: write `unshare = ipc,uts,mount` (net too for a "
+        "network of its own) and `pivot-root = DIR DIR/old` or "
+        "`chroot = DIR`, mounting what the folder needs in exec-post-jail"),
+    **dict.fromkeys(
+        ("setns", "setns-socket", "setns-socket-skip", "setns-skip",
+         "setns-preopen"),
+        "ugu neither joins nor hands out another instance's namespaces: "
+        "start ugu under nsenter(1) to run it in them"),
+    "ksm": "ugu does not mark its memory mergeable (Linux KSM) yet: "
+           "remove it",
+    "ftok": "it keys uWSGI's SysV semaphore locks (the ipcsem lock "
+            "engine), and ugu's locks are not SysV semaphores: remove it",
     **dict.fromkeys(
         ("stats-push", "stats-pusher-default-freq",
          "stats-pushers-default-freq"),
