@@ -433,7 +433,7 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 @pytest.mark.parametrize("option, fix", [
     ("log-syslog", "ugu has no syslog logger"),
     ("stats-push", "serve the stats with `stats = ADDR`"),
-    ("master-as-root", "ugu's master drops to uid and gid itself")])
+    ("master-as-root", "ugu's master jails itself and drops to uid")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
     write("app.ini", f"[uwsgi]\n{option} = /x=y\n")
     assert fix in str(error("--ini", "app.ini"))
