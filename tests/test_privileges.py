@@ -374,3 +374,26 @@ def test_pivot_root_after_a_mount_namespace(procs, site):
     assert "[linux-namespace] applied unshare() mask: 131072" in p.output()
     with open("/proc/self/mountinfo") as mounts:
         assert str(jail) not in mounts.read()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_reload_goes_on_where_force_cwd_is_not(start_server, site,
+                                                 server):
+    """A folder the reload cannot go to is said, and the reload goes on
+    from where the instance is."""
+    p, port = _start(start_server, server, site, ("force-cwd", "/nowhere"),
+                     ("wsgi-file", str(site / "app.py")))
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    _seen(port)
+    for attempt in range(5):
+        p.send_signal(signal.SIGHUP)
+        try:
+            p.wait_for_log(r"chdir\(\) to ", timeout=2)
+            break
+        except AssertionError:
+            continue
+    p.wait_for_log(r"chdir\(\) to /nowhere\nuwsgi_reload\(\)/chdir\(\): No "
+                   r"such file or directory \[core/master_utils\.c line "
+                   r"453\]\n")
+    p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+    assert _seen(port)["cwd"] == str(site)

@@ -1878,8 +1878,14 @@ class Master:
         log.log("binary reloading uWSGI...")
         # force-cwd: where uWSGI starts again, whatever the folder.
         folder = self.config["force-cwd"] or self.start_cwd
-        os.chdir(folder)
         log.log(f"chdir() to {folder}")
+        try:
+            os.chdir(folder)
+        except OSError as e:
+            # As uWSGI: said, and the reload goes on from where it is (a
+            # folder left outside chroot, a force-cwd that is not there).
+            log.log(f"uwsgi_reload()/chdir(): {e.strerror} "
+                    f"[core/master_utils.c line 453]")
         sockets.log_kept(self.listeners)
         sockets.export_for_reload(
             self.listeners,
