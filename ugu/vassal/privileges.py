@@ -1,12 +1,13 @@
 """The process and privilege options of uWSGI's core: ids taken while
 the config is read (immediate-uid, immediate-gid), file locks (flock and
-its kin), envdirs, file-write, chroot, the process limit, the scheduler
-priority and never-swap.
+its kin), envdirs, file-write, the jail (unshare, chroot, pivot-root),
+the process limit and the scheduler priority.
 
 Imported only where one of them is configured: each is called from the
 place of the start where uWSGI applies it.
 """
 
+import errno
 import grp
 import os
 import pwd
@@ -99,7 +100,7 @@ def lock(path, wait, option):
                     else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         os.close(fd)
-        if not wait and e.errno in (11, 13):  # EAGAIN, EACCES
+        if not wait and e.errno in (errno.EAGAIN, errno.EACCES):
             raise ConfigError(f"{path} is locked by another instance",
                               option=option) from None
         raise ConfigError(f"fcntl() on {path}: {e.strerror}",
