@@ -1,8 +1,7 @@
 """uWSGI's core options of start-up and shape, beside the real uWSGI:
 print, iprint and exit; fallback-config; the wait-for family; pidfile2;
 max-worker-lifetime-delta; max-vars; map-socket; alarm-backlog;
-need-plugin and plugins-dir; and the refusals of config and
-shared-socket.
+need-plugin and plugins-dir; and the refusals of config and ksm.
 """
 
 import os
@@ -315,7 +314,7 @@ def test_alarm_backlog_raised_when_the_queue_is_full(procs, tmp_path):
     (["--alarm-backlog", "none"], 'no alarm is named "none"'),
     (["--need-plugin", "php"], "plugin 'php' is not part of ugu"),
     (["--config", "x.lua"], "configurator"),
-    (["--shared-socket", ":0"], "ugu names no socket by number"),
+    (["--ksm"], "does not mark its memory mergeable"),
 ])
 def test_refusals(args, said):
     done = subprocess.run([*UGU, "--socket", "127.0.0.1:0", *args],

@@ -397,3 +397,99 @@ def test_a_reload_goes_on_where_force_cwd_is_not(start_server, site,
                    r"453\]\n")
     p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
     assert _seen(port)["cwd"] == str(site)
+
+
+def _reload(p):
+    """SIGHUP until the instance says its reload (the real uWSGI may
+    miss one sent before its master's loop has begun)."""
+    for attempt in range(5):
+        p.send_signal(signal.SIGHUP)
+        try:
+            p.wait_for_log(r"binary reloading uWSGI", timeout=2)
+            return
+        except AssertionError:
+            continue
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_shared_socket_is_named_by_number(start_server, site, server):
+    """shared-socket binds first; `=0` names it; a reload keeps it, said
+    as kept and inherited."""
+    port = free_port()
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("shared-socket", f"127.0.0.1:{port}"),
+        ("socket", f"127.0.0.1:{free_port()}"), ("http-socket", "=0"),
+        ("wsgi-file", "app.py")])
+    p = start_server(server, ["--ini", str(ini)], cwd=site)
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    assert _seen(port)["uid"] == 0
+    address = f"127.0.0.1:{port}"
+    out = p.output()
+    fd = re.search(rf"uwsgi shared socket 0 bound to TCP address "
+                   rf"{address} fd (\d+)\n", out).group(1)
+    assert f"uwsgi socket 1 mapped to shared socket 0 ({address}) fd " \
+           f"{fd}\n" in out
+    _reload(p)
+    p.wait_for_log(rf"uwsgi shared socket 0 inherited TCP address "
+                   rf"{address} fd {fd}\n")
+    assert f"found fd {fd} mapped to socket 1 ({address})\n" \
+           f"found fd {fd} mapped to shared socket 0 ({address})\n" \
+           in p.output()
+    p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+    assert _seen(port)["uid"] == 0
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_the_router_on_a_shared_socket(start_server, site, server):
+    port = free_port()
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("shared-socket", f"127.0.0.1:{port}"), ("http", "=0"),
+        ("socket", "127.0.0.1:0"), ("wsgi-file", "app.py")])
+    p = start_server(server, ["--ini", str(ini)], cwd=site)
+    assert _seen(port)["uid"] == 0
+    assert re.search(rf"uWSGI http bound on 127\.0\.0\.1:{port} fd \d+\n",
+                     p.output())
+
+
+def _free_privileged_port():
+    import socket
+    for port in range(1023, 900, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return None
+
+
+def test_a_port_under_1024_for_the_workers_of_a_user(procs, site):
+    """The reason for shared-socket: bound as root, served by nobody."""
+    port = _free_privileged_port()
+    if port is None:
+        pytest.skip("no free port under 1024")
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("master", "true"), ("processes", 1),
+        ("shared-socket", f"127.0.0.1:{port}"), ("http-socket", "=0"),
+        ("uid", "nobody"), ("gid", "nogroup"),
+        ("wsgi-file", str(site / "app.py"))])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    seen = _seen(port)
+    assert (seen["uid"], seen["gid"]) == (65534, 65534)
+    out = p.output()
+    assert out.index("uwsgi shared socket 0 bound") < \
+        out.index("setuid() to 65534") < \
+        out.index("uwsgi socket 0 mapped to shared socket 0")
+
+
+def test_a_shared_socket_not_there_is_refused(procs, site):
+    ini = write_ini(site / "priv.ini", uwsgi=[
+        ("shared-socket", f"127.0.0.1:{free_port()}"),
+        ("http-socket", "=1"), ("wsgi-file", "app.py")])
+    p = procs.ugu("--ini", str(ini), cwd=site)
+    assert p.wait() == 1
+    assert re.search(r"priv\.ini:3: option 'http-socket': unable to use "
+                     r"shared socket 1: the shared-socket lines give =0 "
+                     r"to =0", p.output())

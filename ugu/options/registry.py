@@ -834,6 +834,12 @@ OPTIONS = (
          "default), http (as http-socket), http11 (as http11-socket), "
          "fastcgi, fastcgi-nph, scgi or scgi-nph",
          CORE, aliases=("socket-protocol",)),
+    _opt("shared-socket", STR, "bind ADDR (or a unix PATH) before the "
+         "jail and the drop of privileges, for socket, http-socket, http "
+         "and the other sockets to name as =N (N counting these lines "
+         "from 0)", CORE, repeat=True),
+    _opt("undeferred-shared-socket", STR, "as shared-socket (ugu defers "
+         "no shared socket's accept)", CORE, repeat=True),
     _opt("chown-socket", STR, "chown unix sockets to USER[:GROUP] (names "
          "or ids) as they are bound; root is dropped (uid, gid) only "
          "after", CORE),
@@ -1750,13 +1756,6 @@ _INSTEAD = {
         "Python that started it, where they are already set: start ugu "
         "with the Python you name (`/venv/bin/python -m ugu`), or write "
         "`home = /venv` to put a virtualenv's packages on sys.path"),
-    **dict.fromkeys(
-        ("shared-socket", "undeferred-shared-socket"),
-        "uWSGI binds it before the jail (unshare, chroot) and the drop of "
-        "privileges, for another option to name as =N, and ugu names no "
-        "socket by number: write the address in socket, http-socket or "
-        "http (bound after the jail and the drop, as uWSGI binds them; a "
-        "port under 1024 then needs CAP_NET_BIND_SERVICE)"),
     **dict.fromkeys(
         ("call-asap", "call-pre-jail", "call-post-jail", "call-in-jail",
          "call-as-root", "call-as-user", "call-as-user-atexit",

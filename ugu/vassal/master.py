@@ -184,6 +184,10 @@ def _run(config):
     proc.set_max_fd(config)
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
+    if config["shared-socket"] or config["undeferred-shared-socket"]:
+        # Before the jail and the drop of privileges, as uWSGI binds
+        # them.
+        sockets.bind_shared(config, config["listen"])
     # early-emperor: before the hooks and the privilege drop, as uWSGI's.
     emperor = _start_emperor(config, link) if config["early-emperor"] \
         else None
@@ -1889,7 +1893,8 @@ class Master:
         sockets.log_kept(self.listeners)
         sockets.export_for_reload(
             self.listeners,
-            [pair for pool in self.pools for pair in pool.exported()])
+            [pair for pool in self.pools for pair in pool.exported()]
+            + sockets.shared_for_reload())
         if self.shared.link:
             os.set_inheritable(self.shared.link.fileno(), True)
         os.environ[RELOADS_ENV] = str(int(os.environ.get(RELOADS_ENV, "0"))

@@ -191,6 +191,11 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     owner (the router's no owner, as uWSGI's); an inherited socket keeps
     what it has."""
     key = f"{proto}:{name}"
+    if name.startswith("="):
+        # A shared socket's (shared-socket), bound before the jail and
+        # the drop; at a reload its key names the shared socket's own
+        # descriptor, kept by that.
+        return _from_shared(name, proto, index, inherited)
     if key in inherited:
         sock = socket.socket(fileno=inherited.pop(key))
         _log_bound(name, proto, sock, index, inherited=True)
@@ -215,6 +220,94 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
         _set_file_mode(sock, name, tuning, proto not in GATEWAYS)
     _log_bound(name, proto, sock, index)
     return Listener(name, proto, sock, unix_inode(sock))
+
+
+# shared-socket's and undeferred-shared-socket's sockets, in the order
+# written, which `=N` names.
+_shared = []
+# The key a shared socket is passed on under at a reload.
+_SHARED_KEY = "shared:"
+
+
+def bind_shared(config, backlog):
+    """shared-socket and undeferred-shared-socket: bound as uWSGI binds
+    them, once the config is read, before the jail and the drop of
+    privileges (a port under 1024 for the workers of a user); a reload
+    inherits them."""
+    inherited = {key: fd for key, fd in _inherited_items(os.environ)
+                 if key.startswith(_SHARED_KEY)}
+    names = [entry for entry in config.entries
+             if not entry.placeholder and entry.key in (
+                 "shared-socket", "undeferred-shared-socket")]
+    for number, entry in enumerate(names):
+        key = f"{_SHARED_KEY}{number}"
+        if key in inherited:
+            sock = socket.socket(fileno=inherited[key])
+            unix = sock.family == socket.AF_UNIX
+            name = entry.value if unix else _address_name(sock)
+            log.log(f"uwsgi shared socket {number} inherited "
+                    f"{'UNIX' if unix else 'TCP'} address {name} fd "
+                    f"{sock.fileno()}")
+        else:
+            sock = _bind_shared_one(entry.value, entry.key, backlog)
+            unix = sock.family == socket.AF_UNIX
+            name = entry.value if unix else _address_name(sock)
+            log.log(f"uwsgi shared socket {number} bound to "
+                    f"{'UNIX' if unix else 'TCP'} address {name} fd "
+                    f"{sock.fileno()}")
+        _shared.append((name, sock))
+
+
+def _address_name(sock):
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"
+
+
+def _bind_shared_one(name, option, backlog):
+    address = parse_address(name, option)
+    sock = _new_socket(address)
+    if isinstance(address, str) and abstract.is_abstract(address):
+        abstract.announce()
+        address = abstract.sockaddr(address)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise _bind_error(e, name, None, option) from None
+    sock.listen(backlog)
+    return sock
+
+
+def shared_for_reload():
+    """(key, socket) of each shared socket, for export_for_reload."""
+    return [(f"{_SHARED_KEY}{number}", sock)
+            for number, (_, sock) in enumerate(_shared)]
+
+
+def _from_shared(name, proto, index, inherited):
+    """A Listener on the shared socket `=N` names, said as uWSGI says
+    it, and named by the shared socket's address, as uWSGI names it."""
+    number = atoi_number(name[1:])
+    if number is None or number >= len(_shared):
+        raise ConfigError(f"unable to use shared socket {name[1:]}: the "
+                          f"shared-socket lines give =0 to "
+                          f"={len(_shared) - 1}" if _shared else
+                          f"unable to use shared socket {name[1:]}: no "
+                          f"shared-socket line binds one",
+                          option=OPTION[proto])
+    shared_name, sock = _shared[number]
+    # Passed on at a reload under that name: the same descriptor.
+    inherited.pop(f"{proto}:{shared_name}", None)
+    if proto in GATEWAYS:
+        _log_bound(shared_name, proto, sock, index)
+    else:
+        log.log(f"uwsgi socket {index} mapped to shared socket {number} "
+                f"({shared_name}) fd {sock.fileno()}")
+    return Listener(shared_name, proto, sock, unix_inode(sock))
+
+
+def atoi_number(text):
+    return int(text) if text.isdigit() else None
 
 
 def bind_unix(path, backlog, option):
@@ -517,10 +610,13 @@ def log_kept(listeners):
     max_fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     log.log(f"closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})...")
     numbered = [l for l in listeners if l.proto not in GATEWAYS]
-    for index, listener in sorted(enumerate(numbered),
-                                  key=lambda item: item[1].sock.fileno()):
-        log.log(f"found fd {listener.sock.fileno()} mapped to socket "
-                f"{index} ({listener.name})")
+    # By descriptor, a worker socket's line before its shared socket's.
+    kept = [(l.sock.fileno(), 0, f"socket {index} ({l.name})")
+            for index, l in enumerate(numbered)]
+    kept += [(sock.fileno(), 1, f"shared socket {number} ({name})")
+             for number, (name, sock) in enumerate(_shared)]
+    for fd, _, what in sorted(kept):
+        log.log(f"found fd {fd} mapped to {what}")
 
 
 def adopt_stdin(proto, index, inherited):
@@ -557,12 +653,16 @@ def adopt_stdin(proto, index, inherited):
 
 def inherited_sockets(environ=os.environ):
     """{"proto:name": fd} passed by the master we were re-executed from."""
-    text = environ.pop(INHERIT_ENV, "")
-    table = {}
-    for item in filter(None, text.split(",")):
+    # The shared sockets' are bind_shared's, which took them already.
+    return {key: fd for key, fd in
+            _inherited_items({INHERIT_ENV: environ.pop(INHERIT_ENV, "")})
+            if not key.startswith(_SHARED_KEY)}
+
+
+def _inherited_items(environ):
+    for item in filter(None, environ.get(INHERIT_ENV, "").split(",")):
         key, _, fd = item.rpartition("=")
-        table[key] = int(fd)
-    return table
+        yield key, int(fd)
 
 
 def export_for_reload(listeners, others=()):
