@@ -34,8 +34,8 @@ APP = textwrap.dedent('''
 
     def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
-        seen = {"node": os.uname().nodename, "uid": os.getuid(), "gid": os.getgid(),
-                "groups": sorted(os.getgroups()), "cwd": os.getcwd(),
+        seen = {"node": os.uname().nodename, "uid": os.getuid(),
+                "gid": os.getgid(), "groups": sorted(os.getgroups()), "cwd": os.getcwd(),
                 "prio": os.getpriority(os.PRIO_PROCESS, 0),
                 "root": sorted(os.listdir("/")),
                 "env": {k: v for k, v in os.environ.items()
