@@ -155,7 +155,7 @@ def lock_memory():
     on, kept in RAM, as uWSGI locks them once its log is set up (the
     kernel passes no lock on to a forked child, in uWSGI as here); a
     refusal is said in uWSGI's words and the start goes on."""
-    if _libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
+    if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE) != 0:
         log.log(f"mlockall(): {os.strerror(ctypes.get_errno())} "
                 f"[core/uwsgi.c line 2308]")
 

@@ -255,7 +255,7 @@ def unshare(config, option):
     import ctypes
     mask = unshare_mask(config, option)
     signed = mask - (1 << 32) if mask >= 1 << 31 else mask
-    if proc._libc.unshare(ctypes.c_int(signed)) != 0:
+    if proc.libc.unshare(ctypes.c_int(signed)) != 0:
         raise ConfigError(f"unshare(): {os.strerror(ctypes.get_errno())}",
                           option=option)
     log.log(f"[linux-namespace] applied unshare() mask: {signed}")
@@ -293,7 +293,7 @@ def pivot_root(config):
         raise ConfigError(f"ugu knows no pivot_root system call on "
                           f"{os.uname().machine}: use chroot",
                           option="pivot-root")
-    libc = proc._libc
+    libc = proc.libc
     if libc.mount(None, b"/", None, ctypes.c_ulong(_MS_REC | _MS_PRIVATE),
                   None) != 0:
         raise ConfigError(f"mount(): {os.strerror(ctypes.get_errno())}",
