@@ -239,3 +239,65 @@ def test_a_client_gone_after_the_whole_response_is_not_an_error(
                      struct.pack("ii", 1, 0))
     p.wait_for_log(r"GET /lingers => generated 2 bytes")
     nothing_more_said(p)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_write_errors_tolerance_lets_the_iterable_run_to_its_end(
+        site, start_server, server):
+    """A request counts one failed write, so any tolerance lets the app
+    go on: the failure is said, the rest of the iterable taken and
+    dropped (its items still the line's switches), no exception."""
+    p = serve(start_server, server, site, "--write-errors-tolerance", "1")
+    reset_mid_response(p.port, "/stream")
+    p.wait_for_log(r"GET /stream => generated \d+ bytes in \d+ msecs "
+                   r"\(HTTP/1\.1 200\) 1 headers in \d+ bytes "
+                   r"\(400 switches on core 0\)")
+    assert exceptions_counted(p) == 0
+    log = p.output()
+    assert len(re.findall(WRITER_LINE, log)) == 1
+    assert "OSError" not in log
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_write_errors_tolerance_keeps_the_apps_write_quiet(
+        site, start_server, server):
+    p = serve(start_server, server, site, "--write-errors-tolerance", "3")
+    reset_mid_response(p.port, "/writes")
+    p.wait_for_log(r"\napp: every write returned\n")
+    p.wait_for_log(r"GET /writes => generated \d+ bytes")
+    assert len(re.findall(WRITER_LINE, p.output())) == 1
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_write_errors_exception_only_raises_without_a_word(
+        site, start_server, server):
+    """The app's write() raises, as without the option; the writer's
+    line and SIGPIPE's are not said (ignore-write-errors and
+    ignore-sigpipe come with it)."""
+    p = serve(start_server, server, site, "--write-errors-exception-only")
+    reset_mid_response(p.port, "/writes")
+    p.wait_for_log(r"\napp: OSError: write error\n")
+    p.wait_for_log(r"GET /writes => generated \d+ bytes")
+    response = requests.get(f"http://127.0.0.1:{p.port}/pipe", timeout=10)
+    assert response.text == "EPIPE"
+    p.wait_for_log(r"GET /pipe => generated 5 bytes")
+    log = p.output()
+    assert "SIGPIPE" not in log
+    assert not re.search(WRITER_LINE, log)
+
+
+def test_write_errors_exception_only_ends_a_failed_iterable(
+        site, start_server):
+    """The iterable's failure is the app's OSError, said and counted,
+    ahead of any tolerance; the writer's line is not said.  (uWSGI 2.0
+    leaves the exception pending while it resumes the iterable, which a
+    generator meets as a SystemError from whatever it calls next:
+    README's differences.)"""
+    p = serve(start_server, "ugu", site, "--write-errors-exception-only",
+              "--write-errors-tolerance", "1")
+    reset_mid_response(p.port, "/stream")
+    p.wait_for_log(r"GET /stream => generated \d+ bytes")
+    assert exceptions_counted(p) == 1
+    log = p.output()
+    assert "\nOSError: write error\n" in log
+    assert not re.search(WRITER_LINE, log)

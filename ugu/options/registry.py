@@ -347,6 +347,13 @@ OPTIONS = (
     _opt("disable-write-exception", FLAG, "do not raise OSError in the app "
          "when a response cannot be written to its client", PYTHON,
          default=False),
+    _opt("write-errors-tolerance", INT, "let the app go on after a failed "
+         "write of its response (any number above 0: uWSGI counts one "
+         "failure a request), its later writes dropped", CORE, default=0,
+         wide=True),
+    _opt("write-errors-exception-only", FLAG, "say nothing of a failed "
+         "write (ignore-write-errors and ignore-sigpipe), only raise "
+         "OSError in the app", CORE, default=False),
     _opt("map-socket", STR, "only these workers accept on the socket "
          "(SOCKET:WORKER[,WORKER...], sockets numbered from 0)", CORE,
          repeat=True),

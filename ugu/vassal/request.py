@@ -179,7 +179,7 @@ class Exchange:
         """The write() start_response() gives the app.  As in uWSGI, the
         first write that fails is logged and each one after it fails
         without a word; the app sees OSError("write error"), or nothing
-        under `disable-write-exception`."""
+        under `disable-write-exception` or `write-errors-tolerance`."""
         if not self.write_failed:
             try:
                 self.write(data)
@@ -187,7 +187,7 @@ class Exchange:
             except ClientWriteError as e:
                 self.write_failed = True
                 e.log(self)
-        if not self.ctx.quiet_writes:
+        if not self.ctx.write_callable_goes_on:
             raise OSError("write error")
 
     # -- sending ----------------------------------------------------------
@@ -660,7 +660,7 @@ def run_app(ex, app, environ):
     try:
         result = app.callable(environ, ex.start_response)
         _send_result(ex, result)
-        if not ex.headers_sent:
+        if not ex.headers_sent and not ex.write_failed:
             # An empty body: the head goes now, so that a head HTTP
             # cannot carry gets the 500 below.
             ex.send_head()
@@ -672,6 +672,11 @@ def run_app(ex, app, environ):
         # its own wording), counted, and logged unless
         # disable-write-exception.
         e.log(ex)
+        if ctx.iterable_goes_on:
+            # write-errors-tolerance, where the whole body or the file
+            # failed: nothing is left to go on with.
+            ex.write_failed = True
+            return
         if ctx.quiet_writes:
             ctx.count_exception(app, None, ex.core)
             return
@@ -759,18 +764,34 @@ def _send_result(ex, result):
         if whole is not None:
             ex.write(whole)
             return
-    for chunk in result:
-        # uWSGI's log line counts the items of the response iterable as
-        # its "switches", empty ones too (not the write() calls).
+    chunks = iter(result)
+    try:
+        for chunk in chunks:
+            # uWSGI's log line counts the items of the response iterable
+            # as its "switches", empty ones too (not the write() calls).
+            ex.switches += 1
+            if not isinstance(chunk, BODY_TYPES):
+                data = _as_buffer(chunk) if accept_buffer else None
+                if data is None:
+                    _unhandled(chunk)
+                elif data:
+                    ex.write(data)
+            elif chunk:
+                ex.write(chunk)
+    except ClientWriteError as e:
+        if not ex.ctx.iterable_goes_on:
+            raise
+        _tolerate(ex, e, chunks)
+
+
+def _tolerate(ex, error, chunks):
+    """write-errors-tolerance: a failed write said, and the rest of the
+    iterable taken from the app, counted and dropped, as uWSGI goes on
+    with it (a request counts one failed write, never over tolerance)."""
+    error.log(ex)
+    ex.write_failed = True
+    for _ in chunks:
         ex.switches += 1
-        if not isinstance(chunk, BODY_TYPES):
-            data = _as_buffer(chunk) if accept_buffer else None
-            if data is None:
-                _unhandled(chunk)
-            elif data:
-                ex.write(data)
-        elif chunk:
-            ex.write(chunk)
 
 
 def _as_buffer(obj):

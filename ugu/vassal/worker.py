@@ -137,11 +137,19 @@ class Context:
         self.exchange = (request.ForwardedExchange
                          if config["log-x-forwarded-for"]
                          else request.Exchange)
-        self.ignore_write_errors = config["ignore-write-errors"]
+        exception_only = config["write-errors-exception-only"]
+        self.ignore_write_errors = (config["ignore-write-errors"]
+                                    or exception_only)
         # Where the core that failed to write says SIGPIPE (single core).
         self.sigpipe = worker.pipe_lines if worker.pipe_lines and \
             worker.pipe_lines.single_core else None
         self.quiet_writes = config["disable-write-exception"]
+        # write-errors-tolerance: uWSGI counts one failed write a request,
+        # so any tolerance lets the app go on; the iterable's writes heed
+        # write-errors-exception-only before it, the write callable's not.
+        tolerant = config["write-errors-tolerance"] > 0
+        self.write_callable_goes_on = self.quiet_writes or tolerant
+        self.iterable_goes_on = tolerant and not exception_only
         self.limit_post = config["limit-post"]
         self.admit_body = request.body_admission(config)
         self.post_buffering = config["post-buffering"]
@@ -429,7 +437,8 @@ class Worker:
                          self.instance)
         tracebacker.start(self.config, self.wid)
         signals = proc.SignalQueue(GRACEFUL + IMMEDIATE + (signal.SIGUSR2,))
-        if not self.config["ignore-sigpipe"]:
+        if not (self.config["ignore-sigpipe"]
+                or self.config["write-errors-exception-only"]):
             self.pipe_lines = PipeLines(self.config, self.wid,
                                         self.shared.scoreboard)
             signal.signal(signal.SIGPIPE, self.pipe_lines.handle)
