@@ -151,3 +151,38 @@ def test_without_them_responses_are_not_routed(site):
     config = resolve(["--ini", str(write_config(site, [
         "del-header = Server"]))], environ={})
     assert ResponseRouter.from_config(config).active
+
+
+SIZED_HEAD_APP = """
+def application(environ, start_response):
+    count, size = map(int, environ["QUERY_STRING"].split("x"))
+    start_response("200 OK", [("X-Big-%d" % n, "a" * size)
+                              for n in range(count)])
+    return [b"big head"]
+"""
+# (count, size) of the app's headers around a response-headers-limit of
+# 5000, which the buffer's first page (4096 bytes) passes only by growing
+# by a piece (a page more would pass the limit).
+SIZED_HEADS = [(1, 100), (1, 4060), (1, 4070), (6, 800), (7, 800),
+               (12, 380), (13, 380)]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_response_headers_limit_refuses_the_heads_uwsgi_refuses(
+        tmp_path, start_server, server):
+    (tmp_path / "app.py").write_text(SIZED_HEAD_APP)
+    port = support.free_port()
+    p = start_server(server, ["--http-socket", f"127.0.0.1:{port}",
+                              "--wsgi-file", "app.py",
+                              "--response-headers-limit", "5000"],
+                     cwd=tmp_path)
+    support.wait_for_port(port)
+    taken = []
+    for count, size in SIZED_HEADS:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(f"GET /?{count}x{size} HTTP/1.0\r\n\r\n".encode())
+            taken.append(support.read_to_eof(s).endswith(b"big head"))
+        p.wait_for_log(rf"GET /\?{count}x{size} => ")
+    assert taken == [True, True, False, True, False, True, False]
+    assert p.output().count("TypeError: unable to add header to the "
+                            "response") == 3

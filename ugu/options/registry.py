@@ -347,6 +347,9 @@ OPTIONS = (
     _opt("disable-write-exception", FLAG, "do not raise OSError in the app "
          "when a response cannot be written to its client", PYTHON,
          default=False),
+    _opt("response-headers-limit", INT, "set the largest response head "
+         "in bytes (default 64k): a longer one is refused in the app's "
+         "start_response", CORE, default=0, minimum=0),
     _opt("write-errors-tolerance", INT, "let the app go on after a failed "
          "write of its response (any number above 0: uWSGI counts one "
          "failure a request), its later writes dropped", CORE, default=0,

@@ -143,7 +143,8 @@ class Exchange:
             raise OSError("headers already sent")
         status_line = wsgi.check_status(status)
         headers = wsgi.check_headers(headers)
-        if not wsgi.head_fits(self.protocol, status_line, headers):
+        if not wsgi.head_fits(self.protocol, status_line, headers,
+                              self.ctx.head_limit):
             raise TypeError("unable to add header to the response")
         routing, copied = self.ctx.routing, None
         if routing.copies and self.routed:

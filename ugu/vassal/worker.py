@@ -144,6 +144,8 @@ class Context:
         self.sigpipe = worker.pipe_lines if worker.pipe_lines and \
             worker.pipe_lines.single_core else None
         self.quiet_writes = config["disable-write-exception"]
+        self.head_limit = (config["response-headers-limit"]
+                           or wsgi.HEAD_LIMIT)
         # write-errors-tolerance: uWSGI counts one failed write a request,
         # so any tolerance lets the app go on; the iterable's writes heed
         # write-errors-exception-only before it, the write callable's not.

@@ -431,35 +431,36 @@ def check_status(status):
     return status
 
 
-# uWSGI lays a response head out in a buffer of at most 64 KiB (its
-# response-headers-limit, which ugu does not implement), grown by a page
-# at a time, or by just the piece where a page would pass the limit.
+# uWSGI lays a response head out in a buffer of a page, grown by a page
+# at a time, or by just the piece where a page would pass the limit:
+# response-headers-limit, 64 KiB unless set.
 HEAD_LIMIT = 65535
 PAGE_SIZE = 4096
 
 
-def head_fits(protocol, status_line, headers):
+def head_fits(protocol, status_line, headers, limit=HEAD_LIMIT):
     """Whether uWSGI's buffer takes the head: the status line, then a
     `name: value` line per header.  A head well under the limit always
     fits; one near it is laid out as uWSGI lays it out, which can refuse
-    a head of less than 64 KiB."""
+    a head shorter than the `limit` (and take one longer than a limit
+    under a page, which never grows)."""
     first = len(protocol or "HTTP/1.0") + len(status_line) + 3
     total = first
     for name, value in headers:
         total += len(name) + len(value) + 4
-    if 2 * total <= HEAD_LIMIT:
+    if 2 * total <= limit:
         # No piece is larger than the whole: the usual head, at once.
         return True
     sizes = [first] + [len(name) + len(value) + 4 for name, value in headers]
-    if total + max(sizes) <= HEAD_LIMIT:
+    if total + max(sizes) <= limit:
         return True
     allocated, used = PAGE_SIZE, 0
     for size in sizes:
         if size > allocated - used:
             grow = max(size, PAGE_SIZE)
-            if allocated + grow > HEAD_LIMIT:
+            if allocated + grow > limit:
                 grow = size
-            if allocated + grow > HEAD_LIMIT:
+            if allocated + grow > limit:
                 return False
             allocated += grow
         used += size
