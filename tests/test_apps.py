@@ -406,3 +406,42 @@ def test_a_broken_vassal_config_exits_1_alone(tmp_path):
     assert result.stderr == (
         "ugu: bad.ini:3: option 'processes': 'four' is not a number; uWSGI "
         "reads it as 0 (write a plain number)\n")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("mounts, expected", [
+    # No app at "": the default (the first loaded) serves every request.
+    (("/a=a.py", "/b=b.py"), ["a.py", "a.py", "a.py", "a.py"]),
+    # The app at "" serves them, whatever SCRIPT_NAME says.
+    (("/a=a.py", "=root.py", "/b=b.py"),
+     ["root.py", "root.py", "root.py", "root.py"]),
+])
+def test_ignore_script_name_chooses_the_app_without_script_name(
+        tmp_path, start_server, server, mounts, expected):
+    """SCRIPT_NAME as the front server sends it, or as
+    manage-script-name makes it: ignored in choosing the app, and still
+    the app's (UWSGI_APPID still chooses)."""
+    for name in ("a.py", "b.py", "root.py"):
+        (tmp_path / name).write_text(ENV_APP)
+    port, http_port = support.free_port(), support.free_port()
+    argv = ["--socket", f"127.0.0.1:{port}", "--http-socket",
+            f"127.0.0.1:{http_port}", "--ignore-script-name",
+            "--manage-script-name"]
+    for mount in mounts:
+        argv += ["--mount", mount]
+    start_server(server, argv, cwd=tmp_path)
+    support.wait_for_port(port)
+    support.wait_for_port(http_port)
+    answers = [
+        support.get_body(http_port, "/b/x"),
+        support.get_body(http_port, "/z"),
+        support.split_response(support.uwsgi_request(
+            port, "/x", extra_vars=[("SCRIPT_NAME", "/b")]))[2],
+        support.split_response(support.uwsgi_request(
+            port, "/x", extra_vars=[("SCRIPT_NAME", "/a")]))[2],
+    ]
+    assert [a.split()[0].decode() for a in answers] == expected
+    assert b"SN='/b' PI='/x'" in answers[0]
+    by_appid = support.split_response(support.uwsgi_request(
+        port, "/x", extra_vars=[("UWSGI_APPID", "/b")]))[2]
+    assert by_appid.startswith(b"b.py ")

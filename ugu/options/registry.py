@@ -985,6 +985,9 @@ OPTIONS = (
     _opt("manage-script-name", FLAG, "take SCRIPT_NAME from the longest "
          "matching mountpoint and strip it from PATH_INFO", PYTHON,
          default=False),
+    _opt("ignore-script-name", FLAG, "choose the app by UWSGI_APPID "
+         "alone, not SCRIPT_NAME: a request without one goes to the app "
+         "mounted at \"\", else the default app", PYTHON, default=False),
     _opt("no-default-app", FLAG, "answer a request no app is mounted for "
          "with an error, not with the default app", PYTHON, default=False),
     _opt("max-apps", INT, "the most apps a worker loads, configured and "

@@ -68,6 +68,10 @@ class Apps:
         self.config = config
         self.manage_script_name = config["manage-script-name"]
         self.vhost = config["vhost"] or config["vhost-host"]
+        # ignore-script-name: the key is UWSGI_APPID or nothing, which
+        # names the app mounted at "" (else the default), as in uWSGI
+        # (vhost's key still takes SCRIPT_NAME).
+        self.by_script_name = not config["ignore-script-name"]
         self.no_default = config["no-default-app"]
         self.default = None
         if not self.no_default:
@@ -92,7 +96,8 @@ class Apps:
         `request_vars` and answers the app now mounted there, else None:
         done as the request arrives, before its routes and static files."""
         if self.manage_script_name:
-            return self._manage_script_name(request_vars)
+            app = self._manage_script_name(request_vars)
+            return app if self.by_script_name else None
         return None
 
     def choose(self, request_vars):
@@ -103,9 +108,10 @@ class Apps:
         added = []
         key = request_vars.get("UWSGI_APPID")
         if not key:
-            key = request_vars.get("SCRIPT_NAME", "")
+            script_name = request_vars.get("SCRIPT_NAME", "")
+            key = script_name if self.by_script_name else ""
             if self.vhost:
-                key = f"{request_host(request_vars)}|{key}"
+                key = f"{request_host(request_vars)}|{script_name}"
                 request_vars["UWSGI_APPID"] = key
                 added.append(("UWSGI_APPID", key))
         app = self.find(key)
