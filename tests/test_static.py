@@ -10,6 +10,7 @@ logged (start-up, security errors, the request lines with their vars).
 import email.utils
 import os
 import re
+import shutil
 import time
 
 import pytest
@@ -567,3 +568,29 @@ def test_a_gzip_variant_leading_out_of_the_root_is_not_served(procs, site):
         procs, support.UGU, site, ["--static-gzip-all", "--static-safe",
                                    str(site / "outside")], requests[:1])
     assert support.split_response(answers[0])[2] == b"SECRET\n"
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="no strace")
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("disabled", [False, True])
+def test_disable_sendfile_sends_the_file_by_read_and_write(
+        procs, request, tmp_path, server, disabled):
+    """The same bytes either way; under disable-sendfile no sendfile()
+    call is made (strace counts them)."""
+    body = bytes(range(256)) * 1200
+    (tmp_path / "big.bin").write_bytes(body)
+    (tmp_path / "app.py").write_text(APP)
+    binary = (list(support.UGU) if server == "ugu"
+              else [request.getfixturevalue("uwsgi_binary")])
+    trace = tmp_path / "trace"
+    port = support.free_port()
+    argv = ["strace", "-f", "-qq", "-e", "trace=sendfile", "-o", str(trace),
+            *binary, "--http-socket", f"127.0.0.1:{port}",
+            "--wsgi-file", "app.py", "--check-static", str(tmp_path)]
+    if disabled:
+        argv.append("--disable-sendfile")
+    p = procs.start(argv, cwd=tmp_path)
+    support.wait_for_port(port)
+    assert support.get_body(port, "/big.bin") == body
+    p.wait_for_log(r"GET /big\.bin => generated 307200 bytes")
+    assert ("sendfile(" in trace.read_text()) != disabled

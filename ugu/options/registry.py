@@ -350,6 +350,10 @@ OPTIONS = (
     _opt("response-headers-limit", INT, "set the largest response head "
          "in bytes (default 64k): a longer one is refused in the app's "
          "start_response", CORE, default=0, minimum=0),
+    _opt("disable-sendfile", FLAG, "send files (static files, "
+         "wsgi.file_wrapper, uwsgi.sendfile) with read() and write() "
+         "instead of sendfile() (offload threads still use it)", CORE,
+         default=False),
     _opt("write-errors-tolerance", INT, "let the app go on after a failed "
          "write of its response (any number above 0: uWSGI counts one "
          "failure a request), its later writes dropped", CORE, default=0,

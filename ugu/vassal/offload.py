@@ -185,6 +185,28 @@ class OffloadEngine:
             thread.join()
 
 
+# disable-sendfile's piece: what uWSGI reads and writes at a time.
+READ_WRITE_SIZE = 8192
+
+
+def _read_write(sock_fd, fd, offset, count):
+    """sendfile() as disable-sendfile does it, in read() and write():
+    the bytes written (0 where the file ended)."""
+    data = os.pread(fd, min(count, READ_WRITE_SIZE), offset)
+    return os.write(sock_fd, data) if data else 0
+
+
+# What a core sends a file with (offload threads always use sendfile(),
+# as uWSGI's do).
+_sendfile = os.sendfile
+
+
+def disable_sendfile():
+    """disable-sendfile: the cores read and write a file instead."""
+    global _sendfile
+    _sendfile = _read_write
+
+
 def send_file(conn, fd, offset, count, on_wait=None):
     """sendfile() the whole range from a core, however many calls it
     takes.  The connection may be non-blocking (it has a timeout): wait
@@ -194,7 +216,7 @@ def send_file(conn, fd, offset, count, on_wait=None):
     timeout = conn.gettimeout()
     while count > 0:
         try:
-            sent = os.sendfile(conn.fileno(), fd, offset, count)
+            sent = _sendfile(conn.fileno(), fd, offset, count)
         except BlockingIOError:
             if on_wait:
                 on_wait()

@@ -28,7 +28,7 @@ from ugu.vassal import (async_worker, autoreload, busyness, catch,
                          pymodule, reqlog, request, rpc, scgi, sockets,
                          stats, tracebacker, wsgi)
 from ugu.vassal.http_socket import serve_http
-from ugu.vassal.offload import OffloadEngine
+from ugu.vassal.offload import OffloadEngine, disable_sendfile
 from ugu.vassal.recycle import Recycler
 from ugu.vassal.scoreboard import LEAVING
 from ugu.vassal.transport import RawTransport, recv_some
@@ -448,6 +448,8 @@ class Worker:
         if self.config["chdir2"]:
             self._chdir2(self.config["chdir2"])
         ctx = Context(self, self.shared)
+        if self.config["disable-sendfile"]:
+            disable_sendfile()
         if self.config["offload-threads"]:
             ctx.offload = OffloadEngine(self.config["offload-threads"],
                                         self.wid)
