@@ -222,6 +222,9 @@ OPTIONS = (
          short="M"),
     _opt("processes", INT, "spawn the given number of workers", MASTER,
          default=1, short="p", aliases=("workers",)),
+    _opt("no-threads-wait", FLAG, "at a worker's graceful end, wait "
+         "for core 0's request only: the other threads' requests are "
+         "cut", CORE, default=False),
     _opt("threads", INT, "run each worker with the given number of threads",
          MASTER, default=1, minimum=1),
     _opt("enable-threads", FLAG, "enable Python threads (always on, as in "

@@ -622,6 +622,10 @@ class Worker:
         if self.config["gevent"]:
             cores.stop()
         else:
+            if self.config["no-threads-wait"]:
+                # As uWSGI's main thread (its core 0) ends the worker
+                # without joining the others: their requests are cut.
+                cores = cores[:1]
             for core in cores:
                 core.join()
         if ctx.offload:

@@ -1,0 +1,74 @@
+"""Options of a worker's requests and ends, each run on ugu and on the
+real uWSGI with the same app and clients: no-threads-wait."""
+
+import http.client
+import signal
+import textwrap
+import threading
+
+import pytest
+
+from tests import support
+
+SERVERS = ["ugu", "uwsgi"]
+SLOW_APP = textwrap.dedent('''
+    import time
+
+    def application(environ, start_response):
+        print("app: started " + environ["PATH_INFO"], flush=True)
+        # Core 0's request ends first, well before the other's.
+        time.sleep(0.5 if environ["uwsgi.core"] == 0 else 3)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+''')
+
+
+def serve(start_server, server, folder, app, *options):
+    (folder / "app.py").write_text(app)
+    port = support.free_port()
+    p = start_server(server, ["--http-socket", f"127.0.0.1:{port}",
+                              "--wsgi-file", "app.py", *options],
+                     cwd=folder)
+    support.wait_for_port(port)
+    p.port = port
+    return p
+
+
+def get_in_background(port, path, answers):
+    def get():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", path)
+            answers[path] = conn.getresponse().read()
+        except (OSError, http.client.HTTPException) as e:
+            answers[path] = e
+        finally:
+            conn.close()
+    thread = threading.Thread(target=get)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("no_wait", [False, True])
+def test_no_threads_wait_cuts_the_other_threads_requests(
+        tmp_path, start_server, server, no_wait):
+    """A graceful reload while both threads serve a request: the worker
+    waits for both, or under no-threads-wait for core 0's only, and the
+    other's client is cut."""
+    options = ["--master", "--threads", "2"]
+    if no_wait:
+        options.append("--no-threads-wait")
+    p = serve(start_server, server, tmp_path, SLOW_APP, *options)
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    answers = {}
+    clients = [get_in_background(p.port, path, answers)
+               for path in ("/a", "/b")]
+    p.wait_for_log(r"app: started /a")
+    p.wait_for_log(r"app: started /b")
+    p.send_signal(signal.SIGHUP)
+    for client in clients:
+        client.join()
+    done = [path for path, answer in answers.items() if answer == b"done"]
+    assert len(done) == (1 if no_wait else 2), answers
+    p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
