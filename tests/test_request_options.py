@@ -1,10 +1,13 @@
 """Options of a worker's requests and ends, each run on ugu and on the
-real uWSGI with the same app and clients: no-threads-wait."""
+real uWSGI with the same app and clients: no-threads-wait,
+check-interval."""
 
 import http.client
+import os
 import signal
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -71,4 +74,30 @@ def test_no_threads_wait_cuts_the_other_threads_requests(
         client.join()
     done = [path for path, answer in answers.items() if answer == b"done"]
     assert len(done) == (1 if no_wait else 2), answers
+    p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("interval, least, most", [
+    (None, 0, 1.2), ("3", 1.5, 4)])
+def test_check_interval_spaces_the_masters_checks(
+        tmp_path, start_server, server, interval, least, most):
+    """A file touched 0.3 s after the master's first wait began is seen
+    at its first check: 1 s in by default, 3 s in with check-interval
+    = 3 (nothing else wakes an idle master)."""
+    trigger = tmp_path / "trigger"
+    trigger.touch()
+    # uWSGI compares whole seconds: the touch must change the second.
+    os.utime(trigger, (1, 1))
+    options = ["--master", "--touch-reload", str(trigger)]
+    if interval:
+        options += ["--check-interval", interval]
+    p = serve(start_server, server, tmp_path, SLOW_APP, *options)
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    time.sleep(0.3)
+    os.utime(trigger)
+    touched = time.monotonic()
+    p.wait_for_log(r"\*\*\* .*trigger has been touched\.\.\. grace them "
+                   r"all !!! \*\*\*")
+    assert least < time.monotonic() - touched < most
     p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)

@@ -1593,6 +1593,10 @@ OPTIONS = (
          default=False),
     _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
          EMPEROR),
+    _opt("check-interval", INT, "set the interval (in seconds) of the "
+         "master's checks: workers (harakiri, memory), touched files, "
+         "cheaper, idle (default 1)", MASTER, default=0, minimum=0,
+         needs_master=True),
     _opt("heartbeat", INT, "announce healthiness to the Emperor every N "
          "seconds", MASTER, default=0),
     _opt("vassal-sos", INT, "ask the Emperor for reinforcements (a zerg, "

@@ -1036,7 +1036,10 @@ class Master:
             self.spawn_zergpool()
 
     def _loop(self):
-        next_tick = time.monotonic() + TICK
+        # check-interval: how often the master checks its workers, the
+        # touched files and the rest (uWSGI's default, 1 s, for 0).
+        every = self.config["check-interval"] or TICK
+        next_tick = time.monotonic() + every
         uwsgi_signals = self.shared.uwsgi_signals
         signal_ends = []
         while self.pending_exit is None:
@@ -1082,7 +1085,7 @@ class Master:
                 self.shared.metrics.update_load(
                     self.active_workers(), self.shared.scoreboard.busy)
             if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + TICK
+                next_tick = time.monotonic() + every
                 self.tick()
         return self.finish()
 
