@@ -309,6 +309,13 @@ OPTIONS = (
          default=False, optional=True),
     _opt("listen", INT, "socket listen backlog", CORE, default=100,
          short="l"),
+    _opt("chunked-input-limit", INT, "set the largest chunk (with its "
+         "CRLF) of a chunked request body uwsgi.chunked_read takes, in "
+         "bytes (default 1MB; 0: no limit)", CORE, default=1024 * 1024,
+         wide=True),
+    _opt("chunked-input-timeout", INT, "set how long uwsgi.chunked_read "
+         "waits for more of a chunked body, in seconds (default: "
+         "socket-timeout)", CORE, default=0),
     _opt("socket-timeout", INT, "seconds to wait on a stalled client "
          "connection", CORE, default=4, short="z"),
     _opt("websocket-ping-freq", INT, "seconds between the pings a "

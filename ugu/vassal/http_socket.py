@@ -536,6 +536,9 @@ def _serve_one(ctx, core, site, event, client):
         raise HeadersTooLarge(f"{count} uwsgi vars exceed max-vars "
                               f"({ctx.max_vars // 2}: {ctx.max_vars} vars)")
     transport = H11Transport(client.conn, client.h, event)
+    if rv.chunked:
+        # Where uwsgi.chunked_read finds the chunks (ugu.vassal.chunked).
+        transport.dechunked = (body, body.chunk_sizes)
     ex = ctx.exchange(ctx, core, transport, request_vars, 2 * count,
                       len(block), Input(body, length))
     try:
@@ -582,15 +585,21 @@ def _checked_block(rv, ctx, site, length=None):
 def _request_body(client, rv):
     """(stream, length) of the body; a chunked body is de-chunked first
     so that the app sees a CONTENT_LENGTH (DEVIATIONS 5)."""
-    reader = BodyReader(client)
     if not rv.chunked:
         length = rv.headers.get(b"CONTENT_LENGTH", b"0")
-        return reader, int(length) if length.isdigit() else 0
+        return BodyReader(client), int(length) if length.isdigit() else 0
     import tempfile         # only for a chunked body (its modules cost)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
+    # The size of each chunk, for uwsgi.chunked_read.
+    spool.chunk_sizes = sizes = []
+    part = 0
     try:
-        while chunk := reader.read(READ_SIZE):
-            spool.write(chunk)
+        while type(event := client.body_event()) is h11.Data:
+            spool.write(event.data)
+            part += len(event.data)
+            if event.chunk_end:
+                sizes.append(part)
+                part = 0
     except BaseException:
         spool.close()
         raise

@@ -90,8 +90,6 @@ _LACKING_GROUPS = {
         "wait_fd_write ready_fd",
     "legions": "i_am_the_lord lord_scroll scrolls",
     "internal routing from Python": "route",
-    "chunked request body reader (its http-socket takes a chunked body "
-    "whole, as wsgi.input: read that)": "chunked_read chunked_read_nb",
     "version of this function yet": (
         "accepting set_warning_message logsize listen_queue "),
     "symbols of the binary to import from (apps import from files)":
@@ -126,6 +124,8 @@ class _State:
             _SEMAPHORE, 1, 1, f"/ugu-lock-{os.getpid()}-{id(self)}", True)
         self.holder = mmap.mmap(-1, _HOLDER.size)
         self.forced_log = None
+        # chunked.Settings, read at the first chunked_read.
+        self.chunked = None
         self.shared = None      # a worker's master.Shared
         self.single_core = not config["gevent"] and config["threads"] == 1
         self.websockets = websocket.Settings(config)
@@ -823,6 +823,32 @@ def _rpc_call(node, name, args):
                          _state.config["socket-timeout"] or None)
 
 
+# -- chunked input (chunked.py) ---------------------------------------------
+def _chunks():
+    ex = _exchange()
+    if ex.chunked_input is None:
+        from ugu.vassal import chunked
+        if _state.chunked is None:
+            _state.chunked = chunked.Settings(_state.config)
+        ex.chunked_input = chunked.reader(ex, _state.chunked)
+    return ex.chunked_input
+
+
+def chunked_read(timeout=0):
+    """The request body's next chunk (b"" after the last), waiting up to
+    `timeout` seconds for it (0: chunked-input-timeout, -1: for ever)."""
+    if not isinstance(timeout, int):
+        raise TypeError(f"'{type(timeout).__name__}' object cannot be "
+                        f"interpreted as an integer")
+    return _chunks().read(timeout)
+
+
+def chunked_read_nb():
+    """The next chunk if it came whole, else None (b"" after the
+    last)."""
+    return _chunks().read(wait=False)
+
+
 # -- websockets (websocket.py) ----------------------------------------------
 def _websocket():
     """The request's websocket, made by its first websocket call (as in
@@ -1184,6 +1210,7 @@ _FUNCTIONS = {f.__name__: f for f in (
     mule_msg, mule_get_msg, farm_msg, farm_get_msg, in_farm,
     i_am_the_spooler, register_signal, signal_registered, add_timer,
     add_rb_timer, add_cron, add_file_monitor, signal_wait, signal_received,
+    chunked_read, chunked_read_nb,
     websocket_handshake, websocket_recv, websocket_recv_nb, websocket_send,
     websocket_send_binary, register_rpc, rpc_list, call)}
 _FUNCTIONS["log"] = log_line

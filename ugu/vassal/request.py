@@ -117,6 +117,9 @@ class Exchange:
     # The request's websocket (ugu.vassal.websocket), once the app
     # called a uwsgi.websocket_* function.
     websocket = None
+    # Its chunk reader (ugu.vassal.chunked), once the app called
+    # uwsgi.chunked_read or chunked_read_nb.
+    chunked_input = None
 
     def __init__(self, ctx, core, transport, request_vars, vars_count,
                  vars_size, wsgi_input):
