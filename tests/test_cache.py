@@ -8,13 +8,15 @@ import json
 import os
 import re
 import signal
+import socket
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support import (free_port, ugu, wait_for_port, wait_until,
-                           write_ini)
+from tests import support
+from tests.support import (free_port, get_body as get, ugu, wait_for_port,
+                           wait_until, write_ini)
 from tests.test_stats import read_stats
 
 # Evaluates each line of the request's body with the uwsgi module at
@@ -457,10 +459,84 @@ def test_a_mule_shares_the_cache(start_server, tmp_path, server):
 
 @pytest.mark.parametrize("option, fix", [
     ("cache-udp-node", "ugu's caches are local to the instance"),
-    ("check-cache", "its server and routers answer nothing from it")])
+    ("http-use-cache", "ugu's routers answer nothing from a cache")])
 def test_the_cache_options_ugu_lacks_say_why(tmp_path, option, fix):
     with ugu(f"--{option}", "x", "--http-socket",
              f"127.0.0.1:{free_port()}", cwd=tmp_path) as p:
         assert p.wait() == 1
         p.wait_for_log(rf"option '{option}': this uWSGI option is not "
                        rf"implemented by ugu yet; .*{re.escape(fix)}")
+
+
+CHECKED_APP = textwrap.dedent('''\
+    import uwsgi
+
+    def application(environ, start_response):
+        if environ["PATH_INFO"] == "/set":
+            key, _, cache = environ["QUERY_STRING"].partition(",")
+            response = (b"HTTP/1.0 200 OK\\r\\nX-From: cache\\r\\n\\r\\n"
+                        b"cached " + key.encode())
+            if cache:
+                uwsgi.cache_set(key, response, 0, cache)
+            else:
+                uwsgi.cache_set(key, response)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"app " + environ["REQUEST_URI"].encode()]
+''')
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_check_cache_answers_a_get_with_the_item_at_its_uri(
+        tmp_path, start_server, server):
+    """The item as it is (the head is the item's), only for a GET and its
+    whole REQUEST_URI; uWSGI's line for it: no app, 500, 0 headers."""
+    (tmp_path / "app.py").write_text(CHECKED_APP)
+    port = free_port()
+    p = start_server(server, ["--http-socket", f"127.0.0.1:{port}",
+                              "--wsgi-file", "app.py", "--cache2",
+                              "name=one,items=10", "--cache2",
+                              "name=two,items=10", "--check-cache="],
+                     cwd=tmp_path)
+    support.wait_for_port(port)
+    assert get(port, "/set?/a") == b"app /set?/a"
+    assert get(port, "/set?/b,two") == b"app /set?/b,two"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert support.read_to_eof(s) == (b"HTTP/1.0 200 OK\r\nX-From: "
+                                          b"cache\r\n\r\ncached /a")
+    p.wait_for_log(r"\|app: -1\|req: -1/3\] .* GET /a => generated 43 "
+                   r"bytes in \d+ msecs \(HTTP/1\.1 500\) 0 headers in 0 "
+                   r"bytes \(0 switches on core 0\)")
+    # Another cache's item, another method, another URI: the app's.
+    assert get(port, "/b") == b"app /b"
+    assert get(port, "/a?x") == b"app /a?x"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("POST", "/a", body=b"")
+    assert conn.getresponse().read() == b"app /a"
+    conn.close()
+
+
+def test_check_cache_names_a_cache_that_must_exist(tmp_path):
+    with ugu("--check-cache=nope", "--cache2", "name=one,items=4",
+             "--http-socket", f"127.0.0.1:{free_port()}",
+             cwd=tmp_path) as p:
+        assert p.wait() == 1
+        p.wait_for_log(r"option 'check-cache': unable to find cache "
+                       r'"nope"')
+
+
+def test_check_cache_looks_in_the_cache_it_names(tmp_path, procs):
+    """uWSGI 2.0 checks that the cache exists, then looks in its first
+    cache whatever the name (README's differences)."""
+    (tmp_path / "app.py").write_text(CHECKED_APP)
+    port = free_port()
+    procs.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file", "app.py",
+              "--cache2", "name=one,items=10", "--cache2",
+              "name=two,items=10", "--check-cache=two", cwd=tmp_path)
+    support.wait_for_port(port)
+    get(port, "/set?/a")
+    get(port, "/set?/b,two")
+    assert get(port, "/a") == b"app /a"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert support.read_to_eof(s).endswith(b"\r\n\r\ncached /b")

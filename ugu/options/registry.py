@@ -544,6 +544,9 @@ OPTIONS = (
     _opt("load-file-in-cache-gzip", STR, "store a file gzipped in the "
          "caches at start-up, its path as the key ([CACHE ]PATH)", MASTER,
          repeat=True),
+    _opt("check-cache", STR, "answer a GET from the cache (empty or "
+         "bare: the first) when it holds a response at its REQUEST_URI: "
+         "the item, head and body, is sent as it is", CORE, optional=True),
     _opt("cache-use-last-modified", FLAG, "keep the time of the last "
          "change of the cache \"default\" (the stats' last_modified_at)",
          MASTER),
@@ -1772,11 +1775,12 @@ _INSTEAD = {
         "ugu's caches are local to the instance: it has no cache UDP "
         "servers or nodes to sync with (remove it)"),
     **dict.fromkeys(
-        ("check-cache", "http-use-cache", "fastrouter-use-cache",
+        ("http-use-cache", "fastrouter-use-cache",
          "rawrouter-use-cache", "sslrouter-use-cache", "static-cache-paths",
          "static-cache-paths-name"),
-        "ugu's cache is the apps' (the uwsgi module's cache functions): "
-        "its server and routers answer nothing from it (remove it)"),
+        "ugu's routers answer nothing from a cache, nor does its static "
+        "file lookup keep paths in one: remove it (`check-cache` answers "
+        "requests from the cache in the workers)"),
     "log-syslog": "ugu has no syslog logger: write `logger = file:PATH`, "
                   "or `logger = stdio` where systemd's journal or a pipe "
                   "collects the output",

@@ -95,6 +95,9 @@ class Shared:
         self.sharedareas = sharedarea.create_all(config)
         self.queue = queue.create(config)   # a queue.Queue, or None
         self.caches = cache.create_all(config)   # a cache.Caches, or None
+        if config["check-cache"] is not None:
+            from ugu.vassal import checkcache
+            checkcache.named(config, self.caches)
         self.spoolers = spooler.Spoolers.from_config(config)
         self.uwsgi_signals = None   # made once the sockets are bound
         self.metrics = None     # a metrics.Metrics, made after them

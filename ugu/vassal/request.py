@@ -466,16 +466,23 @@ def _choose_app(ex):
 
 
 def body_admission(config):
-    """What handle() does with a request's body before serving it,
-    chosen once: a function that takes the exchange and answers False
-    when the request ended there (limit-post, post-buffering), or None."""
-    if config["limit-post"] and config["post-buffering"]:
-        return lambda ex: _within_limit(ex) and _buffer_body(ex)
+    """What handle() does with a request before serving it, chosen once:
+    a function that takes the exchange and answers False when the
+    request ended there (limit-post, check-cache, post-buffering, in
+    uWSGI's order), or None."""
+    steps = []
     if config["limit-post"]:
-        return _within_limit
+        steps.append(_within_limit)
+    if config["check-cache"] is not None:
+        from ugu.vassal import checkcache
+        steps.append(checkcache.admission(config))
     if config["post-buffering"]:
-        return _buffer_body
-    return None
+        steps.append(_buffer_body)
+    if not steps:
+        return None
+    if len(steps) == 1:
+        return steps[0]
+    return lambda ex: all(step(ex) for step in steps)
 
 
 # What uWSGI's parser says of a request whose body is over limit-post.
