@@ -1,6 +1,6 @@
 """Options of a worker's requests and ends, each run on ugu and on the
 real uWSGI with the same app and clients: no-threads-wait,
-check-interval."""
+check-interval, reload-on-fd and brutal-reload-on-fd."""
 
 import http.client
 import os
@@ -20,7 +20,7 @@ SLOW_APP = textwrap.dedent('''
     def application(environ, start_response):
         print("app: started " + environ["PATH_INFO"], flush=True)
         # Core 0's request ends first, well before the other's.
-        time.sleep(0.5 if environ["uwsgi.core"] == 0 else 3)
+        time.sleep(0.5 if environ.get("uwsgi.core", 0) == 0 else 3)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"done"]
 ''')
@@ -101,3 +101,71 @@ def test_check_interval_spaces_the_masters_checks(
                    r"all !!! \*\*\*")
     assert least < time.monotonic() - touched < most
     p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("option, value, said, how", [
+    ("--reload-on-fd", "0:2 poked", r"fd 0 ready: poked", "gracefully"),
+    ("--brutal-reload-on-fd", "0", r"fd 0 ready !!!", "brutally")])
+def test_a_readable_descriptor_reloads_the_instance(
+        tmp_path, start_server, server, option, value, said, how):
+    """Its bytes read (SIZE at a time) and said; one reload for what
+    came at once, however many reads it takes.  (stdin, kept open by
+    honour-stdin, is the descriptor the test can pass.)"""
+    read_end, write_end = os.pipe()
+    try:
+        (tmp_path / "app.py").write_text(SLOW_APP)
+        port = support.free_port()
+        p = start_server(server, ["--http-socket", f"127.0.0.1:{port}",
+                                  "--wsgi-file", "app.py", "--master",
+                                  "--honour-stdin", option, value],
+                         cwd=tmp_path, stdin=read_end)
+        support.wait_for_port(port)
+        kind = "graceful" if how == "gracefully" else "brutal"
+        size = 2 if ":2" in value else 1
+        p.wait_for_log(rf"added {kind} reload monitor for fd 0 \(read "
+                       rf"size: {size}\)")
+        os.write(write_end, b"abcd")
+        date = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"
+        p.wait_for_log(rf"{date} - \*\*\* {said} \*\*\*\n"
+                       rf"\.\.\.{how} killing workers\.\.\.")
+        p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+        p.wait_for_log(r"reload monitor for fd 0", count=2)
+        log = p.output()
+        assert log.count("binary reloading uWSGI") == 1
+        assert log.count(said) == 4 // size
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_descriptor_at_its_end_is_no_longer_watched(tmp_path, procs):
+    """uWSGI 2.0 finds it ready for ever, reloading again and again
+    (README's differences); ugu says so once and reloads nothing."""
+    read_end, write_end = os.pipe()
+    try:
+        (tmp_path / "app.py").write_text(SLOW_APP)
+        port = support.free_port()
+        p = procs.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+                      "app.py", "--master", "--honour-stdin",
+                      "--reload-on-fd", "0", cwd=tmp_path, stdin=read_end)
+        support.wait_for_port(port)
+        p.wait_for_log(r"added graceful reload monitor for fd 0")
+        os.close(write_end)
+        write_end = None
+        p.wait_for_log(r"\[reload-on-fd\] fd 0 ended: no longer watched")
+        assert support.get_body(port, "/") == b"done", p.output()
+        assert "killing workers" not in p.output()
+    finally:
+        os.close(read_end)
+        if write_end is not None:
+            os.close(write_end)
+
+
+def test_a_descriptor_not_open_is_refused(tmp_path, procs):
+    p = procs.ugu("--http-socket", f"127.0.0.1:{support.free_port()}",
+                  "--master", "--brutal-reload-on-fd", "57:4 x",
+                  cwd=tmp_path)
+    assert p.wait() == 1
+    p.wait_for_log(r"option 'brutal-reload-on-fd': descriptor 57 is not "
+                   r"open \(Bad file descriptor\): start ugu with it open")

@@ -1603,6 +1603,13 @@ OPTIONS = (
          default=False),
     _opt("emperor-pidfile", STR, "write the Emperor's pid to the file",
          EMPEROR),
+    _opt("reload-on-fd", STR, "reload gracefully when the inherited "
+         "descriptor is readable (FD[:SIZE][ MESSAGE]: SIZE bytes read "
+         "each time, 1 by default; MESSAGE said)", MASTER, repeat=True,
+         needs_master=True),
+    _opt("brutal-reload-on-fd", STR, "reload brutally when the inherited "
+         "descriptor is readable (FD[:SIZE][ MESSAGE], as reload-on-fd)",
+         MASTER, repeat=True, needs_master=True),
     _opt("check-interval", INT, "set the interval (in seconds) of the "
          "master's checks: workers (harakiri, memory), touched files, "
          "cheaper, idle (default 1)", MASTER, default=0, minimum=0,

@@ -937,6 +937,8 @@ class Master:
         self.crons = crons
         self.touch = None           # a TouchWatch once the first spawn
         self.fsmon = None           # a FsMonitor, with fs-reload
+        # reloadfd.ReloadFd each, with reload-on-fd, brutal-reload-on-fd.
+        self.reload_fds = []
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
         self.zerg_server = zerg_server  # a ZergServer, `zerg-server`
@@ -994,6 +996,9 @@ class Master:
         # file is said after the spawn lines.
         self.touch = TouchWatch(self.config, self.route_signal)
         self.fsmon = FsMonitor.from_config(self.config)
+        if self.config["reload-on-fd"] or self.config["brutal-reload-on-fd"]:
+            from ugu.vassal import reloadfd
+            self.reload_fds = reloadfd.from_config(self.config)
         self.shared.hooks.watch_touches()
         if self.zerg_server:
             # Once the workers run, as uWSGI's master starts it.
@@ -1068,7 +1073,7 @@ class Master:
                     if source not in (self.fifo, self.shared.link,
                                       self.logpipe, self.fsmon,
                                       self.zerg_server, *woken,
-                                      *signal_ends):
+                                      *signal_ends, *self.reload_fds):
                         self.stats.answer(source)
             if self.zerg_server in ready:
                 self.zerg_server.answer()
@@ -1078,6 +1083,8 @@ class Master:
                 self.handle_emperor_message()
             if self.fsmon in ready:
                 self.handle_fs_event()
+            if self.reload_fds:
+                self._reload_fds_ready(ready)
             if self.pending_exit is not None:
                 # The children that die from now on are buried by finish(),
                 # each with its line, also those quicker than this loop.
@@ -1095,9 +1102,22 @@ class Master:
     def _link_fds(self):
         fds = [f for f in (self.shared.link, self.fifo, self.logpipe,
                            self.fsmon, self.zerg_server) if f]
+        fds += self.reload_fds
         if self.stats:
             fds += self.stats.waiting()
         return fds + self._cheap_socks()
+
+    def _reload_fds_ready(self, ready):
+        """reload-on-fd, brutal-reload-on-fd: a descriptor ready reloads
+        (read as uWSGI reads it); one that ended is dropped."""
+        from ugu.vassal import reloadfd
+        for watch in [w for w in self.reload_fds if w in ready]:
+            if reloadfd.ready(watch):
+                if self.pending_exit is None:
+                    self.begin_reload(graceful=watch.graceful)
+                reloadfd.drain(watch)
+            if watch.fd < 0:
+                self.reload_fds.remove(watch)
 
     def _cheap_socks(self):
         """The worker sockets, watched while cheap mode waits for a
