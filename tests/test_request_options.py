@@ -169,3 +169,43 @@ def test_a_descriptor_not_open_is_refused(tmp_path, procs):
     assert p.wait() == 1
     p.wait_for_log(r"option 'brutal-reload-on-fd': descriptor 57 is not "
                    r"open \(Bad file descriptor\): start ugu with it open")
+
+
+STUBBORN_MULE = textwrap.dedent('''
+    import signal, uwsgi
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    print("mule up", flush=True)
+    while True:
+        uwsgi.mule_get_msg()
+''')
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_touch_mules_reload_respawns_the_mules(tmp_path, start_server,
+                                               server):
+    """SIGHUP for each mule, each respawned unsaid; one that ignores it
+    is killed past mule-reload-mercy."""
+    (tmp_path / "mule.py").write_text("import uwsgi\nprint('mule up', "
+                                      "flush=True)\nwhile True:\n"
+                                      "    uwsgi.mule_get_msg()\n")
+    (tmp_path / "stubborn.py").write_text(STUBBORN_MULE)
+    trigger = tmp_path / "trigger"
+    trigger.touch()
+    os.utime(trigger, (1, 1))
+    p = serve(start_server, server, tmp_path, SLOW_APP, "--master",
+              "--mule=mule.py", "--mule=stubborn.py",
+              "--mule-reload-mercy", "1", "--touch-mules-reload",
+              str(trigger))
+    p.wait_for_log(r"mule up", count=2)
+    # uWSGI's master reads the file's time at its first check, a
+    # second into its loop: a touch before it would go unseen.
+    time.sleep(1.5)
+    os.utime(trigger)
+    p.wait_for_log(r"\*\*\* .*trigger has been touched\.\.\. mules reload "
+                   r"!!! \*\*\*")
+    p.wait_for_log(r"spawned uWSGI mule 1 ", count=2)
+    p.wait_for_log(r"mule 2 \(pid: \d+\) is taking too much time to "
+                   r"die\.\.\.NO MERCY !!!")
+    p.wait_for_log(r"spawned uWSGI mule 2 ", count=2)
+    p.wait_for_log(r"mule up", count=4)
+    assert "OOOPS" not in p.output()

@@ -493,6 +493,9 @@ OPTIONS = (
          MASTER, repeat=True, needs_master=True),
     _opt("touch-workers-reload", STR, "reload only the workers when the "
          "file is touched", MASTER, repeat=True, needs_master=True),
+    _opt("touch-mules-reload", STR, "reload the mules (SIGHUP, then a "
+         "respawn) when the file is modified/touched", MASTER, repeat=True,
+         needs_master=True),
     _opt("fs-reload", STR, "gracefully reload when the file or directory "
          "(one of its entries) changes, seen through inotify", MASTER,
          repeat=True, needs_master=True),

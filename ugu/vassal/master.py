@@ -896,6 +896,9 @@ class Child:
         self.recycling = False  # asked to stop: respawn at once
         self.quiet = False      # ... and say nothing when it has stopped
         self.harakiri_tries = 0  # harakiri signals sent it so far
+        # A mule asked to reload (touch-mules-reload): when it is
+        # SIGKILLed if still alive.
+        self.no_mercy_at = None
 
 
 class Master:
@@ -1260,6 +1263,27 @@ class Master:
             else:
                 self.recycle(child)
 
+    def reload_mules(self):
+        """touch-mules-reload: each mule is sent SIGHUP, and respawned
+        at once, unsaid, when it ends; one alive past mule-reload-mercy
+        is SIGKILLed, as uWSGI's master curses them."""
+        for child in self.children.values():
+            if child.kind == "mule" and not child.stopping and \
+                    child.no_mercy_at is None:
+                child.no_mercy_at = (time.monotonic()
+                                     + self.config["mule-reload-mercy"])
+                self._kill(child.pid, signal.SIGHUP)
+
+    def _mules_without_mercy(self):
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.kind == "mule" and child.no_mercy_at is not None \
+                    and not child.stopping and child.no_mercy_at < now:
+                log.verbose(f"mule {child.number} (pid: {child.pid}) is "
+                            f"taking too much time to die...NO MERCY !!!")
+                child.no_mercy_at = math.inf
+                self._kill(child.pid, signal.SIGKILL)
+
     def touched_reload(self):
         self.begin_reload(graceful=True)
 
@@ -1502,6 +1526,10 @@ class Master:
         must not fork without rest)."""
         if child.stopping:
             return
+        if child.no_mercy_at is not None:
+            # Reloaded (touch-mules-reload): back at once, unsaid.
+            self.respawn_at[("mule", child.number)] = time.monotonic()
+            return
         log.log(f"OOOPS mule {child.number} (pid: {child.pid}) "
                 f"crippled...trying respawn...")
         self.respawn_at[("mule", child.number)] = max(
@@ -1556,6 +1584,8 @@ class Master:
         self.check_workers()
         if self.config["mule-harakiri"]:
             self.check_mules()
+        if self.config["touch-mules-reload"]:
+            self._mules_without_mercy()
         self.daemons.tick()
         self.crons.tick(int(time.time()))
         if self.shared.caches:

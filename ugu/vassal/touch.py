@@ -1,7 +1,7 @@
-"""`touch-reload`, `touch-workers-reload`, `touch-chain-reload`,
-`touch-logrotate`, `touch-logreopen`, `touch-exec`: act when a file's
-modification time changes, or when it appears or disappears, as uWSGI
-does.  The master polls the files once a second.
+"""`touch-reload`, `touch-workers-reload`, `touch-mules-reload`,
+`touch-chain-reload`, `touch-logrotate`, `touch-logreopen`, `touch-exec`:
+act when a file's modification time changes, or when it appears or
+disappears, as uWSGI does.  The master polls the files once a second.
 
 `touch-exec = FILE COMMAND` runs COMMAND through /bin/sh (in a session of
 its own, never waited for); without a command, uWSGI runs FILE itself.
@@ -21,6 +21,7 @@ ACTIONS = {
     "touch-logrotate": (None, "want_log_rotation"),
     "touch-logreopen": (None, "want_log_reopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
+    "touch-mules-reload": ("mules reload", "reload_mules"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
     # Said by TouchWatch once the command runs, or the signal raised.
     "touch-exec": (None, None),
