@@ -209,3 +209,26 @@ def test_touch_mules_reload_respawns_the_mules(tmp_path, start_server,
     p.wait_for_log(r"spawned uWSGI mule 2 ", count=2)
     p.wait_for_log(r"mule up", count=4)
     assert "OOOPS" not in p.output()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_touch_spoolers_reload_kills_and_respawns_the_spooler(
+        tmp_path, start_server, server):
+    """uWSGI's spoolers ignore the SIGHUP; its mercy for them is none, so
+    the next check kills the spooler, and it is respawned."""
+    (tmp_path / "spool").mkdir()
+    trigger = tmp_path / "trigger"
+    trigger.touch()
+    os.utime(trigger, (1, 1))
+    p = serve(start_server, server, tmp_path, SLOW_APP, "--master",
+              "--spooler", str(tmp_path / "spool"),
+              "--touch-spoolers-reload", str(trigger))
+    p.wait_for_log(r"spawned the uWSGI spooler on dir ")
+    time.sleep(1.5)
+    os.utime(trigger)
+    p.wait_for_log(r"\*\*\* .*trigger has been touched\.\.\. spoolers "
+                   r"reload !!! \*\*\*")
+    p.wait_for_log(r" - spooler 1 \(pid: \d+\) is taking too much time to "
+                   r"die\.\.\.NO MERCY !!!")
+    p.wait_for_log(r"OOOPS the spooler is no more\.\.\.trying respawn\.\.\.")
+    p.wait_for_log(r"spawned the uWSGI spooler on dir ", count=2)

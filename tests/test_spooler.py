@@ -327,7 +327,7 @@ def test_a_task_one_server_spools_the_other_runs(start_server, tmp_path,
 
 
 def test_spooler_options_refused_by_name():
-    for name in ("spooler-external", "touch-spoolers-reload"):
+    for name in ("spooler-external",):
         with pytest.raises(ConfigError) as info:
             resolve([f"--{name}", "x"], {})
         assert info.value.option == name

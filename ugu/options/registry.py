@@ -493,6 +493,10 @@ OPTIONS = (
          MASTER, repeat=True, needs_master=True),
     _opt("touch-workers-reload", STR, "reload only the workers when the "
          "file is touched", MASTER, repeat=True, needs_master=True),
+    _opt("touch-spoolers-reload", STR, "reload the spoolers when the "
+         "file is modified/touched: killed (SIGKILL, a task cut short runs "
+         "again) and respawned, as by uWSGI", MASTER, repeat=True,
+         needs_master=True),
     _opt("touch-mules-reload", STR, "reload the mules (SIGHUP, then a "
          "respawn) when the file is modified/touched", MASTER, repeat=True,
          needs_master=True),
@@ -1715,9 +1719,6 @@ _INSTEAD = {
     "spooler-external": "ugu's spoolers run only the folders of their own "
                         "instance (`spooler = DIR`): give the instance "
                         "that runs the folder's spooler the tasks",
-    "touch-spoolers-reload": "uWSGI 2.0's spoolers ignore the SIGHUP it "
-                             "sends them; touch-reload reloads the "
-                             "instance, spoolers with it",
     "master-as-root": "ugu's master jails itself and drops to uid and "
                       "gid, before binding, and every process it forks "
                       "inherits that: remove it (hook-as-root and "

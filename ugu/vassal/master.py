@@ -896,8 +896,8 @@ class Child:
         self.recycling = False  # asked to stop: respawn at once
         self.quiet = False      # ... and say nothing when it has stopped
         self.harakiri_tries = 0  # harakiri signals sent it so far
-        # A mule asked to reload (touch-mules-reload): when it is
-        # SIGKILLed if still alive.
+        # A mule or spooler asked to reload (touch-mules-reload,
+        # touch-spoolers-reload): when it is SIGKILLed if still alive.
         self.no_mercy_at = None
 
 
@@ -1274,13 +1274,30 @@ class Master:
                                      + self.config["mule-reload-mercy"])
                 self._kill(child.pid, signal.SIGHUP)
 
-    def _mules_without_mercy(self):
+    def reload_spoolers(self):
+        """touch-spoolers-reload: as uWSGI's master, SIGHUP, which the
+        spoolers ignore, then SIGKILL at its next check (a spooler's
+        mercy is 0 there), and the respawn of any spooler that died;
+        the task it ran stays in its folder and runs again."""
+        for child in self.children.values():
+            if child.kind == "spooler" and not child.stopping and \
+                    child.no_mercy_at is None:
+                child.no_mercy_at = time.monotonic()
+                self._kill(child.pid, signal.SIGHUP)
+
+    def _without_mercy(self):
+        """The mules and spoolers asked to reload and still alive past
+        their mercy: SIGKILLed, said as uWSGI says it (its spooler's
+        number is the spooler's own here, not uWSGI's count of mules
+        plus one), from 1."""
         now = time.monotonic()
         for child in self.children.values():
-            if child.kind == "mule" and child.no_mercy_at is not None \
-                    and not child.stopping and child.no_mercy_at < now:
-                log.verbose(f"mule {child.number} (pid: {child.pid}) is "
-                            f"taking too much time to die...NO MERCY !!!")
+            if child.no_mercy_at is not None and not child.stopping \
+                    and child.no_mercy_at < now:
+                number = child.number + (child.kind == "spooler")
+                log.verbose(f"{child.kind} {number} (pid: {child.pid}) "
+                            f"is taking too much time to die...NO MERCY "
+                            f"!!!")
                 child.no_mercy_at = math.inf
                 self._kill(child.pid, signal.SIGKILL)
 
@@ -1584,8 +1601,9 @@ class Master:
         self.check_workers()
         if self.config["mule-harakiri"]:
             self.check_mules()
-        if self.config["touch-mules-reload"]:
-            self._mules_without_mercy()
+        if self.config["touch-mules-reload"] or \
+                self.config["touch-spoolers-reload"]:
+            self._without_mercy()
         self.daemons.tick()
         self.crons.tick(int(time.time()))
         if self.shared.caches:

@@ -1,7 +1,8 @@
 """`touch-reload`, `touch-workers-reload`, `touch-mules-reload`,
-`touch-chain-reload`, `touch-logrotate`, `touch-logreopen`, `touch-exec`:
-act when a file's modification time changes, or when it appears or
-disappears, as uWSGI does.  The master polls the files once a second.
+`touch-spoolers-reload`, `touch-chain-reload`, `touch-logrotate`,
+`touch-logreopen`, `touch-exec`: act when a file's modification time
+changes, or when it appears or disappears, as uWSGI does.  The master
+polls the files once a second.
 
 `touch-exec = FILE COMMAND` runs COMMAND through /bin/sh (in a session of
 its own, never waited for); without a command, uWSGI runs FILE itself.
@@ -22,6 +23,7 @@ ACTIONS = {
     "touch-logreopen": (None, "want_log_reopen"),
     "touch-workers-reload": ("workers reload", "reload_workers"),
     "touch-mules-reload": ("mules reload", "reload_mules"),
+    "touch-spoolers-reload": ("spoolers reload", "reload_spoolers"),
     "touch-chain-reload": ("chain reload", "touched_chain"),
     # Said by TouchWatch once the command runs, or the signal raised.
     "touch-exec": (None, None),
