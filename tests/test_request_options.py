@@ -232,3 +232,14 @@ def test_touch_spoolers_reload_kills_and_respawns_the_spooler(
                    r"die\.\.\.NO MERCY !!!")
     p.wait_for_log(r"OOOPS the spooler is no more\.\.\.trying respawn\.\.\.")
     p.wait_for_log(r"spawned the uWSGI spooler on dir ", count=2)
+
+
+@pytest.mark.parametrize("option, why", [
+    ("propagate-touch", "an app's own touch-reload file"),
+    ("backtrace-depth=5", "the C backtrace uWSGI logs")])
+def test_the_options_ugu_leaves_out_say_why(option, why):
+    from ugu.options.errors import ConfigError
+    from ugu.options.resolve import resolve
+    with pytest.raises(ConfigError) as info:
+        resolve([f"--{option}"], {})
+    assert why in str(info.value)

@@ -1719,6 +1719,15 @@ _INSTEAD = {
     "spooler-external": "ugu's spoolers run only the folders of their own "
                         "instance (`spooler = DIR`): give the instance "
                         "that runs the folder's spooler the tasks",
+    "propagate-touch": "it changes only how a worker ends when an app's "
+                       "own touch-reload file (the UWSGI_TOUCH_RELOAD "
+                       "var of a dynamic app) changes, which ugu does not "
+                       "watch: remove it (touch-reload and "
+                       "touch-workers-reload reload the instance or its "
+                       "workers)",
+    "backtrace-depth": "it sets the depth of the C backtrace uWSGI logs "
+                       "when a process crashes (SIGSEGV); ugu's "
+                       "processes log no such backtrace: remove it",
     "master-as-root": "ugu's master jails itself and drops to uid and "
                       "gid, before binding, and every process it forks "
                       "inherits that: remove it (hook-as-root and "
