@@ -540,3 +540,19 @@ def test_check_cache_looks_in_the_cache_it_names(tmp_path, procs):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         assert support.read_to_eof(s).endswith(b"\r\n\r\ncached /b")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_check_cache_answers_through_a_uwsgi_socket(tmp_path, start_server,
+                                                    server):
+    (tmp_path / "app.py").write_text(CHECKED_APP)
+    port, http_port = free_port(), free_port()
+    start_server(server, ["--socket", f"127.0.0.1:{port}", "--http-socket",
+                          f"127.0.0.1:{http_port}", "--wsgi-file", "app.py",
+                          "--cache2", "name=one,items=10", "--check-cache="],
+                 cwd=tmp_path)
+    support.wait_for_port(port)
+    support.wait_for_port(http_port)
+    get(http_port, "/set?/a")
+    assert support.uwsgi_request(port, "/a") == (
+        b"HTTP/1.0 200 OK\r\nX-From: cache\r\n\r\ncached /a")

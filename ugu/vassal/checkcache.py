@@ -50,14 +50,22 @@ def admission(config):
 
 
 def _send(ex, value):
+    """The item as the socket's protocol writes a body (a FastCGI or
+    SCGI socket in its records); on an HTTP socket as it is, and the
+    connection ends there, its response unframed by HTTP."""
     from ugu.vassal import request
+    from ugu.vassal.transport import RawTransport
     transport = ex.transport
     ex.status = 500
+    raw = isinstance(transport, RawTransport)
     try:
-        transport.conn.sendall(value)
+        if raw:
+            transport.write(value)
+        else:
+            transport.conn.sendall(value)
         ex.body_size = len(value)
     except OSError as e:
         request.ClientWriteError(WRITE_BODY, e).log(ex)
-    # The response had no framing of HTTP's: the connection ends here.
-    transport.conn = None
+    if not raw:
+        transport.conn = None
     request.account(ex)
