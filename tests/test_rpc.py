@@ -4,9 +4,13 @@ uWSGI with the same app; a call to another instance over the uwsgi
 protocol (modifier1 173), between ugu and uWSGI both ways; rpc-max; a
 worker's own functions."""
 
+import socket
+import threading
+
 import pytest
 
 from tests.evalapp import one, run, start
+from ugu import protocol
 from tests.support import free_port
 
 
@@ -120,3 +124,45 @@ def test_a_remote_call_over_the_packets_limit(start_server, tmp_path):
         == "None"
     p.wait_for_log(r"RPC packet length overflow!!! Must be less than or "
                    r"equal to 65535, have 70009\n")
+
+
+def _greedy_node(length, offered):
+    """A fake node that answers a call with the long form saying
+    `length` bytes follow, then offers `offered` bytes; (its port, its
+    thread, a list that gets how many bytes the caller took before it
+    hung up)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    taken = []
+
+    def answer():
+        with listener:
+            conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            block = protocol.encode_vars(
+                [(b"CONTENT_LENGTH", str(length).encode())])
+            conn.sendall(protocol.HEADER.pack(173, len(block), 5) + block)
+            sent, chunk = 0, b"z" * 65536
+            try:
+                while sent < offered:
+                    sent += conn.send(chunk)
+            except OSError:
+                pass
+            taken.append(sent)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread, taken
+
+
+def test_a_long_answer_the_memory_cannot_hold(start_server, tmp_path,
+                                              server):
+    """A node that announces more bytes than this machine can hold: uWSGI
+    asks for the whole buffer at once, is refused and hangs up; ugu
+    likewise, rather than reading what the node sends until it runs out of
+    memory."""
+    p, port = start(start_server, tmp_path, server)
+    node, thread, taken = _greedy_node(1 << 60, 256 << 20)
+    assert one(port, f"uwsgi.rpc('127.0.0.1:{node}', b'hello')") == "None"
+    thread.join(10)
+    assert taken and taken[0] < 64 << 20

@@ -144,7 +144,35 @@ def _answer(conn):
         return body
     found = dict(protocol.decode_vars(body))
     length = int(found.get(b"CONTENT_LENGTH", b"0") or 0)
-    return _read_exactly(conn, length)
+    return _read_long(conn, length)
+
+
+def _read_long(conn, size):
+    """`size` bytes into a buffer asked of the system whole before the
+    first is read, as uWSGI allocates it: a length the memory cannot
+    hold is refused at once, rather than read until the memory runs
+    out.  The pages are taken only as the bytes arrive."""
+    if size <= 0:
+        return b""
+    import mmap
+    try:
+        buffer = mmap.mmap(-1, size)
+    except (OSError, OverflowError, ValueError):
+        raise protocol.ProtocolError(
+            f"no memory for an answer of {size} bytes") from None
+    with buffer:
+        view = memoryview(buffer)
+        try:
+            pos = 0
+            while pos < size:
+                got = conn.recv_into(view[pos:], min(size - pos, 65536))
+                if not got:
+                    raise protocol.ProtocolError(
+                        "the node closed before its answer")
+                pos += got
+            return bytes(view)
+        finally:
+            view.release()
 
 
 def _read_exactly(conn, size):
