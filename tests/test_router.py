@@ -964,6 +964,17 @@ def test_400_log_line_quotes_the_bad_line_as_text(router):
     assert "bytearray(" not in router.log()
 
 
+def test_400_log_line_cuts_a_long_bad_line(router):
+    """uWSGI's router logs nothing for a malformed request; ugu's one line
+    quotes the first 100 characters of the bad line and its length, so a
+    client's 60 KiB line does not reach the log whole."""
+    exchange(router.port, b"GET /" + b"x" * 60000 + b" HTTP/1.1 e\r\n\r\n")
+    router.process.wait_for_log(
+        r"\] 400 illegal request line: 'GET /x{95}'\.\.\. "
+        r"\(60016 bytes\)\n")
+    assert "x" * 101 not in router.log()
+
+
 def test_vars_over_the_workers_buffer_size_are_named_in_the_log(router):
     """The worker drops a request whose vars exceed its buffer-size (4096
     bytes unless set) without a word to the router: the router's 502

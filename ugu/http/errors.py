@@ -11,9 +11,16 @@ import re
 
 import h11
 
-# h11 quotes the offending bytes as `bytearray(b'...')`, Python's spelling.
+# h11 quotes the offending bytes as `bytearray(b'...')` or `b'...'`,
+# Python's spellings.
 _BYTES_REPR = re.compile(r"""bytearray\((b'(?:[^'\\]|\\.)*'"""
-                         r"""|b"(?:[^"\\]|\\.)*")\)""")
+                         r"""|b"(?:[^"\\]|\\.)*")\)"""
+                         r"""|(?<!\w)(b'(?:[^'\\]|\\.)*'"""
+                         r"""|b"(?:[^"\\]|\\.)*")""")
+# Characters of the offending bytes a log line quotes: a client's 60 KiB
+# request line is cut, so that no client fills the log with its bytes
+# (uWSGI's router closes on a malformed request and logs nothing).
+MAX_QUOTED = 100
 
 
 class ClientGone(Exception):
@@ -126,6 +133,14 @@ def error_bytes(status, head_only=False, close=True):
 
 def h11_reason(error):
     """An h11 protocol error's message for a log line, the offending bytes
-    quoted as text: `illegal header line: 'Bad Header'`."""
-    return _BYTES_REPR.sub(
-        lambda m: repr(ast.literal_eval(m[1]).decode("latin-1")), str(error))
+    quoted as text: `illegal header line: 'Bad Header'`, cut after
+    MAX_QUOTED characters: `'GET /xxx'... (60016 bytes)`."""
+    return _BYTES_REPR.sub(_quoted, str(error))
+
+
+def _quoted(match):
+    data = ast.literal_eval(match[1] or match[2])
+    if len(data) <= MAX_QUOTED:
+        return repr(data.decode("latin-1"))
+    return (f"{data[:MAX_QUOTED].decode('latin-1')!r}... "
+            f"({len(data)} bytes)")
