@@ -246,6 +246,24 @@ def test_vars_are_uwsgis_http_socket_vars(procs, site, uwsgi_binary,
     assert our_log == their_log
 
 
+def test_an_http_1_0_request_gets_an_http_1_0_status_line(
+        procs, site, uwsgi_binary):
+    """uWSGI's http-socket answers in the request's protocol: HTTP/1.0
+    to HTTP/1.0 (what HTTP/1.0 clients read in any case).  (The plain
+    parser leaves HTTP/1.0 to h11.)"""
+    firsts = []
+    for argv in ([uwsgi_binary], support.UGU):
+        port = support.free_port()
+        server = procs.start(
+            [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+             "app.py"], cwd=site)
+        server.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+        raw = exchange(port, b"GET /old HTTP/1.0\r\n\r\n")
+        firsts.append(raw.partition(b"\r\n")[0])
+    assert firsts == [b"HTTP/1.0 200 OK"] * 2
+
+
 def test_a_file_wrapper_of_no_declared_length_arrives_whole(server):
     """HTTP/1.1 frames it in chunks around each sendfile()."""
     answer = requests.get(f"{server.url}/file", timeout=10)

@@ -295,11 +295,16 @@ class H11Transport:
                        if name.lower() != b"connection"]
             encoded.append((b"Connection", b"close"))
         try:
-            return self.h.send(h11.Response(
+            head = self.h.send(h11.Response(
                 status_code=int(code), headers=encoded,
                 reason=reason.encode("latin-1")))
         except h11.LocalProtocolError as e:
             raise Unsendable(h11_reason(e)) from None
+        if self.request.http_version == b"1.0":
+            # uWSGI answers in the request's protocol; h11 writes 1.1
+            # (and frames the response for HTTP/1.0 all the same).
+            head = b"HTTP/1.0" + head[8:]
+        return head
 
     def _body(self, data):
         if self.raw:
