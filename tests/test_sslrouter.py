@@ -131,3 +131,69 @@ def test_an_sni_name_never_leads_out_of_a_base_folder():
     assert sni_key("../admin") is None
     assert sni_key("x" * 256) is None
     assert sni_key(None) is None
+
+
+@pytest.fixture(scope="module")
+def site_cert(tmp_path_factory):
+    """(certificate, key) files of a second name, site.example."""
+    folder = tmp_path_factory.mktemp("sslrouter-site")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-subj", "/CN=site.example", "-days", "1",
+                    "-keyout", folder / "key.pem", "-out",
+                    folder / "cert.pem"], check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def _served_name(port, name):
+    """The CN of the certificate the router shows a client asking for
+    `name`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with context.wrap_socket(raw, server_hostname=name) as s:
+        der = s.getpeercert(binary_form=True)
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    subject = subprocess.run(["openssl", "x509", "-noout", "-subject"],
+                             input=pem, capture_output=True, text=True,
+                             check=True).stdout
+    return subject.rpartition("=")[2].strip()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_announce_adds_a_context_for_its_name(start_server, nodes, cert,
+                                                 site_cert, tmp_path,
+                                                 server):
+    """An announce with sni_key and sni_crt (files on the router's
+    machine) gives clients asking for its key's name (before any ':')
+    that certificate; others keep the router's own; a second announce
+    with other files changes nothing; files that do not load add
+    nothing.  ugu refuses sni_ca: Python gives a connection another
+    context without its request for a client certificate."""
+    node = nodes()
+    udp = free_udp_port()
+    proc, front = _sslrouter(
+        start_server, server, cert, "--sslrouter-sni",
+        "--sslrouter-subscription-server", f"127.0.0.1:{udp}")
+    crt, key = (str(path).encode() for path in site_cert)
+    address = f"127.0.0.1:{node.port}".encode()
+    send(udp, Announce(SUBSCRIBE, b"site.example:8443", address,
+                       sni_key=key, sni_crt=crt))
+    proc.wait_for_log(r"added SSL context for site\.example\n")
+    base = str(cert[0]).encode()
+    send(udp, Announce(SUBSCRIBE, b"site.example:8443", address,
+                       sni_key=str(cert[1]).encode(), sni_crt=base))
+    missing = str(tmp_path / "none.pem").encode()
+    send(udp, Announce(SUBSCRIBE, b"other.example", address,
+                       sni_key=missing, sni_crt=missing))
+    proc.wait_for_log(r'DANGER unable to initialize context for '
+                      r'"other\.example"\n')
+    if server == "ugu":
+        send(udp, Announce(SUBSCRIBE, b"ca.example", address,
+                           sni_key=key, sni_crt=crt, sni_ca=base))
+        proc.wait_for_log(r'no SSL context added for "ca\.example": ugu '
+                          r'cannot ask clients for a certificate by name')
+        assert _served_name(front, "ca.example") == "localhost"
+    assert _served_name(front, "site.example") == "site.example"
+    assert _served_name(front, "other.example") == "localhost"
+    assert _served_name(front, None) == "localhost"

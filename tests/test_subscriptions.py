@@ -105,8 +105,28 @@ def test_parse_subscribe2():
         subscription.parse_subscribe2("server=127.0.0.1:4000", [])
     with pytest.raises(ConfigError, match="unknown item 'colour=red'"):
         subscription.parse_subscribe2("server=a:1,key=k,colour=red", [])
-    with pytest.raises(ConfigError, match="needs TLS"):
+    with pytest.raises(ConfigError, match="signs the announces"):
         subscription.parse_subscribe2("server=a:1,key=k,sign=x", [])
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_subscribe2_names_the_sni_files(start_server, tmp_path, app,
+                                        server):
+    """sni_key, sni_crt and sni_ca go in the announce as given, for a TLS
+    router to add a context of the key's name (test_sslrouter)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(20)
+        port = support.free_port()
+        start_server(server, [
+            "--master", "--socket", f"127.0.0.1:{port}", "--wsgi-file",
+            str(app), "--subscribe2",
+            f"server=127.0.0.1:{udp.getsockname()[1]},key=s.example,"
+            f"sni_key=/k.pem,sni_crt=/c.pem,sni_ca=/ca.pem"])
+        announce = subscription.decode(udp.recv(4096))
+    assert (announce.key, announce.sni_key, announce.sni_crt,
+            announce.sni_ca) == (b"s.example", b"/k.pem", b"/c.pem",
+                                 b"/ca.pem")
 
 
 def test_keys_file(tmp_path):

@@ -27,6 +27,7 @@ MAX_PACKET = 4096
 # uWSGI refuses longer keys and addresses (its slots hold 255 bytes).
 MAX_NAME = 0xFF
 _NUMBERS = ("modifier1", "modifier2", "cores", "load", "weight")
+_FILES = ("sni_key", "sni_crt", "sni_ca")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,12 @@ class Announce:
     cores: int = 0
     load: int = 0
     weight: int = 0
+    # Files on the router's machine: the key and certificate (and the
+    # client CA) of a TLS context for the key's name, which a TLS router
+    # adds for clients asking for that name (SNI), as uWSGI's does.
+    sni_key: bytes = b""
+    sni_crt: bytes = b""
+    sni_ca: bytes = b""
 
 
 def encode(announce):
@@ -48,6 +55,8 @@ def encode(announce):
     pairs = [(b"key", announce.key), (b"address", announce.address)]
     pairs += [(name.encode(), b"%d" % getattr(announce, name))
               for name in _NUMBERS]
+    pairs += [(name.encode(), getattr(announce, name)) for name in _FILES
+              if getattr(announce, name)]
     return protocol.encode(pairs, MODIFIER_SUBSCRIPTION, announce.command)
 
 
@@ -72,7 +81,8 @@ def decode(data):
     # As uWSGI keeps them: one byte each.
     numbers["modifier1"] %= 256
     numbers["modifier2"] %= 256
-    return Announce(command, key, address, **numbers)
+    files = {name: pairs.get(name.encode(), b"") for name in _FILES}
+    return Announce(command, key, address, **numbers, **files)
 
 
 def _number(text):
@@ -98,6 +108,9 @@ class Subscription:
     keys_file: str | None = None
     # subscribe2's check=FILE: nothing is sent while the file exists.
     check: str | None = None
+    # subscribe2's sni_key, sni_crt and sni_ca: files on the router's
+    # machine, for a TLS context of the key's name (see Announce).
+    sni: tuple = ()
 
     def keys(self):
         """(key, modifier1) pairs to announce."""
@@ -170,20 +183,21 @@ def _socket_by_number(number, socket_names, option):
 
 
 _SUBSCRIBE2_KEYS = ("server", "key", "socket", "addr", "weight",
-                    "modifier1", "modifier2", "check")
-_SUBSCRIBE2_REFUSED = ("sign", "sni_key", "sni_crt", "sni_ca")
+                    "modifier1", "modifier2", "check", *_FILES)
+_SUBSCRIBE2_REFUSED = ("sign",)
 
 
 def parse_subscribe2(text, socket_names, option="subscribe2"):
     """A Subscription of `subscribe2 = server=...,key=...[,socket=N]
-    [,addr=ADDR][,weight=N][,modifier1=N][,modifier2=N][,check=FILE]`."""
+    [,addr=ADDR][,weight=N][,modifier1=N][,modifier2=N][,check=FILE]
+    [,sni_key=FILE,sni_crt=FILE[,sni_ca=FILE]]`."""
     items = {}
     for item in split_escaped(text, ","):
         name, eq, value = item.partition("=")
         if name in _SUBSCRIBE2_REFUSED:
             raise ConfigError(
-                f"'{name}' needs TLS in the subscription system, which "
-                f"ugu does not have: remove it", option=option)
+                f"'{name}' signs the announces, which ugu cannot do: "
+                f"remove it", option=option)
         if not eq or name not in _SUBSCRIBE2_KEYS:
             raise ConfigError(
                 f"unknown item '{item}' (write key=value items among "
@@ -201,7 +215,9 @@ def parse_subscribe2(text, socket_names, option="subscribe2"):
         _number(items.get("modifier1", "").encode()) % 256,
         _number(items.get("modifier2", "").encode()) % 256,
         None if weight is None else _number(weight.encode()),
-        check=items.get("check"))
+        check=items.get("check"),
+        sni=tuple((name, items[name].encode()) for name in _FILES
+                  if items.get(name)))
 
 
 class Server:

@@ -3,8 +3,12 @@ client's TLS, and then is a rawrouter's session over it (ugu.router.
 rawserver); imported once gevent has patched the process.
 """
 
+import functools
+import os
 import ssl
 
+from ugu.log import log, verbose
+from ugu.options.errors import ConfigError
 from ugu.router.rawserver import Rawrouter, RawSession
 from ugu.router.sslrouter import GATEWAY, NAME, sni_key
 from ugu.router.tls import TlsChannel
@@ -48,14 +52,57 @@ class Sslrouter(Rawrouter):
 
     def __init__(self, settings, listeners, index):
         super().__init__(settings, listeners, index)
-        if settings.sni:
-            for listener in listeners:
-                # The `sni` options' callback keeps the name too.
-                if listener.tls is not None and \
-                        listener.tls.sni_callback is None:
-                    listener.tls.sni_callback = _keep_name
+        # The contexts subscriptions added, by name (bytes).
+        self.contexts = {}
+        if self.table is not None:
+            self.table.sni = self.add_context
+        for listener in listeners:
+            if listener.tls is not None:
+                listener.tls.sni_callback = functools.partial(
+                    self._sni, listener.tls.sni_callback)
 
+    def _sni(self, by_options, tls, name, context):
+        """A client asked for `name`: the certificate the `sni` options
+        give it (`by_options`, their callback, where set), else the
+        context a subscription added for it, serves it, as uWSGI's first
+        context for a name wins (the options' are added at start-up);
+        with sslrouter-sni the name is kept on the connection for its
+        key."""
+        if self.settings.sni:
+            tls.sni = name
+        if by_options is not None:
+            by_options(tls, name, context)
+            if tls.context is not context:
+                return
+        found = self.contexts.get(sni_key(name)) if name else None
+        if found is not None:
+            tls.context = found
 
-def _keep_name(tls, name, context):
-    """The SNI name, kept on the connection for its key."""
-    tls.sni = name
+    def add_context(self, name, announce):
+        """The context of an announce's sni_crt and sni_key files for
+        clients asking for `name`, as uWSGI's adds it; whether it loaded
+        (the first one added for a name stays).  One with sni_ca is
+        refused (said in the log)."""
+        from ugu.sslcontext import server_context
+        text = name.decode("latin-1")
+        if announce.sni_ca:
+            # Python switches a connection's context without its verify
+            # mode: the CA would ask no client for a certificate.
+            log(f'[uwsgi-ssl] no SSL context added for "{text}": ugu '
+                f'cannot ask clients for a certificate by name (sni_ca); '
+                f'announce without sni_ca, or give the sslrouter line '
+                f'the CA')
+            return False
+        try:
+            context = server_context(
+                text, announce.sni_crt.decode("latin-1"),
+                announce.sni_key.decode("latin-1"), "")
+        except ConfigError as e:
+            log(e.reason)
+            log(f'[uwsgi-ssl] DANGER unable to initialize context for '
+                f'"{text}"')
+            return False
+        self.contexts.setdefault(name, context)
+        verbose(f"[uwsgi-sni for pid {os.getpid()}] added SSL context for "
+                f"{text}")
+        return True

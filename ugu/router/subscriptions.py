@@ -73,6 +73,9 @@ class Pool:
     def __init__(self, key):
         self.key = key
         self.nodes = []
+        # Whether an announce's TLS context for the key's name was added
+        # (then later announces' files are not read again, as in uWSGI).
+        self.sni = False
 
 
 class Table:
@@ -85,6 +88,10 @@ class Table:
         self.pools = {}
         self.clock = clock
         self.pid = os.getpid()
+        # A TLS router's sni(name, announce): adds a context for a
+        # subscribed key's name from the files an announce names, and
+        # says whether it did.
+        self.sni = None
 
     def announce(self, announce):
         if announce.command == SUBSCRIBE:
@@ -105,10 +112,15 @@ class Table:
         for node in pool.nodes:
             if node.name == name:
                 node.refresh(announce, now)
-                return
-        pool.nodes.append(SubscribedNode(announce, now))
-        log(f"[uwsgi-subscription for pid {self.pid}] {text} => new node: "
-            f"{name}")
+                break
+        else:
+            pool.nodes.append(SubscribedNode(announce, now))
+            log(f"[uwsgi-subscription for pid {self.pid}] {text} => new "
+                f"node: {name}")
+        if (self.sni is not None and not pool.sni and announce.sni_key
+                and announce.sni_crt):
+            # The name a client asks for has no port.
+            pool.sni = self.sni(key.partition(b":")[0], announce)
 
     def _unsubscribe(self, announce):
         pool = self.pools.get(announce.key)

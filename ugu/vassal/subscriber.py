@@ -89,7 +89,7 @@ class Subscriber:
         address = sub.address or self.default_address
         data = subscription.encode(Announce(
             command, key.encode(), address.encode(), modifier1,
-            sub.modifier2, self.cores, 0, weight))
+            sub.modifier2, self.cores, 0, weight, **dict(sub.sni)))
         unix = sub.server.startswith("/")
         try:
             sock = self._socket(unix)
