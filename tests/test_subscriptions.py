@@ -182,6 +182,36 @@ def test_unsubscribe_and_tolerance_drop_nodes(capfd):
             "3 seconds)") in err
 
 
+def test_the_server_resolves_no_name(monkeypatch):
+    """An announced name is resolved when a request first goes to its
+    node, in that request's greenlet, never by the subscription server,
+    whose every announce would wait on a slow resolver (uWSGI resolves
+    none: its nodes are numeric IPv4)."""
+    asked = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def getaddrinfo(host, port, *args, **kw):
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 ("127.0.0.1", listener.getsockname()[1]))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    table = _table()
+    _announce(table, b"node.example:3031")
+    _announce(table, b"127.0.0.1:3032")
+    _announce(table, b"[::1]:3033")
+    _announce(table, b"/run/node.sock")
+    assert asked == []
+    named, _, ipv6, _ = table.pool(b"k").nodes
+    with listener:
+        for _ in range(2):
+            backend = named.connect(5)
+            assert backend.sock.getpeername() == listener.getsockname()
+            backend.close()
+    assert asked == ["node.example"]
+    assert ipv6.address == ("::1", 3033)
+
+
 def test_hash_key_is_uwsgis():
     """The numbers the real uWSGI printed for these keys."""
     from ugu.options.expand import djb33x

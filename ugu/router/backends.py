@@ -74,16 +74,31 @@ class Node:
     max_backoff = MAX_BACKOFF
 
     def __init__(self, address):
+        # (host, port) of a name still to resolve, at the next connect.
+        self._name = None
         if isinstance(address, str):
             self.family = socket.AF_UNIX
             self.address = abstract.sockaddr(address)
             self.label = address
         else:
             host, port = address
-            self.family, self.address = _resolve(host, port)
             self.label = f"{host}:{port}"
+            self._set_address(host, port)
         self.retry_at = 0.0
         self.backoff = self.first_backoff
+
+    def _set_address(self, host, port):
+        """A numeric host is taken as it is; a name is resolved now, and
+        if that fails, again at each connect until it succeeds."""
+        family = numeric_family(host)
+        if family is not None:
+            self.family, self.address = family, (host.strip("[]"), port)
+            return
+        try:
+            self.family, self.address = _resolve(host, port)
+        except OSError:
+            self.family, self.address = socket.AF_INET, (host, port)
+            self._name = (host, port)
 
     def connect(self, timeout):
         backend = self.start_connect()
@@ -99,14 +114,13 @@ class Node:
         """A Backend whose handshake has begun, without waiting for it;
         OSError when the node refuses at once.  Its packet goes out in
         one write: no TCP_NODELAY (set_nodelay) unless in parts."""
+        if self._name is not None:
+            # Through the patched socket module, gevent's resolver: the
+            # request waits, the router's other connections do not.
+            self.family, self.address = _resolve(*self._name)
+            self._name = None
         backend = Backend(self.family)
-        try:
-            err = backend.sock.connect_ex(self.address)
-        except UnicodeError:
-            # A host no resolver takes (a label over 63 bytes): Python's
-            # idna codec says so, where a resolver says gaierror.
-            backend.close()
-            raise _unknown_name() from None
+        err = backend.sock.connect_ex(self.address)
         if err and err not in _STILL_CONNECTING:
             backend.close()
             raise OSError(err, os.strerror(err))
@@ -131,18 +145,30 @@ def _reason(error):
     return error.strerror or str(error) or type(error).__name__
 
 
+def numeric_family(host):
+    """The family of a numeric host (IPv4, or IPv6 in brackets or not),
+    None for a name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host.strip("[]") if
+                             family == socket.AF_INET6 else host)
+        except (OSError, ValueError):
+            continue
+        return family
+    return None
+
+
 def _resolve(host, port):
-    """Family and address, resolved once so that no request waits on a
-    name lookup."""
+    """Family and address of a name, so that no request waits on a name
+    lookup once it succeeded; gaierror when it does not."""
     try:
         # A host idna cannot encode (a label over 63 bytes) is no name
         # either: checked here, as gevent's resolver thread would print
         # its UnicodeError's traceback.
         host.encode("idna")
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        # Left to connect(), which fails and logs it per request.
-        return socket.AF_INET, (host, port)
+    except UnicodeError:
+        raise _unknown_name() from None
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     family, _, _, _, address = info[0]
     return family, address
 

@@ -22,7 +22,8 @@ from ugu import subscription
 from ugu.http.errors import BadGateway, NotFound
 from ugu.log import log
 from ugu.options.expand import djb33x
-from ugu.router.backends import Node, Nodes, _LOCAL_ERRORS
+from ugu.router.backends import (Node, Nodes, _LOCAL_ERRORS,
+                                 numeric_family)
 from ugu.subscription import MAX_PACKET, SUBSCRIBE
 
 # uWSGI's slots are a table of this many lists, the key's hash modulo it:
@@ -41,6 +42,16 @@ class SubscribedNode(Node):
         self.weight = max(announce.weight, 1)
         self.wrr = 0
         self.last_check = now
+
+    def _set_address(self, host, port):
+        """A name is resolved at the node's first connect, by the request
+        that makes it: the subscription server, which reads every
+        announce in turn, waits on no resolver."""
+        if numeric_family(host) is not None:
+            super()._set_address(host, port)
+        else:
+            self.family, self.address = socket.AF_INET, (host, port)
+            self._name = (host, port)
 
     def refresh(self, announce, now):
         self.last_check = now
