@@ -49,8 +49,8 @@ import setproctitle
 from ugu import UWSGI_VERSION, log
 from ugu.options import sources
 from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, reqlog,
-                        request, rpc, sharedarea, signals, spooler, websocket,
-                        worker)
+                        request, rpc, rwlocks, sharedarea, signals, spooler,
+                        websocket, worker)
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -476,7 +476,12 @@ def _lock_number(number):
 
 def lock(number=0):
     _lock_number(number)
-    _state.lock.acquire()
+    if rwlocks.cooperative():
+        # A gevent worker: the holder may be a greenlet of this process,
+        # which must run to unlock (uWSGI's worker hangs there).
+        rwlocks.wait_turns(lambda: _state.lock.acquire(False))
+    else:
+        _state.lock.acquire()
     _HOLDER.pack_into(_state.holder, 0, os.getpid())
 
 

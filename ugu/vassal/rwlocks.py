@@ -19,9 +19,11 @@ nothing.  What must not happen is a write under the thread's own read
 lock: asking for the write lock there raises (see `WouldDeadlock`).
 """
 
+import errno
 import fcntl
 import os
 import struct
+import sys
 import threading
 
 # struct flock: l_type, l_whence, l_start, l_len, l_pid (0 for OFD locks).
@@ -39,19 +41,39 @@ class Locks:
     def __init__(self, name, count):
         self.fd = os.memfd_create(f"ugu-{name}-locks")
         os.ftruncate(self.fd, max(count, 1))
-        self.local = threading.local()
+        # Made in each process at its first lock, once a gevent worker
+        # has patched threading: its greenlets are then owners apart.
+        self.local = None
+        self.pid = None
+        self.cooperative = False
 
     def _state(self):
-        """This thread's file and the locks it holds: opened again after
-        a fork, so that a child never shares its parent's locks."""
+        """This thread's (greenlet's) file and the locks it holds: opened
+        again after a fork, so that a child never shares its parent's
+        locks."""
+        if self.pid != os.getpid():
+            self.local, self.pid = threading.local(), os.getpid()
+            self.cooperative = cooperative()
         found = getattr(self.local, "owner", None)
-        if found is None or found.pid != os.getpid():
+        if found is None:
             found = self.local.owner = _Owner(self.fd)
         return found
 
     def _lock(self, state, number, kind):
-        fcntl.fcntl(state.fd, fcntl.F_OFD_SETLKW,
-                    _FLOCK.pack(kind, os.SEEK_SET, number, 1, 0))
+        flock = _FLOCK.pack(kind, os.SEEK_SET, number, 1, 0)
+        if not self.cooperative or kind == fcntl.F_UNLCK:
+            fcntl.fcntl(state.fd, fcntl.F_OFD_SETLKW, flock)
+            return
+
+        def try_once():
+            try:
+                fcntl.fcntl(state.fd, fcntl.F_OFD_SETLK, flock)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+            return True
+        wait_turns(try_once)
 
     def rlock(self, number):
         """Take lock `number` to read; True if this call took it (and
@@ -86,6 +108,24 @@ class Locks:
 
     def writing(self, number):
         return _Held(self, number, self.wlock)
+
+
+def cooperative():
+    """Whether this process is a gevent worker's (threading patched): a
+    wait for a lock must then let its other greenlets run, the holder
+    among them."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")
+
+
+def wait_turns(try_once):
+    """Until try_once() succeeds, the other greenlets run between tries:
+    a lock shared with other processes gives gevent nothing to wait on."""
+    import gevent
+    delay = 0.001
+    while not try_once():
+        gevent.sleep(delay)
+        delay = min(delay * 2, 0.02)
 
 
 class _Owner:
