@@ -81,11 +81,11 @@ def test_own_500_and_404_carry_the_pages(procs, tmp_path):
     p.wait_for_log(r"spawned uWSGI worker 1")
     support.wait_for_port(port)
     failed = http_get(port, "/fail")
-    assert failed.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert failed.startswith(b"HTTP/1.0 500 Internal Server Error\r\n")
     assert b"Content-Type: text/html\r\n" in failed
     assert failed.endswith(b"\r\n\r\n" + PAGE)
     gone = http_get(port, "/gone")
-    assert gone.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert gone.startswith(b"HTTP/1.0 404 Not Found\r\n")
     assert b"Content-Length: 15\r\n" in gone
     assert gone.endswith(b"\r\n\r\n<p>not here</p>")
     assert http_get(port, "/").endswith(b"\r\n\r\napp")

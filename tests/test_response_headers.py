@@ -122,9 +122,9 @@ def test_an_http_socket_and_the_exceptions_page_get_them_too(site, procs):
     support.wait_for_port(port)
     status, headers, body = ask_http(port, "/a.txt")
     assert (status, headers["x-added"], body) == (
-        "HTTP/1.1 200 OK", "two", b"static\n")
+        "HTTP/1.0 200 OK", "two", b"static\n")
     status, headers, body = ask_http(port, "/raise")
-    assert status == "HTTP/1.1 500 Internal Server Error"
+    assert status == "HTTP/1.0 500 Internal Server Error"
     assert headers["content-type"] == "text/added"
     # The response routes ran on it too.
     assert headers["x-seen"] == "[] []"

@@ -635,9 +635,9 @@ def test_routes_on_a_served_response(tmp_path, procs, uwsgi_binary):
             head_of(port, b"/")
     ugu = server  # the last one: the rest is ugu's own
     assert head_of(port, b"/b102").startswith(
-        b"HTTP/1.1 500 Internal Server Error\r\n")
+        b"HTTP/1.0 500 Internal Server Error\r\n")
     ugu.wait_for_log(r"response refused: .*102")
-    assert head_of(port, b"/").startswith(b"HTTP/1.1 200 OK")
+    assert head_of(port, b"/").startswith(b"HTTP/1.0 200 OK")
     assert ugu.output().count("route ran for /b102") == 1
     assert "Traceback" not in ugu.output()
 
