@@ -118,6 +118,30 @@ def test_fallback_config_after_a_failed_bind(request, tmp_path, server):
     assert "!!! Fallback config to " in daemon_log.read_text()
 
 
+@BOTH
+@pytest.mark.parametrize("hook", [
+    ["--hook-asap", "exec:false"],
+    pytest.param(["--hook-as-user", "exec:false"], marks=AS_ROOT),
+    ["--hook-pre-app", "exec:false"],
+    ["--hook-post-fork", "exec:false"],
+], ids=["asap", "as-user", "pre-app", "post-fork"])
+def test_fallback_config_after_a_fatal_hook(request, tmp_path, server,
+                                            hook):
+    """A fatal hook that ends the instance with status 1 in the process
+    it started as (without a master, worker 1 is that process) falls
+    back, as uWSGI's exit(1) does."""
+    fallback = write_ini(tmp_path / "f.ini", uwsgi=[("iprint", "fallen"),
+                                                    ("exit", 0)])
+    (tmp_path / "app.py").write_text(APP)
+    done = _run(server, request, [
+        "--fallback-config", str(fallback), "--http-socket",
+        f"127.0.0.1:{free_port()}", "--wsgi-file", "app.py", *hook],
+        tmp_path)
+    assert "FATAL hook failed, destroying instance" in done.stderr
+    assert (done.returncode, done.stdout) == (0, "fallen\n"), done.stderr
+    assert "!!! Fallback config to " in done.stderr
+
+
 def test_a_fallback_that_fails_again_ends_the_chain(tmp_path):
     """A fallback-config already started in this chain of fallbacks is
     not started again: the instance exits 1 saying so.  uWSGI starts it
@@ -247,7 +271,7 @@ def test_max_vars_on_an_http_socket(procs, tmp_path):
             s.sendall(b"GET / HTTP/1.0\r\n" + b"".join(
                 b"X-%d: a\r\n" % i for i in range(headers)) + b"\r\n")
             return support.read_to_eof(s)
-    assert get(2).startswith(b"HTTP/1.1 200")
+    assert get(2).startswith(b"HTTP/1.0 200")
     assert get(20).startswith(b"HTTP/1.1 431")
 
 

@@ -11,7 +11,7 @@ import sys
 
 from ugu import UWSGI_VERSION, __version__, proc
 from ugu.options import registry, sources
-from ugu.options.errors import ConfigError, ConfigExit
+from ugu.options.errors import ConfigError, ConfigExit, FatalExit
 from ugu.options.resolve import resolve
 
 EXIT_CONFIG = 1
@@ -47,6 +47,8 @@ def main(argv=None):
         for line in e.announce:
             print(line, file=sys.stderr)
         status, fallback = e.status, e.fallback
+    except FatalExit as e:
+        status = e.status
     except ConfigError as e:
         for error in e.errors:
             print(f"ugu: {error}", file=sys.stderr)

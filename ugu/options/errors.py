@@ -38,6 +38,17 @@ class ConfigExit(Exception):
         self.status = status
 
 
+class FatalExit(Exception):
+    """A failure that ends the instance with `status` in the process ugu
+    started as (a fatal hook before the master runs): raised to the
+    command line, which then starts fallback-config, as uWSGI's exit
+    does."""
+
+    def __init__(self, status):
+        super().__init__(status)
+        self.status = status
+
+
 class ConfigErrors(ConfigError):
     """Several problems of one configuration; its file, line and option
     are the first one's, so that a reader of one error still finds it."""

@@ -23,12 +23,15 @@ import socket
 import stat
 import sys
 
-from ugu import log
-from ugu.options.errors import ConfigError
+from ugu import log, proc
+from ugu.options.errors import ConfigError, FatalExit
 from ugu.vassal import shell
 from ugu.vassal.touch import mtime
 
 EXIT_FAILED = 1
+# The process ugu started as: a fatal exit there goes through the
+# command line (see _exit_failed).
+_STARTED_AS = os.getpid()
 
 # Option suffix -> (the phase's name in uWSGI's lines, whether a failed
 # hook ends the instance).
@@ -510,6 +513,11 @@ def _touch_hook(value):
 
 
 def _exit_failed():
+    """Exit 1: in the process ugu started as (or the daemon daemonize
+    made of it), through the command line, for fallback-config to follow
+    as it follows uWSGI's exit; elsewhere at once."""
+    if os.getpid() in (_STARTED_AS, proc.daemon_pid()):
+        raise FatalExit(EXIT_FAILED)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_FAILED)
