@@ -347,6 +347,21 @@ def test_refusals(args, said):
     assert done.returncode == 1 and said in done.stderr, done.stderr
 
 
+@BOTH
+@pytest.mark.parametrize("args, status", [
+    (["--need-plugin", "nosuch", "--exit=3"], 1),
+    (["--exit=3", "--need-plugin", "nosuch"], 3),
+], ids=["need-plugin-first", "exit-first"])
+def test_need_plugin_acts_where_it_is_read(request, tmp_path, server, args,
+                                           status):
+    """A missing plugin ends the start as its line is read: before an
+    `exit` after it, never after one before it."""
+    done = _run(server, request, args, tmp_path)
+    assert done.returncode == status
+    assert ('"nosuch"' in done.stderr or "'nosuch'" in done.stderr) == \
+        (status == 1)
+
+
 def test_need_plugins_and_plugins_dir_accepted(tmp_path):
     done = subprocess.run([*UGU, "--need-plugins", "python3,http",
                            "--plugins-dir", str(tmp_path), "--plugin-dir",

@@ -119,6 +119,8 @@ class Reader:
             self.errors += self._strict_errors(entry)
         if opt and opt.immediate:
             self._immediate(opt, entry)
+        elif opt and opt.name == "need-plugins":
+            self._need_plugins(entry)
 
     def _strict_errors(self, entry):
         found = key_errors([entry], strict=True)
@@ -211,6 +213,17 @@ class Reader:
             # process it replaced.
             from ugu.vassal import privileges
             privileges.immediate(opt.name, entry.value)
+
+    def _need_plugins(self, entry):
+        """uWSGI loads a needed plugin as the line is read: one missing
+        ends the start there, before an `exit` after it.  A value still
+        to expand is checked once it is, with the others."""
+        if re.search(r"[%$@]\(", entry.value):
+            return
+        for name in registry.plugin_names(entry.value):
+            if not registry.built_in_plugin(name):
+                raise ConfigError(registry.missing_plugin(name),
+                                  entry.file, entry.line, entry.key)
 
     def _open_block(self, opt, entry):
         if self.block:

@@ -1656,6 +1656,18 @@ def built_in_plugin(name):
     return bool(_BUILT_IN_PLUGIN.fullmatch(name))
 
 
+def plugin_names(value):
+    """The names of a `plugins` or `need-plugins` line, as uWSGI splits
+    it."""
+    return [n for n in re.split(r"[\s,]+", value) if n]
+
+
+def missing_plugin(name):
+    """Why plugin `name` cannot be loaded (not one ugu has built in)."""
+    return (f"plugin '{name}' is not part of ugu: python, http, gevent "
+            "and logfile are built in (remove the others from the line)")
+
+
 def lookup(name):
     """The Option called `name` (or one of its aliases), else None."""
     return BY_NAME.get(name)

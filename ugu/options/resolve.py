@@ -644,13 +644,11 @@ def _to_toggle(entry):
 def _to_plugins(entry):
     """The names of a `plugins` line, as uWSGI splits it; each must be one
     that ugu has built in."""
-    names = [n for n in re.split(r"[\s,]+", entry.value) if n]
+    names = registry.plugin_names(entry.value)
     for name in names:
         if not registry.built_in_plugin(name):
-            raise ConfigError(
-                f"plugin '{name}' is not part of ugu: python, http, gevent "
-                "and logfile are built in (remove the others from the line)",
-                entry.file, entry.line, entry.key)
+            raise ConfigError(registry.missing_plugin(name), entry.file,
+                              entry.line, entry.key)
     return names
 
 
