@@ -212,6 +212,16 @@ def test_the_server_resolves_no_name(monkeypatch):
     assert ipv6.address == ("::1", 3033)
 
 
+def test_sni_files_a_router_without_tls_by_name_says_it_leaves(capfd):
+    table = _table()
+    for _ in range(2):
+        table.announce(Announce(SUBSCRIBE, b"s.example:443", b"127.0.0.1:1",
+                                sni_key=b"/k.pem", sni_crt=b"/c.pem"))
+    said = capfd.readouterr().err
+    assert said.count('no SSL context added for "s.example": only an '
+                      'sslrouter takes sni_key and sni_crt') == 1
+
+
 def test_hash_key_is_uwsgis():
     """The numbers the real uWSGI printed for these keys."""
     from ugu.options.expand import djb33x

@@ -128,10 +128,18 @@ class Table:
             pool.nodes.append(SubscribedNode(announce, now))
             log(f"[uwsgi-subscription for pid {self.pid}] {text} => new "
                 f"node: {name}")
-        if (self.sni is not None and not pool.sni and announce.sni_key
-                and announce.sni_crt):
+        if not pool.sni and announce.sni_key and announce.sni_crt:
             # The name a client asks for has no port.
-            pool.sni = self.sni(key.partition(b":")[0], announce)
+            name = key.partition(b":")[0]
+            if self.sni is not None:
+                pool.sni = self.sni(name, announce)
+            else:
+                # Said once per pool: only the sslrouter serves TLS by
+                # the name a client asks for.
+                log(f'[uwsgi-subscription for pid {self.pid}] no SSL '
+                    f'context added for "{name.decode("latin-1")}": '
+                    f'only an sslrouter takes sni_key and sni_crt')
+                pool.sni = True
 
     def _unsubscribe(self, announce):
         pool = self.pools.get(announce.key)
