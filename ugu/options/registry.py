@@ -1121,6 +1121,9 @@ OPTIONS = (
     _opt("http-zerg", STR, "the HTTP router also serves the sockets of "
          "the zerg server at PATH (at the first start; a reload keeps "
          "them)", HTTP, repeat=True),
+    _opt("http-processes", INT, "prefork this many HTTP router "
+         "processes, sharing its sockets", HTTP, default=1,
+         aliases=("http-workers",)),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "

@@ -52,8 +52,9 @@ class Corerouter:
     # The class serving one connection.
     session = None
 
-    def __init__(self, settings, listeners, index):
+    def __init__(self, settings, listeners, index, mesh=None):
         self.settings = settings
+        self.mesh = mesh
         self.listeners = listeners
         self.index = index
         self.sessions = 0
@@ -86,8 +87,12 @@ class Corerouter:
         self.cheap = self.settings.cheap
         if not self.cheap:
             self.accepting.set()
-        servers = [SubscriptionServer(l.sock, self.table)
+        peers = self.mesh.peers(self.index) if self.mesh else ()
+        servers = [SubscriptionServer(l.sock, self.table, peers, self.name)
                    for l in self.subscribed]
+        if self.mesh:
+            servers.append(SubscriptionServer(self.mesh.inbox(self.index),
+                                              self.table))
         for server in servers:
             server.start()
         greenlets = [gevent.spawn(self._accept, l)

@@ -14,30 +14,34 @@ import sys
 from ugu import proc
 
 
-def run(config, listeners, backends, index):
+def run(config, listeners, backends, index, mesh=None):
     """Serve HTTP on `listeners` ((socket, ssl.SSLContext, Redirect or
     None) pairs), forwarding to `backends` (("host", port) tuples or unix
-    socket paths), until a stop signal; then exit the process."""
+    socket paths), until a stop signal; then exit the process.  `mesh`:
+    the links to the router's other processes (ugu.router.mesh), or
+    None."""
     _patch_stdlib()
     from ugu.router.server import serve
     from ugu.router.settings import Settings
 
     proc.set_title(config, f"uWSGI http {index}")
-    serve(Settings.from_config(config), listeners, backends)
+    serve(Settings.from_config(config), listeners, backends, index, mesh)
     sys.stdout.flush()
     sys.stderr.flush()
     # A forked child: the parent's exit handlers are not ours to run.
     os._exit(0)
 
 
-def run_corerouter(config, listeners, index, gateway, server, settings):
+def run_corerouter(config, listeners, index, gateway, server, settings,
+                   mesh=None):
     """Serve as `gateway` `index` (the fastrouter, rawrouter or
     sslrouter) on `listeners` until a stop signal, then exit the process:
     `server()` gives the router's class, from a module imported once
-    gevent has patched the standard library."""
+    gevent has patched the standard library; `mesh` links it to the
+    router's other processes (ugu.router.mesh), or is None."""
     _patch_stdlib()
     proc.set_title(config, f"{gateway} {index}")
-    server()(settings, listeners, index).serve()
+    server()(settings, listeners, index, mesh).serve()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -52,14 +52,19 @@ class Router:
             self.nodes = Nodes(backends, settings.connect_timeout)
 
 
-def serve(settings, listeners, backends):
-    """Serve until SIGINT, SIGTERM or SIGQUIT; `listeners`: (socket, its
-    context) pairs, as _acceptor takes them."""
+def serve(settings, listeners, backends, index=1, mesh=None):
+    """Serve until SIGINT, SIGTERM or SIGQUIT, as router process `index`;
+    `listeners`: (socket, its context) pairs, as _acceptor takes them;
+    `mesh`: the links to the other processes (ugu.router.mesh), or
+    None."""
     subscribed = any(isinstance(context, subscription.Server)
                      for _, context in listeners)
     router = Router(settings, backends, subscribed)
-    acceptors = [_acceptor(sock, router, context)
+    peers = mesh.peers(index) if mesh else ()
+    acceptors = [_acceptor(sock, router, context, peers)
                  for sock, context in listeners]
+    if mesh:
+        acceptors.append(SubscriptionServer(mesh.inbox(index), router.table))
     stopping = gevent.event.Event()
     for signum in STOP_SIGNALS:
         gevent.signal_handler(signum, stopping.set)
@@ -70,14 +75,14 @@ def serve(settings, listeners, backends):
         acceptor.close()
 
 
-def _acceptor(sock, router, context):
+def _acceptor(sock, router, context, peers=()):
     """`context`: None for `http`, an ssl.SSLContext for `https`, a
     redirect.Redirect for `http-to-https`, a subscription.Server for
     `http-subscription-server` (read, not accepted on)."""
     if context is None:
         return Acceptor(sock, router)
     if isinstance(context, subscription.Server):
-        return SubscriptionServer(sock, router.table)
+        return SubscriptionServer(sock, router.table, peers)
     if isinstance(context, Redirect):
         return RedirectAcceptor(sock, router, context)
     return TlsAcceptor(sock, router, context)

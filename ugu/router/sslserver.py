@@ -50,8 +50,8 @@ class SslSession(RawSession):
 class Sslrouter(Rawrouter):
     name, gateway, session = NAME, GATEWAY, SslSession
 
-    def __init__(self, settings, listeners, index):
-        super().__init__(settings, listeners, index)
+    def __init__(self, settings, listeners, index, mesh=None):
+        super().__init__(settings, listeners, index, mesh)
         # The contexts subscriptions added, by name (bytes).
         self.contexts = {}
         if self.table is not None:

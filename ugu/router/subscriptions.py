@@ -242,11 +242,14 @@ class SubscribedNodes(Nodes):
 
 class SubscriptionServer:
     """Reads the announces of one datagram socket into the table, in a
-    greenlet of its own."""
+    greenlet of its own; each also goes to `peers`, the router's other
+    processes (ugu.router.mesh), whose inboxes are read with none."""
 
-    def __init__(self, sock, table):
+    def __init__(self, sock, table, peers=(), name="http"):
         self.sock = sock
         self.table = table
+        self.peers = peers
+        self.name = name
         self.greenlet = None
 
     def start(self):
@@ -271,6 +274,9 @@ class SubscriptionServer:
             announce = subscription.decode(data)
             if announce is None:
                 continue
+            if self.peers:
+                from ugu.router.mesh import forward
+                forward(self.peers, data, self.name)
             try:
                 self.table.announce(announce)
             except Exception as e:

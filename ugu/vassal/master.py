@@ -269,6 +269,7 @@ def _run(config):
     # uWSGI's plugin starts.
     shared.carbon = carbon.Carbon.from_config(config,
                                               _worker_sockets(listeners))
+    meshes = _meshes(config)
     if masterless and has_router(config):
         if config["daemonize2"]:
             # uWSGI's router dies as daemonize2 leaves it behind.
@@ -276,11 +277,12 @@ def _run(config):
                               "die as the instance goes to the background: "
                               "set master = true, or use daemonize",
                               option="daemonize2")
-        _router_without_master(config, listeners)
+        _router_without_master(config, listeners, meshes.get("router"))
     for router in _corerouters(config) if masterless else ():
         for index in range(1, config[f"{router.NAME}-processes"] + 1):
             pid = fork_corerouter(config, listeners, router, index, parent=(
-                os.getpid() if _worker_sockets(listeners) else None))
+                os.getpid() if _worker_sockets(listeners) else None),
+                mesh=meshes.get(router.NAME))
             log.log(f"spawned {router.GATEWAY} {index} (pid: {pid})")
     if masterless and (has_router(config) or _corerouters(config)):
         if not _worker_sockets(listeners):
@@ -324,6 +326,7 @@ def _run(config):
         return _run_without_master(config, listeners, shared)
     master = Master(config, listeners, shared, start_cwd, daemons, crons,
                     subscriber, zerg_server, pools, emperor)
+    master.meshes = meshes
     return master.run()
 
 
@@ -529,6 +532,8 @@ def _bind_all(config, reloaded):
         raise ConfigError("the HTTP router serves the sockets of an "
                           "http-zerg server beside its own: add `http = "
                           "ADDR` (or remove http-zerg)", option="http-zerg")
+    if has_router(config) and config["http-processes"] < 1:
+        raise ConfigError("write 1 or more", option="http-processes")
     listeners += zerg.inherited(inherited, True)
     if config["http-zerg"] and not reloaded:
         listeners += zerg.attach_router(config)
@@ -820,19 +825,37 @@ def _end_without_master(config, listeners, hooks=None):
     return EXIT_OK
 
 
-def _router_without_master(config, listeners):
+def _router_without_master(config, listeners, mesh=None):
     """Where no master will, uWSGI forks its router at once.  The router
     dies with the process that forked it, unless that one has no workers
     to be and exits (0, after a warning) first: the router then serves
     on alone, orphaned, until it is signalled."""
     alone = not _worker_sockets(listeners)
-    pid = fork_router(config, listeners, 1,
-                      parent=None if alone else os.getpid())
-    log.log(f"spawned uWSGI http 1 (pid: {pid})")
+    for index in range(1, config["http-processes"] + 1):
+        pid = fork_router(config, listeners, index,
+                          parent=None if alone else os.getpid(), mesh=mesh)
+        log.log(f"spawned uWSGI http {index} (pid: {pid})")
+
+
+def _meshes(config):
+    """The links between the processes of each router that runs more
+    than one beside a subscription server (ugu.router.mesh), by the
+    kind of their Child ("router" for the HTTP router's)."""
+    wanted = []
+    if has_router(config) and config["http-subscription-server"]:
+        wanted.append(("router", config["http-processes"]))
+    for router in _corerouters(config):
+        if config[f"{router.NAME}-subscription-server"]:
+            wanted.append((router.NAME, config[f"{router.NAME}-processes"]))
+    wanted = [(kind, count) for kind, count in wanted if count > 1]
+    if not wanted:
+        return {}
+    from ugu.router.mesh import Mesh
+    return {kind: Mesh(count) for kind, count in wanted}
 
 
 def fork_router(config, listeners, index, parent=None, logmaster=None,
-                master=False):
+                master=False, mesh=None):
     """Fork router `index` serving every router address (`http`,
     `https`, `http-to-https`); its pid.  It dies with `parent` (a pid,
     ours) where one is given, the `master` where that is it."""
@@ -840,17 +863,19 @@ def fork_router(config, listeners, index, parent=None, logmaster=None,
                  if l.proto == sockets.ROUTER]
     backends = router_backends(config, listeners)
     return _fork_gateway(
-        config, lambda: run_router(config, addresses, backends, index),
+        config, lambda: run_router(config, addresses, backends, index,
+                                   mesh),
         parent, logmaster, master)
 
 
 def fork_corerouter(config, listeners, router, index, parent=None,
-                    logmaster=None, master=False):
+                    logmaster=None, master=False, mesh=None):
     """Fork process `index` of the corerouter `router` (its module); its
     pid.  It dies with `parent` (a pid, ours) where one is given, the
     `master` where that is it."""
     own = [l for l in listeners if l.proto == router.NAME]
-    return _fork_gateway(config, lambda: router.run(config, own, index),
+    return _fork_gateway(config,
+                         lambda: router.run(config, own, index, mesh),
                          parent, logmaster, master)
 
 
@@ -910,6 +935,8 @@ class Master:
         self.emperor = emperor
         # The instance's subscriptions to routers (`subscribe-to`), or None.
         self.subscriber = subscriber
+        # The links between a router's processes (see _meshes).
+        self.meshes = {}
         self.listeners = listeners
         self.shared = shared
         self.start_cwd = start_cwd
@@ -1036,8 +1063,10 @@ class Master:
         for mule_id in range(1, len(self.shared.mules or ()) + 1):
             self.spawn_mule(mule_id)
         if has_router(self.config):
-            # One router process serves every `http` and `https` address.
-            self.spawn_router(1)
+            # Each router process serves every `http` and `https`
+            # address.
+            for index in range(1, self.config["http-processes"] + 1):
+                self.spawn_router(index)
         for router in _corerouters(self.config):
             for index in range(1, self.config[f"{router.NAME}-processes"]
                                + 1):
@@ -1192,7 +1221,7 @@ class Master:
     def spawn_router(self, index, respawn=False):
         pid = fork_router(self.config, self.listeners, index,
                           parent=os.getpid(), logmaster=self.logmaster,
-                          master=True)
+                          master=True, mesh=self.meshes.get("router"))
         self.children[pid] = Child("router", index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
@@ -1200,7 +1229,8 @@ class Master:
     def spawn_corerouter(self, router, index, respawn=False):
         pid = fork_corerouter(self.config, self.listeners, router, index,
                               parent=os.getpid(), logmaster=self.logmaster,
-                              master=True)
+                              master=True,
+                              mesh=self.meshes.get(router.NAME))
         self.children[pid] = Child(router.NAME, index, pid)
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} {router.GATEWAY} {index} (pid: {pid})")
