@@ -117,3 +117,38 @@ def test_fastrouter_processes_pass_subscriptions_on(start_server, server):
     pids = re.findall(r"\[uwsgi-subscription for pid (\d+)\] b.example "
                       r"=> new node", router.output())
     assert len(set(pids)) == 2
+
+
+# http-stats
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_stats_server_lists_sockets_nodes_and_sessions(start_server, app,
+                                                       server):
+    front, stats, back = (support.free_port() for _ in range(3))
+    dead = support.free_port()
+    router = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}",
+        "--http-stats-server", f"127.0.0.1:{stats}",
+        "--http-to", f"127.0.0.1:{dead}", "--http-to", f"127.0.0.1:{back}",
+        "--socket", f"127.0.0.1:{back}", "--wsgi-file", str(app)])
+    router.wait_for_log(rf"\*\*\* http stats server enabled on "
+                        rf"127.0.0.1:{stats} fd: \d+ \*\*\*")
+    support.wait_for_port(front)
+    support.wait_for_port(stats)
+    for _ in range(2):
+        assert _get(front).status_code == 200
+    with socket.create_connection(("127.0.0.1", front), timeout=10) as s:
+        # A head begun: a session open in the process that took it.
+        s.sendall(b"GET / HTTP/1.1\r\n")
+        doc = support.wait_until(
+            lambda: (d := _stats(stats))["active_sessions"] and d,
+            timeout=10)
+    assert list(doc) == ["version", "pid", "uid", "gid", "cwd",
+                         "active_sessions", "http", "static_nodes", "cheap"]
+    assert doc["http"] == [f"127.0.0.1:{front}"]
+    assert doc["active_sessions"] == 1 and doc["cheap"] == 0
+    assert [n["name"] for n in doc["static_nodes"]] == [
+        f"127.0.0.1:{dead}", f"127.0.0.1:{back}"]
+    assert all(set(n) == {"name", "hits", "grace"}
+               for n in doc["static_nodes"])
+    assert doc["static_nodes"][0]["hits"] == 0

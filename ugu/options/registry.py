@@ -1124,6 +1124,9 @@ OPTIONS = (
     _opt("http-processes", INT, "prefork this many HTTP router "
          "processes, sharing its sockets", HTTP, default=1,
          aliases=("http-workers",)),
+    _opt("http-stats", STR, "run the HTTP router's stats server on the "
+         "address (served by its first process)", HTTP,
+         aliases=("http-stats-server", "http-ss")),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "

@@ -86,6 +86,10 @@ class Node:
             self._set_address(host, port)
         self.retry_at = 0.0
         self.backoff = self.first_backoff
+        # For the stats server: the requests it took, and the time it
+        # last failed.
+        self.hits = 0
+        self.failed_at = 0.0
 
     def _set_address(self, host, port):
         """A numeric host is taken as it is; a name is resolved now, and
@@ -129,8 +133,10 @@ class Node:
     def failed(self, now):
         self.retry_at = now + self.backoff
         self.backoff = min(self.backoff * 2, self.max_backoff)
+        self.failed_at = time.time()
 
     def succeeded(self):
+        self.hits += 1
         self.retry_at = 0.0
         self.backoff = self.first_backoff
 

@@ -36,8 +36,13 @@ HTTP_VERSIONS = (b"1.0", b"1.1")
 
 class ClientConnection:
     max_head = MAX_HEAD
+    # Whether it counts in the router's active_sessions (http-stats).
+    _counted = False
 
     def __init__(self, channel, address, listener_vars, router):
+        if router.counting:
+            router.sessions += 1
+            self._counted = True
         self.channel = channel
         self.listener_vars = listener_vars
         self.router = router
@@ -242,7 +247,14 @@ class ClientConnection:
     def close(self):
         if self._unread():
             self._drain()
+        self.end()
+
+    def end(self):
+        """Close the client's socket, now."""
         self.channel.close()
+        if self._counted:
+            self._counted = False
+            self.router.sessions -= 1
 
     def _drain(self):
         """Half-close, then read and drop until the client closes too."""

@@ -14,7 +14,6 @@ which Session serves a connection, and how a key finds its node
 """
 
 import _socket
-import json
 import os
 import socket
 import time
@@ -22,14 +21,12 @@ import time
 import gevent
 import gevent.event
 
-from ugu import UWSGI_VERSION
 from ugu.log import log
-from ugu.options.expand import djb33x
 from ugu.router.backends import Node, Nodes, _reason
 from ugu.router.channel import READ, Channel
 from ugu.router.server import STOP_SIGNALS
-from ugu.router.subscriptions import (_HASH_SLOTS, SubscribedNodes,
-                                      SubscriptionServer, Table, _address)
+from ugu.router.subscriptions import (SubscribedNodes, SubscriptionServer,
+                                      Table, _address)
 from ugu.vassal.sockets import parse_address
 
 # How long accepting pauses after an error such as EMFILE.
@@ -179,50 +176,21 @@ class Corerouter:
     def _stats_server(self):
         """The router's -stats, served by its first process, as in
         uWSGI; the greenlet that serves it, or None."""
-        address = self.settings.stats
-        if not address or self.index != 1:
+        if not self.settings.stats or self.index != 1:
             return None
-        where = parse_address(address, f"{self.name}-stats")
-        family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_UNIX and os.path.exists(where):
-            os.unlink(where)
-        try:
-            sock.bind(where)
-        except OSError as e:
-            log(f"[uwsgi-{self.name}] unable to bind the stats server on "
-                f"{address}: {e.strerror or e}")
-            sock.close()
-            return None
-        sock.listen(100)
-        log(f"*** {self.name} stats server enabled on {address} fd: "
-            f"{sock.fileno()} ***")
-        return gevent.spawn(self._serve_stats, sock)
-
-    def _serve_stats(self, sock):
-        while True:
-            try:
-                conn, _ = sock.accept()
-            except OSError:
-                continue
-            try:
-                conn.sendall(json.dumps(self.stats(), indent="\t").encode())
-            except OSError:
-                pass
-            finally:
-                conn.close()
+        from ugu.router import statsserver
+        return statsserver.start(self.settings.stats, self.name,
+                                 self.stats)
 
     def stats(self):
         """The stats document, with uWSGI's fields."""
-        doc = {"version": UWSGI_VERSION, "pid": os.getpid(),
-               "uid": os.getuid(), "gid": os.getgid(), "cwd": os.getcwd(),
-               "active_sessions": self.sessions,
-               self.name: [l.name.removeprefix("dgram:")
-                      for l in self.listeners]}
+        from ugu.router import statsserver
+        doc = statsserver.head(self.name, self.sessions,
+                               [l.name for l in self.listeners])
+        if self.settings.static:
+            doc["static_nodes"] = statsserver.static_nodes(self.nodes.nodes)
         if self.table is not None:
-            doc["subscriptions"] = [_pool_stats(pool)
-                                    for pool in self.table.pools.values()]
+            doc["subscriptions"] = statsserver.subscriptions(self.table)
         doc["cheap"] = int(bool(self.settings.cheap
                                 and not (self.table and self.table.pools)))
         return doc
@@ -241,15 +209,6 @@ class Pools(Table):
     def remove(self, pool, node):
         super().remove(pool, node)
         self.changed()
-
-
-def _pool_stats(pool):
-    return {"key": pool.key.decode("latin-1"),
-            "hash": djb33x(pool.key) % _HASH_SLOTS,
-            "nodes": [{"name": node.name, "modifier1": node.modifiers[0],
-                       "modifier2": node.modifiers[1],
-                       "weight": node.weight, "wrr": node.wrr}
-                      for node in pool.nodes]}
 
 
 class Session:

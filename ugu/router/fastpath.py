@@ -380,7 +380,7 @@ class FastPath:
     def close(self):
         self._close_backend()
         self._stop()
-        self.conn.channel.close()
+        self.conn.end()
 
 
 # Heads seen before, the client's and the worker's, and what they gave:

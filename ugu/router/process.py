@@ -14,18 +14,19 @@ import sys
 from ugu import proc
 
 
-def run(config, listeners, backends, index, mesh=None):
+def run(config, listeners, backends, index, mesh=None, names=()):
     """Serve HTTP on `listeners` ((socket, ssl.SSLContext, Redirect or
     None) pairs), forwarding to `backends` (("host", port) tuples or unix
     socket paths), until a stop signal; then exit the process.  `mesh`:
     the links to the router's other processes (ugu.router.mesh), or
-    None."""
+    None; `names`: the listeners' addresses, for the stats server."""
     _patch_stdlib()
     from ugu.router.server import serve
     from ugu.router.settings import Settings
 
     proc.set_title(config, f"uWSGI http {index}")
-    serve(Settings.from_config(config), listeners, backends, index, mesh)
+    serve(Settings.from_config(config), listeners, backends, index, mesh,
+          names)
     sys.stdout.flush()
     sys.stderr.flush()
     # A forked child: the parent's exit handlers are not ours to run.

@@ -42,6 +42,9 @@ class Router:
 
     def __init__(self, settings, backends, subscribed=False):
         self.settings = settings
+        # The client connections open, counted for the stats server.
+        self.counting = settings.stats is not None
+        self.sessions = 0
         self.table = None
         if subscribed:
             self.table = Table(settings.subscription_tolerance)
@@ -52,11 +55,11 @@ class Router:
             self.nodes = Nodes(backends, settings.connect_timeout)
 
 
-def serve(settings, listeners, backends, index=1, mesh=None):
+def serve(settings, listeners, backends, index=1, mesh=None, names=()):
     """Serve until SIGINT, SIGTERM or SIGQUIT, as router process `index`;
-    `listeners`: (socket, its context) pairs, as _acceptor takes them;
-    `mesh`: the links to the other processes (ugu.router.mesh), or
-    None."""
+    `listeners`: (socket, its context) pairs, as _acceptor takes them,
+    `names` their addresses as the config writes them; `mesh`: the links
+    to the other processes (ugu.router.mesh), or None."""
     subscribed = any(isinstance(context, subscription.Server)
                      for _, context in listeners)
     router = Router(settings, backends, subscribed)
@@ -70,9 +73,30 @@ def serve(settings, listeners, backends, index=1, mesh=None):
         gevent.signal_handler(signum, stopping.set)
     for acceptor in acceptors:
         acceptor.start()
+    stats = None
+    if settings.stats and index == 1:
+        # The first process's, as uWSGI's.
+        stats = _stats_server(router, names)
     stopping.wait()
+    if stats is not None:
+        stats.kill(block=False)
     for acceptor in acceptors:
         acceptor.close()
+
+
+def _stats_server(router, names):
+    from ugu.router import statsserver
+
+    def document():
+        doc = statsserver.head("http", router.sessions, names)
+        nodes = router.nodes
+        if router.table is None and router.settings.static_nodes:
+            doc["static_nodes"] = statsserver.static_nodes(nodes.nodes)
+        if router.table is not None:
+            doc["subscriptions"] = statsserver.subscriptions(router.table)
+        doc["cheap"] = 0
+        return doc
+    return statsserver.start(router.settings.stats, "http", document)
 
 
 def _acceptor(sock, router, context, peers=()):

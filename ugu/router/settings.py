@@ -38,6 +38,10 @@ class Settings:
     # Host without one (bytes, or None).
     subscription_tolerance: int = 17
     fallback_key: bytes | None = None
+    # The stats server's address (http-stats), or None.
+    stats: str | None = None
+    # Whether the nodes are http-to's (in the stats as static_nodes).
+    static_nodes: bool = False
 
     @classmethod
     def from_config(cls, config):
@@ -67,7 +71,9 @@ class Settings:
             proxy_protocol=(config["enable-proxy-protocol"]
                             or config["http-enable-proxy-protocol"]),
             subscription_tolerance=config["subscription-tolerance"],
-            fallback_key=_bytes(config["http-subscription-fallback-key"]))
+            fallback_key=_bytes(config["http-subscription-fallback-key"]),
+            stats=config["http-stats"] or None,
+            static_nodes=bool(config["http-to"]))
 
 
 def _bytes(text):

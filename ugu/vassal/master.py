@@ -859,12 +859,12 @@ def fork_router(config, listeners, index, parent=None, logmaster=None,
     """Fork router `index` serving every router address (`http`,
     `https`, `http-to-https`); its pid.  It dies with `parent` (a pid,
     ours) where one is given, the `master` where that is it."""
-    addresses = [(l.sock, l.tls) for l in listeners
-                 if l.proto == sockets.ROUTER]
+    own = [l for l in listeners if l.proto == sockets.ROUTER]
+    addresses = [(l.sock, l.tls) for l in own]
     backends = router_backends(config, listeners)
     return _fork_gateway(
-        config, lambda: run_router(config, addresses, backends, index,
-                                   mesh),
+        config, lambda: run_router(config, addresses, backends, index, mesh,
+                                   [l.name for l in own]),
         parent, logmaster, master)
 
 
