@@ -152,3 +152,116 @@ def test_stats_server_lists_sockets_nodes_and_sessions(start_server, app,
     assert all(set(n) == {"name", "hits", "grace"}
                for n in doc["static_nodes"])
     assert doc["static_nodes"][0]["hits"] == 0
+
+
+# The node mappers: http-use-pattern, http-use-base, http-use-socket;
+# and http-server-name-as-http-host.
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_use_pattern_maps_the_host_to_a_socket(start_server, app, server,
+                                               tmp_path):
+    front = support.free_port()
+    router = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}",
+        "--http-use-pattern", f"{tmp_path}/%s.sock",
+        "--http-server-name-as-http-host=1",
+        "--socket", f"{tmp_path}/a.example.sock", "--wsgi-file", str(app)])
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    reply = _get(front, "a.example")
+    assert (reply.status_code, reply.text) == (200, "a.example a.example")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_server_name_as_http_host_takes_hosts_place(start_server, server,
+                                                    tmp_path):
+    app = tmp_path / "order.py"
+    app.write_text(textwrap.dedent('''
+        def application(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            names = [k for k in environ if k.isupper()
+                     and (not k.startswith("UWSGI_") or k == "UWSGI_ROUTER")]
+            return [" ".join(names).encode(), b"|",
+                    environ.get("SERVER_NAME", "-").encode()]
+    '''))
+    front, back = support.free_port(), support.free_port()
+    router = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}",
+        "--http-server-name-as-http-host=true",
+        "--socket", f"127.0.0.1:{back}", "--wsgi-file", str(app)])
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    names, name = _get(front, "h.example").text.split("|")
+    assert name == "h.example"
+    names = names.split()
+    # Once, where the Host header is, as uWSGI's router puts it.
+    assert names.count("SERVER_NAME") == 1
+    assert names[names.index("SERVER_NAME") + 1] == "HTTP_HOST"
+    assert names.index("SERVER_NAME") > names.index("REMOTE_PORT")
+    raw = support.http10_get(front)
+    assert raw.endswith(b"|-")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_use_socket_picks_the_instances_socket(start_server, app, server):
+    front, http, back = (support.free_port() for _ in range(3))
+    router = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}", "--http-use-socket=1",
+        "--http-socket", f"127.0.0.1:{http}",
+        "--socket", f"127.0.0.1:{back}", "--wsgi-file", str(app)])
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    reply = _get(front, "s.example")
+    assert (reply.status_code, reply.text) == (200, "s.example " +
+                                               socket.gethostname())
+
+
+def test_a_host_out_of_the_base_or_without_a_node(procs, app, tmp_path):
+    front = support.free_port()
+    (tmp_path / "sub").mkdir()
+    router = procs.ugu("--master", "--http", f"127.0.0.1:{front}",
+                       "--http-use-base", f"{tmp_path}/sub/",
+                       "--socket", f"{tmp_path}/sub/ok", "--socket",
+                       f"{tmp_path}/secret", "--wsgi-file", str(app))
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    assert _get(front, "ok").status_code == 200
+    # uWSGI's would reach the socket beside the folder.
+    assert _get(front, "../secret").status_code == 404
+    assert _get(front, "gone").status_code == 502
+    router.wait_for_log(rf'\[uwsgi-http\] unable to connect\(\) to node '
+                        rf'"{tmp_path}/sub/gone" \(0 retries\): No such '
+                        rf'file or directory')
+
+
+def test_quiet_and_gracetime(procs, app):
+    front, back, dead = (support.free_port() for _ in range(3))
+    router = procs.ugu("--master", "--http", f"127.0.0.1:{front}",
+                       "--http-to", f"127.0.0.1:{dead}",
+                       "--http-to", f"127.0.0.1:{back}", "--http-quiet",
+                       "--http-gracetime", "40",
+                       "--socket", f"127.0.0.1:{back}", "--wsgi-file",
+                       str(app))
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    for _ in range(4):
+        assert _get(front).status_code == 200
+    router.wait_for_log(rf"marking 127.0.0.1:{dead} as failed")
+    assert "unable to connect()" not in router.output()
+    # Left aside for its 40 seconds: one failure, one marking.
+    assert router.output().count("as failed") == 1
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--http-to", "127.0.0.1:1", "--http-use-base", "/x/"],
+     "http-use-base"),
+    (["--http-use-pattern", "/x/%s", "--http-use-socket=0"],
+     "http-use-socket"),
+    (["--http-use-socket=3"], "http-use-socket"),
+])
+def test_mappers_refused_together_or_out_of_range(procs, app, args, option):
+    bad = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                    *args, "--socket", f"127.0.0.1:{support.free_port()}",
+                    "--wsgi-file", str(app))
+    assert bad.wait() != 0
+    assert option in bad.output()

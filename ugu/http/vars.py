@@ -43,10 +43,18 @@ class ListenerVars:
     TLS listeners."""
 
     def __init__(self, port, extra=(), hostname=None, router=True,
-                 https=False):
+                 https=False, host_as_server_name=False):
         name = (hostname or socket.gethostname()).encode()
         constants = [(b"SCRIPT_NAME", b""), (b"SERVER_NAME", name),
                      (b"SERVER_PORT", str(port).encode())]
+        # How a request's headers are encoded: with
+        # http-server-name-as-http-host, SERVER_NAME is the Host, just
+        # before HTTP_HOST, as uWSGI's router puts it (and none without
+        # a Host).
+        self.encode = _encode_headers
+        if host_as_server_name:
+            del constants[1]
+            self.encode = _encode_host_as_server_name
         if router:
             constants.append((b"UWSGI_ROUTER", b"http"))
         if https:
@@ -117,13 +125,13 @@ class RequestVars:
         chunked body that the router has de-chunked."""
         if body_length is None:
             if self._encoded is None:
-                self._encoded = _encode_headers(self.headers)
+                self._encoded = listener.encode(self.headers)
             encoded = self._encoded
         else:
             headers = {k: v for k, v in self.headers.items()
                        if k not in _DECHUNKED_DROPS}
             headers[b"CONTENT_LENGTH"] = str(body_length).encode()
-            encoded = _encode_headers(headers)
+            encoded = listener.encode(headers)
         block = b"".join((self.target, listener.constants, peer, encoded,
                           listener.extra))
         if len(block) > MAX_BLOCK:
@@ -136,8 +144,24 @@ _DECHUNKED_DROPS = {b"HTTP_TRANSFER_ENCODING", b"CONTENT_LENGTH"}
 
 
 def _encode_headers(headers):
+    return _encode_items(headers.items())
+
+
+def _encode_host_as_server_name(headers):
+    host = headers.get(b"HTTP_HOST")
+    if host is None:
+        return _encode_headers(headers)
+    items = []
+    for name, value in headers.items():
+        if name == b"HTTP_HOST":
+            items.append((b"SERVER_NAME", value))
+        items.append((name, value))
+    return _encode_items(items)
+
+
+def _encode_items(items):
     try:
-        return encode_vars(headers.items())
+        return encode_vars(items)
     except struct.error:
         raise HeadersTooLarge("a header exceeds the uwsgi protocol's "
                               "64 KiB") from None

@@ -1127,6 +1127,21 @@ OPTIONS = (
     _opt("http-stats", STR, "run the HTTP router's stats server on the "
          "address (served by its first process)", HTTP,
          aliases=("http-stats-server", "http-ss")),
+    _opt("http-use-pattern", STR, "the node of a request: this address "
+         "with %s replaced by its Host", HTTP),
+    _opt("http-use-base", STR, "the node of a request: this prefix "
+         "followed by its Host", HTTP),
+    _opt("http-use-socket", INT, "forward router requests to the "
+         "instance's socket N (default 0: the first)", HTTP,
+         optional=True),
+    _opt("http-quiet", FLAG, "do not log the connects to nodes that fail",
+         HTTP, default=False, optional=True),
+    _opt("http-gracetime", INT, "seconds an http-to node that failed "
+         "waits before it is tried again (0: the router's back-off, 1 s "
+         "doubling to 30)", HTTP, default=0),
+    _opt("http-server-name-as-http-host", FLAG, "SERVER_NAME is the "
+         "request's Host rather than the machine's name", HTTP,
+         default=False, optional=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "

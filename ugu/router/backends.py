@@ -73,7 +73,9 @@ class Node:
     first_backoff = FIRST_BACKOFF
     max_backoff = MAX_BACKOFF
 
-    def __init__(self, address):
+    def __init__(self, address, resolve=None):
+        """`resolve`: how a name is looked up, when not by _resolve."""
+        self._resolve = resolve or _resolve
         # (host, port) of a name still to resolve, at the next connect.
         self._name = None
         if isinstance(address, str):
@@ -99,7 +101,7 @@ class Node:
             self.family, self.address = family, (host.strip("[]"), port)
             return
         try:
-            self.family, self.address = _resolve(host, port)
+            self.family, self.address = self._resolve(host, port)
         except OSError:
             self.family, self.address = socket.AF_INET, (host, port)
             self._name = (host, port)
@@ -119,9 +121,7 @@ class Node:
         OSError when the node refuses at once.  Its packet goes out in
         one write: no TCP_NODELAY (set_nodelay) unless in parts."""
         if self._name is not None:
-            # Through the patched socket module, gevent's resolver: the
-            # request waits, the router's other connections do not.
-            self.family, self.address = _resolve(*self._name)
+            self.family, self.address = self._resolve(*self._name)
             self._name = None
         backend = Backend(self.family)
         err = backend.sock.connect_ex(self.address)
@@ -166,7 +166,10 @@ def numeric_family(host):
 
 def _resolve(host, port):
     """Family and address of a name, so that no request waits on a name
-    lookup once it succeeded; gaierror when it does not."""
+    lookup once it succeeded; gaierror when it does not.  In a greenlet
+    through the patched socket module, gevent's resolver: the request
+    waits, the router's other connections do not; in a callback of the
+    loop (the fast path), which cannot wait, by the system's lookup."""
     try:
         # A host idna cannot encode (a label over 63 bytes) is no name
         # either: checked here, as gevent's resolver thread would print
@@ -174,7 +177,10 @@ def _resolve(host, port):
         host.encode("idna")
     except UnicodeError:
         raise _unknown_name() from None
-    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    from gevent import get_hub, getcurrent
+    lookup = (_socket.getaddrinfo if getcurrent() is get_hub()
+              else socket.getaddrinfo)
+    info = lookup(host, port, 0, socket.SOCK_STREAM)
     family, _, _, _, address = info[0]
     return family, address
 

@@ -51,8 +51,16 @@ class Router:
             self.nodes = SubscribedNodes(self.table,
                                          settings.connect_timeout,
                                          settings.fallback_key)
+        elif settings.pattern is not None or settings.base is not None:
+            from ugu.router.mapped import MappedNodes
+            self.nodes = MappedNodes(settings)
         else:
             self.nodes = Nodes(backends, settings.connect_timeout)
+            if settings.gracetime:
+                for node in self.nodes.nodes:
+                    node.first_backoff = node.max_backoff = node.backoff = \
+                        settings.gracetime
+        self.nodes.quiet = settings.quiet
 
 
 def serve(settings, listeners, backends, index=1, mesh=None, names=()):
@@ -125,8 +133,9 @@ class Acceptor:
         # Plain ints: the C socket takes them without enum conversions.
         self._kind = (int(sock.family), int(sock.type))
         port = "" if self.unix else sock.getsockname()[1]
-        self.shared = ListenerVars(port, router.settings.extra_vars,
-                                   https=self.https)
+        self.shared = ListenerVars(
+            port, router.settings.extra_vars, https=self.https,
+            host_as_server_name=router.settings.host_as_server_name)
         self._loop = get_hub().loop
         self._watcher = self._loop.io(sock.fileno(), READ)
         self._pause = None

@@ -42,6 +42,16 @@ class Settings:
     stats: str | None = None
     # Whether the nodes are http-to's (in the stats as static_nodes).
     static_nodes: bool = False
+    # http-use-pattern and http-use-base: the node is the Host's.
+    pattern: str | None = None
+    base: str | None = None
+    # No line for a node that refuses a connection (http-quiet).
+    quiet: bool = False
+    # Seconds an http-to node that failed waits (http-gracetime); 0:
+    # the router's own back-off (ugu.router.backends).
+    gracetime: int = 0
+    # SERVER_NAME is the request's Host (http-server-name-as-http-host).
+    host_as_server_name: bool = False
 
     @classmethod
     def from_config(cls, config):
@@ -73,7 +83,12 @@ class Settings:
             subscription_tolerance=config["subscription-tolerance"],
             fallback_key=_bytes(config["http-subscription-fallback-key"]),
             stats=config["http-stats"] or None,
-            static_nodes=bool(config["http-to"]))
+            static_nodes=bool(config["http-to"]),
+            pattern=config["http-use-pattern"],
+            base=config["http-use-base"],
+            quiet=config["http-quiet"],
+            gracetime=max(config["http-gracetime"], 0),
+            host_as_server_name=config["http-server-name-as-http-host"])
 
 
 def _bytes(text):

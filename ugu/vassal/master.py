@@ -269,6 +269,9 @@ def _run(config):
     # uWSGI's plugin starts.
     shared.carbon = carbon.Carbon.from_config(config,
                                               _worker_sockets(listeners))
+    if has_router(config) and not command:
+        # Its errors stop the start, before any router is forked.
+        router_backends(config, listeners)
     meshes = _meshes(config)
     if masterless and has_router(config):
         if config["daemonize2"]:
@@ -559,14 +562,33 @@ def _bind_all(config, reloaded):
     stdin = sockets.adopt_stdin(default, len(wanted) + len(zergs), inherited)
     if stdin is not None:
         listeners.append(stdin)
-    if has_router(config) and not config["http-to"] and not wanted \
-            and not zergs and not config["http-subscription-server"]:
+    if has_router(config) and not wanted and not zergs \
+            and not _http_mappers(config):
         # uWSGI's router with no node forwards to a socket of its own.
         listeners.append(sockets.bind(
             "127.0.0.1:0", sockets.UWSGI, backlog, inherited, 0,
             dataclasses.replace(tuning, defer_accept=0)))
     sockets.close_unused(inherited)
     return listeners, pools
+
+
+def _http_mappers(config):
+    """The options that choose the HTTP router's node of a request."""
+    return [option for option in ("http-to", "http-use-pattern",
+                                  "http-use-base",
+                                  "http-subscription-server")
+            if config[option]] + (
+        ["http-use-socket"] if config["http-use-socket"] is not None
+        else [])
+
+
+def _check_http_mappers(config):
+    mappers = _http_mappers(config)
+    if len(mappers) > 1:
+        raise ConfigError(f"{mappers[0]} and {mappers[1]} both choose the "
+                          f"node of a request, and uWSGI's router would "
+                          f"use only one: keep one of them",
+                          option=mappers[1])
 
 
 def _bind_subscription_servers(config, inherited):
@@ -582,6 +604,8 @@ def _bind_subscription_servers(config, inherited):
                           "subscribed for its Host, as uWSGI's does, "
                           "never to http-to: remove http-to (or the "
                           "subscription server)", option="http-to")
+    if has_router(config):
+        _check_http_mappers(config)
     found = []
     for name in servers:
         listener = sockets.bind_datagram(name, inherited)
@@ -731,14 +755,23 @@ def _worker_sockets(listeners):
 
 
 def router_backends(config, listeners):
-    """Nodes the HTTP router forwards to: http-to, else socket 0 (none
-    with a subscription server: those it hears of)."""
-    if config["http-subscription-server"]:
+    """Nodes the HTTP router forwards to: http-to, else socket
+    http-use-socket or 0 (none with a subscription server or
+    http-use-base or -pattern: those name the node of each request)."""
+    if config["http-subscription-server"] or config["http-use-base"] \
+            or config["http-use-pattern"]:
         return []
     if config["http-to"]:
         return [sockets.parse_address(node, "http-to")
                 for node in config["http-to"]]
-    first = _worker_sockets(listeners)[0]
+    number = config["http-use-socket"] or 0
+    workers = _worker_sockets(listeners)
+    if number >= len(workers):
+        raise ConfigError(f"the instance has no socket {number} for the "
+                          f"router (its sockets are numbered from 0 to "
+                          f"{len(workers) - 1}): write one of those, or "
+                          f"add the socket", option="http-use-socket")
+    first = workers[number]
     address = first.sock.getsockname()
     if isinstance(address, tuple):
         return [("127.0.0.1", address[1])]
@@ -750,8 +783,7 @@ def _warn_router_to_http_socket(config, listeners):
     speaks HTTP no request is ever answered (uWSGI's gets no answer,
     ugu's a 400 each): said once, at start-up."""
     workers = _worker_sockets(listeners)
-    if not (has_router(config) and not config["http-to"] and workers
-            and not config["http-subscription-server"]
+    if not (has_router(config) and workers and not _http_mappers(config)
             and workers[0].proto in sockets.HTTP_PROTOCOLS):
         return
     first = workers[0]
