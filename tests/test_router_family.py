@@ -265,3 +265,39 @@ def test_mappers_refused_together_or_out_of_range(procs, app, args, option):
                     "--wsgi-file", str(app))
     assert bad.wait() != 0
     assert option in bad.output()
+
+
+# http-uid, http-gid (and the corerouters')
+
+@pytest.mark.skipif(os.getuid() != 0, reason="dropping ids takes root")
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_router_processes_drop_to_their_ids(start_server, app, server):
+    front, back, fast = (support.free_port() for _ in range(3))
+    router = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}",
+        "--http-uid", "65534", "--http-gid", "nogroup",
+        "--fastrouter", f"127.0.0.1:{fast}", "--fastrouter-to",
+        f"127.0.0.1:{back}", "--fastrouter-uid", "nobody",
+        "--socket", f"127.0.0.1:{back}", "--wsgi-file", str(app)])
+    router.wait_for_log(r"uWSGI http 1 setuid\(\) to 65534")
+    router.wait_for_log(r"uWSGI fastrouter 1 setuid\(\) to 65534")
+    assert "uWSGI http 1 setgid() to 65534" in router.output()
+    assert "uWSGI fastrouter 1 setgid()" not in router.output()
+    support.wait_for_port(front)
+    assert _get(front).status_code == 200
+    for name in ("http", "fastrouter"):
+        pid = int(re.search(rf"spawned uWSGI {name} 1 \(pid: (\d+)\)",
+                            router.output()).group(1))
+        with open(f"/proc/{pid}/status") as status:
+            ids = dict(line.split(":", 1) for line in status)
+        assert ids["Uid"].split()[0] == "65534"
+        assert ids["Gid"].split()[0] == ("65534" if name == "http" else "0")
+
+
+def test_an_unknown_router_user_stops_the_start(procs, app):
+    bad = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                    "--http-uid", "no-such-user-here",
+                    "--socket", f"127.0.0.1:{support.free_port()}",
+                    "--wsgi-file", str(app))
+    assert bad.wait() != 0
+    assert "unknown" in bad.output() and "http-uid" in bad.output()

@@ -1142,6 +1142,10 @@ OPTIONS = (
     _opt("http-server-name-as-http-host", FLAG, "SERVER_NAME is the "
          "request's Host rather than the machine's name", HTTP,
          default=False, optional=True),
+    _opt("http-uid", STR, "the HTTP router's processes setuid to this "
+         "user or uid", HTTP),
+    _opt("http-gid", STR, "the HTTP router's processes setgid to this "
+         "group or gid", HTTP),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "
@@ -1220,6 +1224,10 @@ OPTIONS = (
     _opt("fastrouter-processes", INT, "prefork this many fastrouter "
          "processes", FASTROUTER, default=1,
          aliases=("fastrouter-workers",)),
+    _opt("fastrouter-uid", STR, "the fastrouter's processes setuid to "
+         "this user or uid", FASTROUTER),
+    _opt("fastrouter-gid", STR, "the fastrouter's processes setgid to "
+         "this group or gid", FASTROUTER),
     _opt("fastrouter-quiet", FLAG, "do not log the connects to nodes "
          "that fail", FASTROUTER, default=False),
     _opt("fastrouter-buffer-size", INT, "bytes the fastrouter reads at a "
@@ -1268,6 +1276,10 @@ OPTIONS = (
     _opt("rawrouter-processes", INT, "prefork this many rawrouter "
          "processes", RAWROUTER, default=1,
          aliases=("rawrouter-workers",)),
+    _opt("rawrouter-uid", STR, "the rawrouter's processes setuid to "
+         "this user or uid", RAWROUTER),
+    _opt("rawrouter-gid", STR, "the rawrouter's processes setgid to "
+         "this group or gid", RAWROUTER),
     _opt("rawrouter-quiet", FLAG, "do not log the connects to nodes "
          "that fail", RAWROUTER, default=False),
     _opt("rawrouter-buffer-size", INT, "bytes the rawrouter reads at a "
@@ -1325,6 +1337,10 @@ OPTIONS = (
     _opt("sslrouter-processes", INT, "prefork this many sslrouter "
          "processes", SSLROUTER, default=1,
          aliases=("sslrouter-workers",)),
+    _opt("sslrouter-uid", STR, "the sslrouter's processes setuid to "
+         "this user or uid", SSLROUTER),
+    _opt("sslrouter-gid", STR, "the sslrouter's processes setgid to "
+         "this group or gid", SSLROUTER),
     _opt("sslrouter-quiet", FLAG, "do not log the connects to nodes "
          "that fail", SSLROUTER, default=False),
     _opt("sslrouter-buffer-size", INT, "bytes the sslrouter reads at a "

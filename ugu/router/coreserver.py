@@ -75,7 +75,9 @@ class Corerouter:
         self.fallback = [parse_address(a, f"{self.name}-fallback")
                          for a in settings.fallback]
 
-    def serve(self):
+    def serve(self, ready=None):
+        """Serve until a stop signal; `ready()` is called once all is
+        set up."""
         stopping = gevent.event.Event()
         for signum in STOP_SIGNALS:
             gevent.signal_handler(signum, stopping.set)
@@ -95,6 +97,8 @@ class Corerouter:
         greenlets = [gevent.spawn(self._accept, l)
                      for l in self.listeners if l not in self.subscribed]
         stats = self._stats_server()
+        if ready is not None:
+            ready()
         stopping.wait()
         gevent.killall(greenlets + ([stats] if stats else []), block=False)
         for server in servers:

@@ -100,7 +100,7 @@ def listening(config):
     return [(address, None) for address in config[NAME]]
 
 
-def run(config, listeners, index, mesh=None):
+def run(config, listeners, index, mesh=None, ids=None):
     """Serve as fastrouter `index` on `listeners` (the fastrouter's
     Listeners, its subscription servers among them) until a stop signal;
     then exit the process."""
@@ -110,4 +110,4 @@ def run(config, listeners, index, mesh=None):
         from ugu.router.fastserver import Fastrouter
         return Fastrouter
     run_corerouter(config, listeners, index, GATEWAY, server,
-                   Settings.from_config(config), mesh)
+                   Settings.from_config(config), mesh, ids)

@@ -14,19 +14,21 @@ import sys
 from ugu import proc
 
 
-def run(config, listeners, backends, index, mesh=None, names=()):
+def run(config, listeners, backends, index, mesh=None, names=(),
+        ids=None):
     """Serve HTTP on `listeners` ((socket, ssl.SSLContext, Redirect or
     None) pairs), forwarding to `backends` (("host", port) tuples or unix
     socket paths), until a stop signal; then exit the process.  `mesh`:
     the links to the router's other processes (ugu.router.mesh), or
-    None; `names`: the listeners' addresses, for the stats server."""
+    None; `names`: the listeners' addresses, for the stats server;
+    `ids`: (its name, uid, gid) for drop_to."""
     _patch_stdlib()
     from ugu.router.server import serve
     from ugu.router.settings import Settings
 
     proc.set_title(config, f"uWSGI http {index}")
     serve(Settings.from_config(config), listeners, backends, index, mesh,
-          names)
+          names, ready=lambda: drop_to(*ids) if ids else None)
     sys.stdout.flush()
     sys.stderr.flush()
     # A forked child: the parent's exit handlers are not ours to run.
@@ -34,7 +36,7 @@ def run(config, listeners, backends, index, mesh=None, names=()):
 
 
 def run_corerouter(config, listeners, index, gateway, server, settings,
-                   mesh=None):
+                   mesh=None, ids=None):
     """Serve as `gateway` `index` (the fastrouter, rawrouter or
     sslrouter) on `listeners` until a stop signal, then exit the process:
     `server()` gives the router's class, from a module imported once
@@ -42,7 +44,8 @@ def run_corerouter(config, listeners, index, gateway, server, settings,
     router's other processes (ugu.router.mesh), or is None."""
     _patch_stdlib()
     proc.set_title(config, f"{gateway} {index}")
-    server()(settings, listeners, index, mesh).serve()
+    server()(settings, listeners, index, mesh).serve(
+        ready=lambda: drop_to(*ids) if ids else None)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -58,3 +61,39 @@ def _patch_stdlib():
     from gevent import events, monkey
     events.notify_and_call_entry_points = events.notify
     monkey.patch_all(ssl=False)
+
+
+def drop_to(name, uid, gid):
+    """A router process's setgid() and setuid() (http-uid, fastrouter-gid
+    ...), with uWSGI's lines, once it is set up: what it imports later
+    might not be readable by that user (a Python under /root).  A
+    failure ends the process, as uWSGI's."""
+    if not (uid or gid):
+        return
+    # What the process may still load: the idna codec (a node's name),
+    # gevent's resolver (a subscribed node's).
+    "localhost".encode("idna")
+    import socket
+    socket.getaddrinfo("127.0.0.1", None)
+    call = None
+    try:
+        if gid:
+            call = "setgid"
+            proc_log(f"{name} setgid() to {gid}")
+            # And no supplementary group of root's (uWSGI keeps them).
+            if os.getuid() == 0:
+                os.setgroups([])
+            os.setgid(gid)
+        if uid:
+            call = "setuid"
+            proc_log(f"{name} setuid() to {uid}")
+            os.setuid(uid)
+    except OSError as e:
+        proc_log(f"gateway_respawn()/{call}(): {e.strerror}")
+        sys.stdout.flush()
+        os._exit(1)
+
+
+def proc_log(line):
+    from ugu.log import log
+    log(line)

@@ -98,7 +98,7 @@ def listening(config):
     return [(address, None) for address in config[NAME]]
 
 
-def run(config, listeners, index, mesh=None):
+def run(config, listeners, index, mesh=None, ids=None):
     """Serve as rawrouter `index` on `listeners` (its Listeners, its
     subscription servers among them) until a stop signal; then exit the
     process."""
@@ -108,4 +108,4 @@ def run(config, listeners, index, mesh=None):
         from ugu.router.rawserver import Rawrouter
         return Rawrouter
     run_corerouter(config, listeners, index, GATEWAY, server,
-                   Settings.from_config(config), mesh)
+                   Settings.from_config(config), mesh, ids)

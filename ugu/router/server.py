@@ -63,11 +63,13 @@ class Router:
         self.nodes.quiet = settings.quiet
 
 
-def serve(settings, listeners, backends, index=1, mesh=None, names=()):
+def serve(settings, listeners, backends, index=1, mesh=None, names=(),
+          ready=None):
     """Serve until SIGINT, SIGTERM or SIGQUIT, as router process `index`;
     `listeners`: (socket, its context) pairs, as _acceptor takes them,
     `names` their addresses as the config writes them; `mesh`: the links
-    to the other processes (ugu.router.mesh), or None."""
+    to the other processes (ugu.router.mesh), or None; `ready()` is
+    called once all is set up."""
     subscribed = any(isinstance(context, subscription.Server)
                      for _, context in listeners)
     router = Router(settings, backends, subscribed)
@@ -85,6 +87,8 @@ def serve(settings, listeners, backends, index=1, mesh=None, names=()):
     if settings.stats and index == 1:
         # The first process's, as uWSGI's.
         stats = _stats_server(router, names)
+    if ready is not None:
+        ready()
     stopping.wait()
     if stats is not None:
         stats.kill(block=False)

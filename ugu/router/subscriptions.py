@@ -251,6 +251,11 @@ class SubscriptionServer:
         self.peers = peers
         self.name = name
         self.greenlet = None
+        if peers:
+            # Here, not at the first announce: the process may have
+            # dropped its privileges by then (http-uid).
+            from ugu.router.mesh import forward
+            self._forward = forward
 
     def start(self):
         self.greenlet = gevent.spawn(self._serve)
@@ -275,8 +280,7 @@ class SubscriptionServer:
             if announce is None:
                 continue
             if self.peers:
-                from ugu.router.mesh import forward
-                forward(self.peers, data, self.name)
+                self._forward(self.peers, data, self.name)
             try:
                 self.table.announce(announce)
             except Exception as e:

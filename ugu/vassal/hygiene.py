@@ -152,6 +152,14 @@ def _chown_log(uid, gid):
                           f"{e.strerror}", option="logfile-chown") from None
 
 
+def lookup_id(name, kind, option):
+    """The number of user (`kind` uid) or group (gid) `name`, a name or
+    digits; ConfigError naming `option` for one the system lacks."""
+    if kind == "uid":
+        return _lookup(name, pwd.getpwnam, "pw_uid", option)
+    return _lookup(name, grp.getgrnam, "gr_gid", option)
+
+
 def _lookup(name, getter, field, option):
     if name.isdigit():
         return int(name)

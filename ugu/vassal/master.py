@@ -272,6 +272,9 @@ def _run(config):
     if has_router(config) and not command:
         # Its errors stop the start, before any router is forked.
         router_backends(config, listeners)
+        gateway_ids(config, "http")
+    for router in _corerouters(config):
+        gateway_ids(config, router.NAME)
     meshes = _meshes(config)
     if masterless and has_router(config):
         if config["daemonize2"]:
@@ -894,9 +897,10 @@ def fork_router(config, listeners, index, parent=None, logmaster=None,
     own = [l for l in listeners if l.proto == sockets.ROUTER]
     addresses = [(l.sock, l.tls) for l in own]
     backends = router_backends(config, listeners)
+    ids = (f"uWSGI http {index}", *gateway_ids(config, "http"))
     return _fork_gateway(
         config, lambda: run_router(config, addresses, backends, index, mesh,
-                                   [l.name for l in own]),
+                                   [l.name for l in own], ids),
         parent, logmaster, master)
 
 
@@ -906,9 +910,33 @@ def fork_corerouter(config, listeners, router, index, parent=None,
     pid.  It dies with `parent` (a pid, ours) where one is given, the
     `master` where that is it."""
     own = [l for l in listeners if l.proto == router.NAME]
+    ids = (f"{router.GATEWAY} {index}", *gateway_ids(config, router.NAME))
     return _fork_gateway(config,
-                         lambda: router.run(config, own, index, mesh),
+                         lambda: router.run(config, own, index, mesh, ids),
                          parent, logmaster, master)
+
+
+def gateway_ids(config, prefix):
+    """(uid, gid) a router's processes drop to (`http-uid`,
+    `fastrouter-gid`...), each 0 where unset; ConfigError for a name
+    the system does not know, or for ids the instance cannot take any
+    more (its `uid` dropped root first)."""
+    uid = gid = 0
+    if config[f"{prefix}-gid"]:
+        gid = hygiene.lookup_id(config[f"{prefix}-gid"], "gid",
+                                f"{prefix}-gid")
+    if config[f"{prefix}-uid"]:
+        uid = hygiene.lookup_id(config[f"{prefix}-uid"], "uid",
+                                f"{prefix}-uid")
+    if os.getuid() != 0 and (uid and uid != os.getuid()
+                             or gid and gid != os.getgid()):
+        option = f"{prefix}-uid" if uid else f"{prefix}-gid"
+        raise ConfigError(f"the router's processes are forked by an "
+                          f"instance that no longer runs as root (uid "
+                          f"{os.getuid()}), which cannot take other ids: "
+                          f"start it as root, or remove {option}",
+                          option=option)
+    return uid, gid
 
 
 def _fork_gateway(config, run, parent, logmaster, master=False):
