@@ -19,6 +19,7 @@ import requests
 
 from tests import support
 from tests.test_subscriptions import free_udp_port, send
+from ugu import subscription
 from ugu.subscription import SUBSCRIBE, Announce
 
 APP = textwrap.dedent('''
@@ -301,3 +302,36 @@ def test_an_unknown_router_user_stops_the_start(procs, app):
                     "--wsgi-file", str(app))
     assert bad.wait() != 0
     assert "unknown" in bad.output() and "http-uid" in bad.output()
+
+
+# http-resubscribe, fastrouter-resubscribe
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("router", ["http", "fastrouter"])
+def test_announces_are_passed_on_for_the_routers_address(start_server,
+                                                         server, router):
+    front, udp = support.free_port(), free_udp_port()
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    upstream.settimeout(10)
+    with upstream:
+        up = upstream.getsockname()[1]
+        proc = start_server(server, [
+            "--master", f"--{router}", f"127.0.0.1:{front}",
+            f"--{router}-subscription-server", f"127.0.0.1:{udp}",
+            f"--{router}-resubscribe", f"127.0.0.1:{up}"])
+        proc.wait_for_log(rf"subscription server bound on 127.0.0.1:{udp}")
+        support.wait_for_port(front)
+        send(udp, Announce(SUBSCRIBE, b"c.example", b"127.0.0.1:9", 5))
+        got = subscription.decode(upstream.recv(4096))
+    assert (got.command, got.key, got.address, got.modifier1) == (
+        SUBSCRIBE, b"c.example", b"127.0.0.1:%d" % front, 5)
+
+
+def test_resubscribe_without_a_subscription_server_is_refused(procs):
+    bad = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                    "--http-resubscribe", "127.0.0.1:9", "--http-to",
+                    "127.0.0.1:9")
+    assert bad.wait() != 0
+    assert "http-resubscribe" in bad.output() and \
+        "http-subscription-server" in bad.output()

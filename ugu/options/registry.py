@@ -1146,6 +1146,9 @@ OPTIONS = (
          "user or uid", HTTP),
     _opt("http-gid", STR, "the HTTP router's processes setgid to this "
          "group or gid", HTTP),
+    _opt("http-resubscribe", STR, "pass each announce the router's "
+         "subscription server hears on to this subscription server, for "
+         "the router's own address", HTTP, repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "
@@ -1228,6 +1231,12 @@ OPTIONS = (
          "this user or uid", FASTROUTER),
     _opt("fastrouter-gid", STR, "the fastrouter's processes setgid to "
          "this group or gid", FASTROUTER),
+    _opt("fastrouter-resubscribe", STR, "pass each announce the "
+         "fastrouter's subscription server hears on to this subscription "
+         "server, for the fastrouter's own address", FASTROUTER,
+         repeat=True),
+    _opt("fastrouter-resubscribe-bind", STR, "the UDP address the "
+         "fastrouter-resubscribe announces are sent from", FASTROUTER),
     _opt("fastrouter-quiet", FLAG, "do not log the connects to nodes "
          "that fail", FASTROUTER, default=False),
     _opt("fastrouter-buffer-size", INT, "bytes the fastrouter reads at a "

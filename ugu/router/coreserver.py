@@ -87,7 +87,15 @@ class Corerouter:
         if not self.cheap:
             self.accepting.set()
         peers = self.mesh.peers(self.index) if self.mesh else ()
-        servers = [SubscriptionServer(l.sock, self.table, peers, self.name)
+        resubscriber = None
+        if self.settings.resubscribe:
+            from ugu.router.resubscribe import Resubscriber
+            own = [l.name for l in self.listeners
+                   if l not in self.subscribed]
+            resubscriber = Resubscriber(self.settings.resubscribe, own[0],
+                                        self.settings.resubscribe_bind)
+        servers = [SubscriptionServer(l.sock, self.table, peers, self.name,
+                                      resubscriber)
                    for l in self.subscribed]
         if self.mesh:
             servers.append(SubscriptionServer(self.mesh.inbox(self.index),

@@ -49,11 +49,15 @@ class Settings:
     tolerance: int
     cheap: bool
     stats: str | None
+    resubscribe: tuple = ()
+    resubscribe_bind: str | None = None
 
     @classmethod
     def from_config(cls, config):
         key = config["fastrouter-subscription-fallback-key"]
         return cls(**rawrouter.shared_settings(config, NAME),
+                   resubscribe=tuple(config["fastrouter-resubscribe"]),
+                   resubscribe_bind=config["fastrouter-resubscribe-bind"],
                    post_buffering=max(config["fastrouter-post-buffering"], 0),
                    fallback_on_no_key=config["fastrouter-fallback-on-no-key"],
                    fallback_key=key.encode() if key else None)

@@ -51,6 +51,8 @@ class Settings:
     stats: str | None
     # The corerouters' settings a rawrouter has no option for.
     fallback_key = None
+    resubscribe = ()
+    resubscribe_bind = None
 
     @classmethod
     def from_config(cls, config):

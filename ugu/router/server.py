@@ -74,7 +74,13 @@ def serve(settings, listeners, backends, index=1, mesh=None, names=(),
                      for _, context in listeners)
     router = Router(settings, backends, subscribed)
     peers = mesh.peers(index) if mesh else ()
-    acceptors = [_acceptor(sock, router, context, peers)
+    resubscriber = None
+    if settings.resubscribe:
+        from ugu.router.resubscribe import Resubscriber
+        own = [name for name, (_, context) in zip(names, listeners)
+               if not isinstance(context, subscription.Server)]
+        resubscriber = Resubscriber(settings.resubscribe, own[0])
+    acceptors = [_acceptor(sock, router, context, peers, resubscriber)
                  for sock, context in listeners]
     if mesh:
         acceptors.append(SubscriptionServer(mesh.inbox(index), router.table))
@@ -111,14 +117,15 @@ def _stats_server(router, names):
     return statsserver.start(router.settings.stats, "http", document)
 
 
-def _acceptor(sock, router, context, peers=()):
+def _acceptor(sock, router, context, peers=(), resubscriber=None):
     """`context`: None for `http`, an ssl.SSLContext for `https`, a
     redirect.Redirect for `http-to-https`, a subscription.Server for
     `http-subscription-server` (read, not accepted on)."""
     if context is None:
         return Acceptor(sock, router)
     if isinstance(context, subscription.Server):
-        return SubscriptionServer(sock, router.table, peers)
+        return SubscriptionServer(sock, router.table, peers,
+                                  resubscriber=resubscriber)
     if isinstance(context, Redirect):
         return RedirectAcceptor(sock, router, context)
     return TlsAcceptor(sock, router, context)

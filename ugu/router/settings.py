@@ -52,6 +52,8 @@ class Settings:
     gracetime: int = 0
     # SERVER_NAME is the request's Host (http-server-name-as-http-host).
     host_as_server_name: bool = False
+    # Subscription servers each announce is passed on to.
+    resubscribe: tuple = ()
 
     @classmethod
     def from_config(cls, config):
@@ -88,7 +90,8 @@ class Settings:
             base=config["http-use-base"],
             quiet=config["http-quiet"],
             gracetime=max(config["http-gracetime"], 0),
-            host_as_server_name=config["http-server-name-as-http-host"])
+            host_as_server_name=config["http-server-name-as-http-host"],
+            resubscribe=tuple(config["http-resubscribe"]))
 
 
 def _bytes(text):

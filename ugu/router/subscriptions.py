@@ -245,9 +245,13 @@ class SubscriptionServer:
     greenlet of its own; each also goes to `peers`, the router's other
     processes (ugu.router.mesh), whose inboxes are read with none."""
 
-    def __init__(self, sock, table, peers=(), name="http"):
+    def __init__(self, sock, table, peers=(), name="http",
+                 resubscriber=None):
+        """`resubscriber`: what passes each announce on to other
+        servers (ugu.router.resubscribe), or None."""
         self.sock = sock
         self.table = table
+        self.resubscriber = resubscriber
         self.peers = peers
         self.name = name
         self.greenlet = None
@@ -289,3 +293,5 @@ class SubscriptionServer:
                 log(f"[uwsgi-subscription for pid {self.table.pid}] "
                     f"{announce.key.decode('latin-1')}: cannot add "
                     f"{announce.address.decode('latin-1')}: {e}")
+            if self.resubscriber is not None:
+                self.resubscriber.send(announce)

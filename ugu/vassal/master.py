@@ -585,6 +585,34 @@ def _http_mappers(config):
         else [])
 
 
+def _check_resubscribe(config, prefix):
+    """`prefix`-resubscribe passes on what a subscription server hears:
+    refused without one (uWSGI's would do nothing), its addresses
+    checked."""
+    servers = config[f"{prefix}-resubscribe"]
+    bind = config[f"{prefix}-resubscribe-bind"] \
+        if registry.lookup(f"{prefix}-resubscribe-bind") else None
+    if (servers or bind) and not config[f"{prefix}-subscription-server"]:
+        option = f"{prefix}-resubscribe" if servers else \
+            f"{prefix}-resubscribe-bind"
+        router = "HTTP router" if prefix == "http" else prefix
+        raise ConfigError(f"it passes on the announces the {router}'s "
+                          f"subscription server hears: add "
+                          f"{prefix}-subscription-server (or remove it)",
+                          option=option)
+    if bind and not servers:
+        raise ConfigError(f"it is where the {prefix}-resubscribe "
+                          f"announces are sent from: add "
+                          f"{prefix}-resubscribe (or remove it)",
+                          option=f"{prefix}-resubscribe-bind")
+    for server in servers:
+        sockets.parse_address(server, f"{prefix}-resubscribe")
+    if bind and isinstance(sockets.parse_address(
+            bind, f"{prefix}-resubscribe-bind"), str):
+        raise ConfigError("write a UDP HOST:PORT to send from",
+                          option=f"{prefix}-resubscribe-bind")
+
+
 def _check_http_mappers(config):
     mappers = _http_mappers(config)
     if len(mappers) > 1:
@@ -609,6 +637,7 @@ def _bind_subscription_servers(config, inherited):
                           "subscription server)", option="http-to")
     if has_router(config):
         _check_http_mappers(config)
+    _check_resubscribe(config, "http")
     found = []
     for name in servers:
         listener = sockets.bind_datagram(name, inherited)
@@ -678,6 +707,8 @@ def _check_corerouter(config, router):
                           f"remove {name}-cheap", option=f"{name}-cheap")
     if config[f"{name}-processes"] < 1:
         raise ConfigError("write 1 or more", option=f"{name}-processes")
+    if registry.lookup(f"{name}-resubscribe"):
+        _check_resubscribe(config, name)
 
 
 def _corerouters(config):
