@@ -335,3 +335,36 @@ def test_resubscribe_without_a_subscription_server_is_refused(procs):
     assert bad.wait() != 0
     assert "http-resubscribe" in bad.output() and \
         "http-subscription-server" in bad.output()
+
+
+# http-fallback
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_fallback_takes_what_the_node_refused(start_server, app, server):
+    front, back, dead = (support.free_port() for _ in range(3))
+    router = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}",
+        "--http-to", f"127.0.0.1:{dead}",
+        "--http-fallback", f"127.0.0.1:{support.free_port()}",
+        "--http-fallback", f"127.0.0.1:{back}",
+        "--socket", f"127.0.0.1:{back}", "--wsgi-file", str(app)])
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    reply = _get(front, "f.example")
+    assert (reply.status_code, reply.text.split()[0]) == (200, "f.example")
+    router.wait_for_log(rf"marking 127.0.0.1:{dead} as failed")
+
+
+def test_fallback_takes_a_host_without_a_node(procs, app):
+    front, udp, back = support.free_port(), free_udp_port(), \
+        support.free_port()
+    router = procs.ugu("--master", "--http", f"127.0.0.1:{front}",
+                       "--http-subscription-server", f"127.0.0.1:{udp}",
+                       "--http-fallback", f"127.0.0.1:{back}",
+                       "--socket", f"127.0.0.1:{back}", "--wsgi-file",
+                       str(app))
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    reply = _get(front, "nobody.example")
+    assert (reply.status_code, reply.text.split()[0]) == (
+        200, "nobody.example")

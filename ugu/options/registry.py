@@ -1149,6 +1149,9 @@ OPTIONS = (
     _opt("http-resubscribe", STR, "pass each announce the router's "
          "subscription server hears on to this subscription server, for "
          "the router's own address", HTTP, repeat=True),
+    _opt("http-fallback", STR, "a node tried, in turn with the others, "
+         "when a request's node refuses it or it has none", HTTP,
+         repeat=True),
     _opt("http-keepalive", TOGGLE, "keep client connections open "
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "

@@ -61,6 +61,13 @@ class Router:
                     node.first_backoff = node.max_backoff = node.backoff = \
                         settings.gracetime
         self.nodes.quiet = settings.quiet
+        if settings.fallback:
+            from ugu.router.fallback import FallbackNodes
+            from ugu.vassal.sockets import parse_address
+            self.nodes = FallbackNodes(
+                self.nodes, [parse_address(a, "http-fallback")
+                             for a in settings.fallback],
+                settings.connect_timeout)
 
 
 def serve(settings, listeners, backends, index=1, mesh=None, names=(),

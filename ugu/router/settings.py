@@ -54,6 +54,8 @@ class Settings:
     host_as_server_name: bool = False
     # Subscription servers each announce is passed on to.
     resubscribe: tuple = ()
+    # Nodes tried when a request's own fail (http-fallback).
+    fallback: tuple = ()
 
     @classmethod
     def from_config(cls, config):
@@ -91,7 +93,8 @@ class Settings:
             quiet=config["http-quiet"],
             gracetime=max(config["http-gracetime"], 0),
             host_as_server_name=config["http-server-name-as-http-host"],
-            resubscribe=tuple(config["http-resubscribe"]))
+            resubscribe=tuple(config["http-resubscribe"]),
+            fallback=tuple(config["http-fallback"]))
 
 
 def _bytes(text):

@@ -637,6 +637,8 @@ def _bind_subscription_servers(config, inherited):
                           "subscription server)", option="http-to")
     if has_router(config):
         _check_http_mappers(config)
+        for address in config["http-fallback"]:
+            sockets.parse_address(address, "http-fallback")
     _check_resubscribe(config, "http")
     found = []
     for name in servers:
