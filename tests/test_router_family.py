@@ -368,3 +368,14 @@ def test_fallback_takes_a_host_without_a_node(procs, app):
     reply = _get(front, "nobody.example")
     assert (reply.status_code, reply.text.split()[0]) == (
         200, "nobody.example")
+
+
+@pytest.mark.parametrize("option, words", [
+    ("http-harakiri", "http-timeout"),
+    ("http-use-code-string", "http-use-pattern"),
+])
+def test_the_options_left_are_refused_with_a_way(procs, option, words):
+    bad = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                    "--http-to", "127.0.0.1:9", f"--{option}=1")
+    assert bad.wait() != 0
+    assert option in bad.output() and words in bad.output()

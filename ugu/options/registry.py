@@ -1751,6 +1751,13 @@ _INSTEAD = {
                            "a greenlet of its own, so one stuck request "
                            "holds no other: remove it, and bound each "
                            "request with fastrouter-timeout",
+    "http-harakiri": "ugu's HTTP router serves each connection apart "
+                     "on its gevent loop, so one stuck request holds no "
+                     "other: remove it, and bound each request with "
+                     "http-timeout",
+    "http-use-code-string": "ugu's routers run no plugin's code as a "
+                            "mapper: use http-to, http-use-pattern, "
+                            "http-use-base or a subscription server",
     **{f"{router}-harakiri": f"ugu's {router} serves each connection "
                              "in a greenlet of its own, so one stuck "
                              "connection holds no other: remove it, and "
@@ -1762,9 +1769,10 @@ _INSTEAD = {
                                     f"{router}-to, -use-pattern or a "
                                     "subscription server"
        for router in ("fastrouter", "rawrouter", "sslrouter")},
-    **{f"{router}-use-socket": "write the node's address in "
-                               f"{router}-to (ugu's routers pass nothing "
-                               "to an instance's sockets by number)"
+    **{f"{router}-use-socket": "write the socket's address in "
+                               f"{router}-to (only ugu's HTTP router "
+                               "takes an instance's socket by number, "
+                               "with http-use-socket)"
        for router in ("fastrouter", "rawrouter", "sslrouter")},
     **{f"{router}-subscription-slot": "remove it: uWSGI deprecates it "
                                       "as useless since its "
