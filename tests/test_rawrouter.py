@@ -130,7 +130,7 @@ def test_pattern_base_and_xclient_line():
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-zerg", "x"],
      "only ugu's HTTP router takes a zerg server's sockets"),
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-use-socket"],
-     "write the socket's address in rawrouter-to"),
+     "keep one of them"),
     ([], "the rawrouter has no node to pass requests to"),
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-cheap"],
      "takes a rawrouter-subscription-server"),

@@ -379,3 +379,17 @@ def test_the_options_left_are_refused_with_a_way(procs, option, words):
                     "--http-to", "127.0.0.1:9", f"--{option}=1")
     assert bad.wait() != 0
     assert option in bad.output() and words in bad.output()
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_fastrouter_use_socket_passes_to_the_instances_socket(
+        start_server, app, server):
+    front, first, second = (support.free_port() for _ in range(3))
+    router = start_server(server, [
+        "--master", "--fastrouter", f"127.0.0.1:{front}",
+        "--fastrouter-use-socket=1", "--http-socket", f"127.0.0.1:{first}",
+        "--socket", f"127.0.0.1:{second}", "--wsgi-file", str(app)])
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    raw = support.uwsgi_request(front, headers=[("Host", "u.example")])
+    assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"u.example test")

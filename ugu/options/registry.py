@@ -1230,6 +1230,9 @@ OPTIONS = (
     _opt("fastrouter-processes", INT, "prefork this many fastrouter "
          "processes", FASTROUTER, default=1,
          aliases=("fastrouter-workers",)),
+    _opt("fastrouter-use-socket", INT, "pass fastrouter connections to "
+         "the instance's socket N (default 0: the first)", FASTROUTER,
+         optional=True),
     _opt("fastrouter-uid", STR, "the fastrouter's processes setuid to "
          "this user or uid", FASTROUTER),
     _opt("fastrouter-gid", STR, "the fastrouter's processes setgid to "
@@ -1288,6 +1291,9 @@ OPTIONS = (
     _opt("rawrouter-processes", INT, "prefork this many rawrouter "
          "processes", RAWROUTER, default=1,
          aliases=("rawrouter-workers",)),
+    _opt("rawrouter-use-socket", INT, "pass rawrouter connections to "
+         "the instance's socket N (default 0: the first)", RAWROUTER,
+         optional=True),
     _opt("rawrouter-uid", STR, "the rawrouter's processes setuid to "
          "this user or uid", RAWROUTER),
     _opt("rawrouter-gid", STR, "the rawrouter's processes setgid to "
@@ -1349,6 +1355,9 @@ OPTIONS = (
     _opt("sslrouter-processes", INT, "prefork this many sslrouter "
          "processes", SSLROUTER, default=1,
          aliases=("sslrouter-workers",)),
+    _opt("sslrouter-use-socket", INT, "pass sslrouter connections to "
+         "the instance's socket N (default 0: the first)", SSLROUTER,
+         optional=True),
     _opt("sslrouter-uid", STR, "the sslrouter's processes setuid to "
          "this user or uid", SSLROUTER),
     _opt("sslrouter-gid", STR, "the sslrouter's processes setgid to "
@@ -1768,11 +1777,6 @@ _INSTEAD = {
                                     "code as a mapper: use "
                                     f"{router}-to, -use-pattern or a "
                                     "subscription server"
-       for router in ("fastrouter", "rawrouter", "sslrouter")},
-    **{f"{router}-use-socket": "write the socket's address in "
-                               f"{router}-to (only ugu's HTTP router "
-                               "takes an instance's socket by number, "
-                               "with http-use-socket)"
        for router in ("fastrouter", "rawrouter", "sslrouter")},
     **{f"{router}-subscription-slot": "remove it: uWSGI deprecates it "
                                       "as useless since its "

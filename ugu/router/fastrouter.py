@@ -104,7 +104,7 @@ def listening(config):
     return [(address, None) for address in config[NAME]]
 
 
-def run(config, listeners, index, mesh=None, ids=None):
+def run(config, listeners, index, mesh=None, ids=None, to=None):
     """Serve as fastrouter `index` on `listeners` (the fastrouter's
     Listeners, its subscription servers among them) until a stop signal;
     then exit the process."""
@@ -114,4 +114,4 @@ def run(config, listeners, index, mesh=None, ids=None):
         from ugu.router.fastserver import Fastrouter
         return Fastrouter
     run_corerouter(config, listeners, index, GATEWAY, server,
-                   Settings.from_config(config), mesh, ids)
+                   Settings.from_config(config), mesh, ids, to)

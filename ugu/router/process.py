@@ -36,14 +36,18 @@ def run(config, listeners, backends, index, mesh=None, names=(),
 
 
 def run_corerouter(config, listeners, index, gateway, server, settings,
-                   mesh=None, ids=None):
+                   mesh=None, ids=None, to=None):
     """Serve as `gateway` `index` (the fastrouter, rawrouter or
     sslrouter) on `listeners` until a stop signal, then exit the process:
     `server()` gives the router's class, from a module imported once
     gevent has patched the standard library; `mesh` links it to the
-    router's other processes (ugu.router.mesh), or is None."""
+    router's other processes (ugu.router.mesh), or is None; `to`: the
+    instance's socket its -use-socket names, its only node."""
     _patch_stdlib()
     proc.set_title(config, f"{gateway} {index}")
+    if to is not None:
+        import dataclasses
+        settings = dataclasses.replace(settings, static=(to,))
     server()(settings, listeners, index, mesh).serve(
         ready=lambda: drop_to(*ids) if ids else None)
     sys.stdout.flush()

@@ -100,7 +100,7 @@ def listening(config):
     return [(address, None) for address in config[NAME]]
 
 
-def run(config, listeners, index, mesh=None, ids=None):
+def run(config, listeners, index, mesh=None, ids=None, to=None):
     """Serve as rawrouter `index` on `listeners` (its Listeners, its
     subscription servers among them) until a stop signal; then exit the
     process."""
@@ -110,4 +110,4 @@ def run(config, listeners, index, mesh=None, ids=None):
         from ugu.router.rawserver import Rawrouter
         return Rawrouter
     run_corerouter(config, listeners, index, GATEWAY, server,
-                   Settings.from_config(config), mesh, ids)
+                   Settings.from_config(config), mesh, ids, to)

@@ -104,7 +104,7 @@ def _kv_fields(value):
             items.get("ciphers"), items.get("clientca"))
 
 
-def run(config, listeners, index, mesh=None, ids=None):
+def run(config, listeners, index, mesh=None, ids=None, to=None):
     """Serve as sslrouter `index` on `listeners` (each with its context
     in `tls`) until a stop signal; then exit the process."""
     from ugu.router.process import run_corerouter
@@ -113,4 +113,4 @@ def run(config, listeners, index, mesh=None, ids=None):
         from ugu.router.sslserver import Sslrouter
         return Sslrouter
     run_corerouter(config, listeners, index, GATEWAY, server,
-                   Settings.from_config(config), mesh, ids)
+                   Settings.from_config(config), mesh, ids, to)

@@ -275,6 +275,7 @@ def _run(config):
         gateway_ids(config, "http")
     for router in _corerouters(config):
         gateway_ids(config, router.NAME)
+        corerouter_socket(config, router, listeners)
     meshes = _meshes(config)
     if masterless and has_router(config):
         if config["daemonize2"]:
@@ -690,11 +691,13 @@ def _check_corerouter(config, router):
                                      f"{name}-use-base",
                                      f"{name}-subscription-server")
                if config[option]]
+    if config[f"{name}-use-socket"] is not None:
+        mappers.append(f"{name}-use-socket")
     if not mappers:
         raise ConfigError(f"the {name} has no node to pass requests to "
                           f"(uWSGI's closes every connection): add "
                           f"{name}-to, {name}-use-pattern, "
-                          f"{name}-use-base or "
+                          f"{name}-use-base, {name}-use-socket or "
                           f"{name}-subscription-server", option=name)
     if len(mappers) > 1:
         raise ConfigError(f"{mappers[0]} and {mappers[1]} both choose the "
@@ -944,9 +947,30 @@ def fork_corerouter(config, listeners, router, index, parent=None,
     `master` where that is it."""
     own = [l for l in listeners if l.proto == router.NAME]
     ids = (f"{router.GATEWAY} {index}", *gateway_ids(config, router.NAME))
-    return _fork_gateway(config,
-                         lambda: router.run(config, own, index, mesh, ids),
-                         parent, logmaster, master)
+    to = corerouter_socket(config, router, listeners)
+    return _fork_gateway(
+        config, lambda: router.run(config, own, index, mesh, ids, to),
+        parent, logmaster, master)
+
+
+def corerouter_socket(config, router, listeners):
+    """The address of the instance's socket `ROUTER-use-socket` names,
+    as ROUTER-to would write it, or None where it is unset;
+    ConfigError for a socket the instance lacks."""
+    option = f"{router.NAME}-use-socket"
+    number = config[option]
+    if number is None:
+        return None
+    workers = _worker_sockets(listeners)
+    if number >= len(workers):
+        raise ConfigError(f"the instance has no socket {number} for the "
+                          f"{router.NAME} ({len(workers)} bound): write "
+                          f"the number of one, or add the socket",
+                          option=option)
+    address = workers[number].sock.getsockname()
+    if isinstance(address, tuple):
+        return f"127.0.0.1:{address[1]}"
+    return workers[number].name
 
 
 def gateway_ids(config, prefix):
