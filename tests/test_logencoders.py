@@ -230,16 +230,3 @@ def test_threaded_logger_copies_the_children_lines(start_server, site,
     p.stop()
     text = (site / "app.log").read_bytes()
     assert text.endswith(b"[T]goodbye to uWSGI.\n")
-
-
-@pytest.mark.parametrize("argv", [["--logger", "syslog:myapp,local0"],
-                                  ["--req-logger", "syslog"],
-                                  ["--log-syslog"]])
-def test_syslog_is_refused_saying_what_to_write(site, argv):
-    done = subprocess.run(
-        [*support.UGU, "--http-socket", "127.0.0.1:0", "--master", *argv],
-        cwd=site, timeout=30, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL)
-    assert done.returncode == 1
-    assert "ugu has no syslog logger: write " in done.stderr
-    assert "file:PATH" in done.stderr

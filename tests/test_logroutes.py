@@ -298,11 +298,13 @@ def run_ugu(site, *options):
     (["--logger", "a file:a.log", "--logger", "a file:b.log",
       "--log-route", "a x"],
      "option 'logger': two loggers are named 'a'"),
-    (["--logger", "a syslog:x", "--log-route", "a x"],
-     "option 'logger': logger 'syslog:x': ugu has no syslog logger"),
+    (["--logger", "a syslog:x,nowhere", "--log-route", "a x"],
+     "option 'logger': logger 'syslog:x,nowhere': 'nowhere' is no syslog "
+     "facility"),
     (["--logger", "a zeromq:tcp://127.0.0.1:9", "--log-route", "a x"],
      "option 'logger': logger 'zeromq:tcp://127.0.0.1:9' is not supported "
-     "by ugu (use file:PATH, fd:N or stdio)"),
+     "by ugu (use file:PATH, fd:N, stdio, socket:ADDR, rsyslog:ADDR or "
+     "syslog)"),
     (["--logto", "main.log", "--log-maxsize", "100000",
       "--logger", "a file:a.log", "--log-req-route", "a GET"],
      "option 'log-req-route': request lines that no log-req-route takes "

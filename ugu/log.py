@@ -33,6 +33,9 @@ _requests_fd = 2
 _log_copies = []
 # Whether a logger without a name took fd 1 and 2 (use_loggers).
 _logger_has_stdio = False
+# Whether that logger sends each write as a message of its own (see
+# netlog), so that a log master writes its lines one by one.
+_by_message = False
 # In a log master under log-drain, log-filter or log-encoder: what one of
 # its own writes (bytes) becomes in the log.  None everywhere else.
 _through = None
@@ -246,8 +249,11 @@ def app_file(filename):
                 or filename.startswith("<frozen importlib"))
 
 
-def open_logger(spec, option, reloaded=False):
-    """A file descriptor for a logger spec: file:PATH, fd:N or stdio.
+def open_logger(spec, option, config, reloaded=False):
+    """A file descriptor for a logger spec: file:PATH, fd:N, stdio, or
+    one of the loggers that send each message over a socket (see
+    netlog), which the config's log-master-bufsize and rsyslog options
+    tune.
     A file that cannot be opened stops the start; at a reload, where
     the instance must go on serving, it is said, and waited for (see
     _waiting) on a descriptor to /dev/null."""
@@ -269,13 +275,12 @@ def open_logger(spec, option, reloaded=False):
         return _open_fd(spec, int(arg), option)
     if plugin == "stdio":
         return 1
-    if plugin == "syslog":
-        raise ConfigError(f"logger '{spec}': ugu has no syslog logger: "
-                          "write file:PATH, or stdio where systemd's "
-                          "journal or a pipe collects the output",
-                          option=option)
+    if plugin in ("socket", "rsyslog", "syslog"):
+        from ugu import netlog
+        return netlog.open_logger(plugin, arg or None, spec, option, config)
     raise ConfigError(f"logger '{spec}' is not supported by ugu (use "
-                      "file:PATH, fd:N or stdio)", option=option)
+                      "file:PATH, fd:N, stdio, socket:ADDR, rsyslog:ADDR "
+                      "or syslog)", option=option)
 
 
 def _open_log_file(path):
@@ -308,6 +313,13 @@ def retrying(through):
         retry_loggers()
         return data if through is None else through(data)
     return retried
+
+
+def by_message():
+    """Whether the logger of fd 1 and 2 takes each write as a message:
+    then lines are written one at a time, as uWSGI's processes write
+    them."""
+    return _by_message
 
 
 def stdio_waiting():
@@ -508,7 +520,7 @@ def use_loggers(config, reloaded=False):
     Messages take over fd 1 and 2 as well, so that the app's prints and
     tracebacks land in the same file, as with uWSGI's log pipe.
     """
-    global _requests_fd, _logger_has_stdio
+    global _requests_fd, _logger_has_stdio, _by_message
     check_loggers(config)
     _open_named(config, reloaded)
     if config["log-req-route"] and not config["req-logger"]:
@@ -519,15 +531,17 @@ def use_loggers(config, reloaded=False):
         _log_copies.append(_requests_fd)
     unnamed = unnamed_loggers(config, "logger")
     if unnamed:
-        fd = open_logger(unnamed[0], "logger", reloaded)
+        fd = open_logger(unnamed[0], "logger", config, reloaded)
         take_stdio(fd)
         for fds in _waiting.values():
             if fd in fds:
                 fds[:] = [1, 2]
         _logger_has_stdio = True
+        _by_message = unnamed[0].partition(":")[0] in (
+            "socket", "rsyslog", "syslog")
     if config["req-logger"]:
         _requests_fd = open_logger(config["req-logger"][0], "req-logger",
-                                   reloaded)
+                                   config, reloaded)
 
 
 def _open_named(config, reloaded):
@@ -540,7 +554,7 @@ def _open_named(config, reloaded):
             # As uWSGI, which opens a logger as it first writes to it,
             # leaves a logger no route names unopened (said at start-up).
             continue
-        fd = open_logger(logger, "logger", reloaded)
+        fd = open_logger(logger, "logger", config, reloaded)
         if fd == 1:
             # stdio: the log as it was before any logger took fd 1.
             fd = os.dup(fd)

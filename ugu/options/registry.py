@@ -64,6 +64,9 @@ class Option:
     # uWSGI keeps the number in 64 bits (its uwsgi_opt_set_64bit); the
     # others are a C int, which a larger value overflows into garbage.
     wide: bool = False
+    # Each value is also a `logger` line of this kind (KIND:VALUE), as
+    # uWSGI's log-syslog and log-socket are.
+    logger_kind: str | None = None
 
 
 # What an exec-PHASE option's help adds where its failure is fatal.
@@ -1395,9 +1398,31 @@ OPTIONS = (
          MASTER, default=0, wide=True),
     # logging
     _opt("logger", STR, "send messages to a logger (file:PATH, fd:N, "
-         "stdio); NAME file:PATH names one, which takes only the lines "
+         "stdio, socket:ADDR, rsyslog:ADDR, syslog); NAME file:PATH names one, which takes only the lines "
          "log-route and log-req-route send it", LOGGING,
          repeat=True, needs_master=True),
+    _opt("log-syslog", STR, "send messages to the local syslog "
+         "(IDENT[,FACILITY], ident uwsgi, facility daemon): a `logger = "
+         "syslog:ARGS` line", LOGGING, repeat=True, needs_master=True,
+         optional=True, logger_kind="syslog"),
+    _opt("log-socket", STR, "send each message as a datagram to a UDP "
+         "HOST:PORT or a unix socket's path (ADDR[,PREFIX]): a `logger = "
+         "socket:ADDR` line", LOGGING, repeat=True, needs_master=True,
+         logger_kind="socket"),
+    _opt("rsyslog-packet-size", INT, "the rsyslog logger's largest packet "
+         "(default 1024, RFC 3164's limit)", LOGGING, default=0),
+    _opt("rsyslog-split-messages", FLAG, "the rsyslog logger sends a "
+         "message longer than a packet holds in several packets, rather "
+         "than its head alone", LOGGING, default=False),
+    _opt("log-master-bufsize", INT, "the longest message a socket, "
+         "rsyslog or syslog logger sends (longer ones are cut)", LOGGING,
+         default=8192, wide=True, minimum=1),
+    _opt("log-master-stream", FLAG, "the socket, rsyslog and syslog "
+         "loggers of messages read what the processes write as a stream, "
+         "in pieces of log-master-bufsize, not write by write", LOGGING,
+         default=False),
+    _opt("log-master-req-stream", FLAG, "log-master-stream, for a "
+         "req-logger", LOGGING, default=False),
     _opt("req-logger", STR, "send request lines to a logger (file:PATH)",
          LOGGING, repeat=True, needs_master=True,
          aliases=("logger-req",)),
@@ -1874,9 +1899,6 @@ _INSTEAD = {
         "ugu's routers answer nothing from a cache, nor does its static "
         "file lookup keep paths in one: remove it (`check-cache` answers "
         "requests from the cache in the workers)"),
-    "log-syslog": "ugu has no syslog logger: write `logger = file:PATH`, "
-                  "or `logger = stdio` where systemd's journal or a pipe "
-                  "collects the output",
     **dict.fromkeys(
         ("py-programname", "py-program-name"),
         "uWSGI gives the name to Python before it starts, which derives "

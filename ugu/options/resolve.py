@@ -719,6 +719,11 @@ def _typed_values(entries):
             values.setdefault(opt.name, []).append(value)
         else:
             values[opt.name] = value
+        if opt.logger_kind:
+            # The bare option: the logger without an argument.
+            arg = "" if entry.bare else value
+            values.setdefault("logger", []).append(
+                f"{opt.logger_kind}:{arg}")
         # What a declared option sets turns on nothing more, in uWSGI.
         needs_master = needs_master or (opt.needs_master
                                         and not entry.derived)

@@ -77,6 +77,7 @@ class LogMaster:
             for pipe in self._pipes:
                 self._poll.register(pipe.read, select.EPOLLIN)
         self.threaded = config["threaded-logger"]
+        self.by_message = log.by_message()
         # Held while the pipe is copied or the file rotated, where a
         # thread copies it.
         self._turn = threading.Lock() if self.threaded else \
@@ -168,7 +169,11 @@ class LogMaster:
                 data = pipe.lines(pipe.whole_lines(data))
             # A logger a reload could not open is tried again.
             log.retry_loggers()
-            _write_all(data)
+            if self.by_message:
+                for line in _LINE.findall(data):
+                    _write_all(line)
+            else:
+                _write_all(data)
             if self.alarms:
                 self.alarms.raise_due()
 

@@ -1,0 +1,306 @@
+"""The loggers that send each message over a socket (`logger =
+socket:ADDR`, `log-socket`, `rsyslog:`, `syslog`, `log-syslog`), with
+rsyslog-packet-size, rsyslog-split-messages, log-master-bufsize and
+log-master-stream: what a receiver the test binds gets, from ugu and
+from the real uWSGI on the same INI file."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import textwrap
+import threading
+import time
+
+import pytest
+
+from tests import support
+
+APP = textwrap.dedent('''
+    import sys
+
+    def application(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/long":
+            print("L" * 300 + "END")
+        else:
+            print("print from", path)
+        sys.stdout.flush()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+''')
+SERVERS = ["ugu", "uwsgi"]
+# rsyslog's date: ctime's month, day and time.
+STAMP = rb"\w{3} [ \d]\d \d\d:\d\d:\d\d"
+REQUEST = rb"\[pid: \d+\|app: 0\|req: 1/1\] 127\.0\.0\.1 \(\) "
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "app.py").write_text(APP)
+    return tmp_path
+
+
+class Receiver:
+    """A datagram socket the test binds: UDP on a free port, or a unix
+    socket's path; a thread reads it as datagrams come (a unix socket's
+    queue holds few), into `got`."""
+
+    def __init__(self, path=None):
+        if path is None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(str(path))
+            self.address = str(path)
+        self.sock.settimeout(0.05)
+        self.got = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._done.is_set():
+            try:
+                self.got.append(self.sock.recv(65536))
+            except (socket.timeout, BlockingIOError):
+                pass
+
+    def wait_for(self, pattern):
+        """The datagrams, once one matches `pattern` (bytes)."""
+        def found():
+            return any(re.search(pattern, d) for d in list(self.got))
+        support.wait_until(found, what=f"a datagram matching {pattern!r}")
+        return list(self.got)
+
+    def close(self):
+        self._done.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def receivers():
+    made = []
+
+    def make(path=None):
+        made.append(Receiver(path))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def serve(start_server, server, site, *pairs):
+    port = support.free_port()
+    support.write_ini(site / "app.ini", uwsgi=[
+        ("http-socket", f"127.0.0.1:{port}"),
+        ("wsgi-file", site / "app.py"), ("master", "true"), *pairs])
+    p = start_server(server, ["--ini", "app.ini"], cwd=site)
+    support.wait_for_port(port)
+    return p, port
+
+
+def one(got, pattern):
+    """The one datagram that matches `pattern`."""
+    found = [d for d in got if re.search(pattern, d)]
+    assert len(found) == 1, got
+    return found[0]
+
+
+# -- socket -----------------------------------------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("unix", [False, True])
+def test_log_socket_sends_each_message_after_its_prefix(
+        start_server, site, receivers, server, unix):
+    """Every message, the master's, the app's prints and the request
+    lines, is one datagram: the prefix, then the message with its
+    newline."""
+    r = receivers(site / "log.sock" if unix else None)
+    p, port = serve(start_server, server, site,
+                    ("log-socket", f"{r.address},[app]"))
+    assert support.http10_get(port, "/x").endswith(b"ok")
+    got = r.wait_for(rb"^\[app\]" + REQUEST)
+    p.stop()
+    got = r.wait_for(rb"^\[app\]goodbye to uWSGI\.\n\Z")
+    assert got[0].startswith(b"[app]*** Starting uWSGI 2.0")
+    assert all(d.startswith(b"[app]") and d.endswith(b"\n") and
+               d.count(b"\n") == 1 for d in got), got
+    assert b"[app]print from /x\n" in got
+    assert re.fullmatch(rb"\[app\]" + REQUEST + rb".* GET /x => "
+                        rb"generated 2 bytes in \d+ msecs \(HTTP/1\.0 "
+                        rb"200\) 1 headers in 45 bytes \(1 switches on "
+                        rb"core 0\)\n", one(got, REQUEST))
+    # The terminal gets nothing but what came before the logger.
+    assert "goodbye" not in p.output()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_through_the_log_master_each_line_is_a_datagram(
+        start_server, site, receivers, server):
+    r = receivers()
+    p, port = serve(start_server, server, site, ("log-master", "true"),
+                    ("log-drain", "^spawned"),
+                    ("logger", f"socket:{r.address}"))
+    support.http10_get(port, "/m")
+    r.wait_for(REQUEST)
+    p.stop()
+    got = r.wait_for(rb"^goodbye to uWSGI\.\n\Z")
+    assert all(d.endswith(b"\n") and d.count(b"\n") == 1 for d in got)
+    assert b"print from /m\n" in got
+    assert not any(d.startswith(b"spawned") for d in got)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_req_logger_socket_takes_request_lines_alone(
+        start_server, site, receivers, server):
+    r = receivers()
+    p, port = serve(start_server, server, site,
+                    ("req-logger", f"socket:{r.address}"))
+    support.http10_get(port, "/y")
+    got = r.wait_for(REQUEST)
+    p.stop()
+    assert len(got) == 1 and re.match(REQUEST + rb".* GET /y => ", got[0])
+    assert "print from /y" in p.output()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_log_master_bufsize_cuts_a_longer_message(
+        start_server, site, receivers, server):
+    r = receivers()
+    p, port = serve(start_server, server, site,
+                    ("logger", f"socket:{r.address}"),
+                    ("log-master-bufsize", "100"))
+    support.http10_get(port, "/long")
+    got = r.wait_for(REQUEST)
+    p.stop()
+    assert b"L" * 100 in got
+    assert not any(b"END" in d for d in got)
+
+
+# -- rsyslog ----------------------------------------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("split", [False, True])
+def test_rsyslog_packets(start_server, site, receivers, server, split):
+    """`<PRI>date IDENT: ` then the message without its newline; a
+    longer one is cut into pieces of the packet size less 30 bytes, the
+    pieces after the first sent only with rsyslog-split-messages."""
+    r = receivers()
+    p, port = serve(start_server, server, site,
+                    ("logger", f"rsyslog:{r.address},myident,30"),
+                    ("rsyslog-packet-size", "120"),
+                    ("rsyslog-split-messages", str(split).lower()))
+    support.http10_get(port, "/long")
+    got = r.wait_for(REQUEST)
+    p.stop()
+    head = rb"<30>" + STAMP + rb" myident: "
+    assert all(re.match(head, d) and not d.endswith(b"\n") for d in got)
+    pieces = [d for d in got if re.match(head + rb"L", d)]
+    texts = [re.sub(head, b"", d) for d in pieces]
+    if split:
+        assert texts == [b"L" * 90] * 3 + [b"L" * 30 + b"END"]
+    else:
+        assert texts == [b"L" * 90]
+    line = one(got, head + REQUEST)
+    assert len(line) == 119
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_rsyslog_defaults_on_a_unix_socket(start_server, site, receivers,
+                                           server):
+    """Without an ident, the host's name and "uwsgi", at priority 29."""
+    r = receivers(site / "syslog.sock")
+    p, port = serve(start_server, server, site,
+                    ("logger", f"rsyslog:{r.address}"))
+    support.http10_get(port, "/z")
+    got = r.wait_for(rb": print from /z")
+    p.stop()
+    host = socket.gethostname().encode()
+    assert re.fullmatch(rb"<29>" + STAMP + rb" " + re.escape(host) +
+                        rb" uwsgi: print from /z", one(got, b"print from"))
+
+
+# -- syslog -----------------------------------------------------------------
+
+# What the servers need of /dev, besides the log.
+NODES = ("null", "zero", "urandom", "random")
+NEEDS_NAMESPACE = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"),
+    reason="the syslog logger writes to /dev/log: the test mounts its "
+           "own /dev in a mount namespace, which needs root")
+
+
+@NEEDS_NAMESPACE
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("value, head", [
+    ("myapp,local2", b"<150>"), ("", b"<30>")])
+def test_log_syslog_writes_to_dev_log(procs, request, site, server, value,
+                                      head):
+    """libc's syslog(): `<PRI>date IDENT: message` with its newline, at
+    priority info of the facility (daemon, ident uwsgi, by default)."""
+    dev = site / "dev"
+    dev.mkdir()
+    for name in NODES:
+        (dev / name).touch()
+    (dev / "shm").mkdir()
+    r = Receiver(dev / "log")
+    try:
+        port = support.free_port()
+        binary = [request.getfixturevalue("uwsgi_binary")] \
+            if server == "uwsgi" else support.UGU
+        option = f"--log-syslog={value}" if value else "--log-syslog"
+        argv = [*binary, "--master", "--http-socket", f"127.0.0.1:{port}",
+                "--wsgi-file", str(site / "app.py"), option]
+        mounts = "".join(f"mount --bind /dev/{name} {dev}/{name} && "
+                         for name in (*NODES, "shm"))
+        script = f'{mounts}mount --bind {dev} /dev && exec "$@"'
+        p = procs.start(["unshare", "-m", "sh", "-c", script, "sh", *argv],
+                        cwd=site)
+        support.wait_for_port(port)
+        support.http10_get(port, "/s")
+        got = r.wait_for(rb": print from /s")
+        p.stop()
+    finally:
+        r.close()
+    ident = b"myapp" if value else b"uwsgi"
+    assert re.fullmatch(re.escape(head) + STAMP + rb" " + ident +
+                        rb": print from /s\n", one(got, b"print from"))
+
+
+# -- refused ----------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--log-syslog=myapp,nowhere"],
+     "logger 'syslog:myapp,nowhere': 'nowhere' is no syslog facility"),
+    (["--logger", "socket"],
+     "logger 'socket': name the address to send to"),
+    (["--logger", "rsyslog:"],
+     "logger 'rsyslog:': name the syslog server"),
+    (["--log-socket", "no.such.host.invalid:5"],
+     "cannot resolve 'no.such.host.invalid'")])
+def test_what_ugu_cannot_send_to_is_refused(site, argv, message):
+    done = subprocess.run(
+        [*support.UGU, "--http-socket", "127.0.0.1:0", "--master", *argv],
+        cwd=site, timeout=30, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "option 'logger'" in done.stderr
+
+
+def test_a_stopped_receiver_loses_lines_not_the_instance(
+        start_server, site, receivers):
+    r = receivers()
+    address = r.address
+    r.close()
+    p, port = serve(start_server, "ugu", site,
+                    ("logger", f"socket:{address}"))
+    for _ in range(3):
+        assert support.http10_get(port, "/x").endswith(b"ok")
+        time.sleep(0.05)
+    p.stop()
