@@ -1628,6 +1628,9 @@ OPTIONS = (
     _opt("emperor-stats", STR, "serve the Emperor's stats as JSON on ADDR "
          "(host:port or a unix path)", EMPEROR,
          aliases=("emperor-stats-server",)),
+    _opt("udp", STR, "the master logs each packet that comes to this "
+         "UDP address (HOST:PORT) as [udp:ADDR:PORT] PAYLOAD", MASTER,
+         needs_master=True),
     # stats server (the master's, and the Emperor's format)
     _opt("stats", STR, "serve the instance's stats as JSON on ADDR "
          "(host:port or a unix path), one document per connection",

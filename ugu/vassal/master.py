@@ -257,10 +257,13 @@ def _run(config):
         hygiene.remap_stdin(config)
     # Refused here, where uWSGI's workers exit on a bad line.
     sockets.socket_map(config, len(_worker_sockets(listeners)))
-    if not listeners and not command and not pools:
+    if not listeners and not command and not pools and not config["udp"]:
         log.log("The -s/--socket option is missing and stdin is not a "
                 "socket.")
         return EXIT_FAILED
+    if config["udp"]:
+        from ugu.vassal import udpserver
+        udpserver.check(config["udp"])
     recycle.check(config)
     cheaper.check(config)
     subscriber = Subscriber.from_config(
@@ -1089,6 +1092,7 @@ class Master:
         self.fifo = None
         self.stats = None           # a StatsServer with `stats`
         self.zerg_server = zerg_server  # a ZergServer, `zerg-server`
+        self.udp = None             # a UdpServer, with `udp`
         self.pools = pools          # ZergPools, served by a child
         self.spawns = {}            # wid -> (spawns, time of the last)
         self.harakiri_kills = {}    # wid -> workers harakiri killed there
@@ -1152,6 +1156,9 @@ class Master:
             self.zerg_server.announce(
                 lambda: [l.sock.fileno()
                          for l in _worker_sockets(self.listeners)])
+        if self.config["udp"]:
+            from ugu.vassal.udpserver import UdpServer
+            self.udp = UdpServer.bind(self.config["udp"])
         if self.config["stats"]:
             self.stats = stats_server.from_config(
                 self.config, "stats", lambda: stats.document(self))
@@ -1221,11 +1228,13 @@ class Master:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
                                       self.logpipe, self.fsmon,
-                                      self.zerg_server, *woken,
+                                      self.zerg_server, self.udp, *woken,
                                       *signal_ends, *self.reload_fds):
                         self.stats.answer(source)
             if self.zerg_server in ready:
                 self.zerg_server.answer()
+            if self.udp in ready:
+                self.udp.answer()
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
             if self.shared.link in ready:
@@ -1250,7 +1259,7 @@ class Master:
 
     def _link_fds(self):
         fds = [f for f in (self.shared.link, self.fifo, self.logpipe,
-                           self.fsmon, self.zerg_server) if f]
+                           self.fsmon, self.zerg_server, self.udp) if f]
         fds += self.reload_fds
         if self.stats:
             fds += self.stats.waiting()
