@@ -431,8 +431,8 @@ def test_unimplemented_uwsgi_option_is_refused_by_name():
 
 
 @pytest.mark.parametrize("option, fix", [
-    ("log-syslog", "ugu has no syslog logger"),
-    ("stats-push", "serve the stats with `stats = ADDR`"),
+    ("web3", "Web3 (the withdrawn PEP 444) never became a standard"),
+    ("ksm", "ugu does not mark its memory mergeable"),
     ("master-as-root", "ugu's master jails itself and drops to uid")])
 def test_a_refused_option_names_what_ugu_has_instead(option, fix):
     write("app.ini", f"[uwsgi]\n{option} = /x=y\n")

@@ -1665,6 +1665,14 @@ OPTIONS = (
          aliases=("metric-dir-restore",)),
     _opt("metrics-no-cores", FLAG, "disable generation of cores-related "
          "metrics", MASTER, default=False, needs_master=True),
+    # stats pushers (ugu/vassal/statspush.py)
+    _opt("stats-push", STR, "push the metrics (socket:HOST:PORT[,PREFIX], "
+         "statsd:HOST:PORT[,PREFIX]) or the stats JSON (file:path=PATH,"
+         "separator=TEXT,freq=N) every few seconds; turns the metrics on",
+         MASTER, repeat=True, needs_master=True),
+    _opt("stats-pusher-default-freq", INT, "seconds between the pushes of "
+         "a stats pusher that names no freq", MASTER, default=3,
+         aliases=("stats-pushers-default-freq",)),
     # carbon (uWSGI's carbon plugin: ugu/vassal/carbon.py)
     _opt("carbon", STR, "push statistics to the specified carbon server "
          "(HOST:PORT)", MASTER, repeat=True, needs_master=True),
@@ -1849,12 +1857,6 @@ _INSTEAD = {
            "remove it",
     "ftok": "it keys uWSGI's SysV semaphore locks (the ipcsem lock "
             "engine), and ugu's locks are not SysV semaphores: remove it",
-    **dict.fromkeys(
-        ("stats-push", "stats-pusher-default-freq",
-         "stats-pushers-default-freq"),
-        "serve the stats with `stats = ADDR` and have the collector read "
-        "them there; for Graphite, `carbon = HOST:PORT` pushes uWSGI's "
-        "carbon lines (ugu has no other pusher)"),
     **dict.fromkeys(
         ("emperor-extra-extension", "emperor-extra-ext"),
         "uWSGI starts such a vassal with --config, which loads a file "

@@ -102,6 +102,7 @@ class Shared:
         self.uwsgi_signals = None   # made once the sockets are bound
         self.metrics = None     # a metrics.Metrics, made after them
         self.carbon = None      # a carbon.Carbon, with `carbon`
+        self.stats_pushers = None   # a StatsPushers, with `stats-push`
 
 
 def run(config):
@@ -270,6 +271,9 @@ def _run(config):
         config, [l.name for l in _worker_sockets(listeners)])
     # Once the sockets are bound (the first names the instance), as
     # uWSGI's plugin starts.
+    if config["stats-push"]:
+        from ugu.vassal.statspush import StatsPushers
+        shared.stats_pushers = StatsPushers.from_config(config)
     shared.carbon = carbon.Carbon.from_config(config,
                                               _worker_sockets(listeners))
     if has_router(config) and not command:
@@ -1772,6 +1776,8 @@ class Master:
                                         self.shared.alarms)
         if self.shared.carbon:
             self.shared.carbon.tick(self)
+        if self.shared.stats_pushers:
+            self.shared.stats_pushers.tick(self, int(time.time()))
         for action in self.touch.touched(chaining=self.chain.running):
             getattr(self, action)()
         self.shared.hooks.run_touched()

@@ -45,7 +45,7 @@ _TYPES = {"counter": COUNTER, "gauge": GAUGE, "absolute": ABSOLUTE,
           "alias": ALIAS}
 # The options that turn the metrics on (uWSGI's UWSGI_OPT_METRICS).
 OPTIONS = ("enable-metrics", "metric", "metric-threshold", "metrics-dir",
-           "metrics-dir-restore", "metrics-no-cores")
+           "metrics-dir-restore", "metrics-no-cores", "stats-push")
 _METRIC_KEYS = ("name", "oid", "type", "initial_value", "collector", "freq",
                 "arg1", "arg2", "arg3", "arg1n", "arg2n", "arg3n",
                 "children", "alias", "reset_after_push")
