@@ -1521,6 +1521,22 @@ OPTIONS = (
          aliases=("not-alarm-log",)),
     _opt("alarm-freq", INT, "seconds an alarm waits before it is raised "
          "again for the same line", LOGGING, default=3),
+    _opt("alarm-segfault", STR, "raise this alarm when a process of "
+         "the instance dies of a segmentation fault", LOGGING,
+         repeat=True, needs_master=True, aliases=("segfault-alarm",)),
+    _opt("alarm-fd", STR, "raise this alarm with MESSAGE whenever FD is "
+         "readable, reading SIZE bytes (1; 8 for an eventfd) each time "
+         "(ALARM FD[:SIZE] MESSAGE)", LOGGING, repeat=True,
+         needs_master=True),
+    _opt("alarm-msg-size", INT, "the longest message an alarm is raised "
+         "with by alarm-backlog, alarm-segfault and metric thresholds "
+         "(longer: not raised), and by log-alarm under alarm-cheap "
+         "(longer: cut)", LOGGING, default=8192, wide=True),
+    # uWSGI 2.0 wants a value for it (`--alarm-cheap 1`): any but false,
+    # off, no or 0 turns it on.
+    _opt("alarm-cheap", STR, "log-alarm raises its alarms with the "
+         "line cut to alarm-msg-size, as uWSGI's alarm thread reads it",
+         LOGGING),
     _opt("alarm-backlog", STR, "raise this alarm when a socket's listen "
          "queue is full", LOGGING, repeat=True, needs_master=True,
          aliases=("backlog-alarm", "lq-alarm", "alarm-lq",

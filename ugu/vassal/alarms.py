@@ -12,7 +12,19 @@ matches ends the search for that line, whatever alarms it names.  An
 alarm raised again with the line it was last raised with waits
 `alarm-freq` seconds, so that a repeating line does not flood.
 `alarm-backlog = NAME` raises the alarm with uWSGI's message whenever the
-master finds a socket's listen queue full.
+master finds a socket's listen queue full.  `alarm-segfault = NAME`
+raises it when a process of the instance dies of a segmentation fault.
+`alarm-fd = NAME FD[:SIZE] MESSAGE` raises it with MESSAGE whenever the
+descriptor FD (one ugu was started with) is readable, once SIZE bytes
+(1 by default, 8 for an eventfd) are read from it.  A message longer
+than `alarm-msg-size` is not raised by the backlog, a segfault or a
+metric's threshold; under `alarm-cheap` log-alarm's lines are cut to it.
+
+uWSGI's segmentation fault handler runs in the dying process, which
+logs `!!! uWSGI process PID got Segmentation Fault !!!` and a C
+backtrace, and raises the alarm with the backtrace.  ugu's processes
+are Python's: the master, which sees the process die of SIGSEGV, logs
+that line and raises the alarm with it.
 
 As in uWSGI, the master raises them as it reads the line (or its
 threaded-logger thread does); unlike it, the lines the alarms themselves
@@ -23,6 +35,7 @@ raise itself forever.
 
 import os
 import re
+import select
 import threading
 import time
 
@@ -61,11 +74,15 @@ class Alarms:
     """The instance's alarms and log-alarm rules, made once in the
     master before its first line."""
 
-    def __init__(self, alarms, rules, freq, backlog=()):
+    def __init__(self, alarms, rules, freq, backlog=(), segfault=(),
+                 fds=(), msg_size=8192, cheap=False):
         self.alarms = alarms
         self.rules = rules          # [(regexp, negate, [Alarm])]
         self.backlog = backlog      # [Alarm] raised for a full listen queue
+        self.segfault = segfault    # [Alarm] raised for a segfault
+        self.fds = fds              # [AlarmFd] the master watches
         self.freq = freq
+        self.msg_size, self.cheap = msg_size, cheap
         # The master's: set by bind, once it has them.
         self.route_signal = self.mules = None
         self.bound = False
@@ -91,9 +108,14 @@ class Alarms:
                  for entry in _entries(config, RULE_OPTIONS)]
         backlog = [_named(entry, alarms)
                    for entry in _entries(config, ("alarm-backlog",))]
+        segfault = [_named(entry, alarms)
+                    for entry in _entries(config, ("alarm-segfault",))]
+        fds = _watched_fds([_alarm_fd(entry, alarms) for entry in
+                            _entries(config, ("alarm-fd",))])
         if not alarms:
             return None
-        return cls(alarms, rules, config["alarm-freq"], backlog)
+        return cls(alarms, rules, config["alarm-freq"], backlog, segfault,
+                   fds, config["alarm-msg-size"], _cheap(config))
 
     def watches_lines(self):
         return bool(self.rules)
@@ -113,6 +135,8 @@ class Alarms:
         are due."""
         if line.startswith(OWN_PREFIX):
             return
+        if self.cheap:
+            line = line[:self.msg_size]
         with self._lock:
             if self._raising:
                 return
@@ -128,13 +152,29 @@ class Alarms:
         (bytes), as a metric's threshold does: as for a line, not again
         within alarm-freq seconds for the same message."""
         alarm = next((a for a in self.alarms if a.name == name), None)
-        if alarm is not None:
+        if alarm is not None and len(message) <= self.msg_size:
             self._raise_now([(alarm, message)])
 
     def raise_backlog(self, message):
         """alarm-backlog's alarms, for a listen queue found full (the
         message without a line end, as uWSGI gives it)."""
-        self._raise_now([(alarm, message) for alarm in self.backlog])
+        if len(message) <= self.msg_size:
+            self._raise_now([(alarm, message) for alarm in self.backlog])
+
+    def raise_segfault(self, message):
+        """alarm-segfault's alarms, for a process dead of SIGSEGV."""
+        if len(message) <= self.msg_size:
+            self._raise_now([(alarm, message) for alarm in self.segfault])
+
+    def read_fd(self, watched):
+        """alarm-fd: `watched` (an AlarmFd) is readable: once its bytes
+        are read, its alarms are raised with its message.  At its end
+        (or an error) it is said, its alarms raised a last time, and it
+        is watched no more, as uWSGI's."""
+        if watched.read():
+            self._raise_now(list(watched.alarms))
+        if watched.ended:
+            self.fds.remove(watched)
 
     def _raise_now(self, due):
         with self._lock:
@@ -199,6 +239,97 @@ class Alarms:
     def died(self, pid, status):
         """Whether the master's child `pid` was a cmd alarm's shell."""
         return self.commands.died(pid, status)
+
+
+class AlarmFd:
+    """A descriptor alarm-fd watches, with the alarms it raises, each
+    with its line's message: [(Alarm, message)]."""
+
+    def __init__(self, fd, size):
+        self.fd, self.size = fd, size
+        self.alarms = []
+        self.ended = False
+        self._got = 0
+
+    def fileno(self):
+        return self.fd
+
+    def read(self):
+        """Read what is there, up to the bytes still due; whether the
+        alarms are due (all read, or the end)."""
+        try:
+            data = os.read(self.fd, self.size - self._got)
+            error = "Success"
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            data, error = b"", e.strerror
+        if not data:
+            log.log(f"[uwsgi-alarm-fd]/read(): {error} "
+                    f"[core/alarm.c line 251]")
+            log.log(f"[uwsgi-alarm-fd] i will stop monitoring fd "
+                    f"{self.fd}")
+            self.ended = True
+            return True
+        self._got += len(data)
+        if self._got < self.size:
+            return False
+        self._got = 0
+        return True
+
+
+def _alarm_fd(entry, alarms):
+    """(fd, size, message, alarm) of `NAME FD[:SIZE] MESSAGE`."""
+    name, space, rest = entry.value.partition(" ")
+    where, space2, message = rest.partition(" ")
+    if not space or not space2:
+        raise _error(entry, f"invalid alarm-fd syntax: {entry.value} "
+                     f"(write it ALARM FD[:SIZE] MESSAGE)")
+    fd_text, colon, size_text = where.partition(":")
+    if not fd_text.isdigit() or (colon and not size_text.isdigit()):
+        raise _error(entry, f"invalid alarm-fd syntax: {entry.value} "
+                     f"(FD and SIZE are numbers)")
+    alarm = next((a for a in alarms if a.name == name), None)
+    if alarm is None:
+        raise _error(entry, f"unable to find alarm \"{name}\" (add an "
+                     f"`alarm = {name} KIND:ARGS` line)")
+    fd = int(fd_text)
+    try:
+        os.fstat(fd)
+    except OSError as e:
+        raise _error(entry, f"fd {fd} is not open ({e.strerror}): pass "
+                     f"it to ugu open") from None
+    try:
+        with select.epoll() as poll:
+            poll.register(fd, select.EPOLLIN)
+    except OSError as e:
+        # uWSGI's alarm thread cannot watch it either, and says so.
+        raise _error(entry, f"fd {fd} cannot be watched for reading "
+                     f"({e.strerror}): a regular file or /dev/null never "
+                     f"waits; pass a pipe, a socket or an eventfd") from None
+    return fd, max(int(size_text or 1), 1), message.encode(), alarm
+
+
+def _watched_fds(found):
+    """One AlarmFd a descriptor, read by the first line's size; an
+    alarm named twice for one descriptor raised once (with the first
+    line's message), as uWSGI's."""
+    watched = {}
+    for fd, size, message, alarm in found:
+        if fd not in watched:
+            watched[fd] = AlarmFd(fd, size)
+        if all(a is not alarm for a, _ in watched[fd].alarms):
+            watched[fd].alarms.append((alarm, message))
+    for each in watched.values():
+        os.set_blocking(each.fd, False)
+    return list(watched.values())
+
+
+def _cheap(config):
+    """alarm-cheap, as uWSGI reads its value."""
+    value = config["alarm-cheap"]
+    return value is not None and \
+        value.lower() not in ("false", "off", "no") and value != "0"
 
 
 def _entries(config, names):

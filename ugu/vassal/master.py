@@ -1226,19 +1226,23 @@ class Master:
             for signum in received:
                 self.handle_signal(signum)
             woken = [s for s in self._cheap_socks() if s in ready]
+            alarm_fds = self.shared.alarms.fds if self.shared.alarms else ()
             if woken and self.pending_exit is None:
                 self.leave_cheap_mode()
             if self.stats:
                 for source in ready:
                     if source not in (self.fifo, self.shared.link,
                                       self.logpipe, self.fsmon,
-                                      self.zerg_server, self.udp, *woken,
+                                      self.zerg_server, self.udp,
+                                      *alarm_fds, *woken,
                                       *signal_ends, *self.reload_fds):
                         self.stats.answer(source)
             if self.zerg_server in ready:
                 self.zerg_server.answer()
             if self.udp in ready:
                 self.udp.answer()
+            for watched in [f for f in alarm_fds if f in ready]:
+                self.shared.alarms.read_fd(watched)
             if self.fifo in ready:
                 fifo.dispatch(self, self.fifo.commands())
             if self.shared.link in ready:
@@ -1265,6 +1269,8 @@ class Master:
         fds = [f for f in (self.shared.link, self.fifo, self.logpipe,
                            self.fsmon, self.zerg_server, self.udp) if f]
         fds += self.reload_fds
+        if self.shared.alarms:
+            fds += self.shared.alarms.fds
         if self.stats:
             fds += self.stats.waiting()
         return fds + self._cheap_socks()
@@ -1571,6 +1577,9 @@ class Master:
                 self.respawn_at[("emperor", 1)] = self.emperor.respawn_at()
                 continue
             child = self.children.pop(pid, None)
+            if child is not None and os.WIFSIGNALED(status) and \
+                    os.WTERMSIG(status) == signal.SIGSEGV:
+                self._segfault(pid)
             if child is None:
                 if not (self.touch.died(pid, status) or
                         self.crons.died(pid, status) or
@@ -1591,6 +1600,14 @@ class Master:
             else:
                 self._worker_died(child, status)
         self.cheap_mode_reached()
+
+    def _segfault(self, pid):
+        """uWSGI's dying process says so, and raises alarm-segfault's
+        alarms: here its master does, with that line."""
+        line = f"!!! uWSGI process {pid} got Segmentation Fault !!!"
+        log.log(line)
+        if self.shared.alarms:
+            self.shared.alarms.raise_segfault(f"{line}\n".encode())
 
     def _alarm_died(self, pid, status):
         return self.shared.alarms and self.shared.alarms.died(pid, status)
