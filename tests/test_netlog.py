@@ -182,6 +182,26 @@ def test_log_master_bufsize_cuts_a_longer_message(
     assert not any(b"END" in d for d in got)
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_log_master_stream_sends_what_was_read(start_server, site,
+                                               receivers, server):
+    """A stream keeps no bounds between writes: a datagram is what one
+    read took, lines whole or not; together they are the log."""
+    r = receivers()
+    p, port = serve(start_server, server, site,
+                    ("logger", f"socket:{r.address}"),
+                    ("log-master-stream", "true"))
+    support.http10_get(port, "/st")
+    support.wait_until(lambda: re.search(REQUEST, b"".join(r.got)),
+                       what="the request line")
+    p.stop()
+    support.wait_until(lambda: b"".join(r.got).endswith(
+        b"goodbye to uWSGI.\n"), what="the last line")
+    text = b"".join(r.got)
+    assert text.startswith(b"*** Starting uWSGI 2.0")
+    assert b"\nprint from /st\n" in text
+
+
 # -- rsyslog ----------------------------------------------------------------
 
 @pytest.mark.parametrize("server", SERVERS)

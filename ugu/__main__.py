@@ -11,7 +11,10 @@ def run():
         # a second (a vassal's too: Ctrl-C reaches the whole group): end
         # as main() ends on Ctrl-C, without a traceback.
         return 0
-    return main()
+    code = main()
+    from ugu import log
+    log.flush_loggers()
+    return code
 
 
 if __name__ == "__main__":

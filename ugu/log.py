@@ -283,6 +283,14 @@ def open_logger(spec, option, config, reloaded=False):
                       "or syslog)", option=option)
 
 
+def flush_loggers():
+    """Before the process ends or execs: the loggers that send over a
+    socket send what they have (see netlog)."""
+    netlog = sys.modules.get("ugu.netlog")
+    if netlog is not None:
+        netlog.flush()
+
+
 def _open_log_file(path):
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                    LOG_FILE_MODE)

@@ -21,6 +21,7 @@ Imported only where such a logger is configured.
 """
 
 import os
+import select
 import socket
 import threading
 import time
@@ -66,37 +67,72 @@ def open_logger(kind, arg, spec, option, config):
             sock.setsockopt(socket.SOL_SOCKET, which, size)
     if not _read_ends:
         os.register_at_fork(after_in_child=_fork_child)
-    _read_ends.append(read)
-    threading.Thread(target=_forward, args=(read, size, send, stream),
-                     name=f"logger {kind}", daemon=True).start()
+    read.setblocking(False)
+    forwarder = _Forwarder(read, size, send, stream)
+    _read_ends.append(forwarder)
+    threading.Thread(target=forwarder.run, name=f"logger {kind}",
+                     daemon=True).start()
     return write.detach()
+
+
+def flush():
+    """Send what the loggers have not sent yet: the process is about to
+    end, or to exec, which would end their threads first."""
+    for forwarder in _read_ends:
+        forwarder.drain()
 
 
 def _fork_child():
     # Only the process that opened the loggers reads them: a child that
     # held a read end would keep a reloaded master's writes waiting.
-    for sock in _read_ends:
-        sock.close()
+    for forwarder in _read_ends:
+        forwarder.read.close()
     _read_ends.clear()
 
 
-def _forward(read, size, send, stream):
-    while True:
-        try:
-            message = read.recv(size)
-        except OSError:
-            return
-        if not message:
-            if stream:
-                # Every writer is gone.
+class _Forwarder:
+    """A logger's thread: reads the socketpair, a message at a time, and
+    sends each on."""
+
+    def __init__(self, read, size, send, stream):
+        self.read, self.size, self.send = read, size, send
+        self.stream = stream
+        # Held while a message is read and sent, so that flush() finds
+        # none half sent.
+        self.lock = threading.Lock()
+        self.ended = False
+
+    def run(self):
+        while not self.ended:
+            try:
+                select.select([self.read], [], [])
+            except (OSError, ValueError):
                 return
-            continue
-        try:
-            send(message)
-        except OSError:
-            # A message the receiver refuses, or has no room for, is
-            # lost; the next is tried.
-            pass
+            self.drain()
+
+    def drain(self):
+        with self.lock:
+            while not self.ended:
+                try:
+                    message = self.read.recv(self.size)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    self.ended = True
+                    return
+                if not message:
+                    # A stream whose writers are all gone (a datagram
+                    # socket's empty message is none: it goes on).
+                    self.ended = self.stream
+                    if self.stream:
+                        return
+                    continue
+                try:
+                    self.send(message)
+                except OSError:
+                    # A message the receiver refuses, or has no room
+                    # for, is lost; the next is tried.
+                    pass
 
 
 def _socket_sender(arg, spec, option, config):

@@ -144,6 +144,7 @@ class Master:
         log.log(f"running {sys.executable}")
         self.signals.close()
         env = {**os.environ, ENV_RELOADS: str(reloads() + 1)}
+        log.flush_loggers()
         os.execve(sys.executable, sys.orig_argv, env)
 
     def bury(self):

@@ -2156,5 +2156,6 @@ class Master:
         log.log(f"running {proc.EXECUTABLE}")
         sys.stdout.flush()
         sys.stderr.flush()
+        log.flush_loggers()
         os.execv(proc.EXECUTABLE, [*proc.python_m_ugu(),
                                    *proc.ARGV[1:]])
