@@ -8,12 +8,14 @@ Each runs on ugu and on the real uWSGI alike; the app's one worker is held
 busy until the test touches a file, so no test waits on a clock.
 """
 
+import os
 import re
 import socket
+import stat
 
 import pytest
 
-from tests.support import free_port, http10_get, wait_for_port
+from tests.support import free_port, http10_get, wait_for_port, wait_until
 from tests.test_emperor import ENV
 
 APP = """\
@@ -137,6 +139,10 @@ def test_the_fifo_b_calls_for_reinforcements(start_server, brood, server):
     instance = start_server(server, ["--ini", str(ini)], cwd=tmp_path,
                             env=ENV)
     wait_for_port(port)
+    # uWSGI makes its fifo after binding: opened before, it would be a
+    # plain file the "B" goes into.
+    wait_until(lambda: stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+               if (tmp_path / "fifo").exists() else False, what="the fifo")
     with open(tmp_path / "fifo", "w") as fifo:
         fifo.write("B")
     instance.wait_for_log(r"\[broodlord\] instance not governed by an "

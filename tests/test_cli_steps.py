@@ -98,7 +98,7 @@ def test_ctrl_c_while_ugu_imports_ends_it_without_a_traceback(tmp_path,
     reaches the whole group).  A module ugu imports is shadowed by one
     that sends its process a terminal's SIGINT at that point; ugu ends as
     it ends on Ctrl-C later, where uWSGI dies of the signal, silently."""
-    (tmp_path / "difflib.py").write_text(
+    (tmp_path / "json.py").write_text(
         "import os, signal, time\n"
         "os.kill(os.getpid(), signal.SIGINT)\n"
         "time.sleep(30)\n")

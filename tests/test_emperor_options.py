@@ -340,7 +340,7 @@ def test_on_demand_vassal_serves_on_the_emperors_socket(procs, tmp_path):
     assert (waiting["id"], waiting["pid"], waiting["on_demand"]) == (
         "a.ini", -1, f"127.0.0.1:{port}")
     answer = http10_get(port)
-    assert answer.startswith(b"HTTP/1.1 200 OK") and \
+    assert answer.startswith(b"HTTP/1.0 200 OK") and \
         answer.endswith(b"\r\n\r\nwoken")
     emperor.wait_for_log(rf"(?m)^uwsgi socket 0 inherited INET address "
                          rf"127\.0\.0\.1:{port} fd 0$")

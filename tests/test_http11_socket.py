@@ -217,8 +217,8 @@ def test_an_idle_connection_does_not_keep_a_new_client_waiting(start):
 @pytest.mark.parametrize("name, said", [
     ("puwsgi", "ugu does not speak the puwsgi protocol; write "
                "`protocol = uwsgi`"),
-    ("https", "ugu does not speak the https protocol; its workers speak "
-              "no TLS"),
+    ("https", "ugu does not speak the https protocol; a socket speaking "
+              "TLS needs its certificate: write `https-socket"),
     ("bogus", "unable to find protocol bogus (write uwsgi, http, "
               "http11, fastcgi, fastcgi-nph, scgi or scgi-nph)"),
 ])

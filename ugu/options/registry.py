@@ -1297,10 +1297,6 @@ OPTIONS = (
     _opt("rawrouter-use-socket", INT, "pass rawrouter connections to "
          "the instance's socket N (default 0: the first)", RAWROUTER,
          optional=True),
-    _opt("rawrouter-uid", STR, "the rawrouter's processes setuid to "
-         "this user or uid", RAWROUTER),
-    _opt("rawrouter-gid", STR, "the rawrouter's processes setgid to "
-         "this group or gid", RAWROUTER),
     _opt("rawrouter-quiet", FLAG, "do not log the connects to nodes "
          "that fail", RAWROUTER, default=False),
     _opt("rawrouter-buffer-size", INT, "bytes the rawrouter reads at a "
@@ -1361,10 +1357,6 @@ OPTIONS = (
     _opt("sslrouter-use-socket", INT, "pass sslrouter connections to "
          "the instance's socket N (default 0: the first)", SSLROUTER,
          optional=True),
-    _opt("sslrouter-uid", STR, "the sslrouter's processes setuid to "
-         "this user or uid", SSLROUTER),
-    _opt("sslrouter-gid", STR, "the sslrouter's processes setgid to "
-         "this group or gid", SSLROUTER),
     _opt("sslrouter-quiet", FLAG, "do not log the connects to nodes "
          "that fail", SSLROUTER, default=False),
     _opt("sslrouter-buffer-size", INT, "bytes the sslrouter reads at a "
@@ -1930,9 +1922,7 @@ _INSTEAD = {
     **dict.fromkeys(
         ("call-asap", "call-pre-jail", "call-post-jail", "call-in-jail",
          "call-as-root", "call-as-user", "call-as-user-atexit",
-         "call-pre-app", "call-post-app", "call-as-vassal",
-         "call-as-vassal1", "call-as-vassal3", "call-as-emperor",
-         "call-as-emperor1", "call-as-emperor2", "call-as-emperor4"),
+         "call-pre-app", "call-post-app"),
         "uWSGI calls a C function of its own binary or plugins by name, "
         "and ugu has no C functions to call: run a command with the "
         "phase's exec- option, or an action with its hook- option"),

@@ -986,6 +986,9 @@ def gateway_ids(config, prefix):
     the system does not know, or for ids the instance cannot take any
     more (its `uid` dropped root first)."""
     uid = gid = 0
+    if prefix not in ("http", "fastrouter"):
+        # uWSGI 2.0 gives only these two routers ids of their own.
+        return uid, gid
     if config[f"{prefix}-gid"]:
         gid = hygiene.lookup_id(config[f"{prefix}-gid"], "gid",
                                 f"{prefix}-gid")
