@@ -493,3 +493,29 @@ def test_a_shared_socket_not_there_is_refused(procs, site):
     assert re.search(r"priv\.ini:3: option 'http-socket': unable to use "
                      r"shared socket 1: the shared-socket lines give =0 "
                      r"to =0", p.output())
+
+
+def test_a_user_cannot_take_other_ids():
+    """Started as a user, whose ids only root could change, ugu stops on
+    a uid or gid other than that user's, as uWSGI's does (`cannot
+    setuid() as non-root user`), and takes the user's own.  (Checked in
+    a forked child: the Python here is not one nobody may run.)"""
+    from ugu.options.errors import ConfigError
+    from ugu.vassal import hygiene
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            hygiene.drop_privileges(
+                {"add-gid": (), "gid": "65534", "uid": "65534"})
+            try:
+                hygiene.drop_privileges(
+                    {"add-gid": (), "gid": None, "uid": "root"})
+            except ConfigError as e:
+                if e.reason.startswith("cannot setuid() as non-root user"):
+                    code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0

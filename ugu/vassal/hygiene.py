@@ -88,6 +88,7 @@ def drop_privileges(config):
                           "uWSGI ignores them): set gid too",
                           option="add-gid")
     if os.getuid() != 0:
+        _check_own_ids(config)
         return
     gid = uid = 0
     if config["gid"]:
@@ -103,6 +104,20 @@ def drop_privileges(config):
     if config["uid"]:
         os.setuid(uid)
         log.log(f"setuid() to {uid}")
+
+
+def _check_own_ids(config):
+    """Started as a user, whose ids only root could change: a gid or uid
+    other than that user's stops the start, as uWSGI's."""
+    for option, field, table, current in (
+            ("gid", "gr_gid", grp.getgrnam, os.getgid()),
+            ("uid", "pw_uid", pwd.getpwnam, os.getuid())):
+        if config[option] and \
+                _lookup(config[option], table, field, option) != current:
+            raise ConfigError(f"cannot set{option}() as non-root user "
+                              f"(ugu runs as uid {os.getuid()}, gid "
+                              f"{os.getgid()}): start it as root, or "
+                              f"remove {option}", option=option)
 
 
 def _set_groups(config, uid, gid):
