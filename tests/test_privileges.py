@@ -519,3 +519,23 @@ def test_a_user_cannot_take_other_ids():
         finally:
             os._exit(code)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_lone_emperor_takes_uid_and_gid(start_server, tmp_path, server):
+    """The Emperor reigns as the user uid and gid name, as uWSGI's, which
+    drops them before it starts the Emperor (its vassals then run as
+    that user too)."""
+    # A folder nobody may enter (uWSGI's Emperor goes into it), not
+    # under pytest's, which is root's alone.
+    with tempfile.TemporaryDirectory() as court:
+        os.chmod(court, 0o755)
+        p = start_server(server, ["--emperor", court, "--uid", "nobody",
+                                  "--gid", "nogroup"], cwd=tmp_path)
+        p.wait_for_log(r"\*\*\* starting uWSGI Emperor \*\*\*")
+        assert "setgid() to 65534\nsetuid() to 65534\n" in p.output()
+        status = Path(f"/proc/{p.pid}/status").read_text()
+        assert re.search(r"(?m)^Uid:\t65534\t65534\t", status)
+        assert re.search(r"(?m)^Gid:\t65534\t65534\t", status)
+        p.send_signal(signal.SIGINT)
+        assert p.wait() == 0

@@ -24,6 +24,7 @@ from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
 from ugu.link import ToEmperor, ToVassal
+from ugu.vassal import hygiene
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 
@@ -94,8 +95,10 @@ def run(config):
     log.use_loggers(config, reloaded)
     if log.stdio_waiting():
         log.write_through(log.retrying(None))
+    # As uWSGI's, the Emperor reigns once uid and gid are taken, and its
+    # vassals run as that user too.
+    hygiene.drop_privileges(config)
     if config["logto2"] and log.log_file_taken(config):
-        # The Emperor drops no privileges: after them is now.
         log.logto(config, "logto2")
     log.starting(config["pcre-jit"])
     proc.limit_address_space(config)
