@@ -48,6 +48,9 @@ class Announce:
     sni_key: bytes = b""
     sni_crt: bytes = b""
     sni_ca: bytes = b""
+    # A unix datagram socket of the instance the router tells of its
+    # new node (subscription-notify-socket).
+    notify: bytes = b""
 
 
 def encode(announce):
@@ -57,6 +60,8 @@ def encode(announce):
               for name in _NUMBERS]
     pairs += [(name.encode(), getattr(announce, name)) for name in _FILES
               if getattr(announce, name)]
+    if announce.notify:
+        pairs.append((b"notify", announce.notify))
     return protocol.encode(pairs, MODIFIER_SUBSCRIPTION, announce.command)
 
 
@@ -82,7 +87,17 @@ def decode(data):
     numbers["modifier1"] %= 256
     numbers["modifier2"] %= 256
     files = {name: pairs.get(name.encode(), b"") for name in _FILES}
-    return Announce(command, key, address, **numbers, **files)
+    return Announce(command, key, address, **numbers, **files,
+                    notify=pairs.get(b"notify", b""))
+
+
+def atoi(text):
+    """C's atoi: blanks, a sign, the digits after it (0 without)."""
+    text = text.lstrip(" \t\n\v\f\r")
+    sign = -1 if text.startswith("-") else 1
+    if text[:1] in "+-":
+        text = text[1:]
+    return sign * _number(text.encode())
 
 
 def _number(text):
@@ -218,6 +233,29 @@ def parse_subscribe2(text, socket_names, option="subscribe2"):
         check=items.get("check"),
         sni=tuple((name, items[name].encode()) for name in _FILES
                   if items.get(name)))
+
+
+# subscription-algo's names (uWSGI 2.0's), ugu.router.subscriptions has
+# them.
+ALGOS = ("wrr", "lrc", "wlrc")
+
+
+def check_algo(config):
+    algo = config["subscription-algo"]
+    if algo is not None and algo not in ALGOS:
+        raise ConfigError(
+            f"no algorithm '{algo}': write wrr (weighted round robin, the "
+            f"default), lrc (the node of the fewest connections open) or "
+            f"wlrc (the fewest by weight)", option="subscription-algo")
+
+
+def deprecated_lines(config):
+    """uWSGI's warnings for its deprecated options, which it ignores."""
+    for name in ("fastrouter-subscription-slot",
+                 "rawrouter-subscription-slot"):
+        if config[name] is not None:
+            yield (f'[WARNING] option "{name}" is deprecated: useless '
+                   f'thanks to the new implementation')
 
 
 class Server:

@@ -1198,6 +1198,12 @@ OPTIONS = (
          "whose nodes serve a request whose Host has none", HTTP),
     _opt("subscription-tolerance", INT, "seconds a subscribed node is "
          "kept without a new announce", HTTP, default=17),
+    _opt("subscription-algo", STR, "how a router chooses the node of a "
+         "subscribed pool: wrr (weighted round robin, the default), lrc "
+         "(least connections open) or wlrc (lrc by weight)", HTTP),
+    _opt("subscription-dotsplit", FLAG, "a key without a pool falls back "
+         "to what follows each of its dots (.example.com, .com)", HTTP,
+         default=False),
     # fastrouter (uwsgi in, to a node chosen by the request's key)
     _opt("fastrouter", STR, "run the fastrouter on the address: it reads "
          "a uwsgi request and passes it to a node chosen by its key "
@@ -1388,6 +1394,17 @@ OPTIONS = (
          "master fifo's S", MASTER, default=False),
     _opt("weight", INT, "the instance's weight in its subscriptions",
          MASTER, default=0, wide=True),
+    _opt("subscribe-with-modifier1", STR, "the modifier1 of every "
+         "announce, over each subscription's own", MASTER,
+         needs_master=True),
+    _opt("subscription-notify-socket", STR, "a unix datagram socket the "
+         "announces name, to which a router tells of each new node "
+         "([subscription ack] KEY => new node: ADDR)", MASTER,
+         needs_master=True),
+    _opt("fastrouter-subscription-slot", STR, "deprecated in uWSGI, "
+         "logged and ignored as there", CORE),
+    _opt("rawrouter-subscription-slot", STR, "deprecated in uWSGI, "
+         "logged and ignored as there", CORE),
     # logging
     _opt("logger", STR, "send messages to a logger (file:PATH, fd:N, "
          "stdio, socket:ADDR, rsyslog:ADDR, syslog); NAME file:PATH names one, which takes only the lines "
@@ -1821,10 +1838,6 @@ _INSTEAD = {
                                     "code as a mapper: use "
                                     f"{router}-to, -use-pattern or a "
                                     "subscription server"
-       for router in ("fastrouter", "rawrouter", "sslrouter")},
-    **{f"{router}-subscription-slot": "remove it: uWSGI deprecates it "
-                                      "as useless since its "
-                                      "subscription tables grow alone"
        for router in ("fastrouter", "rawrouter", "sslrouter")},
     "ssl-verify-depth": "Python's ssl module cannot set OpenSSL's "
                         "verification depth: ugu verifies client "

@@ -32,11 +32,21 @@ _LOCAL_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 class Backend(Channel):
     """A connection to a node."""
 
+    # Called once when the connection closes (a subscribed node counts
+    # its connections open), or None.
+    release = None
+
     def __init__(self, family):
         # Non-blocking from the start: no ioctl to make it so.
         super().__init__(_socket.socket(
             family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK))
         self.tcp = family != socket.AF_UNIX
+
+    def close(self):
+        if self.release is not None:
+            release, self.release = self.release, None
+            release()
+        super().close()
 
     def set_nodelay(self):
         """For a request that goes out in several writes (packet, body)."""

@@ -60,10 +60,12 @@ class Corerouter:
         self.table = None
         self.nodes = None
         if self.subscribed:
-            self.table = Pools(settings.tolerance, gateway=self.gateway)
+            self.table = Pools(settings.tolerance, gateway=self.gateway,
+                               algo=settings.algo)
             self.table.changed = self.pools_changed
             self.nodes = SubscribedNodes(self.table, settings.timeout,
-                                         settings.fallback_key)
+                                         settings.fallback_key,
+                                         settings.dotsplit)
         elif settings.static:
             self.nodes = Nodes([parse_address(a, f"{self.name}-to")
                                 for a in settings.static], settings.timeout)

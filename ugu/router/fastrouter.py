@@ -51,6 +51,8 @@ class Settings:
     stats: str | None
     resubscribe: tuple = ()
     resubscribe_bind: str | None = None
+    algo: str | None = None
+    dotsplit: bool = False
 
     @classmethod
     def from_config(cls, config):

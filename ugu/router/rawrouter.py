@@ -49,6 +49,9 @@ class Settings:
     tolerance: int
     cheap: bool
     stats: str | None
+    # subscription-algo and subscription-dotsplit.
+    algo: str | None = None
+    dotsplit: bool = False
     # The corerouters' settings a rawrouter has no option for.
     fallback_key = None
     resubscribe = ()
@@ -77,6 +80,8 @@ def shared_settings(config, prefix):
         base=config[f"{prefix}-use-base"],
         fallback=tuple(config[f"{prefix}-fallback"]),
         tolerance=config["subscription-tolerance"],
+        algo=config["subscription-algo"],
+        dotsplit=config["subscription-dotsplit"],
         cheap=config[f"{prefix}-cheap"],
         stats=config[f"{prefix}-stats"])
 

@@ -47,10 +47,12 @@ class Router:
         self.sessions = 0
         self.table = None
         if subscribed:
-            self.table = Table(settings.subscription_tolerance)
+            self.table = Table(settings.subscription_tolerance,
+                               algo=settings.subscription_algo)
             self.nodes = SubscribedNodes(self.table,
                                          settings.connect_timeout,
-                                         settings.fallback_key)
+                                         settings.fallback_key,
+                                         settings.dotsplit)
         elif settings.pattern is not None or settings.base is not None:
             from ugu.router.mapped import MappedNodes
             self.nodes = MappedNodes(settings)

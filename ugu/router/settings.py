@@ -38,6 +38,9 @@ class Settings:
     # Host without one (bytes, or None).
     subscription_tolerance: int = 17
     fallback_key: bytes | None = None
+    # subscription-algo and subscription-dotsplit.
+    subscription_algo: str | None = None
+    dotsplit: bool = False
     # The stats server's address (http-stats), or None.
     stats: str | None = None
     # Whether the nodes are http-to's (in the stats as static_nodes).
@@ -85,6 +88,8 @@ class Settings:
             proxy_protocol=(config["enable-proxy-protocol"]
                             or config["http-enable-proxy-protocol"]),
             subscription_tolerance=config["subscription-tolerance"],
+            subscription_algo=config["subscription-algo"],
+            dotsplit=config["subscription-dotsplit"],
             fallback_key=_bytes(config["http-subscription-fallback-key"]),
             stats=config["http-stats"] or None,
             static_nodes=bool(config["http-to"]),

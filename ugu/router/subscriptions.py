@@ -42,6 +42,9 @@ class SubscribedNode(Node):
         self.weight = max(announce.weight, 1)
         self.wrr = 0
         self.last_check = now
+        # The node's connections open (uWSGI's reference count), which
+        # the lrc and wlrc algorithms choose by.
+        self.reference = 0
 
     def _set_address(self, host, port):
         """A name is resolved at the node's first connect, by the request
@@ -52,6 +55,15 @@ class SubscribedNode(Node):
         else:
             self.family, self.address = socket.AF_INET, (host, port)
             self._name = (host, port)
+
+    def start_connect(self):
+        backend = super().start_connect()
+        self.reference += 1
+        backend.release = self._release
+        return backend
+
+    def _release(self):
+        self.reference -= 1
 
     def refresh(self, announce, now):
         self.last_check = now
@@ -92,8 +104,11 @@ class Pool:
 class Table:
     """The pools of one router process, by key (bytes)."""
 
-    def __init__(self, tolerance, clock=time.monotonic, gateway="uWSGI http"):
+    def __init__(self, tolerance, clock=time.monotonic, gateway="uWSGI http",
+                 algo=None):
         self.tolerance = tolerance
+        # How a pool's node is chosen (subscription-algo).
+        self.pick = _ALGOS[algo or "wrr"]
         # The router's name in the line for a node that unsubscribes.
         self.gateway = gateway
         self.pools = {}
@@ -128,6 +143,9 @@ class Table:
             pool.nodes.append(SubscribedNode(announce, now))
             log(f"[uwsgi-subscription for pid {self.pid}] {text} => new "
                 f"node: {name}")
+            if announce.notify:
+                _notify(announce.notify, f"[subscription ack] {text} => "
+                        f"new node: {name}")
         if not pool.sni and announce.sni_key and announce.sni_crt:
             # The name a client asks for has no port.
             name = key.partition(b":")[0]
@@ -173,24 +191,70 @@ class Table:
                 self.remove(pool, node)
         return self.pools.get(key)
 
-    @staticmethod
-    def pick(pool, tried=()):
-        """The pool's next node by weighted round robin, uWSGI's `wrr`:
-        each node takes as many requests in a row as its weight is
-        times the smallest, the last node first."""
-        nodes = [node for node in pool.nodes if node not in tried]
-        if not nodes:
-            return None
-        for node in nodes:
-            if node.wrr > 0:
-                node.wrr -= 1
-                return node
-        smallest = min(node.weight for node in nodes)
-        for node in nodes:
-            node.wrr = node.weight // smallest
-        chosen = nodes[-1]
-        chosen.wrr -= 1
-        return chosen
+
+def _wrr(pool, tried=()):
+    """The pool's next node by weighted round robin, uWSGI's `wrr`:
+    each node takes as many requests in a row as its weight is times
+    the smallest, the last node first."""
+    nodes = [node for node in pool.nodes if node not in tried]
+    if not nodes:
+        return None
+    for node in nodes:
+        if node.wrr > 0:
+            node.wrr -= 1
+            return node
+    smallest = min(node.weight for node in nodes)
+    for node in nodes:
+        node.wrr = node.weight // smallest
+    chosen = nodes[-1]
+    chosen.wrr -= 1
+    return chosen
+
+
+def _least(pool, tried, load):
+    """uWSGI's lrc and wlrc: the node of the least load(node), its
+    connections open (by its weight for wlrc).  As uWSGI's, a load of
+    0 is taken as "none found yet", so that of a run of idle nodes the
+    last is chosen, and any node after an idle one too."""
+    nodes = pool.nodes
+    chosen, least = None, 0
+    for index, node in enumerate(nodes):
+        if node in tried:
+            continue
+        mine = load(node)
+        if least == 0 or mine < least:
+            least, chosen = mine, node
+            following = nodes[index + 1] if index + 1 < len(nodes) else None
+            if least == 0 and not (following is not None
+                                   and load(following) <= mine):
+                break
+    return chosen
+
+
+def _lrc(pool, tried=()):
+    return _least(pool, tried, lambda node: node.reference)
+
+
+def _wlrc(pool, tried=()):
+    return _least(pool, tried, lambda node: node.reference / node.weight)
+
+
+# subscription-algo's names (ugu.subscription.ALGOS).
+_ALGOS = {"wrr": _wrr, "lrc": _lrc, "wlrc": _wlrc}
+
+
+def _notify(path, message):
+    """A line to an instance's subscription-notify-socket (a unix
+    datagram socket), as uWSGI's router sends it; a socket that is not
+    there misses it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.sendto(message.encode("latin-1"), path[:102])
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 class SubscribedNodes(Nodes):
@@ -198,13 +262,18 @@ class SubscribedNodes(Nodes):
     request's key (Nodes' interface, for the fast path and the greenlet
     code)."""
 
-    def __init__(self, table, connect_timeout, fallback_key=None):
+    def __init__(self, table, connect_timeout, fallback_key=None,
+                 dotsplit=False):
         self.table = table
         self.connect_timeout = connect_timeout
         self.fallback_key = fallback_key
+        # subscription-dotsplit: a key without a pool falls back to its
+        # parts after each dot (`.example.com`, then `.com`).
+        self.dotsplit = dotsplit
 
     def start_connect(self, head):
-        return self._first(head, (), Node.start_connect)
+        # The node's own: a subscribed node counts its connections.
+        return self._first(head, (), SubscribedNode.start_connect)
 
     def _first(self, head, tried, begin):
         pool = self._pool(head.key)
@@ -227,10 +296,26 @@ class SubscribedNodes(Nodes):
         raise BadGateway("no subscribed node accepted the connection")
 
     def _pool(self, key):
+        if self.dotsplit:
+            return self._dotsplit_pool(key)
         pool = self.table.pool(key)
         if pool is None and self.fallback_key:
             pool = self.table.pool(self.fallback_key)
         return pool
+
+    def _dotsplit_pool(self, key):
+        """uWSGI's subscription-dotsplit: the pool of the key, else of
+        what follows its next dot, the dot kept, five keys at most; no
+        fallback key then, as in uWSGI."""
+        for _ in range(5):
+            pool = self.table.pool(key)
+            if pool is not None:
+                return pool
+            dot = key.find(b".", 1)
+            if dot < 0:
+                return None
+            key = key[dot:]
+        return None
 
     def failed(self, node, retries, key, error):
         """A subscribed node that refused leaves its pool, as in uWSGI."""

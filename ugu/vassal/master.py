@@ -146,6 +146,10 @@ def _run(config):
         shell.use_binsh(config["binsh"])
 
     def asap():
+        # As uWSGI says them, while it reads its options.
+        for line in subscription.deprecated_lines(config):
+            log.log(line)
+        subscription.check_algo(config)
         # env and unenv first, as uWSGI applies them with its options.
         _apply_env(config)
         hooks.run("asap")

@@ -24,6 +24,13 @@ class Subscriber:
         self.freq = max(config["subscribe-freq"], 1)
         self.on_graceful_reload = config["unsubscribe-on-graceful-reload"]
         self.blocked = config["start-unsubscribed"]
+        forced = config["subscribe-with-modifier1"]
+        # subscribe-with-modifier1: over each subscription's own, as
+        # uWSGI reads it (atoi, one byte).
+        self.modifier1 = None if forced is None \
+            else subscription.atoi(forced) % 256
+        notify = config["subscription-notify-socket"]
+        self.notify = notify.encode() if notify else b""
         self.cycles = 0
         self._sockets = {}
 
@@ -87,9 +94,12 @@ class Subscriber:
     def _send(self, sub, command, key, modifier1):
         weight = self.weight if sub.weight is None else sub.weight
         address = sub.address or self.default_address
+        if self.modifier1 is not None:
+            modifier1 = self.modifier1
         data = subscription.encode(Announce(
             command, key.encode(), address.encode(), modifier1,
-            sub.modifier2, self.cores, 0, weight, **dict(sub.sni)))
+            sub.modifier2, self.cores, 0, weight, **dict(sub.sni),
+            notify=self.notify))
         unix = sub.server.startswith("/")
         try:
             sock = self._socket(unix)

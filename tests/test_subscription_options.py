@@ -1,0 +1,260 @@
+"""The subscription system's finer options, each compared with the real
+uWSGI on the same input: subscription-algo (how a pool's node is
+chosen), subscription-dotsplit (a Host falling back to its parts),
+subscribe-with-modifier1 and subscription-notify-socket (what the
+announces carry, and the router's acknowledgement), and the deprecated
+fastrouter/rawrouter-subscription-slot.
+"""
+
+import socket
+import textwrap
+import threading
+
+import pytest
+import requests
+
+from tests import support
+from tests.test_subscriptions import _router, free_udp_port, send
+from ugu import protocol, subscription
+from ugu.router.subscriptions import Table
+from ugu.subscription import SUBSCRIBE, Announce
+
+# The worker's pid; /slow makes the file the query names with ".in"
+# added, then holds the request until the file itself exists.
+APP = textwrap.dedent('''
+    import os, time
+
+    def application(environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            path = environ["QUERY_STRING"]
+            open(path + ".in", "w").close()
+            for _ in range(500):
+                if os.path.exists(path):
+                    break
+                time.sleep(0.01)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % os.getpid()]
+''')
+
+
+@pytest.fixture
+def app(tmp_path):
+    path = tmp_path / "app.py"
+    path.write_text(APP)
+    return path
+
+
+def _vassal(start_server, server, app, udp, key, *extra):
+    port = support.free_port()
+    proc = start_server(server, [
+        "--master", "--socket", f"127.0.0.1:{port}", "--wsgi-file",
+        str(app), "--subscribe-to", f"127.0.0.1:{udp}:{key}", *extra])
+    pid = int(proc.wait_for_log(
+        r"spawned uWSGI worker 1 \(pid: (\d+)").group(1))
+    return proc, pid
+
+
+def _get(port, host, path="/"):
+    return requests.get(f"http://127.0.0.1:{port}{path}",
+                        headers={"Host": host}, timeout=10)
+
+
+# subscription-algo
+
+def _pool(algo, *references, weights=None):
+    table = Table(17, lambda: 0.0, algo=algo)
+    for index, _ in enumerate(references):
+        weight = weights[index] if weights else 0
+        table.announce(Announce(SUBSCRIBE, b"k", b"n:%d" % index,
+                                weight=weight))
+    pool = table.pool(b"k")
+    for node, reference in zip(pool.nodes, references):
+        node.reference = reference
+    return table, pool
+
+
+@pytest.mark.parametrize("references, chosen", [
+    ((0, 0, 0), 2),      # a run of idle nodes: its last
+    ((0, 0, 5), 1),
+    ((3, 0, 0), 2),
+    ((3, 1, 2), 1),
+    ((2, 2), 0),
+])
+def test_lrc_takes_uwsgis_node(references, chosen):
+    table, pool = _pool("lrc", *references)
+    assert table.pick(pool) is pool.nodes[chosen]
+
+
+def test_wlrc_weighs_the_connections():
+    # 4/4 = 1 against 1/1: the heavier node, though busier.
+    table, pool = _pool("wlrc", 1, 4, weights=[1, 8])
+    assert table.pick(pool) is pool.nodes[1]
+    table, pool = _pool("wlrc", 2, 1, weights=[1, 1])
+    assert table.pick(pool) is pool.nodes[1]
+
+
+def test_lrc_skips_the_nodes_tried():
+    table, pool = _pool("lrc", 0, 0)
+    assert table.pick(pool, (pool.nodes[1],)) is pool.nodes[0]
+    assert table.pick(pool, tuple(pool.nodes)) is None
+
+
+def test_a_nodes_connections_are_counted_until_closed():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        table = Table(17, lambda: 0.0, algo="lrc")
+        table.announce(Announce(SUBSCRIBE, b"k", b"127.0.0.1:%d" % port))
+        node = table.pool(b"k").nodes[0]
+        backends = [node.start_connect() for _ in range(2)]
+        assert node.reference == 2
+        for backend in backends:
+            backend.close()
+            backend.close()   # once only
+        assert node.reference == 0
+
+
+@pytest.mark.parametrize("router", ["ugu", "uwsgi"])
+def test_lrc_sends_to_the_idle_node(start_server, tmp_path, app, router):
+    """Of two idle nodes the later takes the request (the last of a run
+    of idle ones); while it holds it, the next goes to the other.  (One
+    after the other, uWSGI's requests may find the node of the one
+    before still counted: its router lets go of the node's connection
+    a moment after the client has its answer, and so may ugu's.)"""
+    proc, http, udp = _router(start_server, router, tmp_path,
+                              "--subscription-algo", "lrc")
+    _, first = _vassal(start_server, "ugu", app, udp, "k.example")
+    proc.wait_for_log(r"=> new node: ")
+    _, second = _vassal(start_server, "ugu", app, udp, "k.example")
+    proc.wait_for_log(r"=> new node: ", count=2)
+    release = tmp_path / "release"
+    with requests.Session() as held:
+        result = []
+        thread = threading.Thread(target=lambda: result.append(held.get(
+            f"http://127.0.0.1:{http}/slow?{release}",
+            headers={"Host": "k.example"}, timeout=10).text))
+        thread.start()
+        try:
+            # Until the held request is in the worker: the router's
+            # connection to it is open.
+            support.wait_until(
+                lambda: (tmp_path / "release.in").exists())
+            assert _get(http, "k.example").text == str(first)
+        finally:
+            release.touch()
+            thread.join()
+    assert result == [str(second)]
+
+
+def test_an_unknown_algo_is_refused(procs):
+    proc = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                     "--http-subscription-server",
+                     f"127.0.0.1:{free_udp_port()}",
+                     "--subscription-algo", "iphash")
+    assert proc.wait() == 1
+    assert "subscription-algo" in proc.output()
+    assert "wrr" in proc.output() and "lrc" in proc.output()
+
+
+# subscription-dotsplit
+
+@pytest.mark.parametrize("router", ["ugu", "uwsgi"])
+def test_dotsplit_falls_back_to_the_parent_keys(start_server, tmp_path,
+                                               app, router):
+    proc, http, udp = _router(start_server, router, tmp_path,
+                              "--subscription-dotsplit")
+    _, pid = _vassal(start_server, "ugu", app, udp, ".example.com")
+    proc.wait_for_log(r"=> new node: ")
+    assert _get(http, "www.example.com").text == str(pid)
+    assert _get(http, "a.b.example.com").text == str(pid)
+    assert _get(http, ".example.com").text == str(pid)
+    # Five keys at most: a.b.c.d.e.example.com's fifth is .e.example.com.
+    with pytest.raises(requests.RequestException) if router == "uwsgi" \
+            else _nothing():
+        answer = _get(http, "a.b.c.d.e.example.com")
+        assert answer.status_code == 404
+    # No fallback to "example.com" (no leading dot) for "example.com"
+    # itself, nor for others.
+    with pytest.raises(requests.RequestException) if router == "uwsgi" \
+            else _nothing():
+        assert _get(http, "example.com").status_code == 404
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# What an announce carries: subscribe-with-modifier1 and
+# subscription-notify-socket.
+
+def _announce_of(start_server, server, app, tmp_path, *extra):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        udp = sock.getsockname()[1]
+        port = support.free_port()
+        start_server(server, [
+            "--master", "--socket", f"127.0.0.1:{port}", "--wsgi-file",
+            str(app), "--subscribe-to", f"127.0.0.1:{udp}:k.example,5",
+            *extra])
+        data = sock.recv(4096)
+    return data[0], dict(protocol.decode_vars(data[4:]))
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_announces_carry_the_forced_modifier1_and_the_notify_socket(
+        start_server, tmp_path, app, server):
+    notify = str(tmp_path / "notify")
+    first, pairs = _announce_of(start_server, server, app, tmp_path,
+                                "--subscribe-with-modifier1", "300",
+                                "--subscription-notify-socket", notify)
+    assert first == 224
+    assert pairs[b"modifier1"] == b"44"   # 300 in one byte
+    assert pairs[b"notify"] == notify.encode()
+    assert list(pairs)[-1] == b"notify"
+
+
+@pytest.mark.parametrize("router", ["ugu", "uwsgi"])
+def test_the_router_acknowledges_a_new_node(start_server, tmp_path, router):
+    proc, http, udp = _router(start_server, router, tmp_path)
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(10)
+        send(udp, Announce(SUBSCRIBE, b"k.example", b"127.0.0.1:1",
+                           notify=path.encode()))
+        assert sock.recv(4096) == \
+            b"[subscription ack] k.example => new node: 127.0.0.1:1"
+        # Only for a new node: a second announce is no news.
+        send(udp, Announce(SUBSCRIBE, b"k.example", b"127.0.0.1:1",
+                           notify=path.encode()))
+        send(udp, Announce(SUBSCRIBE, b"k.example", b"127.0.0.1:2",
+                           notify=path.encode()))
+        assert sock.recv(4096) == \
+            b"[subscription ack] k.example => new node: 127.0.0.1:2"
+
+
+def test_the_announce_keeps_its_notify_field():
+    sent = Announce(SUBSCRIBE, b"k", b"a:1", notify=b"/run/n")
+    assert subscription.decode(subscription.encode(sent)) == sent
+
+
+# fastrouter/rawrouter-subscription-slot: deprecated, as in uWSGI.
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("option", ["fastrouter-subscription-slot",
+                                    "rawrouter-subscription-slot"])
+def test_the_slot_options_are_deprecated(start_server, tmp_path, app,
+                                         server, option):
+    port = support.free_port()
+    proc = start_server(server, [
+        "--master", "--socket", f"127.0.0.1:{port}", "--wsgi-file",
+        str(app), f"--{option}", "1000"])
+    proc.wait_for_log(rf'\[WARNING\] option "{option}" is deprecated: '
+                      r'useless thanks to the new implementation')
+    proc.wait_for_log(r"spawned uWSGI worker 1")
