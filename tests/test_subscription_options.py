@@ -6,6 +6,8 @@ announces carry, and the router's acknowledgement), and the deprecated
 fastrouter/rawrouter-subscription-slot.
 """
 
+import os
+import re
 import socket
 import textwrap
 import threading
@@ -258,3 +260,56 @@ def test_the_slot_options_are_deprecated(start_server, tmp_path, app,
     proc.wait_for_log(rf'\[WARNING\] option "{option}" is deprecated: '
                       r'useless thanks to the new implementation')
     proc.wait_for_log(r"spawned uWSGI worker 1")
+
+
+# subscriptions-use-credentials and subscriptions-credentials-check.
+
+@pytest.mark.parametrize("router, vassal", [("ugu", "ugu"),
+                                            ("uwsgi", "ugu"),
+                                            ("ugu", "uwsgi")])
+def test_the_credentials_check_takes_the_keys_of_the_sender(
+        start_server, tmp_path, app, router, vassal):
+    """A key's file in the folder must belong to the announcing
+    instance's uid and gid; none there, or another's, and its announces
+    are dropped without a word."""
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another uid needs root")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "ok.example").touch()
+    other = keys / "other.example"
+    other.touch()
+    os.chown(other, 65534, 65534)
+    server = str(tmp_path / "sub.sock")
+    http = support.free_port()
+    proc = start_server(router, [
+        "--master", "--http", f"127.0.0.1:{http}",
+        "--http-subscription-server", server,
+        "--subscriptions-use-credentials",
+        "--subscriptions-credentials-check", f"{keys}/"])
+    proc.wait_for_log("subscription server bound on")
+    support.wait_for_port(http)
+    # The refused ones first: the socket keeps the announces in order,
+    # so theirs are read before the one that is taken.
+    for key in ("other.example", "missing.example", "ok.example"):
+        port = support.free_port()
+        one = start_server(vassal, [
+            "--master", "--socket", f"127.0.0.1:{port}", "--wsgi-file",
+            str(app), "--subscribe-to", f"{server}:{key}",
+            "--subscriptions-use-credentials"])
+        one.wait_for_log(rf"subscribing to {re.escape(server)}:{key}")
+    proc.wait_for_log(r"ok.example => new node: ")
+    assert _get(http, "ok.example").status_code == 200
+    lines = [line for line in proc.output().splitlines()
+             if "new node" in line or "new pool" in line]
+    assert all("ok.example" in line for line in lines), lines
+
+
+def test_credentials_and_a_udp_server_are_refused(procs):
+    proc = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                     "--http-subscription-server",
+                     f"127.0.0.1:{free_udp_port()}",
+                     "--subscriptions-use-credentials")
+    assert proc.wait() == 1
+    assert "http-subscription-server" in proc.output()
+    assert "unix socket" in proc.output()

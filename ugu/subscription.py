@@ -249,6 +249,21 @@ def check_algo(config):
             f"wlrc (the fewest by weight)", option="subscription-algo")
 
 
+def check_credentials(config, option):
+    """subscriptions-use-credentials reads a sender's credentials off a
+    unix socket only: uWSGI drops every announce its UDP servers get
+    then, which ugu refuses to start with."""
+    if not config["subscriptions-use-credentials"]:
+        return
+    for name in config[option]:
+        if not name.startswith(("/", "@")) and ":" in name:
+            raise ConfigError(
+                f"'{name}' is a UDP subscription server, and an announce "
+                f"over UDP comes with no credentials, which uWSGI drops "
+                f"every one of: make it a unix socket (a path), or remove "
+                f"subscriptions-use-credentials", option=option)
+
+
 def deprecated_lines(config):
     """uWSGI's warnings for its deprecated options, which it ignores."""
     for name in ("fastrouter-subscription-slot",

@@ -1201,6 +1201,14 @@ OPTIONS = (
     _opt("subscription-algo", STR, "how a router chooses the node of a "
          "subscribed pool: wrr (weighted round robin, the default), lrc "
          "(least connections open) or wlrc (lrc by weight)", HTTP),
+    _opt("subscriptions-credentials-check", STR, "a folder where a key's "
+         "file (the folder's path and the key end to end) must belong to "
+         "the uid and gid of the instance subscribing to it",
+         HTTP, repeat=True),
+    _opt("subscriptions-use-credentials", FLAG, "a router's unix "
+         "subscription server takes only announces with their sender's "
+         "credentials (SCM_CREDENTIALS), and the instance sends its own "
+         "with its announces to a unix server", CORE, default=False),
     _opt("subscription-dotsplit", FLAG, "a key without a pool falls back "
          "to what follows each of its dots (.example.com, .com)", HTTP,
          default=False),

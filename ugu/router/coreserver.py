@@ -61,7 +61,8 @@ class Corerouter:
         self.nodes = None
         if self.subscribed:
             self.table = Pools(settings.tolerance, gateway=self.gateway,
-                               algo=settings.algo)
+                               algo=settings.algo,
+                               check_dirs=settings.credentials_check)
             self.table.changed = self.pools_changed
             self.nodes = SubscribedNodes(self.table, settings.timeout,
                                          settings.fallback_key,
@@ -96,12 +97,13 @@ class Corerouter:
                    if l not in self.subscribed]
             resubscriber = Resubscriber(self.settings.resubscribe, own[0],
                                         self.settings.resubscribe_bind)
-        servers = [SubscriptionServer(l.sock, self.table, peers, self.name,
-                                      resubscriber)
-                   for l in self.subscribed]
+        servers = [SubscriptionServer(
+            l.sock, self.table, peers, self.name, resubscriber,
+            credentials=self.settings.use_credentials)
+            for l in self.subscribed]
         if self.mesh:
             servers.append(SubscriptionServer(self.mesh.inbox(self.index),
-                                              self.table))
+                                              self.table, peer_inbox=True))
         for server in servers:
             server.start()
         greenlets = [gevent.spawn(self._accept, l)
@@ -216,9 +218,10 @@ class Pools(Table):
 
     changed = None
 
-    def announce(self, announce):
-        super().announce(announce)
+    def announce(self, announce, credentials=(0, 0, 0)):
+        taken = super().announce(announce, credentials)
         self.changed()
+        return taken
 
     def remove(self, pool, node):
         super().remove(pool, node)

@@ -53,6 +53,8 @@ class Settings:
     resubscribe_bind: str | None = None
     algo: str | None = None
     dotsplit: bool = False
+    use_credentials: bool = False
+    credentials_check: tuple = ()
 
     @classmethod
     def from_config(cls, config):

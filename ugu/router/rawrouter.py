@@ -52,6 +52,8 @@ class Settings:
     # subscription-algo and subscription-dotsplit.
     algo: str | None = None
     dotsplit: bool = False
+    use_credentials: bool = False
+    credentials_check: tuple = ()
     # The corerouters' settings a rawrouter has no option for.
     fallback_key = None
     resubscribe = ()
@@ -82,6 +84,8 @@ def shared_settings(config, prefix):
         tolerance=config["subscription-tolerance"],
         algo=config["subscription-algo"],
         dotsplit=config["subscription-dotsplit"],
+        use_credentials=config["subscriptions-use-credentials"],
+        credentials_check=tuple(config["subscriptions-credentials-check"]),
         cheap=config[f"{prefix}-cheap"],
         stats=config[f"{prefix}-stats"])
 

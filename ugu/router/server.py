@@ -48,7 +48,8 @@ class Router:
         self.table = None
         if subscribed:
             self.table = Table(settings.subscription_tolerance,
-                               algo=settings.subscription_algo)
+                               algo=settings.subscription_algo,
+                               check_dirs=settings.credentials_check)
             self.nodes = SubscribedNodes(self.table,
                                          settings.connect_timeout,
                                          settings.fallback_key,
@@ -92,7 +93,8 @@ def serve(settings, listeners, backends, index=1, mesh=None, names=(),
     acceptors = [_acceptor(sock, router, context, peers, resubscriber)
                  for sock, context in listeners]
     if mesh:
-        acceptors.append(SubscriptionServer(mesh.inbox(index), router.table))
+        acceptors.append(SubscriptionServer(mesh.inbox(index), router.table,
+                                            peer_inbox=True))
     stopping = gevent.event.Event()
     for signum in STOP_SIGNALS:
         gevent.signal_handler(signum, stopping.set)
@@ -133,8 +135,9 @@ def _acceptor(sock, router, context, peers=(), resubscriber=None):
     if context is None:
         return Acceptor(sock, router)
     if isinstance(context, subscription.Server):
-        return SubscriptionServer(sock, router.table, peers,
-                                  resubscriber=resubscriber)
+        return SubscriptionServer(
+            sock, router.table, peers, resubscriber=resubscriber,
+            credentials=router.settings.use_credentials)
     if isinstance(context, Redirect):
         return RedirectAcceptor(sock, router, context)
     return TlsAcceptor(sock, router, context)

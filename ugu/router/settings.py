@@ -41,6 +41,9 @@ class Settings:
     # subscription-algo and subscription-dotsplit.
     subscription_algo: str | None = None
     dotsplit: bool = False
+    # subscriptions-use-credentials and subscriptions-credentials-check.
+    use_credentials: bool = False
+    credentials_check: tuple = ()
     # The stats server's address (http-stats), or None.
     stats: str | None = None
     # Whether the nodes are http-to's (in the stats as static_nodes).
@@ -90,6 +93,8 @@ class Settings:
             subscription_tolerance=config["subscription-tolerance"],
             subscription_algo=config["subscription-algo"],
             dotsplit=config["subscription-dotsplit"],
+            use_credentials=config["subscriptions-use-credentials"],
+            credentials_check=tuple(config["subscriptions-credentials-check"]),
             fallback_key=_bytes(config["http-subscription-fallback-key"]),
             stats=config["http-stats"] or None,
             static_nodes=bool(config["http-to"]),

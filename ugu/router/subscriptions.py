@@ -14,6 +14,7 @@ uWSGI closes the connection unanswered (README, differences).
 
 import os
 import socket
+import struct
 import time
 
 import gevent
@@ -105,8 +106,11 @@ class Table:
     """The pools of one router process, by key (bytes)."""
 
     def __init__(self, tolerance, clock=time.monotonic, gateway="uWSGI http",
-                 algo=None):
+                 algo=None, check_dirs=()):
         self.tolerance = tolerance
+        # subscriptions-credentials-check: the folders where a key's file
+        # must belong to the announce's sender.
+        self.check_dirs = tuple(d.encode() for d in check_dirs)
         # How a pool's node is chosen (subscription-algo).
         self.pick = _ALGOS[algo or "wrr"]
         # The router's name in the line for a node that unsubscribes.
@@ -119,11 +123,35 @@ class Table:
         # says whether it did.
         self.sni = None
 
-    def announce(self, announce):
-        if announce.command == SUBSCRIBE:
-            self._subscribe(announce)
-        else:
+    def announce(self, announce, credentials=(0, 0, 0)):
+        """Take an announce from a sender of `credentials` (pid, uid,
+        gid: those a unix socket passed, else uWSGI's zeros; None for
+        one another process of the router has checked).  Whether it was
+        taken: a subscription the credentials check refuses is not."""
+        if announce.command != SUBSCRIBE:
             self._unsubscribe(announce)
+            return True
+        if credentials is not None and not self.accepts(announce.key,
+                                                        credentials):
+            return False
+        self._subscribe(announce)
+        return True
+
+    def accepts(self, key, credentials):
+        """uWSGI's subscriptions-credentials-check: a file named the key
+        (the folder's path and the key end to end) in one of the folders,
+        of the sender's uid and gid."""
+        if not self.check_dirs:
+            return True
+        _, uid, gid = credentials
+        for folder in self.check_dirs:
+            try:
+                st = os.stat(folder + key)
+            except (OSError, ValueError):
+                continue
+            if (st.st_uid, st.st_gid) == (uid, gid):
+                return True
+        return False
 
     def _subscribe(self, announce):
         now = self.clock()
@@ -331,11 +359,19 @@ class SubscriptionServer:
     processes (ugu.router.mesh), whose inboxes are read with none."""
 
     def __init__(self, sock, table, peers=(), name="http",
-                 resubscriber=None):
+                 resubscriber=None, credentials=False, peer_inbox=False):
         """`resubscriber`: what passes each announce on to other
-        servers (ugu.router.resubscribe), or None."""
+        servers (ugu.router.resubscribe), or None; `credentials`:
+        subscriptions-use-credentials (a unix socket's announces come
+        with their sender's pid, uid and gid, and one without is
+        dropped); `peer_inbox`: the socket is the one the router's other
+        processes pass their announces on (ugu.router.mesh), checked
+        there."""
         self.sock = sock
         self.table = table
+        self.credentials = credentials and not peer_inbox \
+            and sock.family == socket.AF_UNIX
+        self.peer_inbox = peer_inbox
         self.resubscriber = resubscriber
         self.peers = peers
         self.name = name
@@ -357,9 +393,17 @@ class SubscriptionServer:
     def _serve(self):
         sock = socket.socket(fileno=self.sock.detach())
         self.sock = sock
+        if self.credentials:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         while True:
             try:
-                data = sock.recv(MAX_PACKET)
+                if self.credentials:
+                    data, credentials = _recv_credentials(sock)
+                    if credentials is None:
+                        continue
+                else:
+                    data = sock.recv(MAX_PACKET)
+                    credentials = None if self.peer_inbox else (0, 0, 0)
             except OSError as e:
                 log(f"[uwsgi-subscription for pid {self.table.pid}] "
                     f"recv(): {e.strerror or e}")
@@ -368,15 +412,32 @@ class SubscriptionServer:
             announce = subscription.decode(data)
             if announce is None:
                 continue
-            if self.peers:
-                self._forward(self.peers, data, self.name)
             try:
-                self.table.announce(announce)
+                taken = self.table.announce(announce, credentials)
             except Exception as e:
                 # No packet may end the server: the nodes announced
                 # after it would be dropped at their tolerance.
                 log(f"[uwsgi-subscription for pid {self.table.pid}] "
                     f"{announce.key.decode('latin-1')}: cannot add "
                     f"{announce.address.decode('latin-1')}: {e}")
+                taken = True
+            if self.peers and taken:
+                # Checked here: the others take it as it is.
+                self._forward(self.peers, data, self.name)
             if self.resubscriber is not None:
                 self.resubscriber.send(announce)
+
+
+_CREDENTIALS = struct.calcsize("3i")
+
+
+def _recv_credentials(sock):
+    """(a datagram, its sender's (pid, uid, gid)), None for those of one
+    that came without them, as uWSGI drops it."""
+    data, ancillary, _, _ = sock.recvmsg(
+        MAX_PACKET, socket.CMSG_SPACE(_CREDENTIALS))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS \
+                and len(payload) >= _CREDENTIALS:
+            return data, struct.unpack("3i", payload[:_CREDENTIALS])
+    return data, None

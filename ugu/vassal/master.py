@@ -652,6 +652,7 @@ def _bind_subscription_servers(config, inherited):
         for address in config["http-fallback"]:
             sockets.parse_address(address, "http-fallback")
     _check_resubscribe(config, "http")
+    subscription.check_credentials(config, "http-subscription-server")
     found = []
     for name in servers:
         listener = sockets.bind_datagram(name, inherited)
@@ -672,6 +673,7 @@ def _bind_corerouter(config, router, backlog, inherited, tuning):
     # Certificates first: a bad one stops the start before any bind.
     wanted = router.listening(config)
     _check_corerouter(config, router)
+    subscription.check_credentials(config, f"{name}-subscription-server")
     if router.UNDEFERRED:
         tuning = dataclasses.replace(tuning, defer_accept=0)
     found = []

@@ -9,6 +9,7 @@ master fifo's `S` lets them go.
 
 import os
 import socket
+import struct
 
 from ugu import log, subscription
 from ugu.options.errors import ConfigError
@@ -29,6 +30,7 @@ class Subscriber:
         # uWSGI reads it (atoi, one byte).
         self.modifier1 = None if forced is None \
             else subscription.atoi(forced) % 256
+        self.credentials = config["subscriptions-use-credentials"]
         notify = config["subscription-notify-socket"]
         self.notify = notify.encode() if notify else b""
         self.cycles = 0
@@ -103,7 +105,14 @@ class Subscriber:
         unix = sub.server.startswith("/")
         try:
             sock = self._socket(unix)
-            if unix:
+            if unix and self.credentials:
+                # The sender's ids, as uWSGI sends them: the real ones.
+                ids = struct.pack("3i", os.getpid(), os.getuid(),
+                                  os.getgid())
+                sock.sendmsg([data], [(socket.SOL_SOCKET,
+                                       socket.SCM_CREDENTIALS, ids)],
+                              0, sub.server)
+            elif unix:
                 sock.sendto(data, sub.server)
             else:
                 host, _, port = sub.server.rpartition(":")
