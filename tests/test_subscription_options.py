@@ -9,6 +9,7 @@ fastrouter/rawrouter-subscription-slot.
 import os
 import re
 import socket
+import struct
 import textwrap
 import threading
 
@@ -313,3 +314,171 @@ def test_credentials_and_a_udp_server_are_refused(procs):
     assert proc.wait() == 1
     assert "http-subscription-server" in proc.output()
     assert "unix socket" in proc.output()
+
+
+# Signed subscriptions: subscriptions-sign-check and the signatures of
+# subscribe-to and subscribe2.
+
+@pytest.fixture
+def keys(tmp_path):
+    """(the private key's file, the folder of public keys, with
+    k.example's)."""
+    pytest.importorskip("cryptography")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = tmp_path / "private.pem"
+    private.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    (folder / "k.example.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, folder
+
+
+def _signed(private, command=SUBSCRIBE, address=b"127.0.0.1:1",
+            unix=None):
+    """A signed announce for k.example, made now or at `unix`."""
+    from ugu.subscription_sign import Signer
+    signer = Signer(f"sha256:{private}", "subscribe-to")
+    if unix is None:
+        return subscription.encode(
+            Announce(command, b"k.example", address), signer)
+    pairs = [(b"key", b"k.example"), (b"address", address),
+             (b"unix", b"%d" % unix)]
+    pairs.append((b"sign", signer(protocol.encode_vars(pairs))))
+    return protocol.encode(pairs, 224, command)
+
+
+def _send_raw(udp, data):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(data, ("127.0.0.1", udp))
+
+
+def test_a_signed_announce_reads_back(keys):
+    private, folder = keys
+    announce = subscription.decode(_signed(private))
+    assert announce.sign and announce.unix > 0
+    from ugu.subscription_sign import Checker
+    checker = Checker(f"sha256:{folder}", 60, (), pid=1)
+    taken, key = checker.new_pool(announce, (0, 0, 0))
+    assert taken and key is not None
+    forged = subscription.decode(_signed(private).replace(
+        b"127.0.0.1:1", b"127.0.0.1:2"))
+    assert not checker.check(type("P", (), {"public_key": key})(), forged,
+                             (0, 0, 0))
+
+
+@pytest.mark.parametrize("router, vassal", [("ugu", "ugu"),
+                                            ("uwsgi", "ugu"),
+                                            ("ugu", "uwsgi")])
+def test_only_signed_announces_are_taken(start_server, tmp_path, app,
+                                         keys, router, vassal):
+    private, folder = keys
+    proc, http, udp = _router(start_server, router, tmp_path,
+                              "--subscriptions-sign-check",
+                              f"sha256:{folder}")
+    # Unsigned, and signed for a key without a public one: dropped, and
+    # read before the signed one that follows.
+    for key in ("k.example", "other.example,0,sha256:" + str(private)):
+        port = support.free_port()
+        one = start_server(vassal, [
+            "--master", "--socket", f"127.0.0.1:{port}", "--wsgi-file",
+            str(app), "--subscribe-to", f"127.0.0.1:{udp}:{key}"])
+        one.wait_for_log(rf"subscribing to 127.0.0.1:{udp}:"
+                         rf"{re.escape(key)}")
+    signed, pid = _vassal(start_server, vassal, app, udp,
+                          f"k.example,0,sha256:{private}")
+    proc.wait_for_log(r"k.example => new node: ")
+    assert _get(http, "k.example").text == str(pid)
+    # An unsigned unsubscribe is not heard; the signed one is.
+    address = re.search(r"k.example => new node: (\S+)",
+                        proc.output()).group(1)
+    send(udp, subscription.Announce(1, b"k.example", address.encode()))
+    # Read in order: once the next node is in, the unsubscribe was read.
+    _send_raw(udp, _signed(private, address=b"127.0.0.1:9"))
+    proc.wait_for_log(r"k.example => new node: 127.0.0.1:9")
+    assert "as failed" not in proc.output()
+    assert signed.stop() == 0
+    proc.wait_for_log(rf"k.example => marking {re.escape(address)} as "
+                      rf"failed")
+    assert proc.output().count("as failed") == 1
+    lines = [line for line in proc.output().splitlines()
+             if "new node" in line or "new pool" in line]
+    assert len(lines) == 3, lines
+    # The same packet again: a copy, refused for the node it names.
+    data = _signed(private, address=b"127.0.0.1:1")
+    _send_raw(udp, data)
+    proc.wait_for_log(r"k.example => new node: 127.0.0.1:1")
+    _send_raw(udp, data)
+    proc.wait_for_log(r"\[uwsgi-subscription for pid \d+\] invalid "
+                      r"\(sniffed \?\) packet sent for slot: k.example "
+                      r"node: 127.0.0.1:1 unix_check: \d+")
+
+
+@pytest.mark.parametrize("router", ["ugu", "uwsgi"])
+def test_an_old_signed_announce_opens_no_pool(start_server, tmp_path,
+                                              keys, router):
+    private, folder = keys
+    proc, http, udp = _router(start_server, router, tmp_path,
+                              "--subscriptions-sign-check",
+                              f"sha256:{folder}",
+                              "--subscriptions-sign-check-tolerance", "30")
+    _send_raw(udp, _signed(private, unix=1000))
+    proc.wait_for_log(r"invalid \(sniffed \?\) packet sent for slot: "
+                      r"k.example node: 127.0.0.1:1 unix_check: 1000")
+    # A fresh one is taken.
+    _send_raw(udp, _signed(private, address=b"127.0.0.1:2"))
+    proc.wait_for_log(r"k.example => new node: 127.0.0.1:2")
+    assert "new node: 127.0.0.1:1" not in proc.output()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--subscriptions-sign-check", "nodigest:/tmp"], "no digest"),
+    (["--subscriptions-sign-check", "/tmp"], "DIGEST:DIR"),
+])
+def test_bad_sign_checks_are_refused(procs, args, words):
+    proc = procs.ugu("--master", "--http", f"127.0.0.1:{support.free_port()}",
+                     "--http-subscription-server",
+                     f"127.0.0.1:{free_udp_port()}", *args)
+    assert proc.wait() == 1
+    assert words in proc.output()
+    assert "subscriptions-sign-check" in proc.output()
+
+
+def test_a_signature_without_its_key_is_refused(procs, tmp_path):
+    proc = procs.ugu("--master", "--socket",
+                     f"127.0.0.1:{support.free_port()}", "--subscribe-to",
+                     f"127.0.0.1:{free_udp_port()}:k,0,sha256:"
+                     f"{tmp_path}/none.pem")
+    assert proc.wait() == 1
+    assert "none.pem" in proc.output() and "subscribe-to" in proc.output()
+
+
+@pytest.mark.parametrize("router", ["ugu", "uwsgi"])
+def test_a_skipped_uid_needs_no_signature(start_server, tmp_path, keys,
+                                          router):
+    if os.getuid() != 0:
+        pytest.skip("sending another uid's credentials needs root")
+    _, folder = keys
+    server = str(tmp_path / "sub.sock")
+    http = support.free_port()
+    proc = start_server(router, [
+        "--master", "--http", f"127.0.0.1:{http}",
+        "--http-subscription-server", server,
+        "--subscriptions-use-credentials",
+        "--subscriptions-sign-check", f"sha256:{folder}",
+        "--subscriptions-sign-skip-uid", "1000"])
+    proc.wait_for_log("subscription server bound on")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        for uid, address in ((1001, b"127.0.0.3:1"), (1000, b"127.0.0.3:2")):
+            ids = struct.pack("3i", os.getpid(), uid, 0)
+            sock.sendmsg([subscription.encode(Announce(
+                SUBSCRIBE, b"k.example", address))],
+                [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, ids)], 0,
+                server)
+    proc.wait_for_log(r"k.example => new node: 127.0.0.3:2")
+    assert "127.0.0.3:1" not in proc.output()

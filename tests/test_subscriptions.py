@@ -77,6 +77,8 @@ def test_parse_subscribe_forms():
     assert (sub.key, sub.modifier1) == ("example.com:8080", 5)
     sub = parse("/run/sub.sock:example.com", [])
     assert (sub.server, sub.key) == ("/run/sub.sock", "example.com")
+    sub = parse("127.0.0.1:4000:k,5,sha256:/key.pem", [])
+    assert (sub.key, sub.modifier1, sub.sign) == ("k", 5, "sha256:/key.pem")
     sub = parse("10.0.0.1:3031=127.0.0.1:4000:k", [])
     assert (sub.address, sub.server) == ("10.0.0.1:3031", "127.0.0.1:4000")
     sub = parse("=1=127.0.0.1:4000:k", ["a:1", "b:2"])
@@ -86,7 +88,6 @@ def test_parse_subscribe_forms():
 @pytest.mark.parametrize("text, words", [
     ("127.0.0.1:4000", "is no subscription"),
     ("example.com", "is no subscription"),
-    ("127.0.0.1:4000:k,0,/key.pem", "signs its packets"),
     ("=3=127.0.0.1:4000:k", "no socket 3"),
 ])
 def test_parse_subscribe_refuses(text, words):
@@ -105,8 +106,9 @@ def test_parse_subscribe2():
         subscription.parse_subscribe2("server=127.0.0.1:4000", [])
     with pytest.raises(ConfigError, match="unknown item 'colour=red'"):
         subscription.parse_subscribe2("server=a:1,key=k,colour=red", [])
-    with pytest.raises(ConfigError, match="signs the announces"):
-        subscription.parse_subscribe2("server=a:1,key=k,sign=x", [])
+    sub = subscription.parse_subscribe2(
+        "server=a:1,key=k,sign=sha1:/key.pem", [])
+    assert sub.sign == "sha1:/key.pem"
 
 
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])

@@ -13,7 +13,8 @@ Also here: the two ways a vassal's config names its subscriptions,
 server=...,key=...`, read into Subscription values.
 """
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from ugu import protocol
 from ugu.options.errors import ConfigError
@@ -51,10 +52,16 @@ class Announce:
     # A unix datagram socket of the instance the router tells of its
     # new node (subscription-notify-socket).
     notify: bytes = b""
+    # A signed announce's time (`unix`, seconds since the epoch) and
+    # signature (`sign`) of the vars before it (`base`, read only).
+    unix: int = 0
+    sign: bytes = b""
+    base: bytes = field(default=b"", compare=False, repr=False)
 
 
-def encode(announce):
-    """The datagram of an Announce."""
+def encode(announce, signer=None):
+    """The datagram of an Announce; `signer(vars)`: the signature of its
+    vars (ugu.subscription_sign.Signer), or None to send it unsigned."""
     pairs = [(b"key", announce.key), (b"address", announce.address)]
     pairs += [(name.encode(), b"%d" % getattr(announce, name))
               for name in _NUMBERS]
@@ -62,6 +69,14 @@ def encode(announce):
               if getattr(announce, name)]
     if announce.notify:
         pairs.append((b"notify", announce.notify))
+    if signer is not None:
+        # As uWSGI: the time, plus the command (an unsubscribe's a second
+        # later), then the signature of all the vars so far.
+        pairs.append((b"unix", b"%d" % (int(time.time())
+                                         + announce.command)))
+        signature = signer(protocol.encode_vars(pairs))
+        if signature:
+            pairs.append((b"sign", signature))
     return protocol.encode(pairs, MODIFIER_SUBSCRIPTION, announce.command)
 
 
@@ -87,8 +102,14 @@ def decode(data):
     numbers["modifier1"] %= 256
     numbers["modifier2"] %= 256
     files = {name: pairs.get(name.encode(), b"") for name in _FILES}
+    sign = pairs.get(b"sign", b"")
+    # uWSGI's: the vars before the signature, taken as the last one.
+    base = data[protocol.HEADER_SIZE:len(data) - (8 + len(sign))] \
+        if sign else b""
     return Announce(command, key, address, **numbers, **files,
-                    notify=pairs.get(b"notify", b""))
+                    notify=pairs.get(b"notify", b""),
+                    unix=_number(pairs.get(b"unix", b"")), sign=sign,
+                    base=base)
 
 
 def atoi(text):
@@ -126,6 +147,8 @@ class Subscription:
     # subscribe2's sni_key, sni_crt and sni_ca: files on the router's
     # machine, for a TLS context of the key's name (see Announce).
     sni: tuple = ()
+    # The signature: DIGEST:PEMFILE, its private key's.
+    sign: str | None = None
 
     def keys(self):
         """(key, modifier1) pairs to announce."""
@@ -172,13 +195,14 @@ def parse_subscribe(text, socket_names, option="subscribe-to"):
         return Subscription(text, server, address=address,
                             keys_file=key[1:])
     key, _, modifier = key.partition(",")
-    if "," in modifier:
-        raise ConfigError(
-            f"'{text}' signs its packets (KEY,MODIFIER1,SIGN), which ugu "
-            f"cannot do: remove the signature, and the router's "
-            f"subscriptions-sign-check", option=option)
+    # As uWSGI looks for the signature: after the modifier's first
+    # character.
+    sign = None
+    comma = modifier.find(",", 1)
+    if comma >= 0:
+        modifier, sign = modifier[:comma], modifier[comma + 1:]
     return Subscription(text, server, key, address,
-                        _number(modifier.encode()) % 256)
+                        _number(modifier.encode()) % 256, sign=sign)
 
 
 def _bad(text, option):
@@ -198,8 +222,7 @@ def _socket_by_number(number, socket_names, option):
 
 
 _SUBSCRIBE2_KEYS = ("server", "key", "socket", "addr", "weight",
-                    "modifier1", "modifier2", "check", *_FILES)
-_SUBSCRIBE2_REFUSED = ("sign",)
+                    "modifier1", "modifier2", "check", "sign", *_FILES)
 
 
 def parse_subscribe2(text, socket_names, option="subscribe2"):
@@ -209,10 +232,6 @@ def parse_subscribe2(text, socket_names, option="subscribe2"):
     items = {}
     for item in split_escaped(text, ","):
         name, eq, value = item.partition("=")
-        if name in _SUBSCRIBE2_REFUSED:
-            raise ConfigError(
-                f"'{name}' signs the announces, which ugu cannot do: "
-                f"remove it", option=option)
         if not eq or name not in _SUBSCRIBE2_KEYS:
             raise ConfigError(
                 f"unknown item '{item}' (write key=value items among "
@@ -230,7 +249,7 @@ def parse_subscribe2(text, socket_names, option="subscribe2"):
         _number(items.get("modifier1", "").encode()) % 256,
         _number(items.get("modifier2", "").encode()) % 256,
         None if weight is None else _number(weight.encode()),
-        check=items.get("check"),
+        check=items.get("check"), sign=items.get("sign") or None,
         sni=tuple((name, items[name].encode()) for name in _FILES
                   if items.get(name)))
 
@@ -262,6 +281,35 @@ def check_credentials(config, option):
                 f"over UDP comes with no credentials, which uWSGI drops "
                 f"every one of: make it a unix socket (a path), or remove "
                 f"subscriptions-use-credentials", option=option)
+
+
+def sign_check(config):
+    """(DIGEST:DIR, tolerance, the uids skipped) of a router's
+    subscriptions-sign-check, or None; refused where it is wrong."""
+    spec = config["subscriptions-sign-check"]
+    if not spec:
+        return None
+    uids = []
+    for text in config["subscriptions-sign-skip-uid"]:
+        uid = atoi(text)
+        if uid <= 0:
+            raise ConfigError(
+                f"'{text}' is no uid to skip (uWSGI skips none of 0, as "
+                f"of no number): write a uid over 0",
+                option="subscriptions-sign-skip-uid")
+        uids.append(uid)
+    found = (spec, config["subscriptions-sign-check-tolerance"], tuple(uids))
+    from ugu.subscription_sign import Checker
+    Checker(*found, pid=0)
+    return found
+
+
+def checker(found, pid):
+    """The Checker of sign_check()'s value, or None."""
+    if found is None:
+        return None
+    from ugu.subscription_sign import Checker
+    return Checker(*found, pid=pid)
 
 
 def deprecated_lines(config):

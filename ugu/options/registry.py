@@ -1209,6 +1209,16 @@ OPTIONS = (
          "subscription server takes only announces with their sender's "
          "credentials (SCM_CREDENTIALS), and the instance sends its own "
          "with its announces to a unix server", CORE, default=False),
+    _opt("subscriptions-sign-check", STR, "take only the announces signed "
+         "by the private key of the subscribed key's public one "
+         "(DIGEST:DIR, DIR holding KEY.pem; needs the cryptography "
+         "package)", HTTP),
+    _opt("subscriptions-sign-check-tolerance", INT, "seconds a signed "
+         "announce may be old to open a pool or add a node", HTTP,
+         default=86400),
+    _opt("subscriptions-sign-skip-uid", STR, "a uid (known from unix "
+         "socket credentials) whose announces need no signature", HTTP,
+         repeat=True),
     _opt("subscription-dotsplit", FLAG, "a key without a pool falls back "
          "to what follows each of its dots (.example.com, .com)", HTTP,
          default=False),

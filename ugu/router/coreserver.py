@@ -63,6 +63,8 @@ class Corerouter:
             self.table = Pools(settings.tolerance, gateway=self.gateway,
                                algo=settings.algo,
                                check_dirs=settings.credentials_check)
+            from ugu.subscription import checker
+            self.table.signs = checker(settings.sign_check, self.table.pid)
             self.table.changed = self.pools_changed
             self.nodes = SubscribedNodes(self.table, settings.timeout,
                                          settings.fallback_key,

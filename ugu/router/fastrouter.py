@@ -55,6 +55,7 @@ class Settings:
     dotsplit: bool = False
     use_credentials: bool = False
     credentials_check: tuple = ()
+    sign_check: tuple | None = None
 
     @classmethod
     def from_config(cls, config):

@@ -54,6 +54,7 @@ class Settings:
     dotsplit: bool = False
     use_credentials: bool = False
     credentials_check: tuple = ()
+    sign_check: tuple | None = None
     # The corerouters' settings a rawrouter has no option for.
     fallback_key = None
     resubscribe = ()
@@ -70,6 +71,7 @@ class Settings:
 def shared_settings(config, prefix):
     """The settings every corerouter (`prefix`: fastrouter, rawrouter,
     sslrouter) reads from its own options of the same names."""
+    from ugu.subscription import sign_check
     return dict(
         timeout=config[f"{prefix}-timeout"] or DEFAULT_TIMEOUT,
         # uWSGI's default: the page size.
@@ -86,6 +88,7 @@ def shared_settings(config, prefix):
         dotsplit=config["subscription-dotsplit"],
         use_credentials=config["subscriptions-use-credentials"],
         credentials_check=tuple(config["subscriptions-credentials-check"]),
+        sign_check=sign_check(config),
         cheap=config[f"{prefix}-cheap"],
         stats=config[f"{prefix}-stats"])
 

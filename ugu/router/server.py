@@ -50,6 +50,8 @@ class Router:
             self.table = Table(settings.subscription_tolerance,
                                algo=settings.subscription_algo,
                                check_dirs=settings.credentials_check)
+            self.table.signs = subscription.checker(settings.sign_check,
+                                                    self.table.pid)
             self.nodes = SubscribedNodes(self.table,
                                          settings.connect_timeout,
                                          settings.fallback_key,

@@ -44,6 +44,8 @@ class Settings:
     # subscriptions-use-credentials and subscriptions-credentials-check.
     use_credentials: bool = False
     credentials_check: tuple = ()
+    # subscriptions-sign-check: (DIGEST:DIR, tolerance, uids skipped).
+    sign_check: tuple | None = None
     # The stats server's address (http-stats), or None.
     stats: str | None = None
     # Whether the nodes are http-to's (in the stats as static_nodes).
@@ -65,6 +67,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config):
+        from ugu.subscription import sign_check
         # As in uWSGI, 0 (or unset) means the default: 60 s, and the
         # connect and headers timeouts follow http-timeout.
         timeout = config["http-timeout"] or DEFAULT_TIMEOUT
@@ -95,6 +98,7 @@ class Settings:
             dotsplit=config["subscription-dotsplit"],
             use_credentials=config["subscriptions-use-credentials"],
             credentials_check=tuple(config["subscriptions-credentials-check"]),
+            sign_check=sign_check(config),
             fallback_key=_bytes(config["http-subscription-fallback-key"]),
             stats=config["http-stats"] or None,
             static_nodes=bool(config["http-to"]),

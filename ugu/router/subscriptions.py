@@ -43,6 +43,8 @@ class SubscribedNode(Node):
         self.weight = max(announce.weight, 1)
         self.wrr = 0
         self.last_check = now
+        # A signed announce's time: the node's later ones must be newer.
+        self.unix_check = announce.unix
         # The node's connections open (uWSGI's reference count), which
         # the lrc and wlrc algorithms choose by.
         self.reference = 0
@@ -97,6 +99,9 @@ class Pool:
     def __init__(self, key):
         self.key = key
         self.nodes = []
+        # The public key its announces are checked with
+        # (subscriptions-sign-check), once one was.
+        self.public_key = None
         # Whether an announce's TLS context for the key's name was added
         # (then later announces' files are not read again, as in uWSGI).
         self.sni = False
@@ -106,11 +111,14 @@ class Table:
     """The pools of one router process, by key (bytes)."""
 
     def __init__(self, tolerance, clock=time.monotonic, gateway="uWSGI http",
-                 algo=None, check_dirs=()):
+                 algo=None, check_dirs=(), signs=None):
         self.tolerance = tolerance
         # subscriptions-credentials-check: the folders where a key's file
         # must belong to the announce's sender.
         self.check_dirs = tuple(d.encode() for d in check_dirs)
+        # subscriptions-sign-check: a ugu.subscription_sign.Checker, or
+        # None.
+        self.signs = signs
         # How a pool's node is chosen (subscription-algo).
         self.pick = _ALGOS[algo or "wrr"]
         # The router's name in the line for a node that unsubscribes.
@@ -129,13 +137,23 @@ class Table:
         one another process of the router has checked).  Whether it was
         taken: a subscription the credentials check refuses is not."""
         if announce.command != SUBSCRIBE:
-            self._unsubscribe(announce)
-            return True
+            return self._unsubscribe(announce, credentials)
+        pool = self.pools.get(announce.key)
+        signs = self.signs if credentials is not None else None
+        public_key = None
+        if signs is not None:
+            # As uWSGI: the signature before the credentials.
+            if pool is not None:
+                if not signs.check(pool, announce, credentials):
+                    return False
+            else:
+                taken, public_key = signs.new_pool(announce, credentials)
+                if not taken:
+                    return False
         if credentials is not None and not self.accepts(announce.key,
                                                         credentials):
             return False
-        self._subscribe(announce)
-        return True
+        return self._subscribe(announce, signs, credentials, public_key)
 
     def accepts(self, key, credentials):
         """uWSGI's subscriptions-credentials-check: a file named the key
@@ -153,21 +171,32 @@ class Table:
                 return True
         return False
 
-    def _subscribe(self, announce):
+    def _subscribe(self, announce, signs=None, credentials=None,
+                   public_key=None):
         now = self.clock()
         key = announce.key
         pool = self.pools.get(key)
         text = key.decode("latin-1")
         if pool is None:
             pool = self.pools[key] = Pool(key)
+            pool.public_key = public_key
             log(f"[uwsgi-subscription for pid {self.pid}] new pool: {text} "
                 f"(hash key: {djb33x(key) % _HASH_SLOTS})")
         name = announce.address.decode("latin-1")
+        checked = signs is not None and signs.checks(pool) \
+            and not signs.safe(credentials)
         for node in pool.nodes:
             if node.name == name:
+                # A signed node's announces must be newer than its first
+                # (uWSGI's check against a packet sent again).
+                if checked and announce.unix <= node.unix_check:
+                    signs.sniffed(announce)
+                    return False
                 node.refresh(announce, now)
                 break
         else:
+            if checked and signs.stale(announce, credentials):
+                return False
             pool.nodes.append(SubscribedNode(announce, now))
             log(f"[uwsgi-subscription for pid {self.pid}] {text} => new "
                 f"node: {name}")
@@ -186,17 +215,23 @@ class Table:
                     f'context added for "{name.decode("latin-1")}": '
                     f'only an sslrouter takes sni_key and sni_crt')
                 pool.sni = True
+        return True
 
-    def _unsubscribe(self, announce):
+    def _unsubscribe(self, announce, credentials=None):
         pool = self.pools.get(announce.key)
         name = announce.address.decode("latin-1")
         for node in pool.nodes if pool else ():
             if node.name == name:
+                if self.signs is not None and credentials is not None \
+                        and not self.signs.check(pool, announce,
+                                                 credentials):
+                    return False
                 log(f"[{self.gateway} pid {self.pid}] "
                     f"{announce.key.decode('latin-1')} => marking {name} as "
                     f"failed")
                 self.remove(pool, node)
-                return
+                return True
+        return True
 
     def remove(self, pool, node):
         if node in pool.nodes:

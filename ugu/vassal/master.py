@@ -150,6 +150,7 @@ def _run(config):
         for line in subscription.deprecated_lines(config):
             log.log(line)
         subscription.check_algo(config)
+        subscription.sign_check(config)
         # env and unenv first, as uWSGI applies them with its options.
         _apply_env(config)
         hooks.run("asap")

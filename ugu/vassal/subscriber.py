@@ -35,6 +35,14 @@ class Subscriber:
         self.notify = notify.encode() if notify else b""
         self.cycles = 0
         self._sockets = {}
+        # Each signed subscription's Signer.
+        self._signers = {}
+        for sub in subscriptions:
+            if sub.sign:
+                from ugu.subscription_sign import Signer
+                option = "subscribe-to" if sub.text in \
+                    config["subscribe-to"] else "subscribe2"
+                self._signers[sub] = Signer(sub.sign, option)
 
     @classmethod
     def from_config(cls, config, socket_names):
@@ -101,7 +109,7 @@ class Subscriber:
         data = subscription.encode(Announce(
             command, key.encode(), address.encode(), modifier1,
             sub.modifier2, self.cores, 0, weight, **dict(sub.sni),
-            notify=self.notify))
+            notify=self.notify), self._signers.get(sub))
         unix = sub.server.startswith("/")
         try:
             sock = self._socket(unix)
