@@ -323,3 +323,24 @@ def test_a_client_that_half_closes_still_gets_the_answer(start_server,
         s.shutdown(socket.SHUT_WR)
         raw = support.read_to_eof(s)
     assert raw.startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_subscription_dotsplit_and_algo(start_server, app, server):
+    """subscription-dotsplit and subscription-algo are the corerouters'
+    too: a.b.example reaches .example's node, chosen by lrc."""
+    front, udp = support.free_port(), free_udp_port()
+    proc = start_server(server, [
+        "--master", "--fastrouter", f"127.0.0.1:{front}",
+        "--fastrouter-subscription-server", f"127.0.0.1:{udp}",
+        "--subscription-dotsplit", "--subscription-algo", "lrc"])
+    proc.wait_for_log("uWSGI fastrouter subscription server bound on")
+    support.wait_for_port(front)
+    back = support.free_port()
+    start_server("ugu", [
+        "--master", "--socket", f"127.0.0.1:{back}", "--wsgi-file",
+        str(app), "--subscribe-to", f"127.0.0.1:{udp}:.example"])
+    proc.wait_for_log(".example => new node: ")
+    env = _env(front, [("HTTP_HOST", "a.b.example")])
+    assert env["HTTP_HOST"] == "a.b.example"
+    assert _env(front, [("HTTP_HOST", "a.b.other")]) is None
