@@ -482,3 +482,20 @@ def test_a_skipped_uid_needs_no_signature(start_server, tmp_path, keys,
                 server)
     proc.wait_for_log(r"k.example => new node: 127.0.0.3:2")
     assert "127.0.0.3:1" not in proc.output()
+
+
+def test_every_router_process_takes_a_signed_node(start_server, tmp_path,
+                                                   app, keys):
+    """The process that reads a signed announce checks it and passes it
+    on to the others, which take it (README, difference 70)."""
+    private, folder = keys
+    proc, http, udp = _router(start_server, "ugu", tmp_path,
+                              "--http-processes", "2",
+                              "--subscriptions-sign-check",
+                              f"sha256:{folder}")
+    proc.wait_for_log(r"spawned uWSGI http 2")
+    _, pid = _vassal(start_server, "ugu", app, udp,
+                     f"k.example,0,sha256:{private}")
+    proc.wait_for_log(r"k.example => new node: ", count=2)
+    # New connections each: the kernel spreads them over both processes.
+    assert {_get(http, "k.example").text for _ in range(20)} == {str(pid)}
