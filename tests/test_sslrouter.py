@@ -197,3 +197,23 @@ def test_an_announce_adds_a_context_for_its_name(start_server, nodes, cert,
     assert _served_name(front, "site.example") == "site.example"
     assert _served_name(front, "other.example") == "localhost"
     assert _served_name(front, None) == "localhost"
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_dotsplit_finds_a_subscribed_context_by_a_parent_name(
+        start_server, nodes, cert, site_cert, server):
+    """With subscription-dotsplit a client asking for www.site.example
+    gets the certificate an announce added for .site.example."""
+    node = nodes()
+    udp = free_udp_port()
+    proc, front = _sslrouter(
+        start_server, server, cert, "--subscription-dotsplit",
+        "--sslrouter-subscription-server", f"127.0.0.1:{udp}")
+    crt, key = (str(path).encode() for path in site_cert)
+    send(udp, Announce(SUBSCRIBE, b".site.example",
+                       f"127.0.0.1:{node.port}".encode(),
+                       sni_key=key, sni_crt=crt))
+    proc.wait_for_log(r"added SSL context for \.site\.example\n")
+    assert _served_name(front, "www.site.example") == "site.example"
+    assert _served_name(front, "a.b.site.example") == "site.example"
+    assert _served_name(front, "www.other.example") == "localhost"

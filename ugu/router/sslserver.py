@@ -74,9 +74,18 @@ class Sslrouter(Rawrouter):
             by_options(tls, name, context)
             if tls.context is not context:
                 return
-        found = self.contexts.get(sni_key(name)) if name else None
-        if found is not None:
-            tls.context = found
+        key = sni_key(name) if name else None
+        # subscription-dotsplit: then the name after each of its dots
+        # (.example.com, .com), five names at most, as uWSGI's.
+        for _ in range(5 if self.settings.dotsplit else 1):
+            if not key:
+                return
+            found = self.contexts.get(key)
+            if found is not None:
+                tls.context = found
+                return
+            dot = key.find(b".", 1)
+            key = key[dot:] if dot > 0 else None
 
     def add_context(self, name, announce):
         """The context of an announce's sni_crt and sni_key files for
