@@ -63,14 +63,15 @@ def send_raw(port, parts, query=""):
              ("HTTP_TRANSFER_ENCODING", "chunked")]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(codec.encode([(k.encode(), v.encode()) for k, v in pairs]))
-        for part in parts:
-            if isinstance(part, (int, float)):
-                time.sleep(part)
-            else:
-                s.sendall(part)
         try:
+            for part in parts:
+                if isinstance(part, (int, float)):
+                    time.sleep(part)
+                else:
+                    # A server done with the body may have reset already.
+                    s.sendall(part)
             support.read_to_eof(s)
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):
             pass
 
 

@@ -249,9 +249,11 @@ def test_write_errors_tolerance_lets_the_iterable_run_to_its_end(
     dropped (its items still the line's switches), no exception."""
     p = serve(start_server, server, site, "--write-errors-tolerance", "1")
     reset_mid_response(p.port, "/stream")
+    # The 400 items; uWSGI's count was at times one more on a loaded
+    # machine.
     p.wait_for_log(r"GET /stream => generated \d+ bytes in \d+ msecs "
                    r"\(HTTP/1\.1 200\) 1 headers in \d+ bytes "
-                   r"\(400 switches on core 0\)")
+                   r"\(40[01] switches on core 0\)")
     assert exceptions_counted(p) == 0
     log = p.output()
     assert len(re.findall(WRITER_LINE, log)) == 1
