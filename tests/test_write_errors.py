@@ -2,11 +2,14 @@
 worker says of it: ignore-write-errors, disable-write-exception and
 ignore-sigpipe, each run on ugu and on the real uWSGI."""
 
+import os
 import re
 import signal
 import socket
 import struct
+import subprocess
 import textwrap
+import time
 
 import pytest
 import requests
@@ -303,3 +306,43 @@ def test_write_errors_exception_only_ends_a_failed_iterable(
     log = p.output()
     assert "\nOSError: write error\n" in log
     assert not re.search(WRITER_LINE, log)
+
+
+def test_a_log_stream_whose_reader_is_gone_does_not_spin_the_worker(
+        site, tmp_path):
+    """ugu's output piped to a reader that goes (`ugu ... | head`): the
+    request line's write fails with EPIPE and raises SIGPIPE, whose own
+    line fails the same way.  The worker says it once and goes on; uWSGI's
+    raises it again for ever, at full CPU."""
+    port = support.free_port()
+    read_end, write_end = os.pipe()
+    popen = subprocess.Popen(
+        [*support.UGU, "--master", "--http-socket", f"127.0.0.1:{port}",
+         "--wsgi-file", "app.py", "--worker-reload-mercy", "30"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=write_end,
+        stderr=write_end, start_new_session=True)
+    os.close(write_end)
+    try:
+        support.wait_for_port(port)
+        os.close(read_end)
+        read_end = None
+        assert requests.get(f"http://127.0.0.1:{port}/ok",
+                            timeout=10).text == "ok"
+        worker = support.wait_until(
+            lambda: support.children_of(popen.pid), what="the worker")[0]
+        before = _cpu_seconds(worker)
+        time.sleep(1)
+        assert _cpu_seconds(worker) - before < 0.3
+        popen.send_signal(signal.SIGINT)
+        popen.wait(10)
+    finally:
+        if read_end is not None:
+            os.close(read_end)
+        if popen.poll() is None:
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+
+
+def _cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -75,6 +75,21 @@ class PipeLines:
         return self.scoreboard.running(self.wid, 0)
 
     def handle(self, signum, frame):
+        # The line is written with SIGPIPE blocked, and the signal its
+        # own write raised (a log whose reader is gone, as with `ugu |
+        # head`) is taken back: delivered, it would run this handler
+        # again, whose line would raise it again, for ever.  uWSGI's
+        # worker spins so at full CPU.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK,
+                                         (signal.SIGPIPE,))
+        try:
+            self._handle()
+        finally:
+            if signal.SIGPIPE in signal.sigpending():
+                signal.sigtimedwait((signal.SIGPIPE,), 0)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _handle(self):
         with self._lock:
             if self._ahead:
                 # Signals that came together are handled once.
