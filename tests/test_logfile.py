@@ -192,17 +192,6 @@ def test_logto_that_cannot_be_opened_stops_the_start(site):
         f"{site / 'no' / 'x.log'}: No such file or directory\n")
 
 
-def test_logto_to_a_udp_address_is_refused(site):
-    """uWSGI sends to HOST:PORT over UDP; ugu says it does not, rather
-    than write a file named so."""
-    result = run_ugu(site, "--http-socket", "127.0.0.1:0", "--logto",
-                     "127.0.0.1:1717")
-    assert result.returncode == 1
-    assert "option 'logto': '127.0.0.1:1717' is a UDP address" in \
-        result.stderr
-    assert not (site / "127.0.0.1:1717").exists()
-
-
 def run_ugu(site, *args):
     return subprocess.run([*support.UGU, *args], cwd=site, text=True,
                           capture_output=True, timeout=30,

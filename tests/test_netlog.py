@@ -7,6 +7,7 @@ from the real uWSGI on the same INI file."""
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import textwrap
@@ -290,6 +291,105 @@ def test_log_syslog_writes_to_dev_log(procs, request, site, server, value,
     ident = b"myapp" if value else b"uwsgi"
     assert re.fullmatch(re.escape(head) + STAMP + rb" " + ident +
                         rb": print from /s\n", one(got, b"print from"))
+
+
+# -- logto, logto2 and daemonize to HOST:PORT --------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("option", ["logto", "logto2"])
+def test_logto_an_address_sends_each_write_over_udp(
+        start_server, site, receivers, server, option):
+    """A logto (or logto2) value with a colon is a UDP HOST:PORT: every
+    line, the master's, the app's prints and the request lines, is a
+    datagram of its own, and no file is made."""
+    r = receivers()
+    host = r.address.replace("127.0.0.1", "localhost")
+    p, port = serve(start_server, server, site, ("processes", "2"),
+                    (option, host))
+    assert support.http10_get(port, "/u").endswith(b"ok")
+    r.wait_for(REQUEST)
+    p.stop()
+    got = r.wait_for(rb"^goodbye to uWSGI\.\n\Z")
+    assert all(d.endswith(b"\n") and d.count(b"\n") == 1 for d in got)
+    assert b"print from /u\n" in got
+    assert any(d.startswith(b"spawned uWSGI worker 2 ") for d in got)
+    assert re.fullmatch(REQUEST + rb".* GET /u => generated 2 bytes in "
+                        rb"\d+ msecs \(HTTP/1\.0 200\) 1 headers in 45 "
+                        rb"bytes \(1 switches on core \d\)\n",
+                        one(got, REQUEST))
+    assert "goodbye" not in p.output()
+    assert not (site / host).exists()
+    # uWSGI's master lseek()s the socket every second to size the file,
+    # and logs its failure each time; ugu does not (see README).
+    if server == "ugu":
+        assert not any(b"lseek" in d for d in got)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_logto_an_address_goes_on_after_a_reload(start_server, site,
+                                                 receivers, server):
+    r = receivers()
+    p, port = serve(start_server, server, site, ("logto", r.address))
+    assert support.http10_get(port, "/before").endswith(b"ok")
+    r.wait_for(rb"GET /before => ")
+    p.send_signal(signal.SIGHUP)
+    r.wait_for(rb"^gracefully \(RE\)spawned uWSGI master")
+    support.wait_for_port(port)
+    assert support.http10_get(port, "/after").endswith(b"ok")
+    r.wait_for(rb"GET /after => ")
+    p.stop()
+    r.wait_for(rb"^goodbye to uWSGI\.\n\Z")
+
+
+def test_a_stopped_receiver_of_logto_fails_no_print(start_server, site,
+                                                     receivers):
+    """The app's print() goes on when nothing receives the datagrams:
+    they are lost (uWSGI's connected socket fails the write after a
+    refused one, and the print with it)."""
+    r = receivers()
+    address = r.address
+    r.close()
+    p, port = serve(start_server, "ugu", site, ("logto", address))
+    for _ in range(3):
+        assert support.http10_get(port, "/x").endswith(b"ok")
+    p.stop()
+
+
+def test_logto_address_leaves_rotation_inert(start_server, site,
+                                             receivers):
+    """A UDP address has no size and nothing to reopen: touch-logrotate
+    is said to do nothing (uWSGI's lseek() fails and it goes no
+    further), and no file is made of it."""
+    r = receivers()
+    p, port = serve(start_server, "ugu", site, ("logto", r.address),
+                    ("touch-logrotate", site / "rotate"))
+    (site / "rotate").touch()
+    assert support.http10_get(port, "/r").endswith(b"ok")
+    r.wait_for(REQUEST)
+    p.stop()
+    assert "option 'touch-logrotate': does nothing where the log goes " \
+        "to a UDP address, which has nothing to rotate or reopen" in \
+        p.output()
+    assert sorted(os.listdir(site)) == ["app.ini", "app.py", "rotate"]
+
+
+@pytest.mark.parametrize("value, message", [
+    (":1717", "':1717' is no UDP address: write HOST:PORT"),
+    ("127.0.0.1:", "'127.0.0.1:' is no UDP address: write HOST:PORT"),
+    ("no.such.host.invalid:5",
+     "cannot resolve 'no.such.host.invalid' to an IPv4 address")])
+@pytest.mark.parametrize("option", ["logto", "logto2"])
+def test_logto_a_bad_address_stops_the_start(site, option, value,
+                                             message):
+    """uWSGI says `invalid udp address`, or fails to connect(), and
+    exits; ugu names the option and the fix.  No file is made."""
+    done = subprocess.run(
+        [*support.UGU, "--http-socket", "127.0.0.1:0", f"--{option}",
+         value], cwd=site, timeout=30, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert f"option '{option}': {message}" in done.stderr
+    assert os.listdir(site) == ["app.py"]
 
 
 # -- refused ----------------------------------------------------------------

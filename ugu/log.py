@@ -391,12 +391,9 @@ def logto(config, option, folder=""):
     lines and the app's prints go there, from this process and every one
     it forks or re-executes.  A relative path is taken from `folder`."""
     path = config[option]
-    if ":" in path:
-        # uWSGI's logto sends to HOST:PORT over UDP where the value has
-        # a colon; ugu would write a file named so instead.
-        raise ConfigError(f"'{path}' is a UDP address (HOST:PORT) to "
-                          "uWSGI, which ugu cannot log to: name a file",
-                          option=option)
+    if is_udp(path):
+        _take_log(_udp_log(path, option, config))
+        return
     path = os.path.join(folder, path)
     how = os.O_TRUNC if config["log-truncate"] else os.O_APPEND
     try:
@@ -404,6 +401,16 @@ def logto(config, option, folder=""):
     except OSError as e:
         raise ConfigError(f"cannot open log file {path}: {e.strerror}",
                           option=option) from None
+    _take_log(fd)
+    if config["logfile-chmod"] is not None:
+        try:
+            os.chmod(path, config["logfile-chmod"])
+        except OSError as e:
+            # As uWSGI: said, and the instance goes on.
+            log(f"chmod(): {e.strerror} [core/logging.c line 295]")
+
+
+def _take_log(fd):
     for copy in _log_copies:
         os.dup2(fd, copy, inheritable=False)
     if _logger_has_stdio:
@@ -411,12 +418,32 @@ def logto(config, option, folder=""):
         os.close(fd)
     else:
         take_stdio(fd)
-    if config["logfile-chmod"] is not None:
-        try:
-            os.chmod(path, config["logfile-chmod"])
-        except OSError as e:
-            # As uWSGI: said, and the instance goes on.
-            log(f"chmod(): {e.strerror} [core/logging.c line 295]")
+
+
+def is_udp(value):
+    """Whether a logto (logto2, daemonize) value is, to uWSGI, a UDP
+    address rather than a file: where it has a colon."""
+    return ":" in value
+
+
+def _udp_log(value, option, config):
+    """The descriptor of a log sent to HOST:PORT over UDP (an IPv4
+    address, or a name resolved to one; the port as atoi reads it), as
+    uWSGI's logto sends it: every write, one line of the log, is a
+    datagram (see netlog.open_udp)."""
+    import socket
+    from ugu import netlog
+    from ugu.options.expand import atoi
+    host, _, port = value.partition(":")
+    if not host or not port:
+        raise ConfigError(f"'{value}' is no UDP address: write HOST:PORT",
+                          option=option)
+    try:
+        address = socket.gethostbyname(host)
+    except OSError:
+        raise ConfigError(f"cannot resolve '{host}' to an IPv4 address "
+                          "to log to", option=option) from None
+    return netlog.open_udp((address, atoi(port) % 65536), config, option)
 
 
 def move_log(fd):

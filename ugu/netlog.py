@@ -55,6 +55,25 @@ def open_logger(kind, arg, spec, option, config):
     the logger `kind:arg` (arg None where the spec has none); its thread
     sends each message on."""
     send = _SENDERS[kind](arg, spec, option, config)
+    return forward(send, config, option, kind)
+
+
+def open_udp(target, config, option):
+    """The descriptor of uWSGI's logto to a UDP HOST:PORT (`target`, an
+    address already resolved): each write is sent on as one datagram, as
+    uWSGI writes to a UDP socket connected to it.  Sent, not written to
+    a connected socket: a receiver that is not there makes such a
+    socket's next write fail, and the app's print() with it."""
+    sock = _datagrams(socket.AF_INET)
+
+    def send(message):
+        sock.sendto(message, target)
+    return forward(send, config, option, "udp")
+
+
+def forward(send, config, option, kind):
+    """The descriptor that processes write messages to, one write each;
+    a thread of this process sends each with `send`."""
     stream = config["log-master-req-stream" if option == "req-logger"
                     else "log-master-stream"]
     read, write = socket.socketpair(

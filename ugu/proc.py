@@ -247,8 +247,11 @@ def start_log(config, reloaded, under_emperor=False, asap=None):
     option = "daemonize" if config["daemonize"] else "logto"
     if config["daemonize"] and not under_emperor and not reloaded:
         daemonize()
+    # A UDP address's sending thread ends with the process it was in:
+    # opened again at every start.
     again = config["log-reopen"] or (under_emperor and
-                                     option == "daemonize")
+                                     option == "daemonize") or \
+        log.is_udp(config[option] or "")
     if config[option] and (again or not reloaded):
         log.logto(config, option)
     if config["imperial-monitor-list"]:

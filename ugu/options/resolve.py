@@ -204,10 +204,16 @@ class Config:
         if name in LOG_FILES and not log.log_file_taken(self):
             return ("does nothing beside `logger`, as in uWSGI: the logger "
                     "takes every message")
-        if name in LOG_FILE_ONLY and not any(
-                self[file] for file in ("logto", "logto2", "daemonize",
-                                        "daemonize2")):
-            return "does nothing without `logto = FILE`, as in uWSGI"
+        if name in LOG_FILE_ONLY:
+            files = [self[file] for file in ("logto", "logto2",
+                                             "daemonize", "daemonize2")
+                     if self[file]]
+            if not files:
+                return "does nothing without `logto = FILE`, as in uWSGI"
+            if all(map(log.is_udp, files)):
+                return ("does nothing where the log goes to a UDP "
+                        "address, which has nothing to rotate or reopen, "
+                        "as in uWSGI")
         return None
 
 

@@ -53,7 +53,7 @@ class LogMaster:
         # file (the terminal, a logger) there is nothing to rotate.
         self.path = self.where = None
         if has_file:
-            option = next(name for name in FILE_OPTIONS if config[name])
+            option = log_file_option(config)
             self.path = config[option]
             folder = os.getcwd() if option == "daemonize2" else start_cwd
             self.where = os.path.join(folder, self.path)
@@ -267,8 +267,19 @@ def _rotates(config):
 def _has_file(config):
     """Whether the messages go to a logto file: not where a logger
     without a name takes every message, leaving it empty."""
-    return any(config[name] for name in FILE_OPTIONS) and \
+    return log_file_option(config) is not None and \
         not log.unnamed_loggers(config, "logger")
+
+
+def log_file_option(config):
+    """The option naming the file the log goes to, the one opened last;
+    None where there is none, or where that one is a UDP address (which
+    has no size, and nothing to rotate or reopen: uWSGI's lseek() on it
+    fails, every second, and its rotation goes no further)."""
+    option = next((name for name in FILE_OPTIONS if config[name]), None)
+    if option is None or log.is_udp(config[option]):
+        return None
+    return option
 
 
 def line_pipeline(config, alarms=None):

@@ -202,7 +202,8 @@ def _run(config):
         else None
     _privileged_hooks(config, hooks, start_cwd, reloaded)
     if config["logto2"] and log.log_file_taken(config) and \
-            (config["log-reopen"] or not reloaded):
+            (config["log-reopen"] or not reloaded or
+             log.is_udp(config["logto2"])):
         # As uWSGI opens it: as that user, from the folder ugu started in.
         log.logto(config, "logto2", start_cwd)
     if config["chdir"]:
