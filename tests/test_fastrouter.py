@@ -77,7 +77,6 @@ def test_pattern_and_base():
 # Options refused with their reason.
 
 @pytest.mark.parametrize("args, words", [
-    (["--fastrouter-harakiri", "5"], "one stuck request holds no other"),
     ([], "has no node to pass requests to"),
     (["--fastrouter-to", "127.0.0.1:1", "--fastrouter-cheap"],
      "takes a fastrouter-subscription-server"),

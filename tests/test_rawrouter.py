@@ -126,7 +126,6 @@ def test_pattern_base_and_xclient_line():
 # Options refused with their reason.
 
 @pytest.mark.parametrize("args, words", [
-    (["--rawrouter-harakiri", "5"], "one stuck connection holds no other"),
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-zerg", "x"],
      "only ugu's HTTP router takes a zerg server's sockets"),
     (["--rawrouter-to", "127.0.0.1:1", "--rawrouter-use-socket"],

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import textwrap
+import time
 
 import pytest
 import requests
@@ -371,7 +372,6 @@ def test_fallback_takes_a_host_without_a_node(procs, app):
 
 
 @pytest.mark.parametrize("option, words", [
-    ("http-harakiri", "http-timeout"),
     ("http-use-code-string", "http-use-pattern"),
 ])
 def test_the_options_left_are_refused_with_a_way(procs, option, words):
@@ -393,3 +393,36 @@ def test_fastrouter_use_socket_passes_to_the_instances_socket(
     support.wait_for_port(front)
     raw = support.uwsgi_request(front, headers=[("Host", "u.example")])
     assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(b"u.example test")
+
+
+@pytest.mark.parametrize("router", ["http", "fastrouter"])
+def test_a_stuck_router_process_is_killed_by_its_harakiri(procs, router):
+    """PREFIX-harakiri: the master SIGKILLs a router process whose loop
+    has not turned for that many seconds (here: stopped), in uWSGI's
+    words, and respawns it; an idle router's loop turns, and is left
+    alone."""
+    front = support.free_port()
+    gateway = "uWSGI http" if router == "http" else "uWSGI fastrouter"
+    proc = procs.ugu("--master", f"--{router}", f"127.0.0.1:{front}",
+                     f"--{router}-to", "127.0.0.1:9",
+                     f"--{router}-harakiri", "1")
+    proc.wait_for_log(rf"spawned {gateway} 1 \(pid: (\d+)\)")
+    pid = int(re.search(rf"spawned {gateway} 1 \(pid: (\d+)\)",
+                        proc.output()).group(1))
+    support.wait_for_port(front)
+    time.sleep(2.5)
+    assert "HARAKIRI" not in proc.output()
+    os.kill(pid, signal.SIGSTOP)
+    proc.wait_for_log(rf"\*\*\* HARAKIRI ON GATEWAY {gateway} 1 \(pid: "
+                      rf"{pid}\) \*\*\*")
+    proc.wait_for_log(rf"respawned {gateway} 1 \(pid: (?!{pid}\))\d+\)")
+    support.wait_for_port(front)
+
+
+def test_router_harakiri_without_master_is_said_to_do_nothing(procs):
+    front = support.free_port()
+    proc = procs.ugu("--http", f"127.0.0.1:{front}", "--http-to",
+                     "127.0.0.1:9", "--http-harakiri", "3")
+    proc.wait_for_log("option 'http-harakiri': does nothing without "
+                      "`master = true`")
+    proc.stop()

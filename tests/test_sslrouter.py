@@ -112,7 +112,6 @@ def test_a_missing_certificate_stops_the_start(start_server, tmp_path,
     (["--sslrouter2", "addr=127.0.0.1:1,bogus=x"], "is not one of addr="),
     (["--sslrouter-to", "127.0.0.1:1", "--socket",
       "127.0.0.1:{free}"], "add `sslrouter = ADDR,CERT,KEY`"),
-    (["--sslrouter-harakiri", "3"], "one stuck connection holds no other"),
 ])
 def test_refused(procs, args, words):
     args = [a.format(free=support.free_port()) for a in args]

@@ -1163,6 +1163,9 @@ OPTIONS = (
          "gzip'", HTTP, default=False),
     _opt("http-timeout", INT, "seconds to wait for a backend", HTTP,
          default=60),
+    _opt("http-harakiri", INT, "the master kills (and respawns) a router "
+         "process whose loop is stuck for more than this many seconds",
+         HTTP, default=0),
     # None: the http-timeout value.
     _opt("http-connect-timeout", INT, "seconds to wait for a backend "
          "connection (default: http-timeout)", HTTP),
@@ -1248,6 +1251,9 @@ OPTIONS = (
     _opt("fastrouter-fallback-on-no-key", FLAG, "a request whose key "
          "maps to no node goes to the fastrouter-fallback nodes",
          FASTROUTER, default=False),
+    _opt("fastrouter-harakiri", INT, "the master kills (and respawns) a "
+         "fastrouter process whose loop is stuck for more than this many "
+         "seconds", FASTROUTER, default=0),
     _opt("fastrouter-timeout", INT, "seconds of silence from both the "
          "client and the node before the fastrouter ends a request (also "
          "the connect timeout; 0: 60)", FASTROUTER, default=0),
@@ -1309,6 +1315,9 @@ OPTIONS = (
          "retry)", RAWROUTER, repeat=True),
     _opt("rawrouter-max-retries", INT, "nodes tried after the first "
          "fails, fallback nodes included (0: 3)", RAWROUTER, default=0),
+    _opt("rawrouter-harakiri", INT, "the master kills (and respawns) a "
+         "rawrouter process whose loop is stuck for more than this many "
+         "seconds", RAWROUTER, default=0),
     _opt("rawrouter-timeout", INT, "seconds of silence from both the "
          "client and the node before the rawrouter ends a connection "
          "(also the connect timeout; 0: 60)", RAWROUTER, default=0),
@@ -1368,6 +1377,9 @@ OPTIONS = (
          "retry)", SSLROUTER, repeat=True),
     _opt("sslrouter-max-retries", INT, "nodes tried after the first "
          "fails, fallback nodes included (0: 3)", SSLROUTER, default=0),
+    _opt("sslrouter-harakiri", INT, "the master kills (and respawns) a "
+         "sslrouter process whose loop is stuck for more than this many "
+         "seconds", SSLROUTER, default=0),
     _opt("sslrouter-timeout", INT, "seconds of silence from both the "
          "client and the node before the sslrouter ends a connection "
          "(also the connect and handshake timeout; 0: 60)", SSLROUTER,
@@ -1835,23 +1847,9 @@ def is_unimplemented_uwsgi_option(name):
 
 # What to write instead of a uWSGI option ugu lacks, where ugu has a way.
 _INSTEAD = {
-    "fastrouter-harakiri": "ugu's fastrouter serves each connection in "
-                           "a greenlet of its own, so one stuck request "
-                           "holds no other: remove it, and bound each "
-                           "request with fastrouter-timeout",
-    "http-harakiri": "ugu's HTTP router serves each connection apart "
-                     "on its gevent loop, so one stuck request holds no "
-                     "other: remove it, and bound each request with "
-                     "http-timeout",
     "http-use-code-string": "ugu's routers run no plugin's code as a "
                             "mapper: use http-to, http-use-pattern, "
                             "http-use-base or a subscription server",
-    **{f"{router}-harakiri": f"ugu's {router} serves each connection "
-                             "in a greenlet of its own, so one stuck "
-                             "connection holds no other: remove it, and "
-                             "bound each connection with "
-                             f"{router}-timeout"
-       for router in ("rawrouter", "sslrouter")},
     **{f"{router}-use-code-string": "ugu's routers run no plugin's "
                                     "code as a mapper: use "
                                     f"{router}-to, -use-pattern or a "

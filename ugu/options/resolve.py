@@ -49,6 +49,9 @@ GEVENT_ONLY = ("gevent-monkey-patch", "gevent-early-monkey-patch")
 LOG_FILES = ("logto", "logto2")
 LOG_FILE_ONLY = ("log-reopen", "log-truncate", "touch-logreopen",
                  "touch-logrotate", "log-maxsize", "log-backupname")
+# The routers' harakiri, which their master keeps.
+ROUTER_HARAKIRI = ("http-harakiri", "fastrouter-harakiri",
+                   "rawrouter-harakiri", "sslrouter-harakiri")
 # Inherited files may inherit others; past this many, they loop.
 MAX_INHERITS = 1000
 # The largest numbers uWSGI's option readers hold: a C int, 64 bits.
@@ -198,6 +201,9 @@ class Config:
                 f"and none does")
 
     def _why_inert(self, name):
+        if name in ROUTER_HARAKIRI and not self["master"]:
+            return ("does nothing without `master = true`, as in uWSGI: "
+                    "the master kills a stuck router process")
         if name in GEVENT_ONLY and not self["gevent"]:
             return ("does nothing without `gevent = N`, as in uWSGI: the "
                     "standard library stays unpatched")

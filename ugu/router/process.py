@@ -23,6 +23,7 @@ def run(config, listeners, backends, index, mesh=None, names=(),
     None; `names`: the listeners' addresses, for the stats server;
     `ids`: (its name, uid, gid) for drop_to."""
     _patch_stdlib()
+    _watch()
     from ugu.router.server import serve
     from ugu.router.settings import Settings
 
@@ -44,6 +45,7 @@ def run_corerouter(config, listeners, index, gateway, server, settings,
     router's other processes (ugu.router.mesh), or is None; `to`: the
     instance's socket its -use-socket names, its only node."""
     _patch_stdlib()
+    _watch()
     proc.set_title(config, f"{gateway} {index}")
     if to is not None:
         import dataclasses
@@ -53,6 +55,13 @@ def run_corerouter(config, listeners, index, gateway, server, settings,
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _watch():
+    """The router's harakiri (ugu.router.watchdog), where it has one."""
+    watchdog = sys.modules.get("ugu.router.watchdog")
+    if watchdog is not None:
+        watchdog.start()
 
 
 def _patch_stdlib():

@@ -941,7 +941,7 @@ def _meshes(config):
 
 
 def fork_router(config, listeners, index, parent=None, logmaster=None,
-                master=False, mesh=None):
+                master=False, mesh=None, watchdog=None):
     """Fork router `index` serving every router address (`http`,
     `https`, `http-to-https`); its pid.  It dies with `parent` (a pid,
     ours) where one is given, the `master` where that is it."""
@@ -952,11 +952,11 @@ def fork_router(config, listeners, index, parent=None, logmaster=None,
     return _fork_gateway(
         config, lambda: run_router(config, addresses, backends, index, mesh,
                                    [l.name for l in own], ids),
-        parent, logmaster, master)
+        parent, logmaster, master, watchdog)
 
 
 def fork_corerouter(config, listeners, router, index, parent=None,
-                    logmaster=None, master=False, mesh=None):
+                    logmaster=None, master=False, mesh=None, watchdog=None):
     """Fork process `index` of the corerouter `router` (its module); its
     pid.  It dies with `parent` (a pid, ours) where one is given, the
     `master` where that is it."""
@@ -965,7 +965,7 @@ def fork_corerouter(config, listeners, router, index, parent=None,
     to = corerouter_socket(config, router, listeners)
     return _fork_gateway(
         config, lambda: router.run(config, own, index, mesh, ids, to),
-        parent, logmaster, master)
+        parent, logmaster, master, watchdog)
 
 
 def corerouter_socket(config, router, listeners):
@@ -1014,12 +1014,17 @@ def gateway_ids(config, prefix):
     return uid, gid
 
 
-def _fork_gateway(config, run, parent, logmaster, master=False):
+def _fork_gateway(config, run, parent, logmaster, master=False,
+                  watchdog=None):
     """Fork a gateway process that runs `run`, then exits; its pid.  It
-    dies with `parent` (a pid, ours) where one is given."""
+    dies with `parent` (a pid, ours) where one is given; `watchdog`: its
+    harakiri's (ugu.router.watchdog), or None."""
     pid = os.fork()
     if pid == 0:
         proc.reset_signals()
+        if watchdog is not None:
+            from ugu.router import watchdog as module
+            module.mine = watchdog
         if logmaster:
             logmaster.attach()
         if parent is None or proc.die_with_parent(parent):
@@ -1056,6 +1061,7 @@ class Child:
         self.recycling = False  # asked to stop: respawn at once
         self.quiet = False      # ... and say nothing when it has stopped
         self.harakiri_tries = 0  # harakiri signals sent it so far
+        self.watchdog = None     # a router's harakiri deadline
         # A mule or spooler asked to reload (touch-mules-reload,
         # touch-spoolers-reload): when it is SIGKILLed if still alive.
         self.no_mercy_at = None
@@ -1066,6 +1072,9 @@ class Master:
                  crons, subscriber=None, zerg_server=None, pools=(),
                  emperor=None):
         self.config = config
+        self.gateway_harakiri = any(
+            config[f"{prefix}-harakiri"] > 0
+            for prefix in ("http", "fastrouter", "rawrouter", "sslrouter"))
         # The Emperor this instance runs beside it (emperor/beside.py).
         self.emperor = emperor
         # The instance's subscriptions to routers (`subscribe-to`), or None.
@@ -1366,19 +1375,34 @@ class Master:
                 f"{self.shared.spoolers.dirs[index]} with pid {pid}")
 
     def spawn_router(self, index, respawn=False):
+        watchdog = self._watchdog("http")
         pid = fork_router(self.config, self.listeners, index,
                           parent=os.getpid(), logmaster=self.logmaster,
-                          master=True, mesh=self.meshes.get("router"))
+                          master=True, mesh=self.meshes.get("router"),
+                          watchdog=watchdog)
         self.children[pid] = Child("router", index, pid)
+        self.children[pid].watchdog = watchdog
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} uWSGI http {index} (pid: {pid})")
 
+    def _watchdog(self, prefix):
+        """A router process's harakiri deadline (PREFIX-harakiri), or
+        None where it has none."""
+        seconds = self.config[f"{prefix}-harakiri"]
+        if seconds <= 0:
+            return None
+        from ugu.router.watchdog import Watchdog
+        return Watchdog(seconds)
+
     def spawn_corerouter(self, router, index, respawn=False):
+        watchdog = self._watchdog(router.NAME)
         pid = fork_corerouter(self.config, self.listeners, router, index,
                               parent=os.getpid(), logmaster=self.logmaster,
                               master=True,
-                              mesh=self.meshes.get(router.NAME))
+                              mesh=self.meshes.get(router.NAME),
+                              watchdog=watchdog)
         self.children[pid] = Child(router.NAME, index, pid)
+        self.children[pid].watchdog = watchdog
         verb = "respawned" if respawn else "spawned"
         log.log(f"{verb} {router.GATEWAY} {index} (pid: {pid})")
 
@@ -1752,6 +1776,8 @@ class Master:
             time.monotonic(), child.born + MULE_RESPAWN_GAP)
 
     def _router_died(self, child):
+        if child.watchdog is not None:
+            child.watchdog.close()
         if not child.stopping:
             self.respawn_at[(child.kind, child.number)] = time.monotonic()
 
@@ -1789,6 +1815,8 @@ class Master:
         self.check_workers()
         if self.config["mule-harakiri"]:
             self.check_mules()
+        if self.gateway_harakiri:
+            self.check_gateways()
         if self.config["touch-mules-reload"] or \
                 self.config["touch-spoolers-reload"]:
             self._without_mercy()
@@ -1868,6 +1896,17 @@ class Master:
         needed = self.config["cheaper"] or self.config["processes"]
         for wid in range(1, needed + 1):
             self.spawn_worker(wid, respawn=wid in self.spawns)
+
+    def check_gateways(self):
+        """http-harakiri and the corerouters', once a second: SIGKILL for
+        a router process whose loop is stuck past its deadline (the
+        master then respawns it)."""
+        now = time.time()
+        for child in list(self.children.values()):
+            if child.watchdog is not None and child.watchdog.overdue(now):
+                log.log(f"*** HARAKIRI ON GATEWAY {_GATEWAYS[child.kind]} "
+                        f"{child.number} (pid: {child.pid}) ***")
+                self._kill(child.pid, signal.SIGKILL)
 
     def check_mules(self):
         """mule-harakiri, once a second: SIGKILL for a mule stuck in a
