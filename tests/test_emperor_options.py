@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, http10_get, read_to_eof, wait_until
+from tests.support import (UGU, free_port, http10_get, read_to_eof,
+                           wait_until)
 from tests.test_emperor import (CTIME, ENV, WRAPPER, make_court,
                                 start_emperor, vassal_up)
 from ugu.emperor import monitor, ondemand, spawn
@@ -358,3 +359,45 @@ def test_imperial_monitor_list_names_the_schemes(start_server, tmp_path,
     emperor.wait_for_log(r"\*\*\* starting uWSGI Emperor \*\*\*")
     assert ("\n*** uWSGI loaded imperial monitors ***\ndir\nglob\n"
             "--- end of imperial monitors list ---\n\n") in emperor.output()
+
+
+# -- safe-fd --------------------------------------------------------------
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("safe", [False, True])
+def test_safe_fd_stays_open_in_the_vassals(procs, request, tmp_path,
+                                           server, safe):
+    """The Emperor closes every descriptor of a vassal it starts but its
+    own; safe-fd names one that stays open (here fd 7, which the Emperor
+    was started with)."""
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port = free_port()
+    (tmp_path / "app.py").write_text(
+        "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n")
+    (vassals / "v.ini").write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\n"
+        f"wsgi-file = {tmp_path / 'app.py'}\n"
+        f"pidfile = {tmp_path / 'v.pid'}\n")
+    binary = (request.getfixturevalue("uwsgi_binary"),) \
+        if server == "uwsgi" else tuple(UGU)
+    argv = [*binary, "--emperor", str(vassals)]
+    if safe:
+        argv += ["--safe-fd", "7"]
+    procs.start(["sh", "-c", f'exec "$@" 7>>{tmp_path / "seven"}', "sh",
+                 *argv], cwd=tmp_path)
+    wait_until(lambda: (tmp_path / "v.pid").exists() and
+               (tmp_path / "v.pid").read_text().strip(),
+               what="the vassal's pidfile")
+    http10_get(port, "/")
+    pid = int((tmp_path / "v.pid").read_text())
+    # Any descriptor of the vassal's (its own may take the number 7).
+    links = {os.readlink(f"/proc/{pid}/fd/{fd}")
+             for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert (str(tmp_path / "seven") in links) == safe
+
+
+def test_a_negative_safe_fd_is_refused(procs, tmp_path):
+    emperor = procs.ugu("--emperor", str(tmp_path), "--safe-fd", "-1")
+    assert emperor.wait() == 1
+    assert "option 'safe-fd': must be >= 0" in emperor.output()

@@ -51,6 +51,8 @@ class Templates:
     magic_exec: bool = False
     # vassals-start-hook: a program run with the vassal's name first.
     start_hook: str | None = None
+    # safe-fd: descriptors the vassal keeps, beside its link and stdio.
+    safe_fds: tuple = ()
 
     @classmethod
     def from_config(cls, config):
@@ -59,7 +61,7 @@ class Templates:
                    tuple(config["emperor-wrapper-override"]),
                    tuple(config["emperor-wrapper-fallback"]),
                    config["emperor-magic-exec"],
-                   config["vassals-start-hook"])
+                   config["vassals-start-hook"], tuple(config["safe-fd"]))
 
 
 def _args(config, pairs):
@@ -137,7 +139,7 @@ def _become_vassal(args, cwd, env, fds, parent, identity, templates,
         if proc.die_with_parent(parent):
             _drop_privileges(*identity)
             os.chdir(cwd)
-            _arrange_fds(*fds)
+            _arrange_fds(*fds, safe=templates.safe_fds)
             if templates.start_hook:
                 run_hook("start", templates.start_hook, identity[0], home)
             if hooks:
@@ -205,7 +207,7 @@ def _drop_privileges(name, owner):
     os.setuid(uid)
 
 
-def _arrange_fds(link_fd, stdin=None):
+def _arrange_fds(link_fd, stdin=None, safe=()):
     # Lift them clear of fds 0-3 first, so no dup2() below hits them.
     high = fcntl.fcntl(link_fd, fcntl.F_DUPFD, LINK_FD + 1)
     if stdin is None:
@@ -213,4 +215,18 @@ def _arrange_fds(link_fd, stdin=None):
     stdin = fcntl.fcntl(stdin, fcntl.F_DUPFD, LINK_FD + 1)
     os.dup2(stdin, 0)
     os.dup2(high, LINK_FD)
-    os.closerange(LINK_FD + 1, os.sysconf("SC_OPEN_MAX"))
+    os.close(stdin)
+    os.close(high)
+    # Every other descriptor closes, but those safe-fd names: they stay
+    # open through the exec.
+    start = LINK_FD + 1
+    for fd in sorted(set(safe)):
+        if fd < start:
+            continue
+        os.closerange(start, fd)
+        start = fd + 1
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass    # not open: nothing to keep
+    os.closerange(start, os.sysconf("SC_OPEN_MAX"))

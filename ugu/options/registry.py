@@ -1644,6 +1644,10 @@ OPTIONS = (
          default=30),
     _opt("emperor-tyrant", FLAG, "run each vassal as the owner of its "
          "config file", EMPEROR, default=False),
+    _opt("safe-fd", INT, "leave this file descriptor open where uWSGI "
+         "closes all but its own: in each vassal the Emperor starts "
+         "(ugu's reloads close none it inherited)", EMPEROR, repeat=True,
+         aliases=("fd-safe",)),
     _opt("emperor-wrapper", STR, "run each vassal with this program (a "
          "name looked up in PATH, or a path) instead of this ugu, with "
          "the same arguments", EMPEROR),
