@@ -1940,11 +1940,17 @@ _INSTEAD = {
         "servers or nodes to sync with (remove it)"),
     **dict.fromkeys(
         ("http-use-cache", "fastrouter-use-cache",
-         "rawrouter-use-cache", "sslrouter-use-cache", "static-cache-paths",
-         "static-cache-paths-name"),
-        "ugu's routers answer nothing from a cache, nor does its static "
-        "file lookup keep paths in one: remove it (`check-cache` answers "
-        "requests from the cache in the workers)"),
+         "rawrouter-use-cache", "sslrouter-use-cache"),
+        "ugu's routers answer nothing from a cache: remove it "
+        "(`check-cache` answers requests from the cache in the workers)"),
+    **dict.fromkeys(
+        ("static-cache-paths", "static-cache-paths-name"),
+        "uWSGI keeps the file a URI resolved to in a cache and, while it "
+        "is there, serves it without looking again; ugu resolves every "
+        "static path's symlinks and checks that it stays in its roots "
+        "each time (a link swapped to point out of them is refused at "
+        "once), which a cached path would skip: remove it (each lookup "
+        "costs a few stat() calls)"),
     **dict.fromkeys(
         ("py-programname", "py-program-name"),
         "uWSGI gives the name to Python before it starts, which derives "
