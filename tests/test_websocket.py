@@ -10,7 +10,6 @@ import time
 import pytest
 
 from tests import support
-from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
 from ugu.vassal import websocket
 
@@ -299,18 +298,22 @@ def test_a_uwsgi_socket_takes_the_frames_sent_with_the_request(
         assert read_frame(s) == (0x88, b"")
 
 
+@pytest.mark.parametrize("option", ["--http-websockets", "--http-raw-body"])
 @pytest.mark.parametrize("mode", MODES)
-def test_the_router_relays_a_websocket_both_ways(serve, server, mode):
+def test_the_router_relays_a_websocket_both_ways(serve, server, mode,
+                                                 option):
     """http-websockets: the node's 101 and frames, the client's frames,
     until either side closes; other requests as before.  A frame sent
     with the request, before the 101 (which RFC 6455 4.1 forbids), is
-    relayed too; uWSGI's router drops it."""
-    port, p = serve(mode, "--http-websockets", http="--http")
+    relayed too; uWSGI's router drops it, but with http-raw-body (which
+    makes every request such a session).  """
+    port, p = serve(mode, option, http="--http")
     early = client_frame(1, b"early")
-    sock, head = connect(port, then=early if server == "ugu" else b"")
+    sent_early = server == "ugu" or option == "--http-raw-body"
+    sock, head = connect(port, then=early if sent_early else b"")
     assert head.startswith("HTTP/1.1 101 Web Socket Protocol Handshake\r\n")
     with sock:
-        if server == "uwsgi":
+        if not sent_early:
             sock.sendall(early)
         assert read_frame(sock) == (0x81, b"early")
         sock.sendall(client_frame(1, b"x" * 70000))
@@ -443,7 +446,29 @@ def test_options_take_uwsgis_names_and_defaults():
             settings.max_size) == (5, 7, 2048)
 
 
-def test_http_raw_body_is_refused_for_http_websockets():
-    with pytest.raises(ConfigError) as found:
-        resolve(["--http-raw-body"], {})
-    assert "write `http-websockets = true`" in str(found.value)
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_http_raw_body_relays_a_body_and_closes(procs, request, tmp_path,
+                                                 server):
+    """http-raw-body: a request's body reaches the app as sent, and the
+    connection closes after the answer, keepalive or not."""
+    (tmp_path / "app.py").write_text(
+        "def application(env, start_response):\n"
+        "    body = env['wsgi.input'].read()\n"
+        "    start_response('200 OK', [('Content-Length', "
+        "str(len(body)))])\n"
+        "    return [body]\n")
+    port = support.free_port()
+    argv = ["--http", f"127.0.0.1:{port}", "--http-keepalive",
+            "--http-raw-body", "--wsgi-file", str(tmp_path / "app.py"),
+            "--master"]
+    if server == "ugu":
+        procs.ugu(*argv)
+    else:
+        procs.start([request.getfixturevalue("uwsgi_binary"), *argv])
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 5"
+                  b"\r\n\r\nhello")
+        reply = support.read_to_eof(s)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(b"\r\n\r\nhello")

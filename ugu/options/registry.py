@@ -1159,6 +1159,10 @@ OPTIONS = (
          "(true, or idle seconds)", HTTP, default=0, optional=True),
     _opt("http-websockets", FLAG, "relay a websocket's request to a node "
          "and then its raw bytes both ways", HTTP, default=False),
+    _opt("http-raw-body", FLAG, "relay every request's body to its "
+         "node as the client sends it, for as long as it sends (Icecast "
+         "sources, websockets), and close the connection after", HTTP,
+         default=False),
     _opt("http-auto-gzip", FLAG, "gzip responses marked 'uWSGI-Encoding: "
          "gzip'", HTTP, default=False),
     _opt("http-timeout", INT, "seconds to wait for a backend", HTTP,
@@ -1969,8 +1973,6 @@ _INSTEAD = {
               "or v8 programs), which ugu does not have; for an INI, "
               "YAML, XML or JSON file write `include = FILE`, or name it "
               "with ini, yaml, xml or json",
-    "http-raw-body": "for websockets, write `http-websockets = true`; "
-                     "ugu's router relays no other raw body (Icecast)",
     **{f"{router}-zerg": "only ugu's HTTP router takes a zerg server's "
                          "sockets (`http-zerg = PATH`), and an instance's "
                          "workers (`zerg = PATH`): bind the address with "

@@ -128,10 +128,12 @@ class ClientConnection:
         return self._next_cycle()
 
     def _through_node(self, request):
-        """Serve the request through a node; False after a websocket
-        session (http-websockets), which ends the connection."""
+        """Serve the request through a node; False after a raw session (a
+        websocket's with http-websockets, any request's with
+        http-raw-body), which ends the connection."""
         head = RequestVars(request)
-        if (self.settings.websockets and type(self.cycle) is H11Cycle
+        if self.settings.raw_body or (
+                self.settings.websockets and type(self.cycle) is H11Cycle
                 and asks_for_websocket(head)):
             Tunnel(self, self.cycle, head).run()
             return False

@@ -58,6 +58,9 @@ class Settings:
     # Seconds an http-to node that failed waits (http-gracetime); 0:
     # the router's own back-off (ugu.router.backends).
     gracetime: int = 0
+    # http-raw-body: every request opens a raw session
+    # (ugu.router.tunnel), its body relayed as the client sends it.
+    raw_body: bool = False
     # SERVER_NAME is the request's Host (http-server-name-as-http-host).
     host_as_server_name: bool = False
     # Subscription servers each announce is passed on to.
@@ -91,6 +94,7 @@ class Settings:
             read_size=max(config["http-buffer-size"], 0) or DEFAULT_READ,
             https_export_cert=config["https-export-cert"],
             websockets=config["http-websockets"],
+            raw_body=config["http-raw-body"],
             proxy_protocol=(config["enable-proxy-protocol"]
                             or config["http-enable-proxy-protocol"]),
             subscription_tolerance=config["subscription-tolerance"],

@@ -1,7 +1,11 @@
 """`http-websockets`: a websocket's request goes to a node as any request
 does, and from then on the router relays raw bytes both ways (the
 node's 101 and its frames to the client, the client's frames to the
-node), as uWSGI's router puts such a session in raw mode.
+node), as uWSGI's router puts such a session in raw mode.  With
+`http-raw-body` every request is such a session, as in uWSGI: whatever
+the client sends past its head (a body of any length, or none said, an
+Icecast source's stream) goes to the node as it comes, the node's reply
+to the client as it comes, and the connection closes after.
 
 A request asks for a websocket by uWSGI's test (`asks_for_websocket`).
 The session ends when either side closes, fails, or stays silent past
@@ -62,7 +66,14 @@ class Tunnel:
     def _send_request(self, node, backend):
         """The vars, then what the client sent past its head: its first
         frames, if it did not wait for the 101."""
-        early = self.cycle.h11.trailing_data[0]
+        h11_state = getattr(self.cycle, "h11", None)
+        if h11_state is not None:
+            early = h11_state.trailing_data[0]
+        else:
+            # A plain request's (http-raw-body): what the client's
+            # buffer holds past its head.
+            early = bytes(self.client.buffer)
+            self.client.buffer.clear()
         data = packet(self.client, self.head)
         if node.retag is not None:
             data = node.retag(data, self.client.settings)
