@@ -160,3 +160,39 @@ def test_a_name_too_long_for_a_unix_socket_says_so(procs, tmp_path, option,
     assert (f"option '{option}': cannot bind {long_name}: AF_UNIX path too "
             "long (Linux keeps a unix socket's name, @NAME's too, in 108 "
             "bytes: choose a shorter one)") in p.output()
+
+
+@BOTH
+def test_abstract_socket_makes_every_bound_path_a_name(start_server,
+                                                       tmp_path, server):
+    """abstract-socket: each unix socket bound (a worker socket, the
+    router's, the stats server) is abstract, its path the name and
+    without the NUL after it that @NAME's counts.  A file at the path is
+    not the socket's: uWSGI's vacuum removes it all the same, ugu's
+    leaves it (see README)."""
+    (tmp_path / "app.py").write_text(APP)
+    http, router, stats = (_name(what)[1:] for what in "hrs")
+    (tmp_path / http).write_text("not a socket")
+    p = start_server(server, [
+        "--http-socket", http, "--http", router, "--http-to", http,
+        "--stats", stats, "--abstract-socket", "--vacuum", "--master",
+        "--wsgi-file", "app.py"], cwd=tmp_path)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    p.wait_for_log(r"spawned uWSGI http 1")
+    log = p.output()
+    assert f"{ANNOUNCE}uwsgi socket 0 bound to UNIX address {http} fd " \
+        in log
+    assert f"{ANNOUNCE}uWSGI http bound on {router} fd " in log
+    assert f"{ANNOUNCE}*** Stats server enabled on {stats} fd" in log
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(f"\0{http}")
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        assert support.read_to_eof(s).endswith(b"hello")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(f"\0{stats}")
+        assert b'"workers"' in support.read_to_eof(s)
+    p.stop()
+    assert (tmp_path / http).exists() == (server == "ugu")
+    assert not (tmp_path / router).exists()

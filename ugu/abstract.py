@@ -1,6 +1,10 @@
 """`@NAME`: a unix socket in Linux's abstract namespace, as uWSGI writes one
 (it reads `\\0NAME`, a backslash and a zero, as the same).
 
+`abstract-socket` makes every unix socket the instance binds abstract
+(its sockets, shared sockets, the stats servers, the tracebacker's),
+the path taken as the name; it changes no address connected to.
+
 Such a socket has no file: nothing to remove before binding it, to chmod,
 chown or vacuum.  uWSGI's address for it counts the name's terminating
 NUL, so the kernel knows it as NUL, NAME, NUL; ugu binds and connects to
@@ -14,8 +18,34 @@ from ugu import log
 PREFIXES = ("@", "\\0")
 
 
+# abstract-socket: every unix socket the instance binds is abstract.
+_forced = False
+
+
 def is_abstract(address):
     return address.startswith(PREFIXES)
+
+
+def force(on):
+    """abstract-socket: the unix sockets bound from now on (by this
+    process and those it forks) are abstract, their path the name."""
+    global _forced
+    _forced = bool(on)
+
+
+def bound_abstract(address):
+    """Whether a unix socket the instance binds at `address` is abstract
+    (and has no file to remove, chmod or vacuum)."""
+    return _forced or is_abstract(address)
+
+
+def bind_sockaddr(address):
+    """What to bind for `address`: a forced name (abstract-socket) is,
+    as uWSGI binds it, a NUL and the name, without the NUL after it that
+    @NAME's address counts."""
+    if _forced and not is_abstract(address):
+        return f"\0{address}"
+    return sockaddr(address)
 
 
 def sockaddr(address):

@@ -146,7 +146,7 @@ def _listen_tcp(host, port, address, backlog, tuning):
 
 
 def _listen_unix(path, backlog, tuning):
-    if abstract.is_abstract(path):
+    if abstract.bound_abstract(path):
         abstract.announce()
     elif os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
         # A socket left by a process that died is in the way; a file is
@@ -155,9 +155,9 @@ def _listen_unix(path, backlog, tuning):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sockets.set_buffers(sock, tuning)
-        sock.bind(abstract.sockaddr(path))
+        sock.bind(abstract.bind_sockaddr(path))
         sock.listen(backlog)
-        if tuning.mode is not None and not abstract.is_abstract(path):
+        if tuning.mode is not None and not abstract.bound_abstract(path):
             sockets.chmod(sock, tuning.mode)
     except OSError:
         sock.close()

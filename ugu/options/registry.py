@@ -777,6 +777,9 @@ OPTIONS = (
     # sockets
     _opt("socket", ADDRESS, "bind a uwsgi-protocol socket (ADDR or PATH)",
          CORE, repeat=True, short="s", aliases=("uwsgi-socket",)),
+    _opt("abstract-socket", FLAG, "bind every unix socket in Linux's "
+         "abstract namespace, its path the name (the sockets, the stats "
+         "server, the tracebacker's)", CORE, default=False, short="a"),
     _opt("http-socket", ADDRESS, "bind an HTTP socket served by the "
          "workers", CORE, repeat=True),
     _opt("http-socket-modifier1", INT, "modifier1 of the http-socket's "

@@ -77,7 +77,7 @@ def _socket_files(listeners):
     a zerg server's: uWSGI's zerg removes them as it exits, and the
     server, still listening, is found by no new client."""
     return [l for l in listeners if l.sock.family == socket.AF_UNIX
-            and not abstract.is_abstract(l.name) and not l.zerg]
+            and not abstract.bound_abstract(l.name) and not l.zerg]
 
 
 def drop_privileges(config):
@@ -211,7 +211,7 @@ def vacuum_stats(config):
     """The stats server's unix socket, after the others, as uWSGI."""
     address = config["stats"]
     if address and not stats.is_tcp(address) and \
-            not abstract.is_abstract(address) and _remove(address):
+            not abstract.bound_abstract(address) and _remove(address):
         log.log(f"VACUUM: unix socket {address} (stats) removed.")
 
 

@@ -193,6 +193,9 @@ def _run(config):
     proc.set_max_fd(config)
     if config["pidfile"] and not reloaded:
         hygiene.write_pidfile(config["pidfile"])
+    if config["abstract-socket"]:
+        from ugu import abstract
+        abstract.force(True)
     if config["shared-socket"] or config["undeferred-shared-socket"]:
         # Before the jail and the drop of privileges, as uWSGI binds
         # them.

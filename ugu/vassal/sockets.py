@@ -207,9 +207,9 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
     if sock.family == socket.AF_INET:
         tune_tcp(sock, tuning, name)
     else:
-        if abstract.is_abstract(address):
+        if abstract.bound_abstract(address):
             abstract.announce()
-        address = abstract.sockaddr(address)
+        address = abstract.bind_sockaddr(address)
     try:
         sock.bind(address)
     except OSError as e:
@@ -266,9 +266,9 @@ def _address_name(sock):
 def _bind_shared_one(name, option, backlog):
     address = parse_address(name, option)
     sock = _new_socket(address)
-    if isinstance(address, str) and abstract.is_abstract(address):
+    if isinstance(address, str) and abstract.bound_abstract(address):
         abstract.announce()
-        address = abstract.sockaddr(address)
+        address = abstract.bind_sockaddr(address)
     try:
         sock.bind(address)
     except OSError as e:
@@ -495,7 +495,8 @@ def _new_socket(address):
     sock = socket.socket(family, socket.SOCK_STREAM)
     if family == socket.AF_INET:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    elif not abstract.is_abstract(address) and os.path.exists(address):
+    elif not abstract.bound_abstract(address) and \
+            os.path.exists(address):
         _remove_stale_unix_socket(address)
     return sock
 
@@ -518,7 +519,7 @@ def _set_file_mode(sock, name, tuning, owned):
     """chmod-socket, then chown-socket where `owned`, on a unix socket's
     file.  An abstract socket has none: uWSGI leaves its mode, and its
     chown() fails and stops the start; so does ugu's, saying why."""
-    if not abstract.is_abstract(name):
+    if not abstract.bound_abstract(name):
         if tuning.mode is not None:
             chmod(sock, tuning.mode)
         if tuning.owner and owned:

@@ -74,9 +74,9 @@ def _bind(path, backlog, mode):
     earlier socket's file replaced, as uWSGI binds it."""
     sock = unpatched("socket", "socket")(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        if abstract.is_abstract(path):
+        if abstract.bound_abstract(path):
             abstract.announce()
-            sock.bind(abstract.sockaddr(path))
+            sock.bind(abstract.bind_sockaddr(path))
         else:
             _remove_socket_file(path)
             sock.bind(path)
