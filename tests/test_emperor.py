@@ -244,7 +244,7 @@ def test_templates_keep_uwsgi_order():
               "vassals-inherit": ["ia"], "vassals-include": ["ca"],
               "emperor-wrapper": None, "emperor-wrapper-override": [],
               "emperor-wrapper-fallback": [], "emperor-magic-exec": False,
-              "vassals-start-hook": None}
+              "vassals-start-hook": None, "safe-fd": []}
     templates = spawn.Templates.from_config(config)
     assert templates.before == ("--inherit", "ib", "--include", "cb",
                                 "--set", "k=v")
