@@ -171,11 +171,11 @@ def test_abstract_socket_makes_every_bound_path_a_name(start_server,
     not the socket's: uWSGI's vacuum removes it all the same, ugu's
     leaves it (see README)."""
     (tmp_path / "app.py").write_text(APP)
-    http, router, stats = (_name(what)[1:] for what in "hrs")
+    http, router, stats, rstats = (_name(what)[1:] for what in "hrst")
     (tmp_path / http).write_text("not a socket")
     p = start_server(server, [
         "--http-socket", http, "--http", router, "--http-to", http,
-        "--stats", stats, "--abstract-socket", "--vacuum", "--master",
+        "--stats", stats, "--http-stats", rstats, "--abstract-socket", "--vacuum", "--master",
         "--wsgi-file", "app.py"], cwd=tmp_path)
     p.wait_for_log(r"spawned uWSGI worker 1")
     p.wait_for_log(r"spawned uWSGI http 1")
@@ -184,6 +184,12 @@ def test_abstract_socket_makes_every_bound_path_a_name(start_server,
         in log
     assert f"{ANNOUNCE}uWSGI http bound on {router} fd " in log
     assert f"{ANNOUNCE}*** Stats server enabled on {stats} fd" in log
+    p.wait_for_log(re.escape(f"{ANNOUNCE}*** http stats server enabled "
+                             f"on {rstats} fd"))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(f"\0{rstats}")
+        assert b'"static_nodes"' in support.read_to_eof(s)
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
         s.connect(f"\0{http}")

@@ -13,7 +13,7 @@ import time
 
 import gevent
 
-from ugu import UWSGI_VERSION
+from ugu import UWSGI_VERSION, abstract
 from ugu.log import log
 from ugu.options.expand import djb33x
 from ugu.router.subscriptions import _HASH_SLOTS
@@ -28,8 +28,13 @@ def start(address, name, document):
     family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_UNIX and os.path.exists(where):
-        os.unlink(where)
+    if family == socket.AF_UNIX:
+        if abstract.bound_abstract(where):
+            # @NAME, or any path with abstract-socket, as uWSGI binds it.
+            abstract.announce()
+            where = abstract.bind_sockaddr(where)
+        elif os.path.exists(where):
+            os.unlink(where)
     try:
         sock.bind(where)
     except OSError as e:
