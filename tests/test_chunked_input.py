@@ -143,3 +143,25 @@ def test_a_chunk_extension_is_skipped(server_ports):
     p = server_ports
     send_raw(p.port, [b"5;name=value\r\nhello\r\n" + LAST])
     assert app_line(p, 1) == "b'hello' b''"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_long_size_line_is_read_in_one_pass(tmp_path, start_server,
+                                              server):
+    """A size line that takes hundreds of reads to come (a hostile
+    client's, up to the 1 MiB default limit) is checked a byte at a
+    time once, not again from its start after every read: the worker
+    is held well under a second for it, as uWSGI's, where it was held
+    for seconds.  A CR at the end of one read and its LF in the next
+    still end the line."""
+    (tmp_path / "app.py").write_text(APP)
+    port = support.free_port()
+    p = start_server(server, ["--socket", f"127.0.0.1:{port}",
+                              "--wsgi-file", "app.py"], cwd=tmp_path)
+    support.wait_for_port(port)
+    started = time.monotonic()
+    send_raw(port, [b"1" * 900_000 + b"\r\n"])
+    assert app_line(p, 1) == FAILED
+    assert time.monotonic() - started < 4
+    send_raw(port, [b"0" * 5000 + b"5\r", 0.2, b"\nhello\r\n" + LAST])
+    assert app_line(p, 2) == "b'hello' b''"

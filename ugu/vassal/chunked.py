@@ -78,6 +78,11 @@ class RawChunks:
         # The chunk whose bytes are awaited (its size line is parsed).
         self.awaited = None
         self.complete = False
+        # How far the size line has been checked, and whether a chunk
+        # extension began there: each byte is looked at once, however
+        # many reads the line takes to come.
+        self.scanned = 0
+        self.extension = False
         # The buffer's size in uWSGI: it grows up to the limit, never
         # shrinks, and a read fills at most what it has room for.
         self.room = PAGE_SIZE
@@ -105,6 +110,7 @@ class RawChunks:
             if size < 0:
                 raise OSError(FAILED)
             del self.buffer[:end + 1]
+            self.scanned, self.extension = 0, False
             if size == 0:
                 self.complete = True
                 return b""
@@ -122,18 +128,21 @@ class RawChunks:
         uWSGI does not take there fails the read.  A chunk extension
         (`;name=value`, which HTTP/1.1 allows) is skipped: uWSGI fails
         on it (README's differences)."""
-        extension = False
-        for at, byte in enumerate(self.buffer):
+        buffer = self.buffer
+        for at in range(self.scanned, len(buffer)):
+            byte = buffer[at]
             if byte == 13:
-                if at + 1 == len(self.buffer):
+                if at + 1 == len(buffer):
+                    self.scanned = at
                     return None
-                if self.buffer[at + 1] != 10:
+                if buffer[at + 1] != 10:
                     raise OSError(FAILED)
                 return at + 1
             if byte == 59:
-                extension = True
-            elif byte == 10 or not (extension or byte in _SIZE_CHARS):
+                self.extension = True
+            elif byte == 10 or not (self.extension or byte in _SIZE_CHARS):
                 raise OSError(FAILED)
+        self.scanned = len(buffer)
         return None
 
     def _more(self, timeout, wait):
