@@ -248,3 +248,29 @@ def test_the_options_ugu_leaves_out_say_why(option, why):
     with pytest.raises(ConfigError) as info:
         resolve([f"--{option}"], {})
     assert why in str(info.value)
+
+
+def test_a_read_size_the_memory_cannot_hold_reloads_all_the_same(
+        tmp_path, procs):
+    """uWSGI's master allocates SIZE at once and dies of it; ugu's died
+    of Python's MemoryError: it now asks for no more than a pipe holds,
+    and reloads."""
+    read_end, write_end = os.pipe()
+    try:
+        (tmp_path / "app.py").write_text(SLOW_APP)
+        port = support.free_port()
+        p = procs.ugu("--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+                      "app.py", "--master", "--honour-stdin",
+                      "--reload-on-fd", "0:99999999999999 poked",
+                      cwd=tmp_path, stdin=read_end)
+        support.wait_for_port(port)
+        p.wait_for_log(r"added graceful reload monitor for fd 0 \(read "
+                       r"size: 99999999999999\)")
+        os.write(write_end, b"abcd")
+        p.wait_for_log(r"\*\*\* fd 0 ready: poked \*\*\*")
+        p.wait_for_log(r"spawned uWSGI worker 1 ", count=2)
+        assert "Traceback" not in p.output()
+        assert support.get_body(port, "/") == b"done"
+    finally:
+        os.close(read_end)
+        os.close(write_end)

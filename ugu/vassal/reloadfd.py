@@ -5,7 +5,10 @@ Each value is `FD[:SIZE][ MESSAGE]`: the master reads SIZE bytes (1 by
 default) from FD each time it is ready, says so (with MESSAGE, if given),
 then reloads.  A descriptor at its end (a pipe whose writer closed) is
 said once and no longer watched: uWSGI 2.0 would find it ready for ever
-and reload again and again (README's differences).
+and reload again and again (README's differences).  A read asks for at
+most READ_CAP bytes, more than a pipe holds: uWSGI's master allocates
+SIZE at once and dies of a size the memory cannot hold, as Python's
+read() raised MemoryError in the master.
 """
 
 import os
@@ -17,6 +20,9 @@ from ugu.options.errors import ConfigError
 
 _VALUE = re.compile(r"([0-9]*)[^ :]*(?::([0-9]*)[^ ]*)?(?: (.*))?",
                     re.DOTALL)
+# The most a read of the descriptor asks for (a pipe holds 1 MiB at
+# most): read() allocates what it is asked for before it reads.
+READ_CAP = 16 << 20
 
 
 class ReloadFd:
@@ -75,7 +81,7 @@ def ready(watch):
     ended (and is no longer to be watched)."""
     name = "reload-on-fd" if watch.graceful else "brutal-reload-on-fd"
     try:
-        data = os.read(watch.fd, watch.size)
+        data = os.read(watch.fd, min(watch.size, READ_CAP))
     except BlockingIOError:
         return False
     except OSError as e:
