@@ -327,6 +327,18 @@ def test_unshare_then_the_post_jail_hooks(start_server, site, server):
         'running "hostname jailhost" (post-jail)...']
 
 
+@pytest.mark.skipif(not _unshare_works(), reason="needs namespaces")
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_unshare_skips_empty_names(start_server, site, server):
+    """uWSGI's tokenizer skips an empty name between commas, or at
+    either end; ugu refused it as an unknown subsystem ''."""
+    p, port = _start(start_server, server, site, ("unshare", ",uts,,ipc,"),
+                     ("wsgi-file", "app.py"))
+    _seen(port)
+    p.wait_for_log(r"\[linux-namespace\] applied unshare\(\) mask: "
+                   r"201326592\n")
+
+
 def test_jailed_runs_the_post_jail_hooks(procs, site):
     ini = write_ini(site / "priv.ini", uwsgi=[
         ("http-socket", f"127.0.0.1:{free_port()}"), ("jailed", "true"),

@@ -234,10 +234,11 @@ _CLONE_NEWUSER = 0x10000000
 
 def unshare_mask(config, option):
     """The flags of every line of unshare (or unshare2), together; an
-    unknown name refused."""
+    unknown name refused.  Empty names (`net,,ipc`, a comma at either
+    end) are skipped, as uWSGI's tokenizer skips them."""
     mask = 0
     for value in config[option]:
-        for name in value.split(","):
+        for name in filter(None, value.split(",")):
             if name not in _NAMESPACES:
                 raise ConfigError(
                     f"unknown namespace subsystem: {name} (write some of "
