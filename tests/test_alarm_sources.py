@@ -1,9 +1,12 @@
 """alarm-fd, alarm-segfault, alarm-msg-size and alarm-cheap, on ugu and
 on the real uWSGI: the ALARM lines a `log` alarm writes."""
 
+import array
+import fcntl
 import os
 import re
 import subprocess
+import termios
 import textwrap
 
 import pytest
@@ -81,6 +84,30 @@ def test_alarm_fd_raises_for_each_size_read(procs, request, site, fifo,
     support.wait_until(lambda: len(alarms(p)) >= 2, what="two alarms")
     stop(p, server)
     assert alarms(p) == ["SAID fd says: look"] * 2
+
+
+def test_an_alarm_fd_size_the_memory_cannot_hold_is_read_all_the_same(
+        procs, request, site, fifo):
+    """read() allocates what it is asked for: the master asked for SIZE
+    and died of MemoryError (uWSGI's dies of its malloc at the start).
+    It asks for no more than a pipe holds, and goes on counting."""
+    path, fd = fifo
+    p, port = serve(procs, request, "ugu", site,
+                    ("alarm-fd", "lg 7:99999999999999 never"),
+                    fd_from=path)
+    os.write(fd, b"abcd")
+    # The master read it (the FIFO is empty) and still answers.
+    support.wait_until(lambda: not _pending(fd), what="the bytes read")
+    assert support.get_body(port, "/") == b"ok"
+    stop(p, "ugu")
+    assert "Traceback" not in p.output()
+    assert alarms(p) == []
+
+
+def _pending(fd):
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -46,6 +46,8 @@ from ugu.options.expand import atoi
 from ugu.vassal import shell
 
 KINDS = ("cmd", "signal", "mule", "log")
+# The most an alarm-fd read asks for (a pipe holds 1 MiB at most).
+READ_CAP = 16 << 20
 # The rule options, and whether a match ends the search instead.
 RULE_OPTIONS = {"log-alarm": False, "not-log-alarm": True}
 # Lines uWSGI never checks: the alarm subsystem's own.
@@ -258,7 +260,10 @@ class AlarmFd:
         """Read what is there, up to the bytes still due; whether the
         alarms are due (all read, or the end)."""
         try:
-            data = os.read(self.fd, self.size - self._got)
+            # At most READ_CAP a read: read() allocates what it is
+            # asked for first, and a SIZE the memory cannot hold ended
+            # the master (uWSGI's dies of its malloc at the start).
+            data = os.read(self.fd, min(self.size - self._got, READ_CAP))
             error = "Success"
         except BlockingIOError:
             return False
