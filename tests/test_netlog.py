@@ -184,6 +184,21 @@ def test_log_master_bufsize_cuts_a_longer_message(
 
 
 @pytest.mark.parametrize("server", SERVERS)
+def test_a_log_master_bufsize_past_a_c_int_is_taken(
+        start_server, site, receivers, server):
+    """3000000000 passes a C int: ugu's setsockopt() raised TypeError,
+    and the start ended in a traceback; uWSGI takes it."""
+    r = receivers()
+    p, port = serve(start_server, server, site,
+                    ("logger", f"socket:{r.address}"),
+                    ("log-master-bufsize", "3000000000"))
+    support.http10_get(port, "/long")
+    got = r.wait_for(REQUEST)
+    p.stop()
+    assert any(b"L" * 300 + b"END" in d for d in got)
+
+
+@pytest.mark.parametrize("server", SERVERS)
 def test_log_master_stream_sends_what_was_read(start_server, site,
                                                receivers, server):
     """A stream keeps no bounds between writes: a datagram is what one

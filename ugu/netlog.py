@@ -35,6 +35,8 @@ KINDS = ("socket", "rsyslog", "syslog")
 RSYSLOG_PACKET_SIZE = 1024
 RSYSLOG_PORT = 514
 RSYSLOG_PRI = 29
+# The most a logger's read asks for, whatever log-master-bufsize says.
+MOST_READ = 16 << 20
 # The local syslog's socket, and the priority messages go at.
 SYSLOG_PATH = "/dev/log"
 LOG_INFO = 6
@@ -78,7 +80,10 @@ def forward(send, config, option, kind):
                     else "log-master-stream"]
     read, write = socket.socketpair(
         socket.AF_UNIX, socket.SOCK_STREAM if stream else socket.SOCK_DGRAM)
-    size = config["log-master-bufsize"]
+    # A message longer than a datagram the system sends cannot come: a
+    # larger size would only be asked of read() (which allocates it
+    # first) and of setsockopt() (a C int), which refused it.
+    size = min(config["log-master-bufsize"], MOST_READ)
     # As uWSGI grows the log pipe's buffers to hold one message.
     for sock, which in ((read, socket.SO_RCVBUF),
                         (write, socket.SO_SNDBUF)):
