@@ -422,3 +422,23 @@ def test_an_odd_address_leaves_the_server_reading(start_server, tmp_path,
         assert _get(http, f"odd{i}.example").status_code == 502
     assert _get(http, "e.example").status_code == 502
     assert "Traceback" not in proc.output()
+
+
+def test_a_port_past_65535_wraps_as_uwsgis_htons(start_server, tmp_path,
+                                                  app):
+    """uWSGI connects to an announced port modulo 65536 (htons() of the
+    number); ugu's router raised OverflowError in its loop, logged a
+    traceback and left the client without an answer."""
+    proc, http, udp = _router(start_server, "ugu", tmp_path)
+    node, port = _vassal(start_server, "ugu", app, free_udp_port(),
+                         "unused.example")
+    support.wait_for_port(port)
+    send(udp, Announce(SUBSCRIBE, b"wrap.example",
+                       b"127.0.0.1:%d" % (port + 65536)))
+    # 10**20 - 1, 65535 modulo 65536: a port nothing listens on here.
+    send(udp, Announce(SUBSCRIBE, b"huge.example",
+                       b"127.0.0.1:" + b"9" * 20))
+    proc.wait_for_log("huge.example => new node")
+    assert _get(http, "wrap.example").status_code == 200
+    assert _get(http, "huge.example").status_code == 502
+    assert "Traceback" not in proc.output()

@@ -92,7 +92,10 @@ def _address(name):
     host, _, port = name.rpartition(":")
     # ASCII digits only: str.isdigit() takes "\xb2" too, int() not.
     digits = port.isascii() and port.isdigit()
-    return (host or "127.0.0.1", int(port) if digits else 0)
+    # A port past 65535 wraps, as uWSGI's htons() of it does (connect_ex
+    # raised OverflowError in the router's loop); 10**16 is a multiple
+    # of 65536, so the last 16 digits say it (int() refuses 4300 digits).
+    return (host or "127.0.0.1", int(port[-16:]) % 65536 if digits else 0)
 
 
 class Pool:
