@@ -105,6 +105,49 @@ def test_processes_are_respawned_and_refused_below_one(procs, app):
         "write 1 or more" in bad.output()
 
 
+def test_a_full_inbox_is_said_once_not_per_announce(procs):
+    """A router process that reads nothing for a while (stopped here)
+    has its inbox fill; its peers used to log a line for every announce
+    they could not pass on, and a flood of announces to the
+    subscription server, which vassals must reach, flooded the log."""
+    front, udp = support.free_port(), free_udp_port()
+    router = procs.ugu("--master", "--http", f"127.0.0.1:{front}",
+                       "--http-processes", "2",
+                       "--http-subscription-server", f"127.0.0.1:{udp}")
+    router.wait_for_log(r"spawned uWSGI http 2 \(pid: (\d+)\)")
+    pid = int(re.search(r"spawned uWSGI http 2 \(pid: (\d+)\)",
+                        router.output()).group(1))
+    support.wait_for_port(front)
+    # Both processes read announces before one is stopped.
+    send(udp, Announce(SUBSCRIBE, b"early.example", b"127.0.0.1:2998"))
+    router.wait_for_log(r"early.example => new node", count=2)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            # Paced, so that process 1 reads them rather than the
+            # kernel drop them: more than the inbox of process 2 holds.
+            for i in range(4000):
+                s.sendto(subscription.encode(Announce(
+                    SUBSCRIBE, b"k%d.example" % (i % 50),
+                    b"127.0.0.1:%d" % (2000 + i % 7))), ("127.0.0.1", udp))
+                if i % 100 == 99:
+                    time.sleep(0.01)
+        router.wait_for_log(r"cannot pass a subscription to another "
+                            r"process: Resource temporarily unavailable")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Both pass announces on again (sent till both have it, as a vassal
+    # announces every few seconds: the flood may still fill the
+    # server's queue, which then drops one).
+    def both_know_late():
+        send(udp, Announce(SUBSCRIBE, b"late.example", b"127.0.0.1:2999"))
+        return len(set(re.findall(r"pid (\d+)\] late.example => new node",
+                                  router.output()))) == 2
+    support.wait_until(both_know_late, interval=0.3, what="late.example")
+    assert router.output().count("cannot pass a subscription") == 1
+    assert "unavailable (said once until one passes)" in router.output()
+
+
 @pytest.mark.parametrize("server", ["ugu", "uwsgi"])
 def test_fastrouter_processes_pass_subscriptions_on(start_server, server):
     front, udp = support.free_port(), free_udp_port()

@@ -32,6 +32,12 @@ class Mesh:
                 enumerate(self.pairs, start=1) if number != index]
 
 
+# The peers' sockets whose inbox was full at the last announce: said
+# once, until an announce passes again, so that a flood of announces to
+# a process that is slow (or stopped) does not flood the log.
+_full = set()
+
+
 def forward(peers, data, name):
     """Send an announce to the other processes; one that cannot take it
     now (its inbox is full) misses it, and hears of the node at its next
@@ -40,6 +46,11 @@ def forward(peers, data, name):
         try:
             sock.send(data)
         except OSError as e:
+            if sock in _full:
+                continue
+            _full.add(sock)
             from ugu.log import log
             log(f"[uwsgi-{name}] cannot pass a subscription to another "
-                f"process: {e.strerror or e}")
+                f"process: {e.strerror or e} (said once until one passes)")
+        else:
+            _full.discard(sock)
