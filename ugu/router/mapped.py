@@ -16,7 +16,7 @@ import _socket
 
 from ugu.http.errors import BadGateway, NotFound
 from ugu.log import log
-from ugu.router.backends import Node, Nodes, _LOCAL_ERRORS, _reason
+from ugu.router.backends import Node, Nodes, _reason
 from ugu.router.fastrouter import mapped_address
 from ugu.router.subscriptions import _address
 
@@ -70,10 +70,7 @@ class MappedNodes(Nodes):
         try:
             return node, begin(node)
         except OSError as e:
-            if e.errno in _LOCAL_ERRORS:
-                raise BadGateway(f"no socket for a backend connection: "
-                                 f"{e.strerror}") from None
-            self.failed(node, len(tried), head.key, e)
+            self._failed(node, len(tried), head.key, e)
         raise BadGateway("the node of the request's Host refused it")
 
     def connect(self, head, tried=(), most=None):

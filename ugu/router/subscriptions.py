@@ -23,8 +23,7 @@ from ugu import subscription
 from ugu.http.errors import BadGateway, NotFound
 from ugu.log import log
 from ugu.options.expand import djb33x
-from ugu.router.backends import (Node, Nodes, _LOCAL_ERRORS,
-                                 numeric_family)
+from ugu.router.backends import Node, Nodes, numeric_family
 from ugu.subscription import MAX_PACKET, SUBSCRIBE
 
 # uWSGI's slots are a table of this many lists, the key's hash modulo it:
@@ -354,10 +353,7 @@ class SubscribedNodes(Nodes):
             try:
                 return node, begin(node)
             except OSError as e:
-                if e.errno in _LOCAL_ERRORS:
-                    raise BadGateway(f"no socket for a backend "
-                                     f"connection: {e.strerror}") from None
-                self.failed(node, retries, head.key, e)
+                self._failed(node, retries, head.key, e)
                 retries += 1
         raise BadGateway("no subscribed node accepted the connection")
 
