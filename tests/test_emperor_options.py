@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import (UGU, free_port, http10_get, read_to_eof,
-                           wait_until)
+                           wait_for_port, wait_until)
 from tests.test_emperor import (CTIME, ENV, WRAPPER, make_court,
                                 start_emperor, vassal_up)
 from ugu.emperor import monitor, ondemand, spawn
@@ -389,6 +389,8 @@ def test_safe_fd_stays_open_in_the_vassals(procs, request, tmp_path,
     wait_until(lambda: (tmp_path / "v.pid").exists() and
                (tmp_path / "v.pid").read_text().strip(),
                what="the vassal's pidfile")
+    # The pidfile comes before the socket listens.
+    wait_for_port(port)
     http10_get(port, "/")
     pid = int((tmp_path / "v.pid").read_text())
     # Any descriptor of the vassal's (its own may take the number 7).
