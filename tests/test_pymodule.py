@@ -207,7 +207,10 @@ def test_reload_is_a_graceful_reload(start_server, tmp_path, server):
     each worker's atexit hook as it goes and post_fork_hook in the new
     ones."""
     p, port = start(start_server, tmp_path, server)
-    p.wait_for_log(r"post_fork_hook in worker 2\n")
+    # Both workers up: uWSGI's master stalls on a reload that comes
+    # while one is still starting.
+    for wid in (1, 2):
+        p.wait_for_log(rf"post_fork_hook in worker {wid}\n")
     assert get(port, "/reload") == b"True"
     p.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
     for wid in (1, 2):

@@ -252,9 +252,13 @@ def test_a_slot_the_cheaper_never_filled(procs, start_server, tmp_path,
               socket=f"127.0.0.1:{free_port()}", stats=str(path),
               processes="2", cheaper="1")
     p.wait_for_log(ENABLED.format(re.escape(str(path))))
-    # uWSGI enables its stats before it spawns worker 1.
-    p.wait_for_log(r"spawned uWSGI worker 1 ")
-    first, second = json.loads(read_stats(path))["workers"]
+
+    def filled():
+        workers = json.loads(read_stats(path))["workers"]
+        return workers if workers[0]["id"] else None
+
+    # uWSGI enables its stats before worker 1 has its slot.
+    first, second = wait_until(filled, what="worker 1's slot")
     assert (first["id"], first["status"], first["respawn_count"]) == (
         1, "idle", 1)
     assert (second["id"], second["pid"], second["status"],
