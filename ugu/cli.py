@@ -151,6 +151,12 @@ def _dispatch(config):
     if config["connect-and-read"]:
         from ugu.stats import read_from
         return read_from(config["connect-and-read"])
+    if config["ping"]:
+        from ugu.ping import ping
+        return ping(config["ping"], config["ping-timeout"])
+    if config["nagios"]:
+        from ugu.ping import nagios
+        return nagios(config["socket"], config["socket-timeout"])
     for option, signum in PIDFILE_SIGNALS.items():
         if config[option]:
             from ugu.proc import signal_pidfile

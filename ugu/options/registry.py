@@ -207,6 +207,14 @@ OPTIONS = (
     _opt("connect-and-read", STR, "connect to a socket (HOST:PORT or a "
          "unix PATH), log what it sends until it closes, and exit: a stats "
          "server's document, or a py-tracebacker's stacks", CONFIG),
+    _opt("ping", STR, "send a ping packet to the uwsgi socket at ADDR "
+         "and exit: 0 up, 2 up with a warning message, 1 no answer",
+         CONFIG),
+    _opt("ping-timeout", INT, "seconds ping waits for an answer "
+         "(default: 3)", CONFIG, default=0),
+    _opt("nagios", FLAG, "ping the first socket as a Nagios check and "
+         "exit with its status (OK, WARNING, CRITICAL, UNKNOWN)", CONFIG,
+         default=False),
     _opt("stop", STR, "send SIGINT (stop) to the instance whose pidfile "
          "this is, and exit", CONFIG),
     _opt("reload", STR, "send SIGHUP (graceful reload) to the instance "

@@ -779,6 +779,10 @@ def serve_uwsgi(ctx, core, conn):
         ex.input.drain()
 
 
+# A uwsgi ping packet (`ping`, `nagios`; ugu/ping.py sends them).
+MODIFIER_PING = 100
+
+
 class RpcRequest:
     """A packet of modifier1 173 (uWSGI's RPC): its block, read whole."""
 
@@ -810,6 +814,16 @@ def read_uwsgi_request(conn, ctx):
             log.log("Invalid RPC request. skip.")
             return None
         return RpcRequest(data[protocol.HEADER_SIZE:end], modifier2)
+    if modifier1 == MODIFIER_PING:
+        # uWSGI's ping plugin: its header back, modifier2 1, with the
+        # size of the warning message, which ugu's instances never set
+        # (no set_warning_message); no request is counted or logged.
+        log.log("PING")
+        try:
+            conn.sendall(protocol.HEADER.pack(MODIFIER_PING, 0, 1))
+        except OSError:
+            pass
+        return None
     if modifier1 not in (protocol.MODIFIER_WSGI,
                          protocol.MODIFIER_WSGI_SCRIPT_NAME):
         log.log(f"-- unavailable modifier requested: {modifier1} --")
