@@ -117,6 +117,21 @@ APP = textwrap.dedent('''\
             uwsgi.lock()
             uwsgi.unlock()
             body = b"lock taken"
+        elif path.startswith("/user-lock/"):
+            # /user-lock/N/die: lock N and die holding it; else which
+            # of the user locks are held now (after locking and
+            # unlocking N), or the error N gives.
+            number, _, die = path[11:].partition("/")
+            try:
+                uwsgi.lock(int(number))
+                if die:
+                    os.kill(os.getpid(), 9)
+                held = uwsgi.is_locked(int(number))
+                uwsgi.unlock(int(number))
+                body = repr([held, *map(uwsgi.is_locked, range(3))])
+            except ValueError as e:
+                body = str(e)
+            body = body.encode()
         elif path == "/disconnect":
             uwsgi.disconnect()
             body = b"too late"
@@ -240,6 +255,30 @@ def test_a_lock_held_by_a_dead_worker_is_free(start_server, tmp_path,
     p.wait_for_log(r"Respawned uWSGI worker \d")
     for _ in range(4):
         assert get(port, "/locked") == b"lock taken"
+
+
+def test_locks_adds_user_locks_each_freed_with_a_dead_holder(
+        start_server, tmp_path, server):
+    """`locks = 2`: user locks 0 to 2, each on its own; N past them is
+    refused as uWSGI refuses it; a worker killed holding lock 2 does not
+    leave it held."""
+    p, port = start(start_server, tmp_path, server, ("locks", "2"))
+    for number in range(3):
+        assert get(port, f"/user-lock/{number}") == \
+            b"[True, False, False, False]"
+    assert get(port, "/user-lock/3") == b"Invalid lock number"
+    assert get(port, "/user-lock/-1") == b"Invalid lock number"
+    with pytest.raises(http.client.RemoteDisconnected):
+        get(port, "/user-lock/2/die")
+    p.wait_for_log(r"Respawned uWSGI worker \d")
+    for _ in range(4):
+        assert get(port, "/user-lock/2") == b"[True, False, False, False]"
+
+
+def test_without_locks_only_lock_0_is_there(start_server, tmp_path,
+                                            server):
+    p, port = start(start_server, tmp_path, server)
+    assert get(port, "/user-lock/1") == b"Invalid lock number"
 
 
 def test_disconnect_closes_the_connection(start_server, tmp_path, server):

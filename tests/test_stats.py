@@ -432,3 +432,11 @@ def test_connect_and_read_logs_a_stats_document(procs, start_server,
         assert missing.stderr.endswith(
             "uwsgi_connect(): No such file or directory [core/uwsgi.c line "
             "4945]\n")
+
+
+def test_locks_lists_each_user_lock_after_lock_0():
+    """`locks = 2`, as uWSGI's document lists them."""
+    from ugu import stats
+    names = [next(iter(item)) for item in
+             stats.instance(user_locks=2)["locks"]]
+    assert names[:4] == ["user 0", "user 1", "user 2", "signal"]

@@ -43,7 +43,7 @@ LOCKS = ("user 0", "signal", "filemon", "timer", "rbtimer", "cron", "rpc",
 
 def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=(),
              spoolers=(), signal_queue=0, metrics=None,
-             show_metrics=True):
+             show_metrics=True, user_locks=0):
     """A master's document, in uWSGI's order, around its sockets and
     workers (and its external daemons, caches and spoolers, listed as
     uWSGI lists them only when there are some; a cache has its lock too).
@@ -61,7 +61,10 @@ def instance(listen_queue=0, sockets=(), workers=(), daemons=(), caches=(),
         "cwd": os.getcwd()}
     if daemons:
         doc["daemons"] = list(daemons)
-    doc["locks"] = [{name: 0} for name in LOCKS] + [
+    # `locks = N` adds user locks 1 to N after lock 0.
+    names = (LOCKS[0], *(f"user {n}" for n in range(1, user_locks + 1)),
+             *LOCKS[1:])
+    doc["locks"] = [{name: 0} for name in names] + [
         {f"cache_{cache['name']}": 0} for cache in caches]
     if metrics is not None:
         doc["locks"].append({"metrics": 0})

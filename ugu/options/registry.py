@@ -585,6 +585,9 @@ OPTIONS = (
          "restarts", MASTER, needs_master=True),
     _opt("queue-store-sync", INT, "sync the queue's store file every this "
          "many seconds (0: when the instance ends)", MASTER, default=0),
+    _opt("locks", INT, "how many user locks beside lock 0 the apps "
+         "share (uwsgi.lock(N), unlock(N), is_locked(N) for N from 0 to "
+         "this)", PYTHON, default=0),
     _opt("rpc-max", INT, "the most RPC functions a process registers",
          MASTER, default=64, wide=True),
     # mules

@@ -56,7 +56,8 @@ from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, reqlog,
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
 # _multiprocessing.SemLock's kind for a plain (non-recursive) lock.
 _SEMAPHORE = 1
-# The pid of the process holding lock 0 (0: none), shared by all.
+# The pid of the process holding a user lock (0: none), one for each,
+# shared by all.
 _HOLDER = struct.Struct("<i")
 _NO_REQUEST = "you can call uwsgi api function only from the main callable"
 # Modules ugu gives apps beside `uwsgi` (uwsgidecorators).
@@ -117,12 +118,16 @@ class _State:
         # without a master, as uWSGI's workers[0]), and masterpid()'s.
         self.instance = os.getpid()
         self.master = os.getpid() if master else 0
-        # uWSGI's user lock 0, shared by every worker: made before fork,
-        # with the pid of its holder, so that the master can free it
-        # when the holder dies (uWSGI's lock is a robust mutex).
-        self.lock = _multiprocessing.SemLock(
-            _SEMAPHORE, 1, 1, f"/ugu-lock-{os.getpid()}-{id(self)}", True)
-        self.holder = mmap.mmap(-1, _HOLDER.size)
+        # uWSGI's user locks 0 to `locks`, shared by every worker: made
+        # before fork, each with the pid of its holder, so that the
+        # master can free it when the holder dies (uWSGI's lock is a
+        # robust mutex).
+        self.locks = [
+            _multiprocessing.SemLock(
+                _SEMAPHORE, 1, 1,
+                f"/ugu-lock-{os.getpid()}-{id(self)}-{number}", True)
+            for number in range(config["locks"] + 1)]
+        self.holder = mmap.mmap(-1, _HOLDER.size * len(self.locks))
         self.forced_log = None
         # chunked.Settings, read at the first chunked_read.
         self.chunked = None
@@ -467,48 +472,51 @@ def _app(wid, app_id, startup_time, mountpoint):
 
 
 def _lock_number(number):
+    """The user lock `number` names (0 to `locks`)."""
     if _state.spooler is not None:
         raise ValueError("The spooler cannot lock/unlock resources")
-    # ugu has uWSGI's lock 0 only (no `locks` option).
-    if number != 0:
+    if not 0 <= number < len(_state.locks):
         raise ValueError("Invalid lock number")
+    return _state.locks[number]
 
 
 def lock(number=0):
-    _lock_number(number)
+    found = _lock_number(number)
     if rwlocks.cooperative():
         # A gevent worker: the holder may be a greenlet of this process,
         # which must run to unlock (uWSGI's worker hangs there).
-        rwlocks.wait_turns(lambda: _state.lock.acquire(False))
+        rwlocks.wait_turns(lambda: found.acquire(False))
     else:
-        _state.lock.acquire()
-    _HOLDER.pack_into(_state.holder, 0, os.getpid())
+        found.acquire()
+    _HOLDER.pack_into(_state.holder, _HOLDER.size * number, os.getpid())
 
 
 def unlock(number=0):
-    _lock_number(number)
+    found = _lock_number(number)
     # uWSGI's mutex ignores the unlock of a lock that is not held.
-    if _state.lock._is_zero():
-        _release()
+    if found._is_zero():
+        _release(number)
 
 
-def _release():
-    _HOLDER.pack_into(_state.holder, 0, 0)
-    _state.lock.release()
+def _release(number):
+    _HOLDER.pack_into(_state.holder, _HOLDER.size * number, 0)
+    _state.locks[number].release()
 
 
 def worker_died(pid):
-    """In the master: a worker ended; the lock it held, if any, is free
-    again, as uWSGI's robust mutex is to its next locker."""
-    if _HOLDER.unpack_from(_state.holder)[0] == pid:
-        _release()
+    """In the master: a worker ended; the locks it held, if any, are
+    free again, as uWSGI's robust mutex is to its next locker."""
+    for number in range(len(_state.locks)):
+        if _HOLDER.unpack_from(_state.holder,
+                               _HOLDER.size * number)[0] == pid:
+            _release(number)
 
 
 def is_locked(number=0):
-    _lock_number(number)
-    if not _state.lock.acquire(False):
+    found = _lock_number(number)
+    if not found.acquire(False):
         return True
-    _state.lock.release()
+    found.release()
     return False
 
 

@@ -38,7 +38,7 @@ def document(master):
         master.shared.spoolers.stats() if master.shared.spoolers else (),
         uwsgi_signals.queue() if uwsgi_signals else 0,
         found.stats() if found else None,
-        not master.config["stats-no-metrics"])
+        not master.config["stats-no-metrics"], master.config["locks"])
 
 
 def _daemon(daemon):
