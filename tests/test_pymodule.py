@@ -275,6 +275,27 @@ def test_locks_adds_user_locks_each_freed_with_a_dead_holder(
         assert get(port, "/user-lock/2") == b"[True, False, False, False]"
 
 
+def test_the_ipcsem_lock_engine_locks_the_same(start_server, tmp_path,
+                                               server):
+    """`lock-engine = ipcsem` locks as the default does; but uWSGI's
+    is_locked() under it is always False (its check of a SysV semaphore
+    is a stub), and ugu's still says whether the lock is held."""
+    p, port = start(start_server, tmp_path, server, ("locks", "2"),
+                    ("lock-engine", "ipcsem"))
+    held = b"True" if server == "ugu" else b"False"
+    for number in range(3):
+        assert get(port, f"/user-lock/{number}") == \
+            b"[" + held + b", False, False, False]"
+
+
+def test_another_lock_engine_is_refused(tmp_path):
+    from ugu.options.resolve import resolve
+    from ugu.options.errors import ConfigError
+    with pytest.raises(ConfigError, match='unable to find lock engine '
+                       '"pthread": .* remove the option or write ipcsem'):
+        resolve(["--lock-engine", "pthread"])
+
+
 def test_without_locks_only_lock_0_is_there(start_server, tmp_path,
                                             server):
     p, port = start(start_server, tmp_path, server)

@@ -67,6 +67,10 @@ class Option:
     # Each value is also a `logger` line of this kind (KIND:VALUE), as
     # uWSGI's log-syslog and log-socket are.
     logger_kind: str | None = None
+    # A STR option that takes only these words; any other is refused
+    # with `refused` (its text, formatted with the word given).
+    words: tuple[str, ...] = ()
+    refused: str = ""
 
 
 # What an exec-PHASE option's help adds where its failure is fatal.
@@ -585,6 +589,13 @@ OPTIONS = (
          "restarts", MASTER, needs_master=True),
     _opt("queue-store-sync", INT, "sync the queue's store file every this "
          "many seconds (0: when the instance ends)", MASTER, default=0),
+    _opt("lock-engine", STR, "the lock engine: ipcsem, uWSGI's only one "
+         "to name (SysV semaphores, freed by the kernel when their holder "
+         "dies, as ugu's locks are freed)", PYTHON,
+         words=("ipcsem",),
+         refused='unable to find lock engine "{}": uWSGI\'s only engine '
+                 'to name is ipcsem (its default, a robust mutex, needs '
+                 'no name): remove the option or write ipcsem'),
     _opt("locks", INT, "how many user locks beside lock 0 the apps "
          "share (uwsgi.lock(N), unlock(N), is_locked(N) for N from 0 to "
          "this)", PYTHON, default=0),

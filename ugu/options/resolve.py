@@ -724,6 +724,9 @@ def _typed_values(entries):
             continue
         try:
             value = CONVERTERS[opt.kind](entry)
+            if opt.words and value not in opt.words:
+                raise ConfigError(opt.refused.format(value), entry.file,
+                                  entry.line, entry.key)
         except ConfigError as e:
             errors.append(e)
             continue
