@@ -623,6 +623,25 @@ def test_respawns_faster_than_processes_are_held_back(procs, site):
     assert v.get()[0] == 200
 
 
+@pytest.mark.parametrize("delay", ["3", "0"])
+def test_forkbomb_delay_sets_the_wait(procs, site, delay):
+    """forkbomb-delay: the seconds of that wait, as uWSGI says them; 0,
+    no wait and no line."""
+    v = Vassal(procs, site, processes="1", forkbomb_delay=delay).ready(1)
+    for count in range(1, 4):
+        [worker] = support.wait_until(v.workers, 5, what="a worker")
+        os.kill(worker, signal.SIGKILL)
+        v.log(rf"DAMN ! worker 1 \(pid: {worker}\) died", count=1)
+        if count < 2 or delay == "0":
+            v.log(r"Respawned uWSGI worker 1", count=count)
+    if delay == "0":
+        assert "respawning too fast" not in v.p.output()
+    else:
+        v.log(r"worker respawning too fast !!! i have to sleep a bit "
+              r"\(3 seconds\)\.\.\.")
+    assert v.get()[0] == 200
+
+
 def test_without_master_the_other_workers_finish_their_requests(procs,
                                                                  site):
     """Worker 1 (the process started) ends on SIGHUP; the workers it

@@ -452,6 +452,10 @@ OPTIONS = (
          MASTER, default=0, short="R", wide=True),
     _opt("max-requests-delta", INT, "add (worker id - 1) * delta to "
          "max-requests for each worker", MASTER, default=0, wide=True),
+    _opt("forkbomb-delay", INT, "seconds the master waits before the "
+         "next respawn when more workers than `processes` respawn each "
+         "within a second of the one before (0: no wait)", MASTER,
+         default=2, needs_master=True),
     _opt("min-worker-lifetime", INT, "seconds a worker must live before "
          "max-requests, reload-on-rss or reload-on-as recycle it", MASTER,
          default=10, wide=True),

@@ -56,10 +56,10 @@ RELOADS_ENV = "UWSGI_RELOADS"
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
            signal.SIGCHLD, signal.SIGUSR1)
 # uWSGI's fork-bomb guard: when more respawns than `processes` follow
-# each other within this many seconds, the next one waits FORKBOMB_DELAY,
-# so that a crashing app cannot fork-bomb the machine.
+# each other within this many seconds, the next one waits forkbomb-delay
+# seconds (0: does not), so that a crashing app cannot fork-bomb the
+# machine.
 RESPAWN_BURST_GAP = 1.0
-FORKBOMB_DELAY = 2.0
 TICK = 1.0
 # The least a mule or a spooler lives before its respawn (see
 # Master._mule_died).
@@ -1735,9 +1735,9 @@ class Master:
         self._respawn(child)
 
     def _respawn(self, child):
-        """Respawn the worker now, or after FORKBOMB_DELAY once more
-        respawns than `processes` came each within RESPAWN_BURST_GAP of
-        the one before, as uWSGI counts them."""
+        """Respawn the worker now, or after forkbomb-delay seconds once
+        more respawns than `processes` came each within RESPAWN_BURST_GAP
+        of the one before, as uWSGI counts them."""
         now = time.monotonic()
         if now - self._last_respawn <= RESPAWN_BURST_GAP:
             self._respawn_burst += 1
@@ -1745,11 +1745,13 @@ class Master:
             self._respawn_burst = 0
         self._last_respawn = now
         delay = 0.0
+        wait = self.config["forkbomb-delay"]
         if self._respawn_burst > self.config["processes"]:
             self._respawn_burst = 0
-            log.log(f"worker respawning too fast !!! i have to sleep a bit "
-                    f"({int(FORKBOMB_DELAY)} seconds)...")
-            delay = FORKBOMB_DELAY
+            if wait > 0:
+                log.log(f"worker respawning too fast !!! i have to sleep a "
+                        f"bit ({wait} seconds)...")
+                delay = float(wait)
         self.respawn_at[("worker", child.number)] = now + delay
 
     def _mule_died(self, child):
