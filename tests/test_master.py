@@ -1741,3 +1741,29 @@ def test_max_fd_sets_the_open_files_limit(procs, site, server, limit,
     assert (said in v.p.output()) == refused
     assert v.get()[1] == (before if refused else f"({limit}, {limit})"
                           .encode())
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["taken", "skip-zero"])
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_skip_zero_leaves_a_listening_stdin_alone(procs, site, server, skip,
+                                                  request):
+    """A listening socket as stdin is one more socket of the instance,
+    served as the others; skip-zero: it is not looked at (no line, and
+    nothing on it is answered)."""
+    argv = support.UGU if server == "ugu" else [
+        request.getfixturevalue("uwsgi_binary")]
+    port = support.free_port()
+    with socket.create_server(("127.0.0.1", 0)) as stdin:
+        stdin_port = stdin.getsockname()[1]
+        p = procs.start([*argv, "--master", "--wsgi-file", "app.py",
+                         "--http-socket", f"127.0.0.1:{port}",
+                         *(["--skip-zero"] if skip else [])],
+                        cwd=site, stdin=stdin)
+    p.wait_for_log(r"spawned uWSGI worker 1")
+    support.wait_for_port(port)
+    line = (f"uwsgi socket 1 inherited INET address 127.0.0.1:{stdin_port} "
+            f"fd 0")
+    assert (line in p.output()) is not skip
+    if not skip:
+        # uwsgi, the default protocol.
+        assert b" 200 " in support.uwsgi_request(stdin_port, "/")

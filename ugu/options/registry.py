@@ -803,6 +803,8 @@ OPTIONS = (
     # sockets
     _opt("socket", ADDRESS, "bind a uwsgi-protocol socket (ADDR or PATH)",
          CORE, repeat=True, short="s", aliases=("uwsgi-socket",)),
+    _opt("skip-zero", FLAG, "do not take a listening socket found as "
+         "stdin (fd 0) as one of the instance's", CORE, default=False),
     _opt("abstract-socket", FLAG, "bind every unix socket in Linux's "
          "abstract namespace, its path the name (the sockets, the stats "
          "server, the tracebacker's)", CORE, default=False, short="a"),

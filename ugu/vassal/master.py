@@ -579,7 +579,8 @@ def _bind_all(config, reloaded):
     listeners += zergs
     # A listening socket on stdin (an on-demand vassal's, from its
     # Emperor) is one more, numbered after them.
-    stdin = sockets.adopt_stdin(default, len(wanted) + len(zergs), inherited)
+    stdin = sockets.adopt_stdin(default, len(wanted) + len(zergs), inherited,
+                                config["skip-zero"])
     if stdin is not None:
         listeners.append(stdin)
     if has_router(config) and not wanted and not zergs \

@@ -620,14 +620,17 @@ def log_kept(listeners):
         log.log(f"found fd {fd} mapped to {what}")
 
 
-def adopt_stdin(proto, index, inherited):
+def adopt_stdin(proto, index, inherited, skip=False):
     """A listening socket found as stdin (an on-demand vassal's, which its
     Emperor bound) is one more socket of the instance, numbered `index`,
-    as uWSGI takes it.  None where stdin is no listening socket."""
+    as uWSGI takes it.  None where stdin is no listening socket, or
+    where `skip` (skip-zero) says not to look."""
     for key, fd in list(inherited.items()):
         if fd == 0:
             # Passed on by the master re-executed: adopted again below.
             del inherited[key]
+    if skip:
+        return None
     try:
         if not stat.S_ISSOCK(os.fstat(0).st_mode):
             return None
