@@ -375,6 +375,20 @@ def test_set_placeholder_keeps_its_text_unexpanded_and_untrimmed():
         ("ph", "$(HOME)"), ("sp ", " v ")]
 
 
+def test_resolve_sets_a_placeholder_to_the_names_address():
+    config = resolve(["--resolve", "ip=localhost", "--http-socket",
+                      "%(ip):9"], {})
+    assert config["http-socket"] == ["127.0.0.1:9"]
+
+
+def test_resolve_refuses_what_uwsgi_refuses():
+    assert str(error("--resolve", "nothing")) == (
+        "command line: option 'resolve': invalid resolve syntax, must be "
+        "placeholder=domain")
+    assert "unable to resolve name no-such-host.invalid (" in str(
+        error("--resolve", "ip=no-such-host.invalid"))
+
+
 def test_set_placeholder_cannot_shadow_an_option():
     message = str(error("--set-ph", "processes=2"))
     assert message.endswith("you cannot use processes as a placeholder, it "

@@ -190,6 +190,8 @@ class Reader:
             self.strict = to_bool(entry)
         elif opt.name in ("set", "set-placeholder"):
             self._set(opt, entry)
+        elif opt.name == "resolve":
+            self._resolve(entry)
         elif opt.name == custom.IMMEDIATE:
             declared = custom.declare(entry, self.declared)
             self.declared[declared.name] = declared
@@ -242,6 +244,25 @@ class Reader:
                               "it is already available as an option",
                               entry.file, entry.line, entry.key)
         self.add(Entry(key, value, entry.file, entry.line, is_ph))
+
+    def _resolve(self, entry):
+        """`resolve = PLACEHOLDER=NAME`: the placeholder is NAME's IPv4
+        address, looked up as the line is read (uWSGI's gethostbyname)."""
+        key, eq, name = entry.value.partition("=")
+        if not eq:
+            raise ConfigError("invalid resolve syntax, must be "
+                              "placeholder=domain", entry.file, entry.line,
+                              entry.key)
+        import socket
+        try:
+            address = socket.gethostbyname(name)
+        except (OSError, UnicodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise ConfigError(f"unable to resolve name {name} ({reason}): "
+                              f"name a host the resolver knows, or set the "
+                              f"placeholder with set-placeholder",
+                              entry.file, entry.line, entry.key) from None
+        self.add(Entry(key, address, entry.file, entry.line, True))
 
     def load(self, spec, origin=None, fmt=None):
         """Read the config `spec` (FILE[:SECTION]) in the format `fmt`, or
