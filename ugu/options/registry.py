@@ -120,11 +120,11 @@ OPTIONS = (
          default=False, immediate=True),
     _opt("set", STR, "set an option or placeholder (KEY=VALUE)", CONFIG,
          repeat=True, short="S", immediate=True),
+    _opt("set-placeholder", STR, "set a placeholder (KEY=VALUE)", CONFIG,
+         repeat=True, aliases=("set-ph",), immediate=True),
     _opt("resolve", STR, "set a placeholder to a host name's IPv4 "
          "address (PLACEHOLDER=NAME), looked up as the line is read",
          CONFIG, repeat=True, immediate=True),
-    _opt("set-placeholder", STR, "set a placeholder (KEY=VALUE)", CONFIG,
-         repeat=True, aliases=("set-ph",), immediate=True),
     _opt("include", STR, "read a config file (by its extension) at this "
          "point", CONFIG, repeat=True, immediate=True),
     _opt("inject-before", STR, "put this text file's text before each "
