@@ -1235,6 +1235,12 @@ OPTIONS = (
          "on the address (UDP HOST:PORT, or a unix datagram PATH): the "
          "router sends each request to the nodes subscribed for its Host",
          HTTP, repeat=True),
+    _opt("http-cheap", FLAG, "accept no connection while no node is "
+         "subscribed (with an http-subscription-server)", HTTP,
+         default=False),
+    _opt("http-events", INT, "accepted for uWSGI configs: the most "
+         "events uWSGI's HTTP router takes per wait; gevent's loop takes "
+         "every ready one", HTTP, default=64),
     _opt("http-subscription-fallback-key", STR, "the subscription key "
          "whose nodes serve a request whose Host has none", HTTP),
     _opt("subscription-tolerance", INT, "seconds a subscribed node is "

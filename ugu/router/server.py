@@ -46,8 +46,13 @@ class Router:
         self.counting = settings.stats is not None
         self.sessions = 0
         self.table = None
+        # The cheap mode (ugu.router.cheap), with http-cheap.
+        self.cheap = None
         if subscribed:
-            self.table = Table(settings.subscription_tolerance,
+            table = Table
+            if settings.cheap:
+                from ugu.router.cheap import CheapTable as table
+            self.table = table(settings.subscription_tolerance,
                                algo=settings.subscription_algo,
                                check_dirs=settings.credentials_check)
             self.table.signs = subscription.checker(settings.sign_check,
@@ -100,8 +105,16 @@ def serve(settings, listeners, backends, index=1, mesh=None, names=(),
     stopping = gevent.event.Event()
     for signum in STOP_SIGNALS:
         gevent.signal_handler(signum, stopping.set)
-    for acceptor in acceptors:
+    started = acceptors
+    if settings.cheap and subscribed:
+        from ugu.router.cheap import Cheap
+        accepting = [a for a in acceptors if isinstance(a, Acceptor)]
+        started = [a for a in acceptors if a not in accepting]
+        router.cheap = Cheap(router.table, accepting)
+    for acceptor in started:
         acceptor.start()
+    if router.cheap is not None:
+        router.cheap.start()
     stats = None
     if settings.stats and index == 1:
         # The first process's, as uWSGI's.
@@ -125,7 +138,7 @@ def _stats_server(router, names):
             doc["static_nodes"] = statsserver.static_nodes(nodes.nodes)
         if router.table is not None:
             doc["subscriptions"] = statsserver.subscriptions(router.table)
-        doc["cheap"] = 0
+        doc["cheap"] = int(router.cheap is not None and router.cheap.cheap)
         return doc
     return statsserver.start(router.settings.stats, "http", document)
 
@@ -167,6 +180,14 @@ class Acceptor:
 
     def start(self):
         self._watcher.start(self._accept)
+
+    def stop(self):
+        """Accept no more until `start` (cheap mode): the clients wait in
+        the backlog."""
+        if self._pause is not None:
+            self._pause.close()
+            self._pause = None
+        self._watcher.stop()
 
     def close(self):
         if self._pause is not None:

@@ -67,6 +67,8 @@ class Settings:
     resubscribe: tuple = ()
     # Nodes tried when a request's own fail (http-fallback).
     fallback: tuple = ()
+    # No connection accepted while no node is subscribed (http-cheap).
+    cheap: bool = False
 
     @classmethod
     def from_config(cls, config):
@@ -112,7 +114,8 @@ class Settings:
             gracetime=max(config["http-gracetime"], 0),
             host_as_server_name=config["http-server-name-as-http-host"],
             resubscribe=tuple(config["http-resubscribe"]),
-            fallback=tuple(config["http-fallback"]))
+            fallback=tuple(config["http-fallback"]),
+            cheap=config["http-cheap"])
 
 
 def _bytes(text):

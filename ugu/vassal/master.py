@@ -659,11 +659,21 @@ def _bind_subscription_servers(config, inherited):
             sockets.parse_address(address, "http-fallback")
     _check_resubscribe(config, "http")
     subscription.check_credentials(config, "http-subscription-server")
+    if config["http-cheap"] and not has_router(config):
+        raise ConfigError("it is the HTTP router's cheap mode: add `http = "
+                          "ADDR` for it to serve", option="http-cheap")
+    if config["http-cheap"] and not servers:
+        raise ConfigError("in cheap mode the HTTP router accepts only once "
+                          "a node subscribes, which takes an "
+                          "http-subscription-server: add one, or remove "
+                          "http-cheap", option="http-cheap")
     found = []
     for name in servers:
         listener = sockets.bind_datagram(name, inherited)
         listener.tls = subscription.Server()
         found.append(listener)
+    if config["http-cheap"] and has_router(config):
+        log.log("starting uWSGI http in cheap mode")
     return found
 
 
