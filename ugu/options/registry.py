@@ -1241,6 +1241,11 @@ OPTIONS = (
     _opt("http-events", INT, "accepted for uWSGI configs: the most "
          "events uWSGI's HTTP router takes per wait; gevent's loop takes "
          "every ready one", HTTP, default=64),
+    _opt("http-stud-prefix", STR, "the router's clients from this IPv4 "
+         "address (a TLS terminator such as stud --write-ip) send the "
+         "client's family and address in 5 bytes before their first "
+         "request: their requests get it as REMOTE_ADDR, and HTTPS on",
+         HTTP, repeat=True),
     _opt("http-subscription-fallback-key", STR, "the subscription key "
          "whose nodes serve a request whose Host has none", HTTP),
     _opt("subscription-tolerance", INT, "seconds a subscribed node is "

@@ -148,6 +148,9 @@ def _acceptor(sock, router, context, peers=(), resubscriber=None):
     redirect.Redirect for `http-to-https`, a subscription.Server for
     `http-subscription-server` (read, not accepted on)."""
     if context is None:
+        if router.settings.stud_prefix:
+            from ugu.router.stud import StudAcceptor
+            return StudAcceptor(sock, router)
         return Acceptor(sock, router)
     if isinstance(context, subscription.Server):
         return SubscriptionServer(

@@ -1,8 +1,10 @@
 """The router's tunables, read from the Config once at start-up."""
 
+import socket
 from dataclasses import dataclass
 
 from ugu.http.vars import parse_var
+from ugu.options.errors import ConfigError
 
 DEFAULT_READ = 65536
 DEFAULT_TIMEOUT = 60
@@ -69,6 +71,9 @@ class Settings:
     fallback: tuple = ()
     # No connection accepted while no node is subscribed (http-cheap).
     cheap: bool = False
+    # The IPv4 addresses whose clients send a stud prefix
+    # (http-stud-prefix; ugu.router.stud).
+    stud_prefix: frozenset = frozenset()
 
     @classmethod
     def from_config(cls, config):
@@ -115,7 +120,23 @@ class Settings:
             host_as_server_name=config["http-server-name-as-http-host"],
             resubscribe=tuple(config["http-resubscribe"]),
             fallback=tuple(config["http-fallback"]),
-            cheap=config["http-cheap"])
+            cheap=config["http-cheap"],
+            stud_prefix=_stud_prefix(config["http-stud-prefix"]))
+
+
+def _stud_prefix(addresses):
+    """The addresses of http-stud-prefix, as Python writes them."""
+    found = set()
+    for address in addresses:
+        try:
+            found.add(socket.inet_ntoa(socket.inet_pton(socket.AF_INET,
+                                                        address)))
+        except OSError:
+            raise ConfigError(f"'{address}' is no IPv4 address: uWSGI's "
+                              f"router reads a stud prefix from IPv4 "
+                              f"clients only", option="http-stud-prefix") \
+                from None
+    return frozenset(found)
 
 
 def _bytes(text):

@@ -659,6 +659,13 @@ def _bind_subscription_servers(config, inherited):
             sockets.parse_address(address, "http-fallback")
     _check_resubscribe(config, "http")
     subscription.check_credentials(config, "http-subscription-server")
+    if config["http-stud-prefix"]:
+        if not has_router(config):
+            raise ConfigError("the HTTP router's clients send the stud "
+                              "prefix: add `http = ADDR` for it to serve",
+                              option="http-stud-prefix")
+        from ugu.router.settings import _stud_prefix
+        _stud_prefix(config["http-stud-prefix"])
     if config["http-cheap"] and not has_router(config):
         raise ConfigError("it is the HTTP router's cheap mode: add `http = "
                           "ADDR` for it to serve", option="http-cheap")
