@@ -1246,6 +1246,10 @@ OPTIONS = (
          "client's family and address in 5 bytes before their first "
          "request: their requests get it as REMOTE_ADDR, and HTTPS on",
          HTTP, repeat=True),
+    _opt("http-manage-source", FLAG, "a SOURCE request (Icecast's) opens "
+         "a raw session, as with http-raw-body: its body relayed as the "
+         "client sends it, the connection closed after the answer", HTTP,
+         default=False),
     _opt("http-subscription-fallback-key", STR, "the subscription key "
          "whose nodes serve a request whose Host has none", HTTP),
     _opt("subscription-tolerance", INT, "seconds a subscribed node is "

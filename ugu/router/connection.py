@@ -130,9 +130,12 @@ class ClientConnection:
     def _through_node(self, request):
         """Serve the request through a node; False after a raw session (a
         websocket's with http-websockets, any request's with
-        http-raw-body), which ends the connection."""
+        http-raw-body, a SOURCE's with http-manage-source), which ends
+        the connection."""
         head = RequestVars(request)
         if self.settings.raw_body or (
+                self.settings.manage_source
+                and request.method == b"SOURCE") or (
                 self.settings.websockets and type(self.cycle) is H11Cycle
                 and asks_for_websocket(head)):
             Tunnel(self, self.cycle, head).run()

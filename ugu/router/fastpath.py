@@ -394,6 +394,12 @@ _REQUESTS = {}
 _RELAYED = {}
 
 
+# Methods served by a greenlet even without a body: CONNECT, refused
+# there, and SOURCE, a raw session with http-manage-source (its body
+# streams without a length).
+_GREENLET = (b"CONNECT", b"SOURCE")
+
+
 def _bodiless_request(head):
     """(PlainRequest, its RequestVars or None) for a plain request
     without a body that is not CONNECT, else None."""
@@ -407,7 +413,7 @@ def _bodiless_request(head):
 
 def _parse_bodiless(head):
     request = plain.parse_request(head)
-    if request is None or request.length or request.method == b"CONNECT":
+    if request is None or request.length or request.method in _GREENLET:
         return None
     try:
         return request, RequestVars(request)

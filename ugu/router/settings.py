@@ -74,6 +74,8 @@ class Settings:
     # The IPv4 addresses whose clients send a stud prefix
     # (http-stud-prefix; ugu.router.stud).
     stud_prefix: frozenset = frozenset()
+    # A SOURCE request opens a raw session (http-manage-source).
+    manage_source: bool = False
 
     @classmethod
     def from_config(cls, config):
@@ -121,7 +123,8 @@ class Settings:
             resubscribe=tuple(config["http-resubscribe"]),
             fallback=tuple(config["http-fallback"]),
             cheap=config["http-cheap"],
-            stud_prefix=_stud_prefix(config["http-stud-prefix"]))
+            stud_prefix=_stud_prefix(config["http-stud-prefix"]),
+            manage_source=config["http-manage-source"])
 
 
 def _stud_prefix(addresses):

@@ -666,6 +666,10 @@ def _bind_subscription_servers(config, inherited):
                               option="http-stud-prefix")
         from ugu.router.settings import _stud_prefix
         _stud_prefix(config["http-stud-prefix"])
+    if config["http-manage-source"] and not has_router(config):
+        raise ConfigError("the HTTP router's SOURCE requests open raw "
+                          "sessions: add `http = ADDR` for it to serve",
+                          option="http-manage-source")
     if config["http-cheap"] and not has_router(config):
         raise ConfigError("it is the HTTP router's cheap mode: add `http = "
                           "ADDR` for it to serve", option="http-cheap")
