@@ -922,6 +922,11 @@ OPTIONS = (
     _opt("tcp-fast-open", INT, "enable TCP Fast Open on the TCP sockets, "
          "with a queue of this many pending requests", CORE, default=0,
          aliases=("tcp-fastopen",)),
+    _opt("tcp-fast-open-client", FLAG, "the routers (http, fastrouter, "
+         "rawrouter, sslrouter) open their TCP connections to IPv4 nodes "
+         "with sendto(MSG_FASTOPEN) in place of connect(), asking for a "
+         "TCP Fast Open cookie", CORE, default=False,
+         aliases=("tcp-fastopen-client",)),
     _opt("reuse-port", FLAG, "set SO_REUSEPORT on the TCP sockets (other "
          "processes may bind the same address)", CORE, default=False),
     _opt("freebind", FLAG, "set IP_FREEBIND on the TCP sockets (bind an "

@@ -29,6 +29,29 @@ _STILL_CONNECTING = (errno.EINPROGRESS, errno.EALREADY)
 _LOCAL_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
+def use_fast_open():
+    """tcp-fast-open-client: this process's connects to IPv4 nodes are
+    sendto(MSG_FASTOPEN) with no data, as uWSGI's (a SYN asking for a
+    TCP Fast Open cookie); a process without it pays nothing."""
+    Node.start_connect = _start_connect_fast_open
+
+
+def _start_connect_fast_open(node):
+    if node._name is not None:
+        node.family, node.address = node._resolve(*node._name)
+        node._name = None
+    if node.family != socket.AF_INET:
+        return _start_connect(node)
+    backend = Backend(node.family)
+    try:
+        backend.sock.sendto(b"", socket.MSG_FASTOPEN, node.address)
+    except OSError as e:
+        if e.errno not in _STILL_CONNECTING:
+            backend.close()
+            raise OSError(e.errno, os.strerror(e.errno)) from None
+    return backend
+
+
 class Backend(Channel):
     """A connection to a node."""
 
@@ -275,3 +298,6 @@ class Nodes:
                 f'"{node.label}" ({retries} retries): {_reason(error)}')
         log(f"[uwsgi-{self.name}] {key} => marking {node.label} as failed")
         node.failed(time.monotonic())
+
+
+_start_connect = Node.start_connect

@@ -24,6 +24,7 @@ def run(config, listeners, backends, index, mesh=None, names=(),
     `ids`: (its name, uid, gid) for drop_to."""
     _patch_stdlib()
     _watch()
+    _fast_open(config)
     from ugu.router.server import serve
     from ugu.router.settings import Settings
 
@@ -46,6 +47,7 @@ def run_corerouter(config, listeners, index, gateway, server, settings,
     instance's socket its -use-socket names, its only node."""
     _patch_stdlib()
     _watch()
+    _fast_open(config)
     proc.set_title(config, f"{gateway} {index}")
     if to is not None:
         import dataclasses
@@ -55,6 +57,12 @@ def run_corerouter(config, listeners, index, gateway, server, settings,
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _fast_open(config):
+    if config["tcp-fast-open-client"]:
+        from ugu.router.backends import use_fast_open
+        use_fast_open()
 
 
 def _watch():
