@@ -1482,6 +1482,9 @@ OPTIONS = (
          "master fifo's S", MASTER, default=False),
     _opt("weight", INT, "the instance's weight in its subscriptions",
          MASTER, default=0, wide=True),
+    _opt("auto-weight", TOGGLE, "the instance's weight in its "
+         "subscriptions is its cores (processes times threads), over "
+         "`weight` and a subscription's own", MASTER, default=0),
     _opt("subscribe-with-modifier1", STR, "the modifier1 of every "
          "announce, over each subscription's own", MASTER,
          needs_master=True),

@@ -22,6 +22,8 @@ class Subscriber:
         self.default_address = default_address
         self.cores = cores
         self.weight = config["weight"]
+        # auto-weight: the cores, over every other weight, as uWSGI's.
+        self.auto_weight = bool(config["auto-weight"])
         self.freq = max(config["subscribe-freq"], 1)
         self.on_graceful_reload = config["unsubscribe-on-graceful-reload"]
         self.blocked = config["start-unsubscribed"]
@@ -103,6 +105,8 @@ class Subscriber:
 
     def _send(self, sub, command, key, modifier1):
         weight = self.weight if sub.weight is None else sub.weight
+        if self.auto_weight:
+            weight = self.cores
         address = sub.address or self.default_address
         if self.modifier1 is not None:
             modifier1 = self.modifier1
