@@ -175,15 +175,17 @@ def test_abstract_socket_makes_every_bound_path_a_name(start_server,
     (tmp_path / http).write_text("not a socket")
     p = start_server(server, [
         "--http-socket", http, "--http", router, "--http-to", http,
-        "--stats", stats, "--http-stats", rstats, "--abstract-socket", "--vacuum", "--master",
-        "--wsgi-file", "app.py"], cwd=tmp_path)
+        "--stats", stats, "--http-stats", rstats, "--abstract-socket",
+        "--vacuum", "--master", "--wsgi-file", "app.py"], cwd=tmp_path)
     p.wait_for_log(r"spawned uWSGI worker 1")
     p.wait_for_log(r"spawned uWSGI http 1")
     log = p.output()
     assert f"{ANNOUNCE}uwsgi socket 0 bound to UNIX address {http} fd " \
         in log
     assert f"{ANNOUNCE}uWSGI http bound on {router} fd " in log
-    assert f"{ANNOUNCE}*** Stats server enabled on {stats} fd" in log
+    # The master enables its stats once it runs, after those lines.
+    p.wait_for_log(re.escape(f"{ANNOUNCE}*** Stats server enabled on "
+                             f"{stats} fd"))
     p.wait_for_log(re.escape(f"{ANNOUNCE}*** http stats server enabled "
                              f"on {rstats} fd"))
     with socket.socket(socket.AF_UNIX) as s:
