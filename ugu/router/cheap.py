@@ -9,22 +9,6 @@ per request or per announce.
 import os
 
 from ugu.log import log
-from ugu.router.subscriptions import Table
-
-
-class CheapTable(Table):
-    """The subscription pools, telling the router of each change."""
-
-    changed = None
-
-    def announce(self, announce, credentials=(0, 0, 0)):
-        taken = super().announce(announce, credentials)
-        self.changed()
-        return taken
-
-    def remove(self, pool, node):
-        super().remove(pool, node)
-        self.changed()
 
 
 class Cheap:

@@ -26,7 +26,7 @@ from ugu.router.backends import Node, Nodes, _reason
 from ugu.router.channel import READ, Channel
 from ugu.router.server import STOP_SIGNALS
 from ugu.router.subscriptions import (SubscribedNodes, SubscriptionServer,
-                                      Table, _address)
+                                      WatchedTable, _address)
 from ugu.vassal.sockets import parse_address
 
 # How long accepting pauses after an error such as EMFILE.
@@ -60,9 +60,9 @@ class Corerouter:
         self.table = None
         self.nodes = None
         if self.subscribed:
-            self.table = Pools(settings.tolerance, gateway=self.gateway,
-                               algo=settings.algo,
-                               check_dirs=settings.credentials_check)
+            self.table = WatchedTable(
+                settings.tolerance, gateway=self.gateway, algo=settings.algo,
+                check_dirs=settings.credentials_check)
             from ugu.subscription import checker
             self.table.signs = checker(settings.sign_check, self.table.pid)
             self.table.changed = self.pools_changed
@@ -212,22 +212,6 @@ class Corerouter:
         doc["cheap"] = int(bool(self.settings.cheap
                                 and not (self.table and self.table.pools)))
         return doc
-
-
-class Pools(Table):
-    """The subscription pools, telling the router of each change
-    (for its cheap mode)."""
-
-    changed = None
-
-    def announce(self, announce, credentials=(0, 0, 0)):
-        taken = super().announce(announce, credentials)
-        self.changed()
-        return taken
-
-    def remove(self, pool, node):
-        super().remove(pool, node)
-        self.changed()
 
 
 class Session:

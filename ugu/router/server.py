@@ -25,7 +25,7 @@ from ugu.router.connection import ClientConnection
 from ugu.router.fastpath import FastPath
 from ugu.router.redirect import Redirect, answer
 from ugu.router.subscriptions import (SubscribedNodes, SubscriptionServer,
-                                      Table)
+                                      Table, WatchedTable)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 # Clients accepted per wake of the loop, so that a flood of connections
@@ -49,9 +49,8 @@ class Router:
         # The cheap mode (ugu.router.cheap), with http-cheap.
         self.cheap = None
         if subscribed:
-            table = Table
-            if settings.cheap:
-                from ugu.router.cheap import CheapTable as table
+            # With http-cheap, the table tells the cheap mode its changes.
+            table = WatchedTable if settings.cheap else Table
             self.table = table(settings.subscription_tolerance,
                                algo=settings.subscription_algo,
                                check_dirs=settings.credentials_check)

@@ -322,6 +322,22 @@ def _notify(path, message):
         sock.close()
 
 
+class WatchedTable(Table):
+    """The pools, telling `changed` (a function) of each change: a
+    router's cheap mode starts and stops accepting by them."""
+
+    changed = None
+
+    def announce(self, announce, credentials=(0, 0, 0)):
+        taken = super().announce(announce, credentials)
+        self.changed()
+        return taken
+
+    def remove(self, pool, node):
+        super().remove(pool, node)
+        self.changed()
+
+
 class SubscribedNodes(Nodes):
     """The nodes of a router with a subscription server: those of the
     request's key (Nodes' interface, for the fast path and the greenlet
