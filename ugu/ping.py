@@ -14,34 +14,14 @@ plugin's line on stdout: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 """
 
 import errno
-import os
 import select
-import socket
 import sys
 
-from ugu import abstract, log, protocol
+from ugu import log, protocol
+from ugu.stats import connect
 
 MODIFIER_PING = 100
 _HEADER = protocol.HEADER
-
-
-def _connect(address, timeout):
-    """A connected socket, or OSError.  uWSGI's rule: an address with a
-    colon is TCP (an empty host is 127.0.0.1), else a unix path."""
-    if ":" in address:
-        host, _, port = address.rpartition(":")
-        if not port.isdigit():
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return socket.create_connection((host or "127.0.0.1", int(port)),
-                                        timeout=timeout)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(abstract.sockaddr(address))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _read(sock, size, deadline_each):
@@ -82,7 +62,7 @@ def ping(address, timeout):
     wait = timeout if timeout > 0 else None
     log.log(f"PING uwsgi host {address} (timeout: {timeout})")
     try:
-        sock = _connect(address, wait)
+        sock = connect(address, wait)
     except OSError:
         return 1
     with sock:
@@ -106,7 +86,7 @@ def nagios(sockets, timeout):
     if not sockets:
         return _say("UWSGI UNKNOWN: you have specified an invalid socket", 3)
     try:
-        sock = _connect(sockets[0], timeout)
+        sock = connect(sockets[0], timeout)
     except OSError as e:
         reason = e.strerror or "Connection timed out"
         status = 3 if e.errno in (errno.EPERM, errno.EACCES) else 2

@@ -108,7 +108,7 @@ def read_from(address):
     server's document, as uWSGI's docs read one), to the log until it
     closes; the exit status."""
     try:
-        sock = _connect(address)
+        sock = connect(address)
     except OSError as e:
         log.log(f"uwsgi_connect(): {e.strerror or e} [core/uwsgi.c line "
                 f"4945]")
@@ -119,13 +119,17 @@ def read_from(address):
     return 0
 
 
-def _connect(address):
+def connect(address, timeout=None):
+    """A connected socket, or OSError: TCP for an address with a colon
+    (an empty host is 127.0.0.1), else a unix path."""
     if is_tcp(address):
         host, _, port = address.rpartition(":")
         if not port.isdigit():
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-        return socket.create_connection((host or "127.0.0.1", int(port)))
+        return socket.create_connection((host or "127.0.0.1", int(port)),
+                                        timeout=timeout)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
     try:
         sock.connect(abstract.sockaddr(address))
     except OSError:
