@@ -468,8 +468,11 @@ class Worker:
         if self.config["offload-threads"]:
             ctx.offload = OffloadEngine(self.config["offload-threads"],
                                         self.wid)
-        cores = self._start_cores(ctx)
+        # Accepting before the cores start, as uWSGI's worker is before
+        # its loop: a request they serve comes from a worker the master
+        # (a chain reload) sees accepting.
         self.shared.scoreboard.set_accepting(self.wid)
+        cores = self._start_cores(ctx)
         if self.shared.link and self.wid == 1:
             # Worker 1 speaks for the instance, as in uWSGI: the Emperor
             # says a vassal is ready once, not once a worker.
