@@ -96,10 +96,14 @@ def receivers():
 
 
 def serve(start_server, server, site, *pairs):
+    # The real uWSGI's idle worker now and then sleeps on through the
+    # SIGINT and its master waits worker-reload-mercy (60 s) for it before
+    # its goodbye, the line these tests wait for; 2 s keeps the goodbye.
     port = support.free_port()
     support.write_ini(site / "app.ini", uwsgi=[
         ("http-socket", f"127.0.0.1:{port}"),
-        ("wsgi-file", site / "app.py"), ("master", "true"), *pairs])
+        ("wsgi-file", site / "app.py"), ("master", "true"),
+        ("worker-reload-mercy", "2"), *pairs])
     p = start_server(server, ["--ini", "app.ini"], cwd=site)
     support.wait_for_port(port)
     return p, port
