@@ -210,12 +210,7 @@ def bind(name, proto, backlog, inherited, index, tuning=Tuning()):
         if abstract.bound_abstract(address):
             abstract.announce()
         address = abstract.bind_sockaddr(address)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        raise _bind_error(e, name, proto) from None
-    sock.listen(backlog)
+    _listen(sock, address, name, OPTION[proto], backlog)
     if sock.family == socket.AF_UNIX:
         _set_file_mode(sock, name, tuning, proto not in GATEWAYS)
     _log_bound(name, proto, sock, index)
@@ -269,13 +264,7 @@ def _bind_shared_one(name, option, backlog):
     if isinstance(address, str) and abstract.bound_abstract(address):
         abstract.announce()
         address = abstract.bind_sockaddr(address)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        raise _bind_error(e, name, None, option) from None
-    sock.listen(backlog)
-    return sock
+    return _listen(sock, address, name, option, backlog)
 
 
 def shared_for_reload():
@@ -316,13 +305,7 @@ def bind_unix(path, backlog, option):
     sock = _new_socket(path)
     if abstract.is_abstract(path):
         abstract.announce()
-    try:
-        sock.bind(abstract.sockaddr(path))
-    except OSError as e:
-        sock.close()
-        raise _bind_error(e, path, None, option) from None
-    sock.listen(backlog)
-    return sock
+    return _listen(sock, abstract.sockaddr(path), path, option, backlog)
 
 
 def bind_plain(name, backlog, option):
@@ -332,14 +315,7 @@ def bind_plain(name, backlog, option):
     address = parse_address(name, option)
     if not isinstance(address, tuple):
         return bind_unix(address, backlog, option)
-    sock = _new_socket(address)
-    try:
-        sock.bind(address)
-    except OSError as e:
-        sock.close()
-        raise _bind_error(e, name, None, option) from None
-    sock.listen(backlog)
-    return sock
+    return _listen(_new_socket(address), address, name, option, backlog)
 
 
 # The name a subscription server's socket is passed on under at a reload,
@@ -501,7 +477,19 @@ def _new_socket(address):
     return sock
 
 
-def _bind_error(error, name, proto, option=None):
+def _listen(sock, address, name, option, backlog):
+    """`sock` bound to `address` and listening; where the bind fails,
+    closed, and the start stopped naming the address as written."""
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise _bind_error(e, name, option) from None
+    sock.listen(backlog)
+    return sock
+
+
+def _bind_error(error, name, option):
     hint = ""
     if error.errno == errno.EADDRINUSE:
         hint = (" (another process holds this address: stop it, or "
@@ -512,7 +500,7 @@ def _bind_error(error, name, proto, option=None):
                 "bytes: choose a shorter one)")
     return ConfigError(f"cannot bind {name}: "
                        f"{error.strerror or error}{hint}",
-                       option=option or OPTION[proto])
+                       option=option)
 
 
 def _set_file_mode(sock, name, tuning, owned):
