@@ -184,6 +184,15 @@ def _reason(error):
     return error.strerror or str(error) or type(error).__name__
 
 
+def raise_if_local(error):
+    """A connect that failed for want of this process's resources (a
+    descriptor, buffers) ends the request with a 502 at once: another
+    node would fail alike, and the node is not to blame."""
+    if error.errno in _LOCAL_ERRORS:
+        raise BadGateway(f"no socket for a backend connection: "
+                         f"{error.strerror}") from None
+
+
 def numeric_family(host):
     """The family of a numeric host (IPv4, or IPv6 in brackets or not),
     None for a name."""
@@ -275,9 +284,7 @@ class Nodes:
         raise BadGateway("no backend node accepted the connection")
 
     def _failed(self, node, retries, key, error):
-        if error.errno in _LOCAL_ERRORS:
-            raise BadGateway(f"no socket for a backend connection: "
-                             f"{error.strerror}") from None
+        raise_if_local(error)
         self.failed(node, retries, key, error)
 
     def _order(self):

@@ -8,7 +8,7 @@ Imported by a router process only where the option is set.
 
 from ugu.http.errors import BadGateway, HttpError
 from ugu.log import log
-from ugu.router.backends import Node, _LOCAL_ERRORS, _reason
+from ugu.router.backends import Node, _reason, raise_if_local
 
 
 class FallbackNodes:
@@ -51,9 +51,7 @@ class FallbackNodes:
             try:
                 return node, begin(node)
             except OSError as e:
-                if e.errno in _LOCAL_ERRORS:
-                    raise BadGateway(f"no socket for a backend "
-                                     f"connection: {e.strerror}") from None
+                raise_if_local(e)
                 self.failed(node, retries, head.key, e)
                 retries += 1
         raise BadGateway("neither the request's node nor a fallback node "
