@@ -62,6 +62,20 @@ def _is_reference(process):
 
 
 @pytest.fixture
+def receivers():
+    """receivers(path=None): a support.Receiver, UDP or unix at `path`,
+    closed when the test ends."""
+    made = []
+
+    def make(path=None):
+        made.append(support.Receiver(path))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+@pytest.fixture
 def start_server(procs, request):
     """start_server(server, argv, **kw): ugu ("ugu") or the real uWSGI
     ("uwsgi") started with the same options, for a test run on both."""

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -334,3 +335,50 @@ def split_response(raw):
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
     return lines[0], headers, body
+
+
+class Receiver:
+    """A datagram socket the test binds, UDP on 127.0.0.1's free port or
+    unix at `path`: a thread reads it as datagrams come (a unix socket's
+    queue holds few), into `got`; `address` is what to send them to."""
+
+    def __init__(self, path=None):
+        if path is None:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(str(path))
+            self.address = str(path)
+        self.sock.settimeout(0.05)
+        self.got = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._done.is_set():
+            try:
+                self.got.append(self.sock.recv(65536))
+            except (socket.timeout, BlockingIOError):
+                pass
+
+    def wait_for(self, pattern):
+        """The datagrams, once one matches `pattern` (bytes)."""
+        def found():
+            return any(re.search(pattern, d) for d in list(self.got))
+        wait_until(found, what=f"a datagram matching {pattern!r}")
+        return list(self.got)
+
+    def wait_for_packet(self, packet, after=0):
+        """The index in `got` of the datagram `packet`, once one comes
+        at `after` or later."""
+        wait_until(lambda: packet in self.got[after:],
+                   what=f"the packet {packet!r}")
+        return self.got.index(packet, after)
+
+    def close(self):
+        self._done.set()
+        self._thread.join()
+        self.sock.close()

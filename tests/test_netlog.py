@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import textwrap
-import threading
 import time
 
 import pytest
@@ -41,58 +40,6 @@ REQUEST = rb"\[pid: \d+\|app: 0\|req: 1/1\] 127\.0\.0\.1 \(\) "
 def site(tmp_path):
     (tmp_path / "app.py").write_text(APP)
     return tmp_path
-
-
-class Receiver:
-    """A datagram socket the test binds: UDP on a free port, or a unix
-    socket's path; a thread reads it as datagrams come (a unix socket's
-    queue holds few), into `got`."""
-
-    def __init__(self, path=None):
-        if path is None:
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.sock.bind(("127.0.0.1", 0))
-            self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
-        else:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self.sock.bind(str(path))
-            self.address = str(path)
-        self.sock.settimeout(0.05)
-        self.got = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self):
-        while not self._done.is_set():
-            try:
-                self.got.append(self.sock.recv(65536))
-            except (socket.timeout, BlockingIOError):
-                pass
-
-    def wait_for(self, pattern):
-        """The datagrams, once one matches `pattern` (bytes)."""
-        def found():
-            return any(re.search(pattern, d) for d in list(self.got))
-        support.wait_until(found, what=f"a datagram matching {pattern!r}")
-        return list(self.got)
-
-    def close(self):
-        self._done.set()
-        self._thread.join()
-        self.sock.close()
-
-
-@pytest.fixture
-def receivers():
-    made = []
-
-    def make(path=None):
-        made.append(Receiver(path))
-        return made[-1]
-    yield make
-    for r in made:
-        r.close()
 
 
 def serve(start_server, server, site, *pairs):
@@ -288,7 +235,7 @@ def test_log_syslog_writes_to_dev_log(procs, request, site, server, value,
     for name in NODES:
         (dev / name).touch()
     (dev / "shm").mkdir()
-    r = Receiver(dev / "log")
+    r = support.Receiver(dev / "log")
     try:
         port = support.free_port()
         binary = [request.getfixturevalue("uwsgi_binary")] \

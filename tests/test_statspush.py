@@ -4,10 +4,8 @@ one the reference uWSGI builds in), on the real uWSGI too."""
 
 import json
 import re
-import socket
 import subprocess
 import textwrap
-import threading
 
 import pytest
 
@@ -30,42 +28,9 @@ def site(tmp_path):
     return tmp_path
 
 
-class Receiver:
-    """A UDP socket on a free port; a thread reads what comes."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.got = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self):
-        while not self._done.is_set():
-            try:
-                self.got.append(self.sock.recv(65536))
-            except socket.timeout:
-                pass
-
-    def wait_for(self, packet, after=0):
-        support.wait_until(lambda: packet in self.got[after:],
-                           what=f"the packet {packet!r}")
-        return self.got.index(packet, after)
-
-    def close(self):
-        self._done.set()
-        self._thread.join()
-        self.sock.close()
-
-
 @pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
+def receiver(receivers):
+    return receivers()
 
 
 def serve(start_server, server, site, *pairs):
@@ -85,12 +50,12 @@ def test_socket_pusher_sends_each_metric(start_server, site, receiver,
     """`PREFIX.NAME TYPE VALUE`, every metric in the order the stats
     list them; reset_after_push takes the value back once pushed."""
     p, port = serve(start_server, server, site,
-                    ("stats-push", f"socket:127.0.0.1:{receiver.port},pfx"),
+                    ("stats-push", f"socket:{receiver.address},pfx"),
                     ("stats-pusher-default-freq", "1"))
-    first = receiver.wait_for(b"pfx.mycount 0 0")
+    first = receiver.wait_for_packet(b"pfx.mycount 0 0")
     assert support.http10_get(port, "/").endswith(b"ok")
-    pushed = receiver.wait_for(b"pfx.mycount 0 5", first)
-    receiver.wait_for(b"pfx.mycount 0 0", pushed)
+    pushed = receiver.wait_for_packet(b"pfx.mycount 0 5", first)
+    receiver.wait_for_packet(b"pfx.mycount 0 0", pushed)
     p.stop()
     got = receiver.got
     names = [d.split(b" ")[0]
@@ -107,11 +72,11 @@ def test_socket_pusher_sends_each_metric(start_server, site, receiver,
 def test_statsd_pusher_sends_gauges_and_counters(start_server, site,
                                                  receiver):
     p, port = serve(start_server, "ugu", site,
-                    ("stats-push", f"statsd:127.0.0.1:{receiver.port}"),
+                    ("stats-push", f"statsd:{receiver.address}"),
                     ("stats-pusher-default-freq", "1"))
-    first = receiver.wait_for(b"uwsgi.mycount:0|c")
+    first = receiver.wait_for_packet(b"uwsgi.mycount:0|c")
     support.http10_get(port, "/")
-    receiver.wait_for(b"uwsgi.mycount:5|c", first)
+    receiver.wait_for_packet(b"uwsgi.mycount:5|c", first)
     p.stop()
     assert b"uwsgi.core.busy_workers:0|g" in receiver.got
     assert all(re.fullmatch(rb"uwsgi\.[\w.]+:-?\d+\|[gc]", d)
