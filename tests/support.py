@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # The WSGI app of the router and http-socket tests.
@@ -269,6 +272,38 @@ def reference_uwsgi():
     return path, None
 
 
+def start_pair(make, uwsgi_binary, *args):
+    """{"ugu": make(ugu's command, *args), "uwsgi": make([uwsgi_binary],
+    *args)}: a differential test's two instances (each with its
+    `process`), started alike; stop_pair stops them."""
+    started = {}
+    try:
+        for name, command in (("ugu", UGU), ("uwsgi", [uwsgi_binary])):
+            started[name] = make(command, *args)
+    except BaseException:
+        stop_pair(started)
+        raise
+    return started
+
+
+def stop_pair(started):
+    for instance in started.values():
+        instance.process.stop()
+
+
+def at_once(function, count, timeout=30):
+    """What function() returned in each of `count` threads started
+    together, as each ended (within `timeout` seconds of its own)."""
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(function()))
+               for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
+
+
 def http10_get(port, path="/"):
     """The raw answer to an HTTP/1.0 GET on its own connection, read
     until the server closes it."""
@@ -316,6 +351,20 @@ def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(packet + body)
         return read_to_eof(s)
+
+
+def answer_to_raw(port, data):
+    """What the server sends back to `data` on a plain TCP connection,
+    until it closes (a reset counts as closing); no data: the test's
+    side closes at once."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        if not data:
+            s.shutdown(socket.SHUT_WR)
+        try:
+            return read_to_eof(s)
+        except ConnectionResetError:
+            return b""
 
 
 def read_to_eof(sock):
@@ -382,3 +431,43 @@ class Receiver:
         self._done.set()
         self._thread.join()
         self.sock.close()
+
+
+# Certificates for the TLS tests, made with the openssl command, each
+# good for a day.
+
+def need_openssl():
+    """Skip the test where no openssl command can make its
+    certificates."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make the test certificates with")
+
+
+def _openssl(*args):
+    subprocess.run([shutil.which("openssl"), *map(str, args)], check=True,
+                   capture_output=True)
+
+
+def self_signed(cert, key, subject, alt=None):
+    """The files `cert`, self-signed for `subject` (and the DNS name
+    `alt`), and its `key`."""
+    extension = ("-addext", f"subjectAltName=DNS:{alt}") if alt else ()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+            subject, "-days", "1", *extension, "-keyout", key, "-out", cert)
+
+
+def signed(cert, key, subject, ca, alt=None):
+    """The files `cert`, for `subject` (and the DNS name `alt`) signed by
+    `ca` (its certificate and key files), and its `key`; the request
+    beside them, as NAME.csr."""
+    csr = Path(cert).with_suffix(".csr")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-utf8", "-subj",
+            subject, "-keyout", key, "-out", csr)
+    extension = ()
+    if alt:
+        extfile = csr.with_suffix(".ext")
+        extfile.write_text(f"subjectAltName=DNS:{alt}\n")
+        extension = ("-extfile", extfile)
+    ca_cert, ca_key = ca
+    _openssl("x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+            "-CAcreateserial", "-days", "1", *extension, "-out", cert)

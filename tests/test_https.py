@@ -15,7 +15,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
 import requests
@@ -28,35 +27,23 @@ CIPHERS = "ECDHE-RSA-AES128-GCM-SHA256"
 SERVERS = ("ugu", "uwsgi")
 
 
-def _openssl(*args):
-    subprocess.run([shutil.which("openssl"), *map(str, args)], check=True,
-                   capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """The test's folder of certificates: cert.pem and key.pem, the
     server's, self-signed for localhost; ca.pem, a CA, and client.pem
     (with client.key), a client's certificate it signed; the echo app
     beside them."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make the test certificates with")
+    support.need_openssl()
     folder = tmp_path_factory.mktemp("https")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
-             "/CN=localhost", "-days", "1", "-addext",
-             "subjectAltName=DNS:localhost", "-keyout", folder / "key.pem",
-             "-out", folder / "cert.pem")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
-             "/C=IT/O=Test CA/CN=ca", "-days", "1", "-keyout",
-             folder / "ca.key", "-out", folder / "ca.pem")
+    support.self_signed(folder / "cert.pem", folder / "key.pem",
+                        "/CN=localhost", "localhost")
+    ca = folder / "ca.pem", folder / "ca.key"
+    support.self_signed(*ca, "/C=IT/O=Test CA/CN=ca")
     # A subject with a comma, an e-mail address and a byte past ASCII.
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-utf8", "-subj",
-             "/C=IT/ST=Lazio/O=Acme, Inc./OU=dev/CN=cli\u00e9nt one"
-             .encode().decode("unicode_escape") + "/emailAddress=a@b.c",
-             "-keyout", folder / "client.key", "-out", folder / "client.csr")
-    _openssl("x509", "-req", "-in", folder / "client.csr", "-CA",
-             folder / "ca.pem", "-CAkey", folder / "ca.key",
-             "-CAcreateserial", "-days", "1", "-out", folder / "client.pem")
+    support.signed(folder / "client.pem", folder / "client.key",
+                   "/C=IT/ST=Lazio/O=Acme, Inc./OU=dev/CN=cli\u00e9nt one"
+                   .encode().decode("unicode_escape") +
+                   "/emailAddress=a@b.c", ca)
     shutil.copy(support.ECHO_APP, folder / "app.py")
     return folder
 
@@ -102,31 +89,12 @@ class Instance:
             raise
 
 
-def start_pair(uwsgi_binary, folder, https, *options):
-    """{"ugu": Instance, "uwsgi": Instance} started alike; stopped by
-    stop_pair."""
-    started = {}
-    try:
-        for name, command in (("ugu", support.UGU),
-                              ("uwsgi", [uwsgi_binary])):
-            started[name] = Instance(command, folder, https, *options)
-    except BaseException:
-        stop_pair(started)
-        raise
-    return started
-
-
-def stop_pair(started):
-    for instance in started.values():
-        instance.process.stop()
-
-
 @pytest.fixture(scope="module")
 def instances(certs, uwsgi_binary):
-    pair = start_pair(uwsgi_binary, certs,
-                      f"cert.pem,key.pem,{CIPHERS}")
+    pair = support.start_pair(Instance, uwsgi_binary, certs,
+                              f"cert.pem,key.pem,{CIPHERS}")
     yield pair
-    stop_pair(pair)
+    support.stop_pair(pair)
 
 
 @pytest.fixture(params=SERVERS)
@@ -248,29 +216,17 @@ def test_a_client_without_a_listed_cipher_is_refused(server):
 
 # Clients that fail, and the next one.
 
-def _answer_to_raw(port, data):
-    """What the server sends back to `data` on a plain TCP connection,
-    until it closes (a reset counts as closing)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(data)
-        if not data:
-            s.shutdown(socket.SHUT_WR)
-        try:
-            return support.read_to_eof(s)
-        except ConnectionResetError:
-            return b""
-
-
 def test_a_plain_http_client_gets_no_answer(server):
-    raw = _answer_to_raw(server.port,
-                         b"GET /env HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = support.answer_to_raw(server.port,
+                                b"GET /env HTTP/1.1\r\nHost: x\r\n\r\n")
     assert b"HTTP/1" not in raw
     assert env_of(server)["HTTPS"] == "on"
 
 
 def test_a_client_that_closes_before_its_hello_is_told_why(server):
     # OpenSSL's decode_error alert, as uWSGI's router sends it.
-    assert _answer_to_raw(server.port, b"") == b"\x15\x03\x03\x00\x02\x02\x32"
+    assert support.answer_to_raw(server.port, b"") == \
+        b"\x15\x03\x03\x00\x02\x02\x32"
 
 
 def test_a_client_that_refuses_the_certificate_disturbs_no_other(server):
@@ -287,15 +243,7 @@ def test_a_stalled_handshake_holds_no_other_client(server):
 
 
 def test_handshakes_in_flight_at_once(server):
-    results = []
-
-    def client():
-        results.append(env_of(server)["HTTPS"])
-    threads = [threading.Thread(target=client) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = support.at_once(lambda: env_of(server)["HTTPS"], 8)
     assert results == ["on"] * 8
 
 
@@ -312,17 +260,19 @@ def test_failed_handshakes_leave_no_error_in_the_log(instances):
 def ca_instances(certs, uwsgi_binary):
     """Servers asking for a client certificate signed by ca.pem, and
     passing it as PEM too."""
-    pair = start_pair(uwsgi_binary, certs, "cert.pem,key.pem,,ca.pem",
-                      ("https-export-cert", "true"))
+    pair = support.start_pair(Instance, uwsgi_binary, certs,
+                              "cert.pem,key.pem,,ca.pem",
+                              ("https-export-cert", "true"))
     yield pair
-    stop_pair(pair)
+    support.stop_pair(pair)
 
 
 @pytest.fixture(scope="module")
 def ca_required(certs, uwsgi_binary):
-    pair = start_pair(uwsgi_binary, certs, "cert.pem,key.pem,,!ca.pem")
+    pair = support.start_pair(Instance, uwsgi_binary, certs,
+                              "cert.pem,key.pem,,!ca.pem")
     yield pair
-    stop_pair(pair)
+    support.stop_pair(pair)
 
 
 def _with_client_cert(instance, cert="client.pem", key="client.key"):

@@ -6,7 +6,6 @@ The nodes are the rawrouter tests'; ugu's sslrouter and the real uWSGI's
 are checked on the same options.
 """
 
-import shutil
 import socket
 import ssl
 import subprocess
@@ -25,14 +24,14 @@ nodes = test_rawrouter.nodes
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory):
     """(certificate, key) files, self-signed for localhost."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make the test certificate with")
-    folder = tmp_path_factory.mktemp("sslrouter")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-subj", "/CN=localhost", "-days", "1",
-                    "-keyout", folder / "key.pem", "-out",
-                    folder / "cert.pem"], check=True, capture_output=True)
-    return folder / "cert.pem", folder / "key.pem"
+    return _self_signed(tmp_path_factory.mktemp("sslrouter"), "localhost")
+
+
+def _self_signed(folder, name):
+    support.need_openssl()
+    pair = folder / "cert.pem", folder / "key.pem"
+    support.self_signed(*pair, f"/CN={name}")
+    return pair
 
 
 def _sslrouter(start_server, server, cert, *args, option="sslrouter"):
@@ -135,12 +134,8 @@ def test_an_sni_name_never_leads_out_of_a_base_folder():
 @pytest.fixture(scope="module")
 def site_cert(tmp_path_factory):
     """(certificate, key) files of a second name, site.example."""
-    folder = tmp_path_factory.mktemp("sslrouter-site")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-subj", "/CN=site.example", "-days", "1",
-                    "-keyout", folder / "key.pem", "-out",
-                    folder / "cert.pem"], check=True, capture_output=True)
-    return folder / "cert.pem", folder / "key.pem"
+    return _self_signed(tmp_path_factory.mktemp("sslrouter-site"),
+                        "site.example")
 
 
 def _served_name(port, name):

@@ -13,7 +13,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 
 import pytest
 import requests
@@ -25,21 +24,10 @@ SERVERS = ("ugu", "uwsgi")
 NO_TLS_1_3 = 1 << 29
 
 
-def _openssl(*args):
-    subprocess.run([shutil.which("openssl"), *map(str, args)], check=True,
-                   capture_output=True)
-
-
 def _signed(folder, name, subject, alt=None):
     """NAME.crt and NAME.key, signed by the test's CA."""
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
-             "-keyout", folder / f"{name}.key", "-out", folder / f"{name}.csr")
-    extensions = folder / f"{name}.ext"
-    extensions.write_text(f"subjectAltName=DNS:{alt}\n" if alt else "\n")
-    _openssl("x509", "-req", "-in", folder / f"{name}.csr", "-CA",
-             folder / "ca.crt", "-CAkey", folder / "ca.key",
-             "-CAcreateserial", "-days", "1", "-extfile", extensions,
-             "-out", folder / f"{name}.crt")
+    support.signed(folder / f"{name}.crt", folder / f"{name}.key", subject,
+                   (folder / "ca.crt", folder / "ca.key"), alt)
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +35,15 @@ def certs(tmp_path_factory):
     """The test's folder: ca.crt, a CA; localhost, other, pattern-1.test
     and dir.test (in sni/), servers' certificates it signed; client, a
     client's, and stranger, a self-signed one; the echo app."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make the test certificates with")
+    support.need_openssl()
     folder = tmp_path_factory.mktemp("tlssocket")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
-             "/CN=Test CA", "-days", "1", "-keyout", folder / "ca.key",
-             "-out", folder / "ca.crt")
+    support.self_signed(folder / "ca.crt", folder / "ca.key", "/CN=Test CA")
     for name in ("localhost", "other", "pattern-1.test"):
         _signed(folder, name, f"/CN={name}", name)
     _signed(folder, "client", "/C=IT/O=Acme/CN=client")
     # A client's certificate no CA of the servers' signed.
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
-             "/CN=stranger", "-days", "1", "-keyout",
-             folder / "stranger.key", "-out", folder / "stranger.crt")
+    support.self_signed(folder / "stranger.crt", folder / "stranger.key",
+                        "/CN=stranger")
     (folder / "sni").mkdir()
     _signed(folder, "dir.test", "/CN=dir.test", "dir.test")
     for suffix in ("crt", "key"):
@@ -123,30 +107,16 @@ class Instance:
                         conn.getpeercert()["subject"])["commonName"]
 
 
-def start_pair(uwsgi_binary, folder, https, *options):
-    started = {}
-    try:
-        for name, command in (("ugu", support.UGU),
-                              ("uwsgi", [uwsgi_binary])):
-            started[name] = Instance(command, folder, https, *options)
-    except BaseException:
-        for instance in started.values():
-            instance.process.stop()
-        raise
-    return started
-
-
 @pytest.fixture(scope="module")
 def instances(certs, uwsgi_binary):
-    pair = start_pair(
-        uwsgi_binary, certs, "localhost.crt,localhost.key,,ca.crt",
+    pair = support.start_pair(
+        Instance, uwsgi_binary, certs, "localhost.crt,localhost.key,,ca.crt",
         ("sni", "other other.crt,other.key"),
         ("sni-regexp", r"^pattern-\d+\.test$ pattern-1.test.crt,"
                        r"pattern-1.test.key"),
         ("sni-dir", "sni"), ("ssl-option", str(NO_TLS_1_3)))
     yield pair
-    for instance in pair.values():
-        instance.process.stop()
+    support.stop_pair(pair)
 
 
 @pytest.fixture(params=SERVERS)
@@ -281,18 +251,9 @@ def test_the_ssl_socket_speaks_uwsgi_over_tls(instances):
     assert answers["ugu"] == answers["uwsgi"]
 
 
-def _answer_to_raw(port, data):
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(data)
-        try:
-            return support.read_to_eof(s)
-        except ConnectionResetError:
-            return b""
-
-
 def test_a_plain_http_client_gets_no_answer(server):
-    raw = _answer_to_raw(server.port,
-                         b"GET /env HTTP/1.1\r\nHost: x\r\n\r\n")
+    raw = support.answer_to_raw(server.port,
+                                b"GET /env HTTP/1.1\r\nHost: x\r\n\r\n")
     assert b"HTTP/1" not in raw
     assert env_of(server)["HTTPS"] == "on"
 
@@ -304,15 +265,7 @@ def test_a_client_that_refuses_the_certificate_disturbs_no_other(server):
 
 
 def test_clients_at_once(server):
-    results = []
-
-    def client():
-        results.append(env_of(server)["HTTPS"])
-    threads = [threading.Thread(target=client) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = support.at_once(lambda: env_of(server)["HTTPS"], 6)
     assert results == ["on"] * 6
 
 
@@ -461,18 +414,12 @@ def test_a_gevent_worker_serves_tls(certs):
         process.wait_for_log(r"spawned uWSGI worker 1")
         support.wait_for_port(port)
         body = b"z" * 300000
-        results = []
 
         def client():
             response = requests.post(f"https://localhost:{port}/env",
                                      data=body, timeout=10,
                                      verify=str(certs / "ca.crt"))
-            results.append(response.json()["body"] == body.decode())
-        threads = [threading.Thread(target=client) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-        assert results == [True] * 4
+            return response.json()["body"] == body.decode()
+        assert support.at_once(client, 4) == [True] * 4
     finally:
         process.stop()
