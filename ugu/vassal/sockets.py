@@ -237,19 +237,15 @@ def bind_shared(config, backlog):
     for number, entry in enumerate(names):
         key = f"{_SHARED_KEY}{number}"
         if key in inherited:
-            sock = socket.socket(fileno=inherited[key])
-            unix = sock.family == socket.AF_UNIX
-            name = entry.value if unix else _address_name(sock)
-            log.log(f"uwsgi shared socket {number} inherited "
-                    f"{'UNIX' if unix else 'TCP'} address {name} fd "
-                    f"{sock.fileno()}")
+            sock, how = socket.socket(fileno=inherited[key]), "inherited"
         else:
             sock = _bind_shared_one(entry.value, entry.key, backlog)
-            unix = sock.family == socket.AF_UNIX
-            name = entry.value if unix else _address_name(sock)
-            log.log(f"uwsgi shared socket {number} bound to "
-                    f"{'UNIX' if unix else 'TCP'} address {name} fd "
-                    f"{sock.fileno()}")
+            how = "bound to"
+        unix = sock.family == socket.AF_UNIX
+        name = entry.value if unix else _address_name(sock)
+        log.log(f"uwsgi shared socket {number} {how} "
+                f"{'UNIX' if unix else 'TCP'} address {name} fd "
+                f"{sock.fileno()}")
         _shared.append((name, sock))
 
 
