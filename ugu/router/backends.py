@@ -193,6 +193,13 @@ def raise_if_local(error):
                          f"{error.strerror}") from None
 
 
+def log_connect_failed(name, node, retries, error):
+    """uWSGI's line for a connect to `node` that failed, in the log of
+    the router `name` (http, fastrouter...)."""
+    log(f'[uwsgi-{name}] unable to connect() to node "{node.label}" '
+        f'({retries} retries): {_reason(error)}')
+
+
 def numeric_family(host):
     """The family of a numeric host (IPv4, or IPv6 in brackets or not),
     None for a name."""
@@ -301,8 +308,7 @@ class Nodes:
         and put the node in back-off."""
         key = key.decode("latin-1")
         if not self.quiet:
-            log(f'[uwsgi-{self.name}] unable to connect() to node '
-                f'"{node.label}" ({retries} retries): {_reason(error)}')
+            log_connect_failed(self.name, node, retries, error)
         log(f"[uwsgi-{self.name}] {key} => marking {node.label} as failed")
         node.failed(time.monotonic())
 

@@ -22,7 +22,7 @@ import gevent
 import gevent.event
 
 from ugu.log import log
-from ugu.router.backends import Node, Nodes, _reason
+from ugu.router.backends import Node, Nodes, log_connect_failed
 from ugu.router.channel import READ, Channel
 from ugu.router.server import STOP_SIGNALS
 from ugu.router.subscriptions import (SubscribedNodes, SubscriptionServer,
@@ -185,8 +185,7 @@ class Corerouter:
             return node, node.connect(self.settings.timeout)
         except OSError as e:
             if not self.settings.quiet:
-                log(f'[uwsgi-{self.name}] unable to connect() to node '
-                    f'"{node.label}" ({retries} retries): {_reason(e)}')
+                log_connect_failed(self.name, node, retries, e)
             return None
 
     # The stats server.

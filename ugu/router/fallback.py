@@ -7,8 +7,7 @@ Imported by a router process only where the option is set.
 """
 
 from ugu.http.errors import BadGateway, HttpError
-from ugu.log import log
-from ugu.router.backends import Node, _reason, raise_if_local
+from ugu.router.backends import Node, log_connect_failed, raise_if_local
 
 
 class FallbackNodes:
@@ -61,5 +60,4 @@ class FallbackNodes:
         if node not in self.fallback:
             self.primary.failed(node, retries, key, error)
         elif not self.quiet:
-            log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
-                f'({retries} retries): {_reason(error)}')
+            log_connect_failed("http", node, retries, error)

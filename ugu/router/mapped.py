@@ -15,8 +15,7 @@ where one of those options is set.
 import _socket
 
 from ugu.http.errors import BadGateway, NotFound
-from ugu.log import log
-from ugu.router.backends import Node, Nodes, _reason
+from ugu.router.backends import Node, Nodes, log_connect_failed
 from ugu.router.fastrouter import mapped_address
 from ugu.router.subscriptions import _address
 
@@ -83,5 +82,4 @@ class MappedNodes(Nodes):
         """As uWSGI's, a mapped node that refuses is only logged: it is
         no static node to mark."""
         if not self.quiet:
-            log(f'[uwsgi-http] unable to connect() to node "{node.label}" '
-                f'({retries} retries): {_reason(error)}')
+            log_connect_failed("http", node, retries, error)
