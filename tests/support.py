@@ -367,6 +367,17 @@ def answer_to_raw(port, data):
             return b""
 
 
+def tls_connect(port, context, name="localhost"):
+    """A TLS connection to 127.0.0.1:`port`, asking for `name` (SNI,
+    and the name the context checks), its handshake done."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        return context.wrap_socket(raw, server_hostname=name)
+    except BaseException:
+        raw.close()
+        raise
+
+
 def read_to_eof(sock):
     """Everything the peer sends until it closes the connection."""
     chunks = []

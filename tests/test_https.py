@@ -80,13 +80,8 @@ class Instance:
         return ssl.create_default_context(cafile=self.cert)
 
     def tls_connection(self, context=None):
-        raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        try:
-            return (context or self.client_context()).wrap_socket(
-                raw, server_hostname="localhost")
-        except BaseException:
-            raw.close()
-            raise
+        return support.tls_connect(self.port,
+                                   context or self.client_context())
 
 
 @pytest.fixture(scope="module")

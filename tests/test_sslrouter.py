@@ -6,7 +6,6 @@ The nodes are the rawrouter tests'; ugu's sslrouter and the real uWSGI's
 are checked on the same options.
 """
 
-import socket
 import ssl
 import subprocess
 
@@ -45,12 +44,17 @@ def _sslrouter(start_server, server, cert, *args, option="sslrouter"):
     return proc, front
 
 
-def _talk(port, name=None, line=b"hello\n"):
+def _unverified():
+    """A client's context that takes any certificate, the router's
+    self-signed ones among them."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with context.wrap_socket(raw, server_hostname=name) as s:
+    return context
+
+
+def _talk(port, name=None, line=b"hello\n"):
+    with support.tls_connect(port, _unverified(), name) as s:
         s.sendall(line)
         try:
             return s.recv(4096)
@@ -141,11 +145,7 @@ def site_cert(tmp_path_factory):
 def _served_name(port, name):
     """The CN of the certificate the router shows a client asking for
     `name`."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with context.wrap_socket(raw, server_hostname=name) as s:
+    with support.tls_connect(port, _unverified(), name) as s:
         der = s.getpeercert(binary_form=True)
     pem = ssl.DER_cert_to_PEM_cert(der)
     subject = subprocess.run(["openssl", "x509", "-noout", "-subject"],

@@ -88,14 +88,8 @@ class Instance:
         return ssl.create_default_context(cafile=self.ca)
 
     def tls_connection(self, name="localhost", context=None, port=None):
-        raw = socket.create_connection(("127.0.0.1", port or self.port),
-                                       timeout=10)
-        try:
-            return (context or self.client_context()).wrap_socket(
-                raw, server_hostname=name)
-        except BaseException:
-            raw.close()
-            raise
+        return support.tls_connect(port or self.port,
+                                   context or self.client_context(), name)
 
     def served_name(self, name):
         """The name of the certificate served to a client asking for
