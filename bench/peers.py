@@ -1,5 +1,6 @@
 """Finding (and installing when missing) the programs the setups run."""
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -66,7 +67,7 @@ def gunicorn():
     gevent and Flask from PyPI (a venv made from inside another one sees
     the base interpreter's packages, not that venv's)."""
     try:
-        import gunicorn as _  # noqa: F401
+        importlib.import_module("gunicorn")
         return [sys.executable, "-m", "gunicorn"]
     except ImportError:
         pass
