@@ -21,11 +21,11 @@ Imported only where such a logger is configured.
 """
 
 import os
-import select
 import socket
 import threading
 import time
 
+from ugu import fdwait
 from ugu.options.errors import ConfigError
 from ugu.options.expand import atoi
 
@@ -129,7 +129,7 @@ class _Forwarder:
     def run(self):
         while not self.ended:
             try:
-                select.select([self.read], [], [])
+                fdwait.readable([self.read])
             except (OSError, ValueError):
                 return
             self.drain()

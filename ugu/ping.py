@@ -14,10 +14,9 @@ plugin's line on stdout: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 """
 
 import errno
-import select
 import sys
 
-from ugu import log, protocol
+from ugu import fdwait, log, protocol
 from ugu.stats import connect
 
 MODIFIER_PING = 100
@@ -29,8 +28,7 @@ def _read(sock, size, deadline_each):
     None when the peer closes or goes quiet first."""
     data = b""
     while len(data) < size:
-        ready, _, _ = select.select([sock], [], [], deadline_each)
-        if not ready:
+        if not fdwait.readable([sock], deadline_each):
             return None
         try:
             chunk = sock.recv(size - len(data))

@@ -11,13 +11,12 @@ import os
 import queue
 import re
 import resource
-import select
 import signal
 import sys
 
 import setproctitle
 
-from ugu import log
+from ugu import fdwait, log
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 
@@ -64,10 +63,10 @@ class SignalQueue:
     def wait(self, timeout, extra=()):
         """Signals received, waiting up to timeout; also returns which of
         the `extra` file objects became readable."""
-        ready = select.select([self._read, *extra], [], [], timeout)[0]
-        if self._read in ready:
+        found = fdwait.readable([self._read, *extra], timeout)
+        if self._read in found:
             self._drain()
-        return self._pending(), [f for f in ready if f is not self._read]
+        return self._pending(), [f for f in found if f is not self._read]
 
     def _drain(self):
         try:

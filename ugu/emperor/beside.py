@@ -14,13 +14,12 @@ options would be read and ignored, so they are refused (`refuse_app`).
 """
 
 import os
-import select
 import signal
 import sys
 import time
 import traceback
 
-from ugu import log, proc
+from ugu import fdwait, log, proc
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 
@@ -173,6 +172,6 @@ def _wait_a_second(pid):
         time.sleep(1.0)
         return
     try:
-        select.select([fd], [], [], 1.0)
+        fdwait.readable([fd], 1.0)
     finally:
         os.close(fd)

@@ -22,8 +22,9 @@ Where ugu differs from uWSGI, as its http-socket does:
    idle connections while it has greenlets to spare (GreenCores).
 """
 
-import select
 import time
+
+from ugu import fdwait
 
 # How long a connection that came to the listen queue while this thread
 # waits on an idle one is left for another core to accept: an idle core
@@ -39,16 +40,16 @@ def next_request_arrives(ctx, core, conn, listener):
     watched = [conn, listener.sock] + ([ctx.wake] if ctx.wake else [])
     ctx.scoreboard.end(ctx.wid, core)
     while (left := end - time.monotonic()) > 0:
-        ready = select.select(watched, [], [], left)[0]
-        if conn in ready:
+        found = fdwait.readable(watched, left)
+        if conn in found:
             break
-        if not ready or ctx.wake in ready:
+        if not found or ctx.wake in found:
             return False
         if _still_waiting(conn, listener):
             return False
     else:
         # socket-timeout 0: uWSGI looks once, without waiting.
-        if not select.select([conn], [], [], 0)[0]:
+        if not fdwait.readable([conn], 0):
             return False
     ctx.scoreboard.begin(ctx.wid, core)
     return True
@@ -57,6 +58,6 @@ def next_request_arrives(ctx, core, conn, listener):
 def _still_waiting(conn, listener):
     """Whether a connection in the listen queue is still there after a
     moment, unless our own client speaks first."""
-    if select.select([conn], [], [], ACCEPT_GRACE)[0]:
+    if fdwait.readable([conn], ACCEPT_GRACE):
         return False
-    return bool(select.select([listener.sock], [], [], 0)[0])
+    return bool(fdwait.readable([listener.sock], 0))

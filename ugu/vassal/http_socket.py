@@ -19,13 +19,12 @@ one 431, and the connection closes (DEVIATIONS 3, 18).
 """
 
 import os
-import select
 import socket
 import time
 
 import h11
 
-from ugu import log, protocol
+from ugu import fdwait, log, protocol
 from ugu.http import plain, proxyline
 from ugu.http.errors import (BadRequest, BodyCutShort, BodyStalled,
                              HeadersTooLarge, HttpError, Unsendable,
@@ -627,9 +626,8 @@ def _next_cycle(client, listener, ctx, core):
     if listener.proto == sockets.HTTP11:
         return http11.next_request_arrives(ctx, core, client.conn,
                                            listener)
-    ready = select.select([client.conn, listener.sock], [], [],
-                          KEEPALIVE_WAIT)[0]
-    return client.conn in ready
+    return client.conn in fdwait.readable([client.conn, listener.sock],
+                                         KEEPALIVE_WAIT)
 
 
 def _refuse(client, error, head_only=False):

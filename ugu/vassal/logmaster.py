@@ -28,7 +28,7 @@ import select
 import threading
 import time
 
-from ugu import log
+from ugu import fdwait, log
 from ugu.options.errors import ConfigError
 from ugu.vassal import logencoders, logroutes, shell
 
@@ -144,7 +144,7 @@ class LogMaster:
 
     def _copy_forever(self):
         while True:
-            select.select([self.fileno()], [], [])
+            fdwait.readable([self.fileno()])
             with self._turn:
                 self.drain()
 

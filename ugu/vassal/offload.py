@@ -14,7 +14,7 @@ import os
 import select
 import time
 
-from ugu import log
+from ugu import fdwait, log
 from ugu.vassal.async_worker import unpatched
 
 # A client that accepts no byte for this long is given up on.  uWSGI's
@@ -220,7 +220,7 @@ def send_file(conn, fd, offset, count, on_wait=None):
         except BlockingIOError:
             if on_wait:
                 on_wait()
-            if not select.select([], [conn], [], timeout)[1]:
+            if not fdwait.writable(conn, timeout):
                 raise TimeoutError("client stopped reading") from None
             continue
         if sent == 0:

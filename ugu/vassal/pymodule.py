@@ -34,7 +34,6 @@ why.
 import mmap
 import operator
 import os
-import select
 import signal
 import socket
 import struct
@@ -46,7 +45,7 @@ import types
 import _multiprocessing
 import setproctitle
 
-from ugu import UWSGI_VERSION, log
+from ugu import UWSGI_VERSION, fdwait, log
 from ugu.options import sources
 from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, reqlog,
                         request, rpc, rwlocks, sharedarea, signals, spooler,
@@ -771,7 +770,7 @@ def signal_wait(*signum):
     if found is None or not found.inbox:
         raise SystemError("error waiting for signal")
     while True:
-        for end in select.select(found.inbox, [], [])[0]:
+        for end in fdwait.readable(found.inbox):
             received = found.receive(end)
             if received and (wanted is None or wanted in received):
                 ex.signal_received = received[-1] if wanted is None \
@@ -1001,7 +1000,7 @@ def _write_all(fd, data):
         try:
             view = view[os.write(fd, view):]
         except BlockingIOError:
-            select.select([], [fd], [])
+            fdwait.writable(fd)
 
 
 def recv(fd, max_size=4096):
@@ -1011,7 +1010,7 @@ def recv(fd, max_size=4096):
     try:
         data = os.read(fd, max(max_size, 0))
     except BlockingIOError:
-        select.select([fd], [], [])
+        fdwait.readable([fd])
         return recv(fd, max_size)
     except OSError:
         return None
