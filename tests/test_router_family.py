@@ -261,6 +261,58 @@ def test_use_socket_picks_the_instances_socket(start_server, app, server):
                                                socket.gethostname())
 
 
+def test_a_hosts_node_named_by_a_name_is_looked_up_once(procs, app):
+    """A pattern that makes a host name of the Host (uWSGI's router
+    takes only numbers there, and leaves the client waiting): the name is
+    looked up at its first request, by the greenlet code, then kept; one
+    that is no name gets 502 and the connect's line."""
+    front, back = support.free_port(), support.free_port()
+    router = procs.ugu("--master", "--http", f"127.0.0.1:{front}",
+                       "--http-use-pattern", f"%s:{back}",
+                       "--socket", f"127.0.0.1:{back}", "--wsgi-file",
+                       str(app))
+    router.wait_for_log(r"spawned uWSGI worker 1 \(pid")
+    support.wait_for_port(front)
+    for _ in range(2):
+        reply = _get(front, "localhost")
+        assert reply.status_code == 200
+        assert reply.text.startswith("localhost ")
+    assert _get(front, "nosuch.invalid").status_code == 502
+    router.wait_for_log(r'\[uwsgi-http\] unable to connect\(\) to node '
+                        rf'"nosuch.invalid:{back}" \(0 retries\): ')
+
+
+def test_the_loop_leaves_a_names_lookup_to_a_greenlet():
+    """The fast path runs in the loop's callbacks, where a lookup would
+    hold up every connection of the router: a node that is a name not
+    looked up yet is left to the greenlet code (NameToLookUp), and only
+    a node looked up goes on in the loop."""
+    from ugu.http import plain
+    from ugu.http.vars import RequestVars
+    from ugu.options.resolve import resolve
+    from ugu.router.backends import NameToLookUp, Node
+    from ugu.router.mapped import MappedNodes
+    from ugu.router.settings import Settings
+
+    with socket.create_server(("127.0.0.1", 0)) as backend:
+        port = backend.getsockname()[1]
+        settings = Settings.from_config(
+            resolve(["--http-use-pattern", f"%s:{port}"], {}))
+        nodes = MappedNodes(settings)
+
+        def head(host):
+            return RequestVars(plain.parse_request(
+                b"GET / HTTP/1.1\r\nHost: " + host))
+        with pytest.raises(NameToLookUp):
+            nodes.start_connect(head(b"localhost"))
+        nodes.connect(head(b"localhost"))[1].close()
+        for host in (b"localhost", b"127.0.0.1"):
+            nodes.start_connect(head(host))[1].close()
+    unknown = Node(("nosuch.invalid", 1))
+    with pytest.raises(NameToLookUp):
+        unknown.start_connect_in_loop()
+
+
 def test_a_host_out_of_the_base_or_without_a_node(procs, app, tmp_path):
     front = support.free_port()
     (tmp_path / "sub").mkdir()

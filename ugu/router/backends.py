@@ -38,7 +38,7 @@ def use_fast_open():
 
 def _start_connect_fast_open(node):
     if node._name is not None:
-        node.family, node.address = node._resolve(*node._name)
+        node.family, node.address = _resolve(*node._name)
         node._name = None
     if node.family != socket.AF_INET:
         return _start_connect(node)
@@ -106,9 +106,7 @@ class Node:
     first_backoff = FIRST_BACKOFF
     max_backoff = MAX_BACKOFF
 
-    def __init__(self, address, resolve=None):
-        """`resolve`: how a name is looked up, when not by _resolve."""
-        self._resolve = resolve or _resolve
+    def __init__(self, address):
         # (host, port) of a name still to resolve, at the next connect.
         self._name = None
         if isinstance(address, str):
@@ -134,7 +132,7 @@ class Node:
             self.family, self.address = family, (host.strip("[]"), port)
             return
         try:
-            self.family, self.address = self._resolve(host, port)
+            self.family, self.address = _resolve(host, port)
         except OSError:
             self.family, self.address = socket.AF_INET, (host, port)
             self._name = (host, port)
@@ -154,7 +152,7 @@ class Node:
         OSError when the node refuses at once.  Its packet goes out in
         one write: no TCP_NODELAY (set_nodelay) unless in parts."""
         if self._name is not None:
-            self.family, self.address = self._resolve(*self._name)
+            self.family, self.address = _resolve(*self._name)
             self._name = None
         backend = Backend(self.family)
         err = backend.sock.connect_ex(self.address)
@@ -162,6 +160,14 @@ class Node:
             backend.close()
             raise OSError(err, os.strerror(err))
         return backend
+
+    def start_connect_in_loop(self):
+        """start_connect() from a callback of the loop, which cannot wait
+        for a name's lookup: NameToLookUp while the name is not looked
+        up."""
+        if self._name is not None:
+            raise NameToLookUp()
+        return self.start_connect()
 
     def failed(self, now):
         self.retry_at = now + self.backoff
@@ -213,12 +219,19 @@ def numeric_family(host):
     return None
 
 
+class NameToLookUp(Exception):
+    """The node is a name not looked up yet, and the fast path, a
+    callback of the loop, cannot wait for the lookup: the greenlet code
+    takes the request, whose lookup holds up none of the router's other
+    connections."""
+
+
 def _resolve(host, port):
     """Family and address of a name, so that no request waits on a name
     lookup once it succeeded; gaierror when it does not.  In a greenlet
     through the patched socket module, gevent's resolver: the request
-    waits, the router's other connections do not; in a callback of the
-    loop (the fast path), which cannot wait, by the system's lookup."""
+    waits, the router's other connections do not; in the loop itself (a
+    router starting), by the system's lookup."""
     try:
         # A host idna cannot encode (a label over 63 bytes) is no name
         # either: checked here, as gevent's resolver thread would print
@@ -273,8 +286,9 @@ class Nodes:
     def start_connect(self, head):
         """(node, Backend), taking the nodes as connect() does but without
         waiting for the handshake: the fast path (ugu.router.fastpath)
-        waits for it on the loop."""
-        return self._first(head, (), Node.start_connect)
+        waits for it on the loop (NameToLookUp: see Node's
+        start_connect_in_loop)."""
+        return self._first(head, (), Node.start_connect_in_loop)
 
     def _first(self, head, tried, begin):
         """(node, begin(node)) for the first node, of those not `tried`,

@@ -29,7 +29,7 @@ class FallbackNodes:
         try:
             return self.primary.start_connect(head)
         except HttpError:
-            return self._fallback(head, (), Node.start_connect)
+            return self._fallback(head, (), Node.start_connect_in_loop)
 
     def connect(self, head, tried=(), most=None):
         if not any(node in self.fallback for node in tried):

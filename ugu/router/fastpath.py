@@ -30,6 +30,7 @@ from ugu.http.errors import GatewayTimeout, HttpError
 from ugu.http.response import END_OF_HEAD, parse_head
 from ugu.http.vars import RequestVars
 from ugu.log import log
+from ugu.router.backends import NameToLookUp
 from ugu.router.channel import READ, SWEEP_INTERVAL, WRITE
 from ugu.router.connection import MAX_HEAD, reason, request_key
 from ugu.router.cycle import PlainCycle
@@ -152,6 +153,10 @@ class FastPath:
                 self._packet = self.node.retag(self._packet, self.settings)
         except HttpError as e:
             self._fail(e)
+            return
+        except NameToLookUp:
+            self._hand_over(self.settings.idle_timeout,
+                            run=Exchange(conn, conn.cycle, self.head).run)
             return
         # Even when the handshake is over, as on loopback: see
         # Backend.wait_connected for why the packet waits a round of the

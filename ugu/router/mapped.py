@@ -12,29 +12,15 @@ that refuses (README: differences).  Imported by a router process only
 where one of those options is set.
 """
 
-import _socket
-
 from ugu.http.errors import BadGateway, NotFound
-from ugu.router.backends import Node, Nodes, log_connect_failed
+from ugu.router.backends import (NameToLookUp, Node, Nodes,
+                                 log_connect_failed, numeric_family)
 from ugu.router.fastrouter import mapped_address
 from ugu.router.subscriptions import _address
 
 # The nodes kept, by address, so that a Host's node is made once; the
 # clients choose the Hosts, so the memo is emptied when full.
 _MEMO_LIMIT = 1024
-
-
-def _resolve_now(host, port):
-    """Family and address of a mapped node, resolved in the loop (the
-    fast path asks from a callback, where gevent's resolver cannot
-    wait): once per node, as its memo keeps it."""
-    try:
-        host.encode("idna")
-        info = _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return _socket.AF_INET, (host, port)
-    family, _, _, _, address = info[0]
-    return family, address
 
 
 class MappedNodes(Nodes):
@@ -48,7 +34,9 @@ class MappedNodes(Nodes):
         self.nodes = []
         self._memo = {}
 
-    def _node(self, head):
+    def _node(self, head, look_up=True):
+        """The node of the request's Host; without `look_up` (from the
+        loop), NameToLookUp for one that is a name not looked up yet."""
         host = head.headers.get(b"HTTP_HOST")
         address = mapped_address(self.settings, host) if host else None
         if address is None:
@@ -56,14 +44,20 @@ class MappedNodes(Nodes):
                            "http-use-pattern)")
         node = self._memo.get(address)
         if node is None:
+            target = _address(address)
+            if not look_up and _is_name(target):
+                raise NameToLookUp()
             if len(self._memo) >= _MEMO_LIMIT:
                 self._memo.clear()
-            node = Node(_address(address), resolve=_resolve_now)
-            self._memo[address] = node
+            node = self._memo[address] = Node(target)
         return node
 
-    def _first(self, head, tried, begin):
-        node = self._node(head)
+    def start_connect(self, head):
+        return self._first(head, (), Node.start_connect_in_loop,
+                           look_up=False)
+
+    def _first(self, head, tried, begin, look_up=True):
+        node = self._node(head, look_up)
         if node in tried:
             raise BadGateway("the node of the request's Host refused it")
         try:
@@ -83,3 +77,9 @@ class MappedNodes(Nodes):
         no static node to mark."""
         if not self.quiet:
             log_connect_failed("http", node, retries, error)
+
+
+def _is_name(address):
+    """Whether a node's address is a host name, which takes a lookup (not
+    a numeric host, nor a unix socket's path)."""
+    return isinstance(address, tuple) and numeric_family(address[0]) is None

@@ -353,8 +353,9 @@ class SubscribedNodes(Nodes):
         self.dotsplit = dotsplit
 
     def start_connect(self, head):
-        # The node's own: a subscribed node counts its connections.
-        return self._first(head, (), SubscribedNode.start_connect)
+        # The node's own start_connect: a subscribed node counts its
+        # connections.
+        return self._first(head, (), SubscribedNode.start_connect_in_loop)
 
     def _first(self, head, tried, begin):
         pool = self._pool(head.key)
