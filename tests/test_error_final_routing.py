@@ -37,6 +37,10 @@ ROUTES = [
     "error-route-label = five",
     "error-route-run = addheader:X-Five: jumped",
     "response-route-run = addheader:X-Response: ran",
+    "response-route-status = 404 addheader:X-Resp: nf",
+    "response-route-status = 410 addheader:X-Resp: gone",
+    "response-route-status = 503 addheader:X-Resp: 503",
+    "response-route-status = 3xx addheader:X-Resp: zero",
     "final-route-run = log:FIN ${PATH_INFO}",
     "final-route-status = 202 donotlog:",
     "final-route-status = 503 log:FIN was 503",
@@ -229,3 +233,17 @@ def test_without_tables_a_request_pays_nothing(tmp_path):
         tmp_path, ["response-route-run = log:x"]))], environ={})
     assert ResponseRouter.from_config(config).errors is None
     assert not FinalRouter.from_config(config).active
+
+
+def test_response_routes_on_a_status(tmp_path, procs, uwsgi_binary):
+    """response-route-status runs its action when the head's status is
+    the number: the app's, a request route's answer's, or what an error
+    route's break made of it."""
+    paths = ["/200", "/404", "/gone", "/418", "/302"]
+    expected = {"/200": [], "/404": ["X-Resp: nf"],
+                "/gone": ["X-Resp: gone"], "/418": ["X-Resp: 503"],
+                "/302": []}
+    for answers, _ in both(tmp_path, procs, uwsgi_binary, paths):
+        for path, (head, _) in answers.items():
+            assert [h for h in head if h.startswith("X-Resp:")] == \
+                expected[path]

@@ -1132,7 +1132,7 @@ OPTIONS = (
          "PCRE lacks it, this changes nothing but a start-up line ('pcre "
          "jit disabled')", ROUTING, default=False),
     *_route_options("error-route", "error", status=True),
-    *_route_options("response-route", "response"),
+    *_route_options("response-route", "response", status=True),
     *_route_options("final-route", "final", status=True),
     _opt("collect-header", STR, "copy a response header into a request var "
          "(HEADER VAR)", ROUTING, repeat=True,

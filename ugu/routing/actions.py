@@ -192,7 +192,7 @@ class Response(Routed):
         self.file = None
         self.coding_at = 0
         # The status code the response was given, which `-status` rules
-        # of the error table test.
+        # of the error and response tables test.
         self.code = code
         if request is not None:
             self._follow(request)
@@ -219,6 +219,8 @@ class Response(Routed):
         self.send_body = False
         if status:
             self.status = status
+            # As in uWSGI, where the new head sets the request's status.
+            self.code = int(status[:3])
             self.headers = list(_BREAK_HEADERS)
 
     def respond(self, status, headers, body):

@@ -70,10 +70,10 @@ REGEXP_SUBJECTS = {
 # Condition rules: whether each suffix negates its condition.
 CONDITION_SUFFIXES = {"-if": False, "-if-not": True}
 RUN, LABEL = "-run", "-label"
-# A rule on the response's status code, which only the error and final
-# tables have (the others run before there is one).
+# A rule on the response's status code, which only the error, response
+# and final tables have (the request table runs before there is one).
 STATUS = "-status"
-STATUS_PHASES = frozenset({actions.ERROR, actions.FINAL})
+STATUS_PHASES = frozenset({actions.ERROR, actions.RESPONSE, actions.FINAL})
 HEADER_OPTIONS = {"collect-header": "collect", "pull-header": "pull"}
 
 
