@@ -1,17 +1,20 @@
 """The Python plugin's options: pyargv, optimize, py-executable, eval,
 paste (and ini-paste, paste-logger, a mounted paste file), pecan,
 pymodule-alias, pyrun, python-worker-override, wsgi-strict,
-wsgi-accept-buffer and thread-stacksize, run beside the real uWSGI on
-the same files; and the ones ugu refuses, with why."""
+wsgi-accept-buffer, start_response-nodelay and thread-stacksize, run
+beside the real uWSGI on the same files; and the ones ugu refuses, with
+why."""
 
 import json
 import os
+import socket
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests import support
 from tests.support import UGU, free_port, get_body, wait_for_port, write_ini
 
 SERVERS = ["ugu", "uwsgi"]
@@ -462,6 +465,47 @@ def test_thread_stacksize(start_server, tmp_path, server):
         ("wsgi-file", "app.py")], files={"app.py": REPORT_APP})
     assert json.loads(get_body(port, "/"))["argv"] == ["uwsgi"]
     assert "threads stack size set to 512k" in p.output()
+
+
+# The app's body waits for the test to write its FIFO, after
+# start_response: only a head sent at once can be read before that.
+GATED_APP = textwrap.dedent('''\
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("X-Gated", "yes")])
+        with open("gate") as gate:
+            opened = gate.read()
+        return [b"the body after ", opened.encode()]
+    ''')
+
+
+def head_then_body(port, gate):
+    """(head, rest) of a GET whose head is read before `gate`, the
+    app's FIFO, is opened and written."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        gate.write_text("the gate")
+        s.shutdown(socket.SHUT_WR)
+        return head, support.read_to_eof(s)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_start_response_nodelay_sends_the_head_at_once(
+        start_server, tmp_path, server):
+    os.mkfifo(tmp_path / "gate")
+    p, port = serve(start_server, tmp_path, server, [
+        ("wsgi-file", "app.py"), ("start_response-nodelay", "true")],
+        files={"app.py": GATED_APP})
+    head, rest = head_then_body(port, tmp_path / "gate")
+    status, headers, body = support.split_response(head + rest)
+    assert status == "HTTP/1.0 200 OK"
+    assert headers["x-gated"] == "yes"
+    assert body == b"the body after the gate"
+    p.wait_for_log(r"GET / => generated 23 bytes .* \(HTTP/1.0 200\) "
+                   r"2 headers in 59 bytes \(2 switches")
 
 
 def run_ugu(*args, cwd):

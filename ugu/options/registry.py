@@ -1005,6 +1005,9 @@ OPTIONS = (
     _opt("wsgi-accept-buffer", FLAG, "accept any object of the buffer "
          "protocol (array.array, mmap...) as a response item", PYTHON,
          default=False, aliases=("wsgi-accept-buffers",)),
+    _opt("start_response-nodelay", FLAG, "send the head as soon as the "
+         "app calls start_response, not with the first body bytes (not "
+         "as PEP 3333 has it)", PYTHON, default=False),
     _opt("thread-stacksize", INT, "the stack size of the cores' threads, "
          "in KiB", MASTER, default=0, aliases=(
              "threads-stacksize", "thread-stack-size",

@@ -160,6 +160,19 @@ class Exchange:
         self._copied = copied
         return self.app_write
 
+    def start_response_nodelay(self, status, headers, exc_info=None):
+        """The app's start_response under `start_response-nodelay`: the
+        head goes at once, before any body (and without it, so with no
+        length the server could have taken from a whole body)."""
+        app_write = self.start_response(status, headers, exc_info)
+        try:
+            self.send_head(body_follows=True)
+        except ClientWriteError as e:
+            e.log(self)
+            self.write_failed = True
+            raise OSError("unable to directly send headers") from None
+        return app_write
+
     def write(self, data):
         if not isinstance(data, BODY_TYPES):
             raise TypeError(f"write() takes bytes, not "
@@ -669,7 +682,10 @@ def run_app(ex, app, environ):
         ex.modifier1 = 0
     result = None
     try:
-        result = app.callable(environ, ex.start_response)
+        result = app.callable(environ,
+                              ex.start_response_nodelay
+                              if ctx.start_response_nodelay
+                              else ex.start_response)
         _send_result(ex, result)
         if not ex.headers_sent and not ex.write_failed:
             # An empty body: the head goes now, so that a head HTTP

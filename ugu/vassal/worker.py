@@ -184,6 +184,7 @@ class Context:
         self.error_pages = errorpages.ErrorPages(config)
         self.wsgi_strict = config["wsgi-strict"]
         self.accept_buffer = config["wsgi-accept-buffer"]
+        self.start_response_nodelay = config["start_response-nodelay"]
         self.answer_exception = (catch.answer if config["catch-exceptions"]
                                  else request.answer_500)
         self.multiprocess = config["processes"] != 1
