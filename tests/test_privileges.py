@@ -2,7 +2,7 @@
 beside the real uWSGI: the groups gid, add-gid and initgroups() give, the
 ids taken as the config is read, chroot, file locks, envdirs, file-write,
 binsh, prio, limit-nproc and force-cwd; unshare, the post-jail hooks
-and pivot-root.
+and pivot-root; where drop-after-init and drop-after-apps drop.
 
 The real uWSGI cannot start its Python once it is no longer root here
 (its Python lives under /root), so where a test drops the uid it compares
@@ -551,3 +551,70 @@ def test_a_lone_emperor_takes_uid_and_gid(start_server, tmp_path, server):
         assert re.search(r"(?m)^Gid:\t65534\t65534\t", status)
         p.send_signal(signal.SIGINT)
         assert p.wait() == 0
+
+
+# Says the uid its module was imported with, and the worker's.
+IMPORTER = textwrap.dedent('''
+    import os
+
+    IMPORTED_AS = os.getuid()
+    print("imported as uid", IMPORTED_AS, flush=True)
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr((IMPORTED_AS, os.getuid())).encode()]
+''')
+# The start's lines that tell where the drop came.
+DROP_ORDER = re.compile(r"^(uwsgi socket 0 bound|setuid\(\) to|imported as"
+                        r" uid|WSGI app 0 \(mountpoint='[^']*'\) ready)"
+                        r"[^\n]*", re.MULTILINE)
+
+
+def _drop_order(p):
+    """The start's lines that tell where the drop came, once the app
+    is ready and the user taken."""
+    p.wait_for_log(r"WSGI app 0 .*ready")
+    p.wait_for_log(r"setuid\(\) to 65534")
+    said = [m.group(0) for m in DROP_ORDER.finditer(p.output())]
+    shown = {"uwsgi socket 0 bound": "bound", "setuid() to": "setuid",
+             "WSGI app 0": "ready"}
+    return [next((short for start, short in shown.items()
+                  if line.startswith(start)), line) for line in said]
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("option, order", [
+    ("drop-after-init", ["bound", "setuid", "imported as uid 65534",
+                         "ready"]),
+    ("drop-after-apps", ["bound", "imported as uid 0", "ready",
+                         "setuid"]),
+])
+def test_where_privileges_drop(start_server, site, server, option, order):
+    """After the sockets are bound (drop-after-init), or once the master
+    has loaded the apps as root (drop-after-apps); the workers run as
+    the user either way.  (The real uWSGI's Python, under /root, cannot
+    import what a request needs once it is nobody: ugu alone serves
+    one.)"""
+    (site / "importer.py").write_text(IMPORTER)
+    p, port = _start(start_server, server, site, ("uid", "nobody"),
+                     ("gid", "nogroup"), (option, "true"),
+                     ("wsgi-file", str(site / "importer.py")))
+    assert _drop_order(p) == order
+    if server == "ugu":
+        imported_as = 0 if option == "drop-after-apps" else 65534
+        assert support.get_body(port, "/") == \
+            repr((imported_as, 65534)).encode()
+
+
+def test_a_lazy_app_loads_after_drop_after_apps(procs, site):
+    """Where the master loads no app (lazy-apps), each worker loads its
+    own after the drop.  (The real uWSGI's worker cannot load one as
+    nobody: its Python is under /root.)"""
+    (site / "importer.py").write_text(IMPORTER)
+    p, port = _start(lambda _, argv, **kw: procs.ugu(*argv, **kw), "ugu",
+                     site, ("uid", "nobody"), ("gid", "nogroup"),
+                     ("drop-after-apps", "true"), ("lazy-apps", "true"),
+                     ("wsgi-file", str(site / "importer.py")))
+    assert _drop_order(p) == ["bound", "setuid", "imported as uid 65534",
+                              "ready"]
+    assert support.get_body(port, "/") == repr((65534, 65534)).encode()

@@ -752,6 +752,12 @@ OPTIONS = (
          short="C", aliases=("chmod",), optional=True),
     _opt("uid", STR, "setuid to this user or uid before binding", MASTER),
     _opt("gid", STR, "setgid to this group or gid before binding", MASTER),
+    _opt("drop-after-init", FLAG, "drop privileges (uid, gid, the jail "
+         "and the as-root hooks) once the sockets are bound, not before",
+         MASTER, default=False),
+    _opt("drop-after-apps", FLAG, "drop privileges once the master has "
+         "loaded the apps (as root), not before binding", MASTER,
+         default=False),
     _opt("add-gid", STR, "with gid, the additional groups (names or ids) "
          "instead of the user's", MASTER, repeat=True),
     _opt("no-initgroups", FLAG, "with uid and gid, no additional groups "

@@ -261,7 +261,7 @@ def _run(config):
     if config["zerg-server"] is not None and not command:
         zerg_server = zerg.ZergServer(config["zerg-server"],
                                       config["listen"])
-    if config["chown-socket"]:
+    if _drops_at(config) == BOUND:
         _as_root(config, hooks, reloaded)
     if not command and not any(l.sock.fileno() == 0 for l in listeners):
         hygiene.remap_stdin(config)
@@ -343,6 +343,8 @@ def _run(config):
             shared.apps = apps.init_all(config, hooks)
         except apps.NoApp as e:
             return e.exit_code
+    if _drops_at(config) == LOADED:
+        _as_root(config, hooks, reloaded)
     if config["daemonize2"]:
         _daemonize2(config, link, reloaded)
     if masterless:
@@ -382,15 +384,28 @@ def _privileged_hooks(config, hooks, start_cwd, reloaded):
     if config["file-write"]:
         from ugu.vassal import privileges
         privileges.file_write(config)
-    # Before binding, as uWSGI: the sockets belong to the user the
-    # workers run as (a port under 1024 then needs another way in).
-    # chown-socket needs root to give a socket away: uWSGI then binds
-    # first, and drops only after.
-    if not config["chown-socket"]:
+    if _drops_at(config) == JAILED:
         _as_root(config, hooks, reloaded)
     waits.sockets(config)
     if config["chdir"]:
         _chdir(config["chdir"])
+
+
+# Where the start drops privileges, in uWSGI's order: after the jail's
+# hooks, before binding (the sockets then belong to the user the workers
+# run as, and a port under 1024 needs another way in); once bound, for
+# chown-socket (which needs root to give a socket away) and
+# drop-after-init; once the master loaded the apps, for drop-after-apps
+# (as root, and a lazy app in each worker, after).
+JAILED, BOUND, LOADED = "jailed", "bound", "loaded"
+
+
+def _drops_at(config):
+    if config["drop-after-apps"]:
+        return LOADED
+    if config["chown-socket"] or config["drop-after-init"]:
+        return BOUND
+    return JAILED
 
 
 def _as_root(config, hooks, reloaded):
