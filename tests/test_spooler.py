@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 import pytest
 
-from ugu.options.errors import ConfigError
 from ugu.options.resolve import resolve
 from tests.support import get_json as get
 from tests.support import (free_port, read_to_eof, wait_for_port,
@@ -327,15 +326,37 @@ def test_a_task_one_server_spools_the_other_runs(start_server, tmp_path,
     wait_until(lambda: tasks_in(tmp_path / "spool") == [])
 
 
-def test_spooler_options_refused_by_name():
-    for name in ("spooler-external",):
-        with pytest.raises(ConfigError) as info:
-            resolve([f"--{name}", "x"], {})
-        assert info.value.option == name
-    with pytest.raises(ConfigError) as info:
-        resolve(["--spooler-external", "x"], {})
-    assert "give the instance that runs the folder's spooler" in \
-        str(info.value)
+def test_an_external_spooler_is_spooled_to_and_not_run(start_server,
+                                                      tmp_path, server):
+    """spooler-external: the folder (made where missing) is a spooler of
+    the instance's, listed with pid 0, whose tasks another instance's
+    spooler runs; no process is forked for it."""
+    p, port = start(start_server, tmp_path, server,
+                    ("spooler-external", "outside"), ("spooler", "spool"))
+    p.wait_for_log(r"spawned uWSGI worker 1 ")
+    outside = os.path.realpath(tmp_path / "outside")
+    folder = os.path.realpath(tmp_path / "spool")
+    info = get(port, "/info")
+    assert info["pid"] == 0 and info["pids"][0] == 0
+    assert info["spoolers"] == [outside, folder]
+    assert "spawned the uWSGI spooler on dir " + outside not in p.output()
+    spooled = get(port, "/spool?act=ok&id=1")
+    assert os.path.dirname(spooled["path"]) == outside
+    p.wait_for_log(rf"\[spooler\] written 28 bytes to file "
+                   rf"{re.escape(spooled['path'])}\n")
+    assert tasks_in(outside) == [os.path.basename(spooled["path"])]
+    p.stop()
+    # The instance that runs the folder's spooler runs the task.
+    start(start_server, tmp_path, server, ("spooler", "outside"))
+    [done] = notes(tmp_path, 1)
+    assert done["items"][1:] == [["b'act'", "b'ok'"], ["b'id'", "b'1'"],
+                                 ["'body'", "b'the body'"]]
+    wait_until(lambda: tasks_in(outside) == [])
+
+
+def test_spooler_external_brings_the_master():
+    """As `spooler`, as uWSGI's options of the master do."""
+    assert resolve(["--spooler-external", "x"], {})["master"] is True
 
 
 TASKS = textwrap.dedent('''\

@@ -630,6 +630,9 @@ OPTIONS = (
     _opt("spooler", STR, "run a spooler on this folder (its tasks are "
          "files there; repeat for several)", MASTER, repeat=True,
          short="Q", needs_master=True),
+    _opt("spooler-external", STR, "spool tasks to this folder, whose "
+         "spooler another instance runs (none is forked here)", MASTER,
+         repeat=True, needs_master=True),
     _opt("spooler-processes", INT, "spooler processes for each spooler "
          "folder", MASTER, default=0),
     _opt("spooler-frequency", INT, "seconds between the scans of a "
@@ -1936,9 +1939,6 @@ _INSTEAD = {
     "mem-collector-freq": "remove it: ugu's master reads each worker's "
                           "memory itself, once a second, for "
                           "evil-reload-on-rss and evil-reload-on-as",
-    "spooler-external": "ugu's spoolers run only the folders of their own "
-                        "instance (`spooler = DIR`): give the instance "
-                        "that runs the folder's spooler the tasks",
     "propagate-touch": "it changes only how a worker ends when an app's "
                        "own touch-reload file (the UWSGI_TOUCH_RELOAD "
                        "var of a dynamic app) changes, which ugu does not "

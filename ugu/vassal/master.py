@@ -1234,7 +1234,8 @@ class Master:
 
     def _spawn_initial(self):
         # Before the workers, as uWSGI spawns them, also in cheap mode.
-        for index in range(len(self.shared.spoolers or ())):
+        spoolers = self.shared.spoolers
+        for index in spoolers.run_here() if spoolers else ():
             self.spawn_spooler(index)
         if self.cheap:
             log.log(idle.CHEAP_LINE)

@@ -12,7 +12,9 @@ once when a worker spools there), hand each task's dict to the app's
 `uwsgi.spooler` function, and remove the file when it returns
 SPOOL_OK.  Any other answer keeps the file for the next scan:
 SPOOL_RETRY, an exception, anything but an int; SPOOL_IGNORE (0) is
-uWSGI's "not mine", which it reports as a missing function.
+uWSGI's "not mine", which it reports as a missing function.  A
+`spooler-external = DIR` is a spooler too, which tasks are spooled to,
+but whose process another instance runs.
 
 Special keys, as 2.0 reads them: `spooler` (the folder, as
 uwsgi.spoolers names it, to spool to another spooler than the first),
@@ -72,26 +74,40 @@ State = collections.namedtuple(
 
 
 class Spoolers:
-    """The instance's spooler processes, numbered from 0 in the order of
-    the `spooler` lines, `spooler-processes` for each folder."""
+    """The instance's spoolers, numbered from 0 in the order of the
+    `spooler` and `spooler-external` lines, `spooler-processes` for each
+    folder.  An external one is a folder the spooler of another instance
+    runs: this one spools tasks there, and never forks its process (its
+    pid stays 0), as uWSGI's."""
 
-    def __init__(self, dirs):
-        self.dirs = dirs            # each process's folder, real path
+    def __init__(self, dirs, external=frozenset()):
+        self.dirs = dirs            # each spooler's folder, real path
+        self.external = external    # the numbers of the external ones
         self.board = mmap.mmap(-1, _FREQUENCY.size + _SLOT.size * len(dirs))
         self.lock = threading.Lock()    # for a worker's threads
         self.counter = 0            # tasks this process spooled
 
     @classmethod
     def from_config(cls, config):
-        """None without `spooler`; the folders made where missing, as
-        uWSGI makes them while reading its options."""
-        if not config["spooler"]:
+        """None without `spooler` or `spooler-external`; the folders made
+        where missing, as uWSGI makes them while reading its options."""
+        lines = config.parsed(("spooler", "spooler-external"),
+                              lambda name, folder: (name, folder))
+        if not lines:
             return None
         count = max(config["spooler-processes"], 1)
-        dirs = []
-        for folder in config["spooler"]:
-            dirs += [_prepare(folder)] * count
-        return cls(dirs)
+        dirs, external = [], set()
+        for name, folder in lines:
+            if name == "spooler-external":
+                external.update(range(len(dirs), len(dirs) + count))
+            dirs += [_prepare(folder, name)] * count
+        return cls(dirs, frozenset(external))
+
+    def run_here(self):
+        """The numbers of the spoolers whose processes this instance
+        forks."""
+        return [index for index in range(len(self.dirs))
+                if index not in self.external]
 
     def __len__(self):
         return len(self.dirs)
@@ -133,13 +149,13 @@ class Spoolers:
         return None
 
 
-def _prepare(folder):
+def _prepare(folder, option):
     if not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
         try:
             os.mkdir(folder, 0o750)
         except OSError as e:
             raise ConfigError(f"[spooler directory] access(): {e.strerror} "
-                              f"({folder})", option="spooler") from None
+                              f"({folder})", option=option) from None
     return os.path.realpath(folder)
 
 
