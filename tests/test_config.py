@@ -1440,9 +1440,12 @@ def test_corpus_show_config_matches_uwsgi(uwsgi_binary, argv):
 @pytest.mark.parametrize("name", ["py-programname", "py-program-name"])
 def test_py_programname_is_refused_with_the_way_to_another_python(name):
     """uWSGI names the program before Python starts, and Python derives
-    sys.executable and sys.prefix from it; ugu's Python is running."""
+    sys.prefix and the standard library's folders from it (the real
+    uWSGI given /usr/bin/python3 imports from /usr/lib/python3.11);
+    ugu's Python is running."""
     message = str(error(f"--{name}", "/venv/bin/python"))
     assert message.startswith(f"command line: option '{name}': this uWSGI "
                               "option is not implemented by ugu yet;")
     assert "`/venv/bin/python -m ugu`" in message
     assert "`home = /venv`" in message
+    assert "sys.executable stays uWSGI's binary" in message

@@ -2024,8 +2024,10 @@ _INSTEAD = {
     **dict.fromkeys(
         ("py-programname", "py-program-name"),
         "uWSGI gives the name to Python before it starts, which derives "
-        "sys.executable, sys.prefix and sys.path from it; ugu runs in the "
-        "Python that started it, where they are already set: start ugu "
+        "sys.prefix, sys.base_prefix, the standard library's folders on "
+        "sys.path and sys._base_executable from it (sys.executable stays "
+        "uWSGI's binary); ugu runs in the Python that started it, where "
+        "they are already set: start ugu "
         "with the Python you name (`/venv/bin/python -m ugu`), or write "
         "`home = /venv` to put a virtualenv's packages on sys.path"),
     **dict.fromkeys(
