@@ -33,6 +33,7 @@ EMPEROR_ONLY = ("hook-emperor-start", "hook-as-emperor", "exec-as-emperor",
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    proc.hold_ignored_signals()
     pid, fallback = os.getpid(), None
     # Not the app's: gone before anything reads the environment.
     restarted = os.environ.pop(OPTIMIZE_ENV, None) is not None

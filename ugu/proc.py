@@ -33,6 +33,39 @@ libc = ctypes.CDLL(None, use_errno=True)
 # The signals a fresh child sets back to their default.
 _RESET = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
           signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2}
+# The signals a running master takes to reload or to report, whose
+# default action ends a process.  A master's new image (a reload's exec)
+# starts with them ignored, as an ignored signal stays ignored across an
+# exec, then holds them until its SignalQueue takes them: a second reload
+# sent while the new image starts used to end the whole instance.
+RELOAD_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGUSR1)
+_held = []
+
+
+def hold_ignored_signals():
+    """Hold those of RELOAD_SIGNALS this process started ignoring, for
+    the SignalQueue to come: held, not ignored, so that the programs it
+    runs meanwhile (hooks, daemons) start with their default action."""
+    for signum in RELOAD_SIGNALS:
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, _hold)
+
+
+def _hold(signum, frame):
+    _held.append(signum)
+
+
+def exec_image(path, argv, env):
+    """Become `argv` (the program at `path`), a master's new image, with
+    RELOAD_SIGNALS ignored until it holds them."""
+    before = {signum: signal.signal(signum, signal.SIG_IGN)
+              for signum in RELOAD_SIGNALS}
+    try:
+        os.execve(path, argv, env)
+    except OSError:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        raise
 
 
 class SignalQueue:
@@ -46,6 +79,13 @@ class SignalQueue:
         signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
         for signum in signals:
             signal.signal(signum, self._record)
+        self._take_held()
+
+    def _take_held(self):
+        """The signals held since the process started, delivered first."""
+        while _held:
+            self._queue.put(_held.pop(0))
+            os.write(self._write, b"\0")
 
     def add(self, signum):
         """Record `signum` too (a unix_signal hook's); a child forked

@@ -145,7 +145,7 @@ class Master:
         self.signals.close()
         env = {**os.environ, ENV_RELOADS: str(reloads() + 1)}
         log.flush_loggers()
-        os.execve(sys.executable, sys.orig_argv, env)
+        proc.exec_image(sys.executable, sys.orig_argv, env)
 
     def bury(self):
         """End the Emperor (its ragnarok) and wait for it, at most

@@ -2250,5 +2250,5 @@ class Master:
         sys.stdout.flush()
         sys.stderr.flush()
         log.flush_loggers()
-        os.execv(proc.EXECUTABLE, [*proc.python_m_ugu(),
-                                   *proc.ARGV[1:]])
+        proc.exec_image(proc.EXECUTABLE,
+                        [*proc.python_m_ugu(), *proc.ARGV[1:]], os.environ)
