@@ -410,11 +410,11 @@ SERVE_MODE_REQUESTS = [
 ]
 
 
-def serve_mode_answers(procs, argv, site, mode):
+def serve_mode_answers(procs, argv, site, option, mode):
     """The raw answers, then the request lines, of one server."""
     port = support.free_port()
     p = procs.start([*argv, "--socket", f"127.0.0.1:{port}", "--master",
-                     "--wsgi-file", "app.py", "--file-serve-mode", mode,
+                     "--wsgi-file", "app.py", f"--{option}", mode,
                      *SERVE_MODE_OPTIONS], cwd=site)
     p.wait_for_log(r"spawned uWSGI worker 1")
     answers = [support.uwsgi_request(port, path, method, headers)
@@ -423,20 +423,24 @@ def serve_mode_answers(procs, argv, site, mode):
     return answers, normalized(p.output(), site)
 
 
-@pytest.mark.parametrize("mode, header", [
-    ("x-sendfile", "X-Sendfile"), ("XSendFile", "X-Sendfile"),
-    ("nginx", "X-Accel-Redirect"), ("x-accel-redirect", "X-Accel-Redirect")])
+@pytest.mark.parametrize("option, mode, header", [
+    ("file-serve-mode", "x-sendfile", "X-Sendfile"),
+    ("file-serve-mode", "XSendFile", "X-Sendfile"),
+    ("file-serve-mode", "nginx", "X-Accel-Redirect"),
+    ("file-serve-mode", "x-accel-redirect", "X-Accel-Redirect"),
+    ("fileserve-mode", "x-accel-redirect", "X-Accel-Redirect")])
 def test_file_serve_mode_names_the_file_for_the_server_in_front(
-        procs, uwsgi_binary, site, mode, header):
+        procs, uwsgi_binary, site, option, mode, header):
     """No body and no Content-Length: the header names the file's real
     path (a gzip variant's, an index file's); a 206 names the whole file
     with nothing of the part, and a 416 stays one.  Byte for byte, and
-    line for line, as uWSGI's."""
+    line for line, as uWSGI's (fileserve-mode: its other name)."""
     (site / "static" / "sub" / "b.css.gz").write_bytes(b"GZ")
     for path in site.rglob("*"):
         os.utime(path, (MTIME, MTIME), follow_symlinks=False)
-    ours = serve_mode_answers(procs, support.UGU, site, mode)
-    assert ours == serve_mode_answers(procs, [uwsgi_binary], site, mode)
+    ours = serve_mode_answers(procs, support.UGU, site, option, mode)
+    assert ours == serve_mode_answers(procs, [uwsgi_binary], site, option,
+                                      mode)
     real = os.path.realpath(site / "static")
     heads = [raw.decode() for raw in ours[0]]
     assert heads[0] == (

@@ -1129,7 +1129,7 @@ OPTIONS = (
     _opt("file-serve-mode", STR, "answer a static file with a header "
          "naming it, for the web server in front to send: x-sendfile "
          "(Apache's X-Sendfile), x-accel-redirect or nginx (nginx's "
-         "X-Accel-Redirect)", STATIC),
+         "X-Accel-Redirect)", STATIC, aliases=("fileserve-mode",)),
     _opt("offload-threads", INT, "offload threads per worker", STATIC,
          default=0, aliases=("offload-thread",)),
     _opt("mimefile", STR, "mime types file", STATIC, repeat=True,
