@@ -79,12 +79,13 @@ def exchange(port, method, path):
 
 
 def normalized(output, site):
-    """The lines a user greps: static start-up lines, security errors,
-    request lines (less pid, date and time taken)."""
+    """The lines a user greps: static start-up lines, security errors, a
+    request's root that cannot be resolved, request lines (less pid, date
+    and time taken)."""
     lines = []
     for line in output.splitlines():
-        if not re.search(r"\[uwsgi-static\]|\[uwsgi-fileserve\]|=> gen",
-                         line):
+        if not re.search(r"\[uwsgi-static\]|\[uwsgi-fileserve\]|=> gen|"
+                         r"realpath\(\) of|invalid path size", line):
             continue
         line = re.sub(r"\[pid: \d+\|", "[", line)
         line = re.sub(r"\} \[[^]]*\] ", "} ", line)

@@ -1084,6 +1084,9 @@ OPTIONS = (
          "stripped (MOUNT=PATH)", STATIC, repeat=True),
     _opt("static-map2", MAPPING, "like static-map, the whole path "
          "appended to PATH", STATIC, repeat=True),
+    _opt("check-static-docroot", FLAG, "serve existing files from the "
+         "directory each request names in its DOCUMENT_ROOT var (after "
+         "check-static and the static maps)", STATIC, default=False),
     _opt("static-index", STR, "for a directory, serve the first of these "
          "files it holds", STATIC, repeat=True),
     _opt("static-safe", STR, "also serve static files whose real path is "

@@ -14,6 +14,7 @@ import time
 from ugu import log
 from ugu.http.errors import Unsendable
 from ugu.vassal import app as apps, ranges, routestores, wsgi
+from ugu.vassal.static import Unanswered
 from ugu.vassal.transform import Layers
 from ugu.vassal.transport import HeadSent
 
@@ -408,8 +409,8 @@ def handle(ex):
     if ctx.admit_body is not None and not ctx.admit_body(ex):
         return
     app = ctx.apps.select(ex.vars)
-    found = ctx.static.lookup(ex)
     try:
+        found = ctx.static.lookup(ex)
         if ctx.request_routing is not None:
             app = route_request(ex, app, found)
             if app is ENDED:
@@ -429,6 +430,8 @@ def handle(ex):
             ctx.run_app(ex, app)
     except ClientWriteError as e:
         e.log(ex)
+    except Unanswered:
+        ex.status = 500
     finally:
         account(ex)
 
@@ -454,6 +457,8 @@ def handle_unserved(ex, modifier1):
         log.log(f"-- unavailable modifier requested: {modifier1} --")
     except ClientWriteError as e:
         e.log(ex)
+    except Unanswered:
+        ex.status = 500
     finally:
         account(ex)
 

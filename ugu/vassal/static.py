@@ -4,7 +4,9 @@ looked up before the app, in uWSGI's order.
 uWSGI's order: `check-static` roots (the whole PATH_INFO under each), then
 `static-map` (a mountpoint that prefixes PATH_INFO, stripped, names a path
 under a directory or, for a file, the file itself), then `static-map2`
-(the same, the whole PATH_INFO appended).  The first file found is sent;
+(the same, the whole PATH_INFO appended), then, with
+`check-static-docroot`, the request's DOCUMENT_ROOT (as a `check-static`
+root, resolved for each request).  The first file found is sent;
 a directory sends its first `static-index` file.  Anything else (nothing
 there, a method other than GET and HEAD) falls to the app.
 
@@ -15,6 +17,7 @@ folder sharing the root's prefix, nor a NUL byte reaches a file outside.
 """
 
 import dataclasses
+import errno
 import os
 import re
 import stat
@@ -26,11 +29,14 @@ from ugu.options.errors import ConfigError
 from ugu.vassal import expires
 
 MIME_FILE = "/etc/mime.types"
+# The longest path uWSGI resolves (Linux's PATH_MAX).
+PATH_MAX = 4096
 # The options that have a file's compressed variant looked for.
 GZIP_OPTIONS = ("static-gzip-all", "static-gzip", "static-gzip-dir",
                 "static-gzip-ext")
 # Setting any of these builds the mime types, as in uWSGI (its MIME flag).
 MIME_OPTIONS = ("check-static", "static-map", "static-map2", "static-index",
+                "check-static-docroot",
                 "static-safe", "static-skip-ext", *GZIP_OPTIONS,
                 "mimefile", "file-serve-mode", *expires.OPTIONS)
 _GZIP_REGEXP = registry.lookup("static-gzip")
@@ -42,6 +48,12 @@ SERVE_HEADERS = {"x-sendfile": "X-Sendfile", "xsendfile": "X-Sendfile",
                  "x-accel-redirect": "X-Accel-Redirect",
                  "xaccelredirect": "X-Accel-Redirect",
                  "nginx": "X-Accel-Redirect"}
+
+
+class Unanswered(Exception):
+    """The request ends unanswered where its file was looked for, as
+    uWSGI's does when it cannot resolve the request's DOCUMENT_ROOT: its
+    line says 500, served by no app."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +196,8 @@ class StaticFiles:
         self.serve_header = _serve_header(config["file-serve-mode"])
         self.types = _mime_types(config) if any(
             config.is_set(name) for name in MIME_OPTIONS) else None
-        if not self.docroots:
+        self.check_document_root = config["check-static-docroot"]
+        if not (self.docroots or self.check_document_root):
             self.lookup = _nothing
 
     def lookup(self, ex):
@@ -204,7 +217,18 @@ class StaticFiles:
             # An index file found for another method than GET or HEAD
             # changed PATH_INFO, and uWSGI looks on with the new one.
             path_info = ex.vars.get("PATH_INFO", "")
+        if self.check_document_root:
+            return self._in_document_root(ex, path_info)
         return None
+
+    def _in_document_root(self, ex, path_info):
+        """check-static-docroot: the file under the request's
+        DOCUMENT_ROOT (none sent, or empty: the app's)."""
+        document_root = ex.vars.get("DOCUMENT_ROOT")
+        if not document_root:
+            return None
+        root = _resolved_root(document_root)
+        return self._find(ex, root, f"{root}/{_fs_name(path_info)}")
 
     def open_file(self, ex, path):
         """The StaticFile a route's `static:PATH` names, or None.  As in
@@ -428,6 +452,37 @@ def _append_to_path_info(ex, index):
         path_info += "/"
     path_info += os.fsencode(index).decode("latin-1")
     ex.add_var("PATH_INFO", path_info)
+
+
+def _resolved_root(var):
+    """The real path of the root a request's var names (its bytes as
+    latin-1); if there is none, uWSGI's line and Unanswered."""
+    if len(var) > PATH_MAX:
+        log.log(f"invalid path size: {len(var)} (max {PATH_MAX})")
+        raise Unanswered
+    try:
+        return _real_path(_fs_name(var))
+    except OSError as e:
+        log.log_sent(f"realpath() of {var} failed: {e.strerror} "
+                     f"[core/utils.c line 3640]")
+        raise Unanswered from None
+
+
+def _real_path(path):
+    """What C's realpath() finds: one open and its readlink, where
+    realpath() lstats each component; a name too long for the kernel
+    (4096 bytes, which realpath() takes, folding its `//`) the long
+    way."""
+    try:
+        fd = os.open(path, os.O_PATH)
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        return os.path.realpath(path, strict=True)
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 def _open(path):
