@@ -459,9 +459,7 @@ def test_a_mule_shares_the_cache(start_server, tmp_path, server):
 
 @pytest.mark.parametrize("option, fix", [
     ("cache-udp-node", "ugu's caches are local to the instance"),
-    ("http-use-cache", "ugu's routers answer nothing from a cache"),
-    ("static-cache-paths", "checks that it stays in its roots each time"),
-    ("static-cache-paths-name", "a cached path would skip")])
+    ("http-use-cache", "ugu's routers answer nothing from a cache")])
 def test_the_cache_options_ugu_lacks_say_why(tmp_path, option, fix):
     with ugu(f"--{option}", "x", "--http-socket",
              f"127.0.0.1:{free_port()}", cwd=tmp_path) as p:

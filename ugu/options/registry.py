@@ -1084,6 +1084,13 @@ OPTIONS = (
          "stripped (MOUNT=PATH)", STATIC, repeat=True),
     _opt("static-map2", MAPPING, "like static-map, the whole path "
          "appended to PATH", STATIC, repeat=True),
+    _opt("static-cache-paths", INT, "keep the real path each static "
+         "file's name resolves to in a cache for this many seconds (0: "
+         "none), and serve that path while it is there", STATIC,
+         default=0, needs_master=True),
+    _opt("static-cache-paths-name", STR, "the cache static-cache-paths "
+         "keeps the paths in (default: the first)", STATIC,
+         needs_master=True),
     _opt("check-static-docroot", FLAG, "serve existing files from the "
          "directory each request names in its DOCUMENT_ROOT var (after "
          "check-static and the static maps)", STATIC, default=False),
@@ -2016,14 +2023,6 @@ _INSTEAD = {
          "rawrouter-use-cache", "sslrouter-use-cache"),
         "ugu's routers answer nothing from a cache: remove it "
         "(`check-cache` answers requests from the cache in the workers)"),
-    **dict.fromkeys(
-        ("static-cache-paths", "static-cache-paths-name"),
-        "uWSGI keeps the file a URI resolved to in a cache and, while it "
-        "is there, serves it without looking again; ugu resolves every "
-        "static path's symlinks and checks that it stays in its roots "
-        "each time (a link swapped to point out of them is refused at "
-        "once), which a cached path would skip: remove it (each lookup "
-        "costs a few stat() calls)"),
     **dict.fromkeys(
         ("py-programname", "py-program-name"),
         "uWSGI gives the name to Python before it starts, which derives "

@@ -95,6 +95,7 @@ class Shared:
         self.sharedareas = sharedarea.create_all(config)
         self.queue = queue.create(config)   # a queue.Queue, or None
         self.caches = cache.create_all(config)   # a cache.Caches, or None
+        self.static.cache_paths(config, self.caches)
         if config["check-cache"] is not None:
             from ugu.vassal import checkcache
             checkcache.named(config, self.caches)

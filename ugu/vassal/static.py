@@ -36,9 +36,10 @@ GZIP_OPTIONS = ("static-gzip-all", "static-gzip", "static-gzip-dir",
                 "static-gzip-ext")
 # Setting any of these builds the mime types, as in uWSGI (its MIME flag).
 MIME_OPTIONS = ("check-static", "static-map", "static-map2", "static-index",
-                "check-static-docroot",
                 "static-safe", "static-skip-ext", *GZIP_OPTIONS,
-                "mimefile", "file-serve-mode", *expires.OPTIONS)
+                "mimefile", "file-serve-mode", *expires.OPTIONS,
+                "check-static-docroot", "static-cache-paths",
+                "static-cache-paths-name")
 _GZIP_REGEXP = registry.lookup("static-gzip")
 SERVED_METHODS = ("GET", "HEAD")
 # file-serve-mode's values, as uWSGI reads them (any case), and the
@@ -120,12 +121,13 @@ class StaticFile:
 class Root:
     """A `check-static` root: the whole PATH_INFO names a path under it."""
 
-    def __init__(self, path, index):
+    def __init__(self, path, front_page_is_app):
         self.root = os.path.realpath(path)
         # A path of slashes names the root itself: with no index file to
         # look for, no file to send, so the site's front page costs no
-        # look-up (two system calls and a realpath()).
-        self.front_page_is_app = not index
+        # look-up (two system calls and a realpath()), unless the look-up
+        # stores what it found (static-cache-paths).
+        self.front_page_is_app = front_page_is_app
 
     def filename(self, path_info):
         """The path the request names, or None."""
@@ -179,7 +181,8 @@ class Mapping:
 class StaticFiles:
     def __init__(self, config):
         self.index = tuple(config["static-index"])
-        self.docroots = [Root(root, self.index)
+        front_page_is_app = not (self.index or config["static-cache-paths"])
+        self.docroots = [Root(root, front_page_is_app)
                          for root in config["check-static"]]
         self.docroots += [Mapping(mount, path, False)
                           for mount, path in config["static-map"]]
@@ -199,6 +202,16 @@ class StaticFiles:
         self.check_document_root = config["check-static-docroot"]
         if not (self.docroots or self.check_document_root):
             self.lookup = _nothing
+        self.paths = None   # a staticpaths.ResolvedPaths, once made
+
+    def cache_paths(self, config, caches):
+        """static-cache-paths, once the caches are made: each name is
+        resolved through the cache before it is looked at."""
+        if not config["static-cache-paths"]:
+            return
+        from ugu.vassal import staticpaths
+        self.paths = staticpaths.ResolvedPaths.from_config(config, caches)
+        self._find = self._find_resolved
 
     def lookup(self, ex):
         """The StaticFile to send for the request, or None (the app's)."""
@@ -235,9 +248,12 @@ class StaticFiles:
         uWSGI, the file's real path must be PATH itself: a relative path,
         or one through a symlink, is refused with uWSGI's line."""
         path = _fs_name(path)
-        if "\0" in path or not os.access(path, os.F_OK):
+        if "\0" in path:
             return None
-        opened = self._open_inside(path, path)
+        name = path if self.paths is None else self.paths.real_path(path)
+        if name is None or not os.access(name, os.F_OK):
+            return None
+        opened = self._open_inside(name, path)
         if opened is None:
             return None
         return self._static_file(ex, *opened, root=None)
@@ -271,6 +287,14 @@ class StaticFiles:
             os.close(fd)
             return None
         return self._static_file(ex, fd, st, name, root)
+
+    def _find_resolved(self, ex, root, filename):
+        """_find under static-cache-paths: the name's real path, from
+        the cache or stored there, is looked at instead."""
+        real = self.paths.real_path(filename)
+        if real is None:
+            return None
+        return StaticFiles._find(self, ex, root, real)
 
     def _open_inside(self, filename, root):
         """(fd, stat, real path) of a regular file inside the root."""
@@ -461,14 +485,14 @@ def _resolved_root(var):
         log.log(f"invalid path size: {len(var)} (max {PATH_MAX})")
         raise Unanswered
     try:
-        return _real_path(_fs_name(var))
+        return real_path(_fs_name(var))
     except OSError as e:
         log.log_sent(f"realpath() of {var} failed: {e.strerror} "
                      f"[core/utils.c line 3640]")
         raise Unanswered from None
 
 
-def _real_path(path):
+def real_path(path):
     """What C's realpath() finds: one open and its readlink, where
     realpath() lstats each component; a name too long for the kernel
     (4096 bytes, which realpath() takes, folding its `//`) the long
