@@ -31,6 +31,9 @@ CASES = [
     ("GET", "/a.txt", ["SITE/missing", "SITE/static"], APP, b"A\n"),
     ("GET", "/a.txt", ["SITE/static/a.txt/x"], "", b""),
     ("GET", "/a.txt", [TOO_LONG], "", b""),
+    # The path ends at a NUL.
+    ("GET", "/a.txt", ["SITE/static\0/x"], APP, b"A\n"),
+    ("GET", "/a.txt", ["\0SITE/static"], "", b""),
     # After check-static's roots.
     ("GET", "/c.txt", ["SITE/static"], APP, b"CHECK\n"),
     ("GET", "/static/a.txt", ["SITE"], APP, b"CHECK FIRST\n"),
@@ -52,6 +55,8 @@ LINES = [
     "realpath() of SITE/static/a.txt/x failed: Not a directory "
     "[core/utils.c line 3640]",
     "invalid path size: 4097 (max 4096)",
+    "realpath() of  failed: No such file or directory "
+    "[core/utils.c line 3640]",
     "[uwsgi-fileserve] security error: SITE/outside/secret.txt is not "
     "under SITE/static or a safe path",
     "[uwsgi-fileserve] security error: SITE/outside/secret.txt is not "
@@ -102,19 +107,12 @@ def test_a_request_names_its_own_root(start_server, tmp_path, server):
         "[uwsgi-static] added check for cs", *LINES]
     unanswered = [line for line in lines if "HTTP/1.1 500" in line]
     assert unanswered == [
-        "[app: -1|req: -1/5] 127.0.0.1 () {22 vars} GET /a.txt => "
-        "generated 0 bytes (HTTP/1.1 500) 0 headers in 0 bytes "
-        "(0 switches on core 0)",
-        "[app: -1|req: -1/7] 127.0.0.1 () {22 vars} GET /a.txt => "
-        "generated 0 bytes (HTTP/1.1 500) 0 headers in 0 bytes "
-        "(0 switches on core 0)",
-        "[app: -1|req: -1/8] 127.0.0.1 () {22 vars} GET /a.txt => "
-        "generated 0 bytes (HTTP/1.1 500) 0 headers in 0 bytes "
-        "(0 switches on core 0)",
-        "[app: -1|req: -1/19] 127.0.0.1 () {22 vars} GET /x.txt => "
-        "generated 0 bytes (HTTP/1.1 500) 0 headers in 0 bytes "
-        "(0 switches on core 0)"]
+        f"[app: -1|req: -1/{n}] 127.0.0.1 () {{22 vars}} GET {path} => "
+        f"generated 0 bytes (HTTP/1.1 500) 0 headers in 0 bytes "
+        f"(0 switches on core 0)"
+        for n, path in ((5, "/a.txt"), (7, "/a.txt"), (8, "/a.txt"),
+                        (10, "/a.txt"), (21, "/x.txt"))]
     # A file served, its index file's name added to PATH_INFO.
-    assert "[app: -1|req: -1/14] 127.0.0.1 () {24 vars} GET /sub => " \
+    assert "[app: -1|req: -1/16] 127.0.0.1 () {24 vars} GET /sub => " \
            "generated 10 bytes via sendfile() (HTTP/1.1 200) 3 headers " \
            "in 110 bytes (0 switches on core 0)" in lines

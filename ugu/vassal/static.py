@@ -484,6 +484,9 @@ def _resolved_root(var):
     if len(var) > PATH_MAX:
         log.log(f"invalid path size: {len(var)} (max {PATH_MAX})")
         raise Unanswered
+    # As C reads it, the path ends at a NUL (the front server's to send,
+    # not the client's).
+    var = var.partition("\0")[0]
     try:
         return real_path(_fs_name(var))
     except OSError as e:
