@@ -55,7 +55,9 @@ class ResolvedPaths:
         with self.cache:
             found = self.cache.get(key)
         if found and len(found) <= PATH_MAX:
-            return os.fsdecode(found)
+            # An item the app stored there is a path too, which ends at
+            # a NUL as uWSGI's system calls read it.
+            return os.fsdecode(found.partition(b"\0")[0])
         try:
             resolved = real_path(name)
         except OSError:
