@@ -48,7 +48,6 @@ from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
 from ugu.vassal.static import StaticFiles
 from ugu.vassal.subscriber import Subscriber
 from ugu.vassal.touch import TouchWatch
-from ugu.vassal.worker import Worker
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -911,6 +910,7 @@ def _run_without_master(config, listeners, shared):
     """Without a master uWSGI runs worker 1 in the first process, which
     forks the others; nobody respawns a worker that dies, and, as in
     uWSGI, nobody enforces max-worker-lifetime."""
+    from ugu.vassal.worker import Worker
     count, threads = config["processes"], config["threads"]
     if config["pyrun"]:
         # Command mode: this process is worker 1, which runs the script
@@ -1378,6 +1378,7 @@ class Master:
         return pid
 
     def spawn_worker(self, wid, respawn=False):
+        from ugu.vassal.worker import Worker
         if self.cheaper:
             self.cheaper.filled(wid)
         spawns = self.spawns.get(wid, (0, 0))[0]

@@ -47,9 +47,8 @@ import setproctitle
 
 from ugu import UWSGI_VERSION, fdwait, log
 from ugu.options import sources
-from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, reqlog,
-                        request, rpc, rwlocks, sharedarea, signals, spooler,
-                        websocket, worker)
+from ugu.vassal import (cacheapi, metrics, mules, pyargs, queue, rpc,
+                        rwlocks, sharedarea, signals, spooler)
 
 # uWSGI's version_info: base, major, minor, revision, custom.
 VERSION_INFO = (*map(int, UWSGI_VERSION.split(".")), 0, b"")
@@ -132,7 +131,8 @@ class _State:
         self.chunked = None
         self.shared = None      # a worker's master.Shared
         self.single_core = not config["gevent"] and config["threads"] == 1
-        self.websockets = websocket.Settings(config)
+        # websocket.Settings, read at the first websocket call.
+        self.websockets = None
 
 
 _state = None
@@ -306,19 +306,24 @@ def _frame_below(frame, code):
     return frame
 
 
+# The worker's request code is imported where a function needs it: the
+# processes that serve no request (a router's master) never load it.
 def _exchange():
-    return _request_frame(request.run_app.__code__).f_locals["ex"]
+    from ugu.vassal.request import run_app
+    return _request_frame(run_app.__code__).f_locals["ex"]
 
 
 def _connection():
-    return _request_frame(worker.serve_connection.__code__).f_locals["conn"]
+    from ugu.vassal.worker import serve_connection
+    return _request_frame(serve_connection.__code__).f_locals["conn"]
 
 
 def _environ():
     """uwsgi.env: uWSGI sets it for each request of a worker without
     threads, and never with them."""
     if _state.config["threads"] < 2:
-        frame = _find_frame(request.run_app.__code__)
+        from ugu.vassal.request import run_app
+        frame = _find_frame(run_app.__code__)
         if frame is not None:
             return frame.f_locals["environ"]
     raise AttributeError("module 'uwsgi' has no attribute 'env'")
@@ -389,6 +394,7 @@ def _line_text(value):
 
 def log_this_request():
     """This request gets its line even under disable-logging."""
+    from ugu.vassal import reqlog
     ex = _exchange()
     if _state.forced_log is None:
         _state.forced_log = reqlog.forced_logger(_state.config, _state.wid)
@@ -413,7 +419,8 @@ def cl():
 
 def mem():
     """(rss, vsz) of this process, in bytes."""
-    vsz, rss = reqlog.process_memory()
+    from ugu.vassal.reqlog import process_memory
+    vsz, rss = process_memory()
     return rss, vsz
 
 
@@ -865,8 +872,11 @@ def chunked_read_nb():
 def _websocket():
     """The request's websocket, made by its first websocket call (as in
     uWSGI, a receive needs no handshake before it)."""
+    from ugu.vassal import websocket
     ex = _exchange()
     if ex.websocket is None:
+        if _state.websockets is None:
+            _state.websockets = websocket.Settings(_state.config)
         ex.websocket = websocket.WebSocket(ex, _state.websockets)
     return ex.websocket
 
@@ -913,13 +923,15 @@ def websocket_recv_nb():
 def websocket_send(message):
     """Send a text message (a str goes as its UTF-8)."""
     message = _message(message, "websocket_send")
-    if not _websocket().send(websocket.TEXT, message):
+    from ugu.vassal.websocket import TEXT
+    if not _websocket().send(TEXT, message):
         raise OSError("unable to send websocket message")
 
 
 def websocket_send_binary(message):
     message = _message(message, "websocket_send_binary")
-    if not _websocket().send(websocket.BINARY, message):
+    from ugu.vassal.websocket import BINARY
+    if not _websocket().send(BINARY, message):
         raise OSError("unable to send websocket binary message")
 
 
@@ -1064,6 +1076,7 @@ def _fileno(what):
 
 
 def _send_file(ex, fd, pos, count):
+    from ugu.vassal.request import SENDFILE, ClientWriteError
     if ex.write_failed:
         raise OSError("write error")
     try:
@@ -1082,9 +1095,9 @@ def _send_file(ex, fd, pos, count):
         try:
             ex.transport.send_file(fd, pos, count, ex.waited)
         except OSError as e:
-            raise request.ClientWriteError(request.SENDFILE, e) from None
+            raise ClientWriteError(SENDFILE, e) from None
         ex.body_size += count
-    except request.ClientWriteError as e:
+    except ClientWriteError as e:
         ex.write_failed = True
         e.log(ex)
         if not ex.ctx.quiet_writes:
