@@ -9,8 +9,6 @@ built once: a short HTML body with its Content-Length.
 import ast
 import re
 
-import h11
-
 # h11 quotes the offending bytes as `bytearray(b'...')` or `b'...'`,
 # Python's spellings.
 _BYTES_REPR = re.compile(r"""bytearray\((b'(?:[^'\\]|\\.)*'"""
@@ -111,6 +109,9 @@ PAGES = {status: _page(status) for status in REASONS}
 def error_response(status, close):
     """(h11.Response, body) of the page for status; `close` announces
     that the router closes the connection after it."""
+    # Here, not above: a vassal's master imports these errors and never
+    # answers with h11.
+    import h11
     reason, headers, body = PAGES[status]
     if close:
         headers = headers + _CLOSE

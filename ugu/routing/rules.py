@@ -17,8 +17,8 @@ outside) the rules.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ugu.options import registry
 from ugu.options.errors import ConfigError
