@@ -22,7 +22,6 @@ mule_get_msg, under mule-harakiri.
 
 import importlib
 import os
-import runpy
 import select
 import signal
 import socket
@@ -192,6 +191,7 @@ def run(mules, mule_id, config, master, listeners, enter, hook,
     patch = mules.patches[mule_id - 1]
     try:
         if patch.endswith(".py"):
+            import runpy
             runpy.run_path(patch, run_name="__main__")
         elif ":" in patch:
             module, _, name = patch.partition(":")

@@ -38,9 +38,7 @@ import fcntl
 import importlib
 import mmap
 import os
-import random
 import re
-import runpy
 import signal
 import socket
 import struct
@@ -223,6 +221,7 @@ def _write(spoolers, pairs, body, quiet):
 def _task_path(folder, counter, priority):
     """uWSGI 2.0's name: host, pid, counter, a random number, the time;
     in the priority's subfolder where there is one."""
+    import random
     if priority:
         folder = os.path.join(folder, priority.decode("latin-1"))
         try:
@@ -536,6 +535,7 @@ def run(spoolers, index, config, master, listeners, enter, find_function,
     os.close(null)
     os.setpriority(os.PRIO_PROCESS, 0, NICEST)
     # Not the master's random sequence, as uWSGI reseeds it.
+    import random
     random.seed()
     # Before the signals blocked since the fork come: a worker's SIGUSR1
     # would end a spooler without its handler.
@@ -551,6 +551,7 @@ def run(spoolers, index, config, master, listeners, enter, find_function,
 
 def _import(name):
     """spooler-import: a file (a path or FILE.py) or a module."""
+    import runpy
     try:
         if "/" in name or name.endswith(".py"):
             runpy.run_path(name, run_name=_module_name(name))
