@@ -33,8 +33,8 @@ from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (alarms, busyness, cache, carbon, cheaper,
                         exceptions, fifo, harakiri, hygiene, idle,
-                        logencoders, logroutes, metrics, mules, pymodule,
-                        queue, recycle, report, routestores, sharedarea,
+                        logencoders, logroutes, metrics, mules, queue,
+                        recycle, report, routestores, sharedarea,
                         shell, signals, sockets, spooler, stats,
                         tracebacker, waits, wsgi, zerg)
 from ugu.vassal.chain import ChainReload
@@ -322,15 +322,19 @@ def _run(config):
     # Then, as uWSGI sets them up, before the app loads (it may use them).
     shared.metrics = metrics.create(config, _worker_sockets(listeners),
                                     cores(config))
-    # Before any app can import it, in the process that loads them (the
-    # workers inherit it), as uWSGI makes it.
     # After the sockets, as uWSGI makes its signal sockets (so the app
     # finds its listening sockets where uWSGI's would be).
     shared.uwsgi_signals = signals.UwsgiSignals.from_config(
         config, shared.mules, not masterless, shared.spoolers)
-    pymodule.install(config, shared.scoreboard, reloaded, not masterless,
-                     shared.mules, shared.spoolers, shared.uwsgi_signals)
-    pymodule.set_sockets(l.sock.fileno() for l in _worker_sockets(listeners))
+    if _runs_python(config, listeners, command):
+        # Before any app can import it, in the process that loads them
+        # (the workers inherit it), as uWSGI makes it.
+        from ugu.vassal import pymodule
+        pymodule.install(config, shared.scoreboard, reloaded,
+                         not masterless, shared.mules, shared.spoolers,
+                         shared.uwsgi_signals)
+        pymodule.set_sockets(
+            l.sock.fileno() for l in _worker_sockets(listeners))
     try:
         apps.prepare(config, config["force-cwd"] or start_cwd)
     except apps.NoApp as e:
@@ -353,6 +357,18 @@ def _run(config):
                     subscriber, zerg_server, pools, emperor)
     master.meshes = meshes
     return master.run()
+
+
+def _runs_python(config, listeners, command):
+    """Whether Python code of the user's may run in the instance: in its
+    workers, mules or spoolers, or through an option of the Python
+    plugin's (shared-import, pymodule-alias...).  An HTTP router alone
+    runs none, and its processes go without the `uwsgi` module."""
+    return bool(
+        command or _worker_sockets(listeners) or mules.count(config)
+        or config["spooler"]
+        or any(config.is_set(opt.name) for opt in registry.OPTIONS
+               if opt.owner == registry.PYTHON))
 
 
 def _start_emperor(config, link):
@@ -1396,6 +1412,7 @@ class Master:
                     f"{cores(self.config)})")
 
     def spawn_mule(self, mule_id):
+        from ugu.vassal import pymodule
         master = os.getpid()
         pid = self._fork(lambda: mules.run(
             self.shared.mules, mule_id, self.config, master, self.listeners,
@@ -1406,6 +1423,7 @@ class Master:
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
 
     def spawn_spooler(self, index):
+        from ugu.vassal import pymodule
         master = os.getpid()
         pid = self._fork(lambda: spooler.run(
             self.shared.spoolers, index, self.config, master, self.listeners,
@@ -1699,6 +1717,7 @@ class Master:
             log.log(f'daemon "{control.command}" (pid: {pid}) annihilated')
 
     def _worker_died(self, child, status):
+        from ugu.vassal import pymodule
         pymodule.worker_died(child.pid)
         if self.config["pyrun"] and not child.stopping:
             self._command_done(child)

@@ -5,8 +5,9 @@ worker under lazy-apps), before the first app is imported, so
 `import uwsgi` works in the app's module and in its requests; the
 workers inherit it.  ugu does the same: `install()` puts a fresh module
 in sys.modules as `uwsgi`, and `enter_worker()` runs in each worker
-after fork.  The emperor and the router process never run an app, and
-have none.  `install()` also puts ugu/appmodules at the end of
+after fork.  The emperor, the router process and a vassal that runs no
+Python of the user's (an HTTP router alone) never run an app, and have
+none.  `install()` also puts ugu/appmodules at the end of
 sys.path, for ugu's own `uwsgidecorators` (see that file).
 
 Its values are those uWSGI's gives, with their types: Python 3's uWSGI
