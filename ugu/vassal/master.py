@@ -31,12 +31,10 @@ from ugu.router import fastrouter, rawrouter, sslrouter
 from ugu.router.process import run as run_router
 from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
-from ugu.vassal import (alarms, busyness, cache, carbon, cheaper,
-                        exceptions, fifo, harakiri, hygiene, idle,
-                        logencoders, logroutes, metrics, mules, queue,
-                        recycle, report, routestores, sharedarea,
-                        shell, signals, sockets, spooler, stats,
-                        tracebacker, waits, wsgi, zerg)
+from ugu.vassal import (alarms, busyness, cheaper, exceptions, fifo,
+                        harakiri, hygiene, idle, logencoders, logroutes,
+                        metrics, mules, recycle, report, shell, signals,
+                        sockets, stats, waits, wsgi, zerg)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -85,20 +83,31 @@ class Shared:
                      + self.routing.startup_lines(self.final_routing)):
             log.log(line)
         self.static = StaticFiles(config)
-        routestores.install(config, self.static.types)
         self.env_behaviour = wsgi.env_behaviour(config)
         self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps((), config)  # none loaded yet
         self.mules = mules.Mules.from_config(config)
         # In uWSGI's order: the sharedareas, the queue, the caches.
-        self.sharedareas = sharedarea.create_all(config)
-        self.queue = queue.create(config)   # a queue.Queue, or None
-        self.caches = cache.create_all(config)   # a cache.Caches, or None
+        self.sharedareas = None
+        if config["sharedarea"] or config["py-sharedarea"]:
+            from ugu.vassal import sharedarea
+            self.sharedareas = sharedarea.create_all(config)
+        self.queue = None   # a queue.Queue, with `queue`
+        if config["queue"] > 0:
+            from ugu.vassal import queue
+            self.queue = queue.create(config)
+        self.caches = None  # a cache.Caches, with `cache` or `cache2`
+        if config["cache"] or config["cache2"]:
+            from ugu.vassal import cache
+            self.caches = cache.create_all(config)
         self.static.cache_paths(config, self.caches)
         if config["check-cache"] is not None:
             from ugu.vassal import checkcache
             checkcache.named(config, self.caches)
-        self.spoolers = spooler.Spoolers.from_config(config)
+        self.spoolers = None    # a spooler.Spoolers, with `spooler`
+        if config["spooler"] or config["spooler-external"]:
+            from ugu.vassal.spooler import Spoolers
+            self.spoolers = Spoolers.from_config(config)
         self.uwsgi_signals = None   # made once the sockets are bound
         self.metrics = None     # a metrics.Metrics, made after them
         self.carbon = None      # a carbon.Carbon, with `carbon`
@@ -283,8 +292,10 @@ def _run(config):
     if config["stats-push"]:
         from ugu.vassal.statspush import StatsPushers
         shared.stats_pushers = StatsPushers.from_config(config)
-    shared.carbon = carbon.Carbon.from_config(config,
-                                              _worker_sockets(listeners))
+    if config["carbon"]:
+        from ugu.vassal.carbon import Carbon
+        shared.carbon = Carbon.from_config(config,
+                                           _worker_sockets(listeners))
     if has_router(config) and not command:
         # Its errors stop the start, before any router is forked.
         router_backends(config, listeners)
@@ -327,6 +338,9 @@ def _run(config):
     shared.uwsgi_signals = signals.UwsgiSignals.from_config(
         config, shared.mules, not masterless, shared.spoolers)
     if _runs_python(config, listeners, command):
+        # The stores the workers' route actions reach.
+        from ugu.vassal import routestores
+        routestores.install(config, shared.static.types)
         # Before any app can import it, in the process that loads them
         # (the workers inherit it), as uWSGI makes it.
         from ugu.vassal import pymodule
@@ -1423,7 +1437,7 @@ class Master:
         log.log(f"spawned uWSGI mule {mule_id} (pid: {pid})")
 
     def spawn_spooler(self, index):
-        from ugu.vassal import pymodule
+        from ugu.vassal import pymodule, spooler
         master = os.getpid()
         pid = self._fork(lambda: spooler.run(
             self.shared.spoolers, index, self.config, master, self.listeners,
@@ -1986,10 +2000,13 @@ class Master:
     def check_workers(self):
         """harakiri, the evil memory checks and max-worker-lifetime, once
         a second (a user harakiri, which an app sets, too)."""
+        look = None
+        if self.config["py-tracebacker"]:
+            from ugu.vassal import tracebacker
+            look = tracebacker.harakiri_look(self.config)
         for child, signum in harakiri.check(
                 self.workers(), self.shared.scoreboard,
-                self.config["harakiri-verbose"], self.graceful,
-                tracebacker.harakiri_look(self.config)):
+                self.config["harakiri-verbose"], self.graceful, look):
             self._kill(child.pid, signum)
             if child.harakiri_tries == 1:
                 # As uWSGI counts them: once a worker, graceful or not.
@@ -2183,7 +2200,9 @@ class Master:
         if self.config["vacuum"]:
             hygiene.vacuum(self.config, self.listeners)
             hygiene.vacuum_stats(self.config)
-            tracebacker.vacuum(self.config)
+            if self.config["py-tracebacker"]:
+                from ugu.vassal import tracebacker
+                tracebacker.vacuum(self.config)
         hygiene.restore_terminal_modes()
         # The app's atexit functions ran in the workers; uWSGI's master
         # does not run them (the master loaded the app, but it serves no
