@@ -14,8 +14,6 @@ import resource
 import signal
 import sys
 
-import setproctitle
-
 from ugu import fdwait, log
 from ugu.options import registry
 from ugu.options.errors import ConfigError
@@ -376,6 +374,9 @@ def name_process(config, name):
 
 
 def _retitle(config, name):
+    # Here, where a procname option asks for it: setproctitle's package
+    # imports logging, which only then need be loaded.
+    import setproctitle
     prefix = config["procname-prefix"] or ""
     if config["procname-prefix-spaced"]:
         prefix = config["procname-prefix-spaced"] + " "
