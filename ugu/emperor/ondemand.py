@@ -11,7 +11,6 @@ while a vassal comes and goes.
 
 import os
 import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -49,6 +48,7 @@ class Finder:
             stem = base.rpartition(".")[0]
             return f"{self.directory}/{stem}{SOCKET_SUFFIX}"
         # The shell gets the name quoted, as uWSGI's command line has it.
+        import subprocess
         try:
             out = subprocess.run(f'{self.command} "{found.name}"',
                                  shell=True, cwd=found.cwd,

@@ -12,7 +12,6 @@ option X for the vassals and not for the Emperor.
 import fcntl
 import os
 import socket
-import subprocess
 import sys
 import traceback
 from dataclasses import dataclass
@@ -157,6 +156,7 @@ def run_hook(kind, program, name, home):
     """vassals-start-hook or -stop-hook: run `program NAME` (no shell,
     found in PATH) and wait for it; it cannot stop what goes on."""
     log.log(f"[emperor] running vassal {kind}-hook: {program} {name}")
+    import subprocess
     env = dict(os.environ)
     if home:
         env["UWSGI_VASSALS_DIR"] = home

@@ -7,7 +7,6 @@ back the bytes uWSGI would use where a value meets the wire.
 """
 
 import os
-import subprocess
 import sys
 
 EXEC = "exec://"
@@ -51,6 +50,7 @@ def stdin_again():
 def _command_output(command):
     # Run by the shell, as uWSGI does; its exit status is not checked
     # either, only its output counts.
+    import subprocess
     result = subprocess.run(command, shell=True, stdout=subprocess.PIPE,
                             stdin=subprocess.DEVNULL)
     return result.stdout.decode("utf-8", "surrogateescape")
