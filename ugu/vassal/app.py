@@ -41,7 +41,6 @@ import types
 
 from ugu import log
 from ugu.options.errors import ConfigError
-from ugu.routing.rules import request_host
 
 EXIT_NO_APP = 22
 FILE_SUFFIXES = (".py", ".wsgi")
@@ -111,6 +110,7 @@ class Apps:
             script_name = request_vars.get("SCRIPT_NAME", "")
             key = script_name if self.by_script_name else ""
             if self.vhost:
+                from ugu.routing.rules import request_host
                 key = f"{request_host(request_vars)}|{script_name}"
                 request_vars["UWSGI_APPID"] = key
                 added.append(("UWSGI_APPID", key))

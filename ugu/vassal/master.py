@@ -29,12 +29,11 @@ from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.router import fastrouter, rawrouter, sslrouter
 from ugu.router.process import run as run_router
-from ugu.routing.engine import FinalRouter, RequestRouter, ResponseRouter
 from ugu.vassal import app as apps
 from ugu.vassal import (alarms, busyness, cheaper, exceptions, fifo,
                         harakiri, hygiene, idle, logencoders, logroutes,
                         metrics, mules, recycle, report, shell, signals,
-                        sockets, stats, waits, wsgi, zerg)
+                        sockets, stats, waits, zerg)
 from ugu.vassal.chain import ChainReload
 from ugu.vassal.fifo import MasterFifo
 from ugu.vassal.fsmon import FsMonitor
@@ -43,7 +42,6 @@ from ugu.vassal.daemons import Daemons
 from ugu.vassal.hooks import Hooks
 from ugu.vassal.logmaster import LogMaster, line_pipeline
 from ugu.vassal.scoreboard import LEAVING, RETIRING, Scoreboard
-from ugu.vassal.static import StaticFiles
 from ugu.vassal.subscriber import Subscriber
 from ugu.vassal.touch import TouchWatch
 
@@ -72,18 +70,10 @@ class Shared:
         self.alarms = alarms    # an alarms.Alarms, or None
         # Set once a pyshell-oneshot shell has ended: worker 1 serves.
         self.shell_restored = False
-        # In uWSGI's order: the routing tables, then the mime types.
-        self.request_routing = RequestRouter.from_config(config,
-                                                         log=log.log_sent)
-        self.routing = ResponseRouter.from_config(
-            config, log=log.log_sent,
-            after_requests=self.request_routing.active)
-        self.final_routing = FinalRouter.from_config(config, log=log.log_sent)
-        for line in (self.request_routing.dump()
-                     + self.routing.startup_lines(self.final_routing)):
-            log.log(line)
-        self.static = StaticFiles(config)
-        self.env_behaviour = wsgi.env_behaviour(config)
+        self.request_routing = self.routing = self.final_routing = None
+        self.static = self.env_behaviour = None
+        if _request_options(config):
+            self.prepare_requests(config)
         self.scoreboard = _scoreboard(config)
         self.apps = apps.Apps((), config)  # none loaded yet
         self.mules = mules.Mules.from_config(config)
@@ -112,6 +102,37 @@ class Shared:
         self.metrics = None     # a metrics.Metrics, made after them
         self.carbon = None      # a carbon.Carbon, with `carbon`
         self.stats_pushers = None   # a StatsPushers, with `stats-push`
+
+    def prepare_requests(self, config):
+        """What the workers serve requests with: the routing tables and
+        the static files (in uWSGI's order: the routing tables, then the
+        mime types), and wsgi-env-behaviour."""
+        from ugu.routing.engine import FinalRouter, RequestRouter, \
+            ResponseRouter
+        from ugu.vassal import wsgi
+        from ugu.vassal.static import StaticFiles
+        self.request_routing = RequestRouter.from_config(config,
+                                                         log=log.log_sent)
+        self.routing = ResponseRouter.from_config(
+            config, log=log.log_sent,
+            after_requests=self.request_routing.active)
+        self.final_routing = FinalRouter.from_config(config, log=log.log_sent)
+        for line in (self.request_routing.dump()
+                     + self.routing.startup_lines(self.final_routing)):
+            log.log(line)
+        self.static = StaticFiles(config)
+        self.env_behaviour = wsgi.env_behaviour(config)
+
+
+def _request_options(config):
+    """Whether an option of the workers' request machinery is set (a
+    route, a static file rule, wsgi-env-behaviour): then it is prepared,
+    its lines said and its errors refused, before the sockets bind, as
+    uWSGI's; else once they are, only where workers will serve (an HTTP
+    router alone loads none of it), saying nothing."""
+    return config.is_set("wsgi-env-behaviour") or any(
+        config.is_set(opt.name) for opt in registry.OPTIONS
+        if opt.owner in (registry.ROUTING, registry.STATIC))
 
 
 def run(config):
@@ -338,6 +359,8 @@ def _run(config):
     shared.uwsgi_signals = signals.UwsgiSignals.from_config(
         config, shared.mules, not masterless, shared.spoolers)
     if _runs_python(config, listeners, command):
+        if shared.static is None:
+            shared.prepare_requests(config)
         # The stores the workers' route actions reach.
         from ugu.vassal import routestores
         routestores.install(config, shared.static.types)
