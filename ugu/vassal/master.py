@@ -14,6 +14,7 @@ listening sockets open (see sockets.py), so no client is refused.
 import atexit
 import dataclasses
 import functools
+import importlib
 import math
 import os
 import signal
@@ -59,6 +60,13 @@ TICK = 1.0
 # The least a mule or a spooler lives before its respawn (see
 # Master._mule_died).
 MULE_RESPAWN_GAP = 1.0
+# What the master imports only where it needs it (the workers' request
+# code, the uwsgi module, the routes and static files, carbon, the
+# spooler's random names), and what those import: imported ahead by a
+# master that drops its privileges (see _import_ahead).
+IMPORTED_AHEAD = ("ugu.vassal.worker", "ugu.vassal.pymodule",
+                  "ugu.vassal.websocket", "ugu.routing.engine",
+                  "ugu.vassal.static", "ugu.vassal.carbon", "random")
 
 
 class Shared:
@@ -430,6 +438,7 @@ def _privileged_hooks(config, hooks, start_cwd, reloaded):
     uWSGI runs them from the folder it started in (its chdir comes
     after), pre-jail's at the first start only, and those as root and
     as user only when started as root."""
+    _import_ahead(config)
     os.chdir(start_cwd)
     if not reloaded:
         hooks.run("pre-jail")
@@ -459,6 +468,17 @@ def _drops_at(config):
     if config["chown-socket"] or config["drop-after-init"]:
         return BOUND
     return JAILED
+
+
+def _import_ahead(config):
+    """Started as root to become another user or to jail itself, the
+    master imports first what it would import later: Python's files may
+    be out of that user's reach (a Python installed under /root), or
+    outside the jail."""
+    if os.getuid() == 0 and (config["uid"] or config["gid"]
+                             or _jails(config)):
+        for name in IMPORTED_AHEAD:
+            importlib.import_module(name)
 
 
 def _as_root(config, hooks, reloaded):
