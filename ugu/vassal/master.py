@@ -62,8 +62,8 @@ TICK = 1.0
 MULE_RESPAWN_GAP = 1.0
 # What the master imports only where it needs it (the workers' request
 # code, the uwsgi module, the routes and static files, carbon, the
-# spooler's random names), and what those import: imported ahead by a
-# master that drops its privileges (see _import_ahead).
+# spooler's random names), and what those import: imported ahead where
+# a later import could fail or find another module (see _import_ahead).
 IMPORTED_AHEAD = ("ugu.vassal.worker", "ugu.vassal.pymodule",
                   "ugu.vassal.websocket", "ugu.routing.engine",
                   "ugu.vassal.static", "ugu.vassal.carbon", "random")
@@ -380,6 +380,7 @@ def _run(config):
                          shared.uwsgi_signals)
         pymodule.set_sockets(
             l.sock.fileno() for l in _worker_sockets(listeners))
+        _import_ahead()
     try:
         apps.prepare(config, config["force-cwd"] or start_cwd)
     except apps.NoApp as e:
@@ -438,7 +439,9 @@ def _privileged_hooks(config, hooks, start_cwd, reloaded):
     uWSGI runs them from the folder it started in (its chdir comes
     after), pre-jail's at the first start only, and those as root and
     as user only when started as root."""
-    _import_ahead(config)
+    if os.getuid() == 0 and (config["uid"] or config["gid"]
+                             or _jails(config)):
+        _import_ahead()
     os.chdir(start_cwd)
     if not reloaded:
         hooks.run("pre-jail")
@@ -470,15 +473,14 @@ def _drops_at(config):
     return JAILED
 
 
-def _import_ahead(config):
-    """Started as root to become another user or to jail itself, the
-    master imports first what it would import later: Python's files may
-    be out of that user's reach (a Python installed under /root), or
-    outside the jail."""
-    if os.getuid() == 0 and (config["uid"] or config["gid"]
-                             or _jails(config)):
-        for name in IMPORTED_AHEAD:
-            importlib.import_module(name)
+def _import_ahead():
+    """What the master would import later, imported now: before it
+    becomes another user or jails itself (Python's files may be out of
+    that user's reach, a Python installed under /root, or outside the
+    jail), and before the app's folders come first on sys.path (a module
+    of the app's would stand in for one of Python's that ugu imports)."""
+    for name in IMPORTED_AHEAD:
+        importlib.import_module(name)
 
 
 def _as_root(config, hooks, reloaded):
