@@ -52,6 +52,7 @@ class Master:
         self.stats = None     # a StatsServer with `stats`
 
     def run(self):
+        proc.trim_heap()
         self.signals = proc.SignalQueue(HANDLED)
         proc.set_master_title(self.config)
         self.spawn()

@@ -29,6 +29,7 @@ def run(config, listeners, backends, index, mesh=None, names=(),
     from ugu.router.settings import Settings
 
     proc.set_title(config, f"uWSGI http {index}")
+    proc.trim_heap()
     serve(Settings.from_config(config), listeners, backends, index, mesh,
           names, ready=lambda: drop_to(*ids) if ids else None)
     sys.stdout.flush()

@@ -1245,6 +1245,7 @@ class Master:
 
     # -- life cycle -------------------------------------------------------
     def run(self):
+        proc.trim_heap()
         proc.set_master_title(self.config)
         self.signals = proc.SignalQueue(HANDLED)
         if self.config["master-fifo"]:
