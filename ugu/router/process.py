@@ -53,8 +53,9 @@ def run_corerouter(config, listeners, index, gateway, server, settings,
     if to is not None:
         import dataclasses
         settings = dataclasses.replace(settings, static=(to,))
-    server()(settings, listeners, index, mesh).serve(
-        ready=lambda: drop_to(*ids) if ids else None)
+    router = server()(settings, listeners, index, mesh)
+    proc.trim_heap()
+    router.serve(ready=lambda: drop_to(*ids) if ids else None)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
