@@ -98,7 +98,9 @@ class Shared:
         if config["cache"] or config["cache2"]:
             from ugu.vassal import cache
             self.caches = cache.create_all(config)
-        self.static.cache_paths(config, self.caches)
+        if config["static-cache-paths"]:
+            # A static option: the static files are prepared by now.
+            self.static.cache_paths(config, self.caches)
         if config["check-cache"] is not None:
             from ugu.vassal import checkcache
             checkcache.named(config, self.caches)
