@@ -442,6 +442,12 @@ def test_the_stats_list_the_spoolers(start_server, tmp_path, server):
     os.kill(first, signal.SIGKILL)
     second = int(p.wait_for_log(r"spawned the uWSGI spooler on dir .* with "
                                 r"pid (\d+)\n", count=2)[1])
-    wait_until(lambda: read_stats(stats)["spoolers"] == [
-        {"dir": folder, "pid": second, "tasks": 0, "respawns": 1,
-         "running": 0}])
+    respawned = [{"dir": folder, "pid": second, "tasks": 0, "respawns": 1,
+                  "running": 0}]
+    seen = []
+    try:
+        wait_until(lambda: seen.append(read_stats(stats)["spoolers"])
+                   or seen[-1] == respawned)
+    except TimeoutError:
+        raise AssertionError(f"the stats still say {seen[-1]}, not "
+                             f"{respawned}") from None
