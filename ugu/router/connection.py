@@ -192,14 +192,18 @@ class ClientConnection:
 
     # Reading and writing, for the cycles.
 
-    def next_h11_event(self, conn, timeout):
+    def next_h11_event(self, conn, timeout, framing=None):
         """The next event of h11 connection `conn`, reading as needed:
-        each read waits up to `timeout`."""
+        each read waits up to `timeout`, and what it reads passes the
+        `framing` check first, if any (ugu.http.chunked)."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            conn.receive_data(self.recv(timeout))
+            data = self.recv(timeout)
+            if framing is not None:
+                framing.check(data)
+            conn.receive_data(data)
 
     def recv(self, timeout):
         try:

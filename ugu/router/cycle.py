@@ -132,11 +132,13 @@ class H11Cycle:
             h11.SERVER, max_incomplete_event_size=client.max_head)
         conn.receive_data(data)
         self.request = None
+        # A chunked body's framing check, while one is read.
+        self._framing = None
 
     def next_event(self, timeout):
         """The next h11 event from the client, reading as needed: each
         read waits up to `timeout`."""
-        return self.client.next_h11_event(self.h11, timeout)
+        return self.client.next_h11_event(self.h11, timeout, self._framing)
 
     def pending_head(self):
         return bool(self.h11.trailing_data[0])
@@ -154,6 +156,18 @@ class H11Cycle:
                 # EndOfMessage; h11 raises for a body cut short.
                 return
             yield event.data
+
+    def chunked_pieces(self, timeout):
+        """body_pieces of a chunked body, whose framing is checked
+        strictly as it comes (ugu.http.chunked): BadRequest at once
+        where h11 would wait or go along."""
+        from ugu.http.chunked import ChunkedFraming
+        self._framing = ChunkedFraming(self.client.max_head)
+        try:
+            self._framing.check(self.h11.trailing_data[0])
+            yield from self.body_pieces(timeout)
+        finally:
+            self._framing = None
 
     def send_informational(self, status, reason, headers):
         self.client.write(self.h11.send(h11.InformationalResponse(

@@ -109,12 +109,16 @@ class Exchange:
         import tempfile     # only for a body to spool (its modules cost)
         body = tempfile.SpooledTemporaryFile(SPOOL_MEMORY)
         try:
-            for data in self._body_pieces():
+            # Only an H11Cycle carries a chunked body.
+            for data in self.cycle.chunked_pieces(self.settings.timeout):
                 body.write(data)
         except h11.RemoteProtocolError as e:
             body.close()
             raise BadRequest(f"invalid chunked body: {h11_reason(e)}") \
                 from None
+        except BaseException:
+            body.close()
+            raise
         return body
 
     def _body_pieces(self):

@@ -75,6 +75,8 @@ class Client:
         self.timeout = ctx.socket_timeout or None
         self.address = address[0] if isinstance(address, tuple) else "unix"
         self.closed = False
+        # A chunked body's framing check, while one is read.
+        self.framing = None
 
     def plain_request(self, deadline):
         """The next request if it is plain; else None, with h11 fed
@@ -127,7 +129,10 @@ class Client:
             event = h.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            h.receive_data(self._recv_by(deadline))
+            data = self._recv_by(deadline)
+            if self.framing is not None:
+                self.framing.check(data)
+            h.receive_data(data)
 
     def _recv_by(self, deadline):
         """Read more; with a deadline (the head's), a HeadTimeout once
@@ -593,11 +598,16 @@ def _request_body(client, rv):
         length = rv.headers.get(b"CONTENT_LENGTH", b"0")
         return BodyReader(client), int(length) if length.isdigit() else 0
     import tempfile         # only for a chunked body (its modules cost)
+    from ugu.http.chunked import ChunkedFraming
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
     # The size of each chunk, for uwsgi.chunked_read.
     spool.chunk_sizes = sizes = []
     part = 0
+    # Its framing is checked strictly as it comes: a bare LF in it is
+    # refused at once, where h11 would wait or go along.
+    client.framing = ChunkedFraming(client.max_head)
     try:
+        client.framing.check(client.h.trailing_data[0])
         while type(event := client.body_event()) is h11.Data:
             spool.write(event.data)
             part += len(event.data)
@@ -607,6 +617,8 @@ def _request_body(client, rv):
     except BaseException:
         spool.close()
         raise
+    finally:
+        client.framing = None
     length = spool.tell()
     spool.seek(0)
     return spool, length
