@@ -25,8 +25,9 @@ from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import plain_http
 from ugu.vassal.transport import head_bytes
 from tests.support import read_to_eof
-from tests.test_router import (BARE_LF_CHUNKED, assert_pipelined_in_order,
-                               read_exactly, read_responses, slow_client)
+from tests.test_router import (ABSURD_LENGTHS, BARE_LF_CHUNKED,
+                               assert_pipelined_in_order, read_exactly,
+                               read_responses, slow_client)
 
 TIMEOUT = 2
 
@@ -500,13 +501,14 @@ def test_400_on_a_malformed_request_then_served(server, request_bytes):
     assert log_count(server, "] 400 ") == before + 1
 
 
-@pytest.mark.parametrize("request_bytes", BARE_LF_CHUNKED.values(),
-                         ids=BARE_LF_CHUNKED.keys())
-def test_a_bare_lf_in_chunked_framing_is_refused_at_once(server,
-                                                         request_bytes):
-    """DEVIATIONS 3: a 400 before the app runs, never a wait for the
-    socket-timeout; the client does not half-close, which would end the
-    body for h11 at once."""
+@pytest.mark.parametrize("request_bytes",
+                         [*BARE_LF_CHUNKED.values(), *ABSURD_LENGTHS.values()],
+                         ids=[*BARE_LF_CHUNKED, *ABSURD_LENGTHS])
+def test_a_malformed_body_framing_is_refused_at_once(server, request_bytes):
+    """DEVIATIONS 3: a 400 before the app runs (a bare LF in chunked
+    framing, a length no body has), never a wait for the socket-timeout;
+    the client does not half-close, which would end the body for h11 at
+    once."""
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port),
                                   timeout=10) as s:

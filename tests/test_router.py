@@ -986,6 +986,50 @@ def test_a_bare_lf_in_chunked_framing_is_refused_at_once(router,
     assert requests.get(f"{router.url}/next", timeout=10).ok
 
 
+# Lengths no real body has (ugu.http.plain.MAX_BODY_SIZE, 2**60): an app
+# got them, and an OverflowError from wsgi.input.read(), or the router
+# waited for that many bytes of a chunk.
+ABSURD_LENGTHS = {
+    "length-20-digits": b"POST /echo HTTP/1.1\r\nHost: t\r\n"
+    b"Content-Length: 99999999999999999999\r\n\r\nabc",
+    "length-over-bound": b"POST /echo HTTP/1.1\r\nHost: t\r\n"
+    b"Content-Length: %d\r\n\r\nabc" % ((1 << 60) + 1),
+    "length-http-1.0": b"POST /echo HTTP/1.0\r\nHost: t\r\n"
+    b"Content-Length: 9223372036854775807\r\n\r\nabc",
+    "length-5000-digits": b"POST /echo HTTP/1.1\r\nHost: t\r\n"
+    b"Content-Length: %s\r\n\r\nabc" % (b"1" * 5000),
+    "chunk-over-64-bits": CHUNKED_HEAD + b"fffffffffffffffff\r\nhello",
+    "chunk-over-bound": CHUNKED_HEAD + b"1000000000000001\r\nhello",
+}
+
+
+@pytest.mark.parametrize("request_bytes", ABSURD_LENGTHS.values(),
+                         ids=ABSURD_LENGTHS.keys())
+def test_a_length_no_body_has_is_refused_at_once(router, request_bytes):
+    raw = exchange(router.port, request_bytes)
+    assert raw.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert requests.get(f"{router.url}/next", timeout=10).ok
+
+
+@pytest.mark.parametrize("size", [b"Content-Length: %d" % (1 << 60),
+                                  b"Transfer-Encoding: chunked\r\n\r\n"
+                                  b"1000000000000000"])
+def test_the_longest_body_length_is_taken(router, size):
+    """At the bound the request is served: the app that ignores the
+    body answers, the chunk is awaited."""
+    with socket.create_connection(("127.0.0.1", router.port),
+                                  timeout=10) as s:
+        s.sendall(b"POST /ignore-body HTTP/1.1\r\nHost: t\r\n%s\r\n"
+                  b"\r\nabc" % size)
+        s.settimeout(1)
+        try:
+            answer = s.recv(65536)
+        except TimeoutError:
+            answer = b"(waited)"
+    expected = b"HTTP/1.1 200 OK" if b"Length" in size else b"(waited)"
+    assert answer.startswith(expected)
+
+
 CHUNKED_BODY = (b"5;name=value\r\nhello\r\n00A \r\n" + b"x" * 10
                 + b"\r\n0\r\nX-Trailer: 1\r\n\r\n")
 

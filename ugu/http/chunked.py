@@ -7,7 +7,8 @@ where the trailer section ends.  A server and a proxy in front of it
 that disagree on where a chunk ends disagree on where the next request
 begins, so every byte h11 is fed for a chunked body goes through
 `ChunkedFraming.check` first, and a bare LF anywhere in the framing
-refuses the request at once (DEVIATIONS 3).  Only the framing is
+refuses the request at once (DEVIATIONS 3), as does a chunk size no
+body can have (ugu.http.plain.MAX_BODY_SIZE).  Only the framing is
 followed here; h11 still decodes the body and validates the trailer
 fields.
 
@@ -17,6 +18,7 @@ Imported only for a chunked body, which few requests carry.
 import re
 
 from ugu.http.errors import BadRequest
+from ugu.http.plain import MAX_BODY_SIZE
 
 # A size line: hex digits, then extensions (skipped, as h11 skips them)
 # and optional whitespace, as h11's grammar has them; CRLF-ended.
@@ -69,6 +71,11 @@ class ChunkedFraming:
             raise BadRequest("invalid chunked body: illegal chunk size "
                              f"line {bytes(line[:40])!r}")
         size = int(found[1], 16)
+        if size > MAX_BODY_SIZE:
+            # h11 takes up to 20 hex digits, and would wait for them.
+            raise BadRequest("invalid chunked body: a chunk size of "
+                             f"{found[1][:40].decode()} is over "
+                             f"{MAX_BODY_SIZE:x} (hex)")
         if size:
             self._left = size
             self._step = self._chunk_data

@@ -28,6 +28,16 @@ _NOT_PLAIN = frozenset((b"transfer-encoding", b"expect", b"upgrade",
 # Headers a plain request carries at most once.
 _ONCE = frozenset((b"content-length", b"host", b"connection"))
 _CONNECTION = {b"keep-alive": True, b"close": False}
+# The longest body a request may declare, by its Content-Length or by a
+# chunk's size: 1 EiB, which no real body nears.  uWSGI keeps a body's
+# length in a signed 64-bit size (a longer one is malformed there too),
+# and wsgi.input.read() of a length near 2**63 fails in Python itself
+# (OverflowError: no bytes object is that long); a length over this is
+# refused with 400 before any app sees it.
+MAX_BODY_SIZE = 1 << 60
+# Its decimal digits: a longer Content-Length is over it whatever it says
+# (and int() refuses one of thousands of digits; h11 refuses over 20).
+_MAX_LENGTH_DIGITS = len(str(MAX_BODY_SIZE))
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
 CLOSE = b"Connection: close\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
@@ -74,9 +84,13 @@ def parse_request(head):
                 return None
             seen.add(name)
             if name == b"content-length":
-                if not value.isdigit():
+                if (not value.isdigit()
+                        or len(value) > _MAX_LENGTH_DIGITS):
                     return None
                 length = int(value)
+                if length > MAX_BODY_SIZE:
+                    # h11 takes it; RequestVars refuses it.
+                    return None
             elif name == b"connection":
                 keep_alive = _CONNECTION.get(value.lower())
                 if keep_alive is None:

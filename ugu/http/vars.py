@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 from ugu.options.errors import ConfigError
 
 from ugu.http.errors import BadRequest, HeadersTooLarge
+from ugu.http.plain import MAX_BODY_SIZE
 from ugu.protocol import MAX_BLOCK, encode_vars
 
 # Header names whose var has no HTTP_ prefix (CGI's names).
@@ -105,10 +106,18 @@ class RequestVars:
             key = _var_name(name)
             seen = headers.get(key)
             headers[key] = value if seen is None else seen + JOIN + value
-        if self.chunked and b"CONTENT_LENGTH" in headers:
+        if b"CONTENT_LENGTH" in headers:
+            self._check_length(headers[b"CONTENT_LENGTH"])
+
+    def _check_length(self, length):
+        if self.chunked:
             # h11 lets chunked framing win (RFC 9112 6.3); two framings are
             # how requests are smuggled past a proxy, so none is trusted.
             raise BadRequest("Content-Length with Transfer-Encoding")
+        # The plain parser leaves such a length to h11, which takes it.
+        if int(length) > MAX_BODY_SIZE:
+            raise BadRequest(f"a Content-Length of {length[:40].decode()} "
+                             f"is over {MAX_BODY_SIZE}")
 
     @property
     def key(self):
