@@ -482,7 +482,7 @@ OPTIONS = (
          "megabytes, checked each second", MASTER, default=0,
          needs_master=True, wide=True),
     _opt("limit-post", INT, "refuse a request whose body is declared "
-         "longer than this many bytes (the connection closes unanswered)",
+         "longer than this many bytes (413, and the connection closes)",
          CORE, default=0, wide=True),
     _opt("post-buffering", INT, "read a request's whole body before the "
          "app runs: in memory under this many bytes, else in a temporary "

@@ -524,7 +524,10 @@ def _serve_plain(ctx, core, site, found, client):
         request.handle(ex)
     if transport.conn is None:
         return False
-    return ex.input.drain() and transport.reusable()
+    if not ex.input.drain():
+        _linger(client.conn)
+        return False
+    return transport.reusable()
 
 
 def _serve_one(ctx, core, site, event, client):
@@ -562,6 +565,8 @@ def _serve_one(ctx, core, site, event, client):
         if rv.chunked:
             body.close()
     if not drained:
+        if transport.conn is not None:
+            _linger(client.conn)
         return False
     client.finish_request()
     return client.end_h11()
@@ -658,7 +663,9 @@ def _refuse(client, error, head_only=False):
 
 def _linger(conn):
     """Half-close, then read and drop what the client still sends, for
-    a moment: closing with unread bytes would reset the answer away."""
+    a moment: closing with unread bytes would reset the answer away (an
+    error page, or a response given before the body was read: a 413 for
+    a body over limit-post)."""
     deadline = time.monotonic() + LINGER_SECONDS
     try:
         conn.shutdown(socket.SHUT_WR)

@@ -12,7 +12,7 @@ import sys
 import time
 
 from ugu import log
-from ugu.http.errors import Unsendable
+from ugu.http.errors import PAGES, Unsendable
 from ugu.vassal import app as apps, ranges, routestores, wsgi
 from ugu.vassal.static import Unanswered
 from ugu.vassal.transform import Layers
@@ -508,15 +508,17 @@ TOO_BIG = "Invalid (too big) CONTENT_LENGTH. skip."
 
 
 def _within_limit(ex):
-    """limit-post: a body declared longer is refused as uWSGI refuses the
-    request where its parser meets CONTENT_LENGTH: said, the connection
-    closed unanswered and the body unread, and the log line counting the
-    vars read before it (the block's whole size), with a 500 served by
-    no app."""
+    """limit-post: a body declared longer is refused where uWSGI's parser
+    meets CONTENT_LENGTH, with its words; uWSGI then closes the
+    connection unanswered, ugu answers 413 first (DEVIATIONS 3).  The
+    body stays unread and the connection closes.  The log line counts
+    the vars read before CONTENT_LENGTH (the block's whole size), as
+    uWSGI's does, and the 413 served by no app."""
     if ex.input.length <= ex.ctx.limit_post:
         return True
     log.log(TOO_BIG)
     ex.input.abandon()
+    _answer_too_large(ex)
     read = {}
     for key, value in ex.vars.items():
         if key == "CONTENT_LENGTH":
@@ -526,9 +528,25 @@ def _within_limit(ex):
     # sent after CONTENT_LENGTH is left out, as in uWSGI's.
     refused = ex.ctx.exchange(ex.ctx, ex.core, ex.transport, read,
                               2 * len(read), ex.vars_size, ex.input)
-    refused.start, refused.status = ex.start, 500
+    refused.start = ex.start
+    for figure in ("status", "header_count", "header_size", "body_size"):
+        setattr(refused, figure, getattr(ex, figure))
     account(refused)
     return False
+
+
+def _answer_too_large(ex):
+    """The 413 page, the router's own (ugu.http.errors), unrouted: no
+    app or route has seen the request."""
+    reason, headers, body = PAGES[413]
+    ex.transport.close_after()
+    try:
+        ex.respond(f"413 {reason.decode()}",
+                   [(name.decode(), value.decode())
+                    for name, value in headers] + [("Connection", "close")],
+                   body, routed=False)
+    except ClientWriteError as e:
+        e.log(ex)
 
 
 def _buffer_body(ex):
