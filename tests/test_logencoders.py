@@ -218,7 +218,7 @@ def test_threaded_logger_copies_the_children_lines(start_server, site,
                                                    server):
     """threaded-logger turns the log master on, a thread of the master
     copying the pipe: the children's lines reach the file, encoded, and
-    the workers' last ones come before the master's last."""
+    on ugu the workers' last ones come before the master's last."""
     p, port = serve(start_server, server, site, ("logto", "app.log"),
                     ("threaded-logger", "true"),
                     ("log-encoder", "prefix [T]"))
@@ -229,4 +229,9 @@ def test_threaded_logger_copies_the_children_lines(start_server, site,
         assert len(os.listdir(f"/proc/{p.pid}/task")) >= 2
     p.stop()
     text = (site / "app.log").read_bytes()
-    assert text.endswith(b"[T]goodbye to uWSGI.\n")
+    assert b"[T]goodbye to uWSGI.\n" in text
+    if server == "ugu":
+        # uWSGI's master and logger thread each write the file at their
+        # own offset, so its last lines now and then land over each other
+        # (CI saw "goodbye" twice, then the tail of an overwritten line).
+        assert text.endswith(b"[T]goodbye to uWSGI.\n")
