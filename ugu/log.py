@@ -151,6 +151,26 @@ def request_writer(line_of):
     return write_sent
 
 
+def plain_request_sink():
+    """(device, inode) of the file or pipe request lines are written to
+    as they are (no req-logger thread, encoder or file still to open in
+    between), else None: the router's static answers (ugu.staticanswer)
+    write their lines there only when the worker's go to the same."""
+    if _send_request is not None or _through is not None or \
+            _then is not None or _requests_fd in _waiting_fds():
+        return None
+    try:
+        st = os.fstat(_requests_fd)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino]
+
+
+def write_request_line(line):
+    """A request line written as the worker's are, where they go."""
+    _write(_requests_fd, line, "latin-1")
+
+
 def _send_to_requests(line):
     send(_requests_fd, line)
 
@@ -629,6 +649,11 @@ def request_line_micros(r):
 # (second, its ctime text): formatting the date is a third of the request
 # line's cost, and a busy worker logs many requests within one second.
 _last_ctime = (None, "")
+
+
+def ctime(when):
+    """The request line's date: time.ctime(), made once a second."""
+    return _ctime(when)
 
 
 def _ctime(when):

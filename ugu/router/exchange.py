@@ -18,7 +18,7 @@ import re
 
 import h11
 
-from ugu import protocol
+from ugu import protocol, staticanswer
 from ugu.http import gzip
 from ugu.http.errors import (AppFailed, BadGateway, BadRequest,
                              BodyTooLarge, ClientGone, GatewayTimeout,
@@ -56,6 +56,9 @@ class Exchange:
         self.settings = client.settings
         self.received = 0
         self.packet_size = 0
+        # The fast path offered to keep a static answer, and has not yet
+        # taken the worker's marker out of its head (ugu.staticanswer).
+        self.offered = False
 
     def run(self, tried=()):
         """The whole exchange; `tried`: nodes that already failed to
@@ -181,6 +184,9 @@ class Exchange:
 
     def _relay(self, backend, buffered=b"", closed=False):
         buffered, closed = self._read_head(backend, buffered, closed)
+        if self.offered:
+            buffered = staticanswer.take_marker(
+                buffered, buffered.find(END_OF_HEAD))[0]
         if _SWITCHING.match(buffered):
             # uWSGI's router relays the 101 and then none of the frames:
             # the client waits for ever for its websocket.
@@ -382,9 +388,14 @@ def _probe(method):
     return probe
 
 
-def packet(client, head, body_length=None):
-    """The uwsgi packet of a request: header and vars block."""
+def packet(client, head, body_length=None, offer=False):
+    """The uwsgi packet of a request: header and vars block; `offer`:
+    with the offer to repeat a static file's answer (ugu.staticanswer),
+    where the modifiers are left at 0."""
     settings = client.settings
     block = head.block(client.listener_vars, client.peer, body_length)
+    modifier2 = settings.modifier2
+    if offer and not (settings.modifier1 or modifier2):
+        modifier2 = staticanswer.OFFER
     return protocol.HEADER.pack(settings.modifier1, len(block),
-                                settings.modifier2) + block
+                                modifier2) + block

@@ -20,11 +20,14 @@ ugu.router.channel.
 
 import functools
 import os
+import time
 import traceback
 
 import gevent
 from gevent import get_hub
 
+from ugu import log as logs
+from ugu import staticanswer
 from ugu.http import gzip, plain
 from ugu.http.errors import GatewayTimeout, HttpError
 from ugu.http.response import END_OF_HEAD, parse_head
@@ -70,6 +73,10 @@ class FastPath:
         self.request = self.head = None
         self.node = self.backend = self._backend_watcher = None
         self._packet = self._answer = self._out = b""
+        # The request's head, under which its answer may be kept, and
+        # the worker's marker that lets it be (ugu.staticanswer).
+        self._head_bytes = self._marker = None
+        self._offered = False
         self._on_timeout = None
         # Seconds each read of a request head may wait.
         self._head_wait = 0
@@ -117,15 +124,20 @@ class FastPath:
         if end == -1 and len(buffer) < MAX_HEAD:
             return False
         # A head too long, or not plain (None), or empty (0): h11's.
-        parsed = (_bodiless_request(bytes(buffer[:end]))
-                  if end is not None and end > 0 else None)
+        head = bytes(buffer[:end]) if end is not None and end > 0 else None
+        parsed = _bodiless_request(head) if head is not None else None
         if parsed is None:
             # Just read (or just waited for): its reads wait in full.
             self._hand_over(self._head_wait)
             return True
         del buffer[:end + 4]
         self._reader.stop()
-        self._begin(*parsed)
+        kept = self.conn.router.answers.get(head)
+        if kept is not None:
+            self._repeat(parsed[0], kept)
+        else:
+            self._head_bytes = head
+            self._begin(*parsed)
         return True
 
     def _head_timed_out(self):
@@ -138,15 +150,36 @@ class FastPath:
             self.conn.log_error("", f"incomplete request head: {why}")
         self.close()
 
+    def _repeat(self, request, kept):
+        """Answer with what the worker answered to the same head, and
+        write the line it would have written."""
+        start = time.time()
+        conn = self.conn
+        self.request = request
+        conn.cycle = PlainCycle(conn, request)
+        conn.cycle.started = conn.cycle.done = True
+        self._respond(kept.data)
+        if kept.line is not None:
+            answers = conn.router.answers
+            answers.count += 1
+            logs.write_request_line(kept.line.format(
+                pid=os.getpid(), count=answers.count,
+                addr=staticanswer.client_address(conn.peer),
+                size=kept.vars_size + len(conn.peer),
+                date=logs.ctime(start),
+                msecs=int((time.time() - start) * 1000)))
+
     # The exchange with a backend.
 
     def _begin(self, request, request_vars):
         conn = self.conn
         self.request = request
         conn.cycle = PlainCycle(conn, request)
+        self._marker = None
+        self._offered = request.method == b"GET"
         try:
             self.head = request_vars or RequestVars(request)
-            self._packet = packet(conn, self.head)
+            self._packet = packet(conn, self.head, offer=self._offered)
             self.node, self.backend = (
                 conn.router.nodes.start_connect(self.head))
             if self.node.retag is not None:
@@ -234,6 +267,13 @@ class FastPath:
             else:
                 self._more_answer()
             return
+        if self._offered:
+            # Out of the head before anything reads it: no client sees it.
+            self._offered = False
+            answer, self._marker = staticanswer.take_marker(answer, end)
+            if self._marker is not None:
+                self._answer = answer
+                end = answer.find(END_OF_HEAD)
         relayed = (None if self.request.method == b"HEAD"
                    else self._relayed_head(answer[:end]))
         if relayed is None or end + 4 + relayed[0] > FAST_ANSWER:
@@ -252,7 +292,17 @@ class FastPath:
         self._answer = self._packet = b""
         cycle = self.conn.cycle
         cycle.started = cycle.done = True
-        self._respond(client_head + answer[end + 4:size])
+        data = client_head + answer[end + 4:size]
+        if self._marker is not None:
+            self._keep(data)
+        self._respond(data)
+
+    def _keep(self, data):
+        """Keep the answer for its head, as the worker's marker allows."""
+        found = staticanswer.parse(self._marker, logs.plain_request_sink())
+        self._marker = None
+        if found is not None:
+            self.conn.router.answers.keep(self._head_bytes, data, *found)
 
     def _more_answer(self):
         """The backend's silence is timed from its last bytes."""
@@ -330,6 +380,7 @@ class FastPath:
     def _resume(self, unsent=b"", closed=False):
         """The greenlet code finishes the exchange with the backend."""
         exchange = Exchange(self.conn, self.conn.cycle, self.head)
+        exchange.offered = self._offered
         if unsent:
             self.backend.set_nodelay()
         run = functools.partial(exchange.resume, self.backend, unsent,

@@ -16,7 +16,7 @@ import gevent
 import gevent.event
 from gevent import get_hub
 
-from ugu import subscription
+from ugu import staticanswer, subscription
 from ugu.http.vars import ListenerVars
 from ugu.log import log
 from ugu.router.backends import Nodes
@@ -42,6 +42,8 @@ class Router:
 
     def __init__(self, settings, backends, subscribed=False):
         self.settings = settings
+        # Static files' answers repeated without the worker.
+        self.answers = staticanswer.Answers()
         # The client connections open, counted for the stats server.
         self.counting = settings.stats is not None
         self.sessions = 0

@@ -78,6 +78,9 @@ class Exchange:
     # modifier1 30 as 0 once the app runs (and, through a uwsgi socket,
     # ugu always does).
     modifier1 = modifier2 = 0
+    # The router offered to repeat a static file's answer
+    # (ugu.staticanswer).
+    offered = False
     # Values the log line names (log-format's other tokens), set with
     # set_logvar(); None until one is.
     logvars = None
@@ -914,10 +917,17 @@ def serve_static(ex, found):
             ex.respond("304 Not Modified", found.not_modified_headers())
             return
         ex.start_response("200 OK", found.headers())
+        _take_offer(ex, found)
         handed = _send_static(ex, found, 0, found.size)
     finally:
         if not handed:
             os.close(found.fd)
+
+
+def _take_offer(ex, found):
+    """The router's offer taken, where it may repeat this answer."""
+    if ex.offered and ex.ctx.static_offer is not None:
+        ex.transport.offer = ex.ctx.static_offer.marker_for(ex, found)
 
 
 def serve_static_range(ex, found):
@@ -934,6 +944,7 @@ def serve_static_range(ex, found):
             ex.respond(RANGE_NOT_SATISFIABLE, found.unsatisfiable_headers())
         elif wanted is None:
             ex.start_response("200 OK", found.headers())
+            _take_offer(ex, found)
             handed = _send_static(ex, found, 0, found.size)
         else:
             first, last = wanted

@@ -354,7 +354,7 @@ class StaticFiles:
         accept_encoding = ex.vars.get("HTTP_ACCEPT_ENCODING", "")
         if self.wants_variant and accept_encoding and \
                 self.wants_variant(path):
-            for coding, suffix in _accepted(accept_encoding):
+            for coding, suffix in accepted_variants(accept_encoding):
                 variant = self._variant(path + suffix, root)
                 if variant:
                     os.close(fd)
@@ -548,7 +548,7 @@ def _variant(path):
 _VARIANTS = (("br", ".br", ("br",)), ("gzip", ".gz", ("gzip", "x-gzip")))
 
 
-def _accepted(accept_encoding):
+def accepted_variants(accept_encoding):
     """(coding, suffix) of each variant the client accepts, best first.
     RFC 9110: codings are case-insensitive, `*` stands for any other, and
     q=0 refuses one (uWSGI looks for the name anywhere in the header)."""

@@ -26,6 +26,10 @@ class RawTransport:
     # Whether an offload thread may send a static file's body (uWSGI's
     # can_offload of the socket, set where offload-threads are).
     can_offload = True
+    # A static file's answer the router may repeat: a function of the
+    # head's size (which the log line counts without it) giving the
+    # marker that goes first in the head (ugu.staticanswer).
+    offer = None
 
     def __init__(self, conn):
         self.conn = conn
@@ -34,13 +38,15 @@ class RawTransport:
     def start(self, protocol, status_line, headers, first_chunk, head_only):
         """Send the head (with the first body chunk, in one write);
         returns the head's size for the log line."""
-        head = head_bytes(protocol, status_line, headers)
+        head = wire = head_bytes(protocol, status_line, headers)
+        if self.offer is not None:
+            wire = _with_marker(head, self.offer(len(head)))
         self.head_only = head_only
         if first_chunk and not head_only:
-            send_with_head(self.conn, head + first_chunk, len(head),
+            send_with_head(self.conn, wire + first_chunk, len(wire),
                            len(head))
         else:
-            send_all(self.conn, head)
+            send_all(self.conn, wire)
         return len(head)
 
     def write(self, data):
@@ -65,6 +71,12 @@ class RawTransport:
         """Hand the connection over to the offload engine."""
         conn, self.conn = self.conn, None
         return handover(conn)
+
+
+def _with_marker(head, marker):
+    """The head with the marker line after its status line."""
+    at = head.index(b"\r\n") + 2
+    return head[:at] + marker + head[at:]
 
 
 def send_all(conn, data):

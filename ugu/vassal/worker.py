@@ -20,7 +20,7 @@ import threading
 import time
 import traceback
 
-from ugu import log, proc, protocol
+from ugu import log, proc, protocol, staticanswer
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
 from ugu.vassal import (async_worker, autoreload, busyness, catch,
@@ -146,6 +146,13 @@ class Context:
         self.tcp_nodelay = config["tcp-nodelay"]
         self.reaper = config["reaper"]
         self.log_request = reqlog.request_logger(config, self.wid)
+        # Whether the router may repeat a static file's answer
+        # (ugu.staticanswer), decided where files are served.
+        self.static_offer = None
+        if shared.static.docroots:
+            from ugu.vassal.staticoffer import Offer
+            self.static_offer = Offer.of_worker(config, shared,
+                                                self.log_request)
         self.serve_static = (request.serve_static_range
                              if config["honour-range"]
                              else request.serve_static)
@@ -775,7 +782,11 @@ def serve_uwsgi(ctx, core, conn):
     body = wsgi.SocketBody(conn, early_body, BUFFER)
     ex = ctx.exchange(ctx, core, transport, request_vars, count, size,
                       wsgi.Input(body, length))
-    if modifier2:
+    if modifier2 == staticanswer.OFFER:
+        # ugu's router: it may repeat a static file's answer, and the
+        # request is otherwise one of modifier2 0.
+        ex.offered = True
+    elif modifier2:
         # Only log-format shows it (a router's http-modifier2).
         ex.modifier2 = modifier2
     request.handle(ex)

@@ -1,0 +1,219 @@
+"""The router repeats a static file's answer (ugu.staticanswer): through
+the tutorial's two vassals, a file asked for again with the same head is
+answered by the router while the file is the same, with the worker's
+request line written by the router; anything changed goes to the worker.
+"""
+
+import gzip
+import re
+import socket
+
+import pytest
+
+from tests import support
+from tests.support import read_to_eof, split_response
+from tests.test_router import start_uwsgi_router
+from tests.test_tutorial import copy_examples
+
+CSS = (support.EXAMPLES / "static" / "base.css").read_bytes()
+LINE = re.compile(r"^\[pid: (\d+)\|app: -1\|req: -1/\d+\] 127\.0\.0\.1 \(\) "
+                  r"\{(\d+) vars in \d+ bytes\} \[[^]]+\] GET (\S+) => "
+                  r"generated (\d+) bytes in \d+ msecs (.*)$", re.M)
+
+
+@pytest.fixture
+def setup(tmp_path, procs):
+    http_port, worker_port = support.free_port(), support.free_port()
+    site = copy_examples(tmp_path / "site", http_port, worker_port)
+    emperor = procs.ugu("--master", "--emperor", "*.ini", cwd=site)
+    emperor.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is ready to accept "
+                         r"requests")
+    support.wait_for_port(http_port)
+    emperor.site, emperor.port = site, http_port
+    emperor.router = int(emperor.wait_for_log(
+        r"spawned uWSGI http 1 \(pid: (\d+)\)").group(1))
+    return emperor
+
+
+def get(port, path, *headers, method="GET"):
+    """The raw answer to a request whose head is the same every time."""
+    head = (f"{method} {path} HTTP/1.1\r\nHost: site\r\n"
+            + "".join(f"{h}\r\n" for h in headers)
+            + "Connection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head.encode())
+        return read_to_eof(s)
+
+
+def lines(process, path):
+    """(pid, the line but for what varies) of each request line for
+    `path`."""
+    return [(int(m.group(1)), m.group(2, 4, 5))
+            for m in LINE.finditer(process.output()) if m.group(3) == path]
+
+
+def repeated(setup, path, *headers):
+    """Ask for `path` until the router answers it; the answers."""
+    answers = []
+
+    def by_router():
+        answers.append(get(setup.port, path, *headers))
+        return any(pid == setup.router for pid, _ in lines(setup, path))
+    support.wait_until(by_router, what=f"the router to answer {path}")
+    return answers
+
+
+def test_a_file_asked_for_again_is_answered_by_the_router(setup):
+    answers = repeated(setup, "/base.css")
+    assert len(answers) >= 2
+    for raw in answers:
+        status, headers, body = split_response(raw)
+        assert status == "HTTP/1.1 200 OK"
+        assert body == CSS
+        assert not any(name.startswith("x-ugu") for name in headers)
+    assert len(set(answers)) == 1
+    found = lines(setup, "/base.css")
+    worker = [line for pid, line in found if pid != setup.router]
+    router = [line for pid, line in found if pid == setup.router]
+    assert worker and router
+    # The worker's line, as the router writes it.
+    assert set(router) == set(worker)
+    assert worker[0][1] == str(len(CSS))
+    assert re.fullmatch(r"via offload\(\) \(HTTP/1\.1 200\) 3 headers in "
+                        r"\d+ bytes \(0 switches on core \d\)", worker[0][2])
+
+
+def test_a_file_rewritten_is_sent_anew(setup):
+    repeated(setup, "/base.css")
+    changed = CSS.replace(b"body", b"BODY")
+    assert len(changed) == len(CSS)
+    (setup.site / "static" / "base.css").write_bytes(changed)
+    assert split_response(get(setup.port, "/base.css"))[2] == changed
+
+
+def test_a_file_removed_is_no_longer_sent(setup):
+    repeated(setup, "/base.css")
+    (setup.site / "static" / "base.css").unlink()
+    assert split_response(get(setup.port, "/base.css"))[2] != CSS
+
+
+def test_a_compressed_variant_is_repeated_and_its_removal_seen(setup):
+    accept = "Accept-Encoding: gzip"
+    for raw in repeated(setup, "/base.css", accept):
+        status, headers, body = split_response(raw)
+        assert headers["content-encoding"] == "gzip"
+        assert gzip.decompress(body) == CSS
+    (setup.site / "static" / "base.css.gz").unlink()
+    status, headers, body = split_response(get(setup.port, "/base.css",
+                                               accept))
+    assert "content-encoding" not in headers and body == CSS
+
+
+def test_a_compressed_variant_made_later_is_sent(setup):
+    (setup.site / "static" / "base.css.gz").unlink()
+    accept = "Accept-Encoding: gzip"
+    for raw in repeated(setup, "/base.css", accept):
+        assert split_response(raw)[2] == CSS
+    (setup.site / "static" / "base.css.gz").write_bytes(
+        gzip.compress(b"made later"))
+    status, headers, body = split_response(get(setup.port, "/base.css",
+                                               accept))
+    assert headers["content-encoding"] == "gzip"
+    assert gzip.decompress(body) == b"made later"
+
+
+def test_the_marker_reaches_no_client(setup):
+    """Not on a HEAD, nor on an answer too big for the fast path."""
+    big = b"p { margin: 0 }\n" * 8192
+    (setup.site / "static" / "big.css").write_bytes(big)
+    for _ in range(3):
+        raw = get(setup.port, "/big.css")
+        assert split_response(raw)[2] == big
+        assert b"x-ugu" not in raw.partition(b"\r\n\r\n")[0].lower()
+        raw = get(setup.port, "/base.css", method="HEAD")
+        assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"x-ugu" not in raw.lower()
+
+
+def test_a_stopped_worker_is_heard_of_within_seconds(setup):
+    repeated(setup, "/base.css")
+    (setup.site / "uwsgi.ini").unlink()
+    support.wait_until(
+        lambda: split_response(get(setup.port, "/base.css"))[0]
+        == "HTTP/1.1 502 Bad Gateway", timeout=10,
+        what="the router to find the worker gone")
+
+
+def _pair(procs, tmp_path, worker_binary, *worker_options):
+    """A worker serving static/ and an ugu router before it, logging to
+    one file; (the router's pid, its port, the log)."""
+    site = tmp_path / "site"
+    (site / "static").mkdir(parents=True)
+    (site / "static" / "a.css").write_bytes(CSS)
+    (site / "app.py").write_text(
+        "def application(e, sr):\n    sr('404 Not Found', [])\n"
+        "    return [b'none']\n")
+    worker_port, port = support.free_port(), support.free_port()
+    log = tmp_path / "both.log"
+    procs.start(
+        [*worker_binary, "--master", "--socket", f"127.0.0.1:{worker_port}",
+         "--wsgi-file", "app.py", "--check-static", "static",
+         "--logto", str(log), *worker_options], cwd=site)
+    support.wait_for_port(worker_port)
+    procs.ugu("--master", "--processes", "0", "--http", f"127.0.0.1:{port}",
+              "--http-to", f"127.0.0.1:{worker_port}", "--http-keepalive",
+              "--logto", str(log), cwd=site)
+    support.wait_for_port(port)
+    spawned = support.wait_until(lambda: re.search(
+        r"spawned uWSGI http 1 \(pid: (\d+)\)", log.read_text()))
+    return int(spawned.group(1)), port, log
+
+
+def _pids_answering(port, log, count=5):
+    """The pid in the line of each of `count` requests for a.css."""
+    for _ in range(count):
+        assert split_response(get(port, "/a.css"))[2] == CSS
+    return support.wait_until(
+        lambda: (lambda got: got if len(got) == count else None)(
+            [int(m.group(1)) for m in LINE.finditer(log.read_text())
+             if m.group(3) == "/a.css"]),
+        what="a line per request")
+
+
+def test_a_worker_logging_where_the_router_does_is_repeated(procs,
+                                                            tmp_path):
+    router, port, log = _pair(procs, tmp_path, support.UGU)
+    assert router in _pids_answering(port, log)
+
+
+def test_a_worker_with_request_routes_answers_every_time(procs, tmp_path):
+    router, port, log = _pair(procs, tmp_path, support.UGU,
+                              "--route-uri", "^/never$ return:403")
+    assert router not in _pids_answering(port, log)
+
+
+def test_a_uwsgi_worker_answers_every_time(procs, tmp_path, uwsgi_binary):
+    """uWSGI's worker takes the offer for modifier2 0 and adds nothing."""
+    router, port, log = _pair(procs, tmp_path, [uwsgi_binary])
+    assert router not in _pids_answering(port, log)
+
+
+def test_an_ugu_worker_behind_uwsgi_router_is_not_offered(procs, tmp_path,
+                                                         uwsgi_binary):
+    site = tmp_path
+    (site / "static").mkdir()
+    (site / "static" / "a.css").write_bytes(CSS)
+    worker_port = support.free_port()
+    worker = procs.ugu("--master", "--socket", f"127.0.0.1:{worker_port}",
+                       "--check-static", "static", cwd=site)
+    support.wait_for_port(worker_port)
+    front, port = start_uwsgi_router(uwsgi_binary,
+                                     f"127.0.0.1:{worker_port}")
+    try:
+        for _ in range(3):
+            raw = get(port, "/a.css")
+            assert split_response(raw)[2] == CSS
+            assert b"x-ugu" not in raw.lower()
+        assert len([m for m in LINE.finditer(worker.output())]) == 3
+    finally:
+        front.stop()
