@@ -217,3 +217,19 @@ def test_an_ugu_worker_behind_uwsgi_router_is_not_offered(procs, tmp_path,
         assert len([m for m in LINE.finditer(worker.output())]) == 3
     finally:
         front.stop()
+
+
+def test_requests_sent_at_once_are_all_answered_in_order(setup):
+    """Many requests for a repeated file in one write: each answered
+    from the loop in turn, none from deeper in the last one's call."""
+    repeated(setup, "/base.css")
+    one = "GET /base.css HTTP/1.1\r\nHost: site\r\n\r\n"
+    last = ("GET /nothing-here HTTP/1.1\r\nHost: site\r\n"
+            "Connection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", setup.port),
+                                  timeout=10) as conn:
+        conn.sendall((one * 500 + last).encode())
+        raw = read_to_eof(conn)
+    assert raw.count(b"HTTP/1.1 200 OK\r\n") == 501
+    assert raw.count(CSS) == 500
+    assert "fast path failed" not in setup.output()
