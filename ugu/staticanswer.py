@@ -51,24 +51,24 @@ _KEPT_BYTES = 8 * 1024 * 1024
 _FORMAT = 1
 
 
-def _read(path):
+def _make_place():
+    """The machine's boot, the mount namespace, the root directory and
+    the user; "" where /proc cannot tell them."""
     try:
-        with open(path) as f:
-            return f.read().strip()
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/mnt")
+        root = os.stat("/")
     except OSError:
         return ""
-
-
-def _make_place():
-    root = os.stat("/")
-    return (f"{_read('/proc/sys/kernel/random/boot_id')} "
-            f"{os.readlink('/proc/self/ns/mnt')} {root.st_dev}:{root.st_ino} "
+    return (f"{boot} {namespace} {root.st_dev}:{root.st_ino} "
             f"{os.geteuid()}:{os.getegid()}")
 
 
 def place():
-    """Where this process sees files from, as a marker names it: read
-    when first asked, after a worker's chroot and privilege drop."""
+    """Where this process sees files from, as a marker names it ("" when
+    unknown: no marker is made or taken); read when first asked, after
+    a worker's chroot and privilege drop."""
     global _place
     if _place is None:
         _place = _make_place()
@@ -151,7 +151,8 @@ def parse(value, sink):
     (the router's own log, None where it is not a plain file or pipe)."""
     try:
         body = json.loads(value)
-        if body.get("v") != _FORMAT or body["place"] != place():
+        if body.get("v") != _FORMAT or not place() or \
+                body["place"] != place():
             return None
         line = body["line"]
         if line is not None and (sink is None or body["sink"] != sink):

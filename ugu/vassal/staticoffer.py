@@ -57,7 +57,7 @@ class Offer:
         """A function of the head's size giving the marker for a file's
         answer, or None where it may not be repeated."""
         probes = self._probes(ex, found)
-        if probes is None:
+        if probes is None or not staticanswer.place():
             return None
 
         def marker(head_size):
