@@ -13,7 +13,7 @@ import pytest
 from tests import support
 from tests.support import read_to_eof, split_response
 from tests.test_router import start_uwsgi_router
-from tests.test_tutorial import copy_examples
+from tests.test_tutorial import start_tutorial
 
 CSS = (support.EXAMPLES / "static" / "base.css").read_bytes()
 LINE = re.compile(r"^\[pid: (\d+)\|app: -1\|req: -1/\d+\] 127\.0\.0\.1 \(\) "
@@ -23,13 +23,7 @@ LINE = re.compile(r"^\[pid: (\d+)\|app: -1\|req: -1/\d+\] 127\.0\.0\.1 \(\) "
 
 @pytest.fixture
 def setup(tmp_path, procs):
-    http_port, worker_port = support.free_port(), support.free_port()
-    site = copy_examples(tmp_path / "site", http_port, worker_port)
-    emperor = procs.ugu("--master", "--emperor", "*.ini", cwd=site)
-    emperor.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is ready to accept "
-                         r"requests")
-    support.wait_for_port(http_port)
-    emperor.site, emperor.port = site, http_port
+    emperor = start_tutorial(procs, tmp_path)
     emperor.router = int(emperor.wait_for_log(
         r"spawned uWSGI http 1 \(pid: (\d+)\)").group(1))
     return emperor

@@ -40,17 +40,23 @@ def copy_examples(target, http_port, worker_port):
     return target
 
 
-@pytest.fixture
-def setup(tmp_path, procs):
+def start_tutorial(procs, folder):
+    """The Emperor over the examples copied to `folder/site`, once both
+    vassals are ready."""
     http_port, worker_port = support.free_port(), support.free_port()
-    site = copy_examples(tmp_path / "site", http_port, worker_port)
+    site = copy_examples(folder / "site", http_port, worker_port)
     emperor = procs.ugu("--master", "--emperor", "*.ini", cwd=site)
     emperor.wait_for_log(r"\[emperor\] vassal uwsgi\.ini is ready to accept "
                          r"requests")
     support.wait_for_port(http_port)
     emperor.site, emperor.url = site, f"http://127.0.0.1:{http_port}"
-    emperor.worker_port = worker_port
+    emperor.port, emperor.worker_port = http_port, worker_port
     return emperor
+
+
+@pytest.fixture
+def setup(tmp_path, procs):
+    return start_tutorial(procs, tmp_path)
 
 
 def raw_get(url, path, headers=None):
