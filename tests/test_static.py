@@ -599,3 +599,29 @@ def test_disable_sendfile_sends_the_file_by_read_and_write(
     assert support.get_body(port, "/big.bin") == body
     p.wait_for_log(r"GET /big\.bin => generated 307200 bytes")
     assert ("sendfile(" in trace.read_text()) != disabled
+
+
+@pytest.mark.parametrize("available", [True, False])
+def test_a_name_opened_without_readlink_has_the_real_path_readlink_gives(
+        site, monkeypatch, available):
+    """Where openat2() walks a name with no symlink on it, the name (its
+    empty components dropped) is taken for the real path: it must be the
+    one /proc/self/fd gives, and a name through a symlink, or with a dot
+    component, must still get the resolved one; so must every name where
+    the kernel has no openat2()."""
+    from ugu.vassal import static
+    static._import_openat2()
+    if not available:
+        monkeypatch.setattr(static._openat2, "AVAILABLE", False)
+    names = ["static/a.txt", "static//a.txt", "/static/sub//b.css",
+             "static/link-in", "static/dir-out/secret.txt",
+             "static/sub/../a.txt", "static/./a.txt", "static/empty/.keep"]
+    for name in names:
+        path = f"{site}/{name}"
+        fd, real = static._open_real(path)
+        try:
+            assert real == os.readlink(f"/proc/self/fd/{fd}") == \
+                os.path.realpath(path)
+        finally:
+            os.close(fd)
+    assert static._open_real(f"{site}/static/missing.txt") is None
