@@ -32,7 +32,7 @@ from ugu.http.errors import (BadRequest, BodyCutShort, BodyStalled,
 from ugu.http.response import END_OF_HEAD
 from ugu.http.vars import ListenerVars, RequestVars
 from ugu.vassal import http11, plain_http, request, sockets
-from ugu.vassal.offload import handover, send_file
+from ugu.vassal.offload import send_file
 from ugu.vassal.transport import head_bytes, send_with_head, size_line
 from ugu.vassal.wsgi import Input
 
@@ -378,7 +378,7 @@ class H11Transport:
         """Hand the connection to an offload thread: h11 is told the body
         went out, and the connection closes when the transfer ends."""
         conn, self.conn = self.conn, None
-        return handover(conn)
+        return conn
 
     def _framing(self, count):
         """h11 counts `count` body bytes as sent, which sendfile() sends

@@ -138,12 +138,6 @@ class OffloadThread:
                 self._finish(transfer)
 
 
-def handover(conn):
-    """The connection's descriptor for submit(): a duplicate, so that the
-    core's close of its own socket cannot cut the transfer short."""
-    return os.dup(conn.fileno())
-
-
 def _step(transfer):
     """Advance a transfer; True when it is over (sent or failed)."""
     try:
@@ -167,16 +161,24 @@ class OffloadEngine:
             thread.start()
         log.log(f"spawned {threads} offload threads for uWSGI worker {wid}")
 
-    def submit(self, sock_fd, fd, offset, count):
-        """Take over the transfer.  What the socket takes at once goes
-        from here, without waking a thread: a small file ends here, and
-        the core, never blocked, is as free as with a handover."""
+    def submit(self, conn, fd, offset, count):
+        """Take over the transfer of the file on a connection its core has
+        let go of (the core still closes its socket).  What the socket
+        takes at once goes from here, on the core's own descriptor,
+        without waking a thread: a small file ends here, and the core,
+        never blocked, is as free as with a handover.  The rest goes from
+        a thread, on a duplicate of the socket, so that the core's close
+        of its own cannot cut the transfer short."""
+        sock_fd = conn.fileno()
+        if conn.gettimeout() is None:
+            # A socket with a timeout is non-blocking already.
+            os.set_blocking(sock_fd, False)
         transfer = Transfer(sock_fd, fd, offset, count, self._close_fd)
-        os.set_blocking(sock_fd, False)
         if _step(transfer):
-            transfer.close()
-        else:
-            next(self._next).submit(transfer)
+            self._close_fd(fd)
+            return
+        transfer.sock_fd = os.dup(sock_fd)
+        next(self._next).submit(transfer)
 
     def stop(self):
         for thread in self._threads:

@@ -16,7 +16,7 @@ from ugu.http import plain
 from ugu.http.errors import BodyCutShort, BodyStalled, Unsendable
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
-from ugu.vassal.offload import handover, send_file
+from ugu.vassal.offload import send_file
 from ugu.vassal.transport import (head_bytes, send_all, send_with_head,
                                   size_line)
 
@@ -264,7 +264,7 @@ class PlainTransport:
             self.conn = None
             return self._h11.detach()
         conn, self.conn = self.conn, None
-        return handover(conn)
+        return conn
 
     def reusable(self):
         """Whether the response went out whole and the client keeps the

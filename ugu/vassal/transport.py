@@ -8,7 +8,7 @@ connection, as in uWSGI.
 
 import os
 
-from ugu.vassal.offload import handover, send_file
+from ugu.vassal.offload import send_file
 
 DEFAULT_PROTOCOL = "HTTP/1.0"
 
@@ -70,7 +70,7 @@ class RawTransport:
     def detach(self):
         """Hand the connection over to the offload engine."""
         conn, self.conn = self.conn, None
-        return handover(conn)
+        return conn
 
 
 def _with_marker(head, marker):
