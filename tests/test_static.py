@@ -11,6 +11,7 @@ import email.utils
 import os
 import re
 import shutil
+import socket
 import time
 
 import pytest
@@ -625,3 +626,37 @@ def test_a_name_opened_without_readlink_has_the_real_path_readlink_gives(
         finally:
             os.close(fd)
     assert static._open_real(f"{site}/static/missing.txt") is None
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_a_head_no_file_follows_is_not_held_on_a_keepalive_connection(
+        procs, site, offload):
+    """A static file's head goes with MSG_MORE only where sendfile()
+    follows it: the head of a HEAD, or of an empty file, arrives while
+    the connection stays open, and so does a whole file."""
+    (site / "static" / "empty.txt").write_bytes(b"")
+    port = support.free_port()
+    options = ["--offload-threads", "1"] if offload else []
+    p = procs.start([*support.UGU, "--http-socket", f"127.0.0.1:{port}",
+                     "--http-keepalive", "--wsgi-file", "app.py",
+                     "--check-static", "static", *options], cwd=site)
+    support.wait_for_port(port)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        for method, path, body in [("HEAD", "/a.txt", b""),
+                                   ("GET", "/empty.txt", b""),
+                                   ("GET", "/a.txt", b"A\n")]:
+            s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                      .encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = s.recv(4096)
+                assert chunk, "closed before the head"
+                head += chunk
+            head, _, rest = head.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            while len(rest) < len(body):
+                rest += s.recv(4096)
+            assert rest == body
+            if b"Connection: close" in head:
+                break
+    p.stop()

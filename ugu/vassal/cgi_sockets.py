@@ -65,7 +65,9 @@ class CgiTransport(RawTransport):
         super().__init__(conn)
         self.head = head_bytes if nph else cgi_head
 
-    def start(self, protocol_, status_line, headers, first_chunk, head_only):
+    def start(self, protocol_, status_line, headers, first_chunk, head_only,
+              more=False):
+        # The head goes at once, `more` or not (RawTransport's).
         head = self.head(protocol_, status_line, headers)
         self.head_only = head_only
         if first_chunk and not head_only:

@@ -205,7 +205,9 @@ class FastCgiTransport(RawTransport):
         self.request_id = request_id
         self.head = head_bytes if nph else cgi_sockets.cgi_head
 
-    def start(self, protocol_, status_line, headers, first_chunk, head_only):
+    def start(self, protocol_, status_line, headers, first_chunk, head_only,
+              more=False):
+        # The head goes at once, `more` or not (RawTransport's).
         head = self.head(protocol_, status_line, headers)
         self.head_only = head_only
         data = stdout_records(self.request_id, head)

@@ -264,7 +264,9 @@ class H11Transport:
         self.length = None
         self.closing = False
 
-    def start(self, protocol_, status_line, headers, first_chunk, head_only):
+    def start(self, protocol_, status_line, headers, first_chunk, head_only,
+              more=False):
+        # The head goes at once, `more` or not (RawTransport's).
         self.head_only = head_only
         head = head_bytes(protocol_, status_line, headers)
         self.raw = any(name.lower() == "transfer-encoding"

