@@ -395,12 +395,14 @@ def test_a_close_that_raises_ends_a_whole_response(servers):
         assert process.output().count("RuntimeError: close failed") == 1
 
 
-@pytest.mark.parametrize("length", ["5x", "abc", "-5", " 5", "\xb2", "3"])
+@pytest.mark.parametrize("length", ["5x", "abc", "-5", " 5", "\xb2", "3",
+                                    str(2**64 + 5)])
 def test_content_length_is_read_as_uwsgi_reads_it(servers, length):
     """Over a uwsgi socket: its leading ASCII digits, else 0 (a `\xb2`,
-    a digit to Python, killed ugu's request without an answer).  The
-    var comes after the helper's own CONTENT_LENGTH, and counts, in
-    both."""
+    a digit to Python, killed ugu's request without an answer), modulo
+    2**64 as uWSGI's size_t keeps it (2**64 + 5 is 5: ugu's read()
+    raised an OverflowError).  The var comes after the helper's own
+    CONTENT_LENGTH, and counts, in both."""
     got = {name: body(uwsgi_request(
         process.port, "/input?read", method="POST", body=b"hello",
         extra_vars=[("CONTENT_LENGTH", length)]))

@@ -12,7 +12,7 @@ each request, as uWSGI closes it (ugu.vassal.fastcgi, ugu.vassal.scgi).
 
 from ugu import log, protocol
 from ugu.vassal import request
-from ugu.vassal.wsgi import Input
+from ugu.vassal.wsgi import Input, content_length
 from ugu.vassal.transport import RawTransport, head_bytes, send_all
 
 # The modifier1 values the Python plugin serves.
@@ -111,13 +111,3 @@ def serve(ctx, core, block, transport, body, modifiers):
     if transport.conn is not None:
         ex.input.drain()
     return True
-
-
-def content_length(request_vars):
-    """CONTENT_LENGTH as uWSGI reads it: the ASCII digits it starts
-    with (`5x` is 5; `abc` is 0)."""
-    text = request_vars.get("CONTENT_LENGTH", "")
-    end = 0
-    while end < len(text) and "0" <= text[end] <= "9":
-        end += 1
-    return int(text[:end] or 0)

@@ -10,7 +10,6 @@ SIGINT/SIGTERM exit at once, as uWSGI's workers do.
 
 import atexit
 import os
-import re
 import runpy
 import select
 import signal
@@ -777,7 +776,7 @@ def serve_uwsgi(ctx, core, conn):
         log.log("Empty python request. skip.")
         request.account(request.Exchange(ctx, core, None, {}, 0, 0, None))
         return
-    length = _content_length(request_vars)
+    length = wsgi.content_length(request_vars)
     transport = RawTransport(conn)
     body = wsgi.SocketBody(conn, early_body, BUFFER)
     ex = ctx.exchange(ctx, core, transport, request_vars, count, size,
@@ -890,20 +889,6 @@ def _recv_at_least(conn, data, size):
             break
         data += more
     return data
-
-
-_LEADING_DIGITS = re.compile(r"[0-9]*")
-
-
-def _content_length(request_vars):
-    """CONTENT_LENGTH as uWSGI reads it: the ASCII digits it starts with
-    (`5x` is 5; `abc`, `-5` and ` 5` are 0)."""
-    text = request_vars.get("CONTENT_LENGTH")
-    if not text:
-        return 0
-    if text.isascii() and text.isdigit():
-        return int(text)
-    return int(_LEADING_DIGITS.match(text)[0] or 0)
 
 
 def _reset(conn):
