@@ -4,6 +4,7 @@ an http-socket, with the same app behind both servers."""
 
 import http.client
 import json
+import re
 import socket
 import textwrap
 
@@ -408,6 +409,33 @@ def test_content_length_is_read_as_uwsgi_reads_it(servers, length):
         extra_vars=[("CONTENT_LENGTH", length)]))
         for name, process in servers.items()}
     assert got["ugu"] == got["uwsgi"]
+
+
+# Lengths no read can be given memory for: 10**30 is 4477988020393345024
+# modulo 2**64, thousands of nines 2**64 - 1.
+UNREADABLE_LENGTHS = {"10**30": "1" + "0" * 30, "3000 nines": "9" * 3000}
+MALLOC_FAILED = (r"uwsgi_request_body_read\(\)/malloc\(\): Cannot allocate "
+                 r"memory \[core/reader\.c line 371\] during POST "
+                 r"/input\?read;read:5 \(127\.0\.0\.1\)")
+
+
+@pytest.mark.parametrize("length", UNREADABLE_LENGTHS.values(),
+                         ids=UNREADABLE_LENGTHS.keys())
+def test_a_read_longer_than_memory_holds_fails_as_uwsgis(servers, length):
+    """uWSGI allocates what read() asks for before it reads: a body
+    declared longer than memory can hold fails the read with its
+    malloc() line and an OSError, and the bytes that came are still
+    there for a smaller read.  ugu's read raised a MemoryError or an
+    OverflowError, and lost them."""
+    got = {}
+    for name, process in servers.items():
+        before = len(re.findall(MALLOC_FAILED, process.output()))
+        got[name] = json.loads(body(uwsgi_request(
+            process.port, "/input?read;read:5", method="POST",
+            body=b"hello", extra_vars=[("CONTENT_LENGTH", length)])))
+        process.wait_for_log(MALLOC_FAILED, count=before + 1)
+    assert got["ugu"] == got["uwsgi"] == [
+        "OSError: error during read(0) on wsgi.input", 5]
 
 
 KEEPING_APP = '''

@@ -131,6 +131,8 @@ class Exchange:
         self.vars = request_vars
         self.vars_count, self.vars_size = vars_count, vars_size
         self.input = wsgi_input
+        if wsgi_input is not None:
+            wsgi_input.request_vars = request_vars
         self.start = time.time()
         self.pid = ctx.pid
         self.method = request_vars.get("REQUEST_METHOD", "")

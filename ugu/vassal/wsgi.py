@@ -45,6 +45,11 @@ def content_length(request_vars):
     return int(text[-_SIZE_T_DIGITS:] or 0) % _SIZE_T
 
 
+# uWSGI's line for a read no memory could be given for.
+_MALLOC = "uwsgi_request_body_read()/malloc()"
+_NO_MEMORY = "Cannot allocate memory [core/reader.c line 371]"
+
+
 class SocketBody:
     """A request body as a buffered stream: the bytes that came with the
     request's head first, then the socket, whose reader is made only when
@@ -97,6 +102,11 @@ class SocketBody:
             # Put back, to be counted as come (the reader is spent).
             self._early = taken + self._early
             raise
+        except (MemoryError, OverflowError):
+            # A size no memory holds, refused before any read: put back
+            # for a smaller read, as uWSGI's fails before it reads.
+            self._early = taken + self._early
+            raise
 
     def _take(self, size):
         data, self._early = self._early[:size], self._early[size:]
@@ -140,9 +150,13 @@ class Input:
     (seek() refuses: without post-buffering there is nothing to go back
     in)."""
 
-    # Reads the socket failed (a reset): the log line's rerr.  As in
-    # uWSGI, a body cut short or stalled is not one.
+    # Reads the socket failed (a reset), or that no memory could be
+    # given for: the log line's rerr.  As in uWSGI, a body cut short or
+    # stalled is not one.
     read_errors = 0
+    # The request's vars, for the line of a read no memory could be
+    # given for, which names the request (the Exchange sets them).
+    request_vars = {}
 
     def __init__(self, stream, length):
         self._stream = stream
@@ -170,7 +184,9 @@ class Input:
         return data
 
     def readline(self, size=None):
-        want = self._want(size)
+        # A line is read piece by piece, as uWSGI's: no size is too large
+        # to ask for.
+        want = min(self._want(size), sys.maxsize)
         data = self._read(self._stream.readline, "readline", want,
                           size or 0)
         if len(data) < want and not data.endswith(b"\n"):
@@ -206,6 +222,26 @@ class Input:
         except OSError:
             self.read_errors += 1
             raise
+        except (MemoryError, OverflowError):
+            raise self._no_memory(name, asked) from None
+
+    def _no_memory(self, name, asked):
+        """uWSGI allocates what a read asks for before it reads: a size
+        no memory holds (a CONTENT_LENGTH of a front end other than
+        ugu's router) fails there, with its malloc() line, and leaves
+        the body unread.  The connection then closes."""
+        self.read_errors += 1
+        self._failed = True
+        get = self.request_vars.get
+        method, uri = get("REQUEST_METHOD"), get("REQUEST_URI")
+        remote_addr = get("REMOTE_ADDR")
+        if method and uri and remote_addr:
+            log.verbose(f"{_MALLOC}: {_NO_MEMORY} during {method} {uri} "
+                        f"({remote_addr})")
+        else:
+            # uWSGI's words where it has no request to name.
+            log.verbose(f"{_MALLOC} {_NO_MEMORY} ")
+        return OSError(f"error during {name}({asked}) on wsgi.input")
 
     def _cut_short(self, name, asked, want, got):
         """The client closed before CONTENT_LENGTH, which the app must not
