@@ -26,6 +26,10 @@ class ClientGone(Exception):
     to answer."""
 
 
+class ClientStalled(ClientGone):
+    """The client sent nothing within its timeout."""
+
+
 class BodyCutShort(ConnectionError):
     """The client closed before sending the whole request body."""
 

@@ -17,8 +17,9 @@ import time
 import h11
 
 from ugu.http import plain, proxyline
-from ugu.http.errors import (BadRequest, ClientGone, HeadersTooLarge,
-                             HttpError, NotImplementedHere, h11_reason)
+from ugu.http.errors import (BadRequest, ClientGone, ClientStalled,
+                             HeadersTooLarge, HttpError, NotImplementedHere,
+                             h11_reason)
 from ugu.http.vars import DEFAULT_KEY, RequestVars
 from ugu.log import log
 from ugu.protocol import encode_vars
@@ -93,14 +94,22 @@ class ClientConnection:
         try:
             request = self._read_request(wait)
         except h11.RemoteProtocolError as e:
+            if self.cycle.h11.trailing_data[1]:
+                # h11 met the client's close before the head's end: as
+                # uWSGI's router, that closes unsaid.
+                return False
             error = (HeadersTooLarge if e.error_status_hint == 431
                      else BadRequest)(h11_reason(e))
             return self._fail(error, "")
+        except ClientStalled:
+            # Silent past the timeout, even halfway through a head:
+            # closed unsaid, as by uWSGI's router.
+            return False
         except ClientGone as e:
-            # An idle or silent client leaving is no error; one that
-            # left (or stalled) halfway through a request head is.
+            # A reset: said as uWSGI's router says it, where a head had
+            # begun.
             if self._unread():
-                self.log_error("", f"incomplete request head: {e}")
+                self.log_error("", read_failed(e))
             return False
         if request is None:
             return False
@@ -210,6 +219,8 @@ class ClientConnection:
             if timeout <= 0:
                 raise TimeoutError("timed out")
             return self.channel.recv(self.settings.read_size, timeout)
+        except TimeoutError as e:
+            raise ClientStalled(reason(e)) from None
         except OSError as e:
             raise ClientGone(reason(e)) from None
 
@@ -295,3 +306,8 @@ def _describe(address):
 
 def reason(error):
     return error.strerror or str(error) or type(error).__name__
+
+
+def read_failed(why):
+    """uWSGI's router's words for a failed read of the client's."""
+    return f"hr_read(): {why} [plugins/http/http.c line 918]"

@@ -35,7 +35,8 @@ from ugu.http.vars import RequestVars
 from ugu.log import log
 from ugu.router.backends import NameToLookUp
 from ugu.router.channel import READ, SWEEP_INTERVAL, WRITE
-from ugu.router.connection import MAX_HEAD, reason, request_key
+from ugu.router.connection import (MAX_HEAD, read_failed, reason,
+                                   request_key)
 from ugu.router.cycle import PlainCycle
 from ugu.router.exchange import (Exchange, backend_closed, backend_failed,
                                  packet)
@@ -105,11 +106,9 @@ class FastPath:
             self._client_left(reason(e))
             return
         if not data:
-            if self.conn.buffer:
-                # A head cut short: the greenlet code tells why, as ever.
-                self._hand_over(self._head_wait)
-            else:
-                self.close()
+            # A head cut short, or none begun: closed unsaid, as by
+            # uWSGI's router.
+            self.close()
             return
         self.conn.buffer += data
         if not self._take_request():
@@ -141,13 +140,15 @@ class FastPath:
         return True
 
     def _head_timed_out(self):
-        self._client_left("timed out")
+        # Silent past the timeout, even halfway through a head: closed
+        # unsaid, as by uWSGI's router.
+        self.close()
 
     def _client_left(self, why):
-        """The client closed, failed or idled out before a whole head:
-        only a head begun makes it an error."""
+        """The client's connection failed before a whole head: said as
+        uWSGI's router says it, where a head had begun."""
         if self.conn.buffer:
-            self.conn.log_error("", f"incomplete request head: {why}")
+            self.conn.log_error("", read_failed(why))
         self.close()
 
     def _repeat(self, request, kept):
