@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import socket
+import struct
 import threading
 import time
 
@@ -263,6 +264,43 @@ def test_an_http_1_0_request_gets_an_http_1_0_status_line(
         raw = exchange(port, b"GET /old HTTP/1.0\r\n\r\n")
         firsts.append(raw.partition(b"\r\n")[0])
     assert firsts == [b"HTTP/1.0 200 OK"] * 2
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+@pytest.mark.parametrize("http_parser", ["plain", "h11"])
+def test_a_client_leaving_mid_head_is_said_as_by_uwsgis_http_socket(
+        procs, site, uwsgi_binary, http_parser, how):
+    """Half a request head, then the client closes or resets: one line,
+    in the words of uWSGI's parser.  ugu's logged a 400 it could not
+    send, or the worker's `error on request` line."""
+    said = []
+    for argv in ([uwsgi_binary], support.UGU):
+        port = support.free_port()
+        server = procs.start(
+            [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+             "app.py"], cwd=site,
+            env={"UGU_HTTP_SOCKET_PARSER": http_parser})
+        server.wait_for_log(r"spawned uWSGI worker 1")
+        support.wait_for_port(port)
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Half")
+            if how == "reset":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             struct.pack("ii", 1, 0))
+            else:
+                s.shutdown(socket.SHUT_WR)
+        # One core: the request after it is served once it is done.
+        exchange(port, b"GET /fence HTTP/1.0\r\n\r\n")
+        said.append(server.wait_for_log(
+            r"spawned uWSGI worker 1[^\n]*\n((?:.*\n)*?)\[pid: [^\n]* "
+            r"GET /fence => ")[1])
+    theirs, ours = said
+    assert ours == theirs
+    assert theirs == {
+        "close": "uwsgi_proto_http_parser() -> client closed connection\n",
+        "reset": "uwsgi_proto_http_parser(): Connection reset by peer "
+                 "[proto/http.c line 463]\n"}[how]
 
 
 def test_a_file_wrapper_of_no_declared_length_arrives_whole(server):

@@ -486,6 +486,10 @@ def _read_request(client, ctx):
             client.start_h11()
         event = client.next_event(deadline)
     except h11.RemoteProtocolError as e:
+        if client.closed:
+            # h11 met the close before the head's end: nobody to answer.
+            log.log("uwsgi_proto_http_parser() -> client closed connection")
+            return None
         status = HeadersTooLarge if e.error_status_hint == 431 else \
             BadRequest
         _refuse(client, status(h11_reason(e)))
@@ -495,6 +499,13 @@ def _read_request(client, ctx):
         if client.pending_head():
             _log(client, f"request head incomplete after "
                          f"{ctx.socket_timeout} seconds")
+        return None
+    except ConnectionError as e:
+        # A reset, said as uWSGI's parser says it where a head had begun
+        # (uWSGI's http-socket keeps no idle connection to see one on).
+        if client.pending_head():
+            log.log(f"uwsgi_proto_http_parser(): {e.strerror} "
+                    f"[proto/http.c line 463]")
         return None
     return event if type(event) is h11.Request else None
 
