@@ -1150,34 +1150,49 @@ def test_a_client_silent_past_the_timeout_is_cut_without_starving_others(
     assert "[uwsgi-http" not in r.log()
 
 
-def leave_mid_head(port, how):
-    """Half a request head, then the client closes, resets the
-    connection or stays silent; returns once the router is done with it
-    (a reset: at once)."""
+# What a client sends before it leaves: half a head, or a whole head and
+# part of its body.
+HALF_REQUESTS = {
+    "head": b"GET / HTTP/1.1\r\nHost: t\r\nX-Half",
+    "body": b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n"
+            b"\r\nhalf",
+    "chunked": b"POST /echo HTTP/1.1\r\nHost: t\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n64\r\nhalf"}
+
+
+def leave_mid_request(port, part, how):
+    """Half a request, then the client closes, resets the connection or
+    stays silent; returns once the router is done with it (a reset: at
+    once)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Half")
+        s.sendall(HALF_REQUESTS[part])
         if how == "reset":
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                          struct.pack("ii", 1, 0))
             return
         if how == "close":
             s.shutdown(socket.SHUT_WR)
-        # The router closes once it has given up on the head.
+        # The router closes once it has given up on the request.
         assert read_to_eof(s) == b""
 
 
 # uWSGI's router's line for a reset: the client's port left out.
-RESET_LINE = (r"\[uwsgi-http key:  client_addr: 127\.0\.0\.1 client_port: "
-              r"\d+\] hr_read\(\): Connection reset by peer "
+RESET_LINE = (r"\[uwsgi-http key: (t)? client_addr: 127\.0\.0\.1 "
+              r"client_port: \d+\] hr_read\(\): Connection reset by peer "
               r"\[plugins/http/http\.c line 918\]")
 
 
-@pytest.mark.parametrize("how", ["close", "reset", "silence"])
-def test_a_client_leaving_mid_head_is_said_as_by_uwsgis_router(
-        uwsgi_binary, worker, start_router, how):
-    """uWSGI's router says only a reset, in its read's words, and leaves
-    a close or a silence past the headers timeout unsaid; ugu's said
-    each, a close as a 400 it could not send."""
+@pytest.mark.parametrize("part, how", [
+    ("head", "close"), ("head", "reset"), ("head", "silence"),
+    ("body", "close"), ("body", "reset")])
+def test_a_client_leaving_mid_request_is_said_as_by_uwsgis_router(
+        uwsgi_binary, worker, start_router, part, how):
+    """uWSGI's router says only a reset, in its read's words (keyed by
+    the Host once the head is read), and leaves a close, or a silence
+    past the headers timeout, unsaid.  ugu's said each, a close
+    halfway through a head as a 400 it could not send.  (Not a chunked
+    body, which uWSGI's app gets empty, and may answer before the
+    close: test_client_vanishing_mid_body.)"""
     theirs, their_port = start_uwsgi_router(
         uwsgi_binary, f"127.0.0.1:{worker}", "--http-headers-timeout", "1")
     try:
@@ -1186,7 +1201,7 @@ def test_a_client_leaving_mid_head_is_said_as_by_uwsgis_router(
         lines = {}
         for name, process, port in (("ugu", ours.process, ours.port),
                                     ("uwsgi", theirs, their_port)):
-            leave_mid_head(port, how)
+            leave_mid_request(port, part, how)
             if how == "reset":
                 process.wait_for_log(RESET_LINE)
             lines[name] = [re.sub(r"client_port: \d+", "client_port: N",
@@ -1282,16 +1297,15 @@ def test_out_of_file_descriptors_the_router_pauses_accepting(procs):
         assert read_to_eof(s).startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
 
 
-def test_client_vanishing_mid_body(router):
-    before = router.log().count("client went away")
-    with socket.create_connection(("127.0.0.1", router.port),
-                                  timeout=10) as s:
-        s.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: "
-                  b"100000\r\n\r\npartial")
-    router.process.wait_for_log(r"client went away: request body cut "
-                                r"short", count=before + 1)
+@pytest.mark.parametrize("part", ["body", "chunked"])
+def test_client_vanishing_mid_body(router, part):
+    """Unsaid, as by uWSGI's router, and the next client is served; a
+    chunked body too, which ugu's router reads whole before the app
+    runs (it said a 400 it could not send)."""
+    before = router.log().count("[uwsgi-http")
+    leave_mid_request(router.port, part, "close")
     assert requests.get(f"{router.url}/next", timeout=10).ok
-    assert router.log().count("client went away") == before + 1
+    assert router.log().count("[uwsgi-http") == before
 
 
 def test_an_app_that_ignores_the_body_answers_before_it_comes(

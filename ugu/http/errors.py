@@ -30,6 +30,15 @@ class ClientStalled(ClientGone):
     """The client sent nothing within its timeout."""
 
 
+class ClientClosed(ClientGone):
+    """The client closed its side before its request's end."""
+
+
+class ClientReadFailed(ClientGone):
+    """A read of the client's connection failed (a reset); the message
+    is uWSGI's router's line for it."""
+
+
 class BodyCutShort(ConnectionError):
     """The client closed before sending the whole request body."""
 

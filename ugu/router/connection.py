@@ -17,7 +17,8 @@ import time
 import h11
 
 from ugu.http import plain, proxyline
-from ugu.http.errors import (BadRequest, ClientGone, ClientStalled,
+from ugu.http.errors import (BadRequest, ClientClosed, ClientGone,
+                             ClientReadFailed, ClientStalled,
                              HeadersTooLarge, HttpError, NotImplementedHere,
                              h11_reason)
 from ugu.http.vars import DEFAULT_KEY, RequestVars
@@ -109,7 +110,7 @@ class ClientConnection:
             # A reset: said as uWSGI's router says it, where a head had
             # begun.
             if self._unread():
-                self.log_error("", read_failed(e))
+                self.log_error("", str(e))
             return False
         if request is None:
             return False
@@ -131,6 +132,13 @@ class ClientConnection:
                 return False
         except HttpError as e:
             return self._fail(e, request_key(request), request.method)
+        except ClientClosed:
+            # Before its body's end: closed unsaid, as by uWSGI's router
+            # (the worker says the body it got cut short).
+            return False
+        except ClientReadFailed as e:
+            self.log_error(request_key(request), str(e))
+            return False
         except ClientGone as e:
             self.log_error(request_key(request), f"client went away: {e}")
             return False
@@ -222,7 +230,7 @@ class ClientConnection:
         except TimeoutError as e:
             raise ClientStalled(reason(e)) from None
         except OSError as e:
-            raise ClientGone(reason(e)) from None
+            raise ClientReadFailed(read_failed(reason(e))) from None
 
     def write(self, data):
         """Queue bytes for the client, sent by the next flush."""

@@ -12,7 +12,7 @@ pipelined request) go back to the connection's buffer when it ends.
 import h11
 
 from ugu.http import plain
-from ugu.http.errors import (BadGateway, ClientGone, error_bytes,
+from ugu.http.errors import (BadGateway, ClientClosed, error_bytes,
                              error_response)
 
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[],
@@ -45,8 +45,8 @@ class PlainCycle:
         while self.body_left:
             data = client.recv(timeout)
             if not data:
-                raise ClientGone("request body cut short: the client "
-                                 f"closed {self.body_left} bytes early")
+                raise ClientClosed("request body cut short: the client "
+                                   f"closed {self.body_left} bytes early")
             if len(data) > self.body_left:
                 buffer += data[self.body_left:]
                 data = data[:self.body_left]

@@ -21,7 +21,7 @@ import h11
 from ugu import protocol, staticanswer
 from ugu.http import gzip
 from ugu.http.errors import (AppFailed, BadGateway, BadRequest,
-                             BodyTooLarge, ClientGone, GatewayTimeout,
+                             BodyTooLarge, ClientClosed, GatewayTimeout,
                              h11_reason)
 from ugu.http.response import END_OF_HEAD, parse_head
 
@@ -117,6 +117,9 @@ class Exchange:
                 body.write(data)
         except h11.RemoteProtocolError as e:
             body.close()
+            if self.cycle.h11.trailing_data[1]:
+                # h11 met the client's close before the body's end.
+                raise ClientClosed("chunked body cut short") from None
             raise BadRequest(f"invalid chunked body: {h11_reason(e)}") \
                 from None
         except BaseException:
@@ -166,8 +169,8 @@ class Exchange:
             return
         except h11.RemoteProtocolError as e:
             # A body with a Content-Length only fails by ending early.
-            raise ClientGone(f"request body cut short: {h11_reason(e)}") \
-                from None
+            raise ClientClosed(f"request body cut short: "
+                               f"{h11_reason(e)}") from None
         finally:
             alarm.close()
             client.interrupt(None)
