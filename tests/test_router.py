@@ -388,6 +388,30 @@ def assert_pipelined_in_order(port):
         f"hello from {p}" for p in paths]
 
 
+def test_a_request_sent_while_one_is_relayed_is_answered_after_it(
+        backend, start_router):
+    """The next request, sent before the answer to the one out (the
+    router reads it as its answer is relayed), gets its own answer after
+    that one's."""
+    go = threading.Event()
+
+    def answer(b, conn, pairs, body):
+        if dict(pairs)[b"PATH_INFO"] == b"/one":
+            go.wait(10)
+        path = dict(pairs)[b"PATH_INFO"]
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(path), path))
+    b = backend(answer)
+    r = start_router([["127.0.0.1", b.port]], "--http-keepalive")
+    with socket.create_connection(("127.0.0.1", r.port), timeout=10) as s:
+        s.sendall(b"GET /one HTTP/1.1\r\nHost: t\r\n\r\n")
+        b.requests.get(timeout=10)
+        s.sendall(b"GET /two HTTP/1.1\r\nHost: t\r\n\r\n")
+        go.set()
+        answers = read_responses(s, ["GET", "GET"])
+    assert [body for _, body in answers] == [b"/one", b"/two"]
+
+
 def test_auto_chunked_keeps_an_unframed_response_alive(worker,
                                                       start_router):
     r = start_router([["127.0.0.1", worker]], "--http-keepalive",

@@ -93,11 +93,20 @@ class FastPath:
         self.request = None
         self._head_wait = wait
         self._until(wait, self._head_timed_out)
-        if not (self.conn.buffer and self._take_request()):
+        if not (self.conn.buffer and self._take_request()) and \
+                not self._reader.active:
             self._reader.start(self._on_client_readable)
 
     @_callback
     def _on_client_readable(self):
+        if self.request is not None:
+            # The client sent more (or left) while its request is out: it
+            # is read once the answer has gone.  The reader stays started
+            # until then, as restarting it costs libev a system call (an
+            # epoll_ctl that finds the socket still registered) on every
+            # request of a keepalive connection.
+            self._reader.stop()
+            return
         try:
             data = self.sock.recv(self.settings.read_size)
         except BlockingIOError:
@@ -130,7 +139,6 @@ class FastPath:
             self._hand_over(self._head_wait)
             return True
         del buffer[:end + 4]
-        self._reader.stop()
         kept = self.conn.router.answers.get(head)
         if kept is not None:
             self._repeat(parsed[0], kept)
