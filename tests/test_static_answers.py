@@ -138,7 +138,8 @@ def test_a_stopped_worker_is_heard_of_within_seconds(setup):
         what="the router to find the worker gone")
 
 
-def _pair(procs, tmp_path, worker_binary, *worker_options):
+def _pair(procs, tmp_path, worker_binary, *worker_options,
+          router_options=()):
     """A worker serving static/ and an ugu router before it, logging to
     one file; (the router's pid, its port, the log)."""
     site = tmp_path / "site"
@@ -156,7 +157,7 @@ def _pair(procs, tmp_path, worker_binary, *worker_options):
     support.wait_for_port(worker_port)
     procs.ugu("--master", "--processes", "0", "--http", f"127.0.0.1:{port}",
               "--http-to", f"127.0.0.1:{worker_port}", "--http-keepalive",
-              "--logto", str(log), cwd=site)
+              "--logto", str(log), *router_options, cwd=site)
     support.wait_for_port(port)
     spawned = support.wait_until(lambda: re.search(
         r"spawned uWSGI http 1 \(pid: (\d+)\)", log.read_text()))
@@ -178,6 +179,23 @@ def test_a_worker_logging_where_the_router_does_is_repeated(procs,
                                                             tmp_path):
     router, port, log = _pair(procs, tmp_path, support.UGU)
     assert router in _pids_answering(port, log)
+
+
+def test_an_answer_is_repeated_only_on_the_listener_it_was_sent_on(
+        procs, tmp_path):
+    """The worker's answer may depend on the listener's vars (here a
+    response route adds SERVER_PORT): the same head on another of the
+    router's sockets is the worker's to answer."""
+    other = support.free_port()
+    router, port, log = _pair(
+        procs, tmp_path, support.UGU, "--response-route",
+        "^/ addheader:X-Port: ${SERVER_PORT}",
+        router_options=("--http", f"127.0.0.1:{other}"))
+    support.wait_for_port(other)
+    assert router in _pids_answering(port, log)
+    for _ in range(3):
+        assert split_response(get(other, "/a.css"))[1]["x-port"] == \
+            str(other)
 
 
 def test_a_worker_with_request_routes_answers_every_time(procs, tmp_path):

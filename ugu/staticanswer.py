@@ -166,37 +166,41 @@ def parse(value, sink):
 
 
 class Answers:
-    """The answers one router keeps, by the request's whole head."""
+    """The answers one router keeps, by the listener and the request's
+    whole head: each listener sends vars of its own (SERVER_PORT, HTTPS,
+    http-var), which a worker's response routes may read."""
 
     def __init__(self):
         self._kept = {}
         self._bytes = 0
         self.count = 0
 
-    def get(self, head):
-        found = self._kept.get(head)
+    def get(self, listener, head):
+        key = (listener, head)
+        found = self._kept.get(key)
         if found is None:
             return None
         if found.holds(time.monotonic()):
             return found
-        self.forget(head)
+        self._forget(key)
         return None
 
-    def keep(self, head, data, probes, line, vars_size):
+    def keep(self, listener, head, data, probes, line, vars_size):
+        key = (listener, head)
         size = len(head) + len(data)
         if size > _KEPT_BYTES:
             return
-        self.forget(head)
+        self._forget(key)
         if self._bytes + size > _KEPT_BYTES:
             self._kept.clear()
             self._bytes = 0
-        self._kept[head] = Answer(data, probes,
-                                  time.monotonic() + FRESH_SECONDS, line,
-                                  vars_size, size)
+        self._kept[key] = Answer(data, probes,
+                                 time.monotonic() + FRESH_SECONDS, line,
+                                 vars_size, size)
         self._bytes += size
 
-    def forget(self, head):
-        found = self._kept.pop(head, None)
+    def _forget(self, key):
+        found = self._kept.pop(key, None)
         if found is not None:
             self._bytes -= found.size
 

@@ -139,7 +139,8 @@ class FastPath:
             self._hand_over(self._head_wait)
             return True
         del buffer[:end + 4]
-        kept = self.conn.router.answers.get(head)
+        kept = self.conn.router.answers.get(self.conn.listener_vars,
+                                            head)
         if kept is not None:
             self._repeat(parsed[0], kept)
         else:
@@ -315,7 +316,8 @@ class FastPath:
         found = staticanswer.parse(self._marker, logs.plain_request_sink())
         self._marker = None
         if found is not None:
-            self.conn.router.answers.keep(self._head_bytes, data, *found)
+            self.conn.router.answers.keep(self.conn.listener_vars,
+                                          self._head_bytes, data, *found)
 
     def _more_answer(self):
         """The backend's silence is timed from its last bytes."""
