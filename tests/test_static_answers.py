@@ -7,6 +7,7 @@ request line written by the router; anything changed goes to the worker.
 import gzip
 import re
 import socket
+import tracemalloc
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests import support
 from tests.support import read_to_eof, split_response
 from tests.test_router import start_uwsgi_router
 from tests.test_tutorial import start_tutorial
+from ugu import staticanswer
 
 CSS = (support.EXAMPLES / "static" / "base.css").read_bytes()
 LINE = re.compile(r"^\[pid: (\d+)\|app: -1\|req: -1/\d+\] 127\.0\.0\.1 \(\) "
@@ -245,3 +247,20 @@ def test_requests_sent_at_once_are_all_answered_in_order(setup):
     assert raw.count(b"HTTP/1.1 200 OK\r\n") == 501
     assert raw.count(CSS) == 500
     assert "fast path failed" not in setup.output()
+
+
+def test_the_names_an_answer_probes_count_towards_the_cap():
+    """A request's head and answer may be small while the names looked
+    at are many and long (a deep path under many check-static roots):
+    those names are held too, and the 8 MB cap must hold them."""
+    answers = staticanswer.Answers()
+    tracemalloc.start()
+    try:
+        for i in range(600):
+            probes = [(f"/srv/root{root}/{'d' * 4000}{i}", None)
+                      for root in range(10)]
+            answers.keep(None, b"GET /%d" % i, b"x", probes, None, 0)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 12 * 1024 * 1024

@@ -48,6 +48,9 @@ _MARKER_LINE = b"\r\n" + MARKER + b": "
 FRESH_SECONDS = 1.0
 # What the kept answers may hold at most, the bytes sent and their heads.
 _KEPT_BYTES = 8 * 1024 * 1024
+# A probe's own objects besides its name's characters: its tuple, the
+# name's str, the signature's list and ints (CPython, 64-bit).
+_PROBE_BYTES = 384
 _FORMAT = 1
 
 
@@ -187,7 +190,7 @@ class Answers:
 
     def keep(self, listener, head, data, probes, line, vars_size):
         key = (listener, head)
-        size = len(head) + len(data)
+        size = len(head) + len(data) + _held_bytes(probes, line)
         if size > _KEPT_BYTES:
             return
         self._forget(key)
@@ -203,6 +206,13 @@ class Answers:
         found = self._kept.pop(key, None)
         if found is not None:
             self._bytes -= found.size
+
+
+def _held_bytes(probes, line):
+    """What an answer's probes and line hold besides its bytes: a deep
+    path under many roots makes them outweigh the head and the answer."""
+    return len(line or "") + sum(len(name) + _PROBE_BYTES
+                                 for name, _ in probes)
 
 
 def client_address(peer):
