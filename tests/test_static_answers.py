@@ -200,6 +200,23 @@ def test_an_answer_is_repeated_only_on_the_listener_it_was_sent_on(
             str(other)
 
 
+def test_the_marker_reaches_no_client_where_the_router_sends_117_itself(
+        procs, tmp_path):
+    """`http-modifier2 = 117` offers every request it relays, the GETs
+    the greenlet code relays (a body, chunked) too."""
+    router, port, log = _pair(procs, tmp_path, support.UGU,
+                              router_options=("--http-modifier2", "117"))
+    for framing in ("Content-Length: 1\r\n\r\nz",
+                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=10) as conn:
+            conn.sendall(f"GET /a.css HTTP/1.1\r\nHost: site\r\n"
+                         f"Connection: close\r\n{framing}".encode())
+            raw = read_to_eof(conn)
+        assert split_response(raw)[2] == CSS
+        assert b"x-ugu" not in raw.lower()
+
+
 def test_a_worker_with_request_routes_answers_every_time(procs, tmp_path):
     router, port, log = _pair(procs, tmp_path, support.UGU,
                               "--route-uri", "^/never$ return:403")

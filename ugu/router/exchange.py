@@ -56,8 +56,8 @@ class Exchange:
         self.settings = client.settings
         self.received = 0
         self.packet_size = 0
-        # The fast path offered to keep a static answer, and has not yet
-        # taken the worker's marker out of its head (ugu.staticanswer).
+        # The request was offered to keep a static answer, and the
+        # worker's marker is not yet out of its head (ugu.staticanswer).
         self.offered = False
 
     def run(self, tried=()):
@@ -70,6 +70,9 @@ class Exchange:
         node, backend = self.client.router.nodes.connect(self.head, tried)
         if node.retag is not None:
             packet = node.retag(packet, self.settings)
+        # `http-modifier2 = 117` offers without meaning to: an ugu worker
+        # marks its static answers all the same.
+        self.offered = packet[3] == staticanswer.OFFER
         try:
             self._send(backend, packet, body)
             self._relay(backend)
