@@ -217,6 +217,26 @@ def test_the_marker_reaches_no_client_where_the_router_sends_117_itself(
         assert b"x-ugu" not in raw.lower()
 
 
+def test_a_response_route_on_the_client_address_answers_every_time(
+        procs, tmp_path):
+    """response-route-remote-addr reads REMOTE_ADDR, which is no part
+    of the head: another client with the same head gets its own."""
+    router, port, log = _pair(
+        procs, tmp_path, support.UGU, "--response-route-remote-addr",
+        r"^127\.0\.0\.2$ addheader:X-Internal: yes")
+
+    def internal(source):
+        with socket.socket() as conn:
+            conn.settimeout(10)
+            conn.bind((source, 0))
+            conn.connect(("127.0.0.1", port))
+            conn.sendall(b"GET /a.css HTTP/1.1\r\nHost: site\r\n"
+                         b"Connection: close\r\n\r\n")
+            return "x-internal" in split_response(read_to_eof(conn))[1]
+    assert not any([internal("127.0.0.1") for _ in range(3)])
+    assert all([internal("127.0.0.2") for _ in range(3)])
+
+
 def test_a_worker_with_request_routes_answers_every_time(procs, tmp_path):
     router, port, log = _pair(procs, tmp_path, support.UGU,
                               "--route-uri", "^/never$ return:403")

@@ -20,8 +20,9 @@ from ugu.vassal.static import accepted_variants
 _PURE_ACTIONS = frozenset({"addheader", "delheader", "remheader", "addvar",
                            "continue", "last", "goto"})
 # What a rule may not read: the client's address and port vary within one
-# head, metrics with time.
-_VARYING = ("REMOTE_ADDR", "REMOTE_PORT", "metric[")
+# head, metrics with time.  Read in its description, which holds what it
+# is written with and the subject a response-route-remote-addr matches.
+_VARYING = ("REMOTE_ADDR", "REMOTE_PORT", "metric[", "subject: remote_addr ")
 # Options under which the line is not the default one.
 _LINE_OPTIONS = ("log-format", "log-micros", "memory-report", "vhost",
                  "vhost-host", "log-x-forwarded-for", "disable-logging")
@@ -128,10 +129,10 @@ def _pure(routing):
     for rule in rules:
         if rule.label is not None:
             continue
-        text = rule.entry.value
+        text = rule.description
         if any(name in text for name in _VARYING):
             return False
-        action = rule.description.rpartition("action: ")[2]
+        action = text.rpartition("action: ")[2]
         if action.partition(":")[0] not in _PURE_ACTIONS:
             return False
     return True
