@@ -237,6 +237,19 @@ def test_a_response_route_on_the_client_address_answers_every_time(
     assert all([internal("127.0.0.2") for _ in range(3)])
 
 
+def test_a_response_route_on_a_file_answers_every_time(procs, tmp_path):
+    """A condition that looks at a file (exists, isfile...) looks at a
+    name the router does not: the worker answers once it is there."""
+    flag = tmp_path / "maintenance"
+    router, port, log = _pair(
+        procs, tmp_path, support.UGU, "--response-route-if",
+        f"exists:{flag} addheader:X-Maintenance: on")
+    for _ in range(3):
+        assert "x-maintenance" not in split_response(get(port, "/a.css"))[1]
+    flag.touch()
+    assert split_response(get(port, "/a.css"))[1]["x-maintenance"] == "on"
+
+
 def test_a_worker_with_request_routes_answers_every_time(procs, tmp_path):
     router, port, log = _pair(procs, tmp_path, support.UGU,
                               "--route-uri", "^/never$ return:403")

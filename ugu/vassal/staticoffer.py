@@ -11,6 +11,7 @@ compressed variant the client would take.
 """
 
 import os
+import re
 
 from ugu import log, staticanswer
 from ugu.log import request_line
@@ -23,6 +24,8 @@ _PURE_ACTIONS = frozenset({"addheader", "delheader", "remheader", "addvar",
 # head, metrics with time.  Read in its description, which holds what it
 # is written with and the subject a response-route-remote-addr matches.
 _VARYING = ("REMOTE_ADDR", "REMOTE_PORT", "metric[", "subject: remote_addr ")
+# Conditions that look at a file: a name the router does not probe.
+_FILE_CONDITION = re.compile(r" func: !?(exists|isfile|isdir|islink|isexec) ")
 # Options under which the line is not the default one.
 _LINE_OPTIONS = ("log-format", "log-micros", "memory-report", "vhost",
                  "vhost-host", "log-x-forwarded-for", "disable-logging")
@@ -130,7 +133,8 @@ def _pure(routing):
         if rule.label is not None:
             continue
         text = rule.description
-        if any(name in text for name in _VARYING):
+        if any(name in text for name in _VARYING) or \
+                _FILE_CONDITION.search(text):
             return False
         action = text.rpartition("action: ")[2]
         if action.partition(":")[0] not in _PURE_ACTIONS:
