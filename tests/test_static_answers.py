@@ -250,6 +250,26 @@ def test_a_response_route_on_a_file_answers_every_time(procs, tmp_path):
     assert split_response(get(port, "/a.css"))[1]["x-maintenance"] == "on"
 
 
+def test_a_marker_too_big_for_a_head_is_not_sent(procs, tmp_path):
+    """The marker names the file under each root tried: a long path
+    (slashes a client adds) under many roots makes it longer than the
+    router reads of a head.  The router never keeps an answer that big;
+    the worker sends it without a marker."""
+    roots = [f"root{number}" for number in range(18)]
+    last = tmp_path / "site" / roots[-1]
+    last.mkdir(parents=True)
+    (last / "deep.css").write_bytes(CSS)
+    router, port, log = _pair(
+        procs, tmp_path, support.UGU, "--buffer-size", "65535",
+        *(option for root in roots for option in ("--check-static", root)))
+    for _ in range(2):
+        raw = get(port, "/" * 3900 + "deep.css")
+        status, headers, body = split_response(raw)
+        assert status == "HTTP/1.1 200 OK"
+        assert body == CSS
+        assert b"probes" not in raw
+
+
 def test_a_worker_with_request_routes_answers_every_time(procs, tmp_path):
     router, port, log = _pair(procs, tmp_path, support.UGU,
                               "--route-uri", "^/never$ return:403")

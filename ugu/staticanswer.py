@@ -46,6 +46,10 @@ OFFER = 117
 MARKER = b"X-Ugu-Static-Answer"
 _MARKER_LINE = b"\r\n" + MARKER + b": "
 FRESH_SECONDS = 1.0
+# The largest answer, head (with the marker) and body, the router keeps:
+# ugu.router.fastpath.FAST_ANSWER, over which an answer streams through
+# the greenlet code, and one whose head is longer is not read whole.
+LARGEST = 65536
 # What the kept answers may hold at most, the bytes sent and their heads.
 _KEPT_BYTES = 8 * 1024 * 1024
 # A probe's own objects besides its name's characters: its tuple, the

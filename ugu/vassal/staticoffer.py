@@ -59,17 +59,24 @@ class Offer:
 
     def marker_for(self, ex, found):
         """A function of the head's size giving the marker for a file's
-        answer, or None where it may not be repeated."""
+        answer (None where the answer is too big for the router to keep),
+        or None where it may not be repeated."""
+        if found.size > staticanswer.LARGEST:
+            return None
         probes = self._probes(ex, found)
         if probes is None or not staticanswer.place():
             return None
 
         def marker(head_size):
             if not self.logs:
-                return staticanswer.marker(probes)
-            return staticanswer.marker(probes, self.sink,
-                                       _line(ex, found, head_size),
-                                       ex.vars_size - _peer_size(ex.vars))
+                made = staticanswer.marker(probes)
+            else:
+                made = staticanswer.marker(
+                    probes, self.sink, _line(ex, found, head_size),
+                    ex.vars_size - _peer_size(ex.vars))
+            if head_size + len(made) + found.size > staticanswer.LARGEST:
+                return None
+            return made
         return marker
 
     def _probes(self, ex, found):

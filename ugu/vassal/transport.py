@@ -29,7 +29,7 @@ class RawTransport:
     can_offload = True
     # A static file's answer the router may repeat: a function of the
     # head's size (which the log line counts without it) giving the
-    # marker that goes first in the head (ugu.staticanswer).
+    # marker that goes first in the head, or None (ugu.staticanswer).
     offer = None
 
     def __init__(self, conn):
@@ -43,7 +43,9 @@ class RawTransport:
         sendfile() follows at once (send_more)."""
         head = wire = head_bytes(protocol, status_line, headers)
         if self.offer is not None:
-            wire = _with_marker(head, self.offer(len(head)))
+            marker = self.offer(len(head))
+            if marker is not None:
+                wire = _with_marker(head, marker)
         self.head_only = head_only
         if first_chunk and not head_only:
             send_with_head(self.conn, wire + first_chunk, len(wire),
