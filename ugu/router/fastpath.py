@@ -77,7 +77,7 @@ class FastPath:
         # The request's head, under which its answer may be kept, and
         # the worker's marker that lets it be (ugu.staticanswer).
         self._head_bytes = self._marker = None
-        self._offered = False
+        self._head_seen = self._offered = False
         self._on_timeout = None
         # Seconds each read of a request head may wait.
         self._head_wait = 0
@@ -133,6 +133,9 @@ class FastPath:
             return False
         # A head too long, or not plain (None), or empty (0): h11's.
         head = bytes(buffer[:end]) if end is not None and end > 0 else None
+        # A static answer is offered for a head met before: one that never
+        # comes again is not worth the worker's marker.
+        self._head_seen = head in _REQUESTS
         parsed = _bodiless_request(head) if head is not None else None
         if parsed is None:
             # Just read (or just waited for): its reads wait in full.
@@ -190,7 +193,7 @@ class FastPath:
         self.request = request
         conn.cycle = PlainCycle(conn, request)
         self._marker = None
-        self._offered = request.method == b"GET"
+        self._offered = self._head_seen and request.method == b"GET"
         try:
             self.head = request_vars or RequestVars(request)
             self._packet = packet(conn, self.head, offer=self._offered)
