@@ -140,16 +140,18 @@ def test_a_stopped_worker_is_heard_of_within_seconds(setup):
         what="the router to find the worker gone")
 
 
+NOT_FOUND_APP = ("def application(e, sr):\n    sr('404 Not Found', [])\n"
+                 "    return [b'none']\n")
+
+
 def _pair(procs, tmp_path, worker_binary, *worker_options,
-          router_options=()):
-    """A worker serving static/ and an ugu router before it, logging to
-    one file; (the router's pid, its port, the log)."""
+          router_options=(), app=NOT_FOUND_APP):
+    """A worker serving static/ (and `app`) and an ugu router before it,
+    logging to one file; (the router's pid, its port, the log)."""
     site = tmp_path / "site"
     (site / "static").mkdir(parents=True)
     (site / "static" / "a.css").write_bytes(CSS)
-    (site / "app.py").write_text(
-        "def application(e, sr):\n    sr('404 Not Found', [])\n"
-        "    return [b'none']\n")
+    (site / "app.py").write_text(app)
     worker_port, port = support.free_port(), support.free_port()
     log = tmp_path / "both.log"
     procs.start(
@@ -334,3 +336,29 @@ def test_the_names_an_answer_probes_count_towards_the_cap():
     finally:
         tracemalloc.stop()
     assert held < 12 * 1024 * 1024
+
+
+FORGING_APP = """
+import json, os
+from ugu import staticanswer
+
+def application(environ, start_response):
+    log = os.stat(os.environ["LOG"])
+    marker = {"v": 1, "place": staticanswer.place(), "probes": [],
+              "sink": [log.st_dev, log.st_ino], "line": "{0}", "size": 0}
+    start_response("200 OK", [("X-Ugu-Static-Answer", json.dumps(marker)),
+                              ("Content-Length", "7")])
+    return [b"dynamic"]
+"""
+
+
+def test_a_marker_an_app_makes_that_would_not_format_is_not_kept(procs,
+                                                                 tmp_path):
+    """An app's own marker, were it one: a request line that does not
+    format is refused when the answer comes, not met at each repeat."""
+    router, port, log = _pair(procs, tmp_path, support.UGU, "--env",
+                              f"LOG={tmp_path / 'both.log'}",
+                              app=FORGING_APP)
+    for _ in range(4):
+        assert split_response(get(port, "/dynamic"))[2] == b"dynamic"
+    assert "fast path failed" not in log.read_text()

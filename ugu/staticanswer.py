@@ -152,6 +152,10 @@ class Answer:
         return True
 
 
+# The fields of a marker's request line, as the router fills them.
+_FIELDS = dict(pid=0, count=0, addr="", size=0, date="", msecs=0)
+
+
 def parse(value, sink):
     """(probes, line, size) from a marker's value, or None where the router
     cannot check it: made elsewhere, or logged elsewhere than `sink`
@@ -162,14 +166,19 @@ def parse(value, sink):
                 body["place"] != place():
             return None
         line = body["line"]
-        if line is not None and (sink is None or body["sink"] != sink):
-            return None
+        if line is not None:
+            if sink is None or body["sink"] != sink:
+                return None
+            # A line that would not format is refused here, not met at
+            # each repeat.
+            line.format(**_FIELDS)
         probes = [(os.fsdecode(name.encode("latin-1")), sig)
                   for name, sig in body["probes"]]
         size = int(body["size"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return probes, line, size
+
 
 
 class Answers:
