@@ -1,4 +1,4 @@
-"""W1..W7: what wrk asks of each setup."""
+"""W1..W8: what wrk asks of each setup."""
 
 from dataclasses import dataclass
 
@@ -30,6 +30,16 @@ wrk.body = string.rep("x", {POST_SIZE})
 wrk.headers["Content-Type"] = "application/octet-stream"
 """
 
+# Each request's head new: what a static file costs where the router's
+# static answers (ugu.staticanswer) never repeat.
+FRESH_QUERY_SCRIPT = """\
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, wrk.path .. "?" .. n)
+end
+"""
+
 WORKLOADS = {w.name: w for w in (
     Workload("W1", "hello world (12 bytes)", "/"),
     Workload("W2", "10 KB static CSS file", f"/{STATIC_NAME}"),
@@ -41,4 +51,6 @@ WORKLOADS = {w.name: w for w in (
              "connections held", "/", idle=IDLE_CONNECTIONS,
              fronted_only=True),
     Workload("W7", "POST with a 1 MB body", "/upload", script=POST_SCRIPT),
+    Workload("W8", "10 KB static CSS file, a new query string each time",
+             f"/{STATIC_NAME}", script=FRESH_QUERY_SCRIPT),
 )}
