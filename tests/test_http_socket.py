@@ -218,6 +218,19 @@ def test_log_line_counts_the_vars_as_a_block(server):
                         r"\[[^]]*\] GET /a/\.\./env\?x=1 ")
 
 
+def serving(procs, site, argv, http_parser=None):
+    """An http-socket server (uWSGI's or ugu's) of app.py, once it
+    serves; (process, port)."""
+    port = support.free_port()
+    env = {"UGU_HTTP_SOCKET_PARSER": http_parser} if http_parser else None
+    server = procs.start(
+        [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
+         "app.py"], cwd=site, env=env)
+    server.wait_for_log(r"spawned uWSGI worker 1")
+    support.wait_for_port(port)
+    return server, port
+
+
 VARS_LOGGED = r"\{(\d+) vars in (\d+) bytes\} \[[^]]*\] GET /a/\.\./env"
 
 
@@ -232,13 +245,7 @@ def test_vars_are_uwsgis_http_socket_vars(procs, site, uwsgi_binary,
                b"Connection: close\r\n\r\n")
     seen = []
     for argv in ([uwsgi_binary], support.UGU):
-        port = support.free_port()
-        server = procs.start(
-            [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
-             "app.py"], cwd=site,
-            env={"UGU_HTTP_SOCKET_PARSER": http_parser})
-        server.wait_for_log(r"spawned uWSGI worker 1")
-        support.wait_for_port(port)
+        server, port = serving(procs, site, argv, http_parser)
         env = json.loads(answer(port, request)[1])
         assert env.pop("SERVER_PORT") == str(port)
         logged = server.wait_for_log(VARS_LOGGED).groups()
@@ -255,12 +262,7 @@ def test_an_http_1_0_request_gets_an_http_1_0_status_line(
     parser leaves HTTP/1.0 to h11.)"""
     firsts = []
     for argv in ([uwsgi_binary], support.UGU):
-        port = support.free_port()
-        server = procs.start(
-            [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
-             "app.py"], cwd=site)
-        server.wait_for_log(r"spawned uWSGI worker 1")
-        support.wait_for_port(port)
+        server, port = serving(procs, site, argv)
         raw = exchange(port, b"GET /old HTTP/1.0\r\n\r\n")
         firsts.append(raw.partition(b"\r\n")[0])
     assert firsts == [b"HTTP/1.0 200 OK"] * 2
@@ -275,13 +277,7 @@ def test_a_client_leaving_mid_head_is_said_as_by_uwsgis_http_socket(
     send, or the worker's `error on request` line."""
     said = []
     for argv in ([uwsgi_binary], support.UGU):
-        port = support.free_port()
-        server = procs.start(
-            [*argv, "--http-socket", f"127.0.0.1:{port}", "--wsgi-file",
-             "app.py"], cwd=site,
-            env={"UGU_HTTP_SOCKET_PARSER": http_parser})
-        server.wait_for_log(r"spawned uWSGI worker 1")
-        support.wait_for_port(port)
+        server, port = serving(procs, site, argv, http_parser)
         with socket.create_connection(("127.0.0.1", port),
                                       timeout=10) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Half")
