@@ -9,8 +9,9 @@ request as long as the file is the same, so the router may answer it
 itself, provided it can tell, for each request, that the worker would
 answer the same:
 
-- The router offers (modifier2 OFFER in the packet of a GET request, where
-  `http-modifier1` and `http-modifier2` are left at 0).  An ugu worker
+- The router offers (modifier2 OFFER in the packet of a GET request
+  whose head it has met before, where `http-modifier1` and
+  `http-modifier2` are left at 0).  An ugu worker
   that sends a static file for it, and whose answer depends on nothing but
   the request's head and the files it looked at (no request routes,
   response routes that read neither the client's address nor metrics, no
@@ -178,7 +179,6 @@ def parse(value, sink):
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return probes, line, size
-
 
 
 class Answers:
