@@ -68,7 +68,11 @@ def test_a_file_asked_for_again_is_answered_by_the_router(setup):
         assert body == CSS
         assert not any(name.startswith("x-ugu") for name in headers)
     assert len(set(answers)) == 1
-    found = lines(setup, "/base.css")
+    # The worker writes its line once its answer is out: waited for.
+    found = support.wait_until(
+        lambda: (lambda got: got if any(pid != setup.router for pid, _ in
+                                        got) else None)(
+            lines(setup, "/base.css")), what="the worker's line")
     worker = [line for pid, line in found if pid != setup.router]
     router = [line for pid, line in found if pid == setup.router]
     assert worker and router
@@ -300,7 +304,8 @@ def test_an_ugu_worker_behind_uwsgi_router_is_not_offered(procs, tmp_path,
             raw = get(port, "/a.css")
             assert split_response(raw)[2] == CSS
             assert b"x-ugu" not in raw.lower()
-        assert len([m for m in LINE.finditer(worker.output())]) == 3
+        worker.wait_for_log("(?m)" + LINE.pattern, count=3)
+        assert len(LINE.findall(worker.output())) == 3
     finally:
         front.stop()
 
