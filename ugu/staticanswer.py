@@ -47,9 +47,9 @@ OFFER = 117
 MARKER = b"X-Ugu-Static-Answer"
 _MARKER_LINE = b"\r\n" + MARKER + b": "
 FRESH_SECONDS = 1.0
-# The largest answer, head (with the marker) and body, the router keeps:
-# ugu.router.fastpath.FAST_ANSWER, over which an answer streams through
-# the greenlet code, and one whose head is longer is not read whole.
+# The largest answer, head (with the marker) and body, the router's fast
+# path holds whole (ugu.router.fastpath.FAST_ANSWER) and so may keep: a
+# larger one streams through the greenlet code.
 LARGEST = 65536
 # What the kept answers may hold at most, the bytes sent and their heads.
 _KEPT_BYTES = 8 * 1024 * 1024
@@ -230,7 +230,9 @@ def _held_bytes(probes, line):
 
 def client_address(peer):
     """REMOTE_ADDR's value, the first var of a connection's encoded
-    peer vars (ugu.http.vars.ListenerVars.peer)."""
+    peer vars (ugu.http.vars.ListenerVars.peer): read where it lies, on
+    every repeat, in 0.2 us, where protocol.decode_vars' whole pass
+    takes 1.3."""
     key_size = peer[0] | peer[1] << 8
     at = 2 + key_size
     size = peer[at] | peer[at + 1] << 8

@@ -42,8 +42,9 @@ from ugu.router.exchange import (Exchange, backend_closed, backend_failed,
                                  packet)
 
 # The largest answer (head and body) held whole here; a larger one
-# streams through the greenlet code instead.
-FAST_ANSWER = 65536
+# streams through the greenlet code instead.  The static answers keep
+# none larger, as they keep only what this path sent.
+FAST_ANSWER = staticanswer.LARGEST
 
 
 def _callback(method):
