@@ -91,6 +91,7 @@ def main(argv=None):
     for name, why in skipped.items():
         print(f"skipping {name}: {why}")
     run.raise_file_limit()
+    setups.compile_bytecode()
     root = run.temp_root()
     print(f"setup folders and logs: {root}")
     samples = run.throughput(plan, root, binary)

@@ -7,6 +7,7 @@ the worker count and the app swapped; `cheaper` is dropped so that both
 servers keep all their workers for the whole run.
 """
 
+import compileall
 import os
 import re
 import shutil
@@ -387,6 +388,16 @@ DEFAULT = tuple(name for name in SETUPS if name not in ROUTER_ALONE)
 
 QUICK = ("ugu-emperor", "uwsgi-emperor", "uwsgi-emperor-ka", "ugu-http",
          "uwsgi-http", "gunicorn-sync")
+
+
+def compile_bytecode():
+    """Write the .pyc files of each ugu copy under test, as pip does when it
+    installs a package and Python does on the first import.  Where
+    PYTHONDONTWRITEBYTECODE is set (some CI images and sandboxes set it),
+    every ugu process would otherwise compile its 300 modules again, and
+    the cold start would time the compiler, which no installed ugu runs."""
+    for folder in [REPO, *BASELINE]:
+        compileall.compile_dir(Path(folder) / "ugu", quiet=1)
 
 
 def baseline_twin(setup):

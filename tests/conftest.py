@@ -1,9 +1,20 @@
+import compileall
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests import support
+
+
+def pytest_sessionstart(session):
+    """Write ugu's .pyc files once, before any test starts ugu.  Where
+    PYTHONDONTWRITEBYTECODE is set, as in some CI images, each of the
+    suite's thousands of ugu processes would otherwise compile its 300
+    modules again; an installed ugu never does that.  The xdist workers
+    leave it to the controller, which runs this before it starts them."""
+    if not hasattr(session.config, "workerinput"):
+        compileall.compile_dir(support.REPO / "ugu", quiet=1)
 
 
 @pytest.fixture(scope="session")
