@@ -201,6 +201,12 @@ def test_a_client_gone_mid_response_has_sigpipe_said_with_its_request(
     writer = (r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} - "
               r"uwsgi_response_write_body_do\(\): Broken pipe \[core/writer"
               r"\.c line 429\] during GET /stream\?s=1 \(10\.0\.0\.7\)\n")
+    if server == "uwsgi" and "SIGPIPE" not in log:
+        # uWSGI's worker, its socket full, waits to write again; where the
+        # close comes while it waits, the wait fails and says nothing (in
+        # 2 runs of 15 here).  ugu's worker always writes, and is told.
+        assert "\nOSError: write error\n" in log, log
+        return
     assert re.search(said + writer, log), log
     assert log.count("SIGPIPE") == 1, log
 
