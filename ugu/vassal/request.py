@@ -13,7 +13,7 @@ import time
 
 from ugu import log
 from ugu.http.errors import PAGES, Unsendable
-from ugu.vassal import app as apps, ranges, routestores, wsgi
+from ugu.vassal import app as apps, appexit, ranges, routestores, wsgi
 from ugu.vassal.static import Unanswered
 from ugu.vassal.transform import Layers
 from ugu.vassal.transport import HeadSent
@@ -747,6 +747,8 @@ def run_app(ex, app, environ):
         log.log(f"response refused: {e} (HTTP/1.1 cannot carry it)")
         _answer_500(ex)
         return
+    except SystemExit as error:
+        appexit.end_process(error)
     except BaseException as error:
         if _process_end(error):
             raise
@@ -773,6 +775,8 @@ def _close(ex, result):
         return
     try:
         result.close()
+    except SystemExit as error:
+        appexit.end_process(error)
     except BaseException as error:
         if _process_end(error):
             raise
@@ -782,11 +786,11 @@ def _close(ex, result):
 
 def _process_end(error):
     """Whether what the app raised is not its failure but the process's
-    end, which goes on up, past the 500 every other exception gets.  A
-    GreenletExit exists only once gevent mode has imported greenlet,
-    which other modes need not pay for."""
-    if isinstance(error, (SystemExit, KeyboardInterrupt)):
-        return True
+    end, which goes on up, past the 500 every other exception gets: a
+    GreenletExit, gevent ending the worker's greenlets.  (A
+    KeyboardInterrupt the app raises is its failure, as in uWSGI, whose
+    workers take SIGINT themselves.)  GreenletExit exists only once gevent
+    mode has imported greenlet, which other modes need not pay for."""
     greenlet = sys.modules.get("greenlet")
     return greenlet is not None and isinstance(error, greenlet.GreenletExit)
 

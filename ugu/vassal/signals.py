@@ -45,7 +45,7 @@ from ugu import log
 from ugu.options.errors import ConfigError
 from ugu.options.expand import atoi
 from ugu.vassal import cron as crons
-from ugu.vassal import fsmon, metrics
+from ugu.vassal import appexit, fsmon, metrics
 
 # uWSGI's table sizes (MAX_TIMERS, MAX_CRONS, its file monitors').
 MAX_TIMERS = 64
@@ -333,7 +333,9 @@ class UwsgiSignals:
             try:
                 found.function(signum)
                 ok = True
-            except Exception:
+            except SystemExit as error:
+                appexit.end_process(error)
+            except (Exception, KeyboardInterrupt):
                 log.app_traceback()
             self._set_harakiri(signum, False)
         if not ok:

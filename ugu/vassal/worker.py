@@ -22,7 +22,7 @@ import traceback
 from ugu import log, proc, protocol, staticanswer
 from ugu.link import ToEmperor
 from ugu.vassal import app as apps
-from ugu.vassal import (async_worker, autoreload, busyness, catch,
+from ugu.vassal import (appexit, async_worker, autoreload, busyness, catch,
                          errorpages, exceptions, fastcgi, harakiri, hooks,
                          pymodule, reqlog, request, rpc, scgi, sockets,
                          stats, tracebacker, wsgi)
@@ -382,11 +382,7 @@ def run_script(path, where):
     try:
         runpy.run_path(path, run_name="__main__")
     except SystemExit as e:
-        if e.code is None or isinstance(e.code, int):
-            code = e.code or 0
-        else:
-            print(e.code, file=sys.stderr)
-            code = 1
+        code = appexit.exit_code(e)
     except BaseException:
         log.app_traceback()
     sys.stdout.flush()
