@@ -1867,3 +1867,52 @@ def test_a_keyboard_interrupt_the_app_raises_is_its_failure(
     v.log(r"GET /interrupt => generated \d+ bytes in \d+ msecs "
           r"\(HTTP/1\.1 500\)")
     assert v.pid_of_answer() == pid
+
+
+HOGGING_APP = textwrap.dedent('''
+    import os, threading, time
+
+    held = []
+
+    def hog():
+        try:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+
+    def hog_for_a_while():
+        # Once /hog's connection has closed: every descriptor, a file
+        # that tells the test so, and the one the file took, for 1.5 s.
+        time.sleep(0.3)
+        hog()
+        os.close(held.pop())
+        open("hogged", "w").close()
+        hog()
+        time.sleep(1.5)
+        while held:
+            os.close(held.pop())
+
+    def application(environ, start_response):
+        if environ["PATH_INFO"] == "/hog":
+            threading.Thread(target=hog_for_a_while).start()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(len(held)).encode()]
+''')
+
+
+def test_a_worker_out_of_descriptors_says_so_once_and_serves_after(
+        procs, site):
+    """A connection that comes while the app holds every descriptor: the
+    failed accept is said once, not at every try of a core that spins,
+    and the connection is served once the app lets them go."""
+    (site / "app.py").write_text(HOGGING_APP)
+    v = Vassal(procs, site, processes="1", threads="2").ready(1)
+    v.get("/hog")
+    support.wait_until(lambda: (site / "hogged").exists(), 10,
+                       what="the app holding every descriptor")
+    assert v.get("/", timeout=10)[0] == 200
+    line = ("accept(): Too many open files (a connection waits; `max-fd` "
+            "or `ulimit -n` sets how many files a worker may open)")
+    v.log(re.escape(line))
+    assert v.p.output().count(line) == 1

@@ -35,6 +35,9 @@ from ugu.vassal.transport import RawTransport, recv_some
 GRACEFUL = (signal.SIGHUP,)
 IMMEDIATE = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 BUFFER = 65536
+# Seconds a core waits before it accepts again after an accept that
+# failed for want of a descriptor (or of memory).
+ACCEPT_RETRY = 0.05
 # A worker's exit codes, as uWSGI's: the end of its loop or an immediate
 # stop, and a graceful stop that found the worker idle.  Without a master
 # they are the instance's, which supervisors are told to accept.
@@ -416,6 +419,8 @@ class Worker:
         self.instance = os.getpid()
         self._stopping = False
         self._wake_read = self._wake_write = None
+        # Whether the last accept failed, and was said.
+        self._accept_failing = False
         self.recycler = None
         # What says SIGPIPE (PipeLines), unless ignore-sigpipe.
         self.pipe_lines = None
@@ -689,13 +694,28 @@ class Worker:
     def _accept(self, ctx, core, listener, kind):
         try:
             fd, address = listener.sock._accept()
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            # Another core took it, or its client left before it was.
             return
         except OSError as e:
-            log.log(f"accept(): {e.strerror}")
+            self._accept_failed(e)
             return
+        self._accept_failing = False
         serve_connection(ctx, core, listener, socket.socket(*kind, fileno=fd),
                          address)
+
+    def _accept_failed(self, error):
+        """An accept that failed while a connection waits (EMFILE: the
+        app holds every descriptor the worker may open): said once until
+        an accept succeeds again, and the core waits ACCEPT_RETRY before
+        it tries again.  uWSGI's worker retries at once, silently, at full
+        CPU; ugu's used to say each try, some 200,000 lines a second."""
+        if not self._accept_failing:
+            self._accept_failing = True
+            log.log(f"accept(): {error.strerror} (a connection waits; "
+                    f"`max-fd` or `ulimit -n` sets how many files a "
+                    f"worker may open)")
+        time.sleep(ACCEPT_RETRY)
 
 
 def serve_connection(ctx, core, listener, conn, address):
