@@ -343,27 +343,71 @@ def test_the_names_an_answer_probes_count_towards_the_cap():
     assert held < 12 * 1024 * 1024
 
 
+# An app that answers with a marker of its own, one the router would take
+# (its place, the log both write to, a line that formats), and a body
+# that counts its calls: each request must reach it.
 FORGING_APP = """
-import json, os
+import itertools, json, os
 from ugu import staticanswer
+
+calls = itertools.count(1)
+FIRST = os.environ.get("FORGED_FIRST") == "1"
 
 def application(environ, start_response):
     log = os.stat(os.environ["LOG"])
     marker = {"v": 1, "place": staticanswer.place(), "probes": [],
-              "sink": [log.st_dev, log.st_ino], "line": "{0}", "size": 0}
-    start_response("200 OK", [("X-Ugu-Static-Answer", json.dumps(marker)),
-                              ("Content-Length", "7")])
-    return [b"dynamic"]
+              "sink": [log.st_dev, log.st_ino], "line": "forged {count}",
+              "size": 0}
+    body = str(next(calls)).encode()
+    headers = [("Content-Type", "text/plain"),
+               ("Content-Length", str(len(body)))]
+    forged = ("X-Ugu-Static-Answer", json.dumps(marker))
+    headers.insert(0 if FIRST else 1, forged)
+    start_response("200 OK", headers)
+    return [body]
 """
 
 
-def test_a_marker_an_app_makes_that_would_not_format_is_not_kept(procs,
-                                                                 tmp_path):
-    """An app's own marker, were it one: a request line that does not
-    format is refused when the answer comes, not met at each repeat."""
-    router, port, log = _pair(procs, tmp_path, support.UGU, "--env",
-                              f"LOG={tmp_path / 'both.log'}",
-                              app=FORGING_APP)
-    for _ in range(4):
-        assert split_response(get(port, "/dynamic"))[2] == b"dynamic"
-    assert "fast path failed" not in log.read_text()
+def _forged_answers(procs, tmp_path, worker_binary, first):
+    # uWSGI's Python finds ugu's staticanswer by the pythonpath.
+    router, port, log = _pair(
+        procs, tmp_path, worker_binary, "--pythonpath", str(support.REPO),
+        "--env", f"LOG={tmp_path / 'both.log'}",
+        "--env", f"FORGED_FIRST={int(first)}", app=FORGING_APP)
+    answers = [split_response(get(port, "/dynamic")) for _ in range(4)]
+    return answers, log
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first", "second"])
+def test_an_app_s_own_marker_is_dropped_by_an_ugu_worker(procs, tmp_path,
+                                                         first):
+    """Wherever the app puts it, the worker drops it from the answers to
+    an offer (the requests after the first of their head): every request
+    reaches the app, and the router writes no line of the app's."""
+    answers, log = _forged_answers(procs, tmp_path, support.UGU, first)
+    assert [body for _, _, body in answers] == [b"1", b"2", b"3", b"4"]
+    assert not any("x-ugu-static-answer" in headers
+                   for _, headers, _ in answers[1:])
+    assert "forged" not in log.read_text()
+
+
+def test_a_marker_below_the_first_header_is_an_app_s_header(
+        procs, tmp_path, uwsgi_binary):
+    """A uWSGI worker sends the app's headers as they are: the router
+    takes a marker only from the line after the status line, where an ugu
+    worker puts its own, and relays one further down as any header."""
+    answers, log = _forged_answers(procs, tmp_path, [uwsgi_binary],
+                                   first=False)
+    assert [body for _, _, body in answers] == [b"1", b"2", b"3", b"4"]
+    assert all("x-ugu-static-answer" in headers for _, headers, _ in answers)
+    assert "forged" not in log.read_text()
+
+
+def test_the_marker_is_taken_from_the_head_s_first_line_only():
+    marker = staticanswer.MARKER + b": {}\r\n"
+    head = b"HTTP/1.1 200 OK\r\n" + marker + b"A: b\r\n\r\n"
+    assert staticanswer.take_marker(head, head.find(b"\r\n\r\n")) == (
+        b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n", b"{}")
+    lower = b"HTTP/1.1 200 OK\r\nA: b\r\n" + marker + b"\r\n"
+    assert staticanswer.take_marker(lower, lower.find(b"\r\n\r\n")) == (
+        lower, None)

@@ -46,6 +46,7 @@ import time
 OFFER = 117
 MARKER = b"X-Ugu-Static-Answer"
 _MARKER_LINE = b"\r\n" + MARKER + b": "
+_MARKER_NAME = MARKER.decode().lower()
 FRESH_SECONDS = 1.0
 # The largest answer, head (with the marker) and body, the router's fast
 # path holds whole (ugu.router.fastpath.FAST_ANSWER) and so may keep: a
@@ -109,6 +110,16 @@ def marker(probes, sink=None, line=None, size=0):
             .encode("latin-1") + b"\r\n")
 
 
+def unforged(headers):
+    """An app's headers for a request the router offered on, without any
+    named as the marker: the router takes the marker from the head's first
+    line, where only the worker's own may be."""
+    for name, _ in headers:
+        if len(name) == len(_MARKER_NAME) and name.lower() == _MARKER_NAME:
+            return [h for h in headers if h[0].lower() != _MARKER_NAME]
+    return headers
+
+
 def line_template(text):
     """Text for a str.format template: its braces kept as they are."""
     return text.replace("{", "{{").replace("}", "}}")
@@ -118,9 +129,12 @@ def line_template(text):
 
 def take_marker(answer, end):
     """(the answer without its marker line, the marker's value or None);
-    `end` is where the head ends."""
-    at = answer.find(_MARKER_LINE, 0, end)
-    if at == -1:
+    `end` is where the head ends.  Only the head's first line after the
+    status line is taken, where an ugu worker puts it (one that met the
+    name in an app's headers dropped them): a header of that name further
+    down is an app's, relayed as any other."""
+    at = answer.find(b"\r\n", 0, end)
+    if at == -1 or not answer.startswith(_MARKER_LINE, at):
         return answer, None
     stop = answer.find(b"\r\n", at + 2)
     value = answer[at + len(_MARKER_LINE):stop]

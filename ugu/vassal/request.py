@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from ugu import log
+from ugu import log, staticanswer
 from ugu.http.errors import PAGES, Unsendable
 from ugu.vassal import app as apps, appexit, ranges, routestores, wsgi
 from ugu.vassal.static import Unanswered
@@ -152,6 +152,8 @@ class Exchange:
             raise OSError("headers already sent")
         status_line = wsgi.check_status(status)
         headers = wsgi.check_headers(headers)
+        if self.offered:
+            headers = staticanswer.unforged(headers)
         if not wsgi.head_fits(self.protocol, status_line, headers,
                               self.ctx.head_limit):
             raise TypeError("unable to add header to the response")
