@@ -61,15 +61,18 @@ def test_an_app_holding_a_thousand_files_is_served_reloaded_and_stopped(
     assert "out of range" not in p.output()
 
 
+@pytest.mark.parametrize("cores", [["--threads", "2"], ["--gevent", "10"]],
+                         ids=["threads", "gevent"])
 def test_a_keepalive_connection_waits_for_its_next_request(start_server,
-                                                          tmp_path):
+                                                          tmp_path, cores):
     """ugu's http-socket keeps a connection (README): its wait for the
-    next request watches descriptors past 1024."""
+    next request watches descriptors past 1024, a thread's as a
+    greenlet's."""
     (tmp_path / "app.py").write_text(APP)
     port = support.free_port()
     p = start_server("ugu", ["--http-socket", f"127.0.0.1:{port}",
-                             "--wsgi-file", "app.py", "--master",
-                             "--threads", "2"], cwd=tmp_path)
+                             "--wsgi-file", "app.py", "--master", *cores],
+                     cwd=tmp_path)
     support.wait_for_port(port)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:

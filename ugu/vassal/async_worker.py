@@ -12,8 +12,9 @@ harakiri and the log line see N cores per worker, as in uWSGI.
 import importlib
 import os
 import sys
+from select import POLLIN
 
-from ugu import log
+from ugu import fdwait, log
 
 
 def patch():
@@ -58,13 +59,13 @@ class GreenCores:
         spare; once none is, the idle ones close, for whoever waits to be
         accepted.  A reload does not wait for idle connections either."""
         import gevent
-        import gevent.select
         if self.stopping or not self.free:
             timeout = 0
         current = gevent.getcurrent()
         self.idle[current] = conn
         try:
-            return bool(gevent.select.select([conn], [], [], timeout)[0])
+            # gevent's poll() here, which yields to the other greenlets.
+            return bool(fdwait.readable([conn], timeout))
         finally:
             del self.idle[current]
 
@@ -72,24 +73,30 @@ class GreenCores:
         """End the idle waits whose client has sent nothing yet."""
         import gevent
         from gevent.monkey import get_original
-        # The unpatched select: a look that must not yield, or the waits
+        # The unpatched poll: a look that must not yield, or the waits
         # would change under it.
-        select = get_original("select", "select")
-        quiet = [greenlet for greenlet, conn in self.idle.items()
-                 if not select([conn], [], [], 0)[0]]
-        gevent.killall(quiet, block=False)
+        poller = get_original("select", "poll")()
+        waiting = {conn.fileno(): greenlet
+                   for greenlet, conn in self.idle.items()}
+        for fd in waiting:
+            poller.register(fd, POLLIN)
+        spoken = {fd for fd, _ in poller.poll(0)}
+        gevent.killall([greenlet for fd, greenlet in waiting.items()
+                        if fd not in spoken], block=False)
 
     def start(self):
         import gevent
-        import gevent.server
         import gevent.socket
+        from ugu.vassal import green_server
+        from ugu.vassal.worker import ACCEPT_RETRY
         for listener in self.worker.listeners:
             # A duplicate of the inherited socket, as a gevent socket.
             sock = gevent.socket.socket(listener.sock.family,
                                         listener.sock.type,
                                         fileno=os.dup(listener.sock.fileno()))
-            server = gevent.server.StreamServer(
-                sock, self._handler(listener), spawn=self.pool)
+            server = green_server.Server(
+                sock, self._handler(listener), self.pool, self.worker,
+                ACCEPT_RETRY)
             # One connection a wake-up, not gevent's 100: every worker is
             # woken by a connection, and the first would otherwise take
             # a whole burst (a client's 16 keepalive connections, say)

@@ -419,8 +419,8 @@ class Worker:
         self.instance = os.getpid()
         self._stopping = False
         self._wake_read = self._wake_write = None
-        # Whether the last accept failed, and was said.
-        self._accept_failing = False
+        # Whether the last accept failed, and was said (accept_failed).
+        self.accept_failing = False
         self.recycler = None
         # What says SIGPIPE (PipeLines), unless ignore-sigpipe.
         self.pipe_lines = None
@@ -698,24 +698,25 @@ class Worker:
             # Another core took it, or its client left before it was.
             return
         except OSError as e:
-            self._accept_failed(e)
+            self.accept_failed(e)
+            time.sleep(ACCEPT_RETRY)
             return
-        self._accept_failing = False
+        self.accept_failing = False
         serve_connection(ctx, core, listener, socket.socket(*kind, fileno=fd),
                          address)
 
-    def _accept_failed(self, error):
+    def accept_failed(self, error):
         """An accept that failed while a connection waits (EMFILE: the
         app holds every descriptor the worker may open): said once until
-        an accept succeeds again, and the core waits ACCEPT_RETRY before
-        it tries again.  uWSGI's worker retries at once, silently, at full
-        CPU; ugu's used to say each try, some 200,000 lines a second."""
-        if not self._accept_failing:
-            self._accept_failing = True
+        an accept succeeds again, when the core clears `accept_failing`;
+        the core waits ACCEPT_RETRY before it tries again.  uWSGI's
+        worker retries at once, silently, at full CPU; ugu's used to say
+        each try, some 200,000 lines a second."""
+        if not self.accept_failing:
+            self.accept_failing = True
             log.log(f"accept(): {error.strerror} (a connection waits; "
                     f"`max-fd` or `ulimit -n` sets how many files a "
                     f"worker may open)")
-        time.sleep(ACCEPT_RETRY)
 
 
 def serve_connection(ctx, core, listener, conn, address):
