@@ -31,6 +31,10 @@ APP = textwrap.dedent('''
            "CONTENT_LENGTH", "REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME",
            "wsgi.url_scheme"}
 
+    def broken():
+        yield b"part 1\\n"
+        raise RuntimeError("the app fails halfway")
+
     def application(environ, start_response):
         path = environ["PATH_INFO"]
         # /early answers an upload without reading it.
@@ -51,6 +55,10 @@ APP = textwrap.dedent('''
         if path == "/stream":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return (b"part %d\\n" % n for n in range(50))
+        if path == "/broken":
+            # A body of unknown length the app cannot finish.
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return broken()
         if path == "/redirect":
             start_response("302 Found", [("Location", "/elsewhere")])
             return [b""]
@@ -355,6 +363,36 @@ def test_nginx_before_ugu_answers_as_before_uwsgi(nginx):
     assert expected[0][0] == 200
     for request, ours, theirs in zip(REQUESTS, got, expected):
         assert ours == theirs, (request[:2], differences(ours, theirs))
+
+
+def _broken_answer(port):
+    """(head, body) of the answer to GET /broken, whose app fails halfway
+    through a body of unknown length, read until the front closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /broken HTTP/1.1\r\nHost: t\r\n\r\n")
+        answer = read_to_eof(s)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert b"transfer-encoding: chunked" in head.lower()
+    return head, body
+
+
+def test_a_body_the_ugu_worker_breaks_off_is_cut_short_at_ugu_s_router(
+        routers):
+    """The worker resets the connection of a body of unknown length it
+    cannot finish: the router, which chunks that body for its client,
+    relays what came and leaves out the last chunk (uWSGI's worker
+    closes as if the body were whole, and the router can only end it
+    whole)."""
+    head, body = _broken_answer(routers["ugu", "ugu"])
+    assert body == b"7\r\npart 1\n\r\n"
+
+
+def test_a_body_the_ugu_worker_breaks_off_is_cut_short_at_nginx(nginx):
+    """nginx too ends its client's chunked body without the last chunk
+    (and drops what it had yet to relay, as at any failure upstream)."""
+    head, body = _broken_answer(nginx["ugu"])
+    assert not body.endswith(b"0\r\n\r\n")
 
 
 def test_nginx_vars_reach_the_app(nginx):

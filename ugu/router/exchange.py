@@ -56,6 +56,8 @@ class Exchange:
         self.settings = client.settings
         self.received = 0
         self.packet_size = 0
+        # The error of a backend connection reset after its answer began.
+        self._reset = None
         # The request was offered to keep a static answer, and the
         # worker's marker is not yet out of its head (ugu.staticanswer).
         self.offered = False
@@ -81,12 +83,15 @@ class Exchange:
             if body is not None:
                 body.close()
 
-    def resume(self, backend, unsent=b"", buffered=b"", closed=False):
+    def resume(self, backend, unsent=b"", buffered=b"", closed=False,
+               reset=None):
         """Finish an exchange the fast path (ugu.router.fastpath) began on
         `backend`: the rest of the packet goes out, then the response is
         relayed, `buffered` being what the backend has sent so far and
-        `closed` whether it has closed since."""
+        `closed` whether it has closed since (`reset`: the error of a
+        connection reset, if that is how)."""
         self.received = len(buffered)
+        self._reset = reset
         try:
             if unsent:
                 self._send(backend, unsent, None)
@@ -320,10 +325,25 @@ class Exchange:
             if compressor:
                 data = compressor.compress(data)
             cycle.send_data(data)
+        self._check_not_broken_off()
         if compressor and self.request.method != b"HEAD":
             cycle.send_data(compressor.finish())
         cycle.end_response()
         self.client.flush()
+
+    def _check_not_broken_off(self):
+        """A body framed by the close (a body of any other framing tells
+        its own end) that ended with a reset: where the request had no
+        body, which the worker could have left unread and reset over, the
+        worker broke the response off (an ugu worker resets one it cannot
+        finish), and the client must not take it for whole."""
+        if self._reset is not None and not self._request_has_body():
+            raise BadGateway(f"backend broke off the response: "
+                             f"{self._reset.strerror or self._reset}")
+
+    def _request_has_body(self):
+        return self.head.chunked or \
+            self.head.headers.get(b"CONTENT_LENGTH", b"0") not in (b"", b"0")
 
     def _backend_event(self, backend, parser, before_read=None):
         """The next event of the backend's response; before_read runs
@@ -352,7 +372,9 @@ class Exchange:
                 raise backend_failed(e, self.packet_size)
             # A worker that closes with the request body unread resets
             # rather than closes; the response has been read by then,
-            # and h11 still tells a body cut short.
+            # and h11 still tells a body cut short.  A body framed by the
+            # close is told by _check_not_broken_off.
+            self._reset = e
             data = b""
         if not data and not self.received:
             raise backend_closed(self.packet_size)

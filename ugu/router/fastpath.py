@@ -263,7 +263,9 @@ class FastPath:
             if not self._answer:
                 self._fail(backend_failed(e, len(self._packet)))
                 return
-            data = b""
+            # The greenlet code tells whether it cut the answer short.
+            self._resume(closed=True, reset=e)
+            return
         if not data and not self._answer:
             self._fail(backend_closed(len(self._packet)))
             return
@@ -396,14 +398,14 @@ class FastPath:
             raise error
         self._hand_over(self.settings.idle_timeout, run=fail)
 
-    def _resume(self, unsent=b"", closed=False):
+    def _resume(self, unsent=b"", closed=False, reset=None):
         """The greenlet code finishes the exchange with the backend."""
         exchange = Exchange(self.conn, self.conn.cycle, self.head)
         exchange.offered = self._offered
         if unsent:
             self.backend.set_nodelay()
         run = functools.partial(exchange.resume, self.backend, unsent,
-                                self._answer, closed)
+                                self._answer, closed, reset)
         self._unwatch_backend()
         self.backend = None
         self._hand_over(self.settings.idle_timeout, run=run)

@@ -8,10 +8,15 @@ connection, as in uWSGI.
 
 import os
 import socket
+import struct
 
 from ugu.vassal.offload import send_file
 
 DEFAULT_PROTOCOL = "HTTP/1.0"
+# SO_LINGER's values: on, with no time to linger (the close resets the
+# connection), and off (the close ends it as usual).
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+_CLOSE = struct.pack("ii", 0, 0)
 
 
 def head_bytes(protocol, status_line, headers):
@@ -35,6 +40,8 @@ class RawTransport:
     def __init__(self, conn):
         self.conn = conn
         self.head_only = False
+        # Whether the connection resets if it closes now (_reset_until_end).
+        self._resets = False
 
     def start(self, protocol, status_line, headers, first_chunk, head_only,
               more=False):
@@ -47,6 +54,8 @@ class RawTransport:
             if marker is not None:
                 wire = _with_marker(head, marker)
         self.head_only = head_only
+        if not head_only and not _sized(headers):
+            self._reset_until_end()
         if first_chunk and not head_only:
             send_with_head(self.conn, wire + first_chunk, len(wire),
                            len(head))
@@ -73,11 +82,38 @@ class RawTransport:
 
     def finish(self):
         """Nothing to frame: closing the connection ends the response."""
+        if self._resets:
+            self._close_as_usual()
 
     def detach(self):
         """Hand the connection over to the offload engine."""
+        if self._resets:
+            self._close_as_usual()
         conn, self.conn = self.conn, None
         return conn
+
+    def _reset_until_end(self):
+        """A body of unknown length ends with the close, so a close
+        before its end (the app failed halfway, the worker exited or was
+        killed, by harakiri say) would pass for its end: until finish(),
+        the close resets the connection, which ugu's router and nginx
+        take for a response cut short, and tell their client so.  uWSGI's
+        worker closes as usual either way."""
+        self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                             _RESET_ON_CLOSE)
+        self._resets = True
+
+    def _close_as_usual(self):
+        self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _CLOSE)
+        self._resets = False
+
+
+def _sized(headers):
+    """Whether the app's headers give the body's length."""
+    for name, _ in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            return True
+    return False
 
 
 def _with_marker(head, marker):
