@@ -568,3 +568,21 @@ def test_socket_buffers_on_every_socket_bound(start_server, site, server):
     with sock:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 80000
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 100000
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_address_in_use_is_said_in_uwsgi_s_lines(start_server, tmp_path,
+                                                   server):
+    """Log watchers look for uWSGI's lines of a failed bind; ugu's own
+    line, naming the option and the fix, comes after them."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        name = f"127.0.0.1:{taken.getsockname()[1]}"
+        p = start_server(server, ["--socket", name, "--master"],
+                         cwd=tmp_path)
+        p.wait(timeout=20)
+    assert re.search(rf"probably another instance of uWSGI is running on "
+                     rf"the same address \({re.escape(name)}\)\.\n"
+                     rf"bind\(\): Address already in use \[core/socket\.c "
+                     rf"line 769\]\n", p.output())

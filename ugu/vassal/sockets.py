@@ -480,9 +480,24 @@ def _listen(sock, address, name, option, backlog):
         sock.bind(address)
     except OSError as e:
         sock.close()
+        _say_bind_failed(e, name, address)
         raise _bind_error(e, name, option) from None
     sock.listen(backlog)
     return sock
+
+
+def _say_bind_failed(error, name, address):
+    """uWSGI's lines for a bind the kernel refused, which log watchers
+    look for; ugu's own, naming the option and the fix, follows."""
+    if error.errno is None:
+        return
+    if not isinstance(address, tuple):
+        log.log(f"bind(): {error.strerror} [core/socket.c line 230]")
+        return
+    if error.errno == errno.EADDRINUSE:
+        log.log(f"probably another instance of uWSGI is running on the "
+                f"same address ({name}).")
+    log.log(f"bind(): {error.strerror} [core/socket.c line 769]")
 
 
 def _bind_error(error, name, option):
