@@ -331,6 +331,16 @@ def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",
                   protocol="HTTP/1.1", extra_vars=(), modifier1=0):
     """Send one uwsgi-protocol request as a router would; return the raw
     bytes the worker answers until it closes."""
+    packet = uwsgi_packet(path, method, headers, body, protocol,
+                          extra_vars, modifier1)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(packet)
+        return read_to_eof(s)
+
+
+def uwsgi_packet(path="/", method="GET", headers=(), body=b"",
+                 protocol="HTTP/1.1", extra_vars=(), modifier1=0):
+    """A uwsgi-protocol request as a router sends it, body included."""
     from ugu import protocol as codec
     path_info, _, query = path.partition("?")
     pairs = [("REQUEST_METHOD", method), ("REQUEST_URI", path),
@@ -348,9 +358,7 @@ def uwsgi_request(port, path="/", method="GET", headers=(), body=b"",
     pairs.extend(extra_vars)
     packet = codec.encode([(k.encode("latin-1"), v.encode("latin-1"))
                            for k, v in pairs], modifier1=modifier1)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(packet + body)
-        return read_to_eof(s)
+    return packet + body
 
 
 def answer_to_raw(port, data):
@@ -384,6 +392,18 @@ def read_to_eof(sock):
     while data := sock.recv(65536):
         chunks.append(data)
     return b"".join(chunks)
+
+
+def read_to_close(sock):
+    """Everything the peer sends until it closes the connection, and
+    whether the close was a reset."""
+    chunks = []
+    try:
+        while data := sock.recv(65536):
+            chunks.append(data)
+    except ConnectionResetError:
+        return b"".join(chunks), True
+    return b"".join(chunks), False
 
 
 def split_response(raw):

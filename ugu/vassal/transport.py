@@ -54,7 +54,7 @@ class RawTransport:
             if marker is not None:
                 wire = _with_marker(head, marker)
         self.head_only = head_only
-        if not head_only and not _sized(headers):
+        if not head_only and not _sized(status_line, headers):
             self._reset_until_end()
         if first_chunk and not head_only:
             send_with_head(self.conn, wire + first_chunk, len(wire),
@@ -108,8 +108,13 @@ class RawTransport:
         self._resets = False
 
 
-def _sized(headers):
-    """Whether the app's headers give the body's length."""
+def _sized(status_line, headers):
+    """Whether the body's length is known: none for a status that has no
+    body (a websocket's 101 among them, whose app ends, as uWSGI's, by
+    the exception its closed connection raises), or the app's headers
+    give it."""
+    if status_line[:1] == "1" or status_line[:3] in ("204", "304"):
+        return True
     for name, _ in headers:
         if len(name) == 14 and name.lower() == "content-length":
             return True
