@@ -403,3 +403,80 @@ def test_a_negative_safe_fd_is_refused(procs, tmp_path):
     emperor = procs.ugu("--emperor", str(tmp_path), "--safe-fd", "-1")
     assert emperor.wait() == 1
     assert "option 'safe-fd': must be >= 0" in emperor.output()
+
+
+# -- chdir, force-cwd, and where a master's reload starts again -----------
+
+def _vassals(tmp_path):
+    """v/a.ini, a vassal both servers run, in `tmp_path`."""
+    (tmp_path / "app.py").write_text(
+        "def application(e, s):\n    s('200 OK', [])\n    return [b'ok']\n")
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "a.ini").write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:0\n"
+        f"wsgi-file = {tmp_path / 'app.py'}\n")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_chdir_is_said_and_glob_patterns_still_match_from_the_start(
+        start_server, tmp_path, server):
+    _vassals(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    emperor = start_server(server, ["--emperor", "v/*.ini",
+                                    "--chdir", "elsewhere"],
+                           cwd=tmp_path, env=ENV)
+    emperor.wait_for_log(r"\[emperor\] vassal v/a\.ini has been spawned")
+    assert re.search(r"\*\*\* Starting uWSGI .*\n(.*\n)*chdir\(\) to "
+                     r"elsewhere\n(.*\n)*\*\*\* starting uWSGI Emperor",
+                     emperor.output())
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_chdir_to_no_folder_stops_the_emperor(start_server, tmp_path,
+                                                 server):
+    _vassals(tmp_path)
+    emperor = start_server(server, ["--emperor", "v/*.ini",
+                                    "--chdir", "missing"],
+                           cwd=tmp_path, env=ENV)
+    assert emperor.wait() == 1
+    out = emperor.output()
+    assert "chdir() to missing\n" in out
+    assert "No such file or directory" in out
+    assert "starting uWSGI Emperor" not in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_force_cwd_is_where_glob_patterns_match_from(start_server, tmp_path,
+                                                      server):
+    _vassals(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    emperor = start_server(server, ["--emperor", "v/*.ini",
+                                    "--force-cwd", str(tmp_path)],
+                           cwd=tmp_path / "elsewhere", env=ENV)
+    emperor.wait_for_log(r"\[emperor\] vassal v/a\.ini has been spawned")
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_masters_reload_buries_the_emperor_then_says_where_it_restarts(
+        start_server, tmp_path, server):
+    """uWSGI's order: the Emperor is waited for before the reload's
+    lines, which say the folder the new image starts from."""
+    _vassals(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    master = start_server(server, ["--master", "--emperor", "v/*.ini",
+                                   "--chdir", "elsewhere"],
+                          cwd=tmp_path, env=ENV)
+    ready = r"\[emperor\] vassal v/a\.ini is ready to accept requests"
+    master.wait_for_log(ready)
+    master.send_signal(signal.SIGHUP)
+    master.wait_for_log(r"gracefully \(RE\)spawned uWSGI master process")
+    master.wait_for_log(ready, count=2)
+    home = re.escape(os.path.realpath(tmp_path))
+    assert re.search(r"waiting for Emperor death\.\.\.\n(.*\n)*"
+                     r"The Emperor has been buried \(pid: \d+\)\n"
+                     r"\.\.\.gracefully killing workers\.\.\.\n"
+                     r"binary reloading uWSGI\.\.\.\n"
+                     rf"chdir\(\) to {home}\n"
+                     r"closing all non-uwsgi socket fds > 2 "
+                     r"\(max_fd = \d+\)\.\.\.\n"
+                     r"running ", master.output())

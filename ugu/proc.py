@@ -448,6 +448,31 @@ def write_pidfile(path, option):
                           option=option) from None
 
 
+def change_dir(path, option):
+    """chdir at start; a folder that is not there stops the instance,
+    naming the option that asked for it."""
+    try:
+        os.chdir(path)
+    except OSError as e:
+        raise ConfigError(f"chdir() to {path}: {e.strerror}",
+                          option=option) from None
+
+
+def return_home(folder):
+    """What a master says and does before it re-executes itself, as
+    uWSGI's: back to the folder it started in (or force-cwd), where the
+    new image reads its relative paths from; a failure is said and the
+    reload goes on from where it is."""
+    log.log(f"chdir() to {folder}")
+    try:
+        os.chdir(folder)
+    except OSError as e:
+        log.log(f"uwsgi_reload()/chdir(): {e.strerror} "
+                f"[core/master_utils.c line 453]")
+    max_fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    log.log(f"closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})...")
+
+
 # The largest pid_t: os.kill() takes no larger number.
 PID_MAX = 2**31 - 1
 

@@ -14,12 +14,12 @@ options would be read and ignored, so they are refused (`refuse_app`).
 """
 
 import os
-import signal
 import sys
 import time
 import traceback
 
-from ugu import fdwait, log, proc
+from ugu import log, proc
+from ugu.emperor import master
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 
@@ -35,13 +35,6 @@ SERVING = ("socket", "http-socket", "http11-socket", "fastcgi-socket",
 APP_OPTIONS = ("module", "wsgi-file", "eval", "paste", "ini-paste",
                "ini-paste-logged", "pecan", "pyrun", "mount", "callable",
                "processes", "threads")
-EMPEROR_CRASHED = 1
-# The least an Emperor lives before the master respawns it.
-MIN_LIFETIME = 1.0
-# Where reload-mercy is 0, uWSGI's master gives its Emperor this many
-# seconds, and two more, to die.
-DEFAULT_MERCY = 3
-EXTRA_MERCY = 2
 
 
 def serves(config):
@@ -74,7 +67,7 @@ class Beside:
         self.monitors = [monitor.monitor_for(spec, config["emperor-nofollow"])
                          for spec in config["emperor"]]
         self.templates = spawn.Templates.from_config(config)
-        self.mercy = (config["reload-mercy"] or DEFAULT_MERCY) + EXTRA_MERCY
+        self.mercy = master.mercy(config)
         self.pid = None
         self.born = 0.0
 
@@ -93,12 +86,12 @@ class Beside:
     def respawn_at(self):
         """When a dead Emperor comes back: at once, or a second after its
         birth, so that one failing at its start never fork-loops."""
-        return max(time.monotonic(), self.born + MIN_LIFETIME)
+        return max(time.monotonic(), self.born + master.MIN_LIFETIME)
 
     def reign(self, parent, closing):
         """In the forked child, `parent`'s: never returns."""
         from ugu.emperor.emperor import Emperor
-        code = EMPEROR_CRASHED
+        code = master.EMPEROR_CRASHED
         try:
             proc.reset_signals()
             proc.unblock_signals()
@@ -133,45 +126,7 @@ class Beside:
 
     def bury(self):
         """End the Emperor and wait for it, as uWSGI's master does before
-        it ends or reloads: SIGINT (its ragnarok), then SIGKILL once
-        reload-mercy (3 where 0) and 2 more seconds are gone."""
+        it ends or reloads."""
         pid, self.pid = self.pid, None
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + self.mercy
-        while time.monotonic() < deadline:
-            if _reaped(pid):
-                break
-            log.log("waiting for Emperor death...")
-            _wait_a_second(pid)
-        else:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(pid, 0)
-        log.log(f"The Emperor has been buried (pid: {pid})")
-
-
-def _reaped(pid):
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] == pid
-    except ChildProcessError:
-        return True
-
-
-def _wait_a_second(pid):
-    """A second, or less if the Emperor dies before."""
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        time.sleep(1.0)
-        return
-    try:
-        fdwait.readable([fd], 1.0)
-    finally:
-        os.close(fd)
+        if pid is not None:
+            master.bury(pid, self.mercy)

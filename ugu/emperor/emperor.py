@@ -100,14 +100,26 @@ def run(config):
     hygiene.drop_privileges(config)
     if config["logto2"] and log.log_file_taken(config):
         log.logto(config, "logto2")
+    # uWSGI's glob monitors match from the folder it started in (or
+    # force-cwd), whatever chdir says; chdir moves the rest.
+    home = config["force-cwd"] or os.getcwd()
+    if config["force-cwd"] and not os.path.isdir(home):
+        raise ConfigError(f"{home} is not a folder: the Emperor's glob "
+                          "patterns match from there", option="force-cwd")
     log.starting(config["pcre-jit"])
+    if config["chdir"]:
+        log.log(f"chdir() to {config['chdir']}")
+        proc.change_dir(config["chdir"], "chdir")
     proc.limit_address_space(config)
     proc.set_max_fd(config)
-    monitors = [monitor.monitor_for(spec, config["emperor-nofollow"])
+    monitors = [monitor.monitor_for(spec, config["emperor-nofollow"], home)
                 for spec in config["emperor"]]
+    if any(isinstance(m, monitor.GlobMonitor) for m in monitors):
+        # As uWSGI's glob monitor does at its start.
+        os.chdir(home)
     templates = spawn.Templates.from_config(config)
     if config["master"]:
-        return master.run(config, lambda: Emperor(
+        return master.run(config, home, lambda: Emperor(
             config, monitors, templates, master_pid=os.getppid()).run())
     if config["emperor-procname"]:
         # uWSGI names a lone Emperor so even without auto-procname.

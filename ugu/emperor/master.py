@@ -16,7 +16,7 @@ import sys
 import time
 import traceback
 
-from ugu import log, proc, stats
+from ugu import fdwait, log, proc, stats
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
            signal.SIGUSR1, signal.SIGCHLD)
@@ -30,22 +30,26 @@ ENV_RELOADS = "UWSGI_RELOADS"
 # have reached this age, so that a crash at start cannot become a fork loop.
 MIN_LIFETIME = 1.0
 EMPEROR_CRASHED = 1
-# Seconds the Emperor and its vassals have to die where `reload-mercy` is
-# not set (0), as uWSGI's Emperor reads it.
-DEFAULT_MERCY = 30
+# Where reload-mercy is 0, uWSGI's master gives its Emperor this many
+# seconds, and two more, to die; the Emperor itself reads 0 as 30 for
+# its vassals, in its own process, so that the master never sees it.
+DEFAULT_MERCY = 3
+EXTRA_MERCY = 2
 
 
-def run(config, reign):
-    """Keep `reign()` (the Emperor's loop) running in a child."""
-    return Master(config, reign).run()
+def run(config, home, reign):
+    """Keep `reign()` (the Emperor's loop) running in a child; a reload
+    starts again from folder `home`."""
+    return Master(config, home, reign).run()
 
 
 class Master:
-    def __init__(self, config, reign, clock=time.monotonic):
+    def __init__(self, config, home, reign, clock=time.monotonic):
         self.config = config
         self.reign = reign
         self.clock = clock
-        self.mercy = config["reload-mercy"] or DEFAULT_MERCY
+        self.mercy = mercy(config)
+        self.home = home
         self.pid = None       # the Emperor's; None while one is due
         self.born = -MIN_LIFETIME
         self.signals = None
@@ -139,9 +143,12 @@ class Master:
         return 0
 
     def reexec(self, signum):
-        log.log(RELOAD_LINES[signum])
+        # uWSGI's order: the Emperor is buried before the workers are
+        # told, and here there are none.
         self.bury()
+        log.log(RELOAD_LINES[signum])
         log.log("binary reloading uWSGI...")
+        proc.return_home(self.home)
         log.log(f"running {sys.executable}")
         self.signals.close()
         env = {**os.environ, ENV_RELOADS: str(reloads() + 1)}
@@ -149,22 +156,9 @@ class Master:
         proc.exec_image(sys.executable, sys.orig_argv, env)
 
     def bury(self):
-        """End the Emperor (its ragnarok) and wait for it, at most
-        `reload-mercy` seconds before SIGKILL."""
         pid, self.pid = self.pid, None
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGINT)
-        deadline = self.clock() + self.mercy
-        while pid not in {p for p, _ in proc.reap()}:
-            if self.clock() >= deadline:
-                log.log(f"the Emperor (pid: {pid}) is taking too much time "
-                        "to die...NO MERCY !!!")
-                os.kill(pid, signal.SIGKILL)
-                deadline = float("inf")
-            log.log("waiting for Emperor death...")
-            self.signals.wait(1.0)
-        log.log(f"The Emperor has been buried (pid: {pid})")
+        if pid is not None:
+            bury(pid, self.mercy)
 
     def report(self):
         """SIGUSR1: what a uWSGI master without workers prints."""
@@ -175,3 +169,51 @@ class Master:
 def reloads():
     value = os.environ.get(ENV_RELOADS, "")
     return int(value) if value.isdigit() else 0
+
+
+def mercy(config):
+    """Seconds a master gives its Emperor to die before SIGKILL."""
+    return (config["reload-mercy"] or DEFAULT_MERCY) + EXTRA_MERCY
+
+
+def bury(pid, seconds):
+    """End the Emperor `pid` and wait for it, as uWSGI's master does
+    before it ends or reloads: SIGINT (its ragnarok), then SIGKILL once
+    `seconds` are gone, said once a second meanwhile."""
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _reaped(pid):
+            break
+        log.log("waiting for Emperor death...")
+        _wait_a_second(pid)
+    else:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    log.log(f"The Emperor has been buried (pid: {pid})")
+
+
+def _reaped(pid):
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
+
+
+def _wait_a_second(pid):
+    """A second, or less if the Emperor dies before."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        time.sleep(1.0)
+        return
+    try:
+        fdwait.readable([fd], 1.0)
+    finally:
+        os.close(fd)

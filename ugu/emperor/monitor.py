@@ -69,18 +69,20 @@ def diff(known, found):
 
 
 class GlobMonitor:
-    """Vassals are the pattern's matches, named as matched (absolute only
-    if the pattern is); they start in the Emperor's own directory."""
+    """Vassals are the pattern's matches from folder `cwd` (the Emperor's
+    start folder), named as matched (absolute only if the pattern is);
+    they start in that folder."""
 
-    def __init__(self, pattern, spec=None, nofollow=False):
+    def __init__(self, pattern, spec=None, nofollow=False, cwd=None):
         self.pattern = pattern
         self.spec = spec or pattern   # the `emperor` value, for the stats
-        self.cwd = os.getcwd()
+        self.cwd = cwd or os.getcwd()
         self.nofollow = nofollow
 
     def scan(self):
-        paths = sorted(glob.glob(self.pattern))
-        found = (_found(p, p, self.cwd, self.nofollow) for p in paths)
+        paths = sorted(glob.glob(self.pattern, root_dir=self.cwd))
+        found = (_found(os.path.join(self.cwd, p), p, self.cwd,
+                        self.nofollow) for p in paths)
         return [f for f in found if f]
 
     def home(self):
@@ -147,11 +149,13 @@ def config_option(name):
     return FORMATS[os.path.splitext(name)[1]]
 
 
-def monitor_for(spec, nofollow=False):
+def monitor_for(spec, nofollow=False, home=None):
     """The monitor an `emperor` value asks for, as uWSGI chooses it: a
-    pattern whose only match is a directory watches that directory."""
+    pattern whose only match is a directory watches that directory.  A
+    glob pattern matches from `home` (by default, this folder); a
+    directory is taken from this folder."""
     if spec.startswith(GLOB_SCHEME):
-        return GlobMonitor(spec[len(GLOB_SCHEME):], spec, nofollow)
+        return GlobMonitor(spec[len(GLOB_SCHEME):], spec, nofollow, home)
     if spec.startswith(DIR_SCHEME):
         return DirMonitor(spec[len(DIR_SCHEME):], spec, nofollow)
     if "://" in spec:
@@ -160,7 +164,7 @@ def monitor_for(spec, nofollow=False):
     matches = glob.glob(spec)
     if len(matches) == 1 and os.path.isdir(matches[0]):
         return DirMonitor(matches[0], spec, nofollow)
-    return GlobMonitor(spec, nofollow=nofollow)
+    return GlobMonitor(spec, nofollow=nofollow, cwd=home)
 
 
 def scan_all(monitors):

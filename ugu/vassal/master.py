@@ -215,7 +215,7 @@ def _run(config):
         privileges.lock_after_log(config)
     # The loggers' paths follow chdir, as uWSGI opens them later.
     if config["chdir"]:
-        _chdir(config["chdir"])
+        proc.change_dir(config["chdir"], "chdir")
     log.use_loggers(config, reloaded)
     log.send_requests(logroutes.request_sender(config))
     # From the first line on, as uWSGI's log master is made before its
@@ -455,7 +455,7 @@ def _privileged_hooks(config, hooks, start_cwd, reloaded):
         _as_root(config, hooks, reloaded)
     waits.sockets(config)
     if config["chdir"]:
-        _chdir(config["chdir"])
+        proc.change_dir(config["chdir"], "chdir")
 
 
 # Where the start drops privileges, in uWSGI's order: after the jail's
@@ -597,14 +597,6 @@ def _scoreboard(config):
                           f"{workers} workers of {per_worker} cores: "
                           f"{reason} (lower {option})",
                           option=option) from None
-
-
-def _chdir(path):
-    try:
-        os.chdir(path)
-    except OSError as e:
-        raise ConfigError(f"chdir() to {path}: {e.strerror}",
-                          option="chdir") from None
 
 
 def _apply_env(config):
@@ -2315,15 +2307,7 @@ class Master:
         self.shared.hooks.run("as-user-atexit")
         log.log("binary reloading uWSGI...")
         # force-cwd: where uWSGI starts again, whatever the folder.
-        folder = self.config["force-cwd"] or self.start_cwd
-        log.log(f"chdir() to {folder}")
-        try:
-            os.chdir(folder)
-        except OSError as e:
-            # As uWSGI: said, and the reload goes on from where it is (a
-            # folder left outside chroot, a force-cwd that is not there).
-            log.log(f"uwsgi_reload()/chdir(): {e.strerror} "
-                    f"[core/master_utils.c line 453]")
+        proc.return_home(self.config["force-cwd"] or self.start_cwd)
         sockets.log_kept(self.listeners)
         sockets.export_for_reload(
             self.listeners,

@@ -12,7 +12,6 @@ import grp
 import os
 import pwd
 import re
-import resource
 import socket
 import stat
 import struct
@@ -604,11 +603,10 @@ def _log_bound(name, proto, sock, index, inherited=False):
 
 
 def log_kept(listeners):
-    """What a master says before it re-executes itself, as uWSGI's does:
-    every other descriptor closes with the exec, the worker sockets (in
-    descriptor order) stay open for the new master."""
-    max_fd = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    log.log(f"closing all non-uwsgi socket fds > 2 (max_fd = {max_fd})...")
+    """What a master says before it re-executes itself, after
+    proc.return_home's lines, as uWSGI's does: every other descriptor
+    closes with the exec, the worker sockets (in descriptor order) stay
+    open for the new master."""
     numbered = [l for l in listeners if l.proto not in GATEWAYS]
     # By descriptor, a worker socket's line before its shared socket's.
     kept = [(l.sock.fileno(), 0, f"socket {index} ({l.name})")
