@@ -2,15 +2,17 @@
 
 Each pass scans the monitors and acts on what changed (spawn, reload,
 stop), then waits in one select for a signal, a message from a vassal, or
-the next moment something is due: the next scan (`emperor-freq`), a
-throttled respawn, the deadline of a vassal told to die, or of one whose
-heartbeats are overdue.  A file watcher (watch.py) and the stats server
+the next moment something is due: the next scan (`emperor-freq`), the
+deadline of a vassal told to die, or of one whose heartbeats are
+overdue.  A file watcher (watch.py) and the stats server
 wake it too.  Signal handlers only queue the signal; SIGCHLD just wakes
 the loop, which reaps on every pass.
 
 A dead vassal's record is dropped; the next pass finds its file again and
-spawns it anew, unless the blacklist (throttle.py) holds it back, or it
-exited with EXIT_EXILE, which parks it until its file changes.
+spawns it anew, unless the blacklist (throttle.py) holds it back (then a
+later scan does, as in uWSGI: a failing vassal comes back every
+emperor-freq seconds at best), or it exited with EXIT_EXILE, which parks
+it until its file changes.
 """
 
 import os
@@ -167,7 +169,6 @@ class Emperor:
         self.broodlord = config["emperor-broodlord"]
         self.broods = 0
         self.exiled = {}       # name -> mtime it exited EXIT_EXILE with
-        self.held = []         # when blacklisted vassals may come back
         self.ending = False
         self.signals = None
         self.watcher = None
@@ -231,7 +232,6 @@ class Emperor:
                  if not v.zerg}
         known.update(self.exiled)
         known.update({name: s.mtime for name, s in self.sleepers.items()})
-        self.held = []
         scanned = monitor.scan_all(self.monitors)
         for event in monitor.diff(known, scanned):
             match event:
@@ -246,7 +246,7 @@ class Emperor:
     def enthrone(self, found):
         due = self.blacklist.due(found.name) if self.blacklist else 0.0
         if due > self.clock():
-            self.held.append(due)
+            # Tried again at a later scan, as uWSGI's: not at `due`.
             return
         owner = self.owner(found)
         if owner is False:
@@ -426,7 +426,7 @@ class Emperor:
         moments += [v.beat + self.required_heartbeat
                     for v in self.vassals.values() if v.beat is not None]
         if not self.ending:
-            moments += [*self.held, now + self.freq]
+            moments.append(now + self.freq)
         if self.stats is not None and self.stats.deadline() is not None:
             # The stats server keeps time.monotonic(), moments self.clock().
             moments.append(now + self.stats.deadline() - time.monotonic())

@@ -1,9 +1,10 @@
 """uWSGI's blacklist: back off from a vassal that keeps dying unloyal.
 
 Each death of a vassal that never became loyal is a failure.  After the
-first, the vassal may come back at once (uWSGI waits the step read as
-microseconds, about 1 ms); each further failure adds one step to the wait,
-counted from the death.  A wait that has reached the ceiling is halved
+first, the vassal is held back for the step read as microseconds (as
+uWSGI's: 1 ms by default, which still misses the scan that follows the
+death); each further failure adds one step to the wait, counted from the
+death.  A wait that has reached the ceiling is halved
 instead, so a hopeless vassal is still retried now and then.  Loyalty
 forgives everything.  Pure: the caller passes the clock's reading.
 """
@@ -39,7 +40,8 @@ class Blacklist:
         """Record a failure; return the Verdicts worth logging."""
         entry = self._entries.get(name)
         if entry is None:
-            self._entries[name] = _Entry(first=now, last=now)
+            self._entries[name] = _Entry(first=now, last=now,
+                                         wait=self.step / 1000)
             return []
         verdicts = []
         if entry.wait >= self.ceiling:
