@@ -512,6 +512,7 @@ def test_every_problem_of_a_file_is_said_in_one_run_in_line_order(capsys):
     write("multi.ini", MULTI_INI)
     assert cli.main(["--ini", "multi.ini"]) == 1
     assert capsys.readouterr().err.splitlines() == [
+        "[uWSGI] getting INI configuration from multi.ini",
         "ugu: multi.ini:3: option 'processes': 'lots' is not a number; "
         "uWSGI reads it as 0 (write a plain number)",
         "ugu: multi.ini:4: option 'harakiri': '5s' is not a number; uWSGI "
@@ -844,12 +845,15 @@ def test_help_lists_the_options(capsys):
         assert f"--{opt.name}" in names
 
 
-def test_config_error_is_one_line_and_exit_1(capsys):
+def test_config_error_is_one_line_after_uwsgis_reading_line_and_exit_1(
+        capsys):
+    """uWSGI says each file it opens, whatever follows; the error is
+    one line after it."""
     write("app.ini", "[uwsgi]\nstrict = true\nprocesess = 2\n")
     assert cli.main(["--ini", "app.ini"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert err.startswith("ugu: app.ini:3: option 'procesess': ")
+    announce, error = capsys.readouterr().err.splitlines()
+    assert announce == "[uWSGI] getting INI configuration from app.ini"
+    assert error.startswith("ugu: app.ini:3: option 'procesess': ")
 
 
 def test_python_m_ugu_exits_1_naming_file_and_line():
@@ -1312,8 +1316,9 @@ def test_warnings_follow_the_file_they_are_about():
 def test_bad_input_is_one_line_with_exit_1(capsys, text, where):
     write("app.ini", text)
     assert cli.main(["--ini", "app.ini"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"ugu: {where}")
+    announce, error = capsys.readouterr().err.splitlines()
+    assert announce == "[uWSGI] getting INI configuration from app.ini"
+    assert error.startswith(f"ugu: {where}")
 
 
 def test_help_lists_every_alias_and_short_flag(capsys):

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from ugu import UWSGI_VERSION, __version__, proc
+from ugu import UWSGI_VERSION, __version__, link, proc
 from ugu.options import registry, sources
 from ugu.options.errors import ConfigError, ConfigExit, FatalExit
 from ugu.options.resolve import resolve
@@ -44,13 +44,12 @@ def main(argv=None):
         _match_optimize(config, restarted, argv, chain)
         status = _dispatch(config)
     except ConfigExit as e:
-        sys.stdout.flush()
-        for line in e.announce:
-            print(line, file=sys.stderr)
+        _say_reading(e.announce)
         status, fallback = e.status, e.fallback
     except FatalExit as e:
         status = e.status
     except ConfigError as e:
+        _say_reading(getattr(e, "announce", ()))
         for error in e.errors:
             print(f"ugu: {error}", file=sys.stderr)
         # One raised once the config is read (a socket that cannot be
@@ -70,6 +69,17 @@ def main(argv=None):
             os.getpid() in (pid, proc.daemon_pid()):
         _fall_back(fallback, status, chain)
     return status
+
+
+def _say_reading(announce):
+    """Where the reading of the config ended the start: what uWSGI says
+    before that, as it finds its Emperor's link and reads the files."""
+    sys.stdout.flush()
+    fd = link.environment_fd()
+    if fd is not None:
+        print(link.detected_line(fd), file=sys.stderr)
+    for line in announce:
+        print(line, file=sys.stderr)
 
 
 def _chain(text):

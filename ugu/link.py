@@ -28,6 +28,17 @@ class ToEmperor(enum.IntEnum):
     SOS = 30
 
 
+def detected_line(fd):
+    """What uWSGI's vassal says first, as it finds the link (fd `fd`)."""
+    return f"*** has_emperor mode detected (fd: {fd}) ***"
+
+
+def environment_fd(environ=os.environ):
+    """The link's descriptor the Emperor passed, or None."""
+    fd = environ.get(ENV_FD)
+    return int(fd) if fd is not None and fd.isdigit() else None
+
+
 class VassalLink:
     """The vassal's end: report to the emperor, hear its orders."""
 
@@ -36,11 +47,11 @@ class VassalLink:
 
     @classmethod
     def from_environment(cls, environ=os.environ):
-        fd = environ.get(ENV_FD)
-        if fd is None or not fd.isdigit():
+        fd = environment_fd(environ)
+        if fd is None:
             return None
-        os.set_inheritable(int(fd), True)
-        return cls(socket.socket(fileno=int(fd)))
+        os.set_inheritable(fd, True)
+        return cls(socket.socket(fileno=fd))
 
     def fileno(self):
         return self.sock.fileno()

@@ -282,11 +282,15 @@ class Reader:
         if key in self.reading:
             raise ConfigError(self._loop(key, spec), *where(origin), option)
         text = _text(path, origin)  # first: the magic needs a real file
+        if path not in self.files:
+            # Announced once open, as uWSGI's are, whatever its text.
+            self.files.append(path)
+            self.formats[path] = fmt
         text, parts = self._injected(text, path)
         magic = self._magic(path, name, asked, spec)
         entries = self._parse(fmt, text, path, section, magic)
         self._read(_placed(entries, parts) if len(parts) > 1 else entries,
-                   path, key, fmt)
+                   path, key)
 
     def _injected(self, text, path):
         """The text of a config file with the inject-before files' texts
@@ -323,11 +327,8 @@ class Reader:
         text = substitute_magic(text, magic, path, self.problems)
         return PARSERS[fmt](text, path, section)
 
-    def _read(self, entries, path, key, fmt):
+    def _read(self, entries, path, key):
         self.last_file = path
-        if path not in self.files:
-            self.files.append(path)
-            self.formats[path] = fmt
         self.reading.append(key)
         try:
             for entry in entries:

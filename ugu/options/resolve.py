@@ -236,8 +236,7 @@ def resolve(argv, environ=None, again=False):
         e.fallback = reader.fallback
         # The files read up to the line, which uWSGI announced as it
         # read them.
-        e.announce = [ANNOUNCE[reader.formats[path]].format(path)
-                      for path in reader.files]
+        e.announce = _announced(reader)
         # What was found wrong before the line ends the start first, as
         # uWSGI stops at the first such line.
         try:
@@ -248,7 +247,15 @@ def resolve(argv, environ=None, again=False):
         raise
     except ConfigError as e:
         e.fallback = reader.fallback
+        e.announce = _announced(reader)
         raise
+
+
+def _announced(reader):
+    """uWSGI's line for each file read up to the reading's end, which it
+    says as it opens them."""
+    return [ANNOUNCE[reader.formats[path]].format(path)
+            for path in reader.files]
 
 
 def _resolve(reader, argv, environ):

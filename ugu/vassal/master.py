@@ -25,7 +25,7 @@ import time
 from ugu import log, proc, subscription
 from ugu import stats as stats_server
 from ugu.http.vars import parse_var
-from ugu.link import ToEmperor, ToVassal, VassalLink
+from ugu.link import ToEmperor, ToVassal, VassalLink, detected_line
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 from ugu.router import fastrouter, rawrouter, sslrouter
@@ -175,7 +175,7 @@ def _run(config):
     if link:
         # Said as uWSGI finds the link, before its config is read: in the
         # Emperor's log, not in the vassal's logto file.
-        log.log(f"*** has_emperor mode detected (fd: {link.fileno()}) ***")
+        log.log(detected_line(link.fileno()))
     hooks = Hooks(config)
     if config["unshare"] or config["unshare2"]:
         # Refused before anything starts, as uWSGI reads them.
