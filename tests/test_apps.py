@@ -394,8 +394,9 @@ def test_request_log_names_the_selected_app(procs, tmp_path):
 
 
 def test_a_broken_vassal_config_exits_1_alone(tmp_path):
-    """What the emperor sees of a broken vassal: exit 1 and one line;
-    tests/test_emperor.py checks that the other vassals keep running."""
+    """What the emperor sees of a broken vassal: exit 1 and one line,
+    after uWSGI's line naming the file read; tests/test_emperor.py checks
+    that the other vassals keep running."""
     (tmp_path / "bad.ini").write_text("[uwsgi]\nstrict = true\n"
                                       "processes = four\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
@@ -404,6 +405,7 @@ def test_a_broken_vassal_config_exits_1_alone(tmp_path):
                             text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == 1
     assert result.stderr == (
+        "[uWSGI] getting INI configuration from bad.ini\n"
         "ugu: bad.ini:3: option 'processes': 'four' is not a number; uWSGI "
         "reads it as 0 (write a plain number)\n")
 
