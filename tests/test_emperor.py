@@ -337,8 +337,11 @@ def test_vassal_is_spawned_with_its_link_and_nothing_else(procs, tmp_path,
                  "is now loyal"):
         emperor.wait_for_log(rf"(?m)^{CTIME}\[emperor\] vassal a\.ini "
                              rf"{news}$")
-    # Every uWSGI instance's first line, then the Emperor's.
+    # Every uWSGI instance's first line, the warning of one without a
+    # master, then the Emperor's.
     assert re.match(r"\*\*\* Starting uWSGI 2\.0\.31 .* \*\*\*\n"
+                    r"\*\*\* WARNING: you are running uWSGI without its "
+                    r"master process manager \*\*\*\n"
                     r"\*\*\* starting uWSGI Emperor \*\*\*\n",
                     emperor.output())
 

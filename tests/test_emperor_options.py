@@ -480,3 +480,115 @@ def test_a_masters_reload_buries_the_emperor_then_says_where_it_restarts(
                      r"closing all non-uwsgi socket fds > 2 "
                      r"\(max_fd = \d+\)\.\.\.\n"
                      r"running ", master.output())
+
+
+# -- the start-up options of an instance that is an Emperor ---------------
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("master", [False, True])
+def test_the_emperor_writes_its_pidfiles_and_vacuum_takes_them_away(
+        start_server, tmp_path, server, master):
+    """pidfile and pidfile2 hold the Emperor's pid, or its master's;
+    safe-pidfile is a master's only."""
+    _vassals(tmp_path)
+    argv = ["--emperor", "v/*.ini", "--pidfile", "p1", "--pidfile2", "p2",
+            "--safe-pidfile", "sp", "--vacuum"]
+    emperor = start_server(server, [*argv, "--master"] if master else argv,
+                           cwd=tmp_path, env=ENV)
+    emperor.wait_for_log(r"\[emperor\] vassal v/a\.ini is ready to accept "
+                         r"requests")
+    for name in ("p1", "p2"):
+        assert (tmp_path / name).read_text().strip() == str(emperor.pid)
+    assert (tmp_path / "sp").exists() == master
+    emperor.send_signal(signal.SIGINT)
+    assert emperor.wait() == 0
+    out = emperor.output()
+    assert "VACUUM: pidfile removed.\nVACUUM: pidfile2 removed.\n" in out
+    assert not any((tmp_path / name).exists() for name in ("p1", "p2", "sp"))
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_an_emperor_waiting_for_a_socket_in_vain_exits_1(start_server,
+                                                         tmp_path, server):
+    _vassals(tmp_path)
+    port = free_port()
+    emperor = start_server(server, ["--emperor", "v/*.ini",
+                                    "--wait-for-socket", f"127.0.0.1:{port}",
+                                    "--wait-for-socket-timeout", "1"],
+                           cwd=tmp_path, env=ENV)
+    assert emperor.wait() == 1
+    out = emperor.output()
+    assert f"waiting for 127.0.0.1:{port} (max 1 seconds) ...\n" in out
+    assert "starting uWSGI Emperor" not in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_envdir_prio_and_limit_nproc_reach_the_vassals(start_server,
+                                                       tmp_path, server):
+    _vassals(tmp_path)
+    with open(tmp_path / "v" / "a.ini", "a") as f:
+        f.write(f"pidfile = {tmp_path / 'a.pid'}\n")
+    (tmp_path / "envd").mkdir()
+    (tmp_path / "envd" / "ENVD_X").write_text("from the envdir")
+    emperor = start_server(server, ["--emperor", "v/*.ini",
+                                    "--envdir", "envd", "--prio", "5",
+                                    "--limit-nproc", "5000"],
+                           cwd=tmp_path, env=ENV)
+    emperor.wait_for_log(r"\[emperor\] vassal v/a\.ini is ready to accept "
+                         r"requests")
+    vassal = int((tmp_path / "a.pid").read_text())
+    environ = Path(f"/proc/{vassal}/environ").read_bytes().split(b"\0")
+    assert b"ENVD_X=from the envdir" in environ
+    for pid in (emperor.pid, vassal):
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 5
+        assert re.search(r"Max processes\s+5000\s+5000",
+                         Path(f"/proc/{pid}/limits").read_text())
+    out = emperor.output()
+    assert "limiting number of processes to 5000...\n" in out
+    assert "scheduler priority set to 5\n" in out
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+@pytest.mark.parametrize("option, signum, line", [
+    ("die-on-term", signal.SIGTERM, "goodbye to uWSGI.\n"),
+    ("exit-on-reload", signal.SIGHUP, "uWSGI: GAME OVER (insert coin)\n"),
+])
+def test_a_masters_end_options_end_it(start_server, tmp_path, server,
+                                      option, signum, line):
+    _vassals(tmp_path)
+    master = start_server(server, ["--master", "--emperor", "v/*.ini",
+                                   f"--{option}"], cwd=tmp_path, env=ENV)
+    master.wait_for_log(r"\[emperor\] vassal v/a\.ini is ready to accept "
+                        r"requests")
+    master.send_signal(signum)
+    assert master.wait() == 0
+    out = master.output()
+    assert out.endswith(line)
+    assert "binary reloading" not in out
+
+
+@pytest.mark.parametrize("option, value", [
+    ("touch-reload", "t"), ("master-fifo", "f"), ("attach-daemon", "true"),
+    ("cron", "-1 -1 -1 -1 -1 true"), ("spooler", "spool"),
+    ("shared-socket", "127.0.0.1:0"), ("chroot", "/")])
+def test_what_the_emperor_does_not_run_is_refused(procs, tmp_path, option,
+                                                  value):
+    _vassals(tmp_path)
+    emperor = procs.ugu("--emperor", "v/*.ini", f"--{option}", value,
+                        cwd=tmp_path, env=ENV)
+    assert emperor.wait() == 1
+    assert f"ugu: command line: option '{option}': ugu's Emperor does not " \
+           f"run it yet" in emperor.output()
+
+
+def test_an_emperor_failing_under_a_master_is_said_without_a_traceback(
+        procs, tmp_path):
+    _vassals(tmp_path)
+    master = procs.ugu("--master", "--emperor", "v/*.ini",
+                       "--emperor-pidfile", str(tmp_path / "no" / "p"),
+                       cwd=tmp_path, env=ENV)
+    master.wait_for_log(r"!!! Emperor died !!!", count=2)
+    out = master.output()
+    assert "ugu: command line: option 'emperor-pidfile': cannot write " \
+           f"{tmp_path / 'no' / 'p'}: No such file or directory\n" in out
+    assert "Traceback" not in out

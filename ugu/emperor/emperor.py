@@ -26,7 +26,7 @@ from ugu.emperor.throttle import Blacklist, Verdict
 from ugu.emperor.vassal import State, Vassal
 from ugu.emperor.watch import Watcher
 from ugu.link import ToEmperor, ToVassal
-from ugu.vassal import hygiene
+from ugu.vassal import hygiene, privileges, waits
 from ugu.options import registry
 from ugu.options.errors import ConfigError
 
@@ -45,6 +45,23 @@ NEWS = {
 # The hooks an Emperor runs (ugu/vassal/hooks.py runs them).
 HOOK_OPTIONS = ("hook-emperor-start", "hook-as-emperor", "exec-as-emperor",
                 "hook-as-vassal", "exec-as-vassal")
+# What uWSGI's master, or the instance, runs beside its Emperor, and
+# ugu's Emperor does not.
+NOT_RUN = ("touch-reload", "touch-chain-reload", "touch-workers-reload",
+           "touch-mules-reload", "touch-spoolers-reload", "touch-exec",
+           "touch-signal", "fs-reload", "fs-brutal-reload", "fs-signal",
+           "master-fifo", "reload-on-fd", "brutal-reload-on-fd",
+           "attach-daemon", "attach-daemon2", "attach-control-daemon",
+           "smart-attach-daemon", "smart-attach-daemon2", "cron", "cron2",
+           "unique-cron", "spooler", "spooler-external", "mule", "mules",
+           "farm", "enable-metrics", "metric", "metrics-dir", "stats-push",
+           "carbon", "udp", "subscribe-to", "subscribe2", "zerg-server",
+           "cache", "cache2", "queue", "sharedarea", "add-cache-item",
+           "load-file-in-cache", "load-file-in-cache-gzip", "shared-socket",
+           "undeferred-shared-socket", "unshare", "unshare2", "chroot",
+           "pivot-root")
+# The status of a start that waited in vain (wait-for-*), as uWSGI's.
+EXIT_FAILED = 1
 VERDICTS = {
     Verdict.BAD_BEHAVING: "[emperor] unloyal bad behaving vassal found: "
                           "{} throttling it...",
@@ -56,6 +73,20 @@ VERDICTS = {
 def run(config):
     """Reign over the `emperor` patterns; with `master`, from a child of a
     master that keeps an Emperor alive.  Returns the exit code."""
+    try:
+        return _run(config)
+    except waits.WaitFailed:
+        return EXIT_FAILED
+
+
+def _run(config):
+    for name in NOT_RUN:
+        if config[name]:
+            raise ConfigError("ugu's Emperor does not run it yet, uWSGI's "
+                              "master beside its Emperor does: set it in a "
+                              "vassal's file, or give this instance a "
+                              "socket to serve, beside which the Emperor "
+                              "runs", option=name)
     for name in ("log-maxsize", "touch-logrotate", "touch-logreopen"):
         if config[name]:
             raise ConfigError("ugu rotates and reopens a vassal's logto "
@@ -91,15 +122,29 @@ def run(config):
     proc.start_log(config, reloaded=reloaded)
     # The vassals inherit them, as uWSGI's.
     proc.apply_env(config)
+    if config["envdir"]:
+        privileges.envdirs(config)
+    if config["never-swap"]:
+        proc.lock_memory()
+    if config["flock2"] or config["flock-wait2"]:
+        privileges.lock_after_log(config)
     # At a reload a logger's file that cannot be opened (its folder
     # gone) is waited for, as uWSGI's opens it at its first line: the
     # Emperor's lines try it again, and the vassals spawned after take it.
     log.use_loggers(config, reloaded)
     if log.stdio_waiting():
         log.write_through(log.retrying(None))
+    log.starting(config["pcre-jit"])
+    if config["pidfile"] and not reloaded:
+        hygiene.write_pidfile(config["pidfile"])
+    if config["file-write"]:
+        privileges.file_write(config)
+    if os.getuid() == 0:
+        waits.as_root(config)
     # As uWSGI's, the Emperor reigns once uid and gid are taken, and its
     # vassals run as that user too.
     hygiene.drop_privileges(config)
+    waits.sockets(config)
     if config["logto2"] and log.log_file_taken(config):
         log.logto(config, "logto2")
     # uWSGI's glob monitors match from the folder it started in (or
@@ -108,10 +153,18 @@ def run(config):
     if config["force-cwd"] and not os.path.isdir(home):
         raise ConfigError(f"{home} is not a folder: the Emperor's glob "
                           "patterns match from there", option="force-cwd")
-    log.starting(config["pcre-jit"])
     if config["chdir"]:
         log.log(f"chdir() to {config['chdir']}")
         proc.change_dir(config["chdir"], "chdir")
+    if config["pidfile2"] and not reloaded:
+        hygiene.write_pidfile(config["pidfile2"], "pidfile2")
+    if not config["master"]:
+        log.log("*** WARNING: you are running uWSGI without its master "
+                "process manager ***")
+    if config["limit-nproc"]:
+        privileges.limit_nproc(config)
+    if config["prio"] is not None:
+        privileges.set_priority(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
     monitors = [monitor.monitor_for(spec, config["emperor-nofollow"], home)
@@ -126,7 +179,10 @@ def run(config):
     if config["emperor-procname"]:
         # uWSGI names a lone Emperor so even without auto-procname.
         proc.name_process(config, config["emperor-procname"])
-    return Emperor(config, monitors, templates).run()
+    status = Emperor(config, monitors, templates).run()
+    if config["vacuum"]:
+        hygiene.vacuum(config, [])
+    return status
 
 
 class Emperor:

@@ -4,10 +4,12 @@ As in uWSGI, the master forks the Emperor as its only child and forks a
 new one when it dies (the vassals die with the old one and come back with
 the new).  INT and QUIT end the Emperor and then the master; TERM and HUP
 end it and re-exec the master, uWSGI 2.0's brutal and graceful reloads,
-alike here since there are no workers to be gentle with.  The Emperor is
-always ended with SIGINT, its ragnarok, and waited for.  With `stats`
+alike here since there are no workers to be gentle with (die-on-term
+swaps TERM and QUIT; exit-on-reload makes a reload an exit).  The Emperor
+is always ended with SIGINT, its ragnarok, and waited for.  With `stats`
 it serves what uWSGI's serves: a master's document with no socket and
-no worker.
+no worker.  The pidfiles are uWSGI's too: safe-pidfile once the Emperor
+is spawned, and vacuum takes them away at the end.
 """
 
 import os
@@ -17,14 +19,13 @@ import time
 import traceback
 
 from ugu import fdwait, log, proc, stats
+from ugu.options.errors import ConfigError
+from ugu.vassal import hygiene
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP,
            signal.SIGUSR1, signal.SIGCHLD)
-SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
-RELOAD_LINES = {
-    signal.SIGTERM: "...brutally killing workers...",
-    signal.SIGHUP: "...gracefully killing workers...",
-}
+GRACEFUL_LINE = "...gracefully killing workers..."
+BRUTAL_LINE = "...brutally killing workers..."
 ENV_RELOADS = "UWSGI_RELOADS"
 # An Emperor that dies younger than this is respawned only when it would
 # have reached this age, so that a crash at start cannot become a fork loop.
@@ -49,6 +50,12 @@ class Master:
         self.reign = reign
         self.clock = clock
         self.mercy = mercy(config)
+        # die-on-term swaps the meanings of TERM and QUIT, as in uWSGI.
+        brutal, ending = (signal.SIGQUIT, signal.SIGTERM) \
+            if config["die-on-term"] else (signal.SIGTERM, signal.SIGQUIT)
+        self.shutdown_signals = (signal.SIGINT, ending)
+        self.reload_lines = {signal.SIGHUP: GRACEFUL_LINE,
+                             brutal: BRUTAL_LINE}
         self.home = home
         self.pid = None       # the Emperor's; None while one is due
         self.born = -MIN_LIFETIME
@@ -63,6 +70,8 @@ class Master:
         log.log("*** Operational MODE: no-workers ***")
         again = "gracefully (RE)" if reloads() else ""
         log.log(f"{again}spawned uWSGI master process (pid: {os.getpid()})")
+        if not reloads():
+            hygiene.write_safe_pidfiles(self.config)
         if self.config["stats"]:
             self.stats = stats.from_config(self.config, "stats",
                                            stats.instance)
@@ -75,10 +84,10 @@ class Master:
                 self.stats.answer(source)
             self.reap()
             for signum in signums:
-                if signum in SHUTDOWN_SIGNALS:
+                if signum in self.shutdown_signals:
                     return self.shutdown()
-                if signum in RELOAD_LINES:
-                    self.reexec(signum)
+                if signum in self.reload_lines:
+                    return self.reload(signum)
                 if signum == signal.SIGUSR1:
                     self.report()
             if self.pid is None and \
@@ -122,6 +131,11 @@ class Master:
                                self.config["emperor-procname"]
                                or "uWSGI Emperor")
                 code = self.reign()
+        except ConfigError as e:
+            # emperor-pidfile, emperor-stats: said as at the start, and
+            # the master tries a new Emperor a second later.
+            for error in e.errors:
+                print(f"ugu: {error}", file=sys.stderr)
         except BaseException:
             traceback.print_exc()
             sys.stderr.flush()
@@ -137,16 +151,27 @@ class Master:
     def shutdown(self):
         log.log("SIGINT/SIGTERM received...killing workers...")
         self.bury()
+        log.log("goodbye to uWSGI.")
+        return self.end()
+
+    def end(self):
         if self.stats:
             self.stats.close()
-        log.log("goodbye to uWSGI.")
+        if self.config["vacuum"]:
+            hygiene.vacuum(self.config, [])
         return 0
 
-    def reexec(self, signum):
+    def reload(self, signum):
         # uWSGI's order: the Emperor is buried before the workers are
         # told, and here there are none.
         self.bury()
-        log.log(RELOAD_LINES[signum])
+        log.log(self.reload_lines[signum])
+        if self.config["exit-on-reload"]:
+            log.log("uWSGI: GAME OVER (insert coin)")
+            return self.end()
+        self.reexec()
+
+    def reexec(self):
         log.log("binary reloading uWSGI...")
         proc.return_home(self.home)
         log.log(f"running {sys.executable}")
