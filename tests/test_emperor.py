@@ -418,6 +418,21 @@ def test_no_mercy_for_a_vassal_that_ignores_stop(procs, tmp_path, court):
                what="the Emperor's process group to empty")
 
 
+def test_a_second_ragnarok_says_the_mercy_left(procs, tmp_path, court):
+    """uWSGI's Emperor gives its vassals 30 s where reload-mercy is 0."""
+    court.add("stubborn.ini", send="1", on_stop="ignore")
+    emperor = start_emperor(procs, tmp_path, "--emperor", str(court.path))
+    stubborn = vassal_up(emperor, "stubborn.ini")
+    emperor.send_signal(signal.SIGINT)
+    emperor.wait_for_log(r"fake vassal stubborn\.ini told to stop")
+    emperor.send_signal(signal.SIGINT)
+    emperor.wait_for_log(r"\n\[emperor\] \*\*\* RAGNAROK ALREADY EVOKED "
+                         r"\(mercyless in (30|29) seconds\)\*\*\*\n")
+    os.kill(stubborn["pid"], signal.SIGKILL)
+    assert emperor.wait() == 0
+    assert "NO MERCY" not in emperor.output()
+
+
 def test_kill_9_of_the_emperor_takes_every_vassal_down(procs, tmp_path,
                                                        court):
     court.add("a.ini", on_eof="ignore")

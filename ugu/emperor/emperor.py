@@ -60,6 +60,9 @@ NOT_RUN = ("touch-reload", "touch-chain-reload", "touch-workers-reload",
            "load-file-in-cache", "load-file-in-cache-gzip", "shared-socket",
            "undeferred-shared-socket", "unshare", "unshare2", "chroot",
            "pivot-root")
+# Seconds a vassal told to stop has before SIGKILL, where reload-mercy is
+# 0, as uWSGI's Emperor reads it (its master gives the Emperor 3 + 2).
+VASSALS_MERCY = 30
 # The status of a start that waited in vain (wait-for-*), as uWSGI's.
 EXIT_FAILED = 1
 VERDICTS = {
@@ -202,7 +205,7 @@ class Emperor:
         # A zero frequency would make the loop spin.
         self.freq = max(1, config["emperor-freq"])
         self.tolerance = config["emperor-curse-tolerance"]
-        self.mercy = config["reload-mercy"] or master.DEFAULT_MERCY
+        self.mercy = config["reload-mercy"] or VASSALS_MERCY
         self.required_heartbeat = config["emperor-required-heartbeat"]
         self.tyrant = config["emperor-tyrant"]
         # uWSGI takes the owner from the stat the monitor made, a link's
@@ -226,6 +229,7 @@ class Emperor:
         self.broods = 0
         self.exiled = {}       # name -> mtime it exited EXIT_EXILE with
         self.ending = False
+        self.ended_at = None   # the clock's reading at the ragnarok
         self.signals = None
         self.watcher = None
         self.stats = None      # a StatsServer (ugu/stats.py)
@@ -624,14 +628,19 @@ class Emperor:
             self.blacklist.clear()
 
     def ragnarok(self):
+        now = self.clock()
         if self.ending:
+            # uWSGI counts in whole seconds since the first.
+            left = self.mercy - int(now - self.ended_at)
+            log.log(f"[emperor] *** RAGNAROK ALREADY EVOKED (mercyless in "
+                    f"{left} seconds)***")
             return
-        self.ending = True
+        self.ending, self.ended_at = True, now
         log.log("[emperor] *** RAGNAROK EVOKED ***")
         for sleeper in self.sleepers.values():
             sleeper.close()
         self.sleepers.clear()
-        deadline = self.clock() + self.mercy
+        deadline = now + self.mercy
         for vassal in self.vassals.values():
             if vassal.state is State.RUNNING:
                 self.stop(vassal, deadline)
