@@ -69,6 +69,10 @@ def application(environ, start_response):
     if path == "/bad-name-empty":
         start_response("200 OK", [("Bad Name", "x")])
         return []
+    if path == "/big":
+        # More than the connections' buffers hold.
+        start_response("200 OK", [("Content-Length", str(4 << 20))])
+        return [b"x" * (4 << 20)]
     if path == "/ignore-body":
         start_response("200 OK", [("Content-Length", "7")])
         return [b"ignored"]

@@ -1238,6 +1238,33 @@ def test_a_client_leaving_mid_request_is_said_as_by_uwsgis_router(
     assert len(lines["ugu"]) == (how == "reset")
 
 
+def test_a_client_stalling_mid_chunked_body_is_cut_unsaid(worker,
+                                                          start_router):
+    """Past http-timeout, as uWSGI's router cuts a silent client: unsaid
+    (ugu's said the client went away)."""
+    r = start_router([["127.0.0.1", worker]], "--http-timeout", "1")
+    leave_mid_request(r.port, "chunked", "silence")
+    assert "[uwsgi-http" not in r.log()
+
+
+def test_a_client_reset_during_its_answer_is_said_in_uwsgis_words(
+        worker, start_router):
+    """A reset met while the answer is written is said as uWSGI's router
+    says a failed write (or a read, if the reset is read first)."""
+    r = start_router([["127.0.0.1", worker]])
+    with socket.create_connection(("127.0.0.1", r.port), timeout=10) as s:
+        s.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        # The answer has begun, and its 4 MB do not fit in the buffers.
+        assert s.recv(1, socket.MSG_PEEK)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+    r.process.wait_for_log(r"\[uwsgi-http key: t client_addr: 127\.0\.0\.1 "
+                           r"client_port: \d+\] hr_(read|write)\(\): "
+                           r"(Connection reset by peer|Broken pipe) "
+                           r"\[plugins/http/http\.c line (918|565)\]")
+    assert "went away" not in r.log()
+
+
 def trickled(port, pieces, gap):
     """The answer to a request head sent in `pieces` parts, `gap` seconds
     apart, and the seconds it took."""

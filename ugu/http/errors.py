@@ -39,6 +39,11 @@ class ClientReadFailed(ClientGone):
     is uWSGI's router's line for it."""
 
 
+class ClientWriteFailed(ClientGone):
+    """A write to the client's connection failed (a reset, a closed
+    pipe); the message is uWSGI's router's line for it."""
+
+
 class BodyCutShort(ConnectionError):
     """The client closed before sending the whole request body."""
 

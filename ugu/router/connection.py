@@ -19,8 +19,8 @@ import h11
 from ugu.http import plain, proxyline
 from ugu.http.errors import (BadRequest, ClientClosed, ClientGone,
                              ClientReadFailed, ClientStalled,
-                             HeadersTooLarge, HttpError, NotImplementedHere,
-                             h11_reason)
+                             ClientWriteFailed, HeadersTooLarge, HttpError,
+                             NotImplementedHere, h11_reason)
 from ugu.http.vars import DEFAULT_KEY, RequestVars
 from ugu.log import log
 from ugu.protocol import encode_vars
@@ -136,11 +136,11 @@ class ClientConnection:
             # Before its body's end: closed unsaid, as by uWSGI's router
             # (the worker says the body it got cut short).
             return False
-        except ClientReadFailed as e:
-            self.log_error(request_key(request), str(e))
+        except ClientStalled:
+            # Closed unsaid past the timeout, as by uWSGI's router.
             return False
-        except ClientGone as e:
-            self.log_error(request_key(request), f"client went away: {e}")
+        except (ClientReadFailed, ClientWriteFailed) as e:
+            self.log_error(request_key(request), str(e))
             return False
         return self._next_cycle()
 
@@ -243,8 +243,10 @@ class ClientConnection:
         self._out.clear()
         try:
             self.channel.sendall(data, self.settings.timeout)
+        except TimeoutError as e:
+            raise ClientStalled(reason(e)) from None
         except OSError as e:
-            raise ClientGone(reason(e)) from None
+            raise ClientWriteFailed(write_failed(reason(e))) from None
 
     # Errors and closing.
 
@@ -319,3 +321,8 @@ def reason(error):
 def read_failed(why):
     """uWSGI's router's words for a failed read of the client's."""
     return f"hr_read(): {why} [plugins/http/http.c line 918]"
+
+
+def write_failed(why):
+    """uWSGI's router's words for a failed write to the client."""
+    return f"hr_write(): {why} [plugins/http/http.c line 565]"

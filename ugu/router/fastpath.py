@@ -36,7 +36,7 @@ from ugu.log import log
 from ugu.router.backends import NameToLookUp
 from ugu.router.channel import READ, SWEEP_INTERVAL, WRITE
 from ugu.router.connection import (MAX_HEAD, read_failed, reason,
-                                   request_key)
+                                   request_key, write_failed)
 from ugu.router.cycle import PlainCycle
 from ugu.router.exchange import (Exchange, backend_closed, backend_failed,
                                  packet)
@@ -356,7 +356,7 @@ class FastPath:
             sent = 0
         except OSError as e:
             self.conn.log_error(request_key(self.request),
-                                f"client went away: {reason(e)}")
+                                write_failed(reason(e)))
             self.close()
             return
         self._out = self._out[sent:]
@@ -372,8 +372,7 @@ class FastPath:
         self._next()
 
     def _send_timed_out(self):
-        self.conn.log_error(request_key(self.request), "client went away: "
-                            "timed out")
+        # Closed unsaid, as by uWSGI's router.
         self.close()
 
     def _next(self):
