@@ -69,6 +69,13 @@ def application(environ, start_response):
     if path == "/bad-name-empty":
         start_response("200 OK", [("Bad Name", "x")])
         return []
+    if path == "/chunked-read":
+        import uwsgi
+        chunks = []
+        while chunk := uwsgi.chunked_read(5):
+            chunks.append(chunk.decode("latin-1"))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(chunks).encode()]
     if path == "/big":
         # More than the connections' buffers hold.
         start_response("200 OK", [("Content-Length", str(4 << 20))])

@@ -672,6 +672,20 @@ def test_optional_values():
         ("http-keepalive", "true")]
 
 
+def test_a_value_uwsgi_requires_may_be_the_next_word_or_left_out():
+    """uWSGI's getopt wants a value after these: `--http-quiet 1` reads
+    as in uWSGI; bare, before an option or at the end, it reads true."""
+    assert shown("--http-quiet", "1", "--log-sendfile", "--log-ioerror",
+                 "0", "--http-server-name-as-http-host") == [
+        ("http-quiet", "1"), ("log-sendfile", "true"), ("log-ioerror", "0"),
+        ("http-server-name-as-http-host", "true")]
+
+
+def test_a_bare_number_option_takes_uwsgis_default_unwarned():
+    config = resolve(["--http", ":9", "--http-use-socket"], {})
+    assert config["http-use-socket"] == 0 and config.warnings == ()
+
+
 def test_missing_value_is_refused():
     assert str(error("--processes")) == (
         "command line: option '--processes' requires an argument")

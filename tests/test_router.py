@@ -1265,6 +1265,30 @@ def test_a_client_reset_during_its_answer_is_said_in_uwsgis_words(
     assert "went away" not in r.log()
 
 
+def test_http_chunked_input_gives_the_app_the_chunks_as_sent(
+        uwsgi_binary, worker, start_router):
+    """With http-chunked-input, as through uWSGI's router, a chunked body
+    goes to the node raw, where uwsgi.chunked_read takes it chunk by
+    chunk, and the connection closes after (ugu's router used to
+    de-chunk it all the same, and the app found no chunk)."""
+    request = (b"POST /chunked-read HTTP/1.1\r\nHost: t\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    theirs, their_port = start_uwsgi_router(
+        uwsgi_binary, f"127.0.0.1:{worker}", "--http-chunked-input")
+    try:
+        ours = start_router([["127.0.0.1", worker]], "--http-chunked-input")
+        for port in (ours.port, their_port):
+            with socket.create_connection(("127.0.0.1", port),
+                                          timeout=10) as s:
+                s.sendall(request)
+                status, _, body = support.split_response(read_to_eof(s))
+            assert (status, json.loads(body)) == (
+                "HTTP/1.1 200 OK", ["hello", " world"]), port
+    finally:
+        theirs.stop()
+
+
 def trickled(port, pieces, gap):
     """The answer to a request head sent in `pieces` parts, `gap` seconds
     apart, and the seconds it took."""

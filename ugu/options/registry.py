@@ -57,6 +57,9 @@ class Option:
     needs_master: bool = False
     # On the command line the value is optional: `--opt` or `--opt=VALUE`.
     optional: bool = False
+    # An optional value that may also come as the next word (`--opt 1`),
+    # where uWSGI's getopt requires one: a word that is not an option.
+    next_word: bool = False
     # A larger number is cut down to this, as uWSGI does.
     maximum: int | None = None
     # A smaller number counts as this, as uWSGI reads it.
@@ -1199,13 +1202,13 @@ OPTIONS = (
          "instance's socket N (default 0: the first)", HTTP,
          optional=True),
     _opt("http-quiet", FLAG, "do not log the connects to nodes that fail",
-         HTTP, default=False, optional=True),
+         HTTP, default=False, optional=True, next_word=True),
     _opt("http-gracetime", INT, "seconds an http-to node that failed "
          "waits before it is tried again (0: the router's back-off, 1 s "
          "doubling to 30)", HTTP, default=0),
     _opt("http-server-name-as-http-host", FLAG, "SERVER_NAME is the "
          "request's Host rather than the machine's name", HTTP,
-         default=False, optional=True),
+         default=False, optional=True, next_word=True),
     _opt("http-uid", STR, "the HTTP router's processes setuid to this "
          "user or uid", HTTP),
     _opt("http-gid", STR, "the HTTP router's processes setgid to this "
@@ -1249,8 +1252,10 @@ OPTIONS = (
          "(v1) line before a connection's first request: the client it "
          "names is REMOTE_ADDR and REMOTE_PORT", HTTP, default=False,
          optional=True),
-    _opt("http-chunked-input", FLAG, "accepted for uWSGI configs: the "
-         "router always de-chunks request bodies", HTTP, default=False),
+    _opt("http-chunked-input", FLAG, "a chunked request's body goes to "
+         "the node raw, as the client sends it, for uwsgi.chunked_read "
+         "(the connection closes after); without it the router "
+         "de-chunks it", HTTP, default=False),
     _opt("http-manage-expect", TOGGLE, "accepted for uWSGI configs: the "
          "router always answers 'Expect: 100-continue'; a number N > 1 "
          "also refuses such a request with a body over N bytes (413)",
@@ -1586,10 +1591,10 @@ OPTIONS = (
     # uWSGI 2.0 wants a value for these two (`--log-sendfile 1`).
     _opt("log-sendfile", FLAG, "with disable-logging, still log files "
          "sent by sendfile() (not those of an offload thread)", LOGGING,
-         default=False, optional=True),
+         default=False, optional=True, next_word=True),
     _opt("log-ioerror", FLAG, "with disable-logging, still log requests "
          "whose body read and response write both failed", LOGGING,
-         default=False, optional=True),
+         default=False, optional=True, next_word=True),
     _opt("logto", STR, "log to a file: messages, request lines and what "
          "the app prints", LOGGING),
     _opt("logto2", STR, "log to a file opened after privileges are "

@@ -349,7 +349,12 @@ def _long_option(reader, text, args):
         return
     opt, name = _long_name(given)
     if opt.optional:
-        value = value if eq else "true"
+        if eq:
+            pass
+        elif opt.next_word and args and not args[0].startswith("-"):
+            value, eq = args.pop(0), "="
+        else:
+            value = "true"
     elif opt.kind == registry.FLAG:
         if eq:
             raise ConfigError(f"option '--{name}' doesn't allow an "
@@ -554,7 +559,9 @@ def _number_problems(entries):
     problems = []
     for e in entries:
         opt = None if e.placeholder else registry.lookup(e.key)
-        if opt is None or opt.kind not in (registry.INT, registry.TOGGLE):
+        if opt is None or opt.kind not in (registry.INT, registry.TOGGLE) \
+                or e.bare:
+            # A bare `--opt` wrote no number: uWSGI takes its default.
             continue
         words = TRUE_WORDS | FALSE_WORDS
         if opt.kind == registry.TOGGLE and e.value.lower() in words:

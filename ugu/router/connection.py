@@ -151,6 +151,7 @@ class ClientConnection:
         the connection."""
         head = RequestVars(request)
         if self.settings.raw_body or (
+                self.settings.chunked_input and _chunked(head)) or (
                 self.settings.manage_source
                 and request.method == b"SOURCE") or (
                 self.settings.websockets and type(self.cycle) is H11Cycle
@@ -312,6 +313,13 @@ def _describe(address):
     if isinstance(address, tuple):
         return f"client_addr: {address[0]} client_port: {address[1]}"
     return "client_addr: unix"
+
+
+def _chunked(head):
+    """Whether a request's body comes in chunks, as uWSGI's router tells
+    it for http-chunked-input."""
+    return head.headers.get(b"HTTP_TRANSFER_ENCODING", b"").lower() == \
+        b"chunked"
 
 
 def reason(error):

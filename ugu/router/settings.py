@@ -63,6 +63,10 @@ class Settings:
     # http-raw-body: every request opens a raw session
     # (ugu.router.tunnel), its body relayed as the client sends it.
     raw_body: bool = False
+    # http-chunked-input: a chunked request opens such a session, so that
+    # the app reads its chunks (uwsgi.chunked_read) as the client sends
+    # them.
+    chunked_input: bool = False
     # SERVER_NAME is the request's Host (http-server-name-as-http-host).
     host_as_server_name: bool = False
     # Subscription servers each announce is passed on to.
@@ -104,6 +108,7 @@ class Settings:
             https_export_cert=config["https-export-cert"],
             websockets=config["http-websockets"],
             raw_body=config["http-raw-body"],
+            chunked_input=config["http-chunked-input"],
             proxy_protocol=(config["enable-proxy-protocol"]
                             or config["http-enable-proxy-protocol"]),
             subscription_tolerance=config["subscription-tolerance"],
