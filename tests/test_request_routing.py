@@ -172,6 +172,8 @@ def test_computed_vars_find_the_first_item_as_written(tmp_path, text,
      'no action "nosuch" in route* rules; it has addheader, addvar,'),
     ("route-run = return:299", 'invalid status "299" for return'),
     ("route-run = return:", 'invalid status "" for return'),
+    ("route-run = return:204", "return:204 answers with its phrase as the "
+     "body, which a 204 cannot carry: write break:204"),
     ("route-run = break:40", 'invalid status "40" for break'),
     ("route-if = bogus:x break:", 'unable to find "bogus" route condition'),
     ("route-run = goto:nowhere", '"goto" to an unknown label "nowhere"'),
@@ -247,6 +249,7 @@ ROUTES = [
     "route = ^/rem remheader:Content-Type",
     "route = ^/del delheader:X-App",
     "route = ^/meth setmethod:PUT",
+    "route = ^/tohead setmethod:HEAD",
     "route = ^/sn setscriptname:/sn",
     "route = ^/tom setscriptname:/m",
     "route = ^/byid setapp:/m",
@@ -284,7 +287,8 @@ REQUESTS = [
     ("GET", "/set", {}), ("GET", "/goto", {}), ("GET", "/cont", {}),
     ("GET", "/last", {}), ("GET", "/r302", {}), ("GET", "/r301/x?y", {}),
     ("GET", "/bws", {}), ("GET", "/rem", {}),
-    ("GET", "/del", {}), ("GET", "/meth", {}), ("GET", "/sn/x", {}),
+    ("GET", "/del", {}), ("GET", "/meth", {}), ("GET", "/tohead", {}),
+    ("GET", "/sn/x", {}),
     ("GET", "/tom/x", {}), ("GET", "/byid/y", {}),
     ("GET", "/scheme", {}), ("GET", "/quiet", {}), ("GET", "/ra", {}),
     ("GET", "/uri", {}), ("GET", "/doc", {}), ("GET", BIG, {}),
@@ -383,6 +387,52 @@ def test_routes_answer_and_log_as_uwsgi(site, uwsgi_binary, http):
                for line in logged)
     assert "not enough buffer space to add BIG variable, consider " \
         "increasing it with the --buffer-size option" in lines
+
+
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_regexps_read_as_uwsgis_pcre_reads_them(site, start_server, server):
+    """Classes and word boundaries are ASCII's, as in a PCRE without UTF,
+    and `{,2}` is those characters, as in PCRE2 10.42."""
+    port = support.free_port()
+    path = write_config(site, [
+        f"http-socket = 127.0.0.1:{port}", "wsgi-file = app.py",
+        "route = ^/(\\w+)$ log:routed word $1",
+        "route = ^/a\\sb log:routed space",
+        "route = ^/caf\\b log:routed boundary",
+        "route = ^/a{,2}b$ log:routed brace",
+        "route = ^/end$ log:routed end"])
+    process = start_server(server, ["--ini", str(path)], cwd=site)
+    support.wait_for_port(port)
+    for target in ("/caf%E9", "/a%A0b", "/a%1Fb", "/aab", "/a%7B,2%7Db",
+                   "/end"):
+        ask(port, True, "GET", target, {})
+    process.wait_for_log(r"GET /end => ")
+    assert [line for line in process.output().splitlines()
+            if line.startswith("routed ")] == [
+        "routed boundary", "routed word aab", "routed brace",
+        "routed word end", "routed end"]
+
+
+def test_a_code_point_escape_pcre_refuses_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"PCRE does not support \\u"):
+        make_router(tmp_path, "route = ^/\\u0041 break:403")
+
+
+def test_a_head_request_set_to_get_is_answered_with_the_head(site, procs):
+    """The client asked for the head: setmethod changes what the app and
+    the log line see, not what the client waits for (it was a 500)."""
+    port = support.free_port()
+    path = write_config(site, [f"http-socket = 127.0.0.1:{port}",
+                               "wsgi-file = app.py",
+                               "route-if = equal:${REQUEST_METHOD};HEAD "
+                               "setmethod:GET"])
+    server = procs.ugu("--ini", str(path), cwd=site)
+    support.wait_for_port(port)
+    raw = ask(port, True, "HEAD", "/x", {})
+    status, headers, body = support.split_response(raw)
+    assert status == "HTTP/1.0 200 OK" and body == b""
+    assert int(headers["content-length"]) > 0
+    server.wait_for_log(r"GET /x => generated \d+ bytes .*\(HTTP/1\.0 200\)")
 
 
 def test_a_static_route_answers_404_for_a_file_it_cannot_send(site, procs):

@@ -7,7 +7,10 @@ bracket (`[[:digit:]]`, `[^[:space:]]`), which Python reads as a set of
 the letters `[:digt` followed by a `]`, matching nothing the author
 meant, and warns about (each becomes the ASCII range PCRE gives it); and
 PCRE's `\\Z` and `\\z`, the ends of the subject, which a log line (matched
-with its newline) tells apart.
+with its newline) tells apart; and `{,N}`, which the PCRE uWSGI is built
+with (10.42) reads as those characters, and Python as a repeat.  Classes
+and word boundaries are ASCII's, as in a PCRE without UTF, and `\\u`,
+which PCRE refuses, is refused.
 """
 
 import re
@@ -29,6 +32,8 @@ _POSIX = re.compile(r"\[:(\^?)([a-z]*):\]")
 # before a newline that ends the subject (Python's only at the very
 # end), and its \z is Python's \Z.
 _END = {"\\Z": r"(?=\n?\Z)", "\\z": r"\Z"}
+# Python's escapes for a code point, which PCRE (without UTF) refuses.
+_REFUSED = ("\\u", "\\U")
 
 
 def compile(pattern):
@@ -41,7 +46,9 @@ def compile(pattern):
         # "Possible nested set": a `[` in a bracket, which both read as
         # the character today.
         warnings.simplefilter("ignore", FutureWarning)
-        return re.compile(text.encode("latin-1") if is_bytes else text)
+        if is_bytes:
+            return re.compile(text.encode("latin-1"))
+        return re.compile(text, re.ASCII)
 
 
 def _rewrite(text):
@@ -51,8 +58,15 @@ def _rewrite(text):
         char = text[i]
         if char == "\\":
             escape = text[i:i + 2]
+            if escape in _REFUSED:
+                raise re.error(f"PCRE does not support {escape}: write "
+                               "the character itself, or \\xHH")
             out.append(_END.get(escape, escape) if not inside else escape)
             i += 2
+            continue
+        if not inside and text.startswith("{,", i):
+            out.append("\\{")
+            i += 1
             continue
         if not inside and char == "[":
             # `[]...]` and `[^]...]`: the first `]` is a character.

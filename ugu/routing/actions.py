@@ -440,6 +440,12 @@ def return_(args):
         # uWSGI answers nothing for a code it has no phrase for.
         raise ConfigError(f'invalid status "{args}" for return (expected '
                           'a code uWSGI knows, e.g. "404")')
+    if args[0] == "1" or args in ("204", "304"):
+        # uWSGI's sends its phrase as the body all the same, which HTTP
+        # does not carry: every such answer would be a 500.
+        raise ConfigError(f"return:{args} answers with its phrase as the "
+                          f"body, which a {args} cannot carry: write "
+                          f"break:{args}, which answers with no body")
     answer = (f"{args} {phrase}", [("Content-Type", "text/plain"),
                                    ("Content-Length", str(len(phrase)))],
               phrase.encode("latin-1"))

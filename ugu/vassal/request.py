@@ -136,6 +136,10 @@ class Exchange:
         self.start = time.time()
         self.pid = ctx.pid
         self.method = request_vars.get("REQUEST_METHOD", "")
+        # Whether the client asked for the head alone: the method as it
+        # arrived, which setmethod does not change (it changes what the
+        # app and the log line see, not what the client waits for).
+        self.asked_head = self.method == "HEAD"
         self.uri = request_vars.get("REQUEST_URI", "")
         self.protocol = request_vars.get("SERVER_PROTOCOL", "")
         self.remote_addr = request_vars.get("REMOTE_ADDR", "")
@@ -231,7 +235,7 @@ class Exchange:
         if self._status_line is None:
             raise RuntimeError("the app returned without calling "
                                "start_response")
-        headers, head_only = self._headers, self.method == "HEAD"
+        headers, head_only = self._headers, self.asked_head
         if self._after_file is not None:
             headers = [*headers, *self._after_file]
         elif self.ctx.routing.active:
@@ -327,7 +331,7 @@ class Exchange:
         try:
             self.header_size = self.transport.start(
                 self.protocol, self._status_line, headers, answer,
-                self.method == "HEAD")
+                self.asked_head)
         except HeadSent as e:
             self._count_head_sent(e, answer)
             raise ClientWriteError(WRITE_BODY_AFTER_HEAD, e.error) from None
@@ -902,7 +906,7 @@ def _announce_offload(ex, count):
     close (the thread cannot give it back to the core): on a keepalive
     HTTP connection the head says so, or the client would send its next
     request into the close."""
-    if ex.ctx.offload and count and ex.method != "HEAD":
+    if ex.ctx.offload and count and not ex.asked_head:
         ex.transport.close_after()
 
 
