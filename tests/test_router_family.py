@@ -84,6 +84,23 @@ def test_processes_share_the_socket_and_the_subscriptions(start_server,
                          router.output())
 
 
+@pytest.mark.parametrize("server", ["ugu", "uwsgi"])
+def test_a_reload_buries_the_routers_before_it_tells_the_workers(
+        start_server, app, server):
+    front, back = support.free_port(), support.free_port()
+    instance = start_server(server, [
+        "--master", "--http", f"127.0.0.1:{front}", "--http-processes",
+        "2", "--socket", f"127.0.0.1:{back}", "--wsgi-file", str(app)])
+    instance.wait_for_log(r"spawned uWSGI worker 1 ")
+    instance.wait_for_log(r"spawned uWSGI http 2 ")
+    instance.send_signal(signal.SIGHUP)
+    instance.wait_for_log(r"\.\.\.gracefully killing workers\.\.\.")
+    assert re.search(r'gateway "uWSGI http 1" has been buried \(pid: \d+\)\n'
+                     r'gateway "uWSGI http 2" has been buried \(pid: \d+\)\n'
+                     r"\.\.\.gracefully killing workers\.\.\.\n",
+                     instance.output())
+
+
 def test_processes_are_respawned_and_refused_below_one(procs, app):
     front, back = support.free_port(), support.free_port()
     router = procs.ugu("--master", "--http", f"127.0.0.1:{front}",

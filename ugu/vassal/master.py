@@ -2165,9 +2165,13 @@ class Master:
             # uWSGI's lazy mode: the master stays, its workers are told.
             self.reload_workers()
             return
-        # As uWSGI: the daemons are stopped before the workers are told.
+        # As uWSGI: the daemons are stopped, the routers and the Emperor
+        # buried, before the workers are told.
         self.daemons.stop(reloading=True)
         self._kill_spoolers()
+        self._bury_gateways()
+        if self.emperor:
+            self.emperor.bury()
         how = "gracefully" if graceful else "brutally"
         log.log(f"...{how} killing workers...")
         if self.subscriber and (not graceful
@@ -2186,6 +2190,17 @@ class Master:
                 child.stopping = True
                 self._kill(child.pid, signal.SIGKILL)
                 log.log(f"killing the spooler with pid {child.pid}")
+
+    def _bury_gateways(self):
+        """Kill each router and wait for it, said as it is buried."""
+        for pid, child in list(self.children.items()):
+            if child.kind in _GATEWAYS:
+                self._kill(pid, signal.SIGKILL)
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+                self._buried(self.children.pop(pid), None)
 
     def _stop_children(self, worker_signal):
         self.respawn_at.clear()
