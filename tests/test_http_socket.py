@@ -563,6 +563,9 @@ def test_431_when_headers_exceed_buffer_size(server, head):
                    + b"\r\n")
     assert raw.startswith(b"HTTP/1.1 431 Request Header Fields Too "
                           b"Large\r\n")
+    # uWSGI's line first, which log watchers know.
+    server.wait_for_log(r"invalid HTTP request size \(max 4096\)\.\.\.skip\n"
+                        r".*431 ")
     assert served(server)
 
 

@@ -490,9 +490,11 @@ def _read_request(client, ctx):
             # h11 met the close before the head's end: nobody to answer.
             log.log("uwsgi_proto_http_parser() -> client closed connection")
             return None
-        status = HeadersTooLarge if e.error_status_hint == 431 else \
-            BadRequest
-        _refuse(client, status(h11_reason(e)))
+        if e.error_status_hint == 431:
+            _say_too_large(client.max_head)
+            _refuse(client, HeadersTooLarge(h11_reason(e)))
+        else:
+            _refuse(client, BadRequest(h11_reason(e)))
         return None
     except HeadTimeout:
         # A silent client is no error; one that stalls mid-head is.
@@ -604,9 +606,16 @@ def _checked_block(rv, ctx, site, length=None):
     socket."""
     block = rv.block(site.constants, site.peer, length)
     if len(block) > ctx.buffer_size:
+        _say_too_large(ctx.buffer_size)
         raise HeadersTooLarge(f"uwsgi vars of {len(block)} bytes exceed "
                               f"buffer-size ({ctx.buffer_size})")
     return block
+
+
+def _say_too_large(buffer_size):
+    """uWSGI's line for a request over buffer-size, which log watchers
+    know, before ugu's, which says what was too large."""
+    log.log(f"invalid HTTP request size (max {buffer_size})...skip")
 
 
 def _request_body(client, rv):
