@@ -4,6 +4,7 @@ the same apps and requests."""
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -391,6 +392,28 @@ def test_request_log_names_the_selected_app(procs, tmp_path):
     http_get(port, "/other")
     p.wait_for_log(r"\|app: 1\|req: 1/1\].* GET /app2/x ")
     p.wait_for_log(r"\|app: 0\|req: 1/2\].* GET /other ")
+
+
+def test_a_vassal_failing_after_its_config_is_read_says_the_link_once(
+        tmp_path):
+    """The has_emperor line is said as the vassal starts, and not again
+    with an error raised after the reading (a port taken)."""
+    emperor_end, vassal_end = socket.socketpair()
+    with emperor_end, vassal_end, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("UWSGI_")}
+        env["UWSGI_EMPEROR_FD"] = str(vassal_end.fileno())
+        result = subprocess.run(
+            [*support.UGU, "--http-socket",
+             f"127.0.0.1:{taken.getsockname()[1]}", "--wsgi-file",
+             str(support.ECHO_APP)], cwd=tmp_path, env=env,
+            pass_fds=[vassal_end.fileno()], capture_output=True, text=True,
+            stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 1
+    assert "cannot bind" in result.stderr
+    assert result.stderr.count("*** has_emperor mode detected") == 1
 
 
 def test_a_broken_vassal_config_exits_1_alone(tmp_path):

@@ -49,7 +49,10 @@ def main(argv=None):
     except FatalExit as e:
         status = e.status
     except ConfigError as e:
-        _say_reading(getattr(e, "announce", ()))
+        announce = getattr(e, "announce", None)
+        if announce is not None:
+            # Raised while the config was read, before the start said it.
+            _say_reading(announce)
         for error in e.errors:
             print(f"ugu: {error}", file=sys.stderr)
         # One raised once the config is read (a socket that cannot be
