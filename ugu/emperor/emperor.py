@@ -83,6 +83,28 @@ def run(config):
 
 
 def _run(config):
+    _refuse_what_it_lacks(config)
+    reloaded = master.reloads() > 0
+    home = _start(config, reloaded)
+    monitors = [monitor.monitor_for(spec, config["emperor-nofollow"], home)
+                for spec in config["emperor"]]
+    if any(isinstance(m, monitor.GlobMonitor) for m in monitors):
+        # As uWSGI's glob monitor does at its start.
+        os.chdir(home)
+    templates = spawn.Templates.from_config(config)
+    if config["master"]:
+        return master.run(config, home, lambda: Emperor(
+            config, monitors, templates, master_pid=os.getppid()).run())
+    if config["emperor-procname"]:
+        # uWSGI names a lone Emperor so even without auto-procname.
+        proc.name_process(config, config["emperor-procname"])
+    status = Emperor(config, monitors, templates).run()
+    if config["vacuum"]:
+        hygiene.vacuum(config, [])
+    return status
+
+
+def _refuse_what_it_lacks(config):
     for name in NOT_RUN:
         if config[name]:
             raise ConfigError("ugu's Emperor does not run it yet, uWSGI's "
@@ -121,7 +143,11 @@ def _run(config):
         # which leaves the Emperor behind.
         raise ConfigError("the Emperor has no app to load first: use "
                           "daemonize", option="daemonize2")
-    reloaded = master.reloads() > 0
+
+
+def _start(config, reloaded):
+    """What an instance does at its start, in uWSGI's order, up to the
+    Emperor's; returns the folder its glob patterns match from."""
     proc.start_log(config, reloaded=reloaded)
     # The vassals inherit them, as uWSGI's.
     proc.apply_env(config)
@@ -170,22 +196,7 @@ def _run(config):
         privileges.set_priority(config)
     proc.limit_address_space(config)
     proc.set_max_fd(config)
-    monitors = [monitor.monitor_for(spec, config["emperor-nofollow"], home)
-                for spec in config["emperor"]]
-    if any(isinstance(m, monitor.GlobMonitor) for m in monitors):
-        # As uWSGI's glob monitor does at its start.
-        os.chdir(home)
-    templates = spawn.Templates.from_config(config)
-    if config["master"]:
-        return master.run(config, home, lambda: Emperor(
-            config, monitors, templates, master_pid=os.getppid()).run())
-    if config["emperor-procname"]:
-        # uWSGI names a lone Emperor so even without auto-procname.
-        proc.name_process(config, config["emperor-procname"])
-    status = Emperor(config, monitors, templates).run()
-    if config["vacuum"]:
-        hygiene.vacuum(config, [])
-    return status
+    return home
 
 
 class Emperor:

@@ -348,21 +348,16 @@ def _long_option(reader, text, args):
         reader.add(Entry(given, value))
         return
     opt, name = _long_name(given)
-    if opt.optional:
-        if eq:
-            pass
-        elif opt.next_word and args and not args[0].startswith("-"):
-            value, eq = args.pop(0), "="
-        else:
-            value = "true"
-    elif opt.kind == registry.FLAG:
-        if eq:
-            raise ConfigError(f"option '--{name}' doesn't allow an "
-                              "argument")
+    if opt.kind == registry.FLAG and eq and not opt.optional:
+        raise ConfigError(f"option '--{name}' doesn't allow an argument")
+    if opt.optional and not eq and opt.next_word and args and \
+            not args[0].startswith("-"):
+        value, eq = args.pop(0), "="
+    bare = not eq and (opt.optional or opt.kind == registry.FLAG)
+    if bare:
         value = "true"
     elif not eq:
         value = _take_value(name, args)
-    bare = not eq and (opt.optional or opt.kind == registry.FLAG)
     reader.add(Entry(name, value, bare=bare))
 
 
